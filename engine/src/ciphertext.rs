@@ -1,0 +1,160 @@
+//! The ciphertext blob: versioned, self-describing, header authenticated.
+//!
+//! Layout (byte offsets; every integer big-endian; see `docs/ciphertext-format.md`):
+//!
+//! | offset | len | field |
+//! |-------:|----:|-------|
+//! | 0      | 1   | format version, `0x01` |
+//! | 1      | 1   | algorithm, `0x01` = AES-256-GCM under an HKDF-SHA256-derived key |
+//! | 2      | 16  | key id (UUID bytes) |
+//! | 18     | 4   | key version |
+//! | 22     | 32  | salt (HKDF salt of the derived key) |
+//! | 54     | 12  | nonce (a per-derived-key counter) |
+//! | 66     | n   | ciphertext (as long as the plaintext) |
+//! | 66 + n | 16  | GCM tag |
+//!
+//! The associated data is the 66-byte header followed by the canonical encryption context, so every
+//! header byte and the context are authenticated; the parser checks every length before use.
+
+use uuid::Uuid;
+
+use crate::crypto::aes_gcm::{NONCE_LEN, TAG_LEN};
+use crate::error::{Error, Result};
+
+/// Current format version.
+pub const FORMAT_VERSION: u8 = 1;
+/// AES-256-GCM with a key derived by HKDF-SHA256 from the key version's material and the salt.
+pub const ALGORITHM_AES_256_GCM_HKDF_SHA256: u8 = 1;
+/// Bytes of salt per blob.
+pub const SALT_LEN: usize = 32;
+/// Header bytes (format version through nonce).
+pub const HEADER_LEN: usize = 1 + 1 + 16 + 4 + SALT_LEN + NONCE_LEN;
+/// Bytes a blob adds to its plaintext.
+pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+/// Largest blob Decrypt accepts (the service's ciphertext limit).
+pub const MAX_BLOB_LEN: usize = 6144;
+
+/// The blob length for a plaintext of `plaintext_len` bytes.
+pub const fn blob_len(plaintext_len: usize) -> usize {
+    plaintext_len + OVERHEAD
+}
+
+/// A parsed, not yet authenticated, blob.
+#[derive(Debug)]
+pub struct ParsedBlob<'a> {
+    pub key_id: Uuid,
+    pub key_version: u32,
+    pub salt: &'a [u8; SALT_LEN],
+    pub nonce: &'a [u8; NONCE_LEN],
+    /// The header bytes, authenticated as the start of the associated data.
+    pub header: &'a [u8],
+    pub body: &'a [u8],
+    pub tag: &'a [u8],
+}
+
+impl ParsedBlob<'_> {
+    /// Plaintext length.
+    pub fn plaintext_len(&self) -> usize {
+        self.body.len()
+    }
+}
+
+fn invalid(why: &str) -> Error {
+    Error::InvalidCiphertext(format!("the ciphertext blob is not valid: {why}"))
+}
+
+/// Parses and bounds-checks a blob; authentication happens at decryption.
+pub fn parse(blob: &[u8]) -> Result<ParsedBlob<'_>> {
+    if blob.len() < OVERHEAD {
+        return Err(invalid(
+            "it is shorter than the smallest keyplane ciphertext",
+        ));
+    }
+    if blob.len() > MAX_BLOB_LEN {
+        return Err(invalid("it is longer than 6144 bytes"));
+    }
+    let (header, rest) = blob.split_at(HEADER_LEN);
+    if header[0] != FORMAT_VERSION {
+        return Err(invalid("unknown format version"));
+    }
+    if header[1] != ALGORITHM_AES_256_GCM_HKDF_SHA256 {
+        return Err(invalid("unknown algorithm"));
+    }
+    let key_id = Uuid::from_slice(&header[2..18]).map_err(|_| invalid("bad key id"))?;
+    let key_version = u32::from_be_bytes(
+        header[18..22]
+            .try_into()
+            .map_err(|_| invalid("bad key version"))?,
+    );
+    let salt: &[u8; SALT_LEN] = header[22..22 + SALT_LEN]
+        .try_into()
+        .map_err(|_| invalid("bad salt"))?;
+    let nonce: &[u8; NONCE_LEN] = header[22 + SALT_LEN..HEADER_LEN]
+        .try_into()
+        .map_err(|_| invalid("bad nonce"))?;
+    let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+    Ok(ParsedBlob {
+        key_id,
+        key_version,
+        salt,
+        nonce,
+        header,
+        body,
+        tag,
+    })
+}
+
+/// Writes a header into `out[..HEADER_LEN]`.
+pub(crate) fn write_header(
+    out: &mut [u8],
+    key_id: &Uuid,
+    key_version: u32,
+    salt: &[u8; SALT_LEN],
+    nonce: &[u8; NONCE_LEN],
+) {
+    out[0] = FORMAT_VERSION;
+    out[1] = ALGORITHM_AES_256_GCM_HKDF_SHA256;
+    out[2..18].copy_from_slice(key_id.as_bytes());
+    out[18..22].copy_from_slice(&key_version.to_be_bytes());
+    out[22..22 + SALT_LEN].copy_from_slice(salt);
+    out[22 + SALT_LEN..HEADER_LEN].copy_from_slice(nonce);
+}
+
+/// The key id a blob names, without decrypting it (or authenticating that claim).
+pub fn key_id_of(blob: &[u8]) -> Result<Uuid> {
+    parse(blob).map(|p| p.key_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips() {
+        let id = Uuid::new_v4();
+        let mut blob = vec![0u8; blob_len(3)];
+        write_header(&mut blob, &id, 7, &[1; SALT_LEN], &[2; NONCE_LEN]);
+        let p = parse(&blob).unwrap();
+        assert_eq!((p.key_id, p.key_version), (id, 7));
+        assert_eq!(p.salt, &[1; SALT_LEN]);
+        assert_eq!(p.nonce, &[2; NONCE_LEN]);
+        assert_eq!(p.plaintext_len(), 3);
+        assert_eq!(p.header.len(), HEADER_LEN);
+    }
+
+    #[test]
+    fn every_short_length_is_rejected() {
+        for len in 0..OVERHEAD {
+            let mut blob = vec![0u8; len];
+            if len > 1 {
+                blob[0] = FORMAT_VERSION;
+                blob[1] = ALGORITHM_AES_256_GCM_HKDF_SHA256;
+            }
+            assert_eq!(
+                parse(&blob).unwrap_err().code(),
+                "InvalidCiphertextException"
+            );
+        }
+        assert!(parse(&vec![0u8; MAX_BLOB_LEN + 1]).is_err());
+    }
+}

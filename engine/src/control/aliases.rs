@@ -1,0 +1,126 @@
+//! CreateAlias, UpdateAlias, DeleteAlias, ListAliases.
+
+use super::page::{self, Page};
+use crate::clock::Timestamp;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::key::identifier::{validate_alias_name, ALIAS_PREFIX};
+use crate::key::state::KeyOperation;
+use crate::key::AliasRecord;
+use crate::store::StoreChange;
+
+/// One entry of ListAliases.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AliasListEntry {
+    pub alias_name: String,
+    pub alias_arn: String,
+    pub target_key_id: String,
+    pub creation_date: Timestamp,
+    pub last_updated_date: Timestamp,
+}
+
+impl Engine {
+    /// Creates `alias_name` (`alias/...`) pointing to a key.
+    pub fn create_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
+        validate_alias_name(alias_name)?;
+        let mut state = self.control()?;
+        if state.aliases.contains_key(alias_name) {
+            return Err(Error::AlreadyExists(format!(
+                "alias '{alias_name}' already exists"
+            )));
+        }
+        let target = self.key_for(&state, target_key_id, KeyOperation::AliasTarget)?;
+        let now = self.inner.clock.now();
+        let alias = AliasRecord {
+            name: alias_name.to_owned(),
+            target: target.id,
+            created: now,
+            updated: now,
+        };
+        self.inner.store.commit(&[StoreChange::PutAlias(&alias)])?;
+        state.aliases.insert(alias.name.clone(), alias);
+        self.publish(&state, &[], true);
+        Ok(())
+    }
+
+    /// Points an existing alias at another key of the same type and usage.
+    pub fn update_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
+        validate_alias_name(alias_name)?;
+        let mut state = self.control()?;
+        let mut alias = state
+            .aliases
+            .get(alias_name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("alias '{alias_name}' does not exist")))?;
+        let target = self.key_for(&state, target_key_id, KeyOperation::AliasTarget)?;
+        let current = state.record(&alias.target)?;
+        if current.key_spec.family() != target.key_spec.family()
+            || current.key_usage != target.key_usage
+        {
+            return Err(Error::Validation(format!(
+                "alias '{alias_name}' points to a {} {} key; its new key must be of the same \
+                 type and usage, not a {} {} key",
+                current.key_spec.family(),
+                current.key_usage,
+                target.key_spec.family(),
+                target.key_usage
+            )));
+        }
+        alias.target = target.id;
+        alias.updated = self.inner.clock.now();
+        self.inner.store.commit(&[StoreChange::PutAlias(&alias)])?;
+        state.aliases.insert(alias.name.clone(), alias);
+        self.publish(&state, &[], true);
+        Ok(())
+    }
+
+    /// Deletes an alias; the key it pointed to is unaffected.
+    pub fn delete_alias(&self, alias_name: &str) -> Result<()> {
+        let mut state = self.control()?;
+        if !state.aliases.contains_key(alias_name) {
+            return Err(Error::NotFound(format!(
+                "alias '{alias_name}' does not exist"
+            )));
+        }
+        self.inner
+            .store
+            .commit(&[StoreChange::DeleteAlias(alias_name)])?;
+        state.aliases.remove(alias_name);
+        self.publish(&state, &[], true);
+        Ok(())
+    }
+
+    /// ListAliases: every alias, or those of one key; `limit` 1–100 (default 50), by name.
+    pub fn list_aliases(
+        &self,
+        key_id: Option<&str>,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<AliasListEntry>> {
+        let limit = page::limit(limit, 50, 100)?;
+        let state = self.control()?;
+        let only = key_id.map(|k| self.resolve_id(&state, k)).transpose()?;
+        page::paginate(
+            state
+                .aliases
+                .values()
+                .filter(|a| only.is_none_or(|id| a.target == id))
+                .map(|a| {
+                    (
+                        a.name.clone(),
+                        AliasListEntry {
+                            alias_name: a.name.clone(),
+                            alias_arn: self.inner.scope.alias_arn(&a.name),
+                            target_key_id: a.target.hyphenated().to_string(),
+                            creation_date: a.created,
+                            last_updated_date: a.updated,
+                        },
+                    )
+                }),
+            marker,
+            limit,
+            |m| m.starts_with(ALIAS_PREFIX),
+        )
+    }
+}

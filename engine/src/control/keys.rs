@@ -1,0 +1,246 @@
+//! CreateKey, DescribeKey, ListKeys, UpdateKeyDescription, EnableKey, DisableKey.
+
+use uuid::Uuid;
+
+use super::page::{self, Page};
+use super::ControlState;
+use crate::crypto::random;
+use crate::engine::Engine;
+use crate::error::{validation, Error, Result};
+use crate::key::state::KeyOperation;
+use crate::key::{
+    KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, Origin, RotationConfig, Tag,
+    VersionRecord,
+};
+use crate::locked_memory::LockedBytes;
+
+/// Longest description a key may have.
+pub const MAX_DESCRIPTION: usize = 8192;
+/// Longest key policy document.
+pub const MAX_POLICY: usize = 32 * 1024;
+/// Bytes of material of a SYMMETRIC_DEFAULT key version.
+const SYMMETRIC_KEY_BYTES: usize = 32;
+
+/// A CreateKey request; every field optional as in the service.
+#[derive(Debug, Clone, Default)]
+pub struct CreateKeyRequest {
+    pub description: Option<String>,
+    pub key_usage: Option<KeyUsage>,
+    pub key_spec: Option<KeySpec>,
+    pub origin: Option<Origin>,
+    pub tags: Vec<Tag>,
+    pub multi_region: Option<bool>,
+    /// A key policy document; the default policy when absent.
+    pub policy: Option<String>,
+}
+
+/// One entry of ListKeys.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyListEntry {
+    pub key_id: String,
+    pub key_arn: String,
+}
+
+/// A new KeyMaterialId: 64 random hex characters.
+pub(crate) fn new_material_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    random::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub(crate) fn check_description(description: &str) -> Result<()> {
+    if description.chars().count() > MAX_DESCRIPTION {
+        return Err(validation!(
+            "a description is at most {MAX_DESCRIPTION} characters"
+        ));
+    }
+    Ok(())
+}
+
+impl Engine {
+    fn default_policy(&self) -> String {
+        format!(
+            r#"{{"Version":"2012-10-17","Id":"key-default-1","Statement":[{{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#,
+            self.inner.config.account_id
+        )
+    }
+
+    /// Creates a key. SYMMETRIC_DEFAULT keys are supported by this build; every other key spec
+    /// is modelled and refused with UnsupportedOperation.
+    pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata> {
+        let spec = request.key_spec.unwrap_or(KeySpec::SymmetricDefault);
+        let usage = request.key_usage.unwrap_or_else(|| spec.default_usage());
+        if !spec.allowed_usages().contains(&usage) {
+            return Err(validation!(
+                "key usage {usage} is not valid for key spec {spec}; valid usages: {}",
+                spec.allowed_usages()
+                    .iter()
+                    .map(|u| u.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !spec.is_supported() {
+            return Err(Error::UnsupportedOperation(format!(
+                "key spec {spec} is not yet supported by this keyplane build; SYMMETRIC_DEFAULT is"
+            )));
+        }
+        let origin = request.origin.unwrap_or(Origin::AwsKms);
+        if matches!(origin, Origin::AwsCloudhsm | Origin::ExternalKeyStore) {
+            return Err(Error::UnsupportedOperation(format!(
+                "origin {origin} needs a custom key store, which keyplane does not have yet"
+            )));
+        }
+        if request.multi_region == Some(true) {
+            return Err(Error::UnsupportedOperation(
+                "multi-Region keys are not supported by keyplane".into(),
+            ));
+        }
+        let description = request.description.unwrap_or_default();
+        check_description(&description)?;
+        let policy = match request.policy {
+            Some(policy) if policy.len() > MAX_POLICY => {
+                return Err(validation!("a key policy is at most {MAX_POLICY} bytes"))
+            }
+            Some(policy) => policy,
+            None => self.default_policy(),
+        };
+        let mut tags = Vec::new();
+        super::tags::merge_tags(&mut tags, request.tags)?;
+
+        let mut state = self.control()?;
+        if state.keys.len() >= self.inner.config.max_keys {
+            return Err(Error::LimitExceeded(format!(
+                "this engine already holds its maximum of {} keys",
+                self.inner.config.max_keys
+            )));
+        }
+        let now = self.inner.clock.now();
+        let id = Uuid::new_v4();
+        let (key_state, material, versions) = if origin == Origin::External {
+            (KeyState::PendingImport, None, Vec::new())
+        } else {
+            let material = LockedBytes::random(SYMMETRIC_KEY_BYTES, self.inner.config.lock_policy)?;
+            let version = VersionRecord {
+                version: 1,
+                material_id: new_material_id()?,
+                created: now,
+                rotation_type: None,
+            };
+            (KeyState::Enabled, Some((1, material)), vec![version])
+        };
+        let record = KeyRecord {
+            id,
+            created: now,
+            description,
+            key_spec: spec,
+            key_usage: usage,
+            origin,
+            key_manager: KeyManager::Customer,
+            state: key_state,
+            deletion_date: None,
+            pending_window_days: None,
+            tags,
+            rotation: RotationConfig {
+                enabled: false,
+                period_days: super::rotation::DEFAULT_ROTATION_PERIOD_DAYS,
+                next_rotation: None,
+            },
+            versions,
+            on_demand_rotations: 0,
+            policy,
+        };
+        self.save_key(&mut state, record, material)?;
+        self.metadata(&state, &id)
+    }
+
+    /// DescribeKey.
+    pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata> {
+        let state = self.control()?;
+        let id = self.resolve_id(&state, key_id)?;
+        self.metadata(&state, &id)
+    }
+
+    pub(crate) fn metadata(&self, state: &ControlState, id: &Uuid) -> Result<KeyMetadata> {
+        let record = state.record(id)?;
+        let key_state = state.effective_state(record);
+        Ok(KeyMetadata {
+            aws_account_id: self.inner.config.account_id.clone(),
+            key_id: record.id.hyphenated().to_string(),
+            arn: self.inner.scope.key_arn(&record.id),
+            creation_date: record.created,
+            enabled: key_state == KeyState::Enabled,
+            description: record.description.clone(),
+            key_usage: record.key_usage,
+            key_state,
+            deletion_date: record.deletion_date,
+            origin: record.origin,
+            key_manager: record.key_manager,
+            customer_master_key_spec: record.key_spec,
+            key_spec: record.key_spec,
+            encryption_algorithms: record.key_spec.encryption_algorithms(record.key_usage),
+            signing_algorithms: Vec::new(),
+            mac_algorithms: Vec::new(),
+            key_agreement_algorithms: Vec::new(),
+            multi_region: false,
+            pending_deletion_window_in_days: record.pending_window_days,
+            current_key_material_id: record.current_version().map(|v| v.material_id.clone()),
+            key_rotation_enabled: record.rotation.enabled,
+        })
+    }
+
+    /// ListKeys: every key, in key id order, `limit` (1–1000, default 100) at a time.
+    pub fn list_keys(
+        &self,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<KeyListEntry>> {
+        let limit = page::limit(limit, 100, 1000)?;
+        let state = self.control()?;
+        page::paginate(
+            state.keys.keys().map(|id| {
+                let key_id = id.hyphenated().to_string();
+                (
+                    key_id.clone(),
+                    KeyListEntry {
+                        key_id,
+                        key_arn: self.inner.scope.key_arn(id),
+                    },
+                )
+            }),
+            marker,
+            limit,
+            |m| Uuid::try_parse(m).is_ok(),
+        )
+    }
+
+    /// UpdateKeyDescription.
+    pub fn update_key_description(&self, key_id: &str, description: &str) -> Result<()> {
+        check_description(description)?;
+        let mut state = self.control()?;
+        let mut record = self.key_for(&state, key_id, KeyOperation::UpdateMetadata)?;
+        record.description = description.to_owned();
+        self.save_key(&mut state, record, None)
+    }
+
+    /// EnableKey: a Disabled key becomes Enabled (an Enabled one stays so).
+    pub fn enable_key(&self, key_id: &str) -> Result<()> {
+        self.set_enabled(key_id, KeyOperation::EnableKey, KeyState::Enabled)
+    }
+
+    /// DisableKey: an Enabled key becomes Disabled; data-plane calls then fail with Disabled.
+    pub fn disable_key(&self, key_id: &str) -> Result<()> {
+        self.set_enabled(key_id, KeyOperation::DisableKey, KeyState::Disabled)
+    }
+
+    fn set_enabled(&self, key_id: &str, op: KeyOperation, to: KeyState) -> Result<()> {
+        let mut state = self.control()?;
+        let mut record = self.key_for(&state, key_id, op)?;
+        if record.state == to {
+            return Ok(());
+        }
+        record.state = to;
+        self.save_key(&mut state, record, None)
+    }
+}

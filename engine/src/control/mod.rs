@@ -1,0 +1,285 @@
+//! The control plane: key lifecycle, aliases, tags, rotation and deletion, one module per family.
+//!
+//! Control-plane calls serialise on one mutex (they are rare next to data-plane calls). Each one
+//! runs due deletions and rotations first, writes its change through the [`KeyStore`] before it
+//! changes anything in memory, and then publishes a new key snapshot for the data plane.
+
+mod aliases;
+mod deletion;
+mod keys;
+mod page;
+mod rotation;
+mod tags;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, MutexGuard};
+
+use uuid::Uuid;
+
+pub use aliases::AliasListEntry;
+pub use deletion::ScheduleKeyDeletionResponse;
+pub use keys::{CreateKeyRequest, KeyListEntry};
+pub use page::Page;
+pub use rotation::{KeyRotationStatus, RotationListEntry};
+
+use crate::clock::Timestamp;
+use crate::dataplane::keyring::{KeyEntry, Keyring, VersionEntry};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::key::identifier::KeyReference;
+use crate::key::state::{self, KeyOperation};
+use crate::key::{AliasRecord, KeyRecord, KeyState};
+use crate::locked_memory::{LockPolicy, LockedBytes};
+use crate::store::{KeyStore, StoreChange};
+
+/// The control plane's working copy of the store.
+pub(crate) struct ControlState {
+    keys: BTreeMap<Uuid, KeyRecord>,
+    aliases: BTreeMap<String, AliasRecord>,
+    /// Each key's material, by version (`[v - 1]`); absent when some version could not be read.
+    versions: HashMap<Uuid, Vec<Arc<VersionEntry>>>,
+    /// The earliest deletion or rotation date of any key, if any is scheduled.
+    next_due: Option<Timestamp>,
+}
+
+impl ControlState {
+    pub(crate) fn load(store: &dyn KeyStore, _policy: LockPolicy) -> Result<Self> {
+        let contents = store.load()?;
+        let mut materials: HashMap<(Uuid, u32), LockedBytes> = contents
+            .materials
+            .into_iter()
+            .map(|m| ((m.key_id, m.version), m.material))
+            .collect();
+        let mut state = ControlState {
+            keys: BTreeMap::new(),
+            aliases: contents
+                .aliases
+                .into_iter()
+                .map(|a| (a.name.clone(), a))
+                .collect(),
+            versions: HashMap::new(),
+            next_due: None,
+        };
+        for record in contents.keys {
+            let loaded: Option<Vec<Arc<VersionEntry>>> = record
+                .versions
+                .iter()
+                .map(|v| {
+                    materials
+                        .remove(&(record.id, v.version))
+                        .map(|m| Arc::new(VersionEntry::new(v.version, v.material_id.clone(), m)))
+                })
+                .collect();
+            if let Some(loaded) = loaded {
+                state.versions.insert(record.id, loaded);
+            }
+            state.note_due(&record);
+            state.keys.insert(record.id, record);
+        }
+        Ok(state)
+    }
+
+    /// The state callers see: a key whose material could not all be loaded is Unavailable.
+    pub(crate) fn effective_state(&self, record: &KeyRecord) -> KeyState {
+        let complete = record.versions.is_empty() || self.versions.contains_key(&record.id);
+        match record.state {
+            KeyState::Enabled | KeyState::Disabled if !complete => KeyState::Unavailable,
+            state => state,
+        }
+    }
+
+    fn note_due(&mut self, record: &KeyRecord) {
+        let dates = [record.deletion_date, record.rotation.next_rotation];
+        for date in dates.into_iter().flatten() {
+            self.next_due = Some(self.next_due.map_or(date, |due| due.min(date)));
+        }
+    }
+
+    pub(crate) fn record(&self, id: &Uuid) -> Result<&KeyRecord> {
+        self.keys
+            .get(id)
+            .ok_or_else(|| Error::NotFound(format!("key '{id}' does not exist")))
+    }
+}
+
+impl Engine {
+    /// Locks the control plane and runs whatever deletions and rotations are due.
+    pub(crate) fn control(&self) -> Result<MutexGuard<'_, ControlState>> {
+        let mut state = self
+            .inner
+            .control
+            .lock()
+            .map_err(|_| Error::Internal("control-plane lock poisoned".into()))?;
+        self.run_due(&mut state)?;
+        Ok(state)
+    }
+
+    /// Runs every deletion and automatic rotation whose date has come. Control-plane calls do
+    /// this first anyway; call it (or configure `scheduler_interval`) to have it happen without
+    /// other control-plane traffic.
+    pub fn run_due_tasks(&self) -> Result<()> {
+        self.control().map(|_| ())
+    }
+
+    fn run_due(&self, state: &mut ControlState) -> Result<()> {
+        let now = self.inner.clock.now();
+        match state.next_due {
+            Some(due) if due <= now => {}
+            _ => return Ok(()),
+        }
+        let due_deletions: Vec<Uuid> = state
+            .keys
+            .values()
+            .filter(|r| {
+                r.state == KeyState::PendingDeletion && r.deletion_date.is_some_and(|d| d <= now)
+            })
+            .map(|r| r.id)
+            .collect();
+        for id in due_deletions {
+            self.delete_now(state, id)?;
+        }
+        let due_rotations: Vec<Uuid> = state
+            .keys
+            .values()
+            .filter(|r| {
+                state.effective_state(r) == KeyState::Enabled
+                    && r.rotation.enabled
+                    && r.rotation.next_rotation.is_some_and(|d| d <= now)
+            })
+            .map(|r| r.id)
+            .collect();
+        for id in due_rotations {
+            self.rotate_automatically(state, id, now)?;
+        }
+        // Keys that are due but cannot act now (a disabled key's rotation) stay due and are looked
+        // at again by the next control-plane call.
+        state.next_due = state
+            .keys
+            .values()
+            .flat_map(|r| [r.deletion_date, r.rotation.next_rotation])
+            .flatten()
+            .min();
+        Ok(())
+    }
+
+    /// Resolves a key identifier against the control plane's aliases.
+    pub(crate) fn resolve_id(&self, state: &ControlState, identifier: &str) -> Result<Uuid> {
+        let id = match self.inner.scope.parse(identifier)? {
+            KeyReference::Key(id) => id,
+            KeyReference::Alias(name) => {
+                state
+                    .aliases
+                    .get(name)
+                    .ok_or_else(|| Error::NotFound(format!("alias '{name}' does not exist")))?
+                    .target
+            }
+        };
+        if !state.keys.contains_key(&id) {
+            return Err(Error::NotFound(format!(
+                "key '{identifier}' does not exist"
+            )));
+        }
+        Ok(id)
+    }
+
+    /// Resolves a key and checks that its state allows `op`; returns a copy of its record to
+    /// change.
+    pub(crate) fn key_for(
+        &self,
+        state: &ControlState,
+        identifier: &str,
+        op: KeyOperation,
+    ) -> Result<KeyRecord> {
+        let id = self.resolve_id(state, identifier)?;
+        let record = state.record(&id)?;
+        state::check(
+            op,
+            state.effective_state(record),
+            &self.inner.scope.key_arn(&id),
+        )?;
+        Ok(record.clone())
+    }
+
+    /// Writes a changed key record (and any new material) through the store, then applies it
+    /// and publishes it to the data plane.
+    pub(crate) fn save_key(
+        &self,
+        state: &mut ControlState,
+        record: KeyRecord,
+        new_material: Option<(u32, LockedBytes)>,
+    ) -> Result<()> {
+        let mut changes = vec![StoreChange::PutKey(&record)];
+        if let Some((version, material)) = &new_material {
+            changes.push(StoreChange::PutMaterial {
+                key_id: record.id,
+                version: *version,
+                material,
+            });
+        }
+        self.inner.store.commit(&changes)?;
+        drop(changes);
+        if let Some((version, material)) = new_material {
+            let material_id = record
+                .versions
+                .iter()
+                .find(|v| v.version == version)
+                .map(|v| v.material_id.clone())
+                .ok_or_else(|| Error::Internal("new material has no version record".into()))?;
+            let versions = state.versions.entry(record.id).or_default();
+            versions.push(Arc::new(VersionEntry::new(version, material_id, material)));
+        }
+        let id = record.id;
+        state.note_due(&record);
+        state.keys.insert(id, record);
+        self.publish(state, &[id], false);
+        Ok(())
+    }
+
+    /// Replaces the data plane's snapshot entries of `changed` keys (and its alias map).
+    pub(crate) fn publish(&self, state: &ControlState, changed: &[Uuid], aliases_changed: bool) {
+        let current = self.inner.data.keyring.load();
+        let mut next: Keyring = (**current).clone();
+        for id in changed {
+            match state.keys.get(id) {
+                Some(record) => {
+                    next.keys
+                        .insert(*id, Arc::new(self.key_entry(state, record)));
+                }
+                None => {
+                    next.keys.remove(id);
+                }
+            }
+        }
+        if aliases_changed {
+            next.aliases = state
+                .aliases
+                .values()
+                .map(|a| (a.name.clone(), a.target))
+                .collect();
+        }
+        self.inner.data.keyring.store(Arc::new(next));
+    }
+
+    /// Publishes everything (at start-up).
+    pub(crate) fn publish_all(&self) -> Result<()> {
+        let state = self
+            .inner
+            .control
+            .lock()
+            .map_err(|_| Error::Internal("control-plane lock poisoned".into()))?;
+        let ids: Vec<Uuid> = state.keys.keys().copied().collect();
+        self.publish(&state, &ids, true);
+        Ok(())
+    }
+
+    fn key_entry(&self, state: &ControlState, record: &KeyRecord) -> KeyEntry {
+        KeyEntry {
+            id: record.id,
+            arn: self.inner.scope.key_arn(&record.id),
+            state: state.effective_state(record),
+            spec: record.key_spec,
+            usage: record.key_usage,
+            versions: state.versions.get(&record.id).cloned().unwrap_or_default(),
+        }
+    }
+}

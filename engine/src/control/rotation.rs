@@ -1,0 +1,192 @@
+//! EnableKeyRotation, DisableKeyRotation, GetKeyRotationStatus, RotateKeyOnDemand,
+//! ListKeyRotations, and automatic rotation when due.
+//!
+//! A rotation adds a key version with new material; the newest version encrypts, and every older
+//! version keeps decrypting what it encrypted. Rotation is for symmetric keys with engine-made
+//! material only, as in the service.
+
+use uuid::Uuid;
+
+use super::keys::new_material_id;
+use super::page::{self, Page};
+use super::ControlState;
+use crate::clock::Timestamp;
+use crate::engine::Engine;
+use crate::error::{validation, Error, Result};
+use crate::key::state::KeyOperation;
+use crate::key::{KeyRecord, KeySpec, Origin, RotationType, VersionRecord};
+use crate::locked_memory::LockedBytes;
+
+/// Shortest, longest and default automatic rotation periods, in days.
+pub const MIN_ROTATION_PERIOD_DAYS: u32 = 90;
+pub const MAX_ROTATION_PERIOD_DAYS: u32 = 2560;
+pub const DEFAULT_ROTATION_PERIOD_DAYS: u32 = 365;
+/// Most on-demand rotations of one key.
+pub const MAX_ON_DEMAND_ROTATIONS: u32 = 25;
+
+/// GetKeyRotationStatus's answer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyRotationStatus {
+    /// The key's ARN.
+    pub key_id: String,
+    pub key_rotation_enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_period_in_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_rotation_date: Option<Timestamp>,
+}
+
+/// One entry of ListKeyRotations.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RotationListEntry {
+    pub key_id: String,
+    pub key_material_id: String,
+    pub rotation_date: Timestamp,
+    pub rotation_type: RotationType,
+}
+
+fn check_rotatable(record: &KeyRecord) -> Result<()> {
+    if record.key_spec != KeySpec::SymmetricDefault {
+        return Err(Error::UnsupportedOperation(format!(
+            "key {} has key spec {}; only symmetric encryption keys rotate",
+            record.id, record.key_spec
+        )));
+    }
+    if record.origin != Origin::AwsKms {
+        return Err(Error::UnsupportedOperation(format!(
+            "key {} has origin {}; only keys with engine-made material rotate",
+            record.id, record.origin
+        )));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Turns on automatic rotation every `rotation_period_in_days` (90–2560, default 365).
+    pub fn enable_key_rotation(
+        &self,
+        key_id: &str,
+        rotation_period_in_days: Option<u32>,
+    ) -> Result<()> {
+        let period = rotation_period_in_days.unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS);
+        if !(MIN_ROTATION_PERIOD_DAYS..=MAX_ROTATION_PERIOD_DAYS).contains(&period) {
+            return Err(validation!(
+                "RotationPeriodInDays must be {MIN_ROTATION_PERIOD_DAYS} to \
+                 {MAX_ROTATION_PERIOD_DAYS}, not {period}"
+            ));
+        }
+        let mut state = self.control()?;
+        let mut record = self.key_for(&state, key_id, KeyOperation::ConfigureRotation)?;
+        check_rotatable(&record)?;
+        record.rotation.enabled = true;
+        record.rotation.period_days = period;
+        record.rotation.next_rotation = Some(self.inner.clock.now().plus_days(period));
+        self.save_key(&mut state, record, None)
+    }
+
+    /// Turns off automatic rotation.
+    pub fn disable_key_rotation(&self, key_id: &str) -> Result<()> {
+        let mut state = self.control()?;
+        let mut record = self.key_for(&state, key_id, KeyOperation::ConfigureRotation)?;
+        check_rotatable(&record)?;
+        record.rotation.enabled = false;
+        record.rotation.next_rotation = None;
+        self.save_key(&mut state, record, None)
+    }
+
+    /// Whether automatic rotation is on, its period and the next date.
+    pub fn get_key_rotation_status(&self, key_id: &str) -> Result<KeyRotationStatus> {
+        let state = self.control()?;
+        let record = self.key_for(&state, key_id, KeyOperation::Read)?;
+        Ok(KeyRotationStatus {
+            key_id: self.inner.scope.key_arn(&record.id),
+            key_rotation_enabled: record.rotation.enabled,
+            rotation_period_in_days: record
+                .rotation
+                .enabled
+                .then_some(record.rotation.period_days),
+            next_rotation_date: record.rotation.next_rotation,
+        })
+    }
+
+    /// Rotates now (at most 25 times per key); returns the key's ARN.
+    pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String> {
+        let mut state = self.control()?;
+        let mut record = self.key_for(&state, key_id, KeyOperation::RotateKeyOnDemand)?;
+        check_rotatable(&record)?;
+        if record.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
+            return Err(Error::LimitExceeded(format!(
+                "key {} has already been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the \
+                 most allowed",
+                record.id
+            )));
+        }
+        record.on_demand_rotations += 1;
+        let arn = self.inner.scope.key_arn(&record.id);
+        let now = self.inner.clock.now();
+        self.add_version(&mut state, record, RotationType::OnDemand, now)?;
+        Ok(arn)
+    }
+
+    /// Rotates a key whose automatic rotation is due.
+    pub(crate) fn rotate_automatically(
+        &self,
+        state: &mut ControlState,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut record = state.record(&id)?.clone();
+        record.rotation.next_rotation = Some(now.plus_days(record.rotation.period_days));
+        self.add_version(state, record, RotationType::Automatic, now)
+    }
+
+    fn add_version(
+        &self,
+        state: &mut ControlState,
+        mut record: KeyRecord,
+        rotation_type: RotationType,
+        now: Timestamp,
+    ) -> Result<()> {
+        let version = record.versions.last().map_or(1, |v| v.version + 1);
+        let material = LockedBytes::random(32, self.inner.config.lock_policy)?;
+        record.versions.push(VersionRecord {
+            version,
+            material_id: new_material_id()?,
+            created: now,
+            rotation_type: Some(rotation_type),
+        });
+        self.save_key(state, record, Some((version, material)))
+    }
+
+    /// ListKeyRotations: the rotations of a key, oldest first; `limit` 1–1000 (default 100).
+    pub fn list_key_rotations(
+        &self,
+        key_id: &str,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<RotationListEntry>> {
+        let limit = page::limit(limit, 100, 1000)?;
+        let state = self.control()?;
+        let record = self.key_for(&state, key_id, KeyOperation::Read)?;
+        let arn = self.inner.scope.key_arn(&record.id);
+        page::paginate(
+            record.versions.into_iter().filter_map(|v| {
+                let rotation_type = v.rotation_type?;
+                Some((
+                    format!("{:010}", v.version),
+                    RotationListEntry {
+                        key_id: arn.clone(),
+                        key_material_id: v.material_id,
+                        rotation_date: v.created,
+                        rotation_type,
+                    },
+                ))
+            }),
+            marker,
+            limit,
+            |m| m.len() == 10 && m.bytes().all(|b| b.is_ascii_digit()),
+        )
+    }
+}

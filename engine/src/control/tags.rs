@@ -1,0 +1,87 @@
+//! TagResource, UntagResource, ListResourceTags.
+
+use super::page::{self, Page};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::key::state::KeyOperation;
+use crate::key::Tag;
+
+/// Most tags a key carries.
+pub const MAX_TAGS: usize = 50;
+
+fn check_tag(tag: &Tag) -> Result<()> {
+    let key_len = tag.tag_key.chars().count();
+    if !(1..=128).contains(&key_len) {
+        return Err(Error::Tag(format!(
+            "tag key '{}' must be 1 to 128 characters",
+            tag.tag_key
+        )));
+    }
+    if tag.tag_value.chars().count() > 256 {
+        return Err(Error::Tag(format!(
+            "the value of tag '{}' must be at most 256 characters",
+            tag.tag_key
+        )));
+    }
+    if tag.tag_key.starts_with("aws:") {
+        return Err(Error::Tag(format!(
+            "tag key '{}' uses the reserved prefix 'aws:'",
+            tag.tag_key
+        )));
+    }
+    Ok(())
+}
+
+/// Adds or overwrites `new` tags in `tags`, checking each and the total.
+pub(crate) fn merge_tags(tags: &mut Vec<Tag>, new: Vec<Tag>) -> Result<()> {
+    for tag in new {
+        check_tag(&tag)?;
+        match tags.iter_mut().find(|t| t.tag_key == tag.tag_key) {
+            Some(existing) => existing.tag_value = tag.tag_value,
+            None => tags.push(tag),
+        }
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(Error::Tag(format!("a key carries at most {MAX_TAGS} tags")));
+    }
+    tags.sort_by(|a, b| a.tag_key.cmp(&b.tag_key));
+    Ok(())
+}
+
+impl Engine {
+    /// Adds tags to a key, or overwrites the values of tags it has.
+    pub fn tag_resource(&self, key_id: &str, tags: Vec<Tag>) -> Result<()> {
+        let mut state = self.control()?;
+        let mut record = self.key_for(&state, key_id, KeyOperation::UpdateMetadata)?;
+        merge_tags(&mut record.tags, tags)?;
+        self.save_key(&mut state, record, None)
+    }
+
+    /// Removes tags (by key) from a key; keys it does not carry are ignored.
+    pub fn untag_resource(&self, key_id: &str, tag_keys: &[&str]) -> Result<()> {
+        let mut state = self.control()?;
+        let mut record = self.key_for(&state, key_id, KeyOperation::UpdateMetadata)?;
+        record
+            .tags
+            .retain(|t| !tag_keys.contains(&t.tag_key.as_str()));
+        self.save_key(&mut state, record, None)
+    }
+
+    /// ListResourceTags: `limit` 1–50 (default 50), in tag key order.
+    pub fn list_resource_tags(
+        &self,
+        key_id: &str,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<Tag>> {
+        let limit = page::limit(limit, 50, 50)?;
+        let state = self.control()?;
+        let record = self.key_for(&state, key_id, KeyOperation::Read)?;
+        page::paginate(
+            record.tags.into_iter().map(|t| (t.tag_key.clone(), t)),
+            marker,
+            limit,
+            |_| true,
+        )
+    }
+}

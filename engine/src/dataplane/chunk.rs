@@ -1,0 +1,292 @@
+//! Per-chunk state shared by every data-plane operation: the key last resolved, the encryption
+//! context last encoded, and the derived keys taken from their per-thread slots for the chunk's
+//! duration (put back on drop). A single call is a chunk of one.
+
+use std::sync::Arc;
+
+use super::keyring::{KeyEntry, Keyring, VersionEntry};
+use super::session::{derive_key, DecryptKeys, EncryptSession};
+use super::DataPlane;
+use crate::ciphertext::{self, ParsedBlob, HEADER_LEN};
+use crate::context::{self, EncryptionContext};
+use crate::crypto::aes_gcm::TAG_LEN;
+use crate::crypto::random;
+use crate::error::{Error, Result};
+use crate::locked_memory::LockedBytes;
+use zeroize::Zeroize;
+
+/// Random bytes a chunk draws from the generator at a time.
+const RANDOM_POOL_BYTES: usize = 4096;
+
+pub(crate) struct ChunkContext<'k> {
+    plane: &'k DataPlane,
+    keyring: &'k Keyring,
+    last_identifier: String,
+    last_key: Option<Result<&'k Arc<KeyEntry>>>,
+    /// Address of the context last encoded (`0` for none yet); every context a chunk sees is
+    /// borrowed for the whole batch, so equal addresses mean the same map.
+    last_context: usize,
+    context_encoding: Vec<u8>,
+    aad: Vec<u8>,
+    encrypt_sessions: Vec<(&'k VersionEntry, Box<EncryptSession>)>,
+    decrypt_keys: Vec<(&'k VersionEntry, Box<DecryptKeys>)>,
+    /// Locked memory for plaintext that must not leave the engine (ReEncrypt, data keys without
+    /// plaintext), allocated once per chunk.
+    scratch: Option<LockedBytes>,
+    /// Random bytes drawn ahead in one generator call, consumed (and zeroed) front to back.
+    random_pool: Option<LockedBytes>,
+    random_used: usize,
+    random_requests: usize,
+}
+
+impl<'k> ChunkContext<'k> {
+    pub(crate) fn new(plane: &'k DataPlane, keyring: &'k Keyring) -> Self {
+        ChunkContext {
+            plane,
+            keyring,
+            last_identifier: String::new(),
+            last_key: None,
+            last_context: 0,
+            context_encoding: Vec::new(),
+            aad: Vec::with_capacity(HEADER_LEN + 64),
+            encrypt_sessions: Vec::new(),
+            decrypt_keys: Vec::new(),
+            scratch: None,
+            random_pool: None,
+            random_used: 0,
+            random_requests: 0,
+        }
+    }
+
+    /// Takes the chunk's locked scratch buffer (give it back with [`Self::return_scratch`]).
+    pub(crate) fn take_scratch(&mut self) -> Result<LockedBytes> {
+        match self.scratch.take() {
+            Some(scratch) => Ok(scratch),
+            None => LockedBytes::zeroed(ciphertext::MAX_BLOB_LEN, self.plane.lock_policy),
+        }
+    }
+
+    /// Zeroes the scratch buffer and keeps it for the next item.
+    pub(crate) fn return_scratch(&mut self, mut scratch: LockedBytes) {
+        scratch.expose_mut().zeroize();
+        self.scratch = Some(scratch);
+    }
+
+    /// Fills `out` with random bytes. The first request of a chunk goes straight to the
+    /// generator; later ones are served from a pool drawn [`RANDOM_POOL_BYTES`] at a time, so a
+    /// batch of data keys costs one generator call per pool, not one per key.
+    pub(crate) fn fill_random(&mut self, out: &mut [u8]) -> Result<()> {
+        self.random_requests += 1;
+        if self.random_requests == 1 || out.len() > RANDOM_POOL_BYTES {
+            return random::fill(out);
+        }
+        let pool = match &mut self.random_pool {
+            Some(pool) if RANDOM_POOL_BYTES - self.random_used >= out.len() => pool,
+            slot => {
+                let pool = match slot.take() {
+                    Some(mut pool) => {
+                        random::fill(pool.expose_mut())?;
+                        pool
+                    }
+                    None => LockedBytes::random(RANDOM_POOL_BYTES, self.plane.lock_policy)?,
+                };
+                self.random_used = 0;
+                slot.insert(pool)
+            }
+        };
+        let drawn = &mut pool.expose_mut()[self.random_used..self.random_used + out.len()];
+        out.copy_from_slice(drawn);
+        drawn.zeroize();
+        self.random_used += out.len();
+        Ok(())
+    }
+
+    /// Resolves a key identifier, reusing the previous answer for a repeated identifier.
+    pub(crate) fn resolve(&mut self, identifier: &str) -> Result<&'k Arc<KeyEntry>> {
+        if let Some(previous) = &self.last_key {
+            if self.last_identifier == identifier {
+                return previous.clone();
+            }
+        }
+        let found = self.keyring.resolve(&self.plane.scope, identifier);
+        self.last_identifier.clear();
+        self.last_identifier.push_str(identifier);
+        self.last_key = Some(found.clone());
+        found
+    }
+
+    /// Finds the key a parsed blob names; an unknown key is a property of the blob.
+    fn key_by_id(&self, id: &uuid::Uuid) -> Result<&'k Arc<KeyEntry>> {
+        self.keyring.keys.get(id).ok_or_else(|| {
+            Error::InvalidCiphertext(
+                "the ciphertext names a key that does not exist in this engine (deleted, or \
+                 from another key store)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Sets `self.aad` to `header ‖ canonical(context)`.
+    fn build_aad(&mut self, header: &[u8], context: Option<&EncryptionContext>) -> Result<()> {
+        let address = context.map_or(1, |c| c as *const EncryptionContext as usize);
+        if address != self.last_context {
+            self.context_encoding.clear();
+            if let Err(e) = context::encode_into(context, &mut self.context_encoding) {
+                self.last_context = 0;
+                return Err(e);
+            }
+            self.last_context = address;
+        }
+        self.aad.clear();
+        self.aad.extend_from_slice(header);
+        self.aad.extend_from_slice(&self.context_encoding);
+        Ok(())
+    }
+
+    /// Encrypts `plaintext` under the key's current version into `out`, which must be exactly
+    /// `blob_len(plaintext.len())` bytes. The caller has checked the key's state and usage.
+    pub(crate) fn seal(
+        &mut self,
+        key: &'k KeyEntry,
+        plaintext: &[u8],
+        context: Option<&EncryptionContext>,
+        out: &mut [u8],
+    ) -> Result<()> {
+        if out.len() != ciphertext::blob_len(plaintext.len()) {
+            return Err(Error::Internal(
+                "ciphertext buffer has the wrong size".into(),
+            ));
+        }
+        let version = key.current()?;
+        let index = self.encrypt_session_index(key, version)?;
+        let nonce = match self.encrypt_sessions[index].1.next_nonce() {
+            Some(nonce) => nonce,
+            None => {
+                // The derived key reached its limit: a new salt, a new derived key.
+                *self.encrypt_sessions[index].1 = self.new_session(key, version)?;
+                self.encrypt_sessions[index]
+                    .1
+                    .next_nonce()
+                    .ok_or_else(|| Error::Internal("fresh session has no nonce".into()))?
+            }
+        };
+        let salt = self.encrypt_sessions[index].1.salt;
+        let (header, rest) = out.split_at_mut(HEADER_LEN);
+        ciphertext::write_header(header, &key.id, version.version, &salt, &nonce);
+        self.build_aad(header, context)?;
+        let (body, tag) = rest.split_at_mut(plaintext.len());
+        let tag: &mut [u8; TAG_LEN] = tag
+            .try_into()
+            .map_err(|_| Error::Internal("tag buffer has the wrong size".into()))?;
+        self.encrypt_sessions[index]
+            .1
+            .key
+            .seal(&nonce, &self.aad, plaintext, body, tag)
+    }
+
+    fn new_session(&self, key: &KeyEntry, version: &VersionEntry) -> Result<EncryptSession> {
+        EncryptSession::new(
+            &version.material,
+            &key.id,
+            version.version,
+            self.plane.messages_per_derived_key,
+            self.plane.lock_policy,
+        )
+    }
+
+    fn encrypt_session_index(
+        &mut self,
+        key: &KeyEntry,
+        version: &'k VersionEntry,
+    ) -> Result<usize> {
+        if let Some(i) = self
+            .encrypt_sessions
+            .iter()
+            .position(|(v, _)| std::ptr::eq(*v, version))
+        {
+            return Ok(i);
+        }
+        let session = match version.encrypt_sessions.take() {
+            Some(session) => session,
+            None => Box::new(self.new_session(key, version)?),
+        };
+        self.encrypt_sessions.push((version, session));
+        Ok(self.encrypt_sessions.len() - 1)
+    }
+
+    /// Authenticates and decrypts a parsed blob into `out` (exactly its plaintext length). Checks the expected key, the key's state and usage.
+    pub(crate) fn open(
+        &mut self,
+        parsed: &ParsedBlob<'_>,
+        expected_key: Option<&str>,
+        context: Option<&EncryptionContext>,
+        out: &mut [u8],
+    ) -> Result<(&'k Arc<KeyEntry>, &'k Arc<VersionEntry>)> {
+        let key = self.key_by_id(&parsed.key_id)?;
+        if let Some(expected) = expected_key {
+            let expected = self.resolve(expected)?;
+            if expected.id != key.id {
+                return Err(Error::IncorrectKey(format!(
+                    "the ciphertext was encrypted under {}, not under the key given ({})",
+                    key.arn, expected.arn
+                )));
+            }
+        }
+        key.check_encrypt_decrypt()?;
+        let version = key.version(parsed.key_version).ok_or_else(|| {
+            Error::InvalidCiphertext(format!(
+                "the ciphertext names version {} of {}, which does not exist",
+                parsed.key_version, key.arn
+            ))
+        })?;
+        if out.len() != parsed.plaintext_len() {
+            return Err(Error::Internal(
+                "plaintext buffer has the wrong size".into(),
+            ));
+        }
+        self.build_aad(parsed.header, context)?;
+        let index = match self
+            .decrypt_keys
+            .iter()
+            .position(|(v, _)| std::ptr::eq(*v, version.as_ref()))
+        {
+            Some(i) => i,
+            None => {
+                let cache = version.decrypt_keys.take().unwrap_or_default();
+                self.decrypt_keys.push((version.as_ref(), cache));
+                self.decrypt_keys.len() - 1
+            }
+        };
+        let policy = self.plane.lock_policy;
+        let derived = self.decrypt_keys[index].1.get_or_derive(parsed.salt, || {
+            derive_key(
+                &version.material,
+                &key.id,
+                version.version,
+                parsed.salt,
+                policy,
+            )
+        })?;
+        derived
+            .open(parsed.nonce, &self.aad, parsed.body, parsed.tag, out)
+            .map_err(|_| {
+                Error::InvalidCiphertext(
+                    "the ciphertext did not authenticate: it was altered, or the encryption \
+                     context differs from the one it was encrypted with"
+                        .into(),
+                )
+            })?;
+        Ok((key, version))
+    }
+}
+
+impl Drop for ChunkContext<'_> {
+    fn drop(&mut self) {
+        for (version, session) in self.encrypt_sessions.drain(..) {
+            version.encrypt_sessions.put(session);
+        }
+        for (version, keys) in self.decrypt_keys.drain(..) {
+            version.decrypt_keys.put(keys);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The data plane: Encrypt, Decrypt, ReEncrypt, GenerateDataKey and GenerateRandom, one call at a
+//! time or in batches spread over a rayon pool.
+//!
+//! Every call reads the key snapshot ([`keyring::Keyring`]) through `arc_swap` (no lock, no shared
+//! reference count), and uses derived keys from per-thread slots ([`session`]). Batches hand each
+//! rayon job one [`chunk::ChunkContext`], so resolving a key, encoding a context and taking a
+//! derived key happen once per run of items that share them, not once per item.
+
+pub(crate) mod chunk;
+mod datakey;
+mod decrypt;
+mod encrypt;
+pub(crate) mod keyring;
+mod random;
+mod reencrypt;
+pub(crate) mod session;
+
+use arc_swap::ArcSwap;
+use rayon::prelude::*;
+
+pub use datakey::{
+    GenerateDataKeyRequest, GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse,
+    GeneratedDataKey,
+};
+pub use decrypt::{DecryptRequest, DecryptResponse};
+pub use encrypt::{EncryptRequest, EncryptResponse};
+pub use reencrypt::{ReEncryptRequest, ReEncryptResponse};
+pub use session::MAX_MESSAGES_PER_DERIVED_KEY;
+
+use self::chunk::ChunkContext;
+use self::keyring::Keyring;
+use crate::error::{Error, Result};
+use crate::key::ArnScope;
+use crate::locked_memory::LockPolicy;
+
+/// Batches shorter than this run on the calling thread.
+const PARALLEL_MIN_ITEMS: usize = 64;
+/// The fewest items a rayon job takes, so per-chunk work stays amortised.
+const MIN_ITEMS_PER_JOB: usize = 32;
+/// Most plaintext bytes Encrypt takes (the service's limit).
+pub const MAX_PLAINTEXT: usize = 4096;
+
+pub(crate) struct DataPlane {
+    pub(crate) keyring: ArcSwap<Keyring>,
+    pub(crate) scope: ArnScope,
+    pub(crate) lock_policy: LockPolicy,
+    pub(crate) messages_per_derived_key: u64,
+    pool: rayon::ThreadPool,
+}
+
+impl DataPlane {
+    pub(crate) fn new(
+        scope: ArnScope,
+        lock_policy: LockPolicy,
+        messages_per_derived_key: u64,
+        threads: usize,
+    ) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("keyplane-{i}"))
+            .build()
+            .map_err(|e| Error::Internal(format!("could not start the worker pool: {e}")))?;
+        Ok(DataPlane {
+            keyring: ArcSwap::from_pointee(Keyring::default()),
+            scope,
+            lock_policy,
+            messages_per_derived_key,
+            pool,
+        })
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Runs one item on the calling thread with a fresh chunk context.
+    pub(crate) fn run_one<T>(&self, f: impl FnOnce(&mut ChunkContext<'_>) -> T) -> T {
+        let keyring = self.keyring.load();
+        let mut ctx = ChunkContext::new(self, &keyring);
+        f(&mut ctx)
+    }
+
+    /// Runs `f` over `items`, in order, on the pool when the batch is large enough.
+    pub(crate) fn run_batch<I, O>(
+        &self,
+        items: &[I],
+        f: impl Fn(&mut ChunkContext<'_>, &I) -> O + Sync + Send,
+    ) -> Vec<O>
+    where
+        I: Sync,
+        O: Send,
+    {
+        let keyring = self.keyring.load();
+        let keyring: &Keyring = &keyring;
+        if items.len() < PARALLEL_MIN_ITEMS || self.threads() == 1 {
+            let mut ctx = ChunkContext::new(self, keyring);
+            return items.iter().map(|item| f(&mut ctx, item)).collect();
+        }
+        let min_len = (items.len() / (self.threads() * 4)).max(MIN_ITEMS_PER_JOB);
+        let mut out = Vec::with_capacity(items.len());
+        self.pool.install(|| {
+            items
+                .par_iter()
+                .with_min_len(min_len)
+                .map_init(
+                    || ChunkContext::new(self, keyring),
+                    |ctx, item| f(ctx, item),
+                )
+                .collect_into_vec(&mut out)
+        });
+        out
+    }
+}

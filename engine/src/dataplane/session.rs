@@ -1,0 +1,242 @@
+//! Derived keys and their per-thread caches.
+//!
+//! # Key wear-out bound
+//!
+//! A key version's material never encrypts directly. Each *session* draws a random 256-bit salt
+//! and derives an AES-256-GCM key with HKDF-SHA256 (`info` = label ‖ key id ‖ version), then
+//! encrypts at most [`MAX_MESSAGES_PER_DERIVED_KEY`] messages with it, using a counter as the
+//! nonce, before it draws a new salt. So:
+//!
+//! - nonces never repeat under one derived key (a counter, not randomness), and one derived key
+//!   sees at most 2^32 invocations, the limit SP 800-38D §8.3 sets for an AES key;
+//! - two sessions share a derived key only if their salts collide: after 2^64 sessions (2^96
+//!   messages) that chance is below 2^-128, so a key version can encrypt without any practical
+//!   limit and without forced rotation.
+//!
+//! A session belongs to one thread at a time ([`SlotCache`]), so its counter is never shared or
+//! contended; a session is abandoned, not reused, if two threads race for one slot.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use crossbeam_utils::atomic::AtomicCell;
+use crossbeam_utils::CachePadded;
+use uuid::Uuid;
+
+use crate::ciphertext::SALT_LEN;
+use crate::crypto::aes_gcm::{AesGcmKey, NONCE_LEN};
+use crate::crypto::random;
+use crate::error::Result;
+use crate::locked_memory::{LockPolicy, LockedBytes};
+
+/// Most messages one derived key encrypts (2^32, SP 800-38D's invocation limit).
+pub const MAX_MESSAGES_PER_DERIVED_KEY: u64 = 1 << 32;
+
+const DERIVATION_LABEL: &[u8] = b"keyplane v1 AES-256-GCM data key";
+const DECRYPT_KEYS_PER_SLOT: usize = 8;
+
+/// HKDF `info` for a key version: label ‖ key id ‖ version.
+fn derivation_info(key_id: &Uuid, version: u32) -> [u8; DERIVATION_LABEL.len() + 20] {
+    let mut info = [0u8; DERIVATION_LABEL.len() + 20];
+    info[..DERIVATION_LABEL.len()].copy_from_slice(DERIVATION_LABEL);
+    info[DERIVATION_LABEL.len()..DERIVATION_LABEL.len() + 16].copy_from_slice(key_id.as_bytes());
+    info[DERIVATION_LABEL.len() + 16..].copy_from_slice(&version.to_be_bytes());
+    info
+}
+
+/// Derives the key for `salt` under a key version's material.
+pub(crate) fn derive_key(
+    material: &LockedBytes,
+    key_id: &Uuid,
+    version: u32,
+    salt: &[u8; SALT_LEN],
+    policy: LockPolicy,
+) -> Result<AesGcmKey> {
+    AesGcmKey::derive(material, salt, &derivation_info(key_id, version), policy)
+}
+
+/// A derived key being used for encryption, with its nonce counter.
+pub(crate) struct EncryptSession {
+    pub(crate) salt: [u8; SALT_LEN],
+    pub(crate) key: AesGcmKey,
+    used: u64,
+    limit: u64,
+}
+
+impl EncryptSession {
+    /// A fresh session: a new random salt and its derived key.
+    pub(crate) fn new(
+        material: &LockedBytes,
+        key_id: &Uuid,
+        version: u32,
+        limit: u64,
+        policy: LockPolicy,
+    ) -> Result<Self> {
+        let mut salt = [0u8; SALT_LEN];
+        random::fill(&mut salt)?;
+        let key = derive_key(material, key_id, version, &salt, policy)?;
+        Ok(EncryptSession {
+            salt,
+            key,
+            used: 0,
+            limit: limit.clamp(1, MAX_MESSAGES_PER_DERIVED_KEY),
+        })
+    }
+
+    /// The next nonce, or `None` once the derived key has encrypted its limit.
+    pub(crate) fn next_nonce(&mut self) -> Option<[u8; NONCE_LEN]> {
+        if self.used >= self.limit {
+            return None;
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[4..].copy_from_slice(&self.used.to_be_bytes());
+        self.used += 1;
+        Some(nonce)
+    }
+
+    /// Messages encrypted so far.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> u64 {
+        self.used
+    }
+}
+
+/// A few derived keys kept for decryption, found by salt.
+#[derive(Default)]
+pub(crate) struct DecryptKeys {
+    entries: Vec<([u8; SALT_LEN], AesGcmKey)>,
+    next_evict: usize,
+}
+
+impl DecryptKeys {
+    /// The derived key for `salt`, deriving (and caching) it on a miss.
+    pub(crate) fn get_or_derive(
+        &mut self,
+        salt: &[u8; SALT_LEN],
+        derive: impl FnOnce() -> Result<AesGcmKey>,
+    ) -> Result<&AesGcmKey> {
+        if let Some(i) = self.entries.iter().position(|(s, _)| s == salt) {
+            return Ok(&self.entries[i].1);
+        }
+        let key = derive()?;
+        let i = if self.entries.len() < DECRYPT_KEYS_PER_SLOT {
+            self.entries.push((*salt, key));
+            self.entries.len() - 1
+        } else {
+            let i = self.next_evict;
+            self.next_evict = (i + 1) % DECRYPT_KEYS_PER_SLOT;
+            self.entries[i] = (*salt, key);
+            i
+        };
+        Ok(&self.entries[i].1)
+    }
+}
+
+fn slot_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        (cores * 2).next_power_of_two().clamp(4, 256)
+    })
+}
+
+/// This thread's slot number, assigned on first use.
+fn thread_slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local!(static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed));
+    SLOT.with(|s| *s)
+}
+
+/// Per-thread slots, each on its own cache line, each holding at most one `T`. A thread takes
+/// its slot's value, uses it exclusively, and puts it back: no lock, and no cache line shared
+/// between cores in the common case. The slot array is allocated on first use, so keys the data
+/// plane never touches cost nothing.
+pub(crate) struct SlotCache<T> {
+    slots: OnceLock<Box<[Slot<T>]>>,
+}
+
+/// One thread's slot: a value, or nothing, swapped atomically.
+type Slot<T> = CachePadded<AtomicCell<Option<Box<T>>>>;
+
+impl<T> Default for SlotCache<T> {
+    fn default() -> Self {
+        SlotCache {
+            slots: OnceLock::new(),
+        }
+    }
+}
+
+impl<T> SlotCache<T> {
+    fn slot(&self) -> &AtomicCell<Option<Box<T>>> {
+        let slots = self.slots.get_or_init(|| {
+            (0..slot_count())
+                .map(|_| CachePadded::new(AtomicCell::new(None)))
+                .collect()
+        });
+        &slots[thread_slot() & (slots.len() - 1)]
+    }
+
+    /// Takes this thread's cached value, if any.
+    pub(crate) fn take(&self) -> Option<Box<T>> {
+        self.slot().take()
+    }
+
+    /// Puts a value back into this thread's slot (dropping whatever another thread left there).
+    pub(crate) fn put(&self, value: Box<T>) {
+        drop(self.slot().swap(Some(value)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_cells_are_lock_free() {
+        assert!(AtomicCell::<Option<Box<EncryptSession>>>::is_lock_free());
+        assert!(AtomicCell::<Option<Box<DecryptKeys>>>::is_lock_free());
+    }
+
+    #[test]
+    fn session_stops_at_its_limit_and_counters_never_repeat() {
+        let material = LockedBytes::random(32, LockPolicy::Require).unwrap();
+        let id = Uuid::new_v4();
+        let mut s = EncryptSession::new(&material, &id, 1, 3, LockPolicy::Require).unwrap();
+        let nonces: Vec<_> = std::iter::from_fn(|| s.next_nonce()).collect();
+        assert_eq!(nonces.len(), 3);
+        assert_eq!(s.used(), 3);
+        assert_ne!(nonces[0], nonces[1]);
+        assert_ne!(nonces[1], nonces[2]);
+        let limit = EncryptSession::new(&material, &id, 1, u64::MAX, LockPolicy::Require)
+            .unwrap()
+            .limit;
+        assert_eq!(
+            limit, MAX_MESSAGES_PER_DERIVED_KEY,
+            "the limit is capped at 2^32"
+        );
+    }
+
+    #[test]
+    fn derivation_binds_key_id_and_version() {
+        let material = LockedBytes::random(32, LockPolicy::Require).unwrap();
+        let id = Uuid::new_v4();
+        let salt = [9u8; SALT_LEN];
+        let seal = |key: &AesGcmKey| {
+            let mut ct = [0u8; 4];
+            let mut tag = [0u8; 16];
+            key.seal(&[0; NONCE_LEN], b"", b"abcd", &mut ct, &mut tag)
+                .unwrap();
+            tag
+        };
+        let base = seal(&derive_key(&material, &id, 1, &salt, LockPolicy::Require).unwrap());
+        let other_version =
+            seal(&derive_key(&material, &id, 2, &salt, LockPolicy::Require).unwrap());
+        let other_id =
+            seal(&derive_key(&material, &Uuid::new_v4(), 1, &salt, LockPolicy::Require).unwrap());
+        let other_salt =
+            seal(&derive_key(&material, &id, 1, &[8; SALT_LEN], LockPolicy::Require).unwrap());
+        assert_ne!(base, other_version);
+        assert_ne!(base, other_id);
+        assert_ne!(base, other_salt);
+    }
+}

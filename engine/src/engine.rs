@@ -1,0 +1,328 @@
+//! The engine: configuration, start-up from a key store, and the data-plane entry points.
+//! Control-plane operations live in [`crate::control`], one module per family.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::control::ControlState;
+use crate::dataplane::{self, DataPlane};
+use crate::error::{Error, Result};
+use crate::key::ArnScope;
+use crate::locked_memory::LockPolicy;
+use crate::secret::SecretBytes;
+use crate::store::{KeyStore, MemoryKeyStore};
+
+/// Settings that are fixed for an engine's lifetime.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Region in key ARNs.
+    pub region: String,
+    /// 12-digit account id in key ARNs.
+    pub account_id: String,
+    /// Threads in the batch worker pool; 0 means one per available core.
+    pub worker_threads: usize,
+    /// What to do when key memory cannot be locked.
+    pub lock_policy: LockPolicy,
+    /// Messages one derived data-plane key encrypts before a new one is derived (at most, and by
+    /// default, 2^32; lower only to test the mechanism).
+    pub messages_per_derived_key: u64,
+    /// Most keys the engine holds (the service's per-account quota analogue).
+    pub max_keys: usize,
+    /// If set, a background thread runs due deletions and rotations this often.
+    pub scheduler_interval: Option<Duration>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            region: "us-east-1".into(),
+            account_id: "111122223333".into(),
+            worker_threads: 0,
+            lock_policy: LockPolicy::Require,
+            messages_per_derived_key: dataplane::MAX_MESSAGES_PER_DERIVED_KEY,
+            max_keys: 100_000,
+            scheduler_interval: None,
+        }
+    }
+}
+
+/// Builds an [`Engine`].
+pub struct EngineBuilder {
+    config: EngineConfig,
+    store: Option<Arc<dyn KeyStore>>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl EngineBuilder {
+    /// Region in key ARNs (default `us-east-1`).
+    pub fn region(mut self, region: &str) -> Self {
+        self.config.region = region.into();
+        self
+    }
+    /// Account id in key ARNs (default `111122223333`).
+    pub fn account_id(mut self, account: &str) -> Self {
+        self.config.account_id = account.into();
+        self
+    }
+    /// Worker pool size (0: one per core).
+    pub fn worker_threads(mut self, threads: usize) -> Self {
+        self.config.worker_threads = threads;
+        self
+    }
+    /// Policy when key memory cannot be locked.
+    pub fn lock_policy(mut self, policy: LockPolicy) -> Self {
+        self.config.lock_policy = policy;
+        self
+    }
+    /// Messages per derived key (capped at 2^32).
+    pub fn messages_per_derived_key(mut self, limit: u64) -> Self {
+        self.config.messages_per_derived_key = limit;
+        self
+    }
+    /// Key quota.
+    pub fn max_keys(mut self, max: usize) -> Self {
+        self.config.max_keys = max;
+        self
+    }
+    /// Runs due deletions and rotations in the background at this interval.
+    pub fn scheduler_interval(mut self, every: Duration) -> Self {
+        self.config.scheduler_interval = Some(every);
+        self
+    }
+    /// The key store (default: a new [`MemoryKeyStore`]).
+    pub fn store(mut self, store: Arc<dyn KeyStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Loads the store and starts the engine.
+    pub fn build(self) -> Result<Engine> {
+        aws_lc_rs::init();
+        let config = self.config;
+        let scope = ArnScope::new(&config.region, &config.account_id)?;
+        if config.messages_per_derived_key == 0 {
+            return Err(Error::Validation(
+                "messages_per_derived_key must be at least 1".into(),
+            ));
+        }
+        let threads = match config.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryKeyStore::new(config.lock_policy)));
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let data = DataPlane::new(
+            scope.clone(),
+            config.lock_policy,
+            config.messages_per_derived_key,
+            threads,
+        )?;
+        let state = ControlState::load(store.as_ref(), config.lock_policy)?;
+        let inner = Arc::new(Inner {
+            data,
+            control: Mutex::new(state),
+            store,
+            clock,
+            scope,
+            config,
+        });
+        let engine = Engine { inner };
+        engine.publish_all()?;
+        engine.run_due_tasks()?;
+        if let Some(every) = engine.inner.config.scheduler_interval {
+            start_scheduler(Arc::downgrade(&engine.inner), every)?;
+        }
+        Ok(engine)
+    }
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("config", &self.config)
+            .field("store", &self.store.as_ref().map(|s| s.describe()))
+            .finish()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) data: DataPlane,
+    pub(crate) control: Mutex<ControlState>,
+    pub(crate) store: Arc<dyn KeyStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) scope: ArnScope,
+    pub(crate) config: EngineConfig,
+}
+
+/// A key management engine. Cheap to clone (a handle); safe to share across threads.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("region", &self.inner.config.region)
+            .field("account_id", &self.inner.config.account_id)
+            .field("store", &self.inner.store.describe())
+            .field("worker_threads", &self.inner.data.threads())
+            .field("fips", &crate::fips_mode())
+            .finish()
+    }
+}
+
+fn start_scheduler(engine: Weak<Inner>, every: Duration) -> Result<()> {
+    std::thread::Builder::new()
+        .name("keyplane-scheduler".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(inner) = engine.upgrade() else {
+                return;
+            };
+            let engine = Engine { inner };
+            if let Err(e) = engine.run_due_tasks() {
+                eprintln!("keyplane: scheduled deletion/rotation failed: {e}");
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| Error::Internal(format!("could not start the scheduler thread: {e}")))
+}
+
+impl Engine {
+    /// An engine with default settings and an in-memory store.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            config: EngineConfig::default(),
+            store: None,
+            clock: None,
+        }
+    }
+
+    /// An engine with default settings and an empty in-memory store.
+    pub fn in_memory() -> Result<Engine> {
+        Self::builder().build()
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Threads in the batch worker pool.
+    pub fn worker_threads(&self) -> usize {
+        self.inner.data.threads()
+    }
+
+    /// Whether the engine runs on the FIPS-validated AWS-LC module.
+    pub fn fips_mode(&self) -> bool {
+        crate::fips_mode()
+    }
+
+    /// The ARN of key `id`.
+    pub fn key_arn(&self, id: &uuid::Uuid) -> String {
+        self.inner.scope.key_arn(id)
+    }
+
+    // ---- data plane -------------------------------------------------------------------------
+
+    /// Encrypts up to 4096 bytes under a symmetric key.
+    pub fn encrypt(
+        &self,
+        request: &dataplane::EncryptRequest<'_>,
+    ) -> Result<dataplane::EncryptResponse> {
+        self.inner.data.encrypt(request)
+    }
+
+    /// Encrypts every request; one result per request, in order.
+    pub fn encrypt_batch(
+        &self,
+        requests: &[dataplane::EncryptRequest<'_>],
+    ) -> Vec<Result<Vec<u8>>> {
+        self.inner.data.encrypt_batch(requests)
+    }
+
+    /// Decrypts a ciphertext blob.
+    pub fn decrypt(
+        &self,
+        request: &dataplane::DecryptRequest<'_>,
+    ) -> Result<dataplane::DecryptResponse> {
+        self.inner.data.decrypt(request)
+    }
+
+    /// Decrypts every request; one result per request, in order.
+    pub fn decrypt_batch(
+        &self,
+        requests: &[dataplane::DecryptRequest<'_>],
+    ) -> Vec<Result<SecretBytes>> {
+        self.inner.data.decrypt_batch(requests)
+    }
+
+    /// Decrypts and re-encrypts under another key (or context) inside the engine.
+    pub fn re_encrypt(
+        &self,
+        request: &dataplane::ReEncryptRequest<'_>,
+    ) -> Result<dataplane::ReEncryptResponse> {
+        self.inner.data.re_encrypt(request)
+    }
+
+    /// Re-encrypts every request; one result per request, in order.
+    pub fn re_encrypt_batch(
+        &self,
+        requests: &[dataplane::ReEncryptRequest<'_>],
+    ) -> Vec<Result<Vec<u8>>> {
+        self.inner.data.re_encrypt_batch(requests)
+    }
+
+    /// A new data key, in plaintext and encrypted.
+    pub fn generate_data_key(
+        &self,
+        request: &dataplane::GenerateDataKeyRequest<'_>,
+    ) -> Result<dataplane::GenerateDataKeyResponse> {
+        self.inner.data.generate_data_key(request)
+    }
+
+    /// A new data key, encrypted only.
+    pub fn generate_data_key_without_plaintext(
+        &self,
+        request: &dataplane::GenerateDataKeyRequest<'_>,
+    ) -> Result<dataplane::GenerateDataKeyWithoutPlaintextResponse> {
+        self.inner.data.generate_data_key_without_plaintext(request)
+    }
+
+    /// Many data keys; randomness is drawn in bulk.
+    pub fn generate_data_key_batch(
+        &self,
+        requests: &[dataplane::GenerateDataKeyRequest<'_>],
+    ) -> Vec<Result<dataplane::GeneratedDataKey>> {
+        self.inner.data.generate_data_key_batch(requests)
+    }
+
+    /// Many encrypted-only data keys.
+    pub fn generate_data_key_without_plaintext_batch(
+        &self,
+        requests: &[dataplane::GenerateDataKeyRequest<'_>],
+    ) -> Vec<Result<Vec<u8>>> {
+        self.inner
+            .data
+            .generate_data_key_without_plaintext_batch(requests)
+    }
+
+    /// 1 to 1024 random bytes.
+    pub fn generate_random(&self, number_of_bytes: usize) -> Result<Vec<u8>> {
+        self.inner.data.generate_random(number_of_bytes)
+    }
+}

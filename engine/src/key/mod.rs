@@ -1,0 +1,11 @@
+//! The key model: specs, states and their rules, identifiers, and the records the store keeps.
+
+pub mod identifier;
+pub mod record;
+pub mod spec;
+pub mod state;
+
+pub use identifier::{ArnScope, KeyReference};
+pub use record::{AliasRecord, KeyMetadata, KeyRecord, RotationConfig, Tag, VersionRecord};
+pub use spec::*;
+pub use state::KeyOperation;

@@ -1,0 +1,113 @@
+//! What the engine knows about a key besides its material, as stored and as described.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::spec::*;
+use crate::clock::Timestamp;
+
+/// A key tag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    pub tag_key: String,
+    pub tag_value: String,
+}
+
+/// Automatic rotation settings of a symmetric key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationConfig {
+    pub enabled: bool,
+    /// Days between automatic rotations (90–2560).
+    pub period_days: u32,
+    /// When the next automatic rotation is due (set while enabled).
+    pub next_rotation: Option<Timestamp>,
+}
+
+/// One version of a key's material (the service's "key material" / backing key). The material
+/// itself is held by the store and the data plane, never here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// 1 for the original material, then one more per rotation.
+    pub version: u32,
+    /// 64 hex characters that name this material (the service's KeyMaterialId).
+    pub material_id: String,
+    pub created: Timestamp,
+    /// None for the original material.
+    pub rotation_type: Option<RotationType>,
+}
+
+/// Everything the engine persists about a key, except its material.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub id: Uuid,
+    pub created: Timestamp,
+    pub description: String,
+    pub key_spec: KeySpec,
+    pub key_usage: KeyUsage,
+    pub origin: Origin,
+    pub key_manager: KeyManager,
+    pub state: KeyState,
+    pub deletion_date: Option<Timestamp>,
+    pub pending_window_days: Option<u32>,
+    pub tags: Vec<Tag>,
+    pub rotation: RotationConfig,
+    /// Oldest first; the last one encrypts.
+    pub versions: Vec<VersionRecord>,
+    pub on_demand_rotations: u32,
+    /// The key policy document (JSON).
+    pub policy: String,
+}
+
+impl KeyRecord {
+    /// The version that encrypts new data, if the key has material.
+    pub fn current_version(&self) -> Option<&VersionRecord> {
+        self.versions.last()
+    }
+}
+
+/// An alias and the key it points to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasRecord {
+    pub name: String,
+    pub target: Uuid,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+}
+
+/// DescribeKey's answer, with the service's field names when serialised.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyMetadata {
+    #[serde(rename = "AWSAccountId")]
+    pub aws_account_id: String,
+    pub key_id: String,
+    pub arn: String,
+    pub creation_date: Timestamp,
+    pub enabled: bool,
+    pub description: String,
+    pub key_usage: KeyUsage,
+    pub key_state: KeyState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_date: Option<Timestamp>,
+    pub origin: Origin,
+    pub key_manager: KeyManager,
+    pub customer_master_key_spec: KeySpec,
+    pub key_spec: KeySpec,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub encryption_algorithms: Vec<EncryptionAlgorithm>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signing_algorithms: Vec<SigningAlgorithm>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mac_algorithms: Vec<MacAlgorithm>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_agreement_algorithms: Vec<KeyAgreementAlgorithm>,
+    pub multi_region: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_deletion_window_in_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_key_material_id: Option<String>,
+    /// Not a DescribeKey field in the service (it is GetKeyRotationStatus's); carried here so a
+    /// describe shows the whole lifecycle.
+    pub key_rotation_enabled: bool,
+}

@@ -1,0 +1,52 @@
+//! keyplane: the model of a cloud key management service, in process.
+//!
+//! Keys with a lifecycle (enable, disable, scheduled deletion), aliases, tags and rotation, kept by
+//! a [`store::KeyStore`]; and a lock-free, batch-oriented data plane (Encrypt, Decrypt, ReEncrypt,
+//! GenerateDataKey, GenerateRandom) on AWS-LC, spread across cores with rayon.
+//!
+//! ```
+//! use keyplane::{Engine, CreateKeyRequest, EncryptRequest, DecryptRequest};
+//! let engine = Engine::in_memory()?;
+//! let key = engine.create_key(CreateKeyRequest::default())?;
+//! engine.create_alias("alias/app", &key.key_id)?;
+//! let sealed = engine.encrypt(&EncryptRequest::new("alias/app", b"secret"))?;
+//! let opened = engine.decrypt(&DecryptRequest::new(&sealed.ciphertext_blob))?;
+//! assert_eq!(opened.plaintext.expose(), b"secret");
+//! # Ok::<(), keyplane::Error>(())
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+pub mod ciphertext;
+pub mod clock;
+pub mod context;
+pub mod control;
+pub mod crypto;
+pub mod dataplane;
+mod engine;
+mod error;
+pub mod key;
+pub mod locked_memory;
+mod secret;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use context::EncryptionContext;
+pub use control::{
+    AliasListEntry, CreateKeyRequest, KeyListEntry, KeyRotationStatus, Page, RotationListEntry,
+    ScheduleKeyDeletionResponse,
+};
+pub use crypto::fips_mode;
+pub use dataplane::{
+    DecryptRequest, DecryptResponse, EncryptRequest, EncryptResponse, GenerateDataKeyRequest,
+    GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse, GeneratedDataKey,
+    ReEncryptRequest, ReEncryptResponse,
+};
+pub use engine::{Engine, EngineBuilder, EngineConfig};
+pub use error::{Error, Result};
+pub use key::{
+    DataKeySpec, EncryptionAlgorithm, KeyManager, KeyMetadata, KeySpec, KeyState, KeyUsage, Origin,
+    RotationType, Tag,
+};
+pub use locked_memory::LockPolicy;
+pub use secret::SecretBytes;

@@ -1,0 +1,314 @@
+//! Locked, non-dumpable memory for key material and expanded key schedules.
+//!
+//! Memory comes from `mmap` in regions of [`REGION_BYTES`], each `mlock`ed (kept out of swap) and
+//! marked `MADV_DONTDUMP` (kept out of core dumps), then cut into fixed-size slots of a few size
+//! classes. A slot is zeroed when it is released and goes back on its class's free list; regions are
+//! kept for reuse and never unmapped, so `VmLck` grows with the number of live keys and sessions and
+//! does not shrink. Allocation takes a mutex, but only the control plane and the first use of a key
+//! on a thread allocate: the data plane's per-message path never does.
+//!
+//! When `mlock` fails (usually `RLIMIT_MEMLOCK`), the [`LockPolicy`] decides: `Require` (the
+//! default) unmaps the region and returns [`Error::MemoryLock`]; `Warn` keeps the region unlocked,
+//! prints one warning to stderr per region and counts it in [`LockedMemoryStats::unlocked_bytes`].
+#![allow(unsafe_code)] // reason: mmap/mlock/madvise system calls and typed access to raw locked slots.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use zeroize::Zeroize;
+
+use crate::error::{Error, Result};
+
+/// Bytes mapped, locked and marked non-dumpable at a time.
+pub const REGION_BYTES: usize = 64 * 1024;
+/// Slot sizes; an allocation takes the smallest that fits.
+const SIZE_CLASSES: [usize; 5] = [64, 256, 1024, 4096, 8192];
+
+/// What to do when the operating system refuses to lock key memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LockPolicy {
+    /// Fail the operation that needed the memory with [`Error::MemoryLock`].
+    #[default]
+    Require,
+    /// Use the memory unlocked, warn on stderr, and count it in the statistics.
+    Warn,
+}
+
+/// Counters for locked memory, process-wide.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockedMemoryStats {
+    /// Bytes mapped and successfully locked.
+    pub locked_bytes: usize,
+    /// Bytes mapped that could not be locked (only under [`LockPolicy::Warn`]).
+    pub unlocked_bytes: usize,
+    /// Slots currently handed out.
+    pub slots_in_use: usize,
+}
+
+static LOCKED_BYTES: AtomicUsize = AtomicUsize::new(0);
+static UNLOCKED_BYTES: AtomicUsize = AtomicUsize::new(0);
+static SLOTS_IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+/// Process-wide statistics of the locked-memory allocator.
+pub fn stats() -> LockedMemoryStats {
+    LockedMemoryStats {
+        locked_bytes: LOCKED_BYTES.load(Ordering::Relaxed),
+        unlocked_bytes: UNLOCKED_BYTES.load(Ordering::Relaxed),
+        slots_in_use: SLOTS_IN_USE.load(Ordering::Relaxed),
+    }
+}
+
+/// A free slot's address. Raw pointers are not `Send`; this one names memory owned by the
+/// process-wide pool, which any thread may use once it holds the pool's mutex.
+struct FreeSlot(NonNull<u8>);
+// SAFETY: the pointer names pool memory that is only handed out under the pool's mutex.
+unsafe impl Send for FreeSlot {}
+
+struct SizeClass {
+    slot_bytes: usize,
+    free: Mutex<Vec<FreeSlot>>,
+}
+
+fn classes() -> &'static [SizeClass; 5] {
+    static CLASSES: OnceLock<[SizeClass; 5]> = OnceLock::new();
+    CLASSES.get_or_init(|| {
+        SIZE_CLASSES.map(|slot_bytes| SizeClass {
+            slot_bytes,
+            free: Mutex::new(Vec::new()),
+        })
+    })
+}
+
+fn map_region(policy: LockPolicy) -> Result<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping with no address hint; the result is checked below.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            REGION_BYTES,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(Error::MemoryLock(format!(
+            "mmap of {REGION_BYTES} bytes for key memory failed: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: `ptr` is the start of the REGION_BYTES mapping made above.
+    let dontdump = unsafe { libc::madvise(ptr, REGION_BYTES, libc::MADV_DONTDUMP) };
+    if dontdump != 0 {
+        let err = std::io::Error::last_os_error();
+        // SAFETY: unmapping the mapping made above, which nothing else references yet.
+        unsafe { libc::munmap(ptr, REGION_BYTES) };
+        return Err(Error::MemoryLock(format!(
+            "madvise(MADV_DONTDUMP) on key memory failed: {err}"
+        )));
+    }
+    // SAFETY: `ptr` is the start of the REGION_BYTES mapping made above.
+    let locked = unsafe { libc::mlock(ptr, REGION_BYTES) };
+    if locked != 0 {
+        let err = std::io::Error::last_os_error();
+        match policy {
+            LockPolicy::Require => {
+                // SAFETY: unmapping the mapping made above, which nothing else references yet.
+                unsafe { libc::munmap(ptr, REGION_BYTES) };
+                return Err(Error::MemoryLock(format!(
+                    "mlock of {REGION_BYTES} bytes of key memory failed ({err}); raise \
+                     RLIMIT_MEMLOCK (ulimit -l), grant CAP_IPC_LOCK, or configure LockPolicy::Warn"
+                )));
+            }
+            LockPolicy::Warn => {
+                eprintln!(
+                    "keyplane: warning: mlock of {REGION_BYTES} bytes of key memory failed ({err}); \
+                     continuing with unlocked key memory because LockPolicy::Warn is configured"
+                );
+                UNLOCKED_BYTES.fetch_add(REGION_BYTES, Ordering::Relaxed);
+            }
+        }
+    } else {
+        LOCKED_BYTES.fetch_add(REGION_BYTES, Ordering::Relaxed);
+    }
+    // `mmap` never returns null for a non-fixed mapping; MAP_FAILED was checked above.
+    NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Internal("mmap returned null".into()))
+}
+
+/// One slot of locked memory, zeroed when dropped and returned to its size class.
+pub(crate) struct LockedSlot {
+    ptr: NonNull<u8>,
+    class: usize,
+}
+
+// SAFETY: a slot is exclusively owned memory; moving its owner between threads is sound.
+unsafe impl Send for LockedSlot {}
+// SAFETY: shared references only give out `&[u8]` / const pointers; mutation needs `&mut self`.
+unsafe impl Sync for LockedSlot {}
+
+impl LockedSlot {
+    /// A zeroed slot of at least `len` bytes, aligned to 64 bytes.
+    pub(crate) fn new(len: usize, policy: LockPolicy) -> Result<Self> {
+        let class = SIZE_CLASSES
+            .iter()
+            .position(|&size| size >= len)
+            .ok_or_else(|| Error::Internal(format!("{len} bytes is too large for key memory")))?;
+        let size_class = &classes()[class];
+        let mut free = size_class
+            .free
+            .lock()
+            .map_err(|_| Error::Internal("key memory pool lock poisoned".into()))?;
+        if free.is_empty() {
+            let region = map_region(policy)?;
+            for offset in (0..REGION_BYTES).step_by(size_class.slot_bytes).rev() {
+                // SAFETY: `offset` < REGION_BYTES, so the pointer stays inside the region.
+                let slot = unsafe { region.as_ptr().add(offset) };
+                free.push(FreeSlot(
+                    NonNull::new(slot)
+                        .ok_or_else(|| Error::Internal("null slot pointer".into()))?,
+                ));
+            }
+        }
+        let slot = free
+            .pop()
+            .ok_or_else(|| Error::Internal("empty key memory free list".into()))?;
+        SLOTS_IN_USE.fetch_add(1, Ordering::Relaxed);
+        Ok(LockedSlot { ptr: slot.0, class })
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        SIZE_CLASSES[self.class]
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: the slot is `capacity()` initialised (zeroed at mapping) bytes owned by `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.capacity()) }
+    }
+
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.capacity()) }
+    }
+}
+
+impl Drop for LockedSlot {
+    fn drop(&mut self) {
+        self.bytes_mut().zeroize();
+        SLOTS_IN_USE.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut free) = classes()[self.class].free.lock() {
+            free.push(FreeSlot(self.ptr));
+        }
+        // A poisoned pool lock leaks the (already zeroed) slot rather than panicking in drop.
+    }
+}
+
+/// Secret bytes of a fixed length in locked memory: key material. No `Clone`, `Copy` or
+/// revealing `Debug`; zeroed when dropped.
+pub struct LockedBytes {
+    slot: LockedSlot,
+    len: usize,
+}
+
+impl LockedBytes {
+    /// `len` zero bytes of locked memory, to be filled through [`LockedBytes::expose_mut`].
+    pub fn zeroed(len: usize, policy: LockPolicy) -> Result<Self> {
+        Ok(LockedBytes {
+            slot: LockedSlot::new(len, policy)?,
+            len,
+        })
+    }
+
+    /// A locked copy of `bytes`. The caller remains responsible for zeroing its own copy.
+    pub fn copy_from(bytes: &[u8], policy: LockPolicy) -> Result<Self> {
+        let mut locked = Self::zeroed(bytes.len(), policy)?;
+        locked.expose_mut().copy_from_slice(bytes);
+        Ok(locked)
+    }
+
+    /// `len` bytes from the system's cryptographic random generator, written straight into locked
+    /// memory.
+    pub fn random(len: usize, policy: LockPolicy) -> Result<Self> {
+        let mut locked = Self::zeroed(len, policy)?;
+        crate::crypto::random::fill(locked.expose_mut())?;
+        Ok(locked)
+    }
+
+    /// The secret bytes. Keep the borrow short and never copy them out of locked memory.
+    pub fn expose(&self) -> &[u8] {
+        &self.slot.bytes()[..self.len]
+    }
+
+    /// The secret bytes, writable.
+    pub fn expose_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        &mut self.slot.bytes_mut()[..len]
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::fmt::Debug for LockedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LockedBytes({} bytes, redacted)", self.len)
+    }
+}
+
+/// Reads `VmLck` (kB of locked memory) from `/proc/self/status`, where the platform has it.
+pub fn process_locked_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmLck:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_zeroed_when_reused() {
+        let mut a = LockedBytes::zeroed(32, LockPolicy::Require).unwrap();
+        a.expose_mut().fill(0xA5);
+        let addr = a.expose().as_ptr() as usize;
+        drop(a);
+        // The free list is LIFO, so the next allocation of this class usually reuses the slot; in
+        // every case the new slot must be all zeroes.
+        let b = LockedBytes::zeroed(32, LockPolicy::Require).unwrap();
+        assert!(b.expose().iter().all(|&x| x == 0));
+        let _ = addr;
+    }
+
+    #[test]
+    fn debug_never_shows_bytes() {
+        let k = LockedBytes::copy_from(&[0x41; 32], LockPolicy::Require).unwrap();
+        let shown = format!("{k:?}");
+        assert_eq!(shown, "LockedBytes(32 bytes, redacted)");
+        assert!(!shown.contains("41") && !shown.contains('A'));
+    }
+
+    #[test]
+    fn oversized_request_is_an_error_not_a_panic() {
+        assert!(matches!(
+            LockedBytes::zeroed(1 << 20, LockPolicy::Require),
+            Err(Error::Internal(_))
+        ));
+    }
+}

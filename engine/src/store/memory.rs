@@ -1,0 +1,122 @@
+//! A key store in process memory: everything is lost when the process ends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use uuid::Uuid;
+
+use super::{KeyStore, StoreChange, StoreContents, StoredMaterial};
+use crate::error::{Error, Result};
+use crate::key::{AliasRecord, KeyRecord};
+use crate::locked_memory::{LockPolicy, LockedBytes};
+
+#[derive(Default)]
+struct Contents {
+    keys: BTreeMap<Uuid, KeyRecord>,
+    aliases: BTreeMap<String, AliasRecord>,
+    materials: HashMap<(Uuid, u32), LockedBytes>,
+}
+
+/// Keys, material (in locked memory) and aliases held in process memory.
+pub struct MemoryKeyStore {
+    contents: Mutex<Contents>,
+    lock_policy: LockPolicy,
+}
+
+impl MemoryKeyStore {
+    /// An empty store whose copies of key material follow `lock_policy`.
+    pub fn new(lock_policy: LockPolicy) -> Self {
+        MemoryKeyStore {
+            contents: Mutex::new(Contents::default()),
+            lock_policy,
+        }
+    }
+
+    /// Removes one stored version of a key's material, as a damaged store would lose it. For tests
+    /// of the Unavailable state.
+    pub fn forget_material(&self, key_id: Uuid, version: u32) -> bool {
+        self.lock()
+            .map(|mut c| c.materials.remove(&(key_id, version)).is_some())
+            .unwrap_or(false)
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Contents>> {
+        self.contents
+            .lock()
+            .map_err(|_| Error::Store("memory store lock poisoned".into()))
+    }
+}
+
+impl Default for MemoryKeyStore {
+    fn default() -> Self {
+        Self::new(LockPolicy::default())
+    }
+}
+
+impl std::fmt::Debug for MemoryKeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryKeyStore")
+    }
+}
+
+impl KeyStore for MemoryKeyStore {
+    fn load(&self) -> Result<StoreContents> {
+        let c = self.lock()?;
+        let mut materials = Vec::with_capacity(c.materials.len());
+        for ((key_id, version), material) in &c.materials {
+            materials.push(StoredMaterial {
+                key_id: *key_id,
+                version: *version,
+                material: LockedBytes::copy_from(material.expose(), self.lock_policy)?,
+            });
+        }
+        Ok(StoreContents {
+            keys: c.keys.values().cloned().collect(),
+            aliases: c.aliases.values().cloned().collect(),
+            materials,
+        })
+    }
+
+    fn commit(&self, changes: &[StoreChange<'_>]) -> Result<()> {
+        // Copy material first so that a locking failure leaves the store unchanged.
+        let mut copies = Vec::new();
+        for change in changes {
+            if let StoreChange::PutMaterial { material, .. } = change {
+                copies.push(LockedBytes::copy_from(material.expose(), self.lock_policy)?);
+            }
+        }
+        let mut copies = copies.into_iter();
+        let mut c = self.lock()?;
+        for change in changes {
+            match change {
+                StoreChange::PutKey(record) => {
+                    c.keys.insert(record.id, (*record).clone());
+                }
+                StoreChange::PutMaterial {
+                    key_id, version, ..
+                } => {
+                    let copy = copies
+                        .next()
+                        .ok_or_else(|| Error::Internal("material copy missing".into()))?;
+                    c.materials.insert((*key_id, *version), copy);
+                }
+                StoreChange::DeleteKey(id) => {
+                    c.keys.remove(id);
+                    c.materials.retain(|(key_id, _), _| key_id != id);
+                    c.aliases.retain(|_, alias| alias.target != *id);
+                }
+                StoreChange::PutAlias(alias) => {
+                    c.aliases.insert(alias.name.clone(), (*alias).clone());
+                }
+                StoreChange::DeleteAlias(name) => {
+                    c.aliases.remove(*name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+}

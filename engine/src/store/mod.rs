@@ -1,0 +1,63 @@
+//! The key store behind the control plane.
+//!
+//! The engine keeps its working state in memory and writes every control-plane change through a
+//! [`KeyStore`] before it acknowledges it; at start it loads everything back. The data plane never
+//! touches the store. [`MemoryKeyStore`] keeps everything in process memory (key material in locked
+//! memory); the durable stores implement the same trait.
+
+mod memory;
+
+pub use memory::MemoryKeyStore;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::key::{AliasRecord, KeyRecord};
+use crate::locked_memory::LockedBytes;
+
+/// One change in an atomic [`KeyStore::commit`].
+#[derive(Debug)]
+pub enum StoreChange<'a> {
+    /// Insert or replace a key's record.
+    PutKey(&'a KeyRecord),
+    /// Store one version of a key's material.
+    PutMaterial {
+        key_id: Uuid,
+        version: u32,
+        material: &'a LockedBytes,
+    },
+    /// Remove a key, its material and every alias that points to it.
+    DeleteKey(Uuid),
+    /// Insert or replace an alias.
+    PutAlias(&'a AliasRecord),
+    /// Remove an alias.
+    DeleteAlias(&'a str),
+}
+
+/// A stored version of key material.
+#[derive(Debug)]
+pub struct StoredMaterial {
+    pub key_id: Uuid,
+    pub version: u32,
+    pub material: LockedBytes,
+}
+
+/// Everything a store holds, as loaded at start.
+#[derive(Debug, Default)]
+pub struct StoreContents {
+    pub keys: Vec<KeyRecord>,
+    pub aliases: Vec<AliasRecord>,
+    /// Every version of every key's material that could be read. A key with a version missing
+    /// here is marked Unavailable.
+    pub materials: Vec<StoredMaterial>,
+}
+
+/// Persistence for keys, their material and aliases.
+pub trait KeyStore: Send + Sync + 'static {
+    /// Everything stored.
+    fn load(&self) -> Result<StoreContents>;
+    /// Applies `changes` atomically: all of them, durably, or none. Returns only once they are as
+    /// durable as the store promises.
+    fn commit(&self, changes: &[StoreChange<'_>]) -> Result<()>;
+    /// A short description for diagnostics ("memory", "sqlite:/path").
+    fn describe(&self) -> String;
+}
