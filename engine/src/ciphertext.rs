@@ -31,8 +31,10 @@ pub const SALT_LEN: usize = 32;
 pub const HEADER_LEN: usize = 1 + 1 + 16 + 4 + SALT_LEN + NONCE_LEN;
 /// Bytes a blob adds to its plaintext.
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
-/// Largest blob Decrypt accepts (the service's ciphertext limit).
-pub const MAX_BLOB_LEN: usize = 6144;
+/// Largest plaintext the format carries; an engine's configured limit is at most this.
+pub const MAX_PLAINTEXT_LIMIT: usize = 1 << 20;
+/// Largest blob the parser accepts.
+pub const MAX_BLOB_LEN: usize = blob_len(MAX_PLAINTEXT_LIMIT);
 
 /// The blob length for a plaintext of `plaintext_len` bytes.
 pub const fn blob_len(plaintext_len: usize) -> usize {
@@ -71,7 +73,7 @@ pub fn parse(blob: &[u8]) -> Result<ParsedBlob<'_>> {
         ));
     }
     if blob.len() > MAX_BLOB_LEN {
-        return Err(invalid("it is longer than 6144 bytes"));
+        return Err(invalid("it is longer than the largest keyplane ciphertext"));
     }
     let (header, rest) = blob.split_at(HEADER_LEN);
     if header[0] != FORMAT_VERSION {

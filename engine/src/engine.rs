@@ -27,6 +27,9 @@ pub struct EngineConfig {
     /// Messages one derived data-plane key encrypts before a new one is derived (at most, and by
     /// default, 2^32; lower only to test the mechanism).
     pub messages_per_derived_key: u64,
+    /// Most plaintext bytes Encrypt takes and Decrypt returns: 4096 by default, as the service;
+    /// at least 1024 (the largest data key); up to 1 MiB for bulk use (such ciphertexts do not fit the service's 6144-byte limit).
+    pub max_plaintext_bytes: usize,
     /// Most keys the engine holds (the service's per-account quota analogue).
     pub max_keys: usize,
     /// If set, a background thread runs due deletions and rotations this often.
@@ -41,6 +44,7 @@ impl Default for EngineConfig {
             worker_threads: 0,
             lock_policy: LockPolicy::Require,
             messages_per_derived_key: dataplane::MAX_MESSAGES_PER_DERIVED_KEY,
+            max_plaintext_bytes: dataplane::DEFAULT_MAX_PLAINTEXT,
             max_keys: 100_000,
             scheduler_interval: None,
         }
@@ -80,6 +84,11 @@ impl EngineBuilder {
         self.config.messages_per_derived_key = limit;
         self
     }
+    /// Largest plaintext (1 KiB to 1 MiB; default 4096).
+    pub fn max_plaintext_bytes(mut self, max: usize) -> Self {
+        self.config.max_plaintext_bytes = max;
+        self
+    }
     /// Key quota.
     pub fn max_keys(mut self, max: usize) -> Self {
         self.config.max_keys = max;
@@ -116,6 +125,16 @@ impl EngineBuilder {
                 "messages_per_derived_key must be at least 1".into(),
             ));
         }
+        let plaintext_range =
+            dataplane::MAX_DATA_KEY_BYTES..=crate::ciphertext::MAX_PLAINTEXT_LIMIT;
+        if !plaintext_range.contains(&config.max_plaintext_bytes) {
+            return Err(Error::Validation(format!(
+                "max_plaintext_bytes must be {} to {} (data keys of up to {} bytes must decrypt)",
+                plaintext_range.start(),
+                plaintext_range.end(),
+                dataplane::MAX_DATA_KEY_BYTES
+            )));
+        }
         let threads = match config.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -128,6 +147,7 @@ impl EngineBuilder {
             scope.clone(),
             config.lock_policy,
             config.messages_per_derived_key,
+            config.max_plaintext_bytes,
             threads,
         )?;
         let state = ControlState::load(store.as_ref(), config.lock_policy)?;
@@ -324,5 +344,10 @@ impl Engine {
     /// 1 to 1024 random bytes.
     pub fn generate_random(&self, number_of_bytes: usize) -> Result<Vec<u8>> {
         self.inner.data.generate_random(number_of_bytes)
+    }
+
+    /// Random byte strings of the given sizes (each 1 to 1024), drawn in one generator call.
+    pub fn generate_random_batch(&self, sizes: &[usize]) -> Vec<Result<Vec<u8>>> {
+        self.inner.data.generate_random_batch(sizes)
     }
 }

@@ -22,6 +22,8 @@ use crate::error::{Error, Result};
 
 /// Bytes mapped, locked and marked non-dumpable at a time.
 pub const REGION_BYTES: usize = 64 * 1024;
+/// Largest single allocation (a plaintext scratch buffer at the largest configurable plaintext).
+pub const MAX_DEDICATED_BYTES: usize = 2 << 20;
 /// Slot sizes; an allocation takes the smallest that fits.
 const SIZE_CLASSES: [usize; 5] = [64, 256, 1024, 4096, 8192];
 
@@ -80,12 +82,13 @@ fn classes() -> &'static [SizeClass; 5] {
     })
 }
 
-fn map_region(policy: LockPolicy) -> Result<NonNull<u8>> {
+/// Maps `len` bytes, excludes them from core dumps and locks them; tells whether locking worked.
+fn map_region(len: usize, policy: LockPolicy) -> Result<(NonNull<u8>, bool)> {
     // SAFETY: an anonymous private mapping with no address hint; the result is checked below.
     let ptr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            REGION_BYTES,
+            len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
@@ -94,52 +97,59 @@ fn map_region(policy: LockPolicy) -> Result<NonNull<u8>> {
     };
     if ptr == libc::MAP_FAILED {
         return Err(Error::MemoryLock(format!(
-            "mmap of {REGION_BYTES} bytes for key memory failed: {}",
+            "mmap of {len} bytes for key memory failed: {}",
             std::io::Error::last_os_error()
         )));
     }
-    // SAFETY: `ptr` is the start of the REGION_BYTES mapping made above.
-    let dontdump = unsafe { libc::madvise(ptr, REGION_BYTES, libc::MADV_DONTDUMP) };
+    // SAFETY: `ptr` is the start of the len mapping made above.
+    let dontdump = unsafe { libc::madvise(ptr, len, libc::MADV_DONTDUMP) };
     if dontdump != 0 {
         let err = std::io::Error::last_os_error();
         // SAFETY: unmapping the mapping made above, which nothing else references yet.
-        unsafe { libc::munmap(ptr, REGION_BYTES) };
+        unsafe { libc::munmap(ptr, len) };
         return Err(Error::MemoryLock(format!(
             "madvise(MADV_DONTDUMP) on key memory failed: {err}"
         )));
     }
-    // SAFETY: `ptr` is the start of the REGION_BYTES mapping made above.
-    let locked = unsafe { libc::mlock(ptr, REGION_BYTES) };
-    if locked != 0 {
+    // SAFETY: `ptr` is the start of the len mapping made above.
+    let locked = unsafe { libc::mlock(ptr, len) };
+    let is_locked = locked == 0;
+    if !is_locked {
         let err = std::io::Error::last_os_error();
         match policy {
             LockPolicy::Require => {
                 // SAFETY: unmapping the mapping made above, which nothing else references yet.
-                unsafe { libc::munmap(ptr, REGION_BYTES) };
+                unsafe { libc::munmap(ptr, len) };
                 return Err(Error::MemoryLock(format!(
-                    "mlock of {REGION_BYTES} bytes of key memory failed ({err}); raise \
+                    "mlock of {len} bytes of key memory failed ({err}); raise \
                      RLIMIT_MEMLOCK (ulimit -l), grant CAP_IPC_LOCK, or configure LockPolicy::Warn"
                 )));
             }
             LockPolicy::Warn => {
                 eprintln!(
-                    "keyplane: warning: mlock of {REGION_BYTES} bytes of key memory failed ({err}); \
+                    "keyplane: warning: mlock of {len} bytes of key memory failed ({err}); \
                      continuing with unlocked key memory because LockPolicy::Warn is configured"
                 );
-                UNLOCKED_BYTES.fetch_add(REGION_BYTES, Ordering::Relaxed);
+                UNLOCKED_BYTES.fetch_add(len, Ordering::Relaxed);
             }
         }
     } else {
-        LOCKED_BYTES.fetch_add(REGION_BYTES, Ordering::Relaxed);
+        LOCKED_BYTES.fetch_add(len, Ordering::Relaxed);
     }
     // `mmap` never returns null for a non-fixed mapping; MAP_FAILED was checked above.
-    NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Internal("mmap returned null".into()))
+    NonNull::new(ptr.cast::<u8>())
+        .map(|p| (p, is_locked))
+        .ok_or_else(|| Error::Internal("mmap returned null".into()))
 }
 
 /// One slot of locked memory, zeroed when dropped and returned to its size class.
 pub(crate) struct LockedSlot {
     ptr: NonNull<u8>,
-    class: usize,
+    /// Index into SIZE_CLASSES, or `None` for a mapping of its own.
+    class: Option<usize>,
+    /// For a mapping of its own: whether it is locked (else counted as unlocked).
+    locked: bool,
+    capacity: usize,
 }
 
 // SAFETY: a slot is exclusively owned memory; moving its owner between threads is sound.
@@ -150,17 +160,29 @@ unsafe impl Sync for LockedSlot {}
 impl LockedSlot {
     /// A zeroed slot of at least `len` bytes, aligned to 64 bytes.
     pub(crate) fn new(len: usize, policy: LockPolicy) -> Result<Self> {
-        let class = SIZE_CLASSES
-            .iter()
-            .position(|&size| size >= len)
-            .ok_or_else(|| Error::Internal(format!("{len} bytes is too large for key memory")))?;
+        if len > MAX_DEDICATED_BYTES {
+            return Err(Error::Internal(format!(
+                "{len} bytes is too large for locked key memory"
+            )));
+        }
+        let Some(class) = SIZE_CLASSES.iter().position(|&size| size >= len) else {
+            let capacity = len.div_ceil(4096) * 4096;
+            let (ptr, locked) = map_region(capacity, policy)?;
+            SLOTS_IN_USE.fetch_add(1, Ordering::Relaxed);
+            return Ok(LockedSlot {
+                ptr,
+                class: None,
+                locked,
+                capacity,
+            });
+        };
         let size_class = &classes()[class];
         let mut free = size_class
             .free
             .lock()
             .map_err(|_| Error::Internal("key memory pool lock poisoned".into()))?;
         if free.is_empty() {
-            let region = map_region(policy)?;
+            let (region, _) = map_region(REGION_BYTES, policy)?;
             for offset in (0..REGION_BYTES).step_by(size_class.slot_bytes).rev() {
                 // SAFETY: `offset` < REGION_BYTES, so the pointer stays inside the region.
                 let slot = unsafe { region.as_ptr().add(offset) };
@@ -174,11 +196,16 @@ impl LockedSlot {
             .pop()
             .ok_or_else(|| Error::Internal("empty key memory free list".into()))?;
         SLOTS_IN_USE.fetch_add(1, Ordering::Relaxed);
-        Ok(LockedSlot { ptr: slot.0, class })
+        Ok(LockedSlot {
+            ptr: slot.0,
+            class: Some(class),
+            locked: true,
+            capacity: size_class.slot_bytes,
+        })
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        SIZE_CLASSES[self.class]
+        self.capacity
     }
 
     pub(crate) fn as_ptr(&self) -> *const u8 {
@@ -204,10 +231,27 @@ impl Drop for LockedSlot {
     fn drop(&mut self) {
         self.bytes_mut().zeroize();
         SLOTS_IN_USE.fetch_sub(1, Ordering::Relaxed);
-        if let Ok(mut free) = classes()[self.class].free.lock() {
-            free.push(FreeSlot(self.ptr));
+        match self.class {
+            Some(class) => {
+                if let Ok(mut free) = classes()[class].free.lock() {
+                    free.push(FreeSlot(self.ptr));
+                }
+                // A poisoned pool lock leaks the (already zeroed) slot rather than panicking.
+            }
+            None => {
+                // SAFETY: a dedicated mapping of `capacity` bytes made in `new`, used by nothing
+                // else; unmapping also unlocks it.
+                let unmapped = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.capacity) };
+                if unmapped == 0 {
+                    let counter = if self.locked {
+                        &LOCKED_BYTES
+                    } else {
+                        &UNLOCKED_BYTES
+                    };
+                    counter.fetch_sub(self.capacity, Ordering::Relaxed);
+                }
+            }
         }
-        // A poisoned pool lock leaks the (already zeroed) slot rather than panicking in drop.
     }
 }
 
@@ -307,8 +351,17 @@ mod tests {
     #[test]
     fn oversized_request_is_an_error_not_a_panic() {
         assert!(matches!(
-            LockedBytes::zeroed(1 << 20, LockPolicy::Require),
+            LockedBytes::zeroed(MAX_DEDICATED_BYTES + 1, LockPolicy::Require),
             Err(Error::Internal(_))
         ));
+    }
+
+    #[test]
+    fn large_requests_get_their_own_mapping() {
+        let mut big = LockedBytes::zeroed(100_000, LockPolicy::Require).unwrap();
+        assert_eq!(big.len(), 100_000);
+        big.expose_mut().fill(7);
+        assert!(big.expose().iter().all(|&b| b == 7));
+        assert!(stats().locked_bytes >= 100_000);
     }
 }

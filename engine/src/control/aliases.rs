@@ -4,7 +4,7 @@ use super::page::{self, Page};
 use crate::clock::Timestamp;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::key::identifier::{validate_alias_name, ALIAS_PREFIX};
+use crate::key::identifier::{validate_alias_name, KeyReference, ALIAS_PREFIX};
 use crate::key::state::KeyOperation;
 use crate::key::AliasRecord;
 use crate::store::StoreChange;
@@ -21,8 +21,22 @@ pub struct AliasListEntry {
 }
 
 impl Engine {
-    /// Creates `alias_name` (`alias/...`) pointing to a key.
+    /// An alias given by name or by alias ARN, as its name.
+    fn alias_name<'a>(&self, alias: &'a str) -> Result<&'a str> {
+        if !alias.starts_with("arn:") {
+            return Ok(alias);
+        }
+        match self.inner.scope.parse(alias)? {
+            KeyReference::Alias(name) => Ok(name),
+            KeyReference::Key(_) => Err(Error::InvalidAliasName(format!(
+                "'{alias}' is a key ARN, not an alias name or alias ARN"
+            ))),
+        }
+    }
+
+    /// Creates `alias_name` (`alias/...`, or its alias ARN) pointing to a key.
     pub fn create_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
+        let alias_name = self.alias_name(alias_name)?;
         validate_alias_name(alias_name)?;
         let mut state = self.control()?;
         if state.aliases.contains_key(alias_name) {
@@ -46,6 +60,7 @@ impl Engine {
 
     /// Points an existing alias at another key of the same type and usage.
     pub fn update_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
+        let alias_name = self.alias_name(alias_name)?;
         validate_alias_name(alias_name)?;
         let mut state = self.control()?;
         let mut alias = state
@@ -77,6 +92,7 @@ impl Engine {
 
     /// Deletes an alias; the key it pointed to is unaffected.
     pub fn delete_alias(&self, alias_name: &str) -> Result<()> {
+        let alias_name = self.alias_name(alias_name)?;
         let mut state = self.control()?;
         if !state.aliases.contains_key(alias_name) {
             return Err(Error::NotFound(format!(

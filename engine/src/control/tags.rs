@@ -81,7 +81,7 @@ impl Engine {
             record.tags.into_iter().map(|t| (t.tag_key.clone(), t)),
             marker,
             limit,
-            |_| true,
+            |m| (1..=128).contains(&m.chars().count()),
         )
     }
 }

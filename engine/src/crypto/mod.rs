@@ -4,14 +4,32 @@
 pub mod aes_gcm;
 pub mod random;
 
+#[cfg(all(feature = "fips", feature = "non-fips"))]
+compile_error!(
+    "enable exactly one of the features `fips` and `non-fips` (for FIPS: --no-default-features --features fips)"
+);
+#[cfg(not(any(feature = "fips", feature = "non-fips")))]
+compile_error!("enable one of the features `non-fips` (the default) and `fips`");
+
 /// The aws-lc binding this build links: the FIPS module under the `fips` feature.
 #[cfg(feature = "fips")]
 pub(crate) use aws_lc_fips_sys as sys;
-#[cfg(not(feature = "fips"))]
+#[cfg(all(feature = "non-fips", not(feature = "fips")))]
 pub(crate) use aws_lc_sys as sys;
 
 /// Whether the engine runs on the FIPS 140-3 validated AWS-LC module (built with `--features
 /// fips`) and that module reports FIPS mode.
 pub fn fips_mode() -> bool {
     cfg!(feature = "fips") && aws_lc_rs::try_fips_mode().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reports_the_module_it_was_built_with() {
+        assert_eq!(super::fips_mode(), cfg!(feature = "fips"));
+        if cfg!(feature = "fips") {
+            println!("running on the AWS-LC FIPS module");
+        }
+    }
 }

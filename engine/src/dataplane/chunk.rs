@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::encrypt::check_symmetric_algorithm;
 use super::keyring::{KeyEntry, Keyring, VersionEntry};
 use super::session::{derive_key, DecryptKeys, EncryptSession};
 use super::DataPlane;
@@ -12,6 +13,7 @@ use crate::context::{self, EncryptionContext};
 use crate::crypto::aes_gcm::TAG_LEN;
 use crate::crypto::random;
 use crate::error::{Error, Result};
+use crate::key::EncryptionAlgorithm;
 use crate::locked_memory::LockedBytes;
 use zeroize::Zeroize;
 
@@ -62,7 +64,7 @@ impl<'k> ChunkContext<'k> {
     pub(crate) fn take_scratch(&mut self) -> Result<LockedBytes> {
         match self.scratch.take() {
             Some(scratch) => Ok(scratch),
-            None => LockedBytes::zeroed(ciphertext::MAX_BLOB_LEN, self.plane.lock_policy),
+            None => LockedBytes::zeroed(self.plane.max_plaintext, self.plane.lock_policy),
         }
     }
 
@@ -99,6 +101,11 @@ impl<'k> ChunkContext<'k> {
         drawn.zeroize();
         self.random_used += out.len();
         Ok(())
+    }
+
+    /// The largest plaintext this engine encrypts or decrypts.
+    pub(crate) fn max_plaintext(&self) -> usize {
+        self.plane.max_plaintext
     }
 
     /// Resolves a key identifier, reusing the previous answer for a repeated identifier.
@@ -214,7 +221,27 @@ impl<'k> ChunkContext<'k> {
         Ok(self.encrypt_sessions.len() - 1)
     }
 
-    /// Authenticates and decrypts a parsed blob into `out` (exactly its plaintext length). Checks the expected key, the key's state and usage.
+    /// Checks the algorithm a caller names, parses the blob and checks its length against this
+    /// engine's plaintext limit: everything that must hold before a buffer is sized for it.
+    pub(crate) fn parse<'b>(
+        &self,
+        blob: &'b [u8],
+        algorithm: Option<EncryptionAlgorithm>,
+    ) -> Result<ParsedBlob<'b>> {
+        if let Some(algorithm) = algorithm {
+            check_symmetric_algorithm(algorithm)?;
+        }
+        let parsed = ciphertext::parse(blob)?;
+        if parsed.plaintext_len() > self.plane.max_plaintext {
+            return Err(Error::InvalidCiphertext(format!(
+                "the ciphertext is longer than this engine's limit of {} plaintext bytes",
+                self.plane.max_plaintext
+            )));
+        }
+        Ok(parsed)
+    }
+
+    /// Authenticates and decrypts a blob parsed by [`Self::parse`] into `out` (exactly its plaintext length). Checks the expected key, the key's state and usage.
     pub(crate) fn open(
         &mut self,
         parsed: &ParsedBlob<'_>,

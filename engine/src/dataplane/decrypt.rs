@@ -1,9 +1,7 @@
 //! Decrypt.
 
 use super::chunk::ChunkContext;
-use super::encrypt::check_symmetric_algorithm;
 use super::DataPlane;
-use crate::ciphertext::{self, ParsedBlob};
 use crate::context::EncryptionContext;
 use crate::error::Result;
 use crate::key::EncryptionAlgorithm;
@@ -58,7 +56,7 @@ pub struct DecryptResponse {
 impl DataPlane {
     pub(crate) fn decrypt(&self, request: &DecryptRequest<'_>) -> Result<DecryptResponse> {
         self.run_one(|ctx| {
-            let parsed = parse(request)?;
+            let parsed = ctx.parse(request.ciphertext_blob, request.encryption_algorithm)?;
             let mut plaintext = SecretBytes::zeroed(parsed.plaintext_len());
             let (key, version) = ctx.open(
                 &parsed,
@@ -79,7 +77,7 @@ impl DataPlane {
         ctx: &mut ChunkContext<'_>,
         request: &DecryptRequest<'_>,
     ) -> Result<SecretBytes> {
-        let parsed = parse(request)?;
+        let parsed = ctx.parse(request.ciphertext_blob, request.encryption_algorithm)?;
         let mut plaintext = SecretBytes::zeroed(parsed.plaintext_len());
         ctx.open(
             &parsed,
@@ -96,12 +94,4 @@ impl DataPlane {
     ) -> Vec<Result<SecretBytes>> {
         self.run_batch(requests, Self::decrypt_item)
     }
-}
-
-/// Checks the algorithm and parses the blob.
-pub(crate) fn parse<'a>(request: &DecryptRequest<'a>) -> Result<ParsedBlob<'a>> {
-    if let Some(algorithm) = request.encryption_algorithm {
-        check_symmetric_algorithm(algorithm)?;
-    }
-    ciphertext::parse(request.ciphertext_blob)
 }

@@ -1,7 +1,7 @@
 //! Encrypt.
 
 use super::chunk::ChunkContext;
-use super::{DataPlane, MAX_PLAINTEXT};
+use super::DataPlane;
 use crate::ciphertext;
 use crate::context::EncryptionContext;
 use crate::error::{validation, Error, Result};
@@ -74,9 +74,10 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &EncryptRequest<'_>,
     ) -> Result<(Vec<u8>, &'k str)> {
-        if request.plaintext.is_empty() || request.plaintext.len() > MAX_PLAINTEXT {
+        let max = ctx.max_plaintext();
+        if request.plaintext.is_empty() || request.plaintext.len() > max {
             return Err(validation!(
-                "plaintext must be 1 to {MAX_PLAINTEXT} bytes, not {}",
+                "plaintext must be 1 to {max} bytes, not {}",
                 request.plaintext.len()
             ));
         }

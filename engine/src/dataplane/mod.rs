@@ -20,10 +20,11 @@ use rayon::prelude::*;
 
 pub use datakey::{
     GenerateDataKeyRequest, GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse,
-    GeneratedDataKey,
+    GeneratedDataKey, MAX_DATA_KEY_BYTES,
 };
 pub use decrypt::{DecryptRequest, DecryptResponse};
 pub use encrypt::{EncryptRequest, EncryptResponse};
+pub use random::MAX_RANDOM_BYTES;
 pub use reencrypt::{ReEncryptRequest, ReEncryptResponse};
 pub use session::MAX_MESSAGES_PER_DERIVED_KEY;
 
@@ -37,14 +38,16 @@ use crate::locked_memory::LockPolicy;
 const PARALLEL_MIN_ITEMS: usize = 64;
 /// The fewest items a rayon job takes, so per-chunk work stays amortised.
 const MIN_ITEMS_PER_JOB: usize = 32;
-/// Most plaintext bytes Encrypt takes (the service's limit).
-pub const MAX_PLAINTEXT: usize = 4096;
+/// Most plaintext bytes Encrypt takes by default (the service's limit); see
+/// [`crate::EngineConfig::max_plaintext_bytes`].
+pub const DEFAULT_MAX_PLAINTEXT: usize = 4096;
 
 pub(crate) struct DataPlane {
     pub(crate) keyring: ArcSwap<Keyring>,
     pub(crate) scope: ArnScope,
     pub(crate) lock_policy: LockPolicy,
     pub(crate) messages_per_derived_key: u64,
+    pub(crate) max_plaintext: usize,
     pool: rayon::ThreadPool,
 }
 
@@ -53,6 +56,7 @@ impl DataPlane {
         scope: ArnScope,
         lock_policy: LockPolicy,
         messages_per_derived_key: u64,
+        max_plaintext: usize,
         threads: usize,
     ) -> Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -65,6 +69,7 @@ impl DataPlane {
             scope,
             lock_policy,
             messages_per_derived_key,
+            max_plaintext,
             pool,
         })
     }

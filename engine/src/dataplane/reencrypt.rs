@@ -2,7 +2,6 @@
 //! engine (it passes through locked memory only).
 
 use super::chunk::ChunkContext;
-use super::decrypt::{self, DecryptRequest};
 use super::encrypt::check_symmetric_algorithm;
 use super::DataPlane;
 use crate::ciphertext;
@@ -65,13 +64,7 @@ impl DataPlane {
         check_symmetric_algorithm(request.destination_encryption_algorithm)?;
         let destination = ctx.resolve(request.destination_key_id)?;
         destination.check_encrypt_decrypt()?;
-        let source_request = DecryptRequest {
-            ciphertext_blob: request.ciphertext_blob,
-            key_id: request.source_key_id,
-            encryption_context: request.source_encryption_context,
-            encryption_algorithm: request.source_encryption_algorithm,
-        };
-        let parsed = decrypt::parse(&source_request)?;
+        let parsed = ctx.parse(request.ciphertext_blob, request.source_encryption_algorithm)?;
         let len = parsed.plaintext_len();
         let mut scratch = ctx.take_scratch()?;
         let sealed = Self::open_and_seal(
