@@ -60,6 +60,15 @@ fn message(i: usize, len: usize) -> Vec<u8> {
     m
 }
 
+/// The material id of the version a key encrypts with now.
+fn current_material(engine: &Engine, key: &str) -> String {
+    engine
+        .describe_key(key)
+        .unwrap()
+        .current_key_material_id
+        .unwrap()
+}
+
 // ---- Encrypt and Decrypt ------------------------------------------------------------------------
 
 #[test]
@@ -67,11 +76,7 @@ fn encrypt_decrypt_round_trips_at_every_size_boundary() {
     let engine = Engine::in_memory().unwrap();
     let key = new_key(&engine);
     let key_arn = arn(&engine, &key);
-    let material = engine
-        .describe_key(&key)
-        .unwrap()
-        .current_key_material_id
-        .unwrap();
+    let material = current_material(&engine, &key);
     for len in [1, 2, 15, 16, 17, 255, 1000, 4095, 4096] {
         let plaintext: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
         let sealed = engine
@@ -571,11 +576,7 @@ fn unknown_keys_are_not_found() {
 fn ciphertexts_from_before_each_rotation_still_decrypt() {
     let engine = Engine::in_memory().unwrap();
     let key = new_key(&engine);
-    let mut materials = vec![engine
-        .describe_key(&key)
-        .unwrap()
-        .current_key_material_id
-        .unwrap()];
+    let mut materials = vec![current_material(&engine, &key)];
     let mut blobs = Vec::new();
     for round in 0..3u32 {
         let plaintext = format!("before rotation {}", round + 1);
@@ -583,13 +584,7 @@ fn ciphertexts_from_before_each_rotation_still_decrypt() {
         assert_eq!(ciphertext::parse(&blob).unwrap().key_version, round + 1);
         blobs.push((blob, plaintext));
         engine.rotate_key_on_demand(&key).unwrap();
-        materials.push(
-            engine
-                .describe_key(&key)
-                .unwrap()
-                .current_key_material_id
-                .unwrap(),
-        );
+        materials.push(current_material(&engine, &key));
     }
     let newest = seal(&engine, &key, b"after all rotations");
     assert_eq!(ciphertext::parse(&newest).unwrap().key_version, 4);
@@ -1098,11 +1093,7 @@ fn generate_data_key_by_spec_or_number_of_bytes() {
     let engine = Engine::in_memory().unwrap();
     let key = new_key(&engine);
     let key_arn = arn(&engine, &key);
-    let material = engine
-        .describe_key(&key)
-        .unwrap()
-        .current_key_material_id
-        .unwrap();
+    let material = current_material(&engine, &key);
     let context = ctx(&[("file", "report.pdf")]);
     let mut seen = HashSet::new();
     for (spec, bytes, len) in [

@@ -16,6 +16,15 @@ use keyplane::{
 
 // ---- helpers ------------------------------------------------------------------------------------
 
+/// An engine on `store` whose time follows `clock`.
+fn engine_on(clock: &Arc<ManualClock>, store: Arc<MemoryKeyStore>) -> Engine {
+    Engine::builder()
+        .clock(clock.clone())
+        .store(store)
+        .build()
+        .unwrap()
+}
+
 fn clocked() -> (Engine, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::starting_now());
     let engine = Engine::builder()
@@ -706,11 +715,7 @@ fn key_is_deleted_with_its_aliases_when_the_date_passes() {
 fn deletion_runs_through_run_due_tasks_and_is_kept_by_the_store() {
     let clock = Arc::new(ManualClock::starting_now());
     let store = Arc::new(MemoryKeyStore::new(LockPolicy::Require));
-    let engine = Engine::builder()
-        .clock(clock.clone())
-        .store(store.clone())
-        .build()
-        .unwrap();
+    let engine = engine_on(&clock, store.clone());
     let doomed = new_key(&engine);
     let kept = new_key(&engine);
     engine.create_alias("alias/doomed", &doomed).unwrap();
@@ -724,11 +729,7 @@ fn deletion_runs_through_run_due_tasks_and_is_kept_by_the_store() {
         "NotFoundException"
     );
     // A new engine on the same store does not bring it back.
-    let reopened = Engine::builder()
-        .clock(clock.clone())
-        .store(store)
-        .build()
-        .unwrap();
+    let reopened = engine_on(&clock, store);
     assert_eq!(all_key_ids(&reopened), BTreeSet::from([kept.clone()]));
     assert!(alias_names(&reopened, None).is_empty());
     assert_eq!(code(reopened.describe_key(&doomed)), "NotFoundException");
@@ -738,20 +739,12 @@ fn deletion_runs_through_run_due_tasks_and_is_kept_by_the_store() {
 fn a_store_reopened_after_the_deletion_date_deletes_at_start() {
     let clock = Arc::new(ManualClock::starting_now());
     let store = Arc::new(MemoryKeyStore::new(LockPolicy::Require));
-    let engine = Engine::builder()
-        .clock(clock.clone())
-        .store(store.clone())
-        .build()
-        .unwrap();
+    let engine = engine_on(&clock, store.clone());
     let doomed = new_key(&engine);
     engine.schedule_key_deletion(&doomed, Some(7)).unwrap();
     drop(engine);
     clock.advance_days(8);
-    let reopened = Engine::builder()
-        .clock(clock.clone())
-        .store(store)
-        .build()
-        .unwrap();
+    let reopened = engine_on(&clock, store);
     // Data plane first: the key must already be gone.
     assert_eq!(code(encrypt(&reopened, &doomed, b"x")), "NotFoundException");
     assert_eq!(code(reopened.describe_key(&doomed)), "NotFoundException");

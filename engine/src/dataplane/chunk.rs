@@ -17,6 +17,8 @@ use crate::key::EncryptionAlgorithm;
 use crate::locked_memory::LockedBytes;
 use zeroize::Zeroize;
 
+/// Smallest scratch buffer a chunk allocates (a data key of the largest size fits).
+const MIN_SCRATCH_BYTES: usize = 1024;
 /// Random bytes a chunk draws from the generator at a time.
 const RANDOM_POOL_BYTES: usize = 4096;
 
@@ -60,17 +62,21 @@ impl<'k> ChunkContext<'k> {
         }
     }
 
-    /// Takes the chunk's locked scratch buffer (give it back with [`Self::return_scratch`]).
-    pub(crate) fn take_scratch(&mut self) -> Result<LockedBytes> {
+    /// Takes the chunk's locked scratch buffer, at least `len` bytes long (give it back with
+    /// [`Self::return_scratch`]). Sized to what items need, so a small item never pays for a
+    /// large engine limit; up to 8 KiB it comes from the pooled slots.
+    pub(crate) fn take_scratch(&mut self, len: usize) -> Result<LockedBytes> {
         match self.scratch.take() {
-            Some(scratch) => Ok(scratch),
-            None => LockedBytes::zeroed(self.plane.max_plaintext, self.plane.lock_policy),
+            Some(scratch) if scratch.len() >= len => Ok(scratch),
+            _ => LockedBytes::zeroed(len.max(MIN_SCRATCH_BYTES), self.plane.lock_policy),
         }
     }
 
-    /// Zeroes the scratch buffer and keeps it for the next item.
-    pub(crate) fn return_scratch(&mut self, mut scratch: LockedBytes) {
-        scratch.expose_mut().zeroize();
+    /// Zeroes the first `used` bytes of the scratch buffer (all that was written) and keeps it
+    /// for the next item.
+    pub(crate) fn return_scratch(&mut self, mut scratch: LockedBytes, used: usize) {
+        let used = used.min(scratch.len());
+        scratch.expose_mut()[..used].zeroize();
         self.scratch = Some(scratch);
     }
 

@@ -112,9 +112,9 @@ impl DataPlane {
         request: &GenerateDataKeyRequest<'_>,
     ) -> Result<Vec<u8>> {
         let len = request.data_key_len()?;
-        let mut scratch = ctx.take_scratch()?;
+        let mut scratch = ctx.take_scratch(len)?;
         let sealed = Self::seal_new_data_key(ctx, request, &mut scratch.expose_mut()[..len]);
-        ctx.return_scratch(scratch);
+        ctx.return_scratch(scratch, len);
         sealed
     }
 

@@ -66,7 +66,7 @@ impl DataPlane {
         destination.check_encrypt_decrypt()?;
         let parsed = ctx.parse(request.ciphertext_blob, request.source_encryption_algorithm)?;
         let len = parsed.plaintext_len();
-        let mut scratch = ctx.take_scratch()?;
+        let mut scratch = ctx.take_scratch(len)?;
         let sealed = Self::open_and_seal(
             ctx,
             &parsed,
@@ -74,7 +74,7 @@ impl DataPlane {
             destination,
             &mut scratch.expose_mut()[..len],
         );
-        ctx.return_scratch(scratch);
+        ctx.return_scratch(scratch, len);
         let (blob, source, source_version) = sealed?;
         Ok((
             blob,
