@@ -150,7 +150,7 @@ impl EngineBuilder {
             config.max_plaintext_bytes,
             threads,
         )?;
-        let state = ControlState::load(store.as_ref(), config.lock_policy)?;
+        let state = ControlState::load(store.as_ref(), None)?;
         let inner = Arc::new(Inner {
             data,
             control: Mutex::new(state),
@@ -160,8 +160,10 @@ impl EngineBuilder {
             config,
         });
         let engine = Engine { inner };
-        engine.publish_all()?;
-        engine.run_due_tasks()?;
+        {
+            let state = engine.control()?;
+            engine.publish_everything(&state);
+        }
         if let Some(every) = engine.inner.config.scheduler_interval {
             start_scheduler(Arc::downgrade(&engine.inner), every)?;
         }

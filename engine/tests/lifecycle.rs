@@ -1672,3 +1672,69 @@ fn scheduler_runs_due_deletions_and_rotations_without_control_plane_calls() {
 fn code_or_ok<T>(result: keyplane::Result<T>) -> Option<&'static str> {
     result.err().map(|e| e.code())
 }
+
+// ---- Two engines sharing one store ----------------------------------------------------------------
+
+#[test]
+fn a_change_made_by_one_engine_reaches_the_other_engines_data_plane() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let store = Arc::new(MemoryKeyStore::new(LockPolicy::Require));
+    let a = engine_on(&clock, store.clone());
+    let b = engine_on(&clock, store.clone());
+    let key = new_key(&a);
+    // b has not looked at the store since a created the key.
+    assert_eq!(code(encrypt(&b, &key, b"x")), "NotFoundException");
+    b.run_due_tasks().unwrap();
+    let blob = encrypt(&b, &key, b"shared").unwrap();
+    assert_eq!(decrypt(&a, &blob).unwrap(), b"shared");
+
+    a.disable_key(&key).unwrap();
+    assert_eq!(code(encrypt(&a, &key, b"x")), "DisabledException");
+    b.run_due_tasks().unwrap();
+    assert_eq!(code(encrypt(&b, &key, b"x")), "DisabledException");
+
+    // Interleaved commits from both engines: each ends up seeing both changes.
+    a.enable_key(&key).unwrap();
+    let other = new_key(&b);
+    a.run_due_tasks().unwrap();
+    b.run_due_tasks().unwrap();
+    for engine in [&a, &b] {
+        assert_eq!(state_of(engine, &key), KeyState::Enabled);
+        assert_eq!(state_of(engine, &other), KeyState::Enabled);
+    }
+    // Rotation on one engine: the other decrypts the new version after it refreshes.
+    a.rotate_key_on_demand(&key).unwrap();
+    let rotated = encrypt(&a, &key, b"v2").unwrap();
+    b.run_due_tasks().unwrap();
+    assert_eq!(decrypt(&b, &rotated).unwrap(), b"v2");
+    assert_eq!(decrypt(&b, &blob).unwrap(), b"shared");
+}
+
+#[test]
+fn the_background_scheduler_picks_up_another_engines_change_within_its_interval() {
+    let store = Arc::new(MemoryKeyStore::new(LockPolicy::Require));
+    let a = Engine::builder().store(store.clone()).build().unwrap();
+    let b = Engine::builder()
+        .store(store)
+        .scheduler_interval(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let key = new_key(&a);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while encrypt(&b, &key, b"x").is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never saw the key created by a"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    a.disable_key(&key).unwrap();
+    while encrypt(&b, &key, b"x").is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never saw the key disabled by a"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(code(encrypt(&b, &key, b"x")), "DisabledException");
+}

@@ -52,7 +52,7 @@ impl Engine {
             created: now,
             updated: now,
         };
-        self.inner.store.commit(&[StoreChange::PutAlias(&alias)])?;
+        self.commit(&mut state, &[StoreChange::PutAlias(&alias)])?;
         state.aliases.insert(alias.name.clone(), alias);
         self.publish(&state, &[], true);
         Ok(())
@@ -84,7 +84,7 @@ impl Engine {
         }
         alias.target = target.id;
         alias.updated = self.inner.clock.now();
-        self.inner.store.commit(&[StoreChange::PutAlias(&alias)])?;
+        self.commit(&mut state, &[StoreChange::PutAlias(&alias)])?;
         state.aliases.insert(alias.name.clone(), alias);
         self.publish(&state, &[], true);
         Ok(())
@@ -99,9 +99,7 @@ impl Engine {
                 "alias '{alias_name}' does not exist"
             )));
         }
-        self.inner
-            .store
-            .commit(&[StoreChange::DeleteAlias(alias_name)])?;
+        self.commit(&mut state, &[StoreChange::DeleteAlias(alias_name)])?;
         state.aliases.remove(alias_name);
         self.publish(&state, &[], true);
         Ok(())

@@ -75,7 +75,7 @@ impl Engine {
 
     /// Deletes a key, its material and its aliases for good.
     pub(crate) fn delete_now(&self, state: &mut ControlState, id: Uuid) -> Result<()> {
-        self.inner.store.commit(&[StoreChange::DeleteKey(id)])?;
+        self.commit(state, &[StoreChange::DeleteKey(id)])?;
         state.keys.remove(&id);
         state.versions.remove(&id);
         state.aliases.retain(|_, alias| alias.target != id);

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::key::identifier::KeyReference;
 use crate::key::state::{self, KeyOperation};
 use crate::key::{AliasRecord, KeyRecord, KeyState};
-use crate::locked_memory::{LockPolicy, LockedBytes};
+use crate::locked_memory::LockedBytes;
 use crate::store::{KeyStore, StoreChange};
 
 /// The control plane's working copy of the store.
@@ -40,10 +40,14 @@ pub(crate) struct ControlState {
     versions: HashMap<Uuid, Vec<Arc<VersionEntry>>>,
     /// The earliest deletion or rotation date of any key, if any is scheduled.
     next_due: Option<Timestamp>,
+    /// The store generation this state reflects.
+    generation: u64,
 }
 
 impl ControlState {
-    pub(crate) fn load(store: &dyn KeyStore, _policy: LockPolicy) -> Result<Self> {
+    /// Loads everything from the store. Versions whose material id is unchanged since `previous`
+    /// keep their data-plane entries, and with them their derived-key caches.
+    pub(crate) fn load(store: &dyn KeyStore, previous: Option<&ControlState>) -> Result<Self> {
         let contents = store.load()?;
         let mut materials: HashMap<(Uuid, u32), LockedBytes> = contents
             .materials
@@ -59,15 +63,28 @@ impl ControlState {
                 .collect(),
             versions: HashMap::new(),
             next_due: None,
+            generation: contents.generation,
         };
         for record in contents.keys {
             let loaded: Option<Vec<Arc<VersionEntry>>> = record
                 .versions
                 .iter()
                 .map(|v| {
-                    materials
-                        .remove(&(record.id, v.version))
-                        .map(|m| Arc::new(VersionEntry::new(v.version, v.material_id.clone(), m)))
+                    let material = materials.remove(&(record.id, v.version))?;
+                    let kept = previous
+                        .and_then(|p| p.versions.get(&record.id))
+                        .and_then(|versions| versions.get(v.version as usize - 1))
+                        .filter(|entry| {
+                            entry.version == v.version && entry.material_id == v.material_id
+                        });
+                    Some(match kept {
+                        Some(entry) => Arc::clone(entry),
+                        None => Arc::new(VersionEntry::new(
+                            v.version,
+                            v.material_id.clone(),
+                            material,
+                        )),
+                    })
                 })
                 .collect();
             if let Some(loaded) = loaded {
@@ -110,15 +127,42 @@ impl Engine {
             .control
             .lock()
             .map_err(|_| Error::Internal("control-plane lock poisoned".into()))?;
+        self.reload_if_changed(&mut state)?;
         self.run_due(&mut state)?;
         Ok(state)
     }
 
-    /// Runs every deletion and automatic rotation whose date has come. Control-plane calls do
-    /// this first anyway; call it (or configure `scheduler_interval`) to have it happen without
-    /// other control-plane traffic.
+    /// Picks up changes that other engines made to a shared store, then runs every deletion and
+    /// automatic rotation whose date has come. Every control-plane call does this first; call it
+    /// (or configure `scheduler_interval`) to have it happen without control-plane traffic.
     pub fn run_due_tasks(&self) -> Result<()> {
         self.control().map(|_| ())
+    }
+
+    /// Reloads from the store if someone else committed since this engine last looked.
+    fn reload_if_changed(&self, state: &mut ControlState) -> Result<()> {
+        if self.inner.store.generation()? == state.generation {
+            return Ok(());
+        }
+        let fresh = ControlState::load(self.inner.store.as_ref(), Some(state))?;
+        *state = fresh;
+        self.publish_everything(state);
+        Ok(())
+    }
+
+    /// Writes `changes` through the store. If the commit's generation shows that another engine
+    /// committed in between, the state is left marked stale, so the next control-plane call
+    /// reloads everything (this change included).
+    pub(crate) fn commit(
+        &self,
+        state: &mut ControlState,
+        changes: &[StoreChange<'_>],
+    ) -> Result<()> {
+        let generation = self.inner.store.commit(changes)?;
+        if generation == state.generation + 1 {
+            state.generation = generation;
+        }
+        Ok(())
     }
 
     fn run_due(&self, state: &mut ControlState) -> Result<()> {
@@ -216,7 +260,7 @@ impl Engine {
                 material,
             });
         }
-        self.inner.store.commit(&changes)?;
+        self.commit(state, &changes)?;
         drop(changes);
         if let Some((version, material)) = new_material {
             let material_id = record
@@ -251,25 +295,22 @@ impl Engine {
             }
         }
         if aliases_changed {
-            next.aliases = state
-                .aliases
-                .values()
-                .map(|a| (a.name.clone(), a.target))
-                .collect();
+            next.aliases = alias_map(state);
         }
         self.inner.data.keyring.store(Arc::new(next));
     }
 
-    /// Publishes everything (at start-up).
-    pub(crate) fn publish_all(&self) -> Result<()> {
-        let state = self
-            .inner
-            .control
-            .lock()
-            .map_err(|_| Error::Internal("control-plane lock poisoned".into()))?;
-        let ids: Vec<Uuid> = state.keys.keys().copied().collect();
-        self.publish(&state, &ids, true);
-        Ok(())
+    /// Replaces the data plane's snapshot with one built from scratch.
+    pub(crate) fn publish_everything(&self, state: &ControlState) {
+        let keyring = Keyring {
+            keys: state
+                .keys
+                .values()
+                .map(|record| (record.id, Arc::new(self.key_entry(state, record))))
+                .collect(),
+            aliases: alias_map(state),
+        };
+        self.inner.data.keyring.store(Arc::new(keyring));
     }
 
     fn key_entry(&self, state: &ControlState, record: &KeyRecord) -> KeyEntry {
@@ -282,4 +323,13 @@ impl Engine {
             versions: state.versions.get(&record.id).cloned().unwrap_or_default(),
         }
     }
+}
+
+/// The data plane's alias lookup table.
+fn alias_map(state: &ControlState) -> HashMap<String, Uuid> {
+    state
+        .aliases
+        .values()
+        .map(|a| (a.name.clone(), a.target))
+        .collect()
 }

@@ -15,6 +15,7 @@ struct Contents {
     keys: BTreeMap<Uuid, KeyRecord>,
     aliases: BTreeMap<String, AliasRecord>,
     materials: HashMap<(Uuid, u32), LockedBytes>,
+    generation: u64,
 }
 
 /// Keys, material (in locked memory) and aliases held in process memory.
@@ -36,7 +37,10 @@ impl MemoryKeyStore {
     /// of the Unavailable state.
     pub fn forget_material(&self, key_id: Uuid, version: u32) -> bool {
         self.lock()
-            .map(|mut c| c.materials.remove(&(key_id, version)).is_some())
+            .map(|mut c| {
+                c.generation += 1;
+                c.materials.remove(&(key_id, version)).is_some()
+            })
             .unwrap_or(false)
     }
 
@@ -74,10 +78,11 @@ impl KeyStore for MemoryKeyStore {
             keys: c.keys.values().cloned().collect(),
             aliases: c.aliases.values().cloned().collect(),
             materials,
+            generation: c.generation,
         })
     }
 
-    fn commit(&self, changes: &[StoreChange<'_>]) -> Result<()> {
+    fn commit(&self, changes: &[StoreChange<'_>]) -> Result<u64> {
         // Copy material first so that a locking failure leaves the store unchanged.
         let mut copies = Vec::new();
         for change in changes {
@@ -113,7 +118,12 @@ impl KeyStore for MemoryKeyStore {
                 }
             }
         }
-        Ok(())
+        c.generation += 1;
+        Ok(c.generation)
+    }
+
+    fn generation(&self) -> Result<u64> {
+        Ok(self.lock()?.generation)
     }
 
     fn describe(&self) -> String {

@@ -4,6 +4,11 @@
 //! [`KeyStore`] before it acknowledges it; at start it loads everything back. The data plane never
 //! touches the store. [`MemoryKeyStore`] keeps everything in process memory (key material in locked
 //! memory); the durable stores implement the same trait.
+//!
+//! Several engines (in one process or several) may share a store: each commit advances the store's
+//! generation, and an engine that sees a generation it did not produce reloads before its next
+//! control-plane call, and in the background every `scheduler_interval` (the bound on how long a
+//! change made elsewhere takes to reach this engine's data plane).
 
 mod memory;
 
@@ -49,6 +54,8 @@ pub struct StoreContents {
     /// Every version of every key's material that could be read. A key with a version missing
     /// here is marked Unavailable.
     pub materials: Vec<StoredMaterial>,
+    /// The store's generation these contents reflect (see [`KeyStore::generation`]).
+    pub generation: u64,
 }
 
 /// Persistence for keys, their material and aliases.
@@ -56,8 +63,11 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Everything stored.
     fn load(&self) -> Result<StoreContents>;
     /// Applies `changes` atomically: all of them, durably, or none. Returns only once they are as
-    /// durable as the store promises.
-    fn commit(&self, changes: &[StoreChange<'_>]) -> Result<()>;
+    /// durable as the store promises, with the generation the commit produced.
+    fn commit(&self, changes: &[StoreChange<'_>]) -> Result<u64>;
+    /// A number that grows with every commit by anyone (this process or another sharing the
+    /// store). The engine reloads when it differs from the generation it last saw.
+    fn generation(&self) -> Result<u64>;
     /// A short description for diagnostics ("memory", "sqlite:/path").
     fn describe(&self) -> String;
 }
