@@ -1,0 +1,1 @@
+//! C ABI for keyplane (in progress).

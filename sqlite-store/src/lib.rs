@@ -1,0 +1,1 @@
+//! Durable SQLite key store for keyplane (in progress).
