@@ -28,7 +28,7 @@ pub struct EngineConfig {
     /// default, 2^32; lower only to test the mechanism).
     pub messages_per_derived_key: u64,
     /// Most plaintext bytes Encrypt takes and Decrypt returns: 4096 by default, as the service;
-    /// at least 1024 (the largest data key); up to 1 MiB for bulk use (such ciphertexts do not fit the service's 6144-byte limit).
+    /// up to 1 MiB for bulk use (such ciphertexts do not fit the service's 6144-byte limit).
     pub max_plaintext_bytes: usize,
     /// Most keys the engine holds (the service's per-account quota analogue).
     pub max_keys: usize,
@@ -84,7 +84,7 @@ impl EngineBuilder {
         self.config.messages_per_derived_key = limit;
         self
     }
-    /// Largest plaintext (1 KiB to 1 MiB; default 4096).
+    /// Largest plaintext (4 KiB to 1 MiB; default 4096).
     pub fn max_plaintext_bytes(mut self, max: usize) -> Self {
         self.config.max_plaintext_bytes = max;
         self
@@ -126,13 +126,12 @@ impl EngineBuilder {
             ));
         }
         let plaintext_range =
-            dataplane::MAX_DATA_KEY_BYTES..=crate::ciphertext::MAX_PLAINTEXT_LIMIT;
+            dataplane::DEFAULT_MAX_PLAINTEXT..=crate::ciphertext::MAX_PLAINTEXT_LIMIT;
         if !plaintext_range.contains(&config.max_plaintext_bytes) {
             return Err(Error::Validation(format!(
-                "max_plaintext_bytes must be {} to {} (data keys of up to {} bytes must decrypt)",
+                "max_plaintext_bytes must be {} to {} (data keys and data key pairs must decrypt)",
                 plaintext_range.start(),
-                plaintext_range.end(),
-                dataplane::MAX_DATA_KEY_BYTES
+                plaintext_range.end()
             )));
         }
         let threads = match config.worker_threads {
@@ -150,7 +149,7 @@ impl EngineBuilder {
             config.max_plaintext_bytes,
             threads,
         )?;
-        let state = ControlState::load(store.as_ref(), None)?;
+        let state = ControlState::load(store.as_ref(), None, config.lock_policy)?;
         let inner = Arc::new(Inner {
             data,
             control: Mutex::new(state),
@@ -341,6 +340,90 @@ impl Engine {
         self.inner
             .data
             .generate_data_key_without_plaintext_batch(requests)
+    }
+
+    /// Signs a message or digest with an asymmetric SIGN_VERIFY key.
+    pub fn sign(&self, request: &dataplane::SignRequest<'_>) -> Result<dataplane::SignResponse> {
+        self.inner.data.sign(request)
+    }
+
+    /// Signs every request; one signature or error per request, in order.
+    pub fn sign_batch(&self, requests: &[dataplane::SignRequest<'_>]) -> Vec<Result<Vec<u8>>> {
+        self.inner.data.sign_batch(requests)
+    }
+
+    /// Verifies a signature; an invalid one is `Error::InvalidSignature`.
+    pub fn verify(
+        &self,
+        request: &dataplane::VerifyRequest<'_>,
+    ) -> Result<dataplane::VerifyResponse> {
+        self.inner.data.verify(request)
+    }
+
+    /// Verifies every request; `Ok(())` or the error per request, in order.
+    pub fn verify_batch(&self, requests: &[dataplane::VerifyRequest<'_>]) -> Vec<Result<()>> {
+        self.inner.data.verify_batch(requests)
+    }
+
+    /// The public key of an asymmetric key, DER SubjectPublicKeyInfo.
+    pub fn get_public_key(&self, key_id: &str) -> Result<dataplane::GetPublicKeyResponse> {
+        self.inner.data.get_public_key(key_id)
+    }
+
+    /// An HMAC of a message under an HMAC key.
+    pub fn generate_mac(
+        &self,
+        request: &dataplane::GenerateMacRequest<'_>,
+    ) -> Result<dataplane::GenerateMacResponse> {
+        self.inner.data.generate_mac(request)
+    }
+
+    /// HMACs for every request, in order.
+    pub fn generate_mac_batch(
+        &self,
+        requests: &[dataplane::GenerateMacRequest<'_>],
+    ) -> Vec<Result<Vec<u8>>> {
+        self.inner.data.generate_mac_batch(requests)
+    }
+
+    /// Verifies an HMAC in constant time; a mismatch is `Error::InvalidMac`.
+    pub fn verify_mac(
+        &self,
+        request: &dataplane::VerifyMacRequest<'_>,
+    ) -> Result<dataplane::VerifyMacResponse> {
+        self.inner.data.verify_mac(request)
+    }
+
+    /// Verifies every request's HMAC; `Ok(())` or the error per request, in order.
+    pub fn verify_mac_batch(
+        &self,
+        requests: &[dataplane::VerifyMacRequest<'_>],
+    ) -> Vec<Result<()>> {
+        self.inner.data.verify_mac_batch(requests)
+    }
+
+    /// ECDH between a KEY_AGREEMENT key and a peer public key (DER SubjectPublicKeyInfo).
+    pub fn derive_shared_secret(
+        &self,
+        request: &dataplane::DeriveSharedSecretRequest<'_>,
+    ) -> Result<dataplane::DeriveSharedSecretResponse> {
+        self.inner.data.derive_shared_secret(request)
+    }
+
+    /// A new key pair: public key, private key in plaintext and encrypted under a symmetric key.
+    pub fn generate_data_key_pair(
+        &self,
+        request: &dataplane::GenerateDataKeyPairRequest<'_>,
+    ) -> Result<dataplane::GenerateDataKeyPairResponse> {
+        self.inner.data.generate_data_key_pair(request, true)
+    }
+
+    /// A new key pair: public key and encrypted private key only.
+    pub fn generate_data_key_pair_without_plaintext(
+        &self,
+        request: &dataplane::GenerateDataKeyPairRequest<'_>,
+    ) -> Result<dataplane::GenerateDataKeyPairResponse> {
+        self.inner.data.generate_data_key_pair(request, false)
     }
 
     /// 1 to 1024 random bytes.

@@ -1,8 +1,10 @@
 //! keyplane: the model of a cloud key management service, in process.
 //!
 //! Keys with a lifecycle (enable, disable, scheduled deletion), aliases, tags and rotation, kept by
-//! a [`store::KeyStore`]; and a lock-free, batch-oriented data plane (Encrypt, Decrypt, ReEncrypt,
-//! GenerateDataKey, GenerateRandom) on AWS-LC, spread across cores with rayon.
+//! a [`store::KeyStore`]; and a lock-free, batch-oriented data plane on AWS-LC, spread across cores
+//! with rayon: Encrypt, Decrypt, ReEncrypt, GenerateDataKey(Pair), GenerateRandom with symmetric
+//! (AES-256-GCM) and RSA-OAEP keys; Sign and Verify with RSA, ECDSA and Ed25519 keys; GenerateMac
+//! and VerifyMac with HMAC keys; DeriveSharedSecret (ECDH).
 //!
 //! ```
 //! use keyplane::{Engine, CreateKeyRequest, EncryptRequest, DecryptRequest};
@@ -38,9 +40,12 @@ pub use control::{
 };
 pub use crypto::fips_mode;
 pub use dataplane::{
-    DecryptRequest, DecryptResponse, EncryptRequest, EncryptResponse, GenerateDataKeyRequest,
-    GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse, GeneratedDataKey,
-    ReEncryptRequest, ReEncryptResponse,
+    DecryptRequest, DecryptResponse, DeriveSharedSecretRequest, DeriveSharedSecretResponse,
+    EncryptRequest, EncryptResponse, GenerateDataKeyPairRequest, GenerateDataKeyPairResponse,
+    GenerateDataKeyRequest, GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse,
+    GenerateMacRequest, GenerateMacResponse, GeneratedDataKey, GetPublicKeyResponse,
+    ReEncryptRequest, ReEncryptResponse, SignRequest, SignResponse, VerifyMacRequest,
+    VerifyMacResponse, VerifyRequest, VerifyResponse,
 };
 pub use engine::{Engine, EngineBuilder, EngineConfig};
 pub use error::{Error, Result};

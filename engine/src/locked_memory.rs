@@ -25,7 +25,7 @@ pub const REGION_BYTES: usize = 64 * 1024;
 /// Largest single allocation (a plaintext scratch buffer at the largest configurable plaintext).
 pub const MAX_DEDICATED_BYTES: usize = 2 << 20;
 /// Slot sizes; an allocation takes the smallest that fits.
-const SIZE_CLASSES: [usize; 5] = [64, 256, 1024, 4096, 8192];
+const SIZE_CLASSES: [usize; 6] = [64, 256, 1024, 2048, 4096, 8192];
 
 /// What to do when the operating system refuses to lock key memory.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,8 +72,8 @@ struct SizeClass {
     free: Mutex<Vec<FreeSlot>>,
 }
 
-fn classes() -> &'static [SizeClass; 5] {
-    static CLASSES: OnceLock<[SizeClass; 5]> = OnceLock::new();
+fn classes() -> &'static [SizeClass; 6] {
+    static CLASSES: OnceLock<[SizeClass; 6]> = OnceLock::new();
     CLASSES.get_or_init(|| {
         SIZE_CLASSES.map(|slot_bytes| SizeClass {
             slot_bytes,

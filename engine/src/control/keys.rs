@@ -5,6 +5,7 @@ use uuid::Uuid;
 use super::page::{self, Page};
 use super::ControlState;
 use crate::crypto::random;
+use crate::dataplane::primitive::generate_material;
 use crate::engine::Engine;
 use crate::error::{validation, Error, Result};
 use crate::key::state::KeyOperation;
@@ -12,14 +13,11 @@ use crate::key::{
     KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, Origin, RotationConfig, Tag,
     VersionRecord,
 };
-use crate::locked_memory::LockedBytes;
 
 /// Longest description a key may have.
 pub const MAX_DESCRIPTION: usize = 8192;
 /// Longest key policy document.
 pub const MAX_POLICY: usize = 32 * 1024;
-/// Bytes of material of a SYMMETRIC_DEFAULT key version.
-const SYMMETRIC_KEY_BYTES: usize = 32;
 
 /// A CreateKey request; every field optional as in the service.
 #[derive(Debug, Clone, Default)]
@@ -83,10 +81,19 @@ impl Engine {
         }
         if !spec.is_supported() {
             return Err(Error::UnsupportedOperation(format!(
-                "key spec {spec} is not yet supported by this keyplane build; SYMMETRIC_DEFAULT is"
+                "key spec {spec} is not yet supported by this keyplane build (SM2 and ML-DSA are \
+                 not available in AWS-LC's Rust binding as the service uses them)"
             )));
         }
         let origin = request.origin.unwrap_or(Origin::AwsKms);
+        if origin == Origin::External
+            && spec != KeySpec::SymmetricDefault
+            && spec.mac_algorithm().is_none()
+        {
+            return Err(Error::UnsupportedOperation(format!(
+                "importing key material is supported for symmetric and HMAC keys, not {spec}"
+            )));
+        }
         if matches!(origin, Origin::AwsCloudhsm | Origin::ExternalKeyStore) {
             return Err(Error::UnsupportedOperation(format!(
                 "origin {origin} needs a custom key store, which keyplane does not have yet"
@@ -121,7 +128,7 @@ impl Engine {
         let (key_state, material, versions) = if origin == Origin::External {
             (KeyState::PendingImport, None, Vec::new())
         } else {
-            let material = LockedBytes::random(SYMMETRIC_KEY_BYTES, self.inner.config.lock_policy)?;
+            let material = generate_material(spec, usage, self.inner.config.lock_policy)?;
             let version = VersionRecord {
                 version: 1,
                 material_id: new_material_id()?,
@@ -180,9 +187,9 @@ impl Engine {
             customer_master_key_spec: record.key_spec,
             key_spec: record.key_spec,
             encryption_algorithms: record.key_spec.encryption_algorithms(record.key_usage),
-            signing_algorithms: Vec::new(),
-            mac_algorithms: Vec::new(),
-            key_agreement_algorithms: Vec::new(),
+            signing_algorithms: record.key_spec.signing_algorithms(record.key_usage),
+            mac_algorithms: record.key_spec.mac_algorithm().into_iter().collect(),
+            key_agreement_algorithms: record.key_spec.key_agreement_algorithms(record.key_usage),
             multi_region: false,
             pending_deletion_window_in_days: record.pending_window_days,
             current_key_material_id: record.current_version().map(|v| v.material_id.clone()),

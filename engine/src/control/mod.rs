@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::key::identifier::KeyReference;
 use crate::key::state::{self, KeyOperation};
 use crate::key::{AliasRecord, KeyRecord, KeyState};
-use crate::locked_memory::LockedBytes;
+use crate::locked_memory::{LockPolicy, LockedBytes};
 use crate::store::{KeyStore, StoreChange};
 
 /// The control plane's working copy of the store.
@@ -47,7 +47,11 @@ pub(crate) struct ControlState {
 impl ControlState {
     /// Loads everything from the store. Versions whose material id is unchanged since `previous`
     /// keep their data-plane entries, and with them their derived-key caches.
-    pub(crate) fn load(store: &dyn KeyStore, previous: Option<&ControlState>) -> Result<Self> {
+    pub(crate) fn load(
+        store: &dyn KeyStore,
+        previous: Option<&ControlState>,
+        policy: LockPolicy,
+    ) -> Result<Self> {
         let contents = store.load()?;
         let mut materials: HashMap<(Uuid, u32), LockedBytes> = contents
             .materials
@@ -77,14 +81,21 @@ impl ControlState {
                         .filter(|entry| {
                             entry.version == v.version && entry.material_id == v.material_id
                         });
-                    Some(match kept {
-                        Some(entry) => Arc::clone(entry),
-                        None => Arc::new(VersionEntry::new(
+                    match kept {
+                        Some(entry) => Some(Arc::clone(entry)),
+                        // Material that does not parse for its key spec counts as missing: the
+                        // key becomes Unavailable, every other key keeps working.
+                        None => VersionEntry::new(
+                            record.key_spec,
+                            record.key_usage,
                             v.version,
                             v.material_id.clone(),
                             material,
-                        )),
-                    })
+                            policy,
+                        )
+                        .ok()
+                        .map(Arc::new),
+                    }
                 })
                 .collect();
             if let Some(loaded) = loaded {
@@ -144,7 +155,11 @@ impl Engine {
         if self.inner.store.generation()? == state.generation {
             return Ok(());
         }
-        let fresh = ControlState::load(self.inner.store.as_ref(), Some(state))?;
+        let fresh = ControlState::load(
+            self.inner.store.as_ref(),
+            Some(state),
+            self.inner.config.lock_policy,
+        )?;
         *state = fresh;
         self.publish_everything(state);
         Ok(())
@@ -269,8 +284,19 @@ impl Engine {
                 .find(|v| v.version == version)
                 .map(|v| v.material_id.clone())
                 .ok_or_else(|| Error::Internal("new material has no version record".into()))?;
-            let versions = state.versions.entry(record.id).or_default();
-            versions.push(Arc::new(VersionEntry::new(version, material_id, material)));
+            let entry = VersionEntry::new(
+                record.key_spec,
+                record.key_usage,
+                version,
+                material_id,
+                material,
+                self.inner.config.lock_policy,
+            )?;
+            state
+                .versions
+                .entry(record.id)
+                .or_default()
+                .push(Arc::new(entry));
         }
         let id = record.id;
         state.note_due(&record);

@@ -2,7 +2,11 @@
 //! touches aws-lc directly lives here.
 
 pub mod aes_gcm;
+pub mod ecdh;
+pub mod hmac;
 pub mod random;
+pub mod rsa_oaep;
+pub mod signature;
 
 #[cfg(all(feature = "fips", feature = "non-fips"))]
 compile_error!(

@@ -11,6 +11,7 @@ use super::DataPlane;
 use crate::ciphertext::{self, ParsedBlob, HEADER_LEN};
 use crate::context::{self, EncryptionContext};
 use crate::crypto::aes_gcm::TAG_LEN;
+use crate::crypto::hmac::HmacWork;
 use crate::crypto::random;
 use crate::error::{Error, Result};
 use crate::key::EncryptionAlgorithm;
@@ -41,6 +42,8 @@ pub(crate) struct ChunkContext<'k> {
     random_pool: Option<LockedBytes>,
     random_used: usize,
     random_requests: usize,
+    /// A working HMAC context in locked memory, made on the chunk's first MAC.
+    hmac_work: Option<HmacWork>,
 }
 
 impl<'k> ChunkContext<'k> {
@@ -59,6 +62,15 @@ impl<'k> ChunkContext<'k> {
             random_pool: None,
             random_used: 0,
             random_requests: 0,
+            hmac_work: None,
+        }
+    }
+
+    /// The chunk's working HMAC context.
+    pub(crate) fn hmac_work(&mut self) -> Result<&mut HmacWork> {
+        match &mut self.hmac_work {
+            Some(work) => Ok(work),
+            slot => Ok(slot.insert(HmacWork::new(self.plane.lock_policy)?)),
         }
     }
 

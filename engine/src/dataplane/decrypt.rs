@@ -1,10 +1,12 @@
 //! Decrypt.
 
 use super::chunk::ChunkContext;
+use super::keyring::{KeyEntry, VersionEntry};
+use super::primitive::KeyPrimitive;
 use super::DataPlane;
 use crate::context::EncryptionContext;
-use crate::error::Result;
-use crate::key::EncryptionAlgorithm;
+use crate::error::{validation, Result};
+use crate::key::{EncryptionAlgorithm, KeyUsage};
 use crate::secret::SecretBytes;
 
 /// A Decrypt request.
@@ -12,6 +14,7 @@ use crate::secret::SecretBytes;
 pub struct DecryptRequest<'a> {
     pub ciphertext_blob: &'a [u8],
     /// When given, the ciphertext must have been encrypted under this key (IncorrectKey if not).
+    /// Required for an RSA key, with `encryption_algorithm`.
     pub key_id: Option<&'a str>,
     /// Must equal the context the data was encrypted with.
     pub encryption_context: Option<&'a EncryptionContext>,
@@ -53,45 +56,82 @@ pub struct DecryptResponse {
     pub key_material_id: String,
 }
 
+/// What decrypted an item.
+pub(crate) struct Decrypted<'k> {
+    pub(crate) plaintext: SecretBytes,
+    pub(crate) key: &'k KeyEntry,
+    pub(crate) version: &'k VersionEntry,
+    pub(crate) algorithm: EncryptionAlgorithm,
+}
+
 impl DataPlane {
-    pub(crate) fn decrypt(&self, request: &DecryptRequest<'_>) -> Result<DecryptResponse> {
-        self.run_one(|ctx| {
-            let parsed = ctx.parse(request.ciphertext_blob, request.encryption_algorithm)?;
-            let mut plaintext = SecretBytes::zeroed(parsed.plaintext_len());
-            let (key, version) = ctx.open(
-                &parsed,
-                request.key_id,
-                request.encryption_context,
-                plaintext.expose_mut(),
-            )?;
-            Ok(DecryptResponse {
-                plaintext,
-                key_id: key.arn.clone(),
-                encryption_algorithm: EncryptionAlgorithm::SymmetricDefault,
-                key_material_id: version.material_id.clone(),
-            })
+    /// Decrypts `blob`: an OAEP ciphertext when `key_id` names an RSA key (which then needs the
+    /// algorithm), otherwise a keyplane blob, which names its own key.
+    pub(crate) fn decrypt_any<'k>(
+        ctx: &mut ChunkContext<'k>,
+        blob: &[u8],
+        key_id: Option<&str>,
+        context: Option<&EncryptionContext>,
+        algorithm: Option<EncryptionAlgorithm>,
+    ) -> Result<Decrypted<'k>> {
+        if let Some(key_id) = key_id {
+            let key = ctx.resolve(key_id)?;
+            let version = key.current().ok();
+            if let Some(KeyPrimitive::RsaOaep(rsa)) = version.map(|v| &v.primitive) {
+                key.check_usage(KeyUsage::EncryptDecrypt)?;
+                let algorithm = algorithm.ok_or_else(|| {
+                    validation!("EncryptionAlgorithm is required to decrypt under an RSA key")
+                })?;
+                return Ok(Decrypted {
+                    plaintext: rsa.decrypt(algorithm, blob)?,
+                    key,
+                    version: key.current()?,
+                    algorithm,
+                });
+            }
+        }
+        let parsed = ctx.parse(blob, algorithm)?;
+        let mut plaintext = SecretBytes::zeroed(parsed.plaintext_len());
+        let (key, version) = ctx.open(&parsed, key_id, context, plaintext.expose_mut())?;
+        Ok(Decrypted {
+            plaintext,
+            key,
+            version,
+            algorithm: EncryptionAlgorithm::SymmetricDefault,
         })
     }
 
-    pub(crate) fn decrypt_item(
-        ctx: &mut ChunkContext<'_>,
+    fn decrypt_request<'k>(
+        ctx: &mut ChunkContext<'k>,
         request: &DecryptRequest<'_>,
-    ) -> Result<SecretBytes> {
-        let parsed = ctx.parse(request.ciphertext_blob, request.encryption_algorithm)?;
-        let mut plaintext = SecretBytes::zeroed(parsed.plaintext_len());
-        ctx.open(
-            &parsed,
+    ) -> Result<Decrypted<'k>> {
+        Self::decrypt_any(
+            ctx,
+            request.ciphertext_blob,
             request.key_id,
             request.encryption_context,
-            plaintext.expose_mut(),
-        )?;
-        Ok(plaintext)
+            request.encryption_algorithm,
+        )
+    }
+
+    pub(crate) fn decrypt(&self, request: &DecryptRequest<'_>) -> Result<DecryptResponse> {
+        self.run_one(|ctx| {
+            let done = Self::decrypt_request(ctx, request)?;
+            Ok(DecryptResponse {
+                plaintext: done.plaintext,
+                key_id: done.key.arn.clone(),
+                encryption_algorithm: done.algorithm,
+                key_material_id: done.version.material_id.clone(),
+            })
+        })
     }
 
     pub(crate) fn decrypt_batch(
         &self,
         requests: &[DecryptRequest<'_>],
     ) -> Vec<Result<SecretBytes>> {
-        self.run_batch(requests, Self::decrypt_item)
+        self.run_batch(requests, |ctx, request| {
+            Self::decrypt_request(ctx, request).map(|done| done.plaintext)
+        })
     }
 }

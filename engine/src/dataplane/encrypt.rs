@@ -1,18 +1,21 @@
 //! Encrypt.
 
 use super::chunk::ChunkContext;
+use super::keyring::KeyEntry;
+use super::primitive::KeyPrimitive;
 use super::DataPlane;
 use crate::ciphertext;
 use crate::context::EncryptionContext;
 use crate::error::{validation, Error, Result};
-use crate::key::EncryptionAlgorithm;
+use crate::key::{EncryptionAlgorithm, KeyUsage};
 
 /// An Encrypt request.
 #[derive(Clone, Copy)]
 pub struct EncryptRequest<'a> {
     /// Key id, key ARN, alias name or alias ARN.
     pub key_id: &'a str,
-    /// 1 to 4096 bytes.
+    /// 1 to 4096 bytes (the engine's `max_plaintext_bytes`) for a symmetric key; within the
+    /// OAEP limit for an RSA key.
     pub plaintext: &'a [u8],
     pub encryption_context: Option<&'a EncryptionContext>,
     pub encryption_algorithm: EncryptionAlgorithm,
@@ -69,38 +72,56 @@ pub(crate) fn check_symmetric_algorithm(algorithm: EncryptionAlgorithm) -> Resul
 }
 
 impl DataPlane {
-    /// Validates and encrypts one request into a new blob; returns the key's ARN with it.
+    /// Encrypts `plaintext` under `key` with `algorithm`: a keyplane blob for a symmetric key
+    /// (checked against the engine's plaintext limit), an OAEP ciphertext for an RSA key.
+    pub(crate) fn encrypt_under<'k>(
+        ctx: &mut ChunkContext<'k>,
+        key: &'k KeyEntry,
+        algorithm: EncryptionAlgorithm,
+        plaintext: &[u8],
+        context: Option<&EncryptionContext>,
+    ) -> Result<Vec<u8>> {
+        key.check_usage(KeyUsage::EncryptDecrypt)?;
+        if let KeyPrimitive::RsaOaep(rsa) = &key.current()?.primitive {
+            return rsa.encrypt(algorithm, plaintext);
+        }
+        key.check_encrypt_decrypt()?;
+        check_symmetric_algorithm(algorithm)?;
+        let max = ctx.max_plaintext();
+        if plaintext.is_empty() || plaintext.len() > max {
+            return Err(validation!(
+                "plaintext must be 1 to {max} bytes, not {}",
+                plaintext.len()
+            ));
+        }
+        let mut blob = vec![0u8; ciphertext::blob_len(plaintext.len())];
+        ctx.seal(key, plaintext, context, &mut blob)?;
+        Ok(blob)
+    }
+
+    /// Validates and encrypts one request; returns the key with the ciphertext.
     pub(crate) fn encrypt_item<'k>(
         ctx: &mut ChunkContext<'k>,
         request: &EncryptRequest<'_>,
-    ) -> Result<(Vec<u8>, &'k str)> {
-        let max = ctx.max_plaintext();
-        if request.plaintext.is_empty() || request.plaintext.len() > max {
-            return Err(validation!(
-                "plaintext must be 1 to {max} bytes, not {}",
-                request.plaintext.len()
-            ));
-        }
+    ) -> Result<(Vec<u8>, &'k KeyEntry)> {
         let key = ctx.resolve(request.key_id)?;
-        key.check_encrypt_decrypt()?;
-        check_symmetric_algorithm(request.encryption_algorithm)?;
-        let mut blob = vec![0u8; ciphertext::blob_len(request.plaintext.len())];
-        ctx.seal(
+        let blob = Self::encrypt_under(
+            ctx,
             key,
+            request.encryption_algorithm,
             request.plaintext,
             request.encryption_context,
-            &mut blob,
         )?;
-        Ok((blob, &key.arn))
+        Ok((blob, key))
     }
 
     pub(crate) fn encrypt(&self, request: &EncryptRequest<'_>) -> Result<EncryptResponse> {
         self.run_one(|ctx| {
-            let (ciphertext_blob, arn) = Self::encrypt_item(ctx, request)?;
+            let (ciphertext_blob, key) = Self::encrypt_item(ctx, request)?;
             Ok(EncryptResponse {
                 ciphertext_blob,
-                key_id: arn.to_owned(),
-                encryption_algorithm: EncryptionAlgorithm::SymmetricDefault,
+                key_id: key.arn.clone(),
+                encryption_algorithm: request.encryption_algorithm,
             })
         })
     }

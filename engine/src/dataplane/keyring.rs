@@ -7,31 +7,42 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::primitive::KeyPrimitive;
 use super::session::{DecryptKeys, EncryptSession, SlotCache};
 use crate::error::{Error, Result};
 use crate::key::identifier::{ArnScope, KeyReference};
 use crate::key::state::{self, KeyOperation};
 use crate::key::{KeySpec, KeyState, KeyUsage};
-use crate::locked_memory::LockedBytes;
+use crate::locked_memory::{LockPolicy, LockedBytes};
 
 /// One version of a key's material with its derived-key caches.
 pub(crate) struct VersionEntry {
     pub(crate) version: u32,
     pub(crate) material_id: String,
     pub(crate) material: LockedBytes,
+    pub(crate) primitive: KeyPrimitive,
     pub(crate) encrypt_sessions: SlotCache<EncryptSession>,
     pub(crate) decrypt_keys: SlotCache<DecryptKeys>,
 }
 
 impl VersionEntry {
-    pub(crate) fn new(version: u32, material_id: String, material: LockedBytes) -> Self {
-        VersionEntry {
+    /// A version of a key of `spec` and `usage`; fails if the material does not fit them.
+    pub(crate) fn new(
+        spec: KeySpec,
+        usage: KeyUsage,
+        version: u32,
+        material_id: String,
+        material: LockedBytes,
+        policy: LockPolicy,
+    ) -> Result<Self> {
+        Ok(VersionEntry {
             version,
             material_id,
+            primitive: KeyPrimitive::new(spec, usage, &material, policy)?,
             material,
             encrypt_sessions: SlotCache::default(),
             decrypt_keys: SlotCache::default(),
-        }
+        })
     }
 }
 
@@ -47,14 +58,25 @@ pub(crate) struct KeyEntry {
 }
 
 impl KeyEntry {
-    /// Checks that the key may be used for encryption and decryption right now.
-    pub(crate) fn check_encrypt_decrypt(&self) -> Result<()> {
+    /// Checks that the key's state allows use now and that its usage is `usage`.
+    pub(crate) fn check_usage(&self, usage: KeyUsage) -> Result<()> {
         state::check(KeyOperation::Cryptographic, self.state, &self.arn)?;
-        if self.usage != KeyUsage::EncryptDecrypt || self.spec != KeySpec::SymmetricDefault {
+        if self.usage != usage {
             return Err(Error::InvalidKeyUsage(format!(
-                "{} has key usage {} and key spec {}; this operation needs a symmetric \
-                 ENCRYPT_DECRYPT key",
+                "{} has key usage {} (key spec {}); this operation needs a {usage} key",
                 self.arn, self.usage, self.spec
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that the key may be used for symmetric encryption and decryption right now.
+    pub(crate) fn check_encrypt_decrypt(&self) -> Result<()> {
+        self.check_usage(KeyUsage::EncryptDecrypt)?;
+        if self.spec != KeySpec::SymmetricDefault {
+            return Err(Error::InvalidKeyUsage(format!(
+                "{} is a {} key; this operation needs a symmetric (SYMMETRIC_DEFAULT) key",
+                self.arn, self.spec
             )));
         }
         Ok(())

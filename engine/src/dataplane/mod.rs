@@ -1,32 +1,44 @@
-//! The data plane: Encrypt, Decrypt, ReEncrypt, GenerateDataKey and GenerateRandom, one call at a
-//! time or in batches spread over a rayon pool.
+//! The data plane: Encrypt, Decrypt, ReEncrypt, GenerateDataKey(Pair), GenerateRandom, Sign,
+//! Verify, GetPublicKey, GenerateMac, VerifyMac and DeriveSharedSecret, one call at a time or in
+//! batches spread over a rayon pool.
 //!
 //! Every call reads the key snapshot ([`keyring::Keyring`]) through `arc_swap` (no lock, no shared
 //! reference count), and uses derived keys from per-thread slots ([`session`]). Batches hand each
 //! rayon job one [`chunk::ChunkContext`], so resolving a key, encoding a context and taking a
 //! derived key happen once per run of items that share them, not once per item.
 
+mod agreement;
 pub(crate) mod chunk;
 mod datakey;
+mod datakeypair;
 mod decrypt;
 mod encrypt;
 pub(crate) mod keyring;
+mod mac;
+pub(crate) mod primitive;
 mod random;
 mod reencrypt;
 pub(crate) mod session;
+mod sign;
 
 use arc_swap::ArcSwap;
 use rayon::prelude::*;
 
+pub use agreement::{DeriveSharedSecretRequest, DeriveSharedSecretResponse};
 pub use datakey::{
     GenerateDataKeyRequest, GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse,
     GeneratedDataKey, MAX_DATA_KEY_BYTES,
 };
+pub use datakeypair::{GenerateDataKeyPairRequest, GenerateDataKeyPairResponse};
 pub use decrypt::{DecryptRequest, DecryptResponse};
 pub use encrypt::{EncryptRequest, EncryptResponse};
+pub use mac::{
+    GenerateMacRequest, GenerateMacResponse, VerifyMacRequest, VerifyMacResponse, MAX_MAC_MESSAGE,
+};
 pub use random::MAX_RANDOM_BYTES;
 pub use reencrypt::{ReEncryptRequest, ReEncryptResponse};
 pub use session::MAX_MESSAGES_PER_DERIVED_KEY;
+pub use sign::{GetPublicKeyResponse, SignRequest, SignResponse, VerifyRequest, VerifyResponse};
 
 use self::chunk::ChunkContext;
 use self::keyring::Keyring;

@@ -134,6 +134,7 @@ service_enum! {
         EcdsaSha384 = "ECDSA_SHA_384",
         EcdsaSha512 = "ECDSA_SHA_512",
         Ed25519Sha512 = "ED25519_SHA_512",
+        Ed25519PhSha512 = "ED25519_PH_SHA_512",
         Sm2Dsa = "SM2DSA",
         MlDsaShake256 = "ML_DSA_SHAKE_256",
     }
@@ -161,6 +162,47 @@ service_enum! {
     DataKeySpec {
         Aes256 = "AES_256",
         Aes128 = "AES_128",
+    }
+}
+
+service_enum! {
+    /// Whether Sign/Verify get the message or its digest.
+    MessageType {
+        Raw = "RAW",
+        Digest = "DIGEST",
+        ExternalMu = "EXTERNAL_MU",
+    }
+}
+
+service_enum! {
+    /// Key pair specs for GenerateDataKeyPair.
+    DataKeyPairSpec {
+        Rsa2048 = "RSA_2048",
+        Rsa3072 = "RSA_3072",
+        Rsa4096 = "RSA_4096",
+        EccNistP256 = "ECC_NIST_P256",
+        EccNistP384 = "ECC_NIST_P384",
+        EccNistP521 = "ECC_NIST_P521",
+        EccSecgP256k1 = "ECC_SECG_P256K1",
+        Sm2 = "SM2",
+        EccNistEdwards25519 = "ECC_NIST_EDWARDS25519",
+    }
+}
+
+impl DataKeyPairSpec {
+    /// The key spec of a KMS key of the same kind.
+    pub fn key_spec(self) -> KeySpec {
+        match self {
+            DataKeyPairSpec::Rsa2048 => KeySpec::Rsa2048,
+            DataKeyPairSpec::Rsa3072 => KeySpec::Rsa3072,
+            DataKeyPairSpec::Rsa4096 => KeySpec::Rsa4096,
+            DataKeyPairSpec::EccNistP256 => KeySpec::EccNistP256,
+            DataKeyPairSpec::EccNistP384 => KeySpec::EccNistP384,
+            DataKeyPairSpec::EccNistP521 => KeySpec::EccNistP521,
+            DataKeyPairSpec::EccSecgP256k1 => KeySpec::EccSecgP256k1,
+            DataKeyPairSpec::Sm2 => KeySpec::Sm2,
+            DataKeyPairSpec::EccNistEdwards25519 => KeySpec::EccNistEdwards25519,
+        }
     }
 }
 
@@ -207,9 +249,58 @@ impl KeySpec {
         self.allowed_usages()[0]
     }
 
-    /// Whether this engine build can create and use keys of this spec.
+    /// Whether this engine build can create and use keys of this spec. SM2 and ML-DSA are
+    /// modelled but not available in AWS-LC's Rust binding as the service uses them.
     pub fn is_supported(self) -> bool {
-        matches!(self, KeySpec::SymmetricDefault)
+        !matches!(
+            self,
+            KeySpec::Sm2 | KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87
+        )
+    }
+
+    /// The signing algorithms a key of this spec and usage allows.
+    pub fn signing_algorithms(self, usage: KeyUsage) -> Vec<SigningAlgorithm> {
+        use SigningAlgorithm::*;
+        if usage != KeyUsage::SignVerify {
+            return Vec::new();
+        }
+        match self {
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => vec![
+                RsassaPssSha256,
+                RsassaPssSha384,
+                RsassaPssSha512,
+                RsassaPkcs1V15Sha256,
+                RsassaPkcs1V15Sha384,
+                RsassaPkcs1V15Sha512,
+            ],
+            KeySpec::EccNistP256 | KeySpec::EccSecgP256k1 => vec![EcdsaSha256],
+            KeySpec::EccNistP384 => vec![EcdsaSha384],
+            KeySpec::EccNistP521 => vec![EcdsaSha512],
+            KeySpec::EccNistEdwards25519 => vec![Ed25519Sha512, Ed25519PhSha512],
+            KeySpec::Sm2 => vec![Sm2Dsa],
+            KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => vec![MlDsaShake256],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The MAC algorithm of an HMAC key spec.
+    pub fn mac_algorithm(self) -> Option<MacAlgorithm> {
+        match self {
+            KeySpec::Hmac224 => Some(MacAlgorithm::HmacSha224),
+            KeySpec::Hmac256 => Some(MacAlgorithm::HmacSha256),
+            KeySpec::Hmac384 => Some(MacAlgorithm::HmacSha384),
+            KeySpec::Hmac512 => Some(MacAlgorithm::HmacSha512),
+            _ => None,
+        }
+    }
+
+    /// The key agreement algorithms a key of this spec and usage allows.
+    pub fn key_agreement_algorithms(self, usage: KeyUsage) -> Vec<KeyAgreementAlgorithm> {
+        if usage == KeyUsage::KeyAgreement {
+            vec![KeyAgreementAlgorithm::Ecdh]
+        } else {
+            Vec::new()
+        }
     }
 
     /// Whether keys of this spec are symmetric, asymmetric or HMAC (aliases may move only between

@@ -1,0 +1,157 @@
+//! GenerateMac and VerifyMac (HMAC keys; RFC 2104).
+
+use super::chunk::ChunkContext;
+use super::keyring::KeyEntry;
+use super::primitive::KeyPrimitive;
+use super::DataPlane;
+use crate::crypto::hmac::{HmacKey, MAX_MAC_LEN};
+use crate::error::{validation, Error, Result};
+use crate::key::{KeyUsage, MacAlgorithm};
+
+/// Largest message GenerateMac and VerifyMac take.
+pub const MAX_MAC_MESSAGE: usize = 4096;
+
+/// A GenerateMac request.
+#[derive(Clone, Copy)]
+pub struct GenerateMacRequest<'a> {
+    pub key_id: &'a str,
+    /// 1 to 4096 bytes.
+    pub message: &'a [u8],
+    pub mac_algorithm: MacAlgorithm,
+}
+
+/// GenerateMac's answer.
+#[derive(Debug, Clone)]
+pub struct GenerateMacResponse {
+    pub key_id: String,
+    pub mac: Vec<u8>,
+    pub mac_algorithm: MacAlgorithm,
+}
+
+/// A VerifyMac request.
+#[derive(Clone, Copy)]
+pub struct VerifyMacRequest<'a> {
+    pub key_id: &'a str,
+    pub message: &'a [u8],
+    pub mac: &'a [u8],
+    pub mac_algorithm: MacAlgorithm,
+}
+
+/// VerifyMac's answer; a MAC that does not verify is `Error::InvalidMac` instead.
+#[derive(Debug, Clone)]
+pub struct VerifyMacResponse {
+    pub key_id: String,
+    pub mac_valid: bool,
+    pub mac_algorithm: MacAlgorithm,
+}
+
+macro_rules! redacted_debug {
+    ($name:ident { $($field:ident),* }) => {
+        impl std::fmt::Debug for $name<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("key_id", &self.key_id)
+                    .field("message", &format_args!("<{} bytes, redacted>", self.message.len()))
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish()
+            }
+        }
+    };
+}
+redacted_debug!(GenerateMacRequest { mac_algorithm });
+redacted_debug!(VerifyMacRequest { mac_algorithm });
+
+/// The HMAC key of `key`, checked for state, usage, algorithm and message size.
+fn hmac_key<'k>(key: &'k KeyEntry, algorithm: MacAlgorithm, message: &[u8]) -> Result<&'k HmacKey> {
+    key.check_usage(KeyUsage::GenerateVerifyMac)?;
+    let KeyPrimitive::Hmac(hmac) = &key.current()?.primitive else {
+        return Err(Error::InvalidKeyUsage(format!(
+            "{} is not an HMAC key",
+            key.arn
+        )));
+    };
+    if hmac.algorithm() != algorithm {
+        return Err(validation!(
+            "MAC algorithm {algorithm} is not valid for {}, a {} key; use {}",
+            key.arn,
+            key.spec,
+            hmac.algorithm()
+        ));
+    }
+    if message.is_empty() || message.len() > MAX_MAC_MESSAGE {
+        return Err(validation!(
+            "a MAC message is 1 to {MAX_MAC_MESSAGE} bytes, not {}",
+            message.len()
+        ));
+    }
+    Ok(hmac)
+}
+
+impl DataPlane {
+    fn generate_mac_item<'k>(
+        ctx: &mut ChunkContext<'k>,
+        request: &GenerateMacRequest<'_>,
+    ) -> Result<(Vec<u8>, &'k KeyEntry)> {
+        let key = ctx.resolve(request.key_id)?;
+        let hmac = hmac_key(key, request.mac_algorithm, request.message)?;
+        let mut mac = vec![0u8; MAX_MAC_LEN];
+        let len = hmac.compute(ctx.hmac_work()?, request.message, &mut mac)?;
+        mac.truncate(len);
+        Ok((mac, key))
+    }
+
+    fn verify_mac_item<'k>(
+        ctx: &mut ChunkContext<'k>,
+        request: &VerifyMacRequest<'_>,
+    ) -> Result<&'k KeyEntry> {
+        let key = ctx.resolve(request.key_id)?;
+        let hmac = hmac_key(key, request.mac_algorithm, request.message)?;
+        if !hmac.verify(ctx.hmac_work()?, request.message, request.mac)? {
+            return Err(Error::InvalidMac(format!(
+                "the MAC is not valid for this message under {} with {}",
+                key.arn, request.mac_algorithm
+            )));
+        }
+        Ok(key)
+    }
+
+    pub(crate) fn generate_mac(
+        &self,
+        request: &GenerateMacRequest<'_>,
+    ) -> Result<GenerateMacResponse> {
+        self.run_one(|ctx| {
+            let (mac, key) = Self::generate_mac_item(ctx, request)?;
+            Ok(GenerateMacResponse {
+                key_id: key.arn.clone(),
+                mac,
+                mac_algorithm: request.mac_algorithm,
+            })
+        })
+    }
+
+    pub(crate) fn generate_mac_batch(
+        &self,
+        requests: &[GenerateMacRequest<'_>],
+    ) -> Vec<Result<Vec<u8>>> {
+        self.run_batch(requests, |ctx, request| {
+            Self::generate_mac_item(ctx, request).map(|(mac, _)| mac)
+        })
+    }
+
+    pub(crate) fn verify_mac(&self, request: &VerifyMacRequest<'_>) -> Result<VerifyMacResponse> {
+        self.run_one(|ctx| {
+            let key = Self::verify_mac_item(ctx, request)?;
+            Ok(VerifyMacResponse {
+                key_id: key.arn.clone(),
+                mac_valid: true,
+                mac_algorithm: request.mac_algorithm,
+            })
+        })
+    }
+
+    pub(crate) fn verify_mac_batch(&self, requests: &[VerifyMacRequest<'_>]) -> Vec<Result<()>> {
+        self.run_batch(requests, |ctx, request| {
+            Self::verify_mac_item(ctx, request).map(|_| ())
+        })
+    }
+}

@@ -1,0 +1,180 @@
+//! Sign, Verify and GetPublicKey.
+
+use super::chunk::ChunkContext;
+use super::keyring::KeyEntry;
+use super::primitive::KeyPrimitive;
+use super::DataPlane;
+use crate::crypto::signature::SigningKey;
+use crate::error::{Error, Result};
+use crate::key::{
+    EncryptionAlgorithm, KeyAgreementAlgorithm, KeySpec, KeyUsage, MessageType, SigningAlgorithm,
+};
+
+/// A Sign request.
+#[derive(Debug, Clone, Copy)]
+pub struct SignRequest<'a> {
+    pub key_id: &'a str,
+    /// The message (RAW, up to 4096 bytes) or its digest (DIGEST, the algorithm's hash length).
+    pub message: &'a [u8],
+    pub message_type: MessageType,
+    pub signing_algorithm: SigningAlgorithm,
+}
+
+impl<'a> SignRequest<'a> {
+    /// Signs a RAW message.
+    pub fn new(key_id: &'a str, message: &'a [u8], signing_algorithm: SigningAlgorithm) -> Self {
+        SignRequest {
+            key_id,
+            message,
+            message_type: MessageType::Raw,
+            signing_algorithm,
+        }
+    }
+}
+
+/// Sign's answer.
+#[derive(Debug, Clone)]
+pub struct SignResponse {
+    pub key_id: String,
+    /// DER-encoded for ECDSA, as the service returns it; raw for RSA and Ed25519.
+    pub signature: Vec<u8>,
+    pub signing_algorithm: SigningAlgorithm,
+}
+
+/// A Verify request.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyRequest<'a> {
+    pub key_id: &'a str,
+    pub message: &'a [u8],
+    pub message_type: MessageType,
+    pub signature: &'a [u8],
+    pub signing_algorithm: SigningAlgorithm,
+}
+
+/// Verify's answer; an invalid signature is `Error::InvalidSignature` instead.
+#[derive(Debug, Clone)]
+pub struct VerifyResponse {
+    pub key_id: String,
+    pub signature_valid: bool,
+    pub signing_algorithm: SigningAlgorithm,
+}
+
+/// GetPublicKey's answer.
+#[derive(Debug, Clone)]
+pub struct GetPublicKeyResponse {
+    pub key_id: String,
+    /// DER SubjectPublicKeyInfo.
+    pub public_key: Vec<u8>,
+    pub key_spec: KeySpec,
+    pub key_usage: KeyUsage,
+    pub encryption_algorithms: Vec<EncryptionAlgorithm>,
+    pub signing_algorithms: Vec<SigningAlgorithm>,
+    pub key_agreement_algorithms: Vec<KeyAgreementAlgorithm>,
+}
+
+fn signing_key(key: &KeyEntry) -> Result<&SigningKey> {
+    key.check_usage(KeyUsage::SignVerify)?;
+    match &key.current()?.primitive {
+        KeyPrimitive::Signing(signing) => Ok(signing),
+        _ => Err(Error::InvalidKeyUsage(format!(
+            "{} is a {} key; it cannot sign",
+            key.arn, key.spec
+        ))),
+    }
+}
+
+impl DataPlane {
+    fn sign_item<'k>(
+        ctx: &mut ChunkContext<'k>,
+        request: &SignRequest<'_>,
+    ) -> Result<(Vec<u8>, &'k KeyEntry)> {
+        let key = ctx.resolve(request.key_id)?;
+        let signature = signing_key(key)?.sign(
+            request.signing_algorithm,
+            request.message_type,
+            request.message,
+        )?;
+        Ok((signature, key))
+    }
+
+    fn verify_item<'k>(
+        ctx: &mut ChunkContext<'k>,
+        request: &VerifyRequest<'_>,
+    ) -> Result<&'k KeyEntry> {
+        let key = ctx.resolve(request.key_id)?;
+        let valid = signing_key(key)?.verify(
+            request.signing_algorithm,
+            request.message_type,
+            request.message,
+            request.signature,
+        )?;
+        if !valid {
+            return Err(Error::InvalidSignature(format!(
+                "the signature is not valid for this message under {} with {}",
+                key.arn, request.signing_algorithm
+            )));
+        }
+        Ok(key)
+    }
+
+    pub(crate) fn sign(&self, request: &SignRequest<'_>) -> Result<SignResponse> {
+        self.run_one(|ctx| {
+            let (signature, key) = Self::sign_item(ctx, request)?;
+            Ok(SignResponse {
+                key_id: key.arn.clone(),
+                signature,
+                signing_algorithm: request.signing_algorithm,
+            })
+        })
+    }
+
+    pub(crate) fn sign_batch(&self, requests: &[SignRequest<'_>]) -> Vec<Result<Vec<u8>>> {
+        self.run_batch(requests, |ctx, request| {
+            Self::sign_item(ctx, request).map(|(signature, _)| signature)
+        })
+    }
+
+    pub(crate) fn verify(&self, request: &VerifyRequest<'_>) -> Result<VerifyResponse> {
+        self.run_one(|ctx| {
+            let key = Self::verify_item(ctx, request)?;
+            Ok(VerifyResponse {
+                key_id: key.arn.clone(),
+                signature_valid: true,
+                signing_algorithm: request.signing_algorithm,
+            })
+        })
+    }
+
+    pub(crate) fn verify_batch(&self, requests: &[VerifyRequest<'_>]) -> Vec<Result<()>> {
+        self.run_batch(requests, |ctx, request| {
+            Self::verify_item(ctx, request).map(|_| ())
+        })
+    }
+
+    pub(crate) fn get_public_key(&self, key_id: &str) -> Result<GetPublicKeyResponse> {
+        self.run_one(|ctx| {
+            let key = ctx.resolve(key_id)?;
+            crate::key::state::check(crate::key::KeyOperation::Cryptographic, key.state, &key.arn)?;
+            let public_key = key
+                .current()?
+                .primitive
+                .public_key_der()
+                .ok_or_else(|| {
+                    Error::UnsupportedOperation(format!(
+                        "{} is a {} key; only asymmetric keys have a public key",
+                        key.arn, key.spec
+                    ))
+                })?
+                .to_vec();
+            Ok(GetPublicKeyResponse {
+                key_id: key.arn.clone(),
+                public_key,
+                key_spec: key.spec,
+                key_usage: key.usage,
+                encryption_algorithms: key.spec.encryption_algorithms(key.usage),
+                signing_algorithms: key.spec.signing_algorithms(key.usage),
+                key_agreement_algorithms: key.spec.key_agreement_algorithms(key.usage),
+            })
+        })
+    }
+}
