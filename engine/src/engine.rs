@@ -4,6 +4,8 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use crate::access::quota::Limiter;
+use crate::access::{Caller, QuotaFamily};
 use crate::clock::{Clock, SystemClock};
 use crate::control::ControlState;
 use crate::dataplane::{self, DataPlane};
@@ -32,6 +34,8 @@ pub struct EngineConfig {
     pub max_plaintext_bytes: usize,
     /// Most keys the engine holds (the service's per-account quota analogue).
     pub max_keys: usize,
+    /// Request-rate quotas per operation family (off by default).
+    pub rate_quotas: crate::access::RateQuotas,
     /// If set, a background thread runs due deletions and rotations this often.
     pub scheduler_interval: Option<Duration>,
 }
@@ -46,6 +50,7 @@ impl Default for EngineConfig {
             messages_per_derived_key: dataplane::MAX_MESSAGES_PER_DERIVED_KEY,
             max_plaintext_bytes: dataplane::DEFAULT_MAX_PLAINTEXT,
             max_keys: 100_000,
+            rate_quotas: crate::access::RateQuotas::off(),
             scheduler_interval: None,
         }
     }
@@ -87,6 +92,11 @@ impl EngineBuilder {
     /// Largest plaintext (4 KiB to 1 MiB; default 4096).
     pub fn max_plaintext_bytes(mut self, max: usize) -> Self {
         self.config.max_plaintext_bytes = max;
+        self
+    }
+    /// Request-rate quotas (see [`crate::RateQuotas`]).
+    pub fn rate_quotas(mut self, quotas: crate::access::RateQuotas) -> Self {
+        self.config.rate_quotas = quotas;
         self
     }
     /// Key quota.
@@ -150,7 +160,9 @@ impl EngineBuilder {
             threads,
         )?;
         let state = ControlState::load(store.as_ref(), None, config.lock_policy)?;
+        let root = Caller::account_root(&config.account_id)?;
         let inner = Arc::new(Inner {
+            limiter: Limiter::new(config.rate_quotas),
             data,
             control: Mutex::new(state),
             store,
@@ -158,7 +170,10 @@ impl EngineBuilder {
             scope,
             config,
         });
-        let engine = Engine { inner };
+        let engine = Engine {
+            inner,
+            caller: Arc::new(root),
+        };
         {
             let state = engine.control()?;
             engine.publish_everything(&state);
@@ -180,6 +195,7 @@ impl std::fmt::Debug for EngineBuilder {
 }
 
 pub(crate) struct Inner {
+    pub(crate) limiter: Limiter,
     pub(crate) data: DataPlane,
     pub(crate) control: Mutex<ControlState>,
     pub(crate) store: Arc<dyn KeyStore>,
@@ -192,11 +208,14 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 pub struct Engine {
     pub(crate) inner: Arc<Inner>,
+    /// Who calls through this handle.
+    pub(crate) caller: Arc<Caller>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
+            .field("caller", &self.caller.principal())
             .field("region", &self.inner.config.region)
             .field("account_id", &self.inner.config.account_id)
             .field("store", &self.inner.store.describe())
@@ -214,7 +233,13 @@ fn start_scheduler(engine: Weak<Inner>, every: Duration) -> Result<()> {
             let Some(inner) = engine.upgrade() else {
                 return;
             };
-            let engine = Engine { inner };
+            let Ok(root) = Caller::account_root(&inner.config.account_id) else {
+                return;
+            };
+            let engine = Engine {
+                inner,
+                caller: Arc::new(root),
+            };
             if let Err(e) = engine.run_due_tasks() {
                 eprintln!("keyplane: scheduled deletion/rotation failed: {e}");
             }
@@ -236,6 +261,20 @@ impl Engine {
     /// An engine with default settings and an empty in-memory store.
     pub fn in_memory() -> Result<Engine> {
         Self::builder().build()
+    }
+
+    /// A handle to the same engine that calls as `caller`: every call through it is authorised
+    /// against key policies and grants, and audited, as that principal.
+    pub fn for_caller(&self, caller: Caller) -> Engine {
+        Engine {
+            inner: Arc::clone(&self.inner),
+            caller: Arc::new(caller),
+        }
+    }
+
+    /// The principal this handle calls as (the account root for a handle fresh from the builder).
+    pub fn caller(&self) -> &Caller {
+        &self.caller
     }
 
     /// The configuration the engine runs with.
@@ -260,12 +299,34 @@ impl Engine {
 
     // ---- data plane -------------------------------------------------------------------------
 
+    /// Runs one data-plane request: counts it against its rate quota, then runs it as the caller.
+    fn single<T>(&self, family: QuotaFamily, run: impl FnOnce(&Caller) -> Result<T>) -> Result<T> {
+        self.inner.limiter.take(family, 1)?;
+        run(&self.caller)
+    }
+
+    /// Runs a batch of `n` requests: they count as `n` against the rate quota (all refused with
+    /// Throttling if over it), then run as the caller.
+    fn batch<T>(
+        &self,
+        family: QuotaFamily,
+        n: usize,
+        run: impl FnOnce(&Caller) -> Vec<Result<T>>,
+    ) -> Vec<Result<T>> {
+        match self.inner.limiter.take(family, n) {
+            Ok(()) => run(&self.caller),
+            Err(throttled) => (0..n).map(|_| Err(throttled.clone())).collect(),
+        }
+    }
+
     /// Encrypts up to 4096 bytes under a symmetric key.
     pub fn encrypt(
         &self,
         request: &dataplane::EncryptRequest<'_>,
     ) -> Result<dataplane::EncryptResponse> {
-        self.inner.data.encrypt(request)
+        self.single(QuotaFamily::SymmetricCrypto, |caller| {
+            self.inner.data.encrypt(caller, request)
+        })
     }
 
     /// Encrypts every request; one result per request, in order.
@@ -273,7 +334,9 @@ impl Engine {
         &self,
         requests: &[dataplane::EncryptRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.inner.data.encrypt_batch(requests)
+        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
+            self.inner.data.encrypt_batch(caller, requests)
+        })
     }
 
     /// Decrypts a ciphertext blob.
@@ -281,7 +344,9 @@ impl Engine {
         &self,
         request: &dataplane::DecryptRequest<'_>,
     ) -> Result<dataplane::DecryptResponse> {
-        self.inner.data.decrypt(request)
+        self.single(QuotaFamily::SymmetricCrypto, |caller| {
+            self.inner.data.decrypt(caller, request)
+        })
     }
 
     /// Decrypts every request; one result per request, in order.
@@ -289,7 +354,9 @@ impl Engine {
         &self,
         requests: &[dataplane::DecryptRequest<'_>],
     ) -> Vec<Result<SecretBytes>> {
-        self.inner.data.decrypt_batch(requests)
+        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
+            self.inner.data.decrypt_batch(caller, requests)
+        })
     }
 
     /// Decrypts and re-encrypts under another key (or context) inside the engine.
@@ -297,7 +364,9 @@ impl Engine {
         &self,
         request: &dataplane::ReEncryptRequest<'_>,
     ) -> Result<dataplane::ReEncryptResponse> {
-        self.inner.data.re_encrypt(request)
+        self.single(QuotaFamily::SymmetricCrypto, |caller| {
+            self.inner.data.re_encrypt(caller, request)
+        })
     }
 
     /// Re-encrypts every request; one result per request, in order.
@@ -305,7 +374,9 @@ impl Engine {
         &self,
         requests: &[dataplane::ReEncryptRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.inner.data.re_encrypt_batch(requests)
+        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
+            self.inner.data.re_encrypt_batch(caller, requests)
+        })
     }
 
     /// A new data key, in plaintext and encrypted.
@@ -313,7 +384,9 @@ impl Engine {
         &self,
         request: &dataplane::GenerateDataKeyRequest<'_>,
     ) -> Result<dataplane::GenerateDataKeyResponse> {
-        self.inner.data.generate_data_key(request)
+        self.single(QuotaFamily::SymmetricCrypto, |caller| {
+            self.inner.data.generate_data_key(caller, request)
+        })
     }
 
     /// A new data key, encrypted only.
@@ -321,7 +394,11 @@ impl Engine {
         &self,
         request: &dataplane::GenerateDataKeyRequest<'_>,
     ) -> Result<dataplane::GenerateDataKeyWithoutPlaintextResponse> {
-        self.inner.data.generate_data_key_without_plaintext(request)
+        self.single(QuotaFamily::SymmetricCrypto, |caller| {
+            self.inner
+                .data
+                .generate_data_key_without_plaintext(caller, request)
+        })
     }
 
     /// Many data keys; randomness is drawn in bulk.
@@ -329,7 +406,9 @@ impl Engine {
         &self,
         requests: &[dataplane::GenerateDataKeyRequest<'_>],
     ) -> Vec<Result<dataplane::GeneratedDataKey>> {
-        self.inner.data.generate_data_key_batch(requests)
+        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
+            self.inner.data.generate_data_key_batch(caller, requests)
+        })
     }
 
     /// Many encrypted-only data keys.
@@ -337,19 +416,25 @@ impl Engine {
         &self,
         requests: &[dataplane::GenerateDataKeyRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.inner
-            .data
-            .generate_data_key_without_plaintext_batch(requests)
+        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
+            self.inner
+                .data
+                .generate_data_key_without_plaintext_batch(caller, requests)
+        })
     }
 
     /// Signs a message or digest with an asymmetric SIGN_VERIFY key.
     pub fn sign(&self, request: &dataplane::SignRequest<'_>) -> Result<dataplane::SignResponse> {
-        self.inner.data.sign(request)
+        self.single(QuotaFamily::AsymmetricCrypto, |caller| {
+            self.inner.data.sign(caller, request)
+        })
     }
 
     /// Signs every request; one signature or error per request, in order.
     pub fn sign_batch(&self, requests: &[dataplane::SignRequest<'_>]) -> Vec<Result<Vec<u8>>> {
-        self.inner.data.sign_batch(requests)
+        self.batch(QuotaFamily::AsymmetricCrypto, requests.len(), |caller| {
+            self.inner.data.sign_batch(caller, requests)
+        })
     }
 
     /// Verifies a signature; an invalid one is `Error::InvalidSignature`.
@@ -357,17 +442,23 @@ impl Engine {
         &self,
         request: &dataplane::VerifyRequest<'_>,
     ) -> Result<dataplane::VerifyResponse> {
-        self.inner.data.verify(request)
+        self.single(QuotaFamily::AsymmetricCrypto, |caller| {
+            self.inner.data.verify(caller, request)
+        })
     }
 
     /// Verifies every request; `Ok(())` or the error per request, in order.
     pub fn verify_batch(&self, requests: &[dataplane::VerifyRequest<'_>]) -> Vec<Result<()>> {
-        self.inner.data.verify_batch(requests)
+        self.batch(QuotaFamily::AsymmetricCrypto, requests.len(), |caller| {
+            self.inner.data.verify_batch(caller, requests)
+        })
     }
 
     /// The public key of an asymmetric key, DER SubjectPublicKeyInfo.
     pub fn get_public_key(&self, key_id: &str) -> Result<dataplane::GetPublicKeyResponse> {
-        self.inner.data.get_public_key(key_id)
+        self.single(QuotaFamily::AsymmetricCrypto, |caller| {
+            self.inner.data.get_public_key(caller, key_id)
+        })
     }
 
     /// An HMAC of a message under an HMAC key.
@@ -375,7 +466,9 @@ impl Engine {
         &self,
         request: &dataplane::GenerateMacRequest<'_>,
     ) -> Result<dataplane::GenerateMacResponse> {
-        self.inner.data.generate_mac(request)
+        self.single(QuotaFamily::SymmetricCrypto, |caller| {
+            self.inner.data.generate_mac(caller, request)
+        })
     }
 
     /// HMACs for every request, in order.
@@ -383,7 +476,9 @@ impl Engine {
         &self,
         requests: &[dataplane::GenerateMacRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.inner.data.generate_mac_batch(requests)
+        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
+            self.inner.data.generate_mac_batch(caller, requests)
+        })
     }
 
     /// Verifies an HMAC in constant time; a mismatch is `Error::InvalidMac`.
@@ -391,7 +486,9 @@ impl Engine {
         &self,
         request: &dataplane::VerifyMacRequest<'_>,
     ) -> Result<dataplane::VerifyMacResponse> {
-        self.inner.data.verify_mac(request)
+        self.single(QuotaFamily::SymmetricCrypto, |caller| {
+            self.inner.data.verify_mac(caller, request)
+        })
     }
 
     /// Verifies every request's HMAC; `Ok(())` or the error per request, in order.
@@ -399,7 +496,9 @@ impl Engine {
         &self,
         requests: &[dataplane::VerifyMacRequest<'_>],
     ) -> Vec<Result<()>> {
-        self.inner.data.verify_mac_batch(requests)
+        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
+            self.inner.data.verify_mac_batch(caller, requests)
+        })
     }
 
     /// ECDH between a KEY_AGREEMENT key and a peer public key (DER SubjectPublicKeyInfo).
@@ -407,7 +506,9 @@ impl Engine {
         &self,
         request: &dataplane::DeriveSharedSecretRequest<'_>,
     ) -> Result<dataplane::DeriveSharedSecretResponse> {
-        self.inner.data.derive_shared_secret(request)
+        self.single(QuotaFamily::AsymmetricCrypto, |caller| {
+            self.inner.data.derive_shared_secret(caller, request)
+        })
     }
 
     /// A new key pair: public key, private key in plaintext and encrypted under a symmetric key.
@@ -415,7 +516,11 @@ impl Engine {
         &self,
         request: &dataplane::GenerateDataKeyPairRequest<'_>,
     ) -> Result<dataplane::GenerateDataKeyPairResponse> {
-        self.inner.data.generate_data_key_pair(request, true)
+        self.single(QuotaFamily::DataKeyPair, |caller| {
+            self.inner
+                .data
+                .generate_data_key_pair(caller, request, true)
+        })
     }
 
     /// A new key pair: public key and encrypted private key only.
@@ -423,16 +528,24 @@ impl Engine {
         &self,
         request: &dataplane::GenerateDataKeyPairRequest<'_>,
     ) -> Result<dataplane::GenerateDataKeyPairResponse> {
-        self.inner.data.generate_data_key_pair(request, false)
+        self.single(QuotaFamily::DataKeyPair, |caller| {
+            self.inner
+                .data
+                .generate_data_key_pair(caller, request, false)
+        })
     }
 
     /// 1 to 1024 random bytes.
     pub fn generate_random(&self, number_of_bytes: usize) -> Result<Vec<u8>> {
-        self.inner.data.generate_random(number_of_bytes)
+        self.single(QuotaFamily::SymmetricCrypto, |caller| {
+            self.inner.data.generate_random(caller, number_of_bytes)
+        })
     }
 
     /// Random byte strings of the given sizes (each 1 to 1024), drawn in one generator call.
     pub fn generate_random_batch(&self, sizes: &[usize]) -> Vec<Result<Vec<u8>>> {
-        self.inner.data.generate_random_batch(sizes)
+        self.batch(QuotaFamily::SymmetricCrypto, sizes.len(), |caller| {
+            self.inner.data.generate_random_batch(caller, sizes)
+        })
     }
 }

@@ -62,6 +62,15 @@ pub enum Error {
     /// The caller is not allowed to do this.
     #[error("AccessDenied: {0}")]
     AccessDenied(String),
+    /// A key policy document is malformed, or would lock its author out.
+    #[error("MalformedPolicyDocument: {0}")]
+    MalformedPolicyDocument(String),
+    /// A grant token is not one this engine issued.
+    #[error("InvalidGrantToken: {0}")]
+    InvalidGrantToken(String),
+    /// A grant id does not name a grant of the key.
+    #[error("InvalidGrantId: {0}")]
+    InvalidGrantId(String),
     /// A request parameter is missing, out of range or malformed.
     #[error("Validation: {0}")]
     Validation(String),
@@ -107,6 +116,9 @@ impl Error {
             Error::LimitExceeded(_) => "LimitExceededException",
             Error::Throttling(_) => "ThrottlingException",
             Error::AccessDenied(_) => "AccessDeniedException",
+            Error::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",
+            Error::InvalidGrantToken(_) => "InvalidGrantTokenException",
+            Error::InvalidGrantId(_) => "InvalidGrantIdException",
             Error::Validation(_) => "ValidationException",
             Error::UnsupportedOperation(_) => "UnsupportedOperationException",
             Error::MemoryLock(_) => "KMSInternalException",
@@ -135,6 +147,9 @@ impl Error {
             | Error::LimitExceeded(m)
             | Error::Throttling(m)
             | Error::AccessDenied(m)
+            | Error::MalformedPolicyDocument(m)
+            | Error::InvalidGrantToken(m)
+            | Error::InvalidGrantId(m)
             | Error::Validation(m)
             | Error::UnsupportedOperation(m)
             | Error::MemoryLock(m)

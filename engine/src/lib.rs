@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod access;
 pub mod ciphertext;
 pub mod clock;
 pub mod context;
@@ -29,14 +30,16 @@ mod engine;
 mod error;
 pub mod key;
 pub mod locked_memory;
+pub mod policy;
 mod secret;
 pub mod store;
 
+pub use access::{Caller, RateQuotas};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use context::EncryptionContext;
 pub use control::{
-    AliasListEntry, CreateKeyRequest, KeyListEntry, KeyRotationStatus, Page, RotationListEntry,
-    ScheduleKeyDeletionResponse,
+    AliasListEntry, CreateGrantRequest, CreateGrantResponse, CreateKeyRequest, GrantListEntry,
+    KeyListEntry, KeyRotationStatus, Page, RotationListEntry, ScheduleKeyDeletionResponse,
 };
 pub use crypto::fips_mode;
 pub use dataplane::{
@@ -50,8 +53,9 @@ pub use dataplane::{
 pub use engine::{Engine, EngineBuilder, EngineConfig};
 pub use error::{Error, Result};
 pub use key::{
-    DataKeySpec, EncryptionAlgorithm, KeyManager, KeyMetadata, KeySpec, KeyState, KeyUsage, Origin,
-    RotationType, Tag,
+    DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, GrantConstraints, GrantOperation,
+    KeyAgreementAlgorithm, KeyManager, KeyMetadata, KeySpec, KeyState, KeyUsage, MacAlgorithm,
+    MessageType, Origin, RotationType, SigningAlgorithm, Tag,
 };
 pub use locked_memory::LockPolicy;
 pub use secret::SecretBytes;

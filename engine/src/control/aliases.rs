@@ -1,6 +1,8 @@
 //! CreateAlias, UpdateAlias, DeleteAlias, ListAliases.
 
 use super::page::{self, Page};
+use crate::access::authorize::RequestFacts;
+use crate::access::Action;
 use crate::clock::Timestamp;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -36,73 +38,94 @@ impl Engine {
 
     /// Creates `alias_name` (`alias/...`, or its alias ARN) pointing to a key.
     pub fn create_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
-        let alias_name = self.alias_name(alias_name)?;
-        validate_alias_name(alias_name)?;
-        let mut state = self.control()?;
-        if state.aliases.contains_key(alias_name) {
-            return Err(Error::AlreadyExists(format!(
-                "alias '{alias_name}' already exists"
-            )));
-        }
-        let target = self.key_for(&state, target_key_id, KeyOperation::AliasTarget)?;
-        let now = self.inner.clock.now();
-        let alias = AliasRecord {
-            name: alias_name.to_owned(),
-            target: target.id,
-            created: now,
-            updated: now,
-        };
-        self.commit(&mut state, &[StoreChange::PutAlias(&alias)])?;
-        state.aliases.insert(alias.name.clone(), alias);
-        self.publish(&state, &[], true);
-        Ok(())
+        self.audited(Action::CreateAlias, Some(target_key_id), || {
+            let alias_name = self.alias_name(alias_name)?;
+            validate_alias_name(alias_name)?;
+            let mut state = self.control()?;
+            if state.aliases.contains_key(alias_name) {
+                return Err(Error::AlreadyExists(format!(
+                    "alias '{alias_name}' already exists"
+                )));
+            }
+            let target = self.key_for(
+                &state,
+                target_key_id,
+                KeyOperation::AliasTarget,
+                Action::CreateAlias,
+            )?;
+            let now = self.inner.clock.now();
+            let alias = AliasRecord {
+                name: alias_name.to_owned(),
+                target: target.id,
+                created: now,
+                updated: now,
+            };
+            self.commit(&mut state, &[StoreChange::PutAlias(&alias)])?;
+            state.aliases.insert(alias.name.clone(), alias);
+            self.publish(&state, &[], true);
+            Ok(())
+        })
     }
 
     /// Points an existing alias at another key of the same type and usage.
     pub fn update_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
-        let alias_name = self.alias_name(alias_name)?;
-        validate_alias_name(alias_name)?;
-        let mut state = self.control()?;
-        let mut alias = state
-            .aliases
-            .get(alias_name)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("alias '{alias_name}' does not exist")))?;
-        let target = self.key_for(&state, target_key_id, KeyOperation::AliasTarget)?;
-        let current = state.record(&alias.target)?;
-        if current.key_spec.family() != target.key_spec.family()
-            || current.key_usage != target.key_usage
-        {
-            return Err(Error::Validation(format!(
-                "alias '{alias_name}' points to a {} {} key; its new key must be of the same \
-                 type and usage, not a {} {} key",
-                current.key_spec.family(),
-                current.key_usage,
-                target.key_spec.family(),
-                target.key_usage
-            )));
-        }
-        alias.target = target.id;
-        alias.updated = self.inner.clock.now();
-        self.commit(&mut state, &[StoreChange::PutAlias(&alias)])?;
-        state.aliases.insert(alias.name.clone(), alias);
-        self.publish(&state, &[], true);
-        Ok(())
+        self.audited(Action::UpdateAlias, Some(target_key_id), || {
+            let alias_name = self.alias_name(alias_name)?;
+            validate_alias_name(alias_name)?;
+            let mut state = self.control()?;
+            let mut alias =
+                state.aliases.get(alias_name).cloned().ok_or_else(|| {
+                    Error::NotFound(format!("alias '{alias_name}' does not exist"))
+                })?;
+            let target = self.key_for(
+                &state,
+                target_key_id,
+                KeyOperation::AliasTarget,
+                Action::UpdateAlias,
+            )?;
+            let current = state.record(&alias.target)?;
+            self.authorize_key(current, Action::UpdateAlias, &RequestFacts::default())?;
+            if current.key_spec.family() != target.key_spec.family()
+                || current.key_usage != target.key_usage
+            {
+                return Err(Error::Validation(format!(
+                    "alias '{alias_name}' points to a {} {} key; its new key must be of the same \
+                     type and usage, not a {} {} key",
+                    current.key_spec.family(),
+                    current.key_usage,
+                    target.key_spec.family(),
+                    target.key_usage
+                )));
+            }
+            alias.target = target.id;
+            alias.updated = self.inner.clock.now();
+            self.commit(&mut state, &[StoreChange::PutAlias(&alias)])?;
+            state.aliases.insert(alias.name.clone(), alias);
+            self.publish(&state, &[], true);
+            Ok(())
+        })
     }
 
     /// Deletes an alias; the key it pointed to is unaffected.
     pub fn delete_alias(&self, alias_name: &str) -> Result<()> {
-        let alias_name = self.alias_name(alias_name)?;
-        let mut state = self.control()?;
-        if !state.aliases.contains_key(alias_name) {
-            return Err(Error::NotFound(format!(
-                "alias '{alias_name}' does not exist"
-            )));
-        }
-        self.commit(&mut state, &[StoreChange::DeleteAlias(alias_name)])?;
-        state.aliases.remove(alias_name);
-        self.publish(&state, &[], true);
-        Ok(())
+        self.audited(Action::DeleteAlias, Some(alias_name), || {
+            let alias_name = self.alias_name(alias_name)?;
+            let mut state = self.control()?;
+            let Some(alias) = state.aliases.get(alias_name) else {
+                return Err(Error::NotFound(format!(
+                    "alias '{alias_name}' does not exist"
+                )));
+            };
+            self.authorize_key(
+                state.record(&alias.target)?,
+                Action::DeleteAlias,
+                &RequestFacts::default(),
+            )?;
+            self.commit(&mut state, &[StoreChange::DeleteAlias(alias_name)])?;
+            state.aliases.remove(alias_name);
+            self.publish(&state, &[], true);
+            Ok(())
+        })
     }
 
     /// ListAliases: every alias, or those of one key; `limit` 1–100 (default 50), by name.
@@ -112,29 +135,32 @@ impl Engine {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<AliasListEntry>> {
-        let limit = page::limit(limit, 50, 100)?;
-        let state = self.control()?;
-        let only = key_id.map(|k| self.resolve_id(&state, k)).transpose()?;
-        page::paginate(
-            state
-                .aliases
-                .values()
-                .filter(|a| only.is_none_or(|id| a.target == id))
-                .map(|a| {
-                    (
-                        a.name.clone(),
-                        AliasListEntry {
-                            alias_name: a.name.clone(),
-                            alias_arn: self.inner.scope.alias_arn(&a.name),
-                            target_key_id: a.target.hyphenated().to_string(),
-                            creation_date: a.created,
-                            last_updated_date: a.updated,
-                        },
-                    )
-                }),
-            marker,
-            limit,
-            |m| m.starts_with(ALIAS_PREFIX),
-        )
+        self.audited(Action::ListAliases, key_id, || {
+            let limit = page::limit(limit, 50, 100)?;
+            self.authorize_account(Action::ListAliases)?;
+            let state = self.control()?;
+            let only = key_id.map(|k| self.resolve_id(&state, k)).transpose()?;
+            page::paginate(
+                state
+                    .aliases
+                    .values()
+                    .filter(|a| only.is_none_or(|id| a.target == id))
+                    .map(|a| {
+                        (
+                            a.name.clone(),
+                            AliasListEntry {
+                                alias_name: a.name.clone(),
+                                alias_arn: self.inner.scope.alias_arn(&a.name),
+                                target_key_id: a.target.hyphenated().to_string(),
+                                creation_date: a.created,
+                                last_updated_date: a.updated,
+                            },
+                        )
+                    }),
+                marker,
+                limit,
+                |m| m.starts_with(ALIAS_PREFIX),
+            )
+        })
     }
 }

@@ -3,6 +3,7 @@
 use uuid::Uuid;
 
 use super::ControlState;
+use crate::access::Action;
 use crate::clock::Timestamp;
 use crate::engine::Engine;
 use crate::error::{validation, Result};
@@ -34,43 +35,57 @@ impl Engine {
         key_id: &str,
         pending_window_in_days: Option<u32>,
     ) -> Result<ScheduleKeyDeletionResponse> {
-        let window = pending_window_in_days.unwrap_or(DEFAULT_PENDING_WINDOW_DAYS);
-        if !(MIN_PENDING_WINDOW_DAYS..=MAX_PENDING_WINDOW_DAYS).contains(&window) {
-            return Err(validation!(
-                "PendingWindowInDays must be {MIN_PENDING_WINDOW_DAYS} to \
-                 {MAX_PENDING_WINDOW_DAYS}, not {window}"
-            ));
-        }
-        let mut state = self.control()?;
-        let mut record = self.key_for(&state, key_id, KeyOperation::ScheduleKeyDeletion)?;
-        let deletion_date = self.inner.clock.now().plus_days(window);
-        record.state = KeyState::PendingDeletion;
-        record.deletion_date = Some(deletion_date);
-        record.pending_window_days = Some(window);
-        let arn = self.inner.scope.key_arn(&record.id);
-        self.save_key(&mut state, record, None)?;
-        Ok(ScheduleKeyDeletionResponse {
-            key_id: arn,
-            deletion_date,
-            key_state: KeyState::PendingDeletion,
-            pending_window_in_days: window,
+        self.audited(Action::ScheduleKeyDeletion, Some(key_id), || {
+            let window = pending_window_in_days.unwrap_or(DEFAULT_PENDING_WINDOW_DAYS);
+            if !(MIN_PENDING_WINDOW_DAYS..=MAX_PENDING_WINDOW_DAYS).contains(&window) {
+                return Err(validation!(
+                    "PendingWindowInDays must be {MIN_PENDING_WINDOW_DAYS} to \
+                     {MAX_PENDING_WINDOW_DAYS}, not {window}"
+                ));
+            }
+            let mut state = self.control()?;
+            let mut record = self.key_for(
+                &state,
+                key_id,
+                KeyOperation::ScheduleKeyDeletion,
+                Action::ScheduleKeyDeletion,
+            )?;
+            let deletion_date = self.inner.clock.now().plus_days(window);
+            record.state = KeyState::PendingDeletion;
+            record.deletion_date = Some(deletion_date);
+            record.pending_window_days = Some(window);
+            let arn = self.inner.scope.key_arn(&record.id);
+            self.save_key(&mut state, record, None)?;
+            Ok(ScheduleKeyDeletionResponse {
+                key_id: arn,
+                deletion_date,
+                key_state: KeyState::PendingDeletion,
+                pending_window_in_days: window,
+            })
         })
     }
 
     /// Cancels a scheduled deletion; the key returns Disabled, as in the service.
     pub fn cancel_key_deletion(&self, key_id: &str) -> Result<String> {
-        let mut state = self.control()?;
-        let mut record = self.key_for(&state, key_id, KeyOperation::CancelKeyDeletion)?;
-        record.state = if record.versions.is_empty() {
-            KeyState::PendingImport
-        } else {
-            KeyState::Disabled
-        };
-        record.deletion_date = None;
-        record.pending_window_days = None;
-        let arn = self.inner.scope.key_arn(&record.id);
-        self.save_key(&mut state, record, None)?;
-        Ok(arn)
+        self.audited(Action::CancelKeyDeletion, Some(key_id), || {
+            let mut state = self.control()?;
+            let mut record = self.key_for(
+                &state,
+                key_id,
+                KeyOperation::CancelKeyDeletion,
+                Action::CancelKeyDeletion,
+            )?;
+            record.state = if record.versions.is_empty() {
+                KeyState::PendingImport
+            } else {
+                KeyState::Disabled
+            };
+            record.deletion_date = None;
+            record.pending_window_days = None;
+            let arn = self.inner.scope.key_arn(&record.id);
+            self.save_key(&mut state, record, None)?;
+            Ok(arn)
+        })
     }
 
     /// Deletes a key, its material and its aliases for good.

@@ -4,6 +4,7 @@ use uuid::Uuid;
 
 use super::page::{self, Page};
 use super::ControlState;
+use crate::access::Action;
 use crate::crypto::random;
 use crate::dataplane::primitive::generate_material;
 use crate::engine::Engine;
@@ -16,8 +17,6 @@ use crate::key::{
 
 /// Longest description a key may have.
 pub const MAX_DESCRIPTION: usize = 8192;
-/// Longest key policy document.
-pub const MAX_POLICY: usize = 32 * 1024;
 
 /// A CreateKey request; every field optional as in the service.
 #[derive(Debug, Clone, Default)]
@@ -28,8 +27,11 @@ pub struct CreateKeyRequest {
     pub origin: Option<Origin>,
     pub tags: Vec<Tag>,
     pub multi_region: Option<bool>,
-    /// A key policy document; the default policy when absent.
+    /// A key policy document; the default policy (the account root may do everything) when
+    /// absent.
     pub policy: Option<String>,
+    /// Create the key even if its policy would not let the creator change it (PutKeyPolicy).
+    pub bypass_policy_lockout_safety_check: bool,
 }
 
 /// One entry of ListKeys.
@@ -57,116 +59,115 @@ pub(crate) fn check_description(description: &str) -> Result<()> {
 }
 
 impl Engine {
-    fn default_policy(&self) -> String {
-        format!(
-            r#"{{"Version":"2012-10-17","Id":"key-default-1","Statement":[{{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"kms:*","Resource":"*"}}]}}"#,
-            self.inner.config.account_id
-        )
-    }
-
     /// Creates a key. SYMMETRIC_DEFAULT keys are supported by this build; every other key spec
     /// is modelled and refused with UnsupportedOperation.
     pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata> {
-        let spec = request.key_spec.unwrap_or(KeySpec::SymmetricDefault);
-        let usage = request.key_usage.unwrap_or_else(|| spec.default_usage());
-        if !spec.allowed_usages().contains(&usage) {
-            return Err(validation!(
-                "key usage {usage} is not valid for key spec {spec}; valid usages: {}",
-                spec.allowed_usages()
-                    .iter()
-                    .map(|u| u.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if !spec.is_supported() {
-            return Err(Error::UnsupportedOperation(format!(
-                "key spec {spec} is not yet supported by this keyplane build (SM2 and ML-DSA are \
-                 not available in AWS-LC's Rust binding as the service uses them)"
-            )));
-        }
-        let origin = request.origin.unwrap_or(Origin::AwsKms);
-        if origin == Origin::External
-            && spec != KeySpec::SymmetricDefault
-            && spec.mac_algorithm().is_none()
-        {
-            return Err(Error::UnsupportedOperation(format!(
-                "importing key material is supported for symmetric and HMAC keys, not {spec}"
-            )));
-        }
-        if matches!(origin, Origin::AwsCloudhsm | Origin::ExternalKeyStore) {
-            return Err(Error::UnsupportedOperation(format!(
-                "origin {origin} needs a custom key store, which keyplane does not have yet"
-            )));
-        }
-        if request.multi_region == Some(true) {
-            return Err(Error::UnsupportedOperation(
-                "multi-Region keys are not supported by keyplane".into(),
-            ));
-        }
-        let description = request.description.unwrap_or_default();
-        check_description(&description)?;
-        let policy = match request.policy {
-            Some(policy) if policy.len() > MAX_POLICY => {
-                return Err(validation!("a key policy is at most {MAX_POLICY} bytes"))
+        self.audited(Action::CreateKey, None, || {
+            let spec = request.key_spec.unwrap_or(KeySpec::SymmetricDefault);
+            let usage = request.key_usage.unwrap_or_else(|| spec.default_usage());
+            if !spec.allowed_usages().contains(&usage) {
+                return Err(validation!(
+                    "key usage {usage} is not valid for key spec {spec}; valid usages: {}",
+                    spec.allowed_usages()
+                        .iter()
+                        .map(|u| u.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
             }
-            Some(policy) => policy,
-            None => self.default_policy(),
-        };
-        let mut tags = Vec::new();
-        super::tags::merge_tags(&mut tags, request.tags)?;
+            if !spec.is_supported() {
+                return Err(Error::UnsupportedOperation(format!(
+                    "key spec {spec} is not yet supported by this keyplane build (SM2 and ML-DSA are \
+                     not available in AWS-LC's Rust binding as the service uses them)"
+                )));
+            }
+            let origin = request.origin.unwrap_or(Origin::AwsKms);
+            if origin == Origin::External
+                && spec != KeySpec::SymmetricDefault
+                && spec.mac_algorithm().is_none()
+            {
+                return Err(Error::UnsupportedOperation(format!(
+                    "importing key material is supported for symmetric and HMAC keys, not {spec}"
+                )));
+            }
+            if matches!(origin, Origin::AwsCloudhsm | Origin::ExternalKeyStore) {
+                return Err(Error::UnsupportedOperation(format!(
+                    "origin {origin} needs a custom key store, which keyplane does not have yet"
+                )));
+            }
+            if request.multi_region == Some(true) {
+                return Err(Error::UnsupportedOperation(
+                    "multi-Region keys are not supported by keyplane".into(),
+                ));
+            }
+            let description = request.description.unwrap_or_default();
+            check_description(&description)?;
+            let policy = request
+                .policy
+                .unwrap_or_else(|| crate::policy::default_policy(&self.inner.config.account_id));
+            let parsed_policy = self.parse_policy(&policy)?;
+            let mut tags = Vec::new();
+            super::tags::merge_tags(&mut tags, request.tags)?;
 
-        let mut state = self.control()?;
-        if state.keys.len() >= self.inner.config.max_keys {
-            return Err(Error::LimitExceeded(format!(
-                "this engine already holds its maximum of {} keys",
-                self.inner.config.max_keys
-            )));
-        }
-        let now = self.inner.clock.now();
-        let id = Uuid::new_v4();
-        let (key_state, material, versions) = if origin == Origin::External {
-            (KeyState::PendingImport, None, Vec::new())
-        } else {
-            let material = generate_material(spec, usage, self.inner.config.lock_policy)?;
-            let version = VersionRecord {
-                version: 1,
-                material_id: new_material_id()?,
-                created: now,
-                rotation_type: None,
+            self.authorize_account(Action::CreateKey)?;
+            let mut state = self.control()?;
+            if state.keys.len() >= self.inner.config.max_keys {
+                return Err(Error::LimitExceeded(format!(
+                    "this engine already holds its maximum of {} keys",
+                    self.inner.config.max_keys
+                )));
+            }
+            let now = self.inner.clock.now();
+            let id = Uuid::new_v4();
+            let (key_state, material, versions) = if origin == Origin::External {
+                (KeyState::PendingImport, None, Vec::new())
+            } else {
+                let material = generate_material(spec, usage, self.inner.config.lock_policy)?;
+                let version = VersionRecord {
+                    version: 1,
+                    material_id: new_material_id()?,
+                    created: now,
+                    rotation_type: None,
+                };
+                (KeyState::Enabled, Some((1, material)), vec![version])
             };
-            (KeyState::Enabled, Some((1, material)), vec![version])
-        };
-        let record = KeyRecord {
-            id,
-            created: now,
-            description,
-            key_spec: spec,
-            key_usage: usage,
-            origin,
-            key_manager: KeyManager::Customer,
-            state: key_state,
-            deletion_date: None,
-            pending_window_days: None,
-            tags,
-            rotation: RotationConfig {
-                enabled: false,
-                period_days: super::rotation::DEFAULT_ROTATION_PERIOD_DAYS,
-                next_rotation: None,
-            },
-            versions,
-            on_demand_rotations: 0,
-            policy,
-        };
-        self.save_key(&mut state, record, material)?;
-        self.metadata(&state, &id)
+            let record = KeyRecord {
+                id,
+                created: now,
+                description,
+                key_spec: spec,
+                key_usage: usage,
+                origin,
+                key_manager: KeyManager::Customer,
+                state: key_state,
+                deletion_date: None,
+                pending_window_days: None,
+                tags,
+                rotation: RotationConfig {
+                    enabled: false,
+                    period_days: super::rotation::DEFAULT_ROTATION_PERIOD_DAYS,
+                    next_rotation: None,
+                },
+                versions,
+                on_demand_rotations: 0,
+                policy,
+                grants: Vec::new(),
+            };
+            if !request.bypass_policy_lockout_safety_check {
+                self.check_lockout(&record, parsed_policy)?;
+            }
+            self.save_key(&mut state, record, material)?;
+            self.metadata(&state, &id)
+    })
     }
 
     /// DescribeKey.
     pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata> {
-        let state = self.control()?;
-        let id = self.resolve_id(&state, key_id)?;
-        self.metadata(&state, &id)
+        self.audited(Action::DescribeKey, Some(key_id), || {
+            let state = self.control()?;
+            self.key_for(&state, key_id, KeyOperation::Read, Action::DescribeKey)
+                .and_then(|record| self.metadata(&state, &record.id))
+        })
     }
 
     pub(crate) fn metadata(&self, state: &ControlState, id: &Uuid) -> Result<KeyMetadata> {
@@ -203,47 +204,77 @@ impl Engine {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<KeyListEntry>> {
-        let limit = page::limit(limit, 100, 1000)?;
-        let state = self.control()?;
-        page::paginate(
-            state.keys.keys().map(|id| {
-                let key_id = id.hyphenated().to_string();
-                (
-                    key_id.clone(),
-                    KeyListEntry {
-                        key_id,
-                        key_arn: self.inner.scope.key_arn(id),
-                    },
-                )
-            }),
-            marker,
-            limit,
-            |m| Uuid::try_parse(m).is_ok(),
-        )
+        self.audited(Action::ListKeys, None, || {
+            let limit = page::limit(limit, 100, 1000)?;
+            self.authorize_account(Action::ListKeys)?;
+            let state = self.control()?;
+            page::paginate(
+                state.keys.keys().map(|id| {
+                    let key_id = id.hyphenated().to_string();
+                    (
+                        key_id.clone(),
+                        KeyListEntry {
+                            key_id,
+                            key_arn: self.inner.scope.key_arn(id),
+                        },
+                    )
+                }),
+                marker,
+                limit,
+                |m| Uuid::try_parse(m).is_ok(),
+            )
+        })
     }
 
     /// UpdateKeyDescription.
     pub fn update_key_description(&self, key_id: &str, description: &str) -> Result<()> {
-        check_description(description)?;
-        let mut state = self.control()?;
-        let mut record = self.key_for(&state, key_id, KeyOperation::UpdateMetadata)?;
-        record.description = description.to_owned();
-        self.save_key(&mut state, record, None)
+        self.audited(Action::UpdateKeyDescription, Some(key_id), || {
+            check_description(description)?;
+            let mut state = self.control()?;
+            let mut record = self.key_for(
+                &state,
+                key_id,
+                KeyOperation::UpdateMetadata,
+                Action::UpdateKeyDescription,
+            )?;
+            record.description = description.to_owned();
+            self.save_key(&mut state, record, None)
+        })
     }
 
     /// EnableKey: a Disabled key becomes Enabled (an Enabled one stays so).
     pub fn enable_key(&self, key_id: &str) -> Result<()> {
-        self.set_enabled(key_id, KeyOperation::EnableKey, KeyState::Enabled)
+        self.audited(Action::EnableKey, Some(key_id), || {
+            self.set_enabled(
+                key_id,
+                KeyOperation::EnableKey,
+                Action::EnableKey,
+                KeyState::Enabled,
+            )
+        })
     }
 
     /// DisableKey: an Enabled key becomes Disabled; data-plane calls then fail with Disabled.
     pub fn disable_key(&self, key_id: &str) -> Result<()> {
-        self.set_enabled(key_id, KeyOperation::DisableKey, KeyState::Disabled)
+        self.audited(Action::DisableKey, Some(key_id), || {
+            self.set_enabled(
+                key_id,
+                KeyOperation::DisableKey,
+                Action::DisableKey,
+                KeyState::Disabled,
+            )
+        })
     }
 
-    fn set_enabled(&self, key_id: &str, op: KeyOperation, to: KeyState) -> Result<()> {
+    fn set_enabled(
+        &self,
+        key_id: &str,
+        op: KeyOperation,
+        action: Action,
+        to: KeyState,
+    ) -> Result<()> {
         let mut state = self.control()?;
-        let mut record = self.key_for(&state, key_id, op)?;
+        let mut record = self.key_for(&state, key_id, op, action)?;
         if record.state == to {
             return Ok(());
         }

@@ -6,8 +6,11 @@
 
 mod aliases;
 mod deletion;
+mod grants;
 mod keys;
+mod managed;
 mod page;
+mod policies;
 mod rotation;
 mod tags;
 
@@ -18,10 +21,13 @@ use uuid::Uuid;
 
 pub use aliases::AliasListEntry;
 pub use deletion::ScheduleKeyDeletionResponse;
+pub use grants::{CreateGrantRequest, CreateGrantResponse, GrantListEntry};
 pub use keys::{CreateKeyRequest, KeyListEntry};
 pub use page::Page;
 pub use rotation::{KeyRotationStatus, RotationListEntry};
 
+use crate::access::authorize::{KeyAccess, RequestFacts};
+use crate::access::Action;
 use crate::clock::Timestamp;
 use crate::dataplane::keyring::{KeyEntry, Keyring, VersionEntry};
 use crate::engine::Engine;
@@ -30,6 +36,7 @@ use crate::key::identifier::KeyReference;
 use crate::key::state::{self, KeyOperation};
 use crate::key::{AliasRecord, KeyRecord, KeyState};
 use crate::locked_memory::{LockPolicy, LockedBytes};
+use crate::policy::{KeyPolicy, PolicyError};
 use crate::store::{KeyStore, StoreChange};
 
 /// The control plane's working copy of the store.
@@ -241,9 +248,27 @@ impl Engine {
         Ok(id)
     }
 
-    /// Resolves a key and checks that its state allows `op`; returns a copy of its record to
-    /// change.
+    /// Resolves a key, checks that the caller may perform `action` on it and that its state
+    /// allows `op`; returns a copy of its record to change.
     pub(crate) fn key_for(
+        &self,
+        state: &ControlState,
+        identifier: &str,
+        op: KeyOperation,
+        action: Action,
+    ) -> Result<KeyRecord> {
+        let id = self.resolve_id(state, identifier)?;
+        let facts = RequestFacts {
+            identifier: Some(identifier),
+            ..RequestFacts::default()
+        };
+        self.authorize_key(state.record(&id)?, action, &facts)?;
+        self.record_for(state, identifier, op)
+    }
+
+    /// Resolves a key and checks that its state allows `op`, without authorising the caller
+    /// (for calls that authorise in their own way); returns a copy of its record to change.
+    pub(crate) fn record_for(
         &self,
         state: &ControlState,
         identifier: &str,
@@ -257,6 +282,78 @@ impl Engine {
             &self.inner.scope.key_arn(&id),
         )?;
         Ok(record.clone())
+    }
+
+    /// Checks that the caller may perform `action` on a key, under the key's policy and grants as
+    /// the data plane sees them.
+    pub(crate) fn authorize_key(
+        &self,
+        record: &KeyRecord,
+        action: Action,
+        facts: &RequestFacts<'_>,
+    ) -> Result<()> {
+        let arn = self.inner.scope.key_arn(&record.id);
+        let published = self.inner.data.keyring.load().keys.get(&record.id).cloned();
+        let access = match published {
+            Some(entry) => Arc::clone(&entry.access),
+            None => Arc::new(self.key_access(record)),
+        };
+        access.check(
+            &self.caller,
+            action,
+            &arn,
+            record.key_spec,
+            record.key_usage,
+            facts,
+        )
+    }
+
+    /// Checks an account-level action (CreateKey, ListKeys, ListAliases, ...): callers of the
+    /// engine's account may; others may not.
+    pub(crate) fn authorize_account(&self, action: Action) -> Result<()> {
+        if self.caller.account() == self.inner.config.account_id {
+            return Ok(());
+        }
+        Err(Error::AccessDenied(format!(
+            "{} (account {}) is not authorized to perform {} in account {}",
+            self.caller.principal(),
+            self.caller.account(),
+            action.as_str(),
+            self.inner.config.account_id
+        )))
+    }
+
+    /// Parses a key policy document.
+    pub(crate) fn parse_policy(&self, document: &str) -> Result<KeyPolicy> {
+        KeyPolicy::parse(document)
+            .map_err(|PolicyError::Malformed(m)| Error::MalformedPolicyDocument(m))
+    }
+
+    /// A key's access rules. A stored policy that no longer parses denies everything, and says so
+    /// on stderr.
+    fn key_access(&self, record: &KeyRecord) -> KeyAccess {
+        let policy = self.parse_policy(&record.policy).unwrap_or_else(|e| {
+            eprintln!(
+                "keyplane: the stored policy of key {} does not parse ({e}); denying all access",
+                record.id
+            );
+            KeyPolicy::deny_all()
+        });
+        KeyAccess::new(policy, record.grants.clone())
+    }
+
+    /// Runs one control-plane request: counts it against its rate quota, then runs it.
+    pub(crate) fn audited<T>(
+        &self,
+        action: Action,
+        key_id: Option<&str>,
+        run: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let _ = (action, key_id);
+        self.inner
+            .limiter
+            .take(crate::access::QuotaFamily::ControlPlane, 1)?;
+        run()
     }
 
     /// Writes a changed key record (and any new material) through the store, then applies it
@@ -347,6 +444,7 @@ impl Engine {
             spec: record.key_spec,
             usage: record.key_usage,
             versions: state.versions.get(&record.id).cloned().unwrap_or_default(),
+            access: Arc::new(self.key_access(record)),
         }
     }
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::keys::new_material_id;
 use super::page::{self, Page};
 use super::ControlState;
+use crate::access::Action;
 use crate::clock::Timestamp;
 use crate::engine::Engine;
 use crate::error::{validation, Error, Result};
@@ -70,64 +71,87 @@ impl Engine {
         key_id: &str,
         rotation_period_in_days: Option<u32>,
     ) -> Result<()> {
-        let period = rotation_period_in_days.unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS);
-        if !(MIN_ROTATION_PERIOD_DAYS..=MAX_ROTATION_PERIOD_DAYS).contains(&period) {
-            return Err(validation!(
-                "RotationPeriodInDays must be {MIN_ROTATION_PERIOD_DAYS} to \
-                 {MAX_ROTATION_PERIOD_DAYS}, not {period}"
-            ));
-        }
-        let mut state = self.control()?;
-        let mut record = self.key_for(&state, key_id, KeyOperation::ConfigureRotation)?;
-        check_rotatable(&record)?;
-        record.rotation.enabled = true;
-        record.rotation.period_days = period;
-        record.rotation.next_rotation = Some(self.inner.clock.now().plus_days(period));
-        self.save_key(&mut state, record, None)
+        self.audited(Action::EnableKeyRotation, Some(key_id), || {
+            let period = rotation_period_in_days.unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS);
+            if !(MIN_ROTATION_PERIOD_DAYS..=MAX_ROTATION_PERIOD_DAYS).contains(&period) {
+                return Err(validation!(
+                    "RotationPeriodInDays must be {MIN_ROTATION_PERIOD_DAYS} to \
+                     {MAX_ROTATION_PERIOD_DAYS}, not {period}"
+                ));
+            }
+            let mut state = self.control()?;
+            let mut record = self.key_for(
+                &state,
+                key_id,
+                KeyOperation::ConfigureRotation,
+                Action::EnableKeyRotation,
+            )?;
+            check_rotatable(&record)?;
+            record.rotation.enabled = true;
+            record.rotation.period_days = period;
+            record.rotation.next_rotation = Some(self.inner.clock.now().plus_days(period));
+            self.save_key(&mut state, record, None)
+        })
     }
 
     /// Turns off automatic rotation.
     pub fn disable_key_rotation(&self, key_id: &str) -> Result<()> {
-        let mut state = self.control()?;
-        let mut record = self.key_for(&state, key_id, KeyOperation::ConfigureRotation)?;
-        check_rotatable(&record)?;
-        record.rotation.enabled = false;
-        record.rotation.next_rotation = None;
-        self.save_key(&mut state, record, None)
+        self.audited(Action::DisableKeyRotation, Some(key_id), || {
+            let mut state = self.control()?;
+            let mut record = self.key_for(
+                &state,
+                key_id,
+                KeyOperation::ConfigureRotation,
+                Action::DisableKeyRotation,
+            )?;
+            check_rotatable(&record)?;
+            record.rotation.enabled = false;
+            record.rotation.next_rotation = None;
+            self.save_key(&mut state, record, None)
+        })
     }
 
     /// Whether automatic rotation is on, its period and the next date.
     pub fn get_key_rotation_status(&self, key_id: &str) -> Result<KeyRotationStatus> {
-        let state = self.control()?;
-        let record = self.key_for(&state, key_id, KeyOperation::Read)?;
-        Ok(KeyRotationStatus {
-            key_id: self.inner.scope.key_arn(&record.id),
-            key_rotation_enabled: record.rotation.enabled,
-            rotation_period_in_days: record
-                .rotation
-                .enabled
-                .then_some(record.rotation.period_days),
-            next_rotation_date: record.rotation.next_rotation,
+        self.audited(Action::GetKeyRotationStatus, Some(key_id), || {
+            let state = self.control()?;
+            let record = self.key_for(
+                &state,
+                key_id,
+                KeyOperation::Read,
+                Action::GetKeyRotationStatus,
+            )?;
+            Ok(KeyRotationStatus {
+                key_id: self.inner.scope.key_arn(&record.id),
+                key_rotation_enabled: record.rotation.enabled,
+                rotation_period_in_days: record
+                    .rotation
+                    .enabled
+                    .then_some(record.rotation.period_days),
+                next_rotation_date: record.rotation.next_rotation,
+            })
         })
     }
 
     /// Rotates now (at most 25 times per key); returns the key's ARN.
     pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String> {
-        let mut state = self.control()?;
-        let mut record = self.key_for(&state, key_id, KeyOperation::RotateKeyOnDemand)?;
-        check_rotatable(&record)?;
-        if record.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
-            return Err(Error::LimitExceeded(format!(
-                "key {} has already been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the \
-                 most allowed",
-                record.id
-            )));
-        }
-        record.on_demand_rotations += 1;
-        let arn = self.inner.scope.key_arn(&record.id);
-        let now = self.inner.clock.now();
-        self.add_version(&mut state, record, RotationType::OnDemand, now)?;
-        Ok(arn)
+        self.audited(Action::RotateKeyOnDemand, Some(key_id), || {
+            let mut state = self.control()?;
+            let mut record = self.key_for(&state, key_id, KeyOperation::RotateKeyOnDemand, Action::RotateKeyOnDemand)?;
+            check_rotatable(&record)?;
+            if record.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
+                return Err(Error::LimitExceeded(format!(
+                    "key {} has already been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the \
+                     most allowed",
+                    record.id
+                )));
+            }
+            record.on_demand_rotations += 1;
+            let arn = self.inner.scope.key_arn(&record.id);
+            let now = self.inner.clock.now();
+            self.add_version(&mut state, record, RotationType::OnDemand, now)?;
+            Ok(arn)
+    })
     }
 
     /// Rotates a key whose automatic rotation is due.
@@ -167,26 +191,29 @@ impl Engine {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<RotationListEntry>> {
-        let limit = page::limit(limit, 100, 1000)?;
-        let state = self.control()?;
-        let record = self.key_for(&state, key_id, KeyOperation::Read)?;
-        let arn = self.inner.scope.key_arn(&record.id);
-        page::paginate(
-            record.versions.into_iter().filter_map(|v| {
-                let rotation_type = v.rotation_type?;
-                Some((
-                    format!("{:010}", v.version),
-                    RotationListEntry {
-                        key_id: arn.clone(),
-                        key_material_id: v.material_id,
-                        rotation_date: v.created,
-                        rotation_type,
-                    },
-                ))
-            }),
-            marker,
-            limit,
-            |m| m.len() == 10 && m.bytes().all(|b| b.is_ascii_digit()),
-        )
+        self.audited(Action::ListKeyRotations, Some(key_id), || {
+            let limit = page::limit(limit, 100, 1000)?;
+            let state = self.control()?;
+            let record =
+                self.key_for(&state, key_id, KeyOperation::Read, Action::ListKeyRotations)?;
+            let arn = self.inner.scope.key_arn(&record.id);
+            page::paginate(
+                record.versions.into_iter().filter_map(|v| {
+                    let rotation_type = v.rotation_type?;
+                    Some((
+                        format!("{:010}", v.version),
+                        RotationListEntry {
+                            key_id: arn.clone(),
+                            key_material_id: v.material_id,
+                            rotation_date: v.created,
+                            rotation_type,
+                        },
+                    ))
+                }),
+                marker,
+                limit,
+                |m| m.len() == 10 && m.bytes().all(|b| b.is_ascii_digit()),
+            )
+        })
     }
 }

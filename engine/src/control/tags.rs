@@ -1,6 +1,7 @@
 //! TagResource, UntagResource, ListResourceTags.
 
 use super::page::{self, Page};
+use crate::access::Action;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::key::state::KeyOperation;
@@ -51,20 +52,34 @@ pub(crate) fn merge_tags(tags: &mut Vec<Tag>, new: Vec<Tag>) -> Result<()> {
 impl Engine {
     /// Adds tags to a key, or overwrites the values of tags it has.
     pub fn tag_resource(&self, key_id: &str, tags: Vec<Tag>) -> Result<()> {
-        let mut state = self.control()?;
-        let mut record = self.key_for(&state, key_id, KeyOperation::UpdateMetadata)?;
-        merge_tags(&mut record.tags, tags)?;
-        self.save_key(&mut state, record, None)
+        self.audited(Action::TagResource, Some(key_id), || {
+            let mut state = self.control()?;
+            let mut record = self.key_for(
+                &state,
+                key_id,
+                KeyOperation::UpdateMetadata,
+                Action::TagResource,
+            )?;
+            merge_tags(&mut record.tags, tags)?;
+            self.save_key(&mut state, record, None)
+        })
     }
 
     /// Removes tags (by key) from a key; keys it does not carry are ignored.
     pub fn untag_resource(&self, key_id: &str, tag_keys: &[&str]) -> Result<()> {
-        let mut state = self.control()?;
-        let mut record = self.key_for(&state, key_id, KeyOperation::UpdateMetadata)?;
-        record
-            .tags
-            .retain(|t| !tag_keys.contains(&t.tag_key.as_str()));
-        self.save_key(&mut state, record, None)
+        self.audited(Action::UntagResource, Some(key_id), || {
+            let mut state = self.control()?;
+            let mut record = self.key_for(
+                &state,
+                key_id,
+                KeyOperation::UpdateMetadata,
+                Action::UntagResource,
+            )?;
+            record
+                .tags
+                .retain(|t| !tag_keys.contains(&t.tag_key.as_str()));
+            self.save_key(&mut state, record, None)
+        })
     }
 
     /// ListResourceTags: `limit` 1–50 (default 50), in tag key order.
@@ -74,14 +89,17 @@ impl Engine {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<Tag>> {
-        let limit = page::limit(limit, 50, 50)?;
-        let state = self.control()?;
-        let record = self.key_for(&state, key_id, KeyOperation::Read)?;
-        page::paginate(
-            record.tags.into_iter().map(|t| (t.tag_key.clone(), t)),
-            marker,
-            limit,
-            |m| (1..=128).contains(&m.chars().count()),
-        )
+        self.audited(Action::ListResourceTags, Some(key_id), || {
+            let limit = page::limit(limit, 50, 50)?;
+            let state = self.control()?;
+            let record =
+                self.key_for(&state, key_id, KeyOperation::Read, Action::ListResourceTags)?;
+            page::paginate(
+                record.tags.into_iter().map(|t| (t.tag_key.clone(), t)),
+                marker,
+                limit,
+                |m| (1..=128).contains(&m.chars().count()),
+            )
+        })
     }
 }

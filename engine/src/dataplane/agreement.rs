@@ -2,6 +2,8 @@
 
 use super::primitive::KeyPrimitive;
 use super::DataPlane;
+use crate::access::authorize::RequestFacts;
+use crate::access::{Action, Caller};
 use crate::error::{Error, Result};
 use crate::key::{KeyAgreementAlgorithm, KeyUsage, Origin};
 use crate::secret::SecretBytes;
@@ -28,10 +30,21 @@ pub struct DeriveSharedSecretResponse {
 impl DataPlane {
     pub(crate) fn derive_shared_secret(
         &self,
+        caller: &Caller,
         request: &DeriveSharedSecretRequest<'_>,
     ) -> Result<DeriveSharedSecretResponse> {
-        self.run_one(|ctx| {
+        self.run_one(caller, |ctx| {
             let key = ctx.resolve(request.key_id)?;
+            ctx.authorize(
+                key,
+                Action::DeriveSharedSecret,
+                &RequestFacts {
+                    context: None,
+                    identifier: Some(request.key_id),
+                    encryption_algorithm: None,
+                    grant_operations: None,
+                },
+            )?;
             key.check_usage(KeyUsage::KeyAgreement)?;
             let KeyPrimitive::Agreement(agreement) = &key.current()?.primitive else {
                 return Err(Error::InvalidKeyUsage(format!(

@@ -8,6 +8,8 @@ use super::encrypt::check_symmetric_algorithm;
 use super::keyring::{KeyEntry, Keyring, VersionEntry};
 use super::session::{derive_key, DecryptKeys, EncryptSession};
 use super::DataPlane;
+use crate::access::authorize::RequestFacts;
+use crate::access::{Action, Caller};
 use crate::ciphertext::{self, ParsedBlob, HEADER_LEN};
 use crate::context::{self, EncryptionContext};
 use crate::crypto::aes_gcm::TAG_LEN;
@@ -26,6 +28,7 @@ const RANDOM_POOL_BYTES: usize = 4096;
 pub(crate) struct ChunkContext<'k> {
     plane: &'k DataPlane,
     keyring: &'k Keyring,
+    caller: &'k Caller,
     last_identifier: String,
     last_key: Option<Result<&'k Arc<KeyEntry>>>,
     /// Address of the context last encoded (`0` for none yet); every context a chunk sees is
@@ -47,10 +50,11 @@ pub(crate) struct ChunkContext<'k> {
 }
 
 impl<'k> ChunkContext<'k> {
-    pub(crate) fn new(plane: &'k DataPlane, keyring: &'k Keyring) -> Self {
+    pub(crate) fn new(plane: &'k DataPlane, keyring: &'k Keyring, caller: &'k Caller) -> Self {
         ChunkContext {
             plane,
             keyring,
+            caller,
             last_identifier: String::new(),
             last_key: None,
             last_context: 0,
@@ -119,6 +123,17 @@ impl<'k> ChunkContext<'k> {
         drawn.zeroize();
         self.random_used += out.len();
         Ok(())
+    }
+
+    /// Checks that the chunk's caller may perform `action` on `key`.
+    pub(crate) fn authorize(
+        &self,
+        key: &KeyEntry,
+        action: Action,
+        facts: &RequestFacts<'_>,
+    ) -> Result<()> {
+        key.access
+            .check(self.caller, action, &key.arn, key.spec, key.usage, facts)
     }
 
     /// The largest plaintext this engine encrypts or decrypts.
@@ -265,6 +280,7 @@ impl<'k> ChunkContext<'k> {
         parsed: &ParsedBlob<'_>,
         expected_key: Option<&str>,
         context: Option<&EncryptionContext>,
+        action: Action,
         out: &mut [u8],
     ) -> Result<(&'k Arc<KeyEntry>, &'k Arc<VersionEntry>)> {
         let key = self.key_by_id(&parsed.key_id)?;
@@ -277,6 +293,16 @@ impl<'k> ChunkContext<'k> {
                 )));
             }
         }
+        self.authorize(
+            key,
+            action,
+            &RequestFacts {
+                context,
+                identifier: expected_key,
+                encryption_algorithm: Some(EncryptionAlgorithm::SymmetricDefault.as_str()),
+                grant_operations: None,
+            },
+        )?;
         key.check_encrypt_decrypt()?;
         let version = key.version(parsed.key_version).ok_or_else(|| {
             Error::InvalidCiphertext(format!(

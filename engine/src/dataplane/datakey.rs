@@ -3,6 +3,8 @@
 
 use super::chunk::ChunkContext;
 use super::DataPlane;
+use crate::access::authorize::RequestFacts;
+use crate::access::{Action, Caller};
 use crate::ciphertext;
 use crate::context::EncryptionContext;
 use crate::error::{validation, Result};
@@ -84,10 +86,21 @@ impl DataPlane {
     /// Draws a data key into `plaintext` (already sized) and encrypts it.
     fn seal_new_data_key(
         ctx: &mut ChunkContext<'_>,
+        action: Action,
         request: &GenerateDataKeyRequest<'_>,
         plaintext: &mut [u8],
     ) -> Result<Vec<u8>> {
         let key = ctx.resolve(request.key_id)?;
+        ctx.authorize(
+            key,
+            action,
+            &RequestFacts {
+                context: request.encryption_context,
+                identifier: Some(request.key_id),
+                encryption_algorithm: None,
+                grant_operations: None,
+            },
+        )?;
         key.check_encrypt_decrypt()?;
         ctx.fill_random(plaintext)?;
         let mut blob = vec![0u8; ciphertext::blob_len(plaintext.len())];
@@ -100,7 +113,12 @@ impl DataPlane {
         request: &GenerateDataKeyRequest<'_>,
     ) -> Result<GeneratedDataKey> {
         let mut plaintext = SecretBytes::zeroed(request.data_key_len()?);
-        let ciphertext_blob = Self::seal_new_data_key(ctx, request, plaintext.expose_mut())?;
+        let ciphertext_blob = Self::seal_new_data_key(
+            ctx,
+            Action::GenerateDataKey,
+            request,
+            plaintext.expose_mut(),
+        )?;
         Ok(GeneratedDataKey {
             plaintext,
             ciphertext_blob,
@@ -113,7 +131,12 @@ impl DataPlane {
     ) -> Result<Vec<u8>> {
         let len = request.data_key_len()?;
         let mut scratch = ctx.take_scratch(len)?;
-        let sealed = Self::seal_new_data_key(ctx, request, &mut scratch.expose_mut()[..len]);
+        let sealed = Self::seal_new_data_key(
+            ctx,
+            Action::GenerateDataKeyWithoutPlaintext,
+            request,
+            &mut scratch.expose_mut()[..len],
+        );
         ctx.return_scratch(scratch, len);
         sealed
     }
@@ -129,9 +152,10 @@ impl DataPlane {
 
     pub(crate) fn generate_data_key(
         &self,
+        caller: &Caller,
         request: &GenerateDataKeyRequest<'_>,
     ) -> Result<GenerateDataKeyResponse> {
-        self.run_one(|ctx| {
+        self.run_one(caller, |ctx| {
             let generated = Self::generate_data_key_item(ctx, request)?;
             let (key_id, key_material_id) = Self::key_names(ctx, request)?;
             Ok(GenerateDataKeyResponse {
@@ -145,9 +169,10 @@ impl DataPlane {
 
     pub(crate) fn generate_data_key_without_plaintext(
         &self,
+        caller: &Caller,
         request: &GenerateDataKeyRequest<'_>,
     ) -> Result<GenerateDataKeyWithoutPlaintextResponse> {
-        self.run_one(|ctx| {
+        self.run_one(caller, |ctx| {
             let ciphertext_blob = Self::generate_data_key_without_plaintext_item(ctx, request)?;
             let (key_id, key_material_id) = Self::key_names(ctx, request)?;
             Ok(GenerateDataKeyWithoutPlaintextResponse {
@@ -160,15 +185,21 @@ impl DataPlane {
 
     pub(crate) fn generate_data_key_batch(
         &self,
+        caller: &Caller,
         requests: &[GenerateDataKeyRequest<'_>],
     ) -> Vec<Result<GeneratedDataKey>> {
-        self.run_batch(requests, Self::generate_data_key_item)
+        self.run_batch(caller, requests, Self::generate_data_key_item)
     }
 
     pub(crate) fn generate_data_key_without_plaintext_batch(
         &self,
+        caller: &Caller,
         requests: &[GenerateDataKeyRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(requests, Self::generate_data_key_without_plaintext_item)
+        self.run_batch(
+            caller,
+            requests,
+            Self::generate_data_key_without_plaintext_item,
+        )
     }
 }

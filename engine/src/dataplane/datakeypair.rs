@@ -2,6 +2,8 @@
 //! private key is returned encrypted under a symmetric KMS key (and, for the first, in plaintext).
 
 use super::DataPlane;
+use crate::access::authorize::RequestFacts;
+use crate::access::{Action, Caller};
 use crate::context::EncryptionContext;
 use crate::crypto::signature::{self, SigningKey};
 use crate::error::{Error, Result};
@@ -34,6 +36,7 @@ pub struct GenerateDataKeyPairResponse {
 impl DataPlane {
     pub(crate) fn generate_data_key_pair(
         &self,
+        caller: &Caller,
         request: &GenerateDataKeyPairRequest<'_>,
         with_plaintext: bool,
     ) -> Result<GenerateDataKeyPairResponse> {
@@ -44,8 +47,23 @@ impl DataPlane {
                 request.key_pair_spec
             )));
         }
-        self.run_one(|ctx| {
+        self.run_one(caller, |ctx| {
             let key = ctx.resolve(request.key_id)?;
+            let action = if with_plaintext {
+                Action::GenerateDataKeyPair
+            } else {
+                Action::GenerateDataKeyPairWithoutPlaintext
+            };
+            ctx.authorize(
+                key,
+                action,
+                &RequestFacts {
+                    context: request.encryption_context,
+                    identifier: Some(request.key_id),
+                    encryption_algorithm: None,
+                    grant_operations: None,
+                },
+            )?;
             key.check_encrypt_decrypt()?;
             let private = signature::generate(spec, self.lock_policy)?;
             let public_key = SigningKey::from_pkcs8(spec, &private)?

@@ -4,6 +4,8 @@ use super::chunk::ChunkContext;
 use super::keyring::{KeyEntry, VersionEntry};
 use super::primitive::KeyPrimitive;
 use super::DataPlane;
+use crate::access::authorize::RequestFacts;
+use crate::access::{Action, Caller};
 use crate::context::EncryptionContext;
 use crate::error::{validation, Result};
 use crate::key::{EncryptionAlgorithm, KeyUsage};
@@ -69,6 +71,7 @@ impl DataPlane {
     /// algorithm), otherwise a keyplane blob, which names its own key.
     pub(crate) fn decrypt_any<'k>(
         ctx: &mut ChunkContext<'k>,
+        action: Action,
         blob: &[u8],
         key_id: Option<&str>,
         context: Option<&EncryptionContext>,
@@ -78,10 +81,20 @@ impl DataPlane {
             let key = ctx.resolve(key_id)?;
             let version = key.current().ok();
             if let Some(KeyPrimitive::RsaOaep(rsa)) = version.map(|v| &v.primitive) {
-                key.check_usage(KeyUsage::EncryptDecrypt)?;
                 let algorithm = algorithm.ok_or_else(|| {
                     validation!("EncryptionAlgorithm is required to decrypt under an RSA key")
                 })?;
+                ctx.authorize(
+                    key,
+                    action,
+                    &RequestFacts {
+                        context,
+                        identifier: Some(key_id),
+                        encryption_algorithm: Some(algorithm.as_str()),
+                        grant_operations: None,
+                    },
+                )?;
+                key.check_usage(KeyUsage::EncryptDecrypt)?;
                 return Ok(Decrypted {
                     plaintext: rsa.decrypt(algorithm, blob)?,
                     key,
@@ -92,7 +105,7 @@ impl DataPlane {
         }
         let parsed = ctx.parse(blob, algorithm)?;
         let mut plaintext = SecretBytes::zeroed(parsed.plaintext_len());
-        let (key, version) = ctx.open(&parsed, key_id, context, plaintext.expose_mut())?;
+        let (key, version) = ctx.open(&parsed, key_id, context, action, plaintext.expose_mut())?;
         Ok(Decrypted {
             plaintext,
             key,
@@ -107,6 +120,7 @@ impl DataPlane {
     ) -> Result<Decrypted<'k>> {
         Self::decrypt_any(
             ctx,
+            Action::Decrypt,
             request.ciphertext_blob,
             request.key_id,
             request.encryption_context,
@@ -114,8 +128,12 @@ impl DataPlane {
         )
     }
 
-    pub(crate) fn decrypt(&self, request: &DecryptRequest<'_>) -> Result<DecryptResponse> {
-        self.run_one(|ctx| {
+    pub(crate) fn decrypt(
+        &self,
+        caller: &Caller,
+        request: &DecryptRequest<'_>,
+    ) -> Result<DecryptResponse> {
+        self.run_one(caller, |ctx| {
             let done = Self::decrypt_request(ctx, request)?;
             Ok(DecryptResponse {
                 plaintext: done.plaintext,
@@ -128,9 +146,10 @@ impl DataPlane {
 
     pub(crate) fn decrypt_batch(
         &self,
+        caller: &Caller,
         requests: &[DecryptRequest<'_>],
     ) -> Vec<Result<SecretBytes>> {
-        self.run_batch(requests, |ctx, request| {
+        self.run_batch(caller, requests, |ctx, request| {
             Self::decrypt_request(ctx, request).map(|done| done.plaintext)
         })
     }

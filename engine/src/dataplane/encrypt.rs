@@ -4,6 +4,8 @@ use super::chunk::ChunkContext;
 use super::keyring::KeyEntry;
 use super::primitive::KeyPrimitive;
 use super::DataPlane;
+use crate::access::authorize::RequestFacts;
+use crate::access::{Action, Caller};
 use crate::ciphertext;
 use crate::context::EncryptionContext;
 use crate::error::{validation, Error, Result};
@@ -105,6 +107,16 @@ impl DataPlane {
         request: &EncryptRequest<'_>,
     ) -> Result<(Vec<u8>, &'k KeyEntry)> {
         let key = ctx.resolve(request.key_id)?;
+        ctx.authorize(
+            key,
+            Action::Encrypt,
+            &RequestFacts {
+                context: request.encryption_context,
+                identifier: Some(request.key_id),
+                encryption_algorithm: Some(request.encryption_algorithm.as_str()),
+                grant_operations: None,
+            },
+        )?;
         let blob = Self::encrypt_under(
             ctx,
             key,
@@ -115,8 +127,12 @@ impl DataPlane {
         Ok((blob, key))
     }
 
-    pub(crate) fn encrypt(&self, request: &EncryptRequest<'_>) -> Result<EncryptResponse> {
-        self.run_one(|ctx| {
+    pub(crate) fn encrypt(
+        &self,
+        caller: &Caller,
+        request: &EncryptRequest<'_>,
+    ) -> Result<EncryptResponse> {
+        self.run_one(caller, |ctx| {
             let (ciphertext_blob, key) = Self::encrypt_item(ctx, request)?;
             Ok(EncryptResponse {
                 ciphertext_blob,
@@ -126,8 +142,12 @@ impl DataPlane {
         })
     }
 
-    pub(crate) fn encrypt_batch(&self, requests: &[EncryptRequest<'_>]) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(requests, |ctx, request| {
+    pub(crate) fn encrypt_batch(
+        &self,
+        caller: &Caller,
+        requests: &[EncryptRequest<'_>],
+    ) -> Vec<Result<Vec<u8>>> {
+        self.run_batch(caller, requests, |ctx, request| {
             Self::encrypt_item(ctx, request).map(|(blob, _)| blob)
         })
     }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::primitive::KeyPrimitive;
 use super::session::{DecryptKeys, EncryptSession, SlotCache};
+use crate::access::authorize::KeyAccess;
 use crate::error::{Error, Result};
 use crate::key::identifier::{ArnScope, KeyReference};
 use crate::key::state::{self, KeyOperation};
@@ -55,6 +56,8 @@ pub(crate) struct KeyEntry {
     pub(crate) usage: KeyUsage,
     /// Index `v - 1` holds version `v`; the last one encrypts.
     pub(crate) versions: Vec<Arc<VersionEntry>>,
+    /// The key policy and grants.
+    pub(crate) access: Arc<KeyAccess>,
 }
 
 impl KeyEntry {

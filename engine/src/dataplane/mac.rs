@@ -4,6 +4,8 @@ use super::chunk::ChunkContext;
 use super::keyring::KeyEntry;
 use super::primitive::KeyPrimitive;
 use super::DataPlane;
+use crate::access::authorize::RequestFacts;
+use crate::access::{Action, Caller};
 use crate::crypto::hmac::{HmacKey, MAX_MAC_LEN};
 use crate::error::{validation, Error, Result};
 use crate::key::{KeyUsage, MacAlgorithm};
@@ -93,6 +95,16 @@ impl DataPlane {
         request: &GenerateMacRequest<'_>,
     ) -> Result<(Vec<u8>, &'k KeyEntry)> {
         let key = ctx.resolve(request.key_id)?;
+        ctx.authorize(
+            key,
+            Action::GenerateMac,
+            &RequestFacts {
+                context: None,
+                identifier: Some(request.key_id),
+                encryption_algorithm: None,
+                grant_operations: None,
+            },
+        )?;
         let hmac = hmac_key(key, request.mac_algorithm, request.message)?;
         let mut mac = vec![0u8; MAX_MAC_LEN];
         let len = hmac.compute(ctx.hmac_work()?, request.message, &mut mac)?;
@@ -105,6 +117,16 @@ impl DataPlane {
         request: &VerifyMacRequest<'_>,
     ) -> Result<&'k KeyEntry> {
         let key = ctx.resolve(request.key_id)?;
+        ctx.authorize(
+            key,
+            Action::VerifyMac,
+            &RequestFacts {
+                context: None,
+                identifier: Some(request.key_id),
+                encryption_algorithm: None,
+                grant_operations: None,
+            },
+        )?;
         let hmac = hmac_key(key, request.mac_algorithm, request.message)?;
         if !hmac.verify(ctx.hmac_work()?, request.message, request.mac)? {
             return Err(Error::InvalidMac(format!(
@@ -117,9 +139,10 @@ impl DataPlane {
 
     pub(crate) fn generate_mac(
         &self,
+        caller: &Caller,
         request: &GenerateMacRequest<'_>,
     ) -> Result<GenerateMacResponse> {
-        self.run_one(|ctx| {
+        self.run_one(caller, |ctx| {
             let (mac, key) = Self::generate_mac_item(ctx, request)?;
             Ok(GenerateMacResponse {
                 key_id: key.arn.clone(),
@@ -131,15 +154,20 @@ impl DataPlane {
 
     pub(crate) fn generate_mac_batch(
         &self,
+        caller: &Caller,
         requests: &[GenerateMacRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(requests, |ctx, request| {
+        self.run_batch(caller, requests, |ctx, request| {
             Self::generate_mac_item(ctx, request).map(|(mac, _)| mac)
         })
     }
 
-    pub(crate) fn verify_mac(&self, request: &VerifyMacRequest<'_>) -> Result<VerifyMacResponse> {
-        self.run_one(|ctx| {
+    pub(crate) fn verify_mac(
+        &self,
+        caller: &Caller,
+        request: &VerifyMacRequest<'_>,
+    ) -> Result<VerifyMacResponse> {
+        self.run_one(caller, |ctx| {
             let key = Self::verify_mac_item(ctx, request)?;
             Ok(VerifyMacResponse {
                 key_id: key.arn.clone(),
@@ -149,8 +177,12 @@ impl DataPlane {
         })
     }
 
-    pub(crate) fn verify_mac_batch(&self, requests: &[VerifyMacRequest<'_>]) -> Vec<Result<()>> {
-        self.run_batch(requests, |ctx, request| {
+    pub(crate) fn verify_mac_batch(
+        &self,
+        caller: &Caller,
+        requests: &[VerifyMacRequest<'_>],
+    ) -> Vec<Result<()>> {
+        self.run_batch(caller, requests, |ctx, request| {
             Self::verify_mac_item(ctx, request).map(|_| ())
         })
     }

@@ -42,6 +42,7 @@ pub use sign::{GetPublicKeyResponse, SignRequest, SignResponse, VerifyRequest, V
 
 use self::chunk::ChunkContext;
 use self::keyring::Keyring;
+use crate::access::Caller;
 use crate::error::{Error, Result};
 use crate::key::ArnScope;
 use crate::locked_memory::LockPolicy;
@@ -91,15 +92,20 @@ impl DataPlane {
     }
 
     /// Runs one item on the calling thread with a fresh chunk context.
-    pub(crate) fn run_one<T>(&self, f: impl FnOnce(&mut ChunkContext<'_>) -> T) -> T {
+    pub(crate) fn run_one<T>(
+        &self,
+        caller: &Caller,
+        f: impl FnOnce(&mut ChunkContext<'_>) -> T,
+    ) -> T {
         let keyring = self.keyring.load();
-        let mut ctx = ChunkContext::new(self, &keyring);
+        let mut ctx = ChunkContext::new(self, &keyring, caller);
         f(&mut ctx)
     }
 
     /// Runs `f` over `items`, in order, on the pool when the batch is large enough.
     pub(crate) fn run_batch<I, O>(
         &self,
+        caller: &Caller,
         items: &[I],
         f: impl Fn(&mut ChunkContext<'_>, &I) -> O + Sync + Send,
     ) -> Vec<O>
@@ -110,7 +116,7 @@ impl DataPlane {
         let keyring = self.keyring.load();
         let keyring: &Keyring = &keyring;
         if items.len() < PARALLEL_MIN_ITEMS || self.threads() == 1 {
-            let mut ctx = ChunkContext::new(self, keyring);
+            let mut ctx = ChunkContext::new(self, keyring, caller);
             return items.iter().map(|item| f(&mut ctx, item)).collect();
         }
         let min_len = (items.len() / (self.threads() * 4)).max(MIN_ITEMS_PER_JOB);
@@ -120,7 +126,7 @@ impl DataPlane {
                 .par_iter()
                 .with_min_len(min_len)
                 .map_init(
-                    || ChunkContext::new(self, keyring),
+                    || ChunkContext::new(self, keyring, caller),
                     |ctx, item| f(ctx, item),
                 )
                 .collect_into_vec(&mut out)

@@ -3,6 +3,8 @@
 
 use super::chunk::ChunkContext;
 use super::DataPlane;
+use crate::access::authorize::RequestFacts;
+use crate::access::{Action, Caller};
 use crate::context::EncryptionContext;
 use crate::error::Result;
 use crate::key::{EncryptionAlgorithm, KeyUsage};
@@ -55,9 +57,20 @@ impl DataPlane {
         request: &ReEncryptRequest<'_>,
     ) -> Result<(Vec<u8>, ReEncryptKeys<'k>)> {
         let destination = ctx.resolve(request.destination_key_id)?;
+        ctx.authorize(
+            destination,
+            Action::ReEncryptTo,
+            &RequestFacts {
+                context: request.destination_encryption_context,
+                identifier: Some(request.destination_key_id),
+                encryption_algorithm: Some(request.destination_encryption_algorithm.as_str()),
+                grant_operations: None,
+            },
+        )?;
         destination.check_usage(KeyUsage::EncryptDecrypt)?;
         let source = Self::decrypt_any(
             ctx,
+            Action::ReEncryptFrom,
             request.ciphertext_blob,
             request.source_key_id,
             request.source_encryption_context,
@@ -82,8 +95,12 @@ impl DataPlane {
         ))
     }
 
-    pub(crate) fn re_encrypt(&self, request: &ReEncryptRequest<'_>) -> Result<ReEncryptResponse> {
-        self.run_one(|ctx| {
+    pub(crate) fn re_encrypt(
+        &self,
+        caller: &Caller,
+        request: &ReEncryptRequest<'_>,
+    ) -> Result<ReEncryptResponse> {
+        self.run_one(caller, |ctx| {
             let (ciphertext_blob, keys) = Self::re_encrypt_item(ctx, request)?;
             Ok(ReEncryptResponse {
                 ciphertext_blob,
@@ -99,9 +116,10 @@ impl DataPlane {
 
     pub(crate) fn re_encrypt_batch(
         &self,
+        caller: &Caller,
         requests: &[ReEncryptRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(requests, |ctx, request| {
+        self.run_batch(caller, requests, |ctx, request| {
             Self::re_encrypt_item(ctx, request).map(|(blob, _)| blob)
         })
     }

@@ -4,6 +4,8 @@ use super::chunk::ChunkContext;
 use super::keyring::KeyEntry;
 use super::primitive::KeyPrimitive;
 use super::DataPlane;
+use crate::access::authorize::RequestFacts;
+use crate::access::{Action, Caller};
 use crate::crypto::signature::SigningKey;
 use crate::error::{Error, Result};
 use crate::key::{
@@ -89,6 +91,16 @@ impl DataPlane {
         request: &SignRequest<'_>,
     ) -> Result<(Vec<u8>, &'k KeyEntry)> {
         let key = ctx.resolve(request.key_id)?;
+        ctx.authorize(
+            key,
+            Action::Sign,
+            &RequestFacts {
+                context: None,
+                identifier: Some(request.key_id),
+                encryption_algorithm: None,
+                grant_operations: None,
+            },
+        )?;
         let signature = signing_key(key)?.sign(
             request.signing_algorithm,
             request.message_type,
@@ -102,6 +114,16 @@ impl DataPlane {
         request: &VerifyRequest<'_>,
     ) -> Result<&'k KeyEntry> {
         let key = ctx.resolve(request.key_id)?;
+        ctx.authorize(
+            key,
+            Action::Verify,
+            &RequestFacts {
+                context: None,
+                identifier: Some(request.key_id),
+                encryption_algorithm: None,
+                grant_operations: None,
+            },
+        )?;
         let valid = signing_key(key)?.verify(
             request.signing_algorithm,
             request.message_type,
@@ -117,8 +139,8 @@ impl DataPlane {
         Ok(key)
     }
 
-    pub(crate) fn sign(&self, request: &SignRequest<'_>) -> Result<SignResponse> {
-        self.run_one(|ctx| {
+    pub(crate) fn sign(&self, caller: &Caller, request: &SignRequest<'_>) -> Result<SignResponse> {
+        self.run_one(caller, |ctx| {
             let (signature, key) = Self::sign_item(ctx, request)?;
             Ok(SignResponse {
                 key_id: key.arn.clone(),
@@ -128,14 +150,22 @@ impl DataPlane {
         })
     }
 
-    pub(crate) fn sign_batch(&self, requests: &[SignRequest<'_>]) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(requests, |ctx, request| {
+    pub(crate) fn sign_batch(
+        &self,
+        caller: &Caller,
+        requests: &[SignRequest<'_>],
+    ) -> Vec<Result<Vec<u8>>> {
+        self.run_batch(caller, requests, |ctx, request| {
             Self::sign_item(ctx, request).map(|(signature, _)| signature)
         })
     }
 
-    pub(crate) fn verify(&self, request: &VerifyRequest<'_>) -> Result<VerifyResponse> {
-        self.run_one(|ctx| {
+    pub(crate) fn verify(
+        &self,
+        caller: &Caller,
+        request: &VerifyRequest<'_>,
+    ) -> Result<VerifyResponse> {
+        self.run_one(caller, |ctx| {
             let key = Self::verify_item(ctx, request)?;
             Ok(VerifyResponse {
                 key_id: key.arn.clone(),
@@ -145,15 +175,33 @@ impl DataPlane {
         })
     }
 
-    pub(crate) fn verify_batch(&self, requests: &[VerifyRequest<'_>]) -> Vec<Result<()>> {
-        self.run_batch(requests, |ctx, request| {
+    pub(crate) fn verify_batch(
+        &self,
+        caller: &Caller,
+        requests: &[VerifyRequest<'_>],
+    ) -> Vec<Result<()>> {
+        self.run_batch(caller, requests, |ctx, request| {
             Self::verify_item(ctx, request).map(|_| ())
         })
     }
 
-    pub(crate) fn get_public_key(&self, key_id: &str) -> Result<GetPublicKeyResponse> {
-        self.run_one(|ctx| {
+    pub(crate) fn get_public_key(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+    ) -> Result<GetPublicKeyResponse> {
+        self.run_one(caller, |ctx| {
             let key = ctx.resolve(key_id)?;
+            ctx.authorize(
+                key,
+                Action::GetPublicKey,
+                &RequestFacts {
+                    context: None,
+                    identifier: Some(key_id),
+                    encryption_algorithm: None,
+                    grant_operations: None,
+                },
+            )?;
             crate::key::state::check(crate::key::KeyOperation::Cryptographic, key.state, &key.arn)?;
             let public_key = key
                 .current()?

@@ -6,6 +6,9 @@ pub mod spec;
 pub mod state;
 
 pub use identifier::{ArnScope, KeyReference};
-pub use record::{AliasRecord, KeyMetadata, KeyRecord, RotationConfig, Tag, VersionRecord};
+pub use record::{
+    AliasRecord, GrantConstraints, GrantRecord, KeyMetadata, KeyRecord, RotationConfig, Tag,
+    VersionRecord,
+};
 pub use spec::*;
 pub use state::KeyOperation;

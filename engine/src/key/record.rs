@@ -57,6 +57,9 @@ pub struct KeyRecord {
     pub on_demand_rotations: u32,
     /// The key policy document (JSON).
     pub policy: String,
+    /// Grants on this key.
+    #[serde(default)]
+    pub grants: Vec<GrantRecord>,
 }
 
 impl KeyRecord {
@@ -64,6 +67,33 @@ impl KeyRecord {
     pub fn current_version(&self) -> Option<&VersionRecord> {
         self.versions.last()
     }
+}
+
+/// Encryption-context constraints of a grant: the request's context must equal, or contain, the
+/// given pairs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GrantConstraints {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_context_equals: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_context_subset: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// A grant: permission for a grantee principal to use a key for some operations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// 64 hex characters.
+    pub grant_id: String,
+    /// The grant token handed to the creator (usable at once: grants take effect immediately).
+    pub grant_token: String,
+    pub name: Option<String>,
+    pub grantee_principal: String,
+    pub retiring_principal: Option<String>,
+    pub operations: Vec<GrantOperation>,
+    pub constraints: Option<GrantConstraints>,
+    pub issuing_account: String,
+    pub created: Timestamp,
 }
 
 /// An alias and the key it points to.

@@ -1,0 +1,11 @@
+//! Access control: who is calling ([`Caller`]), whether they may ([`authorize`]), and how often
+//! ([`quota`]).
+
+pub mod action;
+pub(crate) mod authorize;
+pub mod caller;
+pub mod quota;
+
+pub use action::Action;
+pub use caller::Caller;
+pub use quota::{QuotaFamily, RateQuotas};
