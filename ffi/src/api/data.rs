@@ -1,0 +1,1129 @@
+//! The data plane: Encrypt, Decrypt, ReEncrypt, GenerateDataKey(+WithoutPlaintext) and
+//! GenerateRandom, one at a time and in batches.
+//!
+//! Requests are plain C structs (`kp_*_item`) used by both forms. Outputs go into caller buffers
+//! whose exact sizes `kp_ciphertext_len`, `kp_plaintext_len` and the `*_batch_sizes` calls give.
+//! A batch allocates two vectors per call (the engine's requests and an index), never one per
+//! item; the engine itself allocates each item's result, which is copied out and dropped
+//! (plaintexts zeroed).
+
+use std::ffi::c_char;
+
+use kp::ciphertext::{blob_len, MAX_BLOB_LEN, MAX_PLAINTEXT_LIMIT, OVERHEAD};
+use kp::dataplane::{MAX_DATA_KEY_BYTES, MAX_RANDOM_BYTES};
+use kp::{
+    DataKeySpec, DecryptRequest, EncryptRequest, EncryptionAlgorithm, GenerateDataKeyRequest,
+    ReEncryptRequest,
+};
+use zeroize::Zeroize;
+
+use super::control::engine_arg;
+use super::ffi::{
+    array_arg, bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, write_out, Failure,
+    Outcome,
+};
+use super::handles::{
+    context_arg, handle_mut, kp_context, kp_engine, kp_secret_buffer, new_secret_buffer,
+};
+use super::record::{give_opt_record, kp_field, kp_record, Record};
+use super::status::kp_status;
+use super::KP_MAX_BATCH_ITEMS;
+
+/// An encryption algorithm, in request items.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum kp_encryption_algorithm {
+    /// Not given: Encrypt uses SYMMETRIC_DEFAULT; Decrypt takes the key's.
+    Unspecified = 0,
+    /// AES-256-GCM (the only one symmetric keys take).
+    SymmetricDefault = 1,
+    /// RSAES-OAEP with SHA-1 (RSA keys).
+    RsaesOaepSha_1 = 2,
+    /// RSAES-OAEP with SHA-256 (RSA keys).
+    RsaesOaepSha_256 = 3,
+    /// SM2 public key encryption (SM2 keys).
+    Sm2pke = 4,
+}
+
+/// A data key spec, in `kp_data_key_item`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum kp_data_key_spec {
+    /// Not given: set `number_of_bytes` instead.
+    Unspecified = 0,
+    /// A 32-byte AES-256 key.
+    Aes_256 = 1,
+    /// A 16-byte AES-128 key.
+    Aes_128 = 2,
+}
+
+/// An Encrypt request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct kp_encrypt_item {
+    /// Key id, key ARN, alias name or alias ARN (NUL-terminated). Required.
+    pub key_id: *const c_char,
+    /// The plaintext: `plaintext_len` bytes (1 to the engine's max_plaintext_bytes).
+    pub plaintext: *const u8,
+    /// Length of the plaintext in bytes.
+    pub plaintext_len: usize,
+    /// Encryption context, or NULL for none.
+    pub context: *const kp_context,
+    /// A `kp_encryption_algorithm`; 0 for SYMMETRIC_DEFAULT.
+    pub encryption_algorithm: u32,
+}
+
+/// A Decrypt request.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct kp_decrypt_item {
+    /// The ciphertext blob: `ciphertext_len` bytes.
+    pub ciphertext: *const u8,
+    /// Length of the blob in bytes.
+    pub ciphertext_len: usize,
+    /// NULL, or the key the blob must have been encrypted under (else `KP_STATUS_INCORRECT_KEY`).
+    pub key_id: *const c_char,
+    /// The encryption context it was encrypted with, or NULL for none.
+    pub context: *const kp_context,
+    /// A `kp_encryption_algorithm`; 0 when not given.
+    pub encryption_algorithm: u32,
+}
+
+/// A ReEncrypt request: decrypt and encrypt again under another key or context, inside the
+/// engine (the plaintext never reaches the caller).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct kp_re_encrypt_item {
+    /// The ciphertext blob: `ciphertext_len` bytes.
+    pub ciphertext: *const u8,
+    /// Length of the blob in bytes.
+    pub ciphertext_len: usize,
+    /// NULL, or the key the blob must have been encrypted under.
+    pub source_key_id: *const c_char,
+    /// The context the blob was encrypted with, or NULL for none.
+    pub source_context: *const kp_context,
+    /// A `kp_encryption_algorithm` for decryption; 0 when not given.
+    pub source_encryption_algorithm: u32,
+    /// The key to encrypt under (NUL-terminated). Required.
+    pub destination_key_id: *const c_char,
+    /// The context to encrypt with, or NULL for none.
+    pub destination_context: *const kp_context,
+    /// A `kp_encryption_algorithm` for encryption; 0 for SYMMETRIC_DEFAULT.
+    pub destination_encryption_algorithm: u32,
+}
+
+/// A GenerateDataKey (or ...WithoutPlaintext) request: exactly one of `key_spec` and
+/// `number_of_bytes`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct kp_data_key_item {
+    /// The key that encrypts the data key (NUL-terminated). Required.
+    pub key_id: *const c_char,
+    /// Encryption context, or NULL for none.
+    pub context: *const kp_context,
+    /// A `kp_data_key_spec`; 0 when `number_of_bytes` is given.
+    pub key_spec: u32,
+    /// Data key length, 1 to 1024 bytes; 0 when `key_spec` is given.
+    pub number_of_bytes: u32,
+}
+
+/// One output of a batch call. The caller sets `data` and `capacity`; the call sets `status`
+/// for every item and, for items whose status is `KP_STATUS_OK`, writes `len` bytes at `data`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct kp_out {
+    /// Where the item's output goes: `capacity` writable bytes (NULL when `capacity` is 0).
+    pub data: *mut u8,
+    /// Bytes available at `data` (for GenerateRandom: the number of bytes wanted).
+    pub capacity: usize,
+    /// Set on success: bytes written at `data`.
+    pub len: usize,
+    /// Set for every item: a `kp_status`, `KP_STATUS_OK` (0) for success.
+    pub status: u32,
+}
+
+// ---- sizes -------------------------------------------------------------------------------------
+
+/// The blob length for a plaintext, if some engine could accept that plaintext.
+pub(crate) fn ciphertext_len(plaintext_len: usize) -> Option<usize> {
+    (1..=MAX_PLAINTEXT_LIMIT)
+        .contains(&plaintext_len)
+        .then(|| blob_len(plaintext_len))
+}
+
+/// The plaintext length in a blob of `len` bytes, if a blob can have that length.
+pub(crate) fn plaintext_len(len: usize) -> Option<usize> {
+    (OVERHEAD + 1..=MAX_BLOB_LEN)
+        .contains(&len)
+        .then(|| len - OVERHEAD)
+}
+
+fn algorithm(value: u32, what: &str) -> Outcome<Option<EncryptionAlgorithm>> {
+    Ok(Some(match value {
+        0 => return Ok(None),
+        1 => EncryptionAlgorithm::SymmetricDefault,
+        2 => EncryptionAlgorithm::RsaesOaepSha1,
+        3 => EncryptionAlgorithm::RsaesOaepSha256,
+        4 => EncryptionAlgorithm::Sm2Pke,
+        other => {
+            return Err(Failure::new(
+                kp_status::InvalidEnumValue,
+                format!("{what} {other} is not a kp_encryption_algorithm"),
+            ))
+        }
+    }))
+}
+
+/// An encrypt item as the engine's request, with the blob length it makes.
+///
+/// # Safety
+/// The item's pointers are valid as `kp_encrypt_item` documents, for `'a`.
+unsafe fn encrypt_request<'a>(item: &kp_encrypt_item) -> Outcome<(EncryptRequest<'a>, usize)> {
+    // SAFETY: forwarded from the caller.
+    let (key_id, plaintext, context) = unsafe {
+        (
+            str_arg(item.key_id, "key_id")?,
+            bytes_arg(item.plaintext, item.plaintext_len, "plaintext")?,
+            context_arg(item.context, "context")?,
+        )
+    };
+    let request = EncryptRequest {
+        key_id,
+        plaintext,
+        encryption_context: context,
+        encryption_algorithm: algorithm(item.encryption_algorithm, "encryption_algorithm")?
+            .unwrap_or(EncryptionAlgorithm::SymmetricDefault),
+    };
+    Ok((request, ciphertext_len(plaintext.len()).unwrap_or(0)))
+}
+
+/// # Safety
+/// As [`encrypt_request`].
+unsafe fn decrypt_request<'a>(item: &kp_decrypt_item) -> Outcome<(DecryptRequest<'a>, usize)> {
+    // SAFETY: forwarded from the caller.
+    let (blob, key_id, context) = unsafe {
+        (
+            bytes_arg(item.ciphertext, item.ciphertext_len, "ciphertext")?,
+            opt_str_arg(item.key_id, "key_id")?,
+            context_arg(item.context, "context")?,
+        )
+    };
+    let request = DecryptRequest {
+        ciphertext_blob: blob,
+        key_id,
+        encryption_context: context,
+        encryption_algorithm: algorithm(item.encryption_algorithm, "encryption_algorithm")?,
+    };
+    Ok((request, plaintext_len(blob.len()).unwrap_or(0)))
+}
+
+/// # Safety
+/// As [`encrypt_request`].
+unsafe fn re_encrypt_request<'a>(
+    item: &kp_re_encrypt_item,
+) -> Outcome<(ReEncryptRequest<'a>, usize)> {
+    // SAFETY: forwarded from the caller.
+    let (blob, source_key_id, source_context, destination_key_id, destination_context) = unsafe {
+        (
+            bytes_arg(item.ciphertext, item.ciphertext_len, "ciphertext")?,
+            opt_str_arg(item.source_key_id, "source_key_id")?,
+            context_arg(item.source_context, "source_context")?,
+            str_arg(item.destination_key_id, "destination_key_id")?,
+            context_arg(item.destination_context, "destination_context")?,
+        )
+    };
+    let request = ReEncryptRequest {
+        ciphertext_blob: blob,
+        source_key_id,
+        source_encryption_context: source_context,
+        source_encryption_algorithm: algorithm(
+            item.source_encryption_algorithm,
+            "source_encryption_algorithm",
+        )?,
+        destination_key_id,
+        destination_encryption_context: destination_context,
+        destination_encryption_algorithm: algorithm(
+            item.destination_encryption_algorithm,
+            "destination_encryption_algorithm",
+        )?
+        .unwrap_or(EncryptionAlgorithm::SymmetricDefault),
+    };
+    let needed = if plaintext_len(blob.len()).is_some() {
+        blob.len()
+    } else {
+        0
+    };
+    Ok((request, needed))
+}
+
+fn data_key_spec(value: u32) -> Outcome<Option<DataKeySpec>> {
+    match value {
+        0 => Ok(None),
+        1 => Ok(Some(DataKeySpec::Aes256)),
+        2 => Ok(Some(DataKeySpec::Aes128)),
+        other => Err(Failure::new(
+            kp_status::InvalidEnumValue,
+            format!("key_spec {other} is not a kp_data_key_spec"),
+        )),
+    }
+}
+
+/// The data key length an item asks for; 0 when the request is invalid (the engine says why).
+fn data_key_len(item: &kp_data_key_item) -> usize {
+    match (data_key_spec(item.key_spec), item.number_of_bytes) {
+        (Ok(Some(spec)), 0) => spec.key_len(),
+        (Ok(None), n) if (1..=MAX_DATA_KEY_BYTES).contains(&(n as usize)) => n as usize,
+        _ => 0,
+    }
+}
+
+/// A data key item as the engine's request, with the data key and blob lengths it makes.
+///
+/// # Safety
+/// As [`encrypt_request`].
+unsafe fn data_key_request<'a>(
+    item: &kp_data_key_item,
+) -> Outcome<(GenerateDataKeyRequest<'a>, usize, usize)> {
+    // SAFETY: forwarded from the caller.
+    let (key_id, context) = unsafe {
+        (
+            str_arg(item.key_id, "key_id")?,
+            context_arg(item.context, "context")?,
+        )
+    };
+    let request = GenerateDataKeyRequest {
+        key_id,
+        encryption_context: context,
+        key_spec: data_key_spec(item.key_spec)?,
+        number_of_bytes: (item.number_of_bytes != 0).then_some(item.number_of_bytes as usize),
+    };
+    let key_len = data_key_len(item);
+    let blob = if key_len == 0 { 0 } else { blob_len(key_len) };
+    Ok((request, key_len, blob))
+}
+
+/// Reads a request struct.
+///
+/// # Safety
+/// `ptr` is NULL or points to an initialised `T`.
+unsafe fn item_arg<T: Copy>(ptr: *const T) -> Outcome<T> {
+    if ptr.is_null() {
+        return Err(Failure::null("request"));
+    }
+    if !ptr.is_aligned() {
+        return Err(Failure::new(
+            kp_status::InvalidArgument,
+            "request is misaligned",
+        ));
+    }
+    // SAFETY: not NULL, aligned, and the caller promises an initialised T.
+    Ok(unsafe { ptr.read() })
+}
+
+/// Copies `bytes` into the checked output slice, which must be exactly as long.
+fn copy_out(out: &mut [u8], bytes: &[u8]) -> Outcome<()> {
+    if out.len() != bytes.len() {
+        return Err(Failure::new(
+            kp_status::Internal,
+            format!(
+                "Internal: the engine returned {} bytes where {} were expected",
+                bytes.len(),
+                out.len()
+            ),
+        ));
+    }
+    out.copy_from_slice(bytes);
+    Ok(())
+}
+
+/// Writes a batch item's output into its `kp_out`.
+///
+/// # Safety
+/// `out.data` points to `out.capacity` writable bytes (the caller's promise for batch outputs).
+unsafe fn fill(out: &mut kp_out, bytes: &[u8]) -> Outcome<()> {
+    // SAFETY: forwarded from the caller.
+    let dest = unsafe { out_bytes(out.data, out.capacity, bytes.len(), "output") }?;
+    dest.copy_from_slice(bytes);
+    out.len = bytes.len();
+    Ok(())
+}
+
+// ---- batches -----------------------------------------------------------------------------------
+
+/// Counts failed items and keeps the message of the lowest-numbered one.
+struct Tally {
+    failed: usize,
+    first: Option<(usize, String)>,
+}
+
+impl Tally {
+    fn fail(
+        &mut self,
+        out: &mut kp_out,
+        index: usize,
+        status: kp_status,
+        message: impl FnOnce() -> String,
+    ) {
+        out.status = status as u32;
+        self.failed += 1;
+        if self.first.as_ref().is_none_or(|(first, _)| index < *first) {
+            self.first = Some((index, message()));
+        }
+    }
+
+    fn finish(self, count: usize) -> Outcome<()> {
+        match self.first {
+            None => Ok(()),
+            Some((index, first)) => Err(Failure::new(
+                kp_status::BatchItemsFailed,
+                format!(
+                    "{} of {count} items failed; first: item {index}: {first}",
+                    self.failed
+                ),
+            )),
+        }
+    }
+}
+
+/// The output array of a batch.
+///
+/// # Safety
+/// `outputs` is NULL or points to `count` `kp_out`s nothing else uses during `'a`.
+unsafe fn outputs_arg<'a>(outputs: *mut kp_out, count: usize) -> Outcome<&'a mut [kp_out]> {
+    if count == 0 {
+        return Ok(&mut []);
+    }
+    let outputs = out_arg(outputs, "outputs")?;
+    // SAFETY: not NULL, aligned, count was bounded by the caller of this function, and the caller
+    // promises `count` kp_outs for exclusive use.
+    Ok(unsafe { std::slice::from_raw_parts_mut(outputs, count) })
+}
+
+/// Runs a batch: prepares every item (items the library refuses get their status and are not
+/// sent), runs the engine once over the rest, and delivers each result to its `kp_out`.
+///
+/// # Safety
+/// `outputs` is valid for `count` elements, as the batch calls document.
+unsafe fn batch<R, T>(
+    count: usize,
+    outputs: *mut kp_out,
+    prepare: impl Fn(usize, &kp_out) -> Outcome<(R, usize)>,
+    run: impl FnOnce(&[R]) -> Vec<kp::Result<T>>,
+    mut deliver: impl FnMut(usize, T, &mut kp_out) -> Outcome<()>,
+) -> Outcome<()> {
+    if count > KP_MAX_BATCH_ITEMS {
+        return Err(Failure::new(
+            kp_status::InvalidLength,
+            format!("{count} items is absurd (the most is {KP_MAX_BATCH_ITEMS})"),
+        ));
+    }
+    // SAFETY: forwarded from the caller; count is bounded above.
+    let outputs = unsafe { outputs_arg(outputs, count) }?;
+    let mut tally = Tally {
+        failed: 0,
+        first: None,
+    };
+    let mut requests = Vec::with_capacity(count);
+    let mut index = Vec::with_capacity(count);
+    for (i, out) in outputs.iter_mut().enumerate() {
+        let checked = prepare(i, out).and_then(|(request, needed)| {
+            // SAFETY: the caller promises each kp_out's data/capacity; nothing is written here.
+            unsafe { out_bytes(out.data, out.capacity, needed, "output") }?;
+            Ok(request)
+        });
+        match checked {
+            Ok(request) => {
+                requests.push(request);
+                index.push(i);
+            }
+            Err(f) => tally.fail(out, i, f.status, || f.message),
+        }
+    }
+    let results = run(&requests);
+    drop(requests);
+    if results.len() != index.len() {
+        return Err(Failure::new(
+            kp_status::Internal,
+            "Internal: the engine returned a different number of results",
+        ));
+    }
+    for (result, &i) in results.into_iter().zip(&index) {
+        let out = &mut outputs[i];
+        match result
+            .map_err(Failure::from)
+            .and_then(|t| deliver(i, t, out))
+        {
+            Ok(()) => out.status = kp_status::Ok as u32,
+            Err(f) => tally.fail(out, i, f.status, || f.message),
+        }
+    }
+    tally.finish(count)
+}
+
+/// Writes per-item sizes (optional) and their sum (optional).
+///
+/// # Safety
+/// `sizes` is NULL or has room for `values.len()` entries; `total` is NULL or writable.
+unsafe fn write_sizes(
+    values: impl Iterator<Item = usize>,
+    count: usize,
+    sizes: *mut usize,
+    total: *mut usize,
+) -> Outcome<()> {
+    let sizes = if sizes.is_null() || count == 0 {
+        None
+    } else {
+        let sizes = out_arg(sizes, "sizes")?;
+        // SAFETY: checked, and the caller promises room for `count` entries.
+        Some(unsafe { std::slice::from_raw_parts_mut(sizes, count) })
+    };
+    let total = if total.is_null() {
+        None
+    } else {
+        Some(out_arg(total, "total")?)
+    };
+    let mut sum = 0usize;
+    let mut sizes = sizes;
+    for (i, v) in values.enumerate() {
+        sum = sum.saturating_add(v);
+        if let Some(s) = sizes.as_deref_mut() {
+            s[i] = v;
+        }
+    }
+    if let Some(total) = total {
+        // SAFETY: checked by out_arg.
+        unsafe { write_out(total, sum) };
+    }
+    Ok(())
+}
+
+// ---- Encrypt -----------------------------------------------------------------------------------
+
+/// Encrypt: encrypts `request->plaintext` under `request->key_id` into `ciphertext`, which must
+/// have room for `kp_ciphertext_len(request->plaintext_len)` bytes (exactly that many are
+/// written, and their number stored in `*ciphertext_len`). `*info` (optional) receives a record
+/// with KEY_ID (the ARN of the key that encrypted) and ENCRYPTION_ALGORITHM.
+///
+/// Ownership: the request's memory is only read, during the call. Outputs are written only on
+/// success; when `info` is not NULL, `*info` is a new record the caller frees with
+/// `kp_record_free`. Thread safety: thread-safe on a shared engine.
+///
+/// # Safety
+/// `engine` is a live handle; `request` points to a valid item; `ciphertext` has `capacity`
+/// writable bytes; `ciphertext_len` is writable; `info` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn kp_encrypt(
+    engine: *const kp_engine,
+    request: *const kp_encrypt_item,
+    ciphertext: *mut u8,
+    capacity: usize,
+    ciphertext_len: *mut usize,
+    info: *mut *mut kp_record,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller (for every unsafe call in this block).
+        unsafe {
+            let engine = engine_arg(engine)?;
+            let (request, needed) = encrypt_request(&item_arg(request)?)?;
+            let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
+            let out = out_bytes(ciphertext, capacity, needed, "ciphertext")?;
+            check_info(info)?;
+            let response = engine.encrypt(&request)?;
+            copy_out(out, &response.ciphertext_blob)?;
+            write_out(out_len, needed);
+            give_opt_record(info, || {
+                Record::new().str(kp_field::KeyId, &response.key_id).str(
+                    kp_field::EncryptionAlgorithm,
+                    response.encryption_algorithm.as_str(),
+                )
+            })
+        }
+    })
+}
+
+fn check_info(info: *mut *mut kp_record) -> Outcome<()> {
+    if !info.is_null() {
+        out_arg(info, "info")?;
+    }
+    Ok(())
+}
+
+/// Encrypt, in a batch: item `i` of `items` is encrypted into `outputs[i]`, whose `capacity` must
+/// be at least `kp_ciphertext_len(items[i].plaintext_len)` (see `kp_encrypt_batch_sizes`). Every
+/// `outputs[i].status` is set; on success `outputs[i].len` too. Items fail on their own.
+///
+/// Returns `KP_STATUS_OK` when every item succeeded, `KP_STATUS_BATCH_ITEMS_FAILED` when some
+/// failed, or an argument status (nothing written) when the call itself is invalid. `count` 0
+/// does nothing. Large batches run on the engine's worker pool.
+///
+/// Ownership: items are only read, during the call; outputs stay the caller's. Thread safety:
+/// thread-safe on a shared engine; `outputs` must not be shared with another call in flight.
+///
+/// # Safety
+/// `engine` is a live handle; `items` points to `count` valid items; `outputs` to `count`
+/// `kp_out`s whose `data` have `capacity` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn kp_encrypt_batch(
+    engine: *const kp_engine,
+    items: *const kp_encrypt_item,
+    count: usize,
+    outputs: *mut kp_out,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let engine = engine_arg(engine)?;
+            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            batch(
+                count,
+                outputs,
+                |i, _| encrypt_request(&items[i]),
+                |requests| engine.encrypt_batch(requests),
+                |_, blob, out| fill(out, &blob),
+            )
+        }
+    })
+}
+
+/// The exact output sizes of `kp_encrypt_batch` for `items`: `sizes[i]` (optional, `count`
+/// entries) is item `i`'s ciphertext length (0 for an item whose plaintext length no engine
+/// accepts); `*total` (optional) is their sum.
+///
+/// Ownership: nothing is taken. Thread safety: callable from any thread.
+///
+/// # Safety
+/// `items` points to `count` items; `sizes` is NULL or has room for `count` entries; `total` is
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn kp_encrypt_batch_sizes(
+    items: *const kp_encrypt_item,
+    count: usize,
+    sizes: *mut usize,
+    total: *mut usize,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            write_sizes(
+                items
+                    .iter()
+                    .map(|i| ciphertext_len(i.plaintext_len).unwrap_or(0)),
+                count,
+                sizes,
+                total,
+            )
+        }
+    })
+}
+
+// ---- Decrypt -----------------------------------------------------------------------------------
+
+/// Decrypt: decrypts `request->ciphertext` into `plaintext`, which must have room for
+/// `kp_plaintext_len(request->ciphertext_len)` bytes (exactly that many are written, and their
+/// number stored in `*plaintext_len`). For plaintext the library locks and zeroes, point
+/// `plaintext` into a `kp_secret_buffer`. `*info` (optional) receives a record with KEY_ID (the
+/// ARN of the key that decrypted), KEY_MATERIAL_ID and ENCRYPTION_ALGORITHM.
+///
+/// Ownership: as `kp_encrypt`. The engine's own copy of the plaintext is zeroed before return.
+/// Thread safety: thread-safe on a shared engine.
+///
+/// # Safety
+/// As `kp_encrypt`.
+#[no_mangle]
+pub unsafe extern "C" fn kp_decrypt(
+    engine: *const kp_engine,
+    request: *const kp_decrypt_item,
+    plaintext: *mut u8,
+    capacity: usize,
+    plaintext_len: *mut usize,
+    info: *mut *mut kp_record,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller (for every unsafe call in this block).
+        unsafe {
+            let engine = engine_arg(engine)?;
+            let (request, needed) = decrypt_request(&item_arg(request)?)?;
+            let out_len = out_arg(plaintext_len, "plaintext_len")?;
+            let out = out_bytes(plaintext, capacity, needed, "plaintext")?;
+            check_info(info)?;
+            let response = engine.decrypt(&request)?;
+            copy_out(out, response.plaintext.expose())?;
+            write_out(out_len, needed);
+            give_opt_record(info, || {
+                Record::new()
+                    .str(kp_field::KeyId, &response.key_id)
+                    .str(kp_field::KeyMaterialId, &response.key_material_id)
+                    .str(
+                        kp_field::EncryptionAlgorithm,
+                        response.encryption_algorithm.as_str(),
+                    )
+            })
+        }
+    })
+}
+
+/// Decrypt, in a batch: as `kp_encrypt_batch`, with `outputs[i].capacity` at least
+/// `kp_plaintext_len(items[i].ciphertext_len)` (see `kp_decrypt_batch_sizes`). The engine's
+/// copies of the plaintexts are zeroed before return.
+///
+/// Ownership and thread safety: as `kp_encrypt_batch`.
+///
+/// # Safety
+/// As `kp_encrypt_batch`.
+#[no_mangle]
+pub unsafe extern "C" fn kp_decrypt_batch(
+    engine: *const kp_engine,
+    items: *const kp_decrypt_item,
+    count: usize,
+    outputs: *mut kp_out,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let engine = engine_arg(engine)?;
+            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            batch(
+                count,
+                outputs,
+                |i, _| decrypt_request(&items[i]),
+                |requests| engine.decrypt_batch(requests),
+                |_, plaintext, out| fill(out, plaintext.expose()),
+            )
+        }
+    })
+}
+
+/// The exact output sizes of `kp_decrypt_batch` for `items`, as `kp_encrypt_batch_sizes` (0 for
+/// an item too short to be a ciphertext).
+///
+/// Ownership: nothing is taken. Thread safety: callable from any thread.
+///
+/// # Safety
+/// As `kp_encrypt_batch_sizes`.
+#[no_mangle]
+pub unsafe extern "C" fn kp_decrypt_batch_sizes(
+    items: *const kp_decrypt_item,
+    count: usize,
+    sizes: *mut usize,
+    total: *mut usize,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            write_sizes(
+                items
+                    .iter()
+                    .map(|i| plaintext_len(i.ciphertext_len).unwrap_or(0)),
+                count,
+                sizes,
+                total,
+            )
+        }
+    })
+}
+
+// ---- ReEncrypt ---------------------------------------------------------------------------------
+
+/// ReEncrypt: decrypts `request->ciphertext` and encrypts the plaintext again under
+/// `request->destination_key_id` (and context) inside the engine, into `ciphertext`, which must
+/// have room for `request->ciphertext_len` bytes (the new blob is as long as the old). `*info`
+/// (optional) receives a record with KEY_ID (destination key ARN), SOURCE_KEY_ID,
+/// SOURCE_KEY_MATERIAL_ID, DESTINATION_KEY_MATERIAL_ID, SOURCE_ENCRYPTION_ALGORITHM and
+/// DESTINATION_ENCRYPTION_ALGORITHM.
+///
+/// Ownership: as `kp_encrypt`. Thread safety: thread-safe on a shared engine.
+///
+/// # Safety
+/// As `kp_encrypt`.
+#[no_mangle]
+pub unsafe extern "C" fn kp_re_encrypt(
+    engine: *const kp_engine,
+    request: *const kp_re_encrypt_item,
+    ciphertext: *mut u8,
+    capacity: usize,
+    ciphertext_len: *mut usize,
+    info: *mut *mut kp_record,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller (for every unsafe call in this block).
+        unsafe {
+            let engine = engine_arg(engine)?;
+            let (request, needed) = re_encrypt_request(&item_arg(request)?)?;
+            let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
+            let out = out_bytes(ciphertext, capacity, needed, "ciphertext")?;
+            check_info(info)?;
+            let response = engine.re_encrypt(&request)?;
+            copy_out(out, &response.ciphertext_blob)?;
+            write_out(out_len, needed);
+            give_opt_record(info, || {
+                Record::new()
+                    .str(kp_field::KeyId, &response.key_id)
+                    .str(kp_field::SourceKeyId, &response.source_key_id)
+                    .str(
+                        kp_field::SourceKeyMaterialId,
+                        &response.source_key_material_id,
+                    )
+                    .str(
+                        kp_field::DestinationKeyMaterialId,
+                        &response.destination_key_material_id,
+                    )
+                    .str(
+                        kp_field::SourceEncryptionAlgorithm,
+                        response.source_encryption_algorithm.as_str(),
+                    )
+                    .str(
+                        kp_field::DestinationEncryptionAlgorithm,
+                        response.destination_encryption_algorithm.as_str(),
+                    )
+            })
+        }
+    })
+}
+
+/// ReEncrypt, in a batch: as `kp_encrypt_batch`, with `outputs[i].capacity` at least
+/// `items[i].ciphertext_len` (see `kp_re_encrypt_batch_sizes`).
+///
+/// Ownership and thread safety: as `kp_encrypt_batch`.
+///
+/// # Safety
+/// As `kp_encrypt_batch`.
+#[no_mangle]
+pub unsafe extern "C" fn kp_re_encrypt_batch(
+    engine: *const kp_engine,
+    items: *const kp_re_encrypt_item,
+    count: usize,
+    outputs: *mut kp_out,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let engine = engine_arg(engine)?;
+            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            batch(
+                count,
+                outputs,
+                |i, _| re_encrypt_request(&items[i]),
+                |requests| engine.re_encrypt_batch(requests),
+                |_, blob, out| fill(out, &blob),
+            )
+        }
+    })
+}
+
+/// The exact output sizes of `kp_re_encrypt_batch` for `items`, as `kp_encrypt_batch_sizes`.
+///
+/// Ownership: nothing is taken. Thread safety: callable from any thread.
+///
+/// # Safety
+/// As `kp_encrypt_batch_sizes`.
+#[no_mangle]
+pub unsafe extern "C" fn kp_re_encrypt_batch_sizes(
+    items: *const kp_re_encrypt_item,
+    count: usize,
+    sizes: *mut usize,
+    total: *mut usize,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            write_sizes(
+                items
+                    .iter()
+                    .map(|i| plaintext_len(i.ciphertext_len).map_or(0, |_| i.ciphertext_len)),
+                count,
+                sizes,
+                total,
+            )
+        }
+    })
+}
+
+// ---- GenerateDataKey ---------------------------------------------------------------------------
+
+/// GenerateDataKey: a new data key, returned in plaintext in a new `kp_secret_buffer`
+/// (`*plaintext`, locked memory the library zeroes when it is freed) and encrypted into
+/// `ciphertext`, which must have room for `kp_ciphertext_len(key length)` bytes (the key length
+/// is 32 for AES_256, 16 for AES_128, or `number_of_bytes`). `*info` (optional) receives a record
+/// with KEY_ID (the ARN) and KEY_MATERIAL_ID.
+///
+/// Ownership: on success `*plaintext` is a new secret buffer the caller frees with
+/// `kp_secret_buffer_free`; `*info`, when asked for, a new record. Thread safety: thread-safe on
+/// a shared engine.
+///
+/// # Safety
+/// `engine` is a live handle; `request` points to a valid item; `plaintext` is writable;
+/// `ciphertext` has `capacity` writable bytes; `ciphertext_len` is writable; `info` is NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn kp_generate_data_key(
+    engine: *const kp_engine,
+    request: *const kp_data_key_item,
+    plaintext: *mut *mut kp_secret_buffer,
+    ciphertext: *mut u8,
+    capacity: usize,
+    ciphertext_len: *mut usize,
+    info: *mut *mut kp_record,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller (for every unsafe call in this block).
+        unsafe {
+            let engine = engine_arg(engine)?;
+            let (request, _, needed) = data_key_request(&item_arg(request)?)?;
+            let plaintext_out = out_arg(plaintext, "plaintext")?;
+            let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
+            let out = out_bytes(ciphertext, capacity, needed, "ciphertext")?;
+            check_info(info)?;
+            let response = engine.generate_data_key(&request)?;
+            let secret = new_secret_buffer(engine, response.plaintext.len())?;
+            let fill_secret = handle_mut(secret, "secret")
+                .map(|s| s.expose_mut().copy_from_slice(response.plaintext.expose()));
+            if let Err(f) = fill_secret.and_then(|()| copy_out(out, &response.ciphertext_blob)) {
+                super::handles::kp_secret_buffer_free(secret);
+                return Err(f);
+            }
+            write_out(plaintext_out, secret);
+            write_out(out_len, needed);
+            give_opt_record(info, || {
+                Record::new()
+                    .str(kp_field::KeyId, &response.key_id)
+                    .str(kp_field::KeyMaterialId, &response.key_material_id)
+            })
+        }
+    })
+}
+
+/// GenerateDataKeyWithoutPlaintext: a new data key, encrypted only, into `ciphertext` (room for
+/// `kp_ciphertext_len(key length)` bytes). `*info` (optional) receives a record with KEY_ID and
+/// KEY_MATERIAL_ID.
+///
+/// Ownership: as `kp_encrypt`. Thread safety: thread-safe on a shared engine.
+///
+/// # Safety
+/// As `kp_encrypt`.
+#[no_mangle]
+pub unsafe extern "C" fn kp_generate_data_key_without_plaintext(
+    engine: *const kp_engine,
+    request: *const kp_data_key_item,
+    ciphertext: *mut u8,
+    capacity: usize,
+    ciphertext_len: *mut usize,
+    info: *mut *mut kp_record,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller (for every unsafe call in this block).
+        unsafe {
+            let engine = engine_arg(engine)?;
+            let (request, _, needed) = data_key_request(&item_arg(request)?)?;
+            let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
+            let out = out_bytes(ciphertext, capacity, needed, "ciphertext")?;
+            check_info(info)?;
+            let response = engine.generate_data_key_without_plaintext(&request)?;
+            copy_out(out, &response.ciphertext_blob)?;
+            write_out(out_len, needed);
+            give_opt_record(info, || {
+                Record::new()
+                    .str(kp_field::KeyId, &response.key_id)
+                    .str(kp_field::KeyMaterialId, &response.key_material_id)
+            })
+        }
+    })
+}
+
+/// GenerateDataKey, in a batch. Item `i`'s data key is written into `plaintexts` (a secret buffer
+/// of at least the total from `kp_generate_data_key_batch_sizes`) at offset
+/// `sum(key_len[j] for j < i)`, where `key_len` are the sizes that call gives (0 for an invalid
+/// item); its encrypted copy goes into `ciphertexts[i]` as in `kp_encrypt_batch`, whose statuses
+/// are the items' statuses. A failed item's bytes in `plaintexts` are left untouched.
+///
+/// Ownership: `plaintexts` stays the caller's (zeroed when they free it). Thread safety:
+/// thread-safe on a shared engine; `plaintexts` and `ciphertexts` must not be used by another
+/// call in flight.
+///
+/// # Safety
+/// `engine` and `plaintexts` are live handles; `items` points to `count` valid items;
+/// `ciphertexts` as `kp_encrypt_batch`'s outputs.
+#[no_mangle]
+pub unsafe extern "C" fn kp_generate_data_key_batch(
+    engine: *const kp_engine,
+    items: *const kp_data_key_item,
+    count: usize,
+    plaintexts: *mut kp_secret_buffer,
+    ciphertexts: *mut kp_out,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller (for every unsafe call in this block).
+        unsafe {
+            let engine = engine_arg(engine)?;
+            let arena = handle_mut(plaintexts, "plaintexts")?;
+            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            let mut offsets = Vec::with_capacity(count);
+            let mut total = 0usize;
+            for item in items {
+                offsets.push(total);
+                total += data_key_len(item);
+            }
+            if total > arena.len() {
+                return Err(Failure::new(
+                    kp_status::BufferTooSmall,
+                    format!(
+                        "plaintexts has {} bytes; the data keys need {total}",
+                        arena.len()
+                    ),
+                ));
+            }
+            let arena = arena.expose_mut();
+            batch(
+                count,
+                ciphertexts,
+                |i, _| data_key_request(&items[i]).map(|(r, _, blob)| (r, blob)),
+                |requests| engine.generate_data_key_batch(requests),
+                |i, key, out| {
+                    let start = offsets[i];
+                    let len = key.plaintext.len();
+                    let slot = arena.get_mut(start..start + len).ok_or_else(|| {
+                        Failure::new(kp_status::Internal, "Internal: data key length mismatch")
+                    })?;
+                    fill(out, &key.ciphertext_blob)?;
+                    slot.copy_from_slice(key.plaintext.expose());
+                    Ok(())
+                },
+            )
+        }
+    })
+}
+
+/// GenerateDataKeyWithoutPlaintext, in a batch: as `kp_encrypt_batch`, with `outputs[i].capacity`
+/// at least the ciphertext size from `kp_generate_data_key_batch_sizes`.
+///
+/// Ownership and thread safety: as `kp_encrypt_batch`.
+///
+/// # Safety
+/// As `kp_encrypt_batch`.
+#[no_mangle]
+pub unsafe extern "C" fn kp_generate_data_key_without_plaintext_batch(
+    engine: *const kp_engine,
+    items: *const kp_data_key_item,
+    count: usize,
+    outputs: *mut kp_out,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let engine = engine_arg(engine)?;
+            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            batch(
+                count,
+                outputs,
+                |i, _| data_key_request(&items[i]).map(|(r, _, blob)| (r, blob)),
+                |requests| engine.generate_data_key_without_plaintext_batch(requests),
+                |_, blob, out| fill(out, &blob),
+            )
+        }
+    })
+}
+
+/// The exact sizes of a data key batch: `key_lens[i]` (optional) is item `i`'s data key length
+/// and `ciphertext_lens[i]` (optional) its blob length (both 0 for an invalid item);
+/// `*total_key_bytes` (optional) is the secret buffer size `kp_generate_data_key_batch` needs and
+/// `*total_ciphertext_bytes` (optional) the sum of blob lengths.
+///
+/// Ownership: nothing is taken. Thread safety: callable from any thread.
+///
+/// # Safety
+/// `items` points to `count` items; each output is NULL or has room for its values.
+#[no_mangle]
+pub unsafe extern "C" fn kp_generate_data_key_batch_sizes(
+    items: *const kp_data_key_item,
+    count: usize,
+    key_lens: *mut usize,
+    ciphertext_lens: *mut usize,
+    total_key_bytes: *mut usize,
+    total_ciphertext_bytes: *mut usize,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            let keys = || items.iter().map(data_key_len);
+            write_sizes(keys(), count, key_lens, total_key_bytes)?;
+            write_sizes(
+                keys().map(|k| if k == 0 { 0 } else { blob_len(k) }),
+                count,
+                ciphertext_lens,
+                total_ciphertext_bytes,
+            )
+        }
+    })
+}
+
+// ---- GenerateRandom ----------------------------------------------------------------------------
+
+/// GenerateRandom: `number_of_bytes` (1 to 1024) random bytes into `out`, which must have room
+/// for them.
+///
+/// Ownership: `out` stays the caller's; the engine's copy is zeroed. Thread safety: thread-safe on
+/// a shared engine.
+///
+/// # Safety
+/// `engine` is a live handle; `out` has `capacity` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn kp_generate_random(
+    engine: *const kp_engine,
+    number_of_bytes: usize,
+    out: *mut u8,
+    capacity: usize,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let engine = engine_arg(engine)?;
+            let needed = if number_of_bytes <= MAX_RANDOM_BYTES {
+                number_of_bytes
+            } else {
+                0
+            };
+            let out = out_bytes(out, capacity, needed, "out")?;
+            let mut bytes = engine.generate_random(number_of_bytes)?;
+            let copied = copy_out(out, &bytes);
+            bytes.zeroize();
+            copied
+        }
+    })
+}
+
+/// GenerateRandom, in a batch: each `outputs[i]` is filled with `outputs[i].capacity` random
+/// bytes (1 to 1024 each; the whole batch comes from one generator call). Statuses and return
+/// value as `kp_encrypt_batch`.
+///
+/// Ownership: outputs stay the caller's. Thread safety: thread-safe on a shared engine.
+///
+/// # Safety
+/// `engine` is a live handle; `outputs` points to `count` `kp_out`s whose `data` have `capacity`
+/// writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn kp_generate_random_batch(
+    engine: *const kp_engine,
+    outputs: *mut kp_out,
+    count: usize,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let engine = engine_arg(engine)?;
+            batch(
+                count,
+                outputs,
+                |_, out| Ok((out.capacity, out.capacity.min(MAX_RANDOM_BYTES))),
+                |sizes| engine.generate_random_batch(sizes),
+                |_, mut bytes, out| {
+                    let filled = fill(out, &bytes);
+                    bytes.zeroize();
+                    filled
+                },
+            )
+        }
+    })
+}

@@ -1,0 +1,788 @@
+//! Opaque handles: engine configuration, the engine, a manual clock, encryption contexts and
+//! secret buffers. Each handle carries a magic number of its type, checked on every use and
+//! overwritten when the handle is freed, so that a freed handle, or a handle of another type, is
+//! refused with `KP_STATUS_INVALID_HANDLE` where the memory still shows it (best effort: using a
+//! freed handle remains undefined behaviour in C).
+
+use std::ffi::c_char;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kp::locked_memory::LockedBytes;
+use kp::{EncryptionContext, Engine, EngineConfig, LockPolicy, ManualClock, Timestamp};
+
+use super::ffi::{guard, guard_value, out_arg, str_arg, write_out, Failure, Outcome};
+use super::status::kp_status;
+use super::KP_MAX_SECRET_BUFFER;
+
+/// The value a freed handle's magic number is overwritten with.
+const FREED_MAGIC: u64 = 0xdead_f7ee_dead_f7ee;
+
+/// What a handle points to: a magic number at offset 0 (so that a check reads the same 8 bytes
+/// whatever the handle's type), then the Rust value. The C types (`kp_engine`, ...) are
+/// zero-sized markers that C only ever sees behind pointers to a `Tagged`.
+#[repr(C)]
+pub(crate) struct Tagged<T> {
+    magic: u64,
+    pub(crate) value: T,
+}
+
+impl<T> Tagged<T> {
+    pub(crate) fn new<H: Handle<Inner = T>>(value: T) -> Self {
+        Tagged {
+            magic: H::MAGIC,
+            value,
+        }
+    }
+}
+
+/// A C-visible opaque type and the Rust value behind it.
+pub(crate) trait Handle: Sized {
+    /// The Rust value a handle of this type holds.
+    type Inner;
+    /// The magic number of live handles of this type.
+    const MAGIC: u64;
+    /// The C type name, for messages.
+    const NAME: &'static str;
+}
+
+macro_rules! handle {
+    ($ty:ident, $inner:ty, $magic:expr) => {
+        impl $crate::api::handles::Handle for $ty {
+            type Inner = $inner;
+            const MAGIC: u64 = $magic;
+            const NAME: &'static str = stringify!($ty);
+        }
+    };
+}
+pub(crate) use handle;
+
+fn check<H: Handle>(ptr: *const H, what: &str) -> Outcome<()> {
+    if ptr.is_null() {
+        return Err(Failure::null(what));
+    }
+    if !ptr.cast::<Tagged<H::Inner>>().is_aligned() {
+        return Err(Failure::new(
+            kp_status::InvalidHandle,
+            format!("{what} is not a {} (misaligned pointer)", H::NAME),
+        ));
+    }
+    // SAFETY: the caller passed this as a handle from this library: every handle of every type
+    // starts with an initialised, aligned u64 magic number (Tagged is repr(C)). For a freed
+    // handle this read is the documented best-effort check.
+    let magic = unsafe { ptr.cast::<u64>().read_volatile() };
+    if magic != H::MAGIC {
+        let why = if magic == FREED_MAGIC {
+            "it has been freed"
+        } else {
+            "freed, of another type, or not from this library"
+        };
+        return Err(Failure::new(
+            kp_status::InvalidHandle,
+            format!("{what} is not a live {} ({why})", H::NAME),
+        ));
+    }
+    Ok(())
+}
+
+/// A shared reference to the value behind a checked handle.
+///
+/// # Safety
+/// `ptr` is NULL or a pointer this library returned for an `H` that no other thread frees or
+/// mutates during `'a`.
+pub(crate) unsafe fn handle_ref<'a, H: Handle>(ptr: *const H, what: &str) -> Outcome<&'a H::Inner> {
+    check(ptr, what)?;
+    // SAFETY: checked above (a live Tagged<H::Inner>); the caller promises it stays live and
+    // unmutated during 'a.
+    Ok(unsafe { &(*ptr.cast::<Tagged<H::Inner>>()).value })
+}
+
+/// A unique reference to the value behind a checked handle.
+///
+/// # Safety
+/// As [`handle_ref`], and nothing else uses the handle during `'a`.
+pub(crate) unsafe fn handle_mut<'a, H: Handle>(
+    ptr: *mut H,
+    what: &str,
+) -> Outcome<&'a mut H::Inner> {
+    check(ptr, what)?;
+    // SAFETY: checked above; the caller promises exclusive use during 'a.
+    Ok(unsafe { &mut (*ptr.cast::<Tagged<H::Inner>>()).value })
+}
+
+/// Moves a value to the heap behind a new handle.
+pub(crate) fn into_raw<H: Handle>(value: H::Inner) -> *mut H {
+    Box::into_raw(Box::new(Tagged::new::<H>(value))).cast()
+}
+
+/// Frees a handle made by [`into_raw`]: NULL is ignored; anything that is not a live `H` (or
+/// that `may_free` refuses) is left alone and noted as the last error.
+///
+/// # Safety
+/// `ptr` is NULL or came from [`into_raw`] for an `H`, and no other thread uses it meanwhile.
+pub(crate) unsafe fn free_handle<H: Handle>(ptr: *mut H, may_free: impl FnOnce(&H::Inner) -> bool) {
+    if ptr.is_null() {
+        return;
+    }
+    let _ = guard(|| {
+        // SAFETY: forwarded from the caller.
+        if !may_free(unsafe { handle_ref(ptr.cast_const(), H::NAME) }?) {
+            return Err(Failure::new(
+                kp_status::InvalidHandle,
+                format!("this {} is not the caller's to free", H::NAME),
+            ));
+        }
+        let tagged = ptr.cast::<Tagged<H::Inner>>();
+        // SAFETY: `ptr` came from Box::into_raw of a Tagged<H::Inner> (checked live above) and
+        // nobody else uses it; the magic is overwritten first so that a later use of the freed
+        // handle can be recognised.
+        unsafe {
+            std::ptr::addr_of_mut!((*tagged).magic).write_volatile(FREED_MAGIC);
+            drop(Box::from_raw(tagged));
+        }
+        Ok(())
+    });
+}
+
+// ---- kp_config ---------------------------------------------------------------------------------
+
+/// Engine settings, filled in with `kp_config_set_*` and read by `kp_engine_new`. Not
+/// thread-safe: use one from one thread at a time.
+pub struct kp_config {
+    _private: [u8; 0],
+}
+handle!(kp_config, ConfigInner, 0x6b70_636f_6e66_6967);
+
+/// What a `kp_config` holds.
+pub(crate) struct ConfigInner {
+    pub(crate) config: EngineConfig,
+    pub(crate) clock: Option<Arc<ManualClock>>,
+}
+
+/// How the engine treats a failure to lock key memory (mlock).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum kp_lock_policy {
+    /// A failure to lock is an error (`KP_STATUS_MEMORY_LOCK`). The default.
+    Require = 0,
+    /// Use the memory unlocked and print one warning to stderr per region.
+    Warn = 1,
+}
+
+/// Makes a configuration with the engine's defaults (region `us-east-1`, account
+/// `111122223333`, one worker per core, lock policy Require, 4096-byte plaintexts, 100,000 keys,
+/// system clock, no background scheduler, in-memory key store).
+///
+/// Ownership: on success `*out` is a new handle the caller frees with `kp_config_free`.
+/// Thread safety: callable from any thread.
+///
+/// # Safety
+/// `out` points to writable storage for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_new(out: *mut *mut kp_config) -> kp_status {
+    guard(|| {
+        let out = out_arg(out, "out")?;
+        let handle = into_raw::<kp_config>(ConfigInner {
+            config: EngineConfig::default(),
+            clock: None,
+        });
+        // SAFETY: `out` was checked by out_arg.
+        unsafe { write_out(out, handle) };
+        Ok(())
+    })
+}
+
+/// Frees a configuration. NULL is ignored. Engines made from it are unaffected.
+///
+/// Ownership: takes the handle; do not use it again. Thread safety: no other thread may use this
+/// configuration meanwhile.
+///
+/// # Safety
+/// `config` is NULL or a handle from `kp_config_new` not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_free(config: *mut kp_config) {
+    // SAFETY: forwarded from the caller.
+    unsafe { free_handle(config, |_| true) }
+}
+
+/// Runs `set` on a checked configuration.
+///
+/// # Safety
+/// `config` is NULL or a live `kp_config` nobody else uses meanwhile.
+unsafe fn set(
+    config: *mut kp_config,
+    set: impl FnOnce(&mut ConfigInner) -> Outcome<()>,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let config = unsafe { handle_mut(config, "config") }?;
+        set(config)
+    })
+}
+
+/// Sets the region that key ARNs carry (checked by `kp_engine_new`).
+///
+/// Ownership: `region` is copied; the caller keeps it. Thread safety: no other thread may use
+/// `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle; `region` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_region(
+    config: *mut kp_config,
+    region: *const c_char,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set(config, |c| {
+            c.config.region = str_arg(region, "region")?.to_owned();
+            Ok(())
+        })
+    }
+}
+
+/// Sets the 12-digit account id that key ARNs carry (checked by `kp_engine_new`).
+///
+/// Ownership: `account_id` is copied. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle; `account_id` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_account_id(
+    config: *mut kp_config,
+    account_id: *const c_char,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set(config, |c| {
+            c.config.account_id = str_arg(account_id, "account_id")?.to_owned();
+            Ok(())
+        })
+    }
+}
+
+/// Sets the number of threads in the engine's batch worker pool; 0 means one per core.
+///
+/// Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_worker_threads(
+    config: *mut kp_config,
+    threads: usize,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set(config, |c| {
+            if threads > 4096 {
+                return Err(Failure::new(
+                    kp_status::InvalidLength,
+                    format!("{threads} worker threads is absurd"),
+                ));
+            }
+            c.config.worker_threads = threads;
+            Ok(())
+        })
+    }
+}
+
+/// Sets the lock policy, a `kp_lock_policy` value.
+///
+/// Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_lock_policy(
+    config: *mut kp_config,
+    policy: u32,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set(config, |c| {
+            c.config.lock_policy = match policy {
+                0 => LockPolicy::Require,
+                1 => LockPolicy::Warn,
+                other => {
+                    return Err(Failure::new(
+                        kp_status::InvalidEnumValue,
+                        format!("{other} is not a kp_lock_policy"),
+                    ))
+                }
+            };
+            Ok(())
+        })
+    }
+}
+
+/// Sets the largest plaintext Encrypt takes and Decrypt returns: 1024 to 1048576 bytes (checked by
+/// `kp_engine_new`); the default is 4096, as the service.
+///
+/// Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_max_plaintext_bytes(
+    config: *mut kp_config,
+    max: usize,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set(config, |c| {
+            c.config.max_plaintext_bytes = max;
+            Ok(())
+        })
+    }
+}
+
+/// Sets the key quota (CreateKey fails with `KP_STATUS_LIMIT_EXCEEDED` beyond it).
+///
+/// Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_max_keys(config: *mut kp_config, max: usize) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set(config, |c| {
+            c.config.max_keys = max;
+            Ok(())
+        })
+    }
+}
+
+/// Sets how many messages one derived data-plane key encrypts before a new one is derived (at
+/// most, and by default, 2^32; lower it only to test the mechanism; 0 is refused by
+/// `kp_engine_new`).
+///
+/// Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_messages_per_derived_key(
+    config: *mut kp_config,
+    limit: u64,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set(config, |c| {
+            c.config.messages_per_derived_key = limit;
+            Ok(())
+        })
+    }
+}
+
+/// Runs due deletions and rotations on a background thread every `interval_ms` milliseconds; 0
+/// turns the background thread off (the default: every control-plane call, or
+/// `kp_engine_run_due_tasks`, runs them).
+///
+/// Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_scheduler_interval_ms(
+    config: *mut kp_config,
+    interval_ms: u64,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set(config, |c| {
+            c.config.scheduler_interval =
+                (interval_ms > 0).then(|| Duration::from_millis(interval_ms));
+            Ok(())
+        })
+    }
+}
+
+/// Makes engines built from this configuration read time from `clock` instead of the system
+/// clock (deletion and rotation dates follow it); NULL goes back to the system clock.
+///
+/// Ownership: the configuration (and each engine built from it) keeps its own reference to the
+/// clock; the caller still frees `clock`. Thread safety: no other thread may use `config`
+/// meanwhile.
+///
+/// # Safety
+/// `config` is a live handle; `clock` is NULL or a live `kp_manual_clock`.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_manual_clock(
+    config: *mut kp_config,
+    clock: *const kp_manual_clock,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set(config, |c| {
+            c.clock = if clock.is_null() {
+                None
+            } else {
+                Some(Arc::clone(handle_ref(clock, "clock")?))
+            };
+            Ok(())
+        })
+    }
+}
+
+// ---- kp_manual_clock ---------------------------------------------------------------------------
+
+/// A clock that moves only when told to, for tests and simulations. Thread-safe.
+pub struct kp_manual_clock {
+    _private: [u8; 0],
+}
+handle!(kp_manual_clock, Arc<ManualClock>, 0x6b70_636c_6f63_6b00);
+
+/// Makes a manual clock reading `start_ms` milliseconds since the Unix epoch.
+///
+/// Ownership: on success `*out` is a new handle the caller frees with `kp_manual_clock_free`
+/// (engines using it keep their own reference). Thread safety: callable from any thread.
+///
+/// # Safety
+/// `out` points to writable storage for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn kp_manual_clock_new(
+    start_ms: i64,
+    out: *mut *mut kp_manual_clock,
+) -> kp_status {
+    guard(|| {
+        let out = out_arg(out, "out")?;
+        let handle = into_raw::<kp_manual_clock>(Arc::new(ManualClock::new(Timestamp(start_ms))));
+        // SAFETY: checked by out_arg.
+        unsafe { write_out(out, handle) };
+        Ok(())
+    })
+}
+
+/// Moves the clock forward by `ms` milliseconds.
+///
+/// Ownership: nothing is taken. Thread safety: thread-safe; any thread may move or read it.
+///
+/// # Safety
+/// `clock` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_manual_clock_advance_ms(
+    clock: *const kp_manual_clock,
+    ms: u64,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let clock = unsafe { handle_ref(clock, "clock") }?;
+        clock.advance(Duration::from_millis(ms));
+        Ok(())
+    })
+}
+
+/// The clock's time in milliseconds since the Unix epoch; 0 for an invalid handle.
+///
+/// Ownership: nothing is taken. Thread safety: thread-safe.
+///
+/// # Safety
+/// `clock` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_manual_clock_now_ms(clock: *const kp_manual_clock) -> i64 {
+    guard_value(0, || {
+        // SAFETY: forwarded from the caller.
+        let clock = unsafe { handle_ref(clock, "clock") }?;
+        Ok(kp::Clock::now(clock.as_ref()).0)
+    })
+}
+
+/// Frees the caller's reference to a manual clock. NULL is ignored. Engines using it keep
+/// working with it.
+///
+/// Ownership: takes the handle. Thread safety: no other thread may use this handle meanwhile.
+///
+/// # Safety
+/// `clock` is NULL or a handle from `kp_manual_clock_new` not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn kp_manual_clock_free(clock: *mut kp_manual_clock) {
+    // SAFETY: forwarded from the caller.
+    unsafe { free_handle(clock, |_| true) }
+}
+
+// ---- kp_engine ---------------------------------------------------------------------------------
+
+/// A key management engine. Thread-safe: one handle may be shared by any number of threads for
+/// every call, until `kp_engine_free`.
+pub struct kp_engine {
+    _private: [u8; 0],
+}
+handle!(kp_engine, Engine, 0x6b70_656e_6769_6e65);
+
+/// Starts an engine with `config`'s settings (NULL: the defaults) and an in-memory key store.
+/// Fails with `KP_STATUS_VALIDATION` for settings the engine refuses (bad region or account, a
+/// plaintext limit out of range, ...).
+///
+/// Ownership: `config` is only read; the caller still frees it. On success `*out` is a new handle
+/// the caller frees with `kp_engine_free`. Thread safety: callable from any thread; `config` must
+/// not be modified meanwhile.
+///
+/// # Safety
+/// `config` is NULL or a live handle; `out` points to writable storage for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn kp_engine_new(
+    config: *const kp_config,
+    out: *mut *mut kp_engine,
+) -> kp_status {
+    guard(|| {
+        let out = out_arg(out, "out")?;
+        let mut builder = Engine::builder();
+        if !config.is_null() {
+            // SAFETY: forwarded from the caller.
+            let config = unsafe { handle_ref(config, "config") }?;
+            builder = builder.config(config.config.clone());
+            if let Some(clock) = &config.clock {
+                builder = builder.clock(Arc::clone(clock) as Arc<dyn kp::Clock>);
+            }
+        }
+        let engine = builder.build()?;
+        let handle = into_raw::<kp_engine>(engine);
+        // SAFETY: checked by out_arg.
+        unsafe { write_out(out, handle) };
+        Ok(())
+    })
+}
+
+/// Stops and frees an engine: its keys (in memory) are zeroed and released. NULL is ignored.
+///
+/// Ownership: takes the handle. Thread safety: every other thread must be done with the engine
+/// (no call in flight, none after).
+///
+/// # Safety
+/// `engine` is NULL or a handle from `kp_engine_new` not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn kp_engine_free(engine: *mut kp_engine) {
+    // SAFETY: forwarded from the caller.
+    unsafe { free_handle(engine, |_| true) }
+}
+
+/// Threads in the engine's batch worker pool; 0 for an invalid handle.
+///
+/// Ownership: nothing is taken. Thread safety: thread-safe.
+///
+/// # Safety
+/// `engine` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_engine_worker_threads(engine: *const kp_engine) -> usize {
+    guard_value(0, || {
+        // SAFETY: forwarded from the caller.
+        Ok(unsafe { handle_ref(engine, "engine") }?.worker_threads())
+    })
+}
+
+/// The engine's largest plaintext in bytes; 0 for an invalid handle.
+///
+/// Ownership: nothing is taken. Thread safety: thread-safe.
+///
+/// # Safety
+/// `engine` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_engine_max_plaintext_bytes(engine: *const kp_engine) -> usize {
+    guard_value(0, || {
+        // SAFETY: forwarded from the caller.
+        Ok(unsafe { handle_ref(engine, "engine") }?
+            .config()
+            .max_plaintext_bytes)
+    })
+}
+
+/// Runs every deletion and automatic rotation that is due now (every control-plane call does this
+/// first; so does the background scheduler when configured).
+///
+/// Ownership: nothing is taken. Thread safety: thread-safe.
+///
+/// # Safety
+/// `engine` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_engine_run_due_tasks(engine: *const kp_engine) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let engine = unsafe { handle_ref(engine, "engine") }?;
+        Ok(engine.run_due_tasks()?)
+    })
+}
+
+// ---- kp_context --------------------------------------------------------------------------------
+
+/// An encryption context: string pairs bound to a ciphertext. Build it once, then pass it to any
+/// number of calls, from any number of threads, as long as nobody adds to it meanwhile.
+pub struct kp_context {
+    _private: [u8; 0],
+}
+handle!(kp_context, EncryptionContext, 0x6b70_6374_7874_0000);
+
+/// Makes an empty encryption context (which encrypts alike to none).
+///
+/// Ownership: on success `*out` is a new handle the caller frees with `kp_context_free`.
+/// Thread safety: callable from any thread.
+///
+/// # Safety
+/// `out` points to writable storage for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn kp_context_new(out: *mut *mut kp_context) -> kp_status {
+    guard(|| {
+        let out = out_arg(out, "out")?;
+        let handle = into_raw::<kp_context>(EncryptionContext::new());
+        // SAFETY: checked by out_arg.
+        unsafe { write_out(out, handle) };
+        Ok(())
+    })
+}
+
+/// Adds the pair `key` = `value`, replacing the value of an existing `key`. Sizes are checked by
+/// the engine when the context is used (at most 8192 bytes encoded).
+///
+/// Ownership: both strings are copied. Thread safety: no other thread may use `context`
+/// meanwhile.
+///
+/// # Safety
+/// `context` is a live handle; `key` and `value` are NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn kp_context_add(
+    context: *mut kp_context,
+    key: *const c_char,
+    value: *const c_char,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let context = unsafe { handle_mut(context, "context") }?;
+        // SAFETY: forwarded from the caller.
+        let (key, value) = unsafe { (str_arg(key, "key")?, str_arg(value, "value")?) };
+        context.insert(key.to_owned(), value.to_owned());
+        Ok(())
+    })
+}
+
+/// Number of pairs in the context; 0 for an invalid handle.
+///
+/// Ownership: nothing is taken. Thread safety: safe while nobody adds to it.
+///
+/// # Safety
+/// `context` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_context_len(context: *const kp_context) -> usize {
+    guard_value(0, || {
+        // SAFETY: forwarded from the caller.
+        Ok(unsafe { handle_ref(context, "context") }?.len())
+    })
+}
+
+/// Frees a context. NULL is ignored.
+///
+/// Ownership: takes the handle. Thread safety: no call using it may be in flight.
+///
+/// # Safety
+/// `context` is NULL or a handle from `kp_context_new` not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn kp_context_free(context: *mut kp_context) {
+    // SAFETY: forwarded from the caller.
+    unsafe { free_handle(context, |_| true) }
+}
+
+/// An encryption context argument: NULL is none.
+///
+/// # Safety
+/// `ptr` is NULL or a live `kp_context` nobody modifies during `'a`.
+pub(crate) unsafe fn context_arg<'a>(
+    ptr: *const kp_context,
+    what: &str,
+) -> Outcome<Option<&'a EncryptionContext>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded from the caller.
+    Ok(Some(unsafe { handle_ref(ptr, what) }?))
+}
+
+// ---- kp_secret_buffer --------------------------------------------------------------------------
+
+/// Memory for secrets (plaintext data keys, decrypted plaintexts): allocated by the library in
+/// the engine's locked, non-dumpable memory, and zeroed when freed. Not thread-safe for
+/// concurrent writes.
+pub struct kp_secret_buffer {
+    _private: [u8; 0],
+}
+handle!(kp_secret_buffer, LockedBytes, 0x6b70_7365_6372_6574);
+
+/// Allocates a secret buffer of `len` zero bytes (1 to `KP_MAX_SECRET_BUFFER`) in locked memory,
+/// following `engine`'s lock policy (`KP_STATUS_MEMORY_LOCK` when the memory cannot be locked
+/// under Require).
+///
+/// Ownership: on success `*out` is a new handle the caller frees with `kp_secret_buffer_free`,
+/// which zeroes the bytes. Thread safety: callable from any thread.
+///
+/// # Safety
+/// `engine` is a live handle; `out` points to writable storage for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn kp_secret_buffer_new(
+    engine: *const kp_engine,
+    len: usize,
+    out: *mut *mut kp_secret_buffer,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let engine = unsafe { handle_ref(engine, "engine") }?;
+        let out = out_arg(out, "out")?;
+        if len == 0 || len > KP_MAX_SECRET_BUFFER {
+            return Err(Failure::new(
+                kp_status::InvalidLength,
+                format!("a secret buffer is 1 to {KP_MAX_SECRET_BUFFER} bytes, not {len}"),
+            ));
+        }
+        let handle = new_secret_buffer(engine, len)?;
+        // SAFETY: checked by out_arg.
+        unsafe { write_out(out, handle) };
+        Ok(())
+    })
+}
+
+pub(crate) fn new_secret_buffer(engine: &Engine, len: usize) -> Outcome<*mut kp_secret_buffer> {
+    let bytes = LockedBytes::zeroed(len, engine.config().lock_policy)?;
+    Ok(into_raw::<kp_secret_buffer>(bytes))
+}
+
+/// The buffer's bytes (`kp_secret_buffer_len` of them), readable and writable until the buffer
+/// is freed; NULL for an invalid handle.
+///
+/// Ownership: the memory belongs to the buffer. Thread safety: the caller coordinates access to
+/// the bytes; the call itself is thread-safe.
+///
+/// # Safety
+/// `buffer` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_secret_buffer_data(buffer: *mut kp_secret_buffer) -> *mut u8 {
+    guard_value(std::ptr::null_mut(), || {
+        // SAFETY: forwarded from the caller.
+        let buffer = unsafe { handle_mut(buffer, "buffer") }?;
+        Ok(buffer.expose_mut().as_mut_ptr())
+    })
+}
+
+/// The buffer's length in bytes; 0 for an invalid handle.
+///
+/// Ownership: nothing is taken. Thread safety: thread-safe.
+///
+/// # Safety
+/// `buffer` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_secret_buffer_len(buffer: *const kp_secret_buffer) -> usize {
+    guard_value(0, || {
+        // SAFETY: forwarded from the caller.
+        Ok(unsafe { handle_ref(buffer, "buffer") }?.len())
+    })
+}
+
+/// Zeroes and frees a secret buffer. NULL is ignored.
+///
+/// Ownership: takes the handle; pointers from `kp_secret_buffer_data` become invalid. Thread
+/// safety: nothing else may use the buffer meanwhile.
+///
+/// # Safety
+/// `buffer` is NULL or a handle this library returned, not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn kp_secret_buffer_free(buffer: *mut kp_secret_buffer) {
+    // SAFETY: forwarded from the caller. LockedBytes zeroes its memory when dropped.
+    unsafe { free_handle(buffer, |_| true) }
+}

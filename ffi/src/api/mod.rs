@@ -1,0 +1,112 @@
+//! The C ABI, module by module: conventions and handles ([`ffi`], [`handles`]), status codes
+//! ([`status`]), results ([`record`]), the control plane ([`control`]) and the data plane
+//! ([`data`]).
+#![allow(non_camel_case_types)]
+#![allow(clippy::too_many_arguments)]
+
+pub mod control;
+pub mod data;
+pub mod ffi;
+pub mod handles;
+pub mod record;
+pub mod status;
+
+use std::ffi::c_char;
+
+/// Major version of libkeyplane (matches the crate version in Cargo).
+pub const KP_VERSION_MAJOR: u32 = 0;
+/// Minor version of libkeyplane.
+pub const KP_VERSION_MINOR: u32 = 1;
+/// Patch version of libkeyplane.
+pub const KP_VERSION_PATCH: u32 = 0;
+/// The version as one number, MAJOR * 10000 + MINOR * 100 + PATCH, for preprocessor comparisons.
+pub const KP_VERSION_NUMBER: u32 = 100;
+
+/// Largest length the library accepts for any one buffer or byte string (1 GiB). Anything longer
+/// is taken for a corrupt length and refused with `KP_STATUS_INVALID_LENGTH` before the memory is
+/// touched; the engine's own limits (plaintext, ciphertext) are far lower.
+pub const KP_MAX_LENGTH: usize = 1 << 30;
+/// Most items one batch call takes (16,777,216).
+pub const KP_MAX_BATCH_ITEMS: usize = 1 << 24;
+/// Bytes a ciphertext blob adds to its plaintext: header (66) and GCM tag (16). See
+/// `docs/ciphertext-format.md`.
+pub const KP_CIPHERTEXT_OVERHEAD: usize = 82;
+/// Largest secret buffer `kp_secret_buffer_new` allocates (2 MiB of locked memory).
+pub const KP_MAX_SECRET_BUFFER: usize = 2 << 20;
+
+/// The library's version, "MAJOR.MINOR.PATCH", as a static NUL-terminated string.
+///
+/// Ownership: the string is static; do not free it. Thread safety: callable from any thread.
+#[no_mangle]
+pub extern "C" fn kp_version() -> *const c_char {
+    const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
+    ) {
+        Ok(v) => v,
+        Err(_) => panic!("the crate version contains a NUL byte"),
+    };
+    VERSION.as_ptr()
+}
+
+/// Whether the library runs on AWS-LC's FIPS 140-3 validated module (built with the engine's
+/// `fips` feature).
+///
+/// Ownership: nothing to free. Thread safety: callable from any thread.
+#[no_mangle]
+pub extern "C" fn kp_fips_mode() -> bool {
+    ffi::guard_value(false, || Ok(kp::fips_mode()))
+}
+
+/// Bytes of the ciphertext blob that a plaintext of `plaintext_len` bytes encrypts to
+/// (`plaintext_len + KP_CIPHERTEXT_OVERHEAD`), the exact size Encrypt writes. Returns 0 when
+/// `plaintext_len` is 0 or larger than any engine accepts (1 MiB).
+///
+/// Ownership: nothing to free. Thread safety: callable from any thread.
+#[no_mangle]
+pub extern "C" fn kp_ciphertext_len(plaintext_len: usize) -> usize {
+    data::ciphertext_len(plaintext_len).unwrap_or(0)
+}
+
+/// Bytes of plaintext that a ciphertext blob of `ciphertext_len` bytes decrypts to
+/// (`ciphertext_len - KP_CIPHERTEXT_OVERHEAD`), the exact size Decrypt writes; ReEncrypt's blob
+/// is as long as its input. Returns 0 when no valid blob has that length.
+///
+/// Ownership: nothing to free. Thread safety: callable from any thread.
+#[no_mangle]
+pub extern "C" fn kp_plaintext_len(ciphertext_len: usize) -> usize {
+    data::plaintext_len(ciphertext_len).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_macros_match_cargo() {
+        let major: u32 = env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap();
+        let minor: u32 = env!("CARGO_PKG_VERSION_MINOR").parse().unwrap();
+        let patch: u32 = env!("CARGO_PKG_VERSION_PATCH").parse().unwrap();
+        assert_eq!(
+            (KP_VERSION_MAJOR, KP_VERSION_MINOR, KP_VERSION_PATCH),
+            (major, minor, patch),
+            "update the KP_VERSION_* constants in ffi/src/api/mod.rs and regenerate the header"
+        );
+        let toml = include_str!("../../cbindgen.toml");
+        let define = format!("#define KP_VERSION \"{}\"", env!("CARGO_PKG_VERSION"));
+        assert!(
+            toml.contains(&define),
+            "update KP_VERSION in ffi/cbindgen.toml"
+        );
+        assert_eq!(KP_VERSION_NUMBER, major * 10000 + minor * 100 + patch);
+    }
+
+    #[test]
+    fn constants_match_the_engine() {
+        assert_eq!(KP_CIPHERTEXT_OVERHEAD, kp::ciphertext::OVERHEAD);
+        assert_eq!(KP_MAX_SECRET_BUFFER, kp::locked_memory::MAX_DEDICATED_BYTES);
+        assert_eq!(kp_ciphertext_len(1), 83);
+        assert_eq!(kp_ciphertext_len(0), 0);
+        assert_eq!(kp_plaintext_len(83), 1);
+        assert_eq!(kp_plaintext_len(82), 0);
+    }
+}
