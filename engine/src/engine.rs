@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use crate::access::quota::Limiter;
 use crate::access::{Caller, QuotaFamily};
+use crate::audit::{AuditConfig, AuditLog};
+use crate::call::{params, Audit};
 use crate::clock::{Clock, SystemClock};
 use crate::control::ControlState;
 use crate::dataplane::{self, DataPlane};
@@ -59,6 +61,7 @@ impl Default for EngineConfig {
 /// Builds an [`Engine`].
 pub struct EngineBuilder {
     config: EngineConfig,
+    audit: Option<(AuditConfig, zeroize::Zeroizing<Vec<u8>>)>,
     store: Option<Arc<dyn KeyStore>>,
     clock: Option<Arc<dyn Clock>>,
 }
@@ -119,6 +122,13 @@ impl EngineBuilder {
         self.clock = Some(clock);
         self
     }
+    /// Records every request in a tamper-evident audit log at `config.path`, with digests signed
+    /// by `signing_key_pkcs8` (an ECDSA P-256 PKCS#8 key; `keyplane::audit::generate_signing_key`
+    /// makes one). Without this, requests are not audited.
+    pub fn audit(mut self, config: AuditConfig, signing_key_pkcs8: &[u8]) -> Self {
+        self.audit = Some((config, zeroize::Zeroizing::new(signing_key_pkcs8.to_vec())));
+        self
+    }
     /// Replaces the whole configuration.
     pub fn config(mut self, config: EngineConfig) -> Self {
         self.config = config;
@@ -161,7 +171,17 @@ impl EngineBuilder {
         )?;
         let state = ControlState::load(store.as_ref(), None, config.lock_policy)?;
         let root = Caller::account_root(&config.account_id)?;
+        let audit = match self.audit {
+            Some((audit_config, signing_key)) => Some(Audit::new(
+                AuditLog::open(audit_config, &signing_key).map_err(|e| {
+                    Error::AuditUnavailable(format!("the audit log could not be opened: {e}"))
+                })?,
+                clock.now(),
+            )),
+            None => None,
+        };
         let inner = Arc::new(Inner {
+            audit,
             limiter: Limiter::new(config.rate_quotas),
             data,
             control: Mutex::new(state),
@@ -195,6 +215,7 @@ impl std::fmt::Debug for EngineBuilder {
 }
 
 pub(crate) struct Inner {
+    pub(crate) audit: Option<Audit>,
     pub(crate) limiter: Limiter,
     pub(crate) data: DataPlane,
     pub(crate) control: Mutex<ControlState>,
@@ -253,6 +274,7 @@ impl Engine {
     pub fn builder() -> EngineBuilder {
         EngineBuilder {
             config: EngineConfig::default(),
+            audit: None,
             store: None,
             clock: None,
         }
@@ -299,34 +321,18 @@ impl Engine {
 
     // ---- data plane -------------------------------------------------------------------------
 
-    /// Runs one data-plane request: counts it against its rate quota, then runs it as the caller.
-    fn single<T>(&self, family: QuotaFamily, run: impl FnOnce(&Caller) -> Result<T>) -> Result<T> {
-        self.inner.limiter.take(family, 1)?;
-        run(&self.caller)
-    }
-
-    /// Runs a batch of `n` requests: they count as `n` against the rate quota (all refused with
-    /// Throttling if over it), then run as the caller.
-    fn batch<T>(
-        &self,
-        family: QuotaFamily,
-        n: usize,
-        run: impl FnOnce(&Caller) -> Vec<Result<T>>,
-    ) -> Vec<Result<T>> {
-        match self.inner.limiter.take(family, n) {
-            Ok(()) => run(&self.caller),
-            Err(throttled) => (0..n).map(|_| Err(throttled.clone())).collect(),
-        }
-    }
-
     /// Encrypts up to 4096 bytes under a symmetric key.
     pub fn encrypt(
         &self,
         request: &dataplane::EncryptRequest<'_>,
     ) -> Result<dataplane::EncryptResponse> {
-        self.single(QuotaFamily::SymmetricCrypto, |caller| {
-            self.inner.data.encrypt(caller, request)
-        })
+        self.single(
+            "Encrypt",
+            QuotaFamily::SymmetricCrypto,
+            Some(request.key_id),
+            || params::encrypt(request),
+            |caller| self.inner.data.encrypt(caller, request),
+        )
     }
 
     /// Encrypts every request; one result per request, in order.
@@ -334,9 +340,57 @@ impl Engine {
         &self,
         requests: &[dataplane::EncryptRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
-            self.inner.data.encrypt_batch(caller, requests)
-        })
+        self.batch(
+            "Encrypt",
+            QuotaFamily::SymmetricCrypto,
+            requests.first().map(|r| r.key_id),
+            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
+            requests.len(),
+            |caller| self.inner.data.encrypt_batch(caller, requests),
+        )
+    }
+
+    /// Encrypts every request into its caller buffer (`outputs[i]`, at least
+    /// `ciphertext::blob_len(plaintext.len())` bytes for a symmetric key); returns bytes written
+    /// per item. No allocation per item for symmetric keys.
+    pub fn encrypt_batch_into(
+        &self,
+        requests: &[dataplane::EncryptRequest<'_>],
+        outputs: &mut [&mut [u8]],
+    ) -> Vec<Result<usize>> {
+        self.batch(
+            "Encrypt",
+            QuotaFamily::SymmetricCrypto,
+            requests.first().map(|r| r.key_id),
+            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
+            requests.len(),
+            |caller| {
+                self.inner
+                    .data
+                    .encrypt_batch_into(caller, requests, outputs)
+            },
+        )
+    }
+
+    /// Decrypts every request into its caller buffer (at least the plaintext length); returns
+    /// bytes written per item. The caller owns, and should zero, the plaintext.
+    pub fn decrypt_batch_into(
+        &self,
+        requests: &[dataplane::DecryptRequest<'_>],
+        outputs: &mut [&mut [u8]],
+    ) -> Vec<Result<usize>> {
+        self.batch(
+            "Decrypt",
+            QuotaFamily::SymmetricCrypto,
+            requests.first().and_then(|r| r.key_id),
+            || params::batch(requests.first().and_then(|r| r.key_id), requests.len()),
+            requests.len(),
+            |caller| {
+                self.inner
+                    .data
+                    .decrypt_batch_into(caller, requests, outputs)
+            },
+        )
     }
 
     /// Decrypts a ciphertext blob.
@@ -344,9 +398,13 @@ impl Engine {
         &self,
         request: &dataplane::DecryptRequest<'_>,
     ) -> Result<dataplane::DecryptResponse> {
-        self.single(QuotaFamily::SymmetricCrypto, |caller| {
-            self.inner.data.decrypt(caller, request)
-        })
+        self.single(
+            "Decrypt",
+            QuotaFamily::SymmetricCrypto,
+            request.key_id,
+            || params::decrypt(request),
+            |caller| self.inner.data.decrypt(caller, request),
+        )
     }
 
     /// Decrypts every request; one result per request, in order.
@@ -354,9 +412,14 @@ impl Engine {
         &self,
         requests: &[dataplane::DecryptRequest<'_>],
     ) -> Vec<Result<SecretBytes>> {
-        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
-            self.inner.data.decrypt_batch(caller, requests)
-        })
+        self.batch(
+            "Decrypt",
+            QuotaFamily::SymmetricCrypto,
+            requests.first().and_then(|r| r.key_id),
+            || params::batch(requests.first().and_then(|r| r.key_id), requests.len()),
+            requests.len(),
+            |caller| self.inner.data.decrypt_batch(caller, requests),
+        )
     }
 
     /// Decrypts and re-encrypts under another key (or context) inside the engine.
@@ -364,9 +427,13 @@ impl Engine {
         &self,
         request: &dataplane::ReEncryptRequest<'_>,
     ) -> Result<dataplane::ReEncryptResponse> {
-        self.single(QuotaFamily::SymmetricCrypto, |caller| {
-            self.inner.data.re_encrypt(caller, request)
-        })
+        self.single(
+            "ReEncrypt",
+            QuotaFamily::SymmetricCrypto,
+            Some(request.destination_key_id),
+            || params::re_encrypt(request),
+            |caller| self.inner.data.re_encrypt(caller, request),
+        )
     }
 
     /// Re-encrypts every request; one result per request, in order.
@@ -374,9 +441,19 @@ impl Engine {
         &self,
         requests: &[dataplane::ReEncryptRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
-            self.inner.data.re_encrypt_batch(caller, requests)
-        })
+        self.batch(
+            "ReEncrypt",
+            QuotaFamily::SymmetricCrypto,
+            requests.first().map(|r| r.destination_key_id),
+            || {
+                params::batch(
+                    requests.first().map(|r| r.destination_key_id),
+                    requests.len(),
+                )
+            },
+            requests.len(),
+            |caller| self.inner.data.re_encrypt_batch(caller, requests),
+        )
     }
 
     /// A new data key, in plaintext and encrypted.
@@ -384,9 +461,13 @@ impl Engine {
         &self,
         request: &dataplane::GenerateDataKeyRequest<'_>,
     ) -> Result<dataplane::GenerateDataKeyResponse> {
-        self.single(QuotaFamily::SymmetricCrypto, |caller| {
-            self.inner.data.generate_data_key(caller, request)
-        })
+        self.single(
+            "GenerateDataKey",
+            QuotaFamily::SymmetricCrypto,
+            Some(request.key_id),
+            || params::data_key(request),
+            |caller| self.inner.data.generate_data_key(caller, request),
+        )
     }
 
     /// A new data key, encrypted only.
@@ -394,11 +475,17 @@ impl Engine {
         &self,
         request: &dataplane::GenerateDataKeyRequest<'_>,
     ) -> Result<dataplane::GenerateDataKeyWithoutPlaintextResponse> {
-        self.single(QuotaFamily::SymmetricCrypto, |caller| {
-            self.inner
-                .data
-                .generate_data_key_without_plaintext(caller, request)
-        })
+        self.single(
+            "GenerateDataKeyWithoutPlaintext",
+            QuotaFamily::SymmetricCrypto,
+            Some(request.key_id),
+            || params::data_key(request),
+            |caller| {
+                self.inner
+                    .data
+                    .generate_data_key_without_plaintext(caller, request)
+            },
+        )
     }
 
     /// Many data keys; randomness is drawn in bulk.
@@ -406,9 +493,14 @@ impl Engine {
         &self,
         requests: &[dataplane::GenerateDataKeyRequest<'_>],
     ) -> Vec<Result<dataplane::GeneratedDataKey>> {
-        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
-            self.inner.data.generate_data_key_batch(caller, requests)
-        })
+        self.batch(
+            "GenerateDataKey",
+            QuotaFamily::SymmetricCrypto,
+            requests.first().map(|r| r.key_id),
+            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
+            requests.len(),
+            |caller| self.inner.data.generate_data_key_batch(caller, requests),
+        )
     }
 
     /// Many encrypted-only data keys.
@@ -416,25 +508,48 @@ impl Engine {
         &self,
         requests: &[dataplane::GenerateDataKeyRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
-            self.inner
-                .data
-                .generate_data_key_without_plaintext_batch(caller, requests)
-        })
+        self.batch(
+            "GenerateDataKeyWithoutPlaintext",
+            QuotaFamily::SymmetricCrypto,
+            requests.first().map(|r| r.key_id),
+            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
+            requests.len(),
+            |caller| {
+                self.inner
+                    .data
+                    .generate_data_key_without_plaintext_batch(caller, requests)
+            },
+        )
     }
 
     /// Signs a message or digest with an asymmetric SIGN_VERIFY key.
     pub fn sign(&self, request: &dataplane::SignRequest<'_>) -> Result<dataplane::SignResponse> {
-        self.single(QuotaFamily::AsymmetricCrypto, |caller| {
-            self.inner.data.sign(caller, request)
-        })
+        self.single(
+            "Sign",
+            QuotaFamily::AsymmetricCrypto,
+            Some(request.key_id),
+            || {
+                params::sign(
+                    request.key_id,
+                    request.signing_algorithm,
+                    request.message_type,
+                    request.message.len(),
+                )
+            },
+            |caller| self.inner.data.sign(caller, request),
+        )
     }
 
     /// Signs every request; one signature or error per request, in order.
     pub fn sign_batch(&self, requests: &[dataplane::SignRequest<'_>]) -> Vec<Result<Vec<u8>>> {
-        self.batch(QuotaFamily::AsymmetricCrypto, requests.len(), |caller| {
-            self.inner.data.sign_batch(caller, requests)
-        })
+        self.batch(
+            "Sign",
+            QuotaFamily::AsymmetricCrypto,
+            requests.first().map(|r| r.key_id),
+            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
+            requests.len(),
+            |caller| self.inner.data.sign_batch(caller, requests),
+        )
     }
 
     /// Verifies a signature; an invalid one is `Error::InvalidSignature`.
@@ -442,23 +557,43 @@ impl Engine {
         &self,
         request: &dataplane::VerifyRequest<'_>,
     ) -> Result<dataplane::VerifyResponse> {
-        self.single(QuotaFamily::AsymmetricCrypto, |caller| {
-            self.inner.data.verify(caller, request)
-        })
+        self.single(
+            "Verify",
+            QuotaFamily::AsymmetricCrypto,
+            Some(request.key_id),
+            || {
+                params::sign(
+                    request.key_id,
+                    request.signing_algorithm,
+                    request.message_type,
+                    request.message.len(),
+                )
+            },
+            |caller| self.inner.data.verify(caller, request),
+        )
     }
 
     /// Verifies every request; `Ok(())` or the error per request, in order.
     pub fn verify_batch(&self, requests: &[dataplane::VerifyRequest<'_>]) -> Vec<Result<()>> {
-        self.batch(QuotaFamily::AsymmetricCrypto, requests.len(), |caller| {
-            self.inner.data.verify_batch(caller, requests)
-        })
+        self.batch(
+            "Verify",
+            QuotaFamily::AsymmetricCrypto,
+            requests.first().map(|r| r.key_id),
+            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
+            requests.len(),
+            |caller| self.inner.data.verify_batch(caller, requests),
+        )
     }
 
     /// The public key of an asymmetric key, DER SubjectPublicKeyInfo.
     pub fn get_public_key(&self, key_id: &str) -> Result<dataplane::GetPublicKeyResponse> {
-        self.single(QuotaFamily::AsymmetricCrypto, |caller| {
-            self.inner.data.get_public_key(caller, key_id)
-        })
+        self.single(
+            "GetPublicKey",
+            QuotaFamily::AsymmetricCrypto,
+            Some(key_id),
+            || params::key(key_id),
+            |caller| self.inner.data.get_public_key(caller, key_id),
+        )
     }
 
     /// An HMAC of a message under an HMAC key.
@@ -466,9 +601,13 @@ impl Engine {
         &self,
         request: &dataplane::GenerateMacRequest<'_>,
     ) -> Result<dataplane::GenerateMacResponse> {
-        self.single(QuotaFamily::SymmetricCrypto, |caller| {
-            self.inner.data.generate_mac(caller, request)
-        })
+        self.single(
+            "GenerateMac",
+            QuotaFamily::SymmetricCrypto,
+            Some(request.key_id),
+            || params::mac(request.key_id, request.mac_algorithm, request.message.len()),
+            |caller| self.inner.data.generate_mac(caller, request),
+        )
     }
 
     /// HMACs for every request, in order.
@@ -476,9 +615,14 @@ impl Engine {
         &self,
         requests: &[dataplane::GenerateMacRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
-            self.inner.data.generate_mac_batch(caller, requests)
-        })
+        self.batch(
+            "GenerateMac",
+            QuotaFamily::SymmetricCrypto,
+            requests.first().map(|r| r.key_id),
+            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
+            requests.len(),
+            |caller| self.inner.data.generate_mac_batch(caller, requests),
+        )
     }
 
     /// Verifies an HMAC in constant time; a mismatch is `Error::InvalidMac`.
@@ -486,9 +630,13 @@ impl Engine {
         &self,
         request: &dataplane::VerifyMacRequest<'_>,
     ) -> Result<dataplane::VerifyMacResponse> {
-        self.single(QuotaFamily::SymmetricCrypto, |caller| {
-            self.inner.data.verify_mac(caller, request)
-        })
+        self.single(
+            "VerifyMac",
+            QuotaFamily::SymmetricCrypto,
+            Some(request.key_id),
+            || params::mac(request.key_id, request.mac_algorithm, request.message.len()),
+            |caller| self.inner.data.verify_mac(caller, request),
+        )
     }
 
     /// Verifies every request's HMAC; `Ok(())` or the error per request, in order.
@@ -496,9 +644,14 @@ impl Engine {
         &self,
         requests: &[dataplane::VerifyMacRequest<'_>],
     ) -> Vec<Result<()>> {
-        self.batch(QuotaFamily::SymmetricCrypto, requests.len(), |caller| {
-            self.inner.data.verify_mac_batch(caller, requests)
-        })
+        self.batch(
+            "VerifyMac",
+            QuotaFamily::SymmetricCrypto,
+            requests.first().map(|r| r.key_id),
+            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
+            requests.len(),
+            |caller| self.inner.data.verify_mac_batch(caller, requests),
+        )
     }
 
     /// ECDH between a KEY_AGREEMENT key and a peer public key (DER SubjectPublicKeyInfo).
@@ -506,9 +659,13 @@ impl Engine {
         &self,
         request: &dataplane::DeriveSharedSecretRequest<'_>,
     ) -> Result<dataplane::DeriveSharedSecretResponse> {
-        self.single(QuotaFamily::AsymmetricCrypto, |caller| {
-            self.inner.data.derive_shared_secret(caller, request)
-        })
+        self.single(
+            "DeriveSharedSecret",
+            QuotaFamily::AsymmetricCrypto,
+            Some(request.key_id),
+            || params::key(request.key_id),
+            |caller| self.inner.data.derive_shared_secret(caller, request),
+        )
     }
 
     /// A new key pair: public key, private key in plaintext and encrypted under a symmetric key.
@@ -516,11 +673,17 @@ impl Engine {
         &self,
         request: &dataplane::GenerateDataKeyPairRequest<'_>,
     ) -> Result<dataplane::GenerateDataKeyPairResponse> {
-        self.single(QuotaFamily::DataKeyPair, |caller| {
-            self.inner
-                .data
-                .generate_data_key_pair(caller, request, true)
-        })
+        self.single(
+            "GenerateDataKeyPair",
+            QuotaFamily::DataKeyPair,
+            Some(request.key_id),
+            || params::data_key_pair(request),
+            |caller| {
+                self.inner
+                    .data
+                    .generate_data_key_pair(caller, request, true)
+            },
+        )
     }
 
     /// A new key pair: public key and encrypted private key only.
@@ -528,24 +691,39 @@ impl Engine {
         &self,
         request: &dataplane::GenerateDataKeyPairRequest<'_>,
     ) -> Result<dataplane::GenerateDataKeyPairResponse> {
-        self.single(QuotaFamily::DataKeyPair, |caller| {
-            self.inner
-                .data
-                .generate_data_key_pair(caller, request, false)
-        })
+        self.single(
+            "GenerateDataKeyPairWithoutPlaintext",
+            QuotaFamily::DataKeyPair,
+            Some(request.key_id),
+            || params::data_key_pair(request),
+            |caller| {
+                self.inner
+                    .data
+                    .generate_data_key_pair(caller, request, false)
+            },
+        )
     }
 
     /// 1 to 1024 random bytes.
     pub fn generate_random(&self, number_of_bytes: usize) -> Result<Vec<u8>> {
-        self.single(QuotaFamily::SymmetricCrypto, |caller| {
-            self.inner.data.generate_random(caller, number_of_bytes)
-        })
+        self.single(
+            "GenerateRandom",
+            QuotaFamily::SymmetricCrypto,
+            None,
+            || serde_json::json!({"numberOfBytes": number_of_bytes}),
+            |caller| self.inner.data.generate_random(caller, number_of_bytes),
+        )
     }
 
     /// Random byte strings of the given sizes (each 1 to 1024), drawn in one generator call.
     pub fn generate_random_batch(&self, sizes: &[usize]) -> Vec<Result<Vec<u8>>> {
-        self.batch(QuotaFamily::SymmetricCrypto, sizes.len(), |caller| {
-            self.inner.data.generate_random_batch(caller, sizes)
-        })
+        self.batch(
+            "GenerateRandom",
+            QuotaFamily::SymmetricCrypto,
+            None,
+            || params::batch(None, sizes.len()),
+            sizes.len(),
+            |caller| self.inner.data.generate_random_batch(caller, sizes),
+        )
     }
 }

@@ -77,6 +77,9 @@ pub enum Error {
     /// The operation or key spec is modelled but not supported by this build yet.
     #[error("UnsupportedOperation: {0}")]
     UnsupportedOperation(String),
+    /// The audit log cannot record requests, so requests are refused (fail closed).
+    #[error("AuditUnavailable: {0}")]
+    AuditUnavailable(String),
     /// Key memory could not be locked and the lock policy says that is an error.
     #[error("MemoryLock: {0}")]
     MemoryLock(String),
@@ -121,6 +124,7 @@ impl Error {
             Error::InvalidGrantId(_) => "InvalidGrantIdException",
             Error::Validation(_) => "ValidationException",
             Error::UnsupportedOperation(_) => "UnsupportedOperationException",
+            Error::AuditUnavailable(_) => "KMSInternalException",
             Error::MemoryLock(_) => "KMSInternalException",
             Error::Store(_) => "KMSInternalException",
             Error::Internal(_) => "KMSInternalException",
@@ -152,6 +156,7 @@ impl Error {
             | Error::InvalidGrantId(m)
             | Error::Validation(m)
             | Error::UnsupportedOperation(m)
+            | Error::AuditUnavailable(m)
             | Error::MemoryLock(m)
             | Error::Store(m)
             | Error::Internal(m) => m,

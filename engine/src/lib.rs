@@ -20,6 +20,8 @@
 #![warn(missing_debug_implementations)]
 
 pub mod access;
+pub mod audit;
+mod call;
 pub mod ciphertext;
 pub mod clock;
 pub mod context;
@@ -35,6 +37,7 @@ mod secret;
 pub mod store;
 
 pub use access::{Caller, RateQuotas};
+pub use call::{GetKeyLastUsageResponse, KeyLastUsage};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use context::EncryptionContext;
 pub use control::{

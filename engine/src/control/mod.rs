@@ -342,20 +342,6 @@ impl Engine {
         KeyAccess::new(policy, record.grants.clone())
     }
 
-    /// Runs one control-plane request: counts it against its rate quota, then runs it.
-    pub(crate) fn audited<T>(
-        &self,
-        action: Action,
-        key_id: Option<&str>,
-        run: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
-        let _ = (action, key_id);
-        self.inner
-            .limiter
-            .take(crate::access::QuotaFamily::ControlPlane, 1)?;
-        run()
-    }
-
     /// Writes a changed key record (and any new material) through the store, then applies it
     /// and publishes it to the data plane.
     pub(crate) fn save_key(

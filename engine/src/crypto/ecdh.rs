@@ -64,11 +64,7 @@ impl AgreementKey {
     /// be a valid point on this key's curve.
     pub fn derive(&self, peer_spki_der: &[u8]) -> Result<SecretBytes> {
         let curve = curve(self.spec)?;
-        if peer_spki_der.first() != Some(&0x30) {
-            return Err(Error::Validation(
-                "the peer public key must be DER SubjectPublicKeyInfo".into(),
-            ));
-        }
+        check_spki(self.spec, peer_spki_der)?;
         let peer = UnparsedPublicKey::new(curve, peer_spki_der);
         agreement::agree(&self.private, peer, (), |secret| {
             Ok(SecretBytes::from_vec(secret.to_vec()))
@@ -80,6 +76,68 @@ impl AgreementKey {
                 self.spec
             ))
         })
+    }
+}
+
+/// `id-ecPublicKey` (1.2.840.10045.2.1), DER content octets.
+const EC_PUBLIC_KEY_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
+fn curve_oid(spec: KeySpec) -> Result<&'static [u8]> {
+    match spec {
+        KeySpec::EccNistP256 => Ok(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]),
+        KeySpec::EccNistP384 => Ok(&[0x2b, 0x81, 0x04, 0x00, 0x22]),
+        KeySpec::EccNistP521 => Ok(&[0x2b, 0x81, 0x04, 0x00, 0x23]),
+        other => Err(Error::Internal(format!("{other} has no named curve"))),
+    }
+}
+
+/// Splits one DER TLV (definite lengths up to 2^16) off the front of `input`.
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = match first {
+        0..=0x7f => (usize::from(first), rest),
+        0x81 => {
+            let (&b, rest) = rest.split_first()?;
+            (usize::from(b), rest)
+        }
+        0x82 => {
+            let (bytes, rest) = (rest.get(..2)?, rest.get(2..)?);
+            (usize::from(bytes[0]) << 8 | usize::from(bytes[1]), rest)
+        }
+        _ => return None,
+    };
+    Some((tag, rest.get(..len)?, rest.get(len..)?))
+}
+
+/// Accepts exactly one DER SubjectPublicKeyInfo of an EC key on `spec`'s named curve: no
+/// trailing bytes, no explicit curve parameters (which could describe another curve).
+fn check_spki(spec: KeySpec, der: &[u8]) -> Result<()> {
+    let expected = curve_oid(spec)?;
+    let well_formed = (|| {
+        let (0x30, spki, []) = tlv(der)? else {
+            return None;
+        };
+        let (0x30, algorithm, rest) = tlv(spki)? else {
+            return None;
+        };
+        let (0x06, key_type, parameters) = tlv(algorithm)? else {
+            return None;
+        };
+        let (0x06, named_curve, []) = tlv(parameters)? else {
+            return None;
+        };
+        let (0x03, _point, []) = tlv(rest)? else {
+            return None;
+        };
+        Some(key_type == EC_PUBLIC_KEY_OID && named_curve == expected)
+    })();
+    match well_formed {
+        Some(true) => Ok(()),
+        _ => Err(Error::Validation(format!(
+            "the peer public key must be one DER SubjectPublicKeyInfo of an EC key on the {spec} \
+             named curve"
+        ))),
     }
 }
 

@@ -78,13 +78,14 @@ fn verification(
     algorithm: SigningAlgorithm,
 ) -> Option<&'static dyn sig::VerificationAlgorithm> {
     use SigningAlgorithm::*;
+    let rsa = matches!(spec, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096);
     Some(match (spec, algorithm) {
-        (_, RsassaPssSha256) => &sig::RSA_PSS_2048_8192_SHA256,
-        (_, RsassaPssSha384) => &sig::RSA_PSS_2048_8192_SHA384,
-        (_, RsassaPssSha512) => &sig::RSA_PSS_2048_8192_SHA512,
-        (_, RsassaPkcs1V15Sha256) => &sig::RSA_PKCS1_2048_8192_SHA256,
-        (_, RsassaPkcs1V15Sha384) => &sig::RSA_PKCS1_2048_8192_SHA384,
-        (_, RsassaPkcs1V15Sha512) => &sig::RSA_PKCS1_2048_8192_SHA512,
+        (_, RsassaPssSha256) if rsa => &sig::RSA_PSS_2048_8192_SHA256,
+        (_, RsassaPssSha384) if rsa => &sig::RSA_PSS_2048_8192_SHA384,
+        (_, RsassaPssSha512) if rsa => &sig::RSA_PSS_2048_8192_SHA512,
+        (_, RsassaPkcs1V15Sha256) if rsa => &sig::RSA_PKCS1_2048_8192_SHA256,
+        (_, RsassaPkcs1V15Sha384) if rsa => &sig::RSA_PKCS1_2048_8192_SHA384,
+        (_, RsassaPkcs1V15Sha512) if rsa => &sig::RSA_PKCS1_2048_8192_SHA512,
         (KeySpec::EccNistP256, EcdsaSha256) => &sig::ECDSA_P256_SHA256_ASN1,
         (KeySpec::EccSecgP256k1, EcdsaSha256) => &sig::ECDSA_P256K1_SHA256_ASN1,
         (KeySpec::EccNistP384, EcdsaSha384) => &sig::ECDSA_P384_SHA384_ASN1,
@@ -180,6 +181,15 @@ impl SigningKey {
         message_type: MessageType,
         message: &[u8],
     ) -> Result<Option<digest::Digest>> {
+        if algorithm == SigningAlgorithm::Ed25519PhSha512
+            && self.spec == KeySpec::EccNistEdwards25519
+        {
+            return Err(Error::UnsupportedOperation(
+                "ED25519_PH_SHA_512 (pre-hashed Ed25519) is not yet supported by this keyplane \
+                 build; use ED25519_SHA_512 with a RAW message"
+                    .into(),
+            ));
+        }
         if verification(self.spec, algorithm).is_none() {
             return Err(Error::Validation(format!(
                 "signing algorithm {algorithm} is not valid for a {} key; valid: {}",

@@ -1,6 +1,7 @@
 //! Decrypt.
 
 use super::chunk::ChunkContext;
+use super::encrypt::{copy_out, missing_outputs};
 use super::keyring::{KeyEntry, VersionEntry};
 use super::primitive::KeyPrimitive;
 use super::DataPlane;
@@ -102,6 +103,22 @@ impl DataPlane {
                     algorithm,
                 });
             }
+            // A named key that cannot decrypt symmetric blobs says so before the blob is read.
+            if key.usage != KeyUsage::EncryptDecrypt
+                || key.spec != crate::key::KeySpec::SymmetricDefault
+            {
+                ctx.authorize(
+                    key,
+                    action,
+                    &RequestFacts {
+                        context,
+                        identifier: Some(key_id),
+                        encryption_algorithm: algorithm.map(|a| a.as_str()),
+                        grant_operations: None,
+                    },
+                )?;
+                key.check_encrypt_decrypt()?;
+            }
         }
         let parsed = ctx.parse(blob, algorithm)?;
         let mut plaintext = SecretBytes::zeroed(parsed.plaintext_len());
@@ -142,6 +159,58 @@ impl DataPlane {
                 key_material_id: done.version.material_id.clone(),
             })
         })
+    }
+
+    /// Decrypts every request into its caller-provided buffer (at least the plaintext length:
+    /// the blob length minus `ciphertext::OVERHEAD`); returns the bytes written per item. The
+    /// caller owns, and should zero, the plaintext it receives.
+    pub(crate) fn decrypt_batch_into(
+        &self,
+        caller: &Caller,
+        requests: &[DecryptRequest<'_>],
+        outputs: &mut [&mut [u8]],
+    ) -> Vec<Result<usize>> {
+        let mut results = self.run_batch_into(caller, requests, outputs, |ctx, request, out| {
+            Self::decrypt_item_into(ctx, request, out)
+        });
+        missing_outputs(&mut results, requests.len());
+        results
+    }
+
+    /// Decrypts a symmetric blob straight into `out`; other ciphertexts through a zeroizing
+    /// buffer.
+    fn decrypt_item_into(
+        ctx: &mut ChunkContext<'_>,
+        request: &DecryptRequest<'_>,
+        out: &mut [u8],
+    ) -> Result<usize> {
+        let is_rsa = match request.key_id {
+            Some(key_id) => matches!(
+                ctx.resolve(key_id)?.current().map(|v| &v.primitive),
+                Ok(KeyPrimitive::RsaOaep(_))
+            ),
+            None => false,
+        };
+        if !is_rsa {
+            let parsed = ctx.parse(request.ciphertext_blob, request.encryption_algorithm)?;
+            let len = parsed.plaintext_len();
+            let Some(dest) = out.get_mut(..len) else {
+                return Err(validation!(
+                    "the output buffer holds {} bytes; this plaintext needs {len}",
+                    out.len()
+                ));
+            };
+            ctx.open(
+                &parsed,
+                request.key_id,
+                request.encryption_context,
+                Action::Decrypt,
+                dest,
+            )?;
+            return Ok(len);
+        }
+        let done = Self::decrypt_request(ctx, request)?;
+        copy_out(done.plaintext.expose(), out)
     }
 
     pub(crate) fn decrypt_batch(

@@ -74,18 +74,20 @@ pub(crate) fn check_symmetric_algorithm(algorithm: EncryptionAlgorithm) -> Resul
 }
 
 impl DataPlane {
-    /// Encrypts `plaintext` under `key` with `algorithm`: a keyplane blob for a symmetric key
-    /// (checked against the engine's plaintext limit), an OAEP ciphertext for an RSA key.
-    pub(crate) fn encrypt_under<'k>(
+    /// Encrypts `plaintext` under `key` with `algorithm` into `out`: a keyplane blob for a
+    /// symmetric key (sealed in place; `out` must hold `blob_len(plaintext.len())` bytes), an OAEP
+    /// ciphertext for an RSA key (copied in). Returns the bytes written.
+    pub(crate) fn encrypt_under_into<'k>(
         ctx: &mut ChunkContext<'k>,
         key: &'k KeyEntry,
         algorithm: EncryptionAlgorithm,
         plaintext: &[u8],
         context: Option<&EncryptionContext>,
-    ) -> Result<Vec<u8>> {
+        out: &mut [u8],
+    ) -> Result<usize> {
         key.check_usage(KeyUsage::EncryptDecrypt)?;
         if let KeyPrimitive::RsaOaep(rsa) = &key.current()?.primitive {
-            return rsa.encrypt(algorithm, plaintext);
+            return copy_out(&rsa.encrypt(algorithm, plaintext)?, out);
         }
         key.check_encrypt_decrypt()?;
         check_symmetric_algorithm(algorithm)?;
@@ -96,16 +98,37 @@ impl DataPlane {
                 plaintext.len()
             ));
         }
-        let mut blob = vec![0u8; ciphertext::blob_len(plaintext.len())];
-        ctx.seal(key, plaintext, context, &mut blob)?;
-        Ok(blob)
+        let len = ciphertext::blob_len(plaintext.len());
+        let Some(blob) = out.get_mut(..len) else {
+            return Err(validation!(
+                "the output buffer holds {} bytes; this ciphertext needs {len}",
+                out.len()
+            ));
+        };
+        ctx.seal(key, plaintext, context, blob)?;
+        Ok(len)
     }
 
-    /// Validates and encrypts one request; returns the key with the ciphertext.
-    pub(crate) fn encrypt_item<'k>(
+    /// As [`Self::encrypt_under_into`], into a new vector.
+    pub(crate) fn encrypt_under<'k>(
+        ctx: &mut ChunkContext<'k>,
+        key: &'k KeyEntry,
+        algorithm: EncryptionAlgorithm,
+        plaintext: &[u8],
+        context: Option<&EncryptionContext>,
+    ) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; output_size(key, plaintext.len())];
+        let len = Self::encrypt_under_into(ctx, key, algorithm, plaintext, context, &mut out)?;
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// Resolves and authorises one request's key, then encrypts into `out`.
+    fn encrypt_item_into<'k>(
         ctx: &mut ChunkContext<'k>,
         request: &EncryptRequest<'_>,
-    ) -> Result<(Vec<u8>, &'k KeyEntry)> {
+        out: &mut [u8],
+    ) -> Result<(usize, &'k KeyEntry)> {
         let key = ctx.resolve(request.key_id)?;
         ctx.authorize(
             key,
@@ -117,14 +140,27 @@ impl DataPlane {
                 grant_operations: None,
             },
         )?;
-        let blob = Self::encrypt_under(
+        let len = Self::encrypt_under_into(
             ctx,
             key,
             request.encryption_algorithm,
             request.plaintext,
             request.encryption_context,
+            out,
         )?;
-        Ok((blob, key))
+        Ok((len, key))
+    }
+
+    /// Validates and encrypts one request into a new vector; returns the key with it.
+    pub(crate) fn encrypt_item<'k>(
+        ctx: &mut ChunkContext<'k>,
+        request: &EncryptRequest<'_>,
+    ) -> Result<(Vec<u8>, &'k KeyEntry)> {
+        let size = output_size(ctx.resolve(request.key_id)?, request.plaintext.len());
+        let mut out = vec![0u8; size];
+        let (len, key) = Self::encrypt_item_into(ctx, request, &mut out)?;
+        out.truncate(len);
+        Ok((out, key))
     }
 
     pub(crate) fn encrypt(
@@ -142,6 +178,22 @@ impl DataPlane {
         })
     }
 
+    /// Encrypts every request into its caller-provided buffer (at least
+    /// `ciphertext::blob_len(plaintext.len())` bytes for a symmetric key, the modulus size for an
+    /// RSA key); returns the bytes written per item.
+    pub(crate) fn encrypt_batch_into(
+        &self,
+        caller: &Caller,
+        requests: &[EncryptRequest<'_>],
+        outputs: &mut [&mut [u8]],
+    ) -> Vec<Result<usize>> {
+        let mut results = self.run_batch_into(caller, requests, outputs, |ctx, request, out| {
+            Self::encrypt_item_into(ctx, request, out).map(|(len, _)| len)
+        });
+        missing_outputs(&mut results, requests.len());
+        results
+    }
+
     pub(crate) fn encrypt_batch(
         &self,
         caller: &Caller,
@@ -150,5 +202,39 @@ impl DataPlane {
         self.run_batch(caller, requests, |ctx, request| {
             Self::encrypt_item(ctx, request).map(|(blob, _)| blob)
         })
+    }
+}
+
+/// The largest RSA-OAEP ciphertext (RSA-4096).
+const RSA_MAX_CIPHERTEXT: usize = 512;
+
+/// The buffer an encryption under `key` needs.
+fn output_size(key: &KeyEntry, plaintext_len: usize) -> usize {
+    match key.current().map(|v| &v.primitive) {
+        Ok(KeyPrimitive::RsaOaep(_)) => RSA_MAX_CIPHERTEXT,
+        _ => ciphertext::blob_len(plaintext_len),
+    }
+}
+
+/// Copies `bytes` into a caller buffer, or says how large it must be.
+pub(crate) fn copy_out(bytes: &[u8], out: &mut [u8]) -> Result<usize> {
+    let Some(dest) = out.get_mut(..bytes.len()) else {
+        return Err(validation!(
+            "the output buffer holds {} bytes; this result needs {}",
+            out.len(),
+            bytes.len()
+        ));
+    };
+    dest.copy_from_slice(bytes);
+    Ok(bytes.len())
+}
+
+/// Fails the items a batch had no output buffer for.
+pub(crate) fn missing_outputs(results: &mut Vec<Result<usize>>, items: usize) {
+    while results.len() < items {
+        results.push(Err(validation!(
+            "item {} has no output buffer",
+            results.len()
+        )));
     }
 }

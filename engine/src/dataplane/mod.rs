@@ -113,24 +113,50 @@ impl DataPlane {
         I: Sync,
         O: Send,
     {
+        // A vector of `()` never allocates.
+        let mut nothing = vec![(); items.len()];
+        self.run_batch_into(caller, items, &mut nothing, |ctx, item, ()| f(ctx, item))
+    }
+
+    /// Runs `f` over `items` and their output buffers `outputs[i]`, in order, on the pool when the
+    /// batch is large enough. Items without an output buffer fail with a validation error.
+    pub(crate) fn run_batch_into<I, B, O>(
+        &self,
+        caller: &Caller,
+        items: &[I],
+        outputs: &mut [B],
+        f: impl Fn(&mut ChunkContext<'_>, &I, &mut B) -> O + Sync + Send,
+    ) -> Vec<O>
+    where
+        I: Sync,
+        B: Send,
+        O: Send,
+    {
         let keyring = self.keyring.load();
         let keyring: &Keyring = &keyring;
-        if items.len() < PARALLEL_MIN_ITEMS || self.threads() == 1 {
+        let n = items.len().min(outputs.len());
+        let (items, outputs) = (&items[..n], &mut outputs[..n]);
+        if n < PARALLEL_MIN_ITEMS || self.threads() == 1 {
             let mut ctx = ChunkContext::new(self, keyring, caller);
-            return items.iter().map(|item| f(&mut ctx, item)).collect();
+            return items
+                .iter()
+                .zip(outputs.iter_mut())
+                .map(|(item, out)| f(&mut ctx, item, out))
+                .collect();
         }
-        let min_len = (items.len() / (self.threads() * 4)).max(MIN_ITEMS_PER_JOB);
-        let mut out = Vec::with_capacity(items.len());
+        let min_len = (n / (self.threads() * 4)).max(MIN_ITEMS_PER_JOB);
+        let mut results = Vec::with_capacity(n);
         self.pool.install(|| {
             items
                 .par_iter()
+                .zip(outputs.par_iter_mut())
                 .with_min_len(min_len)
                 .map_init(
                     || ChunkContext::new(self, keyring, caller),
-                    |ctx, item| f(ctx, item),
+                    |ctx, (item, out)| f(ctx, item, out),
                 )
-                .collect_into_vec(&mut out)
+                .collect_into_vec(&mut results)
         });
-        out
+        results
     }
 }

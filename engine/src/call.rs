@@ -1,0 +1,411 @@
+//! How every request runs: its rate quota, then the operation, then its audit record.
+//!
+//! Audit fails closed: when the audit log has failed, requests are refused before they run; a
+//! request whose record cannot be written returns that error instead of its result. A batch call
+//! is one record with its item count and per-error counts. The records of successful
+//! cryptographic operations also feed GetKeyLastUsage.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::access::{Caller, QuotaFamily};
+use crate::audit::{AuditEvent, AuditLog, UserIdentity};
+use crate::clock::Timestamp;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::key::identifier::KeyReference;
+
+/// The last successful cryptographic use of a key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyLastUsage {
+    pub operation: String,
+    pub timestamp: Timestamp,
+    pub cloud_trail_event_id: String,
+    pub kms_request_id: String,
+}
+
+/// GetKeyLastUsage's answer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetKeyLastUsageResponse {
+    pub key_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_last_usage: Option<KeyLastUsage>,
+    /// When this engine began recording uses (its audit log opened); absent without audit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking_start_date: Option<Timestamp>,
+    pub key_creation_date: Timestamp,
+}
+
+/// The audit log with what is derived from it.
+pub(crate) struct Audit {
+    pub(crate) log: AuditLog,
+    pub(crate) started: Timestamp,
+    last_usage: Mutex<HashMap<Uuid, KeyLastUsage>>,
+}
+
+impl Audit {
+    pub(crate) fn new(log: AuditLog, started: Timestamp) -> Audit {
+        Audit {
+            log,
+            started,
+            last_usage: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn last_usage(&self, key: &Uuid) -> Option<KeyLastUsage> {
+        self.last_usage.lock().ok()?.get(key).cloned()
+    }
+}
+
+fn identity(caller: &Caller) -> UserIdentity {
+    let principal = caller.principal();
+    let resource = principal.rsplit(':').next().unwrap_or_default();
+    let (identity_type, principal_id) = if resource == "root" {
+        ("Root", caller.account().to_owned())
+    } else if let Some(user) = resource.strip_prefix("user/") {
+        ("IAMUser", user.to_owned())
+    } else if let Some(session) = resource.strip_prefix("assumed-role/") {
+        ("AssumedRole", session.to_owned())
+    } else {
+        ("IAMRole", resource.trim_start_matches("role/").to_owned())
+    };
+    UserIdentity {
+        identity_type: identity_type.into(),
+        principal_id,
+        arn: principal.to_owned(),
+        account_id: caller.account().to_owned(),
+    }
+}
+
+fn audit_failed(e: impl std::fmt::Display) -> Error {
+    Error::AuditUnavailable(format!(
+        "the request was refused because its audit record could not be written: {e}"
+    ))
+}
+
+/// Operations that only read.
+fn is_read_only(event: &str) -> bool {
+    event.starts_with("Describe")
+        || event.starts_with("Get")
+        || event.starts_with("List")
+        || event == "Verify"
+        || event == "VerifyMac"
+}
+
+/// Operations whose successes GetKeyLastUsage reports.
+fn is_cryptographic(event: &str) -> bool {
+    matches!(
+        event,
+        "Encrypt"
+            | "Decrypt"
+            | "ReEncrypt"
+            | "GenerateDataKey"
+            | "GenerateDataKeyWithoutPlaintext"
+            | "GenerateDataKeyPair"
+            | "GenerateDataKeyPairWithoutPlaintext"
+            | "Sign"
+            | "Verify"
+            | "GenerateMac"
+            | "VerifyMac"
+            | "DeriveSharedSecret"
+    )
+}
+
+impl Engine {
+    /// The key a request names, as its id and ARN, if it names one that exists.
+    fn named_key(&self, key_id: Option<&str>) -> Option<(Uuid, String)> {
+        let key_id = key_id?;
+        let id = match self.inner.scope.parse(key_id).ok()? {
+            KeyReference::Key(id) => id,
+            KeyReference::Alias(name) => *self.inner.data.keyring.load().aliases.get(name)?,
+        };
+        Some((id, self.inner.scope.key_arn(&id)))
+    }
+
+    /// Refuses requests while the audit log is failed (fail closed).
+    fn audit_ready(&self) -> Result<()> {
+        match &self.inner.audit {
+            Some(audit) => match audit.log.failure() {
+                Some(e) => Err(audit_failed(e)),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// Writes one request's record and waits for it per the log's durability.
+    fn record(
+        &self,
+        event_name: &str,
+        key_id: Option<&str>,
+        parameters: impl FnOnce() -> Value,
+        outcome: std::result::Result<(), &Error>,
+        batch: Option<(u64, BTreeMap<String, u64>)>,
+    ) -> Result<()> {
+        let Some(audit) = &self.inner.audit else {
+            return Ok(());
+        };
+        let now = self.inner.clock.now();
+        let mut event = AuditEvent::new(
+            event_name,
+            &self.inner.config.region,
+            identity(&self.caller),
+        )
+        .at(now.0)
+        .with_request_parameters(parameters())
+        .with_recipient_account(&self.inner.config.account_id)
+        .read_only(is_read_only(event_name));
+        let key = self.named_key(key_id);
+        if let Some((_, arn)) = &key {
+            event = event.with_key(&self.inner.config.account_id, arn);
+        }
+        if let Err(e) = outcome {
+            event = event.with_error(e.code(), e.message());
+        }
+        if let Some((count, errors)) = batch {
+            event = event.with_batch(count, errors);
+        }
+        let used = match (&key, outcome) {
+            (Some((id, _)), Ok(())) if is_cryptographic(event_name) => Some((
+                *id,
+                KeyLastUsage {
+                    operation: event_name.to_owned(),
+                    timestamp: now,
+                    cloud_trail_event_id: event.event_id.clone(),
+                    kms_request_id: event.request_id.clone(),
+                },
+            )),
+            _ => None,
+        };
+        audit
+            .log
+            .append(event)
+            .and_then(|ticket| ticket.wait())
+            .map_err(audit_failed)?;
+        if let Some((id, usage)) = used {
+            if let Ok(mut last) = audit.last_usage.lock() {
+                last.insert(id, usage);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one control-plane request: its quota, the request, its audit record.
+    pub(crate) fn audited<T>(
+        &self,
+        action: crate::access::Action,
+        key_id: Option<&str>,
+        run: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        self.audit_ready()?;
+        let result = self
+            .inner
+            .limiter
+            .take(QuotaFamily::ControlPlane, 1)
+            .and_then(|()| run());
+        self.record(
+            action.operation(),
+            key_id,
+            || params::key_opt(key_id),
+            result.as_ref().map(|_| ()),
+            None,
+        )?;
+        result
+    }
+
+    /// Runs one data-plane request: its quota, the request as the caller, its audit record.
+    pub(crate) fn single<T>(
+        &self,
+        event_name: &'static str,
+        family: QuotaFamily,
+        key_id: Option<&str>,
+        parameters: impl FnOnce() -> Value,
+        run: impl FnOnce(&Caller) -> Result<T>,
+    ) -> Result<T> {
+        self.audit_ready()?;
+        let result = self
+            .inner
+            .limiter
+            .take(family, 1)
+            .and_then(|()| run(&self.caller));
+        self.record(
+            event_name,
+            key_id,
+            parameters,
+            result.as_ref().map(|_| ()),
+            None,
+        )?;
+        result
+    }
+
+    /// Runs a batch of `n` requests: `n` units of quota (all refused with Throttling if over it),
+    /// the requests as the caller, one audit record with the item count and error counts. If the
+    /// record cannot be written, every item fails with that error.
+    pub(crate) fn batch<T>(
+        &self,
+        event_name: &'static str,
+        family: QuotaFamily,
+        key_id: Option<&str>,
+        parameters: impl FnOnce() -> Value,
+        n: usize,
+        run: impl FnOnce(&Caller) -> Vec<Result<T>>,
+    ) -> Vec<Result<T>> {
+        let every = |e: Error| (0..n).map(|_| Err(e.clone())).collect::<Vec<_>>();
+        if let Err(e) = self.audit_ready() {
+            return every(e);
+        }
+        let results = match self.inner.limiter.take(family, n) {
+            Ok(()) => run(&self.caller),
+            Err(throttled) => every(throttled),
+        };
+        if self.inner.audit.is_some() {
+            let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+            for e in results.iter().filter_map(|r| r.as_ref().err()) {
+                *errors.entry(e.code().to_owned()).or_default() += 1;
+            }
+            let first_error = results.iter().find_map(|r| r.as_ref().err());
+            let outcome = match (
+                first_error,
+                errors.values().sum::<u64>() as usize == n && n > 0,
+            ) {
+                (Some(e), true) => Err(e),
+                _ => Ok(()),
+            };
+            if let Err(e) = self.record(
+                event_name,
+                key_id,
+                parameters,
+                outcome,
+                Some((n as u64, errors)),
+            ) {
+                return every(e);
+            }
+        }
+        results
+    }
+
+    /// GetKeyLastUsage: the last successful cryptographic operation with a key, from this
+    /// engine's audit records.
+    pub fn get_key_last_usage(&self, key_id: &str) -> Result<GetKeyLastUsageResponse> {
+        self.audited(crate::access::Action::GetKeyLastUsage, Some(key_id), || {
+            let state = self.control()?;
+            let record = self.key_for(
+                &state,
+                key_id,
+                crate::key::KeyOperation::Read,
+                crate::access::Action::GetKeyLastUsage,
+            )?;
+            Ok(GetKeyLastUsageResponse {
+                key_id: self.inner.scope.key_arn(&record.id),
+                key_last_usage: self
+                    .inner
+                    .audit
+                    .as_ref()
+                    .and_then(|a| a.last_usage(&record.id)),
+                tracking_start_date: self.inner.audit.as_ref().map(|a| a.started),
+                key_creation_date: record.created,
+            })
+        })
+    }
+
+    /// The audit log, when one is configured.
+    pub fn audit_log(&self) -> Option<&AuditLog> {
+        self.inner.audit.as_ref().map(|a| &a.log)
+    }
+}
+
+/// `requestParameters` of each kind of request: names, algorithms, contexts and sizes; never
+/// plaintext, keys or secret outputs.
+pub(crate) mod params {
+    use serde_json::{json, Value};
+
+    use crate::dataplane::{
+        DecryptRequest, EncryptRequest, GenerateDataKeyPairRequest, GenerateDataKeyRequest,
+        ReEncryptRequest,
+    };
+    use crate::key::{MacAlgorithm, MessageType, SigningAlgorithm};
+
+    pub(crate) fn key(key_id: &str) -> Value {
+        json!({ "keyId": key_id })
+    }
+
+    pub(crate) fn key_opt(key_id: Option<&str>) -> Value {
+        key_id.map_or(Value::Null, key)
+    }
+
+    pub(crate) fn batch(key_id: Option<&str>, items: usize) -> Value {
+        json!({ "keyId": key_id, "itemCount": items })
+    }
+
+    pub(crate) fn encrypt(r: &EncryptRequest<'_>) -> Value {
+        json!({
+            "keyId": r.key_id,
+            "encryptionAlgorithm": r.encryption_algorithm.as_str(),
+            "encryptionContext": r.encryption_context,
+            "plaintextLength": r.plaintext.len(),
+        })
+    }
+
+    pub(crate) fn decrypt(r: &DecryptRequest<'_>) -> Value {
+        json!({
+            "keyId": r.key_id,
+            "encryptionAlgorithm": r.encryption_algorithm.map(|a| a.as_str()),
+            "encryptionContext": r.encryption_context,
+            "ciphertextLength": r.ciphertext_blob.len(),
+        })
+    }
+
+    pub(crate) fn re_encrypt(r: &ReEncryptRequest<'_>) -> Value {
+        json!({
+            "sourceKeyId": r.source_key_id,
+            "destinationKeyId": r.destination_key_id,
+            "sourceEncryptionContext": r.source_encryption_context,
+            "destinationEncryptionContext": r.destination_encryption_context,
+            "destinationEncryptionAlgorithm": r.destination_encryption_algorithm.as_str(),
+        })
+    }
+
+    pub(crate) fn data_key(r: &GenerateDataKeyRequest<'_>) -> Value {
+        json!({
+            "keyId": r.key_id,
+            "keySpec": r.key_spec.map(|s| s.as_str()),
+            "numberOfBytes": r.number_of_bytes,
+            "encryptionContext": r.encryption_context,
+        })
+    }
+
+    pub(crate) fn data_key_pair(r: &GenerateDataKeyPairRequest<'_>) -> Value {
+        json!({
+            "keyId": r.key_id,
+            "keyPairSpec": r.key_pair_spec.as_str(),
+            "encryptionContext": r.encryption_context,
+        })
+    }
+
+    pub(crate) fn sign(
+        key_id: &str,
+        algorithm: SigningAlgorithm,
+        message_type: MessageType,
+        message_len: usize,
+    ) -> Value {
+        json!({
+            "keyId": key_id,
+            "signingAlgorithm": algorithm.as_str(),
+            "messageType": message_type.as_str(),
+            "messageLength": message_len,
+        })
+    }
+
+    pub(crate) fn mac(key_id: &str, algorithm: MacAlgorithm, message_len: usize) -> Value {
+        json!({
+            "keyId": key_id,
+            "macAlgorithm": algorithm.as_str(),
+            "messageLength": message_len,
+        })
+    }
+}
