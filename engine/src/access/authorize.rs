@@ -129,6 +129,11 @@ impl KeyAccess {
         }
     }
 
+    /// Whether a decision for `action` depends only on the caller, so that it may be reused.
+    pub(crate) fn is_cacheable(&self, action: Action) -> bool {
+        self.cacheable[action.index()]
+    }
+
     /// Allows the call or fails with AccessDenied, naming the caller, action and key.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn check(

@@ -47,6 +47,9 @@ pub(crate) struct ChunkContext<'k> {
     random_requests: usize,
     /// A working HMAC context in locked memory, made on the chunk's first MAC.
     hmac_work: Option<HmacWork>,
+    /// The last (key, action) allowed with a decision that cannot depend on the request, so a
+    /// run of items on one key is authorised once.
+    last_allowed: Option<(*const KeyEntry, Action)>,
 }
 
 impl<'k> ChunkContext<'k> {
@@ -67,6 +70,7 @@ impl<'k> ChunkContext<'k> {
             random_used: 0,
             random_requests: 0,
             hmac_work: None,
+            last_allowed: None,
         }
     }
 
@@ -127,13 +131,20 @@ impl<'k> ChunkContext<'k> {
 
     /// Checks that the chunk's caller may perform `action` on `key`.
     pub(crate) fn authorize(
-        &self,
+        &mut self,
         key: &KeyEntry,
         action: Action,
         facts: &RequestFacts<'_>,
     ) -> Result<()> {
+        if self.last_allowed == Some((key as *const KeyEntry, action)) {
+            return Ok(());
+        }
         key.access
-            .check(self.caller, action, &key.arn, key.spec, key.usage, facts)
+            .check(self.caller, action, &key.arn, key.spec, key.usage, facts)?;
+        if key.access.is_cacheable(action) {
+            self.last_allowed = Some((key as *const KeyEntry, action));
+        }
+        Ok(())
     }
 
     /// The largest plaintext this engine encrypts or decrypts.
