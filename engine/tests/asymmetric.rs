@@ -2713,3 +2713,34 @@ fn debug_of_responses_with_secrets_hides_them() {
         assert!(shown.contains("redacted"), "{shown}");
     }
 }
+
+#[test]
+fn an_encryption_context_is_refused_with_rsa_keys_rather_than_silently_ignored() {
+    let f = fixture();
+    let key = f.key(KeySpec::Rsa2048, KeyUsage::EncryptDecrypt);
+    let context: keyplane::EncryptionContext = [("tenant".to_string(), "a".to_string())].into();
+    let mut request = EncryptRequest::new(key, b"secret").with_context(&context);
+    request.encryption_algorithm = EncryptionAlgorithm::RsaesOaepSha256;
+    let refused = f.engine.encrypt(&request).unwrap_err();
+    assert_eq!(refused.code(), "ValidationException");
+    assert!(
+        refused.message().contains("encryption context"),
+        "{refused}"
+    );
+
+    request.encryption_context = None;
+    let ciphertext = f.engine.encrypt(&request).unwrap().ciphertext_blob;
+    let mut decrypt = DecryptRequest::new(&ciphertext)
+        .with_key_id(key)
+        .with_context(&context);
+    decrypt.encryption_algorithm = Some(EncryptionAlgorithm::RsaesOaepSha256);
+    assert_eq!(
+        f.engine.decrypt(&decrypt).unwrap_err().code(),
+        "ValidationException"
+    );
+    decrypt.encryption_context = None;
+    assert_eq!(
+        f.engine.decrypt(&decrypt).unwrap().plaintext.expose(),
+        b"secret"
+    );
+}

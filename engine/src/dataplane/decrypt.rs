@@ -1,7 +1,7 @@
 //! Decrypt.
 
 use super::chunk::ChunkContext;
-use super::encrypt::{copy_out, missing_outputs};
+use super::encrypt::{copy_out, missing_outputs, refuse_context_for_rsa};
 use super::keyring::{KeyEntry, VersionEntry};
 use super::primitive::KeyPrimitive;
 use super::DataPlane;
@@ -96,6 +96,7 @@ impl DataPlane {
                     },
                 )?;
                 key.check_usage(KeyUsage::EncryptDecrypt)?;
+                refuse_context_for_rsa(context)?;
                 return Ok(Decrypted {
                     plaintext: rsa.decrypt(algorithm, blob)?,
                     key,

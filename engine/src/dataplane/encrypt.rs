@@ -87,6 +87,7 @@ impl DataPlane {
     ) -> Result<usize> {
         key.check_usage(KeyUsage::EncryptDecrypt)?;
         if let KeyPrimitive::RsaOaep(rsa) = &key.current()?.primitive {
+            refuse_context_for_rsa(context)?;
             return copy_out(&rsa.encrypt(algorithm, plaintext)?, out);
         }
         key.check_encrypt_decrypt()?;
@@ -214,6 +215,17 @@ fn output_size(key: &KeyEntry, plaintext_len: usize) -> usize {
         Ok(KeyPrimitive::RsaOaep(_)) => RSA_MAX_CIPHERTEXT,
         _ => ciphertext::blob_len(plaintext_len),
     }
+}
+
+/// An encryption context cannot be bound to an RSA-OAEP ciphertext; refusing one is safer than
+/// letting a caller believe it was bound.
+pub(crate) fn refuse_context_for_rsa(context: Option<&EncryptionContext>) -> Result<()> {
+    if context.is_some_and(|c| !c.is_empty()) {
+        return Err(validation!(
+            "an encryption context is supported only with symmetric keys, not RSA keys"
+        ));
+    }
+    Ok(())
 }
 
 /// Copies `bytes` into a caller buffer, or says how large it must be.
