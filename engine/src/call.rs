@@ -244,14 +244,13 @@ impl Engine {
     }
 
     /// Runs a batch of `n` requests: `n` units of quota (all refused with Throttling if over it),
-    /// the requests as the caller, one audit record with the item count and error counts. If the
-    /// record cannot be written, every item fails with that error.
+    /// the requests as the caller, one audit record (naming the first item's key) with the item
+    /// count and error counts. If the record cannot be written, every item fails with that error.
     pub(crate) fn batch<T>(
         &self,
         event_name: &'static str,
         family: QuotaFamily,
         key_id: Option<&str>,
-        parameters: impl FnOnce() -> Value,
         n: usize,
         run: impl FnOnce(&Caller) -> Vec<Result<T>>,
     ) -> Vec<Result<T>> {
@@ -279,7 +278,7 @@ impl Engine {
             if let Err(e) = self.record(
                 event_name,
                 key_id,
-                parameters,
+                || params::batch(key_id, n),
                 outcome,
                 Some((n as u64, errors)),
             ) {

@@ -344,7 +344,6 @@ impl Engine {
             "Encrypt",
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
-            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
             requests.len(),
             |caller| self.inner.data.encrypt_batch(caller, requests),
         )
@@ -362,7 +361,6 @@ impl Engine {
             "Encrypt",
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
-            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
             requests.len(),
             |caller| {
                 self.inner
@@ -383,7 +381,6 @@ impl Engine {
             "Decrypt",
             QuotaFamily::SymmetricCrypto,
             requests.first().and_then(|r| r.key_id),
-            || params::batch(requests.first().and_then(|r| r.key_id), requests.len()),
             requests.len(),
             |caller| {
                 self.inner
@@ -416,7 +413,6 @@ impl Engine {
             "Decrypt",
             QuotaFamily::SymmetricCrypto,
             requests.first().and_then(|r| r.key_id),
-            || params::batch(requests.first().and_then(|r| r.key_id), requests.len()),
             requests.len(),
             |caller| self.inner.data.decrypt_batch(caller, requests),
         )
@@ -445,12 +441,6 @@ impl Engine {
             "ReEncrypt",
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.destination_key_id),
-            || {
-                params::batch(
-                    requests.first().map(|r| r.destination_key_id),
-                    requests.len(),
-                )
-            },
             requests.len(),
             |caller| self.inner.data.re_encrypt_batch(caller, requests),
         )
@@ -497,7 +487,6 @@ impl Engine {
             "GenerateDataKey",
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
-            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
             requests.len(),
             |caller| self.inner.data.generate_data_key_batch(caller, requests),
         )
@@ -512,7 +501,6 @@ impl Engine {
             "GenerateDataKeyWithoutPlaintext",
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
-            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
             requests.len(),
             |caller| {
                 self.inner
@@ -546,7 +534,6 @@ impl Engine {
             "Sign",
             QuotaFamily::AsymmetricCrypto,
             requests.first().map(|r| r.key_id),
-            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
             requests.len(),
             |caller| self.inner.data.sign_batch(caller, requests),
         )
@@ -579,7 +566,6 @@ impl Engine {
             "Verify",
             QuotaFamily::AsymmetricCrypto,
             requests.first().map(|r| r.key_id),
-            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
             requests.len(),
             |caller| self.inner.data.verify_batch(caller, requests),
         )
@@ -619,7 +605,6 @@ impl Engine {
             "GenerateMac",
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
-            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
             requests.len(),
             |caller| self.inner.data.generate_mac_batch(caller, requests),
         )
@@ -648,7 +633,6 @@ impl Engine {
             "VerifyMac",
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
-            || params::batch(requests.first().map(|r| r.key_id), requests.len()),
             requests.len(),
             |caller| self.inner.data.verify_mac_batch(caller, requests),
         )
@@ -721,7 +705,6 @@ impl Engine {
             "GenerateRandom",
             QuotaFamily::SymmetricCrypto,
             None,
-            || params::batch(None, sizes.len()),
             sizes.len(),
             |caller| self.inner.data.generate_random_batch(caller, sizes),
         )
