@@ -1,1 +1,53 @@
-fn main() {}
+//! `keyplane`: the operators' command-line tool for a keyplane store.
+#![deny(unsafe_code)]
+
+mod args;
+mod commands;
+mod context;
+mod io;
+mod outcome;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+use crate::context::Context;
+use crate::outcome::{Failure, USAGE};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(USAGE),
+            };
+        }
+    };
+    let json = cli.global.json;
+    let ctx = Context::new(cli.global);
+    match run(&ctx, cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.print(json),
+    }
+}
+
+fn run(ctx: &Context, command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Key(c) => commands::keys::run(ctx, c),
+        Command::Alias(c) => commands::aliases::run_alias(ctx, c),
+        Command::Tag(c) => commands::aliases::run_tag(ctx, c),
+        Command::Encrypt(a) => commands::crypto::encrypt(ctx, a),
+        Command::Decrypt(a) => commands::crypto::decrypt(ctx, a),
+        Command::ReEncrypt(a) => commands::crypto::re_encrypt(ctx, a),
+        Command::GenerateDataKey(a) => commands::crypto::generate_data_key(ctx, a),
+        Command::GenerateRandom(a) => commands::crypto::generate_random(ctx, a),
+        Command::Store(c) => commands::store::run(ctx, c),
+        Command::Demo(a) => commands::demo::run(ctx, a),
+    }
+}

@@ -1,1 +1,60 @@
-//! Durable SQLite key store for keyplane (in progress).
+//! A durable key store for keyplane on SQLite.
+//!
+//! [`SqliteKeyStore`] implements the engine's [`keyplane::store::KeyStore`]: keys, aliases and
+//! every version of key material, in one SQLite database in a data directory, written in WAL mode
+//! with full synchronous commits (a change is acknowledged only once it is on disk).
+//!
+//! - Key material never rests unencrypted: each version is wrapped with AES-256-GCM under a key
+//!   derived from the store's *root key*, with the key id, version and key spec bound as associated
+//!   data. Root keys come from a [`root_key::RootKeyProvider`]: a key file, an environment
+//!   variable, a passphrase (argon2id), or anything else that implements the trait.
+//! - Each wrapped version is kept in two independent copies, each with its own checksum and nonce.
+//!   A damaged copy is repaired from the good one when read, and the repair recorded; a version
+//!   with no good copy makes its key (and only its key) Unavailable.
+//! - A generation counter, authenticated by the root key and mirrored in a witness file, detects a
+//!   store rolled back to an older copy.
+//! - Online [backup](SqliteKeyStore::backup), [restore](SqliteKeyStore::restore),
+//!   [verify](SqliteKeyStore::verify) and [root key rotation](SqliteKeyStore::rotate_root_key).
+//! - Several processes may share a store; [`KeyStore::generation`](keyplane::store::KeyStore) is
+//!   one indexed read, so engines notice each other's changes cheaply.
+//!
+//! `docs/store.md` describes the file layout, schema, wrapping format and write ordering.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use keyplane::{Engine, LockPolicy};
+//! use keyplane_sqlite::root_key::KeyFileProvider;
+//! use keyplane_sqlite::{SqliteKeyStore, StoreOptions};
+//!
+//! let provider = Arc::new(KeyFileProvider::new("keyplane-data/root.key", LockPolicy::Require));
+//! let store = SqliteKeyStore::init("keyplane-data", provider, StoreOptions::default())?;
+//! let engine = Engine::builder().store(Arc::new(store)).build()?;
+//! # Ok::<(), keyplane::Error>(())
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+mod backup;
+mod copies;
+mod errors;
+mod events;
+mod files;
+mod layout;
+mod meta;
+mod records;
+pub mod root_key;
+mod rotation;
+mod schema;
+mod sealing;
+mod store;
+mod verify;
+mod witness;
+
+pub use backup::{BackupReport, RestoreReport};
+pub use events::StoreEvent;
+pub use layout::{StorePaths, DB_FILE, ROOT_KEY_FILE, WITNESS_FILE};
+pub use rotation::RootKeyRotationReport;
+pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use sealing::Damage;
+pub use store::{SqliteKeyStore, StoreOptions};
+pub use verify::{CopyProblem, LostVersion, VerifyReport};

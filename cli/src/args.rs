@@ -1,0 +1,435 @@
+//! The command line: every command, option and help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  keyplane demo                                   envelope encryption end to end, with timings
+  keyplane store init                             a new store in ./keyplane-data (root key in root.key)
+  keyplane key create --description orders
+  keyplane alias create alias/orders <KEY_ID>
+  echo -n 'card 4111' | keyplane encrypt --key-id alias/orders --context tenant=42 > blob.b64
+  keyplane decrypt --in blob.b64 --context tenant=42
+  keyplane key rotate alias/orders
+  keyplane --json key describe alias/orders
+  keyplane store verify
+  keyplane store backup /backups/keyplane-$(date +%F).db
+
+Data directory: --data-dir, else $KEYPLANE_HOME, else ./keyplane-data.
+Root key: --root-key-file, --root-key-env VAR, --passphrase-file or --passphrase-env VAR; else
+$KEYPLANE_ROOT_KEY (base64) if set; else the key file <data dir>/root.key (created by `store init`).
+
+Exit codes: 0 success; 1 refused (key state, ciphertext, conflict, limit, or `store verify` found
+damage); 2 usage (bad arguments or parameters); 3 not found; 4 access (root key wrong or missing,
+permissions); 5 internal or storage error (disk full, damaged store).";
+
+/// keyplane: a key management service in a file. Keys with a lifecycle, aliases, tags,
+/// rotation, envelope encryption; key material wrapped under a root key in a durable store.
+#[derive(Debug, Parser)]
+#[command(name = "keyplane", version, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The store's data directory [default: ./keyplane-data]
+    #[arg(long, global = true, env = "KEYPLANE_HOME", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print the service's JSON response shapes instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Root key file (base64 of 32 bytes, mode 0600) [default: <data dir>/root.key]
+    #[arg(
+        long,
+        global = true,
+        env = "KEYPLANE_ROOT_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub root_key_file: Option<PathBuf>,
+    /// Read the root key (base64 of 32 bytes) from this environment variable
+    #[arg(long, global = true, value_name = "VAR")]
+    pub root_key_env: Option<String>,
+    /// Derive the root key from the passphrase in this file (first line; argon2id)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Derive the root key from the passphrase in this environment variable (argon2id)
+    #[arg(long, global = true, value_name = "VAR")]
+    pub passphrase_env: Option<String>,
+    /// Region in key ARNs
+    #[arg(
+        long,
+        global = true,
+        env = "KEYPLANE_REGION",
+        default_value = "us-east-1"
+    )]
+    pub region: String,
+    /// Account id in key ARNs
+    #[arg(
+        long,
+        global = true,
+        env = "KEYPLANE_ACCOUNT_ID",
+        default_value = "111122223333"
+    )]
+    pub account_id: String,
+    /// Run even where key memory cannot be locked (mlock), with a warning
+    #[arg(long, global = true)]
+    pub allow_unlocked_memory: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, describe and manage keys
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Create, repoint, delete and list aliases
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// Tag keys, untag them, list their tags
+    #[command(subcommand)]
+    Tag(TagCommand),
+    /// Encrypt up to 4096 bytes under a key
+    Encrypt(EncryptArgs),
+    /// Decrypt a ciphertext blob
+    Decrypt(DecryptArgs),
+    /// Decrypt and encrypt again under another key or context, inside keyplane
+    ReEncrypt(ReEncryptArgs),
+    /// A new data key, in plaintext and encrypted under a key
+    GenerateDataKey(GenerateDataKeyArgs),
+    /// Random bytes from the engine's generator
+    GenerateRandom(GenerateRandomArgs),
+    /// Create, check, back up, restore and re-key the store
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Run the main job: envelope encryption end to end on the store, with timings
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// CreateKey
+    Create(CreateKeyArgs),
+    /// ListKeys (with state, spec, aliases and description in the table)
+    List(ListArgs),
+    /// DescribeKey
+    Describe(KeyArg),
+    /// EnableKey
+    Enable(KeyArg),
+    /// DisableKey
+    Disable(KeyArg),
+    /// UpdateKeyDescription
+    UpdateDescription {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        description: String,
+    },
+    /// RotateKeyOnDemand: new key material now; old material keeps decrypting
+    Rotate(KeyArg),
+    /// Automatic rotation: enable, disable, status, list
+    #[command(subcommand)]
+    Rotation(RotationCommand),
+    /// ScheduleKeyDeletion (7-30 days; default 30)
+    ScheduleDeletion {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        #[arg(long, value_name = "DAYS")]
+        pending_window_days: Option<u32>,
+    },
+    /// CancelKeyDeletion (the key returns Disabled)
+    CancelDeletion(KeyArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RotationCommand {
+    /// EnableKeyRotation
+    Enable {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        /// 90-2560 days; default 365
+        #[arg(long, value_name = "DAYS")]
+        period_days: Option<u32>,
+    },
+    /// DisableKeyRotation
+    Disable(KeyArg),
+    /// GetKeyRotationStatus
+    Status(KeyArg),
+    /// ListKeyRotations
+    List {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        #[command(flatten)]
+        page: ListArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArg {
+    /// Key id, key ARN, alias name or alias ARN
+    pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Items per page
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Where to continue (the NextMarker of the previous page)
+    #[arg(long)]
+    pub marker: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateKeyArgs {
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Key spec [default: SYMMETRIC_DEFAULT]
+    #[arg(long)]
+    pub key_spec: Option<String>,
+    /// Key usage [default: the spec's first]
+    #[arg(long)]
+    pub key_usage: Option<String>,
+    /// AWS_KMS (default) or EXTERNAL
+    #[arg(long)]
+    pub origin: Option<String>,
+    /// A tag, KEY=VALUE (repeatable)
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// Key policy document (JSON file)
+    #[arg(long, value_name = "FILE")]
+    pub policy_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// CreateAlias
+    Create {
+        /// alias/...
+        name: String,
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+    },
+    /// UpdateAlias: point the alias at another key
+    Update {
+        /// alias/...
+        name: String,
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+    },
+    /// DeleteAlias
+    Delete {
+        /// alias/...
+        name: String,
+    },
+    /// ListAliases (of every key, or of one)
+    List {
+        /// Only the aliases of this key
+        #[arg(long)]
+        key: Option<String>,
+        #[command(flatten)]
+        page: ListArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TagCommand {
+    /// TagResource: add tags or overwrite their values
+    Add {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        /// KEY=VALUE pairs
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+    },
+    /// UntagResource
+    Remove {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        /// Tag keys
+        #[arg(required = true)]
+        tag_keys: Vec<String>,
+    },
+    /// ListResourceTags
+    List {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        #[command(flatten)]
+        page: ListArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// Encryption context pair KEY=VALUE (repeatable); decrypt must give the same pairs
+    #[arg(long = "context", value_name = "KEY=VALUE")]
+    pub context: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// Key id, key ARN, alias name or alias ARN
+    #[arg(long)]
+    pub key_id: String,
+    /// Plaintext file ('-' or absent: standard input)
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write the ciphertext blob here, raw (absent: base64 on standard output)
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub context: ContextArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// Ciphertext blob file, raw or base64 ('-' or absent: standard input)
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write the plaintext here (absent: standard output, raw)
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Require that this key encrypted the blob
+    #[arg(long)]
+    pub key_id: Option<String>,
+    #[command(flatten)]
+    pub context: ContextArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReEncryptArgs {
+    /// The key to encrypt under
+    #[arg(long)]
+    pub destination_key_id: String,
+    /// Require that this key encrypted the blob
+    #[arg(long)]
+    pub source_key_id: Option<String>,
+    /// Ciphertext blob file, raw or base64 ('-' or absent: standard input)
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write the new blob here, raw (absent: base64 on standard output)
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Source encryption context KEY=VALUE (repeatable)
+    #[arg(long = "source-context", value_name = "KEY=VALUE")]
+    pub source_context: Vec<String>,
+    /// Destination encryption context KEY=VALUE (repeatable)
+    #[arg(long = "destination-context", value_name = "KEY=VALUE")]
+    pub destination_context: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateDataKeyArgs {
+    /// Key id, key ARN, alias name or alias ARN
+    #[arg(long)]
+    pub key_id: String,
+    /// AES_256 or AES_128 [default: AES_256 unless --number-of-bytes]
+    #[arg(long, conflicts_with = "number_of_bytes")]
+    pub key_spec: Option<String>,
+    /// 1-1024 bytes instead of a key spec
+    #[arg(long)]
+    pub number_of_bytes: Option<usize>,
+    /// GenerateDataKeyWithoutPlaintext: only the encrypted data key
+    #[arg(long)]
+    pub without_plaintext: bool,
+    /// Write the plaintext data key here, raw, mode 0600
+    #[arg(long, value_name = "FILE")]
+    pub plaintext_out: Option<PathBuf>,
+    /// Write the encrypted data key here, raw
+    #[arg(long, value_name = "FILE")]
+    pub ciphertext_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub context: ContextArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateRandomArgs {
+    /// 1-1024
+    #[arg(long)]
+    pub number_of_bytes: usize,
+    /// Write the bytes here, raw (absent: base64 on standard output)
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create a store in the data directory (and the root key file, unless another root key
+    /// source is given)
+    Init(Argon2Args),
+    /// Check every copy of every key version; repair damaged copies from good ones
+    Verify {
+        /// Report only; repair nothing
+        #[arg(long)]
+        no_repair: bool,
+    },
+    /// Online backup to a new file (keep the root key too: the backup is wrapped under it)
+    Backup {
+        /// The backup file to create
+        file: PathBuf,
+    },
+    /// Restore from a backup (checked first), or --adopt the store as it is
+    Restore {
+        /// The backup file
+        #[arg(required_unless_present = "adopt", conflicts_with = "adopt")]
+        file: Option<PathBuf>,
+        /// Accept a backup of another store, or one with unrecoverable key versions
+        #[arg(long)]
+        force: bool,
+        /// Accept the store file now in the data directory as it is (after replacing it by hand)
+        #[arg(long)]
+        adopt: bool,
+    },
+    /// Rotate the root key: rewrap every key version under a new one, atomically
+    RotateRootKey(RotateRootKeyArgs),
+    /// The store's event log: repairs, restores, root key rotations
+    Events {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Argon2Args {
+    /// argon2id memory for a new passphrase-derived root key, MiB
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub argon2_memory_mib: u32,
+    /// argon2id passes for a new passphrase-derived root key
+    #[arg(long, default_value_t = 3)]
+    pub argon2_iterations: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateRootKeyArgs {
+    /// The new root key goes to this key file (created; default: the current key file, in place)
+    #[arg(long, value_name = "FILE")]
+    pub new_root_key_file: Option<PathBuf>,
+    /// The new root key is in this environment variable
+    #[arg(long, value_name = "VAR")]
+    pub new_root_key_env: Option<String>,
+    /// Derive the new root key from the passphrase in this file
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
+    /// Derive the new root key from the passphrase in this environment variable
+    #[arg(long, value_name = "VAR")]
+    pub new_passphrase_env: Option<String>,
+    #[command(flatten)]
+    pub argon2: Argon2Args,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Application data to encrypt, MiB
+    #[arg(long, default_value_t = 4)]
+    pub data_mib: usize,
+    /// Seconds per throughput measurement
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+    /// Keep the demo key (default: schedule its deletion in 7 days at the end)
+    #[arg(long)]
+    pub keep_key: bool,
+}

@@ -1,0 +1,271 @@
+//! `keyplane key ...`: the key lifecycle.
+
+use std::collections::BTreeMap;
+
+use keyplane::{CreateKeyRequest, Engine, KeyMetadata, Tag};
+
+use crate::args::{CreateKeyArgs, KeyCommand, ListArgs, RotationCommand};
+use crate::context::Context;
+use crate::io::pairs;
+use crate::outcome::Failure;
+use crate::output::{date, key_metadata, print_fields, print_json, Response, Table};
+
+pub fn run(ctx: &Context, command: KeyCommand) -> Result<(), Failure> {
+    let engine = ctx.engine()?;
+    let json = ctx.global.json;
+    match command {
+        KeyCommand::Create(args) => {
+            let meta = engine.create_key(create_request(args)?)?;
+            show_metadata(&meta, json, "Created key")
+        }
+        KeyCommand::List(page) => list(&engine, page, json),
+        KeyCommand::Describe(k) => show_metadata(&engine.describe_key(&k.key)?, json, ""),
+        KeyCommand::Enable(k) => {
+            engine.enable_key(&k.key)?;
+            done(json, &format!("Enabled {}", k.key))
+        }
+        KeyCommand::Disable(k) => {
+            engine.disable_key(&k.key)?;
+            done(json, &format!("Disabled {}", k.key))
+        }
+        KeyCommand::UpdateDescription { key, description } => {
+            engine.update_key_description(&key, &description)?;
+            done(json, &format!("Updated the description of {key}"))
+        }
+        KeyCommand::Rotate(k) => {
+            let arn = engine.rotate_key_on_demand(&k.key)?;
+            if json {
+                Response::new().field("KeyId", &arn)?.print();
+            } else {
+                let meta = engine.describe_key(&arn)?;
+                println!(
+                    "Rotated {arn}: new key material {}; earlier material keeps decrypting",
+                    meta.current_key_material_id.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        KeyCommand::Rotation(rotation) => run_rotation(&engine, rotation, json),
+        KeyCommand::ScheduleDeletion {
+            key,
+            pending_window_days,
+        } => {
+            let r = engine.schedule_key_deletion(&key, pending_window_days)?;
+            if json {
+                print_json(&crate::output::service_value(&r)?);
+            } else {
+                println!(
+                    "Scheduled {} for deletion on {} ({} days); until then it is {} and \
+                     `keyplane key cancel-deletion` can keep it",
+                    r.key_id,
+                    date(r.deletion_date.0),
+                    r.pending_window_in_days,
+                    r.key_state
+                );
+            }
+            Ok(())
+        }
+        KeyCommand::CancelDeletion(k) => {
+            let arn = engine.cancel_key_deletion(&k.key)?;
+            if json {
+                Response::new().field("KeyId", &arn)?.print();
+            } else {
+                println!(
+                    "Cancelled the deletion of {arn}; the key is Disabled (enable it to use it)"
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// An empty response (`{}`) or a line for people.
+pub fn done(json: bool, line: &str) -> Result<(), Failure> {
+    if json {
+        println!("{{}}");
+    } else {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn create_request(args: CreateKeyArgs) -> Result<CreateKeyRequest, Failure> {
+    let tags = pairs(&args.tags, "tag")?
+        .into_iter()
+        .map(|(tag_key, tag_value)| Tag { tag_key, tag_value })
+        .collect();
+    let policy = match args.policy_file {
+        Some(path) => Some(
+            String::from_utf8(crate::io::read_input(Some(&path))?.to_vec())
+                .map_err(|_| Failure::usage("the key policy file is not UTF-8"))?,
+        ),
+        None => None,
+    };
+    Ok(CreateKeyRequest {
+        description: args.description,
+        key_spec: args.key_spec.map(|s| s.parse()).transpose()?,
+        key_usage: args.key_usage.map(|s| s.parse()).transpose()?,
+        origin: args.origin.map(|s| s.parse()).transpose()?,
+        tags,
+        policy,
+        ..CreateKeyRequest::default()
+    })
+}
+
+fn show_metadata(meta: &KeyMetadata, json: bool, headline: &str) -> Result<(), Failure> {
+    if json {
+        let mut body = serde_json::Map::new();
+        body.insert("KeyMetadata".into(), key_metadata(meta)?);
+        print_json(&serde_json::Value::Object(body));
+        return Ok(());
+    }
+    if !headline.is_empty() {
+        println!("{headline} {}", meta.key_id);
+    }
+    let mut fields = vec![
+        ("KeyId", meta.key_id.clone()),
+        ("Arn", meta.arn.clone()),
+        ("KeyState", meta.key_state.to_string()),
+        ("KeySpec", meta.key_spec.to_string()),
+        ("KeyUsage", meta.key_usage.to_string()),
+        ("Origin", meta.origin.to_string()),
+        ("Description", meta.description.clone()),
+        ("CreationDate", date(meta.creation_date.0)),
+        (
+            "CurrentKeyMaterialId",
+            meta.current_key_material_id.clone().unwrap_or_default(),
+        ),
+        ("KeyRotationEnabled", meta.key_rotation_enabled.to_string()),
+    ];
+    if let Some(d) = meta.deletion_date {
+        fields.push(("DeletionDate", date(d.0)));
+    }
+    print_fields(&fields);
+    Ok(())
+}
+
+fn list(engine: &Engine, page: ListArgs, json: bool) -> Result<(), Failure> {
+    let keys = engine.list_keys(page.limit, page.marker.as_deref())?;
+    if json {
+        return Response::new()
+            .field("Keys", &keys.items)?
+            .field("Truncated", keys.truncated)?
+            .optional("NextMarker", keys.next_marker)?
+            .print_ok();
+    }
+    let mut aliases: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut marker = None;
+    loop {
+        let page = engine.list_aliases(None, Some(100), marker.as_deref())?;
+        for a in page.items {
+            aliases
+                .entry(a.target_key_id)
+                .or_default()
+                .push(a.alias_name);
+        }
+        match page.next_marker {
+            Some(m) => marker = Some(m),
+            None => break,
+        }
+    }
+    let mut table = Table::new(&[
+        "KEY ID",
+        "STATE",
+        "SPEC",
+        "CREATED",
+        "ALIASES",
+        "DESCRIPTION",
+    ]);
+    for key in &keys.items {
+        let meta = engine.describe_key(&key.key_id)?;
+        table.row(vec![
+            meta.key_id.clone(),
+            meta.key_state.to_string(),
+            meta.key_spec.to_string(),
+            date(meta.creation_date.0),
+            aliases
+                .get(&meta.key_id)
+                .map(|a| a.join(","))
+                .unwrap_or_default(),
+            meta.description.clone(),
+        ]);
+    }
+    table.print();
+    if let Some(next) = keys.next_marker {
+        println!("(more: --marker {next})");
+    }
+    Ok(())
+}
+
+fn run_rotation(engine: &Engine, command: RotationCommand, json: bool) -> Result<(), Failure> {
+    match command {
+        RotationCommand::Enable { key, period_days } => {
+            engine.enable_key_rotation(&key, period_days)?;
+            let status = engine.get_key_rotation_status(&key)?;
+            done(
+                json,
+                &format!(
+                    "Automatic rotation of {key} enabled: every {} days, next on {}",
+                    status.rotation_period_in_days.unwrap_or_default(),
+                    status
+                        .next_rotation_date
+                        .map(|d| date(d.0))
+                        .unwrap_or_default()
+                ),
+            )
+        }
+        RotationCommand::Disable(k) => {
+            engine.disable_key_rotation(&k.key)?;
+            done(json, &format!("Automatic rotation of {} disabled", k.key))
+        }
+        RotationCommand::Status(k) => {
+            let status = engine.get_key_rotation_status(&k.key)?;
+            if json {
+                print_json(&crate::output::service_value(&status)?);
+            } else {
+                print_fields(&[
+                    ("KeyId", status.key_id.clone()),
+                    (
+                        "KeyRotationEnabled",
+                        status.key_rotation_enabled.to_string(),
+                    ),
+                    (
+                        "RotationPeriodInDays",
+                        status
+                            .rotation_period_in_days
+                            .map(|d| d.to_string())
+                            .unwrap_or_default(),
+                    ),
+                    (
+                        "NextRotationDate",
+                        status
+                            .next_rotation_date
+                            .map(|d| date(d.0))
+                            .unwrap_or_default(),
+                    ),
+                ]);
+            }
+            Ok(())
+        }
+        RotationCommand::List { key, page } => {
+            let rotations = engine.list_key_rotations(&key, page.limit, page.marker.as_deref())?;
+            if json {
+                return Response::new()
+                    .field("Rotations", &rotations.items)?
+                    .field("Truncated", rotations.truncated)?
+                    .optional("NextMarker", rotations.next_marker)?
+                    .print_ok();
+            }
+            let mut table = Table::new(&["ROTATION DATE", "TYPE", "KEY MATERIAL ID"]);
+            for r in &rotations.items {
+                table.row(vec![
+                    date(r.rotation_date.0),
+                    r.rotation_type.to_string(),
+                    r.key_material_id.clone(),
+                ]);
+            }
+            table.print();
+            Ok(())
+        }
+    }
+}

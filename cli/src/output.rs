@@ -1,0 +1,198 @@
+//! Printing results: the service's JSON response shapes (`--json`), or tables for people.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::outcome::Failure;
+
+/// Response fields the service sends as timestamps (seconds since the epoch, fractional); the
+/// engine keeps milliseconds.
+const DATE_FIELDS: [&str; 7] = [
+    "CreationDate",
+    "DeletionDate",
+    "NextRotationDate",
+    "RotationDate",
+    "LastUpdatedDate",
+    "ValidTo",
+    "OnDemandRotationStartDate",
+];
+
+/// `value` as the service's JSON: dates in epoch seconds.
+pub fn service_value<T: Serialize>(value: &T) -> Result<Value, Failure> {
+    let mut value = serde_json::to_value(value).map_err(|e| Failure {
+        code: "KMSInternalException".into(),
+        message: format!("encoding the response: {e}"),
+        exit: crate::outcome::INTERNAL,
+    })?;
+    convert_dates(&mut value);
+    Ok(value)
+}
+
+fn convert_dates(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                match field {
+                    Value::Number(ms) if DATE_FIELDS.contains(&key.as_str()) => {
+                        if let Some(ms) = ms.as_i64() {
+                            *field = serde_json::json!(ms as f64 / 1000.0);
+                        }
+                    }
+                    other => convert_dates(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(convert_dates),
+        _ => {}
+    }
+}
+
+/// DescribeKey's `KeyMetadata` as the service shapes it. (The engine's metadata also carries
+/// `KeyRotationEnabled`, which the service reports through GetKeyRotationStatus instead.)
+pub fn key_metadata(meta: &keyplane::KeyMetadata) -> Result<Value, Failure> {
+    let mut value = service_value(meta)?;
+    if let Value::Object(map) = &mut value {
+        map.remove("KeyRotationEnabled");
+    }
+    Ok(value)
+}
+
+/// A JSON object built field by field.
+#[derive(Default)]
+pub struct Response(Map<String, Value>);
+
+impl Response {
+    pub fn new() -> Self {
+        Response::default()
+    }
+
+    pub fn field<T: Serialize>(mut self, name: &str, value: T) -> Result<Self, Failure> {
+        self.0.insert(name.to_owned(), service_value(&value)?);
+        Ok(self)
+    }
+
+    pub fn optional<T: Serialize>(self, name: &str, value: Option<T>) -> Result<Self, Failure> {
+        match value {
+            Some(v) => self.field(name, v),
+            None => Ok(self),
+        }
+    }
+
+    pub fn print(self) {
+        print_json(&Value::Object(self.0));
+    }
+
+    pub fn print_ok(self) -> Result<(), Failure> {
+        self.print();
+        Ok(())
+    }
+}
+
+pub fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    );
+}
+
+/// A table printed with aligned columns.
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Self {
+        Table {
+            header: header.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn print(&self) {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let last = cells.len().saturating_sub(1);
+            cells
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (c, w))| {
+                    if i == last {
+                        c.clone()
+                    } else {
+                        format!("{c:<w$}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("  ")
+        };
+        println!("{}", line(&self.header));
+        for row in &self.rows {
+            println!("{}", line(row));
+        }
+    }
+}
+
+/// Field/value lines for one object.
+pub fn print_fields(fields: &[(&str, String)]) {
+    let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (key, value) in fields {
+        println!("{key:<width$}  {value}");
+    }
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn date(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_utc_iso_8601() {
+        assert_eq!(date(0), "1970-01-01T00:00:00Z");
+        assert_eq!(date(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(date(1_700_000_000_123), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn date_fields_become_epoch_seconds_at_any_depth() {
+        let v = service_value(&serde_json::json!({
+            "KeyMetadata": {"CreationDate": 1_700_000_000_123_i64, "KeyId": "k"},
+            "Aliases": [{"LastUpdatedDate": 1000}]
+        }))
+        .unwrap();
+        assert_eq!(v["KeyMetadata"]["CreationDate"], 1_700_000_000.123);
+        assert_eq!(v["Aliases"][0]["LastUpdatedDate"], 1.0);
+        assert_eq!(v["KeyMetadata"]["KeyId"], "k");
+    }
+}

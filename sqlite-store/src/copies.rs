@@ -1,0 +1,271 @@
+//! The independent copies of each wrapped key version: writing them, reading and judging them, and
+//! repairing a damaged copy from a good one.
+//!
+//! Each copy lives in its own table (so on its own B-tree pages), wrapped with its own nonce and
+//! kept with its own checksum. A copy is good when its checksum matches and the root key
+//! authenticates it for its key, version and key spec. A version is usable while one copy is good;
+//! a damaged copy is then rewritten from the good one (fresh nonce) and the repair recorded in the
+//! event log.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use keyplane::key::KeyRecord;
+use keyplane::locked_memory::LockedBytes;
+use keyplane::store::StoredMaterial;
+use keyplane::Result;
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
+
+use crate::errors;
+use crate::events;
+use crate::schema::COPY_TABLES;
+use crate::sealing::{self, Damage, MaterialSlot, StoreKeys};
+
+/// Copies per key version.
+pub(crate) const COPIES: usize = COPY_TABLES.len();
+
+/// One stored copy as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StoredCopy {
+    pub wrapped: Vec<u8>,
+    pub checksum: Vec<u8>,
+}
+
+/// Every copy of every version, by (key id, version).
+pub(crate) type CopyMap = BTreeMap<(Uuid, u32), [Option<StoredCopy>; COPIES]>;
+
+/// A copy's row as read: key id, version, wrapped bytes, checksum.
+type CopyRow = (Vec<u8>, i64, Vec<u8>, Vec<u8>);
+
+/// Reads every copy. Rows whose key id or version cannot be read are counted in the second value.
+pub(crate) fn read_all(conn: &Connection, db: &Path) -> Result<(CopyMap, usize)> {
+    let mut map = CopyMap::new();
+    let mut unreadable = 0;
+    for (index, table) in COPY_TABLES.iter().enumerate() {
+        let rows: Vec<CopyRow> = conn
+            .prepare_cached(&format!(
+                "SELECT key_id, version, wrapped, checksum FROM {table}"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect()
+            })
+            .map_err(|e| errors::sql("read the key material", db, e))?;
+        for (id, version, wrapped, checksum) in rows {
+            let (Ok(id), Ok(version)) = (Uuid::from_slice(&id), u32::try_from(version)) else {
+                unreadable += 1;
+                continue;
+            };
+            map.entry((id, version)).or_default()[index] = Some(StoredCopy { wrapped, checksum });
+        }
+    }
+    Ok((map, unreadable))
+}
+
+/// Reads one copy.
+fn read_one(
+    conn: &Connection,
+    index: usize,
+    slot: &MaterialSlot,
+    db: &Path,
+) -> Result<Option<StoredCopy>> {
+    conn.prepare_cached(&format!(
+        "SELECT wrapped, checksum FROM {} WHERE key_id = ?1 AND version = ?2",
+        COPY_TABLES[index]
+    ))
+    .and_then(|mut stmt| {
+        stmt.query_row(params![&slot.key_id.as_bytes()[..], slot.version], |r| {
+            Ok(StoredCopy {
+                wrapped: r.get(0)?,
+                checksum: r.get(1)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(|e| errors::sql("read a copy of key material", db, e))
+}
+
+/// Wraps `material` afresh into copy `index` of `slot`.
+pub(crate) fn write(
+    conn: &Connection,
+    keys: &StoreKeys,
+    index: usize,
+    slot: &MaterialSlot,
+    root_epoch: u64,
+    material: &[u8],
+    db: &Path,
+) -> Result<()> {
+    let wrapped = keys.wrap(slot, material)?;
+    let checksum = sealing::checksum(&wrapped);
+    conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO {} (key_id, version, root_epoch, wrapped, checksum) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        COPY_TABLES[index]
+    ))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            &slot.key_id.as_bytes()[..],
+            slot.version,
+            root_epoch as i64,
+            wrapped,
+            checksum
+        ])
+    })
+    .map(|_| ())
+    .map_err(|e| errors::sql("write key material", db, e))
+}
+
+/// Writes every copy of a new key version.
+pub(crate) fn write_all(
+    conn: &Connection,
+    keys: &StoreKeys,
+    slot: &MaterialSlot,
+    root_epoch: u64,
+    material: &[u8],
+    db: &Path,
+) -> Result<()> {
+    (0..COPIES).try_for_each(|index| write(conn, keys, index, slot, root_epoch, material, db))
+}
+
+/// What one copy's examination found.
+fn judge(
+    keys: &StoreKeys,
+    slot: &MaterialSlot,
+    copy: Option<&StoredCopy>,
+) -> Result<std::result::Result<LockedBytes, Damage>> {
+    let Some(copy) = copy else {
+        return Ok(Err(Damage::Missing));
+    };
+    if sealing::checksum(&copy.wrapped) != copy.checksum {
+        return Ok(Err(Damage::Checksum));
+    }
+    keys.unwrap(slot, &copy.wrapped)
+}
+
+/// A damaged copy found while examining, and what it held when read.
+#[derive(Debug)]
+pub(crate) struct DamagedCopy {
+    pub slot: MaterialSlot,
+    /// 0-based copy index.
+    pub copy: usize,
+    pub damage: Damage,
+    pub seen: Option<StoredCopy>,
+}
+
+/// The result of examining every version of every key.
+#[derive(Debug, Default)]
+pub(crate) struct Examination {
+    /// One good material per usable version.
+    pub materials: Vec<StoredMaterial>,
+    pub versions: usize,
+    pub copies_checked: usize,
+    pub copies_good: usize,
+    pub damaged: Vec<DamagedCopy>,
+    /// Versions with no good copy: their keys become Unavailable.
+    pub lost: Vec<MaterialSlot>,
+    /// Copies of versions that no key record names.
+    pub orphans: usize,
+}
+
+/// Judges every copy of every version `records` name.
+pub(crate) fn examine(
+    keys: &StoreKeys,
+    records: &[KeyRecord],
+    copies: &CopyMap,
+) -> Result<Examination> {
+    let mut out = Examination::default();
+    let none: [Option<StoredCopy>; COPIES] = Default::default();
+    let mut named = 0usize;
+    for record in records {
+        for version in &record.versions {
+            let slot = MaterialSlot {
+                key_id: record.id,
+                version: version.version,
+                key_spec: record.key_spec,
+            };
+            let set = copies.get(&(record.id, version.version));
+            if set.is_some() {
+                named += 1;
+            }
+            let set = set.unwrap_or(&none);
+            out.versions += 1;
+            let mut good: Option<LockedBytes> = None;
+            for (index, copy) in set.iter().enumerate() {
+                out.copies_checked += 1;
+                match judge(keys, &slot, copy.as_ref())? {
+                    Ok(material) => {
+                        out.copies_good += 1;
+                        if good.is_none() {
+                            good = Some(material);
+                        }
+                    }
+                    Err(damage) => out.damaged.push(DamagedCopy {
+                        slot,
+                        copy: index,
+                        damage,
+                        seen: copy.clone(),
+                    }),
+                }
+            }
+            match good {
+                Some(material) => out.materials.push(StoredMaterial {
+                    key_id: record.id,
+                    version: version.version,
+                    material,
+                }),
+                None => out.lost.push(slot),
+            }
+        }
+    }
+    out.orphans = copies.len() - named;
+    Ok(out)
+}
+
+/// Rewrites each damaged copy whose version still has a good one, if the copy is still as it was
+/// read (another process may have changed it since). Records each repair. Returns the copies
+/// repaired as (key id, version, copy index). Runs inside the caller's write transaction.
+pub(crate) fn repair(
+    conn: &Connection,
+    keys: &StoreKeys,
+    root_epoch: u64,
+    exam: &Examination,
+    db: &Path,
+) -> Result<Vec<(Uuid, u32, usize)>> {
+    let mut repaired = Vec::new();
+    for damaged in &exam.damaged {
+        let Some(good) = exam
+            .materials
+            .iter()
+            .find(|m| m.key_id == damaged.slot.key_id && m.version == damaged.slot.version)
+        else {
+            continue;
+        };
+        if read_one(conn, damaged.copy, &damaged.slot, db)? != damaged.seen {
+            continue;
+        }
+        write(
+            conn,
+            keys,
+            damaged.copy,
+            &damaged.slot,
+            root_epoch,
+            good.material.expose(),
+            db,
+        )?;
+        events::record(
+            conn,
+            events::REPAIR,
+            Some((&damaged.slot.key_id, damaged.slot.version)),
+            &format!(
+                "copy {} of version {} was {}; rewritten from a good copy",
+                damaged.copy + 1,
+                damaged.slot.version,
+                damaged.damage
+            ),
+            db,
+        )?;
+        repaired.push((damaged.slot.key_id, damaged.slot.version, damaged.copy));
+    }
+    Ok(repaired)
+}

@@ -1,0 +1,174 @@
+//! The store's one-row `store` table: its id, its root key's kind, parameters and check value,
+//! and the generation counter with its seal.
+
+use std::path::Path;
+
+use keyplane::{Error, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::errors;
+use crate::sealing::{Purpose, StoreKeys};
+
+/// The `store` row.
+#[derive(Clone, Debug)]
+pub(crate) struct StoreRow {
+    pub store_id: [u8; 16],
+    pub created_ms: i64,
+    pub root_epoch: u64,
+    pub root_kind: String,
+    pub root_params: String,
+    pub root_check: Vec<u8>,
+    pub generation: u64,
+    pub generation_seal: Vec<u8>,
+}
+
+impl StoreRow {
+    /// Whether `keys` (derived from a candidate root key) are this store's.
+    pub(crate) fn root_accepts(&self, keys: &StoreKeys) -> bool {
+        keys.check(Purpose::RootCheck, &[&self.store_id], &self.root_check)
+    }
+
+    /// Whether the generation counter is authentic.
+    pub(crate) fn generation_is_authentic(&self, keys: &StoreKeys) -> bool {
+        let generation = self.generation.to_be_bytes();
+        keys.check(
+            Purpose::Generation,
+            &[&self.store_id, &generation],
+            &self.generation_seal,
+        )
+    }
+
+    /// Refuses a counter the root key does not authenticate.
+    pub(crate) fn check_generation(&self, keys: &StoreKeys, db: &Path) -> Result<()> {
+        if self.generation_is_authentic(keys) {
+            return Ok(());
+        }
+        Err(Error::Store(format!(
+            "the generation counter of {} ({}) fails its root-key check: the store was edited \
+             outside keyplane or is damaged; restore it from a backup",
+            db.display(),
+            self.generation
+        )))
+    }
+}
+
+/// A seal of `generation` for store `store_id`.
+pub(crate) fn seal_generation(
+    keys: &StoreKeys,
+    store_id: &[u8; 16],
+    generation: u64,
+) -> Result<Vec<u8>> {
+    keys.seal(Purpose::Generation, &[store_id, &generation.to_be_bytes()])
+}
+
+/// A root check value for store `store_id` under `keys`.
+pub(crate) fn seal_root_check(keys: &StoreKeys, store_id: &[u8; 16]) -> Result<Vec<u8>> {
+    keys.seal(Purpose::RootCheck, &[store_id])
+}
+
+/// Reads the `store` row.
+pub(crate) fn read(conn: &Connection, db: &Path) -> Result<StoreRow> {
+    let row = conn
+        .prepare_cached(
+            "SELECT store_id, created_ms, root_epoch, root_kind, root_params, root_check, \
+             generation, generation_seal FROM store WHERE singleton = 1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, Vec<u8>>(7)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(|e| errors::sql("read the store's settings", db, e))?;
+    let damaged = || {
+        Error::Store(format!(
+            "the settings row of {} is missing or damaged; restore the store from a backup",
+            db.display()
+        ))
+    };
+    let (id, created_ms, epoch, kind, params, check, generation, seal) = row.ok_or_else(damaged)?;
+    Ok(StoreRow {
+        store_id: id.try_into().map_err(|_| damaged())?,
+        created_ms,
+        root_epoch: u64::try_from(epoch).map_err(|_| damaged())?,
+        root_kind: kind,
+        root_params: params,
+        root_check: check,
+        generation: u64::try_from(generation).map_err(|_| damaged())?,
+        generation_seal: seal,
+    })
+}
+
+/// The generation alone: what every control-plane call asks for.
+pub(crate) fn read_generation(conn: &Connection, db: &Path) -> Result<u64> {
+    let generation: i64 = conn
+        .prepare_cached("SELECT generation FROM store WHERE singleton = 1")
+        .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+        .map_err(|e| errors::sql("read the generation", db, e))?;
+    u64::try_from(generation)
+        .map_err(|_| Error::Store(format!("the generation of {} is negative", db.display())))
+}
+
+/// Writes a new `store` row (a new store).
+pub(crate) fn insert(conn: &Connection, row: &StoreRow, db: &Path) -> Result<()> {
+    conn.execute(
+        "INSERT INTO store (singleton, store_id, created_ms, root_epoch, root_kind, root_params, \
+         root_check, generation, generation_seal) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            &row.store_id[..],
+            row.created_ms,
+            row.root_epoch as i64,
+            row.root_kind,
+            row.root_params,
+            row.root_check,
+            row.generation as i64,
+            row.generation_seal
+        ],
+    )
+    .map(|_| ())
+    .map_err(|e| errors::sql("write the store's settings", db, e))
+}
+
+/// Sets the generation and its seal.
+pub(crate) fn set_generation(
+    conn: &Connection,
+    keys: &StoreKeys,
+    store_id: &[u8; 16],
+    generation: u64,
+    db: &Path,
+) -> Result<()> {
+    let seal = seal_generation(keys, store_id, generation)?;
+    let generation = i64::try_from(generation)
+        .map_err(|_| Error::Store("the generation counter overflowed".into()))?;
+    conn.prepare_cached(
+        "UPDATE store SET generation = ?1, generation_seal = ?2 WHERE singleton = 1",
+    )
+    .and_then(|mut stmt| stmt.execute(params![generation, seal]))
+    .map(|_| ())
+    .map_err(|e| errors::sql("advance the generation", db, e))
+}
+
+/// Sets a new root key's epoch, kind, parameters and check value.
+pub(crate) fn set_root(conn: &Connection, row: &StoreRow, db: &Path) -> Result<()> {
+    conn.execute(
+        "UPDATE store SET root_epoch = ?1, root_kind = ?2, root_params = ?3, root_check = ?4 \
+         WHERE singleton = 1",
+        params![
+            row.root_epoch as i64,
+            row.root_kind,
+            row.root_params,
+            row.root_check
+        ],
+    )
+    .map(|_| ())
+    .map_err(|e| errors::sql("record the new root key", db, e))
+}

@@ -1,0 +1,336 @@
+//! Everything the store does with its root key: wrapping key material, and authenticating the
+//! records, the generation counter and the root key's check value.
+//!
+//! Two AES-256-GCM keys are derived from the root key with HKDF-SHA256, salted with the store's id:
+//! one wraps key material, the other authenticates everything else. Both live, expanded, in locked
+//! memory (`keyplane::crypto::aes_gcm::AesGcmKey`). Every nonce is 96 random bits; a store makes
+//! far fewer than 2^32 seals per root key, where random nonces stay safe.
+//!
+//! Wrapped key material (one copy):
+//!
+//! ```text
+//! 0x01 ‖ nonce (12) ‖ AES-256-GCM ciphertext (as long as the material) ‖ tag (16)
+//! AAD = "keyplane-sqlite material v1" ‖ key id (16) ‖ version (u32 BE) ‖ key spec
+//! ```
+//!
+//! (each AAD part is prefixed with its length as a `u32`), so a copy moved onto another key,
+//! version or key spec fails to unwrap. An authentication seal is `nonce (12) ‖ tag (16)` of
+//! AES-256-GCM over no plaintext with the authenticated bytes as AAD.
+
+use aws_lc_rs::digest::{digest, SHA256};
+use keyplane::crypto::aes_gcm::{AesGcmKey, NONCE_LEN, TAG_LEN};
+use keyplane::locked_memory::LockedBytes;
+use keyplane::{Error, KeySpec, LockPolicy, Result};
+use uuid::Uuid;
+
+use crate::root_key::RootKey;
+
+/// The wrapped-material format byte.
+const WRAP_FORMAT: u8 = 0x01;
+/// Bytes a wrapped copy adds to the material.
+pub(crate) const WRAP_OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
+/// Bytes in an authentication seal.
+pub(crate) const SEAL_LEN: usize = NONCE_LEN + TAG_LEN;
+/// Bytes of SHA-256 kept as a copy's checksum.
+pub(crate) const CHECKSUM_LEN: usize = 16;
+/// Largest key material the store wraps (the largest private key a KMS key spec has is far less).
+pub(crate) const MAX_MATERIAL_BYTES: usize = 64 * 1024;
+
+/// What an authentication seal covers; each purpose is a distinct AAD prefix.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Purpose {
+    RootCheck,
+    Generation,
+    KeyRecord,
+    AliasRecord,
+}
+
+impl Purpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::RootCheck => b"keyplane-sqlite root-check v1",
+            Purpose::Generation => b"keyplane-sqlite generation v1",
+            Purpose::KeyRecord => b"keyplane-sqlite key-record v1",
+            Purpose::AliasRecord => b"keyplane-sqlite alias-record v1",
+        }
+    }
+}
+
+/// Which key version a wrapped copy belongs to: all of it is bound as associated data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct MaterialSlot {
+    pub key_id: Uuid,
+    pub version: u32,
+    pub key_spec: KeySpec,
+}
+
+impl MaterialSlot {
+    fn aad(&self) -> Vec<u8> {
+        aad(
+            b"keyplane-sqlite material v1",
+            &[
+                self.key_id.as_bytes(),
+                &self.version.to_be_bytes(),
+                self.key_spec.as_str().as_bytes(),
+            ],
+        )
+    }
+}
+
+/// Why a stored copy of key material cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Damage {
+    /// The copy's row is gone.
+    Missing,
+    /// The bytes do not match the copy's checksum: damaged at rest.
+    Checksum,
+    /// Too short, too long or of an unknown format.
+    Malformed,
+    /// The checksum matches but the root key does not authenticate it: the copy was moved from
+    /// another key, version or store, or tampered with.
+    Authentication,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Damage::Missing => "missing",
+            Damage::Checksum => "checksum mismatch (bytes damaged at rest)",
+            Damage::Malformed => "malformed",
+            Damage::Authentication => {
+                "fails authentication under the root key (moved from another key or version, or tampered with)"
+            }
+        })
+    }
+}
+
+/// The keys derived from one root key for one store.
+pub(crate) struct StoreKeys {
+    wrap: AesGcmKey,
+    auth: AesGcmKey,
+    lock_policy: LockPolicy,
+}
+
+impl StoreKeys {
+    /// Derives the wrapping and authentication keys of store `store_id` from `root`.
+    pub(crate) fn derive(root: &RootKey, store_id: &[u8], lock_policy: LockPolicy) -> Result<Self> {
+        Ok(StoreKeys {
+            wrap: AesGcmKey::derive(
+                root.locked(),
+                store_id,
+                b"keyplane-sqlite v1 key material wrapping",
+                lock_policy,
+            )?,
+            auth: AesGcmKey::derive(
+                root.locked(),
+                store_id,
+                b"keyplane-sqlite v1 record authentication",
+                lock_policy,
+            )?,
+            lock_policy,
+        })
+    }
+
+    /// Wraps `material` for `slot` with a fresh nonce.
+    pub(crate) fn wrap(&self, slot: &MaterialSlot, material: &[u8]) -> Result<Vec<u8>> {
+        if material.is_empty() || material.len() > MAX_MATERIAL_BYTES {
+            return Err(Error::Validation(format!(
+                "key material of {} bytes cannot be stored (1 to {MAX_MATERIAL_BYTES})",
+                material.len()
+            )));
+        }
+        let nonce = random_nonce()?;
+        let mut out = vec![0u8; material.len() + WRAP_OVERHEAD];
+        out[0] = WRAP_FORMAT;
+        out[1..1 + NONCE_LEN].copy_from_slice(&nonce);
+        let (body, tag) = out[1 + NONCE_LEN..].split_at_mut(material.len());
+        let mut tag_bytes = [0u8; TAG_LEN];
+        self.wrap
+            .seal(&nonce, &slot.aad(), material, body, &mut tag_bytes)?;
+        tag.copy_from_slice(&tag_bytes);
+        Ok(out)
+    }
+
+    /// Unwraps one copy into locked memory. `Ok(Err(damage))` when the copy is unusable;
+    /// `Err` only when locked memory cannot be had.
+    pub(crate) fn unwrap(
+        &self,
+        slot: &MaterialSlot,
+        wrapped: &[u8],
+    ) -> Result<std::result::Result<LockedBytes, Damage>> {
+        if wrapped.len() <= WRAP_OVERHEAD
+            || wrapped.len() > MAX_MATERIAL_BYTES + WRAP_OVERHEAD
+            || wrapped[0] != WRAP_FORMAT
+        {
+            return Ok(Err(Damage::Malformed));
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&wrapped[1..1 + NONCE_LEN]);
+        let len = wrapped.len() - WRAP_OVERHEAD;
+        let (body, tag) = wrapped[1 + NONCE_LEN..].split_at(len);
+        let mut material = LockedBytes::zeroed(len, self.lock_policy)?;
+        match self
+            .wrap
+            .open(&nonce, &slot.aad(), body, tag, material.expose_mut())
+        {
+            Ok(()) => Ok(Ok(material)),
+            Err(_) => Ok(Err(Damage::Authentication)),
+        }
+    }
+
+    /// A seal over `parts` for `purpose`.
+    pub(crate) fn seal(&self, purpose: Purpose, parts: &[&[u8]]) -> Result<Vec<u8>> {
+        let nonce = random_nonce()?;
+        let mut tag = [0u8; TAG_LEN];
+        self.auth
+            .seal(&nonce, &aad(purpose.label(), parts), &[], &mut [], &mut tag)?;
+        let mut out = Vec::with_capacity(SEAL_LEN);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Whether `seal` authenticates `parts` for `purpose`.
+    pub(crate) fn check(&self, purpose: Purpose, parts: &[&[u8]], seal: &[u8]) -> bool {
+        if seal.len() != SEAL_LEN {
+            return false;
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&seal[..NONCE_LEN]);
+        self.auth
+            .open(
+                &nonce,
+                &aad(purpose.label(), parts),
+                &[],
+                &seal[NONCE_LEN..],
+                &mut [],
+            )
+            .is_ok()
+    }
+}
+
+/// The checksum kept beside each wrapped copy: the first 16 bytes of its SHA-256.
+pub(crate) fn checksum(wrapped: &[u8]) -> Vec<u8> {
+    digest(&SHA256, wrapped).as_ref()[..CHECKSUM_LEN].to_vec()
+}
+
+fn random_nonce() -> Result<[u8; NONCE_LEN]> {
+    let mut nonce = [0u8; NONCE_LEN];
+    keyplane::crypto::random::fill(&mut nonce)?;
+    Ok(nonce)
+}
+
+/// `label ‖ (u32 len ‖ part)*`: an injective encoding of the authenticated parts.
+fn aad(label: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(label.len() + parts.iter().map(|p| p.len() + 4).sum::<usize>());
+    out.extend_from_slice(label);
+    for part in parts {
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(store_id: &[u8]) -> StoreKeys {
+        let root =
+            RootKey::from_locked(LockedBytes::copy_from(&[7u8; 32], LockPolicy::Require).unwrap())
+                .unwrap();
+        StoreKeys::derive(&root, store_id, LockPolicy::Require).unwrap()
+    }
+
+    fn slot(version: u32) -> MaterialSlot {
+        MaterialSlot {
+            key_id: Uuid::from_bytes([1; 16]),
+            version,
+            key_spec: KeySpec::SymmetricDefault,
+        }
+    }
+
+    #[test]
+    fn wrapped_material_round_trips_and_every_bit_is_authenticated() {
+        let keys = keys(b"store-a");
+        let wrapped = keys.wrap(&slot(1), &[0x42; 32]).unwrap();
+        assert_eq!(wrapped.len(), 32 + WRAP_OVERHEAD);
+        assert!(
+            !wrapped.windows(32).any(|w| w == [0x42; 32]),
+            "material is not in clear"
+        );
+        let material = keys.unwrap(&slot(1), &wrapped).unwrap().unwrap();
+        assert_eq!(material.expose(), &[0x42; 32]);
+        for i in 1..wrapped.len() {
+            let mut bad = wrapped.clone();
+            bad[i] ^= 0x01;
+            assert_eq!(
+                keys.unwrap(&slot(1), &bad).unwrap().err(),
+                Some(Damage::Authentication),
+                "byte {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_copy_moved_to_another_key_version_spec_or_store_fails_to_unwrap() {
+        let keys_a = keys(b"store-a");
+        let wrapped = keys_a.wrap(&slot(1), &[9; 32]).unwrap();
+        let other_key = MaterialSlot {
+            key_id: Uuid::from_bytes([2; 16]),
+            ..slot(1)
+        };
+        let other_spec = MaterialSlot {
+            key_spec: KeySpec::Hmac256,
+            ..slot(1)
+        };
+        for moved in [slot(2), other_key, other_spec] {
+            assert_eq!(
+                keys_a.unwrap(&moved, &wrapped).unwrap().err(),
+                Some(Damage::Authentication)
+            );
+        }
+        let keys_b = keys(b"store-b");
+        assert_eq!(
+            keys_b.unwrap(&slot(1), &wrapped).unwrap().err(),
+            Some(Damage::Authentication)
+        );
+    }
+
+    #[test]
+    fn malformed_copies_are_reported_as_such() {
+        let keys = keys(b"s");
+        let wrapped = keys.wrap(&slot(1), &[1; 32]).unwrap();
+        let mut wrong_format = wrapped.clone();
+        wrong_format[0] = 0x02;
+        for bad in [Vec::new(), wrapped[..WRAP_OVERHEAD].to_vec(), wrong_format] {
+            assert_eq!(
+                keys.unwrap(&slot(1), &bad).unwrap().err(),
+                Some(Damage::Malformed)
+            );
+        }
+    }
+
+    #[test]
+    fn seals_bind_purpose_and_every_part() {
+        let keys = keys(b"s");
+        let seal = keys
+            .seal(Purpose::Generation, &[b"id", &7u64.to_be_bytes()])
+            .unwrap();
+        assert!(keys.check(Purpose::Generation, &[b"id", &7u64.to_be_bytes()], &seal));
+        assert!(!keys.check(Purpose::Generation, &[b"id", &8u64.to_be_bytes()], &seal));
+        assert!(!keys.check(Purpose::RootCheck, &[b"id", &7u64.to_be_bytes()], &seal));
+        assert!(!keys.check(
+            Purpose::Generation,
+            &[b"i", b"d", &7u64.to_be_bytes()],
+            &seal
+        ));
+        assert!(!keys.check(
+            Purpose::Generation,
+            &[b"id", &7u64.to_be_bytes()],
+            &seal[1..]
+        ));
+    }
+}
