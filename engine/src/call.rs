@@ -41,6 +41,17 @@ pub struct GetKeyLastUsageResponse {
     pub key_creation_date: Timestamp,
 }
 
+/// The control-plane request running on this thread, whose record is written at its commit.
+struct Pending {
+    event_name: &'static str,
+    key_id: Option<String>,
+    written: bool,
+}
+
+thread_local! {
+    static PENDING: std::cell::RefCell<Option<Pending>> = const { std::cell::RefCell::new(None) };
+}
+
 /// The audit log with what is derived from it.
 pub(crate) struct Audit {
     pub(crate) log: AuditLog,
@@ -117,14 +128,37 @@ fn is_cryptographic(event: &str) -> bool {
 }
 
 impl Engine {
-    /// The key a request names, as its id and ARN, if it names one that exists.
-    fn named_key(&self, key_id: Option<&str>) -> Option<(Uuid, String)> {
-        let key_id = key_id?;
-        let id = match self.inner.scope.parse(key_id).ok()? {
-            KeyReference::Key(id) => id,
-            KeyReference::Alias(name) => *self.inner.data.keyring.load().aliases.get(name)?,
-        };
-        Some((id, self.inner.scope.key_arn(&id)))
+    /// The keys a request names, as ids and ARNs: by identifier (key id, ARN, alias), skipping
+    /// any that name nothing.
+    fn named_keys(&self, identifiers: &[Option<&str>]) -> Vec<(Uuid, String)> {
+        let keyring = self.inner.data.keyring.load();
+        let mut keys: Vec<(Uuid, String)> = Vec::new();
+        for identifier in identifiers.iter().flatten() {
+            let id = match self.inner.scope.parse(identifier) {
+                Ok(KeyReference::Key(id)) => id,
+                Ok(KeyReference::Alias(name)) => match keyring.aliases.get(name) {
+                    Some(id) => *id,
+                    None => continue,
+                },
+                Err(_) => continue,
+            };
+            if !keys.iter().any(|(k, _)| *k == id) {
+                keys.push((id, self.inner.scope.key_arn(&id)));
+            }
+        }
+        keys
+    }
+
+    /// The key a ciphertext was encrypted under, by its id as a string, when the audit log needs
+    /// it (a Decrypt or ReEncrypt that does not name its key still records it).
+    pub(crate) fn blob_key(&self, named: Option<&str>, blob: &[u8]) -> Option<String> {
+        self.inner.audit.as_ref()?;
+        match named {
+            Some(key) => Some(key.to_owned()),
+            None => crate::ciphertext::key_id_of(blob)
+                .ok()
+                .map(|id| id.to_string()),
+        }
     }
 
     /// Refuses requests while the audit log is failed (fail closed).
@@ -142,7 +176,7 @@ impl Engine {
     fn record(
         &self,
         event_name: &str,
-        key_id: Option<&str>,
+        key_ids: &[Option<&str>],
         parameters: impl FnOnce() -> Value,
         outcome: std::result::Result<(), &Error>,
         batch: Option<(u64, BTreeMap<String, u64>)>,
@@ -160,8 +194,8 @@ impl Engine {
         .with_request_parameters(parameters())
         .with_recipient_account(&self.inner.config.account_id)
         .read_only(is_read_only(event_name));
-        let key = self.named_key(key_id);
-        if let Some((_, arn)) = &key {
+        let keys = self.named_keys(key_ids);
+        for (_, arn) in &keys {
             event = event.with_key(&self.inner.config.account_id, arn);
         }
         if let Err(e) = outcome {
@@ -170,32 +204,30 @@ impl Engine {
         if let Some((count, errors)) = batch {
             event = event.with_batch(count, errors);
         }
-        let used = match (&key, outcome) {
-            (Some((id, _)), Ok(())) if is_cryptographic(event_name) => Some((
-                *id,
-                KeyLastUsage {
-                    operation: event_name.to_owned(),
-                    timestamp: now,
-                    cloud_trail_event_id: event.event_id.clone(),
-                    kms_request_id: event.request_id.clone(),
-                },
-            )),
-            _ => None,
-        };
+        let used = (outcome.is_ok() && is_cryptographic(event_name)).then(|| KeyLastUsage {
+            operation: event_name.to_owned(),
+            timestamp: now,
+            cloud_trail_event_id: event.event_id.clone(),
+            kms_request_id: event.request_id.clone(),
+        });
         audit
             .log
             .append(event)
             .and_then(|ticket| ticket.wait())
             .map_err(audit_failed)?;
-        if let Some((id, usage)) = used {
+        if let Some(usage) = used {
             if let Ok(mut last) = audit.last_usage.lock() {
-                last.insert(id, usage);
+                for (id, _) in &keys {
+                    last.insert(*id, usage.clone());
+                }
             }
         }
         Ok(())
     }
 
-    /// Runs one control-plane request: its quota, the request, its audit record.
+    /// Runs one control-plane request: its quota, the request, its audit record. A request that
+    /// changes the store has its record written (and made durable) just before the store commits,
+    /// by [`Engine::write_pending_record`]: if the record cannot be written, nothing is changed.
     pub(crate) fn audited<T>(
         &self,
         action: crate::access::Action,
@@ -203,18 +235,70 @@ impl Engine {
         run: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         self.audit_ready()?;
+        let previous = PENDING.with(|p| {
+            p.replace(Some(Pending {
+                event_name: action.operation(),
+                key_id: key_id.map(str::to_owned),
+                written: false,
+            }))
+        });
         let result = self
             .inner
             .limiter
             .take(QuotaFamily::ControlPlane, 1)
             .and_then(|()| run());
+        let pending = PENDING.with(|p| p.replace(previous));
+        let written = pending.as_ref().is_some_and(|p| p.written);
+        if !written || result.is_err() {
+            // Not written yet (a read, or a refusal), or written before a store commit that then
+            // failed: record the outcome.
+            self.record(
+                action.operation(),
+                &[key_id],
+                || params::key_opt(key_id),
+                result.as_ref().map(|_| ()),
+                None,
+            )?;
+        }
+        result
+    }
+
+    /// Writes the record of the control-plane request running on this thread, as succeeded, if it
+    /// has not been written yet; called just before the store commits its change, so that a
+    /// change is never made without its record. `changed` names the keys the commit touches.
+    pub(crate) fn write_pending_record(&self, changed: &[Uuid]) -> Result<()> {
+        let Some((event_name, key_id)) = PENDING.with(|p| {
+            p.borrow()
+                .as_ref()
+                .filter(|pending| !pending.written)
+                .map(|pending| (pending.event_name, pending.key_id.clone()))
+        }) else {
+            return Ok(());
+        };
+        let changed: Vec<String> = changed.iter().map(Uuid::to_string).collect();
+        let mut keys: Vec<Option<&str>> = vec![key_id.as_deref()];
+        keys.extend(changed.iter().map(|k| Some(k.as_str())));
         self.record(
-            action.operation(),
-            key_id,
-            || params::key_opt(key_id),
-            result.as_ref().map(|_| ()),
+            event_name,
+            &keys,
+            || params::key_opt(key_id.as_deref()),
+            Ok(()),
             None,
         )?;
+        PENDING.with(|p| {
+            if let Some(pending) = p.borrow_mut().as_mut() {
+                pending.written = true;
+            }
+        });
+        Ok(())
+    }
+
+    /// Runs `work` (scheduled deletions and rotations) outside the record of the request that
+    /// triggered it.
+    pub(crate) fn outside_request<T>(&self, work: impl FnOnce() -> T) -> T {
+        let pending = PENDING.with(|p| p.take());
+        let result = work();
+        PENDING.with(|p| *p.borrow_mut() = pending);
         result
     }
 
@@ -223,7 +307,7 @@ impl Engine {
         &self,
         event_name: &'static str,
         family: QuotaFamily,
-        key_id: Option<&str>,
+        key_ids: &[Option<&str>],
         parameters: impl FnOnce() -> Value,
         run: impl FnOnce(&Caller) -> Result<T>,
     ) -> Result<T> {
@@ -235,7 +319,7 @@ impl Engine {
             .and_then(|()| run(&self.caller));
         self.record(
             event_name,
-            key_id,
+            key_ids,
             parameters,
             result.as_ref().map(|_| ()),
             None,
@@ -277,7 +361,7 @@ impl Engine {
             };
             if let Err(e) = self.record(
                 event_name,
-                key_id,
+                &[key_id],
                 || params::batch(key_id, n),
                 outcome,
                 Some((n as u64, errors)),

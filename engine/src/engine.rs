@@ -329,7 +329,7 @@ impl Engine {
         self.single(
             "Encrypt",
             QuotaFamily::SymmetricCrypto,
-            Some(request.key_id),
+            &[Some(request.key_id)],
             || params::encrypt(request),
             |caller| self.inner.data.encrypt(caller, request),
         )
@@ -398,7 +398,9 @@ impl Engine {
         self.single(
             "Decrypt",
             QuotaFamily::SymmetricCrypto,
-            request.key_id,
+            &[self
+                .blob_key(request.key_id, request.ciphertext_blob)
+                .as_deref()],
             || params::decrypt(request),
             |caller| self.inner.data.decrypt(caller, request),
         )
@@ -426,7 +428,11 @@ impl Engine {
         self.single(
             "ReEncrypt",
             QuotaFamily::SymmetricCrypto,
-            Some(request.destination_key_id),
+            &[
+                self.blob_key(request.source_key_id, request.ciphertext_blob)
+                    .as_deref(),
+                Some(request.destination_key_id),
+            ],
             || params::re_encrypt(request),
             |caller| self.inner.data.re_encrypt(caller, request),
         )
@@ -454,7 +460,7 @@ impl Engine {
         self.single(
             "GenerateDataKey",
             QuotaFamily::SymmetricCrypto,
-            Some(request.key_id),
+            &[Some(request.key_id)],
             || params::data_key(request),
             |caller| self.inner.data.generate_data_key(caller, request),
         )
@@ -468,7 +474,7 @@ impl Engine {
         self.single(
             "GenerateDataKeyWithoutPlaintext",
             QuotaFamily::SymmetricCrypto,
-            Some(request.key_id),
+            &[Some(request.key_id)],
             || params::data_key(request),
             |caller| {
                 self.inner
@@ -515,7 +521,7 @@ impl Engine {
         self.single(
             "Sign",
             QuotaFamily::AsymmetricCrypto,
-            Some(request.key_id),
+            &[Some(request.key_id)],
             || {
                 params::sign(
                     request.key_id,
@@ -547,7 +553,7 @@ impl Engine {
         self.single(
             "Verify",
             QuotaFamily::AsymmetricCrypto,
-            Some(request.key_id),
+            &[Some(request.key_id)],
             || {
                 params::sign(
                     request.key_id,
@@ -576,7 +582,7 @@ impl Engine {
         self.single(
             "GetPublicKey",
             QuotaFamily::AsymmetricCrypto,
-            Some(key_id),
+            &[Some(key_id)],
             || params::key(key_id),
             |caller| self.inner.data.get_public_key(caller, key_id),
         )
@@ -590,7 +596,7 @@ impl Engine {
         self.single(
             "GenerateMac",
             QuotaFamily::SymmetricCrypto,
-            Some(request.key_id),
+            &[Some(request.key_id)],
             || params::mac(request.key_id, request.mac_algorithm, request.message.len()),
             |caller| self.inner.data.generate_mac(caller, request),
         )
@@ -618,7 +624,7 @@ impl Engine {
         self.single(
             "VerifyMac",
             QuotaFamily::SymmetricCrypto,
-            Some(request.key_id),
+            &[Some(request.key_id)],
             || params::mac(request.key_id, request.mac_algorithm, request.message.len()),
             |caller| self.inner.data.verify_mac(caller, request),
         )
@@ -646,7 +652,7 @@ impl Engine {
         self.single(
             "DeriveSharedSecret",
             QuotaFamily::AsymmetricCrypto,
-            Some(request.key_id),
+            &[Some(request.key_id)],
             || params::key(request.key_id),
             |caller| self.inner.data.derive_shared_secret(caller, request),
         )
@@ -660,7 +666,7 @@ impl Engine {
         self.single(
             "GenerateDataKeyPair",
             QuotaFamily::DataKeyPair,
-            Some(request.key_id),
+            &[Some(request.key_id)],
             || params::data_key_pair(request),
             |caller| {
                 self.inner
@@ -678,7 +684,7 @@ impl Engine {
         self.single(
             "GenerateDataKeyPairWithoutPlaintext",
             QuotaFamily::DataKeyPair,
-            Some(request.key_id),
+            &[Some(request.key_id)],
             || params::data_key_pair(request),
             |caller| {
                 self.inner
@@ -693,7 +699,7 @@ impl Engine {
         self.single(
             "GenerateRandom",
             QuotaFamily::SymmetricCrypto,
-            None,
+            &[None],
             || serde_json::json!({"numberOfBytes": number_of_bytes}),
             |caller| self.inner.data.generate_random(caller, number_of_bytes),
         )

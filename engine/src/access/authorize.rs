@@ -181,6 +181,49 @@ impl KeyAccess {
         )))
     }
 
+    /// Whether the key policy alone allows `action` (grants aside).
+    pub(crate) fn policy_allows(
+        &self,
+        caller: &Caller,
+        action: Action,
+        key_arn: &str,
+        spec: KeySpec,
+        usage: KeyUsage,
+        facts: &RequestFacts<'_>,
+    ) -> bool {
+        let conditions = Conditions {
+            caller,
+            spec,
+            usage,
+            facts,
+        };
+        let request = RequestContext {
+            action: action.as_str(),
+            principal: caller.principal(),
+            principal_account: caller.account(),
+            resource: key_arn,
+            conditions: &conditions,
+        };
+        self.policy.evaluate(&request) == Decision::Allow
+    }
+
+    /// The operations of the caller's grants that allow CreateGrant: what a grant created
+    /// through them may contain.
+    pub(crate) fn grantable_operations(&self, caller: &Caller) -> Vec<GrantOperation> {
+        let mut operations = Vec::new();
+        for grant in self.grants.iter().filter(|g| {
+            g.grantee_principal == caller.principal()
+                && g.operations.contains(&GrantOperation::CreateGrant)
+        }) {
+            for op in &grant.operations {
+                if !operations.contains(op) {
+                    operations.push(*op);
+                }
+            }
+        }
+        operations
+    }
+
     fn decide(
         &self,
         caller: &Caller,

@@ -12,7 +12,7 @@ use crate::crypto::random;
 use crate::engine::Engine;
 use crate::error::{validation, Error, Result};
 use crate::key::state::KeyOperation;
-use crate::key::{GrantConstraints, GrantOperation, GrantRecord, KeyRecord};
+use crate::key::{GrantConstraints, GrantOperation, GrantRecord, KeyRecord, KeyUsage};
 
 /// Most grants on one key.
 pub const MAX_GRANTS_PER_KEY: usize = 50_000;
@@ -110,15 +110,14 @@ impl Engine {
             let mut state = self.control()?;
             let mut record =
                 self.record_for(&state, &request.key_id, KeyOperation::UpdateMetadata)?;
-            self.authorize_key(
-                &record,
-                Action::CreateGrant,
-                &RequestFacts {
-                    identifier: Some(&request.key_id),
-                    grant_operations: Some(&request.operations),
-                    ..RequestFacts::default()
-                },
-            )?;
+            let facts = RequestFacts {
+                identifier: Some(&request.key_id),
+                grant_operations: Some(&request.operations),
+                ..RequestFacts::default()
+            };
+            self.authorize_key(&record, Action::CreateGrant, &facts)?;
+            self.check_grant_is_not_wider(&record, &request.operations, &facts)?;
+            check_operations_fit_key(&record, &request.operations)?;
             if record.grants.len() >= MAX_GRANTS_PER_KEY {
                 return Err(Error::LimitExceeded(format!(
                     "key {} already has {MAX_GRANTS_PER_KEY} grants",
@@ -246,6 +245,77 @@ impl Engine {
             record.grants.retain(|g| g.grant_id != grant_id);
             self.save_key(&mut state, record, None)
         })
+    }
+}
+
+/// The operations a grant may name for a key of this usage: its own kind of cryptography, and
+/// CreateGrant, RetireGrant and DescribeKey.
+fn check_operations_fit_key(record: &KeyRecord, operations: &[GrantOperation]) -> Result<()> {
+    use GrantOperation as G;
+    for op in operations {
+        let fits = match op {
+            G::CreateGrant | G::RetireGrant | G::DescribeKey => true,
+            G::Encrypt | G::Decrypt | G::ReEncryptFrom | G::ReEncryptTo => {
+                record.key_usage == KeyUsage::EncryptDecrypt
+            }
+            G::GenerateDataKey
+            | G::GenerateDataKeyWithoutPlaintext
+            | G::GenerateDataKeyPair
+            | G::GenerateDataKeyPairWithoutPlaintext => {
+                record.key_usage == KeyUsage::EncryptDecrypt
+                    && record.key_spec == crate::key::KeySpec::SymmetricDefault
+            }
+            G::Sign | G::Verify => record.key_usage == KeyUsage::SignVerify,
+            G::GetPublicKey => record.key_spec.family() == "asymmetric",
+            G::GenerateMac | G::VerifyMac => record.key_usage == KeyUsage::GenerateVerifyMac,
+            G::DeriveSharedSecret => record.key_usage == KeyUsage::KeyAgreement,
+        };
+        if !fits {
+            return Err(validation!(
+                "grant operation {op} is not valid for key {}, a {} {} key",
+                record.id,
+                record.key_spec,
+                record.key_usage
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// A caller allowed to create grants only by a grant of its own may not create a grant wider
+    /// than that grant: every operation must be one its grants with CreateGrant already allow.
+    fn check_grant_is_not_wider(
+        &self,
+        record: &KeyRecord,
+        operations: &[GrantOperation],
+        facts: &RequestFacts<'_>,
+    ) -> Result<()> {
+        let keyring = self.inner.data.keyring.load();
+        let Some(entry) = keyring.keys.get(&record.id) else {
+            return Ok(());
+        };
+        let arn = self.inner.scope.key_arn(&record.id);
+        let access = &entry.access;
+        if access.policy_allows(
+            &self.caller,
+            Action::CreateGrant,
+            &arn,
+            record.key_spec,
+            record.key_usage,
+            facts,
+        ) {
+            return Ok(());
+        }
+        let allowed = access.grantable_operations(&self.caller);
+        if let Some(wider) = operations.iter().find(|op| !allowed.contains(op)) {
+            return Err(Error::AccessDenied(format!(
+                "{} may create grants on {arn} only through a grant, which does not allow {wider}; \
+                 a grant made through a grant can allow no more than it",
+                self.caller.principal()
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -56,6 +56,12 @@ impl Engine {
                 let id = existing.target;
                 return self.metadata(&state, &id);
             }
+            if state.keys.len() >= self.inner.config.max_keys {
+                return Err(crate::error::Error::LimitExceeded(format!(
+                    "this engine already holds its maximum of {} keys",
+                    self.inner.config.max_keys
+                )));
+            }
             let now = self.inner.clock.now();
             let id = Uuid::new_v4();
             let material = generate_material(

@@ -146,7 +146,7 @@ impl Engine {
             .lock()
             .map_err(|_| Error::Internal("control-plane lock poisoned".into()))?;
         self.reload_if_changed(&mut state)?;
-        self.run_due(&mut state)?;
+        self.outside_request(|| self.run_due(&mut state))?;
         Ok(state)
     }
 
@@ -180,6 +180,16 @@ impl Engine {
         state: &mut ControlState,
         changes: &[StoreChange<'_>],
     ) -> Result<()> {
+        let changed: Vec<Uuid> = changes
+            .iter()
+            .filter_map(|change| match change {
+                StoreChange::PutKey(record) => Some(record.id),
+                StoreChange::DeleteKey(id) => Some(*id),
+                StoreChange::PutAlias(alias) => Some(alias.target),
+                StoreChange::PutMaterial { .. } | StoreChange::DeleteAlias(_) => None,
+            })
+            .collect();
+        self.write_pending_record(&changed)?;
         let generation = self.inner.store.commit(changes)?;
         if generation == state.generation + 1 {
             state.generation = generation;
