@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -16,14 +16,30 @@ Examples:
   keyplane --json key describe alias/orders
   keyplane store verify
   keyplane store backup /backups/keyplane-$(date +%F).db
+  keyplane key create --key-spec ECC_NIST_P256 --key-usage SIGN_VERIFY
+  keyplane sign --key-id <KEY_ID> --signing-algorithm ECDSA_SHA_256 --in doc.pdf --out doc.sig
+  keyplane get-public-key <KEY_ID> --out signer.pem
+  keyplane key policy put <KEY_ID> policy.json
+  keyplane grant create --key-id <KEY_ID> --grantee-principal <ARN> --operations Encrypt,Decrypt
+  keyplane --principal arn:aws:iam::111122223333:role/app encrypt --key-id <KEY_ID> --in f
+  keyplane audit verify                           check the audit log's chain and signed digests
+  keyplane audit tail -n 20
 
 Data directory: --data-dir, else $KEYPLANE_HOME, else ./keyplane-data.
 Root key: --root-key-file, --root-key-env VAR, --passphrase-file or --passphrase-env VAR; else
 $KEYPLANE_ROOT_KEY (base64) if set; else the key file <data dir>/root.key (created by `store init`).
 
-Exit codes: 0 success; 1 refused (key state, ciphertext, conflict, limit, or `store verify` found
-damage); 2 usage (bad arguments or parameters); 3 not found; 4 access (root key wrong or missing,
-permissions); 5 internal or storage error (disk full, damaged store).";
+Principal: --principal ARN (or $KEYPLANE_PRINCIPAL) acts as that caller under key policies and
+grants; the default is the account's root, arn:aws:iam::<account id>:root.
+Audit: every request is recorded in <data dir>/audit/audit.log, hash-chained, with digests signed by
+the store's audit signing key (kept wrapped under the root key; its public key is exported to
+<data dir>/audit/audit-signing-key.der). --no-audit turns it off.
+
+Exit codes: 0 success; 1 refused (key state, ciphertext, invalid signature or MAC, conflict, limit,
+or `store verify` found damage); 2 usage (bad arguments, parameters or policy documents); 3 not
+found; 4 access (denied by key policy or grants, root key wrong or missing, permissions); 5 internal
+or storage error (disk full, damaged store, audit log unavailable); `audit verify`: 6 tampered,
+7 truncated or unsigned tail (a crash, not tampering).";
 
 /// keyplane: a key management service in a file. Keys with a lifecycle, aliases, tags,
 /// rotation, envelope encryption; key material wrapped under a root key in a durable store.
@@ -81,6 +97,34 @@ pub struct GlobalArgs {
     /// Run even where key memory cannot be locked (mlock), with a warning
     #[arg(long, global = true)]
     pub allow_unlocked_memory: bool,
+    /// Act as this principal (arn:aws:iam::<account>:user/<name>, :role/<name>, :root, or
+    /// arn:aws:sts::<account>:assumed-role/<role>/<session>) [default: the account's root]
+    #[arg(long, global = true, env = "KEYPLANE_PRINCIPAL", value_name = "ARN")]
+    pub principal: Option<String>,
+    /// Call through an integrated service (e.g. `s3`): sets kms:ViaService, as managed keys need
+    #[arg(long, global = true, value_name = "SERVICE")]
+    pub via_service: Option<String>,
+    /// Do not record requests in the audit log
+    #[arg(long, global = true)]
+    pub no_audit: bool,
+    /// When a request is answered: after its audit record is on disk (synced), or once queued
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = AuditDurability::Synced,
+        value_name = "WHEN"
+    )]
+    pub audit_durability: AuditDurability,
+}
+
+/// `--audit-durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditDurability {
+    /// Answer after the request's audit record is fsynced
+    Synced,
+    /// Answer once the record is queued (a crash can lose the last records)
+    Queued,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +153,36 @@ pub enum Command {
     Store(StoreCommand),
     /// Run the main job: envelope encryption end to end on the store, with timings
     Demo(DemoArgs),
+    /// Sign a message or digest with an asymmetric SIGN_VERIFY key
+    Sign(SignArgs),
+    /// Verify a signature with an asymmetric SIGN_VERIFY key
+    Verify(VerifyArgs),
+    /// The public key of an asymmetric key (PEM or DER)
+    GetPublicKey(GetPublicKeyArgs),
+    /// An HMAC of a message under an HMAC key
+    GenerateMac(GenerateMacArgs),
+    /// Verify an HMAC under an HMAC key
+    VerifyMac(VerifyMacArgs),
+    /// ECDH between a KEY_AGREEMENT key and a peer's public key
+    DeriveSharedSecret(DeriveSharedSecretArgs),
+    /// A new key pair: public key, private key in plaintext and encrypted under a key
+    GenerateDataKeyPair(GenerateDataKeyPairArgs),
+    /// A new key pair: public key and encrypted private key only
+    GenerateDataKeyPairWithoutPlaintext(GenerateDataKeyPairArgs),
+    /// Create, list, retire and revoke grants
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// The managed key of an integrated service (alias/aws/SERVICE), created on first use
+    ManagedKey {
+        /// The service, e.g. `s3` or `ebs`
+        service: String,
+    },
+    /// Verify the audit log, or show its last records
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Measure throughput: workloads swept over threads, batch and message sizes, with baselines
+    #[cfg(feature = "bench")]
+    Bench(Box<BenchArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +217,43 @@ pub enum KeyCommand {
     },
     /// CancelKeyDeletion (the key returns Disabled)
     CancelDeletion(KeyArg),
+    /// Key policies: get, put, list
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// GetKeyLastUsage: the last successful cryptographic use, from the audit log
+    LastUsage(KeyArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// GetKeyPolicy: the policy document (JSON)
+    Get {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        /// The policy's name (a key has one, `default`)
+        #[arg(long)]
+        policy_name: Option<String>,
+        /// Write the document here instead of standard output
+        #[arg(long = "out", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// PutKeyPolicy: replace the policy with the document in FILE ('-': standard input)
+    Put {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        /// The policy document (JSON)
+        file: PathBuf,
+        #[arg(long)]
+        policy_name: Option<String>,
+        /// Apply a policy that would lock the caller out of PutKeyPolicy
+        #[arg(long)]
+        bypass_policy_lockout_safety_check: bool,
+    },
+    /// ListKeyPolicies
+    List {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,9 +311,12 @@ pub struct CreateKeyArgs {
     /// A tag, KEY=VALUE (repeatable)
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     pub tags: Vec<String>,
-    /// Key policy document (JSON file)
-    #[arg(long, value_name = "FILE")]
+    /// Key policy document (JSON file) [default: the account's root has full control]
+    #[arg(long = "policy", visible_alias = "policy-file", value_name = "FILE")]
     pub policy_file: Option<PathBuf>,
+    /// Create the key even if its policy would lock the caller out of PutKeyPolicy
+    #[arg(long)]
+    pub bypass_policy_lockout_safety_check: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -432,4 +546,236 @@ pub struct DemoArgs {
     /// Keep the demo key (default: schedule its deletion in 7 days at the end)
     #[arg(long)]
     pub keep_key: bool,
+}
+
+/// A message given in a file or on standard input.
+#[derive(Debug, Args)]
+pub struct MessageArgs {
+    /// The message file ('-' or absent: standard input)
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// RAW (the message, up to 4096 bytes) or DIGEST (its hash, of the algorithm's length)
+    #[arg(long, default_value = "RAW")]
+    pub message_type: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Key id, key ARN, alias name or alias ARN
+    #[arg(long)]
+    pub key_id: String,
+    /// e.g. ECDSA_SHA_256, RSASSA_PSS_SHA_256, ED25519_SHA_512
+    #[arg(long)]
+    pub signing_algorithm: String,
+    #[command(flatten)]
+    pub message: MessageArgs,
+    /// Write the signature here, raw (absent: base64 on standard output)
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Key id, key ARN, alias name or alias ARN
+    #[arg(long)]
+    pub key_id: String,
+    #[arg(long)]
+    pub signing_algorithm: String,
+    #[command(flatten)]
+    pub message: MessageArgs,
+    /// The signature file, raw or base64
+    #[arg(long, value_name = "FILE")]
+    pub signature: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyFormat {
+    /// PEM ("-----BEGIN PUBLIC KEY-----"), base64 of the DER
+    Pem,
+    /// DER SubjectPublicKeyInfo, binary
+    Der,
+}
+
+#[derive(Debug, Args)]
+pub struct GetPublicKeyArgs {
+    /// Key id, key ARN, alias name or alias ARN
+    pub key: String,
+    /// Write the public key here (absent: PEM on standard output, or the JSON response)
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The file's format
+    #[arg(long, value_enum, default_value_t = KeyFormat::Pem)]
+    pub format: KeyFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateMacArgs {
+    /// Key id, key ARN, alias name or alias ARN
+    #[arg(long)]
+    pub key_id: String,
+    /// HMAC_SHA_224, HMAC_SHA_256, HMAC_SHA_384 or HMAC_SHA_512
+    #[arg(long)]
+    pub mac_algorithm: String,
+    /// The message file ('-' or absent: standard input)
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write the MAC here, raw (absent: base64 on standard output)
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyMacArgs {
+    /// Key id, key ARN, alias name or alias ARN
+    #[arg(long)]
+    pub key_id: String,
+    #[arg(long)]
+    pub mac_algorithm: String,
+    /// The message file ('-' or absent: standard input)
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// The MAC file, raw or base64
+    #[arg(long, value_name = "FILE")]
+    pub mac: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DeriveSharedSecretArgs {
+    /// Key id, key ARN, alias name or alias ARN (a KEY_AGREEMENT key)
+    #[arg(long)]
+    pub key_id: String,
+    /// The peer's public key file: DER SubjectPublicKeyInfo, PEM, or base64 of the DER
+    #[arg(long, value_name = "FILE")]
+    pub public_key: PathBuf,
+    #[arg(long, default_value = "ECDH")]
+    pub key_agreement_algorithm: String,
+    /// Write the shared secret here, raw, mode 0600 (absent: base64 on standard output)
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateDataKeyPairArgs {
+    /// The symmetric key that encrypts the private key
+    #[arg(long)]
+    pub key_id: String,
+    /// RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521,
+    /// ECC_SECG_P256K1 or ECC_NIST_EDWARDS25519
+    #[arg(long)]
+    pub key_pair_spec: String,
+    #[command(flatten)]
+    pub context: ContextArgs,
+    /// Write the public key here (DER, or PEM with --format pem)
+    #[arg(long, value_name = "FILE")]
+    pub public_key_out: Option<PathBuf>,
+    /// Write the plaintext private key here (PKCS#8; DER, or PEM with --format pem), mode 0600
+    #[arg(long, value_name = "FILE")]
+    pub private_key_out: Option<PathBuf>,
+    /// Write the encrypted private key here, raw
+    #[arg(long, value_name = "FILE")]
+    pub private_key_ciphertext_out: Option<PathBuf>,
+    /// Format of the key files
+    #[arg(long, value_enum, default_value_t = KeyFormat::Der)]
+    pub format: KeyFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// CreateGrant: let a grantee use a key for some operations
+    Create {
+        /// Key id, key ARN, alias name or alias ARN
+        #[arg(long)]
+        key_id: String,
+        /// The principal the grant is for
+        #[arg(long, value_name = "ARN")]
+        grantee_principal: String,
+        /// Operations, comma-separated: Encrypt, Decrypt, GenerateDataKey, Sign, ...
+        #[arg(long, required = true, value_delimiter = ',', value_name = "LIST")]
+        operations: Vec<String>,
+        /// The principal that may retire the grant
+        #[arg(long, value_name = "ARN")]
+        retiring_principal: Option<String>,
+        /// A name for the grant
+        #[arg(long)]
+        name: Option<String>,
+        /// Constraint: the request's encryption context must equal these pairs (repeatable)
+        #[arg(long = "context-equals", value_name = "KEY=VALUE")]
+        context_equals: Vec<String>,
+        /// Constraint: the request's encryption context must include these pairs (repeatable)
+        #[arg(long = "context-subset", value_name = "KEY=VALUE")]
+        context_subset: Vec<String>,
+    },
+    /// ListGrants: the grants of a key
+    List {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        /// Only this grant
+        #[arg(long)]
+        grant_id: Option<String>,
+        /// Only grants for this grantee
+        #[arg(long, value_name = "ARN")]
+        grantee_principal: Option<String>,
+        #[command(flatten)]
+        page: ListArgs,
+    },
+    /// ListRetirableGrants: the grants a principal may retire, on any key
+    ListRetirable {
+        /// The retiring principal
+        #[arg(value_name = "ARN")]
+        retiring_principal: String,
+        #[command(flatten)]
+        page: ListArgs,
+    },
+    /// RetireGrant: by its token, or by key and grant id
+    Retire {
+        #[arg(long, required_unless_present = "grant_id")]
+        grant_token: Option<String>,
+        #[arg(long, requires = "grant_id")]
+        key_id: Option<String>,
+        #[arg(long, requires = "key_id")]
+        grant_id: Option<String>,
+    },
+    /// RevokeGrant (a key administrator's action)
+    Revoke {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        grant_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the log's hash chain and signed digests; say what is wrong and where
+    Verify {
+        /// The log [default: <data dir>/audit/audit.log]
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+        /// The audit public key, DER SubjectPublicKeyInfo (or PEM) [default: <data
+        /// dir>/audit/audit-signing-key.der]
+        #[arg(long, value_name = "DER_FILE")]
+        public_key: Option<PathBuf>,
+    },
+    /// The last records of the log
+    Tail {
+        /// How many records
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: usize,
+        /// The log [default: <data dir>/audit/audit.log]
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+        /// Show the signed digest lines too
+        #[arg(long)]
+        digests: bool,
+    },
+}
+
+#[cfg(feature = "bench")]
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub sweep: keyplane_bench::SweepArgs,
+    /// Run against the store of the data directory (keys under alias/keyplane-bench/*) instead of
+    /// a fresh in-memory store
+    #[arg(long)]
+    pub durable: bool,
 }

@@ -92,6 +92,35 @@ pub fn blob_from(input: &[u8]) -> Vec<u8> {
     }
 }
 
+/// `der` as PEM with `label` (`PUBLIC KEY`, `PRIVATE KEY`): base64 in lines of 64.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let body = b64(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// DER from a key file given as PEM, base64 of the DER, or the DER itself.
+pub fn der_from(input: &[u8]) -> Result<Vec<u8>, Failure> {
+    let text = String::from_utf8_lossy(input);
+    let trimmed = text.trim_start();
+    if let Some(rest) = trimmed.strip_prefix("-----BEGIN ") {
+        let body: String = rest
+            .lines()
+            .skip(1)
+            .take_while(|line| !line.starts_with("-----END "))
+            .collect();
+        return base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .map_err(|e| Failure::usage(format!("the PEM key is not valid base64: {e}")));
+    }
+    Ok(blob_from(input))
+}
+
 /// KEY=VALUE arguments as a map; a repeated key is an error.
 pub fn pairs(args: &[String], what: &str) -> Result<BTreeMap<String, String>, Failure> {
     let mut map = BTreeMap::new();
@@ -116,6 +145,18 @@ mod tests {
         assert_eq!(blob_from(&raw), raw);
         let text = format!("{}\n", b64(&raw));
         assert_eq!(blob_from(text.as_bytes()), raw);
+    }
+
+    #[test]
+    fn keys_are_read_as_pem_base64_or_der_and_written_as_pem() {
+        let der: Vec<u8> = (0..91u8).map(|i| i.wrapping_mul(37)).collect();
+        let text = pem("PUBLIC KEY", &der);
+        assert!(text.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+        assert!(text.lines().all(|l| l.len() <= 64));
+        assert_eq!(der_from(text.as_bytes()).unwrap(), der);
+        assert_eq!(der_from(b64(&der).as_bytes()).unwrap(), der);
+        let spki_like = [0x30, 0x59, 0x30, 0x13, 0x06, 0x07];
+        assert_eq!(der_from(&spki_like).unwrap(), spki_like);
     }
 
     #[test]

@@ -49,5 +49,31 @@ fn run(ctx: &Context, command: Command) -> Result<(), Failure> {
         Command::GenerateRandom(a) => commands::crypto::generate_random(ctx, a),
         Command::Store(c) => commands::store::run(ctx, c),
         Command::Demo(a) => commands::demo::run(ctx, a),
+        Command::Sign(a) => commands::asymmetric::sign(ctx, a),
+        Command::Verify(a) => commands::asymmetric::verify(ctx, a),
+        Command::GetPublicKey(a) => commands::asymmetric::get_public_key(ctx, a),
+        Command::GenerateMac(a) => commands::asymmetric::generate_mac(ctx, a),
+        Command::VerifyMac(a) => commands::asymmetric::verify_mac(ctx, a),
+        Command::DeriveSharedSecret(a) => commands::asymmetric::derive_shared_secret(ctx, a),
+        Command::GenerateDataKeyPair(a) => {
+            commands::asymmetric::generate_data_key_pair(ctx, a, true)
+        }
+        Command::GenerateDataKeyPairWithoutPlaintext(a) => {
+            commands::asymmetric::generate_data_key_pair(ctx, a, false)
+        }
+        Command::Grant(c) => commands::access::run_grant(ctx, c),
+        Command::ManagedKey { service } => commands::access::managed_key(ctx, &service),
+        Command::Audit(c) => commands::audit::run(ctx, c),
+        #[cfg(feature = "bench")]
+        Command::Bench(a) => commands::bench::run(ctx, *a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -10,6 +10,11 @@ pub const USAGE: u8 = 2;
 pub const NOT_FOUND: u8 = 3;
 pub const ACCESS: u8 = 4;
 pub const INTERNAL: u8 = 5;
+/// `audit verify`: the log was tampered with.
+pub const AUDIT_TAMPERED: u8 = 6;
+/// `audit verify`: no tampering, but the last line was cut short by a crash or records after the
+/// last digest are not yet signed.
+pub const AUDIT_INCOMPLETE: u8 = 7;
 
 /// A failed command: the service's error name, a message, and the exit code.
 #[derive(Debug)]
@@ -53,15 +58,20 @@ impl Failure {
 /// The exit code for an engine or store error.
 pub fn exit_code(error: &Error) -> u8 {
     match error {
-        Error::NotFound(_) => NOT_FOUND,
+        Error::NotFound(_) | Error::InvalidGrantId(_) => NOT_FOUND,
         Error::AccessDenied(_) => ACCESS,
         Error::Validation(_)
         | Error::InvalidAliasName(_)
         | Error::InvalidArn(_)
         | Error::InvalidMarker(_)
         | Error::Tag(_)
+        | Error::MalformedPolicyDocument(_)
+        | Error::InvalidGrantToken(_)
         | Error::UnsupportedOperation(_) => USAGE,
-        Error::Store(_) | Error::Internal(_) | Error::MemoryLock(_) => INTERNAL,
+        Error::Store(_)
+        | Error::Internal(_)
+        | Error::MemoryLock(_)
+        | Error::AuditUnavailable(_) => INTERNAL,
         _ => REFUSED,
     }
 }
@@ -91,7 +101,22 @@ mod tests {
         assert_eq!(exit_code(&Error::Validation("x".into())), USAGE);
         assert_eq!(exit_code(&Error::Store("x".into())), INTERNAL);
         assert_eq!(exit_code(&Error::Disabled("x".into())), REFUSED);
-        let codes = [REFUSED, USAGE, NOT_FOUND, ACCESS, INTERNAL];
+        assert_eq!(exit_code(&Error::InvalidSignature("x".into())), REFUSED);
+        assert_eq!(
+            exit_code(&Error::MalformedPolicyDocument("x".into())),
+            USAGE
+        );
+        assert_eq!(exit_code(&Error::InvalidGrantId("x".into())), NOT_FOUND);
+        assert_eq!(exit_code(&Error::AuditUnavailable("x".into())), INTERNAL);
+        let codes = [
+            REFUSED,
+            USAGE,
+            NOT_FOUND,
+            ACCESS,
+            INTERNAL,
+            AUDIT_TAMPERED,
+            AUDIT_INCOMPLETE,
+        ];
         let distinct: std::collections::BTreeSet<_> = codes.iter().collect();
         assert_eq!(distinct.len(), codes.len());
         assert!(!codes.contains(&0));

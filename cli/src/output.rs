@@ -7,7 +7,7 @@ use crate::outcome::Failure;
 
 /// Response fields the service sends as timestamps (seconds since the epoch, fractional); the
 /// engine keeps milliseconds.
-const DATE_FIELDS: [&str; 7] = [
+const DATE_FIELDS: [&str; 10] = [
     "CreationDate",
     "DeletionDate",
     "NextRotationDate",
@@ -15,6 +15,9 @@ const DATE_FIELDS: [&str; 7] = [
     "LastUpdatedDate",
     "ValidTo",
     "OnDemandRotationStartDate",
+    "TrackingStartDate",
+    "KeyCreationDate",
+    "Timestamp",
 ];
 
 /// `value` as the service's JSON: dates in epoch seconds.

@@ -1,94 +1,10 @@
 //! The `keyplane` binary end to end: every command family, the service's JSON shapes, raw and
 //! base64 I/O, exit codes, data directory resolution and the demo.
 
-use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use common::*;
 use serde_json::Value;
-
-/// Runs `keyplane` in `cwd` with `args`, `stdin` and extra environment; no KEYPLANE_* variable
-/// from the test's own environment leaks in.
-fn run_with(cwd: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyplane"));
-    command.current_dir(cwd).args(args);
-    for (var, _) in std::env::vars() {
-        if var.starts_with("KEYPLANE_") {
-            command.env_remove(var);
-        }
-    }
-    command.envs(env.iter().copied());
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn run(cwd: &Path, args: &[&str]) -> Output {
-    run_with(cwd, args, b"", &[])
-}
-
-/// Runs and requires success; returns stdout.
-fn ok(cwd: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let out = run_with(cwd, args, stdin, &[]);
-    assert!(
-        out.status.success(),
-        "keyplane {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn json(cwd: &Path, args: &[&str], stdin: &[u8]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    serde_json::from_slice(&ok(cwd, &all, stdin)).expect("--json prints JSON")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited")
-}
-
-/// The service model's member names (extracted into tests/data/service-shapes.json).
-fn shapes() -> Value {
-    serde_json::from_str(include_str!("data/service-shapes.json")).unwrap()
-}
-
-/// Every field of `value` is a member of the service's `shape` (an operation's output or a
-/// structure), and `required` are present.
-fn assert_shape(value: &Value, kind: &str, shape: &str, required: &[&str]) {
-    let members: BTreeSet<String> = shapes()[kind][shape]
-        .as_array()
-        .unwrap_or_else(|| panic!("no shape {kind}/{shape}"))
-        .iter()
-        .map(|m| m.as_str().unwrap().to_owned())
-        .collect();
-    let object = value
-        .as_object()
-        .unwrap_or_else(|| panic!("{shape}: not an object: {value}"));
-    for field in object.keys() {
-        assert!(
-            members.contains(field),
-            "{shape} has no field {field} in the service: {value}"
-        );
-    }
-    for field in required {
-        assert!(
-            object.contains_key(*field),
-            "{shape} lacks {field}: {value}"
-        );
-    }
-}
-
-fn store(dir: &Path) {
-    ok(dir, &["store", "init"], b"");
-}
 
 #[test]
 fn help_shows_every_command_family_examples_and_exit_codes() {
@@ -661,5 +577,54 @@ fn the_demo_runs_the_main_job_on_the_default_store() {
     assert!(
         again.contains("[1] opened") && !again.contains("created a store"),
         "{again}"
+    );
+}
+
+#[cfg(feature = "bench")]
+#[test]
+fn bench_runs_the_harness_in_memory_and_on_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let quick = [
+        "--batch",
+        "10",
+        "--size",
+        "64",
+        "--duration",
+        "20ms",
+        "--warmup",
+        "5ms",
+        "--repeats",
+        "1",
+        "--quiet",
+    ];
+    let mut args = vec!["bench", "--workload", "encrypt"];
+    args.extend_from_slice(&quick);
+    let report = json(d, &args, b"");
+    assert!(
+        !report["points"].as_array().expect("points").is_empty(),
+        "{report}"
+    );
+    // On the data directory's store: its keys live there afterwards.
+    store(d);
+    let mut args = vec!["bench", "--durable", "--workload", "encrypt"];
+    args.extend_from_slice(&quick);
+    json(d, &args, b"");
+    let aliases = json(d, &["alias", "list"], b"");
+    assert!(
+        aliases["Aliases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["AliasName"]
+                .as_str()
+                .unwrap()
+                .starts_with("alias/keyplane-bench/")),
+        "{aliases}"
+    );
+    fails(
+        &run(d, &["bench", "--workload", "nonsense"]),
+        2,
+        "bad workload",
     );
 }

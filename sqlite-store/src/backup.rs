@@ -182,6 +182,16 @@ impl SqliteKeyStore {
             )));
         }
 
+        let secrets = crate::secrets::examine(&keys, &crate::secrets::read_all(&source, from)?)?;
+        if !secrets.lost.is_empty() && !force {
+            return Err(Error::Store(format!(
+                "the backup {} has store secrets with no good copy ({}); pass --force to restore \
+                 it anyway",
+                from.display(),
+                secrets.lost.join(", ")
+            )));
+        }
+
         // 2. What the data directory holds now.
         let live_row = if paths.db.exists() {
             read_row_without_key(&paths.db, &options)

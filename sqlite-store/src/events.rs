@@ -1,4 +1,5 @@
-//! The store's event log: repairs, restores, adoptions and root key rotations, kept in the store
+//! The store's event log: repairs, restores, adoptions, root key rotations and store secrets
+//! stored or deleted, kept in the store
 //! itself (and so in its backups).
 
 use std::path::Path;
@@ -15,6 +16,8 @@ pub const CREATED: &str = "created";
 pub const RESTORED: &str = "restored";
 pub const ADOPTED: &str = "adopted";
 pub const ROOT_KEY_ROTATED: &str = "root-key-rotated";
+pub const SECRET_STORED: &str = "secret-stored";
+pub const SECRET_DELETED: &str = "secret-deleted";
 
 /// One recorded event.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

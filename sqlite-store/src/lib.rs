@@ -15,6 +15,9 @@
 //!   store rolled back to an older copy.
 //! - Online [backup](SqliteKeyStore::backup), [restore](SqliteKeyStore::restore),
 //!   [verify](SqliteKeyStore::verify) and [root key rotation](SqliteKeyStore::rotate_root_key).
+//! - Store secrets ([`put_secret`](SqliteKeyStore::put_secret),
+//!   [`get_or_create_secret`](SqliteKeyStore::get_or_create_secret)): small named secrets that
+//!   belong with the store, such as the audit signing key, wrapped and kept like key material.
 //! - Several processes may share a store; [`KeyStore::generation`](keyplane::store::KeyStore) is
 //!   one indexed read, so engines notice each other's changes cheaply.
 //!
@@ -46,6 +49,7 @@ pub mod root_key;
 mod rotation;
 mod schema;
 mod sealing;
+mod secrets;
 mod store;
 mod verify;
 mod witness;
@@ -56,5 +60,6 @@ pub use layout::{StorePaths, DB_FILE, ROOT_KEY_FILE, WITNESS_FILE};
 pub use rotation::RootKeyRotationReport;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use sealing::Damage;
+pub use secrets::{SecretCopyProblem, MAX_SECRET_NAME};
 pub use store::{SqliteKeyStore, StoreOptions};
 pub use verify::{CopyProblem, LostVersion, VerifyReport};

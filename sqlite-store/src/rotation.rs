@@ -1,8 +1,8 @@
 //! Root key rotation, online and atomic.
 //!
 //! In one write transaction: every version's material is unwrapped under the old root key (from
-//! whichever copy is good) and every copy rewritten under the new one with a fresh nonce; every
-//! record is re-sealed; the new key's kind, parameters and check value replace the old; the
+//! whichever copy is good) and every copy rewritten under the new one with a fresh nonce; so is
+//! every store secret; every record is re-sealed; the new key's kind, parameters and check value replace the old; the
 //! generation advances. The provider keeps the new key aside (`create_next`) until the transaction
 //! has committed, then makes it the key it gives (`commit_next`), retiring the old one. Other
 //! processes sharing the store notice the new root epoch on their next read or write and ask their
@@ -21,6 +21,7 @@ use crate::meta::{self, StoreRow};
 use crate::records;
 use crate::root_key::RootKeyProvider;
 use crate::sealing::{MaterialSlot, StoreKeys};
+use crate::secrets;
 use crate::store::{read_snapshot, Connected, SqliteKeyStore};
 
 /// What a root key rotation did.
@@ -35,6 +36,10 @@ pub struct RootKeyRotationReport {
     /// Versions that had no good copy before the rotation and stay unreadable.
     pub versions_lost: usize,
     pub records_resealed: usize,
+    /// Store secrets (such as the audit signing key) rewrapped under the new root key.
+    pub secrets_rewrapped: usize,
+    /// Store secrets that had no good copy before the rotation and stay unreadable.
+    pub secrets_lost: usize,
     pub generation: u64,
 }
 
@@ -143,6 +148,11 @@ impl SqliteKeyStore {
                 copies_written += 1;
             }
         }
+        let secrets = secrets::examine(keys, &secrets::read_all(&tx, &db)?)?;
+        for (name, secret) in &secrets.good {
+            secrets::write_all(&tx, &new_keys, name, epoch, secret.expose(), &db)?;
+            copies_written += secrets::SECRET_COPIES;
+        }
         records::reseal_all(&tx, &new_keys, &snapshot.records, &db)?;
         let generation = snapshot.row.generation + 1;
         let new_row = StoreRow {
@@ -159,11 +169,12 @@ impl SqliteKeyStore {
             events::ROOT_KEY_ROTATED,
             None,
             &format!(
-                "root key rotated to {} (epoch {epoch}): {} versions rewrapped, {} unreadable left \
-                 as they were",
+                "root key rotated to {} (epoch {epoch}): {} versions and {} store secrets \
+                 rewrapped, {} unreadable left as they were",
                 new.describe(),
                 snapshot.exam.materials.len(),
-                snapshot.exam.lost.len()
+                secrets.good.len(),
+                snapshot.exam.lost.len() + secrets.lost.len()
             ),
             &db,
         )?;
@@ -179,6 +190,8 @@ impl SqliteKeyStore {
             copies_written,
             versions_lost: snapshot.exam.lost.len(),
             records_resealed: snapshot.records.keys.len() + snapshot.records.aliases.len(),
+            secrets_rewrapped: secrets.good.len(),
+            secrets_lost: secrets.lost.len(),
             generation,
         })
     }

@@ -3,7 +3,12 @@
 //!
 //! The file identifies itself with SQLite's `application_id` (`0x4B504C53`, "KPLS") and carries its
 //! schema version in `user_version`. A file of a newer schema is refused with a message that says
-//! so; older schemas would be migrated in place, in one transaction (version 1 is the first).
+//! so; an older schema is migrated in place, in one transaction, when the store is opened with its
+//! root key ([`migrate`]).
+//!
+//! Versions: 1, the first; 2 adds the two `secret_copy_*` tables (store secrets, such as the audit
+//! signing key). A version-1 binary must not open a version-2 store: its root key rotation would
+//! leave the secrets wrapped under the retired key.
 
 use std::fs::File;
 use std::io::Read;
@@ -19,11 +24,13 @@ use crate::layout::with_suffix;
 /// `PRAGMA application_id` of a keyplane store: "KPLS".
 pub const APPLICATION_ID: i32 = 0x4B50_4C53;
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 /// The page size every store uses (a restore copies pages, which needs equal sizes).
 const PAGE_SIZE: u32 = 4096;
 /// The tables holding the independent copies of wrapped key material, one copy each.
 pub(crate) const COPY_TABLES: [&str; 2] = ["material_copy_1", "material_copy_2"];
+/// The tables holding the independent copies of each wrapped store secret, one copy each.
+pub(crate) const SECRET_TABLES: [&str; 2] = ["secret_copy_1", "secret_copy_2"];
 
 const CREATE: &str = "
 CREATE TABLE store (
@@ -75,7 +82,24 @@ CREATE TABLE events (
 );
 ";
 
-const TABLES: [&str; 6] = [
+/// What version 2 adds to version 1.
+const CREATE_V2: &str = "
+CREATE TABLE secret_copy_1 (
+    name       TEXT    PRIMARY KEY,
+    root_epoch INTEGER NOT NULL,
+    wrapped    BLOB    NOT NULL,
+    checksum   BLOB    NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE secret_copy_2 (
+    name       TEXT    PRIMARY KEY,
+    root_epoch INTEGER NOT NULL,
+    wrapped    BLOB    NOT NULL,
+    checksum   BLOB    NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The tables of a version-1 store.
+const TABLES_V1: [&str; 6] = [
     "store",
     "keys",
     "aliases",
@@ -94,8 +118,43 @@ pub(crate) fn create(conn: &Connection, db: &Path) -> Result<()> {
     .map_err(|e| errors::sql("set the store's identity", db, e))?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
         .map_err(|e| errors::sql("switch to write-ahead logging", db, e))?;
-    conn.execute_batch(&format!("BEGIN; {CREATE} COMMIT;"))
+    conn.execute_batch(&format!("BEGIN; {CREATE} {CREATE_V2} COMMIT;"))
         .map_err(|e| errors::sql("create the schema", db, e))
+}
+
+/// Brings an open store of an older schema to [`SCHEMA_VERSION`], in one write transaction (which
+/// re-reads the version, so two processes opening an old store at once migrate it once). Returns
+/// the version the store had.
+pub(crate) fn migrate(conn: &mut Connection, db: &Path) -> Result<i32> {
+    let version: i32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| errors::sql("read the schema version", db, e))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(version);
+    }
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| errors::sql("start the schema migration", db, e))?;
+    let version: i32 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| errors::sql("read the schema version", db, e))?;
+    if version < 2 {
+        tx.execute_batch(CREATE_V2)
+            .map_err(|e| errors::sql("add the store secret tables (schema 1 to 2)", db, e))?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
+        .map_err(|e| errors::sql("set the schema version", db, e))?;
+    tx.commit()
+        .map_err(|e| errors::sql("commit the schema migration", db, e))?;
+    Ok(version)
+}
+
+/// Whether the connection's store has the store secret tables (schema 2 and later).
+pub(crate) fn has_secrets(conn: &Connection, db: &Path) -> Result<bool> {
+    let version: i32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| errors::sql("read the schema version", db, e))?;
+    Ok(version >= 2)
 }
 
 /// Opens a connection with the settings every store connection uses: WAL with full synchronous
@@ -216,7 +275,8 @@ pub(crate) fn check_connection(conn: &Connection, db: &Path) -> Result<()> {
         .query_map([], |r| r.get(0))
         .and_then(|rows| rows.collect())
         .map_err(|e| errors::sql("read the schema", db, e))?;
-    for table in TABLES {
+    let v2: &[&str] = if version >= 2 { &SECRET_TABLES } else { &[] };
+    for table in TABLES_V1.iter().chain(v2) {
         if !names.iter().any(|n| n == table) {
             return Err(Error::Store(format!(
                 "the store {} lacks its table '{table}': it is damaged or not a keyplane store",

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! (each AAD part is prefixed with its length as a `u32`), so a copy moved onto another key,
-//! version or key spec fails to unwrap. An authentication seal is `nonce (12) ‖ tag (16)` of
+//! version or key spec fails to unwrap. A store secret (see the secrets module) is wrapped the same
+//! way under the same key, with `AAD = "keyplane-sqlite secret v1" ‖ name`. An authentication seal is `nonce (12) ‖ tag (16)` of
 //! AES-256-GCM over no plaintext with the authenticated bytes as AAD.
 
 use aws_lc_rs::digest::{digest, SHA256};
@@ -140,6 +141,30 @@ impl StoreKeys {
                 material.len()
             )));
         }
+        self.wrap_with(&slot.aad(), material)
+    }
+
+    /// Wraps the store secret `name` with a fresh nonce.
+    pub(crate) fn wrap_secret(&self, name: &str, secret: &[u8]) -> Result<Vec<u8>> {
+        if secret.is_empty() || secret.len() > MAX_MATERIAL_BYTES {
+            return Err(Error::Validation(format!(
+                "a store secret of {} bytes cannot be stored (1 to {MAX_MATERIAL_BYTES})",
+                secret.len()
+            )));
+        }
+        self.wrap_with(&secret_aad(name), secret)
+    }
+
+    /// Unwraps one copy of the store secret `name` (as [`unwrap`](Self::unwrap)).
+    pub(crate) fn unwrap_secret(
+        &self,
+        name: &str,
+        wrapped: &[u8],
+    ) -> Result<std::result::Result<LockedBytes, Damage>> {
+        self.unwrap_with(&secret_aad(name), wrapped)
+    }
+
+    fn wrap_with(&self, aad: &[u8], material: &[u8]) -> Result<Vec<u8>> {
         let nonce = random_nonce()?;
         let mut out = vec![0u8; material.len() + WRAP_OVERHEAD];
         out[0] = WRAP_FORMAT;
@@ -147,7 +172,7 @@ impl StoreKeys {
         let (body, tag) = out[1 + NONCE_LEN..].split_at_mut(material.len());
         let mut tag_bytes = [0u8; TAG_LEN];
         self.wrap
-            .seal(&nonce, &slot.aad(), material, body, &mut tag_bytes)?;
+            .seal(&nonce, aad, material, body, &mut tag_bytes)?;
         tag.copy_from_slice(&tag_bytes);
         Ok(out)
     }
@@ -157,6 +182,14 @@ impl StoreKeys {
     pub(crate) fn unwrap(
         &self,
         slot: &MaterialSlot,
+        wrapped: &[u8],
+    ) -> Result<std::result::Result<LockedBytes, Damage>> {
+        self.unwrap_with(&slot.aad(), wrapped)
+    }
+
+    fn unwrap_with(
+        &self,
+        aad: &[u8],
         wrapped: &[u8],
     ) -> Result<std::result::Result<LockedBytes, Damage>> {
         if wrapped.len() <= WRAP_OVERHEAD
@@ -172,7 +205,7 @@ impl StoreKeys {
         let mut material = LockedBytes::zeroed(len, self.lock_policy)?;
         match self
             .wrap
-            .open(&nonce, &slot.aad(), body, tag, material.expose_mut())
+            .open(&nonce, aad, body, tag, material.expose_mut())
         {
             Ok(()) => Ok(Ok(material)),
             Err(_) => Ok(Err(Damage::Authentication)),
@@ -219,6 +252,11 @@ fn random_nonce() -> Result<[u8; NONCE_LEN]> {
     let mut nonce = [0u8; NONCE_LEN];
     keyplane::crypto::random::fill(&mut nonce)?;
     Ok(nonce)
+}
+
+/// The associated data of the store secret `name`.
+fn secret_aad(name: &str) -> Vec<u8> {
+    aad(b"keyplane-sqlite secret v1", &[name.as_bytes()])
 }
 
 /// `label ‖ (u32 len ‖ part)*`: an injective encoding of the authenticated parts.
@@ -297,6 +335,36 @@ mod tests {
             keys_b.unwrap(&slot(1), &wrapped).unwrap().err(),
             Some(Damage::Authentication)
         );
+    }
+
+    #[test]
+    fn a_secret_is_bound_to_its_name_and_store_and_apart_from_key_material() {
+        let keys_a = keys(b"store-a");
+        let wrapped = keys_a.wrap_secret("audit", &[5; 121]).unwrap();
+        assert_eq!(
+            keys_a
+                .unwrap_secret("audit", &wrapped)
+                .unwrap()
+                .unwrap()
+                .expose(),
+            &[5; 121]
+        );
+        assert_eq!(
+            keys_a.unwrap_secret("audit2", &wrapped).unwrap().err(),
+            Some(Damage::Authentication)
+        );
+        assert_eq!(
+            keys(b"store-b")
+                .unwrap_secret("audit", &wrapped)
+                .unwrap()
+                .err(),
+            Some(Damage::Authentication)
+        );
+        // A wrapped key version is no secret, and a secret no key version.
+        let material = keys_a.wrap(&slot(1), &[5; 32]).unwrap();
+        assert!(keys_a.unwrap_secret("audit", &material).unwrap().is_err());
+        assert!(keys_a.unwrap(&slot(1), &wrapped).unwrap().is_err());
+        assert!(keys_a.wrap_secret("audit", &[]).is_err());
     }
 
     #[test]

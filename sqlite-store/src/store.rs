@@ -244,7 +244,7 @@ impl SqliteKeyStore {
         schema::check_file(&paths.db)?;
         // The witness is read before the database, so that every commit it reflects is visible.
         let seen = witness::read(&paths.witness);
-        let conn = schema::connect(
+        let mut conn = schema::connect(
             &paths.db,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             options.busy_timeout,
@@ -262,6 +262,9 @@ impl SqliteKeyStore {
             }
             witness::remove_stale_temporaries(&paths.witness);
         }
+        // An older schema is brought up to date only now that the root key has opened the store:
+        // a wrong key changes nothing.
+        schema::migrate(&mut conn, &paths.db)?;
         Ok(SqliteKeyStore {
             paths,
             options,

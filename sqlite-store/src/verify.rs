@@ -1,5 +1,6 @@
-//! `verify`: SQLite's own integrity check, then every record and every copy of every key version
-//! judged under the root key, with what was found (and, if asked, repaired).
+//! `verify`: SQLite's own integrity check, then every record, every copy of every key version and
+//! every copy of every store secret judged under the root key, with what was found (and, if
+//! asked, repaired).
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use serde::Serialize;
 use crate::errors;
 use crate::events;
 use crate::sealing::Damage;
+use crate::secrets::{self, SecretCopyProblem};
 use crate::store::{read_snapshot, Connected, SqliteKeyStore};
 use crate::witness;
 
@@ -63,6 +65,13 @@ pub struct VerifyReport {
     pub repaired: usize,
     /// Repairs recorded in the event log over the store's life.
     pub repairs_recorded: u64,
+    /// Store secrets (such as the audit signing key), and their copies.
+    pub secrets: usize,
+    pub secret_copies_checked: usize,
+    pub secret_copies_good: usize,
+    pub damaged_secret_copies: Vec<SecretCopyProblem>,
+    /// Store secrets with no good copy.
+    pub lost_secrets: Vec<String>,
 }
 
 impl VerifyReport {
@@ -74,11 +83,13 @@ impl VerifyReport {
             && self.damaged_records.is_empty()
             && self.dangling_aliases.is_empty()
             && self.damaged_copies.iter().all(|c| c.repaired)
+            && self.lost_secrets.is_empty()
+            && self.damaged_secret_copies.iter().all(|c| c.repaired)
     }
 
     /// Whether nothing at all was found wrong (not even something repaired).
     pub fn is_pristine(&self) -> bool {
-        self.is_healthy() && self.damaged_copies.is_empty()
+        self.is_healthy() && self.damaged_copies.is_empty() && self.damaged_secret_copies.is_empty()
     }
 }
 
@@ -92,20 +103,27 @@ impl SqliteKeyStore {
         let integrity = integrity_check(&connected, &db)?;
         let row = crate::meta::read(&connected.conn, &db)?;
         self.follow_root_rotation(&mut connected, &row)?;
-        let snapshot = {
+        let (snapshot, secrets) = {
             let Connected { conn, keys, .. } = &mut *connected;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Deferred)
                 .map_err(|e| errors::sql("start reading", &db, e))?;
             let snapshot = read_snapshot(&tx, keys, &db)?;
+            let secrets = secrets::examine(keys, &secrets::read_all(&tx, &db)?)?;
             tx.finish()
                 .map_err(|e| errors::sql("finish reading", &db, e))?;
-            snapshot
+            (snapshot, secrets)
         };
         snapshot.row.check_generation(&connected.keys, &db)?;
         crate::store::check_rollback(&self.paths, &snapshot.row, seen)?;
         let repaired = if repair {
             self.repair_damage(&mut connected, &snapshot.exam)
+        } else {
+            Vec::new()
+        };
+        let secrets_repaired = if repair && !secrets.damaged.is_empty() {
+            let names: Vec<&str> = secrets.damaged.iter().map(|(n, _, _)| n.as_str()).collect();
+            self.repair_secrets(&mut connected, &names)
         } else {
             Vec::new()
         };
@@ -160,8 +178,22 @@ impl SqliteKeyStore {
                 .map(|a| a.name.clone())
                 .collect(),
             orphan_copies: snapshot.exam.orphans + snapshot.unreadable_copies,
-            repaired: repaired.len(),
+            repaired: repaired.len() + secrets_repaired.len(),
             repairs_recorded,
+            secrets: secrets.good.len() + secrets.lost.len(),
+            secret_copies_checked: secrets.copies_checked,
+            secret_copies_good: secrets.copies_good,
+            damaged_secret_copies: secrets
+                .damaged
+                .iter()
+                .map(|(name, copy, damage)| SecretCopyProblem {
+                    name: name.clone(),
+                    copy: copy + 1,
+                    damage: *damage,
+                    repaired: secrets_repaired.contains(&(name.clone(), *copy)),
+                })
+                .collect(),
+            lost_secrets: secrets.lost.clone(),
         })
     }
 }

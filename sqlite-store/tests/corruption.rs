@@ -306,7 +306,10 @@ fn a_store_of_a_newer_schema_is_refused_naming_the_versions() {
     drop(conn);
     let err = open_err(dir.path());
     assert!(err.message().contains("newer"), "{err}");
-    assert!(err.message().contains("schema version 2"), "{err}");
+    let newer = format!("schema version {}", keyplane_sqlite::SCHEMA_VERSION + 1);
+    assert!(err.message().contains(&newer), "{err}");
+    let ours = format!("(version {})", keyplane_sqlite::SCHEMA_VERSION);
+    assert!(err.message().contains(&ours), "{err}");
 }
 
 #[test]

@@ -319,6 +319,21 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
              in {dir}"
         );
     }
+    if let Some(log) = engine.audit_log.clone() {
+        drop(engine);
+        let paths = ctx.audit_paths();
+        let public_key = std::fs::read(&paths.public_key).map_err(|e| internal(&e.to_string()))?;
+        let audit = keyplane::audit::verify(&log, &public_key)
+            .map_err(|e| internal(&format!("audit verify: {e}")))?;
+        ensure(audit.is_ok(), "the audit log does not verify")?;
+        println!(
+            "    every request above is in the audit log {}: {} records, {} signed digests, \
+             verified (`keyplane audit verify`)",
+            log.display(),
+            audit.records,
+            audit.digests
+        );
+    }
     println!("\ndemo: all steps succeeded");
     Ok(())
 }

@@ -11,6 +11,11 @@ use crate::outcome::Failure;
 use crate::output::{date, key_metadata, print_fields, print_json, Response, Table};
 
 pub fn run(ctx: &Context, command: KeyCommand) -> Result<(), Failure> {
+    let command = match command {
+        KeyCommand::Policy(policy) => return crate::commands::access::run_policy(ctx, policy),
+        KeyCommand::LastUsage(k) => return crate::commands::access::last_usage(ctx, &k.key),
+        other => other,
+    };
     let engine = ctx.engine()?;
     let json = ctx.global.json;
     match command {
@@ -65,6 +70,7 @@ pub fn run(ctx: &Context, command: KeyCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
+        KeyCommand::Policy(_) | KeyCommand::LastUsage(_) => unreachable!("handled above"),
         KeyCommand::CancelDeletion(k) => {
             let arn = engine.cancel_key_deletion(&k.key)?;
             if json {
@@ -108,11 +114,12 @@ fn create_request(args: CreateKeyArgs) -> Result<CreateKeyRequest, Failure> {
         origin: args.origin.map(|s| s.parse()).transpose()?,
         tags,
         policy,
+        bypass_policy_lockout_safety_check: args.bypass_policy_lockout_safety_check,
         ..CreateKeyRequest::default()
     })
 }
 
-fn show_metadata(meta: &KeyMetadata, json: bool, headline: &str) -> Result<(), Failure> {
+pub fn show_metadata(meta: &KeyMetadata, json: bool, headline: &str) -> Result<(), Failure> {
     if json {
         let mut body = serde_json::Map::new();
         body.insert("KeyMetadata".into(), key_metadata(meta)?);
@@ -129,6 +136,7 @@ fn show_metadata(meta: &KeyMetadata, json: bool, headline: &str) -> Result<(), F
         ("KeySpec", meta.key_spec.to_string()),
         ("KeyUsage", meta.key_usage.to_string()),
         ("Origin", meta.origin.to_string()),
+        ("KeyManager", meta.key_manager.to_string()),
         ("Description", meta.description.clone()),
         ("CreationDate", date(meta.creation_date.0)),
         (

@@ -1,6 +1,11 @@
 //! One module per command family.
 
+pub mod access;
 pub mod aliases;
+pub mod asymmetric;
+pub mod audit;
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod crypto;
 pub mod demo;
 pub mod keys;

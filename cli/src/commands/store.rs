@@ -1,12 +1,15 @@
 //! `keyplane store ...`: create, verify, back up, restore and re-key the store.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use keyplane_sqlite::root_key::RootKeyProvider;
 use keyplane_sqlite::{SqliteKeyStore, VerifyReport};
 
 use crate::args::{RotateRootKeyArgs, StoreCommand};
-use crate::context::{Context, RootKeySource};
+use crate::context::{
+    audit_signing_key, create_audit_dir, lock_file, write_public_key, Context, RootKeySource,
+};
 use crate::outcome::Failure;
 use crate::output::{date, print_fields, print_json, service_value, Table};
 
@@ -18,18 +21,41 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<(), Failure> {
             let store =
                 SqliteKeyStore::init(ctx.data_dir(), provider.clone(), ctx.store_options())?;
             let store_id = store.store_id()?;
+            let audit = if ctx.global.no_audit {
+                None
+            } else {
+                Some(init_audit(ctx, &store)?)
+            };
             if json {
-                print_json(&serde_json::json!({
+                let mut body = serde_json::json!({
                     "DataDir": ctx.data_dir().display().to_string(),
                     "StoreId": store_id,
                     "RootKey": provider.describe(),
-                }));
+                });
+                if let Some((public_key, fingerprint, _)) = &audit {
+                    body["AuditPublicKey"] = public_key.display().to_string().into();
+                    body["AuditKeyFingerprint"] = fingerprint.clone().into();
+                }
+                print_json(&body);
             } else {
                 println!(
                     "Created a keyplane store in {} (store id {store_id})",
                     ctx.data_dir().display()
                 );
                 println!("Root key: {}", provider.describe());
+                if let Some((public_key, fingerprint, archived)) = &audit {
+                    if let Some(archived) = archived {
+                        println!(
+                            "An audit log of an earlier store was in the way: moved to {}",
+                            archived.display()
+                        );
+                    }
+                    println!(
+                        "Audit signing key: created, kept wrapped under the root key; public key \
+                         in {} (fingerprint {fingerprint})",
+                        public_key.display()
+                    );
+                }
                 if let RootKeySource::KeyFile(path) = ctx.root_key_source()? {
                     println!(
                         "Keep a copy of {} somewhere safe and apart from the data: without it \
@@ -124,6 +150,44 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<(), Failure> {
     }
 }
 
+/// At store init: moves an earlier store's audit log aside, creates the audit signing key (a store
+/// secret) and exports its public key. Returns the public key's path, its fingerprint and where an
+/// earlier log went.
+fn init_audit(
+    ctx: &Context,
+    store: &SqliteKeyStore,
+) -> Result<(PathBuf, String, Option<PathBuf>), Failure> {
+    let paths = ctx.audit_paths();
+    create_audit_dir(&paths.dir)?;
+    let mut archived = None;
+    if paths.log.exists() || paths.public_key.exists() {
+        let _lock = lock_file(&paths.lock, true)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let to = paths.dir.join(format!("earlier-{now}"));
+        create_audit_dir(&to)?;
+        for file in [&paths.log, &paths.public_key] {
+            if let Some(name) = file.file_name().filter(|_| file.exists()) {
+                std::fs::rename(file, to.join(name)).map_err(|e| Failure {
+                    code: "KMSInternalException".into(),
+                    message: format!("could not move {} aside: {e}", file.display()),
+                    exit: crate::outcome::INTERNAL,
+                })?;
+            }
+        }
+        archived = Some(to);
+    }
+    let (_, public_der) = audit_signing_key(store)?;
+    write_public_key(&paths, &public_der)?;
+    Ok((
+        paths.public_key,
+        keyplane::audit::key_fingerprint(&public_der),
+        archived,
+    ))
+}
+
 fn print_verify(r: &VerifyReport) {
     print_fields(&[
         ("store", r.store.clone()),
@@ -151,6 +215,11 @@ fn print_verify(r: &VerifyReport) {
         ("versions lost", r.lost_versions.len().to_string()),
         ("damaged records", r.damaged_records.len().to_string()),
         ("repairs recorded", r.repairs_recorded.to_string()),
+        ("store secrets", r.secrets.to_string()),
+        (
+            "secret copies good",
+            format!("{} of {}", r.secret_copies_good, r.secret_copies_checked),
+        ),
     ]);
     for c in &r.damaged_copies {
         println!(
@@ -168,13 +237,25 @@ fn print_verify(r: &VerifyReport) {
             l.key_id, l.version
         );
     }
+    for c in &r.damaged_secret_copies {
+        println!(
+            "  damaged: store secret '{}' copy {}: {}{}",
+            c.name,
+            c.copy,
+            c.damage,
+            if c.repaired { " (repaired)" } else { "" }
+        );
+    }
+    for name in &r.lost_secrets {
+        println!("  LOST: store secret '{name}': no good copy");
+    }
     for d in r.damaged_records.iter().chain(&r.dangling_aliases) {
         println!("  damaged: {d}");
     }
     println!(
         "{}",
         if r.is_pristine() {
-            "OK: every copy of every key version is good"
+            "OK: every copy of every key version is good, and of every store secret"
         } else if r.is_healthy() {
             "OK after repair"
         } else {
@@ -217,13 +298,14 @@ fn rotate_root_key(ctx: &Context, args: RotateRootKeyArgs) -> Result<(), Failure
         print_json(&service_value(&report)?);
     } else {
         println!(
-            "Rotated the root key from {} to {} (epoch {}): {} key versions rewrapped ({} copies), \
-             {} records re-sealed, in one transaction. The old root key is retired; backups taken \
-             before now still need it.",
+            "Rotated the root key from {} to {} (epoch {}): {} key versions and {} store secrets \
+             (the audit signing key) rewrapped ({} copies), {} records re-sealed, in one \
+             transaction. The old root key is retired; backups taken before now still need it.",
             report.from,
             report.to,
             report.root_key_epoch,
             report.versions_rewrapped,
+            report.secrets_rewrapped,
             report.copies_written,
             report.records_resealed
         );

@@ -1,0 +1,107 @@
+# The encrypt workload of keyplane-bench, through the keyplane Python package.
+#
+# Run by `keyplane-bench --compare python` as: python3 -c <this file> THREADS BATCH SIZE SECONDS
+# WARMUP_SECONDS REPEATS MAX_PLAINTEXT CONTEXT(0|1). Prints one JSON line:
+#   {"status": "ok", "ops_per_sec": [...]}            one rate per repeat
+#   {"status": "not-installed", "message": "..."}     `import keyplane` failed
+#   {"status": "failed", "message": "..."}            anything else
+#
+# The package API this expects (the first call shape that works is used, and named in the result):
+#   engine = keyplane.Engine(worker_threads=N, max_plaintext_bytes=M)
+#   key = engine.create_key()           -> an object with .key_id, a dict with "KeyId", or a str
+#   engine.native.encrypt_batch(key_id=.., plaintexts=[bytes, ...], encryption_context={...})
+#   or engine.encrypt_many(key_id, [bytes, ...], context={...})
+#   or engine.encrypt_batch(key_id=.., plaintexts=[...], encryption_context={...})
+#   -> one entry per item: the ciphertext, or the exception object
+import json
+import sys
+import time
+
+
+def emit(**fields):
+    print(json.dumps(fields))
+    sys.exit(0)
+
+
+try:
+    import keyplane
+except Exception as e:  # noqa: BLE001 - any import failure means "not usable"
+    emit(status="not-installed", message=f"import keyplane failed: {e}")
+
+threads, batch, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+seconds, warmup, repeats = float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
+max_plaintext, with_context = int(sys.argv[7]), sys.argv[8] == "1"
+context = {"tenant": "acme-corp", "purpose": "benchmark"} if with_context else None
+
+try:
+    engine = keyplane.Engine(worker_threads=threads, max_plaintext_bytes=max_plaintext)
+except Exception as e:  # noqa: BLE001
+    emit(status="failed", message=f"keyplane.Engine(worker_threads=, max_plaintext_bytes=): {e}")
+
+try:
+    key = engine.create_key()
+except Exception as e:  # noqa: BLE001
+    emit(status="failed", message=f"engine.create_key(): {e}")
+if isinstance(key, str):
+    key_id = key
+elif isinstance(key, dict):
+    key_id = key.get("KeyId") or key.get("key_id")
+else:
+    key_id = getattr(key, "key_id", None)
+if not key_id:
+    emit(status="failed", message=f"engine.create_key() returned no key id: {key!r}")
+
+messages = [bytes((i * 31 ^ j * 7) & 0xFF for j in range(size)) for i in range(batch)]
+requests = [
+    {"KeyId": key_id, "Plaintext": m, **({"EncryptionContext": context} if context else {})}
+    for m in messages
+]
+native = getattr(engine, "native", None)
+shapes = []
+if native is not None and hasattr(native, "encrypt_batch"):
+    shapes.append((
+        "engine.native.encrypt_batch",
+        lambda: native.encrypt_batch(key_id=key_id, plaintexts=messages, encryption_context=context),
+    ))
+if hasattr(engine, "encrypt_many"):
+    shapes.append(("engine.encrypt_many", lambda: engine.encrypt_many(key_id, messages, context=context)))
+if hasattr(engine, "encrypt_batch"):
+    shapes.append((
+        "engine.encrypt_batch",
+        lambda: engine.encrypt_batch(key_id=key_id, plaintexts=messages, encryption_context=context),
+    ))
+    shapes.append(("engine.encrypt_batch(requests)", lambda: engine.encrypt_batch(requests)))
+call = None
+api = None
+errors = []
+for name, shape in shapes:
+    try:
+        out = shape()
+    except TypeError as e:
+        errors.append(f"{name}: {e}")
+        continue
+    except Exception as e:  # noqa: BLE001
+        emit(status="failed", message=f"{name} failed: {e}")
+    failed = [o for o in out if isinstance(o, Exception)]
+    if len(out) != batch or failed:
+        emit(status="failed", message=f"{name} returned failed items: {failed[:1]!r}")
+    call, api = shape, name
+    break
+if call is None:
+    emit(status="failed", message="no batch encrypt call this script knows: " + "; ".join(errors or ["none found"]))
+
+end = time.perf_counter() + warmup
+while time.perf_counter() < end:
+    call()
+rates = []
+for _ in range(repeats):
+    ops = 0
+    start = time.perf_counter()
+    while True:
+        call()
+        ops += batch
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            break
+    rates.append(ops / elapsed)
+emit(status="ok", ops_per_sec=rates, api=api)

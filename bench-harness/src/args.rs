@@ -1,0 +1,371 @@
+//! Command-line arguments: [`SweepArgs`] (everything about what is measured and how it is shown,
+//! flattenable into another clap command) and [`BenchArgs`] (the stand-alone binary: the sweep,
+//! plus where the keys live and the JSON switch that a host CLI usually has globally).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use keyplane::KeySpec;
+
+use crate::workload::Workload;
+
+/// What to measure and how to show it. Flatten this into a host command
+/// (`#[command(flatten)] sweep: SweepArgs`) and call [`crate::run_sweep`]. None of its options is
+/// named `--json`, `--data-dir`, `--region`, `--account-id` or `--allow-unlocked-memory`, which
+/// a host CLI typically has as global options.
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// Workloads to run, comma-separated: encrypt, decrypt, re-encrypt, generate-data-key, sign,
+    /// verify, generate-mac, verify-mac, envelope (GenerateDataKey + local AES-GCM of the payload,
+    /// then Decrypt of the data key + local open, per item), or `all`
+    #[arg(short, long = "workload", value_name = "LIST", value_delimiter = ',',
+          default_value = "encrypt", value_parser = parse_workload)]
+    pub workloads: Vec<WorkloadChoice>,
+
+    /// Engine worker threads (the engine's rayon pool), comma-separated list to sweep
+    #[arg(short, long, value_name = "LIST", value_delimiter = ',', default_value = "1",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Vec<u32>,
+
+    /// Requests per batch call, comma-separated list to sweep
+    #[arg(short, long, value_name = "LIST", value_delimiter = ',', default_value = "1000",
+          value_parser = parse_count)]
+    pub batch: Vec<usize>,
+
+    /// Message sizes (plaintext for encrypt/decrypt/re-encrypt, payload for envelope, message for
+    /// sign/verify/MAC; unused by generate-data-key), comma-separated, e.g. 64,1KiB,16KiB
+    #[arg(short, long, value_name = "LIST", value_delimiter = ',', default_value = "64",
+          value_parser = parse_size)]
+    pub size: Vec<usize>,
+
+    /// Key specs for sign and verify, comma-separated: ECC_NIST_P256 (p256), ECC_NIST_P384
+    /// (p384), ECC_NIST_P521 (p521), ECC_SECG_P256K1 (secp256k1), ECC_NIST_EDWARDS25519
+    /// (ed25519), RSA_2048 (rsa2048), RSA_3072, RSA_4096
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "ECC_NIST_P256",
+          value_parser = parse_sign_spec)]
+    pub sign_spec: Vec<KeySpec>,
+
+    /// Key specs for generate-mac and verify-mac, comma-separated: HMAC_224, HMAC_256 (hmac256),
+    /// HMAC_384, HMAC_512
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "HMAC_256",
+          value_parser = parse_mac_spec)]
+    pub mac_spec: Vec<KeySpec>,
+
+    /// RSA signature padding for RSA sign/verify keys
+    #[arg(long, value_enum, default_value_t = RsaPadding::Pss)]
+    pub rsa_padding: RsaPadding,
+
+    /// Application threads calling the engine at once (each issues batches back to back), a
+    /// comma-separated list to sweep
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub callers: Vec<u32>,
+
+    /// Measured time per repeat of each point (e.g. 2s, 500ms)
+    #[arg(short, long, value_name = "TIME", default_value = "2s", value_parser = parse_duration,
+          conflicts_with = "ops")]
+    pub duration: Duration,
+
+    /// Operations per repeat of each point instead of a duration (rounded up to whole batches)
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub ops: Option<usize>,
+
+    /// Warm-up before each point's repeats (not measured)
+    #[arg(long, value_name = "TIME", default_value = "500ms", value_parser = parse_duration)]
+    pub warmup: Duration,
+
+    /// Repeats per point; the table shows their median and spread
+    #[arg(short, long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeats: u32,
+
+    /// Encrypt without an encryption context (by default every request carries a two-pair
+    /// context, which is also the raw baseline's AAD)
+    #[arg(long)]
+    pub no_context: bool,
+
+    /// Encrypt and decrypt into caller buffers (`encrypt_batch_into`, `decrypt_batch_into`: no
+    /// allocation per item) instead of the allocating batch calls
+    #[arg(long)]
+    pub into: bool,
+
+    /// Skip the raw aws-lc-rs baselines (no ratios then)
+    #[arg(long)]
+    pub no_baseline: bool,
+
+    /// Also run the encrypt points through other bindings: `c` (libkeyplane.so, loaded at run
+    /// time) and/or `python` (the keyplane Python package), comma-separated
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_enum)]
+    pub compare: Vec<CompareWith>,
+
+    /// The C library for `--compare c` [default: $KEYPLANE_LIB, else libkeyplane.so beside this
+    /// program, else target/{release,debug}/libkeyplane.so of the workspace]
+    #[arg(long, value_name = "FILE")]
+    pub libkeyplane: Option<PathBuf>,
+
+    /// The Python interpreter for `--compare python`
+    #[arg(long, value_name = "PROGRAM", default_value = "python3")]
+    pub python: String,
+
+    /// After the sweep, print the thread count and batch size with the best throughput (within
+    /// --latency-bound-ms, if given) for each workload and size
+    #[arg(long)]
+    pub recommend: bool,
+
+    /// Latency bound for --recommend: the 99th percentile of per-batch-call latency, in
+    /// milliseconds
+    #[arg(long, value_name = "MS", requires = "recommend")]
+    pub latency_bound_ms: Option<f64>,
+
+    /// Write CSV (one row per point) to FILE, or to standard output without FILE
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub csv: Option<Option<PathBuf>>,
+
+    /// Write throughput-vs-threads and throughput-vs-batch-size charts (SVG and PNG) to DIR
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
+
+    /// No progress bar and no table (results only through --json, --csv, --plot)
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// The stand-alone `keyplane-bench` program: a [`SweepArgs`], plus the store and JSON options a
+/// host CLI would give globally.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+
+    /// Write the report as JSON to FILE, or to standard output (instead of the table) without FILE
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub json: Option<Option<PathBuf>>,
+
+    /// Run against the durable SQLite store in DIR (created, with a root key file DIR/root.key,
+    /// if it holds no store) instead of the in-memory store. The benchmark keys live under
+    /// alias/keyplane-bench/* there and are reused by later runs.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Run even where key memory cannot be locked (mlock), with a warning
+    #[arg(long)]
+    pub allow_unlocked_memory: bool,
+}
+
+/// A `--workload` value: one workload, or every one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadChoice {
+    One(Workload),
+    All,
+}
+
+/// RSA signature padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+pub enum RsaPadding {
+    /// RSASSA-PSS with SHA-256
+    Pss,
+    /// RSASSA-PKCS1-v1_5 with SHA-256
+    Pkcs1,
+}
+
+/// Another binding to run the same encrypt workload through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompareWith {
+    /// The C ABI (libkeyplane.so, loaded with dlopen)
+    C,
+    /// The Python package (`import keyplane`)
+    Python,
+}
+
+impl SweepArgs {
+    /// The workloads, expanded and without duplicates, in the order given.
+    pub fn workload_list(&self) -> Vec<Workload> {
+        let mut out = Vec::new();
+        for choice in &self.workloads {
+            let add: Vec<Workload> = match choice {
+                WorkloadChoice::One(w) => vec![*w],
+                WorkloadChoice::All => Workload::ALL.to_vec(),
+            };
+            for w in add {
+                if !out.contains(&w) {
+                    out.push(w);
+                }
+            }
+        }
+        out
+    }
+
+    /// Defaults for a quick run, for tests and examples (what `keyplane-bench` with no options
+    /// does, but with short timings).
+    pub fn quick() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            sweep: SweepArgs,
+        }
+        Wrapper::parse_from(["keyplane-bench", "--duration", "50ms", "--warmup", "10ms"]).sweep
+    }
+}
+
+fn parse_workload(s: &str) -> Result<WorkloadChoice, String> {
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(WorkloadChoice::All);
+    }
+    Workload::parse(s).map(WorkloadChoice::One)
+}
+
+/// A positive count, with an optional k/M suffix (1k = 1000).
+pub fn parse_count(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1_000),
+        Some((i, 'm' | 'M')) => (&t[..i], 1_000_000),
+        _ => (t, 1),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a count (e.g. 1000, 10k)"))?;
+    let n = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))?;
+    if n == 0 {
+        return Err("must be at least 1".into());
+    }
+    Ok(n)
+}
+
+/// A byte size: a number with an optional unit (B, K/KB/KiB = 1024, M/MB/MiB = 1024²).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (e.g. 64, 1KiB, 16k, 1MiB)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' in '{s}' (B, KiB, MiB)"
+            ))
+        }
+    };
+    let n = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))?;
+    if n == 0 {
+        return Err("a message size must be at least 1 byte".into());
+    }
+    Ok(n)
+}
+
+/// A duration: a number with a unit (ns, us, ms, s, m); a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 2s, 500ms)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "ns" => value / 1e9,
+        "m" | "min" => value * 60.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit '{other}' (ns, us, ms, s, m)"
+            ))
+        }
+    };
+    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_spec(s: &str) -> Result<KeySpec, String> {
+    let t = s.trim();
+    let short = t.to_ascii_lowercase().replace(['-', '_'], "");
+    let spec = match short.as_str() {
+        "p256" | "eccnistp256" => KeySpec::EccNistP256,
+        "p384" | "eccnistp384" => KeySpec::EccNistP384,
+        "p521" | "eccnistp521" => KeySpec::EccNistP521,
+        "secp256k1" | "p256k1" | "eccsecgp256k1" => KeySpec::EccSecgP256k1,
+        "ed25519" | "eccnistedwards25519" => KeySpec::EccNistEdwards25519,
+        "rsa2048" => KeySpec::Rsa2048,
+        "rsa3072" => KeySpec::Rsa3072,
+        "rsa4096" => KeySpec::Rsa4096,
+        "hmac224" => KeySpec::Hmac224,
+        "hmac256" => KeySpec::Hmac256,
+        "hmac384" => KeySpec::Hmac384,
+        "hmac512" => KeySpec::Hmac512,
+        _ => t.to_ascii_uppercase().parse().map_err(|e| format!("{e}"))?,
+    };
+    Ok(spec)
+}
+
+fn parse_sign_spec(s: &str) -> Result<KeySpec, String> {
+    let spec = parse_spec(s)?;
+    if crate::workload::signing_algorithm(spec, RsaPadding::Pss).is_none() {
+        return Err(format!(
+            "{spec} is not a signing key spec this harness runs (ECC_NIST_P256, ECC_NIST_P384, \
+             ECC_NIST_P521, ECC_SECG_P256K1, ECC_NIST_EDWARDS25519, RSA_2048, RSA_3072, RSA_4096)"
+        ));
+    }
+    Ok(spec)
+}
+
+fn parse_mac_spec(s: &str) -> Result<KeySpec, String> {
+    let spec = parse_spec(s)?;
+    if crate::workload::mac_algorithm(spec).is_none() {
+        return Err(format!(
+            "{spec} is not an HMAC key spec (HMAC_224, HMAC_256, HMAC_384, HMAC_512)"
+        ));
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64").unwrap(), 64);
+        assert_eq!(parse_size("1KiB").unwrap(), 1024);
+        assert_eq!(parse_size("16k").unwrap(), 16384);
+        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1x").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("3 fortnights").is_err());
+    }
+
+    #[test]
+    fn counts_and_specs() {
+        assert_eq!(parse_count("10k").unwrap(), 10_000);
+        assert!(parse_count("0").is_err());
+        assert_eq!(
+            parse_sign_spec("ed25519").unwrap(),
+            KeySpec::EccNistEdwards25519
+        );
+        assert_eq!(parse_sign_spec("RSA_2048").unwrap(), KeySpec::Rsa2048);
+        assert!(parse_sign_spec("HMAC_256").is_err());
+        assert_eq!(parse_mac_spec("hmac-512").unwrap(), KeySpec::Hmac512);
+    }
+}

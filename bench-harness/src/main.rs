@@ -1,0 +1,36 @@
+//! `keyplane-bench`: the throughput harness as a program. See `keyplane-bench --help` and
+//! docs/performance.md.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Throughput harness for keyplane: sweeps workloads over engine threads, batch sizes and message
+/// sizes, with a plain aws-lc-rs loop on one thread measured in the same run for every point.
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyplane-bench",
+    version,
+    after_help = "Examples:\n  \
+      keyplane-bench --workload encrypt --threads 1,2 --batch 1,100,1000 --size 64,1KiB,16KiB\n  \
+      keyplane-bench -w sign,verify --sign-spec p256,ed25519,rsa2048 --batch 64,1000\n  \
+      keyplane-bench -w all --duration 500ms --json report.json --csv report.csv --plot charts\n  \
+      keyplane-bench --threads 1,2 --batch 10,100,1000 --recommend --latency-bound-ms 1\n  \
+      keyplane-bench --compare c,python --size 16KiB --batch 256\n\n\
+      Build with --release: a debug build's numbers mean little."
+)]
+struct Cli {
+    #[command(flatten)]
+    args: keyplane_bench::BenchArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match keyplane_bench::run(&cli.args) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyplane-bench: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! A quick end-to-end run of the harness library (a few seconds), so it cannot rot: the JSON,
+//! CSV and chart outputs of a tiny sweep, checked point by point.
+
+use std::path::Path;
+
+use clap::Parser;
+use keyplane_bench::BenchArgs;
+use serde_json::Value;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+fn parse(args: &[&str]) -> BenchArgs {
+    Cli::try_parse_from(std::iter::once("keyplane-bench").chain(args.iter().copied()))
+        .expect("the arguments parse")
+        .args
+}
+
+fn number(v: &Value, field: &str) -> f64 {
+    v[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} is not a number in {v}"))
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("the JSON report was written");
+    serde_json::from_str(&text).expect("the JSON report parses")
+}
+
+#[test]
+fn encrypt_sweep_writes_json_csv_and_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let csv = dir.path().join("report.csv");
+    let charts = dir.path().join("charts");
+    let args = parse(&[
+        "--workload",
+        "encrypt",
+        "--threads",
+        "1,2",
+        "--batch",
+        "64",
+        "--size",
+        "64",
+        "--duration",
+        "40ms",
+        "--warmup",
+        "10ms",
+        "--repeats",
+        "2",
+        "--recommend",
+        "--latency-bound-ms",
+        "1000",
+        "--compare",
+        "python",
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--plot",
+        charts.to_str().unwrap(),
+        "--allow-unlocked-memory",
+        "--quiet",
+    ]);
+    let report = keyplane_bench::run(&args).expect("the sweep runs");
+    assert_eq!(report.points.len(), 2);
+    let table = report.to_table();
+    for column in [
+        "ops/s",
+        "p99 ms",
+        "raw 1-thr",
+        "vs raw",
+        "cpu-eff",
+        "vs 1 thr",
+    ] {
+        assert!(table.contains(column), "{column} in\n{table}");
+    }
+    assert!(table.contains("Recommendations:"), "{table}");
+
+    let v = read_json(&json);
+    let points = v["points"].as_array().expect("points");
+    assert_eq!(points.len(), 2, "one point per thread count");
+    for threads in [1, 2] {
+        let p = points
+            .iter()
+            .find(|p| p["threads"] == threads)
+            .unwrap_or_else(|| panic!("no point for {threads} threads"));
+        assert_eq!(p["workload"], "encrypt");
+        assert_eq!(p["batch"], 64);
+        assert_eq!(p["size"], 64);
+        let ops = &p["ops_per_sec"];
+        assert!(number(ops, "median") > 0.0);
+        assert!(number(ops, "min") <= number(ops, "median"));
+        assert!(number(ops, "median") <= number(ops, "max"));
+        assert_eq!(
+            ops["samples"].as_array().unwrap().len(),
+            2,
+            "one rate per repeat"
+        );
+        assert!(number(p, "raw_ops_per_sec") > 0.0);
+        let vs_raw = number(p, "vs_raw");
+        assert!(vs_raw > 0.0);
+        assert!(number(p, "vs_raw_cpu") > 0.0);
+        assert!(number(&p["ops_per_cpu_sec"], "median") > 0.0);
+        let per_thread = number(p, "vs_raw_per_thread");
+        assert!((per_thread - vs_raw / f64::from(threads)).abs() < 1e-9);
+        let vs_1 = number(p, "vs_1_thread");
+        if threads == 1 {
+            assert_eq!(vs_1, 1.0);
+        }
+        assert!(number(p, "bytes_per_sec") > 0.0);
+        let lat = &p["batch_latency"];
+        assert!(number(lat, "p50_ms") > 0.0);
+        assert!(number(lat, "p99_ms") >= number(lat, "p50_ms"));
+        assert!(lat["calls"].as_u64().unwrap() > 0);
+    }
+    let baselines = v["baselines"].as_array().expect("baselines");
+    assert_eq!(
+        baselines.len(),
+        1,
+        "one raw baseline for the one size and batch"
+    );
+    assert!(number(&baselines[0]["ops_per_sec"], "median") > 0.0);
+
+    // --compare python: either a measured ratio, or a clear reason it was skipped.
+    let compare = v["compare"].as_array().expect("compare");
+    assert_eq!(compare.len(), 2, "one Python comparison per encrypt point");
+    for c in compare {
+        match c["status"].as_str().unwrap() {
+            "ok" => assert!(number(c, "ratio") > 0.0),
+            "skipped" | "failed" => assert!(c["message"].as_str().is_some_and(|m| !m.is_empty())),
+            other => panic!("unexpected status {other}"),
+        }
+    }
+
+    // --recommend with a generous bound finds a point.
+    let recs = v["recommendations"].as_array().expect("recommendations");
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["found"], true);
+    assert!(recs[0]["threads"].as_u64().is_some());
+    assert_eq!(recs[0]["batch"], 64);
+
+    // CSV: a header and one row per point.
+    let csv = std::fs::read_to_string(&csv).expect("the CSV was written");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("workload,key_spec,algorithm,size,threads,batch"));
+    assert!(lines[1].starts_with("encrypt,SYMMETRIC_DEFAULT,AES-256-GCM,64,"));
+
+    // Charts: throughput vs threads and vs batch size, SVG and PNG, all non-empty.
+    for stem in ["encrypt-vs-threads", "encrypt-vs-batch"] {
+        let svg = std::fs::read_to_string(charts.join(format!("{stem}.svg"))).unwrap();
+        assert!(
+            svg.contains("<svg") && svg.contains("throughput"),
+            "{stem}.svg"
+        );
+        let png = std::fs::read(charts.join(format!("{stem}.png"))).unwrap();
+        assert!(png.len() > 5_000, "{stem}.png is {} bytes", png.len());
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png is a PNG");
+    }
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn every_workload_runs_on_the_sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let data = dir.path().join("data");
+    let args = parse(&[
+        "--workload",
+        "all",
+        "--sign-spec",
+        "ed25519",
+        "--batch",
+        "70",
+        "--size",
+        "100",
+        "--duration",
+        "5ms",
+        "--warmup",
+        "0ms",
+        "--repeats",
+        "1",
+        "--into",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--allow-unlocked-memory",
+        "--quiet",
+    ]);
+    keyplane_bench::run(&args).expect("the sweep runs");
+    let v = read_json(&json);
+    assert!(v["engine"]["store"]
+        .as_str()
+        .unwrap()
+        .starts_with("sqlite:"));
+    let points = v["points"].as_array().unwrap();
+    let workloads: Vec<&str> = points
+        .iter()
+        .map(|p| p["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        workloads,
+        [
+            "encrypt",
+            "decrypt",
+            "re-encrypt",
+            "generate-data-key",
+            "sign",
+            "verify",
+            "generate-mac",
+            "verify-mac",
+            "envelope"
+        ]
+    );
+    for p in points {
+        assert!(number(&p["ops_per_sec"], "median") > 0.0, "{p}");
+        assert!(number(p, "vs_raw") > 0.0, "{p}");
+    }
+    // A second run on the same data directory reuses the benchmark keys.
+    let again = parse(&[
+        "--workload",
+        "encrypt,sign",
+        "--sign-spec",
+        "ed25519",
+        "--batch",
+        "4",
+        "--duration",
+        "5ms",
+        "--warmup",
+        "0ms",
+        "--repeats",
+        "1",
+        "--no-baseline",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--allow-unlocked-memory",
+        "--quiet",
+    ]);
+    let report = keyplane_bench::run(&again).expect("the second run reuses the store");
+    assert_eq!(report.points.len(), 2);
+    assert!(report.points.iter().all(|p| p.vs_raw.is_none()));
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let args = parse(&["--workload", "sign", "--size", "8KiB", "--quiet"]);
+    let err = keyplane_bench::run(&args).unwrap_err();
+    assert_eq!(err.exit_code(), 2, "{err}");
+    assert!(err.to_string().contains("4096"), "{err}");
+    assert!(Cli::try_parse_from(["keyplane-bench", "--workload", "nope"]).is_err());
+    assert!(Cli::try_parse_from(["keyplane-bench", "--size", "12 parsecs"]).is_err());
+}

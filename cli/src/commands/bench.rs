@@ -1,0 +1,41 @@
+//! `keyplane bench`: the throughput harness (crate `keyplane-bench`) as a subcommand. Its sweep
+//! options are the harness's own; `--json` is the CLI's global switch (the report as JSON on
+//! standard output instead of the table), and `--durable` runs against the data directory's store
+//! (the same root key options as every other command) instead of a fresh in-memory one. The
+//! engines the harness builds are not audited: they measure the data plane.
+
+use std::sync::Arc;
+
+use keyplane_bench::{Destination, RunOptions, StoreChoice};
+
+use crate::args::BenchArgs;
+use crate::context::Context;
+use crate::outcome::{Failure, INTERNAL, USAGE};
+
+pub fn run(ctx: &Context, args: BenchArgs) -> Result<(), Failure> {
+    let store = if args.durable {
+        let store = ctx.open_store()?;
+        StoreChoice::Shared {
+            label: keyplane::store::KeyStore::describe(store.as_ref()),
+            store: Arc::clone(&store) as Arc<dyn keyplane::store::KeyStore>,
+        }
+    } else {
+        StoreChoice::Memory
+    };
+    let options = RunOptions {
+        json: ctx.global.json.then_some(Destination::Stdout),
+        store,
+        lock_policy: ctx.lock_policy(),
+    };
+    keyplane_bench::run_sweep(&args.sweep, options)
+        .map(|_| ())
+        .map_err(|e| Failure {
+            code: if e.exit_code() == 2 {
+                "ValidationException".into()
+            } else {
+                "KMSInternalException".into()
+            },
+            message: e.to_string(),
+            exit: if e.exit_code() == 2 { USAGE } else { INTERNAL },
+        })
+}

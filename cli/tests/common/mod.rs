@@ -1,0 +1,157 @@
+//! Helpers shared by the command-line tests: running `keyplane`, reading its JSON, and checking
+//! it against the service's shapes.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// Runs `keyplane` in `cwd` with `args`, `stdin` and extra environment; no KEYPLANE_* variable
+/// from the test's own environment leaks in.
+pub fn run_with(cwd: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyplane"));
+    command.current_dir(cwd).args(args);
+    for (var, _) in std::env::vars() {
+        if var.starts_with("KEYPLANE_") {
+            command.env_remove(var);
+        }
+    }
+    command.envs(env.iter().copied());
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn run(cwd: &Path, args: &[&str]) -> Output {
+    run_with(cwd, args, b"", &[])
+}
+
+/// Runs and requires success; returns stdout.
+pub fn ok(cwd: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let out = run_with(cwd, args, stdin, &[]);
+    assert!(
+        out.status.success(),
+        "keyplane {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+pub fn json(cwd: &Path, args: &[&str], stdin: &[u8]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_slice(&ok(cwd, &all, stdin)).expect("--json prints JSON")
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited")
+}
+
+/// The service model's member names (extracted into tests/data/service-shapes.json).
+pub fn shapes() -> Value {
+    serde_json::from_str(include_str!("../data/service-shapes.json")).unwrap()
+}
+
+/// Every field of `value` is a member of the service's `shape` (an operation's output or a
+/// structure), and `required` are present.
+pub fn assert_shape(value: &Value, kind: &str, shape: &str, required: &[&str]) {
+    let members: BTreeSet<String> = shapes()[kind][shape]
+        .as_array()
+        .unwrap_or_else(|| panic!("no shape {kind}/{shape}"))
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect();
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("{shape}: not an object: {value}"));
+    for field in object.keys() {
+        assert!(
+            members.contains(field),
+            "{shape} has no field {field} in the service: {value}"
+        );
+    }
+    for field in required {
+        assert!(
+            object.contains_key(*field),
+            "{shape} lacks {field}: {value}"
+        );
+    }
+}
+
+pub fn store(dir: &Path) {
+    ok(dir, &["store", "init"], b"");
+}
+
+/// Writes a line straight to the test's stderr, past libtest's output capture, so the numbers a
+/// test measured appear in every run's output.
+pub fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The key id in a CreateKey/DescribeKey response.
+pub fn key_id(response: &Value) -> String {
+    response["KeyMetadata"]["KeyId"]
+        .as_str()
+        .expect("KeyMetadata.KeyId")
+        .to_owned()
+}
+
+/// Creates a key with `args` (as the account root); returns its id.
+pub fn create_key(cwd: &Path, args: &[&str]) -> String {
+    let mut all = vec!["key", "create"];
+    all.extend_from_slice(args);
+    key_id(&json(cwd, &all, b""))
+}
+
+/// Runs as `principal`.
+pub fn run_as(cwd: &Path, principal: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut all = vec!["--principal", principal];
+    all.extend_from_slice(args);
+    run_with(cwd, &all, stdin, &[])
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Requires exit code `expected`; returns stderr.
+pub fn fails(out: &Output, expected: i32, what: &str) -> String {
+    assert_eq!(
+        code(out),
+        expected,
+        "{what}: stdout {} stderr {}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(out)
+    );
+    stderr(out)
+}
+
+/// The audit log of the data directory `./keyplane-data` under `cwd`.
+pub fn audit_log(cwd: &Path) -> std::path::PathBuf {
+    cwd.join("keyplane-data/audit/audit.log")
+}
+
+/// Every record (not digest) of the audit log, parsed.
+pub fn audit_records(cwd: &Path) -> Vec<Value> {
+    std::fs::read_to_string(audit_log(cwd))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("{\"seq\":"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A policy document in a file under `cwd`; returns the file name.
+pub fn policy_file(cwd: &Path, name: &str, policy: &Value) -> String {
+    std::fs::write(cwd.join(name), serde_json::to_vec_pretty(policy).unwrap()).unwrap();
+    name.to_owned()
+}

@@ -1,0 +1,802 @@
+"""The Pythonic API: `Engine`, `Key` objects, snake_case keyword arguments, and batch methods
+that take and return lists.
+
+Batch methods (`encrypt_many`, `decrypt_many`, `re_encrypt_many`, `generate_data_keys`,
+`sign_many`, `verify_many`, `mac_many`, `verify_mac_many`, `random_many`) run with the GIL
+released, spread over the engine's worker threads, and return one entry per item, in order: the
+result, or the `KeyplaneError` for an item that failed (the other items are unaffected). Verify
+entries are `True`, `False` (the signature or MAC does not match) or the error. `keyplane.ok(...)`
+raises the first error of a batch, or returns the results.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import (
+    Any,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    TypeVar,
+    Union,
+)
+
+from . import _keyplane, exceptions
+from ._keyplane import SecretBytes
+from .exceptions import KeyplaneError
+
+__all__ = ["Engine", "Key", "DataKey", "DataKeyPair", "ok", "Buffer"]
+
+#: Bytes-like inputs: read in place when `bytes`, copied once (and zeroed after) otherwise.
+Buffer = Union[bytes, bytearray, memoryview]
+Context = Optional[Mapping[str, str]]
+T = TypeVar("T")
+
+
+def ok(results: Sequence[Union[T, KeyplaneError]]) -> List[T]:
+    """The results of a batch, or its first error raised."""
+    out: List[T] = []
+    for item in results:
+        if isinstance(item, KeyplaneError):
+            raise item
+        out.append(item)
+    return out
+
+
+def _ctx(context: Context) -> Optional[Dict[str, str]]:
+    return dict(context) if context is not None else None
+
+
+class DataKey:
+    """A data key: `plaintext` (SecretBytes, zeroed when closed or collected) and its
+    `ciphertext` (to store beside the data). Use as a context manager to close the plaintext."""
+
+    __slots__ = ("plaintext", "ciphertext", "key_id")
+
+    def __init__(self, plaintext: SecretBytes, ciphertext: bytes, key_id: Optional[str]) -> None:
+        self.plaintext = plaintext
+        self.ciphertext = ciphertext
+        self.key_id = key_id
+
+    def close(self) -> None:
+        self.plaintext.close()
+
+    def __enter__(self) -> "DataKey":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DataKey(key_id={self.key_id!r}, ciphertext=<{len(self.ciphertext)} bytes>)"
+
+
+class DataKeyPair:
+    """A data key pair: `public_key` (DER SubjectPublicKeyInfo), `private_key` (PKCS#8 DER as
+    SecretBytes, or None without plaintext) and `private_key_ciphertext`."""
+
+    __slots__ = ("public_key", "private_key", "private_key_ciphertext", "key_pair_spec", "key_id")
+
+    def __init__(self, response: Dict[str, Any]) -> None:
+        self.public_key: bytes = response["PublicKey"]
+        self.private_key: Optional[SecretBytes] = response.get("PrivateKeyPlaintext")
+        self.private_key_ciphertext: bytes = response["PrivateKeyCiphertextBlob"]
+        self.key_pair_spec: str = response["KeyPairSpec"]
+        self.key_id: str = response["KeyId"]
+
+    def close(self) -> None:
+        if self.private_key is not None:
+            self.private_key.close()
+
+    def __enter__(self) -> "DataKeyPair":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DataKeyPair(key_pair_spec={self.key_pair_spec!r}, key_id={self.key_id!r})"
+
+
+class Engine:
+    """A keyplane engine: keys, aliases, policies and grants, with single and batch calls.
+
+    `Engine()` starts an engine with an in-memory key store. `region` and `account_id` are what
+    key ARNs carry (`account_id` defaults to `KEYPLANE_ACCOUNT_ID`, else 111122223333);
+    `worker_threads` sizes the batch pool (0: one per core); `max_plaintext_bytes` is Encrypt's
+    limit (4096, as the service, up to 1 MiB); `lock_policy` is "require" (key memory must be
+    locked) or "warn"; `rate_quotas` maps operation families (`symmetric_crypto`,
+    `asymmetric_crypto`, `data_key_pair`, `control_plane`) to requests per second, over which calls
+    fail with ThrottlingException; `principal` makes the engine call as that IAM principal ARN.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str = "us-east-1",
+        account_id: Optional[str] = None,
+        worker_threads: int = 0,
+        max_plaintext_bytes: int = 4096,
+        max_keys: int = 100_000,
+        lock_policy: str = "require",
+        rate_quotas: Optional[Mapping[str, int]] = None,
+        principal: Optional[str] = None,
+    ) -> None:
+        self._native = _keyplane.Engine(
+            region=region,
+            account_id=account_id or os.environ.get("KEYPLANE_ACCOUNT_ID") or "111122223333",
+            worker_threads=worker_threads,
+            max_plaintext_bytes=max_plaintext_bytes,
+            max_keys=max_keys,
+            lock_policy=lock_policy,
+            rate_quotas=rate_quotas,
+            principal=principal,
+        )
+
+    @classmethod
+    def _wrap(cls, native: _keyplane.Engine) -> "Engine":
+        engine = cls.__new__(cls)
+        engine._native = native
+        return engine
+
+    @property
+    def native(self) -> _keyplane.Engine:
+        """The native handle (what `keyplane.client(engine=...)` uses)."""
+        return self._native
+
+    @property
+    def region(self) -> str:
+        return self._native.region
+
+    @property
+    def account_id(self) -> str:
+        return self._native.account_id
+
+    @property
+    def principal(self) -> str:
+        return self._native.principal
+
+    @property
+    def worker_threads(self) -> int:
+        return self._native.worker_threads
+
+    def as_principal(self, principal: str, *, via_service: Optional[str] = None) -> "Engine":
+        """The same engine, calling as `principal` (optionally through an integrated service's
+        endpoint, which key policies see as `kms:ViaService`)."""
+        return Engine._wrap(self._native.for_principal(principal, via_service=via_service))
+
+    def client(self, **kwargs: Any) -> Any:
+        """A boto3-compatible KMS client on this engine (`keyplane.client(engine=self, ...)`)."""
+        from .client import client
+
+        return client("kms", engine=self, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"keyplane.{self._native!r}"
+
+    # ---- keys ------------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        *,
+        description: str = "",
+        key_spec: str = "SYMMETRIC_DEFAULT",
+        key_usage: Optional[str] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        policy: Optional[str] = None,
+        alias: Optional[str] = None,
+    ) -> "Key":
+        """Creates a key (and an alias for it, if given)."""
+        response = self._native.create_key(
+            description=description,
+            key_spec=key_spec,
+            key_usage=key_usage,
+            tags=[{"TagKey": k, "TagValue": v} for k, v in (tags or {}).items()],
+            policy=policy,
+        )
+        key = Key(self, response["KeyMetadata"])
+        if alias is not None:
+            self._native.create_alias(alias_name=alias, target_key_id=key.key_id)
+        return key
+
+    def key(self, key_id: str) -> "Key":
+        """The key named by a key id, key ARN, alias name or alias ARN."""
+        return Key(self, self._native.describe_key(key_id=key_id)["KeyMetadata"])
+
+    def keys(self) -> Iterator["Key"]:
+        """Every key."""
+        marker: Optional[str] = None
+        while True:
+            page = self._native.list_keys(limit=1000, marker=marker)
+            for entry in page["Keys"]:
+                yield self.key(entry["KeyId"])
+            if not page["Truncated"]:
+                return
+            marker = page["NextMarker"]
+
+    def aliases(self) -> Dict[str, str]:
+        """Alias name -> target key id, for every alias."""
+        out: Dict[str, str] = {}
+        marker: Optional[str] = None
+        while True:
+            page = self._native.list_aliases(limit=100, marker=marker)
+            out.update({a["AliasName"]: a["TargetKeyId"] for a in page["Aliases"]})
+            if not page["Truncated"]:
+                return out
+            marker = page["NextMarker"]
+
+    # ---- single calls ----------------------------------------------------------------------
+
+    def encrypt(self, key_id: str, plaintext: Buffer, *, context: Context = None) -> bytes:
+        """Encrypts under a symmetric key; returns the ciphertext blob."""
+        blob: bytes = self._native.encrypt(
+            key_id=key_id, plaintext=plaintext, encryption_context=_ctx(context)
+        )["CiphertextBlob"]
+        return blob
+
+    def decrypt(
+        self, ciphertext: Buffer, *, context: Context = None, key_id: Optional[str] = None
+    ) -> bytes:
+        """Decrypts a ciphertext blob; returns the plaintext."""
+        plaintext: bytes = self._native.decrypt(
+            ciphertext_blob=ciphertext, encryption_context=_ctx(context), key_id=key_id
+        )["Plaintext"]
+        return plaintext
+
+    def decrypt_secret(
+        self, ciphertext: Buffer, *, context: Context = None, key_id: Optional[str] = None
+    ) -> SecretBytes:
+        """Decrypts a ciphertext blob; returns the plaintext as SecretBytes."""
+        plaintext: SecretBytes = self._native.decrypt(
+            ciphertext_blob=ciphertext,
+            encryption_context=_ctx(context),
+            key_id=key_id,
+            secret=True,
+        )["Plaintext"]
+        return plaintext
+
+    def re_encrypt(
+        self,
+        ciphertext: Buffer,
+        destination_key_id: str,
+        *,
+        source_context: Context = None,
+        destination_context: Context = None,
+    ) -> bytes:
+        """Decrypts and encrypts again under another key or context, inside the engine."""
+        blob: bytes = self._native.re_encrypt(
+            ciphertext_blob=ciphertext,
+            destination_key_id=destination_key_id,
+            source_encryption_context=_ctx(source_context),
+            destination_encryption_context=_ctx(destination_context),
+        )["CiphertextBlob"]
+        return blob
+
+    def generate_data_key(
+        self,
+        key_id: str,
+        *,
+        key_spec: Optional[str] = "AES_256",
+        number_of_bytes: Optional[int] = None,
+        context: Context = None,
+    ) -> DataKey:
+        """A new data key: plaintext (SecretBytes) and ciphertext."""
+        r = self._native.generate_data_key(
+            key_id=key_id,
+            encryption_context=_ctx(context),
+            key_spec=None if number_of_bytes is not None else key_spec,
+            number_of_bytes=number_of_bytes,
+            secret=True,
+        )
+        return DataKey(r["Plaintext"], r["CiphertextBlob"], r["KeyId"])
+
+    def generate_data_key_pair(
+        self, key_id: str, key_pair_spec: str, *, context: Context = None, plaintext: bool = True
+    ) -> DataKeyPair:
+        """A new key pair whose private key is encrypted under `key_id` (and returned as
+        SecretBytes unless `plaintext=False`)."""
+        if plaintext:
+            r = self._native.generate_data_key_pair(
+                key_id=key_id,
+                key_pair_spec=key_pair_spec,
+                encryption_context=_ctx(context),
+                secret=True,
+            )
+        else:
+            r = self._native.generate_data_key_pair_without_plaintext(
+                key_id=key_id, key_pair_spec=key_pair_spec, encryption_context=_ctx(context)
+            )
+        return DataKeyPair(r)
+
+    def random(self, number_of_bytes: int) -> bytes:
+        """Random bytes (1 to 1024)."""
+        data: bytes = self._native.generate_random(number_of_bytes=number_of_bytes)["Plaintext"]
+        return data
+
+    def sign(
+        self, key_id: str, message: Buffer, algorithm: str, *, digest: bool = False
+    ) -> bytes:
+        """Signs a message (or, with `digest=True`, its digest)."""
+        signature: bytes = self._native.sign(
+            key_id=key_id,
+            message=message,
+            signing_algorithm=algorithm,
+            message_type="DIGEST" if digest else "RAW",
+        )["Signature"]
+        return signature
+
+    def verify(
+        self,
+        key_id: str,
+        message: Buffer,
+        signature: Buffer,
+        algorithm: str,
+        *,
+        digest: bool = False,
+    ) -> bool:
+        """Whether a signature is valid (False, not an exception, when it is not)."""
+        try:
+            self._native.verify(
+                key_id=key_id,
+                message=message,
+                signature=signature,
+                signing_algorithm=algorithm,
+                message_type="DIGEST" if digest else "RAW",
+            )
+        except exceptions.KMSInvalidSignatureException:
+            return False
+        return True
+
+    def public_key(self, key_id: str) -> bytes:
+        """The public key of an asymmetric key (DER SubjectPublicKeyInfo)."""
+        der: bytes = self._native.get_public_key(key_id=key_id)["PublicKey"]
+        return der
+
+    def mac(self, key_id: str, message: Buffer, algorithm: str) -> bytes:
+        """An HMAC of a message."""
+        mac: bytes = self._native.generate_mac(
+            key_id=key_id, message=message, mac_algorithm=algorithm
+        )["Mac"]
+        return mac
+
+    def verify_mac(self, key_id: str, message: Buffer, mac: Buffer, algorithm: str) -> bool:
+        """Whether an HMAC is valid (False, not an exception, when it is not)."""
+        try:
+            self._native.verify_mac(
+                key_id=key_id, message=message, mac=mac, mac_algorithm=algorithm
+            )
+        except exceptions.KMSInvalidMacException:
+            return False
+        return True
+
+    def derive_shared_secret(self, key_id: str, public_key: Buffer) -> SecretBytes:
+        """ECDH with a KEY_AGREEMENT key and a peer's public key (DER SubjectPublicKeyInfo)."""
+        secret: SecretBytes = self._native.derive_shared_secret(
+            key_id=key_id, key_agreement_algorithm="ECDH", public_key=public_key, secret=True
+        )["SharedSecret"]
+        return secret
+
+    # ---- batches ---------------------------------------------------------------------------
+
+    def encrypt_many(
+        self,
+        key_id: str,
+        plaintexts: Sequence[Buffer],
+        *,
+        context: Context = None,
+        contexts: Optional[Sequence[Context]] = None,
+    ) -> List[Union[bytes, KeyplaneError]]:
+        """Encrypts every plaintext under one key (one context for all, or one per item)."""
+        return self._native.encrypt_batch(
+            key_id=key_id,
+            plaintexts=plaintexts,
+            encryption_context=_ctx(context),
+            encryption_contexts=None if contexts is None else [_ctx(c) for c in contexts],
+        )
+
+    def decrypt_many(
+        self,
+        ciphertexts: Sequence[Buffer],
+        *,
+        context: Context = None,
+        contexts: Optional[Sequence[Context]] = None,
+        key_id: Optional[str] = None,
+    ) -> List[Union[bytes, KeyplaneError]]:
+        """Decrypts every ciphertext."""
+        return self._native.decrypt_batch(
+            ciphertext_blobs=ciphertexts,
+            encryption_context=_ctx(context),
+            encryption_contexts=None if contexts is None else [_ctx(c) for c in contexts],
+            key_id=key_id,
+        )
+
+    def decrypt_many_secret(
+        self,
+        ciphertexts: Sequence[Buffer],
+        *,
+        context: Context = None,
+        contexts: Optional[Sequence[Context]] = None,
+        key_id: Optional[str] = None,
+    ) -> List[Union[SecretBytes, KeyplaneError]]:
+        """Decrypts every ciphertext; plaintexts as SecretBytes."""
+        return self._native.decrypt_batch(
+            ciphertext_blobs=ciphertexts,
+            encryption_context=_ctx(context),
+            encryption_contexts=None if contexts is None else [_ctx(c) for c in contexts],
+            key_id=key_id,
+            secret=True,
+        )
+
+    def re_encrypt_many(
+        self,
+        ciphertexts: Sequence[Buffer],
+        destination_key_id: str,
+        *,
+        source_context: Context = None,
+        destination_context: Context = None,
+    ) -> List[Union[bytes, KeyplaneError]]:
+        """Re-encrypts every ciphertext under `destination_key_id`."""
+        return self._native.re_encrypt_batch(
+            ciphertext_blobs=ciphertexts,
+            destination_key_id=destination_key_id,
+            source_encryption_context=_ctx(source_context),
+            destination_encryption_context=_ctx(destination_context),
+        )
+
+    def generate_data_keys(
+        self,
+        key_id: str,
+        count: int,
+        *,
+        key_spec: Optional[str] = "AES_256",
+        number_of_bytes: Optional[int] = None,
+        context: Context = None,
+    ) -> List[Union[DataKey, KeyplaneError]]:
+        """`count` data keys under one key."""
+        results = self._native.generate_data_key_batch(
+            key_id=key_id,
+            count=count,
+            key_spec=None if number_of_bytes is not None else key_spec,
+            number_of_bytes=number_of_bytes,
+            encryption_context=_ctx(context),
+        )
+        return [
+            r if isinstance(r, KeyplaneError) else DataKey(r[0], r[1], None) for r in results
+        ]
+
+    def sign_many(
+        self, key_id: str, messages: Sequence[Buffer], algorithm: str, *, digest: bool = False
+    ) -> List[Union[bytes, KeyplaneError]]:
+        """Signs every message with one key."""
+        return self._native.sign_batch(
+            key_id=key_id,
+            messages=messages,
+            signing_algorithm=algorithm,
+            message_type="DIGEST" if digest else "RAW",
+        )
+
+    def verify_many(
+        self,
+        key_id: str,
+        messages: Sequence[Buffer],
+        signatures: Sequence[Buffer],
+        algorithm: str,
+        *,
+        digest: bool = False,
+    ) -> List[Union[bool, KeyplaneError]]:
+        """Verifies every (message, signature) pair: True, False, or the error."""
+        return self._native.verify_batch(
+            key_id=key_id,
+            messages=messages,
+            signatures=signatures,
+            signing_algorithm=algorithm,
+            message_type="DIGEST" if digest else "RAW",
+        )
+
+    def mac_many(
+        self, key_id: str, messages: Sequence[Buffer], algorithm: str
+    ) -> List[Union[bytes, KeyplaneError]]:
+        """HMACs of every message with one key."""
+        return self._native.generate_mac_batch(
+            key_id=key_id, messages=messages, mac_algorithm=algorithm
+        )
+
+    def verify_mac_many(
+        self, key_id: str, messages: Sequence[Buffer], macs: Sequence[Buffer], algorithm: str
+    ) -> List[Union[bool, KeyplaneError]]:
+        """Verifies every (message, MAC) pair: True, False, or the error."""
+        return self._native.verify_mac_batch(
+            key_id=key_id, messages=messages, macs=macs, mac_algorithm=algorithm
+        )
+
+    def random_many(self, sizes: Sequence[int]) -> List[Union[bytes, KeyplaneError]]:
+        """Random byte strings of the given sizes (1 to 1024 each)."""
+        return self._native.generate_random_batch(sizes=list(sizes))
+
+    # The names the brief for this package used; the same methods.
+    encrypt_batch = encrypt_many
+    decrypt_batch = decrypt_many
+
+
+class Key:
+    """A key of an engine: its metadata (DescribeKey's `KeyMetadata`) and the calls that use it.
+    Metadata is a snapshot; `refresh()` reads it again."""
+
+    def __init__(self, engine: Engine, metadata: Dict[str, Any]) -> None:
+        self.engine = engine
+        self.metadata = metadata
+
+    def __repr__(self) -> str:
+        return f"Key({self.key_id!r}, {self.key_spec}, {self.state})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Key) and other.arn == self.arn
+
+    def __hash__(self) -> int:
+        return hash(self.arn)
+
+    @property
+    def key_id(self) -> str:
+        key_id: str = self.metadata["KeyId"]
+        return key_id
+
+    @property
+    def arn(self) -> str:
+        arn: str = self.metadata["Arn"]
+        return arn
+
+    @property
+    def key_spec(self) -> str:
+        spec: str = self.metadata["KeySpec"]
+        return spec
+
+    @property
+    def key_usage(self) -> str:
+        usage: str = self.metadata["KeyUsage"]
+        return usage
+
+    @property
+    def state(self) -> str:
+        state: str = self.metadata["KeyState"]
+        return state
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.metadata["Enabled"])
+
+    @property
+    def description(self) -> str:
+        description: str = self.metadata["Description"]
+        return description
+
+    @property
+    def creation_date(self) -> datetime:
+        created: datetime = self.metadata["CreationDate"]
+        return created
+
+    def refresh(self) -> "Key":
+        """Reads the metadata again."""
+        self.metadata = self.engine.native.describe_key(key_id=self.key_id)["KeyMetadata"]
+        return self
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def enable(self) -> None:
+        self.engine.native.enable_key(key_id=self.key_id)
+        self.refresh()
+
+    def disable(self) -> None:
+        self.engine.native.disable_key(key_id=self.key_id)
+        self.refresh()
+
+    def schedule_deletion(self, pending_window_in_days: int = 30) -> datetime:
+        """Schedules deletion; returns the deletion date."""
+        r = self.engine.native.schedule_key_deletion(
+            key_id=self.key_id, pending_window_in_days=pending_window_in_days
+        )
+        self.refresh()
+        date: datetime = r["DeletionDate"]
+        return date
+
+    def cancel_deletion(self) -> None:
+        self.engine.native.cancel_key_deletion(key_id=self.key_id)
+        self.refresh()
+
+    def set_description(self, description: str) -> None:
+        self.engine.native.update_key_description(key_id=self.key_id, description=description)
+        self.refresh()
+
+    def add_alias(self, alias_name: str) -> None:
+        self.engine.native.create_alias(alias_name=alias_name, target_key_id=self.key_id)
+
+    @property
+    def aliases(self) -> List[str]:
+        page = self.engine.native.list_aliases(key_id=self.key_id, limit=100)
+        return [a["AliasName"] for a in page["Aliases"]]
+
+    @property
+    def tags(self) -> Dict[str, str]:
+        page = self.engine.native.list_resource_tags(key_id=self.key_id)
+        return {t["TagKey"]: t["TagValue"] for t in page["Tags"]}
+
+    def tag(self, **tags: str) -> None:
+        self.engine.native.tag_resource(
+            key_id=self.key_id, tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()]
+        )
+
+    def untag(self, *tag_keys: str) -> None:
+        self.engine.native.untag_resource(key_id=self.key_id, tag_keys=list(tag_keys))
+
+    def enable_rotation(self, rotation_period_in_days: Optional[int] = None) -> None:
+        self.engine.native.enable_key_rotation(
+            key_id=self.key_id, rotation_period_in_days=rotation_period_in_days
+        )
+
+    def disable_rotation(self) -> None:
+        self.engine.native.disable_key_rotation(key_id=self.key_id)
+
+    def rotate(self) -> None:
+        """Rotates now: new material encrypts; older material keeps decrypting."""
+        self.engine.native.rotate_key_on_demand(key_id=self.key_id)
+        self.refresh()
+
+    @property
+    def policy(self) -> str:
+        policy: str = self.engine.native.get_key_policy(key_id=self.key_id)["Policy"]
+        return policy
+
+    def set_policy(self, policy: str, *, bypass_policy_lockout_safety_check: bool = False) -> None:
+        self.engine.native.put_key_policy(
+            key_id=self.key_id,
+            policy=policy,
+            bypass_policy_lockout_safety_check=bypass_policy_lockout_safety_check,
+        )
+
+    def grant(
+        self,
+        grantee_principal: str,
+        operations: Sequence[str],
+        *,
+        retiring_principal: Optional[str] = None,
+        name: Optional[str] = None,
+        context_subset: Context = None,
+        context_equals: Context = None,
+    ) -> str:
+        """Creates a grant; returns its id."""
+        constraints: Dict[str, Dict[str, str]] = {}
+        if context_subset is not None:
+            constraints["EncryptionContextSubset"] = dict(context_subset)
+        if context_equals is not None:
+            constraints["EncryptionContextEquals"] = dict(context_equals)
+        r = self.engine.native.create_grant(
+            key_id=self.key_id,
+            grantee_principal=grantee_principal,
+            operations=list(operations),
+            retiring_principal=retiring_principal,
+            constraints=constraints or None,
+            name=name,
+        )
+        grant_id: str = r["GrantId"]
+        return grant_id
+
+    def revoke_grant(self, grant_id: str) -> None:
+        self.engine.native.revoke_grant(key_id=self.key_id, grant_id=grant_id)
+
+    # ---- use -------------------------------------------------------------------------------
+
+    def _algorithm(self, member: str, given: Optional[str]) -> str:
+        if given is not None:
+            return given
+        algorithms = self.metadata.get(member) or []
+        if not algorithms:
+            raise ValueError(f"{self.key_spec} {self.key_usage} key {self.key_id} has no {member}")
+        algorithm: str = algorithms[0]
+        return algorithm
+
+    def encrypt(self, plaintext: Buffer, *, context: Context = None) -> bytes:
+        return self.engine.encrypt(self.key_id, plaintext, context=context)
+
+    def decrypt(self, ciphertext: Buffer, *, context: Context = None) -> bytes:
+        return self.engine.decrypt(ciphertext, context=context, key_id=self.key_id)
+
+    def encrypt_many(
+        self,
+        plaintexts: Sequence[Buffer],
+        *,
+        context: Context = None,
+        contexts: Optional[Sequence[Context]] = None,
+    ) -> List[Union[bytes, KeyplaneError]]:
+        return self.engine.encrypt_many(self.key_id, plaintexts, context=context, contexts=contexts)
+
+    def decrypt_many(
+        self,
+        ciphertexts: Sequence[Buffer],
+        *,
+        context: Context = None,
+        contexts: Optional[Sequence[Context]] = None,
+    ) -> List[Union[bytes, KeyplaneError]]:
+        return self.engine.decrypt_many(
+            ciphertexts, context=context, contexts=contexts, key_id=self.key_id
+        )
+
+    def generate_data_key(self, *, key_spec: str = "AES_256", context: Context = None) -> DataKey:
+        return self.engine.generate_data_key(self.key_id, key_spec=key_spec, context=context)
+
+    def generate_data_keys(
+        self, count: int, *, key_spec: str = "AES_256", context: Context = None
+    ) -> List[Union[DataKey, KeyplaneError]]:
+        return self.engine.generate_data_keys(
+            self.key_id, count, key_spec=key_spec, context=context
+        )
+
+    def public_key(self) -> bytes:
+        return self.engine.public_key(self.key_id)
+
+    def sign(self, message: Buffer, algorithm: Optional[str] = None, *, digest: bool = False) -> bytes:
+        return self.engine.sign(
+            self.key_id, message, self._algorithm("SigningAlgorithms", algorithm), digest=digest
+        )
+
+    def verify(
+        self,
+        message: Buffer,
+        signature: Buffer,
+        algorithm: Optional[str] = None,
+        *,
+        digest: bool = False,
+    ) -> bool:
+        return self.engine.verify(
+            self.key_id,
+            message,
+            signature,
+            self._algorithm("SigningAlgorithms", algorithm),
+            digest=digest,
+        )
+
+    def sign_many(
+        self, messages: Sequence[Buffer], algorithm: Optional[str] = None, *, digest: bool = False
+    ) -> List[Union[bytes, KeyplaneError]]:
+        return self.engine.sign_many(
+            self.key_id, messages, self._algorithm("SigningAlgorithms", algorithm), digest=digest
+        )
+
+    def verify_many(
+        self,
+        messages: Sequence[Buffer],
+        signatures: Sequence[Buffer],
+        algorithm: Optional[str] = None,
+        *,
+        digest: bool = False,
+    ) -> List[Union[bool, KeyplaneError]]:
+        return self.engine.verify_many(
+            self.key_id,
+            messages,
+            signatures,
+            self._algorithm("SigningAlgorithms", algorithm),
+            digest=digest,
+        )
+
+    def mac(self, message: Buffer) -> bytes:
+        return self.engine.mac(self.key_id, message, self._algorithm("MacAlgorithms", None))
+
+    def verify_mac(self, message: Buffer, mac: Buffer) -> bool:
+        return self.engine.verify_mac(
+            self.key_id, message, mac, self._algorithm("MacAlgorithms", None)
+        )
+
+    def mac_many(self, messages: Sequence[Buffer]) -> List[Union[bytes, KeyplaneError]]:
+        return self.engine.mac_many(self.key_id, messages, self._algorithm("MacAlgorithms", None))
+
+    def verify_mac_many(
+        self, messages: Sequence[Buffer], macs: Sequence[Buffer]
+    ) -> List[Union[bool, KeyplaneError]]:
+        return self.engine.verify_mac_many(
+            self.key_id, messages, macs, self._algorithm("MacAlgorithms", None)
+        )
+
+    def derive_shared_secret(self, public_key: Buffer) -> SecretBytes:
+        return self.engine.derive_shared_secret(self.key_id, public_key)

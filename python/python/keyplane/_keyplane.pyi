@@ -1,0 +1,317 @@
+"""Type stubs for the native module `keyplane._keyplane` (python/src/*.rs); they mirror it exactly
+(checked with `python -m mypy.stubtest keyplane._keyplane`). Responses are dictionaries in the
+service's shapes; see `keyplane.client` for the boto3-compatible layer over them."""
+
+from types import TracebackType
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union, final
+
+__all__ = ["Engine", "SecretBytes", "__version__", "_secrets_zeroed", "fips_mode"]
+
+__version__: str
+
+_Buffer = Union[bytes, bytearray, memoryview]
+_Context = Optional[Mapping[str, str]]
+_Response = Dict[str, Any]
+
+def fips_mode() -> bool: ...
+def _secrets_zeroed() -> int: ...
+
+@final
+class SecretBytes:
+    """Secret bytes held in Rust memory and zeroed when closed or collected."""
+
+    def __new__(cls, data: _Buffer) -> SecretBytes: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def __enter__(self) -> SecretBytes: ...
+    def __exit__(
+        self,
+        *_exc_info: Union[Optional[Type[BaseException]], Optional[BaseException], Optional[TracebackType]],
+    ) -> bool: ...
+    def __len__(self) -> int: ...
+    def __bytes__(self) -> bytes: ...
+    def to_bytearray(self) -> bytearray: ...
+    def _address(self) -> int: ...
+
+@final
+class Engine:
+    """A keyplane engine handle (in-memory key store)."""
+
+    def __new__(
+        cls,
+        *,
+        region: str = "us-east-1",
+        account_id: str = "111122223333",
+        worker_threads: int = 0,
+        max_plaintext_bytes: int = 4096,
+        max_keys: int = 100000,
+        lock_policy: str = "require",
+        rate_quotas: Optional[Mapping[str, int]] = None,
+        principal: Optional[str] = None,
+    ) -> Engine: ...
+    def for_principal(self, principal: str, *, via_service: Optional[str] = None) -> Engine: ...
+    @property
+    def principal(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def worker_threads(self) -> int: ...
+    @property
+    def max_plaintext_bytes(self) -> int: ...
+    def same_engine(self, other: Engine) -> bool: ...
+    def run_due_tasks(self) -> None: ...
+
+    # control plane (control.rs)
+    def create_key(
+        self,
+        *,
+        policy: Optional[str] = None,
+        description: Optional[str] = None,
+        key_usage: Optional[str] = None,
+        customer_master_key_spec: Optional[str] = None,
+        key_spec: Optional[str] = None,
+        origin: Optional[str] = None,
+        bypass_policy_lockout_safety_check: bool = False,
+        tags: Optional[Sequence[Mapping[str, str]]] = None,
+        multi_region: Optional[bool] = None,
+    ) -> _Response: ...
+    def describe_key(self, *, key_id: str) -> _Response: ...
+    def managed_key(self, *, service: str) -> _Response: ...
+    def list_keys(self, *, limit: Optional[int] = None, marker: Optional[str] = None) -> _Response: ...
+    def update_key_description(self, *, key_id: str, description: str) -> None: ...
+    def enable_key(self, *, key_id: str) -> None: ...
+    def disable_key(self, *, key_id: str) -> None: ...
+    def schedule_key_deletion(
+        self, *, key_id: str, pending_window_in_days: Optional[int] = None
+    ) -> _Response: ...
+    def cancel_key_deletion(self, *, key_id: str) -> _Response: ...
+    def create_alias(self, *, alias_name: str, target_key_id: str) -> None: ...
+    def update_alias(self, *, alias_name: str, target_key_id: str) -> None: ...
+    def delete_alias(self, *, alias_name: str) -> None: ...
+    def list_aliases(
+        self, *, key_id: Optional[str] = None, limit: Optional[int] = None, marker: Optional[str] = None
+    ) -> _Response: ...
+    def tag_resource(self, *, key_id: str, tags: Sequence[Mapping[str, str]]) -> None: ...
+    def untag_resource(self, *, key_id: str, tag_keys: Sequence[str]) -> None: ...
+    def list_resource_tags(
+        self, *, key_id: str, limit: Optional[int] = None, marker: Optional[str] = None
+    ) -> _Response: ...
+    def enable_key_rotation(self, *, key_id: str, rotation_period_in_days: Optional[int] = None) -> None: ...
+    def disable_key_rotation(self, *, key_id: str) -> None: ...
+    def get_key_rotation_status(self, *, key_id: str) -> _Response: ...
+    def rotate_key_on_demand(self, *, key_id: str) -> _Response: ...
+    def list_key_rotations(
+        self, *, key_id: str, limit: Optional[int] = None, marker: Optional[str] = None
+    ) -> _Response: ...
+    def put_key_policy(
+        self,
+        *,
+        key_id: str,
+        policy: str,
+        policy_name: Optional[str] = None,
+        bypass_policy_lockout_safety_check: bool = False,
+    ) -> None: ...
+    def get_key_policy(self, *, key_id: str, policy_name: Optional[str] = None) -> _Response: ...
+    def list_key_policies(
+        self, *, key_id: str, limit: Optional[int] = None, marker: Optional[str] = None
+    ) -> _Response: ...
+    def create_grant(
+        self,
+        *,
+        key_id: str,
+        operations: Sequence[str],
+        grantee_principal: Optional[str] = None,
+        retiring_principal: Optional[str] = None,
+        constraints: Optional[Mapping[str, Any]] = None,
+        name: Optional[str] = None,
+    ) -> _Response: ...
+    def list_grants(
+        self,
+        *,
+        key_id: str,
+        limit: Optional[int] = None,
+        marker: Optional[str] = None,
+        grant_id: Optional[str] = None,
+        grantee_principal: Optional[str] = None,
+    ) -> _Response: ...
+    def list_retirable_grants(
+        self, *, retiring_principal: str, limit: Optional[int] = None, marker: Optional[str] = None
+    ) -> _Response: ...
+    def retire_grant(
+        self,
+        *,
+        grant_token: Optional[str] = None,
+        key_id: Optional[str] = None,
+        grant_id: Optional[str] = None,
+    ) -> None: ...
+    def revoke_grant(self, *, key_id: str, grant_id: str) -> None: ...
+    def get_key_last_usage(self, *, key_id: str) -> _Response: ...
+
+    # data plane, one call at a time (data.rs)
+    def encrypt(
+        self,
+        *,
+        key_id: str,
+        plaintext: _Buffer,
+        encryption_context: _Context = None,
+        encryption_algorithm: Optional[str] = None,
+    ) -> _Response: ...
+    def decrypt(
+        self,
+        *,
+        ciphertext_blob: _Buffer,
+        encryption_context: _Context = None,
+        key_id: Optional[str] = None,
+        encryption_algorithm: Optional[str] = None,
+        secret: bool = False,
+    ) -> _Response: ...
+    def re_encrypt(
+        self,
+        *,
+        ciphertext_blob: _Buffer,
+        destination_key_id: str,
+        source_encryption_context: _Context = None,
+        source_key_id: Optional[str] = None,
+        destination_encryption_context: _Context = None,
+        source_encryption_algorithm: Optional[str] = None,
+        destination_encryption_algorithm: Optional[str] = None,
+    ) -> _Response: ...
+    def generate_data_key(
+        self,
+        *,
+        key_id: str,
+        encryption_context: _Context = None,
+        number_of_bytes: Optional[int] = None,
+        key_spec: Optional[str] = None,
+        secret: bool = False,
+    ) -> _Response: ...
+    def generate_data_key_without_plaintext(
+        self,
+        *,
+        key_id: str,
+        encryption_context: _Context = None,
+        key_spec: Optional[str] = None,
+        number_of_bytes: Optional[int] = None,
+    ) -> _Response: ...
+    def generate_data_key_pair(
+        self,
+        *,
+        key_id: str,
+        key_pair_spec: str,
+        encryption_context: _Context = None,
+        secret: bool = False,
+    ) -> _Response: ...
+    def generate_data_key_pair_without_plaintext(
+        self, *, key_id: str, key_pair_spec: str, encryption_context: _Context = None
+    ) -> _Response: ...
+    def generate_random(self, *, number_of_bytes: Optional[int] = None) -> _Response: ...
+    def sign(
+        self,
+        *,
+        key_id: str,
+        message: _Buffer,
+        signing_algorithm: str,
+        message_type: Optional[str] = None,
+    ) -> _Response: ...
+    def verify(
+        self,
+        *,
+        key_id: str,
+        message: _Buffer,
+        signature: _Buffer,
+        signing_algorithm: str,
+        message_type: Optional[str] = None,
+    ) -> _Response: ...
+    def get_public_key(self, *, key_id: str) -> _Response: ...
+    def generate_mac(self, *, key_id: str, message: _Buffer, mac_algorithm: str) -> _Response: ...
+    def verify_mac(
+        self, *, key_id: str, message: _Buffer, mac: _Buffer, mac_algorithm: str
+    ) -> _Response: ...
+    def derive_shared_secret(
+        self,
+        *,
+        key_id: str,
+        key_agreement_algorithm: str,
+        public_key: _Buffer,
+        secret: bool = False,
+    ) -> _Response: ...
+
+    # batches: one entry per item, the result or the exception object (batch.rs)
+    def encrypt_batch(
+        self,
+        *,
+        key_id: str,
+        plaintexts: Sequence[_Buffer],
+        encryption_context: _Context = None,
+        encryption_contexts: Optional[Sequence[_Context]] = None,
+        encryption_algorithm: Optional[str] = None,
+    ) -> List[Any]: ...
+    def decrypt_batch(
+        self,
+        *,
+        ciphertext_blobs: Sequence[_Buffer],
+        encryption_context: _Context = None,
+        encryption_contexts: Optional[Sequence[_Context]] = None,
+        key_id: Optional[str] = None,
+        encryption_algorithm: Optional[str] = None,
+        secret: bool = False,
+    ) -> List[Any]: ...
+    def re_encrypt_batch(
+        self,
+        *,
+        ciphertext_blobs: Sequence[_Buffer],
+        destination_key_id: str,
+        source_encryption_context: _Context = None,
+        destination_encryption_context: _Context = None,
+        source_key_id: Optional[str] = None,
+    ) -> List[Any]: ...
+    def generate_data_key_batch(
+        self,
+        *,
+        key_id: str,
+        count: int,
+        key_spec: Optional[str] = None,
+        number_of_bytes: Optional[int] = None,
+        encryption_context: _Context = None,
+    ) -> List[Union[Tuple[SecretBytes, bytes], Any]]: ...
+    def generate_data_key_without_plaintext_batch(
+        self,
+        *,
+        key_id: str,
+        count: int,
+        key_spec: Optional[str] = None,
+        number_of_bytes: Optional[int] = None,
+        encryption_context: _Context = None,
+    ) -> List[Any]: ...
+    def sign_batch(
+        self,
+        *,
+        key_id: str,
+        messages: Sequence[_Buffer],
+        signing_algorithm: str,
+        message_type: Optional[str] = None,
+    ) -> List[Any]: ...
+    def verify_batch(
+        self,
+        *,
+        key_id: str,
+        messages: Sequence[_Buffer],
+        signatures: Sequence[_Buffer],
+        signing_algorithm: str,
+        message_type: Optional[str] = None,
+    ) -> List[Any]: ...
+    def generate_mac_batch(
+        self, *, key_id: str, messages: Sequence[_Buffer], mac_algorithm: str
+    ) -> List[Any]: ...
+    def verify_mac_batch(
+        self,
+        *,
+        key_id: str,
+        messages: Sequence[_Buffer],
+        macs: Sequence[_Buffer],
+        mac_algorithm: str,
+    ) -> List[Any]: ...
+    def generate_random_batch(self, *, sizes: Sequence[int]) -> List[Any]: ...

@@ -1,0 +1,485 @@
+"""`keyplane.client("kms", ...)`: a drop-in for boto3's KMS client, backed by an in-process engine.
+
+Methods, parameter names (CamelCase keyword arguments), response dictionaries (with
+`ResponseMetadata`), paginators and error classes are boto3's for every operation the engine
+supports; code written for boto3 switches by changing how the client is made. Differences:
+
+- There is no network and no credentials: `endpoint_url`, `aws_access_key_id` and the other
+  connection arguments are checked for type and otherwise ignored. Calls run as the account's root
+  principal, or as `principal=` (an IAM principal ARN), against key policies and grants.
+- `GrantTokens` are accepted and ignored: grants take effect at once in the engine.
+- `DryRun` runs data-plane calls and raises `DryRunOperationException` when they would have
+  succeeded; for CreateGrant, RetireGrant and RevokeGrant it checks only that the key exists.
+- Parameters for features keyplane does not have (custom key stores, Nitro Enclaves recipients,
+  service principals, `SourceArn` grant constraints) raise `UnsupportedOperationException`.
+- Blob parameters also accept `memoryview`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+
+from . import _keyplane
+from ._model import METHODS, OPERATIONS, PAGINATORS
+from ._validate import validate
+from .exceptions import (
+    ERROR_CLASSES,
+    ClientError,
+    KeyplaneError,
+    OperationNotPageableError,
+    _engine_error,
+    _response_metadata,
+)
+from .paginate import Paginator
+
+if TYPE_CHECKING:
+    from ._api import Engine
+
+__all__ = ["client", "KMSClient", "ClientExceptions", "DEFAULT_ACCOUNT_ID", "default_engine"]
+
+#: The account keys belong to when neither `account_id` nor `KEYPLANE_ACCOUNT_ID` says otherwise.
+DEFAULT_ACCOUNT_ID = "111122223333"
+
+# Parameters the engine has no counterpart for; giving them raises UnsupportedOperationException.
+_UNSUPPORTED = {
+    "CustomKeyStoreId": "custom key stores",
+    "XksKeyId": "external key stores",
+    "Recipient": "Nitro Enclaves recipients",
+    "GranteeServicePrincipal": "service principals",
+    "RetiringServicePrincipal": "service principals",
+}
+# Operations that return secrets, and take `secret=True` to return them as SecretBytes.
+_SECRET_OPERATIONS = {"Decrypt", "GenerateDataKey", "GenerateDataKeyPair", "DeriveSharedSecret"}
+# Operations without side effects that DryRun can run in full.
+_DRY_RUN_BY_RUNNING = {
+    "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "Sign", "Verify",
+    "GenerateMac", "VerifyMac", "DeriveSharedSecret",
+}
+_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
+_KWARG_NAMES: Dict[str, str] = {}
+
+
+def _kwarg(member: str) -> str:
+    name = _KWARG_NAMES.get(member)
+    if name is None:
+        name = _KWARG_NAMES[member] = _SNAKE.sub("_", member).lower()
+    return name
+
+
+_ENGINES: Dict[Tuple[str, str], _keyplane.Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def default_engine(region_name: str, account_id: str) -> _keyplane.Engine:
+    """The process's shared in-memory engine for a region and account (made on first use), so
+    that clients made alike see the same keys, as clients of the service do."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get((region_name, account_id))
+        if engine is None:
+            engine = _ENGINES[(region_name, account_id)] = _keyplane.Engine(
+                region=region_name, account_id=account_id
+            )
+        return engine
+
+
+class ClientExceptions:
+    """`client.exceptions`: the error classes by code, and `ClientError`, as botocore's."""
+
+    ClientError = ClientError
+
+    def __init__(self) -> None:
+        for code, cls in ERROR_CLASSES.items():
+            setattr(self, code, cls)
+
+    def from_code(self, error_code: str) -> type:
+        cls = ERROR_CLASSES.get(error_code)
+        return cls if cls is not None else ClientError
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names __init__ did not set; declared so that type checkers accept
+        # `client.exceptions.NotFoundException` and the other classes set per code.
+        raise AttributeError(f"no error class for '{name}'")
+
+
+_EXCEPTIONS = ClientExceptions()
+
+
+class ClientMeta:
+    """`client.meta`: what boto3 clients tell about themselves."""
+
+    def __init__(self, region_name: str, endpoint_url: Optional[str], config: Any) -> None:
+        self.region_name = region_name
+        self.endpoint_url = endpoint_url or f"https://kms.{region_name}.amazonaws.com"
+        self.config = config
+        self.partition = "aws"
+        self.service_name = "kms"
+        self.method_to_api_mapping = dict(METHODS)
+
+
+class KMSClient:
+    """A boto3-compatible KMS client on a keyplane engine (make one with `keyplane.client`)."""
+
+    def __init__(
+        self,
+        engine: _keyplane.Engine,
+        *,
+        region_name: str,
+        endpoint_url: Optional[str] = None,
+        config: Any = None,
+        secret_bytes: bool = False,
+    ) -> None:
+        self._engine = engine
+        self._secret_bytes = secret_bytes
+        self.meta = ClientMeta(region_name, endpoint_url, config)
+        self.exceptions = _EXCEPTIONS
+
+    @property
+    def engine(self) -> _keyplane.Engine:
+        """The native engine handle this client calls (as its principal)."""
+        return self._engine
+
+    def __repr__(self) -> str:
+        return f"<keyplane KMS client: {self._engine!r}>"
+
+    def _call(self, operation: str, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+        spec = OPERATIONS[operation]
+        params = validate(spec["input"], kwargs)
+        try:
+            result = self._run(operation, params)
+        except KeyplaneError as e:
+            e._set_operation(operation)
+            raise
+        result["ResponseMetadata"] = _response_metadata()
+        return result
+
+    def _run(self, operation: str, params: Dict[str, Any]) -> Dict[str, Any]:
+        params.pop("GrantTokens", None)
+        dry_run = params.pop("DryRun", None)
+        params.pop("DryRunModifiers", None)
+        for name, feature in _UNSUPPORTED.items():
+            if params.get(name) is not None:
+                raise _engine_error(
+                    "UnsupportedOperationException",
+                    f"{name}: keyplane does not support {feature}",
+                    operation,
+                )
+        if operation == "ListKeyRotations":
+            if params.pop("IncludeKeyMaterial", "ROTATIONS_ONLY") != "ROTATIONS_ONLY":
+                raise _engine_error(
+                    "UnsupportedOperationException",
+                    "IncludeKeyMaterial: keyplane lists rotations only (ROTATIONS_ONLY); its keys "
+                    "have no imported key material",
+                    operation,
+                )
+        elif operation == "ListRetirableGrants" and "RetiringPrincipal" not in params:
+            raise _engine_error(
+                "ValidationException", "ListRetirableGrants needs a RetiringPrincipal", operation
+            )
+        kwargs = {_kwarg(k): v for k, v in params.items()}
+        if self._secret_bytes and operation in _SECRET_OPERATIONS:
+            kwargs["secret"] = True
+        method = getattr(self._engine, METHOD_NAMES[operation])
+        if dry_run:
+            if operation in _DRY_RUN_BY_RUNNING:
+                method(**kwargs)
+            elif "key_id" in kwargs:
+                self._engine.describe_key(key_id=kwargs["key_id"])
+            raise _engine_error(
+                "DryRunOperationException",
+                "The request would have succeeded, but the DryRun option is set.",
+                operation,
+            )
+        result = method(**kwargs)
+        return result if result is not None else {}
+
+    # ---- botocore's client methods -------------------------------------------------------
+
+    def can_paginate(self, operation_name: str) -> bool:
+        """Whether `get_paginator(operation_name)` works (operation_name in snake_case)."""
+        return METHODS.get(operation_name) in PAGINATORS
+
+    def get_paginator(self, operation_name: str) -> Paginator:
+        """A paginator for a list operation, as botocore's (`list_keys`, `list_aliases`, ...)."""
+        operation = METHODS.get(operation_name)
+        if operation is None or operation not in PAGINATORS:
+            raise OperationNotPageableError(operation_name=operation_name)
+        return Paginator(getattr(self, operation_name), PAGINATORS[operation], operation)
+
+    def get_waiter(self, waiter_name: str) -> Any:
+        """KMS has no waiters."""
+        raise ValueError(f"Waiter does not exist: {waiter_name}")
+
+    @property
+    def waiter_names(self) -> List[str]:
+        return []
+
+    def close(self) -> None:
+        """Nothing to close: there is no connection pool."""
+
+    # ---- the operations --------------------------------------------------------------------
+
+    def cancel_key_deletion(self, **kwargs: Any) -> Dict[str, Any]:
+        """CancelKeyDeletion: see the service's API reference; parameters and response as boto3's."""
+        return self._call("CancelKeyDeletion", kwargs)
+
+    def create_alias(self, **kwargs: Any) -> Dict[str, Any]:
+        """CreateAlias: see the service's API reference; parameters and response as boto3's."""
+        return self._call("CreateAlias", kwargs)
+
+    def create_grant(self, **kwargs: Any) -> Dict[str, Any]:
+        """CreateGrant: see the service's API reference; parameters and response as boto3's."""
+        return self._call("CreateGrant", kwargs)
+
+    def create_key(self, **kwargs: Any) -> Dict[str, Any]:
+        """CreateKey: see the service's API reference; parameters and response as boto3's."""
+        return self._call("CreateKey", kwargs)
+
+    def decrypt(self, **kwargs: Any) -> Dict[str, Any]:
+        """Decrypt: see the service's API reference; parameters and response as boto3's."""
+        return self._call("Decrypt", kwargs)
+
+    def delete_alias(self, **kwargs: Any) -> Dict[str, Any]:
+        """DeleteAlias: see the service's API reference; parameters and response as boto3's."""
+        return self._call("DeleteAlias", kwargs)
+
+    def derive_shared_secret(self, **kwargs: Any) -> Dict[str, Any]:
+        """DeriveSharedSecret: see the service's API reference; parameters and response as boto3's."""
+        return self._call("DeriveSharedSecret", kwargs)
+
+    def describe_key(self, **kwargs: Any) -> Dict[str, Any]:
+        """DescribeKey: see the service's API reference; parameters and response as boto3's."""
+        return self._call("DescribeKey", kwargs)
+
+    def disable_key(self, **kwargs: Any) -> Dict[str, Any]:
+        """DisableKey: see the service's API reference; parameters and response as boto3's."""
+        return self._call("DisableKey", kwargs)
+
+    def disable_key_rotation(self, **kwargs: Any) -> Dict[str, Any]:
+        """DisableKeyRotation: see the service's API reference; parameters and response as boto3's."""
+        return self._call("DisableKeyRotation", kwargs)
+
+    def enable_key(self, **kwargs: Any) -> Dict[str, Any]:
+        """EnableKey: see the service's API reference; parameters and response as boto3's."""
+        return self._call("EnableKey", kwargs)
+
+    def enable_key_rotation(self, **kwargs: Any) -> Dict[str, Any]:
+        """EnableKeyRotation: see the service's API reference; parameters and response as boto3's."""
+        return self._call("EnableKeyRotation", kwargs)
+
+    def encrypt(self, **kwargs: Any) -> Dict[str, Any]:
+        """Encrypt: see the service's API reference; parameters and response as boto3's."""
+        return self._call("Encrypt", kwargs)
+
+    def generate_data_key(self, **kwargs: Any) -> Dict[str, Any]:
+        """GenerateDataKey: see the service's API reference; parameters and response as boto3's."""
+        return self._call("GenerateDataKey", kwargs)
+
+    def generate_data_key_pair(self, **kwargs: Any) -> Dict[str, Any]:
+        """GenerateDataKeyPair: see the service's API reference; parameters and response as boto3's."""
+        return self._call("GenerateDataKeyPair", kwargs)
+
+    def generate_data_key_pair_without_plaintext(self, **kwargs: Any) -> Dict[str, Any]:
+        """GenerateDataKeyPairWithoutPlaintext: see the service's API reference; parameters and response as boto3's."""
+        return self._call("GenerateDataKeyPairWithoutPlaintext", kwargs)
+
+    def generate_data_key_without_plaintext(self, **kwargs: Any) -> Dict[str, Any]:
+        """GenerateDataKeyWithoutPlaintext: see the service's API reference; parameters and response as boto3's."""
+        return self._call("GenerateDataKeyWithoutPlaintext", kwargs)
+
+    def generate_mac(self, **kwargs: Any) -> Dict[str, Any]:
+        """GenerateMac: see the service's API reference; parameters and response as boto3's."""
+        return self._call("GenerateMac", kwargs)
+
+    def generate_random(self, **kwargs: Any) -> Dict[str, Any]:
+        """GenerateRandom: see the service's API reference; parameters and response as boto3's."""
+        return self._call("GenerateRandom", kwargs)
+
+    def get_key_last_usage(self, **kwargs: Any) -> Dict[str, Any]:
+        """GetKeyLastUsage: see the service's API reference; parameters and response as boto3's."""
+        return self._call("GetKeyLastUsage", kwargs)
+
+    def get_key_policy(self, **kwargs: Any) -> Dict[str, Any]:
+        """GetKeyPolicy: see the service's API reference; parameters and response as boto3's."""
+        return self._call("GetKeyPolicy", kwargs)
+
+    def get_key_rotation_status(self, **kwargs: Any) -> Dict[str, Any]:
+        """GetKeyRotationStatus: see the service's API reference; parameters and response as boto3's."""
+        return self._call("GetKeyRotationStatus", kwargs)
+
+    def get_public_key(self, **kwargs: Any) -> Dict[str, Any]:
+        """GetPublicKey: see the service's API reference; parameters and response as boto3's."""
+        return self._call("GetPublicKey", kwargs)
+
+    def list_aliases(self, **kwargs: Any) -> Dict[str, Any]:
+        """ListAliases: see the service's API reference; parameters and response as boto3's."""
+        return self._call("ListAliases", kwargs)
+
+    def list_grants(self, **kwargs: Any) -> Dict[str, Any]:
+        """ListGrants: see the service's API reference; parameters and response as boto3's."""
+        return self._call("ListGrants", kwargs)
+
+    def list_key_policies(self, **kwargs: Any) -> Dict[str, Any]:
+        """ListKeyPolicies: see the service's API reference; parameters and response as boto3's."""
+        return self._call("ListKeyPolicies", kwargs)
+
+    def list_key_rotations(self, **kwargs: Any) -> Dict[str, Any]:
+        """ListKeyRotations: see the service's API reference; parameters and response as boto3's."""
+        return self._call("ListKeyRotations", kwargs)
+
+    def list_keys(self, **kwargs: Any) -> Dict[str, Any]:
+        """ListKeys: see the service's API reference; parameters and response as boto3's."""
+        return self._call("ListKeys", kwargs)
+
+    def list_resource_tags(self, **kwargs: Any) -> Dict[str, Any]:
+        """ListResourceTags: see the service's API reference; parameters and response as boto3's."""
+        return self._call("ListResourceTags", kwargs)
+
+    def list_retirable_grants(self, **kwargs: Any) -> Dict[str, Any]:
+        """ListRetirableGrants: see the service's API reference; parameters and response as boto3's."""
+        return self._call("ListRetirableGrants", kwargs)
+
+    def put_key_policy(self, **kwargs: Any) -> Dict[str, Any]:
+        """PutKeyPolicy: see the service's API reference; parameters and response as boto3's."""
+        return self._call("PutKeyPolicy", kwargs)
+
+    def re_encrypt(self, **kwargs: Any) -> Dict[str, Any]:
+        """ReEncrypt: see the service's API reference; parameters and response as boto3's."""
+        return self._call("ReEncrypt", kwargs)
+
+    def retire_grant(self, **kwargs: Any) -> Dict[str, Any]:
+        """RetireGrant: see the service's API reference; parameters and response as boto3's."""
+        return self._call("RetireGrant", kwargs)
+
+    def revoke_grant(self, **kwargs: Any) -> Dict[str, Any]:
+        """RevokeGrant: see the service's API reference; parameters and response as boto3's."""
+        return self._call("RevokeGrant", kwargs)
+
+    def rotate_key_on_demand(self, **kwargs: Any) -> Dict[str, Any]:
+        """RotateKeyOnDemand: see the service's API reference; parameters and response as boto3's."""
+        return self._call("RotateKeyOnDemand", kwargs)
+
+    def schedule_key_deletion(self, **kwargs: Any) -> Dict[str, Any]:
+        """ScheduleKeyDeletion: see the service's API reference; parameters and response as boto3's."""
+        return self._call("ScheduleKeyDeletion", kwargs)
+
+    def sign(self, **kwargs: Any) -> Dict[str, Any]:
+        """Sign: see the service's API reference; parameters and response as boto3's."""
+        return self._call("Sign", kwargs)
+
+    def tag_resource(self, **kwargs: Any) -> Dict[str, Any]:
+        """TagResource: see the service's API reference; parameters and response as boto3's."""
+        return self._call("TagResource", kwargs)
+
+    def untag_resource(self, **kwargs: Any) -> Dict[str, Any]:
+        """UntagResource: see the service's API reference; parameters and response as boto3's."""
+        return self._call("UntagResource", kwargs)
+
+    def update_alias(self, **kwargs: Any) -> Dict[str, Any]:
+        """UpdateAlias: see the service's API reference; parameters and response as boto3's."""
+        return self._call("UpdateAlias", kwargs)
+
+    def update_key_description(self, **kwargs: Any) -> Dict[str, Any]:
+        """UpdateKeyDescription: see the service's API reference; parameters and response as boto3's."""
+        return self._call("UpdateKeyDescription", kwargs)
+
+    def verify(self, **kwargs: Any) -> Dict[str, Any]:
+        """Verify: see the service's API reference; parameters and response as boto3's."""
+        return self._call("Verify", kwargs)
+
+    def verify_mac(self, **kwargs: Any) -> Dict[str, Any]:
+        """VerifyMac: see the service's API reference; parameters and response as boto3's."""
+        return self._call("VerifyMac", kwargs)
+
+
+METHOD_NAMES: Dict[str, str] = {operation: method for method, operation in METHODS.items()}
+
+
+def _account_id(*candidates: Optional[str]) -> str:
+    for candidate in candidates:
+        if candidate:
+            return candidate
+    return os.environ.get("KEYPLANE_ACCOUNT_ID") or DEFAULT_ACCOUNT_ID
+
+
+def _check_str(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+
+
+def client(
+    service_name: str = "kms",
+    region_name: Optional[str] = None,
+    api_version: Optional[str] = None,
+    use_ssl: bool = True,
+    verify: Union[None, bool, str] = None,
+    endpoint_url: Optional[str] = None,
+    aws_access_key_id: Optional[str] = None,
+    aws_secret_access_key: Optional[str] = None,
+    aws_session_token: Optional[str] = None,
+    config: Any = None,
+    aws_account_id: Optional[str] = None,
+    *,
+    account_id: Optional[str] = None,
+    principal: Optional[str] = None,
+    engine: Union["Engine", _keyplane.Engine, None] = None,
+    secret_bytes: bool = False,
+) -> KMSClient:
+    """A boto3-compatible KMS client: `keyplane.client("kms", region_name="eu-west-1")`.
+
+    Takes boto3's arguments. The region is `region_name`, else `AWS_REGION`/`AWS_DEFAULT_REGION`,
+    else `us-east-1`; the account is `account_id` (or boto3's `aws_account_id`), else
+    `KEYPLANE_ACCOUNT_ID`, else 111122223333. Without `engine`, clients of the same region and
+    account share one in-memory engine in the process. `engine` (a `keyplane.Engine` or its native
+    handle) gives the client that engine; `principal` (an IAM principal ARN) makes the client call
+    as that principal, against key policies and grants. With `secret_bytes=True`, plaintext data
+    keys, private keys, decrypted plaintexts and shared secrets come back as `SecretBytes`, which
+    zero their memory when closed or collected, instead of `bytes`.
+    """
+    if service_name != "kms":
+        raise ValueError(f"keyplane provides the 'kms' service only, not '{service_name}'")
+    if api_version is not None and api_version != "2014-11-01":
+        raise ValueError(f"KMS's API version is 2014-11-01, not {api_version}")
+    for name, value in (
+        ("region_name", region_name),
+        ("endpoint_url", endpoint_url),
+        ("aws_access_key_id", aws_access_key_id),
+        ("aws_secret_access_key", aws_secret_access_key),
+        ("aws_session_token", aws_session_token),
+        ("aws_account_id", aws_account_id),
+        ("account_id", account_id),
+        ("principal", principal),
+    ):
+        _check_str(name, value)
+    del use_ssl, verify
+    native: _keyplane.Engine
+    if engine is None:
+        region = (
+            region_name
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or "us-east-1"
+        )
+        native = default_engine(region, _account_id(account_id, aws_account_id))
+    else:
+        native = engine if isinstance(engine, _keyplane.Engine) else engine.native
+        region = region_name or native.region
+        if region != native.region:
+            raise ValueError(
+                f"region_name '{region}' differs from the engine's region '{native.region}'"
+            )
+        wanted = account_id or aws_account_id
+        if wanted and wanted != native.account_id:
+            raise ValueError(
+                f"account '{wanted}' differs from the engine's account '{native.account_id}'"
+            )
+    if principal is not None:
+        native = native.for_principal(principal)
+    return KMSClient(
+        native, region_name=region, endpoint_url=endpoint_url, config=config,
+        secret_bytes=secret_bytes,
+    )
+

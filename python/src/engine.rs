@@ -1,0 +1,172 @@
+//! The `Engine` pyclass: construction, the caller it acts as, and how calls run (with or without
+//! the GIL).
+
+use std::collections::HashMap;
+
+use keyplane::{Caller, LockPolicy, RateQuotas};
+use pyo3::prelude::*;
+
+use crate::errors::{validation, Failure, Result};
+
+/// Inputs at least this large are processed with the GIL released even in single calls.
+pub(crate) const LARGE_INPUT: usize = 16 * 1024;
+
+/// A keyplane engine handle: shared by every thread, cheap to copy with `for_principal`.
+#[pyclass(module = "keyplane._keyplane", frozen)]
+pub struct Engine {
+    pub(crate) inner: keyplane::Engine,
+}
+
+impl Engine {
+    /// Runs `f` with the GIL released when `release` is set (batches, control-plane calls, large
+    /// inputs, asymmetric work), so other Python threads run meanwhile.
+    pub(crate) fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        release: bool,
+        f: impl FnOnce(&keyplane::Engine) -> T + Send,
+    ) -> T {
+        let engine = &self.inner;
+        if release {
+            py.detach(|| f(engine))
+        } else {
+            f(engine)
+        }
+    }
+
+    /// Runs one operation (as [`Self::run`]); its error names the operation.
+    pub(crate) fn call<T: Send>(
+        &self,
+        py: Python<'_>,
+        operation: &'static str,
+        release: bool,
+        f: impl FnOnce(&keyplane::Engine) -> keyplane::Result<T> + Send,
+    ) -> Result<T> {
+        self.run(py, release, f)
+            .map_err(|e| Failure::Engine(e, operation))
+    }
+}
+
+#[pymethods]
+impl Engine {
+    /// Starts an engine with an in-memory key store. `rate_quotas` maps operation families
+    /// (`symmetric_crypto`, `asymmetric_crypto`, `data_key_pair`, `control_plane`) to requests per
+    /// second; over them, calls fail with ThrottlingException.
+    #[new]
+    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None))]
+    fn py_new(
+        py: Python<'_>,
+        region: &str,
+        account_id: &str,
+        worker_threads: usize,
+        max_plaintext_bytes: usize,
+        max_keys: usize,
+        lock_policy: &str,
+        rate_quotas: Option<HashMap<String, u32>>,
+        principal: Option<&str>,
+    ) -> Result<Self> {
+        let lock_policy = match lock_policy {
+            "require" => LockPolicy::Require,
+            "warn" => LockPolicy::Warn,
+            other => {
+                return Err(validation(format!(
+                    "lock_policy must be 'require' or 'warn', not '{other}'"
+                )))
+            }
+        };
+        let mut quotas = RateQuotas::off();
+        for (family, rate) in rate_quotas.unwrap_or_default() {
+            let slot = match family.as_str() {
+                "symmetric_crypto" => &mut quotas.symmetric_crypto,
+                "asymmetric_crypto" => &mut quotas.asymmetric_crypto,
+                "data_key_pair" => &mut quotas.data_key_pair,
+                "control_plane" => &mut quotas.control_plane,
+                other => {
+                    return Err(validation(format!(
+                        "rate_quotas: unknown family '{other}' (symmetric_crypto, \
+                         asymmetric_crypto, data_key_pair, control_plane)"
+                    )))
+                }
+            };
+            *slot = Some(rate);
+        }
+        let caller = principal.map(Caller::new).transpose()?;
+        let builder = keyplane::Engine::builder()
+            .region(region)
+            .account_id(account_id)
+            .worker_threads(worker_threads)
+            .max_plaintext_bytes(max_plaintext_bytes)
+            .max_keys(max_keys)
+            .lock_policy(lock_policy)
+            .rate_quotas(quotas);
+        let engine = py.detach(|| builder.build())?;
+        Ok(Engine {
+            inner: match caller {
+                Some(caller) => engine.for_caller(caller),
+                None => engine,
+            },
+        })
+    }
+
+    /// A handle to the same engine that calls as `principal` (an IAM principal ARN), optionally
+    /// through an integrated service's endpoint (sets `kms:ViaService`).
+    #[pyo3(signature = (principal, *, via_service = None))]
+    fn for_principal(&self, principal: &str, via_service: Option<&str>) -> Result<Engine> {
+        let mut caller = Caller::new(principal)?;
+        if let Some(endpoint) = via_service {
+            caller = caller.via_service(endpoint);
+        }
+        Ok(Engine {
+            inner: self.inner.for_caller(caller),
+        })
+    }
+
+    /// The principal ARN this handle calls as.
+    #[getter]
+    fn principal(&self) -> String {
+        self.inner.caller().principal().to_owned()
+    }
+
+    /// The region in key ARNs.
+    #[getter]
+    fn region(&self) -> String {
+        self.inner.config().region.clone()
+    }
+
+    /// The account in key ARNs.
+    #[getter]
+    fn account_id(&self) -> String {
+        self.inner.config().account_id.clone()
+    }
+
+    /// Threads in the batch worker pool.
+    #[getter]
+    fn worker_threads(&self) -> usize {
+        self.inner.worker_threads()
+    }
+
+    /// The largest plaintext Encrypt takes.
+    #[getter]
+    fn max_plaintext_bytes(&self) -> usize {
+        self.inner.config().max_plaintext_bytes
+    }
+
+    /// Whether this handle and `other` share one engine (keys, aliases, grants).
+    fn same_engine(&self, other: &Engine) -> bool {
+        std::ptr::eq(self.inner.config(), other.inner.config())
+    }
+
+    /// Runs due key deletions and rotations now.
+    fn run_due_tasks(&self, py: Python<'_>) -> Result<()> {
+        self.call(py, "RunDueTasks", true, |e| e.run_due_tasks())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Engine(region={:?}, account_id={:?}, principal={:?})",
+            self.inner.config().region,
+            self.inner.config().account_id,
+            self.inner.caller().principal()
+        )
+    }
+}

@@ -1,0 +1,40 @@
+//! `keyplane._keyplane`: the native half of the `keyplane` Python package.
+//!
+//! One pyclass, [`engine::Engine`], wraps a `keyplane::Engine` handle; its methods are spread over
+//! one file per area: control-plane operations ([`control`]), single data-plane calls ([`data`])
+//! and batch calls ([`batch`]). Responses are dictionaries in the service's shapes (the keys and
+//! value types boto3 returns); `keyplane.client` adds `ResponseMetadata`. Engine errors become the
+//! exception classes of `keyplane.exceptions` through one mapping ([`errors`]).
+//!
+//! Inputs: `bytes` are read in place; `bytearray` and `memoryview` are copied once into memory
+//! that is zeroed after the call ([`convert::Input`]). Batch calls, control-plane calls and calls on
+//! large or asymmetric work release the GIL.
+#![deny(unsafe_code)]
+// Native methods take the service's request parameters as keyword arguments, one Rust argument each.
+#![allow(clippy::too_many_arguments)]
+
+mod batch;
+mod control;
+mod convert;
+mod data;
+mod engine;
+mod errors;
+mod secret;
+
+use pyo3::prelude::*;
+
+/// Whether the engine runs on AWS-LC's FIPS-validated module.
+#[pyfunction]
+fn fips_mode() -> bool {
+    keyplane::fips_mode()
+}
+
+#[pymodule]
+fn _keyplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<engine::Engine>()?;
+    m.add_class::<secret::SecretBytes>()?;
+    m.add_function(wrap_pyfunction!(fips_mode, m)?)?;
+    m.add_function(wrap_pyfunction!(secret::_secrets_zeroed, m)?)?;
+    Ok(())
+}

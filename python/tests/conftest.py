@@ -1,0 +1,119 @@
+"""Fixtures and the response-shape check shared by the tests."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Dict, Iterator
+
+import pytest
+
+import keyplane
+from keyplane._model import OPERATIONS, SHAPES
+
+ACCOUNT = "111122223333"
+ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
+BOB = f"arn:aws:iam::{ACCOUNT}:user/bob"
+
+
+@pytest.fixture
+def engine() -> keyplane.Engine:
+    """A fresh engine (in-memory store) per test."""
+    return keyplane.Engine(region="eu-west-1", account_id=ACCOUNT, worker_threads=2)
+
+
+@pytest.fixture
+def kms(engine: keyplane.Engine) -> Any:
+    """A boto3-compatible client on the test's engine."""
+    return keyplane.client("kms", region_name="eu-west-1", engine=engine)
+
+
+@pytest.fixture
+def key_id(kms: Any) -> str:
+    key: str = kms.create_key(Description="test key")["KeyMetadata"]["KeyId"]
+    return key
+
+
+def check_value(value: Any, shape_name: str, path: str, secrets: bool = False) -> None:
+    """Asserts that `value` has the type and members the service's model gives `shape_name`."""
+    shape = SHAPES[shape_name]
+    kind = shape["type"]
+    if kind == "structure":
+        assert isinstance(value, dict), f"{path}: {type(value)}"
+        unknown = set(value) - set(shape["members"])
+        assert not unknown, f"{path}: members not in the model: {unknown}"
+        for required in shape.get("required", []):
+            assert required in value, f"{path}: required member {required} missing"
+        for name, member in value.items():
+            check_value(member, shape["members"][name], f"{path}.{name}", secrets)
+    elif kind == "list":
+        assert isinstance(value, list), f"{path}: {type(value)}"
+        for i, item in enumerate(value):
+            check_value(item, shape["member"], f"{path}[{i}]", secrets)
+    elif kind == "map":
+        assert isinstance(value, dict), f"{path}: {type(value)}"
+        for k, v in value.items():
+            check_value(k, shape["key"], path, secrets)
+            check_value(v, shape["value"], f"{path}.{k}", secrets)
+    elif kind == "string":
+        assert isinstance(value, str), f"{path}: {type(value)}"
+        if "enum" in shape:
+            assert value in shape["enum"], f"{path}: {value!r} not in {shape['enum']}"
+    elif kind == "blob":
+        if secrets and isinstance(value, keyplane.SecretBytes):
+            return
+        assert type(value) is bytes, f"{path}: {type(value)}"
+    elif kind == "timestamp":
+        assert isinstance(value, datetime.datetime), f"{path}: {type(value)}"
+        assert value.tzinfo is not None and value.utcoffset() == datetime.timedelta(0), path
+    elif kind == "boolean":
+        assert type(value) is bool, f"{path}: {type(value)}"
+    elif kind == "integer":
+        assert type(value) is int, f"{path}: {type(value)}"
+    else:  # pragma: no cover
+        raise AssertionError(f"{path}: unexpected shape type {kind}")
+
+
+def check_response(operation: str, response: Dict[str, Any], secrets: bool = False) -> None:
+    """Asserts a client response matches the operation's output shape, with botocore's
+    ResponseMetadata."""
+    metadata = response["ResponseMetadata"]
+    assert set(metadata) == {"RequestId", "HTTPStatusCode", "HTTPHeaders", "RetryAttempts"}
+    assert metadata["HTTPStatusCode"] == 200 and metadata["RetryAttempts"] == 0
+    assert len(metadata["RequestId"]) == 36
+    assert metadata["HTTPHeaders"]["x-amzn-requestid"] == metadata["RequestId"]
+    body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+    output = OPERATIONS[operation]["output"]
+    if output is None:
+        assert body == {}
+    else:
+        check_value(body, output, operation, secrets)
+
+
+@pytest.fixture
+def checked(kms: Any) -> Iterator[Any]:
+    """The client, with every response checked against the model."""
+    yield CheckedClient(kms)
+
+
+class CheckedClient:
+    """Wraps a client so that every call's response is checked against the service's model."""
+
+    def __init__(self, kms: Any, secrets: bool = False) -> None:
+        self.kms = kms
+        self.secrets = secrets
+        self.seen: set = set()
+
+    def __getattr__(self, method: str) -> Any:
+        from keyplane._model import METHODS
+
+        target = getattr(self.kms, method)
+        if method not in METHODS:
+            return target
+
+        def call(**kwargs: Any) -> Dict[str, Any]:
+            response: Dict[str, Any] = target(**kwargs)
+            check_response(METHODS[method], response, self.secrets)
+            self.seen.add(METHODS[method])
+            return response
+
+        return call

@@ -1,0 +1,77 @@
+"""GIL release: a Python thread keeps counting while a batch (or a call on large input, or slow
+asymmetric work) runs in the engine. Assertions are on progress counts, not on timing.
+
+The switch interval is raised for each measurement, so a call that holds the GIL lets the
+counting thread make no progress at all (checked with `sum(range(...))`, which holds it), while a
+call that releases it lets the thread count throughout."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any, Callable, Iterator
+
+import pytest
+
+import keyplane
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop:
+            self.count += 1
+
+
+@pytest.fixture
+def progress() -> Iterator[Callable[[Callable[[], Any]], int]]:
+    counter = Counter()
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.2)
+    counter.thread.start()
+    while counter.count == 0:
+        pass  # the counting thread is running
+
+    def during(call: Callable[[], Any]) -> int:
+        before = counter.count
+        call()
+        return counter.count - before
+
+    try:
+        yield during
+    finally:
+        counter.stop = True
+        counter.thread.join()
+        sys.setswitchinterval(old)
+
+
+def test_the_measure_sees_a_call_that_holds_the_gil(progress: Callable[[Callable[[], Any]], int]) -> None:
+    assert progress(lambda: sum(range(3_000_000))) == 0
+
+
+def test_batches_release_the_gil(progress: Callable[[Callable[[], Any]], int]) -> None:
+    engine = keyplane.Engine(worker_threads=2)
+    key = engine.create_key()
+    plaintexts = [b"x" * 64] * 100_000
+    counted = progress(lambda: engine.encrypt_many(key.key_id, plaintexts))
+    assert counted > 1000
+    blobs = engine.encrypt_many(key.key_id, plaintexts[:50_000])
+    assert progress(lambda: engine.decrypt_many(blobs)) > 1000
+    assert progress(lambda: engine.generate_data_keys(key.key_id, 50_000)) > 1000
+    signing = engine.create_key(key_spec="RSA_2048", key_usage="SIGN_VERIFY")
+    assert progress(lambda: signing.sign_many([b"m"] * 200, "RSASSA_PSS_SHA_256")) > 1000
+
+
+def test_large_inputs_and_slow_calls_release_the_gil(progress: Callable[[Callable[[], Any]], int]) -> None:
+    engine = keyplane.Engine(max_plaintext_bytes=1 << 20)
+    key = engine.create_key()
+    big = b"x" * (1 << 20)
+    blobs = []
+    assert progress(lambda: blobs.extend(key.encrypt(big) for _ in range(20))) > 1000
+    assert progress(lambda: [engine.decrypt(blobs[0]) for _ in range(20)]) > 1000
+    # RSA-4096 key generation (CreateKey) runs without the GIL.
+    assert progress(lambda: engine.create_key(key_spec="RSA_4096", key_usage="SIGN_VERIFY")) > 1000
