@@ -71,14 +71,46 @@
 #define KP_MAX_SECRET_BUFFER (2 << 20)
 
 /**
+ * Longest RSA-OAEP ciphertext (an RSA_4096 key's modulus): an RSA ciphertext is as long as its
+ * key's modulus, 256, 384 or 512 bytes for RSA_2048, RSA_3072 and RSA_4096.
+ */
+#define KP_MAX_RSA_CIPHERTEXT_LEN 512
+
+/**
+ * Longest signature: an RSA_4096 key's. `kp_signature_max_len` gives the bound per key spec and
+ * algorithm (RSA: the modulus size; ECDSA, DER-encoded: 72, 104 and 139 bytes for P-256 and
+ * secp256k1, P-384 and P-521; Ed25519: 64).
+ */
+#define KP_MAX_SIGNATURE_LEN 512
+
+/**
+ * Longest MAC (HMAC_SHA_512); `kp_mac_len` gives each algorithm's (28, 32, 48, 64).
+ */
+#define KP_MAX_MAC_LEN 64
+
+/**
+ * Longest public key GetPublicKey and GenerateDataKeyPair return: an RSA_4096 key's DER
+ * SubjectPublicKeyInfo (550 bytes; RSA_2048 294, RSA_3072 422, P-256 91, P-384 120, P-521 158,
+ * secp256k1 88, Ed25519 44).
+ */
+#define KP_MAX_PUBLIC_KEY_LEN 550
+
+/**
+ * A buffer this long always holds a data key pair's encrypted private key: a PKCS#8 private key
+ * of up to 2560 bytes (an RSA_4096 key takes about 2375; RSA sizes vary by a few bytes from key
+ * to key) plus `KP_CIPHERTEXT_OVERHEAD`.
+ */
+#define KP_MAX_PRIVATE_KEY_CIPHERTEXT_LEN (2560 + KP_CIPHERTEXT_OVERHEAD)
+
+/**
  * What a call returned. `KP_STATUS_OK` (0) is success; every other value says why the call (or,
  * in a batch's `kp_out.status`, the item) failed, and `kp_last_error_message` says more.
  *
  * Blocks (never reused): 0 success; 100-199 arguments the library refused before calling the
  * engine; 200-299 outcomes of the call itself; 1000-1999 the engine's errors, one code per
  * error, by family: 1000 resources, 1100 key state, 1200 cryptographic checks, 1300 names,
- * markers and tags, 1400 quotas, 1500 authorization, 1600 requests, 1700 grants and policies
- * (reserved), 1800 audit (reserved), 1900 internal failures.
+ * markers and tags, 1400 quotas, 1500 authorization, 1600 requests, 1700 key policies and
+ * grants, 1800 the audit log, 1900 internal failures.
  */
 enum kp_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -209,6 +241,29 @@ enum kp_status
    * The operation or key spec is not supported by this build (UnsupportedOperationException).
    */
   KP_STATUS_UNSUPPORTED_OPERATION = 1601,
+  /**
+   * A key policy document is malformed, or would lock its author out of the key
+   * (MalformedPolicyDocumentException).
+   */
+  KP_STATUS_MALFORMED_POLICY_DOCUMENT = 1700,
+  /**
+   * A grant token is not one this engine issued (InvalidGrantTokenException).
+   */
+  KP_STATUS_INVALID_GRANT_TOKEN = 1701,
+  /**
+   * A grant id does not name a grant of the key (InvalidGrantIdException).
+   */
+  KP_STATUS_INVALID_GRANT_ID = 1702,
+  /**
+   * The audit log cannot be opened, read, written or synced; while it is failed the engine
+   * refuses every request, since none could be recorded (KMSInternalException).
+   */
+  KP_STATUS_AUDIT_UNAVAILABLE = 1800,
+  /**
+   * The audit signing key, or a public key given to verify a log, cannot be used
+   * (KMSInternalException).
+   */
+  KP_STATUS_AUDIT_KEY = 1801,
   /**
    * Key memory could not be locked and the lock policy requires it (KMSInternalException).
    */
@@ -398,6 +453,143 @@ enum kp_field
    * String: ReEncrypt: the id of the key material that encrypted.
    */
   KP_FIELD_DESTINATION_KEY_MATERIAL_ID = 65,
+  /**
+   * String: the signing algorithm that was used ("ECDSA_SHA_256", ...).
+   */
+  KP_FIELD_SIGNING_ALGORITHM = 70,
+  /**
+   * String: the MAC algorithm that was used ("HMAC_SHA_256", ...).
+   */
+  KP_FIELD_MAC_ALGORITHM = 71,
+  /**
+   * String: the key agreement algorithm that was used ("ECDH").
+   */
+  KP_FIELD_KEY_AGREEMENT_ALGORITHM = 72,
+  /**
+   * String: the spec of a generated data key pair ("ECC_NIST_P256", ...).
+   */
+  KP_FIELD_KEY_PAIR_SPEC = 73,
+  /**
+   * String: a key policy document (JSON).
+   */
+  KP_FIELD_POLICY = 80,
+  /**
+   * String: a key policy's name (always "default").
+   */
+  KP_FIELD_POLICY_NAME = 81,
+  /**
+   * String: a grant's id (64 hex characters).
+   */
+  KP_FIELD_GRANT_ID = 90,
+  /**
+   * String: a grant token, for RetireGrant.
+   */
+  KP_FIELD_GRANT_TOKEN = 91,
+  /**
+   * String: a grant's name, when it has one.
+   */
+  KP_FIELD_GRANT_NAME = 92,
+  /**
+   * String: the principal a grant lets use the key.
+   */
+  KP_FIELD_GRANTEE_PRINCIPAL = 93,
+  /**
+   * String: the principal that may retire a grant, when there is one.
+   */
+  KP_FIELD_RETIRING_PRINCIPAL = 94,
+  /**
+   * String: the account that issued a grant, as its root ARN.
+   */
+  KP_FIELD_ISSUING_ACCOUNT = 95,
+  /**
+   * String: the operations a grant allows, comma-separated ("Encrypt,Decrypt").
+   */
+  KP_FIELD_OPERATIONS = 96,
+  /**
+   * Int: GetKeyLastUsage: when the engine began recording uses (ms since the epoch); absent
+   * without an audit log.
+   */
+  KP_FIELD_TRACKING_START_DATE = 100,
+  /**
+   * Int: GetKeyLastUsage: when the key was last used successfully (ms since the epoch); absent
+   * when it has not been used since tracking began.
+   */
+  KP_FIELD_LAST_USED_DATE = 101,
+  /**
+   * String: GetKeyLastUsage: the operation of that last use ("Encrypt", ...).
+   */
+  KP_FIELD_LAST_USED_OPERATION = 102,
+  /**
+   * String: GetKeyLastUsage: the audit record's event id for that last use.
+   */
+  KP_FIELD_CLOUD_TRAIL_EVENT_ID = 103,
+  /**
+   * String: GetKeyLastUsage: the request id of that last use.
+   */
+  KP_FIELD_KMS_REQUEST_ID = 104,
+  /**
+   * Int: audit verification: the overall result, a `kp_audit_verdict`.
+   */
+  KP_FIELD_AUDIT_VERDICT = 110,
+  /**
+   * Int: audit verification: records whose chain verified.
+   */
+  KP_FIELD_AUDIT_RECORDS = 111,
+  /**
+   * Int: audit verification: digests whose signature and position verified.
+   */
+  KP_FIELD_AUDIT_DIGESTS = 112,
+  /**
+   * Int: audit verification: the last record whose chain verified; absent when none did.
+   */
+  KP_FIELD_AUDIT_LAST_SEQ = 113,
+  /**
+   * Int: audit verification: the last record covered by a valid digest; absent when none is.
+   */
+  KP_FIELD_AUDIT_SIGNED_THROUGH = 114,
+  /**
+   * Int: audit verification: verified records after the last valid digest.
+   */
+  KP_FIELD_AUDIT_UNSIGNED_TAIL = 115,
+  /**
+   * Int: audit verification: the line (from 1) of a last line cut short by a crash; absent when
+   * the last line is whole.
+   */
+  KP_FIELD_AUDIT_TRUNCATED_LINE = 116,
+  /**
+   * Int: audit verification: the byte offset of that cut line.
+   */
+  KP_FIELD_AUDIT_TRUNCATED_OFFSET = 117,
+  /**
+   * Int: audit verification: how many bytes of that cut line there are.
+   */
+  KP_FIELD_AUDIT_TRUNCATED_BYTES = 118,
+  /**
+   * String: audit verification: the kind of the first problem ("modified record", ...);
+   * absent when no tampering was found.
+   */
+  KP_FIELD_AUDIT_PROBLEM_KIND = 119,
+  /**
+   * Int: audit verification: the line (from 1) where the first problem shows.
+   */
+  KP_FIELD_AUDIT_PROBLEM_LINE = 120,
+  /**
+   * Int: audit verification: the record concerned by the first problem, when one is.
+   */
+  KP_FIELD_AUDIT_PROBLEM_SEQ = 121,
+  /**
+   * String: audit verification: the first problem, in words.
+   */
+  KP_FIELD_AUDIT_PROBLEM_DETAIL = 122,
+  /**
+   * String: audit verification: the whole report in one line ("OK: 12 records verified, ...").
+   */
+  KP_FIELD_AUDIT_SUMMARY = 123,
+  /**
+   * String: the latest digest line the audit log made durable, to be kept elsewhere; absent
+   * until one is written.
+   */
+  KP_FIELD_AUDIT_DIGEST_LINE = 124,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -499,6 +691,314 @@ typedef uint32_t kp_data_key_spec;
 #endif // __cplusplus
 
 /**
+ * A signing algorithm, in Sign and Verify items (numbered in the service's order; 0 is not a
+ * value: the algorithm is required).
+ */
+enum kp_signing_algorithm
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * RSASSA-PSS with SHA-256 (RSA keys).
+   */
+  KP_SIGNING_ALGORITHM_RSASSA_PSS_SHA_256 = 1,
+  /**
+   * RSASSA-PSS with SHA-384 (RSA keys).
+   */
+  KP_SIGNING_ALGORITHM_RSASSA_PSS_SHA_384 = 2,
+  /**
+   * RSASSA-PSS with SHA-512 (RSA keys).
+   */
+  KP_SIGNING_ALGORITHM_RSASSA_PSS_SHA_512 = 3,
+  /**
+   * RSASSA-PKCS1-v1_5 with SHA-256 (RSA keys).
+   */
+  KP_SIGNING_ALGORITHM_RSASSA_PKCS1_V1_5_SHA_256 = 4,
+  /**
+   * RSASSA-PKCS1-v1_5 with SHA-384 (RSA keys).
+   */
+  KP_SIGNING_ALGORITHM_RSASSA_PKCS1_V1_5_SHA_384 = 5,
+  /**
+   * RSASSA-PKCS1-v1_5 with SHA-512 (RSA keys).
+   */
+  KP_SIGNING_ALGORITHM_RSASSA_PKCS1_V1_5_SHA_512 = 6,
+  /**
+   * ECDSA with SHA-256 (ECC_NIST_P256 and ECC_SECG_P256K1 keys); DER-encoded signatures.
+   */
+  KP_SIGNING_ALGORITHM_ECDSA_SHA_256 = 7,
+  /**
+   * ECDSA with SHA-384 (ECC_NIST_P384 keys).
+   */
+  KP_SIGNING_ALGORITHM_ECDSA_SHA_384 = 8,
+  /**
+   * ECDSA with SHA-512 (ECC_NIST_P521 keys).
+   */
+  KP_SIGNING_ALGORITHM_ECDSA_SHA_512 = 9,
+  /**
+   * Ed25519 (ECC_NIST_EDWARDS25519 keys, RAW messages).
+   */
+  KP_SIGNING_ALGORITHM_ED25519_SHA_512 = 10,
+  /**
+   * Ed25519ph (modelled; refused by this build).
+   */
+  KP_SIGNING_ALGORITHM_ED25519_PH_SHA_512 = 11,
+  /**
+   * SM2 signatures (modelled; refused by this build).
+   */
+  KP_SIGNING_ALGORITHM_SM2DSA = 12,
+  /**
+   * ML-DSA (modelled; refused by this build).
+   */
+  KP_SIGNING_ALGORITHM_ML_DSA_SHAKE_256 = 13,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum kp_signing_algorithm kp_signing_algorithm;
+#else
+typedef uint32_t kp_signing_algorithm;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Whether Sign and Verify get the message itself or its digest.
+ */
+enum kp_message_type
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The message itself (up to 4096 bytes); the engine hashes it. The default (0).
+   */
+  KP_MESSAGE_TYPE_RAW = 0,
+  /**
+   * The message's digest, as long as the algorithm's hash.
+   */
+  KP_MESSAGE_TYPE_DIGEST = 1,
+  /**
+   * An ML-DSA external mu (modelled; refused by this build).
+   */
+  KP_MESSAGE_TYPE_EXTERNAL_MU = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum kp_message_type kp_message_type;
+#else
+typedef uint32_t kp_message_type;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * A MAC algorithm, in GenerateMac and VerifyMac items (0 is not a value: required).
+ */
+enum kp_mac_algorithm
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * HMAC with SHA-224 (HMAC_224 keys): 28-byte MACs.
+   */
+  KP_MAC_ALGORITHM_HMAC_SHA_224 = 1,
+  /**
+   * HMAC with SHA-256 (HMAC_256 keys): 32-byte MACs.
+   */
+  KP_MAC_ALGORITHM_HMAC_SHA_256 = 2,
+  /**
+   * HMAC with SHA-384 (HMAC_384 keys): 48-byte MACs.
+   */
+  KP_MAC_ALGORITHM_HMAC_SHA_384 = 3,
+  /**
+   * HMAC with SHA-512 (HMAC_512 keys): 64-byte MACs.
+   */
+  KP_MAC_ALGORITHM_HMAC_SHA_512 = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum kp_mac_algorithm kp_mac_algorithm;
+#else
+typedef uint32_t kp_mac_algorithm;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * A key agreement algorithm, for DeriveSharedSecret (0 is not a value: required).
+ */
+enum kp_key_agreement_algorithm
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Elliptic-curve Diffie-Hellman.
+   */
+  KP_KEY_AGREEMENT_ALGORITHM_ECDH = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum kp_key_agreement_algorithm kp_key_agreement_algorithm;
+#else
+typedef uint32_t kp_key_agreement_algorithm;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The spec of a data key pair, in `kp_data_key_pair_item` (0 is not a value: required).
+ */
+enum kp_data_key_pair_spec
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * RSA, 2048-bit modulus.
+   */
+  KP_DATA_KEY_PAIR_SPEC_RSA_2048 = 1,
+  /**
+   * RSA, 3072-bit modulus.
+   */
+  KP_DATA_KEY_PAIR_SPEC_RSA_3072 = 2,
+  /**
+   * RSA, 4096-bit modulus.
+   */
+  KP_DATA_KEY_PAIR_SPEC_RSA_4096 = 3,
+  /**
+   * NIST P-256.
+   */
+  KP_DATA_KEY_PAIR_SPEC_ECC_NIST_P256 = 4,
+  /**
+   * NIST P-384.
+   */
+  KP_DATA_KEY_PAIR_SPEC_ECC_NIST_P384 = 5,
+  /**
+   * NIST P-521.
+   */
+  KP_DATA_KEY_PAIR_SPEC_ECC_NIST_P521 = 6,
+  /**
+   * secp256k1.
+   */
+  KP_DATA_KEY_PAIR_SPEC_ECC_SECG_P256K1 = 7,
+  /**
+   * SM2 (modelled; refused by this build).
+   */
+  KP_DATA_KEY_PAIR_SPEC_SM2 = 8,
+  /**
+   * Ed25519.
+   */
+  KP_DATA_KEY_PAIR_SPEC_ECC_NIST_EDWARDS25519 = 9,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum kp_data_key_pair_spec kp_data_key_pair_spec;
+#else
+typedef uint32_t kp_data_key_pair_spec;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Families of operations that share a request-rate quota.
+ */
+enum kp_quota_family
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Encrypt, Decrypt, ReEncrypt, GenerateDataKey(+WithoutPlaintext), GenerateRandom,
+   * GenerateMac, VerifyMac.
+   */
+  KP_QUOTA_FAMILY_SYMMETRIC_CRYPTO = 0,
+  /**
+   * Sign, Verify, GetPublicKey, DeriveSharedSecret.
+   */
+  KP_QUOTA_FAMILY_ASYMMETRIC_CRYPTO = 1,
+  /**
+   * GenerateDataKeyPair(+WithoutPlaintext).
+   */
+  KP_QUOTA_FAMILY_DATA_KEY_PAIR = 2,
+  /**
+   * Every control-plane operation.
+   */
+  KP_QUOTA_FAMILY_CONTROL_PLANE = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum kp_quota_family kp_quota_family;
+#else
+typedef uint32_t kp_quota_family;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * When the engine answers a request whose audit record is being written.
+ */
+enum kp_audit_durability
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * After the record is on disk (`fdatasync` returned). The default.
+   */
+  KP_AUDIT_DURABILITY_SYNCED = 0,
+  /**
+   * As soon as the record is queued; records are still written and synced in groups, but a
+   * crash can lose the last ones.
+   */
+  KP_AUDIT_DURABILITY_QUEUED = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum kp_audit_durability kp_audit_durability;
+#else
+typedef uint32_t kp_audit_durability;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The overall result of `kp_audit_verify` (record field `KP_FIELD_AUDIT_VERDICT`), most
+ * reassuring first.
+ */
+enum kp_audit_verdict
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Every record is chained and covered by a valid digest.
+   */
+  KP_AUDIT_VERDICT_INTACT = 0,
+  /**
+   * No tampering; some records after the last digest are not yet signed.
+   */
+  KP_AUDIT_VERDICT_UNSIGNED_TAIL = 1,
+  /**
+   * No tampering; the last line was cut short by a crash.
+   */
+  KP_AUDIT_VERDICT_TRUNCATED = 2,
+  /**
+   * Tampering was found: the AUDIT_PROBLEM_* fields say what and where.
+   */
+  KP_AUDIT_VERDICT_TAMPERED = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum kp_audit_verdict kp_audit_verdict;
+#else
+typedef uint32_t kp_audit_verdict;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * A principal making requests: an IAM-style ARN and optional attributes (a principal tag, the
+ * integrated service it calls through). Built with `kp_caller_new` and the `kp_caller_*`
+ * setters, then bound to an engine with `kp_engine_for_caller`. Not thread-safe while being
+ * built; read-only (shareable) once built.
+ */
+typedef struct kp_caller kp_caller;
+
+/**
  * Engine settings, filled in with `kp_config_set_*` and read by `kp_engine_new`. Not
  * thread-safe: use one from one thread at a time.
  */
@@ -539,6 +1039,162 @@ typedef struct kp_record kp_record;
  * concurrent writes.
  */
 typedef struct kp_secret_buffer kp_secret_buffer;
+
+/**
+ * A GenerateMac request.
+ */
+typedef struct kp_mac_item {
+  /**
+   * An HMAC key. Required.
+   */
+  const char *key_id;
+  /**
+   * The message: 1 to 4096 bytes.
+   */
+  const uint8_t *message;
+  /**
+   * Length of the message in bytes.
+   */
+  size_t message_len;
+  /**
+   * The key's `kp_mac_algorithm`. Required.
+   */
+  uint32_t mac_algorithm;
+} kp_mac_item;
+
+/**
+ * A Sign request.
+ */
+typedef struct kp_sign_item {
+  /**
+   * An asymmetric SIGN_VERIFY key: key id, key ARN, alias name or alias ARN. Required.
+   */
+  const char *key_id;
+  /**
+   * The message (RAW: 1 to 4096 bytes) or its digest (DIGEST).
+   */
+  const uint8_t *message;
+  /**
+   * Length of the message in bytes.
+   */
+  size_t message_len;
+  /**
+   * A `kp_message_type`; 0 for RAW.
+   */
+  uint32_t message_type;
+  /**
+   * A `kp_signing_algorithm` the key allows. Required.
+   */
+  uint32_t signing_algorithm;
+} kp_sign_item;
+
+/**
+ * One output of a batch call (and of the single calls whose output size is known only once the
+ * engine answers: `kp_get_public_key`, `kp_generate_data_key_pair`). The caller sets `data` and
+ * `capacity`; the call sets `status` for every item and, for items whose status is
+ * `KP_STATUS_OK`, writes `len` bytes at `data`. For `KP_STATUS_BUFFER_TOO_SMALL`, `len` is set to
+ * the size needed and nothing is written at `data`.
+ */
+typedef struct kp_out {
+  /**
+   * Where the item's output goes: `capacity` writable bytes (NULL when `capacity` is 0).
+   */
+  uint8_t *data;
+  /**
+   * Bytes available at `data` (for GenerateRandom: the number of bytes wanted).
+   */
+  size_t capacity;
+  /**
+   * Set on success: bytes written at `data`; with `KP_STATUS_BUFFER_TOO_SMALL`: bytes needed.
+   */
+  size_t len;
+  /**
+   * Set for every item: a `kp_status`, `KP_STATUS_OK` (0) for success.
+   */
+  uint32_t status;
+} kp_out;
+
+/**
+ * A Verify request.
+ */
+typedef struct kp_verify_item {
+  /**
+   * The key that signed. Required.
+   */
+  const char *key_id;
+  /**
+   * The message or its digest, as it was signed.
+   */
+  const uint8_t *message;
+  /**
+   * Length of the message in bytes.
+   */
+  size_t message_len;
+  /**
+   * A `kp_message_type`; 0 for RAW.
+   */
+  uint32_t message_type;
+  /**
+   * The signature: `signature_len` bytes.
+   */
+  const uint8_t *signature;
+  /**
+   * Length of the signature in bytes.
+   */
+  size_t signature_len;
+  /**
+   * The `kp_signing_algorithm` it was made with. Required.
+   */
+  uint32_t signing_algorithm;
+} kp_verify_item;
+
+/**
+ * A VerifyMac request.
+ */
+typedef struct kp_verify_mac_item {
+  /**
+   * The HMAC key. Required.
+   */
+  const char *key_id;
+  /**
+   * The message: 1 to 4096 bytes.
+   */
+  const uint8_t *message;
+  /**
+   * Length of the message in bytes.
+   */
+  size_t message_len;
+  /**
+   * The MAC to check: `mac_len` bytes.
+   */
+  const uint8_t *mac;
+  /**
+   * Length of the MAC in bytes.
+   */
+  size_t mac_len;
+  /**
+   * The key's `kp_mac_algorithm`. Required.
+   */
+  uint32_t mac_algorithm;
+} kp_verify_mac_item;
+
+/**
+ * A GenerateDataKeyPair (or ...WithoutPlaintext) request.
+ */
+typedef struct kp_data_key_pair_item {
+  /**
+   * The symmetric key that encrypts the private key. Required.
+   */
+  const char *key_id;
+  /**
+   * Encryption context for the private key's ciphertext, or NULL for none.
+   */
+  const struct kp_context *context;
+  /**
+   * A `kp_data_key_pair_spec`. Required.
+   */
+  uint32_t key_pair_spec;
+} kp_data_key_pair_item;
 
 /**
  * A tag: a key and a value, NUL-terminated UTF-8.
@@ -591,9 +1247,17 @@ typedef struct kp_create_key_options {
    */
   uint32_t multi_region;
   /**
-   * A key policy document (JSON, up to 32 KiB), or NULL for the default policy.
+   * A key policy document (JSON, up to 32 KiB), or NULL for the default policy (the account's
+   * root principal may do everything). A policy that would not let the caller change it again
+   * is refused with `KP_STATUS_MALFORMED_POLICY_DOCUMENT` unless
+   * `bypass_policy_lockout_safety_check` is 1.
    */
   const char *policy;
+  /**
+   * 1 to create the key even if its policy would lock the caller out of it, 0 (the default) to
+   * refuse.
+   */
+  uint32_t bypass_policy_lockout_safety_check;
 } kp_create_key_options;
 
 /**
@@ -621,29 +1285,6 @@ typedef struct kp_encrypt_item {
    */
   uint32_t encryption_algorithm;
 } kp_encrypt_item;
-
-/**
- * One output of a batch call. The caller sets `data` and `capacity`; the call sets `status`
- * for every item and, for items whose status is `KP_STATUS_OK`, writes `len` bytes at `data`.
- */
-typedef struct kp_out {
-  /**
-   * Where the item's output goes: `capacity` writable bytes (NULL when `capacity` is 0).
-   */
-  uint8_t *data;
-  /**
-   * Bytes available at `data` (for GenerateRandom: the number of bytes wanted).
-   */
-  size_t capacity;
-  /**
-   * Set on success: bytes written at `data`.
-   */
-  size_t len;
-  /**
-   * Set for every item: a `kp_status`, `KP_STATUS_OK` (0) for success.
-   */
-  uint32_t status;
-} kp_out;
 
 /**
  * A Decrypt request.
@@ -733,6 +1374,46 @@ typedef struct kp_data_key_item {
   uint32_t number_of_bytes;
 } kp_data_key_item;
 
+/**
+ * A CreateGrant request. Zero-initialise it and set what you need.
+ */
+typedef struct kp_create_grant_request {
+  /**
+   * The key (key id or key ARN). Required.
+   */
+  const char *key_id;
+  /**
+   * The principal the grant lets use the key (a principal ARN). Required.
+   */
+  const char *grantee_principal;
+  /**
+   * The principal that may retire the grant, or NULL for none.
+   */
+  const char *retiring_principal;
+  /**
+   * `operation_count` operation names as the service spells them ("Encrypt", "Decrypt",
+   * "GenerateDataKey", "Sign", "RetireGrant", ...). At least one.
+   */
+  const char *const *operations;
+  /**
+   * Number of operations.
+   */
+  size_t operation_count;
+  /**
+   * Constraint: the request's encryption context must equal this one; NULL for none.
+   */
+  const struct kp_context *encryption_context_equals;
+  /**
+   * Constraint: the request's encryption context must contain this one; NULL for none (give at
+   * most one of the two).
+   */
+  const struct kp_context *encryption_context_subset;
+  /**
+   * A name for the grant (1 to 256 characters), or NULL.
+   */
+  const char *name;
+} kp_create_grant_request;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -769,6 +1450,498 @@ size_t kp_ciphertext_len(size_t plaintext_len);
  * Ownership: nothing to free. Thread safety: callable from any thread.
  */
 size_t kp_plaintext_len(size_t ciphertext_len);
+
+/**
+ * Makes a caller for `principal_arn`: `arn:aws:iam::<account>:root`, `...:user/<name>`,
+ * `...:role/<name>`, or `arn:aws:sts::<account>:assumed-role/<role>/<session>`. Anything else is
+ * refused with `KP_STATUS_VALIDATION`.
+ *
+ * Ownership: `principal_arn` is copied. On success `*out` is a new handle the caller frees with
+ * `kp_caller_free`. Thread safety: callable from any thread.
+ *
+ * # Safety
+ * `principal_arn` is a NUL-terminated string; `out` points to writable storage for a pointer.
+ */
+kp_status kp_caller_new(const char *principal_arn, struct kp_caller **out);
+
+/**
+ * Adds the attribute `key` = `value` (a principal tag, a session name), replacing the value of
+ * an existing `key`; key policy conditions can test it.
+ *
+ * Ownership: both strings are copied. Thread safety: no other thread may use `caller` meanwhile.
+ *
+ * # Safety
+ * `caller` is a live handle; `key` and `value` are NUL-terminated strings.
+ */
+kp_status kp_caller_add_attribute(struct kp_caller *caller, const char *key, const char *value);
+
+/**
+ * Marks the caller as calling through an integrated service's endpoint
+ * (`<service>.<region>.amazonaws.com`), which sets `kms:ViaService` for key policies: how
+ * callers reach a managed key (`kp_managed_key`).
+ *
+ * Ownership: `endpoint` is copied. Thread safety: no other thread may use `caller` meanwhile.
+ *
+ * # Safety
+ * `caller` is a live handle; `endpoint` is a NUL-terminated string.
+ */
+kp_status kp_caller_set_via_service(struct kp_caller *caller, const char *endpoint);
+
+/**
+ * Frees a caller. NULL is ignored. Engine handles made with it are unaffected.
+ *
+ * Ownership: takes the handle. Thread safety: no other thread may use it meanwhile.
+ *
+ * # Safety
+ * `caller` is NULL or a handle from `kp_caller_new` not freed before.
+ */
+void kp_caller_free(struct kp_caller *caller);
+
+/**
+ * A new handle to the same engine as `engine` (same keys, worker pool, rate quotas and audit
+ * log) through which every call is made as `caller`: authorised against key policies and grants
+ * (`KP_STATUS_ACCESS_DENIED` when they do not allow it) and audited as that principal.
+ *
+ * Ownership: `caller` is copied (the caller may free it at once). On success `*out` is a new
+ * engine handle the caller frees with `kp_engine_free`; the engine itself stops when its last
+ * handle is freed. Thread safety: thread-safe; the new handle is as thread-safe as any
+ * `kp_engine`.
+ *
+ * # Safety
+ * `engine` and `caller` are live handles; `out` points to writable storage for a pointer.
+ */
+kp_status kp_engine_for_caller(const struct kp_engine *engine,
+                               const struct kp_caller *caller,
+                               struct kp_engine **out);
+
+/**
+ * Shorthand for `kp_caller_new(principal_arn)` and `kp_engine_for_caller`: a new handle to the
+ * same engine that calls as `principal_arn` (no attributes).
+ *
+ * Ownership and thread safety: as `kp_engine_for_caller`.
+ *
+ * # Safety
+ * `engine` is a live handle; `principal_arn` is a NUL-terminated string; `out` points to
+ * writable storage for a pointer.
+ */
+kp_status kp_engine_for_principal(const struct kp_engine *engine,
+                                  const char *principal_arn,
+                                  struct kp_engine **out);
+
+/**
+ * Sets the request-rate quota of one `kp_quota_family`: at most `per_second` requests per
+ * second (with one second of burst; a batch of N items counts N); 0 removes the quota (the
+ * default: no quotas). Requests over it fail with `KP_STATUS_THROTTLING` (a batch over it fails
+ * every item).
+ *
+ * Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle.
+ */
+kp_status kp_config_set_rate_quota(struct kp_config *config, uint32_t family, uint32_t per_second);
+
+/**
+ * Sets every family's quota to the service's default per-account rates (10,000 symmetric
+ * operations per second, 500 asymmetric, 500 data key pairs, 100 control-plane requests).
+ *
+ * Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle.
+ */
+kp_status kp_config_set_service_rate_quotas(struct kp_config *config);
+
+/**
+ * The longest signature a key of `key_spec` (the service's spelling, "ECC_NIST_P256", ...)
+ * makes with `signing_algorithm` (a `kp_signing_algorithm`): the modulus size for RSA (256, 384,
+ * 512), the DER maximum for ECDSA (72 for P-256 and secp256k1, 104 for P-384, 139 for P-521;
+ * actual signatures are often a byte or two shorter), 64 for Ed25519. A buffer this long always
+ * holds the signature. Returns 0 when the key spec does not sign with that algorithm in this
+ * build, or an argument is invalid.
+ *
+ * Ownership: nothing is taken. Thread safety: callable from any thread.
+ *
+ * # Safety
+ * `key_spec` is a NUL-terminated string.
+ */
+size_t kp_signature_max_len(const char *key_spec, uint32_t signing_algorithm);
+
+/**
+ * The length of a MAC made with `mac_algorithm` (a `kp_mac_algorithm`): 28, 32, 48 or 64 bytes,
+ * the exact size GenerateMac writes; 0 for a value that is not a `kp_mac_algorithm`.
+ *
+ * Ownership: nothing is taken. Thread safety: callable from any thread.
+ */
+size_t kp_mac_len(uint32_t mac_algorithm);
+
+/**
+ * The exact output sizes of `kp_generate_mac_batch` for `items`: `sizes[i]` (optional, `count`
+ * entries) is item `i`'s MAC length (0 for an item whose `mac_algorithm` is not a
+ * `kp_mac_algorithm`); `*total` (optional) is their sum.
+ *
+ * Ownership: nothing is taken. Thread safety: callable from any thread.
+ *
+ * # Safety
+ * `items` points to `count` items; `sizes` is NULL or has room for `count` entries; `total` is
+ * NULL or writable.
+ */
+kp_status kp_generate_mac_batch_sizes(const struct kp_mac_item *items,
+                                      size_t count,
+                                      size_t *sizes,
+                                      size_t *total);
+
+/**
+ * Sign: signs `request->message` (or its digest) with an asymmetric SIGN_VERIFY key into
+ * `signature`, which `kp_signature_max_len(key spec, algorithm)` bytes always suffice for
+ * (`KP_MAX_SIGNATURE_LEN` for any key); the length written goes to `*signature_len`. ECDSA
+ * signatures are DER-encoded, as the service returns them; RSA and Ed25519 signatures are raw. A
+ * buffer shorter than the signature gets `KP_STATUS_BUFFER_TOO_SMALL` (the message says the size)
+ * with nothing written. `*info` (optional) receives a record with KEY_ID (the key's ARN) and
+ * SIGNING_ALGORITHM.
+ *
+ * Ownership: the request's memory is only read, during the call; when `info` is not NULL,
+ * `*info` is a new record the caller frees with `kp_record_free`. Thread safety: thread-safe on a
+ * shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `request` points to a valid item; `signature` has `capacity`
+ * writable bytes; `signature_len` is writable; `info` is NULL or writable.
+ */
+kp_status kp_sign(const struct kp_engine *engine,
+                  const struct kp_sign_item *request,
+                  uint8_t *signature,
+                  size_t capacity,
+                  size_t *signature_len,
+                  struct kp_record **info);
+
+/**
+ * Sign, in a batch: item `i` is signed into `outputs[i]` (`kp_signature_max_len` bytes always
+ * suffice). Every `outputs[i].status` is set; `outputs[i].len` is the signature's length on
+ * success, or the length needed when the status is `KP_STATUS_BUFFER_TOO_SMALL`. Returns as
+ * `kp_encrypt_batch`.
+ *
+ * Ownership and thread safety: as `kp_encrypt_batch`.
+ *
+ * # Safety
+ * `engine` is a live handle; `items` points to `count` valid items; `outputs` to `count`
+ * `kp_out`s whose `data` have `capacity` writable bytes.
+ */
+kp_status kp_sign_batch(const struct kp_engine *engine,
+                        const struct kp_sign_item *items,
+                        size_t count,
+                        struct kp_out *outputs);
+
+/**
+ * Verify: checks `request->signature` over the message (or digest). Returns `KP_STATUS_OK` for
+ * a valid signature and `KP_STATUS_INVALID_SIGNATURE` for one that is not. `*info` (optional,
+ * on success) receives a record with KEY_ID and SIGNING_ALGORITHM.
+ *
+ * Ownership: as `kp_sign`. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `request` points to a valid item; `info` is NULL or writable.
+ */
+kp_status kp_verify(const struct kp_engine *engine,
+                    const struct kp_verify_item *request,
+                    struct kp_record **info);
+
+/**
+ * Verify, in a batch: `statuses[i]` (a `kp_status`) is set for every item: `KP_STATUS_OK` for a
+ * valid signature, `KP_STATUS_INVALID_SIGNATURE` for one that is not, or why the item could not
+ * be checked. Returns `KP_STATUS_OK` when every signature is valid, `KP_STATUS_BATCH_ITEMS_FAILED`
+ * otherwise, or an argument status (nothing written) when the call itself is invalid.
+ *
+ * Ownership: items are only read; `statuses` stays the caller's. Thread safety: thread-safe on a
+ * shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `items` points to `count` valid items; `statuses` has room for
+ * `count` values.
+ */
+kp_status kp_verify_batch(const struct kp_engine *engine,
+                          const struct kp_verify_item *items,
+                          size_t count,
+                          uint32_t *statuses);
+
+/**
+ * GetPublicKey: the public key of an asymmetric key, DER SubjectPublicKeyInfo, into
+ * `public_key` (`KP_MAX_PUBLIC_KEY_LEN` bytes always suffice). Sets `public_key->status` to the
+ * call's status and `public_key->len` to the key's length on success, or to the length needed
+ * with `KP_STATUS_BUFFER_TOO_SMALL` (nothing else written). Symmetric and HMAC keys have none
+ * (`KP_STATUS_UNSUPPORTED_OPERATION`). `*info` (optional) receives a record with KEY_ID, KEY_SPEC,
+ * KEY_USAGE, ENCRYPTION_ALGORITHMS, SIGNING_ALGORITHMS and KEY_AGREEMENT_ALGORITHMS.
+ *
+ * Ownership: `public_key->data` stays the caller's; `*info`, when asked for, is a new record.
+ * Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` is NUL-terminated; `public_key` points to a `kp_out` whose
+ * `data` has `capacity` writable bytes; `info` is NULL or writable.
+ */
+kp_status kp_get_public_key(const struct kp_engine *engine,
+                            const char *key_id,
+                            struct kp_out *public_key,
+                            struct kp_record **info);
+
+/**
+ * GenerateMac: the HMAC of `request->message` under an HMAC key, into `mac`, which must have
+ * room for `kp_mac_len(request->mac_algorithm)` bytes (exactly that many are written, and their
+ * number stored in `*mac_len`). `*info` (optional) receives a record with KEY_ID and
+ * MAC_ALGORITHM.
+ *
+ * Ownership: as `kp_sign`. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `request` points to a valid item; `mac` has `capacity` writable
+ * bytes; `mac_len` is writable; `info` is NULL or writable.
+ */
+kp_status kp_generate_mac(const struct kp_engine *engine,
+                          const struct kp_mac_item *request,
+                          uint8_t *mac,
+                          size_t capacity,
+                          size_t *mac_len,
+                          struct kp_record **info);
+
+/**
+ * GenerateMac, in a batch: item `i`'s MAC goes into `outputs[i]`, whose `capacity` must be at
+ * least `kp_mac_len(items[i].mac_algorithm)` (see `kp_generate_mac_batch_sizes`). Statuses and
+ * return value as `kp_encrypt_batch`.
+ *
+ * Ownership and thread safety: as `kp_encrypt_batch`.
+ *
+ * # Safety
+ * As `kp_sign_batch`.
+ */
+kp_status kp_generate_mac_batch(const struct kp_engine *engine,
+                                const struct kp_mac_item *items,
+                                size_t count,
+                                struct kp_out *outputs);
+
+/**
+ * VerifyMac: checks `request->mac` over the message in constant time. Returns `KP_STATUS_OK`
+ * for a MAC that verifies and `KP_STATUS_INVALID_MAC` for one that does not. `*info` (optional,
+ * on success) receives a record with KEY_ID and MAC_ALGORITHM.
+ *
+ * Ownership: as `kp_sign`. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `request` points to a valid item; `info` is NULL or writable.
+ */
+kp_status kp_verify_mac(const struct kp_engine *engine,
+                        const struct kp_verify_mac_item *request,
+                        struct kp_record **info);
+
+/**
+ * VerifyMac, in a batch: `statuses[i]` is set for every item (`KP_STATUS_OK`,
+ * `KP_STATUS_INVALID_MAC`, or why the item could not be checked). Return value as
+ * `kp_verify_batch`.
+ *
+ * Ownership and thread safety: as `kp_verify_batch`.
+ *
+ * # Safety
+ * As `kp_verify_batch`.
+ */
+kp_status kp_verify_mac_batch(const struct kp_engine *engine,
+                              const struct kp_verify_mac_item *items,
+                              size_t count,
+                              uint32_t *statuses);
+
+/**
+ * DeriveSharedSecret: ECDH between a KEY_AGREEMENT key and a peer's public key (DER
+ * SubjectPublicKeyInfo on the key's curve, e.g. from `kp_get_public_key`). The raw shared secret
+ * (the x coordinate: 32, 48 or 66 bytes) comes back in a new `kp_secret_buffer`
+ * (`*shared_secret`, locked memory the library zeroes when freed). `*info` (optional) receives a
+ * record with KEY_ID, KEY_AGREEMENT_ALGORITHM and ORIGIN.
+ *
+ * Ownership: on success `*shared_secret` is a new secret buffer the caller frees with
+ * `kp_secret_buffer_free`; `*info`, when asked for, a new record. The engine's copy is zeroed.
+ * Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` is NUL-terminated; `public_key` has `public_key_len`
+ * readable bytes; `shared_secret` is writable; `info` is NULL or writable.
+ */
+kp_status kp_derive_shared_secret(const struct kp_engine *engine,
+                                  const char *key_id,
+                                  uint32_t key_agreement_algorithm,
+                                  const uint8_t *public_key,
+                                  size_t public_key_len,
+                                  struct kp_secret_buffer **shared_secret,
+                                  struct kp_record **info);
+
+/**
+ * GenerateDataKeyPair: a new asymmetric key pair of `request->key_pair_spec`. The private key
+ * (PKCS#8 DER) comes back in plaintext in a new `kp_secret_buffer` (`*private_key_plaintext`)
+ * and encrypted under the symmetric key `request->key_id` (a keyplane ciphertext blob that
+ * `kp_decrypt` opens) in `private_key_ciphertext`; the public key (DER SubjectPublicKeyInfo) in
+ * `public_key`. Buffers of `KP_MAX_PRIVATE_KEY_CIPHERTEXT_LEN` and `KP_MAX_PUBLIC_KEY_LEN` bytes
+ * always suffice; a shorter one that the output does not fit gets `KP_STATUS_BUFFER_TOO_SMALL`
+ * with nothing written but each `len` set to the size needed (sizes vary by a few bytes from
+ * RSA key to RSA key). Each `kp_out`'s `status` is set to the call's status. `*info` (optional)
+ * receives a record with KEY_ID, KEY_PAIR_SPEC and KEY_MATERIAL_ID.
+ *
+ * Ownership: on success `*private_key_plaintext` is a new secret buffer the caller frees with
+ * `kp_secret_buffer_free` (which zeroes it); the `kp_out` buffers stay the caller's; `*info`,
+ * when asked for, is a new record. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `request` points to a valid item; `private_key_plaintext` is
+ * writable; `private_key_ciphertext` and `public_key` point to distinct `kp_out`s whose `data`
+ * have `capacity` writable bytes; `info` is NULL or writable.
+ */
+kp_status kp_generate_data_key_pair(const struct kp_engine *engine,
+                                    const struct kp_data_key_pair_item *request,
+                                    struct kp_secret_buffer **private_key_plaintext,
+                                    struct kp_out *private_key_ciphertext,
+                                    struct kp_out *public_key,
+                                    struct kp_record **info);
+
+/**
+ * GenerateDataKeyPairWithoutPlaintext: as `kp_generate_data_key_pair`, without the plaintext
+ * private key.
+ *
+ * Ownership and thread safety: as `kp_generate_data_key_pair`.
+ *
+ * # Safety
+ * As `kp_generate_data_key_pair`, without `private_key_plaintext`.
+ */
+kp_status kp_generate_data_key_pair_without_plaintext(const struct kp_engine *engine,
+                                                      const struct kp_data_key_pair_item *request,
+                                                      struct kp_out *private_key_ciphertext,
+                                                      struct kp_out *public_key,
+                                                      struct kp_record **info);
+
+/**
+ * Makes engines built from this configuration record every request in a tamper-evident audit
+ * log at `path` (created if missing, continued if present: an existing log must verify under the
+ * same key), with digests signed by `signing_key_pkcs8` (`signing_key_len` bytes: an ECDSA P-256
+ * private key, PKCS#8 DER, such as `kp_audit_generate_signing_key` makes). Defaults: synced
+ * durability, a digest every 4096 records or every second. `path` NULL turns the audit log off
+ * again. Errors in the path or key surface at `kp_engine_new` (`KP_STATUS_AUDIT_UNAVAILABLE`).
+ * Two engines must not write the same log.
+ *
+ * Ownership: the path and the key are copied (the configuration's copy of the key is zeroed when
+ * it is freed or replaced); the caller keeps and zeroes its own. Thread safety: no other thread
+ * may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle; `path` is NULL or NUL-terminated; `signing_key_pkcs8` has
+ * `signing_key_len` readable bytes.
+ */
+kp_status kp_config_set_audit(struct kp_config *config,
+                              const char *path,
+                              const uint8_t *signing_key_pkcs8,
+                              size_t signing_key_len);
+
+/**
+ * Sets when requests are answered relative to their audit record, a `kp_audit_durability`
+ * (after `kp_config_set_audit`).
+ *
+ * Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle.
+ */
+kp_status kp_config_set_audit_durability(struct kp_config *config, uint32_t durability);
+
+/**
+ * Sets how often the audit log writes a signed digest (after `kp_config_set_audit`): after
+ * `every_records` records since the last digest (0: never by count) and when records have waited
+ * `every_ms` milliseconds (0: never by time). A digest is always written when the engine stops.
+ *
+ * Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle.
+ */
+kp_status kp_config_set_audit_digest_interval(struct kp_config *config,
+                                              uint64_t every_records,
+                                              uint64_t every_ms);
+
+/**
+ * Generates a new audit signing key (ECDSA P-256, PKCS#8 DER) into a new secret buffer
+ * allocated under `lock_policy` (a `kp_lock_policy`). Keep it, or its public key, to verify the
+ * log later: `kp_engine_audit_public_key` gives the public key.
+ *
+ * Ownership: on success `*out` is a new secret buffer the caller frees with
+ * `kp_secret_buffer_free` (which zeroes it); the library's own copies are zeroed. Thread safety:
+ * callable from any thread.
+ *
+ * # Safety
+ * `out` points to writable storage for a pointer.
+ */
+kp_status kp_audit_generate_signing_key(uint32_t lock_policy, struct kp_secret_buffer **out);
+
+/**
+ * The audit public key (DER SubjectPublicKeyInfo, 91 bytes for P-256) of the engine's audit log,
+ * into `out` (`capacity` bytes); its length goes to `*out_len`. What `kp_audit_verify` takes.
+ * `KP_STATUS_INVALID_ARGUMENT` for an engine without an audit log.
+ *
+ * Ownership: `out` stays the caller's. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `out` has `capacity` writable bytes; `out_len` is writable.
+ */
+kp_status kp_engine_audit_public_key(const struct kp_engine *engine,
+                                     uint8_t *out,
+                                     size_t capacity,
+                                     size_t *out_len);
+
+/**
+ * Waits until every audit record queued so far is on disk.
+ *
+ * Ownership: nothing is taken. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle.
+ */
+kp_status kp_engine_audit_flush(const struct kp_engine *engine);
+
+/**
+ * Writes a signed digest now, covering every record so far, and waits until it is on disk.
+ *
+ * Ownership: nothing is taken. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle.
+ */
+kp_status kp_engine_audit_write_digest(const struct kp_engine *engine);
+
+/**
+ * The latest digest line the audit log made durable since it was opened, to be kept elsewhere
+ * (a copy elsewhere shows a log cut after that digest): a record with AUDIT_DIGEST_LINE, absent
+ * until a digest has been written.
+ *
+ * Ownership: on success `*out` is a new record the caller frees with `kp_record_free`. Thread
+ * safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `out` points to writable storage for a pointer.
+ */
+kp_status kp_engine_audit_last_digest(const struct kp_engine *engine, struct kp_record **out);
+
+/**
+ * Verifies the audit log at `path` against the audit public key (`public_key`, DER
+ * SubjectPublicKeyInfo, `public_key_len` bytes) and describes what it found in a record:
+ * AUDIT_VERDICT (a `kp_audit_verdict`), AUDIT_RECORDS, AUDIT_DIGESTS, AUDIT_UNSIGNED_TAIL,
+ * AUDIT_SUMMARY, and when they apply AUDIT_LAST_SEQ, AUDIT_SIGNED_THROUGH,
+ * AUDIT_TRUNCATED_LINE/OFFSET/BYTES and AUDIT_PROBLEM_KIND/LINE/SEQ/DETAIL (the first problem).
+ * A tampered log is a successful call whose verdict says so; the call fails only for a file it
+ * cannot read (`KP_STATUS_AUDIT_UNAVAILABLE`) or a public key it cannot use
+ * (`KP_STATUS_AUDIT_KEY`). Needs no engine.
+ *
+ * Ownership: on success `*out` is a new record the caller frees with `kp_record_free`. Thread
+ * safety: callable from any thread (verifying a log that an engine is writing sees a prefix).
+ *
+ * # Safety
+ * `path` is a NUL-terminated string; `public_key` has `public_key_len` readable bytes; `out`
+ * points to writable storage for a pointer.
+ */
+kp_status kp_audit_verify(const char *path,
+                          const uint8_t *public_key,
+                          size_t public_key_len,
+                          struct kp_record **out);
 
 /**
  * CreateKey: makes a key with `options` (NULL: a SYMMETRIC_DEFAULT encryption key with no
@@ -1058,8 +2231,11 @@ kp_status kp_list_key_rotations(const struct kp_engine *engine,
 /**
  * Encrypt: encrypts `request->plaintext` under `request->key_id` into `ciphertext`, which must
  * have room for `kp_ciphertext_len(request->plaintext_len)` bytes (exactly that many are
- * written, and their number stored in `*ciphertext_len`). `*info` (optional) receives a record
- * with KEY_ID (the ARN of the key that encrypted) and ENCRYPTION_ALGORITHM.
+ * written, and their number stored in `*ciphertext_len`). With an RSA key and an RSAES_OAEP
+ * algorithm the ciphertext is the key's modulus size (256, 384 or 512 bytes;
+ * `KP_MAX_RSA_CIPHERTEXT_LEN` always suffices), checked once the engine answers
+ * (`KP_STATUS_BUFFER_TOO_SMALL`, nothing written). `*info` (optional) receives a record with
+ * KEY_ID (the ARN of the key that encrypted) and ENCRYPTION_ALGORITHM.
  *
  * Ownership: the request's memory is only read, during the call. Outputs are written only on
  * success; when `info` is not NULL, `*info` is a new record the caller frees with
@@ -1078,8 +2254,15 @@ kp_status kp_encrypt(const struct kp_engine *engine,
 
 /**
  * Encrypt, in a batch: item `i` of `items` is encrypted into `outputs[i]`, whose `capacity` must
- * be at least `kp_ciphertext_len(items[i].plaintext_len)` (see `kp_encrypt_batch_sizes`). Every
- * `outputs[i].status` is set; on success `outputs[i].len` too. Items fail on their own.
+ * be at least `kp_ciphertext_len(items[i].plaintext_len)` for a symmetric item (checked before
+ * the engine runs: `KP_STATUS_BUFFER_TOO_SMALL`, with `len` set to the size needed) or the key's
+ * modulus size for an RSAES_OAEP item (256, 384 or 512 bytes; a shorter buffer is refused by the
+ * engine with `KP_STATUS_VALIDATION`); see `kp_encrypt_batch_sizes`. Every `outputs[i].status` is
+ * set; on success `outputs[i].len` too. Items fail on their own.
+ *
+ * The engine seals in place, straight into the caller's buffers (no copy, no allocation per
+ * item): the buffer of an item that fails after it was handed to the engine may have been
+ * written, and is zeroed.
  *
  * Returns `KP_STATUS_OK` when every item succeeded, `KP_STATUS_BATCH_ITEMS_FAILED` when some
  * failed, or an argument status (nothing written) when the call itself is invalid. `count` 0
@@ -1100,7 +2283,8 @@ kp_status kp_encrypt_batch(const struct kp_engine *engine,
 /**
  * The exact output sizes of `kp_encrypt_batch` for `items`: `sizes[i]` (optional, `count`
  * entries) is item `i`'s ciphertext length (0 for an item whose plaintext length no engine
- * accepts); `*total` (optional) is their sum.
+ * accepts; for an RSAES_OAEP item, `KP_MAX_RSA_CIPHERTEXT_LEN`, a bound: the ciphertext is the
+ * key's modulus size); `*total` (optional) is their sum.
  *
  * Ownership: nothing is taken. Thread safety: callable from any thread.
  *
@@ -1116,7 +2300,10 @@ kp_status kp_encrypt_batch_sizes(const struct kp_encrypt_item *items,
 /**
  * Decrypt: decrypts `request->ciphertext` into `plaintext`, which must have room for
  * `kp_plaintext_len(request->ciphertext_len)` bytes (exactly that many are written, and their
- * number stored in `*plaintext_len`). For plaintext the library locks and zeroes, point
+ * number stored in `*plaintext_len`). An RSA ciphertext needs `request->key_id` and an
+ * RSAES_OAEP `request->encryption_algorithm`; its plaintext is at most the ciphertext's length
+ * (`*plaintext_len` says how long; a shorter buffer gets `KP_STATUS_BUFFER_TOO_SMALL` with
+ * nothing written). For plaintext the library locks and zeroes, point
  * `plaintext` into a `kp_secret_buffer`. `*info` (optional) receives a record with KEY_ID (the
  * ARN of the key that decrypted), KEY_MATERIAL_ID and ENCRYPTION_ALGORITHM.
  *
@@ -1135,8 +2322,11 @@ kp_status kp_decrypt(const struct kp_engine *engine,
 
 /**
  * Decrypt, in a batch: as `kp_encrypt_batch`, with `outputs[i].capacity` at least
- * `kp_plaintext_len(items[i].ciphertext_len)` (see `kp_decrypt_batch_sizes`). The engine's
- * copies of the plaintexts are zeroed before return.
+ * `kp_plaintext_len(items[i].ciphertext_len)` for a symmetric item, or the plaintext's length for
+ * an RSAES_OAEP item (`kp_decrypt_batch_sizes` gives a bound). The engine opens symmetric blobs
+ * in place, straight into the caller's buffers (the plaintext exists nowhere else); the buffer of
+ * an item that fails after it was handed to the engine is zeroed. Point the outputs into a
+ * `kp_secret_buffer` for plaintext the library locks and zeroes.
  *
  * Ownership and thread safety: as `kp_encrypt_batch`.
  *
@@ -1150,7 +2340,8 @@ kp_status kp_decrypt_batch(const struct kp_engine *engine,
 
 /**
  * The exact output sizes of `kp_decrypt_batch` for `items`, as `kp_encrypt_batch_sizes` (0 for
- * an item too short to be a ciphertext).
+ * an item too short to be a ciphertext; for an RSAES_OAEP item, the most plaintext a ciphertext
+ * of its length holds under its algorithm, a bound).
  *
  * Ownership: nothing is taken. Thread safety: callable from any thread.
  *
@@ -1165,7 +2356,9 @@ kp_status kp_decrypt_batch_sizes(const struct kp_decrypt_item *items,
 /**
  * ReEncrypt: decrypts `request->ciphertext` and encrypts the plaintext again under
  * `request->destination_key_id` (and context) inside the engine, into `ciphertext`, which must
- * have room for `request->ciphertext_len` bytes (the new blob is as long as the old). `*info`
+ * have room for `request->ciphertext_len` bytes (the new blob is as long as the old; when either
+ * side is an RSA key, the output's length is known once the engine answers, and a short buffer
+ * gets `KP_STATUS_BUFFER_TOO_SMALL` with nothing written). `*info`
  * (optional) receives a record with KEY_ID (destination key ARN), SOURCE_KEY_ID,
  * SOURCE_KEY_MATERIAL_ID, DESTINATION_KEY_MATERIAL_ID, SOURCE_ENCRYPTION_ALGORITHM and
  * DESTINATION_ENCRYPTION_ALGORITHM.
@@ -1184,7 +2377,9 @@ kp_status kp_re_encrypt(const struct kp_engine *engine,
 
 /**
  * ReEncrypt, in a batch: as `kp_encrypt_batch`, with `outputs[i].capacity` at least
- * `items[i].ciphertext_len` (see `kp_re_encrypt_batch_sizes`).
+ * `items[i].ciphertext_len` when both sides are symmetric (see `kp_re_encrypt_batch_sizes`); when
+ * an RSA key is involved the output is checked once the engine answers (a short buffer gets
+ * `KP_STATUS_BUFFER_TOO_SMALL` with `len` set to the size needed).
  *
  * Ownership and thread safety: as `kp_encrypt_batch`.
  *
@@ -1197,7 +2392,8 @@ kp_status kp_re_encrypt_batch(const struct kp_engine *engine,
                               struct kp_out *outputs);
 
 /**
- * The exact output sizes of `kp_re_encrypt_batch` for `items`, as `kp_encrypt_batch_sizes`.
+ * The exact output sizes of `kp_re_encrypt_batch` for `items`, as `kp_encrypt_batch_sizes`
+ * (bounds for items with an RSAES_OAEP algorithm on either side).
  *
  * Ownership: nothing is taken. Thread safety: callable from any thread.
  *
@@ -1357,9 +2553,177 @@ kp_status kp_last_error_message(char *buf, size_t capacity, size_t *out_len);
 size_t kp_last_error_length(void);
 
 /**
+ * PutKeyPolicy: replaces a key's policy with `policy` (a JSON policy document, up to 32 KiB).
+ * `policy_name` is NULL or "default" (a key has one policy). The engine refuses, with
+ * `KP_STATUS_MALFORMED_POLICY_DOCUMENT`, a malformed document or one that would not let the
+ * caller change the policy again, unless `bypass_policy_lockout_safety_check` is 1. Keys of
+ * integrated services (`kp_managed_key`) refuse with `KP_STATUS_ACCESS_DENIED`.
+ *
+ * Ownership: strings are copied. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` and `policy` are NUL-terminated; `policy_name` is NULL or
+ * NUL-terminated.
+ */
+kp_status kp_put_key_policy(const struct kp_engine *engine,
+                            const char *key_id,
+                            const char *policy,
+                            const char *policy_name,
+                            uint32_t bypass_policy_lockout_safety_check);
+
+/**
+ * GetKeyPolicy: a key's policy document, as a record with POLICY_NAME and POLICY (the JSON, as
+ * it was put). `policy_name` is NULL or "default".
+ *
+ * Ownership: on success `*out` is a new record the caller frees with `kp_record_free`. Thread
+ * safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` is NUL-terminated; `policy_name` is NULL or
+ * NUL-terminated; `out` points to writable storage for a pointer.
+ */
+kp_status kp_get_key_policy(const struct kp_engine *engine,
+                            const char *key_id,
+                            const char *policy_name,
+                            struct kp_record **out);
+
+/**
+ * ListKeyPolicies: the names of a key's policies (always one page with one record, POLICY_NAME
+ * "default").
+ *
+ * Ownership: on success `*out` is a new page the caller frees with `kp_page_free`. Thread
+ * safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` is NUL-terminated; `out` points to writable storage for a
+ * pointer.
+ */
+kp_status kp_list_key_policies(const struct kp_engine *engine,
+                               const char *key_id,
+                               struct kp_page **out);
+
+/**
+ * CreateGrant: lets `request->grantee_principal` use the key for `request->operations`,
+ * optionally only with a given encryption context. The grant takes effect at once. Returns a
+ * record with GRANT_ID, GRANT_TOKEN (for `kp_retire_grant`) and JSON.
+ *
+ * Ownership: the request's strings are only read. On success `*out` is a new record the caller
+ * frees with `kp_record_free`. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `request` points to a valid request (strings NUL-terminated,
+ * `operations` holding `operation_count` strings, contexts NULL or live); `out` points to
+ * writable storage for a pointer.
+ */
+kp_status kp_create_grant(const struct kp_engine *engine,
+                          const struct kp_create_grant_request *request,
+                          struct kp_record **out);
+
+/**
+ * ListGrants: one page of a key's grants, optionally only `grant_id` or only those of
+ * `grantee_principal` (each NULL for all); `limit` 1 to 100 (0: 50); `marker` NULL for the first
+ * page, else a previous page's `kp_page_next_marker`. Records have KEY_ID (the ARN), GRANT_ID,
+ * CREATION_DATE, GRANTEE_PRINCIPAL, ISSUING_ACCOUNT, OPERATIONS, JSON (with the constraints),
+ * and when set GRANT_NAME and RETIRING_PRINCIPAL.
+ *
+ * Ownership: on success `*out` is a new page the caller frees with `kp_page_free`. Thread
+ * safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` is NUL-terminated; the other strings are NULL or
+ * NUL-terminated; `out` points to writable storage for a pointer.
+ */
+kp_status kp_list_grants(const struct kp_engine *engine,
+                         const char *key_id,
+                         const char *grant_id,
+                         const char *grantee_principal,
+                         uint32_t limit,
+                         const char *marker,
+                         struct kp_page **out);
+
+/**
+ * ListRetirableGrants: one page of the grants, on any key, that `retiring_principal` may
+ * retire; `limit` and `marker` as `kp_list_grants`; records as `kp_list_grants`.
+ *
+ * Ownership and thread safety: as `kp_list_grants`.
+ *
+ * # Safety
+ * `engine` is a live handle; `retiring_principal` is NUL-terminated; `marker` is NULL or
+ * NUL-terminated; `out` points to writable storage for a pointer.
+ */
+kp_status kp_list_retirable_grants(const struct kp_engine *engine,
+                                   const char *retiring_principal,
+                                   uint32_t limit,
+                                   const char *marker,
+                                   struct kp_page **out);
+
+/**
+ * RetireGrant: deletes a grant named by `grant_token`, or by `key_id` and `grant_id` (give
+ * either; the others NULL). Its retiring principal, a grantee the grant allows to retire it, and
+ * the issuing account may; others get `KP_STATUS_ACCESS_DENIED`. A token this engine did not
+ * issue is `KP_STATUS_INVALID_GRANT_TOKEN`; a grant id the key does not have,
+ * `KP_STATUS_INVALID_GRANT_ID`.
+ *
+ * Ownership: nothing is taken. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; the strings are NULL or NUL-terminated.
+ */
+kp_status kp_retire_grant(const struct kp_engine *engine,
+                          const char *grant_token,
+                          const char *key_id,
+                          const char *grant_id);
+
+/**
+ * RevokeGrant: deletes a grant of a key (a key administrator's action).
+ * `KP_STATUS_INVALID_GRANT_ID` when the key has no such grant.
+ *
+ * Ownership: nothing is taken. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` and `grant_id` are NUL-terminated.
+ */
+kp_status kp_revoke_grant(const struct kp_engine *engine, const char *key_id, const char *grant_id);
+
+/**
+ * The managed key of an integrated service (`service`: 1 to 64 characters of a-z, 0-9 and
+ * '-'), created on first use under `alias/aws/<service>`: KEY_MANAGER "AWS", not changeable by
+ * customers, usable by the account's principals through the service (a `kp_caller` with
+ * `kp_caller_set_via_service("<service>.<region>.amazonaws.com")`). Returns its metadata, a
+ * record with the fields listed at `kp_create_key`.
+ *
+ * Ownership: on success `*out` is a new record the caller frees with `kp_record_free`. Thread
+ * safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `service` is NUL-terminated; `out` points to writable storage for a
+ * pointer.
+ */
+kp_status kp_managed_key(const struct kp_engine *engine,
+                         const char *service,
+                         struct kp_record **out);
+
+/**
+ * GetKeyLastUsage: the last successful cryptographic use of a key, from the engine's audit
+ * records. A record with KEY_ID (the ARN), CREATION_DATE (the key's), JSON, and when the engine
+ * has an audit log TRACKING_START_DATE, and when the key has been used since
+ * LAST_USED_DATE, LAST_USED_OPERATION, CLOUD_TRAIL_EVENT_ID and KMS_REQUEST_ID.
+ *
+ * Ownership: on success `*out` is a new record the caller frees with `kp_record_free`. Thread
+ * safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` is NUL-terminated; `out` points to writable storage for a
+ * pointer.
+ */
+kp_status kp_get_key_last_usage(const struct kp_engine *engine,
+                                const char *key_id,
+                                struct kp_record **out);
+
+/**
  * Makes a configuration with the engine's defaults (region `us-east-1`, account
  * `111122223333`, one worker per core, lock policy Require, 4096-byte plaintexts, 100,000 keys,
- * system clock, no background scheduler, in-memory key store).
+ * system clock, no background scheduler, in-memory key store, no rate quotas, no audit log).
  *
  * Ownership: on success `*out` is a new handle the caller frees with `kp_config_free`.
  * Thread safety: callable from any thread.
@@ -1524,7 +2888,10 @@ void kp_manual_clock_free(struct kp_manual_clock *clock);
 /**
  * Starts an engine with `config`'s settings (NULL: the defaults) and an in-memory key store.
  * Fails with `KP_STATUS_VALIDATION` for settings the engine refuses (bad region or account, a
- * plaintext limit out of range, ...).
+ * plaintext limit out of range, ...), and with `KP_STATUS_AUDIT_UNAVAILABLE` when an audit log
+ * is configured that cannot be opened (a missing directory, an unusable signing key, a log on
+ * disk that does not verify). The new handle calls as the account's root principal
+ * (`kp_engine_for_caller` makes handles for other principals).
  *
  * Ownership: `config` is only read; the caller still frees it. On success `*out` is a new handle
  * the caller frees with `kp_engine_free`. Thread safety: callable from any thread; `config` must
@@ -1536,9 +2903,11 @@ void kp_manual_clock_free(struct kp_manual_clock *clock);
 kp_status kp_engine_new(const struct kp_config *config, struct kp_engine **out);
 
 /**
- * Stops and frees an engine: its keys (in memory) are zeroed and released. NULL is ignored.
+ * Frees an engine handle. When it is the engine's last handle (handles from
+ * `kp_engine_for_caller` share the engine), the engine stops: its audit log, if any, writes a
+ * final digest and closes, and its keys (in memory) are zeroed and released. NULL is ignored.
  *
- * Ownership: takes the handle. Thread safety: every other thread must be done with the engine
+ * Ownership: takes the handle. Thread safety: every other thread must be done with this handle
  * (no call in flight, none after).
  *
  * # Safety

@@ -1,7 +1,11 @@
 //! Per-call overhead of the C ABI against the same work through the Rust API, side by side in each
 //! group so results read as ratios: Encrypt and Decrypt, single calls and batches of 256, at 64 B
-//! and 16 KiB, on one engine (one worker thread, so batches run on the calling thread and the
-//! comparison is of the adapter, not of scheduling).
+//! and 16 KiB, and GenerateMac batches of 256 at 64 B, on one engine (one worker thread, so
+//! batches run on the calling thread and the comparison is of the adapter, not of scheduling).
+//!
+//! Batch groups have two Rust baselines: `rust` (`encrypt_batch`, a new vector per item) and
+//! `rust_into` (`encrypt_batch_into`, sealing in place into caller buffers, which is what the C
+//! batch calls do); `c_abi / rust_into` is the adapter's overhead.
 //!
 //! The library has no rlib (only libkeyplane.so/.a), so the very same sources are compiled in here
 //! and the `extern "C"` functions are called directly, as C would call them.
@@ -19,6 +23,7 @@ use std::ptr;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
+use api::asymmetric::kp_mac_item;
 use api::data::{kp_decrypt_item, kp_encrypt_item, kp_out};
 use api::status::kp_status;
 
@@ -27,6 +32,7 @@ const BATCH: usize = 256;
 struct Setup {
     handle: *mut api::handles::kp_engine,
     key: CString,
+    hmac_key: CString,
 }
 
 fn setup() -> Setup {
@@ -59,7 +65,23 @@ fn setup() -> Setup {
         ))
         .to_owned();
         api::record::kp_record_free(record);
-        Setup { handle, key: id }
+        let mut options: api::control::kp_create_key_options = std::mem::zeroed();
+        options.key_spec = c"HMAC_256".as_ptr();
+        assert_eq!(
+            api::control::kp_create_key(handle, &options, &mut record),
+            kp_status::Ok
+        );
+        let hmac_key = std::ffi::CStr::from_ptr(api::record::kp_record_string(
+            record,
+            api::record::kp_field::KeyId as u32,
+        ))
+        .to_owned();
+        api::record::kp_record_free(record);
+        Setup {
+            handle,
+            key: id,
+            hmac_key,
+        }
     }
 }
 
@@ -165,6 +187,19 @@ fn bench(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("rust", BATCH), |b| {
             b.iter(|| black_box(engine.encrypt_batch(&requests)))
         });
+        let mut rust_arena = vec![0u8; blob_len * BATCH];
+        group.bench_function(BenchmarkId::new("rust_into", BATCH), |b| {
+            b.iter(|| {
+                let mut buffers: Vec<&mut [u8]> = rust_arena.chunks_mut(blob_len).collect();
+                black_box(engine.encrypt_batch_into(&requests, &mut buffers))
+            })
+        });
+        // SAFETY: items and outputs are valid for BATCH elements.
+        let status = unsafe {
+            api::data::kp_encrypt_batch(s.handle, c_items.as_ptr(), BATCH, outs.as_mut_ptr())
+        };
+        assert_eq!(status, kp_status::Ok);
+        assert!(outs.iter().all(|o| o.status == 0 && o.len == blob_len));
         group.bench_function(BenchmarkId::new("c_abi", BATCH), |b| {
             b.iter(|| {
                 // SAFETY: items and outputs are valid for BATCH elements.
@@ -208,6 +243,19 @@ fn bench(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("rust", BATCH), |b| {
             b.iter(|| black_box(engine.decrypt_batch(&d_requests)))
         });
+        let mut rust_plain = vec![0u8; size * BATCH];
+        group.bench_function(BenchmarkId::new("rust_into", BATCH), |b| {
+            b.iter(|| {
+                let mut buffers: Vec<&mut [u8]> = rust_plain.chunks_mut(size).collect();
+                black_box(engine.decrypt_batch_into(&d_requests, &mut buffers))
+            })
+        });
+        // SAFETY: items and outputs are valid for BATCH elements.
+        let status = unsafe {
+            api::data::kp_decrypt_batch(s.handle, d_items.as_ptr(), BATCH, plain_outs.as_mut_ptr())
+        };
+        assert_eq!(status, kp_status::Ok);
+        assert!(plain_outs.iter().all(|o| o.status == 0 && o.len == size));
         group.bench_function(BenchmarkId::new("c_abi", BATCH), |b| {
             b.iter(|| {
                 // SAFETY: items and outputs are valid for BATCH elements.
@@ -222,8 +270,68 @@ fn bench(c: &mut Criterion) {
             })
         });
         group.finish();
-        assert!(outs.iter().all(|o| o.status == 0));
-        assert!(plain_outs.iter().all(|o| o.status == 0 && o.len == size));
+        if size != 64 {
+            continue;
+        }
+
+        // GenerateMac, a batch of BATCH 64-byte messages.
+        let hmac = s.hmac_key.to_str().unwrap();
+        let mac_requests: Vec<_> = (0..BATCH)
+            .map(|_| kp::GenerateMacRequest {
+                key_id: hmac,
+                message: &plaintext,
+                mac_algorithm: kp::MacAlgorithm::HmacSha256,
+            })
+            .collect();
+        let mac_items = vec![
+            kp_mac_item {
+                key_id: s.hmac_key.as_ptr(),
+                message: plaintext.as_ptr(),
+                message_len: size,
+                mac_algorithm: api::asymmetric::kp_mac_algorithm::HmacSha_256 as u32,
+            };
+            BATCH
+        ];
+        let mut mac_arena = vec![0u8; 32 * BATCH];
+        let mut mac_outs: Vec<kp_out> = mac_arena
+            .chunks_mut(32)
+            .map(|chunk| kp_out {
+                data: chunk.as_mut_ptr(),
+                capacity: chunk.len(),
+                len: 0,
+                status: 0,
+            })
+            .collect();
+        let mut group = c.benchmark_group(format!("generate_mac_batch{BATCH}_{label}"));
+        group.throughput(Throughput::Elements(BATCH as u64));
+        group.bench_function(BenchmarkId::new("rust", BATCH), |b| {
+            b.iter(|| black_box(engine.generate_mac_batch(&mac_requests)))
+        });
+        // SAFETY: items and outputs are valid for BATCH elements.
+        let status = unsafe {
+            api::asymmetric::kp_generate_mac_batch(
+                s.handle,
+                mac_items.as_ptr(),
+                BATCH,
+                mac_outs.as_mut_ptr(),
+            )
+        };
+        assert_eq!(status, kp_status::Ok);
+        assert!(mac_outs.iter().all(|o| o.status == 0 && o.len == 32));
+        group.bench_function(BenchmarkId::new("c_abi", BATCH), |b| {
+            b.iter(|| {
+                // SAFETY: items and outputs are valid for BATCH elements.
+                black_box(unsafe {
+                    api::asymmetric::kp_generate_mac_batch(
+                        s.handle,
+                        mac_items.as_ptr(),
+                        BATCH,
+                        mac_outs.as_mut_ptr(),
+                    )
+                })
+            })
+        });
+        group.finish();
     }
     // SAFETY: nothing uses the handle after this.
     unsafe { api::handles::kp_engine_free(s.handle) };

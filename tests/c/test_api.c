@@ -45,9 +45,9 @@ static void new_key(kp_engine *engine, char *id) {
 
 static void test_version_and_statuses(void) {
   char expected[32];
-  uint32_t all[] = {0,    100,  101,  102,  103,  104,  105,  106,  200,  299,  1000,
-                    1001, 1100, 1101, 1102, 1200, 1201, 1202, 1203, 1204, 1300, 1301,
-                    1302, 1303, 1400, 1401, 1500, 1600, 1601, 1900, 1901, 1902, 1999};
+  uint32_t all[] = {0,    100,  101,  102,  103,  104,  105,  106,  200,  299,  1000, 1001, 1100,
+                    1101, 1102, 1200, 1201, 1202, 1203, 1204, 1300, 1301, 1302, 1303, 1400, 1401,
+                    1500, 1600, 1601, 1700, 1701, 1702, 1800, 1801, 1900, 1901, 1902, 1999};
   size_t i;
   snprintf(expected, sizeof expected, "%d.%d.%d", KP_VERSION_MAJOR, KP_VERSION_MINOR, KP_VERSION_PATCH);
   CHECK(strcmp(kp_version(), KP_VERSION) == 0);
@@ -63,6 +63,11 @@ static void test_version_and_statuses(void) {
   CHECK(strcmp(kp_status_name(42), "KP_STATUS_UNKNOWN") == 0);
   CHECK(strcmp(kp_status_exception_name(KP_STATUS_INVALID_STATE), "KMSInvalidStateException") == 0);
   CHECK(strcmp(kp_status_exception_name(KP_STATUS_INTERNAL), "KMSInternalException") == 0);
+  CHECK(strcmp(kp_status_name(KP_STATUS_MALFORMED_POLICY_DOCUMENT), "KP_STATUS_MALFORMED_POLICY_DOCUMENT") == 0);
+  CHECK(strcmp(kp_status_name(KP_STATUS_AUDIT_KEY), "KP_STATUS_AUDIT_KEY") == 0);
+  CHECK(KP_STATUS_MALFORMED_POLICY_DOCUMENT == 1700 && KP_STATUS_INVALID_GRANT_TOKEN == 1701);
+  CHECK(KP_STATUS_INVALID_GRANT_ID == 1702 && KP_STATUS_AUDIT_UNAVAILABLE == 1800 && KP_STATUS_AUDIT_KEY == 1801);
+  CHECK(kp_status_exception_name(1703) == NULL && kp_status_exception_name(1802) == NULL);
   CHECK(kp_ciphertext_len(10) == 10 + KP_CIPHERTEXT_OVERHEAD);
   CHECK(kp_ciphertext_len(0) == 0 && kp_ciphertext_len((size_t)-1) == 0);
   CHECK(kp_plaintext_len(10 + KP_CIPHERTEXT_OVERHEAD) == 10);
@@ -700,7 +705,7 @@ static void test_batches(kp_engine *engine) {
   CHECK(strstr(kp_test_last_error(), "4 of 200 items failed; first: item 3") != NULL);
   CHECK(out[3].status == KP_STATUS_NOT_FOUND);
   CHECK(out[5].status == KP_STATUS_NULL_PARAMETER);
-  CHECK(out[7].status == KP_STATUS_BUFFER_TOO_SMALL);
+  CHECK(out[7].status == KP_STATUS_BUFFER_TOO_SMALL && out[7].len == sizes[7]); /* the size needed */
   CHECK(out[9].status == KP_STATUS_INVALID_ENUM_VALUE);
   for (i = 10; i < N; i++) CHECK(out[i].status == KP_STATUS_OK);
   enc[3].key_id = a;

@@ -1,7 +1,8 @@
 /*
  * Many threads sharing one engine handle: single calls, batches large enough to run on the
- * engine's worker pool, data keys, control-plane calls and on-demand rotation, all at once; each
- * thread also checks that its last error is its own. KP_TEST_ITERATIONS sets the rounds per
+ * engine's worker pool, data keys, control-plane calls and on-demand rotation, all at once; MAC
+ * batches and signatures through each thread's own caller handle (kp_engine_for_principal) to the
+ * same engine; each thread also checks that its last error is its own. KP_TEST_ITERATIONS sets the rounds per
  * thread (default 40; the valgrind run uses fewer).
  */
 #include <pthread.h>
@@ -16,7 +17,7 @@
 #define BATCH 96
 
 static kp_engine *engine;
-static char shared_key[64];
+static char shared_key[64], hmac_key[64], signing_key[64];
 static int iterations = 40;
 
 struct worker {
@@ -46,8 +47,19 @@ static void *work(void *arg) {
   size_t len = 0, blob_len = 0, dk_blob_len = 0, err_len = 0;
   kp_data_key_item dki;
   kp_tag tag;
+  kp_mac_item macs[BATCH];
+  kp_verify_mac_item checks[BATCH];
+  uint32_t statuses[BATCH];
+  uint8_t mac_out[BATCH][32], signature[KP_MAX_SIGNATURE_LEN];
+  size_t signature_len = 0;
+  kp_sign_item sign;
+  kp_verify_item verify;
+  kp_engine *as_user = NULL;
+  char principal[64];
   int round, i;
 
+  snprintf(principal, sizeof principal, "arn:aws:iam::111122223333:user/worker-%d", w->index);
+  if (kp_engine_for_principal(engine, principal, &as_user) != KP_STATUS_OK) FAIL(w, "for principal");
   if (kp_context_new(&ctx) != KP_STATUS_OK) FAIL(w, "context");
   snprintf(tag_value, sizeof tag_value, "thread-%d", w->index);
   if (kp_context_add(ctx, "thread", tag_value) != KP_STATUS_OK) FAIL(w, "context add");
@@ -100,6 +112,46 @@ static void *work(void *arg) {
     if (len != 32 || memcmp(back, kp_secret_buffer_data(dk), 32) != 0) FAIL(w, "data key round trip");
     kp_secret_buffer_free(dk);
     dk = NULL;
+    /* MACs in batches and a signature, through this thread's caller handle. */
+    memset(macs, 0, sizeof macs);
+    memset(checks, 0, sizeof checks);
+    for (i = 0; i < BATCH; i++) {
+      macs[i].key_id = hmac_key;
+      macs[i].message = plain[i];
+      macs[i].message_len = sizeof plain[i];
+      macs[i].mac_algorithm = KP_MAC_ALGORITHM_HMAC_SHA_256;
+      out[i].data = mac_out[i];
+      out[i].capacity = sizeof mac_out[i];
+    }
+    if (kp_generate_mac_batch(as_user, macs, BATCH, out) != KP_STATUS_OK) FAIL(w, "mac batch");
+    for (i = 0; i < BATCH; i++) {
+      checks[i].key_id = hmac_key;
+      checks[i].message = plain[i];
+      checks[i].message_len = sizeof plain[i];
+      checks[i].mac = mac_out[i];
+      checks[i].mac_len = out[i].len;
+      checks[i].mac_algorithm = KP_MAC_ALGORITHM_HMAC_SHA_256;
+    }
+    mac_out[round % BATCH][0] ^= 1;
+    if (kp_verify_mac_batch(engine, checks, BATCH, statuses) != KP_STATUS_BATCH_ITEMS_FAILED) FAIL(w, "verify mac batch");
+    for (i = 0; i < BATCH; i++) {
+      uint32_t expected = i == round % BATCH ? KP_STATUS_INVALID_MAC : KP_STATUS_OK;
+      if (statuses[i] != expected) FAIL(w, "verify mac item %d: %s", i, kp_status_name(statuses[i]));
+    }
+    memset(&sign, 0, sizeof sign);
+    sign.key_id = signing_key;
+    sign.message = plain[0];
+    sign.message_len = sizeof plain[0];
+    sign.signing_algorithm = KP_SIGNING_ALGORITHM_ECDSA_SHA_256;
+    if (kp_sign(as_user, &sign, signature, sizeof signature, &signature_len, NULL) != KP_STATUS_OK) FAIL(w, "sign");
+    memset(&verify, 0, sizeof verify);
+    verify.key_id = signing_key;
+    verify.message = plain[0];
+    verify.message_len = sizeof plain[0];
+    verify.signature = signature;
+    verify.signature_len = signature_len;
+    verify.signing_algorithm = KP_SIGNING_ALGORITHM_ECDSA_SHA_256;
+    if (kp_verify(engine, &verify, NULL) != KP_STATUS_OK) FAIL(w, "verify");
     /* Control plane, and a rotation of the shared key now and then. */
     tag.key = "round";
     snprintf(tag_value, sizeof tag_value, "%d", round);
@@ -118,6 +170,7 @@ static void *work(void *arg) {
     if (strstr(err, tag_value) == NULL) FAIL(w, "last error belongs to another thread: %s", err);
   }
   kp_context_free(ctx);
+  kp_engine_free(as_user);
   return NULL;
 }
 
@@ -126,6 +179,7 @@ int main(void) {
   struct worker workers[THREADS];
   kp_config *config = NULL;
   kp_record *md = NULL;
+  kp_create_key_options options;
   const char *env = getenv("KP_TEST_ITERATIONS");
   int i, failed = 0;
   if (env) iterations = atoi(env);
@@ -135,6 +189,16 @@ int main(void) {
   kp_config_free(config);
   OK(kp_create_key(engine, NULL, &md));
   strcpy(shared_key, kp_record_string(md, KP_FIELD_KEY_ID));
+  kp_record_free(md);
+  memset(&options, 0, sizeof options);
+  options.key_spec = "HMAC_256";
+  OK(kp_create_key(engine, &options, &md));
+  strcpy(hmac_key, kp_record_string(md, KP_FIELD_KEY_ID));
+  kp_record_free(md);
+  options.key_spec = "ECC_NIST_P256";
+  options.key_usage = "SIGN_VERIFY";
+  OK(kp_create_key(engine, &options, &md));
+  strcpy(signing_key, kp_record_string(md, KP_FIELD_KEY_ID));
   kp_record_free(md);
   for (i = 0; i < THREADS; i++) {
     workers[i].index = i;

@@ -1,6 +1,7 @@
 // libkeyplane from C++, as a C++ service would use it: RAII owners for every handle (so nothing
-// leaks on an early return or an exception), exceptions carrying the status and the message, and
-// one engine shared by std::threads. Builds as C++11 and later against the installed library.
+// leaks on an early return or an exception), exceptions carrying the status and the message, one
+// engine shared by std::threads, engine handles bound to other principals, signatures, MACs and
+// data key pairs. Builds as C++11 and later against the installed library.
 #include <keyplane.h>
 
 #include <cstdint>
@@ -92,6 +93,116 @@ class Engine {
   }
   const kp_engine* get() const { return e_.get(); }
 
+  // Another handle to the same engine, calling as `principal` (owned like any other).
+  Engine as(const std::string& principal) const {
+    kp_engine* e = nullptr;
+    check(kp_engine_for_principal(get(), principal.c_str(), &e));
+    return Engine(e);
+  }
+
+  Record create_key(const std::string& spec, const std::string& usage) {
+    kp_create_key_options o;
+    std::memset(&o, 0, sizeof o);
+    o.key_spec = spec.c_str();
+    o.key_usage = usage.c_str();
+    kp_record* r = nullptr;
+    check(kp_create_key(get(), &o, &r));
+    return Record(r);
+  }
+
+  std::vector<uint8_t> sign(const std::string& key, const std::string& message,
+                            kp_signing_algorithm algorithm) const {
+    kp_sign_item item;
+    std::memset(&item, 0, sizeof item);
+    item.key_id = key.c_str();
+    item.message = reinterpret_cast<const uint8_t*>(message.data());
+    item.message_len = message.size();
+    item.signing_algorithm = algorithm;
+    std::vector<uint8_t> signature(KP_MAX_SIGNATURE_LEN);
+    size_t len = 0;
+    check(kp_sign(get(), &item, signature.data(), signature.size(), &len, nullptr));
+    signature.resize(len);
+    return signature;
+  }
+
+  // Throws kp::Error with KP_STATUS_INVALID_SIGNATURE for a signature that does not verify.
+  void verify(const std::string& key, const std::string& message, const std::vector<uint8_t>& signature,
+              kp_signing_algorithm algorithm) const {
+    kp_verify_item item;
+    std::memset(&item, 0, sizeof item);
+    item.key_id = key.c_str();
+    item.message = reinterpret_cast<const uint8_t*>(message.data());
+    item.message_len = message.size();
+    item.signature = signature.data();
+    item.signature_len = signature.size();
+    item.signing_algorithm = algorithm;
+    check(kp_verify(get(), &item, nullptr));
+  }
+
+  // The public key, asking first with no buffer: BUFFER_TOO_SMALL says the size.
+  std::vector<uint8_t> public_key(const std::string& key) const {
+    kp_out out;
+    std::memset(&out, 0, sizeof out);
+    kp_status status = kp_get_public_key(get(), key.c_str(), &out, nullptr);
+    if (status != KP_STATUS_BUFFER_TOO_SMALL) check(status);
+    std::vector<uint8_t> der(out.len);
+    out.data = der.data();
+    out.capacity = der.size();
+    check(kp_get_public_key(get(), key.c_str(), &out, nullptr));
+    return der;
+  }
+
+  // MACs of many messages in one call; returns each item's status with its MAC.
+  std::vector<std::pair<kp_status, std::vector<uint8_t> > > macs(const std::string& key,
+                                                                 const std::vector<std::string>& messages) const {
+    std::vector<kp_mac_item> items(messages.size());
+    std::vector<kp_out> outs(messages.size());
+    std::vector<std::pair<kp_status, std::vector<uint8_t> > > result(messages.size());
+    for (size_t i = 0; i < messages.size(); i++) {
+      std::memset(&items[i], 0, sizeof items[i]);
+      items[i].key_id = key.c_str();
+      items[i].message = reinterpret_cast<const uint8_t*>(messages[i].data());
+      items[i].message_len = messages[i].size();
+      items[i].mac_algorithm = KP_MAC_ALGORITHM_HMAC_SHA_256;
+      result[i].second.resize(kp_mac_len(items[i].mac_algorithm));
+      outs[i].data = result[i].second.data();
+      outs[i].capacity = result[i].second.size();
+    }
+    kp_status status = kp_generate_mac_batch(get(), items.data(), items.size(), outs.data());
+    if (status != KP_STATUS_BATCH_ITEMS_FAILED) check(status);
+    for (size_t i = 0; i < messages.size(); i++) result[i].first = static_cast<kp_status>(outs[i].status);
+    return result;
+  }
+
+  // A data key pair: the private key in locked memory owned by the SecretPtr, the public key and
+  // the encrypted private key in vectors.
+  struct KeyPair {
+    SecretPtr private_key;
+    std::vector<uint8_t> public_key, encrypted_private_key;
+  };
+  KeyPair data_key_pair(const std::string& key, kp_data_key_pair_spec spec) const {
+    kp_data_key_pair_item item;
+    std::memset(&item, 0, sizeof item);
+    item.key_id = key.c_str();
+    item.key_pair_spec = spec;
+    KeyPair pair;
+    pair.public_key.resize(KP_MAX_PUBLIC_KEY_LEN);
+    pair.encrypted_private_key.resize(KP_MAX_PRIVATE_KEY_CIPHERTEXT_LEN);
+    kp_out ct, pk;
+    std::memset(&ct, 0, sizeof ct);
+    std::memset(&pk, 0, sizeof pk);
+    ct.data = pair.encrypted_private_key.data();
+    ct.capacity = pair.encrypted_private_key.size();
+    pk.data = pair.public_key.data();
+    pk.capacity = pair.public_key.size();
+    kp_secret_buffer* secret = nullptr;
+    check(kp_generate_data_key_pair(get(), &item, &secret, &ct, &pk, nullptr));
+    pair.private_key.reset(secret);
+    pair.public_key.resize(pk.len);
+    pair.encrypted_private_key.resize(ct.len);
+    return pair;
+  }
+
   Record create_key(const std::string& description) {
     kp_create_key_options o;
     std::memset(&o, 0, sizeof o);
@@ -163,6 +274,7 @@ class Engine {
   }
 
  private:
+  explicit Engine(kp_engine* e) : e_(e) {}
   Owned<kp_engine, kp_engine_free> e_;
 };
 
@@ -238,13 +350,71 @@ int main() {
   for (size_t t = 0; t < threads.size(); t++) threads[t].join();
   for (size_t t = 0; t < ok.size(); t++) REQUIRE(ok[t] == 1);
 
+  // Engine handles for other principals: the account's users get in, strangers do not.
+  {
+    const char* stranger_arn = "arn:aws:iam::999999999999:user/mallory";
+    kp::Engine alice = engine.as("arn:aws:iam::111122223333:user/alice");
+    kp::Engine stranger = engine.as(stranger_arn);
+    REQUIRE(alice.decrypt(engine.encrypt(id, pt, &ctx), &ctx) == pt);
+    thrown = false;
+    try {
+      stranger.encrypt(id, pt);
+    } catch (const kp::Error& e) {
+      thrown = e.status() == KP_STATUS_ACCESS_DENIED && std::string(e.what()).find("mallory") != std::string::npos;
+    }
+    REQUIRE(thrown);
+    thrown = false;
+    try {
+      engine.as("mallory");
+    } catch (const kp::Error& e) {
+      thrown = e.status() == KP_STATUS_VALIDATION;
+    }
+    REQUIRE(thrown);
+
+    // Signatures: sign as alice, verify as the root; a flipped bit throws InvalidSignature.
+    kp::Record signer = engine.create_key("ECC_NIST_P256", "SIGN_VERIFY");
+    const std::string signer_id = signer.str(KP_FIELD_KEY_ID);
+    std::vector<uint8_t> signature = alice.sign(signer_id, "an order", KP_SIGNING_ALGORITHM_ECDSA_SHA_256);
+    REQUIRE(signature.size() <= kp_signature_max_len("ECC_NIST_P256", KP_SIGNING_ALGORITHM_ECDSA_SHA_256));
+    engine.verify(signer_id, "an order", signature, KP_SIGNING_ALGORITHM_ECDSA_SHA_256);
+    signature[signature.size() / 2] ^= 1;
+    thrown = false;
+    try {
+      engine.verify(signer_id, "an order", signature, KP_SIGNING_ALGORITHM_ECDSA_SHA_256);
+    } catch (const kp::Error& e) {
+      thrown = e.status() == KP_STATUS_INVALID_SIGNATURE;
+    }
+    REQUIRE(thrown);
+    REQUIRE(engine.public_key(signer_id).size() == 91);
+
+    // MACs in a batch: each item's own status.
+    kp::Record mac_key = engine.create_key("HMAC_256", "GENERATE_VERIFY_MAC");
+    std::vector<std::string> messages;
+    messages.push_back("one");
+    messages.push_back("");  // refused: empty
+    messages.push_back("three");
+    std::vector<std::pair<kp_status, std::vector<uint8_t> > > macs = alice.macs(mac_key.str(KP_FIELD_KEY_ID), messages);
+    REQUIRE(macs[0].first == KP_STATUS_OK && macs[0].second.size() == 32);
+    REQUIRE(macs[1].first == KP_STATUS_VALIDATION && macs[2].first == KP_STATUS_OK);
+    REQUIRE(macs[0].second != macs[2].second);
+
+    // A data key pair: the encrypted private key opens to the one in the secret buffer.
+    kp::Engine::KeyPair pair = alice.data_key_pair(id, KP_DATA_KEY_PAIR_SPEC_ECC_NIST_P256);
+    REQUIRE(pair.public_key.size() == 91);
+    std::vector<uint8_t> opened = engine.decrypt(pair.encrypted_private_key);
+    REQUIRE(opened.size() == kp_secret_buffer_len(pair.private_key.get()));
+    REQUIRE(std::memcmp(opened.data(), kp_secret_buffer_data(pair.private_key.get()), opened.size()) == 0);
+  }  // alice's and the stranger's handles are freed here; the engine keeps running
+  REQUIRE(engine.decrypt(engine.encrypt(id, pt)) == pt);
+
   // Move semantics: owners transfer, never double-free.
   kp::Engine moved_from(4096);
   std::unique_ptr<kp::Engine> holder(new kp::Engine(4096));
   REQUIRE(holder->get() != nullptr);
   holder.reset();
 
-  std::cout << "test_raii: engine, records, contexts, secrets, batches, 6 threads\n";
+  std::cout << "test_raii: engine, records, contexts, secrets, batches, 6 threads, callers, "
+               "signatures, MACs, key pairs\n";
   std::cout << "1 passed, 0 failed\n";
   return 0;
 }

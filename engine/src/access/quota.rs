@@ -14,10 +14,11 @@ use crate::error::{Error, Result};
 /// Operation families that share a request-rate quota.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuotaFamily {
-    /// Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, GenerateRandom, GenerateMac, VerifyMac with
-    /// symmetric and HMAC keys.
+    /// Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, GenerateRandom, GenerateMac, VerifyMac.
+    /// (Encrypt and Decrypt are charged here whatever the key, RSA keys included: the family is
+    /// chosen before the key is resolved.)
     SymmetricCrypto,
-    /// Sign, Verify, Encrypt/Decrypt with RSA keys, DeriveSharedSecret, GetPublicKey.
+    /// Sign, Verify, DeriveSharedSecret, GetPublicKey.
     AsymmetricCrypto,
     /// GenerateDataKeyPair(+WithoutPlaintext).
     DataKeyPair,

@@ -49,8 +49,14 @@ pub struct kp_create_key_options {
     pub tag_count: usize,
     /// 1 to ask for a multi-Region key (refused: not supported), 0 for a single-Region key.
     pub multi_region: u32,
-    /// A key policy document (JSON, up to 32 KiB), or NULL for the default policy.
+    /// A key policy document (JSON, up to 32 KiB), or NULL for the default policy (the account's
+    /// root principal may do everything). A policy that would not let the caller change it again
+    /// is refused with `KP_STATUS_MALFORMED_POLICY_DOCUMENT` unless
+    /// `bypass_policy_lockout_safety_check` is 1.
     pub policy: *const c_char,
+    /// 1 to create the key even if its policy would lock the caller out of it, 0 (the default) to
+    /// refuse.
+    pub bypass_policy_lockout_safety_check: u32,
 }
 
 /// A service enumeration given by its spelling; NULL is `None`.
@@ -196,6 +202,17 @@ pub unsafe extern "C" fn kp_create_key(
                     return Err(Failure::new(
                         kp_status::InvalidArgument,
                         format!("multi_region is 0 or 1, not {other}"),
+                    ))
+                }
+            };
+            request.bypass_policy_lockout_safety_check = match o.bypass_policy_lockout_safety_check
+            {
+                0 => false,
+                1 => true,
+                other => {
+                    return Err(Failure::new(
+                        kp_status::InvalidArgument,
+                        format!("bypass_policy_lockout_safety_check is 0 or 1, not {other}"),
                     ))
                 }
             };

@@ -1,19 +1,24 @@
 //! The data plane: Encrypt, Decrypt, ReEncrypt, GenerateDataKey(+WithoutPlaintext) and
-//! GenerateRandom, one at a time and in batches.
+//! GenerateRandom, one at a time and in batches, with symmetric keys and (Encrypt, Decrypt,
+//! ReEncrypt) RSA keys.
 //!
 //! Requests are plain C structs (`kp_*_item`) used by both forms. Outputs go into caller buffers
-//! whose exact sizes `kp_ciphertext_len`, `kp_plaintext_len` and the `*_batch_sizes` calls give.
-//! A batch allocates two vectors per call (the engine's requests and an index), never one per
-//! item; the engine itself allocates each item's result, which is copied out and dropped
-//! (plaintexts zeroed).
+//! whose exact sizes `kp_ciphertext_len`, `kp_plaintext_len` and the `*_batch_sizes` calls give
+//! for symmetric items (for RSA items the sizes calls give bounds, and the output is checked when
+//! the engine answers). Encrypt and Decrypt batches lend the engine the caller's buffers
+//! (`encrypt_batch_into`, `decrypt_batch_into`), which seals and opens in place: no copy and no
+//! allocation per item, three vectors per call (requests, buffers, index). The other batches
+//! allocate two vectors per call; the engine allocates each item's result, which is copied out
+//! and dropped (plaintexts zeroed).
 
+use std::cell::Cell;
 use std::ffi::c_char;
 
 use kp::ciphertext::{blob_len, MAX_BLOB_LEN, MAX_PLAINTEXT_LIMIT, OVERHEAD};
 use kp::dataplane::{MAX_DATA_KEY_BYTES, MAX_RANDOM_BYTES};
 use kp::{
-    DataKeySpec, DecryptRequest, EncryptRequest, EncryptionAlgorithm, GenerateDataKeyRequest,
-    ReEncryptRequest,
+    DataKeySpec, DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext,
+    GenerateDataKeyRequest, KeySpec, ReEncryptRequest,
 };
 use zeroize::Zeroize;
 
@@ -27,7 +32,7 @@ use super::handles::{
 };
 use super::record::{give_opt_record, kp_field, kp_record, Record};
 use super::status::kp_status;
-use super::KP_MAX_BATCH_ITEMS;
+use super::{KP_MAX_BATCH_ITEMS, KP_MAX_RSA_CIPHERTEXT_LEN};
 
 /// An encryption algorithm, in request items.
 #[repr(u32)]
@@ -127,8 +132,11 @@ pub struct kp_data_key_item {
     pub number_of_bytes: u32,
 }
 
-/// One output of a batch call. The caller sets `data` and `capacity`; the call sets `status`
-/// for every item and, for items whose status is `KP_STATUS_OK`, writes `len` bytes at `data`.
+/// One output of a batch call (and of the single calls whose output size is known only once the
+/// engine answers: `kp_get_public_key`, `kp_generate_data_key_pair`). The caller sets `data` and
+/// `capacity`; the call sets `status` for every item and, for items whose status is
+/// `KP_STATUS_OK`, writes `len` bytes at `data`. For `KP_STATUS_BUFFER_TOO_SMALL`, `len` is set to
+/// the size needed and nothing is written at `data`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct kp_out {
@@ -136,7 +144,7 @@ pub struct kp_out {
     pub data: *mut u8,
     /// Bytes available at `data` (for GenerateRandom: the number of bytes wanted).
     pub capacity: usize,
-    /// Set on success: bytes written at `data`.
+    /// Set on success: bytes written at `data`; with `KP_STATUS_BUFFER_TOO_SMALL`: bytes needed.
     pub len: usize,
     /// Set for every item: a `kp_status`, `KP_STATUS_OK` (0) for success.
     pub status: u32,
@@ -158,7 +166,25 @@ pub(crate) fn plaintext_len(len: usize) -> Option<usize> {
         .then(|| len - OVERHEAD)
 }
 
-fn algorithm(value: u32, what: &str) -> Outcome<Option<EncryptionAlgorithm>> {
+/// The RSA key spec whose ciphertexts (modulus-sized) are `len` bytes long.
+fn rsa_spec_of_ciphertext(len: usize) -> Option<KeySpec> {
+    match len {
+        256 => Some(KeySpec::Rsa2048),
+        384 => Some(KeySpec::Rsa3072),
+        512 => Some(KeySpec::Rsa4096),
+        _ => None,
+    }
+}
+
+/// The largest plaintext an RSA-OAEP ciphertext of `len` bytes can hold under `algorithm` (the
+/// engine's limits); 0 when no RSA ciphertext has that length.
+fn rsa_plaintext_bound(len: usize, algorithm: EncryptionAlgorithm) -> usize {
+    rsa_spec_of_ciphertext(len)
+        .and_then(|spec| kp::crypto::rsa_oaep::max_plaintext(spec, algorithm).ok())
+        .unwrap_or(0)
+}
+
+pub(crate) fn algorithm(value: u32, what: &str) -> Outcome<Option<EncryptionAlgorithm>> {
     Ok(Some(match value {
         0 => return Ok(None),
         1 => EncryptionAlgorithm::SymmetricDefault,
@@ -174,54 +200,195 @@ fn algorithm(value: u32, what: &str) -> Outcome<Option<EncryptionAlgorithm>> {
     }))
 }
 
-/// An encrypt item as the engine's request, with the blob length it makes.
+/// Whether an item's algorithm field asks for the symmetric blob format (0 or SYMMETRIC_DEFAULT),
+/// whose sizes are known before the call. Other algorithms (RSA-OAEP) write the key's modulus
+/// size or less, known only once the engine has answered.
+#[inline]
+fn is_symmetric(value: u32) -> bool {
+    value == 0 || value == kp_encryption_algorithm::SymmetricDefault as u32
+}
+
+/// How much of an output buffer a call may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// Exactly this many bytes, known before the call: a shorter buffer is refused before the
+    /// engine runs.
+    Exact(usize),
+    /// Up to the whole buffer: the output's size is known only after the engine ran.
+    Whole,
+}
+
+impl Room {
+    fn bytes(self, capacity: usize) -> usize {
+        match self {
+            Room::Exact(n) => n,
+            Room::Whole => capacity,
+        }
+    }
+}
+
+/// What the items of one batch share, checked once: a batch usually names one key and one context
+/// for many items, and an item whose `key_id` (or `context`) is the very pointer the previous
+/// item's was reuses its checked value instead of measuring and validating the string (or reading
+/// the handle) again. The caller promises that items do not change during the call, so the same
+/// pointer holds the same string.
+pub(crate) struct Memo<'a> {
+    key_id: Cell<(*const c_char, &'a str)>,
+    context: Cell<(*const kp_context, Option<&'a EncryptionContext>)>,
+}
+
+impl<'a> Memo<'a> {
+    pub(crate) fn new() -> Self {
+        Memo {
+            key_id: Cell::new((std::ptr::null(), "")),
+            context: Cell::new((std::ptr::null(), None)),
+        }
+    }
+
+    /// A required key id, as [`str_arg`].
+    ///
+    /// # Safety
+    /// As [`str_arg`], for `'a`.
+    #[inline(always)]
+    pub(crate) unsafe fn key_id(&self, ptr: *const c_char, what: &str) -> Outcome<&'a str> {
+        let (last, value) = self.key_id.get();
+        if !ptr.is_null() && ptr == last {
+            return Ok(value);
+        }
+        // SAFETY: forwarded from the caller.
+        let value = unsafe { str_arg(ptr, what) }?;
+        self.key_id.set((ptr, value));
+        Ok(value)
+    }
+
+    /// An optional key id (NULL is `None`).
+    ///
+    /// # Safety
+    /// As [`str_arg`], for `'a`.
+    #[inline]
+    pub(crate) unsafe fn opt_key_id(
+        &self,
+        ptr: *const c_char,
+        what: &str,
+    ) -> Outcome<Option<&'a str>> {
+        if ptr.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.key_id(ptr, what) }.map(Some)
+    }
+
+    /// An encryption context (NULL is none), as [`context_arg`].
+    ///
+    /// # Safety
+    /// As [`context_arg`], for `'a`.
+    #[inline(always)]
+    pub(crate) unsafe fn context(
+        &self,
+        ptr: *const kp_context,
+        what: &str,
+    ) -> Outcome<Option<&'a EncryptionContext>> {
+        if ptr.is_null() {
+            return Ok(None);
+        }
+        let (last, value) = self.context.get();
+        if ptr == last {
+            return Ok(value);
+        }
+        // SAFETY: forwarded from the caller.
+        let value = unsafe { context_arg(ptr, what) }?;
+        self.context.set((ptr, value));
+        Ok(value)
+    }
+}
+
+/// An encrypt item as the engine's request.
 ///
 /// # Safety
 /// The item's pointers are valid as `kp_encrypt_item` documents, for `'a`.
-unsafe fn encrypt_request<'a>(item: &kp_encrypt_item) -> Outcome<(EncryptRequest<'a>, usize)> {
+#[inline(always)]
+unsafe fn encrypt_request<'a>(
+    item: &kp_encrypt_item,
+    memo: &Memo<'a>,
+) -> Outcome<EncryptRequest<'a>> {
     // SAFETY: forwarded from the caller.
     let (key_id, plaintext, context) = unsafe {
         (
-            str_arg(item.key_id, "key_id")?,
+            memo.key_id(item.key_id, "key_id")?,
             bytes_arg(item.plaintext, item.plaintext_len, "plaintext")?,
-            context_arg(item.context, "context")?,
+            memo.context(item.context, "context")?,
         )
     };
-    let request = EncryptRequest {
+    Ok(EncryptRequest {
         key_id,
         plaintext,
         encryption_context: context,
         encryption_algorithm: algorithm(item.encryption_algorithm, "encryption_algorithm")?
             .unwrap_or(EncryptionAlgorithm::SymmetricDefault),
-    };
-    Ok((request, ciphertext_len(plaintext.len()).unwrap_or(0)))
+    })
+}
+
+/// The room an encrypt item's output takes.
+#[inline]
+fn encrypt_room(item: &kp_encrypt_item) -> Room {
+    if is_symmetric(item.encryption_algorithm) {
+        Room::Exact(ciphertext_len(item.plaintext_len).unwrap_or(0))
+    } else {
+        Room::Whole
+    }
 }
 
 /// # Safety
 /// As [`encrypt_request`].
-unsafe fn decrypt_request<'a>(item: &kp_decrypt_item) -> Outcome<(DecryptRequest<'a>, usize)> {
+#[inline(always)]
+unsafe fn decrypt_request<'a>(
+    item: &kp_decrypt_item,
+    memo: &Memo<'a>,
+) -> Outcome<DecryptRequest<'a>> {
     // SAFETY: forwarded from the caller.
     let (blob, key_id, context) = unsafe {
         (
             bytes_arg(item.ciphertext, item.ciphertext_len, "ciphertext")?,
-            opt_str_arg(item.key_id, "key_id")?,
-            context_arg(item.context, "context")?,
+            memo.opt_key_id(item.key_id, "key_id")?,
+            memo.context(item.context, "context")?,
         )
     };
-    let request = DecryptRequest {
+    Ok(DecryptRequest {
         ciphertext_blob: blob,
         key_id,
         encryption_context: context,
         encryption_algorithm: algorithm(item.encryption_algorithm, "encryption_algorithm")?,
-    };
-    Ok((request, plaintext_len(blob.len()).unwrap_or(0)))
+    })
+}
+
+/// The room a decrypt item's output takes.
+#[inline]
+fn decrypt_room(item: &kp_decrypt_item) -> Room {
+    if is_symmetric(item.encryption_algorithm) {
+        Room::Exact(plaintext_len(item.ciphertext_len).unwrap_or(0))
+    } else {
+        Room::Whole
+    }
+}
+
+/// The room a re-encrypt item's output takes.
+fn re_encrypt_room(item: &kp_re_encrypt_item) -> Room {
+    if is_symmetric(item.source_encryption_algorithm)
+        && is_symmetric(item.destination_encryption_algorithm)
+    {
+        Room::Exact(if plaintext_len(item.ciphertext_len).is_some() {
+            item.ciphertext_len
+        } else {
+            0
+        })
+    } else {
+        Room::Whole
+    }
 }
 
 /// # Safety
 /// As [`encrypt_request`].
-unsafe fn re_encrypt_request<'a>(
-    item: &kp_re_encrypt_item,
-) -> Outcome<(ReEncryptRequest<'a>, usize)> {
+unsafe fn re_encrypt_request<'a>(item: &kp_re_encrypt_item) -> Outcome<ReEncryptRequest<'a>> {
     // SAFETY: forwarded from the caller.
     let (blob, source_key_id, source_context, destination_key_id, destination_context) = unsafe {
         (
@@ -248,12 +415,7 @@ unsafe fn re_encrypt_request<'a>(
         )?
         .unwrap_or(EncryptionAlgorithm::SymmetricDefault),
     };
-    let needed = if plaintext_len(blob.len()).is_some() {
-        blob.len()
-    } else {
-        0
-    };
-    Ok((request, needed))
+    Ok(request)
 }
 
 fn data_key_spec(value: u32) -> Outcome<Option<DataKeySpec>> {
@@ -283,12 +445,13 @@ fn data_key_len(item: &kp_data_key_item) -> usize {
 /// As [`encrypt_request`].
 unsafe fn data_key_request<'a>(
     item: &kp_data_key_item,
+    memo: &Memo<'a>,
 ) -> Outcome<(GenerateDataKeyRequest<'a>, usize, usize)> {
     // SAFETY: forwarded from the caller.
     let (key_id, context) = unsafe {
         (
-            str_arg(item.key_id, "key_id")?,
-            context_arg(item.context, "context")?,
+            memo.key_id(item.key_id, "key_id")?,
+            memo.context(item.context, "context")?,
         )
     };
     let request = GenerateDataKeyRequest {
@@ -306,7 +469,7 @@ unsafe fn data_key_request<'a>(
 ///
 /// # Safety
 /// `ptr` is NULL or points to an initialised `T`.
-unsafe fn item_arg<T: Copy>(ptr: *const T) -> Outcome<T> {
+pub(crate) unsafe fn item_arg<T: Copy>(ptr: *const T) -> Outcome<T> {
     if ptr.is_null() {
         return Err(Failure::null("request"));
     }
@@ -336,13 +499,51 @@ fn copy_out(out: &mut [u8], bytes: &[u8]) -> Outcome<()> {
     Ok(())
 }
 
-/// Writes a batch item's output into its `kp_out`.
+/// The failure for an output of `needed` bytes that does not fit `capacity`.
+fn too_small(what: &str, capacity: usize, needed: usize) -> Failure {
+    Failure::new(
+        kp_status::BufferTooSmall,
+        format!("{what} has {capacity} bytes; the output needs {needed}"),
+    )
+}
+
+/// Copies `bytes` to the start of the checked output slice `out` (from [`out_bytes`] with the
+/// item's [`Room`]) and returns their length. Nothing is written when they do not fit.
+pub(crate) fn put(out: &mut [u8], bytes: &[u8], what: &str) -> Outcome<usize> {
+    let capacity = out.len();
+    let dest = out
+        .get_mut(..bytes.len())
+        .ok_or_else(|| too_small(what, capacity, bytes.len()))?;
+    dest.copy_from_slice(bytes);
+    Ok(bytes.len())
+}
+
+/// The first `needed` bytes of a `kp_out`'s buffer; on `KP_STATUS_BUFFER_TOO_SMALL`, `out.len`
+/// is set to `needed`.
 ///
 /// # Safety
-/// `out.data` points to `out.capacity` writable bytes (the caller's promise for batch outputs).
-unsafe fn fill(out: &mut kp_out, bytes: &[u8]) -> Outcome<()> {
+/// `out.data` points to `out.capacity` writable bytes valid for `'a` that nothing else uses
+/// meanwhile (the caller's promise for `kp_out`s).
+#[inline]
+pub(crate) unsafe fn out_room<'a>(out: &mut kp_out, needed: usize) -> Outcome<&'a mut [u8]> {
     // SAFETY: forwarded from the caller.
-    let dest = unsafe { out_bytes(out.data, out.capacity, bytes.len(), "output") }?;
+    let room = unsafe { out_bytes(out.data, out.capacity, needed, "output") };
+    if let Err(f) = &room {
+        if f.status == kp_status::BufferTooSmall {
+            out.len = needed;
+        }
+    }
+    room
+}
+
+/// Writes an output into its `kp_out`: `len` on success; on `KP_STATUS_BUFFER_TOO_SMALL` nothing
+/// but `len` = the size needed.
+///
+/// # Safety
+/// As [`out_room`].
+pub(crate) unsafe fn fill(out: &mut kp_out, bytes: &[u8]) -> Outcome<()> {
+    // SAFETY: forwarded from the caller.
+    let dest = unsafe { out_room(out, bytes.len()) }?;
     dest.copy_from_slice(bytes);
     out.len = bytes.len();
     Ok(())
@@ -357,14 +558,21 @@ struct Tally {
 }
 
 impl Tally {
+    fn new() -> Self {
+        Tally {
+            failed: 0,
+            first: None,
+        }
+    }
+
     fn fail(
         &mut self,
-        out: &mut kp_out,
+        status_slot: &mut u32,
         index: usize,
         status: kp_status,
         message: impl FnOnce() -> String,
     ) {
-        out.status = status as u32;
+        *status_slot = status as u32;
         self.failed += 1;
         if self.first.as_ref().is_none_or(|(first, _)| index < *first) {
             self.first = Some((index, message()));
@@ -385,50 +593,79 @@ impl Tally {
     }
 }
 
+/// What a batch writes per item: a `kp_out` (bytes, length and status), or a bare `uint32_t`
+/// status (the Verify calls).
+pub(crate) trait Slot {
+    /// Where the item's status goes.
+    fn status_mut(&mut self) -> &mut u32;
+    /// Checks, before the engine runs, that the item's output has room for `needed` bytes (0:
+    /// checked when the output is delivered).
+    ///
+    /// # Safety
+    /// For a `kp_out`, its buffer is valid as [`out_room`] says.
+    unsafe fn check_room(&mut self, needed: usize) -> Outcome<()>;
+}
+
+impl Slot for kp_out {
+    fn status_mut(&mut self) -> &mut u32 {
+        &mut self.status
+    }
+    unsafe fn check_room(&mut self, needed: usize) -> Outcome<()> {
+        // SAFETY: forwarded from the caller; nothing is written into the buffer here.
+        unsafe { out_room(self, needed) }.map(|_| ())
+    }
+}
+
+impl Slot for u32 {
+    fn status_mut(&mut self) -> &mut u32 {
+        self
+    }
+    unsafe fn check_room(&mut self, _needed: usize) -> Outcome<()> {
+        Ok(())
+    }
+}
+
 /// The output array of a batch.
 ///
 /// # Safety
-/// `outputs` is NULL or points to `count` `kp_out`s nothing else uses during `'a`.
-unsafe fn outputs_arg<'a>(outputs: *mut kp_out, count: usize) -> Outcome<&'a mut [kp_out]> {
-    if count == 0 {
-        return Ok(&mut []);
-    }
-    let outputs = out_arg(outputs, "outputs")?;
-    // SAFETY: not NULL, aligned, count was bounded by the caller of this function, and the caller
-    // promises `count` kp_outs for exclusive use.
-    Ok(unsafe { std::slice::from_raw_parts_mut(outputs, count) })
-}
-
-/// Runs a batch: prepares every item (items the library refuses get their status and are not
-/// sent), runs the engine once over the rest, and delivers each result to its `kp_out`.
-///
-/// # Safety
-/// `outputs` is valid for `count` elements, as the batch calls document.
-unsafe fn batch<R, T>(
-    count: usize,
-    outputs: *mut kp_out,
-    prepare: impl Fn(usize, &kp_out) -> Outcome<(R, usize)>,
-    run: impl FnOnce(&[R]) -> Vec<kp::Result<T>>,
-    mut deliver: impl FnMut(usize, T, &mut kp_out) -> Outcome<()>,
-) -> Outcome<()> {
+/// `outputs` is NULL or points to `count` `O`s nothing else uses during `'a`.
+unsafe fn outputs_arg<'a, O>(outputs: *mut O, count: usize) -> Outcome<&'a mut [O]> {
     if count > KP_MAX_BATCH_ITEMS {
         return Err(Failure::new(
             kp_status::InvalidLength,
             format!("{count} items is absurd (the most is {KP_MAX_BATCH_ITEMS})"),
         ));
     }
-    // SAFETY: forwarded from the caller; count is bounded above.
+    if count == 0 {
+        return Ok(&mut []);
+    }
+    let outputs = out_arg(outputs, "outputs")?;
+    // SAFETY: not NULL, aligned, count is bounded above, and the caller promises `count` outputs
+    // for exclusive use.
+    Ok(unsafe { std::slice::from_raw_parts_mut(outputs, count) })
+}
+
+/// Runs a batch: prepares every item (items the library refuses get their status and are not
+/// sent), runs the engine once over the rest, and delivers each result to its output.
+///
+/// # Safety
+/// `outputs` is valid for `count` elements, as the batch calls document.
+pub(crate) unsafe fn batch<O: Slot, R, T>(
+    count: usize,
+    outputs: *mut O,
+    prepare: impl Fn(usize, &O) -> Outcome<(R, usize)>,
+    run: impl FnOnce(&[R]) -> Vec<kp::Result<T>>,
+    mut deliver: impl FnMut(usize, T, &mut O) -> Outcome<()>,
+) -> Outcome<()> {
+    // SAFETY: forwarded from the caller.
     let outputs = unsafe { outputs_arg(outputs, count) }?;
-    let mut tally = Tally {
-        failed: 0,
-        first: None,
-    };
+    let mut tally = Tally::new();
     let mut requests = Vec::with_capacity(count);
     let mut index = Vec::with_capacity(count);
     for (i, out) in outputs.iter_mut().enumerate() {
         let checked = prepare(i, out).and_then(|(request, needed)| {
-            // SAFETY: the caller promises each kp_out's data/capacity; nothing is written here.
-            unsafe { out_bytes(out.data, out.capacity, needed, "output") }?;
+            // SAFETY: the caller promises each output's buffer; nothing is written here.
+            unsafe { out.check_room(needed) }?;
             Ok(request)
         });
         match checked {
@@ -436,7 +673,7 @@ unsafe fn batch<R, T>(
                 requests.push(request);
                 index.push(i);
             }
-            Err(f) => tally.fail(out, i, f.status, || f.message),
+            Err(f) => tally.fail(out.status_mut(), i, f.status, || f.message),
         }
     }
     let results = run(&requests);
@@ -453,8 +690,82 @@ unsafe fn batch<R, T>(
             .map_err(Failure::from)
             .and_then(|t| deliver(i, t, out))
         {
-            Ok(()) => out.status = kp_status::Ok as u32,
-            Err(f) => tally.fail(out, i, f.status, || f.message),
+            Ok(()) => *out.status_mut() = kp_status::Ok as u32,
+            Err(f) => tally.fail(out.status_mut(), i, f.status, || f.message),
+        }
+    }
+    tally.finish(count)
+}
+
+/// Runs a batch whose engine call writes in place into the caller's buffers
+/// (`encrypt_batch_into`, `decrypt_batch_into`): each item sent lends the engine the part of its
+/// `kp_out` buffer its [`Room`] says. The buffer of an item that fails after it was sent is
+/// zeroed (the engine may have written to it).
+///
+/// # Safety
+/// `outputs` is valid for `count` elements, as the batch calls document.
+unsafe fn batch_into<R>(
+    count: usize,
+    outputs: *mut kp_out,
+    prepare: impl Fn(usize) -> Outcome<R>,
+    room: impl Fn(usize) -> Room,
+    run: impl FnOnce(&[R], &mut [&mut [u8]]) -> Vec<kp::Result<usize>>,
+) -> Outcome<()> {
+    // SAFETY: forwarded from the caller.
+    let outputs = unsafe { outputs_arg(outputs, count) }?;
+    let mut tally = Tally::new();
+    let mut requests = Vec::with_capacity(count);
+    let mut buffers: Vec<&mut [u8]> = Vec::with_capacity(count);
+    let mut index = Vec::with_capacity(count);
+    for (i, out) in outputs.iter_mut().enumerate() {
+        let request = match prepare(i) {
+            Ok(request) => request,
+            Err(f) => {
+                tally.fail(&mut out.status, i, f.status, || f.message);
+                continue;
+            }
+        };
+        // SAFETY: the caller promises each kp_out's buffer, for this call only; the slices do
+        // not outlive it.
+        match unsafe { out_room(out, room(i).bytes(out.capacity)) } {
+            Ok(buffer) => {
+                requests.push(request);
+                buffers.push(buffer);
+                index.push(i);
+            }
+            Err(f) => tally.fail(&mut out.status, i, f.status, || f.message),
+        }
+    }
+    let results = run(&requests, &mut buffers);
+    drop(requests);
+    if results.len() != index.len() {
+        buffers.iter_mut().for_each(|b| b.zeroize());
+        return Err(Failure::new(
+            kp_status::Internal,
+            "Internal: the engine returned a different number of results",
+        ));
+    }
+    for ((result, &i), buffer) in results.into_iter().zip(&index).zip(buffers.iter_mut()) {
+        let out = &mut outputs[i];
+        let delivered = result.map_err(Failure::from).and_then(|n| {
+            if n <= buffer.len() {
+                Ok(n)
+            } else {
+                Err(Failure::new(
+                    kp_status::Internal,
+                    "Internal: the engine reported more bytes than its buffer holds",
+                ))
+            }
+        });
+        match delivered {
+            Ok(n) => {
+                out.len = n;
+                out.status = kp_status::Ok as u32;
+            }
+            Err(f) => {
+                buffer.zeroize();
+                tally.fail(&mut out.status, i, f.status, || f.message);
+            }
         }
     }
     tally.finish(count)
@@ -464,7 +775,7 @@ unsafe fn batch<R, T>(
 ///
 /// # Safety
 /// `sizes` is NULL or has room for `values.len()` entries; `total` is NULL or writable.
-unsafe fn write_sizes(
+pub(crate) unsafe fn write_sizes(
     values: impl Iterator<Item = usize>,
     count: usize,
     sizes: *mut usize,
@@ -497,12 +808,52 @@ unsafe fn write_sizes(
     Ok(())
 }
 
+/// The output size bounds of RSA items for the `*_sizes` calls.
+fn encrypt_size(item: &kp_encrypt_item) -> usize {
+    if is_symmetric(item.encryption_algorithm) {
+        ciphertext_len(item.plaintext_len).unwrap_or(0)
+    } else {
+        KP_MAX_RSA_CIPHERTEXT_LEN
+    }
+}
+
+fn decrypt_size(item: &kp_decrypt_item) -> usize {
+    match algorithm(item.encryption_algorithm, "") {
+        Ok(None | Some(EncryptionAlgorithm::SymmetricDefault)) => {
+            plaintext_len(item.ciphertext_len).unwrap_or(0)
+        }
+        Ok(Some(a)) => rsa_plaintext_bound(item.ciphertext_len, a),
+        Err(_) => 0,
+    }
+}
+
+fn re_encrypt_size(item: &kp_re_encrypt_item) -> usize {
+    let source = algorithm(item.source_encryption_algorithm, "");
+    let destination = algorithm(item.destination_encryption_algorithm, "");
+    match (source, destination) {
+        (
+            _,
+            Ok(Some(EncryptionAlgorithm::RsaesOaepSha1 | EncryptionAlgorithm::RsaesOaepSha256)),
+        ) => KP_MAX_RSA_CIPHERTEXT_LEN,
+        (Ok(None | Some(EncryptionAlgorithm::SymmetricDefault)), Ok(_)) => {
+            plaintext_len(item.ciphertext_len).map_or(0, |_| item.ciphertext_len)
+        }
+        (Ok(Some(a)), Ok(_)) => {
+            ciphertext_len(rsa_plaintext_bound(item.ciphertext_len, a)).unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
 // ---- Encrypt -----------------------------------------------------------------------------------
 
 /// Encrypt: encrypts `request->plaintext` under `request->key_id` into `ciphertext`, which must
 /// have room for `kp_ciphertext_len(request->plaintext_len)` bytes (exactly that many are
-/// written, and their number stored in `*ciphertext_len`). `*info` (optional) receives a record
-/// with KEY_ID (the ARN of the key that encrypted) and ENCRYPTION_ALGORITHM.
+/// written, and their number stored in `*ciphertext_len`). With an RSA key and an RSAES_OAEP
+/// algorithm the ciphertext is the key's modulus size (256, 384 or 512 bytes;
+/// `KP_MAX_RSA_CIPHERTEXT_LEN` always suffices), checked once the engine answers
+/// (`KP_STATUS_BUFFER_TOO_SMALL`, nothing written). `*info` (optional) receives a record with
+/// KEY_ID (the ARN of the key that encrypted) and ENCRYPTION_ALGORITHM.
 ///
 /// Ownership: the request's memory is only read, during the call. Outputs are written only on
 /// success; when `info` is not NULL, `*info` is a new record the caller frees with
@@ -524,13 +875,14 @@ pub unsafe extern "C" fn kp_encrypt(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
-            let (request, needed) = encrypt_request(&item_arg(request)?)?;
+            let item = item_arg(request)?;
+            let (request, room) = (encrypt_request(&item, &Memo::new())?, encrypt_room(&item));
             let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
-            let out = out_bytes(ciphertext, capacity, needed, "ciphertext")?;
+            let out = out_bytes(ciphertext, capacity, room.bytes(capacity), "ciphertext")?;
             check_info(info)?;
             let response = engine.encrypt(&request)?;
-            copy_out(out, &response.ciphertext_blob)?;
-            write_out(out_len, needed);
+            let written = put(out, &response.ciphertext_blob, "ciphertext")?;
+            write_out(out_len, written);
             give_opt_record(info, || {
                 Record::new().str(kp_field::KeyId, &response.key_id).str(
                     kp_field::EncryptionAlgorithm,
@@ -549,8 +901,15 @@ fn check_info(info: *mut *mut kp_record) -> Outcome<()> {
 }
 
 /// Encrypt, in a batch: item `i` of `items` is encrypted into `outputs[i]`, whose `capacity` must
-/// be at least `kp_ciphertext_len(items[i].plaintext_len)` (see `kp_encrypt_batch_sizes`). Every
-/// `outputs[i].status` is set; on success `outputs[i].len` too. Items fail on their own.
+/// be at least `kp_ciphertext_len(items[i].plaintext_len)` for a symmetric item (checked before
+/// the engine runs: `KP_STATUS_BUFFER_TOO_SMALL`, with `len` set to the size needed) or the key's
+/// modulus size for an RSAES_OAEP item (256, 384 or 512 bytes; a shorter buffer is refused by the
+/// engine with `KP_STATUS_VALIDATION`); see `kp_encrypt_batch_sizes`. Every `outputs[i].status` is
+/// set; on success `outputs[i].len` too. Items fail on their own.
+///
+/// The engine seals in place, straight into the caller's buffers (no copy, no allocation per
+/// item): the buffer of an item that fails after it was handed to the engine may have been
+/// written, and is zeroed.
 ///
 /// Returns `KP_STATUS_OK` when every item succeeded, `KP_STATUS_BATCH_ITEMS_FAILED` when some
 /// failed, or an argument status (nothing written) when the call itself is invalid. `count` 0
@@ -574,12 +933,13 @@ pub unsafe extern "C" fn kp_encrypt_batch(
         unsafe {
             let engine = engine_arg(engine)?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            batch(
+            let memo = Memo::new();
+            batch_into(
                 count,
                 outputs,
-                |i, _| encrypt_request(&items[i]),
-                |requests| engine.encrypt_batch(requests),
-                |_, blob, out| fill(out, &blob),
+                |i| encrypt_request(&items[i], &memo),
+                |i| encrypt_room(&items[i]),
+                |requests, buffers| engine.encrypt_batch_into(requests, buffers),
             )
         }
     })
@@ -587,7 +947,8 @@ pub unsafe extern "C" fn kp_encrypt_batch(
 
 /// The exact output sizes of `kp_encrypt_batch` for `items`: `sizes[i]` (optional, `count`
 /// entries) is item `i`'s ciphertext length (0 for an item whose plaintext length no engine
-/// accepts); `*total` (optional) is their sum.
+/// accepts; for an RSAES_OAEP item, `KP_MAX_RSA_CIPHERTEXT_LEN`, a bound: the ciphertext is the
+/// key's modulus size); `*total` (optional) is their sum.
 ///
 /// Ownership: nothing is taken. Thread safety: callable from any thread.
 ///
@@ -605,14 +966,7 @@ pub unsafe extern "C" fn kp_encrypt_batch_sizes(
         // SAFETY: forwarded from the caller.
         unsafe {
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(
-                items
-                    .iter()
-                    .map(|i| ciphertext_len(i.plaintext_len).unwrap_or(0)),
-                count,
-                sizes,
-                total,
-            )
+            write_sizes(items.iter().map(encrypt_size), count, sizes, total)
         }
     })
 }
@@ -621,7 +975,10 @@ pub unsafe extern "C" fn kp_encrypt_batch_sizes(
 
 /// Decrypt: decrypts `request->ciphertext` into `plaintext`, which must have room for
 /// `kp_plaintext_len(request->ciphertext_len)` bytes (exactly that many are written, and their
-/// number stored in `*plaintext_len`). For plaintext the library locks and zeroes, point
+/// number stored in `*plaintext_len`). An RSA ciphertext needs `request->key_id` and an
+/// RSAES_OAEP `request->encryption_algorithm`; its plaintext is at most the ciphertext's length
+/// (`*plaintext_len` says how long; a shorter buffer gets `KP_STATUS_BUFFER_TOO_SMALL` with
+/// nothing written). For plaintext the library locks and zeroes, point
 /// `plaintext` into a `kp_secret_buffer`. `*info` (optional) receives a record with KEY_ID (the
 /// ARN of the key that decrypted), KEY_MATERIAL_ID and ENCRYPTION_ALGORITHM.
 ///
@@ -643,13 +1000,14 @@ pub unsafe extern "C" fn kp_decrypt(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
-            let (request, needed) = decrypt_request(&item_arg(request)?)?;
+            let item = item_arg(request)?;
+            let (request, room) = (decrypt_request(&item, &Memo::new())?, decrypt_room(&item));
             let out_len = out_arg(plaintext_len, "plaintext_len")?;
-            let out = out_bytes(plaintext, capacity, needed, "plaintext")?;
+            let out = out_bytes(plaintext, capacity, room.bytes(capacity), "plaintext")?;
             check_info(info)?;
             let response = engine.decrypt(&request)?;
-            copy_out(out, response.plaintext.expose())?;
-            write_out(out_len, needed);
+            let written = put(out, response.plaintext.expose(), "plaintext")?;
+            write_out(out_len, written);
             give_opt_record(info, || {
                 Record::new()
                     .str(kp_field::KeyId, &response.key_id)
@@ -664,8 +1022,11 @@ pub unsafe extern "C" fn kp_decrypt(
 }
 
 /// Decrypt, in a batch: as `kp_encrypt_batch`, with `outputs[i].capacity` at least
-/// `kp_plaintext_len(items[i].ciphertext_len)` (see `kp_decrypt_batch_sizes`). The engine's
-/// copies of the plaintexts are zeroed before return.
+/// `kp_plaintext_len(items[i].ciphertext_len)` for a symmetric item, or the plaintext's length for
+/// an RSAES_OAEP item (`kp_decrypt_batch_sizes` gives a bound). The engine opens symmetric blobs
+/// in place, straight into the caller's buffers (the plaintext exists nowhere else); the buffer of
+/// an item that fails after it was handed to the engine is zeroed. Point the outputs into a
+/// `kp_secret_buffer` for plaintext the library locks and zeroes.
 ///
 /// Ownership and thread safety: as `kp_encrypt_batch`.
 ///
@@ -683,19 +1044,21 @@ pub unsafe extern "C" fn kp_decrypt_batch(
         unsafe {
             let engine = engine_arg(engine)?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            batch(
+            let memo = Memo::new();
+            batch_into(
                 count,
                 outputs,
-                |i, _| decrypt_request(&items[i]),
-                |requests| engine.decrypt_batch(requests),
-                |_, plaintext, out| fill(out, plaintext.expose()),
+                |i| decrypt_request(&items[i], &memo),
+                |i| decrypt_room(&items[i]),
+                |requests, buffers| engine.decrypt_batch_into(requests, buffers),
             )
         }
     })
 }
 
 /// The exact output sizes of `kp_decrypt_batch` for `items`, as `kp_encrypt_batch_sizes` (0 for
-/// an item too short to be a ciphertext).
+/// an item too short to be a ciphertext; for an RSAES_OAEP item, the most plaintext a ciphertext
+/// of its length holds under its algorithm, a bound).
 ///
 /// Ownership: nothing is taken. Thread safety: callable from any thread.
 ///
@@ -712,14 +1075,7 @@ pub unsafe extern "C" fn kp_decrypt_batch_sizes(
         // SAFETY: forwarded from the caller.
         unsafe {
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(
-                items
-                    .iter()
-                    .map(|i| plaintext_len(i.ciphertext_len).unwrap_or(0)),
-                count,
-                sizes,
-                total,
-            )
+            write_sizes(items.iter().map(decrypt_size), count, sizes, total)
         }
     })
 }
@@ -728,7 +1084,9 @@ pub unsafe extern "C" fn kp_decrypt_batch_sizes(
 
 /// ReEncrypt: decrypts `request->ciphertext` and encrypts the plaintext again under
 /// `request->destination_key_id` (and context) inside the engine, into `ciphertext`, which must
-/// have room for `request->ciphertext_len` bytes (the new blob is as long as the old). `*info`
+/// have room for `request->ciphertext_len` bytes (the new blob is as long as the old; when either
+/// side is an RSA key, the output's length is known once the engine answers, and a short buffer
+/// gets `KP_STATUS_BUFFER_TOO_SMALL` with nothing written). `*info`
 /// (optional) receives a record with KEY_ID (destination key ARN), SOURCE_KEY_ID,
 /// SOURCE_KEY_MATERIAL_ID, DESTINATION_KEY_MATERIAL_ID, SOURCE_ENCRYPTION_ALGORITHM and
 /// DESTINATION_ENCRYPTION_ALGORITHM.
@@ -750,13 +1108,14 @@ pub unsafe extern "C" fn kp_re_encrypt(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
-            let (request, needed) = re_encrypt_request(&item_arg(request)?)?;
+            let item = item_arg(request)?;
+            let (request, room) = (re_encrypt_request(&item)?, re_encrypt_room(&item));
             let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
-            let out = out_bytes(ciphertext, capacity, needed, "ciphertext")?;
+            let out = out_bytes(ciphertext, capacity, room.bytes(capacity), "ciphertext")?;
             check_info(info)?;
             let response = engine.re_encrypt(&request)?;
-            copy_out(out, &response.ciphertext_blob)?;
-            write_out(out_len, needed);
+            let written = put(out, &response.ciphertext_blob, "ciphertext")?;
+            write_out(out_len, written);
             give_opt_record(info, || {
                 Record::new()
                     .str(kp_field::KeyId, &response.key_id)
@@ -783,7 +1142,9 @@ pub unsafe extern "C" fn kp_re_encrypt(
 }
 
 /// ReEncrypt, in a batch: as `kp_encrypt_batch`, with `outputs[i].capacity` at least
-/// `items[i].ciphertext_len` (see `kp_re_encrypt_batch_sizes`).
+/// `items[i].ciphertext_len` when both sides are symmetric (see `kp_re_encrypt_batch_sizes`); when
+/// an RSA key is involved the output is checked once the engine answers (a short buffer gets
+/// `KP_STATUS_BUFFER_TOO_SMALL` with `len` set to the size needed).
 ///
 /// Ownership and thread safety: as `kp_encrypt_batch`.
 ///
@@ -804,7 +1165,10 @@ pub unsafe extern "C" fn kp_re_encrypt_batch(
             batch(
                 count,
                 outputs,
-                |i, _| re_encrypt_request(&items[i]),
+                |i, _| {
+                    re_encrypt_request(&items[i])
+                        .map(|request| (request, re_encrypt_room(&items[i]).bytes(0)))
+                },
                 |requests| engine.re_encrypt_batch(requests),
                 |_, blob, out| fill(out, &blob),
             )
@@ -812,7 +1176,8 @@ pub unsafe extern "C" fn kp_re_encrypt_batch(
     })
 }
 
-/// The exact output sizes of `kp_re_encrypt_batch` for `items`, as `kp_encrypt_batch_sizes`.
+/// The exact output sizes of `kp_re_encrypt_batch` for `items`, as `kp_encrypt_batch_sizes`
+/// (bounds for items with an RSAES_OAEP algorithm on either side).
 ///
 /// Ownership: nothing is taken. Thread safety: callable from any thread.
 ///
@@ -829,14 +1194,7 @@ pub unsafe extern "C" fn kp_re_encrypt_batch_sizes(
         // SAFETY: forwarded from the caller.
         unsafe {
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(
-                items
-                    .iter()
-                    .map(|i| plaintext_len(i.ciphertext_len).map_or(0, |_| i.ciphertext_len)),
-                count,
-                sizes,
-                total,
-            )
+            write_sizes(items.iter().map(re_encrypt_size), count, sizes, total)
         }
     })
 }
@@ -871,7 +1229,7 @@ pub unsafe extern "C" fn kp_generate_data_key(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
-            let (request, _, needed) = data_key_request(&item_arg(request)?)?;
+            let (request, _, needed) = data_key_request(&item_arg(request)?, &Memo::new())?;
             let plaintext_out = out_arg(plaintext, "plaintext")?;
             let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
             let out = out_bytes(ciphertext, capacity, needed, "ciphertext")?;
@@ -916,7 +1274,7 @@ pub unsafe extern "C" fn kp_generate_data_key_without_plaintext(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
-            let (request, _, needed) = data_key_request(&item_arg(request)?)?;
+            let (request, _, needed) = data_key_request(&item_arg(request)?, &Memo::new())?;
             let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
             let out = out_bytes(ciphertext, capacity, needed, "ciphertext")?;
             check_info(info)?;
@@ -975,10 +1333,11 @@ pub unsafe extern "C" fn kp_generate_data_key_batch(
                 ));
             }
             let arena = arena.expose_mut();
+            let memo = Memo::new();
             batch(
                 count,
                 ciphertexts,
-                |i, _| data_key_request(&items[i]).map(|(r, _, blob)| (r, blob)),
+                |i, _| data_key_request(&items[i], &memo).map(|(r, _, blob)| (r, blob)),
                 |requests| engine.generate_data_key_batch(requests),
                 |i, key, out| {
                     let start = offsets[i];
@@ -1014,10 +1373,11 @@ pub unsafe extern "C" fn kp_generate_data_key_without_plaintext_batch(
         unsafe {
             let engine = engine_arg(engine)?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            let memo = Memo::new();
             batch(
                 count,
                 outputs,
-                |i, _| data_key_request(&items[i]).map(|(r, _, blob)| (r, blob)),
+                |i, _| data_key_request(&items[i], &memo).map(|(r, _, blob)| (r, blob)),
                 |requests| engine.generate_data_key_without_plaintext_batch(requests),
                 |_, blob, out| fill(out, &blob),
             )

@@ -121,27 +121,53 @@ pub(crate) unsafe fn opt_str_arg<'a>(ptr: *const c_char, what: &str) -> Outcome<
 }
 
 /// Checks a length against [`KP_MAX_LENGTH`].
+#[inline]
 pub(crate) fn check_len(len: usize, what: &str) -> Outcome<()> {
     if len > KP_MAX_LENGTH {
-        return Err(Failure::new(
-            kp_status::InvalidLength,
-            format!("{what} length {len} is absurd (the most is {KP_MAX_LENGTH})"),
-        ));
+        return Err(absurd_length(len, what));
     }
     Ok(())
+}
+
+// The failures of the checks that run for every batch item, out of line so that the checks
+// themselves inline into the batch loops.
+
+#[cold]
+#[inline(never)]
+fn absurd_length(len: usize, what: &str) -> Failure {
+    Failure::new(
+        kp_status::InvalidLength,
+        format!("{what} length {len} is absurd (the most is {KP_MAX_LENGTH})"),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn null(what: &str) -> Failure {
+    Failure::null(what)
+}
+
+#[cold]
+#[inline(never)]
+fn buffer_too_small(what: &str, capacity: usize, needed: usize) -> Failure {
+    Failure::new(
+        kp_status::BufferTooSmall,
+        format!("{what} has {capacity} bytes; the output needs {needed}"),
+    )
 }
 
 /// An input byte string of `len` bytes at `ptr`; `ptr` may be NULL when `len` is 0.
 ///
 /// # Safety
 /// When `len > 0`, `ptr` points to `len` readable bytes that stay valid and unchanged for `'a`.
+#[inline]
 pub(crate) unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, what: &str) -> Outcome<&'a [u8]> {
     check_len(len, what)?;
     if len == 0 {
         return Ok(&[]);
     }
     if ptr.is_null() {
-        return Err(Failure::null(what));
+        return Err(null(what));
     }
     // SAFETY: not NULL, len <= 1 GiB (so within isize::MAX), and the caller promises `len`
     // readable bytes valid for 'a.
@@ -201,6 +227,7 @@ pub(crate) fn out_arg<T>(ptr: *mut T, what: &str) -> Outcome<*mut T> {
 /// # Safety
 /// When `capacity > 0`, `ptr` points to `capacity` writable bytes valid for `'a` that nothing
 /// else reads or writes meanwhile.
+#[inline]
 pub(crate) unsafe fn out_bytes<'a>(
     ptr: *mut u8,
     capacity: usize,
@@ -209,16 +236,13 @@ pub(crate) unsafe fn out_bytes<'a>(
 ) -> Outcome<&'a mut [u8]> {
     check_len(capacity, what)?;
     if capacity < needed {
-        return Err(Failure::new(
-            kp_status::BufferTooSmall,
-            format!("{what} has {capacity} bytes; the output needs {needed}"),
-        ));
+        return Err(buffer_too_small(what, capacity, needed));
     }
     if needed == 0 {
         return Ok(&mut []);
     }
     if ptr.is_null() {
-        return Err(Failure::null(what));
+        return Err(null(what));
     }
     // SAFETY: not NULL, needed <= capacity <= 1 GiB, and the caller promises `capacity` writable
     // bytes valid for 'a with no other access meanwhile.

@@ -157,6 +157,8 @@ handle!(kp_config, ConfigInner, 0x6b70_636f_6e66_6967);
 pub(crate) struct ConfigInner {
     pub(crate) config: EngineConfig,
     pub(crate) clock: Option<Arc<ManualClock>>,
+    /// The audit log's settings and signing key (PKCS#8, zeroed when dropped), when set.
+    pub(crate) audit: Option<(kp::audit::AuditConfig, zeroize::Zeroizing<Vec<u8>>)>,
 }
 
 /// How the engine treats a failure to lock key memory (mlock).
@@ -171,7 +173,7 @@ pub enum kp_lock_policy {
 
 /// Makes a configuration with the engine's defaults (region `us-east-1`, account
 /// `111122223333`, one worker per core, lock policy Require, 4096-byte plaintexts, 100,000 keys,
-/// system clock, no background scheduler, in-memory key store).
+/// system clock, no background scheduler, in-memory key store, no rate quotas, no audit log).
 ///
 /// Ownership: on success `*out` is a new handle the caller frees with `kp_config_free`.
 /// Thread safety: callable from any thread.
@@ -185,6 +187,7 @@ pub unsafe extern "C" fn kp_config_new(out: *mut *mut kp_config) -> kp_status {
         let handle = into_raw::<kp_config>(ConfigInner {
             config: EngineConfig::default(),
             clock: None,
+            audit: None,
         });
         // SAFETY: `out` was checked by out_arg.
         unsafe { write_out(out, handle) };
@@ -513,7 +516,10 @@ handle!(kp_engine, Engine, 0x6b70_656e_6769_6e65);
 
 /// Starts an engine with `config`'s settings (NULL: the defaults) and an in-memory key store.
 /// Fails with `KP_STATUS_VALIDATION` for settings the engine refuses (bad region or account, a
-/// plaintext limit out of range, ...).
+/// plaintext limit out of range, ...), and with `KP_STATUS_AUDIT_UNAVAILABLE` when an audit log
+/// is configured that cannot be opened (a missing directory, an unusable signing key, a log on
+/// disk that does not verify). The new handle calls as the account's root principal
+/// (`kp_engine_for_caller` makes handles for other principals).
 ///
 /// Ownership: `config` is only read; the caller still frees it. On success `*out` is a new handle
 /// the caller frees with `kp_engine_free`. Thread safety: callable from any thread; `config` must
@@ -536,6 +542,9 @@ pub unsafe extern "C" fn kp_engine_new(
             if let Some(clock) = &config.clock {
                 builder = builder.clock(Arc::clone(clock) as Arc<dyn kp::Clock>);
             }
+            if let Some((audit, signing_key)) = &config.audit {
+                builder = builder.audit(audit.clone(), signing_key);
+            }
         }
         let engine = builder.build()?;
         let handle = into_raw::<kp_engine>(engine);
@@ -545,9 +554,11 @@ pub unsafe extern "C" fn kp_engine_new(
     })
 }
 
-/// Stops and frees an engine: its keys (in memory) are zeroed and released. NULL is ignored.
+/// Frees an engine handle. When it is the engine's last handle (handles from
+/// `kp_engine_for_caller` share the engine), the engine stops: its audit log, if any, writes a
+/// final digest and closes, and its keys (in memory) are zeroed and released. NULL is ignored.
 ///
-/// Ownership: takes the handle. Thread safety: every other thread must be done with the engine
+/// Ownership: takes the handle. Thread safety: every other thread must be done with this handle
 /// (no call in flight, none after).
 ///
 /// # Safety

@@ -94,6 +94,82 @@ pub enum kp_field {
     DestinationEncryptionAlgorithm = 64,
     /// String: ReEncrypt: the id of the key material that encrypted.
     DestinationKeyMaterialId = 65,
+
+    /// String: the signing algorithm that was used ("ECDSA_SHA_256", ...).
+    SigningAlgorithm = 70,
+    /// String: the MAC algorithm that was used ("HMAC_SHA_256", ...).
+    MacAlgorithm = 71,
+    /// String: the key agreement algorithm that was used ("ECDH").
+    KeyAgreementAlgorithm = 72,
+    /// String: the spec of a generated data key pair ("ECC_NIST_P256", ...).
+    KeyPairSpec = 73,
+
+    /// String: a key policy document (JSON).
+    Policy = 80,
+    /// String: a key policy's name (always "default").
+    PolicyName = 81,
+
+    /// String: a grant's id (64 hex characters).
+    GrantId = 90,
+    /// String: a grant token, for RetireGrant.
+    GrantToken = 91,
+    /// String: a grant's name, when it has one.
+    GrantName = 92,
+    /// String: the principal a grant lets use the key.
+    GranteePrincipal = 93,
+    /// String: the principal that may retire a grant, when there is one.
+    RetiringPrincipal = 94,
+    /// String: the account that issued a grant, as its root ARN.
+    IssuingAccount = 95,
+    /// String: the operations a grant allows, comma-separated ("Encrypt,Decrypt").
+    Operations = 96,
+
+    /// Int: GetKeyLastUsage: when the engine began recording uses (ms since the epoch); absent
+    /// without an audit log.
+    TrackingStartDate = 100,
+    /// Int: GetKeyLastUsage: when the key was last used successfully (ms since the epoch); absent
+    /// when it has not been used since tracking began.
+    LastUsedDate = 101,
+    /// String: GetKeyLastUsage: the operation of that last use ("Encrypt", ...).
+    LastUsedOperation = 102,
+    /// String: GetKeyLastUsage: the audit record's event id for that last use.
+    CloudTrailEventId = 103,
+    /// String: GetKeyLastUsage: the request id of that last use.
+    KmsRequestId = 104,
+
+    /// Int: audit verification: the overall result, a `kp_audit_verdict`.
+    AuditVerdict = 110,
+    /// Int: audit verification: records whose chain verified.
+    AuditRecords = 111,
+    /// Int: audit verification: digests whose signature and position verified.
+    AuditDigests = 112,
+    /// Int: audit verification: the last record whose chain verified; absent when none did.
+    AuditLastSeq = 113,
+    /// Int: audit verification: the last record covered by a valid digest; absent when none is.
+    AuditSignedThrough = 114,
+    /// Int: audit verification: verified records after the last valid digest.
+    AuditUnsignedTail = 115,
+    /// Int: audit verification: the line (from 1) of a last line cut short by a crash; absent when
+    /// the last line is whole.
+    AuditTruncatedLine = 116,
+    /// Int: audit verification: the byte offset of that cut line.
+    AuditTruncatedOffset = 117,
+    /// Int: audit verification: how many bytes of that cut line there are.
+    AuditTruncatedBytes = 118,
+    /// String: audit verification: the kind of the first problem ("modified record", ...);
+    /// absent when no tampering was found.
+    AuditProblemKind = 119,
+    /// Int: audit verification: the line (from 1) where the first problem shows.
+    AuditProblemLine = 120,
+    /// Int: audit verification: the record concerned by the first problem, when one is.
+    AuditProblemSeq = 121,
+    /// String: audit verification: the first problem, in words.
+    AuditProblemDetail = 122,
+    /// String: audit verification: the whole report in one line ("OK: 12 records verified, ...").
+    AuditSummary = 123,
+    /// String: the latest digest line the audit log made durable, to be kept elsewhere; absent
+    /// until one is written.
+    AuditDigestLine = 124,
 }
 
 #[derive(Debug)]

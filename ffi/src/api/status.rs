@@ -11,8 +11,8 @@ use std::ffi::{c_char, CStr};
 /// Blocks (never reused): 0 success; 100-199 arguments the library refused before calling the
 /// engine; 200-299 outcomes of the call itself; 1000-1999 the engine's errors, one code per
 /// error, by family: 1000 resources, 1100 key state, 1200 cryptographic checks, 1300 names,
-/// markers and tags, 1400 quotas, 1500 authorization, 1600 requests, 1700 grants and policies
-/// (reserved), 1800 audit (reserved), 1900 internal failures.
+/// markers and tags, 1400 quotas, 1500 authorization, 1600 requests, 1700 key policies and
+/// grants, 1800 the audit log, 1900 internal failures.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum kp_status {
@@ -92,6 +92,21 @@ pub enum kp_status {
     /// The operation or key spec is not supported by this build (UnsupportedOperationException).
     UnsupportedOperation = 1601,
 
+    /// A key policy document is malformed, or would lock its author out of the key
+    /// (MalformedPolicyDocumentException).
+    MalformedPolicyDocument = 1700,
+    /// A grant token is not one this engine issued (InvalidGrantTokenException).
+    InvalidGrantToken = 1701,
+    /// A grant id does not name a grant of the key (InvalidGrantIdException).
+    InvalidGrantId = 1702,
+
+    /// The audit log cannot be opened, read, written or synced; while it is failed the engine
+    /// refuses every request, since none could be recorded (KMSInternalException).
+    AuditUnavailable = 1800,
+    /// The audit signing key, or a public key given to verify a log, cannot be used
+    /// (KMSInternalException).
+    AuditKey = 1801,
+
     /// Key memory could not be locked and the lock policy requires it (KMSInternalException).
     MemoryLock = 1900,
     /// The key store failed to read or write (KMSInternalException).
@@ -126,11 +141,25 @@ pub(crate) fn status_of(error: &kp::Error) -> kp_status {
         E::AccessDenied(_) => kp_status::AccessDenied,
         E::Validation(_) => kp_status::Validation,
         E::UnsupportedOperation(_) => kp_status::UnsupportedOperation,
+        E::MalformedPolicyDocument(_) => kp_status::MalformedPolicyDocument,
+        E::InvalidGrantToken(_) => kp_status::InvalidGrantToken,
+        E::InvalidGrantId(_) => kp_status::InvalidGrantId,
+        E::AuditUnavailable(_) => kp_status::AuditUnavailable,
         E::MemoryLock(_) => kp_status::MemoryLock,
         E::Store(_) => kp_status::Store,
         E::Internal(_) => kp_status::Internal,
         #[allow(unreachable_patterns)] // `kp::Error` is non_exhaustive: newer engines add errors.
         _ => kp_status::UnknownEngineError,
+    }
+}
+
+/// The status for an error of the audit log (`keyplane::audit::AuditError`), from the calls that
+/// reach the log directly (verification, flushing, key generation).
+pub(crate) fn status_of_audit(error: &kp::audit::AuditError) -> kp_status {
+    match error {
+        kp::audit::AuditError::Key(_) => kp_status::AuditKey,
+        // Io, Closed, Tampered, Serialize, Config, and whatever a newer engine adds.
+        _ => kp_status::AuditUnavailable,
     }
 }
 
@@ -171,6 +200,17 @@ pub(crate) const STATUS_NAMES: &[(kp_status, &CStr)] = &[
         kp_status::UnsupportedOperation,
         c"KP_STATUS_UNSUPPORTED_OPERATION",
     ),
+    (
+        kp_status::MalformedPolicyDocument,
+        c"KP_STATUS_MALFORMED_POLICY_DOCUMENT",
+    ),
+    (
+        kp_status::InvalidGrantToken,
+        c"KP_STATUS_INVALID_GRANT_TOKEN",
+    ),
+    (kp_status::InvalidGrantId, c"KP_STATUS_INVALID_GRANT_ID"),
+    (kp_status::AuditUnavailable, c"KP_STATUS_AUDIT_UNAVAILABLE"),
+    (kp_status::AuditKey, c"KP_STATUS_AUDIT_KEY"),
     (kp_status::MemoryLock, c"KP_STATUS_MEMORY_LOCK"),
     (kp_status::Store, c"KP_STATUS_STORE"),
     (kp_status::Internal, c"KP_STATUS_INTERNAL"),
@@ -219,6 +259,10 @@ pub extern "C" fn kp_status_exception_name(status: u32) -> *const c_char {
         1500 => Some(c"AccessDeniedException"),
         1600 => Some(c"ValidationException"),
         1601 => Some(c"UnsupportedOperationException"),
+        1700 => Some(c"MalformedPolicyDocumentException"),
+        1701 => Some(c"InvalidGrantTokenException"),
+        1702 => Some(c"InvalidGrantIdException"),
+        1800 | 1801 => Some(c"KMSInternalException"),
         1900..=1999 => Some(c"KMSInternalException"),
         _ => None,
     };
@@ -252,6 +296,10 @@ mod tests {
             E::AccessDenied(m()),
             E::Validation(m()),
             E::UnsupportedOperation(m()),
+            E::MalformedPolicyDocument(m()),
+            E::InvalidGrantToken(m()),
+            E::InvalidGrantId(m()),
+            E::AuditUnavailable(m()),
             E::MemoryLock(m()),
             E::Store(m()),
             E::Internal(m()),
@@ -281,7 +329,7 @@ mod tests {
             let got = unsafe { CStr::from_ptr(kp_status_name(*status as u32)) };
             assert_eq!(got, *name);
         }
-        assert_eq!(codes.len(), 33);
+        assert_eq!(codes.len(), 38);
         // SAFETY: as above.
         let unknown = unsafe { CStr::from_ptr(kp_status_name(7)) };
         assert_eq!(unknown, c"KP_STATUS_UNKNOWN");
