@@ -77,14 +77,25 @@ impl ControlState {
             generation: contents.generation,
         };
         for record in contents.keys {
+            // Versions must be 1, 2, 3, ... in order (the data plane finds version v at v - 1);
+            // a record that says otherwise is damaged and its key is Unavailable.
+            let numbered = record
+                .versions
+                .iter()
+                .enumerate()
+                .all(|(i, v)| usize::try_from(v.version).ok() == Some(i + 1));
             let loaded: Option<Vec<Arc<VersionEntry>>> = record
                 .versions
                 .iter()
-                .map(|v| {
+                .enumerate()
+                .map(|(index, v)| {
+                    if !numbered {
+                        return None;
+                    }
                     let material = materials.remove(&(record.id, v.version))?;
                     let kept = previous
                         .and_then(|p| p.versions.get(&record.id))
-                        .and_then(|versions| versions.get(v.version as usize - 1))
+                        .and_then(|versions| versions.get(index))
                         .filter(|entry| {
                             entry.version == v.version && entry.material_id == v.material_id
                         });
