@@ -118,7 +118,7 @@ pub struct SweepArgs {
     #[arg(long, value_name = "MS", requires = "recommend")]
     pub latency_bound_ms: Option<f64>,
 
-    /// Write CSV (one row per point) to FILE, or to standard output without FILE
+    /// Write CSV (one row per point) to FILE, or to standard output without FILE (or with -)
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     pub csv: Option<Option<PathBuf>>,
 
@@ -138,7 +138,8 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub sweep: SweepArgs,
 
-    /// Write the report as JSON to FILE, or to standard output (instead of the table) without FILE
+    /// Write the report as JSON to FILE, or to standard output (instead of the table) without
+    /// FILE (or with -)
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     pub json: Option<Option<PathBuf>>,
 
@@ -195,18 +196,6 @@ impl SweepArgs {
             }
         }
         out
-    }
-
-    /// Defaults for a quick run, for tests and examples (what `keyplane-bench` with no options
-    /// does, but with short timings).
-    pub fn quick() -> Self {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            sweep: SweepArgs,
-        }
-        Wrapper::parse_from(["keyplane-bench", "--duration", "50ms", "--warmup", "10ms"]).sweep
     }
 }
 

@@ -101,9 +101,12 @@ pub enum Destination {
 }
 
 impl Destination {
+    /// `--json` / `--csv` without a file, or with `-`, mean standard output.
     fn from_flag(flag: &Option<Option<PathBuf>>) -> Option<Destination> {
-        flag.as_ref()
-            .map(|f| f.clone().map_or(Destination::Stdout, Destination::File))
+        flag.as_ref().map(|f| match f {
+            Some(path) if path.as_os_str() != "-" => Destination::File(path.clone()),
+            _ => Destination::Stdout,
+        })
     }
 }
 

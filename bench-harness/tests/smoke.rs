@@ -255,3 +255,51 @@ fn bad_arguments_are_usage_errors() {
     assert!(Cli::try_parse_from(["keyplane-bench", "--workload", "nope"]).is_err());
     assert!(Cli::try_parse_from(["keyplane-bench", "--size", "12 parsecs"]).is_err());
 }
+
+/// The CLI flattens `SweepArgs` into `keyplane bench` beside its global options (the same names as
+/// cli/src/args.rs): no option may clash.
+#[test]
+fn sweep_args_flatten_into_a_cli_with_global_options() {
+    use clap::{CommandFactory, Subcommand};
+
+    #[derive(Parser)]
+    struct HostCli {
+        #[arg(long, global = true)]
+        data_dir: Option<std::path::PathBuf>,
+        #[arg(long, global = true)]
+        json: bool,
+        #[arg(long, global = true)]
+        root_key_file: Option<std::path::PathBuf>,
+        #[arg(long, global = true)]
+        region: Option<String>,
+        #[arg(long, global = true)]
+        account_id: Option<String>,
+        #[arg(long, global = true)]
+        allow_unlocked_memory: bool,
+        #[command(subcommand)]
+        command: HostCommand,
+    }
+    #[derive(Subcommand)]
+    enum HostCommand {
+        Bench(keyplane_bench::SweepArgs),
+    }
+
+    HostCli::command().debug_assert();
+    let cli = HostCli::try_parse_from([
+        "keyplane",
+        "--json",
+        "bench",
+        "--threads",
+        "1,2",
+        "--size",
+        "1KiB",
+        "--data-dir",
+        "d",
+    ])
+    .expect("parses");
+    assert!(cli.json);
+    assert_eq!(cli.data_dir.as_deref(), Some(Path::new("d")));
+    let HostCommand::Bench(sweep) = cli.command;
+    assert_eq!(sweep.threads, [1, 2]);
+    assert_eq!(sweep.size, [1024]);
+}

@@ -104,7 +104,10 @@ pub(crate) fn parse_digest_line(line: &[u8]) -> Result<DigestLine, String> {
         .windows(SIGNATURE_MEMBER.len())
         .rposition(|w| w == SIGNATURE_MEMBER)
         .ok_or("digest line has no signature")?;
-    let hex = &line[member_at + SIGNATURE_MEMBER.len()..line.len() - 2];
+    // The member and the closing `"}` may overlap in a damaged line: check before slicing.
+    let hex = line
+        .get(member_at + SIGNATURE_MEMBER.len()..line.len() - 2)
+        .ok_or("digest signature member is cut off")?;
     if hex.is_empty() || hex.len() > MAX_SIGNATURE_HEX {
         return Err("digest signature has the wrong length".into());
     }
