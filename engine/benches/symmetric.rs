@@ -1,6 +1,6 @@
 //! Symmetric data-plane throughput: the engine's batch calls against a plain aws-lc-rs loop.
 //!
-//! For each message size (64 B, 1 KiB, 16 KiB), one group compares, over the same batch of
+//! For each message size (64 B, 1 KiB, 16 KiB, 256 KiB, 1 MiB), one group compares, over the same batch of
 //! messages:
 //!
 //! - `raw-aws-lc-rs/1-thread`: `LessSafeKey::seal_in_place_separate_tag` in a loop on the calling
@@ -34,15 +34,17 @@ const SMALL_BATCH: usize = 1000;
 const LARGE_BATCH: usize = 64;
 /// Data keys per GenerateDataKey batch.
 const DATA_KEY_BATCH: usize = 1000;
-/// The engine's limit is raised to this for the 16 KiB group (the service's default is 4096).
-const MAX_PLAINTEXT: usize = 16 * 1024;
+/// The engine's limit is raised to this for the large groups (the service's default is 4096).
+const MAX_PLAINTEXT: usize = 1 << 20;
 const ALIAS: &str = "alias/bench";
 
 /// Message sizes with their batch sizes.
-const SIZES: [(&str, usize, usize); 3] = [
+const SIZES: [(&str, usize, usize); 5] = [
     ("64B", 64, SMALL_BATCH),
     ("1KiB", 1024, SMALL_BATCH),
     ("16KiB", 16 * 1024, LARGE_BATCH),
+    ("256KiB", 256 * 1024, 8),
+    ("1MiB", 1 << 20, 2),
 ];
 
 /// An engine with `threads` workers and one symmetric key behind [`ALIAS`].
