@@ -67,9 +67,17 @@ struct FreeSlot(NonNull<u8>);
 // SAFETY: the pointer names pool memory that is only handed out under the pool's mutex.
 unsafe impl Send for FreeSlot {}
 
+/// Free slots of one size, kept apart by whether their region is locked: a `Require` caller
+/// only ever gets locked ones, even after a `Warn` caller left unlocked regions in the pool.
+#[derive(Default)]
+struct FreeLists {
+    locked: Vec<FreeSlot>,
+    unlocked: Vec<FreeSlot>,
+}
+
 struct SizeClass {
     slot_bytes: usize,
-    free: Mutex<Vec<FreeSlot>>,
+    free: Mutex<FreeLists>,
 }
 
 fn classes() -> &'static [SizeClass; 6] {
@@ -77,7 +85,7 @@ fn classes() -> &'static [SizeClass; 6] {
     CLASSES.get_or_init(|| {
         SIZE_CLASSES.map(|slot_bytes| SizeClass {
             slot_bytes,
-            free: Mutex::new(Vec::new()),
+            free: Mutex::new(FreeLists::default()),
         })
     })
 }
@@ -147,7 +155,7 @@ pub(crate) struct LockedSlot {
     ptr: NonNull<u8>,
     /// Index into SIZE_CLASSES, or `None` for a mapping of its own.
     class: Option<usize>,
-    /// For a mapping of its own: whether it is locked (else counted as unlocked).
+    /// Whether its memory is locked (only ever false under `LockPolicy::Warn`).
     locked: bool,
     capacity: usize,
 }
@@ -181,25 +189,40 @@ impl LockedSlot {
             .free
             .lock()
             .map_err(|_| Error::Internal("key memory pool lock poisoned".into()))?;
-        if free.is_empty() {
-            let (region, _) = map_region(REGION_BYTES, policy)?;
-            for offset in (0..REGION_BYTES).step_by(size_class.slot_bytes).rev() {
-                // SAFETY: `offset` < REGION_BYTES, so the pointer stays inside the region.
-                let slot = unsafe { region.as_ptr().add(offset) };
-                free.push(FreeSlot(
-                    NonNull::new(slot)
-                        .ok_or_else(|| Error::Internal("null slot pointer".into()))?,
-                ));
+        let take = |free: &mut FreeLists| match policy {
+            LockPolicy::Require => free.locked.pop().map(|slot| (slot, true)),
+            LockPolicy::Warn => free
+                .locked
+                .pop()
+                .map(|slot| (slot, true))
+                .or_else(|| free.unlocked.pop().map(|slot| (slot, false))),
+        };
+        let (slot, locked) = match take(&mut free) {
+            Some(found) => found,
+            None => {
+                let (region, locked) = map_region(REGION_BYTES, policy)?;
+                let list = if locked {
+                    &mut free.locked
+                } else {
+                    &mut free.unlocked
+                };
+                for offset in (0..REGION_BYTES).step_by(size_class.slot_bytes).rev() {
+                    // SAFETY: `offset` < REGION_BYTES, so the pointer stays inside the region.
+                    let slot = unsafe { region.as_ptr().add(offset) };
+                    list.push(FreeSlot(
+                        NonNull::new(slot)
+                            .ok_or_else(|| Error::Internal("null slot pointer".into()))?,
+                    ));
+                }
+                take(&mut free)
+                    .ok_or_else(|| Error::Internal("empty key memory free list".into()))?
             }
-        }
-        let slot = free
-            .pop()
-            .ok_or_else(|| Error::Internal("empty key memory free list".into()))?;
+        };
         SLOTS_IN_USE.fetch_add(1, Ordering::Relaxed);
         Ok(LockedSlot {
             ptr: slot.0,
             class: Some(class),
-            locked: true,
+            locked,
             capacity: size_class.slot_bytes,
         })
     }
@@ -234,7 +257,12 @@ impl Drop for LockedSlot {
         match self.class {
             Some(class) => {
                 if let Ok(mut free) = classes()[class].free.lock() {
-                    free.push(FreeSlot(self.ptr));
+                    let list = if self.locked {
+                        &mut free.locked
+                    } else {
+                        &mut free.unlocked
+                    };
+                    list.push(FreeSlot(self.ptr));
                 }
                 // A poisoned pool lock leaks the (already zeroed) slot rather than panicking.
             }

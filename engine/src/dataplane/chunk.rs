@@ -258,8 +258,9 @@ impl<'k> ChunkContext<'k> {
             return Ok(i);
         }
         let session = match version.encrypt_sessions.take() {
-            Some(session) => session,
-            None => Box::new(self.new_session(key, version)?),
+            // A session inherited across fork is dropped, never continued.
+            Some(session) if session.is_own() => session,
+            _ => Box::new(self.new_session(key, version)?),
         };
         self.encrypt_sessions.push((version, session));
         Ok(self.encrypt_sessions.len() - 1)

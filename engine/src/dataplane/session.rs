@@ -61,6 +61,10 @@ pub(crate) struct EncryptSession {
     pub(crate) key: AesGcmKey,
     used: u64,
     limit: u64,
+    /// The process that made the session. After `fork` the child inherits the parent's cached
+    /// sessions; it must not continue their nonce sequences, so a session from another process is
+    /// never used.
+    pid: u32,
 }
 
 impl EncryptSession {
@@ -80,7 +84,13 @@ impl EncryptSession {
             key,
             used: 0,
             limit: limit.clamp(1, MAX_MESSAGES_PER_DERIVED_KEY),
+            pid: std::process::id(),
         })
+    }
+
+    /// Whether this process made the session (false in a child after `fork`).
+    pub(crate) fn is_own(&self) -> bool {
+        self.pid == std::process::id()
     }
 
     /// The next nonce, or `None` once the derived key has encrypted its limit.
