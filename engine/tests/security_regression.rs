@@ -1,0 +1,1022 @@
+//! The security regression suite: one test per attack, named after the attack it stops. Each
+//! counts the attempts it makes and checks every one is refused the right way, and prints
+//! `assurance: attack <name>: tried N, rejected N` (run with `-- --nocapture`; the totals are
+//! summed by `scripts/test-assurance`). The nonce test prints the number of (key, version, salt,
+//! nonce) tuples it checked instead.
+//!
+//! Sizes: `KEYPLANE_NONCE_THREADS` (default 16) threads and `KEYPLANE_NONCE_MESSAGES` (default
+//! 400,000) messages for the nonce test.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use keyplane::audit::{generate_signing_key, verify, AuditConfig, AuditLog, DigestSigner, Verdict};
+use keyplane::ciphertext::{self, HEADER_LEN};
+use keyplane::key::{GrantOperation, MacAlgorithm, SigningAlgorithm};
+use keyplane::{
+    Caller, CreateGrantRequest, CreateKeyRequest, DataKeySpec, DecryptRequest, EncryptRequest,
+    EncryptionContext, Engine, GenerateDataKeyRequest, GenerateMacRequest, KeySpec, KeyUsage,
+    ReEncryptRequest, SignRequest, VerifyMacRequest, VerifyRequest,
+};
+
+const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
+/// A principal of another account: the default key policy (the key's account) does not cover
+/// her, so only grants give her anything.
+const EVE: &str = "arn:aws:iam::444455556666:user/eve";
+
+/// Counts the attempts of one attack; every attempt must be refused with one of the codes.
+struct Attack {
+    name: &'static str,
+    tried: u64,
+    rejected: u64,
+}
+
+impl Attack {
+    fn new(name: &'static str) -> Self {
+        Attack {
+            name,
+            tried: 0,
+            rejected: 0,
+        }
+    }
+
+    /// One attempt, which must fail with one of `codes`.
+    #[track_caller]
+    fn refused<T>(&mut self, result: keyplane::Result<T>, codes: &[&str], what: &str) {
+        self.tried += 1;
+        match result {
+            Ok(_) => panic!("{}: {what} was accepted", self.name),
+            Err(e) => {
+                assert!(
+                    codes.contains(&e.code()),
+                    "{}: {what} failed with {} ({e}), expected one of {codes:?}",
+                    self.name,
+                    e.code()
+                );
+                self.rejected += 1;
+            }
+        }
+    }
+
+    /// One attempt judged by the caller.
+    fn judged(&mut self, rejected: bool, what: &str) {
+        self.tried += 1;
+        assert!(rejected, "{}: {what} was not detected", self.name);
+        self.rejected += 1;
+    }
+}
+
+impl Drop for Attack {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(self.tried > 0, "{}: nothing was tried", self.name);
+            println!(
+                "assurance: attack {}: tried {}, rejected {}",
+                self.name, self.tried, self.rejected
+            );
+        }
+    }
+}
+
+fn engine() -> Engine {
+    Engine::builder().worker_threads(2).build().unwrap()
+}
+
+fn new_key(engine: &Engine) -> String {
+    engine
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id
+}
+
+fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn seal(
+    engine: &Engine,
+    key: &str,
+    plaintext: &[u8],
+    context: Option<&EncryptionContext>,
+) -> Vec<u8> {
+    let mut request = EncryptRequest::new(key, plaintext);
+    request.encryption_context = context;
+    engine.encrypt(&request).unwrap().ciphertext_blob
+}
+
+fn open(
+    engine: &Engine,
+    blob: &[u8],
+    context: Option<&EncryptionContext>,
+) -> keyplane::Result<Vec<u8>> {
+    let mut request = DecryptRequest::new(blob);
+    request.encryption_context = context;
+    engine
+        .decrypt(&request)
+        .map(|r| r.plaintext.expose().to_vec())
+}
+
+const BAD_CIPHERTEXT: &[&str] = &["InvalidCiphertextException"];
+
+// ---- the ciphertext --------------------------------------------------------------------------
+
+#[test]
+fn ciphertext_tampering_is_detected() {
+    let mut attack = Attack::new("ciphertext tampering (every bit of every byte)");
+    let engine = engine();
+    let key = new_key(&engine);
+    let context = ctx(&[("tenant", "42"), ("purpose", "test")]);
+    for len in [1usize, 17, 100] {
+        let plaintext: Vec<u8> = (0..len as u8).collect();
+        for context in [None, Some(&context)] {
+            let blob = seal(&engine, &key, &plaintext, context);
+            let mut changed = blob.clone();
+            for byte in 0..blob.len() {
+                for bit in 0..8 {
+                    changed[byte] ^= 1 << bit;
+                    attack.refused(
+                        open(&engine, &changed, context),
+                        BAD_CIPHERTEXT,
+                        "a bit flip",
+                    );
+                    changed[byte] ^= 1 << bit;
+                }
+            }
+            assert_eq!(open(&engine, &blob, context).unwrap(), plaintext);
+        }
+    }
+}
+
+#[test]
+fn key_id_substitution_is_detected() {
+    let mut attack = Attack::new("key id substitution");
+    let engine = engine();
+    let victim = new_key(&engine);
+    let other = new_key(&engine);
+    let blob = seal(&engine, &victim, b"the victim's secret", None);
+    // The attacker can use `other`, not `victim`: a grant on `other` only.
+    engine
+        .create_grant(CreateGrantRequest {
+            key_id: other.clone(),
+            grantee_principal: EVE.into(),
+            retiring_principal: None,
+            operations: vec![GrantOperation::Decrypt],
+            constraints: None,
+            name: None,
+        })
+        .unwrap();
+    let eve = engine.for_caller(Caller::new(EVE).unwrap());
+    let mut ids: Vec<[u8; 16]> = vec![*uuid::Uuid::parse_str(&other).unwrap().as_bytes()];
+    ids.push(*uuid::Uuid::new_v4().as_bytes());
+    ids.push([0; 16]);
+    for id in ids {
+        let mut forged = blob.clone();
+        forged[2..18].copy_from_slice(&id);
+        attack.refused(
+            open(&eve, &forged, None),
+            BAD_CIPHERTEXT,
+            "a blob re-labelled",
+        );
+        attack.refused(
+            open(&engine, &forged, None),
+            BAD_CIPHERTEXT,
+            "a blob re-labelled",
+        );
+    }
+    // Eve cannot read the victim's blob as it is either.
+    attack.refused(
+        open(&eve, &blob, None),
+        &["AccessDeniedException"],
+        "another key's blob",
+    );
+}
+
+#[test]
+fn key_version_substitution_is_detected() {
+    let mut attack = Attack::new("key version substitution");
+    let engine = engine();
+    let key = new_key(&engine);
+    let mut blobs = vec![seal(&engine, &key, b"version 1", None)];
+    for v in 2..=4 {
+        engine.rotate_key_on_demand(&key).unwrap();
+        blobs.push(seal(&engine, &key, format!("version {v}").as_bytes(), None));
+    }
+    for (i, blob) in blobs.iter().enumerate() {
+        let own = i as u32 + 1;
+        assert_eq!(ciphertext::parse(blob).unwrap().key_version, own);
+        for version in [0, 1, 2, 3, 4, 5, u32::MAX] {
+            if version == own {
+                continue;
+            }
+            let mut forged = blob.clone();
+            forged[18..22].copy_from_slice(&version.to_be_bytes());
+            attack.refused(
+                open(&engine, &forged, None),
+                BAD_CIPHERTEXT,
+                "a blob re-versioned",
+            );
+        }
+        assert_eq!(
+            open(&engine, blob, None).unwrap(),
+            format!("version {own}").as_bytes()
+        );
+    }
+}
+
+#[test]
+fn encryption_context_swap_is_detected() {
+    let mut attack = Attack::new("encryption context swap");
+    let engine = engine();
+    let key = new_key(&engine);
+    let original = ctx(&[("tenant", "42"), ("ab", "c")]);
+    let blob = seal(&engine, &key, b"tenant 42's data", Some(&original));
+    let swaps = [
+        ctx(&[("tenant", "43"), ("ab", "c")]),
+        ctx(&[("tenant", "42")]),
+        ctx(&[("tenant", "42"), ("ab", "c"), ("extra", "")]),
+        ctx(&[("tenant", "42"), ("a", "bc")]),
+        ctx(&[("Tenant", "42"), ("ab", "c")]),
+        ctx(&[("tenant", "42 "), ("ab", "c")]),
+        ctx(&[("tenant42", ""), ("ab", "c")]),
+        EncryptionContext::new(),
+    ];
+    for swapped in &swaps {
+        attack.refused(
+            open(&engine, &blob, Some(swapped)),
+            BAD_CIPHERTEXT,
+            "another context",
+        );
+    }
+    attack.refused(open(&engine, &blob, None), BAD_CIPHERTEXT, "no context");
+    // And the other way: a blob made without a context does not open with one.
+    let plain = seal(&engine, &key, b"no context", None);
+    attack.refused(
+        open(&engine, &plain, Some(&original)),
+        BAD_CIPHERTEXT,
+        "an added context",
+    );
+    // ReEncrypt checks the source context the same way.
+    let mut request = ReEncryptRequest::new(&blob, &key);
+    request.source_encryption_context = Some(&swaps[0]);
+    attack.refused(
+        engine.re_encrypt(&request),
+        BAD_CIPHERTEXT,
+        "ReEncrypt with another context",
+    );
+    assert_eq!(
+        open(&engine, &blob, Some(&original)).unwrap(),
+        b"tenant 42's data"
+    );
+}
+
+#[test]
+fn a_ciphertext_moved_to_another_key_is_detected() {
+    let mut attack = Attack::new("ciphertext moved to another key");
+    let engine = engine();
+    let a = new_key(&engine);
+    let b = new_key(&engine);
+    engine.create_alias("alias/b", &b).unwrap();
+    let blob_a = seal(&engine, &a, b"belongs to a", None);
+    let blob_b = seal(&engine, &b, b"belongs to b", None);
+    // The body and tag of a's blob under b's header.
+    let mut moved = blob_b[..HEADER_LEN].to_vec();
+    moved.extend_from_slice(&blob_a[HEADER_LEN..]);
+    attack.refused(
+        open(&engine, &moved, None),
+        BAD_CIPHERTEXT,
+        "a's body under b's header",
+    );
+    // Naming the wrong key.
+    for named in [
+        b.clone(),
+        "alias/b".into(),
+        engine.key_arn(&uuid::Uuid::parse_str(&b).unwrap()),
+    ] {
+        let request = DecryptRequest::new(&blob_a).with_key_id(&named);
+        attack.refused(
+            engine.decrypt(&request),
+            &["IncorrectKeyException"],
+            "Decrypt naming b",
+        );
+        let mut re = ReEncryptRequest::new(&blob_a, &b);
+        re.source_key_id = Some(&named);
+        attack.refused(
+            engine.re_encrypt(&re),
+            &["IncorrectKeyException"],
+            "ReEncrypt naming b",
+        );
+    }
+    // A data key's blob, too.
+    let data_key = engine
+        .generate_data_key(&GenerateDataKeyRequest::new(&a, DataKeySpec::Aes256))
+        .unwrap();
+    let request = DecryptRequest::new(&data_key.ciphertext_blob).with_key_id(&b);
+    attack.refused(
+        engine.decrypt(&request),
+        &["IncorrectKeyException"],
+        "a data key under b",
+    );
+    // A blob of another engine (another key store) names a key this one does not have.
+    let other_engine = self::engine();
+    let foreign = seal(&other_engine, &new_key(&other_engine), b"elsewhere", None);
+    attack.refused(
+        open(&engine, &foreign, None),
+        BAD_CIPHERTEXT,
+        "another engine's blob",
+    );
+    // A deleted key's blobs never open again.
+    let doomed = new_key(&engine);
+    let orphan = seal(&engine, &doomed, b"orphan", None);
+    let clock = Arc::new(keyplane::ManualClock::starting_now());
+    let timed = Engine::builder()
+        .clock(Arc::clone(&clock) as Arc<dyn keyplane::Clock>)
+        .build()
+        .unwrap();
+    let gone = new_key(&timed);
+    let gone_blob = seal(&timed, &gone, b"gone", None);
+    timed.schedule_key_deletion(&gone, Some(7)).unwrap();
+    clock.advance_days(8);
+    timed.run_due_tasks().unwrap();
+    attack.refused(
+        open(&timed, &gone_blob, None),
+        BAD_CIPHERTEXT,
+        "a deleted key's blob",
+    );
+    assert_eq!(open(&engine, &orphan, None).unwrap(), b"orphan");
+}
+
+// ---- nonces and wear-out ---------------------------------------------------------------------
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// (key id, key version, salt, nonce) of a blob: what must never repeat.
+fn nonce_of(blob: &[u8]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    out.copy_from_slice(&blob[2..66]);
+    out
+}
+
+#[test]
+fn nonce_reuse_under_heavy_parallel_load_never_happens() {
+    let threads = env_number("KEYPLANE_NONCE_THREADS", 16);
+    let messages = env_number("KEYPLANE_NONCE_MESSAGES", 400_000);
+    // A small derived-key limit makes sessions roll over constantly, in every thread.
+    let engine = Engine::builder()
+        .worker_threads(4)
+        .messages_per_derived_key(997)
+        .build()
+        .unwrap();
+    let keys: Vec<String> = (0..3).map(|_| new_key(&engine)).collect();
+    engine.rotate_key_on_demand(&keys[0]).unwrap();
+    let per_thread = messages.div_ceil(threads);
+    let started = Instant::now();
+    let collected: Vec<Vec<[u8; 64]>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (engine, keys) = (&engine, &keys);
+                scope.spawn(move || {
+                    let mut seen = Vec::with_capacity(per_thread);
+                    let plaintext = [t as u8; 24];
+                    let mut i = 0;
+                    while seen.len() < per_thread {
+                        let key = &keys[(t + i) % keys.len()];
+                        match i % 4 {
+                            // Batches large enough to spread over the pool.
+                            0 => {
+                                let n = 300.min(per_thread - seen.len());
+                                let requests = vec![EncryptRequest::new(key, &plaintext); n];
+                                for blob in engine.encrypt_batch(&requests) {
+                                    seen.push(nonce_of(&blob.unwrap()));
+                                }
+                            }
+                            1 => {
+                                let request = GenerateDataKeyRequest::new(key, DataKeySpec::Aes256);
+                                let n = 64.min(per_thread - seen.len());
+                                for k in engine.generate_data_key_batch(&vec![request; n]) {
+                                    seen.push(nonce_of(&k.unwrap().ciphertext_blob));
+                                }
+                            }
+                            2 => {
+                                let blob = seal(engine, key, &plaintext, None);
+                                seen.push(nonce_of(&blob));
+                                let moved = engine
+                                    .re_encrypt(&ReEncryptRequest::new(&blob, &keys[0]))
+                                    .unwrap();
+                                seen.push(nonce_of(&moved.ciphertext_blob));
+                            }
+                            _ => seen.push(nonce_of(&seal(engine, key, &plaintext, None))),
+                        }
+                        i += 1;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let total: usize = collected.iter().map(Vec::len).sum();
+    let mut unique = HashSet::with_capacity(total);
+    let mut duplicates = 0u64;
+    for nonce in collected.iter().flatten() {
+        if !unique.insert(*nonce) {
+            duplicates += 1;
+        }
+    }
+    let salts: HashSet<&[u8]> = collected.iter().flatten().map(|n| &n[20..52]).collect();
+    println!(
+        "assurance: nonces checked: {total} (key, version, salt, nonce) tuples from {threads} \
+         threads, {} salts, {duplicates} duplicates, in {:.1} s",
+        salts.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(duplicates, 0, "a (salt, nonce) pair was used twice");
+}
+
+#[test]
+fn key_wear_out_past_the_documented_bound_is_prevented() {
+    let mut attack = Attack::new("key wear-out past the documented bound");
+    // The documented bound: 2^32 messages per derived key, and never more than configured.
+    assert_eq!(
+        keyplane::EngineConfig::default().messages_per_derived_key,
+        1u64 << 32
+    );
+    assert_eq!(
+        keyplane::dataplane::MAX_MESSAGES_PER_DERIVED_KEY,
+        1u64 << 32
+    );
+    let zero = Engine::builder().messages_per_derived_key(0).build();
+    attack.refused(zero, &["ValidationException"], "a derived-key limit of 0");
+    for limit in [1u64, 7, 100] {
+        let engine = Engine::builder()
+            .worker_threads(2)
+            .messages_per_derived_key(limit)
+            .build()
+            .unwrap();
+        let key = new_key(&engine);
+        let blobs: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let (engine, key) = (&engine, &key);
+                    scope.spawn(move || {
+                        let requests = vec![EncryptRequest::new(key, b"wear"); 250];
+                        engine
+                            .encrypt_batch(&requests)
+                            .into_iter()
+                            .map(Result::unwrap)
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let mut per_salt: HashMap<Vec<u8>, Vec<u64>> = HashMap::new();
+        for blob in &blobs {
+            let parsed = ciphertext::parse(blob).unwrap();
+            let counter = u64::from_be_bytes(parsed.nonce[4..].try_into().unwrap());
+            assert_eq!(&parsed.nonce[..4], &[0; 4]);
+            per_salt
+                .entry(parsed.salt.to_vec())
+                .or_default()
+                .push(counter);
+        }
+        for counters in per_salt.values_mut() {
+            // No derived key encrypts more than the limit, and its counters never repeat.
+            attack.judged(
+                counters.len() as u64 <= limit,
+                "a derived key over its limit",
+            );
+            counters.sort_unstable();
+            counters.dedup();
+            attack.judged(
+                counters.iter().all(|&c| c < limit),
+                "a counter past the limit",
+            );
+        }
+        let used: usize = per_salt.values().map(Vec::len).sum();
+        assert_eq!(used, blobs.len(), "a counter repeated under one salt");
+        assert!(per_salt.len() as u64 >= blobs.len() as u64 / limit);
+        // Every blob still decrypts.
+        for blob in blobs.iter().step_by(37) {
+            assert_eq!(open(&engine, blob, None).unwrap(), b"wear");
+        }
+    }
+}
+
+// ---- MACs and signatures ---------------------------------------------------------------------
+
+#[test]
+fn mac_forgery_by_bit_flips_is_rejected() {
+    let mut attack = Attack::new("MAC forgery by bit flips");
+    let engine = engine();
+    let message = b"pay 100 to alice, reference 0042";
+    for (spec, algorithm) in [
+        (KeySpec::Hmac224, MacAlgorithm::HmacSha224),
+        (KeySpec::Hmac256, MacAlgorithm::HmacSha256),
+        (KeySpec::Hmac384, MacAlgorithm::HmacSha384),
+        (KeySpec::Hmac512, MacAlgorithm::HmacSha512),
+    ] {
+        let create = |engine: &Engine| {
+            engine
+                .create_key(CreateKeyRequest {
+                    key_spec: Some(spec),
+                    key_usage: Some(KeyUsage::GenerateVerifyMac),
+                    ..Default::default()
+                })
+                .unwrap()
+                .key_id
+        };
+        let key = create(&engine);
+        let mac = engine
+            .generate_mac(&GenerateMacRequest {
+                key_id: &key,
+                message,
+                mac_algorithm: algorithm,
+            })
+            .unwrap()
+            .mac;
+        let verify = |message: &[u8], mac: &[u8]| {
+            engine.verify_mac(&VerifyMacRequest {
+                key_id: &key,
+                message,
+                mac,
+                mac_algorithm: algorithm,
+            })
+        };
+        verify(message, &mac).unwrap();
+        let invalid = &["KMSInvalidMacException"];
+        let mut forged = mac.clone();
+        for bit in 0..mac.len() * 8 {
+            forged[bit / 8] ^= 1 << (bit % 8);
+            attack.refused(verify(message, &forged), invalid, "a MAC bit flip");
+            forged[bit / 8] ^= 1 << (bit % 8);
+        }
+        let mut changed = message.to_vec();
+        for bit in 0..message.len() * 8 {
+            changed[bit / 8] ^= 1 << (bit % 8);
+            attack.refused(verify(&changed, &mac), invalid, "a message bit flip");
+            changed[bit / 8] ^= 1 << (bit % 8);
+        }
+        for len in 0..mac.len() {
+            attack.refused(
+                verify(message, &mac[..len]),
+                &["KMSInvalidMacException", "ValidationException"],
+                "a truncated MAC",
+            );
+        }
+        let mut longer = mac.clone();
+        longer.push(0);
+        attack.refused(verify(message, &longer), invalid, "an extended MAC");
+        let other = create(&engine);
+        let other_mac = engine
+            .generate_mac(&GenerateMacRequest {
+                key_id: &other,
+                message,
+                mac_algorithm: algorithm,
+            })
+            .unwrap()
+            .mac;
+        attack.refused(verify(message, &other_mac), invalid, "another key's MAC");
+    }
+}
+
+#[test]
+fn signature_forgery_by_bit_flips_is_rejected() {
+    let mut attack = Attack::new("signature forgery by bit flips");
+    let engine = engine();
+    let message = b"release build 1.2.3, sha256 of the artefact";
+    for (spec, algorithm) in [
+        (KeySpec::EccNistP256, SigningAlgorithm::EcdsaSha256),
+        (
+            KeySpec::EccNistEdwards25519,
+            SigningAlgorithm::Ed25519Sha512,
+        ),
+        (KeySpec::Rsa2048, SigningAlgorithm::RsassaPssSha256),
+        (KeySpec::Rsa2048, SigningAlgorithm::RsassaPkcs1V15Sha256),
+    ] {
+        let key = engine
+            .create_key(CreateKeyRequest {
+                key_spec: Some(spec),
+                key_usage: Some(KeyUsage::SignVerify),
+                ..Default::default()
+            })
+            .unwrap()
+            .key_id;
+        let signature = engine
+            .sign(&SignRequest::new(&key, message, algorithm))
+            .unwrap()
+            .signature;
+        let verify = |message: &[u8], signature: &[u8]| {
+            engine.verify(&VerifyRequest {
+                key_id: &key,
+                message,
+                message_type: keyplane::MessageType::Raw,
+                signature,
+                signing_algorithm: algorithm,
+            })
+        };
+        verify(message, &signature).unwrap();
+        let invalid = &["KMSInvalidSignatureException"];
+        let mut forged = signature.clone();
+        for bit in 0..signature.len() * 8 {
+            forged[bit / 8] ^= 1 << (bit % 8);
+            attack.refused(verify(message, &forged), invalid, "a signature bit flip");
+            forged[bit / 8] ^= 1 << (bit % 8);
+        }
+        let mut changed = message.to_vec();
+        for bit in 0..changed.len() * 8 {
+            changed[bit / 8] ^= 1 << (bit % 8);
+            attack.refused(verify(&changed, &signature), invalid, "a message bit flip");
+            changed[bit / 8] ^= 1 << (bit % 8);
+        }
+        attack.refused(
+            verify(message, &[]),
+            &["KMSInvalidSignatureException", "ValidationException"],
+            "an empty signature",
+        );
+    }
+}
+
+#[test]
+fn verify_mac_timing_attack_is_prevented_by_a_full_length_constant_time_compare() {
+    let mut attack = Attack::new("VerifyMac timing (early-exit compare)");
+    // The compare the engine uses: aws-lc's CRYPTO_memcmp, which reads every byte.
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/crypto/hmac.rs"),
+    )
+    .unwrap();
+    let verify_fn = &source[source.find("pub fn verify(").expect("HmacKey::verify")..];
+    let verify_fn = &verify_fn[..verify_fn.find("\n    }\n").unwrap()];
+    assert!(
+        verify_fn.contains("constant_time_eq(&expected[..len], mac)"),
+        "HmacKey::verify no longer compares with constant_time_eq:\n{verify_fn}"
+    );
+    assert!(
+        !verify_fn.contains("== mac") && !verify_fn.contains("mac =="),
+        "HmacKey::verify compares with =="
+    );
+    let ct = &source[source.find("pub fn constant_time_eq(").unwrap()..];
+    assert!(ct[..ct.find("\n}\n").unwrap()].contains("CRYPTO_memcmp"));
+    // constant_time_eq itself: equal only when every byte and the length agree.
+    use keyplane::crypto::hmac::constant_time_eq;
+    let a: Vec<u8> = (0..64).collect();
+    assert!(constant_time_eq(&a, &a.clone()));
+    for i in 0..a.len() {
+        let mut b = a.clone();
+        b[i] ^= 0x80;
+        attack.judged(!constant_time_eq(&a, &b), "a difference at one position");
+    }
+    attack.judged(!constant_time_eq(&a, &a[..63]), "a shorter string");
+    attack.judged(!constant_time_eq(&a[..0], &a[..1]), "an empty string");
+
+    // Behaviourally: VerifyMac compares the whole MAC, so a MAC right in all but its last byte
+    // is refused like one wrong in its first; time both (printed, not asserted: the HMAC
+    // computation dominates a single compare).
+    let engine = engine();
+    let key = engine
+        .create_key(CreateKeyRequest {
+            key_spec: Some(KeySpec::Hmac256),
+            key_usage: Some(KeyUsage::GenerateVerifyMac),
+            ..Default::default()
+        })
+        .unwrap()
+        .key_id;
+    let message = b"timing";
+    let mac = engine
+        .generate_mac(&GenerateMacRequest {
+            key_id: &key,
+            message,
+            mac_algorithm: MacAlgorithm::HmacSha256,
+        })
+        .unwrap()
+        .mac;
+    let mut timings = BTreeMap::new();
+    for position in [0usize, 31] {
+        let mut wrong = mac.clone();
+        wrong[position] ^= 1;
+        let mut samples = Vec::new();
+        for _ in 0..2000 {
+            let start = Instant::now();
+            let result = engine.verify_mac(&VerifyMacRequest {
+                key_id: &key,
+                message,
+                mac: &wrong,
+                mac_algorithm: MacAlgorithm::HmacSha256,
+            });
+            samples.push(start.elapsed().as_nanos());
+            assert!(result.is_err());
+        }
+        attack.judged(true, "a MAC wrong in one byte");
+        samples.sort_unstable();
+        timings.insert(position, samples[samples.len() / 2]);
+    }
+    println!(
+        "assurance: VerifyMac median time with the first / last byte wrong: {} / {} ns",
+        timings[&0], timings[&31]
+    );
+}
+
+// ---- policies and grants ---------------------------------------------------------------------
+
+#[test]
+fn policy_bypass_through_aliases_and_arns_is_refused() {
+    let mut attack = Attack::new("policy bypass through aliases and ARNs");
+    let engine = engine();
+    let key = new_key(&engine);
+    let arn = engine.key_arn(&uuid::Uuid::parse_str(&key).unwrap());
+    engine.create_alias("alias/orders", &key).unwrap();
+    engine.create_alias("alias/orders-2", &key).unwrap();
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": ALICE}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Principal": {"AWS": ALICE},
+             "Action": ["kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"], "Resource": arn},
+        ]
+    });
+    engine
+        .put_key_policy(&key, &policy.to_string(), None, false)
+        .unwrap();
+    let alice = engine.for_caller(Caller::new(ALICE).unwrap());
+    let blob = seal(&engine, &key, b"orders", None);
+    let names = [
+        key.clone(),
+        arn.clone(),
+        "alias/orders".to_string(),
+        "alias/orders-2".to_string(),
+        "arn:aws:kms:us-east-1:111122223333:alias/orders".to_string(),
+    ];
+    let denied = &["AccessDeniedException"];
+    attack.refused(
+        open(&alice, &blob, None),
+        denied,
+        "Decrypt without naming the key",
+    );
+    for name in &names {
+        let request = DecryptRequest::new(&blob).with_key_id(name);
+        attack.refused(alice.decrypt(&request), denied, "Decrypt by another name");
+        let batch = alice.decrypt_batch(&[request; 3]);
+        for item in batch {
+            attack.refused(item, denied, "a batch Decrypt by another name");
+        }
+        attack.refused(
+            alice.generate_data_key(&GenerateDataKeyRequest::new(name, DataKeySpec::Aes256)),
+            denied,
+            "GenerateDataKey by another name",
+        );
+        attack.refused(
+            alice.generate_data_key_without_plaintext(&GenerateDataKeyRequest::new(
+                name,
+                DataKeySpec::Aes128,
+            )),
+            denied,
+            "GenerateDataKeyWithoutPlaintext by another name",
+        );
+        attack.refused(
+            alice.re_encrypt(&ReEncryptRequest::new(&blob, name)),
+            denied,
+            "ReEncrypt by another name",
+        );
+        // What the Deny leaves alone still works by every name.
+        alice
+            .encrypt(&EncryptRequest::new(name, b"allowed"))
+            .unwrap();
+    }
+    // Names that look alike do not reach the key at all.
+    for name in [
+        "ALIAS/orders",
+        "alias/Orders",
+        "arn:aws:kms:eu-west-1:111122223333:alias/orders",
+        "arn:aws:kms:us-east-1:444455556666:alias/orders",
+    ] {
+        attack.refused(
+            alice.encrypt(&EncryptRequest::new(name, b"x")),
+            &["NotFoundException"],
+            "a look-alike name",
+        );
+    }
+    // Another account's principal, under the default policy, by every name.
+    let eve = engine.for_caller(Caller::new("arn:aws:iam::444455556666:user/eve").unwrap());
+    let other = new_key(&engine);
+    engine.create_alias("alias/other", &other).unwrap();
+    let other_arn = engine.key_arn(&uuid::Uuid::parse_str(&other).unwrap());
+    for name in [other.as_str(), &other_arn, "alias/other"] {
+        attack.refused(
+            eve.encrypt(&EncryptRequest::new(name, b"x")),
+            denied,
+            "another account's caller",
+        );
+    }
+}
+
+#[test]
+fn a_grant_does_not_follow_an_alias_swap() {
+    let mut attack = Attack::new("grant reused through an alias swap");
+    let engine = engine();
+    let a = new_key(&engine);
+    let b = new_key(&engine);
+    // Only the root may use either key through their policies; Eve (another account) has a grant on `a` only.
+    let grant = engine
+        .create_grant(CreateGrantRequest {
+            key_id: a.clone(),
+            grantee_principal: EVE.into(),
+            retiring_principal: None,
+            operations: vec![
+                GrantOperation::Encrypt,
+                GrantOperation::Decrypt,
+                GrantOperation::GenerateDataKey,
+            ],
+            constraints: None,
+            name: None,
+        })
+        .unwrap();
+    engine.create_alias("alias/app", &a).unwrap();
+    let eve = engine.for_caller(Caller::new(EVE).unwrap());
+    let blob_a = eve
+        .encrypt(&EncryptRequest::new("alias/app", b"through the grant"))
+        .unwrap()
+        .ciphertext_blob;
+    let blob_b = seal(&engine, &b, b"b's secret", None);
+    let denied = &["AccessDeniedException"];
+    engine.update_alias("alias/app", &b).unwrap();
+    attack.refused(
+        eve.encrypt(&EncryptRequest::new("alias/app", b"x")),
+        denied,
+        "Encrypt through the swapped alias",
+    );
+    let requests = vec![EncryptRequest::new("alias/app", b"x"); 100];
+    for item in eve.encrypt_batch(&requests) {
+        attack.refused(item, denied, "a batch Encrypt through the swapped alias");
+    }
+    attack.refused(
+        eve.generate_data_key(&GenerateDataKeyRequest::new(
+            "alias/app",
+            DataKeySpec::Aes256,
+        )),
+        denied,
+        "GenerateDataKey through the swapped alias",
+    );
+    attack.refused(open(&eve, &blob_b, None), denied, "Decrypt of b's blob");
+    attack.refused(
+        eve.decrypt(&DecryptRequest::new(&blob_b).with_key_id("alias/app")),
+        denied,
+        "Decrypt of b's blob through the alias",
+    );
+    // The grant still works on `a` by its id, until revoked; then not at all.
+    assert_eq!(open(&eve, &blob_a, None).unwrap(), b"through the grant");
+    engine.revoke_grant(&a, &grant.grant_id).unwrap();
+    attack.refused(
+        open(&eve, &blob_a, None),
+        denied,
+        "Decrypt after the grant was revoked",
+    );
+    attack.refused(
+        eve.encrypt(&EncryptRequest::new(&a, b"x")),
+        denied,
+        "Encrypt after the grant was revoked",
+    );
+}
+
+// ---- the audit log ---------------------------------------------------------------------------
+
+#[test]
+fn audit_log_tampering_is_detected() {
+    let mut attack = Attack::new("audit log tampering");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let signing_key = generate_signing_key().unwrap();
+    let public = DigestSigner::from_pkcs8(&signing_key)
+        .unwrap()
+        .public_key_der()
+        .to_vec();
+    {
+        let mut config = AuditConfig::new(&path);
+        config.digest_every_records = 5;
+        config.digest_every = std::time::Duration::ZERO;
+        let engine = Engine::builder()
+            .audit(config, &signing_key)
+            .build()
+            .unwrap();
+        let key = new_key(&engine);
+        for i in 0..12 {
+            let blob = seal(&engine, &key, format!("message {i}").as_bytes(), None);
+            open(&engine, &blob, None).unwrap();
+        }
+        let _ = engine.describe_key("alias/missing");
+    }
+    let genuine = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(verify(&path, &public).unwrap().verdict(), Verdict::Intact);
+    let lines: Vec<String> = genuine.lines().map(str::to_string).collect();
+    let records: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("{\"seq\":"))
+        .collect();
+    let digests: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with("{\"auditDigest\""))
+        .collect();
+    assert!(records.len() >= 20 && digests.len() >= 4);
+
+    let check = |attack: &mut Attack, tampered: Vec<String>, what: &str| {
+        let text = tampered.join("\n") + "\n";
+        std::fs::write(&path, text).unwrap();
+        let report = verify(&path, &public).unwrap();
+        attack.judged(report.verdict() == Verdict::Tampered, what);
+    };
+    let mid = records[records.len() / 2];
+    let mut edit = lines.clone();
+    edit[mid] = if edit[mid].contains("\"eventName\":\"Decrypt\"") {
+        edit[mid].replacen("\"eventName\":\"Decrypt\"", "\"eventName\":\"Encrypt\"", 1)
+    } else {
+        edit[mid].replacen("\"eventName\":\"", "\"eventName\":\"Re", 1)
+    };
+    assert_ne!(edit[mid], lines[mid]);
+    check(&mut attack, edit, "a record's operation changed");
+    let mut edit = lines.clone();
+    edit[mid] = edit[mid].replacen("111122223333", "111122223334", 1);
+    check(&mut attack, edit, "a record's account changed");
+    let mut edit = lines.clone();
+    edit.remove(mid);
+    check(&mut attack, edit, "a record deleted");
+    let mut edit = lines.clone();
+    edit.swap(records[2], records[3]);
+    check(&mut attack, edit, "two records swapped");
+    let mut edit = lines.clone();
+    let copy = edit[records[1]].clone();
+    edit.insert(records[4], copy);
+    check(&mut attack, edit, "a record replayed");
+    let mut edit = lines.clone();
+    edit.remove(digests[1]);
+    check(&mut attack, edit, "a digest removed");
+    let mut edit = lines.clone();
+    edit[digests[0]] = edit[digests[0]].replacen("\"auditDigest\"", "\"auditDigest\" ", 1);
+    check(&mut attack, edit, "a digest altered");
+    let mut edit = lines.clone();
+    edit[records[0]] = edit[records[0]].replacen("{\"seq\":1,", "{\"seq\":1 ,", 1);
+    check(&mut attack, edit, "whitespace in a record");
+    std::fs::write(&path, &genuine).unwrap();
+    assert_eq!(verify(&path, &public).unwrap().verdict(), Verdict::Intact);
+}
+
+/// A forged line shaped like a digest whose `,"signature":"` member ends the line (found by the
+/// `audit_verify` fuzz target; `fuzz/regressions/audit_verify/`) must be reported as tampering by
+/// `verify`, and refused by `AuditLog::open`, not crash either.
+#[test]
+fn audit_log_forged_digest_line_does_not_crash_the_verifier() {
+    let mut attack = Attack::new("audit log forged digest line");
+    let mut failures = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    let signing_key = generate_signing_key().unwrap();
+    let public = DigestSigner::from_pkcs8(&signing_key)
+        .unwrap()
+        .public_key_der()
+        .to_vec();
+    for (name, text) in [
+        (
+            "alone",
+            "{\"auditDigest\":1,\"signature\":\"}\n".to_string(),
+        ),
+        (
+            "after a record",
+            format!(
+                "{{\"seq\":1,\"chain\":\"{}\"}}\n{{\"auditDigest\":1,\"signature\":\"}}\n",
+                "0".repeat(64)
+            ),
+        ),
+    ] {
+        let path = dir.path().join(format!("{}.log", name.replace(' ', "-")));
+        std::fs::write(&path, &text).unwrap();
+        let verified = std::panic::catch_unwind(|| verify(&path, &public).map(|r| r.verdict()));
+        match verified {
+            Ok(Ok(Verdict::Tampered)) => {}
+            Ok(other) => failures.push(format!("verify ({name}): {other:?}")),
+            Err(_) => failures.push(format!("verify ({name}) panicked")),
+        }
+        let opened = std::panic::catch_unwind(|| {
+            AuditLog::open(AuditConfig::new(&path), &signing_key).map(|log| log.close())
+        });
+        match opened {
+            Ok(Err(_)) => {}
+            Ok(Ok(_)) => failures.push(format!("AuditLog::open ({name}) accepted the log")),
+            Err(_) => failures.push(format!("AuditLog::open ({name}) panicked")),
+        }
+        attack.tried += 2;
+    }
+    attack.rejected = attack.tried - failures.len() as u64;
+    assert!(
+        failures.is_empty(),
+        "a forged digest line ending in its signature member: {}",
+        failures.join("; ")
+    );
+}

@@ -1,0 +1,49 @@
+//! The fuzz targets' bodies, compiled once for every cargo-fuzz binary and for the replay test.
+//!
+//! Each target is a module of `targets/` with a `run(&[u8])` function; the binaries in
+//! `fuzz_targets/` hand it libFuzzer's input, and `tests/replay.rs` hands it every file of
+//! `corpus/<target>/` on the stable toolchain. The engine's own test `engine/tests/fuzz_replay.rs`
+//! compiles the same files (all but the C ABI target) into the main workspace's suite.
+
+// The C library has no rlib (`ffi/Cargo.toml`: cdylib and staticlib), so its sources are compiled
+// in here, as its benchmark does, and its functions are called as C calls them. They name the
+// engine `kp`.
+extern crate keyplane as kp;
+
+#[path = "../../ffi/src/api/mod.rs"]
+#[allow(dead_code, unused_imports, clippy::all)]
+mod api;
+
+#[path = "../targets/audit_verify.rs"]
+pub mod audit_verify;
+#[path = "../targets/ciphertext_parse.rs"]
+pub mod ciphertext_parse;
+#[path = "../targets/common.rs"]
+pub mod common;
+#[path = "../targets/context_encode.rs"]
+pub mod context_encode;
+#[path = "../targets/data_keys.rs"]
+pub mod data_keys;
+#[path = "../targets/decrypt.rs"]
+pub mod decrypt;
+#[path = "../targets/ffi_abi.rs"]
+pub mod ffi_abi;
+#[path = "../targets/key_policy.rs"]
+pub mod key_policy;
+#[path = "../targets/store_records.rs"]
+pub mod store_records;
+
+/// A target's body: runs one input, panicking when a property fails.
+pub type Run = fn(&[u8]);
+
+/// Every target, by name (the name of its binary and of its corpus directory).
+pub const TARGETS: &[(&str, Run)] = &[
+    ("ciphertext_parse", ciphertext_parse::run),
+    ("decrypt", decrypt::run),
+    ("context_encode", context_encode::run),
+    ("key_policy", key_policy::run),
+    ("audit_verify", audit_verify::run),
+    ("data_keys", data_keys::run),
+    ("ffi_abi", ffi_abi::run),
+    ("store_records", store_records::run),
+];
