@@ -33,49 +33,89 @@ fn strip_prefix_ignore_case<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
         .then(|| &key[prefix.len()..])
 }
 
-impl ConditionValues for Conditions<'_> {
-    fn values(&self, key: &str) -> Option<Vec<Cow<'_, str>>> {
+impl Conditions<'_> {
+    /// Calls `visit` with each value of condition key `key` (until it returns false); false when
+    /// the request has no such key. Allocation-free: policy evaluation calls this per condition.
+    fn each(&self, key: &str, visit: &mut dyn FnMut(&str) -> bool) -> bool {
+        let one = |value: Option<&str>, visit: &mut dyn FnMut(&str) -> bool| match value {
+            Some(value) => {
+                visit(value);
+                true
+            }
+            None => false,
+        };
         if let Some(name) = strip_prefix_ignore_case(key, "kms:EncryptionContext:") {
-            let value = self.facts.context?.get(name)?;
-            return Some(vec![Cow::Borrowed(value.as_str())]);
-        }
-        let one = |v: &'_ str| Some(vec![Cow::Owned(v.to_owned())]);
-        match key.to_ascii_lowercase().as_str() {
-            "kms:encryptioncontextkeys" => Some(
+            return one(
                 self.facts
                     .context
-                    .map(|c| c.keys().map(|k| Cow::Borrowed(k.as_str())).collect())
-                    .unwrap_or_default(),
-            ),
-            "kms:calleraccount" => one(self.caller.account()),
-            "aws:principalarn" => one(self.caller.principal()),
-            "kms:keyspec" => one(self.spec.as_str()),
-            "kms:keyusage" => one(self.usage.as_str()),
-            "kms:encryptionalgorithm" => self.facts.encryption_algorithm.and_then(one),
-            "kms:requestalias" => {
-                let identifier = self.facts.identifier?;
-                let alias = identifier
-                    .find("alias/")
-                    .map(|at| &identifier[at..])
-                    .filter(|_| {
-                        identifier.starts_with("alias/") || identifier.starts_with("arn:")
-                    })?;
-                one(alias)
-            }
-            "kms:grantoperations" => Some(
-                self.facts
-                    .grant_operations?
-                    .iter()
-                    .map(|op| Cow::Borrowed(op.as_str()))
-                    .collect(),
-            ),
-            "kms:viaservice" => self
-                .caller
-                .attributes()
-                .get("kms:ViaService")
-                .map(|v| vec![Cow::Borrowed(v.as_str())]),
-            _ => None,
+                    .and_then(|c| c.get(name))
+                    .map(String::as_str),
+                visit,
+            );
         }
+        let is = |name: &str| key.eq_ignore_ascii_case(name);
+        if is("kms:EncryptionContextKeys") {
+            for k in self.facts.context.into_iter().flat_map(|c| c.keys()) {
+                if !visit(k) {
+                    break;
+                }
+            }
+            true
+        } else if is("kms:CallerAccount") {
+            one(Some(self.caller.account()), visit)
+        } else if is("aws:PrincipalArn") {
+            one(Some(self.caller.principal()), visit)
+        } else if is("kms:KeySpec") {
+            one(Some(self.spec.as_str()), visit)
+        } else if is("kms:KeyUsage") {
+            one(Some(self.usage.as_str()), visit)
+        } else if is("kms:EncryptionAlgorithm") {
+            one(self.facts.encryption_algorithm, visit)
+        } else if is("kms:RequestAlias") {
+            let alias = self.facts.identifier.and_then(|identifier| {
+                let named = identifier.starts_with("alias/") || identifier.starts_with("arn:");
+                identifier
+                    .find("alias/")
+                    .filter(|_| named)
+                    .map(|at| &identifier[at..])
+            });
+            one(alias, visit)
+        } else if is("kms:GrantOperations") {
+            let Some(operations) = self.facts.grant_operations else {
+                return false;
+            };
+            for op in operations {
+                if !visit(op.as_str()) {
+                    break;
+                }
+            }
+            true
+        } else if is("kms:ViaService") {
+            one(
+                self.caller
+                    .attributes()
+                    .get("kms:ViaService")
+                    .map(String::as_str),
+                visit,
+            )
+        } else {
+            false
+        }
+    }
+}
+
+impl ConditionValues for Conditions<'_> {
+    fn values(&self, key: &str) -> Option<Vec<Cow<'_, str>>> {
+        let mut values = Vec::new();
+        let present = self.each(key, &mut |v| {
+            values.push(Cow::Owned(v.to_owned()));
+            true
+        });
+        present.then_some(values)
+    }
+
+    fn visit_values(&self, key: &str, visit: &mut dyn FnMut(&str) -> bool) -> bool {
+        self.each(key, visit)
     }
 }
 
