@@ -13,7 +13,7 @@ use crate::key::{
 };
 
 /// A Sign request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct SignRequest<'a> {
     pub key_id: &'a str,
     /// The message (RAW, up to 4096 bytes) or its digest (DIGEST, the algorithm's hash length).
@@ -34,6 +34,35 @@ impl<'a> SignRequest<'a> {
     }
 }
 
+impl std::fmt::Debug for SignRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignRequest")
+            .field("key_id", &self.key_id)
+            .field(
+                "message",
+                &format_args!("<{} bytes, redacted>", self.message.len()),
+            )
+            .field("message_type", &self.message_type)
+            .field("signing_algorithm", &self.signing_algorithm)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for VerifyRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("key_id", &self.key_id)
+            .field(
+                "message",
+                &format_args!("<{} bytes, redacted>", self.message.len()),
+            )
+            .field("message_type", &self.message_type)
+            .field("signature_len", &self.signature.len())
+            .field("signing_algorithm", &self.signing_algorithm)
+            .finish()
+    }
+}
+
 /// Sign's answer.
 #[derive(Debug, Clone)]
 pub struct SignResponse {
@@ -44,7 +73,7 @@ pub struct SignResponse {
 }
 
 /// A Verify request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct VerifyRequest<'a> {
     pub key_id: &'a str,
     pub message: &'a [u8],
@@ -224,5 +253,30 @@ impl DataPlane {
                 key_agreement_algorithms: key.spec.key_agreement_algorithms(key.usage),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_requests_never_shows_the_message() {
+        let message = b"wire 1000000 to acct 42";
+        let sign = SignRequest::new("alias/k", message, SigningAlgorithm::EcdsaSha256);
+        let verify = VerifyRequest {
+            key_id: "alias/k",
+            message,
+            message_type: MessageType::Raw,
+            signature: b"sig",
+            signing_algorithm: SigningAlgorithm::EcdsaSha256,
+        };
+        for shown in [format!("{sign:?}"), format!("{verify:?}")] {
+            assert!(
+                !shown.contains("wire") && !shown.contains("119, 105"),
+                "{shown}"
+            );
+            assert!(shown.contains("23 bytes, redacted"), "{shown}");
+        }
     }
 }
