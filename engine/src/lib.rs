@@ -30,6 +30,7 @@ pub mod crypto;
 pub mod dataplane;
 mod engine;
 mod error;
+pub mod fork;
 pub mod key;
 pub mod locked_memory;
 pub mod policy;

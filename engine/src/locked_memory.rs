@@ -10,10 +10,15 @@
 //! When `mlock` fails (usually `RLIMIT_MEMLOCK`), the [`LockPolicy`] decides: `Require` (the
 //! default) unmaps the region and returns [`Error::MemoryLock`]; `Warn` keeps the region unlocked,
 //! prints one warning to stderr per region and counts it in [`LockedMemoryStats::unlocked_bytes`].
+//!
+//! A child of `fork` inherits the memory but not the locks (`mlock` is not inherited): the locked
+//! regions are recorded, and the child locks them all again on its first data-plane call (see
+//! [`crate::fork`]). If that fails the child counts them as unlocked, warns once, and every later
+//! `Require` allocation fails with [`Error::MemoryLock`].
 #![allow(unsafe_code)] // reason: mmap/mlock/madvise system calls and typed access to raw locked slots.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use zeroize::Zeroize;
@@ -51,6 +56,51 @@ pub struct LockedMemoryStats {
 static LOCKED_BYTES: AtomicUsize = AtomicUsize::new(0);
 static UNLOCKED_BYTES: AtomicUsize = AtomicUsize::new(0);
 static SLOTS_IN_USE: AtomicUsize = AtomicUsize::new(0);
+/// Set when a forked child could not lock the memory it inherited again.
+static LOCK_LOST: AtomicBool = AtomicBool::new(false);
+
+/// Address and length of every locked mapping, for a child of `fork` to lock again. A dedicated
+/// mapping leaves the list before it is unmapped.
+fn locked_regions() -> &'static Mutex<Vec<(usize, usize)>> {
+    static REGIONS: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+    &REGIONS
+}
+
+/// Locks every recorded region again: needed in a child of `fork`, which inherits the memory but
+/// not its locks. Regions that cannot be locked are counted as unlocked and dropped from the
+/// record; from then on `Require` allocations fail.
+pub(crate) fn relock_after_fork() -> Result<()> {
+    let mut regions = locked_regions()
+        .lock()
+        .map_err(|_| Error::Internal("key memory region list poisoned".into()))?;
+    let mut failed = 0usize;
+    let mut last_error = None;
+    regions.retain(|&(address, len)| {
+        // SAFETY: a live mapping of `len` bytes made by `map_region` (a dedicated mapping leaves
+        // this list before it is unmapped); mlock does not touch its contents.
+        let locked = unsafe { libc::mlock(address as *const libc::c_void, len) } == 0;
+        if !locked {
+            failed += len;
+            last_error = Some(std::io::Error::last_os_error());
+        }
+        locked
+    });
+    drop(regions);
+    if failed == 0 {
+        return Ok(());
+    }
+    LOCKED_BYTES.fetch_sub(failed, Ordering::Relaxed);
+    UNLOCKED_BYTES.fetch_add(failed, Ordering::Relaxed);
+    LOCK_LOST.store(true, Ordering::Relaxed);
+    let err = last_error.map_or_else(String::new, |e| e.to_string());
+    eprintln!(
+        "keyplane: warning: after fork, {failed} bytes of key memory could not be locked again \
+         ({err}); LockPolicy::Require allocations now fail"
+    );
+    Err(Error::MemoryLock(format!(
+        "after fork, {failed} bytes of inherited key memory could not be locked again ({err})"
+    )))
+}
 
 /// Process-wide statistics of the locked-memory allocator.
 pub fn stats() -> LockedMemoryStats {
@@ -143,6 +193,9 @@ fn map_region(len: usize, policy: LockPolicy) -> Result<(NonNull<u8>, bool)> {
         }
     } else {
         LOCKED_BYTES.fetch_add(len, Ordering::Relaxed);
+        if let Ok(mut regions) = locked_regions().lock() {
+            regions.push((ptr as usize, len));
+        }
     }
     // `mmap` never returns null for a non-fixed mapping; MAP_FAILED was checked above.
     NonNull::new(ptr.cast::<u8>())
@@ -168,6 +221,14 @@ unsafe impl Sync for LockedSlot {}
 impl LockedSlot {
     /// A zeroed slot of at least `len` bytes, aligned to 64 bytes.
     pub(crate) fn new(len: usize, policy: LockPolicy) -> Result<Self> {
+        if policy == LockPolicy::Require && LOCK_LOST.load(Ordering::Relaxed) {
+            return Err(Error::MemoryLock(
+                "this process is a child of fork that could not lock its inherited key memory \
+                 again, so no key memory is locked for certain; raise RLIMIT_MEMLOCK (ulimit -l) \
+                 or configure LockPolicy::Warn"
+                    .into(),
+            ));
+        }
         if len > MAX_DEDICATED_BYTES {
             return Err(Error::Internal(format!(
                 "{len} bytes is too large for locked key memory"
@@ -267,11 +328,21 @@ impl Drop for LockedSlot {
                 // A poisoned pool lock leaks the (already zeroed) slot rather than panicking.
             }
             None => {
+                // Leave the record first, so a relock never touches an unmapped address. A region
+                // a child could not lock again is no longer recorded and is counted as unlocked.
+                let mut recorded = false;
+                if let Ok(mut regions) = locked_regions().lock() {
+                    let address = self.ptr.as_ptr() as usize;
+                    if let Some(i) = regions.iter().position(|&(a, _)| a == address) {
+                        regions.swap_remove(i);
+                        recorded = true;
+                    }
+                }
                 // SAFETY: a dedicated mapping of `capacity` bytes made in `new`, used by nothing
                 // else; unmapping also unlocks it.
                 let unmapped = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.capacity) };
                 if unmapped == 0 {
-                    let counter = if self.locked {
+                    let counter = if recorded {
                         &LOCKED_BYTES
                     } else {
                         &UNLOCKED_BYTES

@@ -1020,3 +1020,283 @@ fn audit_log_forged_digest_line_does_not_crash_the_verifier() {
         failures.join("; ")
     );
 }
+
+// ==== Issue 15, finding 1: nonce reuse in a clone of the process =================================
+//
+// A copy of the process memory continues the cached derived-key sessions, and so their (salt,
+// counter) sequences, unless the engine detects the copy. The old check compared PIDs, which a
+// copy can share: a child forked into a new PID namespace by a parent that is PID 1 in its own
+// (a container's entry point) is PID 1 too. Two blobs under one (derived key, nonce) give the
+// XOR of their plaintexts, and leak GCM's hash key. Each scenario runs in a child process (this
+// binary again, with `CLONE_CHILD_ENV` set), which forks; parent and child of that fork encrypt
+// the same number of equal-length messages under the same key and compare what they produced.
+
+use std::io::{Read as _, Write as _};
+use std::os::fd::FromRawFd as _;
+use std::process::{Command, Output};
+
+const CLONE_CHILD_ENV: &str = "KEYPLANE_CLONE_CHILD";
+const CLONE_MARK: &str = "CLONE ";
+/// Messages each side of the fork encrypts.
+const CLONE_MESSAGES: usize = 16;
+const CLONE_PLAINTEXT: usize = 16;
+
+/// Runs this binary's `clone_child_entry` in `mode`; returns its `CLONE` marks.
+fn clone_child(mode: &str) -> (Output, Vec<String>) {
+    let output = Command::new(std::env::current_exe().expect("the test binary's path"))
+        .args([
+            "--exact",
+            "clone_child_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CLONE_CHILD_ENV, mode)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let marks = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.find(CLONE_MARK)
+                .map(|at| l[at + CLONE_MARK.len()..].trim().to_string())
+        })
+        .collect();
+    (output, marks)
+}
+
+fn describe_output(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The value of `name=` in a mark line.
+fn mark_value<'m>(marks: &'m [String], name: &str) -> Option<&'m str> {
+    let prefix = format!("{name}=");
+    marks
+        .iter()
+        .flat_map(|m| m.split_whitespace())
+        .find_map(|field| field.strip_prefix(prefix.as_str()))
+}
+
+/// The entry point of the clone scenarios' child processes; does nothing in a normal test run.
+#[test]
+fn clone_child_entry() {
+    let Ok(mode) = std::env::var(CLONE_CHILD_ENV) else {
+        return;
+    };
+    match mode.as_str() {
+        "fork" => clone_scenario(false),
+        "same-pid" => {
+            // SAFETY: unshare and fork on this single-test child process; the forked process
+            // runs the scenario and _exits, this one only waits for it.
+            unsafe {
+                assert_eq!(
+                    libc::unshare(libc::CLONE_NEWPID),
+                    0,
+                    "unshare(CLONE_NEWPID) failed ({}): this test needs root (CI runs as root)",
+                    std::io::Error::last_os_error()
+                );
+                let pid = libc::fork();
+                assert!(pid >= 0, "fork failed");
+                if pid == 0 {
+                    // PID 1 of a new PID namespace, like a container's entry point.
+                    clone_scenario(true);
+                    libc::_exit(0);
+                }
+                let mut status = 0;
+                assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+                assert!(
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    "the namespace's first process failed: status {status}"
+                );
+            }
+        }
+        other => panic!("unknown clone child mode {other}"),
+    }
+}
+
+/// Warms a session, forks (into a new PID namespace when `new_namespace`), and has both sides
+/// encrypt; prints what the fork's child reused and how much of its key memory it holds locked.
+fn clone_scenario(new_namespace: bool) {
+    let engine = Engine::builder().worker_threads(1).build().unwrap();
+    let key = new_key(&engine);
+    let before: Vec<Vec<u8>> = (0..4).map(|_| seal(&engine, &key, b"warm", None)).collect();
+    let encrypt_all = |label: &str| -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..CLONE_MESSAGES {
+            let plaintext = format!("{label}{i:03}");
+            assert_eq!(plaintext.len(), CLONE_PLAINTEXT);
+            out.extend(seal(&engine, &key, plaintext.as_bytes(), None));
+        }
+        out
+    };
+    let blob_len = ciphertext::blob_len(CLONE_PLAINTEXT);
+    let mut fds = [0i32; 2];
+    // SAFETY: unshare, pipe and fork on this process, whose only other thread (the test harness's
+    // main thread) waits; the child runs engine calls on this thread, writes to the pipe, _exits.
+    unsafe {
+        if new_namespace {
+            assert_eq!(
+                libc::unshare(libc::CLONE_NEWPID),
+                0,
+                "unshare(CLONE_NEWPID) failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            libc::close(fds[0]);
+            let locked_kib_before = keyplane::locked_memory::process_locked_kib().unwrap_or(0);
+            let blobs = encrypt_all("child secret ");
+            let locked_kib_after = keyplane::locked_memory::process_locked_kib().unwrap_or(0);
+            let mut message = Vec::new();
+            message.extend(u64::from(std::process::id()).to_le_bytes());
+            message.extend(locked_kib_before.to_le_bytes());
+            message.extend(locked_kib_after.to_le_bytes());
+            let locked_bytes = keyplane::locked_memory::stats().locked_bytes as u64;
+            message.extend(locked_bytes.to_le_bytes());
+            message.extend(blobs);
+            let written = libc::write(fds[1], message.as_ptr().cast(), message.len());
+            libc::_exit(if written == message.len() as isize {
+                0
+            } else {
+                1
+            });
+        }
+        libc::close(fds[1]);
+        let ours = encrypt_all("parent known ");
+        let mut from_child = vec![0u8; 32 + CLONE_MESSAGES * blob_len];
+        std::fs::File::from_raw_fd(fds[0])
+            .read_exact(&mut from_child)
+            .unwrap();
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        let field = |i: usize| u64::from_le_bytes(from_child[i * 8..i * 8 + 8].try_into().unwrap());
+        let child_blobs = &from_child[32..];
+        // Every (salt, nonce) the parent used, before and after the fork.
+        let parent_nonces: HashSet<&[u8]> = before
+            .iter()
+            .map(|b| &b[22..HEADER_LEN])
+            .chain(ours.chunks(blob_len).map(|b| &b[22..HEADER_LEN]))
+            .collect();
+        let mut reuse = String::new();
+        let mut recovered = 0;
+        for child in child_blobs.chunks(blob_len) {
+            let reused = parent_nonces.contains(&child[22..HEADER_LEN]);
+            reuse.push(if reused { '1' } else { '0' });
+            // The attack: with the parent's plaintext known, the keystream the parent used under
+            // the same (salt, nonce) decrypts the child's message.
+            let parent = ours
+                .chunks(blob_len)
+                .enumerate()
+                .find(|(_, p)| p[22..HEADER_LEN] == child[22..HEADER_LEN]);
+            if let Some((j, parent)) = parent {
+                let known = format!("parent known {j:03}");
+                let keystream = parent[HEADER_LEN..HEADER_LEN + CLONE_PLAINTEXT]
+                    .iter()
+                    .zip(known.as_bytes())
+                    .map(|(c, p)| c ^ p);
+                let guess: Vec<u8> = child[HEADER_LEN..HEADER_LEN + CLONE_PLAINTEXT]
+                    .iter()
+                    .zip(keystream)
+                    .map(|(c, k)| c ^ k)
+                    .collect();
+                if guess.starts_with(b"child secret ") {
+                    recovered += 1;
+                }
+            }
+        }
+        println!(
+            "{CLONE_MARK}parent_pid={} child_pid={} reuse={reuse} recovered={recovered} \
+             child_locked_kib_before={} child_locked_kib_after={} child_locked_bytes={}",
+            std::process::id(),
+            field(0),
+            field(1),
+            field(2),
+            field(3)
+        );
+        std::io::stdout().flush().unwrap();
+    }
+}
+
+/// Judges the (salt, nonce) reuse a clone scenario reported.
+fn judge_clone_reuse(attack: &mut Attack, marks: &[String], output: &Output) {
+    let reuse = mark_value(marks, "reuse").unwrap_or_else(|| {
+        panic!(
+            "no result from the clone child: {}",
+            describe_output(output)
+        )
+    });
+    assert_eq!(reuse.len(), CLONE_MESSAGES, "{}", describe_output(output));
+    let recovered = mark_value(marks, "recovered").unwrap_or("?");
+    for (i, reused) in reuse.chars().enumerate() {
+        attack.judged(
+            reused == '0',
+            &format!(
+                "the child's message {i} reused a (salt, nonce) of its parent's (the attacker \
+                 recovered {recovered} of {CLONE_MESSAGES} child plaintexts from the parent's \
+                 known ones): the child continued the parent's derived-key session"
+            ),
+        );
+    }
+}
+
+#[test]
+fn nonce_reuse_in_a_forked_child_with_the_same_pid_is_prevented() {
+    let mut attack = Attack::new("nonce reuse in a forked child with the same PID (PID namespace)");
+    let (output, marks) = clone_child("same-pid");
+    assert!(output.status.success(), "{}", describe_output(&output));
+    let (parent, child) = (
+        mark_value(&marks, "parent_pid"),
+        mark_value(&marks, "child_pid"),
+    );
+    assert!(
+        parent.is_some() && parent == child,
+        "the scenario must give parent and child the same PID (both PID 1 of their namespace): \
+         parent {parent:?}, child {child:?}"
+    );
+    judge_clone_reuse(&mut attack, &marks, &output);
+}
+
+#[test]
+fn a_forked_child_uses_fresh_sessions_and_locks_its_key_memory_again() {
+    let mut attack = Attack::new("nonce reuse or unlocked key memory in a forked child");
+    let (output, marks) = clone_child("fork");
+    assert!(output.status.success(), "{}", describe_output(&output));
+    judge_clone_reuse(&mut attack, &marks, &output);
+    let number = |name: &str| -> u64 {
+        mark_value(&marks, name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {name} from the clone child: {}",
+                    describe_output(&output)
+                )
+            })
+    };
+    let (after_kib, locked_bytes) = (
+        number("child_locked_kib_after"),
+        number("child_locked_bytes"),
+    );
+    println!(
+        "assurance: forked child locked {after_kib} KiB after its first call (inherited before \
+         it: {} KiB; key memory it holds: {} KiB)",
+        number("child_locked_kib_before"),
+        locked_bytes / 1024
+    );
+    assert!(locked_bytes > 0, "the parent held no locked key memory");
+    attack.judged(
+        after_kib * 1024 >= locked_bytes,
+        &format!(
+            "the forked child holds {locked_bytes} bytes of key memory but only {after_kib} KiB \
+             are locked (mlock is not inherited across fork)"
+        ),
+    );
+}

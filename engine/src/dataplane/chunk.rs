@@ -50,6 +50,9 @@ pub(crate) struct ChunkContext<'k> {
     /// The last (key, action) allowed with a decision that cannot depend on the request, so a
     /// run of items on one key is authorised once.
     last_allowed: Option<(*const KeyEntry, Action)>,
+    /// The process's fork generation, read once per chunk: cached sessions of another one are
+    /// dropped.
+    generation: u64,
 }
 
 impl<'k> ChunkContext<'k> {
@@ -71,6 +74,7 @@ impl<'k> ChunkContext<'k> {
             random_requests: 0,
             hmac_work: None,
             last_allowed: None,
+            generation: crate::fork::generation(),
         }
     }
 
@@ -242,6 +246,7 @@ impl<'k> ChunkContext<'k> {
             version.version,
             self.plane.messages_per_derived_key,
             self.plane.lock_policy,
+            self.generation,
         )
     }
 
@@ -258,8 +263,8 @@ impl<'k> ChunkContext<'k> {
             return Ok(i);
         }
         let session = match version.encrypt_sessions.take() {
-            // A session inherited across fork is dropped, never continued.
-            Some(session) if session.is_own() => session,
+            // A session inherited across fork is dropped (zeroed), never continued.
+            Some(session) if session.is_of(self.generation) => session,
             _ => Box::new(self.new_session(key, version)?),
         };
         self.encrypt_sessions.push((version, session));

@@ -14,7 +14,9 @@
 //!   limit and without forced rotation.
 //!
 //! A session belongs to one thread at a time ([`SlotCache`]), so its counter is never shared or
-//! contended; a session is abandoned, not reused, if two threads race for one slot.
+//! contended; a session is abandoned, not reused, if two threads race for one slot. A session
+//! belongs to one process too: a copy of the process (after `fork`) drops the sessions it
+//! inherited and draws new salts ([`crate::fork`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -61,20 +63,21 @@ pub(crate) struct EncryptSession {
     pub(crate) key: AesGcmKey,
     used: u64,
     limit: u64,
-    /// The process that made the session. After `fork` the child inherits the parent's cached
-    /// sessions; it must not continue their nonce sequences, so a session from another process is
-    /// never used.
-    pid: u32,
+    /// The [`crate::fork::generation`] the session was made in. A copy of the process (a child
+    /// of `fork`, whatever its PID) inherits the cached sessions; it must not continue their
+    /// nonce sequences, so a session from another generation is dropped, never used.
+    generation: u64,
 }
 
 impl EncryptSession {
-    /// A fresh session: a new random salt and its derived key.
+    /// A fresh session of `generation`: a new random salt and its derived key.
     pub(crate) fn new(
         material: &LockedBytes,
         key_id: &Uuid,
         version: u32,
         limit: u64,
         policy: LockPolicy,
+        generation: u64,
     ) -> Result<Self> {
         let mut salt = [0u8; SALT_LEN];
         random::fill(&mut salt)?;
@@ -84,13 +87,13 @@ impl EncryptSession {
             key,
             used: 0,
             limit: limit.clamp(1, MAX_MESSAGES_PER_DERIVED_KEY),
-            pid: std::process::id(),
+            generation,
         })
     }
 
-    /// Whether this process made the session (false in a child after `fork`).
-    pub(crate) fn is_own(&self) -> bool {
-        self.pid == std::process::id()
+    /// Whether the session was made in `generation` (false in a child after `fork`).
+    pub(crate) fn is_of(&self, generation: u64) -> bool {
+        self.generation == generation
     }
 
     /// The next nonce, or `None` once the derived key has encrypted its limit.
@@ -211,13 +214,13 @@ mod tests {
     fn session_stops_at_its_limit_and_counters_never_repeat() {
         let material = LockedBytes::random(32, LockPolicy::Require).unwrap();
         let id = Uuid::new_v4();
-        let mut s = EncryptSession::new(&material, &id, 1, 3, LockPolicy::Require).unwrap();
+        let mut s = EncryptSession::new(&material, &id, 1, 3, LockPolicy::Require, 1).unwrap();
         let nonces: Vec<_> = std::iter::from_fn(|| s.next_nonce()).collect();
         assert_eq!(nonces.len(), 3);
         assert_eq!(s.used(), 3);
         assert_ne!(nonces[0], nonces[1]);
         assert_ne!(nonces[1], nonces[2]);
-        let limit = EncryptSession::new(&material, &id, 1, u64::MAX, LockPolicy::Require)
+        let limit = EncryptSession::new(&material, &id, 1, u64::MAX, LockPolicy::Require, 1)
             .unwrap()
             .limit;
         assert_eq!(

@@ -1,0 +1,126 @@
+//! Clone detection: a process-wide *generation* that no copy of this process shares with the
+//! process it was copied from.
+//!
+//! Everything that must stay unique to one process (the derived-key sessions and their nonce
+//! counters) records the generation it was made in and is dropped, never continued, once the
+//! generation differs. The generation lives on one page mapped with `MADV_WIPEONFORK`: the kernel
+//! hands every child of `fork` (or of any `clone` without `CLONE_VM`, whatever its PID, in any PID
+//! namespace) a zeroed copy of that page, and no parent ever holds zero. The first reader in the
+//! child picks a generation above every one its parent handed out, and locks the key memory again
+//! (`mlock` is not inherited across fork).
+//!
+//! The hot path is one relaxed atomic load per chunk of work (a single call is a chunk of one);
+//! the sessions compare it with an integer compare.
+//!
+//! Not detected: a restore of a memory snapshot (CRIU, a VM snapshot, a function snapshot restored
+//! many times) copies the page with its contents. Such a process must call
+//! [`after_snapshot_restore`] before it encrypts (see `docs/ciphertext-format.md`). Where the
+//! kernel refuses `MADV_WIPEONFORK` (before Linux 4.14), nothing can be detected and every chunk
+//! gets a new generation: sessions then never outlive one call or one batch chunk, which is safe
+//! and costs a salt and a key derivation per chunk.
+#![allow(unsafe_code)] // reason: mmap and madvise of the wipe-on-fork page, and atomic access to it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// The highest generation handed out. Ordinary memory: a child inherits it, so a generation it
+/// picks is above every one its parent used.
+static LAST: AtomicU64 = AtomicU64::new(0);
+
+/// The current generation, on the wipe-on-fork page; `None` where the page could not be made.
+fn marker() -> Option<&'static AtomicU64> {
+    static MARKER: OnceLock<Option<&'static AtomicU64>> = OnceLock::new();
+    *MARKER.get_or_init(|| {
+        let len = page_size();
+        // SAFETY: an anonymous private mapping with no address hint; checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        // SAFETY: `ptr` is the start of the `len`-byte mapping made above.
+        if unsafe { libc::madvise(ptr, len, libc::MADV_WIPEONFORK) } != 0 {
+            // SAFETY: unmapping the mapping made above, which nothing references.
+            unsafe { libc::munmap(ptr, len) };
+            return None;
+        }
+        // SAFETY: the page is zero-filled, page-aligned (so aligned for `AtomicU64`), readable
+        // and writable, and never unmapped, so a `'static` shared reference to an atomic on it
+        // is sound; all access goes through the atomic.
+        let marker: &'static AtomicU64 = unsafe { &*ptr.cast::<AtomicU64>() };
+        marker.store(LAST.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
+        Some(marker)
+    })
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096).max(4096)
+}
+
+/// This process's generation: equal between two reads only if no fork happened in between (and
+/// [`after_snapshot_restore`] was not called).
+#[inline]
+pub(crate) fn generation() -> u64 {
+    match marker() {
+        Some(marker) => match marker.load(Ordering::Relaxed) {
+            0 => renew(marker),
+            current => current,
+        },
+        None => LAST.fetch_add(1, Ordering::Relaxed) + 1,
+    }
+}
+
+/// In a copy of the process: a generation no earlier process used, and key memory locked again.
+#[cold]
+fn renew(marker: &AtomicU64) -> u64 {
+    let next = LAST.fetch_add(1, Ordering::Relaxed) + 1;
+    match marker.compare_exchange(0, next, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            // A failure is already reported: counted as unlocked, warned about, and every
+            // `LockPolicy::Require` allocation from now on fails with `MemoryLock`.
+            let _ = crate::locked_memory::relock_after_fork();
+            next
+        }
+        // Another thread of this child renewed it first.
+        Err(current) => current,
+    }
+}
+
+/// Tells the engine that this process was restored from a memory snapshot (CRIU, a VM snapshot,
+/// a function snapshot), which it cannot detect by itself: every derived-key session made before
+/// is dropped, and the next encryption draws a new salt. Call it in every restored copy before
+/// it encrypts; calling it when nothing was restored only costs each session a new salt and key
+/// derivation. It also locks key memory again, for restorers that do not restore `mlock`.
+pub fn after_snapshot_restore() {
+    let next = LAST.fetch_add(1, Ordering::Relaxed) + 1;
+    if let Some(marker) = marker() {
+        marker.store(next, Ordering::Release);
+    }
+    let _ = crate::locked_memory::relock_after_fork();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_is_stable_until_a_restore_is_announced() {
+        let before = generation();
+        assert_ne!(before, 0);
+        assert_eq!(generation(), before, "no fork, no change");
+        after_snapshot_restore();
+        let after = generation();
+        assert_ne!(after, before);
+        assert_eq!(generation(), after);
+    }
+}
