@@ -113,11 +113,38 @@ impl RsaOaepKey {
         algorithm: EncryptionAlgorithm,
         ciphertext: &[u8],
     ) -> Result<SecretBytes> {
+        let mut out = SecretBytes::zeroed(self.decrypt_buffer_len());
+        let written = self.decrypt_into(algorithm, ciphertext, out.expose_mut())?;
+        let mut plaintext = SecretBytes::zeroed(written);
+        plaintext
+            .expose_mut()
+            .copy_from_slice(&out.expose()[..written]);
+        Ok(plaintext)
+    }
+
+    /// The buffer [`Self::decrypt_into`] needs (the modulus length), which bounds the plaintext.
+    pub fn decrypt_buffer_len(&self) -> usize {
+        self.private.min_output_size()
+    }
+
+    /// Decrypts into `out` (at least [`Self::decrypt_buffer_len`] bytes), for a caller that
+    /// keeps plaintext in its own (locked) memory; returns the plaintext length. The bytes of
+    /// `out` past that length may have been written too: zero all of `out`.
+    pub fn decrypt_into(
+        &self,
+        algorithm: EncryptionAlgorithm,
+        ciphertext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize> {
         let oaep = oaep(algorithm)?;
-        let mut out = SecretBytes::zeroed(self.private.min_output_size());
+        let Some(out) = out.get_mut(..self.decrypt_buffer_len()) else {
+            return Err(Error::Internal(
+                "RSA decryption buffer is shorter than the modulus".into(),
+            ));
+        };
         let written = self
             .private
-            .decrypt(oaep, ciphertext, out.expose_mut(), None)
+            .decrypt(oaep, ciphertext, out, None)
             .map_err(|_| {
                 Error::InvalidCiphertext(format!(
                     "the ciphertext did not decrypt with {algorithm} under this {} key",
@@ -125,11 +152,7 @@ impl RsaOaepKey {
                 ))
             })?
             .len();
-        let mut plaintext = SecretBytes::zeroed(written);
-        plaintext
-            .expose_mut()
-            .copy_from_slice(&out.expose()[..written]);
-        Ok(plaintext)
+        Ok(written)
     }
 }
 

@@ -7,8 +7,10 @@ use super::primitive::KeyPrimitive;
 use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
+use crate::ciphertext::ParsedBlob;
 use crate::context::EncryptionContext;
-use crate::error::{validation, Result};
+use crate::crypto::rsa_oaep::RsaOaepKey;
+use crate::error::{validation, Error, Result};
 use crate::key::{EncryptionAlgorithm, KeyUsage};
 use crate::secret::SecretBytes;
 
@@ -60,6 +62,13 @@ pub struct DecryptResponse {
 }
 
 /// What decrypted an item.
+pub(crate) struct Source<'k> {
+    pub(crate) key: &'k KeyEntry,
+    pub(crate) version: &'k VersionEntry,
+    pub(crate) algorithm: EncryptionAlgorithm,
+}
+
+/// An item's plaintext and what decrypted it.
 pub(crate) struct Decrypted<'k> {
     pub(crate) plaintext: SecretBytes,
     pub(crate) key: &'k KeyEntry,
@@ -67,17 +76,40 @@ pub(crate) struct Decrypted<'k> {
     pub(crate) algorithm: EncryptionAlgorithm,
 }
 
+/// A ciphertext checked and ready to decrypt, before any buffer is sized for its plaintext.
+pub(crate) enum Opening<'k, 'b> {
+    /// An OAEP ciphertext under a named RSA key, authorised and checked.
+    Rsa {
+        key: &'k KeyEntry,
+        rsa: &'k RsaOaepKey,
+        algorithm: EncryptionAlgorithm,
+        blob: &'b [u8],
+    },
+    /// A keyplane blob, parsed; its key is authorised and checked as it is opened.
+    Symmetric(ParsedBlob<'b>),
+}
+
+impl Opening<'_, '_> {
+    /// The buffer decrypting needs: the plaintext length, or the RSA modulus length.
+    pub(crate) fn buffer_len(&self) -> usize {
+        match self {
+            Opening::Rsa { rsa, .. } => rsa.decrypt_buffer_len(),
+            Opening::Symmetric(parsed) => parsed.plaintext_len(),
+        }
+    }
+}
+
 impl DataPlane {
-    /// Decrypts `blob`: an OAEP ciphertext when `key_id` names an RSA key (which then needs the
-    /// algorithm), otherwise a keyplane blob, which names its own key.
-    pub(crate) fn decrypt_any<'k>(
+    /// Checks a ciphertext before decrypting it: an OAEP ciphertext when `key_id` names an RSA
+    /// key (which then needs the algorithm), otherwise a keyplane blob, which names its own key.
+    pub(crate) fn prepare_decrypt<'k, 'b>(
         ctx: &mut ChunkContext<'k>,
         action: Action,
-        blob: &[u8],
+        blob: &'b [u8],
         key_id: Option<&str>,
         context: Option<&EncryptionContext>,
         algorithm: Option<EncryptionAlgorithm>,
-    ) -> Result<Decrypted<'k>> {
+    ) -> Result<Opening<'k, 'b>> {
         if let Some(key_id) = key_id {
             let key = ctx.resolve(key_id)?;
             let version = key.current().ok();
@@ -97,11 +129,11 @@ impl DataPlane {
                 )?;
                 key.check_usage(KeyUsage::EncryptDecrypt)?;
                 refuse_context_for_rsa(context)?;
-                return Ok(Decrypted {
-                    plaintext: rsa.decrypt(algorithm, blob)?,
+                return Ok(Opening::Rsa {
                     key,
-                    version: key.current()?,
+                    rsa,
                     algorithm,
+                    blob,
                 });
             }
             // A named key that cannot decrypt symmetric blobs says so before the blob is read.
@@ -121,14 +153,81 @@ impl DataPlane {
                 key.check_encrypt_decrypt()?;
             }
         }
-        let parsed = ctx.parse(blob, algorithm)?;
-        let mut plaintext = SecretBytes::zeroed(parsed.plaintext_len());
-        let (key, version) = ctx.open(&parsed, key_id, context, action, plaintext.expose_mut())?;
+        Ok(Opening::Symmetric(ctx.parse(blob, algorithm)?))
+    }
+
+    /// Decrypts a prepared ciphertext into `out` (at least [`Opening::buffer_len`] bytes);
+    /// returns the plaintext length and what decrypted it. The caller zeroes `out`.
+    pub(crate) fn decrypt_prepared_into<'k>(
+        ctx: &mut ChunkContext<'k>,
+        opening: &Opening<'k, '_>,
+        action: Action,
+        key_id: Option<&str>,
+        context: Option<&EncryptionContext>,
+        out: &mut [u8],
+    ) -> Result<(usize, Source<'k>)> {
+        match opening {
+            Opening::Rsa {
+                key,
+                rsa,
+                algorithm,
+                blob,
+            } => {
+                let len = rsa.decrypt_into(*algorithm, blob, out)?;
+                let source = Source {
+                    key,
+                    version: key.current()?,
+                    algorithm: *algorithm,
+                };
+                Ok((len, source))
+            }
+            Opening::Symmetric(parsed) => {
+                let len = parsed.plaintext_len();
+                let out = out
+                    .get_mut(..len)
+                    .ok_or_else(|| Error::Internal("plaintext buffer is too short".into()))?;
+                let (key, version) = ctx.open(parsed, key_id, context, action, out)?;
+                let source = Source {
+                    key,
+                    version,
+                    algorithm: EncryptionAlgorithm::SymmetricDefault,
+                };
+                Ok((len, source))
+            }
+        }
+    }
+
+    /// Decrypts `blob` into a new [`SecretBytes`] (see [`Self::prepare_decrypt`]).
+    pub(crate) fn decrypt_any<'k>(
+        ctx: &mut ChunkContext<'k>,
+        action: Action,
+        blob: &[u8],
+        key_id: Option<&str>,
+        context: Option<&EncryptionContext>,
+        algorithm: Option<EncryptionAlgorithm>,
+    ) -> Result<Decrypted<'k>> {
+        let opening = Self::prepare_decrypt(ctx, action, blob, key_id, context, algorithm)?;
+        let mut plaintext = SecretBytes::zeroed(opening.buffer_len());
+        let (len, source) = Self::decrypt_prepared_into(
+            ctx,
+            &opening,
+            action,
+            key_id,
+            context,
+            plaintext.expose_mut(),
+        )?;
+        if len != plaintext.len() {
+            let mut exact = SecretBytes::zeroed(len);
+            exact
+                .expose_mut()
+                .copy_from_slice(&plaintext.expose()[..len]);
+            plaintext = exact;
+        }
         Ok(Decrypted {
             plaintext,
-            key,
-            version,
-            algorithm: EncryptionAlgorithm::SymmetricDefault,
+            key: source.key,
+            version: source.version,
+            algorithm: source.algorithm,
         })
     }
 

@@ -1,5 +1,6 @@
 //! ReEncrypt: decrypt under one key and encrypt under another without the plaintext leaving the
-//! engine (it is held in a buffer that is zeroed before the call returns).
+//! engine: it is held only in the chunk's locked scratch memory (mlocked, `MADV_DONTDUMP`), which
+//! is zeroed before the next item uses it.
 
 use super::chunk::ChunkContext;
 use super::DataPlane;
@@ -68,7 +69,8 @@ impl DataPlane {
             },
         )?;
         destination.check_usage(KeyUsage::EncryptDecrypt)?;
-        let source = Self::decrypt_any(
+        // The plaintext lives only in the chunk's locked scratch, zeroed before it is reused.
+        let opening = Self::prepare_decrypt(
             ctx,
             Action::ReEncryptFrom,
             request.ciphertext_blob,
@@ -76,13 +78,28 @@ impl DataPlane {
             request.source_encryption_context,
             request.source_encryption_algorithm,
         )?;
-        let blob = Self::encrypt_under(
+        let buffer_len = opening.buffer_len();
+        let mut scratch = ctx.take_scratch(buffer_len)?;
+        let sealed = Self::decrypt_prepared_into(
             ctx,
-            destination,
-            request.destination_encryption_algorithm,
-            source.plaintext.expose(),
-            request.destination_encryption_context,
-        )?;
+            &opening,
+            Action::ReEncryptFrom,
+            request.source_key_id,
+            request.source_encryption_context,
+            &mut scratch.expose_mut()[..buffer_len],
+        )
+        .and_then(|(len, source)| {
+            let blob = Self::encrypt_under(
+                ctx,
+                destination,
+                request.destination_encryption_algorithm,
+                &scratch.expose()[..len],
+                request.destination_encryption_context,
+            )?;
+            Ok((blob, source))
+        });
+        ctx.return_scratch(scratch, buffer_len);
+        let (blob, source) = sealed?;
         Ok((
             blob,
             ReEncryptKeys {
