@@ -1300,3 +1300,38 @@ fn a_forked_child_uses_fresh_sessions_and_locks_its_key_memory_again() {
         ),
     );
 }
+
+#[test]
+fn nonce_reuse_after_an_announced_snapshot_restore_is_prevented() {
+    // A snapshot restore cannot be detected (docs/ciphertext-format.md): the process announces
+    // it, and every session made before must then be dropped, on every thread.
+    let mut attack = Attack::new("nonce reuse after an announced snapshot restore");
+    let engine = engine();
+    let key = new_key(&engine);
+    let salt = |blob: &[u8]| blob[22..22 + ciphertext::SALT_LEN].to_vec();
+    let before: HashSet<Vec<u8>> = (0..8)
+        .map(|_| salt(&seal(&engine, &key, b"before", None)))
+        .chain(
+            engine
+                .encrypt_batch(&vec![EncryptRequest::new(&key, b"before"); 512])
+                .into_iter()
+                .map(|b| salt(&b.unwrap())),
+        )
+        .collect();
+    keyplane::fork::after_snapshot_restore();
+    let after: Vec<Vec<u8>> = (0..8)
+        .map(|_| salt(&seal(&engine, &key, b"after", None)))
+        .chain(
+            engine
+                .encrypt_batch(&vec![EncryptRequest::new(&key, b"after"); 512])
+                .into_iter()
+                .map(|b| salt(&b.unwrap())),
+        )
+        .collect();
+    for (i, s) in after.iter().enumerate() {
+        attack.judged(
+            !before.contains(s),
+            &format!("message {i} after the restore continued a session made before it"),
+        );
+    }
+}
