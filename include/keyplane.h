@@ -153,6 +153,12 @@ enum kp_status
    */
   KP_STATUS_INVALID_ARGUMENT = 106,
   /**
+   * An output buffer overlaps an input buffer (or another output) of the same call, such as
+   * encrypting in place (`plaintext == ciphertext`); nothing was read or written. The last
+   * error message names the arguments.
+   */
+  KP_STATUS_OVERLAPPING_BUFFERS = 107,
+  /**
    * A batch ran, and at least one item failed: each item's `kp_out.status` says which and why
    * (the last error message names the first failed item). Successful items' outputs are written.
    */

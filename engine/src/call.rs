@@ -2,7 +2,8 @@
 //!
 //! Audit fails closed: when the audit log has failed, requests are refused before they run; a
 //! request whose record cannot be written returns that error instead of its result. A batch call
-//! is one record with its item count and per-error counts. The records of successful
+//! is one record with its item count, per-error counts and every key its items used, with the
+//! number of items per key. The records of successful
 //! cryptographic operations also feed GetKeyLastUsage.
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,8 +13,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::access::{Caller, QuotaFamily};
-use crate::audit::{AuditEvent, AuditLog, UserIdentity};
+use crate::audit::{AuditEvent, AuditLog, BatchKey, UserIdentity};
 use crate::clock::Timestamp;
+use crate::dataplane::tally::{KeyTally, KeyUse};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::key::identifier::KeyReference;
@@ -128,11 +130,11 @@ fn is_cryptographic(event: &str) -> bool {
 }
 
 impl Engine {
-    /// The keys a request names, as ids and ARNs: by identifier (key id, ARN, alias), skipping
+    /// The keys a request names, as ids: by identifier (key id, ARN, alias), skipping
     /// any that name nothing.
-    fn named_keys(&self, identifiers: &[Option<&str>]) -> Vec<(Uuid, String)> {
+    fn named_keys(&self, identifiers: &[Option<&str>]) -> Vec<Uuid> {
         let keyring = self.inner.data.keyring.load();
-        let mut keys: Vec<(Uuid, String)> = Vec::new();
+        let mut keys: Vec<Uuid> = Vec::new();
         for identifier in identifiers.iter().flatten() {
             let id = match self.inner.scope.parse(identifier) {
                 Ok(KeyReference::Key(id)) => id,
@@ -142,8 +144,8 @@ impl Engine {
                 },
                 Err(_) => continue,
             };
-            if !keys.iter().any(|(k, _)| *k == id) {
-                keys.push((id, self.inner.scope.key_arn(&id)));
+            if !keys.contains(&id) {
+                keys.push(id);
             }
         }
         keys
@@ -172,11 +174,40 @@ impl Engine {
         }
     }
 
-    /// Writes one request's record and waits for it per the log's durability.
+    /// Writes one request's record and waits for it per the log's durability. The record names
+    /// the keys `key_ids` name; a successful cryptographic operation becomes their last usage.
     fn record(
         &self,
         event_name: &str,
         key_ids: &[Option<&str>],
+        parameters: impl FnOnce() -> Value,
+        outcome: std::result::Result<(), &Error>,
+    ) -> Result<()> {
+        if self.inner.audit.is_none() {
+            return Ok(());
+        }
+        let used = outcome.is_ok();
+        let keys: Vec<(Uuid, KeyUse)> = self
+            .named_keys(key_ids)
+            .into_iter()
+            .map(|id| {
+                let uses = KeyUse {
+                    items: 1,
+                    succeeded: u64::from(used),
+                };
+                (id, uses)
+            })
+            .collect();
+        self.write_record(event_name, &keys, parameters, outcome, None)
+    }
+
+    /// Writes a record naming `keys` (with how many items used each, for a batch) and waits for
+    /// it per the log's durability. Each key that a succeeding item of a cryptographic operation
+    /// used gets this record as its last usage.
+    fn write_record(
+        &self,
+        event_name: &str,
+        keys: &[(Uuid, KeyUse)],
         parameters: impl FnOnce() -> Value,
         outcome: std::result::Result<(), &Error>,
         batch: Option<(u64, BTreeMap<String, u64>)>,
@@ -185,6 +216,7 @@ impl Engine {
             return Ok(());
         };
         let now = self.inner.clock.now();
+        let account = &self.inner.config.account_id;
         let mut event = AuditEvent::new(
             event_name,
             &self.inner.config.region,
@@ -192,19 +224,31 @@ impl Engine {
         )
         .at(now.0)
         .with_request_parameters(parameters())
-        .with_recipient_account(&self.inner.config.account_id)
+        .with_recipient_account(account)
         .read_only(is_read_only(event_name));
-        let keys = self.named_keys(key_ids);
-        for (_, arn) in &keys {
-            event = event.with_key(&self.inner.config.account_id, arn);
+        let arns: Vec<String> = keys
+            .iter()
+            .map(|(id, _)| self.inner.scope.key_arn(id))
+            .collect();
+        for arn in &arns {
+            event = event.with_key(account, arn);
         }
         if let Err(e) = outcome {
             event = event.with_error(e.code(), e.message());
         }
         if let Some((count, errors)) = batch {
-            event = event.with_batch(count, errors);
+            let per_key = keys
+                .iter()
+                .zip(&arns)
+                .map(|((_, uses), arn)| BatchKey {
+                    arn: arn.clone(),
+                    item_count: uses.items,
+                    error_count: uses.items - uses.succeeded,
+                })
+                .collect();
+            event = event.with_batch(count, errors).with_batch_keys(per_key);
         }
-        let used = (outcome.is_ok() && is_cryptographic(event_name)).then(|| KeyLastUsage {
+        let usage = is_cryptographic(event_name).then(|| KeyLastUsage {
             operation: event_name.to_owned(),
             timestamp: now,
             cloud_trail_event_id: event.event_id.clone(),
@@ -215,9 +259,9 @@ impl Engine {
             .append(event)
             .and_then(|ticket| ticket.wait())
             .map_err(audit_failed)?;
-        if let Some(usage) = used {
+        if let Some(usage) = usage {
             if let Ok(mut last) = audit.last_usage.lock() {
-                for (id, _) in &keys {
+                for (id, _) in keys.iter().filter(|(_, uses)| uses.succeeded > 0) {
                     last.insert(*id, usage.clone());
                 }
             }
@@ -257,7 +301,6 @@ impl Engine {
                 &[key_id],
                 || params::key_opt(key_id),
                 result.as_ref().map(|_| ()),
-                None,
             )?;
         }
         result
@@ -283,7 +326,6 @@ impl Engine {
             &keys,
             || params::key_opt(key_id.as_deref()),
             Ok(()),
-            None,
         )?;
         PENDING.with(|p| {
             if let Some(pending) = p.borrow_mut().as_mut() {
@@ -317,33 +359,33 @@ impl Engine {
             .limiter
             .take(family, 1)
             .and_then(|()| run(&self.caller));
-        self.record(
-            event_name,
-            key_ids,
-            parameters,
-            result.as_ref().map(|_| ()),
-            None,
-        )?;
+        self.record(event_name, key_ids, parameters, result.as_ref().map(|_| ()))?;
         result
     }
 
     /// Runs a batch of `n` requests: `n` units of quota (all refused with Throttling if over it),
-    /// the requests as the caller, one audit record (naming the first item's key) with the item
-    /// count and error counts. If the record cannot be written, every item fails with that error.
+    /// the requests as the caller, one audit record with the item count, error counts and every
+    /// key the items used (with how many items used each, counted by the data plane's chunks
+    /// into a [`KeyTally`]). If the record cannot be written, every item fails with that error.
     pub(crate) fn batch<T>(
         &self,
         event_name: &'static str,
         family: QuotaFamily,
         key_id: Option<&str>,
         n: usize,
-        run: impl FnOnce(&Caller) -> Vec<Result<T>>,
+        run: impl FnOnce(&Caller, &KeyTally) -> Vec<Result<T>>,
     ) -> Vec<Result<T>> {
         let every = |e: Error| (0..n).map(|_| Err(e.clone())).collect::<Vec<_>>();
         if let Err(e) = self.audit_ready() {
             return every(e);
         }
+        let tally = if self.inner.audit.is_some() {
+            KeyTally::new()
+        } else {
+            KeyTally::inactive()
+        };
         let results = match self.inner.limiter.take(family, n) {
-            Ok(()) => run(&self.caller),
+            Ok(()) => run(&self.caller, &tally),
             Err(throttled) => every(throttled),
         };
         if self.inner.audit.is_some() {
@@ -359,9 +401,18 @@ impl Engine {
                 (Some(e), true) => Err(e),
                 _ => Ok(()),
             };
-            if let Err(e) = self.record(
+            let mut keys = tally.into_keys();
+            if keys.is_empty() {
+                // Refused before any item ran (throttled): the record names the request's key.
+                keys = self
+                    .named_keys(&[key_id])
+                    .into_iter()
+                    .map(|id| (id, KeyUse::default()))
+                    .collect();
+            }
+            if let Err(e) = self.write_record(
                 event_name,
-                &[key_id],
+                &keys,
                 || params::batch(key_id, n),
                 outcome,
                 Some((n as u64, errors)),

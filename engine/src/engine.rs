@@ -345,7 +345,7 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller| self.inner.data.encrypt_batch(caller, requests),
+            |caller, tally| self.inner.data.encrypt_batch(caller, tally, requests),
         )
     }
 
@@ -362,10 +362,10 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller| {
+            |caller, tally| {
                 self.inner
                     .data
-                    .encrypt_batch_into(caller, requests, outputs)
+                    .encrypt_batch_into(caller, tally, requests, outputs)
             },
         )
     }
@@ -382,10 +382,10 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().and_then(|r| r.key_id),
             requests.len(),
-            |caller| {
+            |caller, tally| {
                 self.inner
                     .data
-                    .decrypt_batch_into(caller, requests, outputs)
+                    .decrypt_batch_into(caller, tally, requests, outputs)
             },
         )
     }
@@ -416,7 +416,7 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().and_then(|r| r.key_id),
             requests.len(),
-            |caller| self.inner.data.decrypt_batch(caller, requests),
+            |caller, tally| self.inner.data.decrypt_batch(caller, tally, requests),
         )
     }
 
@@ -448,7 +448,7 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.destination_key_id),
             requests.len(),
-            |caller| self.inner.data.re_encrypt_batch(caller, requests),
+            |caller, tally| self.inner.data.re_encrypt_batch(caller, tally, requests),
         )
     }
 
@@ -494,7 +494,11 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller| self.inner.data.generate_data_key_batch(caller, requests),
+            |caller, tally| {
+                self.inner
+                    .data
+                    .generate_data_key_batch(caller, tally, requests)
+            },
         )
     }
 
@@ -508,10 +512,10 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller| {
+            |caller, tally| {
                 self.inner
                     .data
-                    .generate_data_key_without_plaintext_batch(caller, requests)
+                    .generate_data_key_without_plaintext_batch(caller, tally, requests)
             },
         )
     }
@@ -541,7 +545,7 @@ impl Engine {
             QuotaFamily::AsymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller| self.inner.data.sign_batch(caller, requests),
+            |caller, tally| self.inner.data.sign_batch(caller, tally, requests),
         )
     }
 
@@ -573,7 +577,7 @@ impl Engine {
             QuotaFamily::AsymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller| self.inner.data.verify_batch(caller, requests),
+            |caller, tally| self.inner.data.verify_batch(caller, tally, requests),
         )
     }
 
@@ -612,7 +616,7 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller| self.inner.data.generate_mac_batch(caller, requests),
+            |caller, tally| self.inner.data.generate_mac_batch(caller, tally, requests),
         )
     }
 
@@ -640,7 +644,7 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller| self.inner.data.verify_mac_batch(caller, requests),
+            |caller, tally| self.inner.data.verify_mac_batch(caller, tally, requests),
         )
     }
 
@@ -712,7 +716,7 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             None,
             sizes.len(),
-            |caller| self.inner.data.generate_random_batch(caller, sizes),
+            |caller, _| self.inner.data.generate_random_batch(caller, sizes),
         )
     }
 }

@@ -1021,7 +1021,7 @@ fn audit_log_forged_digest_line_does_not_crash_the_verifier() {
     );
 }
 
-// ==== Issue 15, finding 1: nonce reuse in a clone of the process =================================
+// ==== Issue 15, finding 1: nonce reuse in a clone of the process ==========================
 //
 // A copy of the process memory continues the cached derived-key sessions, and so their (salt,
 // counter) sequences, unless the engine detects the copy. The old check compared PIDs, which a
@@ -1334,4 +1334,205 @@ fn nonce_reuse_after_an_announced_snapshot_restore_is_prevented() {
             &format!("message {i} after the restore continued a session made before it"),
         );
     }
+}
+// ---- finding 5 of issue 15: batch audit records name every key -------------------------------
+//
+// A batch's record once named only its first request's key: a Decrypt batch without KeyIds named
+// none, a mixed-key batch one, and GetKeyLastUsage moved only for that one. Each batch below runs
+// on the worker pool (more than 64 items) over several keys, and its record must name every key
+// in `resources` and `additionalEventData.keys` with the right item and error counts, and
+// GetKeyLastUsage of every key that a succeeding item used must point at that record.
+
+fn audited(path: &std::path::Path) -> Engine {
+    let signing_key = generate_signing_key().unwrap();
+    Engine::builder()
+        .worker_threads(2)
+        .audit(AuditConfig::new(path), &signing_key)
+        .build()
+        .unwrap()
+}
+
+/// The last record of the log at `path` for `event`.
+fn last_record(path: &std::path::Path, event: &str) -> serde_json::Value {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("{\"seq\":"))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|r| r["eventName"] == event)
+        .unwrap_or_else(|| panic!("no {event} record"))
+}
+
+/// Checks that `record` names exactly `expected` (key id → (items, failed items)) and that
+/// GetKeyLastUsage of each key with a succeeding item is this record.
+fn check_batch_record(
+    attack: &mut Attack,
+    engine: &Engine,
+    record: &serde_json::Value,
+    expected: &BTreeMap<String, (u64, u64)>,
+) {
+    let event = record["eventName"].as_str().unwrap();
+    let arn_of = |id: &str| engine.describe_key(id).unwrap().arn;
+    let resources: HashSet<String> = record["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ARN"].as_str().unwrap().to_owned())
+        .collect();
+    let counted: HashMap<String, (u64, u64)> = record["additionalEventData"]["keys"]
+        .as_array()
+        .map(|keys| {
+            keys.iter()
+                .map(|k| {
+                    (
+                        k["ARN"].as_str().unwrap().to_owned(),
+                        (
+                            k["itemCount"].as_u64().unwrap(),
+                            k["errorCount"].as_u64().unwrap(),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        resources.len(),
+        expected.len(),
+        "{event} batch: resources {resources:?}"
+    );
+    for (id, &(items, failed)) in expected {
+        let arn = arn_of(id);
+        attack.judged(
+            resources.contains(&arn),
+            &format!("{event} batch record without key {arn} in resources"),
+        );
+        attack.judged(
+            counted.get(&arn) == Some(&(items, failed)),
+            &format!(
+                "{event} batch record counting {:?} items (and failures) for {arn}, not \
+                 {items} ({failed})",
+                counted.get(&arn)
+            ),
+        );
+        let usage = engine.get_key_last_usage(id).unwrap().key_last_usage;
+        let is_this_record = usage.as_ref().is_some_and(|u| {
+            u.operation == event && u.cloud_trail_event_id == record["eventID"].as_str().unwrap()
+        });
+        attack.judged(
+            is_this_record == (items > failed),
+            &format!("{event} batch: GetKeyLastUsage of {arn} is {usage:?}"),
+        );
+    }
+}
+
+#[test]
+fn a_batch_that_hides_what_it_touched_decrypt_without_key_ids() {
+    let mut attack = Attack::new("a batch that hides what it touched (Decrypt, no KeyIds)");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let engine = audited(&path);
+    let keys: Vec<String> = (0..4).map(|_| new_key(&engine)).collect();
+    let right = ctx(&[("tenant", "a")]);
+    let wrong = ctx(&[("tenant", "b")]);
+    // Keys 0..3 decrypt 30, 40 and 50 items, interleaved; key 3 one item that fails (wrong
+    // context), so it is named but its last usage stays its Encrypt.
+    let mut blobs = Vec::new();
+    for i in 0..120usize {
+        let key = match i % 12 {
+            0..=2 => 0,
+            3..=6 => 1,
+            _ => 2,
+        };
+        blobs.push((key, seal(&engine, &keys[key], b"item", Some(&right))));
+    }
+    blobs.insert(7, (3, seal(&engine, &keys[3], b"item", Some(&right))));
+    let requests: Vec<DecryptRequest<'_>> = blobs
+        .iter()
+        .map(|(key, blob)| {
+            let context = if *key == 3 { &wrong } else { &right };
+            DecryptRequest::new(blob).with_context(context)
+        })
+        .collect();
+    let results = engine.decrypt_batch(&requests);
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+    let expected: BTreeMap<String, (u64, u64)> = [
+        (keys[0].clone(), (30, 0)),
+        (keys[1].clone(), (40, 0)),
+        (keys[2].clone(), (50, 0)),
+        (keys[3].clone(), (1, 1)),
+    ]
+    .into();
+    check_batch_record(
+        &mut attack,
+        &engine,
+        &last_record(&path, "Decrypt"),
+        &expected,
+    );
+}
+
+#[test]
+fn a_batch_that_hides_what_it_touched_mixed_key_encrypt() {
+    let mut attack = Attack::new("a batch that hides what it touched (Encrypt, mixed keys)");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let engine = audited(&path);
+    let keys: Vec<String> = (0..3).map(|_| new_key(&engine)).collect();
+    engine.create_alias("alias/first", &keys[0]).unwrap();
+    let arn = engine.describe_key(&keys[2]).unwrap().arn;
+    // The same keys by alias, id and ARN; a missing alias fails without naming a key.
+    let names = [
+        "alias/first",
+        keys[1].as_str(),
+        arn.as_str(),
+        "alias/missing",
+    ];
+    let requests: Vec<EncryptRequest<'_>> = (0..100)
+        .map(|i| EncryptRequest::new(names[i % 4], b"item"))
+        .collect();
+    let results = engine.encrypt_batch(&requests);
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 25);
+    let expected: BTreeMap<String, (u64, u64)> = [
+        (keys[0].clone(), (25, 0)),
+        (keys[1].clone(), (25, 0)),
+        (keys[2].clone(), (25, 0)),
+    ]
+    .into();
+    check_batch_record(
+        &mut attack,
+        &engine,
+        &last_record(&path, "Encrypt"),
+        &expected,
+    );
+}
+
+#[test]
+fn a_batch_that_hides_what_it_touched_re_encrypt() {
+    let mut attack = Attack::new("a batch that hides what it touched (ReEncrypt)");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let engine = audited(&path);
+    let sources: Vec<String> = (0..2).map(|_| new_key(&engine)).collect();
+    let destinations: Vec<String> = (0..2).map(|_| new_key(&engine)).collect();
+    let blobs: Vec<Vec<u8>> = (0..80)
+        .map(|i| seal(&engine, &sources[i % 2], b"item", None))
+        .collect();
+    // Item i goes from source i % 2 to destination (i / 2) % 2: each key has 40 items.
+    let requests: Vec<ReEncryptRequest<'_>> = blobs
+        .iter()
+        .enumerate()
+        .map(|(i, blob)| ReEncryptRequest::new(blob, &destinations[(i / 2) % 2]))
+        .collect();
+    let results = engine.re_encrypt_batch(&requests);
+    assert!(results.iter().all(|r| r.is_ok()));
+    let expected: BTreeMap<String, (u64, u64)> = sources
+        .iter()
+        .chain(&destinations)
+        .map(|k| (k.clone(), (40, 0)))
+        .collect();
+    check_batch_record(
+        &mut attack,
+        &engine,
+        &last_record(&path, "ReEncrypt"),
+        &expected,
+    );
 }

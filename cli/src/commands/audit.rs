@@ -253,11 +253,19 @@ fn tail(ctx: &Context, n: usize, log: Option<PathBuf>, digests: bool) -> Result<
             ]);
             continue;
         }
-        let key = v["resources"]
+        let mut key = v["resources"]
             .get(0)
             .map(|r| text(&r["ARN"]))
             .map(|arn| arn.rsplit('/').next().unwrap_or_default().to_owned())
             .unwrap_or_default();
+        // A batch over several keys names them all; the table shows the first and how many more.
+        if let Some(more) = v["resources"]
+            .as_array()
+            .and_then(|r| r.len().checked_sub(1))
+            .filter(|&n| n > 0)
+        {
+            key.push_str(&format!(" (+{more})"));
+        }
         let result = match v.get("errorCode") {
             Some(code) => text(code),
             None => "ok".into(),
@@ -356,6 +364,14 @@ pub fn last_use(log: &Path, key_arn: &str) -> std::io::Result<Option<Value>> {
             .as_array()
             .is_some_and(|r| r.iter().any(|r| r["ARN"] == key_arn));
         if !CRYPTOGRAPHIC.contains(&name) || record.get("errorCode").is_some() || !about_key {
+            return true;
+        }
+        // A batch counts per key: a key whose every item failed was not used.
+        let failed_for_key = record["additionalEventData"]["keys"]
+            .as_array()
+            .and_then(|keys| keys.iter().find(|k| k["ARN"] == key_arn))
+            .is_some_and(|k| k["errorCount"].as_u64() >= k["itemCount"].as_u64());
+        if failed_for_key {
             return true;
         }
         found = Some(json!({

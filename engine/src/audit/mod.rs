@@ -39,8 +39,8 @@ mod writer;
 pub use chain::{chain_hash, GENESIS_CHAIN};
 pub use digest::{generate_signing_key, key_fingerprint, Digest, DigestSigner, DIGEST_VERSION};
 pub use record::{
-    new_request_id, rfc3339_millis, AdditionalEventData, AuditEvent, AuditResource, UserIdentity,
-    EVENT_SOURCE, EVENT_VERSION, KMS_KEY_RESOURCE_TYPE,
+    new_request_id, rfc3339_millis, AdditionalEventData, AuditEvent, AuditResource, BatchKey,
+    UserIdentity, EVENT_SOURCE, EVENT_VERSION, KMS_KEY_RESOURCE_TYPE,
 };
 pub use verify::{
     verify, Problem, ProblemKind, TruncatedTail, Verdict, VerifyReport, AHEAD_BYTES, AHEAD_LINES,

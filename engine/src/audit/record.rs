@@ -66,8 +66,8 @@ impl AuditResource {
     }
 }
 
-/// What a batch call adds (`additionalEventData`): how many items, and how many failed with each
-/// error code.
+/// What a batch call adds (`additionalEventData`): how many items, how many failed with each
+/// error code, and how many items used each key.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdditionalEventData {
@@ -75,6 +75,24 @@ pub struct AdditionalEventData {
     pub item_count: u64,
     /// Failed items by error code (`errorCounts`), for example `{"NotFoundException": 2}`.
     pub error_counts: BTreeMap<String, u64>,
+    /// Every key the batch's items used (`keys`), as in `resources`, with its item counts;
+    /// omitted when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<BatchKey>,
+}
+
+/// One key a batch used (an element of `additionalEventData.keys`). An item that uses two keys
+/// (ReEncrypt: its source and destination) counts under both.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchKey {
+    /// The key's ARN (`ARN`), as in `resources`.
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    /// Items that used the key (`itemCount`).
+    pub item_count: u64,
+    /// Of those, the items that failed (`errorCount`).
+    pub error_count: u64,
 }
 
 /// One request, as the audit log records it. The engine fills the fields (or uses the `with_*`
@@ -218,7 +236,17 @@ impl AuditEvent {
         self.additional_event_data = Some(AdditionalEventData {
             item_count,
             error_counts,
+            keys: Vec::new(),
         });
+        self
+    }
+
+    /// Records the keys a batch call used, with their item counts (after
+    /// [`with_batch`](Self::with_batch); the keys also belong in `resources`).
+    pub fn with_batch_keys(mut self, keys: Vec<BatchKey>) -> Self {
+        self.additional_event_data
+            .get_or_insert_with(AdditionalEventData::default)
+            .keys = keys;
         self
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::encrypt::check_symmetric_algorithm;
 use super::keyring::{KeyEntry, Keyring, VersionEntry};
 use super::session::{derive_key, DecryptKeys, EncryptSession};
+use super::tally::{ChunkTally, KeyTally};
 use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
@@ -53,10 +54,17 @@ pub(crate) struct ChunkContext<'k> {
     /// The process's fork generation, read once per chunk: cached sessions of another one are
     /// dropped.
     generation: u64,
+    /// The keys the chunk's items used, for the batch's audit record.
+    pub(crate) tally: ChunkTally<'k>,
 }
 
 impl<'k> ChunkContext<'k> {
-    pub(crate) fn new(plane: &'k DataPlane, keyring: &'k Keyring, caller: &'k Caller) -> Self {
+    pub(crate) fn new(
+        plane: &'k DataPlane,
+        keyring: &'k Keyring,
+        caller: &'k Caller,
+        tally: &'k KeyTally,
+    ) -> Self {
         ChunkContext {
             plane,
             keyring,
@@ -75,6 +83,7 @@ impl<'k> ChunkContext<'k> {
             hmac_work: None,
             last_allowed: None,
             generation: crate::fork::generation(),
+            tally: ChunkTally::new(tally),
         }
     }
 
@@ -156,29 +165,37 @@ impl<'k> ChunkContext<'k> {
         self.plane.max_plaintext
     }
 
-    /// Resolves a key identifier, reusing the previous answer for a repeated identifier.
+    /// Resolves a key identifier, reusing the previous answer for a repeated identifier. The
+    /// key found counts as used by the running item.
     pub(crate) fn resolve(&mut self, identifier: &str) -> Result<&'k Arc<KeyEntry>> {
-        if let Some(previous) = &self.last_key {
-            if self.last_identifier == identifier {
-                return previous.clone();
+        let found = match &self.last_key {
+            Some(previous) if self.last_identifier == identifier => previous.clone(),
+            _ => {
+                let found = self.keyring.resolve(&self.plane.scope, identifier);
+                self.last_identifier.clear();
+                self.last_identifier.push_str(identifier);
+                self.last_key = Some(found.clone());
+                found
             }
+        };
+        if let Ok(key) = &found {
+            self.tally.used(&key.id);
         }
-        let found = self.keyring.resolve(&self.plane.scope, identifier);
-        self.last_identifier.clear();
-        self.last_identifier.push_str(identifier);
-        self.last_key = Some(found.clone());
         found
     }
 
-    /// Finds the key a parsed blob names; an unknown key is a property of the blob.
-    fn key_by_id(&self, id: &uuid::Uuid) -> Result<&'k Arc<KeyEntry>> {
-        self.keyring.keys.get(id).ok_or_else(|| {
+    /// Finds the key a parsed blob names; an unknown key is a property of the blob. The key
+    /// found counts as used by the running item.
+    fn key_by_id(&mut self, id: &uuid::Uuid) -> Result<&'k Arc<KeyEntry>> {
+        let key = self.keyring.keys.get(id).ok_or_else(|| {
             Error::InvalidCiphertext(
                 "the ciphertext names a key that does not exist in this engine (deleted, or \
                  from another key store)"
                     .into(),
             )
-        })
+        })?;
+        self.tally.used(&key.id);
+        Ok(key)
     }
 
     /// Sets `self.aad` to `header ‖ canonical(context)`.

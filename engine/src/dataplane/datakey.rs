@@ -2,6 +2,7 @@
 //! encrypted under a KMS key (and, for the first, in plaintext for immediate use).
 
 use super::chunk::ChunkContext;
+use super::tally::KeyTally;
 use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
@@ -186,18 +187,21 @@ impl DataPlane {
     pub(crate) fn generate_data_key_batch(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         requests: &[GenerateDataKeyRequest<'_>],
     ) -> Vec<Result<GeneratedDataKey>> {
-        self.run_batch(caller, requests, Self::generate_data_key_item)
+        self.run_batch(caller, tally, requests, Self::generate_data_key_item)
     }
 
     pub(crate) fn generate_data_key_without_plaintext_batch(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         requests: &[GenerateDataKeyRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
         self.run_batch(
             caller,
+            tally,
             requests,
             Self::generate_data_key_without_plaintext_item,
         )

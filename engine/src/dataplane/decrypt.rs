@@ -4,6 +4,7 @@ use super::chunk::ChunkContext;
 use super::encrypt::{copy_out, missing_outputs, refuse_context_for_rsa};
 use super::keyring::{KeyEntry, VersionEntry};
 use super::primitive::KeyPrimitive;
+use super::tally::KeyTally;
 use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
@@ -267,12 +268,14 @@ impl DataPlane {
     pub(crate) fn decrypt_batch_into(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         requests: &[DecryptRequest<'_>],
         outputs: &mut [&mut [u8]],
     ) -> Vec<Result<usize>> {
-        let mut results = self.run_batch_into(caller, requests, outputs, |ctx, request, out| {
-            Self::decrypt_item_into(ctx, request, out)
-        });
+        let mut results =
+            self.run_batch_into(caller, tally, requests, outputs, |ctx, request, out| {
+                Self::decrypt_item_into(ctx, request, out)
+            });
         missing_outputs(&mut results, requests.len());
         results
     }
@@ -316,9 +319,10 @@ impl DataPlane {
     pub(crate) fn decrypt_batch(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         requests: &[DecryptRequest<'_>],
     ) -> Vec<Result<SecretBytes>> {
-        self.run_batch(caller, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, |ctx, request| {
             Self::decrypt_request(ctx, request).map(|done| done.plaintext)
         })
     }

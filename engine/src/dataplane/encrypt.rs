@@ -3,6 +3,7 @@
 use super::chunk::ChunkContext;
 use super::keyring::KeyEntry;
 use super::primitive::KeyPrimitive;
+use super::tally::KeyTally;
 use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
@@ -185,12 +186,14 @@ impl DataPlane {
     pub(crate) fn encrypt_batch_into(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         requests: &[EncryptRequest<'_>],
         outputs: &mut [&mut [u8]],
     ) -> Vec<Result<usize>> {
-        let mut results = self.run_batch_into(caller, requests, outputs, |ctx, request, out| {
-            Self::encrypt_item_into(ctx, request, out).map(|(len, _)| len)
-        });
+        let mut results =
+            self.run_batch_into(caller, tally, requests, outputs, |ctx, request, out| {
+                Self::encrypt_item_into(ctx, request, out).map(|(len, _)| len)
+            });
         missing_outputs(&mut results, requests.len());
         results
     }
@@ -198,9 +201,10 @@ impl DataPlane {
     pub(crate) fn encrypt_batch(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         requests: &[EncryptRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(caller, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, |ctx, request| {
             Self::encrypt_item(ctx, request).map(|(blob, _)| blob)
         })
     }

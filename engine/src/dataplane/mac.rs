@@ -3,6 +3,7 @@
 use super::chunk::ChunkContext;
 use super::keyring::KeyEntry;
 use super::primitive::KeyPrimitive;
+use super::tally::KeyTally;
 use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
@@ -155,9 +156,10 @@ impl DataPlane {
     pub(crate) fn generate_mac_batch(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         requests: &[GenerateMacRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(caller, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, |ctx, request| {
             Self::generate_mac_item(ctx, request).map(|(mac, _)| mac)
         })
     }
@@ -180,9 +182,10 @@ impl DataPlane {
     pub(crate) fn verify_mac_batch(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         requests: &[VerifyMacRequest<'_>],
     ) -> Vec<Result<()>> {
-        self.run_batch(caller, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, |ctx, request| {
             Self::verify_mac_item(ctx, request).map(|_| ())
         })
     }

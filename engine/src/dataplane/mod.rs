@@ -20,6 +20,7 @@ mod random;
 mod reencrypt;
 pub(crate) mod session;
 mod sign;
+pub(crate) mod tally;
 
 use arc_swap::ArcSwap;
 use rayon::prelude::*;
@@ -42,6 +43,7 @@ pub use sign::{GetPublicKeyResponse, SignRequest, SignResponse, VerifyRequest, V
 
 use self::chunk::ChunkContext;
 use self::keyring::Keyring;
+use self::tally::{ItemOutcome, KeyTally};
 use crate::access::Caller;
 use crate::error::{Error, Result};
 use crate::key::ArnScope;
@@ -97,32 +99,40 @@ impl DataPlane {
         caller: &Caller,
         f: impl FnOnce(&mut ChunkContext<'_>) -> T,
     ) -> T {
+        // A single call's record names its keys from the request; nothing to count.
+        static NO_TALLY: KeyTally = KeyTally::inactive();
         let keyring = self.keyring.load();
-        let mut ctx = ChunkContext::new(self, &keyring, caller);
+        let mut ctx = ChunkContext::new(self, &keyring, caller, &NO_TALLY);
         f(&mut ctx)
     }
 
-    /// Runs `f` over `items`, in order, on the pool when the batch is large enough.
+    /// Runs `f` over `items`, in order, on the pool when the batch is large enough; the keys the
+    /// items use are counted into `tally`.
     pub(crate) fn run_batch<I, O>(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         items: &[I],
         f: impl Fn(&mut ChunkContext<'_>, &I) -> O + Sync + Send,
     ) -> Vec<O>
     where
         I: Sync,
-        O: Send,
+        O: Send + ItemOutcome,
     {
         // A vector of `()` never allocates.
         let mut nothing = vec![(); items.len()];
-        self.run_batch_into(caller, items, &mut nothing, |ctx, item, ()| f(ctx, item))
+        self.run_batch_into(caller, tally, items, &mut nothing, |ctx, item, ()| {
+            f(ctx, item)
+        })
     }
 
     /// Runs `f` over `items` and their output buffers `outputs[i]`, in order, on the pool when the
-    /// batch is large enough. Items without an output buffer fail with a validation error.
+    /// batch is large enough; the keys the items use are counted into `tally`. Items without an
+    /// output buffer fail with a validation error.
     pub(crate) fn run_batch_into<I, B, O>(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         items: &[I],
         outputs: &mut [B],
         f: impl Fn(&mut ChunkContext<'_>, &I, &mut B) -> O + Sync + Send,
@@ -130,14 +140,19 @@ impl DataPlane {
     where
         I: Sync,
         B: Send,
-        O: Send,
+        O: Send + ItemOutcome,
     {
+        let f = |ctx: &mut ChunkContext<'_>, item: &I, out: &mut B| {
+            let result = f(ctx, item, out);
+            ctx.tally.item_done(result.succeeded());
+            result
+        };
         let keyring = self.keyring.load();
         let keyring: &Keyring = &keyring;
         let n = items.len().min(outputs.len());
         let (items, outputs) = (&items[..n], &mut outputs[..n]);
         if n < PARALLEL_MIN_ITEMS || self.threads() == 1 {
-            let mut ctx = ChunkContext::new(self, keyring, caller);
+            let mut ctx = ChunkContext::new(self, keyring, caller, tally);
             return items
                 .iter()
                 .zip(outputs.iter_mut())
@@ -152,7 +167,7 @@ impl DataPlane {
                 .zip(outputs.par_iter_mut())
                 .with_min_len(min_len)
                 .map_init(
-                    || ChunkContext::new(self, keyring, caller),
+                    || ChunkContext::new(self, keyring, caller, tally),
                     |ctx, (item, out)| f(ctx, item, out),
                 )
                 .collect_into_vec(&mut results)

@@ -3,6 +3,7 @@
 //! is zeroed before the next item uses it.
 
 use super::chunk::ChunkContext;
+use super::tally::KeyTally;
 use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
@@ -134,9 +135,10 @@ impl DataPlane {
     pub(crate) fn re_encrypt_batch(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         requests: &[ReEncryptRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(caller, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, |ctx, request| {
             Self::re_encrypt_item(ctx, request).map(|(blob, _)| blob)
         })
     }

@@ -3,6 +3,7 @@
 use super::chunk::ChunkContext;
 use super::keyring::KeyEntry;
 use super::primitive::KeyPrimitive;
+use super::tally::KeyTally;
 use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
@@ -182,9 +183,10 @@ impl DataPlane {
     pub(crate) fn sign_batch(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         requests: &[SignRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(caller, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, |ctx, request| {
             Self::sign_item(ctx, request).map(|(signature, _)| signature)
         })
     }
@@ -207,9 +209,10 @@ impl DataPlane {
     pub(crate) fn verify_batch(
         &self,
         caller: &Caller,
+        tally: &KeyTally,
         requests: &[VerifyRequest<'_>],
     ) -> Vec<Result<()>> {
-        self.run_batch(caller, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, |ctx, request| {
             Self::verify_item(ctx, request).map(|_| ())
         })
     }

@@ -30,6 +30,7 @@ use super::ffi::{
 use super::handles::{
     context_arg, handle_mut, kp_context, kp_engine, kp_secret_buffer, new_secret_buffer,
 };
+use super::overlap::{refuse_overlap, Span};
 use super::record::{give_opt_record, kp_field, kp_record, Record};
 use super::status::kp_status;
 use super::{KP_MAX_BATCH_ITEMS, KP_MAX_RSA_CIPHERTEXT_LEN};
@@ -645,6 +646,44 @@ unsafe fn outputs_arg<'a, O>(outputs: *mut O, count: usize) -> Outcome<&'a mut [
     Ok(unsafe { std::slice::from_raw_parts_mut(outputs, count) })
 }
 
+/// Refuses a batch whose outputs overlap its inputs or each other: the `items` and `outputs`
+/// arrays, each item's `input` bytes and each output's buffer. Run before any output slice is
+/// formed; `outputs` is only read, by value (NULL, misaligned or too many: left to
+/// [`outputs_arg`] to refuse).
+///
+/// # Safety
+/// `outputs` is NULL or points to `items.len()` readable `kp_out`s.
+pub(crate) unsafe fn refuse_batch_overlap<I>(
+    items: &[I],
+    outputs: *const kp_out,
+    input: impl Fn(&I) -> (*const u8, usize),
+    what: &'static str,
+) -> Outcome<()> {
+    let count = items.len();
+    if count == 0 || count > KP_MAX_BATCH_ITEMS || outputs.is_null() || !outputs.is_aligned() {
+        return Ok(());
+    }
+    let mut spans = Vec::with_capacity(2 * count + 2);
+    spans.push(Span::input(
+        items.as_ptr().cast(),
+        std::mem::size_of_val(items),
+        "items",
+    ));
+    spans.push(Span::output(
+        outputs.cast(),
+        count * std::mem::size_of::<kp_out>(),
+        "outputs",
+    ));
+    for (i, item) in items.iter().enumerate() {
+        let (ptr, len) = input(item);
+        spans.push(Span::item_input(ptr, len, i, what));
+        // SAFETY: the caller promises `count` readable kp_outs; read by value, no reference kept.
+        let out = unsafe { outputs.add(i).read() };
+        spans.push(Span::item_output(out.data, out.capacity, i, "data"));
+    }
+    refuse_overlap(&mut spans)
+}
+
 /// Runs a batch: prepares every item (items the library refuses get their status and are not
 /// sent), runs the engine once over the rest, and delivers each result to its output.
 ///
@@ -876,6 +915,12 @@ pub unsafe extern "C" fn kp_encrypt(
         unsafe {
             let engine = engine_arg(engine)?;
             let item = item_arg(request)?;
+            refuse_overlap(&mut [
+                Span::input(item.plaintext, item.plaintext_len, "request->plaintext"),
+                Span::output(ciphertext, capacity, "ciphertext"),
+                Span::output_of(ciphertext_len, "ciphertext_len"),
+                Span::output_of(info, "info"),
+            ])?;
             let (request, room) = (encrypt_request(&item, &Memo::new())?, encrypt_room(&item));
             let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
             let out = out_bytes(ciphertext, capacity, room.bytes(capacity), "ciphertext")?;
@@ -933,6 +978,12 @@ pub unsafe extern "C" fn kp_encrypt_batch(
         unsafe {
             let engine = engine_arg(engine)?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            refuse_batch_overlap(
+                items,
+                outputs,
+                |item| (item.plaintext, item.plaintext_len),
+                "plaintext",
+            )?;
             let memo = Memo::new();
             batch_into(
                 count,
@@ -1001,6 +1052,12 @@ pub unsafe extern "C" fn kp_decrypt(
         unsafe {
             let engine = engine_arg(engine)?;
             let item = item_arg(request)?;
+            refuse_overlap(&mut [
+                Span::input(item.ciphertext, item.ciphertext_len, "request->ciphertext"),
+                Span::output(plaintext, capacity, "plaintext"),
+                Span::output_of(plaintext_len, "plaintext_len"),
+                Span::output_of(info, "info"),
+            ])?;
             let (request, room) = (decrypt_request(&item, &Memo::new())?, decrypt_room(&item));
             let out_len = out_arg(plaintext_len, "plaintext_len")?;
             let out = out_bytes(plaintext, capacity, room.bytes(capacity), "plaintext")?;
@@ -1044,6 +1101,12 @@ pub unsafe extern "C" fn kp_decrypt_batch(
         unsafe {
             let engine = engine_arg(engine)?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            refuse_batch_overlap(
+                items,
+                outputs,
+                |item| (item.ciphertext, item.ciphertext_len),
+                "ciphertext",
+            )?;
             let memo = Memo::new();
             batch_into(
                 count,
@@ -1109,6 +1172,12 @@ pub unsafe extern "C" fn kp_re_encrypt(
         unsafe {
             let engine = engine_arg(engine)?;
             let item = item_arg(request)?;
+            refuse_overlap(&mut [
+                Span::input(item.ciphertext, item.ciphertext_len, "request->ciphertext"),
+                Span::output(ciphertext, capacity, "ciphertext"),
+                Span::output_of(ciphertext_len, "ciphertext_len"),
+                Span::output_of(info, "info"),
+            ])?;
             let (request, room) = (re_encrypt_request(&item)?, re_encrypt_room(&item));
             let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
             let out = out_bytes(ciphertext, capacity, room.bytes(capacity), "ciphertext")?;
@@ -1162,6 +1231,12 @@ pub unsafe extern "C" fn kp_re_encrypt_batch(
         unsafe {
             let engine = engine_arg(engine)?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            refuse_batch_overlap(
+                items,
+                outputs,
+                |item| (item.ciphertext, item.ciphertext_len),
+                "ciphertext",
+            )?;
             batch(
                 count,
                 outputs,
@@ -1373,6 +1448,7 @@ pub unsafe extern "C" fn kp_generate_data_key_without_plaintext_batch(
         unsafe {
             let engine = engine_arg(engine)?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            refuse_batch_overlap(items, outputs, |_| (std::ptr::null(), 0), "")?;
             let memo = Memo::new();
             batch(
                 count,
@@ -1486,4 +1562,136 @@ pub unsafe extern "C" fn kp_generate_random_batch(
             )
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ffi::kp_last_error_message;
+    use crate::api::handles::{into_raw, kp_engine_free};
+
+    fn last_error() -> String {
+        let mut buf = [0 as c_char; 512];
+        // SAFETY: a writable buffer of its length; the length out-pointer is optional.
+        let status =
+            unsafe { kp_last_error_message(buf.as_mut_ptr(), buf.len(), std::ptr::null_mut()) };
+        assert_eq!(status, kp_status::Ok);
+        // SAFETY: NUL-terminated by the call.
+        unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Encrypting in place (plaintext == ciphertext), single and batch, and decrypting in place,
+    /// are refused before anything is read or written; separate buffers still work.
+    #[test]
+    fn overlapping_buffers_are_refused_before_anything_is_written() {
+        let inner = kp::Engine::in_memory().unwrap();
+        let key = inner.create_key(kp::CreateKeyRequest::default()).unwrap();
+        let engine = into_raw::<kp_engine>(inner);
+        let key_id = std::ffi::CString::new(key.key_id).unwrap();
+        let plaintext = *b"sixteen bytes!!!";
+        let mut buffer = vec![0u8; blob_len(plaintext.len())];
+        buffer[..plaintext.len()].copy_from_slice(&plaintext);
+        let item = kp_encrypt_item {
+            key_id: key_id.as_ptr(),
+            plaintext: buffer.as_ptr(),
+            plaintext_len: plaintext.len(),
+            context: std::ptr::null(),
+            encryption_algorithm: 0,
+        };
+        let mut len = 0usize;
+        // SAFETY: live handle; every pointer is valid for its length.
+        let status = unsafe {
+            kp_encrypt(
+                engine,
+                &item,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut len,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, kp_status::OverlappingBuffers);
+        assert!(
+            last_error().contains("request->plaintext") && last_error().contains("ciphertext"),
+            "{}",
+            last_error()
+        );
+        assert_eq!(
+            &buffer[..plaintext.len()],
+            &plaintext,
+            "nothing was written"
+        );
+        assert!(buffer[plaintext.len()..].iter().all(|&b| b == 0));
+
+        // A batch whose second item seals over its own plaintext.
+        let mut separate = vec![0u8; blob_len(plaintext.len())];
+        let items = [
+            kp_encrypt_item {
+                plaintext: plaintext.as_ptr(),
+                ..item
+            },
+            item,
+        ];
+        let mut outputs = [
+            kp_out {
+                data: separate.as_mut_ptr(),
+                capacity: separate.len(),
+                len: 0,
+                status: u32::MAX,
+            },
+            kp_out {
+                data: buffer.as_mut_ptr(),
+                capacity: buffer.len(),
+                len: 0,
+                status: u32::MAX,
+            },
+        ];
+        // SAFETY: as above, for two items.
+        let status = unsafe { kp_encrypt_batch(engine, items.as_ptr(), 2, outputs.as_mut_ptr()) };
+        assert_eq!(status, kp_status::OverlappingBuffers);
+        assert!(last_error().contains("outputs[1].data"), "{}", last_error());
+        assert!(outputs.iter().all(|o| o.status == u32::MAX), "no item ran");
+
+        // Separate buffers work; then decrypting the blob onto itself is refused too.
+        // SAFETY: as above.
+        let status = unsafe { kp_encrypt_batch(engine, items.as_ptr(), 1, outputs.as_mut_ptr()) };
+        assert_eq!(status, kp_status::Ok);
+        let decrypt = kp_decrypt_item {
+            ciphertext: separate.as_ptr(),
+            ciphertext_len: separate.len(),
+            key_id: std::ptr::null(),
+            context: std::ptr::null(),
+            encryption_algorithm: 0,
+        };
+        // SAFETY: as above.
+        let status = unsafe {
+            kp_decrypt(
+                engine,
+                &decrypt,
+                separate.as_mut_ptr().wrapping_add(10),
+                plaintext.len(),
+                &mut len,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, kp_status::OverlappingBuffers);
+        let mut opened = [0u8; 16];
+        // SAFETY: as above.
+        let status = unsafe {
+            kp_decrypt(
+                engine,
+                &decrypt,
+                opened.as_mut_ptr(),
+                opened.len(),
+                &mut len,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(status, kp_status::Ok);
+        assert_eq!(opened, plaintext);
+        // SAFETY: the handle is live and freed once.
+        unsafe { kp_engine_free(engine) };
+    }
 }

@@ -36,6 +36,10 @@ pub enum kp_status {
     BufferTooSmall = 105,
     /// A pointer was misaligned for its type, or an argument was otherwise malformed.
     InvalidArgument = 106,
+    /// An output buffer overlaps an input buffer (or another output) of the same call, such as
+    /// encrypting in place (`plaintext == ciphertext`); nothing was read or written. The last
+    /// error message names the arguments.
+    OverlappingBuffers = 107,
 
     /// A batch ran, and at least one item failed: each item's `kp_out.status` says which and why
     /// (the last error message names the first failed item). Successful items' outputs are written.
@@ -173,6 +177,10 @@ pub(crate) const STATUS_NAMES: &[(kp_status, &CStr)] = &[
     (kp_status::InvalidEnumValue, c"KP_STATUS_INVALID_ENUM_VALUE"),
     (kp_status::BufferTooSmall, c"KP_STATUS_BUFFER_TOO_SMALL"),
     (kp_status::InvalidArgument, c"KP_STATUS_INVALID_ARGUMENT"),
+    (
+        kp_status::OverlappingBuffers,
+        c"KP_STATUS_OVERLAPPING_BUFFERS",
+    ),
     (kp_status::BatchItemsFailed, c"KP_STATUS_BATCH_ITEMS_FAILED"),
     (kp_status::Panic, c"KP_STATUS_PANIC"),
     (kp_status::NotFound, c"KP_STATUS_NOT_FOUND"),
@@ -329,7 +337,7 @@ mod tests {
             let got = unsafe { CStr::from_ptr(kp_status_name(*status as u32)) };
             assert_eq!(got, *name);
         }
-        assert_eq!(codes.len(), 38);
+        assert_eq!(codes.len(), 39);
         // SAFETY: as above.
         let unknown = unsafe { CStr::from_ptr(kp_status_name(7)) };
         assert_eq!(unknown, c"KP_STATUS_UNKNOWN");
