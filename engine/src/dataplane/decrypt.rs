@@ -92,7 +92,7 @@ impl DataPlane {
                         context,
                         identifier: Some(key_id),
                         encryption_algorithm: Some(algorithm.as_str()),
-                        grant_operations: None,
+                        ..RequestFacts::default()
                     },
                 )?;
                 key.check_usage(KeyUsage::EncryptDecrypt)?;
@@ -115,7 +115,7 @@ impl DataPlane {
                         context,
                         identifier: Some(key_id),
                         encryption_algorithm: algorithm.map(|a| a.as_str()),
-                        grant_operations: None,
+                        ..RequestFacts::default()
                     },
                 )?;
                 key.check_encrypt_decrypt()?;

@@ -258,6 +258,15 @@ impl KeyPolicy {
             .all(|s| s.conditions.is_empty())
     }
 
+    /// The condition keys the policy's statements test, with the index of each statement, in
+    /// canonical spelling for the keys of [`KNOWN_CONDITION_KEYS`] and as written otherwise.
+    pub fn condition_keys(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
+        self.statements
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.conditions.iter().map(move |c| (i, c.key_name())))
+    }
+
     /// Decides `request`: an applying `Deny` wins, then an applying `Allow`, otherwise
     /// [`Decision::ImplicitDeny`].
     pub fn evaluate(&self, request: &RequestContext<'_>) -> Decision {
