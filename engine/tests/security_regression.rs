@@ -1296,3 +1296,75 @@ fn a_constrained_create_grant_grant_can_create_an_equally_constrained_grant() {
     ))
     .expect("a subset grant that includes the parent's pairs");
 }
+
+#[test]
+fn separated_duties_keep_administrators_from_the_data_and_users_from_the_policy() {
+    let mut attack =
+        Attack::new("administrator uses the key, or user manages it, under separated duties");
+    const ADMIN: &str = "arn:aws:iam::111122223333:role/KeyAdmin";
+    const USER: &str = "arn:aws:iam::111122223333:role/app";
+    let engine = engine();
+    let policy = keyplane::policy::templates::separated(&[ADMIN], &[USER]).unwrap();
+    let admin = engine.for_caller(Caller::new(ADMIN).unwrap());
+    let user = engine.for_caller(Caller::new(USER).unwrap());
+    // The lockout check passes for an administrator creating the key with it...
+    let key = admin
+        .create_key(CreateKeyRequest {
+            policy: Some(policy.clone()),
+            ..CreateKeyRequest::default()
+        })
+        .expect("an administrator passes the lockout check")
+        .key_id;
+    // ...and putting it again; it does not for a user.
+    admin.put_key_policy(&key, &policy, None, false).unwrap();
+    let denied = &["AccessDeniedException"];
+    let blob = user
+        .encrypt(&EncryptRequest::new(&key, b"data"))
+        .unwrap()
+        .ciphertext_blob;
+    assert_eq!(open(&user, &blob, None).unwrap(), b"data");
+    attack.refused(
+        open(&admin, &blob, None),
+        denied,
+        "Decrypt by an administrator",
+    );
+    attack.refused(
+        admin.encrypt(&EncryptRequest::new(&key, b"x")),
+        denied,
+        "Encrypt by an administrator",
+    );
+    attack.refused(
+        admin.generate_data_key(&GenerateDataKeyRequest::new(&key, DataKeySpec::Aes256)),
+        denied,
+        "GenerateDataKey by an administrator",
+    );
+    attack.refused(user.disable_key(&key), denied, "DisableKey by a user");
+    attack.refused(
+        user.put_key_policy(&key, &policy, None, true),
+        denied,
+        "PutKeyPolicy by a user",
+    );
+    attack.refused(
+        user.schedule_key_deletion(&key, None),
+        denied,
+        "ScheduleKeyDeletion by a user",
+    );
+    attack.refused(
+        user.create_grant(grant(&key, USER, &[GrantOperation::Decrypt], None)),
+        denied,
+        "CreateGrant by a user, not for an integrated service",
+    );
+    // The rest of the account (its root included) has nothing.
+    let root = engine.for_caller(Caller::account_root("111122223333").unwrap());
+    attack.refused(
+        open(&root, &blob, None),
+        denied,
+        "Decrypt by the account root",
+    );
+    attack.refused(
+        root.disable_key(&key),
+        denied,
+        "DisableKey by the account root",
+    );
+    admin.disable_key(&key).unwrap();
+}

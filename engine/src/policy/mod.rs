@@ -68,6 +68,7 @@ mod evaluate;
 mod json;
 mod principal;
 mod resource;
+pub mod templates;
 mod wildcard;
 
 use std::borrow::Cow;
