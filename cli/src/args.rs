@@ -217,7 +217,7 @@ pub enum KeyCommand {
     },
     /// CancelKeyDeletion (the key returns Disabled)
     CancelDeletion(KeyArg),
-    /// Key policies: get, put, list
+    /// Key policies: get, put, list, template
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// GetKeyLastUsage: the last successful cryptographic use, from the audit log
@@ -253,6 +253,16 @@ pub enum PolicyCommand {
     List {
         /// Key id, key ARN, alias name or alias ARN
         key: String,
+    },
+    /// Print a least-privilege policy: administrators manage the key but cannot use it, users
+    /// use it but cannot manage it (no one else, the account root included, has anything)
+    Template {
+        /// A key administrator's principal ARN (repeatable; at least one)
+        #[arg(long = "admin", value_name = "ARN", required = true)]
+        admins: Vec<String>,
+        /// A key user's principal ARN (repeatable)
+        #[arg(long = "user", value_name = "ARN")]
+        users: Vec<String>,
     },
 }
 

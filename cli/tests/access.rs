@@ -505,3 +505,33 @@ fn help_lists_the_new_commands_and_options() {
         assert!(grant_help.contains(word), "grant --help lacks {word}");
     }
 }
+
+#[test]
+fn the_policy_template_separates_administrators_from_users() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    store(d);
+    let template: Value = serde_json::from_slice(&ok(
+        d,
+        &[
+            "key", "policy", "template", "--admin", ADMIN, "--user", USER,
+        ],
+        b"",
+    ))
+    .unwrap();
+    let file = policy_file(d, "separated.json", &template);
+    // An administrator creating the key passes the lockout check.
+    let created = as_json(d, ADMIN, &["key", "create", "--policy", &file], b"");
+    let key = key_id(&created);
+    as_ok(d, USER, &["encrypt", "--key-id", &key], b"data");
+    as_denied(d, ADMIN, &["encrypt", "--key-id", &key], b"data");
+    as_denied(d, USER, &["key", "disable", &key], b"");
+    as_denied(d, ROOT, &["key", "describe", &key], b"");
+    as_ok(d, ADMIN, &["key", "disable", &key], b"");
+    // No administrator: a usage error.
+    fails(
+        &run(d, &["key", "policy", "template", "--user", USER]),
+        2,
+        "a template without an administrator",
+    );
+}

@@ -1536,3 +1536,351 @@ fn a_batch_that_hides_what_it_touched_re_encrypt() {
         &expected,
     );
 }
+
+// ==== issue 15, findings 3, 4 and 7: condition keys, grant constraints, separated duties =======
+// (policy engineer's section: keep additions of other findings outside it)
+
+const BOB: &str = "arn:aws:iam::111122223333:user/bob";
+
+fn grant(
+    key: &str,
+    grantee: &str,
+    operations: &[GrantOperation],
+    constraints: Option<keyplane::key::GrantConstraints>,
+) -> CreateGrantRequest {
+    CreateGrantRequest {
+        key_id: key.to_string(),
+        grantee_principal: grantee.to_string(),
+        retiring_principal: None,
+        operations: operations.to_vec(),
+        constraints,
+        name: None,
+    }
+}
+
+fn context_equals(pairs: &[(&str, &str)]) -> Option<keyplane::key::GrantConstraints> {
+    Some(keyplane::key::GrantConstraints {
+        encryption_context_equals: Some(ctx(pairs)),
+        encryption_context_subset: None,
+    })
+}
+
+/// The default policy's root statement plus `statement`.
+fn root_and(statement: serde_json::Value) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+             "Action": "kms:*", "Resource": "*"},
+            statement,
+        ]
+    })
+    .to_string()
+}
+
+#[test]
+fn a_deny_on_kms_grantee_principal_stops_create_grant() {
+    let mut attack = Attack::new("CreateGrant to a grantee a kms:GranteePrincipal Deny names");
+    let engine = engine();
+    let key = new_key(&engine);
+    let policy = root_and(serde_json::json!({
+        "Effect": "Deny", "Principal": "*", "Action": "kms:CreateGrant", "Resource": "*",
+        "Condition": {"StringEquals": {"kms:GranteePrincipal": EVE}}
+    }));
+    engine.put_key_policy(&key, &policy, None, false).unwrap();
+    for operations in [
+        &[GrantOperation::Decrypt][..],
+        &[GrantOperation::Encrypt, GrantOperation::Decrypt],
+        &[GrantOperation::DescribeKey],
+    ] {
+        attack.refused(
+            engine.create_grant(grant(&key, EVE, operations, None)),
+            &["AccessDeniedException"],
+            "a grant to the denied grantee",
+        );
+    }
+    // The Deny names one grantee only.
+    engine
+        .create_grant(grant(&key, BOB, &[GrantOperation::Decrypt], None))
+        .unwrap();
+}
+
+#[test]
+fn a_deny_on_aws_principal_tag_stops_decrypt() {
+    let mut attack = Attack::new("Decrypt by a principal whose tag an aws:PrincipalTag Deny names");
+    let engine = engine();
+    let key = new_key(&engine);
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": [ALICE, BOB]},
+             "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*"},
+            {"Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
+             "Condition": {"StringEquals": {"aws:PrincipalTag/department": "contractors"}}},
+        ]
+    })
+    .to_string();
+    engine.put_key_policy(&key, &policy, None, false).unwrap();
+    let blob = seal(&engine, &key, b"payroll", None);
+    // Set as a plain attribute named by the condition key (what the C ABI's
+    // kp_caller_add_attribute does), in the tag key's case or another.
+    for tag in ["aws:PrincipalTag/department", "aws:PrincipalTag/Department"] {
+        let alice = engine.for_caller(
+            Caller::new(ALICE)
+                .unwrap()
+                .with_attribute(tag, "contractors"),
+        );
+        attack.refused(
+            open(&alice, &blob, None),
+            &["AccessDeniedException"],
+            "Decrypt by a tagged principal",
+        );
+        alice.encrypt(&EncryptRequest::new(&key, b"x")).unwrap();
+    }
+    // Another tag value, and an untagged principal, are not denied.
+    let bob = engine.for_caller(
+        Caller::new(BOB)
+            .unwrap()
+            .with_attribute("aws:PrincipalTag/department", "payroll"),
+    );
+    assert_eq!(open(&bob, &blob, None).unwrap(), b"payroll");
+    let plain = engine.for_caller(Caller::new(BOB).unwrap());
+    assert_eq!(open(&plain, &blob, None).unwrap(), b"payroll");
+}
+
+#[test]
+fn a_policy_with_a_condition_key_the_engine_cannot_evaluate_is_refused() {
+    let mut attack = Attack::new("a key policy statement on a condition key never supplied");
+    let engine = engine();
+    let key = new_key(&engine);
+    for (effect, condition_key) in [
+        ("Deny", "aws:SecureTransport"),
+        ("Deny", "kms:RecipientAttestation:ImageSha384"),
+        ("Deny", "aws:CalledVia"),
+        ("Deny", "kms:WrappingKeySpec"),
+        ("Allow", "aws:userid"),
+        ("Allow", "kms:NoSuchKey"),
+    ] {
+        let policy = root_and(serde_json::json!({
+            "Effect": effect, "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
+            "Condition": {"StringEquals": {condition_key: "x"}}
+        }));
+        let refused = engine.put_key_policy(&key, &policy, None, false);
+        if let Err(e) = &refused {
+            assert!(
+                e.to_string().contains(condition_key),
+                "the refusal names the key: {e}"
+            );
+        }
+        attack.refused(
+            refused,
+            &["MalformedPolicyDocumentException"],
+            "PutKeyPolicy with an unsupported condition key",
+        );
+        attack.refused(
+            engine.create_key(CreateKeyRequest {
+                policy: Some(policy),
+                ..CreateKeyRequest::default()
+            }),
+            &["MalformedPolicyDocumentException"],
+            "CreateKey with an unsupported condition key",
+        );
+    }
+}
+
+#[test]
+fn grant_constraints_do_not_escape_through_create_grant() {
+    let mut attack = Attack::new("grant constraints escaped through CreateGrant");
+    let engine = engine();
+    let key = new_key(&engine);
+    let tenant_a = ctx(&[("tenant", "A")]);
+    let tenant_b = ctx(&[("tenant", "B")]);
+    let blob_b = seal(&engine, &key, b"tenant B", Some(&tenant_b));
+    // Eve (another account: no policy statement) gets Decrypt+CreateGrant for tenant A only, and
+    // an unconstrained CreateGrant.
+    engine
+        .create_grant(grant(
+            &key,
+            EVE,
+            &[GrantOperation::Decrypt, GrantOperation::CreateGrant],
+            context_equals(&[("tenant", "A")]),
+        ))
+        .unwrap();
+    engine
+        .create_grant(grant(&key, EVE, &[GrantOperation::CreateGrant], None))
+        .unwrap();
+    let eve = engine.for_caller(Caller::new(EVE).unwrap());
+    let mallory = "arn:aws:iam::444455556666:user/mallory";
+    let denied = &["AccessDeniedException"];
+    attack.refused(
+        eve.create_grant(grant(&key, mallory, &[GrantOperation::Decrypt], None)),
+        denied,
+        "an unconstrained Decrypt grant from a tenant-A grant",
+    );
+    attack.refused(
+        eve.create_grant(grant(
+            &key,
+            mallory,
+            &[GrantOperation::Decrypt],
+            context_equals(&[("tenant", "B")]),
+        )),
+        denied,
+        "a tenant-B Decrypt grant from a tenant-A grant",
+    );
+    attack.refused(
+        eve.create_grant(grant(
+            &key,
+            mallory,
+            &[GrantOperation::Decrypt],
+            Some(keyplane::key::GrantConstraints {
+                encryption_context_equals: None,
+                encryption_context_subset: Some(tenant_a.clone()),
+            }),
+        )),
+        denied,
+        "a looser (subset) Decrypt grant from an exact-context grant",
+    );
+    attack.refused(
+        eve.create_grant(grant(&key, EVE, &[GrantOperation::Decrypt], None)),
+        denied,
+        "an unconstrained Decrypt grant to herself",
+    );
+    attack.refused(
+        open(&eve, &blob_b, Some(&tenant_b)),
+        denied,
+        "Decrypt of tenant B data",
+    );
+    let mallory_engine = engine.for_caller(Caller::new(mallory).unwrap());
+    attack.refused(
+        open(&mallory_engine, &blob_b, Some(&tenant_b)),
+        denied,
+        "Decrypt of tenant B data by the would-be grantee",
+    );
+}
+
+#[test]
+fn a_constrained_create_grant_grant_can_create_an_equally_constrained_grant() {
+    let engine = engine();
+    let key = new_key(&engine);
+    let tenant_a = ctx(&[("tenant", "A")]);
+    let blob_a = seal(&engine, &key, b"tenant A", Some(&tenant_a));
+    engine
+        .create_grant(grant(
+            &key,
+            EVE,
+            &[GrantOperation::Decrypt, GrantOperation::CreateGrant],
+            context_equals(&[("tenant", "A")]),
+        ))
+        .unwrap();
+    let eve = engine.for_caller(Caller::new(EVE).unwrap());
+    let mallory = "arn:aws:iam::444455556666:user/mallory";
+    eve.create_grant(grant(
+        &key,
+        mallory,
+        &[GrantOperation::Decrypt],
+        context_equals(&[("tenant", "A")]),
+    ))
+    .expect("a grant as constrained as the one that allows it");
+    let mallory_engine = engine.for_caller(Caller::new(mallory).unwrap());
+    assert_eq!(
+        open(&mallory_engine, &blob_a, Some(&tenant_a)).unwrap(),
+        b"tenant A"
+    );
+    // A subset constraint passes on when the new grant includes its pairs.
+    let subset_key = new_key(&engine);
+    engine
+        .create_grant(grant(
+            &subset_key,
+            EVE,
+            &[GrantOperation::Encrypt, GrantOperation::CreateGrant],
+            Some(keyplane::key::GrantConstraints {
+                encryption_context_equals: None,
+                encryption_context_subset: Some(tenant_a.clone()),
+            }),
+        ))
+        .unwrap();
+    eve.create_grant(grant(
+        &subset_key,
+        mallory,
+        &[GrantOperation::Encrypt],
+        Some(keyplane::key::GrantConstraints {
+            encryption_context_equals: None,
+            encryption_context_subset: Some(ctx(&[("tenant", "A"), ("app", "x")])),
+        }),
+    ))
+    .expect("a subset grant that includes the parent's pairs");
+}
+
+#[test]
+fn separated_duties_keep_administrators_from_the_data_and_users_from_the_policy() {
+    let mut attack =
+        Attack::new("administrator uses the key, or user manages it, under separated duties");
+    const ADMIN: &str = "arn:aws:iam::111122223333:role/KeyAdmin";
+    const USER: &str = "arn:aws:iam::111122223333:role/app";
+    let engine = engine();
+    let policy = keyplane::policy::templates::separated(&[ADMIN], &[USER]).unwrap();
+    let admin = engine.for_caller(Caller::new(ADMIN).unwrap());
+    let user = engine.for_caller(Caller::new(USER).unwrap());
+    // The lockout check passes for an administrator creating the key with it...
+    let key = admin
+        .create_key(CreateKeyRequest {
+            policy: Some(policy.clone()),
+            ..CreateKeyRequest::default()
+        })
+        .expect("an administrator passes the lockout check")
+        .key_id;
+    // ...and putting it again; it does not for a user.
+    admin.put_key_policy(&key, &policy, None, false).unwrap();
+    let denied = &["AccessDeniedException"];
+    let blob = user
+        .encrypt(&EncryptRequest::new(&key, b"data"))
+        .unwrap()
+        .ciphertext_blob;
+    assert_eq!(open(&user, &blob, None).unwrap(), b"data");
+    attack.refused(
+        open(&admin, &blob, None),
+        denied,
+        "Decrypt by an administrator",
+    );
+    attack.refused(
+        admin.encrypt(&EncryptRequest::new(&key, b"x")),
+        denied,
+        "Encrypt by an administrator",
+    );
+    attack.refused(
+        admin.generate_data_key(&GenerateDataKeyRequest::new(&key, DataKeySpec::Aes256)),
+        denied,
+        "GenerateDataKey by an administrator",
+    );
+    attack.refused(user.disable_key(&key), denied, "DisableKey by a user");
+    attack.refused(
+        user.put_key_policy(&key, &policy, None, true),
+        denied,
+        "PutKeyPolicy by a user",
+    );
+    attack.refused(
+        user.schedule_key_deletion(&key, None),
+        denied,
+        "ScheduleKeyDeletion by a user",
+    );
+    attack.refused(
+        user.create_grant(grant(&key, USER, &[GrantOperation::Decrypt], None)),
+        denied,
+        "CreateGrant by a user, not for an integrated service",
+    );
+    // The rest of the account (its root included) has nothing.
+    let root = engine.for_caller(Caller::account_root("111122223333").unwrap());
+    attack.refused(
+        open(&root, &blob, None),
+        denied,
+        "Decrypt by the account root",
+    );
+    attack.refused(
+        root.disable_key(&key),
+        denied,
+        "DisableKey by the account root",
+    );
+    admin.disable_key(&key).unwrap();
+}

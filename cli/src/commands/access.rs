@@ -14,6 +14,13 @@ use crate::output::{date, print_fields, print_json, service_value, Response, Tab
 pub fn run_policy(ctx: &Context, command: PolicyCommand) -> Result<(), Failure> {
     let json = ctx.global.json;
     match command {
+        PolicyCommand::Template { admins, users } => {
+            let admins: Vec<&str> = admins.iter().map(String::as_str).collect();
+            let users: Vec<&str> = users.iter().map(String::as_str).collect();
+            let policy = keyplane::policy::templates::separated(&admins, &users)?;
+            println!("{policy}");
+            Ok(())
+        }
         PolicyCommand::Get {
             key,
             policy_name,

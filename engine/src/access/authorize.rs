@@ -1,14 +1,15 @@
 //! Authorization: the key policy first (an explicit Deny wins), then grants (which only add
 //! permission); decisions that cannot depend on the request are cached per key and caller.
 
-use std::borrow::Cow;
-
+use super::conditions::{Conditions, KeyFacts};
 use super::{Action, Caller};
 use crate::context::EncryptionContext;
 use crate::dataplane::session::SlotCache;
 use crate::error::{Error, Result};
-use crate::key::{GrantOperation, GrantRecord, KeySpec, KeyUsage};
-use crate::policy::{ConditionValues, Decision, KeyPolicy, RequestContext};
+use crate::key::{
+    GrantConstraints, GrantOperation, GrantRecord, KeyRecord, KeySpec, KeyUsage, Tag,
+};
+use crate::policy::{Decision, KeyPolicy, RequestContext};
 
 /// What a request says about itself, for policy conditions and grant constraints.
 #[derive(Clone, Copy, Default)]
@@ -17,113 +18,43 @@ pub(crate) struct RequestFacts<'a> {
     /// The key identifier as the caller gave it (an alias name or ARN sets `kms:RequestAlias`).
     pub(crate) identifier: Option<&'a str>,
     pub(crate) encryption_algorithm: Option<&'a str>,
+    pub(crate) signing_algorithm: Option<&'a str>,
+    pub(crate) message_type: Option<&'a str>,
+    pub(crate) mac_algorithm: Option<&'a str>,
+    pub(crate) data_key_pair_spec: Option<&'a str>,
+    pub(crate) key_agreement_algorithm: Option<&'a str>,
     pub(crate) grant_operations: Option<&'a [GrantOperation]>,
+    pub(crate) grantee_principal: Option<&'a str>,
+    pub(crate) retiring_principal: Option<&'a str>,
+    /// CreateGrant: `EncryptionContextEquals` or `EncryptionContextSubset`, when constrained.
+    pub(crate) grant_constraint_type: Option<&'a str>,
+    pub(crate) bypass_policy_lockout_safety_check: Option<bool>,
+    pub(crate) rotation_period_in_days: Option<&'a str>,
+    pub(crate) pending_window_in_days: Option<&'a str>,
+    /// TagResource's tags (`aws:RequestTag/*`, `aws:TagKeys`).
+    pub(crate) request_tags: Option<&'a [Tag]>,
+    /// UntagResource's tag keys (`aws:TagKeys`).
+    pub(crate) tag_keys: Option<&'a [&'a str]>,
 }
 
-struct Conditions<'a> {
-    caller: &'a Caller,
-    spec: KeySpec,
-    usage: KeyUsage,
-    facts: &'a RequestFacts<'a>,
-}
-
-fn strip_prefix_ignore_case<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
-    let head = key.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &key[prefix.len()..])
-}
-
-impl Conditions<'_> {
-    /// Calls `visit` with each value of condition key `key` (until it returns false); false when
-    /// the request has no such key. Allocation-free: policy evaluation calls this per condition.
-    fn each(&self, key: &str, visit: &mut dyn FnMut(&str) -> bool) -> bool {
-        let one = |value: Option<&str>, visit: &mut dyn FnMut(&str) -> bool| match value {
-            Some(value) => {
-                visit(value);
-                true
-            }
-            None => false,
-        };
-        if let Some(name) = strip_prefix_ignore_case(key, "kms:EncryptionContext:") {
-            return one(
-                self.facts
-                    .context
-                    .and_then(|c| c.get(name))
-                    .map(String::as_str),
-                visit,
-            );
-        }
-        let is = |name: &str| key.eq_ignore_ascii_case(name);
-        if is("kms:EncryptionContextKeys") {
-            for k in self.facts.context.into_iter().flat_map(|c| c.keys()) {
-                if !visit(k) {
-                    break;
-                }
-            }
-            true
-        } else if is("kms:CallerAccount") {
-            one(Some(self.caller.account()), visit)
-        } else if is("aws:PrincipalArn") {
-            one(Some(self.caller.principal()), visit)
-        } else if is("kms:KeySpec") {
-            one(Some(self.spec.as_str()), visit)
-        } else if is("kms:KeyUsage") {
-            one(Some(self.usage.as_str()), visit)
-        } else if is("kms:EncryptionAlgorithm") {
-            one(self.facts.encryption_algorithm, visit)
-        } else if is("kms:RequestAlias") {
-            let alias = self.facts.identifier.and_then(|identifier| {
-                let named = identifier.starts_with("alias/") || identifier.starts_with("arn:");
-                identifier
-                    .find("alias/")
-                    .filter(|_| named)
-                    .map(|at| &identifier[at..])
-            });
-            one(alias, visit)
-        } else if is("kms:GrantOperations") {
-            let Some(operations) = self.facts.grant_operations else {
-                return false;
-            };
-            for op in operations {
-                if !visit(op.as_str()) {
-                    break;
-                }
-            }
-            true
-        } else if is("kms:ViaService") {
-            one(
-                self.caller
-                    .attributes()
-                    .get("kms:ViaService")
-                    .map(String::as_str),
-                visit,
-            )
-        } else {
-            false
-        }
-    }
-}
-
-impl ConditionValues for Conditions<'_> {
-    fn values(&self, key: &str) -> Option<Vec<Cow<'_, str>>> {
-        let mut values = Vec::new();
-        let present = self.each(key, &mut |v| {
-            values.push(Cow::Owned(v.to_owned()));
-            true
-        });
-        present.then_some(values)
-    }
-
-    fn visit_values(&self, key: &str, visit: &mut dyn FnMut(&str) -> bool) -> bool {
-        self.each(key, visit)
-    }
-}
-
-/// Whether a grant's encryption-context constraints hold for a request.
-fn constraints_hold(grant: &GrantRecord, context: Option<&EncryptionContext>) -> bool {
+/// Whether a grant's encryption-context constraints let it allow `op` in a request with
+/// `context`. As the service documents, they bind the operations that take an encryption context,
+/// not DescribeKey or RetireGrant; on CreateGrant they bind the grant being made instead (see
+/// [`KeyAccess::ungrantable_operation`]).
+fn constraints_hold(
+    grant: &GrantRecord,
+    op: GrantOperation,
+    context: Option<&EncryptionContext>,
+) -> bool {
     let Some(constraints) = &grant.constraints else {
         return true;
     };
+    if matches!(
+        op,
+        GrantOperation::CreateGrant | GrantOperation::DescribeKey | GrantOperation::RetireGrant
+    ) {
+        return true;
+    }
     let empty = EncryptionContext::new();
     let context = context.unwrap_or(&empty);
     if let Some(equals) = &constraints.encryption_context_equals {
@@ -139,6 +70,34 @@ fn constraints_hold(grant: &GrantRecord, context: Option<&EncryptionContext>) ->
     true
 }
 
+/// Whether constraints `derived` are at least as strict as `parent`: an EncryptionContextEquals
+/// must be kept as it is; the pairs of an EncryptionContextSubset must all be in the derived
+/// constraint (a subset that includes them, or an exact context that does).
+pub(crate) fn at_least_as_strict(
+    parent: Option<&GrantConstraints>,
+    derived: Option<&GrantConstraints>,
+) -> bool {
+    let Some(parent) = parent else {
+        return true;
+    };
+    let derived_equals = derived.and_then(|d| d.encryption_context_equals.as_ref());
+    let derived_subset = derived.and_then(|d| d.encryption_context_subset.as_ref());
+    if let Some(equals) = &parent.encryption_context_equals {
+        if derived_equals != Some(equals) {
+            return false;
+        }
+    }
+    if let Some(subset) = &parent.encryption_context_subset {
+        let Some(pairs) = derived_equals.or(derived_subset) else {
+            return false;
+        };
+        if !subset.iter().all(|(k, v)| pairs.get(k) == Some(v)) {
+            return false;
+        }
+    }
+    true
+}
+
 /// A cached decision: caller id, action, allowed.
 type CachedDecisions = Vec<(u64, Action, bool)>;
 /// Decisions kept per thread slot and key before the oldest is dropped.
@@ -148,6 +107,7 @@ const CACHED_DECISIONS: usize = 32;
 pub(crate) struct KeyAccess {
     pub(crate) policy: KeyPolicy,
     pub(crate) grants: Vec<GrantRecord>,
+    key: KeyFacts,
     /// Per action: whether a decision can depend only on the caller (no conditions in the policy
     /// statements that name it, no grant constraints), and so may be cached.
     cacheable: Vec<bool>,
@@ -155,7 +115,8 @@ pub(crate) struct KeyAccess {
 }
 
 impl KeyAccess {
-    pub(crate) fn new(policy: KeyPolicy, grants: Vec<GrantRecord>) -> KeyAccess {
+    pub(crate) fn new(policy: KeyPolicy, record: &KeyRecord) -> KeyAccess {
+        let grants = record.grants.clone();
         let grants_unconstrained = grants.iter().all(|g| g.constraints.is_none());
         let cacheable = Action::ALL
             .iter()
@@ -164,6 +125,10 @@ impl KeyAccess {
         KeyAccess {
             policy,
             grants,
+            key: KeyFacts {
+                origin: record.origin,
+                tags: record.tags.clone(),
+            },
             cacheable,
             decisions: SlotCache::default(),
         }
@@ -232,9 +197,12 @@ impl KeyAccess {
         facts: &RequestFacts<'_>,
     ) -> bool {
         let conditions = Conditions {
+            action,
             caller,
+            key_arn,
             spec,
             usage,
+            key: &self.key,
             facts,
         };
         let request = RequestContext {
@@ -247,21 +215,23 @@ impl KeyAccess {
         self.policy.evaluate(&request) == Decision::Allow
     }
 
-    /// The operations of the caller's grants that allow CreateGrant: what a grant created
-    /// through them may contain.
-    pub(crate) fn grantable_operations(&self, caller: &Caller) -> Vec<GrantOperation> {
-        let mut operations = Vec::new();
-        for grant in self.grants.iter().filter(|g| {
-            g.grantee_principal == caller.principal()
-                && g.operations.contains(&GrantOperation::CreateGrant)
-        }) {
-            for op in &grant.operations {
-                if !operations.contains(op) {
-                    operations.push(*op);
-                }
-            }
-        }
-        operations
+    /// The first of `operations` that the caller may not pass on, through its own grants, in a
+    /// grant with `constraints`. Each operation needs one grant of the caller that allows both
+    /// CreateGrant and it, and whose constraints `constraints` are at least as strict as.
+    pub(crate) fn ungrantable_operation(
+        &self,
+        caller: &Caller,
+        operations: &[GrantOperation],
+        constraints: Option<&GrantConstraints>,
+    ) -> Option<GrantOperation> {
+        operations.iter().copied().find(|op| {
+            !self.grants.iter().any(|g| {
+                g.grantee_principal == caller.principal()
+                    && g.operations.contains(&GrantOperation::CreateGrant)
+                    && g.operations.contains(op)
+                    && at_least_as_strict(g.constraints.as_ref(), constraints)
+            })
+        })
     }
 
     fn decide(
@@ -274,9 +244,12 @@ impl KeyAccess {
         facts: &RequestFacts<'_>,
     ) -> bool {
         let conditions = Conditions {
+            action,
             caller,
+            key_arn,
             spec,
             usage,
+            key: &self.key,
             facts,
         };
         let request = RequestContext {
@@ -293,7 +266,7 @@ impl KeyAccess {
                 self.grants.iter().any(|g| {
                     g.grantee_principal == caller.principal()
                         && g.operations.contains(&op)
-                        && constraints_hold(g, facts.context)
+                        && constraints_hold(g, op, facts.context)
                 })
             }),
         }

@@ -45,10 +45,55 @@ impl Caller {
         self.with_attribute("kms:ViaService", endpoint)
     }
 
-    /// The same caller with an attribute (a principal tag, a session name) added.
+    /// The same caller with an attribute added. Attributes named by a condition key answer that
+    /// key in key policies: `kms:ViaService`, `aws:SourceIp`, `aws:PrincipalTag/<tag>` (see
+    /// [`Caller::via_service`], [`Caller::with_source_ip`], [`Caller::with_principal_tag`]);
+    /// other attributes are only recorded.
     pub fn with_attribute(mut self, key: &str, value: &str) -> Caller {
         self.attributes.insert(key.to_owned(), value.to_owned());
         self
+    }
+
+    /// The same caller with principal tag `tag` = `value`, which key policies test as
+    /// `aws:PrincipalTag/<tag>` (tag keys compare without regard to case).
+    pub fn with_principal_tag(self, tag: &str, value: &str) -> Caller {
+        self.with_attribute(&format!("aws:PrincipalTag/{tag}"), value)
+    }
+
+    /// The same caller, calling from network address `address`: sets `aws:SourceIp` for key
+    /// policies. An in-process call has no source address; an endpoint that serves the engine
+    /// over a network (or a binding in front of one) sets it per connection.
+    pub fn with_source_ip(self, address: std::net::IpAddr) -> Caller {
+        self.with_attribute("aws:SourceIp", &address.to_string())
+    }
+
+    /// The value of attribute `name`, compared without regard to ASCII case (condition key
+    /// names are case-insensitive). Does not allocate.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `aws:PrincipalType`: `Account` for the root, `User` for an IAM user, `AssumedRole` for a
+    /// role or a role session.
+    pub fn principal_type(&self) -> Option<&'static str> {
+        let resource = self.principal.splitn(6, ':').nth(5)?;
+        if resource == "root" {
+            Some("Account")
+        } else if resource.starts_with("user/") {
+            Some("User")
+        } else if resource.starts_with("role/") || resource.starts_with("assumed-role/") {
+            Some("AssumedRole")
+        } else {
+            None
+        }
+    }
+
+    /// `aws:username`: an IAM user's name; other principals have none.
+    pub fn user_name(&self) -> Option<&str> {
+        self.principal.splitn(6, ':').nth(5)?.strip_prefix("user/")
     }
 
     /// The principal's ARN.

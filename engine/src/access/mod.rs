@@ -4,6 +4,7 @@
 pub mod action;
 pub(crate) mod authorize;
 pub mod caller;
+pub mod conditions;
 pub mod quota;
 
 pub use action::Action;

@@ -3,6 +3,7 @@
 use uuid::Uuid;
 
 use super::ControlState;
+use crate::access::authorize::RequestFacts;
 use crate::access::Action;
 use crate::clock::Timestamp;
 use crate::engine::Engine;
@@ -44,11 +45,17 @@ impl Engine {
                 ));
             }
             let mut state = self.control()?;
-            let mut record = self.key_for(
+            let window_text = window.to_string();
+            let facts = RequestFacts {
+                pending_window_in_days: Some(&window_text),
+                ..RequestFacts::default()
+            };
+            let mut record = self.key_for_request(
                 &state,
                 key_id,
                 KeyOperation::ScheduleKeyDeletion,
                 Action::ScheduleKeyDeletion,
+                facts,
             )?;
             let deletion_date = self.inner.clock.now().plus_days(window);
             record.state = KeyState::PendingDeletion;

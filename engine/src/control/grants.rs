@@ -110,13 +110,25 @@ impl Engine {
             let mut state = self.control()?;
             let mut record =
                 self.record_for(&state, &request.key_id, KeyOperation::UpdateMetadata)?;
+            let constraints = request.constraints.as_ref();
             let facts = RequestFacts {
                 identifier: Some(&request.key_id),
                 grant_operations: Some(&request.operations),
+                grantee_principal: Some(&request.grantee_principal),
+                retiring_principal: request.retiring_principal.as_deref(),
+                grant_constraint_type: constraints.and_then(|c| {
+                    if c.encryption_context_equals.is_some() {
+                        Some("EncryptionContextEquals")
+                    } else if c.encryption_context_subset.is_some() {
+                        Some("EncryptionContextSubset")
+                    } else {
+                        None
+                    }
+                }),
                 ..RequestFacts::default()
             };
             self.authorize_key(&record, Action::CreateGrant, &facts)?;
-            self.check_grant_is_not_wider(&record, &request.operations, &facts)?;
+            self.check_grant_is_not_wider(&record, &request, &facts)?;
             check_operations_fit_key(&record, &request.operations)?;
             if record.grants.len() >= MAX_GRANTS_PER_KEY {
                 return Err(Error::LimitExceeded(format!(
@@ -284,11 +296,12 @@ fn check_operations_fit_key(record: &KeyRecord, operations: &[GrantOperation]) -
 
 impl Engine {
     /// A caller allowed to create grants only by a grant of its own may not create a grant wider
-    /// than that grant: every operation must be one its grants with CreateGrant already allow.
+    /// than that grant: each operation must be allowed, with CreateGrant, by one grant of the
+    /// caller whose encryption-context constraints the new grant keeps or narrows.
     fn check_grant_is_not_wider(
         &self,
         record: &KeyRecord,
-        operations: &[GrantOperation],
+        request: &CreateGrantRequest,
         facts: &RequestFacts<'_>,
     ) -> Result<()> {
         let keyring = self.inner.data.keyring.load();
@@ -307,11 +320,18 @@ impl Engine {
         ) {
             return Ok(());
         }
-        let allowed = access.grantable_operations(&self.caller);
-        if let Some(wider) = operations.iter().find(|op| !allowed.contains(op)) {
+        let ungrantable = access.ungrantable_operation(
+            &self.caller,
+            &request.operations,
+            request.constraints.as_ref(),
+        );
+        if let Some(wider) = ungrantable {
             return Err(Error::AccessDenied(format!(
-                "{} may create grants on {arn} only through a grant, which does not allow {wider}; \
-                 a grant made through a grant can allow no more than it",
+                "{} may create grants on {arn} only through its grants, and none of them that \
+                 allows CreateGrant allows {wider} with constraints the new grant keeps; a grant \
+                 made through a grant can allow no more than it, and must keep its encryption \
+                 context constraints (EncryptionContextEquals as it is, EncryptionContextSubset's \
+                 pairs included)",
                 self.caller.principal()
             )));
         }

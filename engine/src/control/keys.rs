@@ -105,7 +105,7 @@ impl Engine {
             let policy = request
                 .policy
                 .unwrap_or_else(|| crate::policy::default_policy(&self.inner.config.account_id));
-            let parsed_policy = self.parse_policy(&policy)?;
+            let parsed_policy = self.parse_new_policy(&policy)?;
             let mut tags = Vec::new();
             super::tags::merge_tags(&mut tags, request.tags)?;
 

@@ -278,10 +278,23 @@ impl Engine {
         op: KeyOperation,
         action: Action,
     ) -> Result<KeyRecord> {
+        self.key_for_request(state, identifier, op, action, RequestFacts::default())
+    }
+
+    /// [`Engine::key_for`] for a request with more to say for policy conditions than the key
+    /// identifier (which is filled in here).
+    pub(crate) fn key_for_request(
+        &self,
+        state: &ControlState,
+        identifier: &str,
+        op: KeyOperation,
+        action: Action,
+        facts: RequestFacts<'_>,
+    ) -> Result<KeyRecord> {
         let id = self.resolve_id(state, identifier)?;
         let facts = RequestFacts {
             identifier: Some(identifier),
-            ..RequestFacts::default()
+            ..facts
         };
         self.authorize_key(state.record(&id)?, action, &facts)?;
         self.record_for(state, identifier, op)
@@ -350,6 +363,14 @@ impl Engine {
             .map_err(|PolicyError::Malformed(m)| Error::MalformedPolicyDocument(m))
     }
 
+    /// Parses a key policy being written (PutKeyPolicy, CreateKey), refusing one that tests a
+    /// condition key the engine has no value for: such a statement could never apply.
+    pub(crate) fn parse_new_policy(&self, document: &str) -> Result<KeyPolicy> {
+        let policy = self.parse_policy(document)?;
+        crate::access::conditions::check_keys_are_supported(&policy)?;
+        Ok(policy)
+    }
+
     /// A key's access rules. A stored policy that no longer parses denies everything, and says so
     /// on stderr.
     fn key_access(&self, record: &KeyRecord) -> KeyAccess {
@@ -360,7 +381,7 @@ impl Engine {
             );
             KeyPolicy::deny_all()
         });
-        KeyAccess::new(policy, record.grants.clone())
+        KeyAccess::new(policy, record)
     }
 
     /// Writes a changed key record (and any new material) through the store, then applies it

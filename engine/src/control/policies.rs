@@ -33,13 +33,18 @@ impl Engine {
     ) -> Result<()> {
         self.audited(Action::PutKeyPolicy, Some(key_id), || {
             check_policy_name(policy_name)?;
-            let parsed = self.parse_policy(policy)?;
+            let parsed = self.parse_new_policy(policy)?;
             let mut state = self.control()?;
-            let mut record = self.key_for(
+            let facts = RequestFacts {
+                bypass_policy_lockout_safety_check: Some(bypass_policy_lockout_safety_check),
+                ..RequestFacts::default()
+            };
+            let mut record = self.key_for_request(
                 &state,
                 key_id,
                 KeyOperation::UpdateMetadata,
                 Action::PutKeyPolicy,
+                facts,
             )?;
             if record.key_manager == KeyManager::Aws {
                 return Err(Error::AccessDenied(format!(
@@ -61,7 +66,7 @@ impl Engine {
         record: &crate::key::KeyRecord,
         policy: KeyPolicy,
     ) -> Result<()> {
-        let access = KeyAccess::new(policy, record.grants.clone());
+        let access = KeyAccess::new(policy, record);
         access
             .check(
                 &self.caller,

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::keys::new_material_id;
 use super::page::{self, Page};
 use super::ControlState;
+use crate::access::authorize::RequestFacts;
 use crate::access::Action;
 use crate::clock::Timestamp;
 use crate::engine::Engine;
@@ -80,11 +81,17 @@ impl Engine {
                 ));
             }
             let mut state = self.control()?;
-            let mut record = self.key_for(
+            let period_text = period.to_string();
+            let facts = RequestFacts {
+                rotation_period_in_days: Some(&period_text),
+                ..RequestFacts::default()
+            };
+            let mut record = self.key_for_request(
                 &state,
                 key_id,
                 KeyOperation::ConfigureRotation,
                 Action::EnableKeyRotation,
+                facts,
             )?;
             check_rotatable(&record)?;
             record.rotation.enabled = true;

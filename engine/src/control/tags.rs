@@ -1,6 +1,7 @@
 //! TagResource, UntagResource, ListResourceTags.
 
 use super::page::{self, Page};
+use crate::access::authorize::RequestFacts;
 use crate::access::Action;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -54,11 +55,16 @@ impl Engine {
     pub fn tag_resource(&self, key_id: &str, tags: Vec<Tag>) -> Result<()> {
         self.audited(Action::TagResource, Some(key_id), || {
             let mut state = self.control()?;
-            let mut record = self.key_for(
+            let facts = RequestFacts {
+                request_tags: Some(&tags),
+                ..RequestFacts::default()
+            };
+            let mut record = self.key_for_request(
                 &state,
                 key_id,
                 KeyOperation::UpdateMetadata,
                 Action::TagResource,
+                facts,
             )?;
             merge_tags(&mut record.tags, tags)?;
             self.save_key(&mut state, record, None)
@@ -69,11 +75,16 @@ impl Engine {
     pub fn untag_resource(&self, key_id: &str, tag_keys: &[&str]) -> Result<()> {
         self.audited(Action::UntagResource, Some(key_id), || {
             let mut state = self.control()?;
-            let mut record = self.key_for(
+            let facts = RequestFacts {
+                tag_keys: Some(tag_keys),
+                ..RequestFacts::default()
+            };
+            let mut record = self.key_for_request(
                 &state,
                 key_id,
                 KeyOperation::UpdateMetadata,
                 Action::UntagResource,
+                facts,
             )?;
             record
                 .tags

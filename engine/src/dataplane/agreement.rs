@@ -39,10 +39,9 @@ impl DataPlane {
                 key,
                 Action::DeriveSharedSecret,
                 &RequestFacts {
-                    context: None,
                     identifier: Some(request.key_id),
-                    encryption_algorithm: None,
-                    grant_operations: None,
+                    key_agreement_algorithm: Some(request.key_agreement_algorithm.as_str()),
+                    ..RequestFacts::default()
                 },
             )?;
             key.check_usage(KeyUsage::KeyAgreement)?;

@@ -334,7 +334,7 @@ impl<'k> ChunkContext<'k> {
                 context,
                 identifier: expected_key,
                 encryption_algorithm: Some(EncryptionAlgorithm::SymmetricDefault.as_str()),
-                grant_operations: None,
+                ..RequestFacts::default()
             },
         )?;
         key.check_encrypt_decrypt()?;

@@ -98,8 +98,7 @@ impl DataPlane {
             &RequestFacts {
                 context: request.encryption_context,
                 identifier: Some(request.key_id),
-                encryption_algorithm: None,
-                grant_operations: None,
+                ..RequestFacts::default()
             },
         )?;
         key.check_encrypt_decrypt()?;

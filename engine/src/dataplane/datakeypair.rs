@@ -60,8 +60,8 @@ impl DataPlane {
                 &RequestFacts {
                     context: request.encryption_context,
                     identifier: Some(request.key_id),
-                    encryption_algorithm: None,
-                    grant_operations: None,
+                    data_key_pair_spec: Some(request.key_pair_spec.as_str()),
+                    ..RequestFacts::default()
                 },
             )?;
             key.check_encrypt_decrypt()?;

@@ -125,7 +125,7 @@ impl DataPlane {
                         context,
                         identifier: Some(key_id),
                         encryption_algorithm: Some(algorithm.as_str()),
-                        grant_operations: None,
+                        ..RequestFacts::default()
                     },
                 )?;
                 key.check_usage(KeyUsage::EncryptDecrypt)?;
@@ -148,7 +148,7 @@ impl DataPlane {
                         context,
                         identifier: Some(key_id),
                         encryption_algorithm: algorithm.map(|a| a.as_str()),
-                        grant_operations: None,
+                        ..RequestFacts::default()
                     },
                 )?;
                 key.check_encrypt_decrypt()?;

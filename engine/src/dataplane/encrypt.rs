@@ -139,7 +139,7 @@ impl DataPlane {
                 context: request.encryption_context,
                 identifier: Some(request.key_id),
                 encryption_algorithm: Some(request.encryption_algorithm.as_str()),
-                grant_operations: None,
+                ..RequestFacts::default()
             },
         )?;
         let len = Self::encrypt_under_into(

@@ -100,10 +100,9 @@ impl DataPlane {
             key,
             Action::GenerateMac,
             &RequestFacts {
-                context: None,
                 identifier: Some(request.key_id),
-                encryption_algorithm: None,
-                grant_operations: None,
+                mac_algorithm: Some(request.mac_algorithm.as_str()),
+                ..RequestFacts::default()
             },
         )?;
         let hmac = hmac_key(key, request.mac_algorithm, request.message)?;
@@ -122,10 +121,9 @@ impl DataPlane {
             key,
             Action::VerifyMac,
             &RequestFacts {
-                context: None,
                 identifier: Some(request.key_id),
-                encryption_algorithm: None,
-                grant_operations: None,
+                mac_algorithm: Some(request.mac_algorithm.as_str()),
+                ..RequestFacts::default()
             },
         )?;
         let hmac = hmac_key(key, request.mac_algorithm, request.message)?;

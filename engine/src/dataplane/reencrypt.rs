@@ -66,7 +66,7 @@ impl DataPlane {
                 context: request.destination_encryption_context,
                 identifier: Some(request.destination_key_id),
                 encryption_algorithm: Some(request.destination_encryption_algorithm.as_str()),
-                grant_operations: None,
+                ..RequestFacts::default()
             },
         )?;
         destination.check_usage(KeyUsage::EncryptDecrypt)?;

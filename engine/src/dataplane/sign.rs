@@ -125,10 +125,10 @@ impl DataPlane {
             key,
             Action::Sign,
             &RequestFacts {
-                context: None,
                 identifier: Some(request.key_id),
-                encryption_algorithm: None,
-                grant_operations: None,
+                signing_algorithm: Some(request.signing_algorithm.as_str()),
+                message_type: Some(request.message_type.as_str()),
+                ..RequestFacts::default()
             },
         )?;
         let signature = signing_key(key)?.sign(
@@ -148,10 +148,10 @@ impl DataPlane {
             key,
             Action::Verify,
             &RequestFacts {
-                context: None,
                 identifier: Some(request.key_id),
-                encryption_algorithm: None,
-                grant_operations: None,
+                signing_algorithm: Some(request.signing_algorithm.as_str()),
+                message_type: Some(request.message_type.as_str()),
+                ..RequestFacts::default()
             },
         )?;
         let valid = signing_key(key)?.verify(
@@ -228,10 +228,8 @@ impl DataPlane {
                 key,
                 Action::GetPublicKey,
                 &RequestFacts {
-                    context: None,
                     identifier: Some(key_id),
-                    encryption_algorithm: None,
-                    grant_operations: None,
+                    ..RequestFacts::default()
                 },
             )?;
             crate::key::state::check(crate::key::KeyOperation::Cryptographic, key.state, &key.arn)?;

@@ -405,6 +405,11 @@ impl Condition {
         Ok(conditions)
     }
 
+    /// The condition key, in canonical spelling.
+    pub(crate) fn key_name(&self) -> &str {
+        &self.key.name
+    }
+
     /// Whether this condition holds for `request`.
     pub(crate) fn holds(&self, request: &RequestContext<'_>) -> bool {
         match self.operator {

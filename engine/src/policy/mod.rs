@@ -68,6 +68,7 @@ mod evaluate;
 mod json;
 mod principal;
 mod resource;
+pub mod templates;
 mod wildcard;
 
 use std::borrow::Cow;
@@ -256,6 +257,15 @@ impl KeyPolicy {
             .iter()
             .filter(|s| s.actions.matches(action) != s.not_action)
             .all(|s| s.conditions.is_empty())
+    }
+
+    /// The condition keys the policy's statements test, with the index of each statement, in
+    /// canonical spelling for the keys of [`KNOWN_CONDITION_KEYS`] and as written otherwise.
+    pub fn condition_keys(&self) -> impl Iterator<Item = (usize, &str)> + '_ {
+        self.statements
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.conditions.iter().map(move |c| (i, c.key_name())))
     }
 
     /// Decides `request`: an applying `Deny` wins, then an applying `Allow`, otherwise
