@@ -294,6 +294,22 @@ pub(crate) fn not_in_enum(shape: &str, member: &str, value: &str) -> Error {
     enum_error(member, value, values)
 }
 
+/// Checks one integer member of `operation` (model spellings) against the table, for a binding
+/// that takes a member the engine's API does not (Python's ListKeyPolicies `Limit`).
+pub fn check_integer(operation: &str, member: &str, value: i64) -> Result<()> {
+    let Some(op) = rules::OPERATIONS.iter().find(|op| op.name == operation) else {
+        return Err(Error::Internal(format!(
+            "{operation} is not in the service's model"
+        )));
+    };
+    let Some(known) = op.member(member) else {
+        return Err(Error::Internal(format!(
+            "{operation} has no member {member} in the service's model"
+        )));
+    };
+    check(op, &[(known.name, Value::Int(value))], &[])
+}
+
 fn enum_error(member: &str, value: &str, values: &[&str]) -> Error {
     let failure = failure_at(member, false, &Value::Str(value), &enum_constraint(values));
     Error::Validation(format!("1 validation error detected: {failure}"))
