@@ -431,8 +431,9 @@ fn managed_keys_are_used_through_their_service_only() {
     assert_eq!(aliases["Aliases"][0]["AliasName"], "alias/aws/s3");
 
     // Not directly, not even by the account's root; through the service, yes.
+    // (With a plaintext: an empty one breaks the model's constraint before access is checked.)
     fails(
-        &run(d, &["encrypt", "--key-id", "alias/aws/s3"]),
+        &run_with(d, &["encrypt", "--key-id", "alias/aws/s3"], b"object", &[]),
         ACCESS,
         "direct",
     );
@@ -442,7 +443,7 @@ fn managed_keys_are_used_through_their_service_only() {
         b"object",
     );
     assert_eq!(ok(d, &["--via-service", "s3", "decrypt"], &blob), b"object");
-    let out = run(
+    let out = run_with(
         d,
         &[
             "--via-service",
@@ -451,6 +452,8 @@ fn managed_keys_are_used_through_their_service_only() {
             "--key-id",
             "alias/aws/s3",
         ],
+        b"object",
+        &[],
     );
     fails(&out, ACCESS, "another service");
     // Customers cannot manage it.

@@ -427,6 +427,11 @@ impl Engine {
     /// engine's audit records.
     pub fn get_key_last_usage(&self, key_id: &str) -> Result<GetKeyLastUsageResponse> {
         self.audited(crate::access::Action::GetKeyLastUsage, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::GET_KEY_LAST_USAGE,
+                &[("KeyId", key_id.into())],
+                &[],
+            )?;
             let state = self.control()?;
             let record = self.key_for(
                 &state,

@@ -16,6 +16,7 @@ use crate::key::ArnScope;
 use crate::locked_memory::LockPolicy;
 use crate::secret::SecretBytes;
 use crate::store::{KeyStore, MemoryKeyStore};
+use crate::validation::{self, rules, Validate};
 
 /// Settings that are fixed for an engine's lifetime.
 #[derive(Debug, Clone)]
@@ -319,6 +320,13 @@ impl Engine {
         self.inner.scope.key_arn(id)
     }
 
+    /// The limits of this engine's configuration that replace the model's.
+    fn limits(&self) -> validation::Limits {
+        validation::Limits {
+            max_plaintext: self.inner.config.max_plaintext_bytes,
+        }
+    }
+
     // ---- data plane -------------------------------------------------------------------------
 
     /// Encrypts up to 4096 bytes under a symmetric key.
@@ -331,7 +339,10 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::encrypt(request),
-            |caller| self.inner.data.encrypt(caller, request),
+            |caller| {
+                request.validate(&self.limits())?;
+                self.inner.data.encrypt(caller, request)
+            },
         )
     }
 
@@ -345,7 +356,14 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller, tally| self.inner.data.encrypt_batch(caller, tally, requests),
+            |caller, tally| {
+                let limits = self.limits();
+                validation::batch(
+                    requests,
+                    |r| r.validate(&limits),
+                    || self.inner.data.encrypt_batch(caller, tally, requests),
+                )
+            },
         )
     }
 
@@ -363,9 +381,18 @@ impl Engine {
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
-                self.inner
+                let limits = self.limits();
+                let refused = validation::refused(requests, |r| r.validate(&limits));
+                let mut results = self
+                    .inner
                     .data
-                    .encrypt_batch_into(caller, tally, requests, outputs)
+                    .encrypt_batch_into(caller, tally, requests, outputs);
+                validation::overlay(&mut results, refused, |i| {
+                    if let Some(out) = outputs.get_mut(i) {
+                        out.fill(0);
+                    }
+                });
+                results
             },
         )
     }
@@ -383,9 +410,18 @@ impl Engine {
             requests.first().and_then(|r| r.key_id),
             requests.len(),
             |caller, tally| {
-                self.inner
+                let limits = self.limits();
+                let refused = validation::refused(requests, |r| r.validate(&limits));
+                let mut results = self
+                    .inner
                     .data
-                    .decrypt_batch_into(caller, tally, requests, outputs)
+                    .decrypt_batch_into(caller, tally, requests, outputs);
+                validation::overlay(&mut results, refused, |i| {
+                    if let Some(out) = outputs.get_mut(i) {
+                        out.fill(0);
+                    }
+                });
+                results
             },
         )
     }
@@ -402,7 +438,10 @@ impl Engine {
                 .blob_key(request.key_id, request.ciphertext_blob)
                 .as_deref()],
             || params::decrypt(request),
-            |caller| self.inner.data.decrypt(caller, request),
+            |caller| {
+                request.validate(&self.limits())?;
+                self.inner.data.decrypt(caller, request)
+            },
         )
     }
 
@@ -416,7 +455,14 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().and_then(|r| r.key_id),
             requests.len(),
-            |caller, tally| self.inner.data.decrypt_batch(caller, tally, requests),
+            |caller, tally| {
+                let limits = self.limits();
+                validation::batch(
+                    requests,
+                    |r| r.validate(&limits),
+                    || self.inner.data.decrypt_batch(caller, tally, requests),
+                )
+            },
         )
     }
 
@@ -434,7 +480,10 @@ impl Engine {
                 Some(request.destination_key_id),
             ],
             || params::re_encrypt(request),
-            |caller| self.inner.data.re_encrypt(caller, request),
+            |caller| {
+                request.validate(&self.limits())?;
+                self.inner.data.re_encrypt(caller, request)
+            },
         )
     }
 
@@ -448,7 +497,14 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.destination_key_id),
             requests.len(),
-            |caller, tally| self.inner.data.re_encrypt_batch(caller, tally, requests),
+            |caller, tally| {
+                let limits = self.limits();
+                validation::batch(
+                    requests,
+                    |r| r.validate(&limits),
+                    || self.inner.data.re_encrypt_batch(caller, tally, requests),
+                )
+            },
         )
     }
 
@@ -462,7 +518,10 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::data_key(request),
-            |caller| self.inner.data.generate_data_key(caller, request),
+            |caller| {
+                request.validate_as(false)?;
+                self.inner.data.generate_data_key(caller, request)
+            },
         )
     }
 
@@ -477,6 +536,7 @@ impl Engine {
             &[Some(request.key_id)],
             || params::data_key(request),
             |caller| {
+                request.validate_as(true)?;
                 self.inner
                     .data
                     .generate_data_key_without_plaintext(caller, request)
@@ -495,9 +555,15 @@ impl Engine {
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
-                self.inner
-                    .data
-                    .generate_data_key_batch(caller, tally, requests)
+                validation::batch(
+                    requests,
+                    |r| r.validate_as(false),
+                    || {
+                        self.inner
+                            .data
+                            .generate_data_key_batch(caller, tally, requests)
+                    },
+                )
             },
         )
     }
@@ -513,9 +579,15 @@ impl Engine {
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
-                self.inner
-                    .data
-                    .generate_data_key_without_plaintext_batch(caller, tally, requests)
+                validation::batch(
+                    requests,
+                    |r| r.validate_as(true),
+                    || {
+                        self.inner
+                            .data
+                            .generate_data_key_without_plaintext_batch(caller, tally, requests)
+                    },
+                )
             },
         )
     }
@@ -534,7 +606,10 @@ impl Engine {
                     request.message.len(),
                 )
             },
-            |caller| self.inner.data.sign(caller, request),
+            |caller| {
+                request.validate(&self.limits())?;
+                self.inner.data.sign(caller, request)
+            },
         )
     }
 
@@ -545,7 +620,14 @@ impl Engine {
             QuotaFamily::AsymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller, tally| self.inner.data.sign_batch(caller, tally, requests),
+            |caller, tally| {
+                let limits = self.limits();
+                validation::batch(
+                    requests,
+                    |r| r.validate(&limits),
+                    || self.inner.data.sign_batch(caller, tally, requests),
+                )
+            },
         )
     }
 
@@ -566,7 +648,10 @@ impl Engine {
                     request.message.len(),
                 )
             },
-            |caller| self.inner.data.verify(caller, request),
+            |caller| {
+                request.validate(&self.limits())?;
+                self.inner.data.verify(caller, request)
+            },
         )
     }
 
@@ -577,7 +662,14 @@ impl Engine {
             QuotaFamily::AsymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller, tally| self.inner.data.verify_batch(caller, tally, requests),
+            |caller, tally| {
+                let limits = self.limits();
+                validation::batch(
+                    requests,
+                    |r| r.validate(&limits),
+                    || self.inner.data.verify_batch(caller, tally, requests),
+                )
+            },
         )
     }
 
@@ -588,7 +680,10 @@ impl Engine {
             QuotaFamily::AsymmetricCrypto,
             &[Some(key_id)],
             || params::key(key_id),
-            |caller| self.inner.data.get_public_key(caller, key_id),
+            |caller| {
+                validation::key_id(&rules::GET_PUBLIC_KEY, key_id)?;
+                self.inner.data.get_public_key(caller, key_id)
+            },
         )
     }
 
@@ -602,7 +697,10 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::mac(request.key_id, request.mac_algorithm, request.message.len()),
-            |caller| self.inner.data.generate_mac(caller, request),
+            |caller| {
+                request.validate(&self.limits())?;
+                self.inner.data.generate_mac(caller, request)
+            },
         )
     }
 
@@ -616,7 +714,14 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller, tally| self.inner.data.generate_mac_batch(caller, tally, requests),
+            |caller, tally| {
+                let limits = self.limits();
+                validation::batch(
+                    requests,
+                    |r| r.validate(&limits),
+                    || self.inner.data.generate_mac_batch(caller, tally, requests),
+                )
+            },
         )
     }
 
@@ -630,7 +735,10 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::mac(request.key_id, request.mac_algorithm, request.message.len()),
-            |caller| self.inner.data.verify_mac(caller, request),
+            |caller| {
+                request.validate(&self.limits())?;
+                self.inner.data.verify_mac(caller, request)
+            },
         )
     }
 
@@ -644,7 +752,14 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller, tally| self.inner.data.verify_mac_batch(caller, tally, requests),
+            |caller, tally| {
+                let limits = self.limits();
+                validation::batch(
+                    requests,
+                    |r| r.validate(&limits),
+                    || self.inner.data.verify_mac_batch(caller, tally, requests),
+                )
+            },
         )
     }
 
@@ -658,7 +773,10 @@ impl Engine {
             QuotaFamily::AsymmetricCrypto,
             &[Some(request.key_id)],
             || params::key(request.key_id),
-            |caller| self.inner.data.derive_shared_secret(caller, request),
+            |caller| {
+                request.validate(&self.limits())?;
+                self.inner.data.derive_shared_secret(caller, request)
+            },
         )
     }
 
@@ -673,6 +791,7 @@ impl Engine {
             &[Some(request.key_id)],
             || params::data_key_pair(request),
             |caller| {
+                request.validate_as(false)?;
                 self.inner
                     .data
                     .generate_data_key_pair(caller, request, true)
@@ -691,6 +810,7 @@ impl Engine {
             &[Some(request.key_id)],
             || params::data_key_pair(request),
             |caller| {
+                request.validate_as(true)?;
                 self.inner
                     .data
                     .generate_data_key_pair(caller, request, false)
@@ -705,7 +825,10 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             &[None],
             || serde_json::json!({"numberOfBytes": number_of_bytes}),
-            |caller| self.inner.data.generate_random(caller, number_of_bytes),
+            |caller| {
+                validation::generate_random(number_of_bytes)?;
+                self.inner.data.generate_random(caller, number_of_bytes)
+            },
         )
     }
 
@@ -716,7 +839,13 @@ impl Engine {
             QuotaFamily::SymmetricCrypto,
             None,
             sizes.len(),
-            |caller, _| self.inner.data.generate_random_batch(caller, sizes),
+            |caller, _| {
+                validation::batch(
+                    sizes,
+                    |n| validation::generate_random(*n),
+                    || self.inner.data.generate_random_batch(caller, sizes),
+                )
+            },
         )
     }
 }

@@ -36,6 +36,7 @@ pub mod locked_memory;
 pub mod policy;
 mod secret;
 pub mod store;
+pub mod validation;
 
 pub use access::{Caller, RateQuotas};
 pub use call::{GetKeyLastUsageResponse, KeyLastUsage};

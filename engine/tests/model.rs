@@ -602,13 +602,16 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 let mut request = EncryptRequest::new(&id, &data);
                 request.encryption_context = ctx.as_ref();
                 let got = engine.encrypt(&request);
-                let want = m.resolve(key).and_then(|k| {
-                    m.usable(k)?;
-                    if data.is_empty() || data.len() > 4096 {
-                        return Err(VALIDATION);
-                    }
-                    Ok(k)
-                });
+                // The model's constraints are checked before the key is looked up, as the
+                // service does.
+                let want = if data.is_empty() || data.len() > 4096 {
+                    Err(VALIDATION)
+                } else {
+                    m.resolve(key).and_then(|k| {
+                        m.usable(k)?;
+                        Ok(k)
+                    })
+                };
                 agree!(step, op, got, want);
                 if let (Ok(sealed), Ok(k)) = (&got, &want) {
                     let parsed = ciphertext::parse(&sealed.ciphertext_blob).unwrap();

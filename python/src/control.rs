@@ -486,9 +486,7 @@ impl Engine {
         marker: Option<&str>,
     ) -> Result<Bound<'py, PyDict>> {
         if let Some(limit) = limit {
-            if !(1..=1000).contains(&limit) {
-                return Err(validation(format!("Limit must be 1 to 1000, not {limit}")));
-            }
+            keyplane::validation::check_integer("ListKeyPolicies", "Limit", i64::from(limit))?;
         }
         if marker.is_some() {
             return Err(keyplane::Error::InvalidMarker(

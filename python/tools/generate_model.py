@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Generates keyplane/_model.py from the service's API model and paginator definitions.
 
-    python tools/generate_model.py ../../shared/reference/kms-service-2.json \
-        ../../shared/reference/kms-paginators-1.json > python/keyplane/_model.py
+    python tools/generate_model.py ../engine/model/kms-service-2.json \
+        ../engine/model/kms-paginators-1.json > python/keyplane/_model.py
+
+(run in python/; engine/model/ holds the service's model, vendored: the engine's validation table
+is generated from the same file.)
 
 The output holds, for the operations keyplane supports, their input and output shapes (members,
 required members, types, enumerations, minimums and maximums; no documentation), their modelled
 errors, and their paginators, so the package needs no model files at run time. The tests check that
-the committed file matches the reference when the reference is present.
+the committed file matches the vendored model on every run.
 """
 
 from __future__ import annotations

@@ -39,6 +39,14 @@ impl Engine {
     /// Creates `alias_name` (`alias/...`, or its alias ARN) pointing to a key.
     pub fn create_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
         self.audited(Action::CreateAlias, Some(target_key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::CREATE_ALIAS,
+                &[
+                    ("AliasName", alias_name.into()),
+                    ("TargetKeyId", target_key_id.into()),
+                ],
+                &[],
+            )?;
             let alias_name = self.alias_name(alias_name)?;
             validate_alias_name(alias_name)?;
             let mut state = self.control()?;
@@ -70,6 +78,14 @@ impl Engine {
     /// Points an existing alias at another key of the same type and usage.
     pub fn update_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
         self.audited(Action::UpdateAlias, Some(target_key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::UPDATE_ALIAS,
+                &[
+                    ("AliasName", alias_name.into()),
+                    ("TargetKeyId", target_key_id.into()),
+                ],
+                &[],
+            )?;
             let alias_name = self.alias_name(alias_name)?;
             validate_alias_name(alias_name)?;
             let mut state = self.control()?;
@@ -109,6 +125,11 @@ impl Engine {
     /// Deletes an alias; the key it pointed to is unaffected.
     pub fn delete_alias(&self, alias_name: &str) -> Result<()> {
         self.audited(Action::DeleteAlias, Some(alias_name), || {
+            crate::validation::check(
+                &crate::validation::rules::DELETE_ALIAS,
+                &[("AliasName", alias_name.into())],
+                &[],
+            )?;
             let alias_name = self.alias_name(alias_name)?;
             let mut state = self.control()?;
             let Some(alias) = state.aliases.get(alias_name) else {
@@ -136,6 +157,15 @@ impl Engine {
         marker: Option<&str>,
     ) -> Result<Page<AliasListEntry>> {
         self.audited(Action::ListAliases, key_id, || {
+            crate::validation::check(
+                &crate::validation::rules::LIST_ALIASES,
+                &[
+                    ("KeyId", key_id.into()),
+                    ("Limit", limit.into()),
+                    ("Marker", marker.into()),
+                ],
+                &[],
+            )?;
             let limit = page::limit(limit, 50, 100)?;
             self.authorize_account(Action::ListAliases)?;
             let state = self.control()?;

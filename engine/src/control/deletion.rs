@@ -37,6 +37,14 @@ impl Engine {
         pending_window_in_days: Option<u32>,
     ) -> Result<ScheduleKeyDeletionResponse> {
         self.audited(Action::ScheduleKeyDeletion, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::SCHEDULE_KEY_DELETION,
+                &[
+                    ("KeyId", key_id.into()),
+                    ("PendingWindowInDays", pending_window_in_days.into()),
+                ],
+                &[],
+            )?;
             let window = pending_window_in_days.unwrap_or(DEFAULT_PENDING_WINDOW_DAYS);
             if !(MIN_PENDING_WINDOW_DAYS..=MAX_PENDING_WINDOW_DAYS).contains(&window) {
                 return Err(validation!(
@@ -75,6 +83,11 @@ impl Engine {
     /// Cancels a scheduled deletion; the key returns Disabled, as in the service.
     pub fn cancel_key_deletion(&self, key_id: &str) -> Result<String> {
         self.audited(Action::CancelKeyDeletion, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::CANCEL_KEY_DELETION,
+                &[("KeyId", key_id.into())],
+                &[],
+            )?;
             let mut state = self.control()?;
             let mut record = self.key_for(
                 &state,

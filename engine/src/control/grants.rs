@@ -13,6 +13,7 @@ use crate::engine::Engine;
 use crate::error::{validation, Error, Result};
 use crate::key::state::KeyOperation;
 use crate::key::{GrantConstraints, GrantOperation, GrantRecord, KeyRecord, KeyUsage};
+use crate::validation::Value;
 
 /// Most grants on one key.
 pub const MAX_GRANTS_PER_KEY: usize = 50_000;
@@ -88,6 +89,23 @@ impl Engine {
     /// Creates a grant on a key.
     pub fn create_grant(&self, request: CreateGrantRequest) -> Result<CreateGrantResponse> {
         self.audited(Action::CreateGrant, Some(&request.key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::CREATE_GRANT,
+                &[
+                    ("KeyId", request.key_id.as_str().into()),
+                    (
+                        "GranteePrincipal",
+                        request.grantee_principal.as_str().into(),
+                    ),
+                    (
+                        "RetiringPrincipal",
+                        request.retiring_principal.as_deref().into(),
+                    ),
+                    ("Operations", Value::Items(request.operations.len())),
+                    ("Name", request.name.as_deref().into()),
+                ],
+                &[],
+            )?;
             if request.operations.is_empty() {
                 return Err(validation!("a grant needs at least one operation"));
             }
@@ -167,6 +185,17 @@ impl Engine {
         marker: Option<&str>,
     ) -> Result<Page<GrantListEntry>> {
         self.audited(Action::ListGrants, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::LIST_GRANTS,
+                &[
+                    ("Limit", limit.into()),
+                    ("Marker", marker.into()),
+                    ("KeyId", key_id.into()),
+                    ("GrantId", grant_id.into()),
+                    ("GranteePrincipal", grantee_principal.into()),
+                ],
+                &[],
+            )?;
             let limit = page::limit(limit, 50, 100)?;
             let state = self.control()?;
             let record = self.key_for(&state, key_id, KeyOperation::Read, Action::ListGrants)?;
@@ -197,6 +226,15 @@ impl Engine {
         marker: Option<&str>,
     ) -> Result<Page<GrantListEntry>> {
         self.audited(Action::ListRetirableGrants, None, || {
+            crate::validation::check(
+                &crate::validation::rules::LIST_RETIRABLE_GRANTS,
+                &[
+                    ("Limit", limit.into()),
+                    ("Marker", marker.into()),
+                    ("RetiringPrincipal", retiring_principal.into()),
+                ],
+                &[],
+            )?;
             let limit = page::limit(limit, 50, 100)?;
             self.authorize_account(Action::ListRetirableGrants)?;
             let state = self.control()?;
@@ -223,6 +261,15 @@ impl Engine {
         grant_id: Option<&str>,
     ) -> Result<()> {
         self.audited(Action::RetireGrant, key_id, || {
+            crate::validation::check(
+                &crate::validation::rules::RETIRE_GRANT,
+                &[
+                    ("GrantToken", grant_token.into()),
+                    ("KeyId", key_id.into()),
+                    ("GrantId", grant_id.into()),
+                ],
+                &[],
+            )?;
             let (key_id, grant_id) = match (grant_token, key_id, grant_id) {
                 (Some(token), _, _) => parse_token(token)?,
                 (None, Some(key), Some(grant)) => (key, grant),
@@ -250,6 +297,11 @@ impl Engine {
     /// Revokes a grant (a key administrator's action).
     pub fn revoke_grant(&self, key_id: &str, grant_id: &str) -> Result<()> {
         self.audited(Action::RevokeGrant, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::REVOKE_GRANT,
+                &[("KeyId", key_id.into()), ("GrantId", grant_id.into())],
+                &[],
+            )?;
             let mut state = self.control()?;
             let mut record =
                 self.key_for(&state, key_id, KeyOperation::Read, Action::RevokeGrant)?;

@@ -14,6 +14,7 @@ use crate::key::{
     KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, Origin, RotationConfig, Tag,
     VersionRecord,
 };
+use crate::validation::Value;
 
 /// Longest description a key may have.
 pub const MAX_DESCRIPTION: usize = 8192;
@@ -63,6 +64,7 @@ impl Engine {
     /// is modelled and refused with UnsupportedOperation.
     pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata> {
         self.audited(Action::CreateKey, None, || {
+            crate::validation::check(&crate::validation::rules::CREATE_KEY, &[("Description", request.description.as_deref().into()), ("Policy", request.policy.as_deref().into()), ("Tags", Value::Items(request.tags.len()))], &[])?;
             let spec = request.key_spec.unwrap_or(KeySpec::SymmetricDefault);
             let usage = request.key_usage.unwrap_or_else(|| spec.default_usage());
             if !spec.allowed_usages().contains(&usage) {
@@ -164,6 +166,11 @@ impl Engine {
     /// DescribeKey.
     pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata> {
         self.audited(Action::DescribeKey, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::DESCRIBE_KEY,
+                &[("KeyId", key_id.into())],
+                &[],
+            )?;
             let state = self.control()?;
             self.key_for(&state, key_id, KeyOperation::Read, Action::DescribeKey)
                 .and_then(|record| self.metadata(&state, &record.id))
@@ -205,6 +212,11 @@ impl Engine {
         marker: Option<&str>,
     ) -> Result<Page<KeyListEntry>> {
         self.audited(Action::ListKeys, None, || {
+            crate::validation::check(
+                &crate::validation::rules::LIST_KEYS,
+                &[("Limit", limit.into()), ("Marker", marker.into())],
+                &[],
+            )?;
             let limit = page::limit(limit, 100, 1000)?;
             self.authorize_account(Action::ListKeys)?;
             let state = self.control()?;
@@ -229,6 +241,14 @@ impl Engine {
     /// UpdateKeyDescription.
     pub fn update_key_description(&self, key_id: &str, description: &str) -> Result<()> {
         self.audited(Action::UpdateKeyDescription, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::UPDATE_KEY_DESCRIPTION,
+                &[
+                    ("KeyId", key_id.into()),
+                    ("Description", description.into()),
+                ],
+                &[],
+            )?;
             check_description(description)?;
             let mut state = self.control()?;
             let mut record = self.key_for(
@@ -245,6 +265,11 @@ impl Engine {
     /// EnableKey: a Disabled key becomes Enabled (an Enabled one stays so).
     pub fn enable_key(&self, key_id: &str) -> Result<()> {
         self.audited(Action::EnableKey, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::ENABLE_KEY,
+                &[("KeyId", key_id.into())],
+                &[],
+            )?;
             self.set_enabled(
                 key_id,
                 KeyOperation::EnableKey,
@@ -257,6 +282,11 @@ impl Engine {
     /// DisableKey: an Enabled key becomes Disabled; data-plane calls then fail with Disabled.
     pub fn disable_key(&self, key_id: &str) -> Result<()> {
         self.audited(Action::DisableKey, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::DISABLE_KEY,
+                &[("KeyId", key_id.into())],
+                &[],
+            )?;
             self.set_enabled(
                 key_id,
                 KeyOperation::DisableKey,

@@ -32,6 +32,15 @@ impl Engine {
         bypass_policy_lockout_safety_check: bool,
     ) -> Result<()> {
         self.audited(Action::PutKeyPolicy, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::PUT_KEY_POLICY,
+                &[
+                    ("KeyId", key_id.into()),
+                    ("PolicyName", policy_name.into()),
+                    ("Policy", policy.into()),
+                ],
+                &[],
+            )?;
             check_policy_name(policy_name)?;
             let parsed = self.parse_new_policy(policy)?;
             let mut state = self.control()?;
@@ -88,6 +97,11 @@ impl Engine {
     /// A key's policy document.
     pub fn get_key_policy(&self, key_id: &str, policy_name: Option<&str>) -> Result<String> {
         self.audited(Action::GetKeyPolicy, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::GET_KEY_POLICY,
+                &[("KeyId", key_id.into()), ("PolicyName", policy_name.into())],
+                &[],
+            )?;
             check_policy_name(policy_name)?;
             let state = self.control()?;
             let record = self.key_for(&state, key_id, KeyOperation::Read, Action::GetKeyPolicy)?;
@@ -98,6 +112,11 @@ impl Engine {
     /// The names of a key's policies (always just `default`).
     pub fn list_key_policies(&self, key_id: &str) -> Result<Page<String>> {
         self.audited(Action::ListKeyPolicies, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::LIST_KEY_POLICIES,
+                &[("KeyId", key_id.into())],
+                &[],
+            )?;
             let state = self.control()?;
             self.key_for(&state, key_id, KeyOperation::Read, Action::ListKeyPolicies)?;
             Ok(Page {

@@ -73,6 +73,14 @@ impl Engine {
         rotation_period_in_days: Option<u32>,
     ) -> Result<()> {
         self.audited(Action::EnableKeyRotation, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::ENABLE_KEY_ROTATION,
+                &[
+                    ("KeyId", key_id.into()),
+                    ("RotationPeriodInDays", rotation_period_in_days.into()),
+                ],
+                &[],
+            )?;
             let period = rotation_period_in_days.unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS);
             if !(MIN_ROTATION_PERIOD_DAYS..=MAX_ROTATION_PERIOD_DAYS).contains(&period) {
                 return Err(validation!(
@@ -104,6 +112,11 @@ impl Engine {
     /// Turns off automatic rotation.
     pub fn disable_key_rotation(&self, key_id: &str) -> Result<()> {
         self.audited(Action::DisableKeyRotation, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::DISABLE_KEY_ROTATION,
+                &[("KeyId", key_id.into())],
+                &[],
+            )?;
             let mut state = self.control()?;
             let mut record = self.key_for(
                 &state,
@@ -121,6 +134,11 @@ impl Engine {
     /// Whether automatic rotation is on, its period and the next date.
     pub fn get_key_rotation_status(&self, key_id: &str) -> Result<KeyRotationStatus> {
         self.audited(Action::GetKeyRotationStatus, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::GET_KEY_ROTATION_STATUS,
+                &[("KeyId", key_id.into())],
+                &[],
+            )?;
             let state = self.control()?;
             let record = self.key_for(
                 &state,
@@ -143,6 +161,7 @@ impl Engine {
     /// Rotates now (at most 25 times per key); returns the key's ARN.
     pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String> {
         self.audited(Action::RotateKeyOnDemand, Some(key_id), || {
+            crate::validation::check(&crate::validation::rules::ROTATE_KEY_ON_DEMAND, &[("KeyId", key_id.into())], &[])?;
             let mut state = self.control()?;
             let mut record = self.key_for(&state, key_id, KeyOperation::RotateKeyOnDemand, Action::RotateKeyOnDemand)?;
             check_rotatable(&record)?;
@@ -199,6 +218,15 @@ impl Engine {
         marker: Option<&str>,
     ) -> Result<Page<RotationListEntry>> {
         self.audited(Action::ListKeyRotations, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::LIST_KEY_ROTATIONS,
+                &[
+                    ("KeyId", key_id.into()),
+                    ("Limit", limit.into()),
+                    ("Marker", marker.into()),
+                ],
+                &[],
+            )?;
             let limit = page::limit(limit, 100, 1000)?;
             let state = self.control()?;
             let record =

@@ -7,6 +7,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::key::state::KeyOperation;
 use crate::key::Tag;
+use crate::validation::Value;
 
 /// Most tags a key carries.
 pub const MAX_TAGS: usize = 50;
@@ -54,6 +55,11 @@ impl Engine {
     /// Adds tags to a key, or overwrites the values of tags it has.
     pub fn tag_resource(&self, key_id: &str, tags: Vec<Tag>) -> Result<()> {
         self.audited(Action::TagResource, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::TAG_RESOURCE,
+                &[("KeyId", key_id.into()), ("Tags", Value::Items(tags.len()))],
+                &[],
+            )?;
             let mut state = self.control()?;
             let facts = RequestFacts {
                 request_tags: Some(&tags),
@@ -74,6 +80,14 @@ impl Engine {
     /// Removes tags (by key) from a key; keys it does not carry are ignored.
     pub fn untag_resource(&self, key_id: &str, tag_keys: &[&str]) -> Result<()> {
         self.audited(Action::UntagResource, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::UNTAG_RESOURCE,
+                &[
+                    ("KeyId", key_id.into()),
+                    ("TagKeys", Value::Items(tag_keys.len())),
+                ],
+                &[],
+            )?;
             let mut state = self.control()?;
             let facts = RequestFacts {
                 tag_keys: Some(tag_keys),
@@ -101,6 +115,15 @@ impl Engine {
         marker: Option<&str>,
     ) -> Result<Page<Tag>> {
         self.audited(Action::ListResourceTags, Some(key_id), || {
+            crate::validation::check(
+                &crate::validation::rules::LIST_RESOURCE_TAGS,
+                &[
+                    ("KeyId", key_id.into()),
+                    ("Limit", limit.into()),
+                    ("Marker", marker.into()),
+                ],
+                &[],
+            )?;
             let limit = page::limit(limit, 50, 50)?;
             let state = self.control()?;
             let record =
