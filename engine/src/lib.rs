@@ -32,6 +32,7 @@ mod engine;
 mod error;
 pub mod key;
 pub mod locked_memory;
+pub mod messages;
 pub mod policy;
 mod secret;
 pub mod store;

@@ -7,6 +7,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::key::state::KeyOperation;
 use crate::key::KeyManager;
+use crate::messages;
 use crate::policy::KeyPolicy;
 
 /// The one policy name a key has.
@@ -33,14 +34,16 @@ impl Engine {
     ) -> Result<()> {
         self.audited(Action::PutKeyPolicy, Some(key_id), || {
             check_policy_name(policy_name)?;
-            let parsed = self.parse_policy(policy)?;
             let mut state = self.control()?;
+            // The key is found (NotFoundException) before its new policy is read, as the
+            // service does.
             let mut record = self.key_for(
                 &state,
                 key_id,
                 KeyOperation::UpdateMetadata,
                 Action::PutKeyPolicy,
             )?;
+            let parsed = self.parse_policy(policy)?;
             if record.key_manager == KeyManager::Aws {
                 return Err(Error::AccessDenied(format!(
                     "{} is managed by an integrated service; its policy cannot be changed",
@@ -71,13 +74,7 @@ impl Engine {
                 record.key_usage,
                 &RequestFacts::default(),
             )
-            .map_err(|_| {
-                Error::MalformedPolicyDocument(format!(
-                    "the new key policy would not allow {} to change the policy again \
-                     (kms:PutKeyPolicy); set BypassPolicyLockoutSafetyCheck to apply it anyway",
-                    self.caller.principal()
-                ))
-            })
+            .map_err(|_| messages::policy_lockout())
     }
 
     /// A key's policy document.

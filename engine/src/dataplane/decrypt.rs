@@ -79,7 +79,7 @@ impl DataPlane {
         algorithm: Option<EncryptionAlgorithm>,
     ) -> Result<Decrypted<'k>> {
         if let Some(key_id) = key_id {
-            let key = ctx.resolve(key_id)?;
+            let key = ctx.resolve(key_id, action)?;
             let version = key.current().ok();
             if let Some(KeyPrimitive::RsaOaep(rsa)) = version.map(|v| &v.primitive) {
                 let algorithm = algorithm.ok_or_else(|| {
@@ -95,7 +95,7 @@ impl DataPlane {
                         grant_operations: None,
                     },
                 )?;
-                key.check_usage(KeyUsage::EncryptDecrypt)?;
+                key.check_usage(KeyUsage::EncryptDecrypt, action)?;
                 refuse_context_for_rsa(context)?;
                 return Ok(Decrypted {
                     plaintext: rsa.decrypt(algorithm, blob)?,
@@ -118,7 +118,7 @@ impl DataPlane {
                         grant_operations: None,
                     },
                 )?;
-                key.check_encrypt_decrypt()?;
+                key.check_encrypt_decrypt(action)?;
             }
         }
         let parsed = ctx.parse(blob, algorithm)?;
@@ -187,7 +187,9 @@ impl DataPlane {
     ) -> Result<usize> {
         let is_rsa = match request.key_id {
             Some(key_id) => matches!(
-                ctx.resolve(key_id)?.current().map(|v| &v.primitive),
+                ctx.resolve(key_id, Action::Decrypt)?
+                    .current()
+                    .map(|v| &v.primitive),
                 Ok(KeyPrimitive::RsaOaep(_))
             ),
             None => false,

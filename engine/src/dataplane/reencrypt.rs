@@ -56,7 +56,7 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &ReEncryptRequest<'_>,
     ) -> Result<(Vec<u8>, ReEncryptKeys<'k>)> {
-        let destination = ctx.resolve(request.destination_key_id)?;
+        let destination = ctx.resolve(request.destination_key_id, Action::ReEncryptTo)?;
         ctx.authorize(
             destination,
             Action::ReEncryptTo,
@@ -67,7 +67,7 @@ impl DataPlane {
                 grant_operations: None,
             },
         )?;
-        destination.check_usage(KeyUsage::EncryptDecrypt)?;
+        destination.check_usage(KeyUsage::EncryptDecrypt, Action::ReEncryptTo)?;
         let source = Self::decrypt_any(
             ctx,
             Action::ReEncryptFrom,
@@ -79,6 +79,7 @@ impl DataPlane {
         let blob = Self::encrypt_under(
             ctx,
             destination,
+            Action::ReEncryptTo,
             request.destination_encryption_algorithm,
             source.plaintext.expose(),
             request.destination_encryption_context,
