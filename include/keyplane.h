@@ -240,6 +240,11 @@ enum kp_status
    */
   KP_STATUS_ACCESS_DENIED = 1500,
   /**
+   * The request names something reserved to the service, such as an `alias/aws/` alias name
+   * (NotAuthorizedException).
+   */
+  KP_STATUS_NOT_AUTHORIZED = 1501,
+  /**
    * A request parameter is missing, out of range or malformed (ValidationException).
    */
   KP_STATUS_VALIDATION = 1600,

@@ -59,7 +59,7 @@ impl Failure {
 pub fn exit_code(error: &Error) -> u8 {
     match error {
         Error::NotFound(_) | Error::InvalidGrantId(_) => NOT_FOUND,
-        Error::AccessDenied(_) => ACCESS,
+        Error::AccessDenied(_) | Error::NotAuthorized(_) => ACCESS,
         Error::Validation(_)
         | Error::InvalidAliasName(_)
         | Error::InvalidArn(_)

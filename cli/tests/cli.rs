@@ -381,7 +381,13 @@ fn exit_codes_distinguish_usage_not_found_access_refused_and_internal() {
     assert_eq!(code(&out), 3);
     let err: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(err["__type"], "NotFoundException");
-    assert!(err["message"].as_str().unwrap().contains("does not exist"));
+    // The engine's message, as the service words it (issue 17).
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Key 'arn:aws:kms:")
+            && message.ends_with(":key/0b5c6d7e-0000-4000-8000-000000000000' does not exist"),
+        "{message}"
+    );
     // Access: a wrong root key, and a key file others may read.
     let wrong = run_with(
         d,

@@ -62,6 +62,9 @@ pub enum Error {
     /// The caller is not allowed to do this.
     #[error("AccessDenied: {0}")]
     AccessDenied(String),
+    /// The request names something reserved to the service itself (an `alias/aws/` alias).
+    #[error("NotAuthorized: {0}")]
+    NotAuthorized(String),
     /// A key policy document is malformed, or would lock its author out.
     #[error("MalformedPolicyDocument: {0}")]
     MalformedPolicyDocument(String),
@@ -119,6 +122,7 @@ impl Error {
             Error::LimitExceeded(_) => "LimitExceededException",
             Error::Throttling(_) => "ThrottlingException",
             Error::AccessDenied(_) => "AccessDeniedException",
+            Error::NotAuthorized(_) => "NotAuthorizedException",
             Error::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",
             Error::InvalidGrantToken(_) => "InvalidGrantTokenException",
             Error::InvalidGrantId(_) => "InvalidGrantIdException",
@@ -151,6 +155,7 @@ impl Error {
             | Error::LimitExceeded(m)
             | Error::Throttling(m)
             | Error::AccessDenied(m)
+            | Error::NotAuthorized(m)
             | Error::MalformedPolicyDocument(m)
             | Error::InvalidGrantToken(m)
             | Error::InvalidGrantId(m)

@@ -33,6 +33,7 @@ mod error;
 pub mod fork;
 pub mod key;
 pub mod locked_memory;
+pub mod messages;
 pub mod policy;
 mod secret;
 pub mod store;

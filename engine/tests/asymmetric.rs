@@ -955,7 +955,7 @@ fn ed25519_ph_is_either_supported_or_an_unsupported_operation() {
 }
 
 #[test]
-fn signing_algorithms_the_key_spec_does_not_allow_are_validation_errors() {
+fn signing_algorithms_the_key_spec_does_not_allow_are_invalid_key_usage() {
     let f = fixture();
     let mut wrong = Vec::new();
     for spec in SIGNING_SPECS {
@@ -967,9 +967,14 @@ fn signing_algorithms_the_key_spec_does_not_allow_are_validation_errors() {
             if allowed.contains(&algorithm) {
                 continue;
             }
+            // The service: InvalidKeyUsageException, `Algorithm <alg> is incompatible with key
+            // spec <spec>.`
+            let incompatible =
+                format!("Algorithm {algorithm} is incompatible with key spec {spec}.");
             let sign = f.engine.sign(&SignRequest::new(key, b"msg", algorithm));
             match sign {
-                Err(e) if e.code() == "ValidationException" => {}
+                Err(e) if e.code() == "InvalidKeyUsageException" && e.message() == incompatible => {
+                }
                 Err(e) => wrong.push(format!("Sign {spec} with {algorithm}: {}", e.code())),
                 Ok(r) => wrong.push(format!(
                     "Sign {spec} with {algorithm}: succeeded ({}-byte signature)",
@@ -984,7 +989,8 @@ fn signing_algorithms_the_key_spec_does_not_allow_are_validation_errors() {
                 signing_algorithm: algorithm,
             });
             match verify {
-                Err(e) if e.code() == "ValidationException" => {}
+                Err(e) if e.code() == "InvalidKeyUsageException" && e.message() == incompatible => {
+                }
                 Err(e) => wrong.push(format!("Verify {spec} with {algorithm}: {e}")),
                 Ok(_) => wrong.push(format!("Verify {spec} with {algorithm}: succeeded")),
             }
@@ -992,7 +998,7 @@ fn signing_algorithms_the_key_spec_does_not_allow_are_validation_errors() {
     }
     assert!(
         wrong.is_empty(),
-        "{} calls with an algorithm the key spec does not allow were not ValidationException:\n{}",
+        "{} calls with an algorithm the key spec does not allow were not InvalidKeyUsageException:\n{}",
         wrong.len(),
         wrong.join("\n")
     );
@@ -1165,7 +1171,7 @@ fn decrypt_naming_a_key_that_is_not_an_encryption_key_is_invalid_key_usage() {
 }
 
 #[test]
-fn mac_algorithms_the_key_spec_does_not_allow_are_validation_errors() {
+fn mac_algorithms_the_key_spec_does_not_allow_are_invalid_key_usage() {
     let f = fixture();
     for spec in HMAC_SPECS {
         let key = f.key(spec, KeyUsage::GenerateVerifyMac);
@@ -1178,14 +1184,26 @@ fn mac_algorithms_the_key_spec_does_not_allow_are_validation_errors() {
                 message: b"m",
                 mac_algorithm: algorithm,
             });
-            assert_eq!(code(generate), "ValidationException", "{spec} {algorithm}");
+            let incompatible =
+                format!("Algorithm {algorithm} is incompatible with key spec {spec}.");
+            let generate = generate.unwrap_err();
+            assert_eq!(
+                (generate.code(), generate.message()),
+                ("InvalidKeyUsageException", incompatible.as_str()),
+                "{spec} {algorithm}"
+            );
             let verify = f.engine.verify_mac(&VerifyMacRequest {
                 key_id: key,
                 message: b"m",
                 mac: &[0; 64][..mac_len(algorithm)],
                 mac_algorithm: algorithm,
             });
-            assert_eq!(code(verify), "ValidationException", "{spec} {algorithm}");
+            let verify = verify.unwrap_err();
+            assert_eq!(
+                (verify.code(), verify.message()),
+                ("InvalidKeyUsageException", incompatible.as_str()),
+                "{spec} {algorithm}"
+            );
         }
     }
 }
@@ -2427,7 +2445,7 @@ fn batch_sign_and_verify_mix_good_and_bad_items_in_order() {
     // (a key that does not exist), every 13th (an encryption key) and every 17th (too long).
     let expected_error = |i: usize| -> Option<&'static str> {
         if i % 7 == 3 {
-            Some("ValidationException")
+            Some("InvalidKeyUsageException")
         } else if i % 11 == 5 {
             Some("NotFoundException")
         } else if i % 13 == 6 {
@@ -2554,7 +2572,7 @@ fn batch_generate_and_verify_mac_mix_good_and_bad_items_in_order() {
                     key,
                     other_algorithm,
                     &msgs[i][..],
-                    Some("ValidationException"),
+                    Some("InvalidKeyUsageException"),
                 )
             } else if i % 10 == 7 {
                 (

@@ -247,25 +247,37 @@ fn every_unsupported_key_spec_is_unsupported_and_invalid_usages_are_validation_e
             }
             checked += 1;
         }
-        // Without a usage the spec alone is refused just the same, or gets the spec's default
-        // usage (the first the service lists).
+        // Without a usage only a symmetric key is made (ENCRYPT_DECRYPT); every other spec needs
+        // a KeyUsage, as in the service.
         let result = engine.create_key(CreateKeyRequest {
             key_spec: Some(spec),
             ..Default::default()
         });
-        if unsupported {
-            let e = result.unwrap_err();
-            assert_eq!(e.code(), "UnsupportedOperationException", "{spec}: {e}");
-        } else {
+        if spec == KeySpec::SymmetricDefault {
             let meta = result.unwrap_or_else(|e| panic!("{spec} without a usage failed: {e}"));
-            assert_eq!(meta.key_usage, allowed[0], "{spec}: default usage");
+            assert_eq!(
+                meta.key_usage,
+                KeyUsage::EncryptDecrypt,
+                "{spec}: default usage"
+            );
             created += 1;
+        } else {
+            let e = result.unwrap_err();
+            assert_eq!(
+                (e.code(), e.message()),
+                (
+                    "ValidationException",
+                    "You must specify a KeyUsage value for all KMS keys except for symmetric \
+                     encryption keys."
+                ),
+                "{spec}"
+            );
         }
     }
     assert_eq!(checked, 17 * 4);
-    // Every supported (spec, usage) pair, plus one default-usage key per supported spec:
-    // symmetric 1 + RSA 3x2 + NIST P 3x2 + secp256k1 1 + Ed25519 1 + HMAC 4 = 19, and 13 specs.
-    assert_eq!(created, 19 + 13);
+    // Every supported (spec, usage) pair: symmetric 1 + RSA 3x2 + NIST P 3x2 + secp256k1 1 +
+    // Ed25519 1 + HMAC 4 = 19, and the one symmetric key made without a usage.
+    assert_eq!(created, 19 + 1);
     // No refused request left a key behind.
     assert_eq!(all_key_ids(&engine).len(), created);
 }
@@ -456,13 +468,14 @@ fn keys_resolve_by_id_arn_alias_name_and_alias_arn_only_in_this_region_and_accou
     );
     assert_eq!(code(engine.describe_key("alias/nope")), "NotFoundException");
     assert_eq!(code(engine.describe_key("not-a-key")), "NotFoundException");
+    // Malformed ARNs are malformed key ids to the service.
     assert_eq!(
         code(engine.describe_key("arn:aws:s3:::bucket/object")),
-        "InvalidArnException"
+        "NotFoundException"
     );
     assert_eq!(
         code(engine.describe_key("arn:aws:kms:eu-west-1:444455556666:secret/x")),
-        "InvalidArnException"
+        "NotFoundException"
     );
     assert_eq!(code(engine.describe_key("")), "ValidationException");
 }
@@ -799,7 +812,15 @@ fn create_update_delete_and_list_aliases() {
         alias_names(&engine, Some(&a)),
         ["alias/app", "alias/team/app_2-x"]
     );
-    assert_eq!(alias_names(&engine, Some("alias/other")), ["alias/other"]);
+    // ListAliases takes a key id or key ARN only (issue 17: the identifier table).
+    let e = engine
+        .list_aliases(Some("alias/other"), None, None)
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        ("NotFoundException", "Invalid keyId 'alias/other'")
+    );
+    assert_eq!(alias_names(&engine, Some(&b)), ["alias/other"]);
     let first = &all.items[0];
     assert_eq!(first.target_key_id, a);
     assert_eq!(first.creation_date, created_at);
@@ -870,15 +891,23 @@ fn reserved_and_malformed_alias_names_are_refused() {
         "alias/aws/s3",
         "alias/aws/",
     ];
+    // The service: no `alias/` prefix is ValidationException; `alias/aws/` is
+    // NotAuthorizedException; the model's pattern and length are the generated
+    // ValidationException.
     for name in bad {
+        let expected = if name.starts_with("alias/aws/") {
+            "NotAuthorizedException"
+        } else {
+            "ValidationException"
+        };
         assert_eq!(
             code(engine.create_alias(name, &key)),
-            "InvalidAliasNameException",
+            expected,
             "create {name:?}"
         );
         assert_eq!(
             code(engine.update_alias(name, &key)),
-            "InvalidAliasNameException",
+            expected,
             "update {name:?}"
         );
     }
@@ -1001,11 +1030,17 @@ fn tag_untag_and_list_tags() {
             ("team".to_owned(), "payments".to_owned())
         ]
     );
-    // Tags work through an alias too.
+    // TagResource takes a key id or key ARN, not an alias (issue 17: the identifier table).
     engine.create_alias("alias/tagged", &key).unwrap();
-    engine
+    let e = engine
         .tag_resource("alias/tagged", vec![tag("via", "alias")])
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.message()),
+        ("NotFoundException", "Invalid keyId 'alias/tagged'")
+    );
+    let arn = engine.describe_key(&key).unwrap().arn;
+    engine.tag_resource(&arn, vec![tag("via", "arn")]).unwrap();
     assert_eq!(tags_of(&engine, &key).len(), 3);
 }
 

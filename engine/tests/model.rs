@@ -290,9 +290,34 @@ impl Model {
             KeyRef::Alias(a) | KeyRef::AliasArn(a) => {
                 self.aliases.get(ALIASES[*a]).copied().ok_or(NOT_FOUND)
             }
-            KeyRef::Missing(3) => Err("InvalidArnException"),
             KeyRef::Missing(4) => Err(VALIDATION),
             KeyRef::Missing(_) => Err(NOT_FOUND),
+        }
+    }
+
+    /// As [`Self::resolve`] for the operations whose KeyId is a key id or key ARN only (the
+    /// service's model says so for every control-plane operation but DescribeKey): an alias is
+    /// NotFoundException.
+    fn resolve_key_only(&self, r: &KeyRef) -> Expect<usize> {
+        match r {
+            KeyRef::Alias(_) | KeyRef::AliasArn(_) => Err(NOT_FOUND),
+            _ => self.resolve(r),
+        }
+    }
+
+    /// The errors an alias target gets from its form alone, before the alias name is looked up:
+    /// an alias is ValidationException (`Aliases must refer to keys. Not aliases`), a malformed
+    /// identifier or an ARN of another Region NotFoundException, an empty one ValidationException.
+    fn alias_target_form(r: &KeyRef) -> Expect<()> {
+        match r {
+            KeyRef::Alias(a) | KeyRef::AliasArn(a) if ALIASES[*a].starts_with("alias/") => {
+                Err(VALIDATION)
+            }
+            // `bad-name` is no identifier at all: `Invalid keyId`.
+            KeyRef::Alias(_) | KeyRef::AliasArn(_) => Err(NOT_FOUND),
+            KeyRef::Missing(1..=3) => Err(NOT_FOUND),
+            KeyRef::Missing(4) => Err(VALIDATION),
+            _ => Ok(()),
         }
     }
 
@@ -340,11 +365,22 @@ impl Model {
         }
     }
 
+    /// CreateAlias's and UpdateAlias's name checks: `alias/aws/...` is NotAuthorizedException, a
+    /// name without the `alias/` prefix ValidationException.
+    /// The service model's constraints, checked before anything else: an empty KeyId is too
+    /// short.
+    fn validated(target: &KeyRef) -> Expect<()> {
+        match target {
+            KeyRef::Missing(4) => Err(VALIDATION),
+            _ => Ok(()),
+        }
+    }
+
     fn alias_name_valid(alias: usize) -> Expect<()> {
-        if alias >= 3 {
-            Err("InvalidAliasNameException")
-        } else {
-            Ok(())
+        match alias {
+            3 => Err("NotAuthorizedException"),
+            4 => Err(VALIDATION),
+            _ => Ok(()),
         }
     }
 
@@ -456,41 +492,50 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 };
                 let target_id = m.identifier(target, &engine);
                 let got = engine.create_alias(&name, &target_id);
-                let want = Model::alias_name_valid(*alias).and_then(|()| {
-                    m.run_due();
-                    if m.aliases.contains_key(ALIASES[*alias]) {
-                        return Err("AlreadyExistsException");
-                    }
-                    let k = m.resolve(target)?;
-                    m.changeable(k)?;
-                    m.aliases.insert(ALIASES[*alias], k);
-                    Ok(())
-                });
+                let want = Model::validated(target)
+                    .and_then(|()| Model::alias_name_valid(*alias))
+                    .and_then(|()| {
+                        Model::alias_target_form(target)?;
+                        m.run_due();
+                        if m.aliases.contains_key(ALIASES[*alias]) {
+                            return Err("AlreadyExistsException");
+                        }
+                        let k = m.resolve(target)?;
+                        m.changeable(k)?;
+                        m.aliases.insert(ALIASES[*alias], k);
+                        Ok(())
+                    });
                 agree!(step, op, got, want);
             }
             Op::UpdateAlias { alias, target } => {
                 let target_id = m.identifier(target, &engine);
                 let got = engine.update_alias(ALIASES[*alias], &target_id);
-                let want = Model::alias_name_valid(*alias).and_then(|()| {
-                    m.run_due();
-                    if !m.aliases.contains_key(ALIASES[*alias]) {
-                        return Err(NOT_FOUND);
-                    }
-                    let k = m.resolve(target)?;
-                    m.changeable(k)?;
-                    m.aliases.insert(ALIASES[*alias], k);
-                    Ok(())
-                });
+                let want = Model::validated(target)
+                    .and_then(|()| Model::alias_name_valid(*alias))
+                    .and_then(|()| {
+                        m.run_due();
+                        if !m.aliases.contains_key(ALIASES[*alias]) {
+                            return Err(NOT_FOUND);
+                        }
+                        Model::alias_target_form(target)?;
+                        let k = m.resolve(target)?;
+                        m.changeable(k)?;
+                        m.aliases.insert(ALIASES[*alias], k);
+                        Ok(())
+                    });
                 agree!(step, op, got, want);
             }
             Op::DeleteAlias { alias } => {
                 let got = engine.delete_alias(ALIASES[*alias]);
-                m.run_due();
-                let want = m
-                    .aliases
-                    .remove(ALIASES[*alias])
-                    .map(|_| ())
-                    .ok_or(NOT_FOUND);
+                let want = if ALIASES[*alias].starts_with("alias/") {
+                    m.run_due();
+                    m.aliases
+                        .remove(ALIASES[*alias])
+                        .map(|_| ())
+                        .ok_or(NOT_FOUND)
+                } else {
+                    Err(VALIDATION)
+                };
                 agree!(step, op, got, want);
             }
             Op::Enable(r) | Op::Disable(r) => {
@@ -502,7 +547,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                     engine.disable_key(&id)
                 };
                 m.run_due();
-                let want = m.resolve(r).and_then(|k| {
+                let want = m.resolve_key_only(r).and_then(|k| {
                     m.changeable(k)?;
                     m.keys[k].state = if enable {
                         State::Enabled
@@ -519,7 +564,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 let days = period.unwrap_or(365);
                 let want = if (90..=2560).contains(&days) {
                     m.run_due();
-                    m.resolve(r).and_then(|k| {
+                    m.resolve_key_only(r).and_then(|k| {
                         m.rotatable(k)?;
                         m.keys[k].rotation = Some((days, m.now + i64::from(days) * DAY_MS));
                         Ok(())
@@ -533,7 +578,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 let id = m.identifier(r, &engine);
                 let got = engine.disable_key_rotation(&id);
                 m.run_due();
-                let want = m.resolve(r).and_then(|k| {
+                let want = m.resolve_key_only(r).and_then(|k| {
                     m.rotatable(k)?;
                     m.keys[k].rotation = None;
                     Ok(())
@@ -544,7 +589,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 let id = m.identifier(r, &engine);
                 let got = engine.rotate_key_on_demand(&id);
                 m.run_due();
-                let want = m.resolve(r).and_then(|k| {
+                let want = m.resolve_key_only(r).and_then(|k| {
                     m.rotatable(k)?;
                     if m.keys[k].on_demand >= 25 {
                         return Err("LimitExceededException");
@@ -561,7 +606,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 let days = window.unwrap_or(30);
                 let want = if (7..=30).contains(&days) {
                     m.run_due();
-                    m.resolve(r).and_then(|k| {
+                    m.resolve_key_only(r).and_then(|k| {
                         m.changeable(k)?;
                         let date = m.now + i64::from(days) * DAY_MS;
                         m.keys[k].state = State::PendingDeletion;
@@ -581,7 +626,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 let id = m.identifier(r, &engine);
                 let got = engine.cancel_key_deletion(&id);
                 m.run_due();
-                let want = m.resolve(r).and_then(|k| {
+                let want = m.resolve_key_only(r).and_then(|k| {
                     if m.keys[k].state != State::PendingDeletion {
                         return Err(INVALID_STATE);
                     }
@@ -733,13 +778,16 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                     prop_assert_eq!(metadata.key_state, state, "step {}", step);
                     prop_assert_eq!(metadata.deletion_date, key.deletion_date.map(Timestamp));
                     prop_assert_eq!(metadata.key_rotation_enabled, key.rotation.is_some());
-                    let status = engine.get_key_rotation_status(&id).unwrap();
+                    // GetKeyRotationStatus takes a key id or key ARN only.
+                    let status = engine.get_key_rotation_status(&metadata.key_id).unwrap();
                     prop_assert_eq!(
                         status.next_rotation_date,
                         key.rotation.map(|r| Timestamp(r.1))
                     );
                     prop_assert_eq!(status.rotation_period_in_days, key.rotation.map(|r| r.0));
-                    let rotations = engine.list_key_rotations(&id, Some(1000), None).unwrap();
+                    let rotations = engine
+                        .list_key_rotations(&metadata.key_id, Some(1000), None)
+                        .unwrap();
                     prop_assert_eq!(rotations.items.len() as u32, key.versions - 1);
                 }
             }

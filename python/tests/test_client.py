@@ -297,7 +297,7 @@ def test_unsupported_parameters(kms: Any, key_id: str) -> None:
     with pytest.raises(kms.exceptions.UnsupportedOperationException):
         kms.generate_random(NumberOfBytes=8, Recipient={"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256"})
     with pytest.raises(kms.exceptions.UnsupportedOperationException):
-        kms.create_key(KeySpec="SM2")
+        kms.create_key(KeySpec="SM2", KeyUsage="SIGN_VERIFY")
 
 
 def test_client_arguments() -> None:

@@ -28,7 +28,9 @@ def raised(kms: Any, code: str, method: str, **kwargs: Any) -> Any:
     assert isinstance(e, keyplane.ClientError) and isinstance(e, keyplane.KeyplaneError)
     assert type(e).__name__ == code and e.code == code
     assert e.response["Error"]["Code"] == code
-    assert e.response["Error"]["Message"] == e.message and e.message
+    assert e.response["Error"]["Message"] == e.message
+    # The service's KMSInvalidSignatureException carries no message; every other error says why.
+    assert e.message or code == "KMSInvalidSignatureException"
     assert e.operation_name == operation
     assert str(e) == f"An error occurred ({code}) when calling the {operation} operation: {e.message}"
     metadata = e.response["ResponseMetadata"]
@@ -54,8 +56,11 @@ def test_error_codes(kms: Any, key_id: str) -> None:
     raised(kms, "KMSInvalidMacException", "verify_mac", KeyId=mac_key, Message=b"m", Mac=b"\0" * 32, MacAlgorithm="HMAC_SHA_256")
     kms.create_alias(AliasName="alias/a", TargetKeyId=key_id)
     raised(kms, "AlreadyExistsException", "create_alias", AliasName="alias/a", TargetKeyId=key_id)
-    raised(kms, "InvalidAliasNameException", "create_alias", AliasName="alias/aws/s3", TargetKeyId=key_id)
-    raised(kms, "InvalidArnException", "describe_key", KeyId="arn:aws:s3:::bucket")
+    raised(kms, "NotAuthorizedException", "create_alias", AliasName="alias/aws/s3", TargetKeyId=key_id)
+    e = raised(kms, "NotFoundException", "describe_key", KeyId="arn:aws:s3:::bucket")
+    assert e.message == "Invalid keyId 'arn:aws:s3:::bucket'"
+    e = raised(kms, "NotFoundException", "enable_key", KeyId="alias/a")
+    assert e.message == "Invalid keyId 'alias/a'"
     raised(kms, "InvalidMarkerException", "list_keys", Marker="not-a-marker")
     raised(kms, "TagException", "tag_resource", KeyId=key_id, Tags=[{"TagKey": "aws:reserved", "TagValue": "x"}])
     raised(kms, "MalformedPolicyDocumentException", "put_key_policy", KeyId=key_id, Policy="{}")
@@ -127,7 +132,7 @@ def test_parameter_validation(kms: Any) -> None:
 
 
 def test_every_modelled_error_has_a_class(kms: Any) -> None:
-    for code in list(ERROR_CODES) + ["AccessDeniedException", "ThrottlingException", "ValidationException"]:
+    for code in list(ERROR_CODES) + ["AccessDeniedException", "NotAuthorizedException", "ThrottlingException", "ValidationException"]:
         cls = getattr(kms.exceptions, code)
         assert issubclass(cls, keyplane.KeyplaneError) and issubclass(cls, kms.exceptions.ClientError)
         assert getattr(exceptions, code) is cls and cls.code == code

@@ -40,6 +40,8 @@ static void new_key(kp_engine *engine, const char *spec, const char *policy, cha
   kp_record *md = NULL;
   memset(&options, 0, sizeof options);
   options.key_spec = spec;
+  /* Every key spec but SYMMETRIC_DEFAULT needs a key usage, as in the service. */
+  if (spec != NULL && strncmp(spec, "HMAC_", 5) == 0) options.key_usage = "GENERATE_VERIFY_MAC";
   options.policy = policy;
   OK(kp_create_key(engine, &options, &md));
   strcpy(id, field(md, KP_FIELD_KEY_ID));

@@ -177,9 +177,10 @@ static void test_sign_verify(kp_engine *engine) {
 
   /* Failures: algorithm, enum, usage, arguments. */
   sign.signing_algorithm = KP_SIGNING_ALGORITHM_ECDSA_SHA_384; /* not this key's */
-  EXPECT(KP_STATUS_VALIDATION, kp_sign(engine, &sign, signature, sizeof signature, &len, NULL));
+  EXPECT(KP_STATUS_INVALID_KEY_USAGE, kp_sign(engine, &sign, signature, sizeof signature, &len, NULL));
+  CHECK(strstr(kp_test_last_error(), "Algorithm ECDSA_SHA_384 is incompatible with key spec") != NULL);
   sign.signing_algorithm = KP_SIGNING_ALGORITHM_RSASSA_PSS_SHA_256;
-  EXPECT(KP_STATUS_VALIDATION, kp_sign(engine, &sign, signature, sizeof signature, &len, NULL));
+  EXPECT(KP_STATUS_INVALID_KEY_USAGE, kp_sign(engine, &sign, signature, sizeof signature, &len, NULL));
   sign.signing_algorithm = 0;
   EXPECT(KP_STATUS_INVALID_ENUM_VALUE, kp_sign(engine, &sign, signature, sizeof signature, &len, NULL));
   sign.signing_algorithm = 14;
@@ -279,7 +280,7 @@ static void test_sign_batches(kp_engine *engine) {
   verify[10].signing_algorithm = 0;
   EXPECT(KP_STATUS_BATCH_ITEMS_FAILED, kp_verify_batch(engine, verify, N, statuses));
   CHECK(strstr(kp_test_last_error(), "4 of 96 items failed; first: item 4") != NULL);
-  CHECK(statuses[4] == KP_STATUS_INVALID_SIGNATURE && statuses[6] == KP_STATUS_VALIDATION);
+  CHECK(statuses[4] == KP_STATUS_INVALID_SIGNATURE && statuses[6] == KP_STATUS_INVALID_KEY_USAGE);
   CHECK(statuses[8] == KP_STATUS_NULL_PARAMETER && statuses[10] == KP_STATUS_INVALID_ENUM_VALUE);
   CHECK(statuses[5] == KP_STATUS_OK && statuses[N - 1] == KP_STATUS_OK);
   EXPECT(KP_STATUS_NULL_PARAMETER, kp_verify_batch(engine, verify, N, NULL));
@@ -348,7 +349,7 @@ static void test_macs(kp_engine *engine) {
   /* Wrong algorithm for the key, bad enumerations, empty and NULL messages, wrong key type. */
   item.key_id = ids[0];
   item.mac_algorithm = KP_MAC_ALGORITHM_HMAC_SHA_256;
-  EXPECT(KP_STATUS_VALIDATION, kp_generate_mac(engine, &item, mac, sizeof mac, &len, NULL));
+  EXPECT(KP_STATUS_INVALID_KEY_USAGE, kp_generate_mac(engine, &item, mac, sizeof mac, &len, NULL));
   item.mac_algorithm = 0;
   EXPECT(KP_STATUS_INVALID_ENUM_VALUE, kp_generate_mac(engine, &item, mac, sizeof mac, &len, NULL));
   item.mac_algorithm = KP_MAC_ALGORITHM_HMAC_SHA_224;

@@ -192,6 +192,7 @@ int main(void) {
   kp_record_free(md);
   memset(&options, 0, sizeof options);
   options.key_spec = "HMAC_256";
+  options.key_usage = "GENERATE_VERIFY_MAC";
   OK(kp_create_key(engine, &options, &md));
   strcpy(hmac_key, kp_record_string(md, KP_FIELD_KEY_ID));
   kp_record_free(md);

@@ -243,7 +243,8 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
 
     // 5. Rotation.
     let t = Instant::now();
-    engine.rotate_key_on_demand(ALIAS)?;
+    // RotateKeyOnDemand takes a key id or key ARN, not an alias, as in the service.
+    engine.rotate_key_on_demand(&key.key_id)?;
     let rotate_time = t.elapsed();
     let (_, still, _) = open_envelope(&engine, &envelope, &ctx_pairs)?;
     ensure(

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::key::identifier::{validate_alias_name, KeyReference, ALIAS_PREFIX};
 use crate::key::state::KeyOperation;
 use crate::key::AliasRecord;
+use crate::messages;
 use crate::store::StoreChange;
 
 /// One entry of ListAliases.
@@ -23,16 +24,17 @@ pub struct AliasListEntry {
 }
 
 impl Engine {
-    /// An alias given by name or by alias ARN, as its name.
+    /// An alias given by name or by alias ARN, as its name; anything else lacks the `alias/`
+    /// prefix (ValidationException).
     fn alias_name<'a>(&self, alias: &'a str) -> Result<&'a str> {
         if !alias.starts_with("arn:") {
             return Ok(alias);
         }
-        match self.inner.scope.parse(alias)? {
-            KeyReference::Alias(name) => Ok(name),
-            KeyReference::Key(_) => Err(Error::InvalidAliasName(format!(
-                "'{alias}' is a key ARN, not an alias name or alias ARN"
-            ))),
+        match self.inner.scope.parse(alias) {
+            Ok(KeyReference::Alias(name)) => Ok(name),
+            Ok(KeyReference::Key(_)) => Err(messages::alias_prefix_missing()),
+            Err(e) if e.code() == "NotFoundException" && alias.contains(":alias/") => Err(e),
+            Err(_) => Err(messages::alias_prefix_missing()),
         }
     }
 
@@ -47,13 +49,19 @@ impl Engine {
                 ],
                 &[],
             )?;
+            // The service's order: the name's prefix, the reserved prefix, (the model's pattern,
+            // checked before the engine sees the request), a target that is an alias, then an
+            // existing alias of that name.
             let alias_name = self.alias_name(alias_name)?;
             validate_alias_name(alias_name)?;
+            self.inner
+                .scope
+                .parse_for(target_key_id, Action::CreateAlias)?;
             let mut state = self.control()?;
             if state.aliases.contains_key(alias_name) {
-                return Err(Error::AlreadyExists(format!(
-                    "alias '{alias_name}' already exists"
-                )));
+                return Err(messages::alias_exists(
+                    &self.inner.scope.alias_arn(alias_name),
+                ));
             }
             let target = self.key_for(
                 &state,
@@ -89,10 +97,9 @@ impl Engine {
             let alias_name = self.alias_name(alias_name)?;
             validate_alias_name(alias_name)?;
             let mut state = self.control()?;
-            let mut alias =
-                state.aliases.get(alias_name).cloned().ok_or_else(|| {
-                    Error::NotFound(format!("alias '{alias_name}' does not exist"))
-                })?;
+            let mut alias = state.aliases.get(alias_name).cloned().ok_or_else(|| {
+                messages::alias_not_found(&self.inner.scope.alias_arn(alias_name))
+            })?;
             let target = self.key_for(
                 &state,
                 target_key_id,
@@ -131,11 +138,14 @@ impl Engine {
                 &[],
             )?;
             let alias_name = self.alias_name(alias_name)?;
+            if !alias_name.starts_with(ALIAS_PREFIX) {
+                return Err(messages::alias_prefix_missing());
+            }
             let mut state = self.control()?;
             let Some(alias) = state.aliases.get(alias_name) else {
-                return Err(Error::NotFound(format!(
-                    "alias '{alias_name}' does not exist"
-                )));
+                return Err(messages::alias_not_found(
+                    &self.inner.scope.alias_arn(alias_name),
+                ));
             };
             self.authorize_key(
                 state.record(&alias.target)?,
@@ -169,7 +179,9 @@ impl Engine {
             let limit = page::limit(limit, 50, 100)?;
             self.authorize_account(Action::ListAliases)?;
             let state = self.control()?;
-            let only = key_id.map(|k| self.resolve_id(&state, k)).transpose()?;
+            let only = key_id
+                .map(|k| self.resolve_id(&state, k, Action::ListAliases))
+                .transpose()?;
             page::paginate(
                 state
                     .aliases

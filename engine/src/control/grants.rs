@@ -126,8 +126,12 @@ impl Engine {
                 ));
             }
             let mut state = self.control()?;
-            let mut record =
-                self.record_for(&state, &request.key_id, KeyOperation::UpdateMetadata)?;
+            let mut record = self.record_for(
+                &state,
+                &request.key_id,
+                KeyOperation::UpdateMetadata,
+                Action::CreateGrant,
+            )?;
             let constraints = request.constraints.as_ref();
             let facts = RequestFacts {
                 identifier: Some(&request.key_id),
@@ -148,6 +152,14 @@ impl Engine {
             self.authorize_key(&record, Action::CreateGrant, &facts)?;
             self.check_grant_is_not_wider(&record, &request, &facts)?;
             check_operations_fit_key(&record, &request.operations)?;
+            if let Some(existing) = same_named_grant(&record, &request) {
+                // The service's retry idempotence: the same Name and parameters answer the grant
+                // that the first request made.
+                return Ok(CreateGrantResponse {
+                    grant_token: existing.grant_token.clone(),
+                    grant_id: existing.grant_id.clone(),
+                });
+            }
             if record.grants.len() >= MAX_GRANTS_PER_KEY {
                 return Err(Error::LimitExceeded(format!(
                     "key {} already has {MAX_GRANTS_PER_KEY} grants",
@@ -276,7 +288,8 @@ impl Engine {
                 _ => return Err(validation!("give a GrantToken, or a KeyId and a GrantId")),
             };
             let mut state = self.control()?;
-            let mut record = self.record_for(&state, key_id, KeyOperation::Read)?;
+            let mut record =
+                self.record_for(&state, key_id, KeyOperation::Read, Action::RetireGrant)?;
             let grant = find_grant(&record, grant_id)?;
             let caller = self.caller.principal();
             let may_retire = grant.retiring_principal.as_deref() == Some(caller)
@@ -389,6 +402,28 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// A grant of the key with the request's Name and the same grantee, retiring principal,
+/// operations (in any order) and constraints, if the request has a Name.
+fn same_named_grant<'r>(
+    record: &'r KeyRecord,
+    request: &CreateGrantRequest,
+) -> Option<&'r GrantRecord> {
+    let name = request.name.as_ref()?;
+    let mut wanted = request.operations.clone();
+    wanted.sort();
+    wanted.dedup();
+    record.grants.iter().find(|g| {
+        let mut operations = g.operations.clone();
+        operations.sort();
+        operations.dedup();
+        g.name.as_ref() == Some(name)
+            && g.grantee_principal == request.grantee_principal
+            && g.retiring_principal == request.retiring_principal
+            && operations == wanted
+            && g.constraints == request.constraints
+    })
 }
 
 fn find_grant<'r>(record: &'r KeyRecord, grant_id: &str) -> Result<&'r GrantRecord> {

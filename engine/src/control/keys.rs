@@ -14,6 +14,7 @@ use crate::key::{
     KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, Origin, RotationConfig, Tag,
     VersionRecord,
 };
+use crate::messages;
 use crate::validation::Value;
 
 /// Longest description a key may have.
@@ -66,16 +67,13 @@ impl Engine {
         self.audited(Action::CreateKey, None, || {
             crate::validation::check(&crate::validation::rules::CREATE_KEY, &[("Description", request.description.as_deref().into()), ("Policy", request.policy.as_deref().into()), ("Tags", Value::Items(request.tags.len()))], &[])?;
             let spec = request.key_spec.unwrap_or(KeySpec::SymmetricDefault);
-            let usage = request.key_usage.unwrap_or_else(|| spec.default_usage());
+            let usage = match request.key_usage {
+                Some(usage) => usage,
+                None if spec == KeySpec::SymmetricDefault => KeyUsage::EncryptDecrypt,
+                None => return Err(messages::key_usage_required()),
+            };
             if !spec.allowed_usages().contains(&usage) {
-                return Err(validation!(
-                    "key usage {usage} is not valid for key spec {spec}; valid usages: {}",
-                    spec.allowed_usages()
-                        .iter()
-                        .map(|u| u.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                return Err(messages::usage_incompatible_with_spec(usage, spec));
             }
             if !spec.is_supported() {
                 return Err(Error::UnsupportedOperation(format!(

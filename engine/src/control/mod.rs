@@ -36,6 +36,7 @@ use crate::key::identifier::KeyReference;
 use crate::key::state::{self, KeyOperation};
 use crate::key::{AliasRecord, KeyRecord, KeyState};
 use crate::locked_memory::{LockPolicy, LockedBytes};
+use crate::messages;
 use crate::policy::{KeyPolicy, PolicyError};
 use crate::store::{KeyStore, StoreChange};
 
@@ -249,22 +250,27 @@ impl Engine {
         Ok(())
     }
 
-    /// Resolves a key identifier against the control plane's aliases.
-    pub(crate) fn resolve_id(&self, state: &ControlState, identifier: &str) -> Result<Uuid> {
-        let id = match self.inner.scope.parse(identifier)? {
+    /// Resolves the KeyId of `operation` against the control plane's aliases, under the
+    /// operation's row of the identifier table ([`crate::key::identifier::key_id_form`]).
+    pub(crate) fn resolve_id(
+        &self,
+        state: &ControlState,
+        identifier: &str,
+        operation: Action,
+    ) -> Result<Uuid> {
+        let scope = &self.inner.scope;
+        let id = match scope.parse_for(identifier, operation)? {
             KeyReference::Key(id) => id,
             KeyReference::Alias(name) => {
                 state
                     .aliases
                     .get(name)
-                    .ok_or_else(|| Error::NotFound(format!("alias '{name}' does not exist")))?
+                    .ok_or_else(|| messages::alias_not_found(&scope.alias_arn(name)))?
                     .target
             }
         };
         if !state.keys.contains_key(&id) {
-            return Err(Error::NotFound(format!(
-                "key '{identifier}' does not exist"
-            )));
+            return Err(messages::key_does_not_exist(&scope.key_arn(&id)));
         }
         Ok(id)
     }
@@ -291,24 +297,26 @@ impl Engine {
         action: Action,
         facts: RequestFacts<'_>,
     ) -> Result<KeyRecord> {
-        let id = self.resolve_id(state, identifier)?;
+        let id = self.resolve_id(state, identifier, action)?;
         let facts = RequestFacts {
             identifier: Some(identifier),
             ..facts
         };
         self.authorize_key(state.record(&id)?, action, &facts)?;
-        self.record_for(state, identifier, op)
+        self.record_for(state, identifier, op, action)
     }
 
-    /// Resolves a key and checks that its state allows `op`, without authorising the caller
-    /// (for calls that authorise in their own way); returns a copy of its record to change.
+    /// Resolves the KeyId of `operation` and checks that its state allows `op`, without
+    /// authorising the caller (for calls that authorise in their own way); returns a copy of its
+    /// record to change.
     pub(crate) fn record_for(
         &self,
         state: &ControlState,
         identifier: &str,
         op: KeyOperation,
+        operation: Action,
     ) -> Result<KeyRecord> {
-        let id = self.resolve_id(state, identifier)?;
+        let id = self.resolve_id(state, identifier, operation)?;
         let record = state.record(&id)?;
         state::check(
             op,

@@ -7,6 +7,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::key::state::KeyOperation;
 use crate::key::KeyManager;
+use crate::messages;
 use crate::policy::KeyPolicy;
 
 /// The one policy name a key has.
@@ -42,12 +43,13 @@ impl Engine {
                 &[],
             )?;
             check_policy_name(policy_name)?;
-            let parsed = self.parse_new_policy(policy)?;
             let mut state = self.control()?;
             let facts = RequestFacts {
                 bypass_policy_lockout_safety_check: Some(bypass_policy_lockout_safety_check),
                 ..RequestFacts::default()
             };
+            // The key is found (NotFoundException) before its new policy is read, as the
+            // service does.
             let mut record = self.key_for_request(
                 &state,
                 key_id,
@@ -55,6 +57,7 @@ impl Engine {
                 Action::PutKeyPolicy,
                 facts,
             )?;
+            let parsed = self.parse_new_policy(policy)?;
             if record.key_manager == KeyManager::Aws {
                 return Err(Error::AccessDenied(format!(
                     "{} is managed by an integrated service; its policy cannot be changed",
@@ -85,13 +88,7 @@ impl Engine {
                 record.key_usage,
                 &RequestFacts::default(),
             )
-            .map_err(|_| {
-                Error::MalformedPolicyDocument(format!(
-                    "the new key policy would not allow {} to change the policy again \
-                     (kms:PutKeyPolicy); set BypassPolicyLockoutSafetyCheck to apply it anyway",
-                    self.caller.principal()
-                ))
-            })
+            .map_err(|_| messages::policy_lockout())
     }
 
     /// A key's policy document.

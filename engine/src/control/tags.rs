@@ -7,6 +7,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::key::state::KeyOperation;
 use crate::key::Tag;
+use crate::messages;
 use crate::validation::Value;
 
 /// Most tags a key carries.
@@ -27,10 +28,7 @@ fn check_tag(tag: &Tag) -> Result<()> {
         )));
     }
     if tag.tag_key.starts_with("aws:") {
-        return Err(Error::Tag(format!(
-            "tag key '{}' uses the reserved prefix 'aws:'",
-            tag.tag_key
-        )));
+        return Err(messages::reserved_tag());
     }
     Ok(())
 }

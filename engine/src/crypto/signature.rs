@@ -18,6 +18,7 @@ use aws_lc_rs::signature::{self as sig, KeyPair, ParsedPublicKey, UnparsedPublic
 use crate::error::{Error, Result};
 use crate::key::{KeySpec, MessageType, SigningAlgorithm};
 use crate::locked_memory::{LockPolicy, LockedBytes};
+use crate::messages;
 
 /// Largest RAW message Sign and Verify take.
 pub const MAX_RAW_MESSAGE: usize = 4096;
@@ -191,16 +192,10 @@ impl SigningKey {
             ));
         }
         if verification(self.spec, algorithm).is_none() {
-            return Err(Error::Validation(format!(
-                "signing algorithm {algorithm} is not valid for a {} key; valid: {}",
+            return Err(messages::algorithm_incompatible(
+                algorithm.as_str(),
                 self.spec,
-                self.spec
-                    .signing_algorithms(crate::key::KeyUsage::SignVerify)
-                    .iter()
-                    .map(|a| a.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+            ));
         }
         match message_type {
             MessageType::Raw => {
@@ -224,13 +219,7 @@ impl SigningKey {
                     .ok_or_else(|| Error::Internal("no digest for algorithm".into()))?;
                 digest::Digest::import_less_safe(message, alg)
                     .map(Some)
-                    .map_err(|_| {
-                        Error::Validation(format!(
-                            "a DIGEST message for {algorithm} is {} bytes, not {}",
-                            alg.output_len(),
-                            message.len()
-                        ))
-                    })
+                    .map_err(|_| messages::digest_length(algorithm.as_str()))
             }
             MessageType::ExternalMu => Err(Error::UnsupportedOperation(
                 "MessageType EXTERNAL_MU is for ML-DSA keys, which keyplane does not support yet"

@@ -34,7 +34,7 @@ impl DataPlane {
         request: &DeriveSharedSecretRequest<'_>,
     ) -> Result<DeriveSharedSecretResponse> {
         self.run_one(caller, |ctx| {
-            let key = ctx.resolve(request.key_id)?;
+            let key = ctx.resolve(request.key_id, Action::DeriveSharedSecret)?;
             ctx.authorize(
                 key,
                 Action::DeriveSharedSecret,
@@ -44,7 +44,7 @@ impl DataPlane {
                     ..RequestFacts::default()
                 },
             )?;
-            key.check_usage(KeyUsage::KeyAgreement)?;
+            key.check_usage(KeyUsage::KeyAgreement, Action::DeriveSharedSecret)?;
             let KeyPrimitive::Agreement(agreement) = &key.current()?.primitive else {
                 return Err(Error::InvalidKeyUsage(format!(
                     "{} is not a key agreement key",

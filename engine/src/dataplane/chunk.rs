@@ -17,8 +17,10 @@ use crate::crypto::aes_gcm::TAG_LEN;
 use crate::crypto::hmac::HmacWork;
 use crate::crypto::random;
 use crate::error::{Error, Result};
+use crate::key::identifier::{key_id_form, KeyIdForm};
 use crate::key::EncryptionAlgorithm;
 use crate::locked_memory::LockedBytes;
+use crate::messages;
 use zeroize::Zeroize;
 
 /// Smallest scratch buffer a chunk allocates (a data key of the largest size fits).
@@ -31,6 +33,8 @@ pub(crate) struct ChunkContext<'k> {
     keyring: &'k Keyring,
     caller: &'k Caller,
     last_identifier: String,
+    /// The identifier table's row the last identifier was resolved under.
+    last_form: Option<KeyIdForm>,
     last_key: Option<Result<&'k Arc<KeyEntry>>>,
     /// Address of the context last encoded (`0` for none yet); every context a chunk sees is
     /// borrowed for the whole batch, so equal addresses mean the same map.
@@ -70,6 +74,7 @@ impl<'k> ChunkContext<'k> {
             keyring,
             caller,
             last_identifier: String::new(),
+            last_form: None,
             last_key: None,
             last_context: 0,
             context_encoding: Vec::new(),
@@ -165,15 +170,28 @@ impl<'k> ChunkContext<'k> {
         self.plane.max_plaintext
     }
 
-    /// Resolves a key identifier, reusing the previous answer for a repeated identifier. The
-    /// key found counts as used by the running item.
-    pub(crate) fn resolve(&mut self, identifier: &str) -> Result<&'k Arc<KeyEntry>> {
+    /// Resolves the KeyId of `operation` (under its row of the identifier table), reusing the
+    /// previous answer for a repeated identifier under the same row. The key found counts as
+    /// used by the running item.
+    pub(crate) fn resolve(
+        &mut self,
+        identifier: &str,
+        operation: Action,
+    ) -> Result<&'k Arc<KeyEntry>> {
+        let form = key_id_form(operation);
         let found = match &self.last_key {
-            Some(previous) if self.last_identifier == identifier => previous.clone(),
+            Some(previous)
+                if self.last_identifier == identifier && self.last_form == Some(form) =>
+            {
+                previous.clone()
+            }
             _ => {
-                let found = self.keyring.resolve(&self.plane.scope, identifier);
+                let found = self
+                    .keyring
+                    .resolve(&self.plane.scope, identifier, operation);
                 self.last_identifier.clear();
                 self.last_identifier.push_str(identifier);
+                self.last_form = Some(form);
                 self.last_key = Some(found.clone());
                 found
             }
@@ -319,12 +337,9 @@ impl<'k> ChunkContext<'k> {
     ) -> Result<(&'k Arc<KeyEntry>, &'k Arc<VersionEntry>)> {
         let key = self.key_by_id(&parsed.key_id)?;
         if let Some(expected) = expected_key {
-            let expected = self.resolve(expected)?;
+            let expected = self.resolve(expected, action)?;
             if expected.id != key.id {
-                return Err(Error::IncorrectKey(format!(
-                    "the ciphertext was encrypted under {}, not under the key given ({})",
-                    key.arn, expected.arn
-                )));
+                return Err(messages::incorrect_key());
             }
         }
         self.authorize(
@@ -337,7 +352,7 @@ impl<'k> ChunkContext<'k> {
                 ..RequestFacts::default()
             },
         )?;
-        key.check_encrypt_decrypt()?;
+        key.check_encrypt_decrypt(action)?;
         let version = key.version(parsed.key_version).ok_or_else(|| {
             Error::InvalidCiphertext(format!(
                 "the ciphertext names version {} of {}, which does not exist",

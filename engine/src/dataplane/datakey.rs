@@ -91,7 +91,7 @@ impl DataPlane {
         request: &GenerateDataKeyRequest<'_>,
         plaintext: &mut [u8],
     ) -> Result<Vec<u8>> {
-        let key = ctx.resolve(request.key_id)?;
+        let key = ctx.resolve(request.key_id, action)?;
         ctx.authorize(
             key,
             action,
@@ -101,7 +101,7 @@ impl DataPlane {
                 ..RequestFacts::default()
             },
         )?;
-        key.check_encrypt_decrypt()?;
+        key.check_encrypt_decrypt(action)?;
         ctx.fill_random(plaintext)?;
         let mut blob = vec![0u8; ciphertext::blob_len(plaintext.len())];
         ctx.seal(key, plaintext, request.encryption_context, &mut blob)?;
@@ -146,7 +146,7 @@ impl DataPlane {
         ctx: &mut ChunkContext<'_>,
         request: &GenerateDataKeyRequest<'_>,
     ) -> Result<(String, String)> {
-        let key = ctx.resolve(request.key_id)?;
+        let key = ctx.resolve(request.key_id, Action::GenerateDataKey)?;
         Ok((key.arn.clone(), key.current()?.material_id.clone()))
     }
 

@@ -48,12 +48,12 @@ impl DataPlane {
             )));
         }
         self.run_one(caller, |ctx| {
-            let key = ctx.resolve(request.key_id)?;
             let action = if with_plaintext {
                 Action::GenerateDataKeyPair
             } else {
                 Action::GenerateDataKeyPairWithoutPlaintext
             };
+            let key = ctx.resolve(request.key_id, action)?;
             ctx.authorize(
                 key,
                 action,
@@ -64,7 +64,7 @@ impl DataPlane {
                     ..RequestFacts::default()
                 },
             )?;
-            key.check_encrypt_decrypt()?;
+            key.check_encrypt_decrypt(action)?;
             let private = signature::generate(spec, self.lock_policy)?;
             let public_key = SigningKey::from_pkcs8(spec, &private)?
                 .public_key_der()
@@ -72,6 +72,7 @@ impl DataPlane {
             let private_key_ciphertext_blob = Self::encrypt_under(
                 ctx,
                 key,
+                action,
                 EncryptionAlgorithm::SymmetricDefault,
                 private.expose(),
                 request.encryption_context,

@@ -112,7 +112,7 @@ impl DataPlane {
         algorithm: Option<EncryptionAlgorithm>,
     ) -> Result<Opening<'k, 'b>> {
         if let Some(key_id) = key_id {
-            let key = ctx.resolve(key_id)?;
+            let key = ctx.resolve(key_id, action)?;
             let version = key.current().ok();
             if let Some(KeyPrimitive::RsaOaep(rsa)) = version.map(|v| &v.primitive) {
                 let algorithm = algorithm.ok_or_else(|| {
@@ -128,7 +128,7 @@ impl DataPlane {
                         ..RequestFacts::default()
                     },
                 )?;
-                key.check_usage(KeyUsage::EncryptDecrypt)?;
+                key.check_usage(KeyUsage::EncryptDecrypt, action)?;
                 refuse_context_for_rsa(context)?;
                 return Ok(Opening::Rsa {
                     key,
@@ -151,7 +151,7 @@ impl DataPlane {
                         ..RequestFacts::default()
                     },
                 )?;
-                key.check_encrypt_decrypt()?;
+                key.check_encrypt_decrypt(action)?;
             }
         }
         Ok(Opening::Symmetric(ctx.parse(blob, algorithm)?))
@@ -289,7 +289,9 @@ impl DataPlane {
     ) -> Result<usize> {
         let is_rsa = match request.key_id {
             Some(key_id) => matches!(
-                ctx.resolve(key_id)?.current().map(|v| &v.primitive),
+                ctx.resolve(key_id, Action::Decrypt)?
+                    .current()
+                    .map(|v| &v.primitive),
                 Ok(KeyPrimitive::RsaOaep(_))
             ),
             None => false,

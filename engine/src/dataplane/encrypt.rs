@@ -81,17 +81,18 @@ impl DataPlane {
     pub(crate) fn encrypt_under_into<'k>(
         ctx: &mut ChunkContext<'k>,
         key: &'k KeyEntry,
+        action: Action,
         algorithm: EncryptionAlgorithm,
         plaintext: &[u8],
         context: Option<&EncryptionContext>,
         out: &mut [u8],
     ) -> Result<usize> {
-        key.check_usage(KeyUsage::EncryptDecrypt)?;
+        key.check_usage(KeyUsage::EncryptDecrypt, action)?;
         if let KeyPrimitive::RsaOaep(rsa) = &key.current()?.primitive {
             refuse_context_for_rsa(context)?;
             return copy_out(&rsa.encrypt(algorithm, plaintext)?, out);
         }
-        key.check_encrypt_decrypt()?;
+        key.check_encrypt_decrypt(action)?;
         check_symmetric_algorithm(algorithm)?;
         let max = ctx.max_plaintext();
         if plaintext.is_empty() || plaintext.len() > max {
@@ -115,12 +116,14 @@ impl DataPlane {
     pub(crate) fn encrypt_under<'k>(
         ctx: &mut ChunkContext<'k>,
         key: &'k KeyEntry,
+        action: Action,
         algorithm: EncryptionAlgorithm,
         plaintext: &[u8],
         context: Option<&EncryptionContext>,
     ) -> Result<Vec<u8>> {
         let mut out = vec![0u8; output_size(key, plaintext.len())];
-        let len = Self::encrypt_under_into(ctx, key, algorithm, plaintext, context, &mut out)?;
+        let len =
+            Self::encrypt_under_into(ctx, key, action, algorithm, plaintext, context, &mut out)?;
         out.truncate(len);
         Ok(out)
     }
@@ -131,7 +134,7 @@ impl DataPlane {
         request: &EncryptRequest<'_>,
         out: &mut [u8],
     ) -> Result<(usize, &'k KeyEntry)> {
-        let key = ctx.resolve(request.key_id)?;
+        let key = ctx.resolve(request.key_id, Action::Encrypt)?;
         ctx.authorize(
             key,
             Action::Encrypt,
@@ -145,6 +148,7 @@ impl DataPlane {
         let len = Self::encrypt_under_into(
             ctx,
             key,
+            Action::Encrypt,
             request.encryption_algorithm,
             request.plaintext,
             request.encryption_context,
@@ -158,7 +162,10 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &EncryptRequest<'_>,
     ) -> Result<(Vec<u8>, &'k KeyEntry)> {
-        let size = output_size(ctx.resolve(request.key_id)?, request.plaintext.len());
+        let size = output_size(
+            ctx.resolve(request.key_id, Action::Encrypt)?,
+            request.plaintext.len(),
+        );
         let mut out = vec![0u8; size];
         let (len, key) = Self::encrypt_item_into(ctx, request, &mut out)?;
         out.truncate(len);

@@ -10,11 +10,13 @@ use uuid::Uuid;
 use super::primitive::KeyPrimitive;
 use super::session::{DecryptKeys, EncryptSession, SlotCache};
 use crate::access::authorize::KeyAccess;
+use crate::access::Action;
 use crate::error::{Error, Result};
 use crate::key::identifier::{ArnScope, KeyReference};
 use crate::key::state::{self, KeyOperation};
 use crate::key::{KeySpec, KeyState, KeyUsage};
 use crate::locked_memory::{LockPolicy, LockedBytes};
+use crate::messages;
 
 /// One version of a key's material with its derived-key caches.
 pub(crate) struct VersionEntry {
@@ -61,21 +63,19 @@ pub(crate) struct KeyEntry {
 }
 
 impl KeyEntry {
-    /// Checks that the key's state allows use now and that its usage is `usage`.
-    pub(crate) fn check_usage(&self, usage: KeyUsage) -> Result<()> {
+    /// Checks that the key's state allows use now and that its usage is `usage`, the one
+    /// `operation` needs.
+    pub(crate) fn check_usage(&self, usage: KeyUsage, operation: Action) -> Result<()> {
         state::check(KeyOperation::Cryptographic, self.state, &self.arn)?;
         if self.usage != usage {
-            return Err(Error::InvalidKeyUsage(format!(
-                "{} has key usage {} (key spec {}); this operation needs a {usage} key",
-                self.arn, self.usage, self.spec
-            )));
+            return Err(messages::wrong_key_usage(&self.arn, self.usage, operation));
         }
         Ok(())
     }
 
     /// Checks that the key may be used for symmetric encryption and decryption right now.
-    pub(crate) fn check_encrypt_decrypt(&self) -> Result<()> {
-        self.check_usage(KeyUsage::EncryptDecrypt)?;
+    pub(crate) fn check_encrypt_decrypt(&self, operation: Action) -> Result<()> {
+        self.check_usage(KeyUsage::EncryptDecrypt, operation)?;
         if self.spec != KeySpec::SymmetricDefault {
             return Err(Error::InvalidKeyUsage(format!(
                 "{} is a {} key; this operation needs a symmetric (SYMMETRIC_DEFAULT) key",
@@ -127,17 +127,23 @@ pub(crate) struct Keyring {
 }
 
 impl Keyring {
-    /// Finds a key by key id, key ARN, alias name or alias ARN.
-    pub(crate) fn resolve(&self, scope: &ArnScope, identifier: &str) -> Result<&Arc<KeyEntry>> {
-        let id = match scope.parse(identifier)? {
+    /// Finds the key the KeyId of `operation` names (key id, key ARN, alias name or alias ARN, as
+    /// the identifier table allows for the operation).
+    pub(crate) fn resolve(
+        &self,
+        scope: &ArnScope,
+        identifier: &str,
+        operation: Action,
+    ) -> Result<&Arc<KeyEntry>> {
+        let id = match scope.parse_for(identifier, operation)? {
             KeyReference::Key(id) => id,
             KeyReference::Alias(name) => *self
                 .aliases
                 .get(name)
-                .ok_or_else(|| Error::NotFound(format!("alias '{name}' does not exist")))?,
+                .ok_or_else(|| messages::alias_not_found(&scope.alias_arn(name)))?,
         };
         self.keys
             .get(&id)
-            .ok_or_else(|| Error::NotFound(format!("key '{identifier}' does not exist")))
+            .ok_or_else(|| messages::key_does_not_exist(&scope.key_arn(&id)))
     }
 }

@@ -10,6 +10,7 @@ use crate::access::{Action, Caller};
 use crate::crypto::hmac::{HmacKey, MAX_MAC_LEN};
 use crate::error::{validation, Error, Result};
 use crate::key::{KeyUsage, MacAlgorithm};
+use crate::messages;
 
 /// Largest message GenerateMac and VerifyMac take.
 pub const MAX_MAC_MESSAGE: usize = 4096;
@@ -65,8 +66,13 @@ redacted_debug!(GenerateMacRequest { mac_algorithm });
 redacted_debug!(VerifyMacRequest { mac_algorithm });
 
 /// The HMAC key of `key`, checked for state, usage, algorithm and message size.
-fn hmac_key<'k>(key: &'k KeyEntry, algorithm: MacAlgorithm, message: &[u8]) -> Result<&'k HmacKey> {
-    key.check_usage(KeyUsage::GenerateVerifyMac)?;
+fn hmac_key<'k>(
+    key: &'k KeyEntry,
+    operation: Action,
+    algorithm: MacAlgorithm,
+    message: &[u8],
+) -> Result<&'k HmacKey> {
+    key.check_usage(KeyUsage::GenerateVerifyMac, operation)?;
     let KeyPrimitive::Hmac(hmac) = &key.current()?.primitive else {
         return Err(Error::InvalidKeyUsage(format!(
             "{} is not an HMAC key",
@@ -74,11 +80,9 @@ fn hmac_key<'k>(key: &'k KeyEntry, algorithm: MacAlgorithm, message: &[u8]) -> R
         )));
     };
     if hmac.algorithm() != algorithm {
-        return Err(validation!(
-            "MAC algorithm {algorithm} is not valid for {}, a {} key; use {}",
-            key.arn,
+        return Err(messages::algorithm_incompatible(
+            algorithm.as_str(),
             key.spec,
-            hmac.algorithm()
         ));
     }
     if message.is_empty() || message.len() > MAX_MAC_MESSAGE {
@@ -95,7 +99,7 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &GenerateMacRequest<'_>,
     ) -> Result<(Vec<u8>, &'k KeyEntry)> {
-        let key = ctx.resolve(request.key_id)?;
+        let key = ctx.resolve(request.key_id, Action::GenerateMac)?;
         ctx.authorize(
             key,
             Action::GenerateMac,
@@ -105,7 +109,12 @@ impl DataPlane {
                 ..RequestFacts::default()
             },
         )?;
-        let hmac = hmac_key(key, request.mac_algorithm, request.message)?;
+        let hmac = hmac_key(
+            key,
+            Action::GenerateMac,
+            request.mac_algorithm,
+            request.message,
+        )?;
         let mut mac = vec![0u8; MAX_MAC_LEN];
         let len = hmac.compute(ctx.hmac_work()?, request.message, &mut mac)?;
         mac.truncate(len);
@@ -116,7 +125,7 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &VerifyMacRequest<'_>,
     ) -> Result<&'k KeyEntry> {
-        let key = ctx.resolve(request.key_id)?;
+        let key = ctx.resolve(request.key_id, Action::VerifyMac)?;
         ctx.authorize(
             key,
             Action::VerifyMac,
@@ -126,7 +135,12 @@ impl DataPlane {
                 ..RequestFacts::default()
             },
         )?;
-        let hmac = hmac_key(key, request.mac_algorithm, request.message)?;
+        let hmac = hmac_key(
+            key,
+            Action::VerifyMac,
+            request.mac_algorithm,
+            request.message,
+        )?;
         if !hmac.verify(ctx.hmac_work()?, request.message, request.mac)? {
             return Err(Error::InvalidMac(format!(
                 "the MAC is not valid for this message under {} with {}",

@@ -58,7 +58,7 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &ReEncryptRequest<'_>,
     ) -> Result<(Vec<u8>, ReEncryptKeys<'k>)> {
-        let destination = ctx.resolve(request.destination_key_id)?;
+        let destination = ctx.resolve(request.destination_key_id, Action::ReEncryptTo)?;
         ctx.authorize(
             destination,
             Action::ReEncryptTo,
@@ -69,7 +69,7 @@ impl DataPlane {
                 ..RequestFacts::default()
             },
         )?;
-        destination.check_usage(KeyUsage::EncryptDecrypt)?;
+        destination.check_usage(KeyUsage::EncryptDecrypt, Action::ReEncryptTo)?;
         // The plaintext lives only in the chunk's locked scratch, zeroed before it is reused.
         let opening = Self::prepare_decrypt(
             ctx,
@@ -93,6 +93,7 @@ impl DataPlane {
             let blob = Self::encrypt_under(
                 ctx,
                 destination,
+                Action::ReEncryptTo,
                 request.destination_encryption_algorithm,
                 &scratch.expose()[..len],
                 request.destination_encryption_context,

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::key::{
     EncryptionAlgorithm, KeyAgreementAlgorithm, KeySpec, KeyUsage, MessageType, SigningAlgorithm,
 };
+use crate::messages;
 
 /// A Sign request.
 #[derive(Clone, Copy)]
@@ -104,8 +105,8 @@ pub struct GetPublicKeyResponse {
     pub key_agreement_algorithms: Vec<KeyAgreementAlgorithm>,
 }
 
-fn signing_key(key: &KeyEntry) -> Result<&SigningKey> {
-    key.check_usage(KeyUsage::SignVerify)?;
+fn signing_key(key: &KeyEntry, operation: Action) -> Result<&SigningKey> {
+    key.check_usage(KeyUsage::SignVerify, operation)?;
     match &key.current()?.primitive {
         KeyPrimitive::Signing(signing) => Ok(signing),
         _ => Err(Error::InvalidKeyUsage(format!(
@@ -120,7 +121,7 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &SignRequest<'_>,
     ) -> Result<(Vec<u8>, &'k KeyEntry)> {
-        let key = ctx.resolve(request.key_id)?;
+        let key = ctx.resolve(request.key_id, Action::Sign)?;
         ctx.authorize(
             key,
             Action::Sign,
@@ -131,7 +132,7 @@ impl DataPlane {
                 ..RequestFacts::default()
             },
         )?;
-        let signature = signing_key(key)?.sign(
+        let signature = signing_key(key, Action::Sign)?.sign(
             request.signing_algorithm,
             request.message_type,
             request.message,
@@ -143,7 +144,7 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &VerifyRequest<'_>,
     ) -> Result<&'k KeyEntry> {
-        let key = ctx.resolve(request.key_id)?;
+        let key = ctx.resolve(request.key_id, Action::Verify)?;
         ctx.authorize(
             key,
             Action::Verify,
@@ -154,17 +155,14 @@ impl DataPlane {
                 ..RequestFacts::default()
             },
         )?;
-        let valid = signing_key(key)?.verify(
+        let valid = signing_key(key, Action::Verify)?.verify(
             request.signing_algorithm,
             request.message_type,
             request.message,
             request.signature,
         )?;
         if !valid {
-            return Err(Error::InvalidSignature(format!(
-                "the signature is not valid for this message under {} with {}",
-                key.arn, request.signing_algorithm
-            )));
+            return Err(messages::invalid_signature());
         }
         Ok(key)
     }
@@ -223,7 +221,7 @@ impl DataPlane {
         key_id: &str,
     ) -> Result<GetPublicKeyResponse> {
         self.run_one(caller, |ctx| {
-            let key = ctx.resolve(key_id)?;
+            let key = ctx.resolve(key_id, Action::GetPublicKey)?;
             ctx.authorize(
                 key,
                 Action::GetPublicKey,

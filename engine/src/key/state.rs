@@ -7,6 +7,7 @@
 
 use super::spec::KeyState;
 use crate::error::{Error, Result};
+use crate::messages;
 
 /// The operations whose permission depends on the key state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,64 +31,42 @@ pub enum KeyOperation {
     RotateKeyOnDemand,
 }
 
-/// Whether `op` is allowed on a key in `state`; the error says why not.
+/// Whether `op` is allowed on a key in `state`; the error is the service's
+/// ([`crate::messages::key_state`]): `<key ARN> is disabled.`, `<key ARN> is pending deletion.`,
+/// and for CancelKeyDeletion `<key ARN> is not pending deletion.`
 pub fn check(op: KeyOperation, state: KeyState, key_arn: &str) -> Result<()> {
     use KeyOperation as Op;
     use KeyState as S;
-    let refused = |why: &str| -> Result<()> {
-        let msg = format!("{key_arn} is {state}: {why}");
-        Err(match state {
-            S::Disabled => Error::Disabled(msg),
-            S::Unavailable => Error::KeyUnavailable(msg),
-            _ => Error::InvalidState(msg),
-        })
-    };
+    let refused = || -> Result<()> { Err(messages::key_state(key_arn, state)) };
     match (op, state) {
         (Op::Read, _) => Ok(()),
 
         (Op::Cryptographic, S::Enabled) => Ok(()),
-        (Op::Cryptographic, S::Disabled) => refused("enable it first (EnableKey)"),
-        (Op::Cryptographic, S::PendingDeletion) => {
-            refused("cancel its deletion (CancelKeyDeletion) and enable it to use it")
-        }
-        (Op::Cryptographic, S::PendingImport) => refused("it has no key material yet"),
-        (Op::Cryptographic, S::Unavailable) => {
-            refused("its key material cannot be read from the key store")
-        }
-        (Op::Cryptographic, _) => refused("it cannot be used in this state"),
+        (Op::Cryptographic, _) => refused(),
 
         (Op::EnableKey | Op::DisableKey, S::Enabled | S::Disabled) => Ok(()),
-        (Op::EnableKey | Op::DisableKey, _) => {
-            refused("only an Enabled or Disabled key can be enabled or disabled")
-        }
+        (Op::EnableKey | Op::DisableKey, _) => refused(),
 
         (Op::ScheduleKeyDeletion, S::Enabled | S::Disabled | S::PendingImport | S::Unavailable) => {
             Ok(())
         }
-        (Op::ScheduleKeyDeletion, S::PendingDeletion) => {
-            refused("its deletion is already scheduled")
-        }
-        (Op::ScheduleKeyDeletion, _) => {
-            refused("it cannot be scheduled for deletion in this state")
-        }
+        (Op::ScheduleKeyDeletion, _) => refused(),
 
         (Op::CancelKeyDeletion, S::PendingDeletion) => Ok(()),
-        (Op::CancelKeyDeletion, _) => Err(Error::InvalidState(format!(
-            "{key_arn} is {state}, not PendingDeletion: there is no deletion to cancel"
-        ))),
+        (Op::CancelKeyDeletion, _) => Err(messages::not_pending_deletion(key_arn)),
 
         (
             Op::UpdateMetadata | Op::AliasTarget,
             S::Enabled | S::Disabled | S::PendingImport | S::Unavailable,
         ) => Ok(()),
-        (Op::UpdateMetadata | Op::AliasTarget, _) => Err(Error::InvalidState(format!(
-            "{key_arn} is {state}: it cannot be changed in this state"
-        ))),
+        // Metadata of a key in any other state cannot change; the error is always
+        // KMSInvalidStateException, whatever the state.
+        (Op::UpdateMetadata | Op::AliasTarget, _) => Err(Error::InvalidState(
+            messages::key_state(key_arn, state).message().to_owned(),
+        )),
 
         (Op::ConfigureRotation | Op::RotateKeyOnDemand, S::Enabled) => Ok(()),
-        (Op::ConfigureRotation | Op::RotateKeyOnDemand, _) => {
-            refused("rotation can be configured or started only on an Enabled key")
-        }
+        (Op::ConfigureRotation | Op::RotateKeyOnDemand, _) => refused(),
     }
 }
 

@@ -90,6 +90,9 @@ pub enum kp_status {
 
     /// The caller is not allowed to do this (AccessDeniedException).
     AccessDenied = 1500,
+    /// The request names something reserved to the service, such as an `alias/aws/` alias name
+    /// (NotAuthorizedException).
+    NotAuthorized = 1501,
 
     /// A request parameter is missing, out of range or malformed (ValidationException).
     Validation = 1600,
@@ -143,6 +146,7 @@ pub(crate) fn status_of(error: &kp::Error) -> kp_status {
         E::LimitExceeded(_) => kp_status::LimitExceeded,
         E::Throttling(_) => kp_status::Throttling,
         E::AccessDenied(_) => kp_status::AccessDenied,
+        E::NotAuthorized(_) => kp_status::NotAuthorized,
         E::Validation(_) => kp_status::Validation,
         E::UnsupportedOperation(_) => kp_status::UnsupportedOperation,
         E::MalformedPolicyDocument(_) => kp_status::MalformedPolicyDocument,
@@ -203,6 +207,7 @@ pub(crate) const STATUS_NAMES: &[(kp_status, &CStr)] = &[
     (kp_status::LimitExceeded, c"KP_STATUS_LIMIT_EXCEEDED"),
     (kp_status::Throttling, c"KP_STATUS_THROTTLING"),
     (kp_status::AccessDenied, c"KP_STATUS_ACCESS_DENIED"),
+    (kp_status::NotAuthorized, c"KP_STATUS_NOT_AUTHORIZED"),
     (kp_status::Validation, c"KP_STATUS_VALIDATION"),
     (
         kp_status::UnsupportedOperation,
@@ -265,6 +270,7 @@ pub extern "C" fn kp_status_exception_name(status: u32) -> *const c_char {
         1400 => Some(c"LimitExceededException"),
         1401 => Some(c"ThrottlingException"),
         1500 => Some(c"AccessDeniedException"),
+        1501 => Some(c"NotAuthorizedException"),
         1600 => Some(c"ValidationException"),
         1601 => Some(c"UnsupportedOperationException"),
         1700 => Some(c"MalformedPolicyDocumentException"),
@@ -302,6 +308,7 @@ mod tests {
             E::LimitExceeded(m()),
             E::Throttling(m()),
             E::AccessDenied(m()),
+            E::NotAuthorized(m()),
             E::Validation(m()),
             E::UnsupportedOperation(m()),
             E::MalformedPolicyDocument(m()),

@@ -303,6 +303,12 @@ class MalformedPolicyDocumentException(KeyplaneError):
     code = 'MalformedPolicyDocumentException'
 
 
+class NotAuthorizedException(KeyplaneError):
+    # Not in the service model's error shapes, but what the service answers for an
+    # `alias/aws/` alias name.
+    code = 'NotAuthorizedException'
+
+
 class NotFoundException(KeyplaneError):
     code = 'NotFoundException'
 
