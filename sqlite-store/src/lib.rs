@@ -38,6 +38,7 @@
 #![warn(missing_debug_implementations)]
 
 mod backup;
+mod contents;
 mod copies;
 mod errors;
 mod events;
