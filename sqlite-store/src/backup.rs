@@ -298,14 +298,19 @@ impl SqliteKeyStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| errors::sql("start adopting the store", &paths.db, e))?;
         let row = meta::read(&tx, &paths.db)?;
+        // Adopting accepts a whole store put back by hand, never one whose rows were edited.
+        row.check_generation(keys, &paths.db)?;
+        row.check_contents(&tx, keys, &paths.db)?;
+        let mut digest = row.digest(keys, &paths.db)?;
         let witnessed = seen
             .filter(|w| w.store_id == *store_id)
             .map(|w| w.generation);
         let highest = row.generation.max(witnessed.unwrap_or(0));
         let generation = highest + 1;
-        meta::set_generation(&tx, keys, store_id, generation, &paths.db)?;
         events::record(
             &tx,
+            keys,
+            &mut digest,
             events::ADOPTED,
             None,
             &format!(
@@ -315,6 +320,7 @@ impl SqliteKeyStore {
             ),
             &paths.db,
         )?;
+        meta::set_generation(&tx, keys, store_id, generation, &digest, &paths.db)?;
         let keys_count: i64 = tx
             .query_row("SELECT count(*) FROM keys", [], |r| r.get(0))
             .map_err(|e| errors::sql("count keys", &paths.db, e))?;
@@ -357,13 +363,17 @@ fn stage_and_install(
     prepared
         .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
         .map_err(|e| errors::sql("switch the restored database to WAL", staged, e))?;
+    // A backup of an older schema is brought up to date (its contents digest sealed) first.
+    schema::migrate(&mut prepared, keys, staged)?;
     {
         let tx = prepared
             .transaction()
             .map_err(|e| errors::sql("prepare the restored database", staged, e))?;
-        meta::set_generation(&tx, keys, &backup_row.store_id, report.generation, staged)?;
+        let mut digest = meta::read(&tx, staged)?.digest(keys, staged)?;
         events::record(
             &tx,
+            keys,
+            &mut digest,
             events::RESTORED,
             None,
             &format!(
@@ -377,6 +387,14 @@ fn stage_and_install(
                 report.generation - 1,
                 report.generations_rolled_back
             ),
+            staged,
+        )?;
+        meta::set_generation(
+            &tx,
+            keys,
+            &backup_row.store_id,
+            report.generation,
+            &digest,
             staged,
         )?;
         tx.commit()

@@ -17,6 +17,7 @@ use keyplane::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
+use crate::contents::Digest;
 use crate::errors;
 use crate::events;
 use crate::schema::COPY_TABLES;
@@ -228,6 +229,7 @@ pub(crate) fn examine(
 pub(crate) fn repair(
     conn: &Connection,
     keys: &StoreKeys,
+    digest: &mut Digest,
     root_epoch: u64,
     exam: &Examination,
     db: &Path,
@@ -255,6 +257,8 @@ pub(crate) fn repair(
         )?;
         events::record(
             conn,
+            keys,
+            digest,
             events::REPAIR,
             Some((&damaged.slot.key_id, damaged.slot.version)),
             &format!(

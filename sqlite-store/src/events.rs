@@ -8,7 +8,9 @@ use keyplane::{Clock, Result, SystemClock};
 use rusqlite::{params, Connection};
 use uuid::Uuid;
 
+use crate::contents::{self, Digest, EventColumns};
 use crate::errors;
+use crate::sealing::StoreKeys;
 
 /// Event kinds.
 pub const REPAIR: &str = "repair";
@@ -31,28 +33,37 @@ pub struct StoreEvent {
     pub detail: String,
 }
 
-/// Appends an event.
+/// Appends an event, and adds it to `digest` (the contents digest the caller seals in the same
+/// transaction).
 pub(crate) fn record(
     conn: &Connection,
+    keys: &StoreKeys,
+    digest: &mut Digest,
     kind: &str,
     key: Option<(&Uuid, u32)>,
     detail: &str,
     db: &Path,
 ) -> Result<()> {
+    let at_ms = SystemClock.now().0;
+    let key_id = key.map(|(id, _)| id.hyphenated().to_string());
+    let version = key.map(|(_, v)| v);
     conn.prepare_cached(
         "INSERT INTO events (at_ms, kind, key_id, version, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
     )
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            SystemClock.now().0,
+    .and_then(|mut stmt| stmt.execute(params![at_ms, kind, key_id, version, detail]))
+    .map_err(|e| errors::sql("record an event", db, e))?;
+    contents::add_event(
+        digest,
+        keys,
+        &EventColumns {
+            seq: conn.last_insert_rowid(),
+            at_ms,
             kind,
-            key.map(|(id, _)| id.hyphenated().to_string()),
-            key.map(|(_, v)| v),
-            detail
-        ])
-    })
-    .map(|_| ())
-    .map_err(|e| errors::sql("record an event", db, e))
+            key_id: key_id.as_deref(),
+            version: version.map(i64::from),
+            detail,
+        },
+    )
 }
 
 /// The latest `limit` events, oldest first.

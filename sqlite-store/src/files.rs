@@ -39,11 +39,17 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// `O_NOFOLLOW`: opening a path whose last component is a symbolic link fails (`ELOOP`).
+pub(crate) fn no_follow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
 /// Writes `bytes` to a new file at `path` with mode 0600 and fsyncs it. With `replace`, an
-/// existing file is truncated; without, an existing file is an error.
+/// existing file is truncated; without, an existing file is an error (`O_EXCL`). Never follows a
+/// symbolic link at `path` (`O_NOFOLLOW`): someone able to plant one cannot redirect the write.
 pub(crate) fn write_private_file(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
     let mut options = OpenOptions::new();
-    options.write(true).mode(0o600);
+    options.write(true).mode(0o600).custom_flags(no_follow());
     if replace {
         options.create(true).truncate(true);
     } else {
@@ -72,9 +78,34 @@ pub(crate) fn replace_file(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<()> 
     written
 }
 
+/// Opens the secret file `path` for reading, or `None` if there is none, and checks the file
+/// opened (`fstat` on its descriptor, so nothing can be swapped in between the check and the read):
+/// a symbolic link (refused by `O_NOFOLLOW`), anything but a regular file, or a file group or
+/// others may access is refused.
+pub(crate) fn open_private(path: &Path, what: &str) -> Result<Option<File>> {
+    let opened = OpenOptions::new()
+        .read(true)
+        // O_NONBLOCK: a FIFO planted at `path` must not hang the open (it is refused below).
+        .custom_flags(no_follow() | rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(Error::AccessDenied(format!(
+                "{what} {} is a symbolic link; refusing to follow it (point the option at the                  file itself)",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(errors::io("open", path, e)),
+    };
+    let meta = file.metadata().map_err(|e| errors::io("read", path, e))?;
+    check_private_metadata(&meta, path, what)?;
+    Ok(Some(file))
+}
+
 /// Refuses a secret file that group or others may access, or that is not a regular file.
-pub(crate) fn check_private(path: &Path, what: &str) -> Result<()> {
-    let meta = fs::symlink_metadata(path).map_err(|e| errors::io("read", path, e))?;
+fn check_private_metadata(meta: &fs::Metadata, path: &Path, what: &str) -> Result<()> {
     if !meta.file_type().is_file() {
         return Err(Error::AccessDenied(format!(
             "{what} {} is not a regular file (a symbolic link or a directory is refused)",
@@ -104,13 +135,13 @@ mod tests {
         write_private_file(&path, b"x", false).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        check_private(&path, "the file").unwrap();
+        assert!(open_private(&path, "the file").unwrap().is_some());
         assert!(
             write_private_file(&path, b"y", false).is_err(),
             "no overwrite"
         );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        let err = check_private(&path, "the file").unwrap_err();
+        let err = open_private(&path, "the file").unwrap_err();
         assert_eq!(err.code(), "AccessDeniedException");
         assert!(err.message().contains("chmod 600"), "{err}");
     }

@@ -12,7 +12,9 @@
 //!   A damaged copy is repaired from the good one when read, and the repair recorded; a version
 //!   with no good copy makes its key (and only its key) Unavailable.
 //! - A generation counter, authenticated by the root key and mirrored in a witness file, detects a
-//!   store rolled back to an older copy.
+//!   store rolled back to an older copy; a contents digest sealed with it (see the `contents`
+//!   module) binds every key record, alias, store secret and event to it, so a single row put
+//!   back from an earlier state, dropped or moved is detected too.
 //! - Online [backup](SqliteKeyStore::backup), [restore](SqliteKeyStore::restore),
 //!   [verify](SqliteKeyStore::verify) and [root key rotation](SqliteKeyStore::rotate_root_key).
 //! - Store secrets ([`put_secret`](SqliteKeyStore::put_secret),
@@ -38,6 +40,7 @@
 #![warn(missing_debug_implementations)]
 
 mod backup;
+mod contents;
 mod copies;
 mod errors;
 mod events;

@@ -6,6 +6,7 @@ use std::path::Path;
 use keyplane::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::contents::{self, Digest};
 use crate::errors;
 use crate::sealing::{Purpose, StoreKeys};
 
@@ -20,6 +21,8 @@ pub(crate) struct StoreRow {
     pub root_check: Vec<u8>,
     pub generation: u64,
     pub generation_seal: Vec<u8>,
+    /// The sealed contents digest (see the contents module); `None` before schema 3.
+    pub contents: Option<Vec<u8>>,
 }
 
 impl StoreRow {
@@ -50,6 +53,34 @@ impl StoreRow {
             self.generation
         )))
     }
+
+    /// The contents digest this row seals (an error if missing or not authentic).
+    pub(crate) fn digest(&self, keys: &StoreKeys, db: &Path) -> Result<Digest> {
+        contents::open_sealed(
+            keys,
+            &self.store_id,
+            self.generation,
+            self.contents.as_deref(),
+            db,
+        )
+    }
+
+    /// Refuses a store whose rows do not add up to the digest this row seals.
+    pub(crate) fn check_contents(
+        &self,
+        conn: &Connection,
+        keys: &StoreKeys,
+        db: &Path,
+    ) -> Result<()> {
+        contents::check(
+            conn,
+            keys,
+            &self.store_id,
+            self.generation,
+            self.contents.as_deref(),
+            db,
+        )
+    }
 }
 
 /// A seal of `generation` for store `store_id`.
@@ -68,11 +99,16 @@ pub(crate) fn seal_root_check(keys: &StoreKeys, store_id: &[u8; 16]) -> Result<V
 
 /// Reads the `store` row.
 pub(crate) fn read(conn: &Connection, db: &Path) -> Result<StoreRow> {
+    let contents_column = if crate::schema::has_contents(conn, db)? {
+        "contents"
+    } else {
+        "NULL"
+    };
     let row = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT store_id, created_ms, root_epoch, root_kind, root_params, root_check, \
-             generation, generation_seal FROM store WHERE singleton = 1",
-        )
+             generation, generation_seal, {contents_column} FROM store WHERE singleton = 1"
+        ))
         .and_then(|mut stmt| {
             stmt.query_row([], |r| {
                 Ok((
@@ -84,6 +120,7 @@ pub(crate) fn read(conn: &Connection, db: &Path) -> Result<StoreRow> {
                     r.get::<_, Vec<u8>>(5)?,
                     r.get::<_, i64>(6)?,
                     r.get::<_, Vec<u8>>(7)?,
+                    r.get::<_, Option<Vec<u8>>>(8)?,
                 ))
             })
             .optional()
@@ -95,7 +132,8 @@ pub(crate) fn read(conn: &Connection, db: &Path) -> Result<StoreRow> {
             db.display()
         ))
     };
-    let (id, created_ms, epoch, kind, params, check, generation, seal) = row.ok_or_else(damaged)?;
+    let (id, created_ms, epoch, kind, params, check, generation, seal, sealed_contents) =
+        row.ok_or_else(damaged)?;
     Ok(StoreRow {
         store_id: id.try_into().map_err(|_| damaged())?,
         created_ms,
@@ -105,6 +143,7 @@ pub(crate) fn read(conn: &Connection, db: &Path) -> Result<StoreRow> {
         root_check: check,
         generation: u64::try_from(generation).map_err(|_| damaged())?,
         generation_seal: seal,
+        contents: sealed_contents,
     })
 }
 
@@ -122,7 +161,8 @@ pub(crate) fn read_generation(conn: &Connection, db: &Path) -> Result<u64> {
 pub(crate) fn insert(conn: &Connection, row: &StoreRow, db: &Path) -> Result<()> {
     conn.execute(
         "INSERT INTO store (singleton, store_id, created_ms, root_epoch, root_kind, root_params, \
-         root_check, generation, generation_seal) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         root_check, generation, generation_seal, contents) \
+         VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             &row.store_id[..],
             row.created_ms,
@@ -131,28 +171,33 @@ pub(crate) fn insert(conn: &Connection, row: &StoreRow, db: &Path) -> Result<()>
             row.root_params,
             row.root_check,
             row.generation as i64,
-            row.generation_seal
+            row.generation_seal,
+            row.contents
         ],
     )
     .map(|_| ())
     .map_err(|e| errors::sql("write the store's settings", db, e))
 }
 
-/// Sets the generation and its seal.
+/// Sets the generation, its seal, and the contents digest sealed for it. (A repair, which changes
+/// only the event log, keeps the generation and seals the new digest for it.)
 pub(crate) fn set_generation(
     conn: &Connection,
     keys: &StoreKeys,
     store_id: &[u8; 16],
     generation: u64,
+    digest: &Digest,
     db: &Path,
 ) -> Result<()> {
     let seal = seal_generation(keys, store_id, generation)?;
+    let sealed = digest.seal(keys, store_id, generation)?;
     let generation = i64::try_from(generation)
         .map_err(|_| Error::Store("the generation counter overflowed".into()))?;
     conn.prepare_cached(
-        "UPDATE store SET generation = ?1, generation_seal = ?2 WHERE singleton = 1",
+        "UPDATE store SET generation = ?1, generation_seal = ?2, contents = ?3 \
+         WHERE singleton = 1",
     )
-    .and_then(|mut stmt| stmt.execute(params![generation, seal]))
+    .and_then(|mut stmt| stmt.execute(params![generation, seal, sealed]))
     .map(|_| ())
     .map_err(|e| errors::sql("advance the generation", db, e))
 }

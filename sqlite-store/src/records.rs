@@ -1,5 +1,7 @@
 //! Key and alias records: JSON of the engine's `KeyRecord` / `AliasRecord`, each row sealed under
-//! the root key together with its primary key, so an edited or moved row is detected.
+//! the root key together with its primary key, so an edited or moved row is detected. Every write
+//! also updates the contents digest (an old row's element out, the new row's in), so a row put
+//! back from an earlier state, or dropped, is detected too.
 
 use std::path::Path;
 
@@ -8,6 +10,7 @@ use keyplane::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
+use crate::contents::{Digest, Part};
 use crate::errors;
 use crate::schema::COPY_TABLES;
 use crate::sealing::{Purpose, StoreKeys};
@@ -24,14 +27,37 @@ fn encode<T: serde::Serialize>(record: &T, what: &str) -> Result<String> {
     serde_json::to_string(record).map_err(|e| Error::Internal(format!("encoding {what}: {e}")))
 }
 
+/// The stored JSON of key `id`, as stored (for its digest element), if any.
+fn stored_key(conn: &Connection, id: &[u8], db: &Path) -> Result<Option<String>> {
+    conn.prepare_cached("SELECT record FROM keys WHERE key_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional())
+        .map_err(|e| errors::sql("read a key record", db, e))
+}
+
+/// The stored target and JSON of alias `name`, if any.
+fn stored_alias(conn: &Connection, name: &str, db: &Path) -> Result<Option<(Vec<u8>, String)>> {
+    conn.prepare_cached("SELECT target, record FROM aliases WHERE name = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(|e| errors::sql("read an alias", db, e))
+}
+
 /// Inserts or replaces a key record.
 pub(crate) fn put_key(
     conn: &Connection,
     keys: &StoreKeys,
+    digest: &mut Digest,
     record: &KeyRecord,
     db: &Path,
 ) -> Result<()> {
+    let id = &record.id.as_bytes()[..];
+    if let Some(old) = stored_key(conn, id, db)? {
+        digest.remove(keys, Part::Keys, &[id, old.as_bytes()])?;
+    }
     let json = encode(record, "a key record")?;
+    digest.add(keys, Part::Keys, &[id, json.as_bytes()])?;
     let seal = keys.seal(Purpose::KeyRecord, &[record.id.as_bytes(), json.as_bytes()])?;
     conn.prepare_cached("INSERT OR REPLACE INTO keys (key_id, record, seal) VALUES (?1, ?2, ?3)")
         .and_then(|mut stmt| stmt.execute(params![&record.id.as_bytes()[..], json, seal]))
@@ -40,8 +66,31 @@ pub(crate) fn put_key(
 }
 
 /// Removes a key, every copy of its material and its aliases.
-pub(crate) fn delete_key(conn: &Connection, id: &Uuid, db: &Path) -> Result<()> {
+pub(crate) fn delete_key(
+    conn: &Connection,
+    keys: &StoreKeys,
+    digest: &mut Digest,
+    id: &Uuid,
+    db: &Path,
+) -> Result<()> {
     let id = &id.as_bytes()[..];
+    if let Some(old) = stored_key(conn, id, db)? {
+        digest.remove(keys, Part::Keys, &[id, old.as_bytes()])?;
+    }
+    let aliases: Vec<(String, Vec<u8>, String)> = conn
+        .prepare_cached("SELECT name, target, record FROM aliases WHERE target = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .map_err(|e| errors::sql("read a key's aliases", db, e))?;
+    for (name, target, json) in aliases {
+        digest.remove(
+            keys,
+            Part::Aliases,
+            &[name.as_bytes(), &target, json.as_bytes()],
+        )?;
+    }
     let mut statements = vec![
         "DELETE FROM keys WHERE key_id = ?1".to_string(),
         "DELETE FROM aliases WHERE target = ?1".to_string(),
@@ -63,10 +112,27 @@ pub(crate) fn delete_key(conn: &Connection, id: &Uuid, db: &Path) -> Result<()> 
 pub(crate) fn put_alias(
     conn: &Connection,
     keys: &StoreKeys,
+    digest: &mut Digest,
     alias: &AliasRecord,
     db: &Path,
 ) -> Result<()> {
+    if let Some((target, old)) = stored_alias(conn, &alias.name, db)? {
+        digest.remove(
+            keys,
+            Part::Aliases,
+            &[alias.name.as_bytes(), &target, old.as_bytes()],
+        )?;
+    }
     let json = encode(alias, "an alias")?;
+    digest.add(
+        keys,
+        Part::Aliases,
+        &[
+            alias.name.as_bytes(),
+            alias.target.as_bytes(),
+            json.as_bytes(),
+        ],
+    )?;
     let seal = keys.seal(
         Purpose::AliasRecord,
         &[alias.name.as_bytes(), json.as_bytes()],
@@ -87,25 +153,40 @@ pub(crate) fn put_alias(
 }
 
 /// Removes an alias.
-pub(crate) fn delete_alias(conn: &Connection, name: &str, db: &Path) -> Result<()> {
+pub(crate) fn delete_alias(
+    conn: &Connection,
+    keys: &StoreKeys,
+    digest: &mut Digest,
+    name: &str,
+    db: &Path,
+) -> Result<()> {
+    if let Some((target, old)) = stored_alias(conn, name, db)? {
+        digest.remove(
+            keys,
+            Part::Aliases,
+            &[name.as_bytes(), &target, old.as_bytes()],
+        )?;
+    }
     conn.prepare_cached("DELETE FROM aliases WHERE name = ?1")
         .and_then(|mut stmt| stmt.execute([name]))
         .map(|_| ())
         .map_err(|e| errors::sql("delete an alias", db, e))
 }
 
-/// Re-seals every record under `keys` (a root key rotation).
+/// Re-seals every record under `keys` (a root key rotation, which then recomputes the contents
+/// digest under the new key).
 pub(crate) fn reseal_all(
     conn: &Connection,
     keys: &StoreKeys,
     records: &Records,
     db: &Path,
 ) -> Result<()> {
+    let mut scratch = Digest::default();
     for record in &records.keys {
-        put_key(conn, keys, record, db)?;
+        put_key(conn, keys, &mut scratch, record, db)?;
     }
     for alias in &records.aliases {
-        put_alias(conn, keys, alias, db)?;
+        put_alias(conn, keys, &mut scratch, alias, db)?;
     }
     Ok(())
 }

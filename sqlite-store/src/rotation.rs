@@ -14,6 +14,7 @@ use keyplane::{Error, Result};
 use rusqlite::TransactionBehavior;
 use serde::Serialize;
 
+use crate::contents::{self, Digest};
 use crate::copies::{self, COPIES};
 use crate::errors;
 use crate::events;
@@ -149,8 +150,19 @@ impl SqliteKeyStore {
             }
         }
         let secrets = secrets::examine(keys, &secrets::read_all(&tx, &db)?)?;
+        // Every element is keyed by the root key: the digest is recomputed under the new one
+        // below, once every row is written.
+        let mut scratch = Digest::default();
         for (name, secret) in &secrets.good {
-            secrets::write_all(&tx, &new_keys, name, epoch, secret.expose(), &db)?;
+            secrets::write_all(
+                &tx,
+                &new_keys,
+                &mut scratch,
+                name,
+                epoch,
+                secret.expose(),
+                &db,
+            )?;
             copies_written += secrets::SECRET_COPIES;
         }
         records::reseal_all(&tx, &new_keys, &snapshot.records, &db)?;
@@ -163,9 +175,10 @@ impl SqliteKeyStore {
             ..snapshot.row.clone()
         };
         meta::set_root(&tx, &new_row, &db)?;
-        meta::set_generation(&tx, &new_keys, store_id, generation, &db)?;
         events::record(
             &tx,
+            &new_keys,
+            &mut scratch,
             events::ROOT_KEY_ROTATED,
             None,
             &format!(
@@ -178,6 +191,8 @@ impl SqliteKeyStore {
             ),
             &db,
         )?;
+        let digest = contents::compute(&tx, &new_keys, &db)?;
+        meta::set_generation(&tx, &new_keys, store_id, generation, &digest, &db)?;
         tx.commit()
             .map_err(|e| errors::sql("commit the root key rotation", &db, e))?;
         *keys = new_keys;

@@ -8,7 +8,10 @@
 //!
 //! Versions: 1, the first; 2 adds the two `secret_copy_*` tables (store secrets, such as the audit
 //! signing key). A version-1 binary must not open a version-2 store: its root key rotation would
-//! leave the secrets wrapped under the retired key.
+//! leave the secrets wrapped under the retired key. 3 adds the sealed contents digest (`store.
+//! contents`) and the `secrets` table of store secret value MACs, which bind every record to the
+//! authenticated generation (see the contents module); a version-2 binary would write changes
+//! without updating the digest, so it must not open a version-3 store.
 
 use std::fs::File;
 use std::io::Read;
@@ -20,11 +23,12 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::errors;
 use crate::layout::with_suffix;
+use crate::sealing::StoreKeys;
 
 /// `PRAGMA application_id` of a keyplane store: "KPLS".
 pub const APPLICATION_ID: i32 = 0x4B50_4C53;
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 /// The page size every store uses (a restore copies pages, which needs equal sizes).
 const PAGE_SIZE: u32 = 4096;
 /// The tables holding the independent copies of wrapped key material, one copy each.
@@ -98,6 +102,16 @@ CREATE TABLE secret_copy_2 (
 ) WITHOUT ROWID;
 ";
 
+/// What version 3 adds to version 2. (`contents` is filled in by the migration, under the root
+/// key.)
+const CREATE_V3: &str = "
+ALTER TABLE store ADD COLUMN contents BLOB;
+CREATE TABLE secrets (
+    name      TEXT PRIMARY KEY,
+    value_mac BLOB NOT NULL
+) WITHOUT ROWID;
+";
+
 /// The tables of a version-1 store.
 const TABLES_V1: [&str; 6] = [
     "store",
@@ -118,14 +132,15 @@ pub(crate) fn create(conn: &Connection, db: &Path) -> Result<()> {
     .map_err(|e| errors::sql("set the store's identity", db, e))?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
         .map_err(|e| errors::sql("switch to write-ahead logging", db, e))?;
-    conn.execute_batch(&format!("BEGIN; {CREATE} {CREATE_V2} COMMIT;"))
+    conn.execute_batch(&format!("BEGIN; {CREATE} {CREATE_V2} {CREATE_V3} COMMIT;"))
         .map_err(|e| errors::sql("create the schema", db, e))
 }
 
 /// Brings an open store of an older schema to [`SCHEMA_VERSION`], in one write transaction (which
-/// re-reads the version, so two processes opening an old store at once migrate it once). Returns
-/// the version the store had.
-pub(crate) fn migrate(conn: &mut Connection, db: &Path) -> Result<i32> {
+/// re-reads the version, so two processes opening an old store at once migrate it once), under
+/// the root key's store keys (version 3 records each secret's value MAC and seals the contents
+/// digest of what the store holds now). Returns the version the store had.
+pub(crate) fn migrate(conn: &mut Connection, keys: &StoreKeys, db: &Path) -> Result<i32> {
     let version: i32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| errors::sql("read the schema version", db, e))?;
@@ -142,11 +157,29 @@ pub(crate) fn migrate(conn: &mut Connection, db: &Path) -> Result<i32> {
         tx.execute_batch(CREATE_V2)
             .map_err(|e| errors::sql("add the store secret tables (schema 1 to 2)", db, e))?;
     }
+    if version < 3 {
+        tx.execute_batch(CREATE_V3)
+            .map_err(|e| errors::sql("add the contents digest (schema 2 to 3)", db, e))?;
+        crate::secrets::record_value_macs(&tx, keys, db)?;
+        let row = crate::meta::read(&tx, db)?;
+        row.check_generation(keys, db)?;
+        let digest = crate::contents::compute(&tx, keys, db)?;
+        crate::meta::set_generation(&tx, keys, &row.store_id, row.generation, &digest, db)?;
+    }
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
         .map_err(|e| errors::sql("set the schema version", db, e))?;
     tx.commit()
         .map_err(|e| errors::sql("commit the schema migration", db, e))?;
     Ok(version)
+}
+
+/// Whether the connection's store has the contents digest and the `secrets` table (schema 3 and
+/// later).
+pub(crate) fn has_contents(conn: &Connection, db: &Path) -> Result<bool> {
+    let version: i32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| errors::sql("read the schema version", db, e))?;
+    Ok(version >= 3)
 }
 
 /// Whether the connection's store has the store secret tables (schema 2 and later).
@@ -276,7 +309,8 @@ pub(crate) fn check_connection(conn: &Connection, db: &Path) -> Result<()> {
         .and_then(|rows| rows.collect())
         .map_err(|e| errors::sql("read the schema", db, e))?;
     let v2: &[&str] = if version >= 2 { &SECRET_TABLES } else { &[] };
-    for table in TABLES_V1.iter().chain(v2) {
+    let v3: &[&str] = if version >= 3 { &["secrets"] } else { &[] };
+    for table in TABLES_V1.iter().chain(v2).chain(v3) {
         if !names.iter().any(|n| n == table) {
             return Err(Error::Store(format!(
                 "the store {} lacks its table '{table}': it is damaged or not a keyplane store",

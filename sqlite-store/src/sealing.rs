@@ -19,10 +19,14 @@
 //! AES-256-GCM over no plaintext with the authenticated bytes as AAD.
 
 use aws_lc_rs::digest::{digest, SHA256};
+use std::sync::Mutex;
+
 use keyplane::crypto::aes_gcm::{AesGcmKey, NONCE_LEN, TAG_LEN};
+use keyplane::crypto::hmac::{constant_time_eq, HmacKey, HmacWork};
 use keyplane::locked_memory::LockedBytes;
-use keyplane::{Error, KeySpec, LockPolicy, Result};
+use keyplane::{Error, KeySpec, LockPolicy, MacAlgorithm, Result};
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use crate::root_key::RootKey;
 
@@ -44,6 +48,7 @@ pub(crate) enum Purpose {
     Generation,
     KeyRecord,
     AliasRecord,
+    Contents,
 }
 
 impl Purpose {
@@ -53,6 +58,7 @@ impl Purpose {
             Purpose::Generation => b"keyplane-sqlite generation v1",
             Purpose::KeyRecord => b"keyplane-sqlite key-record v1",
             Purpose::AliasRecord => b"keyplane-sqlite alias-record v1",
+            Purpose::Contents => b"keyplane-sqlite contents v1",
         }
     }
 }
@@ -91,6 +97,9 @@ pub enum Damage {
     /// The checksum matches but the root key does not authenticate it: the copy was moved from
     /// another key, version or store, or tampered with.
     Authentication,
+    /// Authentic, but of an older value than the store records (a store secret's copy put back
+    /// from an earlier state).
+    Stale,
 }
 
 impl std::fmt::Display for Damage {
@@ -102,15 +111,43 @@ impl std::fmt::Display for Damage {
             Damage::Authentication => {
                 "fails authentication under the root key (moved from another key or version, or tampered with)"
             }
+            Damage::Stale => "holds an older value than the store records (replayed from an earlier state)",
         })
     }
 }
+
+/// Bytes of a contents element and of a store secret's value MAC (HMAC-SHA-256).
+pub(crate) const MAC_LEN: usize = 32;
 
 /// The keys derived from one root key for one store.
 pub(crate) struct StoreKeys {
     wrap: AesGcmKey,
     auth: AesGcmKey,
+    /// HMAC-SHA-256 key of the contents digest's elements and of store secret value MACs.
+    mac: HmacKey,
+    mac_work: Mutex<HmacWork>,
     lock_policy: LockPolicy,
+}
+
+/// HKDF-SHA256 (RFC 5869) of one 32-byte output block, every intermediate in locked memory.
+fn hkdf_hmac_key(root: &RootKey, salt: &[u8], info: &[u8], policy: LockPolicy) -> Result<HmacKey> {
+    let mut work = HmacWork::new(policy)?;
+    let mut prk = LockedBytes::zeroed(MAC_LEN, policy)?;
+    HmacKey::new(MacAlgorithm::HmacSha256, salt, policy)?.compute(
+        &mut work,
+        root.locked().expose(),
+        prk.expose_mut(),
+    )?;
+    let mut okm = LockedBytes::zeroed(MAC_LEN, policy)?;
+    let mut block = Vec::with_capacity(info.len() + 1);
+    block.extend_from_slice(info);
+    block.push(1);
+    HmacKey::new(MacAlgorithm::HmacSha256, prk.expose(), policy)?.compute(
+        &mut work,
+        &block,
+        okm.expose_mut(),
+    )?;
+    HmacKey::new(MacAlgorithm::HmacSha256, okm.expose(), policy)
 }
 
 impl StoreKeys {
@@ -129,8 +166,106 @@ impl StoreKeys {
                 b"keyplane-sqlite v1 record authentication",
                 lock_policy,
             )?,
+            mac: hkdf_hmac_key(
+                root,
+                store_id,
+                b"keyplane-sqlite v1 contents digest",
+                lock_policy,
+            )?,
+            mac_work: Mutex::new(HmacWork::new(lock_policy)?),
             lock_policy,
         })
+    }
+
+    /// HMAC-SHA-256 of `label ‖ parts` under the contents key: a pseudo-random function only the
+    /// root key's holder can evaluate.
+    fn prf(&self, label: &[u8], parts: &[&[u8]]) -> Result<Zeroizing<[u8; MAC_LEN]>> {
+        let mut out = Zeroizing::new([0u8; MAC_LEN]);
+        let mut work = self
+            .mac_work
+            .lock()
+            .map_err(|_| Error::Internal("contents digest lock poisoned".into()))?;
+        self.mac
+            .compute(&mut work, &aad(label, parts), out.as_mut_slice())?;
+        Ok(out)
+    }
+
+    /// The element of one record in the contents digest (see the contents module): never stored.
+    pub(crate) fn element(
+        &self,
+        label: &[u8],
+        parts: &[&[u8]],
+    ) -> Result<Zeroizing<[u8; MAC_LEN]>> {
+        self.prf(label, parts)
+    }
+
+    /// The MAC of the value of store secret `name`, kept in its `secrets` row so that a copy of an
+    /// older value (replayed) is told from the current one.
+    pub(crate) fn secret_value_mac(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
+        Ok(self
+            .prf(
+                b"keyplane-sqlite secret value v1",
+                &[name.as_bytes(), value],
+            )?
+            .to_vec())
+    }
+
+    /// Whether `mac` is the value MAC of `value` for `name` (constant time).
+    pub(crate) fn secret_value_matches(
+        &self,
+        name: &str,
+        value: &[u8],
+        mac: &[u8],
+    ) -> Result<bool> {
+        let expected = self.prf(
+            b"keyplane-sqlite secret value v1",
+            &[name.as_bytes(), value],
+        )?;
+        Ok(mac.len() == MAC_LEN && constant_time_eq(expected.as_slice(), mac))
+    }
+
+    /// Encrypts and authenticates `plaintext` (the contents digest) for `parts`:
+    /// `nonce (12) ‖ ciphertext ‖ tag (16)` under the authentication key.
+    pub(crate) fn seal_secret(
+        &self,
+        purpose: Purpose,
+        parts: &[&[u8]],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        let nonce = random_nonce()?;
+        let mut out = vec![0u8; NONCE_LEN + plaintext.len() + TAG_LEN];
+        out[..NONCE_LEN].copy_from_slice(&nonce);
+        let (body, tag) = out[NONCE_LEN..].split_at_mut(plaintext.len());
+        let mut tag_bytes = [0u8; TAG_LEN];
+        self.auth.seal(
+            &nonce,
+            &aad(purpose.label(), parts),
+            plaintext,
+            body,
+            &mut tag_bytes,
+        )?;
+        tag.copy_from_slice(&tag_bytes);
+        Ok(out)
+    }
+
+    /// Opens what [`seal_secret`](Self::seal_secret) made into `out` (exactly as long as the
+    /// plaintext); whether it is authentic.
+    pub(crate) fn open_secret(
+        &self,
+        purpose: Purpose,
+        parts: &[&[u8]],
+        sealed: &[u8],
+        out: &mut [u8],
+    ) -> bool {
+        if sealed.len() != NONCE_LEN + out.len() + TAG_LEN {
+            return false;
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&sealed[..NONCE_LEN]);
+        let (body, tag) = sealed[NONCE_LEN..].split_at(out.len());
+        self.auth
+            .open(&nonce, &aad(purpose.label(), parts), body, tag, out)
+            .is_ok()
     }
 
     /// Wraps `material` for `slot` with a fresh nonce.

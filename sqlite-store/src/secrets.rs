@@ -8,6 +8,12 @@
 //! secret with one damaged copy rewrites it from the good one and records the repair; root key
 //! rotation rewraps every secret in the same transaction as the key material; `verify` judges every
 //! copy. Writing or deleting a secret is a change like any other: it advances the generation.
+//!
+//! The `secrets` table holds one row per secret: a MAC of its current value under the root key
+//! (schema 3). A copy is good only when it holds that value, so a copy of an older value put back
+//! from an earlier state is a damaged copy ([`Damage::Stale`]), repaired from the current one;
+//! the row itself is an element of the contents digest, so putting back all of an older secret,
+//! or deleting one, is detected as a replay.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,6 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::contents::{Digest, Part};
 use crate::copies::StoredCopy;
 use crate::errors;
 use crate::events;
@@ -31,8 +38,23 @@ pub(crate) const SECRET_COPIES: usize = SECRET_TABLES.len();
 /// Longest secret name.
 pub const MAX_SECRET_NAME: usize = 128;
 
+/// What the store holds for one secret: the MAC of its value (schema 3) and its copies.
+#[derive(Debug, Default)]
+pub(crate) struct SecretRows {
+    pub value_mac: Option<Vec<u8>>,
+    pub copies: [Option<StoredCopy>; SECRET_COPIES],
+    /// Whether the store records value MACs (schema 3): then a copy with no MAC to match is bad.
+    pub macs_recorded: bool,
+}
+
+impl SecretRows {
+    fn is_empty(&self) -> bool {
+        self.value_mac.is_none() && self.copies.iter().all(Option::is_none)
+    }
+}
+
 /// Every copy of every secret, by name.
-pub(crate) type SecretCopies = BTreeMap<String, [Option<StoredCopy>; SECRET_COPIES]>;
+pub(crate) type SecretCopies = BTreeMap<String, SecretRows>;
 
 /// One damaged copy of a store secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -80,6 +102,19 @@ pub(crate) fn read_all(conn: &Connection, db: &Path) -> Result<SecretCopies> {
     if !schema::has_secrets(conn, db)? {
         return Ok(map);
     }
+    let macs_recorded = schema::has_contents(conn, db)?;
+    if macs_recorded {
+        let rows: Vec<(String, Vec<u8>)> = conn
+            .prepare_cached("SELECT name, value_mac FROM secrets")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(|e| errors::sql("read the store secrets", db, e))?;
+        for (name, mac) in rows {
+            map.entry(name).or_default().value_mac = Some(mac);
+        }
+    }
     for (index, table) in SECRET_TABLES.iter().enumerate() {
         let rows: Vec<(String, Vec<u8>, Vec<u8>)> = conn
             .prepare_cached(&format!("SELECT name, wrapped, checksum FROM {table}"))
@@ -89,24 +124,34 @@ pub(crate) fn read_all(conn: &Connection, db: &Path) -> Result<SecretCopies> {
             })
             .map_err(|e| errors::sql("read the store secrets", db, e))?;
         for (name, wrapped, checksum) in rows {
-            map.entry(name).or_default()[index] = Some(StoredCopy { wrapped, checksum });
+            map.entry(name).or_default().copies[index] = Some(StoredCopy { wrapped, checksum });
         }
+    }
+    for rows in map.values_mut() {
+        rows.macs_recorded = macs_recorded;
     }
     Ok(map)
 }
 
-/// Reads the copies of one secret.
-fn read_named(
-    conn: &Connection,
-    name: &str,
-    db: &Path,
-) -> Result<[Option<StoredCopy>; SECRET_COPIES]> {
-    let mut copies: [Option<StoredCopy>; SECRET_COPIES] = Default::default();
+/// The recorded value MAC of `name` (schema 3), if any.
+fn read_mac(conn: &Connection, name: &str, db: &Path) -> Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT value_mac FROM secrets WHERE name = ?1")
+        .and_then(|mut stmt| stmt.query_row([name], |r| r.get(0)).optional())
+        .map_err(|e| errors::sql("read a store secret", db, e))
+}
+
+/// Reads what the store holds for one secret.
+fn read_named(conn: &Connection, name: &str, db: &Path) -> Result<SecretRows> {
+    let mut rows = SecretRows::default();
     if !schema::has_secrets(conn, db)? {
-        return Ok(copies);
+        return Ok(rows);
+    }
+    rows.macs_recorded = schema::has_contents(conn, db)?;
+    if rows.macs_recorded {
+        rows.value_mac = read_mac(conn, name, db)?;
     }
     for (index, table) in SECRET_TABLES.iter().enumerate() {
-        copies[index] = conn
+        rows.copies[index] = conn
             .prepare_cached(&format!(
                 "SELECT wrapped, checksum FROM {table} WHERE name = ?1"
             ))
@@ -121,13 +166,14 @@ fn read_named(
             })
             .map_err(|e| errors::sql("read a store secret", db, e))?;
     }
-    Ok(copies)
+    Ok(rows)
 }
 
 /// What one copy's examination found.
 fn judge(
     keys: &StoreKeys,
     name: &str,
+    rows: &SecretRows,
     copy: Option<&StoredCopy>,
 ) -> Result<std::result::Result<LockedBytes, Damage>> {
     let Some(copy) = copy else {
@@ -136,7 +182,19 @@ fn judge(
     if sealing::checksum(&copy.wrapped) != copy.checksum {
         return Ok(Err(Damage::Checksum));
     }
-    keys.unwrap_secret(name, &copy.wrapped)
+    let value = match keys.unwrap_secret(name, &copy.wrapped)? {
+        Ok(value) => value,
+        Err(damage) => return Ok(Err(damage)),
+    };
+    let current = match &rows.value_mac {
+        Some(mac) => keys.secret_value_matches(name, value.expose(), mac)?,
+        None => !rows.macs_recorded,
+    };
+    Ok(if current {
+        Ok(value)
+    } else {
+        Err(Damage::Stale)
+    })
 }
 
 /// One secret's copies judged: its value if a copy is good, and the damaged copies.
@@ -147,18 +205,14 @@ struct Judged {
     damaged: Vec<(usize, Damage)>,
 }
 
-fn judge_all(
-    keys: &StoreKeys,
-    name: &str,
-    copies: &[Option<StoredCopy>; SECRET_COPIES],
-) -> Result<Judged> {
+fn judge_all(keys: &StoreKeys, name: &str, rows: &SecretRows) -> Result<Judged> {
     let mut judged = Judged {
         value: None,
         good_copy: None,
         damaged: Vec::new(),
     };
-    for (index, copy) in copies.iter().enumerate() {
-        match judge(keys, name, copy.as_ref())? {
+    for (index, copy) in rows.copies.iter().enumerate() {
+        match judge(keys, name, rows, copy.as_ref())? {
             Ok(value) => {
                 if judged.value.is_none() {
                     judged.value = Some(value);
@@ -180,8 +234,8 @@ pub(crate) fn examine(keys: &StoreKeys, all: &SecretCopies) -> Result<SecretExam
         copies_checked: 0,
         copies_good: 0,
     };
-    for (name, copies) in all {
-        let judged = judge_all(keys, name, copies)?;
+    for (name, rows) in all {
+        let judged = judge_all(keys, name, rows)?;
         exam.copies_checked += SECRET_COPIES;
         exam.copies_good += SECRET_COPIES - judged.damaged.len();
         exam.damaged.extend(
@@ -221,21 +275,61 @@ pub(crate) fn write(
     .map_err(|e| errors::sql("write a store secret", db, e))
 }
 
-/// Writes every copy of `name`.
+/// Writes every copy of `name` and records its value MAC, updating `digest`.
 pub(crate) fn write_all(
     conn: &Connection,
     keys: &StoreKeys,
+    digest: &mut Digest,
     name: &str,
     root_epoch: u64,
     secret: &[u8],
     db: &Path,
 ) -> Result<()> {
-    (0..SECRET_COPIES).try_for_each(|index| write(conn, keys, index, name, root_epoch, secret, db))
+    (0..SECRET_COPIES)
+        .try_for_each(|index| write(conn, keys, index, name, root_epoch, secret, db))?;
+    if let Some(old) = read_mac(conn, name, db)? {
+        digest.remove(keys, Part::Secrets, &[name.as_bytes(), &old])?;
+    }
+    let mac = keys.secret_value_mac(name, secret)?;
+    digest.add(keys, Part::Secrets, &[name.as_bytes(), &mac])?;
+    conn.prepare_cached("INSERT OR REPLACE INTO secrets (name, value_mac) VALUES (?1, ?2)")
+        .and_then(|mut stmt| stmt.execute(params![name, mac]))
+        .map(|_| ())
+        .map_err(|e| errors::sql("write a store secret", db, e))
 }
 
-/// Deletes every copy of `name`; whether there was any.
-fn delete(conn: &Connection, name: &str, db: &Path) -> Result<bool> {
+/// Records the value MAC of every secret that has a good copy (the migration to schema 3, whose
+/// `secrets` table starts empty).
+pub(crate) fn record_value_macs(conn: &Connection, keys: &StoreKeys, db: &Path) -> Result<()> {
+    let mut all = read_all(conn, db)?;
+    for rows in all.values_mut() {
+        rows.macs_recorded = false;
+    }
+    for (name, value) in examine(keys, &all)?.good {
+        let mac = keys.secret_value_mac(&name, value.expose())?;
+        conn.prepare_cached("INSERT OR REPLACE INTO secrets (name, value_mac) VALUES (?1, ?2)")
+            .and_then(|mut stmt| stmt.execute(params![name, mac]))
+            .map_err(|e| errors::sql("record a store secret's value", db, e))?;
+    }
+    Ok(())
+}
+
+/// Deletes every copy of `name` and its value MAC, updating `digest`; whether there was any.
+fn delete(
+    conn: &Connection,
+    keys: &StoreKeys,
+    digest: &mut Digest,
+    name: &str,
+    db: &Path,
+) -> Result<bool> {
     let mut deleted = 0;
+    if let Some(old) = read_mac(conn, name, db)? {
+        digest.remove(keys, Part::Secrets, &[name.as_bytes(), &old])?;
+        deleted += conn
+            .prepare_cached("DELETE FROM secrets WHERE name = ?1")
+            .and_then(|mut stmt| stmt.execute([name]))
+            .map_err(|e| errors::sql("delete a store secret", db, e))?;
+    }
     for table in SECRET_TABLES {
         deleted += conn
             .prepare_cached(&format!("DELETE FROM {table} WHERE name = ?1"))
@@ -250,14 +344,15 @@ fn delete(conn: &Connection, name: &str, db: &Path) -> Result<bool> {
 pub(crate) fn repair(
     conn: &Connection,
     keys: &StoreKeys,
+    digest: &mut Digest,
     root_epoch: u64,
     names: &[&str],
     db: &Path,
 ) -> Result<Vec<(String, usize)>> {
     let mut repaired = Vec::new();
     for name in names {
-        let copies = read_named(conn, name, db)?;
-        let judged = judge_all(keys, name, &copies)?;
+        let rows = read_named(conn, name, db)?;
+        let judged = judge_all(keys, name, &rows)?;
         let (Some(value), Some(good)) = (judged.value, judged.good_copy) else {
             continue;
         };
@@ -265,6 +360,8 @@ pub(crate) fn repair(
             write(conn, keys, index, name, root_epoch, value.expose(), db)?;
             events::record(
                 conn,
+                keys,
+                digest,
                 events::REPAIR,
                 None,
                 &format!(
@@ -286,10 +383,12 @@ impl SqliteKeyStore {
     /// Durable when this returns; advances the generation and records a `secret-stored` event.
     pub fn put_secret(&self, name: &str, secret: &[u8]) -> Result<()> {
         check_name(name)?;
-        self.secret_change("store a secret", |tx, keys, epoch, db| {
-            write_all(tx, keys, name, epoch, secret, db)?;
+        self.secret_change("store a secret", |tx, keys, digest, epoch, db| {
+            write_all(tx, keys, digest, name, epoch, secret, db)?;
             events::record(
                 tx,
+                keys,
+                digest,
                 events::SECRET_STORED,
                 None,
                 &format!("store secret '{name}' stored ({} bytes)", secret.len()),
@@ -308,20 +407,20 @@ impl SqliteKeyStore {
         let mut connected = self.lock()?;
         let row = meta::read(&connected.conn, &db)?;
         self.follow_root_rotation(&mut connected, &row)?;
-        let copies = {
+        let rows = {
             let tx = connected
                 .conn
                 .transaction()
                 .map_err(|e| errors::sql("start reading", &db, e))?;
-            let copies = read_named(&tx, name, &db)?;
+            let rows = read_named(&tx, name, &db)?;
             tx.finish()
                 .map_err(|e| errors::sql("finish reading", &db, e))?;
-            copies
+            rows
         };
-        if copies.iter().all(Option::is_none) {
+        if rows.is_empty() {
             return Ok(None);
         }
-        let judged = judge_all(&connected.keys, name, &copies)?;
+        let judged = judge_all(&connected.keys, name, &rows)?;
         let Some(value) = judged.value else {
             return Err(lost(name, &db));
         };
@@ -342,20 +441,22 @@ impl SqliteKeyStore {
             return Ok(existing);
         }
         let policy = self.options.lock_policy;
-        self.secret_change("store a new secret", |tx, keys, epoch, db| {
-            let copies = read_named(tx, name, db)?;
-            if copies.iter().any(Option::is_some) {
+        self.secret_change("store a new secret", |tx, keys, digest, epoch, db| {
+            let rows = read_named(tx, name, db)?;
+            if !rows.is_empty() {
                 // Another process stored it meanwhile.
-                let judged = judge_all(keys, name, &copies)?;
+                let judged = judge_all(keys, name, &rows)?;
                 return match judged.value {
                     Some(value) => Ok((value, false)),
                     None => Err(lost(name, db)),
                 };
             }
             let secret = create()?;
-            write_all(tx, keys, name, epoch, &secret, db)?;
+            write_all(tx, keys, digest, name, epoch, &secret, db)?;
             events::record(
                 tx,
+                keys,
+                digest,
                 events::SECRET_STORED,
                 None,
                 &format!("store secret '{name}' created ({} bytes)", secret.len()),
@@ -368,11 +469,13 @@ impl SqliteKeyStore {
     /// Deletes the secret `name`; whether there was one.
     pub fn delete_secret(&self, name: &str) -> Result<bool> {
         check_name(name)?;
-        self.secret_change("delete a secret", |tx, _, _, db| {
-            let deleted = delete(tx, name, db)?;
+        self.secret_change("delete a secret", |tx, keys, digest, _, db| {
+            let deleted = delete(tx, keys, digest, name, db)?;
             if deleted {
                 events::record(
                     tx,
+                    keys,
+                    digest,
                     events::SECRET_DELETED,
                     None,
                     &format!("store secret '{name}' deleted"),
@@ -402,7 +505,7 @@ impl SqliteKeyStore {
     fn secret_change<T>(
         &self,
         what: &str,
-        change: impl FnOnce(&Connection, &StoreKeys, u64, &Path) -> Result<(T, bool)>,
+        change: impl FnOnce(&Connection, &StoreKeys, &mut Digest, u64, &Path) -> Result<(T, bool)>,
     ) -> Result<T> {
         let db = self.paths.db.clone();
         let mut connected = self.lock()?;
@@ -430,10 +533,11 @@ impl SqliteKeyStore {
                 db.display()
             )));
         }
-        let (out, changed) = change(&tx, keys, *root_epoch, &db)?;
+        let mut digest = row.digest(keys, &db)?;
+        let (out, changed) = change(&tx, keys, &mut digest, *root_epoch, &db)?;
         let generation = row.generation + 1;
         if changed {
-            meta::set_generation(&tx, keys, store_id, generation, &db)?;
+            meta::set_generation(&tx, keys, store_id, generation, &digest, &db)?;
         }
         tx.commit()
             .map_err(|e| errors::sql(&format!("commit ({what})"), &db, e))?;
@@ -463,7 +567,12 @@ impl SqliteKeyStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| errors::sql("start a repair", db, e))
             .and_then(|tx| {
-                let repaired = repair(&tx, keys, *root_epoch, names, db)?;
+                let row = meta::read(&tx, db)?;
+                row.check_generation(keys, db)?;
+                let mut digest = row.digest(keys, db)?;
+                let repaired = repair(&tx, keys, &mut digest, *root_epoch, names, db)?;
+                // The repair events change the event log, not the generation.
+                meta::set_generation(&tx, keys, &row.store_id, row.generation, &digest, db)?;
                 tx.commit()
                     .map_err(|e| errors::sql("commit a repair", db, e))?;
                 Ok(repaired)

@@ -18,6 +18,7 @@ use keyplane::{Clock, Error, KeySpec, LockPolicy, Result, SystemClock};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use uuid::Uuid;
 
+use crate::contents::Digest;
 use crate::copies::{self, Examination};
 use crate::events::{self, StoreEvent};
 use crate::layout::{with_suffix, StorePaths};
@@ -187,6 +188,7 @@ impl SqliteKeyStore {
             root_check: meta::seal_root_check(&keys, &store_id)?,
             generation,
             generation_seal: meta::seal_generation(&keys, &store_id, generation)?,
+            contents: Some(Digest::default().seal(&keys, &store_id, generation)?),
         };
         drop(root.key);
 
@@ -198,7 +200,7 @@ impl SqliteKeyStore {
         ] {
             remove_if_present(&stale)?;
         }
-        let built = build_new_database(&building, &row, &provider, options.busy_timeout);
+        let built = build_new_database(&building, &row, &keys, &provider, options.busy_timeout);
         if let Err(e) = built {
             let _ = std::fs::remove_file(&building);
             return Err(e);
@@ -264,7 +266,7 @@ impl SqliteKeyStore {
         }
         // An older schema is brought up to date only now that the root key has opened the store:
         // a wrong key changes nothing.
-        schema::migrate(&mut conn, &paths.db)?;
+        schema::migrate(&mut conn, &keys, &paths.db)?;
         Ok(SqliteKeyStore {
             paths,
             options,
@@ -377,6 +379,7 @@ fn remove_if_present(path: &Path) -> Result<()> {
 fn build_new_database(
     path: &Path,
     row: &StoreRow,
+    keys: &StoreKeys,
     provider: &Arc<dyn RootKeyProvider>,
     busy: Duration,
 ) -> Result<()> {
@@ -387,13 +390,17 @@ fn build_new_database(
     )?;
     schema::create(&conn, path)?;
     meta::insert(&conn, row, path)?;
+    let mut digest = Digest::default();
     events::record(
         &conn,
+        keys,
+        &mut digest,
         events::CREATED,
         None,
         &format!("store created; root key from {}", provider.describe()),
         path,
     )?;
+    meta::set_generation(&conn, keys, &row.store_id, row.generation, &digest, path)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .map_err(|e| errors::sql("checkpoint the new store", path, e))?;
     conn.close()
@@ -414,10 +421,21 @@ pub(crate) struct Snapshot {
     pub unreadable_copies: usize,
 }
 
-/// Reads and judges everything, in one read transaction of `conn` (the caller opens it).
+/// Reads and judges everything, in one read transaction of `conn` (the caller opens it). Refuses
+/// a store whose records do not add up to its sealed contents digest (a replayed, dropped, added
+/// or moved row); a store of schema 2 or older (a backup being restored, migrated after) has none.
+/// When some record already fails its own seal, that (more precise) problem is reported and the
+/// digest's mismatch is added to the problems instead.
 pub(crate) fn read_snapshot(conn: &Connection, keys: &StoreKeys, db: &Path) -> Result<Snapshot> {
     let row = meta::read(conn, db)?;
-    let records = records::read_all(conn, keys, db)?;
+    let mut records = records::read_all(conn, keys, db)?;
+    if schema::has_contents(conn, db)? {
+        row.check_generation(keys, db)?;
+        match row.check_contents(conn, keys, db) {
+            Err(e) if !records.problems.is_empty() => records.problems.push(e.message().into()),
+            other => other?,
+        }
+    }
     let (copies, unreadable_copies) = copies::read_all(conn, db)?;
     let exam = copies::examine(keys, &records.keys, &copies)?;
     Ok(Snapshot {
@@ -451,7 +469,12 @@ impl SqliteKeyStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| errors::sql("start a repair", db, e))
             .and_then(|tx| {
-                let repaired = copies::repair(&tx, keys, *root_epoch, exam, db)?;
+                let row = meta::read(&tx, db)?;
+                row.check_generation(keys, db)?;
+                let mut digest = row.digest(keys, db)?;
+                let repaired = copies::repair(&tx, keys, &mut digest, *root_epoch, exam, db)?;
+                // The repair events change the event log, not the generation.
+                meta::set_generation(&tx, keys, &row.store_id, row.generation, &digest, db)?;
                 tx.commit()
                     .map_err(|e| errors::sql("commit a repair", db, e))?;
                 Ok(repaired)
@@ -577,9 +600,12 @@ impl KeyStore for SqliteKeyStore {
             ));
         }
         row.check_generation(keys, db)?;
+        let mut digest = row.digest(keys, db)?;
         for change in changes {
             match change {
-                StoreChange::PutKey(record) => records::put_key(&tx, keys, record, db)?,
+                StoreChange::PutKey(record) => {
+                    records::put_key(&tx, keys, &mut digest, record, db)?
+                }
                 StoreChange::PutMaterial {
                     key_id,
                     version,
@@ -592,13 +618,17 @@ impl KeyStore for SqliteKeyStore {
                     };
                     copies::write_all(&tx, keys, &slot, *root_epoch, material.expose(), db)?;
                 }
-                StoreChange::DeleteKey(id) => records::delete_key(&tx, id, db)?,
-                StoreChange::PutAlias(alias) => records::put_alias(&tx, keys, alias, db)?,
-                StoreChange::DeleteAlias(name) => records::delete_alias(&tx, name, db)?,
+                StoreChange::DeleteKey(id) => records::delete_key(&tx, keys, &mut digest, id, db)?,
+                StoreChange::PutAlias(alias) => {
+                    records::put_alias(&tx, keys, &mut digest, alias, db)?
+                }
+                StoreChange::DeleteAlias(name) => {
+                    records::delete_alias(&tx, keys, &mut digest, name, db)?
+                }
             }
         }
         let generation = row.generation + 1;
-        meta::set_generation(&tx, keys, store_id, generation, db)?;
+        meta::set_generation(&tx, keys, store_id, generation, &digest, db)?;
         tx.commit()
             .map_err(|e| errors::sql("commit a change", db, e))?;
         let store_id = *store_id;

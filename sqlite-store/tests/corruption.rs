@@ -201,7 +201,10 @@ fn an_edited_record_or_generation_is_refused() {
     assert_eq!(err.code(), "KMSInternalException");
     assert!(err.message().contains(&keys[0].0), "names the key: {err}");
     assert!(err.message().contains("root-key check"), "{err}");
-    assert_eq!(store.verify(false).unwrap().damaged_records.len(), 1);
+    let damaged = store.verify(false).unwrap().damaged_records;
+    assert_eq!(damaged.len(), 2, "{damaged:?}");
+    assert!(damaged[0].contains(&keys[0].0), "{damaged:?}");
+    assert!(damaged[1].contains("contents digest"), "{damaged:?}");
     drop(store);
 
     let dir = tempfile::tempdir().unwrap();

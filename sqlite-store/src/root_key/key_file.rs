@@ -70,30 +70,56 @@ impl KeyFileProvider {
     }
 
     /// The key in `path`, or `None` if there is no such file.
+    /// The file is opened once, without following a symbolic link, and the descriptor read is the
+    /// one checked (no check-then-open race).
     fn read(&self, path: &Path) -> Result<Option<RootKey>> {
-        if !path.exists() {
+        let Some(file) = files::open_private(path, "root key file")? else {
             return Ok(None);
-        }
-        files::check_private(path, "root key file")?;
+        };
         let mut text = Zeroizing::new(Vec::with_capacity(64));
-        File::open(path)
-            .and_then(|f| f.take(MAX_KEY_FILE_BYTES).read_to_end(&mut text))
+        file.take(MAX_KEY_FILE_BYTES)
+            .read_to_end(&mut text)
             .map_err(|e| errors::io("read the root key file", path, e))?;
         let source = format!("root key file {}", path.display());
         RootKey::from_base64(&text, &source, self.lock_policy).map(Some)
     }
 
-    fn write(&self, path: &Path, key: &RootKey, replace: bool) -> Result<()> {
+    /// Writes a new key file at `path` with `O_CREAT|O_EXCL|O_NOFOLLOW` and mode 0600. With
+    /// `replace_stale`, a regular file already there (a rotation abandoned by a crash) is removed
+    /// first; a symbolic link or anything else there is refused, never followed.
+    fn write(&self, path: &Path, key: &RootKey, replace_stale: bool) -> Result<()> {
         let mut text = Zeroizing::new(key.to_base64().as_bytes().to_vec());
         text.push(b'\n');
-        files::write_private_file(path, &text, replace)?;
+        if replace_stale {
+            match fs::symlink_metadata(path) {
+                Ok(meta) if meta.file_type().is_file() => fs::remove_file(path)
+                    .map_err(|e| errors::io("remove the stale key file", path, e))?,
+                Ok(_) => {
+                    return Err(Error::AccessDenied(format!(
+                        "{} is a symbolic link or not a regular file; refusing to write a root                          key there (remove it)",
+                        path.display()
+                    )))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(errors::io("read", path, e)),
+            }
+        }
+        files::write_private_file(path, &text, false)?;
         files::fsync_dir(files::parent_dir(path))
     }
 
     /// Makes `<file>.next` the key file: zeroes the old key's bytes, renames, fsyncs the directory.
     fn promote_next(&self) -> Result<()> {
         let next = self.next_path();
-        if let Ok(mut old) = OpenOptions::new().write(true).open(&self.path) {
+        let old = OpenOptions::new()
+            .write(true)
+            .custom_flags(files::no_follow())
+            .open(&self.path);
+        if let Ok(mut old) = old.and_then(|f| match f.metadata() {
+            Ok(m) if m.file_type().is_file() => Ok(f),
+            Ok(_) => Err(std::io::Error::other("not a regular file")),
+            Err(e) => Err(e),
+        }) {
             let len = old.metadata().map(|m| m.len()).unwrap_or(0);
             let zeros = vec![0u8; usize::try_from(len).unwrap_or(0).min(4096)];
             old.write_all(&zeros)
