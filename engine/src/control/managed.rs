@@ -91,7 +91,12 @@ impl Engine {
         if self.dry_run {
             return Ok(());
         }
-        for identifier in identifiers.iter().flatten() {
+        // Cheap first: single data-plane calls pass here, and nearly all name other keys.
+        for identifier in identifiers
+            .iter()
+            .flatten()
+            .filter(|i| i.contains(RESERVED_ALIAS_PREFIX))
+        {
             let Ok(KeyReference::Alias(name)) = self.inner.scope.parse(identifier) else {
                 continue;
             };
