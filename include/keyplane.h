@@ -2106,7 +2106,9 @@ kp_status kp_delete_alias(const struct kp_engine *engine, const char *alias_name
 /**
  * ListAliases: one page of aliases by name, of every key (`key_id` NULL) or of one key; `limit`
  * 1 to 100 (0: 50); `marker` as for `kp_list_keys`. Records have ALIAS_NAME, ALIAS_ARN,
- * TARGET_KEY_ID, CREATION_DATE, LAST_UPDATED_DATE and JSON.
+ * TARGET_KEY_ID, CREATION_DATE, LAST_UPDATED_DATE and JSON; the predefined `alias/aws/<service>`
+ * alias of an integrated service whose managed key does not exist yet has no TARGET_KEY_ID,
+ * CREATION_DATE or LAST_UPDATED_DATE (`kp_record_string` answers NULL, `kp_record_int` false).
  *
  * Ownership: on success `*out` is a new page the caller frees with `kp_page_free`. Thread
  * safety: thread-safe on a shared engine.

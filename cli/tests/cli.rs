@@ -102,11 +102,32 @@ fn the_key_lifecycle_in_the_service_s_json_shapes() {
         "ListAliases",
         &["Aliases", "Truncated"],
     );
+    let listed = aliases["Aliases"].as_array().unwrap();
+    let orders = listed
+        .iter()
+        .find(|a| a["AliasName"] == "alias/orders")
+        .expect("alias/orders is listed");
     assert_shape(
-        &aliases["Aliases"][0],
+        orders,
         "structures",
         "AliasListEntry",
         &["AliasName", "TargetKeyId"],
+    );
+    // The integrated services' predefined aliases are listed before their keys exist, without
+    // TargetKeyId or dates, as the service lists them.
+    let s3 = listed
+        .iter()
+        .find(|a| a["AliasName"] == "alias/aws/s3")
+        .expect("alias/aws/s3 is listed");
+    assert_shape(
+        s3,
+        "structures",
+        "AliasListEntry",
+        &["AliasName", "AliasArn"],
+    );
+    assert!(
+        s3.get("TargetKeyId").is_none() && s3.get("CreationDate").is_none(),
+        "{s3}"
     );
     let table = String::from_utf8(ok(d, &["key", "list"], b"")).unwrap();
     assert!(

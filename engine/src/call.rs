@@ -129,6 +129,15 @@ fn is_cryptographic(event: &str) -> bool {
     )
 }
 
+/// Operations whose naming of an integrated service's `alias/aws/<service>` creates its managed
+/// key, as in the service (see `control/managed.rs`).
+fn creates_managed_keys(event: &str) -> bool {
+    matches!(
+        event,
+        "Encrypt" | "GenerateDataKey" | "GenerateDataKeyWithoutPlaintext" | "ReEncrypt"
+    )
+}
+
 impl Engine {
     /// The keys a request names, as ids: by identifier (key id, ARN, alias), skipping
     /// any that name nothing.
@@ -290,7 +299,8 @@ impl Engine {
             .inner
             .limiter
             .take(QuotaFamily::ControlPlane, 1)
-            .and_then(|()| run());
+            .and_then(|()| run())
+            .and_then(|value| self.unless_dry_run(value));
         let pending = PENDING.with(|p| p.replace(previous));
         let written = pending.as_ref().is_some_and(|p| p.written);
         if !written || result.is_err() {
@@ -304,6 +314,24 @@ impl Engine {
             )?;
         }
         result
+    }
+
+    /// A dry run's answer where the real call succeeded: DryRunOperationException.
+    fn unless_dry_run<T>(&self, value: T) -> Result<T> {
+        if self.dry_run {
+            return Err(crate::messages::dry_run_succeeded());
+        }
+        Ok(value)
+    }
+
+    /// Refuses a store commit made for the request of a dry-run handle: everything the real call
+    /// checks has been checked by then, so the dry run answers DryRunOperationException and
+    /// nothing changes. Commits outside a request (due deletions and rotations) go ahead.
+    pub(crate) fn refuse_dry_run_commit(&self) -> Result<()> {
+        if self.dry_run && PENDING.with(|p| p.borrow().is_some()) {
+            return Err(crate::messages::dry_run_succeeded());
+        }
+        Ok(())
     }
 
     /// Writes the record of the control-plane request running on this thread, as succeeded, if it
@@ -358,7 +386,13 @@ impl Engine {
             .inner
             .limiter
             .take(family, 1)
-            .and_then(|()| run(&self.caller));
+            .and_then(|()| {
+                if creates_managed_keys(event_name) {
+                    self.ensure_managed_keys(key_ids)?;
+                }
+                run(&self.caller)
+            })
+            .and_then(|value| self.unless_dry_run(value));
         self.record(event_name, key_ids, parameters, result.as_ref().map(|_| ()))?;
         result
     }
@@ -385,7 +419,10 @@ impl Engine {
             KeyTally::inactive()
         };
         let results = match self.inner.limiter.take(family, n) {
-            Ok(()) => run(&self.caller, &tally),
+            Ok(()) => run(&self.caller, &tally)
+                .into_iter()
+                .map(|r| r.and_then(|value| self.unless_dry_run(value)))
+                .collect(),
             Err(throttled) => every(throttled),
         };
         if self.inner.audit.is_some() {

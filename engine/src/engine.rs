@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::access::quota::Limiter;
-use crate::access::{Caller, QuotaFamily};
+use crate::access::{Action, Caller, QuotaFamily};
 use crate::audit::{AuditConfig, AuditLog};
 use crate::call::{params, Audit};
 use crate::clock::{Clock, SystemClock};
@@ -194,6 +194,7 @@ impl EngineBuilder {
         let engine = Engine {
             inner,
             caller: Arc::new(root),
+            dry_run: false,
         };
         {
             let state = engine.control()?;
@@ -232,6 +233,8 @@ pub struct Engine {
     pub(crate) inner: Arc<Inner>,
     /// Who calls through this handle.
     pub(crate) caller: Arc<Caller>,
+    /// Whether calls through this handle are dry runs ([`Engine::dry_run`]).
+    pub(crate) dry_run: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -261,6 +264,7 @@ fn start_scheduler(engine: Weak<Inner>, every: Duration) -> Result<()> {
             let engine = Engine {
                 inner,
                 caller: Arc::new(root),
+                dry_run: false,
             };
             if let Err(e) = engine.run_due_tasks() {
                 eprintln!("keyplane: scheduled deletion/rotation failed: {e}");
@@ -292,7 +296,27 @@ impl Engine {
         Engine {
             inner: Arc::clone(&self.inner),
             caller: Arc::new(caller),
+            dry_run: self.dry_run,
         }
+    }
+
+    /// A handle to the same engine, as the same caller, whose calls are dry runs (the service's
+    /// `DryRun`): each runs the authorization and parameter checks of the real call and answers
+    /// DryRunOperationException ("The request would have succeeded, but the DryRun option is
+    /// set.") where the real call would have succeeded, or the real call's error. Nothing
+    /// changes: a control-plane call stops before its store commit, a data-plane call's result
+    /// is dropped and no key's last usage moves. Each dry run is audited with its error code.
+    pub fn dry_run(&self) -> Engine {
+        Engine {
+            inner: Arc::clone(&self.inner),
+            caller: Arc::clone(&self.caller),
+            dry_run: true,
+        }
+    }
+
+    /// Whether calls through this handle are dry runs.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
     }
 
     /// The principal this handle calls as (the account root for a handle fresh from the builder).
@@ -422,6 +446,47 @@ impl Engine {
                     }
                 });
                 results
+            },
+        )
+    }
+
+    /// The dry run of Decrypt or ReEncrypt with the `IGNORE_CIPHERTEXT` modifier: only the
+    /// authorization checks, without a ciphertext. `keys` pairs each named key (Decrypt's KeyId;
+    /// ReEncrypt's SourceKeyId with [`Action::ReEncryptFrom`] and DestinationKeyId with
+    /// [`Action::ReEncryptTo`]) with the permission it needs. Answers DryRunOperationException
+    /// when every check passes, whatever the handle; no key material is touched. The service
+    /// needs a key to authorize against, so a call naming none is a ValidationException.
+    pub fn dry_run_authorization(
+        &self,
+        event_name: &'static str,
+        keys: &[(Action, &str)],
+    ) -> Result<()> {
+        if !self.dry_run {
+            return self.dry_run().dry_run_authorization(event_name, keys);
+        }
+        let named: Vec<Option<&str>> = keys.iter().map(|(_, k)| Some(*k)).collect();
+        self.single(
+            event_name,
+            QuotaFamily::SymmetricCrypto,
+            &named,
+            || serde_json::json!({ "keys": named, "dryRunModifiers": ["IGNORE_CIPHERTEXT"] }),
+            |caller| {
+                if keys.is_empty() {
+                    return Err(crate::error::validation!(
+                        "a dry run with IGNORE_CIPHERTEXT needs the KeyId of the key to authorize"
+                    ));
+                }
+                let keyring = self.inner.data.keyring.load();
+                for (action, identifier) in keys {
+                    let key = keyring.resolve(&self.inner.scope, identifier, *action)?;
+                    let facts = crate::access::authorize::RequestFacts {
+                        identifier: Some(identifier),
+                        ..Default::default()
+                    };
+                    key.access
+                        .check(caller, *action, &key.arn, key.spec, key.usage, &facts)?;
+                }
+                Ok(())
             },
         )
     }

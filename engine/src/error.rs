@@ -80,6 +80,9 @@ pub enum Error {
     /// The operation or key spec is modelled but not supported by this build yet.
     #[error("UnsupportedOperation: {0}")]
     UnsupportedOperation(String),
+    /// A dry run ([`crate::Engine::dry_run`]) whose real call would have succeeded.
+    #[error("DryRunOperation: {0}")]
+    DryRunOperation(String),
     /// The audit log cannot record requests, so requests are refused (fail closed).
     #[error("AuditUnavailable: {0}")]
     AuditUnavailable(String),
@@ -128,6 +131,7 @@ impl Error {
             Error::InvalidGrantId(_) => "InvalidGrantIdException",
             Error::Validation(_) => "ValidationException",
             Error::UnsupportedOperation(_) => "UnsupportedOperationException",
+            Error::DryRunOperation(_) => "DryRunOperationException",
             Error::AuditUnavailable(_) => "KMSInternalException",
             Error::MemoryLock(_) => "KMSInternalException",
             Error::Store(_) => "KMSInternalException",
@@ -161,6 +165,7 @@ impl Error {
             | Error::InvalidGrantId(m)
             | Error::Validation(m)
             | Error::UnsupportedOperation(m)
+            | Error::DryRunOperation(m)
             | Error::AuditUnavailable(m)
             | Error::MemoryLock(m)
             | Error::Store(m)

@@ -46,6 +46,7 @@ pub use context::EncryptionContext;
 pub use control::{
     AliasListEntry, CreateGrantRequest, CreateGrantResponse, CreateKeyRequest, GrantListEntry,
     KeyListEntry, KeyRotationStatus, Page, RotationListEntry, ScheduleKeyDeletionResponse,
+    INTEGRATED_SERVICES,
 };
 pub use crypto::fips_mode;
 pub use dataplane::{

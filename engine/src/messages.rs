@@ -162,3 +162,8 @@ pub fn policy_lockout() -> Error {
         "The new key policy will not allow you to update the key policy in the future.".into(),
     )
 }
+
+/// A dry run whose real call would have succeeded (DryRunOperationException).
+pub fn dry_run_succeeded() -> Error {
+    Error::DryRunOperation("The request would have succeeded, but the DryRun option is set.".into())
+}

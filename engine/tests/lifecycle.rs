@@ -93,12 +93,15 @@ fn decrypt(engine: &Engine, blob: &[u8]) -> keyplane::Result<Vec<u8>> {
         .map(|r| r.plaintext.expose().to_vec())
 }
 
+/// The aliases that name a key (ListAliases also shows the integrated services' predefined
+/// aliases, which name none until first used).
 fn alias_names(engine: &Engine, key: Option<&str>) -> Vec<String> {
     engine
         .list_aliases(key, Some(100), None)
         .expect("list aliases")
         .items
         .into_iter()
+        .filter(|a| a.target_key_id.is_some())
         .map(|a| a.alias_name)
         .collect()
 }
@@ -430,10 +433,16 @@ fn keys_resolve_by_id_arn_alias_name_and_alias_arn_only_in_this_region_and_accou
             .unwrap();
         assert_eq!(sealed.key_id, meta.arn, "Encrypt answers with the key ARN");
     }
-    let listed = engine.list_aliases(None, None, None).unwrap().items;
+    let listed: Vec<_> = engine
+        .list_aliases(None, None, None)
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|a| a.target_key_id.is_some())
+        .collect();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].alias_arn, alias_arn);
-    assert_eq!(listed[0].target_key_id, *id);
+    assert_eq!(listed[0].target_key_id.as_deref(), Some(id.as_str()));
 
     // The same key or alias named in another region or account does not exist here.
     let foreign = [
@@ -799,10 +808,11 @@ fn create_update_delete_and_list_aliases() {
     );
     assert_eq!(engine.describe_key("alias/app").unwrap().key_id, a);
 
-    let all = engine.list_aliases(None, None, None).unwrap();
+    let all = engine.list_aliases(None, Some(100), None).unwrap();
     assert_eq!(
         all.items
             .iter()
+            .filter(|x| x.target_key_id.is_some())
             .map(|x| x.alias_name.as_str())
             .collect::<Vec<_>>(),
         ["alias/app", "alias/other", "alias/team/app_2-x"]
@@ -822,9 +832,10 @@ fn create_update_delete_and_list_aliases() {
     );
     assert_eq!(alias_names(&engine, Some(&b)), ["alias/other"]);
     let first = &all.items[0];
-    assert_eq!(first.target_key_id, a);
-    assert_eq!(first.creation_date, created_at);
-    assert_eq!(first.last_updated_date, created_at);
+    assert_eq!(first.alias_name, "alias/app");
+    assert_eq!(first.target_key_id.as_deref(), Some(a.as_str()));
+    assert_eq!(first.creation_date, Some(created_at));
+    assert_eq!(first.last_updated_date, Some(created_at));
 
     // UpdateAlias moves it; the data plane follows.
     clock.advance_days(1);
@@ -841,8 +852,8 @@ fn create_update_delete_and_list_aliases() {
         .into_iter()
         .find(|x| x.alias_name == "alias/app")
         .unwrap();
-    assert_eq!(entry.creation_date, created_at);
-    assert_eq!(entry.last_updated_date, clock.now());
+    assert_eq!(entry.creation_date, Some(created_at));
+    assert_eq!(entry.last_updated_date, Some(clock.now()));
     assert_eq!(alias_names(&engine, Some(&a)), ["alias/team/app_2-x"]);
 
     assert_eq!(
@@ -958,19 +969,27 @@ fn list_aliases_pages_with_limit_and_marker() {
     for name in &names {
         engine.create_alias(name, &key).unwrap();
     }
+    // The integrated services' predefined aliases page along with them, in name order.
+    let mut expected: Vec<String> = names.clone();
+    expected.extend(
+        keyplane::INTEGRATED_SERVICES
+            .iter()
+            .map(|s| format!("alias/aws/{s}")),
+    );
+    expected.sort();
     let mut seen = Vec::new();
     let mut marker = None;
-    for expected_len in [5, 5, 2] {
+    for expected_len in expected.chunks(5).map(<[String]>::len) {
         let page = engine
             .list_aliases(None, Some(5), marker.as_deref())
             .unwrap();
         assert_eq!(page.items.len(), expected_len);
         seen.extend(page.items.into_iter().map(|a| a.alias_name));
-        assert_eq!(page.truncated, expected_len == 5);
+        assert_eq!(page.truncated, page.next_marker.is_some());
         marker = page.next_marker;
     }
     assert_eq!(marker, None);
-    assert_eq!(seen, names);
+    assert_eq!(seen, expected);
     assert_eq!(
         code(engine.list_aliases(None, Some(0), None)),
         "ValidationException"

@@ -817,7 +817,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
         .unwrap()
         .items
         .into_iter()
-        .map(|a| (a.alias_name, a.target_key_id))
+        .filter_map(|a| Some((a.alias_name, a.target_key_id?)))
         .collect();
     let model_aliases: BTreeMap<String, String> = m
         .aliases

@@ -287,10 +287,11 @@ fn create_alias_checks_in_the_services_order_with_its_messages() {
         )
     );
     let names: Vec<String> = engine
-        .list_aliases(None, None, None)
+        .list_aliases(None, Some(100), None)
         .unwrap()
         .items
         .into_iter()
+        .filter(|a| a.target_key_id.is_some())
         .map(|a| a.alias_name)
         .collect();
     assert_eq!(names, ["alias/app"]);
@@ -579,4 +580,230 @@ fn create_grant_with_the_same_name_and_parameters_returns_the_existing_grant() {
     assert_ne!(other.grant_id, first.grant_id);
     let grants = engine.list_grants(&key, None, None, None, None).unwrap();
     assert_eq!(grants.items.len(), 3);
+}
+
+// ==== fin17: AWS managed keys on first use, and dry runs (issue 17, the part left) ===========
+
+/// The predefined aliases of the integrated services, with no key until first used.
+fn predefined(engine: &Engine) -> Vec<keyplane::AliasListEntry> {
+    engine
+        .list_aliases(None, Some(100), None)
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|a| a.alias_name.starts_with("alias/aws/"))
+        .collect()
+}
+
+#[test]
+fn list_aliases_shows_the_integrated_services_aliases_before_their_keys_exist() {
+    let engine = engine();
+    let listed = predefined(&engine);
+    let names: Vec<&str> = listed.iter().map(|a| a.alias_name.as_str()).collect();
+    let expected: Vec<String> = keyplane::INTEGRATED_SERVICES
+        .iter()
+        .map(|s| format!("alias/aws/{s}"))
+        .collect();
+    assert_eq!(names, expected);
+    for a in &listed {
+        assert_eq!(a.alias_arn, format!("{ARN_PREFIX}{}", a.alias_name));
+        assert_eq!(
+            (
+                a.target_key_id.as_deref(),
+                a.creation_date,
+                a.last_updated_date
+            ),
+            (None, None, None),
+            "{a:?}"
+        );
+        // As the service's answer: no TargetKeyId, no dates.
+        let json = serde_json::to_value(a).unwrap();
+        assert_eq!(
+            json.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["AliasArn", "AliasName"]
+        );
+    }
+    assert!(engine.list_keys(None, None).unwrap().items.is_empty());
+    // A key's own aliases do not include them.
+    let k = symmetric(&engine);
+    assert!(engine
+        .list_aliases(Some(&k), None, None)
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+#[test]
+fn naming_an_integrated_services_alias_creates_its_managed_key_once() {
+    let engine = engine();
+    // DescribeKey by alias name creates it.
+    let described = engine.describe_key("alias/aws/s3").unwrap();
+    assert_eq!(described.key_manager, keyplane::key::KeyManager::Aws);
+    assert_eq!(
+        described.description,
+        "Default key that protects my s3 data when no other key is defined"
+    );
+    let s3 = predefined(&engine)
+        .into_iter()
+        .find(|a| a.alias_name == "alias/aws/s3")
+        .unwrap();
+    assert_eq!(s3.target_key_id.as_deref(), Some(described.key_id.as_str()));
+    assert!(s3.creation_date.is_some() && s3.last_updated_date.is_some());
+    // The same alias again, by name or ARN, is the same key: no second one.
+    let again = engine
+        .describe_key(&format!("{ARN_PREFIX}alias/aws/s3"))
+        .unwrap();
+    assert_eq!(again.key_id, described.key_id);
+    assert_eq!(engine.list_keys(None, None).unwrap().items.len(), 1);
+
+    // Encrypt and GenerateDataKey create theirs too; used directly (not through the service),
+    // the managed key's policy refuses them, as the service's does.
+    let e = engine
+        .encrypt(&EncryptRequest::new("alias/aws/ebs", b"x"))
+        .unwrap_err();
+    assert_eq!(e.code(), "AccessDeniedException");
+    let e = engine
+        .generate_data_key(&keyplane::GenerateDataKeyRequest::new(
+            "alias/aws/rds",
+            keyplane::DataKeySpec::Aes256,
+        ))
+        .unwrap_err();
+    assert_eq!(e.code(), "AccessDeniedException");
+    for alias in ["alias/aws/ebs", "alias/aws/rds"] {
+        assert_eq!(
+            engine.describe_key(alias).unwrap().key_manager,
+            keyplane::key::KeyManager::Aws
+        );
+    }
+    assert_eq!(engine.list_keys(None, None).unwrap().items.len(), 3);
+
+    // An alias under aws/ of no integrated service is still not found, and creates nothing.
+    assert_eq!(
+        refused(engine.describe_key("alias/aws/not-a-service")),
+        expect(
+            "NotFoundException",
+            format!("Alias {ARN_PREFIX}alias/aws/not-a-service is not found.")
+        )
+    );
+    assert_eq!(engine.list_keys(None, None).unwrap().items.len(), 3);
+}
+
+const DRY_RUN: (&str, &str) = (
+    "DryRunOperationException",
+    "The request would have succeeded, but the DryRun option is set.",
+);
+
+fn grant_request(key_id: &str) -> CreateGrantRequest {
+    CreateGrantRequest {
+        key_id: key_id.to_owned(),
+        grantee_principal: "arn:aws:iam::111122223333:user/alice".into(),
+        retiring_principal: None,
+        operations: vec![GrantOperation::Decrypt],
+        constraints: None,
+        name: None,
+    }
+}
+
+#[test]
+fn dry_run_grant_calls_check_everything_and_change_nothing() {
+    let engine = engine();
+    let k = symmetric(&engine);
+    let dry = engine.dry_run();
+    let (code, message) = refused(dry.create_grant(grant_request(&k)));
+    assert_eq!((code, message.as_str()), DRY_RUN);
+    assert!(engine
+        .list_grants(&k, None, None, None, None)
+        .unwrap()
+        .items
+        .is_empty());
+    // The real call's checks run: an alias where only key ids are allowed, a missing key.
+    assert_eq!(
+        refused(dry.create_grant(grant_request("alias/app"))),
+        expect("NotFoundException", "Invalid keyId 'alias/app'")
+    );
+    let missing = "11111111-2222-3333-4444-555555555555";
+    assert_eq!(
+        refused(dry.create_grant(grant_request(missing))),
+        expect(
+            "NotFoundException",
+            format!("Key '{ARN_PREFIX}key/{missing}' does not exist")
+        )
+    );
+    // Authorization: a principal the key policy does not allow is refused, not told "would
+    // have succeeded".
+    let mallory = keyplane::Caller::new("arn:aws:iam::444455556666:user/mallory").unwrap();
+    let e = engine
+        .for_caller(mallory)
+        .dry_run()
+        .create_grant(grant_request(&k))
+        .unwrap_err();
+    assert_eq!(e.code(), "AccessDeniedException");
+
+    // RevokeGrant and RetireGrant of a real grant: checked, answered, the grant stays.
+    let grant = engine.create_grant(grant_request(&k)).unwrap();
+    let (code, message) = refused(dry.revoke_grant(&k, &grant.grant_id));
+    assert_eq!((code, message.as_str()), DRY_RUN);
+    let (code, message) = refused(dry.retire_grant(None, Some(&k), Some(&grant.grant_id)));
+    assert_eq!((code, message.as_str()), DRY_RUN);
+    assert_eq!(
+        engine
+            .list_grants(&k, None, None, None, None)
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(
+        refused(dry.revoke_grant(
+            &k,
+            "0000000000000000000000000000000000000000000000000000000000000000"
+        ))
+        .0,
+        "InvalidGrantIdException"
+    );
+}
+
+#[test]
+fn dry_run_data_plane_calls_answer_as_the_real_call_would_and_leave_no_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let signing_key = keyplane::audit::generate_signing_key().unwrap();
+    let engine = Engine::builder()
+        .worker_threads(1)
+        .audit(keyplane::audit::AuditConfig::new(&path), &signing_key)
+        .build()
+        .unwrap();
+    let k = symmetric(&engine);
+    let dry = engine.dry_run();
+    let (code, message) = refused(dry.encrypt(&EncryptRequest::new(&k, b"hello")));
+    assert_eq!((code, message.as_str()), DRY_RUN);
+    // Parameter checks of the real call: an empty plaintext is the validation error.
+    assert_eq!(
+        refused(dry.encrypt(&EncryptRequest::new(&k, b""))).0,
+        "ValidationException"
+    );
+    // A dry run is no use of the key.
+    assert!(engine
+        .get_key_last_usage(&k)
+        .unwrap()
+        .key_last_usage
+        .is_none());
+
+    // IGNORE_CIPHERTEXT: authorization only, no ciphertext.
+    let (code, message) = refused(dry.dry_run_authorization("Decrypt", &[(Action::Decrypt, &k)]));
+    assert_eq!((code, message.as_str()), DRY_RUN);
+    let mallory = keyplane::Caller::new("arn:aws:iam::444455556666:user/mallory").unwrap();
+    let e = engine
+        .for_caller(mallory)
+        .dry_run_authorization("Decrypt", &[(Action::Decrypt, &k)])
+        .unwrap_err();
+    assert_eq!(e.code(), "AccessDeniedException");
+
+    // The audit log records each dry run with its error code.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dry_runs = text
+        .lines()
+        .filter(|l| l.contains("\"errorCode\":\"DryRunOperationException\""))
+        .count();
+    assert_eq!(dry_runs, 2, "{text}");
 }

@@ -102,9 +102,9 @@ fn alias_entry<'py>(py: Python<'py>, a: &AliasListEntry) -> PyResult<Bound<'py, 
     Ok(Out::new(py)
         .set("AliasName", &a.alias_name)?
         .set("AliasArn", &a.alias_arn)?
-        .set("TargetKeyId", &a.target_key_id)?
-        .date("CreationDate", a.creation_date)?
-        .date("LastUpdatedDate", a.last_updated_date)?
+        .opt("TargetKeyId", a.target_key_id.as_deref())?
+        .date_opt("CreationDate", a.creation_date)?
+        .date_opt("LastUpdatedDate", a.last_updated_date)?
         .done()
         .into_any())
 }

@@ -121,6 +121,51 @@ impl Engine {
         })
     }
 
+    /// A handle to the same engine, as the same principal, whose calls are dry runs (the
+    /// service's `DryRun`): each runs the real call's authorization and parameter checks and
+    /// raises DryRunOperationException where the real call would have succeeded; nothing changes.
+    fn dry_run(&self) -> Engine {
+        Engine {
+            inner: self.inner.dry_run(),
+        }
+    }
+
+    /// The dry run of Decrypt (`keys`: the KeyId) or ReEncrypt (`keys`: SourceKeyId, then
+    /// DestinationKeyId, either None when not given) with the `IGNORE_CIPHERTEXT` modifier:
+    /// authorization only, no ciphertext. Raises DryRunOperationException when it passes.
+    #[pyo3(signature = (operation, keys))]
+    fn dry_run_authorization(
+        &self,
+        py: Python<'_>,
+        operation: &str,
+        keys: Vec<Option<String>>,
+    ) -> Result<()> {
+        let (event, actions): (&'static str, &[keyplane::access::Action]) = match operation {
+            "Decrypt" => ("Decrypt", &[keyplane::access::Action::Decrypt]),
+            "ReEncrypt" => (
+                "ReEncrypt",
+                &[
+                    keyplane::access::Action::ReEncryptFrom,
+                    keyplane::access::Action::ReEncryptTo,
+                ],
+            ),
+            other => {
+                return Err(Failure::Engine(
+                    keyplane::Error::Validation(format!(
+                        "IGNORE_CIPHERTEXT applies to Decrypt and ReEncrypt, not {other}"
+                    )),
+                    "",
+                ))
+            }
+        };
+        let pairs: Vec<(keyplane::access::Action, &str)> = actions
+            .iter()
+            .zip(&keys)
+            .filter_map(|(action, key)| key.as_deref().map(|k| (*action, k)))
+            .collect();
+        self.call(py, event, false, |e| e.dry_run_authorization(event, &pairs))
+    }
+
     /// The principal ARN this handle calls as.
     #[getter]
     fn principal(&self) -> String {

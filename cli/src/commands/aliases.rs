@@ -37,10 +37,12 @@ pub fn run_alias(ctx: &Context, command: AliasCommand) -> Result<(), Failure> {
             }
             let mut table = Table::new(&["ALIAS", "TARGET KEY ID", "UPDATED"]);
             for a in &aliases.items {
+                // A predefined alias of an integrated service has no key until its first use.
                 table.row(vec![
                     a.alias_name.clone(),
-                    a.target_key_id.clone(),
-                    date(a.last_updated_date.0),
+                    a.target_key_id.clone().unwrap_or_else(|| "-".into()),
+                    a.last_updated_date
+                        .map_or_else(|| "-".into(), |d| date(d.0)),
                 ]);
             }
             table.print();

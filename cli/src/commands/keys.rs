@@ -166,10 +166,10 @@ fn list(engine: &Engine, page: ListArgs, json: bool) -> Result<(), Failure> {
     loop {
         let page = engine.list_aliases(None, Some(100), marker.as_deref())?;
         for a in page.items {
-            aliases
-                .entry(a.target_key_id)
-                .or_default()
-                .push(a.alias_name);
+            let Some(target) = a.target_key_id else {
+                continue;
+            };
+            aliases.entry(target).or_default().push(a.alias_name);
         }
         match page.next_marker {
             Some(m) => marker = Some(m),

@@ -12,15 +12,19 @@ use crate::key::AliasRecord;
 use crate::messages;
 use crate::store::StoreChange;
 
-/// One entry of ListAliases.
+/// One entry of ListAliases. The predefined alias of an integrated service whose managed key
+/// does not exist yet has no target and no dates, as in the service's answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AliasListEntry {
     pub alias_name: String,
     pub alias_arn: String,
-    pub target_key_id: String,
-    pub creation_date: Timestamp,
-    pub last_updated_date: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_date: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_updated_date: Option<Timestamp>,
 }
 
 impl Engine {
@@ -182,27 +186,37 @@ impl Engine {
             let only = key_id
                 .map(|k| self.resolve_id(&state, k, Action::ListAliases))
                 .transpose()?;
-            page::paginate(
-                state
-                    .aliases
-                    .values()
-                    .filter(|a| only.is_none_or(|id| a.target == id))
-                    .map(|a| {
-                        (
-                            a.name.clone(),
-                            AliasListEntry {
-                                alias_name: a.name.clone(),
-                                alias_arn: self.inner.scope.alias_arn(&a.name),
-                                target_key_id: a.target.hyphenated().to_string(),
-                                creation_date: a.created,
-                                last_updated_date: a.updated,
-                            },
-                        )
-                    }),
-                marker,
-                limit,
-                |m| m.starts_with(ALIAS_PREFIX),
-            )
+            let mut entries: std::collections::BTreeMap<String, AliasListEntry> = state
+                .aliases
+                .values()
+                .filter(|a| only.is_none_or(|id| a.target == id))
+                .map(|a| {
+                    let entry = AliasListEntry {
+                        alias_name: a.name.clone(),
+                        alias_arn: self.inner.scope.alias_arn(&a.name),
+                        target_key_id: Some(a.target.hyphenated().to_string()),
+                        creation_date: Some(a.created),
+                        last_updated_date: Some(a.updated),
+                    };
+                    (a.name.clone(), entry)
+                })
+                .collect();
+            if only.is_none() {
+                for name in super::managed::predefined_aliases() {
+                    entries
+                        .entry(name)
+                        .or_insert_with_key(|name| AliasListEntry {
+                            alias_name: name.clone(),
+                            alias_arn: self.inner.scope.alias_arn(name),
+                            target_key_id: None,
+                            creation_date: None,
+                            last_updated_date: None,
+                        });
+                }
+            }
+            page::paginate(entries.into_iter(), marker, limit, |m| {
+                m.starts_with(ALIAS_PREFIX)
+            })
         })
     }
 }

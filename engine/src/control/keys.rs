@@ -169,6 +169,7 @@ impl Engine {
                 &[("KeyId", key_id.into())],
                 &[],
             )?;
+            self.ensure_managed_keys(&[Some(key_id)])?;
             let state = self.control()?;
             self.key_for(&state, key_id, KeyOperation::Read, Action::DescribeKey)
                 .and_then(|record| self.metadata(&state, &record.id))

@@ -7,8 +7,9 @@ use uuid::Uuid;
 use crate::access::Action;
 use crate::dataplane::primitive::generate_material;
 use crate::engine::Engine;
+use crate::error::Error;
 use crate::error::{validation, Result};
-use crate::key::identifier::RESERVED_ALIAS_PREFIX;
+use crate::key::identifier::{KeyReference, RESERVED_ALIAS_PREFIX};
 use crate::key::{
     AliasRecord, KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, Origin,
     RotationConfig, VersionRecord,
@@ -17,6 +18,45 @@ use crate::store::StoreChange;
 
 /// Days between automatic rotations of a managed key.
 pub const MANAGED_KEY_ROTATION_DAYS: u32 = 365;
+
+/// The integrated services whose `alias/aws/<service>` alias every account has from the start
+/// (the predefined aliases a new account's ListAliases shows, plus the services that are most
+/// often integrated): a fixed list, so that ListAliases answers the same everywhere. Any other
+/// service still gets its managed key through [`Engine::managed_key`].
+pub const INTEGRATED_SERVICES: &[&str] = &[
+    "acm",
+    "backup",
+    "dynamodb",
+    "ebs",
+    "elasticfilesystem",
+    "es",
+    "glue",
+    "kinesis",
+    "kinesisvideo",
+    "lambda",
+    "rds",
+    "redshift",
+    "s3",
+    "secretsmanager",
+    "sns",
+    "sqs",
+    "ssm",
+    "xray",
+];
+
+/// The integrated service an alias name (`alias/aws/<service>`) belongs to, if it is one of
+/// [`INTEGRATED_SERVICES`].
+pub(crate) fn integrated_service(alias_name: &str) -> Option<&'static str> {
+    let service = alias_name.strip_prefix(RESERVED_ALIAS_PREFIX)?;
+    INTEGRATED_SERVICES.iter().copied().find(|s| *s == service)
+}
+
+/// The aliases of [`INTEGRATED_SERVICES`], sorted by name.
+pub(crate) fn predefined_aliases() -> impl Iterator<Item = String> {
+    INTEGRATED_SERVICES
+        .iter()
+        .map(|service| format!("{RESERVED_ALIAS_PREFIX}{service}"))
+}
 
 fn check_service_name(service: &str) -> Result<()> {
     let ok = !service.is_empty()
@@ -41,6 +81,37 @@ impl Engine {
         format!(
             r#"{{"Version":"2012-10-17","Id":"auto-{service}","Statement":[{{"Sid":"Allow access through {service} for all principals in the account that are authorized to use {service}","Effect":"Allow","Principal":{{"AWS":"*"}},"Action":["kms:Encrypt","kms:Decrypt","kms:ReEncrypt*","kms:GenerateDataKey*","kms:CreateGrant","kms:DescribeKey"],"Resource":"*","Condition":{{"StringEquals":{{"kms:ViaService":"{service}.{region}.amazonaws.com","kms:CallerAccount":"{account}"}}}}}},{{"Sid":"Allow direct access to key metadata to the account","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":["kms:Describe*","kms:Get*","kms:List*"],"Resource":"*"}}]}}"#
         )
+    }
+
+    /// Creates the managed key of every integrated service whose `alias/aws/<service>` alias (name
+    /// or ARN) is among `identifiers` and has no key yet, as the service does when such an alias
+    /// is first used. A caller that may not create it (another account) is left to the lookup,
+    /// which then finds no alias; a dry run creates nothing.
+    pub(crate) fn ensure_managed_keys(&self, identifiers: &[Option<&str>]) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        // Cheap first: single data-plane calls pass here, and nearly all name other keys.
+        for identifier in identifiers
+            .iter()
+            .flatten()
+            .filter(|i| i.contains(RESERVED_ALIAS_PREFIX))
+        {
+            let Ok(KeyReference::Alias(name)) = self.inner.scope.parse(identifier) else {
+                continue;
+            };
+            let Some(service) = integrated_service(name) else {
+                continue;
+            };
+            if self.inner.data.keyring.load().aliases.contains_key(name) {
+                continue;
+            }
+            match self.managed_key(service) {
+                Ok(_) | Err(Error::AccessDenied(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// The managed key of an integrated service, created on first use under

@@ -23,6 +23,7 @@ pub use aliases::AliasListEntry;
 pub use deletion::ScheduleKeyDeletionResponse;
 pub use grants::{CreateGrantRequest, CreateGrantResponse, GrantListEntry};
 pub use keys::{CreateKeyRequest, KeyListEntry};
+pub use managed::INTEGRATED_SERVICES;
 pub use page::Page;
 pub use rotation::{KeyRotationStatus, RotationListEntry};
 
@@ -201,6 +202,7 @@ impl Engine {
                 StoreChange::PutMaterial { .. } | StoreChange::DeleteAlias(_) => None,
             })
             .collect();
+        self.refuse_dry_run_commit()?;
         self.write_pending_record(&changed)?;
         let generation = self.inner.store.commit(changes)?;
         if generation == state.generation + 1 {

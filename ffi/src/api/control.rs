@@ -518,7 +518,9 @@ pub unsafe extern "C" fn kp_delete_alias(
 
 /// ListAliases: one page of aliases by name, of every key (`key_id` NULL) or of one key; `limit`
 /// 1 to 100 (0: 50); `marker` as for `kp_list_keys`. Records have ALIAS_NAME, ALIAS_ARN,
-/// TARGET_KEY_ID, CREATION_DATE, LAST_UPDATED_DATE and JSON.
+/// TARGET_KEY_ID, CREATION_DATE, LAST_UPDATED_DATE and JSON; the predefined `alias/aws/<service>`
+/// alias of an integrated service whose managed key does not exist yet has no TARGET_KEY_ID,
+/// CREATION_DATE or LAST_UPDATED_DATE (`kp_record_string` answers NULL, `kp_record_int` false).
 ///
 /// Ownership: on success `*out` is a new page the caller frees with `kp_page_free`. Thread
 /// safety: thread-safe on a shared engine.
@@ -551,9 +553,9 @@ pub unsafe extern "C" fn kp_list_aliases(
                 Record::new()
                     .str(kp_field::AliasName, &a.alias_name)
                     .str(kp_field::AliasArn, &a.alias_arn)
-                    .str(kp_field::TargetKeyId, &a.target_key_id)
-                    .int(kp_field::CreationDate, a.creation_date.0)
-                    .int(kp_field::LastUpdatedDate, a.last_updated_date.0)
+                    .opt_str(kp_field::TargetKeyId, a.target_key_id.as_deref())
+                    .opt_int(kp_field::CreationDate, a.creation_date.map(|d| d.0))
+                    .opt_int(kp_field::LastUpdatedDate, a.last_updated_date.map(|d| d.0))
                     .json(&a)
             })
         }

@@ -219,12 +219,15 @@ class Engine:
             marker = page["NextMarker"]
 
     def aliases(self) -> Dict[str, str]:
-        """Alias name -> target key id, for every alias."""
+        """Alias name -> target key id, for every alias that names a key (the integrated
+        services' predefined `alias/aws/...` aliases name none until their key is first used)."""
         out: Dict[str, str] = {}
         marker: Optional[str] = None
         while True:
             page = self._native.list_aliases(limit=100, marker=marker)
-            out.update({a["AliasName"]: a["TargetKeyId"] for a in page["Aliases"]})
+            out.update(
+                {a["AliasName"]: a["TargetKeyId"] for a in page["Aliases"] if "TargetKeyId" in a}
+            )
             if not page["Truncated"]:
                 return out
             marker = page["NextMarker"]

@@ -8,8 +8,12 @@ supports; code written for boto3 switches by changing how the client is made. Di
   connection arguments are checked for type and otherwise ignored. Calls run as the account's root
   principal, or as `principal=` (an IAM principal ARN), against key policies and grants.
 - `GrantTokens` are accepted and ignored: grants take effect at once in the engine.
-- `DryRun` runs data-plane calls and raises `DryRunOperationException` when they would have
-  succeeded; for CreateGrant, RetireGrant and RevokeGrant it checks only that the key exists.
+- `DryRun` runs the call on the engine's dry-run handle (`Engine.dry_run()`): the real call's
+  authorization and parameter checks, then `DryRunOperationException` ("The request would have
+  succeeded, but the DryRun option is set.") where it would have succeeded, with nothing changed
+  (CreateGrant, RetireGrant, RevokeGrant stop before their store commit) and the dry run audited
+  with that code. `DryRunModifiers=["IGNORE_CIPHERTEXT"]` on Decrypt and ReEncrypt checks only
+  the authorization for KeyId (SourceKeyId, DestinationKeyId), without a valid ciphertext.
 - Parameters for features keyplane does not have (custom key stores, Nitro Enclaves recipients,
   service principals, `SourceArn` grant constraints) raise `UnsupportedOperationException`.
 - Blob parameters also accept `memoryview`.
@@ -53,11 +57,10 @@ _UNSUPPORTED = {
 }
 # Operations that return secrets, and take `secret=True` to return them as SecretBytes.
 _SECRET_OPERATIONS = {"Decrypt", "GenerateDataKey", "GenerateDataKeyPair", "DeriveSharedSecret"}
-# Operations without side effects that DryRun can run in full.
-_DRY_RUN_BY_RUNNING = {
-    "Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
-    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "Sign", "Verify",
-    "GenerateMac", "VerifyMac", "DeriveSharedSecret",
+# Operations whose DryRunModifiers may say IGNORE_CIPHERTEXT, with the members naming their keys.
+_IGNORE_CIPHERTEXT_KEYS = {
+    "Decrypt": ("KeyId",),
+    "ReEncrypt": ("SourceKeyId", "DestinationKeyId"),
 }
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 _KWARG_NAMES: Dict[str, str] = {}
@@ -159,7 +162,7 @@ class KMSClient:
     def _run(self, operation: str, params: Dict[str, Any]) -> Dict[str, Any]:
         params.pop("GrantTokens", None)
         dry_run = params.pop("DryRun", None)
-        params.pop("DryRunModifiers", None)
+        modifiers = params.pop("DryRunModifiers", None) or []
         for name, feature in _UNSUPPORTED.items():
             if params.get(name) is not None:
                 raise _engine_error(
@@ -182,17 +185,18 @@ class KMSClient:
         kwargs = {_kwarg(k): v for k, v in params.items()}
         if self._secret_bytes and operation in _SECRET_OPERATIONS:
             kwargs["secret"] = True
-        method = getattr(self._engine, METHOD_NAMES[operation])
         if dry_run:
-            if operation in _DRY_RUN_BY_RUNNING:
-                method(**kwargs)
-            elif "key_id" in kwargs:
-                self._engine.describe_key(key_id=kwargs["key_id"])
+            # The engine answers every dry run with an error: DryRunOperationException where the
+            # real call would have succeeded, or the real call's own error.
+            if "IGNORE_CIPHERTEXT" in modifiers and operation in _IGNORE_CIPHERTEXT_KEYS:
+                keys = [params.get(member) for member in _IGNORE_CIPHERTEXT_KEYS[operation]]
+                self._engine.dry_run_authorization(operation, keys)
+            else:
+                getattr(self._engine.dry_run(), METHOD_NAMES[operation])(**kwargs)
             raise _engine_error(
-                "DryRunOperationException",
-                "The request would have succeeded, but the DryRun option is set.",
-                operation,
+                "KMSInternalException", "the engine's dry run returned without an answer", operation
             )
+        method = getattr(self._engine, METHOD_NAMES[operation])
         result = method(**kwargs)
         return result if result is not None else {}
 
