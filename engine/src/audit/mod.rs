@@ -46,7 +46,7 @@ pub use record::{
     UserIdentity, EVENT_SOURCE, EVENT_VERSION, KMS_KEY_RESOURCE_TYPE,
 };
 pub use segments::{list_logs, LogFile, LEGACY_LOG, SEGMENTS_DIR, WRITER_EVENT};
-pub use usage::{LastUses, RecordedUse};
+pub use usage::{parse_rfc3339_millis, LastUses, RecordedUse};
 pub use verify::{
     verify, Problem, ProblemKind, TruncatedTail, Verdict, VerifyReport, AHEAD_BYTES, AHEAD_LINES,
 };
