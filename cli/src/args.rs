@@ -757,7 +757,8 @@ pub enum GrantCommand {
 pub enum AuditCommand {
     /// Check the log's hash chain and signed digests; say what is wrong and where
     Verify {
-        /// The log [default: <data dir>/audit/audit.log]
+        /// One log file only [default: every log of <data dir>/audit: its segments and the
+        /// audit.log of before segments]
         #[arg(long, value_name = "FILE")]
         log: Option<PathBuf>,
         /// The audit public key, DER SubjectPublicKeyInfo (or PEM) [default: <data
@@ -770,7 +771,7 @@ pub enum AuditCommand {
         /// How many records
         #[arg(short = 'n', long, default_value_t = 10)]
         lines: usize,
-        /// The log [default: <data dir>/audit/audit.log]
+        /// One log file only [default: every log of <data dir>/audit, merged by time]
         #[arg(long, value_name = "FILE")]
         log: Option<PathBuf>,
         /// Show the signed digest lines too

@@ -2,14 +2,14 @@
 //! store and an engine on it, acting as the chosen principal, with the audit log of the data
 //! directory.
 //!
-//! Audit, unless `--no-audit`: the engine records every request in `<data dir>/audit/audit.log`.
+//! Audit, unless `--no-audit`: the engine records every request in a segment of its own in
+//! `<data dir>/audit/segments/` (`AuditConfig::directory`).
 //! Its digests are signed with the store's audit signing key, an ECDSA P-256 key kept as the store
 //! secret `audit-signing-key` (wrapped under the root key like key material, created at `store
 //! init` or first use, rewrapped by root key rotation); its public key is exported to
-//! `<data dir>/audit/audit-signing-key.der` for verifiers. One writer at a time: the engine holds an
-//! exclusive `flock` on `<data dir>/audit/audit.lock` from before the log is opened until after it
-//! is closed (with its final digest), so concurrent `keyplane` commands on one data directory take
-//! turns instead of breaking the chain.
+//! `<data dir>/audit/audit-signing-key.der` for verifiers. Any number of processes write at once:
+//! each engine holds its own segment (by `flock`) until it closes it with its final digest, so
+//! concurrent `keyplane` commands (and long-running services) never wait for each other.
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -65,14 +65,12 @@ impl AuditPaths {
     }
 }
 
-/// An engine on the store, as the chosen principal, with the audit log open and locked. Dropping
-/// it closes the log (writing its final digest), then releases the lock.
+/// An engine on the store, as the chosen principal, with its audit segment open. Dropping it
+/// closes the segment (writing its final digest) and releases it.
 pub struct CliEngine {
-    // Field order is drop order: the engine (and its log) first, the lock last.
     engine: Engine,
-    /// The audit log, when requests are audited.
+    /// The audit directory, when requests are audited.
     pub audit_log: Option<PathBuf>,
-    _lock: Option<File>,
 }
 
 impl Deref for CliEngine {
@@ -223,7 +221,6 @@ impl Context {
             .account_id(&self.global.account_id)
             .lock_policy(self.lock_policy())
             .store(store.clone() as Arc<dyn keyplane::store::KeyStore>);
-        let mut lock = None;
         let mut audit_log = None;
         let mut export = None;
         if !self.global.no_audit {
@@ -235,16 +232,13 @@ impl Context {
             } else {
                 check_public_key_file(&paths, &public_der)?;
             }
-            lock = Some(lock_file(&paths.lock, true)?.ok_or_else(|| {
-                audit_failure(format!("could not create {}", paths.lock.display()))
-            })?);
-            let mut config = AuditConfig::new(&paths.log);
+            let mut config = AuditConfig::directory(&paths.dir);
             config.durability = match self.global.audit_durability {
                 AuditDurability::Synced => Durability::Synced,
                 AuditDurability::Queued => Durability::Queued,
             };
             builder = builder.audit(config, key.expose());
-            audit_log = Some(paths.log);
+            audit_log = Some(paths.dir);
         }
         let root = builder.build()?;
         if let Some(public_der) = export {
@@ -255,11 +249,7 @@ impl Context {
             Some(caller) => root.for_caller(caller),
             None => root,
         };
-        Ok(CliEngine {
-            engine,
-            audit_log,
-            _lock: lock,
-        })
+        Ok(CliEngine { engine, audit_log })
     }
 
     pub fn engine(&self) -> Result<CliEngine, Failure> {

@@ -57,7 +57,7 @@ fn every_request_is_audited_by_default_under_a_key_the_store_keeps() {
     assert!(
         audit_files
             .iter()
-            .all(|f| ["audit-signing-key.der", "audit.lock", "audit.log"].contains(&f.as_str())),
+            .all(|f| ["audit-signing-key.der", "segments"].contains(&f.as_str())),
         "{audit_files:?}"
     );
     let verify = json(d, &["store", "verify"], b"");
@@ -91,6 +91,10 @@ fn every_request_is_audited_by_default_under_a_key_the_store_keeps() {
     );
     let text = std::fs::read_to_string(audit_log(d)).unwrap();
     assert!(
+        text.contains("\"binary\":"),
+        "writer records name the process"
+    );
+    assert!(
         !text.contains("eA=="),
         "never the plaintext (base64 of 'x')"
     );
@@ -99,7 +103,13 @@ fn every_request_is_audited_by_default_under_a_key_the_store_keeps() {
     assert_eq!(exit, INTACT, "{report}");
     assert_eq!(report["Verdict"], "INTACT");
     assert_eq!(report["Records"], 3);
-    assert_eq!(report["SignedThrough"], 3);
+    let segment = &report["Segments"][0];
+    assert_eq!(segment["SignedThrough"], segment["LastSeq"], "{report}");
+    assert_eq!(
+        segment["Writers"].as_array().unwrap().len(),
+        3,
+        "one per command"
+    );
     assert!(
         report["Digests"].as_u64().unwrap() >= 3,
         "a digest at each close"
@@ -139,12 +149,18 @@ fn audit_verify_names_each_kind_of_tampering_with_its_own_exit_code() {
         );
     }
     let original = lines(d);
+    // Request records, not the writer record each command starts with.
     let record_lines: Vec<usize> = original
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.starts_with("{\"seq\":"))
+        .filter(|(_, l)| l.starts_with("{\"seq\":") && !l.contains("KeyplaneAuditWriter"))
         .map(|(i, _)| i)
         .collect();
+    let seq_at = |i: usize| -> u64 {
+        serde_json::from_str::<Value>(&original[record_lines[i]]).unwrap()["seq"]
+            .as_u64()
+            .unwrap()
+    };
     let digest_lines: Vec<usize> = original
         .iter()
         .enumerate()
@@ -157,12 +173,12 @@ fn audit_verify_names_each_kind_of_tampering_with_its_own_exit_code() {
     let mut modified = original.clone();
     let at = record_lines[2];
     modified[at] = modified[at].replacen("\"Encrypt\"", "\"Decrypt\"", 1);
-    cases.push(("Modified", modified, at + 1, Some(3)));
+    cases.push(("Modified", modified, at + 1, Some(seq_at(2))));
 
     // A deleted record.
     let mut deleted = original.clone();
     deleted.remove(record_lines[1]);
-    cases.push(("Deleted", deleted, record_lines[1] + 1, Some(2)));
+    cases.push(("Deleted", deleted, record_lines[1] + 1, Some(seq_at(1))));
 
     // A forged digest: its signature altered.
     let mut forged = original.clone();
@@ -251,7 +267,10 @@ fn a_crash_s_incomplete_tail_is_exit_7_and_the_next_command_signs_it() {
     let (exit, report) = verify_json(d, &[]);
     assert_eq!(exit, INCOMPLETE, "{report}");
     assert_eq!(report["Verdict"], "UNSIGNED_TAIL");
-    assert_eq!(report["UnsignedTail"], 1);
+    assert_eq!(
+        report["UnsignedTail"], 2,
+        "the Encrypt and its command's writer record"
+    );
     let err = fails(&run(d, &["audit", "verify"]), INCOMPLETE, "unsigned tail");
     assert!(err.contains("AuditLogIncomplete"), "{err}");
 
@@ -403,7 +422,7 @@ fn a_log_signed_by_another_key_is_not_continued() {
 }
 
 #[test]
-fn commands_running_at_once_take_turns_on_the_log() {
+fn commands_running_at_once_write_their_own_segments() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().to_owned();
     store(&d);
@@ -425,4 +444,36 @@ fn commands_running_at_once_take_turns_on_the_log() {
     let (exit, report) = verify_json(&d, &[]);
     assert_eq!(exit, INTACT, "{report}");
     assert_eq!(report["Records"], 13);
+}
+
+#[test]
+fn a_segment_held_by_a_running_process_is_live_and_a_deleted_one_is_exit_6() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    store(d);
+    create_key(d, &[]);
+    let first = audit_log(d);
+    // Another process holds the segment (as a running service's engine would): commands neither
+    // wait nor break its chain; they write a segment of their own.
+    let mut holder = std::process::Command::new("flock")
+        .arg(&first)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ok(d, &["key", "list"], b"");
+    assert_eq!(audit_logs(d).len(), 2);
+    let (exit, report) = verify_json(d, &[]);
+    assert_eq!(exit, INTACT, "{report}");
+    assert_eq!(report["Segments"][0]["Live"], true, "{report}");
+    assert_eq!(report["Records"], audit_records(d).len(), "{report}");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // The second segment's writer record named the first: deleting it is tampering.
+    std::fs::remove_file(&first).unwrap();
+    let (exit, report) = verify_json(d, &[]);
+    assert_eq!(exit, TAMPERED, "{report}");
+    assert_eq!(report["Problem"]["Kind"], "LogMissing", "{report}");
+    let err = fails(&run(d, &["audit", "verify"]), TAMPERED, "deleted segment");
+    assert!(err.contains("deleted segment"), "{err}");
 }

@@ -6,14 +6,15 @@
 //! number of items per key. The records of successful
 //! cryptographic operations also feed GetKeyLastUsage.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::access::{Caller, QuotaFamily};
-use crate::audit::{AuditEvent, AuditLog, BatchKey, UserIdentity};
+use crate::audit::{AuditEvent, AuditLog, BatchKey, LastUses, RecordedUse, UserIdentity};
 use crate::clock::Timestamp;
 use crate::dataplane::tally::{KeyTally, KeyUse};
 use crate::engine::Engine;
@@ -57,25 +58,57 @@ thread_local! {
 /// The audit log with what is derived from it.
 pub(crate) struct Audit {
     pub(crate) log: AuditLog,
+    /// When uses began to be tracked: the engine's start, or the first record of the audit
+    /// directory.
     pub(crate) started: Timestamp,
-    last_usage: Mutex<HashMap<Uuid, KeyLastUsage>>,
+    /// The audit directory, when the log is a segment of one: GetKeyLastUsage reads the other
+    /// processes' segments too.
+    dir: Option<PathBuf>,
+    last_usage: Mutex<LastUses>,
 }
 
 impl Audit {
-    pub(crate) fn new(log: AuditLog, started: Timestamp) -> Audit {
-        Audit {
+    /// With an audit directory, every log in it is read now (the uses of earlier and other
+    /// processes); later calls read only what was appended since.
+    pub(crate) fn new(
+        log: AuditLog,
+        started: Timestamp,
+        dir: Option<PathBuf>,
+    ) -> std::result::Result<Audit, crate::audit::AuditError> {
+        let mut uses = LastUses::new();
+        let mut started = started;
+        if let Some(dir) = &dir {
+            uses.refresh(dir)?;
+            uses.set_own(log.path());
+            if let Some(first) = uses.earliest_ms() {
+                started = Timestamp(first.min(started.0));
+            }
+        }
+        Ok(Audit {
             log,
             started,
-            last_usage: Mutex::new(HashMap::new()),
-        }
+            dir,
+            last_usage: Mutex::new(uses),
+        })
     }
 
+    /// The last use of `key` known to this process, after reading what other processes appended
+    /// (best effort: a log that cannot be read now leaves what is known).
     pub(crate) fn last_usage(&self, key: &Uuid) -> Option<KeyLastUsage> {
-        self.last_usage.lock().ok()?.get(key).cloned()
+        let mut uses = self.last_usage.lock().ok()?;
+        if let Some(dir) = &self.dir {
+            let _ = uses.refresh(dir);
+        }
+        uses.get(key).map(|u| KeyLastUsage {
+            operation: u.operation.clone(),
+            timestamp: Timestamp(u.time_ms),
+            cloud_trail_event_id: u.event_id.clone(),
+            kms_request_id: u.request_id.clone(),
+        })
     }
 }
 
-fn identity(caller: &Caller) -> UserIdentity {
+pub(crate) fn identity(caller: &Caller) -> UserIdentity {
     let principal = caller.principal();
     let resource = principal.rsplit(':').next().unwrap_or_default();
     let (identity_type, principal_id) = if resource == "root" {
@@ -111,7 +144,7 @@ fn is_read_only(event: &str) -> bool {
 }
 
 /// Operations whose successes GetKeyLastUsage reports.
-fn is_cryptographic(event: &str) -> bool {
+pub(crate) fn is_cryptographic(event: &str) -> bool {
     matches!(
         event,
         "Encrypt"
@@ -257,11 +290,11 @@ impl Engine {
                 .collect();
             event = event.with_batch(count, errors).with_batch_keys(per_key);
         }
-        let usage = is_cryptographic(event_name).then(|| KeyLastUsage {
+        let usage = is_cryptographic(event_name).then(|| RecordedUse {
             operation: event_name.to_owned(),
-            timestamp: now,
-            cloud_trail_event_id: event.event_id.clone(),
-            kms_request_id: event.request_id.clone(),
+            time_ms: now.0,
+            event_id: event.event_id.clone(),
+            request_id: event.request_id.clone(),
         });
         audit
             .log
@@ -271,7 +304,7 @@ impl Engine {
         if let Some(usage) = usage {
             if let Ok(mut last) = audit.last_usage.lock() {
                 for (id, _) in keys.iter().filter(|(_, uses)| uses.succeeded > 0) {
-                    last.insert(*id, usage.clone());
+                    last.note(*id, usage.clone());
                 }
             }
         }

@@ -173,12 +173,20 @@ impl EngineBuilder {
         let state = ControlState::load(store.as_ref(), None, config.lock_policy)?;
         let root = Caller::account_root(&config.account_id)?;
         let audit = match self.audit {
-            Some((audit_config, signing_key)) => Some(Audit::new(
-                AuditLog::open(audit_config, &signing_key).map_err(|e| {
+            Some((mut audit_config, signing_key)) => {
+                let unavailable = |e: crate::audit::AuditError| {
                     Error::AuditUnavailable(format!("the audit log could not be opened: {e}"))
-                })?,
-                clock.now(),
-            )),
+                };
+                if audit_config.principal.is_none() {
+                    audit_config.principal = Some(crate::call::identity(&root));
+                }
+                if audit_config.region.is_empty() {
+                    audit_config.region = config.region.clone();
+                }
+                let dir = audit_config.directory.then(|| audit_config.path.clone());
+                let log = AuditLog::open(audit_config, &signing_key).map_err(unavailable)?;
+                Some(Audit::new(log, clock.now(), dir).map_err(unavailable)?)
+            }
             None => None,
         };
         let inner = Arc::new(Inner {

@@ -229,33 +229,13 @@ pub fn managed_key(ctx: &Context, service: &str) -> Result<(), Failure> {
     show_metadata(&meta, ctx.global.json, &format!("alias/aws/{service} ->"))
 }
 
-/// GetKeyLastUsage. The engine knows the uses it served itself; a command line is one process
-/// per command, so the last use is read from the audit log (the engine's own records), and
-/// tracking starts with the log's first record (or the key's creation, if later).
+/// GetKeyLastUsage. The engine reads every process's uses from the data directory's audit
+/// segments (at start, and what was appended since at each call); tracking starts with the
+/// directory's first record.
 pub fn last_usage(ctx: &Context, key: &str) -> Result<(), Failure> {
     let engine = ctx.engine()?;
     let answer = engine.get_key_last_usage(key)?;
-    let mut value = service_value(&answer)?;
-    if let (Some(log), Value::Object(map)) = (&engine.audit_log, &mut value) {
-        if answer.key_last_usage.is_none() {
-            let found =
-                crate::commands::audit::last_use(log, &answer.key_id).map_err(|e| Failure {
-                    code: "KMSInternalException".into(),
-                    message: format!("could not read the audit log {}: {e}", log.display()),
-                    exit: crate::outcome::INTERNAL,
-                })?;
-            if let Some(found) = found {
-                map.insert("KeyLastUsage".into(), service_value(&found)?);
-            }
-        }
-        if let Some(start) = crate::commands::audit::first_record_ms(log) {
-            let start = start.max(answer.key_creation_date.0);
-            map.insert(
-                "TrackingStartDate".into(),
-                serde_json::json!(start as f64 / 1000.0),
-            );
-        }
-    }
+    let value = service_value(&answer)?;
     if ctx.global.json {
         print_json(&value);
         return Ok(());

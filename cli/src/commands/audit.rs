@@ -1,20 +1,28 @@
-//! `keyplane audit ...`: verify the audit log (chain and signed digests) and show its last
-//! records; and reading the log backwards, which `key last-usage` uses too.
+//! `keyplane audit ...`: verify the audit logs (chain and signed digests) and show their last
+//! records.
 //!
-//! Verification needs no root key and no store: only the log and the audit public key (by default
-//! the one the data directory exports). Exit codes: 0 intact; 6 tampered (the problem's kind, line
-//! and sequence number are printed); 7 no tampering but an incomplete tail (a line cut short by a
-//! crash, or records after the last digest, not yet signed; the next audited command signs them).
+//! A data directory's audit directory holds one segment per writing process at a time
+//! (`audit/segments/*.log`) and, in data directories from before segments, `audit/audit.log`. By
+//! default both commands read every log there: `verify` verifies each, says which process wrote
+//! what and checks that no log a writer record names is gone; `tail` merges the logs by time.
+//! `--log FILE` reads one log file only.
+//!
+//! Verification needs no root key and no store: only the logs and the audit public key (by default
+//! the one the data directory exports). Exit codes: 0 intact; 6 tampered (the problem's kind, log,
+//! line and sequence number are printed); 7 no tampering but an incomplete tail in a log no running
+//! process holds (a line cut short by a crash, or records after the last digest, not yet signed;
+//! the next audited command takes that segment up and signs them). A segment a running process
+//! holds is `live`: its unsigned tail is expected and does not count.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use keyplane::audit::{Verdict, VerifyReport};
+use keyplane::audit::{DirectoryReport, SegmentReport, Verdict, VerifyReport};
 use serde_json::{json, Value};
 
 use crate::args::AuditCommand;
-use crate::context::{lock_file, Context};
+use crate::context::Context;
 use crate::io::{der_from, read_input};
 use crate::outcome::{Failure, AUDIT_INCOMPLETE, AUDIT_TAMPERED, INTERNAL, NOT_FOUND, USAGE};
 use crate::output::{print_fields, print_json, Table};
@@ -38,24 +46,34 @@ fn not_found(what: &str, path: &Path, hint: &str) -> Failure {
     }
 }
 
-/// The log to read, and a shared lock on the data directory's audit lock when it is that log
-/// (so that a writer's group is never read half written).
-fn open_log(ctx: &Context, log: Option<PathBuf>) -> Result<(PathBuf, Option<File>), Failure> {
-    let paths = ctx.audit_paths();
-    let log = log.unwrap_or_else(|| paths.log.clone());
+/// The single log file given with `--log`.
+fn open_log(log: PathBuf) -> Result<PathBuf, Failure> {
     if !log.is_file() {
+        return Err(not_found("audit log", &log, ""));
+    }
+    Ok(log)
+}
+
+/// Every log of the data directory's audit directory (none is an error).
+fn directory_logs(ctx: &Context) -> Result<Vec<keyplane::audit::LogFile>, Failure> {
+    let dir = ctx.audit_paths().dir;
+    let logs = keyplane::audit::list_logs(&dir).map_err(internal)?;
+    if logs.is_empty() {
         return Err(not_found(
             "audit log",
-            &log,
+            &dir,
             " (a store records requests there once a command runs on it with audit on)",
         ));
     }
-    let lock = if log == paths.log {
-        lock_file(&paths.lock, false)?
-    } else {
-        None
-    };
-    Ok((log, lock))
+    Ok(logs)
+}
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: "KMSInternalException".into(),
+        message: e.to_string(),
+        exit: INTERNAL,
+    }
 }
 
 fn verdict_name(verdict: Verdict) -> &'static str {
@@ -77,19 +95,22 @@ fn verify(ctx: &Context, log: Option<PathBuf>, public_key: Option<PathBuf>) -> R
         ));
     }
     let der = der_from(&read_input(Some(&public_key))?)?;
-    let (log, _lock) = open_log(ctx, log)?;
-    let report = keyplane::audit::verify(&log, &der).map_err(|e| match e {
+    let key_error = |e: keyplane::audit::AuditError| match e {
         keyplane::audit::AuditError::Key(m) => Failure {
             code: "ValidationException".into(),
             message: format!("{}: not an audit public key: {m}", public_key.display()),
             exit: USAGE,
         },
-        other => Failure {
-            code: "KMSInternalException".into(),
-            message: other.to_string(),
-            exit: INTERNAL,
-        },
-    })?;
+        other => internal(other),
+    };
+    let Some(log) = log else {
+        directory_logs(ctx)?;
+        let dir = ctx.audit_paths().dir;
+        let report = keyplane::audit::verify_directory(&dir, &der).map_err(key_error)?;
+        return verify_directory(ctx, &report, &public_key, &der);
+    };
+    let log = open_log(log)?;
+    let report = keyplane::audit::verify(&log, &der).map_err(key_error)?;
     let fingerprint = keyplane::audit::key_fingerprint(&der);
     if ctx.global.json {
         print_json(&report_json(&report, &log, &public_key, &fingerprint));
@@ -115,21 +136,239 @@ fn verify(ctx: &Context, log: Option<PathBuf>, public_key: Option<PathBuf>) -> R
                 exit: AUDIT_TAMPERED,
             })
         }
-        Verdict::Truncated | Verdict::UnsignedTail => Err(Failure {
-            code: "AuditLogIncomplete".into(),
-            message: format!(
-                "no tampering found, but the end of {} is not covered by a signed digest ({}): \
-                 what a crash leaves; the next audited keyplane command on this data directory \
-                 cuts a torn line and signs the records",
-                log.display(),
-                if report.truncated.is_some() {
-                    "its last line was cut short"
+        Verdict::Truncated | Verdict::UnsignedTail => {
+            Err(incomplete_failure(&log, report.truncated.is_some()))
+        }
+    }
+}
+
+/// Reports on every log of the audit directory and exits as the worst of them says.
+fn verify_directory(
+    ctx: &Context,
+    report: &DirectoryReport,
+    public_key: &Path,
+    der: &[u8],
+) -> Result<(), Failure> {
+    let fingerprint = keyplane::audit::key_fingerprint(der);
+    // The first problem: a log's, else the directory's.
+    let log_problem = report
+        .segments
+        .iter()
+        .find_map(|s| s.report.problem.as_ref().map(|p| (s, p)));
+    let incomplete = report
+        .segments
+        .iter()
+        .find(|s| matches!(s.verdict(), Verdict::Truncated | Verdict::UnsignedTail));
+    if ctx.global.json {
+        let segments: Vec<Value> = report
+            .segments
+            .iter()
+            .map(|s| {
+                let mut value = report_json(&s.report, &s.log.path, public_key, &fingerprint);
+                value["Log"] = json!(s.log.name);
+                value["Live"] = json!(s.live);
+                value["Legacy"] = json!(s.log.legacy);
+                value["Verdict"] = json!(verdict_name(s.verdict()));
+                value["Records"] = json!(s.requests);
+                value["Writers"] = json!(s
+                    .writers
+                    .iter()
+                    .map(|w| json!({
+                        "Seq": w.seq,
+                        "Started": w.started,
+                        "Pid": w.pid,
+                        "Host": w.host,
+                        "Binary": w.binary,
+                        "Uid": w.uid,
+                        "Principal": w.principal,
+                        "Records": w.records,
+                    }))
+                    .collect::<Vec<_>>());
+                value
+            })
+            .collect();
+        let problem = match (log_problem, report.problems.first()) {
+            (Some((s, p)), _) => json!({
+                "Kind": format!("{:?}", p.kind),
+                "Description": p.kind.as_str(),
+                "Log": s.log.name,
+                "Line": p.line,
+                "Seq": p.seq,
+                "Detail": p.detail,
+            }),
+            (None, Some(p)) => json!({
+                "Kind": format!("{:?}", p.kind),
+                "Description": p.kind.as_str(),
+                "Log": p.log,
+                "Detail": p.detail,
+            }),
+            (None, None) => Value::Null,
+        };
+        print_json(&json!({
+            "Directory": report.dir.display().to_string(),
+            "PublicKey": public_key.display().to_string(),
+            "KeyFingerprint": fingerprint,
+            "Verdict": verdict_name(report.verdict()),
+            "Records": report.requests(),
+            "WriterRecords": report.records() - report.requests(),
+            "Digests": report.segments.iter().map(|s| s.report.digests).sum::<u64>(),
+            "UnsignedTail": report.segments.iter().filter(|s| !s.live).map(|s| s.report.unsigned_tail).sum::<u64>(),
+            "Truncated": incomplete.and_then(|s| s.report.truncated).map(|t| json!({
+                "Line": t.line,
+                "Offset": t.offset,
+                "Bytes": t.bytes,
+            })),
+            "Problem": problem,
+            "Segments": segments,
+        }));
+    } else {
+        print_fields(&[
+            ("audit directory", report.dir.display().to_string()),
+            (
+                "public key",
+                format!("{} (fingerprint {fingerprint})", public_key.display()),
+            ),
+            ("logs", report.segments.len().to_string()),
+            ("requests verified", report.requests().to_string()),
+        ]);
+        for s in &report.segments {
+            print_segment(s);
+        }
+        let mut fields = Vec::new();
+        if let Some((s, p)) = log_problem {
+            fields.push(("problem", p.kind.as_str().to_owned()));
+            fields.push(("in log", s.log.name.clone()));
+            fields.push(("at line", p.line.to_string()));
+            fields.push(("seq", p.seq.map_or_else(|| "-".into(), |s| s.to_string())));
+            fields.push(("detail", p.detail.clone()));
+        }
+        for p in &report.problems {
+            fields.push(("problem", format!("{}: {}: {}", p.kind, p.log, p.detail)));
+        }
+        fields.push(("verdict", verdict_line(report.verdict())));
+        println!();
+        print_fields(&fields);
+    }
+    match report.verdict() {
+        Verdict::Intact => Ok(()),
+        Verdict::Tampered => {
+            let message = match (log_problem, report.problems.first()) {
+                (Some((s, p)), _) => format!(
+                    "the audit log {} was tampered with: {} at line {}{}",
+                    s.log.path.display(),
+                    p.kind,
+                    p.line,
+                    p.seq.map(|s| format!(" (seq {s})")).unwrap_or_default()
+                ),
+                (None, Some(p)) => format!(
+                    "the audit directory {} was tampered with: {} {}: {}",
+                    report.dir.display(),
+                    p.kind,
+                    p.log,
+                    p.detail
+                ),
+                (None, None) => "the audit directory was tampered with".into(),
+            };
+            Err(Failure {
+                code: "AuditLogTampered".into(),
+                message,
+                exit: AUDIT_TAMPERED,
+            })
+        }
+        Verdict::Truncated | Verdict::UnsignedTail => Err(incomplete_failure(
+            &incomplete.map_or_else(|| report.dir.clone(), |s| s.log.path.clone()),
+            incomplete.is_some_and(|s| s.report.truncated.is_some()),
+        )),
+    }
+}
+
+fn print_segment(s: &SegmentReport) {
+    println!();
+    let mut fields = vec![
+        (
+            "log",
+            format!(
+                "{}{}{}",
+                s.log.name,
+                if s.live {
+                    " (live: a running process writes it)"
                 } else {
-                    "records after the last digest"
+                    ""
+                },
+                if s.log.legacy {
+                    " (from before segments)"
+                } else {
+                    ""
                 }
             ),
-            exit: AUDIT_INCOMPLETE,
-        }),
+        ),
+        ("verdict", verdict_name(s.verdict()).to_owned()),
+        ("requests", s.requests.to_string()),
+        ("digests", s.report.digests.to_string()),
+        (
+            "unsigned tail",
+            format!("{} records", s.report.unsigned_tail),
+        ),
+    ];
+    if let Some(t) = s.report.truncated {
+        fields.push((
+            "truncated",
+            format!(
+                "line {} (byte {}) was cut after {} bytes",
+                t.line, t.offset, t.bytes
+            ),
+        ));
+    }
+    for w in &s.writers {
+        fields.push((
+            "writer",
+            format!(
+                "seq {}: pid {} on {} ({}), uid {}, as {}, from {}: {} records",
+                w.seq,
+                w.pid.map_or_else(|| "?".into(), |p| p.to_string()),
+                w.host,
+                w.binary,
+                w.uid.map_or_else(|| "?".into(), |u| u.to_string()),
+                w.principal,
+                w.started,
+                w.records
+            ),
+        ));
+    }
+    print_fields(&fields);
+}
+
+fn verdict_line(verdict: Verdict) -> String {
+    let name = verdict_name(verdict);
+    match verdict {
+        Verdict::Intact => {
+            format!("{name}: every record is chained and covered by a signed digest")
+        }
+        Verdict::Tampered => format!("{name}: the log was changed after it was written"),
+        Verdict::Truncated => {
+            format!("{name}: no tampering; the last line was cut short by a crash")
+        }
+        Verdict::UnsignedTail => {
+            format!("{name}: no tampering; the last records are not yet signed")
+        }
+    }
+}
+
+fn incomplete_failure(log: &Path, truncated: bool) -> Failure {
+    Failure {
+        code: "AuditLogIncomplete".into(),
+        message: format!(
+            "no tampering found, but the end of {} is not covered by a signed digest ({}): \
+             what a crash leaves; the next audited keyplane command on this data directory \
+             cuts a torn line and signs the records",
+            log.display(),
+            if truncated {
+                "its last line was cut short"
+            } else {
+                "records after the last digest"
+            }
+        ),
+        exit: AUDIT_INCOMPLETE,
     }
 }
 
@@ -191,47 +430,39 @@ fn print_report(report: &VerifyReport, log: &Path, public_key: &Path, fingerprin
         fields.push(("seq", or_none(p.seq)));
         fields.push(("detail", p.detail.clone()));
     }
-    let verdict = verdict_name(report.verdict());
-    fields.push((
-        "verdict",
-        match report.verdict() {
-            Verdict::Intact => {
-                format!("{verdict}: every record is chained and covered by a signed digest")
-            }
-            Verdict::Tampered => format!("{verdict}: the log was changed after it was written"),
-            Verdict::Truncated => {
-                format!("{verdict}: no tampering; the last line was cut short by a crash")
-            }
-            Verdict::UnsignedTail => {
-                format!("{verdict}: no tampering; the last records are not yet signed")
-            }
-        },
-    ));
+    fields.push(("verdict", verdict_line(report.verdict())));
     print_fields(&fields);
 }
 
 fn tail(ctx: &Context, n: usize, log: Option<PathBuf>, digests: bool) -> Result<(), Failure> {
-    let (log, _lock) = open_log(ctx, log)?;
-    let mut lines: Vec<Value> = Vec::new();
-    lines_backwards(&log, |line| {
-        if lines.len() >= n {
-            return false;
-        }
-        let is_record = line.starts_with(b"{\"seq\":");
-        if is_record || digests {
-            lines.push(
-                serde_json::from_slice(line)
-                    .unwrap_or_else(|_| json!({ "unparsed": String::from_utf8_lossy(line) })),
-            );
-        }
-        true
-    })
-    .map_err(|e| Failure {
-        code: "KMSInternalException".into(),
-        message: format!("could not read {}: {e}", log.display()),
-        exit: INTERNAL,
-    })?;
-    lines.reverse();
+    let paths: Vec<PathBuf> = match log {
+        Some(log) => vec![open_log(log)?],
+        None => directory_logs(ctx)?.into_iter().map(|l| l.path).collect(),
+    };
+    // The last `n` of each log, newest first, then merged by time (records by `eventTime`,
+    // digests by `digestTime`; ties keep each log's order).
+    let mut lines: Vec<(String, usize, usize, Value)> = Vec::new();
+    for (file, log) in paths.iter().enumerate() {
+        let mut taken = 0;
+        lines_backwards(log, |line| {
+            if taken >= n {
+                return false;
+            }
+            let is_record = line.starts_with(b"{\"seq\":");
+            if (is_record && !is_writer_record(line)) || (!is_record && digests) {
+                let value: Value = serde_json::from_slice(line)
+                    .unwrap_or_else(|_| json!({ "unparsed": String::from_utf8_lossy(line) }));
+                let time = text(&value["eventTime"]) + &text(&value["digestTime"]);
+                lines.push((time, file, usize::MAX - taken, value));
+                taken += 1;
+            }
+            true
+        })
+        .map_err(|e| internal(format!("could not read {}: {e}", log.display())))?;
+    }
+    lines.sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
+    let skip = lines.len().saturating_sub(n);
+    let lines: Vec<Value> = lines.into_iter().skip(skip).map(|l| l.3).collect();
     if ctx.global.json {
         print_json(&json!({ "Records": lines }));
         return Ok(());
@@ -287,6 +518,12 @@ fn tail(ctx: &Context, n: usize, log: Option<PathBuf>, digests: bool) -> Result<
     Ok(())
 }
 
+/// A segment's writer record (who writes from there on), not a request.
+fn is_writer_record(line: &[u8]) -> bool {
+    let marker = format!(",\"eventName\":\"{}\"", keyplane::audit::WRITER_EVENT);
+    line.windows(marker.len()).any(|w| w == marker.as_bytes())
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -328,107 +565,6 @@ pub fn lines_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> bool) -> std
     Ok(())
 }
 
-/// The operations whose successes GetKeyLastUsage reports (as the engine counts them).
-const CRYPTOGRAPHIC: [&str; 12] = [
-    "Encrypt",
-    "Decrypt",
-    "ReEncrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyWithoutPlaintext",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "Sign",
-    "Verify",
-    "GenerateMac",
-    "VerifyMac",
-    "DeriveSharedSecret",
-];
-
-/// The last successful cryptographic use of the key `key_arn` recorded in `log`, in the service's
-/// `KeyLastUsage` shape (milliseconds in `Timestamp`).
-pub fn last_use(log: &Path, key_arn: &str) -> std::io::Result<Option<Value>> {
-    let mut found = None;
-    lines_backwards(log, |line| {
-        if !line.starts_with(b"{\"seq\":") {
-            return true;
-        }
-        // Cheap filter before parsing: the key's ARN must be in the line.
-        if !contains(line, key_arn.as_bytes()) {
-            return true;
-        }
-        let Ok(record) = serde_json::from_slice::<Value>(line) else {
-            return true;
-        };
-        let name = record["eventName"].as_str().unwrap_or_default();
-        let about_key = record["resources"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|r| r["ARN"] == key_arn));
-        if !CRYPTOGRAPHIC.contains(&name) || record.get("errorCode").is_some() || !about_key {
-            return true;
-        }
-        // A batch counts per key: a key whose every item failed was not used.
-        let failed_for_key = record["additionalEventData"]["keys"]
-            .as_array()
-            .and_then(|keys| keys.iter().find(|k| k["ARN"] == key_arn))
-            .is_some_and(|k| k["errorCount"].as_u64() >= k["itemCount"].as_u64());
-        if failed_for_key {
-            return true;
-        }
-        found = Some(json!({
-            "Operation": name,
-            "Timestamp": record["eventTime"].as_str().and_then(parse_rfc3339_ms),
-            "CloudTrailEventId": record["eventID"],
-            "KmsRequestId": record["requestID"],
-        }));
-        false
-    })?;
-    Ok(found)
-}
-
-/// When `log` began: its first record's time, in milliseconds.
-pub fn first_record_ms(log: &Path) -> Option<i64> {
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(File::open(log).ok()?),
-        &mut first,
-    )
-    .ok()?;
-    let record: Value = serde_json::from_str(&first).ok()?;
-    record["eventTime"].as_str().and_then(parse_rfc3339_ms)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` as milliseconds since the epoch.
-pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with('Z') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let millis = match s.get(19..s.len() - 1)? {
-        "" => 0,
-        frac => {
-            let digits = frac.strip_prefix('.')?;
-            let padded = format!("{digits:0<3}");
-            padded.get(..3)?.parse::<i64>().ok()?
-        }
-    };
-    // Days from civil (H. Hinnant).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + hour * 3600 + minute * 60 + second) * 1000) + millis)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,14 +574,18 @@ mod tests {
     fn rfc3339_times_parse_back_to_milliseconds() {
         for ms in [0_i64, 951_782_400_000, 1_700_000_000_123, 4_102_444_799_999] {
             let text = keyplane::audit::rfc3339_millis(ms);
-            assert_eq!(parse_rfc3339_ms(&text), Some(ms), "{text}");
+            assert_eq!(
+                keyplane::audit::parse_rfc3339_millis(&text),
+                Some(ms),
+                "{text}"
+            );
             assert_eq!(date(ms), format!("{}Z", &text[..19]));
         }
         assert_eq!(
-            parse_rfc3339_ms("2024-05-01T12:00:00Z"),
+            keyplane::audit::parse_rfc3339_millis("2024-05-01T12:00:00Z"),
             Some(1_714_564_800_000)
         );
-        assert_eq!(parse_rfc3339_ms("yesterday"), None);
+        assert_eq!(keyplane::audit::parse_rfc3339_millis("yesterday"), None);
     }
 
     #[test]

@@ -324,15 +324,18 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
         drop(engine);
         let paths = ctx.audit_paths();
         let public_key = std::fs::read(&paths.public_key).map_err(|e| internal(&e.to_string()))?;
-        let audit = keyplane::audit::verify(&log, &public_key)
+        let audit = keyplane::audit::verify_directory(&log, &public_key)
             .map_err(|e| internal(&format!("audit verify: {e}")))?;
-        ensure(audit.is_ok(), "the audit log does not verify")?;
+        ensure(
+            audit.verdict() != keyplane::audit::Verdict::Tampered,
+            "the audit log does not verify",
+        )?;
         println!(
-            "    every request above is in the audit log {}: {} records, {} signed digests, \
+            "    every request above is in the audit directory {}: {} records, {} signed digests, \
              verified (`keyplane audit verify`)",
             log.display(),
-            audit.records,
-            audit.digests
+            audit.requests(),
+            audit.segments.iter().map(|s| s.report.digests).sum::<u64>()
         );
     }
     println!("\ndemo: all steps succeeded");

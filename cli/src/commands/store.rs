@@ -160,7 +160,8 @@ fn init_audit(
     let paths = ctx.audit_paths();
     create_audit_dir(&paths.dir)?;
     let mut archived = None;
-    if paths.log.exists() || paths.public_key.exists() {
+    let segments = paths.dir.join(keyplane::audit::SEGMENTS_DIR);
+    if paths.log.exists() || paths.public_key.exists() || segments.exists() {
         let _lock = lock_file(&paths.lock, true)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -168,7 +169,7 @@ fn init_audit(
             .unwrap_or_default();
         let to = paths.dir.join(format!("earlier-{now}"));
         create_audit_dir(&to)?;
-        for file in [&paths.log, &paths.public_key] {
+        for file in [&paths.log, &paths.public_key, &segments] {
             if let Some(name) = file.file_name().filter(|_| file.exists()) {
                 std::fs::rename(file, to.join(name)).map_err(|e| Failure {
                     code: "KMSInternalException".into(),

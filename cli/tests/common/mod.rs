@@ -135,19 +135,41 @@ pub fn fails(out: &Output, expected: i32, what: &str) -> String {
     stderr(out)
 }
 
-/// The audit log of the data directory `./keyplane-data` under `cwd`.
+/// The audit log of the data directory `./keyplane-data` under `cwd`: its first segment (commands
+/// run one after another all write the one segment, each taking it up in turn).
 pub fn audit_log(cwd: &Path) -> std::path::PathBuf {
-    cwd.join("keyplane-data/audit/audit.log")
+    audit_logs(cwd)
+        .into_iter()
+        .next()
+        .expect("the data directory has an audit segment")
 }
 
-/// Every record (not digest) of the audit log, parsed.
+/// Every segment of the audit directory of `./keyplane-data` under `cwd`, in name order.
+pub fn audit_logs(cwd: &Path) -> Vec<std::path::PathBuf> {
+    let mut logs: Vec<_> = std::fs::read_dir(cwd.join("keyplane-data/audit/segments"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    logs.sort();
+    logs
+}
+
+/// Every request record (not digest, not a segment's writer record) of the audit directory,
+/// parsed, in time order.
 pub fn audit_records(cwd: &Path) -> Vec<Value> {
-    std::fs::read_to_string(audit_log(cwd))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("{\"seq\":"))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let mut records: Vec<Value> = audit_logs(cwd)
+        .iter()
+        .flat_map(|log| {
+            std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.starts_with("{\"seq\":"))
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .filter(|r| r["eventName"] != "KeyplaneAuditWriter")
+        .collect();
+    records.sort_by(|a, b| a["eventTime"].as_str().cmp(&b["eventTime"].as_str()));
+    records
 }
 
 /// A policy document in a file under `cwd`; returns the file name.

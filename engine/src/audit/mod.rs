@@ -33,7 +33,10 @@ mod chain;
 mod digest;
 mod record;
 mod recover;
+mod segments;
+mod usage;
 mod verify;
+mod verify_dir;
 mod writer;
 
 pub use chain::{chain_hash, GENESIS_CHAIN};
@@ -42,8 +45,14 @@ pub use record::{
     new_request_id, rfc3339_millis, AdditionalEventData, AuditEvent, AuditResource, BatchKey,
     UserIdentity, EVENT_SOURCE, EVENT_VERSION, KMS_KEY_RESOURCE_TYPE,
 };
+pub use segments::{list_logs, LogFile, LEGACY_LOG, SEGMENTS_DIR, WRITER_EVENT};
+pub use usage::{parse_rfc3339_millis, LastUses, RecordedUse};
 pub use verify::{
     verify, Problem, ProblemKind, TruncatedTail, Verdict, VerifyReport, AHEAD_BYTES, AHEAD_LINES,
+};
+pub use verify_dir::{
+    verify_directory, DirectoryProblem, DirectoryProblemKind, DirectoryReport, SegmentReport,
+    Writer,
 };
 pub use writer::{AuditConfig, AuditLog, Durability, Ticket};
 

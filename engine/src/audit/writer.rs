@@ -14,7 +14,9 @@
 //! A log that failed is reopened with [`AuditLog::open`] once the cause is fixed.
 //!
 //! One `AuditLog` per file: the writer owns the chain. Opening a path this process already has open
-//! fails; two processes appending to one file is not detected and breaks the chain.
+//! fails; two processes appending to one file (opened with [`AuditConfig::new`]) is not detected
+//! and breaks the chain. Many processes share an audit directory ([`AuditConfig::directory`]):
+//! each takes a segment of its own (see the segments module).
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -29,8 +31,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::chain::append_record_line;
 use super::digest::{digest_line_hash, Digest, DigestSigner, DigestVerifier};
-use super::record::{now_millis, rfc3339_millis, AuditEvent};
-use super::recover::{recover, TailState};
+use super::record::{now_millis, rfc3339_millis, AuditEvent, UserIdentity};
+use super::recover::TailState;
+use super::segments::{self, recover_segment};
 use super::AuditError;
 
 /// When a caller's request may be answered.
@@ -48,8 +51,17 @@ pub enum Durability {
 /// How a log is written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditConfig {
-    /// The log file (created if missing, continued if present).
+    /// The log file (created if missing, continued if present), or with `directory` the audit
+    /// directory.
     pub path: PathBuf,
+    /// `path` is an audit directory: this process writes a segment of its own there (see
+    /// [`AuditConfig::directory`]).
+    pub directory: bool,
+    /// The principal a segment's writer record names (the engine puts its account's root when
+    /// none is given).
+    pub principal: Option<UserIdentity>,
+    /// The region a segment's writer record names (the engine puts its own when empty).
+    pub region: String,
     /// When callers are released: [`Durability::Synced`] by default.
     pub durability: Durability,
     /// Write a digest after this many records since the last one (0: never by count).
@@ -69,11 +81,24 @@ impl AuditConfig {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         AuditConfig {
             path: path.into(),
+            directory: false,
+            principal: None,
+            region: String::new(),
             durability: Durability::Synced,
             digest_every_records: 4096,
             digest_every: Duration::from_secs(1),
             queue_capacity: 1 << 16,
             max_group_bytes: 4 << 20,
+        }
+    }
+
+    /// The same defaults, for the audit directory `dir` (created if missing): this process takes
+    /// a segment `dir/segments/….log` of its own, and any number of processes write the
+    /// directory at once. `dir/audit.log`, a log from before segments, is read, never continued.
+    pub fn directory(dir: impl Into<PathBuf>) -> Self {
+        AuditConfig {
+            directory: true,
+            ..AuditConfig::new(dir)
         }
     }
 }
@@ -268,34 +293,22 @@ impl AuditLog {
         }
         let signer = DigestSigner::from_pkcs8(signing_key_pkcs8)?;
         let verifier = DigestVerifier::new(signer.public_key_der())?;
-        let path = config.path.clone();
-        let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|e| AuditError::io("opening", &path, &e))?;
-        if !existed {
-            sync_parent(&path)?;
-        }
-        let canonical = path
-            .canonicalize()
-            .map_err(|e| AuditError::io("resolving", &path, &e))?;
-        let claim = PathClaim::take(canonical)?;
-        let metadata = file
-            .metadata()
-            .map_err(|e| AuditError::io("reading metadata of", &path, &e))?;
-        let state = if metadata.is_file() && metadata.len() > 0 {
-            recover(&file, metadata.len(), &verifier)?
+        let (file, path, state, claim, segment) = if config.directory {
+            // The segment's flock keeps every other writer out, in this process too.
+            let claimed = segments::claim(&config.path, &verifier)?;
+            let claim = PathClaim::take(canonical(&claimed.path)?)?;
+            let segment = (claimed.name, claimed.others);
+            (
+                claimed.file,
+                claimed.path,
+                claimed.state,
+                claim,
+                Some(segment),
+            )
         } else {
-            TailState::empty()
+            let (file, state, claim) = open_file(&config.path, &verifier)?;
+            (file, config.path.clone(), state, claim, None)
         };
-        if metadata.is_file() && state.valid_len < metadata.len() {
-            file.set_len(state.valid_len)
-                .and_then(|()| file.sync_data())
-                .map_err(|e| AuditError::io("cutting the torn last line of", &path, &e))?;
-        }
         let (spare_tx, spare) = crossbeam_channel::bounded(POOL_BUFFERS);
         let shared = Arc::new(Shared {
             failure: OnceLock::new(),
@@ -338,7 +351,7 @@ impl AuditLog {
             .name("keyplane-audit".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| AuditError::Io(format!("starting the audit writer thread: {e}")))?;
-        Ok(AuditLog {
+        let log = AuditLog {
             tx,
             spare,
             shared,
@@ -346,7 +359,18 @@ impl AuditLog {
             public_key_der,
             path,
             thread: Some(thread),
-        })
+        };
+        if let Some((name, others)) = segment {
+            let principal = config.principal.unwrap_or_else(|| UserIdentity {
+                identity_type: "Unknown".into(),
+                principal_id: String::new(),
+                arn: String::new(),
+                account_id: String::new(),
+            });
+            let event = segments::writer_event(&name, &others, &principal, &config.region);
+            log.append(event)?.wait_durable()?;
+        }
+        Ok(log)
     }
 
     /// Queues `event`; the ticket says when it is durable. Fails at once if the log has failed.
@@ -472,6 +496,32 @@ impl Drop for AuditLog {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
+}
+
+/// Opens (or creates) the single log file `path` and recovers it.
+fn open_file(
+    path: &Path,
+    verifier: &DigestVerifier,
+) -> Result<(File, TailState, PathClaim), AuditError> {
+    let existed = path.exists();
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| AuditError::io("opening", path, &e))?;
+    if !existed {
+        sync_parent(path)?;
+    }
+    // Claimed before recovery, which may cut the file: never under a writer of this process.
+    let claim = PathClaim::take(canonical(path)?)?;
+    let state = recover_segment(&file, path, verifier)?;
+    Ok((file, state, claim))
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, AuditError> {
+    path.canonicalize()
+        .map_err(|e| AuditError::io("resolving", path, &e))
 }
 
 /// Syncs the directory holding `path`, so that a newly created log file's name is durable.
