@@ -236,7 +236,7 @@ pub fn last_usage(ctx: &Context, key: &str) -> Result<(), Failure> {
     let engine = ctx.engine()?;
     let answer = engine.get_key_last_usage(key)?;
     let mut value = service_value(&answer)?;
-    if let (Some(log), Value::Object(map)) = (&engine.audit_log, &mut value) {
+    if let (Some(log), Value::Object(map)) = (engine.audit_log(), &mut value) {
         if answer.key_last_usage.is_none() {
             let found =
                 crate::commands::audit::last_use(log, &answer.key_id).map_err(|e| Failure {

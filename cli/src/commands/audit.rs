@@ -14,7 +14,9 @@ use keyplane::audit::{Verdict, VerifyReport};
 use serde_json::{json, Value};
 
 use crate::args::AuditCommand;
-use crate::context::{lock_file, Context};
+use keyplane_store_address::audit::{lock, AuditLock, LockMode};
+
+use crate::context::Context;
 use crate::io::{der_from, read_input};
 use crate::outcome::{Failure, AUDIT_INCOMPLETE, AUDIT_TAMPERED, INTERNAL, NOT_FOUND, USAGE};
 use crate::output::{print_fields, print_json, Table};
@@ -40,7 +42,7 @@ fn not_found(what: &str, path: &Path, hint: &str) -> Failure {
 
 /// The log to read, and a shared lock on the data directory's audit lock when it is that log
 /// (so that a writer's group is never read half written).
-fn open_log(ctx: &Context, log: Option<PathBuf>) -> Result<(PathBuf, Option<File>), Failure> {
+fn open_log(ctx: &Context, log: Option<PathBuf>) -> Result<(PathBuf, Option<AuditLock>), Failure> {
     let paths = ctx.audit_paths();
     let log = log.unwrap_or_else(|| paths.log.clone());
     if !log.is_file() {
@@ -51,7 +53,7 @@ fn open_log(ctx: &Context, log: Option<PathBuf>) -> Result<(PathBuf, Option<File
         ));
     }
     let lock = if log == paths.log {
-        lock_file(&paths.lock, false)?
+        lock(&paths.lock, LockMode::Read)?
     } else {
         None
     };
