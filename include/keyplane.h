@@ -1467,8 +1467,8 @@ typedef struct kp_create_grant_request {
  * Fills `key_out` with the store's 32-byte root key and returns 0; any other value means the key
  * is unavailable (`kp_engine_new` then fails with `KP_STATUS_STORE_ROOT_KEY_MISSING`). Called by
  * `kp_engine_new` (to create or open the store), from the thread that calls it; `user_data` is
- * what `kp_config_set_root_key_callback` was given. The library copies the key into locked memory
- * and zeroes `key_out` after the call; never keep the key in `key_out` beyond it.
+ * what `kp_config_set_root_key_callback` was given. `key_out` is the library's own locked memory
+ * (`key_len` is 32), zeroed when the library is done with the key; keep no copy of it.
  */
 typedef int (*kp_root_key_callback)(void *user_data, uint8_t *key_out, size_t key_len);
 

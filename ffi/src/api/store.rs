@@ -25,8 +25,8 @@ use super::status::{kp_status, status_of_open};
 /// Fills `key_out` with the store's 32-byte root key and returns 0; any other value means the key
 /// is unavailable (`kp_engine_new` then fails with `KP_STATUS_STORE_ROOT_KEY_MISSING`). Called by
 /// `kp_engine_new` (to create or open the store), from the thread that calls it; `user_data` is
-/// what `kp_config_set_root_key_callback` was given. The library copies the key into locked memory
-/// and zeroes `key_out` after the call; never keep the key in `key_out` beyond it.
+/// what `kp_config_set_root_key_callback` was given. `key_out` is the library's own locked memory
+/// (`key_len` is 32), zeroed when the library is done with the key; keep no copy of it.
 pub type kp_root_key_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, key_out: *mut u8, key_len: usize) -> c_int>;
 
@@ -36,17 +36,25 @@ pub(crate) enum RootKeySetting {
     KeyFile(PathBuf),
     EnvVar(String),
     Passphrase(Zeroizing<Vec<u8>>),
-    Provider(Arc<dyn RootKeyProvider>),
+    Callback(Arc<CCallback>),
 }
 
 impl RootKeySetting {
-    /// The source for one open (a passphrase is copied into a buffer zeroed when dropped).
-    fn source(&self) -> RootKeySource {
+    /// The source for one open (a passphrase is copied into a buffer zeroed when dropped; a
+    /// callback's key goes to memory locked under `policy`).
+    fn source(&self, policy: kp::LockPolicy) -> RootKeySource {
         match self {
             RootKeySetting::KeyFile(p) => RootKeySource::KeyFile(p.clone()),
             RootKeySetting::EnvVar(v) => RootKeySource::EnvVar(v.clone()),
             RootKeySetting::Passphrase(p) => RootKeySource::Passphrase(Zeroizing::new(p.to_vec())),
-            RootKeySetting::Provider(p) => RootKeySource::Provider(Arc::clone(p)),
+            RootKeySetting::Callback(c) => {
+                let c = Arc::clone(c);
+                let provider: Arc<dyn RootKeyProvider> = Arc::new(CallbackProvider::new(
+                    "the root key callback (kp_root_key_callback)",
+                    move || c.root_key(policy),
+                ));
+                RootKeySource::Provider(provider)
+            }
         }
     }
 }
@@ -82,7 +90,7 @@ pub(crate) fn engine_on_store(
         settings.audit.clone().unwrap_or_default()
     };
     let options = OpenOptions {
-        root_key: settings.root_key.as_ref().map(RootKeySetting::source),
+        root_key: settings.root_key.as_ref().map(|r| r.source(lock_policy)),
         open_only: settings.open_only,
         store: keyplane_sqlite::StoreOptions {
             lock_policy,
@@ -254,7 +262,7 @@ pub unsafe extern "C" fn kp_config_set_root_key_passphrase(
 }
 
 /// The C callback and its user data, shared with the store for as long as it is open.
-struct CCallback {
+pub(crate) struct CCallback {
     callback: unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> c_int,
     user_data: *mut c_void,
 }
@@ -303,16 +311,10 @@ pub unsafe extern "C" fn kp_config_set_root_key_callback(
         // SAFETY: forwarded from the caller.
         let config: &mut ConfigInner = unsafe { handle_mut(config, "config") }?;
         let callback = callback.ok_or_else(|| Failure::null("callback"))?;
-        let policy = config.config.lock_policy;
-        let c = CCallback {
+        config.store.root_key = Some(RootKeySetting::Callback(Arc::new(CCallback {
             callback,
             user_data,
-        };
-        let provider =
-            CallbackProvider::new("the root key callback (kp_root_key_callback)", move || {
-                c.root_key(policy)
-            });
-        config.store.root_key = Some(RootKeySetting::Provider(Arc::new(provider)));
+        })));
         Ok(())
     })
 }
