@@ -1,6 +1,12 @@
 // A C++ service that envelope-encrypts a file in batches with libkeyplane.
 //
-//   envelope_service INPUT SEALED OUTPUT
+//   envelope_service INPUT SEALED OUTPUT [DATA_DIR]
+//
+// Its KMS key lives in a durable keyplane store: DATA_DIR if given, else as the `keyplane` tool
+// finds it ($KEYPLANE_STORE, $KEYPLANE_HOME, else ./keyplane-data), created on first use with a
+// root key file DATA_DIR/root.key (mode 0600). The first run creates the key and its alias; later
+// runs (and any other process on the same data directory, such as `keyplane decrypt`) reuse it.
+// Every request is recorded in DATA_DIR/audit/audit.log (`keyplane audit verify` checks it).
 //
 // The file is cut into 64 KiB chunks; for every 64 chunks, ONE call to keyplane
 // (kp_generate_data_key_batch) makes 64 fresh AES-256 data keys, in plaintext (in a locked
@@ -45,6 +51,7 @@ template <typename T, void (*Free)(T*)>
 struct Deleter {
   void operator()(T* p) const { Free(p); }
 };
+typedef std::unique_ptr<kp_config, Deleter<kp_config, kp_config_free> > ConfigPtr;
 typedef std::unique_ptr<kp_engine, Deleter<kp_engine, kp_engine_free> > EnginePtr;
 typedef std::unique_ptr<kp_context, Deleter<kp_context, kp_context_free> > ContextPtr;
 typedef std::unique_ptr<kp_secret_buffer, Deleter<kp_secret_buffer, kp_secret_buffer_free> > SecretPtr;
@@ -82,19 +89,34 @@ struct Service {
   ContextPtr context;
   std::string key;
 
-  Service() {
+  explicit Service(const char* data_dir) {
+    kp_config* config = nullptr;
+    check(kp_config_from_env(&config), "kp_config_from_env");
+    ConfigPtr owned(config);
+    if (data_dir != nullptr) {
+      std::string address = std::string("sqlite:") + data_dir;
+      check(kp_config_set_store(config, address.c_str()), "kp_config_set_store");
+    }
     kp_engine* e = nullptr;
-    check(kp_engine_new(nullptr, &e), "kp_engine_new");
+    check(kp_engine_new(config, &e), "kp_engine_new");
     engine.reset(e);
-    kp_record* md = nullptr;
-    kp_create_key_options options;
-    std::memset(&options, 0, sizeof options);
-    options.description = "envelope example";
-    check(kp_create_key(engine.get(), &options, &md), "kp_create_key");
-    RecordPtr record(md);
-    check(kp_create_alias(engine.get(), "alias/envelope-example", kp_record_string(md, KP_FIELD_KEY_ID)),
-          "kp_create_alias");
     key = "alias/envelope-example";
+    kp_record* md = nullptr;
+    kp_status found = kp_describe_key(engine.get(), key.c_str(), &md);
+    if (found == KP_STATUS_OK) {
+      kp_record_free(md);
+      std::cerr << "using the key " << key << " kept in the store\n";
+    } else if (found == KP_STATUS_NOT_FOUND) {
+      kp_create_key_options options;
+      std::memset(&options, 0, sizeof options);
+      options.description = "envelope example";
+      check(kp_create_key(engine.get(), &options, &md), "kp_create_key");
+      RecordPtr record(md);
+      check(kp_create_alias(engine.get(), key.c_str(), kp_record_string(md, KP_FIELD_KEY_ID)), "kp_create_alias");
+      std::cerr << "created the key " << key << " in the store\n";
+    } else {
+      check(found, "kp_describe_key");
+    }
     kp_context* c = nullptr;
     check(kp_context_new(&c), "kp_context_new");
     context.reset(c);
@@ -180,12 +202,12 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::cerr << "usage: " << argv[0] << " INPUT SEALED OUTPUT\n";
+  if (argc != 4 && argc != 5) {
+    std::cerr << "usage: " << argv[0] << " INPUT SEALED OUTPUT [DATA_DIR]\n";
     return 2;
   }
   try {
-    Service service;
+    Service service(argc == 5 ? argv[4] : nullptr);
     std::ifstream input(argv[1], std::ios::binary);
     if (!input) throw std::runtime_error(std::string("cannot read ") + argv[1]);
     std::string sealed("KPE1");

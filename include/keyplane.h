@@ -110,7 +110,8 @@
  * engine; 200-299 outcomes of the call itself; 1000-1999 the engine's errors, one code per
  * error, by family: 1000 resources, 1100 key state, 1200 cryptographic checks, 1300 names,
  * markers and tags, 1400 quotas, 1500 authorization, 1600 requests, 1700 key policies and
- * grants, 1800 the audit log, 1900 internal failures.
+ * grants, 1800 the audit log, 1900 internal failures; 2000-2099 opening a durable store
+ * (`kp_engine_new` with `kp_config_set_store`).
  */
 enum kp_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -292,6 +293,43 @@ enum kp_status
    * error message names it.
    */
   KP_STATUS_UNKNOWN_ENGINE_ERROR = 1999,
+  /**
+   * The store address is malformed (`sqlite:` with no path, no scheme).
+   */
+  KP_STATUS_STORE_BAD_ADDRESS = 2000,
+  /**
+   * The store address has a scheme this library does not know (such as `postgres://`).
+   */
+  KP_STATUS_STORE_UNKNOWN_SCHEME = 2001,
+  /**
+   * There is no store at the address, and the configuration says open only.
+   */
+  KP_STATUS_STORE_MISSING = 2002,
+  /**
+   * The data directory or its files cannot be written (permissions, a read-only mount).
+   */
+  KP_STATUS_STORE_READ_ONLY = 2003,
+  /**
+   * The store was written by a newer keyplane (a newer schema version); use that version.
+   */
+  KP_STATUS_STORE_NEWER_SCHEMA = 2004,
+  /**
+   * No root key where the configuration points: a missing key file, an unset environment
+   * variable, a root-key callback that failed.
+   */
+  KP_STATUS_STORE_ROOT_KEY_MISSING = 2005,
+  /**
+   * The root key given does not open this store (a wrong key, or not a root key at all).
+   */
+  KP_STATUS_STORE_WRONG_ROOT_KEY = 2006,
+  /**
+   * The root key file may be read by group or others (or is a link, or not a regular file).
+   */
+  KP_STATUS_STORE_ROOT_KEY_PERMISSIONS = 2007,
+  /**
+   * The store is damaged, truncated, not a keyplane store, or was rolled back to an older copy.
+   */
+  KP_STATUS_STORE_DAMAGED = 2008,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1424,6 +1462,15 @@ typedef struct kp_create_grant_request {
    */
   const char *name;
 } kp_create_grant_request;
+
+/**
+ * Fills `key_out` with the store's 32-byte root key and returns 0; any other value means the key
+ * is unavailable (`kp_engine_new` then fails with `KP_STATUS_STORE_ROOT_KEY_MISSING`). Called by
+ * `kp_engine_new` (to create or open the store), from the thread that calls it; `user_data` is
+ * what `kp_config_set_root_key_callback` was given. `key_out` is the library's own locked memory
+ * (`key_len` is 32), zeroed when the library is done with the key; keep no copy of it.
+ */
+typedef int (*kp_root_key_callback)(void *user_data, uint8_t *key_out, size_t key_len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -2899,8 +2946,13 @@ int64_t kp_manual_clock_now_ms(const struct kp_manual_clock *clock);
 void kp_manual_clock_free(struct kp_manual_clock *clock);
 
 /**
- * Starts an engine with `config`'s settings (NULL: the defaults) and an in-memory key store.
- * Fails with `KP_STATUS_VALIDATION` for settings the engine refuses (bad region or account, a
+ * Starts an engine with `config`'s settings (NULL: the defaults). Its keys live in the store
+ * `kp_config_set_store` (or `kp_config_from_env`) names, opened now and created if missing unless
+ * `kp_config_set_open_only`; without a store (or with `memory:`) they live in this process's
+ * memory only and are gone when the engine is freed. A store that cannot be opened fails with a
+ * status of the store block (`KP_STATUS_STORE_WRONG_ROOT_KEY`, `KP_STATUS_STORE_MISSING`,
+ * `KP_STATUS_STORE_READ_ONLY`, `KP_STATUS_STORE_NEWER_SCHEMA`, `KP_STATUS_STORE_DAMAGED`, ...)
+ * and `kp_last_error_message` saying what was tried. Fails with `KP_STATUS_VALIDATION` for settings the engine refuses (bad region or account, a
  * plaintext limit out of range, ...), and with `KP_STATUS_AUDIT_UNAVAILABLE` when an audit log
  * is configured that cannot be opened (a missing directory, an unusable signing key, a log on
  * disk that does not verify). The new handle calls as the account's root principal
@@ -2913,7 +2965,8 @@ void kp_manual_clock_free(struct kp_manual_clock *clock);
  * # Safety
  * `config` is NULL or a live handle; `out` points to writable storage for a pointer.
  */
-kp_status kp_engine_new(const struct kp_config *config, struct kp_engine **out);
+kp_status kp_engine_new(const struct kp_config *config,
+                        struct kp_engine **out);
 
 /**
  * Frees an engine handle. When it is the engine's last handle (handles from
@@ -3163,6 +3216,133 @@ const char *kp_status_name(uint32_t status);
  * Ownership: the string is static; do not free it. Thread safety: callable from any thread.
  */
 const char *kp_status_exception_name(uint32_t status);
+
+/**
+ * Makes engines built from this configuration keep their keys in the store at `address`:
+ * `sqlite:PATH` (a data directory, as the `keyplane` tool's `--data-dir`) or `memory:` (in this
+ * process only). NULL goes back to the default, the in-memory store. `kp_engine_new` opens the
+ * store, creating it if missing (with a new root key file `PATH/root.key`, mode 0600, unless
+ * another root key source is set) unless `kp_config_set_open_only`. A malformed address is
+ * refused here: `KP_STATUS_STORE_BAD_ADDRESS`, or `KP_STATUS_STORE_UNKNOWN_SCHEME` for a scheme
+ * this library does not know.
+ *
+ * Ownership: `address` is copied. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle; `address` is NULL or a NUL-terminated string.
+ */
+kp_status kp_config_set_store(struct kp_config *config, const char *address);
+
+/**
+ * Takes the root key from the key file `path` (base64 of 32 bytes, mode 0600; created with a new
+ * key when the store is created). The default, without any root-key setter: the file named by
+ * `KEYPLANE_ROOT_KEY_FILE`, else the key in `KEYPLANE_ROOT_KEY`, else `root.key` in the data
+ * directory, as the `keyplane` tool.
+ *
+ * Ownership: `path` is copied. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle; `path` is a NUL-terminated string.
+ */
+kp_status kp_config_set_root_key_file(struct kp_config *config, const char *path);
+
+/**
+ * Takes the root key from the environment variable `name` (base64 of 32 bytes), read when
+ * `kp_engine_new` opens the store.
+ *
+ * Ownership: `name` is copied. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle; `name` is a NUL-terminated string.
+ */
+kp_status kp_config_set_root_key_env(struct kp_config *config, const char *name);
+
+/**
+ * Derives the root key from a passphrase (`len` bytes) with argon2id (64 MiB, 3 passes; a
+ * quarter of a second per open). The store keeps the salt and cost, never the passphrase.
+ *
+ * Ownership: the passphrase is copied (the configuration's copy is zeroed when it is freed or
+ * replaced); the caller keeps and zeroes its own. Thread safety: no other thread may use
+ * `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle; `passphrase` has `len` readable bytes.
+ */
+kp_status kp_config_set_root_key_passphrase(struct kp_config *config,
+                                            const uint8_t *passphrase,
+                                            size_t len);
+
+/**
+ * Asks `callback` for the root key (32 bytes) whenever the store is created or opened: for a
+ * service that keeps its root key in its own secret manager or HSM. `callback` NULL is refused.
+ *
+ * Ownership: `user_data` stays the caller's; it must stay valid, and `callback` callable, until
+ * every engine built from this configuration is freed. Thread safety: no other thread may use
+ * `config` meanwhile; `callback` may be called from any thread that calls `kp_engine_new`.
+ *
+ * # Safety
+ * `config` is a live handle; `callback` follows `kp_root_key_callback`'s contract.
+ */
+kp_status kp_config_set_root_key_callback(struct kp_config *config,
+                                          kp_root_key_callback callback,
+                                          void *user_data);
+
+/**
+ * `open_only` true: `kp_engine_new` fails with `KP_STATUS_STORE_MISSING` rather than create a
+ * store that does not exist (and creates nothing). Default false.
+ *
+ * Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle.
+ */
+kp_status kp_config_set_open_only(struct kp_config *config, bool open_only);
+
+/**
+ * The audit log of engines on a durable store. By default (without this call) every request is
+ * recorded in `<data dir>/audit/audit.log` with synced durability, a digest at least every
+ * second, and digests signed by the store's own audit signing key (kept wrapped under the root
+ * key; its public key exported to `<data dir>/audit/audit-signing-key.der`), as the `keyplane`
+ * tool does, so `keyplane audit verify` checks it. `path` NULL keeps that log; otherwise the
+ * log goes to `path`. `durability` is a `kp_audit_durability`; `digest_interval_ms` 0 keeps the
+ * default interval. One process at a time writes a data directory's log: a second gets
+ * `KP_STATUS_AUDIT_UNAVAILABLE` from `kp_engine_new` (see docs/c-api.md).
+ *
+ * Ownership: `path` is copied. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle; `path` is NULL or a NUL-terminated string.
+ */
+kp_status kp_config_set_store_audit(struct kp_config *config,
+                                    const char *path,
+                                    uint32_t durability,
+                                    uint64_t digest_interval_ms);
+
+/**
+ * Turns the durable store's audit log off: requests are not recorded.
+ *
+ * Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle.
+ */
+kp_status kp_config_disable_audit(struct kp_config *config);
+
+/**
+ * Makes a configuration from the environment, as the `keyplane` tool reads it: the store at
+ * `KEYPLANE_STORE` (an address), else the data directory `KEYPLANE_HOME`, else
+ * `./keyplane-data` (created if missing); the root key from `KEYPLANE_ROOT_KEY_FILE`, else
+ * `KEYPLANE_ROOT_KEY`, else `root.key` in the data directory; `KEYPLANE_REGION` and
+ * `KEYPLANE_ACCOUNT_ID` if set. Other settings are `kp_config_new`'s defaults; later setters
+ * override any of these.
+ *
+ * Ownership: on success `*out` is a new handle the caller frees with `kp_config_free`.
+ * Thread safety: callable from any thread (it reads the environment).
+ *
+ * # Safety
+ * `out` points to writable storage for a pointer.
+ */
+kp_status kp_config_from_env(struct kp_config **out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -76,6 +76,12 @@ pub fn exit_code(error: &Error) -> u8 {
     }
 }
 
+impl From<keyplane_store_address::OpenError> for Failure {
+    fn from(error: keyplane_store_address::OpenError) -> Self {
+        Failure::from(error.into_error())
+    }
+}
+
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         let mut message = error.message().to_owned();

@@ -2,11 +2,14 @@
 //! the GIL).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use keyplane::{Caller, LockPolicy, RateQuotas};
+use keyplane_store_address::audit::AuditLock;
 use pyo3::prelude::*;
 
 use crate::errors::{validation, Failure, Result};
+use crate::store::StoreArgs;
 
 /// Inputs at least this large are processed with the GIL released even in single calls.
 pub(crate) const LARGE_INPUT: usize = 16 * 1024;
@@ -15,6 +18,9 @@ pub(crate) const LARGE_INPUT: usize = 16 * 1024;
 #[pyclass(module = "keyplane._keyplane", frozen)]
 pub struct Engine {
     pub(crate) inner: keyplane::Engine,
+    /// While a data directory's audit log takes one writing process at a time: its lock, shared by
+    /// every handle of the engine and released with the last.
+    lock: Option<Arc<AuditLock>>,
 }
 
 impl Engine {
@@ -49,11 +55,17 @@ impl Engine {
 
 #[pymethods]
 impl Engine {
-    /// Starts an engine with an in-memory key store. `rate_quotas` maps operation families
-    /// (`symmetric_crypto`, `asymmetric_crypto`, `data_key_pair`, `control_plane`) to requests per
-    /// second; over them, calls fail with ThrottlingException.
+    /// Starts an engine on the durable store named by `store` (an address: `sqlite:PATH` or
+    /// `memory:`), else `home` (a data directory), else `KEYPLANE_STORE`, else `KEYPLANE_HOME`;
+    /// with none of them the key store is in memory. A missing store is created (root key file
+    /// `root.key`, mode 0600) unless `open_only`. The root key: `root_key_file`, `root_key_env`,
+    /// `passphrase` or `root_key` (a callable returning the 32 key bytes), else as the CLI
+    /// (`KEYPLANE_ROOT_KEY_FILE`, `KEYPLANE_ROOT_KEY`, the data directory's `root.key`). Requests
+    /// are recorded in the data directory's audit log unless `audit=False`. `rate_quotas` maps
+    /// operation families (`symmetric_crypto`, `asymmetric_crypto`, `data_key_pair`,
+    /// `control_plane`) to requests per second; over them, calls fail with ThrottlingException.
     #[new]
-    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None))]
+    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None, store = None, home = None, root_key_file = None, root_key_env = None, passphrase = None, root_key = None, open_only = false, audit = true, audit_log = None, audit_durability = "synced", audit_digest_interval_ms = 0))]
     fn py_new(
         py: Python<'_>,
         region: &str,
@@ -64,7 +76,31 @@ impl Engine {
         lock_policy: &str,
         rate_quotas: Option<HashMap<String, u32>>,
         principal: Option<&str>,
+        store: Option<&str>,
+        home: Option<std::path::PathBuf>,
+        root_key_file: Option<std::path::PathBuf>,
+        root_key_env: Option<String>,
+        passphrase: Option<Vec<u8>>,
+        root_key: Option<Py<PyAny>>,
+        open_only: bool,
+        audit: bool,
+        audit_log: Option<std::path::PathBuf>,
+        audit_durability: &str,
+        audit_digest_interval_ms: u64,
     ) -> Result<Self> {
+        let store = StoreArgs {
+            store,
+            home,
+            root_key_file,
+            root_key_env,
+            passphrase: passphrase.map(zeroize::Zeroizing::new),
+            root_key,
+            open_only,
+            audit,
+            audit_log,
+            audit_durability,
+            audit_digest_interval_ms,
+        };
         let lock_policy = match lock_policy {
             "require" => LockPolicy::Require,
             "warn" => LockPolicy::Warn,
@@ -99,12 +135,13 @@ impl Engine {
             .max_keys(max_keys)
             .lock_policy(lock_policy)
             .rate_quotas(quotas);
-        let engine = py.detach(|| builder.build())?;
+        let (engine, lock) = store.build(py, builder, lock_policy)?;
         Ok(Engine {
             inner: match caller {
                 Some(caller) => engine.for_caller(caller),
                 None => engine,
             },
+            lock: lock.map(Arc::new),
         })
     }
 
@@ -118,6 +155,7 @@ impl Engine {
         }
         Ok(Engine {
             inner: self.inner.for_caller(caller),
+            lock: self.lock.clone(),
         })
     }
 
@@ -127,6 +165,7 @@ impl Engine {
     fn dry_run(&self) -> Engine {
         Engine {
             inner: self.inner.dry_run(),
+            lock: self.lock.clone(),
         }
     }
 

@@ -20,6 +20,7 @@ mod data;
 mod engine;
 mod errors;
 mod secret;
+mod store;
 
 use pyo3::prelude::*;
 
@@ -35,6 +36,7 @@ fn _keyplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<secret::SecretBytes>()?;
     m.add_function(wrap_pyfunction!(fips_mode, m)?)?;
+    m.add_function(wrap_pyfunction!(store::resolve_store, m)?)?;
     m.add_function(wrap_pyfunction!(secret::_secrets_zeroed, m)?)?;
     Ok(())
 }

@@ -320,7 +320,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
              in {dir}"
         );
     }
-    if let Some(log) = engine.audit_log.clone() {
+    if let Some(log) = engine.audit_log().map(std::path::Path::to_path_buf) {
         drop(engine);
         let paths = ctx.audit_paths();
         let public_key = std::fs::read(&paths.public_key).map_err(|e| internal(&e.to_string()))?;

@@ -1,15 +1,12 @@
 //! `keyplane store ...`: create, verify, back up, restore and re-key the store.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use keyplane_sqlite::root_key::RootKeyProvider;
 use keyplane_sqlite::{SqliteKeyStore, VerifyReport};
 
 use crate::args::{RotateRootKeyArgs, StoreCommand};
-use crate::context::{
-    audit_signing_key, create_audit_dir, lock_file, write_public_key, Context, RootKeySource,
-};
+use crate::context::{Context, RootKeySource};
 use crate::outcome::Failure;
 use crate::output::{date, print_fields, print_json, service_value, Table};
 
@@ -24,7 +21,7 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<(), Failure> {
             let audit = if ctx.global.no_audit {
                 None
             } else {
-                Some(init_audit(ctx, &store)?)
+                Some(keyplane_store_address::audit::init(ctx.data_dir(), &store)?)
             };
             if json {
                 let mut body = serde_json::json!({
@@ -32,9 +29,9 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<(), Failure> {
                     "StoreId": store_id,
                     "RootKey": provider.describe(),
                 });
-                if let Some((public_key, fingerprint, _)) = &audit {
-                    body["AuditPublicKey"] = public_key.display().to_string().into();
-                    body["AuditKeyFingerprint"] = fingerprint.clone().into();
+                if let Some(audit) = &audit {
+                    body["AuditPublicKey"] = audit.public_key.display().to_string().into();
+                    body["AuditKeyFingerprint"] = audit.fingerprint.clone().into();
                 }
                 print_json(&body);
             } else {
@@ -43,8 +40,8 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<(), Failure> {
                     ctx.data_dir().display()
                 );
                 println!("Root key: {}", provider.describe());
-                if let Some((public_key, fingerprint, archived)) = &audit {
-                    if let Some(archived) = archived {
+                if let Some(audit) = &audit {
+                    if let Some(archived) = &audit.archived {
                         println!(
                             "An audit log of an earlier store was in the way: moved to {}",
                             archived.display()
@@ -52,8 +49,9 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<(), Failure> {
                     }
                     println!(
                         "Audit signing key: created, kept wrapped under the root key; public key \
-                         in {} (fingerprint {fingerprint})",
-                        public_key.display()
+                         in {} (fingerprint {})",
+                        audit.public_key.display(),
+                        audit.fingerprint
                     );
                 }
                 if let RootKeySource::KeyFile(path) = ctx.root_key_source()? {
@@ -150,45 +148,6 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<(), Failure> {
     }
 }
 
-/// At store init: moves an earlier store's audit log aside, creates the audit signing key (a store
-/// secret) and exports its public key. Returns the public key's path, its fingerprint and where an
-/// earlier log went.
-fn init_audit(
-    ctx: &Context,
-    store: &SqliteKeyStore,
-) -> Result<(PathBuf, String, Option<PathBuf>), Failure> {
-    let paths = ctx.audit_paths();
-    create_audit_dir(&paths.dir)?;
-    let mut archived = None;
-    let segments = paths.dir.join(keyplane::audit::SEGMENTS_DIR);
-    if paths.log.exists() || paths.public_key.exists() || segments.exists() {
-        let _lock = lock_file(&paths.lock, true)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default();
-        let to = paths.dir.join(format!("earlier-{now}"));
-        create_audit_dir(&to)?;
-        for file in [&paths.log, &paths.public_key, &segments] {
-            if let Some(name) = file.file_name().filter(|_| file.exists()) {
-                std::fs::rename(file, to.join(name)).map_err(|e| Failure {
-                    code: "KMSInternalException".into(),
-                    message: format!("could not move {} aside: {e}", file.display()),
-                    exit: crate::outcome::INTERNAL,
-                })?;
-            }
-        }
-        archived = Some(to);
-    }
-    let (_, public_der) = audit_signing_key(store)?;
-    write_public_key(&paths, &public_der)?;
-    Ok((
-        paths.public_key,
-        keyplane::audit::key_fingerprint(&public_der),
-        archived,
-    ))
-}
-
 fn print_verify(r: &VerifyReport) {
     print_fields(&[
         ("store", r.store.clone()),
@@ -283,15 +242,14 @@ fn rotate_root_key(ctx: &Context, args: RotateRootKeyArgs) -> Result<(), Failure
     let new: Arc<dyn RootKeyProvider> = match given.into_iter().next() {
         Some(source) => ctx.provider(source, &args.argon2)?,
         None => match current {
-            RootKeySource::KeyFile(_)
-            | RootKeySource::PassphraseFile(_)
-            | RootKeySource::PassphraseEnv(_) => ctx.provider(current, &args.argon2)?,
             RootKeySource::EnvVar(var) => {
                 return Err(Failure::usage(format!(
                     "the root key comes from environment variable {var}: give the new key's \
                      variable with --new-root-key-env (or another --new-... source)"
                 )))
             }
+            // A key file or a passphrase: the new key goes where the current one is.
+            current => ctx.provider(current, &args.argon2)?,
         },
     };
     let report = store.rotate_root_key(new)?;

@@ -10,7 +10,6 @@ use std::ffi::c_char;
 
 use kp::{Caller, RateQuotas};
 
-use super::control::engine_arg;
 use super::ffi::{guard, out_arg, str_arg, write_out, Failure, Outcome};
 use super::handles::{free_handle, handle, handle_mut, handle_ref, into_raw, kp_config, kp_engine};
 use super::status::kp_status;
@@ -142,9 +141,10 @@ pub unsafe extern "C" fn kp_engine_for_caller(
 ) -> kp_status {
     guard(|| {
         // SAFETY: forwarded from the caller.
-        let (engine, caller) = unsafe { (engine_arg(engine)?, handle_ref(caller, "caller")?) };
+        let (engine, caller) =
+            unsafe { (handle_ref(engine, "engine")?, handle_ref(caller, "caller")?) };
         let out = out_arg(out, "out")?;
-        let handle = into_raw::<kp_engine>(engine.for_caller(caller.clone()));
+        let handle = into_raw::<kp_engine>(engine.with_engine(engine.for_caller(caller.clone())));
         // SAFETY: checked by out_arg.
         unsafe { write_out(out, handle) };
         Ok(())
@@ -169,12 +169,13 @@ pub unsafe extern "C" fn kp_engine_for_principal(
         // SAFETY: forwarded from the caller.
         let (engine, principal) = unsafe {
             (
-                engine_arg(engine)?,
+                handle_ref(engine, "engine")?,
                 str_arg(principal_arn, "principal_arn")?,
             )
         };
         let out = out_arg(out, "out")?;
-        let handle = into_raw::<kp_engine>(engine.for_caller(Caller::new(principal)?));
+        let handle =
+            into_raw::<kp_engine>(engine.with_engine(engine.for_caller(Caller::new(principal)?)));
         // SAFETY: checked by out_arg.
         unsafe { write_out(out, handle) };
         Ok(())

@@ -146,7 +146,7 @@ pub(crate) fn metadata_record(md: &KeyMetadata) -> Outcome<Record> {
 /// `engine` is NULL or a live handle for `'a`.
 pub(crate) unsafe fn engine_arg<'a>(engine: *const kp_engine) -> Outcome<&'a kp::Engine> {
     // SAFETY: forwarded from the caller.
-    unsafe { handle_ref(engine, "engine") }
+    unsafe { handle_ref(engine, "engine") }.map(|h: &super::store::EngineHandle| &h.engine)
 }
 
 fn limit_arg(limit: u32) -> Option<u32> {

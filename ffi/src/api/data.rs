@@ -1588,7 +1588,7 @@ mod tests {
     fn overlapping_buffers_are_refused_before_anything_is_written() {
         let inner = kp::Engine::in_memory().unwrap();
         let key = inner.create_key(kp::CreateKeyRequest::default()).unwrap();
-        let engine = into_raw::<kp_engine>(inner);
+        let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(inner));
         let key_id = std::ffi::CString::new(key.key_id).unwrap();
         let plaintext = *b"sixteen bytes!!!";
         let mut buffer = vec![0u8; blob_len(plaintext.len())];

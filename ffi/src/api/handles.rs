@@ -11,8 +11,11 @@ use std::time::Duration;
 use kp::locked_memory::LockedBytes;
 use kp::{EncryptionContext, Engine, EngineConfig, LockPolicy, ManualClock, Timestamp};
 
+use keyplane_store_address::StoreAddress;
+
 use super::ffi::{guard, guard_value, out_arg, str_arg, write_out, Failure, Outcome};
 use super::status::kp_status;
+use super::store::{engine_on_store, EngineHandle, StoreSettings};
 use super::KP_MAX_SECRET_BUFFER;
 
 /// The value a freed handle's magic number is overwritten with.
@@ -154,11 +157,14 @@ pub struct kp_config {
 handle!(kp_config, ConfigInner, 0x6b70_636f_6e66_6967);
 
 /// What a `kp_config` holds.
+#[derive(Default)]
 pub(crate) struct ConfigInner {
     pub(crate) config: EngineConfig,
     pub(crate) clock: Option<Arc<ManualClock>>,
     /// The audit log's settings and signing key (PKCS#8, zeroed when dropped), when set.
     pub(crate) audit: Option<(kp::audit::AuditConfig, zeroize::Zeroizing<Vec<u8>>)>,
+    /// The durable store, its root key and its audit log (`kp_config_set_store`, ...).
+    pub(crate) store: StoreSettings,
 }
 
 /// How the engine treats a failure to lock key memory (mlock).
@@ -184,11 +190,7 @@ pub enum kp_lock_policy {
 pub unsafe extern "C" fn kp_config_new(out: *mut *mut kp_config) -> kp_status {
     guard(|| {
         let out = out_arg(out, "out")?;
-        let handle = into_raw::<kp_config>(ConfigInner {
-            config: EngineConfig::default(),
-            clock: None,
-            audit: None,
-        });
+        let handle = into_raw::<kp_config>(ConfigInner::default());
         // SAFETY: `out` was checked by out_arg.
         unsafe { write_out(out, handle) };
         Ok(())
@@ -512,10 +514,15 @@ pub unsafe extern "C" fn kp_manual_clock_free(clock: *mut kp_manual_clock) {
 pub struct kp_engine {
     _private: [u8; 0],
 }
-handle!(kp_engine, Engine, 0x6b70_656e_6769_6e65);
+handle!(kp_engine, EngineHandle, 0x6b70_656e_6769_6e65);
 
-/// Starts an engine with `config`'s settings (NULL: the defaults) and an in-memory key store.
-/// Fails with `KP_STATUS_VALIDATION` for settings the engine refuses (bad region or account, a
+/// Starts an engine with `config`'s settings (NULL: the defaults). Its keys live in the store
+/// `kp_config_set_store` (or `kp_config_from_env`) names, opened now and created if missing unless
+/// `kp_config_set_open_only`; without a store (or with `memory:`) they live in this process's
+/// memory only and are gone when the engine is freed. A store that cannot be opened fails with a
+/// status of the store block (`KP_STATUS_STORE_WRONG_ROOT_KEY`, `KP_STATUS_STORE_MISSING`,
+/// `KP_STATUS_STORE_READ_ONLY`, `KP_STATUS_STORE_NEWER_SCHEMA`, `KP_STATUS_STORE_DAMAGED`, ...)
+/// and `kp_last_error_message` saying what was tried. Fails with `KP_STATUS_VALIDATION` for settings the engine refuses (bad region or account, a
 /// plaintext limit out of range, ...), and with `KP_STATUS_AUDIT_UNAVAILABLE` when an audit log
 /// is configured that cannot be opened (a missing directory, an unusable signing key, a log on
 /// disk that does not verify). The new handle calls as the account's root principal
@@ -535,6 +542,7 @@ pub unsafe extern "C" fn kp_engine_new(
     guard(|| {
         let out = out_arg(out, "out")?;
         let mut builder = Engine::builder();
+        let mut durable = None;
         if !config.is_null() {
             // SAFETY: forwarded from the caller.
             let config = unsafe { handle_ref(config, "config") }?;
@@ -545,8 +553,20 @@ pub unsafe extern "C" fn kp_engine_new(
             if let Some((audit, signing_key)) = &config.audit {
                 builder = builder.audit(audit.clone(), signing_key);
             }
+            if let Some(address @ StoreAddress::Sqlite(_)) = &config.store.address {
+                durable = Some((config, address));
+            }
         }
-        let engine = builder.build()?;
+        let engine = match durable {
+            Some((config, address)) => EngineHandle::from_store_engine(engine_on_store(
+                &config.store,
+                address,
+                builder,
+                config.config.lock_policy,
+                config.audit.is_some(),
+            )?),
+            None => EngineHandle::new(builder.build()?),
+        };
         let handle = into_raw::<kp_engine>(engine);
         // SAFETY: checked by out_arg.
         unsafe { write_out(out, handle) };

@@ -16,6 +16,7 @@ pub mod handles;
 mod overlap;
 pub mod record;
 pub mod status;
+pub mod store;
 
 use std::ffi::c_char;
 

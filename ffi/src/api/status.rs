@@ -12,7 +12,8 @@ use std::ffi::{c_char, CStr};
 /// engine; 200-299 outcomes of the call itself; 1000-1999 the engine's errors, one code per
 /// error, by family: 1000 resources, 1100 key state, 1200 cryptographic checks, 1300 names,
 /// markers and tags, 1400 quotas, 1500 authorization, 1600 requests, 1700 key policies and
-/// grants, 1800 the audit log, 1900 internal failures.
+/// grants, 1800 the audit log, 1900 internal failures; 2000-2099 opening a durable store
+/// (`kp_engine_new` with `kp_config_set_store`).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum kp_status {
@@ -123,6 +124,26 @@ pub enum kp_status {
     /// An engine error this version of the library has no code for (a newer engine); the last
     /// error message names it.
     UnknownEngineError = 1999,
+
+    /// The store address is malformed (`sqlite:` with no path, no scheme).
+    StoreBadAddress = 2000,
+    /// The store address has a scheme this library does not know (such as `postgres://`).
+    StoreUnknownScheme = 2001,
+    /// There is no store at the address, and the configuration says open only.
+    StoreMissing = 2002,
+    /// The data directory or its files cannot be written (permissions, a read-only mount).
+    StoreReadOnly = 2003,
+    /// The store was written by a newer keyplane (a newer schema version); use that version.
+    StoreNewerSchema = 2004,
+    /// No root key where the configuration points: a missing key file, an unset environment
+    /// variable, a root-key callback that failed.
+    StoreRootKeyMissing = 2005,
+    /// The root key given does not open this store (a wrong key, or not a root key at all).
+    StoreWrongRootKey = 2006,
+    /// The root key file may be read by group or others (or is a link, or not a regular file).
+    StoreRootKeyPermissions = 2007,
+    /// The store is damaged, truncated, not a keyplane store, or was rolled back to an older copy.
+    StoreDamaged = 2008,
 }
 
 /// The status for an engine error.
@@ -168,6 +189,24 @@ pub(crate) fn status_of_audit(error: &kp::audit::AuditError) -> kp_status {
         kp::audit::AuditError::Key(_) => kp_status::AuditKey,
         // Io, Closed, Tampered, Serialize, Config, and whatever a newer engine adds.
         _ => kp_status::AuditUnavailable,
+    }
+}
+
+/// The status for a failure to name or open a store.
+pub(crate) fn status_of_open(error: &keyplane_store_address::OpenError) -> kp_status {
+    use keyplane_store_address::ErrorKind as K;
+    match error.kind() {
+        K::BadAddress => kp_status::StoreBadAddress,
+        K::UnknownScheme => kp_status::StoreUnknownScheme,
+        K::StoreMissing => kp_status::StoreMissing,
+        K::ReadOnly => kp_status::StoreReadOnly,
+        K::NewerSchema => kp_status::StoreNewerSchema,
+        K::RootKeyMissing => kp_status::StoreRootKeyMissing,
+        K::WrongRootKey => kp_status::StoreWrongRootKey,
+        K::RootKeyPermissions => kp_status::StoreRootKeyPermissions,
+        K::Damaged => kp_status::StoreDamaged,
+        // The audit log's setup, and whatever else: as the engine error it carries.
+        _ => status_of(error.error()),
     }
 }
 
@@ -231,6 +270,27 @@ pub(crate) const STATUS_NAMES: &[(kp_status, &CStr)] = &[
         kp_status::UnknownEngineError,
         c"KP_STATUS_UNKNOWN_ENGINE_ERROR",
     ),
+    (kp_status::StoreBadAddress, c"KP_STATUS_STORE_BAD_ADDRESS"),
+    (
+        kp_status::StoreUnknownScheme,
+        c"KP_STATUS_STORE_UNKNOWN_SCHEME",
+    ),
+    (kp_status::StoreMissing, c"KP_STATUS_STORE_MISSING"),
+    (kp_status::StoreReadOnly, c"KP_STATUS_STORE_READ_ONLY"),
+    (kp_status::StoreNewerSchema, c"KP_STATUS_STORE_NEWER_SCHEMA"),
+    (
+        kp_status::StoreRootKeyMissing,
+        c"KP_STATUS_STORE_ROOT_KEY_MISSING",
+    ),
+    (
+        kp_status::StoreWrongRootKey,
+        c"KP_STATUS_STORE_WRONG_ROOT_KEY",
+    ),
+    (
+        kp_status::StoreRootKeyPermissions,
+        c"KP_STATUS_STORE_ROOT_KEY_PERMISSIONS",
+    ),
+    (kp_status::StoreDamaged, c"KP_STATUS_STORE_DAMAGED"),
 ];
 
 /// The name of a status, e.g. "KP_STATUS_NOT_FOUND", or "KP_STATUS_UNKNOWN" for a value that is
@@ -344,7 +404,7 @@ mod tests {
             let got = unsafe { CStr::from_ptr(kp_status_name(*status as u32)) };
             assert_eq!(got, *name);
         }
-        assert_eq!(codes.len(), 40);
+        assert_eq!(codes.len(), STATUS_NAMES.len());
         // SAFETY: as above.
         let unknown = unsafe { CStr::from_ptr(kp_status_name(7)) };
         assert_eq!(unknown, c"KP_STATUS_UNKNOWN");

@@ -15,6 +15,7 @@ import os
 from datetime import datetime
 from typing import (
     Any,
+    Callable,
     Dict,
     Iterator,
     List,
@@ -105,7 +106,19 @@ class DataKeyPair:
 class Engine:
     """A keyplane engine: keys, aliases, policies and grants, with single and batch calls.
 
-    `Engine()` starts an engine with an in-memory key store. `region` and `account_id` are what
+    `Engine()` starts an engine on the durable store named by `store` (an address: `sqlite:PATH`
+    or `memory:`), else `home` (a data directory, as the CLI's), else `KEYPLANE_STORE`, else
+    `KEYPLANE_HOME`; only with none of them is the key store in memory (keys gone at exit). A
+    missing store is created (root key file `root.key`, mode 0600) unless `open_only=True`. The
+    root key comes from `root_key_file`, `root_key_env`, `passphrase` (argon2id) or `root_key` (a
+    callable returning its 32 bytes, for a secret manager or HSM), else as the CLI finds it
+    (`KEYPLANE_ROOT_KEY_FILE`, `KEYPLANE_ROOT_KEY`, the data directory's `root.key`). Requests are
+    recorded in the data directory's audit log (`keyplane audit verify` checks it) unless
+    `audit=False`; `audit_log`, `audit_durability` ("synced" or "queued") and
+    `audit_digest_interval_ms` adjust it. A store that cannot be opened raises the service's
+    exception for it (AccessDeniedException for a wrong or missing root key, NotFoundException
+    for a missing store with `open_only`, KMSInternalException for a read-only, damaged or
+    newer-schema store), with a message naming what was tried. `region` and `account_id` are what
     key ARNs carry (`account_id` defaults to `KEYPLANE_ACCOUNT_ID`, else 111122223333);
     `worker_threads` sizes the batch pool (0: one per core); `max_plaintext_bytes` is Encrypt's
     limit (4096, as the service, up to 1 MiB); `lock_policy` is "require" (key memory must be
@@ -125,6 +138,17 @@ class Engine:
         lock_policy: str = "require",
         rate_quotas: Optional[Mapping[str, int]] = None,
         principal: Optional[str] = None,
+        store: Optional[str] = None,
+        home: Optional[str] = None,
+        root_key_file: Optional[str] = None,
+        root_key_env: Optional[str] = None,
+        passphrase: Optional[bytes] = None,
+        root_key: Optional[Callable[[], Union[bytes, bytearray]]] = None,
+        open_only: bool = False,
+        audit: bool = True,
+        audit_log: Optional[str] = None,
+        audit_durability: str = "synced",
+        audit_digest_interval_ms: int = 0,
     ) -> None:
         self._native = _keyplane.Engine(
             region=region,
@@ -135,6 +159,17 @@ class Engine:
             lock_policy=lock_policy,
             rate_quotas=rate_quotas,
             principal=principal,
+            store=store,
+            home=home,
+            root_key_file=root_key_file,
+            root_key_env=root_key_env,
+            passphrase=passphrase,
+            root_key=root_key,
+            open_only=open_only,
+            audit=audit,
+            audit_log=audit_log,
+            audit_durability=audit_durability,
+            audit_digest_interval_ms=audit_digest_interval_ms,
         )
 
     @classmethod

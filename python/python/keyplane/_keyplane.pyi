@@ -3,9 +3,9 @@
 service's shapes; see `keyplane.client` for the boto3-compatible layer over them."""
 
 from types import TracebackType
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union, final
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union, final
 
-__all__ = ["Engine", "SecretBytes", "__version__", "_secrets_zeroed", "fips_mode"]
+__all__ = ["Engine", "SecretBytes", "__version__", "_secrets_zeroed", "fips_mode", "resolve_store"]
 
 __version__: str
 
@@ -14,6 +14,7 @@ _Context = Optional[Mapping[str, str]]
 _Response = Dict[str, Any]
 
 def fips_mode() -> bool: ...
+def resolve_store(store: Optional[str] = None, home: Optional[str] = None) -> str: ...
 def _secrets_zeroed() -> int: ...
 
 @final
@@ -36,7 +37,7 @@ class SecretBytes:
 
 @final
 class Engine:
-    """A keyplane engine handle (in-memory key store)."""
+    """A keyplane engine handle (on a durable store, or in memory)."""
 
     def __new__(
         cls,
@@ -49,6 +50,17 @@ class Engine:
         lock_policy: str = "require",
         rate_quotas: Optional[Mapping[str, int]] = None,
         principal: Optional[str] = None,
+        store: Optional[str] = None,
+        home: Optional[str] = None,
+        root_key_file: Optional[str] = None,
+        root_key_env: Optional[str] = None,
+        passphrase: Optional[bytes] = None,
+        root_key: Optional[Callable[[], Union[bytes, bytearray]]] = None,
+        open_only: bool = False,
+        audit: bool = True,
+        audit_log: Optional[str] = None,
+        audit_durability: str = "synced",
+        audit_digest_interval_ms: int = 0,
     ) -> Engine: ...
     def for_principal(self, principal: str, *, via_service: Optional[str] = None) -> Engine: ...
     def dry_run(self) -> Engine: ...

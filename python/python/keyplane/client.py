@@ -73,18 +73,26 @@ def _kwarg(member: str) -> str:
     return name
 
 
-_ENGINES: Dict[Tuple[str, str], _keyplane.Engine] = {}
+_ENGINES: Dict[Tuple[str, str, str], _keyplane.Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def default_engine(region_name: str, account_id: str) -> _keyplane.Engine:
-    """The process's shared in-memory engine for a region and account (made on first use), so
-    that clients made alike see the same keys, as clients of the service do."""
+def default_engine(
+    region_name: str,
+    account_id: str,
+    store: Optional[str] = None,
+    home: Optional[str] = None,
+) -> _keyplane.Engine:
+    """The process's shared engine for a region, account and store (made on first use), so that
+    clients made alike see the same keys, as clients of the service do. The store is `store` (an
+    address), else `home` (a data directory), else `KEYPLANE_STORE`, else `KEYPLANE_HOME`; with
+    none of them, the engine is in memory."""
+    address = _keyplane.resolve_store(store=store, home=home)
     with _ENGINES_LOCK:
-        engine = _ENGINES.get((region_name, account_id))
+        engine = _ENGINES.get((region_name, account_id, address))
         if engine is None:
-            engine = _ENGINES[(region_name, account_id)] = _keyplane.Engine(
-                region=region_name, account_id=account_id
+            engine = _ENGINES[(region_name, account_id, address)] = _keyplane.Engine(
+                region=region_name, account_id=account_id, store=address
             )
         return engine
 
@@ -431,13 +439,19 @@ def client(
     principal: Optional[str] = None,
     engine: Union["Engine", _keyplane.Engine, None] = None,
     secret_bytes: bool = False,
+    home: Optional[str] = None,
+    store: Optional[str] = None,
 ) -> KMSClient:
     """A boto3-compatible KMS client: `keyplane.client("kms", region_name="eu-west-1")`.
 
     Takes boto3's arguments. The region is `region_name`, else `AWS_REGION`/`AWS_DEFAULT_REGION`,
     else `us-east-1`; the account is `account_id` (or boto3's `aws_account_id`), else
-    `KEYPLANE_ACCOUNT_ID`, else 111122223333. Without `engine`, clients of the same region and
-    account share one in-memory engine in the process. `engine` (a `keyplane.Engine` or its native
+    `KEYPLANE_ACCOUNT_ID`, else 111122223333. Keys live in the durable store `store` (an address,
+    `sqlite:PATH`), else `home` (a data directory, as the CLI's `--data-dir`), else
+    `KEYPLANE_STORE`, else `KEYPLANE_HOME` (created if missing, root key `root.key` in it, every
+    request in its audit log); only with none of them (or `store="memory:"`) is the engine in
+    memory. Without `engine`, clients of the same region, account and store share one engine in
+    the process. `engine` (a `keyplane.Engine` or its native
     handle) gives the client that engine; `principal` (an IAM principal ARN) makes the client call
     as that principal, against key policies and grants. With `secret_bytes=True`, plaintext data
     keys, private keys, decrypted plaintexts and shared secrets come back as `SecretBytes`, which
@@ -456,6 +470,8 @@ def client(
         ("aws_account_id", aws_account_id),
         ("account_id", account_id),
         ("principal", principal),
+        ("home", home),
+        ("store", store),
     ):
         _check_str(name, value)
     del use_ssl, verify
@@ -467,8 +483,12 @@ def client(
             or os.environ.get("AWS_DEFAULT_REGION")
             or "us-east-1"
         )
-        native = default_engine(region, _account_id(account_id, aws_account_id))
+        native = default_engine(
+            region, _account_id(account_id, aws_account_id), store=store, home=home
+        )
     else:
+        if store is not None or home is not None:
+            raise ValueError("give engine= or store=/home=, not both")
         native = engine if isinstance(engine, _keyplane.Engine) else engine.native
         region = region_name or native.region
         if region != native.region:

@@ -1,0 +1,459 @@
+//! Durable stores from C: where the store is (`kp_config_set_store`, `kp_config_from_env`), where
+//! its root key comes from (a key file, an environment variable, a passphrase, or the service's
+//! own callback), whether a missing store is created, and the audit log beside it. Naming and
+//! opening a store is the crate `keyplane-store-address`'s, shared with the CLI and Python, so a
+//! C service reads the same addresses and variables and writes the same audit log as `keyplane`.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyplane_sqlite::root_key::{CallbackProvider, RootKey, RootKeyProvider};
+use keyplane_store_address::{
+    open, AuditOptions, OpenError, OpenOptions, RootKeySource, StoreAddress, StoreEngine,
+};
+use kp::audit::Durability;
+use kp::locked_memory::LockedBytes;
+use kp::{Engine, EngineBuilder};
+use zeroize::Zeroizing;
+
+use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, str_arg, write_out, Failure, Outcome};
+use super::handles::{handle_mut, into_raw, kp_config, ConfigInner};
+use super::status::{kp_status, status_of_open};
+
+/// Fills `key_out` with the store's 32-byte root key and returns 0; any other value means the key
+/// is unavailable (`kp_engine_new` then fails with `KP_STATUS_STORE_ROOT_KEY_MISSING`). Called by
+/// `kp_engine_new` (to create or open the store), from the thread that calls it; `user_data` is
+/// what `kp_config_set_root_key_callback` was given. `key_out` is the library's own locked memory
+/// (`key_len` is 32), zeroed when the library is done with the key; keep no copy of it.
+pub type kp_root_key_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, key_out: *mut u8, key_len: usize) -> c_int>;
+
+/// Where a configuration's root key comes from (`None` in [`StoreSettings`]: as the CLI, from
+/// the environment or the data directory's key file).
+pub(crate) enum RootKeySetting {
+    KeyFile(PathBuf),
+    EnvVar(String),
+    Passphrase(Zeroizing<Vec<u8>>),
+    Callback(Arc<CCallback>),
+}
+
+impl RootKeySetting {
+    /// The source for one open (a passphrase is copied into a buffer zeroed when dropped; a
+    /// callback's key goes to memory locked under `policy`).
+    fn source(&self, policy: kp::LockPolicy) -> RootKeySource {
+        match self {
+            RootKeySetting::KeyFile(p) => RootKeySource::KeyFile(p.clone()),
+            RootKeySetting::EnvVar(v) => RootKeySource::EnvVar(v.clone()),
+            RootKeySetting::Passphrase(p) => RootKeySource::Passphrase(Zeroizing::new(p.to_vec())),
+            RootKeySetting::Callback(c) => {
+                let c = Arc::clone(c);
+                let provider: Arc<dyn RootKeyProvider> = Arc::new(CallbackProvider::new(
+                    "the root key callback (kp_root_key_callback)",
+                    move || c.root_key(policy),
+                ));
+                RootKeySource::Provider(provider)
+            }
+        }
+    }
+}
+
+/// A configuration's store settings.
+#[derive(Default)]
+pub(crate) struct StoreSettings {
+    /// `None` or `memory:`: the in-memory store.
+    pub(crate) address: Option<StoreAddress>,
+    pub(crate) root_key: Option<RootKeySetting>,
+    pub(crate) open_only: bool,
+    /// `None`: the CLI's defaults (on, the data directory's log, synced).
+    pub(crate) audit: Option<AuditOptions>,
+}
+
+fn open_failure(error: OpenError) -> Failure {
+    Failure::new(status_of_open(&error), error.message())
+}
+
+/// Starts an engine with `builder`'s settings on the store `config` names: created if missing
+/// (unless open only), audited as configured. `explicit_audit`: `kp_config_set_audit` was given
+/// (its log and key replace the store's own audit log).
+pub(crate) fn engine_on_store(
+    settings: &StoreSettings,
+    address: &StoreAddress,
+    builder: EngineBuilder,
+    lock_policy: kp::LockPolicy,
+    explicit_audit: bool,
+) -> Outcome<StoreEngine> {
+    let audit = if explicit_audit {
+        AuditOptions::off()
+    } else {
+        settings.audit.clone().unwrap_or_default()
+    };
+    let options = OpenOptions {
+        root_key: settings.root_key.as_ref().map(|r| r.source(lock_policy)),
+        open_only: settings.open_only,
+        store: keyplane_sqlite::StoreOptions {
+            lock_policy,
+            ..Default::default()
+        },
+        audit,
+        ..OpenOptions::default()
+    };
+    let opened = open(address, options).map_err(open_failure)?;
+    opened.engine(builder).map_err(open_failure)
+}
+
+/// What a `kp_engine` handle holds: the engine and, while the audit log takes one writing process
+/// at a time, its lock (shared by every handle of the engine, released with the last).
+pub(crate) struct EngineHandle {
+    // Field order is drop order: the engine (and its log) first, the lock last.
+    pub(crate) engine: Engine,
+    lock: Option<Arc<keyplane_store_address::audit::AuditLock>>,
+}
+
+impl EngineHandle {
+    pub(crate) fn new(engine: Engine) -> Self {
+        EngineHandle { engine, lock: None }
+    }
+
+    pub(crate) fn from_store_engine(engine: StoreEngine) -> Self {
+        let (engine, lock) = engine.into_parts();
+        EngineHandle {
+            engine,
+            lock: lock.map(Arc::new),
+        }
+    }
+
+    /// Another handle to the same engine (for another caller), keeping the lock alive.
+    pub(crate) fn with_engine(&self, engine: Engine) -> Self {
+        EngineHandle {
+            engine,
+            lock: self.lock.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for EngineHandle {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// Runs `set` on a checked configuration's store settings.
+///
+/// # Safety
+/// `config` is NULL or a live `kp_config` nobody else uses meanwhile.
+unsafe fn set_store(
+    config: *mut kp_config,
+    set: impl FnOnce(&mut StoreSettings) -> Outcome<()>,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let config: &mut ConfigInner = unsafe { handle_mut(config, "config") }?;
+        set(&mut config.store)
+    })
+}
+
+/// Makes engines built from this configuration keep their keys in the store at `address`:
+/// `sqlite:PATH` (a data directory, as the `keyplane` tool's `--data-dir`) or `memory:` (in this
+/// process only). NULL goes back to the default, the in-memory store. `kp_engine_new` opens the
+/// store, creating it if missing (with a new root key file `PATH/root.key`, mode 0600, unless
+/// another root key source is set) unless `kp_config_set_open_only`. A malformed address is
+/// refused here: `KP_STATUS_STORE_BAD_ADDRESS`, or `KP_STATUS_STORE_UNKNOWN_SCHEME` for a scheme
+/// this library does not know.
+///
+/// Ownership: `address` is copied. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle; `address` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_store(
+    config: *mut kp_config,
+    address: *const c_char,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set_store(config, |s| {
+            s.address = match opt_str_arg(address, "address")? {
+                None => None,
+                Some(text) => Some(StoreAddress::parse(text).map_err(open_failure)?),
+            };
+            Ok(())
+        })
+    }
+}
+
+/// Takes the root key from the key file `path` (base64 of 32 bytes, mode 0600; created with a new
+/// key when the store is created). The default, without any root-key setter: the file named by
+/// `KEYPLANE_ROOT_KEY_FILE`, else the key in `KEYPLANE_ROOT_KEY`, else `root.key` in the data
+/// directory, as the `keyplane` tool.
+///
+/// Ownership: `path` is copied. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle; `path` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_root_key_file(
+    config: *mut kp_config,
+    path: *const c_char,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set_store(config, |s| {
+            let path = non_empty(str_arg(path, "path")?, "path")?;
+            s.root_key = Some(RootKeySetting::KeyFile(path.into()));
+            Ok(())
+        })
+    }
+}
+
+/// Takes the root key from the environment variable `name` (base64 of 32 bytes), read when
+/// `kp_engine_new` opens the store.
+///
+/// Ownership: `name` is copied. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle; `name` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_root_key_env(
+    config: *mut kp_config,
+    name: *const c_char,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set_store(config, |s| {
+            let name = non_empty(str_arg(name, "name")?, "name")?;
+            s.root_key = Some(RootKeySetting::EnvVar(name.to_owned()));
+            Ok(())
+        })
+    }
+}
+
+/// Derives the root key from a passphrase (`len` bytes) with argon2id (64 MiB, 3 passes; a
+/// quarter of a second per open). The store keeps the salt and cost, never the passphrase.
+///
+/// Ownership: the passphrase is copied (the configuration's copy is zeroed when it is freed or
+/// replaced); the caller keeps and zeroes its own. Thread safety: no other thread may use
+/// `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle; `passphrase` has `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_root_key_passphrase(
+    config: *mut kp_config,
+    passphrase: *const u8,
+    len: usize,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set_store(config, |s| {
+            let bytes = bytes_arg(passphrase, len, "passphrase")?;
+            if bytes.is_empty() {
+                return Err(Failure::new(
+                    kp_status::InvalidLength,
+                    "the passphrase is empty",
+                ));
+            }
+            s.root_key = Some(RootKeySetting::Passphrase(Zeroizing::new(bytes.to_vec())));
+            Ok(())
+        })
+    }
+}
+
+/// The C callback and its user data, shared with the store for as long as it is open.
+pub(crate) struct CCallback {
+    callback: unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> c_int,
+    user_data: *mut c_void,
+}
+
+// SAFETY: the caller of kp_config_set_root_key_callback promises that the callback may be called
+// from any thread with `user_data` (documented there); the pointer is only passed back to it.
+unsafe impl Send for CCallback {}
+// SAFETY: as above; the callback is never called concurrently by the library for one open, and
+// the documentation requires it to be thread-safe across engines.
+unsafe impl Sync for CCallback {}
+
+impl CCallback {
+    fn root_key(&self, policy: kp::LockPolicy) -> kp::Result<RootKey> {
+        let mut key = LockedBytes::zeroed(RootKey::LEN, policy)?;
+        // SAFETY: `key` is RootKey::LEN writable bytes for the duration of the call; the caller
+        // of kp_config_set_root_key_callback promised a callback that writes at most `key_len`
+        // bytes and a `user_data` valid while engines use the configuration's store.
+        let rc =
+            unsafe { (self.callback)(self.user_data, key.expose_mut().as_mut_ptr(), RootKey::LEN) };
+        if rc != 0 {
+            return Err(kp::Error::AccessDenied(format!(
+                "the root key callback (kp_root_key_callback) returned {rc}: is not set or \
+                 unavailable"
+            )));
+        }
+        RootKey::from_locked(key)
+    }
+}
+
+/// Asks `callback` for the root key (32 bytes) whenever the store is created or opened: for a
+/// service that keeps its root key in its own secret manager or HSM. `callback` NULL is refused.
+///
+/// Ownership: `user_data` stays the caller's; it must stay valid, and `callback` callable, until
+/// every engine built from this configuration is freed. Thread safety: no other thread may use
+/// `config` meanwhile; `callback` may be called from any thread that calls `kp_engine_new`.
+///
+/// # Safety
+/// `config` is a live handle; `callback` follows `kp_root_key_callback`'s contract.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_root_key_callback(
+    config: *mut kp_config,
+    callback: kp_root_key_callback,
+    user_data: *mut c_void,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let config: &mut ConfigInner = unsafe { handle_mut(config, "config") }?;
+        let callback = callback.ok_or_else(|| Failure::null("callback"))?;
+        config.store.root_key = Some(RootKeySetting::Callback(Arc::new(CCallback {
+            callback,
+            user_data,
+        })));
+        Ok(())
+    })
+}
+
+/// `open_only` true: `kp_engine_new` fails with `KP_STATUS_STORE_MISSING` rather than create a
+/// store that does not exist (and creates nothing). Default false.
+///
+/// Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_open_only(
+    config: *mut kp_config,
+    open_only: bool,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set_store(config, |s| {
+            s.open_only = open_only;
+            Ok(())
+        })
+    }
+}
+
+/// The audit log of engines on a durable store. By default (without this call) every request is
+/// recorded in `<data dir>/audit/audit.log` with synced durability, a digest at least every
+/// second, and digests signed by the store's own audit signing key (kept wrapped under the root
+/// key; its public key exported to `<data dir>/audit/audit-signing-key.der`), as the `keyplane`
+/// tool does, so `keyplane audit verify` checks it. `path` NULL keeps that log; otherwise the
+/// log goes to `path`. `durability` is a `kp_audit_durability`; `digest_interval_ms` 0 keeps the
+/// default interval. One process at a time writes a data directory's log: a second gets
+/// `KP_STATUS_AUDIT_UNAVAILABLE` from `kp_engine_new` (see docs/c-api.md).
+///
+/// Ownership: `path` is copied. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle; `path` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_store_audit(
+    config: *mut kp_config,
+    path: *const c_char,
+    durability: u32,
+    digest_interval_ms: u64,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set_store(config, |s| {
+            let log = opt_str_arg(path, "path")?;
+            let durability = match durability {
+                0 => Durability::Synced,
+                1 => Durability::Queued,
+                other => {
+                    return Err(Failure::new(
+                        kp_status::InvalidEnumValue,
+                        format!("{other} is not a kp_audit_durability"),
+                    ))
+                }
+            };
+            s.audit = Some(AuditOptions {
+                log: log
+                    .map(|l| non_empty(l, "path"))
+                    .transpose()?
+                    .map(PathBuf::from),
+                durability,
+                digest_every: (digest_interval_ms > 0)
+                    .then(|| Duration::from_millis(digest_interval_ms)),
+                ..AuditOptions::default()
+            });
+            Ok(())
+        })
+    }
+}
+
+/// Turns the durable store's audit log off: requests are not recorded.
+///
+/// Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_disable_audit(config: *mut kp_config) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set_store(config, |s| {
+            s.audit = Some(AuditOptions::off());
+            Ok(())
+        })
+    }
+}
+
+/// Makes a configuration from the environment, as the `keyplane` tool reads it: the store at
+/// `KEYPLANE_STORE` (an address), else the data directory `KEYPLANE_HOME`, else
+/// `./keyplane-data` (created if missing); the root key from `KEYPLANE_ROOT_KEY_FILE`, else
+/// `KEYPLANE_ROOT_KEY`, else `root.key` in the data directory; `KEYPLANE_REGION` and
+/// `KEYPLANE_ACCOUNT_ID` if set. Other settings are `kp_config_new`'s defaults; later setters
+/// override any of these.
+///
+/// Ownership: on success `*out` is a new handle the caller frees with `kp_config_free`.
+/// Thread safety: callable from any thread (it reads the environment).
+///
+/// # Safety
+/// `out` points to writable storage for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_from_env(out: *mut *mut kp_config) -> kp_status {
+    guard(|| {
+        let out = out_arg(out, "out")?;
+        let mut inner = ConfigInner::default();
+        inner.store.address = Some(StoreAddress::from_env().map_err(open_failure)?);
+        if let Some(region) = env_string("KEYPLANE_REGION")? {
+            inner.config.region = region;
+        }
+        if let Some(account) = env_string("KEYPLANE_ACCOUNT_ID")? {
+            inner.config.account_id = account;
+        }
+        let handle = into_raw::<kp_config>(inner);
+        // SAFETY: checked by out_arg.
+        unsafe { write_out(out, handle) };
+        Ok(())
+    })
+}
+
+fn env_string(name: &str) -> Outcome<Option<String>> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(Some(v)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Failure::new(
+            kp_status::InvalidUtf8,
+            format!("{name} is not valid UTF-8"),
+        )),
+    }
+}
+
+fn non_empty<'a>(text: &'a str, what: &str) -> Outcome<&'a str> {
+    if text.is_empty() {
+        return Err(Failure::new(
+            kp_status::InvalidLength,
+            format!("{what} is empty"),
+        ));
+    }
+    Ok(text)
+}

@@ -1,0 +1,229 @@
+//! Opening (or creating) the store an address names, and an engine on it with its audit log.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keyplane::{Engine, EngineBuilder, Error};
+use keyplane_sqlite::root_key::{Argon2Cost, RootKeyProvider};
+use keyplane_sqlite::{SqliteKeyStore, StoreOptions, StorePaths};
+
+use crate::audit::{self, AuditLock, AuditOptions, AuditPaths, LockMode};
+use crate::error::{ErrorKind, OpenError};
+use crate::{RootKeySource, StoreAddress};
+
+/// How to open a store.
+#[derive(Debug, Default)]
+pub struct OpenOptions {
+    /// The root key; `None`: [`RootKeySource::from_env`] for the data directory.
+    pub root_key: Option<RootKeySource>,
+    /// Fail with [`ErrorKind::StoreMissing`] rather than create a store that does not exist.
+    pub open_only: bool,
+    /// The store's settings (lock policy, busy timeout).
+    pub store: StoreOptions,
+    /// The argon2id cost of a passphrase-derived root key made now (a new store).
+    pub passphrase_cost: Argon2Cost,
+    /// The audit log of engines on this store.
+    pub audit: AuditOptions,
+}
+
+/// An open store (none for `memory:`), ready to start engines on.
+#[derive(Debug)]
+pub struct Opened {
+    address: StoreAddress,
+    store: Option<Arc<SqliteKeyStore>>,
+    created: bool,
+    audit: AuditOptions,
+}
+
+/// Opens the store at `address`, creating it (a new root key from the source: a key file is
+/// written with mode 0600) unless `options.open_only`. A new store also gets its audit signing key
+/// and exported public key, as `keyplane store init` makes them, unless the audit log is off.
+pub fn open(address: &StoreAddress, options: OpenOptions) -> Result<Opened, OpenError> {
+    let dir = match address {
+        StoreAddress::Memory => {
+            return Ok(Opened {
+                address: address.clone(),
+                store: None,
+                created: false,
+                audit: options.audit,
+            })
+        }
+        StoreAddress::Sqlite(dir) => dir.clone(),
+    };
+    let source = options
+        .root_key
+        .unwrap_or_else(|| RootKeySource::from_env(&dir));
+    let provider = source.provider(options.passphrase_cost, options.store.lock_policy)?;
+    let (store, created) = open_or_create(&dir, provider, options.store, options.open_only)?;
+    if created && options.audit.enabled && options.audit.log.is_none() {
+        audit::init(&dir, &store)?;
+    }
+    Ok(Opened {
+        address: address.clone(),
+        store: Some(Arc::new(store)),
+        created,
+        audit: options.audit,
+    })
+}
+
+fn open_or_create(
+    dir: &Path,
+    provider: Arc<dyn RootKeyProvider>,
+    options: StoreOptions,
+    open_only: bool,
+) -> Result<(SqliteKeyStore, bool), OpenError> {
+    let classify = |e| OpenError::classify(e, Some(dir));
+    if open_only || StorePaths::new(dir).db.exists() {
+        return SqliteKeyStore::open(dir, provider, options)
+            .map(|s| (s, false))
+            .map_err(classify);
+    }
+    match SqliteKeyStore::init(dir, Arc::clone(&provider), options.clone()) {
+        Ok(store) => Ok((store, true)),
+        // Another process created it first: open theirs.
+        Err(Error::AlreadyExists(_)) => SqliteKeyStore::open(dir, provider, options)
+            .map(|s| (s, false))
+            .map_err(classify),
+        Err(e) => Err(classify(e)),
+    }
+}
+
+impl Opened {
+    /// A store already open (the CLI's commands that need the store itself), with the audit
+    /// settings of engines started on it.
+    pub fn from_store(store: Arc<SqliteKeyStore>, audit: AuditOptions) -> Self {
+        Opened {
+            address: StoreAddress::Sqlite(store.paths().dir.clone()),
+            store: Some(store),
+            created: false,
+            audit,
+        }
+    }
+
+    /// The address opened.
+    pub fn address(&self) -> &StoreAddress {
+        &self.address
+    }
+
+    /// The durable store; `None` for `memory:`.
+    pub fn store(&self) -> Option<&Arc<SqliteKeyStore>> {
+        self.store.as_ref()
+    }
+
+    /// Whether [`open`] created the store just now.
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Starts an engine with `builder`'s settings on this store, auditing as the options say
+    /// (`memory:` has no data directory: its engines audit only to an explicit
+    /// [`AuditOptions::log`]).
+    pub fn engine(&self, builder: EngineBuilder) -> Result<StoreEngine, OpenError> {
+        let Some(store) = &self.store else {
+            let mut builder = builder;
+            let mut audit_log = None;
+            if let (true, Some(log)) = (self.audit.enabled, &self.audit.log) {
+                // No store to keep a signing key: a new one per engine (verify with the public
+                // key the engine exports).
+                let key = keyplane::audit::generate_signing_key()
+                    .map_err(|e| OpenError::new(ErrorKind::Audit, e.to_string()))?;
+                builder = builder.audit(self.audit.config(log), &key);
+                audit_log = Some(log.clone());
+            }
+            let engine = builder.build().map_err(|e| OpenError::classify(e, None))?;
+            return Ok(StoreEngine {
+                engine,
+                audit_log,
+                lock: None,
+            });
+        };
+        let dir = store.paths().dir.clone();
+        let mut builder = builder.store(Arc::clone(store) as Arc<dyn keyplane::store::KeyStore>);
+        let mut lock = None;
+        let mut audit_log = None;
+        let mut export = None;
+        let paths = AuditPaths::new(&dir);
+        if self.audit.enabled {
+            let (key, public_der) = audit::signing_key(store)?;
+            audit::create_dir(&paths.dir)?;
+            if !paths.public_key.exists() {
+                export = Some(public_der);
+            } else {
+                audit::check_public_key_file(&paths, &public_der)?;
+            }
+            let config = match &self.audit.log {
+                // The data directory's audit directory: a segment of this process's own, so any
+                // number of processes write at once (see keyplane::audit's segments).
+                None => self.audit.directory_config(&paths.dir),
+                // A log file of the caller's choosing takes one writer at a time.
+                Some(log) => {
+                    let mode = if self.audit.wait_for_writer {
+                        LockMode::WriteWait
+                    } else {
+                        LockMode::WriteNow
+                    };
+                    lock = audit::lock(&paths.lock, mode)?;
+                    self.audit.config(log)
+                }
+            };
+            audit_log = Some(config.path.clone());
+            builder = builder.audit(config, key.expose());
+        }
+        let engine = builder
+            .build()
+            .map_err(|e| OpenError::classify(e, Some(&dir)))?;
+        if let Some(public_der) = export {
+            // Only now that the log opened under this key (a log signed by another key does not).
+            audit::write_public_key(&paths, &public_der)?;
+        }
+        Ok(StoreEngine {
+            engine,
+            audit_log,
+            lock,
+        })
+    }
+}
+
+/// An engine on a store, with its audit log open (and, while the log takes one writer at a time,
+/// its lock held). Dropping it closes the log (writing its final digest), then releases the lock.
+#[derive(Debug)]
+pub struct StoreEngine {
+    // Field order is drop order: the engine (and its log) first, the lock last.
+    engine: Engine,
+    audit_log: Option<PathBuf>,
+    lock: Option<AuditLock>,
+}
+
+impl StoreEngine {
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The audit log requests are recorded in, if any.
+    pub fn audit_log(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
+    }
+
+    /// Replaces the engine (a handle for another caller: `engine.for_caller(...)`), keeping the
+    /// log and its lock.
+    pub fn map_engine(self, f: impl FnOnce(Engine) -> Engine) -> Self {
+        StoreEngine {
+            engine: f(self.engine),
+            audit_log: self.audit_log,
+            lock: self.lock,
+        }
+    }
+
+    /// The engine and what must live exactly as long as its last handle (the audit lock).
+    pub fn into_parts(self) -> (Engine, Option<AuditLock>) {
+        (self.engine, self.lock)
+    }
+}
+
+impl std::ops::Deref for StoreEngine {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
