@@ -344,7 +344,7 @@ mod tests {
             let got = unsafe { CStr::from_ptr(kp_status_name(*status as u32)) };
             assert_eq!(got, *name);
         }
-        assert_eq!(codes.len(), 39);
+        assert_eq!(codes.len(), 40);
         // SAFETY: as above.
         let unknown = unsafe { CStr::from_ptr(kp_status_name(7)) };
         assert_eq!(unknown, c"KP_STATUS_UNKNOWN");
