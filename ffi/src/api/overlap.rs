@@ -4,8 +4,9 @@
 //! seal that writes its header before reading the plaintext would corrupt the output).
 //!
 //! Ranges are compared by address only; nothing is read but the `kp_out`s that say where a buffer
-//! is. Empty ranges and NULL pointers take no room. The usual batch (outputs in ascending order,
-//! all on one side of the inputs) is checked in one pass; anything else is sorted and swept.
+//! is. Empty ranges, NULL pointers and lengths over `KP_MAX_LENGTH` (which the argument checks
+//! refuse with `KP_STATUS_INVALID_LENGTH`) take no room. The usual batch (outputs in ascending
+//! order, all on one side of the inputs) is checked in one pass; anything else is sorted and swept.
 //!
 //! Each export adds one call: [`refuse_overlap`] with its arguments' [`Span`]s (a `kp_out`
 //! argument gives two, [`out_spans`]), or [`refuse_batch_overlap`] for a batch.
@@ -13,7 +14,7 @@
 use super::data::kp_out;
 use super::ffi::{Failure, Outcome};
 use super::status::kp_status;
-use super::KP_MAX_BATCH_ITEMS;
+use super::{KP_MAX_BATCH_ITEMS, KP_MAX_LENGTH};
 
 /// One range of memory a call reads (`output` false) or writes.
 #[derive(Clone, Copy, Debug)]
@@ -29,7 +30,8 @@ pub(crate) struct Span {
 impl Span {
     fn new(ptr: *const u8, len: usize, output: bool, item: usize, what: &'static str) -> Self {
         let start = ptr as usize;
-        let end = if ptr.is_null() {
+        // An absurd length is left to the argument checks (KP_STATUS_INVALID_LENGTH).
+        let end = if ptr.is_null() || len > KP_MAX_LENGTH {
             start
         } else {
             start.saturating_add(len)
@@ -318,8 +320,10 @@ mod tests {
 
     #[test]
     fn separate_and_empty_ranges_pass() {
-        let cases: [&[(usize, usize, bool)]; 5] = [
+        let cases: [&[(usize, usize, bool)]; 6] = [
             &[(1000, 16, false), (1016, 99, true)],
+            // An absurd capacity is the length checks' to refuse, as InvalidLength.
+            &[(1000, 16, false), (1000, usize::MAX, true)],
             &[(2000, 16, false), (1000, 1000, true)],
             // Inputs may share memory; empty and NULL ranges take none.
             &[
