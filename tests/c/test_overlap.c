@@ -94,8 +94,11 @@ static void other_families(kp_engine *engine, const char *symmetric) {
   kp_secret_buffer *private_key = NULL;
   REFUSED(kp_generate_data_key_pair(engine, &pair, &private_key, &blob, &public_out, NULL),
           "private_key_ciphertext->data", "public_key->data");
-  REFUSED(kp_generate_data_key_pair_without_plaintext(engine, &pair, &blob, &blob, NULL),
-          "private_key_ciphertext", "public_key");
+  blob.data = arena + 600; /* apart; `info` written into the public key's buffer */
+  blob.capacity = 100;
+  REFUSED(kp_generate_data_key_pair_without_plaintext(engine, &pair, &blob, &public_out,
+                                                      (kp_record **)(arena + 400)),
+          "info", "public_key->data");
   CHECK(private_key == NULL);
 
   /* GenerateDataKey: its length, or the secret's handle, written into the ciphertext. */
