@@ -23,6 +23,7 @@ use super::ffi::{
     Outcome,
 };
 use super::handles::{context_arg, handle_mut, kp_context, kp_engine, kp_secret_buffer};
+use super::overlap::{out_spans, refuse_batch_overlap, refuse_overlap, Span};
 use super::record::{give_opt_record, kp_field, kp_record, Record};
 use super::status::kp_status;
 use super::KP_MAX_BATCH_ITEMS;
@@ -476,10 +477,10 @@ pub unsafe extern "C" fn kp_generate_mac_batch_sizes(
         unsafe {
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
             write_sizes(
+                items,
                 items
                     .iter()
                     .map(|i| mac_algorithm(i.mac_algorithm).map_or(0, mac_len_of)),
-                count,
                 sizes,
                 total,
             )
@@ -517,7 +518,14 @@ pub unsafe extern "C" fn kp_sign(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
-            let request = sign_request(&item_arg(request)?, &Memo::new())?;
+            let item = item_arg(request)?;
+            refuse_overlap(&mut [
+                Span::input(item.message, item.message_len, "request->message"),
+                Span::output(signature, capacity, "signature"),
+                Span::output_of(signature_len, "signature_len"),
+                Span::output_of(info, "info"),
+            ])?;
+            let request = sign_request(&item, &Memo::new())?;
             let out_len = out_arg(signature_len, "signature_len")?;
             let out = out_bytes(signature, capacity, capacity, "signature")?;
             check_info(info)?;
@@ -556,6 +564,13 @@ pub unsafe extern "C" fn kp_sign_batch(
         unsafe {
             let engine = engine_arg(engine)?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            refuse_batch_overlap(
+                items,
+                outputs,
+                "outputs",
+                |i| [("message", i.message, i.message_len)],
+                &[],
+            )?;
             let memo = Memo::new();
             batch(
                 count,
@@ -586,7 +601,13 @@ pub unsafe extern "C" fn kp_verify(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
-            let request = verify_request(&item_arg(request)?, &Memo::new())?;
+            let item = item_arg(request)?;
+            refuse_overlap(&mut [
+                Span::input(item.message, item.message_len, "request->message"),
+                Span::input(item.signature, item.signature_len, "request->signature"),
+                Span::output_of(info, "info"),
+            ])?;
+            let request = verify_request(&item, &Memo::new())?;
             check_info(info)?;
             let response = engine.verify(&request)?;
             give_opt_record(info, || {
@@ -622,6 +643,13 @@ pub unsafe extern "C" fn kp_verify_batch(
         unsafe {
             let engine = engine_arg(engine)?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            let inputs = |i: &kp_verify_item| {
+                [
+                    ("message", i.message, i.message_len),
+                    ("signature", i.signature, i.signature_len),
+                ]
+            };
+            refuse_batch_overlap(items, statuses, "statuses", inputs, &[])?;
             let memo = Memo::new();
             batch(
                 count,
@@ -658,6 +686,8 @@ pub unsafe extern "C" fn kp_get_public_key(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
+            let [out, data] = out_spans(public_key, "public_key", "public_key->data");
+            refuse_overlap(&mut [out, data, Span::output_of(info, "info")])?;
             let key_id = str_arg(key_id, "key_id")?;
             let out = single_out(public_key, "public_key")?;
             check_info(info)?;
@@ -716,7 +746,14 @@ pub unsafe extern "C" fn kp_generate_mac(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
-            let (request, needed) = mac_request(&item_arg(request)?, &Memo::new())?;
+            let item = item_arg(request)?;
+            refuse_overlap(&mut [
+                Span::input(item.message, item.message_len, "request->message"),
+                Span::output(mac, capacity, "mac"),
+                Span::output_of(mac_len, "mac_len"),
+                Span::output_of(info, "info"),
+            ])?;
+            let (request, needed) = mac_request(&item, &Memo::new())?;
             let out_len = out_arg(mac_len, "mac_len")?;
             let out = out_bytes(mac, capacity, needed, "mac")?;
             check_info(info)?;
@@ -752,6 +789,13 @@ pub unsafe extern "C" fn kp_generate_mac_batch(
         unsafe {
             let engine = engine_arg(engine)?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            refuse_batch_overlap(
+                items,
+                outputs,
+                "outputs",
+                |i| [("message", i.message, i.message_len)],
+                &[],
+            )?;
             let memo = Memo::new();
             batch(
                 count,
@@ -782,7 +826,13 @@ pub unsafe extern "C" fn kp_verify_mac(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
-            let request = verify_mac_request(&item_arg(request)?, &Memo::new())?;
+            let item = item_arg(request)?;
+            refuse_overlap(&mut [
+                Span::input(item.message, item.message_len, "request->message"),
+                Span::input(item.mac, item.mac_len, "request->mac"),
+                Span::output_of(info, "info"),
+            ])?;
+            let request = verify_mac_request(&item, &Memo::new())?;
             check_info(info)?;
             let response = engine.verify_mac(&request)?;
             give_opt_record(info, || {
@@ -814,6 +864,13 @@ pub unsafe extern "C" fn kp_verify_mac_batch(
         unsafe {
             let engine = engine_arg(engine)?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            let inputs = |i: &kp_verify_mac_item| {
+                [
+                    ("message", i.message, i.message_len),
+                    ("mac", i.mac, i.mac_len),
+                ]
+            };
+            refuse_batch_overlap(items, statuses, "statuses", inputs, &[])?;
             let memo = Memo::new();
             batch(
                 count,
@@ -855,6 +912,11 @@ pub unsafe extern "C" fn kp_derive_shared_secret(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
+            refuse_overlap(&mut [
+                Span::input(public_key, public_key_len, "public_key"),
+                Span::output_of(shared_secret, "shared_secret"),
+                Span::output_of(info, "info"),
+            ])?;
             let request = DeriveSharedSecretRequest {
                 key_id: str_arg(key_id, "key_id")?,
                 key_agreement_algorithm: self::key_agreement_algorithm(key_agreement_algorithm)?,
@@ -999,6 +1061,8 @@ pub unsafe extern "C" fn kp_generate_data_key_pair(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
+            let plaintext = Span::output_of(private_key_plaintext, "private_key_plaintext");
+            refuse_pair_overlap(private_key_ciphertext, public_key, info, plaintext)?;
             let request = key_pair_request(&item_arg(request)?)?;
             let plaintext_out = out_arg(private_key_plaintext, "private_key_plaintext")?;
             let (blob_out, public_out) = pair_outs(private_key_ciphertext, public_key)?;
@@ -1028,6 +1092,30 @@ pub unsafe extern "C" fn kp_generate_data_key_pair(
             outcome
         }
     })
+}
+
+/// Refuses a data key pair call whose outputs overlap: the two `kp_out`s and their buffers,
+/// `info`, and `plaintext` (the private key's out-pointer, or an empty span).
+///
+/// # Safety
+/// Each `kp_out` is NULL, misaligned or readable.
+unsafe fn refuse_pair_overlap(
+    private_key_ciphertext: *const kp_out,
+    public_key: *const kp_out,
+    info: *mut *mut kp_record,
+    plaintext: Span,
+) -> Outcome<()> {
+    if std::ptr::eq(private_key_ciphertext, public_key) {
+        return Ok(()); // pair_outs refuses it (KP_STATUS_INVALID_ARGUMENT, as documented)
+    }
+    let blob = "private_key_ciphertext";
+    // SAFETY: forwarded from the caller.
+    let [blob, blob_data] =
+        unsafe { out_spans(private_key_ciphertext, blob, "private_key_ciphertext->data") };
+    // SAFETY: forwarded from the caller.
+    let [public, public_data] = unsafe { out_spans(public_key, "public_key", "public_key->data") };
+    let info = Span::output_of(info, "info");
+    refuse_overlap(&mut [blob, blob_data, public, public_data, info, plaintext])
 }
 
 /// The two `kp_out`s of a data key pair call, checked and distinct.
@@ -1072,6 +1160,8 @@ pub unsafe extern "C" fn kp_generate_data_key_pair_without_plaintext(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
+            let none = Span::output(std::ptr::null(), 0, "");
+            refuse_pair_overlap(private_key_ciphertext, public_key, info, none)?;
             let request = key_pair_request(&item_arg(request)?)?;
             let (blob_out, public_out) = pair_outs(private_key_ciphertext, public_key)?;
             check_info(info)?;
@@ -1120,6 +1210,220 @@ mod tests {
         );
         assert_eq!(kp_mac_len(kp_mac_algorithm::HmacSha_512 as u32), 64);
         assert_eq!(kp_mac_len(0), 0);
+    }
+
+    /// Every Sign, Verify, MAC, GetPublicKey, DeriveSharedSecret and data key pair call, single
+    /// and batch, refuses an output over one of its inputs (in place and partly) or over another
+    /// output, before anything is written (issue 15, finding 6).
+    #[test]
+    fn asymmetric_calls_refuse_overlapping_buffers() {
+        use crate::api::handles::{into_raw, kp_engine_free};
+        use crate::api::overlap::Refusals;
+        use std::ptr::{null, null_mut};
+        let inner = kp::Engine::in_memory().unwrap();
+        let key = |usage, spec| {
+            let request = kp::CreateKeyRequest {
+                key_usage: Some(usage),
+                key_spec: Some(spec),
+                ..Default::default()
+            };
+            let key_id = inner.create_key(request).unwrap().key_id;
+            std::ffi::CString::new(key_id).unwrap()
+        };
+        let signer = key(KeyUsage::SignVerify, KeySpec::EccNistP256);
+        let hmac = key(KeyUsage::GenerateVerifyMac, KeySpec::Hmac256);
+        let agree = key(KeyUsage::KeyAgreement, KeySpec::EccNistP256);
+        let symmetric = key(KeyUsage::EncryptDecrypt, KeySpec::SymmetricDefault);
+        let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(inner));
+        // One aligned arena for every buffer; its bytes must be unchanged after each refusal.
+        let mut arena = vec![0u64; 128];
+        let base = arena.as_mut_ptr().cast::<u8>();
+        // SAFETY: in bounds of the 1024-byte arena.
+        unsafe { std::slice::from_raw_parts_mut(base, 1024) }
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = i as u8);
+        let snapshot = arena.clone();
+        let at = |offset: usize| base.wrapping_add(offset);
+        let out = |offset: usize, capacity: usize| kp_out {
+            data: at(offset),
+            capacity,
+            len: 0,
+            status: u32::MAX,
+        };
+        let sign = kp_sign_item {
+            key_id: signer.as_ptr(),
+            message: at(0),
+            message_len: 32,
+            message_type: 0,
+            signing_algorithm: kp_signing_algorithm::EcdsaSha_256 as u32,
+        };
+        let verify = kp_verify_item {
+            key_id: signer.as_ptr(),
+            message: at(0),
+            message_len: 32,
+            message_type: 0,
+            signature: at(64),
+            signature_len: 72,
+            signing_algorithm: kp_signing_algorithm::EcdsaSha_256 as u32,
+        };
+        let mac = kp_mac_item {
+            key_id: hmac.as_ptr(),
+            message: at(0),
+            message_len: 32,
+            mac_algorithm: kp_mac_algorithm::HmacSha_256 as u32,
+        };
+        let verify_mac = kp_verify_mac_item {
+            key_id: hmac.as_ptr(),
+            message: at(0),
+            message_len: 32,
+            mac: at(64),
+            mac_len: 32,
+            mac_algorithm: kp_mac_algorithm::HmacSha_256 as u32,
+        };
+        let pair = kp_data_key_pair_item {
+            key_id: symmetric.as_ptr(),
+            context: null(),
+            key_pair_spec: kp_data_key_pair_spec::EccNistP256 as u32,
+        };
+        let mut len = 0usize;
+        let mut plaintext = null_mut();
+        let mut refused = Refusals::default();
+        // SAFETY: (every call below) a live handle; every pointer lies in the arena or a local, with
+        // the length given.
+        unsafe {
+            // Sign: in place, then the signature starting inside the message.
+            let status = kp_sign(engine, &sign, at(0), 256, &mut len, null_mut());
+            refused.check(
+                "kp_sign in place",
+                status,
+                &["request->message", "signature"],
+            );
+            let status = kp_sign(engine, &sign, at(31), 256, &mut len, null_mut());
+            refused.check("kp_sign partly", status, &["request->message", "signature"]);
+            let items = [
+                sign,
+                kp_sign_item {
+                    message: at(300),
+                    ..sign
+                },
+            ];
+            let mut outputs = [out(600, 80), out(290, 80)];
+            let status = kp_sign_batch(engine, items.as_ptr(), 2, outputs.as_mut_ptr());
+            refused.check(
+                "kp_sign_batch",
+                status,
+                &["outputs[1].data", "items[1].message"],
+            );
+            // Verify: `info` written over the signature; statuses over a message.
+            let info = at(72).cast::<*mut kp_record>();
+            let status = kp_verify(engine, &verify, info);
+            refused.check("kp_verify", status, &["info", "request->signature"]);
+            let statuses = at(8).cast::<u32>();
+            let status = kp_verify_batch(engine, &verify, 1, statuses);
+            refused.check("kp_verify_batch", status, &["statuses", "items[0].message"]);
+            // GenerateMac and VerifyMac.
+            let status = kp_generate_mac(engine, &mac, at(0), 32, &mut len, null_mut());
+            refused.check(
+                "kp_generate_mac in place",
+                status,
+                &["request->message", "mac"],
+            );
+            let status = kp_generate_mac(engine, &mac, at(16), 32, &mut len, null_mut());
+            refused.check(
+                "kp_generate_mac partly",
+                status,
+                &["request->message", "mac"],
+            );
+            let mut outputs = [out(600, 32), out(640, 32)];
+            let items = [
+                mac,
+                kp_mac_item {
+                    message: at(660),
+                    ..mac
+                },
+            ];
+            let status = kp_generate_mac_batch(engine, items.as_ptr(), 2, outputs.as_mut_ptr());
+            refused.check(
+                "kp_generate_mac_batch",
+                status,
+                &["outputs[1].data", "items[1].message"],
+            );
+            let status = kp_verify_mac(engine, &verify_mac, at(64).cast());
+            refused.check("kp_verify_mac", status, &["info", "request->mac"]);
+            let status = kp_verify_mac_batch(engine, &verify_mac, 1, at(88).cast());
+            refused.check("kp_verify_mac_batch", status, &["statuses", "items[0].mac"]);
+            let mut sizes = [0usize; 2];
+            let status = kp_generate_mac_batch_sizes(
+                items.as_ptr(),
+                2,
+                items.as_ptr().cast_mut().cast(),
+                sizes.as_mut_ptr(),
+            );
+            refused.check("kp_generate_mac_batch_sizes", status, &["sizes", "items"]);
+            // GetPublicKey: the kp_out's buffer is the kp_out itself.
+            let mut public = out(0, 0);
+            public.data = std::ptr::addr_of_mut!(public).cast();
+            public.capacity = 64;
+            let status = kp_get_public_key(engine, signer.as_ptr(), &mut public, null_mut());
+            refused.check(
+                "kp_get_public_key",
+                status,
+                &["public_key->data", "public_key"],
+            );
+            // DeriveSharedSecret: the secret's handle written into the peer's public key.
+            let secret = at(40).cast::<*mut kp_secret_buffer>();
+            let status =
+                kp_derive_shared_secret(engine, agree.as_ptr(), 1, at(0), 91, secret, null_mut());
+            refused.check(
+                "kp_derive_shared_secret",
+                status,
+                &["shared_secret", "public_key"],
+            );
+            // Data key pairs: the two outputs' buffers share bytes; one kp_out given twice.
+            let (mut blob, mut public) = (out(0, 400), out(399, 200));
+            let status = kp_generate_data_key_pair(
+                engine,
+                &pair,
+                &mut plaintext,
+                &mut blob,
+                &mut public,
+                null_mut(),
+            );
+            refused.check(
+                "kp_generate_data_key_pair",
+                status,
+                &["private_key_ciphertext->data", "public_key->data"],
+            );
+            // Without plaintext: `info` written into the public key's buffer. (One kp_out given
+            // for both stays KP_STATUS_INVALID_ARGUMENT, as documented.)
+            let mut blob = out(600, 100);
+            let info = at(400).cast();
+            let status = kp_generate_data_key_pair_without_plaintext(
+                engine,
+                &pair,
+                &mut blob,
+                &mut public,
+                info,
+            );
+            refused.check(
+                "kp_generate_data_key_pair_without_plaintext",
+                status,
+                &["info", "public_key->data"],
+            );
+            let status = kp_generate_data_key_pair_without_plaintext(
+                engine,
+                &pair,
+                &mut blob,
+                &mut blob,
+                null_mut(),
+            );
+            assert_eq!(status, kp_status::InvalidArgument);
+            kp_engine_free(engine);
+        }
+        refused.finish();
+        assert!(plaintext.is_null());
+        assert!(arena == snapshot, "a refused call wrote into the arena");
     }
 
     #[test]

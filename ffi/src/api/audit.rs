@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use super::control::engine_arg;
 use super::ffi::{bytes_arg, guard, out_arg, out_bytes, str_arg, write_out, Failure, Outcome};
 use super::handles::{handle_mut, into_raw, kp_config, kp_engine, kp_secret_buffer};
+use super::overlap::{refuse_overlap, Span};
 use super::record::{give_record, kp_field, kp_record, Record};
 use super::status::{kp_status, status_of_audit};
 
@@ -225,6 +226,10 @@ pub unsafe extern "C" fn kp_engine_audit_public_key(
     guard(|| {
         // SAFETY: forwarded from the caller.
         let engine = unsafe { engine_arg(engine) }?;
+        refuse_overlap(&mut [
+            Span::output(out, capacity, "out"),
+            Span::output_of(out_len, "out_len"),
+        ])?;
         let out_len = out_arg(out_len, "out_len")?;
         let der = audit_log(engine)?.public_key_der();
         // SAFETY: forwarded from the caller.
@@ -315,6 +320,10 @@ pub unsafe extern "C" fn kp_audit_verify(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
+        refuse_overlap(&mut [
+            Span::input(public_key, public_key_len, "public_key"),
+            Span::output_of(out, "out"),
+        ])?;
         // SAFETY: forwarded from the caller.
         let (path, public_key) = unsafe {
             (

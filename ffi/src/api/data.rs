@@ -30,7 +30,7 @@ use super::ffi::{
 use super::handles::{
     context_arg, handle_mut, kp_context, kp_engine, kp_secret_buffer, new_secret_buffer,
 };
-use super::overlap::{refuse_overlap, Span};
+use super::overlap::{refuse_batch_overlap, refuse_overlap, Span};
 use super::record::{give_opt_record, kp_field, kp_record, Record};
 use super::status::kp_status;
 use super::{KP_MAX_BATCH_ITEMS, KP_MAX_RSA_CIPHERTEXT_LEN};
@@ -646,44 +646,6 @@ unsafe fn outputs_arg<'a, O>(outputs: *mut O, count: usize) -> Outcome<&'a mut [
     Ok(unsafe { std::slice::from_raw_parts_mut(outputs, count) })
 }
 
-/// Refuses a batch whose outputs overlap its inputs or each other: the `items` and `outputs`
-/// arrays, each item's `input` bytes and each output's buffer. Run before any output slice is
-/// formed; `outputs` is only read, by value (NULL, misaligned or too many: left to
-/// [`outputs_arg`] to refuse).
-///
-/// # Safety
-/// `outputs` is NULL or points to `items.len()` readable `kp_out`s.
-pub(crate) unsafe fn refuse_batch_overlap<I>(
-    items: &[I],
-    outputs: *const kp_out,
-    input: impl Fn(&I) -> (*const u8, usize),
-    what: &'static str,
-) -> Outcome<()> {
-    let count = items.len();
-    if count == 0 || count > KP_MAX_BATCH_ITEMS || outputs.is_null() || !outputs.is_aligned() {
-        return Ok(());
-    }
-    let mut spans = Vec::with_capacity(2 * count + 2);
-    spans.push(Span::input(
-        items.as_ptr().cast(),
-        std::mem::size_of_val(items),
-        "items",
-    ));
-    spans.push(Span::output(
-        outputs.cast(),
-        count * std::mem::size_of::<kp_out>(),
-        "outputs",
-    ));
-    for (i, item) in items.iter().enumerate() {
-        let (ptr, len) = input(item);
-        spans.push(Span::item_input(ptr, len, i, what));
-        // SAFETY: the caller promises `count` readable kp_outs; read by value, no reference kept.
-        let out = unsafe { outputs.add(i).read() };
-        spans.push(Span::item_output(out.data, out.capacity, i, "data"));
-    }
-    refuse_overlap(&mut spans)
-}
-
 /// Runs a batch: prepares every item (items the library refuses get their status and are not
 /// sent), runs the engine once over the rest, and delivers each result to its output.
 ///
@@ -810,16 +772,23 @@ unsafe fn batch_into<R>(
     tally.finish(count)
 }
 
-/// Writes per-item sizes (optional) and their sum (optional).
+/// Writes per-item sizes of `items` (optional) and their sum (optional), refusing outputs that
+/// overlap `items` or each other.
 ///
 /// # Safety
-/// `sizes` is NULL or has room for `values.len()` entries; `total` is NULL or writable.
-pub(crate) unsafe fn write_sizes(
+/// `sizes` is NULL or has room for `items.len()` entries; `total` is NULL or writable.
+pub(crate) unsafe fn write_sizes<I>(
+    items: &[I],
     values: impl Iterator<Item = usize>,
-    count: usize,
     sizes: *mut usize,
     total: *mut usize,
 ) -> Outcome<()> {
+    let count = items.len();
+    refuse_overlap(&mut [
+        Span::array(items.as_ptr(), count, false, "items"),
+        Span::array(sizes, count, true, "sizes"),
+        Span::output_of(total, "total"),
+    ])?;
     let sizes = if sizes.is_null() || count == 0 {
         None
     } else {
@@ -981,8 +950,9 @@ pub unsafe extern "C" fn kp_encrypt_batch(
             refuse_batch_overlap(
                 items,
                 outputs,
-                |item| (item.plaintext, item.plaintext_len),
-                "plaintext",
+                "outputs",
+                |i| [("plaintext", i.plaintext, i.plaintext_len)],
+                &[],
             )?;
             let memo = Memo::new();
             batch_into(
@@ -1017,7 +987,7 @@ pub unsafe extern "C" fn kp_encrypt_batch_sizes(
         // SAFETY: forwarded from the caller.
         unsafe {
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(items.iter().map(encrypt_size), count, sizes, total)
+            write_sizes(items, items.iter().map(encrypt_size), sizes, total)
         }
     })
 }
@@ -1104,8 +1074,9 @@ pub unsafe extern "C" fn kp_decrypt_batch(
             refuse_batch_overlap(
                 items,
                 outputs,
-                |item| (item.ciphertext, item.ciphertext_len),
-                "ciphertext",
+                "outputs",
+                |i| [("ciphertext", i.ciphertext, i.ciphertext_len)],
+                &[],
             )?;
             let memo = Memo::new();
             batch_into(
@@ -1138,7 +1109,7 @@ pub unsafe extern "C" fn kp_decrypt_batch_sizes(
         // SAFETY: forwarded from the caller.
         unsafe {
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(items.iter().map(decrypt_size), count, sizes, total)
+            write_sizes(items, items.iter().map(decrypt_size), sizes, total)
         }
     })
 }
@@ -1234,8 +1205,9 @@ pub unsafe extern "C" fn kp_re_encrypt_batch(
             refuse_batch_overlap(
                 items,
                 outputs,
-                |item| (item.ciphertext, item.ciphertext_len),
-                "ciphertext",
+                "outputs",
+                |i| [("ciphertext", i.ciphertext, i.ciphertext_len)],
+                &[],
             )?;
             batch(
                 count,
@@ -1269,7 +1241,7 @@ pub unsafe extern "C" fn kp_re_encrypt_batch_sizes(
         // SAFETY: forwarded from the caller.
         unsafe {
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(items.iter().map(re_encrypt_size), count, sizes, total)
+            write_sizes(items, items.iter().map(re_encrypt_size), sizes, total)
         }
     })
 }
@@ -1304,6 +1276,12 @@ pub unsafe extern "C" fn kp_generate_data_key(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
+            refuse_overlap(&mut [
+                Span::output_of(plaintext, "plaintext"),
+                Span::output(ciphertext, capacity, "ciphertext"),
+                Span::output_of(ciphertext_len, "ciphertext_len"),
+                Span::output_of(info, "info"),
+            ])?;
             let (request, _, needed) = data_key_request(&item_arg(request)?, &Memo::new())?;
             let plaintext_out = out_arg(plaintext, "plaintext")?;
             let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
@@ -1349,6 +1327,11 @@ pub unsafe extern "C" fn kp_generate_data_key_without_plaintext(
         // SAFETY: forwarded from the caller (for every unsafe call in this block).
         unsafe {
             let engine = engine_arg(engine)?;
+            refuse_overlap(&mut [
+                Span::output(ciphertext, capacity, "ciphertext"),
+                Span::output_of(ciphertext_len, "ciphertext_len"),
+                Span::output_of(info, "info"),
+            ])?;
             let (request, _, needed) = data_key_request(&item_arg(request)?, &Memo::new())?;
             let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
             let out = out_bytes(ciphertext, capacity, needed, "ciphertext")?;
@@ -1392,6 +1375,8 @@ pub unsafe extern "C" fn kp_generate_data_key_batch(
             let engine = engine_arg(engine)?;
             let arena = handle_mut(plaintexts, "plaintexts")?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
+            let keys = Span::output(arena.expose().as_ptr(), arena.len(), "plaintexts");
+            refuse_batch_overlap(items, ciphertexts, "ciphertexts", |_| [], &[keys])?;
             let mut offsets = Vec::with_capacity(count);
             let mut total = 0usize;
             for item in items {
@@ -1448,7 +1433,7 @@ pub unsafe extern "C" fn kp_generate_data_key_without_plaintext_batch(
         unsafe {
             let engine = engine_arg(engine)?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            refuse_batch_overlap(items, outputs, |_| (std::ptr::null(), 0), "")?;
+            refuse_batch_overlap(items, outputs, "outputs", |_| [], &[])?;
             let memo = Memo::new();
             batch(
                 count,
@@ -1484,10 +1469,17 @@ pub unsafe extern "C" fn kp_generate_data_key_batch_sizes(
         unsafe {
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
             let keys = || items.iter().map(data_key_len);
-            write_sizes(keys(), count, key_lens, total_key_bytes)?;
+            refuse_overlap(&mut [
+                Span::array(items.as_ptr(), count, false, "items"),
+                Span::array(key_lens, count, true, "key_lens"),
+                Span::array(ciphertext_lens, count, true, "ciphertext_lens"),
+                Span::output_of(total_key_bytes, "total_key_bytes"),
+                Span::output_of(total_ciphertext_bytes, "total_ciphertext_bytes"),
+            ])?;
+            write_sizes(items, keys(), key_lens, total_key_bytes)?;
             write_sizes(
+                items,
                 keys().map(|k| if k == 0 { 0 } else { blob_len(k) }),
-                count,
                 ciphertext_lens,
                 total_ciphertext_bytes,
             )
@@ -1549,6 +1541,7 @@ pub unsafe extern "C" fn kp_generate_random_batch(
         // SAFETY: forwarded from the caller.
         unsafe {
             let engine = engine_arg(engine)?;
+            refuse_batch_overlap(&vec![(); count], outputs, "outputs", |_| [], &[])?;
             batch(
                 count,
                 outputs,
@@ -1693,5 +1686,156 @@ mod tests {
         assert_eq!(opened, plaintext);
         // SAFETY: the handle is live and freed once.
         unsafe { kp_engine_free(engine) };
+    }
+
+    /// GenerateDataKey (single, without plaintext, batch), GenerateRandom's batch, the `*_sizes`
+    /// calls, the audit public key and verifier and `kp_last_error_message` refuse outputs over
+    /// their inputs or each other, in place and partly, before anything is written (issue 15,
+    /// finding 6). `kp_generate_random` has one buffer: nothing to overlap.
+    #[test]
+    fn data_key_random_sizes_and_audit_calls_refuse_overlapping_buffers() {
+        use crate::api::audit::{kp_audit_verify, kp_engine_audit_public_key};
+        use crate::api::handles::{
+            kp_secret_buffer_data, kp_secret_buffer_free, kp_secret_buffer_new,
+        };
+        use crate::api::overlap::Refusals;
+        use std::ptr::{null, null_mut};
+        let inner = kp::Engine::in_memory().unwrap();
+        let key = inner.create_key(kp::CreateKeyRequest::default()).unwrap();
+        let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(inner));
+        let key_id = std::ffi::CString::new(key.key_id).unwrap();
+        let mut arena = vec![0u64; 128];
+        let base = arena.as_mut_ptr().cast::<u8>();
+        // SAFETY: the arena's 1024 bytes.
+        unsafe { std::slice::from_raw_parts_mut(base, 1024) }
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = i as u8);
+        let snapshot = arena.clone();
+        let at = |offset: usize| base.wrapping_add(offset);
+        let out = |offset: usize, capacity: usize| kp_out {
+            data: at(offset),
+            capacity,
+            len: 0,
+            status: u32::MAX,
+        };
+        let item = kp_data_key_item {
+            key_id: key_id.as_ptr(),
+            context: null(),
+            key_spec: kp_data_key_spec::Aes_256 as u32,
+            number_of_bytes: 0,
+        };
+        let blob = blob_len(32);
+        let mut secret = null_mut();
+        let mut refused = Refusals::default();
+        // SAFETY: (every call below) a live handle; every pointer lies in the arena or a local, with
+        // the length given.
+        unsafe {
+            // GenerateDataKey: the length, then the secret's handle, written into the ciphertext.
+            let (plaintext, length) = (at(0).cast(), at(8).cast());
+            let status =
+                kp_generate_data_key(engine, &item, &mut secret, at(0), blob, length, null_mut());
+            refused.check(
+                "kp_generate_data_key",
+                status,
+                &["ciphertext_len", "ciphertext"],
+            );
+            let mut len = 0usize;
+            let status =
+                kp_generate_data_key(engine, &item, plaintext, at(0), blob, &mut len, null_mut());
+            refused.check(
+                "kp_generate_data_key plaintext",
+                status,
+                &["plaintext", "ciphertext"],
+            );
+            let status = kp_generate_data_key_without_plaintext(
+                engine,
+                &item,
+                at(0),
+                blob,
+                &mut len,
+                at(16).cast(),
+            );
+            refused.check(
+                "kp_generate_data_key_without_plaintext",
+                status,
+                &["info", "ciphertext"],
+            );
+            // The batch: a ciphertext written into the secret buffer that receives the keys.
+            let mut keys = null_mut();
+            assert_eq!(kp_secret_buffer_new(engine, 64, &mut keys), kp_status::Ok);
+            let mut ciphertexts = [out(600, blob), out(0, blob)];
+            ciphertexts[1].data = kp_secret_buffer_data(keys).add(32);
+            let items = [item, item];
+            let status = kp_generate_data_key_batch(
+                engine,
+                items.as_ptr(),
+                2,
+                keys,
+                ciphertexts.as_mut_ptr(),
+            );
+            refused.check(
+                "kp_generate_data_key_batch",
+                status,
+                &["ciphertexts[1].data", "plaintexts"],
+            );
+            kp_secret_buffer_free(keys);
+            // GenerateRandom: two outputs sharing a byte; an output over the output array.
+            let mut outputs = [out(0, 100), out(99, 100)];
+            let status = kp_generate_random_batch(engine, outputs.as_mut_ptr(), 2);
+            refused.check(
+                "kp_generate_random_batch",
+                status,
+                &["outputs[1].data", "outputs[0].data"],
+            );
+            let mut outputs = [out(0, 16), out(0, 16)];
+            outputs[1].data = outputs.as_mut_ptr().cast();
+            let status = kp_generate_random_batch(engine, outputs.as_mut_ptr(), 2);
+            refused.check(
+                "kp_generate_random_batch onto outputs",
+                status,
+                &["outputs[1].data", "outputs"],
+            );
+            // Sizes: in place over the items; two size arrays sharing an entry.
+            let encrypt = [kp_encrypt_item {
+                key_id: key_id.as_ptr(),
+                plaintext: at(0),
+                plaintext_len: 16,
+                context: null(),
+                encryption_algorithm: 0,
+            }];
+            let sizes = encrypt.as_ptr().cast_mut().cast();
+            let status = kp_encrypt_batch_sizes(encrypt.as_ptr(), 1, sizes, null_mut());
+            refused.check("kp_encrypt_batch_sizes", status, &["sizes", "items"]);
+            let mut lens = [0usize; 3];
+            let (key_lens, blob_lens) = (lens.as_mut_ptr(), lens.as_mut_ptr().add(1));
+            let status = kp_generate_data_key_batch_sizes(
+                items.as_ptr(),
+                2,
+                key_lens,
+                blob_lens,
+                null_mut(),
+                null_mut(),
+            );
+            refused.check(
+                "kp_generate_data_key_batch_sizes",
+                status,
+                &["key_lens", "ciphertext_lens"],
+            );
+            // The audit public key's length written into the key; the verifier's record into the
+            // public key it reads.
+            let status = kp_engine_audit_public_key(engine, at(0), 100, at(16).cast());
+            refused.check("kp_engine_audit_public_key", status, &["out_len", "out"]);
+            let path = c"/nonexistent/audit.log";
+            let status = kp_audit_verify(path.as_ptr(), at(0), 91, at(8).cast());
+            refused.check("kp_audit_verify", status, &["out", "public_key"]);
+            // The last error's length written into the message buffer (no message of its own).
+            let status = kp_last_error_message(at(0).cast(), 64, at(8).cast());
+            refused.check("kp_last_error_message", status, &[]);
+            kp_engine_free(engine);
+        }
+        refused.finish();
+        assert!(secret.is_null());
+        assert!(arena == snapshot, "a refused call wrote into the arena");
     }
 }

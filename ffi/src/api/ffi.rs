@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use super::overlap::{refuse_overlap, Span};
 use super::status::{kp_status, status_of};
 use super::KP_MAX_LENGTH;
 
@@ -286,6 +287,10 @@ pub unsafe extern "C" fn kp_last_error_message(
         }
         if !out_len.is_null() && !out_len.is_aligned() {
             return kp_status::InvalidArgument;
+        }
+        let buf_span = Span::output(buf.cast(), capacity, "buf");
+        if refuse_overlap(&mut [buf_span, Span::output_of(out_len, "out_len")]).is_err() {
+            return kp_status::OverlappingBuffers;
         }
         LAST_ERROR.with(|last| {
             let last = last.borrow();

@@ -3,12 +3,18 @@
 //! pointers (an `&[u8]` and an `&mut [u8]` over the same bytes is undefined behaviour, and a
 //! seal that writes its header before reading the plaintext would corrupt the output).
 //!
-//! Ranges are compared by address only; nothing is read. Empty ranges and NULL pointers take no
-//! room. The usual batch (outputs in ascending order, all on one side of the inputs) is checked in
-//! one pass; anything else is sorted and swept.
+//! Ranges are compared by address only; nothing is read but the `kp_out`s that say where a buffer
+//! is. Empty ranges, NULL pointers and lengths over `KP_MAX_LENGTH` (which the argument checks
+//! refuse with `KP_STATUS_INVALID_LENGTH`) take no room. The usual batch (outputs in ascending
+//! order, all on one side of the inputs) is checked in one pass; anything else is sorted and swept.
+//!
+//! Each export adds one call: [`refuse_overlap`] with its arguments' [`Span`]s (a `kp_out`
+//! argument gives two, [`out_spans`]), or [`refuse_batch_overlap`] for a batch.
 
+use super::data::kp_out;
 use super::ffi::{Failure, Outcome};
 use super::status::kp_status;
+use super::{KP_MAX_BATCH_ITEMS, KP_MAX_LENGTH};
 
 /// One range of memory a call reads (`output` false) or writes.
 #[derive(Clone, Copy, Debug)]
@@ -24,7 +30,8 @@ pub(crate) struct Span {
 impl Span {
     fn new(ptr: *const u8, len: usize, output: bool, item: usize, what: &'static str) -> Self {
         let start = ptr as usize;
-        let end = if ptr.is_null() {
+        // An absurd length is left to the argument checks (KP_STATUS_INVALID_LENGTH).
+        let end = if ptr.is_null() || len > KP_MAX_LENGTH {
             start
         } else {
             start.saturating_add(len)
@@ -58,9 +65,20 @@ impl Span {
         Span::new(ptr, len, false, item, what)
     }
 
-    /// An output range of batch item `item`.
-    pub(crate) fn item_output(ptr: *const u8, len: usize, item: usize, what: &'static str) -> Self {
-        Span::new(ptr, len, true, item, what)
+    /// The buffer of batch item `item` in the output array `array` ("outputs", "ciphertexts").
+    pub(crate) fn item_output(
+        ptr: *const u8,
+        len: usize,
+        item: usize,
+        array: &'static str,
+    ) -> Self {
+        Span::new(ptr, len, true, item, array)
+    }
+
+    /// An array of `count` `T`s read (`output` false) or written.
+    pub(crate) fn array<T>(ptr: *const T, count: usize, output: bool, what: &'static str) -> Self {
+        let len = count.saturating_mul(std::mem::size_of::<T>());
+        Span::new(ptr.cast(), len, output, usize::MAX, what)
     }
 
     fn is_empty(&self) -> bool {
@@ -71,7 +89,7 @@ impl Span {
         match (self.item, self.output) {
             (usize::MAX, _) => self.what.to_owned(),
             (item, false) => format!("items[{item}].{}", self.what),
-            (item, true) => format!("outputs[{item}].{}", self.what),
+            (item, true) => format!("{}[{item}].data", self.what),
         }
     }
 }
@@ -154,6 +172,117 @@ pub(crate) fn refuse_overlap(spans: &mut [Span]) -> Outcome<()> {
     Ok(())
 }
 
+/// The spans of a `kp_out` argument: the struct itself and the buffer it points to (named
+/// `what` and `data`), both outputs. The `kp_out` is read by value when it is not NULL and aligned
+/// (else both spans are empty, and the argument check that follows refuses it).
+///
+/// # Safety
+/// `out` is NULL, misaligned, or points to a readable `kp_out`.
+pub(crate) unsafe fn out_spans(
+    out: *const kp_out,
+    what: &'static str,
+    data: &'static str,
+) -> [Span; 2] {
+    if out.is_null() || !out.is_aligned() {
+        return [Span::output(std::ptr::null(), 0, what); 2];
+    }
+    // SAFETY: not NULL, aligned, and the caller promises a readable kp_out; read by value.
+    let value = unsafe { out.read() };
+    [
+        Span::output_of(out, what),
+        Span::output(value.data, value.capacity, data),
+    ]
+}
+
+/// A batch output slot: a `kp_out` (its buffer) or a status (none).
+pub(crate) trait OutputSlot: Copy {
+    /// The bytes the slot's output goes to, if any.
+    fn buffer(&self) -> (*const u8, usize);
+}
+
+impl OutputSlot for kp_out {
+    fn buffer(&self) -> (*const u8, usize) {
+        (self.data, self.capacity)
+    }
+}
+
+impl OutputSlot for u32 {
+    fn buffer(&self) -> (*const u8, usize) {
+        (std::ptr::null(), 0)
+    }
+}
+
+/// Refuses a batch whose outputs overlap its inputs or each other: the `items` array and each
+/// item's byte inputs (`inputs` names them: `("plaintext", ptr, len)`), the output array
+/// (`outputs`, called `array`) and each slot's buffer, and `more` (other arguments of the call).
+/// Run before any output slice is formed; `outputs` is only read, by value (NULL, misaligned or
+/// too many: left to the batch's own checks to refuse).
+///
+/// # Safety
+/// `outputs` is NULL, misaligned, or points to `items.len()` readable `O`s.
+pub(crate) unsafe fn refuse_batch_overlap<I, O: OutputSlot, const N: usize>(
+    items: &[I],
+    outputs: *const O,
+    array: &'static str,
+    inputs: impl Fn(&I) -> [(&'static str, *const u8, usize); N],
+    more: &[Span],
+) -> Outcome<()> {
+    let count = items.len();
+    if count == 0 || count > KP_MAX_BATCH_ITEMS || outputs.is_null() || !outputs.is_aligned() {
+        return Ok(());
+    }
+    let mut spans = Vec::with_capacity((N + 1) * count + 2 + more.len());
+    spans.push(Span::array(items.as_ptr(), count, false, "items"));
+    spans.push(Span::array(outputs, count, true, array));
+    spans.extend_from_slice(more);
+    for (i, item) in items.iter().enumerate() {
+        for (what, ptr, len) in inputs(item) {
+            spans.push(Span::item_input(ptr, len, i, what));
+        }
+        // SAFETY: the caller promises `count` readable slots; read by value, no reference kept.
+        let (ptr, len) = unsafe { outputs.add(i).read() }.buffer();
+        spans.push(Span::item_output(ptr, len, i, array));
+    }
+    refuse_overlap(&mut spans)
+}
+
+/// For the exports' tests: collects the calls that were not refused as overlapping (or whose
+/// message does not name both arguments), so that one run lists them all.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Refusals {
+    missed: Vec<String>,
+}
+
+#[cfg(test)]
+impl Refusals {
+    /// `status` of `call` must be `KP_STATUS_OVERLAPPING_BUFFERS`, its message naming `names`.
+    pub(crate) fn check(&mut self, call: &str, status: kp_status, names: &[&str]) {
+        if status != kp_status::OverlappingBuffers {
+            self.missed.push(format!("{call}: {status:?}"));
+            return;
+        }
+        let mut buf = [0 as std::ffi::c_char; 512];
+        // SAFETY: a writable buffer of its length; the length out-pointer is optional.
+        let read = unsafe {
+            super::ffi::kp_last_error_message(buf.as_mut_ptr(), buf.len(), std::ptr::null_mut())
+        };
+        assert_eq!(read, kp_status::Ok);
+        // SAFETY: NUL-terminated by the call.
+        let message = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
+        for name in names {
+            if !message.contains(name) {
+                self.missed
+                    .push(format!("{call}: {message:?} does not name {name}"));
+            }
+        }
+    }
+
+    pub(crate) fn finish(self) {
+        assert!(self.missed.is_empty(), "not refused: {:#?}", self.missed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,8 +320,10 @@ mod tests {
 
     #[test]
     fn separate_and_empty_ranges_pass() {
-        let cases: [&[(usize, usize, bool)]; 5] = [
+        let cases: [&[(usize, usize, bool)]; 6] = [
             &[(1000, 16, false), (1016, 99, true)],
+            // An absurd capacity is the length checks' to refuse, as InvalidLength.
+            &[(1000, 16, false), (1000, usize::MAX, true)],
             &[(2000, 16, false), (1000, 1000, true)],
             // Inputs may share memory; empty and NULL ranges take none.
             &[
