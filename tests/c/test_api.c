@@ -468,7 +468,7 @@ static void test_single_calls(kp_engine *engine) {
   kp_record *info = NULL;
   kp_secret_buffer *key = NULL;
   uint8_t plaintext[300], blob[400], out[400], moved[400], random[1024];
-  static uint8_t big[16384], big_blob[16384 + 82];
+  static uint8_t big[16384], big_blob[16384 + 82], too_long[16385];
   size_t len = 0, blob_len = 0, moved_len = 0, i;
   kp_encrypt_item enc;
   kp_decrypt_item dec;
@@ -548,8 +548,11 @@ static void test_single_calls(kp_engine *engine) {
   EXPECT(KP_STATUS_BUFFER_TOO_SMALL, kp_encrypt(engine, &enc, blob, blob_len - 1, &len, NULL));
   enc.plaintext_len = 0;
   EXPECT(KP_STATUS_VALIDATION, kp_encrypt(engine, &enc, blob, sizeof blob, &len, NULL));
-  enc.plaintext_len = 16385;
+  /* A plaintext really that long (a length beyond its buffer could reach `blob`, an overlap). */
+  enc.plaintext = too_long;
+  enc.plaintext_len = sizeof too_long;
   EXPECT(KP_STATUS_BUFFER_TOO_SMALL, kp_encrypt(engine, &enc, blob, sizeof blob, &len, NULL));
+  enc.plaintext = plaintext;
   enc.plaintext_len = sizeof plaintext;
   enc.encryption_algorithm = KP_ENCRYPTION_ALGORITHM_RSAES_OAEP_SHA_256;
   EXPECT(KP_STATUS_INVALID_KEY_USAGE, kp_encrypt(engine, &enc, blob, sizeof blob, &len, NULL));
