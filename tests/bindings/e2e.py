@@ -270,8 +270,9 @@ def drive_e2e(work, cli_path, c_worker):
             if seen is None:
                 late.append(f"{f.name}: {kind} never seen")
                 continue
-            # From the CLI's start (before its commit): an upper bound on the propagation.
-            latencies[f.name].append((seen - t0) / 1e9)
+            # The commit lies between the CLI's start and its exit: from the exit (a lower bound)
+            # and from the start (an upper bound, with the CLI's own start-up).
+            latencies[f.name].append(((seen - t1) / 1e9, (seen - t0) / 1e9))
         # Let each follower run a few items in the new state before the next change.
         time.sleep(0.05)
     check(not late, f"every change seen by both followers ({'; '.join(late) or 'none missed'})")
@@ -279,15 +280,17 @@ def drive_e2e(work, cli_path, c_worker):
         lat = latencies[f.name]
         if not lat:
             continue
-        p50, p99, worst = percentile(lat, 50), percentile(lat, 99), max(lat)
-        print(
-            f"propagation to {f.name} over {len(lat)} changes (CLI start to first result in "
-            f"the new state): p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-            f"max {worst * 1000:.0f} ms",
-            flush=True,
-        )
+        for i, frm in enumerate(("exit", "start")):
+            one = [pair[i] for pair in lat]
+            print(
+                f"propagation to {f.name} over {len(one)} changes (CLI {frm} to first result in "
+                f"the new state): p50 {percentile(one, 50) * 1000:.0f} ms, "
+                f"p99 {percentile(one, 99) * 1000:.0f} ms, max {max(one) * 1000:.0f} ms",
+                flush=True,
+            )
+        worst = max(pair[0] for pair in lat)
         check(worst <= BOUND_S + SLACK_S, f"{f.name} saw every change within "
-              f"{BOUND_S:.1f} s + {SLACK_S:.1f} s (max {worst * 1000:.0f} ms)")
+              f"{BOUND_S:.1f} s + {SLACK_S:.1f} s of the CLI's exit (max {worst * 1000:.0f} ms)")
     # After the last disable was seen, nothing encrypts any more.
     time.sleep(0.2)
     open(stop, "w").close()
