@@ -2783,7 +2783,8 @@ kp_status kp_get_key_last_usage(const struct kp_engine *engine,
 /**
  * Makes a configuration with the engine's defaults (region `us-east-1`, account
  * `111122223333`, one worker per core, lock policy Require, 4096-byte plaintexts, 100,000 keys,
- * system clock, no background scheduler, in-memory key store, no rate quotas, no audit log).
+ * system clock, in-memory key store, no background scheduler (every 1 s on a durable store), no
+ * rate quotas, no audit log).
  *
  * Ownership: on success `*out` is a new handle the caller frees with `kp_config_free`.
  * Thread safety: callable from any thread.
@@ -2879,9 +2880,12 @@ kp_status kp_config_set_max_keys(struct kp_config *config, size_t max);
 kp_status kp_config_set_messages_per_derived_key(struct kp_config *config, uint64_t limit);
 
 /**
- * Runs due deletions and rotations on a background thread every `interval_ms` milliseconds; 0
- * turns the background thread off (the default: every control-plane call, or
- * `kp_engine_run_due_tasks`, runs them).
+ * Runs due deletions and rotations on a background thread every `interval_ms` milliseconds, and
+ * (on a durable store) looks for other processes' changes as often: a rotation, disable or policy
+ * change made by another process reaches this engine's data plane within the interval plus one
+ * reload. 0: the default, which is 1000 ms on a durable store (`kp_config_set_store`) and no
+ * background thread in memory (every control-plane call, or `kp_engine_run_due_tasks`, runs
+ * due tasks).
  *
  * Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
  *

@@ -101,6 +101,8 @@ impl Context {
             store: self.store_options(),
             passphrase_cost: argon2_cost(&default_cost()),
             audit: AuditOptions::off(),
+            // Only the store is used: engines start through `Opened::from_store`, without one.
+            scheduler_interval: None,
         };
         let opened = open(&StoreAddress::data_dir(&self.data_dir), options)?;
         let store = opened.store().cloned();

@@ -61,11 +61,14 @@ impl Engine {
     /// `root.key`, mode 0600) unless `open_only`. The root key: `root_key_file`, `root_key_env`,
     /// `passphrase` or `root_key` (a callable returning the 32 key bytes), else as the CLI
     /// (`KEYPLANE_ROOT_KEY_FILE`, `KEYPLANE_ROOT_KEY`, the data directory's `root.key`). Requests
-    /// are recorded in the data directory's audit log unless `audit=False`. `rate_quotas` maps
+    /// are recorded in the data directory's audit log unless `audit=False`. On a durable store the
+    /// engine looks for other processes' changes (and runs due deletions and rotations) every
+    /// `scheduler_interval_ms` (0: 1000), so that their rotations, disables and policy changes
+    /// reach its data plane within that interval plus one reload. `rate_quotas` maps
     /// operation families (`symmetric_crypto`, `asymmetric_crypto`, `data_key_pair`,
     /// `control_plane`) to requests per second; over them, calls fail with ThrottlingException.
     #[new]
-    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None, store = None, home = None, root_key_file = None, root_key_env = None, passphrase = None, root_key = None, open_only = false, audit = true, audit_log = None, audit_durability = "synced", audit_digest_interval_ms = 0))]
+    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None, store = None, home = None, root_key_file = None, root_key_env = None, passphrase = None, root_key = None, open_only = false, audit = true, audit_log = None, audit_durability = "synced", audit_digest_interval_ms = 0, scheduler_interval_ms = 0))]
     fn py_new(
         py: Python<'_>,
         region: &str,
@@ -87,6 +90,7 @@ impl Engine {
         audit_log: Option<std::path::PathBuf>,
         audit_durability: &str,
         audit_digest_interval_ms: u64,
+        scheduler_interval_ms: u64,
     ) -> Result<Self> {
         let store = StoreArgs {
             store,
@@ -100,6 +104,7 @@ impl Engine {
             audit_log,
             audit_durability,
             audit_digest_interval_ms,
+            scheduler_interval_ms,
         };
         let lock_policy = match lock_policy {
             "require" => LockPolicy::Require,

@@ -62,6 +62,8 @@ pub(crate) struct StoreArgs<'a> {
     pub(crate) audit_log: Option<PathBuf>,
     pub(crate) audit_durability: &'a str,
     pub(crate) audit_digest_interval_ms: u64,
+    /// 0: the store's default (1 s).
+    pub(crate) scheduler_interval_ms: u64,
 }
 
 /// Asks a Python callable for the root key (32 bytes, `bytes` or `bytearray`).
@@ -162,6 +164,8 @@ impl StoreArgs<'_> {
             } else {
                 AuditOptions::off()
             },
+            scheduler_interval: (self.scheduler_interval_ms > 0)
+                .then(|| Duration::from_millis(self.scheduler_interval_ms)),
             ..OpenOptions::default()
         };
         let engine = py

@@ -9,7 +9,9 @@
 //!   caller's [`RootKeyProvider`]; [`RootKeySource::from_env`] picks one as the CLI does.
 //! - [`open`]: opens the store, creating it (with a new root key file, mode 0600) unless
 //!   [`OpenOptions::open_only`]; [`Opened::engine`] starts an engine on it with the audit log the
-//!   CLI keeps (`<data dir>/audit/audit.log`, digests signed by the store's audit signing key).
+//!   CLI keeps (`<data dir>/audit/audit.log`, digests signed by the store's audit signing key),
+//!   following other processes' changes every [`DEFAULT_SCHEDULER_INTERVAL`] (1 s) unless
+//!   [`OpenOptions::scheduler_interval`] says otherwise.
 //! - Every failure is an [`OpenError`] whose [`ErrorKind`] says which (a wrong root key, a missing
 //!   store, a read-only directory, a newer schema, a damaged or rolled-back store, ...), with a
 //!   message that names what was tried.
@@ -35,5 +37,5 @@ pub use address::{StoreAddress, DEFAULT_DATA_DIR, HOME_VAR, STORE_VAR};
 pub use audit::{AuditOptions, AuditPaths};
 pub use error::{ErrorKind, OpenError};
 pub use keyplane_sqlite::root_key::RootKeyProvider;
-pub use open::{open, OpenOptions, Opened, StoreEngine};
+pub use open::{open, OpenOptions, Opened, StoreEngine, DEFAULT_SCHEDULER_INTERVAL};
 pub use root_key::{read_passphrase_file, RootKeySource, ROOT_KEY_FILE_VAR};

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use keyplane::{Engine, EngineBuilder, Error};
 use keyplane_sqlite::root_key::{Argon2Cost, RootKeyProvider};
@@ -10,6 +11,11 @@ use keyplane_sqlite::{SqliteKeyStore, StoreOptions, StorePaths};
 use crate::audit::{self, AuditLock, AuditOptions, AuditPaths, LockMode};
 use crate::error::{ErrorKind, OpenError};
 use crate::{RootKeySource, StoreAddress};
+
+/// How often, by default, an engine on a durable store looks for other processes' changes (and runs
+/// due deletions and rotations): a rotation, disable or policy change made by another process
+/// reaches this engine's data plane within this interval plus one reload.
+pub const DEFAULT_SCHEDULER_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How to open a store.
 #[derive(Debug, Default)]
@@ -24,6 +30,11 @@ pub struct OpenOptions {
     pub passphrase_cost: Argon2Cost,
     /// The audit log of engines on this store.
     pub audit: AuditOptions,
+    /// How often engines on a durable store look for other processes' changes (the bound on how
+    /// long a change made elsewhere takes to reach their data planes); `None`:
+    /// [`DEFAULT_SCHEDULER_INTERVAL`]. It replaces the builder's `scheduler_interval`. Engines
+    /// in memory (`memory:`) keep the builder's.
+    pub scheduler_interval: Option<Duration>,
 }
 
 /// An open store (none for `memory:`), ready to start engines on.
@@ -33,6 +44,8 @@ pub struct Opened {
     store: Option<Arc<SqliteKeyStore>>,
     created: bool,
     audit: AuditOptions,
+    /// Given to engines on the durable store; `None`: the builder's (the CLI's one-shot commands).
+    scheduler_interval: Option<Duration>,
 }
 
 /// Opens the store at `address`, creating it (a new root key from the source: a key file is
@@ -46,6 +59,7 @@ pub fn open(address: &StoreAddress, options: OpenOptions) -> Result<Opened, Open
                 store: None,
                 created: false,
                 audit: options.audit,
+                scheduler_interval: None,
             })
         }
         StoreAddress::Sqlite(dir) => dir.clone(),
@@ -63,6 +77,11 @@ pub fn open(address: &StoreAddress, options: OpenOptions) -> Result<Opened, Open
         store: Some(Arc::new(store)),
         created,
         audit: options.audit,
+        scheduler_interval: Some(
+            options
+                .scheduler_interval
+                .unwrap_or(DEFAULT_SCHEDULER_INTERVAL),
+        ),
     })
 }
 
@@ -90,14 +109,22 @@ fn open_or_create(
 
 impl Opened {
     /// A store already open (the CLI's commands that need the store itself), with the audit
-    /// settings of engines started on it.
+    /// settings of engines started on it. Their engines keep the builder's `scheduler_interval`
+    /// (a one-shot command reloads before each control-plane call and needs no background
+    /// thread).
     pub fn from_store(store: Arc<SqliteKeyStore>, audit: AuditOptions) -> Self {
         Opened {
             address: StoreAddress::Sqlite(store.paths().dir.clone()),
             store: Some(store),
             created: false,
             audit,
+            scheduler_interval: None,
         }
+    }
+
+    /// The scheduler interval engines on this store get (`None`: the builder's).
+    pub fn scheduler_interval(&self) -> Option<Duration> {
+        self.scheduler_interval
     }
 
     /// The address opened.
@@ -139,6 +166,10 @@ impl Opened {
         };
         let dir = store.paths().dir.clone();
         let mut builder = builder.store(Arc::clone(store) as Arc<dyn keyplane::store::KeyStore>);
+        if let Some(every) = self.scheduler_interval {
+            // Follow other processes' changes without waiting for a control-plane call.
+            builder = builder.scheduler_interval(every);
+        }
         let mut lock = None;
         let mut audit_log = None;
         let mut export = None;

@@ -206,3 +206,44 @@ fn memory_addresses_open_no_store() {
     assert!(engine.audit_log().is_none());
     assert!(engine.create_key(CreateKeyRequest::default()).is_ok());
 }
+
+/// Another process's disable reaches an engine that makes no control-plane call, by default within
+/// the default scheduler interval (before, engines from `open` had no scheduler: a long-lived
+/// data-plane-only engine never saw it).
+#[test]
+fn engines_on_a_durable_store_follow_other_processes_by_default() {
+    use keyplane_store_address::DEFAULT_SCHEDULER_INTERVAL;
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let (key, _) = make_store_with_key(&dir);
+    let address = StoreAddress::data_dir(&dir);
+    let opened = open(&address, options(key_file(&dir))).unwrap();
+    assert_eq!(
+        opened.scheduler_interval(),
+        Some(DEFAULT_SCHEDULER_INTERVAL)
+    );
+    let follower = opened.engine(builder()).unwrap();
+    follower
+        .encrypt(&EncryptRequest::new(&key, b"before"))
+        .unwrap();
+    // The other "process": its own store handle and engine.
+    let other = open(&address, options(key_file(&dir)))
+        .unwrap()
+        .engine(builder())
+        .unwrap();
+    other.disable_key(&key).unwrap();
+    let changed = Instant::now();
+    let bound = DEFAULT_SCHEDULER_INTERVAL + Duration::from_millis(500);
+    loop {
+        match follower.encrypt(&EncryptRequest::new(&key, b"after")) {
+            Err(keyplane::Error::Disabled(_)) => break,
+            Ok(_) if changed.elapsed() < bound => std::thread::sleep(Duration::from_millis(10)),
+            other => panic!(
+                "after {:?} the follower still encrypts: {other:?}",
+                changed.elapsed()
+            ),
+        }
+    }
+}

@@ -179,7 +179,8 @@ pub enum kp_lock_policy {
 
 /// Makes a configuration with the engine's defaults (region `us-east-1`, account
 /// `111122223333`, one worker per core, lock policy Require, 4096-byte plaintexts, 100,000 keys,
-/// system clock, no background scheduler, in-memory key store, no rate quotas, no audit log).
+/// system clock, in-memory key store, no background scheduler (every 1 s on a durable store), no
+/// rate quotas, no audit log).
 ///
 /// Ownership: on success `*out` is a new handle the caller frees with `kp_config_free`.
 /// Thread safety: callable from any thread.
@@ -381,9 +382,12 @@ pub unsafe extern "C" fn kp_config_set_messages_per_derived_key(
     }
 }
 
-/// Runs due deletions and rotations on a background thread every `interval_ms` milliseconds; 0
-/// turns the background thread off (the default: every control-plane call, or
-/// `kp_engine_run_due_tasks`, runs them).
+/// Runs due deletions and rotations on a background thread every `interval_ms` milliseconds, and
+/// (on a durable store) looks for other processes' changes as often: a rotation, disable or policy
+/// change made by another process reaches this engine's data plane within the interval plus one
+/// reload. 0: the default, which is 1000 ms on a durable store (`kp_config_set_store`) and no
+/// background thread in memory (every control-plane call, or `kp_engine_run_due_tasks`, runs
+/// due tasks).
 ///
 /// Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
 ///
@@ -563,6 +567,7 @@ pub unsafe extern "C" fn kp_engine_new(
                 address,
                 builder,
                 config.config.lock_policy,
+                config.config.scheduler_interval,
                 config.audit.is_some(),
             )?),
             None => EngineHandle::new(builder.build()?),

@@ -82,6 +82,7 @@ pub(crate) fn engine_on_store(
     address: &StoreAddress,
     builder: EngineBuilder,
     lock_policy: kp::LockPolicy,
+    scheduler_interval: Option<std::time::Duration>,
     explicit_audit: bool,
 ) -> Outcome<StoreEngine> {
     let audit = if explicit_audit {
@@ -97,6 +98,8 @@ pub(crate) fn engine_on_store(
             ..Default::default()
         },
         audit,
+        // `kp_config_set_scheduler_interval_ms`, else the store's default (1 s).
+        scheduler_interval,
         ..OpenOptions::default()
     };
     let opened = open(address, options).map_err(open_failure)?;

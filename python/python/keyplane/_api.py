@@ -115,7 +115,9 @@ class Engine:
     (`KEYPLANE_ROOT_KEY_FILE`, `KEYPLANE_ROOT_KEY`, the data directory's `root.key`). Requests are
     recorded in the data directory's audit log (`keyplane audit verify` checks it) unless
     `audit=False`; `audit_log`, `audit_durability` ("synced" or "queued") and
-    `audit_digest_interval_ms` adjust it. A store that cannot be opened raises the service's
+    `audit_digest_interval_ms` adjust it. On a durable store the engine looks for other processes'
+    changes every `scheduler_interval_ms` (0: the default, 1000), so that their rotations,
+    disables and policy changes reach its data plane within that interval. A store that cannot be opened raises the service's
     exception for it (AccessDeniedException for a wrong or missing root key, NotFoundException
     for a missing store with `open_only`, KMSInternalException for a read-only, damaged or
     newer-schema store), with a message naming what was tried. `region` and `account_id` are what
@@ -149,6 +151,7 @@ class Engine:
         audit_log: Optional[str] = None,
         audit_durability: str = "synced",
         audit_digest_interval_ms: int = 0,
+        scheduler_interval_ms: int = 0,
     ) -> None:
         self._native = _keyplane.Engine(
             region=region,
@@ -170,6 +173,7 @@ class Engine:
             audit_log=audit_log,
             audit_durability=audit_durability,
             audit_digest_interval_ms=audit_digest_interval_ms,
+            scheduler_interval_ms=scheduler_interval_ms,
         )
 
     @classmethod
