@@ -190,6 +190,7 @@ impl EngineBuilder {
             None => None,
         };
         let inner = Arc::new(Inner {
+            scheduler: std::sync::OnceLock::new(),
             audit,
             limiter: Limiter::new(config.rate_quotas),
             data,
@@ -209,7 +210,9 @@ impl EngineBuilder {
             engine.publish_everything(&state);
         }
         if let Some(every) = engine.inner.config.scheduler_interval {
-            start_scheduler(Arc::downgrade(&engine.inner), every)?;
+            let scheduler = start_scheduler(Arc::downgrade(&engine.inner), every)?;
+            // Set once, here, before any other handle exists.
+            let _ = engine.inner.scheduler.set(scheduler);
         }
         Ok(engine)
     }
@@ -225,6 +228,8 @@ impl std::fmt::Debug for EngineBuilder {
 }
 
 pub(crate) struct Inner {
+    /// The background scheduler, when configured: stopped and joined first when the engine goes.
+    scheduler: std::sync::OnceLock<Scheduler>,
     pub(crate) audit: Option<Audit>,
     pub(crate) limiter: Limiter,
     pub(crate) data: DataPlane,
@@ -258,11 +263,44 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-fn start_scheduler(engine: Weak<Inner>, every: Duration) -> Result<()> {
-    std::thread::Builder::new()
+/// An engine's background scheduler thread. Dropping it (with the engine) wakes the thread and
+/// waits for it to end, so no thread outlives its engine: a process that frees its engine and
+/// exits leaves nothing running or leaked.
+struct Scheduler {
+    /// Dropped to stop the thread: its receiver then sees the channel disconnected.
+    stop: Option<crossbeam_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The process generation the thread was started in (`crate::fork`): a forked child has no
+    /// such thread, and must neither join nor detach it.
+    generation: u64,
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            if crate::fork::generation() != self.generation {
+                // A copy of the process: the thread is not in it.
+                std::mem::forget(thread);
+            } else if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+            // Else the last handle was the scheduler's own, while it ran due tasks: it ends by
+            // itself at its next wait, and must not join itself.
+        }
+    }
+}
+
+fn start_scheduler(engine: Weak<Inner>, every: Duration) -> Result<Scheduler> {
+    let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+    let thread = std::thread::Builder::new()
         .name("keyplane-scheduler".into())
         .spawn(move || loop {
-            std::thread::sleep(every);
+            match stopped.recv_timeout(every) {
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                // The engine is gone (its sender dropped).
+                _ => return,
+            }
             let Some(inner) = engine.upgrade() else {
                 return;
             };
@@ -278,8 +316,12 @@ fn start_scheduler(engine: Weak<Inner>, every: Duration) -> Result<()> {
                 eprintln!("keyplane: scheduled deletion/rotation failed: {e}");
             }
         })
-        .map(|_| ())
-        .map_err(|e| Error::Internal(format!("could not start the scheduler thread: {e}")))
+        .map_err(|e| Error::Internal(format!("could not start the scheduler thread: {e}")))?;
+    Ok(Scheduler {
+        stop: Some(stop),
+        thread: Some(thread),
+        generation: crate::fork::generation(),
+    })
 }
 
 impl Engine {
