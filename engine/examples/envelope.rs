@@ -243,7 +243,7 @@ fn run() -> Result<()> {
     );
 
     // 5. Rotate: the old envelope still opens; new data keys use the new material.
-    engine.rotate_key_on_demand(ALIAS)?;
+    engine.rotate_key_on_demand(&key.key_id)?; // RotateKeyOnDemand takes a key id or ARN, not an alias
     let (opened, material, _, _) = open_envelope(&engine, &envelope, &ctx)?;
     ensure(
         digest(&SHA256, &opened).as_ref() == fingerprint.as_ref(),
