@@ -1218,7 +1218,7 @@ mod tests {
     #[test]
     fn asymmetric_calls_refuse_overlapping_buffers() {
         use crate::api::handles::{into_raw, kp_engine_free};
-        use crate::api::overlap::Refusals;
+        use crate::api::overlap::{Arena, Refusals};
         use std::ptr::{null, null_mut};
         let inner = kp::Engine::in_memory().unwrap();
         let key = |usage, spec| {
@@ -1235,22 +1235,9 @@ mod tests {
         let agree = key(KeyUsage::KeyAgreement, KeySpec::EccNistP256);
         let symmetric = key(KeyUsage::EncryptDecrypt, KeySpec::SymmetricDefault);
         let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(inner));
-        // One aligned arena for every buffer; its bytes must be unchanged after each refusal.
-        let mut arena = vec![0u64; 128];
-        let base = arena.as_mut_ptr().cast::<u8>();
-        // SAFETY: in bounds of the 1024-byte arena.
-        unsafe { std::slice::from_raw_parts_mut(base, 1024) }
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, b)| *b = i as u8);
-        let snapshot = arena.clone();
-        let at = |offset: usize| base.wrapping_add(offset);
-        let out = |offset: usize, capacity: usize| kp_out {
-            data: at(offset),
-            capacity,
-            len: 0,
-            status: u32::MAX,
-        };
+        let arena = Arena::new();
+        let at = |offset: usize| arena.at(offset);
+        let out = |offset: usize, capacity: usize| arena.out(offset, capacity);
         let sign = kp_sign_item {
             key_id: signer.as_ptr(),
             message: at(0),
@@ -1423,7 +1410,7 @@ mod tests {
         }
         refused.finish();
         assert!(plaintext.is_null());
-        assert!(arena == snapshot, "a refused call wrote into the arena");
+        arena.assert_unchanged();
     }
 
     #[test]

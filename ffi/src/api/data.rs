@@ -1698,27 +1698,15 @@ mod tests {
         use crate::api::handles::{
             kp_secret_buffer_data, kp_secret_buffer_free, kp_secret_buffer_new,
         };
-        use crate::api::overlap::Refusals;
+        use crate::api::overlap::{Arena, Refusals};
         use std::ptr::{null, null_mut};
         let inner = kp::Engine::in_memory().unwrap();
         let key = inner.create_key(kp::CreateKeyRequest::default()).unwrap();
         let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(inner));
         let key_id = std::ffi::CString::new(key.key_id).unwrap();
-        let mut arena = vec![0u64; 128];
-        let base = arena.as_mut_ptr().cast::<u8>();
-        // SAFETY: the arena's 1024 bytes.
-        unsafe { std::slice::from_raw_parts_mut(base, 1024) }
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, b)| *b = i as u8);
-        let snapshot = arena.clone();
-        let at = |offset: usize| base.wrapping_add(offset);
-        let out = |offset: usize, capacity: usize| kp_out {
-            data: at(offset),
-            capacity,
-            len: 0,
-            status: u32::MAX,
-        };
+        let arena = Arena::new();
+        let at = |offset: usize| arena.at(offset);
+        let out = |offset: usize, capacity: usize| arena.out(offset, capacity);
         let item = kp_data_key_item {
             key_id: key_id.as_ptr(),
             context: null(),
@@ -1836,6 +1824,6 @@ mod tests {
         }
         refused.finish();
         assert!(secret.is_null());
-        assert!(arena == snapshot, "a refused call wrote into the arena");
+        arena.assert_unchanged();
     }
 }

@@ -283,6 +283,56 @@ impl Refusals {
     }
 }
 
+/// 1024 aligned bytes holding a known pattern, for the overlap tests of every export family:
+/// each test's buffers lie in it, and a refused call must leave it unchanged.
+#[cfg(test)]
+pub(crate) struct Arena {
+    words: Vec<u64>,
+    snapshot: Vec<u64>,
+    base: *mut u8,
+}
+
+#[cfg(test)]
+impl Arena {
+    pub(crate) fn new() -> Self {
+        let mut words = vec![0u64; 128];
+        let base = words.as_mut_ptr().cast::<u8>();
+        // SAFETY: the 1024 bytes of `words`.
+        unsafe { std::slice::from_raw_parts_mut(base, 1024) }
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = i as u8);
+        let snapshot = words.clone();
+        Arena {
+            words,
+            snapshot,
+            base,
+        }
+    }
+
+    /// The arena's byte at `offset` (not checked: tests point past it on purpose).
+    pub(crate) fn at(&self, offset: usize) -> *mut u8 {
+        self.base.wrapping_add(offset)
+    }
+
+    /// An output of `capacity` bytes at `offset`, not yet written.
+    pub(crate) fn out(&self, offset: usize, capacity: usize) -> kp_out {
+        kp_out {
+            data: self.at(offset),
+            capacity,
+            len: 0,
+            status: u32::MAX,
+        }
+    }
+
+    pub(crate) fn assert_unchanged(&self) {
+        assert!(
+            self.words == self.snapshot,
+            "a refused call wrote into the arena"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
