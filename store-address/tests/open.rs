@@ -247,3 +247,25 @@ fn engines_on_a_durable_store_follow_other_processes_by_default() {
         }
     }
 }
+
+#[test]
+fn a_passphrase_never_shows_in_debug_output_or_an_open_error() {
+    const SECRET: &str = "correct horse battery staple 7f3a";
+    // As text, or as the byte list a derived Debug of its buffer would print.
+    let bytes = format!("{:?}", SECRET.as_bytes());
+    let leaks = |shown: &str| shown.contains(SECRET) || shown.contains(&bytes[1..bytes.len() - 1]);
+    let source = RootKeySource::Passphrase(zeroize::Zeroizing::new(SECRET.as_bytes().to_vec()));
+    let debug = format!("{source:?}");
+    assert!(!leaks(&debug), "{debug}");
+    let options = options(Some(source));
+    let debug = format!("{options:?}");
+    assert!(!leaks(&debug), "{debug}");
+
+    // A wrong passphrase for an existing store: the error says what was tried, not the secret.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    make_store_with_key(&dir);
+    let err = open_err(&dir, options);
+    let shown = format!("{err} {err:?}");
+    assert!(!leaks(&shown), "{shown}");
+}
