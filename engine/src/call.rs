@@ -125,6 +125,7 @@ pub(crate) fn identity(caller: &Caller) -> UserIdentity {
         principal_id,
         arn: principal.to_owned(),
         account_id: caller.account().to_owned(),
+        access_key_id: None,
     }
 }
 
@@ -289,6 +290,13 @@ impl Engine {
                 })
                 .collect();
             event = event.with_batch(count, errors).with_batch_keys(per_key);
+            match self.origins.as_deref() {
+                Some([one]) => event = event.with_origin(one),
+                Some(many) if !many.is_empty() => event = event.with_batch_origins(many),
+                _ => {}
+            }
+        } else if let Some(origin) = self.origins.as_deref().and_then(<[_]>::first) {
+            event = event.with_origin(origin);
         }
         let usage = is_cryptographic(event_name).then(|| RecordedUse {
             operation: event_name.to_owned(),

@@ -204,6 +204,7 @@ impl EngineBuilder {
             inner,
             caller: Arc::new(root),
             dry_run: false,
+            origins: None,
         };
         {
             let state = engine.control()?;
@@ -248,6 +249,9 @@ pub struct Engine {
     pub(crate) caller: Arc<Caller>,
     /// Whether calls through this handle are dry runs ([`Engine::dry_run`]).
     pub(crate) dry_run: bool,
+    /// The network origin of the request(s) made through this handle: one for a single call, one
+    /// per item for a batch ([`Engine::with_origin`], [`Engine::with_item_origins`]).
+    pub(crate) origins: Option<Arc<[crate::access::RequestOrigin]>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -311,6 +315,7 @@ fn start_scheduler(engine: Weak<Inner>, every: Duration) -> Result<Scheduler> {
                 inner,
                 caller: Arc::new(root),
                 dry_run: false,
+                origins: None,
             };
             if let Err(e) = engine.run_due_tasks() {
                 eprintln!("keyplane: scheduled deletion/rotation failed: {e}");
@@ -347,6 +352,31 @@ impl Engine {
             inner: Arc::clone(&self.inner),
             caller: Arc::new(caller),
             dry_run: self.dry_run,
+            origins: self.origins.clone(),
+        }
+    }
+
+    /// A handle to the same engine, as the same caller, whose calls record `origin` (request id,
+    /// source address, user agent, access key id, TLS details) in their audit records. A network
+    /// front end binds one per request.
+    pub fn with_origin(&self, origin: crate::access::RequestOrigin) -> Engine {
+        Engine {
+            inner: Arc::clone(&self.inner),
+            caller: Arc::clone(&self.caller),
+            dry_run: self.dry_run,
+            origins: Some(Arc::from(vec![origin])),
+        }
+    }
+
+    /// A handle for one batch call whose item `i` came from `origins[i]` (a front end that
+    /// coalesces concurrent requests into one batch). The batch's audit record lists every item's
+    /// origin under `additionalEventData.requests`, in order, so no request hides in a batch.
+    pub fn with_item_origins(&self, origins: Vec<crate::access::RequestOrigin>) -> Engine {
+        Engine {
+            inner: Arc::clone(&self.inner),
+            caller: Arc::clone(&self.caller),
+            dry_run: self.dry_run,
+            origins: Some(Arc::from(origins)),
         }
     }
 
@@ -361,6 +391,7 @@ impl Engine {
             inner: Arc::clone(&self.inner),
             caller: Arc::clone(&self.caller),
             dry_run: true,
+            origins: self.origins.clone(),
         }
     }
 

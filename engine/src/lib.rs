@@ -39,7 +39,7 @@ mod secret;
 pub mod store;
 pub mod validation;
 
-pub use access::{Caller, RateQuotas};
+pub use access::{Caller, RateQuotas, RequestOrigin};
 pub use call::{GetKeyLastUsageResponse, KeyLastUsage};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use context::EncryptionContext;

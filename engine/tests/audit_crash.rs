@@ -29,6 +29,7 @@ fn event(thread: u64, n: u64) -> AuditEvent {
             principal_id: "AROAEXAMPLE:worker".into(),
             arn: "arn:aws:sts::111122223333:assumed-role/worker/w1".into(),
             account_id: "111122223333".into(),
+            access_key_id: None,
         },
     )
     .with_key(

@@ -47,6 +47,7 @@ fn event(n: u64) -> AuditEvent {
             principal_id: "alice".into(),
             arn: "arn:aws:iam::111122223333:user/alice".into(),
             account_id: "111122223333".into(),
+            access_key_id: None,
         },
     )
     .with_request_parameters(serde_json::json!({ "n": n }))

@@ -22,6 +22,7 @@ fn event(thread: u64, n: u64) -> AuditEvent {
             principal_id: "AIDAEXAMPLE".into(),
             arn: "arn:aws:iam::111122223333:user/alice".into(),
             account_id: "111122223333".into(),
+            access_key_id: None,
         },
     )
     .with_key(

@@ -616,6 +616,7 @@ fn event(spec: &EventSpec) -> AuditEvent {
             principal_id: spec.principal.clone(),
             arn: format!("arn:aws:iam::111122223333:user/{}", spec.principal),
             account_id: "111122223333".into(),
+            access_key_id: None,
         },
     )
     .at(spec.time)

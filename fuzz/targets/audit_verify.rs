@@ -42,6 +42,7 @@ fn fixture() -> &'static Fixture {
                     principal_id: "alice".into(),
                     arn: "arn:aws:iam::111122223333:user/alice".into(),
                     account_id: "111122223333".into(),
+                    access_key_id: None,
                 },
             )
             .at(1_700_000_000_000 + n as i64)

@@ -5,8 +5,10 @@ pub mod action;
 pub(crate) mod authorize;
 pub mod caller;
 pub mod conditions;
+pub mod origin;
 pub mod quota;
 
 pub use action::Action;
 pub use caller::Caller;
+pub use origin::RequestOrigin;
 pub use quota::{QuotaFamily, RateQuotas};

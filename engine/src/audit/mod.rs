@@ -43,7 +43,7 @@ pub use chain::{chain_hash, GENESIS_CHAIN};
 pub use digest::{generate_signing_key, key_fingerprint, Digest, DigestSigner, DIGEST_VERSION};
 pub use record::{
     new_request_id, rfc3339_millis, AdditionalEventData, AuditEvent, AuditResource, BatchKey,
-    UserIdentity, EVENT_SOURCE, EVENT_VERSION, KMS_KEY_RESOURCE_TYPE,
+    BatchRequest, TlsDetails, UserIdentity, EVENT_SOURCE, EVENT_VERSION, KMS_KEY_RESOURCE_TYPE,
 };
 pub use segments::{list_logs, LogFile, LEGACY_LOG, SEGMENTS_DIR, WRITER_EVENT};
 pub use usage::{parse_rfc3339_millis, LastUses, RecordedUse};

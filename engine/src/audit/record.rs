@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::access::RequestOrigin;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
@@ -39,6 +40,41 @@ pub struct UserIdentity {
     pub arn: String,
     /// The account the principal belongs to.
     pub account_id: String,
+    /// The access key id the request was signed with (`accessKeyId`), for network calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+}
+
+/// The TLS facts of a network call (`tlsDetails`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsDetails {
+    /// `tlsVersion`: `TLSv1.3`, `TLSv1.2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_version: Option<String>,
+    /// `cipherSuite`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher_suite: Option<String>,
+    /// `clientProvidedHostHeader`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_provided_host_header: Option<String>,
+}
+
+/// One request of a coalesced batch (an element of `additionalEventData.requests`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BatchRequest {
+    /// `requestID`: the id its client was answered with.
+    #[serde(rename = "requestID", skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// `sourceIPAddress`.
+    #[serde(rename = "sourceIPAddress", skip_serializing_if = "Option::is_none")]
+    pub source_ip_address: Option<String>,
+    /// `userAgent`.
+    #[serde(rename = "userAgent", skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// `accessKeyId`.
+    #[serde(rename = "accessKeyId", skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
 }
 
 /// A resource the request touched (an element of `resources`).
@@ -79,6 +115,10 @@ pub struct AdditionalEventData {
     /// omitted when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<BatchKey>,
+    /// The origin of each item (`requests`), for a batch a network front end coalesced from
+    /// separate requests; omitted when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<BatchRequest>,
 }
 
 /// One key a batch used (an element of `additionalEventData.keys`). An item that uses two keys
@@ -120,6 +160,9 @@ pub struct AuditEvent {
     /// `userAgent`, when the engine knows one (omitted otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// `tlsDetails`, for a call that came over TLS (omitted otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_details: Option<TlsDetails>,
     /// `requestParameters`: key id, algorithm, encryption context, sizes. Never secrets.
     pub request_parameters: Value,
     /// `responseElements`: `null` for most data-plane calls. Never secrets.
@@ -176,6 +219,7 @@ impl AuditEvent {
             aws_region: aws_region.into(),
             source_ip_address: None,
             user_agent: None,
+            tls_details: None,
             request_parameters: Value::Null,
             response_elements: Value::Null,
             error_code: None,
@@ -237,7 +281,46 @@ impl AuditEvent {
             item_count,
             error_counts,
             keys: Vec::new(),
+            requests: Vec::new(),
         });
+        self
+    }
+
+    /// Records where the request came from (a network front end's [`RequestOrigin`]): its
+    /// request id, source address, user agent, signing access key id and TLS details.
+    pub fn with_origin(mut self, origin: &RequestOrigin) -> Self {
+        if let Some(id) = &origin.request_id {
+            self.request_id = id.clone();
+        }
+        self.source_ip_address = origin.source_ip.clone().or(self.source_ip_address);
+        self.user_agent = origin.user_agent.clone().or(self.user_agent);
+        if origin.access_key_id.is_some() {
+            self.user_identity.access_key_id = origin.access_key_id.clone();
+        }
+        if origin.tls_version.is_some() || origin.cipher_suite.is_some() || origin.host.is_some() {
+            self.tls_details = Some(TlsDetails {
+                tls_version: origin.tls_version.clone(),
+                cipher_suite: origin.cipher_suite.clone(),
+                client_provided_host_header: origin.host.clone(),
+            });
+        }
+        self
+    }
+
+    /// Records the origin of each item of a coalesced batch (after
+    /// [`with_batch`](Self::with_batch)), under `additionalEventData.requests`.
+    pub fn with_batch_origins(mut self, origins: &[RequestOrigin]) -> Self {
+        if let Some(data) = self.additional_event_data.as_mut() {
+            data.requests = origins
+                .iter()
+                .map(|o| BatchRequest {
+                    request_id: o.request_id.clone(),
+                    source_ip_address: o.source_ip.clone(),
+                    user_agent: o.user_agent.clone(),
+                    access_key_id: o.access_key_id.clone(),
+                })
+                .collect();
+        }
         self
     }
 
@@ -375,6 +458,7 @@ mod tests {
             principal_id: "AIDAEXAMPLE".into(),
             arn: "arn:aws:iam::111122223333:user/alice".into(),
             account_id: "111122223333".into(),
+            access_key_id: None,
         }
     }
 

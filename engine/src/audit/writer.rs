@@ -366,6 +366,7 @@ impl AuditLog {
                 principal_id: String::new(),
                 arn: String::new(),
                 account_id: String::new(),
+                access_key_id: None,
             });
             let event = segments::writer_event(&name, &others, &principal, &config.region);
             log.append(event)?.wait_durable()?;
@@ -779,6 +780,7 @@ mod tests {
                 principal_id: "AIDAEXAMPLE".into(),
                 arn: "arn:aws:iam::111122223333:user/alice".into(),
                 account_id: "111122223333".into(),
+                access_key_id: None,
             },
         )
         .with_request_parameters(serde_json::json!({ "n": n }))
