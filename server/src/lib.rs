@@ -23,6 +23,8 @@ pub mod auth;
 pub mod coalesce;
 pub mod context;
 pub mod http;
+pub mod metrics;
 pub mod protocol;
 
 pub use context::RequestContext;
+pub use metrics::Metrics;

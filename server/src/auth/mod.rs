@@ -2,7 +2,12 @@
 //!
 //! (Skeleton: the authentication helper fills this module. The interface below is fixed.)
 
+pub mod credentials;
+
 use std::fmt;
+use std::time::SystemTime;
+
+pub use credentials::CredentialStore;
 
 /// Who signed a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,3 +37,53 @@ impl fmt::Display for AuthError {
 }
 
 impl std::error::Error for AuthError {}
+
+/// The parts of an HTTP request a signature covers (the body read in full).
+#[derive(Debug)]
+pub struct SignedRequest<'a> {
+    pub method: &'a str,
+    /// The path, as sent (`/`).
+    pub path: &'a str,
+    /// The raw query string, without `?` (empty when none).
+    pub query: &'a str,
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a [u8],
+}
+
+/// Verifies SigV4 signatures against a [`CredentialStore`] for one region and service `kms`.
+#[derive(Debug)]
+pub struct Authenticator {
+    #[allow(dead_code)]
+    credentials: CredentialStore,
+    #[allow(dead_code)]
+    region: String,
+}
+
+impl Authenticator {
+    /// An authenticator for requests signed for `region` (and service `kms`).
+    pub fn new(credentials: CredentialStore, region: &str) -> Authenticator {
+        Authenticator {
+            credentials,
+            region: region.to_owned(),
+        }
+    }
+
+    /// The credentials it checks against.
+    pub fn credentials(&self) -> &CredentialStore {
+        &self.credentials
+    }
+
+    /// Who signed `request`, or why it is refused. `now` is the server's clock.
+    pub fn verify(
+        &self,
+        request: &SignedRequest<'_>,
+        now: SystemTime,
+    ) -> Result<Identity, AuthError> {
+        let _ = (request, now);
+        Err(AuthError {
+            code: "MissingAuthenticationTokenException",
+            message: "Missing Authentication Token".into(),
+            status: 400,
+        })
+    }
+}

@@ -9,6 +9,7 @@ use keyplane::Engine;
 
 use crate::coalesce::CoalesceConfig;
 use crate::context::RequestContext;
+use crate::metrics::Metrics;
 
 /// The JSON 1.1 content type every answer carries.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -30,14 +31,17 @@ pub struct Service {
     engine: Engine,
     #[allow(dead_code)]
     coalesce: Arc<CoalesceConfig>,
+    #[allow(dead_code)]
+    metrics: Arc<Metrics>,
 }
 
 impl Service {
     /// A service over `engine` (the handle whose caller is replaced per request).
-    pub fn new(engine: Engine, coalesce: CoalesceConfig) -> Service {
+    pub fn new(engine: Engine, coalesce: CoalesceConfig, metrics: Arc<Metrics>) -> Service {
         Service {
             engine,
             coalesce: Arc::new(coalesce),
+            metrics,
         }
     }
 
