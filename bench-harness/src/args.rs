@@ -152,6 +152,16 @@ pub struct BenchArgs {
     /// Run even where key memory cannot be locked (mlock), with a warning
     #[arg(long)]
     pub allow_unlocked_memory: bool,
+
+    /// With --endpoint: measure a server of the service's wire protocol instead of the engine
+    #[cfg(feature = "endpoint")]
+    #[command(flatten)]
+    pub endpoint: crate::endpoint::EndpointArgs,
+
+    /// With --endpoint: the region requests are signed for
+    #[cfg(feature = "endpoint")]
+    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
+    pub region: String,
 }
 
 /// A `--workload` value: one workload, or every one.

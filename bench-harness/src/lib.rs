@@ -41,6 +41,8 @@
 
 pub mod args;
 pub mod compare;
+#[cfg(feature = "endpoint")]
+pub mod endpoint;
 pub mod measure;
 pub mod plot;
 pub mod raw;
@@ -153,6 +155,17 @@ impl Default for RunOptions {
     }
 }
 
+/// The stand-alone program with `--endpoint`: the load generator against a server.
+#[cfg(feature = "endpoint")]
+pub fn run_endpoint(args: &BenchArgs) -> Result<endpoint::EndpointReport, BenchError> {
+    let options = endpoint::EndpointOptions::from_sweep(
+        &args.sweep,
+        Destination::from_flag(&args.json),
+        &args.region,
+    );
+    endpoint::run_endpoint(&args.endpoint, &options)
+}
+
 /// The stand-alone program: opens the store `--data-dir` names (if any), runs the sweep and writes
 /// every output asked for.
 pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
@@ -253,7 +266,7 @@ pub fn run_sweep(args: &SweepArgs, options: RunOptions) -> Result<Report, BenchE
     Ok(report)
 }
 
-fn write_to(dest: &Destination, text: &str) -> Result<(), BenchError> {
+pub(crate) fn write_to(dest: &Destination, text: &str) -> Result<(), BenchError> {
     match dest {
         Destination::Stdout => {
             let mut out = std::io::stdout().lock();
@@ -342,7 +355,7 @@ fn algorithm_name(workload: Workload, spec: KeySpec, padding: RsaPadding) -> Str
     }
 }
 
-fn cpu_model() -> Option<String> {
+pub(crate) fn cpu_model() -> Option<String> {
     let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
     info.lines()
         .find(|l| l.starts_with("model name"))

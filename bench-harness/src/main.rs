@@ -16,7 +16,9 @@ use clap::Parser;
       keyplane-bench -w sign,verify --sign-spec p256,ed25519,rsa2048 --batch 64,1000\n  \
       keyplane-bench -w all --duration 500ms --json report.json --csv report.csv --plot charts\n  \
       keyplane-bench --threads 1,2 --batch 10,100,1000 --recommend --latency-bound-ms 1\n  \
-      keyplane-bench --compare c,python --size 16KiB --batch 256\n\n\
+      keyplane-bench --compare c,python --size 16KiB --batch 256\n  \
+      keyplane-bench --endpoint https://127.0.0.1:4443 --ca-bundle cert.pem --connections 1,8,64 \
+      --operation encrypt,decrypt --duration 5s\n\n\
       Build with --release: a debug build's numbers mean little."
 )]
 struct Cli {
@@ -26,8 +28,16 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match keyplane_bench::run(&cli.args) {
-        Ok(_) => ExitCode::SUCCESS,
+    #[cfg(feature = "endpoint")]
+    let result = if cli.args.endpoint.endpoint.is_some() {
+        keyplane_bench::run_endpoint(&cli.args).map(|_| ())
+    } else {
+        keyplane_bench::run(&cli.args).map(|_| ())
+    };
+    #[cfg(not(feature = "endpoint"))]
+    let result = keyplane_bench::run(&cli.args).map(|_| ());
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("keyplane-bench: {e}");
             ExitCode::from(e.exit_code() as u8)

@@ -43,22 +43,31 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-/// One line: its label, (x, ops/s, vs raw) points, and the raw baseline at the same x values.
-struct Series {
-    label: String,
-    points: Vec<(f64, f64, Option<f64>)>,
-    raw: Vec<(f64, f64)>,
+/// One line: its label, (x, ops/s, right-panel value) points, and the raw baseline at the same x
+/// values.
+pub(crate) struct Series {
+    pub(crate) label: String,
+    pub(crate) points: Vec<(f64, f64, Option<f64>)>,
+    pub(crate) raw: Vec<(f64, f64)>,
 }
 
-/// One chart file.
-struct Chart {
-    title: String,
-    x_label: &'static str,
-    x_log: bool,
-    series: Vec<Series>,
-    /// Whether the raw line scales with x (ideal scaling over threads) or not.
-    raw_label: &'static str,
+/// One chart file: operations per second on the left, a second measure (by default the ratio to
+/// the raw loop) on the right.
+pub(crate) struct Chart {
+    pub(crate) title: String,
+    pub(crate) x_label: &'static str,
+    pub(crate) x_log: bool,
+    pub(crate) series: Vec<Series>,
+    /// The footer: what the dashed lines are.
+    pub(crate) raw_label: &'static str,
+    /// The right panel's caption.
+    pub(crate) right_caption: &'static str,
+    /// A dashed horizontal line on the right panel (1.0: as fast as one raw core).
+    pub(crate) right_reference: Option<f64>,
 }
+
+/// The right panel's defaults for the sweep's charts: the ratio to the raw loop.
+const RATIO_CAPTION: &str = "engine / raw aws-lc-rs on 1 thread";
 
 /// Writes every chart of the report into `dir`; returns the files written.
 pub fn write_charts(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, BenchError> {
@@ -94,23 +103,32 @@ pub fn write_charts(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, BenchEr
             (by_batch(&name, &points), format!("{stem}-vs-batch")),
         ];
         for (chart, file) in charts {
-            let svg = dir.join(format!("{file}.svg"));
-            let png = dir.join(format!("{file}.png"));
-            draw(
-                SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area(),
-                &chart,
-            )
-            .map_err(|e| BenchError::Output(format!("drawing {}: {e}", svg.display())))?;
-            draw(
-                BitMapBackend::new(&png, (WIDTH, HEIGHT)).into_drawing_area(),
-                &chart,
-            )
-            .map_err(|e| BenchError::Output(format!("drawing {}: {e}", png.display())))?;
-            written.push(svg);
-            written.push(png);
+            written.extend(write_chart(&chart, dir, &file)?);
         }
     }
     Ok(written)
+}
+
+/// Draws `chart` as `dir/file.svg` and `dir/file.png` (`dir` must exist); returns both paths.
+pub(crate) fn write_chart(
+    chart: &Chart,
+    dir: &Path,
+    file: &str,
+) -> Result<Vec<PathBuf>, BenchError> {
+    register_fonts();
+    let svg = dir.join(format!("{file}.svg"));
+    let png = dir.join(format!("{file}.png"));
+    draw(
+        SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area(),
+        chart,
+    )
+    .map_err(|e| BenchError::Output(format!("drawing {}: {e}", svg.display())))?;
+    draw(
+        BitMapBackend::new(&png, (WIDTH, HEIGHT)).into_drawing_area(),
+        chart,
+    )
+    .map_err(|e| BenchError::Output(format!("drawing {}: {e}", png.display())))?;
+    Ok(vec![svg, png])
 }
 
 fn multi<T: PartialEq + Copy>(points: &[&Point], f: impl Fn(&Point) -> T) -> bool {
@@ -166,6 +184,8 @@ fn by_threads(name: &str, points: &[&Point]) -> Chart {
         x_log: false,
         series,
         raw_label: "dashed: raw aws-lc-rs 1-thread rate x threads (ideal scaling)",
+        right_caption: RATIO_CAPTION,
+        right_reference: Some(1.0),
     }
 }
 
@@ -217,6 +237,8 @@ fn by_batch(name: &str, points: &[&Point]) -> Chart {
         x_log: true,
         series,
         raw_label: "dashed: raw aws-lc-rs loop, 1 thread",
+        right_caption: RATIO_CAPTION,
+        right_reference: Some(1.0),
     }
 }
 
@@ -411,9 +433,10 @@ where
         .series
         .iter()
         .flat_map(|s| s.points.iter().filter_map(|p| p.2));
-    let r_max = ratios.fold(1.0f64, f64::max) * 1.15;
+    let r_max = ratios.fold(chart.right_reference.unwrap_or(0.0), f64::max) * 1.15;
+    let r_max = if r_max > 0.0 { r_max } else { 1.0 };
     let mut ratio = ChartBuilder::on(&right)
-        .caption("engine / raw aws-lc-rs on 1 thread", (FONT, 17))
+        .caption(chart.right_caption, (FONT, 17))
         .margin(12)
         .x_label_area_size(42)
         .y_label_area_size(56)
@@ -431,15 +454,17 @@ where
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(err)?;
-    // The 1.0 line: as fast as one raw core.
-    ratio
-        .draw_series(DashedLineSeries::new(
-            vec![(x0, 1.0), (x1, 1.0)],
-            6,
-            4,
-            BLACK.mix(0.5).stroke_width(1),
-        ))
-        .map_err(err)?;
+    // The reference line (for ratios, 1.0: as fast as one raw core).
+    if let Some(r) = chart.right_reference {
+        ratio
+            .draw_series(DashedLineSeries::new(
+                vec![(x0, r), (x1, r)],
+                6,
+                4,
+                BLACK.mix(0.5).stroke_width(1),
+            ))
+            .map_err(err)?;
+    }
     for (i, s) in chart.series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let pts: Vec<(f64, f64)> = s

@@ -229,7 +229,7 @@ pub fn human_size(n: usize) -> String {
     }
 }
 
-fn ms(v: f64) -> String {
+pub(crate) fn ms(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 1.0 {
@@ -244,7 +244,7 @@ fn opt_ratio(r: Option<f64>) -> String {
 }
 
 /// A table with right-aligned columns (the first two, and the last if `left_last`, left-aligned).
-fn render(header: &[&str], rows: &[Vec<String>], left_last: bool) -> String {
+pub(crate) fn render(header: &[&str], rows: &[Vec<String>], left_last: bool) -> String {
     for row in rows {
         assert_eq!(
             row.len(),

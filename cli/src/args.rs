@@ -789,4 +789,7 @@ pub struct BenchArgs {
     /// a fresh in-memory store
     #[arg(long)]
     pub durable: bool,
+    /// `--endpoint URL`: the load generator against a server (signing for the global --region)
+    #[command(flatten)]
+    pub endpoint: keyplane_bench::endpoint::EndpointArgs,
 }

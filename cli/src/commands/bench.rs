@@ -2,7 +2,9 @@
 //! options are the harness's own; `--json` is the CLI's global switch (the report as JSON on
 //! standard output instead of the table), and `--durable` runs against the data directory's store
 //! (the same root key options as every other command) instead of a fresh in-memory one. The
-//! engines the harness builds are not audited: they measure the data plane.
+//! engines the harness builds are not audited: they measure the data plane. With `--endpoint URL`
+//! it is the harness's load generator against a server of the service's wire protocol instead
+//! (`keyplane serve`, or moto's for comparison), signing for the global `--region`.
 
 use std::sync::Arc;
 
@@ -13,6 +15,21 @@ use crate::context::Context;
 use crate::outcome::{Failure, INTERNAL, USAGE};
 
 pub fn run(ctx: &Context, args: BenchArgs) -> Result<(), Failure> {
+    if args.endpoint.endpoint.is_some() {
+        if args.durable {
+            return Err(failure(keyplane_bench::BenchError::Usage(
+                "--durable and --endpoint: the server at the endpoint has its own store".into(),
+            )));
+        }
+        let options = keyplane_bench::endpoint::EndpointOptions::from_sweep(
+            &args.sweep,
+            ctx.global.json.then_some(Destination::Stdout),
+            &ctx.global.region,
+        );
+        return keyplane_bench::endpoint::run_endpoint(&args.endpoint, &options)
+            .map(|_| ())
+            .map_err(failure);
+    }
     let store = if args.durable {
         let store = ctx.open_store()?;
         StoreChoice::Shared {
@@ -29,13 +46,17 @@ pub fn run(ctx: &Context, args: BenchArgs) -> Result<(), Failure> {
     };
     keyplane_bench::run_sweep(&args.sweep, options)
         .map(|_| ())
-        .map_err(|e| Failure {
-            code: if e.exit_code() == 2 {
-                "ValidationException".into()
-            } else {
-                "KMSInternalException".into()
-            },
-            message: e.to_string(),
-            exit: if e.exit_code() == 2 { USAGE } else { INTERNAL },
-        })
+        .map_err(failure)
+}
+
+fn failure(e: keyplane_bench::BenchError) -> Failure {
+    Failure {
+        code: if e.exit_code() == 2 {
+            "ValidationException".into()
+        } else {
+            "KMSInternalException".into()
+        },
+        message: e.to_string(),
+        exit: if e.exit_code() == 2 { USAGE } else { INTERNAL },
+    }
 }
