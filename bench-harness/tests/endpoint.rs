@@ -1,0 +1,335 @@
+//! The endpoint load generator against a small server in this test (TLS with a self-signed
+//! certificate, HTTP/1.1 and HTTP/2): every request arrives signed with SigV4 for kms in the given
+//! region, with its own amz-sdk-invocation-id; answers are counted; the service's errors are
+//! counted by code and fail the run. Behaviour only: nothing here asserts a speed.
+#![cfg(feature = "endpoint")]
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use keyplane_bench::endpoint::{run_endpoint, EndpointArgs, EndpointOptions};
+use keyplane_bench::BenchError;
+
+const ACCESS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+
+/// What the server saw.
+#[derive(Default)]
+struct Seen {
+    invocation_ids: Mutex<HashSet<String>>,
+    requests: AtomicU64,
+    bad: Mutex<Vec<String>>,
+    /// Answer every Nth data-plane request with ThrottlingException (0: never).
+    throttle_every: u64,
+}
+
+async fn answer(seen: Arc<Seen>, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let n = seen.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut bad = Vec::new();
+    let auth = header("authorization");
+    let scope = format!("AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/");
+    if !auth.starts_with(&scope)
+        || !auth.contains("/eu-west-3/kms/aws4_request")
+        || !auth.contains("SignedHeaders=")
+        || !auth.contains("amz-sdk-invocation-id")
+        || !auth.contains("x-amz-target")
+        || !auth.contains("Signature=")
+    {
+        bad.push(format!("authorization: {auth}"));
+    }
+    if header("x-amz-date").len() != 16 {
+        bad.push("no x-amz-date".into());
+    }
+    if header("content-type") != "application/x-amz-json-1.1" {
+        bad.push("content type".into());
+    }
+    let id = header("amz-sdk-invocation-id");
+    if id.is_empty() || !seen.invocation_ids.lock().unwrap().insert(id.clone()) {
+        bad.push(format!("invocation id not unique: {id:?}"));
+    }
+    let target = header("x-amz-target");
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let ok = |v: serde_json::Value| {
+        Response::builder()
+            .status(200)
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(Full::new(Bytes::from(v.to_string())))
+            .unwrap()
+    };
+    if !bad.is_empty() {
+        seen.bad.lock().unwrap().extend(bad);
+    }
+    let operation = target.strip_prefix("TrentService.").unwrap_or("");
+    if operation != "CreateKey" && seen.throttle_every > 0 && n % seen.throttle_every == 0 {
+        return Response::builder()
+            .status(400)
+            .body(Full::new(Bytes::from(
+                r#"{"__type":"com.amazonaws.kms#ThrottlingException","message":"slow down"}"#,
+            )))
+            .unwrap();
+    }
+    match operation {
+        "CreateKey" => ok(serde_json::json!({"KeyMetadata": {
+            "KeyId": "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "KeySpec": json["KeySpec"],
+        }})),
+        "Encrypt" if json["Plaintext"].is_string() && json["KeyId"].is_string() => {
+            ok(serde_json::json!({"CiphertextBlob": "AQID", "KeyId": json["KeyId"]}))
+        }
+        "Decrypt" if json["CiphertextBlob"] == "AQID" => {
+            ok(serde_json::json!({"Plaintext": "AA=="}))
+        }
+        "GenerateDataKey" if json["KeySpec"] == "AES_256" => {
+            ok(serde_json::json!({"CiphertextBlob": "AQID", "Plaintext": "AA=="}))
+        }
+        "Sign" if json["SigningAlgorithm"] == "ECDSA_SHA_256" => {
+            ok(serde_json::json!({"Signature": "AQID"}))
+        }
+        _ => Response::builder()
+            .status(400)
+            .body(Full::new(Bytes::from(format!(
+                r#"{{"__type":"UnknownOperationException","message":"{operation}"}}"#
+            ))))
+            .unwrap(),
+    }
+}
+
+/// Serves on 127.0.0.1:0 over TLS (HTTP/1.1 or HTTP/2 by ALPN); returns the address and the
+/// certificate's PEM file.
+fn serve(seen: Arc<Seen>, dir: &std::path::Path) -> (SocketAddr, std::path::PathBuf) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let pem = dir.join("cert.pem");
+    std::fs::write(&pem, cert.cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let (acceptor, seen) = (acceptor.clone(), Arc::clone(&seen));
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |req| {
+                        let seen = Arc::clone(&seen);
+                        async move { Ok::<_, Infallible>(answer(seen, req).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+    });
+    (addr, pem)
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: EndpointArgs,
+}
+
+fn args(list: &[&str]) -> EndpointArgs {
+    Cli::try_parse_from(std::iter::once("bench").chain(list.iter().copied()))
+        .expect("the arguments parse")
+        .args
+}
+
+fn options(json: &std::path::Path) -> EndpointOptions {
+    EndpointOptions {
+        json: Some(keyplane_bench::Destination::File(json.to_owned())),
+        region: "eu-west-3".into(),
+        duration: Duration::from_millis(300),
+        warmup: Duration::from_millis(50),
+        size: 64,
+        plot: None,
+        quiet: true,
+    }
+}
+
+#[test]
+fn every_operation_is_signed_counted_and_error_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Seen::default());
+    let (addr, pem) = serve(Arc::clone(&seen), dir.path());
+    let url = format!("https://{addr}");
+    let json = dir.path().join("report.json");
+    let charts = dir.path().join("charts");
+    let mut options = options(&json);
+    options.plot = Some(charts.clone());
+    let report = run_endpoint(
+        &args(&[
+            "--endpoint",
+            &url,
+            "--ca-bundle",
+            pem.to_str().unwrap(),
+            "--access-key-id",
+            ACCESS_KEY_ID,
+            "--secret-access-key",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "--operation",
+            "encrypt,decrypt,generate-data-key,sign",
+            "--connections",
+            "1,3",
+            "--client-threads",
+            "2",
+        ]),
+        &options,
+    )
+    .expect("a run without errors");
+    let bad = seen.bad.lock().unwrap().clone();
+    assert!(bad.is_empty(), "malformed requests: {bad:?}");
+    assert_eq!(report.runs.len(), 8, "4 operations x 2 connection counts");
+    let mut counted = 0;
+    for run in &report.runs {
+        assert!(run.requests > 0, "{run:?}");
+        assert_eq!(run.error_count, 0, "{run:?}");
+        assert!(run.tls && !run.http2);
+        assert!(run.latency.p50_ms > 0.0 && run.latency.p50_ms <= run.latency.p99_ms);
+        assert!(run.latency.p99_ms <= run.latency.max_ms);
+        counted += run.requests;
+    }
+    // The server saw at least every counted request (plus setup and warm-up).
+    assert!(seen.requests.load(Ordering::Relaxed) >= counted);
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(written["runs"].as_array().unwrap().len(), 8);
+    // A sweep over connections draws a chart per operation.
+    assert!(charts
+        .join("endpoint-encrypt-64B-vs-connections.png")
+        .exists());
+}
+
+#[test]
+fn http2_and_append_compare_with_a_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Seen::default());
+    let (addr, pem) = serve(Arc::clone(&seen), dir.path());
+    let url = format!("https://{addr}");
+    let appended = dir.path().join("all.json");
+    let json = dir.path().join("report.json");
+    for (label, http2) in [("base", false), ("h2", true)] {
+        let mut list = vec![
+            "--endpoint",
+            &url,
+            "--ca-bundle",
+            pem.to_str().unwrap(),
+            "--access-key-id",
+            ACCESS_KEY_ID,
+            "--secret-access-key",
+            "x",
+            "--connections",
+            "2",
+            "--label",
+            label,
+            "--baseline",
+            "base",
+            "--append",
+            appended.to_str().unwrap(),
+        ];
+        if http2 {
+            list.push("--http2");
+        }
+        run_endpoint(&args(&list), &options(&json)).expect("a run without errors");
+    }
+    let report = keyplane_bench::endpoint::EndpointReport::read(&appended).unwrap();
+    assert_eq!(report.runs.len(), 2);
+    assert!(report.runs[1].http2 && report.runs[1].requests > 0);
+    let ratio = report.runs[1].vs_baseline.expect("a ratio to the baseline");
+    assert!(ratio > 0.0);
+    assert!(seen.bad.lock().unwrap().is_empty());
+}
+
+#[test]
+fn service_errors_are_counted_by_code_and_fail_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Seen {
+        throttle_every: 5,
+        ..Seen::default()
+    });
+    let (addr, pem) = serve(Arc::clone(&seen), dir.path());
+    let json = dir.path().join("report.json");
+    let err = run_endpoint(
+        &args(&[
+            "--endpoint",
+            &format!("https://{addr}"),
+            "--ca-bundle",
+            pem.to_str().unwrap(),
+            "--access-key-id",
+            ACCESS_KEY_ID,
+            "--secret-access-key",
+            "x",
+            "--connections",
+            "2",
+        ]),
+        &options(&json),
+    )
+    .expect_err("a run with errors fails");
+    assert!(matches!(err, BenchError::Run(_)), "{err}");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let run = &written["runs"][0];
+    let throttled = run["errors"]["ThrottlingException"].as_u64().unwrap_or(0);
+    assert!(throttled > 0, "errors by code: {}", run["errors"]);
+    assert_eq!(run["error_count"].as_u64(), Some(throttled));
+    assert_eq!(run["error_messages"]["ThrottlingException"], "slow down");
+    assert!(written["notes"][0].as_str().unwrap().starts_with("ERRORS:"));
+}
+
+#[test]
+fn an_https_endpoint_without_a_ca_bundle_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = run_endpoint(
+        &args(&[
+            "--endpoint",
+            "https://127.0.0.1:9",
+            "--access-key-id",
+            ACCESS_KEY_ID,
+            "--secret-access-key",
+            "x",
+        ]),
+        &options(&dir.path().join("r.json")),
+    )
+    .expect_err("refused");
+    assert!(
+        matches!(err, BenchError::Usage(ref m) if m.contains("--ca-bundle")),
+        "{err}"
+    );
+}
