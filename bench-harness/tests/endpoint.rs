@@ -194,6 +194,8 @@ fn every_operation_is_signed_counted_and_error_free() {
     let charts = dir.path().join("charts");
     let mut options = options(&json);
     options.plot = Some(charts.clone());
+    // The "server" is this process: its CPU time per request is read from /proc.
+    let pid = std::process::id().to_string();
     let report = run_endpoint(
         &args(&[
             "--endpoint",
@@ -210,6 +212,8 @@ fn every_operation_is_signed_counted_and_error_free() {
             "1,3",
             "--client-threads",
             "2",
+            "--server-pid",
+            &pid,
         ]),
         &options,
     )
@@ -224,6 +228,11 @@ fn every_operation_is_signed_counted_and_error_free() {
         assert!(run.tls && !run.http2);
         assert!(run.latency.p50_ms > 0.0 && run.latency.p50_ms <= run.latency.p99_ms);
         assert!(run.latency.p99_ms <= run.latency.max_ms);
+        assert!(
+            run.client_cpu_us_per_request.is_some_and(|v| v > 0.0),
+            "{run:?}"
+        );
+        assert!(run.server_cpu_us_per_request.is_some(), "{run:?}");
         counted += run.requests;
     }
     // The server saw at least every counted request (plus setup and warm-up).

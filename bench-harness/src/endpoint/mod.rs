@@ -83,6 +83,10 @@ pub struct EndpointArgs {
     #[arg(long, value_name = "FILE", requires = "endpoint")]
     pub append: Option<PathBuf>,
 
+    /// The server's process id: its CPU time per request is reported too (Linux, /proc)
+    #[arg(long, value_name = "PID", requires = "endpoint")]
+    pub server_pid: Option<u32>,
+
     /// The label whose runs the others are compared with (the ratio column: requests/s of a run
     /// over the baseline's at the same operation, size and connections)
     #[arg(long, value_name = "NAME", requires = "endpoint")]
@@ -260,7 +264,14 @@ pub fn run_endpoint(
                 eprintln!("keyplane-bench: {label}: {operation}, {n} connection(s)...");
             }
             let measured = runtime
-                .block_on(measure(&target, operation, &bodies, n, options))
+                .block_on(measure(
+                    &target,
+                    operation,
+                    &bodies,
+                    n,
+                    options,
+                    args.server_pid,
+                ))
                 .map_err(BenchError::Run)?;
             let run = EndpointRun::new(
                 &label, url, &target, operation, options, n, threads, measured,
@@ -387,6 +398,30 @@ pub struct Measured {
     pub error_messages: BTreeMap<String, String>,
     /// Connections opened again after one failed.
     pub reconnects: u64,
+    /// CPU time (user + system) of this process during the window.
+    pub client_cpu: Duration,
+    /// CPU time of the server's process during the window, when its pid was given.
+    pub server_cpu: Option<Duration>,
+}
+
+/// CPU time (user + system) a process has used, from /proc/PID/stat (clock ticks).
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: count fields after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    #[allow(unsafe_code)]
+    // SAFETY: sysconf only reads a constant of the system.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|&h| h > 0)?;
+    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
+}
+
+fn own_cpu() -> Duration {
+    let (user, system) = crate::measure::process_cpu_time();
+    user + system
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -400,6 +435,7 @@ async fn measure(
     bodies: &Bodies,
     connections: u32,
     options: &EndpointOptions,
+    server_pid: Option<u32>,
 ) -> Result<Measured, String> {
     // Connect everything first: handshakes are not measured.
     let mut conns = Vec::with_capacity(connections as usize);
@@ -421,6 +457,8 @@ async fn measure(
                 errors: BTreeMap::new(),
                 error_messages: BTreeMap::new(),
                 reconnects: 0,
+                client_cpu: Duration::ZERO,
+                server_cpu: None,
             };
             tokio::time::sleep_until(start.into()).await;
             let mut next = i;
@@ -466,6 +504,17 @@ async fn measure(
             m
         });
     }
+    // CPU time over the window, read by a task of its own at its start and end.
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(window_start.into()).await;
+        let (client, server) = (own_cpu(), server_pid.and_then(process_cpu));
+        tokio::time::sleep_until(window_end.into()).await;
+        let client = own_cpu().saturating_sub(client);
+        let server = server
+            .zip(server_pid.and_then(process_cpu))
+            .map(|(a, b)| b.saturating_sub(a));
+        (client, server)
+    });
     let mut total = Measured {
         requests: 0,
         elapsed: options.duration,
@@ -473,6 +522,8 @@ async fn measure(
         errors: BTreeMap::new(),
         error_messages: BTreeMap::new(),
         reconnects: 0,
+        client_cpu: Duration::ZERO,
+        server_cpu: None,
     };
     while let Some(done) = tasks.join_next().await {
         let m = done.map_err(|e| format!("a connection's task failed: {e}"))?;
@@ -489,6 +540,9 @@ async fn measure(
             total.error_messages.entry(code).or_insert(msg);
         }
     }
+    (total.client_cpu, total.server_cpu) = cpu
+        .await
+        .map_err(|e| format!("the CPU time task failed: {e}"))?;
     Ok(total)
 }
 

@@ -50,6 +50,11 @@ pub struct EndpointRun {
     /// The first message seen for each error code.
     pub error_messages: BTreeMap<String, String>,
     pub reconnects: u64,
+    /// CPU time of the load generator per measured request, microseconds (all its threads).
+    pub client_cpu_us_per_request: Option<f64>,
+    /// CPU time of the server's process per measured request, microseconds (with --server-pid):
+    /// unlike requests/s, barely moved by what else runs on the machine.
+    pub server_cpu_us_per_request: Option<f64>,
     /// Requests/s over the baseline's at the same operation, size and connections.
     pub vs_baseline: Option<f64>,
 }
@@ -78,6 +83,9 @@ impl EndpointRun {
         m: Measured,
     ) -> EndpointRun {
         let q = |p: f64| m.latency.value_at_quantile(p) as f64 / 1e6;
+        let per_request = |cpu: std::time::Duration| {
+            (m.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / m.requests as f64)
+        };
         EndpointRun {
             label: label.to_owned(),
             endpoint: url.to_owned(),
@@ -103,6 +111,8 @@ impl EndpointRun {
             errors: m.errors,
             error_messages: m.error_messages,
             reconnects: m.reconnects,
+            client_cpu_us_per_request: per_request(m.client_cpu),
+            server_cpu_us_per_request: m.server_cpu.and_then(per_request),
             vs_baseline: None,
         }
     }
@@ -110,12 +120,15 @@ impl EndpointRun {
     /// One line for progress output.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "{} req/s, p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms",
+            "{} req/s, p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms, CPU per request: client {} µs, \
+             server {} µs",
             human(self.requests_per_sec),
             ms(self.latency.p50_ms),
             ms(self.latency.p99_ms),
             ms(self.latency.p99_9_ms),
-            ms(self.latency.max_ms)
+            ms(self.latency.max_ms),
+            cpu_us(self.client_cpu_us_per_request),
+            cpu_us(self.server_cpu_us_per_request)
         );
         if self.error_count > 0 {
             let _ = write!(s, ", {} ERRORS ({})", self.error_count, self.error_list());
@@ -137,6 +150,10 @@ impl EndpointRun {
             None => self.operation.to_string(),
         }
     }
+}
+
+fn cpu_us(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.0}"))
 }
 
 impl Default for EndpointReport {
@@ -340,6 +357,8 @@ impl EndpointReport {
             "p99.9 ms",
             "max ms",
             "errors",
+            "client µs/req",
+            "server µs/req",
             ratio_header.as_str(),
         ];
         let rows: Vec<Vec<String>> = self
@@ -366,6 +385,8 @@ impl EndpointReport {
                     } else {
                         format!("{} !!", r.error_count)
                     },
+                    cpu_us(r.client_cpu_us_per_request),
+                    cpu_us(r.server_cpu_us_per_request),
                     r.vs_baseline
                         .map_or_else(|| "-".into(), |v| format!("{v:.1}x")),
                 ]
