@@ -7,7 +7,9 @@
 //! thread doing the same primitive on the same messages, measured in the same run, so results
 //! read as ratios. `--compare c|python` runs the encrypt points through the C ABI and the
 //! Python package too; `--recommend` picks the thread count and batch size with the best
-//! throughput within a latency bound; `--plot DIR` draws charts. Nothing touches the network.
+//! throughput within a latency bound; `--plot DIR` draws charts. Nothing touches the network,
+//! except [`endpoint`] (`--endpoint URL`): a load generator for `keyplane serve` and other servers
+//! of the service's wire protocol.
 //!
 //! The stand-alone program is `keyplane-bench` ([`BenchArgs`], [`run`]). A host CLI flattens
 //! [`SweepArgs`] into its own subcommand and calls [`run_sweep`] with the store and output it
