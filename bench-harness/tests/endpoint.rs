@@ -319,6 +319,10 @@ fn http2_and_append_compare_with_a_baseline() {
     let report = keyplane_bench::endpoint::EndpointReport::read(&appended).unwrap();
     assert_eq!(report.runs.len(), 2);
     assert!(report.runs[1].http2 && report.runs[1].requests > 0);
+    assert_eq!(
+        report.runs[0].vs_baseline, None,
+        "the baseline has no ratio to itself"
+    );
     let ratio = report.runs[1].vs_baseline.expect("a ratio to the baseline");
     assert!(ratio > 0.0);
     assert!(seen.bad.lock().unwrap().is_empty());

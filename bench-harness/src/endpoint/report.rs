@@ -195,6 +195,10 @@ impl EndpointReport {
     pub fn finish(&mut self) {
         let runs = self.runs.clone();
         for run in &mut self.runs {
+            if self.baseline.as_ref() == Some(&run.label) {
+                run.vs_baseline = None;
+                continue;
+            }
             run.vs_baseline = self.baseline.as_ref().and_then(|b| {
                 runs.iter()
                     .rev()
@@ -208,14 +212,18 @@ impl EndpointReport {
             });
         }
         self.targets = Vec::new();
-        for run in &self.runs {
+        // Each server's latest run of the targets' point.
+        let mut checked: Vec<&str> = Vec::new();
+        for run in self.runs.iter().rev() {
             if self.baseline.as_ref() == Some(&run.label)
                 || run.operation != Operation::Encrypt
                 || run.size != Some(64)
                 || run.connections != 64
+                || checked.contains(&run.label.as_str())
             {
                 continue;
             }
+            checked.push(&run.label);
             let point = format!("{}: encrypt 64 B, 64 connections", run.label);
             let mut check = |target: &str, metric: &str, measured: f64, required: f64, met| {
                 self.targets.push(TargetCheck {
