@@ -45,7 +45,7 @@
 /**
  * The version as one number, MAJOR * 10000 + MINOR * 100 + PATCH, for preprocessor comparisons.
  */
-#define KP_VERSION_NUMBER 100
+#define KP_VERSION_NUMBER (((KP_VERSION_MAJOR * 10000) + (KP_VERSION_MINOR * 100)) + KP_VERSION_PATCH)
 
 /**
  * Largest length the library accepts for any one buffer or byte string (1 GiB). Anything longer
