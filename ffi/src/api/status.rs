@@ -4,10 +4,10 @@
 //! engine errors take the next free code of their family's block.
 //!
 //! The `kp_status` enum is written out because cbindgen reads it (it cannot see through macros);
-//! everything else comes from the one table below ([`statuses!`]): each status's C name, the
+//! everything else comes from the one table below (`statuses!`): each status's C name, the
 //! engine [`kp::ErrorKind`] it reports (which also gives its exception name) and the mapping from
 //! engine errors. The table generates an exhaustive `match` over `kp_status` (a status missing
-//! from the table fails to compile) and [`status_of`] as an exhaustive `match` over
+//! from the table fails to compile) and `status_of` as an exhaustive `match` over
 //! `ErrorKind` (an engine kind without a status fails to compile).
 
 use std::ffi::{c_char, CStr};
