@@ -82,7 +82,6 @@ async fn ok(svc: &Service, op: &str, body: Value) -> Value {
     value
 }
 
-#[allow(dead_code)]
 /// Calls `op` and expects the error `code` with HTTP `status`; returns the message.
 async fn fails(svc: &Service, op: &str, body: Value, code: &str, status: u16) -> String {
     let (got, value) = call(svc, op, body).await;
@@ -546,4 +545,350 @@ async fn every_operation_answers_with_the_services_members() {
         .filter(|name| !done.contains(name))
         .collect();
     assert!(missing.is_empty(), "not exercised: {missing:?}");
+}
+
+// ---- errors -----------------------------------------------------------------------------------
+
+async fn new_key(svc: &Service) -> String {
+    ok(svc, "CreateKey", json!({})).await["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_missing_or_unknown_target_is_unknown_operation() {
+    let svc = service();
+    for target in [
+        None,
+        Some(""),
+        Some("Encrypt"),
+        Some("TrentService."),
+        Some("TrentService.Nope"),
+        Some("trentservice.Encrypt"),
+        Some("OtherService.Encrypt"),
+        Some("TrentService.Encrypt "),
+    ] {
+        let reply = raw(&svc, &root(), target, b"{}").await;
+        assert_eq!(reply.status, 400, "{target:?}");
+        assert_eq!(reply.error_code, Some("UnknownOperationException"));
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["__type"], "UnknownOperationException");
+        assert_eq!(reply.operation, None);
+    }
+}
+
+#[tokio::test]
+async fn an_operation_of_the_model_not_served_says_why() {
+    let svc = service();
+    let message = fails(
+        &svc,
+        "CreateCustomKeyStore",
+        json!({"CustomKeyStoreName": "x"}),
+        "UnsupportedOperationException",
+        400,
+    )
+    .await;
+    assert!(message.contains("custom key stores"), "{message}");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_a_serialization_error() {
+    let svc = service();
+    for body in [
+        &b"{"[..],
+        b"not json",
+        b"[]",
+        b"\"KeyId\"",
+        b"42",
+        b"null",
+        b"{\"KeyId\": \"a\"} trailing",
+        &[0xff, 0xfe, 0x00],
+    ] {
+        let reply = raw(&svc, &root(), Some("TrentService.DescribeKey"), body).await;
+        assert_eq!(reply.status, 400);
+        assert_eq!(reply.error_code, Some("SerializationException"), "{body:?}");
+        assert_eq!(reply.operation, Some("DescribeKey"));
+    }
+    // An empty body is {}: ListKeys needs nothing.
+    let reply = raw(&svc, &root(), Some("TrentService.ListKeys"), b"").await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn a_member_of_the_wrong_type_is_a_serialization_error_naming_it() {
+    let svc = service();
+    let key = new_key(&svc).await;
+    for (op, body, member) in [
+        ("DescribeKey", json!({"KeyId": 7}), "KeyId"),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": 5}),
+            "Plaintext",
+        ),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": "not base64!"}),
+            "Plaintext",
+        ),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": "YQ"}),
+            "Plaintext",
+        ),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": "YQ==", "EncryptionContext": {"a": 1}}),
+            "EncryptionContext",
+        ),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": "YQ==", "EncryptionContext": ["a"]}),
+            "EncryptionContext",
+        ),
+        (
+            "GenerateRandom",
+            json!({"NumberOfBytes": "16"}),
+            "NumberOfBytes",
+        ),
+        (
+            "GenerateRandom",
+            json!({"NumberOfBytes": 1.5}),
+            "NumberOfBytes",
+        ),
+        ("ListKeys", json!({"Limit": true}), "Limit"),
+        ("CreateKey", json!({"MultiRegion": "false"}), "MultiRegion"),
+        ("CreateKey", json!({"Tags": {"TagKey": "a"}}), "Tags"),
+        ("CreateKey", json!({"Tags": ["a"]}), "Tags"),
+        (
+            "UntagResource",
+            json!({"KeyId": key, "TagKeys": [1]}),
+            "TagKeys",
+        ),
+        (
+            "CreateGrant",
+            json!({"KeyId": key, "GranteePrincipal": ALICE, "Operations": ["Decrypt"], "Constraints": []}),
+            "Constraints",
+        ),
+        (
+            "CreateGrant",
+            json!({"KeyId": key, "GranteePrincipal": ALICE, "Operations": ["Decrypt"],
+                   "Constraints": {"EncryptionContextEquals": {"a": 2}}}),
+            "EncryptionContextEquals",
+        ),
+    ] {
+        let message = fails(&svc, op, body.clone(), "SerializationException", 400).await;
+        assert!(message.contains(member), "{op} {body}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_members_are_ignored_and_null_is_missing() {
+    let svc = service();
+    let key = new_key(&svc).await;
+    let d = ok(
+        &svc,
+        "DescribeKey",
+        json!({"KeyId": key, "Whatever": {"x": [1]}, "GrantTokens": null}),
+    )
+    .await;
+    assert_eq!(d["KeyMetadata"]["KeyId"], key);
+    let message = fails(
+        &svc,
+        "DescribeKey",
+        json!({"KeyId": null}),
+        "ValidationException",
+        400,
+    )
+    .await;
+    assert_eq!(
+        message,
+        "1 validation error detected: Value null at 'keyId' failed to satisfy constraint: Member must not be null"
+    );
+}
+
+#[tokio::test]
+async fn validation_errors_are_the_engines_own() {
+    let svc = service();
+    let engine = svc.engine().clone();
+    let key = new_key(&svc).await;
+    // Missing members reach the engine's wording as missing, not as a serialization error; a
+    // sensitive member shows nothing, not even null.
+    let message = fails(&svc, "Encrypt", json!({}), "ValidationException", 400).await;
+    assert_eq!(
+        message,
+        "2 validation errors detected: Value null at 'keyId' failed to satisfy constraint: \
+         Member must not be null; Value at 'plaintext' failed to satisfy constraint: Member must \
+         not be null"
+    );
+    // Lengths, ranges, enums: the engine's message, word for word.
+    let empty = engine
+        .encrypt(&keyplane::EncryptRequest::new(&key, b""))
+        .unwrap_err();
+    let message = fails(
+        &svc,
+        "Encrypt",
+        json!({"KeyId": key, "Plaintext": ""}),
+        "ValidationException",
+        400,
+    )
+    .await;
+    assert_eq!(message, empty.message());
+    let zero = engine.generate_random(0).unwrap_err();
+    let message = fails(
+        &svc,
+        "GenerateRandom",
+        json!({"NumberOfBytes": 0}),
+        "ValidationException",
+        400,
+    )
+    .await;
+    assert_eq!(message, zero.message());
+    let message = fails(
+        &svc,
+        "ListKeys",
+        json!({"Limit": -1}),
+        "ValidationException",
+        400,
+    )
+    .await;
+    assert!(
+        message.starts_with("1 validation error detected: Value '-1' at 'limit'"),
+        "{message}"
+    );
+    let message = fails(
+        &svc,
+        "CreateKey",
+        json!({"KeySpec": "FOO"}),
+        "ValidationException",
+        400,
+    )
+    .await;
+    assert!(
+        message.starts_with("1 validation error detected: Value 'FOO' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: ["),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn engine_errors_keep_their_code_message_and_status() {
+    let svc = service();
+    let key = new_key(&svc).await;
+    fails(
+        &svc,
+        "DescribeKey",
+        json!({"KeyId": "11111111-2222-3333-4444-555555555555"}),
+        "NotFoundException",
+        400,
+    )
+    .await;
+    ok(&svc, "DisableKey", json!({"KeyId": key})).await;
+    let message = fails(
+        &svc,
+        "Encrypt",
+        json!({"KeyId": key, "Plaintext": b64(b"x")}),
+        "DisabledException",
+        400,
+    )
+    .await;
+    assert!(!message.is_empty());
+    ok(&svc, "EnableKey", json!({"KeyId": key})).await;
+    fails(
+        &svc,
+        "Decrypt",
+        json!({"CiphertextBlob": b64(&[1u8; 80])}),
+        "InvalidCiphertextException",
+        400,
+    )
+    .await;
+    let message = fails(
+        &svc,
+        "Encrypt",
+        json!({"KeyId": key, "Plaintext": b64(b"x"), "DryRun": true}),
+        "DryRunOperationException",
+        412,
+    )
+    .await;
+    assert!(message.contains("DryRun"), "{message}");
+    fails(
+        &svc,
+        "Decrypt",
+        json!({"CiphertextBlob": b64(b"x"), "Recipient": {"AttestationDocument": "YQ=="}}),
+        "UnsupportedOperationException",
+        400,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_principal_the_key_policy_does_not_name_is_denied() {
+    const ADMIN: &str = "arn:aws:iam::111122223333:role/KeyAdmin";
+    const USER: &str = "arn:aws:iam::111122223333:role/app";
+    let svc = service();
+    let policy = keyplane::policy::templates::separated(&[ADMIN], &[USER]).unwrap();
+    let admin = ctx_as(ADMIN, "10000000-0000-4000-8000-000000000001");
+    let user = ctx_as(USER, "10000000-0000-4000-8000-000000000002");
+    let other = ctx_as(ALICE, "10000000-0000-4000-8000-000000000003");
+    let (status, created) = call_as(&svc, &admin, "CreateKey", json!({"Policy": policy})).await;
+    assert_eq!(status, 200, "{created}");
+    let key = created["KeyMetadata"]["KeyId"].as_str().unwrap();
+    let body = json!({"KeyId": key, "Plaintext": b64(b"secret")});
+    let (status, _) = call_as(&svc, &user, "Encrypt", body.clone()).await;
+    assert_eq!(status, 200);
+    for (ctx, what) in [
+        (&admin, "an administrator"),
+        (&other, "a principal not named"),
+    ] {
+        let (status, denied) = call_as(&svc, ctx, "Encrypt", body.clone()).await;
+        assert_eq!(status, 400, "{what}");
+        assert_eq!(
+            denied["__type"], "AccessDeniedException",
+            "{what}: {denied}"
+        );
+    }
+    let (_, denied) = call_as(&svc, &user, "DisableKey", json!({"KeyId": key})).await;
+    assert_eq!(denied["__type"], "AccessDeniedException");
+}
+
+#[tokio::test]
+async fn errors_never_echo_plaintext_or_member_values() {
+    let svc = service();
+    let key = new_key(&svc).await;
+    let secret = "TOPSECRET-4111-1111-1111-1111";
+    let long = secret.repeat(200);
+    for (op, body) in [
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": b64(long.as_bytes())}),
+        ),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": format!("{secret}!!")}),
+        ),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": b64(secret.as_bytes()), "EncryptionContext": {"k": 1}}),
+        ),
+        ("Decrypt", json!({"CiphertextBlob": b64(secret.as_bytes())})),
+        (
+            "GenerateMac",
+            json!({"KeyId": key, "Message": b64(secret.as_bytes()), "MacAlgorithm": "HMAC_SHA_256"}),
+        ),
+    ] {
+        let target = format!("TrentService.{op}");
+        let reply = raw(&svc, &root(), Some(&target), body.to_string().as_bytes()).await;
+        assert_ne!(reply.status, 200, "{op}");
+        let answer = String::from_utf8_lossy(&reply.body).into_owned();
+        assert!(!answer.contains(secret), "{op}: {answer}");
+        assert!(!answer.contains(&b64(secret.as_bytes())), "{op}: {answer}");
+    }
+    // A body that is not JSON is not quoted back either.
+    let reply = raw(
+        &svc,
+        &root(),
+        Some("TrentService.Encrypt"),
+        format!("{{\"Plaintext\": {secret}").as_bytes(),
+    )
+    .await;
+    assert!(!String::from_utf8_lossy(&reply.body).contains(secret));
 }
