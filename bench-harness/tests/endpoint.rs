@@ -381,3 +381,112 @@ fn an_https_endpoint_without_a_ca_bundle_is_a_usage_error() {
         "{err}"
     );
 }
+
+/// keyplane serve's own stack (TLS, SigV4, the JSON 1.1 protocol, coalescing) on an in-memory
+/// engine, started in this test; returns its URL, its CA bundle and a credential.
+fn keyplane_server(
+    dir: &std::path::Path,
+    coalesce: bool,
+) -> (String, std::path::PathBuf, String, String) {
+    use keyplane_server::coalesce::CoalesceConfig;
+    use keyplane_server::http::{Limits, Server, ServerConfig, TlsMode};
+    use keyplane_server::protocol::Service;
+    let engine = keyplane::Engine::builder()
+        .lock_policy(LockPolicy::Warn)
+        .build()
+        .expect("an engine");
+    let credentials = CredentialStore::in_memory().with_lock_policy(LockPolicy::Warn);
+    let created = credentials
+        .create("arn:aws:iam::111122223333:root")
+        .expect("a credential");
+    let metrics = Arc::new(keyplane_server::Metrics::default());
+    let service = Service::new(
+        engine,
+        CoalesceConfig {
+            enabled: coalesce,
+            ..CoalesceConfig::default()
+        },
+        Arc::clone(&metrics),
+    );
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: None,
+        tls: TlsMode::SelfSigned {
+            dir: dir.join("tls"),
+        },
+        limits: Limits::default(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let server = Server::bind(
+                config,
+                service,
+                Authenticator::new(credentials, "eu-west-3"),
+                metrics,
+            )
+            .await
+            .expect("the server binds");
+            let ca = server.tls_info().expect("TLS").certificate.clone();
+            tx.send((server.url(), ca)).unwrap();
+            server.run().await;
+        });
+    });
+    let (url, ca) = rx.recv().expect("the server started");
+    (
+        url,
+        ca,
+        created.access_key_id.clone(),
+        created.secret_access_key.to_string(),
+    )
+}
+
+fn against_keyplane(coalesce: bool, extra: &[&str]) -> keyplane_bench::endpoint::EndpointReport {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, ca, id, secret) = keyplane_server(dir.path(), coalesce);
+    let mut list = vec![
+        "--endpoint",
+        &url,
+        "--ca-bundle",
+        ca.to_str().unwrap(),
+        "--access-key-id",
+        &id,
+        "--secret-access-key",
+        &secret,
+        "--operation",
+        "encrypt,decrypt,generate-data-key,sign",
+        "--connections",
+        "4",
+    ];
+    list.extend_from_slice(extra);
+    let report = run_endpoint(&args(&list), &options(&dir.path().join("report.json")))
+        .expect("a run against keyplane serve without errors");
+    assert_eq!(report.runs.len(), 4);
+    for run in &report.runs {
+        assert!(run.requests > 0, "{run:?}");
+        assert_eq!(run.error_count, 0, "{run:?}");
+    }
+    report
+}
+
+#[test]
+fn against_keyplane_serve_every_operation_is_answered() {
+    against_keyplane(true, &[]);
+    against_keyplane(false, &[]);
+}
+
+/// HTTP/2 clients send the authority as `:authority`, not as a `host` header, and sign it as
+/// `host`: keyplane serve's transport must give the verifier that `host` (server/src/auth/mod.rs
+/// says so). It does not yet: every request fails with InvalidSignatureException. Reported to the
+/// lead; run with --ignored to check the fix.
+#[test]
+#[ignore = "keyplane serve refuses HTTP/2 signatures without a host header (reported; see the comment)"]
+fn against_keyplane_serve_over_http2() {
+    let report = against_keyplane(true, &["--http2"]);
+    assert!(report.runs.iter().all(|r| r.http2));
+}
