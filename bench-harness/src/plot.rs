@@ -60,13 +60,16 @@ pub(crate) struct Chart {
     pub(crate) series: Vec<Series>,
     /// The footer: what the dashed lines are.
     pub(crate) raw_label: &'static str,
+    /// The left panel's caption (the rate, on a log scale).
+    pub(crate) left_caption: &'static str,
     /// The right panel's caption.
     pub(crate) right_caption: &'static str,
     /// A dashed horizontal line on the right panel (1.0: as fast as one raw core).
     pub(crate) right_reference: Option<f64>,
 }
 
-/// The right panel's defaults for the sweep's charts: the ratio to the raw loop.
+/// The panels' captions for the sweep's charts: the rate, and the ratio to the raw loop.
+const OPS_CAPTION: &str = "operations per second (log scale)";
 const RATIO_CAPTION: &str = "engine / raw aws-lc-rs on 1 thread";
 
 /// Writes every chart of the report into `dir`; returns the files written.
@@ -184,6 +187,7 @@ fn by_threads(name: &str, points: &[&Point]) -> Chart {
         x_log: false,
         series,
         raw_label: "dashed: raw aws-lc-rs 1-thread rate x threads (ideal scaling)",
+        left_caption: OPS_CAPTION,
         right_caption: RATIO_CAPTION,
         right_reference: Some(1.0),
     }
@@ -237,6 +241,7 @@ fn by_batch(name: &str, points: &[&Point]) -> Chart {
         x_log: true,
         series,
         raw_label: "dashed: raw aws-lc-rs loop, 1 thread",
+        left_caption: OPS_CAPTION,
         right_caption: RATIO_CAPTION,
         right_reference: Some(1.0),
     }
@@ -345,7 +350,7 @@ where
     });
     let (ly0, ly1) = range(ys.filter(|v| *v > 0.0).map(f64::log10), 0.08, 0.1);
     let mut ops = ChartBuilder::on(&left)
-        .caption("operations per second (log scale)", (FONT, 17))
+        .caption(chart.left_caption, (FONT, 17))
         .margin(12)
         .x_label_area_size(42)
         .y_label_area_size(72)

@@ -518,6 +518,7 @@ impl EndpointReport {
                 series,
                 raw_label: "closed loop over keep-alive connections; each request SigV4-signed; \
                             dashed on the right: the 5 ms p99 target",
+                left_caption: "requests per second (log scale)",
                 right_caption: "p99 latency per request, ms",
                 right_reference: Some(5.0),
             };
