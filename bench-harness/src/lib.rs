@@ -335,7 +335,7 @@ fn plan(args: &SweepArgs) -> Result<Vec<Group>, BenchError> {
     Ok(groups)
 }
 
-fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
+pub(crate) fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
     let mut out = Vec::with_capacity(v.len());
     for x in v {
         if !out.contains(&x) {

@@ -251,14 +251,11 @@ pub fn run_endpoint(
         .map_err(|e| BenchError::Setup(format!("starting the load generator's runtime: {e}")))?;
 
     let mut runs = Vec::new();
-    let mut operations = args.operations.clone();
-    operations.dedup();
-    for &operation in &operations {
+    let connections = crate::dedup(args.connections.clone());
+    for operation in crate::dedup(args.operations.clone()) {
         let bodies = runtime
             .block_on(setup(&target, operation, options.size))
             .map_err(BenchError::Setup)?;
-        let mut connections = args.connections.clone();
-        connections.dedup();
         for &n in &connections {
             if !options.quiet {
                 eprintln!("keyplane-bench: {label}: {operation}, {n} connection(s)...");
@@ -288,6 +285,7 @@ pub fn run_endpoint(
         Some(path) if path.exists() => EndpointReport::read(path)?,
         _ => EndpointReport::new(),
     };
+    let failed: u64 = runs.iter().map(|r| r.error_count).sum();
     report.runs.extend(runs);
     report.baseline = args.baseline.clone().or(report.baseline.take());
     report.finish();
@@ -295,13 +293,6 @@ pub fn run_endpoint(
         report.write(&crate::Destination::File(path.clone()))?;
     }
     report.output(options)?;
-    let failed: u64 = report
-        .runs
-        .iter()
-        .rev()
-        .take(operations.len() * args.connections.len())
-        .map(|r| r.error_count)
-        .sum();
     if failed > 0 {
         return Err(BenchError::Run(format!(
             "{failed} request(s) failed: see the errors by code above"
