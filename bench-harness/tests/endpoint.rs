@@ -362,6 +362,43 @@ fn service_errors_are_counted_by_code_and_fail_the_run() {
 }
 
 #[test]
+fn a_clean_run_appended_after_a_failed_one_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = dir.path().join("all.json");
+    for (every, label) in [(3, "throttled"), (0, "clean")] {
+        let seen = Seen::new(every);
+        let (addr, pem) = serve(Arc::clone(&seen), dir.path());
+        let result = run_endpoint(
+            &args(&[
+                "--endpoint",
+                &format!("https://{addr}"),
+                "--ca-bundle",
+                pem.to_str().unwrap(),
+                "--access-key-id",
+                &seen.access_key_id,
+                "--secret-access-key",
+                &seen.secret,
+                "--connections",
+                "1,1,2",
+                "--operation",
+                "encrypt,encrypt",
+                "--label",
+                label,
+                "--append",
+                all.to_str().unwrap(),
+            ]),
+            &options(&dir.path().join("r.json")),
+        );
+        assert_eq!(result.is_ok(), every == 0, "{label}: {result:?}");
+    }
+    let report = keyplane_bench::endpoint::EndpointReport::read(&all).unwrap();
+    // Duplicates dropped: one operation at 1 and 2 connections, for each server.
+    assert_eq!(report.runs.len(), 4);
+    assert!(report.runs[..2].iter().all(|r| r.error_count > 0));
+    assert!(report.runs[2..].iter().all(|r| r.error_count == 0));
+}
+
+#[test]
 fn an_https_endpoint_without_a_ca_bundle_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = run_endpoint(
