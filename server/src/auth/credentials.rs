@@ -175,7 +175,8 @@ impl CredentialStore {
         }
     }
 
-    /// The same store, taking locked memory under `policy` (default: require it).
+    /// The same store, taking locked memory under `policy` (default: require it). Call it on a
+    /// store just made, before it is cloned (a clone keeps the policy it was made with).
     pub fn with_lock_policy(self, policy: LockPolicy) -> CredentialStore {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
