@@ -153,6 +153,11 @@ impl Service {
         &self.coalesce
     }
 
+    /// Engine batch calls the coalescer made, and the requests they answered, so far.
+    pub fn coalesce_counts(&self) -> (u64, u64) {
+        self.coalescer.counts()
+    }
+
     /// The metrics this service reports coalesced batches to.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
