@@ -9,4 +9,5 @@ pub mod bench;
 pub mod crypto;
 pub mod demo;
 pub mod keys;
+pub mod serve;
 pub mod store;

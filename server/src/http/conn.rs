@@ -112,8 +112,8 @@ async fn connection(
     shutdown: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
-    app.metrics.connection(true);
-    let _closed = Closed_(Arc::clone(&app));
+    // Client connections only: the admin listener's scrapes are not counted.
+    let _counted = (role == Role::Api).then(|| Counted::new(&app));
     match tls {
         None => {
             let info = ConnInfo {
@@ -146,10 +146,17 @@ async fn connection(
     }
 }
 
-/// Counts the connection closed when its task ends, however it ends.
-struct Closed_(Arc<App>);
+/// Counts a connection open, and closed when its task ends, however it ends.
+struct Counted(Arc<App>);
 
-impl Drop for Closed_ {
+impl Counted {
+    fn new(app: &Arc<App>) -> Counted {
+        app.metrics.connection(true);
+        Counted(Arc::clone(app))
+    }
+}
+
+impl Drop for Counted {
     fn drop(&mut self) {
         self.0.metrics.connection(false);
     }
