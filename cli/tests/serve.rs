@@ -33,16 +33,23 @@ impl Drop for Serving {
 
 /// `keyplane --json --data-dir data serve ARGS` in `dir`, with its stdout lines.
 fn spawn(dir: &Path, args: &[&str]) -> Serving {
+    spawn_with(dir, &["--data-dir", "data"], args, &[])
+}
+
+fn spawn_with(dir: &Path, global: &[&str], args: &[&str], env: &[(&str, &str)]) -> Serving {
     let mut command = Command::new(env!("CARGO_BIN_EXE_keyplane"));
     command
         .current_dir(dir)
-        .args(["--json", "--data-dir", "data", "serve"])
+        .arg("--json")
+        .args(global)
+        .arg("serve")
         .args(args);
     for (var, _) in std::env::vars() {
         if var.starts_with("KEYPLANE_") {
             command.env_remove(var);
         }
     }
+    command.envs(env.iter().copied());
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -314,5 +321,37 @@ fn ten_thousand_idle_connections_do_not_stop_a_request_from_being_answered() {
         "{grown} KiB for {count} idle connections"
     );
     drop(idle);
+    stop(serving);
+}
+
+#[test]
+fn a_memory_store_gets_one_bootstrap_credential_for_the_account_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serving = spawn_with(
+        dir.path(),
+        &[],
+        &["--listen", "127.0.0.1:0", "--plain-http"],
+        &[("KEYPLANE_STORE", "memory:")],
+    );
+    let events = startup(&mut serving.lines);
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["credential", "listening", "ready"], "{events:?}");
+    let credential = find(&events, "credential");
+    let id = credential["access_key_id"].as_str().unwrap();
+    assert!(
+        id.len() == 20
+            && id.starts_with("AKIA")
+            && id
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()),
+        "{id}"
+    );
+    assert_eq!(credential["secret_access_key"].as_str().unwrap().len(), 40);
+    assert_eq!(credential["principal"], "arn:aws:iam::111122223333:root");
+    // Nothing was written for it: no data directory.
+    assert!(!dir.path().join("keyplane-data").exists());
     stop(serving);
 }
