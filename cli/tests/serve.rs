@@ -228,16 +228,66 @@ fn address(events: &[Value], name: &str) -> SocketAddr {
         .unwrap()
 }
 
+/// The headers of a KMS request signed by the aws-sigv4 crate.
+fn signed_headers(id: &str, secret: &str, host: &str, target: &str, body: &[u8]) -> String {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    let base = [
+        ("host", host),
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", target),
+    ];
+    let identity = aws_credential_types::Credentials::new(id, secret, None, None, "t").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("kms")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let signable = SignableRequest::new(
+        "POST",
+        format!("https://{host}/"),
+        base.into_iter(),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut head = String::new();
+    for (name, value) in base.into_iter().chain(instructions.headers()) {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head
+}
+
 #[test]
-fn sigterm_lets_a_request_in_flight_finish_then_exits_0() {
+fn sigterm_lets_a_signed_request_in_flight_finish_flushes_its_audit_record_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path());
+    let credential = common::json(
+        dir.path(),
+        &[
+            "--data-dir",
+            "data",
+            "credentials",
+            "create",
+            "--principal",
+            "arn:aws:iam::111122223333:root",
+        ],
+        b"",
+    );
+    let (id, secret) = (
+        credential["AccessKeyId"].as_str().unwrap(),
+        credential["SecretAccessKey"].as_str().unwrap(),
+    );
     let (mut serving, events) = plain_server(dir.path(), &[]);
     let address = address(&events, "listening");
-    // Half a request: in flight when SIGTERM comes.
+    // Half a signed CreateKey: in flight when SIGTERM comes.
+    let host = address.to_string();
+    let head = signed_headers(id, secret, &host, "TrentService.CreateKey", b"{}");
     let mut tcp = TcpStream::connect(address).unwrap();
-    tcp.write_all(b"POST / HTTP/1.1\r\nhost: localhost\r\nx-amz-target: TrentService.ListKeys\r\ncontent-length: 2\r\n\r\n{")
-        .unwrap();
+    write!(tcp, "POST / HTTP/1.1\r\ncontent-length: 2\r\n{head}\r\n{{").unwrap();
     std::thread::sleep(Duration::from_millis(200));
     sigterm(&serving.child);
     std::thread::sleep(Duration::from_millis(300));
@@ -245,14 +295,40 @@ fn sigterm_lets_a_request_in_flight_finish_then_exits_0() {
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut answer = String::new();
     tcp.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 "), "no answer: {answer:?}");
-    assert!(
-        answer.to_ascii_lowercase().contains("x-amzn-requestid"),
-        "{answer}"
-    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let request_id = answer
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-amzn-requestid: ")
+                .map(str::to_owned)
+        })
+        .expect("x-amzn-RequestId");
+    assert!(answer.contains("\"KeyMetadata\""), "{answer}");
     finish(&mut serving);
-    // The audit log the server wrote is whole and signed.
+    // Its record is in the audit log, which is whole and signed.
     ok(dir.path(), &["--data-dir", "data", "audit", "verify"], b"");
+    let mut files = vec![];
+    let mut dirs = vec![dir.path().join("data/audit")];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let found = files.iter().any(|f| {
+        let text = std::fs::read(f).unwrap();
+        text.windows(request_id.len())
+            .any(|w| w == request_id.as_bytes())
+    });
+    assert!(
+        found,
+        "no audit record with requestID {request_id} in {files:?}"
+    );
 }
 
 #[test]

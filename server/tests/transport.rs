@@ -1125,3 +1125,33 @@ async fn a_signed_request_in_flight_at_shutdown_is_answered_in_full() {
         .expect("drained")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_slower_than_the_body_timeout_is_answered_408_and_the_connection_closed() {
+    let limits = Limits {
+        body_timeout: Duration::from_millis(300),
+        ..quick_limits()
+    };
+    let server = start(false, limits).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"POST / HTTP/1.1\r\nhost: localhost\r\ncontent-length: 10\r\n\r\n{")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("RequestTimeoutException"), "{text}");
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(server
+        .metrics
+        .render()
+        .contains("keyplane_body_timeouts_total 1\n"));
+    server.shutdown.shutdown();
+    server.task.await.unwrap();
+}

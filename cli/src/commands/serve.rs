@@ -98,11 +98,13 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
                 );
             }
         }
-        announce(json, &server, bootstrap.as_ref());
+        // Signals are handled before `ready` is printed: a SIGTERM right after it drains.
         server
-            .run_until_signal()
-            .await
-            .map_err(|e| internal(format!("cannot listen for signals: {e}")))
+            .shutdown_on_signals()
+            .map_err(|e| internal(format!("cannot listen for signals: {e}")))?;
+        announce(json, &server, bootstrap.as_ref());
+        server.run().await;
+        Ok::<(), Failure>(())
     });
     // Connections still open past the drain timeout are cut; the engine's last handle goes with
     // them, and its audit log writes its final digest.

@@ -229,9 +229,11 @@ impl Server {
         let _ = tokio::time::timeout(limits.drain_timeout, drained).await;
     }
 
-    /// [`Server::run`] until SIGTERM or SIGINT.
-    pub async fn run_until_signal(self) -> std::io::Result<()> {
+    /// From now on, SIGTERM or SIGINT shuts the server down (instead of ending the process):
+    /// call before telling anyone the server is ready.
+    pub fn shutdown_on_signals(&self) -> std::io::Result<()> {
         use tokio::signal::unix::{signal, SignalKind};
+        // The handlers are installed here, synchronously; the task only waits.
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let handle = self.shutdown_handle();
@@ -242,6 +244,12 @@ impl Server {
             }
             handle.shutdown();
         });
+        Ok(())
+    }
+
+    /// [`Server::run`] until SIGTERM or SIGINT.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        self.shutdown_on_signals()?;
         self.run().await;
         Ok(())
     }
