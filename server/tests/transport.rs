@@ -1155,3 +1155,36 @@ async fn a_body_slower_than_the_body_timeout_is_answered_408_and_the_connection_
     server.shutdown.shutdown();
     server.task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_signed_requests_share_one_http2_connection_concurrently() {
+    let server = start(true, quick_limits()).await;
+    let ca = server.tls.clone().unwrap().certificate;
+    let stream = tls_connect(server.addr, &ca, &[b"h2"]).await;
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let body: &'static [u8] = br#"{"NumberOfBytes":32}"#;
+    let calls: Vec<_> = (0..64)
+        .map(|_| {
+            let mut sender = sender.clone();
+            let request = signed(&server, true, "TrentService.GenerateRandom", body);
+            tokio::spawn(async move { collect(sender.send_request(request).await.unwrap()).await })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for call in calls {
+        let answer = call.await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{:?}", answer.body());
+        assert!(json(&answer)["Plaintext"].is_string());
+        ids.insert(answer.headers()["x-amzn-requestid"].clone());
+    }
+    assert_eq!(ids.len(), 64, "request ids are not unique");
+    assert_eq!(server.metrics.open_connections(), 1);
+    server.shutdown.shutdown();
+    server.task.await.unwrap();
+}
