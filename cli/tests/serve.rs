@@ -69,6 +69,10 @@ fn startup(lines: &mut BufReader<ChildStdout>) -> Vec<Value> {
             lines.read_line(&mut line).unwrap() > 0,
             "exited before ready: {events:?}"
         );
+        assert!(
+            line.starts_with(r#"{"event":""#),
+            "the event name first: {line}"
+        );
         let event: Value =
             serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         let done = event["event"] == "ready";

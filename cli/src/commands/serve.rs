@@ -111,7 +111,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     runtime.shutdown_timeout(Duration::from_secs(5));
     drop(audit_lock);
     served?;
-    event(json, serde_json::json!({"event": "stopped"}), "stopped");
+    event(json, &[("event", "stopped")], "stopped");
     Ok(())
 }
 
@@ -180,8 +180,11 @@ fn announce(
         let certificate = tls.certificate.display().to_string();
         event(
             json,
-            serde_json::json!({"event": "tls", "certificate": certificate,
-                "fingerprint_sha256": tls.fingerprint_sha256}),
+            &[
+                ("event", "tls"),
+                ("certificate", &certificate),
+                ("fingerprint_sha256", &tls.fingerprint_sha256),
+            ],
             &format!(
                 "TLS certificate {certificate} (SHA-256 {})",
                 tls.fingerprint_sha256
@@ -222,24 +225,33 @@ fn announce(
     let url = server.url();
     event(
         json,
-        serde_json::json!({"event": "listening", "address": address, "url": url}),
+        &[("event", "listening"), ("address", &address), ("url", &url)],
         &format!("listening on {url}"),
     );
     if let Some(admin) = server.admin_addr() {
         let url = format!("http://{admin}");
         event(
             json,
-            serde_json::json!({"event": "admin", "address": admin.to_string(), "url": url}),
+            &[
+                ("event", "admin"),
+                ("address", &admin.to_string()),
+                ("url", &url),
+            ],
             &format!("admin (metrics, health) on {url}"),
         );
     }
-    event(json, serde_json::json!({"event": "ready"}), "ready");
+    event(json, &[("event", "ready")], "ready");
 }
 
-/// One line on stdout, flushed at once.
-fn event(json: bool, value: serde_json::Value, text: &str) {
+/// One line on stdout, flushed at once: with `--json`, an object whose members keep the given
+/// order (`event` first).
+fn event(json: bool, members: &[(&str, &str)], text: &str) {
     if json {
-        write_line(&value.to_string());
+        let members: Vec<String> = members
+            .iter()
+            .map(|(name, value)| format!("\"{name}\":{}", serde_json::Value::from(*value)))
+            .collect();
+        write_line(&format!("{{{}}}", members.join(",")));
     } else {
         write_line(&format!("keyplane serve: {text}"));
     }
