@@ -1188,3 +1188,52 @@ async fn many_signed_requests_share_one_http2_connection_concurrently() {
     server.shutdown.shutdown();
     server.task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_dropped_by_the_tls_handshake_timeout() {
+    let limits = Limits {
+        handshake_timeout: Duration::from_millis(300),
+        ..quick_limits()
+    };
+    let server = start(true, limits).await;
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let took = closed_within(&mut silent, Duration::from_secs(5))
+        .await
+        .expect("dropped by the handshake timeout");
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(server
+        .metrics
+        .render()
+        .contains("keyplane_tls_handshake_failures_total 1\n"));
+    assert_eq!(server.metrics.open_connections(), 0);
+    server.shutdown.shutdown();
+    server.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_over_the_header_size_limit_is_refused_and_the_connection_closed() {
+    let server = start(false, quick_limits()).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let huge = "a".repeat(200 << 10);
+    let head = format!("GET /health HTTP/1.1\r\nhost: localhost\r\nx-filler: {huge}\r\n\r\n");
+    // The server may close while this is still being written.
+    let _ = tcp.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .expect("closed");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 431"),
+        "a 200 KiB head was served: {text}"
+    );
+    // The server is fine.
+    let answer = send_h1(
+        TcpStream::connect(server.addr).await.unwrap(),
+        get("/health"),
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    server.shutdown.shutdown();
+    server.task.await.unwrap();
+}
