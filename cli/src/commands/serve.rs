@@ -90,13 +90,23 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
         let server = Server::bind(config, service, authenticator, metrics)
             .await
             .map_err(|e| Failure::usage(e.to_string()))?;
-        if let Some(limit) = server.fd_limit() {
-            if limit < max_connections as u64 + 64 {
-                eprintln!(
-                    "keyplane serve: warning: the open-files limit is {limit}, below \
-                     --max-connections {max_connections}: connections past it wait to be accepted"
-                );
-            }
+        match server.fd_limit() {
+            Some(limit) if limit < max_connections as u64 + 64 => eprintln!(
+                "keyplane serve: warning: the open-files limit is {limit} (raised to the hard \
+                 limit), below --max-connections {max_connections}: connections past it wait to \
+                 be accepted"
+            ),
+            Some(limit) => eprintln!(
+                "keyplane serve: open-files limit {limit} (raised to the hard limit), at most \
+                 {max_connections} connections"
+            ),
+            None => {}
+        }
+        if let Some(admin) = server.admin_addr().filter(|a| !a.ip().is_loopback()) {
+            eprintln!(
+                "keyplane serve: warning: the admin listener {admin} (plain HTTP, no \
+                 authentication) is not on a loopback address"
+            );
         }
         // Signals are handled before `ready` is printed: a SIGTERM right after it drains.
         server
