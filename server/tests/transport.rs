@@ -569,8 +569,9 @@ async fn idle_connections_are_closed_after_the_idle_timeout_and_not_before() {
         ..Limits::default()
     };
     let server = start(false, limits).await;
-    // After a request on a keep-alive connection.
+    // After a request on a keep-alive connection (sent once the connection's watchdog sleeps).
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     tcp.write_all(b"GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
@@ -1234,6 +1235,47 @@ async fn a_request_head_over_the_header_size_limit_is_refused_and_the_connection
     )
     .await;
     assert_eq!(answer.status(), StatusCode::OK);
+    server.shutdown.shutdown();
+    server.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_kept_busy_with_pings_but_no_requests_is_closed_when_idle() {
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(500),
+        ..quick_limits()
+    };
+    let server = start(true, limits).await;
+    let ca = server.tls.clone().unwrap().certificate;
+    let stream = tls_connect(server.addr, &ca, &[b"h2"]).await;
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Duration::from_millis(50))
+            .keep_alive_while_idle(true)
+            .handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let answer = collect(
+        sender
+            .send_request(get("https://localhost/health"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let started = Instant::now();
+    // Pings every 50 ms flow both ways; the connection still ends at the idle timeout.
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("closed although pinged");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert!(server
+        .metrics
+        .render()
+        .contains("keyplane_idle_timeouts_total 1\n"));
     server.shutdown.shutdown();
     server.task.await.unwrap();
 }

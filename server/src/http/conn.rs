@@ -252,8 +252,19 @@ impl Activity {
         self.last_io.store(now_ms(), Relaxed);
     }
 
-    /// Bytes arrived.
+    /// Bytes were written (on HTTP/1.1, an answer going out slowly is activity).
+    fn wrote(&self) {
+        if !self.http2.load(Relaxed) {
+            self.touch();
+        }
+    }
+
+    /// Bytes arrived. On HTTP/2 only requests count as activity: pings, window updates and
+    /// dribbled header fragments do not keep a connection open past the idle timeout.
     fn read(&self) {
+        if self.http2.load(Relaxed) {
+            return;
+        }
         let now = now_ms();
         self.last_io.store(now, Relaxed);
         // The first bytes while no request is in flight start an HTTP/1.1 request head. (HTTP/2
@@ -311,6 +322,9 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Relaxed);
+        // The watchdog may sleep towards a header deadline that no longer applies; the idle
+        // deadline that does may be earlier.
+        self.0.earlier.notify_one();
     }
 }
 
@@ -343,7 +357,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.io).poll_write(cx, buf);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         polled
     }
@@ -355,7 +369,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         polled
     }
