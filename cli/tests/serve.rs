@@ -125,6 +125,44 @@ fn serve_insists_on_a_tls_choice_and_plain_http_only_on_loopback() {
     assert_eq!(code(&out), 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("loopback"), "{err}");
+    // A certificate file that is not there: named.
+    let out = run(
+        dir.path(),
+        &[
+            "--data-dir",
+            "data",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "nope.pem",
+            "--tls-key",
+            "nope.key",
+        ],
+    );
+    assert_eq!(code(&out), 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope.pem"), "{err}");
+    // A port already taken: the environment's fault (exit 5), said plainly.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(
+        dir.path(),
+        &[
+            "--data-dir",
+            "data",
+            "serve",
+            "--listen",
+            &addr,
+            "--plain-http",
+        ],
+    );
+    assert_eq!(code(&out), 5);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot listen on") && err.contains(&addr),
+        "{err}"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use keyplane::Engine;
 use keyplane_server::auth::{Authenticator, CredentialStore};
 use keyplane_server::coalesce::CoalesceConfig;
-use keyplane_server::http::{Limits, Server, ServerConfig, TlsMode};
+use keyplane_server::http::{Limits, ServeError, Server, ServerConfig, TlsMode};
 use keyplane_server::protocol::Service;
 use keyplane_server::Metrics;
 use keyplane_store_address::{open, OpenOptions, StoreAddress, STORE_VAR};
@@ -65,7 +65,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
         .account_id(&ctx.global.account_id)
         .lock_policy(ctx.lock_policy());
     let (engine, audit_lock) = opened.engine(builder)?.into_parts();
-    let (credentials, bootstrap) = match opened.store() {
+    let (credentials, mut bootstrap) = match opened.store() {
         Some(store) => (CredentialStore::sqlite(Arc::clone(store)), None),
         None => {
             // Nothing else can create a credential for a store in this process's memory.
@@ -89,7 +89,11 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     let served = runtime.block_on(async {
         let server = Server::bind(config, service, authenticator, metrics)
             .await
-            .map_err(|e| Failure::usage(e.to_string()))?;
+            .map_err(|e| match e {
+                // The port taken, or no permission to bind it: the environment, not the options.
+                ServeError::Bind(..) => internal(e.to_string()),
+                _ => Failure::usage(e.to_string()),
+            })?;
         match server.fd_limit() {
             Some(limit) if limit < max_connections as u64 + 64 => eprintln!(
                 "keyplane serve: warning: the open-files limit is {limit} (raised to the hard \
@@ -112,7 +116,10 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
         server
             .shutdown_on_signals()
             .map_err(|e| internal(format!("cannot listen for signals: {e}")))?;
-        announce(json, &server, bootstrap.as_ref());
+        // The bootstrap secret is shown once, then zeroed.
+        let shown = bootstrap.take();
+        announce(json, &server, shown.as_ref());
+        drop(shown);
         server.run().await;
         Ok::<(), Failure>(())
     });
