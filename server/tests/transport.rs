@@ -1279,3 +1279,29 @@ async fn an_http2_connection_kept_busy_with_pings_but_no_requests_is_closed_when
     server.shutdown.shutdown();
     server.task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_never_finishes_holds_shutdown_only_for_the_drain_timeout() {
+    let limits = Limits {
+        drain_timeout: Duration::from_millis(300),
+        ..quick_limits()
+    };
+    let server = start(false, limits).await;
+    let mut stuck = TcpStream::connect(server.addr).await.unwrap();
+    stuck
+        .write_all(b"POST / HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    server.shutdown.shutdown();
+    tokio::time::timeout(Duration::from_secs(5), server.task)
+        .await
+        .expect("run returns after the drain timeout")
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
