@@ -274,6 +274,29 @@ def sigv4_parse() -> None:
     write("sigv4_parse", "real-key-unsigned-host", b"\x03SignedHeaders=x-amz-date, Signature=" + sig.encode())
 
 
+def request_parse() -> None:
+    # The selector byte indexes the dispatch table (server/src/protocol/dispatch.rs), in order.
+    table = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server", "src",
+                              "protocol", "dispatch.rs")).read()
+    names = [line.split('"')[1] for line in table.splitlines() if line.strip().startswith('"') and "=>" in line]
+
+    def op(name: str, body: bytes) -> bytes:
+        return bytes([names.index(name)]) + body
+
+    write("request_parse", "encrypt", op("Encrypt", b'{"KeyId": "alias/fuzz", "Plaintext": "aGVsbG8=", "EncryptionContext": {"a": "b"}}'))
+    write("request_parse", "encrypt-bad-base64", op("Encrypt", b'{"KeyId": "alias/fuzz", "Plaintext": "aGVsbG8"}'))
+    write("request_parse", "decrypt-short-blob", op("Decrypt", b'{"CiphertextBlob": "AQID"}'))
+    write("request_parse", "generate-data-key", op("GenerateDataKey", b'{"KeyId": "alias/fuzz", "NumberOfBytes": 32}'))
+    write("request_parse", "generate-random-wrong-type", op("GenerateRandom", b'{"NumberOfBytes": "32"}'))
+    write("request_parse", "create-key-tags", op("CreateKey", b'{"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC", "Tags": [{"TagKey": "a"}]}'))
+    write("request_parse", "create-grant-constraints", op("CreateGrant", b'{"KeyId": "alias/fuzz", "GranteePrincipal": "arn:aws:iam::111122223333:user/a", "Operations": ["Decrypt", 1], "Constraints": {"EncryptionContextSubset": {"a": "b"}}}'))
+    write("request_parse", "list-keys-empty-body", op("ListKeys", b""))
+    write("request_parse", "describe-key-not-object", op("DescribeKey", b"[1, 2]"))
+    write("request_parse", "not-served", bytes([len(names)]) + b"{}")
+    write("request_parse", "raw-target", bytes([255]) + short(b"TrentService.Nope") + b"{}")
+    write("request_parse", "no-target", bytes([255, 0]) + b"{}")
+
+
 def main() -> None:
     ciphertext_parse()
     decrypt()
@@ -284,6 +307,7 @@ def main() -> None:
     ffi_abi()
     store_records()
     sigv4_parse()
+    request_parse()
 
 
 if __name__ == "__main__":

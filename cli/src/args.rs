@@ -181,6 +181,8 @@ pub enum Command {
     /// Verify the audit log, or show its last records
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Serve the service's own wire protocol (AWS JSON 1.1, SigV4, TLS) for AWS SDKs and the CLI
+    Serve(Box<ServeArgs>),
     /// Measure throughput: workloads swept over threads, batch and message sizes, with baselines
     #[cfg(feature = "bench")]
     Bench(Box<BenchArgs>),
@@ -570,6 +572,58 @@ pub struct RotateRootKeyArgs {
     pub new_passphrase_env: Option<String>,
     #[command(flatten)]
     pub argon2: Argon2Args,
+}
+
+/// `keyplane serve`: see docs/server.md.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "TLS: give one of --tls-cert FILE --tls-key FILE, --tls-self-signed (a local CA \
+and certificate kept in <data dir>/tls/, for 127.0.0.1, ::1 and localhost) or --plain-http (loopback \
+addresses only). SIGTERM or SIGINT: stop accepting, finish requests in flight, flush the audit log."
+)]
+pub struct ServeArgs {
+    /// Address of the API listener (port 0: any free port)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4443")]
+    pub listen: std::net::SocketAddr,
+    /// Address of the admin listener (GET /metrics, GET /health; plain HTTP)
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// PEM certificate chain (leaf first)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A self-signed certificate (made on first start, kept in <data dir>/tls/)
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "plain_http"])]
+    pub tls_self_signed: bool,
+    /// No TLS: only on a loopback listen address
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub plain_http: bool,
+    /// How long, in microseconds, the first small request waits for others to share a batch
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub coalesce_window_us: u64,
+    /// Most requests in one coalesced batch
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub coalesce_max_items: usize,
+    /// Every request is its own engine call
+    #[arg(long)]
+    pub no_coalesce: bool,
+    /// Largest request body, in bytes (larger: 413, unread)
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Most client connections open at once
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// An idle connection is closed after this many milliseconds
+    #[arg(long, value_name = "N", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// A request's headers must arrive within this many milliseconds of their first byte
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// At shutdown, how many milliseconds requests in flight get to finish
+    #[arg(long, value_name = "N", default_value_t = 30_000)]
+    pub drain_timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -612,6 +612,33 @@ impl Engine {
         )
     }
 
+    /// Decrypts every request, answering each as [`Engine::decrypt`] would (key ARN, algorithm
+    /// and key material id with the plaintext): for a front end that joins concurrent single
+    /// calls into one batch.
+    pub fn decrypt_batch_responses(
+        &self,
+        requests: &[dataplane::DecryptRequest<'_>],
+    ) -> Vec<Result<dataplane::DecryptResponse>> {
+        self.batch(
+            "Decrypt",
+            QuotaFamily::SymmetricCrypto,
+            requests.first().and_then(|r| r.key_id),
+            requests.len(),
+            |caller, tally| {
+                let limits = self.limits();
+                validation::batch(
+                    requests,
+                    |r| r.validate(&limits),
+                    || {
+                        self.inner
+                            .data
+                            .decrypt_batch_responses(caller, tally, requests)
+                    },
+                )
+            },
+        )
+    }
+
     /// Decrypts and re-encrypts under another key (or context) inside the engine.
     pub fn re_encrypt(
         &self,
@@ -708,6 +735,32 @@ impl Engine {
                         self.inner
                             .data
                             .generate_data_key_batch(caller, tally, requests)
+                    },
+                )
+            },
+        )
+    }
+
+    /// Many data keys, each answered as [`Engine::generate_data_key`] would (key ARN and key
+    /// material id with the data key): for a front end that joins concurrent single calls into
+    /// one batch.
+    pub fn generate_data_key_batch_responses(
+        &self,
+        requests: &[dataplane::GenerateDataKeyRequest<'_>],
+    ) -> Vec<Result<dataplane::GenerateDataKeyResponse>> {
+        self.batch(
+            "GenerateDataKey",
+            QuotaFamily::SymmetricCrypto,
+            requests.first().map(|r| r.key_id),
+            requests.len(),
+            |caller, tally| {
+                validation::batch(
+                    requests,
+                    |r| r.validate_as(false),
+                    || {
+                        self.inner
+                            .data
+                            .generate_data_key_batch_responses(caller, tally, requests)
                     },
                 )
             },

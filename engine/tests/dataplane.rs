@@ -1455,3 +1455,55 @@ fn debug_output_never_shows_plaintext() {
         .unwrap_err();
     assert_not_shown(&format!("{e:?} {e}"), secret);
 }
+
+// ---- issue 13 (keyplane serve): batch calls that answer each item as the single call ---------
+
+/// `decrypt_batch_responses` and `generate_data_key_batch_responses` answer every item with what
+/// the single call gives (key ARN, algorithm, key material id), and an item that fails fails
+/// alone: the endpoint's coalescing depends on both.
+#[test]
+fn batch_responses_match_the_single_calls_item_by_item() {
+    let engine = Engine::in_memory().unwrap();
+    let key = new_key(&engine);
+    let other = new_key(&engine);
+    let blobs = [seal(&engine, &key, b"one"), seal(&engine, &other, b"two")];
+    let bad = vec![7u8; 80];
+    let requests = [
+        DecryptRequest::new(&blobs[0]),
+        DecryptRequest::new(&bad),
+        DecryptRequest::new(&blobs[1]),
+    ];
+    let batch = engine.decrypt_batch_responses(&requests);
+    assert_eq!(batch.len(), 3);
+    for i in [0, 2] {
+        let single = engine.decrypt(&requests[i]).unwrap();
+        let item = batch[i].as_ref().unwrap();
+        assert_eq!(item.plaintext.expose(), single.plaintext.expose());
+        assert_eq!(item.key_id, single.key_id);
+        assert_eq!(item.key_material_id, single.key_material_id);
+        assert_eq!(item.encryption_algorithm, single.encryption_algorithm);
+    }
+    assert_eq!(
+        batch[1].as_ref().unwrap_err().code(),
+        "InvalidCiphertextException"
+    );
+
+    let requests = [
+        GenerateDataKeyRequest::new(&key, DataKeySpec::Aes256),
+        GenerateDataKeyRequest::new("alias/missing", DataKeySpec::Aes128),
+        GenerateDataKeyRequest::new(&other, DataKeySpec::Aes128),
+    ];
+    let batch = engine.generate_data_key_batch_responses(&requests);
+    assert_eq!(batch[1].as_ref().unwrap_err().code(), "NotFoundException");
+    for (i, k, len) in [(0, &key, 32), (2, &other, 16)] {
+        let single = engine.generate_data_key(&requests[i]).unwrap();
+        let item = batch[i].as_ref().unwrap();
+        assert_eq!(item.plaintext.expose().len(), len);
+        assert_eq!(item.key_id, arn(&engine, k));
+        assert_eq!(item.key_material_id, single.key_material_id);
+        let opened = engine
+            .decrypt(&DecryptRequest::new(&item.ciphertext_blob))
+            .unwrap();
+        assert_eq!(opened.plaintext.expose(), item.plaintext.expose());
+    }
+}

@@ -32,6 +32,8 @@ pub mod ffi_abi;
 pub mod key_policy;
 #[path = "../targets/sigv4_parse.rs"]
 pub mod sigv4_parse;
+#[path = "../targets/request_parse.rs"]
+pub mod request_parse;
 #[path = "../targets/store_records.rs"]
 pub mod store_records;
 
@@ -49,4 +51,5 @@ pub const TARGETS: &[(&str, Run)] = &[
     ("ffi_abi", ffi_abi::run),
     ("store_records", store_records::run),
     ("sigv4_parse", sigv4_parse::run),
+    ("request_parse", request_parse::run),
 ];

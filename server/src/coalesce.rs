@@ -11,13 +11,14 @@
 //! a batch. DryRun requests, and requests with options the batch call lacks, are not taken and run
 //! alone ([`Coalescer::takes`]).
 //!
-//! Taken today: Encrypt under SYMMETRIC_DEFAULT.
+//! Taken: Encrypt under SYMMETRIC_DEFAULT, Decrypt and GenerateDataKey (without `Recipient`),
+//! through batch calls that answer each item as the single call would.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keyplane::{Caller, EncryptionAlgorithm, Engine, RequestOrigin};
+use keyplane::{Caller, EncryptionAlgorithm, EncryptionContext, Engine, RequestOrigin};
 use tokio::sync::oneshot;
 
 use crate::context::RequestContext;
@@ -63,6 +64,13 @@ struct Open {
     caller: Caller,
     engine: Engine,
     items: Vec<Item>,
+}
+
+/// Whether two callers are the same principal with the same attributes (principal tags, source
+/// address, ...), so that every policy condition sees the same facts for both. (`Caller`'s own
+/// equality also compares a per-instance id, which differs between requests.)
+fn same_caller(a: &Caller, b: &Caller) -> bool {
+    a.principal() == b.principal() && a.attributes() == b.attributes()
 }
 
 /// Joins concurrent requests into engine batch calls.
@@ -116,6 +124,7 @@ impl Coalescer {
             "Encrypt" => input
                 .str("EncryptionAlgorithm")
                 .is_none_or(|a| a == EncryptionAlgorithm::SymmetricDefault.as_str()),
+            "Decrypt" | "GenerateDataKey" => !input.has("Recipient"),
             _ => false,
         }
     }
@@ -165,9 +174,9 @@ impl Coalescer {
         item: Item,
     ) -> (Option<Open>, Option<u64>) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let found = open
-            .iter()
-            .position(|b| std::ptr::eq(b.operation, operation) && b.caller == ctx.caller);
+        let found = open.iter().position(|b| {
+            std::ptr::eq(b.operation, operation) && same_caller(&b.caller, &ctx.caller)
+        });
         match found {
             Some(i) => {
                 open[i].items.push(item);
@@ -218,30 +227,77 @@ fn run_batch(mut batch: Open) {
         }
         return;
     }
-    match batch.operation.name {
-        "Encrypt" => encrypt_batch(&engine, batch.items),
-        _ => {
-            for item in batch.items {
-                let engine = engine.with_origin(item.origin);
-                let answer = (batch.operation.handler)(&engine, &item.input);
-                let _ = item.reply.send(answer);
-            }
-        }
-    }
-}
-
-/// Encrypt as one batch call; items whose request cannot be built answer alone.
-fn encrypt_batch(engine: &Engine, items: Vec<Item>) {
-    let contexts: Vec<_> = items
+    let contexts: Vec<Option<EncryptionContext>> = batch
+        .items
         .iter()
         .map(|i| i.input.context("EncryptionContext"))
         .collect();
+    let answers = match batch.operation.name {
+        "Encrypt" => coalesced(
+            &batch.items,
+            &contexts,
+            dataplane::encrypt_request,
+            |requests, origins| engine.with_item_origins(origins).encrypt_batch(requests),
+            |blob| {
+                let id = keyplane::ciphertext::key_id_of(&blob)?;
+                Ok(dataplane::encrypted(
+                    &blob,
+                    &engine.key_arn(&id),
+                    EncryptionAlgorithm::SymmetricDefault,
+                ))
+            },
+        ),
+        "Decrypt" => coalesced(
+            &batch.items,
+            &contexts,
+            dataplane::decrypt_request,
+            |requests, origins| {
+                engine
+                    .with_item_origins(origins)
+                    .decrypt_batch_responses(requests)
+            },
+            |r| Ok(dataplane::decrypted(&r)),
+        ),
+        "GenerateDataKey" => coalesced(
+            &batch.items,
+            &contexts,
+            dataplane::data_key_request,
+            |requests, origins| {
+                engine
+                    .with_item_origins(origins)
+                    .generate_data_key_batch_responses(requests)
+            },
+            |r| Ok(dataplane::data_key(&r)),
+        ),
+        _ => batch
+            .items
+            .iter()
+            .map(|item| {
+                (batch.operation.handler)(&engine.with_origin(item.origin.clone()), &item.input)
+            })
+            .collect(),
+    };
+    for (item, answer) in batch.items.into_iter().zip(answers) {
+        let _ = item.reply.send(answer);
+    }
+}
+
+/// Runs `items` (with their encryption contexts) as one batch call: `build` makes each item's engine request (an item whose
+/// request cannot be built answers its own error), `run` makes the call with the items' origins,
+/// and `answer` writes each success. One answer per item, in order.
+fn coalesced<'a, R, T>(
+    items: &'a [Item],
+    contexts: &'a [Option<EncryptionContext>],
+    build: impl Fn(&'a Input, Option<&'a EncryptionContext>) -> Result<R, Fault>,
+    run: impl FnOnce(&[R], Vec<RequestOrigin>) -> Vec<keyplane::Result<T>>,
+    answer: impl Fn(T) -> keyplane::Result<Out>,
+) -> Vec<Answer> {
+    let mut answers: Vec<Option<Answer>> = Vec::with_capacity(items.len());
     let mut requests = Vec::with_capacity(items.len());
     let mut origins = Vec::with_capacity(items.len());
-    let mut answers: Vec<Option<Answer>> = Vec::with_capacity(items.len());
     let mut in_batch = Vec::with_capacity(items.len());
-    for (i, (item, context)) in items.iter().zip(&contexts).enumerate() {
-        match dataplane::encrypt_request(&item.input, context.as_ref()) {
+    for (i, (item, context)) in items.iter().zip(contexts).enumerate() {
+        match build(&item.input, context.as_ref()) {
             Ok(request) => {
                 requests.push(request);
                 origins.push(item.origin.clone());
@@ -251,28 +307,22 @@ fn encrypt_batch(engine: &Engine, items: Vec<Item>) {
             Err(fault) => answers.push(Some(Err(fault))),
         }
     }
-    let results = engine.with_item_origins(origins).encrypt_batch(&requests);
-    drop(requests);
+    let results = if requests.is_empty() {
+        Vec::new()
+    } else {
+        run(&requests, origins)
+    };
     for (i, result) in in_batch.into_iter().zip(results) {
-        answers[i] = Some(match result {
-            Ok(blob) => keyplane::ciphertext::key_id_of(&blob)
-                .map(|id| {
-                    dataplane::encrypted(
-                        &blob,
-                        &engine.key_arn(&id),
-                        EncryptionAlgorithm::SymmetricDefault,
-                    )
-                })
-                .map_err(Fault::from),
-            Err(e) => Err(Fault::from(e)),
-        });
+        answers[i] = Some(result.and_then(&answer).map_err(Fault::from));
     }
-    for (item, answer) in items.into_iter().zip(answers) {
-        let answer = answer.unwrap_or_else(|| {
-            Err(Fault::Engine(keyplane::Error::Internal(
-                "the batch gave no result for this request".into(),
-            )))
-        });
-        let _ = item.reply.send(answer);
-    }
+    answers
+        .into_iter()
+        .map(|a| {
+            a.unwrap_or_else(|| {
+                Err(Fault::Engine(keyplane::Error::Internal(
+                    "the batch gave no result for this request".into(),
+                )))
+            })
+        })
+        .collect()
 }

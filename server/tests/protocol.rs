@@ -75,11 +75,81 @@ async fn call(svc: &Service, op: &str, body: Value) -> (u16, Value) {
     call_as(svc, &root(), op, body).await
 }
 
-/// Calls `op` and expects success.
+/// Calls `op` and expects success, with an answer of the model's output shape.
 async fn ok(svc: &Service, op: &str, body: Value) -> Value {
     let (status, value) = call(svc, op, body).await;
     assert_eq!(status, 200, "{op} failed: {value}");
+    let model = model();
+    match model["operations"][op]["output"]["shape"].as_str() {
+        Some(output) => conforms(&model, output, &value, op),
+        None => assert_eq!(value, json!({}), "{op} has no output members"),
+    }
     value
+}
+
+/// Checks that `value` is of the model's shape `shape`: only the shape's members, each of its
+/// type (blobs base64, timestamps numbers), recursively.
+fn conforms(model: &Value, shape: &str, value: &Value, at: &str) {
+    let s = &model["shapes"][shape];
+    match s["type"].as_str().unwrap() {
+        "structure" => {
+            let members = s["members"].as_object().unwrap();
+            for (name, v) in value
+                .as_object()
+                .unwrap_or_else(|| panic!("{at}: not an object"))
+            {
+                let member = members
+                    .get(name)
+                    .unwrap_or_else(|| panic!("{at}.{name} is not a member of {shape}"));
+                conforms(
+                    model,
+                    member["shape"].as_str().unwrap(),
+                    v,
+                    &format!("{at}.{name}"),
+                );
+            }
+        }
+        "list" => {
+            let item = s["member"]["shape"].as_str().unwrap();
+            for v in value
+                .as_array()
+                .unwrap_or_else(|| panic!("{at}: not a list"))
+            {
+                conforms(model, item, v, &format!("{at}[]"));
+            }
+        }
+        "map" => {
+            let item = s["value"]["shape"].as_str().unwrap();
+            for v in value
+                .as_object()
+                .unwrap_or_else(|| panic!("{at}: not a map"))
+                .values()
+            {
+                conforms(model, item, v, &format!("{at}{{}}"));
+            }
+        }
+        "blob" => {
+            let text = value
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: not a string"));
+            assert!(B64.decode(text).is_ok(), "{at}: not base64");
+        }
+        "timestamp" => assert!(value.is_number(), "{at}: not epoch seconds"),
+        "string" => {
+            let text = value
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: not a string"));
+            if let Some(values) = s["enum"].as_array() {
+                assert!(
+                    values.iter().any(|v| v == text),
+                    "{at}: {text} is not in {shape}"
+                );
+            }
+        }
+        "boolean" => assert!(value.is_boolean(), "{at}: not a boolean"),
+        "integer" | "long" => assert!(value.is_i64(), "{at}: not an integer"),
+        other => panic!("{at}: shape type {other}"),
+    }
 }
 
 /// Calls `op` and expects the error `code` with HTTP `status`; returns the message.

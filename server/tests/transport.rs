@@ -28,10 +28,22 @@ struct Running {
     shutdown: ShutdownHandle,
     task: tokio::task::JoinHandle<()>,
     metrics: Arc<Metrics>,
+    /// A credential for the account root: (access key id, secret).
+    credential: (String, String),
     _dir: tempfile::TempDir,
 }
 
 async fn start(tls: bool, limits: Limits) -> Running {
+    start_with(tls, limits, engine()).await
+}
+
+fn engine() -> keyplane::EngineBuilder {
+    keyplane::Engine::builder().lock_policy(keyplane::LockPolicy::Warn)
+}
+
+const ROOT: &str = "arn:aws:iam::111122223333:root";
+
+async fn start_with(tls: bool, limits: Limits, engine: keyplane::EngineBuilder) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mode = if tls {
         TlsMode::SelfSigned {
@@ -46,7 +58,15 @@ async fn start(tls: bool, limits: Limits) -> Running {
         tls: mode,
         limits,
     };
-    let (server, metrics) = bind(config).await.expect("server starts");
+    let credentials = CredentialStore::in_memory();
+    let created = credentials.create(ROOT).unwrap();
+    let credential = (
+        created.access_key_id.clone(),
+        created.secret_access_key.as_str().to_owned(),
+    );
+    let (server, metrics) = bind_with(config, engine.build().unwrap(), credentials)
+        .await
+        .expect("server starts");
     let running = Running {
         addr: server.local_addr(),
         admin: server.admin_addr(),
@@ -54,6 +74,7 @@ async fn start(tls: bool, limits: Limits) -> Running {
         shutdown: server.shutdown_handle(),
         task: tokio::spawn(server.run()),
         metrics,
+        credential,
         _dir: dir,
     };
     running
@@ -62,13 +83,22 @@ async fn start(tls: bool, limits: Limits) -> Running {
 async fn bind(
     config: ServerConfig,
 ) -> Result<(Server, Arc<Metrics>), keyplane_server::http::ServeError> {
-    let engine = keyplane::Engine::builder()
-        .lock_policy(keyplane::LockPolicy::Warn)
-        .build()
-        .unwrap();
+    bind_with(
+        config,
+        engine().build().unwrap(),
+        CredentialStore::in_memory(),
+    )
+    .await
+}
+
+async fn bind_with(
+    config: ServerConfig,
+    engine: keyplane::Engine,
+    credentials: CredentialStore,
+) -> Result<(Server, Arc<Metrics>), keyplane_server::http::ServeError> {
     let metrics = Arc::new(Metrics::default());
     let service = Service::new(engine, CoalesceConfig::default(), Arc::clone(&metrics));
-    let authenticator = Authenticator::new(CredentialStore::in_memory(), "us-east-1");
+    let authenticator = Authenticator::new(credentials, "us-east-1");
     let server = Server::bind(config, service, authenticator, Arc::clone(&metrics)).await?;
     Ok((server, metrics))
 }
@@ -539,8 +569,9 @@ async fn idle_connections_are_closed_after_the_idle_timeout_and_not_before() {
         ..Limits::default()
     };
     let server = start(false, limits).await;
-    // After a request on a keep-alive connection.
+    // After a request on a keep-alive connection (sent once the connection's watchdog sleeps).
     let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     tcp.write_all(b"GET /health HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
@@ -898,19 +929,16 @@ async fn thousands_of_idle_connections_are_held_cheaply_while_a_request_is_serve
     let started = Instant::now();
     let answer = send_h1(
         TcpStream::connect(server.addr).await.unwrap(),
-        post("/", "TrentService.ListKeys", b"{}"),
+        signed(&server, false, "TrentService.ListKeys", b"{}"),
     )
     .await;
     let took = started.elapsed();
-    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        json(&answer)["__type"],
-        "MissingAuthenticationTokenException"
-    );
+    assert_eq!(answer.status(), StatusCode::OK, "{:?}", answer.body());
+    assert!(json(&answer)["Keys"].is_array());
     let grown_kib = rss().saturating_sub(before);
     println!(
         "assurance: {count} idle connections held (wanted {wanted}; open-files limit {limit}, both ends in this process): \
-         a request answered in {took:?}; resident memory grew {grown_kib} KiB for both ends, {:.1} KiB per connection",
+         a signed request answered in {took:?}; resident memory grew {grown_kib} KiB for both ends, {:.1} KiB per connection",
         grown_kib as f64 / count as f64
     );
     assert!(took < Duration::from_secs(2), "{took:?}");
@@ -921,4 +949,359 @@ async fn thousands_of_idle_connections_are_held_cheaply_while_a_request_is_serve
     drop(idle);
     server.shutdown.shutdown();
     server.task.await.unwrap();
+}
+
+// ---- Signed requests (SigV4 by the `aws-sigv4` crate, an independent implementation) ----
+
+/// The headers of a request for `target` with `body`, signed for `host` by the aws-sigv4 crate.
+fn signed_headers(
+    credential: &(String, String),
+    host: &str,
+    target: &str,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    let base = [
+        ("host", host.to_owned()),
+        ("content-type", "application/x-amz-json-1.1".to_owned()),
+        ("x-amz-target", target.to_owned()),
+        ("user-agent", "transport-test/1.0".to_owned()),
+    ];
+    let identity =
+        aws_credential_types::Credentials::new(&credential.0, &credential.1, None, None, "tests")
+            .into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("kms")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let signable = SignableRequest::new(
+        "POST",
+        format!("https://{host}/"),
+        base.iter().map(|(n, v)| (*n, v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut headers: Vec<(String, String)> = base
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.clone()))
+        .collect();
+    headers.extend(
+        instructions
+            .headers()
+            .map(|(n, v)| (n.to_string(), v.to_string())),
+    );
+    headers
+}
+
+/// A signed request; over HTTP/2 the host travels as `:authority` only.
+fn signed(
+    server: &Running,
+    http2: bool,
+    target: &str,
+    body: &'static [u8],
+) -> Request<Full<Bytes>> {
+    let host = format!("localhost:{}", server.addr.port());
+    let mut request = Request::post(format!("https://{host}/"));
+    for (name, value) in signed_headers(&server.credential, &host, target, body) {
+        if !(http2 && name == "host") {
+            request = request.header(name, value);
+        }
+    }
+    request.body(Full::new(Bytes::from_static(body))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_requests_are_answered_over_http1_and_http2_with_their_origin_in_the_audit_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let key = keyplane::audit::generate_signing_key().unwrap();
+    let builder = engine().audit(keyplane::audit::AuditConfig::new(&log), &key);
+    let server = start_with(true, quick_limits(), builder).await;
+    let ca = server.tls.clone().unwrap().certificate;
+
+    let h2 = tls_connect(server.addr, &ca, &[b"h2"]).await;
+    let created = send_h2(h2, signed(&server, true, "TrentService.CreateKey", b"{}")).await;
+    assert_eq!(created.status(), StatusCode::OK, "{:?}", created.body());
+    assert_eq!(created.version(), http::Version::HTTP_2);
+    assert_service_headers(&created);
+    let key_id = json(&created)["KeyMetadata"]["KeyId"]
+        .as_str()
+        .expect("a KeyId")
+        .to_owned();
+
+    let h1 = tls_connect(server.addr, &ca, &[b"http/1.1"]).await;
+    let listed = send_h1(h1, signed(&server, false, "TrentService.ListKeys", b"{}")).await;
+    assert_eq!(listed.status(), StatusCode::OK, "{:?}", listed.body());
+    assert_service_headers(&listed);
+    assert!(listed
+        .body()
+        .windows(key_id.len())
+        .any(|w| w == key_id.as_bytes()));
+
+    // A wrong signature is refused with the service's code, over the wire.
+    let mut forged = signed(&server, false, "TrentService.ListKeys", b"{}");
+    *forged.body_mut() = Full::new(Bytes::from_static(b"{ }"));
+    let h1 = tls_connect(server.addr, &ca, &[b"http/1.1"]).await;
+    let refused = send_h1(h1, forged).await;
+    assert_eq!(refused.status().as_u16() / 100, 4);
+    assert_eq!(json(&refused)["__type"], "InvalidSignatureException");
+    assert_service_headers(&refused);
+
+    let request_ids: Vec<String> = [&created, &listed]
+        .iter()
+        .map(|a| a.headers()["x-amzn-requestid"].to_str().unwrap().to_owned())
+        .collect();
+    let text = server.metrics.render();
+    assert!(
+        text.contains("keyplane_requests_total{operation=\"CreateKey\",code=\"OK\"} 1\n"),
+        "{text}"
+    );
+    server.shutdown.shutdown();
+    server.task.await.unwrap();
+
+    // Each answer's request id is its audit record's, with where the request came from.
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for (request_id, operation) in request_ids.iter().zip(["CreateKey", "ListKeys"]) {
+        let record = records
+            .iter()
+            .find(|r| r["requestID"] == request_id.as_str())
+            .unwrap_or_else(|| panic!("no audit record for {request_id}: {records:?}"));
+        assert_eq!(record["eventName"], operation);
+        assert_eq!(record["sourceIPAddress"], "127.0.0.1");
+        assert_eq!(record["userAgent"], "transport-test/1.0");
+        assert_eq!(
+            record["userIdentity"]["accessKeyId"],
+            server.credential.0.as_str()
+        );
+        assert_eq!(record["userIdentity"]["arn"], ROOT);
+        let tls = &record["tlsDetails"];
+        assert_eq!(tls["tlsVersion"], "TLSv1.3", "{record}");
+        assert!(
+            tls["cipherSuite"].as_str().unwrap().starts_with("TLS_AES_"),
+            "{record}"
+        );
+        assert_eq!(
+            tls["clientProvidedHostHeader"],
+            format!("localhost:{}", server.addr.port())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_request_in_flight_at_shutdown_is_answered_in_full() {
+    let server = start(false, quick_limits()).await;
+    let host = format!("localhost:{}", server.addr.port());
+    let mut head = String::from("POST / HTTP/1.1\r\ncontent-length: 2\r\n");
+    for (name, value) in signed_headers(&server.credential, &host, "TrentService.ListKeys", b"{}") {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n{");
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.shutdown.shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!server.task.is_finished());
+    tcp.write_all(b"}").await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .expect("answered, then closed")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"Keys\""), "{text}");
+    tokio::time::timeout(Duration::from_secs(5), server.task)
+        .await
+        .expect("drained")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_slower_than_the_body_timeout_is_answered_408_and_the_connection_closed() {
+    let limits = Limits {
+        body_timeout: Duration::from_millis(300),
+        ..quick_limits()
+    };
+    let server = start(false, limits).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"POST / HTTP/1.1\r\nhost: localhost\r\ncontent-length: 10\r\n\r\n{")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed")
+        .unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("RequestTimeoutException"), "{text}");
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(server
+        .metrics
+        .render()
+        .contains("keyplane_body_timeouts_total 1\n"));
+    server.shutdown.shutdown();
+    server.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_signed_requests_share_one_http2_connection_concurrently() {
+    let server = start(true, quick_limits()).await;
+    let ca = server.tls.clone().unwrap().certificate;
+    let stream = tls_connect(server.addr, &ca, &[b"h2"]).await;
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let body: &'static [u8] = br#"{"NumberOfBytes":32}"#;
+    let calls: Vec<_> = (0..64)
+        .map(|_| {
+            let mut sender = sender.clone();
+            let request = signed(&server, true, "TrentService.GenerateRandom", body);
+            tokio::spawn(async move { collect(sender.send_request(request).await.unwrap()).await })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for call in calls {
+        let answer = call.await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{:?}", answer.body());
+        assert!(json(&answer)["Plaintext"].is_string());
+        ids.insert(answer.headers()["x-amzn-requestid"].clone());
+    }
+    assert_eq!(ids.len(), 64, "request ids are not unique");
+    assert_eq!(server.metrics.open_connections(), 1);
+    server.shutdown.shutdown();
+    server.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_dropped_by_the_tls_handshake_timeout() {
+    let limits = Limits {
+        handshake_timeout: Duration::from_millis(300),
+        ..quick_limits()
+    };
+    let server = start(true, limits).await;
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let took = closed_within(&mut silent, Duration::from_secs(5))
+        .await
+        .expect("dropped by the handshake timeout");
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+    assert!(server
+        .metrics
+        .render()
+        .contains("keyplane_tls_handshake_failures_total 1\n"));
+    assert_eq!(server.metrics.open_connections(), 0);
+    server.shutdown.shutdown();
+    server.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_over_the_header_size_limit_is_refused_and_the_connection_closed() {
+    let server = start(false, quick_limits()).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let huge = "a".repeat(200 << 10);
+    let head = format!("GET /health HTTP/1.1\r\nhost: localhost\r\nx-filler: {huge}\r\n\r\n");
+    // The server may close while this is still being written.
+    let _ = tcp.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .expect("closed");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 431"),
+        "a 200 KiB head was served: {text}"
+    );
+    // The server is fine.
+    let answer = send_h1(
+        TcpStream::connect(server.addr).await.unwrap(),
+        get("/health"),
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    server.shutdown.shutdown();
+    server.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_kept_busy_with_pings_but_no_requests_is_closed_when_idle() {
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(500),
+        ..quick_limits()
+    };
+    let server = start(true, limits).await;
+    let ca = server.tls.clone().unwrap().certificate;
+    let stream = tls_connect(server.addr, &ca, &[b"h2"]).await;
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Duration::from_millis(50))
+            .keep_alive_while_idle(true)
+            .handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let answer = collect(
+        sender
+            .send_request(get("https://localhost/health"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let started = Instant::now();
+    // Pings every 50 ms flow both ways; the connection still ends at the idle timeout.
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("closed although pinged");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert!(server
+        .metrics
+        .render()
+        .contains("keyplane_idle_timeouts_total 1\n"));
+    server.shutdown.shutdown();
+    server.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_never_finishes_holds_shutdown_only_for_the_drain_timeout() {
+    let limits = Limits {
+        drain_timeout: Duration::from_millis(300),
+        ..quick_limits()
+    };
+    let server = start(false, limits).await;
+    let mut stuck = TcpStream::connect(server.addr).await.unwrap();
+    stuck
+        .write_all(b"POST / HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    server.shutdown.shutdown();
+    tokio::time::timeout(Duration::from_secs(5), server.task)
+        .await
+        .expect("run returns after the drain timeout")
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
 }

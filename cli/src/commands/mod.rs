@@ -10,4 +10,5 @@ pub mod credentials;
 pub mod crypto;
 pub mod demo;
 pub mod keys;
+pub mod serve;
 pub mod store;

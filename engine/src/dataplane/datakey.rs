@@ -192,6 +192,26 @@ impl DataPlane {
         self.run_batch(caller, tally, requests, Self::generate_data_key_item)
     }
 
+    /// Many data keys with the single call's whole answer per item (key ARN and key material id
+    /// besides the data key), for a front end that coalesces single calls.
+    pub(crate) fn generate_data_key_batch_responses(
+        &self,
+        caller: &Caller,
+        tally: &KeyTally,
+        requests: &[GenerateDataKeyRequest<'_>],
+    ) -> Vec<Result<GenerateDataKeyResponse>> {
+        self.run_batch(caller, tally, requests, |ctx, request| {
+            let generated = Self::generate_data_key_item(ctx, request)?;
+            let (key_id, key_material_id) = Self::key_names(ctx, request)?;
+            Ok(GenerateDataKeyResponse {
+                ciphertext_blob: generated.ciphertext_blob,
+                plaintext: generated.plaintext,
+                key_id,
+                key_material_id,
+            })
+        })
+    }
+
     pub(crate) fn generate_data_key_without_plaintext_batch(
         &self,
         caller: &Caller,

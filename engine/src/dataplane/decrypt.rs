@@ -318,6 +318,25 @@ impl DataPlane {
         copy_out(done.plaintext.expose(), out)
     }
 
+    /// Decrypts every request with the single call's whole answer per item (key ARN, algorithm
+    /// and key material id besides the plaintext), for a front end that coalesces single calls.
+    pub(crate) fn decrypt_batch_responses(
+        &self,
+        caller: &Caller,
+        tally: &KeyTally,
+        requests: &[DecryptRequest<'_>],
+    ) -> Vec<Result<DecryptResponse>> {
+        self.run_batch(caller, tally, requests, |ctx, request| {
+            let done = Self::decrypt_request(ctx, request)?;
+            Ok(DecryptResponse {
+                plaintext: done.plaintext,
+                key_id: done.key.arn.clone(),
+                encryption_algorithm: done.algorithm,
+                key_material_id: done.version.material_id.clone(),
+            })
+        })
+    }
+
     pub(crate) fn decrypt_batch(
         &self,
         caller: &Caller,

@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -55,9 +55,9 @@ struct Inner {
 enum Backend {
     Sqlite {
         store: Arc<SqliteKeyStore>,
-        cache: Mutex<Cache>,
+        cache: RwLock<Cache>,
     },
-    Memory(Mutex<HashMap<String, Arc<Entry>>>),
+    Memory(RwLock<HashMap<String, Arc<Entry>>>),
 }
 
 /// What a SQLite-backed store knows as of one store generation.
@@ -78,7 +78,7 @@ struct Entry {
     created: u64,
     secret: LockedBytes,
     /// `date/region/service` → the keyed signing HMAC, newest last.
-    keys: Mutex<Vec<(String, Arc<HmacKey>)>>,
+    keys: RwLock<Vec<(String, Arc<HmacKey>)>>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -138,9 +138,12 @@ thread_local! {
     static WORK: std::cell::RefCell<Option<HmacWork>> = const { std::cell::RefCell::new(None) };
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
+fn shared<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn exclusive<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -157,13 +160,13 @@ impl CredentialStore {
     pub fn sqlite(store: Arc<SqliteKeyStore>) -> CredentialStore {
         CredentialStore::with_backend(Backend::Sqlite {
             store,
-            cache: Mutex::default(),
+            cache: RwLock::default(),
         })
     }
 
     /// Credentials kept in this process's memory (for a `memory:` store).
     pub fn in_memory() -> CredentialStore {
-        CredentialStore::with_backend(Backend::Memory(Mutex::default()))
+        CredentialStore::with_backend(Backend::Memory(RwLock::default()))
     }
 
     fn with_backend(backend: Backend) -> CredentialStore {
@@ -175,7 +178,8 @@ impl CredentialStore {
         }
     }
 
-    /// The same store, taking locked memory under `policy` (default: require it).
+    /// The same store, taking locked memory under `policy` (default: require it). Call it on a
+    /// store just made, before it is cloned (a clone keeps the policy it was made with).
     pub fn with_lock_policy(self, policy: LockPolicy) -> CredentialStore {
         match Arc::try_unwrap(self.inner) {
             Ok(mut inner) => {
@@ -201,7 +205,7 @@ impl CredentialStore {
             active: AtomicBool::new(true),
             created,
             secret,
-            keys: Mutex::default(),
+            keys: RwLock::default(),
         };
         let secret_access_key = Zeroizing::new(
             std::str::from_utf8(entry.secret.expose())
@@ -211,10 +215,10 @@ impl CredentialStore {
         match &self.inner.backend {
             Backend::Sqlite { store, cache } => {
                 store.put_secret(&secret_name(&access_key_id), &encode(&entry))?;
-                lock(cache).checked = None;
+                exclusive(cache).checked = None;
             }
             Backend::Memory(map) => {
-                lock(map).insert(access_key_id.clone(), Arc::new(entry));
+                exclusive(map).insert(access_key_id.clone(), Arc::new(entry));
             }
         }
         Ok(NewCredential {
@@ -240,7 +244,7 @@ impl CredentialStore {
                 }
                 out
             }
-            Backend::Memory(map) => lock(map).iter().map(|(id, e)| info(id, e)).collect(),
+            Backend::Memory(map) => shared(map).iter().map(|(id, e)| info(id, e)).collect(),
         };
         out.sort_by(|a, b| a.access_key_id.cmp(&b.access_key_id));
         Ok(out)
@@ -262,10 +266,10 @@ impl CredentialStore {
             Backend::Sqlite { store, cache } => {
                 check_id(access_key_id)?;
                 let deleted = store.delete_secret(&secret_name(access_key_id))?;
-                lock(cache).checked = None;
+                exclusive(cache).checked = None;
                 deleted
             }
-            Backend::Memory(map) => lock(map).remove(access_key_id).is_some(),
+            Backend::Memory(map) => exclusive(map).remove(access_key_id).is_some(),
         };
         if deleted {
             Ok(())
@@ -285,9 +289,9 @@ impl CredentialStore {
                 let entry = decode(record.expose(), self.inner.policy)?;
                 entry.active.store(active, Ordering::Relaxed);
                 store.put_secret(&name, &encode(&entry))?;
-                lock(cache).checked = None;
+                exclusive(cache).checked = None;
             }
-            Backend::Memory(map) => lock(map)
+            Backend::Memory(map) => shared(map)
                 .get(access_key_id)
                 .ok_or_else(|| not_found(access_key_id))?
                 .active
@@ -339,9 +343,24 @@ impl CredentialStore {
     /// The credential `access_key_id`, from memory or the store.
     fn lookup(&self, access_key_id: &str) -> Result<Option<Arc<Entry>>> {
         match &self.inner.backend {
-            Backend::Memory(map) => Ok(lock(map).get(access_key_id).cloned()),
+            Backend::Memory(map) => Ok(shared(map).get(access_key_id).cloned()),
             Backend::Sqlite { store, cache } => {
-                let mut cache = lock(cache);
+                // The common case, under a shared lock: a fresh cache that knows the answer.
+                {
+                    let cache = shared(cache);
+                    if cache
+                        .checked
+                        .is_some_and(|at| at.elapsed() < GENERATION_POLL)
+                    {
+                        if !cache.known.contains(access_key_id) {
+                            return Ok(None);
+                        }
+                        if let Some(entry) = cache.entries.get(access_key_id) {
+                            return Ok(Some(entry.clone()));
+                        }
+                    }
+                }
+                let mut cache = exclusive(cache);
                 if cache
                     .checked
                     .is_none_or(|at| at.elapsed() >= GENERATION_POLL)
@@ -386,11 +405,20 @@ impl Entry {
         service: &str,
         policy: LockPolicy,
     ) -> Result<Arc<HmacKey>> {
-        let scope = format!("{date}/{region}/{service}");
-        let mut keys = lock(&self.keys);
-        if let Some((_, key)) = keys.iter().find(|(s, _)| *s == scope) {
+        let matches = |s: &str| {
+            let mut parts = s.split('/');
+            parts.next() == Some(date)
+                && parts.next() == Some(region)
+                && parts.next() == Some(service)
+        };
+        if let Some((_, key)) = shared(&self.keys).iter().find(|(s, _)| matches(s)) {
             return Ok(key.clone());
         }
+        let mut keys = exclusive(&self.keys);
+        if let Some((_, key)) = keys.iter().find(|(s, _)| matches(s)) {
+            return Ok(key.clone());
+        }
+        let scope = format!("{date}/{region}/{service}");
         let mut seed = LockedBytes::zeroed(4 + SECRET_LEN, policy)?;
         seed.expose_mut()[..4].copy_from_slice(b"AWS4");
         seed.expose_mut()[4..].copy_from_slice(self.secret.expose());
@@ -501,7 +529,7 @@ fn decode(record: &[u8], policy: LockPolicy) -> Result<Entry> {
         active: AtomicBool::new(record[1] == 1),
         created,
         secret: LockedBytes::copy_from(&record[12 + len..], policy)?,
-        keys: Mutex::default(),
+        keys: RwLock::default(),
     })
 }
 
@@ -533,7 +561,7 @@ mod tests {
             active: AtomicBool::new(false),
             created: 1_700_000_000,
             secret: LockedBytes::copy_from(&[b'x'; SECRET_LEN], LockPolicy::default()).unwrap(),
-            keys: Mutex::default(),
+            keys: RwLock::default(),
         };
         let back = decode(&encode(&entry), LockPolicy::default()).unwrap();
         assert_eq!(back.principal, entry.principal);

@@ -147,7 +147,7 @@ impl Authenticator {
             errors::incomplete(format!(
                 "Date must be in ISO-8601 'basic format'. Got '{}'. See \
                  http://en.wikipedia.org/wiki/ISO_8601",
-                date_text.chars().take(64).collect::<String>()
+                short(date_text)
             ))
         })?;
         let amz_date = sigv4::format_amz_date(request_time);
@@ -289,7 +289,7 @@ fn request_date(headers: &http::HeaderMap) -> Result<(&'static str, &str), AuthE
     ))
 }
 
-/// At most 64 characters of client text for a message.
+/// At most 64 characters of client text for a message, control characters replaced.
 fn short(text: &str) -> String {
-    text.chars().take(64).collect()
+    sigv4::printable(text, 64)
 }

@@ -24,13 +24,21 @@ pub const NONCE_HEADER: &str = "amz-sdk-invocation-id";
 const SHARDS: usize = 16;
 
 /// The signatures accepted within the window.
-#[derive(Debug)]
 pub struct ReplayGuard {
     shards: Vec<Mutex<Shard>>,
     per_shard: usize,
 }
 
-#[derive(Debug, Default)]
+impl std::fmt::Debug for ReplayGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayGuard")
+            .field("remembered", &self.len())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+#[derive(Default)]
 struct Shard {
     /// First 16 bytes of a signature (a collision needs 2^64 work) → when it expires.
     seen: HashMap<[u8; 16], i64>,

@@ -123,7 +123,7 @@ pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, AuthError> 
 }
 
 /// At most `max` characters of `text`, control characters replaced, for an error message.
-fn printable(text: &str, max: usize) -> String {
+pub(crate) fn printable(text: &str, max: usize) -> String {
     text.chars()
         .take(max)
         .map(|c| if c.is_control() { '?' } else { c })
@@ -213,7 +213,7 @@ fn civil_to_epoch(y: i64, m: i64, d: i64, hh: i64, mm: i64, ss: i64) -> Option<i
         2 => 28,
         _ => return None,
     };
-    if !(1..=days_in_month).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+    if !(1..=days_in_month).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
         return None;
     }
     // Howard Hinnant's days_from_civil.

@@ -112,8 +112,8 @@ async fn connection(
     shutdown: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
-    app.metrics.connection(true);
-    let _closed = Closed_(Arc::clone(&app));
+    // Client connections only: the admin listener's scrapes are not counted.
+    let _counted = (role == Role::Api).then(|| Counted::new(&app));
     match tls {
         None => {
             let info = ConnInfo {
@@ -146,10 +146,17 @@ async fn connection(
     }
 }
 
-/// Counts the connection closed when its task ends, however it ends.
-struct Closed_(Arc<App>);
+/// Counts a connection open, and closed when its task ends, however it ends.
+struct Counted(Arc<App>);
 
-impl Drop for Closed_ {
+impl Counted {
+    fn new(app: &Arc<App>) -> Counted {
+        app.metrics.connection(true);
+        Counted(Arc::clone(app))
+    }
+}
+
+impl Drop for Counted {
     fn drop(&mut self) {
         self.0.metrics.connection(false);
     }
@@ -245,8 +252,19 @@ impl Activity {
         self.last_io.store(now_ms(), Relaxed);
     }
 
-    /// Bytes arrived.
+    /// Bytes were written (on HTTP/1.1, an answer going out slowly is activity).
+    fn wrote(&self) {
+        if !self.http2.load(Relaxed) {
+            self.touch();
+        }
+    }
+
+    /// Bytes arrived. On HTTP/2 only requests count as activity: pings, window updates and
+    /// dribbled header fragments do not keep a connection open past the idle timeout.
     fn read(&self) {
+        if self.http2.load(Relaxed) {
+            return;
+        }
         let now = now_ms();
         self.last_io.store(now, Relaxed);
         // The first bytes while no request is in flight start an HTTP/1.1 request head. (HTTP/2
@@ -304,6 +322,9 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Relaxed);
+        // The watchdog may sleep towards a header deadline that no longer applies; the idle
+        // deadline that does may be earlier.
+        self.0.earlier.notify_one();
     }
 }
 
@@ -336,7 +357,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.io).poll_write(cx, buf);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         polled
     }
@@ -348,7 +369,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         polled
     }

@@ -73,7 +73,15 @@ async fn api_inner(
     request: Request<Incoming>,
     request_id: &str,
 ) -> (Answer, Option<&'static str>, Option<&'static str>) {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    if !parts.headers.contains_key(header::HOST) {
+        // HTTP/2 carries the host as `:authority`; clients sign it as `host`.
+        if let Some(authority) = parts.uri.authority() {
+            if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
+                parts.headers.insert(header::HOST, value);
+            }
+        }
+    }
     match (parts.method.clone(), parts.uri.path()) {
         (Method::GET | Method::HEAD, "/health") => return (health(), None, Some("health")),
         (Method::POST, "/") => {}

@@ -140,17 +140,8 @@ impl Server {
             }
         };
         let fd_limit = raise_fd_limit();
-        let api = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| ServeError::Bind(config.listen, e))?;
-        let admin = match config.admin_listen {
-            Some(addr) => Some(
-                TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| ServeError::Bind(addr, e))?,
-            ),
-            None => None,
-        };
+        let api = listen(config.listen)?;
+        let admin = config.admin_listen.map(listen).transpose()?;
         let app = Arc::new(handler::App::new(service, authenticator, metrics, limits));
         Ok(Server {
             api,
@@ -238,9 +229,11 @@ impl Server {
         let _ = tokio::time::timeout(limits.drain_timeout, drained).await;
     }
 
-    /// [`Server::run`] until SIGTERM or SIGINT.
-    pub async fn run_until_signal(self) -> std::io::Result<()> {
+    /// From now on, SIGTERM or SIGINT shuts the server down (instead of ending the process):
+    /// call before telling anyone the server is ready.
+    pub fn shutdown_on_signals(&self) -> std::io::Result<()> {
         use tokio::signal::unix::{signal, SignalKind};
+        // The handlers are installed here, synchronously; the task only waits.
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let handle = self.shutdown_handle();
@@ -251,6 +244,12 @@ impl Server {
             }
             handle.shutdown();
         });
+        Ok(())
+    }
+
+    /// [`Server::run`] until SIGTERM or SIGINT.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        self.shutdown_on_signals()?;
         self.run().await;
         Ok(())
     }
@@ -264,6 +263,23 @@ impl std::fmt::Debug for Server {
             .field("tls", &self.tls.as_ref().map(|(_, info)| info))
             .finish_non_exhaustive()
     }
+}
+
+/// Connections the kernel completes before the server accepts them. A burst of connections past
+/// it (the kernel caps it at `net.core.somaxconn`) is dropped by the kernel, not the server.
+const BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    };
+    let bound = socket.and_then(|socket| {
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(BACKLOG)
+    });
+    bound.map_err(|e| ServeError::Bind(addr, e))
 }
 
 /// Raises the open-files soft limit to the hard limit; the limit now in force.

@@ -246,3 +246,20 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), ServeError>
     file.sync_all().map_err(failed)?;
     fs::rename(&tmp, path).map_err(failed)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[cfg(feature = "fips")]
+    fn the_fips_build_serves_tls_from_the_fips_module() {
+        assert!(super::provider().fips());
+    }
+
+    #[test]
+    fn the_self_signed_setup_verifies_for_every_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chain, _, info) = super::self_signed(dir.path(), &super::provider()).unwrap();
+        assert_eq!(chain.len(), 2, "leaf and local CA");
+        assert!(info.certificate.ends_with(super::SELF_SIGNED_CA));
+    }
+}

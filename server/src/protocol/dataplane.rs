@@ -3,8 +3,8 @@
 //! [`crate::coalesce`], which runs the same requests as batches.
 
 use keyplane::{
-    DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext, Engine,
-    GenerateDataKeyRequest, ReEncryptRequest,
+    DecryptRequest, DecryptResponse, EncryptRequest, EncryptionAlgorithm, EncryptionContext,
+    Engine, GenerateDataKeyRequest, GenerateDataKeyResponse, ReEncryptRequest,
 };
 
 use super::json::{Input, Out};
@@ -66,13 +66,17 @@ pub(crate) fn decrypt_request<'a>(
 pub(super) fn decrypt(engine: &Engine, input: &Input) -> Result<Out, Fault> {
     let context = input.context("EncryptionContext");
     let request = decrypt_request(input, context.as_ref())?;
-    let r = engine.decrypt(&request)?;
+    Ok(decrypted(&engine.decrypt(&request)?))
+}
+
+/// Decrypt's answer.
+pub(crate) fn decrypted(r: &DecryptResponse) -> Out {
     let mut out = Out::with_capacity(capacity_for(r.plaintext.expose().len()));
     out.str("KeyId", &r.key_id)
         .blob("Plaintext", r.plaintext.expose())
         .str("EncryptionAlgorithm", r.encryption_algorithm.as_str())
         .str("KeyMaterialId", &r.key_material_id);
-    Ok(out)
+    out
 }
 
 pub(super) fn re_encrypt(engine: &Engine, input: &Input) -> Result<Out, Fault> {
@@ -123,7 +127,11 @@ pub(crate) fn data_key_request<'a>(
 pub(super) fn generate_data_key(engine: &Engine, input: &Input) -> Result<Out, Fault> {
     let context = input.context("EncryptionContext");
     let request = data_key_request(input, context.as_ref())?;
-    let r = engine.generate_data_key(&request)?;
+    Ok(data_key(&engine.generate_data_key(&request)?))
+}
+
+/// GenerateDataKey's answer.
+pub(crate) fn data_key(r: &GenerateDataKeyResponse) -> Out {
     let mut out = Out::with_capacity(capacity_for(
         r.ciphertext_blob.len() + r.plaintext.expose().len(),
     ));
@@ -131,7 +139,7 @@ pub(super) fn generate_data_key(engine: &Engine, input: &Input) -> Result<Out, F
         .blob("Plaintext", r.plaintext.expose())
         .str("KeyId", &r.key_id)
         .str("KeyMaterialId", &r.key_material_id);
-    Ok(out)
+    out
 }
 
 pub(super) fn generate_data_key_without_plaintext(

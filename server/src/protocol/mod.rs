@@ -122,6 +122,28 @@ fn list_page<T>(key: &str, page: &Page<T>, entry: impl Fn(&mut Out, &T)) -> Out 
     out
 }
 
+/// The served operation an `X-Amz-Target` header names; else the fault to answer (with the
+/// operation's name for one of the model's operations that keyplane does not serve).
+pub fn resolve(
+    target: Option<&str>,
+) -> Result<&'static dispatch::Operation, (Fault, Option<&'static str>)> {
+    let Some(name) = target.and_then(|t| t.strip_prefix(TARGET_PREFIX)) else {
+        return Err((Fault::UnknownOperation, None));
+    };
+    if let Some(operation) = dispatch::find(name) {
+        return Ok(operation);
+    }
+    Err(match dispatch::not_served(name) {
+        Some((name, why)) => (
+            Fault::Engine(keyplane::Error::UnsupportedOperation(format!(
+                "{name} is not supported by keyplane: {why}"
+            ))),
+            Some(name),
+        ),
+        None => (Fault::UnknownOperation, None),
+    })
+}
+
 /// Answers requests against one engine.
 #[derive(Debug, Clone)]
 pub struct Service {
@@ -153,6 +175,11 @@ impl Service {
         &self.coalesce
     }
 
+    /// Engine batch calls the coalescer made, and the requests they answered, so far.
+    pub fn coalesce_counts(&self) -> (u64, u64) {
+        self.coalescer.counts()
+    }
+
     /// The metrics this service reports coalesced batches to.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
@@ -161,17 +188,9 @@ impl Service {
     /// Answers one request: `target` is the `X-Amz-Target` header (None when absent), `body` the
     /// request body, `ctx` the authenticated caller and origin.
     pub async fn handle(&self, ctx: &RequestContext, target: Option<&str>, body: &[u8]) -> Reply {
-        let Some(name) = target.and_then(|t| t.strip_prefix(TARGET_PREFIX)) else {
-            return Fault::UnknownOperation.reply(None);
-        };
-        let Some(operation) = dispatch::find(name) else {
-            return match dispatch::not_served(name) {
-                Some((name, why)) => Fault::Engine(keyplane::Error::UnsupportedOperation(format!(
-                    "{name} is not supported by keyplane: {why}"
-                )))
-                .reply(Some(name)),
-                None => Fault::UnknownOperation.reply(None),
-            };
+        let operation = match resolve(target) {
+            Ok(operation) => operation,
+            Err((fault, name)) => return fault.reply(name),
         };
         let input = match Input::parse(operation.name, body) {
             Ok(input) => input,

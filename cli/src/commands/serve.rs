@@ -1,0 +1,281 @@
+//! `keyplane serve`: the service's wire protocol over the store, for AWS SDKs and the aws CLI.
+//!
+//! A thin adapter: the store, root key and audit log as every command opens them; the server
+//! itself is `keyplane_server::http`. With `--json`, one JSON line per startup event on stdout
+//! (`tls`, `credential` for a `memory:` store, `listening`, `admin`, `ready`, then `stopped`).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use keyplane::Engine;
+use keyplane_server::auth::{Authenticator, CredentialStore};
+use keyplane_server::coalesce::CoalesceConfig;
+use keyplane_server::http::{Limits, ServeError, Server, ServerConfig, TlsMode};
+use keyplane_server::protocol::Service;
+use keyplane_server::Metrics;
+use keyplane_store_address::{open, OpenOptions, StoreAddress, STORE_VAR};
+
+use crate::args::ServeArgs;
+use crate::context::Context;
+use crate::outcome::{Failure, INTERNAL};
+
+pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
+    let json = ctx.global.json;
+    let tls = tls_mode(ctx, &args)?;
+    let limits = Limits {
+        max_body_bytes: args.max_body_bytes,
+        max_connections: args.max_connections,
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        drain_timeout: Duration::from_millis(args.drain_timeout_ms),
+        ..Limits::default()
+    };
+    let coalesce = CoalesceConfig {
+        enabled: !args.no_coalesce,
+        window: Duration::from_micros(args.coalesce_window_us),
+        max_items: args.coalesce_max_items.max(1),
+    };
+    let config = ServerConfig {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        tls,
+        limits,
+    };
+
+    let address = store_address(ctx)?;
+    let opened = open(
+        &address,
+        OpenOptions {
+            root_key: Some(ctx.root_key_source()?),
+            // Like every command but `store init`: the store must exist.
+            open_only: true,
+            store: ctx.store_options(),
+            // Applies only to a root key made now, and none is (open only).
+            passphrase_cost: Default::default(),
+            audit: ctx.audit_options(),
+            // Follow other processes' changes (the default interval).
+            scheduler_interval: None,
+        },
+    )?;
+    let builder = Engine::builder()
+        .region(&ctx.global.region)
+        .account_id(&ctx.global.account_id)
+        .lock_policy(ctx.lock_policy());
+    let (engine, audit_lock) = opened.engine(builder)?.into_parts();
+    let (credentials, mut bootstrap) = match opened.store() {
+        Some(store) => (CredentialStore::sqlite(Arc::clone(store)), None),
+        None => {
+            // Nothing else can create a credential for a store in this process's memory.
+            let credentials = CredentialStore::in_memory();
+            let root = format!("arn:aws:iam::{}:root", ctx.global.account_id);
+            let created = credentials.create(&root)?;
+            (credentials, Some(created))
+        }
+    };
+    drop(opened);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("keyplane-serve")
+        .build()
+        .map_err(|e| internal(format!("cannot start the server's runtime: {e}")))?;
+    let metrics = Arc::new(Metrics::default());
+    let service = Service::new(engine, coalesce, Arc::clone(&metrics));
+    let authenticator = Authenticator::new(credentials, &ctx.global.region);
+    let max_connections = config.limits.max_connections;
+    let served = runtime.block_on(async {
+        let server = Server::bind(config, service, authenticator, metrics)
+            .await
+            .map_err(|e| match e {
+                // The port taken, or no permission to bind it: the environment, not the options.
+                ServeError::Bind(..) => internal(e.to_string()),
+                _ => Failure::usage(e.to_string()),
+            })?;
+        match server.fd_limit() {
+            Some(limit) if limit < max_connections as u64 + 64 => eprintln!(
+                "keyplane serve: warning: the open-files limit is {limit} (raised to the hard \
+                 limit), below --max-connections {max_connections}: connections past it wait to \
+                 be accepted"
+            ),
+            Some(limit) => eprintln!(
+                "keyplane serve: open-files limit {limit} (raised to the hard limit), at most \
+                 {max_connections} connections"
+            ),
+            None => {}
+        }
+        if let Some(admin) = server.admin_addr().filter(|a| !a.ip().is_loopback()) {
+            eprintln!(
+                "keyplane serve: warning: the admin listener {admin} (plain HTTP, no \
+                 authentication) is not on a loopback address"
+            );
+        }
+        // Signals are handled before `ready` is printed: a SIGTERM right after it drains.
+        server
+            .shutdown_on_signals()
+            .map_err(|e| internal(format!("cannot listen for signals: {e}")))?;
+        // The bootstrap secret is shown once, then zeroed.
+        let shown = bootstrap.take();
+        announce(json, &server, shown.as_ref());
+        drop(shown);
+        server.run().await;
+        Ok::<(), Failure>(())
+    });
+    // Connections still open past the drain timeout are cut; the engine's last handle goes with
+    // them, and its audit log writes its final digest.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    drop(audit_lock);
+    served?;
+    event(json, &[("event", "stopped")], "stopped");
+    Ok(())
+}
+
+/// The TLS choice: exactly one of the three.
+fn tls_mode(ctx: &Context, args: &ServeArgs) -> Result<TlsMode, Failure> {
+    match (
+        &args.tls_cert,
+        &args.tls_key,
+        args.tls_self_signed,
+        args.plain_http,
+    ) {
+        (Some(cert), Some(key), false, false) => Ok(TlsMode::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None, true, false) => Ok(TlsMode::SelfSigned {
+            dir: ctx.data_dir().join("tls"),
+        }),
+        (None, None, false, true) if !args.listen.ip().is_loopback() => {
+            Err(Failure::usage(format!(
+                "--plain-http is allowed only on a loopback listen address (127.0.0.1, ::1), not \
+                 {}: use --tls-cert FILE --tls-key FILE or --tls-self-signed",
+                args.listen
+            )))
+        }
+        (None, None, false, true) => Ok(TlsMode::Plain),
+        _ => Err(Failure::usage(
+            "choose how to serve: --tls-cert FILE --tls-key FILE (your certificate), \
+             --tls-self-signed (a certificate made and kept in <data dir>/tls/), or --plain-http \
+             (no TLS; loopback addresses only)",
+        )),
+    }
+}
+
+/// The store address: `--data-dir` (or `KEYPLANE_HOME`) names a data directory; else
+/// `KEYPLANE_STORE` a full address (`sqlite:PATH`, `memory:`); else `./keyplane-data`.
+fn store_address(ctx: &Context) -> Result<StoreAddress, Failure> {
+    let home = std::env::var_os(keyplane_store_address::HOME_VAR).map(std::path::PathBuf::from);
+    let from_option = ctx.global.data_dir.is_some() && ctx.global.data_dir != home;
+    if !from_option {
+        if let Some(text) = std::env::var_os(STORE_VAR).filter(|v| !v.is_empty()) {
+            let text = text
+                .into_string()
+                .map_err(|_| Failure::usage(format!("{STORE_VAR} is not valid UTF-8")))?;
+            return Ok(StoreAddress::parse(&text)?);
+        }
+    }
+    Ok(StoreAddress::data_dir(ctx.data_dir()))
+}
+
+fn internal(message: String) -> Failure {
+    Failure {
+        code: "KMSInternalException".into(),
+        message,
+        exit: INTERNAL,
+    }
+}
+
+/// The startup lines: `tls`, `credential` (memory: only), `listening`, `admin`, `ready`.
+fn announce(
+    json: bool,
+    server: &Server,
+    bootstrap: Option<&keyplane_server::auth::credentials::NewCredential>,
+) {
+    if let Some(tls) = server.tls_info() {
+        let certificate = tls.certificate.display().to_string();
+        event(
+            json,
+            &[
+                ("event", "tls"),
+                ("certificate", &certificate),
+                ("fingerprint_sha256", &tls.fingerprint_sha256),
+            ],
+            &format!(
+                "TLS certificate {certificate} (SHA-256 {})",
+                tls.fingerprint_sha256
+            ),
+        );
+    }
+    if let Some(created) = bootstrap {
+        // The only time this secret is shown: a memory: store's credentials die with the process.
+        // The line is built in a buffer zeroed when dropped.
+        let secret = created.secret_access_key.as_str();
+        let line = if json {
+            let mut escaped = Zeroizing::new(String::with_capacity(secret.len() * 2));
+            for c in secret.chars() {
+                match c {
+                    '"' | '\\' => {
+                        escaped.push('\\');
+                        escaped.push(c);
+                    }
+                    c if c.is_control() => escaped.push_str(&format!("\\u{:04x}", c as u32)),
+                    c => escaped.push(c),
+                }
+            }
+            Zeroizing::new(format!(
+                r#"{{"event":"credential","access_key_id":{},"secret_access_key":"{}","principal":{}}}"#,
+                serde_json::Value::from(created.access_key_id.as_str()),
+                escaped.as_str(),
+                serde_json::Value::from(created.principal.as_str()),
+            ))
+        } else {
+            Zeroizing::new(format!(
+                "keyplane serve: credential for {}: AccessKeyId {} SecretAccessKey {secret}",
+                created.principal, created.access_key_id
+            ))
+        };
+        write_line(&line);
+    }
+    let address = server.local_addr().to_string();
+    let url = server.url();
+    event(
+        json,
+        &[("event", "listening"), ("address", &address), ("url", &url)],
+        &format!("listening on {url}"),
+    );
+    if let Some(admin) = server.admin_addr() {
+        let url = format!("http://{admin}");
+        event(
+            json,
+            &[
+                ("event", "admin"),
+                ("address", &admin.to_string()),
+                ("url", &url),
+            ],
+            &format!("admin (metrics, health) on {url}"),
+        );
+    }
+    event(json, &[("event", "ready")], "ready");
+}
+
+/// One line on stdout, flushed at once: with `--json`, an object whose members keep the given
+/// order (`event` first).
+fn event(json: bool, members: &[(&str, &str)], text: &str) {
+    if json {
+        let members: Vec<String> = members
+            .iter()
+            .map(|(name, value)| format!("\"{name}\":{}", serde_json::Value::from(*value)))
+            .collect();
+        write_line(&format!("{{{}}}", members.join(",")));
+    } else {
+        write_line(&format!("keyplane serve: {text}"));
+    }
+}
+
+fn write_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
