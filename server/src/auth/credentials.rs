@@ -1,43 +1,545 @@
 //! Access keys: kept in the durable store, each secret sealed under the root key like key
 //! material; in process memory for a `memory:` store.
 //!
-//! (Skeleton: the authentication helper fills this module. The interface below is fixed.)
+//! In a SQLite store a credential is the store secret `credential.<AccessKeyId>` (store secret
+//! names allow no `/`), whose sealed value is a compact record: version `1`, status byte
+//! (`1` active, `0` inactive), creation time (u64 big-endian epoch seconds), principal length
+//! (u16 big-endian), principal ARN, then the 40-byte secret access key. Being a store secret it is
+//! wrapped under the root key, kept in two copies, rewrapped on root-key rotation, and covered by
+//! the store's contents digest (a deleted or disabled credential cannot be put back by restoring an
+//! older file without the store noticing the replay).
+//!
+//! Secrets never leave this module: [`CredentialStore::check_signature`] derives the SigV4 signing
+//! key (the HMAC chain over `"AWS4" + secret`) and compares the signature in constant time. Derived
+//! keys are cached per (access key, date, region, service) as keyed HMAC states in locked memory,
+//! zeroed when evicted, so a warm request costs one HMAC. Lookups are cached per access key and
+//! follow the store's generation (polled at most every [`GENERATION_POLL`]), so a credential that
+//! another process creates, disables or deletes takes effect here within a second.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use keyplane::Result;
+use base64::Engine as _;
+use keyplane::crypto::hmac::{constant_time_eq, HmacKey, HmacWork};
+use keyplane::key::MacAlgorithm;
+use keyplane::locked_memory::LockedBytes;
+use keyplane::store::KeyStore;
+use keyplane::{Caller, Error, LockPolicy, Result};
 use keyplane_sqlite::SqliteKeyStore;
+use zeroize::Zeroizing;
+
+/// How often a lookup checks whether another process changed the store.
+pub const GENERATION_POLL: Duration = Duration::from_millis(500);
+/// Prefix of a credential's store secret name.
+pub const SECRET_PREFIX: &str = "credential.";
+/// Length of a secret access key.
+pub const SECRET_LEN: usize = 40;
+/// Derived signing keys kept per credential (dates and regions in use at once).
+const KEYS_PER_CREDENTIAL: usize = 4;
 
 /// Where a server's credentials live.
 #[derive(Debug, Clone)]
 pub struct CredentialStore {
-    #[allow(dead_code)]
-    store: Option<Arc<SqliteKeyStore>>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: Backend,
+    policy: LockPolicy,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Sqlite {
+        store: Arc<SqliteKeyStore>,
+        cache: Mutex<Cache>,
+    },
+    Memory(Mutex<HashMap<String, Arc<Entry>>>),
+}
+
+/// What a SQLite-backed store knows as of one store generation.
+#[derive(Debug, Default)]
+struct Cache {
+    generation: Option<u64>,
+    checked: Option<Instant>,
+    /// Access key ids that exist at `generation`.
+    known: HashSet<String>,
+    /// Those read so far.
+    entries: HashMap<String, Arc<Entry>>,
+}
+
+/// One credential in memory. No `Clone`; the secret is in locked memory.
+struct Entry {
+    principal: String,
+    active: AtomicBool,
+    created: u64,
+    secret: LockedBytes,
+    /// `date/region/service` → the keyed signing HMAC, newest last.
+    keys: Mutex<Vec<(String, Arc<HmacKey>)>>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("principal", &self.principal)
+            .field("active", &self.active.load(Ordering::Relaxed))
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// A credential just created: the only time its secret is shown.
-#[derive(Debug)]
 pub struct NewCredential {
     pub access_key_id: String,
     /// Shown once; the caller prints it and drops it.
     pub secret_access_key: zeroize::Zeroizing<String>,
     pub principal: String,
+    /// Seconds since the epoch.
+    pub create_date: u64,
+}
+
+impl std::fmt::Debug for NewCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewCredential")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("principal", &self.principal)
+            .field("create_date", &self.create_date)
+            .finish()
+    }
+}
+
+/// A credential as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialInfo {
+    pub access_key_id: String,
+    pub principal: String,
+    /// `Active` or `Inactive`.
+    pub status: &'static str,
+    /// Seconds since the epoch.
+    pub create_date: u64,
+}
+
+/// Why a signature check failed.
+#[derive(Debug)]
+pub enum CheckError {
+    /// No such access key, or it is disabled.
+    Unrecognized,
+    /// The signature is not the one the secret gives.
+    Mismatch,
+    /// The store could not be read.
+    Store(Error),
+}
+
+thread_local! {
+    static WORK: std::cell::RefCell<Option<HmacWork>> = const { std::cell::RefCell::new(None) };
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn status_name(active: bool) -> &'static str {
+    if active {
+        "Active"
+    } else {
+        "Inactive"
+    }
 }
 
 impl CredentialStore {
     /// Credentials kept in `store` (as store secrets, sealed under its root key).
     pub fn sqlite(store: Arc<SqliteKeyStore>) -> CredentialStore {
-        CredentialStore { store: Some(store) }
+        CredentialStore::with_backend(Backend::Sqlite {
+            store,
+            cache: Mutex::default(),
+        })
     }
 
     /// Credentials kept in this process's memory (for a `memory:` store).
     pub fn in_memory() -> CredentialStore {
-        CredentialStore { store: None }
+        CredentialStore::with_backend(Backend::Memory(Mutex::default()))
+    }
+
+    fn with_backend(backend: Backend) -> CredentialStore {
+        CredentialStore {
+            inner: Arc::new(Inner {
+                backend,
+                policy: LockPolicy::default(),
+            }),
+        }
+    }
+
+    /// The same store, taking locked memory under `policy` (default: require it).
+    pub fn with_lock_policy(self, policy: LockPolicy) -> CredentialStore {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.policy = policy;
+                CredentialStore {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => CredentialStore { inner },
+        }
     }
 
     /// A new active credential for `principal_arn`.
     pub fn create(&self, principal_arn: &str) -> Result<NewCredential> {
-        let _ = principal_arn;
-        Err(keyplane::Error::Internal("not built yet".into()))
+        Caller::new(principal_arn)?;
+        let access_key_id = new_access_key_id()?;
+        let secret = new_secret(self.inner.policy)?;
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let entry = Entry {
+            principal: principal_arn.to_owned(),
+            active: AtomicBool::new(true),
+            created,
+            secret,
+            keys: Mutex::default(),
+        };
+        let secret_access_key = Zeroizing::new(
+            std::str::from_utf8(entry.secret.expose())
+                .map_err(|_| Error::Internal("generated secret is not text".into()))?
+                .to_owned(),
+        );
+        match &self.inner.backend {
+            Backend::Sqlite { store, cache } => {
+                store.put_secret(&secret_name(&access_key_id), &encode(&entry))?;
+                lock(cache).checked = None;
+            }
+            Backend::Memory(map) => {
+                lock(map).insert(access_key_id.clone(), Arc::new(entry));
+            }
+        }
+        Ok(NewCredential {
+            access_key_id,
+            secret_access_key,
+            principal: principal_arn.to_owned(),
+            create_date: created,
+        })
+    }
+
+    /// Every credential, by access key id.
+    pub fn list(&self) -> Result<Vec<CredentialInfo>> {
+        let mut out: Vec<CredentialInfo> = match &self.inner.backend {
+            Backend::Sqlite { store, .. } => {
+                let mut out = Vec::new();
+                for name in store.secret_names()? {
+                    let Some(id) = name.strip_prefix(SECRET_PREFIX) else {
+                        continue;
+                    };
+                    if let Some(record) = store.get_secret(&name)? {
+                        out.push(info(id, &decode(record.expose(), self.inner.policy)?));
+                    }
+                }
+                out
+            }
+            Backend::Memory(map) => lock(map).iter().map(|(id, e)| info(id, e)).collect(),
+        };
+        out.sort_by(|a, b| a.access_key_id.cmp(&b.access_key_id));
+        Ok(out)
+    }
+
+    /// Stops `access_key_id` from signing requests (it can be enabled again).
+    pub fn disable(&self, access_key_id: &str) -> Result<()> {
+        self.set_active(access_key_id, false)
+    }
+
+    /// Lets a disabled `access_key_id` sign requests again.
+    pub fn enable(&self, access_key_id: &str) -> Result<()> {
+        self.set_active(access_key_id, true)
+    }
+
+    /// Deletes `access_key_id` for good.
+    pub fn delete(&self, access_key_id: &str) -> Result<()> {
+        let deleted = match &self.inner.backend {
+            Backend::Sqlite { store, cache } => {
+                check_id(access_key_id)?;
+                let deleted = store.delete_secret(&secret_name(access_key_id))?;
+                lock(cache).checked = None;
+                deleted
+            }
+            Backend::Memory(map) => lock(map).remove(access_key_id).is_some(),
+        };
+        if deleted {
+            Ok(())
+        } else {
+            Err(not_found(access_key_id))
+        }
+    }
+
+    fn set_active(&self, access_key_id: &str, active: bool) -> Result<()> {
+        match &self.inner.backend {
+            Backend::Sqlite { store, cache } => {
+                check_id(access_key_id)?;
+                let name = secret_name(access_key_id);
+                let record = store
+                    .get_secret(&name)?
+                    .ok_or_else(|| not_found(access_key_id))?;
+                let entry = decode(record.expose(), self.inner.policy)?;
+                entry.active.store(active, Ordering::Relaxed);
+                store.put_secret(&name, &encode(&entry))?;
+                lock(cache).checked = None;
+            }
+            Backend::Memory(map) => lock(map)
+                .get(access_key_id)
+                .ok_or_else(|| not_found(access_key_id))?
+                .active
+                .store(active, Ordering::Relaxed),
+        }
+        Ok(())
+    }
+
+    /// The principal of `access_key_id` when its SigV4 signature of `string_to_sign` for
+    /// `date/region/service` is `signature`. The secret stays here: the signing key is derived
+    /// (or taken from the cache) and the signature compared in constant time.
+    pub fn check_signature(
+        &self,
+        access_key_id: &str,
+        date: &str,
+        region: &str,
+        service: &str,
+        string_to_sign: &[u8],
+        signature: &[u8; 32],
+    ) -> std::result::Result<String, CheckError> {
+        let entry = self
+            .lookup(access_key_id)
+            .map_err(CheckError::Store)?
+            .ok_or(CheckError::Unrecognized)?;
+        if !entry.active.load(Ordering::Relaxed) {
+            return Err(CheckError::Unrecognized);
+        }
+        let key = entry
+            .signing_key(date, region, service, self.inner.policy)
+            .map_err(CheckError::Store)?;
+        let mut computed = Zeroizing::new([0u8; 32]);
+        WORK.with(|cell| -> Result<()> {
+            let mut work = cell.borrow_mut();
+            if work.is_none() {
+                *work = Some(HmacWork::new(self.inner.policy)?);
+            }
+            let work = work.as_mut().expect("set above");
+            key.compute(work, string_to_sign, &mut computed[..])?;
+            Ok(())
+        })
+        .map_err(CheckError::Store)?;
+        if constant_time_eq(&computed[..], signature) {
+            Ok(entry.principal.clone())
+        } else {
+            Err(CheckError::Mismatch)
+        }
+    }
+
+    /// The credential `access_key_id`, from memory or the store.
+    fn lookup(&self, access_key_id: &str) -> Result<Option<Arc<Entry>>> {
+        match &self.inner.backend {
+            Backend::Memory(map) => Ok(lock(map).get(access_key_id).cloned()),
+            Backend::Sqlite { store, cache } => {
+                let mut cache = lock(cache);
+                if cache
+                    .checked
+                    .is_none_or(|at| at.elapsed() >= GENERATION_POLL)
+                {
+                    let generation = store.generation()?;
+                    if cache.generation != Some(generation) {
+                        cache.entries.clear();
+                        cache.known = store
+                            .secret_names()?
+                            .into_iter()
+                            .filter_map(|n| n.strip_prefix(SECRET_PREFIX).map(str::to_owned))
+                            .collect();
+                        cache.generation = Some(generation);
+                    }
+                    cache.checked = Some(Instant::now());
+                }
+                if !cache.known.contains(access_key_id) {
+                    return Ok(None);
+                }
+                if let Some(entry) = cache.entries.get(access_key_id) {
+                    return Ok(Some(entry.clone()));
+                }
+                let Some(record) = store.get_secret(&secret_name(access_key_id))? else {
+                    return Ok(None);
+                };
+                let entry = Arc::new(decode(record.expose(), self.inner.policy)?);
+                cache
+                    .entries
+                    .insert(access_key_id.to_owned(), entry.clone());
+                Ok(Some(entry))
+            }
+        }
+    }
+}
+
+impl Entry {
+    /// The keyed HMAC of SigV4's signing key for `date/region/service`, derived once.
+    fn signing_key(
+        &self,
+        date: &str,
+        region: &str,
+        service: &str,
+        policy: LockPolicy,
+    ) -> Result<Arc<HmacKey>> {
+        let scope = format!("{date}/{region}/{service}");
+        let mut keys = lock(&self.keys);
+        if let Some((_, key)) = keys.iter().find(|(s, _)| *s == scope) {
+            return Ok(key.clone());
+        }
+        let mut seed = LockedBytes::zeroed(4 + SECRET_LEN, policy)?;
+        seed.expose_mut()[..4].copy_from_slice(b"AWS4");
+        seed.expose_mut()[4..].copy_from_slice(self.secret.expose());
+        let mut step = LockedBytes::copy_from(seed.expose(), policy)?;
+        let mut work = HmacWork::new(policy)?;
+        for part in [date, region, service, super::sigv4::TERMINATOR] {
+            let mac = HmacKey::new(MacAlgorithm::HmacSha256, step.expose(), policy)?;
+            let mut next = LockedBytes::zeroed(32, policy)?;
+            mac.compute(&mut work, part.as_bytes(), next.expose_mut())?;
+            step = next;
+        }
+        let key = Arc::new(HmacKey::new(
+            MacAlgorithm::HmacSha256,
+            step.expose(),
+            policy,
+        )?);
+        if keys.len() >= KEYS_PER_CREDENTIAL {
+            keys.remove(0);
+        }
+        keys.push((scope, key.clone()));
+        Ok(key)
+    }
+}
+
+fn info(access_key_id: &str, entry: &Entry) -> CredentialInfo {
+    CredentialInfo {
+        access_key_id: access_key_id.to_owned(),
+        principal: entry.principal.clone(),
+        status: status_name(entry.active.load(Ordering::Relaxed)),
+        create_date: entry.created,
+    }
+}
+
+fn secret_name(access_key_id: &str) -> String {
+    format!("{SECRET_PREFIX}{access_key_id}")
+}
+
+fn not_found(access_key_id: &str) -> Error {
+    Error::NotFound(format!("Access key {access_key_id} does not exist."))
+}
+
+/// Refuses text that is no access key id before it reaches a store name.
+fn check_id(access_key_id: &str) -> Result<()> {
+    let ok = (16..=128).contains(&access_key_id.len())
+        && access_key_id.bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Validation(format!(
+            "'{}' is not an access key id: 16 to 128 letters and digits",
+            access_key_id.chars().take(64).collect::<String>()
+        )))
+    }
+}
+
+/// `AKIA` and 16 base32 capitals (80 random bits), like the service's long-term keys.
+fn new_access_key_id() -> Result<String> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut random = [0u8; 10];
+    keyplane::crypto::random::fill(&mut random)?;
+    let bits = random.iter().fold(0u128, |n, b| (n << 8) | u128::from(*b));
+    let mut id = String::from("AKIA");
+    for i in (0..16).rev() {
+        id.push(ALPHABET[((bits >> (i * 5)) & 31) as usize] as char);
+    }
+    Ok(id)
+}
+
+/// 40 characters of base64 (240 random bits), written straight into locked memory.
+fn new_secret(policy: LockPolicy) -> Result<LockedBytes> {
+    let random = LockedBytes::random(30, policy)?;
+    let mut secret = LockedBytes::zeroed(SECRET_LEN, policy)?;
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(random.expose(), secret.expose_mut())
+        .map_err(|_| Error::Internal("secret encoding".into()))?;
+    debug_assert_eq!(written, SECRET_LEN);
+    Ok(secret)
+}
+
+/// The sealed record of a credential (see the module documentation).
+fn encode(entry: &Entry) -> Zeroizing<Vec<u8>> {
+    let principal = entry.principal.as_bytes();
+    let mut out = Zeroizing::new(Vec::with_capacity(12 + principal.len() + SECRET_LEN));
+    out.push(1);
+    out.push(u8::from(entry.active.load(Ordering::Relaxed)));
+    out.extend_from_slice(&entry.created.to_be_bytes());
+    out.extend_from_slice(&(principal.len() as u16).to_be_bytes());
+    out.extend_from_slice(principal);
+    out.extend_from_slice(entry.secret.expose());
+    out
+}
+
+fn decode(record: &[u8], policy: LockPolicy) -> Result<Entry> {
+    let bad = || Error::Store("a credential record in the store is malformed".into());
+    if record.len() < 12 || record[0] != 1 || record[1] > 1 {
+        return Err(bad());
+    }
+    let created = u64::from_be_bytes(record[2..10].try_into().map_err(|_| bad())?);
+    let len = usize::from(u16::from_be_bytes([record[10], record[11]]));
+    if record.len() != 12 + len + SECRET_LEN {
+        return Err(bad());
+    }
+    let principal = std::str::from_utf8(&record[12..12 + len])
+        .map_err(|_| bad())?
+        .to_owned();
+    Ok(Entry {
+        principal,
+        active: AtomicBool::new(record[1] == 1),
+        created,
+        secret: LockedBytes::copy_from(&record[12 + len..], policy)?,
+        keys: Mutex::default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_secrets_look_like_the_services() {
+        let store = CredentialStore::in_memory();
+        let new = store
+            .create("arn:aws:iam::111122223333:user/alice")
+            .unwrap();
+        assert_eq!(new.access_key_id.len(), 20);
+        assert!(new.access_key_id.starts_with("AKIA"));
+        assert!(new.access_key_id[4..]
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)));
+        assert_eq!(new.secret_access_key.len(), SECRET_LEN);
+        let debug = format!("{new:?}");
+        assert!(!debug.contains(new.secret_access_key.as_str()), "{debug}");
+        assert!(debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let entry = Entry {
+            principal: "arn:aws:iam::111122223333:role/r".into(),
+            active: AtomicBool::new(false),
+            created: 1_700_000_000,
+            secret: LockedBytes::copy_from(&[b'x'; SECRET_LEN], LockPolicy::default()).unwrap(),
+            keys: Mutex::default(),
+        };
+        let back = decode(&encode(&entry), LockPolicy::default()).unwrap();
+        assert_eq!(back.principal, entry.principal);
+        assert!(!back.active.load(Ordering::Relaxed));
+        assert_eq!(back.created, entry.created);
+        assert_eq!(back.secret.expose(), entry.secret.expose());
+        assert!(decode(&encode(&entry)[..20], LockPolicy::default()).is_err());
     }
 }

@@ -1,13 +1,45 @@
 //! SigV4 verification and the credentials it checks against.
 //!
-//! (Skeleton: the authentication helper fills this module. The interface below is fixed.)
+//! [`Authenticator::verify`] checks, in order: an `Authorization` header is present
+//! (`MissingAuthenticationTokenException`) and well formed (`IncompleteSignatureException`); the
+//! request date (`X-Amz-Date`, or `Date`) is present and matches the credential scope's date; the
+//! scope names this server's region, service `kms` and `aws4_request`; `host` and the date header
+//! are signed; the date is within 5 minutes of the server's clock; `X-Amz-Content-SHA256`, when
+//! sent, is the body's hash; the access key exists and is active (`UnrecognizedClientException`);
+//! the signature matches ([`credentials`] computes and compares it, so the secret never leaves that
+//! module); and, a keyplane addition, the exact signature was not accepted before within the window
+//! ([`replay`]). The identity comes from the credential store, never from the request.
+//!
+//! Session tokens: keyplane issues only long-term access keys, so a request carrying
+//! `X-Amz-Security-Token` presents a token keyplane never issued and is refused with
+//! `UnrecognizedClientException`, as the service refuses an unknown token.
+//!
+//! Presigned (query-string) authentication is not supported: the service's SDKs sign KMS requests
+//! with the `Authorization` header only.
+//!
+//! The transport must put the request's authority in a `host` header (HTTP/2 carries it as
+//! `:authority`): SDKs sign it as `host`.
 
 pub mod credentials;
+mod errors;
+pub mod replay;
+pub mod sigv4;
 
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use credentials::CredentialStore;
+use aws_lc_rs::digest;
+use subtle::ConstantTimeEq;
+
+pub use credentials::{CheckError, CredentialInfo, CredentialStore, NewCredential};
+pub use replay::ReplayGuard;
+
+/// The service's allowed clock skew, in seconds.
+pub const MAX_SKEW_SECS: i64 = 300;
+/// Signatures remembered for replay refusal, by default.
+pub const DEFAULT_REPLAY_CAPACITY: usize = 1 << 20;
+/// The service name in a credential scope.
+pub const SERVICE: &str = "kms";
 
 /// Who signed a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,10 +85,9 @@ pub struct SignedRequest<'a> {
 /// Verifies SigV4 signatures against a [`CredentialStore`] for one region and service `kms`.
 #[derive(Debug)]
 pub struct Authenticator {
-    #[allow(dead_code)]
     credentials: CredentialStore,
-    #[allow(dead_code)]
     region: String,
+    replay: ReplayGuard,
 }
 
 impl Authenticator {
@@ -65,12 +96,24 @@ impl Authenticator {
         Authenticator {
             credentials,
             region: region.to_owned(),
+            replay: ReplayGuard::new(DEFAULT_REPLAY_CAPACITY),
         }
+    }
+
+    /// The same authenticator remembering at most about `capacity` signatures for replay refusal.
+    pub fn with_replay_capacity(mut self, capacity: usize) -> Authenticator {
+        self.replay = ReplayGuard::new(capacity);
+        self
     }
 
     /// The credentials it checks against.
     pub fn credentials(&self) -> &CredentialStore {
         &self.credentials
+    }
+
+    /// The replay guard (its size, for metrics and tests).
+    pub fn replay_guard(&self) -> &ReplayGuard {
+        &self.replay
     }
 
     /// Who signed `request`, or why it is refused. `now` is the server's clock.
@@ -79,11 +122,168 @@ impl Authenticator {
         request: &SignedRequest<'_>,
         now: SystemTime,
     ) -> Result<Identity, AuthError> {
-        let _ = (request, now);
-        Err(AuthError {
-            code: "MissingAuthenticationTokenException",
-            message: "Missing Authentication Token".into(),
-            status: 400,
+        let headers = request.headers;
+        let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Err(errors::missing_token());
+        };
+        if values.next().is_some() {
+            return Err(errors::incomplete(
+                "The request has more than one Authorization header.".into(),
+            ));
+        }
+        let value = value.to_str().map_err(|_| {
+            errors::incomplete("The Authorization header is not printable ASCII.".into())
+        })?;
+        let auth = sigv4::parse_authorization(value)?;
+
+        let (date_header, date_text) = request_date(headers)?;
+        let request_time = match date_header {
+            "x-amz-date" => sigv4::parse_amz_date(date_text),
+            _ => sigv4::parse_amz_date(date_text).or_else(|| sigv4::parse_http_date(date_text)),
+        }
+        .ok_or_else(|| {
+            errors::incomplete(format!(
+                "Date must be in ISO-8601 'basic format'. Got '{}'. See \
+                 http://en.wikipedia.org/wiki/ISO_8601",
+                date_text.chars().take(64).collect::<String>()
+            ))
+        })?;
+        let amz_date = sigv4::format_amz_date(request_time);
+
+        if auth.terminator != sigv4::TERMINATOR {
+            return Err(errors::invalid_signature(format!(
+                "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.",
+                short(auth.terminator)
+            )));
+        }
+        if auth.service != SERVICE {
+            return Err(errors::invalid_signature(format!(
+                "Credential should be scoped to correct service: '{SERVICE}'."
+            )));
+        }
+        if auth.region != self.region {
+            return Err(errors::invalid_signature(format!(
+                "Credential should be scoped to a valid region, not '{}'.",
+                short(auth.region)
+            )));
+        }
+        if auth.date != &amz_date[..8] {
+            return Err(errors::invalid_signature(format!(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date \
+                 from HTTP: '{}' != '{}', from '{}'.",
+                short(auth.date),
+                &amz_date[..8],
+                amz_date
+            )));
+        }
+        for required in ["host", date_header] {
+            if !auth.signs(required) {
+                return Err(errors::invalid_signature(format!(
+                    "'{}' must be a 'SignedHeader' in the AWS Authorization.",
+                    if required == "host" {
+                        "Host"
+                    } else if required == "date" {
+                        "Date"
+                    } else {
+                        "X-Amz-Date"
+                    }
+                )));
+            }
+        }
+
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if request_time < now - MAX_SKEW_SECS {
+            return Err(errors::invalid_signature(format!(
+                "Signature expired: {amz_date} is now earlier than {} ({} - 5 min.)",
+                sigv4::format_amz_date(now - MAX_SKEW_SECS),
+                sigv4::format_amz_date(now)
+            )));
+        }
+        if request_time > now + MAX_SKEW_SECS {
+            return Err(errors::invalid_signature(format!(
+                "Signature not yet current: {amz_date} is still later than {} ({} + 5 min.)",
+                sigv4::format_amz_date(now + MAX_SKEW_SECS),
+                sigv4::format_amz_date(now)
+            )));
+        }
+
+        if headers.contains_key("x-amz-security-token") {
+            return Err(errors::unrecognized());
+        }
+
+        let body_hash = sigv4::sha256_hex(request.body);
+        if let Some(claimed) = headers.get("x-amz-content-sha256") {
+            if !bool::from(claimed.as_bytes().ct_eq(body_hash.as_bytes())) {
+                return Err(errors::invalid_signature(
+                    "The provided 'x-amz-content-sha256' header does not match what was computed."
+                        .into(),
+                ));
+            }
+        }
+
+        let mut hasher = digest::Context::new(&digest::SHA256);
+        sigv4::canonical_request(
+            &mut hasher,
+            request.method,
+            request.path,
+            request.query,
+            headers,
+            auth.signed_headers,
+            &body_hash,
+        );
+        let string_to_sign = sigv4::string_to_sign(&amz_date, auth.scope, hasher.finish().as_ref());
+        let signature = auth.signature.unwrap_or([0u8; 32]);
+        let checked = self.credentials.check_signature(
+            auth.access_key_id,
+            auth.date,
+            auth.region,
+            auth.service,
+            string_to_sign.as_bytes(),
+            &signature,
+        );
+        let principal = match checked {
+            Ok(principal) if auth.signature.is_some() => principal,
+            Ok(_) | Err(CheckError::Mismatch) => return Err(errors::mismatch()),
+            Err(CheckError::Unrecognized) => return Err(errors::unrecognized()),
+            Err(CheckError::Store(_)) => return Err(errors::internal()),
+        };
+        if !self
+            .replay
+            .first_use(&signature, now, request_time + MAX_SKEW_SECS)
+        {
+            return Err(errors::invalid_signature(
+                "Signature already used: keyplane refuses a request whose exact signature it \
+                 accepted within the last 5 minutes (a replay). Sign each request anew."
+                    .into(),
+            ));
+        }
+        Ok(Identity {
+            principal,
+            access_key_id: auth.access_key_id.to_owned(),
         })
     }
+}
+
+/// The date header a request is dated by (`x-amz-date`, else `date`) and its value.
+fn request_date(headers: &http::HeaderMap) -> Result<(&'static str, &str), AuthError> {
+    for name in ["x-amz-date", "date"] {
+        if let Some(value) = headers.get(name) {
+            let text = value.to_str().map_err(|_| {
+                errors::incomplete(format!("The '{name}' header is not printable ASCII."))
+            })?;
+            return Ok((name, text.trim()));
+        }
+    }
+    Err(errors::incomplete(
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+            .into(),
+    ))
+}
+
+/// At most 64 characters of client text for a message.
+fn short(text: &str) -> String {
+    text.chars().take(64).collect()
 }
