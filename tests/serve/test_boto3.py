@@ -509,6 +509,18 @@ def test_request_id_matches_audit_record(kms: Any, key: Dict[str, Any]) -> None:
     assert "Boto3/" in str(origin["userAgent"]), origin
 
 
+def test_operations_not_served_are_refused_clearly(kms: Any) -> None:
+    """Every other operation botocore knows is answered UnsupportedOperationException (the model's
+    operations keyplane does not serve, saying why) or UnknownOperationException (operations newer
+    than keyplane's vendored model), never served by accident."""
+    others = sorted(set(kms.meta.service_model.operation_names) - SERVED)
+    assert others, "botocore knows no operation beyond the served ones?"
+    for operation in others:
+        error = error_of(send(signed_request(f"TrentService.{operation}", b"{}")))
+        assert error["code"] in ("UnsupportedOperationException", "UnknownOperationException"), (operation, error)
+        assert error["status"] == 400 and error["message"], (operation, error)
+
+
 def test_zz_every_served_operation_was_called() -> None:
     missing = sorted(SERVED - CALLED)
     assert not missing, f"operations never answered successfully through botocore: {missing}"
