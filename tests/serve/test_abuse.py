@@ -183,6 +183,17 @@ def open_idle(count: int) -> List[socket.socket]:
     return sockets
 
 
+def still_open(sock: socket.socket) -> bool:
+    """Whether the server has not closed `sock` (nothing was ever sent on it)."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
 def test_ten_thousand_idle_connections(key_id: str) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -196,6 +207,7 @@ def test_ten_thousand_idle_connections(key_id: str) -> None:
     before = None if MOTO else server_rss_kib()
     idle = open_idle(wanted)
     answered = 0
+    held = 0
     slowest = 0.0
     peak: Optional[int] = None
     try:
@@ -209,13 +221,14 @@ def test_ten_thousand_idle_connections(key_id: str) -> None:
             slowest = max(slowest, time.monotonic() - started)
             answered += 1
         peak = None if MOTO else server_rss_kib()
+        held = sum(1 for s in idle if still_open(s))
     finally:
         for s in idle:
             s.close()
     time.sleep(1)
     after = None if MOTO else server_rss_kib()
     print(
-        f"idle connections: {len(idle)} held; well-behaved client answered {answered}/20 "
+        f"idle connections: {len(idle)} opened, {held} still open after the rounds; well-behaved client answered {answered}/20 "
         f"(slowest round {slowest * 1000:.0f} ms); server RSS before {before} KiB, "
         f"with the idle connections {peak} KiB, after closing them {after} KiB"
     )
