@@ -171,7 +171,7 @@ def start_moto(args: argparse.Namespace, log_dir: Path) -> Server:
 def run_pytest(args: argparse.Namespace, env: Dict[str, str], label: str, files: List[str], log_dir: Path, extra: Optional[List[str]] = None) -> None:
     junit = log_dir / f"{label}.xml"
     cmd = [
-        sys.executable, "-m", "pytest", "-W", "error", "-p", "no:cacheprovider", "-q", "-rfE",
+        sys.executable, "-m", "pytest", "-W", "error", "-p", "no:cacheprovider", "-q", "-rfE", "--durations=5",
         f"--junitxml={junit}", *(extra or []), *[str(HERE / f) for f in files],
     ]
     if args.k:
