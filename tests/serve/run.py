@@ -26,9 +26,11 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -75,6 +77,7 @@ class Server:
         self.cert = ""
         self.events: List[Dict[str, object]] = []
         self.stderr_path = ""
+        self.admin_url = ""
 
     def read_event(self, deadline: float) -> Dict[str, object]:
         assert self.proc is not None and self.proc.stdout is not None
@@ -132,6 +135,8 @@ def start_keyplane(args: argparse.Namespace, log_dir: Path) -> Server:
             server.cert = str(event["certificate"])
         elif kind == "listening":
             server.url = str(event["url"])
+        elif kind == "admin":
+            server.admin_url = str(event["url"])
         elif kind == "ready":
             break
     ok = server.url.startswith("https://127.0.0.1:") and os.path.isfile(server.cert)
@@ -217,6 +222,30 @@ def run_program(label: str, cmd: List[str], env: Dict[str, str], cwd: Optional[s
             print(f"     {line}")
     if run.returncode != 0 or seen == 0:
         check(f"{label} exit status", False, f"exit {run.returncode}, {seen} checks; stderr: {run.stderr.strip()[-2000:]}")
+
+
+def check_health_and_metrics(server: Server) -> None:
+    """`GET /health` answers without authentication; the admin listener's metrics count what the
+    clients did."""
+    context = ssl.create_default_context(cafile=server.cert)
+    try:
+        with urllib.request.urlopen(server.url + "/health", context=context, timeout=10) as answer:
+            body = json.loads(answer.read())
+            ok = answer.status == 200 and body == {"status": "ok"} and bool(answer.headers.get("x-amzn-RequestId"))
+            check("GET /health without credentials", ok, f"{answer.status} {body}")
+    except (OSError, ValueError) as e:
+        check("GET /health without credentials", False, str(e))
+    if not server.admin_url:
+        check("admin listener announced", False)
+        return
+    try:
+        with urllib.request.urlopen(server.admin_url + "/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+    except OSError as e:
+        check("admin GET /metrics", False, str(e))
+        return
+    counted = [line for line in text.splitlines() if not line.startswith("#") and "Encrypt" in line]
+    check("admin GET /metrics counts the clients' Encrypt requests", answer.status == 200 and bool(counted), f"{len(text.splitlines())} lines")
 
 
 def stop(server: Server, moto: bool) -> None:
@@ -325,6 +354,8 @@ def main() -> int:
         if server.cert:
             sdk_env["NODE_EXTRA_CA_CERTS"] = server.cert
         run_program("aws-sdk-js", ["node", "kms.mjs"], sdk_env, cwd=args.js_dir)
+        if not args.moto:
+            check_health_and_metrics(server)
         run_pytest(args, env, "abuse", ["test_abuse.py"], args.work, ["-s"])
     finally:
         if server.proc.poll() is None:

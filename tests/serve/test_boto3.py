@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import subprocess
+import time
 import uuid
 from typing import Any, Dict, List, Set
 
@@ -522,6 +524,52 @@ def test_operations_not_served_are_refused_clearly(kms: Any) -> None:
         # The service's UnknownOperationException carries no message; keyplane says why it does
         # not serve an operation of the model.
         assert error["message"] or error["code"] == "UnknownOperationException", (operation, error)
+
+
+def cli(*argv: str) -> Dict[str, Any]:
+    run = subprocess.run(
+        [env("KP_CLI"), "--json", "--data-dir", env("KP_DATA_DIR"), "credentials", *argv],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    return dict(json.loads(run.stdout))
+
+
+def until(condition: Any, within: float) -> float:
+    """Seconds until `condition()` held, polling; fails after `within` seconds."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < within, f"not within {within} s"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_credential_disabled_and_enabled_by_another_process(bob: Any) -> None:
+    """`keyplane credentials disable|enable` in another process takes effect in the running server
+    within one second (the contract; 1.5 s allowed for this machine's scheduling)."""
+    if MOTO:
+        pytest.fail("keyplane's credentials")
+    bob_key = env("KP_BOB_KEY")
+
+    def refused() -> bool:
+        """Whether the server refuses Bob's credential (any other answer, his AccessDenied
+        included, means it authenticated him)."""
+        try:
+            bob.generate_random(NumberOfBytes=8)
+        except ClientError as e:
+            return bool(e.response["Error"]["Code"] == "UnrecognizedClientException")
+        return False
+
+    assert not refused()
+    listed = {c["AccessKeyId"]: c for c in cli("list")["Credentials"]}
+    assert listed[bob_key]["Status"] == "Active" and listed[bob_key]["Principal"] == BOB_ARN
+    assert "SecretAccessKey" not in listed[bob_key]
+    cli("disable", bob_key)
+    took = until(refused, 1.5)
+    assert cli("list")["Credentials"] and {c["AccessKeyId"]: c for c in cli("list")["Credentials"]}[bob_key]["Status"] == "Inactive"
+    cli("enable", bob_key)
+    took = max(took, until(lambda: not refused(), 1.5))
+    print(f"credential changes took effect within {took * 1000:.0f} ms")
 
 
 def test_zz_every_served_operation_was_called() -> None:
