@@ -281,7 +281,20 @@ def audit_records(data_dir: Path) -> List[Dict[str, object]]:
 def check_audit(args: argparse.Namespace, alice: Dict[str, str], bob: Dict[str, str]) -> None:
     run = cli(args, "audit", "verify", check_rc=False)
     check("keyplane audit verify after shutdown", run.returncode == 0, f"exit {run.returncode}: {run.stdout[-500:]}{run.stderr[-500:]}")
-    records = audit_records(args.data_dir)
+    # What `keyplane audit tail` shows, checked against the log files read directly.
+    shown = cli(args, "--json", "audit", "tail", "--lines", "1000000", check_rc=False)
+    try:
+        records = json.loads(shown.stdout)["Records"]
+    except (ValueError, KeyError) as e:
+        check("keyplane audit tail --json", False, f"{e}: {shown.stderr[-300:]}")
+        records = audit_records(args.data_dir)
+    in_files = [r for r in audit_records(args.data_dir) if r.get("sourceIPAddress")]
+    shown_ids = {str(r.get("eventID")) for r in records}
+    check(
+        "keyplane audit tail shows every network record of the logs",
+        all(str(r.get("eventID")) in shown_ids for r in in_files) and len(in_files) > 0,
+        f"{len(records)} shown, {len(in_files)} network records in the files",
+    )
     network = [r for r in records if r.get("sourceIPAddress")]
     check("audit: network records present", len(network) > 50, f"{len(network)} of {len(records)} records")
 
