@@ -249,6 +249,31 @@ def store_records() -> None:
     write("store_records", "random-structure", bytes([1, 2, 3, 1, 9, 200, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9]) * 3)
 
 
+def sigv4_parse() -> None:
+    # A selector byte (0: Authorization, 1: X-Amz-Date, 2: X-Amz-Content-SHA256, 3: the tail of a
+    # well-formed Authorization for the target's real access key), then the header value.
+    sig = "0123456789abcdef" * 4
+    good = ("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20150830/us-east-1/kms/aws4_request, "
+            "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + sig)
+    write("sigv4_parse", "botocore-shaped", b"\x00" + good.encode())
+    write("sigv4_parse", "no-signature", b"\x00" + good.rsplit(", ", 1)[0].encode())
+    write("sigv4_parse", "other-algorithm", b"\x00AWS4-ECDSA-P256-SHA256 Credential=a/b/c/d/e")
+    write("sigv4_parse", "bearer", b"\x00Bearer eyJhbGciOiJIUzI1NiJ9")
+    write("sigv4_parse", "four-elements", b"\x00AWS4-HMAC-SHA256 Credential=A/20150830/us-east-1/kms, "
+          b"SignedHeaders=host, Signature=00")
+    write("sigv4_parse", "missing-equal", b"\x00AWS4-HMAC-SHA256 Credential AKIA/x")
+    write("sigv4_parse", "empty-signed-header", b"\x00AWS4-HMAC-SHA256 Credential=A/1/2/3/4, "
+          b"SignedHeaders=host;;x-amz-date, Signature=" + sig.encode())
+    write("sigv4_parse", "utf8", "\x00AWS4-HMAC-SHA256 Credential=\u00e9/\u1234/r/kms/aws4_request, "
+          "SignedHeaders=host, Signature=".encode())
+    write("sigv4_parse", "amz-date", b"\x0120150830T123600Z")
+    write("sigv4_parse", "amz-date-feb-30", b"\x0120150230T123600Z")
+    write("sigv4_parse", "http-date", b"\x01Sun, 30 Aug 2015 12:36:00 GMT")
+    write("sigv4_parse", "content-sha256", b"\x02e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    write("sigv4_parse", "real-key-tail", b"\x03SignedHeaders=host;x-amz-date, Signature=" + sig.encode())
+    write("sigv4_parse", "real-key-unsigned-host", b"\x03SignedHeaders=x-amz-date, Signature=" + sig.encode())
+
+
 def main() -> None:
     ciphertext_parse()
     decrypt()
@@ -258,6 +283,7 @@ def main() -> None:
     data_keys()
     ffi_abi()
     store_records()
+    sigv4_parse()
 
 
 if __name__ == "__main__":

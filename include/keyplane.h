@@ -45,7 +45,7 @@
 /**
  * The version as one number, MAJOR * 10000 + MINOR * 100 + PATCH, for preprocessor comparisons.
  */
-#define KP_VERSION_NUMBER 100
+#define KP_VERSION_NUMBER (((KP_VERSION_MAJOR * 10000) + (KP_VERSION_MINOR * 100)) + KP_VERSION_PATCH)
 
 /**
  * Largest length the library accepts for any one buffer or byte string (1 GiB). Anything longer
@@ -254,6 +254,11 @@ enum kp_status
    */
   KP_STATUS_UNSUPPORTED_OPERATION = 1601,
   /**
+   * A dry run (the engine's dry-run handle) whose real call would have succeeded; nothing was
+   * changed (DryRunOperationException).
+   */
+  KP_STATUS_DRY_RUN_OPERATION = 1602,
+  /**
    * A key policy document is malformed, or would lock its author out of the key
    * (MalformedPolicyDocumentException).
    */
@@ -289,8 +294,9 @@ enum kp_status
    */
   KP_STATUS_INTERNAL = 1902,
   /**
-   * An engine error this version of the library has no code for (a newer engine); the last
-   * error message names it.
+   * Reserved, kept so the code is never reused: an engine error the library had no code for.
+   * Every engine error kind now has its own status (the mapping is checked when the library is
+   * built), so no call returns it.
    */
   KP_STATUS_UNKNOWN_ENGINE_ERROR = 1999,
   /**
@@ -3215,7 +3221,8 @@ const char *kp_status_name(uint32_t status);
 
 /**
  * The service's exception name for a status from the engine block (1000-1999), e.g.
- * "NotFoundException", as `keyplane::Error::code()` spells it; NULL for other statuses.
+ * "NotFoundException", as `keyplane::Error::code()` spells it; NULL for other statuses and for
+ * values that are no status of this library.
  *
  * Ownership: the string is static; do not free it. Thread safety: callable from any thread.
  */

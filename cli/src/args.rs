@@ -24,6 +24,7 @@ Examples:
   keyplane --principal arn:aws:iam::111122223333:role/app encrypt --key-id <KEY_ID> --in f
   keyplane audit verify                           check the audit log's chain and signed digests
   keyplane audit tail -n 20
+  keyplane credentials create --principal arn:aws:iam::111122223333:user/app   for keyplane serve
 
 Data directory: --data-dir, else $KEYPLANE_HOME, else ./keyplane-data.
 Root key: --root-key-file, --root-key-env VAR, --passphrase-file or --passphrase-env VAR; else
@@ -183,6 +184,32 @@ pub enum Command {
     /// Measure throughput: workloads swept over threads, batch and message sizes, with baselines
     #[cfg(feature = "bench")]
     Bench(Box<BenchArgs>),
+    /// Access keys that sign requests to `keyplane serve` (SigV4), sealed in the store
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// A new access key for the principal given by --principal ARN; its secret is shown only now
+    Create,
+    /// Every access key with its principal and status (never a secret)
+    List,
+    /// Stop an access key from signing requests (a running server refuses it within a second)
+    Disable {
+        /// The access key id (AKIA...)
+        access_key_id: String,
+    },
+    /// Let a disabled access key sign requests again
+    Enable {
+        /// The access key id (AKIA...)
+        access_key_id: String,
+    },
+    /// Delete an access key for good
+    Delete {
+        /// The access key id (AKIA...)
+        access_key_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -66,6 +66,7 @@ fn run(ctx: &Context, command: Command) -> Result<(), Failure> {
         Command::Audit(c) => commands::audit::run(ctx, c),
         #[cfg(feature = "bench")]
         Command::Bench(a) => commands::bench::run(ctx, *a),
+        Command::Credentials(c) => commands::credentials::run(ctx, c),
     }
 }
 

@@ -1,100 +1,158 @@
-//! The engine's one error type.
+//! The engine's one error type: a kind ([`ErrorKind`]) and a message.
 //!
-//! Variants are named after the key management service's exceptions so that every binding (C,
-//! Python, the network endpoint) maps them once, by [`Error::code`]. Messages say what to fix and
-//! never contain key material or plaintext.
+//! Kinds are named after the key management service's exceptions so that every binding (C,
+//! Python, the network endpoint) maps them once, by [`ErrorKind`] (matched exhaustively, so a new
+//! kind fails to compile until each binding maps it) or by [`Error::code`]. Messages say what to
+//! fix and never contain key material or plaintext.
+//!
+//! The list of kinds below is the one table: it generates [`Error`] (one `Variant(String)` per
+//! kind, so `Error::NotFound(format!(..))` builds one and `matches!(e, Error::NotFound(_))` tests
+//! for one), [`ErrorKind`], [`ErrorKind::ALL`] and the exception names.
 
+use std::ffi::CStr;
 use std::fmt;
 
-/// Every failure the engine reports. `Clone` because batch calls return one per item; no variant
-/// carries secret data.
-#[derive(Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
+macro_rules! errors {
+    ($( $(#[doc = $doc:literal])+ $variant:ident => $code:literal, )+) => {
+        /// Every failure the engine reports: one variant per [`ErrorKind`], each holding its
+        /// message. `Clone` because batch calls return one per item; no variant carries secret
+        /// data.
+        #[derive(Clone, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum Error {
+            $( $(#[doc = $doc])+ $variant(String), )+
+        }
+
+        /// What kind of failure an [`Error`] is, without its message. Exhaustive on purpose: a
+        /// binding's `match kind { .. }` has no wildcard, so a new kind is a compile error in
+        /// every binding until it is mapped.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorKind {
+            $( $(#[doc = $doc])+ $variant, )+
+        }
+
+        impl ErrorKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$variant),+];
+
+            /// The kind's name, as [`Error`]'s `Display` prefixes the message with
+            /// (`NotFound`, `InvalidState`, ...).
+            pub const fn name(self) -> &'static str {
+                match self { $(ErrorKind::$variant => stringify!($variant)),+ }
+            }
+
+            /// The service's exception name for this kind, as its API and SDKs spell it
+            /// (`NotFoundException`, `KMSInvalidStateException`, ...). Bindings map on this.
+            pub const fn code(self) -> &'static str {
+                match self { $(ErrorKind::$variant => $code),+ }
+            }
+
+            /// [`ErrorKind::code`] as a NUL-terminated string, for C callers (the same text,
+            /// not a second copy of the names).
+            pub const fn code_c_str(self) -> &'static CStr {
+                match self { $(ErrorKind::$variant => nul_terminated(concat!($code, "\0"))),+ }
+            }
+        }
+
+        impl Error {
+            /// An error of `kind` with `message`.
+            pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+                let message = message.into();
+                match kind { $(ErrorKind::$variant => Error::$variant(message)),+ }
+            }
+
+            /// The error's kind.
+            pub fn kind(&self) -> ErrorKind {
+                match self { $(Error::$variant(_) => ErrorKind::$variant),+ }
+            }
+
+            /// The human-readable message, without the kind's prefix.
+            pub fn message(&self) -> &str {
+                match self { $(Error::$variant(message) => message),+ }
+            }
+        }
+    };
+}
+
+/// `text` (which must end in its only NUL) as a `CStr`, checked at compile time.
+const fn nul_terminated(text: &'static str) -> &'static CStr {
+    match CStr::from_bytes_with_nul(text.as_bytes()) {
+        Ok(c) => c,
+        Err(_) => panic!("an exception name contains a NUL byte"),
+    }
+}
+
+errors! {
     /// The key, alias, version or other named resource does not exist.
-    #[error("NotFound: {0}")]
-    NotFound(String),
+    NotFound => "NotFoundException",
     /// The key is disabled.
-    #[error("Disabled: {0}")]
-    Disabled(String),
+    Disabled => "DisabledException",
     /// The key's state does not allow this operation (for example, pending deletion).
-    #[error("InvalidState: {0}")]
-    InvalidState(String),
+    InvalidState => "KMSInvalidStateException",
     /// The key is unavailable: its material cannot be used right now.
-    #[error("KeyUnavailable: {0}")]
-    KeyUnavailable(String),
+    KeyUnavailable => "KeyUnavailableException",
     /// The ciphertext is malformed, was tampered with, or the encryption context differs.
-    #[error("InvalidCiphertext: {0}")]
-    InvalidCiphertext(String),
+    InvalidCiphertext => "InvalidCiphertextException",
     /// A key was named for decryption that is not the key the ciphertext was encrypted under.
-    #[error("IncorrectKey: {0}")]
-    IncorrectKey(String),
+    IncorrectKey => "IncorrectKeyException",
     /// The key's usage or key spec does not allow this operation or algorithm.
-    #[error("InvalidKeyUsage: {0}")]
-    InvalidKeyUsage(String),
+    InvalidKeyUsage => "InvalidKeyUsageException",
     /// A signature did not verify.
-    #[error("InvalidSignature: {0}")]
-    InvalidSignature(String),
+    InvalidSignature => "KMSInvalidSignatureException",
     /// A MAC did not verify.
-    #[error("InvalidMac: {0}")]
-    InvalidMac(String),
+    InvalidMac => "KMSInvalidMacException",
     /// The resource (an alias, usually) already exists.
-    #[error("AlreadyExists: {0}")]
-    AlreadyExists(String),
+    AlreadyExists => "AlreadyExistsException",
     /// The alias name is malformed or reserved.
-    #[error("InvalidAliasName: {0}")]
-    InvalidAliasName(String),
+    InvalidAliasName => "InvalidAliasNameException",
     /// The ARN is malformed or names another region or account.
-    #[error("InvalidArn: {0}")]
-    InvalidArn(String),
+    InvalidArn => "InvalidArnException",
     /// A pagination marker was not one this engine handed out.
-    #[error("InvalidMarker: {0}")]
-    InvalidMarker(String),
+    InvalidMarker => "InvalidMarkerException",
     /// A tag is malformed, reserved, or there are too many.
-    #[error("Tag: {0}")]
-    Tag(String),
+    Tag => "TagException",
     /// A quota was reached (number of keys, on-demand rotations, ...).
-    #[error("LimitExceeded: {0}")]
-    LimitExceeded(String),
+    LimitExceeded => "LimitExceededException",
     /// The request rate is over the configured quota.
-    #[error("Throttling: {0}")]
-    Throttling(String),
+    Throttling => "ThrottlingException",
     /// The caller is not allowed to do this.
-    #[error("AccessDenied: {0}")]
-    AccessDenied(String),
+    AccessDenied => "AccessDeniedException",
     /// The request names something reserved to the service itself (an `alias/aws/` alias).
-    #[error("NotAuthorized: {0}")]
-    NotAuthorized(String),
+    NotAuthorized => "NotAuthorizedException",
     /// A key policy document is malformed, or would lock its author out.
-    #[error("MalformedPolicyDocument: {0}")]
-    MalformedPolicyDocument(String),
+    MalformedPolicyDocument => "MalformedPolicyDocumentException",
     /// A grant token is not one this engine issued.
-    #[error("InvalidGrantToken: {0}")]
-    InvalidGrantToken(String),
+    InvalidGrantToken => "InvalidGrantTokenException",
     /// A grant id does not name a grant of the key.
-    #[error("InvalidGrantId: {0}")]
-    InvalidGrantId(String),
+    InvalidGrantId => "InvalidGrantIdException",
     /// A request parameter is missing, out of range or malformed.
-    #[error("Validation: {0}")]
-    Validation(String),
+    Validation => "ValidationException",
     /// The operation or key spec is modelled but not supported by this build yet.
-    #[error("UnsupportedOperation: {0}")]
-    UnsupportedOperation(String),
+    UnsupportedOperation => "UnsupportedOperationException",
     /// A dry run ([`crate::Engine::dry_run`]) whose real call would have succeeded.
-    #[error("DryRunOperation: {0}")]
-    DryRunOperation(String),
+    DryRunOperation => "DryRunOperationException",
     /// The audit log cannot record requests, so requests are refused (fail closed).
-    #[error("AuditUnavailable: {0}")]
-    AuditUnavailable(String),
+    AuditUnavailable => "KMSInternalException",
     /// Key memory could not be locked and the lock policy says that is an error.
-    #[error("MemoryLock: {0}")]
-    MemoryLock(String),
+    MemoryLock => "KMSInternalException",
     /// The key store failed to read or write.
-    #[error("Store: {0}")]
-    Store(String),
+    Store => "KMSInternalException",
     /// An internal invariant broke or the crypto library failed unexpectedly. A bug; report it.
-    #[error("Internal: {0}")]
-    Internal(String),
+    Internal => "KMSInternalException",
+}
+
+impl Error {
+    /// The service's exception name for this error, as its API and SDKs spell it
+    /// (`NotFoundException`, `KMSInvalidStateException`, ...): [`ErrorKind::code`] of its kind.
+    pub fn code(&self) -> &'static str {
+        self.kind().code()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind().name(), self.message())
+    }
 }
 
 impl fmt::Debug for Error {
@@ -103,76 +161,7 @@ impl fmt::Debug for Error {
     }
 }
 
-impl Error {
-    /// The service's exception name for this error, as its API and SDKs spell it
-    /// (`NotFoundException`, `KMSInvalidStateException`, ...). Bindings map on this.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::NotFound(_) => "NotFoundException",
-            Error::Disabled(_) => "DisabledException",
-            Error::InvalidState(_) => "KMSInvalidStateException",
-            Error::KeyUnavailable(_) => "KeyUnavailableException",
-            Error::InvalidCiphertext(_) => "InvalidCiphertextException",
-            Error::IncorrectKey(_) => "IncorrectKeyException",
-            Error::InvalidKeyUsage(_) => "InvalidKeyUsageException",
-            Error::InvalidSignature(_) => "KMSInvalidSignatureException",
-            Error::InvalidMac(_) => "KMSInvalidMacException",
-            Error::AlreadyExists(_) => "AlreadyExistsException",
-            Error::InvalidAliasName(_) => "InvalidAliasNameException",
-            Error::InvalidArn(_) => "InvalidArnException",
-            Error::InvalidMarker(_) => "InvalidMarkerException",
-            Error::Tag(_) => "TagException",
-            Error::LimitExceeded(_) => "LimitExceededException",
-            Error::Throttling(_) => "ThrottlingException",
-            Error::AccessDenied(_) => "AccessDeniedException",
-            Error::NotAuthorized(_) => "NotAuthorizedException",
-            Error::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",
-            Error::InvalidGrantToken(_) => "InvalidGrantTokenException",
-            Error::InvalidGrantId(_) => "InvalidGrantIdException",
-            Error::Validation(_) => "ValidationException",
-            Error::UnsupportedOperation(_) => "UnsupportedOperationException",
-            Error::DryRunOperation(_) => "DryRunOperationException",
-            Error::AuditUnavailable(_) => "KMSInternalException",
-            Error::MemoryLock(_) => "KMSInternalException",
-            Error::Store(_) => "KMSInternalException",
-            Error::Internal(_) => "KMSInternalException",
-        }
-    }
-
-    /// The human-readable message, without the variant prefix.
-    pub fn message(&self) -> &str {
-        match self {
-            Error::NotFound(m)
-            | Error::Disabled(m)
-            | Error::InvalidState(m)
-            | Error::KeyUnavailable(m)
-            | Error::InvalidCiphertext(m)
-            | Error::IncorrectKey(m)
-            | Error::InvalidKeyUsage(m)
-            | Error::InvalidSignature(m)
-            | Error::InvalidMac(m)
-            | Error::AlreadyExists(m)
-            | Error::InvalidAliasName(m)
-            | Error::InvalidArn(m)
-            | Error::InvalidMarker(m)
-            | Error::Tag(m)
-            | Error::LimitExceeded(m)
-            | Error::Throttling(m)
-            | Error::AccessDenied(m)
-            | Error::NotAuthorized(m)
-            | Error::MalformedPolicyDocument(m)
-            | Error::InvalidGrantToken(m)
-            | Error::InvalidGrantId(m)
-            | Error::Validation(m)
-            | Error::UnsupportedOperation(m)
-            | Error::DryRunOperation(m)
-            | Error::AuditUnavailable(m)
-            | Error::MemoryLock(m)
-            | Error::Store(m)
-            | Error::Internal(m) => m,
-        }
-    }
-}
+impl std::error::Error for Error {}
 
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -182,3 +171,84 @@ macro_rules! validation {
     ($($arg:tt)*) => { $crate::error::Error::Validation(format!($($arg)*)) };
 }
 pub(crate) use validation;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_kind_builds_its_own_variant_and_keeps_its_message() {
+        let mut names = HashSet::new();
+        for &kind in ErrorKind::ALL {
+            let error = Error::new(kind, format!("about {kind:?}"));
+            assert_eq!(error.kind(), kind);
+            assert_eq!(error.message(), format!("about {kind:?}"));
+            assert_eq!(error.code(), kind.code());
+            assert_eq!(
+                error.to_string(),
+                format!("{}: about {kind:?}", kind.name())
+            );
+            assert_eq!(format!("{error:?}"), error.to_string());
+            assert_eq!(format!("{kind:?}"), kind.name());
+            assert!(names.insert(kind.name()), "{kind:?} listed twice");
+        }
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+    }
+
+    #[test]
+    fn display_is_the_kind_then_the_message() {
+        assert_eq!(
+            Error::NotFound("no key".into()).to_string(),
+            "NotFound: no key"
+        );
+        assert_eq!(
+            Error::InvalidState("pending deletion".into()).to_string(),
+            "InvalidState: pending deletion"
+        );
+        assert_eq!(
+            Error::Internal(String::new()).code(),
+            "KMSInternalException"
+        );
+        assert!(matches!(
+            Error::new(ErrorKind::DryRunOperation, "x"),
+            Error::DryRunOperation(m) if m == "x"
+        ));
+    }
+
+    #[test]
+    fn c_exception_names_are_the_codes() {
+        for &kind in ErrorKind::ALL {
+            assert_eq!(kind.code_c_str().to_str(), Ok(kind.code()), "{kind:?}");
+        }
+    }
+
+    /// Every code is an exception of the vendored service model, or one of the few the service
+    /// answers without modelling them (common errors every AWS service shares, and the
+    /// `alias/aws/` refusal).
+    #[test]
+    fn codes_are_the_service_models_exceptions() {
+        let model: serde_json::Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/model/kms-service-2.json"
+        )))
+        .expect("the vendored service model parses");
+        let shapes = model["shapes"].as_object().expect("shapes");
+        let unmodelled = [
+            "AccessDeniedException",
+            "NotAuthorizedException",
+            "ThrottlingException",
+            "ValidationException",
+        ];
+        for &kind in ErrorKind::ALL {
+            let code = kind.code();
+            let modelled = shapes
+                .get(code)
+                .is_some_and(|shape| shape["exception"].as_bool() == Some(true));
+            assert!(
+                modelled || unmodelled.contains(&code),
+                "{kind:?}: {code} is no exception of the service"
+            );
+        }
+    }
+}

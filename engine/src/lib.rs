@@ -58,7 +58,7 @@ pub use dataplane::{
     VerifyMacResponse, VerifyRequest, VerifyResponse,
 };
 pub use engine::{Engine, EngineBuilder, EngineConfig};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use key::{
     DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, GrantConstraints, GrantOperation,
     KeyAgreementAlgorithm, KeyManager, KeyMetadata, KeySpec, KeyState, KeyUsage, MacAlgorithm,

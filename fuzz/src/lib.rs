@@ -30,6 +30,8 @@ pub mod decrypt;
 pub mod ffi_abi;
 #[path = "../targets/key_policy.rs"]
 pub mod key_policy;
+#[path = "../targets/sigv4_parse.rs"]
+pub mod sigv4_parse;
 #[path = "../targets/store_records.rs"]
 pub mod store_records;
 
@@ -46,4 +48,5 @@ pub const TARGETS: &[(&str, Run)] = &[
     ("data_keys", data_keys::run),
     ("ffi_abi", ffi_abi::run),
     ("store_records", store_records::run),
+    ("sigv4_parse", sigv4_parse::run),
 ];

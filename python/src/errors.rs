@@ -69,3 +69,13 @@ pub(crate) fn exception<'py>(
 pub(crate) fn validation(message: impl Into<String>) -> Failure {
     Failure::Engine(keyplane::Error::Validation(message.into()), "")
 }
+
+/// The service exception name of every engine error kind (`keyplane::ErrorKind::ALL`, in order),
+/// so the package's tests can check that each has its class in `keyplane.exceptions`.
+#[pyfunction]
+pub(crate) fn _error_codes() -> Vec<&'static str> {
+    keyplane::ErrorKind::ALL
+        .iter()
+        .map(|kind| kind.code())
+        .collect()
+}

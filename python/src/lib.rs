@@ -38,5 +38,6 @@ fn _keyplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fips_mode, m)?)?;
     m.add_function(wrap_pyfunction!(store::resolve_store, m)?)?;
     m.add_function(wrap_pyfunction!(secret::_secrets_zeroed, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::_error_codes, m)?)?;
     Ok(())
 }

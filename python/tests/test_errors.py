@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import keyplane
-from keyplane import exceptions
+from keyplane import _keyplane, exceptions
 from keyplane._model import ERROR_CODES
 
 from conftest import ALICE
@@ -137,6 +137,19 @@ def test_every_modelled_error_has_a_class(kms: Any) -> None:
         assert issubclass(cls, keyplane.KeyplaneError) and issubclass(cls, kms.exceptions.ClientError)
         assert getattr(exceptions, code) is cls and cls.code == code
     assert kms.exceptions.from_code("SomethingElse") is kms.exceptions.ClientError
+
+
+def test_every_engine_error_kind_has_a_class() -> None:
+    # The engine's own list (keyplane::ErrorKind::ALL), not a copy: a new engine error whose code
+    # has no class here fails this test.
+    codes = _keyplane._error_codes()
+    assert "NotFoundException" in codes and "DryRunOperationException" in codes
+    for code in codes:
+        cls = exceptions.from_code(code)
+        assert cls is not exceptions.KeyplaneError and issubclass(cls, exceptions.KeyplaneError), code
+        assert cls.code == code and getattr(exceptions, code) is cls
+        assert exceptions.ERROR_CLASSES[code] is cls
+        assert code in ERROR_CODES or code in ("AccessDeniedException", "NotAuthorizedException", "ThrottlingException", "ValidationException")
 
 
 def test_errors_pickle(kms: Any) -> None:

@@ -6,6 +6,7 @@ pub mod asymmetric;
 pub mod audit;
 #[cfg(feature = "bench")]
 pub mod bench;
+pub mod credentials;
 pub mod crypto;
 pub mod demo;
 pub mod keys;

@@ -7,7 +7,7 @@ itself. Regenerate after adding an operation or structure to the lists below:
 
     python3 cli/tests/data/extract_shapes.py [PATH/TO/kms-service-2.json]
 
-(default: shared/reference/kms-service-2.json beside the repository). Operations without an output
+(default: the copy vendored in the repository, engine/model/kms-service-2.json). Operations without an output
 shape get an empty list: their response is `{}`.
 """
 
@@ -72,7 +72,7 @@ SOURCE = (
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    default = os.path.join(here, "..", "..", "..", "..", "shared", "reference", "kms-service-2.json")
+    default = os.path.join(here, "..", "..", "..", "engine", "model", "kms-service-2.json")
     model_path = sys.argv[1] if len(sys.argv) > 1 else default
     with open(model_path) as f:
         model = json.load(f)

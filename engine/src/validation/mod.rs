@@ -55,7 +55,7 @@ use crate::error::{Error, Result};
 /// table uses those its operations need).
 #[allow(dead_code)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     String,
     Blob,
     Integer,
@@ -308,6 +308,31 @@ pub fn check_integer(operation: &str, member: &str, value: i64) -> Result<()> {
         )));
     };
     check(op, &[(known.name, Value::Int(value))], &[])
+}
+
+/// The input members of `operation` (model spellings) with the kind of value each holds, in the
+/// model's order; None for an operation the table does not have. For a network endpoint that
+/// must refuse a value of the wrong JSON type before the request reaches the engine.
+pub fn member_kinds(operation: &str) -> Option<Vec<(&'static str, Kind)>> {
+    let op = rules::OPERATIONS.iter().find(|op| op.name == operation)?;
+    Some(op.members.iter().map(|m| (m.name, m.kind)).collect())
+}
+
+/// The ValidationException for the required members of `operation` that a request lacks
+/// (`present(name)` is false), in the service's wording (`Value null at 'keyId' failed to satisfy
+/// constraint: Member must not be null`), for a front end whose request arrives without members
+/// the engine's typed API cannot leave out.
+pub fn check_required(operation: &str, present: impl Fn(&str) -> bool) -> Result<()> {
+    let Some(op) = rules::OPERATIONS.iter().find(|op| op.name == operation) else {
+        return Err(Error::Internal(format!(
+            "{operation} is not in the service's model"
+        )));
+    };
+    let mut failures = Vec::new();
+    for member in op.members.iter().filter(|m| m.required && !present(m.name)) {
+        check_member(member, &Value::Null, None, &mut failures);
+    }
+    report(failures)
 }
 
 fn enum_error(member: &str, value: &str, values: &[&str]) -> Error {

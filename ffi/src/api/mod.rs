@@ -27,7 +27,65 @@ pub const KP_VERSION_MINOR: u32 = 1;
 /// Patch version of libkeyplane.
 pub const KP_VERSION_PATCH: u32 = 0;
 /// The version as one number, MAJOR * 10000 + MINOR * 100 + PATCH, for preprocessor comparisons.
-pub const KP_VERSION_NUMBER: u32 = 100;
+pub const KP_VERSION_NUMBER: u32 =
+    KP_VERSION_MAJOR * 10000 + KP_VERSION_MINOR * 100 + KP_VERSION_PATCH;
+
+// The version constants are written out because cbindgen reads them (it does not expand `env!`);
+// a version bump that forgets them, or the `KP_VERSION` string in ffi/cbindgen.toml, fails to
+// build here. (Only in this crate: the fuzz crate compiles these sources with its own version.)
+const _: () = {
+    let name = env!("CARGO_PKG_NAME");
+    let is_the_library = name.len() == "keyplane-ffi".len() && contains(name, "keyplane-ffi");
+    assert!(
+        !is_the_library
+            || (KP_VERSION_MAJOR == parse_u32(env!("CARGO_PKG_VERSION_MAJOR"))
+                && KP_VERSION_MINOR == parse_u32(env!("CARGO_PKG_VERSION_MINOR"))
+                && KP_VERSION_PATCH == parse_u32(env!("CARGO_PKG_VERSION_PATCH"))),
+        "update the KP_VERSION_* constants in ffi/src/api/mod.rs and regenerate the header"
+    );
+    assert!(
+        !is_the_library
+            || contains(
+                include_str!("../../cbindgen.toml"),
+                concat!("#define KP_VERSION \"", env!("CARGO_PKG_VERSION"), "\"\n"),
+            ),
+        "update KP_VERSION in ffi/cbindgen.toml and regenerate the header"
+    );
+};
+
+/// A decimal number, at compile time (a version component: digits only, no sign).
+const fn parse_u32(text: &str) -> u32 {
+    let bytes = text.as_bytes();
+    assert!(!bytes.is_empty(), "an empty version component");
+    let mut value: u32 = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        assert!(
+            bytes[i].is_ascii_digit(),
+            "a version component that is not a number"
+        );
+        value = value * 10 + (bytes[i] - b'0') as u32;
+        i += 1;
+    }
+    value
+}
+
+/// Whether `haystack` contains `needle`, at compile time.
+const fn contains(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let mut start = 0;
+    while start + n.len() <= h.len() {
+        let mut i = 0;
+        while i < n.len() && h[start + i] == n[i] {
+            i += 1;
+        }
+        if i == n.len() {
+            return true;
+        }
+        start += 1;
+    }
+    false
+}
 
 /// Largest length the library accepts for any one buffer or byte string (1 GiB). Anything longer
 /// is taken for a corrupt length and refused with `KP_STATUS_INVALID_LENGTH` before the memory is
@@ -112,16 +170,39 @@ mod tests {
         let patch: u32 = env!("CARGO_PKG_VERSION_PATCH").parse().unwrap();
         assert_eq!(
             (KP_VERSION_MAJOR, KP_VERSION_MINOR, KP_VERSION_PATCH),
-            (major, minor, patch),
-            "update the KP_VERSION_* constants in ffi/src/api/mod.rs and regenerate the header"
-        );
-        let toml = include_str!("../../cbindgen.toml");
-        let define = format!("#define KP_VERSION \"{}\"", env!("CARGO_PKG_VERSION"));
-        assert!(
-            toml.contains(&define),
-            "update KP_VERSION in ffi/cbindgen.toml"
+            (major, minor, patch)
         );
         assert_eq!(KP_VERSION_NUMBER, major * 10000 + minor * 100 + patch);
+        // The header derives the number from the other three, as the constant does.
+        let header = include_str!("../../../include/keyplane.h");
+        assert!(header.contains(
+            "#define KP_VERSION_NUMBER (((KP_VERSION_MAJOR * 10000) + (KP_VERSION_MINOR * 100)) + KP_VERSION_PATCH)\n"
+        ));
+        let define = format!("#define KP_VERSION \"{}\"\n", env!("CARGO_PKG_VERSION"));
+        assert!(header.contains(&define));
+    }
+
+    /// The compile-time checks' helpers can say no (the checks themselves run at build time).
+    #[test]
+    fn version_check_helpers_can_fail() {
+        assert_eq!(parse_u32("0"), 0);
+        assert_eq!(parse_u32("107"), 107);
+        assert_ne!(parse_u32("2"), parse_u32("1"));
+        assert!(contains(
+            "#define KP_VERSION \"0.1.0\"\n",
+            "KP_VERSION \"0.1.0\"\n"
+        ));
+        assert!(!contains(
+            "#define KP_VERSION \"0.1.0\"\n",
+            "KP_VERSION \"0.1.1\"\n"
+        ));
+        assert!(!contains(
+            "#define KP_VERSION \"0.1.0\"",
+            "KP_VERSION \"0.1.0\"\n"
+        ));
+        assert!(!contains("", "x"));
+        assert!(std::panic::catch_unwind(|| parse_u32("1a")).is_err());
+        assert!(std::panic::catch_unwind(|| parse_u32("")).is_err());
     }
 
     #[test]

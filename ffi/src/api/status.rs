@@ -2,8 +2,17 @@
 //!
 //! Codes come in numbered blocks; a code, once published, is never reused or renumbered. New
 //! engine errors take the next free code of their family's block.
+//!
+//! The `kp_status` enum is written out because cbindgen reads it (it cannot see through macros);
+//! everything else comes from the one table below (`statuses!`): each status's C name, the
+//! engine [`kp::ErrorKind`] it reports (which also gives its exception name) and the mapping from
+//! engine errors. The table generates an exhaustive `match` over `kp_status` (a status missing
+//! from the table fails to compile) and `status_of` as an exhaustive `match` over
+//! `ErrorKind` (an engine kind without a status fails to compile).
 
 use std::ffi::{c_char, CStr};
+
+use kp::ErrorKind;
 
 /// What a call returned. `KP_STATUS_OK` (0) is success; every other value says why the call (or,
 /// in a batch's `kp_out.status`, the item) failed, and `kp_last_error_message` says more.
@@ -99,6 +108,9 @@ pub enum kp_status {
     Validation = 1600,
     /// The operation or key spec is not supported by this build (UnsupportedOperationException).
     UnsupportedOperation = 1601,
+    /// A dry run (the engine's dry-run handle) whose real call would have succeeded; nothing was
+    /// changed (DryRunOperationException).
+    DryRunOperation = 1602,
 
     /// A key policy document is malformed, or would lock its author out of the key
     /// (MalformedPolicyDocumentException).
@@ -121,8 +133,9 @@ pub enum kp_status {
     Store = 1901,
     /// An internal invariant broke or the crypto library failed (KMSInternalException).
     Internal = 1902,
-    /// An engine error this version of the library has no code for (a newer engine); the last
-    /// error message names it.
+    /// Reserved, kept so the code is never reused: an engine error the library had no code for.
+    /// Every engine error kind now has its own status (the mapping is checked when the library is
+    /// built), so no call returns it.
     UnknownEngineError = 1999,
 
     /// The store address is malformed (`sqlite:` with no path, no scheme).
@@ -148,38 +161,7 @@ pub enum kp_status {
 
 /// The status for an engine error.
 pub(crate) fn status_of(error: &kp::Error) -> kp_status {
-    use kp::Error as E;
-    match error {
-        E::NotFound(_) => kp_status::NotFound,
-        E::AlreadyExists(_) => kp_status::AlreadyExists,
-        E::Disabled(_) => kp_status::Disabled,
-        E::InvalidState(_) => kp_status::InvalidState,
-        E::KeyUnavailable(_) => kp_status::KeyUnavailable,
-        E::InvalidCiphertext(_) => kp_status::InvalidCiphertext,
-        E::IncorrectKey(_) => kp_status::IncorrectKey,
-        E::InvalidKeyUsage(_) => kp_status::InvalidKeyUsage,
-        E::InvalidSignature(_) => kp_status::InvalidSignature,
-        E::InvalidMac(_) => kp_status::InvalidMac,
-        E::InvalidAliasName(_) => kp_status::InvalidAliasName,
-        E::InvalidArn(_) => kp_status::InvalidArn,
-        E::InvalidMarker(_) => kp_status::InvalidMarker,
-        E::Tag(_) => kp_status::Tag,
-        E::LimitExceeded(_) => kp_status::LimitExceeded,
-        E::Throttling(_) => kp_status::Throttling,
-        E::AccessDenied(_) => kp_status::AccessDenied,
-        E::NotAuthorized(_) => kp_status::NotAuthorized,
-        E::Validation(_) => kp_status::Validation,
-        E::UnsupportedOperation(_) => kp_status::UnsupportedOperation,
-        E::MalformedPolicyDocument(_) => kp_status::MalformedPolicyDocument,
-        E::InvalidGrantToken(_) => kp_status::InvalidGrantToken,
-        E::InvalidGrantId(_) => kp_status::InvalidGrantId,
-        E::AuditUnavailable(_) => kp_status::AuditUnavailable,
-        E::MemoryLock(_) => kp_status::MemoryLock,
-        E::Store(_) => kp_status::Store,
-        E::Internal(_) => kp_status::Internal,
-        #[allow(unreachable_patterns)] // `kp::Error` is non_exhaustive: newer engines add errors.
-        _ => kp_status::UnknownEngineError,
-    }
+    kp_status::of_kind(error.kind())
 }
 
 /// The status for an error of the audit log (`keyplane::audit::AuditError`), from the calls that
@@ -210,88 +192,106 @@ pub(crate) fn status_of_open(error: &keyplane_store_address::OpenError) -> kp_st
     }
 }
 
-/// Every status with its C name, in declaration order.
-pub(crate) const STATUS_NAMES: &[(kp_status, &CStr)] = &[
-    (kp_status::Ok, c"KP_STATUS_OK"),
-    (kp_status::NullParameter, c"KP_STATUS_NULL_PARAMETER"),
-    (kp_status::InvalidHandle, c"KP_STATUS_INVALID_HANDLE"),
-    (kp_status::InvalidLength, c"KP_STATUS_INVALID_LENGTH"),
-    (kp_status::InvalidUtf8, c"KP_STATUS_INVALID_UTF8"),
-    (kp_status::InvalidEnumValue, c"KP_STATUS_INVALID_ENUM_VALUE"),
-    (kp_status::BufferTooSmall, c"KP_STATUS_BUFFER_TOO_SMALL"),
-    (kp_status::InvalidArgument, c"KP_STATUS_INVALID_ARGUMENT"),
-    (
-        kp_status::OverlappingBuffers,
-        c"KP_STATUS_OVERLAPPING_BUFFERS",
-    ),
-    (kp_status::BatchItemsFailed, c"KP_STATUS_BATCH_ITEMS_FAILED"),
-    (kp_status::Panic, c"KP_STATUS_PANIC"),
-    (kp_status::NotFound, c"KP_STATUS_NOT_FOUND"),
-    (kp_status::AlreadyExists, c"KP_STATUS_ALREADY_EXISTS"),
-    (kp_status::Disabled, c"KP_STATUS_DISABLED"),
-    (kp_status::InvalidState, c"KP_STATUS_INVALID_STATE"),
-    (kp_status::KeyUnavailable, c"KP_STATUS_KEY_UNAVAILABLE"),
-    (
-        kp_status::InvalidCiphertext,
-        c"KP_STATUS_INVALID_CIPHERTEXT",
-    ),
-    (kp_status::IncorrectKey, c"KP_STATUS_INCORRECT_KEY"),
-    (kp_status::InvalidKeyUsage, c"KP_STATUS_INVALID_KEY_USAGE"),
-    (kp_status::InvalidSignature, c"KP_STATUS_INVALID_SIGNATURE"),
-    (kp_status::InvalidMac, c"KP_STATUS_INVALID_MAC"),
-    (kp_status::InvalidAliasName, c"KP_STATUS_INVALID_ALIAS_NAME"),
-    (kp_status::InvalidArn, c"KP_STATUS_INVALID_ARN"),
-    (kp_status::InvalidMarker, c"KP_STATUS_INVALID_MARKER"),
-    (kp_status::Tag, c"KP_STATUS_TAG"),
-    (kp_status::LimitExceeded, c"KP_STATUS_LIMIT_EXCEEDED"),
-    (kp_status::Throttling, c"KP_STATUS_THROTTLING"),
-    (kp_status::AccessDenied, c"KP_STATUS_ACCESS_DENIED"),
-    (kp_status::NotAuthorized, c"KP_STATUS_NOT_AUTHORIZED"),
-    (kp_status::Validation, c"KP_STATUS_VALIDATION"),
-    (
-        kp_status::UnsupportedOperation,
-        c"KP_STATUS_UNSUPPORTED_OPERATION",
-    ),
-    (
-        kp_status::MalformedPolicyDocument,
-        c"KP_STATUS_MALFORMED_POLICY_DOCUMENT",
-    ),
-    (
-        kp_status::InvalidGrantToken,
-        c"KP_STATUS_INVALID_GRANT_TOKEN",
-    ),
-    (kp_status::InvalidGrantId, c"KP_STATUS_INVALID_GRANT_ID"),
-    (kp_status::AuditUnavailable, c"KP_STATUS_AUDIT_UNAVAILABLE"),
-    (kp_status::AuditKey, c"KP_STATUS_AUDIT_KEY"),
-    (kp_status::MemoryLock, c"KP_STATUS_MEMORY_LOCK"),
-    (kp_status::Store, c"KP_STATUS_STORE"),
-    (kp_status::Internal, c"KP_STATUS_INTERNAL"),
-    (
-        kp_status::UnknownEngineError,
-        c"KP_STATUS_UNKNOWN_ENGINE_ERROR",
-    ),
-    (kp_status::StoreBadAddress, c"KP_STATUS_STORE_BAD_ADDRESS"),
-    (
-        kp_status::StoreUnknownScheme,
-        c"KP_STATUS_STORE_UNKNOWN_SCHEME",
-    ),
-    (kp_status::StoreMissing, c"KP_STATUS_STORE_MISSING"),
-    (kp_status::StoreReadOnly, c"KP_STATUS_STORE_READ_ONLY"),
-    (kp_status::StoreNewerSchema, c"KP_STATUS_STORE_NEWER_SCHEMA"),
-    (
-        kp_status::StoreRootKeyMissing,
-        c"KP_STATUS_STORE_ROOT_KEY_MISSING",
-    ),
-    (
-        kp_status::StoreWrongRootKey,
-        c"KP_STATUS_STORE_WRONG_ROOT_KEY",
-    ),
-    (
-        kp_status::StoreRootKeyPermissions,
-        c"KP_STATUS_STORE_ROOT_KEY_PERMISSIONS",
-    ),
-    (kp_status::StoreDamaged, c"KP_STATUS_STORE_DAMAGED"),
-];
+/// `exception_kind!()` is `None`; `exception_kind!(Kind)` is `Some(ErrorKind::Kind)`.
+macro_rules! exception_kind {
+    () => {
+        None
+    };
+    ($kind:ident) => {
+        Some(ErrorKind::$kind)
+    };
+}
+
+/// The one table of statuses. Each row: the `kp_status` variant, its C name, and either
+/// `from Kind` (the engine's errors of that kind get this status, and its exception name is the
+/// kind's) or `named Kind` (not an engine error, but answered with that kind's exception name), or
+/// neither (not an engine error: no exception name).
+macro_rules! statuses {
+    ($($variant:ident = $c_name:literal $(from $kind:ident)? $(named $like:ident)?,)+) => {
+        impl kp_status {
+            /// Every status, in declaration order.
+            pub(crate) const ALL: &'static [kp_status] = &[$(kp_status::$variant),+];
+
+            /// The status's C name (`KP_STATUS_NOT_FOUND`, ...).
+            pub(crate) const fn c_name(self) -> &'static CStr {
+                match self { $(kp_status::$variant => $c_name),+ }
+            }
+
+            /// The engine error kind whose exception name this status answers with, if any.
+            pub(crate) const fn exception_kind(self) -> Option<ErrorKind> {
+                match self { $(kp_status::$variant => exception_kind!($($kind)? $($like)?)),+ }
+            }
+
+            /// The status of every engine error of `kind`.
+            pub(crate) const fn of_kind(kind: ErrorKind) -> kp_status {
+                match kind { $($(ErrorKind::$kind => kp_status::$variant,)?)+ }
+            }
+        }
+    };
+}
+
+statuses! {
+    Ok = c"KP_STATUS_OK",
+    NullParameter = c"KP_STATUS_NULL_PARAMETER",
+    InvalidHandle = c"KP_STATUS_INVALID_HANDLE",
+    InvalidLength = c"KP_STATUS_INVALID_LENGTH",
+    InvalidUtf8 = c"KP_STATUS_INVALID_UTF8",
+    InvalidEnumValue = c"KP_STATUS_INVALID_ENUM_VALUE",
+    BufferTooSmall = c"KP_STATUS_BUFFER_TOO_SMALL",
+    InvalidArgument = c"KP_STATUS_INVALID_ARGUMENT",
+    OverlappingBuffers = c"KP_STATUS_OVERLAPPING_BUFFERS",
+    BatchItemsFailed = c"KP_STATUS_BATCH_ITEMS_FAILED",
+    Panic = c"KP_STATUS_PANIC",
+    NotFound = c"KP_STATUS_NOT_FOUND" from NotFound,
+    AlreadyExists = c"KP_STATUS_ALREADY_EXISTS" from AlreadyExists,
+    Disabled = c"KP_STATUS_DISABLED" from Disabled,
+    InvalidState = c"KP_STATUS_INVALID_STATE" from InvalidState,
+    KeyUnavailable = c"KP_STATUS_KEY_UNAVAILABLE" from KeyUnavailable,
+    InvalidCiphertext = c"KP_STATUS_INVALID_CIPHERTEXT" from InvalidCiphertext,
+    IncorrectKey = c"KP_STATUS_INCORRECT_KEY" from IncorrectKey,
+    InvalidKeyUsage = c"KP_STATUS_INVALID_KEY_USAGE" from InvalidKeyUsage,
+    InvalidSignature = c"KP_STATUS_INVALID_SIGNATURE" from InvalidSignature,
+    InvalidMac = c"KP_STATUS_INVALID_MAC" from InvalidMac,
+    InvalidAliasName = c"KP_STATUS_INVALID_ALIAS_NAME" from InvalidAliasName,
+    InvalidArn = c"KP_STATUS_INVALID_ARN" from InvalidArn,
+    InvalidMarker = c"KP_STATUS_INVALID_MARKER" from InvalidMarker,
+    Tag = c"KP_STATUS_TAG" from Tag,
+    LimitExceeded = c"KP_STATUS_LIMIT_EXCEEDED" from LimitExceeded,
+    Throttling = c"KP_STATUS_THROTTLING" from Throttling,
+    AccessDenied = c"KP_STATUS_ACCESS_DENIED" from AccessDenied,
+    NotAuthorized = c"KP_STATUS_NOT_AUTHORIZED" from NotAuthorized,
+    Validation = c"KP_STATUS_VALIDATION" from Validation,
+    UnsupportedOperation = c"KP_STATUS_UNSUPPORTED_OPERATION" from UnsupportedOperation,
+    DryRunOperation = c"KP_STATUS_DRY_RUN_OPERATION" from DryRunOperation,
+    MalformedPolicyDocument = c"KP_STATUS_MALFORMED_POLICY_DOCUMENT" from MalformedPolicyDocument,
+    InvalidGrantToken = c"KP_STATUS_INVALID_GRANT_TOKEN" from InvalidGrantToken,
+    InvalidGrantId = c"KP_STATUS_INVALID_GRANT_ID" from InvalidGrantId,
+    AuditUnavailable = c"KP_STATUS_AUDIT_UNAVAILABLE" from AuditUnavailable,
+    // The audit log's own key errors (`status_of_audit`), answered as the log's failures are.
+    AuditKey = c"KP_STATUS_AUDIT_KEY" named AuditUnavailable,
+    MemoryLock = c"KP_STATUS_MEMORY_LOCK" from MemoryLock,
+    Store = c"KP_STATUS_STORE" from Store,
+    Internal = c"KP_STATUS_INTERNAL" from Internal,
+    // Kept for the ABI (codes are never reused): every engine kind of this build has its own
+    // status, so no error gets this one any more.
+    UnknownEngineError = c"KP_STATUS_UNKNOWN_ENGINE_ERROR" named Internal,
+    StoreBadAddress = c"KP_STATUS_STORE_BAD_ADDRESS",
+    StoreUnknownScheme = c"KP_STATUS_STORE_UNKNOWN_SCHEME",
+    StoreMissing = c"KP_STATUS_STORE_MISSING",
+    StoreReadOnly = c"KP_STATUS_STORE_READ_ONLY",
+    StoreNewerSchema = c"KP_STATUS_STORE_NEWER_SCHEMA",
+    StoreRootKeyMissing = c"KP_STATUS_STORE_ROOT_KEY_MISSING",
+    StoreWrongRootKey = c"KP_STATUS_STORE_WRONG_ROOT_KEY",
+    StoreRootKeyPermissions = c"KP_STATUS_STORE_ROOT_KEY_PERMISSIONS",
+    StoreDamaged = c"KP_STATUS_STORE_DAMAGED",
+}
+
+impl kp_status {
+    /// The status whose value is `value`, if any.
+    pub(crate) fn from_u32(value: u32) -> Option<kp_status> {
+        kp_status::ALL.iter().copied().find(|s| *s as u32 == value)
+    }
+}
 
 /// The name of a status, e.g. "KP_STATUS_NOT_FOUND", or "KP_STATUS_UNKNOWN" for a value that is
 /// no status of this library.
@@ -299,115 +299,118 @@ pub(crate) const STATUS_NAMES: &[(kp_status, &CStr)] = &[
 /// Ownership: the string is static; do not free it. Thread safety: callable from any thread.
 #[no_mangle]
 pub extern "C" fn kp_status_name(status: u32) -> *const c_char {
-    STATUS_NAMES
-        .iter()
-        .find(|(s, _)| *s as u32 == status)
-        .map_or(c"KP_STATUS_UNKNOWN", |(_, name)| name)
+    kp_status::from_u32(status)
+        .map_or(c"KP_STATUS_UNKNOWN", kp_status::c_name)
         .as_ptr()
 }
 
 /// The service's exception name for a status from the engine block (1000-1999), e.g.
-/// "NotFoundException", as `keyplane::Error::code()` spells it; NULL for other statuses.
+/// "NotFoundException", as `keyplane::Error::code()` spells it; NULL for other statuses and for
+/// values that are no status of this library.
 ///
 /// Ownership: the string is static; do not free it. Thread safety: callable from any thread.
 #[no_mangle]
 pub extern "C" fn kp_status_exception_name(status: u32) -> *const c_char {
-    let name: Option<&CStr> = match status {
-        1000 => Some(c"NotFoundException"),
-        1001 => Some(c"AlreadyExistsException"),
-        1100 => Some(c"DisabledException"),
-        1101 => Some(c"KMSInvalidStateException"),
-        1102 => Some(c"KeyUnavailableException"),
-        1200 => Some(c"InvalidCiphertextException"),
-        1201 => Some(c"IncorrectKeyException"),
-        1202 => Some(c"InvalidKeyUsageException"),
-        1203 => Some(c"KMSInvalidSignatureException"),
-        1204 => Some(c"KMSInvalidMacException"),
-        1300 => Some(c"InvalidAliasNameException"),
-        1301 => Some(c"InvalidArnException"),
-        1302 => Some(c"InvalidMarkerException"),
-        1303 => Some(c"TagException"),
-        1400 => Some(c"LimitExceededException"),
-        1401 => Some(c"ThrottlingException"),
-        1500 => Some(c"AccessDeniedException"),
-        1501 => Some(c"NotAuthorizedException"),
-        1600 => Some(c"ValidationException"),
-        1601 => Some(c"UnsupportedOperationException"),
-        1700 => Some(c"MalformedPolicyDocumentException"),
-        1701 => Some(c"InvalidGrantTokenException"),
-        1702 => Some(c"InvalidGrantIdException"),
-        1800 | 1801 => Some(c"KMSInternalException"),
-        1900..=1999 => Some(c"KMSInternalException"),
-        _ => None,
-    };
-    name.map_or(std::ptr::null(), CStr::as_ptr)
+    kp_status::from_u32(status)
+        .and_then(kp_status::exception_kind)
+        .map_or(std::ptr::null(), |kind| kind.code_c_str().as_ptr())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kp::Error as E;
+    use std::collections::HashSet;
 
-    fn every_error() -> Vec<kp::Error> {
-        let m = || "m".to_string();
-        vec![
-            E::NotFound(m()),
-            E::Disabled(m()),
-            E::InvalidState(m()),
-            E::KeyUnavailable(m()),
-            E::InvalidCiphertext(m()),
-            E::IncorrectKey(m()),
-            E::InvalidKeyUsage(m()),
-            E::InvalidSignature(m()),
-            E::InvalidMac(m()),
-            E::AlreadyExists(m()),
-            E::InvalidAliasName(m()),
-            E::InvalidArn(m()),
-            E::InvalidMarker(m()),
-            E::Tag(m()),
-            E::LimitExceeded(m()),
-            E::Throttling(m()),
-            E::AccessDenied(m()),
-            E::NotAuthorized(m()),
-            E::Validation(m()),
-            E::UnsupportedOperation(m()),
-            E::MalformedPolicyDocument(m()),
-            E::InvalidGrantToken(m()),
-            E::InvalidGrantId(m()),
-            E::AuditUnavailable(m()),
-            E::MemoryLock(m()),
-            E::Store(m()),
-            E::Internal(m()),
-        ]
+    fn exception_name(status: u32) -> Option<&'static str> {
+        let name = kp_status_exception_name(status);
+        // SAFETY: kp_status_exception_name returns NULL or a static NUL-terminated string.
+        (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) }.to_str().unwrap())
+    }
+
+    /// `InvalidUtf8` -> `KP_STATUS_INVALID_UTF8`, as cbindgen renames the variants.
+    fn screaming_snake(variant: &str) -> String {
+        let mut out = String::from("KP_STATUS");
+        for c in variant.chars() {
+            if c.is_ascii_uppercase() {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
     }
 
     #[test]
-    fn every_engine_error_has_its_own_code_and_exception_name() {
-        let mut seen = std::collections::HashSet::new();
-        for error in every_error() {
+    fn every_engine_error_kind_has_its_own_status_and_exception_name() {
+        let mut seen = HashSet::new();
+        for &kind in ErrorKind::ALL {
+            let error = kp::Error::new(kind, "m");
             let status = status_of(&error);
-            assert_ne!(status, kp_status::UnknownEngineError, "{error:?}");
-            assert!((1000..1999).contains(&(status as u32)), "{error:?}");
-            assert!(seen.insert(status as u32), "{error:?} shares a code");
-            // SAFETY: kp_status_exception_name returns a static NUL-terminated string here.
-            let name = unsafe { CStr::from_ptr(kp_status_exception_name(status as u32)) };
-            assert_eq!(name.to_str().unwrap(), error.code(), "{error:?}");
+            assert_ne!(status, kp_status::UnknownEngineError, "{kind:?}");
+            assert!((1000..1999).contains(&(status as u32)), "{kind:?}");
+            assert!(seen.insert(status as u32), "{kind:?} shares a status");
+            assert_eq!(status.exception_kind(), Some(kind), "{kind:?}");
+            assert_eq!(exception_name(status as u32), Some(kind.code()), "{kind:?}");
         }
+        assert_eq!(
+            status_of(&kp::Error::DryRunOperation("m".into())),
+            kp_status::DryRunOperation
+        );
+        assert_eq!(kp_status::DryRunOperation as u32, 1602);
     }
 
     #[test]
-    fn names_are_unique_and_cover_every_status() {
-        let mut codes = std::collections::HashSet::new();
-        for (status, name) in STATUS_NAMES {
-            assert!(codes.insert(*status as u32));
+    fn every_status_has_its_c_name_and_an_exception_name_only_in_the_engine_block() {
+        let mut values = HashSet::new();
+        for &status in kp_status::ALL {
+            let value = status as u32;
+            assert!(values.insert(value), "{status:?} listed twice");
+            assert_eq!(kp_status::from_u32(value), Some(status));
             // SAFETY: kp_status_name returns a static NUL-terminated string.
-            let got = unsafe { CStr::from_ptr(kp_status_name(*status as u32)) };
-            assert_eq!(got, *name);
+            let name = unsafe { CStr::from_ptr(kp_status_name(value)) };
+            assert_eq!(name, status.c_name());
+            assert_eq!(
+                name.to_str().unwrap(),
+                screaming_snake(&format!("{status:?}"))
+            );
+            let engine_block = (1000..2000).contains(&value);
+            assert_eq!(exception_name(value).is_some(), engine_block, "{status:?}");
         }
-        assert_eq!(codes.len(), STATUS_NAMES.len());
         // SAFETY: as above.
         let unknown = unsafe { CStr::from_ptr(kp_status_name(7)) };
         assert_eq!(unknown, c"KP_STATUS_UNKNOWN");
-        assert!(kp_status_exception_name(0).is_null());
+        assert_eq!(
+            exception_name(kp_status::AuditKey as u32),
+            Some("KMSInternalException")
+        );
+    }
+
+    #[test]
+    fn unassigned_values_have_no_name_and_no_exception_name() {
+        let assigned: HashSet<u32> = kp_status::ALL.iter().map(|s| *s as u32).collect();
+        for value in (0..3000).chain([u32::MAX, 1 << 31]) {
+            if assigned.contains(&value) {
+                continue;
+            }
+            assert_eq!(exception_name(value), None, "{value}");
+            // SAFETY: kp_status_name returns a static NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(kp_status_name(value)) };
+            assert_eq!(name, c"KP_STATUS_UNKNOWN", "{value}");
+        }
+    }
+
+    #[test]
+    fn the_header_declares_every_status() {
+        let header = include_str!("../../../include/keyplane.h");
+        for &status in kp_status::ALL {
+            let line = format!(
+                "  {} = {},\n",
+                status.c_name().to_str().unwrap(),
+                status as u32
+            );
+            assert!(
+                header.contains(&line),
+                "include/keyplane.h lacks {line:?}: run scripts/test-c --update-header"
+            );
+        }
     }
 }

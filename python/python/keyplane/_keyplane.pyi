@@ -5,7 +5,15 @@ service's shapes; see `keyplane.client` for the boto3-compatible layer over them
 from types import TracebackType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union, final
 
-__all__ = ["Engine", "SecretBytes", "__version__", "_secrets_zeroed", "fips_mode", "resolve_store"]
+__all__ = [
+    "Engine",
+    "SecretBytes",
+    "__version__",
+    "_error_codes",
+    "_secrets_zeroed",
+    "fips_mode",
+    "resolve_store",
+]
 
 __version__: str
 
@@ -16,6 +24,7 @@ _Response = Dict[str, Any]
 def fips_mode() -> bool: ...
 def resolve_store(store: Optional[str] = None, home: Optional[str] = None) -> str: ...
 def _secrets_zeroed() -> int: ...
+def _error_codes() -> List[str]: ...
 
 @final
 class SecretBytes:

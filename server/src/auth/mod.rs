@@ -3,12 +3,13 @@
 //! [`Authenticator::verify`] checks, in order: an `Authorization` header is present
 //! (`MissingAuthenticationTokenException`) and well formed (`IncompleteSignatureException`); the
 //! request date (`X-Amz-Date`, or `Date`) is present and matches the credential scope's date; the
-//! scope names this server's region, service `kms` and `aws4_request`; `host` and the date header
-//! are signed; the date is within 5 minutes of the server's clock; `X-Amz-Content-SHA256`, when
+//! scope names this server's region, service `kms` and `aws4_request`; `host`, the date header and,
+//! when sent, `X-Amz-Target`, `Content-Type` and `X-Amz-Content-SHA256` are signed; the date is within 5 minutes of the server's clock; `X-Amz-Content-SHA256`, when
 //! sent, is the body's hash; the access key exists and is active (`UnrecognizedClientException`);
 //! the signature matches ([`credentials`] computes and compares it, so the secret never leaves that
-//! module); and, a keyplane addition, the exact signature was not accepted before within the window
-//! ([`replay`]). The identity comes from the credential store, never from the request.
+//! module); and, a keyplane addition, a request whose signature covers a per-request nonce
+//! (`amz-sdk-invocation-id`) was not accepted before within the window ([`replay`]). The identity
+//! comes from the credential store, never from the request.
 //!
 //! Session tokens: keyplane issues only long-term access keys, so a request carrying
 //! `X-Amz-Security-Token` presents a token keyplane never issued and is refused with
@@ -177,17 +178,21 @@ impl Authenticator {
                 amz_date
             )));
         }
-        for required in ["host", date_header] {
-            if !auth.signs(required) {
+        // Host and date always; the headers the protocol acts on whenever they are sent, so no
+        // one can change what a signed request does (SDKs sign every one of them).
+        for (name, shown) in [
+            ("host", "Host"),
+            ("x-amz-date", "X-Amz-Date"),
+            ("date", "Date"),
+            ("x-amz-target", "X-Amz-Target"),
+            ("content-type", "Content-Type"),
+            ("x-amz-content-sha256", "X-Amz-Content-SHA256"),
+        ] {
+            let required = name == "host" || name == date_header || headers.contains_key(name);
+            let exempt = name == "date" && date_header == "x-amz-date";
+            if required && !exempt && !auth.signs(name) {
                 return Err(errors::invalid_signature(format!(
-                    "'{}' must be a 'SignedHeader' in the AWS Authorization.",
-                    if required == "host" {
-                        "Host"
-                    } else if required == "date" {
-                        "Date"
-                    } else {
-                        "X-Amz-Date"
-                    }
+                    "'{shown}' must be a 'SignedHeader' in the AWS Authorization."
                 )));
             }
         }
@@ -250,9 +255,10 @@ impl Authenticator {
             Err(CheckError::Unrecognized) => return Err(errors::unrecognized()),
             Err(CheckError::Store(_)) => return Err(errors::internal()),
         };
-        if !self
-            .replay
-            .first_use(&signature, now, request_time + MAX_SKEW_SECS)
+        if auth.signs(replay::NONCE_HEADER)
+            && !self
+                .replay
+                .first_use(&signature, now, request_time + MAX_SKEW_SECS)
         {
             return Err(errors::invalid_signature(
                 "Signature already used: keyplane refuses a request whose exact signature it \

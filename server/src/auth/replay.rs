@@ -1,13 +1,24 @@
 //! Replay refusal, a keyplane addition to SigV4: a signature accepted once is refused again until
 //! its request's date leaves the clock-skew window, after which the date check refuses it anyway.
 //!
+//! Only for requests whose signature covers a per-request nonce, the [`NONCE_HEADER`]
+//! `amz-sdk-invocation-id` (a fresh UUID per SDK operation call). Without one, a repeat cannot be
+//! told from a legitimate identical call: botocore (and so boto3 and the aws CLI) adds
+//! `amz-sdk-invocation-id` after signing, so two identical calls within one second (the
+//! resolution of `X-Amz-Date`), say two `GenerateDataKey` calls for one key, carry byte-identical
+//! signatures; refusing the second would break those clients. Such requests are, as with the
+//! service, replayable within the 5-minute window by whoever captured one: TLS (the default) is
+//! what keeps them from being captured.
+//!
 //! Memory is bounded: entries expire with the window, and past [`ReplayGuard::capacity`] the
 //! oldest are evicted first (a replay of an evicted signature is then no longer caught, which
-//! needs more than `capacity` signed requests inside one window). Real SDKs never collide: each
-//! request signs a fresh `amz-sdk-invocation-id` header (botocore, the AWS SDKs for Rust and JS).
+//! needs more than `capacity` nonce-signed requests inside one window).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+
+/// The header whose presence among the signed headers makes a request's signature unique.
+pub const NONCE_HEADER: &str = "amz-sdk-invocation-id";
 
 /// Shards, so concurrent verifications rarely wait on one another.
 const SHARDS: usize = 16;

@@ -1,3 +1,283 @@
 //! Listeners, TLS, limits, health, metrics and shutdown.
 //!
-//! (Skeleton: the transport helper fills this module.)
+//! [`Server::bind`] opens the listeners (the API one, TLS unless plain HTTP on loopback was asked
+//! for, and optionally the admin one); [`Server::run`] accepts until its [`ShutdownHandle`] fires,
+//! then drains. Connections are served by hyper (HTTP/1.1 keep-alive and HTTP/2 on one port; ALPN
+//! over TLS) on a multi-thread tokio runtime; each connection has a watchdog for its header and
+//! idle timeouts ([`conn`]). Requests are answered by [`handler`]: bounded body, SigV4, then the
+//! protocol layer, which runs engine calls on blocking threads.
+
+mod conn;
+mod handler;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+use crate::auth::Authenticator;
+use crate::metrics::Metrics;
+use crate::protocol::Service;
+
+pub use tls::{TlsInfo, TlsMode};
+
+/// Limits that hold whatever clients do.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest request body; a larger one is answered 413 without being read.
+    pub max_body_bytes: usize,
+    /// Most client connections open at once; past it the server stops accepting until one closes.
+    pub max_connections: usize,
+    /// An idle connection (no request in flight, no bytes) is closed after this.
+    pub idle_timeout: Duration,
+    /// HTTP/1.1: a request's headers must arrive within this from their first byte.
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this.
+    pub body_timeout: Duration,
+    /// A TLS handshake must finish within this.
+    pub handshake_timeout: Duration,
+    /// Largest request head (HTTP/1.1 read buffer; HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// HTTP/2 streams in flight per connection.
+    pub max_concurrent_streams: u32,
+    /// At shutdown, how long in-flight requests get to finish.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_connections: 20_000,
+            idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 << 10,
+            max_concurrent_streams: 128,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where and how to listen.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The API listener (`--listen`); port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// The admin listener (`GET /metrics`, `GET /health`; plain HTTP), if any.
+    pub admin_listen: Option<SocketAddr>,
+    pub tls: TlsMode,
+    pub limits: Limits,
+}
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("plain HTTP is allowed only on a loopback address (127.0.0.1, ::1), not {0}: use TLS (--tls-cert/--tls-key or --tls-self-signed) to listen there")]
+    PlainHttpNotLoopback(SocketAddr),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("invalid limit: {0}")]
+    Limit(String),
+}
+
+/// Fires a server's graceful shutdown (from any thread; more than once is harmless).
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle(Arc<watch::Sender<bool>>);
+
+impl ShutdownHandle {
+    /// Stop accepting, let in-flight requests finish (up to the drain timeout), then return from
+    /// [`Server::run`].
+    pub fn shutdown(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// A bound server, not yet accepting.
+pub struct Server {
+    api: TcpListener,
+    admin: Option<TcpListener>,
+    app: Arc<handler::App>,
+    tls: Option<(tokio_rustls::TlsAcceptor, TlsInfo)>,
+    shutdown: Arc<watch::Sender<bool>>,
+    fd_limit: Option<u64>,
+}
+
+impl Server {
+    /// Opens the listeners (and TLS material) of `config`. Refuses plain HTTP on a non-loopback
+    /// address. Raises the open-files soft limit to the hard limit (see [`Server::fd_limit`]).
+    pub async fn bind(
+        config: ServerConfig,
+        service: Service,
+        authenticator: Authenticator,
+        metrics: Arc<Metrics>,
+    ) -> Result<Server, ServeError> {
+        let limits = config.limits;
+        if limits.max_connections == 0 || limits.max_connections > Semaphore::MAX_PERMITS {
+            return Err(ServeError::Limit(
+                "max connections must be at least 1".into(),
+            ));
+        }
+        if limits.max_header_bytes < 8192 {
+            return Err(ServeError::Limit(
+                "max header bytes must be at least 8192".into(),
+            ));
+        }
+        let tls = match &config.tls {
+            TlsMode::Plain if !config.listen.ip().is_loopback() => {
+                return Err(ServeError::PlainHttpNotLoopback(config.listen))
+            }
+            TlsMode::Plain => None,
+            mode => {
+                let (server_config, info) = tls::server_config(mode)?;
+                Some((tokio_rustls::TlsAcceptor::from(server_config), info))
+            }
+        };
+        let fd_limit = raise_fd_limit();
+        let api = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| ServeError::Bind(config.listen, e))?;
+        let admin = match config.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| ServeError::Bind(addr, e))?,
+            ),
+            None => None,
+        };
+        let app = Arc::new(handler::App::new(service, authenticator, metrics, limits));
+        Ok(Server {
+            api,
+            admin,
+            app,
+            tls,
+            shutdown: Arc::new(watch::channel(false).0),
+            fd_limit,
+        })
+    }
+
+    /// The API listener's address (its port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.api
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// `https://ADDR` or `http://ADDR`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr())
+    }
+
+    /// The admin listener's address, if any.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// What clients trust (None for plain HTTP).
+    pub fn tls_info(&self) -> Option<&TlsInfo> {
+        self.tls.as_ref().map(|(_, info)| info)
+    }
+
+    /// The open-files limit in force (after raising the soft limit to the hard one), if known.
+    pub fn fd_limit(&self) -> Option<u64> {
+        self.fd_limit
+    }
+
+    /// A handle that stops [`Server::run`].
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(Arc::clone(&self.shutdown))
+    }
+
+    /// Accepts and serves until shut down, then drains: no new connections; in-flight requests
+    /// finish (idle connections close at once) for up to the drain timeout. Returns once every
+    /// connection is closed or the drain timeout passed; the service (and its engine) is released
+    /// when the last connection task ends.
+    pub async fn run(self) {
+        let limits = self.app.limits.clone();
+        let permits = Arc::new(Semaphore::new(limits.max_connections));
+        let api = tokio::spawn(conn::accept_loop(
+            self.api,
+            self.tls.map(|(acceptor, _)| acceptor),
+            conn::Role::Api,
+            Arc::clone(&self.app),
+            Arc::clone(&permits),
+            self.shutdown.subscribe(),
+        ));
+        const ADMIN_CONNECTIONS: usize = 64;
+        let admin_permits = Arc::new(Semaphore::new(ADMIN_CONNECTIONS));
+        let admin = self.admin.map(|listener| {
+            tokio::spawn(conn::accept_loop(
+                listener,
+                None,
+                conn::Role::Admin,
+                Arc::clone(&self.app),
+                Arc::clone(&admin_permits),
+                self.shutdown.subscribe(),
+            ))
+        });
+        drop(self.app);
+        let mut stop = self.shutdown.subscribe();
+        let _ = stop.wait_for(|stopped| *stopped).await;
+        let _ = api.await;
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
+        // Every connection holds a permit until its task ends: all of them back means drained.
+        let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+        let drained = async {
+            let _api = permits.acquire_many(all).await;
+            let _admin = admin_permits.acquire_many(ADMIN_CONNECTIONS as u32).await;
+        };
+        let _ = tokio::time::timeout(limits.drain_timeout, drained).await;
+    }
+
+    /// [`Server::run`] until SIGTERM or SIGINT.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let handle = self.shutdown_handle();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            handle.shutdown();
+        });
+        self.run().await;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("api", &self.api)
+            .field("admin", &self.admin)
+            .field("tls", &self.tls.as_ref().map(|(_, info)| info))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Raises the open-files soft limit to the hard limit; the limit now in force.
+fn raise_fd_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            limit = raised;
+        }
+    }
+    limit.current
+}

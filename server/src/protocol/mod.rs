@@ -1,18 +1,47 @@
 //! AWS JSON 1.1: `X-Amz-Target: TrentService.<Operation>` dispatch, model-shaped JSON in and out,
 //! errors as `{"__type": ..., "message": ...}` with the service's HTTP status.
 //!
-//! (Skeleton: the protocol helper fills this module. The interface below is fixed.)
+//! A request's path: the target names an operation of [`dispatch::OPERATIONS`] (else
+//! UnknownOperationException, or UnsupportedOperationException for an operation of the model
+//! keyplane does not serve); [`json::Input`] reads the body against the model (wrong JSON types
+//! are SerializationException, missing required members the engine's ValidationException); the
+//! operation's handler runs on a blocking thread with an engine handle bound to the request's
+//! caller and origin (so its audit record carries the request id the client sees), or joins a
+//! coalesced batch ([`crate::coalesce`]); the answer is written by [`json::Out`].
+//!
+//! Where plaintext lives: a request's decoded blobs in [`json::Input`]'s zeroizing buffers (the
+//! base64 text in the parsed JSON is zeroed once decoded); the engine's plaintext results in its
+//! `SecretBytes` (zeroed on drop); the base64 of a plaintext answer only in [`Reply::body`],
+//! written in place without reallocation, which the transport zeroes after sending. The request
+//! body itself is the transport's buffer.
+
+mod aliases;
+mod asymmetric;
+pub(crate) mod dataplane;
+pub mod dispatch;
+pub mod errors;
+mod grants;
+pub mod json;
+mod keys;
+mod mac;
+mod policies;
+mod rotation;
+mod tags;
 
 use std::sync::Arc;
 
-use keyplane::Engine;
+use keyplane::{Engine, Page};
 
-use crate::coalesce::CoalesceConfig;
+use crate::coalesce::{CoalesceConfig, Coalescer};
 use crate::context::RequestContext;
 use crate::metrics::Metrics;
+use json::{Input, Out};
 
 /// The JSON 1.1 content type every answer carries.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// The `X-Amz-Target` prefix of every operation.
+pub const TARGET_PREFIX: &str = "TrentService.";
 
 /// One answer: HTTP status and JSON body, with what metrics need.
 #[derive(Debug)]
@@ -25,23 +54,92 @@ pub struct Reply {
     pub error_code: Option<&'static str>,
 }
 
+/// Why a request failed.
+#[derive(Debug)]
+pub enum Fault {
+    /// The engine's error: its code and message are the service's.
+    Engine(keyplane::Error),
+    /// The body is not JSON of the right shape.
+    Serialization(String),
+    /// The target names no operation.
+    UnknownOperation,
+}
+
+impl From<keyplane::Error> for Fault {
+    fn from(e: keyplane::Error) -> Self {
+        Fault::Engine(e)
+    }
+}
+
+impl Fault {
+    /// The service's error code (`__type`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Fault::Engine(e) => e.code(),
+            Fault::Serialization(_) => "SerializationException",
+            Fault::UnknownOperation => "UnknownOperationException",
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Fault::Engine(e) => e.message(),
+            Fault::Serialization(m) => m,
+            Fault::UnknownOperation => "",
+        }
+    }
+
+    /// The error answer.
+    pub fn reply(&self, operation: Option<&'static str>) -> Reply {
+        let code = self.code();
+        Reply {
+            status: errors::status(code),
+            body: errors::body(code, self.message()),
+            operation,
+            error_code: Some(code),
+        }
+    }
+}
+
+/// Refuses members of the model that keyplane does not support, when a request gives them.
+pub(crate) fn refuse_unsupported(input: &Input, members: &[&str]) -> Result<(), Fault> {
+    match members.iter().find(|m| input.has(m)) {
+        Some(member) => Err(keyplane::Error::UnsupportedOperation(format!(
+            "{member} is not supported by keyplane ({})",
+            input.operation()
+        ))
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// A list response: `key` holds the entries; `NextMarker` when truncated; `Truncated`.
+fn list_page<T>(key: &str, page: &Page<T>, entry: impl Fn(&mut Out, &T)) -> Out {
+    let mut out = Out::new();
+    out.objects(key, &page.items, entry)
+        .opt("NextMarker", page.next_marker.as_deref())
+        .bool("Truncated", page.truncated);
+    out
+}
+
 /// Answers requests against one engine.
 #[derive(Debug, Clone)]
 pub struct Service {
     engine: Engine,
-    #[allow(dead_code)]
     coalesce: Arc<CoalesceConfig>,
-    #[allow(dead_code)]
     metrics: Arc<Metrics>,
+    coalescer: Arc<Coalescer>,
 }
 
 impl Service {
     /// A service over `engine` (the handle whose caller is replaced per request).
     pub fn new(engine: Engine, coalesce: CoalesceConfig, metrics: Arc<Metrics>) -> Service {
+        let coalescer = Arc::new(Coalescer::new(coalesce.clone(), Arc::clone(&metrics)));
         Service {
             engine,
             coalesce: Arc::new(coalesce),
             metrics,
+            coalescer,
         }
     }
 
@@ -50,15 +148,64 @@ impl Service {
         &self.engine
     }
 
+    /// The coalescing settings.
+    pub fn coalesce_config(&self) -> &CoalesceConfig {
+        &self.coalesce
+    }
+
+    /// The metrics this service reports coalesced batches to.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Answers one request: `target` is the `X-Amz-Target` header (None when absent), `body` the
     /// request body, `ctx` the authenticated caller and origin.
     pub async fn handle(&self, ctx: &RequestContext, target: Option<&str>, body: &[u8]) -> Reply {
-        let _ = (ctx, target, body);
-        Reply {
-            status: 400,
-            body: br#"{"__type":"UnknownOperationException"}"#.to_vec(),
-            operation: None,
-            error_code: Some("UnknownOperationException"),
+        let Some(name) = target.and_then(|t| t.strip_prefix(TARGET_PREFIX)) else {
+            return Fault::UnknownOperation.reply(None);
+        };
+        let Some(operation) = dispatch::find(name) else {
+            return match dispatch::not_served(name) {
+                Some((name, why)) => Fault::Engine(keyplane::Error::UnsupportedOperation(format!(
+                    "{name} is not supported by keyplane: {why}"
+                )))
+                .reply(Some(name)),
+                None => Fault::UnknownOperation.reply(None),
+            };
+        };
+        let input = match Input::parse(operation.name, body) {
+            Ok(input) => input,
+            Err(fault) => return fault.reply(Some(operation.name)),
+        };
+        let mut engine = self
+            .engine
+            .for_caller(ctx.caller.clone())
+            .with_origin(ctx.origin.clone());
+        let dry_run = input.bool("DryRun") == Some(true);
+        if dry_run {
+            engine = engine.dry_run();
+        }
+        let result = if !dry_run && self.coalescer.takes(&input) {
+            self.coalescer
+                .submit(self.engine.clone(), ctx, operation, input)
+                .await
+        } else {
+            let handler = operation.handler;
+            match tokio::task::spawn_blocking(move || handler(&engine, &input)).await {
+                Ok(result) => result,
+                Err(_) => Err(Fault::Engine(keyplane::Error::Internal(
+                    "the request's worker stopped".into(),
+                ))),
+            }
+        };
+        match result {
+            Ok(out) => Reply {
+                status: 200,
+                body: out.finish(),
+                operation: Some(operation.name),
+                error_code: None,
+            },
+            Err(fault) => fault.reply(Some(operation.name)),
         }
     }
 }

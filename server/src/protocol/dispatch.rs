@@ -1,0 +1,109 @@
+//! The dispatch table: every operation the endpoint serves, by the model's name, with its
+//! handler; and the model's operations it does not serve, with why. Tests check the table
+//! against the engine's actions and the vendored service model.
+
+use keyplane::Engine;
+
+use super::json::{Input, Out};
+use super::{aliases, asymmetric, dataplane, grants, keys, mac, policies, rotation, tags, Fault};
+
+/// A handler: one request's members in, the response's members out. Runs on a blocking thread.
+pub type Handler = fn(&Engine, &Input) -> Result<Out, Fault>;
+
+/// One served operation.
+#[derive(Debug)]
+pub struct Operation {
+    /// The model's name (`X-Amz-Target: TrentService.<name>`).
+    pub name: &'static str,
+    pub handler: Handler,
+}
+
+macro_rules! table {
+    ($($name:literal => $handler:path),+ $(,)?) => {
+        /// Every served operation.
+        pub static OPERATIONS: &[Operation] = &[
+            $(Operation { name: $name, handler: $handler }),+
+        ];
+    };
+}
+
+table! {
+    "CancelKeyDeletion" => keys::cancel_key_deletion,
+    "CreateAlias" => aliases::create_alias,
+    "CreateGrant" => grants::create_grant,
+    "CreateKey" => keys::create_key,
+    "Decrypt" => dataplane::decrypt,
+    "DeleteAlias" => aliases::delete_alias,
+    "DeriveSharedSecret" => asymmetric::derive_shared_secret,
+    "DescribeKey" => keys::describe_key,
+    "DisableKey" => keys::disable_key,
+    "DisableKeyRotation" => rotation::disable_key_rotation,
+    "EnableKey" => keys::enable_key,
+    "EnableKeyRotation" => rotation::enable_key_rotation,
+    "Encrypt" => dataplane::encrypt,
+    "GenerateDataKey" => dataplane::generate_data_key,
+    "GenerateDataKeyPair" => asymmetric::generate_data_key_pair,
+    "GenerateDataKeyPairWithoutPlaintext" => asymmetric::generate_data_key_pair_without_plaintext,
+    "GenerateDataKeyWithoutPlaintext" => dataplane::generate_data_key_without_plaintext,
+    "GenerateMac" => mac::generate_mac,
+    "GenerateRandom" => dataplane::generate_random,
+    "GetKeyLastUsage" => keys::get_key_last_usage,
+    "GetKeyPolicy" => policies::get_key_policy,
+    "GetKeyRotationStatus" => rotation::get_key_rotation_status,
+    "GetPublicKey" => asymmetric::get_public_key,
+    "ListAliases" => aliases::list_aliases,
+    "ListGrants" => grants::list_grants,
+    "ListKeyPolicies" => policies::list_key_policies,
+    "ListKeyRotations" => rotation::list_key_rotations,
+    "ListKeys" => keys::list_keys,
+    "ListResourceTags" => tags::list_resource_tags,
+    "ListRetirableGrants" => grants::list_retirable_grants,
+    "PutKeyPolicy" => policies::put_key_policy,
+    "ReEncrypt" => dataplane::re_encrypt,
+    "RetireGrant" => grants::retire_grant,
+    "RevokeGrant" => grants::revoke_grant,
+    "RotateKeyOnDemand" => rotation::rotate_key_on_demand,
+    "ScheduleKeyDeletion" => keys::schedule_key_deletion,
+    "Sign" => asymmetric::sign,
+    "TagResource" => tags::tag_resource,
+    "UntagResource" => tags::untag_resource,
+    "UpdateAlias" => aliases::update_alias,
+    "UpdateKeyDescription" => keys::update_key_description,
+    "Verify" => asymmetric::verify,
+    "VerifyMac" => mac::verify_mac,
+}
+
+const CUSTOM_KEY_STORES: &str =
+    "custom key stores (AWS CloudHSM and external key stores) are not part of keyplane: its keys \
+     live in its own store";
+const IMPORT: &str =
+    "keyplane generates all key material itself; importing key material (origin EXTERNAL) is not \
+     supported";
+const MULTI_REGION: &str =
+    "keyplane is one region's store; multi-Region replicas and primary regions are not supported";
+
+/// The model's operations that are not served, with why. A request for one is answered
+/// UnsupportedOperationException with this reason.
+pub static NOT_SERVED: &[(&str, &str)] = &[
+    ("ConnectCustomKeyStore", CUSTOM_KEY_STORES),
+    ("CreateCustomKeyStore", CUSTOM_KEY_STORES),
+    ("DeleteCustomKeyStore", CUSTOM_KEY_STORES),
+    ("DescribeCustomKeyStores", CUSTOM_KEY_STORES),
+    ("DisconnectCustomKeyStore", CUSTOM_KEY_STORES),
+    ("UpdateCustomKeyStore", CUSTOM_KEY_STORES),
+    ("DeleteImportedKeyMaterial", IMPORT),
+    ("GetParametersForImport", IMPORT),
+    ("ImportKeyMaterial", IMPORT),
+    ("ReplicateKey", MULTI_REGION),
+    ("UpdatePrimaryRegion", MULTI_REGION),
+];
+
+/// The served operation named `name`.
+pub fn find(name: &str) -> Option<&'static Operation> {
+    OPERATIONS.iter().find(|op| op.name == name)
+}
+
+/// The reason an operation of the model is not served.
+pub fn not_served(name: &str) -> Option<(&'static str, &'static str)> {
+    NOT_SERVED.iter().copied().find(|(op, _)| *op == name)
+}

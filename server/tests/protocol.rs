@@ -1,0 +1,894 @@
+//! The JSON 1.1 protocol layer, through `Service::handle` on an in-memory engine: the dispatch
+//! table against the engine and the service model, every operation's response members, every
+//! error path, and coalescing.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use keyplane::access::Action;
+use keyplane::{Caller, Engine, RequestOrigin};
+use keyplane_server::coalesce::CoalesceConfig;
+use keyplane_server::protocol::{dispatch, errors, Reply, Service};
+use keyplane_server::{Metrics, RequestContext};
+use serde_json::{json, Value};
+
+const ACCOUNT: &str = "111122223333";
+const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
+const BOB: &str = "arn:aws:iam::111122223333:user/bob";
+const MODEL: &str = include_str!("../../engine/model/kms-service-2.json");
+
+fn service_with(engine: Engine, coalesce: CoalesceConfig) -> Service {
+    Service::new(engine, coalesce, Arc::new(Metrics::default()))
+}
+
+fn no_coalescing() -> CoalesceConfig {
+    CoalesceConfig {
+        enabled: false,
+        ..CoalesceConfig::default()
+    }
+}
+
+fn service() -> Service {
+    service_with(Engine::in_memory().unwrap(), no_coalescing())
+}
+
+fn ctx_as(principal: &str, request_id: &str) -> RequestContext {
+    let caller = if principal == "root" {
+        Caller::account_root(ACCOUNT).unwrap()
+    } else {
+        Caller::new(principal).unwrap()
+    };
+    RequestContext {
+        request_id: request_id.to_owned(),
+        caller,
+        origin: RequestOrigin {
+            request_id: Some(request_id.to_owned()),
+            ..RequestOrigin::default()
+        },
+    }
+}
+
+fn root() -> RequestContext {
+    ctx_as("root", "00000000-0000-4000-8000-000000000000")
+}
+
+async fn raw(svc: &Service, ctx: &RequestContext, target: Option<&str>, body: &[u8]) -> Reply {
+    svc.handle(ctx, target, body).await
+}
+
+/// Calls `op` with `body` as `ctx`; returns the status and the parsed body.
+async fn call_as(svc: &Service, ctx: &RequestContext, op: &str, body: Value) -> (u16, Value) {
+    let target = format!("TrentService.{op}");
+    let reply = raw(svc, ctx, Some(&target), body.to_string().as_bytes()).await;
+    let value: Value = serde_json::from_slice(&reply.body).expect("every answer is JSON");
+    assert!(value.is_object(), "{op}: the answer is a JSON object");
+    match reply.error_code {
+        Some(code) => assert_eq!(value["__type"], code, "{op}: __type is the error code"),
+        None => assert_eq!(reply.status, 200, "{op}: success is 200"),
+    }
+    (reply.status, value)
+}
+
+async fn call(svc: &Service, op: &str, body: Value) -> (u16, Value) {
+    call_as(svc, &root(), op, body).await
+}
+
+/// Calls `op` and expects success.
+async fn ok(svc: &Service, op: &str, body: Value) -> Value {
+    let (status, value) = call(svc, op, body).await;
+    assert_eq!(status, 200, "{op} failed: {value}");
+    value
+}
+
+/// Calls `op` and expects the error `code` with HTTP `status`; returns the message.
+async fn fails(svc: &Service, op: &str, body: Value, code: &str, status: u16) -> String {
+    let (got, value) = call(svc, op, body).await;
+    assert_eq!(value["__type"], code, "{op}: {value}");
+    assert_eq!(got, status, "{op}: status of {code}");
+    value["message"].as_str().unwrap_or_default().to_owned()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+fn unb64(value: &Value) -> Vec<u8> {
+    B64.decode(value.as_str().expect("a base64 string"))
+        .unwrap()
+}
+
+fn members(value: &Value) -> BTreeSet<String> {
+    value.as_object().unwrap().keys().cloned().collect()
+}
+
+fn has(value: &Value, names: &[&str]) {
+    for name in names {
+        assert!(
+            value.get(*name).is_some(),
+            "{name} missing from {}",
+            members(value).into_iter().collect::<Vec<_>>().join(",")
+        );
+    }
+}
+
+// ---- the dispatch table -----------------------------------------------------------------------
+
+fn model() -> Value {
+    serde_json::from_str(MODEL).unwrap()
+}
+
+#[test]
+fn every_engine_action_has_an_endpoint_operation() {
+    for action in Action::ALL {
+        let name = match action {
+            Action::ReEncryptFrom | Action::ReEncryptTo => "ReEncrypt",
+            other => other.operation(),
+        };
+        assert!(
+            dispatch::find(name).is_some(),
+            "the engine's {} has no endpoint operation {name}",
+            action.as_str()
+        );
+    }
+}
+
+#[test]
+fn every_dispatch_entry_is_an_operation_of_the_model_and_every_model_operation_is_accounted_for() {
+    let model = model();
+    let operations = model["operations"].as_object().unwrap();
+    assert_eq!(model["metadata"]["targetPrefix"], "TrentService");
+    let mut seen = BTreeSet::new();
+    for op in dispatch::OPERATIONS {
+        assert!(
+            operations.contains_key(op.name),
+            "{} is not an operation of the service model",
+            op.name
+        );
+        assert!(seen.insert(op.name), "{} is in the table twice", op.name);
+    }
+    for (name, why) in dispatch::NOT_SERVED {
+        assert!(operations.contains_key(*name), "{name} is not in the model");
+        assert!(dispatch::find(name).is_none(), "{name} is served and not");
+        assert!(!why.is_empty(), "{name} is not served without a reason");
+    }
+    for name in operations.keys() {
+        assert!(
+            dispatch::find(name).is_some() || dispatch::not_served(name).is_some(),
+            "the model's {name} is neither served nor listed as not served"
+        );
+    }
+}
+
+#[test]
+fn error_codes_have_the_services_http_status() {
+    for (code, status) in [
+        ("KMSInternalException", 500),
+        ("KeyUnavailableException", 500),
+        ("DependencyTimeoutException", 503),
+        ("DryRunOperationException", 412),
+        ("ThrottlingException", 400),
+        ("AccessDeniedException", 400),
+        ("NotFoundException", 400),
+        ("DisabledException", 400),
+        ("KMSInvalidStateException", 400),
+        ("ValidationException", 400),
+        ("SerializationException", 400),
+        ("UnknownOperationException", 400),
+        ("LimitExceededException", 400),
+        ("UnsupportedOperationException", 400),
+    ] {
+        assert_eq!(errors::status(code), status, "{code}");
+    }
+    // Every error shape of the model is a 4xx or 5xx.
+    let model = model();
+    for (name, shape) in model["shapes"].as_object().unwrap() {
+        if shape.get("exception").is_some() {
+            let status = errors::status(name);
+            assert!((400..600).contains(&status), "{name}: {status}");
+        }
+    }
+}
+
+// ---- every operation --------------------------------------------------------------------------
+
+/// Runs every served operation at least once and checks its response members; fails when an
+/// operation of the table is not exercised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_answers_with_the_services_members() {
+    let svc = service();
+    let mut done = BTreeSet::new();
+    macro_rules! op {
+        ($name:literal, $body:expr) => {{
+            done.insert($name);
+            ok(&svc, $name, $body).await
+        }};
+    }
+
+    // Keys.
+    let created = op!(
+        "CreateKey",
+        json!({"Description": "orders", "Tags": [{"TagKey": "team", "TagValue": "a"}]})
+    );
+    let m = &created["KeyMetadata"];
+    has(
+        m,
+        &[
+            "AWSAccountId",
+            "KeyId",
+            "Arn",
+            "CreationDate",
+            "Enabled",
+            "Description",
+            "KeyUsage",
+            "KeyState",
+            "Origin",
+            "KeyManager",
+            "CustomerMasterKeySpec",
+            "KeySpec",
+            "EncryptionAlgorithms",
+            "MultiRegion",
+        ],
+    );
+    assert!(
+        m["CreationDate"].is_number(),
+        "timestamps are epoch seconds"
+    );
+    assert_eq!(m["KeyState"], "Enabled");
+    assert_eq!(m["EncryptionAlgorithms"], json!(["SYMMETRIC_DEFAULT"]));
+    let key = m["KeyId"].as_str().unwrap().to_owned();
+    let arn = m["Arn"].as_str().unwrap().to_owned();
+    let d = op!("DescribeKey", json!({"KeyId": key}));
+    assert_eq!(d["KeyMetadata"]["Arn"], arn);
+    let l = op!("ListKeys", json!({"Limit": 1}));
+    has(&l, &["Keys", "Truncated"]);
+    has(&l["Keys"][0], &["KeyId", "KeyArn"]);
+    let all = ok(&svc, "ListKeys", json!({})).await;
+    assert_eq!(all["Truncated"], false);
+    assert!(all.get("NextMarker").is_none());
+    assert_eq!(
+        members(&op!(
+            "UpdateKeyDescription",
+            json!({"KeyId": key, "Description": "d2"})
+        )),
+        BTreeSet::new()
+    );
+
+    // Aliases.
+    op!(
+        "CreateAlias",
+        json!({"AliasName": "alias/orders", "TargetKeyId": key})
+    );
+    let aliases = op!("ListAliases", json!({"KeyId": key}));
+    has(&aliases, &["Aliases", "Truncated"]);
+    has(
+        &aliases["Aliases"][0],
+        &["AliasName", "AliasArn", "TargetKeyId"],
+    );
+
+    // Symmetric data plane.
+    let context = json!({"tenant": "42"});
+    let e = op!(
+        "Encrypt",
+        json!({"KeyId": "alias/orders", "Plaintext": b64(b"card 4111"), "EncryptionContext": context})
+    );
+    assert_eq!(
+        members(&e),
+        ["CiphertextBlob", "EncryptionAlgorithm", "KeyId"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(e["KeyId"], arn, "Encrypt answers the key's ARN");
+    assert_eq!(e["EncryptionAlgorithm"], "SYMMETRIC_DEFAULT");
+    let blob = e["CiphertextBlob"].clone();
+    let dec = op!(
+        "Decrypt",
+        json!({"CiphertextBlob": blob, "EncryptionContext": context})
+    );
+    has(
+        &dec,
+        &["KeyId", "Plaintext", "EncryptionAlgorithm", "KeyMaterialId"],
+    );
+    assert_eq!(unb64(&dec["Plaintext"]), b"card 4111");
+    assert_eq!(dec["KeyId"], arn);
+    let key2 = ok(&svc, "CreateKey", json!({})).await["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    op!(
+        "UpdateAlias",
+        json!({"AliasName": "alias/orders", "TargetKeyId": key2})
+    );
+    let re = op!(
+        "ReEncrypt",
+        json!({"CiphertextBlob": blob, "SourceEncryptionContext": context, "DestinationKeyId": "alias/orders"})
+    );
+    has(
+        &re,
+        &[
+            "CiphertextBlob",
+            "SourceKeyId",
+            "KeyId",
+            "SourceEncryptionAlgorithm",
+            "DestinationEncryptionAlgorithm",
+        ],
+    );
+    assert_eq!(re["SourceKeyId"], arn);
+    let dk = op!(
+        "GenerateDataKey",
+        json!({"KeyId": key, "KeySpec": "AES_256"})
+    );
+    has(
+        &dk,
+        &["CiphertextBlob", "Plaintext", "KeyId", "KeyMaterialId"],
+    );
+    assert_eq!(unb64(&dk["Plaintext"]).len(), 32);
+    let dk2 = op!(
+        "GenerateDataKeyWithoutPlaintext",
+        json!({"KeyId": key, "NumberOfBytes": 16})
+    );
+    has(&dk2, &["CiphertextBlob", "KeyId"]);
+    assert!(dk2.get("Plaintext").is_none());
+    let opened = ok(
+        &svc,
+        "Decrypt",
+        json!({"CiphertextBlob": dk2["CiphertextBlob"]}),
+    )
+    .await;
+    assert_eq!(unb64(&opened["Plaintext"]).len(), 16);
+    let r = op!("GenerateRandom", json!({"NumberOfBytes": 24}));
+    assert_eq!(unb64(&r["Plaintext"]).len(), 24);
+
+    // Tags.
+    op!(
+        "TagResource",
+        json!({"KeyId": key, "Tags": [{"TagKey": "env", "TagValue": "prod"}]})
+    );
+    let t = op!("ListResourceTags", json!({"KeyId": key}));
+    has(&t, &["Tags", "Truncated"]);
+    assert_eq!(t["Tags"].as_array().unwrap().len(), 2);
+    op!("UntagResource", json!({"KeyId": key, "TagKeys": ["env"]}));
+
+    // Rotation.
+    op!(
+        "EnableKeyRotation",
+        json!({"KeyId": key, "RotationPeriodInDays": 90})
+    );
+    let s = op!("GetKeyRotationStatus", json!({"KeyId": key}));
+    assert_eq!(s["KeyRotationEnabled"], true);
+    assert_eq!(s["RotationPeriodInDays"], 90);
+    has(&s, &["KeyId", "NextRotationDate"]);
+    let rot = op!("RotateKeyOnDemand", json!({"KeyId": key}));
+    assert_eq!(rot["KeyId"], arn);
+    let rots = op!("ListKeyRotations", json!({"KeyId": key}));
+    has(
+        &rots["Rotations"][0],
+        &["KeyId", "KeyMaterialId", "RotationDate", "RotationType"],
+    );
+    op!("DisableKeyRotation", json!({"KeyId": key}));
+
+    // Policies.
+    let p = op!("GetKeyPolicy", json!({"KeyId": key}));
+    assert_eq!(p["PolicyName"], "default");
+    let policy = p["Policy"].as_str().unwrap().to_owned();
+    op!(
+        "PutKeyPolicy",
+        json!({"KeyId": key, "Policy": policy, "PolicyName": "default"})
+    );
+    let names = op!("ListKeyPolicies", json!({"KeyId": key}));
+    assert_eq!(names["PolicyNames"], json!(["default"]));
+    assert_eq!(names["Truncated"], false);
+
+    // Grants.
+    let g = op!(
+        "CreateGrant",
+        json!({"KeyId": key, "GranteePrincipal": ALICE, "RetiringPrincipal": BOB,
+               "Operations": ["Encrypt", "Decrypt"],
+               "Constraints": {"EncryptionContextSubset": {"tenant": "42"}}, "Name": "g1"})
+    );
+    has(&g, &["GrantToken", "GrantId"]);
+    let grants = op!("ListGrants", json!({"KeyId": key}));
+    let entry = &grants["Grants"][0];
+    has(
+        entry,
+        &[
+            "KeyId",
+            "GrantId",
+            "Name",
+            "CreationDate",
+            "GranteePrincipal",
+            "RetiringPrincipal",
+            "IssuingAccount",
+            "Operations",
+            "Constraints",
+        ],
+    );
+    assert_eq!(
+        entry["Constraints"]["EncryptionContextSubset"],
+        json!({"tenant": "42"})
+    );
+    let retirable = op!("ListRetirableGrants", json!({"RetiringPrincipal": BOB}));
+    assert_eq!(retirable["Grants"].as_array().unwrap().len(), 1);
+    op!("RetireGrant", json!({"GrantToken": g["GrantToken"]}));
+    let g2 = ok(
+        &svc,
+        "CreateGrant",
+        json!({"KeyId": key, "GranteePrincipal": ALICE, "Operations": ["Decrypt"]}),
+    )
+    .await;
+    op!(
+        "RevokeGrant",
+        json!({"KeyId": key, "GrantId": g2["GrantId"]})
+    );
+
+    // Lifecycle.
+    op!("DisableKey", json!({"KeyId": key}));
+    op!("EnableKey", json!({"KeyId": key}));
+    let del = op!(
+        "ScheduleKeyDeletion",
+        json!({"KeyId": key2, "PendingWindowInDays": 7})
+    );
+    has(
+        &del,
+        &["KeyId", "DeletionDate", "KeyState", "PendingWindowInDays"],
+    );
+    assert_eq!(del["KeyState"], "PendingDeletion");
+    assert!(del["DeletionDate"].is_number());
+    let c = op!("CancelKeyDeletion", json!({"KeyId": key2}));
+    has(&c, &["KeyId"]);
+    let usage = op!("GetKeyLastUsage", json!({"KeyId": key}));
+    has(&usage, &["KeyId", "KeyCreationDate"]);
+    op!("DeleteAlias", json!({"AliasName": "alias/orders"}));
+
+    // Asymmetric: signing.
+    let signer = ok(
+        &svc,
+        "CreateKey",
+        json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}),
+    )
+    .await["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sig = op!(
+        "Sign",
+        json!({"KeyId": signer, "Message": b64(b"hello"), "SigningAlgorithm": "ECDSA_SHA_256"})
+    );
+    has(&sig, &["KeyId", "Signature", "SigningAlgorithm"]);
+    let v = op!(
+        "Verify",
+        json!({"KeyId": signer, "Message": b64(b"hello"), "Signature": sig["Signature"],
+               "SigningAlgorithm": "ECDSA_SHA_256", "MessageType": "RAW"})
+    );
+    assert_eq!(v["SignatureValid"], true);
+    let pk = op!("GetPublicKey", json!({"KeyId": signer}));
+    has(
+        &pk,
+        &[
+            "KeyId",
+            "PublicKey",
+            "KeySpec",
+            "KeyUsage",
+            "SigningAlgorithms",
+        ],
+    );
+    assert_eq!(pk["KeySpec"], "ECC_NIST_P256");
+
+    // Data key pairs and key agreement.
+    let pair = op!(
+        "GenerateDataKeyPair",
+        json!({"KeyId": key, "KeyPairSpec": "ECC_NIST_P256"})
+    );
+    has(
+        &pair,
+        &[
+            "PrivateKeyCiphertextBlob",
+            "PrivateKeyPlaintext",
+            "PublicKey",
+            "KeyId",
+            "KeyPairSpec",
+        ],
+    );
+    let pair2 = op!(
+        "GenerateDataKeyPairWithoutPlaintext",
+        json!({"KeyId": key, "KeyPairSpec": "ECC_NIST_P256"})
+    );
+    assert!(pair2.get("PrivateKeyPlaintext").is_none());
+    let agreer = ok(
+        &svc,
+        "CreateKey",
+        json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "KEY_AGREEMENT"}),
+    )
+    .await["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shared = op!(
+        "DeriveSharedSecret",
+        json!({"KeyId": agreer, "KeyAgreementAlgorithm": "ECDH", "PublicKey": pair["PublicKey"]})
+    );
+    has(
+        &shared,
+        &[
+            "KeyId",
+            "SharedSecret",
+            "KeyAgreementAlgorithm",
+            "KeyOrigin",
+        ],
+    );
+
+    // HMAC.
+    let hmac = ok(
+        &svc,
+        "CreateKey",
+        json!({"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}),
+    )
+    .await["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mac = op!(
+        "GenerateMac",
+        json!({"KeyId": hmac, "Message": b64(b"m"), "MacAlgorithm": "HMAC_SHA_256"})
+    );
+    has(&mac, &["Mac", "MacAlgorithm", "KeyId"]);
+    let vm = op!(
+        "VerifyMac",
+        json!({"KeyId": hmac, "Message": b64(b"m"), "Mac": mac["Mac"], "MacAlgorithm": "HMAC_SHA_256"})
+    );
+    assert_eq!(vm["MacValid"], true);
+
+    let missing: Vec<_> = dispatch::OPERATIONS
+        .iter()
+        .map(|op| op.name)
+        .filter(|name| !done.contains(name))
+        .collect();
+    assert!(missing.is_empty(), "not exercised: {missing:?}");
+}
+
+// ---- errors -----------------------------------------------------------------------------------
+
+async fn new_key(svc: &Service) -> String {
+    ok(svc, "CreateKey", json!({})).await["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_missing_or_unknown_target_is_unknown_operation() {
+    let svc = service();
+    for target in [
+        None,
+        Some(""),
+        Some("Encrypt"),
+        Some("TrentService."),
+        Some("TrentService.Nope"),
+        Some("trentservice.Encrypt"),
+        Some("OtherService.Encrypt"),
+        Some("TrentService.Encrypt "),
+    ] {
+        let reply = raw(&svc, &root(), target, b"{}").await;
+        assert_eq!(reply.status, 400, "{target:?}");
+        assert_eq!(reply.error_code, Some("UnknownOperationException"));
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["__type"], "UnknownOperationException");
+        assert_eq!(reply.operation, None);
+    }
+}
+
+#[tokio::test]
+async fn an_operation_of_the_model_not_served_says_why() {
+    let svc = service();
+    let message = fails(
+        &svc,
+        "CreateCustomKeyStore",
+        json!({"CustomKeyStoreName": "x"}),
+        "UnsupportedOperationException",
+        400,
+    )
+    .await;
+    assert!(message.contains("custom key stores"), "{message}");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_a_serialization_error() {
+    let svc = service();
+    for body in [
+        &b"{"[..],
+        b"not json",
+        b"[]",
+        b"\"KeyId\"",
+        b"42",
+        b"null",
+        b"{\"KeyId\": \"a\"} trailing",
+        &[0xff, 0xfe, 0x00],
+    ] {
+        let reply = raw(&svc, &root(), Some("TrentService.DescribeKey"), body).await;
+        assert_eq!(reply.status, 400);
+        assert_eq!(reply.error_code, Some("SerializationException"), "{body:?}");
+        assert_eq!(reply.operation, Some("DescribeKey"));
+    }
+    // An empty body is {}: ListKeys needs nothing.
+    let reply = raw(&svc, &root(), Some("TrentService.ListKeys"), b"").await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn a_member_of_the_wrong_type_is_a_serialization_error_naming_it() {
+    let svc = service();
+    let key = new_key(&svc).await;
+    for (op, body, member) in [
+        ("DescribeKey", json!({"KeyId": 7}), "KeyId"),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": 5}),
+            "Plaintext",
+        ),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": "not base64!"}),
+            "Plaintext",
+        ),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": "YQ"}),
+            "Plaintext",
+        ),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": "YQ==", "EncryptionContext": {"a": 1}}),
+            "EncryptionContext",
+        ),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": "YQ==", "EncryptionContext": ["a"]}),
+            "EncryptionContext",
+        ),
+        (
+            "GenerateRandom",
+            json!({"NumberOfBytes": "16"}),
+            "NumberOfBytes",
+        ),
+        (
+            "GenerateRandom",
+            json!({"NumberOfBytes": 1.5}),
+            "NumberOfBytes",
+        ),
+        ("ListKeys", json!({"Limit": true}), "Limit"),
+        ("CreateKey", json!({"MultiRegion": "false"}), "MultiRegion"),
+        ("CreateKey", json!({"Tags": {"TagKey": "a"}}), "Tags"),
+        ("CreateKey", json!({"Tags": ["a"]}), "Tags"),
+        (
+            "UntagResource",
+            json!({"KeyId": key, "TagKeys": [1]}),
+            "TagKeys",
+        ),
+        (
+            "CreateGrant",
+            json!({"KeyId": key, "GranteePrincipal": ALICE, "Operations": ["Decrypt"], "Constraints": []}),
+            "Constraints",
+        ),
+        (
+            "CreateGrant",
+            json!({"KeyId": key, "GranteePrincipal": ALICE, "Operations": ["Decrypt"],
+                   "Constraints": {"EncryptionContextEquals": {"a": 2}}}),
+            "EncryptionContextEquals",
+        ),
+    ] {
+        let message = fails(&svc, op, body.clone(), "SerializationException", 400).await;
+        assert!(message.contains(member), "{op} {body}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_members_are_ignored_and_null_is_missing() {
+    let svc = service();
+    let key = new_key(&svc).await;
+    let d = ok(
+        &svc,
+        "DescribeKey",
+        json!({"KeyId": key, "Whatever": {"x": [1]}, "GrantTokens": null}),
+    )
+    .await;
+    assert_eq!(d["KeyMetadata"]["KeyId"], key);
+    let message = fails(
+        &svc,
+        "DescribeKey",
+        json!({"KeyId": null}),
+        "ValidationException",
+        400,
+    )
+    .await;
+    assert_eq!(
+        message,
+        "1 validation error detected: Value null at 'keyId' failed to satisfy constraint: Member must not be null"
+    );
+}
+
+#[tokio::test]
+async fn validation_errors_are_the_engines_own() {
+    let svc = service();
+    let engine = svc.engine().clone();
+    let key = new_key(&svc).await;
+    // Missing members reach the engine's wording as missing, not as a serialization error; a
+    // sensitive member shows nothing, not even null.
+    let message = fails(&svc, "Encrypt", json!({}), "ValidationException", 400).await;
+    assert_eq!(
+        message,
+        "2 validation errors detected: Value null at 'keyId' failed to satisfy constraint: \
+         Member must not be null; Value at 'plaintext' failed to satisfy constraint: Member must \
+         not be null"
+    );
+    // Lengths, ranges, enums: the engine's message, word for word.
+    let empty = engine
+        .encrypt(&keyplane::EncryptRequest::new(&key, b""))
+        .unwrap_err();
+    let message = fails(
+        &svc,
+        "Encrypt",
+        json!({"KeyId": key, "Plaintext": ""}),
+        "ValidationException",
+        400,
+    )
+    .await;
+    assert_eq!(message, empty.message());
+    let zero = engine.generate_random(0).unwrap_err();
+    let message = fails(
+        &svc,
+        "GenerateRandom",
+        json!({"NumberOfBytes": 0}),
+        "ValidationException",
+        400,
+    )
+    .await;
+    assert_eq!(message, zero.message());
+    let message = fails(
+        &svc,
+        "ListKeys",
+        json!({"Limit": -1}),
+        "ValidationException",
+        400,
+    )
+    .await;
+    assert!(
+        message.starts_with("1 validation error detected: Value '-1' at 'limit'"),
+        "{message}"
+    );
+    let message = fails(
+        &svc,
+        "CreateKey",
+        json!({"KeySpec": "FOO"}),
+        "ValidationException",
+        400,
+    )
+    .await;
+    assert!(
+        message.starts_with("1 validation error detected: Value 'FOO' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: ["),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn engine_errors_keep_their_code_message_and_status() {
+    let svc = service();
+    let key = new_key(&svc).await;
+    fails(
+        &svc,
+        "DescribeKey",
+        json!({"KeyId": "11111111-2222-3333-4444-555555555555"}),
+        "NotFoundException",
+        400,
+    )
+    .await;
+    ok(&svc, "DisableKey", json!({"KeyId": key})).await;
+    let message = fails(
+        &svc,
+        "Encrypt",
+        json!({"KeyId": key, "Plaintext": b64(b"x")}),
+        "DisabledException",
+        400,
+    )
+    .await;
+    assert!(!message.is_empty());
+    ok(&svc, "EnableKey", json!({"KeyId": key})).await;
+    fails(
+        &svc,
+        "Decrypt",
+        json!({"CiphertextBlob": b64(&[1u8; 80])}),
+        "InvalidCiphertextException",
+        400,
+    )
+    .await;
+    let message = fails(
+        &svc,
+        "Encrypt",
+        json!({"KeyId": key, "Plaintext": b64(b"x"), "DryRun": true}),
+        "DryRunOperationException",
+        412,
+    )
+    .await;
+    assert!(message.contains("DryRun"), "{message}");
+    fails(
+        &svc,
+        "Decrypt",
+        json!({"CiphertextBlob": b64(b"x"), "Recipient": {"AttestationDocument": "YQ=="}}),
+        "UnsupportedOperationException",
+        400,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_principal_the_key_policy_does_not_name_is_denied() {
+    const ADMIN: &str = "arn:aws:iam::111122223333:role/KeyAdmin";
+    const USER: &str = "arn:aws:iam::111122223333:role/app";
+    let svc = service();
+    let policy = keyplane::policy::templates::separated(&[ADMIN], &[USER]).unwrap();
+    let admin = ctx_as(ADMIN, "10000000-0000-4000-8000-000000000001");
+    let user = ctx_as(USER, "10000000-0000-4000-8000-000000000002");
+    let other = ctx_as(ALICE, "10000000-0000-4000-8000-000000000003");
+    let (status, created) = call_as(&svc, &admin, "CreateKey", json!({"Policy": policy})).await;
+    assert_eq!(status, 200, "{created}");
+    let key = created["KeyMetadata"]["KeyId"].as_str().unwrap();
+    let body = json!({"KeyId": key, "Plaintext": b64(b"secret")});
+    let (status, _) = call_as(&svc, &user, "Encrypt", body.clone()).await;
+    assert_eq!(status, 200);
+    for (ctx, what) in [
+        (&admin, "an administrator"),
+        (&other, "a principal not named"),
+    ] {
+        let (status, denied) = call_as(&svc, ctx, "Encrypt", body.clone()).await;
+        assert_eq!(status, 400, "{what}");
+        assert_eq!(
+            denied["__type"], "AccessDeniedException",
+            "{what}: {denied}"
+        );
+    }
+    let (_, denied) = call_as(&svc, &user, "DisableKey", json!({"KeyId": key})).await;
+    assert_eq!(denied["__type"], "AccessDeniedException");
+}
+
+#[tokio::test]
+async fn errors_never_echo_plaintext_or_member_values() {
+    let svc = service();
+    let key = new_key(&svc).await;
+    let secret = "TOPSECRET-4111-1111-1111-1111";
+    let long = secret.repeat(200);
+    for (op, body) in [
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": b64(long.as_bytes())}),
+        ),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": format!("{secret}!!")}),
+        ),
+        (
+            "Encrypt",
+            json!({"KeyId": key, "Plaintext": b64(secret.as_bytes()), "EncryptionContext": {"k": 1}}),
+        ),
+        ("Decrypt", json!({"CiphertextBlob": b64(secret.as_bytes())})),
+        (
+            "GenerateMac",
+            json!({"KeyId": key, "Message": b64(secret.as_bytes()), "MacAlgorithm": "HMAC_SHA_256"}),
+        ),
+    ] {
+        let target = format!("TrentService.{op}");
+        let reply = raw(&svc, &root(), Some(&target), body.to_string().as_bytes()).await;
+        assert_ne!(reply.status, 200, "{op}");
+        let answer = String::from_utf8_lossy(&reply.body).into_owned();
+        assert!(!answer.contains(secret), "{op}: {answer}");
+        assert!(!answer.contains(&b64(secret.as_bytes())), "{op}: {answer}");
+    }
+    // A body that is not JSON is not quoted back either.
+    let reply = raw(
+        &svc,
+        &root(),
+        Some("TrentService.Encrypt"),
+        format!("{{\"Plaintext\": {secret}").as_bytes(),
+    )
+    .await;
+    assert!(!String::from_utf8_lossy(&reply.body).contains(secret));
+}
