@@ -13,7 +13,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Dict, List
 from urllib.parse import urlparse
 
 import pytest
