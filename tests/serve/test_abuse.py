@@ -251,8 +251,8 @@ def test_ten_thousand_idle_connections(key_id: str) -> None:
     time.sleep(1)
     after = None if MOTO else server_rss_kib()
     print(
-        f"idle connections: {len(idle)} opened in {opened_in:.1f} s ({held} still open after it; "
-        f"the server closes a connection that sends nothing within its handshake timeout); "
+        f"idle connections: {len(idle)} opened in {opened_in:.1f} s, {held} of them still open at the end "
+        f"(the server may close one that sends nothing after its handshake timeout); "
         f"well-behaved client: {len(during)} rounds during the flood (slowest "
         f"{max(during, default=0) * 1000:.0f} ms), 20 after it (slowest {max(after_flood) * 1000:.0f} ms); "
         f"server RSS before {before} KiB, with the idle connections {peak} KiB, after closing them {after} KiB"
