@@ -518,12 +518,9 @@ fn against_keyplane_serve_every_operation_is_answered() {
 }
 
 /// HTTP/2 clients send the authority as `:authority`, not as a `host` header, and sign it as
-/// `host`: keyplane serve's transport must give the verifier that `host` (server/src/auth/mod.rs
-/// says so). On main it does not yet: every request fails with InvalidSignatureException. The
-/// transport branch fixes it (commit abaf2b0, checked on a scratch merge: this test passes there);
-/// remove the `ignore` when that is merged.
+/// `host`: keyplane serve's transport gives the verifier that `host` (before it did, every HTTP/2
+/// request failed with InvalidSignatureException; this test found it).
 #[test]
-#[ignore = "main's keyplane serve refuses HTTP/2 signatures without a host header (fixed on the transport branch)"]
 fn against_keyplane_serve_over_http2() {
     let report = against_keyplane(true, &["--http2"]);
     assert!(report.runs.iter().all(|r| r.http2));
