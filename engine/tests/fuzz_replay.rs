@@ -122,8 +122,10 @@ fn every_fuzz_target_has_a_replay() {
         "data_keys",
         "store_records",
         "ffi_abi",
-        // Needs keyplane-server: replayed by fuzz/tests/replay.rs.
+        // Need keyplane-server: replayed by fuzz/tests/replay.rs (request_parse) and
+        // server/tests/fuzz_replay.rs (sigv4_parse).
         "request_parse",
+        "sigv4_parse",
     ];
     for target in files(&fuzz_dir().join("fuzz_targets")) {
         let name = target
