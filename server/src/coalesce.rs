@@ -5,8 +5,8 @@
 //! policy condition is evaluated with another request's facts) join it until it holds
 //! `max_items`, or until a yield of the async worker passes with nobody joining (so a lone request
 //! runs at once and batching happens only under concurrency), or at the latest when the window
-//! ends ([`Coalescer::close_when_idle`]). The batch then runs as one engine batch call on a blocking thread, with
-//! each item's [`keyplane::RequestOrigin`] (`Engine::with_item_origins`), so the audit record lists
+//! ends ([`Coalescer::close_when_idle`]). The batch then runs as one engine batch call (on a
+//! blocking thread when the engine's calls may block, else on the worker), with each item's [`keyplane::RequestOrigin`] (`Engine::with_item_origins`), so the audit record lists
 //! every request it answered; each waiter gets its own result, and an item that fails fails
 //! alone. A batch of one runs as the plain single call. Requests of different callers never share
 //! a batch. DryRun requests, and requests with options the batch call lacks, are not taken and run
@@ -241,13 +241,18 @@ impl Coalescer {
         Some(open.swap_remove(i))
     }
 
-    /// Runs a batch on a blocking thread and answers each of its waiters.
+    /// Runs a batch and answers each of its waiters: on a blocking thread when the call may
+    /// block (a `Synced` audit log), else here on the worker.
     fn run(&self, batch: Open) {
         self.engine_calls.fetch_add(1, Ordering::Relaxed);
         self.items
             .fetch_add(batch.items.len() as u64, Ordering::Relaxed);
         self.metrics.batch(batch.operation.name, batch.items.len());
-        tokio::task::spawn_blocking(move || run_batch(batch));
+        if batch.operation.runs_inline(&batch.engine) {
+            run_batch(batch);
+        } else {
+            tokio::task::spawn_blocking(move || run_batch(batch));
+        }
     }
 }
 
