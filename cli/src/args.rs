@@ -600,7 +600,8 @@ pub struct ServeArgs {
     /// No TLS: only on a loopback listen address
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     pub plain_http: bool,
-    /// How long, in microseconds, the first small request waits for others to share a batch
+    /// The longest, in microseconds, the first small request waits for others to share a batch
+    /// (it runs at once when no other request is arriving)
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub coalesce_window_us: u64,
     /// Most requests in one coalesced batch

@@ -395,6 +395,21 @@ impl Engine {
         }
     }
 
+    /// Whether a data-plane call (Encrypt, Decrypt, GenerateDataKey, Sign, ...) on a key already
+    /// in memory may wait on I/O: true when the audit log's durability is
+    /// [`Durability::Synced`](crate::audit::Durability::Synced), where each call waits for its
+    /// record's fsync; false with `Queued` durability or no audit log, where such a call is CPU
+    /// work only. An async front end runs calls that may block on a blocking thread and the
+    /// others on its worker. Control-plane calls write the store and may always block; the first
+    /// use of a key not yet in memory reads the store, and a full audit queue makes a call wait
+    /// for the writer (back pressure), whatever this says.
+    pub fn calls_may_block(&self) -> bool {
+        self.inner
+            .audit
+            .as_ref()
+            .is_some_and(|audit| audit.log.durability() == crate::audit::Durability::Synced)
+    }
+
     /// Whether calls through this handle are dry runs.
     pub fn is_dry_run(&self) -> bool {
         self.dry_run

@@ -930,3 +930,37 @@ fn crash_while_appending_through_the_engine_leaves_a_chain_that_verifies() {
     // The torn line, if any, was never acknowledged and is cut; the rest goes on.
     assert_eq!(after.records, report.records + 6);
 }
+
+// ---- perf (issue 13): whether a call may block, by the engine's audit configuration -------------
+// `keyplane serve` runs data-plane calls on its async worker only when `calls_may_block()` is
+// false; this holds that it says so exactly for `Queued` durability and for no audit log.
+
+#[test]
+fn calls_may_block_exactly_when_the_audit_log_is_synced() {
+    use keyplane::audit::Durability;
+    assert!(
+        !Engine::in_memory().unwrap().calls_may_block(),
+        "no audit log"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let signing_key = generate_signing_key().unwrap();
+    for (name, durability, blocks) in [
+        ("synced.log", Durability::Synced, true),
+        ("queued.log", Durability::Queued, false),
+    ] {
+        let mut config = AuditConfig::new(dir.path().join(name));
+        config.durability = durability;
+        let engine = Engine::builder()
+            .audit(config, &signing_key)
+            .build()
+            .unwrap();
+        assert_eq!(engine.calls_may_block(), blocks, "{durability:?}");
+        let caller = engine.for_caller(Caller::account_root(ACCOUNT).unwrap());
+        assert_eq!(
+            caller.calls_may_block(),
+            blocks,
+            "{durability:?}, as any handle"
+        );
+    }
+    assert_eq!(AuditConfig::new("x").durability, Durability::Synced);
+}

@@ -1,11 +1,12 @@
 //! Coalescing: concurrent small data-plane requests of one principal joined into one engine batch
 //! call within a short window, with a bounded number of items.
 //!
-//! The first request of a batch opens it and starts the window; requests of the same operation
-//! from the same caller (the whole [`Caller`]: principal, tags and source address, so that no
-//! policy condition is evaluated with another request's facts) join it until the window ends or
-//! it holds `max_items`. The batch then runs as one engine batch call on a blocking thread, with
-//! each item's [`keyplane::RequestOrigin`] (`Engine::with_item_origins`), so the audit record lists
+//! The first request of a batch opens it; requests of the same operation from the same caller (the whole [`Caller`]: principal, tags and source address, so that no
+//! policy condition is evaluated with another request's facts) join it until it holds
+//! `max_items`, or until a yield of the async worker passes with nobody joining (so a lone request
+//! runs at once and batching happens only under concurrency), or at the latest when the window
+//! ends ([`Coalescer::close_when_idle`]). The batch then runs as one engine batch call (on a
+//! blocking thread when the engine's calls may block, else on the worker), with each item's [`keyplane::RequestOrigin`] (`Engine::with_item_origins`), so the audit record lists
 //! every request it answered; each waiter gets its own result, and an item that fails fails
 //! alone. A batch of one runs as the plain single call. Requests of different callers never share
 //! a batch. DryRun requests, and requests with options the batch call lacks, are not taken and run
@@ -16,7 +17,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keyplane::{Caller, EncryptionAlgorithm, EncryptionContext, Engine, RequestOrigin};
 use tokio::sync::oneshot;
@@ -33,10 +34,15 @@ use crate::protocol::Fault;
 pub struct CoalesceConfig {
     /// Off: every request is its own engine call.
     pub enabled: bool,
-    /// How long the first request of a batch waits for others.
+    /// The longest the first request of a batch waits for others (it runs sooner as soon as a
+    /// yield of the worker passes with nobody joining).
     pub window: Duration,
     /// Most requests in one batch.
     pub max_items: usize,
+    /// Run a batch as soon as a yield of the worker passes with nobody joining it, so that a lone
+    /// request is not delayed (the default). Off: a batch waits its whole window unless it fills
+    /// up, which makes batch sizes deterministic (tests that fill batches on purpose).
+    pub run_when_idle: bool,
 }
 
 impl Default for CoalesceConfig {
@@ -45,6 +51,7 @@ impl Default for CoalesceConfig {
             enabled: true,
             window: Duration::from_micros(200),
             max_items: 64,
+            run_when_idle: true,
         }
     }
 }
@@ -150,18 +157,45 @@ impl Coalescer {
         }
         if let Some(id) = opened {
             let this = Arc::clone(self);
-            tokio::spawn(async move {
-                tokio::time::sleep(this.config.window).await;
-                if let Some(batch) = this.take(id) {
-                    this.run(batch);
-                }
-            });
+            tokio::spawn(async move { this.close_when_idle(id).await });
         }
         answer.await.unwrap_or_else(|_| {
             Err(Fault::Engine(keyplane::Error::Internal(
                 "the request's batch stopped".into(),
             )))
         })
+    }
+
+    /// Runs the batch `id` once no more requests are joining it: after each yield of this task
+    /// (which lets the worker run every other ready task and poll the network once), the batch
+    /// runs if nobody joined since the last look, or when the window has passed since it opened.
+    /// So a lone request runs at once, never sleeping on a timer (tokio's has 1 ms resolution),
+    /// and requests are batched only while others are arriving; `window` bounds the wait.
+    async fn close_when_idle(&self, id: u64) {
+        let deadline = Instant::now() + self.config.window;
+        let mut seen = 1;
+        loop {
+            tokio::task::yield_now().await;
+            if !self.config.run_when_idle {
+                tokio::time::sleep_until(deadline.into()).await;
+                break;
+            }
+            match self.size(id) {
+                // Filled up and ran already.
+                None => return,
+                Some(n) if n > seen && Instant::now() < deadline => seen = n,
+                Some(_) => break,
+            }
+        }
+        if let Some(batch) = self.take(id) {
+            self.run(batch);
+        }
+    }
+
+    /// How many requests the open batch `id` holds (`None`: it is no longer open).
+    fn size(&self, id: u64) -> Option<usize> {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.iter().find(|b| b.id == id).map(|b| b.items.len())
     }
 
     /// Adds `item` to its open batch, or opens one. Returns a batch that is now full, and the id
@@ -207,13 +241,18 @@ impl Coalescer {
         Some(open.swap_remove(i))
     }
 
-    /// Runs a batch on a blocking thread and answers each of its waiters.
+    /// Runs a batch and answers each of its waiters: on a blocking thread when the call may
+    /// block (a `Synced` audit log), else here on the worker.
     fn run(&self, batch: Open) {
         self.engine_calls.fetch_add(1, Ordering::Relaxed);
         self.items
             .fetch_add(batch.items.len() as u64, Ordering::Relaxed);
         self.metrics.batch(batch.operation.name, batch.items.len());
-        tokio::task::spawn_blocking(move || run_batch(batch));
+        if batch.operation.runs_inline(&batch.engine) {
+            run_batch(batch);
+        } else {
+            tokio::task::spawn_blocking(move || run_batch(batch));
+        }
     }
 }
 

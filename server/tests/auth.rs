@@ -888,3 +888,75 @@ fn wait_for(mut condition: impl FnMut() -> bool) -> Duration {
     }
     start.elapsed()
 }
+
+// ---------------------------------------------------------------------------------------------
+// perf (issue 13): the signature check runs on the async worker when the credential is in memory
+// (`Authenticator::verify_cached`), and only a check that must read the store goes to a blocking
+// thread. These tests hold that the in-memory path decides exactly as `verify` does.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn verify_cached_answers_from_memory_and_defers_only_a_store_read() {
+    use keyplane_sqlite::root_key::KeyFileProvider;
+    use keyplane_sqlite::{SqliteKeyStore, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let provider: Arc<dyn keyplane_sqlite::root_key::RootKeyProvider> = Arc::new(
+        KeyFileProvider::new(dir.path().join("root.key"), keyplane::LockPolicy::Require),
+    );
+    let store =
+        Arc::new(SqliteKeyStore::init(dir.path(), provider, StoreOptions::default()).unwrap());
+    let f = Fixture::on(CredentialStore::sqlite(store));
+    // Cold: nothing read yet, so only the store can tell; the replay guard is left untouched,
+    // and the same request then passes the full check.
+    let first = f.good();
+    assert!(f.auth.verify_cached(&first.signed(), f.now).is_none());
+    assert_eq!(f.auth.replay_guard().len(), 0);
+    assert_eq!(f.verify(&first).unwrap(), alice(&f));
+    // Warm: answered from memory, as `verify` would.
+    let second = f.good();
+    assert_eq!(
+        f.auth.verify_cached(&second.signed(), f.now),
+        Some(Ok(alice(&f)))
+    );
+    let mut attack = Attack::new("verify_cached_bypass");
+    let replayed = f.auth.verify_cached(&second.signed(), f.now).unwrap();
+    attack.refused(
+        replayed,
+        "InvalidSignatureException",
+        "already used",
+        "a replay",
+    );
+    let wrong = request(
+        &Signing {
+            secret: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            ..f.signing()
+        },
+        b"{}",
+    );
+    attack.refused(
+        f.auth.verify_cached(&wrong.signed(), f.now).unwrap(),
+        "InvalidSignatureException",
+        "signature",
+        "a wrong secret",
+    );
+    let unknown = request(
+        &Signing {
+            access_key_id: "AKIAIOSFODNN7EXAMPLE",
+            ..f.signing()
+        },
+        b"{}",
+    );
+    let refused = f.auth.verify_cached(&unknown.signed(), f.now);
+    attack.tried += 1;
+    assert_eq!(
+        refused.unwrap().unwrap_err().code,
+        "UnrecognizedClientException"
+    );
+    attack.rejected += 1;
+    // An in-memory store always knows.
+    let m = Fixture::new();
+    assert_eq!(
+        m.auth.verify_cached(&m.good().signed(), m.now),
+        Some(Ok(alice(&m)))
+    );
+}

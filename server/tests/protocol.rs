@@ -3,6 +3,7 @@
 //! error path, and coalescing.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -961,4 +962,83 @@ async fn errors_never_echo_plaintext_or_member_values() {
     )
     .await;
     assert!(!String::from_utf8_lossy(&reply.body).contains(secret));
+}
+
+// ---------------------------------------------------------------------------------------------
+// perf (issue 13): where a call runs. A data-plane call on an engine whose calls do not block
+// (audit log `Queued`, or none) runs on the async worker: its `handle` future is ready at its
+// first poll. With a `Synced` audit log, and for the control plane always, it goes to the
+// blocking pool: the first poll is pending. (On the old code every call was pending.)
+// ---------------------------------------------------------------------------------------------
+
+/// Polls `handle` once: `Some(reply)` when it answered without waiting on another thread.
+fn first_poll(svc: &Service, ctx: &RequestContext, op: &str, body: &Value) -> Option<Reply> {
+    let target = format!("TrentService.{op}");
+    let body = body.to_string();
+    let mut future = std::pin::pin!(svc.handle(ctx, Some(&target), body.as_bytes()));
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(Arc::new(Noop));
+    let mut cx = std::task::Context::from_waker(&waker);
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(reply) => Some(reply),
+        std::task::Poll::Pending => None,
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn data_plane_calls_run_on_the_worker_only_when_the_engine_says_they_cannot_block() {
+    use keyplane::audit::{generate_signing_key, AuditConfig, Durability};
+    let dir = tempfile::tempdir().unwrap();
+    let signing_key = generate_signing_key().unwrap();
+    for (name, durability) in [
+        ("none", None),
+        ("queued.log", Some(Durability::Queued)),
+        ("synced.log", Some(Durability::Synced)),
+    ] {
+        let mut builder = Engine::builder();
+        if let Some(durability) = durability {
+            let mut config = AuditConfig::new(dir.path().join(name));
+            config.durability = durability;
+            builder = builder.audit(config, &signing_key);
+        }
+        let engine = builder.build().unwrap();
+        let blocks = durability == Some(Durability::Synced);
+        assert_eq!(engine.calls_may_block(), blocks, "{name}");
+        let key = engine.create_key(Default::default()).unwrap();
+        let svc = service_with(engine, no_coalescing());
+        let encrypt = json!({"KeyId": key.key_id, "Plaintext": B64.encode(b"inline")});
+        let ctx = root();
+        match first_poll(&svc, &ctx, "Encrypt", &encrypt) {
+            Some(reply) => {
+                assert!(
+                    !blocks,
+                    "{name}: Encrypt ran on the worker with a synced audit log"
+                );
+                assert_eq!(
+                    reply.status,
+                    200,
+                    "{}",
+                    String::from_utf8_lossy(&reply.body)
+                );
+            }
+            None => assert!(blocks, "{name}: Encrypt went to the blocking pool"),
+        }
+        // The answer is the same either way.
+        let reply = raw(
+            &svc,
+            &ctx,
+            Some("TrentService.Encrypt"),
+            encrypt.to_string().as_bytes(),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{name}");
+        // The control plane writes the store: always on the blocking pool.
+        assert!(
+            first_poll(&svc, &ctx, "CreateKey", &json!({})).is_none(),
+            "{name}: CreateKey ran on the worker"
+        );
+    }
 }

@@ -37,6 +37,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
         enabled: !args.no_coalesce,
         window: Duration::from_micros(args.coalesce_window_us),
         max_items: args.coalesce_max_items.max(1),
+        run_when_idle: true,
     };
     let config = ServerConfig {
         listen: args.listen,

@@ -447,6 +447,11 @@ impl AuditLog {
             .clone()
     }
 
+    /// When callers are released ([`AuditConfig::durability`]).
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
     /// The log's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -312,10 +312,37 @@ impl CredentialStore {
         string_to_sign: &[u8],
         signature: &[u8; 32],
     ) -> std::result::Result<String, CheckError> {
-        let entry = self
-            .lookup(access_key_id)
-            .map_err(CheckError::Store)?
-            .ok_or(CheckError::Unrecognized)?;
+        let entry = self.lookup(access_key_id).map_err(CheckError::Store)?;
+        self.check_entry(entry, date, region, service, string_to_sign, signature)
+    }
+
+    /// As [`CredentialStore::check_signature`], but only from what is in memory: `None` when the
+    /// answer needs a read of the store (a credential not read yet, or a generation check due),
+    /// which may block on SQLite. Never reads the store, so a caller may run it on an async
+    /// worker and send only the `None` case to a blocking thread.
+    pub fn check_signature_cached(
+        &self,
+        access_key_id: &str,
+        date: &str,
+        region: &str,
+        service: &str,
+        string_to_sign: &[u8],
+        signature: &[u8; 32],
+    ) -> Option<std::result::Result<String, CheckError>> {
+        let entry = self.lookup_cached(access_key_id)?;
+        Some(self.check_entry(entry, date, region, service, string_to_sign, signature))
+    }
+
+    fn check_entry(
+        &self,
+        entry: Option<Arc<Entry>>,
+        date: &str,
+        region: &str,
+        service: &str,
+        string_to_sign: &[u8],
+        signature: &[u8; 32],
+    ) -> std::result::Result<String, CheckError> {
+        let entry = entry.ok_or(CheckError::Unrecognized)?;
         if !entry.active.load(Ordering::Relaxed) {
             return Err(CheckError::Unrecognized);
         }
@@ -340,26 +367,37 @@ impl CredentialStore {
         }
     }
 
+    /// The credential `access_key_id` when memory knows the answer without reading the store
+    /// (`Some(None)`: it does not exist); `None` when only the store can tell.
+    fn lookup_cached(&self, access_key_id: &str) -> Option<Option<Arc<Entry>>> {
+        match &self.inner.backend {
+            Backend::Memory(map) => Some(shared(map).get(access_key_id).cloned()),
+            Backend::Sqlite { cache, .. } => {
+                // Under a shared lock: a fresh cache that knows the answer.
+                let cache = shared(cache);
+                if cache
+                    .checked
+                    .is_none_or(|at| at.elapsed() >= GENERATION_POLL)
+                {
+                    return None;
+                }
+                if !cache.known.contains(access_key_id) {
+                    return Some(None);
+                }
+                cache.entries.get(access_key_id).map(|e| Some(e.clone()))
+            }
+        }
+    }
+
     /// The credential `access_key_id`, from memory or the store.
     fn lookup(&self, access_key_id: &str) -> Result<Option<Arc<Entry>>> {
+        // The common case: a fresh cache that knows the answer.
+        if let Some(known) = self.lookup_cached(access_key_id) {
+            return Ok(known);
+        }
         match &self.inner.backend {
             Backend::Memory(map) => Ok(shared(map).get(access_key_id).cloned()),
             Backend::Sqlite { store, cache } => {
-                // The common case, under a shared lock: a fresh cache that knows the answer.
-                {
-                    let cache = shared(cache);
-                    if cache
-                        .checked
-                        .is_some_and(|at| at.elapsed() < GENERATION_POLL)
-                    {
-                        if !cache.known.contains(access_key_id) {
-                            return Ok(None);
-                        }
-                        if let Some(entry) = cache.entries.get(access_key_id) {
-                            return Ok(Some(entry.clone()));
-                        }
-                    }
-                }
                 let mut cache = exclusive(cache);
                 if cache
                     .checked

@@ -117,12 +117,57 @@ impl Authenticator {
         &self.replay
     }
 
-    /// Who signed `request`, or why it is refused. `now` is the server's clock.
+    /// Who signed `request`, or why it is refused. `now` is the server's clock. May read the
+    /// credential store (a credential not in memory yet): call it where blocking is allowed.
     pub fn verify(
         &self,
         request: &SignedRequest<'_>,
         now: SystemTime,
     ) -> Result<Identity, AuthError> {
+        let prepared = self.prepare(request, now)?;
+        let checked = self.credentials.check_signature(
+            prepared.auth.access_key_id,
+            prepared.auth.date,
+            prepared.auth.region,
+            prepared.auth.service,
+            prepared.string_to_sign.as_bytes(),
+            &prepared.signature(),
+        );
+        self.finish(&prepared, checked)
+    }
+
+    /// As [`Authenticator::verify`] when the credential's answer is in memory; `None` when it
+    /// needs a read of the credential store (which may block), and nothing was changed (the
+    /// replay guard was not touched): call [`Authenticator::verify`] on a blocking thread then.
+    /// Never blocks, so a server runs it on its async worker (a warm check is one HMAC and a
+    /// SHA-256 of the body, a few microseconds).
+    pub fn verify_cached(
+        &self,
+        request: &SignedRequest<'_>,
+        now: SystemTime,
+    ) -> Option<Result<Identity, AuthError>> {
+        let prepared = match self.prepare(request, now) {
+            Ok(prepared) => prepared,
+            Err(refused) => return Some(Err(refused)),
+        };
+        let checked = self.credentials.check_signature_cached(
+            prepared.auth.access_key_id,
+            prepared.auth.date,
+            prepared.auth.region,
+            prepared.auth.service,
+            prepared.string_to_sign.as_bytes(),
+            &prepared.signature(),
+        )?;
+        Some(self.finish(&prepared, checked))
+    }
+
+    /// Every check before the credential's: the header's form, the date, the scope, the signed
+    /// headers, the clock skew, the payload hash; then the string to sign.
+    fn prepare<'a>(
+        &self,
+        request: &'a SignedRequest<'_>,
+        now: SystemTime,
+    ) -> Result<Prepared<'a>, AuthError> {
         let headers = request.headers;
         let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
         let Some(value) = values.next() else {
@@ -240,15 +285,28 @@ impl Authenticator {
             &body_hash,
         );
         let string_to_sign = sigv4::string_to_sign(&amz_date, auth.scope, hasher.finish().as_ref());
-        let signature = auth.signature.unwrap_or([0u8; 32]);
-        let checked = self.credentials.check_signature(
-            auth.access_key_id,
-            auth.date,
-            auth.region,
-            auth.service,
-            string_to_sign.as_bytes(),
-            &signature,
-        );
+        Ok(Prepared {
+            auth,
+            string_to_sign,
+            request_time,
+            now,
+        })
+    }
+
+    /// The credential's answer, then the replay check.
+    fn finish(
+        &self,
+        prepared: &Prepared<'_>,
+        checked: Result<String, CheckError>,
+    ) -> Result<Identity, AuthError> {
+        let Prepared {
+            auth,
+            request_time,
+            now,
+            ..
+        } = prepared;
+        let (request_time, now) = (*request_time, *now);
+        let signature = prepared.signature();
         let principal = match checked {
             Ok(principal) if auth.signature.is_some() => principal,
             Ok(_) | Err(CheckError::Mismatch) => return Err(errors::mismatch()),
@@ -270,6 +328,22 @@ impl Authenticator {
             principal,
             access_key_id: auth.access_key_id.to_owned(),
         })
+    }
+}
+
+/// A request that passed every check but the credential's and the replay guard's.
+struct Prepared<'a> {
+    auth: sigv4::Authorization<'a>,
+    string_to_sign: String,
+    /// The request's date and the server's clock, epoch seconds.
+    request_time: i64,
+    now: i64,
+}
+
+impl Prepared<'_> {
+    /// The signature to compare (zeros when the header had none: then no credential matches).
+    fn signature(&self) -> [u8; 32] {
+        self.auth.signature.unwrap_or([0u8; 32])
     }
 }
 

@@ -3,8 +3,9 @@
 //! Every answer carries `x-amzn-RequestId` (a fresh UUID v4, the audit record's `requestID`) and,
 //! with a JSON body, `Content-Type: application/x-amz-json-1.1`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -28,6 +29,7 @@ pub(crate) struct App {
     authenticator: Arc<Authenticator>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limits: Limits,
+    callers: Callers,
 }
 
 impl App {
@@ -42,7 +44,48 @@ impl App {
             authenticator: Arc::new(authenticator),
             metrics,
             limits,
+            callers: Callers::default(),
         }
+    }
+}
+
+/// Principals kept as [`keyplane::Caller`]s, so that each principal's requests reuse one: the
+/// engine caches authorization decisions by the caller's process-unique id, and a new `Caller`
+/// per request would never hit that cache. Bounded: emptied when it holds [`Callers::MAX`].
+#[derive(Debug, Default)]
+struct Callers {
+    by_principal: RwLock<HashMap<String, keyplane::Caller>>,
+}
+
+impl Callers {
+    /// Most principals kept at once.
+    const MAX: usize = 1024;
+
+    /// The caller for `principal`, made once and then reused.
+    fn get(&self, principal: &str) -> keyplane::Result<keyplane::Caller> {
+        let known = self
+            .by_principal
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(principal)
+            .cloned();
+        if let Some(caller) = known {
+            return Ok(caller);
+        }
+        let caller = keyplane::Caller::new(principal)?;
+        let mut map = self.by_principal.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        Ok(map.entry(principal.to_owned()).or_insert(caller).clone())
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_principal
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 }
 
@@ -111,22 +154,37 @@ async fn api_inner(
         Err((answer, code)) => return (answer, None, Some(code)),
     };
 
-    // Signature checks may read the credential store: off the reactor, like engine calls.
-    let authenticator = Arc::clone(&app.authenticator);
-    let verified = tokio::task::spawn_blocking(move || {
-        let signed = SignedRequest {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query().unwrap_or(""),
-            headers: &parts.headers,
-            body: &body,
-        };
-        let identity = authenticator.verify(&signed, SystemTime::now());
-        (identity, parts, body)
-    })
-    .await;
-    let Ok((identity, parts, body)) = verified else {
-        return internal_error();
+    // A warm signature check (the credential in memory) is CPU only, a few microseconds: on the
+    // worker. Only one that must read the credential store goes to the blocking pool.
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let cached = app.authenticator.verify_cached(&signed, SystemTime::now());
+    let (identity, parts, body) = match cached {
+        Some(identity) => (identity, parts, body),
+        None => {
+            let authenticator = Arc::clone(&app.authenticator);
+            let verified = tokio::task::spawn_blocking(move || {
+                let signed = SignedRequest {
+                    method: parts.method.as_str(),
+                    path: parts.uri.path(),
+                    query: parts.uri.query().unwrap_or(""),
+                    headers: &parts.headers,
+                    body: &body,
+                };
+                let identity = authenticator.verify(&signed, SystemTime::now());
+                (identity, parts, body)
+            })
+            .await;
+            let Ok(verified) = verified else {
+                return internal_error();
+            };
+            verified
+        }
     };
     let identity = match identity {
         Ok(identity) => identity,
@@ -139,7 +197,7 @@ async fn api_inner(
             );
         }
     };
-    let caller = match keyplane::Caller::new(&identity.principal) {
+    let caller = match app.callers.get(&identity.principal) {
         Ok(caller) => caller,
         Err(_) => {
             let answer = error(
@@ -291,4 +349,35 @@ fn with_request_id(mut answer: Answer, request_id: &str) -> Answer {
         answer.headers_mut().insert(REQUEST_ID, value);
     }
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Callers;
+
+    #[test]
+    fn a_principals_requests_reuse_one_caller_and_the_cache_stays_bounded() {
+        let callers = Callers::default();
+        let alice = "arn:aws:iam::111122223333:user/alice";
+        let bob = "arn:aws:iam::111122223333:user/bob";
+        // `Caller` equality includes its process-unique id, which the engine's decision cache
+        // keys on: equal only when it is the same caller reused.
+        assert_eq!(callers.get(alice).unwrap(), callers.get(alice).unwrap());
+        assert_ne!(callers.get(alice).unwrap(), callers.get(bob).unwrap());
+        assert_ne!(
+            callers.get(alice).unwrap(),
+            keyplane::Caller::new(alice).unwrap()
+        );
+        assert_eq!(
+            callers.get("not an arn").unwrap_err().code(),
+            "ValidationException"
+        );
+        assert_eq!(callers.len(), 2);
+        for n in 0..(Callers::MAX * 2) {
+            callers
+                .get(&format!("arn:aws:iam::111122223333:user/u{n}"))
+                .unwrap();
+            assert!(callers.len() <= Callers::MAX);
+        }
+    }
 }

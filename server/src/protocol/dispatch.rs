@@ -7,7 +7,8 @@ use keyplane::Engine;
 use super::json::{Input, Out};
 use super::{aliases, asymmetric, dataplane, grants, keys, mac, policies, rotation, tags, Fault};
 
-/// A handler: one request's members in, the response's members out. Runs on a blocking thread.
+/// A handler: one request's members in, the response's members out. Runs on a blocking thread,
+/// or on the async worker when [`Operation::runs_inline`].
 pub type Handler = fn(&Engine, &Input) -> Result<Out, Fault>;
 
 /// One served operation.
@@ -71,6 +72,32 @@ table! {
     "UpdateKeyDescription" => keys::update_key_description,
     "Verify" => asymmetric::verify,
     "VerifyMac" => mac::verify_mac,
+}
+
+/// The operations whose call, on a key in memory, is CPU work of microseconds (symmetric
+/// cryptography, an ECDSA or RSA signature) and writes nothing to the store: they may run on the
+/// async worker when the engine says its calls do not block ([`Engine::calls_may_block`]). Every
+/// other operation (the control plane writes the store; key-pair generation can take long) runs
+/// on a blocking thread.
+const CPU_ONLY: &[&str] = &[
+    "Decrypt",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GenerateRandom",
+    "ReEncrypt",
+    "Sign",
+    "Verify",
+    "VerifyMac",
+];
+
+impl Operation {
+    /// Whether this operation's call may run on the async worker on `engine`: a
+    /// [`CPU_ONLY`] operation on an engine whose calls do not block.
+    pub fn runs_inline(&self, engine: &Engine) -> bool {
+        CPU_ONLY.contains(&self.name) && !engine.calls_may_block()
+    }
 }
 
 const CUSTOM_KEY_STORES: &str =

@@ -5,8 +5,9 @@
 //! UnknownOperationException, or UnsupportedOperationException for an operation of the model
 //! keyplane does not serve); [`json::Input`] reads the body against the model (wrong JSON types
 //! are SerializationException, missing required members the engine's ValidationException); the
-//! operation's handler runs on a blocking thread with an engine handle bound to the request's
-//! caller and origin (so its audit record carries the request id the client sees), or joins a
+//! operation's handler runs with an engine handle bound to the request's caller and origin — on
+//! a blocking thread when the call may block (the control plane, or any call while the audit log
+//! is `Synced`), else on the async worker ([`dispatch::Operation::runs_inline`]) — (so its audit record carries the request id the client sees), or joins a
 //! coalesced batch ([`crate::coalesce`]); the answer is written by [`json::Out`].
 //!
 //! Where plaintext lives: a request's decoded blobs in [`json::Input`]'s zeroizing buffers (the
@@ -208,6 +209,9 @@ impl Service {
             self.coalescer
                 .submit(self.engine.clone(), ctx, operation, input)
                 .await
+        } else if operation.runs_inline(&engine) {
+            // CPU work only (no fsync wait): a hop to the blocking pool would cost more.
+            (operation.handler)(&engine, &input)
         } else {
             let handler = operation.handler;
             match tokio::task::spawn_blocking(move || handler(&engine, &input)).await {
