@@ -1305,3 +1305,67 @@ async fn a_request_that_never_finishes_holds_shutdown_only_for_the_drain_timeout
         "{took:?}"
     );
 }
+
+// ---- aws:SourceIp over the network (lead, issue 13) --------------------------------------------
+
+/// A key policy's `aws:SourceIp` condition sees the client's real address: a Deny for Encrypt from
+/// 127.0.0.1 (`StringEquals`; the engine has no `IpAddress` operator) refuses the same signed request that an Allow-only policy answers. (Without the
+/// address on the caller, the condition never matched and the Deny was silently inert.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_a_key_policy_source_ip_condition_cannot_be_escaped_over_the_network() {
+    let server = start_with(true, quick_limits(), engine()).await;
+    let ca = server.tls.clone().unwrap().certificate;
+    let leak = |text: String| -> &'static [u8] { Box::leak(text.into_bytes().into_boxed_slice()) };
+
+    let h1 = tls_connect(server.addr, &ca, &[b"http/1.1"]).await;
+    let created = send_h1(h1, signed(&server, false, "TrentService.CreateKey", b"{}")).await;
+    let key_id = json(&created)["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let encrypt = leak(format!(r#"{{"KeyId":"{key_id}","Plaintext":"aGVsbG8="}}"#));
+    let policy = |address: &str| {
+        let document = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "root", "Effect": "Allow",
+                 "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                 "Action": "kms:*", "Resource": "*"},
+                {"Sid": "no-encrypt-from", "Effect": "Deny",
+                 "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                 "Action": "kms:Encrypt", "Resource": "*",
+                 "Condition": {"StringEquals": {"aws:SourceIp": address}}}
+            ]
+        });
+        leak(
+            serde_json::json!({"KeyId": key_id, "PolicyName": "default",
+                               "Policy": document.to_string()})
+            .to_string(),
+        )
+    };
+
+    let mut tried = 0;
+    for (address, denied) in [("10.1.2.3", false), ("127.0.0.1", true)] {
+        let h1 = tls_connect(server.addr, &ca, &[b"http/1.1"]).await;
+        let put = send_h1(
+            h1,
+            signed(&server, false, "TrentService.PutKeyPolicy", policy(address)),
+        )
+        .await;
+        assert_eq!(put.status(), StatusCode::OK, "{:?}", put.body());
+        let h1 = tls_connect(server.addr, &ca, &[b"http/1.1"]).await;
+        let answer = send_h1(h1, signed(&server, false, "TrentService.Encrypt", encrypt)).await;
+        if denied {
+            tried += 1;
+            assert_eq!(answer.status().as_u16(), 400, "{:?}", answer.body());
+            assert_eq!(json(&answer)["__type"], "AccessDeniedException");
+        } else {
+            assert_eq!(answer.status(), StatusCode::OK, "{:?}", answer.body());
+        }
+    }
+    println!(
+        "assurance: attack source-ip-condition-over-the-network: tried {tried}, rejected {tried}"
+    );
+    server.shutdown.shutdown();
+    server.task.await.unwrap();
+}

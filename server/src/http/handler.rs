@@ -197,8 +197,10 @@ async fn api_inner(
             );
         }
     };
+    // The client's address answers `aws:SourceIp` in key policies. (Decisions the engine caches
+    // are those of policies without conditions, so the reused caller's id stays valid.)
     let caller = match app.callers.get(&identity.principal) {
-        Ok(caller) => caller,
+        Ok(caller) => caller.with_source_ip(conn.peer.ip().to_canonical()),
         Err(_) => {
             let answer = error(
                 StatusCode::FORBIDDEN,
