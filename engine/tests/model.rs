@@ -1175,8 +1175,8 @@ fn concurrent_operations_lose_nothing() {
 // never reaches the control plane and deletes nothing. After such a call the model had the key
 // deleted (NotFoundException) where the engine still had it pending deletion
 // (KMSInvalidStateException). Random inputs meet this only when such a refused call falls after a
-// deletion date and before the key's next use, so a run of 128 cases failed now and then (2 runs
-// of 8 at 1000 cases), whatever the machine's load; shrinking always ends on the refused call.
+// deletion date and before the key's next use, so a run failed now and then (6 runs in 150 at 128
+// cases), whatever the machine's load; shrinking always ends on the refused call.
 
 /// Each operation that names its key with an empty KeyId, after a deletion fell due: the refused
 /// call must run no deletion, in the engine and in the model alike.
