@@ -62,24 +62,76 @@ def decrypt() -> None:
     # then the decrypt_batch_into capacity.
     none_key, no_context = 0, 5
     genuine_untouched = bytes([1, 0, 0, 0, 0])  # mode 1, genuine 0, one flip at 0 by 0
-    write("decrypt", "genuine-0", bytes([none_key, no_context, 0]) + short(b"") + genuine_untouched + b"\xff")
+    write(
+        "decrypt",
+        "genuine-0",
+        bytes([none_key, no_context, 0]) + short(b"") + genuine_untouched + b"\xff",
+    )
     # genuine 1 was sealed with context 0 ({"tenant": "42"}).
-    write("decrypt", "genuine-1-context", bytes([none_key, 0, 0]) + short(b"") + bytes([1, 1, 0, 0, 0]) + b"\xff")
-    write("decrypt", "genuine-1-wrong-context", bytes([none_key, 1, 0]) + short(b"") + bytes([1, 1, 0, 0, 0]))
-    write("decrypt", "genuine-0-by-alias", bytes([4, no_context, 0]) + short(b"") + genuine_untouched)
-    write("decrypt", "genuine-0-wrong-key", bytes([6, no_context, 0]) + short(b"") + genuine_untouched)
-    write("decrypt", "genuine-0-hmac-key", bytes([9, no_context, 0]) + short(b"") + genuine_untouched)
-    write("decrypt", "genuine-3-disabled", bytes([none_key, no_context, 0]) + short(b"") + bytes([1, 3, 0, 0, 0]))
-    write("decrypt", "genuine-4-rotated", bytes([none_key, 3, 1]) + short(b"") + bytes([1, 4, 0, 0, 0]))
-    write("decrypt", "flip-tag", bytes([none_key, no_context, 0]) + short(b"") + bytes([1, 0, 0, 86, 1]))
-    write("decrypt", "flip-key-version", bytes([none_key, no_context, 0]) + short(b"") + bytes([1, 4, 0, 21, 3]))
-    write("decrypt", "truncated", bytes([none_key, no_context, 0]) + short(b"") + bytes([2, 0, 1, 40]))
-    write("decrypt", "extended", bytes([none_key, no_context, 0]) + short(b"") + bytes([2, 0, 0]) + short(b"\x00" * 5))
+    write(
+        "decrypt",
+        "genuine-1-context",
+        bytes([none_key, 0, 0]) + short(b"") + bytes([1, 1, 0, 0, 0]) + b"\xff",
+    )
+    write(
+        "decrypt",
+        "genuine-1-wrong-context",
+        bytes([none_key, 1, 0]) + short(b"") + bytes([1, 1, 0, 0, 0]),
+    )
+    write(
+        "decrypt", "genuine-0-by-alias", bytes([4, no_context, 0]) + short(b"") + genuine_untouched
+    )
+    write(
+        "decrypt", "genuine-0-wrong-key", bytes([6, no_context, 0]) + short(b"") + genuine_untouched
+    )
+    write(
+        "decrypt", "genuine-0-hmac-key", bytes([9, no_context, 0]) + short(b"") + genuine_untouched
+    )
+    write(
+        "decrypt",
+        "genuine-3-disabled",
+        bytes([none_key, no_context, 0]) + short(b"") + bytes([1, 3, 0, 0, 0]),
+    )
+    write(
+        "decrypt",
+        "genuine-4-rotated",
+        bytes([none_key, 3, 1]) + short(b"") + bytes([1, 4, 0, 0, 0]),
+    )
+    write(
+        "decrypt",
+        "flip-tag",
+        bytes([none_key, no_context, 0]) + short(b"") + bytes([1, 0, 0, 86, 1]),
+    )
+    write(
+        "decrypt",
+        "flip-key-version",
+        bytes([none_key, no_context, 0]) + short(b"") + bytes([1, 4, 0, 21, 3]),
+    )
+    write(
+        "decrypt", "truncated", bytes([none_key, no_context, 0]) + short(b"") + bytes([2, 0, 1, 40])
+    )
+    write(
+        "decrypt",
+        "extended",
+        bytes([none_key, no_context, 0]) + short(b"") + bytes([2, 0, 0]) + short(b"\x00" * 5),
+    )
     write("decrypt", "spliced", bytes([none_key, no_context, 0]) + short(b"") + bytes([3, 0, 4]))
-    write("decrypt", "header-on-garbage", bytes([none_key, no_context, 0]) + short(b"") + bytes([4, 2]) + b"\x00" * 40)
+    write(
+        "decrypt",
+        "header-on-garbage",
+        bytes([none_key, no_context, 0]) + short(b"") + bytes([4, 2]) + b"\x00" * 40,
+    )
     write("decrypt", "raw", bytes([none_key, no_context, 0]) + short(b"") + bytes([0]) + blob(8))
-    write("decrypt", "garbage-key-id", bytes([1, no_context, 0]) + short(b"alias/\xff") + genuine_untouched)
-    write("decrypt", "rsa-algorithm", bytes([none_key, no_context, 2]) + short(b"") + genuine_untouched)
+    write(
+        "decrypt",
+        "garbage-key-id",
+        bytes([1, no_context, 0]) + short(b"alias/\xff") + genuine_untouched,
+    )
+    write(
+        "decrypt",
+        "rsa-algorithm",
+        bytes([none_key, no_context, 2]) + short(b"") + genuine_untouched,
+    )
 
 
 def context_encode() -> None:
@@ -92,50 +144,83 @@ def context_encode() -> None:
     write("context_encode", "empty-empty", ctx([]) + ctx([]))
     write("context_encode", "one-pair", ctx([(b"tenant", b"42")]) + ctx([(b"tenant", b"42")]))
     write("context_encode", "ambiguous-split", ctx([(b"ab", b"c")]) + ctx([(b"a", b"bc")]))
-    write("context_encode", "order", ctx([(b"b", b"2"), (b"a", b"1")]) + ctx([(b"a", b"1"), (b"b", b"2")]))
+    write(
+        "context_encode",
+        "order",
+        ctx([(b"b", b"2"), (b"a", b"1")]) + ctx([(b"a", b"1"), (b"b", b"2")]),
+    )
     write("context_encode", "empty-strings", ctx([(b"", b"")]) + ctx([]))
-    write("context_encode", "utf8", ctx([("ключ".encode(), "значение".encode())]) + ctx([(b"\xff", b"x")]))
+    write(
+        "context_encode",
+        "utf8",
+        ctx([("ключ".encode(), "значение".encode())]) + ctx([(b"\xff", b"x")]),
+    )
     for n in (8180, 8183, 8184, 8200):
-        write("context_encode", f"big-{n}", b"\xff" + short(b"k") + struct.pack(">H", n) + b"\x00" + ctx([]))
+        write(
+            "context_encode",
+            f"big-{n}",
+            b"\xff" + short(b"k") + struct.pack(">H", n) + b"\x00" + ctx([]),
+        )
 
 
 POLICIES = {
     "default": {
         "Version": "2012-10-17",
         "Id": "key-default-1",
-        "Statement": [{
-            "Sid": "Enable IAM User Permissions",
-            "Effect": "Allow",
-            "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
-            "Action": "kms:*",
-            "Resource": "*",
-        }],
+        "Statement": [
+            {
+                "Sid": "Enable IAM User Permissions",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ],
     },
     "deny-with-condition": {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": "111122223333"}, "Action": ["kms:Encrypt", "kms:Decrypt"], "Resource": "*"},
-            {"Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
-             "Condition": {"StringNotEquals": {"kms:EncryptionContext:tenant": ["42", "43"]}}},
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "111122223333"},
+                "Action": ["kms:Encrypt", "kms:Decrypt"],
+                "Resource": "*",
+            },
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": {"StringNotEquals": {"kms:EncryptionContext:tenant": ["42", "43"]}},
+            },
         ],
     },
     "every-operator": {
         "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::111122223333:user/alice"]},
-            "NotAction": "kms:ScheduleKeyDeletion", "NotResource": "arn:aws:kms:*:444455556666:key/*",
-            "Condition": {
-                "StringLike": {"kms:RequestAlias": "alias/app-*"},
-                "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": ["tenant"]},
-                "ArnLikeIfExists": {"aws:PrincipalArn": "arn:aws:iam::111122223333:*"},
-                "Bool": {"kms:GrantIsForAWSResource": "true"},
-                "Null": {"kms:EncryptionContext:tenant": "false"},
-                "StringEqualsIgnoreCase": {"kms:ViaService": "S3.us-east-1.amazonaws.com"},
-            },
-        }],
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ["arn:aws:iam::111122223333:user/alice"]},
+                "NotAction": "kms:ScheduleKeyDeletion",
+                "NotResource": "arn:aws:kms:*:444455556666:key/*",
+                "Condition": {
+                    "StringLike": {"kms:RequestAlias": "alias/app-*"},
+                    "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": ["tenant"]},
+                    "ArnLikeIfExists": {"aws:PrincipalArn": "arn:aws:iam::111122223333:*"},
+                    "Bool": {"kms:GrantIsForAWSResource": "true"},
+                    "Null": {"kms:EncryptionContext:tenant": "false"},
+                    "StringEqualsIgnoreCase": {"kms:ViaService": "S3.us-east-1.amazonaws.com"},
+                },
+            }
+        ],
     },
     "service-principal": {
-        "Statement": {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "kms:Decrypt", "Resource": "*"},
+        "Statement": {
+            "Effect": "Allow",
+            "Principal": {"Service": "ec2.amazonaws.com"},
+            "Action": "kms:Decrypt",
+            "Resource": "*",
+        },
     },
 }
 
@@ -143,17 +228,35 @@ POLICIES = {
 def key_policy() -> None:
     for name, policy in POLICIES.items():
         write("key_policy", name, b"\x00" + json.dumps(policy).encode())
-    write("key_policy", "duplicate-member", b'\x00{"Statement": [{"Effect": "Deny", "Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]}')
+    write(
+        "key_policy",
+        "duplicate-member",
+        b'\x00{"Statement": [{"Effect": "Deny", "Effect": "Allow", '
+        b'"Principal": "*", "Action": "*", "Resource": "*"}]}',
+    )
     write("key_policy", "trailing-comma", b'\x00{"Statement": [],}')
-    write("key_policy", "variable", b'\x00{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "${aws:username}"}]}')
+    write(
+        "key_policy",
+        "variable",
+        b'\x00{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", '
+        b'"Action": "*", "Resource": "${aws:username}"}]}',
+    )
     write("key_policy", "not-json", b"\x00{")
-    write("key_policy", "structured-a", bytes([1, 0, 0, 1, 0, 2, 0, 1, 1, 1, 0]) + short(b"42") + bytes([0, 2]))
-    write("key_policy", "structured-b", bytes([1, 2, 1, 7, 1, 3, 1, 2, 1, 1, 3, 0]) + short(b"alias/*") + bytes([1, 1]))
+    write(
+        "key_policy",
+        "structured-a",
+        bytes([1, 0, 0, 1, 0, 2, 0, 1, 1, 1, 0]) + short(b"42") + bytes([0, 2]),
+    )
+    write(
+        "key_policy",
+        "structured-b",
+        bytes([1, 2, 1, 7, 1, 3, 1, 2, 1, 1, 3, 0]) + short(b"alias/*") + bytes([1, 1]),
+    )
 
 
 def audit_verify() -> None:
     write("audit_verify", "empty-file", b"\x00")
-    write("audit_verify", "garbage", b"\x00{\"seq\":1,\"chain\":\"00\"}\n")
+    write("audit_verify", "garbage", b'\x00{"seq":1,"chain":"00"}\n')
     write("audit_verify", "genuine", bytes([1, 0, 0, 1, 0]))  # one insert of nothing
     write("audit_verify", "flip", bytes([1, 0, 100, 0, 4]))
     write("audit_verify", "insert", bytes([1, 0, 50, 1]) + short(b'"x":1,'))
@@ -173,42 +276,104 @@ def data_keys() -> None:
     write("data_keys", "bytes-1025", bytes([0, 0, 4]) + struct.pack(">H", 1025) + bytes([3, 0]))
     write("data_keys", "zero-and-max", bytes([0, 0, 2, 3, 0, 0, 0, 3, 3, 0]))
     write("data_keys", "both-given", bytes([0, 1, 4, 0, 8, 3, 0]))
-    write("data_keys", "disabled-pending-hmac-rsa", bytes([0, 1, 0, 3, 5, 0, 1, 0, 3, 6, 0, 1, 0, 3, 7, 0, 1, 0, 3, 8]))
-    write("data_keys", "garbage-identifier", bytes([0, 1, 0, 3, 19]) + short(b"arn:aws:kms:us-east-1:111122223333:alias/dk-a"))
-    # op 2: ReEncrypt: genuine, blob mode, source key?, source context, source algorithm?, destination, context, algorithm.
+    write(
+        "data_keys",
+        "disabled-pending-hmac-rsa",
+        bytes([0, 1, 0, 3, 5, 0, 1, 0, 3, 6, 0, 1, 0, 3, 7, 0, 1, 0, 3, 8]),
+    )
+    write(
+        "data_keys",
+        "garbage-identifier",
+        bytes([0, 1, 0, 3, 19]) + short(b"arn:aws:kms:us-east-1:111122223333:alias/dk-a"),
+    )
+    # op 2: ReEncrypt: genuine, blob mode, source key?, source context, source algorithm?,
+    # destination, context, algorithm.
     write("data_keys", "re-encrypt-genuine", bytes([2, 0, 3, 0, 0, 0, 0, 4, 3, 3]))
     write("data_keys", "re-encrypt-to-rsa", bytes([2, 1, 3, 0, 3, 0, 8, 2, 1]))
     write("data_keys", "re-encrypt-wrong-context", bytes([2, 0, 3, 0, 1, 0, 0, 3, 3]))
     write("data_keys", "re-encrypt-flipped", bytes([2, 0, 0, 10, 1, 0, 0, 0, 0, 3, 3]))
     # op 3: batches.
-    write("data_keys", "batches", bytes([3, 3, 1, 0, 3, 0, 2, 0, 3, 2, 0, 4, 0, 20, 3, 0, 3, 0, 1, 4, 1, 0, 0, 2, 0, 32]))
+    write(
+        "data_keys",
+        "batches",
+        bytes([3, 3, 1, 0, 3, 0, 2, 0, 3, 2, 0, 4, 0, 20, 3, 0, 3, 0, 1, 4, 1, 0, 0, 2, 0, 32]),
+    )
 
 
 def ffi_abi() -> None:
     live, real = 1, 2
     full, valid = 4, 2
-    # kp_encrypt: engine, plaintext (short bytes, then its buffer choice), key id, context, algorithm,
-    # output buffer, length pointer, info pointer.
+    # kp_encrypt: engine, plaintext (short bytes, then its buffer choice), key id, context,
+    # algorithm, output buffer, length pointer, info pointer.
     enc = bytes([0, live]) + short(b"hello") + bytes([full, real, 0, live, 4, full, valid, valid])
     write("ffi_abi", "encrypt", enc)
-    write("ffi_abi", "encrypt-null-everything", bytes([0, 0]) + short(b"") + bytes([0, 0, 0, 0, 0, 0]))
-    write("ffi_abi", "encrypt-absurd-length", bytes([0, live]) + short(b"hello") + bytes([2, 1, real, 0, live, 4, 2, 0, valid, valid]))
-    write("ffi_abi", "encrypt-wrong-handles", bytes([0, 3]) + short(b"x") + bytes([full, real, 0, 4, 4, full, valid, valid]))
-    write("ffi_abi", "encrypt-misaligned-out", bytes([0, live]) + short(b"hello") + bytes([full, real, 0, live, 4, full, 1, 3, valid]))
-    # kp_decrypt: engine, keep blob / flip, replace?, buffer choice, key id (flag), context, algorithm, out, len, info.
-    write("ffi_abi", "decrypt-genuine", bytes([1, live, 0, 1, full, 1, live, 4, full, valid, valid]))
-    write("ffi_abi", "decrypt-flipped", bytes([1, live, 1, 20, 1, 1, full, 1, live, 4, full, valid, valid]))
-    write("ffi_abi", "decrypt-freed-handle", bytes([1, 6, 0, 1, full, 1, live, 4, full, valid, valid]))
-    write("ffi_abi", "re-encrypt", bytes([2, live, 1, full, real, 0, live, 4, real, 1, live, 4, full, valid, valid]))
-    write("ffi_abi", "data-key", bytes([3, live, real, 0, live, 3, 1, 2, valid, full, valid, valid]))
+    write(
+        "ffi_abi", "encrypt-null-everything", bytes([0, 0]) + short(b"") + bytes([0, 0, 0, 0, 0, 0])
+    )
+    write(
+        "ffi_abi",
+        "encrypt-absurd-length",
+        bytes([0, live]) + short(b"hello") + bytes([2, 1, real, 0, live, 4, 2, 0, valid, valid]),
+    )
+    write(
+        "ffi_abi",
+        "encrypt-wrong-handles",
+        bytes([0, 3]) + short(b"x") + bytes([full, real, 0, 4, 4, full, valid, valid]),
+    )
+    write(
+        "ffi_abi",
+        "encrypt-misaligned-out",
+        bytes([0, live]) + short(b"hello") + bytes([full, real, 0, live, 4, full, 1, 3, valid]),
+    )
+    # kp_decrypt: engine, keep blob / flip, replace?, buffer choice, key id (flag), context,
+    # algorithm, out, len, info.
+    write(
+        "ffi_abi", "decrypt-genuine", bytes([1, live, 0, 1, full, 1, live, 4, full, valid, valid])
+    )
+    write(
+        "ffi_abi",
+        "decrypt-flipped",
+        bytes([1, live, 1, 20, 1, 1, full, 1, live, 4, full, valid, valid]),
+    )
+    write(
+        "ffi_abi", "decrypt-freed-handle", bytes([1, 6, 0, 1, full, 1, live, 4, full, valid, valid])
+    )
+    write(
+        "ffi_abi",
+        "re-encrypt",
+        bytes([2, live, 1, full, real, 0, live, 4, real, 1, live, 4, full, valid, valid]),
+    )
+    write(
+        "ffi_abi", "data-key", bytes([3, live, real, 0, live, 3, 1, 2, valid, full, valid, valid])
+    )
     write("ffi_abi", "random", bytes([4, live, 1, 0, 32, full]))
-    write("ffi_abi", "context", bytes([5, live, 1]) + short(b"k") + bytes([1]) + short(b"v") + bytes([live, 1]))
-    write("ffi_abi", "describe-and-fields", bytes([6, live, real, 0, valid, 1, live, 2, 2, live, 3, valid, 2, valid]))
+    write(
+        "ffi_abi",
+        "context",
+        bytes([5, live, 1]) + short(b"k") + bytes([1]) + short(b"v") + bytes([live, 1]),
+    )
+    write(
+        "ffi_abi",
+        "describe-and-fields",
+        bytes([6, live, real, 0, valid, 1, live, 2, 2, live, 3, valid, 2, valid]),
+    )
     write("ffi_abi", "alias", bytes([7, live, real, 0, real, 0]))
-    write("ffi_abi", "batch", bytes([8, 2]) + short(b"a") + bytes([full, real, 0, 4]) + short(b"b") + bytes([full, real, 1, 4, 1, valid, valid, full, full, live, 1, 4, valid]))
+    write(
+        "ffi_abi",
+        "batch",
+        bytes([8, 2])
+        + short(b"a")
+        + bytes([full, real, 0, 4])
+        + short(b"b")
+        + bytes([full, real, 1, 4, 1, valid, valid, full, full, live, 1, 4, valid]),
+    )
     write("ffi_abi", "secret-buffer", bytes([9, live, 1, 0, 64, valid]))
     write("ffi_abi", "pure", bytes([10, 0, 0, 0x03, 0xE8, 0, 0, 0, 83]))
-    write("ffi_abi", "last-error", bytes([0, 0]) + short(b"") + bytes([0, 0, 0, 0, 0, 0]) + bytes([11, full, valid]))
+    write(
+        "ffi_abi",
+        "last-error",
+        bytes([0, 0]) + short(b"") + bytes([0, 0, 0, 0, 0, 0]) + bytes([11, full, valid]),
+    )
 
 
 def store_records() -> None:
@@ -231,65 +396,170 @@ def store_records() -> None:
         "grants": [],
     }
     write("store_records", "key-record", b"\x00\x00" + json.dumps(record).encode())
-    write("store_records", "alias-record", b"\x00\x01" + json.dumps(
-        {"name": "alias/x", "target": record["id"], "created": 0, "updated": 1}).encode())
-    write("store_records", "grant-record", b"\x00\x02" + json.dumps({
-        "grant_id": "a" * 64, "grant_token": "t", "name": None,
-        "grantee_principal": "arn:aws:iam::111122223333:user/bob", "retiring_principal": None,
-        "operations": ["Encrypt", "Decrypt"],
-        "constraints": {"EncryptionContextSubset": {"tenant": "42"}},
-        "issuing_account": "111122223333", "created": 5}).encode())
-    write("store_records", "version-record", b"\x00\x03" + json.dumps(
-        {"version": 4294967295, "material_id": "x", "created": -1, "rotation_type": "AUTOMATIC"}).encode())
-    write("store_records", "bad-json", b"\x00\x00{\"id\": 1}")
+    write(
+        "store_records",
+        "alias-record",
+        b"\x00\x01"
+        + json.dumps(
+            {"name": "alias/x", "target": record["id"], "created": 0, "updated": 1}
+        ).encode(),
+    )
+    write(
+        "store_records",
+        "grant-record",
+        b"\x00\x02"
+        + json.dumps(
+            {
+                "grant_id": "a" * 64,
+                "grant_token": "t",
+                "name": None,
+                "grantee_principal": "arn:aws:iam::111122223333:user/bob",
+                "retiring_principal": None,
+                "operations": ["Encrypt", "Decrypt"],
+                "constraints": {"EncryptionContextSubset": {"tenant": "42"}},
+                "issuing_account": "111122223333",
+                "created": 5,
+            }
+        ).encode(),
+    )
+    write(
+        "store_records",
+        "version-record",
+        b"\x00\x03"
+        + json.dumps(
+            {"version": 4294967295, "material_id": "x", "created": -1, "rotation_type": "AUTOMATIC"}
+        ).encode(),
+    )
+    write("store_records", "bad-json", b'\x00\x00{"id": 1}')
     # Structured: one symmetric key, one version numbered 1, its material (32 bytes), no alias.
-    sym = (bytes([1, 0, 1, 1]) + struct.pack(">I", 0) + short(b"key")
-           + bytes([0, 0, 0, 0, 1, 0]) + bytes([0, 0]) + bytes([0]) + bytes([3]) + bytes([1]))
+    sym = (
+        bytes([1, 0, 1, 1])
+        + struct.pack(">I", 0)
+        + short(b"key")
+        + bytes([0, 0, 0, 0, 1, 0])
+        + bytes([0, 0])
+        + bytes([0])
+        + bytes([3])
+        + bytes([1])
+    )
     write("store_records", "one-symmetric-key", sym + bytes([1, 1]) + bytes(range(32)) + bytes([0]))
-    write("store_records", "random-structure", bytes([1, 2, 3, 1, 9, 200, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9]) * 3)
+    write(
+        "store_records",
+        "random-structure",
+        bytes([1, 2, 3, 1, 9, 200, 7, 1, 2, 3, 4, 5, 6, 7, 8, 9]) * 3,
+    )
 
 
 def sigv4_parse() -> None:
     # A selector byte (0: Authorization, 1: X-Amz-Date, 2: X-Amz-Content-SHA256, 3: the tail of a
     # well-formed Authorization for the target's real access key), then the header value.
     sig = "0123456789abcdef" * 4
-    good = ("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20150830/us-east-1/kms/aws4_request, "
-            "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + sig)
+    good = (
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20150830/us-east-1/kms/aws4_request, "
+        "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + sig
+    )
     write("sigv4_parse", "botocore-shaped", b"\x00" + good.encode())
     write("sigv4_parse", "no-signature", b"\x00" + good.rsplit(", ", 1)[0].encode())
     write("sigv4_parse", "other-algorithm", b"\x00AWS4-ECDSA-P256-SHA256 Credential=a/b/c/d/e")
     write("sigv4_parse", "bearer", b"\x00Bearer eyJhbGciOiJIUzI1NiJ9")
-    write("sigv4_parse", "four-elements", b"\x00AWS4-HMAC-SHA256 Credential=A/20150830/us-east-1/kms, "
-          b"SignedHeaders=host, Signature=00")
+    write(
+        "sigv4_parse",
+        "four-elements",
+        b"\x00AWS4-HMAC-SHA256 Credential=A/20150830/us-east-1/kms, "
+        b"SignedHeaders=host, Signature=00",
+    )
     write("sigv4_parse", "missing-equal", b"\x00AWS4-HMAC-SHA256 Credential AKIA/x")
-    write("sigv4_parse", "empty-signed-header", b"\x00AWS4-HMAC-SHA256 Credential=A/1/2/3/4, "
-          b"SignedHeaders=host;;x-amz-date, Signature=" + sig.encode())
-    write("sigv4_parse", "utf8", "\x00AWS4-HMAC-SHA256 Credential=\u00e9/\u1234/r/kms/aws4_request, "
-          "SignedHeaders=host, Signature=".encode())
+    write(
+        "sigv4_parse",
+        "empty-signed-header",
+        b"\x00AWS4-HMAC-SHA256 Credential=A/1/2/3/4, "
+        b"SignedHeaders=host;;x-amz-date, Signature=" + sig.encode(),
+    )
+    write(
+        "sigv4_parse",
+        "utf8",
+        "\x00AWS4-HMAC-SHA256 Credential=\u00e9/\u1234/r/kms/aws4_request, "
+        "SignedHeaders=host, Signature=".encode(),
+    )
     write("sigv4_parse", "amz-date", b"\x0120150830T123600Z")
     write("sigv4_parse", "amz-date-feb-30", b"\x0120150230T123600Z")
     write("sigv4_parse", "http-date", b"\x01Sun, 30 Aug 2015 12:36:00 GMT")
-    write("sigv4_parse", "content-sha256", b"\x02e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-    write("sigv4_parse", "real-key-tail", b"\x03SignedHeaders=host;x-amz-date, Signature=" + sig.encode())
-    write("sigv4_parse", "real-key-unsigned-host", b"\x03SignedHeaders=x-amz-date, Signature=" + sig.encode())
+    write(
+        "sigv4_parse",
+        "content-sha256",
+        b"\x02e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    )
+    write(
+        "sigv4_parse",
+        "real-key-tail",
+        b"\x03SignedHeaders=host;x-amz-date, Signature=" + sig.encode(),
+    )
+    write(
+        "sigv4_parse",
+        "real-key-unsigned-host",
+        b"\x03SignedHeaders=x-amz-date, Signature=" + sig.encode(),
+    )
 
 
 def request_parse() -> None:
     # The selector byte indexes the dispatch table (server/src/protocol/dispatch.rs), in order.
-    table = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server", "src",
-                              "protocol", "dispatch.rs")).read()
-    names = [line.split('"')[1] for line in table.splitlines() if line.strip().startswith('"') and "=>" in line]
+    dispatch = os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "server", "src", "protocol", "dispatch.rs"
+    )
+    with open(dispatch) as f:
+        table = f.read()
+    names = [
+        line.split('"')[1]
+        for line in table.splitlines()
+        if line.strip().startswith('"') and "=>" in line
+    ]
 
     def op(name: str, body: bytes) -> bytes:
         return bytes([names.index(name)]) + body
 
-    write("request_parse", "encrypt", op("Encrypt", b'{"KeyId": "alias/fuzz", "Plaintext": "aGVsbG8=", "EncryptionContext": {"a": "b"}}'))
-    write("request_parse", "encrypt-bad-base64", op("Encrypt", b'{"KeyId": "alias/fuzz", "Plaintext": "aGVsbG8"}'))
+    write(
+        "request_parse",
+        "encrypt",
+        op(
+            "Encrypt",
+            b'{"KeyId": "alias/fuzz", "Plaintext": "aGVsbG8=", "EncryptionContext": {"a": "b"}}',
+        ),
+    )
+    write(
+        "request_parse",
+        "encrypt-bad-base64",
+        op("Encrypt", b'{"KeyId": "alias/fuzz", "Plaintext": "aGVsbG8"}'),
+    )
     write("request_parse", "decrypt-short-blob", op("Decrypt", b'{"CiphertextBlob": "AQID"}'))
-    write("request_parse", "generate-data-key", op("GenerateDataKey", b'{"KeyId": "alias/fuzz", "NumberOfBytes": 32}'))
-    write("request_parse", "generate-random-wrong-type", op("GenerateRandom", b'{"NumberOfBytes": "32"}'))
-    write("request_parse", "create-key-tags", op("CreateKey", b'{"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC", "Tags": [{"TagKey": "a"}]}'))
-    write("request_parse", "create-grant-constraints", op("CreateGrant", b'{"KeyId": "alias/fuzz", "GranteePrincipal": "arn:aws:iam::111122223333:user/a", "Operations": ["Decrypt", 1], "Constraints": {"EncryptionContextSubset": {"a": "b"}}}'))
+    write(
+        "request_parse",
+        "generate-data-key",
+        op("GenerateDataKey", b'{"KeyId": "alias/fuzz", "NumberOfBytes": 32}'),
+    )
+    write(
+        "request_parse",
+        "generate-random-wrong-type",
+        op("GenerateRandom", b'{"NumberOfBytes": "32"}'),
+    )
+    write(
+        "request_parse",
+        "create-key-tags",
+        op(
+            "CreateKey",
+            b'{"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC", '
+            b'"Tags": [{"TagKey": "a"}]}',
+        ),
+    )
+    write(
+        "request_parse",
+        "create-grant-constraints",
+        op(
+            "CreateGrant",
+            b'{"KeyId": "alias/fuzz", "GranteePrincipal": "arn:aws:iam::111122223333:user/a", '
+            b'"Operations": ["Decrypt", 1], '
+            b'"Constraints": {"EncryptionContextSubset": {"a": "b"}}}',
+        ),
+    )
     write("request_parse", "list-keys-empty-body", op("ListKeys", b""))
     write("request_parse", "describe-key-not-object", op("DescribeKey", b"[1, 2]"))
     write("request_parse", "not-served", bytes([len(names)]) + b"{}")

@@ -59,17 +59,27 @@ requests = [
 native = getattr(engine, "native", None)
 shapes = []
 if native is not None and hasattr(native, "encrypt_batch"):
-    shapes.append((
-        "engine.native.encrypt_batch",
-        lambda: native.encrypt_batch(key_id=key_id, plaintexts=messages, encryption_context=context),
-    ))
+    shapes.append(
+        (
+            "engine.native.encrypt_batch",
+            lambda: native.encrypt_batch(
+                key_id=key_id, plaintexts=messages, encryption_context=context
+            ),
+        )
+    )
 if hasattr(engine, "encrypt_many"):
-    shapes.append(("engine.encrypt_many", lambda: engine.encrypt_many(key_id, messages, context=context)))
+    shapes.append(
+        ("engine.encrypt_many", lambda: engine.encrypt_many(key_id, messages, context=context))
+    )
 if hasattr(engine, "encrypt_batch"):
-    shapes.append((
-        "engine.encrypt_batch",
-        lambda: engine.encrypt_batch(key_id=key_id, plaintexts=messages, encryption_context=context),
-    ))
+    shapes.append(
+        (
+            "engine.encrypt_batch",
+            lambda: engine.encrypt_batch(
+                key_id=key_id, plaintexts=messages, encryption_context=context
+            ),
+        )
+    )
     shapes.append(("engine.encrypt_batch(requests)", lambda: engine.encrypt_batch(requests)))
 call = None
 api = None
@@ -88,7 +98,10 @@ for name, shape in shapes:
     call, api = shape, name
     break
 if call is None:
-    emit(status="failed", message="no batch encrypt call this script knows: " + "; ".join(errors or ["none found"]))
+    emit(
+        status="failed",
+        message="no batch encrypt call this script knows: " + "; ".join(errors or ["none found"]),
+    )
 
 end = time.perf_counter() + warmup
 while time.perf_counter() < end:

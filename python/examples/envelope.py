@@ -1,8 +1,8 @@
 """Envelope encryption, as the service's walkthrough does it, with keyplane's boto3-compatible
 client: GenerateDataKey gives a data key in plaintext and encrypted under a KMS key; the data is
 encrypted locally with the plaintext key (AES-256-GCM, here with `cryptography` when installed),
-which is then forgotten; the encrypted data key is stored beside the data. To read, Decrypt turns the
-encrypted data key back into the plaintext key.
+which is then forgotten; the encrypted data key is stored beside the data. To read, Decrypt turns
+the encrypted data key back into the plaintext key.
 
 Then the same with the Pythonic API's batch call: one data key per record, all at once.
 
@@ -36,18 +36,23 @@ def main() -> None:
         nonce = os.urandom(12)
         sealed = nonce + AESGCM(data_key["Plaintext"]).encrypt(nonce, document, None)
     else:  # without cryptography, let the engine seal the (small) document directly
-        sealed = kms.encrypt(KeyId=key_id, Plaintext=document, EncryptionContext=context)["CiphertextBlob"]
+        sealed = kms.encrypt(KeyId=key_id, Plaintext=document, EncryptionContext=context)[
+            "CiphertextBlob"
+        ]
     stored = {"encrypted_key": data_key["CiphertextBlob"], "data": sealed}
     del data_key
 
     # Decrypt: the encrypted data key names its KMS key; the context must match.
-    plaintext_key = kms.decrypt(CiphertextBlob=stored["encrypted_key"], EncryptionContext=context)["Plaintext"]
+    plaintext_key = kms.decrypt(CiphertextBlob=stored["encrypted_key"], EncryptionContext=context)[
+        "Plaintext"
+    ]
     if AESGCM is not None:
         opened = AESGCM(plaintext_key).decrypt(stored["data"][:12], stored["data"][12:], None)
     else:
         opened = kms.decrypt(CiphertextBlob=stored["data"], EncryptionContext=context)["Plaintext"]
     assert opened == document
-    print(f"envelope round trip through {kms.describe_key(KeyId='alias/envelope-example')['KeyMetadata']['Arn']}")
+    arn = kms.describe_key(KeyId="alias/envelope-example")["KeyMetadata"]["Arn"]
+    print(f"envelope round trip through {arn}")
 
     # The Pythonic API: 10,000 records, one data key each, in one batch call without the GIL.
     engine = keyplane.Engine()

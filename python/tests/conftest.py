@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any, Dict, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -73,7 +74,7 @@ def check_value(value: Any, shape_name: str, path: str, secrets: bool = False) -
         raise AssertionError(f"{path}: unexpected shape type {kind}")
 
 
-def check_response(operation: str, response: Dict[str, Any], secrets: bool = False) -> None:
+def check_response(operation: str, response: dict[str, Any], secrets: bool = False) -> None:
     """Asserts a client response matches the operation's output shape, with botocore's
     ResponseMetadata."""
     metadata = response["ResponseMetadata"]
@@ -110,8 +111,8 @@ class CheckedClient:
         if method not in METHODS:
             return target
 
-        def call(**kwargs: Any) -> Dict[str, Any]:
-            response: Dict[str, Any] = target(**kwargs)
+        def call(**kwargs: Any) -> dict[str, Any]:
+            response: dict[str, Any] = target(**kwargs)
             check_response(METHODS[method], response, self.secrets)
             self.seen.add(METHODS[method])
             return response

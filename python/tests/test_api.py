@@ -6,11 +6,10 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from conftest import ALICE
 
 import keyplane
 from keyplane import exceptions
-
-from conftest import ALICE
 
 
 def test_keys_and_aliases(engine: keyplane.Engine) -> None:
@@ -35,7 +34,7 @@ def test_keys_and_aliases(engine: keyplane.Engine) -> None:
     assert key.state == "PendingDeletion" and date > key.creation_date
     key.cancel_deletion()
     assert key.state == "Disabled"
-    assert [k.key_id for k in engine.keys()] == [key.key_id]
+    assert [k.key_id for k in engine] == [key.key_id]
 
 
 def test_single_calls(engine: keyplane.Engine) -> None:
@@ -76,13 +75,18 @@ def test_batches_report_errors_per_item(engine: keyplane.Engine) -> None:
     assert isinstance(results[0], bytes) and isinstance(results[2], bytes)
     error = results[1]
     assert isinstance(error, exceptions.ValidationException)
-    assert error.operation_name == "Encrypt" and error.response["Error"]["Code"] == "ValidationException"
+    assert (
+        error.operation_name == "Encrypt"
+        and error.response["Error"]["Code"] == "ValidationException"
+    )
     with pytest.raises(exceptions.ValidationException):
         keyplane.ok(results)
 
     blobs = keyplane.ok(key.encrypt_many([b"a", b"b"], contexts=[{"n": "1"}, {"n": "2"}]))
     opened = engine.decrypt_many(blobs + [b"garbage"], contexts=[{"n": "1"}, {"n": "2"}, None])
-    assert opened[:2] == [b"a", b"b"] and isinstance(opened[2], exceptions.InvalidCiphertextException)
+    assert opened[:2] == [b"a", b"b"] and isinstance(
+        opened[2], exceptions.InvalidCiphertextException
+    )
     wrong = engine.decrypt_many(blobs, context={"n": "1"})
     assert wrong[0] == b"a" and isinstance(wrong[1], exceptions.InvalidCiphertextException)
     with pytest.raises(exceptions.ValidationException):
@@ -100,7 +104,16 @@ def test_data_key_batches(engine: keyplane.Engine) -> None:
     assert len(data_keys) == 100 and len({bytes(d.plaintext) for d in data_keys}) == 100
     for d in data_keys[:5]:
         assert engine.decrypt(d.ciphertext, context={"c": "1"}) == bytes(d.plaintext)
-    assert len(bytes(keyplane.ok(engine.generate_data_keys(key.key_id, 2, number_of_bytes=7))[0].plaintext)) == 7
+    assert (
+        len(
+            bytes(
+                keyplane.ok(engine.generate_data_keys(key.key_id, 2, number_of_bytes=7))[
+                    0
+                ].plaintext
+            )
+        )
+        == 7
+    )
     signer = engine.create_key(key_spec="ECC_NIST_P256", key_usage="SIGN_VERIFY")
     failed = engine.generate_data_keys(signer.key_id, 3)
     assert all(isinstance(f, exceptions.InvalidKeyUsageException) for f in failed)
@@ -135,16 +148,27 @@ def test_principals_and_sharing_with_the_client(engine: keyplane.Engine) -> None
     outsider = engine.as_principal("arn:aws:iam::444455556666:user/mallory")
     with pytest.raises(exceptions.AccessDeniedException):
         outsider.decrypt(blob)
-    assert all(isinstance(r, exceptions.AccessDeniedException) for r in outsider.encrypt_many(key.key_id, [b"x"] * 3))
+    assert all(
+        isinstance(r, exceptions.AccessDeniedException)
+        for r in outsider.encrypt_many(key.key_id, [b"x"] * 3)
+    )
     kms = engine.client()
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
-    assert kms.engine.same_engine(engine.native) and not engine.native.same_engine(keyplane.Engine().native)
+    assert kms.engine.same_engine(engine.native) and not engine.native.same_engine(
+        keyplane.Engine().native
+    )
     assert keyplane.client("kms", engine=engine, principal=ALICE).engine.principal == ALICE
 
 
 def test_engine_settings() -> None:
-    engine = keyplane.Engine(region="eu-central-1", account_id="444455556666", worker_threads=3, lock_policy="warn")
-    assert (engine.region, engine.account_id, engine.worker_threads) == ("eu-central-1", "444455556666", 3)
+    engine = keyplane.Engine(
+        region="eu-central-1", account_id="444455556666", worker_threads=3, lock_policy="warn"
+    )
+    assert (engine.region, engine.account_id, engine.worker_threads) == (
+        "eu-central-1",
+        "444455556666",
+        3,
+    )
     assert engine.native.max_plaintext_bytes == 4096
     with pytest.raises(exceptions.ValidationException):
         keyplane.Engine(lock_policy="maybe")

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any, Set
+from typing import Any
 
 import pytest
+from conftest import ACCOUNT, ALICE, BOB, CheckedClient
 
 import keyplane
 from keyplane._model import METHODS, OPERATIONS
 
-from conftest import ACCOUNT, ALICE, BOB, CheckedClient
-
-COVERED: Set[str] = set()
+COVERED: set[str] = set()
 
 
 @pytest.fixture
@@ -76,10 +75,16 @@ def test_keys(c: Any) -> None:
 
 def test_key_specs_describe_their_algorithms(c: Any) -> None:
     expected = {
-        ("RSA_2048", "ENCRYPT_DECRYPT"): ("EncryptionAlgorithms", ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]),
+        ("RSA_2048", "ENCRYPT_DECRYPT"): (
+            "EncryptionAlgorithms",
+            ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"],
+        ),
         ("ECC_NIST_P256", "SIGN_VERIFY"): ("SigningAlgorithms", ["ECDSA_SHA_256"]),
         ("ECC_NIST_P384", "KEY_AGREEMENT"): ("KeyAgreementAlgorithms", ["ECDH"]),
-        ("ECC_NIST_EDWARDS25519", "SIGN_VERIFY"): ("SigningAlgorithms", ["ED25519_SHA_512", "ED25519_PH_SHA_512"]),
+        ("ECC_NIST_EDWARDS25519", "SIGN_VERIFY"): (
+            "SigningAlgorithms",
+            ["ED25519_SHA_512", "ED25519_PH_SHA_512"],
+        ),
         ("HMAC_256", "GENERATE_VERIFY_MAC"): ("MacAlgorithms", ["HMAC_SHA_256"]),
     }
     for (spec, usage), (member, algorithms) in expected.items():
@@ -110,7 +115,9 @@ def test_aliases(c: Any, key_id: str) -> None:
 
 
 def test_tags(c: Any, key_id: str) -> None:
-    c.tag_resource(KeyId=key_id, Tags=[{"TagKey": "b", "TagValue": "2"}, {"TagKey": "a", "TagValue": "1"}])
+    c.tag_resource(
+        KeyId=key_id, Tags=[{"TagKey": "b", "TagValue": "2"}, {"TagKey": "a", "TagValue": "1"}]
+    )
     tags = c.list_resource_tags(KeyId=key_id)
     assert tags["Tags"] == [{"TagKey": "a", "TagValue": "1"}, {"TagKey": "b", "TagValue": "2"}]
     assert tags["Truncated"] is False
@@ -155,12 +162,24 @@ def test_symmetric_data_plane(c: Any, key_id: str) -> None:
         DestinationEncryptionContext={"tenant": "43"},
     )
     assert moved["SourceKeyId"].endswith(key_id) and moved["KeyId"].endswith(other)
-    assert moved["SourceEncryptionAlgorithm"] == moved["DestinationEncryptionAlgorithm"] == "SYMMETRIC_DEFAULT"
-    assert c.decrypt(CiphertextBlob=moved["CiphertextBlob"], EncryptionContext={"tenant": "43"})["Plaintext"] == b"card 4111"
+    assert (
+        moved["SourceEncryptionAlgorithm"]
+        == moved["DestinationEncryptionAlgorithm"]
+        == "SYMMETRIC_DEFAULT"
+    )
+    assert (
+        c.decrypt(CiphertextBlob=moved["CiphertextBlob"], EncryptionContext={"tenant": "43"})[
+            "Plaintext"
+        ]
+        == b"card 4111"
+    )
 
     data_key = c.generate_data_key(KeyId=key_id, KeySpec="AES_256", EncryptionContext=context)
     assert len(data_key["Plaintext"]) == 32
-    assert c.decrypt(CiphertextBlob=data_key["CiphertextBlob"], EncryptionContext=context)["Plaintext"] == data_key["Plaintext"]
+    assert (
+        c.decrypt(CiphertextBlob=data_key["CiphertextBlob"], EncryptionContext=context)["Plaintext"]
+        == data_key["Plaintext"]
+    )
     assert len(c.generate_data_key(KeyId=key_id, NumberOfBytes=64)["Plaintext"]) == 64
     sealed_only = c.generate_data_key_without_plaintext(KeyId=key_id, KeySpec="AES_128")
     assert len(c.decrypt(CiphertextBlob=sealed_only["CiphertextBlob"])["Plaintext"]) == 16
@@ -172,7 +191,10 @@ def test_symmetric_data_plane(c: Any, key_id: str) -> None:
 def test_data_key_pairs(c: Any, key_id: str) -> None:
     pair = c.generate_data_key_pair(KeyId=key_id, KeyPairSpec="ECC_NIST_P256")
     assert pair["KeyPairSpec"] == "ECC_NIST_P256" and pair["KeyId"].endswith(key_id)
-    assert c.decrypt(CiphertextBlob=pair["PrivateKeyCiphertextBlob"])["Plaintext"] == pair["PrivateKeyPlaintext"]
+    assert (
+        c.decrypt(CiphertextBlob=pair["PrivateKeyCiphertextBlob"])["Plaintext"]
+        == pair["PrivateKeyPlaintext"]
+    )
     bare = c.generate_data_key_pair_without_plaintext(KeyId=key_id, KeyPairSpec="RSA_2048")
     assert "PrivateKeyPlaintext" not in bare and bare["PublicKey"][:1] == b"\x30"
 
@@ -181,21 +203,42 @@ def test_asymmetric_data_plane(c: Any) -> None:
     signing = c.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     signed = c.sign(KeyId=signing, Message=b"hello", SigningAlgorithm="ECDSA_SHA_256")
     assert signed["SigningAlgorithm"] == "ECDSA_SHA_256"
-    verified = c.verify(KeyId=signing, Message=b"hello", Signature=signed["Signature"], SigningAlgorithm="ECDSA_SHA_256", MessageType="RAW")
+    verified = c.verify(
+        KeyId=signing,
+        Message=b"hello",
+        Signature=signed["Signature"],
+        SigningAlgorithm="ECDSA_SHA_256",
+        MessageType="RAW",
+    )
     assert verified["SignatureValid"] is True
     public = c.get_public_key(KeyId=signing)
     assert public["KeyUsage"] == "SIGN_VERIFY" and public["SigningAlgorithms"] == ["ECDSA_SHA_256"]
 
-    mac_key = c.create_key(KeySpec="HMAC_384", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["KeyId"]
+    mac_key = c.create_key(KeySpec="HMAC_384", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"][
+        "KeyId"
+    ]
     mac = c.generate_mac(KeyId=mac_key, Message=b"m", MacAlgorithm="HMAC_SHA_384")
     assert len(mac["Mac"]) == 48 and mac["MacAlgorithm"] == "HMAC_SHA_384"
-    assert c.verify_mac(KeyId=mac_key, Message=b"m", Mac=mac["Mac"], MacAlgorithm="HMAC_SHA_384")["MacValid"] is True
+    assert (
+        c.verify_mac(KeyId=mac_key, Message=b"m", Mac=mac["Mac"], MacAlgorithm="HMAC_SHA_384")[
+            "MacValid"
+        ]
+        is True
+    )
 
-    agreement = c.create_key(KeySpec="ECC_NIST_P256", KeyUsage="KEY_AGREEMENT")["KeyMetadata"]["KeyId"]
+    agreement = c.create_key(KeySpec="ECC_NIST_P256", KeyUsage="KEY_AGREEMENT")["KeyMetadata"][
+        "KeyId"
+    ]
     peer = c.create_key(KeySpec="ECC_NIST_P256", KeyUsage="KEY_AGREEMENT")["KeyMetadata"]["KeyId"]
     peer_public = c.get_public_key(KeyId=peer)["PublicKey"]
-    ours = c.derive_shared_secret(KeyId=agreement, KeyAgreementAlgorithm="ECDH", PublicKey=peer_public)
-    theirs = c.derive_shared_secret(KeyId=peer, KeyAgreementAlgorithm="ECDH", PublicKey=c.get_public_key(KeyId=agreement)["PublicKey"])
+    ours = c.derive_shared_secret(
+        KeyId=agreement, KeyAgreementAlgorithm="ECDH", PublicKey=peer_public
+    )
+    theirs = c.derive_shared_secret(
+        KeyId=peer,
+        KeyAgreementAlgorithm="ECDH",
+        PublicKey=c.get_public_key(KeyId=agreement)["PublicKey"],
+    )
     assert ours["SharedSecret"] == theirs["SharedSecret"] and len(ours["SharedSecret"]) == 32
     assert ours["KeyOrigin"] == "AWS_KMS" and ours["KeyAgreementAlgorithm"] == "ECDH"
 
@@ -208,7 +251,13 @@ def test_policies(c: Any, key_id: str) -> None:
     # The default policy's account-root statement covers every principal of the account (the
     # engine has no IAM); an explicit Deny takes Decrypt away from Alice.
     document["Statement"].append(
-        {"Sid": "Alice", "Effect": "Deny", "Principal": {"AWS": ALICE}, "Action": "kms:Decrypt", "Resource": "*"}
+        {
+            "Sid": "Alice",
+            "Effect": "Deny",
+            "Principal": {"AWS": ALICE},
+            "Action": "kms:Decrypt",
+            "Resource": "*",
+        }
     )
     c.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(document))
     assert "Alice" in c.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
@@ -223,7 +272,13 @@ ADMIN_ONLY_POLICY = json.dumps(
     {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": ADMIN}, "Action": "kms:*", "Resource": "*"}
+            {
+                "Sid": "Admin",
+                "Effect": "Allow",
+                "Principal": {"AWS": ADMIN},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
         ],
     }
 )
@@ -231,10 +286,14 @@ ADMIN_ONLY_POLICY = json.dumps(
 
 def test_grants(kms: Any) -> None:
     # A key whose policy names only its administrator role: other principals need grants.
-    c = CheckedClient(keyplane.client("kms", region_name="eu-west-1", engine=kms.engine, principal=ADMIN))
+    c = CheckedClient(
+        keyplane.client("kms", region_name="eu-west-1", engine=kms.engine, principal=ADMIN)
+    )
     key_id = c.create_key(Policy=ADMIN_ONLY_POLICY)["KeyMetadata"]["KeyId"]
     with pytest.raises(kms.exceptions.AccessDeniedException):
-        keyplane.client("kms", region_name="eu-west-1", engine=kms.engine, principal=ALICE).encrypt(KeyId=key_id, Plaintext=b"x")
+        keyplane.client("kms", region_name="eu-west-1", engine=kms.engine, principal=ALICE).encrypt(
+            KeyId=key_id, Plaintext=b"x"
+        )
     created = c.create_grant(
         KeyId=key_id,
         GranteePrincipal=ALICE,
@@ -253,13 +312,19 @@ def test_grants(kms: Any) -> None:
     assert grant["IssuingAccount"] == f"arn:aws:iam::{ACCOUNT}:root"
 
     alice = keyplane.client("kms", region_name="eu-west-1", engine=c.kms.engine, principal=ALICE)
-    blob = alice.encrypt(KeyId=key_id, Plaintext=b"x", EncryptionContext={"tenant": "42"})["CiphertextBlob"]
+    blob = alice.encrypt(KeyId=key_id, Plaintext=b"x", EncryptionContext={"tenant": "42"})[
+        "CiphertextBlob"
+    ]
     with pytest.raises(alice.exceptions.AccessDeniedException):
         alice.encrypt(KeyId=key_id, Plaintext=b"x", EncryptionContext={"tenant": "7"})
 
     assert c.list_grants(KeyId=key_id, GranteePrincipal=BOB)["Grants"] == []
-    assert [g["GrantId"] for g in c.list_retirable_grants(RetiringPrincipal=BOB)["Grants"]] == [created["GrantId"]]
-    bob = CheckedClient(keyplane.client("kms", region_name="eu-west-1", engine=c.kms.engine, principal=BOB))
+    assert [g["GrantId"] for g in c.list_retirable_grants(RetiringPrincipal=BOB)["Grants"]] == [
+        created["GrantId"]
+    ]
+    bob = CheckedClient(
+        keyplane.client("kms", region_name="eu-west-1", engine=c.kms.engine, principal=BOB)
+    )
     bob.retire_grant(GrantToken=created["GrantToken"])
     COVERED.update(bob.seen)
     with pytest.raises(alice.exceptions.AccessDeniedException):
@@ -290,7 +355,9 @@ def test_grant_tokens_are_accepted_and_dry_run_answers_as_the_service(c: Any, ke
     with pytest.raises(c.kms.exceptions.DisabledException):
         c.kms.encrypt(KeyId=key_id, Plaintext=b"x", DryRun=True)
     with pytest.raises(c.kms.exceptions.DryRunOperationException):
-        c.kms.create_grant(KeyId=key_id, GranteePrincipal=ALICE, Operations=["Decrypt"], DryRun=True)
+        c.kms.create_grant(
+            KeyId=key_id, GranteePrincipal=ALICE, Operations=["Decrypt"], DryRun=True
+        )
     assert c.kms.list_grants(KeyId=key_id)["Grants"] == []
 
 
@@ -298,17 +365,27 @@ def test_unsupported_parameters(kms: Any, key_id: str) -> None:
     with pytest.raises(kms.exceptions.UnsupportedOperationException):
         kms.create_key(CustomKeyStoreId="cks-1234567890abcdef0")
     with pytest.raises(kms.exceptions.UnsupportedOperationException):
-        kms.generate_random(NumberOfBytes=8, Recipient={"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256"})
+        kms.generate_random(
+            NumberOfBytes=8, Recipient={"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256"}
+        )
     with pytest.raises(kms.exceptions.UnsupportedOperationException):
         kms.create_key(KeySpec="SM2", KeyUsage="SIGN_VERIFY")
 
 
 def test_client_arguments() -> None:
-    a = keyplane.client("kms", region_name="ap-south-1", aws_access_key_id="AKIA", aws_secret_access_key="s", endpoint_url="http://localhost:4566")
+    a = keyplane.client(
+        "kms",
+        region_name="ap-south-1",
+        aws_access_key_id="AKIA",
+        aws_secret_access_key="s",
+        endpoint_url="http://localhost:4566",
+    )
     b = keyplane.client("kms", region_name="ap-south-1")
     key = a.create_key()["KeyMetadata"]
     assert key["Arn"].startswith("arn:aws:kms:ap-south-1:111122223333:key/")
-    assert b.describe_key(KeyId=key["KeyId"])["KeyMetadata"] == key  # one engine per region and account
+    assert (
+        b.describe_key(KeyId=key["KeyId"])["KeyMetadata"] == key
+    )  # one engine per region and account
     assert a.meta.region_name == "ap-south-1" and a.meta.endpoint_url == "http://localhost:4566"
     other = keyplane.client("kms", region_name="ap-south-1", account_id="444455556666")
     with pytest.raises(other.exceptions.NotFoundException):
@@ -329,4 +406,4 @@ def test_account_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_operation_was_called_and_checked() -> None:
     # Runs last in this module (pytest keeps file order): the tests above covered every method.
-    assert COVERED == set(OPERATIONS), sorted(set(OPERATIONS) - COVERED)
+    assert set(OPERATIONS) == COVERED, sorted(set(OPERATIONS) - COVERED)

@@ -24,7 +24,9 @@ def public_key(kms: Any, key_id: str) -> Any:
 @pytest.mark.parametrize("spec", ["RSA_2048", "RSA_3072"])
 @pytest.mark.parametrize("scheme", ["PSS", "PKCS1_V1_5"])
 @pytest.mark.parametrize("bits", ["256", "384", "512"])
-def test_rsa_signatures_verify_with_cryptography(kms: Any, spec: str, scheme: str, bits: str) -> None:
+def test_rsa_signatures_verify_with_cryptography(
+    kms: Any, spec: str, scheme: str, bits: str
+) -> None:
     key_id = kms.create_key(KeySpec=spec, KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     algorithm = f"RSASSA_{scheme}_SHA_{bits}"
     message = os.urandom(100)
@@ -32,13 +34,19 @@ def test_rsa_signatures_verify_with_cryptography(kms: Any, spec: str, scheme: st
     key = public_key(kms, key_id)
     assert isinstance(key, rsa.RSAPublicKey)
     h = HASHES[bits]()
-    pad = padding.PSS(mgf=padding.MGF1(HASHES[bits]()), salt_length=h.digest_size) if scheme == "PSS" else padding.PKCS1v15()
+    pad = (
+        padding.PSS(mgf=padding.MGF1(HASHES[bits]()), salt_length=h.digest_size)
+        if scheme == "PSS"
+        else padding.PKCS1v15()
+    )
     key.verify(signature, message, pad, HASHES[bits]())
     with pytest.raises(InvalidSignature):
         key.verify(signature, message + b"!", pad, HASHES[bits]())
     # And a DIGEST-mode signature of the same message verifies as a prehashed one.
     digest = hashlib.new(f"sha{bits}", message).digest()
-    signed = kms.sign(KeyId=key_id, Message=digest, MessageType="DIGEST", SigningAlgorithm=algorithm)["Signature"]
+    signed = kms.sign(
+        KeyId=key_id, Message=digest, MessageType="DIGEST", SigningAlgorithm=algorithm
+    )["Signature"]
     key.verify(signed, digest, pad, utils.Prehashed(HASHES[bits]()))
 
 
@@ -51,7 +59,9 @@ def test_rsa_signatures_verify_with_cryptography(kms: Any, spec: str, scheme: st
         ("ECC_SECG_P256K1", "ECDSA_SHA_256", ec.SECP256K1),
     ],
 )
-def test_ecdsa_signatures_verify_with_cryptography(kms: Any, spec: str, algorithm: str, curve: Any) -> None:
+def test_ecdsa_signatures_verify_with_cryptography(
+    kms: Any, spec: str, algorithm: str, curve: Any
+) -> None:
     key_id = kms.create_key(KeySpec=spec, KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     key = public_key(kms, key_id)
     assert isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, curve)
@@ -66,10 +76,14 @@ def test_ecdsa_signatures_verify_with_cryptography(kms: Any, spec: str, algorith
 
 
 def test_ed25519_signatures_verify_with_cryptography(kms: Any) -> None:
-    key_id = kms.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    key_id = kms.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY")["KeyMetadata"][
+        "KeyId"
+    ]
     key = public_key(kms, key_id)
     assert isinstance(key, ed25519.Ed25519PublicKey)
-    signature = kms.sign(KeyId=key_id, Message=b"edwards", SigningAlgorithm="ED25519_SHA_512")["Signature"]
+    signature = kms.sign(KeyId=key_id, Message=b"edwards", SigningAlgorithm="ED25519_SHA_512")[
+        "Signature"
+    ]
     key.verify(signature, b"edwards")
 
 
@@ -88,40 +102,75 @@ def test_signatures_made_by_cryptography_verify_through_the_client(kms: Any) -> 
     assert isinstance(rsa_private, rsa.RSAPrivateKey) and rsa_private.key_size == 2048
 
 
-@pytest.mark.parametrize("spec,curve", [("ECC_NIST_P256", ec.SECP256R1), ("ECC_NIST_P384", ec.SECP384R1), ("ECC_NIST_P521", ec.SECP521R1)])
+@pytest.mark.parametrize(
+    "spec,curve",
+    [
+        ("ECC_NIST_P256", ec.SECP256R1),
+        ("ECC_NIST_P384", ec.SECP384R1),
+        ("ECC_NIST_P521", ec.SECP521R1),
+    ],
+)
 def test_ecdh_matches_cryptography(kms: Any, spec: str, curve: Any) -> None:
     key_id = kms.create_key(KeySpec=spec, KeyUsage="KEY_AGREEMENT")["KeyMetadata"]["KeyId"]
     peer = ec.generate_private_key(curve())
-    peer_der = peer.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    ours = kms.derive_shared_secret(KeyId=key_id, KeyAgreementAlgorithm="ECDH", PublicKey=peer_der)["SharedSecret"]
+    peer_der = peer.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    ours = kms.derive_shared_secret(KeyId=key_id, KeyAgreementAlgorithm="ECDH", PublicKey=peer_der)[
+        "SharedSecret"
+    ]
     theirs = peer.exchange(ec.ECDH(), public_key(kms, key_id))
     assert ours == theirs
 
 
 @pytest.mark.parametrize("spec", ["RSA_2048", "RSA_4096"])
-@pytest.mark.parametrize("algorithm,hash_cls", [("RSAES_OAEP_SHA_1", hashes.SHA1), ("RSAES_OAEP_SHA_256", hashes.SHA256)])
-def test_rsa_oaep_from_cryptography_decrypts_through_the_client(kms: Any, spec: str, algorithm: str, hash_cls: Any) -> None:
+@pytest.mark.parametrize(
+    "algorithm,hash_cls", [("RSAES_OAEP_SHA_1", hashes.SHA1), ("RSAES_OAEP_SHA_256", hashes.SHA256)]
+)
+def test_rsa_oaep_from_cryptography_decrypts_through_the_client(
+    kms: Any, spec: str, algorithm: str, hash_cls: Any
+) -> None:
     key_id = kms.create_key(KeySpec=spec, KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
     key = public_key(kms, key_id)
     message = os.urandom(64)
-    ciphertext = key.encrypt(message, padding.OAEP(mgf=padding.MGF1(hash_cls()), algorithm=hash_cls(), label=None))
+    ciphertext = key.encrypt(
+        message, padding.OAEP(mgf=padding.MGF1(hash_cls()), algorithm=hash_cls(), label=None)
+    )
     opened = kms.decrypt(CiphertextBlob=ciphertext, KeyId=key_id, EncryptionAlgorithm=algorithm)
     assert opened["Plaintext"] == message and opened["EncryptionAlgorithm"] == algorithm
-    # And the client's OAEP ciphertexts decrypt through the client (cryptography has no private key).
-    sealed = kms.encrypt(KeyId=key_id, Plaintext=message, EncryptionAlgorithm=algorithm)["CiphertextBlob"]
+    # And the client's OAEP ciphertexts decrypt through the client (cryptography has no private
+    # key).
+    sealed = kms.encrypt(KeyId=key_id, Plaintext=message, EncryptionAlgorithm=algorithm)[
+        "CiphertextBlob"
+    ]
     assert len(sealed) == key.key_size // 8
-    assert kms.decrypt(CiphertextBlob=sealed, KeyId=key_id, EncryptionAlgorithm=algorithm)["Plaintext"] == message
+    assert (
+        kms.decrypt(CiphertextBlob=sealed, KeyId=key_id, EncryptionAlgorithm=algorithm)["Plaintext"]
+        == message
+    )
 
 
 def test_data_keys_work_with_aesgcm(kms: Any, key_id: str) -> None:
-    data_key = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256", EncryptionContext={"file": "a"})
+    data_key = kms.generate_data_key(
+        KeyId=key_id, KeySpec="AES_256", EncryptionContext={"file": "a"}
+    )
     nonce = os.urandom(12)
     sealed = AESGCM(data_key["Plaintext"]).encrypt(nonce, b"file contents", b"aad")
-    recovered = kms.decrypt(CiphertextBlob=data_key["CiphertextBlob"], EncryptionContext={"file": "a"})["Plaintext"]
+    recovered = kms.decrypt(
+        CiphertextBlob=data_key["CiphertextBlob"], EncryptionContext={"file": "a"}
+    )["Plaintext"]
     assert AESGCM(recovered).decrypt(nonce, sealed, b"aad") == b"file contents"
 
 
-@pytest.mark.parametrize("spec,algorithm,length", [("HMAC_224", "HMAC_SHA_224", 28), ("HMAC_256", "HMAC_SHA_256", 32), ("HMAC_384", "HMAC_SHA_384", 48), ("HMAC_512", "HMAC_SHA_512", 64)])
+@pytest.mark.parametrize(
+    "spec,algorithm,length",
+    [
+        ("HMAC_224", "HMAC_SHA_224", 28),
+        ("HMAC_256", "HMAC_SHA_256", 32),
+        ("HMAC_384", "HMAC_SHA_384", 48),
+        ("HMAC_512", "HMAC_SHA_512", 64),
+    ],
+)
 def test_hmac_lengths_and_agreement(kms: Any, spec: str, algorithm: str, length: int) -> None:
     # The engine has no ImportKeyMaterial, so no HMAC key is known outside it and `hmac` cannot
     # recompute a MAC; what can be checked: the digest size, determinism, and VerifyMac.
@@ -131,4 +180,9 @@ def test_hmac_lengths_and_agreement(kms: Any, spec: str, algorithm: str, length:
     assert kms.generate_mac(KeyId=key_id, Message=b"message", MacAlgorithm=algorithm)["Mac"] == mac
     assert kms.generate_mac(KeyId=key_id, Message=b"message!", MacAlgorithm=algorithm)["Mac"] != mac
     with pytest.raises(kms.exceptions.KMSInvalidMacException):
-        kms.verify_mac(KeyId=key_id, Message=b"message", Mac=bytes(b ^ 1 for b in mac[:1]) + mac[1:], MacAlgorithm=algorithm)
+        kms.verify_mac(
+            KeyId=key_id,
+            Message=b"message",
+            Mac=bytes(b ^ 1 for b in mac[:1]) + mac[1:],
+            MacAlgorithm=algorithm,
+        )

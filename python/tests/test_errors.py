@@ -9,12 +9,11 @@ import pickle
 from typing import Any
 
 import pytest
+from conftest import ALICE
 
 import keyplane
 from keyplane import _keyplane, exceptions
 from keyplane._model import ERROR_CODES
-
-from conftest import ALICE
 
 HAVE_BOTOCORE = importlib.util.find_spec("botocore") is not None
 
@@ -32,7 +31,9 @@ def raised(kms: Any, code: str, method: str, **kwargs: Any) -> Any:
     # The service's KMSInvalidSignatureException carries no message; every other error says why.
     assert e.message or code == "KMSInvalidSignatureException"
     assert e.operation_name == operation
-    assert str(e) == f"An error occurred ({code}) when calling the {operation} operation: {e.message}"
+    assert (
+        str(e) == f"An error occurred ({code}) when calling the {operation} operation: {e.message}"
+    )
     metadata = e.response["ResponseMetadata"]
     assert metadata["HTTPStatusCode"] in (400, 500) and len(metadata["RequestId"]) == 36
     assert kms.exceptions.from_code(code) is type(e)
@@ -42,27 +43,74 @@ def raised(kms: Any, code: str, method: str, **kwargs: Any) -> Any:
 def test_error_codes(kms: Any, key_id: str) -> None:
     blob = kms.encrypt(KeyId=key_id, Plaintext=b"x")["CiphertextBlob"]
     other = kms.create_key()["KeyMetadata"]["KeyId"]
-    signing = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
-    mac_key = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["KeyId"]
+    signing = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"][
+        "KeyId"
+    ]
+    mac_key = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"][
+        "KeyId"
+    ]
 
     raised(kms, "NotFoundException", "describe_key", KeyId="alias/missing")
-    raised(kms, "NotFoundException", "encrypt", KeyId="00000000-0000-0000-0000-000000000000", Plaintext=b"x")
-    raised(kms, "InvalidCiphertextException", "decrypt", CiphertextBlob=blob, EncryptionContext={"a": "b"})
+    raised(
+        kms,
+        "NotFoundException",
+        "encrypt",
+        KeyId="00000000-0000-0000-0000-000000000000",
+        Plaintext=b"x",
+    )
+    raised(
+        kms,
+        "InvalidCiphertextException",
+        "decrypt",
+        CiphertextBlob=blob,
+        EncryptionContext={"a": "b"},
+    )
     raised(kms, "InvalidCiphertextException", "decrypt", CiphertextBlob=b"not a ciphertext")
     raised(kms, "IncorrectKeyException", "decrypt", CiphertextBlob=blob, KeyId=other)
-    raised(kms, "InvalidKeyUsageException", "sign", KeyId=key_id, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")
+    raised(
+        kms,
+        "InvalidKeyUsageException",
+        "sign",
+        KeyId=key_id,
+        Message=b"m",
+        SigningAlgorithm="ECDSA_SHA_256",
+    )
     raised(kms, "InvalidKeyUsageException", "encrypt", KeyId=signing, Plaintext=b"x")
-    raised(kms, "KMSInvalidSignatureException", "verify", KeyId=signing, Message=b"m", Signature=b"\x30\x06\x02\x01\x01\x02\x01\x01", SigningAlgorithm="ECDSA_SHA_256")
-    raised(kms, "KMSInvalidMacException", "verify_mac", KeyId=mac_key, Message=b"m", Mac=b"\0" * 32, MacAlgorithm="HMAC_SHA_256")
+    raised(
+        kms,
+        "KMSInvalidSignatureException",
+        "verify",
+        KeyId=signing,
+        Message=b"m",
+        Signature=b"\x30\x06\x02\x01\x01\x02\x01\x01",
+        SigningAlgorithm="ECDSA_SHA_256",
+    )
+    raised(
+        kms,
+        "KMSInvalidMacException",
+        "verify_mac",
+        KeyId=mac_key,
+        Message=b"m",
+        Mac=b"\0" * 32,
+        MacAlgorithm="HMAC_SHA_256",
+    )
     kms.create_alias(AliasName="alias/a", TargetKeyId=key_id)
     raised(kms, "AlreadyExistsException", "create_alias", AliasName="alias/a", TargetKeyId=key_id)
-    raised(kms, "NotAuthorizedException", "create_alias", AliasName="alias/aws/s3", TargetKeyId=key_id)
+    raised(
+        kms, "NotAuthorizedException", "create_alias", AliasName="alias/aws/s3", TargetKeyId=key_id
+    )
     e = raised(kms, "NotFoundException", "describe_key", KeyId="arn:aws:s3:::bucket")
     assert e.message == "Invalid keyId 'arn:aws:s3:::bucket'"
     e = raised(kms, "NotFoundException", "enable_key", KeyId="alias/a")
     assert e.message == "Invalid keyId 'alias/a'"
     raised(kms, "InvalidMarkerException", "list_keys", Marker="not-a-marker")
-    raised(kms, "TagException", "tag_resource", KeyId=key_id, Tags=[{"TagKey": "aws:reserved", "TagValue": "x"}])
+    raised(
+        kms,
+        "TagException",
+        "tag_resource",
+        KeyId=key_id,
+        Tags=[{"TagKey": "aws:reserved", "TagValue": "x"}],
+    )
     raised(kms, "MalformedPolicyDocumentException", "put_key_policy", KeyId=key_id, Policy="{}")
     raised(kms, "InvalidGrantTokenException", "retire_grant", GrantToken="forged")
     raised(kms, "InvalidGrantIdException", "revoke_grant", KeyId=key_id, GrantId="0" * 64)
@@ -86,7 +134,10 @@ def test_access_denied(kms: Any, key_id: str) -> None:
     alice = keyplane.client("kms", region_name="eu-west-1", engine=kms.engine, principal=ALICE)
     assert alice.encrypt(KeyId=key_id, Plaintext=b"x")  # the default policy covers the account
     outsider = keyplane.client(
-        "kms", region_name="eu-west-1", engine=kms.engine, principal="arn:aws:iam::444455556666:user/mallory"
+        "kms",
+        region_name="eu-west-1",
+        engine=kms.engine,
+        principal="arn:aws:iam::444455556666:user/mallory",
     )
     raised(outsider, "AccessDeniedException", "encrypt", KeyId=key_id, Plaintext=b"x")
     raised(outsider, "AccessDeniedException", "generate_random", NumberOfBytes=8)
@@ -114,7 +165,10 @@ def test_parameter_validation(kms: Any) -> None:
     report = str(info.value)
     assert report.startswith("Parameter validation failed:\n")
     assert 'Missing required parameter in input: "KeyId"' in report
-    assert 'Unknown parameter in input: "Bogus", must be one of: KeyId, Plaintext, EncryptionContext' in report
+    assert (
+        'Unknown parameter in input: "Bogus", must be one of: KeyId, Plaintext, EncryptionContext'
+        in report
+    )
     with pytest.raises(keyplane.ParamValidationError) as info:
         kms.list_keys(Limit=0)
     assert "Invalid value for parameter Limit, value: 0, valid min value: 1" in str(info.value)
@@ -132,9 +186,16 @@ def test_parameter_validation(kms: Any) -> None:
 
 
 def test_every_modelled_error_has_a_class(kms: Any) -> None:
-    for code in list(ERROR_CODES) + ["AccessDeniedException", "NotAuthorizedException", "ThrottlingException", "ValidationException"]:
+    for code in list(ERROR_CODES) + [
+        "AccessDeniedException",
+        "NotAuthorizedException",
+        "ThrottlingException",
+        "ValidationException",
+    ]:
         cls = getattr(kms.exceptions, code)
-        assert issubclass(cls, keyplane.KeyplaneError) and issubclass(cls, kms.exceptions.ClientError)
+        assert issubclass(cls, keyplane.KeyplaneError) and issubclass(
+            cls, kms.exceptions.ClientError
+        )
         assert getattr(exceptions, code) is cls and cls.code == code
     assert kms.exceptions.from_code("SomethingElse") is kms.exceptions.ClientError
 
@@ -146,10 +207,17 @@ def test_every_engine_error_kind_has_a_class() -> None:
     assert "NotFoundException" in codes and "DryRunOperationException" in codes
     for code in codes:
         cls = exceptions.from_code(code)
-        assert cls is not exceptions.KeyplaneError and issubclass(cls, exceptions.KeyplaneError), code
+        assert cls is not exceptions.KeyplaneError and issubclass(cls, exceptions.KeyplaneError), (
+            code
+        )
         assert cls.code == code and getattr(exceptions, code) is cls
         assert exceptions.ERROR_CLASSES[code] is cls
-        assert code in ERROR_CODES or code in ("AccessDeniedException", "NotAuthorizedException", "ThrottlingException", "ValidationException")
+        assert code in ERROR_CODES or code in (
+            "AccessDeniedException",
+            "NotAuthorizedException",
+            "ThrottlingException",
+            "ValidationException",
+        )
 
 
 def test_errors_pickle(kms: Any) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -49,7 +50,9 @@ def progress() -> Iterator[Callable[[Callable[[], Any]], int]]:
         sys.setswitchinterval(old)
 
 
-def test_the_measure_sees_a_call_that_holds_the_gil(progress: Callable[[Callable[[], Any]], int]) -> None:
+def test_the_measure_sees_a_call_that_holds_the_gil(
+    progress: Callable[[Callable[[], Any]], int],
+) -> None:
     assert progress(lambda: sum(range(3_000_000))) == 0
 
 
@@ -66,7 +69,9 @@ def test_batches_release_the_gil(progress: Callable[[Callable[[], Any]], int]) -
     assert progress(lambda: signing.sign_many([b"m"] * 200, "RSASSA_PSS_SHA_256")) > 1000
 
 
-def test_large_inputs_and_slow_calls_release_the_gil(progress: Callable[[Callable[[], Any]], int]) -> None:
+def test_large_inputs_and_slow_calls_release_the_gil(
+    progress: Callable[[Callable[[], Any]], int],
+) -> None:
     engine = keyplane.Engine(max_plaintext_bytes=1 << 20)
     key = engine.create_key()
     big = b"x" * (1 << 20)

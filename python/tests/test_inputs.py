@@ -20,12 +20,25 @@ def test_client_blob_inputs(kms: Any, key_id: str, kind: Any) -> None:
     assert type(blob) is bytes
     assert kms.decrypt(CiphertextBlob=kind(blob))["Plaintext"] == b"secret"
     assert kms.re_encrypt(CiphertextBlob=kind(blob), DestinationKeyId=key_id)["CiphertextBlob"]
-    mac_key = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]["KeyId"]
+    mac_key = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"][
+        "KeyId"
+    ]
     mac = kms.generate_mac(KeyId=mac_key, Message=kind(b"m"), MacAlgorithm="HMAC_SHA_256")["Mac"]
-    assert kms.verify_mac(KeyId=mac_key, Message=kind(b"m"), Mac=kind(mac), MacAlgorithm="HMAC_SHA_256")["MacValid"]
-    signing = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
-    signature = kms.sign(KeyId=signing, Message=kind(b"m"), SigningAlgorithm="ECDSA_SHA_256")["Signature"]
-    assert kms.verify(KeyId=signing, Message=kind(b"m"), Signature=kind(signature), SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"]
+    assert kms.verify_mac(
+        KeyId=mac_key, Message=kind(b"m"), Mac=kind(mac), MacAlgorithm="HMAC_SHA_256"
+    )["MacValid"]
+    signing = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"][
+        "KeyId"
+    ]
+    signature = kms.sign(KeyId=signing, Message=kind(b"m"), SigningAlgorithm="ECDSA_SHA_256")[
+        "Signature"
+    ]
+    assert kms.verify(
+        KeyId=signing,
+        Message=kind(b"m"),
+        Signature=kind(signature),
+        SigningAlgorithm="ECDSA_SHA_256",
+    )["SignatureValid"]
 
 
 def test_memoryview_slices_and_non_byte_views(kms: Any, key_id: str) -> None:

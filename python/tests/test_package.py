@@ -47,6 +47,8 @@ def test_py_typed_ships() -> None:
 def test_stubs_match_the_native_module() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", "keyplane._keyplane"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -81,7 +81,9 @@ def test_client_secret_bytes_mode(engine: keyplane.Engine) -> None:
     data_key = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
     assert isinstance(data_key["Plaintext"], keyplane.SecretBytes)
     opened = kms.decrypt(CiphertextBlob=data_key["CiphertextBlob"])["Plaintext"]
-    assert isinstance(opened, keyplane.SecretBytes) and bytes(opened) == bytes(data_key["Plaintext"])
+    assert isinstance(opened, keyplane.SecretBytes) and bytes(opened) == bytes(
+        data_key["Plaintext"]
+    )
     pair = kms.generate_data_key_pair(KeyId=key_id, KeyPairSpec="ECC_NIST_P384")
     assert isinstance(pair["PrivateKeyPlaintext"], keyplane.SecretBytes)
     # Random bytes are not secrets of a key; they stay bytes.

@@ -57,7 +57,7 @@ def test_home_keeps_keys_for_a_new_engine_and_a_new_process(tmp_path: Path) -> N
         f"""
         import keyplane
         kms = keyplane.client("kms")  # KEYPLANE_HOME names the store
-        blob = open({str(tmp_path / 'blob')!r}, "rb").read()
+        blob = open({str(tmp_path / "blob")!r}, "rb").read()
         assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept across restarts"
         print("decrypted")
         """

@@ -248,9 +248,11 @@ def drive_e2e(work, cli_path, c_worker):
 
     latencies = {f.name: [] for f in followers}
     version = 1
-    changes = [("rotate", None)] * ROTATIONS + [
-        ("disable" if i % 2 == 0 else "enable", None) for i in range(TOGGLES)
-    ] + [("disable", None)]
+    changes = (
+        [("rotate", None)] * ROTATIONS
+        + [("disable" if i % 2 == 0 else "enable", None) for i in range(TOGGLES)]
+        + [("disable", None)]
+    )
     late = []
     for kind, _ in changes:
         t0 = time.time_ns()
@@ -289,22 +291,30 @@ def drive_e2e(work, cli_path, c_worker):
                 flush=True,
             )
         worst = max(pair[0] for pair in lat)
-        check(worst <= BOUND_S + SLACK_S, f"{f.name} saw every change within "
-              f"{BOUND_S:.1f} s + {SLACK_S:.1f} s of the CLI's exit (max {worst * 1000:.0f} ms)")
+        check(
+            worst <= BOUND_S + SLACK_S,
+            f"{f.name} saw every change within "
+            f"{BOUND_S:.1f} s + {SLACK_S:.1f} s of the CLI's exit (max {worst * 1000:.0f} ms)",
+        )
     # After the last disable was seen, nothing encrypts any more.
     time.sleep(0.2)
     open(stop, "w").close()
     for f in followers:
         f.stop()
-        check(f.proc.returncode == 0 and not f.errors,
-              f"{f.name} follower exited cleanly ({len(f.lines)} results, errors: "
-              f"{f.errors[:3]})")
-        check(f.lines and f.lines[-1][1] == "disabled",
-              f"{f.name}'s last result is Disabled after the CLI disabled the key")
+        check(
+            f.proc.returncode == 0 and not f.errors,
+            f"{f.name} follower exited cleanly ({len(f.lines)} results, errors: {f.errors[:3]})",
+        )
+        check(
+            f.lines and f.lines[-1][1] == "disabled",
+            f"{f.name}'s last result is Disabled after the CLI disabled the key",
+        )
 
     code, report = audit_report(cli_path, home)
-    check(code == 0 and report.get("Verdict") == "INTACT",
-          f"keyplane audit verify passes (exit {code}, verdict {report.get('Verdict')})")
+    check(
+        code == 0 and report.get("Verdict") == "INTACT",
+        f"keyplane audit verify passes (exit {code}, verdict {report.get('Verdict')})",
+    )
     per_pid = writer_records(report)
     expected = {
         "Python decrypt": (p_dec.pid, RECORDS),
@@ -312,8 +322,10 @@ def drive_e2e(work, cli_path, c_worker):
         "Python follower": (followers[1].proc.pid, followers[1].requests),
     }
     for name, (pid, want) in expected.items():
-        check(per_pid.get(pid) == want,
-              f"audit: {name} (pid {pid}) wrote {per_pid.get(pid)} requests, made {want}")
+        check(
+            per_pid.get(pid) == want,
+            f"audit: {name} (pid {pid}) wrote {per_pid.get(pid)} requests, made {want}",
+        )
     # The C encrypter and the CLI commands: the remaining writers, told apart by their binary.
     others = {}
     for segment in report.get("Segments", []):
@@ -322,17 +334,24 @@ def drive_e2e(work, cli_path, c_worker):
                 continue
             kind = "C" if "e2e_worker" in w["Binary"] else "CLI"
             others.setdefault(kind, []).append(w["Records"])
-    check(others.get("C") == [c_enc_requests],
-          f"audit: the C encrypter wrote {others.get('C')} requests, made [{c_enc_requests}]")
+    check(
+        others.get("C") == [c_enc_requests],
+        f"audit: the C encrypter wrote {others.get('C')} requests, made [{c_enc_requests}]",
+    )
     # A CLI command makes one request or two (rotate, disable and enable describe the key after).
     cli_records = others.get("CLI", [])
-    check(len(cli_records) == cli_commands and all(1 <= r <= 2 for r in cli_records),
-          f"audit: {len(cli_records)} CLI writers ({cli_commands} commands run), "
-          f"{sum(cli_records)} requests")
-    total = (RECORDS + c_enc_requests + followers[0].requests + followers[1].requests
-             + sum(cli_records))
-    check(report.get("Records") == total,
-          f"audit: {report.get('Records')} requests verified in all, {total} made")
+    check(
+        len(cli_records) == cli_commands and all(1 <= r <= 2 for r in cli_records),
+        f"audit: {len(cli_records)} CLI writers ({cli_commands} commands run), "
+        f"{sum(cli_records)} requests",
+    )
+    total = (
+        RECORDS + c_enc_requests + followers[0].requests + followers[1].requests + sum(cli_records)
+    )
+    check(
+        report.get("Records") == total,
+        f"audit: {report.get('Records')} requests verified in all, {total} made",
+    )
 
 
 # ---- the kill test ------------------------------------------------------------------------
@@ -363,50 +382,61 @@ def drive_kill(work, cli_path, c_worker):
             proc.wait()
 
     threads = [
-        threading.Thread(target=run, args=("C", [c_worker, "churn", home],
-                                           os.path.join(work, "c.ack"))),
-        threading.Thread(target=run, args=("Python", [py, me, "churn", home],
-                                           os.path.join(work, "py.ack"))),
+        threading.Thread(
+            target=run, args=("C", [c_worker, "churn", home], os.path.join(work, "c.ack"))
+        ),
+        threading.Thread(
+            target=run, args=("Python", [py, me, "churn", home], os.path.join(work, "py.ack"))
+        ),
     ]
     start = time.time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    check(kills["C"] + kills["Python"] >= 100 and min(kills.values()) >= KILLS,
-          f"SIGKILLed C {kills['C']} and Python {kills['Python']} times mid-batch "
-          f"in {time.time() - start:.0f} s")
+    check(
+        kills["C"] + kills["Python"] >= 100 and min(kills.values()) >= KILLS,
+        f"SIGKILLed C {kills['C']} and Python {kills['Python']} times mid-batch "
+        f"in {time.time() - start:.0f} s",
+    )
 
     # The audit directory before anyone takes the killed writers' segments up again.
     code, report = audit_report(cli_path, home)
     verdicts = [s.get("Verdict") for s in report.get("Segments", [])]
     incomplete = [v for v in verdicts if v in ("TRUNCATED", "UNSIGNED_TAIL")]
     consistent = (
-        (code == 7 and report.get("Verdict") in ("TRUNCATED", "UNSIGNED_TAIL") and incomplete)
-        or (code == 0 and report.get("Verdict") == "INTACT" and not incomplete)
+        code == 7 and report.get("Verdict") in ("TRUNCATED", "UNSIGNED_TAIL") and incomplete
+    ) or (code == 0 and report.get("Verdict") == "INTACT" and not incomplete)
+    check(
+        consistent and "TAMPERED" not in verdicts and report.get("Problem") is None,
+        f"keyplane audit verify after the kills: exit {code}, verdict {report.get('Verdict')} "
+        f"({len(incomplete)} of {len(verdicts)} segments with a killed writer's unsigned or "
+        f"torn tail, none tampered)",
     )
-    check(consistent and "TAMPERED" not in verdicts and report.get("Problem") is None,
-          f"keyplane audit verify after the kills: exit {code}, verdict {report.get('Verdict')} "
-          f"({len(incomplete)} of {len(verdicts)} segments with a killed writer's unsigned or "
-          f"torn tail, none tampered)")
 
     out = cli(cli_path, home, "store", "verify", expect=None)
     check(out.returncode == 0, f"keyplane store verify passes (exit {out.returncode})")
 
     checker = subprocess.run(
         [py, me, "check-acks", home, os.path.join(work, "c.ack"), os.path.join(work, "py.ack")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     sys.stdout.write(checker.stdout)
-    check(checker.returncode == 0, "every acknowledged key is present and every acknowledged "
-          f"ciphertext decrypts ({checker.stderr.strip()[-300:]})")
+    check(
+        checker.returncode == 0,
+        "every acknowledged key is present and every acknowledged "
+        f"ciphertext decrypts ({checker.stderr.strip()[-300:]})",
+    )
 
     # Once processes take the killed segments up again, the directory verifies intact.
     for _ in range(len(incomplete) + 1):
         cli(cli_path, home, "key", "list")
     code, report = audit_report(cli_path, home)
-    check(code in (0, 7) and report.get("Problem") is None,
-          f"audit verify after later commands: exit {code}, verdict {report.get('Verdict')}")
+    check(
+        code in (0, 7) and report.get("Problem") is None,
+        f"audit verify after later commands: exit {code}, verdict {report.get('Verdict')}",
+    )
 
 
 def check_acks(home, *ack_paths):

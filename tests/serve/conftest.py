@@ -11,8 +11,9 @@ import glob
 import json
 import os
 import uuid
+from collections.abc import Iterator
+from typing import Any
 from unittest import mock
-from typing import Any, Dict, Iterator, List
 
 import boto3
 import botocore.auth
@@ -37,10 +38,14 @@ CA = os.environ.get("KP_CA") or True  # moto: plain HTTP, nothing to trust
 REGION = env("KP_REGION")
 ALICE_ARN = env("KP_ALICE_ARN")
 BOB_ARN = env("KP_BOB_ARN")
-CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=120)
+CONFIG = Config(
+    retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=120
+)
 
 
-def make_client(who: str = "ALICE", region: str = REGION, secret: str | None = None, **kwargs: Any) -> Any:
+def make_client(
+    who: str = "ALICE", region: str = REGION, secret: str | None = None, **kwargs: Any
+) -> Any:
     return boto3.client(
         "kms",
         endpoint_url=URL,
@@ -79,7 +84,7 @@ def signed_request(
     region: str = REGION,
     secret: str | None = None,
     when: datetime.datetime | None = None,
-    headers: Dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> botocore.awsrequest.AWSPreparedRequest:
     """A JSON 1.1 request signed with botocore's own SigV4 signer, optionally at another time."""
     request = botocore.awsrequest.AWSRequest(
@@ -107,13 +112,17 @@ def signed_request(
     return request.prepare()
 
 
-def send(prepared: botocore.awsrequest.AWSPreparedRequest, session: requests.Session | None = None) -> requests.Response:
+def send(
+    prepared: botocore.awsrequest.AWSPreparedRequest, session: requests.Session | None = None
+) -> requests.Response:
     """Sends a prepared request byte for byte as signed."""
     http = session or requests.Session()
-    return http.post(prepared.url, data=prepared.body, headers=dict(prepared.headers), verify=CA, timeout=60)
+    return http.post(
+        prepared.url, data=prepared.body, headers=dict(prepared.headers), verify=CA, timeout=60
+    )
 
 
-def error_of(response: requests.Response) -> Dict[str, str]:
+def error_of(response: requests.Response) -> dict[str, str]:
     """`{"code", "message", "status"}` of a JSON 1.1 error answer, as botocore reads it."""
     body = response.json()
     code = str(body.get("__type", "")).split("#")[-1]
@@ -121,16 +130,18 @@ def error_of(response: requests.Response) -> Dict[str, str]:
     return {"code": code, "message": message, "status": response.status_code}
 
 
-def audit_records() -> List[Dict[str, Any]]:
+def audit_records() -> list[dict[str, Any]]:
     """Every record of the data directory's audit logs (keyplane only)."""
     records = []
-    for path in sorted(glob.glob(os.path.join(env("KP_DATA_DIR"), "audit", "**", "*.log"), recursive=True)):
+    for path in sorted(
+        glob.glob(os.path.join(env("KP_DATA_DIR"), "audit", "**", "*.log"), recursive=True)
+    ):
         with open(path, encoding="utf-8") as f:
             records += [json.loads(line) for line in f if line.startswith('{"seq":')]
     return records
 
 
-def audit_for(request_id: str) -> List[Dict[str, Any]]:
+def audit_for(request_id: str) -> list[dict[str, Any]]:
     """The audit records naming `request_id`: its own record, or the coalesced batch it went in,
     each with `_origin` set to what was recorded of that request (sourceIPAddress, userAgent,
     accessKeyId)."""

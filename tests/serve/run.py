@@ -20,6 +20,7 @@ Prints one line per check and ends with "serve: N passed, M failed".
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -33,7 +34,6 @@ import time
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
 ACCOUNT = "111122223333"
@@ -61,10 +61,8 @@ def raise_fd_limit() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
         target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-        try:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError):
-            pass
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
@@ -72,14 +70,14 @@ class Server:
     """A `keyplane serve` (or moto) process and what its startup said."""
 
     def __init__(self) -> None:
-        self.proc: Optional[subprocess.Popen[str]] = None
+        self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.cert = ""
-        self.events: List[Dict[str, object]] = []
+        self.events: list[dict[str, object]] = []
         self.stderr_path = ""
         self.admin_url = ""
 
-    def read_event(self, deadline: float) -> Dict[str, object]:
+    def read_event(self, deadline: float) -> dict[str, object]:
         assert self.proc is not None and self.proc.stdout is not None
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
@@ -94,7 +92,9 @@ class Server:
         raise RuntimeError("server not ready in time")
 
 
-def cli(args: argparse.Namespace, *argv: str, check_rc: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    args: argparse.Namespace, *argv: str, check_rc: bool = True
+) -> subprocess.CompletedProcess[str]:
     cmd = [args.cli, "--data-dir", str(args.data_dir), *argv]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if check_rc and run.returncode != 0:
@@ -102,7 +102,7 @@ def cli(args: argparse.Namespace, *argv: str, check_rc: bool = True) -> subproce
     return run
 
 
-def create_credential(args: argparse.Namespace, principal: str) -> Dict[str, str]:
+def create_credential(args: argparse.Namespace, principal: str) -> dict[str, str]:
     out = cli(args, "--json", "credentials", "create", "--principal", principal).stdout
     cred = json.loads(out)
     ok = (
@@ -113,7 +113,9 @@ def create_credential(args: argparse.Namespace, principal: str) -> Dict[str, str
         and len(cred.get("SecretAccessKey", "")) == 40
         and isinstance(cred.get("CreateDate"), (int, float))
     )
-    check(f"credentials create --principal {principal}", ok, "" if ok else f"got keys {sorted(cred)}")
+    check(
+        f"credentials create --principal {principal}", ok, "" if ok else f"got keys {sorted(cred)}"
+    )
     return cred
 
 
@@ -121,12 +123,20 @@ def start_keyplane(args: argparse.Namespace, log_dir: Path) -> Server:
     server = Server()
     server.stderr_path = str(log_dir / "server.stderr")
     cmd = [
-        args.cli, "--json", "--data-dir", str(args.data_dir), "serve",
-        "--tls-self-signed", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+        args.cli,
+        "--json",
+        "--data-dir",
+        str(args.data_dir),
+        "serve",
+        "--tls-self-signed",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
     ]
-    server.proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=open(server.stderr_path, "w"), text=True, bufsize=1
-    )
+    # Not a with block: the server writes to it until it is stopped.
+    stderr = open(server.stderr_path, "w")  # noqa: SIM115
+    server.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1)
     deadline = time.monotonic() + 60
     while True:
         event = server.read_event(deadline)
@@ -141,8 +151,13 @@ def start_keyplane(args: argparse.Namespace, log_dir: Path) -> Server:
             break
     ok = server.url.startswith("https://127.0.0.1:") and os.path.isfile(server.cert)
     check("serve --json --tls-self-signed: tls, listening and ready lines", ok, server.url)
-    fingerprint = next((e.get("fingerprint_sha256") for e in server.events if e.get("event") == "tls"), "")
-    check("self-signed certificate fingerprint printed", isinstance(fingerprint, str) and len(fingerprint.replace(":", "")) == 64)
+    fingerprint = next(
+        (e.get("fingerprint_sha256") for e in server.events if e.get("event") == "tls"), ""
+    )
+    check(
+        "self-signed certificate fingerprint printed",
+        isinstance(fingerprint, str) and len(fingerprint.replace(":", "")) == 64,
+    )
     return server
 
 
@@ -157,9 +172,12 @@ def start_moto(args: argparse.Namespace, log_dir: Path) -> Server:
     port = free_port()
     server.stderr_path = str(log_dir / "moto.stderr")
     moto = str(Path(sys.executable).parent / "moto_server")
+    stderr = open(server.stderr_path, "w")  # noqa: SIM115 (as above)
     server.proc = subprocess.Popen(
         [moto, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=open(server.stderr_path, "w"), text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -173,11 +191,29 @@ def start_moto(args: argparse.Namespace, log_dir: Path) -> Server:
     return server
 
 
-def run_pytest(args: argparse.Namespace, env: Dict[str, str], label: str, files: List[str], log_dir: Path, extra: Optional[List[str]] = None) -> None:
+def run_pytest(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    label: str,
+    files: list[str],
+    log_dir: Path,
+    extra: list[str] | None = None,
+) -> None:
     junit = log_dir / f"{label}.xml"
     cmd = [
-        sys.executable, "-m", "pytest", "-W", "error", "-p", "no:cacheprovider", "-q", "-rfE", "--durations=5",
-        f"--junitxml={junit}", *(extra or []), *[str(HERE / f) for f in files],
+        sys.executable,
+        "-m",
+        "pytest",
+        "-W",
+        "error",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-rfE",
+        "--durations=5",
+        f"--junitxml={junit}",
+        *(extra or []),
+        *[str(HERE / f) for f in files],
     ]
     if args.k:
         cmd += ["-k", args.k]
@@ -196,12 +232,16 @@ def run_pytest(args: argparse.Namespace, env: Dict[str, str], label: str, files:
     global passed, failed
     passed += tests - bad - skipped
     failed += bad + skipped  # nothing skipped counts as passed
-    print(f"pytest {label}: {tests - bad - skipped} passed, {bad} failed, {skipped} skipped (counted as failed)", flush=True)
+    print(
+        f"pytest {label}: {tests - bad - skipped} passed, {bad} failed, "
+        f"{skipped} skipped (counted as failed)",
+        flush=True,
+    )
     if rc != 0 and bad == 0 and skipped == 0:
         check(f"pytest {label} exit status", False, f"exit {rc}")
 
 
-def run_program(label: str, cmd: List[str], env: Dict[str, str], cwd: Optional[str] = None) -> None:
+def run_program(label: str, cmd: list[str], env: dict[str, str], cwd: str | None = None) -> None:
     """A client program printing `ok NAME` / `FAIL NAME: why` lines; each is one check."""
     print(f"\n--> {label}: {' '.join(cmd)}", flush=True)
     try:
@@ -221,7 +261,11 @@ def run_program(label: str, cmd: List[str], env: Dict[str, str], cwd: Optional[s
         elif line.strip():
             print(f"     {line}")
     if run.returncode != 0 or seen == 0:
-        check(f"{label} exit status", False, f"exit {run.returncode}, {seen} checks; stderr: {run.stderr.strip()[-2000:]}")
+        check(
+            f"{label} exit status",
+            False,
+            f"exit {run.returncode}, {seen} checks; stderr: {run.stderr.strip()[-2000:]}",
+        )
 
 
 def check_health_and_metrics(server: Server) -> None:
@@ -231,7 +275,11 @@ def check_health_and_metrics(server: Server) -> None:
     try:
         with urllib.request.urlopen(server.url + "/health", context=context, timeout=10) as answer:
             body = json.loads(answer.read())
-            ok = answer.status == 200 and body == {"status": "ok"} and bool(answer.headers.get("x-amzn-RequestId"))
+            ok = (
+                answer.status == 200
+                and body == {"status": "ok"}
+                and bool(answer.headers.get("x-amzn-RequestId"))
+            )
             check("GET /health without credentials", ok, f"{answer.status} {body}")
     except (OSError, ValueError) as e:
         check("GET /health without credentials", False, str(e))
@@ -245,7 +293,11 @@ def check_health_and_metrics(server: Server) -> None:
         check("admin GET /metrics", False, str(e))
         return
     counted = [line for line in text.splitlines() if not line.startswith("#") and "Encrypt" in line]
-    check("admin GET /metrics counts the clients' Encrypt requests", answer.status == 200 and bool(counted), f"{len(text.splitlines())} lines")
+    check(
+        "admin GET /metrics counts the clients' Encrypt requests",
+        answer.status == 200 and bool(counted),
+        f"{len(text.splitlines())} lines",
+    )
 
 
 def stop(server: Server, moto: bool) -> None:
@@ -265,10 +317,14 @@ def stop(server: Server, moto: bool) -> None:
     assert server.proc.stdout is not None
     rest = [json.loads(line) for line in server.proc.stdout.read().splitlines() if line.strip()]
     stopped = any(e.get("event") == "stopped" for e in rest)
-    check("SIGTERM: exit 0 and a stopped line", rc == 0 and stopped, f"exit {rc}, lines after ready: {rest}")
+    check(
+        "SIGTERM: exit 0 and a stopped line",
+        rc == 0 and stopped,
+        f"exit {rc}, lines after ready: {rest}",
+    )
 
 
-def audit_records(data_dir: Path) -> List[Dict[str, object]]:
+def audit_records(data_dir: Path) -> list[dict[str, object]]:
     records = []
     for path in sorted(glob.glob(str(data_dir / "audit" / "**" / "*.log"), recursive=True)):
         with open(path, encoding="utf-8") as f:
@@ -278,9 +334,13 @@ def audit_records(data_dir: Path) -> List[Dict[str, object]]:
     return records
 
 
-def check_audit(args: argparse.Namespace, alice: Dict[str, str], bob: Dict[str, str]) -> None:
+def check_audit(args: argparse.Namespace, alice: dict[str, str], bob: dict[str, str]) -> None:
     run = cli(args, "audit", "verify", check_rc=False)
-    check("keyplane audit verify after shutdown", run.returncode == 0, f"exit {run.returncode}: {run.stdout[-500:]}{run.stderr[-500:]}")
+    check(
+        "keyplane audit verify after shutdown",
+        run.returncode == 0,
+        f"exit {run.returncode}: {run.stdout[-500:]}{run.stderr[-500:]}",
+    )
     # What `keyplane audit tail` shows, checked against the log files read directly.
     shown = cli(args, "--json", "audit", "tail", "--lines", "1000000", check_rc=False)
     try:
@@ -296,30 +356,58 @@ def check_audit(args: argparse.Namespace, alice: Dict[str, str], bob: Dict[str, 
         f"{len(records)} shown, {len(in_files)} network records in the files",
     )
     network = [r for r in records if r.get("sourceIPAddress")]
-    check("audit: network records present", len(network) > 50, f"{len(network)} of {len(records)} records")
+    check(
+        "audit: network records present",
+        len(network) > 50,
+        f"{len(network)} of {len(records)} records",
+    )
 
-    def identity(r: Dict[str, object]) -> Dict[str, object]:
+    def identity(r: dict[str, object]) -> dict[str, object]:
         value = r.get("userIdentity")
         return value if isinstance(value, dict) else {}
 
     by_alice = [r for r in network if identity(r).get("accessKeyId") == alice["AccessKeyId"]]
     by_bob = [r for r in network if identity(r).get("accessKeyId") == bob["AccessKeyId"]]
-    check("audit: Alice's calls carry her access key id and ARN", bool(by_alice) and all(identity(r).get("arn") == ALICE for r in by_alice), f"{len(by_alice)} records")
-    check("audit: Bob's calls (denied and granted) carry his access key id", bool(by_bob) and any(r.get("errorCode") == "AccessDeniedException" for r in by_bob), f"{len(by_bob)} records")
-    check("audit: source address 127.0.0.1", all(r.get("sourceIPAddress") == "127.0.0.1" for r in network))
+    check(
+        "audit: Alice's calls carry her access key id and ARN",
+        bool(by_alice) and all(identity(r).get("arn") == ALICE for r in by_alice),
+        f"{len(by_alice)} records",
+    )
+    check(
+        "audit: Bob's calls (denied and granted) carry his access key id",
+        bool(by_bob) and any(r.get("errorCode") == "AccessDeniedException" for r in by_bob),
+        f"{len(by_bob)} records",
+    )
+    check(
+        "audit: source address 127.0.0.1",
+        all(r.get("sourceIPAddress") == "127.0.0.1" for r in network),
+    )
     agents = {str(r.get("userAgent", "")) for r in network}
-    for needle, client in (("Boto3/", "boto3"), ("aws-cli/", "aws CLI"), ("aws-sdk-rust", "AWS SDK for Rust"), ("aws-sdk-js", "AWS SDK for JavaScript"), ("AwsEncryptionSdkPython", "AWS Encryption SDK")):
+    for needle, client in (
+        ("Boto3/", "boto3"),
+        ("aws-cli/", "aws CLI"),
+        ("aws-sdk-rust", "AWS SDK for Rust"),
+        ("aws-sdk-js", "AWS SDK for JavaScript"),
+        ("AwsEncryptionSdkPython", "AWS Encryption SDK"),
+    ):
         check(f"audit: user agent of the {client}", any(needle in a for a in agents))
     tls = [r.get("tlsDetails") for r in network]
-    check("audit: TLS version on every network record", all(isinstance(t, dict) and str(t.get("tlsVersion", "")).startswith("TLSv1.") for t in tls))
+    check(
+        "audit: TLS version on every network record",
+        all(isinstance(t, dict) and str(t.get("tlsVersion", "")).startswith("TLSv1.") for t in tls),
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cli", help="the keyplane binary")
     parser.add_argument("--work", required=True, type=Path, help="a temporary directory")
-    parser.add_argument("--rust-client", help="the AWS SDK for Rust program (tests/serve/aws-sdk-rust)")
-    parser.add_argument("--js-dir", default=str(HERE / "js"), help="tests/serve/js, with node_modules")
+    parser.add_argument(
+        "--rust-client", help="the AWS SDK for Rust program (tests/serve/aws-sdk-rust)"
+    )
+    parser.add_argument(
+        "--js-dir", default=str(HERE / "js"), help="tests/serve/js, with node_modules"
+    )
     parser.add_argument("--moto", action="store_true", help="run the clients against moto_server")
     parser.add_argument("-k", help="pytest -k expression (debugging)")
     args = parser.parse_args()
@@ -343,13 +431,19 @@ def main() -> int:
         env["KP_DATA_DIR"] = str(args.data_dir)
         env["KP_CLI"] = args.cli
     assert server.proc is not None
-    env.update({
-        "KP_URL": server.url,
-        "KP_CA": server.cert,
-        "KP_SERVER_PID": str(server.proc.pid),
-        "KP_ALICE_KEY": alice["AccessKeyId"], "KP_ALICE_SECRET": alice["SecretAccessKey"], "KP_ALICE_ARN": ALICE,
-        "KP_BOB_KEY": bob["AccessKeyId"], "KP_BOB_SECRET": bob["SecretAccessKey"], "KP_BOB_ARN": BOB,
-    })
+    env.update(
+        {
+            "KP_URL": server.url,
+            "KP_CA": server.cert,
+            "KP_SERVER_PID": str(server.proc.pid),
+            "KP_ALICE_KEY": alice["AccessKeyId"],
+            "KP_ALICE_SECRET": alice["SecretAccessKey"],
+            "KP_ALICE_ARN": ALICE,
+            "KP_BOB_KEY": bob["AccessKeyId"],
+            "KP_BOB_SECRET": bob["SecretAccessKey"],
+            "KP_BOB_ARN": BOB,
+        }
+    )
     # The clients' own configuration comes from nothing on this machine.
     for name in list(env):
         if name.startswith("AWS_"):
@@ -358,8 +452,19 @@ def main() -> int:
     env["AWS_EC2_METADATA_DISABLED"] = "true"
 
     try:
-        run_pytest(args, env, "clients", ["test_boto3.py", "test_awscli.py", "test_encryption_sdk.py"], args.work)
-        sdk_env = dict(env, AWS_ACCESS_KEY_ID=alice["AccessKeyId"], AWS_SECRET_ACCESS_KEY=alice["SecretAccessKey"], AWS_REGION=REGION)
+        run_pytest(
+            args,
+            env,
+            "clients",
+            ["test_boto3.py", "test_awscli.py", "test_encryption_sdk.py"],
+            args.work,
+        )
+        sdk_env = dict(
+            env,
+            AWS_ACCESS_KEY_ID=alice["AccessKeyId"],
+            AWS_SECRET_ACCESS_KEY=alice["SecretAccessKey"],
+            AWS_REGION=REGION,
+        )
         if args.rust_client:
             run_program("aws-sdk-rust", [args.rust_client], sdk_env)
         else:
@@ -374,7 +479,11 @@ def main() -> int:
         if server.proc.poll() is None:
             stop(server, args.moto)
         else:
-            check("server still running after the clients", False, f"exit {server.proc.returncode}; see {server.stderr_path}")
+            check(
+                "server still running after the clients",
+                False,
+                f"exit {server.proc.returncode}; see {server.stderr_path}",
+            )
     if not args.moto:
         check_audit(args, alice, bob)
     if failed and server.stderr_path and os.path.exists(server.stderr_path):

@@ -13,11 +13,9 @@ import socket
 import ssl
 import threading
 import time
-from typing import Dict, List
 from urllib.parse import urlparse
 
 import pytest
-
 from conftest import CA, MOTO, error_of, make_client, send, signed_request
 
 PARSED = urlparse(os.environ.get("KP_URL", "http://127.0.0.1:1"))
@@ -50,7 +48,7 @@ def connect(timeout: float = 10) -> socket.socket:
     return context.wrap_socket(raw, server_hostname=HOST)
 
 
-def raw_request(headers: Dict[str, str], body: bytes) -> bytes:
+def raw_request(headers: dict[str, str], body: bytes) -> bytes:
     lines = ["POST / HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -69,7 +67,11 @@ def read_answer(sock: socket.socket, limit: float = 15) -> bytes:
         data += chunk
         head, _, rest = data.partition(b"\r\n\r\n")
         if _:
-            length = [int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+            length = [
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ]
             if length and len(rest) >= length[0]:
                 break
     return data
@@ -82,19 +84,28 @@ def key_id() -> str:
 
 def test_malformed_and_mistyped_json(key_id: str) -> None:
     bodies = [
-        b"{", b"}", b"null", b"\"KeyId\"", b"\xff\xfe\x00", b"{\"KeyId\": }",
+        b"{",
+        b"}",
+        b"null",
+        b'"KeyId"',
+        b"\xff\xfe\x00",
+        b'{"KeyId": }',
         json.dumps({"KeyId": 7, "Plaintext": "eA=="}).encode(),
         json.dumps({"KeyId": key_id, "Plaintext": ["eA=="]}).encode(),
         json.dumps({"KeyId": key_id, "Plaintext": "eA==", "EncryptionContext": {"a": 1}}).encode(),
         json.dumps({"KeyId": key_id, "Plaintext": "eA==", "EncryptionContext": "a=b"}).encode(),
         json.dumps({"KeyId": key_id, "Plaintext": "eA==", "GrantTokens": "t"}).encode(),
-        b"{\"KeyId\": \"" + key_id.encode() + b"\", \"Plaintext\": \"eA==\"" + b" " * 10 + b",}",
+        b'{"KeyId": "' + key_id.encode() + b'", "Plaintext": "eA=="' + b" " * 10 + b",}",
         b"[" * 10_000 + b"]" * 10_000,
     ]
     for body in bodies:
         response = send(signed_request("TrentService.Encrypt", body))
         error = error_of(response)
-        assert response.status_code == 400 and error["code"] == "SerializationException", (body[:60], response.status_code, error)
+        assert response.status_code == 400 and error["code"] == "SerializationException", (
+            body[:60],
+            response.status_code,
+            error,
+        )
         assert error["message"], body[:60]
     bad_number = send(signed_request("TrentService.GenerateRandom", b'{"NumberOfBytes": "eight"}'))
     assert error_of(bad_number)["code"] == "SerializationException"
@@ -123,10 +134,17 @@ def test_body_over_the_limit() -> None:
     # Announced but not sent: refused on the header, without waiting for 100 MB.
     sock = connect()
     started = time.monotonic()
-    sock.sendall(raw_request({
-        "Host": f"{HOST}:{PORT}", "Content-Type": "application/x-amz-json-1.1",
-        "X-Amz-Target": "TrentService.Encrypt", "Content-Length": str(100 * 1024 * 1024),
-    }, b"{"))
+    sock.sendall(
+        raw_request(
+            {
+                "Host": f"{HOST}:{PORT}",
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": "TrentService.Encrypt",
+                "Content-Length": str(100 * 1024 * 1024),
+            },
+            b"{",
+        )
+    )
     answer = read_answer(sock)
     sock.close()
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
@@ -170,22 +188,33 @@ def test_replayed_request_is_refused() -> None:
 
 def test_expired_and_future_signatures() -> None:
     now = datetime.datetime.now(datetime.timezone.utc)
-    for when, start in ((now - datetime.timedelta(minutes=10), "Signature expired:"), (now + datetime.timedelta(minutes=10), "Signature not yet current:")):
-        response = send(signed_request("TrentService.GenerateRandom", b'{"NumberOfBytes": 8}', when=when))
+    for when, start in (
+        (now - datetime.timedelta(minutes=10), "Signature expired:"),
+        (now + datetime.timedelta(minutes=10), "Signature not yet current:"),
+    ):
+        response = send(
+            signed_request("TrentService.GenerateRandom", b'{"NumberOfBytes": 8}', when=when)
+        )
         error = error_of(response)
-        assert error["code"] == "InvalidSignatureException" and error["message"].startswith(start), error
+        assert error["code"] == "InvalidSignatureException" and error["message"].startswith(
+            start
+        ), error
     still_serves()
 
 
 def test_signed_for_another_region() -> None:
-    response = send(signed_request("TrentService.GenerateRandom", b'{"NumberOfBytes": 8}', region="eu-west-1"))
+    response = send(
+        signed_request("TrentService.GenerateRandom", b'{"NumberOfBytes": 8}', region="eu-west-1")
+    )
     error = error_of(response)
     assert error["code"] == "InvalidSignatureException", error
-    assert error["message"] == "Credential should be scoped to a valid region, not 'eu-west-1'.", error
+    assert error["message"] == "Credential should be scoped to a valid region, not 'eu-west-1'.", (
+        error
+    )
     still_serves()
 
 
-def open_idle(count: int, into: List[socket.socket]) -> None:
+def open_idle(count: int, into: list[socket.socket]) -> None:
     """Opens up to `count` TCP connections that never send a byte, appending each to `into`."""
     for _ in range(count):
         try:
@@ -217,9 +246,14 @@ def test_ten_thousand_idle_connections(key_id: str) -> None:
         soft = hard
     wanted = min(IDLE_CONNECTIONS, soft - 256)
     if wanted < IDLE_CONNECTIONS:
-        print(f"idle connections: the open files limit ({soft}) allows {wanted}, not {IDLE_CONNECTIONS}")
+        print(
+            f"idle connections: the open files limit ({soft}) allows {wanted}, "
+            f"not {IDLE_CONNECTIONS}"
+        )
     kms = make_client("ALICE")
-    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyId"] == key_id  # a kept-alive connection
+    assert (
+        kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyId"] == key_id
+    )  # a kept-alive connection
     before = None if MOTO else server_rss_kib()
 
     def round_trip(i: int) -> float:
@@ -229,11 +263,11 @@ def test_ten_thousand_idle_connections(key_id: str) -> None:
         still_serves()  # and a fresh connection is accepted too
         return time.monotonic() - started
 
-    idle: List[socket.socket] = []
+    idle: list[socket.socket] = []
     opener = threading.Thread(target=open_idle, args=(wanted, idle))
     opening = time.monotonic()
     opener.start()
-    during: List[float] = []
+    during: list[float] = []
     try:
         while opener.is_alive():
             during.append(round_trip(len(during)))
@@ -251,11 +285,12 @@ def test_ten_thousand_idle_connections(key_id: str) -> None:
     time.sleep(1)
     after = None if MOTO else server_rss_kib()
     print(
-        f"idle connections: {len(idle)} opened in {opened_in:.1f} s, {held} of them still open at the end "
-        f"(the server may close one that sends nothing after its handshake timeout); "
+        f"idle connections: {len(idle)} opened in {opened_in:.1f} s, {held} of them still open "
+        f"at the end (the server may close one that sends nothing after its handshake timeout); "
         f"well-behaved client: {len(during)} rounds during the flood (slowest "
-        f"{max(during, default=0) * 1000:.0f} ms), 20 after it (slowest {max(after_flood) * 1000:.0f} ms); "
-        f"server RSS before {before} KiB, with the idle connections {peak} KiB, after closing them {after} KiB"
+        f"{max(during, default=0) * 1000:.0f} ms), 20 after it "
+        f"(slowest {max(after_flood) * 1000:.0f} ms); server RSS before {before} KiB, "
+        f"with the idle connections {peak} KiB, after closing them {after} KiB"
     )
     assert during, "no round ran while the connections were being opened"
     assert max(during) < 5 and max(after_flood) < 5

@@ -13,20 +13,17 @@ import re
 import subprocess
 import time
 import uuid
-from typing import Any, Dict, List, Set
+from typing import Any
 
 import boto3
 import botocore
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from conftest import (
     ALICE_ARN,
-    CA,
     BOB_ARN,
+    CA,
     CONFIG,
     MOTO,
     REGION,
@@ -38,21 +35,57 @@ from conftest import (
     send,
     signed_request,
 )
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 # Every operation keyplane serves (server/src/protocol's dispatch table); the last test checks
 # this suite called each one successfully through botocore.
 SERVED = {
-    "CancelKeyDeletion", "CreateAlias", "CreateGrant", "CreateKey", "Decrypt", "DeleteAlias",
-    "DeriveSharedSecret", "DescribeKey", "DisableKey", "DisableKeyRotation", "EnableKey",
-    "EnableKeyRotation", "Encrypt", "GenerateDataKey", "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext", "GenerateMac",
-    "GenerateRandom", "GetKeyLastUsage", "GetKeyPolicy", "GetKeyRotationStatus", "GetPublicKey",
-    "ListAliases", "ListGrants", "ListKeyPolicies", "ListKeyRotations", "ListKeys",
-    "ListResourceTags", "ListRetirableGrants", "PutKeyPolicy", "ReEncrypt", "RetireGrant",
-    "RevokeGrant", "RotateKeyOnDemand", "ScheduleKeyDeletion", "Sign", "TagResource",
-    "UntagResource", "UpdateAlias", "UpdateKeyDescription", "Verify", "VerifyMac",
+    "CancelKeyDeletion",
+    "CreateAlias",
+    "CreateGrant",
+    "CreateKey",
+    "Decrypt",
+    "DeleteAlias",
+    "DeriveSharedSecret",
+    "DescribeKey",
+    "DisableKey",
+    "DisableKeyRotation",
+    "EnableKey",
+    "EnableKeyRotation",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GenerateRandom",
+    "GetKeyLastUsage",
+    "GetKeyPolicy",
+    "GetKeyRotationStatus",
+    "GetPublicKey",
+    "ListAliases",
+    "ListGrants",
+    "ListKeyPolicies",
+    "ListKeyRotations",
+    "ListKeys",
+    "ListResourceTags",
+    "ListRetirableGrants",
+    "PutKeyPolicy",
+    "ReEncrypt",
+    "RetireGrant",
+    "RevokeGrant",
+    "RotateKeyOnDemand",
+    "ScheduleKeyDeletion",
+    "Sign",
+    "TagResource",
+    "UntagResource",
+    "UpdateAlias",
+    "UpdateKeyDescription",
+    "Verify",
+    "VerifyMac",
 }
-CALLED: Set[str] = set()
+CALLED: set[str] = set()
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ARN_PREFIX = f"arn:aws:kms:{REGION}:111122223333:key/"
 
@@ -62,7 +95,7 @@ def request_id_ok(request_id: str) -> bool:
     return bool(UUID.match(request_id)) if not MOTO else bool(request_id)
 
 
-def record(http_response: Any, parsed: Dict[str, Any], model: Any, **_: Any) -> None:
+def record(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
     if http_response.status_code == 200:
         CALLED.add(model.name)
         # Every answer names its request: the header botocore reads, a UUID.
@@ -84,17 +117,19 @@ def bob() -> Any:
 
 
 @pytest.fixture()
-def key(kms: Any) -> Dict[str, Any]:
+def key(kms: Any) -> dict[str, Any]:
     return kms.create_key(Description="boto3 test")["KeyMetadata"]
 
 
-def fails(code: str, call: Any, *args: Any, **kwargs: Any) -> Dict[str, Any]:
+def fails(code: str, call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Calls and checks it raises ClientError `code` with a message; returns the error."""
     with pytest.raises(ClientError) as info:
         call(*args, **kwargs)
     error = info.value.response["Error"]
     assert error["Code"] == code, info.value.response
-    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 403, 413), info.value.response
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 403, 413), (
+        info.value.response
+    )
     assert request_id_ok(info.value.response["ResponseMetadata"]["RequestId"]), info.value.response
     return dict(error)
 
@@ -109,7 +144,10 @@ def test_create_and_describe_key(kms: Any) -> None:
     assert meta["Arn"] == ARN_PREFIX + meta["KeyId"]
     assert meta["AWSAccountId"] == "111122223333"
     assert isinstance(meta["CreationDate"], datetime.datetime)  # epoch seconds, parsed
-    assert abs((datetime.datetime.now(datetime.timezone.utc) - meta["CreationDate"]).total_seconds()) < 300
+    assert (
+        abs((datetime.datetime.now(datetime.timezone.utc) - meta["CreationDate"]).total_seconds())
+        < 300
+    )
     assert meta["Enabled"] is True and meta["KeyState"] == "Enabled"
     assert meta["KeyUsage"] == "ENCRYPT_DECRYPT" and meta["KeySpec"] == "SYMMETRIC_DEFAULT"
     assert meta["EncryptionAlgorithms"] == ["SYMMETRIC_DEFAULT"]
@@ -128,8 +166,11 @@ def test_asymmetric_key_metadata(kms: Any) -> None:
     assert "EncryptionAlgorithms" not in meta
 
 
-def test_tags(kms: Any, key: Dict[str, Any]) -> None:
-    kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": "a", "TagValue": "1"}, {"TagKey": "b", "TagValue": "2"}])
+def test_tags(kms: Any, key: dict[str, Any]) -> None:
+    kms.tag_resource(
+        KeyId=key["KeyId"],
+        Tags=[{"TagKey": "a", "TagValue": "1"}, {"TagKey": "b", "TagValue": "2"}],
+    )
     tags = kms.list_resource_tags(KeyId=key["KeyId"])
     assert sorted((t["TagKey"], t["TagValue"]) for t in tags["Tags"]) == [("a", "1"), ("b", "2")]
     assert tags["Truncated"] is False
@@ -137,7 +178,7 @@ def test_tags(kms: Any, key: Dict[str, Any]) -> None:
     assert [t["TagKey"] for t in kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]] == ["b"]
 
 
-def test_aliases(kms: Any, key: Dict[str, Any]) -> None:
+def test_aliases(kms: Any, key: dict[str, Any]) -> None:
     other = kms.create_key()["KeyMetadata"]
     name = f"alias/boto3-{uuid.uuid4().hex[:8]}"
     kms.create_alias(AliasName=name, TargetKeyId=key["KeyId"])
@@ -153,7 +194,7 @@ def test_aliases(kms: Any, key: Dict[str, Any]) -> None:
     fails("NotFoundException", kms.describe_key, KeyId=name)
 
 
-def test_enable_disable_and_deletion(kms: Any, key: Dict[str, Any]) -> None:
+def test_enable_disable_and_deletion(kms: Any, key: dict[str, Any]) -> None:
     kms.disable_key(KeyId=key["KeyId"])
     assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "Disabled"
     kms.enable_key(KeyId=key["KeyId"])
@@ -161,7 +202,9 @@ def test_enable_disable_and_deletion(kms: Any, key: Dict[str, Any]) -> None:
     scheduled = kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
     assert scheduled["KeyId"] == key["Arn"] and scheduled["KeyState"] == "PendingDeletion"
     assert scheduled["PendingWindowInDays"] == 7
-    days = (scheduled["DeletionDate"] - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
+    days = (
+        scheduled["DeletionDate"] - datetime.datetime.now(datetime.timezone.utc)
+    ).total_seconds() / 86400
     assert 6 < days <= 7.01, scheduled["DeletionDate"]
     error = fails("KMSInvalidStateException", kms.encrypt, KeyId=key["KeyId"], Plaintext=b"x")
     assert error["Message"] == f"{key['Arn']} is pending deletion."
@@ -170,7 +213,7 @@ def test_enable_disable_and_deletion(kms: Any, key: Dict[str, Any]) -> None:
     assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "Disabled"
 
 
-def test_rotation(kms: Any, key: Dict[str, Any]) -> None:
+def test_rotation(kms: Any, key: dict[str, Any]) -> None:
     kms.enable_key_rotation(KeyId=key["KeyId"], RotationPeriodInDays=90)
     status = kms.get_key_rotation_status(KeyId=key["KeyId"])
     assert status["KeyRotationEnabled"] is True and status["RotationPeriodInDays"] == 90
@@ -185,7 +228,7 @@ def test_rotation(kms: Any, key: Dict[str, Any]) -> None:
     assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is False
 
 
-def test_key_last_usage(kms: Any, key: Dict[str, Any]) -> None:
+def test_key_last_usage(kms: Any, key: dict[str, Any]) -> None:
     kms.encrypt(KeyId=key["KeyId"], Plaintext=b"used")
     usage = kms.get_key_last_usage(KeyId=key["KeyId"])
     assert usage["KeyId"] in (key["KeyId"], key["Arn"])
@@ -197,7 +240,7 @@ def test_key_last_usage(kms: Any, key: Dict[str, Any]) -> None:
 # ---- the data plane ------------------------------------------------------------------------
 
 
-def test_encrypt_decrypt(kms: Any, key: Dict[str, Any]) -> None:
+def test_encrypt_decrypt(kms: Any, key: dict[str, Any]) -> None:
     plaintext = bytes(range(256)) * 16  # every byte value; 4096 bytes, the service's maximum
     context = {"tenant": "42", "purpose": "boto3"}
     sealed = kms.encrypt(KeyId=key["KeyId"], Plaintext=plaintext, EncryptionContext=context)
@@ -208,26 +251,46 @@ def test_encrypt_decrypt(kms: Any, key: Dict[str, Any]) -> None:
     assert opened["EncryptionAlgorithm"] == "SYMMETRIC_DEFAULT"
     # Without its encryption context, or with another, the ciphertext does not open.
     fails("InvalidCiphertextException", kms.decrypt, CiphertextBlob=sealed["CiphertextBlob"])
-    fails("InvalidCiphertextException", kms.decrypt, CiphertextBlob=sealed["CiphertextBlob"], EncryptionContext={"tenant": "43", "purpose": "boto3"})
+    fails(
+        "InvalidCiphertextException",
+        kms.decrypt,
+        CiphertextBlob=sealed["CiphertextBlob"],
+        EncryptionContext={"tenant": "43", "purpose": "boto3"},
+    )
 
 
-def test_re_encrypt(kms: Any, key: Dict[str, Any]) -> None:
+def test_re_encrypt(kms: Any, key: dict[str, Any]) -> None:
     other = kms.create_key()["KeyMetadata"]
-    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"moving", EncryptionContext={"a": "1"})["CiphertextBlob"]
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"moving", EncryptionContext={"a": "1"})[
+        "CiphertextBlob"
+    ]
     moved = kms.re_encrypt(
-        CiphertextBlob=blob, SourceEncryptionContext={"a": "1"}, DestinationKeyId=other["KeyId"],
+        CiphertextBlob=blob,
+        SourceEncryptionContext={"a": "1"},
+        DestinationKeyId=other["KeyId"],
         DestinationEncryptionContext={"b": "2"},
     )
     assert moved["SourceKeyId"] == key["Arn"] and moved["KeyId"] == other["Arn"]
-    assert moved["SourceEncryptionAlgorithm"] == moved["DestinationEncryptionAlgorithm"] == "SYMMETRIC_DEFAULT"
+    assert (
+        moved["SourceEncryptionAlgorithm"]
+        == moved["DestinationEncryptionAlgorithm"]
+        == "SYMMETRIC_DEFAULT"
+    )
     opened = kms.decrypt(CiphertextBlob=moved["CiphertextBlob"], EncryptionContext={"b": "2"})
     assert opened["Plaintext"] == b"moving" and opened["KeyId"] == other["Arn"]
 
 
-def test_data_keys(kms: Any, key: Dict[str, Any]) -> None:
-    data_key = kms.generate_data_key(KeyId=key["KeyId"], KeySpec="AES_256", EncryptionContext={"f": "x"})
+def test_data_keys(kms: Any, key: dict[str, Any]) -> None:
+    data_key = kms.generate_data_key(
+        KeyId=key["KeyId"], KeySpec="AES_256", EncryptionContext={"f": "x"}
+    )
     assert len(data_key["Plaintext"]) == 32 and data_key["KeyId"] == key["Arn"]
-    assert kms.decrypt(CiphertextBlob=data_key["CiphertextBlob"], EncryptionContext={"f": "x"})["Plaintext"] == data_key["Plaintext"]
+    assert (
+        kms.decrypt(CiphertextBlob=data_key["CiphertextBlob"], EncryptionContext={"f": "x"})[
+            "Plaintext"
+        ]
+        == data_key["Plaintext"]
+    )
     short = kms.generate_data_key(KeyId=key["KeyId"], NumberOfBytes=7)
     assert len(short["Plaintext"]) == 7
     blind = kms.generate_data_key_without_plaintext(KeyId=key["KeyId"], KeySpec="AES_128")
@@ -235,18 +298,27 @@ def test_data_keys(kms: Any, key: Dict[str, Any]) -> None:
     assert len(kms.decrypt(CiphertextBlob=blind["CiphertextBlob"])["Plaintext"]) == 16
 
 
-def test_data_key_pairs(kms: Any, key: Dict[str, Any]) -> None:
+def test_data_key_pairs(kms: Any, key: dict[str, Any]) -> None:
     pair = kms.generate_data_key_pair(KeyId=key["KeyId"], KeyPairSpec="ECC_NIST_P256")
     assert pair["KeyPairSpec"] == "ECC_NIST_P256" and pair["KeyId"] == key["Arn"]
     private = serialization.load_der_private_key(pair["PrivateKeyPlaintext"], password=None)
-    public_der = private.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_der = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     assert public_der == pair["PublicKey"]
     unwrapped = kms.decrypt(CiphertextBlob=pair["PrivateKeyCiphertextBlob"])["Plaintext"]
     assert unwrapped == pair["PrivateKeyPlaintext"]
     blind = kms.generate_data_key_pair_without_plaintext(KeyId=key["KeyId"], KeyPairSpec="RSA_2048")
     assert "PrivateKeyPlaintext" not in blind and blind["KeyPairSpec"] == "RSA_2048"
-    rsa = serialization.load_der_private_key(kms.decrypt(CiphertextBlob=blind["PrivateKeyCiphertextBlob"])["Plaintext"], password=None)
-    assert rsa.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == blind["PublicKey"]
+    rsa = serialization.load_der_private_key(
+        kms.decrypt(CiphertextBlob=blind["PrivateKeyCiphertextBlob"])["Plaintext"], password=None
+    )
+    assert (
+        rsa.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        == blind["PublicKey"]
+    )
 
 
 def test_random(kms: Any) -> None:
@@ -259,9 +331,21 @@ def test_sign_verify_and_public_key(kms: Any) -> None:
     meta = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
     signed = kms.sign(KeyId=meta["KeyId"], Message=b"pay 10", SigningAlgorithm="ECDSA_SHA_256")
     assert signed["KeyId"] == meta["Arn"] and signed["SigningAlgorithm"] == "ECDSA_SHA_256"
-    verified = kms.verify(KeyId=meta["KeyId"], Message=b"pay 10", Signature=signed["Signature"], SigningAlgorithm="ECDSA_SHA_256")
+    verified = kms.verify(
+        KeyId=meta["KeyId"],
+        Message=b"pay 10",
+        Signature=signed["Signature"],
+        SigningAlgorithm="ECDSA_SHA_256",
+    )
     assert verified["SignatureValid"] is True
-    fails("KMSInvalidSignatureException", kms.verify, KeyId=meta["KeyId"], Message=b"pay 99", Signature=signed["Signature"], SigningAlgorithm="ECDSA_SHA_256")
+    fails(
+        "KMSInvalidSignatureException",
+        kms.verify,
+        KeyId=meta["KeyId"],
+        Message=b"pay 99",
+        Signature=signed["Signature"],
+        SigningAlgorithm="ECDSA_SHA_256",
+    )
     public = kms.get_public_key(KeyId=meta["KeyId"])
     assert public["KeySpec"] == "ECC_NIST_P256" and public["KeyUsage"] == "SIGN_VERIFY"
     assert public["SigningAlgorithms"] == ["ECDSA_SHA_256"]
@@ -275,17 +359,30 @@ def test_mac(kms: Any) -> None:
     meta = kms.create_key(KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC")["KeyMetadata"]
     mac = kms.generate_mac(KeyId=meta["KeyId"], Message=b"m", MacAlgorithm="HMAC_SHA_256")
     assert len(mac["Mac"]) == 32 and mac["MacAlgorithm"] == "HMAC_SHA_256"
-    ok = kms.verify_mac(KeyId=meta["KeyId"], Message=b"m", Mac=mac["Mac"], MacAlgorithm="HMAC_SHA_256")
+    ok = kms.verify_mac(
+        KeyId=meta["KeyId"], Message=b"m", Mac=mac["Mac"], MacAlgorithm="HMAC_SHA_256"
+    )
     assert ok["MacValid"] is True
     forged = bytes([mac["Mac"][0] ^ 1]) + mac["Mac"][1:]
-    fails("KMSInvalidMacException", kms.verify_mac, KeyId=meta["KeyId"], Message=b"m", Mac=forged, MacAlgorithm="HMAC_SHA_256")
+    fails(
+        "KMSInvalidMacException",
+        kms.verify_mac,
+        KeyId=meta["KeyId"],
+        Message=b"m",
+        Mac=forged,
+        MacAlgorithm="HMAC_SHA_256",
+    )
 
 
 def test_derive_shared_secret(kms: Any) -> None:
     meta = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="KEY_AGREEMENT")["KeyMetadata"]
     mine = ec.generate_private_key(ec.SECP256R1())
-    my_public = mine.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    derived = kms.derive_shared_secret(KeyId=meta["KeyId"], KeyAgreementAlgorithm="ECDH", PublicKey=my_public)
+    my_public = mine.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    derived = kms.derive_shared_secret(
+        KeyId=meta["KeyId"], KeyAgreementAlgorithm="ECDH", PublicKey=my_public
+    )
     theirs = serialization.load_der_public_key(kms.get_public_key(KeyId=meta["KeyId"])["PublicKey"])
     assert isinstance(theirs, ec.EllipticCurvePublicKey)
     assert derived["SharedSecret"] == mine.exchange(ec.ECDH(), theirs)
@@ -295,38 +392,61 @@ def test_derive_shared_secret(kms: Any) -> None:
 # ---- policies and grants: Bob, of another account ---------------------------------------------
 
 
-def test_access_denied_then_granted(kms: Any, bob: Any, key: Dict[str, Any]) -> None:
+def test_access_denied_then_granted(kms: Any, bob: Any, key: dict[str, Any]) -> None:
     error = fails("AccessDeniedException", bob.encrypt, KeyId=key["Arn"], Plaintext=b"x")
-    assert error["Message"].startswith(f"{BOB_ARN} is not authorized to perform kms:Encrypt on {key['Arn']}"), error
-    grant = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=BOB_ARN, Operations=["Encrypt", "Decrypt"])
+    assert error["Message"].startswith(
+        f"{BOB_ARN} is not authorized to perform kms:Encrypt on {key['Arn']}"
+    ), error
+    grant = kms.create_grant(
+        KeyId=key["KeyId"], GranteePrincipal=BOB_ARN, Operations=["Encrypt", "Decrypt"]
+    )
     assert isinstance(grant["GrantId"], str) and grant["GrantId"]
     assert isinstance(grant["GrantToken"], str) and grant["GrantToken"]
-    blob = bob.encrypt(KeyId=key["Arn"], Plaintext=b"granted", GrantTokens=[grant["GrantToken"]])["CiphertextBlob"]
+    blob = bob.encrypt(KeyId=key["Arn"], Plaintext=b"granted", GrantTokens=[grant["GrantToken"]])[
+        "CiphertextBlob"
+    ]
     assert bob.decrypt(CiphertextBlob=blob, KeyId=key["Arn"])["Plaintext"] == b"granted"
     # The grant allows what it names and nothing else.
     fails("AccessDeniedException", bob.describe_key, KeyId=key["Arn"])
     grants = kms.list_grants(KeyId=key["KeyId"])["Grants"]
-    assert [(g["GrantId"], g["GranteePrincipal"], sorted(g["Operations"])) for g in grants] == [(grant["GrantId"], BOB_ARN, ["Decrypt", "Encrypt"])]
+    assert [(g["GrantId"], g["GranteePrincipal"], sorted(g["Operations"])) for g in grants] == [
+        (grant["GrantId"], BOB_ARN, ["Decrypt", "Encrypt"])
+    ]
     assert isinstance(grants[0]["CreationDate"], datetime.datetime)
     kms.revoke_grant(KeyId=key["KeyId"], GrantId=grant["GrantId"])
     fails("AccessDeniedException", bob.encrypt, KeyId=key["Arn"], Plaintext=b"x")
 
 
-def test_retirable_grants(kms: Any, bob: Any, key: Dict[str, Any]) -> None:
-    grant = kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=BOB_ARN, RetiringPrincipal=BOB_ARN, Operations=["Encrypt"])
+def test_retirable_grants(kms: Any, bob: Any, key: dict[str, Any]) -> None:
+    grant = kms.create_grant(
+        KeyId=key["KeyId"],
+        GranteePrincipal=BOB_ARN,
+        RetiringPrincipal=BOB_ARN,
+        Operations=["Encrypt"],
+    )
     retirable = kms.list_retirable_grants(RetiringPrincipal=BOB_ARN)["Grants"]
     assert grant["GrantId"] in [g["GrantId"] for g in retirable]
     bob.retire_grant(KeyId=key["Arn"], GrantId=grant["GrantId"])
-    assert grant["GrantId"] not in [g["GrantId"] for g in kms.list_grants(KeyId=key["KeyId"])["Grants"]]
+    assert grant["GrantId"] not in [
+        g["GrantId"] for g in kms.list_grants(KeyId=key["KeyId"])["Grants"]
+    ]
 
 
-def test_key_policy(kms: Any, bob: Any, key: Dict[str, Any]) -> None:
+def test_key_policy(kms: Any, bob: Any, key: dict[str, Any]) -> None:
     assert kms.list_key_policies(KeyId=key["KeyId"])["PolicyNames"] == ["default"]
     policy = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
     principals = [s["Principal"]["AWS"] for s in policy["Statement"]]
     assert "arn:aws:iam::111122223333:root" in principals
     fails("AccessDeniedException", bob.describe_key, KeyId=key["Arn"])
-    policy["Statement"].append({"Sid": "bob", "Effect": "Allow", "Principal": {"AWS": BOB_ARN}, "Action": "kms:DescribeKey", "Resource": "*"})
+    policy["Statement"].append(
+        {
+            "Sid": "bob",
+            "Effect": "Allow",
+            "Principal": {"AWS": BOB_ARN},
+            "Action": "kms:DescribeKey",
+            "Resource": "*",
+        }
+    )
     kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(policy))
     assert bob.describe_key(KeyId=key["Arn"])["KeyMetadata"]["KeyId"] == key["KeyId"]
     fails("AccessDeniedException", bob.encrypt, KeyId=key["Arn"], Plaintext=b"x")
@@ -335,12 +455,12 @@ def test_key_policy(kms: Any, bob: Any, key: Dict[str, Any]) -> None:
 # ---- paginators ------------------------------------------------------------------------------
 
 
-def pages(client: Any, operation: str, page_size: int, **kwargs: Any) -> List[Dict[str, Any]]:
+def pages(client: Any, operation: str, page_size: int, **kwargs: Any) -> list[dict[str, Any]]:
     paginator = client.get_paginator(operation)
     return list(paginator.paginate(PaginationConfig={"PageSize": page_size}, **kwargs))
 
 
-def items(result: List[Dict[str, Any]], member: str) -> List[Any]:
+def items(result: list[dict[str, Any]], member: str) -> list[Any]:
     return [item for page in result for item in page[member]]
 
 
@@ -365,15 +485,33 @@ def test_paginate_keys_and_aliases(kms: Any) -> None:
     assert second["Keys"][0]["KeyId"] != first["Keys"][0]["KeyId"]
 
 
-def test_paginate_grants_tags_rotations_policies(kms: Any, key: Dict[str, Any]) -> None:
-    granted = [kms.create_grant(KeyId=key["KeyId"], GranteePrincipal=BOB_ARN, RetiringPrincipal=BOB_ARN, Operations=["Decrypt"], Name=f"g{i}")["GrantId"] for i in range(5)]
+def test_paginate_grants_tags_rotations_policies(kms: Any, key: dict[str, Any]) -> None:
+    granted = [
+        kms.create_grant(
+            KeyId=key["KeyId"],
+            GranteePrincipal=BOB_ARN,
+            RetiringPrincipal=BOB_ARN,
+            Operations=["Decrypt"],
+            Name=f"g{i}",
+        )["GrantId"]
+        for i in range(5)
+    ]
     result = pages(kms, "list_grants", 2, KeyId=key["KeyId"])
-    assert len(result) == 3 and sorted(g["GrantId"] for g in items(result, "Grants")) == sorted(granted)
-    retirable = [g["GrantId"] for g in items(pages(kms, "list_retirable_grants", 2, RetiringPrincipal=BOB_ARN), "Grants")]
+    assert len(result) == 3 and sorted(g["GrantId"] for g in items(result, "Grants")) == sorted(
+        granted
+    )
+    retirable = [
+        g["GrantId"]
+        for g in items(pages(kms, "list_retirable_grants", 2, RetiringPrincipal=BOB_ARN), "Grants")
+    ]
     assert set(granted) <= set(retirable) and len(retirable) == len(set(retirable))
-    kms.tag_resource(KeyId=key["KeyId"], Tags=[{"TagKey": f"t{i}", "TagValue": str(i)} for i in range(5)])
+    kms.tag_resource(
+        KeyId=key["KeyId"], Tags=[{"TagKey": f"t{i}", "TagValue": str(i)} for i in range(5)]
+    )
     result = pages(kms, "list_resource_tags", 2, KeyId=key["KeyId"])
-    assert len(result) == 3 and sorted(t["TagKey"] for t in items(result, "Tags")) == [f"t{i}" for i in range(5)]
+    assert len(result) == 3 and sorted(t["TagKey"] for t in items(result, "Tags")) == [
+        f"t{i}" for i in range(5)
+    ]
     for _ in range(3):
         kms.rotate_key_on_demand(KeyId=key["KeyId"])
     result = pages(kms, "list_key_rotations", 2, KeyId=key["KeyId"])
@@ -385,7 +523,7 @@ def test_paginate_grants_tags_rotations_policies(kms: Any, key: Dict[str, Any]) 
 # ---- errors ----------------------------------------------------------------------------------
 
 
-def test_not_found_and_disabled(kms: Any, key: Dict[str, Any]) -> None:
+def test_not_found_and_disabled(kms: Any, key: dict[str, Any]) -> None:
     missing = str(uuid.uuid4())
     error = fails("NotFoundException", kms.describe_key, KeyId=missing)
     assert error["Message"] == f"Key '{ARN_PREFIX}{missing}' does not exist"
@@ -394,7 +532,7 @@ def test_not_found_and_disabled(kms: Any, key: Dict[str, Any]) -> None:
     assert error["Message"] == f"{key['Arn']} is disabled."
 
 
-def test_validation_wording(kms: Any, key: Dict[str, Any]) -> None:
+def test_validation_wording(kms: Any, key: dict[str, Any]) -> None:
     error = fails("ValidationException", kms.encrypt, KeyId=key["KeyId"], Plaintext=b"x" * 4097)
     assert error["Message"] == (
         "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: "
@@ -407,8 +545,17 @@ def test_validation_wording(kms: Any, key: Dict[str, Any]) -> None:
         "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: "
         "Member must have length greater than or equal to 1"
     )
-    signing = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
-    error = fails("ValidationException", raw.verify, KeyId=signing, Message=b"", Signature=b"", SigningAlgorithm="ECDSA_SHA_256")
+    signing = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"][
+        "KeyId"
+    ]
+    error = fails(
+        "ValidationException",
+        raw.verify,
+        KeyId=signing,
+        Message=b"",
+        Signature=b"",
+        SigningAlgorithm="ECDSA_SHA_256",
+    )
     assert error["Message"] == (
         "2 validation errors detected: Value at 'message' failed to satisfy constraint: Member "
         "must have length greater than or equal to 1; Value at 'signature' failed to satisfy "
@@ -416,50 +563,74 @@ def test_validation_wording(kms: Any, key: Dict[str, Any]) -> None:
     )
 
 
-def test_missing_authentication_token(key: Dict[str, Any]) -> None:
-    unsigned = make_client("ALICE", config=CONFIG.merge(Config(signature_version=botocore.UNSIGNED)))
+def test_missing_authentication_token(key: dict[str, Any]) -> None:
+    unsigned = make_client(
+        "ALICE", config=CONFIG.merge(Config(signature_version=botocore.UNSIGNED))
+    )
     error = fails("MissingAuthenticationTokenException", unsigned.describe_key, KeyId=key["KeyId"])
     assert error["Message"] == "Missing Authentication Token"
 
 
-def test_unrecognized_client(key: Dict[str, Any]) -> None:
+def test_unrecognized_client(key: dict[str, Any]) -> None:
     stranger = boto3.client(
-        "kms", endpoint_url=URL, region_name=REGION, aws_access_key_id="AKIA" + "Z" * 16,
-        aws_secret_access_key="s" * 40, verify=CA, config=CONFIG,
+        "kms",
+        endpoint_url=URL,
+        region_name=REGION,
+        aws_access_key_id="AKIA" + "Z" * 16,
+        aws_secret_access_key="s" * 40,
+        verify=CA,
+        config=CONFIG,
     )
     error = fails("UnrecognizedClientException", stranger.describe_key, KeyId=key["KeyId"])
     assert error["Message"] == "The security token included in the request is invalid."
 
 
-def test_wrong_secret(key: Dict[str, Any]) -> None:
-    wrong = make_client("ALICE", secret=env("KP_ALICE_SECRET")[:-1] + ("A" if env("KP_ALICE_SECRET")[-1] != "A" else "B"))
+def test_wrong_secret(key: dict[str, Any]) -> None:
+    wrong = make_client(
+        "ALICE",
+        secret=env("KP_ALICE_SECRET")[:-1] + ("A" if env("KP_ALICE_SECRET")[-1] != "A" else "B"),
+    )
     error = fails("InvalidSignatureException", wrong.describe_key, KeyId=key["KeyId"])
-    assert error["Message"].startswith("The request signature we calculated does not match the signature you provided.")
+    assert error["Message"].startswith(
+        "The request signature we calculated does not match the signature you provided."
+    )
 
 
-def test_signed_for_another_region(key: Dict[str, Any]) -> None:
+def test_signed_for_another_region(key: dict[str, Any]) -> None:
     elsewhere = make_client("ALICE", region="eu-west-1")
     error = fails("InvalidSignatureException", elsewhere.describe_key, KeyId=key["KeyId"])
-    assert error["Message"] == "Credential should be scoped to a valid region, not 'eu-west-1'.", error
+    assert error["Message"] == "Credential should be scoped to a valid region, not 'eu-west-1'.", (
+        error
+    )
 
 
-def test_expired_signature(key: Dict[str, Any]) -> None:
+def test_expired_signature(key: dict[str, Any]) -> None:
     then = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=10)
-    response = send(signed_request("TrentService.DescribeKey", json.dumps({"KeyId": key["KeyId"]}).encode(), when=then))
+    response = send(
+        signed_request(
+            "TrentService.DescribeKey", json.dumps({"KeyId": key["KeyId"]}).encode(), when=then
+        )
+    )
     error = error_of(response)
     assert response.status_code == 400 and error["code"] == "InvalidSignatureException", error
     assert error["message"].startswith("Signature expired:"), error
     # The same request signed now is answered: the clock is the only difference.
-    fresh = send(signed_request("TrentService.DescribeKey", json.dumps({"KeyId": key["KeyId"]}).encode()))
+    fresh = send(
+        signed_request("TrentService.DescribeKey", json.dumps({"KeyId": key["KeyId"]}).encode())
+    )
     assert fresh.status_code == 200, fresh.text
 
 
-def test_incomplete_signature(key: Dict[str, Any]) -> None:
+def test_incomplete_signature(key: dict[str, Any]) -> None:
     body = json.dumps({"KeyId": key["KeyId"]}).encode()
     cases = [
         (r",\s*Signature=[0-9a-f]+", "", "Authorization header requires 'Signature' parameter."),
         (r"Credential=[^,]+,\s*", "", "Authorization header requires 'Credential' parameter."),
-        (r"^AWS4-HMAC-SHA256", "AWS4-HMAC-SHA1", "Unsupported AWS 'algorithm': 'AWS4-HMAC-SHA1'. Use 'AWS4-HMAC-SHA256'."),
+        (
+            r"^AWS4-HMAC-SHA256",
+            "AWS4-HMAC-SHA1",
+            "Unsupported AWS 'algorithm': 'AWS4-HMAC-SHA1'. Use 'AWS4-HMAC-SHA256'.",
+        ),
     ]
     for pattern, replacement, message in cases:
         prepared = signed_request("TrentService.DescribeKey", body)
@@ -469,7 +640,9 @@ def test_incomplete_signature(key: Dict[str, Any]) -> None:
         prepared.headers["Authorization"] = mangled
         response = send(prepared)
         error = error_of(response)
-        assert response.status_code == 400 and error["code"] == "IncompleteSignatureException", error
+        assert response.status_code == 400 and error["code"] == "IncompleteSignatureException", (
+            error
+        )
         assert error["message"] == message, error
 
 
@@ -481,23 +654,37 @@ def test_unknown_operation() -> None:
     assert error_of(response)["code"] == "UnknownOperationException"
 
 
-def test_serialization_exception(key: Dict[str, Any]) -> None:
-    for body in (b"{not json", b"[1, 2]", json.dumps({"KeyId": key["KeyId"], "Plaintext": 12}).encode(), json.dumps({"KeyId": key["KeyId"], "Plaintext": "%%% not base64"}).encode()):
+def test_serialization_exception(key: dict[str, Any]) -> None:
+    for body in (
+        b"{not json",
+        b"[1, 2]",
+        json.dumps({"KeyId": key["KeyId"], "Plaintext": 12}).encode(),
+        json.dumps({"KeyId": key["KeyId"], "Plaintext": "%%% not base64"}).encode(),
+    ):
         response = send(signed_request("TrentService.Encrypt", body))
         error = error_of(response)
-        assert response.status_code == 400 and error["code"] == "SerializationException", (body, error)
+        assert response.status_code == 400 and error["code"] == "SerializationException", (
+            body,
+            error,
+        )
     # A missing required member is a validation error in the service's words, not a
     # serialization error; a sensitive member (Plaintext) is not even shown as null.
     for body, message in (
-        ({"Plaintext": "eA=="}, "Value null at 'keyId' failed to satisfy constraint: Member must not be null"),
-        ({"KeyId": key["KeyId"]}, "Value at 'plaintext' failed to satisfy constraint: Member must not be null"),
+        (
+            {"Plaintext": "eA=="},
+            "Value null at 'keyId' failed to satisfy constraint: Member must not be null",
+        ),
+        (
+            {"KeyId": key["KeyId"]},
+            "Value at 'plaintext' failed to satisfy constraint: Member must not be null",
+        ),
     ):
         error = error_of(send(signed_request("TrentService.Encrypt", json.dumps(body).encode())))
         assert error["code"] == "ValidationException", error
         assert error["message"] == f"1 validation error detected: {message}", error
 
 
-def test_request_id_matches_audit_record(kms: Any, key: Dict[str, Any]) -> None:
+def test_request_id_matches_audit_record(kms: Any, key: dict[str, Any]) -> None:
     if MOTO:
         pytest.fail("the audit log is keyplane's")
     response = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"audited")
@@ -507,7 +694,9 @@ def test_request_id_matches_audit_record(kms: Any, key: Dict[str, Any]) -> None:
     assert len(matches) == 1 and matches[0]["eventName"] == "Encrypt", matches
     assert matches[0]["userIdentity"]["arn"] == ALICE_ARN
     origin = matches[0]["_origin"]
-    assert origin["accessKeyId"] == env("KP_ALICE_KEY") and origin["sourceIPAddress"] == "127.0.0.1", origin
+    assert (
+        origin["accessKeyId"] == env("KP_ALICE_KEY") and origin["sourceIPAddress"] == "127.0.0.1"
+    ), origin
     assert "Boto3/" in str(origin["userAgent"]), origin
 
 
@@ -519,17 +708,22 @@ def test_operations_not_served_are_refused_clearly(kms: Any) -> None:
     assert others, "botocore knows no operation beyond the served ones?"
     for operation in others:
         error = error_of(send(signed_request(f"TrentService.{operation}", b"{}")))
-        assert error["code"] in ("UnsupportedOperationException", "UnknownOperationException"), (operation, error)
+        assert error["code"] in ("UnsupportedOperationException", "UnknownOperationException"), (
+            operation,
+            error,
+        )
         assert error["status"] == 400, (operation, error)
         # The service's UnknownOperationException carries no message; keyplane says why it does
         # not serve an operation of the model.
         assert error["message"] or error["code"] == "UnknownOperationException", (operation, error)
 
 
-def cli(*argv: str) -> Dict[str, Any]:
+def cli(*argv: str) -> dict[str, Any]:
     run = subprocess.run(
         [env("KP_CLI"), "--json", "--data-dir", env("KP_DATA_DIR"), "credentials", *argv],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 0, run.stderr
     return dict(json.loads(run.stdout))
@@ -566,7 +760,11 @@ def test_credential_disabled_and_enabled_by_another_process(bob: Any) -> None:
     assert "SecretAccessKey" not in listed[bob_key]
     cli("disable", bob_key)
     took = until(refused, 1.5)
-    assert cli("list")["Credentials"] and {c["AccessKeyId"]: c for c in cli("list")["Credentials"]}[bob_key]["Status"] == "Inactive"
+    assert (
+        cli("list")["Credentials"]
+        and {c["AccessKeyId"]: c for c in cli("list")["Credentials"]}[bob_key]["Status"]
+        == "Inactive"
+    )
     cli("enable", bob_key)
     took = max(took, until(lambda: not refused(), 1.5))
     print(f"credential changes took effect within {took * 1000:.0f} ms")

@@ -9,13 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any
 
 import aws_encryption_sdk
 import botocore.session
 import pytest
 from aws_encryption_sdk import CommitmentPolicy
-
 from conftest import CA, MOTO, REGION, URL, audit_for, env, make_client
 
 SIZE = 50 * 1024 * 1024
@@ -30,7 +29,7 @@ def test_encrypt_and_decrypt_50_mb(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", env("KP_ALICE_SECRET"))
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
-    calls: List[Tuple[str, str]] = []
+    calls: list[tuple[str, str]] = []
 
     def seen(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
         assert http_response.status_code == 200, parsed
@@ -38,8 +37,12 @@ def test_encrypt_and_decrypt_50_mb(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     session = botocore.session.Session()
     session.register("after-call.kms", seen)
-    provider = aws_encryption_sdk.StrictAwsKmsMasterKeyProvider(key_ids=[key_arn], botocore_session=session)
-    client = aws_encryption_sdk.EncryptionSDKClient(commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
+    provider = aws_encryption_sdk.StrictAwsKmsMasterKeyProvider(
+        key_ids=[key_arn], botocore_session=session
+    )
+    client = aws_encryption_sdk.EncryptionSDKClient(
+        commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
+    )
 
     source = tmp_path / "plain.bin"
     digest = hashlib.sha256()
@@ -51,7 +54,9 @@ def test_encrypt_and_decrypt_50_mb(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             f.write(chunk)
     sealed = tmp_path / "sealed.bin"
     with open(source, "rb") as fin, open(sealed, "wb") as fout:
-        with client.stream(mode="e", source=fin, key_provider=provider, encryption_context={"file": "plain.bin"}) as encryptor:
+        with client.stream(
+            mode="e", source=fin, key_provider=provider, encryption_context={"file": "plain.bin"}
+        ) as encryptor:
             for piece in encryptor:
                 fout.write(piece)
     source.unlink()
@@ -71,6 +76,8 @@ def test_encrypt_and_decrypt_50_mb(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     for name, request_id in calls:
         found = audit_for(request_id)
         assert len(found) == 1 and found[0]["eventName"] == name, (name, request_id, found)
-        assert "AwsEncryptionSdkPython" in str(found[0]["_origin"].get("userAgent")), found[0]["_origin"]
+        assert "AwsEncryptionSdkPython" in str(found[0]["_origin"].get("userAgent")), found[0][
+            "_origin"
+        ]
         assert found[0]["_origin"].get("accessKeyId") == env("KP_ALICE_KEY"), found[0]["_origin"]
         assert key_arn in [res["ARN"] for res in found[0]["resources"]], found[0]["resources"]

@@ -7,8 +7,8 @@ itself. Regenerate after adding an operation or structure to the lists below:
 
     python3 cli/tests/data/extract_shapes.py [PATH/TO/kms-service-2.json]
 
-(default: the copy vendored in the repository, engine/model/kms-service-2.json). Operations without an output
-shape get an empty list: their response is `{}`.
+(default: the copy vendored in the repository, engine/model/kms-service-2.json). Operations
+without an output shape get an empty list: their response is `{}`.
 """
 
 import json

@@ -12,16 +12,12 @@ raises the first error of a batch, or returns the results.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import (
     Any,
     Callable,
-    Dict,
-    Iterator,
-    List,
-    Mapping,
     Optional,
-    Sequence,
     TypeVar,
     Union,
 )
@@ -38,9 +34,9 @@ Context = Optional[Mapping[str, str]]
 T = TypeVar("T")
 
 
-def ok(results: Sequence[Union[T, KeyplaneError]]) -> List[T]:
+def ok(results: Sequence[T | KeyplaneError]) -> list[T]:
     """The results of a batch, or its first error raised."""
-    out: List[T] = []
+    out: list[T] = []
     for item in results:
         if isinstance(item, KeyplaneError):
             raise item
@@ -48,7 +44,7 @@ def ok(results: Sequence[Union[T, KeyplaneError]]) -> List[T]:
     return out
 
 
-def _ctx(context: Context) -> Optional[Dict[str, str]]:
+def _ctx(context: Context) -> dict[str, str] | None:
     return dict(context) if context is not None else None
 
 
@@ -58,7 +54,7 @@ class DataKey:
 
     __slots__ = ("plaintext", "ciphertext", "key_id")
 
-    def __init__(self, plaintext: SecretBytes, ciphertext: bytes, key_id: Optional[str]) -> None:
+    def __init__(self, plaintext: SecretBytes, ciphertext: bytes, key_id: str | None) -> None:
         self.plaintext = plaintext
         self.ciphertext = ciphertext
         self.key_id = key_id
@@ -66,7 +62,7 @@ class DataKey:
     def close(self) -> None:
         self.plaintext.close()
 
-    def __enter__(self) -> "DataKey":
+    def __enter__(self) -> DataKey:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -82,9 +78,9 @@ class DataKeyPair:
 
     __slots__ = ("public_key", "private_key", "private_key_ciphertext", "key_pair_spec", "key_id")
 
-    def __init__(self, response: Dict[str, Any]) -> None:
+    def __init__(self, response: dict[str, Any]) -> None:
         self.public_key: bytes = response["PublicKey"]
-        self.private_key: Optional[SecretBytes] = response.get("PrivateKeyPlaintext")
+        self.private_key: SecretBytes | None = response.get("PrivateKeyPlaintext")
         self.private_key_ciphertext: bytes = response["PrivateKeyCiphertextBlob"]
         self.key_pair_spec: str = response["KeyPairSpec"]
         self.key_id: str = response["KeyId"]
@@ -93,7 +89,7 @@ class DataKeyPair:
         if self.private_key is not None:
             self.private_key.close()
 
-    def __enter__(self) -> "DataKeyPair":
+    def __enter__(self) -> DataKeyPair:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -117,11 +113,12 @@ class Engine:
     `audit=False`; `audit_log`, `audit_durability` ("synced" or "queued") and
     `audit_digest_interval_ms` adjust it. On a durable store the engine looks for other processes'
     changes every `scheduler_interval_ms` (0: the default, 1000), so that their rotations,
-    disables and policy changes reach its data plane within that interval. A store that cannot be opened raises the service's
-    exception for it (AccessDeniedException for a wrong or missing root key, NotFoundException
-    for a missing store with `open_only`, KMSInternalException for a read-only, damaged or
-    newer-schema store), with a message naming what was tried. `region` and `account_id` are what
-    key ARNs carry (`account_id` defaults to `KEYPLANE_ACCOUNT_ID`, else 111122223333);
+    disables and policy changes reach its data plane within that interval. A store that cannot be
+    opened raises the service's exception for it (AccessDeniedException for a wrong or missing
+    root key, NotFoundException for a missing store with `open_only`, KMSInternalException for a
+    read-only, damaged or newer-schema store), with a message naming what was tried. `region` and
+    `account_id` are what key ARNs carry (`account_id` defaults to `KEYPLANE_ACCOUNT_ID`, else
+    111122223333);
     `worker_threads` sizes the batch pool (0: one per core); `max_plaintext_bytes` is Encrypt's
     limit (4096, as the service, up to 1 MiB); `lock_policy` is "require" (key memory must be
     locked) or "warn"; `rate_quotas` maps operation families (`symmetric_crypto`,
@@ -133,22 +130,22 @@ class Engine:
         self,
         *,
         region: str = "us-east-1",
-        account_id: Optional[str] = None,
+        account_id: str | None = None,
         worker_threads: int = 0,
         max_plaintext_bytes: int = 4096,
         max_keys: int = 100_000,
         lock_policy: str = "require",
-        rate_quotas: Optional[Mapping[str, int]] = None,
-        principal: Optional[str] = None,
-        store: Optional[str] = None,
-        home: Optional[str] = None,
-        root_key_file: Optional[str] = None,
-        root_key_env: Optional[str] = None,
-        passphrase: Optional[bytes] = None,
-        root_key: Optional[Callable[[], Union[bytes, bytearray]]] = None,
+        rate_quotas: Mapping[str, int] | None = None,
+        principal: str | None = None,
+        store: str | None = None,
+        home: str | None = None,
+        root_key_file: str | None = None,
+        root_key_env: str | None = None,
+        passphrase: bytes | None = None,
+        root_key: Callable[[], bytes | bytearray] | None = None,
         open_only: bool = False,
         audit: bool = True,
-        audit_log: Optional[str] = None,
+        audit_log: str | None = None,
         audit_durability: str = "synced",
         audit_digest_interval_ms: int = 0,
         scheduler_interval_ms: int = 0,
@@ -177,7 +174,7 @@ class Engine:
         )
 
     @classmethod
-    def _wrap(cls, native: _keyplane.Engine) -> "Engine":
+    def _wrap(cls, native: _keyplane.Engine) -> Engine:
         engine = cls.__new__(cls)
         engine._native = native
         return engine
@@ -203,7 +200,7 @@ class Engine:
     def worker_threads(self) -> int:
         return self._native.worker_threads
 
-    def as_principal(self, principal: str, *, via_service: Optional[str] = None) -> "Engine":
+    def as_principal(self, principal: str, *, via_service: str | None = None) -> Engine:
         """The same engine, calling as `principal` (optionally through an integrated service's
         endpoint, which key policies see as `kms:ViaService`)."""
         return Engine._wrap(self._native.for_principal(principal, via_service=via_service))
@@ -224,11 +221,11 @@ class Engine:
         *,
         description: str = "",
         key_spec: str = "SYMMETRIC_DEFAULT",
-        key_usage: Optional[str] = None,
-        tags: Optional[Mapping[str, str]] = None,
-        policy: Optional[str] = None,
-        alias: Optional[str] = None,
-    ) -> "Key":
+        key_usage: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        policy: str | None = None,
+        alias: str | None = None,
+    ) -> Key:
         """Creates a key (and an alias for it, if given)."""
         response = self._native.create_key(
             description=description,
@@ -242,13 +239,13 @@ class Engine:
             self._native.create_alias(alias_name=alias, target_key_id=key.key_id)
         return key
 
-    def key(self, key_id: str) -> "Key":
+    def key(self, key_id: str) -> Key:
         """The key named by a key id, key ARN, alias name or alias ARN."""
         return Key(self, self._native.describe_key(key_id=key_id)["KeyMetadata"])
 
-    def keys(self) -> Iterator["Key"]:
+    def keys(self) -> Iterator[Key]:
         """Every key."""
-        marker: Optional[str] = None
+        marker: str | None = None
         while True:
             page = self._native.list_keys(limit=1000, marker=marker)
             for entry in page["Keys"]:
@@ -257,11 +254,11 @@ class Engine:
                 return
             marker = page["NextMarker"]
 
-    def aliases(self) -> Dict[str, str]:
+    def aliases(self) -> dict[str, str]:
         """Alias name -> target key id, for every alias that names a key (the integrated
         services' predefined `alias/aws/...` aliases name none until their key is first used)."""
-        out: Dict[str, str] = {}
-        marker: Optional[str] = None
+        out: dict[str, str] = {}
+        marker: str | None = None
         while True:
             page = self._native.list_aliases(limit=100, marker=marker)
             out.update(
@@ -281,7 +278,7 @@ class Engine:
         return blob
 
     def decrypt(
-        self, ciphertext: Buffer, *, context: Context = None, key_id: Optional[str] = None
+        self, ciphertext: Buffer, *, context: Context = None, key_id: str | None = None
     ) -> bytes:
         """Decrypts a ciphertext blob; returns the plaintext."""
         plaintext: bytes = self._native.decrypt(
@@ -290,7 +287,7 @@ class Engine:
         return plaintext
 
     def decrypt_secret(
-        self, ciphertext: Buffer, *, context: Context = None, key_id: Optional[str] = None
+        self, ciphertext: Buffer, *, context: Context = None, key_id: str | None = None
     ) -> SecretBytes:
         """Decrypts a ciphertext blob; returns the plaintext as SecretBytes."""
         plaintext: SecretBytes = self._native.decrypt(
@@ -322,8 +319,8 @@ class Engine:
         self,
         key_id: str,
         *,
-        key_spec: Optional[str] = "AES_256",
-        number_of_bytes: Optional[int] = None,
+        key_spec: str | None = "AES_256",
+        number_of_bytes: int | None = None,
         context: Context = None,
     ) -> DataKey:
         """A new data key: plaintext (SecretBytes) and ciphertext."""
@@ -359,9 +356,7 @@ class Engine:
         data: bytes = self._native.generate_random(number_of_bytes=number_of_bytes)["Plaintext"]
         return data
 
-    def sign(
-        self, key_id: str, message: Buffer, algorithm: str, *, digest: bool = False
-    ) -> bytes:
+    def sign(self, key_id: str, message: Buffer, algorithm: str, *, digest: bool = False) -> bytes:
         """Signs a message (or, with `digest=True`, its digest)."""
         signature: bytes = self._native.sign(
             key_id=key_id,
@@ -430,8 +425,8 @@ class Engine:
         plaintexts: Sequence[Buffer],
         *,
         context: Context = None,
-        contexts: Optional[Sequence[Context]] = None,
-    ) -> List[Union[bytes, KeyplaneError]]:
+        contexts: Sequence[Context] | None = None,
+    ) -> list[bytes | KeyplaneError]:
         """Encrypts every plaintext under one key (one context for all, or one per item)."""
         return self._native.encrypt_batch(
             key_id=key_id,
@@ -445,9 +440,9 @@ class Engine:
         ciphertexts: Sequence[Buffer],
         *,
         context: Context = None,
-        contexts: Optional[Sequence[Context]] = None,
-        key_id: Optional[str] = None,
-    ) -> List[Union[bytes, KeyplaneError]]:
+        contexts: Sequence[Context] | None = None,
+        key_id: str | None = None,
+    ) -> list[bytes | KeyplaneError]:
         """Decrypts every ciphertext."""
         return self._native.decrypt_batch(
             ciphertext_blobs=ciphertexts,
@@ -461,9 +456,9 @@ class Engine:
         ciphertexts: Sequence[Buffer],
         *,
         context: Context = None,
-        contexts: Optional[Sequence[Context]] = None,
-        key_id: Optional[str] = None,
-    ) -> List[Union[SecretBytes, KeyplaneError]]:
+        contexts: Sequence[Context] | None = None,
+        key_id: str | None = None,
+    ) -> list[SecretBytes | KeyplaneError]:
         """Decrypts every ciphertext; plaintexts as SecretBytes."""
         return self._native.decrypt_batch(
             ciphertext_blobs=ciphertexts,
@@ -480,7 +475,7 @@ class Engine:
         *,
         source_context: Context = None,
         destination_context: Context = None,
-    ) -> List[Union[bytes, KeyplaneError]]:
+    ) -> list[bytes | KeyplaneError]:
         """Re-encrypts every ciphertext under `destination_key_id`."""
         return self._native.re_encrypt_batch(
             ciphertext_blobs=ciphertexts,
@@ -494,10 +489,10 @@ class Engine:
         key_id: str,
         count: int,
         *,
-        key_spec: Optional[str] = "AES_256",
-        number_of_bytes: Optional[int] = None,
+        key_spec: str | None = "AES_256",
+        number_of_bytes: int | None = None,
         context: Context = None,
-    ) -> List[Union[DataKey, KeyplaneError]]:
+    ) -> list[DataKey | KeyplaneError]:
         """`count` data keys under one key."""
         results = self._native.generate_data_key_batch(
             key_id=key_id,
@@ -506,13 +501,11 @@ class Engine:
             number_of_bytes=number_of_bytes,
             encryption_context=_ctx(context),
         )
-        return [
-            r if isinstance(r, KeyplaneError) else DataKey(r[0], r[1], None) for r in results
-        ]
+        return [r if isinstance(r, KeyplaneError) else DataKey(r[0], r[1], None) for r in results]
 
     def sign_many(
         self, key_id: str, messages: Sequence[Buffer], algorithm: str, *, digest: bool = False
-    ) -> List[Union[bytes, KeyplaneError]]:
+    ) -> list[bytes | KeyplaneError]:
         """Signs every message with one key."""
         return self._native.sign_batch(
             key_id=key_id,
@@ -529,7 +522,7 @@ class Engine:
         algorithm: str,
         *,
         digest: bool = False,
-    ) -> List[Union[bool, KeyplaneError]]:
+    ) -> list[bool | KeyplaneError]:
         """Verifies every (message, signature) pair: True, False, or the error."""
         return self._native.verify_batch(
             key_id=key_id,
@@ -541,7 +534,7 @@ class Engine:
 
     def mac_many(
         self, key_id: str, messages: Sequence[Buffer], algorithm: str
-    ) -> List[Union[bytes, KeyplaneError]]:
+    ) -> list[bytes | KeyplaneError]:
         """HMACs of every message with one key."""
         return self._native.generate_mac_batch(
             key_id=key_id, messages=messages, mac_algorithm=algorithm
@@ -549,13 +542,13 @@ class Engine:
 
     def verify_mac_many(
         self, key_id: str, messages: Sequence[Buffer], macs: Sequence[Buffer], algorithm: str
-    ) -> List[Union[bool, KeyplaneError]]:
+    ) -> list[bool | KeyplaneError]:
         """Verifies every (message, MAC) pair: True, False, or the error."""
         return self._native.verify_mac_batch(
             key_id=key_id, messages=messages, macs=macs, mac_algorithm=algorithm
         )
 
-    def random_many(self, sizes: Sequence[int]) -> List[Union[bytes, KeyplaneError]]:
+    def random_many(self, sizes: Sequence[int]) -> list[bytes | KeyplaneError]:
         """Random byte strings of the given sizes (1 to 1024 each)."""
         return self._native.generate_random_batch(sizes=list(sizes))
 
@@ -568,7 +561,7 @@ class Key:
     """A key of an engine: its metadata (DescribeKey's `KeyMetadata`) and the calls that use it.
     Metadata is a snapshot; `refresh()` reads it again."""
 
-    def __init__(self, engine: Engine, metadata: Dict[str, Any]) -> None:
+    def __init__(self, engine: Engine, metadata: dict[str, Any]) -> None:
         self.engine = engine
         self.metadata = metadata
 
@@ -620,7 +613,7 @@ class Key:
         created: datetime = self.metadata["CreationDate"]
         return created
 
-    def refresh(self) -> "Key":
+    def refresh(self) -> Key:
         """Reads the metadata again."""
         self.metadata = self.engine.native.describe_key(key_id=self.key_id)["KeyMetadata"]
         return self
@@ -656,12 +649,12 @@ class Key:
         self.engine.native.create_alias(alias_name=alias_name, target_key_id=self.key_id)
 
     @property
-    def aliases(self) -> List[str]:
+    def aliases(self) -> list[str]:
         page = self.engine.native.list_aliases(key_id=self.key_id, limit=100)
         return [a["AliasName"] for a in page["Aliases"]]
 
     @property
-    def tags(self) -> Dict[str, str]:
+    def tags(self) -> dict[str, str]:
         page = self.engine.native.list_resource_tags(key_id=self.key_id)
         return {t["TagKey"]: t["TagValue"] for t in page["Tags"]}
 
@@ -673,7 +666,7 @@ class Key:
     def untag(self, *tag_keys: str) -> None:
         self.engine.native.untag_resource(key_id=self.key_id, tag_keys=list(tag_keys))
 
-    def enable_rotation(self, rotation_period_in_days: Optional[int] = None) -> None:
+    def enable_rotation(self, rotation_period_in_days: int | None = None) -> None:
         self.engine.native.enable_key_rotation(
             key_id=self.key_id, rotation_period_in_days=rotation_period_in_days
         )
@@ -703,13 +696,13 @@ class Key:
         grantee_principal: str,
         operations: Sequence[str],
         *,
-        retiring_principal: Optional[str] = None,
-        name: Optional[str] = None,
+        retiring_principal: str | None = None,
+        name: str | None = None,
         context_subset: Context = None,
         context_equals: Context = None,
     ) -> str:
         """Creates a grant; returns its id."""
-        constraints: Dict[str, Dict[str, str]] = {}
+        constraints: dict[str, dict[str, str]] = {}
         if context_subset is not None:
             constraints["EncryptionContextSubset"] = dict(context_subset)
         if context_equals is not None:
@@ -730,7 +723,7 @@ class Key:
 
     # ---- use -------------------------------------------------------------------------------
 
-    def _algorithm(self, member: str, given: Optional[str]) -> str:
+    def _algorithm(self, member: str, given: str | None) -> str:
         if given is not None:
             return given
         algorithms = self.metadata.get(member) or []
@@ -750,8 +743,8 @@ class Key:
         plaintexts: Sequence[Buffer],
         *,
         context: Context = None,
-        contexts: Optional[Sequence[Context]] = None,
-    ) -> List[Union[bytes, KeyplaneError]]:
+        contexts: Sequence[Context] | None = None,
+    ) -> list[bytes | KeyplaneError]:
         return self.engine.encrypt_many(self.key_id, plaintexts, context=context, contexts=contexts)
 
     def decrypt_many(
@@ -759,8 +752,8 @@ class Key:
         ciphertexts: Sequence[Buffer],
         *,
         context: Context = None,
-        contexts: Optional[Sequence[Context]] = None,
-    ) -> List[Union[bytes, KeyplaneError]]:
+        contexts: Sequence[Context] | None = None,
+    ) -> list[bytes | KeyplaneError]:
         return self.engine.decrypt_many(
             ciphertexts, context=context, contexts=contexts, key_id=self.key_id
         )
@@ -770,7 +763,7 @@ class Key:
 
     def generate_data_keys(
         self, count: int, *, key_spec: str = "AES_256", context: Context = None
-    ) -> List[Union[DataKey, KeyplaneError]]:
+    ) -> list[DataKey | KeyplaneError]:
         return self.engine.generate_data_keys(
             self.key_id, count, key_spec=key_spec, context=context
         )
@@ -778,7 +771,7 @@ class Key:
     def public_key(self) -> bytes:
         return self.engine.public_key(self.key_id)
 
-    def sign(self, message: Buffer, algorithm: Optional[str] = None, *, digest: bool = False) -> bytes:
+    def sign(self, message: Buffer, algorithm: str | None = None, *, digest: bool = False) -> bytes:
         return self.engine.sign(
             self.key_id, message, self._algorithm("SigningAlgorithms", algorithm), digest=digest
         )
@@ -787,7 +780,7 @@ class Key:
         self,
         message: Buffer,
         signature: Buffer,
-        algorithm: Optional[str] = None,
+        algorithm: str | None = None,
         *,
         digest: bool = False,
     ) -> bool:
@@ -800,8 +793,8 @@ class Key:
         )
 
     def sign_many(
-        self, messages: Sequence[Buffer], algorithm: Optional[str] = None, *, digest: bool = False
-    ) -> List[Union[bytes, KeyplaneError]]:
+        self, messages: Sequence[Buffer], algorithm: str | None = None, *, digest: bool = False
+    ) -> list[bytes | KeyplaneError]:
         return self.engine.sign_many(
             self.key_id, messages, self._algorithm("SigningAlgorithms", algorithm), digest=digest
         )
@@ -810,10 +803,10 @@ class Key:
         self,
         messages: Sequence[Buffer],
         signatures: Sequence[Buffer],
-        algorithm: Optional[str] = None,
+        algorithm: str | None = None,
         *,
         digest: bool = False,
-    ) -> List[Union[bool, KeyplaneError]]:
+    ) -> list[bool | KeyplaneError]:
         return self.engine.verify_many(
             self.key_id,
             messages,
@@ -830,12 +823,12 @@ class Key:
             self.key_id, message, mac, self._algorithm("MacAlgorithms", None)
         )
 
-    def mac_many(self, messages: Sequence[Buffer]) -> List[Union[bytes, KeyplaneError]]:
+    def mac_many(self, messages: Sequence[Buffer]) -> list[bytes | KeyplaneError]:
         return self.engine.mac_many(self.key_id, messages, self._algorithm("MacAlgorithms", None))
 
     def verify_mac_many(
         self, messages: Sequence[Buffer], macs: Sequence[Buffer]
-    ) -> List[Union[bool, KeyplaneError]]:
+    ) -> list[bool | KeyplaneError]:
         return self.engine.verify_mac_many(
             self.key_id, messages, macs, self._algorithm("MacAlgorithms", None)
         )

@@ -2,8 +2,9 @@
 (checked with `python -m mypy.stubtest keyplane._keyplane`). Responses are dictionaries in the
 service's shapes; see `keyplane.client` for the boto3-compatible layer over them."""
 
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union, final
+from typing import Any, Callable, final
 
 __all__ = [
     "Engine",
@@ -17,14 +18,14 @@ __all__ = [
 
 __version__: str
 
-_Buffer = Union[bytes, bytearray, memoryview]
-_Context = Optional[Mapping[str, str]]
-_Response = Dict[str, Any]
+_Buffer = bytes | bytearray | memoryview
+_Context = Mapping[str, str] | None
+_Response = dict[str, Any]
 
 def fips_mode() -> bool: ...
-def resolve_store(store: Optional[str] = None, home: Optional[str] = None) -> str: ...
+def resolve_store(store: str | None = None, home: str | None = None) -> str: ...
 def _secrets_zeroed() -> int: ...
-def _error_codes() -> List[str]: ...
+def _error_codes() -> list[str]: ...
 
 @final
 class SecretBytes:
@@ -37,7 +38,7 @@ class SecretBytes:
     def __enter__(self) -> SecretBytes: ...
     def __exit__(
         self,
-        *_exc_info: Union[Optional[Type[BaseException]], Optional[BaseException], Optional[TracebackType]],
+        *_exc_info: type[BaseException] | None | BaseException | None | TracebackType | None,
     ) -> bool: ...
     def __len__(self) -> int: ...
     def __bytes__(self) -> bytes: ...
@@ -57,24 +58,24 @@ class Engine:
         max_plaintext_bytes: int = 4096,
         max_keys: int = 100000,
         lock_policy: str = "require",
-        rate_quotas: Optional[Mapping[str, int]] = None,
-        principal: Optional[str] = None,
-        store: Optional[str] = None,
-        home: Optional[str] = None,
-        root_key_file: Optional[str] = None,
-        root_key_env: Optional[str] = None,
-        passphrase: Optional[bytes] = None,
-        root_key: Optional[Callable[[], Union[bytes, bytearray]]] = None,
+        rate_quotas: Mapping[str, int] | None = None,
+        principal: str | None = None,
+        store: str | None = None,
+        home: str | None = None,
+        root_key_file: str | None = None,
+        root_key_env: str | None = None,
+        passphrase: bytes | None = None,
+        root_key: Callable[[], bytes | bytearray] | None = None,
         open_only: bool = False,
         audit: bool = True,
-        audit_log: Optional[str] = None,
+        audit_log: str | None = None,
         audit_durability: str = "synced",
         audit_digest_interval_ms: int = 0,
         scheduler_interval_ms: int = 0,
     ) -> Engine: ...
-    def for_principal(self, principal: str, *, via_service: Optional[str] = None) -> Engine: ...
+    def for_principal(self, principal: str, *, via_service: str | None = None) -> Engine: ...
     def dry_run(self) -> Engine: ...
-    def dry_run_authorization(self, operation: str, keys: List[Optional[str]]) -> None: ...
+    def dry_run_authorization(self, operation: str, keys: list[str | None]) -> None: ...
     @property
     def principal(self) -> str: ...
     @property
@@ -92,84 +93,86 @@ class Engine:
     def create_key(
         self,
         *,
-        policy: Optional[str] = None,
-        description: Optional[str] = None,
-        key_usage: Optional[str] = None,
-        customer_master_key_spec: Optional[str] = None,
-        key_spec: Optional[str] = None,
-        origin: Optional[str] = None,
+        policy: str | None = None,
+        description: str | None = None,
+        key_usage: str | None = None,
+        customer_master_key_spec: str | None = None,
+        key_spec: str | None = None,
+        origin: str | None = None,
         bypass_policy_lockout_safety_check: bool = False,
-        tags: Optional[Sequence[Mapping[str, str]]] = None,
-        multi_region: Optional[bool] = None,
+        tags: Sequence[Mapping[str, str]] | None = None,
+        multi_region: bool | None = None,
     ) -> _Response: ...
     def describe_key(self, *, key_id: str) -> _Response: ...
     def managed_key(self, *, service: str) -> _Response: ...
-    def list_keys(self, *, limit: Optional[int] = None, marker: Optional[str] = None) -> _Response: ...
+    def list_keys(self, *, limit: int | None = None, marker: str | None = None) -> _Response: ...
     def update_key_description(self, *, key_id: str, description: str) -> None: ...
     def enable_key(self, *, key_id: str) -> None: ...
     def disable_key(self, *, key_id: str) -> None: ...
     def schedule_key_deletion(
-        self, *, key_id: str, pending_window_in_days: Optional[int] = None
+        self, *, key_id: str, pending_window_in_days: int | None = None
     ) -> _Response: ...
     def cancel_key_deletion(self, *, key_id: str) -> _Response: ...
     def create_alias(self, *, alias_name: str, target_key_id: str) -> None: ...
     def update_alias(self, *, alias_name: str, target_key_id: str) -> None: ...
     def delete_alias(self, *, alias_name: str) -> None: ...
     def list_aliases(
-        self, *, key_id: Optional[str] = None, limit: Optional[int] = None, marker: Optional[str] = None
+        self, *, key_id: str | None = None, limit: int | None = None, marker: str | None = None
     ) -> _Response: ...
     def tag_resource(self, *, key_id: str, tags: Sequence[Mapping[str, str]]) -> None: ...
     def untag_resource(self, *, key_id: str, tag_keys: Sequence[str]) -> None: ...
     def list_resource_tags(
-        self, *, key_id: str, limit: Optional[int] = None, marker: Optional[str] = None
+        self, *, key_id: str, limit: int | None = None, marker: str | None = None
     ) -> _Response: ...
-    def enable_key_rotation(self, *, key_id: str, rotation_period_in_days: Optional[int] = None) -> None: ...
+    def enable_key_rotation(
+        self, *, key_id: str, rotation_period_in_days: int | None = None
+    ) -> None: ...
     def disable_key_rotation(self, *, key_id: str) -> None: ...
     def get_key_rotation_status(self, *, key_id: str) -> _Response: ...
     def rotate_key_on_demand(self, *, key_id: str) -> _Response: ...
     def list_key_rotations(
-        self, *, key_id: str, limit: Optional[int] = None, marker: Optional[str] = None
+        self, *, key_id: str, limit: int | None = None, marker: str | None = None
     ) -> _Response: ...
     def put_key_policy(
         self,
         *,
         key_id: str,
         policy: str,
-        policy_name: Optional[str] = None,
+        policy_name: str | None = None,
         bypass_policy_lockout_safety_check: bool = False,
     ) -> None: ...
-    def get_key_policy(self, *, key_id: str, policy_name: Optional[str] = None) -> _Response: ...
+    def get_key_policy(self, *, key_id: str, policy_name: str | None = None) -> _Response: ...
     def list_key_policies(
-        self, *, key_id: str, limit: Optional[int] = None, marker: Optional[str] = None
+        self, *, key_id: str, limit: int | None = None, marker: str | None = None
     ) -> _Response: ...
     def create_grant(
         self,
         *,
         key_id: str,
         operations: Sequence[str],
-        grantee_principal: Optional[str] = None,
-        retiring_principal: Optional[str] = None,
-        constraints: Optional[Mapping[str, Any]] = None,
-        name: Optional[str] = None,
+        grantee_principal: str | None = None,
+        retiring_principal: str | None = None,
+        constraints: Mapping[str, Any] | None = None,
+        name: str | None = None,
     ) -> _Response: ...
     def list_grants(
         self,
         *,
         key_id: str,
-        limit: Optional[int] = None,
-        marker: Optional[str] = None,
-        grant_id: Optional[str] = None,
-        grantee_principal: Optional[str] = None,
+        limit: int | None = None,
+        marker: str | None = None,
+        grant_id: str | None = None,
+        grantee_principal: str | None = None,
     ) -> _Response: ...
     def list_retirable_grants(
-        self, *, retiring_principal: str, limit: Optional[int] = None, marker: Optional[str] = None
+        self, *, retiring_principal: str, limit: int | None = None, marker: str | None = None
     ) -> _Response: ...
     def retire_grant(
         self,
         *,
-        grant_token: Optional[str] = None,
-        key_id: Optional[str] = None,
-        grant_id: Optional[str] = None,
+        grant_token: str | None = None,
+        key_id: str | None = None,
+        grant_id: str | None = None,
     ) -> None: ...
     def revoke_grant(self, *, key_id: str, grant_id: str) -> None: ...
     def get_key_last_usage(self, *, key_id: str) -> _Response: ...
@@ -181,15 +184,15 @@ class Engine:
         key_id: str,
         plaintext: _Buffer,
         encryption_context: _Context = None,
-        encryption_algorithm: Optional[str] = None,
+        encryption_algorithm: str | None = None,
     ) -> _Response: ...
     def decrypt(
         self,
         *,
         ciphertext_blob: _Buffer,
         encryption_context: _Context = None,
-        key_id: Optional[str] = None,
-        encryption_algorithm: Optional[str] = None,
+        key_id: str | None = None,
+        encryption_algorithm: str | None = None,
         secret: bool = False,
     ) -> _Response: ...
     def re_encrypt(
@@ -198,18 +201,18 @@ class Engine:
         ciphertext_blob: _Buffer,
         destination_key_id: str,
         source_encryption_context: _Context = None,
-        source_key_id: Optional[str] = None,
+        source_key_id: str | None = None,
         destination_encryption_context: _Context = None,
-        source_encryption_algorithm: Optional[str] = None,
-        destination_encryption_algorithm: Optional[str] = None,
+        source_encryption_algorithm: str | None = None,
+        destination_encryption_algorithm: str | None = None,
     ) -> _Response: ...
     def generate_data_key(
         self,
         *,
         key_id: str,
         encryption_context: _Context = None,
-        number_of_bytes: Optional[int] = None,
-        key_spec: Optional[str] = None,
+        number_of_bytes: int | None = None,
+        key_spec: str | None = None,
         secret: bool = False,
     ) -> _Response: ...
     def generate_data_key_without_plaintext(
@@ -217,8 +220,8 @@ class Engine:
         *,
         key_id: str,
         encryption_context: _Context = None,
-        key_spec: Optional[str] = None,
-        number_of_bytes: Optional[int] = None,
+        key_spec: str | None = None,
+        number_of_bytes: int | None = None,
     ) -> _Response: ...
     def generate_data_key_pair(
         self,
@@ -231,14 +234,14 @@ class Engine:
     def generate_data_key_pair_without_plaintext(
         self, *, key_id: str, key_pair_spec: str, encryption_context: _Context = None
     ) -> _Response: ...
-    def generate_random(self, *, number_of_bytes: Optional[int] = None) -> _Response: ...
+    def generate_random(self, *, number_of_bytes: int | None = None) -> _Response: ...
     def sign(
         self,
         *,
         key_id: str,
         message: _Buffer,
         signing_algorithm: str,
-        message_type: Optional[str] = None,
+        message_type: str | None = None,
     ) -> _Response: ...
     def verify(
         self,
@@ -247,7 +250,7 @@ class Engine:
         message: _Buffer,
         signature: _Buffer,
         signing_algorithm: str,
-        message_type: Optional[str] = None,
+        message_type: str | None = None,
     ) -> _Response: ...
     def get_public_key(self, *, key_id: str) -> _Response: ...
     def generate_mac(self, *, key_id: str, message: _Buffer, mac_algorithm: str) -> _Response: ...
@@ -270,19 +273,19 @@ class Engine:
         key_id: str,
         plaintexts: Sequence[_Buffer],
         encryption_context: _Context = None,
-        encryption_contexts: Optional[Sequence[_Context]] = None,
-        encryption_algorithm: Optional[str] = None,
-    ) -> List[Any]: ...
+        encryption_contexts: Sequence[_Context] | None = None,
+        encryption_algorithm: str | None = None,
+    ) -> list[Any]: ...
     def decrypt_batch(
         self,
         *,
         ciphertext_blobs: Sequence[_Buffer],
         encryption_context: _Context = None,
-        encryption_contexts: Optional[Sequence[_Context]] = None,
-        key_id: Optional[str] = None,
-        encryption_algorithm: Optional[str] = None,
+        encryption_contexts: Sequence[_Context] | None = None,
+        key_id: str | None = None,
+        encryption_algorithm: str | None = None,
         secret: bool = False,
-    ) -> List[Any]: ...
+    ) -> list[Any]: ...
     def re_encrypt_batch(
         self,
         *,
@@ -290,34 +293,34 @@ class Engine:
         destination_key_id: str,
         source_encryption_context: _Context = None,
         destination_encryption_context: _Context = None,
-        source_key_id: Optional[str] = None,
-    ) -> List[Any]: ...
+        source_key_id: str | None = None,
+    ) -> list[Any]: ...
     def generate_data_key_batch(
         self,
         *,
         key_id: str,
         count: int,
-        key_spec: Optional[str] = None,
-        number_of_bytes: Optional[int] = None,
+        key_spec: str | None = None,
+        number_of_bytes: int | None = None,
         encryption_context: _Context = None,
-    ) -> List[Union[Tuple[SecretBytes, bytes], Any]]: ...
+    ) -> list[tuple[SecretBytes, bytes] | Any]: ...
     def generate_data_key_without_plaintext_batch(
         self,
         *,
         key_id: str,
         count: int,
-        key_spec: Optional[str] = None,
-        number_of_bytes: Optional[int] = None,
+        key_spec: str | None = None,
+        number_of_bytes: int | None = None,
         encryption_context: _Context = None,
-    ) -> List[Any]: ...
+    ) -> list[Any]: ...
     def sign_batch(
         self,
         *,
         key_id: str,
         messages: Sequence[_Buffer],
         signing_algorithm: str,
-        message_type: Optional[str] = None,
-    ) -> List[Any]: ...
+        message_type: str | None = None,
+    ) -> list[Any]: ...
     def verify_batch(
         self,
         *,
@@ -325,11 +328,11 @@ class Engine:
         messages: Sequence[_Buffer],
         signatures: Sequence[_Buffer],
         signing_algorithm: str,
-        message_type: Optional[str] = None,
-    ) -> List[Any]: ...
+        message_type: str | None = None,
+    ) -> list[Any]: ...
     def generate_mac_batch(
         self, *, key_id: str, messages: Sequence[_Buffer], mac_algorithm: str
-    ) -> List[Any]: ...
+    ) -> list[Any]: ...
     def verify_mac_batch(
         self,
         *,
@@ -337,5 +340,5 @@ class Engine:
         messages: Sequence[_Buffer],
         macs: Sequence[_Buffer],
         mac_algorithm: str,
-    ) -> List[Any]: ...
-    def generate_random_batch(self, *, sizes: Sequence[int]) -> List[Any]: ...
+    ) -> list[Any]: ...
+    def generate_random_batch(self, *, sizes: Sequence[int]) -> list[Any]: ...

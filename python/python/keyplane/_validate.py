@@ -8,7 +8,8 @@ reports every problem at once in a `ParamValidationError` with botocore's wordin
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ._model import SHAPES
 from .exceptions import ParamValidationError
@@ -34,7 +35,7 @@ _VALID_TYPES = {
 
 class _Report:
     def __init__(self) -> None:
-        self.errors: List[str] = []
+        self.errors: list[str] = []
 
     def add(self, message: str) -> None:
         self.errors.append(message)
@@ -70,24 +71,27 @@ def _check(value: Any, shape_name: str, name: str, report: _Report) -> Any:
 
 
 def _check_contents(
-    value: Any, shape: Dict[str, Any], shape_name: str, name: str, report: _Report
+    value: Any, shape: dict[str, Any], shape_name: str, name: str, report: _Report
 ) -> Any:
     kind = shape["type"]
     minimum = shape.get("min")
     if kind == "string" and minimum is not None and len(value) < minimum:
         report.add(
-            f"Invalid length for parameter {name}, value: {len(value)}, "
-            f"valid min length: {minimum}"
+            f"Invalid length for parameter {name}, value: {len(value)}, valid min length: {minimum}"
         )
     elif kind == "integer" and minimum is not None and value < minimum:
-        report.add(f"Invalid value for parameter {name}, value: {value}, valid min value: {minimum}")
+        report.add(
+            f"Invalid value for parameter {name}, value: {value}, valid min value: {minimum}"
+        )
     elif kind == "list":
         if minimum is not None and len(value) < minimum:
             report.add(
                 f"Invalid length for parameter {name}, value: {len(value)}, "
                 f"valid min length: {minimum}"
             )
-        return [_check(item, shape["member"], f"{name}[{i}]", report) for i, item in enumerate(value)]
+        return [
+            _check(item, shape["member"], f"{name}[{i}]", report) for i, item in enumerate(value)
+        ]
     elif kind == "map":
         return {
             _check(k, shape["key"], name, report): _check(v, shape["value"], f"{name}.{k}", report)
@@ -100,13 +104,13 @@ def _check_contents(
 
 def _check_structure(
     params: Mapping[str, Any], shape_name: str, name: str, report: _Report
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     shape = SHAPES[shape_name]
-    members: Dict[str, str] = shape["members"]
+    members: dict[str, str] = shape["members"]
     for required in shape.get("required", []):
         if required not in params:
             report.add(f'Missing required parameter in {name}: "{required}"')
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for key, value in params.items():
         if key not in members:
             report.add(
@@ -117,7 +121,7 @@ def _check_structure(
     return out
 
 
-def validate(input_shape: str, params: Mapping[str, Any]) -> Dict[str, Any]:
+def validate(input_shape: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Validates `params` against `input_shape`; returns them with blobs as bytes."""
     report = _Report()
     checked = _check_structure(params, input_shape, "input", report)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any
 
 from . import _keyplane
 from ._model import METHODS, OPERATIONS, PAGINATORS
@@ -63,7 +63,7 @@ _IGNORE_CIPHERTEXT_KEYS = {
     "ReEncrypt": ("SourceKeyId", "DestinationKeyId"),
 }
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
-_KWARG_NAMES: Dict[str, str] = {}
+_KWARG_NAMES: dict[str, str] = {}
 
 
 def _kwarg(member: str) -> str:
@@ -73,15 +73,15 @@ def _kwarg(member: str) -> str:
     return name
 
 
-_ENGINES: Dict[Tuple[str, str, str], _keyplane.Engine] = {}
+_ENGINES: dict[tuple[str, str, str], _keyplane.Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
 def default_engine(
     region_name: str,
     account_id: str,
-    store: Optional[str] = None,
-    home: Optional[str] = None,
+    store: str | None = None,
+    home: str | None = None,
 ) -> _keyplane.Engine:
     """The process's shared engine for a region, account and store (made on first use), so that
     clients made alike see the same keys, as clients of the service do. The store is `store` (an
@@ -122,7 +122,7 @@ _EXCEPTIONS = ClientExceptions()
 class ClientMeta:
     """`client.meta`: what boto3 clients tell about themselves."""
 
-    def __init__(self, region_name: str, endpoint_url: Optional[str], config: Any) -> None:
+    def __init__(self, region_name: str, endpoint_url: str | None, config: Any) -> None:
         self.region_name = region_name
         self.endpoint_url = endpoint_url or f"https://kms.{region_name}.amazonaws.com"
         self.config = config
@@ -139,7 +139,7 @@ class KMSClient:
         engine: _keyplane.Engine,
         *,
         region_name: str,
-        endpoint_url: Optional[str] = None,
+        endpoint_url: str | None = None,
         config: Any = None,
         secret_bytes: bool = False,
     ) -> None:
@@ -156,7 +156,7 @@ class KMSClient:
     def __repr__(self) -> str:
         return f"<keyplane KMS client: {self._engine!r}>"
 
-    def _call(self, operation: str, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    def _call(self, operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         spec = OPERATIONS[operation]
         params = validate(spec["input"], kwargs)
         try:
@@ -167,7 +167,7 @@ class KMSClient:
         result["ResponseMetadata"] = _response_metadata()
         return result
 
-    def _run(self, operation: str, params: Dict[str, Any]) -> Dict[str, Any]:
+    def _run(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         params.pop("GrantTokens", None)
         dry_run = params.pop("DryRun", None)
         modifiers = params.pop("DryRunModifiers", None) or []
@@ -226,7 +226,7 @@ class KMSClient:
         raise ValueError(f"Waiter does not exist: {waiter_name}")
 
     @property
-    def waiter_names(self) -> List[str]:
+    def waiter_names(self) -> list[str]:
         return []
 
     def close(self) -> None:
@@ -234,183 +234,195 @@ class KMSClient:
 
     # ---- the operations --------------------------------------------------------------------
 
-    def cancel_key_deletion(self, **kwargs: Any) -> Dict[str, Any]:
-        """CancelKeyDeletion: see the service's API reference; parameters and response as boto3's."""
+    def cancel_key_deletion(self, **kwargs: Any) -> dict[str, Any]:
+        """CancelKeyDeletion: see the service's API reference; parameters and response as
+        boto3's."""
         return self._call("CancelKeyDeletion", kwargs)
 
-    def create_alias(self, **kwargs: Any) -> Dict[str, Any]:
+    def create_alias(self, **kwargs: Any) -> dict[str, Any]:
         """CreateAlias: see the service's API reference; parameters and response as boto3's."""
         return self._call("CreateAlias", kwargs)
 
-    def create_grant(self, **kwargs: Any) -> Dict[str, Any]:
+    def create_grant(self, **kwargs: Any) -> dict[str, Any]:
         """CreateGrant: see the service's API reference; parameters and response as boto3's."""
         return self._call("CreateGrant", kwargs)
 
-    def create_key(self, **kwargs: Any) -> Dict[str, Any]:
+    def create_key(self, **kwargs: Any) -> dict[str, Any]:
         """CreateKey: see the service's API reference; parameters and response as boto3's."""
         return self._call("CreateKey", kwargs)
 
-    def decrypt(self, **kwargs: Any) -> Dict[str, Any]:
+    def decrypt(self, **kwargs: Any) -> dict[str, Any]:
         """Decrypt: see the service's API reference; parameters and response as boto3's."""
         return self._call("Decrypt", kwargs)
 
-    def delete_alias(self, **kwargs: Any) -> Dict[str, Any]:
+    def delete_alias(self, **kwargs: Any) -> dict[str, Any]:
         """DeleteAlias: see the service's API reference; parameters and response as boto3's."""
         return self._call("DeleteAlias", kwargs)
 
-    def derive_shared_secret(self, **kwargs: Any) -> Dict[str, Any]:
-        """DeriveSharedSecret: see the service's API reference; parameters and response as boto3's."""
+    def derive_shared_secret(self, **kwargs: Any) -> dict[str, Any]:
+        """DeriveSharedSecret: see the service's API reference; parameters and response as
+        boto3's."""
         return self._call("DeriveSharedSecret", kwargs)
 
-    def describe_key(self, **kwargs: Any) -> Dict[str, Any]:
+    def describe_key(self, **kwargs: Any) -> dict[str, Any]:
         """DescribeKey: see the service's API reference; parameters and response as boto3's."""
         return self._call("DescribeKey", kwargs)
 
-    def disable_key(self, **kwargs: Any) -> Dict[str, Any]:
+    def disable_key(self, **kwargs: Any) -> dict[str, Any]:
         """DisableKey: see the service's API reference; parameters and response as boto3's."""
         return self._call("DisableKey", kwargs)
 
-    def disable_key_rotation(self, **kwargs: Any) -> Dict[str, Any]:
-        """DisableKeyRotation: see the service's API reference; parameters and response as boto3's."""
+    def disable_key_rotation(self, **kwargs: Any) -> dict[str, Any]:
+        """DisableKeyRotation: see the service's API reference; parameters and response as
+        boto3's."""
         return self._call("DisableKeyRotation", kwargs)
 
-    def enable_key(self, **kwargs: Any) -> Dict[str, Any]:
+    def enable_key(self, **kwargs: Any) -> dict[str, Any]:
         """EnableKey: see the service's API reference; parameters and response as boto3's."""
         return self._call("EnableKey", kwargs)
 
-    def enable_key_rotation(self, **kwargs: Any) -> Dict[str, Any]:
-        """EnableKeyRotation: see the service's API reference; parameters and response as boto3's."""
+    def enable_key_rotation(self, **kwargs: Any) -> dict[str, Any]:
+        """EnableKeyRotation: see the service's API reference; parameters and response as
+        boto3's."""
         return self._call("EnableKeyRotation", kwargs)
 
-    def encrypt(self, **kwargs: Any) -> Dict[str, Any]:
+    def encrypt(self, **kwargs: Any) -> dict[str, Any]:
         """Encrypt: see the service's API reference; parameters and response as boto3's."""
         return self._call("Encrypt", kwargs)
 
-    def generate_data_key(self, **kwargs: Any) -> Dict[str, Any]:
+    def generate_data_key(self, **kwargs: Any) -> dict[str, Any]:
         """GenerateDataKey: see the service's API reference; parameters and response as boto3's."""
         return self._call("GenerateDataKey", kwargs)
 
-    def generate_data_key_pair(self, **kwargs: Any) -> Dict[str, Any]:
-        """GenerateDataKeyPair: see the service's API reference; parameters and response as boto3's."""
+    def generate_data_key_pair(self, **kwargs: Any) -> dict[str, Any]:
+        """GenerateDataKeyPair: see the service's API reference; parameters and response as
+        boto3's."""
         return self._call("GenerateDataKeyPair", kwargs)
 
-    def generate_data_key_pair_without_plaintext(self, **kwargs: Any) -> Dict[str, Any]:
-        """GenerateDataKeyPairWithoutPlaintext: see the service's API reference; parameters and response as boto3's."""
+    def generate_data_key_pair_without_plaintext(self, **kwargs: Any) -> dict[str, Any]:
+        """GenerateDataKeyPairWithoutPlaintext: see the service's API reference; parameters and
+        response as boto3's."""
         return self._call("GenerateDataKeyPairWithoutPlaintext", kwargs)
 
-    def generate_data_key_without_plaintext(self, **kwargs: Any) -> Dict[str, Any]:
-        """GenerateDataKeyWithoutPlaintext: see the service's API reference; parameters and response as boto3's."""
+    def generate_data_key_without_plaintext(self, **kwargs: Any) -> dict[str, Any]:
+        """GenerateDataKeyWithoutPlaintext: see the service's API reference; parameters and
+        response as boto3's."""
         return self._call("GenerateDataKeyWithoutPlaintext", kwargs)
 
-    def generate_mac(self, **kwargs: Any) -> Dict[str, Any]:
+    def generate_mac(self, **kwargs: Any) -> dict[str, Any]:
         """GenerateMac: see the service's API reference; parameters and response as boto3's."""
         return self._call("GenerateMac", kwargs)
 
-    def generate_random(self, **kwargs: Any) -> Dict[str, Any]:
+    def generate_random(self, **kwargs: Any) -> dict[str, Any]:
         """GenerateRandom: see the service's API reference; parameters and response as boto3's."""
         return self._call("GenerateRandom", kwargs)
 
-    def get_key_last_usage(self, **kwargs: Any) -> Dict[str, Any]:
+    def get_key_last_usage(self, **kwargs: Any) -> dict[str, Any]:
         """GetKeyLastUsage: see the service's API reference; parameters and response as boto3's."""
         return self._call("GetKeyLastUsage", kwargs)
 
-    def get_key_policy(self, **kwargs: Any) -> Dict[str, Any]:
+    def get_key_policy(self, **kwargs: Any) -> dict[str, Any]:
         """GetKeyPolicy: see the service's API reference; parameters and response as boto3's."""
         return self._call("GetKeyPolicy", kwargs)
 
-    def get_key_rotation_status(self, **kwargs: Any) -> Dict[str, Any]:
-        """GetKeyRotationStatus: see the service's API reference; parameters and response as boto3's."""
+    def get_key_rotation_status(self, **kwargs: Any) -> dict[str, Any]:
+        """GetKeyRotationStatus: see the service's API reference; parameters and response as
+        boto3's."""
         return self._call("GetKeyRotationStatus", kwargs)
 
-    def get_public_key(self, **kwargs: Any) -> Dict[str, Any]:
+    def get_public_key(self, **kwargs: Any) -> dict[str, Any]:
         """GetPublicKey: see the service's API reference; parameters and response as boto3's."""
         return self._call("GetPublicKey", kwargs)
 
-    def list_aliases(self, **kwargs: Any) -> Dict[str, Any]:
+    def list_aliases(self, **kwargs: Any) -> dict[str, Any]:
         """ListAliases: see the service's API reference; parameters and response as boto3's."""
         return self._call("ListAliases", kwargs)
 
-    def list_grants(self, **kwargs: Any) -> Dict[str, Any]:
+    def list_grants(self, **kwargs: Any) -> dict[str, Any]:
         """ListGrants: see the service's API reference; parameters and response as boto3's."""
         return self._call("ListGrants", kwargs)
 
-    def list_key_policies(self, **kwargs: Any) -> Dict[str, Any]:
+    def list_key_policies(self, **kwargs: Any) -> dict[str, Any]:
         """ListKeyPolicies: see the service's API reference; parameters and response as boto3's."""
         return self._call("ListKeyPolicies", kwargs)
 
-    def list_key_rotations(self, **kwargs: Any) -> Dict[str, Any]:
+    def list_key_rotations(self, **kwargs: Any) -> dict[str, Any]:
         """ListKeyRotations: see the service's API reference; parameters and response as boto3's."""
         return self._call("ListKeyRotations", kwargs)
 
-    def list_keys(self, **kwargs: Any) -> Dict[str, Any]:
+    def list_keys(self, **kwargs: Any) -> dict[str, Any]:
         """ListKeys: see the service's API reference; parameters and response as boto3's."""
         return self._call("ListKeys", kwargs)
 
-    def list_resource_tags(self, **kwargs: Any) -> Dict[str, Any]:
+    def list_resource_tags(self, **kwargs: Any) -> dict[str, Any]:
         """ListResourceTags: see the service's API reference; parameters and response as boto3's."""
         return self._call("ListResourceTags", kwargs)
 
-    def list_retirable_grants(self, **kwargs: Any) -> Dict[str, Any]:
-        """ListRetirableGrants: see the service's API reference; parameters and response as boto3's."""
+    def list_retirable_grants(self, **kwargs: Any) -> dict[str, Any]:
+        """ListRetirableGrants: see the service's API reference; parameters and response as
+        boto3's."""
         return self._call("ListRetirableGrants", kwargs)
 
-    def put_key_policy(self, **kwargs: Any) -> Dict[str, Any]:
+    def put_key_policy(self, **kwargs: Any) -> dict[str, Any]:
         """PutKeyPolicy: see the service's API reference; parameters and response as boto3's."""
         return self._call("PutKeyPolicy", kwargs)
 
-    def re_encrypt(self, **kwargs: Any) -> Dict[str, Any]:
+    def re_encrypt(self, **kwargs: Any) -> dict[str, Any]:
         """ReEncrypt: see the service's API reference; parameters and response as boto3's."""
         return self._call("ReEncrypt", kwargs)
 
-    def retire_grant(self, **kwargs: Any) -> Dict[str, Any]:
+    def retire_grant(self, **kwargs: Any) -> dict[str, Any]:
         """RetireGrant: see the service's API reference; parameters and response as boto3's."""
         return self._call("RetireGrant", kwargs)
 
-    def revoke_grant(self, **kwargs: Any) -> Dict[str, Any]:
+    def revoke_grant(self, **kwargs: Any) -> dict[str, Any]:
         """RevokeGrant: see the service's API reference; parameters and response as boto3's."""
         return self._call("RevokeGrant", kwargs)
 
-    def rotate_key_on_demand(self, **kwargs: Any) -> Dict[str, Any]:
-        """RotateKeyOnDemand: see the service's API reference; parameters and response as boto3's."""
+    def rotate_key_on_demand(self, **kwargs: Any) -> dict[str, Any]:
+        """RotateKeyOnDemand: see the service's API reference; parameters and response as
+        boto3's."""
         return self._call("RotateKeyOnDemand", kwargs)
 
-    def schedule_key_deletion(self, **kwargs: Any) -> Dict[str, Any]:
-        """ScheduleKeyDeletion: see the service's API reference; parameters and response as boto3's."""
+    def schedule_key_deletion(self, **kwargs: Any) -> dict[str, Any]:
+        """ScheduleKeyDeletion: see the service's API reference; parameters and response as
+        boto3's."""
         return self._call("ScheduleKeyDeletion", kwargs)
 
-    def sign(self, **kwargs: Any) -> Dict[str, Any]:
+    def sign(self, **kwargs: Any) -> dict[str, Any]:
         """Sign: see the service's API reference; parameters and response as boto3's."""
         return self._call("Sign", kwargs)
 
-    def tag_resource(self, **kwargs: Any) -> Dict[str, Any]:
+    def tag_resource(self, **kwargs: Any) -> dict[str, Any]:
         """TagResource: see the service's API reference; parameters and response as boto3's."""
         return self._call("TagResource", kwargs)
 
-    def untag_resource(self, **kwargs: Any) -> Dict[str, Any]:
+    def untag_resource(self, **kwargs: Any) -> dict[str, Any]:
         """UntagResource: see the service's API reference; parameters and response as boto3's."""
         return self._call("UntagResource", kwargs)
 
-    def update_alias(self, **kwargs: Any) -> Dict[str, Any]:
+    def update_alias(self, **kwargs: Any) -> dict[str, Any]:
         """UpdateAlias: see the service's API reference; parameters and response as boto3's."""
         return self._call("UpdateAlias", kwargs)
 
-    def update_key_description(self, **kwargs: Any) -> Dict[str, Any]:
-        """UpdateKeyDescription: see the service's API reference; parameters and response as boto3's."""
+    def update_key_description(self, **kwargs: Any) -> dict[str, Any]:
+        """UpdateKeyDescription: see the service's API reference; parameters and response as
+        boto3's."""
         return self._call("UpdateKeyDescription", kwargs)
 
-    def verify(self, **kwargs: Any) -> Dict[str, Any]:
+    def verify(self, **kwargs: Any) -> dict[str, Any]:
         """Verify: see the service's API reference; parameters and response as boto3's."""
         return self._call("Verify", kwargs)
 
-    def verify_mac(self, **kwargs: Any) -> Dict[str, Any]:
+    def verify_mac(self, **kwargs: Any) -> dict[str, Any]:
         """VerifyMac: see the service's API reference; parameters and response as boto3's."""
         return self._call("VerifyMac", kwargs)
 
 
-METHOD_NAMES: Dict[str, str] = {operation: method for method, operation in METHODS.items()}
+METHOD_NAMES: dict[str, str] = {operation: method for method, operation in METHODS.items()}
 
 
-def _account_id(*candidates: Optional[str]) -> str:
+def _account_id(*candidates: str | None) -> str:
     for candidate in candidates:
         if candidate:
             return candidate
@@ -424,23 +436,23 @@ def _check_str(name: str, value: Any) -> None:
 
 def client(
     service_name: str = "kms",
-    region_name: Optional[str] = None,
-    api_version: Optional[str] = None,
+    region_name: str | None = None,
+    api_version: str | None = None,
     use_ssl: bool = True,
-    verify: Union[None, bool, str] = None,
-    endpoint_url: Optional[str] = None,
-    aws_access_key_id: Optional[str] = None,
-    aws_secret_access_key: Optional[str] = None,
-    aws_session_token: Optional[str] = None,
+    verify: None | bool | str = None,
+    endpoint_url: str | None = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    aws_session_token: str | None = None,
     config: Any = None,
-    aws_account_id: Optional[str] = None,
+    aws_account_id: str | None = None,
     *,
-    account_id: Optional[str] = None,
-    principal: Optional[str] = None,
-    engine: Union["Engine", _keyplane.Engine, None] = None,
+    account_id: str | None = None,
+    principal: str | None = None,
+    engine: Engine | _keyplane.Engine | None = None,
     secret_bytes: bool = False,
-    home: Optional[str] = None,
-    store: Optional[str] = None,
+    home: str | None = None,
+    store: str | None = None,
 ) -> KMSClient:
     """A boto3-compatible KMS client: `keyplane.client("kms", region_name="eu-west-1")`.
 
@@ -503,7 +515,9 @@ def client(
     if principal is not None:
         native = native.for_principal(principal)
     return KMSClient(
-        native, region_name=region, endpoint_url=endpoint_url, config=config,
+        native,
+        region_name=region,
+        endpoint_url=endpoint_url,
+        config=config,
         secret_bytes=secret_bytes,
     )
-

@@ -14,7 +14,7 @@ Client-side parameter errors raise `ParamValidationError` (botocore's when insta
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Dict, Optional, Type
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "HAVE_BOTOCORE",
@@ -34,7 +34,7 @@ class _ClientError(Exception):
         "operation{retry_info}: {error_message}"
     )
 
-    def __init__(self, error_response: Dict[str, Any], operation_name: str) -> None:
+    def __init__(self, error_response: dict[str, Any], operation_name: str) -> None:
         retry_info = self._get_retry_info(error_response)
         error = error_response.get("Error", {})
         msg = self.MSG_TEMPLATE.format(
@@ -47,13 +47,12 @@ class _ClientError(Exception):
         self.response = error_response
         self.operation_name = operation_name
 
-    def _get_retry_info(self, response: Dict[str, Any]) -> str:
+    def _get_retry_info(self, response: dict[str, Any]) -> str:
         retry_info = ""
         if "ResponseMetadata" in response:
             metadata = response["ResponseMetadata"]
-            if metadata.get("MaxAttemptsReached", False):
-                if "RetryAttempts" in metadata:
-                    retry_info = f" (reached max retries: {metadata['RetryAttempts']})"
+            if metadata.get("MaxAttemptsReached", False) and "RetryAttempts" in metadata:
+                retry_info = f" (reached max retries: {metadata['RetryAttempts']})"
         return retry_info
 
     def __reduce__(self) -> Any:
@@ -117,7 +116,7 @@ _HTTP_STATUS = {
 }
 
 
-def _response_metadata(status: int = 200) -> Dict[str, Any]:
+def _response_metadata(status: int = 200) -> dict[str, Any]:
     """ResponseMetadata as botocore shapes it (no HTTP exchange takes place)."""
     request_id = str(uuid.uuid4())
     return {
@@ -136,7 +135,7 @@ class KeyplaneError(ClientError):
 
     code = "Unknown"
 
-    def __init__(self, error_response: Dict[str, Any], operation_name: str) -> None:
+    def __init__(self, error_response: dict[str, Any], operation_name: str) -> None:
         super().__init__(error_response, operation_name)
 
     @property
@@ -168,232 +167,231 @@ class KeyplaneError(ClientError):
 
 
 class AccessDeniedException(KeyplaneError):
-    code = 'AccessDeniedException'
+    code = "AccessDeniedException"
 
 
 class AlreadyExistsException(KeyplaneError):
-    code = 'AlreadyExistsException'
+    code = "AlreadyExistsException"
 
 
 class CloudHsmClusterInUseException(KeyplaneError):
-    code = 'CloudHsmClusterInUseException'
+    code = "CloudHsmClusterInUseException"
 
 
 class CloudHsmClusterInvalidConfigurationException(KeyplaneError):
-    code = 'CloudHsmClusterInvalidConfigurationException'
+    code = "CloudHsmClusterInvalidConfigurationException"
 
 
 class CloudHsmClusterNotActiveException(KeyplaneError):
-    code = 'CloudHsmClusterNotActiveException'
+    code = "CloudHsmClusterNotActiveException"
 
 
 class CloudHsmClusterNotFoundException(KeyplaneError):
-    code = 'CloudHsmClusterNotFoundException'
+    code = "CloudHsmClusterNotFoundException"
 
 
 class CloudHsmClusterNotRelatedException(KeyplaneError):
-    code = 'CloudHsmClusterNotRelatedException'
+    code = "CloudHsmClusterNotRelatedException"
 
 
 class ConflictException(KeyplaneError):
-    code = 'ConflictException'
+    code = "ConflictException"
 
 
 class CustomKeyStoreHasCMKsException(KeyplaneError):
-    code = 'CustomKeyStoreHasCMKsException'
+    code = "CustomKeyStoreHasCMKsException"
 
 
 class CustomKeyStoreInvalidStateException(KeyplaneError):
-    code = 'CustomKeyStoreInvalidStateException'
+    code = "CustomKeyStoreInvalidStateException"
 
 
 class CustomKeyStoreNameInUseException(KeyplaneError):
-    code = 'CustomKeyStoreNameInUseException'
+    code = "CustomKeyStoreNameInUseException"
 
 
 class CustomKeyStoreNotFoundException(KeyplaneError):
-    code = 'CustomKeyStoreNotFoundException'
+    code = "CustomKeyStoreNotFoundException"
 
 
 class DependencyTimeoutException(KeyplaneError):
-    code = 'DependencyTimeoutException'
+    code = "DependencyTimeoutException"
 
 
 class DisabledException(KeyplaneError):
-    code = 'DisabledException'
+    code = "DisabledException"
 
 
 class DryRunOperationException(KeyplaneError):
-    code = 'DryRunOperationException'
+    code = "DryRunOperationException"
 
 
 class ExpiredImportTokenException(KeyplaneError):
-    code = 'ExpiredImportTokenException'
+    code = "ExpiredImportTokenException"
 
 
 class IncorrectKeyException(KeyplaneError):
-    code = 'IncorrectKeyException'
+    code = "IncorrectKeyException"
 
 
 class IncorrectKeyMaterialException(KeyplaneError):
-    code = 'IncorrectKeyMaterialException'
+    code = "IncorrectKeyMaterialException"
 
 
 class IncorrectTrustAnchorException(KeyplaneError):
-    code = 'IncorrectTrustAnchorException'
+    code = "IncorrectTrustAnchorException"
 
 
 class InvalidAliasNameException(KeyplaneError):
-    code = 'InvalidAliasNameException'
+    code = "InvalidAliasNameException"
 
 
 class InvalidArnException(KeyplaneError):
-    code = 'InvalidArnException'
+    code = "InvalidArnException"
 
 
 class InvalidCiphertextException(KeyplaneError):
-    code = 'InvalidCiphertextException'
+    code = "InvalidCiphertextException"
 
 
 class InvalidGrantIdException(KeyplaneError):
-    code = 'InvalidGrantIdException'
+    code = "InvalidGrantIdException"
 
 
 class InvalidGrantTokenException(KeyplaneError):
-    code = 'InvalidGrantTokenException'
+    code = "InvalidGrantTokenException"
 
 
 class InvalidImportTokenException(KeyplaneError):
-    code = 'InvalidImportTokenException'
+    code = "InvalidImportTokenException"
 
 
 class InvalidKeyUsageException(KeyplaneError):
-    code = 'InvalidKeyUsageException'
+    code = "InvalidKeyUsageException"
 
 
 class InvalidMarkerException(KeyplaneError):
-    code = 'InvalidMarkerException'
+    code = "InvalidMarkerException"
 
 
 class KMSInternalException(KeyplaneError):
-    code = 'KMSInternalException'
+    code = "KMSInternalException"
 
 
 class KMSInvalidMacException(KeyplaneError):
-    code = 'KMSInvalidMacException'
+    code = "KMSInvalidMacException"
 
 
 class KMSInvalidSignatureException(KeyplaneError):
-    code = 'KMSInvalidSignatureException'
+    code = "KMSInvalidSignatureException"
 
 
 class KMSInvalidStateException(KeyplaneError):
-    code = 'KMSInvalidStateException'
+    code = "KMSInvalidStateException"
 
 
 class KeyUnavailableException(KeyplaneError):
-    code = 'KeyUnavailableException'
+    code = "KeyUnavailableException"
 
 
 class LimitExceededException(KeyplaneError):
-    code = 'LimitExceededException'
+    code = "LimitExceededException"
 
 
 class MalformedPolicyDocumentException(KeyplaneError):
-    code = 'MalformedPolicyDocumentException'
+    code = "MalformedPolicyDocumentException"
 
 
 class NotAuthorizedException(KeyplaneError):
     # Not in the service model's error shapes, but what the service answers for an
     # `alias/aws/` alias name.
-    code = 'NotAuthorizedException'
+    code = "NotAuthorizedException"
 
 
 class NotFoundException(KeyplaneError):
-    code = 'NotFoundException'
+    code = "NotFoundException"
 
 
 class TagException(KeyplaneError):
-    code = 'TagException'
+    code = "TagException"
 
 
 class ThrottlingException(KeyplaneError):
-    code = 'ThrottlingException'
+    code = "ThrottlingException"
 
 
 class UnsupportedOperationException(KeyplaneError):
-    code = 'UnsupportedOperationException'
+    code = "UnsupportedOperationException"
 
 
 class ValidationException(KeyplaneError):
-    code = 'ValidationException'
+    code = "ValidationException"
 
 
 class XksKeyAlreadyInUseException(KeyplaneError):
-    code = 'XksKeyAlreadyInUseException'
+    code = "XksKeyAlreadyInUseException"
 
 
 class XksKeyInvalidConfigurationException(KeyplaneError):
-    code = 'XksKeyInvalidConfigurationException'
+    code = "XksKeyInvalidConfigurationException"
 
 
 class XksKeyNotFoundException(KeyplaneError):
-    code = 'XksKeyNotFoundException'
+    code = "XksKeyNotFoundException"
 
 
 class XksProxyIncorrectAuthenticationCredentialException(KeyplaneError):
-    code = 'XksProxyIncorrectAuthenticationCredentialException'
+    code = "XksProxyIncorrectAuthenticationCredentialException"
 
 
 class XksProxyInvalidConfigurationException(KeyplaneError):
-    code = 'XksProxyInvalidConfigurationException'
+    code = "XksProxyInvalidConfigurationException"
 
 
 class XksProxyInvalidResponseException(KeyplaneError):
-    code = 'XksProxyInvalidResponseException'
+    code = "XksProxyInvalidResponseException"
 
 
 class XksProxyUriEndpointInUseException(KeyplaneError):
-    code = 'XksProxyUriEndpointInUseException'
+    code = "XksProxyUriEndpointInUseException"
 
 
 class XksProxyUriInUseException(KeyplaneError):
-    code = 'XksProxyUriInUseException'
+    code = "XksProxyUriInUseException"
 
 
 class XksProxyUriUnreachableException(KeyplaneError):
-    code = 'XksProxyUriUnreachableException'
+    code = "XksProxyUriUnreachableException"
 
 
 class XksProxyVpcEndpointServiceInUseException(KeyplaneError):
-    code = 'XksProxyVpcEndpointServiceInUseException'
+    code = "XksProxyVpcEndpointServiceInUseException"
 
 
 class XksProxyVpcEndpointServiceInvalidConfigurationException(KeyplaneError):
-    code = 'XksProxyVpcEndpointServiceInvalidConfigurationException'
+    code = "XksProxyVpcEndpointServiceInvalidConfigurationException"
 
 
 class XksProxyVpcEndpointServiceNotFoundException(KeyplaneError):
-    code = 'XksProxyVpcEndpointServiceNotFoundException'
+    code = "XksProxyVpcEndpointServiceNotFoundException"
 
 
-
-_BY_CODE: Dict[str, Type[KeyplaneError]] = {
+_BY_CODE: dict[str, type[KeyplaneError]] = {
     cls.code: cls
     for cls in list(globals().values())
     if isinstance(cls, type) and issubclass(cls, KeyplaneError) and cls is not KeyplaneError
 }
 
 #: Every error class, by code.
-ERROR_CLASSES: Dict[str, Type[KeyplaneError]] = dict(sorted(_BY_CODE.items()))
+ERROR_CLASSES: dict[str, type[KeyplaneError]] = dict(sorted(_BY_CODE.items()))
 
 
-def from_code(code: str) -> Type[KeyplaneError]:
+def from_code(code: str) -> type[KeyplaneError]:
     """The class for an error code (`KeyplaneError` for a code the service does not model)."""
     return _BY_CODE.get(code, KeyplaneError)
 
 
-def _engine_error(code: str, message: str, operation_name: Optional[str] = None) -> KeyplaneError:
+def _engine_error(code: str, message: str, operation_name: str | None = None) -> KeyplaneError:
     """Builds the exception for an engine error (called by the native module)."""
     response = {
         "Error": {"Code": code, "Message": message},
@@ -405,5 +403,6 @@ def _engine_error(code: str, message: str, operation_name: Optional[str] = None)
         cls = type(code, (KeyplaneError,), {"code": code, "__module__": __name__})
         _BY_CODE[code] = cls
     return cls(response, operation_name or "keyplane")
+
 
 __all__ += list(ERROR_CLASSES)

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from collections.abc import Iterator
+from typing import Any, Callable
 
 from .exceptions import PaginationError
 
 __all__ = ["Paginator", "PageIterator"]
 
 
-def _encode_token(token: Dict[str, Any]) -> str:
+def _encode_token(token: dict[str, Any]) -> str:
     return base64.b64encode(json.dumps(token).encode("utf-8")).decode("utf-8")
 
 
-def _decode_token(token: str) -> Dict[str, Any]:
+def _decode_token(token: str) -> dict[str, Any]:
     decoded = json.loads(base64.b64decode(token.encode("utf-8")).decode("utf-8"))
     if not isinstance(decoded, dict):
         raise ValueError(f"Bad starting token: {token}")
@@ -33,16 +34,16 @@ class PageIterator:
 
     def __init__(
         self,
-        method: Callable[..., Dict[str, Any]],
+        method: Callable[..., dict[str, Any]],
         input_token: str,
         output_token: str,
         more_results: str,
         result_key: str,
         limit_key: str,
-        max_items: Optional[int],
-        starting_token: Optional[str],
-        page_size: Optional[int],
-        op_kwargs: Dict[str, Any],
+        max_items: int | None,
+        starting_token: str | None,
+        page_size: int | None,
+        op_kwargs: dict[str, Any],
     ) -> None:
         self._method = method
         self._input_token = [input_token]
@@ -54,24 +55,24 @@ class PageIterator:
         self._starting_token = starting_token
         self._page_size = page_size
         self._op_kwargs = op_kwargs
-        self._resume_token: Optional[str] = None
-        self._non_aggregate_part: Dict[str, Any] = {}
+        self._resume_token: str | None = None
+        self._non_aggregate_part: dict[str, Any] = {}
 
     @property
-    def result_keys(self) -> List[str]:
+    def result_keys(self) -> list[str]:
         return [self._result_key]
 
     @property
-    def non_aggregate_part(self) -> Dict[str, Any]:
+    def non_aggregate_part(self) -> dict[str, Any]:
         return self._non_aggregate_part
 
     @property
-    def resume_token(self) -> Optional[str]:
+    def resume_token(self) -> str | None:
         """The token to continue from, when MaxItems stopped the pagination early."""
         return self._resume_token
 
     @resume_token.setter
-    def resume_token(self, value: Dict[str, Any]) -> None:
+    def resume_token(self, value: dict[str, Any]) -> None:
         if not isinstance(value, dict):
             raise ValueError(f"Bad starting token: {value}")
         if "boto_truncate_amount" in value:
@@ -82,7 +83,7 @@ class PageIterator:
             raise ValueError(f"Bad starting token: {value}")
         self._resume_token = _encode_token(value)
 
-    def _parse_starting_token(self) -> Tuple[Dict[str, Any], int]:
+    def _parse_starting_token(self) -> tuple[dict[str, Any], int]:
         assert self._starting_token is not None
         try:
             token = _decode_token(self._starting_token)
@@ -99,17 +100,17 @@ class PageIterator:
                 raise ValueError(f"Bad starting token: {self._starting_token}") from None
             return {self._input_token[0]: parts[0] or None}, index
 
-    def _inject_token(self, kwargs: Dict[str, Any], token: Dict[str, Any]) -> None:
+    def _inject_token(self, kwargs: dict[str, Any], token: dict[str, Any]) -> None:
         for name, value in token.items():
             if value is not None and value != "None":
                 kwargs[name] = value
             elif name in kwargs:
                 del kwargs[name]
 
-    def __iter__(self) -> Iterator[Dict[str, Any]]:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         kwargs = dict(self._op_kwargs)
-        previous_next_token: Optional[Dict[str, Any]] = None
-        next_token: Dict[str, Any] = {key: None for key in self._input_token}
+        previous_next_token: dict[str, Any] | None = None
+        next_token: dict[str, Any] = {key: None for key in self._input_token}
         starting_truncation = 0
         if self._starting_token is not None:
             next_token, starting_truncation = self._parse_starting_token()
@@ -154,15 +155,15 @@ class PageIterator:
             self._inject_token(kwargs, next_token)
             previous_next_token = next_token
 
-    def _next_token(self, response: Dict[str, Any]) -> Dict[str, Any]:
+    def _next_token(self, response: dict[str, Any]) -> dict[str, Any]:
         if not response.get(self._more_results):
             return {}
         marker = response.get(self._output_token)
         return {self._input_token[0]: marker or None}
 
-    def build_full_result(self) -> Dict[str, Any]:
+    def build_full_result(self) -> dict[str, Any]:
         """Every page's results in one response (`NextToken` when MaxItems stopped early)."""
-        complete: Dict[str, Any] = {}
+        complete: dict[str, Any] = {}
         for page in self:
             value = page.get(self._result_key)
             if value is None:
@@ -193,14 +194,14 @@ class Paginator:
     """A paginator for one list operation of a client."""
 
     def __init__(
-        self, method: Callable[..., Dict[str, Any]], config: Dict[str, str], operation_name: str
+        self, method: Callable[..., dict[str, Any]], config: dict[str, str], operation_name: str
     ) -> None:
         self._method = method
         self._config = config
         self._operation_name = operation_name
 
     @property
-    def result_keys(self) -> List[str]:
+    def result_keys(self) -> list[str]:
         return [self._config["result_key"]]
 
     def paginate(self, **kwargs: Any) -> PageIterator:
