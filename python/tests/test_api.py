@@ -34,7 +34,7 @@ def test_keys_and_aliases(engine: keyplane.Engine) -> None:
     assert key.state == "PendingDeletion" and date > key.creation_date
     key.cancel_deletion()
     assert key.state == "Disabled"
-    assert [k.key_id for k in engine] == [key.key_id]
+    assert [k.key_id for k in engine.keys()] == [key.key_id]
 
 
 def test_single_calls(engine: keyplane.Engine) -> None:
