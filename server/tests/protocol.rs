@@ -988,8 +988,41 @@ fn first_poll(svc: &Service, ctx: &RequestContext, op: &str, body: &Value) -> Op
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn data_plane_calls_run_on_the_worker_only_when_the_engine_says_they_cannot_block() {
+/// Holds the runtime's only blocking thread until dropped, so that work sent to the blocking pool
+/// cannot finish before `first_poll` looks: pending then means "went to the pool", never "lost a
+/// race with a fast pool thread" (the test failed that way on a loaded machine).
+struct BlockingPoolHeld(Option<std::sync::mpsc::Sender<()>>);
+
+impl BlockingPoolHeld {
+    async fn hold() -> Self {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        tokio::task::spawn_blocking(move || {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv();
+        });
+        started_rx.await.expect("the blocking thread started");
+        Self(Some(release_tx))
+    }
+}
+
+impl Drop for BlockingPoolHeld {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}
+
+#[test]
+fn data_plane_calls_run_on_the_worker_only_when_the_engine_says_they_cannot_block() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(where_calls_run());
+}
+
+async fn where_calls_run() {
     use keyplane::audit::{generate_signing_key, AuditConfig, Durability};
     let dir = tempfile::tempdir().unwrap();
     let signing_key = generate_signing_key().unwrap();
@@ -1011,6 +1044,7 @@ async fn data_plane_calls_run_on_the_worker_only_when_the_engine_says_they_canno
         let svc = service_with(engine, no_coalescing());
         let encrypt = json!({"KeyId": key.key_id, "Plaintext": B64.encode(b"inline")});
         let ctx = root();
+        let held = BlockingPoolHeld::hold().await;
         match first_poll(&svc, &ctx, "Encrypt", &encrypt) {
             Some(reply) => {
                 assert!(
@@ -1026,6 +1060,12 @@ async fn data_plane_calls_run_on_the_worker_only_when_the_engine_says_they_canno
             }
             None => assert!(blocks, "{name}: Encrypt went to the blocking pool"),
         }
+        // The control plane writes the store: always on the blocking pool.
+        assert!(
+            first_poll(&svc, &ctx, "CreateKey", &json!({})).is_none(),
+            "{name}: CreateKey ran on the worker"
+        );
+        drop(held);
         // The answer is the same either way.
         let reply = raw(
             &svc,
@@ -1035,10 +1075,5 @@ async fn data_plane_calls_run_on_the_worker_only_when_the_engine_says_they_canno
         )
         .await;
         assert_eq!(reply.status, 200, "{name}");
-        // The control plane writes the store: always on the blocking pool.
-        assert!(
-            first_poll(&svc, &ctx, "CreateKey", &json!({})).is_none(),
-            "{name}: CreateKey ran on the worker"
-        );
     }
 }
