@@ -95,7 +95,10 @@ impl Engine {
                 KeyOperation::CancelKeyDeletion,
                 Action::CancelKeyDeletion,
             )?;
-            record.state = if record.versions.is_empty() {
+            // A key whose (imported) material is missing returns to PendingImport.
+            let complete = record.versions.first().is_some()
+                && record.active_versions().all(|v| v.has_material());
+            record.state = if !complete {
                 KeyState::PendingImport
             } else {
                 KeyState::Disabled
