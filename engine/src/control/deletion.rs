@@ -96,9 +96,7 @@ impl Engine {
                 Action::CancelKeyDeletion,
             )?;
             // A key whose (imported) material is missing returns to PendingImport.
-            let complete = record.versions.first().is_some()
-                && record.active_versions().all(|v| v.has_material());
-            record.state = if !complete {
+            record.state = if !record.has_all_material() {
                 KeyState::PendingImport
             } else {
                 KeyState::Disabled

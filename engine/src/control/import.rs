@@ -156,9 +156,8 @@ fn check_fits(record: &KeyRecord, material: &LockedBytes, engine: &Engine) -> Re
         }));
     }
     if matches!(spec, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096) {
-        let bits = aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(material.expose())
-            .map_err(|_| unfit("it is not a PKCS#8 DER RSA private key".into()))?
-            .key_size_bits();
+        let bits = key_import::rsa_private_key_bits(material)
+            .ok_or_else(|| unfit("it is not a PKCS#8 DER RSA private key".into()))?;
         let want = match spec {
             KeySpec::Rsa2048 => 2048,
             KeySpec::Rsa3072 => 3072,
@@ -192,9 +191,7 @@ fn settle_state(record: &mut KeyRecord) {
     if record.state == KeyState::PendingDeletion {
         return;
     }
-    let complete =
-        record.versions.first().is_some() && record.active_versions().all(|v| v.has_material());
-    if !complete {
+    if !record.has_all_material() {
         record.state = KeyState::PendingImport;
     } else if record.state == KeyState::PendingImport {
         record.state = KeyState::Enabled;
@@ -360,7 +357,7 @@ impl Engine {
             )?;
             drop(terms);
             check_fits(&record, &material, self)?;
-            let material_id = key_import::material_id(&secret, &record.id, &material)?;
+            let material_id = key_import::material_id(&secret, &record.id, &material, policy)?;
             if let Some(given) = r.key_material_id {
                 if !crate::crypto::hmac::constant_time_eq(given.as_bytes(), material_id.as_bytes())
                 {

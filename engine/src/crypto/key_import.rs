@@ -18,9 +18,10 @@ use aws_lc_rs::rsa::{
 use uuid::Uuid;
 
 use super::aes_gcm::{AesGcmKey, NONCE_LEN, TAG_LEN};
+use super::hmac::{HmacKey, HmacWork};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::key::{WrappingAlgorithm, WrappingKeySpec};
+use crate::key::{MacAlgorithm, WrappingAlgorithm, WrappingKeySpec};
 use crate::locked_memory::{LockPolicy, LockedBytes};
 
 /// Import tokens begin with these bytes (the format's version is the last).
@@ -280,19 +281,38 @@ pub fn open_token(
 /// The id of imported material: HMAC-SHA256 under the import secret's second half of the key id
 /// and the material, in hex. The same material imported into the same key always has the same
 /// id, which is how a re-import is recognised, without keeping any plain digest of the material.
-pub fn material_id(secret: &LockedBytes, key_id: &Uuid, material: &LockedBytes) -> Result<String> {
+/// The HMAC key and the message (which holds the material) stay in locked memory.
+pub fn material_id(
+    secret: &LockedBytes,
+    key_id: &Uuid,
+    material: &LockedBytes,
+    policy: LockPolicy,
+) -> Result<String> {
     if secret.len() != IMPORT_SECRET_BYTES {
         return Err(Error::Internal(
             "the import secret has the wrong length".into(),
         ));
     }
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret.expose()[32..]);
-    let mut context = aws_lc_rs::hmac::Context::with_key(&key);
-    context.update(b"keyplane imported material id v1");
-    context.update(key_id.as_bytes());
-    context.update(material.expose());
-    let tag = context.sign();
-    Ok(tag.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+    const LABEL: &[u8] = b"keyplane imported material id v1";
+    let key = HmacKey::new(MacAlgorithm::HmacSha256, &secret.expose()[32..], policy)?;
+    let mut work = HmacWork::new(policy)?;
+    let mut message = LockedBytes::zeroed(LABEL.len() + 16 + material.len(), policy)?;
+    {
+        let m = message.expose_mut();
+        m[..LABEL.len()].copy_from_slice(LABEL);
+        m[LABEL.len()..LABEL.len() + 16].copy_from_slice(key_id.as_bytes());
+        m[LABEL.len() + 16..].copy_from_slice(material.expose());
+    }
+    let mut tag = [0u8; 32];
+    let n = key.compute(&mut work, message.expose(), &mut tag)?;
+    Ok(tag[..n].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The modulus size in bits of a PKCS#8 RSA private key, if `pkcs8` is one.
+pub fn rsa_private_key_bits(pkcs8: &LockedBytes) -> Option<usize> {
+    PrivateDecryptingKey::from_pkcs8(pkcs8.expose())
+        .ok()
+        .map(|key| key.key_size_bits())
 }
 
 #[cfg(test)]
@@ -350,10 +370,22 @@ mod tests {
         let k = Uuid::new_v4();
         let m1 = LockedBytes::copy_from(&[1; 32], LockPolicy::Require).unwrap();
         let m2 = LockedBytes::copy_from(&[2; 32], LockPolicy::Require).unwrap();
-        let id = material_id(&s, &k, &m1).unwrap();
+        let p = LockPolicy::Require;
+        let id = material_id(&s, &k, &m1, p).unwrap();
         assert_eq!(id.len(), 64);
-        assert_eq!(id, material_id(&s, &k, &m1).unwrap());
-        assert_ne!(id, material_id(&s, &k, &m2).unwrap());
-        assert_ne!(id, material_id(&s, &Uuid::new_v4(), &m1).unwrap());
+        assert_eq!(id, material_id(&s, &k, &m1, p).unwrap());
+        assert_ne!(id, material_id(&s, &k, &m2, p).unwrap());
+        assert_ne!(id, material_id(&s, &Uuid::new_v4(), &m1, p).unwrap());
+        // HMAC-SHA256 as RFC 2104 defines it, by aws-lc-rs's own HMAC.
+        let hmac_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &s.expose()[32..]);
+        let mut message = b"keyplane imported material id v1".to_vec();
+        message.extend_from_slice(k.as_bytes());
+        message.extend_from_slice(m1.expose());
+        let expected: String = aws_lc_rs::hmac::sign(&hmac_key, &message)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(id, expected);
     }
 }

@@ -102,6 +102,12 @@ impl KeyRecord {
             .find(|v| !v.is_pending_rotation())
     }
 
+    /// Whether the key has material and holds every version of it that decrypts (an EXTERNAL key
+    /// whose imported material expired or was deleted does not, until it is imported again).
+    pub fn has_all_material(&self) -> bool {
+        !self.versions.is_empty() && self.active_versions().all(|v| v.has_material())
+    }
+
     /// The versions the data plane holds: every one but imported material pending rotation.
     pub fn active_versions(&self) -> impl Iterator<Item = &VersionRecord> {
         self.versions.iter().filter(|v| !v.is_pending_rotation())

@@ -63,7 +63,7 @@ pub struct kp_create_key_options {
 ///
 /// # Safety
 /// As [`opt_str_arg`].
-unsafe fn parse_opt<T: std::str::FromStr<Err = kp::Error>>(
+pub(crate) unsafe fn parse_opt<T: std::str::FromStr<Err = kp::Error>>(
     ptr: *const c_char,
     what: &str,
 ) -> Outcome<Option<T>> {

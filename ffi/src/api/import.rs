@@ -7,9 +7,10 @@ use std::ffi::c_char;
 
 use kp::{ExpirationModel, ImportKeyMaterialRequest, ImportType, Timestamp};
 
-use super::control::engine_arg;
+use super::asymmetric::{single_out, status_code};
+use super::control::{engine_arg, parse_opt};
 use super::data::{fill, kp_out};
-use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, Outcome};
+use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, str_arg};
 use super::handles::kp_engine;
 use super::overlap::{out_spans, refuse_overlap, Span};
 use super::record::{give_opt_record, kp_field, kp_record, Record};
@@ -17,34 +18,6 @@ use super::status::kp_status;
 
 /// The longest import token: a buffer this long always suffices (the service's limit).
 pub const KP_MAX_IMPORT_TOKEN_LEN: usize = 6144;
-
-/// A service enumeration given by its spelling; NULL is `None`.
-///
-/// # Safety
-/// As [`opt_str_arg`].
-unsafe fn parse_opt<T: std::str::FromStr<Err = kp::Error>>(
-    ptr: *const c_char,
-    what: &str,
-) -> Outcome<Option<T>> {
-    // SAFETY: forwarded from the caller.
-    match unsafe { opt_str_arg(ptr, what) }? {
-        Some(s) => Ok(Some(s.parse::<T>()?)),
-        None => Ok(None),
-    }
-}
-
-/// Checks a caller's `kp_out` and its buffer; returns it for writing.
-///
-/// # Safety
-/// `out` points to a `kp_out` whose `data` has `capacity` writable bytes.
-unsafe fn out_buffer<'a>(out: *mut kp_out, what: &str) -> Outcome<&'a mut kp_out> {
-    let out = out_arg(out, what)?;
-    // SAFETY: checked by out_arg; the caller promises a kp_out for exclusive use.
-    let out = unsafe { &mut *out };
-    // SAFETY: the caller promises the buffer; nothing is written here.
-    unsafe { out_bytes(out.data, out.capacity, out.capacity, what) }?;
-    Ok(out)
-}
 
 /// GetParametersForImport: a fresh RSA wrapping key pair of `wrapping_key_spec` ("RSA_2048",
 /// "RSA_3072", "RSA_4096") for `wrapping_algorithm` ("RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256",
@@ -83,8 +56,8 @@ pub unsafe extern "C" fn kp_get_parameters_for_import(
             let key_id = str_arg(key_id, "key_id")?;
             let algorithm = str_arg(wrapping_algorithm, "wrapping_algorithm")?.parse()?;
             let spec = str_arg(wrapping_key_spec, "wrapping_key_spec")?.parse()?;
-            let pk = out_buffer(public_key, "public_key")?;
-            let tok = out_buffer(import_token, "import_token")?;
+            let pk = single_out(public_key, "public_key")?;
+            let tok = single_out(import_token, "import_token")?;
             if !info.is_null() {
                 out_arg(info, "info")?;
             }
@@ -119,13 +92,6 @@ pub unsafe extern "C" fn kp_get_parameters_for_import(
             outcome
         }
     })
-}
-
-fn status_code(outcome: &Outcome<()>) -> u32 {
-    match outcome {
-        Ok(()) => kp_status::Ok as u32,
-        Err(f) => f.status as u32,
-    }
 }
 
 /// ImportKeyMaterial: opens `import_token` (from `kp_get_parameters_for_import` for this key),
