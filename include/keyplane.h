@@ -103,6 +103,11 @@
 #define KP_MAX_PRIVATE_KEY_CIPHERTEXT_LEN (2560 + KP_CIPHERTEXT_OVERHEAD)
 
 /**
+ * The longest import token: a buffer this long always suffices (the service's limit).
+ */
+#define KP_MAX_IMPORT_TOKEN_LEN 6144
+
+/**
  * What a call returned. `KP_STATUS_OK` (0) is success; every other value says why the call (or,
  * in a batch's `kp_out.status`, the item) failed, and `kp_last_error_message` says more.
  *
@@ -271,6 +276,20 @@ enum kp_status
    * A grant id does not name a grant of the key (InvalidGrantIdException).
    */
   KP_STATUS_INVALID_GRANT_ID = 1702,
+  /**
+   * Imported key material is not the key's material, or does not fit its key spec
+   * (IncorrectKeyMaterialException).
+   */
+  KP_STATUS_INCORRECT_KEY_MATERIAL = 1703,
+  /**
+   * An import token is malformed, altered, or was issued for another key
+   * (InvalidImportTokenException).
+   */
+  KP_STATUS_INVALID_IMPORT_TOKEN = 1704,
+  /**
+   * An import token's 24 hours are over (ExpiredImportTokenException).
+   */
+  KP_STATUS_EXPIRED_IMPORT_TOKEN = 1705,
   /**
    * The audit log cannot be opened, read, written or synced; while it is failed the engine
    * refuses every request, since none could be recorded (KMSInternalException).
@@ -461,6 +480,26 @@ enum kp_field
    */
   KP_FIELD_ROTATION_TYPE = 34,
   /**
+   * String: imported material's expiration model (key metadata, rotation entries).
+   */
+  KP_FIELD_EXPIRATION_MODEL = 35,
+  /**
+   * Integer: when imported material expires, epoch milliseconds (absent: it does not).
+   */
+  KP_FIELD_VALID_TO = 36,
+  /**
+   * Integer: until when import parameters are valid, epoch milliseconds.
+   */
+  KP_FIELD_PARAMETERS_VALID_TO = 37,
+  /**
+   * String: an imported material's description (rotation entries).
+   */
+  KP_FIELD_KEY_MATERIAL_DESCRIPTION = 38,
+  /**
+   * String: IMPORTED or PENDING_IMPORT (rotation entries of EXTERNAL keys).
+   */
+  KP_FIELD_IMPORT_STATE = 39,
+  /**
    * String: an alias name ("alias/...").
    */
   KP_FIELD_ALIAS_NAME = 40,
@@ -645,6 +684,10 @@ enum kp_field
    * until one is written.
    */
   KP_FIELD_AUDIT_DIGEST_LINE = 124,
+  /**
+   * String: CURRENT, NON_CURRENT or PENDING_ROTATION (rotation entries of EXTERNAL keys).
+   */
+  KP_FIELD_KEY_MATERIAL_STATE = 130,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -3112,6 +3155,82 @@ size_t kp_secret_buffer_len(const struct kp_secret_buffer *buffer);
  * `buffer` is NULL or a handle this library returned, not freed before.
  */
 void kp_secret_buffer_free(struct kp_secret_buffer *buffer);
+
+/**
+ * GetParametersForImport: a fresh RSA wrapping key pair of `wrapping_key_spec` ("RSA_2048",
+ * "RSA_3072", "RSA_4096") for `wrapping_algorithm` ("RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256",
+ * "RSA_AES_KEY_WRAP_SHA_1", "RSA_AES_KEY_WRAP_SHA_256"; "RSAES_PKCS1_V1_5" and "SM2PKE" are
+ * refused with `KP_STATUS_UNSUPPORTED_OPERATION`) for key `key_id` (origin EXTERNAL). Writes the
+ * public key (DER SubjectPublicKeyInfo; `KP_MAX_PUBLIC_KEY_LEN` bytes always suffice) into
+ * `public_key` and the import token (`KP_MAX_IMPORT_TOKEN_LEN` bytes always suffice) into
+ * `import_token`, both valid for 24 hours, and sets each one's `status` and `len`. A buffer too
+ * small gets `KP_STATUS_BUFFER_TOO_SMALL` with `len` the size needed, and the call returns that
+ * status: call again (with new parameters). `*info` (optional) receives a record with KEY_ID
+ * (the ARN), PARAMETERS_VALID_TO (epoch milliseconds) and JSON (without the token or key).
+ *
+ * Ownership: the buffers stay the caller's; `*info`, when asked for, is a new record. Thread
+ * safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; the strings are NUL-terminated; `public_key` and `import_token`
+ * point to `kp_out`s whose `data` have `capacity` writable bytes; `info` is NULL or writable.
+ */
+kp_status kp_get_parameters_for_import(const struct kp_engine *engine,
+                                       const char *key_id,
+                                       const char *wrapping_algorithm,
+                                       const char *wrapping_key_spec,
+                                       struct kp_out *public_key,
+                                       struct kp_out *import_token,
+                                       struct kp_record **info);
+
+/**
+ * ImportKeyMaterial: opens `import_token` (from `kp_get_parameters_for_import` for this key),
+ * unwraps `encrypted_key_material` with its wrapping key and imports it. `valid_to` is when the
+ * material expires, in epoch milliseconds, or 0 for none; `expiration_model` ("KEY_MATERIAL_EXPIRES",
+ * the default, needs `valid_to`; "KEY_MATERIAL_DOES_NOT_EXPIRE" must have 0), `import_type`
+ * ("NEW_KEY_MATERIAL" or "EXISTING_KEY_MATERIAL"), `key_material_description` and
+ * `key_material_id` may be NULL. Errors: `KP_STATUS_INVALID_IMPORT_TOKEN` (another key's,
+ * altered), `KP_STATUS_EXPIRED_IMPORT_TOKEN`, `KP_STATUS_INVALID_CIPHERTEXT` (wrongly wrapped),
+ * `KP_STATUS_INCORRECT_KEY_MATERIAL` (not the key's material, or not fitting its spec). `*out`
+ * (optional) receives a record with KEY_ID (the ARN), KEY_MATERIAL_ID and JSON.
+ *
+ * Ownership: nothing is taken; `*out`, when asked for, is a new record the caller frees. Thread
+ * safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` is NUL-terminated; the byte pointers have their lengths
+ * readable; the optional strings are NULL or NUL-terminated; `out` is NULL or writable.
+ */
+kp_status kp_import_key_material(const struct kp_engine *engine,
+                                 const char *key_id,
+                                 const uint8_t *import_token,
+                                 size_t import_token_len,
+                                 const uint8_t *encrypted_key_material,
+                                 size_t encrypted_key_material_len,
+                                 int64_t valid_to,
+                                 const char *expiration_model,
+                                 const char *import_type,
+                                 const char *key_material_description,
+                                 const char *key_material_id,
+                                 struct kp_record **out);
+
+/**
+ * DeleteImportedKeyMaterial: deletes the imported material `key_material_id` (NULL: the current
+ * material) of key `key_id`; the key is PendingImport until the same material is imported again
+ * (a key pending deletion stays so). `*out` (optional) receives a record with KEY_ID (the ARN),
+ * KEY_MATERIAL_ID and JSON.
+ *
+ * Ownership: `*out`, when asked for, is a new record the caller frees. Thread safety:
+ * thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` is NUL-terminated; `key_material_id` is NULL or
+ * NUL-terminated; `out` is NULL or writable.
+ */
+kp_status kp_delete_imported_key_material(const struct kp_engine *engine,
+                                          const char *key_id,
+                                          const char *key_material_id,
+                                          struct kp_record **out);
 
 /**
  * The string field `field` (a `kp_field`) of a record, NUL-terminated; NULL when the record has

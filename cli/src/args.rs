@@ -251,6 +251,67 @@ pub enum KeyCommand {
     Policy(PolicyCommand),
     /// GetKeyLastUsage: the last successful cryptographic use, from the audit log
     LastUsage(KeyArg),
+    /// GetParametersForImport: a wrapping public key and an import token for an EXTERNAL key
+    /// (valid 24 hours)
+    ImportParams(ImportParamsArgs),
+    /// ImportKeyMaterial: import (or re-import) key material wrapped with `import-params`' key
+    Import(ImportArgs),
+    /// DeleteImportedKeyMaterial: the key is PendingImport until the same material returns
+    DeleteImported {
+        /// Key id, key ARN, alias name or alias ARN
+        key: String,
+        /// The material to delete (default: the current material)
+        #[arg(long, value_name = "ID")]
+        key_material_id: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportParamsArgs {
+    /// Key id or key ARN of a key with origin EXTERNAL
+    pub key: String,
+    /// RSAES_OAEP_SHA_256, RSAES_OAEP_SHA_1, RSA_AES_KEY_WRAP_SHA_256 or RSA_AES_KEY_WRAP_SHA_1
+    #[arg(long, default_value = "RSAES_OAEP_SHA_256")]
+    pub wrapping_algorithm: String,
+    /// RSA_2048, RSA_3072 or RSA_4096
+    #[arg(long, default_value = "RSA_2048")]
+    pub wrapping_key_spec: String,
+    /// Write the wrapping public key here (SubjectPublicKeyInfo)
+    #[arg(long, value_name = "FILE")]
+    pub public_key_out: Option<PathBuf>,
+    /// The public key file's format (DER, as `openssl pkeyutl -keyform DER` reads it, or PEM)
+    #[arg(long, value_enum, default_value_t = KeyFormat::Der)]
+    pub format: KeyFormat,
+    /// Write the import token here
+    #[arg(long, value_name = "FILE")]
+    pub token_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Key id or key ARN of a key with origin EXTERNAL
+    pub key: String,
+    /// The import token from `key import-params` (raw or base64)
+    #[arg(long, value_name = "FILE")]
+    pub token: PathBuf,
+    /// The wrapped key material (raw or base64; '-': standard input)
+    #[arg(long, value_name = "FILE")]
+    pub material: PathBuf,
+    /// When the material expires: an RFC 3339 UTC time (2027-01-31T00:00:00Z) or epoch seconds
+    #[arg(long, value_name = "TIME", conflicts_with = "no_expiry")]
+    pub valid_to: Option<String>,
+    /// The material does not expire (KEY_MATERIAL_DOES_NOT_EXPIRE)
+    #[arg(long)]
+    pub no_expiry: bool,
+    /// NEW_KEY_MATERIAL (for the next RotateKeyOnDemand) or EXISTING_KEY_MATERIAL (a re-import)
+    #[arg(long)]
+    pub import_type: Option<String>,
+    /// The id the material must have (a re-import)
+    #[arg(long, value_name = "ID")]
+    pub key_material_id: Option<String>,
+    /// A description of the material
+    #[arg(long, value_name = "TEXT")]
+    pub key_material_description: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

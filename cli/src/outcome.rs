@@ -67,6 +67,7 @@ pub fn exit_code(error: &Error) -> u8 {
         | Error::Tag(_)
         | Error::MalformedPolicyDocument(_)
         | Error::InvalidGrantToken(_)
+        | Error::InvalidImportToken(_)
         | Error::UnsupportedOperation(_) => USAGE,
         Error::Store(_)
         | Error::Internal(_)

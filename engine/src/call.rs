@@ -219,7 +219,7 @@ impl Engine {
 
     /// Writes one request's record and waits for it per the log's durability. The record names
     /// the keys `key_ids` name; a successful cryptographic operation becomes their last usage.
-    fn record(
+    pub(crate) fn record(
         &self,
         event_name: &str,
         key_ids: &[Option<&str>],

@@ -125,6 +125,12 @@ errors! {
     InvalidGrantToken => "InvalidGrantTokenException",
     /// A grant id does not name a grant of the key.
     InvalidGrantId => "InvalidGrantIdException",
+    /// Imported key material is not the material the key had, or does not fit its key spec.
+    IncorrectKeyMaterial => "IncorrectKeyMaterialException",
+    /// An import token is malformed, altered, or was issued for another key.
+    InvalidImportToken => "InvalidImportTokenException",
+    /// An import token's 24 hours are over.
+    ExpiredImportToken => "ExpiredImportTokenException",
     /// A request parameter is missing, out of range or malformed.
     Validation => "ValidationException",
     /// The operation or key spec is modelled but not supported by this build yet.

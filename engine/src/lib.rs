@@ -44,9 +44,10 @@ pub use call::{GetKeyLastUsageResponse, KeyLastUsage};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use context::EncryptionContext;
 pub use control::{
-    AliasListEntry, CreateGrantRequest, CreateGrantResponse, CreateKeyRequest, GrantListEntry,
-    KeyListEntry, KeyRotationStatus, Page, RotationListEntry, ScheduleKeyDeletionResponse,
-    INTEGRATED_SERVICES,
+    AliasListEntry, CreateGrantRequest, CreateGrantResponse, CreateKeyRequest,
+    DeleteImportedKeyMaterialResponse, GetParametersForImportResponse, GrantListEntry,
+    ImportKeyMaterialRequest, ImportKeyMaterialResponse, KeyListEntry, KeyRotationStatus, Page,
+    RotationListEntry, ScheduleKeyDeletionResponse, INTEGRATED_SERVICES,
 };
 pub use crypto::fips_mode;
 pub use dataplane::{
@@ -60,9 +61,10 @@ pub use dataplane::{
 pub use engine::{Engine, EngineBuilder, EngineConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use key::{
-    DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, GrantConstraints, GrantOperation,
-    KeyAgreementAlgorithm, KeyManager, KeyMetadata, KeySpec, KeyState, KeyUsage, MacAlgorithm,
-    MessageType, Origin, RotationType, SigningAlgorithm, Tag,
+    DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, ExpirationModel, GrantConstraints,
+    GrantOperation, ImportState, ImportType, KeyAgreementAlgorithm, KeyManager, KeyMaterialState,
+    KeyMetadata, KeySpec, KeyState, KeyUsage, MacAlgorithm, MessageType, Origin, RotationType,
+    SigningAlgorithm, Tag, WrappingAlgorithm, WrappingKeySpec,
 };
 pub use locked_memory::LockPolicy;
 pub use secret::SecretBytes;

@@ -443,6 +443,7 @@ fn record(id: uuid::Uuid, spec: KeySpec, usage: KeyUsage) -> KeyRecord {
             material_id: "0".repeat(64),
             created: Timestamp(0),
             rotation_type: None,
+            import: None,
         }],
         on_demand_rotations: 0,
         policy: keyplane::policy::default_policy("111122223333"),

@@ -1251,8 +1251,8 @@ fn automatic_rotation_happens_when_the_clock_passes_the_next_rotation_date() {
     assert_eq!(rotated_at, first_due);
     let rotations = engine.list_key_rotations(&key, None, None).unwrap().items;
     assert_eq!(rotations.len(), 1);
-    assert_eq!(rotations[0].rotation_type, RotationType::Automatic);
-    assert_eq!(rotations[0].rotation_date, rotated_at);
+    assert_eq!(rotations[0].rotation_type, Some(RotationType::Automatic));
+    assert_eq!(rotations[0].rotation_date, Some(rotated_at));
     assert_eq!(rotations[0].key_id, engine.describe_key(&key).unwrap().arn);
     let current = engine.describe_key(&key).unwrap().current_key_material_id;
     assert_ne!(current, original);
@@ -1283,7 +1283,7 @@ fn automatic_rotation_happens_when_the_clock_passes_the_next_rotation_date() {
     assert_eq!(rotations.len(), 2);
     assert!(rotations
         .iter()
-        .all(|r| r.rotation_type == RotationType::Automatic));
+        .all(|r| r.rotation_type == Some(RotationType::Automatic)));
     assert_eq!(
         keyplane::ciphertext::parse(&encrypt(&engine, &key, b"x").unwrap())
             .unwrap()
@@ -1378,7 +1378,7 @@ fn rotate_on_demand_is_limited_to_25_and_list_key_rotations_pages() {
     assert_eq!(pages, 3);
     assert_eq!(listed.len(), 25);
     for (i, entry) in listed.iter().enumerate() {
-        assert_eq!(entry.rotation_type, RotationType::OnDemand);
+        assert_eq!(entry.rotation_type, Some(RotationType::OnDemand));
         assert_eq!(entry.key_id, arn);
         assert_eq!(entry.key_material_id, materials[i + 1]);
     }
@@ -1403,7 +1403,7 @@ fn rotate_on_demand_is_limited_to_25_and_list_key_rotations_pages() {
     clock.advance_days(90);
     let all = engine.list_key_rotations(&key, Some(1000), None).unwrap();
     assert_eq!(all.items.len(), 26);
-    assert_eq!(all.items[25].rotation_type, RotationType::Automatic);
+    assert_eq!(all.items[25].rotation_type, Some(RotationType::Automatic));
 }
 
 // ---- the key state table ------------------------------------------------------------------------

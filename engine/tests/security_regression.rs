@@ -1659,7 +1659,7 @@ fn a_policy_with_a_condition_key_the_engine_cannot_evaluate_is_refused() {
         ("Deny", "aws:SecureTransport"),
         ("Deny", "kms:RecipientAttestation:ImageSha384"),
         ("Deny", "aws:CalledVia"),
-        ("Deny", "kms:WrappingKeySpec"),
+        ("Deny", "kms:ReplicaRegion"),
         ("Allow", "aws:userid"),
         ("Allow", "kms:NoSuchKey"),
     ] {
@@ -1883,4 +1883,176 @@ fn separated_duties_keep_administrators_from_the_data_and_users_from_the_policy(
         "DisableKey by the account root",
     );
     admin.disable_key(&key).unwrap();
+}
+
+// ---- importing key material -------------------------------------------------------------------
+
+fn external_key(engine: &Engine) -> String {
+    engine
+        .create_key(CreateKeyRequest {
+            origin: Some(keyplane::Origin::External),
+            ..CreateKeyRequest::default()
+        })
+        .unwrap()
+        .key_id
+}
+
+/// RSA-OAEP-SHA256 with RustCrypto, as an importer's tool would wrap.
+fn oaep_wrap(public_der: &[u8], material: &[u8]) -> Vec<u8> {
+    use rsa::pkcs8::DecodePublicKey;
+    rsa::RsaPublicKey::from_public_key_der(public_der)
+        .unwrap()
+        .encrypt(
+            &mut rand_core::OsRng,
+            rsa::Oaep::new::<sha2::Sha256>(),
+            material,
+        )
+        .unwrap()
+}
+
+fn import_request<'a>(
+    key: &'a str,
+    token: &'a [u8],
+    wrapped: &'a [u8],
+) -> keyplane::ImportKeyMaterialRequest<'a> {
+    keyplane::ImportKeyMaterialRequest {
+        key_id: key,
+        import_token: token,
+        encrypted_key_material: wrapped,
+        expiration_model: Some(keyplane::ExpirationModel::KeyMaterialDoesNotExpire),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn an_import_token_moved_to_another_key_altered_or_forged_is_refused() {
+    use keyplane::{WrappingAlgorithm as A, WrappingKeySpec as S};
+    let mut attack = Attack::new("an import token replayed on another key, altered or forged");
+    let engine = engine();
+    let victim = external_key(&engine);
+    let mine = external_key(&engine);
+    let params = engine
+        .get_parameters_for_import(&mine, A::RsaesOaepSha256, S::Rsa2048)
+        .unwrap();
+    let material = [7u8; 32];
+    let wrapped = oaep_wrap(&params.public_key, &material);
+    // My token, with material wrapped for it, on the victim's key.
+    attack.refused(
+        engine.import_key_material(&import_request(&victim, &params.import_token, &wrapped)),
+        &["InvalidImportTokenException"],
+        "another key's import token",
+    );
+    // Every single-byte change of the token, at a spread of positions.
+    for i in (0..params.import_token.len()).step_by(37) {
+        let mut token = params.import_token.clone();
+        token[i] ^= 0x01;
+        attack.refused(
+            engine.import_key_material(&import_request(&mine, &token, &wrapped)),
+            &["InvalidImportTokenException"],
+            "an altered import token",
+        );
+    }
+    // Truncated and extended tokens, and a token of another engine (another import secret).
+    let token = &params.import_token;
+    for forged in [
+        token[..token.len() - 1].to_vec(),
+        [token.as_slice(), &[0]].concat(),
+        token[..21].to_vec(),
+    ] {
+        attack.refused(
+            engine.import_key_material(&import_request(&mine, &forged, &wrapped)),
+            &["InvalidImportTokenException", "ValidationException"],
+            "a truncated or extended import token",
+        );
+    }
+    let other = Engine::in_memory().unwrap();
+    let other_key = external_key(&other);
+    let other_params = other
+        .get_parameters_for_import(&other_key, A::RsaesOaepSha256, S::Rsa2048)
+        .unwrap();
+    attack.refused(
+        engine.import_key_material(&import_request(
+            &mine,
+            &other_params.import_token,
+            &oaep_wrap(&other_params.public_key, &material),
+        )),
+        &["InvalidImportTokenException"],
+        "another engine's import token",
+    );
+    for key in [&victim, &mine] {
+        let meta = engine.describe_key(key).unwrap();
+        assert_eq!(meta.key_state, keyplane::KeyState::PendingImport);
+        assert_eq!(meta.current_key_material_id, None);
+    }
+}
+
+#[test]
+fn substituted_key_material_is_refused_on_reimport_and_new_import() {
+    use keyplane::{WrappingAlgorithm as A, WrappingKeySpec as S};
+    let mut attack = Attack::new("other key material slipped into an imported key");
+    let engine = engine();
+    let key = external_key(&engine);
+    let params = engine
+        .get_parameters_for_import(&key, A::RsaesOaepSha256, S::Rsa2048)
+        .unwrap();
+    let original = [1u8; 32];
+    let imported = engine
+        .import_key_material(&import_request(
+            &key,
+            &params.import_token,
+            &oaep_wrap(&params.public_key, &original),
+        ))
+        .unwrap();
+    let sealed = engine
+        .encrypt(&EncryptRequest::new(&key, b"under the original"))
+        .unwrap()
+        .ciphertext_blob;
+    engine.delete_imported_key_material(&key, None).unwrap();
+    for i in 0..32 {
+        let mut other = original;
+        other[i] ^= 0x80;
+        attack.refused(
+            engine.import_key_material(&import_request(
+                &key,
+                &params.import_token,
+                &oaep_wrap(&params.public_key, &other),
+            )),
+            &["IncorrectKeyMaterialException"],
+            "a one-byte change of the original material",
+        );
+    }
+    // Naming the original's id does not make other material acceptable.
+    attack.refused(
+        engine.import_key_material(&keyplane::ImportKeyMaterialRequest {
+            key_material_id: Some(&imported.key_material_id),
+            ..import_request(
+                &key,
+                &params.import_token,
+                &oaep_wrap(&params.public_key, &[2u8; 32]),
+            )
+        }),
+        &["IncorrectKeyMaterialException"],
+        "other material under the original's id",
+    );
+    assert_eq!(
+        engine.describe_key(&key).unwrap().key_state,
+        keyplane::KeyState::PendingImport
+    );
+    // Flipped bits of the wrapped material are refused as a bad ciphertext.
+    let wrapped = oaep_wrap(&params.public_key, &original);
+    for i in (0..wrapped.len()).step_by(29) {
+        let mut bad = wrapped.clone();
+        bad[i] ^= 0x10;
+        attack.refused(
+            engine.import_key_material(&import_request(&key, &params.import_token, &bad)),
+            &["InvalidCiphertextException"],
+            "altered wrapped material",
+        );
+    }
+    // The original returns, and so does what it encrypted.
+    engine
+        .import_key_material(&import_request(&key, &params.import_token, &wrapped))
+        .unwrap();
+    let opened = engine.decrypt(&DecryptRequest::new(&sealed)).unwrap();
+    assert_eq!(opened.plaintext.expose(), b"under the original");
 }

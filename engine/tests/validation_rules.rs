@@ -57,6 +57,9 @@ const SUPPORTED: &[&str] = &[
     "RetireGrant",
     "RevokeGrant",
     "GetKeyLastUsage",
+    "GetParametersForImport",
+    "ImportKeyMaterial",
+    "DeleteImportedKeyMaterial",
 ];
 
 fn root() -> PathBuf {

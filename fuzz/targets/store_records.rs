@@ -89,6 +89,7 @@ fn key_record(input: &mut Input<'_>, index: u8) -> KeyRecord {
             material_id: format!("{:064x}", i),
             created: Timestamp(i64::from(input.u32())),
             rotation_type: None,
+            import: None,
         })
         .collect();
     let timestamp = |input: &mut Input<'_>| match input.byte() % 4 {

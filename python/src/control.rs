@@ -63,6 +63,8 @@ pub(crate) fn key_metadata<'py>(py: Python<'py>, m: &KeyMetadata) -> PyResult<Bo
         )?
         .names("MacAlgorithms", &m.mac_algorithms)?
         .opt("CurrentKeyMaterialId", m.current_key_material_id.as_deref())?
+        .date_opt("ValidTo", m.valid_to)?
+        .opt("ExpirationModel", m.expiration_model.map(|e| e.as_str()))?
         .done())
 }
 
@@ -121,8 +123,16 @@ fn rotation_entry<'py>(py: Python<'py>, r: &RotationListEntry) -> PyResult<Bound
     Ok(Out::new(py)
         .set("KeyId", &r.key_id)?
         .set("KeyMaterialId", &r.key_material_id)?
-        .date("RotationDate", r.rotation_date)?
-        .set("RotationType", r.rotation_type.as_str())?
+        .opt(
+            "KeyMaterialDescription",
+            r.key_material_description.as_deref(),
+        )?
+        .opt("ImportState", r.import_state.map(|s| s.as_str()))?
+        .opt("KeyMaterialState", r.key_material_state.map(|s| s.as_str()))?
+        .opt("ExpirationModel", r.expiration_model.map(|e| e.as_str()))?
+        .date_opt("ValidTo", r.valid_to)?
+        .date_opt("RotationDate", r.rotation_date)?
+        .opt("RotationType", r.rotation_type.map(|t| t.as_str()))?
         .done()
         .into_any())
 }
@@ -422,6 +432,88 @@ impl Engine {
             e.rotate_key_on_demand(key_id)
         })?;
         Ok(Out::new(py).set("KeyId", arn)?.done())
+    }
+
+    /// GetParametersForImport: a fresh RSA wrapping public key (DER) and an import token, valid
+    /// for 24 hours, for a key with origin EXTERNAL.
+    #[pyo3(signature = (*, key_id, wrapping_algorithm, wrapping_key_spec))]
+    fn get_parameters_for_import<'py>(
+        &self,
+        py: Python<'py>,
+        key_id: &str,
+        wrapping_algorithm: &str,
+        wrapping_key_spec: &str,
+    ) -> Result<Bound<'py, PyDict>> {
+        let algorithm = parse(wrapping_algorithm)?;
+        let spec = parse(wrapping_key_spec)?;
+        let r = self.call(py, "GetParametersForImport", true, |e| {
+            e.get_parameters_for_import(key_id, algorithm, spec)
+        })?;
+        Ok(Out::new(py)
+            .set("KeyId", &r.key_id)?
+            .bytes("ImportToken", &r.import_token)?
+            .bytes("PublicKey", &r.public_key)?
+            .date("ParametersValidTo", r.parameters_valid_to)?
+            .done())
+    }
+
+    /// ImportKeyMaterial. `valid_to` is a datetime (naive ones are UTC) or epoch seconds.
+    #[pyo3(signature = (*, key_id, import_token, encrypted_key_material, valid_to = None,
+                        expiration_model = None, import_type = None,
+                        key_material_description = None, key_material_id = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn import_key_material<'py>(
+        &self,
+        py: Python<'py>,
+        key_id: &str,
+        import_token: &Bound<'py, PyAny>,
+        encrypted_key_material: &Bound<'py, PyAny>,
+        valid_to: Option<&Bound<'py, PyAny>>,
+        expiration_model: Option<&str>,
+        import_type: Option<&str>,
+        key_material_description: Option<&str>,
+        key_material_id: Option<&str>,
+    ) -> Result<Bound<'py, PyDict>> {
+        let token = crate::convert::input(import_token, "import_token")?;
+        let material = crate::convert::input(encrypted_key_material, "encrypted_key_material")?;
+        let valid_to = valid_to
+            .filter(|v| !v.is_none())
+            .map(crate::convert::timestamp)
+            .transpose()?;
+        let request = keyplane::ImportKeyMaterialRequest {
+            key_id,
+            import_token: &token,
+            encrypted_key_material: &material,
+            valid_to,
+            expiration_model: parse_opt(expiration_model)?,
+            import_type: parse_opt(import_type)?,
+            key_material_description,
+            key_material_id,
+        };
+        let r = self.call(py, "ImportKeyMaterial", true, |e| {
+            e.import_key_material(&request)
+        })?;
+        Ok(Out::new(py)
+            .set("KeyId", &r.key_id)?
+            .set("KeyMaterialId", &r.key_material_id)?
+            .done())
+    }
+
+    /// DeleteImportedKeyMaterial (the current material unless `key_material_id` names one).
+    #[pyo3(signature = (*, key_id, key_material_id = None))]
+    fn delete_imported_key_material<'py>(
+        &self,
+        py: Python<'py>,
+        key_id: &str,
+        key_material_id: Option<&str>,
+    ) -> Result<Bound<'py, PyDict>> {
+        let r = self.call(py, "DeleteImportedKeyMaterial", true, |e| {
+            e.delete_imported_key_material(key_id, key_material_id)
+        })?;
+        Ok(Out::new(py)
+            .set("KeyId", &r.key_id)?
+            .set("KeyMaterialId", &r.key_material_id)?
+            .done())
     }
 
     /// ListKeyRotations.

@@ -126,6 +126,40 @@ pub(crate) fn datetime<'py>(py: Python<'py>, ts: Timestamp) -> PyResult<Bound<'p
         .call1((ts.0 as f64 / 1000.0, utc.bind(py)))
 }
 
+/// A timestamp from a `datetime` (a naive one is taken as UTC, as botocore does) or from epoch
+/// seconds (an int or float).
+pub(crate) fn timestamp(obj: &Bound<'_, PyAny>) -> PyResult<Timestamp> {
+    let seconds: f64 = if obj.hasattr("timestamp")? && obj.hasattr("tzinfo")? {
+        let aware = if obj.getattr("tzinfo")?.is_none() {
+            let utc = obj
+                .py()
+                .import("datetime")?
+                .getattr("timezone")?
+                .getattr("utc")?;
+            let kwargs = pyo3::types::PyDict::new(obj.py());
+            kwargs.set_item("tzinfo", utc)?;
+            obj.call_method("replace", (), Some(&kwargs))?
+        } else {
+            obj.clone()
+        };
+        aware.call_method0("timestamp")?.extract()?
+    } else {
+        obj.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "a time must be a datetime or epoch seconds, not {}",
+                obj.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?
+    };
+    if !seconds.is_finite() {
+        return Err(PyTypeError::new_err("a time must be finite"));
+    }
+    Ok(Timestamp((seconds * 1000.0).round() as i64))
+}
+
 /// Builds a response dictionary.
 pub(crate) struct Out<'py>(pub(crate) Bound<'py, PyDict>);
 

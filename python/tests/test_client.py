@@ -28,8 +28,9 @@ def test_client_has_every_supported_operation_and_no_other(kms: Any) -> None:
     for method, operation in METHODS.items():
         assert callable(getattr(kms, method)), method
         assert operation in OPERATIONS
-    assert len(METHODS) == 43
-    assert not hasattr(kms, "import_key_material")
+    assert len(METHODS) == 46
+    assert callable(kms.import_key_material)
+    assert not hasattr(kms, "replicate_key")
 
 
 def test_keys(c: Any) -> None:
@@ -402,6 +403,27 @@ def test_account_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEYPLANE_ACCOUNT_ID", "777788889999")
     kms = keyplane.client("kms", region_name="sa-east-1")
     assert kms.create_key()["KeyMetadata"]["AWSAccountId"] == "777788889999"
+
+
+def test_import_operations(c: Any) -> None:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = c.create_key(Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    params = c.get_parameters_for_import(
+        KeyId=key, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+    )
+    public = serialization.load_der_public_key(params["PublicKey"])
+    assert isinstance(public, rsa.RSAPublicKey)
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    imported = c.import_key_material(
+        KeyId=key,
+        ImportToken=params["ImportToken"],
+        EncryptedKeyMaterial=public.encrypt(b"k" * 32, oaep),
+        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+    )
+    deleted = c.delete_imported_key_material(KeyId=key, KeyMaterialId=imported["KeyMaterialId"])
+    assert deleted["KeyMaterialId"] == imported["KeyMaterialId"]
 
 
 def test_every_operation_was_called_and_checked() -> None:

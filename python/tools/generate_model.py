@@ -64,6 +64,9 @@ SUPPORTED = [
     "RetireGrant",
     "RevokeGrant",
     "GetKeyLastUsage",
+    "GetParametersForImport",
+    "ImportKeyMaterial",
+    "DeleteImportedKeyMaterial",
 ]
 
 KEEP = ("type", "required", "min", "max", "enum", "sensitive")

@@ -610,12 +610,100 @@ async fn every_operation_answers_with_the_services_members() {
     );
     assert_eq!(vm["MacValid"], true);
 
+    // Importing key material.
+    let external = ok(&svc, "CreateKey", json!({"Origin": "EXTERNAL"})).await["KeyMetadata"]
+        ["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let params = op!(
+        "GetParametersForImport",
+        json!({"KeyId": external, "WrappingAlgorithm": "RSAES_OAEP_SHA_256",
+               "WrappingKeySpec": "RSA_2048"})
+    );
+    has(
+        &params,
+        &["KeyId", "ImportToken", "PublicKey", "ParametersValidTo"],
+    );
+    let wrapped = oaep_sha256(&unb64(&params["PublicKey"]), &[0x42; 32]);
+    let valid_to = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 30 * 86_400;
+    let imported = op!(
+        "ImportKeyMaterial",
+        json!({"KeyId": external, "ImportToken": params["ImportToken"],
+               "EncryptedKeyMaterial": b64(&wrapped), "ValidTo": valid_to})
+    );
+    has(&imported, &["KeyId", "KeyMaterialId"]);
+    let described = ok(&svc, "DescribeKey", json!({"KeyId": external})).await;
+    assert_eq!(described["KeyMetadata"]["KeyState"], "Enabled");
+    assert_eq!(
+        described["KeyMetadata"]["ExpirationModel"],
+        "KEY_MATERIAL_EXPIRES"
+    );
+    assert_eq!(
+        described["KeyMetadata"]["ValidTo"].as_f64(),
+        Some(valid_to as f64)
+    );
+    let all = ok(
+        &svc,
+        "ListKeyRotations",
+        json!({"KeyId": external, "IncludeKeyMaterial": "ALL_KEY_MATERIAL"}),
+    )
+    .await;
+    assert_eq!(all["Rotations"][0]["ImportState"], "IMPORTED");
+    assert_eq!(all["Rotations"][0]["KeyMaterialState"], "CURRENT");
+    let rotations_only = ok(&svc, "ListKeyRotations", json!({"KeyId": external})).await;
+    assert_eq!(rotations_only["Rotations"], json!([]));
+    let deleted = op!("DeleteImportedKeyMaterial", json!({"KeyId": external}));
+    assert_eq!(deleted["KeyMaterialId"], imported["KeyMaterialId"]);
+    // The token of another key, and different material, are the service's errors.
+    let other = ok(&svc, "CreateKey", json!({"Origin": "EXTERNAL"})).await["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fails(
+        &svc,
+        "ImportKeyMaterial",
+        json!({"KeyId": other, "ImportToken": params["ImportToken"],
+               "EncryptedKeyMaterial": b64(&wrapped), "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}),
+        "InvalidImportTokenException",
+        400,
+    )
+    .await;
+    fails(
+        &svc,
+        "ImportKeyMaterial",
+        json!({"KeyId": external, "ImportToken": params["ImportToken"],
+               "EncryptedKeyMaterial": b64(&oaep_sha256(&unb64(&params["PublicKey"]), &[0x43; 32])),
+               "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}),
+        "IncorrectKeyMaterialException",
+        400,
+    )
+    .await;
+
     let missing: Vec<_> = dispatch::OPERATIONS
         .iter()
         .map(|op| op.name)
         .filter(|name| !done.contains(name))
         .collect();
     assert!(missing.is_empty(), "not exercised: {missing:?}");
+}
+
+/// RSA-OAEP-SHA256 of `plaintext` to a DER SubjectPublicKeyInfo, as an importer wraps material.
+fn oaep_sha256(public_der: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA256_MGF1SHA256};
+    let key =
+        OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(public_der).unwrap()).unwrap();
+    let mut out = vec![0u8; key.ciphertext_size()];
+    let n = key
+        .encrypt(&OAEP_SHA256_MGF1SHA256, plaintext, &mut out, None)
+        .unwrap()
+        .len();
+    out.truncate(n);
+    out
 }
 
 // ---- errors -----------------------------------------------------------------------------------

@@ -117,6 +117,23 @@ pub(crate) fn write(
     .map_err(|e| errors::sql("write key material", db, e))
 }
 
+/// Removes every copy of one version's material (imported material that expired or was deleted).
+pub(crate) fn delete_version(
+    conn: &Connection,
+    key_id: &Uuid,
+    version: u32,
+    db: &Path,
+) -> Result<()> {
+    for table in COPY_TABLES {
+        conn.prepare_cached(&format!(
+            "DELETE FROM {table} WHERE key_id = ?1 AND version = ?2"
+        ))
+        .and_then(|mut stmt| stmt.execute(params![&key_id.as_bytes()[..], version]))
+        .map_err(|e| errors::sql("delete key material", db, e))?;
+    }
+    Ok(())
+}
+
 /// Writes every copy of a new key version.
 pub(crate) fn write_all(
     conn: &Connection,
@@ -179,7 +196,8 @@ pub(crate) fn examine(
     let none: [Option<StoredCopy>; COPIES] = Default::default();
     let mut named = 0usize;
     for record in records {
-        for version in &record.versions {
+        // Imported material that expired or was deleted has no copies, by design.
+        for version in record.versions.iter().filter(|v| v.has_material()) {
             let slot = MaterialSlot {
                 key_id: record.id,
                 version: version.version,

@@ -619,6 +619,9 @@ impl KeyStore for SqliteKeyStore {
                     copies::write_all(&tx, keys, &slot, *root_epoch, material.expose(), db)?;
                 }
                 StoreChange::DeleteKey(id) => records::delete_key(&tx, keys, &mut digest, id, db)?,
+                StoreChange::DeleteMaterial { key_id, version } => {
+                    copies::delete_version(&tx, key_id, *version, db)?
+                }
                 StoreChange::PutAlias(alias) => {
                     records::put_alias(&tx, keys, &mut digest, alias, db)?
                 }
@@ -643,5 +646,13 @@ impl KeyStore for SqliteKeyStore {
 
     fn describe(&self) -> String {
         format!("sqlite:{}", self.paths.db.display())
+    }
+
+    fn get_or_create_secret(
+        &self,
+        name: &str,
+        create: &mut dyn FnMut() -> Result<zeroize::Zeroizing<Vec<u8>>>,
+    ) -> Result<keyplane::locked_memory::LockedBytes> {
+        SqliteKeyStore::get_or_create_secret(self, name, create)
     }
 }

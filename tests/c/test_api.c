@@ -47,8 +47,8 @@ static void test_version_and_statuses(void) {
   char expected[32];
   uint32_t all[] = {0,    100,  101,  102,  103,  104,  105,  106,  200,  299,  1000, 1001, 1100,
                     1101, 1102, 1200, 1201, 1202, 1203, 1204, 1300, 1301, 1302, 1303, 1400, 1401,
-                    1500, 1501, 1600, 1601, 1602, 1700, 1701, 1702, 1800, 1801, 1900, 1901, 1902,
-                    1999};
+                    1500, 1501, 1600, 1601, 1602, 1700, 1701, 1702, 1703, 1704, 1705, 1800, 1801,
+                    1900, 1901, 1902, 1999};
   size_t i;
   snprintf(expected, sizeof expected, "%d.%d.%d", KP_VERSION_MAJOR, KP_VERSION_MINOR, KP_VERSION_PATCH);
   CHECK(strcmp(kp_version(), KP_VERSION) == 0);
@@ -68,7 +68,10 @@ static void test_version_and_statuses(void) {
   CHECK(strcmp(kp_status_name(KP_STATUS_AUDIT_KEY), "KP_STATUS_AUDIT_KEY") == 0);
   CHECK(KP_STATUS_MALFORMED_POLICY_DOCUMENT == 1700 && KP_STATUS_INVALID_GRANT_TOKEN == 1701);
   CHECK(KP_STATUS_INVALID_GRANT_ID == 1702 && KP_STATUS_AUDIT_UNAVAILABLE == 1800 && KP_STATUS_AUDIT_KEY == 1801);
-  CHECK(kp_status_exception_name(1703) == NULL && kp_status_exception_name(1802) == NULL);
+  CHECK(strcmp(kp_status_exception_name(KP_STATUS_INCORRECT_KEY_MATERIAL), "IncorrectKeyMaterialException") == 0);
+  CHECK(strcmp(kp_status_exception_name(KP_STATUS_INVALID_IMPORT_TOKEN), "InvalidImportTokenException") == 0);
+  CHECK(strcmp(kp_status_exception_name(KP_STATUS_EXPIRED_IMPORT_TOKEN), "ExpiredImportTokenException") == 0);
+  CHECK(kp_status_exception_name(1706) == NULL && kp_status_exception_name(1802) == NULL);
   CHECK(kp_status_exception_name(1603) == NULL && kp_status_exception_name(1903) == NULL);
   CHECK(kp_status_exception_name(2000) == NULL && kp_status_exception_name(0xFFFFFFFFu) == NULL);
   CHECK(KP_STATUS_DRY_RUN_OPERATION == 1602);

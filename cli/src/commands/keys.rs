@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use keyplane::{CreateKeyRequest, Engine, KeyMetadata, Tag};
 
-use crate::args::{CreateKeyArgs, KeyCommand, ListArgs, RotationCommand};
+use crate::args::{
+    CreateKeyArgs, ImportArgs, ImportParamsArgs, KeyCommand, KeyFormat, ListArgs, RotationCommand,
+};
 use crate::context::Context;
 use crate::io::pairs;
 use crate::outcome::Failure;
@@ -71,6 +73,24 @@ pub fn run(ctx: &Context, command: KeyCommand) -> Result<(), Failure> {
             Ok(())
         }
         KeyCommand::Policy(_) | KeyCommand::LastUsage(_) => unreachable!("handled above"),
+        KeyCommand::ImportParams(args) => import_params(&engine, args, json),
+        KeyCommand::Import(args) => import(&engine, args, json),
+        KeyCommand::DeleteImported {
+            key,
+            key_material_id,
+        } => {
+            let r = engine.delete_imported_key_material(&key, key_material_id.as_deref())?;
+            if json {
+                print_json(&crate::output::service_value(&r)?);
+            } else {
+                println!(
+                    "Deleted key material {} of {}; the key is PendingImport until the same \
+                     material is imported again",
+                    r.key_material_id, r.key_id
+                );
+            }
+            Ok(())
+        }
         KeyCommand::CancelDeletion(k) => {
             let arn = engine.cancel_key_deletion(&k.key)?;
             if json {
@@ -83,6 +103,121 @@ pub fn run(ctx: &Context, command: KeyCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+fn import_params(engine: &Engine, args: ImportParamsArgs, json: bool) -> Result<(), Failure> {
+    let r = engine.get_parameters_for_import(
+        &args.key,
+        args.wrapping_algorithm.parse()?,
+        args.wrapping_key_spec.parse()?,
+    )?;
+    if let Some(path) = &args.public_key_out {
+        let bytes = match args.format {
+            KeyFormat::Der => r.public_key.clone(),
+            KeyFormat::Pem => crate::io::pem("PUBLIC KEY", &r.public_key).into_bytes(),
+        };
+        crate::io::write_file(path, &bytes, false)?;
+    }
+    if let Some(path) = &args.token_out {
+        crate::io::write_file(path, &r.import_token, true)?;
+    }
+    if json {
+        return Response::new()
+            .field("KeyId", &r.key_id)?
+            .field("ImportToken", crate::io::b64(&r.import_token))?
+            .field("PublicKey", crate::io::b64(&r.public_key))?
+            .field(
+                "ParametersValidTo",
+                r.parameters_valid_to.as_epoch_seconds(),
+            )?
+            .print_ok();
+    }
+    let mut fields = vec![
+        ("KeyId", r.key_id.clone()),
+        ("ParametersValidTo", date(r.parameters_valid_to.0)),
+    ];
+    if args.public_key_out.is_none() {
+        fields.push(("PublicKey", crate::io::b64(&r.public_key)));
+    }
+    if args.token_out.is_none() {
+        fields.push(("ImportToken", crate::io::b64(&r.import_token)));
+    }
+    print_fields(&fields);
+    Ok(())
+}
+
+/// Parses `--valid-to`: RFC 3339 in UTC (`2027-01-31T00:00:00Z`, fractions ignored) or epoch
+/// seconds.
+fn parse_time(text: &str) -> Result<keyplane::Timestamp, Failure> {
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(keyplane::Timestamp(seconds.saturating_mul(1000)));
+    }
+    let bad = || {
+        Failure::usage(format!(
+            "--valid-to {text:?} is neither epoch seconds nor an RFC 3339 UTC time such as \
+             2027-01-31T00:00:00Z"
+        ))
+    };
+    let b = text.as_bytes();
+    if b.len() < 20 || !text.ends_with('Z') || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return Err(bad());
+    }
+    let num = |range: std::ops::Range<usize>| -> Result<i64, Failure> {
+        text.get(range).and_then(|s| s.parse().ok()).ok_or_else(bad)
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return Err(bad());
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(keyplane::Timestamp(
+        ((days * 86_400) + hh * 3600 + mm * 60 + ss) * 1000,
+    ))
+}
+
+fn import(engine: &Engine, args: ImportArgs, json: bool) -> Result<(), Failure> {
+    let token = crate::io::blob_from(&crate::io::read_input(Some(&args.token))?);
+    let material = crate::io::blob_from(&crate::io::read_input(Some(&args.material))?);
+    let valid_to = args.valid_to.as_deref().map(parse_time).transpose()?;
+    let expiration_model = if args.no_expiry {
+        Some(keyplane::ExpirationModel::KeyMaterialDoesNotExpire)
+    } else if valid_to.is_some() {
+        Some(keyplane::ExpirationModel::KeyMaterialExpires)
+    } else {
+        return Err(Failure::usage(
+            "say when the key material expires with --valid-to TIME, or that it does not with \
+             --no-expiry",
+        ));
+    };
+    let import_type = args.import_type.as_deref().map(str::parse).transpose()?;
+    let r = engine.import_key_material(&keyplane::ImportKeyMaterialRequest {
+        key_id: &args.key,
+        import_token: &token,
+        encrypted_key_material: &material,
+        valid_to,
+        expiration_model,
+        import_type,
+        key_material_description: args.key_material_description.as_deref(),
+        key_material_id: args.key_material_id.as_deref(),
+    })?;
+    if json {
+        print_json(&crate::output::service_value(&r)?);
+    } else {
+        let meta = engine.describe_key(&r.key_id)?;
+        println!(
+            "Imported key material {} into {}; the key is {}",
+            r.key_material_id, r.key_id, meta.key_state
+        );
+    }
+    Ok(())
 }
 
 /// An empty response (`{}`) or a line for people.
@@ -264,12 +399,17 @@ fn run_rotation(engine: &Engine, command: RotationCommand, json: bool) -> Result
                     .optional("NextMarker", rotations.next_marker)?
                     .print_ok();
             }
-            let mut table = Table::new(&["ROTATION DATE", "TYPE", "KEY MATERIAL ID"]);
+            let mut table = Table::new(&["ROTATION DATE", "TYPE", "KEY MATERIAL ID", "STATE"]);
             for r in &rotations.items {
+                let state = match (r.key_material_state, r.import_state) {
+                    (Some(m), Some(i)) => format!("{m} {i}"),
+                    _ => String::new(),
+                };
                 table.row(vec![
-                    date(r.rotation_date.0),
-                    r.rotation_type.to_string(),
+                    r.rotation_date.map(|d| date(d.0)).unwrap_or_default(),
+                    r.rotation_type.map(|t| t.to_string()).unwrap_or_default(),
                     r.key_material_id.clone(),
+                    state,
                 ]);
             }
             table.print();

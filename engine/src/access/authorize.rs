@@ -35,6 +35,12 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) request_tags: Option<&'a [Tag]>,
     /// UntagResource's tag keys (`aws:TagKeys`).
     pub(crate) tag_keys: Option<&'a [&'a str]>,
+    /// GetParametersForImport: `kms:WrappingAlgorithm`, `kms:WrappingKeySpec`.
+    pub(crate) wrapping_algorithm: Option<&'a str>,
+    pub(crate) wrapping_key_spec: Option<&'a str>,
+    /// ImportKeyMaterial: `kms:ExpirationModel`, `kms:ValidTo` (epoch seconds).
+    pub(crate) expiration_model: Option<&'a str>,
+    pub(crate) valid_to: Option<&'a str>,
 }
 
 /// Whether a grant's encryption-context constraints let it allow `op` in a request with

@@ -52,6 +52,11 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "kms:BypassPolicyLockoutSafetyCheck",
     "kms:RotationPeriodInDays",
     "kms:ScheduleKeyDeletionPendingWindowInDays",
+    // GetParametersForImport and ImportKeyMaterial.
+    "kms:WrappingAlgorithm",
+    "kms:WrappingKeySpec",
+    "kms:ExpirationModel",
+    "kms:ValidTo",
     "aws:TagKeys",
 ];
 
@@ -246,6 +251,14 @@ impl Conditions<'_> {
             one(facts.rotation_period_in_days, visit)
         } else if is("kms:ScheduleKeyDeletionPendingWindowInDays") {
             one(facts.pending_window_in_days, visit)
+        } else if is("kms:WrappingAlgorithm") {
+            one(facts.wrapping_algorithm, visit)
+        } else if is("kms:WrappingKeySpec") {
+            one(facts.wrapping_key_spec, visit)
+        } else if is("kms:ExpirationModel") {
+            one(facts.expiration_model, visit)
+        } else if is("kms:ValidTo") {
+            one(facts.valid_to, visit)
         } else if is("aws:TagKeys") {
             if let Some(tags) = facts.request_tags {
                 for t in tags {

@@ -95,7 +95,8 @@ impl Engine {
                 KeyOperation::CancelKeyDeletion,
                 Action::CancelKeyDeletion,
             )?;
-            record.state = if record.versions.is_empty() {
+            // A key whose (imported) material is missing returns to PendingImport.
+            record.state = if !record.has_all_material() {
                 KeyState::PendingImport
             } else {
                 KeyState::Disabled

@@ -82,12 +82,10 @@ impl Engine {
                 )));
             }
             let origin = request.origin.unwrap_or(Origin::AwsKms);
-            if origin == Origin::External
-                && spec != KeySpec::SymmetricDefault
-                && spec.mac_algorithm().is_none()
-            {
+            if origin == Origin::External && !super::import::importable(spec) {
                 return Err(Error::UnsupportedOperation(format!(
-                    "importing key material is supported for symmetric and HMAC keys, not {spec}"
+                    "importing key material is supported for symmetric, HMAC, RSA and ECC (NIST and \
+                     secp256k1) keys, not {spec}"
                 )));
             }
             if matches!(origin, Origin::AwsCloudhsm | Origin::ExternalKeyStore) {
@@ -128,6 +126,7 @@ impl Engine {
                     material_id: new_material_id()?,
                     created: now,
                     rotation_type: None,
+                    import: None,
                 };
                 (KeyState::Enabled, Some((1, material)), vec![version])
             };
@@ -200,6 +199,16 @@ impl Engine {
             multi_region: false,
             pending_deletion_window_in_days: record.pending_window_days,
             current_key_material_id: record.current_version().map(|v| v.material_id.clone()),
+            valid_to: record
+                .current_version()
+                .and_then(|v| v.import.as_ref())
+                .filter(|i| i.imported)
+                .and_then(|i| i.valid_to),
+            expiration_model: record
+                .current_version()
+                .and_then(|v| v.import.as_ref())
+                .filter(|i| i.imported)
+                .map(|i| i.expiration_model),
             key_rotation_enabled: record.rotation.enabled,
         })
     }

@@ -164,6 +164,7 @@ impl Engine {
                     material_id: super::keys::new_material_id()?,
                     created: now,
                     rotation_type: None,
+                    import: None,
                 }],
                 on_demand_rotations: 0,
                 policy: self.managed_policy(service),

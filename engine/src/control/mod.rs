@@ -7,6 +7,7 @@
 mod aliases;
 mod deletion;
 mod grants;
+pub(crate) mod import;
 mod keys;
 mod managed;
 mod page;
@@ -22,6 +23,10 @@ use uuid::Uuid;
 pub use aliases::AliasListEntry;
 pub use deletion::ScheduleKeyDeletionResponse;
 pub use grants::{CreateGrantRequest, CreateGrantResponse, GrantListEntry};
+pub use import::{
+    DeleteImportedKeyMaterialResponse, GetParametersForImportResponse, ImportKeyMaterialRequest,
+    ImportKeyMaterialResponse,
+};
 pub use keys::{CreateKeyRequest, KeyListEntry};
 pub use managed::INTEGRATED_SERVICES;
 pub use page::Page;
@@ -81,14 +86,13 @@ impl ControlState {
         for record in contents.keys {
             // Versions must be 1, 2, 3, ... in order (the data plane finds version v at v - 1);
             // a record that says otherwise is damaged and its key is Unavailable.
+            // Imported material pending rotation is not the data plane's until RotateKeyOnDemand.
             let numbered = record
-                .versions
-                .iter()
+                .active_versions()
                 .enumerate()
                 .all(|(i, v)| usize::try_from(v.version).ok() == Some(i + 1));
             let loaded: Option<Vec<Arc<VersionEntry>>> = record
-                .versions
-                .iter()
+                .active_versions()
                 .enumerate()
                 .map(|(index, v)| {
                     if !numbered {
@@ -137,8 +141,7 @@ impl ControlState {
     }
 
     fn note_due(&mut self, record: &KeyRecord) {
-        let dates = [record.deletion_date, record.rotation.next_rotation];
-        for date in dates.into_iter().flatten() {
+        for date in due_dates(record) {
             self.next_due = Some(self.next_due.map_or(date, |due| due.min(date)));
         }
     }
@@ -170,6 +173,20 @@ impl Engine {
         self.control().map(|_| ())
     }
 
+    /// Reloads everything from the store now (keeping the data-plane entries of unchanged
+    /// versions) and publishes it: after a change that adds or removes material other than the
+    /// newest version's.
+    pub(crate) fn reload(&self, state: &mut ControlState) -> Result<()> {
+        let fresh = ControlState::load(
+            self.inner.store.as_ref(),
+            Some(state),
+            self.inner.config.lock_policy,
+        )?;
+        *state = fresh;
+        self.publish_everything(state);
+        Ok(())
+    }
+
     /// Reloads from the store if someone else committed since this engine last looked.
     fn reload_if_changed(&self, state: &mut ControlState) -> Result<()> {
         if self.inner.store.generation()? == state.generation {
@@ -198,6 +215,7 @@ impl Engine {
             .filter_map(|change| match change {
                 StoreChange::PutKey(record) => Some(record.id),
                 StoreChange::DeleteKey(id) => Some(*id),
+                StoreChange::DeleteMaterial { key_id, .. } => Some(*key_id),
                 StoreChange::PutAlias(alias) => Some(alias.target),
                 StoreChange::PutMaterial { .. } | StoreChange::DeleteAlias(_) => None,
             })
@@ -241,14 +259,10 @@ impl Engine {
         for id in due_rotations {
             self.rotate_automatically(state, id, now)?;
         }
+        self.expire_imported_material(state, now)?;
         // Keys that are due but cannot act now (a disabled key's rotation) stay due and are looked
         // at again by the next control-plane call.
-        state.next_due = state
-            .keys
-            .values()
-            .flat_map(|r| [r.deletion_date, r.rotation.next_rotation])
-            .flatten()
-            .min();
+        state.next_due = state.keys.values().flat_map(due_dates).min();
         Ok(())
     }
 
@@ -485,6 +499,20 @@ impl Engine {
             access: Arc::new(self.key_access(record)),
         }
     }
+}
+
+/// The dates on which something is due for a key: its deletion, its automatic rotation, the
+/// expiry of each imported material it holds.
+pub(crate) fn due_dates(record: &KeyRecord) -> impl Iterator<Item = Timestamp> + '_ {
+    [record.deletion_date, record.rotation.next_rotation]
+        .into_iter()
+        .flatten()
+        .chain(record.versions.iter().filter_map(|v| {
+            v.import
+                .as_ref()
+                .filter(|i| i.imported)
+                .and_then(|i| i.valid_to)
+        }))
 }
 
 /// The data plane's alias lookup table.

@@ -16,7 +16,10 @@ use crate::clock::Timestamp;
 use crate::engine::Engine;
 use crate::error::{validation, Error, Result};
 use crate::key::state::KeyOperation;
-use crate::key::{KeyRecord, KeySpec, Origin, RotationType, VersionRecord};
+use crate::key::{
+    ExpirationModel, ImportState, KeyMaterialState, KeyRecord, KeySpec, Origin, RotationType,
+    VersionRecord,
+};
 use crate::locked_memory::LockedBytes;
 
 /// Shortest, longest and default automatic rotation periods, in days.
@@ -45,8 +48,25 @@ pub struct KeyRotationStatus {
 pub struct RotationListEntry {
     pub key_id: String,
     pub key_material_id: String,
-    pub rotation_date: Timestamp,
-    pub rotation_type: RotationType,
+    /// When the material became current by a rotation (absent for an EXTERNAL key's first
+    /// material and for material pending rotation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_date: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_type: Option<RotationType>,
+    /// EXTERNAL symmetric keys: the importer's description of the material.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_material_description: Option<String>,
+    /// EXTERNAL symmetric keys: whether the material is imported now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import_state: Option<ImportState>,
+    /// EXTERNAL symmetric keys: CURRENT, NON_CURRENT or PENDING_ROTATION.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_material_state: Option<KeyMaterialState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration_model: Option<ExpirationModel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<Timestamp>,
 }
 
 fn check_rotatable(record: &KeyRecord) -> Result<()> {
@@ -164,6 +184,9 @@ impl Engine {
             crate::validation::check(&crate::validation::rules::ROTATE_KEY_ON_DEMAND, &[("KeyId", key_id.into())], &[])?;
             let mut state = self.control()?;
             let mut record = self.key_for(&state, key_id, KeyOperation::RotateKeyOnDemand, Action::RotateKeyOnDemand)?;
+            if record.origin == Origin::External && record.key_spec == KeySpec::SymmetricDefault {
+                return self.rotate_to_imported_material(&mut state, record);
+            }
             check_rotatable(&record)?;
             if record.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
                 return Err(Error::LimitExceeded(format!(
@@ -178,6 +201,47 @@ impl Engine {
             self.add_version(&mut state, record, RotationType::OnDemand, now)?;
             Ok(arn)
     })
+    }
+
+    /// RotateKeyOnDemand of an EXTERNAL symmetric key: the imported material pending rotation
+    /// becomes current (its material is in the store already).
+    fn rotate_to_imported_material(
+        &self,
+        state: &mut ControlState,
+        mut record: KeyRecord,
+    ) -> Result<String> {
+        let arn = self.inner.scope.key_arn(&record.id);
+        let Some(pending) = record
+            .versions
+            .last_mut()
+            .filter(|v| v.is_pending_rotation())
+        else {
+            return Err(Error::InvalidState(format!(
+                "{arn} has no imported key material pending rotation: import new key material \
+                 (ImportType NEW_KEY_MATERIAL) first."
+            )));
+        };
+        if !pending.has_material() {
+            return Err(Error::InvalidState(format!(
+                "the key material pending rotation of {arn} was deleted; import it again first."
+            )));
+        }
+        if record.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
+            return Err(Error::LimitExceeded(format!(
+                "key {} has already been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the \
+                 most allowed",
+                record.id
+            )));
+        }
+        pending.created = self.inner.clock.now();
+        pending.rotation_type = Some(RotationType::OnDemand);
+        if let Some(import) = pending.import.as_mut() {
+            import.pending_rotation = false;
+        }
+        record.on_demand_rotations += 1;
+        self.commit(state, &[crate::store::StoreChange::PutKey(&record)])?;
+        self.reload(state)?;
+        Ok(arn)
     }
 
     /// Rotates a key whose automatic rotation is due.
@@ -206,6 +270,7 @@ impl Engine {
             material_id: new_material_id()?,
             created: now,
             rotation_type: Some(rotation_type),
+            import: None,
         });
         self.save_key(state, record, Some((version, material)))
     }
@@ -232,18 +297,39 @@ impl Engine {
             let record =
                 self.key_for(&state, key_id, KeyOperation::Read, Action::ListKeyRotations)?;
             let arn = self.inner.scope.key_arn(&record.id);
+            let external = record.origin == Origin::External;
+            let current = record.current_version().map(|v| v.version);
             page::paginate(
                 record.versions.into_iter().filter_map(|v| {
-                    let rotation_type = v.rotation_type?;
-                    Some((
-                        format!("{:010}", v.version),
-                        RotationListEntry {
-                            key_id: arn.clone(),
-                            key_material_id: v.material_id,
-                            rotation_date: v.created,
-                            rotation_type,
-                        },
-                    ))
+                    if !external && v.rotation_type.is_none() {
+                        return None;
+                    }
+                    let import = v.import.as_ref();
+                    let material_state = if v.is_pending_rotation() {
+                        KeyMaterialState::PendingRotation
+                    } else if Some(v.version) == current {
+                        KeyMaterialState::Current
+                    } else {
+                        KeyMaterialState::NonCurrent
+                    };
+                    let entry = RotationListEntry {
+                        key_id: arn.clone(),
+                        key_material_id: v.material_id.clone(),
+                        rotation_date: v.rotation_type.map(|_| v.created),
+                        rotation_type: v.rotation_type,
+                        key_material_description: import.and_then(|i| i.description.clone()),
+                        import_state: import.map(|i| {
+                            if i.imported {
+                                ImportState::Imported
+                            } else {
+                                ImportState::PendingImport
+                            }
+                        }),
+                        key_material_state: external.then_some(material_state),
+                        expiration_model: import.map(|i| i.expiration_model),
+                        valid_to: import.and_then(|i| i.valid_to),
+                    };
+                    Some((format!("{:010}", v.version), entry))
                 }),
                 marker,
                 limit,

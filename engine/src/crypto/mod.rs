@@ -4,6 +4,7 @@
 pub mod aes_gcm;
 pub mod ecdh;
 pub mod hmac;
+pub mod key_import;
 pub mod random;
 pub mod rsa_oaep;
 pub mod signature;

@@ -188,6 +188,9 @@ pub fn key_id_form(operation: Action) -> KeyIdForm {
         A::CreateAlias | A::UpdateAlias => AliasTarget,
         A::CancelKeyDeletion
         | A::CreateGrant
+        | A::DeleteImportedKeyMaterial
+        | A::GetParametersForImport
+        | A::ImportKeyMaterial
         | A::DisableKey
         | A::DisableKeyRotation
         | A::EnableKey

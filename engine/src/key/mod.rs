@@ -7,8 +7,8 @@ pub mod state;
 
 pub use identifier::{ArnScope, KeyReference};
 pub use record::{
-    AliasRecord, GrantConstraints, GrantRecord, KeyMetadata, KeyRecord, RotationConfig, Tag,
-    VersionRecord,
+    AliasRecord, GrantConstraints, GrantRecord, ImportedMaterial, KeyMetadata, KeyRecord,
+    RotationConfig, Tag, VersionRecord,
 };
 pub use spec::*;
 pub use state::KeyOperation;

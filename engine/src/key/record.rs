@@ -35,6 +35,36 @@ pub struct VersionRecord {
     pub created: Timestamp,
     /// None for the original material.
     pub rotation_type: Option<RotationType>,
+    /// For material imported into an EXTERNAL key: its import terms and whether it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportedMaterial>,
+}
+
+impl VersionRecord {
+    /// Whether this is imported material waiting for RotateKeyOnDemand to make it current.
+    pub fn is_pending_rotation(&self) -> bool {
+        self.import.as_ref().is_some_and(|i| i.pending_rotation)
+    }
+
+    /// Whether this version's material is held (engine-made material always is; imported material
+    /// is not once it expired or was deleted, until it is imported again).
+    pub fn has_material(&self) -> bool {
+        self.import.as_ref().is_none_or(|i| i.imported)
+    }
+}
+
+/// What the engine keeps about one imported key material (never the material itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedMaterial {
+    /// Whether the material is in the key now (false after it expired or was deleted).
+    pub imported: bool,
+    pub expiration_model: ExpirationModel,
+    /// When the material expires (KEY_MATERIAL_EXPIRES only).
+    pub valid_to: Option<Timestamp>,
+    /// The importer's description of the material.
+    pub description: Option<String>,
+    /// Imported as NEW_KEY_MATERIAL into a key that had material: waits for RotateKeyOnDemand.
+    pub pending_rotation: bool,
 }
 
 /// Everything the engine persists about a key, except its material.
@@ -52,7 +82,8 @@ pub struct KeyRecord {
     pub pending_window_days: Option<u32>,
     pub tags: Vec<Tag>,
     pub rotation: RotationConfig,
-    /// Oldest first; the last one encrypts.
+    /// Oldest first; the last one that is not pending rotation encrypts. Imported material that
+    /// waits for RotateKeyOnDemand comes last (at most one).
     pub versions: Vec<VersionRecord>,
     pub on_demand_rotations: u32,
     /// The key policy document (JSON).
@@ -65,7 +96,21 @@ pub struct KeyRecord {
 impl KeyRecord {
     /// The version that encrypts new data, if the key has material.
     pub fn current_version(&self) -> Option<&VersionRecord> {
-        self.versions.last()
+        self.versions
+            .iter()
+            .rev()
+            .find(|v| !v.is_pending_rotation())
+    }
+
+    /// Whether the key has material and holds every version of it that decrypts (an EXTERNAL key
+    /// whose imported material expired or was deleted does not, until it is imported again).
+    pub fn has_all_material(&self) -> bool {
+        !self.versions.is_empty() && self.active_versions().all(|v| v.has_material())
+    }
+
+    /// The versions the data plane holds: every one but imported material pending rotation.
+    pub fn active_versions(&self) -> impl Iterator<Item = &VersionRecord> {
+        self.versions.iter().filter(|v| !v.is_pending_rotation())
     }
 }
 
@@ -137,6 +182,12 @@ pub struct KeyMetadata {
     pub pending_deletion_window_in_days: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_key_material_id: Option<String>,
+    /// EXTERNAL keys with material: when the current material expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<Timestamp>,
+    /// EXTERNAL keys with material: whether the current material expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration_model: Option<ExpirationModel>,
     /// Not a DescribeKey field in the service (it is GetKeyRotationStatus's); carried here so a
     /// describe shows the whole lifecycle.
     pub key_rotation_enabled: bool,

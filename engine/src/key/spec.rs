@@ -236,6 +236,62 @@ service_enum! {
     }
 }
 
+service_enum! {
+    /// The algorithm that wraps key material for import (the service's AlgorithmSpec).
+    WrappingAlgorithm as "AlgorithmSpec" at "WrappingAlgorithm" {
+        RsaesPkcs1V15 = "RSAES_PKCS1_V1_5",
+        RsaesOaepSha1 = "RSAES_OAEP_SHA_1",
+        RsaesOaepSha256 = "RSAES_OAEP_SHA_256",
+        RsaAesKeyWrapSha1 = "RSA_AES_KEY_WRAP_SHA_1",
+        RsaAesKeyWrapSha256 = "RSA_AES_KEY_WRAP_SHA_256",
+        Sm2pke = "SM2PKE",
+    }
+}
+
+service_enum! {
+    /// The key spec of an import's wrapping key pair.
+    WrappingKeySpec as "WrappingKeySpec" at "WrappingKeySpec" {
+        Rsa2048 = "RSA_2048",
+        Rsa3072 = "RSA_3072",
+        Rsa4096 = "RSA_4096",
+        Sm2 = "SM2",
+    }
+}
+
+service_enum! {
+    /// Whether imported key material expires.
+    ExpirationModel as "ExpirationModelType" at "ExpirationModel" {
+        KeyMaterialExpires = "KEY_MATERIAL_EXPIRES",
+        KeyMaterialDoesNotExpire = "KEY_MATERIAL_DOES_NOT_EXPIRE",
+    }
+}
+
+service_enum! {
+    /// Whether an import brings new key material or re-imports material the key had.
+    ImportType as "ImportType" at "ImportType" {
+        NewKeyMaterial = "NEW_KEY_MATERIAL",
+        ExistingKeyMaterial = "EXISTING_KEY_MATERIAL",
+    }
+}
+
+service_enum! {
+    /// The state of one key material of a key (ListKeyRotations).
+    KeyMaterialState as "KeyMaterialState" at "KeyMaterialState" {
+        NonCurrent = "NON_CURRENT",
+        Current = "CURRENT",
+        PendingRotation = "PENDING_ROTATION",
+        PendingMultiRegionImportAndRotation = "PENDING_MULTI_REGION_IMPORT_AND_ROTATION",
+    }
+}
+
+service_enum! {
+    /// Whether imported key material is in the key now (ListKeyRotations).
+    ImportState as "ImportState" at "ImportState" {
+        Imported = "IMPORTED",
+        PendingImport = "PENDING_IMPORT",
+    }
+}
+
 impl DataKeySpec {
     /// Length of the data key in bytes.
     pub fn key_len(self) -> usize {

@@ -29,6 +29,9 @@ pub enum KeyOperation {
     /// EnableKeyRotation, DisableKeyRotation.
     ConfigureRotation,
     RotateKeyOnDemand,
+    /// GetParametersForImport, ImportKeyMaterial.
+    ImportKeyMaterial,
+    DeleteImportedKeyMaterial,
 }
 
 /// Whether `op` is allowed on a key in `state`; the error is the service's
@@ -64,6 +67,15 @@ pub fn check(op: KeyOperation, state: KeyState, key_arn: &str) -> Result<()> {
         (Op::UpdateMetadata | Op::AliasTarget, _) => Err(Error::InvalidState(
             messages::key_state(key_arn, state).message().to_owned(),
         )),
+
+        (Op::ImportKeyMaterial, S::Enabled | S::Disabled | S::PendingImport) => Ok(()),
+        (Op::ImportKeyMaterial, _) => refused(),
+
+        (
+            Op::DeleteImportedKeyMaterial,
+            S::Enabled | S::Disabled | S::PendingImport | S::PendingDeletion,
+        ) => Ok(()),
+        (Op::DeleteImportedKeyMaterial, _) => refused(),
 
         (Op::ConfigureRotation | Op::RotateKeyOnDemand, S::Enabled) => Ok(()),
         (Op::ConfigureRotation | Op::RotateKeyOnDemand, _) => refused(),

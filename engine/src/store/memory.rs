@@ -15,6 +15,7 @@ struct Contents {
     keys: BTreeMap<Uuid, KeyRecord>,
     aliases: BTreeMap<String, AliasRecord>,
     materials: HashMap<(Uuid, u32), LockedBytes>,
+    secrets: HashMap<String, LockedBytes>,
     generation: u64,
 }
 
@@ -105,6 +106,9 @@ impl KeyStore for MemoryKeyStore {
                         .ok_or_else(|| Error::Internal("material copy missing".into()))?;
                     c.materials.insert((*key_id, *version), copy);
                 }
+                StoreChange::DeleteMaterial { key_id, version } => {
+                    c.materials.remove(&(*key_id, *version));
+                }
                 StoreChange::DeleteKey(id) => {
                     c.keys.remove(id);
                     c.materials.retain(|(key_id, _), _| key_id != id);
@@ -128,5 +132,21 @@ impl KeyStore for MemoryKeyStore {
 
     fn describe(&self) -> String {
         "memory".into()
+    }
+
+    fn get_or_create_secret(
+        &self,
+        name: &str,
+        create: &mut dyn FnMut() -> Result<zeroize::Zeroizing<Vec<u8>>>,
+    ) -> Result<LockedBytes> {
+        let mut c = self.lock()?;
+        if let Some(secret) = c.secrets.get(name) {
+            return LockedBytes::copy_from(secret.expose(), self.lock_policy);
+        }
+        let made = create()?;
+        let secret = LockedBytes::copy_from(&made, self.lock_policy)?;
+        let copy = LockedBytes::copy_from(&made, self.lock_policy)?;
+        c.secrets.insert(name.to_owned(), secret);
+        Ok(copy)
     }
 }

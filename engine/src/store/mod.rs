@@ -30,6 +30,9 @@ pub enum StoreChange<'a> {
         version: u32,
         material: &'a LockedBytes,
     },
+    /// Remove one version of a key's material, keeping the key (imported material that expired or
+    /// was deleted). Nothing to remove is not an error.
+    DeleteMaterial { key_id: Uuid, version: u32 },
     /// Remove a key, its material and every alias that points to it.
     DeleteKey(Uuid),
     /// Insert or replace an alias.
@@ -70,4 +73,20 @@ pub trait KeyStore: Send + Sync + 'static {
     fn generation(&self) -> Result<u64>;
     /// A short description for diagnostics ("memory", "sqlite:/path").
     fn describe(&self) -> String;
+    /// The store's secret named `name`; if there is none, the one `create` makes, stored first
+    /// (atomically: two engines creating it at once get the same one). A durable store keeps it
+    /// sealed under its root key. The engine keeps its import secret here (import tokens and
+    /// imported-material ids), so that an import works across a restart. A store that keeps no
+    /// secrets answers UnsupportedOperation, and key material cannot be imported into its keys.
+    fn get_or_create_secret(
+        &self,
+        name: &str,
+        create: &mut dyn FnMut() -> Result<zeroize::Zeroizing<Vec<u8>>>,
+    ) -> Result<LockedBytes> {
+        let _ = (name, create);
+        Err(crate::error::Error::UnsupportedOperation(format!(
+            "the key store {} keeps no secrets, so key material cannot be imported into its keys",
+            self.describe()
+        )))
+    }
 }

@@ -1922,6 +1922,154 @@ pub(crate) static GET_KEY_LAST_USAGE: Operation = Operation {
     ],
 };
 
+pub(crate) static GET_PARAMETERS_FOR_IMPORT: Operation = Operation {
+    name: "GetParametersForImport",
+    members: &[
+        Member {
+            name: "KeyId",
+            kind: Kind::String,
+            required: true,
+            sensitive: false,
+            min: Some(1),
+            max: Some(2048),
+            enumeration: &[],
+            pattern: None,
+        },
+        Member {
+            name: "WrappingAlgorithm",
+            kind: Kind::String,
+            required: true,
+            sensitive: false,
+            min: None,
+            max: None,
+            enumeration: &["RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1", "RSA_AES_KEY_WRAP_SHA_256", "SM2PKE"],
+            pattern: None,
+        },
+        Member {
+            name: "WrappingKeySpec",
+            kind: Kind::String,
+            required: true,
+            sensitive: false,
+            min: None,
+            max: None,
+            enumeration: &["RSA_2048", "RSA_3072", "RSA_4096", "SM2"],
+            pattern: None,
+        },
+    ],
+};
+
+pub(crate) static IMPORT_KEY_MATERIAL: Operation = Operation {
+    name: "ImportKeyMaterial",
+    members: &[
+        Member {
+            name: "EncryptedKeyMaterial",
+            kind: Kind::Blob,
+            required: true,
+            sensitive: false,
+            min: Some(1),
+            max: Some(6144),
+            enumeration: &[],
+            pattern: None,
+        },
+        Member {
+            name: "ExpirationModel",
+            kind: Kind::String,
+            required: false,
+            sensitive: false,
+            min: None,
+            max: None,
+            enumeration: &["KEY_MATERIAL_EXPIRES", "KEY_MATERIAL_DOES_NOT_EXPIRE"],
+            pattern: None,
+        },
+        Member {
+            name: "ImportToken",
+            kind: Kind::Blob,
+            required: true,
+            sensitive: false,
+            min: Some(1),
+            max: Some(6144),
+            enumeration: &[],
+            pattern: None,
+        },
+        Member {
+            name: "ImportType",
+            kind: Kind::String,
+            required: false,
+            sensitive: false,
+            min: None,
+            max: None,
+            enumeration: &["NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"],
+            pattern: None,
+        },
+        Member {
+            name: "KeyId",
+            kind: Kind::String,
+            required: true,
+            sensitive: false,
+            min: Some(1),
+            max: Some(2048),
+            enumeration: &[],
+            pattern: None,
+        },
+        Member {
+            name: "KeyMaterialDescription",
+            kind: Kind::String,
+            required: false,
+            sensitive: false,
+            min: Some(0),
+            max: Some(256),
+            enumeration: &[],
+            pattern: Some("^[a-zA-Z0-9:/_\\s.-]+$"),
+        },
+        Member {
+            name: "KeyMaterialId",
+            kind: Kind::String,
+            required: false,
+            sensitive: false,
+            min: Some(64),
+            max: Some(64),
+            enumeration: &[],
+            pattern: Some("^[a-f0-9]+$"),
+        },
+        Member {
+            name: "ValidTo",
+            kind: Kind::Timestamp,
+            required: false,
+            sensitive: false,
+            min: None,
+            max: None,
+            enumeration: &[],
+            pattern: None,
+        },
+    ],
+};
+
+pub(crate) static DELETE_IMPORTED_KEY_MATERIAL: Operation = Operation {
+    name: "DeleteImportedKeyMaterial",
+    members: &[
+        Member {
+            name: "KeyId",
+            kind: Kind::String,
+            required: true,
+            sensitive: false,
+            min: Some(1),
+            max: Some(2048),
+            enumeration: &[],
+            pattern: None,
+        },
+        Member {
+            name: "KeyMaterialId",
+            kind: Kind::String,
+            required: false,
+            sensitive: false,
+            min: Some(64),
+            max: Some(64),
+            enumeration: &[],
+            pattern: Some("^[a-f0-9]+$"),
+        },
+    ],
+};
+
 /// Every operation of the table.
 pub(crate) static OPERATIONS: &[&Operation] = &[
     &CREATE_KEY,
@@ -1967,6 +2115,9 @@ pub(crate) static OPERATIONS: &[&Operation] = &[
     &RETIRE_GRANT,
     &REVOKE_GRANT,
     &GET_KEY_LAST_USAGE,
+    &GET_PARAMETERS_FOR_IMPORT,
+    &IMPORT_KEY_MATERIAL,
+    &DELETE_IMPORTED_KEY_MATERIAL,
 ];
 
 /// Every enumeration shape of the model, with its values in the model's order.

@@ -389,7 +389,7 @@ fn join<T: std::fmt::Display>(items: &[T]) -> String {
 /// # Safety
 /// `out` is NULL or points to a `kp_out` for exclusive use whose buffer is valid as `kp_out`
 /// documents, for `'a`.
-unsafe fn single_out<'a>(out: *mut kp_out, what: &str) -> Outcome<&'a mut kp_out> {
+pub(crate) unsafe fn single_out<'a>(out: *mut kp_out, what: &str) -> Outcome<&'a mut kp_out> {
     let out = out_arg(out, what)?;
     // SAFETY: checked by out_arg; the caller promises a kp_out for exclusive use.
     let out = unsafe { &mut *out };
@@ -398,7 +398,7 @@ unsafe fn single_out<'a>(out: *mut kp_out, what: &str) -> Outcome<&'a mut kp_out
     Ok(out)
 }
 
-fn status_code(outcome: &Outcome<()>) -> u32 {
+pub(crate) fn status_code(outcome: &Outcome<()>) -> u32 {
     match outcome {
         Ok(()) => kp_status::Ok as u32,
         Err(f) => f.status as u32,

@@ -63,7 +63,7 @@ pub struct kp_create_key_options {
 ///
 /// # Safety
 /// As [`opt_str_arg`].
-unsafe fn parse_opt<T: std::str::FromStr<Err = kp::Error>>(
+pub(crate) unsafe fn parse_opt<T: std::str::FromStr<Err = kp::Error>>(
     ptr: *const c_char,
     what: &str,
 ) -> Outcome<Option<T>> {
@@ -117,6 +117,11 @@ pub(crate) fn metadata_record(md: &KeyMetadata) -> Outcome<Record> {
         .opt_str(
             kp_field::CurrentKeyMaterialId,
             md.current_key_material_id.as_deref(),
+        )
+        .opt_int(kp_field::ValidTo, md.valid_to.map(|t| t.0))
+        .opt_str(
+            kp_field::ExpirationModel,
+            md.expiration_model.map(|e| e.as_str()),
         )
         .flag(kp_field::Enabled, md.enabled)
         .flag(kp_field::MultiRegion, md.multi_region)
@@ -799,8 +804,22 @@ pub unsafe extern "C" fn kp_list_key_rotations(
                 Record::new()
                     .str(kp_field::KeyId, &r.key_id)
                     .str(kp_field::KeyMaterialId, &r.key_material_id)
-                    .int(kp_field::RotationDate, r.rotation_date.0)
-                    .str(kp_field::RotationType, r.rotation_type.as_str())
+                    .opt_int(kp_field::RotationDate, r.rotation_date.map(|d| d.0))
+                    .opt_str(kp_field::RotationType, r.rotation_type.map(|t| t.as_str()))
+                    .opt_str(
+                        kp_field::KeyMaterialState,
+                        r.key_material_state.map(|s| s.as_str()),
+                    )
+                    .opt_str(kp_field::ImportState, r.import_state.map(|s| s.as_str()))
+                    .opt_str(
+                        kp_field::KeyMaterialDescription,
+                        r.key_material_description.as_deref(),
+                    )
+                    .opt_str(
+                        kp_field::ExpirationModel,
+                        r.expiration_model.map(|e| e.as_str()),
+                    )
+                    .opt_int(kp_field::ValidTo, r.valid_to.map(|t| t.0))
                     .json(&r)
             })
         }

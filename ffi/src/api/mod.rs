@@ -13,6 +13,7 @@ pub mod data;
 pub mod ffi;
 pub mod grants;
 pub mod handles;
+pub mod import;
 mod overlap;
 pub mod record;
 pub mod status;

@@ -67,6 +67,16 @@ pub enum kp_field {
     RotationDate = 33,
     /// String: how a rotation happened ("AUTOMATIC" or "ON_DEMAND").
     RotationType = 34,
+    /// String: imported material's expiration model (key metadata, rotation entries).
+    ExpirationModel = 35,
+    /// Integer: when imported material expires, epoch milliseconds (absent: it does not).
+    ValidTo = 36,
+    /// Integer: until when import parameters are valid, epoch milliseconds.
+    ParametersValidTo = 37,
+    /// String: an imported material's description (rotation entries).
+    KeyMaterialDescription = 38,
+    /// String: IMPORTED or PENDING_IMPORT (rotation entries of EXTERNAL keys).
+    ImportState = 39,
 
     /// String: an alias name ("alias/...").
     AliasName = 40,
@@ -170,6 +180,9 @@ pub enum kp_field {
     /// String: the latest digest line the audit log made durable, to be kept elsewhere; absent
     /// until one is written.
     AuditDigestLine = 124,
+
+    /// String: CURRENT, NON_CURRENT or PENDING_ROTATION (rotation entries of EXTERNAL keys).
+    KeyMaterialState = 130,
 }
 
 #[derive(Debug)]

@@ -119,6 +119,14 @@ pub enum kp_status {
     InvalidGrantToken = 1701,
     /// A grant id does not name a grant of the key (InvalidGrantIdException).
     InvalidGrantId = 1702,
+    /// Imported key material is not the key's material, or does not fit its key spec
+    /// (IncorrectKeyMaterialException).
+    IncorrectKeyMaterial = 1703,
+    /// An import token is malformed, altered, or was issued for another key
+    /// (InvalidImportTokenException).
+    InvalidImportToken = 1704,
+    /// An import token's 24 hours are over (ExpiredImportTokenException).
+    ExpiredImportToken = 1705,
 
     /// The audit log cannot be opened, read, written or synced; while it is failed the engine
     /// refuses every request, since none could be recorded (KMSInternalException).
@@ -266,6 +274,9 @@ statuses! {
     MalformedPolicyDocument = c"KP_STATUS_MALFORMED_POLICY_DOCUMENT" from MalformedPolicyDocument,
     InvalidGrantToken = c"KP_STATUS_INVALID_GRANT_TOKEN" from InvalidGrantToken,
     InvalidGrantId = c"KP_STATUS_INVALID_GRANT_ID" from InvalidGrantId,
+    IncorrectKeyMaterial = c"KP_STATUS_INCORRECT_KEY_MATERIAL" from IncorrectKeyMaterial,
+    InvalidImportToken = c"KP_STATUS_INVALID_IMPORT_TOKEN" from InvalidImportToken,
+    ExpiredImportToken = c"KP_STATUS_EXPIRED_IMPORT_TOKEN" from ExpiredImportToken,
     AuditUnavailable = c"KP_STATUS_AUDIT_UNAVAILABLE" from AuditUnavailable,
     // The audit log's own key errors (`status_of_audit`), answered as the log's failures are.
     AuditKey = c"KP_STATUS_AUDIT_KEY" named AuditUnavailable,

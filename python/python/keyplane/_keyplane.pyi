@@ -3,6 +3,7 @@
 service's shapes; see `keyplane.client` for the boto3-compatible layer over them."""
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Callable, final
 
@@ -130,6 +131,24 @@ class Engine:
     def disable_key_rotation(self, *, key_id: str) -> None: ...
     def get_key_rotation_status(self, *, key_id: str) -> _Response: ...
     def rotate_key_on_demand(self, *, key_id: str) -> _Response: ...
+    def get_parameters_for_import(
+        self, *, key_id: str, wrapping_algorithm: str, wrapping_key_spec: str
+    ) -> _Response: ...
+    def import_key_material(
+        self,
+        *,
+        key_id: str,
+        import_token: _Buffer,
+        encrypted_key_material: _Buffer,
+        valid_to: datetime | float | None = None,
+        expiration_model: str | None = None,
+        import_type: str | None = None,
+        key_material_description: str | None = None,
+        key_material_id: str | None = None,
+    ) -> _Response: ...
+    def delete_imported_key_material(
+        self, *, key_id: str, key_material_id: str | None = None
+    ) -> _Response: ...
     def list_key_rotations(
         self, *, key_id: str, limit: int | None = None, marker: str | None = None
     ) -> _Response: ...

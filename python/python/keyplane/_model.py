@@ -52,6 +52,9 @@ METHODS: dict[str, str] = {
     "retire_grant": "RetireGrant",
     "revoke_grant": "RevokeGrant",
     "get_key_last_usage": "GetKeyLastUsage",
+    "get_parameters_for_import": "GetParametersForImport",
+    "import_key_material": "ImportKeyMaterial",
+    "delete_imported_key_material": "DeleteImportedKeyMaterial",
 }
 
 OPERATIONS: dict[str, dict[str, Any]] = {
@@ -613,10 +616,61 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             "KMSInternalException",
         ],
     },
+    "GetParametersForImport": {
+        "input": "GetParametersForImportRequest",
+        "output": "GetParametersForImportResponse",
+        "errors": [
+            "InvalidArnException",
+            "UnsupportedOperationException",
+            "DependencyTimeoutException",
+            "NotFoundException",
+            "KMSInternalException",
+            "KMSInvalidStateException",
+        ],
+    },
+    "ImportKeyMaterial": {
+        "input": "ImportKeyMaterialRequest",
+        "output": "ImportKeyMaterialResponse",
+        "errors": [
+            "InvalidArnException",
+            "UnsupportedOperationException",
+            "DependencyTimeoutException",
+            "NotFoundException",
+            "KMSInternalException",
+            "KMSInvalidStateException",
+            "InvalidCiphertextException",
+            "IncorrectKeyMaterialException",
+            "ExpiredImportTokenException",
+            "InvalidImportTokenException",
+        ],
+    },
+    "DeleteImportedKeyMaterial": {
+        "input": "DeleteImportedKeyMaterialRequest",
+        "output": "DeleteImportedKeyMaterialResponse",
+        "errors": [
+            "InvalidArnException",
+            "UnsupportedOperationException",
+            "DependencyTimeoutException",
+            "NotFoundException",
+            "KMSInternalException",
+            "KMSInvalidStateException",
+        ],
+    },
 }
 
 SHAPES: dict[str, dict[str, Any]] = {
     "AWSAccountIdType": {"type": "string"},
+    "AlgorithmSpec": {
+        "type": "string",
+        "enum": [
+            "RSAES_PKCS1_V1_5",
+            "RSAES_OAEP_SHA_1",
+            "RSAES_OAEP_SHA_256",
+            "RSA_AES_KEY_WRAP_SHA_1",
+            "RSA_AES_KEY_WRAP_SHA_256",
+            "SM2PKE",
+        ],
+    },
     "AliasList": {"type": "list", "member": "AliasListEntry"},
     "AliasListEntry": {
         "type": "structure",
@@ -631,6 +685,7 @@ SHAPES: dict[str, dict[str, Any]] = {
     "AliasNameType": {"type": "string", "min": 1, "max": 256},
     "ArnType": {"type": "string", "min": 20, "max": 2048},
     "AttestationDocumentType": {"type": "blob", "min": 1, "max": 262144},
+    "BackingKeyIdResponseType": {"type": "string", "min": 0, "max": 64},
     "BackingKeyIdType": {"type": "string", "min": 64, "max": 64},
     "BooleanType": {"type": "boolean"},
     "CancelKeyDeletionRequest": {
@@ -746,6 +801,15 @@ SHAPES: dict[str, dict[str, Any]] = {
         "type": "structure",
         "required": ["AliasName"],
         "members": {"AliasName": "AliasNameType"},
+    },
+    "DeleteImportedKeyMaterialRequest": {
+        "type": "structure",
+        "required": ["KeyId"],
+        "members": {"KeyId": "KeyIdType", "KeyMaterialId": "BackingKeyIdType"},
+    },
+    "DeleteImportedKeyMaterialResponse": {
+        "type": "structure",
+        "members": {"KeyId": "KeyIdType", "KeyMaterialId": "BackingKeyIdResponseType"},
     },
     "DeriveSharedSecretRequest": {
         "type": "structure",
@@ -991,6 +1055,24 @@ SHAPES: dict[str, dict[str, Any]] = {
             "OnDemandRotationStartDate": "DateType",
         },
     },
+    "GetParametersForImportRequest": {
+        "type": "structure",
+        "required": ["KeyId", "WrappingAlgorithm", "WrappingKeySpec"],
+        "members": {
+            "KeyId": "KeyIdType",
+            "WrappingAlgorithm": "AlgorithmSpec",
+            "WrappingKeySpec": "WrappingKeySpec",
+        },
+    },
+    "GetParametersForImportResponse": {
+        "type": "structure",
+        "members": {
+            "KeyId": "KeyIdType",
+            "ImportToken": "CiphertextType",
+            "PublicKey": "PlaintextType",
+            "ParametersValidTo": "DateType",
+        },
+    },
     "GetPublicKeyRequest": {
         "type": "structure",
         "required": ["KeyId"],
@@ -1062,7 +1144,26 @@ SHAPES: dict[str, dict[str, Any]] = {
     "GrantOperationList": {"type": "list", "member": "GrantOperation"},
     "GrantTokenList": {"type": "list", "min": 0, "max": 10, "member": "GrantTokenType"},
     "GrantTokenType": {"type": "string", "min": 1, "max": 8192},
+    "ImportKeyMaterialRequest": {
+        "type": "structure",
+        "required": ["KeyId", "ImportToken", "EncryptedKeyMaterial"],
+        "members": {
+            "KeyId": "KeyIdType",
+            "ImportToken": "CiphertextType",
+            "EncryptedKeyMaterial": "CiphertextType",
+            "ValidTo": "DateType",
+            "ExpirationModel": "ExpirationModelType",
+            "ImportType": "ImportType",
+            "KeyMaterialDescription": "KeyMaterialDescriptionType",
+            "KeyMaterialId": "BackingKeyIdType",
+        },
+    },
+    "ImportKeyMaterialResponse": {
+        "type": "structure",
+        "members": {"KeyId": "KeyIdType", "KeyMaterialId": "BackingKeyIdType"},
+    },
     "ImportState": {"type": "string", "enum": ["IMPORTED", "PENDING_IMPORT"]},
+    "ImportType": {"type": "string", "enum": ["NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"]},
     "IncludeKeyMaterial": {"type": "string", "enum": ["ALL_KEY_MATERIAL", "ROTATIONS_ONLY"]},
     "KeyAgreementAlgorithmSpec": {"type": "string", "enum": ["ECDH"]},
     "KeyAgreementAlgorithmSpecList": {"type": "list", "member": "KeyAgreementAlgorithmSpec"},
@@ -1503,6 +1604,7 @@ SHAPES: dict[str, dict[str, Any]] = {
             "SigningAlgorithm": "SigningAlgorithmSpec",
         },
     },
+    "WrappingKeySpec": {"type": "string", "enum": ["RSA_2048", "RSA_3072", "RSA_4096", "SM2"]},
     "XksKeyConfigurationType": {"type": "structure", "members": {"Id": "XksKeyIdType"}},
     "XksKeyIdType": {"type": "string", "min": 1, "max": 128},
 }

@@ -9,6 +9,7 @@ reports every problem at once in a `ParamValidationError` with botocore's wordin
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from ._model import SHAPES
@@ -30,6 +31,7 @@ _VALID_TYPES = {
     "map": [str(dict)],
     "structure": [str(dict)],
     "blob": [str(bytes), str(bytearray), str(memoryview), "file-like object"],
+    "timestamp": [str(datetime), "timestamp string"],
 }
 
 
@@ -59,6 +61,19 @@ def _check(value: Any, shape_name: str, name: str, report: _Report) -> Any:
         if hasattr(value, "read"):
             data = value.read()
             return data.encode("utf-8") if isinstance(data, str) else data
+        _invalid_type(report, name, value, kind)
+        return value
+    if kind == "timestamp":
+        # As botocore: a datetime, epoch seconds, or an ISO 8601 string (naive times are UTC).
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                pass
         _invalid_type(report, name, value, kind)
         return value
     if kind == "integer" and isinstance(value, bool):

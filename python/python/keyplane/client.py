@@ -178,14 +178,11 @@ class KMSClient:
                     f"{name}: keyplane does not support {feature}",
                     operation,
                 )
+        rotations_only = False
         if operation == "ListKeyRotations":
-            if params.pop("IncludeKeyMaterial", "ROTATIONS_ONLY") != "ROTATIONS_ONLY":
-                raise _engine_error(
-                    "UnsupportedOperationException",
-                    "IncludeKeyMaterial: keyplane lists rotations only (ROTATIONS_ONLY); its keys "
-                    "have no imported key material",
-                    operation,
-                )
+            # ROTATIONS_ONLY (the default) leaves out material that no rotation made current: an
+            # EXTERNAL key's first material and material pending rotation.
+            rotations_only = params.pop("IncludeKeyMaterial", "ROTATIONS_ONLY") == "ROTATIONS_ONLY"
         elif operation == "ListRetirableGrants" and "RetiringPrincipal" not in params:
             raise _engine_error(
                 "ValidationException", "ListRetirableGrants needs a RetiringPrincipal", operation
@@ -206,6 +203,8 @@ class KMSClient:
             )
         method = getattr(self._engine, METHOD_NAMES[operation])
         result = method(**kwargs)
+        if rotations_only:
+            result["Rotations"] = [r for r in result["Rotations"] if "RotationType" in r]
         return result if result is not None else {}
 
     # ---- botocore's client methods -------------------------------------------------------
@@ -345,6 +344,21 @@ class KMSClient:
     def list_key_policies(self, **kwargs: Any) -> dict[str, Any]:
         """ListKeyPolicies: see the service's API reference; parameters and response as boto3's."""
         return self._call("ListKeyPolicies", kwargs)
+
+    def get_parameters_for_import(self, **kwargs: Any) -> dict[str, Any]:
+        """GetParametersForImport: see the service's API reference; parameters and response as
+        boto3's."""
+        return self._call("GetParametersForImport", kwargs)
+
+    def import_key_material(self, **kwargs: Any) -> dict[str, Any]:
+        """ImportKeyMaterial: see the service's API reference; parameters and response as
+        boto3's."""
+        return self._call("ImportKeyMaterial", kwargs)
+
+    def delete_imported_key_material(self, **kwargs: Any) -> dict[str, Any]:
+        """DeleteImportedKeyMaterial: see the service's API reference; parameters and response as
+        boto3's."""
+        return self._call("DeleteImportedKeyMaterial", kwargs)
 
     def list_key_rotations(self, **kwargs: Any) -> dict[str, Any]:
         """ListKeyRotations: see the service's API reference; parameters and response as boto3's."""

@@ -5,7 +5,9 @@
 use keyplane::Engine;
 
 use super::json::{Input, Out};
-use super::{aliases, asymmetric, dataplane, grants, keys, mac, policies, rotation, tags, Fault};
+use super::{
+    aliases, asymmetric, dataplane, grants, import, keys, mac, policies, rotation, tags, Fault,
+};
 
 /// A handler: one request's members in, the response's members out. Runs on a blocking thread,
 /// or on the async worker when [`Operation::runs_inline`].
@@ -35,6 +37,7 @@ table! {
     "CreateKey" => keys::create_key,
     "Decrypt" => dataplane::decrypt,
     "DeleteAlias" => aliases::delete_alias,
+    "DeleteImportedKeyMaterial" => import::delete_imported_key_material,
     "DeriveSharedSecret" => asymmetric::derive_shared_secret,
     "DescribeKey" => keys::describe_key,
     "DisableKey" => keys::disable_key,
@@ -51,7 +54,9 @@ table! {
     "GetKeyLastUsage" => keys::get_key_last_usage,
     "GetKeyPolicy" => policies::get_key_policy,
     "GetKeyRotationStatus" => rotation::get_key_rotation_status,
+    "GetParametersForImport" => import::get_parameters_for_import,
     "GetPublicKey" => asymmetric::get_public_key,
+    "ImportKeyMaterial" => import::import_key_material,
     "ListAliases" => aliases::list_aliases,
     "ListGrants" => grants::list_grants,
     "ListKeyPolicies" => policies::list_key_policies,
@@ -103,9 +108,6 @@ impl Operation {
 const CUSTOM_KEY_STORES: &str =
     "custom key stores (AWS CloudHSM and external key stores) are not part of keyplane: its keys \
      live in its own store";
-const IMPORT: &str =
-    "keyplane generates all key material itself; importing key material (origin EXTERNAL) is not \
-     supported";
 const MULTI_REGION: &str =
     "keyplane is one region's store; multi-Region replicas and primary regions are not supported";
 
@@ -118,9 +120,6 @@ pub static NOT_SERVED: &[(&str, &str)] = &[
     ("DescribeCustomKeyStores", CUSTOM_KEY_STORES),
     ("DisconnectCustomKeyStore", CUSTOM_KEY_STORES),
     ("UpdateCustomKeyStore", CUSTOM_KEY_STORES),
-    ("DeleteImportedKeyMaterial", IMPORT),
-    ("GetParametersForImport", IMPORT),
-    ("ImportKeyMaterial", IMPORT),
     ("ReplicateKey", MULTI_REGION),
     ("UpdatePrimaryRegion", MULTI_REGION),
 ];

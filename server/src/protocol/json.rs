@@ -168,6 +168,19 @@ impl Input {
         self.blob(name).unwrap_or_default()
     }
 
+    /// A timestamp member (epoch seconds, as AWS JSON 1.1 sends it; fractions kept to the
+    /// millisecond).
+    pub fn timestamp(&self, name: &str) -> Result<Option<keyplane::Timestamp>, Fault> {
+        let Some(value) = self.members.get(name) else {
+            return Ok(None);
+        };
+        let seconds = value
+            .as_f64()
+            .filter(|s| s.is_finite() && s.abs() < 1e15)
+            .ok_or_else(|| wrong_type(name, "a timestamp (epoch seconds)", value))?;
+        Ok(Some(keyplane::Timestamp((seconds * 1000.0).round() as i64)))
+    }
+
     /// A boolean member.
     pub fn bool(&self, name: &str) -> Option<bool> {
         self.members.get(name).and_then(Value::as_bool)

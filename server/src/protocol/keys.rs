@@ -42,7 +42,9 @@ pub(super) fn key_metadata(out: &mut Out, m: &KeyMetadata) {
         out.int("PendingDeletionWindowInDays", i64::from(days));
     }
     out.names("MacAlgorithms", &m.mac_algorithms)
-        .opt("CurrentKeyMaterialId", m.current_key_material_id.as_deref());
+        .opt("CurrentKeyMaterialId", m.current_key_material_id.as_deref())
+        .date_opt("ValidTo", m.valid_to)
+        .opt("ExpirationModel", m.expiration_model.map(|e| e.as_str()));
 }
 
 fn described(m: &KeyMetadata) -> Out {

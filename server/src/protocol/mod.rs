@@ -22,6 +22,7 @@ pub(crate) mod dataplane;
 pub mod dispatch;
 pub mod errors;
 mod grants;
+mod import;
 pub mod json;
 mod keys;
 mod mac;

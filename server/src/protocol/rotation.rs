@@ -36,12 +36,25 @@ pub(super) fn rotate_key_on_demand(engine: &Engine, input: &Input) -> Result<Out
 }
 
 pub(super) fn list_key_rotations(engine: &Engine, input: &Input) -> Result<Out, Fault> {
-    let page =
+    let mut page =
         engine.list_key_rotations(input.req("KeyId"), input.u32("Limit")?, input.str("Marker"))?;
+    // ROTATIONS_ONLY (the service's default) leaves out material no rotation made current: an
+    // EXTERNAL key's first material and material pending rotation.
+    if input.str("IncludeKeyMaterial").unwrap_or("ROTATIONS_ONLY") == "ROTATIONS_ONLY" {
+        page.items.retain(|r| r.rotation_type.is_some());
+    }
     Ok(list_page("Rotations", &page, |o, r| {
         o.str("KeyId", &r.key_id)
             .str("KeyMaterialId", &r.key_material_id)
-            .date("RotationDate", r.rotation_date)
-            .str("RotationType", r.rotation_type.as_str());
+            .opt(
+                "KeyMaterialDescription",
+                r.key_material_description.as_deref(),
+            )
+            .opt("ImportState", r.import_state.map(|s| s.as_str()))
+            .opt("KeyMaterialState", r.key_material_state.map(|s| s.as_str()))
+            .opt("ExpirationModel", r.expiration_model.map(|e| e.as_str()))
+            .date_opt("ValidTo", r.valid_to)
+            .date_opt("RotationDate", r.rotation_date)
+            .opt("RotationType", r.rotation_type.map(|t| t.as_str()));
     }))
 }
