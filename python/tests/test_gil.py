@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -53,7 +54,17 @@ def progress() -> Iterator[Callable[[Callable[[], Any]], int]]:
 def test_the_measure_sees_a_call_that_holds_the_gil(
     progress: Callable[[Callable[[], Any]], int],
 ) -> None:
-    assert progress(lambda: sum(range(3_000_000))) == 0
+    # A GIL-holding call longer than the switch interval is interrupted and the counter runs: on a
+    # loaded machine the sum took longer than 0.2 s and counted. Raise the interval far above the
+    # call's time, then hand the GIL to the counting thread once (sleep) so that its next wait
+    # already uses the new interval.
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(2.0)
+    try:
+        time.sleep(0.01)
+        assert progress(lambda: sum(range(1_000_000))) == 0
+    finally:
+        sys.setswitchinterval(old)
 
 
 def test_batches_release_the_gil(progress: Callable[[Callable[[], Any]], int]) -> None:
