@@ -27,6 +27,7 @@ pub mod clock;
 pub mod context;
 pub mod control;
 pub mod crypto;
+pub mod envelope;
 pub mod dataplane;
 mod engine;
 mod error;
