@@ -398,3 +398,19 @@ fn frame_length_is_validated() {
         assert_eq!(e.kind(), ErrorKind::Validation);
     }
 }
+
+#[test]
+fn an_exact_multiple_of_the_frame_ends_with_an_empty_final_frame() {
+    // The Python SDK rejects a final frame as long as the frame length, and writes whole frames
+    // and an empty final frame; so does keyplane.
+    let kr = aes("k", 13);
+    let cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 32);
+    let msg = envelope::encrypt_message(&[kr.clone()], &cfg, &context(), &data(64)).unwrap();
+    let (body, size) = frame_span(&msg, 32);
+    let final_frame = &msg[body + 2 * size..];
+    assert_eq!(final_frame.len(), 4 + 4 + 12 + 4 + 16);
+    assert_eq!(&final_frame[..8], &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 3]);
+    assert_eq!(&final_frame[20..24], &[0, 0, 0, 0]);
+    let out = envelope::decrypt_message(&[kr], &cfg, &msg).unwrap();
+    assert_eq!(&out.plaintext[..], &data(64)[..]);
+}

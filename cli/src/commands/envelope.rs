@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use keyplane::envelope::{
-    AlgorithmSuite, CommitmentPolicy, Decryptor, Encryptor, EnvelopeConfig, Keyring,
-    KmsKeyring, RawAesKeyring, RawRsaKeyring, RsaPadding, SignedRelease,
+    AlgorithmSuite, CommitmentPolicy, Decryptor, Encryptor, EnvelopeConfig, Keyring, KmsKeyring,
+    RawAesKeyring, RawRsaKeyring, RsaPadding, SignedRelease,
 };
 use keyplane::Error;
 use zeroize::Zeroizing;
@@ -31,9 +31,8 @@ fn is_std(path: Option<&Path>) -> bool {
 }
 
 fn read_key_file(path: &str) -> Result<Zeroizing<Vec<u8>>, Failure> {
-    let bytes = Zeroizing::new(
-        std::fs::read(path).map_err(|e| io_failure("read", Path::new(path), e))?,
-    );
+    let bytes =
+        Zeroizing::new(std::fs::read(path).map_err(|e| io_failure("read", Path::new(path), e))?);
     Ok(bytes)
 }
 
@@ -41,8 +40,9 @@ fn aes_key_bytes(raw: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>, Failure>
     if matches!(raw.len(), 16 | 24 | 32) {
         return Ok(raw);
     }
-    let text = std::str::from_utf8(&raw)
-        .map_err(|_| Failure::usage("a raw AES key file holds 16, 24 or 32 bytes or their base64"))?;
+    let text = std::str::from_utf8(&raw).map_err(|_| {
+        Failure::usage("a raw AES key file holds 16, 24 or 32 bytes or their base64")
+    })?;
     let decoded = Zeroizing::new(
         base64::engine::general_purpose::STANDARD
             .decode(text.trim())
@@ -157,7 +157,13 @@ impl Output {
                 path: None,
                 kept: true,
             };
-            return Ok((out, Box::new(std::io::BufWriter::with_capacity(CHUNK, std::io::stdout().lock()))));
+            return Ok((
+                out,
+                Box::new(std::io::BufWriter::with_capacity(
+                    CHUNK,
+                    std::io::stdout().lock(),
+                )),
+            ));
         }
         let path = path.unwrap_or(Path::new("-")).to_path_buf();
         let file = std::fs::File::create(&path).map_err(|e| io_failure("write", &path, e))?;
@@ -165,7 +171,10 @@ impl Output {
             path: Some(path),
             kept: false,
         };
-        Ok((out, Box::new(std::io::BufWriter::with_capacity(CHUNK, file))))
+        Ok((
+            out,
+            Box::new(std::io::BufWriter::with_capacity(CHUNK, file)),
+        ))
     }
 
     fn keep(mut self) {
@@ -260,9 +269,8 @@ pub fn encrypt_file(ctx: &Context, args: EncryptFileArgs) -> Result<(), Failure>
     let env = &args.envelope;
     let mut config = config(env)?;
     if let Some(suite) = &args.suite {
-        config.suite = AlgorithmSuite::from_name(suite).ok_or_else(|| {
-            Failure::usage(format!("unknown algorithm suite {suite:?}"))
-        })?;
+        config.suite = AlgorithmSuite::from_name(suite)
+            .ok_or_else(|| Failure::usage(format!("unknown algorithm suite {suite:?}")))?;
     }
     if env.commitment_policy.is_none() && !config.suite.is_committing() {
         config.commitment_policy = CommitmentPolicy::ForbidEncryptAllowDecrypt;

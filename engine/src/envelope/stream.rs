@@ -278,11 +278,9 @@ impl<W: Write> Encryptor<W> {
         }
         let pending = std::mem::take(&mut *self.pending);
         let pending = Zeroizing::new(pending);
-        let regular = if pending.is_empty() {
-            0
-        } else {
-            (pending.len() - 1) / self.frame_length * self.frame_length
-        };
+        // As the SDKs write it: every whole frame is a regular frame and the final frame holds
+        // the rest, 0 to frame length - 1 bytes (the Python SDK rejects a full final frame).
+        let regular = pending.len() / self.frame_length * self.frame_length;
         if regular > 0 {
             self.seal_regular(&pending[..regular])?;
         }
