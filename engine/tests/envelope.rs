@@ -414,3 +414,139 @@ fn an_exact_multiple_of_the_frame_ends_with_an_empty_final_frame() {
     let out = envelope::decrypt_message(&[kr], &cfg, &msg).unwrap();
     assert_eq!(&out.plaintext[..], &data(64)[..]);
 }
+
+mod caching {
+    use super::*;
+    use keyplane::envelope::{CacheLimits, DataKeyCache};
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    fn cached(limits: CacheLimits, suite: AlgorithmSuite) -> (EnvelopeConfig, Arc<DataKeyCache>) {
+        let cache = Arc::new(DataKeyCache::new(limits).unwrap());
+        let cfg = EnvelopeConfig {
+            cache: Some(cache.clone()),
+            ..config(suite, 64)
+        };
+        (cfg, cache)
+    }
+
+    fn edk_of(msg: &[u8], kr: &Arc<dyn Keyring>, cfg: &EnvelopeConfig) -> Vec<u8> {
+        let plain = EnvelopeConfig {
+            cache: None,
+            ..cfg.clone()
+        };
+        let out = envelope::decrypt_message(&[kr.clone()], &plain, msg).unwrap();
+        out.header.encrypted_data_keys[0].ciphertext.clone()
+    }
+
+    #[test]
+    fn many_small_messages_share_one_generate_data_key() {
+        let engine = Engine::in_memory().unwrap();
+        let key = engine.create_key(CreateKeyRequest::default()).unwrap();
+        let kr: Arc<dyn Keyring> = Arc::new(KmsKeyring::new(&engine, &key.key_id).unwrap());
+        for suite in [
+            AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+            AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384,
+        ] {
+            let (cfg, cache) = cached(CacheLimits::with_max_age(Duration::from_secs(60)), suite);
+            let msgs: Vec<Vec<u8>> = (0..10)
+                .map(|i| {
+                    envelope::encrypt_message(&[kr.clone()], &cfg, &context(), &data(i * 50))
+                        .unwrap()
+                })
+                .collect();
+            let s = cache.stats();
+            assert_eq!((s.encrypt_misses, s.encrypt_hits), (1, 9), "{suite}");
+            let edks: HashSet<_> = msgs.iter().map(|m| edk_of(m, &kr, &cfg)).collect();
+            assert_eq!(edks.len(), 1);
+            // Message ids differ, so every message still has its own derived key and commitment.
+            let ids: HashSet<_> = msgs.iter().map(|m| m[1..35].to_vec()).collect();
+            assert_eq!(ids.len(), 10);
+            for (i, m) in msgs.iter().enumerate() {
+                let out = envelope::decrypt_message(&[kr.clone()], &cfg, m).unwrap();
+                assert_eq!(&out.plaintext[..], &data(i * 50)[..]);
+            }
+            let s = cache.stats();
+            assert_eq!((s.decrypt_misses, s.decrypt_hits), (1, 9), "{suite}");
+        }
+    }
+
+    #[test]
+    fn message_byte_and_age_limits_retire_a_data_key() {
+        let kr = aes("k", 20);
+        let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+        let distinct = |cfg: &EnvelopeConfig, sizes: &[usize], pause: Duration| {
+            let mut edks = HashSet::new();
+            for &n in sizes {
+                let m =
+                    envelope::encrypt_message(&[kr.clone()], cfg, &context(), &data(n)).unwrap();
+                edks.insert(edk_of(&m, &kr, cfg));
+                std::thread::sleep(pause);
+            }
+            edks.len()
+        };
+        let mut limits = CacheLimits::with_max_age(Duration::from_secs(60));
+        limits.max_messages = 3;
+        let (cfg, _) = cached(limits, suite);
+        assert_eq!(
+            distinct(&cfg, &[1; 10], Duration::ZERO),
+            4,
+            "ceil(10 / 3) data keys"
+        );
+        let mut limits = CacheLimits::with_max_age(Duration::from_secs(60));
+        limits.max_bytes = 100;
+        let (cfg, _) = cached(limits, suite);
+        assert_eq!(distinct(&cfg, &[60; 6], Duration::ZERO), 6, "60 + 60 > 100");
+        let (cfg, _) = cached(limits, suite);
+        assert_eq!(
+            distinct(&cfg, &[30; 6], Duration::ZERO),
+            2,
+            "3 x 30 fit in 100, a 4th not"
+        );
+        let (cfg, _) = cached(CacheLimits::with_max_age(Duration::from_millis(30)), suite);
+        assert_eq!(
+            distinct(&cfg, &[1; 3], Duration::from_millis(40)),
+            3,
+            "expired by age"
+        );
+        // Another context is another entry.
+        let (cfg, cache) = cached(CacheLimits::with_max_age(Duration::from_secs(60)), suite);
+        let other: EncryptionContext = [("x".to_string(), "y".to_string())].into();
+        envelope::encrypt_message(&[kr.clone()], &cfg, &context(), b"a").unwrap();
+        envelope::encrypt_message(&[kr.clone()], &cfg, &other, b"a").unwrap();
+        assert_eq!(cache.stats().encrypt_misses, 2);
+    }
+
+    #[test]
+    fn the_no_kdf_suite_and_unknown_lengths_bypass_the_cache() {
+        let kr = aes("k", 21);
+        let suite = AlgorithmSuite::Aes256GcmNoKdf;
+        let (cfg, cache) = cached(CacheLimits::with_max_age(Duration::from_secs(60)), suite);
+        let a = envelope::encrypt_message(&[kr.clone()], &cfg, &context(), b"same").unwrap();
+        let b = envelope::encrypt_message(&[kr.clone()], &cfg, &context(), b"same").unwrap();
+        assert_ne!(
+            edk_of(&a, &kr, &cfg),
+            edk_of(&b, &kr, &cfg),
+            "0x0078 reuses no data key"
+        );
+        assert_eq!(cache.stats().encrypt_hits, 0);
+        let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+        let (cfg, cache) = cached(CacheLimits::with_max_age(Duration::from_secs(60)), suite);
+        for _ in 0..2 {
+            let mut e = Encryptor::new(Vec::new(), &[kr.clone()], &cfg, &context()).unwrap();
+            e.write_all(b"stream").unwrap();
+            e.finish().unwrap();
+        }
+        assert_eq!(
+            cache.stats().encrypt_misses,
+            2,
+            "a stream of unknown length is not cached"
+        );
+        let mut e =
+            Encryptor::with_length(Vec::new(), &[kr.clone()], &cfg, &context(), Some(3)).unwrap();
+        assert!(
+            e.write_all(b"four").is_err(),
+            "more than the length given is refused"
+        );
+    }
+}

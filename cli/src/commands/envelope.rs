@@ -277,7 +277,10 @@ pub fn encrypt_file(ctx: &Context, args: EncryptFileArgs) -> Result<(), Failure>
     }
     config.frame_length = args.frame_length;
     let context = pairs(&env.context.context, "encryption context")?;
-    let (keyrings, _engine) = keyrings(ctx, env, false, true)?;
+    let (keyrings, engine) = keyrings(ctx, env, false, true)?;
+    if let (None, Some(engine)) = (&config.pool, &engine) {
+        config.pool = Some(engine.worker_pool());
+    }
     let (mut input, total) = open_input(env.input.as_deref())?;
     let (output, sink) = Output::open(env.output.as_deref())?;
     let mut encryptor = Encryptor::new(sink, &keyrings, &config, &context)?;
@@ -311,7 +314,10 @@ pub fn decrypt_file(ctx: &Context, args: DecryptFileArgs) -> Result<(), Failure>
         config.max_buffered_plaintext = max;
     }
     let required = pairs(&env.context.context, "encryption context")?;
-    let (keyrings, _engine) = keyrings(ctx, env, args.discovery, false)?;
+    let (keyrings, engine) = keyrings(ctx, env, args.discovery, false)?;
+    if let (None, Some(engine)) = (&config.pool, &engine) {
+        config.pool = Some(engine.worker_pool());
+    }
     let (input, total) = open_input(env.input.as_deref())?;
     let mut decryptor = Decryptor::new(input, &keyrings, &config)?;
     let found = &decryptor.header().encryption_context;

@@ -21,6 +21,7 @@
 //! # Ok::<(), keyplane::Error>(())
 //! ```
 
+pub mod cache;
 mod errors;
 pub mod frame;
 pub mod header;
@@ -29,6 +30,7 @@ mod signature;
 pub mod stream;
 pub mod suite;
 
+pub use cache::{CacheLimits, CacheStats, DataKeyCache};
 pub use header::{EncryptedDataKey, Header};
 pub use keyring::{Keyring, KmsKeyring, RawAesKeyring, RawRsaKeyring, RsaPadding};
 pub use stream::{

@@ -3,6 +3,8 @@
 //! base64 of its compressed point. The ephemeral private key lives on aws-lc's heap (as every
 //! parsed signing key of the engine) and is freed, cleansed, when the message is finished.
 
+use std::sync::Arc;
+
 use aws_lc_rs::digest;
 use aws_lc_rs::encoding::{AsBigEndian, EcPublicKeyCompressedBin};
 use aws_lc_rs::signature::{
@@ -17,27 +19,29 @@ use crate::error::{Error, Result};
 /// Length of a compressed P-384 point.
 const COMPRESSED_LEN: usize = 49;
 
+/// A new ephemeral signing key and the context value of its public key.
+pub(crate) fn generate_key() -> Result<(Arc<EcdsaKeyPair>, String)> {
+    let failed = || Error::Internal("ECDSA P-384 key generation failed in aws-lc".into());
+    let key = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_ASN1_SIGNING).map_err(|_| failed())?;
+    let compressed: EcPublicKeyCompressedBin<'static> =
+        key.public_key().as_be_bytes().map_err(|_| failed())?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(compressed.as_ref());
+    Ok((Arc::new(key), encoded))
+}
+
 /// Signs a message as it is written.
 pub(crate) struct Signer {
-    key: EcdsaKeyPair,
+    key: Arc<EcdsaKeyPair>,
     digest: digest::Context,
 }
 
 impl Signer {
-    /// A new ephemeral key and the context value of its public key.
-    pub(crate) fn generate() -> Result<(Signer, String)> {
-        let failed = || Error::Internal("ECDSA P-384 key generation failed in aws-lc".into());
-        let key = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_ASN1_SIGNING).map_err(|_| failed())?;
-        let compressed: EcPublicKeyCompressedBin<'static> =
-            key.public_key().as_be_bytes().map_err(|_| failed())?;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(compressed.as_ref());
-        Ok((
-            Signer {
-                key,
-                digest: digest::Context::new(&digest::SHA384),
-            },
-            encoded,
-        ))
+    /// A signer with `key` (new per message, or cached with the message's data key).
+    pub(crate) fn new(key: Arc<EcdsaKeyPair>) -> Signer {
+        Signer {
+            key,
+            digest: digest::Context::new(&digest::SHA384),
+        }
     }
 
     pub(crate) fn update(&mut self, bytes: &[u8]) {
@@ -96,7 +100,8 @@ mod tests {
     #[test]
     fn signs_and_verifies_and_p384_crate_agrees() {
         use p384::ecdsa::signature::hazmat::PrehashVerifier;
-        let (mut signer, public) = Signer::generate().unwrap();
+        let (key, public) = generate_key().unwrap();
+        let mut signer = Signer::new(key);
         signer.update(b"header");
         signer.update(b"body");
         let sig = signer.finish().unwrap();

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use zeroize::{Zeroize, Zeroizing};
 
+use super::cache::{DataKeyCache, Materials};
 use super::errors;
 use super::frame::{self, RawFrame, FINAL_FRAME_MARKER};
 use super::header::{
@@ -26,7 +27,7 @@ use super::header::{
     RESERVED_CONTEXT_PREFIX,
 };
 use super::keyring::Keyring;
-use super::signature::{Signer, Verifier};
+use super::signature::{self, Signer, Verifier};
 use super::suite::{AlgorithmSuite, CommitmentPolicy, IV_LEN, TAG_LEN};
 use crate::context::EncryptionContext;
 use crate::crypto::aes_gcm::AesGcmKey;
@@ -62,8 +63,11 @@ pub struct EnvelopeConfig {
     /// Most plaintext the decryptor holds: a signed message under
     /// [`SignedRelease::AfterSignature`], or a non-framed body. Default 256 MiB.
     pub max_buffered_plaintext: u64,
-    /// Pool the frames run on; `None`: rayon's global pool.
+    /// Pool the frames run on (`Engine::worker_pool` for the engine's); `None`: rayon's global
+    /// pool.
     pub pool: Option<Arc<rayon::ThreadPool>>,
+    /// Data-key cache; `None`: every message gets a new data key from its keyrings.
+    pub cache: Option<Arc<DataKeyCache>>,
 }
 
 impl Default for EnvelopeConfig {
@@ -77,6 +81,7 @@ impl Default for EnvelopeConfig {
             signed_release: SignedRelease::default(),
             max_buffered_plaintext: 256 << 20,
             pool: None,
+            cache: None,
         }
     }
 }
@@ -121,16 +126,30 @@ pub struct Encryptor<W: Write> {
     next_sequence: u32,
     signer: Option<Signer>,
     poisoned: bool,
+    /// Plaintext bytes still allowed when a length was given.
+    remaining: Option<u64>,
 }
 
 impl<W: Write> Encryptor<W> {
     /// Makes the data key with `keyrings`, writes the header to `out`, and returns the writer
-    /// for the plaintext.
+    /// for the plaintext. A message of unknown length does not use the data-key cache.
     pub fn new(
+        out: W,
+        keyrings: &Keyrings,
+        config: &EnvelopeConfig,
+        context: &EncryptionContext,
+    ) -> Result<Encryptor<W>> {
+        Self::with_length(out, keyrings, config, context, None)
+    }
+
+    /// As [`Encryptor::new`], for a message of exactly `length` bytes when given (then the
+    /// data-key cache may serve it, and writing more is refused).
+    pub fn with_length(
         mut out: W,
         keyrings: &Keyrings,
         config: &EnvelopeConfig,
         context: &EncryptionContext,
+        length: Option<u64>,
     ) -> Result<Encryptor<W>> {
         let suite = config.suite;
         if !config.commitment_policy.allows_encrypt(suite) {
@@ -145,30 +164,49 @@ impl<W: Write> Encryptor<W> {
             ));
         }
         check_context(context)?;
+        let make = || -> Result<Materials> {
+            let mut context = context.clone();
+            let mut signing = None;
+            if suite.is_signed() {
+                let (key, public) = signature::generate_key()?;
+                context.insert(PUBLIC_KEY_CONTEXT_KEY.into(), public.clone());
+                signing = Some((key, public));
+            }
+            let mut data_key: Option<LockedBytes> = None;
+            let mut edks: Vec<EncryptedDataKey> = Vec::new();
+            for keyring in keyrings {
+                keyring.on_encrypt(suite, &context, &mut data_key, &mut edks)?;
+            }
+            let Some(data_key) = data_key else {
+                return Err(Error::Internal("no keyring made a data key".into()));
+            };
+            if let Some(max) = config.max_encrypted_data_keys {
+                if edks.len() > max as usize {
+                    return Err(errors::too_many_edks(edks.len(), max as usize));
+                }
+            }
+            Ok(Materials {
+                data_key,
+                edks,
+                signing,
+            })
+        };
+        let materials = match &config.cache {
+            Some(cache) => cache.encryption_materials(keyrings, suite, context, length, make)?,
+            None => Arc::new(make()?),
+        };
         let mut context = context.clone();
         let mut signer = None;
-        if suite.is_signed() {
-            let (s, public) = Signer::generate()?;
-            context.insert(PUBLIC_KEY_CONTEXT_KEY.into(), public);
-            signer = Some(s);
+        if let Some((key, public)) = &materials.signing {
+            context.insert(PUBLIC_KEY_CONTEXT_KEY.into(), public.clone());
+            signer = Some(Signer::new(key.clone()));
         }
-        let mut data_key: Option<LockedBytes> = None;
-        let mut edks: Vec<EncryptedDataKey> = Vec::new();
-        for keyring in keyrings {
-            keyring.on_encrypt(suite, &context, &mut data_key, &mut edks)?;
-        }
-        let Some(data_key) = data_key else {
-            return Err(Error::Internal("no keyring made a data key".into()));
-        };
-        if let Some(max) = config.max_encrypted_data_keys {
-            if edks.len() > max as usize {
-                return Err(errors::too_many_edks(edks.len(), max as usize));
-            }
-        }
+        let edks = materials.edks.clone();
+        let data_key = &materials.data_key;
         let mut message_id = vec![0u8; suite.message_id_len()];
         crate::crypto::random::fill(&mut message_id)?;
-        let (key, commitment) = suite.derive(&data_key, &message_id, LockPolicy::default())?;
-        drop(data_key);
+        let (key, commitment) = suite.derive(data_key, &message_id, LockPolicy::default())?;
+        drop(materials);
         let header = Header {
             suite,
             message_id,
@@ -201,6 +239,7 @@ impl<W: Write> Encryptor<W> {
             next_sequence: 1,
             signer,
             poisoned: false,
+            remaining: length,
         })
     }
 
@@ -243,6 +282,11 @@ impl<W: Write> Encryptor<W> {
     }
 
     fn write_plaintext(&mut self, mut buf: &[u8]) -> Result<()> {
+        if let Some(remaining) = self.remaining.as_mut() {
+            *remaining = remaining.checked_sub(buf.len() as u64).ok_or_else(|| {
+                Error::Validation("more plaintext was written than the message length given".into())
+            })?;
+        }
         let wb = self.window_bytes();
         if !self.pending.is_empty() || buf.len() <= wb {
             let take = (wb - self.pending.len()).min(buf.len());
@@ -274,6 +318,11 @@ impl<W: Write> Encryptor<W> {
         if self.poisoned {
             return Err(Error::Validation(
                 "the encryptor failed earlier; the message is incomplete".into(),
+            ));
+        }
+        if self.remaining.is_some_and(|r| r > 0) {
+            return Err(Error::Validation(
+                "less plaintext was written than the message length given".into(),
             ));
         }
         let pending = std::mem::take(&mut *self.pending);
@@ -384,19 +433,27 @@ impl<R: Read> Decryptor<R> {
             v.update(&raw);
             verifier = Some(v);
         }
-        let mut data_key = None;
-        for keyring in keyrings {
-            if let Some(k) = keyring.on_decrypt(
+        let unwrap = || -> Result<LockedBytes> {
+            for keyring in keyrings {
+                if let Some(k) = keyring.on_decrypt(
+                    suite,
+                    &header.encryption_context,
+                    &header.encrypted_data_keys,
+                )? {
+                    return Ok(k);
+                }
+            }
+            Err(errors::no_data_key(header.encrypted_data_keys.len()))
+        };
+        let data_key = match &config.cache {
+            Some(cache) => cache.decryption_key(
+                keyrings,
                 suite,
                 &header.encryption_context,
                 &header.encrypted_data_keys,
-            )? {
-                data_key = Some(k);
-                break;
-            }
-        }
-        let Some(data_key) = data_key else {
-            return Err(errors::no_data_key(header.encrypted_data_keys.len()));
+                unwrap,
+            )?,
+            None => Arc::new(unwrap()?),
         };
         let (key, commitment) =
             suite.derive(&data_key, &header.message_id, LockPolicy::default())?;
@@ -680,7 +737,13 @@ pub fn encrypt_message(
 ) -> Result<Vec<u8>> {
     let capacity =
         plaintext.len() + plaintext.len() / config.frame_length.max(1) as usize * 32 + 1024;
-    let mut encryptor = Encryptor::new(Vec::with_capacity(capacity), keyrings, config, context)?;
+    let mut encryptor = Encryptor::with_length(
+        Vec::with_capacity(capacity),
+        keyrings,
+        config,
+        context,
+        Some(plaintext.len() as u64),
+    )?;
     encryptor.write_plaintext(plaintext)?;
     encryptor.finish()
 }
