@@ -20,6 +20,26 @@
 //! assert_eq!(&opened.plaintext[..], b"hello");
 //! # Ok::<(), keyplane::Error>(())
 //! ```
+//!
+//! Streaming, with a keyplane key, on the engine's worker pool:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use keyplane::envelope::{self, EnvelopeConfig, Keyring, KmsKeyring};
+//! let engine = keyplane::Engine::in_memory()?;
+//! let key = engine.create_key(keyplane::CreateKeyRequest::default())?;
+//! let keyring: Arc<dyn Keyring> = Arc::new(KmsKeyring::new(&engine, &key.key_id)?);
+//! let config = EnvelopeConfig { pool: Some(engine.worker_pool()), ..EnvelopeConfig::default() };
+//! let context = [("dept".to_string(), "finance".to_string())].into();
+//! let mut writer = envelope::Encryptor::new(Vec::new(), &[keyring.clone()], &config, &context)?;
+//! std::io::Write::write_all(&mut writer, b"any amount of data")?;   // any number of writes
+//! let message = writer.finish()?;
+//! let mut reader = envelope::Decryptor::new(&message[..], &[keyring], &config)?;
+//! let mut plaintext = Vec::new();
+//! std::io::Read::read_to_end(&mut reader, &mut plaintext)?;          // impl Read
+//! assert_eq!(plaintext, b"any amount of data");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod cache;
 mod errors;
