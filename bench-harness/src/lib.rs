@@ -43,6 +43,7 @@
 
 pub mod args;
 pub mod compare;
+pub mod stream;
 #[cfg(feature = "endpoint")]
 pub mod endpoint;
 pub mod measure;

@@ -27,14 +27,43 @@ pub fn frame_iv(sequence: u32) -> [u8; IV_LEN] {
     iv
 }
 
-/// The body AAD: message id ‖ content string ‖ sequence number ‖ content length (u64).
+/// The body AAD: message id ‖ content string ‖ sequence number ‖ content length (u64), built on
+/// the stack (no allocation per frame).
+#[derive(Debug)]
+pub struct BodyAad {
+    bytes: [u8; 96],
+    len: usize,
+}
+
+impl BodyAad {
+    /// The AAD of one frame (message ids are 16 or 32 bytes, content strings at most 35).
+    pub fn new(message_id: &[u8], content: &[u8], sequence: u32, len: u64) -> BodyAad {
+        let mut bytes = [0u8; 96];
+        let mut at = 0;
+        for part in [
+            message_id,
+            content,
+            &sequence.to_be_bytes()[..],
+            &len.to_be_bytes()[..],
+        ] {
+            let end = (at + part.len()).min(bytes.len());
+            bytes[at..end].copy_from_slice(&part[..end - at]);
+            at = end;
+        }
+        BodyAad { bytes, len: at }
+    }
+
+    /// The AAD bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The body AAD as a vector (see [`BodyAad`]).
 pub fn body_aad(message_id: &[u8], content: &[u8], sequence: u32, len: u64) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(message_id.len() + content.len() + 12);
-    aad.extend_from_slice(message_id);
-    aad.extend_from_slice(content);
-    aad.extend_from_slice(&sequence.to_be_bytes());
-    aad.extend_from_slice(&len.to_be_bytes());
-    aad
+    BodyAad::new(message_id, content, sequence, len)
+        .as_bytes()
+        .to_vec()
 }
 
 /// Bytes a regular frame of `frame_length` takes in the message.
@@ -57,7 +86,8 @@ fn seal_one(
     } else {
         (FRAME_STRING, plaintext.len() as u64)
     };
-    let aad = body_aad(message_id, content, sequence, aad);
+    let aad = BodyAad::new(message_id, content, sequence, aad);
+    let aad = aad.as_bytes();
     let mut at = 0;
     if final_frame {
         out[..4].copy_from_slice(&FINAL_FRAME_MARKER.to_be_bytes());
@@ -78,7 +108,7 @@ fn seal_one(
         .get_mut(..TAG_LEN)
         .and_then(|t| t.try_into().ok())
         .ok_or_else(|| Error::Internal("frame output buffer too short".into()))?;
-    key.seal(&iv, &aad, plaintext, ct, tag)
+    key.seal(&iv, aad, plaintext, ct, tag)
 }
 
 /// Seals `plaintext` (a whole number of `frame_length` frames) as regular frames numbered from
@@ -185,10 +215,10 @@ pub fn open_frames(
             } else {
                 FRAME_STRING
             };
-            let aad = body_aad(message_id, content, f.sequence, f.len as u64);
+            let aad = BodyAad::new(message_id, content, f.sequence, f.len as u64);
             let ct = &batch[f.offset..f.offset + f.len];
             let tag = &batch[f.tag_offset..f.tag_offset + TAG_LEN];
-            key.open(&f.iv, &aad, ct, tag, dst)
+            key.open(&f.iv, aad.as_bytes(), ct, tag, dst)
                 .map_err(|_| errors::frame_auth_failed(f.sequence))
         });
     if let Err(e) = result {
@@ -197,4 +227,21 @@ pub fn open_frames(
         return Err(e);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_aad_layout() {
+        let aad = body_aad(&[1u8; 32], FINAL_FRAME_STRING, 7, 9);
+        assert_eq!(aad.len(), 32 + FINAL_FRAME_STRING.len() + 4 + 8);
+        assert_eq!(&aad[32..32 + FINAL_FRAME_STRING.len()], FINAL_FRAME_STRING);
+        assert_eq!(
+            &aad[aad.len() - 12..],
+            &[0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 9]
+        );
+        assert_eq!(frame_iv(0x01020304), [0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]);
+    }
 }

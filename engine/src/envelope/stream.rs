@@ -296,13 +296,12 @@ impl<W: Write> Encryptor<W> {
                 return Ok(());
             }
             // The pending window is full and more follows: none of it is the final frame.
-            let pending = std::mem::take(&mut *self.pending);
-            let pending = Zeroizing::new(pending);
-            self.seal_regular(&pending)?;
-            let mut reuse = pending;
-            reuse.zeroize();
-            reuse.clear();
-            *self.pending = std::mem::take(&mut *reuse);
+            // The buffer is reused for the next window (and zeroed, whole capacity, on drop).
+            let mut pending = std::mem::take(&mut *self.pending);
+            let sealed = self.seal_regular(&pending);
+            pending.clear();
+            *self.pending = pending;
+            sealed?;
         }
         while buf.len() > wb {
             self.seal_regular(&buf[..wb])?;
