@@ -39,6 +39,11 @@ pub struct SweepArgs {
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
     pub stream_size: usize,
 
+    /// The `stream` workload also encrypts and decrypts a file of --stream-size bytes in this
+    /// directory (file to file, fsynced), beside the disk's measured write speed
+    #[arg(long, value_name = "DIR")]
+    pub stream_dir: Option<std::path::PathBuf>,
+
     /// Message sizes (plaintext for encrypt/decrypt/re-encrypt, payload for envelope, message for
     /// sign/verify/MAC; unused by generate-data-key), comma-separated, e.g. 64,1KiB,16KiB
     #[arg(short, long, value_name = "LIST", value_delimiter = ',', default_value = "64",

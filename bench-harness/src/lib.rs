@@ -43,13 +43,13 @@
 
 pub mod args;
 pub mod compare;
-pub mod stream;
 #[cfg(feature = "endpoint")]
 pub mod endpoint;
 pub mod measure;
 pub mod plot;
 pub mod raw;
 pub mod report;
+pub mod stream;
 pub mod workload;
 
 use std::collections::BTreeMap;

@@ -95,11 +95,12 @@ pub fn run(args: &BenchArgs) -> Result<Vec<StreamRow>, BenchError> {
             ..EnvelopeConfig::default()
         };
         let start = Instant::now();
-        let message = envelope::encrypt_message(&[keyring.clone()], &config, &context, &data)
-            .map_err(|e| failed("encrypt", e))?;
+        let message =
+            envelope::encrypt_message(std::slice::from_ref(&keyring), &config, &context, &data)
+                .map_err(|e| failed("encrypt", e))?;
         let encrypt = start.elapsed().as_secs_f64();
         let start = Instant::now();
-        let opened = envelope::decrypt_message(&[keyring.clone()], &config, &message)
+        let opened = envelope::decrypt_message(std::slice::from_ref(&keyring), &config, &message)
             .map_err(|e| failed("decrypt", e))?;
         let decrypt = start.elapsed().as_secs_f64();
         if opened.plaintext[..] != data[..] {
@@ -130,8 +131,103 @@ pub fn run(args: &BenchArgs) -> Result<Vec<StreamRow>, BenchError> {
             r.baseline_open_mib_s
         );
     }
+    if let Some(dir) = &args.sweep.stream_dir {
+        on_disk(
+            dir,
+            &data,
+            &keyring,
+            args.sweep.threads.iter().copied().max().unwrap_or(1),
+        )?;
+    }
     if cfg!(debug_assertions) {
         println!("(a debug build: these numbers mean little; build with --release)");
     }
     Ok(rows)
+}
+
+/// File to file through `Encryptor` and `Decryptor` (1 MiB reads and writes, fsynced), beside the
+/// speed of writing the plaintext itself to the same directory (fsynced). Reads may come from the
+/// page cache; the write speed is the disk's.
+fn on_disk(
+    dir: &std::path::Path,
+    data: &[u8],
+    keyring: &Arc<dyn Keyring>,
+    threads: u32,
+) -> Result<(), BenchError> {
+    use std::io::{Read, Write};
+    let io = |e: std::io::Error| failed("file", e);
+    let plain = dir.join("keyplane-stream.plain");
+    let sealed = dir.join("keyplane-stream.sealed");
+    let opened = dir.join("keyplane-stream.opened");
+    let start = Instant::now();
+    {
+        let mut f = std::fs::File::create(&plain).map_err(io)?;
+        f.write_all(data).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    let disk = mib_s(data.len(), start.elapsed().as_secs_f64());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads as usize)
+        .build()
+        .map_err(|e| failed("pool", e))?;
+    let config = EnvelopeConfig {
+        suite: AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+        frame_length: FRAME as u32,
+        pool: Some(Arc::new(pool)),
+        ..EnvelopeConfig::default()
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let start = Instant::now();
+    {
+        let mut input = std::fs::File::open(&plain).map_err(io)?;
+        let out = std::fs::File::create(&sealed).map_err(io)?;
+        let mut enc = envelope::Encryptor::new(
+            out,
+            std::slice::from_ref(keyring),
+            &config,
+            &EncryptionContext::new(),
+        )
+        .map_err(|e| failed("encrypt", e))?;
+        loop {
+            let n = input.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            enc.write_all(&buf[..n]).map_err(io)?;
+        }
+        enc.finish()
+            .map_err(|e| failed("encrypt", e))?
+            .sync_all()
+            .map_err(io)?;
+    }
+    let encrypt = mib_s(data.len(), start.elapsed().as_secs_f64());
+    let start = Instant::now();
+    {
+        let input = std::fs::File::open(&sealed).map_err(io)?;
+        let mut out = std::fs::File::create(&opened).map_err(io)?;
+        let mut dec = envelope::Decryptor::new(input, std::slice::from_ref(keyring), &config)
+            .map_err(|e| failed("decrypt", e))?;
+        loop {
+            let n = dec.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).map_err(io)?;
+        }
+        out.sync_all().map_err(io)?;
+    }
+    let decrypt = mib_s(data.len(), start.elapsed().as_secs_f64());
+    let same = std::fs::read(&opened).map_err(io)? == data;
+    for f in [&plain, &sealed, &opened] {
+        let _ = std::fs::remove_file(f);
+    }
+    if !same {
+        return Err(failed("decrypt", "the file decrypted to other bytes"));
+    }
+    println!(
+        "file in {}: encrypt {encrypt:.1} MiB/s, decrypt {decrypt:.1} MiB/s ({threads} threads); \
+         the disk writes {disk:.1} MiB/s (plaintext, fsynced)",
+        dir.display()
+    );
+    Ok(())
 }

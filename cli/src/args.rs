@@ -490,11 +490,13 @@ pub struct DecryptFileArgs {
     /// Try every aws-kms data key with this store's keys (instead of naming them with --key-id)
     #[arg(long)]
     pub discovery: bool,
-    /// Release a signed message's plaintext frame by frame instead of after its signature
-    /// verified (the output must then be discarded if the command fails)
+    /// On standard output, release a signed message's plaintext frame by frame instead of after
+    /// its signature verified (the output must then be discarded if the command fails). A file
+    /// output always streams: it is removed if the signature (or anything else) fails
     #[arg(long)]
     pub release_unverified: bool,
-    /// Most plaintext held until a signed message's signature verifies (bytes)
+    /// Most plaintext held until a signed message's signature verifies, on standard output
+    /// (bytes; default 256 MiB)
     #[arg(long, value_name = "BYTES")]
     pub max_buffered: Option<u64>,
 }

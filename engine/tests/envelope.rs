@@ -56,7 +56,8 @@ fn every_suite_round_trips_at_frame_boundaries() {
         let cfg = config(suite, 64);
         for len in [0, 1, 63, 64, 65, 128, 255, 256, 257, 1000] {
             let pt = data(len);
-            let msg = envelope::encrypt_message(&[kr.clone()], &cfg, &context(), &pt).unwrap();
+            let msg = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), &pt)
+                .unwrap();
             assert_eq!(msg[0], suite.message_version());
             assert_eq!(
                 u16::from_be_bytes([
@@ -65,7 +66,7 @@ fn every_suite_round_trips_at_frame_boundaries() {
                 ]),
                 suite.id()
             );
-            let out = envelope::decrypt_message(&[kr.clone()], &cfg, &msg).unwrap();
+            let out = envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &msg).unwrap();
             assert_eq!(&out.plaintext[..], &pt[..], "{suite} len {len}");
             for (k, v) in context() {
                 assert_eq!(out.header.encryption_context.get(&k), Some(&v));
@@ -85,7 +86,7 @@ fn streaming_writes_and_reads_in_odd_chunks_match_one_shot() {
     let kr = aes("k", 2);
     let cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, 100);
     let pt = data(10_007);
-    let mut enc = Encryptor::new(Vec::new(), &[kr.clone()], &cfg, &context()).unwrap();
+    let mut enc = Encryptor::new(Vec::new(), std::slice::from_ref(&kr), &cfg, &context()).unwrap();
     let mut at = 0;
     for (i, step) in [1usize, 7, 399, 400, 401, 1, 3000, 99]
         .iter()
@@ -101,7 +102,7 @@ fn streaming_writes_and_reads_in_odd_chunks_match_one_shot() {
     }
     let msg = enc.finish().unwrap();
     // 100 full frames and a final frame of 7 bytes: sequence numbers 1..=101.
-    let mut dec = Decryptor::new(msg.as_slice(), &[kr.clone()], &cfg).unwrap();
+    let mut dec = Decryptor::new(msg.as_slice(), std::slice::from_ref(&kr), &cfg).unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 33];
     loop {
@@ -123,7 +124,8 @@ fn kms_keyring_records_the_key_arn_and_binds_the_context() {
     engine.create_alias("alias/envelope", &key.key_id).unwrap();
     let kr: Arc<dyn Keyring> = Arc::new(KmsKeyring::new(&engine, "alias/envelope").unwrap());
     let cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 4096);
-    let msg = envelope::encrypt_message(&[kr.clone()], &cfg, &context(), b"kms data").unwrap();
+    let msg = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), b"kms data")
+        .unwrap();
     let out = envelope::decrypt_message(&[kr], &cfg, &msg).unwrap();
     assert_eq!(&out.plaintext[..], b"kms data");
     let edk = &out.header.encrypted_data_keys[0];
@@ -179,9 +181,10 @@ fn a_wrong_key_is_incorrect_key_and_no_plaintext() {
 fn commitment_policy_is_enforced_both_ways() {
     let kr = aes("k", 6);
     let v1 = config(AlgorithmSuite::Aes256GcmHkdfSha256, 64);
-    let msg = envelope::encrypt_message(&[kr.clone()], &v1, &context(), b"legacy").unwrap();
+    let msg =
+        envelope::encrypt_message(std::slice::from_ref(&kr), &v1, &context(), b"legacy").unwrap();
     let strict = EnvelopeConfig::default();
-    let err = envelope::decrypt_message(&[kr.clone()], &strict, &msg).unwrap_err();
+    let err = envelope::decrypt_message(std::slice::from_ref(&kr), &strict, &msg).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidCiphertext);
     assert!(
         err.message().contains("REQUIRE_ENCRYPT_REQUIRE_DECRYPT"),
@@ -191,13 +194,14 @@ fn commitment_policy_is_enforced_both_ways() {
         commitment_policy: CommitmentPolicy::RequireEncryptAllowDecrypt,
         ..EnvelopeConfig::default()
     };
-    envelope::decrypt_message(&[kr.clone()], &allow, &msg).unwrap();
+    envelope::decrypt_message(std::slice::from_ref(&kr), &allow, &msg).unwrap();
     // Encrypting: v1 suites only under FORBID_ENCRYPT, v2 only under REQUIRE_ENCRYPT.
     let bad = EnvelopeConfig {
         suite: AlgorithmSuite::Aes256GcmHkdfSha256,
         ..EnvelopeConfig::default()
     };
-    let err = envelope::encrypt_message(&[kr.clone()], &bad, &context(), b"x").unwrap_err();
+    let err =
+        envelope::encrypt_message(std::slice::from_ref(&kr), &bad, &context(), b"x").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Validation);
     let bad = EnvelopeConfig {
         commitment_policy: CommitmentPolicy::ForbidEncryptAllowDecrypt,
@@ -251,25 +255,27 @@ fn every_mutation_and_truncation_fails_typed() {
         };
         let enc_cfg = config(suite, 16);
         let ctx: EncryptionContext = [("k".to_string(), "v".to_string())].into_iter().collect();
-        let msg = envelope::encrypt_message(&[kr.clone()], &enc_cfg, &ctx, &data(40)).unwrap();
-        envelope::decrypt_message(&[kr.clone()], &cfg, &msg).unwrap();
+        let msg = envelope::encrypt_message(std::slice::from_ref(&kr), &enc_cfg, &ctx, &data(40))
+            .unwrap();
+        envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &msg).unwrap();
         for i in 0..msg.len() {
             for bit in [0x01u8, 0x80] {
                 let mut m = msg.clone();
                 m[i] ^= bit;
-                match envelope::decrypt_message(&[kr.clone()], &cfg, &m) {
+                match envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &m) {
                     Ok(_) => panic!("{suite}: flipping byte {i} by {bit:#x} still decrypted"),
                     Err(e) => assert!(typed(&e), "{suite}: byte {i}: untyped {e}"),
                 }
             }
         }
         for len in 0..msg.len() {
-            let e = envelope::decrypt_message(&[kr.clone()], &cfg, &msg[..len]).unwrap_err();
+            let e = envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &msg[..len])
+                .unwrap_err();
             assert!(typed(&e), "{suite}: truncated to {len}: {e}");
         }
         let mut longer = msg.clone();
         longer.push(0);
-        let e = envelope::decrypt_message(&[kr.clone()], &cfg, &longer).unwrap_err();
+        let e = envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &longer).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidCiphertext, "{e}");
     }
 }
@@ -292,8 +298,13 @@ fn frame_span(msg: &[u8], frame_length: usize) -> (usize, usize) {
 fn reordered_dropped_or_duplicated_frames_are_rejected() {
     let kr = aes("k", 10);
     let cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 32);
-    let msg =
-        envelope::encrypt_message(&[kr.clone()], &cfg, &context(), &data(32 * 3 + 5)).unwrap();
+    let msg = envelope::encrypt_message(
+        std::slice::from_ref(&kr),
+        &cfg,
+        &context(),
+        &data(32 * 3 + 5),
+    )
+    .unwrap();
     let (body, size) = frame_span(&msg, 32);
     let frame = |i: usize| msg[body + i * size..body + (i + 1) * size].to_vec();
     let tail = msg[body + 3 * size..].to_vec();
@@ -308,7 +319,7 @@ fn reordered_dropped_or_duplicated_frames_are_rejected() {
         let mut m = head.clone();
         frames.iter().for_each(|f| m.extend_from_slice(f));
         m.extend_from_slice(&tail);
-        let e = envelope::decrypt_message(&[kr.clone()], &cfg, &m).unwrap_err();
+        let e = envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &m).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidCiphertext, "variant {n}: {e}");
     }
     // Cut after a whole frame: truncated, and a stream reader gets the authentic frames first.
@@ -328,10 +339,11 @@ fn signed_release_rule_holds_plaintext_until_the_signature_verifies() {
     let mut cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, 16);
     cfg.window_frames = 1;
     let pt = data(200);
-    let mut msg = envelope::encrypt_message(&[kr.clone()], &cfg, &context(), &pt).unwrap();
+    let mut msg =
+        envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), &pt).unwrap();
     let last = msg.len() - 1;
     msg[last] ^= 1; // the signature's last byte
-    let mut dec = Decryptor::new(msg.as_slice(), &[kr.clone()], &cfg).unwrap();
+    let mut dec = Decryptor::new(msg.as_slice(), std::slice::from_ref(&kr), &cfg).unwrap();
     let mut buf = [0u8; 64];
     let e = dec.read(&mut buf).unwrap_err();
     assert_eq!(
@@ -340,7 +352,7 @@ fn signed_release_rule_holds_plaintext_until_the_signature_verifies() {
     );
     // PerFrame: authenticated frames are released, the signature fails the stream at the end.
     cfg.signed_release = SignedRelease::PerFrame;
-    let mut dec = Decryptor::new(msg.as_slice(), &[kr.clone()], &cfg).unwrap();
+    let mut dec = Decryptor::new(msg.as_slice(), std::slice::from_ref(&kr), &cfg).unwrap();
     assert_eq!(dec.read(&mut buf).unwrap(), 16);
     let mut rest = Vec::new();
     let e = dec.read_to_end(&mut rest).unwrap_err();
@@ -351,7 +363,7 @@ fn signed_release_rule_holds_plaintext_until_the_signature_verifies() {
     // The hold is bounded.
     cfg.signed_release = SignedRelease::AfterSignature;
     cfg.max_buffered_plaintext = 100;
-    let good = envelope::encrypt_message(&[kr.clone()], &cfg, &context(), &pt).unwrap();
+    let good = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), &pt).unwrap();
     let e = envelope::decrypt_message(&[kr], &cfg, &good).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::LimitExceeded);
 }
@@ -372,7 +384,7 @@ fn parallel_pool_output_equals_single_thread_decrypt() {
         ..EnvelopeConfig::default()
     };
     let pt = data(1_000_000 + 17);
-    let msg = envelope::encrypt_message(&[kr.clone()], &cfg, &context(), &pt).unwrap();
+    let msg = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), &pt).unwrap();
     let single = EnvelopeConfig {
         pool: Some(Arc::new(
             rayon::ThreadPoolBuilder::new()
@@ -405,7 +417,8 @@ fn an_exact_multiple_of_the_frame_ends_with_an_empty_final_frame() {
     // and an empty final frame; so does keyplane.
     let kr = aes("k", 13);
     let cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 32);
-    let msg = envelope::encrypt_message(&[kr.clone()], &cfg, &context(), &data(64)).unwrap();
+    let msg =
+        envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), &data(64)).unwrap();
     let (body, size) = frame_span(&msg, 32);
     let final_frame = &msg[body + 2 * size..];
     assert_eq!(final_frame.len(), 4 + 4 + 12 + 4 + 16);
@@ -435,7 +448,7 @@ mod caching {
             cache: None,
             ..cfg.clone()
         };
-        let out = envelope::decrypt_message(&[kr.clone()], &plain, msg).unwrap();
+        let out = envelope::decrypt_message(std::slice::from_ref(kr), &plain, msg).unwrap();
         out.header.encrypted_data_keys[0].ciphertext.clone()
     }
 
@@ -451,8 +464,13 @@ mod caching {
             let (cfg, cache) = cached(CacheLimits::with_max_age(Duration::from_secs(60)), suite);
             let msgs: Vec<Vec<u8>> = (0..10)
                 .map(|i| {
-                    envelope::encrypt_message(&[kr.clone()], &cfg, &context(), &data(i * 50))
-                        .unwrap()
+                    envelope::encrypt_message(
+                        std::slice::from_ref(&kr),
+                        &cfg,
+                        &context(),
+                        &data(i * 50),
+                    )
+                    .unwrap()
                 })
                 .collect();
             let s = cache.stats();
@@ -463,7 +481,7 @@ mod caching {
             let ids: HashSet<_> = msgs.iter().map(|m| m[1..35].to_vec()).collect();
             assert_eq!(ids.len(), 10);
             for (i, m) in msgs.iter().enumerate() {
-                let out = envelope::decrypt_message(&[kr.clone()], &cfg, m).unwrap();
+                let out = envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, m).unwrap();
                 assert_eq!(&out.plaintext[..], &data(i * 50)[..]);
             }
             let s = cache.stats();
@@ -479,7 +497,8 @@ mod caching {
             let mut edks = HashSet::new();
             for &n in sizes {
                 let m =
-                    envelope::encrypt_message(&[kr.clone()], cfg, &context(), &data(n)).unwrap();
+                    envelope::encrypt_message(std::slice::from_ref(&kr), cfg, &context(), &data(n))
+                        .unwrap();
                 edks.insert(edk_of(&m, &kr, cfg));
                 std::thread::sleep(pause);
             }
@@ -512,8 +531,8 @@ mod caching {
         // Another context is another entry.
         let (cfg, cache) = cached(CacheLimits::with_max_age(Duration::from_secs(60)), suite);
         let other: EncryptionContext = [("x".to_string(), "y".to_string())].into();
-        envelope::encrypt_message(&[kr.clone()], &cfg, &context(), b"a").unwrap();
-        envelope::encrypt_message(&[kr.clone()], &cfg, &other, b"a").unwrap();
+        envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), b"a").unwrap();
+        envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &other, b"a").unwrap();
         assert_eq!(cache.stats().encrypt_misses, 2);
     }
 
@@ -522,8 +541,10 @@ mod caching {
         let kr = aes("k", 21);
         let suite = AlgorithmSuite::Aes256GcmNoKdf;
         let (cfg, cache) = cached(CacheLimits::with_max_age(Duration::from_secs(60)), suite);
-        let a = envelope::encrypt_message(&[kr.clone()], &cfg, &context(), b"same").unwrap();
-        let b = envelope::encrypt_message(&[kr.clone()], &cfg, &context(), b"same").unwrap();
+        let a = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), b"same")
+            .unwrap();
+        let b = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), b"same")
+            .unwrap();
         assert_ne!(
             edk_of(&a, &kr, &cfg),
             edk_of(&b, &kr, &cfg),
@@ -533,7 +554,8 @@ mod caching {
         let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
         let (cfg, cache) = cached(CacheLimits::with_max_age(Duration::from_secs(60)), suite);
         for _ in 0..2 {
-            let mut e = Encryptor::new(Vec::new(), &[kr.clone()], &cfg, &context()).unwrap();
+            let mut e =
+                Encryptor::new(Vec::new(), std::slice::from_ref(&kr), &cfg, &context()).unwrap();
             e.write_all(b"stream").unwrap();
             e.finish().unwrap();
         }
@@ -542,11 +564,47 @@ mod caching {
             2,
             "a stream of unknown length is not cached"
         );
-        let mut e =
-            Encryptor::with_length(Vec::new(), &[kr.clone()], &cfg, &context(), Some(3)).unwrap();
+        let mut e = Encryptor::with_length(
+            Vec::new(),
+            std::slice::from_ref(&kr),
+            &cfg,
+            &context(),
+            Some(3),
+        )
+        .unwrap();
         assert!(
             e.write_all(b"four").is_err(),
             "more than the length given is refused"
         );
     }
+}
+
+#[test]
+fn a_header_claiming_huge_frames_costs_no_memory_and_is_bounded() {
+    // A valid header and authentication with a 2^31 - 1 frame length, then a few bytes: the
+    // reader fails as truncated without allocating the claimed frame; a frame length over the
+    // buffering bound is refused before any frame is read.
+    let kr = aes("k", 30);
+    let cfg = EnvelopeConfig {
+        frame_length: i32::MAX as u32,
+        max_buffered_plaintext: u64::MAX,
+        ..config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 4096)
+    };
+    let enc = Encryptor::new(Vec::new(), std::slice::from_ref(&kr), &cfg, &context()).unwrap();
+    let header = enc.get_ref().unwrap().clone();
+    let mut message = header.clone();
+    message.extend_from_slice(&[0, 0, 0, 1]);
+    message.extend_from_slice(&envelope::frame::frame_iv(1));
+    message.extend_from_slice(&[0u8; 100]);
+    let started = std::time::Instant::now();
+    let e = envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &message).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidCiphertext, "{e}");
+    assert!(e.message().contains("truncated"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let bounded = EnvelopeConfig {
+        max_buffered_plaintext: 1 << 20,
+        ..cfg
+    };
+    let e = envelope::decrypt_message(&[kr], &bounded, &header).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
 }

@@ -1929,7 +1929,8 @@ mod envelope_attacks {
         let context: EncryptionContext = [("k".to_string(), "v".to_string())].into();
         // (Unsigned: in a signed suite Bob's EDK would also need the honest context's public key
         // as its AAD, which a malicious sender has too; the commitment check is the same.)
-        for suite in [AlgorithmSuite::Aes256GcmHkdfSha512CommitKey] {
+        {
+            let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
             let honest = envelope::encrypt_message(
                 &[alice.clone(), bob.clone()],
                 &cfg(suite),
@@ -1939,7 +1940,8 @@ mod envelope_attacks {
             .unwrap();
             // A second message to Bob alone, under another data key; splice its EDK in for Bob's.
             let other =
-                envelope::encrypt_message(&[bob.clone()], &cfg(suite), &context, b"x").unwrap();
+                envelope::encrypt_message(std::slice::from_ref(&bob), &cfg(suite), &context, b"x")
+                    .unwrap();
             let limits = HeaderLimits {
                 max_encrypted_data_keys: None,
             };
@@ -1948,9 +1950,10 @@ mod envelope_attacks {
             header.encrypted_data_keys[1] = other_header.encrypted_data_keys[0].clone();
             let mut forged = header.serialize().unwrap();
             forged.extend_from_slice(&honest[raw.len()..]);
-            envelope::decrypt_message(&[alice.clone()], &cfg(suite), &forged)
+            envelope::decrypt_message(std::slice::from_ref(&alice), &cfg(suite), &forged)
                 .expect_err("the header changed, so even Alice's header authentication fails");
-            let refused = envelope::decrypt_message(&[bob.clone()], &cfg(suite), &forged);
+            let refused =
+                envelope::decrypt_message(std::slice::from_ref(&bob), &cfg(suite), &forged);
             match &refused {
                 Err(e) => assert!(e.message().contains("commitment"), "{e}"),
                 Ok(_) => panic!("Bob decrypted a message committed to another data key"),
@@ -1972,15 +1975,17 @@ mod envelope_attacks {
         let context = EncryptionContext::new();
         let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
         let pt = vec![7u8; 64 * 4 + 10];
-        let a = envelope::encrypt_message(&[kr.clone()], &cfg(suite), &context, &pt).unwrap();
-        let b = envelope::encrypt_message(&[kr.clone()], &cfg(suite), &context, &pt).unwrap();
+        let a = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg(suite), &context, &pt)
+            .unwrap();
+        let b = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg(suite), &context, &pt)
+            .unwrap();
         let frame = 4 + 12 + 64 + 16;
         let (ha, hb) = (header_len(&a) + 16, header_len(&b) + 16);
         // Frame 2 of message b in place of frame 2 of message a (same key, same position).
         let mut spliced = a.clone();
         spliced[ha + frame..ha + 2 * frame].copy_from_slice(&b[hb + frame..hb + 2 * frame]);
         attack.refused(
-            envelope::decrypt_message(&[kr.clone()], &cfg(suite), &spliced),
+            envelope::decrypt_message(std::slice::from_ref(&kr), &cfg(suite), &spliced),
             TYPED,
             "a frame from another message",
         );
@@ -1993,7 +1998,7 @@ mod envelope_attacks {
         swapped[ha..ha + frame].copy_from_slice(&f2);
         swapped[ha + frame..ha + 2 * frame].copy_from_slice(&f1);
         attack.refused(
-            envelope::decrypt_message(&[kr.clone()], &cfg(suite), &swapped),
+            envelope::decrypt_message(std::slice::from_ref(&kr), &cfg(suite), &swapped),
             TYPED,
             "two frames swapped",
         );
@@ -2005,14 +2010,18 @@ mod envelope_attacks {
         fake.extend_from_slice(&64u32.to_be_bytes());
         fake.extend_from_slice(&f3[16..]);
         attack.refused(
-            envelope::decrypt_message(&[kr.clone()], &cfg(suite), &fake),
+            envelope::decrypt_message(std::slice::from_ref(&kr), &cfg(suite), &fake),
             TYPED,
             "a regular frame re-marked as the final frame",
         );
         // The message cut after any whole frame.
         for frames in 0..4 {
             attack.refused(
-                envelope::decrypt_message(&[kr.clone()], &cfg(suite), &a[..ha + frames * frame]),
+                envelope::decrypt_message(
+                    std::slice::from_ref(&kr),
+                    &cfg(suite),
+                    &a[..ha + frames * frame],
+                ),
                 TYPED,
                 "a message cut at a frame boundary",
             );
@@ -2027,8 +2036,12 @@ mod envelope_attacks {
         let kr = aes("k", 4);
         let context = EncryptionContext::new();
         let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384;
-        let a = envelope::encrypt_message(&[kr.clone()], &cfg(suite), &context, b"signed").unwrap();
-        let b = envelope::encrypt_message(&[kr.clone()], &cfg(suite), &context, b"signed").unwrap();
+        let a =
+            envelope::encrypt_message(std::slice::from_ref(&kr), &cfg(suite), &context, b"signed")
+                .unwrap();
+        let b =
+            envelope::encrypt_message(std::slice::from_ref(&kr), &cfg(suite), &context, b"signed")
+                .unwrap();
         // Where the footer starts: a DER P-384 signature is 100 to 104 bytes, after its u16 length.
         let sig_len = |m: &[u8]| {
             (100..=110)
@@ -2040,12 +2053,20 @@ mod envelope_attacks {
         let mut downgraded = a[..fa].to_vec();
         downgraded[1..3].copy_from_slice(&0x0478u16.to_be_bytes());
         attack.refused(
-            envelope::decrypt_message(&[kr.clone()], &EnvelopeConfig::default(), &downgraded),
+            envelope::decrypt_message(
+                std::slice::from_ref(&kr),
+                &EnvelopeConfig::default(),
+                &downgraded,
+            ),
             TYPED,
             "suite rewritten to the unsigned one and the footer dropped",
         );
         attack.refused(
-            envelope::decrypt_message(&[kr.clone()], &EnvelopeConfig::default(), &a[..fa]),
+            envelope::decrypt_message(
+                std::slice::from_ref(&kr),
+                &EnvelopeConfig::default(),
+                &a[..fa],
+            ),
             TYPED,
             "the footer dropped",
         );

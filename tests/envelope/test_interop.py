@@ -373,3 +373,22 @@ def test_kms_through_keyplane_serve(served: Served, tmp_path: Path) -> None:
         data_dir=served.data_dir,
     )
     assert (tmp_path / "cli2.out").read_bytes() == data
+
+
+def test_signed_message_with_a_bad_signature_leaves_no_output_file(
+    keys: Keys, tmp_path: Path
+) -> None:
+    # decrypt-file --out streams a signed message's frames as they authenticate and removes the
+    # file when the signature fails at the end; on standard output nothing is released.
+    data = plaintext(50_000)
+    message = bytearray(kp_encrypt(tmp_path, data, aes_args(keys), 0x0578, frame=1024))
+    message[-1] ^= 1
+    run = kp_decrypt(tmp_path, bytes(message), aes_args(keys), ok=False)
+    assert "KMSInvalidSignatureException" in run.stderr
+    assert not (tmp_path / "out").exists()
+    piped = subprocess.run(
+        [os.environ.get("KEYPLANE_CLI", "keyplane"), "decrypt-file", *aes_args(keys)],
+        input=bytes(message),
+        capture_output=True,
+    )
+    assert piped.returncode != 0 and piped.stdout == b""

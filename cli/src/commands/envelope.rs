@@ -53,14 +53,16 @@ fn aes_key_bytes(raw: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>, Failure>
     Ok(decoded)
 }
 
-/// The keyrings named on the command line, and the engine the KMS ones use (kept open while
-/// they are).
+/// The engine the KMS keyrings use, kept open while they are (none without KMS keyrings).
+type KeyringEngine = Option<CliEngine>;
+
+/// The keyrings named on the command line, and the engine the KMS ones use.
 fn keyrings(
     ctx: &Context,
     args: &EnvelopeArgs,
     discovery: bool,
     encrypting: bool,
-) -> Result<(Vec<Arc<dyn Keyring>>, Option<CliEngine>), Failure> {
+) -> Result<(Vec<Arc<dyn Keyring>>, KeyringEngine), Failure> {
     let mut out: Vec<Arc<dyn Keyring>> = Vec::new();
     let mut engine = None;
     if !args.key_ids.is_empty() || discovery {
@@ -307,7 +309,10 @@ pub fn encrypt_file(ctx: &Context, args: EncryptFileArgs) -> Result<(), Failure>
 pub fn decrypt_file(ctx: &Context, args: DecryptFileArgs) -> Result<(), Failure> {
     let env = &args.envelope;
     let mut config = config(env)?;
-    if args.release_unverified {
+    // A file output is removed again if anything fails, the signature included, so frames may
+    // be written as they authenticate; standard output cannot be taken back, so a signed
+    // message's plaintext is held until its signature verified (unless --release-unverified).
+    if args.release_unverified || !is_std(env.output.as_deref()) {
         config.signed_release = SignedRelease::PerFrame;
     }
     if let Some(max) = args.max_buffered {

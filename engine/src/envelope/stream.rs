@@ -97,7 +97,17 @@ impl EnvelopeConfig {
     fn window(&self) -> usize {
         self.window_frames.max(1)
     }
+
+    /// Bytes of frames in one batch: `window_frames` frames, but at most [`MAX_BATCH_BYTES`]
+    /// (at least one frame).
+    fn window_bytes(&self, frame_length: usize) -> usize {
+        let frames = (MAX_BATCH_BYTES / frame_length.max(1)).clamp(1, self.window());
+        frames * frame_length
+    }
 }
+
+/// Most bytes of frames sealed or opened in one batch, whatever the window and frame length.
+pub const MAX_BATCH_BYTES: usize = 64 << 20;
 
 /// The keyrings of a message: the first generates the data key, each wraps it.
 pub type Keyrings = [Arc<dyn Keyring>];
@@ -234,7 +244,9 @@ impl<W: Write> Encryptor<W> {
             key,
             config: config.clone(),
             frame_length,
-            pending: Zeroizing::new(Vec::with_capacity(frame_length * config.window())),
+            pending: Zeroizing::new(Vec::with_capacity(
+                config.window_bytes(frame_length).min(1 << 20),
+            )),
             sealed: Vec::new(),
             next_sequence: 1,
             signer,
@@ -248,8 +260,13 @@ impl<W: Write> Encryptor<W> {
         &self.header
     }
 
+    /// The sink (holding what was written so far: the header, then sealed frames).
+    pub fn get_ref(&self) -> Option<&W> {
+        self.out.as_ref()
+    }
+
     fn window_bytes(&self) -> usize {
-        self.frame_length * self.config.window()
+        self.config.window_bytes(self.frame_length)
     }
 
     fn emit_sealed(&mut self) -> Result<()> {
@@ -476,6 +493,12 @@ impl<R: Read> Decryptor<R> {
         };
         key.open(&iv, &raw, &[], tag, &mut [])
             .map_err(|_| errors::header_auth_failed())?;
+        if header.frame_length as u64 > config.max_buffered_plaintext {
+            return Err(errors::over_limit(
+                "the message's frame length (a frame is authenticated whole before release)",
+                config.max_buffered_plaintext,
+            ));
+        }
         let hold = suite.is_signed() && config.signed_release == SignedRelease::AfterSignature;
         Ok(Decryptor {
             src,
@@ -501,10 +524,17 @@ impl<R: Read> Decryptor<R> {
         &self.header
     }
 
+    /// Appends the next `n` bytes of the message to the batch. The buffer grows as bytes arrive,
+    /// so a header that claims a huge frame costs memory only for bytes actually sent.
     fn read_bytes(&mut self, n: usize) -> Result<()> {
         let start = self.batch.len();
-        self.batch.resize(start + n, 0);
-        read_exact(&mut self.src, &mut self.batch[start..])?;
+        let got = (&mut self.src)
+            .take(n as u64)
+            .read_to_end(&mut self.batch)
+            .map_err(super::error_from_io)?;
+        if got != n {
+            return Err(errors::truncated());
+        }
         if let Some(v) = self.verifier.as_mut() {
             v.update(&self.batch[start..]);
         }
@@ -529,7 +559,11 @@ impl<R: Read> Decryptor<R> {
         if !self.header.framed {
             self.read_non_framed()?;
         } else {
-            while self.frames.len() < self.config.window() && !self.body_done {
+            let budget = self.config.window_bytes(fl);
+            while self.frames.len() < self.config.window()
+                && !self.body_done
+                && (self.frames.is_empty() || self.batch.len() < budget)
+            {
                 let at = self.batch.len();
                 self.read_bytes(4)?;
                 let mut sequence = self.batch_u32(at);
