@@ -29,7 +29,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.args.sweep.wants_stream() {
-        if let Err(e) = keyplane_bench::stream::run(&cli.args) {
+        if let Err(e) = keyplane_bench::stream::run(&cli.args.sweep) {
             eprintln!("keyplane-bench: {e}");
             return ExitCode::from(e.exit_code() as u8);
         }

@@ -11,7 +11,7 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use keyplane::envelope::{self, AlgorithmSuite, EnvelopeConfig, Keyring, RawAesKeyring};
 use keyplane::EncryptionContext;
 
-use crate::{BenchArgs, BenchError};
+use crate::{BenchError, SweepArgs};
 
 /// Frame length of the measured messages (the SDK's default).
 pub const FRAME: usize = 4096;
@@ -72,8 +72,8 @@ fn baseline(data: &mut [u8]) -> Result<(f64, f64), BenchError> {
 }
 
 /// Runs the workload and prints its table.
-pub fn run(args: &BenchArgs) -> Result<Vec<StreamRow>, BenchError> {
-    let size = args.sweep.stream_size;
+pub fn run(sweep: &SweepArgs) -> Result<Vec<StreamRow>, BenchError> {
+    let size = sweep.stream_size;
     let data: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_mul(31)).collect();
     let mut scratch = data.clone();
     let (seal, open) = baseline(&mut scratch)?;
@@ -83,7 +83,7 @@ pub fn run(args: &BenchArgs) -> Result<Vec<StreamRow>, BenchError> {
     );
     let context = EncryptionContext::new();
     let mut rows = Vec::new();
-    for &threads in &args.sweep.threads {
+    for &threads in &sweep.threads {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads as usize)
             .build()
@@ -131,12 +131,12 @@ pub fn run(args: &BenchArgs) -> Result<Vec<StreamRow>, BenchError> {
             r.baseline_open_mib_s
         );
     }
-    if let Some(dir) = &args.sweep.stream_dir {
+    if let Some(dir) = &sweep.stream_dir {
         on_disk(
             dir,
             &data,
             &keyring,
-            args.sweep.threads.iter().copied().max().unwrap_or(1),
+            sweep.threads.iter().copied().max().unwrap_or(1),
         )?;
     }
     if cfg!(debug_assertions) {
