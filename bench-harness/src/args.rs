@@ -18,7 +18,9 @@ use crate::workload::Workload;
 pub struct SweepArgs {
     /// Workloads to run, comma-separated: encrypt, decrypt, re-encrypt, generate-data-key, sign,
     /// verify, generate-mac, verify-mac, envelope (GenerateDataKey + local AES-GCM of the payload,
-    /// then Decrypt of the data key + local open, per item), or `all`
+    /// then Decrypt of the data key + local open, per item), or `all`; and `stream` (an
+    /// Encryption SDK message of --stream-size bytes encrypted and decrypted in memory with
+    /// --threads pool threads, beside a bare aws-lc-rs AES-256-GCM loop over the same bytes)
     #[arg(short, long = "workload", value_name = "LIST", value_delimiter = ',',
           default_value = "encrypt", value_parser = parse_workload)]
     pub workloads: Vec<WorkloadChoice>,
@@ -32,6 +34,15 @@ pub struct SweepArgs {
     #[arg(short, long, value_name = "LIST", value_delimiter = ',', default_value = "1000",
           value_parser = parse_count)]
     pub batch: Vec<usize>,
+
+    /// The `stream` workload's buffer size (e.g. 1GiB)
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
+    pub stream_size: usize,
+
+    /// The `stream` workload also encrypts and decrypts a file of --stream-size bytes in this
+    /// directory (file to file, fsynced), beside the disk's measured write speed
+    #[arg(long, value_name = "DIR")]
+    pub stream_dir: Option<std::path::PathBuf>,
 
     /// Message sizes (plaintext for encrypt/decrypt/re-encrypt, payload for envelope, message for
     /// sign/verify/MAC; unused by generate-data-key), comma-separated, e.g. 64,1KiB,16KiB
@@ -169,6 +180,9 @@ pub struct BenchArgs {
 pub enum WorkloadChoice {
     One(Workload),
     All,
+    /// `stream`: envelope encryption of an in-memory buffer (`stream.rs`), measured apart from the
+    /// batch sweep.
+    Stream,
 }
 
 /// RSA signature padding.
@@ -191,6 +205,16 @@ pub enum CompareWith {
 }
 
 impl SweepArgs {
+    /// Whether `stream` was asked for.
+    pub fn wants_stream(&self) -> bool {
+        self.workloads.contains(&WorkloadChoice::Stream)
+    }
+
+    /// Whether a batch workload was asked for (besides `stream`).
+    pub fn wants_sweep(&self) -> bool {
+        self.workloads.iter().any(|w| *w != WorkloadChoice::Stream)
+    }
+
     /// The workloads, expanded and without duplicates, in the order given.
     pub fn workload_list(&self) -> Vec<Workload> {
         let mut out = Vec::new();
@@ -198,6 +222,7 @@ impl SweepArgs {
             let add: Vec<Workload> = match choice {
                 WorkloadChoice::One(w) => vec![*w],
                 WorkloadChoice::All => Workload::ALL.to_vec(),
+                WorkloadChoice::Stream => Vec::new(),
             };
             for w in add {
                 if !out.contains(&w) {
@@ -212,6 +237,9 @@ impl SweepArgs {
 fn parse_workload(s: &str) -> Result<WorkloadChoice, String> {
     if s.eq_ignore_ascii_case("all") {
         return Ok(WorkloadChoice::All);
+    }
+    if s.eq_ignore_ascii_case("stream") {
+        return Ok(WorkloadChoice::Stream);
     }
     Workload::parse(s).map(WorkloadChoice::One)
 }
@@ -248,9 +276,10 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
         other => {
             return Err(format!(
-                "unknown size unit '{other}' in '{s}' (B, KiB, MiB)"
+                "unknown size unit '{other}' in '{s}' (B, KiB, MiB, GiB)"
             ))
         }
     };

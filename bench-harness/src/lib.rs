@@ -49,6 +49,7 @@ pub mod measure;
 pub mod plot;
 pub mod raw;
 pub mod report;
+pub mod stream;
 pub mod workload;
 
 use std::collections::BTreeMap;

@@ -28,6 +28,15 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.args.sweep.wants_stream() {
+        if let Err(e) = keyplane_bench::stream::run(&cli.args.sweep) {
+            eprintln!("keyplane-bench: {e}");
+            return ExitCode::from(e.exit_code() as u8);
+        }
+        if !cli.args.sweep.wants_sweep() {
+            return ExitCode::SUCCESS;
+        }
+    }
     #[cfg(feature = "endpoint")]
     let result = if cli.args.endpoint.endpoint.is_some() {
         keyplane_bench::run_endpoint(&cli.args).map(|_| ())

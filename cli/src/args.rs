@@ -149,6 +149,10 @@ pub enum Command {
     GenerateDataKey(GenerateDataKeyArgs),
     /// Random bytes from the engine's generator
     GenerateRandom(GenerateRandomArgs),
+    /// Encrypt a file or stream into an AWS Encryption SDK message (aws-encryption-cli reads it)
+    EncryptFile(Box<EncryptFileArgs>),
+    /// Decrypt an AWS Encryption SDK message (from keyplane or aws-encryption-cli)
+    DecryptFile(Box<DecryptFileArgs>),
     /// Create, check, back up, restore and re-key the store
     #[command(subcommand)]
     Store(StoreCommand),
@@ -482,6 +486,80 @@ pub struct ContextArgs {
     /// Encryption context pair KEY=VALUE (repeatable); decrypt must give the same pairs
     #[arg(long = "context", value_name = "KEY=VALUE")]
     pub context: Vec<String>,
+}
+
+/// Keyrings, input and output of `encrypt-file` and `decrypt-file`.
+#[derive(Debug, Args)]
+pub struct EnvelopeArgs {
+    /// Input file ('-' or absent: standard input)
+    #[arg(long = "in", value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Output file ('-' or absent: standard output); removed again if the command fails
+    #[arg(long = "out", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// A keyplane key as a KMS master key: key id, key ARN, alias name or alias ARN
+    /// (repeatable; on encrypt the first makes the data key)
+    #[arg(long = "key-id", value_name = "KEY")]
+    pub key_ids: Vec<String>,
+    /// A raw AES wrapping key: NAMESPACE,NAME,FILE with FILE 16, 24 or 32 raw bytes or their
+    /// base64 (repeatable)
+    #[arg(long = "raw-aes", value_name = "NAMESPACE,NAME,FILE")]
+    pub raw_aes: Vec<String>,
+    /// A raw RSA wrapping key: NAMESPACE,NAME,PADDING,FILE with PADDING one of RSA_PKCS1,
+    /// RSA_OAEP_SHA1_MGF1, RSA_OAEP_SHA256_MGF1, RSA_OAEP_SHA384_MGF1, RSA_OAEP_SHA512_MGF1 and
+    /// FILE a PKCS#8 private key or (encrypt only) a public key, PEM or DER (repeatable)
+    #[arg(long = "raw-rsa", value_name = "NAMESPACE,NAME,PADDING,FILE")]
+    pub raw_rsa: Vec<String>,
+    /// Commitment policy: REQUIRE_ENCRYPT_REQUIRE_DECRYPT (default),
+    /// REQUIRE_ENCRYPT_ALLOW_DECRYPT or FORBID_ENCRYPT_ALLOW_DECRYPT
+    #[arg(long, value_name = "POLICY")]
+    pub commitment_policy: Option<String>,
+    /// Most encrypted data keys a message may carry
+    #[arg(long, value_name = "N")]
+    pub max_encrypted_data_keys: Option<u16>,
+    /// Threads sealing or opening frames (default: one per core)
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Show a progress line and the throughput on standard error even for small inputs
+    #[arg(long, conflicts_with = "quiet")]
+    pub progress: bool,
+    /// No progress line, even for large inputs
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub context: ContextArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EncryptFileArgs {
+    #[command(flatten)]
+    pub envelope: EnvelopeArgs,
+    /// Algorithm suite, by name or id: AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384 (0x0578,
+    /// default), AES_256_GCM_HKDF_SHA512_COMMIT_KEY (0x0478); the version 1 suites 0x0078,
+    /// 0x0178, 0x0378 only with --commitment-policy FORBID_ENCRYPT_ALLOW_DECRYPT
+    #[arg(long, value_name = "SUITE")]
+    pub suite: Option<String>,
+    /// Frame length in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    pub frame_length: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptFileArgs {
+    #[command(flatten)]
+    pub envelope: EnvelopeArgs,
+    /// Try every aws-kms data key with this store's keys (instead of naming them with --key-id)
+    #[arg(long)]
+    pub discovery: bool,
+    /// On standard output, release a signed message's plaintext frame by frame instead of after
+    /// its signature verified (the output must then be discarded if the command fails). A file
+    /// output always streams: it is removed if the signature (or anything else) fails
+    #[arg(long)]
+    pub release_unverified: bool,
+    /// Most plaintext held until a signed message's signature verifies, on standard output
+    /// (bytes; default 256 MiB)
+    #[arg(long, value_name = "BYTES")]
+    pub max_buffered: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,7 @@ use crate::outcome::{Failure, INTERNAL, NOT_FOUND};
 /// The most bytes read from an input (a ciphertext blob is at most about 1 MiB).
 const MAX_INPUT: u64 = 2 << 20;
 
-fn io_failure(what: &str, path: &Path, err: std::io::Error) -> Failure {
+pub fn io_failure(what: &str, path: &Path, err: std::io::Error) -> Failure {
     Failure {
         code: "KMSInternalException".into(),
         message: format!("could not {what} {}: {err}", path.display()),

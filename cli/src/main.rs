@@ -47,6 +47,8 @@ fn run(ctx: &Context, command: Command) -> Result<(), Failure> {
         Command::ReEncrypt(a) => commands::crypto::re_encrypt(ctx, a),
         Command::GenerateDataKey(a) => commands::crypto::generate_data_key(ctx, a),
         Command::GenerateRandom(a) => commands::crypto::generate_random(ctx, a),
+        Command::EncryptFile(a) => commands::envelope::encrypt_file(ctx, *a),
+        Command::DecryptFile(a) => commands::envelope::decrypt_file(ctx, *a),
         Command::Store(c) => commands::store::run(ctx, c),
         Command::Demo(a) => commands::demo::run(ctx, a),
         Command::Sign(a) => commands::asymmetric::sign(ctx, a),

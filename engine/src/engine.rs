@@ -449,6 +449,12 @@ impl Engine {
 
     // ---- data plane -------------------------------------------------------------------------
 
+    /// The engine's worker pool (the one batch calls run on), for envelope streams to seal and
+    /// open their frames on: `EnvelopeConfig { pool: Some(engine.worker_pool()), .. }`.
+    pub fn worker_pool(&self) -> std::sync::Arc<rayon::ThreadPool> {
+        self.inner.data.pool()
+    }
+
     /// Encrypts up to 4096 bytes under a symmetric key.
     pub fn encrypt(
         &self,

@@ -29,6 +29,7 @@ pub mod control;
 pub mod crypto;
 pub mod dataplane;
 mod engine;
+pub mod envelope;
 mod error;
 pub mod fork;
 pub mod key;

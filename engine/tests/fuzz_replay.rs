@@ -19,6 +19,8 @@ mod context_encode;
 mod data_keys;
 #[path = "../../fuzz/targets/decrypt.rs"]
 mod decrypt;
+#[path = "../../fuzz/targets/envelope_parse.rs"]
+mod envelope_parse;
 #[path = "../../fuzz/targets/key_policy.rs"]
 mod key_policy;
 #[path = "../../fuzz/targets/store_records.rs"]
@@ -141,4 +143,9 @@ fn every_fuzz_target_has_a_replay() {
             "fuzz target {name} has no seed corpus"
         );
     }
+}
+
+#[test]
+fn envelope_parse_corpus() {
+    replay("envelope_parse", envelope_parse::run);
 }

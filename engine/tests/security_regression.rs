@@ -2056,3 +2056,198 @@ fn substituted_key_material_is_refused_on_reimport_and_new_import() {
     let opened = engine.decrypt(&DecryptRequest::new(&sealed)).unwrap();
     assert_eq!(opened.plaintext.expose(), b"under the original");
 }
+
+// ---- envelope messages (the Encryption SDK format) ---------------------------------------------
+
+mod envelope_attacks {
+    use super::Attack;
+    use keyplane::envelope::header::{read_header, HeaderLimits};
+    use keyplane::envelope::{self, AlgorithmSuite, EnvelopeConfig, Keyring, RawAesKeyring};
+    use keyplane::EncryptionContext;
+    use std::sync::Arc;
+
+    const TYPED: &[&str] = &[
+        "InvalidCiphertextException",
+        "KMSInvalidSignatureException",
+        "IncorrectKeyException",
+    ];
+
+    fn aes(name: &str, byte: u8) -> Arc<dyn Keyring> {
+        Arc::new(RawAesKeyring::new("attack", name, &[byte; 32]).unwrap())
+    }
+
+    fn header_len(msg: &[u8]) -> usize {
+        let limits = HeaderLimits {
+            max_encrypted_data_keys: None,
+        };
+        read_header(&mut &msg[..], limits).unwrap().1.len()
+    }
+
+    fn cfg(suite: AlgorithmSuite) -> EnvelopeConfig {
+        EnvelopeConfig {
+            suite,
+            frame_length: 64,
+            ..EnvelopeConfig::default()
+        }
+    }
+
+    /// A malicious sender wraps a different data key for each recipient so that one message
+    /// decrypts to different plaintexts ("invisible salamanders"): the committing suites tie the
+    /// header to one data key, so the second recipient refuses the message.
+    #[test]
+    fn envelope_multi_recipient_key_substitution_is_stopped_by_commitment() {
+        let mut attack = Attack::new("envelope: a different data key wrapped for one recipient");
+        let (alice, bob) = (aes("alice", 1), aes("bob", 2));
+        let context: EncryptionContext = [("k".to_string(), "v".to_string())].into();
+        // (Unsigned: in a signed suite Bob's EDK would also need the honest context's public key
+        // as its AAD, which a malicious sender has too; the commitment check is the same.)
+        {
+            let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+            let honest = envelope::encrypt_message(
+                &[alice.clone(), bob.clone()],
+                &cfg(suite),
+                &context,
+                b"to alice and bob",
+            )
+            .unwrap();
+            // A second message to Bob alone, under another data key; splice its EDK in for Bob's.
+            let other =
+                envelope::encrypt_message(std::slice::from_ref(&bob), &cfg(suite), &context, b"x")
+                    .unwrap();
+            let limits = HeaderLimits {
+                max_encrypted_data_keys: None,
+            };
+            let (mut header, raw) = read_header(&mut &honest[..], limits).unwrap();
+            let (other_header, _) = read_header(&mut &other[..], limits).unwrap();
+            header.encrypted_data_keys[1] = other_header.encrypted_data_keys[0].clone();
+            let mut forged = header.serialize().unwrap();
+            forged.extend_from_slice(&honest[raw.len()..]);
+            envelope::decrypt_message(std::slice::from_ref(&alice), &cfg(suite), &forged)
+                .expect_err("the header changed, so even Alice's header authentication fails");
+            let refused =
+                envelope::decrypt_message(std::slice::from_ref(&bob), &cfg(suite), &forged);
+            match &refused {
+                Err(e) => assert!(e.message().contains("commitment"), "{e}"),
+                Ok(_) => panic!("Bob decrypted a message committed to another data key"),
+            }
+            attack.refused(
+                refused,
+                &["InvalidCiphertextException"],
+                "a substituted data key",
+            );
+        }
+    }
+
+    /// Frames moved between messages, reordered, dropped, or a regular frame re-marked final
+    /// (truncation disguised as an end): every variant is refused.
+    #[test]
+    fn envelope_frame_splicing_reordering_and_false_final_frames_are_detected() {
+        let mut attack = Attack::new("envelope: frame splice, reorder, drop, false final frame");
+        let kr = aes("k", 3);
+        let context = EncryptionContext::new();
+        let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+        let pt = vec![7u8; 64 * 4 + 10];
+        let a = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg(suite), &context, &pt)
+            .unwrap();
+        let b = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg(suite), &context, &pt)
+            .unwrap();
+        let frame = 4 + 12 + 64 + 16;
+        let (ha, hb) = (header_len(&a) + 16, header_len(&b) + 16);
+        // Frame 2 of message b in place of frame 2 of message a (same key, same position).
+        let mut spliced = a.clone();
+        spliced[ha + frame..ha + 2 * frame].copy_from_slice(&b[hb + frame..hb + 2 * frame]);
+        attack.refused(
+            envelope::decrypt_message(std::slice::from_ref(&kr), &cfg(suite), &spliced),
+            TYPED,
+            "a frame from another message",
+        );
+        // Frames 1 and 2 swapped.
+        let mut swapped = a.clone();
+        let (f1, f2) = (
+            a[ha..ha + frame].to_vec(),
+            a[ha + frame..ha + 2 * frame].to_vec(),
+        );
+        swapped[ha..ha + frame].copy_from_slice(&f2);
+        swapped[ha + frame..ha + 2 * frame].copy_from_slice(&f1);
+        attack.refused(
+            envelope::decrypt_message(std::slice::from_ref(&kr), &cfg(suite), &swapped),
+            TYPED,
+            "two frames swapped",
+        );
+        // Frame 3 rewritten as a final frame (marker, sequence, IV, length, content, tag).
+        let mut fake = a[..ha + 2 * frame].to_vec();
+        let f3 = &a[ha + 2 * frame..ha + 3 * frame];
+        fake.extend_from_slice(&[0xff; 4]);
+        fake.extend_from_slice(&f3[..16]);
+        fake.extend_from_slice(&64u32.to_be_bytes());
+        fake.extend_from_slice(&f3[16..]);
+        attack.refused(
+            envelope::decrypt_message(std::slice::from_ref(&kr), &cfg(suite), &fake),
+            TYPED,
+            "a regular frame re-marked as the final frame",
+        );
+        // The message cut after any whole frame.
+        for frames in 0..4 {
+            attack.refused(
+                envelope::decrypt_message(
+                    std::slice::from_ref(&kr),
+                    &cfg(suite),
+                    &a[..ha + frames * frame],
+                ),
+                TYPED,
+                "a message cut at a frame boundary",
+            );
+        }
+    }
+
+    /// A signed message downgraded to the unsigned suite (suite id rewritten, footer dropped), or
+    /// its signature swapped for another message's: refused.
+    #[test]
+    fn envelope_signature_stripping_and_swapping_are_detected() {
+        let mut attack = Attack::new("envelope: signature stripped, downgraded or swapped");
+        let kr = aes("k", 4);
+        let context = EncryptionContext::new();
+        let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384;
+        let a =
+            envelope::encrypt_message(std::slice::from_ref(&kr), &cfg(suite), &context, b"signed")
+                .unwrap();
+        let b =
+            envelope::encrypt_message(std::slice::from_ref(&kr), &cfg(suite), &context, b"signed")
+                .unwrap();
+        // Where the footer starts: a DER P-384 signature is 100 to 104 bytes, after its u16 length.
+        let sig_len = |m: &[u8]| {
+            (100..=110)
+                .map(|l| m.len() - l - 2)
+                .find(|&i| u16::from_be_bytes([m[i], m[i + 1]]) as usize == m.len() - i - 2)
+                .unwrap()
+        };
+        let (fa, fb) = (sig_len(&a), sig_len(&b));
+        let mut downgraded = a[..fa].to_vec();
+        downgraded[1..3].copy_from_slice(&0x0478u16.to_be_bytes());
+        attack.refused(
+            envelope::decrypt_message(
+                std::slice::from_ref(&kr),
+                &EnvelopeConfig::default(),
+                &downgraded,
+            ),
+            TYPED,
+            "suite rewritten to the unsigned one and the footer dropped",
+        );
+        attack.refused(
+            envelope::decrypt_message(
+                std::slice::from_ref(&kr),
+                &EnvelopeConfig::default(),
+                &a[..fa],
+            ),
+            TYPED,
+            "the footer dropped",
+        );
+        let mut swapped = a[..fa].to_vec();
+        swapped.extend_from_slice(&b[fb..]);
+        attack.refused(
+            envelope::decrypt_message(&[kr], &EnvelopeConfig::default(), &swapped),
+            TYPED,
+            "another message's signature",
+        );
+    }
+}

@@ -26,6 +26,8 @@ pub mod context_encode;
 pub mod data_keys;
 #[path = "../targets/decrypt.rs"]
 pub mod decrypt;
+#[path = "../targets/envelope_parse.rs"]
+pub mod envelope_parse;
 #[path = "../targets/ffi_abi.rs"]
 pub mod ffi_abi;
 #[path = "../targets/key_policy.rs"]
@@ -52,4 +54,5 @@ pub const TARGETS: &[(&str, Run)] = &[
     ("store_records", store_records::run),
     ("sigv4_parse", sigv4_parse::run),
     ("request_parse", request_parse::run),
+    ("envelope_parse", envelope_parse::run),
 ];

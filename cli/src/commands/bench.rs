@@ -30,6 +30,12 @@ pub fn run(ctx: &Context, args: BenchArgs) -> Result<(), Failure> {
             .map(|_| ())
             .map_err(failure);
     }
+    if args.sweep.wants_stream() {
+        keyplane_bench::stream::run(&args.sweep).map_err(failure)?;
+        if !args.sweep.wants_sweep() {
+            return Ok(());
+        }
+    }
     let store = if args.durable {
         let store = ctx.open_store()?;
         StoreChoice::Shared {

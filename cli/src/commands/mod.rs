@@ -9,6 +9,7 @@ pub mod bench;
 pub mod credentials;
 pub mod crypto;
 pub mod demo;
+pub mod envelope;
 pub mod keys;
 pub mod serve;
 pub mod store;

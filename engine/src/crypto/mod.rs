@@ -3,6 +3,7 @@
 
 pub mod aes_gcm;
 pub mod ecdh;
+pub mod hkdf;
 pub mod hmac;
 pub mod key_import;
 pub mod random;

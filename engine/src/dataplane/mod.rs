@@ -63,7 +63,7 @@ pub(crate) struct DataPlane {
     pub(crate) lock_policy: LockPolicy,
     pub(crate) messages_per_derived_key: u64,
     pub(crate) max_plaintext: usize,
-    pool: rayon::ThreadPool,
+    pool: std::sync::Arc<rayon::ThreadPool>,
 }
 
 impl DataPlane {
@@ -85,8 +85,13 @@ impl DataPlane {
             lock_policy,
             messages_per_derived_key,
             max_plaintext,
-            pool,
+            pool: std::sync::Arc::new(pool),
         })
+    }
+
+    /// The worker pool, shared with the envelope streams that run on it.
+    pub(crate) fn pool(&self) -> std::sync::Arc<rayon::ThreadPool> {
+        self.pool.clone()
     }
 
     pub(crate) fn threads(&self) -> usize {

@@ -1,0 +1,233 @@
+//! The `stream` workload: an Encryption SDK message (suite 0x0478, 4 KiB frames, a raw AES
+//! keyring) of `--stream-size` bytes encrypted and decrypted in memory by `keyplane::envelope`
+//! with a pool of each `--threads` count, beside a bare aws-lc-rs AES-256-GCM loop over the same
+//! bytes in the same frame-sized pieces on one thread, measured in the same run. The issue's
+//! targets: ≥ 0.9 of the loop on one thread, ≥ 1.8× it on two.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use keyplane::envelope::{self, AlgorithmSuite, EnvelopeConfig, Keyring, RawAesKeyring};
+use keyplane::EncryptionContext;
+
+use crate::{BenchError, SweepArgs};
+
+/// Frame length of the measured messages (the SDK's default).
+pub const FRAME: usize = 4096;
+
+/// One measured pool size.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamRow {
+    pub threads: u32,
+    pub encrypt_mib_s: f64,
+    pub decrypt_mib_s: f64,
+    /// Bare aws-lc-rs seal and open over the same bytes, one thread.
+    pub baseline_seal_mib_s: f64,
+    pub baseline_open_mib_s: f64,
+}
+
+fn mib_s(bytes: usize, secs: f64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / secs.max(1e-9)
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> BenchError {
+    BenchError::Usage(format!("stream: {what}: {e}"))
+}
+
+/// The bare loop: every frame-sized piece sealed (then opened) in place with its own nonce.
+fn baseline(data: &mut [u8]) -> Result<(f64, f64), BenchError> {
+    let key =
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).map_err(|e| failed("key", e))?);
+    let pieces = data.len().div_ceil(FRAME);
+    let mut tags = Vec::with_capacity(pieces);
+    let start = Instant::now();
+    for (i, piece) in data.chunks_mut(FRAME).enumerate() {
+        let mut nonce = [0u8; 12];
+        nonce[4..].copy_from_slice(&(i as u64).to_be_bytes());
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&[0u8; 76]),
+                piece,
+            )
+            .map_err(|e| failed("seal", e))?;
+        tags.push(tag);
+    }
+    let seal = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for (i, (piece, tag)) in data.chunks_mut(FRAME).zip(&tags).enumerate() {
+        let mut nonce = [0u8; 12];
+        nonce[4..].copy_from_slice(&(i as u64).to_be_bytes());
+        key.open_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&[0u8; 76]),
+            tag.as_ref(),
+            piece,
+        )
+        .map_err(|e| failed("open", e))?;
+    }
+    let open = start.elapsed().as_secs_f64();
+    Ok((mib_s(data.len(), seal), mib_s(data.len(), open)))
+}
+
+/// Runs the workload and prints its table.
+pub fn run(sweep: &SweepArgs) -> Result<Vec<StreamRow>, BenchError> {
+    let size = sweep.stream_size;
+    let data: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_mul(31)).collect();
+    let mut scratch = data.clone();
+    let (seal, open) = baseline(&mut scratch)?;
+    drop(scratch);
+    let keyring: Arc<dyn Keyring> = Arc::new(
+        RawAesKeyring::new("bench", "stream", &[9u8; 32]).map_err(|e| failed("keyring", e))?,
+    );
+    let context = EncryptionContext::new();
+    let mut rows = Vec::new();
+    for &threads in &sweep.threads {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads as usize)
+            .build()
+            .map_err(|e| failed("pool", e))?;
+        let config = EnvelopeConfig {
+            suite: AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+            frame_length: FRAME as u32,
+            pool: Some(Arc::new(pool)),
+            ..EnvelopeConfig::default()
+        };
+        let start = Instant::now();
+        let message =
+            envelope::encrypt_message(std::slice::from_ref(&keyring), &config, &context, &data)
+                .map_err(|e| failed("encrypt", e))?;
+        let encrypt = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let opened = envelope::decrypt_message(std::slice::from_ref(&keyring), &config, &message)
+            .map_err(|e| failed("decrypt", e))?;
+        let decrypt = start.elapsed().as_secs_f64();
+        if opened.plaintext[..] != data[..] {
+            return Err(failed("decrypt", "the plaintext differs"));
+        }
+        rows.push(StreamRow {
+            threads,
+            encrypt_mib_s: mib_s(size, encrypt),
+            decrypt_mib_s: mib_s(size, decrypt),
+            baseline_seal_mib_s: seal,
+            baseline_open_mib_s: open,
+        });
+    }
+    println!(
+        "stream: {} MiB in memory, suite 0x0478, {FRAME}-byte frames; baseline: bare aws-lc-rs AES-256-GCM, one thread",
+        size / (1024 * 1024)
+    );
+    println!("threads  encrypt MiB/s  (x baseline)  decrypt MiB/s  (x baseline)  baseline seal/open MiB/s");
+    for r in &rows {
+        println!(
+            "{:>7}  {:>13.1}  {:>12.2}  {:>13.1}  {:>12.2}  {:.1} / {:.1}",
+            r.threads,
+            r.encrypt_mib_s,
+            r.encrypt_mib_s / r.baseline_seal_mib_s,
+            r.decrypt_mib_s,
+            r.decrypt_mib_s / r.baseline_open_mib_s,
+            r.baseline_seal_mib_s,
+            r.baseline_open_mib_s
+        );
+    }
+    if let Some(dir) = &sweep.stream_dir {
+        on_disk(
+            dir,
+            &data,
+            &keyring,
+            sweep.threads.iter().copied().max().unwrap_or(1),
+        )?;
+    }
+    if cfg!(debug_assertions) {
+        println!("(a debug build: these numbers mean little; build with --release)");
+    }
+    Ok(rows)
+}
+
+/// File to file through `Encryptor` and `Decryptor` (1 MiB reads and writes, fsynced), beside the
+/// speed of writing the plaintext itself to the same directory (fsynced). Reads may come from the
+/// page cache; the write speed is the disk's.
+fn on_disk(
+    dir: &std::path::Path,
+    data: &[u8],
+    keyring: &Arc<dyn Keyring>,
+    threads: u32,
+) -> Result<(), BenchError> {
+    use std::io::{Read, Write};
+    let io = |e: std::io::Error| failed("file", e);
+    let plain = dir.join("keyplane-stream.plain");
+    let sealed = dir.join("keyplane-stream.sealed");
+    let opened = dir.join("keyplane-stream.opened");
+    let start = Instant::now();
+    {
+        let mut f = std::fs::File::create(&plain).map_err(io)?;
+        f.write_all(data).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    let disk = mib_s(data.len(), start.elapsed().as_secs_f64());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads as usize)
+        .build()
+        .map_err(|e| failed("pool", e))?;
+    let config = EnvelopeConfig {
+        suite: AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+        frame_length: FRAME as u32,
+        pool: Some(Arc::new(pool)),
+        ..EnvelopeConfig::default()
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let start = Instant::now();
+    {
+        let mut input = std::fs::File::open(&plain).map_err(io)?;
+        let out = std::fs::File::create(&sealed).map_err(io)?;
+        let mut enc = envelope::Encryptor::new(
+            out,
+            std::slice::from_ref(keyring),
+            &config,
+            &EncryptionContext::new(),
+        )
+        .map_err(|e| failed("encrypt", e))?;
+        loop {
+            let n = input.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            enc.write_all(&buf[..n]).map_err(io)?;
+        }
+        enc.finish()
+            .map_err(|e| failed("encrypt", e))?
+            .sync_all()
+            .map_err(io)?;
+    }
+    let encrypt = mib_s(data.len(), start.elapsed().as_secs_f64());
+    let start = Instant::now();
+    {
+        let input = std::fs::File::open(&sealed).map_err(io)?;
+        let mut out = std::fs::File::create(&opened).map_err(io)?;
+        let mut dec = envelope::Decryptor::new(input, std::slice::from_ref(keyring), &config)
+            .map_err(|e| failed("decrypt", e))?;
+        loop {
+            let n = dec.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n]).map_err(io)?;
+        }
+        out.sync_all().map_err(io)?;
+    }
+    let decrypt = mib_s(data.len(), start.elapsed().as_secs_f64());
+    let same = std::fs::read(&opened).map_err(io)? == data;
+    for f in [&plain, &sealed, &opened] {
+        let _ = std::fs::remove_file(f);
+    }
+    if !same {
+        return Err(failed("decrypt", "the file decrypted to other bytes"));
+    }
+    println!(
+        "file in {}: encrypt {encrypt:.1} MiB/s, decrypt {decrypt:.1} MiB/s ({threads} threads); \
+         the disk writes {disk:.1} MiB/s (plaintext, fsynced)",
+        dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,610 @@
+//! Envelope encryption in the Encryption SDK's format: round trips through every keyring and
+//! suite, streaming in odd chunk sizes, limits, commitment policy, release rules, and the
+//! property that every single-byte mutation and every truncation of a valid message fails with a
+//! typed error. Interoperability with the Python SDK and its CLI: scripts/test-envelope.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use keyplane::envelope::{
+    self, AlgorithmSuite, CommitmentPolicy, Decryptor, Encryptor, EnvelopeConfig, Keyring,
+    KmsKeyring, RawAesKeyring, RawRsaKeyring, RsaPadding, SignedRelease,
+};
+use keyplane::{CreateKeyRequest, EncryptionContext, Engine, Error, ErrorKind};
+
+fn aes(name: &str, byte: u8) -> Arc<dyn Keyring> {
+    Arc::new(RawAesKeyring::new("test-ns", name, &[byte; 32]).unwrap())
+}
+
+fn rsa_pkcs8() -> Vec<u8> {
+    use aws_lc_rs::encoding::AsDer;
+    let key =
+        aws_lc_rs::rsa::PrivateDecryptingKey::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    key.as_der().unwrap().as_ref().to_vec()
+}
+
+fn context() -> EncryptionContext {
+    [("purpose", "test"), ("tenant", "t-1"), ("ünïcode", "välue")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn config(suite: AlgorithmSuite, frame_length: u32) -> EnvelopeConfig {
+    let policy = if suite.is_committing() {
+        CommitmentPolicy::RequireEncryptRequireDecrypt
+    } else {
+        CommitmentPolicy::ForbidEncryptAllowDecrypt
+    };
+    EnvelopeConfig {
+        suite,
+        frame_length,
+        commitment_policy: policy,
+        window_frames: 4,
+        ..EnvelopeConfig::default()
+    }
+}
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
+}
+
+#[test]
+fn every_suite_round_trips_at_frame_boundaries() {
+    let kr = aes("k", 1);
+    for suite in AlgorithmSuite::ALL {
+        let cfg = config(suite, 64);
+        for len in [0, 1, 63, 64, 65, 128, 255, 256, 257, 1000] {
+            let pt = data(len);
+            let msg = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), &pt)
+                .unwrap();
+            assert_eq!(msg[0], suite.message_version());
+            assert_eq!(
+                u16::from_be_bytes([
+                    msg[1 + (msg[0] == 1) as usize],
+                    msg[2 + (msg[0] == 1) as usize]
+                ]),
+                suite.id()
+            );
+            let out = envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &msg).unwrap();
+            assert_eq!(&out.plaintext[..], &pt[..], "{suite} len {len}");
+            for (k, v) in context() {
+                assert_eq!(out.header.encryption_context.get(&k), Some(&v));
+            }
+            assert_eq!(
+                out.header
+                    .encryption_context
+                    .contains_key("aws-crypto-public-key"),
+                suite.is_signed()
+            );
+        }
+    }
+}
+
+#[test]
+fn streaming_writes_and_reads_in_odd_chunks_match_one_shot() {
+    let kr = aes("k", 2);
+    let cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, 100);
+    let pt = data(10_007);
+    let mut enc = Encryptor::new(Vec::new(), std::slice::from_ref(&kr), &cfg, &context()).unwrap();
+    let mut at = 0;
+    for (i, step) in [1usize, 7, 399, 400, 401, 1, 3000, 99]
+        .iter()
+        .cycle()
+        .enumerate()
+    {
+        if at >= pt.len() || i > 10_000 {
+            break;
+        }
+        let end = (at + step).min(pt.len());
+        enc.write_all(&pt[at..end]).unwrap();
+        at = end;
+    }
+    let msg = enc.finish().unwrap();
+    // 100 full frames and a final frame of 7 bytes: sequence numbers 1..=101.
+    let mut dec = Decryptor::new(msg.as_slice(), std::slice::from_ref(&kr), &cfg).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 33];
+    loop {
+        let n = dec.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(out, pt);
+    let one_shot = envelope::decrypt_message(&[kr], &cfg, &msg).unwrap();
+    assert_eq!(&one_shot.plaintext[..], &pt[..]);
+}
+
+#[test]
+fn kms_keyring_records_the_key_arn_and_binds_the_context() {
+    let engine = Engine::in_memory().unwrap();
+    let key = engine.create_key(CreateKeyRequest::default()).unwrap();
+    engine.create_alias("alias/envelope", &key.key_id).unwrap();
+    let kr: Arc<dyn Keyring> = Arc::new(KmsKeyring::new(&engine, "alias/envelope").unwrap());
+    let cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 4096);
+    let msg = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), b"kms data")
+        .unwrap();
+    let out = envelope::decrypt_message(&[kr], &cfg, &msg).unwrap();
+    assert_eq!(&out.plaintext[..], b"kms data");
+    let edk = &out.header.encrypted_data_keys[0];
+    assert_eq!(edk.provider_id, "aws-kms");
+    assert_eq!(edk.provider_info, key.arn.as_bytes());
+    // The EDK is a Decrypt-able ciphertext blob bound to the message's context.
+    let ctx = out.header.encryption_context.clone();
+    let mut req = keyplane::DecryptRequest::new(&edk.ciphertext);
+    req.encryption_context = Some(&ctx);
+    assert_eq!(engine.decrypt(&req).unwrap().plaintext.len(), 32);
+    let req = keyplane::DecryptRequest::new(&edk.ciphertext);
+    assert!(engine.decrypt(&req).is_err(), "context is bound to the EDK");
+    // Discovery decrypts it too; another key's strict keyring does not.
+    let discovery: Arc<dyn Keyring> = Arc::new(KmsKeyring::discovery(&engine));
+    envelope::decrypt_message(&[discovery], &cfg, &msg).unwrap();
+    let other = engine.create_key(CreateKeyRequest::default()).unwrap();
+    let other: Arc<dyn Keyring> = Arc::new(KmsKeyring::new(&engine, &other.key_id).unwrap());
+    let err = envelope::decrypt_message(&[other], &cfg, &msg).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::IncorrectKey, "{err}");
+}
+
+#[test]
+fn raw_rsa_every_padding_and_multiple_keyrings() {
+    let pkcs8 = rsa_pkcs8();
+    for padding in RsaPadding::ALL {
+        let rsa: Arc<dyn Keyring> = Arc::new(
+            RawRsaKeyring::with_private_key("rsa-ns", "rsa-key", padding, &pkcs8).unwrap(),
+        );
+        let kr = aes("k", 3);
+        let cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 512);
+        let pt = data(3000);
+        let msg =
+            envelope::encrypt_message(&[rsa.clone(), kr.clone()], &cfg, &context(), &pt).unwrap();
+        for alone in [rsa.clone(), kr] {
+            let out = envelope::decrypt_message(&[alone], &cfg, &msg).unwrap();
+            assert_eq!(&out.plaintext[..], &pt[..], "{padding:?}");
+            assert_eq!(out.header.encrypted_data_keys.len(), 2);
+        }
+    }
+}
+
+#[test]
+fn a_wrong_key_is_incorrect_key_and_no_plaintext() {
+    let cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 64);
+    let msg = envelope::encrypt_message(&[aes("k", 4)], &cfg, &context(), b"secret").unwrap();
+    for wrong in [aes("k", 5), aes("other-name", 4)] {
+        let err = envelope::decrypt_message(&[wrong], &cfg, &msg).unwrap_err();
+        assert_eq!(err.code(), "IncorrectKeyException", "{err}");
+    }
+}
+
+#[test]
+fn commitment_policy_is_enforced_both_ways() {
+    let kr = aes("k", 6);
+    let v1 = config(AlgorithmSuite::Aes256GcmHkdfSha256, 64);
+    let msg =
+        envelope::encrypt_message(std::slice::from_ref(&kr), &v1, &context(), b"legacy").unwrap();
+    let strict = EnvelopeConfig::default();
+    let err = envelope::decrypt_message(std::slice::from_ref(&kr), &strict, &msg).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidCiphertext);
+    assert!(
+        err.message().contains("REQUIRE_ENCRYPT_REQUIRE_DECRYPT"),
+        "{err}"
+    );
+    let allow = EnvelopeConfig {
+        commitment_policy: CommitmentPolicy::RequireEncryptAllowDecrypt,
+        ..EnvelopeConfig::default()
+    };
+    envelope::decrypt_message(std::slice::from_ref(&kr), &allow, &msg).unwrap();
+    // Encrypting: v1 suites only under FORBID_ENCRYPT, v2 only under REQUIRE_ENCRYPT.
+    let bad = EnvelopeConfig {
+        suite: AlgorithmSuite::Aes256GcmHkdfSha256,
+        ..EnvelopeConfig::default()
+    };
+    let err =
+        envelope::encrypt_message(std::slice::from_ref(&kr), &bad, &context(), b"x").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Validation);
+    let bad = EnvelopeConfig {
+        commitment_policy: CommitmentPolicy::ForbidEncryptAllowDecrypt,
+        ..EnvelopeConfig::default()
+    };
+    assert!(envelope::encrypt_message(&[kr], &bad, &context(), b"x").is_err());
+}
+
+#[test]
+fn max_encrypted_data_keys_on_encrypt_and_decrypt() {
+    let two = [aes("a", 7), aes("b", 8)];
+    let mut cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 64);
+    let msg = envelope::encrypt_message(&two, &cfg, &context(), b"x").unwrap();
+    cfg.max_encrypted_data_keys = Some(1);
+    let err = envelope::encrypt_message(&two, &cfg, &context(), b"x").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LimitExceeded);
+    let err = envelope::decrypt_message(&two, &cfg, &msg).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LimitExceeded);
+    cfg.max_encrypted_data_keys = Some(2);
+    envelope::decrypt_message(&two, &cfg, &msg).unwrap();
+}
+
+#[test]
+fn reserved_context_keys_are_refused() {
+    let mut ctx = context();
+    ctx.insert("aws-crypto-public-key".into(), "AAAA".into());
+    let err = envelope::encrypt_message(&[aes("k", 1)], &EnvelopeConfig::default(), &ctx, b"x")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Validation);
+}
+
+fn typed(err: &Error) -> bool {
+    matches!(
+        err.kind(),
+        ErrorKind::InvalidCiphertext
+            | ErrorKind::InvalidSignature
+            | ErrorKind::IncorrectKey
+            | ErrorKind::LimitExceeded
+    )
+}
+
+/// Every single-byte change (xor 0x01 and xor 0x80) and every truncation of small messages in
+/// each suite fails, with a typed error, and yields no plaintext through `decrypt_message`.
+#[test]
+fn every_mutation_and_truncation_fails_typed() {
+    let kr = aes("k", 9);
+    for suite in AlgorithmSuite::ALL {
+        let cfg = EnvelopeConfig {
+            commitment_policy: CommitmentPolicy::RequireEncryptAllowDecrypt,
+            ..config(suite, 16)
+        };
+        let enc_cfg = config(suite, 16);
+        let ctx: EncryptionContext = [("k".to_string(), "v".to_string())].into_iter().collect();
+        let msg = envelope::encrypt_message(std::slice::from_ref(&kr), &enc_cfg, &ctx, &data(40))
+            .unwrap();
+        envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &msg).unwrap();
+        for i in 0..msg.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut m = msg.clone();
+                m[i] ^= bit;
+                match envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &m) {
+                    Ok(_) => panic!("{suite}: flipping byte {i} by {bit:#x} still decrypted"),
+                    Err(e) => assert!(typed(&e), "{suite}: byte {i}: untyped {e}"),
+                }
+            }
+        }
+        for len in 0..msg.len() {
+            let e = envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &msg[..len])
+                .unwrap_err();
+            assert!(typed(&e), "{suite}: truncated to {len}: {e}");
+        }
+        let mut longer = msg.clone();
+        longer.push(0);
+        let e = envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &longer).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidCiphertext, "{e}");
+    }
+}
+
+/// Offsets of the regular frames of an unsigned v2 message with an AES keyring and `ctx`.
+fn frame_span(msg: &[u8], frame_length: usize) -> (usize, usize) {
+    let header = envelope::header::read_header(
+        &mut &msg[..],
+        envelope::header::HeaderLimits {
+            max_encrypted_data_keys: None,
+        },
+    )
+    .unwrap()
+    .1;
+    let body = header.len() + 16;
+    (body, 4 + 12 + frame_length + 16)
+}
+
+#[test]
+fn reordered_dropped_or_duplicated_frames_are_rejected() {
+    let kr = aes("k", 10);
+    let cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 32);
+    let msg = envelope::encrypt_message(
+        std::slice::from_ref(&kr),
+        &cfg,
+        &context(),
+        &data(32 * 3 + 5),
+    )
+    .unwrap();
+    let (body, size) = frame_span(&msg, 32);
+    let frame = |i: usize| msg[body + i * size..body + (i + 1) * size].to_vec();
+    let tail = msg[body + 3 * size..].to_vec();
+    let head = msg[..body].to_vec();
+    let variants: Vec<Vec<Vec<u8>>> = vec![
+        vec![frame(1), frame(0), frame(2)],
+        vec![frame(0), frame(2)],
+        vec![frame(0), frame(0), frame(1), frame(2)],
+        vec![frame(0), frame(1), frame(2), frame(2)],
+    ];
+    for (n, frames) in variants.into_iter().enumerate() {
+        let mut m = head.clone();
+        frames.iter().for_each(|f| m.extend_from_slice(f));
+        m.extend_from_slice(&tail);
+        let e = envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &m).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidCiphertext, "variant {n}: {e}");
+    }
+    // Cut after a whole frame: truncated, and a stream reader gets the authentic frames first.
+    let cut = &msg[..body + 2 * size];
+    let mut dec = Decryptor::new(cut, &[kr], &cfg).unwrap();
+    let mut out = Vec::new();
+    let e = dec.read_to_end(&mut out).unwrap_err();
+    assert_eq!(
+        envelope::error_from_io(e).kind(),
+        ErrorKind::InvalidCiphertext
+    );
+}
+
+#[test]
+fn signed_release_rule_holds_plaintext_until_the_signature_verifies() {
+    let kr = aes("k", 11);
+    let mut cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384, 16);
+    cfg.window_frames = 1;
+    let pt = data(200);
+    let mut msg =
+        envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), &pt).unwrap();
+    let last = msg.len() - 1;
+    msg[last] ^= 1; // the signature's last byte
+    let mut dec = Decryptor::new(msg.as_slice(), std::slice::from_ref(&kr), &cfg).unwrap();
+    let mut buf = [0u8; 64];
+    let e = dec.read(&mut buf).unwrap_err();
+    assert_eq!(
+        envelope::error_from_io(e).kind(),
+        ErrorKind::InvalidSignature
+    );
+    // PerFrame: authenticated frames are released, the signature fails the stream at the end.
+    cfg.signed_release = SignedRelease::PerFrame;
+    let mut dec = Decryptor::new(msg.as_slice(), std::slice::from_ref(&kr), &cfg).unwrap();
+    assert_eq!(dec.read(&mut buf).unwrap(), 16);
+    let mut rest = Vec::new();
+    let e = dec.read_to_end(&mut rest).unwrap_err();
+    assert_eq!(
+        envelope::error_from_io(e).kind(),
+        ErrorKind::InvalidSignature
+    );
+    // The hold is bounded.
+    cfg.signed_release = SignedRelease::AfterSignature;
+    cfg.max_buffered_plaintext = 100;
+    let good = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), &pt).unwrap();
+    let e = envelope::decrypt_message(&[kr], &cfg, &good).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded);
+}
+
+#[test]
+fn parallel_pool_output_equals_single_thread_decrypt() {
+    let kr = aes("k", 12);
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap(),
+    );
+    let cfg = EnvelopeConfig {
+        pool: Some(pool),
+        window_frames: 64,
+        frame_length: 1000,
+        ..EnvelopeConfig::default()
+    };
+    let pt = data(1_000_000 + 17);
+    let msg = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), &pt).unwrap();
+    let single = EnvelopeConfig {
+        pool: Some(Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap(),
+        )),
+        window_frames: 1,
+        ..EnvelopeConfig::default()
+    };
+    let out = envelope::decrypt_message(&[kr], &single, &msg).unwrap();
+    assert!(out.plaintext[..] == pt[..]);
+}
+
+#[test]
+fn frame_length_is_validated() {
+    for bad in [0u32, 1 << 31] {
+        let cfg = EnvelopeConfig {
+            frame_length: bad,
+            ..EnvelopeConfig::default()
+        };
+        let e = envelope::encrypt_message(&[aes("k", 1)], &cfg, &context(), b"x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation);
+    }
+}
+
+#[test]
+fn an_exact_multiple_of_the_frame_ends_with_an_empty_final_frame() {
+    // The Python SDK rejects a final frame as long as the frame length, and writes whole frames
+    // and an empty final frame; so does keyplane.
+    let kr = aes("k", 13);
+    let cfg = config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 32);
+    let msg =
+        envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), &data(64)).unwrap();
+    let (body, size) = frame_span(&msg, 32);
+    let final_frame = &msg[body + 2 * size..];
+    assert_eq!(final_frame.len(), 4 + 4 + 12 + 4 + 16);
+    assert_eq!(&final_frame[..8], &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 3]);
+    assert_eq!(&final_frame[20..24], &[0, 0, 0, 0]);
+    let out = envelope::decrypt_message(&[kr], &cfg, &msg).unwrap();
+    assert_eq!(&out.plaintext[..], &data(64)[..]);
+}
+
+mod caching {
+    use super::*;
+    use keyplane::envelope::{CacheLimits, DataKeyCache};
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    fn cached(limits: CacheLimits, suite: AlgorithmSuite) -> (EnvelopeConfig, Arc<DataKeyCache>) {
+        let cache = Arc::new(DataKeyCache::new(limits).unwrap());
+        let cfg = EnvelopeConfig {
+            cache: Some(cache.clone()),
+            ..config(suite, 64)
+        };
+        (cfg, cache)
+    }
+
+    fn edk_of(msg: &[u8], kr: &Arc<dyn Keyring>, cfg: &EnvelopeConfig) -> Vec<u8> {
+        let plain = EnvelopeConfig {
+            cache: None,
+            ..cfg.clone()
+        };
+        let out = envelope::decrypt_message(std::slice::from_ref(kr), &plain, msg).unwrap();
+        out.header.encrypted_data_keys[0].ciphertext.clone()
+    }
+
+    #[test]
+    fn many_small_messages_share_one_generate_data_key() {
+        let engine = Engine::in_memory().unwrap();
+        let key = engine.create_key(CreateKeyRequest::default()).unwrap();
+        let kr: Arc<dyn Keyring> = Arc::new(KmsKeyring::new(&engine, &key.key_id).unwrap());
+        for suite in [
+            AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+            AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384,
+        ] {
+            let (cfg, cache) = cached(CacheLimits::with_max_age(Duration::from_secs(60)), suite);
+            let msgs: Vec<Vec<u8>> = (0..10)
+                .map(|i| {
+                    envelope::encrypt_message(
+                        std::slice::from_ref(&kr),
+                        &cfg,
+                        &context(),
+                        &data(i * 50),
+                    )
+                    .unwrap()
+                })
+                .collect();
+            let s = cache.stats();
+            assert_eq!((s.encrypt_misses, s.encrypt_hits), (1, 9), "{suite}");
+            let edks: HashSet<_> = msgs.iter().map(|m| edk_of(m, &kr, &cfg)).collect();
+            assert_eq!(edks.len(), 1);
+            // Message ids differ, so every message still has its own derived key and commitment.
+            let ids: HashSet<_> = msgs.iter().map(|m| m[1..35].to_vec()).collect();
+            assert_eq!(ids.len(), 10);
+            for (i, m) in msgs.iter().enumerate() {
+                let out = envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, m).unwrap();
+                assert_eq!(&out.plaintext[..], &data(i * 50)[..]);
+            }
+            let s = cache.stats();
+            assert_eq!((s.decrypt_misses, s.decrypt_hits), (1, 9), "{suite}");
+        }
+    }
+
+    #[test]
+    fn message_byte_and_age_limits_retire_a_data_key() {
+        let kr = aes("k", 20);
+        let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+        let distinct = |cfg: &EnvelopeConfig, sizes: &[usize], pause: Duration| {
+            let mut edks = HashSet::new();
+            for &n in sizes {
+                let m =
+                    envelope::encrypt_message(std::slice::from_ref(&kr), cfg, &context(), &data(n))
+                        .unwrap();
+                edks.insert(edk_of(&m, &kr, cfg));
+                std::thread::sleep(pause);
+            }
+            edks.len()
+        };
+        let mut limits = CacheLimits::with_max_age(Duration::from_secs(60));
+        limits.max_messages = 3;
+        let (cfg, _) = cached(limits, suite);
+        assert_eq!(
+            distinct(&cfg, &[1; 10], Duration::ZERO),
+            4,
+            "ceil(10 / 3) data keys"
+        );
+        let mut limits = CacheLimits::with_max_age(Duration::from_secs(60));
+        limits.max_bytes = 100;
+        let (cfg, _) = cached(limits, suite);
+        assert_eq!(distinct(&cfg, &[60; 6], Duration::ZERO), 6, "60 + 60 > 100");
+        let (cfg, _) = cached(limits, suite);
+        assert_eq!(
+            distinct(&cfg, &[30; 6], Duration::ZERO),
+            2,
+            "3 x 30 fit in 100, a 4th not"
+        );
+        let (cfg, _) = cached(CacheLimits::with_max_age(Duration::from_millis(30)), suite);
+        assert_eq!(
+            distinct(&cfg, &[1; 3], Duration::from_millis(40)),
+            3,
+            "expired by age"
+        );
+        // Another context is another entry.
+        let (cfg, cache) = cached(CacheLimits::with_max_age(Duration::from_secs(60)), suite);
+        let other: EncryptionContext = [("x".to_string(), "y".to_string())].into();
+        envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), b"a").unwrap();
+        envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &other, b"a").unwrap();
+        assert_eq!(cache.stats().encrypt_misses, 2);
+    }
+
+    #[test]
+    fn the_no_kdf_suite_and_unknown_lengths_bypass_the_cache() {
+        let kr = aes("k", 21);
+        let suite = AlgorithmSuite::Aes256GcmNoKdf;
+        let (cfg, cache) = cached(CacheLimits::with_max_age(Duration::from_secs(60)), suite);
+        let a = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), b"same")
+            .unwrap();
+        let b = envelope::encrypt_message(std::slice::from_ref(&kr), &cfg, &context(), b"same")
+            .unwrap();
+        assert_ne!(
+            edk_of(&a, &kr, &cfg),
+            edk_of(&b, &kr, &cfg),
+            "0x0078 reuses no data key"
+        );
+        assert_eq!(cache.stats().encrypt_hits, 0);
+        let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+        let (cfg, cache) = cached(CacheLimits::with_max_age(Duration::from_secs(60)), suite);
+        for _ in 0..2 {
+            let mut e =
+                Encryptor::new(Vec::new(), std::slice::from_ref(&kr), &cfg, &context()).unwrap();
+            e.write_all(b"stream").unwrap();
+            e.finish().unwrap();
+        }
+        assert_eq!(
+            cache.stats().encrypt_misses,
+            2,
+            "a stream of unknown length is not cached"
+        );
+        let mut e = Encryptor::with_length(
+            Vec::new(),
+            std::slice::from_ref(&kr),
+            &cfg,
+            &context(),
+            Some(3),
+        )
+        .unwrap();
+        assert!(
+            e.write_all(b"four").is_err(),
+            "more than the length given is refused"
+        );
+    }
+}
+
+#[test]
+fn a_header_claiming_huge_frames_costs_no_memory_and_is_bounded() {
+    // A valid header and authentication with a 2^31 - 1 frame length, then a few bytes: the
+    // reader fails as truncated without allocating the claimed frame; a frame length over the
+    // buffering bound is refused before any frame is read.
+    let kr = aes("k", 30);
+    let cfg = EnvelopeConfig {
+        frame_length: i32::MAX as u32,
+        max_buffered_plaintext: u64::MAX,
+        ..config(AlgorithmSuite::Aes256GcmHkdfSha512CommitKey, 4096)
+    };
+    let enc = Encryptor::new(Vec::new(), std::slice::from_ref(&kr), &cfg, &context()).unwrap();
+    let header = enc.get_ref().unwrap().clone();
+    let mut message = header.clone();
+    message.extend_from_slice(&[0, 0, 0, 1]);
+    message.extend_from_slice(&envelope::frame::frame_iv(1));
+    message.extend_from_slice(&[0u8; 100]);
+    let started = std::time::Instant::now();
+    let e = envelope::decrypt_message(std::slice::from_ref(&kr), &cfg, &message).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidCiphertext, "{e}");
+    assert!(e.message().contains("truncated"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let bounded = EnvelopeConfig {
+        max_buffered_plaintext: 1 << 20,
+        ..cfg
+    };
+    let e = envelope::decrypt_message(&[kr], &bounded, &header).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+}
