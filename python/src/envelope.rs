@@ -26,6 +26,12 @@ use crate::errors::{validation, Failure, Result};
 
 const ENCRYPT: &str = "EncryptMessage";
 const DECRYPT: &str = "DecryptMessage";
+/// A worker pool frames run on.
+type Pool = Arc<rayon::ThreadPool>;
+/// The keyrings of a call, in order.
+type Rings = Vec<Arc<dyn Keyring>>;
+/// Most bytes a stream read reserves before plaintext arrives.
+const READ_RESERVE: u64 = 1 << 20;
 
 /// A keyplane symmetric key used as the Encryption SDK uses a KMS key (`key_id`: id, ARN or
 /// alias), or, without `key_id`, the discovery keyring that decrypts with any `aws-kms` data key
@@ -33,7 +39,7 @@ const DECRYPT: &str = "DecryptMessage";
 #[pyclass(module = "keyplane._keyplane", frozen)]
 pub struct KmsKeyring {
     inner: Arc<dyn Keyring>,
-    pool: Arc<rayon::ThreadPool>,
+    pool: Pool,
 }
 
 #[pymethods]
@@ -130,9 +136,7 @@ impl RawRsaKeyring {
 
 /// The keyrings of a call and the pool frames run on (the first KMS keyring's engine's, else
 /// rayon's global pool).
-fn keyrings(
-    obj: &Bound<'_, PyAny>,
-) -> Result<(Vec<Arc<dyn Keyring>>, Option<Arc<rayon::ThreadPool>>)> {
+fn keyrings(obj: &Bound<'_, PyAny>) -> Result<(Rings, Option<Pool>)> {
     let mut out = Vec::new();
     let mut pool = None;
     for item in obj.try_iter()? {
@@ -187,7 +191,7 @@ fn max_keys(value: Option<u32>) -> Result<Option<u16>> {
 /// The settings of an encryption: a non-committing `algorithm` without a policy implies
 /// FORBID_ENCRYPT_ALLOW_DECRYPT (as the CLI does).
 fn encrypt_config(
-    pool: Option<Arc<rayon::ThreadPool>>,
+    pool: Option<Pool>,
     algorithm: Option<&str>,
     frame_length: u32,
     commitment_policy: Option<&str>,
@@ -214,7 +218,7 @@ fn encrypt_config(
 }
 
 fn decrypt_config(
-    pool: Option<Arc<rayon::ThreadPool>>,
+    pool: Option<Pool>,
     commitment_policy: Option<&str>,
     max_encrypted_data_keys: Option<u32>,
     max_buffered_plaintext: Option<u64>,
@@ -388,10 +392,9 @@ impl std::io::Read for PyReader {
                 .file
                 .bind(py)
                 .call_method1("read", (buf.len(),))
-                .and_then(|b| b.cast_into::<PyBytes>().map_err(PyErr::from));
+                .and_then(|b| input(&b, "the file's read result"));
             match chunk {
-                Ok(bytes) => {
-                    let data = bytes.as_bytes();
+                Ok(data) => {
                     if data.len() > buf.len() {
                         return Err(stash(
                             &self.error,
@@ -400,7 +403,7 @@ impl std::io::Read for PyReader {
                             ),
                         ));
                     }
-                    buf[..data.len()].copy_from_slice(data);
+                    buf[..data.len()].copy_from_slice(&data);
                     Ok(data.len())
                 }
                 Err(e) => Err(stash(&self.error, e)),
@@ -625,17 +628,10 @@ impl EnvelopeReader {
                 std::io::Read::read_to_end(decryptor, &mut out)?;
                 return Ok(());
             }
-            out.resize(size as usize, 0);
-            let mut filled = 0;
-            while filled < out.len() {
-                match std::io::Read::read(decryptor, &mut out[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            out.truncate(filled);
+            // Grown as plaintext arrives: a huge `size` costs nothing until the bytes exist.
+            let want = size as u64;
+            out.reserve(want.min(READ_RESERVE) as usize);
+            std::io::Read::read_to_end(&mut std::io::Read::take(decryptor, want), &mut out)?;
             Ok(())
         });
         read.map_err(|e| stream_failure(&self.error, envelope::error_from_io(e), DECRYPT))?;

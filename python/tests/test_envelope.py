@@ -620,3 +620,69 @@ def test_gil_released_during_envelope_work(
             writer.write(plaintext)
 
     assert progress(streamed) > 0
+
+
+# ---- attacks on the binding --------------------------------------------------------------------
+
+
+def test_attack_file_returning_more_than_asked(ring: keyplane.RawAesKeyring) -> None:
+    # A hostile source whose read(n) hands back more than n bytes is refused, not overrun.
+    message = keyplane.encrypt_message(b"data", keyrings=[ring])
+
+    class Generous(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def read(self, n: int = -1) -> bytes:
+            return message + b"\x00" * 64
+
+    with pytest.raises(ValueError, match="more bytes than asked"):
+        keyplane.stream.open_decrypting(Generous(), keyrings=[ring])
+
+
+def test_attack_huge_read_size_allocates_nothing_up_front(ring: keyplane.RawAesKeyring) -> None:
+    # read(2**62) must not reserve 2**62 bytes (an abort); it returns what the message holds.
+    message = keyplane.encrypt_message(b"small", keyrings=[ring])
+    reader = keyplane.stream.open_decrypting(io.BytesIO(message), keyrings=[ring])
+    assert reader.read(2**62) == b"small"
+
+
+def test_attack_stream_used_as_its_own_file(ring: keyplane.RawAesKeyring) -> None:
+    # A writer whose sink writes back into the writer itself: refused, not a deadlock.
+    class Loop(io.RawIOBase):
+        target: Any = None
+        headers = 0
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: Any) -> int:
+            if self.target is not None:
+                self.target.write(b"again")
+            return len(data)
+
+    sink = Loop()
+    writer = keyplane.stream.open_encrypting(sink, keyrings=[ring], frame_length=16)
+    sink.target = writer
+    with pytest.raises(exceptions.ValidationException, match="in use by another thread"):
+        writer.write(os.urandom(64 * 1024))
+        writer.close()
+
+
+def test_attack_bytes_like_results_from_read(ring: keyplane.RawAesKeyring) -> None:
+    # A source returning bytearray (as some file objects do) is read; a str is a TypeError.
+    message = keyplane.encrypt_message(b"data", keyrings=[ring])
+    src = io.BytesIO(message)
+
+    class Arrays:
+        def read(self, n: int) -> bytearray:
+            return bytearray(src.read(n))
+
+    assert keyplane.stream.open_decrypting(Arrays(), keyrings=[ring]).read() == b"data"
+
+    class Text:
+        def read(self, n: int) -> str:
+            return "x" * n
+
+    with pytest.raises(TypeError):
+        keyplane.stream.open_decrypting(Text(), keyrings=[ring])
