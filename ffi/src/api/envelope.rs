@@ -242,7 +242,11 @@ unsafe fn pool_engine<'a>(engine: *const kp_engine) -> Outcome<Option<&'a Engine
     unsafe { engine_arg(engine) }.map(Some)
 }
 
-fn encrypt_config(engine: Option<&Engine>, frame_length: u32, suite: u16) -> Outcome<EnvelopeConfig> {
+fn encrypt_config(
+    engine: Option<&Engine>,
+    frame_length: u32,
+    suite: u16,
+) -> Outcome<EnvelopeConfig> {
     let mut config = EnvelopeConfig::default();
     if suite != 0 {
         config.suite = AlgorithmSuite::from_id(suite).ok_or_else(|| {
@@ -302,7 +306,9 @@ fn empty_context() -> &'static EncryptionContext {
 // ---- streaming ---------------------------------------------------------------------------------
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Where an encryptor writes its message: taken out after every step.
@@ -446,8 +452,7 @@ impl Decrypting {
             let next = {
                 let inbox = lock(&self.inbox.0);
                 let available = &inbox.bytes[inbox.pos..];
-                Self::frame_len(available, frame_length)
-                    .filter(|&(len, _)| len <= available.len())
+                Self::frame_len(available, frame_length).filter(|&(len, _)| len <= available.len())
             };
             let Some((_, final_frame)) = next else {
                 return Ok(());
@@ -481,7 +486,7 @@ enum Mode {
         encryptor: Option<Encryptor<Sink>>,
         sink: Sink,
     },
-    Decrypt(Box<Decrypting>),
+    Decrypt(Decrypting),
 }
 
 /// A streaming context: the engine's encryptor or decryptor and the output not yet handed over.
@@ -698,7 +703,7 @@ pub unsafe extern "C" fn kp_envelope_decrypt_new(
             // One frame per step: the adapter hands the decryptor exactly one whole frame.
             config.window_frames = 1;
             let out = out_arg(out, "out")?;
-            let stream = EnvelopeStream::new(Mode::Decrypt(Box::new(Decrypting {
+            let stream = EnvelopeStream::new(Mode::Decrypt(Decrypting {
                 keyrings,
                 config,
                 inbox: Inbox::default(),
@@ -706,7 +711,7 @@ pub unsafe extern "C" fn kp_envelope_decrypt_new(
                 whole: false,
                 body_done: false,
                 frame: Zeroizing::new(Vec::new()),
-            })));
+            }));
             write_out(out, into_raw::<kp_envelope>(stream));
             Ok(())
         }
@@ -717,11 +722,7 @@ pub unsafe extern "C" fn kp_envelope_decrypt_new(
 ///
 /// # Safety
 /// Each pointer is NULL or writable.
-unsafe fn step_outs(
-    consumed: *mut usize,
-    written: *mut usize,
-    pending: *mut usize,
-) -> Outcome<()> {
+unsafe fn step_outs(consumed: *mut usize, written: *mut usize, pending: *mut usize) -> Outcome<()> {
     if !consumed.is_null() {
         out_arg(consumed, "consumed")?;
     }
