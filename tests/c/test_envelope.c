@@ -293,28 +293,37 @@ static void test_release_rule(kp_engine *engine) {
   CHECK(w == 0 && p == 0);
   kp_envelope_free(ctx);
 
-  /* Signed: nothing at all until finish has verified the signature. */
+  /* Signed: nothing at all until the last byte of the signature is in and verified. */
   OK(kp_envelope_encrypt(engine, one, 1, NULL, 100, 0x0578, pt, sizeof pt, msg, MSG_CAP,
                          &msg_len));
   OK(kp_envelope_decrypt_new(engine, one, 1, NULL, &ctx));
-  for (i = 0; i < msg_len; i += 50) {
-    size_t len = msg_len - i < 50 ? msg_len - i : 50;
+  for (i = 0; i + 1 < msg_len; i += 50) {
+    size_t len = msg_len - 1 - i < 50 ? msg_len - 1 - i : 50;
     OK(kp_envelope_update(ctx, msg + i, len, &took, buf, sizeof buf, &w, &p));
     CHECK(took == len && w == 0 && p == 0);
   }
-  EXPECT(KP_STATUS_BUFFER_TOO_SMALL, kp_envelope_finish(ctx, buf, 10, &w, &p));
-  CHECK(w == 10 && p == sizeof pt - 10 && memcmp(buf, pt, 10) == 0);
+  EXPECT(KP_STATUS_BUFFER_TOO_SMALL,
+         kp_envelope_update(ctx, msg + msg_len - 1, 1, &took, buf, 10, &w, &p));
+  CHECK(took == 1 && w == 10 && p == sizeof pt - 10 && memcmp(buf, pt, 10) == 0);
   OK(kp_envelope_finish(ctx, back, p, &w, &p));
   CHECK(w == sizeof pt - 10 && p == 0 && memcmp(back, pt + 10, w) == 0);
+  kp_envelope_free(ctx);
+  /* A signed message cut short (the signature missing): finish fails, nothing came out. */
+  OK(kp_envelope_decrypt_new(engine, one, 1, NULL, &ctx));
+  OK(kp_envelope_update(ctx, msg, msg_len - 30, &took, buf, sizeof buf, &w, &p));
+  CHECK(w == 0 && p == 0);
+  EXPECT(KP_STATUS_INVALID_CIPHERTEXT, kp_envelope_finish(ctx, buf, sizeof buf, &w, &p));
+  CHECK(w == 0 && p == 0);
   kp_envelope_free(ctx);
 
   /* A bad signature: finish fails, and no plaintext ever came out. */
   msg[msg_len - 1] ^= 1;
   OK(kp_envelope_decrypt_new(engine, one, 1, NULL, &ctx));
-  OK(kp_envelope_update(ctx, msg, msg_len, &took, buf, sizeof buf, &w, &p));
+  OK(kp_envelope_update(ctx, msg, msg_len - 1, &took, buf, sizeof buf, &w, &p));
   CHECK(w == 0);
   memset(buf, 0xAA, sizeof buf);
-  EXPECT(KP_STATUS_INVALID_SIGNATURE, kp_envelope_finish(ctx, buf, sizeof buf, &w, &p));
+  EXPECT(KP_STATUS_INVALID_SIGNATURE,
+         kp_envelope_update(ctx, msg + msg_len - 1, 1, &took, buf, sizeof buf, &w, &p));
   CHECK(w == 0 && p == 0);
   for (i = 0; i < sizeof buf; i++) CHECK(buf[i] == 0xAA || buf[i] == 0);
   /* The failure sticks. */

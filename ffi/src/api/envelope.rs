@@ -15,8 +15,10 @@
 //! `output` (what it wrote there is zeroed).
 //!
 //! Decryption releases no plaintext of a frame before that frame authenticated, and for the
-//! signed suites (and non-framed bodies) none before the whole message (signature included)
-//! verified: such a message's plaintext comes out of `kp_envelope_finish`. An unsigned message
+//! signed suites none before the whole message (signature included) verified: frames are opened
+//! as they arrive and their plaintext held (at most `max_buffered_plaintext`, 256 MiB, else
+//! `KP_STATUS_LIMIT_EXCEEDED`) until the signature after the final frame verified. A non-framed
+//! body (read only) is opened at `kp_envelope_finish`. An unsigned message
 //! that proves truncated or tampered at a later frame fails there; the caller discards what it
 //! received (as with `keyplane decrypt-file`).
 
@@ -375,9 +377,12 @@ struct Decrypting {
     config: EnvelopeConfig,
     inbox: Inbox,
     decryptor: Option<Decryptor<Inbox>>,
-    /// The message is read at finish only: signed (plaintext released after the signature) or
-    /// non-framed (one block).
+    /// The message is read at finish only: a non-framed body (one block).
     whole: bool,
+    /// Signed: plaintext is held here (at most `max_buffered_plaintext`) until the final frame
+    /// and the signature after it verified.
+    signed: bool,
+    held: Zeroizing<Vec<u8>>,
     /// The final frame has been read.
     body_done: bool,
     frame: Zeroizing<Vec<u8>>,
@@ -409,14 +414,16 @@ impl Decrypting {
         }
         let decryptor = Decryptor::new(self.inbox.clone(), &self.keyrings, &self.config)?;
         let header = decryptor.header();
-        self.whole = header.suite.is_signed() || !header.framed;
+        self.whole = !header.framed;
+        self.signed = header.suite.is_signed();
         self.decryptor = Some(decryptor);
         Ok(())
     }
 
-    /// The length of the frame at the start of `available`, and whether it is the final frame;
-    /// `None` until enough of it is here to tell.
-    fn frame_len(available: &[u8], frame_length: usize) -> Option<(usize, bool)> {
+    /// The length of the frame at the start of `available` (for a signed message's final frame,
+    /// with the footer after it), and whether it is the final frame; `None` until enough of it
+    /// is here to tell.
+    fn frame_len(available: &[u8], frame_length: usize, signed: bool) -> Option<(usize, bool)> {
         let word = |at: usize| -> Option<usize> {
             let b = available.get(at..at + 4)?;
             Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
@@ -428,7 +435,16 @@ impl Decrypting {
         // decryptor's to refuse once these bytes are here.
         let head = 4 + 4 + IV_LEN + 4;
         let len = word(head - 4)?.min(frame_length);
-        Some((head + len + TAG_LEN, true))
+        let end = head + len + TAG_LEN;
+        if !signed {
+            return Some((end, true));
+        }
+        // The footer: signature length (u16) and signature.
+        let footer = available.get(end..end + 2)?;
+        Some((
+            end + 2 + u16::from_be_bytes([footer[0], footer[1]]) as usize,
+            true,
+        ))
     }
 
     /// Takes `input` and decrypts every frame that is now whole into `out`.
@@ -452,7 +468,8 @@ impl Decrypting {
             let next = {
                 let inbox = lock(&self.inbox.0);
                 let available = &inbox.bytes[inbox.pos..];
-                Self::frame_len(available, frame_length).filter(|&(len, _)| len <= available.len())
+                Self::frame_len(available, frame_length, self.signed)
+                    .filter(|&(len, _)| len <= available.len())
             };
             let Some((_, final_frame)) = next else {
                 return Ok(());
@@ -463,9 +480,28 @@ impl Decrypting {
             // One frame is here: one read opens it (and, for the final frame, checks that
             // nothing follows) and yields all its plaintext.
             let n = decryptor.read(&mut self.frame).map_err(error_from_io)?;
-            out.extend_from_slice(&self.frame[..n]);
+            if self.signed {
+                let limit = self.config.max_buffered_plaintext;
+                if (self.held.len() + n) as u64 > limit {
+                    return Err(Failure::new(
+                        kp_status::LimitExceeded,
+                        format!(
+                            "the plaintext of a signed message held until its signature verifies \
+                             is over the limit of {limit} bytes"
+                        ),
+                    ));
+                }
+                self.held.extend_from_slice(&self.frame[..n]);
+            } else {
+                out.extend_from_slice(&self.frame[..n]);
+            }
             self.frame[..n].zeroize();
             self.body_done = final_frame;
+            if final_frame && self.signed {
+                // The final frame's read verified the signature: all of it goes out.
+                out.extend_from_slice(&self.held);
+                self.held.zeroize();
+            }
         }
     }
 
@@ -476,17 +512,24 @@ impl Decrypting {
             .decryptor
             .as_mut()
             .ok_or_else(|| Failure::new(kp_status::Internal, "no decryptor after the header"))?;
-        decryptor.read_all(out)?;
+        if self.signed {
+            // Released only when the rest, signature included, verified.
+            decryptor.read_all(&mut self.held)?;
+            out.extend_from_slice(&self.held);
+            self.held.zeroize();
+        } else {
+            decryptor.read_all(out)?;
+        }
         Ok(())
     }
 }
 
 enum Mode {
     Encrypt {
-        encryptor: Option<Encryptor<Sink>>,
+        encryptor: Option<Box<Encryptor<Sink>>>,
         sink: Sink,
     },
-    Decrypt(Decrypting),
+    Decrypt(Box<Decrypting>),
 }
 
 /// A streaming context: the engine's encryptor or decryptor and the output not yet handed over.
@@ -541,7 +584,7 @@ impl EnvelopeStream {
                     }
                     None => {
                         if let Some(encryptor) = encryptor.take() {
-                            encryptor.finish()?;
+                            (*encryptor).finish()?;
                         }
                     }
                 }
@@ -597,6 +640,9 @@ impl EnvelopeStream {
         }
         if let Err(failure) = outcome {
             out[..end].zeroize();
+            if let Mode::Decrypt(decrypting) = &mut self.mode {
+                decrypting.held.zeroize();
+            }
             self.pending.zeroize();
             self.pending.clear();
             self.pending_pos = 0;
@@ -662,7 +708,7 @@ pub unsafe extern "C" fn kp_envelope_encrypt_new(
             let sink = Sink::default();
             let encryptor = Encryptor::new(sink.clone(), &keyrings, &config, context)?;
             let stream = EnvelopeStream::new(Mode::Encrypt {
-                encryptor: Some(encryptor),
+                encryptor: Some(Box::new(encryptor)),
                 sink,
             });
             write_out(out, into_raw::<kp_envelope>(stream));
@@ -675,8 +721,9 @@ pub unsafe extern "C" fn kp_envelope_encrypt_new(
 /// encrypted data keys; none succeeding is `KP_STATUS_INCORRECT_KEY`) under
 /// `commitment_policy` (NULL: "REQUIRE_ENCRYPT_REQUIRE_DECRYPT"; "REQUIRE_ENCRYPT_ALLOW_DECRYPT"
 /// or "FORBID_ENCRYPT_ALLOW_DECRYPT" also read the non-committing suites). `engine` (optional)
-/// lends its worker pool. Frames are released as each authenticates; a signed message's (and a
-/// non-framed body's) plaintext only from `kp_envelope_finish`, after its signature verified.
+/// lends its worker pool. Frames are released as each authenticates; a signed message's
+/// plaintext is held (up to 256 MiB) until its signature, after the final frame, verified; a
+/// non-framed body's comes from `kp_envelope_finish`.
 /// Failures: `KP_STATUS_INVALID_CIPHERTEXT` (malformed, tampered, truncated, trailing bytes),
 /// `KP_STATUS_INVALID_SIGNATURE`, `KP_STATUS_INCORRECT_KEY`, `KP_STATUS_LIMIT_EXCEEDED`.
 ///
@@ -700,18 +747,23 @@ pub unsafe extern "C" fn kp_envelope_decrypt_new(
             let engine = pool_engine(engine)?;
             let keyrings = keyrings_arg(keyrings, keyring_count)?;
             let mut config = decrypt_config(engine, commitment_policy)?;
-            // One frame per step: the adapter hands the decryptor exactly one whole frame.
+            // One frame per step: the adapter hands the decryptor exactly one whole frame. A
+            // signed message's frames are held here, not in the decryptor, so that they can be
+            // opened as they arrive (no ciphertext piles up) and released after the signature.
             config.window_frames = 1;
+            config.signed_release = SignedRelease::PerFrame;
             let out = out_arg(out, "out")?;
-            let stream = EnvelopeStream::new(Mode::Decrypt(Decrypting {
+            let stream = EnvelopeStream::new(Mode::Decrypt(Box::new(Decrypting {
                 keyrings,
                 config,
                 inbox: Inbox::default(),
                 decryptor: None,
                 whole: false,
+                signed: false,
+                held: Zeroizing::new(Vec::new()),
                 body_done: false,
                 frame: Zeroizing::new(Vec::new()),
-            }));
+            })));
             write_out(out, into_raw::<kp_envelope>(stream));
             Ok(())
         }
@@ -1017,4 +1069,203 @@ pub unsafe extern "C" fn kp_envelope_decrypt(
             Ok(())
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aes_keyring() -> *mut kp_keyring {
+        let mut ring = std::ptr::null_mut();
+        // SAFETY: NUL-terminated literals, a 32-byte key, a writable out-pointer.
+        let status = unsafe {
+            kp_keyring_raw_aes_new(
+                c"ns".as_ptr(),
+                c"k".as_ptr(),
+                [9u8; 32].as_ptr(),
+                32,
+                &mut ring,
+            )
+        };
+        assert_eq!(status, kp_status::Ok);
+        ring
+    }
+
+    /// Streams `input` through `ctx` in chunks from `sizes` with an output buffer of `cap`.
+    fn stream(
+        ctx: *mut kp_envelope,
+        input: &[u8],
+        sizes: &mut impl FnMut() -> usize,
+        cap: usize,
+    ) -> (kp_status, Vec<u8>) {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; cap];
+        let (mut off, mut took, mut written, mut pending) = (0, 0, 0, 0);
+        while off < input.len() {
+            let len = sizes().min(input.len() - off);
+            // SAFETY: live context, buffers of their lengths, writable out-pointers.
+            let status = unsafe {
+                kp_envelope_update(
+                    ctx,
+                    input[off..].as_ptr(),
+                    len,
+                    &mut took,
+                    buf.as_mut_ptr(),
+                    cap,
+                    &mut written,
+                    &mut pending,
+                )
+            };
+            if status != kp_status::Ok && status != kp_status::BufferTooSmall {
+                assert_eq!((written, pending), (0, 0));
+                return (status, out);
+            }
+            out.extend_from_slice(&buf[..written]);
+            off += took;
+        }
+        loop {
+            // SAFETY: as above.
+            let status = unsafe {
+                kp_envelope_finish(ctx, buf.as_mut_ptr(), cap, &mut written, &mut pending)
+            };
+            if status != kp_status::Ok && status != kp_status::BufferTooSmall {
+                assert_eq!((written, pending), (0, 0));
+                return (status, out);
+            }
+            out.extend_from_slice(&buf[..written]);
+            if status == kp_status::Ok {
+                return (status, out);
+            }
+        }
+    }
+
+    /// An attacker's message (every byte flipped, in turn, under varying chunkings) streamed
+    /// to a C caller: never a panic or success, and what came out is whole authenticated frames
+    /// of the real plaintext, nothing else.
+    #[test]
+    fn envelope_c_stream_releases_only_authenticated_frames_of_mutated_messages() {
+        let ring = aes_keyring();
+        let rings = [ring.cast_const()];
+        let plaintext: Vec<u8> = (0..100u32).map(|i| (i * 7) as u8).collect();
+        let mut message = vec![0u8; 4096];
+        let mut len = 0;
+        for suite in [0x0478u16, 0x0578] {
+            // SAFETY: a live keyring array, buffers of their lengths, a writable length.
+            let status = unsafe {
+                kp_envelope_encrypt(
+                    std::ptr::null(),
+                    rings.as_ptr(),
+                    1,
+                    std::ptr::null(),
+                    16,
+                    suite,
+                    plaintext.as_ptr(),
+                    plaintext.len(),
+                    message.as_mut_ptr(),
+                    message.len(),
+                    &mut len,
+                )
+            };
+            assert_eq!(status, kp_status::Ok);
+            let mut seed = 0x2545_f491_u64;
+            let mut sizes = move || {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                1 + (seed >> 59) as usize
+            };
+            for at in (0..len).step_by(if suite == 0x0478 { 1 } else { 5 }) {
+                let mut bad = message[..len].to_vec();
+                bad[at] ^= 0x20;
+                let mut ctx = std::ptr::null_mut();
+                // SAFETY: as above.
+                let status = unsafe {
+                    kp_envelope_decrypt_new(
+                        std::ptr::null(),
+                        rings.as_ptr(),
+                        1,
+                        std::ptr::null(),
+                        &mut ctx,
+                    )
+                };
+                assert_eq!(status, kp_status::Ok);
+                let (status, out) = stream(ctx, &bad, &mut sizes, 1 + at % 7);
+                // SAFETY: made above, freed once.
+                unsafe { kp_envelope_free(ctx) };
+                assert!(
+                    matches!(
+                        status,
+                        kp_status::InvalidCiphertext
+                            | kp_status::IncorrectKey
+                            | kp_status::InvalidSignature
+                    ),
+                    "byte {at} of a 0x{suite:04x} message: {status:?}"
+                );
+                assert_eq!(out.len() % 16, 0, "byte {at}: a partial frame came out");
+                assert_eq!(
+                    out[..],
+                    plaintext[..out.len()],
+                    "byte {at}: wrong plaintext came out"
+                );
+                if suite == 0x0578 {
+                    assert!(
+                        out.is_empty(),
+                        "byte {at}: plaintext of a signed message that failed"
+                    );
+                }
+            }
+            // The intact message, in the same chunkings, comes out whole.
+            let mut ctx = std::ptr::null_mut();
+            // SAFETY: as above.
+            unsafe {
+                kp_envelope_decrypt_new(
+                    std::ptr::null(),
+                    rings.as_ptr(),
+                    1,
+                    std::ptr::null(),
+                    &mut ctx,
+                )
+            };
+            let (status, out) = stream(ctx, &message[..len], &mut sizes, 3);
+            // SAFETY: made above, freed once.
+            unsafe { kp_envelope_free(ctx) };
+            assert_eq!(status, kp_status::Ok);
+            assert_eq!(out, plaintext);
+        }
+        // SAFETY: made above, freed once.
+        unsafe { kp_keyring_free(ring) };
+    }
+
+    #[test]
+    fn frame_len_waits_for_the_marker_and_the_final_length() {
+        assert_eq!(Decrypting::frame_len(&[0, 0, 0], 10, false), None);
+        assert_eq!(
+            Decrypting::frame_len(&[0, 0, 0, 1], 10, true),
+            Some((42, false))
+        );
+        let mut last = vec![0xff; 4];
+        last.extend_from_slice(&[0; 4 + IV_LEN]);
+        assert_eq!(Decrypting::frame_len(&last, 10, false), None);
+        last.extend_from_slice(&3u32.to_be_bytes());
+        assert_eq!(
+            Decrypting::frame_len(&last, 10, false),
+            Some((24 + 3 + 16, true))
+        );
+        // Signed: the footer's length too.
+        last.extend_from_slice(&[0; 3 + 16]);
+        assert_eq!(Decrypting::frame_len(&last, 10, true), None);
+        last.extend_from_slice(&[0, 103]);
+        assert_eq!(
+            Decrypting::frame_len(&last, 10, true),
+            Some((24 + 3 + 16 + 2 + 103, true))
+        );
+        // A final length over the frame length: a frame length's worth is asked for (the
+        // decryptor refuses the length once it has read it).
+        last.truncate(20);
+        last.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(
+            Decrypting::frame_len(&last, 10, false),
+            Some((24 + 10 + 16, true))
+        );
+    }
 }
