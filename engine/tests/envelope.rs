@@ -608,3 +608,53 @@ fn a_header_claiming_huge_frames_costs_no_memory_and_is_bounded() {
     let e = envelope::decrypt_message(&[kr], &bounded, &header).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
 }
+
+#[test]
+fn into_calls_reuse_the_buffer_and_release_nothing_on_failure() {
+    let kr = aes("k", 1);
+    for suite in [
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384,
+    ] {
+        let cfg = config(suite, 64);
+        let keyrings = std::slice::from_ref(&kr);
+        let mut message = b"stale bytes of an earlier message".to_vec();
+        let mut plaintext = b"stale plaintext".to_vec();
+        for len in [1000, 10, 0, 640] {
+            let pt = data(len);
+            envelope::encrypt_message_into(keyrings, &cfg, &context(), &pt, &mut message).unwrap();
+            // The one-shot result decrypts with the streaming reader, and the `_into` reader
+            // gives exactly the plaintext (the buffer's old contents gone).
+            let mut streamed = Vec::new();
+            Decryptor::new(&message[..], keyrings, &cfg)
+                .unwrap()
+                .read_to_end(&mut streamed)
+                .unwrap();
+            assert_eq!(streamed, pt, "{suite} len {len}");
+            let header =
+                envelope::decrypt_message_into(keyrings, &cfg, &message, &mut plaintext).unwrap();
+            assert_eq!(plaintext, pt, "{suite} len {len}");
+            assert_eq!(header.suite, suite);
+        }
+        // A tampered last frame: the whole call fails and the buffer is left empty, although
+        // every earlier frame authenticated.
+        let pt = data(640);
+        envelope::encrypt_message_into(keyrings, &cfg, &context(), &pt, &mut message).unwrap();
+        let mut tampered = message.clone();
+        let at = if suite.is_signed() {
+            tampered.len() - 120
+        } else {
+            tampered.len() - 20
+        };
+        tampered[at] ^= 1;
+        let err =
+            envelope::decrypt_message_into(keyrings, &cfg, &tampered, &mut plaintext).unwrap_err();
+        assert!(typed(&err), "{suite}: {err}");
+        assert!(plaintext.is_empty(), "{suite}: plaintext released");
+        // A failed encryption (a reserved context key) leaves the message buffer empty too.
+        let mut bad = context();
+        bad.insert("aws-crypto-x".into(), "y".into());
+        assert!(envelope::encrypt_message_into(keyrings, &cfg, &bad, &pt, &mut message).is_err());
+        assert!(message.is_empty());
+    }
+}

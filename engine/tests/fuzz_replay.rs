@@ -124,6 +124,7 @@ fn every_fuzz_target_has_a_replay() {
         "data_keys",
         "store_records",
         "ffi_abi",
+        "envelope_parse",
         // Need keyplane-server: replayed by fuzz/tests/replay.rs (request_parse) and
         // server/tests/fuzz_replay.rs (sigv4_parse).
         "request_parse",

@@ -8,7 +8,8 @@
 //!
 //! Inputs: `bytes` are read in place; `bytearray` and `memoryview` are copied once into memory
 //! that is zeroed after the call ([`convert::Input`]). Batch calls, control-plane calls and calls on
-//! large or asymmetric work release the GIL.
+//! large or asymmetric work release the GIL. Envelope encryption in the AWS Encryption SDK's message
+//! format ([`envelope`]): keyrings, one-shot calls and streams over Python file objects.
 #![deny(unsafe_code)]
 // Native methods take the service's request parameters as keyword arguments, one Rust argument each.
 #![allow(clippy::too_many_arguments)]
@@ -18,6 +19,7 @@ mod control;
 mod convert;
 mod data;
 mod engine;
+mod envelope;
 mod errors;
 mod secret;
 mod store;
@@ -35,6 +37,13 @@ fn _keyplane(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<engine::Engine>()?;
     m.add_class::<secret::SecretBytes>()?;
+    m.add_class::<envelope::KmsKeyring>()?;
+    m.add_class::<envelope::RawAesKeyring>()?;
+    m.add_class::<envelope::RawRsaKeyring>()?;
+    m.add_class::<envelope::EnvelopeWriter>()?;
+    m.add_class::<envelope::EnvelopeReader>()?;
+    m.add_function(wrap_pyfunction!(envelope::encrypt_message, m)?)?;
+    m.add_function(wrap_pyfunction!(envelope::decrypt_message, m)?)?;
     m.add_function(wrap_pyfunction!(fips_mode, m)?)?;
     m.add_function(wrap_pyfunction!(store::resolve_store, m)?)?;
     m.add_function(wrap_pyfunction!(secret::_secrets_zeroed, m)?)?;

@@ -36,7 +36,7 @@ from conftest import (
     signed_request,
 )
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 # Every operation keyplane serves (server/src/protocol's dispatch table); the last test checks
 # this suite called each one successfully through botocore.
@@ -47,6 +47,7 @@ SERVED = {
     "CreateKey",
     "Decrypt",
     "DeleteAlias",
+    "DeleteImportedKeyMaterial",
     "DeriveSharedSecret",
     "DescribeKey",
     "DisableKey",
@@ -63,7 +64,9 @@ SERVED = {
     "GetKeyLastUsage",
     "GetKeyPolicy",
     "GetKeyRotationStatus",
+    "GetParametersForImport",
     "GetPublicKey",
+    "ImportKeyMaterial",
     "ListAliases",
     "ListGrants",
     "ListKeyPolicies",
@@ -319,6 +322,45 @@ def test_data_key_pairs(kms: Any, key: dict[str, Any]) -> None:
         )
         == blind["PublicKey"]
     )
+
+
+def test_import_key_material(kms: Any) -> None:
+    """Bring your own key: material wrapped by `cryptography` with RSAES_OAEP_SHA_256 under the
+    wrapping key GetParametersForImport returned, imported, used, deleted and imported again;
+    other material is refused."""
+    key = kms.create_key(Origin="EXTERNAL")["KeyMetadata"]
+    assert key["KeyState"] == "PendingImport" and key["Origin"] == "EXTERNAL"
+    material = uuid.uuid4().bytes + uuid.uuid4().bytes
+
+    def import_material(raw: bytes) -> None:
+        params = kms.get_parameters_for_import(
+            KeyId=key["KeyId"],
+            WrappingAlgorithm="RSAES_OAEP_SHA_256",
+            WrappingKeySpec="RSA_2048",
+        )
+        assert params["KeyId"] == key["Arn"] and params["ParametersValidTo"]
+        public = serialization.load_der_public_key(params["PublicKey"])
+        oaep = padding.OAEP(
+            mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None
+        )
+        kms.import_key_material(
+            KeyId=key["KeyId"],
+            ImportToken=params["ImportToken"],
+            EncryptedKeyMaterial=public.encrypt(raw, oaep),  # type: ignore[union-attr]
+            ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+        )
+
+    import_material(material)
+    described = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
+    assert described["KeyState"] == "Enabled"
+    assert described["ExpirationModel"] == "KEY_MATERIAL_DOES_NOT_EXPIRE"
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"under my own key")["CiphertextBlob"]
+    kms.delete_imported_key_material(KeyId=key["KeyId"])
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingImport"
+    fails("KMSInvalidStateException", kms.decrypt, CiphertextBlob=blob)
+    fails("IncorrectKeyMaterialException", import_material, bytes(32))
+    import_material(material)
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"under my own key"
 
 
 def test_random(kms: Any) -> None:

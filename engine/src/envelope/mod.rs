@@ -54,8 +54,8 @@ pub use cache::{CacheLimits, CacheStats, DataKeyCache};
 pub use header::{EncryptedDataKey, Header};
 pub use keyring::{Keyring, KmsKeyring, RawAesKeyring, RawRsaKeyring, RsaPadding};
 pub use stream::{
-    decrypt_message, encrypt_message, DecryptedMessage, Decryptor, Encryptor, EnvelopeConfig,
-    Keyrings, SignedRelease,
+    decrypt_message, decrypt_message_into, encrypt_message, encrypt_message_into, DecryptedMessage,
+    Decryptor, Encryptor, EnvelopeConfig, Keyrings, SignedRelease,
 };
 pub use suite::{AlgorithmSuite, CommitmentPolicy};
 

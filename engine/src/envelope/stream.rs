@@ -133,6 +133,10 @@ pub struct Encryptor<W: Write> {
     frame_length: usize,
     pending: Zeroizing<Vec<u8>>,
     sealed: Vec<u8>,
+    /// Direct mode (the one-shot calls): `sealed` is the message itself, frames are sealed
+    /// straight into it, and this is how much of it the signer has seen. `None`: frames go
+    /// through `sealed` to the sink.
+    direct_from: Option<usize>,
     next_sequence: u32,
     signer: Option<Signer>,
     poisoned: bool,
@@ -248,6 +252,7 @@ impl<W: Write> Encryptor<W> {
                 config.window_bytes(frame_length).min(1 << 20),
             )),
             sealed: Vec::new(),
+            direct_from: None,
             next_sequence: 1,
             signer,
             poisoned: false,
@@ -270,6 +275,13 @@ impl<W: Write> Encryptor<W> {
     }
 
     fn emit_sealed(&mut self) -> Result<()> {
+        if let Some(from) = self.direct_from {
+            if let Some(s) = self.signer.as_mut() {
+                s.update(&self.sealed[from..]);
+            }
+            self.direct_from = Some(self.sealed.len());
+            return Ok(());
+        }
         if let Some(s) = self.signer.as_mut() {
             s.update(&self.sealed);
         }
@@ -331,6 +343,19 @@ impl<W: Write> Encryptor<W> {
     /// Seals what remains as the final frame, writes the footer (signed suites), flushes, and
     /// returns the sink.
     pub fn finish(mut self) -> Result<W> {
+        self.seal_rest()?;
+        let Some(mut out) = self.out.take() else {
+            return Err(Error::Internal("encryptor used after finish".into()));
+        };
+        if let Some(footer) = self.footer()? {
+            out.write_all(&footer).map_err(errors::io)?;
+        }
+        out.flush().map_err(errors::io)?;
+        Ok(out)
+    }
+
+    /// Seals the pending plaintext: its whole frames, then the final frame.
+    fn seal_rest(&mut self) -> Result<()> {
         if self.poisoned {
             return Err(Error::Validation(
                 "the encryptor failed earlier; the message is incomplete".into(),
@@ -356,18 +381,43 @@ impl<W: Write> Encryptor<W> {
             &pending[regular..],
             &mut self.sealed,
         )?;
-        self.emit_sealed()?;
-        let Some(mut out) = self.out.take() else {
-            return Err(Error::Internal("encryptor used after finish".into()));
+        self.emit_sealed()
+    }
+
+    /// A signed suite's footer (signature length, signature); `None` for unsigned suites.
+    fn footer(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(signer) = self.signer.take() else {
+            return Ok(None);
         };
-        if let Some(signer) = self.signer.take() {
-            let signature = signer.finish()?;
-            out.write_all(&(signature.len() as u16).to_be_bytes())
-                .map_err(errors::io)?;
-            out.write_all(&signature).map_err(errors::io)?;
+        let signature = signer.finish()?;
+        let mut footer = Vec::with_capacity(2 + signature.len());
+        footer.extend_from_slice(&(signature.len() as u16).to_be_bytes());
+        footer.extend_from_slice(&signature);
+        Ok(Some(footer))
+    }
+}
+
+impl Encryptor<Vec<u8>> {
+    /// Direct mode for the one-shot calls: the sink's buffer (holding the header) becomes the
+    /// buffer frames are sealed into, so no frame is copied after sealing.
+    fn into_direct(mut self, capacity: usize) -> Self {
+        if let Some(out) = self.out.as_mut() {
+            let mut message = std::mem::take(out);
+            message.reserve(capacity.saturating_sub(message.len()));
+            self.direct_from = Some(message.len());
+            self.sealed = message;
         }
-        out.flush().map_err(errors::io)?;
-        Ok(out)
+        self
+    }
+
+    /// Finishes a direct-mode message and returns it.
+    fn finish_direct(mut self) -> Result<Vec<u8>> {
+        self.seal_rest()?;
+        let mut message = std::mem::take(&mut self.sealed);
+        if let Some(footer) = self.footer()? {
+            message.extend_from_slice(&footer);
+        }
+        Ok(message)
     }
 }
 
@@ -723,8 +773,23 @@ impl<R: Read> Decryptor<R> {
 
     /// Reads the rest of the message into `out`; fails as a read would.
     pub fn read_all(&mut self, out: &mut Vec<u8>) -> Result<()> {
-        self.read_to_end(out).map_err(super::error_from_io)?;
-        Ok(())
+        // As `Read::read` releases it, batch by batch, appended without the zero-filled probe
+        // buffers of `read_to_end`.
+        loop {
+            if let Some(e) = &self.failed {
+                return Err(e.clone());
+            }
+            if self.out_pos < self.out.len() {
+                out.extend_from_slice(&self.out[self.out_pos..]);
+                self.out_pos = self.out.len();
+            }
+            if self.finished {
+                return Ok(());
+            }
+            if let Err(e) = self.fill() {
+                return Err(self.fail(e));
+            }
+        }
     }
 }
 
@@ -768,17 +833,38 @@ pub fn encrypt_message(
     context: &EncryptionContext,
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
-    let capacity =
-        plaintext.len() + plaintext.len() / config.frame_length.max(1) as usize * 32 + 1024;
-    let mut encryptor = Encryptor::with_length(
-        Vec::with_capacity(capacity),
+    let mut message = Vec::new();
+    encrypt_message_into(keyrings, config, context, plaintext, &mut message)?;
+    Ok(message)
+}
+
+/// As [`encrypt_message`], into `message` (cleared first): a caller that encrypts message after
+/// message into one buffer reuses its memory instead of faulting in fresh pages each time.
+/// Frames are sealed straight into it. On an error `message` is left empty.
+pub fn encrypt_message_into(
+    keyrings: &Keyrings,
+    config: &EnvelopeConfig,
+    context: &EncryptionContext,
+    plaintext: &[u8],
+    message: &mut Vec<u8>,
+) -> Result<()> {
+    let frame_length = config.frame_length.max(1) as usize;
+    let capacity = plaintext.len()
+        + (plaintext.len() / frame_length + 1) * frame::regular_frame_size(0)
+        + 4096;
+    let mut buffer = std::mem::take(message);
+    buffer.clear();
+    let encryptor = Encryptor::with_length(
+        buffer,
         keyrings,
         config,
         context,
         Some(plaintext.len() as u64),
     )?;
+    let mut encryptor = encryptor.into_direct(capacity);
     encryptor.write_plaintext(plaintext)?;
-    encryptor.finish()
+    *message = encryptor.finish_direct()?;
+    Ok(())
 }
 
 /// A decrypted message: its plaintext (zeroed when dropped) and header.
@@ -807,11 +893,30 @@ pub fn decrypt_message(
     config: &EnvelopeConfig,
     message: &[u8],
 ) -> Result<DecryptedMessage> {
-    let mut decryptor = Decryptor::new(message, keyrings, config)?;
     let mut plaintext = Zeroizing::new(Vec::with_capacity(message.len()));
-    decryptor.read_all(&mut plaintext)?;
-    Ok(DecryptedMessage {
-        plaintext,
-        header: decryptor.header,
-    })
+    let header = decrypt_message_into(keyrings, config, message, &mut plaintext)?;
+    Ok(DecryptedMessage { plaintext, header })
+}
+
+/// As [`decrypt_message`], into `plaintext` (cleared first; the caller zeroizes it when done):
+/// a caller that decrypts message after message into one buffer reuses its memory instead of
+/// faulting in fresh pages each time. Returns the header. On an error `plaintext` is zeroed and
+/// left empty: nothing is released unless all of the message (and a signed message's signature)
+/// verified.
+pub fn decrypt_message_into(
+    keyrings: &Keyrings,
+    config: &EnvelopeConfig,
+    message: &[u8],
+    plaintext: &mut Vec<u8>,
+) -> Result<Header> {
+    plaintext.clear();
+    let result = Decryptor::new(message, keyrings, config).and_then(|mut decryptor| {
+        decryptor.read_all(plaintext)?;
+        Ok(decryptor.header)
+    });
+    if result.is_err() {
+        plaintext.zeroize();
+        plaintext.clear();
+    }
+    result
 }

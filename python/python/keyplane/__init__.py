@@ -10,12 +10,24 @@ Two interfaces over one engine:
 
 Secrets (plaintext data keys, private keys, shared secrets) come as `SecretBytes`, zeroed when
 closed or collected, in the Pythonic API, and with `client(..., secret_bytes=True)`.
+
+Envelope encryption in the AWS Encryption SDK's message format: `keyplane.encrypt_message` /
+`decrypt_message` (module `keyplane.envelope`) with keyplane keys and `RawAesKeyring` /
+`RawRsaKeyring`, and file-like streams in `keyplane.stream`.
 """
 
-from . import exceptions
+from . import envelope, exceptions, stream
 from ._api import Buffer, DataKey, DataKeyPair, Engine, Key, ok
 from ._keyplane import SecretBytes, __version__, fips_mode
 from .client import DEFAULT_ACCOUNT_ID, KMSClient, client, default_engine
+from .envelope import (
+    DecryptedMessage,
+    KmsKeyring,
+    RawAesKeyring,
+    RawRsaKeyring,
+    decrypt_message,
+    encrypt_message,
+)
 from .exceptions import ClientError, KeyplaneError, ParamValidationError
 
 __all__ = [
@@ -24,16 +36,24 @@ __all__ = [
     "ClientError",
     "DataKey",
     "DataKeyPair",
+    "DecryptedMessage",
     "DEFAULT_ACCOUNT_ID",
     "Engine",
     "Key",
     "KeyplaneError",
     "KMSClient",
+    "KmsKeyring",
     "ParamValidationError",
+    "RawAesKeyring",
+    "RawRsaKeyring",
     "SecretBytes",
     "client",
+    "decrypt_message",
     "default_engine",
+    "encrypt_message",
+    "envelope",
     "exceptions",
     "fips_mode",
     "ok",
+    "stream",
 ]

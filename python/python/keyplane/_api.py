@@ -22,7 +22,7 @@ from typing import (
     Union,
 )
 
-from . import _keyplane, exceptions
+from . import _keyplane, envelope, exceptions, stream
 from ._keyplane import SecretBytes
 from .exceptions import KeyplaneError
 
@@ -350,6 +350,123 @@ class Engine:
                 key_id=key_id, key_pair_spec=key_pair_spec, encryption_context=_ctx(context)
             )
         return DataKeyPair(r)
+
+    # Envelope encryption (keyplane.envelope, keyplane.stream): this engine's keys as the
+    # Encryption SDK's KMS keyrings, beside any raw keyrings.
+
+    def encrypt_message(
+        self,
+        plaintext: Buffer,
+        *,
+        key_id: str | None = None,
+        key_ids: Sequence[str] = (),
+        keyrings: Sequence[envelope.Keyring] = (),
+        encryption_context: Mapping[str, str] | None = None,
+        frame_length: int = 4096,
+        algorithm: str | None = None,
+        commitment_policy: str | None = None,
+        max_encrypted_data_keys: int | None = None,
+    ) -> bytes:
+        """An AWS Encryption SDK message of `plaintext` under `key_id` / `key_ids` (this engine's
+        keys) and `keyrings` (see `keyplane.envelope.encrypt_message`)."""
+        return envelope.encrypt_message(
+            plaintext,
+            engine=self,
+            key_id=key_id,
+            key_ids=key_ids,
+            keyrings=keyrings,
+            encryption_context=encryption_context,
+            frame_length=frame_length,
+            algorithm=algorithm,
+            commitment_policy=commitment_policy,
+            max_encrypted_data_keys=max_encrypted_data_keys,
+        )
+
+    def decrypt_message(
+        self,
+        message: Buffer,
+        *,
+        key_id: str | None = None,
+        key_ids: Sequence[str] = (),
+        keyrings: Sequence[envelope.Keyring] = (),
+        discovery: bool = False,
+        encryption_context: Mapping[str, str] | None = None,
+        commitment_policy: str | None = None,
+        max_encrypted_data_keys: int | None = None,
+        max_buffered_plaintext: int | None = None,
+    ) -> envelope.DecryptedMessage:
+        """`(plaintext, encryption_context)` of a whole message (see
+        `keyplane.envelope.decrypt_message`); `discovery=True` tries every key of this engine."""
+        return envelope.decrypt_message(
+            message,
+            engine=self,
+            key_id=key_id,
+            key_ids=key_ids,
+            keyrings=keyrings,
+            discovery=discovery,
+            encryption_context=encryption_context,
+            commitment_policy=commitment_policy,
+            max_encrypted_data_keys=max_encrypted_data_keys,
+            max_buffered_plaintext=max_buffered_plaintext,
+        )
+
+    def open_encrypting(
+        self,
+        dest: Any,
+        *,
+        key_id: str | None = None,
+        key_ids: Sequence[str] = (),
+        keyrings: Sequence[envelope.Keyring] = (),
+        encryption_context: Mapping[str, str] | None = None,
+        frame_length: int = 4096,
+        algorithm: str | None = None,
+        commitment_policy: str | None = None,
+        max_encrypted_data_keys: int | None = None,
+    ) -> _keyplane.EnvelopeWriter:
+        """A writer encrypting into a message written to `dest` (see
+        `keyplane.stream.open_encrypting`)."""
+        return stream.open_encrypting(
+            dest,
+            engine=self,
+            key_id=key_id,
+            key_ids=key_ids,
+            keyrings=keyrings,
+            encryption_context=encryption_context,
+            frame_length=frame_length,
+            algorithm=algorithm,
+            commitment_policy=commitment_policy,
+            max_encrypted_data_keys=max_encrypted_data_keys,
+        )
+
+    def open_decrypting(
+        self,
+        src: Any,
+        *,
+        key_id: str | None = None,
+        key_ids: Sequence[str] = (),
+        keyrings: Sequence[envelope.Keyring] = (),
+        discovery: bool = False,
+        encryption_context: Mapping[str, str] | None = None,
+        commitment_policy: str | None = None,
+        max_encrypted_data_keys: int | None = None,
+        max_buffered_plaintext: int | None = None,
+        signed_release: str = "after_signature",
+    ) -> _keyplane.EnvelopeReader:
+        """A reader of the plaintext of the message in `src` (see
+        `keyplane.stream.open_decrypting`)."""
+        return stream.open_decrypting(
+            src,
+            engine=self,
+            key_id=key_id,
+            key_ids=key_ids,
+            keyrings=keyrings,
+            discovery=discovery,
+            encryption_context=encryption_context,
+            commitment_policy=commitment_policy,
+            max_encrypted_data_keys=max_encrypted_data_keys,
+            max_buffered_plaintext=max_buffered_plaintext,
+            signed_release=signed_release,
+        )
 
     def random(self, number_of_bytes: int) -> bytes:
         """Random bytes (1 to 1024)."""

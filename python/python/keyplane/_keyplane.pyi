@@ -9,10 +9,17 @@ from typing import Any, Callable, final
 
 __all__ = [
     "Engine",
+    "EnvelopeReader",
+    "EnvelopeWriter",
+    "KmsKeyring",
+    "RawAesKeyring",
+    "RawRsaKeyring",
     "SecretBytes",
     "__version__",
     "_error_codes",
     "_secrets_zeroed",
+    "decrypt_message",
+    "encrypt_message",
     "fips_mode",
     "resolve_store",
 ]
@@ -361,3 +368,117 @@ class Engine:
         mac_algorithm: str,
     ) -> list[Any]: ...
     def generate_random_batch(self, *, sizes: Sequence[int]) -> list[Any]: ...
+
+# Envelope encryption (python/src/envelope.rs)
+
+@final
+class KmsKeyring:
+    """A keyplane key as the Encryption SDK's KMS keyring (no `key_id`: discovery)."""
+
+    def __new__(cls, engine: Engine, key_id: str | None = None) -> KmsKeyring: ...
+
+@final
+class RawAesKeyring:
+    """An AES-128/192/256 wrapping key, copied into locked memory."""
+
+    def __new__(cls, namespace: str, name: str, key: _Buffer) -> RawAesKeyring: ...
+
+@final
+class RawRsaKeyring:
+    """An RSA wrapping key: a private key wraps and unwraps, a public key only wraps."""
+
+    def __new__(
+        cls,
+        namespace: str,
+        name: str,
+        padding: str,
+        *,
+        private_key: _Buffer | None = None,
+        public_key: _Buffer | None = None,
+    ) -> RawRsaKeyring: ...
+
+_Keyring = KmsKeyring | RawAesKeyring | RawRsaKeyring
+
+def encrypt_message(
+    plaintext: _Buffer,
+    *,
+    keyrings: Sequence[_Keyring],
+    encryption_context: _Context = None,
+    frame_length: int = 4096,
+    algorithm: str | None = None,
+    commitment_policy: str | None = None,
+    max_encrypted_data_keys: int | None = None,
+) -> bytes: ...
+def decrypt_message(
+    message: _Buffer,
+    *,
+    keyrings: Sequence[_Keyring],
+    encryption_context: _Context = None,
+    commitment_policy: str | None = None,
+    max_encrypted_data_keys: int | None = None,
+    max_buffered_plaintext: int | None = None,
+) -> tuple[bytes, dict[str, str]]: ...
+
+@final
+class EnvelopeWriter:
+    """Encrypts what is written to it into a message written to `dest`."""
+
+    def __new__(
+        cls,
+        dest: Any,
+        *,
+        keyrings: Sequence[_Keyring],
+        encryption_context: _Context = None,
+        frame_length: int = 4096,
+        algorithm: str | None = None,
+        commitment_policy: str | None = None,
+        max_encrypted_data_keys: int | None = None,
+    ) -> EnvelopeWriter: ...
+    def write(self, data: _Buffer) -> int: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def writable(self) -> bool: ...
+    def readable(self) -> bool: ...
+    def flush(self) -> None: ...
+    def __enter__(self) -> EnvelopeWriter: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool: ...
+
+@final
+class EnvelopeReader:
+    """Decrypts the message read from `src`; read() returns authenticated plaintext."""
+
+    def __new__(
+        cls,
+        src: Any,
+        *,
+        keyrings: Sequence[_Keyring],
+        encryption_context: _Context = None,
+        commitment_policy: str | None = None,
+        max_encrypted_data_keys: int | None = None,
+        max_buffered_plaintext: int | None = None,
+        signed_release: str = "after_signature",
+    ) -> EnvelopeReader: ...
+    def read(self, size: int = -1) -> bytes: ...
+    def close(self) -> None: ...
+    @property
+    def encryption_context(self) -> dict[str, str]: ...
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def readable(self) -> bool: ...
+    def writable(self) -> bool: ...
+    def __enter__(self) -> EnvelopeReader: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool: ...
