@@ -103,6 +103,17 @@
 #define KP_MAX_PRIVATE_KEY_CIPHERTEXT_LEN (2560 + KP_CIPHERTEXT_OVERHEAD)
 
 /**
+ * Most keyrings one message takes (each adds an encrypted data key).
+ */
+#define KP_ENVELOPE_MAX_KEYRINGS 256
+
+/**
+ * Longest footer signature (DER ECDSA P-384) of the signed suites. A signed message's length
+ * varies by a few bytes from message to message with its signature's.
+ */
+#define KP_ENVELOPE_MAX_SIGNATURE_LEN 104
+
+/**
  * The longest import token: a buffer this long always suffices (the service's limit).
  */
 #define KP_MAX_IMPORT_TOKEN_LEN 6144
@@ -1113,6 +1124,21 @@ typedef struct kp_context kp_context;
  * every call, until `kp_engine_free`.
  */
 typedef struct kp_engine kp_engine;
+
+/**
+ * A streaming envelope encryption or decryption (`kp_envelope_encrypt_new`,
+ * `kp_envelope_decrypt_new`), fed with `kp_envelope_update` and ended with
+ * `kp_envelope_finish`; freed with `kp_envelope_free`. Not thread-safe: one call at a time.
+ */
+typedef struct kp_envelope kp_envelope;
+
+/**
+ * A keyring: wraps a message's data key (and unwraps it to decrypt). Made by
+ * `kp_keyring_kms_new`, `kp_keyring_raw_aes_new` or `kp_keyring_raw_rsa_new`; freed with
+ * `kp_keyring_free`. Immutable and thread-safe: one keyring may serve many messages on many
+ * threads at once. A KMS keyring keeps its engine alive while it lives.
+ */
+typedef struct kp_keyring kp_keyring;
 
 /**
  * A clock that moves only when told to, for tests and simulations. Thread-safe.
@@ -2637,6 +2663,246 @@ kp_status kp_generate_random(const struct kp_engine *engine,
 kp_status kp_generate_random_batch(const struct kp_engine *engine,
                                    struct kp_out *outputs,
                                    size_t count);
+
+/**
+ * A keyring over the keyplane key `key_id` (key id, ARN, alias name or alias ARN) of `engine`,
+ * as the Encryption SDK's KMS keyring uses a KMS key: the first keyring of a message generates
+ * the data key with GenerateDataKey, later ones Encrypt it; to decrypt, only data keys wrapped
+ * under this key's ARN are tried. `key_id` NULL makes a discovery keyring (decrypt only: any
+ * `aws-kms` data key the engine can decrypt). Errors: `KP_STATUS_NOT_FOUND` for an unknown key.
+ *
+ * Ownership: on success `*out` is a new keyring the caller frees with `kp_keyring_free`; it
+ * keeps `engine` alive. Thread safety: thread-safe.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` is NULL or NUL-terminated; `out` is writable.
+ */
+kp_status kp_keyring_kms_new(const struct kp_engine *engine,
+                             const char *key_id,
+                             struct kp_keyring **out);
+
+/**
+ * A raw AES keyring: `namespace` (the provider id; not starting with `aws-kms`) and `name`
+ * identify the wrapping key, `key` is its 16, 24 or 32 bytes (copied into locked memory; the
+ * caller may wipe its copy at once). Interoperates with the SDKs' raw AES keyrings.
+ *
+ * Ownership: on success `*out` is a new keyring the caller frees with `kp_keyring_free`.
+ * Thread safety: thread-safe.
+ *
+ * # Safety
+ * The strings are NUL-terminated; `key` has `key_len` readable bytes; `out` is writable.
+ */
+kp_status kp_keyring_raw_aes_new(const char *namespace_,
+                                 const char *name,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 struct kp_keyring **out);
+
+/**
+ * A raw RSA keyring: `namespace` and `name` identify the key, `padding` is "RSA_PKCS1",
+ * "RSA_OAEP_SHA1_MGF1", "RSA_OAEP_SHA256_MGF1", "RSA_OAEP_SHA384_MGF1" or
+ * "RSA_OAEP_SHA512_MGF1", and `key` a private key (PKCS#8, DER or PEM "PRIVATE KEY": wraps and
+ * unwraps) or a public key (SubjectPublicKeyInfo, DER or PEM "PUBLIC KEY": wraps only).
+ *
+ * Ownership: on success `*out` is a new keyring the caller frees with `kp_keyring_free`.
+ * Thread safety: thread-safe.
+ *
+ * # Safety
+ * The strings are NUL-terminated; `key` has `key_len` readable bytes; `out` is writable.
+ */
+kp_status kp_keyring_raw_rsa_new(const char *namespace_,
+                                 const char *name,
+                                 const char *padding,
+                                 const uint8_t *key,
+                                 size_t key_len,
+                                 struct kp_keyring **out);
+
+/**
+ * Frees a keyring. NULL is ignored. Messages and contexts made with it keep their own reference.
+ *
+ * Ownership: takes the handle. Thread safety: no call using this handle may be in flight.
+ *
+ * # Safety
+ * `keyring` is NULL or a handle from a `kp_keyring_*_new` not freed before.
+ */
+void kp_keyring_free(struct kp_keyring *keyring);
+
+/**
+ * Starts streaming encryption of one message: `keyrings` (`keyring_count`, at least one; the
+ * first generates the data key, each adds an encrypted copy), the encryption context `context`
+ * (NULL: empty; keys starting with "aws-crypto-" are reserved), `frame_length` (0: 4096; at most
+ * 2^31 - 1) and `suite` (0: 0x0578, signed and committing; 0x0478 committing; the
+ * non-committing 0x0378, 0x0178 and 0x0078 are written under FORBID_ENCRYPT_ALLOW_DECRYPT).
+ * `engine` (optional) lends its worker pool for sealing frames in parallel. The header (with
+ * the wrapped data keys) is made now and comes out of the first `kp_envelope_update` or
+ * `kp_envelope_finish`. A context freed before finish leaves a message every reader refuses
+ * as truncated.
+ *
+ * Ownership: on success `*out` is a new context the caller frees with `kp_envelope_free`; it
+ * holds its own references to the keyrings. Thread safety: the new context is used by one
+ * thread at a time.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `keyrings` points to `keyring_count` live keyring
+ * handles; `context` is NULL or a live handle; `out` is writable.
+ */
+kp_status kp_envelope_encrypt_new(const struct kp_engine *engine,
+                                  const struct kp_keyring *const *keyrings,
+                                  size_t keyring_count,
+                                  const struct kp_context *context,
+                                  uint32_t frame_length,
+                                  uint16_t suite,
+                                  struct kp_envelope **out);
+
+/**
+ * Starts streaming decryption of one message with `keyrings` (tried in order on the message's
+ * encrypted data keys; none succeeding is `KP_STATUS_INCORRECT_KEY`) under
+ * `commitment_policy` (NULL: "REQUIRE_ENCRYPT_REQUIRE_DECRYPT"; "REQUIRE_ENCRYPT_ALLOW_DECRYPT"
+ * or "FORBID_ENCRYPT_ALLOW_DECRYPT" also read the non-committing suites). `engine` (optional)
+ * lends its worker pool. Frames are released as each authenticates; a signed message's
+ * plaintext is held (up to 256 MiB) until its signature, after the final frame, verified; a
+ * non-framed body's comes from `kp_envelope_finish`.
+ * Failures: `KP_STATUS_INVALID_CIPHERTEXT` (malformed, tampered, truncated, trailing bytes),
+ * `KP_STATUS_INVALID_SIGNATURE`, `KP_STATUS_INCORRECT_KEY`, `KP_STATUS_LIMIT_EXCEEDED`.
+ *
+ * Ownership: on success `*out` is a new context the caller frees with `kp_envelope_free`.
+ * Thread safety: the new context is used by one thread at a time.
+ *
+ * # Safety
+ * `engine` is NULL or a live handle; `keyrings` points to `keyring_count` live keyring
+ * handles; `commitment_policy` is NULL or NUL-terminated; `out` is writable.
+ */
+kp_status kp_envelope_decrypt_new(const struct kp_engine *engine,
+                                  const struct kp_keyring *const *keyrings,
+                                  size_t keyring_count,
+                                  const char *commitment_policy,
+                                  struct kp_envelope **out);
+
+/**
+ * Feeds `input` (`input_len` bytes; NULL when 0) to a streaming context and hands over output
+ * into `output` (`output_capacity` bytes; NULL when 0): ciphertext for an encryption,
+ * authenticated plaintext for a decryption. `*consumed` is the input taken (0 or `input_len`:
+ * none while output is held), `*written` the output written, `*pending` the output still held.
+ * Returns `KP_STATUS_OK` when all input was taken and no output is held, or
+ * `KP_STATUS_BUFFER_TOO_SMALL` (progress, not a failure) when output is held: call again with
+ * the rest of the input (`input + *consumed`) until `KP_STATUS_OK`. Any other status ends the
+ * context (later calls return it again); output written by the failing call is zeroed.
+ *
+ * Ownership: the buffers stay the caller's. Thread safety: one call on a context at a time.
+ *
+ * # Safety
+ * `ctx` is a live context; `input` has `input_len` readable bytes; `output` has
+ * `output_capacity` writable bytes that overlap nothing else of the call; the three
+ * out-pointers are writable.
+ */
+kp_status kp_envelope_update(struct kp_envelope *ctx,
+                             const uint8_t *input,
+                             size_t input_len,
+                             size_t *consumed,
+                             uint8_t *output,
+                             size_t output_capacity,
+                             size_t *written,
+                             size_t *pending);
+
+/**
+ * Ends the message and hands over the rest of the output into `output`: an encryption's last
+ * frames and footer, a decryption's last plaintext (all of a signed message's, once its
+ * signature verified) after the end of the message was checked (truncation, trailing bytes).
+ * `*written` is the output written, `*pending` what is still held. Returns `KP_STATUS_OK` when
+ * the message is complete and all output handed over, or `KP_STATUS_BUFFER_TOO_SMALL` when
+ * `*pending` bytes are still held: call finish again (with a buffer of at least that size to
+ * take them all). Output held from updates comes first. Any other status ends the context;
+ * output written by the failing call is zeroed.
+ *
+ * Ownership: the buffer stays the caller's. Thread safety: one call on a context at a time.
+ *
+ * # Safety
+ * `ctx` is a live context; `output` has `output_capacity` writable bytes; the out-pointers are
+ * writable and overlap nothing else of the call.
+ */
+kp_status kp_envelope_finish(struct kp_envelope *ctx,
+                             uint8_t *output,
+                             size_t output_capacity,
+                             size_t *written,
+                             size_t *pending);
+
+/**
+ * The message's encryption context: for an encryption, the context given (with
+ * "aws-crypto-public-key" for the signed suites); for a decryption, the context the message
+ * carries (check it is the one you expect), once its header has been read (before that
+ * `KP_STATUS_VALIDATION`).
+ *
+ * Ownership: on success `*out` is a new context the caller frees with `kp_context_free`.
+ * Thread safety: one call on a streaming context at a time.
+ *
+ * # Safety
+ * `ctx` is a live context; `out` is writable.
+ */
+kp_status kp_envelope_message_context(const struct kp_envelope *ctx, struct kp_context **out);
+
+/**
+ * Frees a streaming context (held output is zeroed). NULL is ignored. An encryption freed
+ * before `kp_envelope_finish` succeeded leaves an unfinished message every reader refuses.
+ *
+ * Ownership: takes the handle. Thread safety: no call using it may be in flight.
+ *
+ * # Safety
+ * `ctx` is NULL or a handle from `kp_envelope_encrypt_new` or `kp_envelope_decrypt_new` not
+ * freed before.
+ */
+void kp_envelope_free(struct kp_envelope *ctx);
+
+/**
+ * Encrypts `plaintext` into one message in `output` (settings as `kp_envelope_encrypt_new`)
+ * and sets `*output_len` to its length. When `output_capacity` is too small, returns
+ * `KP_STATUS_BUFFER_TOO_SMALL`, writes nothing, and sets `*output_len` to a size that always
+ * suffices for the same call (the message made plus, for the signed suites,
+ * `KP_ENVELOPE_MAX_SIGNATURE_LEN`, as each message's signature varies in length).
+ *
+ * Ownership: the buffers stay the caller's. Thread safety: thread-safe.
+ *
+ * # Safety
+ * As `kp_envelope_encrypt_new`; `plaintext` has `plaintext_len` readable bytes; `output` has
+ * `output_capacity` writable bytes overlapping no input; `output_len` is writable.
+ */
+kp_status kp_envelope_encrypt(const struct kp_engine *engine,
+                              const struct kp_keyring *const *keyrings,
+                              size_t keyring_count,
+                              const struct kp_context *context,
+                              uint32_t frame_length,
+                              uint16_t suite,
+                              const uint8_t *plaintext,
+                              size_t plaintext_len,
+                              uint8_t *output,
+                              size_t output_capacity,
+                              size_t *output_len);
+
+/**
+ * Decrypts one whole message into `output` (settings as `kp_envelope_decrypt_new`) and sets
+ * `*output_len` to the plaintext's length; nothing is written unless the whole message (its
+ * signature included) verified. A plaintext is never longer than its message. When
+ * `output_capacity` is too small, returns `KP_STATUS_BUFFER_TOO_SMALL`, writes nothing, and
+ * sets `*output_len` to the plaintext's length. `*context` (optional) receives the message's
+ * encryption context: check it is the one you expect.
+ *
+ * Ownership: the buffers stay the caller's; `*context`, when asked for, is a new context the
+ * caller frees with `kp_context_free`. Thread safety: thread-safe.
+ *
+ * # Safety
+ * As `kp_envelope_decrypt_new`; `message` has `message_len` readable bytes; `output` has
+ * `output_capacity` writable bytes overlapping no input; `output_len` is writable; `context`
+ * is NULL or writable.
+ */
+kp_status kp_envelope_decrypt(const struct kp_engine *engine,
+                              const struct kp_keyring *const *keyrings,
+                              size_t keyring_count,
+                              const char *commitment_policy,
+                              const uint8_t *message,
+                              size_t message_len,
+                              uint8_t *output,
+                              size_t output_capacity,
+                              size_t *output_len,
+                              struct kp_context **context);
 
 /**
  * Writes this thread's last error message, NUL-terminated, into `buf` (`capacity` bytes) and its

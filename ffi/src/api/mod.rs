@@ -10,6 +10,7 @@ pub mod asymmetric;
 pub mod audit;
 pub mod control;
 pub mod data;
+pub mod envelope;
 pub mod ffi;
 pub mod grants;
 pub mod handles;
