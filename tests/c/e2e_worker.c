@@ -148,12 +148,28 @@ static void ack(int fd, const char *line, size_t len) {
   CHECK(fsync(fd) == 0);
 }
 
+/* Ends the line a killed predecessor left unfinished (a write() can stop part way when SIGKILL
+ * arrives between the pages it copies), so that this worker's first acknowledgement starts a line
+ * of its own. Every line ends with " ."; the checker counts only lines that do. */
+static void end_torn_line(int fd) {
+  off_t size = lseek(fd, 0, SEEK_END);
+  char last = '\n';
+  CHECK(size >= 0);
+  if (size > 0) {
+    CHECK(pread(fd, &last, 1, size - 1) == 1);
+  }
+  if (last != '\n') {
+    ack(fd, "\n", 1);
+  }
+}
+
 static int churn(const char *home, const char *ack_path) {
   enum { BATCH = 16 };
   kp_engine *engine = open_engine(home);
-  int fd = open(ack_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+  int fd = open(ack_path, O_RDWR | O_CREAT | O_APPEND, 0600);
   unsigned long round = 0;
   CHECK(fd >= 0);
+  end_torn_line(fd);
   for (;;) {
     kp_record *md = NULL;
     kp_encrypt_item items[BATCH];
@@ -168,7 +184,7 @@ static int churn(const char *home, const char *ack_path) {
     n = snprintf(key, sizeof key, "%s", kp_record_string(md, KP_FIELD_KEY_ID));
     CHECK(n > 0 && (size_t)n < sizeof key);
     kp_record_free(md);
-    n = snprintf(line, sizeof line, "key %s\n", key);
+    n = snprintf(line, sizeof line, "key %s .\n", key);
     ack(fd, line, (size_t)n);
     memset(items, 0, sizeof items);
     memset(outs, 0, sizeof outs);
@@ -191,7 +207,7 @@ static int churn(const char *home, const char *ack_path) {
       put_hex(mem, (const uint8_t *)records[i], items[i].plaintext_len);
       fputc(' ', mem);
       put_hex(mem, outs[i].data, outs[i].len);
-      fputc('\n', mem);
+      fputs(" .\n", mem);
       CHECK(fclose(mem) == 0);
       ack(fd, buf, size);
       free(buf);
