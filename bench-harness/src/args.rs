@@ -105,15 +105,10 @@ pub struct SweepArgs {
     #[arg(long)]
     pub no_baseline: bool,
 
-    /// Also run the encrypt points through other bindings: `c` (libkeyplane.so, loaded at run
-    /// time) and/or `python` (the keyplane Python package), comma-separated
+    /// Also run the encrypt points through other bindings: `c` (the C ABI's `kp_*` functions,
+    /// called as C calls them) and/or `python` (the keyplane Python package), comma-separated
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_enum)]
     pub compare: Vec<CompareWith>,
-
-    /// The C library for `--compare c` [default: $KEYPLANE_LIB, else libkeyplane.so beside this
-    /// program, else target/{release,debug}/libkeyplane.so of the workspace]
-    #[arg(long, value_name = "FILE")]
-    pub libkeyplane: Option<PathBuf>,
 
     /// The Python interpreter for `--compare python`
     #[arg(long, value_name = "PROGRAM", default_value = "python3")]
@@ -198,7 +193,7 @@ pub enum RsaPadding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CompareWith {
-    /// The C ABI (libkeyplane.so, loaded with dlopen)
+    /// The C ABI (keyplane-ffi, the code of libkeyplane, linked in)
     C,
     /// The Python package (`import keyplane`)
     Python,

@@ -585,34 +585,17 @@ fn measure_sweep(args: &SweepArgs, options: &RunOptions) -> Result<Report, Bench
     }
 
     let mut notes = Vec::new();
-    let c_library = if compare_c {
-        match compare::CLibrary::find(args.libkeyplane.as_deref()) {
-            Ok(lib) => {
-                notes.push(format!("--compare c: {}", lib.path.display()));
-                Some(lib)
-            }
-            Err(e) => {
-                notes.push(format!("--compare c skipped: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let mut c_engines: BTreeMap<u32, compare::CEngine<'_>> = BTreeMap::new();
-    if let Some(lib) = &c_library {
-        if groups.iter().any(|g| g.workload == Workload::Encrypt) {
-            for &t in &threads {
-                let engine = lib
-                    .engine(
-                        t as usize,
-                        max_plaintext,
-                        options.lock_policy == LockPolicy::Warn,
-                        context.is_some(),
-                    )
-                    .map_err(|e| BenchError::Setup(format!("C ABI: {e}")))?;
-                c_engines.insert(t, engine);
-            }
+    let mut c_engines: BTreeMap<u32, compare::CEngine> = BTreeMap::new();
+    if compare_c && groups.iter().any(|g| g.workload == Workload::Encrypt) {
+        for &t in &threads {
+            let engine = compare::CEngine::new(
+                t as usize,
+                max_plaintext,
+                options.lock_policy == LockPolicy::Warn,
+                context.is_some(),
+            )
+            .map_err(|e| BenchError::Setup(format!("C ABI: {e}")))?;
+            c_engines.insert(t, engine);
         }
     }
     let python = if compare_python {

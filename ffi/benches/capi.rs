@@ -7,15 +7,12 @@
 //! `rust_into` (`encrypt_batch_into`, sealing in place into caller buffers, which is what the C
 //! batch calls do); `c_abi / rust_into` is the adapter's overhead.
 //!
-//! The library has no rlib (only libkeyplane.so/.a), so the very same sources are compiled in here
-//! and the `extern "C"` functions are called directly, as C would call them.
+//! The `extern "C"` functions are keyplane-ffi's own, called directly as C would call them.
 //!
 //!     cargo bench -p keyplane-ffi --bench capi
 #![allow(dead_code, clippy::missing_safety_doc)]
 
-#[path = "../src/api/mod.rs"]
-#[allow(unused_imports)] // the unit-test modules, compiled without their tests here
-mod api;
+use keyplane_ffi::api;
 
 use std::ffi::CString;
 use std::hint::black_box;
@@ -87,7 +84,7 @@ fn setup() -> Setup {
 
 fn engine(setup: &Setup) -> &kp::Engine {
     // SAFETY: the handle is live for the whole benchmark.
-    unsafe { api::handles::handle_ref(setup.handle.cast_const(), "engine") }.unwrap()
+    unsafe { api::handles::engine_of(setup.handle.cast_const()) }.unwrap()
 }
 
 fn bench(c: &mut Criterion) {

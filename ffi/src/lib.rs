@@ -5,8 +5,9 @@
 //! The header `include/keyplane.h` is generated from these sources by cbindgen
 //! (`ffi/cbindgen.toml`); `docs/c-api.md` describes the conventions.
 //!
-//! The sources live in [`api`] so that the benchmark (`benches/capi.rs`) can compile the very same
-//! `extern "C"` functions into itself and call them beside the Rust API.
+//! This crate is the C ABI as a Rust library (`keyplane_ffi`); `ffi/libkeyplane` links it into
+//! libkeyplane.so and libkeyplane.a. The benchmark (`benches/capi.rs`), the `ffi_abi` fuzz target
+//! and the harness's `--compare` call the very same `extern "C"` functions through [`api`].
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]

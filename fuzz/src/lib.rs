@@ -5,14 +5,9 @@
 //! `corpus/<target>/` on the stable toolchain. The engine's own test `engine/tests/fuzz_replay.rs`
 //! compiles the same files (all but the C ABI target) into the main workspace's suite.
 
-// The C library has no rlib (`ffi/Cargo.toml`: cdylib and staticlib), so its sources are compiled
-// in here, as its benchmark does, and its functions are called as C calls them. They name the
-// engine `kp`.
-extern crate keyplane as kp;
-
-#[path = "../../ffi/src/api/mod.rs"]
-#[allow(dead_code, unused_imports, clippy::all)]
-mod api;
+// The C ABI (keyplane-ffi, the code of libkeyplane): the `ffi_abi` target calls its functions as C
+// calls them.
+use keyplane_ffi::api;
 
 #[path = "../targets/audit_verify.rs"]
 pub mod audit_verify;

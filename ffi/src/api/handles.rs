@@ -88,6 +88,19 @@ fn check<H: Handle>(ptr: *const H, what: &str) -> Outcome<()> {
     Ok(())
 }
 
+/// The engine behind a `kp_engine` handle, for Rust code that puts the C ABI beside the engine API
+/// on one engine (the benchmark `benches/capi.rs`); `None` for NULL or a handle of another type.
+///
+/// # Safety
+/// `engine` is NULL or a live handle this library returned, not freed during
+/// `'a`.
+pub unsafe fn engine_of<'a>(engine: *const kp_engine) -> Option<&'a kp::Engine> {
+    // SAFETY: forwarded from the caller.
+    unsafe { handle_ref(engine, "engine") }
+        .ok()
+        .map(|handle| &**handle)
+}
+
 /// A shared reference to the value behind a checked handle.
 ///
 /// # Safety
