@@ -163,6 +163,8 @@ pub(crate) struct Req {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
+    /// The `Host` header, or HTTP/2's `:authority`.
+    pub host: Option<String>,
     pub form: Vec<(String, String)>,
     pub peer: SocketAddr,
     pub tls_version: Option<String>,
@@ -284,7 +286,7 @@ impl Signed<'_> {
             access_key_id: Some(self.session.access_key_id.clone()),
             tls_version: self.req.tls_version.clone(),
             cipher_suite: self.req.cipher_suite.clone(),
-            host: self.req.header(header::HOST).map(str::to_owned),
+            host: self.req.host.clone(),
         };
         let ctx = RequestContext {
             request_id,
@@ -472,7 +474,14 @@ pub(crate) async fn handle(
     } else {
         Vec::new()
     };
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
     let req = Req {
+        host,
         method: parts.method,
         path: parts.uri.path().to_owned(),
         query: parts
@@ -581,18 +590,24 @@ async fn route(console: &Console, req: &Req) -> Answer {
     }
 }
 
-/// Refuses a POST another origin made: `Origin`, when sent, must be this console's own
-/// (`scheme://Host`), and `Sec-Fetch-Site`, when sent, `same-origin`.
+/// Refuses a POST another origin made. `Sec-Fetch-Site`, which browsers set and pages cannot,
+/// must be `same-origin` when sent; `Origin`, when sent, must be this console's own
+/// (`scheme://Host`) — except that a browser that vouched `Sec-Fetch-Site: same-origin` sends
+/// `Origin: null` for a form on a page with `Referrer-Policy: no-referrer`, as the console's are.
+/// Without `Sec-Fetch-Site` (an older browser, a script), `null` is refused.
 fn same_origin(console: &Console, req: &Req) -> Result<(), &'static str> {
-    if let Some(site) = req.header("sec-fetch-site") {
-        if site != "same-origin" {
-            return Err("The form came from another site (Sec-Fetch-Site). Nothing was changed.");
+    let vouched = match req.header("sec-fetch-site") {
+        Some("same-origin") => true,
+        Some(_) => {
+            return Err("The form came from another site (Sec-Fetch-Site). Nothing was changed.")
         }
-    }
+        None => false,
+    };
     if let Some(origin) = req.header(header::ORIGIN) {
         let scheme = if console.tls { "https" } else { "http" };
-        let host = req.header(header::HOST).unwrap_or("");
-        if host.is_empty() || origin != format!("{scheme}://{host}") {
+        let host = req.host.as_deref().unwrap_or("");
+        let own = !host.is_empty() && origin == format!("{scheme}://{host}");
+        if !own && !(vouched && origin == "null") {
             return Err("The form came from another origin. Nothing was changed.");
         }
     }
