@@ -470,14 +470,53 @@ async fn a_post_without_the_sessions_csrf_token_or_from_another_origin_changes_n
         .await;
     assert_eq!(a.status(), StatusCode::BAD_REQUEST);
     assert_eq!(state(&r.engine, &key), "Enabled");
-    // With everything right, it is done.
-    let a = b
-        .post(
+    // `Origin: null` (what Chromium sends for a form of a page with `Referrer-Policy:
+    // no-referrer`) passes only when the browser vouches `Sec-Fetch-Site: same-origin`.
+    let mut form = vec![("csrf", b.csrf.as_str())];
+    form.extend_from_slice(&disable);
+    for site in ["cross-site", "same-site", "none"] {
+        let a = send(
+            r.console,
+            "POST",
             "/key/action",
-            &[("sec-fetch-site", "same-origin")],
-            &disable,
+            &[
+                ("cookie", &b.cookie),
+                ("origin", "null"),
+                ("sec-fetch-site", site),
+            ],
+            &form,
         )
         .await;
+        assert_eq!(a.status(), StatusCode::FORBIDDEN, "{site}");
+    }
+    // Nor does a vouched-for POST with the wrong origin pass.
+    let a = send(
+        r.console,
+        "POST",
+        "/key/action",
+        &[
+            ("cookie", &b.cookie),
+            ("origin", "http://evil.example"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        &form,
+    )
+    .await;
+    assert_eq!(a.status(), StatusCode::FORBIDDEN);
+    assert_eq!(state(&r.engine, &key), "Enabled");
+    // With everything right, it is done: as Chromium sends it.
+    let a = send(
+        r.console,
+        "POST",
+        "/key/action",
+        &[
+            ("cookie", &b.cookie),
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        &form,
+    )
+    .await;
     assert_eq!(a.status(), StatusCode::SEE_OTHER, "{}", body(&a));
     assert_eq!(state(&r.engine, &key), "Disabled");
 }
