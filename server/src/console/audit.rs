@@ -42,9 +42,10 @@ fn forbidden(s: &Signed<'_>) -> Option<Answer> {
     ))
 }
 
-fn paths<'a>(s: &'a Signed<'_>) -> Result<&'a AuditPaths, Answer> {
-    s.console.config.audit.as_ref().ok_or_else(|| {
-        s.page(
+/// The audit log's paths, or the page that says this server keeps none.
+fn paths(s: &Signed<'_>) -> Result<AuditPaths, Box<Answer>> {
+    s.console.config.audit.clone().ok_or_else(|| {
+        Box::new(s.page(
             StatusCode::NOT_FOUND,
             "Audit",
             Html::join([
@@ -54,7 +55,7 @@ fn paths<'a>(s: &'a Signed<'_>) -> Result<&'a AuditPaths, Answer> {
                     "This server keeps no audit log (it was started with audit off).",
                 ),
             ]),
-        )
+        ))
     })
 }
 
@@ -120,8 +121,8 @@ pub(crate) async fn list(s: &Signed<'_>) -> Answer {
         return refusal;
     }
     let paths = match paths(s) {
-        Ok(p) => p.clone(),
-        Err(a) => return a,
+        Ok(p) => p,
+        Err(a) => return *a,
     };
     let q = s.req.q("q").trim().to_owned();
     let op = s.req.q("op").trim().to_owned();
@@ -264,8 +265,8 @@ pub(crate) async fn record(s: &Signed<'_>) -> Answer {
         return refusal;
     }
     let paths = match paths(s) {
-        Ok(p) => p.clone(),
-        Err(a) => return a,
+        Ok(p) => p,
+        Err(a) => return *a,
     };
     let name = s.req.q("log").to_owned();
     let Ok(seq) = s.req.q("seq").parse::<u64>() else {
@@ -346,8 +347,8 @@ pub(crate) async fn verify(s: &Signed<'_>) -> Answer {
         return refusal;
     }
     let paths = match paths(s) {
-        Ok(p) => p.clone(),
-        Err(a) => return a,
+        Ok(p) => p,
+        Err(a) => return *a,
     };
     let report = tokio::task::spawn_blocking(move || -> Result<_, String> {
         let der = std::fs::read(&paths.public_key)

@@ -286,20 +286,13 @@ async fn scan_keys(s: &Signed<'_>, search: &Search, page_size: u32, budget: u32)
             .map(|k| text(&k["KeyId"]))
             .collect();
         let more = page["Truncated"].as_bool().unwrap_or(false);
-        for (i, key_id) in keys.iter().enumerate() {
-            examined += 1;
-            marker = key_id.clone();
-            let full = rows.len() as u32 >= page_size || examined > budget;
-            if full {
-                // Stopped before this key: continue from the one before it.
-                examined -= 1;
-                marker = if i == 0 {
-                    search.marker.clone()
-                } else {
-                    keys[i - 1].clone()
-                };
+        for key_id in &keys {
+            if rows.len() as u32 >= page_size || examined >= budget {
+                // Stopped before this key: the next page continues after the last one examined.
                 return Ok((rows, Some(marker).filter(|m| !m.is_empty()), examined));
             }
+            examined += 1;
+            marker = key_id.clone();
             if search.by == "id" && !search.q.is_empty() && !contains(key_id, &search.q) {
                 continue;
             }

@@ -6,7 +6,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::key::{key_id, pretty};
-use super::template::{render, Html};
+use super::template::render;
 use super::{query_string, redirect, text, Answer, ApiError, Signed};
 
 fn form(s: &Signed<'_>, id: &str, policy: &str, error: Option<&ApiError>) -> Answer {
@@ -19,10 +19,7 @@ fn form(s: &Signed<'_>, id: &str, policy: &str, error: Option<&ApiError>) -> Ans
             ("policy", policy.into()),
             (
                 "error",
-                error
-                    .map(ApiError::html)
-                    .unwrap_or_else(Html::default)
-                    .into(),
+                error.map(ApiError::html).unwrap_or_default().into(),
             ),
         ],
     );
