@@ -890,3 +890,190 @@ async fn the_keys_list_pages_with_the_services_markers_and_bounds_every_search()
     assert!(found.iter().all(|id| id.starts_with(prefix)));
     assert_eq!(pages, 3, "25 + 25 + 7 keys examined");
 }
+
+#[tokio::test]
+async fn every_action_makes_its_service_call_and_shows_its_result() {
+    let r = start(quick()).await;
+    let b = Browser::sign_in(&r, &r.root).await;
+    let key = r.engine.create_key(Default::default()).unwrap().key_id;
+    let e = &r.engine;
+    let act = |action: &'static str, fields: Vec<(&'static str, String)>| {
+        let key = key.clone();
+        let b = &b;
+        async move {
+            let mut form: Vec<(&str, &str)> = vec![("id", &key), ("action", action)];
+            for (n, v) in &fields {
+                form.push((n, v));
+            }
+            let a = b.post("/key/action", &[], &form).await;
+            assert_eq!(a.status(), StatusCode::SEE_OTHER, "{action}: {}", body(&a));
+            let location = a.headers()[header::LOCATION].to_str().unwrap().to_owned();
+            assert!(location.ends_with(&format!("done={action}")), "{location}");
+            // The key page says what was done.
+            let page = body(&b.get(&location).await);
+            assert!(page.contains("class=\"done\""), "{action}");
+        }
+    };
+    let yes = || ("confirm", "yes".to_owned());
+    act("description", vec![("description", "payments".into())]).await;
+    assert_eq!(e.describe_key(&key).unwrap().description, "payments");
+    act(
+        "tag-add",
+        vec![("tag_key", "team".into()), ("tag_value", "a".into())],
+    )
+    .await;
+    assert_eq!(
+        e.list_resource_tags(&key, None, None).unwrap().items.len(),
+        1
+    );
+    act("tag-remove", vec![("tag_key", "team".into()), yes()]).await;
+    assert!(e
+        .list_resource_tags(&key, None, None)
+        .unwrap()
+        .items
+        .is_empty());
+    act("alias-create", vec![("alias", "billing".into())]).await;
+    let aliases = e.list_aliases(Some(&key), None, None).unwrap().items;
+    assert_eq!(aliases[0].alias_name, "alias/billing");
+    act(
+        "alias-delete",
+        vec![("alias", "alias/billing".into()), yes()],
+    )
+    .await;
+    assert!(e
+        .list_aliases(Some(&key), None, None)
+        .unwrap()
+        .items
+        .is_empty());
+    act("enable-rotation", vec![("period", "180".into())]).await;
+    let status = e.get_key_rotation_status(&key).unwrap();
+    assert!(status.key_rotation_enabled);
+    assert_eq!(status.rotation_period_in_days, Some(180));
+    act("disable-rotation", vec![yes()]).await;
+    assert!(
+        !e.get_key_rotation_status(&key)
+            .unwrap()
+            .key_rotation_enabled
+    );
+    act("rotate", vec![]).await;
+    assert_eq!(
+        e.list_key_rotations(&key, None, None).unwrap().items.len(),
+        1
+    );
+    act("disable", vec![yes()]).await;
+    act("enable", vec![]).await;
+    assert_eq!(state(e, &key), "Enabled");
+    act("schedule-deletion", vec![("days", "7".into()), yes()]).await;
+    let d = e.describe_key(&key).unwrap();
+    assert_eq!(d.key_state.as_str(), "PendingDeletion");
+    assert_eq!(d.pending_deletion_window_in_days, Some(7));
+    act("cancel-deletion", vec![]).await;
+    assert_eq!(state(e, &key), "Disabled");
+    act("enable", vec![]).await;
+
+    // Grants: create (the form), then retire and revoke (confirmed).
+    for _ in 0..2 {
+        let a = b
+            .post(
+                "/key/grants/new",
+                &[],
+                &[
+                    ("id", &key),
+                    ("grantee", "arn:aws:iam::111122223333:role/app"),
+                    ("retiring", ROOT),
+                    ("operations", "Encrypt"),
+                    ("operations", "Decrypt"),
+                ],
+            )
+            .await;
+        assert_eq!(a.status(), StatusCode::OK, "{}", body(&a));
+        assert!(body(&a).contains("Grant created"));
+    }
+    let grants = e.list_grants(&key, None, None, None, None).unwrap().items;
+    assert_eq!(grants.len(), 2);
+    assert_eq!(grants[0].operations.len(), 2);
+    let page = body(&b.get(&format!("/key?id={key}")).await);
+    assert!(page.contains(&grants[0].grant_id) && page.contains("role/app"));
+    act(
+        "grant-retire",
+        vec![("grant_id", grants[0].grant_id.clone()), yes()],
+    )
+    .await;
+    act(
+        "grant-revoke",
+        vec![("grant_id", grants[1].grant_id.clone()), yes()],
+    )
+    .await;
+    assert!(e
+        .list_grants(&key, None, None, None, None)
+        .unwrap()
+        .items
+        .is_empty());
+
+    // A grant without operations: the engine's refusal, shown on the form, nothing made.
+    let a = b
+        .post(
+            "/key/grants/new",
+            &[],
+            &[
+                ("id", &key),
+                ("grantee", "arn:aws:iam::111122223333:role/app"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status(), StatusCode::BAD_REQUEST);
+    assert!(body(&a).contains("ValidationException"), "{}", body(&a));
+    // An out-of-range rotation period and deletion window: the service's own validation.
+    let a = b
+        .post(
+            "/key/action",
+            &[],
+            &[("id", &key), ("action", "enable-rotation"), ("period", "5")],
+        )
+        .await;
+    assert_eq!(a.status(), StatusCode::BAD_REQUEST);
+    assert!(body(&a).contains("ValidationException"));
+    let a = b
+        .post(
+            "/key/action",
+            &[],
+            &[
+                ("id", &key),
+                ("action", "schedule-deletion"),
+                ("days", "3"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(state(e, &key), "Enabled");
+
+    // Create keys of other specs and usages through the form.
+    for (spec, usage) in [
+        ("RSA_2048", "SIGN_VERIFY"),
+        ("ECC_NIST_P256", "SIGN_VERIFY"),
+        ("HMAC_256", "GENERATE_VERIFY_MAC"),
+        ("ECC_NIST_P384", "KEY_AGREEMENT"),
+    ] {
+        let a = b
+            .post(
+                "/keys/new",
+                &[],
+                &[("spec", spec), ("usage", usage), ("origin", "AWS_KMS")],
+            )
+            .await;
+        assert_eq!(a.status(), StatusCode::SEE_OTHER, "{spec}: {}", body(&a));
+        let page = body(&b.get(a.headers()[header::LOCATION].to_str().unwrap()).await);
+        assert!(page.contains(spec) && page.contains(usage), "{spec}");
+    }
+    // A spec with a usage it cannot have: the engine's message on the form.
+    let a = b
+        .post(
+            "/keys/new",
+            &[],
+            &[("spec", "HMAC_256"), ("usage", "ENCRYPT_DECRYPT")],
+        )
+        .await;
+    assert_eq!(a.status(), StatusCode::BAD_REQUEST);
+    assert!(body(&a).contains("ValidationException"));
+}
