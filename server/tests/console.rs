@@ -1077,3 +1077,44 @@ async fn every_action_makes_its_service_call_and_shows_its_result() {
     assert_eq!(a.status(), StatusCode::BAD_REQUEST);
     assert!(body(&a).contains("ValidationException"));
 }
+
+#[tokio::test]
+async fn the_audit_view_names_a_break_in_the_chain() {
+    let r = start(quick()).await;
+    let b = Browser::sign_in(&r, &r.root).await;
+    let key = r.engine.create_key(Default::default()).unwrap().key_id;
+    let a = b
+        .post(
+            "/key/action",
+            &[],
+            &[("id", &key), ("action", "disable"), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(a.status(), StatusCode::SEE_OTHER);
+    let verify = body(&b.get("/audit/verify").await);
+    assert!(!verify.contains("TAMPERED"), "{verify}");
+    assert!(!verify.contains("id=\"audit-problems\""));
+    // Someone with write access to the log rewrites who disabled the key.
+    let segments = r._dir.path().join("audit").join("segments");
+    let log = std::fs::read_dir(&segments)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "log"))
+        .expect("a segment");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let forged = text.replacen(
+        "\"eventName\":\"DisableKey\"",
+        "\"eventName\":\"EnableKey\"",
+        1,
+    );
+    assert_ne!(forged, text);
+    std::fs::write(&log, forged).unwrap();
+    let verify = body(&b.get("/audit/verify").await);
+    assert!(verify.contains("<strong>TAMPERED</strong>"), "{verify}");
+    let problems = &verify[verify
+        .find("id=\"audit-problems\"")
+        .expect("the break is named")..];
+    let name = log.file_name().unwrap().to_str().unwrap();
+    assert!(problems.contains(name), "{problems}");
+    assert!(problems.contains("at line"), "{problems}");
+}
