@@ -239,6 +239,12 @@ fn csrf_of(page: &str) -> String {
     page[at..at + 64].to_owned()
 }
 
+/// The assurance suite's line for a named attack (`scripts/test-assurance` sums them), printed
+/// after the test's assertions passed: every attempt counted was refused.
+fn attack(name: &str, tried: usize) {
+    println!("assurance: attack console {name}: tried {tried}, rejected {tried}");
+}
+
 fn state(engine: &Engine, key: &str) -> String {
     engine
         .describe_key(key)
@@ -294,6 +300,7 @@ async fn without_a_session_pages_redirect_to_sign_in_and_posts_are_refused() {
             .status(),
         StatusCode::OK
     );
+    attack("no_session_or_a_forged_session_id", 7 + 2);
 }
 
 #[tokio::test]
@@ -519,6 +526,9 @@ async fn a_post_without_the_sessions_csrf_token_or_from_another_origin_changes_n
     .await;
     assert_eq!(a.status(), StatusCode::SEE_OTHER, "{}", body(&a));
     assert_eq!(state(&r.engine, &key), "Disabled");
+    attack("csrf_token_missing_wrong_or_another_sessions", 1 + 3);
+    attack("cross_origin_post_with_a_stolen_cookie", 4 + 1 + 3 + 1);
+    attack("destructive_action_without_confirmation", 1);
 }
 
 #[tokio::test]
@@ -570,6 +580,7 @@ async fn a_principal_the_key_policy_does_not_allow_gets_access_denied_and_nothin
         .is_empty());
     let policy = r.engine.get_key_policy(&key, None).unwrap();
     assert!(!policy.contains("\"Principal\":\"*\""), "{policy}");
+    attack("principal_outside_the_key_policy", 4 + 1 + 1 + 1 + 1);
 }
 
 #[tokio::test]
@@ -602,6 +613,7 @@ async fn sessions_expire_when_idle_and_at_their_absolute_limit() {
         StatusCode::SEE_OTHER,
         "absolute limit"
     );
+    attack("expired_session_reused", 2);
 }
 
 #[tokio::test]
@@ -636,6 +648,7 @@ async fn sign_out_destroys_the_session() {
         .await;
     assert_eq!(a.status(), StatusCode::FORBIDDEN);
     assert_eq!(state(&r.engine, &key), "Enabled");
+    attack("session_cookie_reused_after_sign_out", 1 + 2);
 }
 
 #[tokio::test]
@@ -679,6 +692,7 @@ async fn sign_in_is_rate_limited_per_address_and_per_access_key_id() {
     // Another key from another address is not held back.
     let a = attempt("127.0.0.3", r.mallory.0.clone(), r.mallory.1.clone()).await;
     assert_eq!(a.status(), StatusCode::SEE_OTHER);
+    attack("sign_in_brute_force_past_the_limit", 3);
 }
 
 #[tokio::test]
@@ -761,6 +775,7 @@ async fn every_page_escapes_user_data() {
     let record = body(&b.get(&link.replace("&amp;", "&")).await);
     assert!(record.contains("CreateKey"), "{record}");
     assert!(!record.contains("<script>"));
+    attack("stored_and_reflected_script_injection", pages.len() + 1);
 }
 
 #[tokio::test]
@@ -1117,4 +1132,5 @@ async fn the_audit_view_names_a_break_in_the_chain() {
     let name = log.file_name().unwrap().to_str().unwrap();
     assert!(problems.contains(name), "{problems}");
     assert!(problems.contains("at line"), "{problems}");
+    attack("audit_record_rewritten", 1);
 }
