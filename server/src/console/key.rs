@@ -169,7 +169,6 @@ fn actions_section(s: &Signed<'_>, id: &str, state: &str, metadata: &Json) -> Ht
             &[("id", hidden("id", id).into())],
         ));
     }
-    let _ = metadata;
     parts.push(render(
         include_str!("templates/description.html"),
         &[

@@ -517,7 +517,7 @@ async fn route(console: &Console, req: &Req) -> Answer {
                 "text/javascript; charset=utf-8",
             )
         }
-        (&Method::GET, "/sign-in") => return session_pages::sign_in_form(console, req, None),
+        (&Method::GET, "/sign-in") => return session_pages::sign_in_form(req, None),
         (&Method::POST, "/sign-in") => {
             if let Err(why) = same_origin(console, req) {
                 return refused(StatusCode::FORBIDDEN, why);
@@ -629,7 +629,7 @@ fn asset(text: &'static str, content_type: &'static str) -> Answer {
 mod session_pages {
     use super::*;
 
-    pub(super) fn sign_in_form(console: &Console, req: &Req, error: Option<&str>) -> Answer {
+    pub(super) fn sign_in_form(req: &Req, error: Option<&str>) -> Answer {
         let error_html = error.map_or_else(Html::default, |e| {
             render(
                 r#"<p class="alert" role="alert" id="sign-in-error">{{e}}</p>"#,
@@ -641,7 +641,6 @@ mod session_pages {
             Some(_) => StatusCode::UNAUTHORIZED,
             None => StatusCode::OK,
         };
-        let _ = console;
         bare_page(
             status,
             "Sign in",
@@ -661,7 +660,6 @@ mod session_pages {
         let secret = zeroize::Zeroizing::new(req.f("secret_access_key").to_owned());
         if !console.limiter.allowed(ip, &access_key_id) {
             return sign_in_form(
-                console,
                 req,
                 Some("Too many failed sign-ins: wait a few minutes and try again."),
             );
@@ -674,16 +672,11 @@ mod session_pages {
         let principal = match checked {
             Ok(Ok(principal)) => principal,
             Ok(Err(crate::auth::CheckError::Store(_))) | Err(_) => {
-                return sign_in_form(
-                    console,
-                    req,
-                    Some("The credential store could not be read."),
-                )
+                return sign_in_form(req, Some("The credential store could not be read."))
             }
             Ok(Err(_)) => {
                 console.limiter.failed(ip, &access_key_id);
                 return sign_in_form(
-                    console,
                     req,
                     Some(
                         "The access key id or secret access key is wrong, or the key is inactive.",
@@ -692,7 +685,7 @@ mod session_pages {
             }
         };
         let Ok((id, _)) = console.sessions.create(&principal, &access_key_id) else {
-            return sign_in_form(console, req, Some("A session could not be made."));
+            return sign_in_form(req, Some("A session could not be made."));
         };
         let mut answer = redirect("/keys");
         let cookie = if console.tls {
