@@ -727,6 +727,10 @@ pub struct ServeArgs {
     /// Address of the admin listener (GET /metrics, GET /health; plain HTTP)
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// Address of the web console for key administrators (TLS when the API has TLS; plain HTTP
+    /// only on loopback, like the API). Sign in with an access key; see docs/console.md
+    #[arg(long, value_name = "ADDR")]
+    pub console_listen: Option<std::net::SocketAddr>,
     /// PEM certificate chain (leaf first)
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

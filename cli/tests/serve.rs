@@ -473,3 +473,42 @@ fn a_memory_store_gets_one_bootstrap_credential_for_the_account_root() {
     assert!(!dir.path().join("keyplane-data").exists());
     stop(serving);
 }
+
+#[test]
+fn serve_console_listen_announces_the_console_and_plain_http_only_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let out = run(
+        dir.path(),
+        &[
+            "--data-dir",
+            "data",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--plain-http",
+            "--console-listen",
+            "0.0.0.0:0",
+        ],
+    );
+    assert_eq!(code(&out), 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loopback") && err.contains("0.0.0.0"), "{err}");
+    let (serving, events) = plain_server(dir.path(), &["--console-listen", "127.0.0.1:0"]);
+    let console = address(&events, "console");
+    assert_eq!(find(&events, "console")["url"], format!("http://{console}"));
+    let names: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    let at = |n: &str| names.iter().position(|e| *e == n).unwrap();
+    assert!(
+        at("listening") < at("console") && at("console") < at("ready"),
+        "{names:?}"
+    );
+    // The console answers on its own listener: the sign-in page, and a redirect without a session.
+    let page = http_get(console, "/sign-in");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("Sign in") && page.contains("content-security-policy"));
+    let keys = http_get(console, "/keys");
+    assert!(keys.starts_with("HTTP/1.1 303"), "{keys}");
+    assert!(keys.to_lowercase().contains("location: /sign-in"), "{keys}");
+    stop(serving);
+}

@@ -10,6 +10,8 @@
 //!   under the root key; a request runs as its credential's principal.
 //! - [`protocol`]: AWS JSON 1.1 — `X-Amz-Target: TrentService.<Operation>`, one dispatch table
 //!   checked against the service model, model-shaped JSON in and out, the service's errors.
+//! - [`console`]: the web console for key administrators (its own listener, sessions, CSRF,
+//!   server-rendered pages over the same service calls as the API).
 //! - [`coalesce`]: concurrent small data-plane requests of one principal joined into the engine's
 //!   batch calls within a short window.
 //!
@@ -21,6 +23,7 @@
 
 pub mod auth;
 pub mod coalesce;
+pub mod console;
 pub mod context;
 pub mod http;
 pub mod metrics;

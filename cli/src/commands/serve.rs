@@ -2,7 +2,8 @@
 //!
 //! A thin adapter: the store, root key and audit log as every command opens them; the server
 //! itself is `keyplane_server::http`. With `--json`, one JSON line per startup event on stdout
-//! (`tls`, `credential` for a `memory:` store, `listening`, `admin`, `ready`, then `stopped`).
+//! (`tls`, `credential` for a `memory:` store, `listening`, `console`, `admin`, `ready`, then
+//! `stopped`).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use zeroize::Zeroizing;
 use keyplane::Engine;
 use keyplane_server::auth::{Authenticator, CredentialStore};
 use keyplane_server::coalesce::CoalesceConfig;
+use keyplane_server::console::{AuditPaths, ConsoleConfig};
 use keyplane_server::http::{Limits, ServeError, Server, ServerConfig, TlsMode};
 use keyplane_server::protocol::Service;
 use keyplane_server::Metrics;
@@ -87,14 +89,29 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     let service = Service::new(engine, coalesce, Arc::clone(&metrics));
     let authenticator = Authenticator::new(credentials, &ctx.global.region);
     let max_connections = config.limits.max_connections;
+    let console = args.console_listen.map(|listen| {
+        let mut console = ConsoleConfig::new(listen);
+        if !ctx.global.no_audit {
+            let paths = ctx.audit_paths();
+            console.audit = Some(AuditPaths {
+                dir: paths.dir,
+                public_key: paths.public_key,
+            });
+        }
+        console
+    });
     let served = runtime.block_on(async {
-        let server = Server::bind(config, service, authenticator, metrics)
+        let bind_failure = |e: ServeError| match e {
+            // The port taken, or no permission to bind it: the environment, not the options.
+            ServeError::Bind(..) => internal(e.to_string()),
+            _ => Failure::usage(e.to_string()),
+        };
+        let mut server = Server::bind(config, service, authenticator, metrics)
             .await
-            .map_err(|e| match e {
-                // The port taken, or no permission to bind it: the environment, not the options.
-                ServeError::Bind(..) => internal(e.to_string()),
-                _ => Failure::usage(e.to_string()),
-            })?;
+            .map_err(bind_failure)?;
+        if let Some(console) = console {
+            server = server.with_console(console).map_err(bind_failure)?;
+        }
         match server.fd_limit() {
             Some(limit) if limit < max_connections as u64 + 64 => eprintln!(
                 "keyplane serve: warning: the open-files limit is {limit} (raised to the hard \
@@ -246,6 +263,17 @@ fn announce(
         &[("event", "listening"), ("address", &address), ("url", &url)],
         &format!("listening on {url}"),
     );
+    if let (Some(console), Some(url)) = (server.console_addr(), server.console_url()) {
+        event(
+            json,
+            &[
+                ("event", "console"),
+                ("address", &console.to_string()),
+                ("url", &url),
+            ],
+            &format!("console for key administrators on {url}"),
+        );
+    }
     if let Some(admin) = server.admin_addr() {
         let url = format!("http://{admin}");
         event(

@@ -316,6 +316,34 @@ impl CredentialStore {
         self.check_entry(entry, date, region, service, string_to_sign, signature)
     }
 
+    /// The principal of `access_key_id` when `secret` is its secret access key (the console's
+    /// sign-in). Compared in constant time; an unknown or disabled key and a wrong secret take the
+    /// same comparison, so the answer's timing does not tell which. May read the store.
+    pub fn check_secret(
+        &self,
+        access_key_id: &str,
+        secret: &[u8],
+    ) -> std::result::Result<String, CheckError> {
+        let entry = if check_id(access_key_id).is_ok() {
+            self.lookup(access_key_id).map_err(CheckError::Store)?
+        } else {
+            None
+        };
+        // Compare against something of the right length whatever happens, so a missing key costs
+        // what a wrong secret costs.
+        let absent = [0u8; SECRET_LEN];
+        let expected: &[u8] = entry.as_ref().map_or(&absent[..], |e| e.secret.expose());
+        let same = secret.len() == SECRET_LEN && constant_time_eq(expected, secret);
+        match entry {
+            Some(entry) if same && entry.active.load(Ordering::Relaxed) => {
+                Ok(entry.principal.clone())
+            }
+            Some(_) if same => Err(CheckError::Unrecognized),
+            Some(_) => Err(CheckError::Mismatch),
+            None => Err(CheckError::Unrecognized),
+        }
+    }
+
     /// As [`CredentialStore::check_signature`], but only from what is in memory: `None` when the
     /// answer needs a read of the store (a credential not read yet, or a generation check due),
     /// which may block on SQLite. Never reads the store, so a caller may run it on an async

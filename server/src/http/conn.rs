@@ -33,6 +33,8 @@ pub(crate) enum Role {
     Api,
     /// `GET /metrics` and `GET /health`.
     Admin,
+    /// The web console.
+    Console,
 }
 
 /// Accepts on `listener` until shutdown, each connection holding one of `permits`.
@@ -187,6 +189,20 @@ async fn serve<IO>(
             Ok::<_, std::convert::Infallible>(match role {
                 Role::Api => handler::api(&app, &info, request).await,
                 Role::Admin => handler::admin(&app, request).await,
+                Role::Console => match app.console.get() {
+                    Some(console) => {
+                        crate::console::handle(
+                            console,
+                            info.peer,
+                            info.tls_version.clone(),
+                            info.cipher_suite.clone(),
+                            app.limits.max_body_bytes,
+                            request,
+                        )
+                        .await
+                    }
+                    None => handler::admin(&app, request).await,
+                },
             })
         }
     });

@@ -25,11 +25,13 @@ pub const REQUEST_ID: &str = "x-amzn-RequestId";
 /// What every connection's requests are answered with.
 #[derive(Debug)]
 pub(crate) struct App {
-    service: Service,
-    authenticator: Arc<Authenticator>,
+    pub(crate) service: Service,
+    pub(crate) authenticator: Arc<Authenticator>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limits: Limits,
     callers: Callers,
+    /// The web console, when the server serves one.
+    pub(crate) console: std::sync::OnceLock<crate::console::Console>,
 }
 
 impl App {
@@ -45,6 +47,7 @@ impl App {
             metrics,
             limits,
             callers: Callers::default(),
+            console: std::sync::OnceLock::new(),
         }
     }
 }

@@ -103,6 +103,7 @@ impl ShutdownHandle {
 pub struct Server {
     api: TcpListener,
     admin: Option<TcpListener>,
+    console: Option<TcpListener>,
     app: Arc<handler::App>,
     tls: Option<(tokio_rustls::TlsAcceptor, TlsInfo)>,
     shutdown: Arc<watch::Sender<bool>>,
@@ -146,11 +147,47 @@ impl Server {
         Ok(Server {
             api,
             admin,
+            console: None,
             app,
             tls,
             shutdown: Arc::new(watch::channel(false).0),
             fd_limit,
         })
+    }
+
+    /// Adds the web console on its own listener (TLS when the API listener has TLS; plain HTTP
+    /// only on a loopback address). Call once, before [`Server::run`].
+    pub fn with_console(
+        mut self,
+        config: crate::console::ConsoleConfig,
+    ) -> Result<Server, ServeError> {
+        if self.tls.is_none() && !config.listen.ip().is_loopback() {
+            return Err(ServeError::PlainHttpNotLoopback(config.listen));
+        }
+        let listener = listen(config.listen)?;
+        let console = crate::console::Console::new(
+            config,
+            self.app.service.clone(),
+            self.app.authenticator.credentials().clone(),
+            Arc::clone(&self.app.metrics),
+            self.tls.is_some(),
+        );
+        if self.app.console.set(console).is_err() {
+            return Err(ServeError::Limit("the console was added twice".into()));
+        }
+        self.console = Some(listener);
+        Ok(self)
+    }
+
+    /// The console listener's address, if any.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        self.console.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// `https://ADDR` or `http://ADDR` of the console, if any.
+    pub fn console_url(&self) -> Option<String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.console_addr().map(|a| format!("{scheme}://{a}"))
     }
 
     /// The API listener's address (its port when bound to port 0).
@@ -193,9 +230,22 @@ impl Server {
     pub async fn run(self) {
         let limits = self.app.limits.clone();
         let permits = Arc::new(Semaphore::new(limits.max_connections));
+        const CONSOLE_CONNECTIONS: usize = 256;
+        let console_permits = Arc::new(Semaphore::new(CONSOLE_CONNECTIONS));
+        let tls = self.tls.map(|(acceptor, _)| acceptor);
+        let console = self.console.map(|listener| {
+            tokio::spawn(conn::accept_loop(
+                listener,
+                tls.clone(),
+                conn::Role::Console,
+                Arc::clone(&self.app),
+                Arc::clone(&console_permits),
+                self.shutdown.subscribe(),
+            ))
+        });
         let api = tokio::spawn(conn::accept_loop(
             self.api,
-            self.tls.map(|(acceptor, _)| acceptor),
+            tls,
             conn::Role::Api,
             Arc::clone(&self.app),
             Arc::clone(&permits),
@@ -220,11 +270,17 @@ impl Server {
         if let Some(admin) = admin {
             let _ = admin.await;
         }
+        if let Some(console) = console {
+            let _ = console.await;
+        }
         // Every connection holds a permit until its task ends: all of them back means drained.
         let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
         let drained = async {
             let _api = permits.acquire_many(all).await;
             let _admin = admin_permits.acquire_many(ADMIN_CONNECTIONS as u32).await;
+            let _console = console_permits
+                .acquire_many(CONSOLE_CONNECTIONS as u32)
+                .await;
         };
         let _ = tokio::time::timeout(limits.drain_timeout, drained).await;
     }
@@ -260,6 +316,7 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("api", &self.api)
             .field("admin", &self.admin)
+            .field("console", &self.console)
             .field("tls", &self.tls.as_ref().map(|(_, info)| info))
             .finish_non_exhaustive()
     }
