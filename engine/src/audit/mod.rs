@@ -31,6 +31,7 @@
 
 mod chain;
 mod digest;
+mod lines;
 mod record;
 mod recover;
 mod segments;
@@ -41,6 +42,7 @@ mod writer;
 
 pub use chain::{chain_hash, GENESIS_CHAIN};
 pub use digest::{generate_signing_key, key_fingerprint, Digest, DigestSigner, DIGEST_VERSION};
+pub use lines::lines_backwards;
 pub use record::{
     new_request_id, rfc3339_millis, AdditionalEventData, AuditEvent, AuditResource, BatchKey,
     BatchRequest, TlsDetails, UserIdentity, EVENT_SOURCE, EVENT_VERSION, KMS_KEY_RESOURCE_TYPE,

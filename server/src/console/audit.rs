@@ -8,8 +8,6 @@
 //! Audit records never hold plaintext or key material (the engine writes names, algorithms and
 //! sizes only), so showing one whole is safe.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use http::StatusCode;
@@ -17,7 +15,7 @@ use serde_json::Value as Json;
 
 use super::template::{element, render, Html};
 use super::{fields, query_string, text, Answer, AuditPaths, Signed};
-use keyplane::audit::Verdict;
+use keyplane::audit::{lines_backwards, Verdict};
 
 /// Matches per page.
 pub const PAGE: usize = 100;
@@ -432,36 +430,4 @@ pub(crate) async fn verify(s: &Signed<'_>) -> Answer {
         Html::trusted_static(r#"<p><a href="/audit">Back to the audit log</a></p>"#),
     ]);
     s.page(StatusCode::OK, "Audit verification", main)
-}
-
-/// Calls `visit` with each complete line of the file (without its newline), last first, until it
-/// returns false. A last line without its newline (a write in progress or torn) is skipped.
-fn lines_backwards(path: &Path, mut visit: impl FnMut(&[u8]) -> bool) -> std::io::Result<()> {
-    const CHUNK: u64 = 1 << 16;
-    let mut file = File::open(path)?;
-    let mut pos = file.metadata()?.len();
-    let mut leftover: Vec<u8> = Vec::new();
-    let mut tail_dropped = false;
-    while pos > 0 {
-        let start = pos.saturating_sub(CHUNK);
-        let mut buf = vec![0u8; (pos - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut buf)?;
-        buf.extend_from_slice(&leftover);
-        pos = start;
-        let mut end = buf.len();
-        while let Some(newline) = buf[..end].iter().rposition(|&b| b == b'\n') {
-            if !tail_dropped {
-                tail_dropped = true;
-            } else if !visit(&buf[newline + 1..end]) {
-                return Ok(());
-            }
-            end = newline;
-        }
-        leftover = buf[..end].to_vec();
-    }
-    if tail_dropped {
-        visit(&leftover);
-    }
-    Ok(())
 }
