@@ -204,3 +204,67 @@ fn a_replica_in_another_process_and_store_decrypts_what_the_primary_encrypts() {
     assert_eq!(config.replica_keys.len(), 1);
     assert_eq!(config.replica_keys[0].region, WEST);
 }
+
+fn oaep_wrap(public_der: &[u8], material: &[u8]) -> Vec<u8> {
+    use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey, OAEP_SHA256_MGF1SHA256};
+    let key =
+        OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(public_der).unwrap()).unwrap();
+    let mut out = vec![0u8; key.ciphertext_size()];
+    key.encrypt(&OAEP_SHA256_MGF1SHA256, material, &mut out, None)
+        .unwrap()
+        .to_vec()
+}
+
+fn import(engine: &Engine, key: &str, material: &[u8]) -> keyplane::Result<String> {
+    let params = engine.get_parameters_for_import(
+        key,
+        keyplane::WrappingAlgorithm::RsaesOaepSha256,
+        keyplane::WrappingKeySpec::Rsa2048,
+    )?;
+    let wrapped = oaep_wrap(&params.public_key, material);
+    engine
+        .import_key_material(&keyplane::ImportKeyMaterialRequest {
+            key_id: key,
+            import_token: &params.import_token,
+            encrypted_key_material: &wrapped,
+            expiration_model: Some(keyplane::ExpirationModel::KeyMaterialDoesNotExpire),
+            ..Default::default()
+        })
+        .map(|r| r.key_material_id)
+}
+
+#[test]
+fn an_imported_multi_region_key_takes_the_same_material_in_each_sqlite_store() {
+    let east_dir = tempfile::tempdir().unwrap();
+    let west_dir = tempfile::tempdir().unwrap();
+    let (east_path, west_path) = (east_dir.path(), west_dir.path());
+    drop((init(east_path), init(west_path)));
+    let east = region_engine(EAST, east_path, WEST, west_path);
+    let west = region_engine(WEST, west_path, EAST, east_path);
+    let key = east
+        .create_key(keyplane::CreateKeyRequest {
+            multi_region: Some(true),
+            origin: Some(keyplane::Origin::External),
+            ..Default::default()
+        })
+        .unwrap()
+        .key_id;
+    east.replicate_key(ReplicateKeyRequest {
+        key_id: key.clone(),
+        replica_region: WEST.into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let material = [7u8; 32];
+    let id = import(&east, &key, &material).unwrap();
+    let wrong = import(&west, &key, &[8u8; 32]).unwrap_err();
+    assert_eq!(wrong.code(), "IncorrectKeyMaterialException");
+    assert_eq!(import(&west, &key, &material).unwrap(), id);
+    let blob = encrypt(&east, &key, b"imported in both Regions");
+    west.run_due_tasks().unwrap();
+    assert_eq!(decrypt(&west, &blob).unwrap(), b"imported in both Regions");
+    // A restart of the replica's Region keeps its material, sealed under its own root key.
+    drop(west);
+    let west = region_engine(WEST, west_path, EAST, east_path);
+    assert_eq!(decrypt(&west, &blob).unwrap(), b"imported in both Regions");
+}

@@ -138,7 +138,7 @@ fn stored_record(store: &dyn KeyStore, id: &Uuid) -> Result<Option<KeyRecord>> {
 /// are made: one per key, copied to every Region's store, so that the same material has the same
 /// KeyMaterialId in every Region and a replica can tell it from different material.
 pub(crate) fn import_secret_name(id: &Uuid) -> String {
-    format!("multi-region-import/{}", id.hyphenated())
+    format!("multi-region-import.{}", id.hyphenated())
 }
 
 impl Engine {
