@@ -42,7 +42,9 @@ impl RegionStoreAddress {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !region_ok {
-            return Err(bad("the Region must be 1-32 characters of a-z, 0-9 and '-'"));
+            return Err(bad(
+                "the Region must be 1-32 characters of a-z, 0-9 and '-'",
+            ));
         }
         let address = StoreAddress::parse(address)?;
         if address.dir().is_none() {
@@ -60,7 +62,10 @@ impl RegionStoreAddress {
     /// a peer's.
     pub fn open(&self, store: StoreOptions) -> Result<Arc<dyn KeyStore>, OpenError> {
         let dir = self.address.dir().ok_or_else(|| {
-            OpenError::new(ErrorKind::BadAddress, "another Region's store must be durable")
+            OpenError::new(
+                ErrorKind::BadAddress,
+                "another Region's store must be durable",
+            )
         })?;
         let key_file = keyplane_sqlite::StorePaths::default_key_file(dir);
         self.open_with(RootKeySource::KeyFile(key_file), store)
@@ -83,7 +88,10 @@ impl RegionStoreAddress {
             },
         )?;
         let store = opened.store().cloned().ok_or_else(|| {
-            OpenError::new(ErrorKind::BadAddress, "another Region's store must be durable")
+            OpenError::new(
+                ErrorKind::BadAddress,
+                "another Region's store must be durable",
+            )
         })?;
         Ok(store as Arc<dyn KeyStore>)
     }
@@ -105,7 +113,13 @@ mod tests {
         assert_eq!(parsed.region, "eu-west-1");
         assert_eq!(parsed.address, StoreAddress::data_dir("/srv/eu"));
         assert_eq!(parsed.to_string(), "eu-west-1=sqlite:/srv/eu");
-        for bad in ["eu-west-1", "=sqlite:/x", "EU=sqlite:/x", "eu-west-1=memory:", "eu-west-1=pg:x"] {
+        for bad in [
+            "eu-west-1",
+            "=sqlite:/x",
+            "EU=sqlite:/x",
+            "eu-west-1=memory:",
+            "eu-west-1=pg:x",
+        ] {
             let e = RegionStoreAddress::parse(bad).unwrap_err();
             assert!(
                 matches!(e.kind(), ErrorKind::BadAddress | ErrorKind::UnknownScheme),

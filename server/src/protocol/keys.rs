@@ -108,11 +108,13 @@ pub(super) fn replicate_key(engine: &Engine, input: &Input) -> Result<Out, Fault
     };
     let r = engine.replicate_key(request)?;
     let mut out = Out::new();
-    out.nested("ReplicaKeyMetadata", |o| key_metadata(o, &r.replica_key_metadata))
-        .str("ReplicaPolicy", &r.replica_policy)
-        .objects("ReplicaTags", &r.replica_tags, |o, t| {
-            o.str("TagKey", &t.tag_key).str("TagValue", &t.tag_value);
-        });
+    out.nested("ReplicaKeyMetadata", |o| {
+        key_metadata(o, &r.replica_key_metadata)
+    })
+    .str("ReplicaPolicy", &r.replica_policy)
+    .objects("ReplicaTags", &r.replica_tags, |o, t| {
+        o.str("TagKey", &t.tag_key).str("TagValue", &t.tag_value);
+    });
     Ok(out)
 }
 
