@@ -229,8 +229,8 @@ pub unsafe extern "C" fn kp_config_add_region_store(
     unsafe {
         set_store(config, |s| {
             let text = str_arg(region_store, "region_store")?;
-            let peer = keyplane_store_address::RegionStoreAddress::parse(text)
-                .map_err(open_failure)?;
+            let peer =
+                keyplane_store_address::RegionStoreAddress::parse(text).map_err(open_failure)?;
             s.region_stores.retain(|r| r.region != peer.region);
             s.region_stores.push(peer);
             Ok(())
