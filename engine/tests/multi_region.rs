@@ -667,3 +667,68 @@ fn imported_multi_region_keys_take_the_same_material_in_every_region() {
     );
     assert_eq!(open(&east, &blob).unwrap(), b"imported");
 }
+
+#[test]
+fn policies_see_the_multi_region_condition_keys() {
+    let regions = Regions::new(&[EAST, WEST]);
+    let east = regions.engine(EAST);
+    let west = regions.engine(WEST);
+    let key = mrk(&east);
+    replicate(&east, &key, WEST);
+    const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
+    // The same policy in both Regions: Alice may not encrypt under a replica, nor under any
+    // multi-Region key when kms:MultiRegion is tested.
+    let policy = |condition: serde_json::Value| {
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                 "Action": "kms:*", "Resource": "*"},
+                {"Effect": "Deny", "Principal": {"AWS": ALICE}, "Action": "kms:Encrypt",
+                 "Resource": "*", "Condition": condition},
+            ]
+        })
+        .to_string()
+    };
+    let replica_only =
+        policy(serde_json::json!({"StringEquals": {"kms:MultiRegionKeyType": "REPLICA"}}));
+    east.put_key_policy(&key, &replica_only, None, false)
+        .unwrap();
+    west.put_key_policy(&key, &replica_only, None, false)
+        .unwrap();
+    let alice = |e: &Engine| e.for_caller(keyplane::Caller::new(ALICE).unwrap());
+    catch_up(&west);
+    assert!(alice(&east)
+        .encrypt(&EncryptRequest::new(&key, b"x"))
+        .is_ok());
+    assert_eq!(
+        code(alice(&west).encrypt(&EncryptRequest::new(&key, b"x"))),
+        "AccessDeniedException"
+    );
+    let multi = policy(serde_json::json!({"Bool": {"kms:MultiRegion": "true"}}));
+    east.put_key_policy(&key, &multi, None, false).unwrap();
+    assert_eq!(
+        code(alice(&east).encrypt(&EncryptRequest::new(&key, b"x"))),
+        "AccessDeniedException"
+    );
+    let single = east.create_key(CreateKeyRequest {
+        policy: Some(multi),
+        ..Default::default()
+    });
+    let single = single.unwrap().key_id;
+    assert!(alice(&east)
+        .encrypt(&EncryptRequest::new(&single, b"x"))
+        .is_ok());
+    // After the swap the east key is the replica, and the replica-only statement applies there.
+    east.put_key_policy(&key, &replica_only, None, false)
+        .unwrap();
+    east.update_primary_region(&key, WEST).unwrap();
+    catch_up(&west);
+    assert_eq!(
+        code(alice(&east).encrypt(&EncryptRequest::new(&key, b"x"))),
+        "AccessDeniedException"
+    );
+    assert!(alice(&west)
+        .encrypt(&EncryptRequest::new(&key, b"x"))
+        .is_ok());
+}

@@ -1659,7 +1659,7 @@ fn a_policy_with_a_condition_key_the_engine_cannot_evaluate_is_refused() {
         ("Deny", "aws:SecureTransport"),
         ("Deny", "kms:RecipientAttestation:ImageSha384"),
         ("Deny", "aws:CalledVia"),
-        ("Deny", "kms:ReplicaRegion"),
+        ("Deny", "aws:SourceVpce"),
         ("Allow", "aws:userid"),
         ("Allow", "kms:NoSuchKey"),
     ] {
