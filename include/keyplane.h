@@ -1367,7 +1367,8 @@ typedef struct kp_create_key_options {
    */
   size_t tag_count;
   /**
-   * 1 to ask for a multi-Region key (refused: not supported), 0 for a single-Region key.
+   * 1 for a multi-Region primary key (id `mrk-...`; replicate it with `kp_replicate_key`), 0 for
+   * a single-Region key.
    */
   uint32_t multi_region;
   /**
@@ -1383,6 +1384,33 @@ typedef struct kp_create_key_options {
    */
   uint32_t bypass_policy_lockout_safety_check;
 } kp_create_key_options;
+
+/**
+ * Options of ReplicateKey for the new replica key. Zero-initialise it and set what you need;
+ * NULL options are all defaults.
+ */
+typedef struct kp_replicate_key_options {
+  /**
+   * The replica's description, or NULL for none.
+   */
+  const char *description;
+  /**
+   * The replica's key policy (JSON), or NULL for the default policy.
+   */
+  const char *policy;
+  /**
+   * `tag_count` tags of the replica, or NULL when `tag_count` is 0.
+   */
+  const struct kp_tag *tags;
+  /**
+   * Number of tags.
+   */
+  size_t tag_count;
+  /**
+   * 1 to create the replica even if its policy would lock the caller out of it.
+   */
+  uint32_t bypass_policy_lockout_safety_check;
+} kp_replicate_key_options;
 
 /**
  * An Encrypt request.
@@ -2362,6 +2390,43 @@ kp_status kp_list_key_rotations(const struct kp_engine *engine,
                                 uint32_t limit,
                                 const char *marker,
                                 struct kp_page **out);
+
+/**
+ * ReplicateKey: a replica of the multi-Region primary key `key_id` (key id or key ARN) in
+ * `replica_region`, whose store the engine was given (`kp_config_add_region_store`). `*out`
+ * (optional) receives a record with KEY_ID, ARN (in the replica's Region), KEY_STATE and JSON
+ * (the service's ReplicateKey response: ReplicaKeyMetadata, ReplicaPolicy, ReplicaTags).
+ * A single-Region key or a replica is `KP_STATUS_UNSUPPORTED_OPERATION`; a Region that already
+ * has the key `KP_STATUS_ALREADY_EXISTS`.
+ *
+ * Ownership: strings are copied; when `out` is not NULL, `*out` is a new record the caller frees
+ * with `kp_record_free`. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` and `replica_region` are NUL-terminated strings;
+ * `options` is NULL or points to options whose strings and tags are valid; `out` is NULL or
+ * points to writable storage for a pointer.
+ */
+kp_status kp_replicate_key(const struct kp_engine *engine,
+                           const char *key_id,
+                           const char *replica_region,
+                           const struct kp_replicate_key_options *options,
+                           struct kp_record **out);
+
+/**
+ * UpdatePrimaryRegion: the replica of the multi-Region key `key_id` (the primary key, in this
+ * engine's Region) in `primary_region` becomes the primary key, and this one a replica. A Region
+ * without a replica is `KP_STATUS_NOT_FOUND`; a replica or a single-Region key
+ * `KP_STATUS_UNSUPPORTED_OPERATION`.
+ *
+ * Ownership: strings are copied. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` and `primary_region` are NUL-terminated strings.
+ */
+kp_status kp_update_primary_region(const struct kp_engine *engine,
+                                   const char *key_id,
+                                   const char *primary_region);
 
 /**
  * Encrypt: encrypts `request->plaintext` under `request->key_id` into `ciphertext`, which must
@@ -3628,6 +3693,22 @@ const char *kp_status_exception_name(uint32_t status);
  * `config` is a live handle; `address` is NULL or a NUL-terminated string.
  */
 kp_status kp_config_set_store(struct kp_config *config, const char *address);
+
+/**
+ * Gives engines built from this configuration the store of another Region, for multi-Region
+ * keys (`docs/multi-region.md`): `region_store` is `REGION=sqlite:PATH`, such as
+ * `eu-west-1=sqlite:/srv/keyplane-eu`. `kp_replicate_key` creates replicas there, and changes to
+ * a multi-Region key's shared properties are written there too. The store must exist; it is
+ * opened with its own root key file (`PATH/root.key`) when the engine starts. Call once per
+ * Region (a Region given again replaces its store). A malformed value is
+ * `KP_STATUS_STORE_BAD_ADDRESS`.
+ *
+ * Ownership: `region_store` is copied. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle; `region_store` is a NUL-terminated string.
+ */
+kp_status kp_config_add_region_store(struct kp_config *config, const char *region_store);
 
 /**
  * Takes the root key from the key file `path` (base64 of 32 bytes, mode 0600; created with a new

@@ -87,6 +87,11 @@ pub struct GlobalArgs {
         default_value = "us-east-1"
     )]
     pub region: String,
+    /// Another Region's store, for multi-Region keys: REGION=sqlite:PATH (repeatable; opened with
+    /// the root.key of that data directory). `key replicate` creates replicas there, and changes
+    /// to a multi-Region key's shared properties are written there too
+    #[arg(long = "region-store", global = true, value_name = "REGION=ADDRESS")]
+    pub region_stores: Vec<String>,
     /// Account id in key ARNs
     #[arg(
         long,
@@ -260,6 +265,16 @@ pub enum KeyCommand {
     ImportParams(ImportParamsArgs),
     /// ImportKeyMaterial: import (or re-import) key material wrapped with `import-params`' key
     Import(ImportArgs),
+    /// ReplicateKey: a replica of a multi-Region primary key in another Region's store
+    Replicate(ReplicateArgs),
+    /// UpdatePrimaryRegion: the replica in REGION becomes the primary key, this one a replica
+    UpdatePrimaryRegion {
+        /// Key id or key ARN of the multi-Region primary key (in this Region)
+        key: String,
+        /// The Region of the replica that becomes the primary key
+        #[arg(long, value_name = "REGION")]
+        primary_region: String,
+    },
     /// DeleteImportedKeyMaterial: the key is PendingImport until the same material returns
     DeleteImported {
         /// Key id, key ARN, alias name or alias ARN
@@ -419,6 +434,29 @@ pub struct CreateKeyArgs {
     #[arg(long = "policy", visible_alias = "policy-file", value_name = "FILE")]
     pub policy_file: Option<PathBuf>,
     /// Create the key even if its policy would lock the caller out of PutKeyPolicy
+    #[arg(long)]
+    pub bypass_policy_lockout_safety_check: bool,
+    /// A multi-Region primary key (id mrk-...): replicate it with `key replicate`
+    #[arg(long)]
+    pub multi_region: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplicateArgs {
+    /// Key id or key ARN of a multi-Region primary key
+    pub key: String,
+    /// The replica's Region (its store given with --region-store REGION=sqlite:PATH)
+    #[arg(long, value_name = "REGION")]
+    pub replica_region: String,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// A tag of the replica, KEY=VALUE (repeatable)
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// The replica's key policy (JSON file) [default: the account's root has full control]
+    #[arg(long = "policy", visible_alias = "policy-file", value_name = "FILE")]
+    pub policy_file: Option<PathBuf>,
+    /// Create the replica even if its policy would lock the caller out of PutKeyPolicy
     #[arg(long)]
     pub bypass_policy_lockout_safety_check: bool,
 }

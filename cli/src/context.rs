@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use keyplane::{Caller, Engine, LockPolicy};
+use keyplane::{Caller, Engine, EngineBuilder, LockPolicy};
 use keyplane_sqlite::root_key::{Argon2Cost, RootKeyProvider};
 use keyplane_sqlite::{SqliteKeyStore, StoreOptions};
 use keyplane_store_address::{
@@ -145,6 +145,16 @@ impl Context {
         }
     }
 
+    /// `builder` given the stores of the other Regions that `--region-store` names.
+    pub fn with_region_stores(&self, mut builder: EngineBuilder) -> Result<EngineBuilder, Failure> {
+        for text in &self.global.region_stores {
+            let peer = keyplane_store_address::RegionStoreAddress::parse(text)?;
+            let store = peer.open(self.store_options())?;
+            builder = builder.region_store(&peer.region, store);
+        }
+        Ok(builder)
+    }
+
     /// The engine on `store`, as the chosen principal, audited unless `--no-audit`.
     pub fn engine_on(&self, store: Arc<SqliteKeyStore>) -> Result<CliEngine, Failure> {
         let caller = self.caller()?;
@@ -152,6 +162,7 @@ impl Context {
             .region(&self.global.region)
             .account_id(&self.global.account_id)
             .lock_policy(self.lock_policy());
+        let builder = self.with_region_stores(builder)?;
         let engine = Opened::from_store(store, self.audit_options()).engine(builder)?;
         Ok(match caller {
             Some(caller) => engine.map_engine(|root| root.for_caller(caller)),

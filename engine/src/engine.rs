@@ -64,6 +64,7 @@ pub struct EngineBuilder {
     config: EngineConfig,
     audit: Option<(AuditConfig, zeroize::Zeroizing<Vec<u8>>)>,
     store: Option<Arc<dyn KeyStore>>,
+    region_stores: std::collections::BTreeMap<String, Arc<dyn KeyStore>>,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -118,6 +119,14 @@ impl EngineBuilder {
         self.store = Some(store);
         self
     }
+    /// The key store of another Region (`docs/multi-region.md`): where ReplicateKey creates
+    /// replicas of this Region's multi-Region keys, and where changes to their shared properties
+    /// (material and versions, spec, usage, origin, rotation) are written in the same call. Each
+    /// Region has its own store, read by the engines of that Region; one for each peer Region.
+    pub fn region_store(mut self, region: &str, store: Arc<dyn KeyStore>) -> Self {
+        self.region_stores.insert(region.to_owned(), store);
+        self
+    }
     /// The clock (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -170,6 +179,15 @@ impl EngineBuilder {
             config.max_plaintext_bytes,
             threads,
         )?;
+        for region in self.region_stores.keys() {
+            ArnScope::new(region, &config.account_id)?;
+            if *region == config.region {
+                return Err(Error::Validation(format!(
+                    "the store of Region {region} is this engine's own store; region_store names \
+                     the stores of other Regions"
+                )));
+            }
+        }
         let state = ControlState::load(store.as_ref(), None, config.lock_policy)?;
         let root = Caller::account_root(&config.account_id)?;
         let audit = match self.audit {
@@ -196,6 +214,7 @@ impl EngineBuilder {
             data,
             control: Mutex::new(state),
             store,
+            region_stores: self.region_stores,
             clock,
             scope,
             config,
@@ -236,6 +255,8 @@ pub(crate) struct Inner {
     pub(crate) data: DataPlane,
     pub(crate) control: Mutex<ControlState>,
     pub(crate) store: Arc<dyn KeyStore>,
+    /// The stores of the other Regions, by Region.
+    pub(crate) region_stores: std::collections::BTreeMap<String, Arc<dyn KeyStore>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) scope: ArnScope,
     pub(crate) config: EngineConfig,
@@ -336,6 +357,7 @@ impl Engine {
             config: EngineConfig::default(),
             audit: None,
             store: None,
+            region_stores: std::collections::BTreeMap::new(),
             clock: None,
         }
     }

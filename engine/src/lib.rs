@@ -48,7 +48,8 @@ pub use control::{
     AliasListEntry, CreateGrantRequest, CreateGrantResponse, CreateKeyRequest,
     DeleteImportedKeyMaterialResponse, GetParametersForImportResponse, GrantListEntry,
     ImportKeyMaterialRequest, ImportKeyMaterialResponse, KeyListEntry, KeyRotationStatus, Page,
-    RotationListEntry, ScheduleKeyDeletionResponse, INTEGRATED_SERVICES,
+    ReplicateKeyRequest, ReplicateKeyResponse, RotationListEntry, ScheduleKeyDeletionResponse,
+    INTEGRATED_SERVICES,
 };
 pub use crypto::fips_mode;
 pub use dataplane::{
@@ -64,8 +65,9 @@ pub use error::{Error, ErrorKind, Result};
 pub use key::{
     DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, ExpirationModel, GrantConstraints,
     GrantOperation, ImportState, ImportType, KeyAgreementAlgorithm, KeyManager, KeyMaterialState,
-    KeyMetadata, KeySpec, KeyState, KeyUsage, MacAlgorithm, MessageType, Origin, RotationType,
-    SigningAlgorithm, Tag, WrappingAlgorithm, WrappingKeySpec,
+    KeyMetadata, KeySpec, KeyState, KeyUsage, MacAlgorithm, MessageType, MultiRegionConfiguration,
+    MultiRegionKey, MultiRegionKeyType, Origin, RotationType, SigningAlgorithm, Tag,
+    WrappingAlgorithm, WrappingKeySpec,
 };
 pub use locked_memory::LockPolicy;
 pub use secret::SecretBytes;

@@ -448,6 +448,7 @@ fn record(id: uuid::Uuid, spec: KeySpec, usage: KeyUsage) -> KeyRecord {
         on_demand_rotations: 0,
         policy: keyplane::policy::default_policy("111122223333"),
         grants: Vec::new(),
+        multi_region: None,
     }
 }
 

@@ -306,7 +306,7 @@ fn symmetric_key_with_a_non_encryption_usage_is_a_validation_error() {
 }
 
 #[test]
-fn unsupported_origins_multi_region_and_oversized_fields_are_refused() {
+fn unsupported_origins_and_oversized_fields_are_refused() {
     let engine = Engine::in_memory().unwrap();
     for origin in [Origin::AwsCloudhsm, Origin::ExternalKeyStore] {
         assert_eq!(
@@ -318,13 +318,7 @@ fn unsupported_origins_multi_region_and_oversized_fields_are_refused() {
             "{origin}"
         );
     }
-    assert_eq!(
-        code(engine.create_key(CreateKeyRequest {
-            multi_region: Some(true),
-            ..Default::default()
-        })),
-        "UnsupportedOperationException"
-    );
+    // (Multi-Region keys are supported: engine/tests/multi_region.rs.)
     assert_eq!(
         code(engine.create_key(CreateKeyRequest {
             description: Some("d".repeat(8193)),
@@ -656,12 +650,12 @@ fn schedule_key_deletion_window_is_7_to_30_days_default_30() {
         assert_eq!(response.pending_window_in_days, expected_days);
         assert_eq!(
             response.deletion_date,
-            Timestamp(now.0 + i64::from(expected_days) * DAY_MS)
+            Some(Timestamp(now.0 + i64::from(expected_days) * DAY_MS))
         );
         let meta = engine.describe_key(&key).unwrap();
         assert_eq!(meta.key_state, KeyState::PendingDeletion);
         assert!(!meta.enabled);
-        assert_eq!(meta.deletion_date, Some(response.deletion_date));
+        assert_eq!(meta.deletion_date, response.deletion_date);
         assert_eq!(meta.pending_deletion_window_in_days, Some(expected_days));
     }
 }

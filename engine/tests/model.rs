@@ -810,7 +810,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 };
                 agree!(step, op, got, want);
                 if let (Ok(response), Ok(date)) = (&got, &want) {
-                    prop_assert_eq!(response.deletion_date, Timestamp(*date));
+                    prop_assert_eq!(response.deletion_date, Some(Timestamp(*date)));
                     prop_assert_eq!(response.pending_window_in_days, days);
                 }
             }

@@ -1659,7 +1659,7 @@ fn a_policy_with_a_condition_key_the_engine_cannot_evaluate_is_refused() {
         ("Deny", "aws:SecureTransport"),
         ("Deny", "kms:RecipientAttestation:ImageSha384"),
         ("Deny", "aws:CalledVia"),
-        ("Deny", "kms:ReplicaRegion"),
+        ("Deny", "aws:SourceVpce"),
         ("Allow", "aws:userid"),
         ("Allow", "kms:NoSuchKey"),
     ] {
@@ -2248,6 +2248,263 @@ mod envelope_attacks {
             envelope::decrypt_message(&[kr], &EnvelopeConfig::default(), &swapped),
             TYPED,
             "another message's signature",
+        );
+    }
+}
+
+// ---- multi-Region keys -------------------------------------------------------------------------
+
+const MRK_EAST: &str = "us-east-1";
+const MRK_WEST: &str = "eu-west-1";
+
+/// Two Regions: the engines of us-east-1 and eu-west-1, each on its own store and given the
+/// other's; returns them and the west store.
+fn two_regions() -> (
+    Engine,
+    Engine,
+    Arc<keyplane::store::MemoryKeyStore>,
+    Arc<keyplane::store::MemoryKeyStore>,
+) {
+    use keyplane::store::{KeyStore, MemoryKeyStore};
+    let east_store = Arc::new(MemoryKeyStore::new(keyplane::LockPolicy::Require));
+    let west_store = Arc::new(MemoryKeyStore::new(keyplane::LockPolicy::Require));
+    let east = Engine::builder()
+        .region(MRK_EAST)
+        .store(east_store.clone())
+        .region_store(MRK_WEST, west_store.clone() as Arc<dyn KeyStore>)
+        .build()
+        .unwrap();
+    let west = Engine::builder()
+        .region(MRK_WEST)
+        .store(west_store.clone())
+        .region_store(MRK_EAST, east_store.clone() as Arc<dyn KeyStore>)
+        .build()
+        .unwrap();
+    (east, west, east_store, west_store)
+}
+
+fn new_mrk(engine: &Engine, policy: Option<String>) -> String {
+    engine
+        .create_key(CreateKeyRequest {
+            multi_region: Some(true),
+            policy,
+            ..Default::default()
+        })
+        .unwrap()
+        .key_id
+}
+
+fn replicate_to(engine: &Engine, key: &str, region: &str) -> keyplane::Result<()> {
+    engine
+        .replicate_key(keyplane::ReplicateKeyRequest {
+            key_id: key.into(),
+            replica_region: region.into(),
+            ..Default::default()
+        })
+        .map(|_| ())
+}
+
+#[test]
+fn a_replica_cannot_rotate_re_replicate_or_promote_itself() {
+    let mut attack = Attack::new("a replica changing shared properties itself");
+    let (east, west, _, west_store) = two_regions();
+    let key = new_mrk(&east, None);
+    replicate_to(&east, &key, MRK_WEST).unwrap();
+    let rotations = |e: &Engine| e.list_key_rotations(&key, None, None).unwrap().items.len();
+    let before = (rotations(&west), west.describe_key(&key).unwrap());
+    let unsupported = &["UnsupportedOperationException"];
+    attack.refused(
+        west.rotate_key_on_demand(&key),
+        unsupported,
+        "RotateKeyOnDemand on a replica",
+    );
+    attack.refused(
+        west.enable_key_rotation(&key, None),
+        unsupported,
+        "EnableKeyRotation on a replica",
+    );
+    attack.refused(
+        west.disable_key_rotation(&key),
+        unsupported,
+        "DisableKeyRotation on a replica",
+    );
+    attack.refused(
+        replicate_to(&west, &key, "ap-south-1"),
+        unsupported,
+        "ReplicateKey of a replica",
+    );
+    attack.refused(
+        replicate_to(&west, &key, MRK_EAST),
+        unsupported,
+        "ReplicateKey of a replica back into the primary's Region",
+    );
+    attack.refused(
+        west.update_primary_region(&key, MRK_WEST),
+        unsupported,
+        "UpdatePrimaryRegion called on the replica itself",
+    );
+    let generation = keyplane::store::KeyStore::generation(west_store.as_ref()).unwrap();
+    assert_eq!((rotations(&west), west.describe_key(&key).unwrap()), before);
+    assert_eq!(
+        keyplane::store::KeyStore::generation(west_store.as_ref()).unwrap(),
+        generation
+    );
+    assert_eq!(
+        west.describe_key(&key)
+            .unwrap()
+            .multi_region_configuration
+            .unwrap()
+            .primary_key
+            .region,
+        MRK_EAST
+    );
+}
+
+#[test]
+fn replicate_key_without_permission_on_the_primary_writes_nothing_to_the_other_store() {
+    use keyplane::store::KeyStore;
+    let mut attack = Attack::new("ReplicateKey without permission on the primary key");
+    let (east, _west, _, west_store) = two_regions();
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Principal": {"AWS": ALICE},
+             "Action": "kms:ReplicateKey", "Resource": "*"},
+            {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kms:ReplicateKey",
+             "Resource": "*", "Condition": {"StringEquals": {"kms:ReplicaRegion": "ap-south-1"}}},
+        ]
+    });
+    let key = new_mrk(&east, Some(policy.to_string()));
+    let single = new_key(&east);
+    let generation = west_store.generation().unwrap();
+    let denied = &["AccessDeniedException"];
+    let alice = east.for_caller(Caller::new(ALICE).unwrap());
+    let eve = east.for_caller(Caller::new(EVE).unwrap());
+    let arn = east.describe_key(&key).unwrap().arn;
+    for name in [key.as_str(), arn.as_str()] {
+        attack.refused(
+            replicate_to(&alice, name, MRK_WEST),
+            denied,
+            "ReplicateKey denied by the primary's policy",
+        );
+        attack.refused(
+            replicate_to(&eve, name, MRK_WEST),
+            denied,
+            "ReplicateKey from another account",
+        );
+    }
+    attack.refused(
+        replicate_to(&east, &key, "ap-south-1"),
+        &["AccessDeniedException"],
+        "ReplicateKey into a Region the policy denies",
+    );
+    attack.refused(
+        replicate_to(&east, &single, MRK_WEST),
+        &["UnsupportedOperationException"],
+        "ReplicateKey of a single-Region key",
+    );
+    attack.refused(
+        east.dry_run().replicate_key(keyplane::ReplicateKeyRequest {
+            key_id: key.clone(),
+            replica_region: MRK_WEST.into(),
+            ..Default::default()
+        }),
+        &["DryRunOperationException"],
+        "a dry-run ReplicateKey",
+    );
+    assert_eq!(
+        west_store.generation().unwrap(),
+        generation,
+        "the west store was written"
+    );
+    assert!(west_store.load().unwrap().keys.is_empty());
+    assert!(east
+        .describe_key(&key)
+        .unwrap()
+        .multi_region_configuration
+        .unwrap()
+        .replica_keys
+        .is_empty());
+}
+
+#[test]
+fn update_primary_region_needs_permission_on_the_replica_too() {
+    let mut attack = Attack::new("UpdatePrimaryRegion without permission on the replica key");
+    let (east, west, _, _) = two_regions();
+    let key = new_mrk(&east, None);
+    replicate_to(&east, &key, MRK_WEST).unwrap();
+    let deny_alice = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Principal": {"AWS": ALICE},
+             "Action": "kms:UpdatePrimaryRegion", "Resource": "*"},
+        ]
+    });
+    west.put_key_policy(&key, &deny_alice.to_string(), None, false)
+        .unwrap();
+    let alice = east.for_caller(Caller::new(ALICE).unwrap());
+    attack.refused(
+        alice.update_primary_region(&key, MRK_WEST),
+        &["AccessDeniedException"],
+        "UpdatePrimaryRegion denied by the replica's own policy",
+    );
+    let eve = east.for_caller(Caller::new(EVE).unwrap());
+    attack.refused(
+        eve.update_primary_region(&key, MRK_WEST),
+        &["AccessDeniedException"],
+        "UpdatePrimaryRegion from another account",
+    );
+    for engine in [&east, &west] {
+        let config = engine
+            .describe_key(&key)
+            .unwrap()
+            .multi_region_configuration
+            .unwrap();
+        assert_eq!(config.primary_key.region, MRK_EAST);
+    }
+}
+
+#[test]
+fn an_mrk_id_never_names_a_single_region_key_nor_the_reverse() {
+    let mut attack = Attack::new("key id form substitution between mrk- and UUID ids");
+    let engine = engine();
+    let single = new_key(&engine);
+    let multi = new_mrk(&engine, None);
+    let single_uuid = uuid::Uuid::parse_str(&single).unwrap();
+    let multi_uuid = uuid::Uuid::parse_str(&multi["mrk-".len()..]).unwrap();
+    let blob = seal(&engine, &single, b"single", None);
+    for disguised in [
+        format!("mrk-{}", single_uuid.simple()),
+        format!(
+            "arn:aws:kms:us-east-1:111122223333:key/mrk-{}",
+            single_uuid.simple()
+        ),
+        multi_uuid.hyphenated().to_string(),
+        format!(
+            "arn:aws:kms:us-east-1:111122223333:key/{}",
+            multi_uuid.hyphenated()
+        ),
+        format!("mrk-{}", multi_uuid.simple().to_string().to_uppercase()),
+        format!("MRK-{}", multi_uuid.simple()),
+    ] {
+        attack.refused(
+            engine.describe_key(&disguised),
+            &["NotFoundException"],
+            "DescribeKey by a disguised id",
+        );
+        attack.refused(
+            engine.encrypt(&EncryptRequest::new(&disguised, b"x")),
+            &["NotFoundException"],
+            "Encrypt by a disguised id",
+        );
+        attack.refused(
+            engine.decrypt(&DecryptRequest::new(&blob).with_key_id(&disguised)),
+            &["NotFoundException", "IncorrectKeyException"],
+            "Decrypt naming a disguised id",
         );
     }
 }

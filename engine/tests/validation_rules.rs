@@ -60,6 +60,8 @@ const SUPPORTED: &[&str] = &[
     "GetParametersForImport",
     "ImportKeyMaterial",
     "DeleteImportedKeyMaterial",
+    "ReplicateKey",
+    "UpdatePrimaryRegion",
 ];
 
 fn root() -> PathBuf {

@@ -123,6 +123,14 @@ fn key_record(input: &mut Input<'_>, index: u8) -> KeyRecord {
             POLICY.to_string()
         },
         grants: Vec::new(),
+        multi_region: (input.byte() % 4 == 0).then(|| keyplane::key::MultiRegionRecord {
+            primary_region: "us-east-1".to_string(),
+            replica_regions: if input.byte() % 2 == 0 {
+                vec!["eu-west-1".to_string()]
+            } else {
+                Vec::new()
+            },
+        }),
     }
 }
 

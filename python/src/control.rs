@@ -58,6 +58,13 @@ pub(crate) fn key_metadata<'py>(py: Python<'py>, m: &KeyMetadata) -> PyResult<Bo
         .names("KeyAgreementAlgorithms", &m.key_agreement_algorithms)?
         .set("MultiRegion", m.multi_region)?
         .opt(
+            "MultiRegionConfiguration",
+            m.multi_region_configuration
+                .as_ref()
+                .map(|c| multi_region_configuration(py, c))
+                .transpose()?,
+        )?
+        .opt(
             "PendingDeletionWindowInDays",
             m.pending_deletion_window_in_days,
         )?
@@ -65,6 +72,32 @@ pub(crate) fn key_metadata<'py>(py: Python<'py>, m: &KeyMetadata) -> PyResult<Bo
         .opt("CurrentKeyMaterialId", m.current_key_material_id.as_deref())?
         .date_opt("ValidTo", m.valid_to)?
         .opt("ExpirationModel", m.expiration_model.map(|e| e.as_str()))?
+        .done())
+}
+
+fn multi_region_key<'py>(
+    py: Python<'py>,
+    k: &keyplane::MultiRegionKey,
+) -> PyResult<Bound<'py, PyDict>> {
+    Ok(Out::new(py)
+        .set("Arn", &k.arn)?
+        .set("Region", &k.region)?
+        .done())
+}
+
+fn multi_region_configuration<'py>(
+    py: Python<'py>,
+    c: &keyplane::MultiRegionConfiguration,
+) -> PyResult<Bound<'py, PyDict>> {
+    let replicas = c
+        .replica_keys
+        .iter()
+        .map(|k| multi_region_key(py, k))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(Out::new(py)
+        .set("MultiRegionKeyType", c.multi_region_key_type.as_str())?
+        .set("PrimaryKey", multi_region_key(py, &c.primary_key)?)?
+        .set("ReplicaKeys", replicas)?
         .done())
 }
 
@@ -295,7 +328,7 @@ impl Engine {
         })?;
         Ok(Out::new(py)
             .set("KeyId", &r.key_id)?
-            .date("DeletionDate", r.deletion_date)?
+            .date_opt("DeletionDate", r.deletion_date)?
             .set("KeyState", r.key_state.as_str())?
             .set("PendingWindowInDays", r.pending_window_in_days)?
             .done())
@@ -497,6 +530,61 @@ impl Engine {
             .set("KeyId", &r.key_id)?
             .set("KeyMaterialId", &r.key_material_id)?
             .done())
+    }
+
+    /// ReplicateKey: a replica of a multi-Region primary key in another Region's store.
+    #[pyo3(signature = (*, key_id, replica_region, policy = None, bypass_policy_lockout_safety_check = false, description = None, tags = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn replicate_key<'py>(
+        &self,
+        py: Python<'py>,
+        key_id: &str,
+        replica_region: &str,
+        policy: Option<String>,
+        bypass_policy_lockout_safety_check: bool,
+        description: Option<String>,
+        tags: Option<&Bound<'py, PyAny>>,
+    ) -> Result<Bound<'py, PyDict>> {
+        let request = keyplane::ReplicateKeyRequest {
+            key_id: key_id.to_owned(),
+            replica_region: replica_region.to_owned(),
+            description,
+            policy,
+            bypass_policy_lockout_safety_check,
+            tags: self::tags(tags)?,
+        };
+        let r = self.call(py, "ReplicateKey", true, |e| e.replicate_key(request))?;
+        let replica_tags = r
+            .replica_tags
+            .iter()
+            .map(|t| {
+                Ok(Out::new(py)
+                    .set("TagKey", &t.tag_key)?
+                    .set("TagValue", &t.tag_value)?
+                    .done())
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(Out::new(py)
+            .set(
+                "ReplicaKeyMetadata",
+                key_metadata(py, &r.replica_key_metadata)?,
+            )?
+            .set("ReplicaPolicy", &r.replica_policy)?
+            .set("ReplicaTags", replica_tags)?
+            .done())
+    }
+
+    /// UpdatePrimaryRegion: the replica in `primary_region` becomes the primary key.
+    #[pyo3(signature = (*, key_id, primary_region))]
+    fn update_primary_region(
+        &self,
+        py: Python<'_>,
+        key_id: &str,
+        primary_region: &str,
+    ) -> Result<()> {
+        self.call(py, "UpdatePrimaryRegion", true, |e| {
+            e.update_primary_region(key_id, primary_region)
+        })
     }
 
     /// DeleteImportedKeyMaterial (the current material unless `key_material_id` names one).

@@ -67,8 +67,10 @@ impl Engine {
     /// reach its data plane within that interval plus one reload. `rate_quotas` maps
     /// operation families (`symmetric_crypto`, `asymmetric_crypto`, `data_key_pair`,
     /// `control_plane`) to requests per second; over them, calls fail with ThrottlingException.
+    /// `region_stores` maps other Regions to their stores (`{"eu-west-1": "sqlite:/srv/eu"}`), for
+    /// multi-Region keys: ReplicateKey creates replicas there (`docs/multi-region.md`).
     #[new]
-    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None, store = None, home = None, root_key_file = None, root_key_env = None, passphrase = None, root_key = None, open_only = false, audit = true, audit_log = None, audit_durability = "synced", audit_digest_interval_ms = 0, scheduler_interval_ms = 0))]
+    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None, store = None, home = None, root_key_file = None, root_key_env = None, passphrase = None, root_key = None, open_only = false, audit = true, audit_log = None, audit_durability = "synced", audit_digest_interval_ms = 0, scheduler_interval_ms = 0, region_stores = None))]
     fn py_new(
         py: Python<'_>,
         region: &str,
@@ -91,6 +93,7 @@ impl Engine {
         audit_durability: &str,
         audit_digest_interval_ms: u64,
         scheduler_interval_ms: u64,
+        region_stores: Option<std::collections::BTreeMap<String, String>>,
     ) -> Result<Self> {
         let store = StoreArgs {
             store,
@@ -105,6 +108,7 @@ impl Engine {
             audit_durability,
             audit_digest_interval_ms,
             scheduler_interval_ms,
+            region_stores: region_stores.unwrap_or_default(),
         };
         let lock_policy = match lock_policy {
             "require" => LockPolicy::Require,

@@ -64,6 +64,8 @@ pub(crate) struct StoreArgs<'a> {
     pub(crate) audit_digest_interval_ms: u64,
     /// 0: the store's default (1 s).
     pub(crate) scheduler_interval_ms: u64,
+    /// Other Regions' stores, by Region (multi-Region keys).
+    pub(crate) region_stores: std::collections::BTreeMap<String, String>,
 }
 
 /// Asks a Python callable for the root key (32 bytes, `bytes` or `bytearray`).
@@ -133,6 +135,19 @@ impl StoreArgs<'_> {
                 )))
             }
         };
+        let mut builder = builder;
+        for (region, address) in &self.region_stores {
+            let peer =
+                keyplane_store_address::RegionStoreAddress::parse(&format!("{region}={address}"))
+                    .map_err(open_failure)?;
+            let store = peer
+                .open(keyplane_sqlite::StoreOptions {
+                    lock_policy,
+                    ..Default::default()
+                })
+                .map_err(open_failure)?;
+            builder = builder.region_store(&peer.region, store);
+        }
         let address = address(self.store, self.home)?;
         let root_key = Self::root_key(
             RootKeyArgs {

@@ -5,7 +5,9 @@ bytes) and carries botocore's ResponseMetadata."""
 from __future__ import annotations
 
 import datetime
+import gc
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,9 +30,10 @@ def test_client_has_every_supported_operation_and_no_other(kms: Any) -> None:
     for method, operation in METHODS.items():
         assert callable(getattr(kms, method)), method
         assert operation in OPERATIONS
-    assert len(METHODS) == 46
+    assert len(METHODS) == 48
     assert callable(kms.import_key_material)
-    assert not hasattr(kms, "replicate_key")
+    assert callable(kms.replicate_key) and callable(kms.update_primary_region)
+    assert not hasattr(kms, "create_custom_key_store")
 
 
 def test_keys(c: Any) -> None:
@@ -424,6 +427,26 @@ def test_import_operations(c: Any) -> None:
     )
     deleted = c.delete_imported_key_material(KeyId=key, KeyMaterialId=imported["KeyMaterialId"])
     assert deleted["KeyMaterialId"] == imported["KeyMaterialId"]
+
+
+def test_multi_region_operations(tmp_path: Path) -> None:
+    """replicate_key and update_primary_region through the checked client (the whole story, with
+    another process, is test_multi_region.py)."""
+    west_dir = tmp_path / "west"
+    first = keyplane.Engine(home=str(west_dir), audit=False)
+    del first
+    gc.collect()
+    engine = keyplane.Engine(
+        region="eu-west-1", account_id=ACCOUNT, region_stores={"us-west-2": f"sqlite:{west_dir}"}
+    )
+    client = CheckedClient(keyplane.client("kms", region_name="eu-west-1", engine=engine))
+    key = client.create_key(MultiRegion=True)["KeyMetadata"]["KeyId"]
+    replica = client.replicate_key(KeyId=key, ReplicaRegion="us-west-2")["ReplicaKeyMetadata"]
+    assert replica["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
+    client.update_primary_region(KeyId=key, PrimaryRegion="us-west-2")
+    config = client.describe_key(KeyId=key)["KeyMetadata"]["MultiRegionConfiguration"]
+    assert config["PrimaryKey"]["Region"] == "us-west-2"
+    COVERED.update(client.seen)
 
 
 def test_every_operation_was_called_and_checked() -> None:

@@ -67,6 +67,8 @@ SUPPORTED = [
     "GetParametersForImport",
     "ImportKeyMaterial",
     "DeleteImportedKeyMaterial",
+    "ReplicateKey",
+    "UpdatePrimaryRegion",
 ]
 
 KEEP = ("type", "required", "min", "max", "enum", "sensitive")

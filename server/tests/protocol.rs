@@ -684,6 +684,70 @@ async fn every_operation_answers_with_the_services_members() {
     )
     .await;
 
+    // Multi-Region keys, on an engine given a second Region's store.
+    let west: Arc<dyn keyplane::store::KeyStore> = Arc::new(keyplane::store::MemoryKeyStore::new(
+        keyplane::LockPolicy::Require,
+    ));
+    let regions = service_with(
+        Engine::builder()
+            .region_store("eu-west-1", west)
+            .build()
+            .unwrap(),
+        no_coalescing(),
+    );
+    let created = ok(&regions, "CreateKey", json!({"MultiRegion": true})).await;
+    let mrk = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    assert!(mrk.starts_with("mrk-"), "{mrk}");
+    assert_eq!(
+        created["KeyMetadata"]["MultiRegionConfiguration"]["MultiRegionKeyType"],
+        "PRIMARY"
+    );
+    done.insert("ReplicateKey");
+    let replicated = ok(
+        &regions,
+        "ReplicateKey",
+        json!({"KeyId": mrk, "ReplicaRegion": "eu-west-1",
+               "Tags": [{"TagKey": "team", "TagValue": "west"}]}),
+    )
+    .await;
+    has(
+        &replicated,
+        &["ReplicaKeyMetadata", "ReplicaPolicy", "ReplicaTags"],
+    );
+    let replica = &replicated["ReplicaKeyMetadata"];
+    assert_eq!(
+        replica["Arn"],
+        format!("arn:aws:kms:eu-west-1:{ACCOUNT}:key/{mrk}")
+    );
+    assert_eq!(
+        replica["MultiRegionConfiguration"]["ReplicaKeys"][0]["Region"],
+        "eu-west-1"
+    );
+    fails(
+        &regions,
+        "ReplicateKey",
+        json!({"KeyId": mrk, "ReplicaRegion": "eu-west-1"}),
+        "AlreadyExistsException",
+        400,
+    )
+    .await;
+    done.insert("UpdatePrimaryRegion");
+    assert_eq!(
+        members(
+            &ok(
+                &regions,
+                "UpdatePrimaryRegion",
+                json!({"KeyId": mrk, "PrimaryRegion": "eu-west-1"})
+            )
+            .await
+        ),
+        BTreeSet::new()
+    );
+    let described = ok(&regions, "DescribeKey", json!({"KeyId": mrk})).await;
+    let config = &described["KeyMetadata"]["MultiRegionConfiguration"];
+    assert_eq!(config["MultiRegionKeyType"], "REPLICA");
+    assert_eq!(config["PrimaryKey"]["Region"], "eu-west-1");
+
     let missing: Vec<_> = dispatch::OPERATIONS
         .iter()
         .map(|op| op.name)

@@ -31,6 +31,7 @@ mod address;
 pub mod audit;
 mod error;
 mod open;
+mod region;
 mod root_key;
 
 pub use address::{StoreAddress, DEFAULT_DATA_DIR, HOME_VAR, STORE_VAR};
@@ -38,4 +39,5 @@ pub use audit::{AuditOptions, AuditPaths};
 pub use error::{ErrorKind, OpenError};
 pub use keyplane_sqlite::root_key::RootKeyProvider;
 pub use open::{open, OpenOptions, Opened, StoreEngine, DEFAULT_SCHEDULER_INTERVAL};
+pub use region::RegionStoreAddress;
 pub use root_key::{read_passphrase_file, RootKeySource, ROOT_KEY_FILE_VAR};

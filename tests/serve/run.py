@@ -40,6 +40,8 @@ ACCOUNT = "111122223333"
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 BOB = "arn:aws:iam::444455556666:user/bob"
 REGION = "us-east-1"
+# The Region of the second store `keyplane serve` is given (`--region-store`).
+REPLICA_REGION = "eu-west-1"
 
 passed = 0
 failed = 0
@@ -133,6 +135,9 @@ def start_keyplane(args: argparse.Namespace, log_dir: Path) -> Server:
         "127.0.0.1:0",
         "--admin-listen",
         "127.0.0.1:0",
+        # Multi-Region keys: the replica Region's store (test_boto3.py's multi-Region test).
+        "--region-store",
+        f"{REPLICA_REGION}=sqlite:{args.replica_dir}",
     ]
     # Not a with block: the server writes to it until it is stopped.
     stderr = open(server.stderr_path, "w")  # noqa: SIM115
@@ -412,6 +417,7 @@ def main() -> int:
     parser.add_argument("-k", help="pytest -k expression (debugging)")
     args = parser.parse_args()
     args.data_dir = args.work / "data"
+    args.replica_dir = args.work / "replica-data"
     fd_limit = raise_fd_limit()
     print(f"open files limit (soft): {fd_limit}", flush=True)
 
@@ -424,11 +430,23 @@ def main() -> int:
         env["KP_MOTO"] = "1"
     else:
         cli(args, "store", "init")
+        init_replica = subprocess.run(
+            [args.cli, "--data-dir", str(args.replica_dir), "store", "init"],
+            capture_output=True,
+            text=True,
+        )
+        check(
+            f"store init of the {REPLICA_REGION} store",
+            init_replica.returncode == 0,
+            init_replica.stderr,
+        )
         alice = create_credential(args, ALICE)
         server = start_keyplane(args, args.work)
         bob = create_credential(args, BOB)
         time.sleep(1.2)  # a credential made by another process takes effect within one second
         env["KP_DATA_DIR"] = str(args.data_dir)
+        env["KP_REPLICA_DATA_DIR"] = str(args.replica_dir)
+        env["KP_REPLICA_REGION"] = REPLICA_REGION
         env["KP_CLI"] = args.cli
     assert server.proc is not None
     env.update(

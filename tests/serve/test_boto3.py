@@ -7,6 +7,7 @@ account, so the default key policy allows him nothing until a grant or a policy 
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import re
@@ -76,6 +77,7 @@ SERVED = {
     "ListRetirableGrants",
     "PutKeyPolicy",
     "ReEncrypt",
+    "ReplicateKey",
     "RetireGrant",
     "RevokeGrant",
     "RotateKeyOnDemand",
@@ -85,6 +87,7 @@ SERVED = {
     "UntagResource",
     "UpdateAlias",
     "UpdateKeyDescription",
+    "UpdatePrimaryRegion",
     "Verify",
     "VerifyMac",
 }
@@ -361,6 +364,108 @@ def test_import_key_material(kms: Any) -> None:
     fails("IncorrectKeyMaterialException", import_material, bytes(32))
     import_material(material)
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"under my own key"
+
+
+def replica_cli(*argv: str) -> dict[str, Any]:
+    """`keyplane` as the replica Region's own process: its store, and the served store as its
+    peer (the primary key's Region)."""
+    run = subprocess.run(
+        [
+            env("KP_CLI"),
+            "--json",
+            "--data-dir",
+            env("KP_REPLICA_DATA_DIR"),
+            "--region",
+            env("KP_REPLICA_REGION"),
+            "--region-store",
+            f"{REGION}=sqlite:{env('KP_DATA_DIR')}",
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    return dict(json.loads(run.stdout)) if run.stdout.strip() else {}
+
+
+def test_multi_region_keys(kms: Any, key: dict[str, Any]) -> None:
+    """CreateKey MultiRegion, ReplicateKey into the second store's Region, DescribeKey's
+    MultiRegionConfiguration in both Regions (the replica's through another process), a
+    ciphertext of the served primary decrypted by the replica Region's process,
+    UpdatePrimaryRegion, and the service's errors."""
+    if MOTO:
+        pytest.fail("keyplane's second Region store")
+    replica_region = env("KP_REPLICA_REGION")
+    meta = kms.create_key(MultiRegion=True, Description="mrk")["KeyMetadata"]
+    key_id = meta["KeyId"]
+    assert re.fullmatch(r"mrk-[0-9a-f]{32}", key_id), key_id
+    assert meta["MultiRegion"] is True
+    assert meta["MultiRegionConfiguration"]["MultiRegionKeyType"] == "PRIMARY"
+    assert meta["MultiRegionConfiguration"]["ReplicaKeys"] == []
+
+    replicated = kms.replicate_key(
+        KeyId=key_id,
+        ReplicaRegion=replica_region,
+        Description="replica",
+        Tags=[{"TagKey": "region", "TagValue": replica_region}],
+    )
+    replica = replicated["ReplicaKeyMetadata"]
+    assert replica["KeyId"] == key_id
+    assert replica["Arn"] == f"arn:aws:kms:{replica_region}:111122223333:key/{key_id}"
+    assert replica["KeyState"] == "Enabled" and replica["Description"] == "replica"
+    assert replica["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
+    assert replicated["ReplicaTags"] == [{"TagKey": "region", "TagValue": replica_region}]
+    assert json.loads(replicated["ReplicaPolicy"])["Statement"]
+
+    config = kms.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"]
+    assert config["MultiRegionKeyType"] == "PRIMARY"
+    assert config["PrimaryKey"] == {"Arn": meta["Arn"], "Region": REGION}
+    assert config["ReplicaKeys"] == [{"Arn": replica["Arn"], "Region": replica_region}]
+    seen = replica_cli("key", "describe", key_id)["KeyMetadata"]["MultiRegionConfiguration"]
+    assert seen["MultiRegionKeyType"] == "REPLICA" and seen["PrimaryKey"]["Region"] == REGION
+
+    # A ciphertext of the primary decrypts in the replica Region's own process.
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"across Regions")["CiphertextBlob"]
+    opened = subprocess.run(
+        [
+            env("KP_CLI"),
+            "--data-dir",
+            env("KP_REPLICA_DATA_DIR"),
+            "--region",
+            replica_region,
+            "--region-store",
+            f"{REGION}=sqlite:{env('KP_DATA_DIR')}",
+            "decrypt",
+        ],
+        input=base64.b64encode(blob),
+        capture_output=True,
+        timeout=60,
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout == b"across Regions"
+
+    # The service's errors.
+    with pytest.raises(ClientError) as refused:
+        kms.replicate_key(KeyId=key_id, ReplicaRegion=replica_region)
+    assert refused.value.response["Error"]["Code"] == "AlreadyExistsException"
+    with pytest.raises(ClientError) as refused:
+        kms.replicate_key(KeyId=key["KeyId"], ReplicaRegion=replica_region)
+    assert refused.value.response["Error"]["Code"] == "UnsupportedOperationException"
+    with pytest.raises(ClientError) as refused:
+        kms.update_primary_region(KeyId=key_id, PrimaryRegion="ap-south-1")
+    assert refused.value.response["Error"]["Code"] == "NotFoundException"
+
+    # The replica becomes the primary key.
+    kms.update_primary_region(KeyId=key_id, PrimaryRegion=replica_region)
+    config = kms.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"]
+    assert config["MultiRegionKeyType"] == "REPLICA"
+    assert config["PrimaryKey"]["Region"] == replica_region
+    seen = replica_cli("key", "describe", key_id)["KeyMetadata"]["MultiRegionConfiguration"]
+    assert seen["MultiRegionKeyType"] == "PRIMARY"
+    with pytest.raises(ClientError) as refused:
+        kms.rotate_key_on_demand(KeyId=key_id)
+    assert refused.value.response["Error"]["Code"] == "UnsupportedOperationException"
 
 
 def test_random(kms: Any) -> None:

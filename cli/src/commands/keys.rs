@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use keyplane::{CreateKeyRequest, Engine, KeyMetadata, Tag};
+use keyplane::{CreateKeyRequest, Engine, KeyMetadata, ReplicateKeyRequest, Tag};
 
 use crate::args::{
-    CreateKeyArgs, ImportArgs, ImportParamsArgs, KeyCommand, KeyFormat, ListArgs, RotationCommand,
+    CreateKeyArgs, ImportArgs, ImportParamsArgs, KeyCommand, KeyFormat, ListArgs, ReplicateArgs,
+    RotationCommand,
 };
 use crate::context::Context;
 use crate::io::pairs;
@@ -61,19 +62,37 @@ pub fn run(ctx: &Context, command: KeyCommand) -> Result<(), Failure> {
             if json {
                 print_json(&crate::output::service_value(&r)?);
             } else {
-                println!(
-                    "Scheduled {} for deletion on {} ({} days); until then it is {} and \
-                     `keyplane key cancel-deletion` can keep it",
-                    r.key_id,
-                    date(r.deletion_date.0),
-                    r.pending_window_in_days,
-                    r.key_state
-                );
+                match r.deletion_date {
+                    Some(d) => println!(
+                        "Scheduled {} for deletion on {} ({} days); until then it is {} and \
+                         `keyplane key cancel-deletion` can keep it",
+                        r.key_id,
+                        date(d.0),
+                        r.pending_window_in_days,
+                        r.key_state
+                    ),
+                    None => println!(
+                        "Scheduled {} for deletion: it is {} until its replica keys are deleted, \
+                         then deleted after {} days; `keyplane key cancel-deletion` can keep it",
+                        r.key_id, r.key_state, r.pending_window_in_days
+                    ),
+                }
             }
             Ok(())
         }
         KeyCommand::Policy(_) | KeyCommand::LastUsage(_) => unreachable!("handled above"),
         KeyCommand::ImportParams(args) => import_params(&engine, args, json),
+        KeyCommand::Replicate(args) => replicate(&engine, args, json),
+        KeyCommand::UpdatePrimaryRegion {
+            key,
+            primary_region,
+        } => {
+            engine.update_primary_region(&key, &primary_region)?;
+            done(
+                json,
+                &format!("The primary key of {key} is now the one in {primary_region}"),
+            )
+        }
         KeyCommand::Import(args) => import(&engine, args, json),
         KeyCommand::DeleteImported {
             key,
@@ -250,8 +269,39 @@ fn create_request(args: CreateKeyArgs) -> Result<CreateKeyRequest, Failure> {
         tags,
         policy,
         bypass_policy_lockout_safety_check: args.bypass_policy_lockout_safety_check,
-        ..CreateKeyRequest::default()
+        multi_region: args.multi_region.then_some(true),
     })
+}
+
+fn read_policy(path: Option<std::path::PathBuf>) -> Result<Option<String>, Failure> {
+    path.map(|path| {
+        String::from_utf8(crate::io::read_input(Some(&path))?.to_vec())
+            .map_err(|_| Failure::usage("the key policy file is not UTF-8"))
+    })
+    .transpose()
+}
+
+fn replicate(engine: &Engine, args: ReplicateArgs, json: bool) -> Result<(), Failure> {
+    let tags = pairs(&args.tags, "tag")?
+        .into_iter()
+        .map(|(tag_key, tag_value)| Tag { tag_key, tag_value })
+        .collect();
+    let r = engine.replicate_key(ReplicateKeyRequest {
+        key_id: args.key,
+        replica_region: args.replica_region,
+        description: args.description,
+        policy: read_policy(args.policy_file)?,
+        bypass_policy_lockout_safety_check: args.bypass_policy_lockout_safety_check,
+        tags,
+    })?;
+    if json {
+        return Response::new()
+            .field("ReplicaKeyMetadata", key_metadata(&r.replica_key_metadata)?)?
+            .field("ReplicaPolicy", &r.replica_policy)?
+            .field("ReplicaTags", &r.replica_tags)?
+            .print_ok();
+    }
+    show_metadata(&r.replica_key_metadata, false, "Replicated")
 }
 
 pub fn show_metadata(meta: &KeyMetadata, json: bool, headline: &str) -> Result<(), Failure> {
@@ -282,6 +332,12 @@ pub fn show_metadata(meta: &KeyMetadata, json: bool, headline: &str) -> Result<(
     ];
     if let Some(d) = meta.deletion_date {
         fields.push(("DeletionDate", date(d.0)));
+    }
+    if let Some(c) = &meta.multi_region_configuration {
+        fields.push(("MultiRegionKeyType", c.multi_region_key_type.to_string()));
+        fields.push(("PrimaryKey", c.primary_key.arn.clone()));
+        let replicas: Vec<&str> = c.replica_keys.iter().map(|k| k.arn.as_str()).collect();
+        fields.push(("ReplicaKeys", replicas.join(" ")));
     }
     print_fields(&fields);
     Ok(())

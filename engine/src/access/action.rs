@@ -62,6 +62,7 @@ actions! {
     PutKeyPolicy = "PutKeyPolicy",
     ReEncryptFrom = "ReEncryptFrom",
     ReEncryptTo = "ReEncryptTo",
+    ReplicateKey = "ReplicateKey",
     RetireGrant = "RetireGrant",
     RevokeGrant = "RevokeGrant",
     RotateKeyOnDemand = "RotateKeyOnDemand",
@@ -71,6 +72,7 @@ actions! {
     UntagResource = "UntagResource",
     UpdateAlias = "UpdateAlias",
     UpdateKeyDescription = "UpdateKeyDescription",
+    UpdatePrimaryRegion = "UpdatePrimaryRegion",
     Verify = "Verify",
     VerifyMac = "VerifyMac",
 }

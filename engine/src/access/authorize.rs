@@ -41,6 +41,10 @@ pub(crate) struct RequestFacts<'a> {
     /// ImportKeyMaterial: `kms:ExpirationModel`, `kms:ValidTo` (epoch seconds).
     pub(crate) expiration_model: Option<&'a str>,
     pub(crate) valid_to: Option<&'a str>,
+    /// ReplicateKey: `kms:ReplicaRegion`.
+    pub(crate) replica_region: Option<&'a str>,
+    /// UpdatePrimaryRegion: `kms:PrimaryRegion`.
+    pub(crate) primary_region: Option<&'a str>,
 }
 
 /// Whether a grant's encryption-context constraints let it allow `op` in a request with
@@ -121,7 +125,8 @@ pub(crate) struct KeyAccess {
 }
 
 impl KeyAccess {
-    pub(crate) fn new(policy: KeyPolicy, record: &KeyRecord) -> KeyAccess {
+    /// The access rules of `record` as the engine of `region` holds it.
+    pub(crate) fn new(policy: KeyPolicy, record: &KeyRecord, region: &str) -> KeyAccess {
         let grants = record.grants.clone();
         let grants_unconstrained = grants.iter().all(|g| g.constraints.is_none());
         let cacheable = Action::ALL
@@ -134,6 +139,13 @@ impl KeyAccess {
             key: KeyFacts {
                 origin: record.origin,
                 tags: record.tags.clone(),
+                multi_region: record.multi_region.as_ref().map(|m| {
+                    if m.is_primary_in(region) {
+                        crate::key::MultiRegionKeyType::Primary
+                    } else {
+                        crate::key::MultiRegionKeyType::Replica
+                    }
+                }),
             },
             cacheable,
             decisions: SlotCache::default(),

@@ -10,7 +10,7 @@
 use super::authorize::RequestFacts;
 use super::{Action, Caller};
 use crate::error::{Error, Result};
-use crate::key::{KeySpec, KeyUsage, Origin, Tag};
+use crate::key::{KeySpec, KeyUsage, MultiRegionKeyType, Origin, Tag};
 use crate::policy::KeyPolicy;
 
 /// Condition keys with a fixed name that the engine answers, in canonical spelling, with the
@@ -24,6 +24,7 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "kms:KeySpec",
     "kms:KeyUsage",
     "kms:MultiRegion",
+    "kms:MultiRegionKeyType",
     "kms:RequestAlias",
     "kms:ViaService",
     "aws:PrincipalAccount",
@@ -52,6 +53,9 @@ pub const SUPPORTED_KEYS: &[&str] = &[
     "kms:BypassPolicyLockoutSafetyCheck",
     "kms:RotationPeriodInDays",
     "kms:ScheduleKeyDeletionPendingWindowInDays",
+    // ReplicateKey and UpdatePrimaryRegion.
+    "kms:ReplicaRegion",
+    "kms:PrimaryRegion",
     // GetParametersForImport and ImportKeyMaterial.
     "kms:WrappingAlgorithm",
     "kms:WrappingKeySpec",
@@ -103,6 +107,8 @@ pub(crate) fn check_keys_are_supported(policy: &KeyPolicy) -> Result<()> {
 pub(crate) struct KeyFacts {
     pub(crate) origin: Origin,
     pub(crate) tags: Vec<Tag>,
+    /// A multi-Region key's type in this engine's Region; `None` for a single-Region key.
+    pub(crate) multi_region: Option<MultiRegionKeyType>,
 }
 
 /// The condition keys of one request.
@@ -183,8 +189,13 @@ impl Conditions<'_> {
         } else if is("kms:KeyOrigin") {
             one(Some(self.key.origin.as_str()), visit)
         } else if is("kms:MultiRegion") {
-            // The engine makes no multi-Region keys (CreateKey refuses them).
-            one(Some("false"), visit)
+            one(Some(bool_str(self.key.multi_region.is_some())), visit)
+        } else if is("kms:MultiRegionKeyType") {
+            one(self.key.multi_region.map(MultiRegionKeyType::as_str), visit)
+        } else if is("kms:ReplicaRegion") {
+            one(facts.replica_region, visit)
+        } else if is("kms:PrimaryRegion") {
+            one(facts.primary_region, visit)
         } else if is("kms:EncryptionAlgorithm") {
             one(facts.encryption_algorithm, visit)
         } else if is("kms:SigningAlgorithm") {

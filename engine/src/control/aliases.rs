@@ -194,7 +194,7 @@ impl Engine {
                     let entry = AliasListEntry {
                         alias_name: a.name.clone(),
                         alias_arn: self.inner.scope.alias_arn(&a.name),
-                        target_key_id: Some(a.target.hyphenated().to_string()),
+                        target_key_id: Some(crate::key::identifier::key_id_string(&a.target)),
                         creation_date: Some(a.created),
                         last_updated_date: Some(a.updated),
                     };

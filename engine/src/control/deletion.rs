@@ -23,7 +23,10 @@ pub const DEFAULT_PENDING_WINDOW_DAYS: u32 = 30;
 pub struct ScheduleKeyDeletionResponse {
     /// The key's ARN.
     pub key_id: String,
-    pub deletion_date: Timestamp,
+    /// Absent for a multi-Region primary key with replicas: its waiting period begins when its
+    /// last replica is deleted (state PendingReplicaDeletion).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_date: Option<Timestamp>,
     pub key_state: KeyState,
     pub pending_window_in_days: u32,
 }
@@ -65,16 +68,24 @@ impl Engine {
                 Action::ScheduleKeyDeletion,
                 facts,
             )?;
-            let deletion_date = self.inner.clock.now().plus_days(window);
-            record.state = KeyState::PendingDeletion;
-            record.deletion_date = Some(deletion_date);
+            // A multi-Region primary key with replicas waits for their deletion first.
+            let (key_state, deletion_date) = if self.has_replicas(&record) {
+                (KeyState::PendingReplicaDeletion, None)
+            } else {
+                (
+                    KeyState::PendingDeletion,
+                    Some(self.inner.clock.now().plus_days(window)),
+                )
+            };
+            record.state = key_state;
+            record.deletion_date = deletion_date;
             record.pending_window_days = Some(window);
             let arn = self.inner.scope.key_arn(&record.id);
             self.save_key(&mut state, record, None)?;
             Ok(ScheduleKeyDeletionResponse {
                 key_id: arn,
                 deletion_date,
-                key_state: KeyState::PendingDeletion,
+                key_state,
                 pending_window_in_days: window,
             })
         })
@@ -111,6 +122,18 @@ impl Engine {
 
     /// Deletes a key, its material and its aliases for good.
     pub(crate) fn delete_now(&self, state: &mut ControlState, id: Uuid) -> Result<()> {
+        if let Some(record) = state.keys.get(&id) {
+            // A multi-Region key leaves the other Regions' lists first. If a peer store cannot
+            // be written now, the key stays pending and the deletion is tried again later.
+            if let Err(e) = self.forget_deleted_replica(record) {
+                eprintln!(
+                    "keyplane: the deletion of multi-Region key {} waits: the other Regions' \
+                     stores could not be updated ({e})",
+                    self.inner.scope.key_arn(&id)
+                );
+                return Ok(());
+            }
+        }
         self.commit(state, &[StoreChange::DeleteKey(id)])?;
         state.keys.remove(&id);
         state.versions.remove(&id);

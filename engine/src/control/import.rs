@@ -217,6 +217,21 @@ impl Engine {
         Ok(secret)
     }
 
+    /// The secret under which `record`'s import tokens and imported-material ids are made: the
+    /// store's, or for a multi-Region key its own, which every Region's store holds the same.
+    fn import_secret_for(&self, record: &KeyRecord) -> Result<LockedBytes> {
+        if record.multi_region.is_none() {
+            return self.import_secret();
+        }
+        let secret = self.multi_region_import_secret(&record.id, self.inner.store.as_ref())?;
+        if secret.len() != IMPORT_SECRET_BYTES {
+            return Err(Error::Internal(
+                "a multi-Region key's import secret has the wrong length".into(),
+            ));
+        }
+        Ok(secret)
+    }
+
     /// GetParametersForImport: a fresh RSA wrapping public key of `wrapping_key_spec` and an
     /// import token for key `key_id` (origin EXTERNAL), both valid for 24 hours.
     pub fn get_parameters_for_import(
@@ -250,7 +265,7 @@ impl Engine {
                 return Err(not_external(&record, "GetParametersForImport"));
             }
             key_import::check_supported(wrapping_algorithm, wrapping_key_spec)?;
-            let secret = self.import_secret()?;
+            let secret = self.import_secret_for(&record)?;
             let policy = self.inner.config.lock_policy;
             let (private_key, public_key) =
                 key_import::generate_wrapping_key(wrapping_key_spec, policy)?;
@@ -328,7 +343,6 @@ impl Engine {
                 valid_to: valid_to_text.as_deref(),
                 ..RequestFacts::default()
             };
-            let secret = self.import_secret()?;
             let policy = self.inner.config.lock_policy;
             let mut state = self.control()?;
             let mut record = self.key_for_request(
@@ -338,6 +352,15 @@ impl Engine {
                 Action::ImportKeyMaterial,
                 facts,
             )?;
+            if self.is_replica_here(&record) && record.versions.is_empty() {
+                return Err(Error::UnsupportedOperation(format!(
+                    "{} is a multi-Region replica key whose primary key has no key material yet: \
+                     import the key material into the primary key first, then the same key \
+                     material into each replica.",
+                    self.inner.scope.key_arn(&record.id)
+                )));
+            }
+            let secret = self.import_secret_for(&record)?;
             if record.origin != Origin::External {
                 return Err(not_external(&record, "ImportKeyMaterial"));
             }
@@ -369,6 +392,16 @@ impl Engine {
             } else {
                 ImportType::ExistingKeyMaterial
             });
+            if record.multi_region.is_some()
+                && import_type == ImportType::NewKeyMaterial
+                && !record.versions.is_empty()
+            {
+                return Err(Error::UnsupportedOperation(format!(
+                    "{} is a multi-Region key: keyplane does not rotate multi-Region keys with \
+                     imported key material (new key material after the first import).",
+                    self.inner.scope.key_arn(&record.id)
+                )));
+            }
             let terms = ImportedMaterial {
                 imported: true,
                 expiration_model: model,
@@ -457,6 +490,9 @@ impl Engine {
             };
             settle_state(&mut record);
             let arn = self.inner.scope.key_arn(&record.id);
+            // A primary key's first material is a new version for its replicas too (to be
+            // imported there, the same material).
+            self.write_shared_through(state.keys.get(&record.id), &record, None)?;
             self.commit(
                 &mut state,
                 &[

@@ -11,8 +11,8 @@ use crate::engine::Engine;
 use crate::error::{validation, Error, Result};
 use crate::key::state::KeyOperation;
 use crate::key::{
-    KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, Origin, RotationConfig, Tag,
-    VersionRecord,
+    KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, MultiRegionRecord, Origin,
+    RotationConfig, Tag, VersionRecord,
 };
 use crate::messages;
 use crate::validation::Value;
@@ -93,11 +93,7 @@ impl Engine {
                     "origin {origin} needs a custom key store, which keyplane does not have yet"
                 )));
             }
-            if request.multi_region == Some(true) {
-                return Err(Error::UnsupportedOperation(
-                    "multi-Region keys are not supported by keyplane".into(),
-                ));
-            }
+            let multi_region = request.multi_region == Some(true);
             let description = request.description.unwrap_or_default();
             check_description(&description)?;
             let policy = request
@@ -116,7 +112,11 @@ impl Engine {
                 )));
             }
             let now = self.inner.clock.now();
-            let id = Uuid::new_v4();
+            let id = if multi_region {
+                crate::key::identifier::new_multi_region_id()?
+            } else {
+                Uuid::new_v4()
+            };
             let (key_state, material, versions) = if origin == Origin::External {
                 (KeyState::PendingImport, None, Vec::new())
             } else {
@@ -151,6 +151,10 @@ impl Engine {
                 on_demand_rotations: 0,
                 policy,
                 grants: Vec::new(),
+                multi_region: multi_region.then(|| MultiRegionRecord {
+                    primary_region: self.inner.config.region.clone(),
+                    replica_regions: Vec::new(),
+                }),
             };
             if !request.bypass_policy_lockout_safety_check {
                 self.check_lockout(&record, parsed_policy)?;
@@ -177,11 +181,25 @@ impl Engine {
 
     pub(crate) fn metadata(&self, state: &ControlState, id: &Uuid) -> Result<KeyMetadata> {
         let record = state.record(id)?;
-        let key_state = state.effective_state(record);
-        Ok(KeyMetadata {
+        Ok(self.describe_record(
+            record,
+            state.effective_state(record),
+            &self.inner.config.region,
+        ))
+    }
+
+    /// DescribeKey's answer for `record` as the engine of `region` holds it, in `key_state`.
+    pub(crate) fn describe_record(
+        &self,
+        record: &KeyRecord,
+        key_state: KeyState,
+        region: &str,
+    ) -> KeyMetadata {
+        let scope = &self.inner.scope;
+        KeyMetadata {
             aws_account_id: self.inner.config.account_id.clone(),
-            key_id: record.id.hyphenated().to_string(),
-            arn: self.inner.scope.key_arn(&record.id),
+            key_id: crate::key::identifier::key_id_string(&record.id),
+            arn: scope.key_arn_in(region, &record.id),
             creation_date: record.created,
             enabled: key_state == KeyState::Enabled,
             description: record.description.clone(),
@@ -196,7 +214,11 @@ impl Engine {
             signing_algorithms: record.key_spec.signing_algorithms(record.key_usage),
             mac_algorithms: record.key_spec.mac_algorithm().into_iter().collect(),
             key_agreement_algorithms: record.key_spec.key_agreement_algorithms(record.key_usage),
-            multi_region: false,
+            multi_region: record.multi_region.is_some(),
+            multi_region_configuration: record
+                .multi_region
+                .as_ref()
+                .map(|m| super::multi_region::configuration(scope, &record.id, m, region)),
             pending_deletion_window_in_days: record.pending_window_days,
             current_key_material_id: record.current_version().map(|v| v.material_id.clone()),
             valid_to: record
@@ -210,7 +232,7 @@ impl Engine {
                 .filter(|i| i.imported)
                 .map(|i| i.expiration_model),
             key_rotation_enabled: record.rotation.enabled,
-        })
+        }
     }
 
     /// ListKeys: every key, in key id order, `limit` (1–1000, default 100) at a time.
@@ -230,11 +252,12 @@ impl Engine {
             let state = self.control()?;
             page::paginate(
                 state.keys.keys().map(|id| {
-                    let key_id = id.hyphenated().to_string();
+                    // The marker is the hyphenated UUID, which sorts as the keys do (an `mrk-` id
+                    // would not).
                     (
-                        key_id.clone(),
+                        id.hyphenated().to_string(),
                         KeyListEntry {
-                            key_id,
+                            key_id: crate::key::identifier::key_id_string(id),
                             key_arn: self.inner.scope.key_arn(id),
                         },
                     )

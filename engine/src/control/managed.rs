@@ -169,6 +169,7 @@ impl Engine {
                 on_demand_rotations: 0,
                 policy: self.managed_policy(service),
                 grants: Vec::new(),
+                multi_region: None,
             };
             self.save_key(&mut state, record, Some((1, material)))?;
             let alias_record = AliasRecord {

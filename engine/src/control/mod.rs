@@ -10,6 +10,7 @@ mod grants;
 pub(crate) mod import;
 mod keys;
 mod managed;
+mod multi_region;
 mod page;
 mod policies;
 mod rotation;
@@ -29,6 +30,7 @@ pub use import::{
 };
 pub use keys::{CreateKeyRequest, KeyListEntry};
 pub use managed::INTEGRATED_SERVICES;
+pub use multi_region::{ReplicateKeyRequest, ReplicateKeyResponse};
 pub use page::Page;
 pub use rotation::{KeyRotationStatus, RotationListEntry};
 
@@ -251,6 +253,8 @@ impl Engine {
             .values()
             .filter(|r| {
                 state.effective_state(r) == KeyState::Enabled
+                    // A replica rotates when its primary key does, by the primary's write-through.
+                    && !self.is_replica_here(r)
                     && r.rotation.enabled
                     && r.rotation.next_rotation.is_some_and(|d| d <= now)
             })
@@ -405,7 +409,7 @@ impl Engine {
             );
             KeyPolicy::deny_all()
         });
-        KeyAccess::new(policy, record)
+        KeyAccess::new(policy, record, &self.inner.config.region)
     }
 
     /// Writes a changed key record (and any new material) through the store, then applies it
@@ -416,6 +420,11 @@ impl Engine {
         record: KeyRecord,
         new_material: Option<(u32, LockedBytes)>,
     ) -> Result<()> {
+        self.write_shared_through(
+            state.keys.get(&record.id),
+            &record,
+            new_material.as_ref().map(|(v, m)| (*v, m)),
+        )?;
         let mut changes = vec![StoreChange::PutKey(&record)];
         if let Some((version, material)) = &new_material {
             changes.push(StoreChange::PutMaterial {

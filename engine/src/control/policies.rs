@@ -78,7 +78,7 @@ impl Engine {
         record: &crate::key::KeyRecord,
         policy: KeyPolicy,
     ) -> Result<()> {
-        let access = KeyAccess::new(policy, record);
+        let access = KeyAccess::new(policy, record, &self.inner.config.region);
         access
             .check(
                 &self.caller,

@@ -121,6 +121,7 @@ impl Engine {
                 Action::EnableKeyRotation,
                 facts,
             )?;
+            self.refuse_on_replica(&record, "EnableKeyRotation")?;
             check_rotatable(&record)?;
             record.rotation.enabled = true;
             record.rotation.period_days = period;
@@ -144,6 +145,7 @@ impl Engine {
                 KeyOperation::ConfigureRotation,
                 Action::DisableKeyRotation,
             )?;
+            self.refuse_on_replica(&record, "DisableKeyRotation")?;
             check_rotatable(&record)?;
             record.rotation.enabled = false;
             record.rotation.next_rotation = None;
@@ -184,6 +186,7 @@ impl Engine {
             crate::validation::check(&crate::validation::rules::ROTATE_KEY_ON_DEMAND, &[("KeyId", key_id.into())], &[])?;
             let mut state = self.control()?;
             let mut record = self.key_for(&state, key_id, KeyOperation::RotateKeyOnDemand, Action::RotateKeyOnDemand)?;
+            self.refuse_on_replica(&record, "RotateKeyOnDemand")?;
             if record.origin == Origin::External && record.key_spec == KeySpec::SymmetricDefault {
                 return self.rotate_to_imported_material(&mut state, record);
             }

@@ -55,9 +55,23 @@ impl ArnScope {
         })
     }
 
-    /// The ARN of key `id`.
+    /// The ARN of key `id` (`.../key/mrk-...` for a multi-Region key).
     pub fn key_arn(&self, id: &Uuid) -> String {
-        format!("{}key/{}", self.prefix, id.hyphenated())
+        format!("{}key/{}", self.prefix, key_id_string(id))
+    }
+
+    /// The ARN of key `id` in another Region of the same account (a multi-Region key's peers).
+    pub fn key_arn_in(&self, region: &str, id: &Uuid) -> String {
+        format!(
+            "arn:aws:kms:{region}:{}:key/{}",
+            self.account,
+            key_id_string(id)
+        )
+    }
+
+    /// The engine's Region.
+    pub fn region(&self) -> &str {
+        &self.region
     }
 
     /// The ARN of alias `name` (`alias/...`).
@@ -210,7 +224,9 @@ pub fn key_id_form(operation: Action) -> KeyIdForm {
         | A::ScheduleKeyDeletion
         | A::TagResource
         | A::UntagResource
-        | A::UpdateKeyDescription => KeyOnly,
+        | A::UpdateKeyDescription
+        | A::ReplicateKey
+        | A::UpdatePrimaryRegion => KeyOnly,
         A::CreateKey
         | A::DeleteAlias
         | A::GenerateRandom
@@ -219,12 +235,59 @@ pub fn key_id_form(operation: Action) -> KeyIdForm {
     }
 }
 
-/// Parses a key id (a UUID in its hyphenated form).
+/// The prefix of a multi-Region key's id.
+pub const MRK_PREFIX: &str = "mrk-";
+
+/// The UUID version that marks a multi-Region key's id. Single-Region keys are random (version
+/// 4) UUIDs; a multi-Region key is a version 8 ("custom") UUID with 122 random bits, shown as
+/// `mrk-` and its 32 lowercase hex digits. So every ARN and key id the engine prints follows from
+/// the `Uuid` alone, and one form can never name a key of the other kind.
+const MRK_UUID_VERSION: usize = 8;
+
+/// Whether `id` is a multi-Region key's id.
+pub fn is_multi_region_id(id: &Uuid) -> bool {
+    id.get_version_num() == MRK_UUID_VERSION
+}
+
+/// A new, random multi-Region key id.
+pub fn new_multi_region_id() -> Result<Uuid> {
+    let mut bytes = [0u8; 16];
+    crate::crypto::random::fill(&mut bytes)?;
+    Ok(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+}
+
+/// A key id as the service shows it: the hyphenated UUID, or `mrk-` and 32 lowercase hex digits
+/// for a multi-Region key.
+pub fn key_id_string(id: &Uuid) -> String {
+    if is_multi_region_id(id) {
+        format!("{MRK_PREFIX}{}", id.simple())
+    } else {
+        id.hyphenated().to_string()
+    }
+}
+
+/// Parses a key id: a UUID in its hyphenated form (a single-Region key) or `mrk-` and 32
+/// lowercase hex digits (a multi-Region key). A hyphenated UUID that is a multi-Region key's, or
+/// an `mrk-` id that is not, is malformed (`Invalid keyId`), so neither form reaches a key of the
+/// other kind.
 pub fn parse_key_id(id: &str) -> Result<Uuid> {
+    if let Some(hex) = id.strip_prefix(MRK_PREFIX) {
+        let lower_hex = hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        return match Uuid::try_parse(hex) {
+            Ok(uuid) if lower_hex && is_multi_region_id(&uuid) => Ok(uuid),
+            _ => Err(messages::invalid_key_id(id)),
+        };
+    }
     if id.len() != 36 {
         return Err(messages::invalid_key_id(id));
     }
-    Uuid::try_parse(id).map_err(|_| messages::invalid_key_id(id))
+    match Uuid::try_parse(id) {
+        Ok(uuid) if !is_multi_region_id(&uuid) => Ok(uuid),
+        _ => Err(messages::invalid_key_id(id)),
+    }
 }
 
 /// Checks an alias name for CreateAlias / UpdateAlias, in the service's order: the `alias/`
@@ -327,6 +390,38 @@ mod tests {
             s.parse_for("alias/app", Action::Encrypt).unwrap(),
             KeyReference::Alias("alias/app")
         );
+    }
+
+    #[test]
+    fn multi_region_ids_show_and_parse_as_mrk() {
+        let s = scope();
+        let id = new_multi_region_id().unwrap();
+        let shown = key_id_string(&id);
+        assert!(shown.starts_with("mrk-") && shown.len() == 36, "{shown}");
+        assert!(shown[4..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_eq!(s.parse(&shown).unwrap(), KeyReference::Key(id));
+        assert_eq!(
+            s.key_arn(&id),
+            format!("arn:aws:kms:eu-west-1:111122223333:key/{shown}")
+        );
+        assert_eq!(s.parse(&s.key_arn(&id)).unwrap(), KeyReference::Key(id));
+        // The other form of the same 128 bits names no key.
+        let hyphenated = id.hyphenated().to_string();
+        assert_eq!(
+            s.parse(&hyphenated).unwrap_err().code(),
+            "NotFoundException"
+        );
+        let single = Uuid::new_v4();
+        let disguised = format!("mrk-{}", single.simple());
+        assert_eq!(
+            s.parse(&disguised).unwrap_err().message(),
+            format!("Invalid keyId '{disguised}'")
+        );
+        let upper = format!("mrk-{}", id.simple().to_string().to_uppercase());
+        assert_eq!(s.parse(&upper).unwrap_err().code(), "NotFoundException");
+        assert_eq!(key_id_string(&single), single.hyphenated().to_string());
     }
 
     #[test]

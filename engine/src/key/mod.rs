@@ -8,7 +8,8 @@ pub mod state;
 pub use identifier::{ArnScope, KeyReference};
 pub use record::{
     AliasRecord, GrantConstraints, GrantRecord, ImportedMaterial, KeyMetadata, KeyRecord,
-    RotationConfig, Tag, VersionRecord,
+    MultiRegionConfiguration, MultiRegionKey, MultiRegionRecord, RotationConfig, Tag,
+    VersionRecord,
 };
 pub use spec::*;
 pub use state::KeyOperation;

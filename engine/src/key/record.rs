@@ -91,6 +91,32 @@ pub struct KeyRecord {
     /// Grants on this key.
     #[serde(default)]
     pub grants: Vec<GrantRecord>,
+    /// A multi-Region key's Regions (primary and replicas); `None` for a single-Region key.
+    /// Every Region's record of the key carries the same value (a shared property).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_region: Option<MultiRegionRecord>,
+}
+
+/// The Regions of a multi-Region key. A Region's own record is the primary key when
+/// `primary_region` is that Region, a replica key otherwise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultiRegionRecord {
+    pub primary_region: String,
+    /// The replica keys' Regions, sorted, without the primary's.
+    pub replica_regions: Vec<String>,
+}
+
+impl MultiRegionRecord {
+    /// Whether the key in `region` is the primary key.
+    pub fn is_primary_in(&self, region: &str) -> bool {
+        self.primary_region == region
+    }
+
+    /// Every Region that holds the key, the primary's first.
+    pub fn regions(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.primary_region.as_str())
+            .chain(self.replica_regions.iter().map(String::as_str))
+    }
 }
 
 impl KeyRecord {
@@ -178,6 +204,9 @@ pub struct KeyMetadata {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub key_agreement_algorithms: Vec<KeyAgreementAlgorithm>,
     pub multi_region: bool,
+    /// Multi-Region keys: the key's type in this Region, its primary and its replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multi_region_configuration: Option<MultiRegionConfiguration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_deletion_window_in_days: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,4 +220,21 @@ pub struct KeyMetadata {
     /// Not a DescribeKey field in the service (it is GetKeyRotationStatus's); carried here so a
     /// describe shows the whole lifecycle.
     pub key_rotation_enabled: bool,
+}
+
+/// DescribeKey's `MultiRegionConfiguration`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MultiRegionConfiguration {
+    pub multi_region_key_type: MultiRegionKeyType,
+    pub primary_key: MultiRegionKey,
+    pub replica_keys: Vec<MultiRegionKey>,
+}
+
+/// One key of a multi-Region key: its ARN and Region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MultiRegionKey {
+    pub arn: String,
+    pub region: String,
 }

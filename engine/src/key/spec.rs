@@ -285,6 +285,14 @@ service_enum! {
 }
 
 service_enum! {
+    /// Whether a multi-Region key in a Region is the primary key or a replica.
+    MultiRegionKeyType as "MultiRegionKeyType" at "MultiRegionKeyType" {
+        Primary = "PRIMARY",
+        Replica = "REPLICA",
+    }
+}
+
+service_enum! {
     /// Whether imported key material is in the key now (ListKeyRotations).
     ImportState as "ImportState" at "ImportState" {
         Imported = "IMPORTED",

@@ -32,6 +32,10 @@ pub enum KeyOperation {
     /// GetParametersForImport, ImportKeyMaterial.
     ImportKeyMaterial,
     DeleteImportedKeyMaterial,
+    /// ReplicateKey (on the primary key).
+    ReplicateKey,
+    /// UpdatePrimaryRegion (on the primary key and on the replica that becomes primary).
+    UpdatePrimaryRegion,
 }
 
 /// Whether `op` is allowed on a key in `state`; the error is the service's
@@ -55,7 +59,8 @@ pub fn check(op: KeyOperation, state: KeyState, key_arn: &str) -> Result<()> {
         }
         (Op::ScheduleKeyDeletion, _) => refused(),
 
-        (Op::CancelKeyDeletion, S::PendingDeletion) => Ok(()),
+        // A primary key waiting for its replicas' deletion can be cancelled too.
+        (Op::CancelKeyDeletion, S::PendingDeletion | S::PendingReplicaDeletion) => Ok(()),
         (Op::CancelKeyDeletion, _) => Err(messages::not_pending_deletion(key_arn)),
 
         (
@@ -76,6 +81,14 @@ pub fn check(op: KeyOperation, state: KeyState, key_arn: &str) -> Result<()> {
             S::Enabled | S::Disabled | S::PendingImport | S::PendingDeletion,
         ) => Ok(()),
         (Op::DeleteImportedKeyMaterial, _) => refused(),
+
+        // The service's key state table: a key being created or updated, pending deletion or
+        // unavailable cannot be replicated or become (or stop being) the primary key.
+        (
+            Op::ReplicateKey | Op::UpdatePrimaryRegion,
+            S::Enabled | S::Disabled | S::PendingImport,
+        ) => Ok(()),
+        (Op::ReplicateKey | Op::UpdatePrimaryRegion, _) => refused(),
 
         (Op::ConfigureRotation | Op::RotateKeyOnDemand, S::Enabled) => Ok(()),
         (Op::ConfigureRotation | Op::RotateKeyOnDemand, _) => refused(),
@@ -113,7 +126,11 @@ mod tests {
     fn cancel_deletion_needs_pending_deletion() {
         for state in KeyState::ALL {
             let r = check(KeyOperation::CancelKeyDeletion, *state, "k");
-            assert_eq!(r.is_ok(), *state == KeyState::PendingDeletion, "{state}");
+            let pending = matches!(
+                state,
+                KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+            );
+            assert_eq!(r.is_ok(), pending, "{state}");
         }
     }
 }

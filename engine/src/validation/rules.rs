@@ -2070,6 +2070,98 @@ pub(crate) static DELETE_IMPORTED_KEY_MATERIAL: Operation = Operation {
     ],
 };
 
+pub(crate) static REPLICATE_KEY: Operation = Operation {
+    name: "ReplicateKey",
+    members: &[
+        Member {
+            name: "BypassPolicyLockoutSafetyCheck",
+            kind: Kind::Boolean,
+            required: false,
+            sensitive: false,
+            min: None,
+            max: None,
+            enumeration: &[],
+            pattern: None,
+        },
+        Member {
+            name: "Description",
+            kind: Kind::String,
+            required: false,
+            sensitive: false,
+            min: Some(0),
+            max: Some(8192),
+            enumeration: &[],
+            pattern: None,
+        },
+        Member {
+            name: "KeyId",
+            kind: Kind::String,
+            required: true,
+            sensitive: false,
+            min: Some(1),
+            max: Some(2048),
+            enumeration: &[],
+            pattern: None,
+        },
+        Member {
+            name: "Policy",
+            kind: Kind::String,
+            required: false,
+            sensitive: false,
+            min: Some(1),
+            max: Some(131072),
+            enumeration: &[],
+            pattern: Some("[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+"),
+        },
+        Member {
+            name: "ReplicaRegion",
+            kind: Kind::String,
+            required: true,
+            sensitive: false,
+            min: Some(1),
+            max: Some(32),
+            enumeration: &[],
+            pattern: Some("^([a-z]+-){2,3}\\d+$"),
+        },
+        Member {
+            name: "Tags",
+            kind: Kind::List,
+            required: false,
+            sensitive: false,
+            min: None,
+            max: None,
+            enumeration: &[],
+            pattern: None,
+        },
+    ],
+};
+
+pub(crate) static UPDATE_PRIMARY_REGION: Operation = Operation {
+    name: "UpdatePrimaryRegion",
+    members: &[
+        Member {
+            name: "KeyId",
+            kind: Kind::String,
+            required: true,
+            sensitive: false,
+            min: Some(1),
+            max: Some(2048),
+            enumeration: &[],
+            pattern: None,
+        },
+        Member {
+            name: "PrimaryRegion",
+            kind: Kind::String,
+            required: true,
+            sensitive: false,
+            min: Some(1),
+            max: Some(32),
+            enumeration: &[],
+            pattern: Some("^([a-z]+-){2,3}\\d+$"),
+        },
+    ],
+};
+
 /// Every operation of the table.
 pub(crate) static OPERATIONS: &[&Operation] = &[
     &CREATE_KEY,
@@ -2118,6 +2210,8 @@ pub(crate) static OPERATIONS: &[&Operation] = &[
     &GET_PARAMETERS_FOR_IMPORT,
     &IMPORT_KEY_MATERIAL,
     &DELETE_IMPORTED_KEY_MATERIAL,
+    &REPLICATE_KEY,
+    &UPDATE_PRIMARY_REGION,
 ];
 
 /// Every enumeration shape of the model, with its values in the model's order.

@@ -47,7 +47,8 @@ pub struct kp_create_key_options {
     pub tags: *const kp_tag,
     /// Number of tags.
     pub tag_count: usize,
-    /// 1 to ask for a multi-Region key (refused: not supported), 0 for a single-Region key.
+    /// 1 for a multi-Region primary key (id `mrk-...`; replicate it with `kp_replicate_key`), 0 for
+    /// a single-Region key.
     pub multi_region: u32,
     /// A key policy document (JSON, up to 32 KiB), or NULL for the default policy (the account's
     /// root principal may do everything). A policy that would not let the caller change it again
@@ -387,7 +388,7 @@ pub unsafe extern "C" fn kp_schedule_key_deletion(
         let response = engine.schedule_key_deletion(key_id, limit_arg(pending_window_in_days))?;
         let record = Record::new()
             .str(kp_field::KeyId, &response.key_id)
-            .int(kp_field::DeletionDate, response.deletion_date.0)
+            .opt_int(kp_field::DeletionDate, response.deletion_date.map(|d| d.0))
             .str(kp_field::KeyState, response.key_state.as_str())
             .int(
                 kp_field::PendingWindowInDays,
@@ -823,5 +824,118 @@ pub unsafe extern "C" fn kp_list_key_rotations(
                     .json(&r)
             })
         }
+    })
+}
+
+/// Options of ReplicateKey for the new replica key. Zero-initialise it and set what you need;
+/// NULL options are all defaults.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct kp_replicate_key_options {
+    /// The replica's description, or NULL for none.
+    pub description: *const c_char,
+    /// The replica's key policy (JSON), or NULL for the default policy.
+    pub policy: *const c_char,
+    /// `tag_count` tags of the replica, or NULL when `tag_count` is 0.
+    pub tags: *const kp_tag,
+    /// Number of tags.
+    pub tag_count: usize,
+    /// 1 to create the replica even if its policy would lock the caller out of it.
+    pub bypass_policy_lockout_safety_check: u32,
+}
+
+/// ReplicateKey: a replica of the multi-Region primary key `key_id` (key id or key ARN) in
+/// `replica_region`, whose store the engine was given (`kp_config_add_region_store`). `*out`
+/// (optional) receives a record with KEY_ID, ARN (in the replica's Region), KEY_STATE and JSON
+/// (the service's ReplicateKey response: ReplicaKeyMetadata, ReplicaPolicy, ReplicaTags).
+/// A single-Region key or a replica is `KP_STATUS_UNSUPPORTED_OPERATION`; a Region that already
+/// has the key `KP_STATUS_ALREADY_EXISTS`.
+///
+/// Ownership: strings are copied; when `out` is not NULL, `*out` is a new record the caller frees
+/// with `kp_record_free`. Thread safety: thread-safe on a shared engine.
+///
+/// # Safety
+/// `engine` is a live handle; `key_id` and `replica_region` are NUL-terminated strings;
+/// `options` is NULL or points to options whose strings and tags are valid; `out` is NULL or
+/// points to writable storage for a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn kp_replicate_key(
+    engine: *const kp_engine,
+    key_id: *const c_char,
+    replica_region: *const c_char,
+    options: *const kp_replicate_key_options,
+    out: *mut *mut kp_record,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let (engine, key_id, region) = unsafe {
+            (
+                engine_arg(engine)?,
+                str_arg(key_id, "key_id")?,
+                str_arg(replica_region, "replica_region")?,
+            )
+        };
+        if !out.is_null() {
+            out_arg(out, "out")?;
+        }
+        let mut request = kp::ReplicateKeyRequest {
+            key_id: key_id.to_owned(),
+            replica_region: region.to_owned(),
+            ..Default::default()
+        };
+        if !options.is_null() {
+            if !options.is_aligned() {
+                return Err(Failure::new(
+                    kp_status::InvalidArgument,
+                    "options is misaligned",
+                ));
+            }
+            // SAFETY: not NULL and aligned; the caller promises a valid struct.
+            let o = unsafe { options.read() };
+            // SAFETY: the caller promises valid strings and tags.
+            unsafe {
+                request.description = opt_str_arg(o.description, "description")?.map(str::to_owned);
+                request.policy = opt_str_arg(o.policy, "policy")?.map(str::to_owned);
+                request.tags = tags_arg(o.tags, o.tag_count)?;
+            }
+            request.bypass_policy_lockout_safety_check = o.bypass_policy_lockout_safety_check != 0;
+        }
+        let response = engine.replicate_key(request)?;
+        let md = &response.replica_key_metadata;
+        let record = Record::new()
+            .str(kp_field::KeyId, &md.key_id)
+            .str(kp_field::Arn, &md.arn)
+            .str(kp_field::KeyState, md.key_state.as_str())
+            .json(&response)?;
+        // SAFETY: NULL or checked by out_arg above.
+        unsafe { give_opt_record(out, || record) }
+    })
+}
+
+/// UpdatePrimaryRegion: the replica of the multi-Region key `key_id` (the primary key, in this
+/// engine's Region) in `primary_region` becomes the primary key, and this one a replica. A Region
+/// without a replica is `KP_STATUS_NOT_FOUND`; a replica or a single-Region key
+/// `KP_STATUS_UNSUPPORTED_OPERATION`.
+///
+/// Ownership: strings are copied. Thread safety: thread-safe on a shared engine.
+///
+/// # Safety
+/// `engine` is a live handle; `key_id` and `primary_region` are NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn kp_update_primary_region(
+    engine: *const kp_engine,
+    key_id: *const c_char,
+    primary_region: *const c_char,
+) -> kp_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller.
+        let (engine, key_id, region) = unsafe {
+            (
+                engine_arg(engine)?,
+                str_arg(key_id, "key_id")?,
+                str_arg(primary_region, "primary_region")?,
+            )
+        };
+        Ok(engine.update_primary_region(key_id, region)?)
     })
 }

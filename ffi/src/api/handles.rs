@@ -570,6 +570,11 @@ pub unsafe extern "C" fn kp_engine_new(
             if let Some((audit, signing_key)) = &config.audit {
                 builder = builder.audit(audit.clone(), signing_key);
             }
+            builder = super::store::with_region_stores(
+                &config.store,
+                builder,
+                config.config.lock_policy,
+            )?;
             if let Some(address @ StoreAddress::Sqlite(_)) = &config.store.address {
                 durable = Some((config, address));
             }

@@ -68,6 +68,27 @@ pub(crate) struct StoreSettings {
     pub(crate) open_only: bool,
     /// `None`: the CLI's defaults (on, the data directory's log, synced).
     pub(crate) audit: Option<AuditOptions>,
+    /// The stores of other Regions (`kp_config_add_region_store`), one per Region.
+    pub(crate) region_stores: Vec<keyplane_store_address::RegionStoreAddress>,
+}
+
+/// `builder` given the stores of the other Regions that `settings` names, each opened (it must
+/// exist) with its own root key file.
+pub(crate) fn with_region_stores(
+    settings: &StoreSettings,
+    mut builder: EngineBuilder,
+    lock_policy: kp::LockPolicy,
+) -> Outcome<EngineBuilder> {
+    for peer in &settings.region_stores {
+        let store = peer
+            .open(keyplane_sqlite::StoreOptions {
+                lock_policy,
+                ..Default::default()
+            })
+            .map_err(open_failure)?;
+        builder = builder.region_store(&peer.region, store);
+    }
+    Ok(builder)
 }
 
 fn open_failure(error: OpenError) -> Failure {
@@ -182,6 +203,36 @@ pub unsafe extern "C" fn kp_config_set_store(
                 None => None,
                 Some(text) => Some(StoreAddress::parse(text).map_err(open_failure)?),
             };
+            Ok(())
+        })
+    }
+}
+
+/// Gives engines built from this configuration the store of another Region, for multi-Region
+/// keys (`docs/multi-region.md`): `region_store` is `REGION=sqlite:PATH`, such as
+/// `eu-west-1=sqlite:/srv/keyplane-eu`. `kp_replicate_key` creates replicas there, and changes to
+/// a multi-Region key's shared properties are written there too. The store must exist; it is
+/// opened with its own root key file (`PATH/root.key`) when the engine starts. Call once per
+/// Region (a Region given again replaces its store). A malformed value is
+/// `KP_STATUS_STORE_BAD_ADDRESS`.
+///
+/// Ownership: `region_store` is copied. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle; `region_store` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_add_region_store(
+    config: *mut kp_config,
+    region_store: *const c_char,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set_store(config, |s| {
+            let text = str_arg(region_store, "region_store")?;
+            let peer =
+                keyplane_store_address::RegionStoreAddress::parse(text).map_err(open_failure)?;
+            s.region_stores.retain(|r| r.region != peer.region);
+            s.region_stores.push(peer);
             Ok(())
         })
     }

@@ -124,6 +124,10 @@ class Engine:
     locked) or "warn"; `rate_quotas` maps operation families (`symmetric_crypto`,
     `asymmetric_crypto`, `data_key_pair`, `control_plane`) to requests per second, over which calls
     fail with ThrottlingException; `principal` makes the engine call as that IAM principal ARN.
+    `region_stores` maps other Regions to their existing stores (`{"eu-west-1":
+    "sqlite:/srv/keyplane-eu"}`, each opened with its own `root.key`) for multi-Region keys:
+    `replicate_key` creates replicas there and shared changes are written there
+    (docs/multi-region.md).
     """
 
     def __init__(
@@ -149,6 +153,7 @@ class Engine:
         audit_durability: str = "synced",
         audit_digest_interval_ms: int = 0,
         scheduler_interval_ms: int = 0,
+        region_stores: Mapping[str, str] | None = None,
     ) -> None:
         self._native = _keyplane.Engine(
             region=region,
@@ -171,6 +176,7 @@ class Engine:
             audit_durability=audit_durability,
             audit_digest_interval_ms=audit_digest_interval_ms,
             scheduler_interval_ms=scheduler_interval_ms,
+            region_stores=dict(region_stores) if region_stores else None,
         )
 
     @classmethod

@@ -80,6 +80,7 @@ class Engine:
         audit_durability: str = "synced",
         audit_digest_interval_ms: int = 0,
         scheduler_interval_ms: int = 0,
+        region_stores: dict[str, str] | None = None,
     ) -> Engine: ...
     def for_principal(self, principal: str, *, via_service: str | None = None) -> Engine: ...
     def dry_run(self) -> Engine: ...
@@ -156,6 +157,17 @@ class Engine:
     def delete_imported_key_material(
         self, *, key_id: str, key_material_id: str | None = None
     ) -> _Response: ...
+    def replicate_key(
+        self,
+        *,
+        key_id: str,
+        replica_region: str,
+        policy: str | None = None,
+        bypass_policy_lockout_safety_check: bool = False,
+        description: str | None = None,
+        tags: list[dict[str, str]] | None = None,
+    ) -> _Response: ...
+    def update_primary_region(self, *, key_id: str, primary_region: str) -> None: ...
     def list_key_rotations(
         self, *, key_id: str, limit: int | None = None, marker: str | None = None
     ) -> _Response: ...

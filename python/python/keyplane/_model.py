@@ -55,6 +55,8 @@ METHODS: dict[str, str] = {
     "get_parameters_for_import": "GetParametersForImport",
     "import_key_material": "ImportKeyMaterial",
     "delete_imported_key_material": "DeleteImportedKeyMaterial",
+    "replicate_key": "ReplicateKey",
+    "update_primary_region": "UpdatePrimaryRegion",
 }
 
 OPERATIONS: dict[str, dict[str, Any]] = {
@@ -654,6 +656,34 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             "NotFoundException",
             "KMSInternalException",
             "KMSInvalidStateException",
+        ],
+    },
+    "ReplicateKey": {
+        "input": "ReplicateKeyRequest",
+        "output": "ReplicateKeyResponse",
+        "errors": [
+            "AlreadyExistsException",
+            "DisabledException",
+            "InvalidArnException",
+            "KMSInvalidStateException",
+            "KMSInternalException",
+            "LimitExceededException",
+            "MalformedPolicyDocumentException",
+            "NotFoundException",
+            "TagException",
+            "UnsupportedOperationException",
+        ],
+    },
+    "UpdatePrimaryRegion": {
+        "input": "UpdatePrimaryRegionRequest",
+        "output": None,
+        "errors": [
+            "DisabledException",
+            "InvalidArnException",
+            "KMSInvalidStateException",
+            "KMSInternalException",
+            "NotFoundException",
+            "UnsupportedOperationException",
         ],
     },
 }
@@ -1439,6 +1469,26 @@ SHAPES: dict[str, dict[str, Any]] = {
         },
     },
     "RegionType": {"type": "string", "min": 1, "max": 32},
+    "ReplicateKeyRequest": {
+        "type": "structure",
+        "required": ["KeyId", "ReplicaRegion"],
+        "members": {
+            "KeyId": "KeyIdType",
+            "ReplicaRegion": "RegionType",
+            "Policy": "PolicyType",
+            "BypassPolicyLockoutSafetyCheck": "BooleanType",
+            "Description": "DescriptionType",
+            "Tags": "TagList",
+        },
+    },
+    "ReplicateKeyResponse": {
+        "type": "structure",
+        "members": {
+            "ReplicaKeyMetadata": "KeyMetadata",
+            "ReplicaPolicy": "PolicyType",
+            "ReplicaTags": "TagList",
+        },
+    },
     "RetireGrantRequest": {
         "type": "structure",
         "members": {
@@ -1562,6 +1612,11 @@ SHAPES: dict[str, dict[str, Any]] = {
         "type": "structure",
         "required": ["KeyId", "Description"],
         "members": {"KeyId": "KeyIdType", "Description": "DescriptionType"},
+    },
+    "UpdatePrimaryRegionRequest": {
+        "type": "structure",
+        "required": ["KeyId", "PrimaryRegion"],
+        "members": {"KeyId": "KeyIdType", "PrimaryRegion": "RegionType"},
     },
     "VerifyMacRequest": {
         "type": "structure",

@@ -360,6 +360,16 @@ class KMSClient:
         boto3's."""
         return self._call("DeleteImportedKeyMaterial", kwargs)
 
+    def replicate_key(self, **kwargs: Any) -> dict[str, Any]:
+        """ReplicateKey: a replica of a multi-Region primary key in another Region, whose store the
+        engine was given (`Engine(region_stores=...)`); parameters and response as boto3's."""
+        return self._call("ReplicateKey", kwargs)
+
+    def update_primary_region(self, **kwargs: Any) -> dict[str, Any]:
+        """UpdatePrimaryRegion: the replica in PrimaryRegion becomes the primary key; parameters
+        and response as boto3's."""
+        return self._call("UpdatePrimaryRegion", kwargs)
+
     def list_key_rotations(self, **kwargs: Any) -> dict[str, Any]:
         """ListKeyRotations: see the service's API reference; parameters and response as boto3's."""
         return self._call("ListKeyRotations", kwargs)

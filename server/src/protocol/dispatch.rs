@@ -66,6 +66,7 @@ table! {
     "ListRetirableGrants" => grants::list_retirable_grants,
     "PutKeyPolicy" => policies::put_key_policy,
     "ReEncrypt" => dataplane::re_encrypt,
+    "ReplicateKey" => keys::replicate_key,
     "RetireGrant" => grants::retire_grant,
     "RevokeGrant" => grants::revoke_grant,
     "RotateKeyOnDemand" => rotation::rotate_key_on_demand,
@@ -75,6 +76,7 @@ table! {
     "UntagResource" => tags::untag_resource,
     "UpdateAlias" => aliases::update_alias,
     "UpdateKeyDescription" => keys::update_key_description,
+    "UpdatePrimaryRegion" => keys::update_primary_region,
     "Verify" => asymmetric::verify,
     "VerifyMac" => mac::verify_mac,
 }
@@ -108,8 +110,6 @@ impl Operation {
 const CUSTOM_KEY_STORES: &str =
     "custom key stores (AWS CloudHSM and external key stores) are not part of keyplane: its keys \
      live in its own store";
-const MULTI_REGION: &str =
-    "keyplane is one region's store; multi-Region replicas and primary regions are not supported";
 
 /// The model's operations that are not served, with why. A request for one is answered
 /// UnsupportedOperationException with this reason.
@@ -120,8 +120,6 @@ pub static NOT_SERVED: &[(&str, &str)] = &[
     ("DescribeCustomKeyStores", CUSTOM_KEY_STORES),
     ("DisconnectCustomKeyStore", CUSTOM_KEY_STORES),
     ("UpdateCustomKeyStore", CUSTOM_KEY_STORES),
-    ("ReplicateKey", MULTI_REGION),
-    ("UpdatePrimaryRegion", MULTI_REGION),
 ];
 
 /// The served operation named `name`.

@@ -1,5 +1,6 @@
 //! Keys: CreateKey, DescribeKey, ListKeys, UpdateKeyDescription, EnableKey, DisableKey,
-//! ScheduleKeyDeletion, CancelKeyDeletion, GetKeyLastUsage.
+//! ScheduleKeyDeletion, CancelKeyDeletion, GetKeyLastUsage, and the multi-Region ReplicateKey and
+//! UpdatePrimaryRegion.
 
 use keyplane::{CreateKeyRequest, Engine, KeyMetadata, KeySpec};
 
@@ -38,6 +39,18 @@ pub(super) fn key_metadata(out: &mut Out, m: &KeyMetadata) {
         .names("SigningAlgorithms", &m.signing_algorithms)
         .names("KeyAgreementAlgorithms", &m.key_agreement_algorithms)
         .bool("MultiRegion", m.multi_region);
+    if let Some(c) = &m.multi_region_configuration {
+        out.nested("MultiRegionConfiguration", |o| {
+            o.str("MultiRegionKeyType", c.multi_region_key_type.as_str())
+                .nested("PrimaryKey", |p| {
+                    p.str("Arn", &c.primary_key.arn)
+                        .str("Region", &c.primary_key.region);
+                })
+                .objects("ReplicaKeys", &c.replica_keys, |r, k| {
+                    r.str("Arn", &k.arn).str("Region", &k.region);
+                });
+        });
+    }
     if let Some(days) = m.pending_deletion_window_in_days {
         out.int("PendingDeletionWindowInDays", i64::from(days));
     }
@@ -82,6 +95,34 @@ pub(super) fn create_key(engine: &Engine, input: &Input) -> Result<Out, Fault> {
     Ok(described(&engine.create_key(request)?))
 }
 
+pub(super) fn replicate_key(engine: &Engine, input: &Input) -> Result<Out, Fault> {
+    let request = keyplane::ReplicateKeyRequest {
+        key_id: input.req("KeyId").to_owned(),
+        replica_region: input.req("ReplicaRegion").to_owned(),
+        description: input.string("Description"),
+        policy: input.string("Policy"),
+        bypass_policy_lockout_safety_check: input
+            .bool("BypassPolicyLockoutSafetyCheck")
+            .unwrap_or(false),
+        tags: input.tags("Tags")?,
+    };
+    let r = engine.replicate_key(request)?;
+    let mut out = Out::new();
+    out.nested("ReplicaKeyMetadata", |o| {
+        key_metadata(o, &r.replica_key_metadata)
+    })
+    .str("ReplicaPolicy", &r.replica_policy)
+    .objects("ReplicaTags", &r.replica_tags, |o, t| {
+        o.str("TagKey", &t.tag_key).str("TagValue", &t.tag_value);
+    });
+    Ok(out)
+}
+
+pub(super) fn update_primary_region(engine: &Engine, input: &Input) -> Result<Out, Fault> {
+    engine.update_primary_region(input.req("KeyId"), input.req("PrimaryRegion"))?;
+    Ok(Out::new())
+}
+
 pub(super) fn describe_key(engine: &Engine, input: &Input) -> Result<Out, Fault> {
     Ok(described(&engine.describe_key(input.req("KeyId"))?))
 }
@@ -112,7 +153,7 @@ pub(super) fn schedule_key_deletion(engine: &Engine, input: &Input) -> Result<Ou
     let r = engine.schedule_key_deletion(input.req("KeyId"), input.u32("PendingWindowInDays")?)?;
     let mut out = Out::new();
     out.str("KeyId", &r.key_id)
-        .date("DeletionDate", r.deletion_date)
+        .date_opt("DeletionDate", r.deletion_date)
         .str("KeyState", r.key_state.as_str())
         .int("PendingWindowInDays", i64::from(r.pending_window_in_days));
     Ok(out)
