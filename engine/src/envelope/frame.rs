@@ -516,6 +516,65 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parser_waits_for_each_field_and_checks_it_as_it_arrives() {
+        let p = FrameParser::new(10, 2);
+        assert_eq!(p.head(&[0, 0, 0]).unwrap(), HeadScan::Need(4));
+        assert_eq!(p.head(&[0, 0, 0, 1]).unwrap(), HeadScan::Need(16));
+        let mut regular = vec![0, 0, 0, 1];
+        regular.extend_from_slice(&frame_iv(1));
+        let HeadScan::Head(h) = p.head(&regular).unwrap() else {
+            panic!("a whole regular head");
+        };
+        assert_eq!(
+            (h.len, h.head_len, h.frame_size(), h.final_frame),
+            (10, 16, 42, false)
+        );
+        // A wrong sequence number or IV fails as soon as its bytes are here.
+        assert!(p.head(&[0, 0, 0, 2]).is_err());
+        let mut bad_iv = regular.clone();
+        bad_iv[15] = 9;
+        assert!(p.head(&bad_iv).is_err());
+        assert!(
+            FrameParser::new(10, 1).head(&bad_iv).is_ok(),
+            "v1 IVs are free"
+        );
+        // The final frame: marker, sequence number, IV, then its length.
+        let mut last = vec![0xff; 4];
+        assert_eq!(p.head(&last).unwrap(), HeadScan::Need(8));
+        last.extend_from_slice(&[0, 0, 0, 1]);
+        assert_eq!(p.head(&last).unwrap(), HeadScan::Need(20));
+        last.extend_from_slice(&frame_iv(1));
+        assert_eq!(p.head(&last).unwrap(), HeadScan::Need(24));
+        last.extend_from_slice(&3u32.to_be_bytes());
+        let HeadScan::Head(h) = p.head(&last).unwrap() else {
+            panic!("a whole final head");
+        };
+        assert_eq!(
+            (h.len, h.frame_size(), h.final_frame),
+            (3, 24 + 3 + 16, true)
+        );
+        let mut long = last[..20].to_vec();
+        long.extend_from_slice(&11u32.to_be_bytes());
+        assert!(
+            p.head(&long).is_err(),
+            "a final frame over the frame length"
+        );
+        // take: nothing until the whole frame is here, then offsets from the base.
+        let mut p = FrameParser::new(10, 2);
+        let mut frame = regular.clone();
+        frame.extend_from_slice(&[0u8; 10 + TAG_LEN - 1]);
+        assert!(p.take(&frame, 100).unwrap().is_none());
+        frame.push(0);
+        let (f, size) = p.take(&frame, 100).unwrap().unwrap();
+        assert_eq!(
+            (f.sequence, f.offset, f.len, f.tag_offset, size),
+            (1, 116, 10, 126, 42)
+        );
+        assert!(p.take(&frame, 0).is_err(), "sequence 1 again");
+        assert!(!p.done());
+    }
+
+    #[test]
     fn body_aad_layout() {
         let aad = body_aad(&[1u8; 32], FINAL_FRAME_STRING, 7, 9);
         assert_eq!(aad.len(), 32 + FINAL_FRAME_STRING.len() + 4 + 8);

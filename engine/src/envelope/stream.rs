@@ -848,13 +848,15 @@ impl PushDecryptor {
         while !self.body_done {
             self.frames.clear();
             let start = pos;
+            let mut content = 0;
             while self.frames.len() < config.window()
-                && (self.frames.is_empty() || pos - start < budget)
+                && (self.frames.is_empty() || content < budget)
             {
                 match opened.parser.take(&input[pos..], pos)? {
                     Some((f, size)) => {
                         self.frames.push(f);
                         pos += size;
+                        content += f.len;
                         if f.final_frame {
                             break;
                         }
@@ -904,6 +906,10 @@ impl PushDecryptor {
                 pos += 2 + len;
             }
             self.finished = true;
+            if pos < input.len() {
+                // Known now: refused before the held plaintext is released.
+                return Err(errors::trailing_bytes());
+            }
             if opened.hold && !self.direct {
                 out.extend_from_slice(&self.held);
                 self.held.zeroize();

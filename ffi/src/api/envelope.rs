@@ -14,11 +14,13 @@
 //! the context: every later call returns it, and nothing of the failing call is left in
 //! `output` (what it wrote there is zeroed).
 //!
-//! Decryption releases no plaintext of a frame before that frame authenticated, and for the
-//! signed suites none before the whole message (signature included) verified: frames are opened
-//! as they arrive and their plaintext held (at most `max_buffered_plaintext`, 256 MiB, else
-//! `KP_STATUS_LIMIT_EXCEEDED`) until the signature after the final frame verified. A non-framed
-//! body (read only) is opened at `kp_envelope_finish`. An unsigned message
+//! Decryption (the engine's `PushDecryptor`: whole frames are opened where they lie in the input,
+//! in parallel batches on the engine's pool) releases no plaintext of a frame before that frame
+//! and the rest of its batch authenticated, and for the signed suites none before the whole
+//! message (signature included) verified: frames are opened as they arrive and their plaintext
+//! held (at most `max_buffered_plaintext`, 256 MiB, else `KP_STATUS_LIMIT_EXCEEDED`) until the
+//! signature after the final frame verified. A non-framed body (read only) is opened once it is
+//! all here. An unsigned message
 //! that proves truncated or tampered at a later frame fails there; the caller discards what it
 //! received (as with `keyplane decrypt-file`).
 
@@ -534,9 +536,9 @@ pub unsafe extern "C" fn kp_envelope_encrypt_new(
 /// encrypted data keys; none succeeding is `KP_STATUS_INCORRECT_KEY`) under
 /// `commitment_policy` (NULL: "REQUIRE_ENCRYPT_REQUIRE_DECRYPT"; "REQUIRE_ENCRYPT_ALLOW_DECRYPT"
 /// or "FORBID_ENCRYPT_ALLOW_DECRYPT" also read the non-committing suites). `engine` (optional)
-/// lends its worker pool. Frames are released as each authenticates; a signed message's
-/// plaintext is held (up to 256 MiB) until its signature, after the final frame, verified; a
-/// non-framed body's comes from `kp_envelope_finish`.
+/// lends its worker pool. Frames are released as each batch of them authenticates; a signed
+/// message's plaintext is held (up to 256 MiB) until its signature, after the final frame,
+/// verified; a non-framed body comes out once it is all here and authenticated.
 /// Failures: `KP_STATUS_INVALID_CIPHERTEXT` (malformed, tampered, truncated, trailing bytes),
 /// `KP_STATUS_INVALID_SIGNATURE`, `KP_STATUS_INCORRECT_KEY`, `KP_STATUS_LIMIT_EXCEEDED`.
 ///
