@@ -599,13 +599,20 @@ fn grow_zeroizing(buffer: &mut Zeroizing<Vec<u8>>, len: usize) {
     if len <= buffer.len() {
         return;
     }
+    reserve_zeroizing(buffer, len - buffer.len());
+    buffer.resize(len, 0);
+}
+
+/// Makes room for `additional` more bytes in a buffer of secrets without a reallocation that
+/// would leave a copy behind: the bytes move to a new allocation and the old one is zeroed.
+fn reserve_zeroizing(buffer: &mut Zeroizing<Vec<u8>>, additional: usize) {
+    let len = buffer.len().saturating_add(additional);
     if len > buffer.capacity() {
         let mut bigger = Vec::with_capacity(len.max(buffer.capacity().saturating_mul(2)));
         bigger.extend_from_slice(buffer);
         buffer.zeroize();
         **buffer = bigger;
     }
-    buffer.resize(len, 0);
 }
 
 /// Appends `bytes` to a buffer of secrets (see [`grow_zeroizing`]).
@@ -804,11 +811,7 @@ impl PushDecryptor {
             return Err(Error::Internal("no header after reading it".into()));
         };
         let config = &self.config;
-        let dest: &mut Vec<u8> = if opened.hold && !self.direct {
-            &mut self.held
-        } else {
-            out
-        };
+        let held_apart = opened.hold && !self.direct;
         if !self.body_done && !opened.header.framed {
             let rest = &input[pos..];
             let head = IV_LEN + 8;
@@ -833,6 +836,12 @@ impl PushDecryptor {
             };
             opened.update_signature(body);
             let (ct, tag) = body[head..].split_at(len);
+            let dest: &mut Vec<u8> = if held_apart {
+                reserve_zeroizing(&mut self.held, len);
+                &mut self.held
+            } else {
+                &mut *out
+            };
             frame::open_single_block_into(
                 &opened.key,
                 &opened.header.message_id,
@@ -873,6 +882,12 @@ impl PushDecryptor {
                 return Err(held_over_limit(config));
             }
             opened.update_signature(&input[start..pos]);
+            let dest: &mut Vec<u8> = if held_apart {
+                reserve_zeroizing(&mut self.held, plain as usize);
+                &mut self.held
+            } else {
+                &mut *out
+            };
             let (key, id, frames) = (&opened.key, &opened.header.message_id, &self.frames);
             let d = &mut *dest;
             config.run(|| frame::open_frames_into(key, id, frames, input, d))?;
@@ -882,8 +897,7 @@ impl PushDecryptor {
             self.body_done = opened.parser.done();
         }
         if !self.finished {
-            if let Some(verifier) = opened.verifier.as_ref() {
-                let _ = verifier;
+            if opened.verifier.is_some() {
                 let rest = &input[pos..];
                 let Some(len) = rest.get(..2) else {
                     return if end {
