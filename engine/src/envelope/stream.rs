@@ -1,7 +1,9 @@
 //! Streaming encryption ([`Encryptor`], an `impl Write`) and decryption ([`Decryptor`], an
-//! `impl Read`), and the one-shot calls built on them.
+//! `impl Read`; [`PushDecryptor`], fed bytes as they come), and the one-shot calls built on them
+//! (`encrypt_message(_into)` on the encryptor, `decrypt_message(_into)` on one push-decryptor pass
+//! over the whole slice, which opens every frame where it lies into the caller's buffer).
 //!
-//! Both work in batches of up to `window_frames` frames: a batch is sealed or opened in parallel
+//! All work in batches of up to `window_frames` frames: a batch is sealed or opened in parallel
 //! on the configured rayon pool and written or released in order; nothing more than one batch
 //! (plus one caller write) is held, so memory is bounded and a slow sink slows the source
 //! (back-pressure).
