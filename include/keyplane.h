@@ -2824,9 +2824,9 @@ kp_status kp_envelope_encrypt_new(const struct kp_engine *engine,
  * encrypted data keys; none succeeding is `KP_STATUS_INCORRECT_KEY`) under
  * `commitment_policy` (NULL: "REQUIRE_ENCRYPT_REQUIRE_DECRYPT"; "REQUIRE_ENCRYPT_ALLOW_DECRYPT"
  * or "FORBID_ENCRYPT_ALLOW_DECRYPT" also read the non-committing suites). `engine` (optional)
- * lends its worker pool. Frames are released as each authenticates; a signed message's
- * plaintext is held (up to 256 MiB) until its signature, after the final frame, verified; a
- * non-framed body's comes from `kp_envelope_finish`.
+ * lends its worker pool. Frames are released as each batch of them authenticates; a signed
+ * message's plaintext is held (up to 256 MiB) until its signature, after the final frame,
+ * verified; a non-framed body comes out once it is all here and authenticated.
  * Failures: `KP_STATUS_INVALID_CIPHERTEXT` (malformed, tampered, truncated, trailing bytes),
  * `KP_STATUS_INVALID_SIGNATURE`, `KP_STATUS_INCORRECT_KEY`, `KP_STATUS_LIMIT_EXCEEDED`.
  *

@@ -1,8 +1,11 @@
 //! The `stream` workload: an Encryption SDK message (suite 0x0478, 4 KiB frames, a raw AES
 //! keyring) of `--stream-size` bytes encrypted and decrypted in memory by `keyplane::envelope`
 //! with a pool of each `--threads` count, beside a bare aws-lc-rs AES-256-GCM loop over the same
-//! bytes in the same frame-sized pieces on one thread, measured in the same run. The issue's
+//! bytes in the same frame-sized pieces on one thread, measured in the same run, just before each
+//! row. The issue's
 //! targets: ≥ 0.9 of the loop on one thread, ≥ 1.8× it on two.
+
+#![allow(unsafe_code)] // reason: getrusage through libc, for the on-CPU time of each pass.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +28,34 @@ pub struct StreamRow {
     /// Bare aws-lc-rs seal and open over the same bytes, one thread.
     pub baseline_seal_mib_s: f64,
     pub baseline_open_mib_s: f64,
+    /// The same four in MiB per on-CPU second (all threads together).
+    pub encrypt_mib_cpu_s: f64,
+    pub decrypt_mib_cpu_s: f64,
+    pub baseline_seal_mib_cpu_s: f64,
+    pub baseline_open_mib_cpu_s: f64,
+}
+
+/// On-CPU seconds of the whole process so far (every thread, user and system). On a loaded
+/// machine wall time measures the other load as much as the work; CPU time measures the work
+/// (what it cost in CPU, whatever else ran), so the table shows both.
+fn cpu_s() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one `rusage` into the valid, writable pointer it is given.
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if ok != 0 {
+        return f64::NAN;
+    }
+    // SAFETY: initialised by the successful call above (and zeroed before).
+    let usage = unsafe { usage.assume_init() };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Wall and on-CPU seconds of `f`.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let (cpu, start) = (cpu_s(), Instant::now());
+    let out = f();
+    (out, start.elapsed().as_secs_f64(), cpu_s() - cpu)
 }
 
 fn mib_s(bytes: usize, secs: f64) -> f64 {
@@ -36,39 +67,49 @@ fn failed(what: &str, e: impl std::fmt::Display) -> BenchError {
 }
 
 /// The bare loop: every frame-sized piece sealed (then opened) in place with its own nonce.
-fn baseline(data: &mut [u8]) -> Result<(f64, f64), BenchError> {
+fn baseline(data: &mut [u8]) -> Result<[f64; 4], BenchError> {
     let key =
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).map_err(|e| failed("key", e))?);
     let pieces = data.len().div_ceil(FRAME);
     let mut tags = Vec::with_capacity(pieces);
-    let start = Instant::now();
-    for (i, piece) in data.chunks_mut(FRAME).enumerate() {
-        let mut nonce = [0u8; 12];
-        nonce[4..].copy_from_slice(&(i as u64).to_be_bytes());
-        let tag = key
-            .seal_in_place_separate_tag(
+    let (sealed, seal, seal_cpu) = timed(|| -> Result<(), BenchError> {
+        for (i, piece) in data.chunks_mut(FRAME).enumerate() {
+            let mut nonce = [0u8; 12];
+            nonce[4..].copy_from_slice(&(i as u64).to_be_bytes());
+            let tag = key
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(&[0u8; 76]),
+                    piece,
+                )
+                .map_err(|e| failed("seal", e))?;
+            tags.push(tag);
+        }
+        Ok(())
+    });
+    sealed?;
+    let (opened, open, open_cpu) = timed(|| -> Result<(), BenchError> {
+        for (i, (piece, tag)) in data.chunks_mut(FRAME).zip(&tags).enumerate() {
+            let mut nonce = [0u8; 12];
+            nonce[4..].copy_from_slice(&(i as u64).to_be_bytes());
+            key.open_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(&[0u8; 76]),
+                tag.as_ref(),
                 piece,
             )
-            .map_err(|e| failed("seal", e))?;
-        tags.push(tag);
-    }
-    let seal = start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    for (i, (piece, tag)) in data.chunks_mut(FRAME).zip(&tags).enumerate() {
-        let mut nonce = [0u8; 12];
-        nonce[4..].copy_from_slice(&(i as u64).to_be_bytes());
-        key.open_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(&[0u8; 76]),
-            tag.as_ref(),
-            piece,
-        )
-        .map_err(|e| failed("open", e))?;
-    }
-    let open = start.elapsed().as_secs_f64();
-    Ok((mib_s(data.len(), seal), mib_s(data.len(), open)))
+            .map_err(|e| failed("open", e))?;
+        }
+        Ok(())
+    });
+    opened?;
+    let n = data.len();
+    Ok([
+        mib_s(n, seal),
+        mib_s(n, open),
+        mib_s(n, seal_cpu),
+        mib_s(n, open_cpu),
+    ])
 }
 
 /// Runs the workload and prints its table.
@@ -76,14 +117,16 @@ pub fn run(sweep: &SweepArgs) -> Result<Vec<StreamRow>, BenchError> {
     let size = sweep.stream_size;
     let data: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_mul(31)).collect();
     let mut scratch = data.clone();
-    let (seal, open) = baseline(&mut scratch)?;
-    drop(scratch);
     let keyring: Arc<dyn Keyring> = Arc::new(
         RawAesKeyring::new("bench", "stream", &[9u8; 32]).map_err(|e| failed("keyring", e))?,
     );
     let context = EncryptionContext::new();
     let mut rows = Vec::new();
     for &threads in &sweep.threads {
+        // The bare loop is measured again beside each row, just before it: on a loaded machine
+        // a baseline taken once at the start is compared with rows measured under another load.
+        scratch.copy_from_slice(&data);
+        let [seal, open, seal_cpu, open_cpu] = baseline(&mut scratch)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads as usize)
             .build()
@@ -107,16 +150,16 @@ pub fn run(sweep: &SweepArgs) -> Result<Vec<StreamRow>, BenchError> {
             &mut message,
         )
         .map_err(|e| failed("encrypt", e))?;
-        let start = Instant::now();
-        envelope::encrypt_message_into(
-            std::slice::from_ref(&keyring),
-            &config,
-            &context,
-            &data,
-            &mut message,
-        )
-        .map_err(|e| failed("encrypt", e))?;
-        let encrypt = start.elapsed().as_secs_f64();
+        let (sealed, encrypt, encrypt_cpu) = timed(|| {
+            envelope::encrypt_message_into(
+                std::slice::from_ref(&keyring),
+                &config,
+                &context,
+                &data,
+                &mut message,
+            )
+        });
+        sealed.map_err(|e| failed("encrypt", e))?;
         // The same for decryption: the second call into one buffer is timed.
         let mut opened = Vec::new(); // synthetic data, not a secret
         envelope::decrypt_message_into(
@@ -126,15 +169,15 @@ pub fn run(sweep: &SweepArgs) -> Result<Vec<StreamRow>, BenchError> {
             &mut opened,
         )
         .map_err(|e| failed("decrypt", e))?;
-        let start = Instant::now();
-        envelope::decrypt_message_into(
-            std::slice::from_ref(&keyring),
-            &config,
-            &message,
-            &mut opened,
-        )
-        .map_err(|e| failed("decrypt", e))?;
-        let decrypt = start.elapsed().as_secs_f64();
+        let (result, decrypt, decrypt_cpu) = timed(|| {
+            envelope::decrypt_message_into(
+                std::slice::from_ref(&keyring),
+                &config,
+                &message,
+                &mut opened,
+            )
+        });
+        result.map_err(|e| failed("decrypt", e))?;
         if opened[..] != data[..] {
             return Err(failed("decrypt", "the plaintext differs"));
         }
@@ -144,10 +187,14 @@ pub fn run(sweep: &SweepArgs) -> Result<Vec<StreamRow>, BenchError> {
             decrypt_mib_s: mib_s(size, decrypt),
             baseline_seal_mib_s: seal,
             baseline_open_mib_s: open,
+            encrypt_mib_cpu_s: mib_s(size, encrypt_cpu),
+            decrypt_mib_cpu_s: mib_s(size, decrypt_cpu),
+            baseline_seal_mib_cpu_s: seal_cpu,
+            baseline_open_mib_cpu_s: open_cpu,
         });
     }
     println!(
-        "stream: {} MiB in memory, suite 0x0478, {FRAME}-byte frames; baseline: bare aws-lc-rs AES-256-GCM, one thread",
+        "stream: {} MiB in memory, suite 0x0478, {FRAME}-byte frames; baseline: bare aws-lc-rs AES-256-GCM, one thread, measured beside each row",
         size / (1024 * 1024)
     );
     println!("threads  encrypt MiB/s  (x baseline)  decrypt MiB/s  (x baseline)  baseline seal/open MiB/s");
@@ -161,6 +208,20 @@ pub fn run(sweep: &SweepArgs) -> Result<Vec<StreamRow>, BenchError> {
             r.decrypt_mib_s / r.baseline_open_mib_s,
             r.baseline_seal_mib_s,
             r.baseline_open_mib_s
+        );
+    }
+    println!("per on-CPU second (all threads; what the work costs whatever else runs):");
+    println!("threads  encrypt MiB/cpu-s  (x baseline)  decrypt MiB/cpu-s  (x baseline)  baseline seal/open MiB/cpu-s");
+    for r in &rows {
+        println!(
+            "{:>7}  {:>17.1}  {:>12.2}  {:>17.1}  {:>12.2}  {:.1} / {:.1}",
+            r.threads,
+            r.encrypt_mib_cpu_s,
+            r.encrypt_mib_cpu_s / r.baseline_seal_mib_cpu_s,
+            r.decrypt_mib_cpu_s,
+            r.decrypt_mib_cpu_s / r.baseline_open_mib_cpu_s,
+            r.baseline_seal_mib_cpu_s,
+            r.baseline_open_mib_cpu_s
         );
     }
     if let Some(dir) = &sweep.stream_dir {

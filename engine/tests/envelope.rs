@@ -658,3 +658,309 @@ fn into_calls_reuse_the_buffer_and_release_nothing_on_failure() {
         assert!(message.is_empty());
     }
 }
+
+// ---- the slice path, the push decryptor and the reader agree ----------------------------------
+
+/// An independent reader of unsigned version 2 messages (suite 0x0478, one raw AES keyring,
+/// empty encryption context), written from the format's specification with aws-lc-rs's AEAD API
+/// and RustCrypto's HKDF: none of the engine's parsing, key derivation or frame code.
+fn reference_open(message: &[u8], wrapping_key: &[u8; 32]) -> Vec<u8> {
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    let at = std::cell::Cell::new(0usize);
+    let take = |n: usize| {
+        let s = &message[at.get()..at.get() + n];
+        at.set(at.get() + n);
+        s
+    };
+    let u16_of = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]) as usize;
+    let u32_of = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    assert_eq!(take(1), [2]);
+    assert_eq!(take(2), [0x04, 0x78]);
+    let message_id = take(32).to_vec();
+    assert_eq!(u16_of(take(2)), 0, "empty context");
+    assert_eq!(u16_of(take(2)), 1, "one data key");
+    let n = u16_of(take(2));
+    take(n);
+    let n = u16_of(take(2));
+    let info = take(n).to_vec();
+    let n = u16_of(take(2));
+    let wrapped = take(n).to_vec();
+    assert_eq!(take(1), [2], "framed");
+    let frame_length = u32_of(take(4)) as usize;
+    let commitment = take(32).to_vec();
+    let header_end = at.get();
+    let header_tag = take(16).to_vec();
+    let open = |key: &[u8], iv: &[u8], aad: &[u8], ct_tag: &[u8]| -> Vec<u8> {
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).unwrap());
+        let mut buf = ct_tag.to_vec();
+        let nonce = Nonce::try_assume_unique_for_key(iv).unwrap();
+        let n = key
+            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .expect("authenticates")
+            .len();
+        buf.truncate(n);
+        buf
+    };
+    let data_key = open(wrapping_key, &info[info.len() - 12..], &[], &wrapped);
+    let hkdf = hkdf::Hkdf::<sha2::Sha512>::new(Some(&message_id), &data_key);
+    let mut key = [0u8; 32];
+    hkdf.expand(b"\x04\x78DERIVEKEY", &mut key).unwrap();
+    let mut commit = [0u8; 32];
+    hkdf.expand(b"COMMITKEY", &mut commit).unwrap();
+    assert_eq!(&commit[..], &commitment[..], "commitment");
+    let mut header_ct = Vec::new();
+    header_ct.extend_from_slice(&header_tag);
+    open(&key, &[0u8; 12], &message[..header_end], &header_ct);
+    let mut plaintext = Vec::new();
+    let mut expect = 1u32;
+    loop {
+        let mut sequence = u32_of(take(4));
+        let last = sequence == u32::MAX;
+        if last {
+            sequence = u32_of(take(4));
+        }
+        assert_eq!(sequence, expect);
+        let iv = take(12).to_vec();
+        let len = if last {
+            u32_of(take(4)) as usize
+        } else {
+            frame_length
+        };
+        let mut aad = message_id.clone();
+        aad.extend_from_slice(if last {
+            b"AWSKMSEncryptionClient Final Frame".as_slice()
+        } else {
+            b"AWSKMSEncryptionClient Frame".as_slice()
+        });
+        aad.extend_from_slice(&sequence.to_be_bytes());
+        aad.extend_from_slice(&(len as u64).to_be_bytes());
+        plaintext.extend_from_slice(&open(&key, &iv, &aad, take(len + 16)));
+        expect += 1;
+        if last {
+            break;
+        }
+    }
+    assert_eq!(at.get(), message.len(), "nothing after the final frame");
+    plaintext
+}
+
+/// A tiny deterministic generator of chunk sizes.
+fn chunker(seed: u64, max: usize) -> impl FnMut() -> usize {
+    let mut state = seed | 1;
+    move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        1 + (state >> 33) as usize % max
+    }
+}
+
+/// Feeds `message` to a push decryptor in chunks from `sizes`; the plaintext and the result.
+fn push_decrypt(
+    keyrings: &[Arc<dyn Keyring>],
+    cfg: &EnvelopeConfig,
+    message: &[u8],
+    sizes: &mut impl FnMut() -> usize,
+) -> (Vec<u8>, Result<(), Error>) {
+    let mut d = envelope::PushDecryptor::new(keyrings, cfg);
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < message.len() {
+        let end = (at + sizes()).min(message.len());
+        if let Err(e) = d.update(&message[at..end], &mut out) {
+            return (out, Err(e));
+        }
+        at = end;
+    }
+    let result = d.finish(&mut out);
+    (out, result)
+}
+
+/// The same message through the one-shot slice path, the push decryptor in random pieces and
+/// the streaming reader in odd reads, for sizes around the frame length (0 bytes, one frame,
+/// multiples), frame lengths from 1 byte and several window sizes: all give the plaintext, and
+/// for suite 0x0478 so does an independent reader.
+#[test]
+fn slice_push_and_reader_paths_agree_with_an_independent_reader() {
+    let wrapping = [44u8; 32];
+    let kr: Arc<dyn Keyring> = Arc::new(RawAesKeyring::new("test-ns", "ref", &wrapping).unwrap());
+    let keyrings = std::slice::from_ref(&kr);
+    let empty = EncryptionContext::new();
+    let mut plaintext = b"stale".to_vec();
+    for suite in [
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384,
+        AlgorithmSuite::Aes256GcmHkdfSha256,
+    ] {
+        for fl in [1usize, 7, 64, 4096] {
+            for window in [1usize, 3, 256] {
+                let cfg = EnvelopeConfig {
+                    window_frames: window,
+                    ..config(suite, fl as u32)
+                };
+                let sizes = [0, 1, fl - 1, fl, fl + 1, 2 * fl, 3 * fl + 5, 7 * fl, 10_000];
+                for len in sizes {
+                    let pt = data(len);
+                    let msg = envelope::encrypt_message(keyrings, &cfg, &empty, &pt).unwrap();
+                    let what = format!("{suite} frame {fl} window {window} len {len}");
+                    envelope::decrypt_message_into(keyrings, &cfg, &msg, &mut plaintext)
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_eq!(plaintext, pt, "slice path, {what}");
+                    let mut sizes = chunker(len as u64 ^ fl as u64, 2 * fl + 50);
+                    let (pushed, result) = push_decrypt(keyrings, &cfg, &msg, &mut sizes);
+                    result.unwrap_or_else(|e| panic!("push, {what}: {e}"));
+                    assert_eq!(pushed, pt, "push path, {what}");
+                    let mut reader = Decryptor::new(&msg[..], keyrings, &cfg).unwrap();
+                    let (mut read, mut buf) = (Vec::new(), [0u8; 13]);
+                    loop {
+                        let n = reader.read(&mut buf).unwrap();
+                        if n == 0 {
+                            break;
+                        }
+                        read.extend_from_slice(&buf[..n]);
+                    }
+                    assert_eq!(read, pt, "reader, {what}");
+                    if suite == AlgorithmSuite::Aes256GcmHkdfSha512CommitKey {
+                        assert_eq!(reference_open(&msg, &wrapping), pt, "reference, {what}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every single-byte change and every truncation of a message fails with a typed error through
+/// the push decryptor (in random pieces) and the streaming reader as through the one-shot call;
+/// what the push decryptor released before failing is whole frames of the real plaintext that
+/// lie wholly before the change (and nothing for a signed message).
+#[test]
+fn push_and_reader_paths_fail_typed_on_every_mutation_and_truncation() {
+    let kr = aes("k", 12);
+    let keyrings = std::slice::from_ref(&kr);
+    for suite in [
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384,
+        AlgorithmSuite::Aes256GcmHkdfSha384EcdsaP384,
+    ] {
+        let cfg = EnvelopeConfig {
+            commitment_policy: CommitmentPolicy::RequireEncryptAllowDecrypt,
+            window_frames: 2,
+            ..config(suite, 16)
+        };
+        let enc_cfg = config(suite, 16);
+        let pt = data(90);
+        let msg = envelope::encrypt_message(keyrings, &enc_cfg, &context(), &pt).unwrap();
+        let body = envelope::header::read_header(
+            &mut &msg[..],
+            envelope::header::HeaderLimits {
+                max_encrypted_data_keys: None,
+            },
+        )
+        .unwrap()
+        .1
+        .len();
+        let mut sizes = chunker(suite.id() as u64, 40);
+        let mut check = |m: &[u8], changed_at: usize, what: &str| {
+            let (out, result) = push_decrypt(keyrings, &cfg, m, &mut sizes);
+            let e = result.expect_err(what);
+            assert!(typed(&e), "{suite}: push, {what}: untyped {e}");
+            let whole_before = changed_at.saturating_sub(body) / (4 + 12 + 16 + 16);
+            // A byte after a whole message: all of it authenticated (and verified) and may have
+            // been released before the extra byte arrived in a later piece.
+            let whole = changed_at >= msg.len();
+            assert!(
+                whole || (out.len() <= 16 * whole_before && out.len() % 16 == 0),
+                "{suite}: push, {what}: {} bytes released",
+                out.len()
+            );
+            assert_eq!(out[..], pt[..out.len()], "{suite}: push, {what}");
+            if suite.is_signed() && !whole {
+                assert!(
+                    out.is_empty(),
+                    "{suite}: push, {what}: signed plaintext released"
+                );
+            }
+            let read = Decryptor::new(m, keyrings, &cfg).and_then(|mut r| {
+                let mut all = Vec::new();
+                r.read_all(&mut all)
+            });
+            let e = read.expect_err(what);
+            assert!(typed(&e), "{suite}: reader, {what}: untyped {e}");
+        };
+        for i in 0..msg.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut m = msg.clone();
+                m[i] ^= bit;
+                check(&m, i, &format!("byte {i} ^ {bit:#x}"));
+            }
+        }
+        for len in 0..msg.len() {
+            check(&msg[..len], len, &format!("truncated to {len}"));
+        }
+        let mut longer = msg.clone();
+        longer.push(0);
+        check(&longer, msg.len(), "one byte more");
+    }
+}
+
+/// The push decryptor's contract: no header before it is all here, a signed message's plaintext
+/// only at the end, trailing bytes refused when given, a message cut short refused at finish,
+/// held plaintext bounded, and a failure repeated by every later call.
+#[test]
+fn push_decryptor_release_rule_limits_and_failure_are_sticky() {
+    let kr = aes("k", 13);
+    let keyrings = std::slice::from_ref(&kr);
+    let pt = data(5000);
+    for suite in [
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKey,
+        AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384,
+    ] {
+        let cfg = EnvelopeConfig {
+            window_frames: 2,
+            ..config(suite, 100)
+        };
+        let msg = envelope::encrypt_message(keyrings, &cfg, &context(), &pt).unwrap();
+        let mut d = envelope::PushDecryptor::new(keyrings, &cfg);
+        let mut out = Vec::new();
+        d.update(&msg[..10], &mut out).unwrap();
+        assert!(d.header().is_none());
+        d.update(&msg[10..msg.len() - 1], &mut out).unwrap();
+        assert_eq!(d.header().map(|h| h.suite), Some(suite));
+        if suite.is_signed() {
+            assert!(out.is_empty(), "signed plaintext before the signature");
+        } else {
+            assert_eq!(out[..], pt[..out.len()]);
+            assert!(
+                out.len() >= 4900,
+                "frames released as they come: {}",
+                out.len()
+            );
+        }
+        assert!(!d.is_finished());
+        d.update(&msg[msg.len() - 1..], &mut out).unwrap();
+        assert!(d.is_finished());
+        assert_eq!(out, pt);
+        let e = d.update(&[0], &mut out).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidCiphertext, "{e}");
+        assert_eq!(d.finish(&mut out).unwrap_err(), e, "a failure is sticky");
+        // Cut short: refused at finish as truncated.
+        let mut d = envelope::PushDecryptor::new(keyrings, &cfg);
+        let mut out = Vec::new();
+        d.update(&msg[..msg.len() - 3], &mut out).unwrap();
+        let e = d.finish(&mut out).unwrap_err();
+        assert!(e.message().contains("truncated"), "{e}");
+        // Held plaintext over the bound.
+        let small = EnvelopeConfig {
+            max_buffered_plaintext: 1000,
+            ..cfg.clone()
+        };
+        let (out, result) = push_decrypt(keyrings, &small, &msg, &mut chunker(5, 700));
+        if suite.is_signed() {
+            assert_eq!(result.unwrap_err().kind(), ErrorKind::LimitExceeded);
+            assert!(out.is_empty());
+        } else {
+            result.unwrap();
+            assert_eq!(out, pt);
+        }
+    }
+}

@@ -2091,6 +2091,64 @@ mod envelope_attacks {
         }
     }
 
+    /// An attacker streams a message to a push decryptor (the C streaming context's engine)
+    /// in pieces of any size: a forged frame in the middle of a batch releases nothing of that
+    /// batch; a header claiming 2^31 - 1 byte frames makes it buffer only the bytes sent; bytes
+    /// after the end are refused when they arrive.
+    #[test]
+    fn envelope_push_decryptor_releases_only_authenticated_batches_and_buffers_only_what_is_sent() {
+        let mut attack =
+            Attack::new("envelope: streamed forgery, huge frame claim, trailing bytes (push)");
+        let kr = aes("push", 7);
+        let keyrings = std::slice::from_ref(&kr);
+        let suite = AlgorithmSuite::Aes256GcmHkdfSha512CommitKey;
+        let config = EnvelopeConfig {
+            window_frames: 4,
+            ..cfg(suite)
+        };
+        let pt: Vec<u8> = (0..64 * 12).map(|i| i as u8).collect();
+        let msg =
+            envelope::encrypt_message(keyrings, &config, &EncryptionContext::new(), &pt).unwrap();
+        let body = header_len(&msg) + 16;
+        let frame = 4 + 12 + 64 + 16;
+        // Forge the ciphertext of frame 6 (the second of the second batch of four).
+        let mut forged = msg.clone();
+        forged[body + 5 * frame + 20] ^= 1;
+        let mut d = envelope::PushDecryptor::new(keyrings, &config);
+        let mut out = Vec::new();
+        let result = d.update(&forged, &mut out);
+        assert_eq!(out, pt[..4 * 64], "only the first, authenticated batch");
+        attack.refused(result, TYPED, "a forged frame in a batch");
+        // A header (authenticated: the attacker holds the key) claiming 2^31 - 1 byte frames,
+        // then a trickle of bytes: buffered as sent, refused as truncated at the end.
+        let huge = EnvelopeConfig {
+            frame_length: i32::MAX as u32,
+            max_buffered_plaintext: u64::MAX,
+            ..config.clone()
+        };
+        let enc = envelope::Encryptor::new(Vec::new(), keyrings, &huge, &EncryptionContext::new())
+            .unwrap();
+        let mut claim = enc.get_ref().unwrap().clone();
+        claim.extend_from_slice(&[0, 0, 0, 1]);
+        claim.extend_from_slice(&envelope::frame::frame_iv(1));
+        let mut d = envelope::PushDecryptor::new(keyrings, &huge);
+        let mut out = Vec::new();
+        let started = std::time::Instant::now();
+        d.update(&claim, &mut out).unwrap();
+        for _ in 0..1000 {
+            d.update(&[0u8; 100], &mut out).unwrap();
+        }
+        assert!(out.is_empty());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        attack.refused(d.finish(&mut out), TYPED, "a huge frame never sent whole");
+        // Trailing bytes, given after a whole message.
+        let mut d = envelope::PushDecryptor::new(keyrings, &config);
+        let mut out = Vec::new();
+        d.update(&msg, &mut out).unwrap();
+        assert_eq!(out, pt);
+        attack.refused(d.update(b"x", &mut out), TYPED, "a byte after the end");
+    }
+
     /// A malicious sender wraps a different data key for each recipient so that one message
     /// decrypts to different plaintexts ("invisible salamanders"): the committing suites tie the
     /// header to one data key, so the second recipient refuses the message.

@@ -183,6 +183,124 @@ impl AesGcmKey {
         }
         Ok(())
     }
+    /// As [`AesGcmKey::seal`], into memory not yet initialised (a vector's spare capacity): no
+    /// zero-fill before the ciphertext overwrites it. On success every byte of `ciphertext` is
+    /// initialised; on failure it is zeroed.
+    pub fn seal_uninit(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        ciphertext: &mut [std::mem::MaybeUninit<u8>],
+        tag: &mut [u8; TAG_LEN],
+    ) -> Result<()> {
+        if ciphertext.len() != plaintext.len() {
+            return Err(Error::Internal("seal buffers differ in length".into()));
+        }
+        let mut tag_len = 0usize;
+        // SAFETY: the context was initialised in `new`; every buffer is valid for the length
+        // passed with it (aws-lc only writes `ciphertext`, never reads it, so its being
+        // uninitialised is fine), and `ciphertext` (a `&mut`) cannot overlap `plaintext`.
+        let ok = unsafe {
+            sys::EVP_AEAD_CTX_seal_scatter(
+                self.ctx(),
+                ciphertext.as_mut_ptr().cast::<u8>(),
+                tag.as_mut_ptr(),
+                &mut tag_len,
+                TAG_LEN,
+                nonce.as_ptr(),
+                NONCE_LEN,
+                plaintext.as_ptr(),
+                plaintext.len(),
+                std::ptr::null(),
+                0,
+                aad.as_ptr(),
+                aad.len(),
+            )
+        };
+        if ok != 1 || tag_len != TAG_LEN {
+            zeroize::Zeroize::zeroize(ciphertext);
+            return Err(Error::Internal("AES-GCM seal failed in aws-lc".into()));
+        }
+        Ok(())
+    }
+
+    /// As [`AesGcmKey::open`], into memory not yet initialised (a vector's spare capacity): no
+    /// zero-fill before the plaintext overwrites it. On success every byte of `plaintext` is
+    /// initialised; on failure it is zeroed (aws-lc never leaves partial output).
+    pub fn open_uninit(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+        plaintext: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Result<(), OpenError> {
+        if plaintext.len() != ciphertext.len() || tag.len() != TAG_LEN {
+            zeroize::Zeroize::zeroize(plaintext);
+            return Err(OpenError);
+        }
+        // SAFETY: the context was initialised in `new`; every buffer is valid for the length
+        // passed with it (aws-lc only writes `plaintext`, never reads it), and `plaintext` (a
+        // `&mut`) cannot overlap `ciphertext`.
+        let ok = unsafe {
+            sys::EVP_AEAD_CTX_open_gather(
+                self.ctx(),
+                plaintext.as_mut_ptr().cast::<u8>(),
+                nonce.as_ptr(),
+                NONCE_LEN,
+                ciphertext.as_ptr(),
+                ciphertext.len(),
+                tag.as_ptr(),
+                tag.len(),
+                aad.as_ptr(),
+                aad.len(),
+            )
+        };
+        if ok != 1 {
+            zeroize::Zeroize::zeroize(plaintext);
+            return Err(OpenError);
+        }
+        Ok(())
+    }
+
+    /// Verifies `tag` and decrypts `buffer` in place (ciphertext in, plaintext out). On failure
+    /// the buffer is zeroed.
+    pub fn open_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buffer: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), OpenError> {
+        if tag.len() != TAG_LEN {
+            zeroize::Zeroize::zeroize(buffer);
+            return Err(OpenError);
+        }
+        let ptr = buffer.as_mut_ptr();
+        // SAFETY: the context was initialised in `new`; `buffer` is valid for its length, and
+        // aws-lc allows input and output to alias when they are the same pointer (aead.h: "If
+        // |in| and |out| alias then |out| must be == |in|"), as here.
+        let ok = unsafe {
+            sys::EVP_AEAD_CTX_open_gather(
+                self.ctx(),
+                ptr,
+                nonce.as_ptr(),
+                NONCE_LEN,
+                ptr.cast_const(),
+                buffer.len(),
+                tag.as_ptr(),
+                tag.len(),
+                aad.as_ptr(),
+                aad.len(),
+            )
+        };
+        if ok != 1 {
+            zeroize::Zeroize::zeroize(buffer);
+            return Err(OpenError);
+        }
+        Ok(())
+    }
 }
 
 impl Drop for AesGcmKey {
@@ -219,6 +337,75 @@ mod tests {
             Err(OpenError)
         );
         assert_eq!(out, [0u8; 14], "failed open leaves no partial plaintext");
+    }
+
+    #[test]
+    fn uninit_and_in_place_agree_with_aws_lc_rs_and_zero_on_failure() {
+        use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+        use std::mem::MaybeUninit;
+        let raw = [5u8; 32];
+        let ours = AesGcmKey::new(&raw, LockPolicy::Require).unwrap();
+        let theirs = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &raw).unwrap());
+        let nonce = [4u8; NONCE_LEN];
+        for len in [0usize, 1, 15, 16, 17, 4096, 5000] {
+            let pt: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let mut expect = pt.clone();
+            let expect_tag = theirs
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(b"ad"),
+                    &mut expect,
+                )
+                .unwrap();
+            let mut ct = Vec::<u8>::with_capacity(len);
+            let mut tag = [0u8; TAG_LEN];
+            ours.seal_uninit(
+                &nonce,
+                b"ad",
+                &pt,
+                &mut ct.spare_capacity_mut()[..len],
+                &mut tag,
+            )
+            .unwrap();
+            // SAFETY: seal_uninit succeeded, so the first `len` spare bytes are initialised.
+            unsafe { ct.set_len(len) };
+            assert_eq!(ct, expect);
+            assert_eq!(&tag[..], expect_tag.as_ref());
+            let mut opened = Vec::<u8>::with_capacity(len);
+            ours.open_uninit(
+                &nonce,
+                b"ad",
+                &ct,
+                &tag,
+                &mut opened.spare_capacity_mut()[..len],
+            )
+            .unwrap();
+            // SAFETY: open_uninit succeeded, so the first `len` spare bytes are initialised.
+            unsafe { opened.set_len(len) };
+            assert_eq!(opened, pt);
+            let mut buf = ct.clone();
+            ours.open_in_place(&nonce, b"ad", &mut buf, &tag).unwrap();
+            assert_eq!(buf, pt);
+            if len > 0 {
+                let mut buf = ct.clone();
+                buf[len / 2] ^= 1;
+                assert_eq!(
+                    ours.open_in_place(&nonce, b"ad", &mut buf, &tag),
+                    Err(OpenError)
+                );
+                assert!(
+                    buf.iter().all(|&b| b == 0),
+                    "failed in-place open is zeroed"
+                );
+                let mut out = vec![MaybeUninit::new(0xAAu8); len];
+                assert_eq!(
+                    ours.open_uninit(&nonce, b"aD", &ct, &tag, &mut out),
+                    Err(OpenError)
+                );
+                // SAFETY: every element was initialised above (and zeroed by the failure).
+                assert!(out.iter().all(|b| unsafe { b.assume_init() } == 0));
+            }
+        }
     }
 
     #[test]

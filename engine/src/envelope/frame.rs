@@ -1,5 +1,9 @@
 //! Message body: frames (and the one-block body of version 1 messages), their IVs and associated
-//! data, sealed and opened in parallel batches on a rayon pool.
+//! data, sealed and opened in parallel batches on a rayon pool, written once where they belong
+//! (no zero-fill, no copy of a frame).
+#![allow(unsafe_code)] // reason: frames sealed and opened straight into a vector's spare capacity (one `set_len`).
+
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -71,49 +75,93 @@ pub fn regular_frame_size(frame_length: usize) -> usize {
     4 + IV_LEN + frame_length + TAG_LEN
 }
 
-/// Seals one frame into `out` (exactly its serialized size).
+/// Copies `src` into the start of `dst` (memory not yet initialised).
+fn put(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        d.write(*s);
+    }
+}
+
+/// Bytes a frame of `len` content bytes takes in the message.
+fn frame_size(final_frame: bool, len: usize) -> usize {
+    if final_frame {
+        4 + 4 + IV_LEN + 4 + len + TAG_LEN
+    } else {
+        regular_frame_size(len)
+    }
+}
+
+/// Seals one frame into `out` (exactly its serialized size; memory not yet initialised). On
+/// success every byte of `out` is initialised.
 fn seal_one(
     key: &AesGcmKey,
     message_id: &[u8],
     sequence: u32,
     final_frame: bool,
     plaintext: &[u8],
-    out: &mut [u8],
+    out: &mut [MaybeUninit<u8>],
 ) -> Result<()> {
+    if out.len() != frame_size(final_frame, plaintext.len()) {
+        return Err(Error::Internal(
+            "frame output buffer of the wrong size".into(),
+        ));
+    }
     let iv = frame_iv(sequence);
-    let (content, aad) = if final_frame {
-        (FINAL_FRAME_STRING, plaintext.len() as u64)
+    let content = if final_frame {
+        FINAL_FRAME_STRING
     } else {
-        (FRAME_STRING, plaintext.len() as u64)
+        FRAME_STRING
     };
-    let aad = BodyAad::new(message_id, content, sequence, aad);
-    let aad = aad.as_bytes();
+    let aad = BodyAad::new(message_id, content, sequence, plaintext.len() as u64);
     let mut at = 0;
     if final_frame {
-        out[..4].copy_from_slice(&FINAL_FRAME_MARKER.to_be_bytes());
+        put(&mut out[..4], &FINAL_FRAME_MARKER.to_be_bytes());
         at = 4;
     }
-    out[at..at + 4].copy_from_slice(&sequence.to_be_bytes());
+    put(&mut out[at..at + 4], &sequence.to_be_bytes());
     at += 4;
-    out[at..at + IV_LEN].copy_from_slice(&iv);
+    put(&mut out[at..at + IV_LEN], &iv);
     at += IV_LEN;
     if final_frame {
         let len = u32::try_from(plaintext.len())
             .map_err(|_| Error::Internal("final frame longer than u32".into()))?;
-        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        put(&mut out[at..at + 4], &len.to_be_bytes());
         at += 4;
     }
     let (ct, rest) = out[at..].split_at_mut(plaintext.len());
-    let tag: &mut [u8; TAG_LEN] = rest
-        .get_mut(..TAG_LEN)
-        .and_then(|t| t.try_into().ok())
-        .ok_or_else(|| Error::Internal("frame output buffer too short".into()))?;
-    key.seal(&iv, aad, plaintext, ct, tag)
+    let mut tag = [0u8; TAG_LEN];
+    key.seal_uninit(&iv, aad.as_bytes(), plaintext, ct, &mut tag)?;
+    put(rest, &tag);
+    Ok(())
+}
+
+/// Appends `size` bytes to `out`, written by `fill` into its spare capacity (no zero-fill
+/// first). `fill` gets exactly `size` bytes of not yet initialised memory and must initialise
+/// all of them when it succeeds; on a failure they are zeroed and `out` keeps its length.
+fn append_with(
+    out: &mut Vec<u8>,
+    size: usize,
+    fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> Result<()>,
+) -> Result<()> {
+    out.reserve(size);
+    let spare = &mut out.spare_capacity_mut()[..size];
+    if let Err(e) = fill(spare) {
+        zeroize::Zeroize::zeroize(spare);
+        return Err(e);
+    }
+    let len = out.len() + size;
+    // SAFETY: `reserve` made room for `size` more bytes, and `fill` succeeded, which for every
+    // caller in this module means each of the `size` spare bytes was written: the callers split
+    // the spare slice into disjoint pieces that exactly tile it, and each piece is written whole
+    // by `seal_one` (header fields, `seal_uninit`'s ciphertext, tag) or `open_uninit`, whose
+    // success means all of its output was written.
+    unsafe { out.set_len(len) };
+    Ok(())
 }
 
 /// Seals `plaintext` (a whole number of `frame_length` frames) as regular frames numbered from
 /// `first_sequence`, appending them to `out`; frames are sealed in parallel on the current rayon
-/// pool and appear in order.
+/// pool, straight into `out`'s spare capacity (no zero-fill), and appear in order.
 pub fn seal_regular_frames(
     key: &AesGcmKey,
     message_id: &[u8],
@@ -122,19 +170,21 @@ pub fn seal_regular_frames(
     plaintext: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    debug_assert_eq!(plaintext.len() % frame_length, 0);
+    if frame_length == 0 || plaintext.len() % frame_length != 0 {
+        return Err(Error::Internal("plaintext is not whole frames".into()));
+    }
     let frames = plaintext.len() / frame_length;
     check_sequence_room(first_sequence, frames)?;
     let size = regular_frame_size(frame_length);
-    let start = out.len();
-    out.resize(start + frames * size, 0);
-    out[start..]
-        .par_chunks_mut(size)
-        .zip(plaintext.par_chunks(frame_length))
-        .enumerate()
-        .try_for_each(|(i, (dst, src))| {
-            seal_one(key, message_id, first_sequence + i as u32, false, src, dst)
-        })
+    append_with(out, frames * size, |spare| {
+        spare
+            .par_chunks_mut(size)
+            .zip(plaintext.par_chunks(frame_length))
+            .enumerate()
+            .try_for_each(|(i, (dst, src))| {
+                seal_one(key, message_id, first_sequence + i as u32, false, src, dst)
+            })
+    })
 }
 
 /// Seals the final frame (`plaintext` at most one frame long) and appends it to `out`.
@@ -146,16 +196,9 @@ pub fn seal_final_frame(
     out: &mut Vec<u8>,
 ) -> Result<()> {
     check_sequence_room(sequence, 1)?;
-    let start = out.len();
-    out.resize(start + 4 + 4 + IV_LEN + 4 + plaintext.len() + TAG_LEN, 0);
-    seal_one(
-        key,
-        message_id,
-        sequence,
-        true,
-        plaintext,
-        &mut out[start..],
-    )
+    append_with(out, frame_size(true, plaintext.len()), |spare| {
+        seal_one(key, message_id, sequence, true, plaintext, spare)
+    })
 }
 
 fn check_sequence_room(first: u32, frames: usize) -> Result<()> {
@@ -168,8 +211,7 @@ fn check_sequence_room(first: u32, frames: usize) -> Result<()> {
     Ok(())
 }
 
-/// A frame read from a message, not yet opened: where its ciphertext and tag lie in a batch
-/// buffer.
+/// A frame read from a message, not yet opened: where its ciphertext and tag lie in a buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct RawFrame {
     /// The frame's sequence number.
@@ -178,29 +220,278 @@ pub struct RawFrame {
     pub final_frame: bool,
     /// Its IV.
     pub iv: [u8; IV_LEN],
-    /// Offset of its ciphertext in the batch buffer.
+    /// Offset of its ciphertext in the buffer.
     pub offset: usize,
     /// Its ciphertext length.
     pub len: usize,
-    /// Offset of its tag in the batch buffer.
+    /// Offset of its tag in the buffer.
     pub tag_offset: usize,
 }
 
-/// Opens a batch of frames (in parallel), writing their plaintexts in order into `out` (resized
-/// to their total length). On any failure `out` is cleared: no plaintext of the batch is
-/// released, not even of the frames that did authenticate.
-pub fn open_frames(
+/// A frame's header fields, checked: what [`FrameParser::head`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHead {
+    /// The frame's sequence number.
+    pub sequence: u32,
+    /// Whether it is the final frame.
+    pub final_frame: bool,
+    /// Its IV.
+    pub iv: [u8; IV_LEN],
+    /// Its content (ciphertext) length.
+    pub len: usize,
+    /// Bytes of header fields before the ciphertext: 16, or 24 for the final frame.
+    pub head_len: usize,
+}
+
+impl FrameHead {
+    /// Bytes the whole frame takes in the message: fields, ciphertext, tag.
+    pub fn frame_size(&self) -> usize {
+        self.head_len + self.len + TAG_LEN
+    }
+}
+
+/// What the bytes at the start of a frame say so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadScan {
+    /// At least this many bytes (in all, from the frame's start) are needed to tell more.
+    Need(usize),
+    /// The frame's fields are all here and checked.
+    Head(FrameHead),
+}
+
+/// The frame boundaries and header-field checks of a framed body, one place for every reader
+/// (the one-shot slice path, the streaming [`super::Decryptor`], the push
+/// [`super::stream::PushDecryptor`] the C adapter drives): sequence numbers in order from 1,
+/// version 2 IVs equal to the sequence number, a final frame no longer than the frame length,
+/// nothing after the final frame.
+#[derive(Debug, Clone)]
+pub struct FrameParser {
+    frame_length: usize,
+    check_iv: bool,
+    next_sequence: u32,
+    done: bool,
+}
+
+fn be_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+impl FrameParser {
+    /// A parser for a body of `frame_length` frames in message format `version`.
+    pub fn new(frame_length: u32, version: u8) -> FrameParser {
+        FrameParser {
+            frame_length: frame_length as usize,
+            check_iv: version == 2,
+            next_sequence: 1,
+            done: false,
+        }
+    }
+
+    /// Whether the final frame has been accepted.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    /// Checks the header fields of the next frame, whose first bytes are `bytes` (any number;
+    /// more than the fields are ignored), in the order a reader meets them: the sequence number
+    /// (after the final-frame marker), the IV, the final frame's length. The state does not
+    /// change: [`FrameParser::accept`] the head once its frame is taken.
+    pub fn head(&self, bytes: &[u8]) -> Result<HeadScan> {
+        if bytes.len() < 4 {
+            return Ok(HeadScan::Need(4));
+        }
+        let final_frame = be_u32(bytes, 0) == FINAL_FRAME_MARKER;
+        let at = if final_frame {
+            if bytes.len() < 8 {
+                return Ok(HeadScan::Need(8));
+            }
+            4
+        } else {
+            0
+        };
+        let sequence = be_u32(bytes, at);
+        if sequence != self.next_sequence {
+            return Err(errors::sequence(self.next_sequence, sequence));
+        }
+        let iv_end = at + 4 + IV_LEN;
+        if bytes.len() < iv_end {
+            return Ok(HeadScan::Need(iv_end));
+        }
+        let mut iv = [0u8; IV_LEN];
+        iv.copy_from_slice(&bytes[at + 4..iv_end]);
+        if self.check_iv && iv != frame_iv(sequence) {
+            return Err(errors::malformed(format!(
+                "frame {sequence} has an IV other than its sequence number"
+            )));
+        }
+        let (len, head_len) = if final_frame {
+            if bytes.len() < iv_end + 4 {
+                return Ok(HeadScan::Need(iv_end + 4));
+            }
+            let len = be_u32(bytes, iv_end) as usize;
+            let fl = self.frame_length;
+            if len > fl {
+                return Err(errors::malformed(format!(
+                    "the final frame's length {len} is over the frame length {fl}"
+                )));
+            }
+            (len, iv_end + 4)
+        } else {
+            (self.frame_length, iv_end)
+        };
+        Ok(HeadScan::Head(FrameHead {
+            sequence,
+            final_frame,
+            iv,
+            len,
+            head_len,
+        }))
+    }
+
+    /// Takes the frame `head` (from [`FrameParser::head`]): the next one must follow it.
+    pub fn accept(&mut self, head: &FrameHead) -> Result<()> {
+        if head.final_frame {
+            self.done = true;
+        } else {
+            self.next_sequence = head
+                .sequence
+                .checked_add(1)
+                .ok_or_else(|| errors::malformed("more frames than the format allows"))?;
+        }
+        Ok(())
+    }
+
+    /// The whole frame at the start of `bytes`, checked and taken, with its offsets from `base`
+    /// (where `bytes` starts in the caller's buffer) and its size; `None` (nothing taken) while
+    /// only part of it is there.
+    pub fn take(&mut self, bytes: &[u8], base: usize) -> Result<Option<(RawFrame, usize)>> {
+        let HeadScan::Head(head) = self.head(bytes)? else {
+            return Ok(None);
+        };
+        let size = head.frame_size();
+        if bytes.len() < size {
+            return Ok(None);
+        }
+        self.accept(&head)?;
+        let offset = base + head.head_len;
+        Ok(Some((
+            RawFrame {
+                sequence: head.sequence,
+                final_frame: head.final_frame,
+                iv: head.iv,
+                offset,
+                len: head.len,
+                tag_offset: offset + head.len,
+            },
+            size,
+        )))
+    }
+}
+
+fn frame_aad(message_id: &[u8], sequence: u32, final_frame: bool, len: usize) -> BodyAad {
+    let content = if final_frame {
+        FINAL_FRAME_STRING
+    } else {
+        FRAME_STRING
+    };
+    BodyAad::new(message_id, content, sequence, len as u64)
+}
+
+/// Opens a batch of frames that lie in `src` (in parallel on the current rayon pool), appending
+/// their plaintexts in order to `out`, each written once straight into `out`'s spare capacity:
+/// no copy of the ciphertext, no zero-fill. On any failure `out` keeps its length and what was
+/// written past it is zeroed: no plaintext of the batch is released, not even of the frames that
+/// did authenticate.
+pub fn open_frames_into(
     key: &AesGcmKey,
     message_id: &[u8],
     frames: &[RawFrame],
-    batch: &[u8],
+    src: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<()> {
+    let mut total = 0usize;
+    for f in frames {
+        let fits = f
+            .offset
+            .checked_add(f.len)
+            .is_some_and(|e| e == f.tag_offset)
+            && f.tag_offset
+                .checked_add(TAG_LEN)
+                .is_some_and(|e| e <= src.len());
+        if !fits {
+            return Err(Error::Internal("a frame lies outside its buffer".into()));
+        }
+        total += f.len;
+    }
+    append_with(out, total, |spare| {
+        let mut slices = Vec::with_capacity(frames.len());
+        let mut rest = spare;
+        for f in frames {
+            let (head, tail) = rest.split_at_mut(f.len);
+            slices.push(head);
+            rest = tail;
+        }
+        slices
+            .into_par_iter()
+            .zip(frames.par_iter())
+            .try_for_each(|(dst, f)| {
+                let aad = frame_aad(message_id, f.sequence, f.final_frame, f.len);
+                let ct = &src[f.offset..f.tag_offset];
+                let tag = &src[f.tag_offset..f.tag_offset + TAG_LEN];
+                key.open_uninit(&f.iv, aad.as_bytes(), ct, tag, dst)
+                    .map_err(|_| errors::frame_auth_failed(f.sequence))
+            })
+    })
+}
+
+/// Opens a non-framed body (one block, sequence number 1) that lies in `ciphertext`, appending
+/// its plaintext to `out` (straight into its spare capacity). On failure `out` keeps its length.
+pub fn open_single_block_into(
+    key: &AesGcmKey,
+    message_id: &[u8],
+    iv: &[u8; IV_LEN],
+    ciphertext: &[u8],
+    tag: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let aad = BodyAad::new(message_id, SINGLE_BLOCK_STRING, 1, ciphertext.len() as u64);
+    append_with(out, ciphertext.len(), |spare| {
+        key.open_uninit(iv, aad.as_bytes(), ciphertext, tag, spare)
+            .map_err(|_| errors::frame_auth_failed(1))
+    })
+}
+
+/// A frame whose ciphertext lies in a window buffer, its tag apart (the streaming reader's
+/// layout: ciphertexts back to back, so the plaintexts are too once opened in place).
+#[derive(Debug, Clone, Copy)]
+pub struct WindowFrame {
+    /// The frame's sequence number.
+    pub sequence: u32,
+    /// Whether it is the final frame.
+    pub final_frame: bool,
+    /// Its IV.
+    pub iv: [u8; IV_LEN],
+    /// Its ciphertext length (its ciphertext follows the previous frame's in the window).
+    pub len: usize,
+    /// Its tag.
+    pub tag: [u8; TAG_LEN],
+}
+
+/// Opens a batch of frames in place (in parallel on the current rayon pool): `window` holds
+/// their ciphertexts back to back and then their plaintexts. On any failure the whole window
+/// is zeroed: nothing of the batch is released.
+pub fn open_frames_in_place(
+    key: &AesGcmKey,
+    message_id: &[u8],
+    frames: &[WindowFrame],
+    window: &mut [u8],
+) -> Result<()> {
     let total: usize = frames.iter().map(|f| f.len).sum();
-    out.clear();
-    out.resize(total, 0);
+    if total != window.len() {
+        return Err(Error::Internal("frames do not fill their window".into()));
+    }
     let mut slices = Vec::with_capacity(frames.len());
-    let mut rest: &mut [u8] = out.as_mut_slice();
+    let mut rest: &mut [u8] = window;
     for f in frames {
         let (head, tail) = std::mem::take(&mut rest).split_at_mut(f.len);
         slices.push(head);
@@ -209,29 +500,79 @@ pub fn open_frames(
     let result = slices
         .into_par_iter()
         .zip(frames.par_iter())
-        .try_for_each(|(dst, f)| {
-            let content = if f.final_frame {
-                FINAL_FRAME_STRING
-            } else {
-                FRAME_STRING
-            };
-            let aad = BodyAad::new(message_id, content, f.sequence, f.len as u64);
-            let ct = &batch[f.offset..f.offset + f.len];
-            let tag = &batch[f.tag_offset..f.tag_offset + TAG_LEN];
-            key.open(&f.iv, aad.as_bytes(), ct, tag, dst)
+        .try_for_each(|(buf, f)| {
+            let aad = frame_aad(message_id, f.sequence, f.final_frame, f.len);
+            key.open_in_place(&f.iv, aad.as_bytes(), buf, &f.tag)
                 .map_err(|_| errors::frame_auth_failed(f.sequence))
         });
-    if let Err(e) = result {
-        zeroize::Zeroize::zeroize(out.as_mut_slice());
-        out.clear();
-        return Err(e);
+    if result.is_err() {
+        zeroize::Zeroize::zeroize(window);
     }
-    Ok(())
+    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parser_waits_for_each_field_and_checks_it_as_it_arrives() {
+        let p = FrameParser::new(10, 2);
+        assert_eq!(p.head(&[0, 0, 0]).unwrap(), HeadScan::Need(4));
+        assert_eq!(p.head(&[0, 0, 0, 1]).unwrap(), HeadScan::Need(16));
+        let mut regular = vec![0, 0, 0, 1];
+        regular.extend_from_slice(&frame_iv(1));
+        let HeadScan::Head(h) = p.head(&regular).unwrap() else {
+            panic!("a whole regular head");
+        };
+        assert_eq!(
+            (h.len, h.head_len, h.frame_size(), h.final_frame),
+            (10, 16, 42, false)
+        );
+        // A wrong sequence number or IV fails as soon as its bytes are here.
+        assert!(p.head(&[0, 0, 0, 2]).is_err());
+        let mut bad_iv = regular.clone();
+        bad_iv[15] = 9;
+        assert!(p.head(&bad_iv).is_err());
+        assert!(
+            FrameParser::new(10, 1).head(&bad_iv).is_ok(),
+            "v1 IVs are free"
+        );
+        // The final frame: marker, sequence number, IV, then its length.
+        let mut last = vec![0xff; 4];
+        assert_eq!(p.head(&last).unwrap(), HeadScan::Need(8));
+        last.extend_from_slice(&[0, 0, 0, 1]);
+        assert_eq!(p.head(&last).unwrap(), HeadScan::Need(20));
+        last.extend_from_slice(&frame_iv(1));
+        assert_eq!(p.head(&last).unwrap(), HeadScan::Need(24));
+        last.extend_from_slice(&3u32.to_be_bytes());
+        let HeadScan::Head(h) = p.head(&last).unwrap() else {
+            panic!("a whole final head");
+        };
+        assert_eq!(
+            (h.len, h.frame_size(), h.final_frame),
+            (3, 24 + 3 + 16, true)
+        );
+        let mut long = last[..20].to_vec();
+        long.extend_from_slice(&11u32.to_be_bytes());
+        assert!(
+            p.head(&long).is_err(),
+            "a final frame over the frame length"
+        );
+        // take: nothing until the whole frame is here, then offsets from the base.
+        let mut p = FrameParser::new(10, 2);
+        let mut frame = regular.clone();
+        frame.extend_from_slice(&[0u8; 10 + TAG_LEN - 1]);
+        assert!(p.take(&frame, 100).unwrap().is_none());
+        frame.push(0);
+        let (f, size) = p.take(&frame, 100).unwrap().unwrap();
+        assert_eq!(
+            (f.sequence, f.offset, f.len, f.tag_offset, size),
+            (1, 116, 10, 126, 42)
+        );
+        assert!(p.take(&frame, 0).is_err(), "sequence 1 again");
+        assert!(!p.done());
+    }
 
     #[test]
     fn body_aad_layout() {

@@ -55,7 +55,7 @@ pub use header::{EncryptedDataKey, Header};
 pub use keyring::{Keyring, KmsKeyring, RawAesKeyring, RawRsaKeyring, RsaPadding};
 pub use stream::{
     decrypt_message, decrypt_message_into, encrypt_message, encrypt_message_into, DecryptedMessage,
-    Decryptor, Encryptor, EnvelopeConfig, Keyrings, SignedRelease,
+    Decryptor, Encryptor, EnvelopeConfig, Keyrings, PushDecryptor, SignedRelease,
 };
 pub use suite::{AlgorithmSuite, CommitmentPolicy};
 

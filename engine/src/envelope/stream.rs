@@ -1,7 +1,9 @@
 //! Streaming encryption ([`Encryptor`], an `impl Write`) and decryption ([`Decryptor`], an
-//! `impl Read`), and the one-shot calls built on them.
+//! `impl Read`; [`PushDecryptor`], fed bytes as they come), and the one-shot calls built on them
+//! (`encrypt_message(_into)` on the encryptor, `decrypt_message(_into)` on one push-decryptor pass
+//! over the whole slice, which opens every frame where it lies into the caller's buffer).
 //!
-//! Both work in batches of up to `window_frames` frames: a batch is sealed or opened in parallel
+//! All work in batches of up to `window_frames` frames: a batch is sealed or opened in parallel
 //! on the configured rayon pool and written or released in order; nothing more than one batch
 //! (plus one caller write) is held, so memory is bounded and a slow sink slows the source
 //! (back-pressure).
@@ -21,7 +23,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::cache::{DataKeyCache, Materials};
 use super::errors;
-use super::frame::{self, RawFrame, FINAL_FRAME_MARKER};
+use super::frame::{self, RawFrame};
 use super::header::{
     read_exact, read_header, EncryptedDataKey, Header, HeaderLimits, PUBLIC_KEY_CONTEXT_KEY,
     RESERVED_CONTEXT_PREFIX,
@@ -105,6 +107,9 @@ impl EnvelopeConfig {
         frames * frame_length
     }
 }
+
+/// Longest DER ECDSA P-384 signature in a signed message's footer.
+const MAX_SIGNATURE_LEN: usize = 104;
 
 /// Most bytes of frames sealed or opened in one batch, whatever the window and frame length.
 pub const MAX_BATCH_BYTES: usize = 64 << 20;
@@ -400,10 +405,10 @@ impl<W: Write> Encryptor<W> {
 impl Encryptor<Vec<u8>> {
     /// Direct mode for the one-shot calls: the sink's buffer (holding the header) becomes the
     /// buffer frames are sealed into, so no frame is copied after sealing.
-    fn into_direct(mut self, capacity: usize) -> Self {
+    fn into_direct(mut self, after_header: usize) -> Self {
         if let Some(out) = self.out.as_mut() {
             let mut message = std::mem::take(out);
-            message.reserve(capacity.saturating_sub(message.len()));
+            message.reserve(after_header);
             self.direct_from = Some(message.len());
             self.sealed = message;
         }
@@ -457,24 +462,518 @@ impl<W: Write> std::fmt::Debug for Encryptor<W> {
     }
 }
 
-/// Reads a message and yields its plaintext (see the module's release rule).
-pub struct Decryptor<R: Read> {
-    src: R,
+/// A message whose header authenticated: its key, the signature verifier of a signed suite,
+/// and the frames still to come.
+struct Opened {
     header: Header,
     key: AesGcmKey,
-    config: EnvelopeConfig,
     verifier: Option<Verifier>,
+    /// Plaintext is held until the signature verified (signed suites under
+    /// [`SignedRelease::AfterSignature`]).
     hold: bool,
-    next_sequence: u32,
+    parser: frame::FrameParser,
+}
+
+/// Checks a parsed header against the configuration, unwraps its data key with the first of
+/// `keyrings` that can, derives the message key and checks the key commitment. The header's
+/// authentication is [`Opened::authenticate`]'s.
+fn begin_message(
+    header: Header,
+    raw: &[u8],
+    keyrings: &Keyrings,
+    config: &EnvelopeConfig,
+) -> Result<Opened> {
+    let suite = header.suite;
+    if !config.commitment_policy.allows_decrypt(suite) {
+        return Err(errors::policy_forbids_decrypt(suite));
+    }
+    let mut verifier = None;
+    if suite.is_signed() {
+        let Some(public) = header.encryption_context.get(PUBLIC_KEY_CONTEXT_KEY) else {
+            return Err(errors::malformed(
+                "a signed message's encryption context has no aws-crypto-public-key",
+            ));
+        };
+        let mut v = Verifier::new(public)?;
+        v.update(raw);
+        verifier = Some(v);
+    }
+    let unwrap = || -> Result<LockedBytes> {
+        for keyring in keyrings {
+            if let Some(k) = keyring.on_decrypt(
+                suite,
+                &header.encryption_context,
+                &header.encrypted_data_keys,
+            )? {
+                return Ok(k);
+            }
+        }
+        Err(errors::no_data_key(header.encrypted_data_keys.len()))
+    };
+    let data_key = match &config.cache {
+        Some(cache) => cache.decryption_key(
+            keyrings,
+            suite,
+            &header.encryption_context,
+            &header.encrypted_data_keys,
+            unwrap,
+        )?,
+        None => Arc::new(unwrap()?),
+    };
+    let (key, commitment) = suite.derive(&data_key, &header.message_id, LockPolicy::default())?;
+    drop(data_key);
+    if let (Some(expected), Some(found)) = (commitment, header.commitment) {
+        if !crate::crypto::hmac::constant_time_eq(&expected, &found) {
+            return Err(errors::commitment_mismatch());
+        }
+    }
+    let hold = suite.is_signed() && config.signed_release == SignedRelease::AfterSignature;
+    let parser = frame::FrameParser::new(header.frame_length, suite.message_version());
+    Ok(Opened {
+        header,
+        key,
+        verifier,
+        hold,
+        parser,
+    })
+}
+
+impl Opened {
+    /// Checks the header authentication `auth` (the bytes after the header `raw`).
+    fn authenticate(&mut self, raw: &[u8], auth: &[u8], config: &EnvelopeConfig) -> Result<()> {
+        if let Some(v) = self.verifier.as_mut() {
+            v.update(auth);
+        }
+        let (iv, tag) = if self.header.suite.message_version() == 1 {
+            let mut iv = [0u8; IV_LEN];
+            iv.copy_from_slice(&auth[..IV_LEN]);
+            (iv, &auth[IV_LEN..])
+        } else {
+            (frame::frame_iv(0), auth)
+        };
+        self.key
+            .open(&iv, raw, &[], tag, &mut [])
+            .map_err(|_| errors::header_auth_failed())?;
+        if self.header.frame_length as u64 > config.max_buffered_plaintext {
+            return Err(errors::over_limit(
+                "the message's frame length (a frame is authenticated whole before release)",
+                config.max_buffered_plaintext,
+            ));
+        }
+        Ok(())
+    }
+
+    fn update_signature(&mut self, bytes: &[u8]) {
+        if let Some(v) = self.verifier.as_mut() {
+            v.update(bytes);
+        }
+    }
+}
+
+/// The non-framed body's length field (after its IV), checked.
+fn non_framed_len(field: [u8; 8], config: &EnvelopeConfig) -> Result<usize> {
+    let len = u64::from_be_bytes(field);
+    const MAX_NON_FRAMED: u64 = (1 << 36) - 32;
+    if len > MAX_NON_FRAMED {
+        return Err(errors::malformed(
+            "the non-framed body is longer than 2^36 - 32 bytes",
+        ));
+    }
+    if len > config.max_buffered_plaintext {
+        return Err(errors::over_limit(
+            "a non-framed body (decrypted whole)",
+            config.max_buffered_plaintext,
+        ));
+    }
+    usize::try_from(len).map_err(|_| errors::over_limit("a non-framed body", usize::MAX as u64))
+}
+
+fn held_over_limit(config: &EnvelopeConfig) -> Error {
+    errors::over_limit(
+        "the plaintext of a signed message held until its signature verifies",
+        config.max_buffered_plaintext,
+    )
+}
+
+/// Makes `buffer` at least `len` bytes long. A buffer of secrets is never reallocated in
+/// place: its bytes move to a new allocation and the old one is zeroed before it is freed.
+fn grow_zeroizing(buffer: &mut Zeroizing<Vec<u8>>, len: usize) {
+    if len <= buffer.len() {
+        return;
+    }
+    reserve_zeroizing(buffer, len - buffer.len());
+    buffer.resize(len, 0);
+}
+
+/// Makes room for `additional` more bytes in a buffer of secrets without a reallocation that
+/// would leave a copy behind: the bytes move to a new allocation and the old one is zeroed.
+fn reserve_zeroizing(buffer: &mut Zeroizing<Vec<u8>>, additional: usize) {
+    let len = buffer.len().saturating_add(additional);
+    if len > buffer.capacity() {
+        let mut bigger = Vec::with_capacity(len.max(buffer.capacity().saturating_mul(2)));
+        bigger.extend_from_slice(buffer);
+        buffer.zeroize();
+        **buffer = bigger;
+    }
+}
+
+/// Appends `bytes` to a buffer of secrets (see [`grow_zeroizing`]).
+fn extend_zeroizing(buffer: &mut Zeroizing<Vec<u8>>, bytes: &[u8]) {
+    let at = buffer.len();
+    grow_zeroizing(buffer, at + bytes.len());
+    buffer[at..].copy_from_slice(bytes);
+}
+
+/// A reader over a slice that notes whether a read wanted more than was there.
+struct Prefix<'a> {
+    data: &'a [u8],
+    ran_out: bool,
+}
+
+impl Read for Prefix<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !buf.is_empty() && self.data.is_empty() {
+            self.ran_out = true;
+        }
+        self.data.read(buf)
+    }
+}
+
+/// Most bytes of the header the push decryptor buffers per step while the header is incomplete
+/// (its length is unknown until it is all there).
+const HEADER_STEP: usize = 64 << 10;
+
+/// Decrypts a message pushed to it in pieces of any size (the C streaming context drives it),
+/// and the one-shot [`decrypt_message_into`]: whole frames are opened where they lie in the bytes
+/// given, in batches in parallel on the configured pool, straight into the output; only the
+/// incomplete tail of a piece (at most one frame, header or footer) is kept for the next.
+///
+/// Release rule as the [`Decryptor`]'s: a batch of frames is appended to the output only after
+/// all of it authenticated; a signed message under [`SignedRelease::AfterSignature`] is held
+/// (up to `max_buffered_plaintext`) until its signature verified; a non-framed body comes out
+/// whole once it is all here and authenticated. After a failure every call fails with the same
+/// error; what was released before it must be discarded by the caller.
+pub struct PushDecryptor {
+    keyrings: Vec<Arc<dyn Keyring>>,
+    config: EnvelopeConfig,
+    opened: Option<Opened>,
+    /// Bytes given and not yet taken: an incomplete header, frame or footer.
+    pending: Vec<u8>,
+    /// The one-shot path: held plaintext goes straight to the caller's buffer (which the caller
+    /// clears on any failure); only its amount is counted here.
+    direct: bool,
+    held: Zeroizing<Vec<u8>>,
+    held_bytes: u64,
+    frames: Vec<RawFrame>,
     body_done: bool,
     finished: bool,
     failed: Option<Error>,
-    out: Zeroizing<Vec<u8>>,
+}
+
+impl PushDecryptor {
+    /// A decryptor for one message, unwrapping its data key with `keyrings` (tried in order)
+    /// once its header is here.
+    pub fn new(keyrings: &Keyrings, config: &EnvelopeConfig) -> PushDecryptor {
+        PushDecryptor {
+            keyrings: keyrings.to_vec(),
+            config: config.clone(),
+            opened: None,
+            pending: Vec::new(),
+            direct: false,
+            held: Zeroizing::new(Vec::new()),
+            held_bytes: 0,
+            frames: Vec::new(),
+            body_done: false,
+            finished: false,
+            failed: None,
+        }
+    }
+
+    /// The message's header, once it has been read and authenticated.
+    pub fn header(&self) -> Option<&Header> {
+        self.opened.as_ref().map(|o| &o.header)
+    }
+
+    /// Whether the whole message (footer included) has been read and verified.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Takes all of `input` and appends to `out` the plaintext it completes (see the release
+    /// rule). Bytes after the end of the message fail as trailing bytes.
+    pub fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        self.update_inner(input, out).map_err(|e| self.fail(e))
+    }
+
+    /// Ends the message: what was given must be all of it (else it is truncated); appends the
+    /// rest of the plaintext to `out`.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let result = self.advance(&pending, true, out);
+        self.pending = pending;
+        result.map(drop).map_err(|e| self.fail(e))
+    }
+
+    fn fail(&mut self, e: Error) -> Error {
+        self.held.zeroize();
+        self.held.clear();
+        self.pending.clear();
+        self.failed = Some(e.clone());
+        e
+    }
+
+    fn update_inner(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        // An incomplete unit from before: complete it with just the bytes it needs (so a large
+        // piece is not copied), then take the rest where it lies.
+        while !self.pending.is_empty() && !input.is_empty() {
+            let want = match self.need(&self.pending)? {
+                Some(n) => n.saturating_sub(self.pending.len()).max(1),
+                None => HEADER_STEP,
+            };
+            let take = want.min(input.len());
+            self.pending.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            let pending = std::mem::take(&mut self.pending);
+            let used = self.advance(&pending, false, out);
+            self.pending = pending;
+            self.pending.drain(..used?);
+        }
+        if self.pending.is_empty() && !input.is_empty() {
+            let used = self.advance(input, false, out)?;
+            self.pending.extend_from_slice(&input[used..]);
+        }
+        Ok(())
+    }
+
+    /// Bytes (in all) the unit at the start of `bytes` needs; `None` while unknown (a header).
+    fn need(&self, bytes: &[u8]) -> Result<Option<usize>> {
+        let Some(opened) = &self.opened else {
+            return Ok(None);
+        };
+        if self.body_done {
+            return Ok(Some(match &opened.verifier {
+                Some(_) if bytes.len() < 2 => 2,
+                Some(_) => 2 + u16::from_be_bytes([bytes[0], bytes[1]]) as usize,
+                None => 0,
+            }));
+        }
+        if !opened.header.framed {
+            let head = IV_LEN + 8;
+            return Ok(Some(match bytes.get(IV_LEN..head) {
+                Some(field) => {
+                    let mut len = [0u8; 8];
+                    len.copy_from_slice(field);
+                    head.saturating_add(non_framed_len(len, &self.config)?)
+                        .saturating_add(TAG_LEN)
+                }
+                None => head,
+            }));
+        }
+        Ok(Some(match opened.parser.head(bytes)? {
+            frame::HeadScan::Need(n) => n,
+            frame::HeadScan::Head(h) => h.frame_size(),
+        }))
+    }
+
+    /// Takes what it can of `input` (all of it, or else fails, when `end`): the header, whole
+    /// frames in batches, the footer; returns the bytes taken.
+    fn advance(&mut self, input: &[u8], end: bool, out: &mut Vec<u8>) -> Result<usize> {
+        let mut pos = 0;
+        if self.opened.is_none() {
+            let limits = HeaderLimits {
+                max_encrypted_data_keys: self.config.max_encrypted_data_keys,
+            };
+            let mut prefix = Prefix {
+                data: input,
+                ran_out: false,
+            };
+            let (header, raw) = match read_header(&mut prefix, limits) {
+                Ok(parsed) => parsed,
+                Err(_) if prefix.ran_out && !end => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            let auth_at = raw.len();
+            let auth_end = auth_at + header.auth_len();
+            if !end && input.len() < auth_end {
+                return Ok(0);
+            }
+            let mut opened = begin_message(header, &raw, &self.keyrings, &self.config)?;
+            let auth = input.get(auth_at..auth_end).ok_or_else(errors::truncated)?;
+            opened.authenticate(&raw, auth, &self.config)?;
+            self.opened = Some(opened);
+            pos = auth_end;
+        }
+        let Some(opened) = self.opened.as_mut() else {
+            return Err(Error::Internal("no header after reading it".into()));
+        };
+        let config = &self.config;
+        let held_apart = opened.hold && !self.direct;
+        if !self.body_done && !opened.header.framed {
+            let rest = &input[pos..];
+            let head = IV_LEN + 8;
+            let Some(fields) = rest.get(..head) else {
+                return if end {
+                    Err(errors::truncated())
+                } else {
+                    Ok(pos)
+                };
+            };
+            let mut iv = [0u8; IV_LEN];
+            iv.copy_from_slice(&fields[..IV_LEN]);
+            let mut len = [0u8; 8];
+            len.copy_from_slice(&fields[IV_LEN..]);
+            let len = non_framed_len(len, config)?;
+            let Some(body) = rest.get(..head + len + TAG_LEN) else {
+                return if end {
+                    Err(errors::truncated())
+                } else {
+                    Ok(pos)
+                };
+            };
+            opened.update_signature(body);
+            let (ct, tag) = body[head..].split_at(len);
+            let dest: &mut Vec<u8> = if held_apart {
+                reserve_zeroizing(&mut self.held, len);
+                &mut self.held
+            } else {
+                &mut *out
+            };
+            frame::open_single_block_into(
+                &opened.key,
+                &opened.header.message_id,
+                &iv,
+                ct,
+                tag,
+                dest,
+            )?;
+            pos += body.len();
+            self.body_done = true;
+        }
+        let budget = config.window_bytes(opened.header.frame_length as usize);
+        while !self.body_done {
+            self.frames.clear();
+            let start = pos;
+            let mut content = 0;
+            while self.frames.len() < config.window()
+                && (self.frames.is_empty() || content < budget)
+            {
+                match opened.parser.take(&input[pos..], pos)? {
+                    Some((f, size)) => {
+                        self.frames.push(f);
+                        pos += size;
+                        content += f.len;
+                        if f.final_frame {
+                            break;
+                        }
+                    }
+                    None if end => return Err(errors::truncated()),
+                    None => break,
+                }
+            }
+            if self.frames.is_empty() {
+                return Ok(pos);
+            }
+            let plain: u64 = self.frames.iter().map(|f| f.len as u64).sum();
+            if opened.hold && self.held_bytes + plain > config.max_buffered_plaintext {
+                return Err(held_over_limit(config));
+            }
+            opened.update_signature(&input[start..pos]);
+            let dest: &mut Vec<u8> = if held_apart {
+                reserve_zeroizing(&mut self.held, plain as usize);
+                &mut self.held
+            } else {
+                &mut *out
+            };
+            let (key, id, frames) = (&opened.key, &opened.header.message_id, &self.frames);
+            let d = &mut *dest;
+            config.run(|| frame::open_frames_into(key, id, frames, input, d))?;
+            if opened.hold {
+                self.held_bytes += plain;
+            }
+            self.body_done = opened.parser.done();
+        }
+        if !self.finished {
+            if opened.verifier.is_some() {
+                let rest = &input[pos..];
+                let Some(len) = rest.get(..2) else {
+                    return if end {
+                        Err(errors::truncated())
+                    } else {
+                        Ok(pos)
+                    };
+                };
+                let len = u16::from_be_bytes([len[0], len[1]]) as usize;
+                let Some(signature) = rest.get(2..2 + len) else {
+                    return if end {
+                        Err(errors::truncated())
+                    } else {
+                        Ok(pos)
+                    };
+                };
+                if let Some(verifier) = opened.verifier.take() {
+                    verifier.verify(signature)?;
+                }
+                pos += 2 + len;
+            }
+            self.finished = true;
+            if pos < input.len() {
+                // Known now: refused before the held plaintext is released.
+                return Err(errors::trailing_bytes());
+            }
+            if opened.hold && !self.direct {
+                out.extend_from_slice(&self.held);
+                self.held.zeroize();
+                self.held.clear();
+            }
+        }
+        if pos < input.len() {
+            return Err(errors::trailing_bytes());
+        }
+        Ok(pos)
+    }
+}
+
+impl std::fmt::Debug for PushDecryptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.header() {
+            Some(h) => write!(
+                f,
+                "PushDecryptor {{ suite: {}, frame_length: {} }}",
+                h.suite, h.frame_length
+            ),
+            None => f.write_str("PushDecryptor { header not yet read }"),
+        }
+    }
+}
+
+/// Reads a message and yields its plaintext (see the module's release rule). Fields are read
+/// with exact fixed-size reads; a batch's ciphertexts are read back to back into one reused
+/// window and opened there in place, in parallel, so the plaintext is what the reads return.
+pub struct Decryptor<R: Read> {
+    src: R,
+    opened: Opened,
+    config: EnvelopeConfig,
+    body_done: bool,
+    finished: bool,
+    failed: Option<Error>,
+    /// Ciphertexts read, then plaintexts opened in place; `window[out_pos..win_len]` is the
+    /// plaintext not yet read. Grown as bytes arrive, then reused (no zero-fill per batch).
+    window: Zeroizing<Vec<u8>>,
+    win_len: usize,
     out_pos: usize,
     held: Zeroizing<Vec<u8>>,
-    batch: Vec<u8>,
-    frames: Vec<RawFrame>,
+    frames: Vec<frame::WindowFrame>,
 }
+
+/// Most bytes read into the window at once: it grows only as ciphertext arrives, so a header
+/// that claims huge frames costs memory only for bytes actually sent.
+const READ_STEP: usize = 1 << 20;
 
 impl<R: Read> Decryptor<R> {
     /// Reads and checks the header of the message in `src`, unwraps its data key with the first
@@ -484,218 +983,124 @@ impl<R: Read> Decryptor<R> {
             max_encrypted_data_keys: config.max_encrypted_data_keys,
         };
         let (header, raw) = read_header(&mut src, limits)?;
-        let suite = header.suite;
-        if !config.commitment_policy.allows_decrypt(suite) {
-            return Err(errors::policy_forbids_decrypt(suite));
-        }
-        let mut verifier = None;
-        if suite.is_signed() {
-            let Some(public) = header.encryption_context.get(PUBLIC_KEY_CONTEXT_KEY) else {
-                return Err(errors::malformed(
-                    "a signed message's encryption context has no aws-crypto-public-key",
-                ));
-            };
-            let mut v = Verifier::new(public)?;
-            v.update(&raw);
-            verifier = Some(v);
-        }
-        let unwrap = || -> Result<LockedBytes> {
-            for keyring in keyrings {
-                if let Some(k) = keyring.on_decrypt(
-                    suite,
-                    &header.encryption_context,
-                    &header.encrypted_data_keys,
-                )? {
-                    return Ok(k);
-                }
-            }
-            Err(errors::no_data_key(header.encrypted_data_keys.len()))
-        };
-        let data_key = match &config.cache {
-            Some(cache) => cache.decryption_key(
-                keyrings,
-                suite,
-                &header.encryption_context,
-                &header.encrypted_data_keys,
-                unwrap,
-            )?,
-            None => Arc::new(unwrap()?),
-        };
-        let (key, commitment) =
-            suite.derive(&data_key, &header.message_id, LockPolicy::default())?;
-        drop(data_key);
-        if let (Some(expected), Some(found)) = (commitment, header.commitment) {
-            if !crate::crypto::hmac::constant_time_eq(&expected, &found) {
-                return Err(errors::commitment_mismatch());
-            }
-        }
-        let mut auth = vec![0u8; header.auth_len()];
-        read_exact(&mut src, &mut auth)?;
-        if let Some(v) = verifier.as_mut() {
-            v.update(&auth);
-        }
-        let (iv, tag) = if suite.message_version() == 1 {
-            let mut iv = [0u8; IV_LEN];
-            iv.copy_from_slice(&auth[..IV_LEN]);
-            (iv, &auth[IV_LEN..])
-        } else {
-            (frame::frame_iv(0), &auth[..])
-        };
-        key.open(&iv, &raw, &[], tag, &mut [])
-            .map_err(|_| errors::header_auth_failed())?;
-        if header.frame_length as u64 > config.max_buffered_plaintext {
-            return Err(errors::over_limit(
-                "the message's frame length (a frame is authenticated whole before release)",
-                config.max_buffered_plaintext,
-            ));
-        }
-        let hold = suite.is_signed() && config.signed_release == SignedRelease::AfterSignature;
+        let mut opened = begin_message(header, &raw, keyrings, config)?;
+        let mut auth = [0u8; IV_LEN + TAG_LEN];
+        let auth = &mut auth[..opened.header.auth_len()];
+        read_exact(&mut src, auth)?;
+        opened.authenticate(&raw, auth, config)?;
         Ok(Decryptor {
             src,
-            header,
-            key,
+            opened,
             config: config.clone(),
-            verifier,
-            hold,
-            next_sequence: 1,
             body_done: false,
             finished: false,
             failed: None,
-            out: Zeroizing::new(Vec::new()),
+            window: Zeroizing::new(Vec::new()),
+            win_len: 0,
             out_pos: 0,
             held: Zeroizing::new(Vec::new()),
-            batch: Vec::new(),
             frames: Vec::new(),
         })
     }
 
     /// The message's header, checked and authenticated.
     pub fn header(&self) -> &Header {
-        &self.header
+        &self.opened.header
     }
 
-    /// Appends the next `n` bytes of the message to the batch. The buffer grows as bytes arrive,
-    /// so a header that claims a huge frame costs memory only for bytes actually sent.
-    fn read_bytes(&mut self, n: usize) -> Result<()> {
-        let start = self.batch.len();
-        let got = (&mut self.src)
-            .take(n as u64)
-            .read_to_end(&mut self.batch)
-            .map_err(super::error_from_io)?;
-        if got != n {
-            return Err(errors::truncated());
-        }
-        if let Some(v) = self.verifier.as_mut() {
-            v.update(&self.batch[start..]);
+    /// Reads exactly `buf.len()` bytes of the message, into the signature too.
+    fn read_field(&mut self, buf: &mut [u8]) -> Result<()> {
+        read_exact(&mut self.src, buf)?;
+        self.opened.update_signature(buf);
+        Ok(())
+    }
+
+    /// Reads `n` bytes of ciphertext onto the end of the window.
+    fn read_ciphertext(&mut self, n: usize) -> Result<()> {
+        let mut left = n;
+        while left > 0 {
+            let step = left.min(READ_STEP);
+            let end = self.win_len + step;
+            grow_zeroizing(&mut self.window, end);
+            read_exact(&mut self.src, &mut self.window[self.win_len..end])?;
+            self.opened
+                .update_signature(&self.window[self.win_len..end]);
+            self.win_len = end;
+            left -= step;
         }
         Ok(())
     }
 
-    fn batch_u32(&self, at: usize) -> u32 {
-        u32::from_be_bytes([
-            self.batch[at],
-            self.batch[at + 1],
-            self.batch[at + 2],
-            self.batch[at + 3],
-        ])
-    }
-
-    /// Reads up to a window of frames and opens them into `self.out` (or `self.held`).
+    /// Reads up to a window of frames and opens them in place.
     fn fill(&mut self) -> Result<()> {
-        self.batch.clear();
         self.frames.clear();
-        let fl = self.header.frame_length as usize;
-        let check_iv = self.header.suite.message_version() == 2;
-        if !self.header.framed {
+        self.win_len = 0;
+        self.out_pos = 0;
+        if !self.opened.header.framed {
             self.read_non_framed()?;
         } else {
-            let budget = self.config.window_bytes(fl);
+            let budget = self
+                .config
+                .window_bytes(self.opened.header.frame_length as usize);
             while self.frames.len() < self.config.window()
                 && !self.body_done
-                && (self.frames.is_empty() || self.batch.len() < budget)
+                && (self.frames.is_empty() || self.win_len < budget)
             {
-                let at = self.batch.len();
-                self.read_bytes(4)?;
-                let mut sequence = self.batch_u32(at);
-                let final_frame = sequence == FINAL_FRAME_MARKER;
-                if final_frame {
-                    let at = self.batch.len();
-                    self.read_bytes(4)?;
-                    sequence = self.batch_u32(at);
-                }
-                if sequence != self.next_sequence {
-                    return Err(errors::sequence(self.next_sequence, sequence));
-                }
-                let at = self.batch.len();
-                self.read_bytes(IV_LEN)?;
-                let mut iv = [0u8; IV_LEN];
-                iv.copy_from_slice(&self.batch[at..at + IV_LEN]);
-                if check_iv && iv != frame::frame_iv(sequence) {
-                    return Err(errors::malformed(format!(
-                        "frame {sequence} has an IV other than its sequence number"
-                    )));
-                }
-                let len = if final_frame {
-                    let at = self.batch.len();
-                    self.read_bytes(4)?;
-                    let len = self.batch_u32(at) as usize;
-                    if len > fl {
-                        return Err(errors::malformed(format!(
-                            "the final frame's length {len} is over the frame length {fl}"
-                        )));
+                let mut fields = [0u8; 4 + 4 + IV_LEN + 4];
+                let mut have = 0;
+                let head = loop {
+                    match self.opened.parser.head(&fields[..have])? {
+                        frame::HeadScan::Need(n) => {
+                            let (_, to) = fields.split_at_mut(have);
+                            self.read_field(&mut to[..n - have])?;
+                            have = n;
+                        }
+                        frame::HeadScan::Head(head) => break head,
                     }
-                    len
-                } else {
-                    fl
                 };
-                let offset = self.batch.len();
-                self.read_bytes(len + TAG_LEN)?;
-                self.frames.push(RawFrame {
-                    sequence,
-                    final_frame,
-                    iv,
-                    offset,
-                    len,
-                    tag_offset: offset + len,
+                self.opened.parser.accept(&head)?;
+                self.read_ciphertext(head.len)?;
+                let mut tag = [0u8; TAG_LEN];
+                self.read_field(&mut tag)?;
+                self.frames.push(frame::WindowFrame {
+                    sequence: head.sequence,
+                    final_frame: head.final_frame,
+                    iv: head.iv,
+                    len: head.len,
+                    tag,
                 });
-                if final_frame {
-                    self.body_done = true;
-                } else {
-                    self.next_sequence = sequence
-                        .checked_add(1)
-                        .ok_or_else(|| errors::malformed("more frames than the format allows"))?;
-                }
+                self.body_done = head.final_frame;
             }
-            let (key, id, frames, batch) = (
-                &self.key,
-                &self.header.message_id,
+            let (key, id, frames) = (
+                &self.opened.key,
+                &self.opened.header.message_id,
                 &self.frames,
-                &self.batch,
             );
-            let mut plain = std::mem::take(&mut *self.out);
+            let window = &mut self.window[..self.win_len];
             let opened = self
                 .config
-                .run(|| frame::open_frames(key, id, frames, batch, &mut plain));
-            *self.out = plain;
-            self.out_pos = 0;
+                .run(|| frame::open_frames_in_place(key, id, frames, window));
+            if opened.is_err() {
+                self.win_len = 0;
+            }
             opened?;
         }
-        if self.hold {
-            if self.held.len() as u64 + self.out.len() as u64 > self.config.max_buffered_plaintext {
-                return Err(errors::over_limit(
-                    "the plaintext of a signed message held until its signature verifies",
-                    self.config.max_buffered_plaintext,
-                ));
+        if self.opened.hold {
+            if self.held.len() as u64 + self.win_len as u64 > self.config.max_buffered_plaintext {
+                return Err(held_over_limit(&self.config));
             }
-            self.held.extend_from_slice(&self.out);
-            self.out.zeroize();
-            self.out.clear();
+            extend_zeroizing(&mut self.held, &self.window[..self.win_len]);
+            self.window[..self.win_len].zeroize();
+            self.win_len = 0;
         }
         if self.body_done {
             self.read_footer()?;
-            if self.hold {
-                std::mem::swap(&mut self.out, &mut self.held);
+            if self.opened.hold {
+                std::mem::swap(&mut self.window, &mut self.held);
+                self.win_len = self.window.len();
                 self.out_pos = 0;
+                self.held.zeroize();
+                self.held.clear();
             }
             self.finished = true;
         }
@@ -703,40 +1108,30 @@ impl<R: Read> Decryptor<R> {
     }
 
     fn read_non_framed(&mut self) -> Result<()> {
-        self.read_bytes(IV_LEN + 8)?;
+        let mut fields = [0u8; IV_LEN + 8];
+        self.read_field(&mut fields)?;
         let mut iv = [0u8; IV_LEN];
-        iv.copy_from_slice(&self.batch[..IV_LEN]);
-        let mut len_bytes = [0u8; 8];
-        len_bytes.copy_from_slice(&self.batch[IV_LEN..IV_LEN + 8]);
-        let len = u64::from_be_bytes(len_bytes);
-        const MAX_NON_FRAMED: u64 = (1 << 36) - 32;
-        if len > MAX_NON_FRAMED {
-            return Err(errors::malformed(
-                "the non-framed body is longer than 2^36 - 32 bytes",
-            ));
-        }
-        if len > self.config.max_buffered_plaintext {
-            return Err(errors::over_limit(
-                "a non-framed body (decrypted whole)",
-                self.config.max_buffered_plaintext,
-            ));
-        }
-        let len = len as usize;
-        let offset = self.batch.len();
-        self.read_bytes(len + TAG_LEN)?;
-        let aad = frame::body_aad(
-            &self.header.message_id,
+        iv.copy_from_slice(&fields[..IV_LEN]);
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&fields[IV_LEN..]);
+        let len = non_framed_len(len, &self.config)?;
+        self.read_ciphertext(len)?;
+        let mut tag = [0u8; TAG_LEN];
+        self.read_field(&mut tag)?;
+        let aad = frame::BodyAad::new(
+            &self.opened.header.message_id,
             frame::SINGLE_BLOCK_STRING,
             1,
             len as u64,
         );
-        self.out.clear();
-        self.out.resize(len, 0);
-        self.out_pos = 0;
-        let ct = &self.batch[offset..offset + len];
-        let tag = &self.batch[offset + len..offset + len + TAG_LEN];
-        if self.key.open(&iv, &aad, ct, tag, &mut self.out).is_err() {
-            self.out.clear();
+        let window = &mut self.window[..self.win_len];
+        if self
+            .opened
+            .key
+            .open_in_place(&iv, aad.as_bytes(), window, &tag)
+            .is_err()
+        {
+            self.win_len = 0;
             return Err(errors::frame_auth_failed(1));
         }
         self.body_done = true;
@@ -744,7 +1139,7 @@ impl<R: Read> Decryptor<R> {
     }
 
     fn read_footer(&mut self) -> Result<()> {
-        if let Some(verifier) = self.verifier.take() {
+        if let Some(verifier) = self.opened.verifier.take() {
             let mut len = [0u8; 2];
             read_exact(&mut self.src, &mut len)?;
             let mut signature = vec![0u8; u16::from_be_bytes(len) as usize];
@@ -763,8 +1158,10 @@ impl<R: Read> Decryptor<R> {
     }
 
     fn fail(&mut self, e: Error) -> Error {
-        self.out.zeroize();
-        self.out.clear();
+        self.window.zeroize();
+        self.window.clear();
+        self.win_len = 0;
+        self.out_pos = 0;
         self.held.zeroize();
         self.held.clear();
         self.failed = Some(e.clone());
@@ -773,15 +1170,13 @@ impl<R: Read> Decryptor<R> {
 
     /// Reads the rest of the message into `out`; fails as a read would.
     pub fn read_all(&mut self, out: &mut Vec<u8>) -> Result<()> {
-        // As `Read::read` releases it, batch by batch, appended without the zero-filled probe
-        // buffers of `read_to_end`.
         loop {
             if let Some(e) = &self.failed {
                 return Err(e.clone());
             }
-            if self.out_pos < self.out.len() {
-                out.extend_from_slice(&self.out[self.out_pos..]);
-                self.out_pos = self.out.len();
+            if self.out_pos < self.win_len {
+                out.extend_from_slice(&self.window[self.out_pos..self.win_len]);
+                self.out_pos = self.win_len;
             }
             if self.finished {
                 return Ok(());
@@ -799,9 +1194,9 @@ impl<R: Read> Read for Decryptor<R> {
             if let Some(e) = &self.failed {
                 return Err(errors::to_io(e.clone()));
             }
-            if self.out_pos < self.out.len() {
-                let n = buf.len().min(self.out.len() - self.out_pos);
-                buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+            if self.out_pos < self.win_len {
+                let n = buf.len().min(self.win_len - self.out_pos);
+                buf[..n].copy_from_slice(&self.window[self.out_pos..self.out_pos + n]);
                 self.out_pos += n;
                 return Ok(n);
             }
@@ -821,7 +1216,7 @@ impl<R: Read> std::fmt::Debug for Decryptor<R> {
         write!(
             f,
             "Decryptor {{ suite: {}, frame_length: {} }}",
-            self.header.suite, self.header.frame_length
+            self.opened.header.suite, self.opened.header.frame_length
         )
     }
 }
@@ -848,10 +1243,13 @@ pub fn encrypt_message_into(
     plaintext: &[u8],
     message: &mut Vec<u8>,
 ) -> Result<()> {
+    // The body's exact size and the longest footer, reserved after the header (whatever its
+    // size): the message is never reallocated, so no frame is copied after sealing.
     let frame_length = config.frame_length.max(1) as usize;
-    let capacity = plaintext.len()
-        + (plaintext.len() / frame_length + 1) * frame::regular_frame_size(0)
-        + 4096;
+    let body = plaintext.len()
+        + (plaintext.len() / frame_length) * frame::regular_frame_size(0)
+        + (4 + 4 + IV_LEN + 4 + TAG_LEN);
+    let capacity = body + 2 + MAX_SIGNATURE_LEN;
     let mut buffer = std::mem::take(message);
     buffer.clear();
     let encryptor = Encryptor::with_length(
@@ -910,10 +1308,18 @@ pub fn decrypt_message_into(
     plaintext: &mut Vec<u8>,
 ) -> Result<Header> {
     plaintext.clear();
-    let result = Decryptor::new(message, keyrings, config).and_then(|mut decryptor| {
-        decryptor.read_all(plaintext)?;
-        Ok(decryptor.header)
-    });
+    // The slice path: frames are opened where they lie in `message`, straight into
+    // `plaintext` (which never holds more than the message's length).
+    plaintext.reserve(message.len());
+    let mut decryptor = PushDecryptor::new(keyrings, config);
+    decryptor.direct = true;
+    let result =
+        decryptor
+            .advance(message, true, plaintext)
+            .and_then(|_| match decryptor.opened.take() {
+                Some(opened) if decryptor.finished => Ok(opened.header),
+                _ => Err(Error::Internal("the message did not end".into())),
+            });
     if result.is_err() {
         plaintext.zeroize();
         plaintext.clear();

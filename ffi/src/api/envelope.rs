@@ -14,24 +14,23 @@
 //! the context: every later call returns it, and nothing of the failing call is left in
 //! `output` (what it wrote there is zeroed).
 //!
-//! Decryption releases no plaintext of a frame before that frame authenticated, and for the
-//! signed suites none before the whole message (signature included) verified: frames are opened
-//! as they arrive and their plaintext held (at most `max_buffered_plaintext`, 256 MiB, else
-//! `KP_STATUS_LIMIT_EXCEEDED`) until the signature after the final frame verified. A non-framed
-//! body (read only) is opened at `kp_envelope_finish`. An unsigned message
+//! Decryption (the engine's `PushDecryptor`: whole frames are opened where they lie in the input,
+//! in parallel batches on the engine's pool) releases no plaintext of a frame before that frame
+//! and the rest of its batch authenticated, and for the signed suites none before the whole
+//! message (signature included) verified: frames are opened as they arrive and their plaintext
+//! held (at most `max_buffered_plaintext`, 256 MiB, else `KP_STATUS_LIMIT_EXCEEDED`) until the
+//! signature after the final frame verified. A non-framed body (read only) is opened once it is
+//! all here. An unsigned message
 //! that proves truncated or tampered at a later frame fails there; the caller discards what it
 //! received (as with `keyplane decrypt-file`).
 
 use std::ffi::c_char;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use kp::envelope::frame::FINAL_FRAME_MARKER;
-use kp::envelope::header::{read_header, HeaderLimits};
-use kp::envelope::suite::{IV_LEN, TAG_LEN};
 use kp::envelope::{
-    decrypt_message, encrypt_message, error_from_io, AlgorithmSuite, CommitmentPolicy, Decryptor,
-    Encryptor, EnvelopeConfig, Keyring, KmsKeyring, RawAesKeyring, RawRsaKeyring, RsaPadding,
+    decrypt_message, encrypt_message, error_from_io, AlgorithmSuite, CommitmentPolicy, Encryptor,
+    EnvelopeConfig, Keyring, KmsKeyring, PushDecryptor, RawAesKeyring, RawRsaKeyring, RsaPadding,
     SignedRelease,
 };
 use kp::{EncryptionContext, Engine};
@@ -327,200 +326,19 @@ impl Write for Sink {
     }
 }
 
-/// The message bytes a decryptor has been given and not yet read. The adapter calls the
-/// decryptor only when the bytes it will read are all here (a frame, or at finish the rest), so
-/// running out here means the message ended.
-#[derive(Default)]
-struct InboxBytes {
-    bytes: Vec<u8>,
-    pos: usize,
-}
-
-#[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<InboxBytes>>);
-
-impl Read for Inbox {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut inbox = lock(&self.0);
-        let n = buf.len().min(inbox.bytes.len() - inbox.pos);
-        let start = inbox.pos;
-        buf[..n].copy_from_slice(&inbox.bytes[start..start + n]);
-        inbox.pos += n;
-        // Read bytes go once they are a good part of the buffer.
-        if inbox.pos > (64 << 10) && inbox.pos * 2 > inbox.bytes.len() {
-            let pos = inbox.pos;
-            inbox.bytes.drain(..pos);
-            inbox.pos = 0;
-        }
-        Ok(n)
-    }
-}
-
-/// A reader over a slice that notes whether a read wanted more than was there.
-struct Prefix<'a> {
-    data: &'a [u8],
-    ran_out: bool,
-}
-
-impl Read for Prefix<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if !buf.is_empty() && self.data.is_empty() {
-            self.ran_out = true;
-        }
-        let n = self.data.read(buf)?;
-        Ok(n)
-    }
-}
-
-struct Decrypting {
-    keyrings: Vec<Arc<dyn Keyring>>,
-    config: EnvelopeConfig,
-    inbox: Inbox,
-    decryptor: Option<Decryptor<Inbox>>,
-    /// The message is read at finish only: a non-framed body (one block).
-    whole: bool,
-    /// Signed: plaintext is held here (at most `max_buffered_plaintext`) until the final frame
-    /// and the signature after it verified.
-    signed: bool,
-    held: Zeroizing<Vec<u8>>,
-    /// The final frame has been read.
-    body_done: bool,
-    frame: Zeroizing<Vec<u8>>,
-}
+/// A streaming decryption: the engine's push decryptor finds the frame boundaries in the bytes
+/// given, opens whole frames in batches in parallel and applies the release rule.
+struct Decrypting(PushDecryptor);
 
 impl Decrypting {
-    /// Makes the decryptor once the header and its authentication are all here (or, at `end`,
-    /// with what is here: a short header then fails as truncated).
-    fn open(&mut self, end: bool) -> Outcome<()> {
-        if self.decryptor.is_some() {
-            return Ok(());
-        }
-        if !end {
-            let inbox = lock(&self.inbox.0);
-            let available = &inbox.bytes[inbox.pos..];
-            let mut prefix = Prefix {
-                data: available,
-                ran_out: false,
-            };
-            let limits = HeaderLimits {
-                max_encrypted_data_keys: self.config.max_encrypted_data_keys,
-            };
-            match read_header(&mut prefix, limits) {
-                Ok((header, raw)) if raw.len() + header.auth_len() <= available.len() => {}
-                Ok(_) => return Ok(()),
-                Err(_) if prefix.ran_out => return Ok(()),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let decryptor = Decryptor::new(self.inbox.clone(), &self.keyrings, &self.config)?;
-        let header = decryptor.header();
-        self.whole = !header.framed;
-        self.signed = header.suite.is_signed();
-        self.decryptor = Some(decryptor);
-        Ok(())
-    }
-
-    /// The length of the frame at the start of `available` (for a signed message's final frame,
-    /// with the footer after it), and whether it is the final frame; `None` until enough of it
-    /// is here to tell.
-    fn frame_len(available: &[u8], frame_length: usize, signed: bool) -> Option<(usize, bool)> {
-        let word = |at: usize| -> Option<usize> {
-            let b = available.get(at..at + 4)?;
-            Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        };
-        if word(0)? != FINAL_FRAME_MARKER as usize {
-            return Some((4 + IV_LEN + frame_length + TAG_LEN, false));
-        }
-        // Marker, sequence number, IV, content length; a length over the frame length is the
-        // decryptor's to refuse once these bytes are here.
-        let head = 4 + 4 + IV_LEN + 4;
-        let len = word(head - 4)?.min(frame_length);
-        let end = head + len + TAG_LEN;
-        if !signed {
-            return Some((end, true));
-        }
-        // The footer: signature length (u16) and signature.
-        let footer = available.get(end..end + 2)?;
-        Some((
-            end + 2 + u16::from_be_bytes([footer[0], footer[1]]) as usize,
-            true,
-        ))
-    }
-
     /// Takes `input` and decrypts every frame that is now whole into `out`.
     fn absorb(&mut self, input: &[u8], out: &mut Vec<u8>) -> Outcome<()> {
-        if self.body_done && !input.is_empty() {
-            return Err(Failure::new(
-                kp_status::InvalidCiphertext,
-                "the message has bytes after its end (its final frame has been read)",
-            ));
-        }
-        lock(&self.inbox.0).bytes.extend_from_slice(input);
-        self.open(false)?;
-        loop {
-            let Some(decryptor) = self.decryptor.as_mut() else {
-                return Ok(());
-            };
-            if self.whole || self.body_done {
-                return Ok(());
-            }
-            let frame_length = decryptor.header().frame_length as usize;
-            let next = {
-                let inbox = lock(&self.inbox.0);
-                let available = &inbox.bytes[inbox.pos..];
-                Self::frame_len(available, frame_length, self.signed)
-                    .filter(|&(len, _)| len <= available.len())
-            };
-            let Some((_, final_frame)) = next else {
-                return Ok(());
-            };
-            if self.frame.len() < frame_length.max(1) {
-                self.frame = Zeroizing::new(vec![0u8; frame_length.max(1)]);
-            }
-            // One frame is here: one read opens it (and, for the final frame, checks that
-            // nothing follows) and yields all its plaintext.
-            let n = decryptor.read(&mut self.frame).map_err(error_from_io)?;
-            if self.signed {
-                let limit = self.config.max_buffered_plaintext;
-                if (self.held.len() + n) as u64 > limit {
-                    return Err(Failure::new(
-                        kp_status::LimitExceeded,
-                        format!(
-                            "the plaintext of a signed message held until its signature verifies \
-                             is over the limit of {limit} bytes"
-                        ),
-                    ));
-                }
-                self.held.extend_from_slice(&self.frame[..n]);
-            } else {
-                out.extend_from_slice(&self.frame[..n]);
-            }
-            self.frame[..n].zeroize();
-            self.body_done = final_frame;
-            if final_frame && self.signed {
-                // The final frame's read verified the signature: all of it goes out.
-                out.extend_from_slice(&self.held);
-                self.held.zeroize();
-            }
-        }
+        Ok(self.0.update(input, out)?)
     }
 
-    /// The end of the message: reads whatever is left.
+    /// The end of the message: checks it is whole and hands over the rest.
     fn complete(&mut self, out: &mut Vec<u8>) -> Outcome<()> {
-        self.open(true)?;
-        let decryptor = self
-            .decryptor
-            .as_mut()
-            .ok_or_else(|| Failure::new(kp_status::Internal, "no decryptor after the header"))?;
-        if self.signed {
-            // Released only when the rest, signature included, verified.
-            decryptor.read_all(&mut self.held)?;
-            out.extend_from_slice(&self.held);
-            self.held.zeroize();
-        } else {
-            decryptor.read_all(out)?;
-        }
-        Ok(())
+        Ok(self.0.finish(out)?)
     }
 }
 
@@ -640,9 +458,6 @@ impl EnvelopeStream {
         }
         if let Err(failure) = outcome {
             out[..end].zeroize();
-            if let Mode::Decrypt(decrypting) = &mut self.mode {
-                decrypting.held.zeroize();
-            }
             self.pending.zeroize();
             self.pending.clear();
             self.pending_pos = 0;
@@ -721,9 +536,9 @@ pub unsafe extern "C" fn kp_envelope_encrypt_new(
 /// encrypted data keys; none succeeding is `KP_STATUS_INCORRECT_KEY`) under
 /// `commitment_policy` (NULL: "REQUIRE_ENCRYPT_REQUIRE_DECRYPT"; "REQUIRE_ENCRYPT_ALLOW_DECRYPT"
 /// or "FORBID_ENCRYPT_ALLOW_DECRYPT" also read the non-committing suites). `engine` (optional)
-/// lends its worker pool. Frames are released as each authenticates; a signed message's
-/// plaintext is held (up to 256 MiB) until its signature, after the final frame, verified; a
-/// non-framed body's comes from `kp_envelope_finish`.
+/// lends its worker pool. Frames are released as each batch of them authenticates; a signed
+/// message's plaintext is held (up to 256 MiB) until its signature, after the final frame,
+/// verified; a non-framed body comes out once it is all here and authenticated.
 /// Failures: `KP_STATUS_INVALID_CIPHERTEXT` (malformed, tampered, truncated, trailing bytes),
 /// `KP_STATUS_INVALID_SIGNATURE`, `KP_STATUS_INCORRECT_KEY`, `KP_STATUS_LIMIT_EXCEEDED`.
 ///
@@ -746,24 +561,11 @@ pub unsafe extern "C" fn kp_envelope_decrypt_new(
         unsafe {
             let engine = pool_engine(engine)?;
             let keyrings = keyrings_arg(keyrings, keyring_count)?;
-            let mut config = decrypt_config(engine, commitment_policy)?;
-            // One frame per step: the adapter hands the decryptor exactly one whole frame. A
-            // signed message's frames are held here, not in the decryptor, so that they can be
-            // opened as they arrive (no ciphertext piles up) and released after the signature.
-            config.window_frames = 1;
-            config.signed_release = SignedRelease::PerFrame;
+            let config = decrypt_config(engine, commitment_policy)?;
             let out = out_arg(out, "out")?;
-            let stream = EnvelopeStream::new(Mode::Decrypt(Box::new(Decrypting {
-                keyrings,
-                config,
-                inbox: Inbox::default(),
-                decryptor: None,
-                whole: false,
-                signed: false,
-                held: Zeroizing::new(Vec::new()),
-                body_done: false,
-                frame: Zeroizing::new(Vec::new()),
-            })));
+            let stream = EnvelopeStream::new(Mode::Decrypt(Box::new(Decrypting(
+                PushDecryptor::new(&keyrings, &config),
+            ))));
             write_out(out, into_raw::<kp_envelope>(stream));
             Ok(())
         }
@@ -903,10 +705,7 @@ pub unsafe extern "C" fn kp_envelope_message_context(
                     encryptor: Some(e), ..
                 } => Some(e.header().encryption_context.clone()),
                 Mode::Encrypt { .. } => None,
-                Mode::Decrypt(d) => d
-                    .decryptor
-                    .as_ref()
-                    .map(|d| d.header().encryption_context.clone()),
+                Mode::Decrypt(d) => d.0.header().map(|h| h.encryption_context.clone()),
             };
             let context = context.ok_or_else(|| {
                 Failure::new(
@@ -1208,7 +1007,7 @@ mod tests {
                 );
                 // Frames wholly before the changed byte may have come out (the caller's buffer
                 // may have taken part of the last of them), nothing of later ones.
-                let whole_frames_before = at.saturating_sub(body) / (4 + IV_LEN + 16 + TAG_LEN);
+                let whole_frames_before = at.saturating_sub(body) / (4 + 12 + 16 + 16);
                 assert!(
                     at >= body || out.is_empty(),
                     "byte {at}: plaintext under a changed header"
@@ -1249,38 +1048,5 @@ mod tests {
         }
         // SAFETY: made above, freed once.
         unsafe { kp_keyring_free(ring) };
-    }
-
-    #[test]
-    fn frame_len_waits_for_the_marker_and_the_final_length() {
-        assert_eq!(Decrypting::frame_len(&[0, 0, 0], 10, false), None);
-        assert_eq!(
-            Decrypting::frame_len(&[0, 0, 0, 1], 10, true),
-            Some((42, false))
-        );
-        let mut last = vec![0xff; 4];
-        last.extend_from_slice(&[0; 4 + IV_LEN]);
-        assert_eq!(Decrypting::frame_len(&last, 10, false), None);
-        last.extend_from_slice(&3u32.to_be_bytes());
-        assert_eq!(
-            Decrypting::frame_len(&last, 10, false),
-            Some((24 + 3 + 16, true))
-        );
-        // Signed: the footer's length too.
-        last.extend_from_slice(&[0; 3 + 16]);
-        assert_eq!(Decrypting::frame_len(&last, 10, true), None);
-        last.extend_from_slice(&[0, 103]);
-        assert_eq!(
-            Decrypting::frame_len(&last, 10, true),
-            Some((24 + 3 + 16 + 2 + 103, true))
-        );
-        // A final length over the frame length: a frame length's worth is asked for (the
-        // decryptor refuses the length once it has read it).
-        last.truncate(20);
-        last.extend_from_slice(&u32::MAX.to_be_bytes());
-        assert_eq!(
-            Decrypting::frame_len(&last, 10, false),
-            Some((24 + 10 + 16, true))
-        );
     }
 }
