@@ -36,10 +36,12 @@ use std::time::Duration;
 
 use keyplane::ciphertext;
 use keyplane::clock::DAY_MS;
+use keyplane::store::{KeyStore, MemoryKeyStore};
 use keyplane::{
     CreateKeyRequest, DecryptRequest, EncryptRequest, EncryptionContext, Engine, ExpirationModel,
-    GenerateDataKeyRequest, ImportKeyMaterialRequest, ImportType, KeyState, ManualClock, Origin,
-    ReEncryptRequest, Timestamp, WrappingAlgorithm, WrappingKeySpec,
+    GenerateDataKeyRequest, ImportKeyMaterialRequest, ImportType, KeyState, LockPolicy,
+    ManualClock, Origin, ReEncryptRequest, ReplicateKeyRequest, Timestamp, WrappingAlgorithm,
+    WrappingKeySpec,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
@@ -83,6 +85,8 @@ const ALIASES: [&str; 5] = [
     "bad-name",
 ];
 const ARN_PREFIX: &str = "arn:aws:kms:us-east-1:111122223333:";
+/// The Region replicas go to.
+const WEST: &str = "us-west-2";
 
 fn context(index: u8) -> Option<EncryptionContext> {
     match index % 3 {
@@ -111,7 +115,8 @@ enum Op {
     Disable(KeyRef),
     EnableRotation(KeyRef, Option<u32>),
     DisableRotation(KeyRef),
-    Rotate(KeyRef),
+    /// `Some(n)`: the n-th multi-Region key instead, where there is one.
+    Rotate(KeyRef, Option<usize>),
     ScheduleDeletion(KeyRef, Option<u32>),
     CancelDeletion(KeyRef),
     Advance(i64),
@@ -119,6 +124,8 @@ enum Op {
         key: KeyRef,
         len: usize,
         context: u8,
+        /// `Some(n)`: the n-th multi-Region key instead, where there is one.
+        multi_region: Option<usize>,
     },
     Decrypt {
         blob: usize,
@@ -155,6 +162,20 @@ enum Op {
         new_material: Option<bool>,
     },
     DeleteImported(KeyRef, Option<usize>),
+    /// CreateKey with MultiRegion=true: a primary key in this Region (us-east-1).
+    CreateMultiRegionKey,
+    /// ReplicateKey into us-west-2. `Some(n)`: the n-th multi-Region key, where there is one.
+    Replicate(KeyRef, Option<usize>),
+    /// EnableKey (true) or DisableKey of the n-th multi-Region key's replica, in us-west-2.
+    ReplicaSetEnabled(usize, bool),
+    /// Decrypt of a ciphertext in us-west-2 (only a multi-Region key's replica can).
+    /// `replicated`: one of a replicated key's ciphertexts, where there is one.
+    ReplicaDecrypt {
+        blob: usize,
+        /// The context to give; `None`: the ciphertext's own.
+        context: Option<u8>,
+        replicated: bool,
+    },
 }
 
 impl Op {
@@ -168,7 +189,7 @@ impl Op {
             Op::Disable(_) => "DisableKey",
             Op::EnableRotation(..) => "EnableKeyRotation",
             Op::DisableRotation(_) => "DisableKeyRotation",
-            Op::Rotate(_) => "RotateKeyOnDemand",
+            Op::Rotate(..) => "RotateKeyOnDemand",
             Op::ScheduleDeletion(..) => "ScheduleKeyDeletion",
             Op::CancelDeletion(_) => "CancelKeyDeletion",
             Op::Advance(_) => "AdvanceClock",
@@ -181,6 +202,10 @@ impl Op {
             Op::GetParameters(..) => "GetParametersForImport",
             Op::Import { .. } => "ImportKeyMaterial",
             Op::DeleteImported(..) => "DeleteImportedKeyMaterial",
+            Op::CreateMultiRegionKey => "CreateKey(MultiRegion)",
+            Op::Replicate(..) => "ReplicateKey",
+            Op::ReplicaSetEnabled(..) => "Enable/DisableKey(replica)",
+            Op::ReplicaDecrypt { .. } => "Decrypt(replica)",
         }
     }
 }
@@ -222,11 +247,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => key_ref().prop_map(Op::Disable),
         2 => (key_ref(), period).prop_map(|(k, p)| Op::EnableRotation(k, p)),
         1 => key_ref().prop_map(Op::DisableRotation),
-        2 => key_ref().prop_map(Op::Rotate),
+        2 => (key_ref(), prop::option::weighted(0.3, 0usize..4)).prop_map(|(k, m)| Op::Rotate(k, m)),
         2 => (key_ref(), window).prop_map(|(k, w)| Op::ScheduleDeletion(k, w)),
         2 => key_ref().prop_map(Op::CancelDeletion),
         2 => advance.prop_map(Op::Advance),
-        6 => (key_ref(), len, any::<u8>()).prop_map(|(key, len, context)| Op::Encrypt { key, len, context }),
+        6 => (key_ref(), len, any::<u8>(), prop::option::weighted(0.25, 0usize..4)).prop_map(|(key, len, context, multi_region)| Op::Encrypt { key, len, context, multi_region }),
         6 => (any::<usize>(), any::<u8>(), prop::option::of(key_ref())).prop_map(|(blob, context, key)| Op::Decrypt { blob, context, key }),
         3 => (any::<usize>(), any::<u8>(), key_ref(), any::<u8>()).prop_map(|(blob, source_context, destination, destination_context)| Op::ReEncrypt { blob, source_context, destination, destination_context }),
         2 => (key_ref(), prop::sample::select(vec![0usize, 1, 16, 32, 1024, 1025]), any::<u8>()).prop_map(|(key, bytes, context)| Op::GenerateDataKey { key, bytes, context }),
@@ -236,6 +261,10 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (any::<usize>(), 0u8..3, prop::bool::weighted(0.1), prop::sample::select(vec![None, None, Some(1u32), Some(30), Some(366)]), prop::sample::select(vec![None, Some(true), Some(false)]))
             .prop_map(|(token, material, other_key, valid_days, new_material)| Op::Import { token, material, other_key, valid_days, new_material }),
         1 => (key_ref(), prop::option::weighted(0.8, 0usize..4)).prop_map(|(k, e)| Op::DeleteImported(k, e)),
+        2 => Just(Op::CreateMultiRegionKey),
+        2 => (key_ref(), prop::option::weighted(0.8, 0usize..4)).prop_map(|(k, m)| Op::Replicate(k, m)),
+        1 => (0usize..4, any::<bool>()).prop_map(|(n, e)| Op::ReplicaSetEnabled(n, e)),
+        4 => (any::<usize>(), prop::option::weighted(0.2, any::<u8>()), prop::bool::weighted(0.8)).prop_map(|(blob, context, replicated)| Op::ReplicaDecrypt { blob, context, replicated }),
     ]
 }
 
@@ -273,6 +302,9 @@ enum State {
     /// An EXTERNAL key some of whose active material is missing (never imported, expired or
     /// deleted).
     PendingImport,
+    /// A multi-Region primary key scheduled for deletion while it has a replica: it waits, with no
+    /// deletion date, until the replica is gone (or the deletion is cancelled).
+    PendingReplicaDeletion,
     /// Deleted by a control-plane call that found its deletion due.
     Deleted,
 }
@@ -300,6 +332,8 @@ struct Token {
 
 #[derive(Clone, Debug)]
 struct Key {
+    /// The key id as the engine gives it (`mrk-...` for a multi-Region key).
+    key_id: String,
     id: Uuid,
     state: State,
     versions: u32,
@@ -310,12 +344,18 @@ struct Key {
     /// Origin EXTERNAL: its versions are `materials` that are not pending.
     external: bool,
     materials: Vec<Material>,
+    multi_region: bool,
+    /// The state of its replica in us-west-2 (Enabled or Disabled), if replicated.
+    replica: Option<State>,
 }
 
 impl Key {
-    fn new(id: Uuid, external: bool) -> Key {
+    fn new(key_id: &str, external: bool) -> Key {
         Key {
-            id,
+            key_id: key_id.to_owned(),
+            id: Uuid::parse_str(key_id.trim_start_matches("mrk-")).unwrap(),
+            multi_region: key_id.starts_with("mrk-"),
+            replica: None,
             state: if external {
                 State::PendingImport
             } else {
@@ -344,7 +384,10 @@ impl Key {
     /// After its material changed: PendingImport while some is missing, Enabled once all is
     /// back (a key pending deletion stays so).
     fn settle(&mut self) {
-        if matches!(self.state, State::PendingDeletion | State::Deleted) {
+        if matches!(
+            self.state,
+            State::PendingDeletion | State::PendingReplicaDeletion | State::Deleted
+        ) {
             return;
         }
         if !self.has_all_material() {
@@ -384,7 +427,7 @@ impl Model {
     fn identifier(&self, r: &KeyRef, engine: &Engine) -> String {
         match r {
             KeyRef::Id(n) => match self.key_index(*n) {
-                Some(i) => self.keys[i].id.hyphenated().to_string(),
+                Some(i) => self.keys[i].key_id.clone(),
                 None => "00000000-0000-4000-8000-000000000000".into(),
             },
             KeyRef::Arn(n) => match self.key_index(*n) {
@@ -413,6 +456,17 @@ impl Model {
             .collect();
         match external {
             Some(n) if !externals.is_empty() => KeyRef::Id(externals[n % externals.len()]),
+            _ => r.clone(),
+        }
+    }
+
+    /// `Some(n)`: the n-th multi-Region key by key id, where there is one; else `r`.
+    fn multi_region_ref(&self, r: &KeyRef, nth: Option<usize>) -> KeyRef {
+        let keys: Vec<usize> = (0..self.keys.len())
+            .filter(|&i| self.keys[i].multi_region)
+            .collect();
+        match nth {
+            Some(n) if !keys.is_empty() => KeyRef::Id(keys[n % keys.len()]),
             _ => r.clone(),
         }
     }
@@ -500,7 +554,9 @@ impl Model {
         match self.keys[i].state {
             State::Enabled => Ok(()),
             State::Disabled => Err(DISABLED),
-            State::PendingDeletion | State::PendingImport => Err(INVALID_STATE),
+            State::PendingDeletion | State::PendingImport | State::PendingReplicaDeletion => {
+                Err(INVALID_STATE)
+            }
             State::Deleted => Err(NOT_FOUND),
         }
     }
@@ -598,6 +654,10 @@ struct Counts {
 
 /// Results on which engine and model agreed: successes and errors (by code).
 static AGREED_OK: AtomicU64 = AtomicU64::new(0);
+/// Ciphertexts of a primary key opened by its replica in the other Region, and of those the ones
+/// under a version after the first (rotations reach the replica).
+static REPLICA_OPENED: AtomicU64 = AtomicU64::new(0);
+static REPLICA_OPENED_ROTATED: AtomicU64 = AtomicU64::new(0);
 static AGREED_ERRORS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
 
 fn code<T>(r: &keyplane::Result<T>) -> Result<(), &'static str> {
@@ -635,9 +695,22 @@ macro_rules! agree {
 
 fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
     let clock = Arc::new(ManualClock::new(Timestamp(START)));
+    // Two Regions, each an engine with its own store and the other's store for replication.
+    let east_store = Arc::new(MemoryKeyStore::new(LockPolicy::Warn));
+    let west_store = Arc::new(MemoryKeyStore::new(LockPolicy::Warn));
     let engine = Engine::builder()
         .worker_threads(1)
         .clock(Arc::clone(&clock) as Arc<dyn keyplane::Clock>)
+        .store(Arc::clone(&east_store) as Arc<dyn KeyStore>)
+        .region_store(WEST, Arc::clone(&west_store) as Arc<dyn KeyStore>)
+        .build()
+        .unwrap();
+    let west = Engine::builder()
+        .worker_threads(1)
+        .region(WEST)
+        .clock(Arc::clone(&clock) as Arc<dyn keyplane::Clock>)
+        .store(Arc::clone(&west_store) as Arc<dyn KeyStore>)
+        .region_store("us-east-1", Arc::clone(&east_store) as Arc<dyn KeyStore>)
         .build()
         .unwrap();
     let mut m = Model {
@@ -651,8 +724,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 m.run_due();
                 let metadata = got.map_err(|e| TestCaseError::fail(format!("CreateKey: {e}")))?;
                 prop_assert_eq!(metadata.key_state, KeyState::Enabled);
-                m.keys
-                    .push(Key::new(Uuid::parse_str(&metadata.key_id).unwrap(), false));
+                m.keys.push(Key::new(&metadata.key_id, false));
             }
             Op::CreateAlias {
                 alias,
@@ -765,7 +837,8 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 });
                 agree!(step, op, got, want);
             }
-            Op::Rotate(r) => {
+            Op::Rotate(r, multi_region) => {
+                let r = &m.multi_region_ref(r, *multi_region);
                 let id = m.identifier(r, &engine);
                 let got = engine.rotate_key_on_demand(&id);
                 let want = m.validated_then_due(r).and_then(|()| {
@@ -801,16 +874,21 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                         let k = m.resolve_key_only(r)?;
                         m.manageable(k)?;
                         let date = m.now + i64::from(days) * DAY_MS;
+                        if m.keys[k].replica.is_some() {
+                            // A primary with a replica waits for it, with no date yet.
+                            m.keys[k].state = State::PendingReplicaDeletion;
+                            return Ok(None);
+                        }
                         m.keys[k].state = State::PendingDeletion;
                         m.keys[k].deletion_date = Some(date);
-                        Ok(date)
+                        Ok(Some(date))
                     })
                 } else {
                     Err(VALIDATION)
                 };
                 agree!(step, op, got, want);
                 if let (Ok(response), Ok(date)) = (&got, &want) {
-                    prop_assert_eq!(response.deletion_date, Some(Timestamp(*date)));
+                    prop_assert_eq!(response.deletion_date, date.map(Timestamp));
                     prop_assert_eq!(response.pending_window_in_days, days);
                 }
             }
@@ -819,7 +897,10 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 let got = engine.cancel_key_deletion(&id);
                 let want = m.validated_then_due(r).and_then(|()| {
                     let k = m.resolve_key_only(r)?;
-                    if m.keys[k].state != State::PendingDeletion {
+                    if !matches!(
+                        m.keys[k].state,
+                        State::PendingDeletion | State::PendingReplicaDeletion
+                    ) {
                         return Err(INVALID_STATE);
                     }
                     // A key missing some of its material waits for it again.
@@ -837,7 +918,13 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 clock.advance(Duration::from_millis(*ms as u64));
                 m.now += ms;
             }
-            Op::Encrypt { key, len, context } => {
+            Op::Encrypt {
+                key,
+                len,
+                context,
+                multi_region,
+            } => {
+                let key = &m.multi_region_ref(key, *multi_region);
                 let id = m.identifier(key, &engine);
                 let data = plaintext(step, *len);
                 let ctx = self::context(*context);
@@ -967,8 +1054,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 let metadata =
                     got.map_err(|e| TestCaseError::fail(format!("CreateKey(EXTERNAL): {e}")))?;
                 prop_assert_eq!(metadata.key_state, KeyState::PendingImport);
-                m.keys
-                    .push(Key::new(Uuid::parse_str(&metadata.key_id).unwrap(), true));
+                m.keys.push(Key::new(&metadata.key_id, true));
             }
             Op::GetParameters(r, external) => {
                 let r = &m.external_ref(r, *external);
@@ -1013,7 +1099,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 } else {
                     t.key
                 };
-                let id = m.keys[named].id.hyphenated().to_string();
+                let id = m.keys[named].key_id.clone();
                 let wrapped = wrap(&t.public_key, &self::material(*which));
                 let valid_to = valid_days.map(|d| m.now + i64::from(d) * DAY_MS);
                 let got = engine.import_key_material(&ImportKeyMaterialRequest {
@@ -1116,6 +1202,104 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 });
                 agree!(step, op, got, want);
             }
+            Op::CreateMultiRegionKey => {
+                let got = engine.create_key(CreateKeyRequest {
+                    multi_region: Some(true),
+                    ..CreateKeyRequest::default()
+                });
+                m.run_due();
+                let metadata =
+                    got.map_err(|e| TestCaseError::fail(format!("CreateKey(MultiRegion): {e}")))?;
+                prop_assert!(metadata.key_id.starts_with("mrk-"), "{}", metadata.key_id);
+                m.keys.push(Key::new(&metadata.key_id, false));
+            }
+            Op::Replicate(r, nth) => {
+                let r = &m.multi_region_ref(r, *nth);
+                let id = m.identifier(r, &engine);
+                let got = engine.replicate_key(ReplicateKeyRequest {
+                    key_id: id.clone(),
+                    replica_region: WEST.into(),
+                    description: None,
+                    policy: None,
+                    bypass_policy_lockout_safety_check: false,
+                    tags: Vec::new(),
+                });
+                let want = m.validated_then_due(r).and_then(|()| {
+                    let k = m.resolve_key_only(r)?;
+                    m.manageable(k)?;
+                    if !m.keys[k].multi_region {
+                        return Err(UNSUPPORTED);
+                    }
+                    if m.keys[k].replica.is_some() {
+                        return Err("AlreadyExistsException");
+                    }
+                    m.keys[k].replica = Some(State::Enabled);
+                    Ok(())
+                });
+                agree!(step, op, got, want);
+            }
+            Op::ReplicaSetEnabled(n, enable) => {
+                let replicated: Vec<usize> = (0..m.keys.len())
+                    .filter(|&i| m.keys[i].replica.is_some())
+                    .collect();
+                if replicated.is_empty() {
+                    continue;
+                }
+                let k = replicated[n % replicated.len()];
+                let id = m.keys[k].key_id.clone();
+                let got = if *enable {
+                    west.enable_key(&id)
+                } else {
+                    west.disable_key(&id)
+                };
+                // The replica's enabled state is its own: the primary's is not touched.
+                m.keys[k].replica = Some(if *enable {
+                    State::Enabled
+                } else {
+                    State::Disabled
+                });
+                let want: Expect<()> = Ok(());
+                agree!(step, op, got, want);
+            }
+            Op::ReplicaDecrypt {
+                blob,
+                context,
+                replicated,
+            } => {
+                let of_replicas: Vec<usize> = (0..m.blobs.len())
+                    .filter(|&i| m.keys[m.blobs[i].key].replica.is_some())
+                    .collect();
+                let b = match (*replicated, of_replicas.is_empty(), m.blobs.is_empty()) {
+                    (_, _, true) => continue,
+                    (true, false, _) => of_replicas[blob % of_replicas.len()],
+                    _ => blob % m.blobs.len(),
+                };
+                // A control-plane call first, so that this Region's engine has read what the
+                // primary's Region wrote into its store (a rotation).
+                west.list_keys(Some(1), None)
+                    .map_err(|e| TestCaseError::fail(format!("ListKeys(west): {e}")))?;
+                let ctx = self::context(context.unwrap_or(m.blobs[b].context));
+                let mut request = DecryptRequest::new(&m.blobs[b].bytes);
+                request.encryption_context = ctx.as_ref();
+                let got = west.decrypt(&request);
+                let key = &m.keys[m.blobs[b].key];
+                let want = match key.replica {
+                    None => Err(INVALID_CIPHERTEXT),
+                    Some(State::Disabled) => Err(DISABLED),
+                    Some(_) if self::context(m.blobs[b].context) != ctx => Err(INVALID_CIPHERTEXT),
+                    Some(_) => Ok(()),
+                };
+                agree!(step, op, got, want);
+                if let Ok(opened) = &got {
+                    prop_assert_eq!(opened.plaintext.expose(), &m.blobs[b].plaintext[..]);
+                    prop_assert!(opened.key_id.contains(":us-west-2:"), "{}", opened.key_id);
+                    let version = ciphertext::parse(&m.blobs[b].bytes).unwrap().key_version;
+                    REPLICA_OPENED.fetch_add(1, Ordering::Relaxed);
+                    if version > 1 {
+                        REPLICA_OPENED_ROTATED.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
             Op::Describe(r) => {
                 let id = m.identifier(r, &engine);
                 let got = engine.describe_key(&id);
@@ -1128,6 +1312,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                         State::Disabled => KeyState::Disabled,
                         State::PendingDeletion => KeyState::PendingDeletion,
                         State::PendingImport => KeyState::PendingImport,
+                        State::PendingReplicaDeletion => KeyState::PendingReplicaDeletion,
                         State::Deleted => unreachable!("resolve refuses deleted keys"),
                     };
                     prop_assert_eq!(metadata.key_state, state, "step {}", step);
@@ -1180,7 +1365,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
         .keys
         .iter()
         .filter(|k| k.state != State::Deleted)
-        .map(|k| k.id.hyphenated().to_string())
+        .map(|k| k.key_id.clone())
         .collect();
     prop_assert_eq!(listed, live, "ListKeys");
     let aliases: BTreeMap<String, String> = engine
@@ -1193,7 +1378,7 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
     let model_aliases: BTreeMap<String, String> = m
         .aliases
         .iter()
-        .map(|(name, k)| (name.to_string(), m.keys[*k].id.hyphenated().to_string()))
+        .map(|(name, k)| (name.to_string(), m.keys[*k].key_id.clone()))
         .collect();
     prop_assert_eq!(aliases, model_aliases, "ListAliases");
     for (i, b) in m.blobs.iter().enumerate() {
@@ -1225,11 +1410,14 @@ fn lifecycle_matches_the_reference_model() {
     let errors = AGREED_ERRORS.lock().unwrap().clone();
     println!(
         "assurance: model test: {} cases, {} steps (up to {max_steps} per case); agreed: {} \
-         successes, {} errors {errors:?}; steps by operation: {by_kind:?}",
+         successes, {} errors {errors:?}; steps by operation: {by_kind:?}; opened in the \
+         replica's Region: {} ciphertexts, {} of them under a rotated version",
         counts.cases.load(Ordering::Relaxed),
         counts.steps.load(Ordering::Relaxed),
         AGREED_OK.load(Ordering::Relaxed),
         errors.values().sum::<u64>(),
+        REPLICA_OPENED.load(Ordering::Relaxed),
+        REPLICA_OPENED_ROTATED.load(Ordering::Relaxed),
     );
     if let Err(e) = result {
         panic!("the engine and the model disagree: {e}");
@@ -1547,7 +1735,7 @@ fn a_call_refused_by_validation_runs_no_due_deletion() {
         Op::Disable(KeyRef::Missing(4)),
         Op::EnableRotation(KeyRef::Missing(4), None),
         Op::DisableRotation(KeyRef::Missing(4)),
-        Op::Rotate(KeyRef::Missing(4)),
+        Op::Rotate(KeyRef::Missing(4), None),
         Op::ScheduleDeletion(KeyRef::Missing(4), None),
         Op::CancelDeletion(KeyRef::Missing(4)),
         Op::Describe(KeyRef::Missing(4)),
@@ -1578,11 +1766,13 @@ fn a_call_refused_by_validation_runs_no_due_deletion() {
                 key: KeyRef::Id(0),
                 len: 1,
                 context: 0,
+                multi_region: None,
             },
             Op::Encrypt {
                 key: KeyRef::Alias(0),
                 len: 1,
                 context: 0,
+                multi_region: None,
             },
             Op::Describe(KeyRef::Id(0)),
         ];
