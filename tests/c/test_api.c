@@ -235,8 +235,13 @@ static void test_keys(kp_engine *engine, kp_manual_clock *clock) {
   options.key_spec = "AES_512";
   EXPECT(KP_STATUS_VALIDATION, kp_create_key(engine, &options, &md));
   options.key_spec = NULL;
+  /* multi_region = 1: a multi-Region primary key (mrk-<32 hex>); 2 is no boolean. */
   options.multi_region = 1;
-  EXPECT(KP_STATUS_UNSUPPORTED_OPERATION, kp_create_key(engine, &options, &md));
+  OK(kp_create_key(engine, &options, &md));
+  CHECK(strncmp(field(md, KP_FIELD_KEY_ID), "mrk-", 4) == 0 && strlen(field(md, KP_FIELD_KEY_ID)) == 36);
+  CHECK(kp_record_bool(md, KP_FIELD_MULTI_REGION, &flag) && flag);
+  kp_record_free(md);
+  md = NULL;
   options.multi_region = 2;
   EXPECT(KP_STATUS_INVALID_ARGUMENT, kp_create_key(engine, &options, &md));
   options.multi_region = 0;
