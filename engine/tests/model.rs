@@ -1184,8 +1184,10 @@ fn run_case(ops: &[Op], counts: &Counts) -> Result<(), TestCaseError> {
                 let got = engine.delete_imported_key_material(&id, None);
                 let want = m.validated_then_due(r).and_then(|()| {
                     let k = m.resolve_key_only(r)?;
-                    if m.keys[k].state == State::Deleted {
-                        return Err(NOT_FOUND);
+                    // The state table first: every state but a primary waiting for its replicas'
+                    // deletion (as for the other changes of such a key).
+                    if m.keys[k].state == State::PendingReplicaDeletion {
+                        return Err(INVALID_STATE);
                     }
                     m.external(k)?;
                     let key = &mut m.keys[k];
