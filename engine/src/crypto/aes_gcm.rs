@@ -119,33 +119,7 @@ impl AesGcmKey {
         ciphertext: &mut [u8],
         tag: &mut [u8; TAG_LEN],
     ) -> Result<()> {
-        if ciphertext.len() != plaintext.len() {
-            return Err(Error::Internal("seal buffers differ in length".into()));
-        }
-        let mut tag_len = 0usize;
-        // SAFETY: the context was initialised in `new`; every buffer is valid for the length
-        // passed with it, and `ciphertext` (a `&mut`) cannot overlap `plaintext`.
-        let ok = unsafe {
-            sys::EVP_AEAD_CTX_seal_scatter(
-                self.ctx(),
-                ciphertext.as_mut_ptr(),
-                tag.as_mut_ptr(),
-                &mut tag_len,
-                TAG_LEN,
-                nonce.as_ptr(),
-                NONCE_LEN,
-                plaintext.as_ptr(),
-                plaintext.len(),
-                std::ptr::null(),
-                0,
-                aad.as_ptr(),
-                aad.len(),
-            )
-        };
-        if ok != 1 || tag_len != TAG_LEN {
-            return Err(Error::Internal("AES-GCM seal failed in aws-lc".into()));
-        }
-        Ok(())
+        self.seal_uninit(nonce, aad, plaintext, as_uninit(ciphertext), tag)
     }
 
     /// Verifies `tag` and decrypts `ciphertext` into `plaintext` (same length). On failure the
@@ -158,31 +132,9 @@ impl AesGcmKey {
         tag: &[u8],
         plaintext: &mut [u8],
     ) -> Result<(), OpenError> {
-        if plaintext.len() != ciphertext.len() || tag.len() != TAG_LEN {
-            return Err(OpenError);
-        }
-        // SAFETY: the context was initialised in `new`; every buffer is valid for the length
-        // passed with it, and `plaintext` (a `&mut`) cannot overlap `ciphertext`.
-        let ok = unsafe {
-            sys::EVP_AEAD_CTX_open_gather(
-                self.ctx(),
-                plaintext.as_mut_ptr(),
-                nonce.as_ptr(),
-                NONCE_LEN,
-                ciphertext.as_ptr(),
-                ciphertext.len(),
-                tag.as_ptr(),
-                tag.len(),
-                aad.as_ptr(),
-                aad.len(),
-            )
-        };
-        if ok != 1 {
-            zeroize::Zeroize::zeroize(plaintext);
-            return Err(OpenError);
-        }
-        Ok(())
+        self.open_uninit(nonce, aad, ciphertext, tag, as_uninit(plaintext))
     }
+
     /// As [`AesGcmKey::seal`], into memory not yet initialised (a vector's spare capacity): no
     /// zero-fill before the ciphertext overwrites it. On success every byte of `ciphertext` is
     /// initialised; on failure it is zeroed.
@@ -315,6 +267,16 @@ impl std::fmt::Debug for AesGcmKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "AesGcmKey {{ algorithm: AES-{}-GCM }}", self.key_bits)
     }
+}
+
+/// An initialised buffer as output space for [`AesGcmKey::seal_uninit`] and
+/// [`AesGcmKey::open_uninit`], which only ever write initialised bytes into it (the result, or
+/// zeros on failure), so it stays initialised.
+fn as_uninit(buffer: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`; the only callers pass the slice to the two
+    // functions above, which write initialised bytes only, so no uninitialised byte can appear in
+    // `buffer` through it.
+    unsafe { &mut *(buffer as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
 }
 
 #[cfg(test)]
