@@ -81,8 +81,9 @@ impl Engine {
                 updated: now,
             };
             self.commit(&mut state, &[StoreChange::PutAlias(&alias)])?;
-            state.aliases.insert(alias.name.clone(), alias);
-            self.publish(&state, &[], true);
+            let name = alias.name.clone();
+            state.put_alias(alias);
+            self.publish(&state, &[], &[name]);
             Ok(())
         })
     }
@@ -127,8 +128,9 @@ impl Engine {
             alias.target = target.id;
             alias.updated = self.inner.clock.now();
             self.commit(&mut state, &[StoreChange::PutAlias(&alias)])?;
-            state.aliases.insert(alias.name.clone(), alias);
-            self.publish(&state, &[], true);
+            let name = alias.name.clone();
+            state.put_alias(alias);
+            self.publish(&state, &[], &[name]);
             Ok(())
         })
     }
@@ -157,8 +159,8 @@ impl Engine {
                 &RequestFacts::default(),
             )?;
             self.commit(&mut state, &[StoreChange::DeleteAlias(alias_name)])?;
-            state.aliases.remove(alias_name);
-            self.publish(&state, &[], true);
+            state.remove_alias(alias_name);
+            self.publish(&state, &[], &[alias_name]);
             Ok(())
         })
     }

@@ -251,7 +251,7 @@ impl Engine {
             self.authorize_account(Action::ListKeys)?;
             let state = self.control()?;
             page::paginate(
-                state.keys.keys().map(|id| {
+                state.key_ids_after(marker).map(|id| {
                     // The marker is the hyphenated UUID, which sorts as the keys do (an `mrk-` id
                     // would not).
                     (
