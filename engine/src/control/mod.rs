@@ -16,6 +16,18 @@ mod policies;
 mod rotation;
 mod tags;
 
+#[cfg(test)]
+mod scale_tests;
+
+#[cfg(test)]
+thread_local! {
+    /// Data-plane key entries built on this thread ([`Engine::key_entry`]): a test hook that
+    /// tells a change that rebuilds one entry from one that rebuilds every entry.
+    static KEY_ENTRY_BUILDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Data-plane alias maps built from scratch on this thread ([`alias_map`]).
+    static ALIAS_MAP_BUILDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, MutexGuard};
 
@@ -595,6 +607,8 @@ impl Engine {
     }
 
     fn key_entry(&self, state: &ControlState, record: &KeyRecord) -> KeyEntry {
+        #[cfg(test)]
+        KEY_ENTRY_BUILDS.with(|c| c.set(c.get() + 1));
         KeyEntry {
             id: record.id,
             arn: self.inner.scope.key_arn(&record.id),
@@ -623,6 +637,8 @@ pub(crate) fn due_dates(record: &KeyRecord) -> impl Iterator<Item = Timestamp> +
 
 /// The data plane's alias lookup table.
 fn alias_map(state: &ControlState) -> AliasMap {
+    #[cfg(test)]
+    ALIAS_MAP_BUILDS.with(|c| c.set(c.get() + 1));
     state
         .aliases
         .values()
