@@ -76,6 +76,11 @@ pub(crate) struct ControlState {
     /// Every date on which something is due for a key ([`due_dates`]), with the key: the
     /// scheduler looks only at the entries whose date has come.
     due: BTreeSet<(Timestamp, Uuid)>,
+    /// Parsed key policies by document, shared by every key with that document: most keys have
+    /// the default policy, and a parsed policy per key was the largest part of the memory each
+    /// key took (about 1.7 KB of 4.8 KB). Entries whose keys are all gone are dropped as the map
+    /// grows.
+    policies: std::cell::RefCell<PolicyCache>,
     /// The store generation this state reflects.
     generation: u64,
 }
@@ -100,6 +105,7 @@ impl ControlState {
             aliases_by_target: BTreeSet::new(),
             versions: HashMap::new(),
             due: BTreeSet::new(),
+            policies: std::cell::RefCell::new(PolicyCache::default()),
             generation: contents.generation,
         };
         for alias in contents.aliases {
@@ -493,6 +499,26 @@ impl Engine {
         Ok(policy)
     }
 
+    /// A key's access rules for the data plane, sharing the parsed policy with every other key
+    /// of the same document ([`ControlState`]'s policy cache).
+    fn shared_key_access(&self, state: &ControlState, record: &KeyRecord) -> KeyAccess {
+        let cached = state.policies.borrow_mut().get(&record.policy);
+        match cached {
+            Some(policy) => KeyAccess::new(policy, record, &self.inner.config.region),
+            None => match self.parse_policy(&record.policy) {
+                Ok(policy) => {
+                    let policy = Arc::new(policy);
+                    state
+                        .policies
+                        .borrow_mut()
+                        .insert(&record.policy, &policy);
+                    KeyAccess::new(policy, record, &self.inner.config.region)
+                }
+                Err(_) => self.key_access(record),
+            },
+        }
+    }
+
     /// A key's access rules. A stored policy that no longer parses denies everything, and says so
     /// on stderr.
     fn key_access(&self, record: &KeyRecord) -> KeyAccess {
@@ -616,8 +642,32 @@ impl Engine {
             spec: record.key_spec,
             usage: record.key_usage,
             versions: state.versions.get(&record.id).cloned().unwrap_or_default(),
-            access: Arc::new(self.key_access(record)),
+            access: Arc::new(self.shared_key_access(state, record)),
         }
+    }
+}
+
+/// Parsed policies by document text, held weakly: a policy lives as long as a key's access rules
+/// hold it.
+#[derive(Default)]
+pub(crate) struct PolicyCache {
+    parsed: HashMap<String, std::sync::Weak<KeyPolicy>>,
+    /// The size at which dead entries are next swept out (amortised O(1) per insert).
+    sweep_at: usize,
+}
+
+impl PolicyCache {
+    fn get(&self, document: &str) -> Option<Arc<KeyPolicy>> {
+        self.parsed.get(document)?.upgrade()
+    }
+
+    fn insert(&mut self, document: &str, policy: &Arc<KeyPolicy>) {
+        if self.parsed.len() >= self.sweep_at {
+            self.parsed.retain(|_, p| p.strong_count() > 0);
+            self.sweep_at = (self.parsed.len() * 2).max(64);
+        }
+        self.parsed
+            .insert(document.to_owned(), Arc::downgrade(policy));
     }
 }
 
