@@ -181,3 +181,52 @@ fn a_million_keys_fit_in_the_in_memory_engine() {
         assert_eq!(plain.expose(), b"a million");
     }
 }
+
+/// ListAliases pages from its marker by a range of the alias map (or the key's own aliases):
+/// every alias once, in name order, with the predefined `alias/aws/*` names among them as before.
+#[test]
+fn list_aliases_pages_through_many_aliases_from_the_marker() {
+    let engine = engine(1000);
+    let keys: Vec<String> = (0..60)
+        .map(|_| engine.create_key(CreateKeyRequest::default()).unwrap().key_id)
+        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for i in 0..400 {
+        // Names on both sides of the predefined "alias/aws/...".
+        let name = format!("alias/{}{i:03}", if i % 2 == 0 { "a" } else { "b" });
+        engine.create_alias(&name, &keys[i % keys.len()]).unwrap();
+        names.push(name);
+    }
+    let mut everything = names.clone();
+    everything.extend(
+        keyplane::INTEGRATED_SERVICES
+            .iter()
+            .map(|s| format!("alias/aws/{s}")),
+    );
+    everything.sort();
+    let pages = |key: Option<&str>, limit: u32| {
+        let mut seen = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = engine.list_aliases(key, Some(limit), marker.as_deref()).unwrap();
+            seen.extend(page.items.into_iter().map(|a| a.alias_name));
+            if !page.truncated {
+                return seen;
+            }
+            marker = page.next_marker;
+        }
+    };
+    for limit in [100u32, 7, 1] {
+        assert_eq!(pages(None, limit), everything);
+    }
+    let mut of_key: Vec<String> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % keys.len() == 5)
+        .map(|(_, n)| n.clone())
+        .collect();
+    of_key.sort();
+    for limit in [100u32, 2] {
+        assert_eq!(pages(Some(&keys[5]), limit), of_key);
+    }
+}
