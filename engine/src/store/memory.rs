@@ -94,6 +94,10 @@ impl KeyStore for MemoryKeyStore {
         })
     }
 
+    fn load_key(&self, id: &Uuid) -> Result<Option<KeyRecord>> {
+        Ok(self.lock()?.keys.get(id).cloned())
+    }
+
     fn commit(&self, changes: &[StoreChange<'_>]) -> Result<u64> {
         // Copy material first so that a locking failure leaves the store unchanged.
         let mut copies = Vec::new();
