@@ -45,11 +45,11 @@ pub mod args;
 pub mod compare;
 #[cfg(feature = "endpoint")]
 pub mod endpoint;
+pub mod many_keys;
 pub mod measure;
 pub mod plot;
 pub mod raw;
 pub mod report;
-pub mod many_keys;
 pub mod stream;
 pub mod workload;
 

@@ -93,7 +93,10 @@ fn key_memory() -> usize {
     stats.locked_bytes + stats.unlocked_bytes
 }
 
-fn per_call_ns(calls: usize, run: impl FnMut(usize) -> Result<(), BenchError>) -> Result<f64, BenchError> {
+fn per_call_ns(
+    calls: usize,
+    run: impl FnMut(usize) -> Result<(), BenchError>,
+) -> Result<f64, BenchError> {
     let mut run = run;
     let started = Instant::now();
     for i in 0..calls {
@@ -123,7 +126,9 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
     let mut sizes = sweep.key_counts.clone();
     sizes.sort_unstable();
     sizes.dedup();
-    let largest = *sizes.last().ok_or_else(|| BenchError::Usage("many-keys: no --key-counts".into()))?;
+    let largest = *sizes
+        .last()
+        .ok_or_else(|| BenchError::Usage("many-keys: no --key-counts".into()))?;
     let (store, label, durable): (Arc<dyn KeyStore>, String, bool) = match &options.store {
         StoreChoice::Memory => (
             Arc::new(MemoryKeyStore::new(options.lock_policy)),
@@ -265,7 +270,8 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
 impl ManyKeysReport {
     /// The report as a text table, with the targets' ratios below it.
     pub fn to_table(&self) -> String {
-        let mut out = format!(
+        let mut out =
+            format!(
             "many-keys ({} store, {} build; lookups cycle through up to {LOOKUP_KEYS} keys spread \
              over the engine)\n",
             self.store,
@@ -295,7 +301,9 @@ impl ManyKeysReport {
                 r.load_ms.map_or("-".into(), |ms| format!("{ms:.0}"))
             ));
         }
-        if let (Some(c), Some(e), Some(d)) = (self.create_ratio, self.encrypt_ratio, self.describe_ratio) {
+        if let (Some(c), Some(e), Some(d)) =
+            (self.create_ratio, self.encrypt_ratio, self.describe_ratio)
+        {
             out.push_str(&format!(
                 "largest / first size: CreateKey {c:.2}x (target <= 2), Encrypt {e:.2}x, \
                  DescribeKey {d:.2}x (target: about 1)\n"

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use keyplane::{CreateKeyRequest, Engine, EncryptRequest, LockPolicy};
+use keyplane::{CreateKeyRequest, EncryptRequest, Engine, LockPolicy};
 
 fn engine(max_keys: usize) -> Engine {
     Engine::builder()
@@ -45,7 +45,9 @@ fn probe_create_key_cost_as_the_engine_fills() {
         let create = started.elapsed().as_secs_f64() * 1e6 / probe as f64;
         let started = Instant::now();
         for _ in 0..2000 {
-            engine.encrypt(&EncryptRequest::new(&first, &[7u8; 64])).unwrap();
+            engine
+                .encrypt(&EncryptRequest::new(&first, &[7u8; 64]))
+                .unwrap();
         }
         let encrypt = started.elapsed().as_secs_f64() * 1e9 / 2000.0;
         eprintln!("{size:>8} keys: CreateKey {create:8.1} us/key, Encrypt {encrypt:8.0} ns/op");
@@ -69,7 +71,12 @@ fn due_work_among_many_keys_is_done_once_and_only_where_due() {
         .build()
         .unwrap();
     let keys: Vec<String> = (0..300)
-        .map(|_| engine.create_key(CreateKeyRequest::default()).unwrap().key_id)
+        .map(|_| {
+            engine
+                .create_key(CreateKeyRequest::default())
+                .unwrap()
+                .key_id
+        })
         .collect();
     let (cancelled, deleted, rotated) = (&keys[10], &keys[20], &keys[30]);
     engine.schedule_key_deletion(cancelled, Some(7)).unwrap();
@@ -98,7 +105,10 @@ fn due_work_among_many_keys_is_done_once_and_only_where_due() {
     engine.enable_key(rotated).unwrap();
     engine.run_due_tasks().unwrap();
     let after = material(rotated);
-    assert_ne!(after, before, "the due rotation was lost while the key was disabled");
+    assert_ne!(
+        after, before,
+        "the due rotation was lost while the key was disabled"
+    );
     engine.run_due_tasks().unwrap();
     assert_eq!(material(rotated), after, "the rotation ran twice");
     // Every other key is as it was.
@@ -112,7 +122,12 @@ fn due_work_among_many_keys_is_done_once_and_only_where_due() {
 fn list_keys_pages_through_many_keys_from_the_marker() {
     let engine = engine(3000);
     let mut ids: Vec<String> = (0..2500)
-        .map(|_| engine.create_key(CreateKeyRequest::default()).unwrap().key_id)
+        .map(|_| {
+            engine
+                .create_key(CreateKeyRequest::default())
+                .unwrap()
+                .key_id
+        })
         .collect();
     ids.sort();
     for limit in [1000u32, 333] {
@@ -130,7 +145,11 @@ fn list_keys_pages_through_many_keys_from_the_marker() {
     }
     let upper = ids[1200].to_uppercase();
     let page = engine.list_keys(Some(1000), Some(&upper)).unwrap();
-    let expected: Vec<&String> = ids.iter().filter(|id| id.as_str() > upper.as_str()).take(1000).collect();
+    let expected: Vec<&String> = ids
+        .iter()
+        .filter(|id| id.as_str() > upper.as_str())
+        .take(1000)
+        .collect();
     let got: Vec<&String> = page.items.iter().map(|k| &k.key_id).collect();
     assert_eq!(got, expected);
 }
@@ -145,7 +164,10 @@ fn a_million_keys_fit_in_the_in_memory_engine() {
     let engine = engine(KEYS);
     let mut kept = Vec::new();
     for i in 0..KEYS {
-        let key = engine.create_key(CreateKeyRequest::default()).unwrap().key_id;
+        let key = engine
+            .create_key(CreateKeyRequest::default())
+            .unwrap()
+            .key_id;
         if i % 1000 == 0 || i == KEYS - 1 {
             kept.push(key);
         }
@@ -188,7 +210,12 @@ fn a_million_keys_fit_in_the_in_memory_engine() {
 fn list_aliases_pages_through_many_aliases_from_the_marker() {
     let engine = engine(1000);
     let keys: Vec<String> = (0..60)
-        .map(|_| engine.create_key(CreateKeyRequest::default()).unwrap().key_id)
+        .map(|_| {
+            engine
+                .create_key(CreateKeyRequest::default())
+                .unwrap()
+                .key_id
+        })
         .collect();
     let mut names: Vec<String> = Vec::new();
     for i in 0..400 {
@@ -208,7 +235,9 @@ fn list_aliases_pages_through_many_aliases_from_the_marker() {
         let mut seen = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let page = engine.list_aliases(key, Some(limit), marker.as_deref()).unwrap();
+            let page = engine
+                .list_aliases(key, Some(limit), marker.as_deref())
+                .unwrap();
             seen.extend(page.items.into_iter().map(|a| a.alias_name));
             if !page.truncated {
                 return seen;

@@ -231,7 +231,11 @@ impl ControlState {
     pub(crate) fn key_ids_after(&self, marker: Option<&str>) -> impl Iterator<Item = &Uuid> + '_ {
         use std::ops::Bound;
         let start = marker
-            .and_then(|m| Uuid::try_parse(m).ok().filter(|id| id.hyphenated().to_string() == m))
+            .and_then(|m| {
+                Uuid::try_parse(m)
+                    .ok()
+                    .filter(|id| id.hyphenated().to_string() == m)
+            })
             .map_or(Bound::Unbounded, Bound::Excluded);
         self.keys.range((start, Bound::Unbounded)).map(|(id, _)| id)
     }
@@ -417,13 +421,33 @@ impl Engine {
         action: Action,
         facts: RequestFacts<'_>,
     ) -> Result<KeyRecord> {
+        self.checked_record(state, identifier, op, action, facts)
+            .cloned()
+    }
+
+    /// [`Engine::key_for_request`] without the copy, for calls that only read the record
+    /// (DescribeKey): the key is resolved and looked up once.
+    pub(crate) fn checked_record<'s>(
+        &self,
+        state: &'s ControlState,
+        identifier: &str,
+        op: KeyOperation,
+        action: Action,
+        facts: RequestFacts<'_>,
+    ) -> Result<&'s KeyRecord> {
         let id = self.resolve_id(state, identifier, action)?;
         let facts = RequestFacts {
             identifier: Some(identifier),
             ..facts
         };
-        self.authorize_key(state.record(&id)?, action, &facts)?;
-        self.record_for(state, identifier, op, action)
+        let record = state.record(&id)?;
+        self.authorize_key(record, action, &facts)?;
+        state::check(
+            op,
+            state.effective_state(record),
+            &self.inner.scope.key_arn(&id),
+        )?;
+        Ok(record)
     }
 
     /// Resolves the KeyId of `operation` and checks that its state allows `op`, without
@@ -508,10 +532,7 @@ impl Engine {
             None => match self.parse_policy(&record.policy) {
                 Ok(policy) => {
                     let policy = Arc::new(policy);
-                    state
-                        .policies
-                        .borrow_mut()
-                        .insert(&record.policy, &policy);
+                    state.policies.borrow_mut().insert(&record.policy, &policy);
                     KeyAccess::new(policy, record, &self.inner.config.region)
                 }
                 Err(_) => self.key_access(record),

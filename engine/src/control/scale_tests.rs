@@ -58,9 +58,16 @@ fn assert_shares_untouched(engine: &Engine, rebuilt: usize, change: impl FnOnce(
         "a change rebuilt {} data-plane entries",
         entry_builds() - entries
     );
-    assert_eq!(alias_map_builds(), alias_maps, "a change rebuilt the alias map");
+    assert_eq!(
+        alias_map_builds(),
+        alias_maps,
+        "a change rebuilt the alias map"
+    );
     let after = snapshot(engine);
-    assert!(!Arc::ptr_eq(&before, &after), "the change was not published");
+    assert!(
+        !Arc::ptr_eq(&before, &after),
+        "the change was not published"
+    );
     let mut held_twice = 0;
     let mut untouched = 0;
     for (id, entry) in before.keys.iter() {
@@ -135,8 +142,16 @@ fn alias_changes_update_the_alias_map_in_place() {
     engine.create_alias("alias/new", &ids[0]).unwrap();
     engine.update_alias("alias/k1", &ids[2]).unwrap();
     engine.delete_alias("alias/k3").unwrap();
-    assert_eq!(alias_map_builds(), alias_maps, "an alias change rebuilt the alias map");
-    assert_eq!(entry_builds(), entries, "an alias change rebuilt key entries");
+    assert_eq!(
+        alias_map_builds(),
+        alias_maps,
+        "an alias change rebuilt the alias map"
+    );
+    assert_eq!(
+        entry_builds(),
+        entries,
+        "an alias change rebuilt key entries"
+    );
     let after = snapshot(&engine);
     let id = |i: usize| ids[i].parse::<uuid::Uuid>().unwrap();
     assert_eq!(after.aliases.get("alias/new"), Some(&id(0)));

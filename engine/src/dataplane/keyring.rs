@@ -13,6 +13,7 @@
 //!   the hash per level;
 //! - per-key publication (one `ArcSwap` per key in a fixed table) would need a concurrent map
 //!   for inserts and removals, with a lock or epochs on the data plane's path.
+//!
 //! `imbl` is MPL-2.0 (file-level copyleft; used unmodified as a dependency).
 
 use std::collections::hash_map::RandomState;
