@@ -25,7 +25,21 @@ fn probe_create_key_cost_as_the_engine_fills() {
         .split(',')
         .map(|s| s.parse().unwrap())
         .collect();
-    let engine = engine(*sizes.iter().max().unwrap() + 1000);
+    // KEYPLANE_PROBE_AUDIT=1: with an audit log (synced), to see that the audit adds nothing that
+    // grows with the number of keys.
+    let audit_dir = tempfile::tempdir().unwrap();
+    let mut builder = Engine::builder()
+        .lock_policy(LockPolicy::Warn)
+        .max_keys(*sizes.iter().max().unwrap() + 1000);
+    let signing_key;
+    if std::env::var("KEYPLANE_PROBE_AUDIT").is_ok_and(|v| v == "1") {
+        signing_key = keyplane::audit::generate_signing_key().unwrap();
+        builder = builder.audit(
+            keyplane::audit::AuditConfig::new(audit_dir.path().join("audit.log")),
+            &signing_key,
+        );
+    }
+    let engine = builder.build().unwrap();
     let mut held = 0usize;
     let mut first = String::new();
     for size in sizes {
