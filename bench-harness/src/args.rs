@@ -20,7 +20,9 @@ pub struct SweepArgs {
     /// verify, generate-mac, verify-mac, envelope (GenerateDataKey + local AES-GCM of the payload,
     /// then Decrypt of the data key + local open, per item), or `all`; and `stream` (an
     /// Encryption SDK message of --stream-size bytes encrypted and decrypted in memory with
-    /// --threads pool threads, beside a bare aws-lc-rs AES-256-GCM loop over the same bytes)
+    /// --threads pool threads, beside a bare aws-lc-rs AES-256-GCM loop over the same bytes);
+    /// and `many-keys` (an engine filled with keys up to each of --key-counts: CreateKey cost,
+    /// DescribeKey and Encrypt lookup cost and memory per key at each size)
     #[arg(short, long = "workload", value_name = "LIST", value_delimiter = ',',
           default_value = "encrypt", value_parser = parse_workload)]
     pub workloads: Vec<WorkloadChoice>,
@@ -34,6 +36,11 @@ pub struct SweepArgs {
     #[arg(short, long, value_name = "LIST", value_delimiter = ',', default_value = "1000",
           value_parser = parse_count)]
     pub batch: Vec<usize>,
+
+    /// The `many-keys` workload's sizes: keys in the engine at each measurement, comma-separated
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "1k,100k,1M",
+          value_parser = parse_count)]
+    pub key_counts: Vec<usize>,
 
     /// The `stream` workload's buffer size (e.g. 1GiB)
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = parse_size)]
@@ -178,6 +185,9 @@ pub enum WorkloadChoice {
     /// `stream`: envelope encryption of an in-memory buffer (`stream.rs`), measured apart from the
     /// batch sweep.
     Stream,
+    /// `many-keys`: control-plane and lookup cost as the engine fills (`many_keys.rs`), measured
+    /// apart from the batch sweep.
+    ManyKeys,
 }
 
 /// RSA signature padding.
@@ -205,9 +215,16 @@ impl SweepArgs {
         self.workloads.contains(&WorkloadChoice::Stream)
     }
 
-    /// Whether a batch workload was asked for (besides `stream`).
+    /// Whether `many-keys` was asked for.
+    pub fn wants_many_keys(&self) -> bool {
+        self.workloads.contains(&WorkloadChoice::ManyKeys)
+    }
+
+    /// Whether a batch workload was asked for (besides `stream` and `many-keys`).
     pub fn wants_sweep(&self) -> bool {
-        self.workloads.iter().any(|w| *w != WorkloadChoice::Stream)
+        self.workloads
+            .iter()
+            .any(|w| !matches!(w, WorkloadChoice::Stream | WorkloadChoice::ManyKeys))
     }
 
     /// The workloads, expanded and without duplicates, in the order given.
@@ -217,7 +234,7 @@ impl SweepArgs {
             let add: Vec<Workload> = match choice {
                 WorkloadChoice::One(w) => vec![*w],
                 WorkloadChoice::All => Workload::ALL.to_vec(),
-                WorkloadChoice::Stream => Vec::new(),
+                WorkloadChoice::Stream | WorkloadChoice::ManyKeys => Vec::new(),
             };
             for w in add {
                 if !out.contains(&w) {
@@ -235,6 +252,9 @@ fn parse_workload(s: &str) -> Result<WorkloadChoice, String> {
     }
     if s.eq_ignore_ascii_case("stream") {
         return Ok(WorkloadChoice::Stream);
+    }
+    if s.trim().to_ascii_lowercase().replace('_', "-") == "many-keys" {
+        return Ok(WorkloadChoice::ManyKeys);
     }
     Workload::parse(s).map(WorkloadChoice::One)
 }

@@ -45,6 +45,7 @@ pub mod args;
 pub mod compare;
 #[cfg(feature = "endpoint")]
 pub mod endpoint;
+pub mod many_keys;
 pub mod measure;
 pub mod plot;
 pub mod raw;
@@ -184,6 +185,28 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
     run_sweep(
         &args.sweep,
         RunOptions {
+            json: Destination::from_flag(&args.json),
+            store,
+            lock_policy,
+        },
+    )
+}
+
+/// The stand-alone program's `many-keys` workload: the store `--data-dir` names (if any), or a
+/// fresh in-memory one.
+pub fn run_many_keys(args: &BenchArgs) -> Result<many_keys::ManyKeysReport, BenchError> {
+    let lock_policy = if args.allow_unlocked_memory {
+        LockPolicy::Warn
+    } else {
+        LockPolicy::Require
+    };
+    let store = match &args.data_dir {
+        None => StoreChoice::Memory,
+        Some(dir) => open_data_dir(dir, lock_policy)?,
+    };
+    many_keys::run(
+        &args.sweep,
+        &RunOptions {
             json: Destination::from_flag(&args.json),
             store,
             lock_policy,

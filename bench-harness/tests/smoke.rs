@@ -303,3 +303,38 @@ fn sweep_args_flatten_into_a_cli_with_global_options() {
     assert_eq!(sweep.threads, [1, 2]);
     assert_eq!(sweep.size, [1024]);
 }
+
+/// `many-keys` at two small sizes: one row per size, the keys counted, every cost measured (not
+/// zero), the ratios present, and the JSON report written. (Memory per key is process-wide and
+/// shared with the other tests running beside this one, so it is not checked here.)
+#[test]
+fn many_keys_reports_each_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("many.json");
+    let args = parse(&[
+        "--workload",
+        "many-keys",
+        "--key-counts",
+        "300,40",
+        "--allow-unlocked-memory",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(args.sweep.wants_many_keys());
+    assert!(!args.sweep.wants_sweep());
+    let report = keyplane_bench::run_many_keys(&args).unwrap();
+    let keys: Vec<usize> = report.rows.iter().map(|r| r.keys).collect();
+    assert_eq!(keys, [40, 300], "sizes run in ascending order");
+    for row in &report.rows {
+        assert!(row.create_us_per_key > 0.0 && row.describe_ns > 0.0 && row.encrypt_ns > 0.0);
+        assert!(row.encrypt_one_key_ns > 0.0);
+        assert_eq!(row.lookup_keys, row.keys.min(1024));
+        assert_eq!(row.load_ms, None, "no durable store");
+    }
+    assert_eq!(report.rows[0].create_probe, 40);
+    assert!(report.create_ratio.is_some() && report.encrypt_ratio.is_some());
+    let written = read_json(&json);
+    assert_eq!(written["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(number(&written["rows"][1], "keys"), 300.0);
+}

@@ -655,3 +655,37 @@ fn bench_runs_the_harness_in_memory_and_on_the_store() {
         "bad workload",
     );
 }
+
+#[cfg(feature = "bench")]
+#[test]
+fn bench_many_keys_fills_the_store_and_times_its_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    store(d);
+    let report = json(
+        d,
+        &[
+            "bench",
+            "--durable",
+            "--workload",
+            "many-keys",
+            "--key-counts",
+            "30,12",
+            "--quiet",
+        ],
+        b"",
+    );
+    let rows = report["rows"].as_array().expect("rows");
+    let keys: Vec<u64> = rows.iter().map(|r| r["keys"].as_u64().unwrap()).collect();
+    assert_eq!(keys, [12, 30], "{report}");
+    for row in rows {
+        assert!(
+            row["load_ms"].as_f64().is_some(),
+            "a durable store's load is timed: {row}"
+        );
+        assert!(row["create_us_per_key"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    // The keys are in the store afterwards.
+    let listed = json(d, &["key", "list", "--limit", "100"], b"");
+    assert_eq!(listed["Keys"].as_array().unwrap().len(), 30, "{listed}");
+}

@@ -2566,3 +2566,58 @@ fn an_mrk_id_never_names_a_single_region_key_nor_the_reverse() {
         );
     }
 }
+
+// ---- many keys --------------------------------------------------------------------------------
+
+/// Keys with the same policy document share one parsed policy (to keep a million keys in memory);
+/// nothing key-specific may travel with it. A grant on one key, the decision cached for a caller
+/// on one key, and a policy changed on one key must not reach another key of the same document.
+#[test]
+fn shared_parsed_policies_do_not_carry_access_between_keys() {
+    let mut attack = Attack::new("access carried between keys that share a parsed policy");
+    let engine = engine();
+    let keys: Vec<String> = (0..8).map(|_| new_key(&engine)).collect();
+    let granted = &keys[0];
+    engine
+        .create_grant(CreateGrantRequest {
+            key_id: granted.clone(),
+            grantee_principal: EVE.into(),
+            retiring_principal: None,
+            operations: vec![GrantOperation::Encrypt, GrantOperation::Decrypt],
+            constraints: None,
+            name: None,
+        })
+        .unwrap();
+    let eve = engine.for_caller(Caller::new(EVE).unwrap());
+    // Eve's allowed call on the granted key goes first, so that any decision cache is warm.
+    let blob = seal(&eve, granted, b"eve may", None);
+    assert_eq!(open(&eve, &blob, None).unwrap(), b"eve may");
+    for key in &keys[1..] {
+        for _ in 0..3 {
+            attack.refused(
+                eve.encrypt(&EncryptRequest::new(key, b"eve may not")),
+                &["AccessDeniedException"],
+                "Encrypt under a key of the same policy document without a grant",
+            );
+        }
+        let theirs = seal(&engine, key, b"not eve's", None);
+        attack.refused(
+            open(&eve, &theirs, None),
+            &["AccessDeniedException"],
+            "Decrypt under a key of the same policy document without a grant",
+        );
+    }
+    // A policy that denies the account on one key leaves the others (same old document) alone,
+    // and the others' shared policy does not reach the changed key.
+    let denied = &keys[1];
+    let deny = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":["kms:PutKeyPolicy","kms:DescribeKey"],"Resource":"*"}]}"#;
+    engine.put_key_policy(denied, deny, None, false).unwrap();
+    attack.refused(
+        engine.encrypt(&EncryptRequest::new(denied, b"x")),
+        &["AccessDeniedException"],
+        "Encrypt under a key whose policy changed, by the old shared policy",
+    );
+    for key in &keys[2..] {
+        seal(&engine, key, b"still allowed", None);
+    }
+}

@@ -32,7 +32,7 @@ pub fn run(ctx: &Context, args: BenchArgs) -> Result<(), Failure> {
     }
     if args.sweep.wants_stream() {
         keyplane_bench::stream::run(&args.sweep).map_err(failure)?;
-        if !args.sweep.wants_sweep() {
+        if !args.sweep.wants_sweep() && !args.sweep.wants_many_keys() {
             return Ok(());
         }
     }
@@ -50,6 +50,12 @@ pub fn run(ctx: &Context, args: BenchArgs) -> Result<(), Failure> {
         store,
         lock_policy: ctx.lock_policy(),
     };
+    if args.sweep.wants_many_keys() {
+        keyplane_bench::many_keys::run(&args.sweep, &options).map_err(failure)?;
+        if !args.sweep.wants_sweep() {
+            return Ok(());
+        }
+    }
     keyplane_bench::run_sweep(&args.sweep, options)
         .map(|_| ())
         .map_err(failure)

@@ -1,6 +1,8 @@
 //! Authorization: the key policy first (an explicit Deny wins), then grants (which only add
 //! permission); decisions that cannot depend on the request are cached per key and caller.
 
+use std::sync::Arc;
+
 use super::conditions::{Conditions, KeyFacts};
 use super::{Action, Caller};
 use crate::context::EncryptionContext;
@@ -115,7 +117,7 @@ const CACHED_DECISIONS: usize = 32;
 
 /// A key's access rules, parsed once per snapshot.
 pub(crate) struct KeyAccess {
-    pub(crate) policy: KeyPolicy,
+    pub(crate) policy: Arc<KeyPolicy>,
     pub(crate) grants: Vec<GrantRecord>,
     key: KeyFacts,
     /// Per action: whether a decision can depend only on the caller (no conditions in the policy
@@ -125,8 +127,14 @@ pub(crate) struct KeyAccess {
 }
 
 impl KeyAccess {
-    /// The access rules of `record` as the engine of `region` holds it.
-    pub(crate) fn new(policy: KeyPolicy, record: &KeyRecord, region: &str) -> KeyAccess {
+    /// The access rules of `record` as the engine of `region` holds it. The parsed policy may be
+    /// shared with other keys that have the same document (it is immutable).
+    pub(crate) fn new(
+        policy: impl Into<Arc<KeyPolicy>>,
+        record: &KeyRecord,
+        region: &str,
+    ) -> KeyAccess {
+        let policy = policy.into();
         let grants = record.grants.clone();
         let grants_unconstrained = grants.iter().all(|g| g.constraints.is_none());
         let cacheable = Action::ALL

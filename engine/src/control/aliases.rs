@@ -1,5 +1,7 @@
 //! CreateAlias, UpdateAlias, DeleteAlias, ListAliases.
 
+use std::ops::Bound;
+
 use super::page::{self, Page};
 use crate::access::authorize::RequestFacts;
 use crate::access::Action;
@@ -81,8 +83,9 @@ impl Engine {
                 updated: now,
             };
             self.commit(&mut state, &[StoreChange::PutAlias(&alias)])?;
-            state.aliases.insert(alias.name.clone(), alias);
-            self.publish(&state, &[], true);
+            let name = alias.name.clone();
+            state.put_alias(alias);
+            self.publish(&state, &[], &[name]);
             Ok(())
         })
     }
@@ -127,8 +130,9 @@ impl Engine {
             alias.target = target.id;
             alias.updated = self.inner.clock.now();
             self.commit(&mut state, &[StoreChange::PutAlias(&alias)])?;
-            state.aliases.insert(alias.name.clone(), alias);
-            self.publish(&state, &[], true);
+            let name = alias.name.clone();
+            state.put_alias(alias);
+            self.publish(&state, &[], &[name]);
             Ok(())
         })
     }
@@ -157,8 +161,8 @@ impl Engine {
                 &RequestFacts::default(),
             )?;
             self.commit(&mut state, &[StoreChange::DeleteAlias(alias_name)])?;
-            state.aliases.remove(alias_name);
-            self.publish(&state, &[], true);
+            state.remove_alias(alias_name);
+            self.publish(&state, &[], &[alias_name]);
             Ok(())
         })
     }
@@ -186,10 +190,30 @@ impl Engine {
             let only = key_id
                 .map(|k| self.resolve_id(&state, k, Action::ListAliases))
                 .transpose()?;
-            let mut entries: std::collections::BTreeMap<String, AliasListEntry> = state
-                .aliases
-                .values()
-                .filter(|a| only.is_none_or(|id| a.target == id))
+            // The page is decided by the first `limit + 1` names after the marker, so only that
+            // many are taken from the alias map (a range, not a walk of every alias) or from the
+            // key's own aliases (its index); the predefined names (a few dozen) are merged in.
+            let after = |name: &str| marker.is_none_or(|m| name > m);
+            let candidates: Vec<&AliasRecord> = match only {
+                Some(id) => state
+                    .aliases_of(&id)
+                    .iter()
+                    .filter(|name| after(name))
+                    .filter_map(|name| state.aliases.get(name))
+                    .take(limit + 1)
+                    .collect(),
+                None => {
+                    let start = marker.map_or(Bound::Unbounded, Bound::Excluded);
+                    state
+                        .aliases
+                        .range::<str, _>((start, Bound::Unbounded))
+                        .map(|(_, alias)| alias)
+                        .take(limit + 1)
+                        .collect()
+                }
+            };
+            let mut entries: std::collections::BTreeMap<String, AliasListEntry> = candidates
+                .into_iter()
                 .map(|a| {
                     let entry = AliasListEntry {
                         alias_name: a.name.clone(),
@@ -202,7 +226,7 @@ impl Engine {
                 })
                 .collect();
             if only.is_none() {
-                for name in super::managed::predefined_aliases() {
+                for name in super::managed::predefined_aliases().filter(|n| after(n)) {
                     entries
                         .entry(name)
                         .or_insert_with_key(|name| AliasListEntry {

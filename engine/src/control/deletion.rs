@@ -135,10 +135,8 @@ impl Engine {
             }
         }
         self.commit(state, &[StoreChange::DeleteKey(id)])?;
-        state.keys.remove(&id);
-        state.versions.remove(&id);
-        state.aliases.retain(|_, alias| alias.target != id);
-        self.publish(state, &[id], true);
+        let aliases = state.remove_key(&id);
+        self.publish(state, &[id], &aliases);
         Ok(())
     }
 }

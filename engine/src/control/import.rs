@@ -590,9 +590,11 @@ impl Engine {
         state: &mut ControlState,
         now: Timestamp,
     ) -> Result<()> {
+        // Only keys with a due date that has come (the index holds every ValidTo), in key id order.
         let due: Vec<(Uuid, u32)> = state
-            .keys
-            .values()
+            .due_keys(now)
+            .iter()
+            .filter_map(|id| state.keys.get(id))
             .flat_map(|r| {
                 r.versions.iter().filter_map(move |v| {
                     let import = v.import.as_ref()?;
@@ -631,7 +633,7 @@ impl Engine {
                     },
                 ],
             )?;
-            state.keys.insert(id, record);
+            state.put_key(record);
         }
         self.reload(state)
     }

@@ -174,8 +174,18 @@ impl Engine {
             )?;
             self.ensure_managed_keys(&[Some(key_id)])?;
             let state = self.control()?;
-            self.key_for(&state, key_id, KeyOperation::Read, Action::DescribeKey)
-                .and_then(|record| self.metadata(&state, &record.id))
+            let record = self.checked_record(
+                &state,
+                key_id,
+                KeyOperation::Read,
+                Action::DescribeKey,
+                Default::default(),
+            )?;
+            Ok(self.describe_record(
+                record,
+                state.effective_state(record),
+                &self.inner.config.region,
+            ))
         })
     }
 
@@ -251,7 +261,7 @@ impl Engine {
             self.authorize_account(Action::ListKeys)?;
             let state = self.control()?;
             page::paginate(
-                state.keys.keys().map(|id| {
+                state.key_ids_after(marker).map(|id| {
                     // The marker is the hyphenated UUID, which sorts as the keys do (an `mrk-` id
                     // would not).
                     (

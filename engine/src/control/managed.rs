@@ -179,8 +179,8 @@ impl Engine {
                 updated: now,
             };
             self.commit(&mut state, &[StoreChange::PutAlias(&alias_record)])?;
-            state.aliases.insert(alias, alias_record);
-            self.publish(&state, &[], true);
+            state.put_alias(alias_record);
+            self.publish(&state, &[], &[alias]);
             self.metadata(&state, &id)
         })
     }

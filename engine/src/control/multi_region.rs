@@ -131,7 +131,7 @@ fn copy_shared(from: &KeyRecord, to: &mut KeyRecord) {
 
 /// Key `id`'s record in `store`, if it holds the key.
 fn stored_record(store: &dyn KeyStore, id: &Uuid) -> Result<Option<KeyRecord>> {
-    Ok(store.load()?.keys.into_iter().find(|r| r.id == *id))
+    store.load_key(id)
 }
 
 /// The store secret under which a multi-Region key's import tokens and imported-material ids

@@ -33,6 +33,10 @@ pub use datakey::{
 pub use datakeypair::{GenerateDataKeyPairRequest, GenerateDataKeyPairResponse};
 pub use decrypt::{DecryptRequest, DecryptResponse};
 pub use encrypt::{EncryptRequest, EncryptResponse};
+/// The data plane's key-id hasher, for `benches/keyring.rs` to compare the snapshot's map with
+/// `std`'s on the same hash; not part of the API.
+#[doc(hidden)]
+pub use keyring::KeyIdHasher;
 pub use mac::{
     GenerateMacRequest, GenerateMacResponse, VerifyMacRequest, VerifyMacResponse, MAX_MAC_MESSAGE,
 };

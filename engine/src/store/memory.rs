@@ -1,6 +1,6 @@
 //! A key store in process memory: everything is lost when the process ends.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use uuid::Uuid;
@@ -10,13 +10,24 @@ use crate::error::{Error, Result};
 use crate::key::{AliasRecord, KeyRecord};
 use crate::locked_memory::{LockPolicy, LockedBytes};
 
+/// Every change costs O(log n) in the number of keys: material is ordered by key so that a key's
+/// versions are one range, and aliases are indexed by the key they point to.
 #[derive(Default)]
 struct Contents {
     keys: BTreeMap<Uuid, KeyRecord>,
     aliases: BTreeMap<String, AliasRecord>,
-    materials: HashMap<(Uuid, u32), LockedBytes>,
+    aliases_by_target: BTreeSet<(Uuid, String)>,
+    materials: BTreeMap<(Uuid, u32), LockedBytes>,
     secrets: HashMap<String, LockedBytes>,
     generation: u64,
+}
+
+impl Contents {
+    fn remove_alias(&mut self, name: &str) {
+        if let Some(old) = self.aliases.remove(name) {
+            self.aliases_by_target.remove(&(old.target, old.name));
+        }
+    }
 }
 
 /// Keys, material (in locked memory) and aliases held in process memory.
@@ -83,6 +94,10 @@ impl KeyStore for MemoryKeyStore {
         })
     }
 
+    fn load_key(&self, id: &Uuid) -> Result<Option<KeyRecord>> {
+        Ok(self.lock()?.keys.get(id).cloned())
+    }
+
     fn commit(&self, changes: &[StoreChange<'_>]) -> Result<u64> {
         // Copy material first so that a locking failure leaves the store unchanged.
         let mut copies = Vec::new();
@@ -111,14 +126,32 @@ impl KeyStore for MemoryKeyStore {
                 }
                 StoreChange::DeleteKey(id) => {
                     c.keys.remove(id);
-                    c.materials.retain(|(key_id, _), _| key_id != id);
-                    c.aliases.retain(|_, alias| alias.target != *id);
+                    let versions: Vec<(Uuid, u32)> = c
+                        .materials
+                        .range((*id, 0)..=(*id, u32::MAX))
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for version in versions {
+                        c.materials.remove(&version);
+                    }
+                    let names: Vec<String> = c
+                        .aliases_by_target
+                        .range((*id, String::new())..)
+                        .take_while(|(target, _)| target == id)
+                        .map(|(_, name)| name.clone())
+                        .collect();
+                    for name in names {
+                        c.remove_alias(&name);
+                    }
                 }
                 StoreChange::PutAlias(alias) => {
+                    c.remove_alias(&alias.name);
+                    c.aliases_by_target
+                        .insert((alias.target, alias.name.clone()));
                     c.aliases.insert(alias.name.clone(), (*alias).clone());
                 }
                 StoreChange::DeleteAlias(name) => {
-                    c.aliases.remove(*name);
+                    c.remove_alias(name);
                 }
             }
         }

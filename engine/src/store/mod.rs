@@ -65,6 +65,12 @@ pub struct StoreContents {
 pub trait KeyStore: Send + Sync + 'static {
     /// Everything stored.
     fn load(&self) -> Result<StoreContents>;
+    /// The record of one key, if stored (without its material). The default loads everything and
+    /// picks it out; a store that can look one key up should, as the engine reads a peer Region's
+    /// record this way on every change to a multi-Region key.
+    fn load_key(&self, id: &Uuid) -> Result<Option<KeyRecord>> {
+        Ok(self.load()?.keys.into_iter().find(|r| r.id == *id))
+    }
     /// Applies `changes` atomically: all of them, durably, or none. Returns only once they are as
     /// durable as the store promises, with the generation the commit produced.
     fn commit(&self, changes: &[StoreChange<'_>]) -> Result<u64>;
