@@ -139,7 +139,18 @@ pub(crate) fn material(
     request.key_id = Some(&key.metadata.arn);
     let plaintext = engine
         .decrypt(&request)
-        .map_err(|e| engine_failure(&e))?
+        .map_err(|e| match e.kind() {
+            // Material bound to another keyplane key or another external key id (a re-pointed
+            // alias, a copied tag): this key is not usable as external key `id`.
+            ErrorKind::InvalidCiphertext | ErrorKind::IncorrectKey => (
+                XksErrorKind::InvalidState,
+                format!(
+                    "the XKS key material kept with the key named by {} belongs to another key",
+                    alias_for(id)
+                ),
+            ),
+            _ => engine_failure(&e),
+        })?
         .plaintext;
     // `plaintext` (a SecretBytes) is zeroed when it drops at the end of this function.
     AesGcmKey::new(plaintext.expose(), engine.config().lock_policy).map_err(|e| engine_failure(&e))
