@@ -52,7 +52,10 @@ fn spawn(dir: &Path, args: &[&str]) -> (Proxy, Vec<Value>) {
     let mut events = Vec::new();
     loop {
         let mut line = String::new();
-        assert!(lines.read_line(&mut line).unwrap() > 0, "exited before ready: {events:?}");
+        assert!(
+            lines.read_line(&mut line).unwrap() > 0,
+            "exited before ready: {events:?}"
+        );
         let event: Value = serde_json::from_str(&line).unwrap();
         let done = event["event"] == "ready";
         events.push(event);
@@ -73,7 +76,9 @@ fn client_for(dir: &Path, events: &[Value]) -> XksClient {
     let credential = &creds["XksProxyAuthenticationCredential"];
     let listening = event(events, "listening");
     XksClient::new(XksClientConfig {
-        trust: TrustAnchors::CaBundle(dir.join(event(events, "tls")["certificate"].as_str().unwrap())),
+        trust: TrustAnchors::CaBundle(
+            dir.join(event(events, "tls")["certificate"].as_str().unwrap()),
+        ),
         timeout: Duration::from_secs(10),
         ..XksClientConfig::new(
             listening["endpoint"].as_str().unwrap(),
@@ -135,10 +140,16 @@ fn the_proxy_serves_generated_credentials_and_durable_external_keys_across_resta
         "ext.key-1",
     ];
     let (first, events) = spawn(d, &args);
-    let mode = std::fs::metadata(d.join("creds.json")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(d.join("creds.json"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let created = event(&events, "key")["key_id"].as_str().unwrap().to_owned();
-    assert_eq!(event(&events, "listening")["uri_path"], "/tenant-a/kms/xks/v1");
+    assert_eq!(
+        event(&events, "listening")["uri_path"],
+        "/tenant-a/kms/xks/v1"
+    );
     let client = client_for(d, &events);
     let health = client
         .health_status(&HealthRequestMetadata {
@@ -148,7 +159,12 @@ fn the_proxy_serves_generated_credentials_and_durable_external_keys_across_resta
         .unwrap();
     assert_eq!(health.ekm_fleet_details.len(), 1);
     let sealed = client
-        .encrypt("ext.key-1", b"a data key", Some(b"aad"), &metadata("Encrypt"))
+        .encrypt(
+            "ext.key-1",
+            b"a data key",
+            Some(b"aad"),
+            &metadata("Encrypt"),
+        )
         .unwrap();
     assert_eq!(
         client
@@ -178,7 +194,16 @@ fn the_proxy_refuses_bad_setups_before_serving() {
     // No such credentials file, and not asked to make one.
     let out = run(
         d,
-        &["--data-dir", "data", "xks-proxy", "--listen", "127.0.0.1:0", "--tls-self-signed", "--credentials", "none.json"],
+        &[
+            "--data-dir",
+            "data",
+            "xks-proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-self-signed",
+            "--credentials",
+            "none.json",
+        ],
     );
     assert!(!out.status.success());
     // Credentials for another URI path.
@@ -189,7 +214,16 @@ fn the_proxy_refuses_bad_setups_before_serving() {
     .unwrap();
     let out = run(
         d,
-        &["--data-dir", "data", "xks-proxy", "--listen", "127.0.0.1:0", "--tls-self-signed", "--credentials", "other.json"],
+        &[
+            "--data-dir",
+            "data",
+            "xks-proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-self-signed",
+            "--credentials",
+            "other.json",
+        ],
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/other/kms/xks/v1"));
@@ -200,13 +234,30 @@ fn the_proxy_refuses_bad_setups_before_serving() {
     )
     .unwrap();
     for args in [
-        &["--listen", "127.0.0.1:0", "--tls-self-signed", "--credentials", "weak.json"][..],
-        &["--listen", "0.0.0.0:0", "--plain-http", "--credentials", "other.json", "--uri-path-prefix", "other"][..],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-self-signed",
+            "--credentials",
+            "weak.json",
+        ][..],
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--plain-http",
+            "--credentials",
+            "other.json",
+            "--uri-path-prefix",
+            "other",
+        ][..],
     ] {
         let mut full = vec!["--data-dir", "data", "xks-proxy"];
         full.extend_from_slice(args);
         let out = run(d, &full);
         assert!(!out.status.success(), "{args:?}");
-        assert!(!String::from_utf8_lossy(&out.stderr).contains("short\""), "the secret is never quoted");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("short\""),
+            "the secret is never quoted"
+        );
     }
 }

@@ -67,7 +67,14 @@ pub fn run(data: &[u8]) {
         .unwrap_or(0);
     let mut headers = vec![("host".to_owned(), "xks.fuzz".to_owned())];
     if selector & 8 == 0 {
-        let signature = sign(&Credential::new(ID, SECRET), "us-east-1", "xks.fuzz", &path, body, now);
+        let signature = sign(
+            &Credential::new(ID, SECRET),
+            "us-east-1",
+            "xks.fuzz",
+            &path,
+            body,
+            now,
+        );
         headers.push(("x-amz-date".into(), signature.amz_date));
         headers.push(("authorization".into(), signature.authorization));
     }

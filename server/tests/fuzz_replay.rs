@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-#[path = "../../fuzz/targets/sigv4_parse.rs"]
-mod sigv4_parse;
 #[path = "../../fuzz/targets/common.rs"]
 #[allow(dead_code)]
 mod common;
+#[path = "../../fuzz/targets/sigv4_parse.rs"]
+mod sigv4_parse;
 #[path = "../../fuzz/targets/xks_request.rs"]
 mod xks_request;
 

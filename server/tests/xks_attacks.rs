@@ -103,7 +103,14 @@ impl Fixture {
     }
 
     fn signed_headers(&self, path: &str, body: &[u8], at: i64) -> Vec<(String, String)> {
-        let s = sign(&Credential::new(ID, SECRET), "us-east-1", HOST, path, body, at);
+        let s = sign(
+            &Credential::new(ID, SECRET),
+            "us-east-1",
+            HOST,
+            path,
+            body,
+            at,
+        );
         vec![
             ("host".into(), HOST.into()),
             ("x-amz-date".into(), s.amz_date),
@@ -173,27 +180,72 @@ fn attack_xks_signed_request_tampering() {
     // The same signature over another body, path, host; a replay after five minutes; a signature
     // made for another service's scope; a stripped signature; an unknown access key id.
     let other_body = br#"{"requestMetadata":{"kmsRequestId":"s","kmsOperation":"KmsHealthCheck"}}"#;
-    attack.refused(f.send(&health, &headers, other_body), 401, "AuthenticationFailedException", "body swapped");
+    attack.refused(
+        f.send(&health, &headers, other_body),
+        401,
+        "AuthenticationFailedException",
+        "body swapped",
+    );
     let other_path = format!("{PATH}/keys/key-a/metadata");
-    attack.refused(f.send(&other_path, &headers, body), 401, "AuthenticationFailedException", "path swapped");
+    attack.refused(
+        f.send(&other_path, &headers, body),
+        401,
+        "AuthenticationFailedException",
+        "path swapped",
+    );
     let mut host = headers.clone();
     host[0].1 = "evil.example.com".into();
-    attack.refused(f.send(&health, &host, body), 401, "AuthenticationFailedException", "host swapped");
+    attack.refused(
+        f.send(&health, &host, body),
+        401,
+        "AuthenticationFailedException",
+        "host swapped",
+    );
     let stale = f.signed_headers(&health, body, now() - 301);
-    attack.refused(f.send(&health, &stale, body), 401, "AuthenticationFailedException", "replayed late");
+    attack.refused(
+        f.send(&health, &stale, body),
+        401,
+        "AuthenticationFailedException",
+        "replayed late",
+    );
     let future = f.signed_headers(&health, body, now() + 301);
-    attack.refused(f.send(&health, &future, body), 401, "AuthenticationFailedException", "dated ahead");
+    attack.refused(
+        f.send(&health, &future, body),
+        401,
+        "AuthenticationFailedException",
+        "dated ahead",
+    );
     let mut scope = headers.clone();
     scope[2].1 = scope[2].1.replace("/kms-xks-proxy/", "/kms/");
-    attack.refused(f.send(&health, &scope, body), 401, "AuthenticationFailedException", "another service");
-    attack.refused(f.send(&health, &headers[..1], body), 401, "AuthenticationFailedException", "unsigned");
+    attack.refused(
+        f.send(&health, &scope, body),
+        401,
+        "AuthenticationFailedException",
+        "another service",
+    );
+    attack.refused(
+        f.send(&health, &headers[..1], body),
+        401,
+        "AuthenticationFailedException",
+        "unsigned",
+    );
     let mut unknown = headers.clone();
     unknown[2].1 = unknown[2].1.replace(ID, "AKIAOTHEROTHEROTHER2");
-    attack.refused(f.send(&health, &unknown, body), 401, "AuthenticationFailedException", "unknown key id");
+    attack.refused(
+        f.send(&health, &unknown, body),
+        401,
+        "AuthenticationFailedException",
+        "unknown key id",
+    );
     let mut flipped = headers.clone();
     let sig = flipped[2].1.pop().unwrap();
     flipped[2].1.push(if sig == '0' { '1' } else { '0' });
-    attack.refused(f.send(&health, &flipped, body), 401, "AuthenticationFailedException", "signature bit");
+    attack.refused(
+        f.send(&health, &flipped, body),
+        401,
+        "AuthenticationFailedException",
+        "signature bit",
+    );
 }
 
 #[test]
@@ -201,18 +253,33 @@ fn attack_xks_ciphertext_moved_between_external_keys() {
     let f = Fixture::new();
     let mut attack = Attack::new("xks ciphertext moved between external keys");
     let sealed = f.encrypt("key-a", Some(b"ctx"));
-    assert_eq!(f.post(&format!("{PATH}/keys/key-a/decrypt"), &decrypt_body(&sealed, Some(b"ctx"))).0, 200);
+    assert_eq!(
+        f.post(
+            &format!("{PATH}/keys/key-a/decrypt"),
+            &decrypt_body(&sealed, Some(b"ctx"))
+        )
+        .0,
+        200
+    );
     attack.refused(
-        f.post(&format!("{PATH}/keys/key-b/decrypt"), &decrypt_body(&sealed, Some(b"ctx"))),
+        f.post(
+            &format!("{PATH}/keys/key-b/decrypt"),
+            &decrypt_body(&sealed, Some(b"ctx")),
+        ),
         400,
         "InvalidCiphertextException",
         "key-a's ciphertext under key-b",
     );
     // The alias re-pointed at key-b's keyplane key: key-a's name, material bound to key-b.
     let b = f.engine.describe_key(&alias_for("key-b")).unwrap();
-    f.engine.update_alias(&alias_for("key-a"), &b.key_id).unwrap();
+    f.engine
+        .update_alias(&alias_for("key-a"), &b.key_id)
+        .unwrap();
     attack.refused(
-        f.post(&format!("{PATH}/keys/key-a/decrypt"), &decrypt_body(&sealed, Some(b"ctx"))),
+        f.post(
+            &format!("{PATH}/keys/key-a/decrypt"),
+            &decrypt_body(&sealed, Some(b"ctx")),
+        ),
         400,
         "InvalidStateException",
         "alias re-pointed",
@@ -226,7 +293,11 @@ fn attack_xks_wrapped_material_copied_to_another_key() {
     let a = f.engine.describe_key(&alias_for("key-a")).unwrap();
     let b = f.engine.describe_key(&alias_for("key-b")).unwrap();
     let tags = f.engine.list_resource_tags(&a.key_id, None, None).unwrap();
-    let material = tags.items.iter().find(|t| t.tag_key == MATERIAL_TAG).unwrap();
+    let material = tags
+        .items
+        .iter()
+        .find(|t| t.tag_key == MATERIAL_TAG)
+        .unwrap();
     // Someone allowed to tag copies key-a's wrapped material onto key-b: it is bound to key-a (and
     // to the external key id in its encryption context), so key-b cannot use it.
     f.engine
@@ -251,7 +322,9 @@ fn attack_xks_wrapped_material_copied_to_another_key() {
     );
     // A keyplane key under an xks alias without material is not an external key.
     let bare = f.engine.create_key(Default::default()).unwrap();
-    f.engine.create_alias(&alias_for("bare"), &bare.key_id).unwrap();
+    f.engine
+        .create_alias(&alias_for("bare"), &bare.key_id)
+        .unwrap();
     attack.refused(
         f.post(&format!("{PATH}/keys/bare/encrypt"), &body),
         404,
@@ -267,23 +340,47 @@ fn attack_xks_ciphertext_metadata_and_aad_confusion() {
     let path = format!("{PATH}/keys/key-a/decrypt");
     // The spec's NOTE under Encrypt: made without AAD, the metadata handed back as AAD.
     let bare = f.encrypt("key-a", None);
-    let md = STANDARD.decode(bare["ciphertextMetadata"].as_str().unwrap()).unwrap();
+    let md = STANDARD
+        .decode(bare["ciphertextMetadata"].as_str().unwrap())
+        .unwrap();
     let mut moved = decrypt_body(&bare, Some(&md));
     moved.as_object_mut().unwrap().remove("ciphertextMetadata");
-    attack.refused(f.post(&path, &moved), 400, "InvalidCiphertextException", "metadata moved to AAD");
+    attack.refused(
+        f.post(&path, &moved),
+        400,
+        "InvalidCiphertextException",
+        "metadata moved to AAD",
+    );
     // AAD bytes shifted into the metadata.
     let with = f.encrypt("key-a", Some(b"ab"));
     let mut shifted = decrypt_body(&with, Some(b"a"));
     shifted["ciphertextMetadata"] = json!(STANDARD.encode(b"bkp1"));
-    attack.refused(f.post(&path, &shifted), 400, "InvalidCiphertextException", "AAD shifted");
+    attack.refused(
+        f.post(&path, &shifted),
+        400,
+        "InvalidCiphertextException",
+        "AAD shifted",
+    );
     // Truncated tags and a 16-byte IV are refused, never tried as a shorter tag.
     for len in [0usize, 4, 8, 12, 15] {
         let mut body = decrypt_body(&with, Some(b"ab"));
-        let tag = STANDARD.decode(with["authenticationTag"].as_str().unwrap()).unwrap();
+        let tag = STANDARD
+            .decode(with["authenticationTag"].as_str().unwrap())
+            .unwrap();
         body["authenticationTag"] = json!(STANDARD.encode(&tag[..len]));
-        attack.refused(f.post(&path, &body), 400, "ValidationException", "truncated tag");
+        attack.refused(
+            f.post(&path, &body),
+            400,
+            "ValidationException",
+            "truncated tag",
+        );
     }
     let mut long_iv = decrypt_body(&with, Some(b"ab"));
     long_iv["initializationVector"] = json!(STANDARD.encode([0u8; 16]));
-    attack.refused(f.post(&path, &long_iv), 400, "InvalidCiphertextException", "16-byte IV");
+    attack.refused(
+        f.post(&path, &long_iv),
+        400,
+        "InvalidCiphertextException",
+        "16-byte IV",
+    );
 }

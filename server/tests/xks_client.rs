@@ -53,7 +53,10 @@ impl Proxy {
             XksProxyConfig {
                 uri_path: URI_PATH.into(),
                 credentials: vec![
-                    Credential::new("OLDCREDENTIALOLDCREDENTIAL", "an-older-secret-being-rotated-out"),
+                    Credential::new(
+                        "OLDCREDENTIALOLDCREDENTIAL",
+                        "an-older-secret-being-rotated-out",
+                    ),
                     Credential::new(ACCESS_KEY_ID, SECRET),
                 ],
                 log_requests: false,
@@ -68,7 +71,11 @@ impl Proxy {
             TlsMode::Plain
         };
         let server = runtime
-            .block_on(XksProxyServer::bind("127.0.0.1:0".parse().unwrap(), mode, proxy))
+            .block_on(XksProxyServer::bind(
+                "127.0.0.1:0".parse().unwrap(),
+                mode,
+                proxy,
+            ))
             .unwrap();
         let endpoint = server.endpoint();
         let ca = server
@@ -144,12 +151,17 @@ fn health_metadata_and_an_encrypt_decrypt_round_trip_over_tls() {
     let client = proxy.client();
     let health = client.health_status(&health_metadata()).unwrap();
     assert_eq!(health.ekm_fleet_details[0].health_status, "ACTIVE");
-    let metadata = client.key_metadata(KEY_ID, &key_metadata_metadata()).unwrap();
+    let metadata = client
+        .key_metadata(KEY_ID, &key_metadata_metadata())
+        .unwrap();
     assert_eq!(metadata.key_spec, "AES_256");
     assert_eq!(metadata.key_usage, ["ENCRYPT", "DECRYPT"]);
     assert_eq!(metadata.key_status, "ENABLED");
     for (plaintext, aad) in [
-        (&b"a data key of 32 bytes, exactly!"[..], Some(&b"kms header"[..])),
+        (
+            &b"a data key of 32 bytes, exactly!"[..],
+            Some(&b"kms header"[..]),
+        ),
         (b"x", None),
         (&[0u8; 4300][..], Some(&[1u8; 8192][..])),
     ] {
@@ -197,7 +209,12 @@ fn attack_wrong_aad_and_tampered_ciphertexts_are_refused() {
     let metadata = crypto_metadata("Decrypt");
     let aad = b"encryption context of the KMS ciphertext".to_vec();
     let sealed = client
-        .encrypt(KEY_ID, b"secret data key", Some(&aad), &crypto_metadata("Encrypt"))
+        .encrypt(
+            KEY_ID,
+            b"secret data key",
+            Some(&aad),
+            &crypto_metadata("Encrypt"),
+        )
         .unwrap();
     let refused = |ciphertext: &keyplane_xks::XksCiphertext, aad: Option<&[u8]>| {
         expect(
@@ -249,7 +266,9 @@ fn wrong_credentials_unknown_keys_wrong_paths_and_untrusted_certificates_map_to_
         KmsException::XksProxyIncorrectAuthenticationCredentialException,
     );
     expect(
-        proxy.client().key_metadata("no-such-key", &key_metadata_metadata()),
+        proxy
+            .client()
+            .key_metadata("no-such-key", &key_metadata_metadata()),
         XksErrorKind::KeyNotFound,
         KmsCallKind::CreateKey,
         KmsException::XksKeyNotFoundException,
@@ -311,7 +330,11 @@ fn a_killed_proxy_is_unreachable_within_the_timeout() {
         KmsCallKind::KeyStore,
         KmsException::XksProxyUriUnreachableException,
     );
-    assert!(started.elapsed() < Duration::from_millis(250), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -392,7 +415,10 @@ fn the_clients_signature_is_the_aws_sigv4_crates() {
     let body = br#"{"requestMetadata":{"kmsRequestId":"r","kmsOperation":"KmsHealthCheck"}}"#;
     for (host, path) in [
         ("xks.example.com", "/kms/xks/v1/health"),
-        ("127.0.0.1:8443", "/tenant-a/kms/xks/v1/keys/a.b_c-D/encrypt"),
+        (
+            "127.0.0.1:8443",
+            "/tenant-a/kms/xks/v1/keys/a.b_c-D/encrypt",
+        ),
     ] {
         let ours = keyplane_xks::sigv4::sign(
             &Credential::new(ACCESS_KEY_ID, SECRET),
@@ -456,12 +482,25 @@ fn curl_signed_requests_are_accepted_as_appendix_d_sends_them() {
     let proxy = Proxy::start(true);
     let curl = |secret: &str, path: &str, body: &str| {
         let out = Command::new("curl")
-            .args(["-s", "-w", "\n%{http_code}", "--aws-sigv4", "aws:amz:us-east-1:kms-xks-proxy"])
+            .args([
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                "--aws-sigv4",
+                "aws:amz:us-east-1:kms-xks-proxy",
+            ])
             .arg("--user")
             .arg(format!("{ACCESS_KEY_ID}:{secret}"))
             .arg("--cacert")
             .arg(&proxy.ca)
-            .args(["-X", "POST", "-H", "Content-Type:application/json", "--data", body])
+            .args([
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type:application/json",
+                "--data",
+                body,
+            ])
             .arg(format!("{}{URI_PATH}{path}", proxy.endpoint))
             .output()
             .unwrap();

@@ -156,14 +156,9 @@ impl Fixture {
 
     /// POSTs `body` to `path`, signed by the aws-sigv4 crate with `secret`.
     fn post_with(&self, path: &str, body: &str, secret: &str, method: &str) -> (u16, Value) {
-        let identity = aws_credential_types::Credentials::new(
-            ACCESS_KEY_ID,
-            secret,
-            None,
-            None,
-            "xks-test",
-        )
-        .into();
+        let identity =
+            aws_credential_types::Credentials::new(ACCESS_KEY_ID, secret, None, None, "xks-test")
+                .into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region("us-east-1")
@@ -340,7 +335,8 @@ fn errors_have_the_spec_names_and_statuses() {
     let f = Fixture::new();
     // GET on an operation's URI: 405.
     assert_eq!(
-        f.post_with(&key_path("encrypt"), ENCRYPT_REQUEST, SECRET, "GET").0,
+        f.post_with(&key_path("encrypt"), ENCRYPT_REQUEST, SECRET, "GET")
+            .0,
         405
     );
     // A path outside the API, another prefix, an operation that does not exist: 404.
@@ -423,13 +419,21 @@ fn a_disabled_key_reads_disabled_and_refuses_cryptography() {
     let (_, encrypted) = f.post(&key_path("encrypt"), ENCRYPT_REQUEST);
     f.engine.disable_key(&key.key_id).unwrap();
     let (status, body) = f.post(&key_path("metadata"), METADATA_REQUEST);
-    assert_eq!((status, body["keyStatus"].as_str()), (200, Some("DISABLED")));
+    assert_eq!(
+        (status, body["keyStatus"].as_str()),
+        (200, Some("DISABLED"))
+    );
     assert_eq!(
         error_name(&f.post(&key_path("encrypt"), ENCRYPT_REQUEST)),
         (400, "InvalidStateException")
     );
     let mut request: Value = serde_json::from_str(DECRYPT_REQUEST).unwrap();
-    for member in ["ciphertext", "initializationVector", "authenticationTag", "ciphertextMetadata"] {
+    for member in [
+        "ciphertext",
+        "initializationVector",
+        "authenticationTag",
+        "ciphertextMetadata",
+    ] {
         request[member] = encrypted[member].clone();
     }
     assert_eq!(
@@ -452,9 +456,15 @@ fn a_key_that_is_not_aes_256_is_reported_as_such_and_refuses_encryption() {
         })
         .unwrap();
     f.engine
-        .create_alias(&keyplane_server::xks::keys::alias_for("mac-key"), &hmac.key_id)
+        .create_alias(
+            &keyplane_server::xks::keys::alias_for("mac-key"),
+            &hmac.key_id,
+        )
         .unwrap();
-    let (status, body) = f.post(&format!("{URI_PATH}/keys/mac-key/metadata"), METADATA_REQUEST);
+    let (status, body) = f.post(
+        &format!("{URI_PATH}/keys/mac-key/metadata"),
+        METADATA_REQUEST,
+    );
     assert_eq!(status, 200);
     assert_ne!(body["keySpec"], "AES_256");
     assert_eq!(
@@ -472,12 +482,27 @@ fn external_key_ids_with_periods_map_to_distinct_keys() {
     assert!(create_external_key(&f.engine, "bad/id").is_err());
     let (_, one) = f.post(&format!("{URI_PATH}/keys/a.b/encrypt"), ENCRYPT_REQUEST);
     let mut request: Value = serde_json::from_str(DECRYPT_REQUEST).unwrap();
-    for member in ["ciphertext", "initializationVector", "authenticationTag", "ciphertextMetadata"] {
+    for member in [
+        "ciphertext",
+        "initializationVector",
+        "authenticationTag",
+        "ciphertextMetadata",
+    ] {
         request[member] = one[member].clone();
     }
-    assert_eq!(f.post(&format!("{URI_PATH}/keys/a.b/decrypt"), &request.to_string()).0, 200);
     assert_eq!(
-        error_name(&f.post(&format!("{URI_PATH}/keys/a_b/decrypt"), &request.to_string())),
+        f.post(
+            &format!("{URI_PATH}/keys/a.b/decrypt"),
+            &request.to_string()
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        error_name(&f.post(
+            &format!("{URI_PATH}/keys/a_b/decrypt"),
+            &request.to_string()
+        )),
         (400, "InvalidCiphertextException")
     );
 }
@@ -489,7 +514,14 @@ fn requests_older_than_five_minutes_fail_authentication() {
     let path = format!("{URI_PATH}/health");
     for (offset, status) in [(0i64, 200u16), (-290, 200), (-310, 401), (310, 401)] {
         let at = now() + offset;
-        let s = keyplane_xks::sigv4::sign(&credential, "eu-west-1", HOST, &path, HEALTH_REQUEST.as_bytes(), at);
+        let s = keyplane_xks::sigv4::sign(
+            &credential,
+            "eu-west-1",
+            HOST,
+            &path,
+            HEALTH_REQUEST.as_bytes(),
+            at,
+        );
         let headers = vec![
             ("host".to_owned(), HOST.to_owned()),
             ("x-amz-date".to_owned(), s.amz_date),

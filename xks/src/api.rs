@@ -344,12 +344,27 @@ mod tests {
             assert_eq!(Route::parse(&root, &route.path(&root)), Some(route));
         }
         assert_eq!(Route::parse(&root, "/kms/xks/v1/health"), None);
-        assert_eq!(Route::parse(&root, "/tenant-a/kms/xks/v1/keys/a/b/encrypt"), None);
-        assert_eq!(Route::parse(&root, "/tenant-a/kms/xks/v1/keys//encrypt"), None);
-        assert_eq!(Route::parse(&root, "/tenant-a/kms/xks/v1/keys/a%2F/encrypt"), None);
-        assert_eq!(Route::parse(&root, "/tenant-a/kms/xks/v1/keys/a/sign"), None);
+        assert_eq!(
+            Route::parse(&root, "/tenant-a/kms/xks/v1/keys/a/b/encrypt"),
+            None
+        );
+        assert_eq!(
+            Route::parse(&root, "/tenant-a/kms/xks/v1/keys//encrypt"),
+            None
+        );
+        assert_eq!(
+            Route::parse(&root, "/tenant-a/kms/xks/v1/keys/a%2F/encrypt"),
+            None
+        );
+        assert_eq!(
+            Route::parse(&root, "/tenant-a/kms/xks/v1/keys/a/sign"),
+            None
+        );
         let long = "a".repeat(129);
-        assert_eq!(Route::parse(&root, &format!("{root}/keys/{long}/encrypt")), None);
+        assert_eq!(
+            Route::parse(&root, &format!("{root}/keys/{long}/encrypt")),
+            None
+        );
     }
 
     #[test]

@@ -276,7 +276,11 @@ impl XksClient {
         );
         match &answer.ciphertext_data_integrity_value {
             Some(value) if value.0 == expected => {}
-            Some(_) => return Err(invalid("the ciphertext data integrity value does not match")),
+            Some(_) => {
+                return Err(invalid(
+                    "the ciphertext data integrity value does not match",
+                ))
+            }
             None => {
                 return Err(invalid(
                     "the ciphertext data integrity value was asked for and is missing",
@@ -387,7 +391,10 @@ impl XksClient {
             .as_deref()
             .map(api::clean_error_message)
             .unwrap_or_default();
-        Err(err(kind, format!("HTTP {status} {}: {message}", error.error_name)))
+        Err(err(
+            kind,
+            format!("HTTP {status} {}: {message}", error.error_name),
+        ))
     }
 
     /// Connects, writes `request`, reads the response; returns status and body.
@@ -447,7 +454,9 @@ fn exchange_on<S: Read + Write>(
     socket_again: impl Fn(&mut S) -> &mut TcpStream,
 ) -> Result<(u16, Vec<u8>), XksError> {
     set_timeouts(socket_of(stream), deadline)?;
-    stream.write_all(request).map_err(|e| io_failure(e, "sending"))?;
+    stream
+        .write_all(request)
+        .map_err(|e| io_failure(e, "sending"))?;
     stream.flush().map_err(|e| io_failure(e, "sending"))?;
     let mut buffer = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
@@ -656,18 +665,32 @@ mod tests {
     #[test]
     fn responses_parse_whole_or_wait() {
         let full = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(full, false).unwrap().unwrap(), (200, b"{}".to_vec()));
+        assert_eq!(
+            parse_response(full, false).unwrap().unwrap(),
+            (200, b"{}".to_vec())
+        );
         assert!(parse_response(&full[..full.len() - 1], false).is_none());
-        assert!(parse_response(&full[..full.len() - 1], true).unwrap().is_err());
+        assert!(parse_response(&full[..full.len() - 1], true)
+            .unwrap()
+            .is_err());
         let chunked = b"HTTP/1.1 400 Bad\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked, false).unwrap().unwrap(), (400, b"{}".to_vec()));
+        assert_eq!(
+            parse_response(chunked, false).unwrap().unwrap(),
+            (400, b"{}".to_vec())
+        );
         assert!(parse_response(b"SSH-2.0\r\n\r\n", false).unwrap().is_err());
     }
 
     #[test]
     fn endpoints_split_into_host_and_port() {
-        assert_eq!(split_host_port("xks.example.com", 443), Some(("xks.example.com".into(), 443)));
-        assert_eq!(split_host_port("127.0.0.1:8443", 443), Some(("127.0.0.1".into(), 8443)));
+        assert_eq!(
+            split_host_port("xks.example.com", 443),
+            Some(("xks.example.com".into(), 443))
+        );
+        assert_eq!(
+            split_host_port("127.0.0.1:8443", 443),
+            Some(("127.0.0.1".into(), 8443))
+        );
         assert_eq!(split_host_port("[::1]:9", 443), Some(("::1".into(), 9)));
         assert_eq!(split_host_port("a:b", 443), None);
     }
@@ -676,7 +699,12 @@ mod tests {
     fn plain_http_is_refused_unless_asked_for_and_loopback() {
         let config = |endpoint: &str, allow| XksClientConfig {
             allow_plain_http_to_loopback: allow,
-            ..XksClientConfig::new(endpoint, "/kms/xks/v1", Credential::new("A", "B"), "us-east-1")
+            ..XksClientConfig::new(
+                endpoint,
+                "/kms/xks/v1",
+                Credential::new("A", "B"),
+                "us-east-1",
+            )
         };
         assert!(XksClient::new(config("http://127.0.0.1:1", false)).is_err());
         assert!(XksClient::new(config("http://127.0.0.1:1", true)).is_ok());

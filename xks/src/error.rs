@@ -299,17 +299,38 @@ mod tests {
         use KmsCallKind::*;
         use KmsException::*;
         let e = |k: XksErrorKind, c| k.exception(c);
-        assert_eq!(e(XksErrorKind::Validation, KeyStore), XksProxyInvalidResponseException);
-        assert_eq!(e(XksErrorKind::Validation, CreateKey), CustomKeyStoreInvalidStateException);
-        assert_eq!(e(XksErrorKind::InvalidState, CreateKey), XksKeyInvalidConfigurationException);
-        assert_eq!(e(XksErrorKind::InvalidKeyUsage, CreateKey), XksKeyInvalidConfigurationException);
+        assert_eq!(
+            e(XksErrorKind::Validation, KeyStore),
+            XksProxyInvalidResponseException
+        );
+        assert_eq!(
+            e(XksErrorKind::Validation, CreateKey),
+            CustomKeyStoreInvalidStateException
+        );
+        assert_eq!(
+            e(XksErrorKind::InvalidState, CreateKey),
+            XksKeyInvalidConfigurationException
+        );
+        assert_eq!(
+            e(XksErrorKind::InvalidKeyUsage, CreateKey),
+            XksKeyInvalidConfigurationException
+        );
         assert_eq!(
             e(XksErrorKind::AuthenticationFailed, KeyStore),
             XksProxyIncorrectAuthenticationCredentialException
         );
-        assert_eq!(e(XksErrorKind::AccessDenied, CreateKey), KMSInvalidStateException);
-        assert_eq!(e(XksErrorKind::KeyNotFound, CreateKey), XksKeyNotFoundException);
-        assert_eq!(e(XksErrorKind::InvalidUriPath, KeyStore), XksProxyInvalidConfigurationException);
+        assert_eq!(
+            e(XksErrorKind::AccessDenied, CreateKey),
+            KMSInvalidStateException
+        );
+        assert_eq!(
+            e(XksErrorKind::KeyNotFound, CreateKey),
+            XksKeyNotFoundException
+        );
+        assert_eq!(
+            e(XksErrorKind::InvalidUriPath, KeyStore),
+            XksProxyInvalidConfigurationException
+        );
         for k in [
             XksErrorKind::DependencyTimeout,
             XksErrorKind::Throttling,
@@ -321,8 +342,17 @@ mod tests {
             assert_eq!(e(k, CreateKey), CustomKeyStoreInvalidStateException);
             assert_eq!(e(k, Cryptographic), KMSInvalidStateException);
         }
-        assert_eq!(e(XksErrorKind::Internal, KeyStore), XksProxyInvalidResponseException);
-        assert_eq!(e(XksErrorKind::MalformedResponse, KeyStore), XksProxyInvalidResponseException);
-        assert_eq!(e(XksErrorKind::InvalidCiphertext, Cryptographic), KMSInvalidStateException);
+        assert_eq!(
+            e(XksErrorKind::Internal, KeyStore),
+            XksProxyInvalidResponseException
+        );
+        assert_eq!(
+            e(XksErrorKind::MalformedResponse, KeyStore),
+            XksProxyInvalidResponseException
+        );
+        assert_eq!(
+            e(XksErrorKind::InvalidCiphertext, Cryptographic),
+            KMSInvalidStateException
+        );
     }
 }

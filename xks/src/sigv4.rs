@@ -47,7 +47,9 @@ impl Credential {
     pub fn check_spec_format(&self) -> Result<(), &'static str> {
         let id = &self.access_key_id;
         if !(20..=30).contains(&id.len())
-            || !id.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
         {
             return Err("the access key id must be 20 to 30 characters of A-Z and 2-7");
         }
@@ -308,7 +310,9 @@ pub fn verify<'c>(
     if !sorted
         || !names.contains(&"host")
         || !names.contains(&"x-amz-date")
-        || names.iter().any(|n| n.is_empty() || n.bytes().any(|b| b.is_ascii_uppercase()))
+        || names
+            .iter()
+            .any(|n| n.is_empty() || n.bytes().any(|b| b.is_ascii_uppercase()))
     {
         return Err(VerifyError::UnsignedHeaders);
     }
@@ -357,7 +361,14 @@ mod tests {
 
     fn signed(body: &[u8], at: i64) -> Vec<(String, String)> {
         let credential = Credential::new("AKIDEXAMPLEAKIDEXAMPLE", "secret");
-        let s = sign(&credential, "us-east-1", "proxy:443", "/kms/xks/v1/health", body, at);
+        let s = sign(
+            &credential,
+            "us-east-1",
+            "proxy:443",
+            "/kms/xks/v1/health",
+            body,
+            at,
+        );
         vec![
             ("Host".into(), "proxy:443".into()),
             ("X-Amz-Date".into(), s.amz_date),
@@ -380,7 +391,11 @@ mod tests {
             body,
         };
         assert_eq!(
-            verify(&parts("/kms/xks/v1/health", b"{}", &headers), &creds, at + 10),
+            verify(
+                &parts("/kms/xks/v1/health", b"{}", &headers),
+                &creds,
+                at + 10
+            ),
             Ok("AKIDEXAMPLEAKIDEXAMPLE")
         );
         assert_eq!(
@@ -392,11 +407,19 @@ mod tests {
             Err(VerifyError::SignatureMismatch)
         );
         assert_eq!(
-            verify(&parts("/kms/xks/v1/health", b"{}", &headers), &creds, at + 301),
+            verify(
+                &parts("/kms/xks/v1/health", b"{}", &headers),
+                &creds,
+                at + 301
+            ),
             Err(VerifyError::Stale)
         );
         assert_eq!(
-            verify(&parts("/kms/xks/v1/health", b"{}", &headers), &creds[..1], at),
+            verify(
+                &parts("/kms/xks/v1/health", b"{}", &headers),
+                &creds[..1],
+                at
+            ),
             Err(VerifyError::UnknownAccessKey)
         );
         let mut other_host = headers.clone();
@@ -408,13 +431,21 @@ mod tests {
         let mut kms_service = headers.clone();
         kms_service[2].1 = kms_service[2].1.replace("kms-xks-proxy", "kms");
         assert_eq!(
-            verify(&parts("/kms/xks/v1/health", b"{}", &kms_service), &creds, at),
+            verify(
+                &parts("/kms/xks/v1/health", b"{}", &kms_service),
+                &creds,
+                at
+            ),
             Err(VerifyError::WrongScope)
         );
         let mut unsigned_date = headers.clone();
         unsigned_date[2].1 = unsigned_date[2].1.replace("host;x-amz-date", "host");
         assert_eq!(
-            verify(&parts("/kms/xks/v1/health", b"{}", &unsigned_date), &creds, at),
+            verify(
+                &parts("/kms/xks/v1/health", b"{}", &unsigned_date),
+                &creds,
+                at
+            ),
             Err(VerifyError::UnsignedHeaders)
         );
     }
@@ -427,9 +458,11 @@ mod tests {
         )
         .check_spec_format()
         .is_ok());
-        assert!(Credential::new("short", "FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE")
-            .check_spec_format()
-            .is_err());
+        assert!(
+            Credential::new("short", "FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE")
+                .check_spec_format()
+                .is_err()
+        );
         assert!(Credential::new("AKIAI2SFODNN7EXAMPLE", "tooshort")
             .check_spec_format()
             .is_err());

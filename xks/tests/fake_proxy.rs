@@ -17,7 +17,12 @@ const ID: &str = "AKIAI2SFODNN7EXAMPLE";
 const SECRET: &str = "FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE";
 
 /// A proxy that answers one request with `response` and hands back what it received.
-fn scripted(response: &'static str) -> (String, mpsc::Receiver<(String, Vec<(String, String)>, Vec<u8>)>) {
+fn scripted(
+    response: &'static str,
+) -> (
+    String,
+    mpsc::Receiver<(String, Vec<(String, String)>, Vec<u8>)>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();
@@ -62,7 +67,12 @@ fn client(endpoint: &str) -> XksClient {
     XksClient::new(XksClientConfig {
         allow_plain_http_to_loopback: true,
         timeout: Duration::from_secs(10),
-        ..XksClientConfig::new(endpoint, "/path/kms/xks/v1", Credential::new(ID, SECRET), "us-east-2")
+        ..XksClientConfig::new(
+            endpoint,
+            "/path/kms/xks/v1",
+            Credential::new(ID, SECRET),
+            "us-east-2",
+        )
     })
     .unwrap()
 }
@@ -91,7 +101,10 @@ fn ok(body: &str) -> String {
 const SPEC_ENCRYPT_RESPONSE: &str = r#"{"authenticationTag":"vBxN2ncH1oEkR8WVXpmyYQ==","ciphertext":"ghxkK1txeDNn3q8Y","ciphertextDataIntegrityValue":"qHA/ImC9h5HsLRXqCyPmWgYx7tzyoTplzILbP0fPXsc=","ciphertextMetadata":"a2V5X3ZlcnNpb249MQ==","initializationVector":"HMrlRw85cAJUd5Ax"}"#;
 
 fn status(line: &str, body: &str) -> String {
-    format!("HTTP/1.1 {line}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+    format!(
+        "HTTP/1.1 {line}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 fn leak(s: String) -> &'static str {
@@ -109,13 +122,17 @@ fn the_spec_encrypt_example_is_accepted_and_the_request_is_signed_and_complete()
             &metadata(),
         )
         .unwrap();
-    assert_eq!(sealed.ciphertext_metadata.as_deref(), Some(&b"key_version=1"[..]));
+    assert_eq!(
+        sealed.ciphertext_metadata.as_deref(),
+        Some(&b"key_version=1"[..])
+    );
     let (path, headers, body) = rx.recv().unwrap();
-    assert_eq!(path, "/path/kms/xks/v1/keys/b42c7fbf-de61-441c-ae24-123456789012/encrypt");
-    let now = sigv4::parse_amz_date(
-        &headers.iter().find(|(n, _)| n == "X-Amz-Date").unwrap().1,
-    )
-    .unwrap();
+    assert_eq!(
+        path,
+        "/path/kms/xks/v1/keys/b42c7fbf-de61-441c-ae24-123456789012/encrypt"
+    );
+    let now =
+        sigv4::parse_amz_date(&headers.iter().find(|(n, _)| n == "X-Amz-Date").unwrap().1).unwrap();
     let creds = [Credential::new(ID, SECRET)];
     let parts = RequestParts {
         method: "POST",
@@ -124,7 +141,11 @@ fn the_spec_encrypt_example_is_accepted_and_the_request_is_signed_and_complete()
         body: &body,
     };
     assert_eq!(sigv4::verify(&parts, &creds, now), Ok(ID));
-    let auth = &headers.iter().find(|(n, _)| n == "Authorization").unwrap().1;
+    let auth = &headers
+        .iter()
+        .find(|(n, _)| n == "Authorization")
+        .unwrap()
+        .1;
     assert!(auth.contains("/us-east-2/kms-xks-proxy/aws4_request, SignedHeaders=host;x-amz-date,"));
     let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let expected = serde_json::json!({
@@ -167,13 +188,15 @@ fn answers_that_cannot_be_right_are_refused() {
         "",
     );
     let short = SPEC_ENCRYPT_RESPONSE.replace("ghxkK1txeDNn3q8Y", "ghxkK1txeDNn3q8=");
-    let long_md = SPEC_ENCRYPT_RESPONSE.replace(
-        "a2V5X3ZlcnNpb249MQ==",
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-    );
+    let long_md =
+        SPEC_ENCRYPT_RESPONSE.replace("a2V5X3ZlcnNpb249MQ==", "AAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     for body in [wrong_cdiv, no_cdiv, short, long_md] {
         let error = encrypt_against(ok(&body));
-        assert_eq!(error.kind, XksErrorKind::InvalidCiphertextReturned, "{body}: {error}");
+        assert_eq!(
+            error.kind,
+            XksErrorKind::InvalidCiphertextReturned,
+            "{body}: {error}"
+        );
         assert_eq!(
             error.exception(KmsCallKind::Cryptographic),
             KmsException::KMSInvalidStateException

@@ -87,14 +87,25 @@ pub fn run(ctx: &Context, args: XksProxyArgs) -> Result<(), Failure> {
         match create_external_key(&engine, id) {
             Ok(metadata) => event(
                 json,
-                &[("event", "key"), ("external_key_id", id), ("key_id", &metadata.key_id)],
-                &format!("external key {id} created: keyplane key {}", metadata.key_id),
+                &[
+                    ("event", "key"),
+                    ("external_key_id", id),
+                    ("key_id", &metadata.key_id),
+                ],
+                &format!(
+                    "external key {id} created: keyplane key {}",
+                    metadata.key_id
+                ),
             ),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 let existing = engine.describe_key(&alias_for(id))?;
                 event(
                     json,
-                    &[("event", "key"), ("external_key_id", id), ("key_id", &existing.key_id)],
+                    &[
+                        ("event", "key"),
+                        ("external_key_id", id),
+                        ("key_id", &existing.key_id),
+                    ],
                     &format!("external key {id} exists: keyplane key {}", existing.key_id),
                 );
             }
@@ -132,7 +143,10 @@ pub fn run(ctx: &Context, args: XksProxyArgs) -> Result<(), Failure> {
                     ("certificate", &certificate),
                     ("fingerprint_sha256", &tls.fingerprint_sha256),
                 ],
-                &format!("TLS certificate {certificate} (SHA-256 {})", tls.fingerprint_sha256),
+                &format!(
+                    "TLS certificate {certificate} (SHA-256 {})",
+                    tls.fingerprint_sha256
+                ),
             );
         }
         let endpoint = server.endpoint();
@@ -191,9 +205,12 @@ fn tls_mode(ctx: &Context, args: &XksProxyArgs) -> Result<TlsMode, Failure> {
         (None, None, true, false) => Ok(TlsMode::SelfSigned {
             dir: ctx.data_dir().join("tls"),
         }),
-        (None, None, false, true) if !args.listen.ip().is_loopback() => Err(Failure::usage(
-            format!("--plain-http is allowed only on a loopback listen address, not {}", args.listen),
-        )),
+        (None, None, false, true) if !args.listen.ip().is_loopback() => {
+            Err(Failure::usage(format!(
+                "--plain-http is allowed only on a loopback listen address, not {}",
+                args.listen
+            )))
+        }
         (None, None, false, true) => Ok(TlsMode::Plain),
         _ => Err(Failure::usage(
             "choose how to serve: --tls-cert FILE --tls-key FILE, --tls-self-signed, or \
@@ -204,7 +221,10 @@ fn tls_mode(ctx: &Context, args: &XksProxyArgs) -> Result<TlsMode, Failure> {
 
 fn read_credentials(path: &Path, uri_path: &str) -> Result<Credential, Failure> {
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        Failure::usage(format!("cannot read the credentials file {}: {e}", path.display()))
+        Failure::usage(format!(
+            "cannot read the credentials file {}: {e}",
+            path.display()
+        ))
     })?);
     // The error never quotes the file: it holds a secret.
     let file: ConfigFile = serde_json::from_str(&text).map_err(|_| {
@@ -255,17 +275,14 @@ fn write_new_credentials(path: &Path, uri_path: &str) -> Result<(), Failure> {
             raw_secret_access_key: secret,
         },
     };
-    let text = Zeroizing::new(
-        serde_json::to_string_pretty(&file).map_err(|e| internal(e.to_string()))?,
-    );
+    let text =
+        Zeroizing::new(serde_json::to_string_pretty(&file).map_err(|e| internal(e.to_string()))?);
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| {
-            Failure::usage(format!("cannot create {}: {e}", path.display()))
-        })?;
+        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", path.display())))?;
     out.write_all(text.as_bytes())
         .and_then(|()| out.write_all(b"\n"))
         .map_err(|e| internal(format!("cannot write {}: {e}", path.display())))?;

@@ -15,7 +15,7 @@ use base64::Engine as _;
 
 use keyplane::crypto::aes_gcm::AesGcmKey;
 use keyplane::{
-    CreateKeyRequest, DataKeySpec, DecryptRequest, Engine, EncryptionContext, ErrorKind,
+    CreateKeyRequest, DataKeySpec, DecryptRequest, EncryptionContext, Engine, ErrorKind,
     GenerateDataKeyRequest, KeyMetadata, KeySpec, KeyState, KeyUsage, Tag,
 };
 use keyplane_xks::api;
@@ -125,7 +125,10 @@ pub(crate) fn material(
     let Some(tag) = tags.items.iter().find(|t| t.tag_key == MATERIAL_TAG) else {
         return Err((
             XksErrorKind::KeyNotFound,
-            format!("the keyplane key named by {} holds no XKS key material", alias_for(id)),
+            format!(
+                "the keyplane key named by {} holds no XKS key material",
+                alias_for(id)
+            ),
         ));
     };
     let blob = STANDARD.decode(&tag.tag_value).map_err(|_| {

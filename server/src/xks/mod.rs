@@ -120,7 +120,12 @@ fn error_response(kind: XksErrorKind, detail: &str) -> ProxyResponse {
 fn ok<T: serde::Serialize>(value: &T) -> Result<ProxyResponse, Failure> {
     serde_json::to_vec(value)
         .map(|body| ProxyResponse { status: 200, body })
-        .map_err(|e| (XksErrorKind::Internal, format!("cannot encode the answer: {e}")))
+        .map_err(|e| {
+            (
+                XksErrorKind::Internal,
+                format!("cannot encode the answer: {e}"),
+            )
+        })
 }
 
 fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, Failure> {
@@ -278,12 +283,20 @@ impl XksProxy {
         let nonce = [0u8; NONCE_LEN];
         let mut ciphertext = [0u8; 16];
         let mut tag = [0u8; TAG_LEN];
-        key.seal(&nonce, b"health", b"keyplane health", &mut ciphertext[..15], &mut tag)?;
+        key.seal(
+            &nonce,
+            b"health",
+            b"keyplane health",
+            &mut ciphertext[..15],
+            &mut tag,
+        )?;
         let mut plaintext = [0u8; 15];
         key.open(&nonce, b"health", &ciphertext[..15], &tag, &mut plaintext)
             .map_err(|_| keyplane::Error::Internal("the health check's AES-GCM failed".into()))?;
         if &plaintext != b"keyplane health" {
-            return Err(keyplane::Error::Internal("the health check round trip differs".into()));
+            return Err(keyplane::Error::Internal(
+                "the health check round trip differs".into(),
+            ));
         }
         Ok(())
     }
@@ -292,7 +305,10 @@ impl XksProxy {
         let _request: KeyMetadataRequest = parse(body)?;
         let key = keys::find(&self.engine, id)?;
         let (spec, usage) = if key.is_aes_256() {
-            (api::AES_256.to_owned(), vec!["ENCRYPT".into(), "DECRYPT".into()])
+            (
+                api::AES_256.to_owned(),
+                vec!["ENCRYPT".into(), "DECRYPT".into()],
+            )
         } else {
             // Not a key version 1 can use: say what it is, so KMS refuses it.
             (
@@ -328,7 +344,10 @@ impl XksProxy {
     fn encrypt(&self, id: &str, body: &[u8]) -> Result<ProxyResponse, Failure> {
         let request: EncryptRequest = parse(body)?;
         if request.encryption_algorithm != api::AES_GCM {
-            return fail(XksErrorKind::Validation, "encryptionAlgorithm must be AES_GCM");
+            return fail(
+                XksErrorKind::Validation,
+                "encryptionAlgorithm must be AES_GCM",
+            );
         }
         let want_cdiv = match request.ciphertext_data_integrity_value_algorithm.as_deref() {
             None => false,
@@ -348,8 +367,10 @@ impl XksProxy {
             .unwrap_or_default();
         check_sizes(plaintext.len(), aad.len())?;
         let key = self.usable_key(id)?;
-        let associated = gcm_associated_data(aad, CIPHERTEXT_METADATA)
-            .ok_or((XksErrorKind::UnsupportedOperation, "AAD too long".to_owned()))?;
+        let associated = gcm_associated_data(aad, CIPHERTEXT_METADATA).ok_or((
+            XksErrorKind::UnsupportedOperation,
+            "AAD too long".to_owned(),
+        ))?;
         let mut nonce = [0u8; NONCE_LEN];
         keyplane::crypto::random::fill(&mut nonce).map_err(|e| keys::engine_failure(&e))?;
         let mut ciphertext = vec![0u8; plaintext.len()];
@@ -382,7 +403,10 @@ impl XksProxy {
     fn decrypt(&self, id: &str, body: &[u8]) -> Result<ProxyResponse, Failure> {
         let request: DecryptRequest = parse(body)?;
         if request.encryption_algorithm != api::AES_GCM {
-            return fail(XksErrorKind::Validation, "encryptionAlgorithm must be AES_GCM");
+            return fail(
+                XksErrorKind::Validation,
+                "encryptionAlgorithm must be AES_GCM",
+            );
         }
         let aad = request
             .additional_authenticated_data
@@ -423,8 +447,14 @@ impl XksProxy {
         }
         let associated = gcm_associated_data(aad, metadata).ok_or_else(invalid)?;
         let mut plaintext = zeroize::Zeroizing::new(vec![0u8; request.ciphertext.0.len()]);
-        key.open(&nonce, &associated, &request.ciphertext.0, tag, &mut plaintext)
-            .map_err(|_| invalid())?;
+        key.open(
+            &nonce,
+            &associated,
+            &request.ciphertext.0,
+            tag,
+            &mut plaintext,
+        )
+        .map_err(|_| invalid())?;
         ok(&DecryptResponse {
             plaintext: SecretBase64(plaintext),
         })
@@ -571,14 +601,17 @@ async fn serve_connection(
     });
     match acceptor {
         Some(acceptor) => {
-            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
             else {
                 return;
             };
             let _ = builder.serve_connection(TokioIo::new(tls), service).await;
         }
         None => {
-            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         }
     }
 }
@@ -597,7 +630,9 @@ async fn respond(proxy: Arc<XksProxy>, request: Request<Incoming>) -> Response<F
     let mut headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
         .collect();
     if !headers.iter().any(|(n, _)| n == "host") {
         // HTTP/2: the authority stands for Host (Appendix A, task 1).
