@@ -16,13 +16,11 @@ use keyplane_xks::{KmsCallKind, KmsException, XksClient, XksClientConfig, XksErr
 const ID: &str = "AKIAI2SFODNN7EXAMPLE";
 const SECRET: &str = "FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE";
 
+/// What the scripted proxy received: path, headers, body.
+type Received = (String, Vec<(String, String)>, Vec<u8>);
+
 /// A proxy that answers one request with `response` and hands back what it received.
-fn scripted(
-    response: &'static str,
-) -> (
-    String,
-    mpsc::Receiver<(String, Vec<(String, String)>, Vec<u8>)>,
-) {
+fn scripted(response: &'static str) -> (String, mpsc::Receiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -509,6 +509,14 @@ impl XksShutdown {
 
 /// A TLS handshake must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request's head must arrive within this (HTTP/1.1; counted from the end of the previous
+/// request, so it also closes idle connections); its body within [`BODY_TIMEOUT`].
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Most connections open at once; past it the proxy stops accepting until one closes.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 impl XksProxyServer {
     /// Binds `listen` with `tls` (`TlsMode::Plain` only on a loopback address).
@@ -567,9 +575,24 @@ impl XksProxyServer {
     /// Serves until shut down.
     pub async fn run(self) {
         let mut stop = self.shutdown.subscribe();
-        let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .max_buf_size(MAX_HEADER_BYTES)
+            .header_read_timeout(HEADER_TIMEOUT);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(64)
+            .max_header_list_size(MAX_HEADER_BYTES as u32);
+        let builder = Arc::new(builder);
+        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let mut connections = tokio::task::JoinSet::new();
         loop {
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                break;
+            };
             tokio::select! {
                 _ = stop.changed() => break,
                 accepted = self.listener.accept() => {
@@ -580,6 +603,7 @@ impl XksProxyServer {
                     let acceptor = self.tls.as_ref().map(|(a, _)| a.clone());
                     connections.spawn(async move {
                         serve_connection(stream, acceptor, proxy, builder).await;
+                        drop(permit);
                     });
                 }
             }
@@ -618,12 +642,17 @@ async fn serve_connection(
 
 async fn respond(proxy: Arc<XksProxy>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
+    let body = match tokio::time::timeout(
+        BODY_TIMEOUT,
+        Limited::new(body, MAX_BODY_BYTES).collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) | Err(_) => {
             return to_http(error_response(
                 XksErrorKind::UnsupportedOperation,
-                "the request body is larger than this proxy serves",
+                "the request body is larger than this proxy serves, or did not arrive in time",
             ))
         }
     };
