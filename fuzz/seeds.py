@@ -567,6 +567,42 @@ def request_parse() -> None:
     write("request_parse", "no-target", bytes([255, 0]) + b"{}")
 
 
+def xks_request() -> None:
+    # Selector: bits 0-1 the route (health, metadata, encrypt, decrypt of fuzz-key), bit 2 a path
+    # from the input, bit 3 unsigned, bit 4 GET. Bodies from the XKS proxy API spec's examples.
+    meta = (
+        b'"requestMetadata": {"awsPrincipalArn": "arn:aws:iam::123456789012:user/Alice", '
+        b'"kmsKeyArn": "arn:aws:kms:us-east-2:123456789012:key/k", "kmsOperation": "Encrypt", '
+        b'"kmsRequestId": "4112f4d6-db54-4af4-ae30-c55a22a8dfae", "kmsViaService": "ebs"}'
+    )
+    health = b'{"requestMetadata": {"kmsRequestId": "r", "kmsOperation": "KmsHealthCheck"}}'
+    encrypt = (
+        b"{" + meta + b', "additionalAuthenticatedData": "cHJvamVjdD1uaWxl", '
+        b'"plaintext": "SGVsbG8gV29ybGQh", "encryptionAlgorithm": "AES_GCM", '
+        b'"ciphertextDataIntegrityValueAlgorithm": "SHA_256"}'
+    )
+    decrypt = (
+        b"{" + meta + b', "ciphertext": "ghxkK1txeDNn3q8Y", "ciphertextMetadata": "a3Ax", '
+        b'"encryptionAlgorithm": "AES_GCM", "initializationVector": "HMrlRw85cAJUd5Ax", '
+        b'"authenticationTag": "vBxN2ncH1oEkR8WVXpmyYQ=="}'
+    )
+    write("xks_request", "health", bytes([0]) + health)
+    write("xks_request", "metadata", bytes([1]) + b"{" + meta + b"}")
+    write("xks_request", "encrypt", bytes([2]) + encrypt)
+    write("xks_request", "decrypt", bytes([3]) + decrypt)
+    write("xks_request", "encrypt-bad-base64", bytes([2]) + encrypt.replace(b"SGVs", b"-_-_"))
+    write("xks_request", "decrypt-iv-16", bytes([3]) + decrypt.replace(b"HMrlRw85cAJUd5Ax", b"AAAAAAAAAAAAAAAAAAAAAA=="))
+    write("xks_request", "unsigned", bytes([8 | 1]) + b"{" + meta + b"}")
+    write("xks_request", "get", bytes([16 | 2]) + encrypt)
+    path = b"/fuzz/kms/xks/v1/keys/fuzz-key/encrypt"
+    write("xks_request", "raw-path-encrypt", bytes([4 | 2, len(path)]) + path + encrypt)
+    other = b"/fuzz/kms/xks/v1/keys/../../health"
+    write("xks_request", "raw-path-dots", bytes([4, len(other)]) + other + health)
+    write("xks_request", "ping", bytes([4 | 8 | 16, 5]) + b"/ping")
+    write("xks_request", "not-json", bytes([2]) + b"{\"plaintext\": ")
+    write("xks_request", "empty", b"")
+
+
 def main() -> None:
     ciphertext_parse()
     decrypt()
@@ -578,6 +614,7 @@ def main() -> None:
     store_records()
     sigv4_parse()
     request_parse()
+    xks_request()
 
 
 if __name__ == "__main__":

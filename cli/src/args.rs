@@ -192,6 +192,8 @@ pub enum Command {
     Audit(AuditCommand),
     /// Serve the service's own wire protocol (AWS JSON 1.1, SigV4, TLS) for AWS SDKs and the CLI
     Serve(Box<ServeArgs>),
+    /// Serve the external key store (XKS) proxy API over keyplane keys (see docs/xks.md)
+    XksProxy(Box<XksProxyArgs>),
     /// Measure throughput: workloads swept over threads, batch and message sizes, with baselines
     #[cfg(feature = "bench")]
     Bench(Box<BenchArgs>),
@@ -806,6 +808,47 @@ pub struct ServeArgs {
     /// At shutdown, how many milliseconds requests in flight get to finish
     #[arg(long, value_name = "N", default_value_t = 30_000)]
     pub drain_timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "External key ID is the keyplane key alias/xks/ID names (create it with \
+--create-key ID; disable that key to make the external key DISABLED). Credentials: a JSON file in \
+the service console's XKS proxy configuration format ({\"XksProxyUriPath\": ..., \
+\"XksProxyAuthenticationCredential\": {\"AccessKeyId\": ..., \"RawSecretAccessKey\": ...}}); \
+give --credentials twice while rotating. TLS: as keyplane serve. SIGTERM or SIGINT stops it."
+)]
+pub struct XksProxyArgs {
+    /// Address to listen on (port 0: any free port)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain (leaf first)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A self-signed certificate (made on first start, kept in <data dir>/tls/)
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "plain_http"])]
+    pub tls_self_signed: bool,
+    /// No TLS: only on a loopback listen address, for tests
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub plain_http: bool,
+    /// The optional path prefix: the proxy serves /<PREFIX>/kms/xks/v1
+    #[arg(long, value_name = "PREFIX", default_value = "")]
+    pub uri_path_prefix: String,
+    /// A credentials file (the console's XKS proxy configuration JSON); repeat to accept several
+    #[arg(long = "credentials", value_name = "FILE", required = true)]
+    pub credentials: Vec<PathBuf>,
+    /// Write a new credentials file (mode 0600) where a --credentials file does not exist yet
+    #[arg(long)]
+    pub generate_credentials: bool,
+    /// Create external key ID at startup (repeatable); an existing one is kept
+    #[arg(long = "create-key", value_name = "ID")]
+    pub create_keys: Vec<String>,
+    /// One line per request on standard error (request id, operation, status, time)
+    #[arg(long)]
+    pub log_requests: bool,
 }
 
 #[derive(Debug, Args)]

@@ -75,6 +75,7 @@ fn run(ctx: &Context, command: Command) -> Result<(), Failure> {
         Command::ManagedKey { service } => commands::access::managed_key(ctx, &service),
         Command::Audit(c) => commands::audit::run(ctx, c),
         Command::Serve(a) => commands::serve::run(ctx, *a),
+        Command::XksProxy(a) => commands::xks::run(ctx, *a),
         #[cfg(feature = "bench")]
         Command::Bench(a) => commands::bench::run(ctx, *a),
         Command::Credentials(c) => commands::credentials::run(ctx, c),

@@ -126,9 +126,10 @@ fn every_fuzz_target_has_a_replay() {
         "ffi_abi",
         "envelope_parse",
         // Need keyplane-server: replayed by fuzz/tests/replay.rs (request_parse) and
-        // server/tests/fuzz_replay.rs (sigv4_parse).
+        // server/tests/fuzz_replay.rs (sigv4_parse, xks_request).
         "request_parse",
         "sigv4_parse",
+        "xks_request",
     ];
     for target in files(&fuzz_dir().join("fuzz_targets")) {
         let name = target

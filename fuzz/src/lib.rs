@@ -33,6 +33,8 @@ pub mod sigv4_parse;
 pub mod request_parse;
 #[path = "../targets/store_records.rs"]
 pub mod store_records;
+#[path = "../targets/xks_request.rs"]
+pub mod xks_request;
 
 /// A target's body: runs one input, panicking when a property fails.
 pub type Run = fn(&[u8]);
@@ -50,4 +52,5 @@ pub const TARGETS: &[(&str, Run)] = &[
     ("sigv4_parse", sigv4_parse::run),
     ("request_parse", request_parse::run),
     ("envelope_parse", envelope_parse::run),
+    ("xks_request", xks_request::run),
 ];

@@ -12,6 +12,8 @@
 //!   checked against the service model, model-shaped JSON in and out, the service's errors.
 //! - [`console`]: the web console for key administrators (its own listener, sessions, CSRF,
 //!   server-rendered pages over the same service calls as the API).
+//! - [`xks`]: `keyplane xks-proxy`, the external key store proxy API over keyplane's own keys
+//!   (its own listener; see docs/xks.md).
 //! - [`coalesce`]: concurrent small data-plane requests of one principal joined into the engine's
 //!   batch calls within a short window.
 //!
@@ -28,6 +30,7 @@ pub mod context;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod xks;
 
 pub use context::RequestContext;
 pub use metrics::Metrics;

@@ -13,3 +13,4 @@ pub mod envelope;
 pub mod keys;
 pub mod serve;
 pub mod store;
+pub mod xks;

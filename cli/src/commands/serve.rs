@@ -184,7 +184,7 @@ fn tls_mode(ctx: &Context, args: &ServeArgs) -> Result<TlsMode, Failure> {
 
 /// The store address: `--data-dir` (or `KEYPLANE_HOME`) names a data directory; else
 /// `KEYPLANE_STORE` a full address (`sqlite:PATH`, `memory:`); else `./keyplane-data`.
-fn store_address(ctx: &Context) -> Result<StoreAddress, Failure> {
+pub(crate) fn store_address(ctx: &Context) -> Result<StoreAddress, Failure> {
     let home = std::env::var_os(keyplane_store_address::HOME_VAR).map(std::path::PathBuf::from);
     let from_option = ctx.global.data_dir.is_some() && ctx.global.data_dir != home;
     if !from_option {
@@ -198,7 +198,7 @@ fn store_address(ctx: &Context) -> Result<StoreAddress, Failure> {
     Ok(StoreAddress::data_dir(ctx.data_dir()))
 }
 
-fn internal(message: String) -> Failure {
+pub(crate) fn internal(message: String) -> Failure {
     Failure {
         code: "KMSInternalException".into(),
         message,

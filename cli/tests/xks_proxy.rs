@@ -1,0 +1,263 @@
+//! `keyplane xks-proxy` as a process over a sqlite store: generated credentials (the console's
+//! file format, mode 0600), an external key created at startup, keyplane's XKS client round trip
+//! over TLS with the self-signed CA, SIGTERM (`stopped`), and a restart on the same store that
+//! decrypts the first run's ciphertext (the external key is durable).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use common::{ok, run};
+use serde_json::Value;
+
+use keyplane_xks::api::{CryptoRequestMetadata, HealthRequestMetadata};
+use keyplane_xks::{Credential, TrustAnchors, XksClient, XksClientConfig, XksErrorKind};
+
+struct Proxy {
+    child: Child,
+    lines: BufReader<ChildStdout>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> (Proxy, Vec<Value>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyplane"));
+    command
+        .current_dir(dir)
+        .args(["--json", "--data-dir", "data", "xks-proxy"])
+        .args(args);
+    for (var, _) in std::env::vars() {
+        if var.starts_with("KEYPLANE_") {
+            command.env_remove(var);
+        }
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let mut events = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            lines.read_line(&mut line).unwrap() > 0,
+            "exited before ready: {events:?}"
+        );
+        let event: Value = serde_json::from_str(&line).unwrap();
+        let done = event["event"] == "ready";
+        events.push(event);
+        if done {
+            break;
+        }
+    }
+    (Proxy { child, lines }, events)
+}
+
+fn event<'a>(events: &'a [Value], name: &str) -> &'a Value {
+    events.iter().find(|e| e["event"] == name).unwrap()
+}
+
+fn client_for(dir: &Path, events: &[Value]) -> XksClient {
+    let creds: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("creds.json")).unwrap()).unwrap();
+    let credential = &creds["XksProxyAuthenticationCredential"];
+    let listening = event(events, "listening");
+    XksClient::new(XksClientConfig {
+        trust: TrustAnchors::CaBundle(
+            dir.join(event(events, "tls")["certificate"].as_str().unwrap()),
+        ),
+        timeout: Duration::from_secs(10),
+        ..XksClientConfig::new(
+            listening["endpoint"].as_str().unwrap(),
+            listening["uri_path"].as_str().unwrap(),
+            Credential::new(
+                credential["AccessKeyId"].as_str().unwrap(),
+                credential["RawSecretAccessKey"].as_str().unwrap(),
+            ),
+            "us-east-1",
+        )
+    })
+    .unwrap()
+}
+
+fn metadata(operation: &str) -> CryptoRequestMetadata {
+    CryptoRequestMetadata {
+        aws_principal_arn: "arn:aws:iam::111122223333:user/alice".into(),
+        kms_key_arn: "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+            .into(),
+        kms_operation: operation.into(),
+        kms_request_id: "req-1".into(),
+        ..Default::default()
+    }
+}
+
+fn stop(mut proxy: Proxy) {
+    let status = Command::new("kill")
+        .args(["-TERM", &proxy.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    loop {
+        let mut line = String::new();
+        if proxy.lines.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        rest.push_str(&line);
+    }
+    assert!(rest.contains(r#""event":"stopped""#), "{rest}");
+    assert!(proxy.child.wait().unwrap().success());
+}
+
+#[test]
+fn the_proxy_serves_generated_credentials_and_durable_external_keys_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["--data-dir", "data", "store", "init"], b"");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-self-signed",
+        "--uri-path-prefix",
+        "tenant-a",
+        "--credentials",
+        "creds.json",
+        "--generate-credentials",
+        "--create-key",
+        "ext.key-1",
+    ];
+    let (first, events) = spawn(d, &args);
+    let mode = std::fs::metadata(d.join("creds.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let created = event(&events, "key")["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        event(&events, "listening")["uri_path"],
+        "/tenant-a/kms/xks/v1"
+    );
+    let client = client_for(d, &events);
+    let health = client
+        .health_status(&HealthRequestMetadata {
+            kms_request_id: "r".into(),
+            kms_operation: "CreateCustomKeyStore".into(),
+        })
+        .unwrap();
+    assert_eq!(health.ekm_fleet_details.len(), 1);
+    let sealed = client
+        .encrypt(
+            "ext.key-1",
+            b"a data key",
+            Some(b"aad"),
+            &metadata("Encrypt"),
+        )
+        .unwrap();
+    assert_eq!(
+        client
+            .encrypt("ext.key-2", b"x", None, &metadata("Encrypt"))
+            .unwrap_err()
+            .kind,
+        XksErrorKind::KeyNotFound
+    );
+    stop(first);
+
+    // Again on the same store: the key is kept, not made twice, and opens the first run's data.
+    let (second, events) = spawn(d, &args);
+    assert_eq!(event(&events, "key")["key_id"].as_str().unwrap(), created);
+    let client = client_for(d, &events);
+    let opened = client
+        .decrypt("ext.key-1", &sealed, Some(b"aad"), &metadata("Decrypt"))
+        .unwrap();
+    assert_eq!(opened.expose(), b"a data key");
+    stop(second);
+}
+
+#[test]
+fn the_proxy_refuses_bad_setups_before_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["--data-dir", "data", "store", "init"], b"");
+    // No such credentials file, and not asked to make one.
+    let out = run(
+        d,
+        &[
+            "--data-dir",
+            "data",
+            "xks-proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-self-signed",
+            "--credentials",
+            "none.json",
+        ],
+    );
+    assert!(!out.status.success());
+    // Credentials for another URI path.
+    std::fs::write(
+        d.join("other.json"),
+        r#"{"XksProxyUriPath": "/other/kms/xks/v1", "XksProxyAuthenticationCredential": {"AccessKeyId": "AKIAI2SFODNN7EXAMPLE", "RawSecretAccessKey": "FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE"}}"#,
+    )
+    .unwrap();
+    let out = run(
+        d,
+        &[
+            "--data-dir",
+            "data",
+            "xks-proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-self-signed",
+            "--credentials",
+            "other.json",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/other/kms/xks/v1"));
+    // A secret too short for the spec, and plain HTTP off loopback.
+    std::fs::write(
+        d.join("weak.json"),
+        r#"{"XksProxyUriPath": "/kms/xks/v1", "XksProxyAuthenticationCredential": {"AccessKeyId": "AKIAI2SFODNN7EXAMPLE", "RawSecretAccessKey": "short"}}"#,
+    )
+    .unwrap();
+    for args in [
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-self-signed",
+            "--credentials",
+            "weak.json",
+        ][..],
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--plain-http",
+            "--credentials",
+            "other.json",
+            "--uri-path-prefix",
+            "other",
+        ][..],
+    ] {
+        let mut full = vec!["--data-dir", "data", "xks-proxy"];
+        full.extend_from_slice(args);
+        let out = run(d, &full);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("short\""),
+            "the secret is never quoted"
+        );
+    }
+}
