@@ -126,7 +126,7 @@
  * engine; 200-299 outcomes of the call itself; 1000-1999 the engine's errors, one code per
  * error, by family: 1000 resources, 1100 key state, 1200 cryptographic checks, 1300 names,
  * markers and tags, 1400 quotas, 1500 authorization, 1600 requests, 1700 key policies and
- * grants, 1800 the audit log, 1900 internal failures; 2000-2099 opening a durable store
+ * grants, 1800 the audit log, 1900 internal failures, 1950 custom key stores; 2000-2099 opening a durable store
  * (`kp_engine_new` with `kp_config_set_store`).
  */
 enum kp_status
@@ -329,6 +329,39 @@ enum kp_status
    * built), so no call returns it.
    */
   KP_STATUS_UNKNOWN_ENGINE_ERROR = 1999,
+  /**
+   * No custom key store has the id or name given (CustomKeyStoreNotFoundException).
+   */
+  KP_STATUS_CUSTOM_KEY_STORE_NOT_FOUND = 1950,
+  /**
+   * Another custom key store has the name given (CustomKeyStoreNameInUseException).
+   */
+  KP_STATUS_CUSTOM_KEY_STORE_NAME_IN_USE = 1951,
+  /**
+   * The custom key store's connection state does not allow the call
+   * (CustomKeyStoreInvalidStateException).
+   */
+  KP_STATUS_CUSTOM_KEY_STORE_INVALID_STATE = 1952,
+  /**
+   * The custom key store still holds keys (CustomKeyStoreHasCMKsException).
+   */
+  KP_STATUS_CUSTOM_KEY_STORE_HAS_CMKS = 1953,
+  /**
+   * No configured HSM has the cluster id given (CloudHsmClusterNotFoundException).
+   */
+  KP_STATUS_CLOUD_HSM_CLUSTER_NOT_FOUND = 1954,
+  /**
+   * Another custom key store uses the HSM given (CloudHsmClusterInUseException).
+   */
+  KP_STATUS_CLOUD_HSM_CLUSTER_IN_USE = 1955,
+  /**
+   * The HSM cannot be used as configured (CloudHsmClusterInvalidConfigurationException).
+   */
+  KP_STATUS_CLOUD_HSM_CLUSTER_INVALID_CONFIGURATION = 1956,
+  /**
+   * The trust anchor certificate does not match the HSM (IncorrectTrustAnchorException).
+   */
+  KP_STATUS_INCORRECT_TRUST_ANCHOR = 1957,
   /**
    * The store address is malformed (`sqlite:` with no path, no scheme).
    */

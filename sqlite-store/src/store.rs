@@ -575,12 +575,27 @@ impl KeyStore for SqliteKeyStore {
             keys: records.keys,
             aliases: records.aliases,
             materials: exam.materials,
+            // Custom key store definitions are not persisted here yet (see `commit`).
+            custom_key_stores: Vec::new(),
             generation: row.generation,
         })
     }
 
     fn commit(&self, changes: &[StoreChange<'_>]) -> Result<u64> {
         let db = &self.paths.db;
+        if changes.iter().any(|change| {
+            matches!(
+                change,
+                StoreChange::PutCustomKeyStore { .. } | StoreChange::DeleteCustomKeyStore(_)
+            )
+        }) {
+            // Refused before anything is written: the whole commit is all or nothing.
+            return Err(Error::UnsupportedOperation(
+                "the SQLite store does not keep custom key stores yet; use an in-memory store \
+                 for them"
+                    .into(),
+            ));
+        }
         let mut connected = self.lock()?;
         let row = meta::read(&connected.conn, db)?;
         self.follow_root_rotation(&mut connected, &row)?;
@@ -627,6 +642,11 @@ impl KeyStore for SqliteKeyStore {
                 }
                 StoreChange::DeleteAlias(name) => {
                     records::delete_alias(&tx, keys, &mut digest, name, db)?
+                }
+                StoreChange::PutCustomKeyStore { .. } | StoreChange::DeleteCustomKeyStore(_) => {
+                    return Err(Error::Internal(
+                        "a custom key store change reached the SQLite transaction".into(),
+                    ))
                 }
             }
         }

@@ -270,6 +270,10 @@ fn create_request(args: CreateKeyArgs) -> Result<CreateKeyRequest, Failure> {
         policy,
         bypass_policy_lockout_safety_check: args.bypass_policy_lockout_safety_check,
         multi_region: args.multi_region.then_some(true),
+        // `keyplane key-store` and `--custom-key-store-id` come with custom key stores in the
+        // SQLite store.
+        custom_key_store_id: None,
+        xks_key_id: None,
     })
 }
 

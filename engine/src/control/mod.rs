@@ -5,13 +5,14 @@
 //! changes anything in memory, and then publishes a new key snapshot for the data plane.
 
 mod aliases;
+mod custom_keys;
 mod deletion;
 mod grants;
 pub(crate) mod import;
 mod keys;
 mod managed;
 mod multi_region;
-mod page;
+pub(crate) mod page;
 mod policies;
 mod rotation;
 mod tags;
@@ -50,7 +51,7 @@ use crate::store::{KeyStore, StoreChange};
 
 /// The control plane's working copy of the store.
 pub(crate) struct ControlState {
-    keys: BTreeMap<Uuid, KeyRecord>,
+    pub(crate) keys: BTreeMap<Uuid, KeyRecord>,
     aliases: BTreeMap<String, AliasRecord>,
     /// Each key's material, by version (`[v - 1]`); absent when some version could not be read.
     versions: HashMap<Uuid, Vec<Arc<VersionEntry>>>,
@@ -58,6 +59,10 @@ pub(crate) struct ControlState {
     next_due: Option<Timestamp>,
     /// The store generation this state reflects.
     generation: u64,
+    /// Custom key store definitions, by id.
+    pub(crate) custom_key_stores: BTreeMap<String, crate::custom_key_store::CustomKeyStoreRecord>,
+    /// Each custom key store's secret (PIN, proxy credential secret), by store id.
+    pub(crate) custom_key_store_secrets: HashMap<String, LockedBytes>,
 }
 
 impl ControlState {
@@ -67,6 +72,7 @@ impl ControlState {
         store: &dyn KeyStore,
         previous: Option<&ControlState>,
         policy: LockPolicy,
+        connections: &crate::custom_key_store::runtime::Runtime,
     ) -> Result<Self> {
         let contents = store.load()?;
         let mut materials: HashMap<(Uuid, u32), LockedBytes> = contents
@@ -84,8 +90,28 @@ impl ControlState {
             versions: HashMap::new(),
             next_due: None,
             generation: contents.generation,
+            custom_key_stores: BTreeMap::new(),
+            custom_key_store_secrets: HashMap::new(),
         };
+        for stored in contents.custom_key_stores {
+            let id = stored.record.id.clone();
+            state
+                .custom_key_store_secrets
+                .insert(id.clone(), stored.secret);
+            state.custom_key_stores.insert(id, stored.record);
+        }
         for record in contents.keys {
+            if let Some(placement) = &record.custom_key_store {
+                // Usable only while its store is connected: otherwise no entry, so Unavailable.
+                if let Some(entries) =
+                    external_versions(&record, placement, previous, policy, connections)
+                {
+                    state.versions.insert(record.id, entries);
+                }
+                state.note_due(&record);
+                state.keys.insert(record.id, record);
+                continue;
+            }
             // Versions must be 1, 2, 3, ... in order (the data plane finds version v at v - 1);
             // a record that says otherwise is damaged and its key is Unavailable.
             // Imported material pending rotation is not the data plane's until RotateKeyOnDemand.
@@ -183,6 +209,7 @@ impl Engine {
             self.inner.store.as_ref(),
             Some(state),
             self.inner.config.lock_policy,
+            &self.inner.custom_key_stores,
         )?;
         *state = fresh;
         self.publish_everything(state);
@@ -198,6 +225,7 @@ impl Engine {
             self.inner.store.as_ref(),
             Some(state),
             self.inner.config.lock_policy,
+            &self.inner.custom_key_stores,
         )?;
         *state = fresh;
         self.publish_everything(state);
@@ -219,7 +247,10 @@ impl Engine {
                 StoreChange::DeleteKey(id) => Some(*id),
                 StoreChange::DeleteMaterial { key_id, .. } => Some(*key_id),
                 StoreChange::PutAlias(alias) => Some(alias.target),
-                StoreChange::PutMaterial { .. } | StoreChange::DeleteAlias(_) => None,
+                StoreChange::PutMaterial { .. }
+                | StoreChange::DeleteAlias(_)
+                | StoreChange::PutCustomKeyStore { .. }
+                | StoreChange::DeleteCustomKeyStore(_) => None,
             })
             .collect();
         self.refuse_dry_run_commit()?;
@@ -508,6 +539,54 @@ impl Engine {
             access: Arc::new(self.key_access(record)),
         }
     }
+}
+
+/// The data-plane entries of a key in a custom key store, while its store is connected: kept from
+/// `previous` when they were made with the same connection (so their derived-key caches stay),
+/// made afresh otherwise.
+fn external_versions(
+    record: &KeyRecord,
+    placement: &crate::key::CustomKeyStoreKey,
+    previous: Option<&ControlState>,
+    policy: LockPolicy,
+    connections: &crate::custom_key_store::runtime::Runtime,
+) -> Option<Vec<Arc<VersionEntry>>> {
+    let connection = connections.connection(&placement.store_id)?;
+    record
+        .active_versions()
+        .enumerate()
+        .map(|(index, v)| {
+            if usize::try_from(v.version).ok() != Some(index + 1) {
+                return None;
+            }
+            let kept = previous
+                .and_then(|p| p.versions.get(&record.id))
+                .and_then(|versions| versions.get(index))
+                .filter(|entry| {
+                    entry.version == v.version
+                        && entry.material_id == v.material_id
+                        && entry.external.as_ref().is_some_and(|e| {
+                            Arc::ptr_eq(&e.connection, &connection)
+                                && e.backing_key == placement.backing_key_id
+                        })
+                });
+            match kept {
+                Some(entry) => Some(Arc::clone(entry)),
+                None => VersionEntry::external(
+                    v.version,
+                    v.material_id.clone(),
+                    crate::dataplane::keyring::ExternalKey {
+                        store_id: placement.store_id.clone(),
+                        backing_key: placement.backing_key_id.clone(),
+                        connection: Arc::clone(&connection),
+                    },
+                    policy,
+                )
+                .ok()
+                .map(Arc::new),
+            }
+        })
+        .collect()
 }
 
 /// The dates on which something is due for a key: its deletion, its automatic rotation, the
