@@ -528,6 +528,13 @@ fn spec_of(
         })
 }
 
+impl SqliteKeyStore {
+    /// The lock policy of the store's copies of secrets.
+    pub(crate) fn lock_policy(&self) -> LockPolicy {
+        self.options.lock_policy
+    }
+}
+
 impl KeyStore for SqliteKeyStore {
     fn load(&self) -> Result<StoreContents> {
         let db = &self.paths.db;
@@ -571,31 +578,21 @@ impl KeyStore for SqliteKeyStore {
         let Snapshot {
             row, records, exam, ..
         } = snapshot;
+        drop(connected);
+        // Kept as store secrets (definition and PIN sealed together): read after the snapshot,
+        // so a change in between shows as a newer generation and the engine reloads again.
+        let custom_key_stores = crate::custom_key_stores::load(self)?;
         Ok(StoreContents {
             keys: records.keys,
             aliases: records.aliases,
             materials: exam.materials,
-            // Custom key store definitions are not persisted here yet (see `commit`).
-            custom_key_stores: Vec::new(),
+            custom_key_stores,
             generation: row.generation,
         })
     }
 
     fn commit(&self, changes: &[StoreChange<'_>]) -> Result<u64> {
         let db = &self.paths.db;
-        if changes.iter().any(|change| {
-            matches!(
-                change,
-                StoreChange::PutCustomKeyStore { .. } | StoreChange::DeleteCustomKeyStore(_)
-            )
-        }) {
-            // Refused before anything is written: the whole commit is all or nothing.
-            return Err(Error::UnsupportedOperation(
-                "the SQLite store does not keep custom key stores yet; use an in-memory store \
-                 for them"
-                    .into(),
-            ));
-        }
         let mut connected = self.lock()?;
         let row = meta::read(&connected.conn, db)?;
         self.follow_root_rotation(&mut connected, &row)?;
@@ -643,10 +640,17 @@ impl KeyStore for SqliteKeyStore {
                 StoreChange::DeleteAlias(name) => {
                     records::delete_alias(&tx, keys, &mut digest, name, db)?
                 }
-                StoreChange::PutCustomKeyStore { .. } | StoreChange::DeleteCustomKeyStore(_) => {
-                    return Err(Error::Internal(
-                        "a custom key store change reached the SQLite transaction".into(),
-                    ))
+                StoreChange::PutCustomKeyStore { record, secret } => crate::custom_key_stores::put(
+                    &tx,
+                    keys,
+                    &mut digest,
+                    *root_epoch,
+                    record,
+                    secret,
+                    db,
+                )?,
+                StoreChange::DeleteCustomKeyStore(id) => {
+                    crate::custom_key_stores::delete(&tx, keys, &mut digest, id, db)?
                 }
             }
         }
