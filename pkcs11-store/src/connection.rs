@@ -76,9 +76,8 @@ impl Pkcs11Connection {
             )
         })?;
         let session = ctx.open_rw_session(slot).map_err(connect_failure)?;
-        let mut secret = pin.to_owned();
-        let auth = AuthPin::new(secret.clone().into());
-        secret.zeroize();
+        // A SecretString: zeroed when dropped.
+        let auth = AuthPin::new(pin.to_owned());
         match session.login(UserType::User, Some(&auth)) {
             Ok(()) => {}
             // Another connection of this process already logged the user in: the token's login

@@ -272,7 +272,7 @@ impl Engine {
             // Filled in by `metadata`, which has the store definitions.
             cloud_hsm_cluster_id: None,
             xks_key_configuration: (record.origin == Origin::ExternalKeyStore)
-                .then(|| record.custom_key_store.as_ref())
+                .then_some(record.custom_key_store.as_ref())
                 .flatten()
                 .map(|c| crate::key::XksKeyConfiguration {
                     id: c.backing_key_id.clone(),

@@ -50,7 +50,7 @@ fn invalid_state(id: &str, state: ConnectionState, operation: &str) -> Error {
     ))
 }
 
-fn password<'a>(secret: &'a Option<SecretBytes>) -> Result<Option<&'a str>> {
+fn password(secret: &Option<SecretBytes>) -> Result<Option<&str>> {
     secret
         .as_ref()
         .map(|s| {
