@@ -658,3 +658,32 @@ fn the_data_plane_key_is_hkdf_of_the_tokens_salt_key() {
         .open(parsed.nonce, &aad, parsed.body, parsed.tag, &mut out)
         .is_err());
 }
+
+#[test]
+fn a_deleted_key_takes_its_backing_key_with_it_and_then_the_store_can_go() {
+    let hsm = SoftHsm::new();
+    let clock = Arc::new(keyplane::ManualClock::starting_now());
+    let engine = Engine::builder()
+        .clock(clock.clone())
+        .custom_key_store_backend(CustomKeyStoreType::AwsCloudhsm, Arc::new(hsm.clone()))
+        .build()
+        .unwrap();
+    let (store, key) = connected_key(&engine);
+    let backing = format!("{:016x}", 1);
+    assert!(hsm.has_key(CLUSTER, &backing));
+    engine.schedule_key_deletion(&key, Some(7)).unwrap();
+    assert!(
+        hsm.has_key(CLUSTER, &backing),
+        "kept while pending deletion"
+    );
+    clock.advance_days(8);
+    engine.run_due_tasks().unwrap();
+    assert_eq!(
+        kind(engine.describe_key(&key)),
+        ErrorKind::NotFound,
+        "the key is deleted"
+    );
+    assert!(!hsm.has_key(CLUSTER, &backing), "and so is its backing key");
+    engine.disconnect_custom_key_store(&store).unwrap();
+    engine.delete_custom_key_store(&store).unwrap();
+}

@@ -330,6 +330,10 @@ impl Connection for Pkcs11Connection {
         result
     }
 
+    fn delete_backing_key(&self, backing_key: &str) -> Result<()> {
+        self.destroy_backing_key(backing_key)
+    }
+
     fn random(&self, out: &mut [u8]) -> Result<()> {
         let len = u32::try_from(out.len())
             .map_err(|_| Error::Internal("too many random bytes asked".into()))?;

@@ -31,6 +31,7 @@ const TOKENS: &[&str] = &[
     "gone",
     "pool",
     "durable",
+    "deletion",
 ];
 
 fn module() -> PathBuf {
@@ -428,4 +429,33 @@ fn a_sqlite_store_keeps_the_definition_and_its_pin_sealed_across_a_restart() {
             );
         }
     }
+}
+
+/// ScheduleKeyDeletion's waiting period over, the key is deleted and its token key destroyed.
+#[test]
+fn a_deleted_key_destroys_its_token_key() {
+    let durable = Arc::new(MemoryKeyStore::default());
+    let clock = Arc::new(keyplane::ManualClock::starting_now());
+    let engine = Engine::builder()
+        .store(durable.clone())
+        .clock(clock.clone())
+        .custom_key_store_backend(CustomKeyStoreType::AwsCloudhsm, Arc::new(backend()))
+        .build()
+        .unwrap();
+    let store = create(&engine, "deletion", PIN);
+    engine.connect_custom_key_store(&store).unwrap();
+    let key = hsm_key(&engine, &store);
+    let backing = backing_id(&durable, &key);
+    let admin = backend()
+        .open_connection(&cluster("deletion"), PIN)
+        .unwrap();
+    assert!(admin.key_protection(&backing).is_ok());
+    engine.schedule_key_deletion(&key, Some(7)).unwrap();
+    clock.advance_days(8);
+    engine.run_due_tasks().unwrap();
+    assert_eq!(
+        admin.key_protection(&backing).unwrap_err().kind(),
+        ErrorKind::KeyUnavailable,
+        "the token key is gone"
+    );
 }

@@ -71,6 +71,14 @@ pub trait Connection: Send + Sync + 'static {
     /// A backing key that is gone is an error, never other bytes.
     fn salt_key(&self, backing_key: &str, salt: &[u8; 32]) -> Result<LockedBytes>;
 
+    /// Destroys the backing key of a keyplane key that was deleted (its waiting period over): a
+    /// best effort, as the service's for CloudHSM. The default keeps it: the service never
+    /// deletes the keys of an external key manager.
+    fn delete_backing_key(&self, backing_key: &str) -> Result<()> {
+        let _ = backing_key;
+        Ok(())
+    }
+
     /// Random bytes from the store's own generator (GenerateRandom with CustomKeyStoreId).
     fn random(&self, out: &mut [u8]) -> Result<()>;
 

@@ -89,6 +89,10 @@ impl SoftHsm {
         self.with_token(cluster, |t| t.keys[backing])
     }
 
+    pub fn has_key(&self, cluster: &str, backing: &str) -> bool {
+        self.with_token(cluster, |t| t.keys.contains_key(backing))
+    }
+
     pub fn label(&self, cluster: &str, backing: &str) -> Uuid {
         self.with_token(cluster, |t| t.labels[backing])
     }
@@ -192,6 +196,13 @@ impl Connection for SoftConnection {
             } else {
                 Err(Error::KeyUnavailable("no such key in the token".into()))
             }
+        })
+    }
+
+    fn delete_backing_key(&self, backing_key: &str) -> Result<()> {
+        self.hsm.with_token(&self.cluster, |t| {
+            t.keys.remove(backing_key);
+            Ok(())
         })
     }
 
