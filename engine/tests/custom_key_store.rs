@@ -687,3 +687,32 @@ fn a_deleted_key_takes_its_backing_key_with_it_and_then_the_store_can_go() {
     engine.disconnect_custom_key_store(&store).unwrap();
     engine.delete_custom_key_store(&store).unwrap();
 }
+
+/// Two engines on one store (two processes on one data directory): what one connects,
+/// disconnects or deletes, the other follows at its next control-plane call.
+#[test]
+fn an_engine_follows_the_stores_another_engine_connects_and_disconnects() {
+    let hsm = SoftHsm::new();
+    let shared = Arc::new(MemoryKeyStore::default());
+    let a = engine_on(Arc::clone(&shared), &hsm);
+    let b = engine_on(Arc::clone(&shared), &hsm);
+    let (store, key) = connected_key(&a);
+    let sealed = a
+        .encrypt(&EncryptRequest::new(&key, b"shared"))
+        .unwrap()
+        .ciphertext_blob;
+    assert_eq!(state_of(&b, &store).0, ConnectionState::Connected);
+    assert_eq!(
+        b.decrypt(&DecryptRequest::new(&sealed))
+            .unwrap()
+            .plaintext
+            .expose(),
+        b"shared"
+    );
+    a.disconnect_custom_key_store(&store).unwrap();
+    assert_eq!(state_of(&b, &store).0, ConnectionState::Disconnected);
+    assert_eq!(
+        kind(b.decrypt(&DecryptRequest::new(&sealed))),
+        ErrorKind::KeyUnavailable
+    );
+}

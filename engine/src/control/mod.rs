@@ -216,7 +216,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Reloads from the store if someone else committed since this engine last looked.
+    /// Reloads from the store if someone else committed since this engine last looked, and
+    /// follows the custom key stores another engine connected or disconnected.
     fn reload_if_changed(&self, state: &mut ControlState) -> Result<()> {
         if self.inner.store.generation()? == state.generation {
             return Ok(());
@@ -229,7 +230,7 @@ impl Engine {
         )?;
         *state = fresh;
         self.publish_everything(state);
-        Ok(())
+        self.follow_custom_key_stores(state)
     }
 
     /// Writes `changes` through the store. If the commit's generation shows that another engine

@@ -535,6 +535,39 @@ impl Engine {
         Ok(())
     }
 
+    /// After a reload: connects the stores another engine connected (that this one has not tried
+    /// yet), drops the connections of stores another engine disconnected or deleted.
+    pub(crate) fn follow_custom_key_stores(&self, state: &mut ControlState) -> Result<()> {
+        let runtime = &self.inner.custom_key_stores;
+        let gone: Vec<String> = runtime
+            .lock()?
+            .keys()
+            .filter(|id| !state.custom_key_stores.contains_key(*id))
+            .cloned()
+            .collect();
+        let mut changed = false;
+        for id in gone {
+            changed |= runtime.lock()?.remove(&id).is_some();
+        }
+        let records: Vec<CustomKeyStoreRecord> =
+            state.custom_key_stores.values().cloned().collect();
+        for record in records {
+            let (current, _) = runtime.state(&record.id)?;
+            if record.connect_requested
+                && current == ConnectionState::Disconnected
+                && runtime.backend(record.store_type).is_ok()
+            {
+                self.connect_now(state, &record)?;
+            } else if !record.connect_requested && current != ConnectionState::Disconnected {
+                self.drop_connection(state, &record.id, None)?;
+            }
+        }
+        if changed {
+            self.reload(state)?;
+        }
+        Ok(())
+    }
+
     /// Reconnects, at start, every store whose owner left it connected.
     pub(crate) fn reconnect_custom_key_stores(&self) -> Result<()> {
         let mut state = self.control()?;
