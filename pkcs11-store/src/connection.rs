@@ -9,13 +9,13 @@
 //! token can compute. The engine derives its data-plane key from it with HKDF and caches that per
 //! salt, so the token is called once per salt, not per request.
 
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use cryptoki::context::Pkcs11;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use cryptoki::slot::Slot;
+use cryptoki::slot::{Limit, Slot};
 use cryptoki::types::AuthPin;
 use keyplane::custom_key_store::{BackingKeyId, ConnectFailure, Connection, ConnectionErrorCode};
 use keyplane::locked_memory::LockedBytes;
@@ -35,6 +35,9 @@ pub struct Pkcs11Connection {
     slot: Slot,
     /// Idle sessions; a call takes one (or opens one, up to `max_sessions`) and gives it back.
     idle: Mutex<Vec<Session>>,
+    /// Signalled when a session is given back or closed.
+    available: Condvar,
+    /// Sessions open (idle or in use); locked only while `idle` is.
     open: Mutex<usize>,
     max_sessions: usize,
     label: String,
@@ -65,11 +68,11 @@ impl Pkcs11Connection {
         for slot in slots {
             let info = ctx.get_token_info(slot).map_err(connect_failure)?;
             if info.label().trim_end() == cluster.token_label {
-                found = Some(slot);
+                found = Some((slot, info.max_rw_session_count()));
                 break;
             }
         }
-        let slot = found.ok_or_else(|| {
+        let (slot, token_limit) = found.ok_or_else(|| {
             failure(
                 ConnectionErrorCode::ClusterNotFound,
                 format!("no token labelled '{}' is present", cluster.token_label),
@@ -88,104 +91,88 @@ impl Pkcs11Connection {
             )) => {}
             Err(e) => return Err(connect_failure(e)),
         }
-        let max_sessions = match cluster.max_sessions {
+        let wanted = match cluster.max_sessions {
             0 => std::thread::available_parallelism().map_or(4, |n| n.get()),
             n => n,
+        };
+        // No more read/write sessions than the token says it allows.
+        let max_sessions = match token_limit {
+            Limit::Max(max) => wanted.min(usize::try_from(max).unwrap_or(usize::MAX).max(1)),
+            Limit::Unavailable | Limit::Infinite => wanted,
         };
         Ok(Pkcs11Connection {
             ctx,
             slot,
             idle: Mutex::new(vec![session]),
+            available: Condvar::new(),
             open: Mutex::new(1),
             max_sessions,
             label: cluster.token_label.clone(),
         })
     }
 
-    /// Runs `f` on a pooled session. A session whose call failed is closed, not pooled again.
+    fn poisoned() -> Error {
+        Error::Internal("session pool lock poisoned".into())
+    }
+
+    /// Runs `f` on a pooled session: an idle one, or a new one while fewer than `max_sessions`
+    /// are open, or else the next one given back (waiting, not spinning). A session whose call
+    /// failed is closed, not pooled again.
     fn with_session<T>(
         &self,
         what: &str,
         f: impl FnOnce(&Session) -> cryptoki::error::Result<T>,
     ) -> Result<T> {
-        let taken = self
-            .idle
-            .lock()
-            .map_err(|_| Error::Internal("session pool lock poisoned".into()))?
-            .pop();
-        let session = match taken {
-            Some(session) => session,
-            None => {
-                let mut open = self
-                    .open
-                    .lock()
-                    .map_err(|_| Error::Internal("session pool lock poisoned".into()))?;
-                if *open >= self.max_sessions {
-                    drop(open);
-                    // Every session is busy: wait for one rather than exceed what the token allows.
-                    return self.wait_for_session(what, f);
+        let taken = {
+            let mut idle = self.idle.lock().map_err(|_| Self::poisoned())?;
+            loop {
+                if let Some(session) = idle.pop() {
+                    break Some(session);
                 }
-                let session = self
-                    .ctx
-                    .open_rw_session(self.slot)
-                    .map_err(|e| call_failure("open a session", e))?;
-                *open += 1;
-                session
+                let mut open = self.open.lock().map_err(|_| Self::poisoned())?;
+                if *open < self.max_sessions {
+                    *open += 1;
+                    break None;
+                }
+                drop(open);
+                idle = self.available.wait(idle).map_err(|_| Self::poisoned())?;
             }
         };
-        self.run(session, what, f)
-    }
-
-    fn wait_for_session<T>(
-        &self,
-        what: &str,
-        f: impl FnOnce(&Session) -> cryptoki::error::Result<T>,
-    ) -> Result<T> {
-        loop {
-            std::thread::yield_now();
-            let taken = self
-                .idle
-                .lock()
-                .map_err(|_| Error::Internal("session pool lock poisoned".into()))?
-                .pop();
-            if let Some(session) = taken {
-                return self.run(session, what, f);
-            }
-            if *self
-                .open
-                .lock()
-                .map_err(|_| Error::Internal("session pool lock poisoned".into()))?
-                == 0
-            {
-                return Err(Error::KeyUnavailable(format!(
-                    "the HSM could not {what}: no session is left"
-                )));
-            }
-        }
-    }
-
-    fn run<T>(
-        &self,
-        session: Session,
-        what: &str,
-        f: impl FnOnce(&Session) -> cryptoki::error::Result<T>,
-    ) -> Result<T> {
+        let session = match taken {
+            Some(session) => session,
+            None => match self.ctx.open_rw_session(self.slot) {
+                Ok(session) => session,
+                Err(e) => {
+                    self.forget_one();
+                    return Err(call_failure("open a session", e));
+                }
+            },
+        };
         match f(&session) {
             Ok(value) => {
                 if let Ok(mut idle) = self.idle.lock() {
                     idle.push(session);
                 }
+                self.available.notify_one();
                 Ok(value)
             }
             Err(e) => {
                 // The session may be dead (token gone): close it rather than hand it out again.
                 drop(session);
-                if let Ok(mut open) = self.open.lock() {
-                    *open = open.saturating_sub(1);
-                }
+                self.forget_one();
                 Err(call_failure(what, e))
             }
         }
+    }
+
+    /// One session fewer is open (closed, or never opened): a waiter may open one.
+    fn forget_one(&self) {
+        if let Ok(_idle) = self.idle.lock() {
+            if let Ok(mut open) = self.open.lock() {
+                *open = open.saturating_sub(1);
+            }
+        }
+        self.available.notify_one();
     }
 
     /// The object handle of backing key `backing_key` (hex CKA_ID).
@@ -245,6 +232,12 @@ impl Pkcs11Connection {
     /// Sessions opened so far (at most the pool's size).
     pub fn open_sessions(&self) -> usize {
         self.open.lock().map_or(0, |n| *n)
+    }
+
+    /// The most sessions the pool opens: one per core (or as configured), within the token's
+    /// limit on read/write sessions.
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions
     }
 }
 

@@ -371,6 +371,24 @@ fn batches_use_a_pool_of_sessions() {
     for opened in engine.decrypt_batch(&opens) {
         assert_eq!(opened.unwrap().expose(), plaintext);
     }
+    // A pool of its own, driven from 4 threads at once: it grows past one session, never past
+    // its size, and every call gets its answer.
+    let pool = Arc::new(backend().open_connection(&cluster("pool"), PIN).unwrap());
+    assert!(pool.max_sessions() >= 1);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let pool = Arc::clone(&pool);
+            scope.spawn(move || {
+                use keyplane::custom_key_store::Connection;
+                let mut out = [0u8; 32];
+                for _ in 0..200 {
+                    pool.random(&mut out).unwrap();
+                    assert!(pool.open_sessions() <= pool.max_sessions());
+                }
+            });
+        }
+    });
+    assert!(pool.open_sessions() >= 1 && pool.open_sessions() <= pool.max_sessions());
 }
 
 /// The durable store keeps the definition and the PIN (sealed under its root key): a new engine
