@@ -126,7 +126,7 @@
  * engine; 200-299 outcomes of the call itself; 1000-1999 the engine's errors, one code per
  * error, by family: 1000 resources, 1100 key state, 1200 cryptographic checks, 1300 names,
  * markers and tags, 1400 quotas, 1500 authorization, 1600 requests, 1700 key policies and
- * grants, 1800 the audit log, 1900 internal failures; 2000-2099 opening a durable store
+ * grants, 1800 the audit log, 1900 internal failures, 1950 custom key stores; 2000-2099 opening a durable store
  * (`kp_engine_new` with `kp_config_set_store`).
  */
 enum kp_status
@@ -329,6 +329,39 @@ enum kp_status
    * built), so no call returns it.
    */
   KP_STATUS_UNKNOWN_ENGINE_ERROR = 1999,
+  /**
+   * No custom key store has the id or name given (CustomKeyStoreNotFoundException).
+   */
+  KP_STATUS_CUSTOM_KEY_STORE_NOT_FOUND = 1950,
+  /**
+   * Another custom key store has the name given (CustomKeyStoreNameInUseException).
+   */
+  KP_STATUS_CUSTOM_KEY_STORE_NAME_IN_USE = 1951,
+  /**
+   * The custom key store's connection state does not allow the call
+   * (CustomKeyStoreInvalidStateException).
+   */
+  KP_STATUS_CUSTOM_KEY_STORE_INVALID_STATE = 1952,
+  /**
+   * The custom key store still holds keys (CustomKeyStoreHasCMKsException).
+   */
+  KP_STATUS_CUSTOM_KEY_STORE_HAS_CMKS = 1953,
+  /**
+   * No configured HSM has the cluster id given (CloudHsmClusterNotFoundException).
+   */
+  KP_STATUS_CLOUD_HSM_CLUSTER_NOT_FOUND = 1954,
+  /**
+   * Another custom key store uses the HSM given (CloudHsmClusterInUseException).
+   */
+  KP_STATUS_CLOUD_HSM_CLUSTER_IN_USE = 1955,
+  /**
+   * The HSM cannot be used as configured (CloudHsmClusterInvalidConfigurationException).
+   */
+  KP_STATUS_CLOUD_HSM_CLUSTER_INVALID_CONFIGURATION = 1956,
+  /**
+   * The trust anchor certificate does not match the HSM (IncorrectTrustAnchorException).
+   */
+  KP_STATUS_INCORRECT_TRUST_ANCHOR = 1957,
   /**
    * The store address is malformed (`sqlite:` with no path, no scheme).
    */
@@ -699,6 +732,22 @@ enum kp_field
    * String: CURRENT, NON_CURRENT or PENDING_ROTATION (rotation entries of EXTERNAL keys).
    */
   KP_FIELD_KEY_MATERIAL_STATE = 130,
+  /**
+   * String: a custom key store's id (`cks-` and 17 hex digits).
+   */
+  KP_FIELD_CUSTOM_KEY_STORE_ID = 140,
+  /**
+   * String: a custom key store's ConnectionState (CONNECTED, DISCONNECTED, FAILED, ...).
+   */
+  KP_FIELD_CONNECTION_STATE = 141,
+  /**
+   * String: a FAILED custom key store's ConnectionErrorCode (INVALID_CREDENTIALS, ...).
+   */
+  KP_FIELD_CONNECTION_ERROR_CODE = 142,
+  /**
+   * String: the configured HSM (PKCS#11 token) of an AWS_CLOUDHSM custom key store or key.
+   */
+  KP_FIELD_CLOUD_HSM_CLUSTER_ID = 143,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -2429,6 +2478,130 @@ kp_status kp_update_primary_region(const struct kp_engine *engine,
                                    const char *primary_region);
 
 /**
+ * CreateCustomKeyStore of type AWS_CLOUDHSM: a store on the PKCS#11 token configured as
+ * `cloud_hsm_cluster_id`, with the token's user PIN as its password (`password_len` bytes, copied
+ * into locked memory and sealed in the key store; never returned). `*out` is a record with
+ * CUSTOM_KEY_STORE_ID. The store starts DISCONNECTED.
+ *
+ * Ownership: strings and the password are copied; on success `*out` is a new record the caller
+ * frees with `kp_record_free`. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; the strings are NUL-terminated; `password` points to `password_len`
+ * readable bytes; `out` points to writable storage for a pointer.
+ */
+kp_status kp_create_custom_key_store(const struct kp_engine *engine,
+                                     const char *name,
+                                     const char *cloud_hsm_cluster_id,
+                                     const char *trust_anchor_certificate,
+                                     const uint8_t *password,
+                                     size_t password_len,
+                                     struct kp_record **out);
+
+/**
+ * ConnectCustomKeyStore. Succeeds whether or not the connection does, as the service's: the
+ * outcome is the store's CONNECTION_STATE (and CONNECTION_ERROR_CODE) in
+ * `kp_describe_custom_key_stores`.
+ *
+ * Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `custom_key_store_id` is NUL-terminated.
+ */
+kp_status kp_connect_custom_key_store(const struct kp_engine *engine,
+                                      const char *custom_key_store_id);
+
+/**
+ * DisconnectCustomKeyStore: its keys are unavailable until it connects again.
+ *
+ * Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `custom_key_store_id` is NUL-terminated.
+ */
+kp_status kp_disconnect_custom_key_store(const struct kp_engine *engine,
+                                         const char *custom_key_store_id);
+
+/**
+ * DeleteCustomKeyStore: a DISCONNECTED store with no keys left.
+ *
+ * Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `custom_key_store_id` is NUL-terminated.
+ */
+kp_status kp_delete_custom_key_store(const struct kp_engine *engine,
+                                     const char *custom_key_store_id);
+
+/**
+ * UpdateCustomKeyStore: a new name (NULL: unchanged), password (NULL and 0: unchanged) or
+ * configured token (NULL: unchanged); all but the name only while DISCONNECTED.
+ *
+ * Ownership: everything is copied. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; the strings are NULL or NUL-terminated; `password` is NULL with
+ * `password_len` 0, or points to `password_len` readable bytes.
+ */
+kp_status kp_update_custom_key_store(const struct kp_engine *engine,
+                                     const char *custom_key_store_id,
+                                     const char *new_name,
+                                     const uint8_t *password,
+                                     size_t password_len,
+                                     const char *cloud_hsm_cluster_id);
+
+/**
+ * DescribeCustomKeyStores: one page of stores in id order (one store when `custom_key_store_id`
+ * or `name` is given, not both); `limit` 1 to 1000 (0: 100); `marker` NULL for the first page.
+ * Records have CUSTOM_KEY_STORE_ID, CONNECTION_STATE, CONNECTION_ERROR_CODE (FAILED only),
+ * CLOUD_HSM_CLUSTER_ID and JSON (the service's CustomKeyStoresListEntry; never the password).
+ *
+ * Ownership: on success `*out` is a new page the caller frees with `kp_page_free`. Thread
+ * safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; the strings are NULL or NUL-terminated; `out` points to writable
+ * storage for a pointer.
+ */
+kp_status kp_describe_custom_key_stores(const struct kp_engine *engine,
+                                        const char *custom_key_store_id,
+                                        const char *name,
+                                        uint32_t limit,
+                                        const char *marker,
+                                        struct kp_page **out);
+
+/**
+ * CreateKey in a custom key store: as `kp_create_key`, with `options->origin` "AWS_CLOUDHSM"
+ * and the key in store `custom_key_store_id` (which must be CONNECTED). The record also has
+ * CUSTOM_KEY_STORE_ID and CLOUD_HSM_CLUSTER_ID.
+ *
+ * Ownership: as `kp_create_key`. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * As `kp_create_key`; `custom_key_store_id` is NUL-terminated.
+ */
+kp_status kp_create_key_in_custom_key_store(const struct kp_engine *engine,
+                                            const struct kp_create_key_options *options,
+                                            const char *custom_key_store_id,
+                                            struct kp_record **out);
+
+/**
+ * GenerateRandom from a custom key store's HSM: `number_of_bytes` (1 to 1024) into `out`
+ * (`capacity` at least that). The store must be CONNECTED.
+ *
+ * Ownership: `out` stays the caller's. Thread safety: thread-safe on a shared engine.
+ *
+ * # Safety
+ * `engine` is a live handle; `custom_key_store_id` is NUL-terminated; `out` points to
+ * `capacity` writable bytes.
+ */
+kp_status kp_generate_random_from_custom_key_store(const struct kp_engine *engine,
+                                                   const char *custom_key_store_id,
+                                                   size_t number_of_bytes,
+                                                   uint8_t *out,
+                                                   size_t capacity);
+
+/**
  * Encrypt: encrypts `request->plaintext` under `request->key_id` into `ciphertext`, which must
  * have room for `kp_ciphertext_len(request->plaintext_len)` bytes (exactly that many are
  * written, and their number stored in `*ciphertext_len`). With an RSA key and an RSAES_OAEP
@@ -3184,6 +3357,21 @@ kp_status kp_config_new(struct kp_config **out);
  * `config` is NULL or a handle from `kp_config_new` not freed before.
  */
 void kp_config_free(struct kp_config *config);
+
+/**
+ * Configures a PKCS#11 token for HSM key stores (custom key stores of type AWS_CLOUDHSM):
+ * `cloud_hsm_cluster_id` (the model's pattern, `cluster-` and 11 to 16 letters) names token
+ * `token_label` of the PKCS#11 module at `module_path`; `kp_create_custom_key_store` names it.
+ *
+ * Ownership: the strings are copied. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle; the strings are NUL-terminated.
+ */
+kp_status kp_config_add_pkcs11_token(struct kp_config *config,
+                                     const char *cloud_hsm_cluster_id,
+                                     const char *module_path,
+                                     const char *token_label);
 
 /**
  * Sets the region that key ARNs carry (checked by `kp_engine_new`).

@@ -92,6 +92,17 @@ pub struct GlobalArgs {
     /// to a multi-Region key's shared properties are written there too
     #[arg(long = "region-store", global = true, value_name = "REGION=ADDRESS")]
     pub region_stores: Vec<String>,
+    /// A PKCS#11 token for HSM key stores: CLUSTER_ID=MODULE:TOKEN_LABEL (repeatable), e.g.
+    /// cluster-softhsmtoken=/usr/lib/softhsm/libsofthsm2.so:keyplane. `key-store create
+    /// --cloud-hsm-cluster-id CLUSTER_ID` names it
+    #[arg(
+        long = "pkcs11-token",
+        global = true,
+        env = "KEYPLANE_PKCS11_TOKENS",
+        value_delimiter = ',',
+        value_name = "CLUSTER=MODULE:LABEL"
+    )]
+    pub pkcs11_tokens: Vec<String>,
     /// Account id in key ARNs
     #[arg(
         long,
@@ -138,6 +149,9 @@ pub enum Command {
     /// Create, describe and manage keys
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Custom key stores: keys held in an HSM through PKCS#11 (see --pkcs11-token)
+    #[command(subcommand)]
+    KeyStore(KeyStoreCommand),
     /// Create, repoint, delete and list aliases
     #[command(subcommand)]
     Alias(AliasCommand),
@@ -200,6 +214,79 @@ pub enum Command {
     /// Access keys that sign requests to `keyplane serve` (SigV4), sealed in the store
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyStoreCommand {
+    /// CreateCustomKeyStore (type AWS_CLOUDHSM: a PKCS#11 token named by --pkcs11-token)
+    Create(CreateKeyStoreArgs),
+    /// ConnectCustomKeyStore
+    Connect {
+        /// The custom key store id (cks-...)
+        id: String,
+    },
+    /// DisconnectCustomKeyStore
+    Disconnect {
+        /// The custom key store id (cks-...)
+        id: String,
+    },
+    /// DeleteCustomKeyStore (disconnected, and holding no keys)
+    Delete {
+        /// The custom key store id (cks-...)
+        id: String,
+    },
+    /// UpdateCustomKeyStore (disconnected; a new name also while connected)
+    Update(UpdateKeyStoreArgs),
+    /// DescribeCustomKeyStores
+    List {
+        /// Only this store
+        #[arg(long)]
+        id: Option<String>,
+        /// Only the store of this name
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        page: ListArgs,
+    },
+}
+
+/// Where a key store password (the token's user PIN) comes from: never the command line.
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    /// Read the password (the token's user PIN) from this file (first line)
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Read the password (the token's user PIN) from this environment variable
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateKeyStoreArgs {
+    /// The store's name, unique in the account
+    #[arg(long)]
+    pub name: String,
+    /// The configured token (a --pkcs11-token CLUSTER)
+    #[arg(long, value_name = "CLUSTER")]
+    pub cloud_hsm_cluster_id: String,
+    /// The HSM's trust anchor certificate (PEM file)
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchor_certificate: PathBuf,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateKeyStoreArgs {
+    /// The custom key store id (cks-...)
+    pub id: String,
+    #[arg(long)]
+    pub new_name: Option<String>,
+    /// Another configured token (a --pkcs11-token CLUSTER)
+    #[arg(long, value_name = "CLUSTER")]
+    pub cloud_hsm_cluster_id: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -426,9 +513,12 @@ pub struct CreateKeyArgs {
     /// Key usage [default: the spec's first]
     #[arg(long)]
     pub key_usage: Option<String>,
-    /// AWS_KMS (default) or EXTERNAL
+    /// AWS_KMS (default), EXTERNAL, or AWS_CLOUDHSM (with --custom-key-store-id)
     #[arg(long)]
     pub origin: Option<String>,
+    /// Create the key in this custom key store (cks-...; with --origin AWS_CLOUDHSM)
+    #[arg(long, value_name = "ID")]
+    pub custom_key_store_id: Option<String>,
     /// A tag, KEY=VALUE (repeatable)
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     pub tags: Vec<String>,
@@ -683,6 +773,9 @@ pub struct GenerateRandomArgs {
     /// 1-1024
     #[arg(long)]
     pub number_of_bytes: usize,
+    /// Draw them from this custom key store's HSM (cks-...)
+    #[arg(long, value_name = "ID")]
+    pub custom_key_store_id: Option<String>,
     /// Write the bytes here, raw (absent: base64 on standard output)
     #[arg(long = "out", value_name = "FILE")]
     pub output: Option<PathBuf>,

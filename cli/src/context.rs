@@ -155,6 +155,30 @@ impl Context {
         Ok(builder)
     }
 
+    /// `builder` with the PKCS#11 backend of the tokens `--pkcs11-token` names, if any.
+    pub fn with_pkcs11_tokens(&self, builder: EngineBuilder) -> Result<EngineBuilder, Failure> {
+        if self.global.pkcs11_tokens.is_empty() {
+            return Ok(builder);
+        }
+        let mut config = keyplane_pkcs11::Pkcs11Config::default();
+        for text in &self.global.pkcs11_tokens {
+            let parsed = text
+                .split_once('=')
+                .and_then(|(cluster, rest)| rest.split_once(':').map(|(m, l)| (cluster, m, l)))
+                .filter(|(c, m, l)| !c.is_empty() && !m.is_empty() && !l.is_empty());
+            let Some((cluster, module, label)) = parsed else {
+                return Err(Failure::usage(format!(
+                    "--pkcs11-token takes CLUSTER_ID=MODULE:TOKEN_LABEL, not '{text}'"
+                )));
+            };
+            config = config.with_token(cluster, module, label);
+        }
+        Ok(builder.custom_key_store_backend(
+            keyplane::CustomKeyStoreType::AwsCloudhsm,
+            Arc::new(keyplane_pkcs11::Pkcs11Backend::new(config)),
+        ))
+    }
+
     /// The engine on `store`, as the chosen principal, audited unless `--no-audit`.
     pub fn engine_on(&self, store: Arc<SqliteKeyStore>) -> Result<CliEngine, Failure> {
         let caller = self.caller()?;
@@ -163,6 +187,7 @@ impl Context {
             .account_id(&self.global.account_id)
             .lock_policy(self.lock_policy());
         let builder = self.with_region_stores(builder)?;
+        let builder = self.with_pkcs11_tokens(builder)?;
         let engine = Opened::from_store(store, self.audit_options()).engine(builder)?;
         Ok(match caller {
             Some(caller) => engine.map_engine(|root| root.for_caller(caller)),

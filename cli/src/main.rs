@@ -48,6 +48,7 @@ fn main() -> ExitCode {
 fn run(ctx: &Context, command: Command) -> Result<(), Failure> {
     match command {
         Command::Key(c) => commands::keys::run(ctx, c),
+        Command::KeyStore(c) => commands::key_stores::run(ctx, c),
         Command::Alias(c) => commands::aliases::run_alias(ctx, c),
         Command::Tag(c) => commands::aliases::run_tag(ctx, c),
         Command::Encrypt(a) => commands::crypto::encrypt(ctx, a),

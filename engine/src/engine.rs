@@ -66,9 +66,24 @@ pub struct EngineBuilder {
     store: Option<Arc<dyn KeyStore>>,
     region_stores: std::collections::BTreeMap<String, Arc<dyn KeyStore>>,
     clock: Option<Arc<dyn Clock>>,
+    custom_key_store_backends: std::collections::BTreeMap<
+        crate::custom_key_store::CustomKeyStoreType,
+        Arc<dyn crate::custom_key_store::CustomKeyStoreBackend>,
+    >,
 }
 
 impl EngineBuilder {
+    /// The adapter that backs custom key stores of `kind` (`keyplane_pkcs11` for AWS_CLOUDHSM).
+    /// Without one, CreateCustomKeyStore of that kind is UnsupportedOperationException. At build,
+    /// every store of that kind left connected is connected again.
+    pub fn custom_key_store_backend(
+        mut self,
+        kind: crate::custom_key_store::CustomKeyStoreType,
+        backend: Arc<dyn crate::custom_key_store::CustomKeyStoreBackend>,
+    ) -> Self {
+        self.custom_key_store_backends.insert(kind, backend);
+        self
+    }
     /// Region in key ARNs (default `us-east-1`).
     pub fn region(mut self, region: &str) -> Self {
         self.config.region = region.into();
@@ -188,7 +203,10 @@ impl EngineBuilder {
                 )));
             }
         }
-        let state = ControlState::load(store.as_ref(), None, config.lock_policy)?;
+        let custom_key_stores =
+            crate::custom_key_store::runtime::Runtime::new(self.custom_key_store_backends);
+        let state =
+            ControlState::load(store.as_ref(), None, config.lock_policy, &custom_key_stores)?;
         let root = Caller::account_root(&config.account_id)?;
         let audit = match self.audit {
             Some((mut audit_config, signing_key)) => {
@@ -215,6 +233,7 @@ impl EngineBuilder {
             control: Mutex::new(state),
             store,
             region_stores: self.region_stores,
+            custom_key_stores,
             clock,
             scope,
             config,
@@ -229,6 +248,7 @@ impl EngineBuilder {
             let state = engine.control()?;
             engine.publish_everything(&state);
         }
+        engine.reconnect_custom_key_stores()?;
         if let Some(every) = engine.inner.config.scheduler_interval {
             let scheduler = start_scheduler(Arc::downgrade(&engine.inner), every)?;
             // Set once, here, before any other handle exists.
@@ -257,6 +277,8 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn KeyStore>,
     /// The stores of the other Regions, by Region.
     pub(crate) region_stores: std::collections::BTreeMap<String, Arc<dyn KeyStore>>,
+    /// Custom key store backends and live connections.
+    pub(crate) custom_key_stores: crate::custom_key_store::runtime::Runtime,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) scope: ArnScope,
     pub(crate) config: EngineConfig,
@@ -359,6 +381,7 @@ impl Engine {
             store: None,
             region_stores: std::collections::BTreeMap::new(),
             clock: None,
+            custom_key_store_backends: std::collections::BTreeMap::new(),
         }
     }
 

@@ -135,6 +135,23 @@ errors! {
     Validation => "ValidationException",
     /// The operation or key spec is modelled but not supported by this build yet.
     UnsupportedOperation => "UnsupportedOperationException",
+    /// No custom key store has the id or name given.
+    CustomKeyStoreNotFound => "CustomKeyStoreNotFoundException",
+    /// Another custom key store of the account has the name given.
+    CustomKeyStoreNameInUse => "CustomKeyStoreNameInUseException",
+    /// The custom key store's connection state does not allow the operation (or it is not
+    /// connected, for a key in it).
+    CustomKeyStoreInvalidState => "CustomKeyStoreInvalidStateException",
+    /// The custom key store still holds keys, so it cannot be deleted.
+    CustomKeyStoreHasCmks => "CustomKeyStoreHasCMKsException",
+    /// No configured HSM (PKCS#11 module and token) has the `CloudHsmClusterId` given.
+    CloudHsmClusterNotFound => "CloudHsmClusterNotFoundException",
+    /// Another custom key store already uses the HSM (`CloudHsmClusterId`) given.
+    CloudHsmClusterInUse => "CloudHsmClusterInUseException",
+    /// The HSM cannot be used as configured (its token or module is missing or refuses us).
+    CloudHsmClusterInvalidConfiguration => "CloudHsmClusterInvalidConfigurationException",
+    /// The trust anchor certificate does not match the HSM, or cannot be checked.
+    IncorrectTrustAnchor => "IncorrectTrustAnchorException",
     /// A dry run ([`crate::Engine::dry_run`]) whose real call would have succeeded.
     DryRunOperation => "DryRunOperationException",
     /// The audit log cannot record requests, so requests are refused (fail closed).

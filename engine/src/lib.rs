@@ -27,6 +27,7 @@ pub mod clock;
 pub mod context;
 pub mod control;
 pub mod crypto;
+pub mod custom_key_store;
 pub mod dataplane;
 mod engine;
 pub mod envelope;
@@ -52,6 +53,10 @@ pub use control::{
     INTEGRATED_SERVICES,
 };
 pub use crypto::fips_mode;
+pub use custom_key_store::{
+    ConnectionErrorCode, ConnectionState, CreateCustomKeyStoreRequest, CustomKeyStoreType,
+    CustomKeyStoresListEntry, UpdateCustomKeyStoreRequest,
+};
 pub use dataplane::{
     DecryptRequest, DecryptResponse, DeriveSharedSecretRequest, DeriveSharedSecretResponse,
     EncryptRequest, EncryptResponse, GenerateDataKeyPairRequest, GenerateDataKeyPairResponse,

@@ -403,6 +403,7 @@ impl KeyStore for KnownStore {
             keys: self.keys.clone(),
             aliases: Vec::new(),
             materials,
+            custom_key_stores: Vec::new(),
             generation: self.generation.load(Ordering::SeqCst),
         })
     }
@@ -449,6 +450,7 @@ fn record(id: uuid::Uuid, spec: KeySpec, usage: KeyUsage) -> KeyRecord {
         policy: keyplane::policy::default_policy("111122223333"),
         grants: Vec::new(),
         multi_region: None,
+        custom_key_store: None,
     }
 }
 

@@ -306,18 +306,28 @@ fn symmetric_key_with_a_non_encryption_usage_is_a_validation_error() {
 }
 
 #[test]
-fn unsupported_origins_and_oversized_fields_are_refused() {
+fn custom_key_store_origins_without_their_store_and_oversized_fields_are_refused() {
     let engine = Engine::in_memory().unwrap();
+    // Keys of these origins live in a custom key store (engine/tests/custom_key_store.rs): the
+    // request must name one, and one that exists.
     for origin in [Origin::AwsCloudhsm, Origin::ExternalKeyStore] {
         assert_eq!(
             code(engine.create_key(CreateKeyRequest {
                 origin: Some(origin),
                 ..Default::default()
             })),
-            "UnsupportedOperationException",
+            "ValidationException",
             "{origin}"
         );
     }
+    assert_eq!(
+        code(engine.create_key(CreateKeyRequest {
+            origin: Some(Origin::AwsCloudhsm),
+            custom_key_store_id: Some("cks-1234567890abcdef0".into()),
+            ..Default::default()
+        })),
+        "CustomKeyStoreNotFoundException"
+    );
     // (Multi-Region keys are supported: engine/tests/multi_region.rs.)
     assert_eq!(
         code(engine.create_key(CreateKeyRequest {

@@ -2621,3 +2621,125 @@ fn shared_parsed_policies_do_not_carry_access_between_keys() {
         seal(&engine, key, b"still allowed", None);
     }
 }
+
+// ---- custom key stores ------------------------------------------------------------------------
+
+#[path = "support/soft_hsm.rs"]
+mod soft_hsm;
+
+mod custom_key_stores {
+    use super::soft_hsm::{SoftHsm, ANCHOR, CLUSTER, OTHER_CLUSTER, PIN};
+    use super::*;
+    use keyplane::custom_key_store::CustomKeyStoreType;
+    use keyplane::store::{KeyStore, MemoryKeyStore, StoreChange};
+    use keyplane::{CreateCustomKeyStoreRequest, Origin, SecretBytes};
+
+    fn engine_on(store: Arc<MemoryKeyStore>, hsm: &SoftHsm) -> Engine {
+        Engine::builder()
+            .store(store)
+            .custom_key_store_backend(CustomKeyStoreType::AwsCloudhsm, Arc::new(hsm.clone()))
+            .build()
+            .unwrap()
+    }
+
+    /// A connected store on `cluster` and a key in it.
+    fn store_and_key(engine: &Engine, name: &str, cluster: &str) -> (String, String) {
+        let store = engine
+            .create_custom_key_store(CreateCustomKeyStoreRequest {
+                custom_key_store_name: name.into(),
+                cloud_hsm_cluster_id: Some(cluster.into()),
+                trust_anchor_certificate: Some(ANCHOR.into()),
+                key_store_password: Some(SecretBytes::from_vec(PIN.as_bytes().to_vec())),
+                ..Default::default()
+            })
+            .unwrap();
+        engine.connect_custom_key_store(&store).unwrap();
+        let key = engine
+            .create_key(CreateKeyRequest {
+                origin: Some(Origin::AwsCloudhsm),
+                custom_key_store_id: Some(store.clone()),
+                ..Default::default()
+            })
+            .unwrap()
+            .key_id;
+        (store, key)
+    }
+
+    /// A ciphertext of an HSM key whose header is rewritten to name a key of another store (and
+    /// the other way round, and to a keyplane-held key): the derived key differs, the tag fails.
+    #[test]
+    fn a_custom_key_store_ciphertext_with_its_key_swapped_is_refused() {
+        let mut attack = Attack::new("custom key store ciphertext key swap");
+        let hsm = SoftHsm::new();
+        let engine = engine_on(Arc::new(MemoryKeyStore::default()), &hsm);
+        let (_, a) = store_and_key(&engine, "a", CLUSTER);
+        let (_, b) = store_and_key(&engine, "b", OTHER_CLUSTER);
+        let local = new_key(&engine);
+        for (from, to) in [(&a, &b), (&b, &a), (&a, &local), (&local, &a)] {
+            let mut blob = seal(&engine, from, b"moved", None);
+            let to_id = uuid::Uuid::parse_str(to).unwrap();
+            blob[2..18].copy_from_slice(to_id.as_bytes());
+            attack.refused(
+                engine.decrypt(&DecryptRequest::new(&blob)),
+                &["InvalidCiphertextException"],
+                "a blob re-addressed to another key",
+            );
+        }
+    }
+
+    /// Someone with write access to the key store's records moves an HSM key to another store
+    /// (whose token happens to hold a backing key with the same id): the derivation binds the
+    /// store and the backing key, so the key's ciphertexts refuse to open.
+    #[test]
+    fn an_hsm_key_moved_to_another_store_opens_nothing() {
+        let mut attack = Attack::new("custom key store record moved to another store");
+        let hsm = SoftHsm::new();
+        let durable = Arc::new(MemoryKeyStore::default());
+        let (blob, key, other_store) = {
+            let engine = engine_on(Arc::clone(&durable), &hsm);
+            let (_, key) = store_and_key(&engine, "a", CLUSTER);
+            let (other_store, _) = store_and_key(&engine, "b", OTHER_CLUSTER);
+            (seal(&engine, &key, b"bound", None), key, other_store)
+        };
+        let id = uuid::Uuid::parse_str(&key).unwrap();
+        let mut record = durable
+            .load()
+            .unwrap()
+            .keys
+            .into_iter()
+            .find(|r| r.id == id)
+            .unwrap();
+        let placement = record.custom_key_store.as_mut().unwrap();
+        placement.store_id = other_store;
+        durable.commit(&[StoreChange::PutKey(&record)]).unwrap();
+        let engine = engine_on(Arc::clone(&durable), &hsm);
+        attack.refused(
+            engine.decrypt(&DecryptRequest::new(&blob)),
+            &["InvalidCiphertextException"],
+            "a ciphertext of a key moved to another store",
+        );
+    }
+
+    /// The backing key in the token is replaced by another key under the same id (an HSM
+    /// administrator's swap): every ciphertext is refused, none opens to other bytes.
+    #[test]
+    fn a_replaced_backing_key_opens_nothing() {
+        let mut attack = Attack::new("custom key store backing key replaced");
+        let hsm = SoftHsm::new();
+        let engine = engine_on(Arc::new(MemoryKeyStore::default()), &hsm);
+        let (store, key) = store_and_key(&engine, "a", CLUSTER);
+        let blobs: Vec<Vec<u8>> = (0..16u8)
+            .map(|i| seal(&engine, &key, &[i; 8], None))
+            .collect();
+        hsm.replace_key(CLUSTER, &format!("{:016x}", 1));
+        engine.disconnect_custom_key_store(&store).unwrap();
+        engine.connect_custom_key_store(&store).unwrap();
+        for blob in &blobs {
+            attack.refused(
+                engine.decrypt(&DecryptRequest::new(blob)),
+                &["InvalidCiphertextException"],
+                "a ciphertext under a replaced backing key",
+            );
+        }
+    }
+}

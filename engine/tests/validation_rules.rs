@@ -62,6 +62,12 @@ const SUPPORTED: &[&str] = &[
     "DeleteImportedKeyMaterial",
     "ReplicateKey",
     "UpdatePrimaryRegion",
+    "CreateCustomKeyStore",
+    "ConnectCustomKeyStore",
+    "DisconnectCustomKeyStore",
+    "DeleteCustomKeyStore",
+    "UpdateCustomKeyStore",
+    "DescribeCustomKeyStores",
 ];
 
 fn root() -> PathBuf {

@@ -59,6 +59,7 @@ impl KeyStore for FuzzStore {
             keys: contents.keys.clone(),
             aliases: contents.aliases.clone(),
             materials,
+            custom_key_stores: Vec::new(),
             generation: self.generation.load(Ordering::SeqCst),
         })
     }
@@ -130,6 +131,10 @@ fn key_record(input: &mut Input<'_>, index: u8) -> KeyRecord {
             } else {
                 Vec::new()
             },
+        }),
+        custom_key_store: (input.byte() % 4 == 0).then(|| keyplane::key::CustomKeyStoreKey {
+            store_id: input.short_string(),
+            backing_key_id: input.short_string(),
         }),
     }
 }

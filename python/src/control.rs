@@ -259,6 +259,10 @@ impl Engine {
             multi_region,
             policy,
             bypass_policy_lockout_safety_check,
+            // Custom key stores are not reachable from Python yet (the client refuses the
+            // members before they get here).
+            custom_key_store_id: None,
+            xks_key_id: None,
         };
         let metadata = self.call(py, "CreateKey", true, |e| e.create_key(request))?;
         Ok(described(py, &metadata)?)

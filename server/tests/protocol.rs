@@ -31,6 +31,9 @@ fn no_coalescing() -> CoalesceConfig {
     }
 }
 
+#[path = "../../engine/tests/support/soft_hsm.rs"]
+mod soft_hsm;
+
 fn service() -> Service {
     service_with(Engine::in_memory().unwrap(), no_coalescing())
 }
@@ -748,6 +751,135 @@ async fn every_operation_answers_with_the_services_members() {
     assert_eq!(config["MultiRegionKeyType"], "REPLICA");
     assert_eq!(config["PrimaryKey"]["Region"], "eu-west-1");
 
+    // Custom key stores, on an engine with a (software) HSM backend.
+    let hsm = soft_hsm::SoftHsm::new();
+    let stores = service_with(
+        Engine::builder()
+            .custom_key_store_backend(
+                keyplane::CustomKeyStoreType::AwsCloudhsm,
+                std::sync::Arc::new(hsm.clone()),
+            )
+            .build()
+            .unwrap(),
+        no_coalescing(),
+    );
+    done.insert("CreateCustomKeyStore");
+    let created = ok(
+        &stores,
+        "CreateCustomKeyStore",
+        json!({
+            "CustomKeyStoreName": "hsm",
+            "CloudHsmClusterId": soft_hsm::CLUSTER,
+            "TrustAnchorCertificate": soft_hsm::ANCHOR,
+            "KeyStorePassword": soft_hsm::PIN,
+        }),
+    )
+    .await;
+    assert_eq!(
+        members(&created),
+        BTreeSet::from(["CustomKeyStoreId".to_owned()])
+    );
+    let store = created["CustomKeyStoreId"].as_str().unwrap().to_owned();
+    done.insert("ConnectCustomKeyStore");
+    let connected = ok(
+        &stores,
+        "ConnectCustomKeyStore",
+        json!({"CustomKeyStoreId": store}),
+    )
+    .await;
+    assert_eq!(members(&connected), BTreeSet::new());
+    done.insert("DescribeCustomKeyStores");
+    let described = ok(&stores, "DescribeCustomKeyStores", json!({})).await;
+    let entry = &described["CustomKeyStores"][0];
+    has(
+        entry,
+        &[
+            "CustomKeyStoreId",
+            "CustomKeyStoreName",
+            "CustomKeyStoreType",
+            "CloudHsmClusterId",
+            "TrustAnchorCertificate",
+            "ConnectionState",
+            "CreationDate",
+        ],
+    );
+    assert_eq!(entry["ConnectionState"], "CONNECTED");
+    assert!(
+        entry.get("KeyStorePassword").is_none(),
+        "the PIN is never answered"
+    );
+    let key = ok(
+        &stores,
+        "CreateKey",
+        json!({"Origin": "AWS_CLOUDHSM", "CustomKeyStoreId": store}),
+    )
+    .await;
+    assert_eq!(key["KeyMetadata"]["CustomKeyStoreId"], json!(store));
+    assert_eq!(key["KeyMetadata"]["CloudHsmClusterId"], soft_hsm::CLUSTER);
+    let key_id = key["KeyMetadata"]["KeyId"].as_str().unwrap().to_owned();
+    let sealed = ok(
+        &stores,
+        "Encrypt",
+        json!({"KeyId": key_id, "Plaintext": "aGVsbG8="}),
+    )
+    .await;
+    let opened = ok(
+        &stores,
+        "Decrypt",
+        json!({"CiphertextBlob": sealed["CiphertextBlob"]}),
+    )
+    .await;
+    assert_eq!(opened["Plaintext"], "aGVsbG8=");
+    let random = ok(
+        &stores,
+        "GenerateRandom",
+        json!({"NumberOfBytes": 16, "CustomKeyStoreId": store}),
+    )
+    .await;
+    assert_eq!(random["Plaintext"].as_str().unwrap().len(), 24);
+    done.insert("UpdateCustomKeyStore");
+    let updated = ok(
+        &stores,
+        "UpdateCustomKeyStore",
+        json!({"CustomKeyStoreId": store, "NewCustomKeyStoreName": "renamed"}),
+    )
+    .await;
+    assert_eq!(members(&updated), BTreeSet::new());
+    done.insert("DisconnectCustomKeyStore");
+    ok(
+        &stores,
+        "DisconnectCustomKeyStore",
+        json!({"CustomKeyStoreId": store}),
+    )
+    .await;
+    fails(
+        &stores,
+        "DeleteCustomKeyStore",
+        json!({"CustomKeyStoreId": store}),
+        "CustomKeyStoreHasCMKsException",
+        400,
+    )
+    .await;
+    let other = ok(
+        &stores,
+        "CreateCustomKeyStore",
+        json!({
+            "CustomKeyStoreName": "empty",
+            "CloudHsmClusterId": soft_hsm::OTHER_CLUSTER,
+            "TrustAnchorCertificate": soft_hsm::ANCHOR,
+            "KeyStorePassword": soft_hsm::PIN,
+        }),
+    )
+    .await;
+    done.insert("DeleteCustomKeyStore");
+    let deleted = ok(
+        &stores,
+        "DeleteCustomKeyStore",
+        json!({"CustomKeyStoreId": other["CustomKeyStoreId"]}),
+    )
+    .await;
+    assert_eq!(members(&deleted), BTreeSet::new());
+
     let missing: Vec<_> = dispatch::OPERATIONS
         .iter()
         .map(|op| op.name)
@@ -802,17 +934,31 @@ async fn a_missing_or_unknown_target_is_unknown_operation() {
 }
 
 #[tokio::test]
-async fn an_operation_of_the_model_not_served_says_why() {
+async fn custom_key_stores_without_a_pkcs11_backend_say_why() {
     let svc = service();
     let message = fails(
         &svc,
         "CreateCustomKeyStore",
-        json!({"CustomKeyStoreName": "x"}),
+        json!({
+            "CustomKeyStoreName": "x",
+            "CloudHsmClusterId": "cluster-abcdefghijk",
+            "TrustAnchorCertificate": "-----BEGIN CERTIFICATE-----",
+            "KeyStorePassword": "crypto-user-pin",
+        }),
         "UnsupportedOperationException",
         400,
     )
     .await;
-    assert!(message.contains("custom key stores"), "{message}");
+    assert!(message.contains("PKCS#11 backend"), "{message}");
+    // The store that does not exist is the service's exception, not an unknown operation.
+    fails(
+        &svc,
+        "DescribeCustomKeyStores",
+        json!({"CustomKeyStoreId": "cks-1234567890abcdef0"}),
+        "CustomKeyStoreNotFoundException",
+        400,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -196,6 +196,10 @@ pub(crate) fn examine(
     let none: [Option<StoredCopy>; COPIES] = Default::default();
     let mut named = 0usize;
     for record in records {
+        if record.custom_key_store.is_some() {
+            // A key in a custom key store: its material stays in the HSM, none is stored here.
+            continue;
+        }
         // Imported material that expired or was deleted has no copies, by design.
         for version in record.versions.iter().filter(|v| v.has_material()) {
             let slot = MaterialSlot {

@@ -42,6 +42,7 @@
 mod backup;
 mod contents;
 mod copies;
+mod custom_key_stores;
 mod errors;
 mod events;
 mod files;

@@ -315,7 +315,7 @@ pub(crate) fn record_value_macs(conn: &Connection, keys: &StoreKeys, db: &Path) 
 }
 
 /// Deletes every copy of `name` and its value MAC, updating `digest`; whether there was any.
-fn delete(
+pub(crate) fn delete(
     conn: &Connection,
     keys: &StoreKeys,
     digest: &mut Digest,

@@ -528,6 +528,13 @@ fn spec_of(
         })
 }
 
+impl SqliteKeyStore {
+    /// The lock policy of the store's copies of secrets.
+    pub(crate) fn lock_policy(&self) -> LockPolicy {
+        self.options.lock_policy
+    }
+}
+
 impl KeyStore for SqliteKeyStore {
     fn load(&self) -> Result<StoreContents> {
         let db = &self.paths.db;
@@ -571,10 +578,15 @@ impl KeyStore for SqliteKeyStore {
         let Snapshot {
             row, records, exam, ..
         } = snapshot;
+        drop(connected);
+        // Kept as store secrets (definition and PIN sealed together): read after the snapshot,
+        // so a change in between shows as a newer generation and the engine reloads again.
+        let custom_key_stores = crate::custom_key_stores::load(self)?;
         Ok(StoreContents {
             keys: records.keys,
             aliases: records.aliases,
             materials: exam.materials,
+            custom_key_stores,
             generation: row.generation,
         })
     }
@@ -627,6 +639,18 @@ impl KeyStore for SqliteKeyStore {
                 }
                 StoreChange::DeleteAlias(name) => {
                     records::delete_alias(&tx, keys, &mut digest, name, db)?
+                }
+                StoreChange::PutCustomKeyStore { record, secret } => crate::custom_key_stores::put(
+                    &tx,
+                    keys,
+                    &mut digest,
+                    *root_epoch,
+                    record,
+                    secret,
+                    db,
+                )?,
+                StoreChange::DeleteCustomKeyStore(id) => {
+                    crate::custom_key_stores::delete(&tx, keys, &mut digest, id, db)?
                 }
             }
         }

@@ -171,7 +171,10 @@ pub fn generate_random(ctx: &Context, args: GenerateRandomArgs) -> Result<(), Fa
     // Randomness needs no key: an engine without a store would do, but the store is opened
     // anyway so that a broken setup is reported here as everywhere else.
     let engine = ctx.engine()?;
-    let bytes = engine.generate_random(args.number_of_bytes)?;
+    let bytes = match &args.custom_key_store_id {
+        Some(store) => engine.generate_random_from_custom_key_store(store, args.number_of_bytes)?,
+        None => engine.generate_random(args.number_of_bytes)?,
+    };
     if let Some(path) = &args.output {
         write_file(path, &bytes, true)?;
     }

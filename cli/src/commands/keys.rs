@@ -270,6 +270,8 @@ fn create_request(args: CreateKeyArgs) -> Result<CreateKeyRequest, Failure> {
         policy,
         bypass_policy_lockout_safety_check: args.bypass_policy_lockout_safety_check,
         multi_region: args.multi_region.then_some(true),
+        custom_key_store_id: args.custom_key_store_id,
+        xks_key_id: None,
     })
 }
 
@@ -332,6 +334,12 @@ pub fn show_metadata(meta: &KeyMetadata, json: bool, headline: &str) -> Result<(
     ];
     if let Some(d) = meta.deletion_date {
         fields.push(("DeletionDate", date(d.0)));
+    }
+    if let Some(store) = &meta.custom_key_store_id {
+        fields.push(("CustomKeyStoreId", store.clone()));
+    }
+    if let Some(cluster) = &meta.cloud_hsm_cluster_id {
+        fields.push(("CloudHsmClusterId", cluster.clone()));
     }
     if let Some(c) = &meta.multi_region_configuration {
         fields.push(("MultiRegionKeyType", c.multi_region_key_type.to_string()));

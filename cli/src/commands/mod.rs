@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod demo;
 pub mod envelope;
+pub mod key_stores;
 pub mod keys;
 pub mod serve;
 pub mod store;

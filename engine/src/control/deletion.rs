@@ -7,7 +7,7 @@ use crate::access::authorize::RequestFacts;
 use crate::access::Action;
 use crate::clock::Timestamp;
 use crate::engine::Engine;
-use crate::error::{validation, Result};
+use crate::error::{validation, Error, Result};
 use crate::key::state::KeyOperation;
 use crate::key::KeyState;
 use crate::store::StoreChange;
@@ -135,8 +135,29 @@ impl Engine {
             }
         }
         self.commit(state, &[StoreChange::DeleteKey(id)])?;
+        let placement = state.keys.get(&id).and_then(|r| r.custom_key_store.clone());
         let aliases = state.remove_key(&id);
         self.publish(state, &[id], &aliases);
+        if let Some(placement) = placement {
+            self.delete_backing_key(&placement);
+        }
         Ok(())
+    }
+
+    /// A deleted key in a custom key store: its backing key goes too, as a best effort (the
+    /// service's), when the store is connected; otherwise it is left for the HSM's owner.
+    fn delete_backing_key(&self, placement: &crate::key::CustomKeyStoreKey) {
+        let deleted = match self.inner.custom_key_stores.connection(&placement.store_id) {
+            Some(connection) => connection.delete_backing_key(&placement.backing_key_id),
+            None => Err(Error::CustomKeyStoreInvalidState(
+                "the custom key store is not connected".into(),
+            )),
+        };
+        if let Err(e) = deleted {
+            eprintln!(
+                "keyplane: the backing key {} in custom key store {} was left in place: {e}",
+                placement.backing_key_id, placement.store_id
+            );
+        }
     }
 }

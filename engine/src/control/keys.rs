@@ -34,6 +34,11 @@ pub struct CreateKeyRequest {
     pub policy: Option<String>,
     /// Create the key even if its policy would not let the creator change it (PutKeyPolicy).
     pub bypass_policy_lockout_safety_check: bool,
+    /// The custom key store to create the key in (with origin AWS_CLOUDHSM or
+    /// EXTERNAL_KEY_STORE).
+    pub custom_key_store_id: Option<String>,
+    /// EXTERNAL_KEY_STORE: the external key's id in the proxy.
+    pub xks_key_id: Option<String>,
 }
 
 /// One entry of ListKeys.
@@ -65,7 +70,7 @@ impl Engine {
     /// is modelled and refused with UnsupportedOperation.
     pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata> {
         self.audited(Action::CreateKey, None, || {
-            crate::validation::check(&crate::validation::rules::CREATE_KEY, &[("Description", request.description.as_deref().into()), ("Policy", request.policy.as_deref().into()), ("Tags", Value::Items(request.tags.len()))], &[])?;
+            crate::validation::check(&crate::validation::rules::CREATE_KEY, &[("Description", request.description.as_deref().into()), ("Policy", request.policy.as_deref().into()), ("Tags", Value::Items(request.tags.len())), ("CustomKeyStoreId", request.custom_key_store_id.as_deref().into()), ("XksKeyId", request.xks_key_id.as_deref().into())], &[])?;
             let spec = request.key_spec.unwrap_or(KeySpec::SymmetricDefault);
             let usage = match request.key_usage {
                 Some(usage) => usage,
@@ -88,12 +93,15 @@ impl Engine {
                      secp256k1) keys, not {spec}"
                 )));
             }
-            if matches!(origin, Origin::AwsCloudhsm | Origin::ExternalKeyStore) {
-                return Err(Error::UnsupportedOperation(format!(
-                    "origin {origin} needs a custom key store, which keyplane does not have yet"
-                )));
-            }
             let multi_region = request.multi_region == Some(true);
+            let in_custom_key_store = super::custom_keys::check_request(
+                origin,
+                spec,
+                usage,
+                multi_region,
+                request.custom_key_store_id.as_deref(),
+                request.xks_key_id.as_deref(),
+            )?;
             let description = request.description.unwrap_or_default();
             check_description(&description)?;
             let policy = request
@@ -117,8 +125,23 @@ impl Engine {
             } else {
                 Uuid::new_v4()
             };
+            let mut placement = None;
             let (key_state, material, versions) = if origin == Origin::External {
                 (KeyState::PendingImport, None, Vec::new())
+            } else if let Some(store_id) = in_custom_key_store {
+                let (store, backing) = self.create_backing_key(&state, store_id, origin, &id)?;
+                placement = Some(crate::key::CustomKeyStoreKey {
+                    store_id: store,
+                    backing_key_id: backing,
+                });
+                let version = VersionRecord {
+                    version: 1,
+                    material_id: new_material_id()?,
+                    created: now,
+                    rotation_type: None,
+                    import: None,
+                };
+                (KeyState::Enabled, None, vec![version])
             } else {
                 let material = generate_material(spec, usage, self.inner.config.lock_policy)?;
                 let version = VersionRecord {
@@ -155,11 +178,17 @@ impl Engine {
                     primary_region: self.inner.config.region.clone(),
                     replica_regions: Vec::new(),
                 }),
+                custom_key_store: placement,
             };
             if !request.bypass_policy_lockout_safety_check {
                 self.check_lockout(&record, parsed_policy)?;
             }
+            let in_store = record.custom_key_store.is_some();
             self.save_key(&mut state, record, material)?;
+            if in_store {
+                // Its data-plane entry comes from the store's live connection.
+                self.reload(&mut state)?;
+            }
             self.metadata(&state, &id)
     })
     }
@@ -181,21 +210,25 @@ impl Engine {
                 Action::DescribeKey,
                 Default::default(),
             )?;
-            Ok(self.describe_record(
+            let mut metadata = self.describe_record(
                 record,
                 state.effective_state(record),
                 &self.inner.config.region,
-            ))
+            );
+            metadata.cloud_hsm_cluster_id = cloud_hsm_cluster_id(&state, record);
+            Ok(metadata)
         })
     }
 
     pub(crate) fn metadata(&self, state: &ControlState, id: &Uuid) -> Result<KeyMetadata> {
         let record = state.record(id)?;
-        Ok(self.describe_record(
+        let mut metadata = self.describe_record(
             record,
             state.effective_state(record),
             &self.inner.config.region,
-        ))
+        );
+        metadata.cloud_hsm_cluster_id = cloud_hsm_cluster_id(state, record);
+        Ok(metadata)
     }
 
     /// DescribeKey's answer for `record` as the engine of `region` holds it, in `key_state`.
@@ -241,6 +274,15 @@ impl Engine {
                 .and_then(|v| v.import.as_ref())
                 .filter(|i| i.imported)
                 .map(|i| i.expiration_model),
+            custom_key_store_id: record.custom_key_store.as_ref().map(|c| c.store_id.clone()),
+            // Filled in by `metadata`, which has the store definitions.
+            cloud_hsm_cluster_id: None,
+            xks_key_configuration: (record.origin == Origin::ExternalKeyStore)
+                .then_some(record.custom_key_store.as_ref())
+                .flatten()
+                .map(|c| crate::key::XksKeyConfiguration {
+                    id: c.backing_key_id.clone(),
+                }),
             key_rotation_enabled: record.rotation.enabled,
         }
     }
@@ -352,4 +394,16 @@ impl Engine {
         record.state = to;
         self.save_key(&mut state, record, None)
     }
+}
+
+/// The cluster of the HSM key store that holds `record`'s key, as DescribeKey reports it.
+fn cloud_hsm_cluster_id(state: &ControlState, record: &KeyRecord) -> Option<String> {
+    if record.origin != Origin::AwsCloudhsm {
+        return None;
+    }
+    record
+        .custom_key_store
+        .as_ref()
+        .and_then(|c| state.custom_key_stores.get(&c.store_id))
+        .and_then(|s| s.cloud_hsm_cluster_id.clone())
 }

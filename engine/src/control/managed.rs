@@ -170,6 +170,7 @@ impl Engine {
                 policy: self.managed_policy(service),
                 grants: Vec::new(),
                 multi_region: None,
+                custom_key_store: None,
             };
             self.save_key(&mut state, record, Some((1, material)))?;
             let alias_record = AliasRecord {

@@ -5,13 +5,14 @@
 //! changes anything in memory, and then publishes a new key snapshot for the data plane.
 
 mod aliases;
+mod custom_keys;
 mod deletion;
 mod grants;
 pub(crate) mod import;
 mod keys;
 mod managed;
 mod multi_region;
-mod page;
+pub(crate) mod page;
 mod policies;
 mod rotation;
 mod tags;
@@ -67,7 +68,7 @@ use crate::store::{KeyStore, StoreChange};
 /// and [`ControlState::remove_alias`], which keep the indexes below in step, so that nothing a
 /// control-plane call does walks every key (docs/performance.md, "Many keys").
 pub(crate) struct ControlState {
-    keys: BTreeMap<Uuid, KeyRecord>,
+    pub(crate) keys: BTreeMap<Uuid, KeyRecord>,
     aliases: BTreeMap<String, AliasRecord>,
     /// Each alias, by the key it points to (for the deletion of a key).
     aliases_by_target: BTreeSet<(Uuid, String)>,
@@ -83,6 +84,10 @@ pub(crate) struct ControlState {
     policies: std::cell::RefCell<PolicyCache>,
     /// The store generation this state reflects.
     generation: u64,
+    /// Custom key store definitions, by id.
+    pub(crate) custom_key_stores: BTreeMap<String, crate::custom_key_store::CustomKeyStoreRecord>,
+    /// Each custom key store's secret (PIN, proxy credential secret), by store id.
+    pub(crate) custom_key_store_secrets: HashMap<String, LockedBytes>,
 }
 
 impl ControlState {
@@ -92,6 +97,7 @@ impl ControlState {
         store: &dyn KeyStore,
         previous: Option<&ControlState>,
         policy: LockPolicy,
+        connections: &crate::custom_key_store::runtime::Runtime,
     ) -> Result<Self> {
         let contents = store.load()?;
         let mut materials: HashMap<(Uuid, u32), LockedBytes> = contents
@@ -107,11 +113,30 @@ impl ControlState {
             due: BTreeSet::new(),
             policies: std::cell::RefCell::new(PolicyCache::default()),
             generation: contents.generation,
+            custom_key_stores: BTreeMap::new(),
+            custom_key_store_secrets: HashMap::new(),
         };
         for alias in contents.aliases {
             state.put_alias(alias);
         }
+        for stored in contents.custom_key_stores {
+            let id = stored.record.id.clone();
+            state
+                .custom_key_store_secrets
+                .insert(id.clone(), stored.secret);
+            state.custom_key_stores.insert(id, stored.record);
+        }
         for record in contents.keys {
+            if let Some(placement) = &record.custom_key_store {
+                // Usable only while its store is connected: otherwise no entry, so Unavailable.
+                if let Some(entries) =
+                    external_versions(&record, placement, previous, policy, connections)
+                {
+                    state.versions.insert(record.id, entries);
+                }
+                state.put_key(record);
+                continue;
+            }
             // Versions must be 1, 2, 3, ... in order (the data plane finds version v at v - 1);
             // a record that says otherwise is damaged and its key is Unavailable.
             // Imported material pending rotation is not the data plane's until RotateKeyOnDemand.
@@ -283,13 +308,15 @@ impl Engine {
             self.inner.store.as_ref(),
             Some(state),
             self.inner.config.lock_policy,
+            &self.inner.custom_key_stores,
         )?;
         *state = fresh;
         self.publish_everything(state);
         Ok(())
     }
 
-    /// Reloads from the store if someone else committed since this engine last looked.
+    /// Reloads from the store if someone else committed since this engine last looked, and
+    /// follows the custom key stores another engine connected or disconnected.
     fn reload_if_changed(&self, state: &mut ControlState) -> Result<()> {
         if self.inner.store.generation()? == state.generation {
             return Ok(());
@@ -298,10 +325,11 @@ impl Engine {
             self.inner.store.as_ref(),
             Some(state),
             self.inner.config.lock_policy,
+            &self.inner.custom_key_stores,
         )?;
         *state = fresh;
         self.publish_everything(state);
-        Ok(())
+        self.follow_custom_key_stores(state)
     }
 
     /// Writes `changes` through the store. If the commit's generation shows that another engine
@@ -319,7 +347,10 @@ impl Engine {
                 StoreChange::DeleteKey(id) => Some(*id),
                 StoreChange::DeleteMaterial { key_id, .. } => Some(*key_id),
                 StoreChange::PutAlias(alias) => Some(alias.target),
-                StoreChange::PutMaterial { .. } | StoreChange::DeleteAlias(_) => None,
+                StoreChange::PutMaterial { .. }
+                | StoreChange::DeleteAlias(_)
+                | StoreChange::PutCustomKeyStore { .. }
+                | StoreChange::DeleteCustomKeyStore(_) => None,
             })
             .collect();
         self.refuse_dry_run_commit()?;
@@ -690,6 +721,54 @@ impl PolicyCache {
         self.parsed
             .insert(document.to_owned(), Arc::downgrade(policy));
     }
+}
+
+/// The data-plane entries of a key in a custom key store, while its store is connected: kept from
+/// `previous` when they were made with the same connection (so their derived-key caches stay),
+/// made afresh otherwise.
+fn external_versions(
+    record: &KeyRecord,
+    placement: &crate::key::CustomKeyStoreKey,
+    previous: Option<&ControlState>,
+    policy: LockPolicy,
+    connections: &crate::custom_key_store::runtime::Runtime,
+) -> Option<Vec<Arc<VersionEntry>>> {
+    let connection = connections.connection(&placement.store_id)?;
+    record
+        .active_versions()
+        .enumerate()
+        .map(|(index, v)| {
+            if usize::try_from(v.version).ok() != Some(index + 1) {
+                return None;
+            }
+            let kept = previous
+                .and_then(|p| p.versions.get(&record.id))
+                .and_then(|versions| versions.get(index))
+                .filter(|entry| {
+                    entry.version == v.version
+                        && entry.material_id == v.material_id
+                        && entry.external.as_ref().is_some_and(|e| {
+                            Arc::ptr_eq(&e.connection, &connection)
+                                && e.backing_key == placement.backing_key_id
+                        })
+                });
+            match kept {
+                Some(entry) => Some(Arc::clone(entry)),
+                None => VersionEntry::external(
+                    v.version,
+                    v.material_id.clone(),
+                    crate::dataplane::keyring::ExternalKey {
+                        store_id: placement.store_id.clone(),
+                        backing_key: placement.backing_key_id.clone(),
+                        connection: Arc::clone(&connection),
+                    },
+                    policy,
+                )
+                .ok()
+                .map(Arc::new),
+            }
+        })
+        .collect()
 }
 
 /// The dates on which something is due for a key: its deletion, its automatic rotation, the

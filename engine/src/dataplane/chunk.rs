@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::encrypt::check_symmetric_algorithm;
 use super::keyring::{KeyEntry, Keyring, VersionEntry};
-use super::session::{derive_key, DecryptKeys, EncryptSession};
+use super::session::{DecryptKeys, EncryptSession};
 use super::tally::{ChunkTally, KeyTally};
 use super::DataPlane;
 use crate::access::authorize::RequestFacts;
@@ -275,10 +275,9 @@ impl<'k> ChunkContext<'k> {
     }
 
     fn new_session(&self, key: &KeyEntry, version: &VersionEntry) -> Result<EncryptSession> {
-        EncryptSession::new(
-            &version.material,
+        EncryptSession::for_version(
+            version,
             &key.id,
-            version.version,
             self.plane.messages_per_derived_key,
             self.plane.lock_policy,
             self.generation,
@@ -378,15 +377,9 @@ impl<'k> ChunkContext<'k> {
             }
         };
         let policy = self.plane.lock_policy;
-        let derived = self.decrypt_keys[index].1.get_or_derive(parsed.salt, || {
-            derive_key(
-                &version.material,
-                &key.id,
-                version.version,
-                parsed.salt,
-                policy,
-            )
-        })?;
+        let derived = self.decrypt_keys[index]
+            .1
+            .get_or_derive(parsed.salt, || version.derive(&key.id, parsed.salt, policy))?;
         derived
             .open(parsed.nonce, &self.aad, parsed.body, parsed.tag, out)
             .map_err(|_| {

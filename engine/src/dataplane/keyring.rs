@@ -39,10 +39,20 @@ use crate::messages;
 pub(crate) struct VersionEntry {
     pub(crate) version: u32,
     pub(crate) material_id: String,
+    /// The material the engine derives from (empty for a key in a custom key store).
     pub(crate) material: LockedBytes,
     pub(crate) primitive: KeyPrimitive,
+    /// A key in a custom key store: its backing key and the live connection that derives with it.
+    pub(crate) external: Option<ExternalKey>,
     pub(crate) encrypt_sessions: SlotCache<EncryptSession>,
     pub(crate) decrypt_keys: SlotCache<DecryptKeys>,
+}
+
+/// A key version whose material stays in a custom key store.
+pub(crate) struct ExternalKey {
+    pub(crate) store_id: String,
+    pub(crate) backing_key: String,
+    pub(crate) connection: Arc<dyn crate::custom_key_store::Connection>,
 }
 
 impl VersionEntry {
@@ -60,9 +70,45 @@ impl VersionEntry {
             material_id,
             primitive: KeyPrimitive::new(spec, usage, &material, policy)?,
             material,
+            external: None,
             encrypt_sessions: SlotCache::default(),
             decrypt_keys: SlotCache::default(),
         })
+    }
+
+    /// A version of a SYMMETRIC_DEFAULT key held in a custom key store, usable while
+    /// `external.connection` is live. Its caches start empty: a reconnection derives afresh.
+    pub(crate) fn external(
+        version: u32,
+        material_id: String,
+        external: ExternalKey,
+        policy: LockPolicy,
+    ) -> Result<Self> {
+        Ok(VersionEntry {
+            version,
+            material_id,
+            material: LockedBytes::copy_from(&[], policy)?,
+            primitive: KeyPrimitive::Symmetric,
+            external: Some(external),
+            encrypt_sessions: SlotCache::default(),
+            decrypt_keys: SlotCache::default(),
+        })
+    }
+
+    /// The AES-256-GCM key of `salt` for this version of key `key_id`: HKDF of the material, or,
+    /// for a key in a custom key store, HKDF of the backing key's salt key (computed in the HSM).
+    pub(crate) fn derive(
+        &self,
+        key_id: &Uuid,
+        salt: &[u8; crate::ciphertext::SALT_LEN],
+        policy: LockPolicy,
+    ) -> Result<crate::crypto::aes_gcm::AesGcmKey> {
+        match &self.external {
+            None => super::session::derive_key(&self.material, key_id, self.version, salt, policy),
+            Some(external) => {
+                super::session::derive_external_key(external, key_id, self.version, salt, policy)
+            }
+        }
     }
 }
 

@@ -42,6 +42,20 @@ impl DataPlane {
         Ok(out)
     }
 
+    /// `number_of_bytes` bytes drawn by `fill` (a custom key store's generator).
+    pub(crate) fn generate_random_with(
+        &self,
+        caller: &Caller,
+        number_of_bytes: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<()>,
+    ) -> Result<Vec<u8>> {
+        check_account(self, caller)?;
+        check_size(number_of_bytes)?;
+        let mut out = vec![0u8; number_of_bytes];
+        fill(&mut out)?;
+        Ok(out)
+    }
+
     /// One result per requested size; the bytes for the whole batch come from one generator call.
     pub(crate) fn generate_random_batch(
         &self,

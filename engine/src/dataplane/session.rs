@@ -57,6 +57,37 @@ pub(crate) fn derive_key(
     AesGcmKey::derive(material, salt, &derivation_info(key_id, version), policy)
 }
 
+const EXTERNAL_DERIVATION_LABEL: &[u8] = b"keyplane v1 AES-256-GCM custom key store data key";
+
+/// Derives the key for `salt` of a version held in a custom key store: the store computes a salt
+/// key (a PRF of the salt under the backing key, inside the HSM), and HKDF-SHA256 of it, with
+/// `info` = label ‖ key id ‖ version ‖ store id ‖ backing key id, is the data-plane key. So a
+/// ciphertext opens only under the same backing key of the same store, for the same key version.
+pub(crate) fn derive_external_key(
+    external: &super::keyring::ExternalKey,
+    key_id: &Uuid,
+    version: u32,
+    salt: &[u8; SALT_LEN],
+    policy: LockPolicy,
+) -> Result<AesGcmKey> {
+    let salt_key = external.connection.salt_key(&external.backing_key, salt)?;
+    let mut info = Vec::with_capacity(
+        EXTERNAL_DERIVATION_LABEL.len() + 24 + external.store_id.len() + external.backing_key.len(),
+    );
+    info.extend_from_slice(EXTERNAL_DERIVATION_LABEL);
+    info.extend_from_slice(key_id.as_bytes());
+    info.extend_from_slice(&version.to_be_bytes());
+    for part in [
+        external.store_id.as_bytes(),
+        external.backing_key.as_bytes(),
+    ] {
+        // Length-prefixed, so that no two (store, backing key) pairs give the same info.
+        info.extend_from_slice(&u16::try_from(part.len()).unwrap_or(u16::MAX).to_be_bytes());
+        info.extend_from_slice(part);
+    }
+    AesGcmKey::derive(&salt_key, salt, &info, policy)
+}
+
 /// A derived key being used for encryption, with its nonce counter.
 pub(crate) struct EncryptSession {
     pub(crate) salt: [u8; SALT_LEN],
@@ -71,6 +102,7 @@ pub(crate) struct EncryptSession {
 
 impl EncryptSession {
     /// A fresh session of `generation`: a new random salt and its derived key.
+    #[cfg(test)]
     pub(crate) fn new(
         material: &LockedBytes,
         key_id: &Uuid,
@@ -82,6 +114,27 @@ impl EncryptSession {
         let mut salt = [0u8; SALT_LEN];
         random::fill(&mut salt)?;
         let key = derive_key(material, key_id, version, &salt, policy)?;
+        Ok(EncryptSession {
+            salt,
+            key,
+            used: 0,
+            limit: limit.clamp(1, MAX_MESSAGES_PER_DERIVED_KEY),
+            generation,
+        })
+    }
+
+    /// A fresh session of `generation` for a key version (its own material, or its custom key
+    /// store's backing key): a new random salt and its derived key.
+    pub(crate) fn for_version(
+        version: &super::keyring::VersionEntry,
+        key_id: &Uuid,
+        limit: u64,
+        policy: LockPolicy,
+        generation: u64,
+    ) -> Result<Self> {
+        let mut salt = [0u8; SALT_LEN];
+        random::fill(&mut salt)?;
+        let key = version.derive(key_id, &salt, policy)?;
         Ok(EncryptSession {
             salt,
             key,

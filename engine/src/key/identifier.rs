@@ -231,7 +231,13 @@ pub fn key_id_form(operation: Action) -> KeyIdForm {
         | A::DeleteAlias
         | A::GenerateRandom
         | A::ListKeys
-        | A::ListRetirableGrants => KeyOnly,
+        | A::ListRetirableGrants
+        | A::CreateCustomKeyStore
+        | A::ConnectCustomKeyStore
+        | A::DisconnectCustomKeyStore
+        | A::DeleteCustomKeyStore
+        | A::UpdateCustomKeyStore
+        | A::DescribeCustomKeyStores => KeyOnly,
     }
 }
 

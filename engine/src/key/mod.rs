@@ -7,9 +7,9 @@ pub mod state;
 
 pub use identifier::{ArnScope, KeyReference};
 pub use record::{
-    AliasRecord, GrantConstraints, GrantRecord, ImportedMaterial, KeyMetadata, KeyRecord,
-    MultiRegionConfiguration, MultiRegionKey, MultiRegionRecord, RotationConfig, Tag,
-    VersionRecord,
+    AliasRecord, CustomKeyStoreKey, GrantConstraints, GrantRecord, ImportedMaterial, KeyMetadata,
+    KeyRecord, MultiRegionConfiguration, MultiRegionKey, MultiRegionRecord, RotationConfig, Tag,
+    VersionRecord, XksKeyConfiguration,
 };
 pub use spec::*;
 pub use state::KeyOperation;

@@ -95,6 +95,19 @@ pub struct KeyRecord {
     /// Every Region's record of the key carries the same value (a shared property).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multi_region: Option<MultiRegionRecord>,
+    /// A key in a custom key store (origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE): the store and the
+    /// backing key that holds its material; `None` for every other key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_key_store: Option<CustomKeyStoreKey>,
+}
+
+/// Where a key in a custom key store keeps its material.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomKeyStoreKey {
+    /// The custom key store's id (`cks-...`).
+    pub store_id: String,
+    /// The backing key's id in the store (PKCS#11: its CKA_ID in hex; XKS: the XksKeyId).
+    pub backing_key_id: String,
 }
 
 /// The Regions of a multi-Region key. A Region's own record is the primary key when
@@ -217,9 +230,25 @@ pub struct KeyMetadata {
     /// EXTERNAL keys with material: whether the current material expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expiration_model: Option<ExpirationModel>,
+    /// Keys in a custom key store: the store's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_key_store_id: Option<String>,
+    /// Keys in an AWS_CLOUDHSM key store: the store's configured HSM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_hsm_cluster_id: Option<String>,
+    /// Keys in an external key store: the external key's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xks_key_configuration: Option<XksKeyConfiguration>,
     /// Not a DescribeKey field in the service (it is GetKeyRotationStatus's); carried here so a
     /// describe shows the whole lifecycle.
     pub key_rotation_enabled: bool,
+}
+
+/// DescribeKey's `XksKeyConfiguration`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct XksKeyConfiguration {
+    pub id: String,
 }
 
 /// DescribeKey's `MultiRegionConfiguration`.

@@ -41,6 +41,7 @@ macro_rules! service_enum {
         }
     };
 }
+pub(crate) use service_enum;
 
 service_enum! {
     /// The type of a key: symmetric, RSA, elliptic curve, HMAC and the rest of the service's specs.

@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use uuid::Uuid;
 
-use super::{KeyStore, StoreChange, StoreContents, StoredMaterial};
+use super::{KeyStore, StoreChange, StoreContents, StoredCustomKeyStore, StoredMaterial};
+use crate::custom_key_store::CustomKeyStoreRecord;
 use crate::error::{Error, Result};
 use crate::key::{AliasRecord, KeyRecord};
 use crate::locked_memory::{LockPolicy, LockedBytes};
@@ -19,6 +20,7 @@ struct Contents {
     aliases_by_target: BTreeSet<(Uuid, String)>,
     materials: BTreeMap<(Uuid, u32), LockedBytes>,
     secrets: HashMap<String, LockedBytes>,
+    custom_key_stores: BTreeMap<String, (CustomKeyStoreRecord, LockedBytes)>,
     generation: u64,
 }
 
@@ -86,10 +88,18 @@ impl KeyStore for MemoryKeyStore {
                 material: LockedBytes::copy_from(material.expose(), self.lock_policy)?,
             });
         }
+        let mut custom_key_stores = Vec::with_capacity(c.custom_key_stores.len());
+        for (record, secret) in c.custom_key_stores.values() {
+            custom_key_stores.push(StoredCustomKeyStore {
+                record: record.clone(),
+                secret: LockedBytes::copy_from(secret.expose(), self.lock_policy)?,
+            });
+        }
         Ok(StoreContents {
             keys: c.keys.values().cloned().collect(),
             aliases: c.aliases.values().cloned().collect(),
             materials,
+            custom_key_stores,
             generation: c.generation,
         })
     }
@@ -102,8 +112,14 @@ impl KeyStore for MemoryKeyStore {
         // Copy material first so that a locking failure leaves the store unchanged.
         let mut copies = Vec::new();
         for change in changes {
-            if let StoreChange::PutMaterial { material, .. } = change {
-                copies.push(LockedBytes::copy_from(material.expose(), self.lock_policy)?);
+            match change {
+                StoreChange::PutMaterial { material, .. } => {
+                    copies.push(LockedBytes::copy_from(material.expose(), self.lock_policy)?);
+                }
+                StoreChange::PutCustomKeyStore { secret, .. } => {
+                    copies.push(LockedBytes::copy_from(secret.expose(), self.lock_policy)?);
+                }
+                _ => {}
             }
         }
         let mut copies = copies.into_iter();
@@ -152,6 +168,16 @@ impl KeyStore for MemoryKeyStore {
                 }
                 StoreChange::DeleteAlias(name) => {
                     c.remove_alias(name);
+                }
+                StoreChange::PutCustomKeyStore { record, .. } => {
+                    let copy = copies
+                        .next()
+                        .ok_or_else(|| Error::Internal("secret copy missing".into()))?;
+                    c.custom_key_stores
+                        .insert(record.id.clone(), ((*record).clone(), copy));
+                }
+                StoreChange::DeleteCustomKeyStore(id) => {
+                    c.custom_key_stores.remove(*id);
                 }
             }
         }

@@ -15,6 +15,7 @@ mod memory;
 pub use memory::MemoryKeyStore;
 use uuid::Uuid;
 
+use crate::custom_key_store::CustomKeyStoreRecord;
 use crate::error::Result;
 use crate::key::{AliasRecord, KeyRecord};
 use crate::locked_memory::LockedBytes;
@@ -39,6 +40,21 @@ pub enum StoreChange<'a> {
     PutAlias(&'a AliasRecord),
     /// Remove an alias.
     DeleteAlias(&'a str),
+    /// Insert or replace a custom key store's definition with its secret (the crypto user's PIN,
+    /// the proxy credential's secret), which a durable store keeps sealed under its root key.
+    PutCustomKeyStore {
+        record: &'a CustomKeyStoreRecord,
+        secret: &'a LockedBytes,
+    },
+    /// Remove a custom key store's definition and secret.
+    DeleteCustomKeyStore(&'a str),
+}
+
+/// A stored custom key store: its definition and its secret.
+#[derive(Debug)]
+pub struct StoredCustomKeyStore {
+    pub record: CustomKeyStoreRecord,
+    pub secret: LockedBytes,
 }
 
 /// A stored version of key material.
@@ -57,6 +73,8 @@ pub struct StoreContents {
     /// Every version of every key's material that could be read. A key with a version missing
     /// here is marked Unavailable.
     pub materials: Vec<StoredMaterial>,
+    /// Every custom key store's definition and secret.
+    pub custom_key_stores: Vec<StoredCustomKeyStore>,
     /// The store's generation these contents reflect (see [`KeyStore::generation`]).
     pub generation: u64,
 }

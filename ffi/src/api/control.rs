@@ -143,6 +143,14 @@ pub(crate) fn metadata_record(md: &KeyMetadata) -> Outcome<Record> {
             kp_field::KeyAgreementAlgorithms,
             &join(&md.key_agreement_algorithms),
         )
+        .opt_str(
+            kp_field::CustomKeyStoreId,
+            md.custom_key_store_id.as_deref(),
+        )
+        .opt_str(
+            kp_field::CloudHsmClusterId,
+            md.cloud_hsm_cluster_id.as_deref(),
+        )
         .json(md)
 }
 
@@ -155,8 +163,58 @@ pub(crate) unsafe fn engine_arg<'a>(engine: *const kp_engine) -> Outcome<&'a kp:
     unsafe { handle_ref(engine, "engine") }.map(|h: &super::store::EngineHandle| &h.engine)
 }
 
-fn limit_arg(limit: u32) -> Option<u32> {
+pub(crate) fn limit_arg(limit: u32) -> Option<u32> {
     (limit != 0).then_some(limit)
+}
+
+/// The CreateKey request that `options` (NULL: the defaults) describes.
+///
+/// # Safety
+/// `options` is NULL or valid (strings NUL-terminated, `tags` holding `tag_count` tags).
+pub(crate) unsafe fn create_key_request(
+    options: *const kp_create_key_options,
+) -> Outcome<CreateKeyRequest> {
+    let mut request = CreateKeyRequest::default();
+    if !options.is_null() {
+        if !options.is_aligned() {
+            return Err(Failure::new(
+                kp_status::InvalidArgument,
+                "options is misaligned",
+            ));
+        }
+        // SAFETY: not NULL and aligned; the caller promises a valid struct.
+        let o = unsafe { options.read() };
+        // SAFETY: the caller promises valid strings and tags.
+        unsafe {
+            request.description = opt_str_arg(o.description, "description")?.map(str::to_owned);
+            request.key_usage = parse_opt::<KeyUsage>(o.key_usage, "key_usage")?;
+            request.key_spec = parse_opt::<KeySpec>(o.key_spec, "key_spec")?;
+            request.origin = parse_opt::<Origin>(o.origin, "origin")?;
+            request.tags = tags_arg(o.tags, o.tag_count)?;
+            request.policy = opt_str_arg(o.policy, "policy")?.map(str::to_owned);
+        }
+        request.multi_region = match o.multi_region {
+            0 => None,
+            1 => Some(true),
+            other => {
+                return Err(Failure::new(
+                    kp_status::InvalidArgument,
+                    format!("multi_region is 0 or 1, not {other}"),
+                ))
+            }
+        };
+        request.bypass_policy_lockout_safety_check = match o.bypass_policy_lockout_safety_check {
+            0 => false,
+            1 => true,
+            other => {
+                return Err(Failure::new(
+                    kp_status::InvalidArgument,
+                    format!("bypass_policy_lockout_safety_check is 0 or 1, not {other}"),
+                ))
+            }
+        };
+    }
+    Ok(request)
 }
 
 /// CreateKey: makes a key with `options` (NULL: a SYMMETRIC_DEFAULT encryption key with no
@@ -182,47 +240,8 @@ pub unsafe extern "C" fn kp_create_key(
         // SAFETY: forwarded from the caller.
         let engine = unsafe { engine_arg(engine) }?;
         let out = out_arg(out, "out")?;
-        let mut request = CreateKeyRequest::default();
-        if !options.is_null() {
-            if !options.is_aligned() {
-                return Err(Failure::new(
-                    kp_status::InvalidArgument,
-                    "options is misaligned",
-                ));
-            }
-            // SAFETY: not NULL and aligned; the caller promises a valid struct.
-            let o = unsafe { options.read() };
-            // SAFETY: the caller promises valid strings and tags.
-            unsafe {
-                request.description = opt_str_arg(o.description, "description")?.map(str::to_owned);
-                request.key_usage = parse_opt::<KeyUsage>(o.key_usage, "key_usage")?;
-                request.key_spec = parse_opt::<KeySpec>(o.key_spec, "key_spec")?;
-                request.origin = parse_opt::<Origin>(o.origin, "origin")?;
-                request.tags = tags_arg(o.tags, o.tag_count)?;
-                request.policy = opt_str_arg(o.policy, "policy")?.map(str::to_owned);
-            }
-            request.multi_region = match o.multi_region {
-                0 => None,
-                1 => Some(true),
-                other => {
-                    return Err(Failure::new(
-                        kp_status::InvalidArgument,
-                        format!("multi_region is 0 or 1, not {other}"),
-                    ))
-                }
-            };
-            request.bypass_policy_lockout_safety_check = match o.bypass_policy_lockout_safety_check
-            {
-                0 => false,
-                1 => true,
-                other => {
-                    return Err(Failure::new(
-                        kp_status::InvalidArgument,
-                        format!("bypass_policy_lockout_safety_check is 0 or 1, not {other}"),
-                    ))
-                }
-            };
-        }
+        // SAFETY: forwarded from the caller.
+        let request = unsafe { create_key_request(options) }?;
         let metadata = engine.create_key(request)?;
         let record = metadata_record(&metadata)?;
         // SAFETY: checked by out_arg.

@@ -178,6 +178,8 @@ pub(crate) struct ConfigInner {
     pub(crate) audit: Option<(kp::audit::AuditConfig, zeroize::Zeroizing<Vec<u8>>)>,
     /// The durable store, its root key and its audit log (`kp_config_set_store`, ...).
     pub(crate) store: StoreSettings,
+    /// The PKCS#11 tokens of HSM key stores (`kp_config_add_pkcs11_token`).
+    pub(crate) pkcs11: keyplane_pkcs11::Pkcs11Config,
 }
 
 /// How the engine treats a failure to lock key memory (mlock).
@@ -237,6 +239,33 @@ unsafe fn set(
         let config = unsafe { handle_mut(config, "config") }?;
         set(config)
     })
+}
+
+/// Configures a PKCS#11 token for HSM key stores (custom key stores of type AWS_CLOUDHSM):
+/// `cloud_hsm_cluster_id` (the model's pattern, `cluster-` and 11 to 16 letters) names token
+/// `token_label` of the PKCS#11 module at `module_path`; `kp_create_custom_key_store` names it.
+///
+/// Ownership: the strings are copied. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle; the strings are NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_add_pkcs11_token(
+    config: *mut kp_config,
+    cloud_hsm_cluster_id: *const c_char,
+    module_path: *const c_char,
+    token_label: *const c_char,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set(config, |c| {
+            let cluster = str_arg(cloud_hsm_cluster_id, "cloud_hsm_cluster_id")?;
+            let module = str_arg(module_path, "module_path")?;
+            let label = str_arg(token_label, "token_label")?;
+            c.pkcs11 = std::mem::take(&mut c.pkcs11).with_token(cluster, module, label);
+            Ok(())
+        })
+    }
 }
 
 /// Sets the region that key ARNs carry (checked by `kp_engine_new`).
@@ -569,6 +598,12 @@ pub unsafe extern "C" fn kp_engine_new(
             }
             if let Some((audit, signing_key)) = &config.audit {
                 builder = builder.audit(audit.clone(), signing_key);
+            }
+            if !config.pkcs11.clusters.is_empty() {
+                builder = builder.custom_key_store_backend(
+                    kp::CustomKeyStoreType::AwsCloudhsm,
+                    Arc::new(keyplane_pkcs11::Pkcs11Backend::new(config.pkcs11.clone())),
+                );
             }
             builder = super::store::with_region_stores(
                 &config.store,

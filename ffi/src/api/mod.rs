@@ -9,6 +9,7 @@ pub mod access;
 pub mod asymmetric;
 pub mod audit;
 pub mod control;
+pub mod custom_key_stores;
 pub mod data;
 pub mod envelope;
 pub mod ffi;

@@ -183,6 +183,15 @@ pub enum kp_field {
 
     /// String: CURRENT, NON_CURRENT or PENDING_ROTATION (rotation entries of EXTERNAL keys).
     KeyMaterialState = 130,
+
+    /// String: a custom key store's id (`cks-` and 17 hex digits).
+    CustomKeyStoreId = 140,
+    /// String: a custom key store's ConnectionState (CONNECTED, DISCONNECTED, FAILED, ...).
+    ConnectionState = 141,
+    /// String: a FAILED custom key store's ConnectionErrorCode (INVALID_CREDENTIALS, ...).
+    ConnectionErrorCode = 142,
+    /// String: the configured HSM (PKCS#11 token) of an AWS_CLOUDHSM custom key store or key.
+    CloudHsmClusterId = 143,
 }
 
 #[derive(Debug)]

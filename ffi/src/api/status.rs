@@ -21,7 +21,7 @@ use kp::ErrorKind;
 /// engine; 200-299 outcomes of the call itself; 1000-1999 the engine's errors, one code per
 /// error, by family: 1000 resources, 1100 key state, 1200 cryptographic checks, 1300 names,
 /// markers and tags, 1400 quotas, 1500 authorization, 1600 requests, 1700 key policies and
-/// grants, 1800 the audit log, 1900 internal failures; 2000-2099 opening a durable store
+/// grants, 1800 the audit log, 1900 internal failures, 1950 custom key stores; 2000-2099 opening a durable store
 /// (`kp_engine_new` with `kp_config_set_store`).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +145,24 @@ pub enum kp_status {
     /// Every engine error kind now has its own status (the mapping is checked when the library is
     /// built), so no call returns it.
     UnknownEngineError = 1999,
+
+    /// No custom key store has the id or name given (CustomKeyStoreNotFoundException).
+    CustomKeyStoreNotFound = 1950,
+    /// Another custom key store has the name given (CustomKeyStoreNameInUseException).
+    CustomKeyStoreNameInUse = 1951,
+    /// The custom key store's connection state does not allow the call
+    /// (CustomKeyStoreInvalidStateException).
+    CustomKeyStoreInvalidState = 1952,
+    /// The custom key store still holds keys (CustomKeyStoreHasCMKsException).
+    CustomKeyStoreHasCmks = 1953,
+    /// No configured HSM has the cluster id given (CloudHsmClusterNotFoundException).
+    CloudHsmClusterNotFound = 1954,
+    /// Another custom key store uses the HSM given (CloudHsmClusterInUseException).
+    CloudHsmClusterInUse = 1955,
+    /// The HSM cannot be used as configured (CloudHsmClusterInvalidConfigurationException).
+    CloudHsmClusterInvalidConfiguration = 1956,
+    /// The trust anchor certificate does not match the HSM (IncorrectTrustAnchorException).
+    IncorrectTrustAnchor = 1957,
 
     /// The store address is malformed (`sqlite:` with no path, no scheme).
     StoreBadAddress = 2000,
@@ -286,6 +304,14 @@ statuses! {
     // Kept for the ABI (codes are never reused): every engine kind of this build has its own
     // status, so no error gets this one any more.
     UnknownEngineError = c"KP_STATUS_UNKNOWN_ENGINE_ERROR" named Internal,
+    CustomKeyStoreNotFound = c"KP_STATUS_CUSTOM_KEY_STORE_NOT_FOUND" from CustomKeyStoreNotFound,
+    CustomKeyStoreNameInUse = c"KP_STATUS_CUSTOM_KEY_STORE_NAME_IN_USE" from CustomKeyStoreNameInUse,
+    CustomKeyStoreInvalidState = c"KP_STATUS_CUSTOM_KEY_STORE_INVALID_STATE" from CustomKeyStoreInvalidState,
+    CustomKeyStoreHasCmks = c"KP_STATUS_CUSTOM_KEY_STORE_HAS_CMKS" from CustomKeyStoreHasCmks,
+    CloudHsmClusterNotFound = c"KP_STATUS_CLOUD_HSM_CLUSTER_NOT_FOUND" from CloudHsmClusterNotFound,
+    CloudHsmClusterInUse = c"KP_STATUS_CLOUD_HSM_CLUSTER_IN_USE" from CloudHsmClusterInUse,
+    CloudHsmClusterInvalidConfiguration = c"KP_STATUS_CLOUD_HSM_CLUSTER_INVALID_CONFIGURATION" from CloudHsmClusterInvalidConfiguration,
+    IncorrectTrustAnchor = c"KP_STATUS_INCORRECT_TRUST_ANCHOR" from IncorrectTrustAnchor,
     StoreBadAddress = c"KP_STATUS_STORE_BAD_ADDRESS",
     StoreUnknownScheme = c"KP_STATUS_STORE_UNKNOWN_SCHEME",
     StoreMissing = c"KP_STATUS_STORE_MISSING",

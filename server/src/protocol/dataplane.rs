@@ -157,14 +157,17 @@ pub(super) fn generate_data_key_without_plaintext(
 }
 
 pub(super) fn generate_random(engine: &Engine, input: &Input) -> Result<Out, Fault> {
-    refuse_unsupported(input, &["CustomKeyStoreId", "Recipient"])?;
+    refuse_unsupported(input, &["Recipient"])?;
     let Some(n) = input.usize("NumberOfBytes")? else {
         // The model leaves it optional; the engine needs a count.
         return Err(
             keyplane::Error::Validation("GenerateRandom needs NumberOfBytes".into()).into(),
         );
     };
-    let bytes = zeroize::Zeroizing::new(engine.generate_random(n)?);
+    let bytes = zeroize::Zeroizing::new(match input.str("CustomKeyStoreId") {
+        Some(store) => engine.generate_random_from_custom_key_store(store, n)?,
+        None => engine.generate_random(n)?,
+    });
     let mut out = Out::with_capacity(capacity_for(bytes.len()));
     out.blob("Plaintext", &bytes);
     Ok(out)

@@ -6,7 +6,8 @@ use keyplane::Engine;
 
 use super::json::{Input, Out};
 use super::{
-    aliases, asymmetric, dataplane, grants, import, keys, mac, policies, rotation, tags, Fault,
+    aliases, asymmetric, custom_key_stores, dataplane, grants, import, keys, mac, policies,
+    rotation, tags, Fault,
 };
 
 /// A handler: one request's members in, the response's members out. Runs on a blocking thread,
@@ -32,6 +33,12 @@ macro_rules! table {
 
 table! {
     "CancelKeyDeletion" => keys::cancel_key_deletion,
+    "ConnectCustomKeyStore" => custom_key_stores::connect_custom_key_store,
+    "CreateCustomKeyStore" => custom_key_stores::create_custom_key_store,
+    "DeleteCustomKeyStore" => custom_key_stores::delete_custom_key_store,
+    "DescribeCustomKeyStores" => custom_key_stores::describe_custom_key_stores,
+    "DisconnectCustomKeyStore" => custom_key_stores::disconnect_custom_key_store,
+    "UpdateCustomKeyStore" => custom_key_stores::update_custom_key_store,
     "CreateAlias" => aliases::create_alias,
     "CreateGrant" => grants::create_grant,
     "CreateKey" => keys::create_key,
@@ -107,20 +114,9 @@ impl Operation {
     }
 }
 
-const CUSTOM_KEY_STORES: &str =
-    "custom key stores (AWS CloudHSM and external key stores) are not part of keyplane: its keys \
-     live in its own store";
-
 /// The model's operations that are not served, with why. A request for one is answered
 /// UnsupportedOperationException with this reason.
-pub static NOT_SERVED: &[(&str, &str)] = &[
-    ("ConnectCustomKeyStore", CUSTOM_KEY_STORES),
-    ("CreateCustomKeyStore", CUSTOM_KEY_STORES),
-    ("DeleteCustomKeyStore", CUSTOM_KEY_STORES),
-    ("DescribeCustomKeyStores", CUSTOM_KEY_STORES),
-    ("DisconnectCustomKeyStore", CUSTOM_KEY_STORES),
-    ("UpdateCustomKeyStore", CUSTOM_KEY_STORES),
-];
+pub static NOT_SERVED: &[(&str, &str)] = &[];
 
 /// The served operation named `name`.
 pub fn find(name: &str) -> Option<&'static Operation> {

@@ -38,7 +38,14 @@ pub(super) fn key_metadata(out: &mut Out, m: &KeyMetadata) {
         .names("EncryptionAlgorithms", &m.encryption_algorithms)
         .names("SigningAlgorithms", &m.signing_algorithms)
         .names("KeyAgreementAlgorithms", &m.key_agreement_algorithms)
-        .bool("MultiRegion", m.multi_region);
+        .bool("MultiRegion", m.multi_region)
+        .opt("CustomKeyStoreId", m.custom_key_store_id.as_deref())
+        .opt("CloudHsmClusterId", m.cloud_hsm_cluster_id.as_deref());
+    if let Some(xks) = &m.xks_key_configuration {
+        out.nested("XksKeyConfiguration", |o| {
+            o.str("Id", &xks.id);
+        });
+    }
     if let Some(c) = &m.multi_region_configuration {
         out.nested("MultiRegionConfiguration", |o| {
             o.str("MultiRegionKeyType", c.multi_region_key_type.as_str())
@@ -75,7 +82,6 @@ pub(super) fn create_key(engine: &Engine, input: &Input) -> Result<Out, Fault> {
         )
         .into());
     }
-    super::refuse_unsupported(input, &["CustomKeyStoreId", "XksKeyId"])?;
     let key_spec = match input.enum_value("KeySpec")? {
         Some(spec) => Some(spec),
         None => input.enum_value("CustomerMasterKeySpec")?,
@@ -91,6 +97,8 @@ pub(super) fn create_key(engine: &Engine, input: &Input) -> Result<Out, Fault> {
         bypass_policy_lockout_safety_check: input
             .bool("BypassPolicyLockoutSafetyCheck")
             .unwrap_or(false),
+        custom_key_store_id: input.string("CustomKeyStoreId"),
+        xks_key_id: input.string("XksKeyId"),
     };
     Ok(described(&engine.create_key(request)?))
 }

@@ -18,6 +18,7 @@
 
 mod aliases;
 mod asymmetric;
+mod custom_key_stores;
 pub(crate) mod dataplane;
 pub mod dispatch;
 pub mod errors;

@@ -1,0 +1,636 @@
+//! The six custom key store operations, and GenerateRandom from a store's own generator.
+
+use std::sync::Arc;
+
+use super::definition::{
+    self, ConnectionState, CustomKeyStoreRecord, CustomKeyStoreType, CustomKeyStoresListEntry,
+    XksProxyConfiguration,
+};
+use super::runtime::Live;
+use crate::access::{Action, QuotaFamily};
+use crate::control::{ControlState, Page};
+use crate::engine::Engine;
+use crate::error::{validation, Error, Result};
+use crate::locked_memory::LockedBytes;
+use crate::secret::SecretBytes;
+use crate::store::StoreChange;
+use crate::validation::{self, rules};
+
+/// Most custom key stores an engine holds (the service's per-account quota).
+pub const MAX_CUSTOM_KEY_STORES: usize = 10;
+
+/// A CreateCustomKeyStore request. The type is AWS_CLOUDHSM when absent, as the service's.
+#[derive(Debug, Default)]
+pub struct CreateCustomKeyStoreRequest {
+    pub custom_key_store_name: String,
+    pub custom_key_store_type: Option<CustomKeyStoreType>,
+    /// AWS_CLOUDHSM: the configured HSM (PKCS#11 module and token) to use.
+    pub cloud_hsm_cluster_id: Option<String>,
+    /// AWS_CLOUDHSM: the trust anchor certificate (PEM).
+    pub trust_anchor_certificate: Option<String>,
+    /// AWS_CLOUDHSM: the crypto user's password (the token's user PIN).
+    pub key_store_password: Option<SecretBytes>,
+    /// EXTERNAL_KEY_STORE members (kept for the XKS adapter; refused until it exists).
+    pub xks_proxy_uri_endpoint: Option<String>,
+    pub xks_proxy_uri_path: Option<String>,
+}
+
+/// An UpdateCustomKeyStore request: every field but the id optional.
+#[derive(Debug, Default)]
+pub struct UpdateCustomKeyStoreRequest {
+    pub custom_key_store_id: String,
+    pub new_custom_key_store_name: Option<String>,
+    pub key_store_password: Option<SecretBytes>,
+    pub cloud_hsm_cluster_id: Option<String>,
+}
+
+fn invalid_state(id: &str, state: ConnectionState, operation: &str) -> Error {
+    Error::CustomKeyStoreInvalidState(format!(
+        "Custom key store '{id}' is {state}; {operation} is not valid in this connection state."
+    ))
+}
+
+fn password(secret: &Option<SecretBytes>) -> Result<Option<&str>> {
+    secret
+        .as_ref()
+        .map(|s| {
+            std::str::from_utf8(s.expose())
+                .map_err(|_| validation!("keyStorePassword must be UTF-8 text"))
+        })
+        .transpose()
+}
+
+impl ControlState {
+    /// The definition of store `id`, or the service's CustomKeyStoreNotFoundException.
+    pub(crate) fn custom_key_store(&self, id: &str) -> Result<&CustomKeyStoreRecord> {
+        self.custom_key_stores
+            .get(id)
+            .ok_or_else(|| definition::not_found(id))
+    }
+
+    /// How many keys the store holds (keys pending deletion included, as the service counts).
+    pub(crate) fn keys_in_store(&self, id: &str) -> usize {
+        self.keys
+            .values()
+            .filter(|r| {
+                r.custom_key_store
+                    .as_ref()
+                    .is_some_and(|c| c.store_id == id)
+            })
+            .count()
+    }
+
+    fn check_name_free(&self, name: &str, except: Option<&str>) -> Result<()> {
+        if self
+            .custom_key_stores
+            .values()
+            .any(|s| s.name == name && Some(s.id.as_str()) != except)
+        {
+            return Err(Error::CustomKeyStoreNameInUse(format!(
+                "A custom key store named '{name}' already exists in this account and Region."
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_cluster_free(&self, cluster: &str, except: Option<&str>) -> Result<()> {
+        if let Some(other) = self.custom_key_stores.values().find(|s| {
+            s.cloud_hsm_cluster_id.as_deref() == Some(cluster) && Some(s.id.as_str()) != except
+        }) {
+            return Err(Error::CloudHsmClusterInUse(format!(
+                "The CloudHSM cluster '{cluster}' is already associated with custom key store \
+                 '{}'.",
+                other.id
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// CreateCustomKeyStore: records a store (DISCONNECTED) and returns its id.
+    pub fn create_custom_key_store(&self, request: CreateCustomKeyStoreRequest) -> Result<String> {
+        self.audited(Action::CreateCustomKeyStore, None, || {
+            let password = password(&request.key_store_password)?;
+            validation::check(
+                &rules::CREATE_CUSTOM_KEY_STORE,
+                &[
+                    (
+                        "CustomKeyStoreName",
+                        request.custom_key_store_name.as_str().into(),
+                    ),
+                    (
+                        "CloudHsmClusterId",
+                        request.cloud_hsm_cluster_id.as_deref().into(),
+                    ),
+                    (
+                        "TrustAnchorCertificate",
+                        request.trust_anchor_certificate.as_deref().into(),
+                    ),
+                    ("KeyStorePassword", password.into()),
+                    (
+                        "XksProxyUriEndpoint",
+                        request.xks_proxy_uri_endpoint.as_deref().into(),
+                    ),
+                    (
+                        "XksProxyUriPath",
+                        request.xks_proxy_uri_path.as_deref().into(),
+                    ),
+                ],
+                &[],
+            )?;
+            let kind = request
+                .custom_key_store_type
+                .unwrap_or(CustomKeyStoreType::AwsCloudhsm);
+            let (cluster, anchor, password) = match kind {
+                CustomKeyStoreType::AwsCloudhsm => {
+                    let missing = |member: &str| {
+                        validation!(
+                            "{member} is required for a custom key store of type AWS_CLOUDHSM"
+                        )
+                    };
+                    (
+                        request
+                            .cloud_hsm_cluster_id
+                            .clone()
+                            .ok_or_else(|| missing("CloudHsmClusterId"))?,
+                        request
+                            .trust_anchor_certificate
+                            .clone()
+                            .ok_or_else(|| missing("TrustAnchorCertificate"))?,
+                        password.ok_or_else(|| missing("KeyStorePassword"))?,
+                    )
+                }
+                CustomKeyStoreType::ExternalKeyStore => {
+                    // The XKS adapter fills this arm in; until then the backend lookup refuses.
+                    self.inner.custom_key_stores.backend(kind)?;
+                    return Err(Error::Internal(
+                        "no XKS backend can be registered yet".into(),
+                    ));
+                }
+            };
+            self.authorize_account(Action::CreateCustomKeyStore)?;
+            let backend = Arc::clone(self.inner.custom_key_stores.backend(kind)?);
+            let mut state = self.control()?;
+            state.check_name_free(&request.custom_key_store_name, None)?;
+            state.check_cluster_free(&cluster, None)?;
+            if state.custom_key_stores.len() >= MAX_CUSTOM_KEY_STORES {
+                return Err(Error::LimitExceeded(format!(
+                    "this engine already holds its maximum of {MAX_CUSTOM_KEY_STORES} custom key \
+                     stores"
+                )));
+            }
+            let record = CustomKeyStoreRecord {
+                id: definition::new_id()?,
+                name: request.custom_key_store_name.clone(),
+                store_type: kind,
+                cloud_hsm_cluster_id: Some(cluster),
+                trust_anchor_certificate: Some(anchor),
+                xks_proxy: None,
+                created: self.inner.clock.now(),
+                connect_requested: false,
+            };
+            backend.check_definition(&record)?;
+            let secret =
+                LockedBytes::copy_from(password.as_bytes(), self.inner.config.lock_policy)?;
+            self.put_custom_key_store(&mut state, record.clone(), secret)?;
+            Ok(record.id)
+        })
+    }
+
+    /// Writes a store's definition and secret through the store, then into the working state.
+    fn put_custom_key_store(
+        &self,
+        state: &mut ControlState,
+        record: CustomKeyStoreRecord,
+        secret: LockedBytes,
+    ) -> Result<()> {
+        self.commit(
+            state,
+            &[StoreChange::PutCustomKeyStore {
+                record: &record,
+                secret: &secret,
+            }],
+        )?;
+        state
+            .custom_key_store_secrets
+            .insert(record.id.clone(), secret);
+        state.custom_key_stores.insert(record.id.clone(), record);
+        Ok(())
+    }
+
+    /// ConnectCustomKeyStore: connects a DISCONNECTED store (a CONNECTED or CONNECTING one is left
+    /// as it is). Like the service's, the call succeeds whether or not the connection does:
+    /// DescribeCustomKeyStores then says CONNECTED, or FAILED with its ConnectionErrorCode.
+    pub fn connect_custom_key_store(&self, custom_key_store_id: &str) -> Result<()> {
+        self.audited(Action::ConnectCustomKeyStore, None, || {
+            validation::check(
+                &rules::CONNECT_CUSTOM_KEY_STORE,
+                &[("CustomKeyStoreId", custom_key_store_id.into())],
+                &[],
+            )?;
+            self.authorize_account(Action::ConnectCustomKeyStore)?;
+            let mut state = self.control()?;
+            let mut record = state.custom_key_store(custom_key_store_id)?.clone();
+            let (current, _) = self.inner.custom_key_stores.state(&record.id)?;
+            match current {
+                ConnectionState::Connected | ConnectionState::Connecting => return Ok(()),
+                ConnectionState::Failed | ConnectionState::Disconnecting => {
+                    return Err(invalid_state(&record.id, current, "ConnectCustomKeyStore"))
+                }
+                ConnectionState::Disconnected => {}
+            }
+            self.inner.custom_key_stores.backend(record.store_type)?;
+            record.connect_requested = true;
+            let secret = self.stored_secret(&state, &record.id)?;
+            self.put_custom_key_store(&mut state, record.clone(), secret)?;
+            self.connect_now(&mut state, &record)
+        })
+    }
+
+    fn stored_secret(&self, state: &ControlState, id: &str) -> Result<LockedBytes> {
+        let secret = state
+            .custom_key_store_secrets
+            .get(id)
+            .ok_or_else(|| Error::Internal(format!("custom key store {id} has no secret")))?;
+        LockedBytes::copy_from(secret.expose(), self.inner.config.lock_policy)
+    }
+
+    /// Connects `record` now (the backend is called with the control plane locked: connections
+    /// are rare) and publishes its keys, usable again when it connected.
+    pub(crate) fn connect_now(
+        &self,
+        state: &mut ControlState,
+        record: &CustomKeyStoreRecord,
+    ) -> Result<()> {
+        let runtime = &self.inner.custom_key_stores;
+        let backend = Arc::clone(runtime.backend(record.store_type)?);
+        runtime.lock()?.insert(
+            record.id.clone(),
+            Live {
+                state: ConnectionState::Connecting,
+                error: None,
+                connection: None,
+            },
+        );
+        let live = {
+            let secret = state
+                .custom_key_store_secrets
+                .get(&record.id)
+                .ok_or_else(|| Error::Internal("custom key store without secret".into()))?;
+            match backend.connect(record, secret) {
+                Ok(connection) => Live {
+                    state: ConnectionState::Connected,
+                    error: None,
+                    connection: Some(connection),
+                },
+                Err(failure) => {
+                    eprintln!(
+                        "keyplane: custom key store {} failed to connect ({}): {}",
+                        record.id, failure.code, failure.message
+                    );
+                    Live {
+                        state: ConnectionState::Failed,
+                        error: Some(failure.code),
+                        connection: None,
+                    }
+                }
+            }
+        };
+        runtime.lock()?.insert(record.id.clone(), live);
+        self.reload(state)
+    }
+
+    /// DisconnectCustomKeyStore: drops the connection (and every derived key cached with it); the
+    /// store's keys are Unavailable until it connects again.
+    pub fn disconnect_custom_key_store(&self, custom_key_store_id: &str) -> Result<()> {
+        self.audited(Action::DisconnectCustomKeyStore, None, || {
+            validation::check(
+                &rules::DISCONNECT_CUSTOM_KEY_STORE,
+                &[("CustomKeyStoreId", custom_key_store_id.into())],
+                &[],
+            )?;
+            self.authorize_account(Action::DisconnectCustomKeyStore)?;
+            let mut state = self.control()?;
+            let mut record = state.custom_key_store(custom_key_store_id)?.clone();
+            let (current, _) = self.inner.custom_key_stores.state(&record.id)?;
+            if matches!(
+                current,
+                ConnectionState::Disconnected | ConnectionState::Disconnecting
+            ) {
+                return Err(invalid_state(
+                    &record.id,
+                    current,
+                    "DisconnectCustomKeyStore",
+                ));
+            }
+            record.connect_requested = false;
+            let secret = self.stored_secret(&state, &record.id)?;
+            self.put_custom_key_store(&mut state, record.clone(), secret)?;
+            self.drop_connection(&mut state, &record.id, None)
+        })
+    }
+
+    /// Forgets a store's connection: DISCONNECTED, or FAILED with `failure`; republishes.
+    fn drop_connection(
+        &self,
+        state: &mut ControlState,
+        id: &str,
+        failure: Option<super::ConnectionErrorCode>,
+    ) -> Result<()> {
+        let old = self.inner.custom_key_stores.lock()?.insert(
+            id.to_owned(),
+            Live {
+                state: if failure.is_some() {
+                    ConnectionState::Failed
+                } else {
+                    ConnectionState::Disconnected
+                },
+                error: failure,
+                connection: None,
+            },
+        );
+        self.reload(state)?;
+        // The data plane no longer refers to it: the last references (and sessions) go here.
+        drop(old);
+        Ok(())
+    }
+
+    /// DeleteCustomKeyStore: only a DISCONNECTED store that holds no keys.
+    pub fn delete_custom_key_store(&self, custom_key_store_id: &str) -> Result<()> {
+        self.audited(Action::DeleteCustomKeyStore, None, || {
+            validation::check(
+                &rules::DELETE_CUSTOM_KEY_STORE,
+                &[("CustomKeyStoreId", custom_key_store_id.into())],
+                &[],
+            )?;
+            self.authorize_account(Action::DeleteCustomKeyStore)?;
+            let mut state = self.control()?;
+            let id = state.custom_key_store(custom_key_store_id)?.id.clone();
+            let (current, _) = self.inner.custom_key_stores.state(&id)?;
+            if current != ConnectionState::Disconnected {
+                return Err(invalid_state(&id, current, "DeleteCustomKeyStore"));
+            }
+            let keys = state.keys_in_store(&id);
+            if keys > 0 {
+                return Err(Error::CustomKeyStoreHasCmks(format!(
+                    "Custom key store '{id}' contains {keys} KMS key(s); schedule their deletion \
+                     and wait for it before deleting the custom key store."
+                )));
+            }
+            self.commit(&mut state, &[StoreChange::DeleteCustomKeyStore(&id)])?;
+            state.custom_key_stores.remove(&id);
+            state.custom_key_store_secrets.remove(&id);
+            self.inner.custom_key_stores.lock()?.remove(&id);
+            Ok(())
+        })
+    }
+
+    /// UpdateCustomKeyStore: a new name at any time but FAILED/CONNECTING/DISCONNECTING; every
+    /// other property only while DISCONNECTED, as the service's.
+    pub fn update_custom_key_store(&self, request: UpdateCustomKeyStoreRequest) -> Result<()> {
+        self.audited(Action::UpdateCustomKeyStore, None, || {
+            let password = password(&request.key_store_password)?;
+            validation::check(
+                &rules::UPDATE_CUSTOM_KEY_STORE,
+                &[
+                    (
+                        "CustomKeyStoreId",
+                        request.custom_key_store_id.as_str().into(),
+                    ),
+                    (
+                        "NewCustomKeyStoreName",
+                        request.new_custom_key_store_name.as_deref().into(),
+                    ),
+                    ("KeyStorePassword", password.into()),
+                    (
+                        "CloudHsmClusterId",
+                        request.cloud_hsm_cluster_id.as_deref().into(),
+                    ),
+                ],
+                &[],
+            )?;
+            self.authorize_account(Action::UpdateCustomKeyStore)?;
+            let mut state = self.control()?;
+            let mut record = state
+                .custom_key_store(&request.custom_key_store_id)?
+                .clone();
+            let (current, _) = self.inner.custom_key_stores.state(&record.id)?;
+            let only_name = password.is_none() && request.cloud_hsm_cluster_id.is_none();
+            let allowed = current == ConnectionState::Disconnected
+                || (current == ConnectionState::Connected && only_name);
+            if !allowed {
+                return Err(invalid_state(&record.id, current, "UpdateCustomKeyStore"));
+            }
+            if let Some(name) = &request.new_custom_key_store_name {
+                state.check_name_free(name, Some(&record.id))?;
+                record.name = name.clone();
+            }
+            if let Some(cluster) = &request.cloud_hsm_cluster_id {
+                if record.store_type != CustomKeyStoreType::AwsCloudhsm {
+                    return Err(validation!(
+                        "CloudHsmClusterId applies only to custom key stores of type AWS_CLOUDHSM"
+                    ));
+                }
+                state.check_cluster_free(cluster, Some(&record.id))?;
+                record.cloud_hsm_cluster_id = Some(cluster.clone());
+                self.inner
+                    .custom_key_stores
+                    .backend(record.store_type)?
+                    .check_definition(&record)?;
+            }
+            let secret = match password {
+                Some(p) => LockedBytes::copy_from(p.as_bytes(), self.inner.config.lock_policy)?,
+                None => self.stored_secret(&state, &record.id)?,
+            };
+            self.put_custom_key_store(&mut state, record, secret)
+        })
+    }
+
+    /// DescribeCustomKeyStores: one store (by id or by name, not both) or all, in id order,
+    /// `limit` (1–1000, default 100) at a time. Checks the health of each connected store it
+    /// lists: a store whose HSM went away is FAILED from then on, and its keys Unavailable.
+    pub fn describe_custom_key_stores(
+        &self,
+        custom_key_store_id: Option<&str>,
+        custom_key_store_name: Option<&str>,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<CustomKeyStoresListEntry>> {
+        self.audited(Action::DescribeCustomKeyStores, None, || {
+            validation::check(
+                &rules::DESCRIBE_CUSTOM_KEY_STORES,
+                &[
+                    ("CustomKeyStoreId", custom_key_store_id.into()),
+                    ("CustomKeyStoreName", custom_key_store_name.into()),
+                    ("Limit", limit.into()),
+                    ("Marker", marker.into()),
+                ],
+                &[],
+            )?;
+            if custom_key_store_id.is_some() && custom_key_store_name.is_some() {
+                return Err(validation!(
+                    "give either CustomKeyStoreId or CustomKeyStoreName, not both"
+                ));
+            }
+            let limit = crate::control::page::limit(limit, 100, 1000)?;
+            self.authorize_account(Action::DescribeCustomKeyStores)?;
+            let mut state = self.control()?;
+            let selected: Vec<CustomKeyStoreRecord> = state
+                .custom_key_stores
+                .values()
+                .filter(|s| custom_key_store_id.is_none_or(|id| s.id == id))
+                .filter(|s| custom_key_store_name.is_none_or(|name| s.name == name))
+                .cloned()
+                .collect();
+            if selected.is_empty() {
+                if let Some(what) = custom_key_store_id.or(custom_key_store_name) {
+                    return Err(definition::not_found(what));
+                }
+            }
+            for record in &selected {
+                self.check_health(&mut state, &record.id)?;
+            }
+            let mut entries = Vec::with_capacity(selected.len());
+            for record in selected {
+                let (connection_state, error) = self.inner.custom_key_stores.state(&record.id)?;
+                entries.push((
+                    record.id.clone(),
+                    CustomKeyStoresListEntry {
+                        custom_key_store_id: record.id,
+                        custom_key_store_name: record.name,
+                        custom_key_store_type: record.store_type,
+                        cloud_hsm_cluster_id: record.cloud_hsm_cluster_id,
+                        trust_anchor_certificate: record.trust_anchor_certificate,
+                        connection_state,
+                        connection_error_code: error
+                            .filter(|_| connection_state == ConnectionState::Failed),
+                        creation_date: record.created,
+                        xks_proxy_configuration: record.xks_proxy.map(|x| XksProxyConfiguration {
+                            connectivity: x.connectivity,
+                            access_key_id: x.access_key_id,
+                            uri_endpoint: x.uri_endpoint,
+                            uri_path: x.uri_path,
+                        }),
+                    },
+                ));
+            }
+            crate::control::page::paginate(entries.into_iter(), marker, limit, definition::is_id)
+        })
+    }
+
+    /// Asks a connected store whether it still answers; one that does not becomes FAILED.
+    fn check_health(&self, state: &mut ControlState, id: &str) -> Result<()> {
+        let Some(connection) = self.inner.custom_key_stores.connection(id) else {
+            return Ok(());
+        };
+        if let Err(failure) = connection.health() {
+            eprintln!(
+                "keyplane: custom key store {id} stopped answering ({}): {}",
+                failure.code, failure.message
+            );
+            drop(connection);
+            self.drop_connection(state, id, Some(failure.code))?;
+        }
+        Ok(())
+    }
+
+    /// After a reload: connects the stores another engine connected (that this one has not tried
+    /// yet), drops the connections of stores another engine disconnected or deleted.
+    pub(crate) fn follow_custom_key_stores(&self, state: &mut ControlState) -> Result<()> {
+        let runtime = &self.inner.custom_key_stores;
+        let gone: Vec<String> = runtime
+            .lock()?
+            .keys()
+            .filter(|id| !state.custom_key_stores.contains_key(*id))
+            .cloned()
+            .collect();
+        let mut changed = false;
+        for id in gone {
+            changed |= runtime.lock()?.remove(&id).is_some();
+        }
+        let records: Vec<CustomKeyStoreRecord> =
+            state.custom_key_stores.values().cloned().collect();
+        for record in records {
+            let (current, _) = runtime.state(&record.id)?;
+            if record.connect_requested
+                && current == ConnectionState::Disconnected
+                && runtime.backend(record.store_type).is_ok()
+            {
+                self.connect_now(state, &record)?;
+            } else if !record.connect_requested && current != ConnectionState::Disconnected {
+                self.drop_connection(state, &record.id, None)?;
+            }
+        }
+        if changed {
+            self.reload(state)?;
+        }
+        Ok(())
+    }
+
+    /// Reconnects, at start, every store whose owner left it connected.
+    pub(crate) fn reconnect_custom_key_stores(&self) -> Result<()> {
+        let mut state = self.control()?;
+        let wanted: Vec<CustomKeyStoreRecord> = state
+            .custom_key_stores
+            .values()
+            .filter(|s| s.connect_requested)
+            .cloned()
+            .collect();
+        for record in wanted {
+            if self
+                .inner
+                .custom_key_stores
+                .backend(record.store_type)
+                .is_ok()
+            {
+                self.connect_now(&mut state, &record)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// GenerateRandom with CustomKeyStoreId: 1 to 1024 bytes from the store's own generator (the
+    /// HSM's), which must be connected.
+    pub fn generate_random_from_custom_key_store(
+        &self,
+        custom_key_store_id: &str,
+        number_of_bytes: usize,
+    ) -> Result<Vec<u8>> {
+        self.single(
+            "GenerateRandom",
+            QuotaFamily::SymmetricCrypto,
+            &[None],
+            || {
+                serde_json::json!({
+                    "numberOfBytes": number_of_bytes,
+                    "customKeyStoreId": custom_key_store_id,
+                })
+            },
+            |caller| {
+                validation::generate_random(number_of_bytes)?;
+                validation::check(
+                    &rules::GENERATE_RANDOM,
+                    &[("CustomKeyStoreId", custom_key_store_id.into())],
+                    &[],
+                )?;
+                let connection = {
+                    let state = self
+                        .inner
+                        .control
+                        .lock()
+                        .map_err(|_| Error::Internal("control-plane lock poisoned".into()))?;
+                    let id = &state.custom_key_store(custom_key_store_id)?.id;
+                    let (current, _) = self.inner.custom_key_stores.state(id)?;
+                    self.inner
+                        .custom_key_stores
+                        .connection(id)
+                        .ok_or_else(|| invalid_state(id, current, "GenerateRandom"))?
+                };
+                self.inner
+                    .data
+                    .generate_random_with(caller, number_of_bytes, |out| connection.random(out))
+            },
+        )
+    }
+}

@@ -1,0 +1,50 @@
+//! PKCS#11 return values as the service's connection error codes and exceptions.
+
+use cryptoki::error::{Error as CkError, RvError};
+use keyplane::custom_key_store::{ConnectFailure, ConnectionErrorCode};
+use keyplane::Error;
+
+/// The connection error code of a failed C_Initialize, C_OpenSession or C_Login.
+pub(crate) fn connect_failure(e: CkError) -> ConnectFailure {
+    let code = match &e {
+        CkError::Pkcs11(rv, _) => match rv {
+            RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange => {
+                ConnectionErrorCode::InvalidCredentials
+            }
+            RvError::PinLocked => ConnectionErrorCode::UserLockedOut,
+            RvError::UserPinNotInitialized | RvError::UserTypeInvalid => {
+                ConnectionErrorCode::UserNotFound
+            }
+            RvError::UserAnotherAlreadyLoggedIn => ConnectionErrorCode::UserLoggedIn,
+            RvError::TokenNotPresent
+            | RvError::TokenNotRecognized
+            | RvError::SlotIdInvalid
+            | RvError::DeviceRemoved
+            | RvError::DeviceError => ConnectionErrorCode::NetworkErrors,
+            _ => ConnectionErrorCode::InternalError,
+        },
+        CkError::LibraryLoading(_) => ConnectionErrorCode::ClusterNotFound,
+        _ => ConnectionErrorCode::InternalError,
+    };
+    ConnectFailure::new(code, format!("PKCS#11: {e}"))
+}
+
+/// A failed call on a connected token, as an engine error: a token that went away makes the key
+/// unavailable; anything else is the HSM's configuration failing us.
+pub(crate) fn call_failure(what: &str, e: CkError) -> Error {
+    match &e {
+        CkError::Pkcs11(
+            RvError::TokenNotPresent
+            | RvError::DeviceRemoved
+            | RvError::DeviceError
+            | RvError::SessionHandleInvalid
+            | RvError::SessionClosed
+            | RvError::UserNotLoggedIn
+            | RvError::CryptokiNotInitialized
+            | RvError::KeyHandleInvalid
+            | RvError::ObjectHandleInvalid,
+            _,
+        ) => Error::KeyUnavailable(format!("the HSM could not {what}: {e}")),
+        _ => Error::CloudHsmClusterInvalidConfiguration(format!("the HSM could not {what}: {e}")),
+    }
+}

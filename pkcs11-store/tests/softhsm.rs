@@ -1,0 +1,479 @@
+//! HSM key stores on a real PKCS#11 token: SoftHSMv2 (Debian's `softhsm2`), initialised by this
+//! test in a temporary directory with its own `SOFTHSM2_CONF`. One token per test (a PKCS#11
+//! module is initialised once per process, so every token is made before the first test runs).
+//!
+//! Run: `cargo test -p keyplane-pkcs11` (needs `softhsm2-util` and `libsofthsm2.so`; `.ci/run`
+//! installs them through scripts/test).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use keyplane::custom_key_store::{ConnectionErrorCode, ConnectionState, CustomKeyStoreType};
+use keyplane::store::{KeyStore, MemoryKeyStore};
+use keyplane::{
+    CreateCustomKeyStoreRequest, CreateKeyRequest, DecryptRequest, EncryptRequest, Engine,
+    ErrorKind, KeyState, Origin, SecretBytes,
+};
+use keyplane_pkcs11::{Pkcs11Backend, Pkcs11Config};
+
+const PIN: &str = "1234567890";
+const SO_PIN: &str = "so-pin-0987";
+const ANCHOR: &str = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
+/// One token per test, named by the test.
+const TOKENS: &[&str] = &[
+    "states",
+    "keys",
+    "wrongpin",
+    "destroyed",
+    "restart",
+    "random",
+    "gone",
+    "pool",
+    "durable",
+    "deletion",
+];
+
+fn module() -> PathBuf {
+    for candidate in [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    ] {
+        if Path::new(candidate).exists() {
+            return candidate.into();
+        }
+    }
+    panic!("libsofthsm2.so is missing: apt-get install softhsm2");
+}
+
+/// The token directory, made once per process with every test's token in it.
+fn setup() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir(&tokens).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        for label in TOKENS {
+            let status = Command::new("softhsm2-util")
+                .env("SOFTHSM2_CONF", &conf)
+                .args(["--init-token", "--free", "--label", label])
+                .args(["--pin", PIN, "--so-pin", SO_PIN])
+                .output()
+                .expect("softhsm2-util runs (apt-get install softhsm2)");
+            assert!(status.status.success(), "{status:?}");
+        }
+        // Read by the module at C_Initialize, which comes after this.
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        dir
+    })
+    .path()
+}
+
+/// The cluster id configured for token `label` (the model's pattern: letters, 11 to 16).
+fn cluster(label: &str) -> String {
+    let letters: String = label
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .chain(std::iter::repeat('x'))
+        .take(11)
+        .collect();
+    format!("cluster-{letters}")
+}
+
+fn backend() -> Pkcs11Backend {
+    setup();
+    let mut config = Pkcs11Config::default();
+    for label in TOKENS {
+        config = config.with_token(&cluster(label), module(), label);
+    }
+    Pkcs11Backend::new(config)
+}
+
+fn engine_on(store: Arc<MemoryKeyStore>) -> Engine {
+    Engine::builder()
+        .store(store)
+        .custom_key_store_backend(CustomKeyStoreType::AwsCloudhsm, Arc::new(backend()))
+        .build()
+        .unwrap()
+}
+
+fn create(engine: &Engine, label: &str, pin: &str) -> String {
+    engine
+        .create_custom_key_store(CreateCustomKeyStoreRequest {
+            custom_key_store_name: label.into(),
+            cloud_hsm_cluster_id: Some(cluster(label)),
+            trust_anchor_certificate: Some(ANCHOR.into()),
+            key_store_password: Some(SecretBytes::from_vec(pin.as_bytes().to_vec())),
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+fn state(engine: &Engine, id: &str) -> (ConnectionState, Option<ConnectionErrorCode>) {
+    let page = engine
+        .describe_custom_key_stores(Some(id), None, None, None)
+        .unwrap();
+    (
+        page.items[0].connection_state,
+        page.items[0].connection_error_code,
+    )
+}
+
+fn hsm_key(engine: &Engine, store: &str) -> String {
+    engine
+        .create_key(CreateKeyRequest {
+            origin: Some(Origin::AwsCloudhsm),
+            custom_key_store_id: Some(store.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .key_id
+}
+
+/// The backing key id the durable store recorded for `key`.
+fn backing_id(store: &MemoryKeyStore, key: &str) -> String {
+    let id = uuid::Uuid::parse_str(key).unwrap();
+    store
+        .load()
+        .unwrap()
+        .keys
+        .into_iter()
+        .find(|r| r.id == id)
+        .and_then(|r| r.custom_key_store)
+        .unwrap()
+        .backing_key_id
+}
+
+#[test]
+fn a_store_connects_disconnects_and_is_deleted() {
+    let engine = engine_on(Arc::new(MemoryKeyStore::default()));
+    let id = create(&engine, "states", PIN);
+    assert_eq!(state(&engine, &id).0, ConnectionState::Disconnected);
+    engine.connect_custom_key_store(&id).unwrap();
+    assert_eq!(state(&engine, &id), (ConnectionState::Connected, None));
+    engine.disconnect_custom_key_store(&id).unwrap();
+    assert_eq!(state(&engine, &id).0, ConnectionState::Disconnected);
+    engine.delete_custom_key_store(&id).unwrap();
+    assert_eq!(
+        engine
+            .describe_custom_key_stores(Some(&id), None, None, None)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::CustomKeyStoreNotFound
+    );
+    // A cluster id no token is configured as.
+    let unknown = engine
+        .create_custom_key_store(CreateCustomKeyStoreRequest {
+            custom_key_store_name: "unknown".into(),
+            cloud_hsm_cluster_id: Some("cluster-nosuchtokenx".into()),
+            trust_anchor_certificate: Some(ANCHOR.into()),
+            key_store_password: Some(SecretBytes::from_vec(PIN.as_bytes().to_vec())),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(unknown.kind(), ErrorKind::CloudHsmClusterNotFound);
+}
+
+#[test]
+fn keys_are_made_in_the_token_non_extractable_and_sensitive_and_round_trip() {
+    let durable = Arc::new(MemoryKeyStore::default());
+    let engine = engine_on(Arc::clone(&durable));
+    let store = create(&engine, "keys", PIN);
+    engine.connect_custom_key_store(&store).unwrap();
+    let key = hsm_key(&engine, &store);
+    let meta = engine.describe_key(&key).unwrap();
+    assert_eq!(meta.cloud_hsm_cluster_id, Some(cluster("keys")));
+    assert_eq!(meta.custom_key_store_id.as_deref(), Some(store.as_str()));
+
+    // Checked in the token, through a connection of our own.
+    let admin = backend().open_connection(&cluster("keys"), PIN).unwrap();
+    let protection = admin.key_protection(&backing_id(&durable, &key)).unwrap();
+    assert!(protection.sensitive, "{protection:?}");
+    assert!(!protection.extractable, "{protection:?}");
+    assert!(protection.token_object, "{protection:?}");
+    assert_eq!(protection.value_len, 32);
+    assert_eq!(protection.label, key);
+
+    for size in [1usize, 31, 32, 33, 4096] {
+        let plaintext: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
+        let sealed = engine
+            .encrypt(&EncryptRequest::new(&key, &plaintext))
+            .unwrap();
+        let opened = engine
+            .decrypt(&DecryptRequest::new(&sealed.ciphertext_blob))
+            .unwrap();
+        assert_eq!(opened.plaintext.expose(), plaintext.as_slice());
+    }
+}
+
+#[test]
+fn a_wrong_pin_is_invalid_credentials() {
+    let engine = engine_on(Arc::new(MemoryKeyStore::default()));
+    let id = create(&engine, "wrongpin", "not-the-pin");
+    engine.connect_custom_key_store(&id).unwrap();
+    assert_eq!(
+        state(&engine, &id),
+        (
+            ConnectionState::Failed,
+            Some(ConnectionErrorCode::InvalidCredentials)
+        )
+    );
+}
+
+#[test]
+fn a_ciphertext_is_refused_once_its_token_key_is_destroyed() {
+    let durable = Arc::new(MemoryKeyStore::default());
+    let engine = engine_on(Arc::clone(&durable));
+    let store = create(&engine, "destroyed", PIN);
+    engine.connect_custom_key_store(&store).unwrap();
+    let key = hsm_key(&engine, &store);
+    let sealed = engine
+        .encrypt(&EncryptRequest::new(&key, b"only while the key lives"))
+        .unwrap()
+        .ciphertext_blob;
+    let admin = backend()
+        .open_connection(&cluster("destroyed"), PIN)
+        .unwrap();
+    admin
+        .destroy_backing_key(&backing_id(&durable, &key))
+        .unwrap();
+    // Reconnecting drops the derived keys cached from the token.
+    engine.disconnect_custom_key_store(&store).unwrap();
+    engine.connect_custom_key_store(&store).unwrap();
+    let refused = engine.decrypt(&DecryptRequest::new(&sealed)).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::KeyUnavailable, "{refused}");
+    assert!(engine.encrypt(&EncryptRequest::new(&key, b"x")).is_err());
+}
+
+#[test]
+fn a_restarted_engine_reconnects_and_opens_old_ciphertexts() {
+    let durable = Arc::new(MemoryKeyStore::default());
+    let (store, key, sealed) = {
+        let engine = engine_on(Arc::clone(&durable));
+        let store = create(&engine, "restart", PIN);
+        engine.connect_custom_key_store(&store).unwrap();
+        let key = hsm_key(&engine, &store);
+        let sealed = engine
+            .encrypt(&EncryptRequest::new(&key, b"after a restart"))
+            .unwrap()
+            .ciphertext_blob;
+        (store, key, sealed)
+    };
+    let engine = engine_on(Arc::clone(&durable));
+    assert_eq!(state(&engine, &store).0, ConnectionState::Connected);
+    assert_eq!(
+        engine.describe_key(&key).unwrap().key_state,
+        KeyState::Enabled
+    );
+    let opened = engine.decrypt(&DecryptRequest::new(&sealed)).unwrap();
+    assert_eq!(opened.plaintext.expose(), b"after a restart");
+}
+
+#[test]
+fn generate_random_comes_from_the_token() {
+    let engine = engine_on(Arc::new(MemoryKeyStore::default()));
+    let store = create(&engine, "random", PIN);
+    engine.connect_custom_key_store(&store).unwrap();
+    let a = engine
+        .generate_random_from_custom_key_store(&store, 1024)
+        .unwrap();
+    let b = engine
+        .generate_random_from_custom_key_store(&store, 1024)
+        .unwrap();
+    assert_eq!(a.len(), 1024);
+    assert_ne!(a, b);
+    // Not a constant or a short cycle: every byte value shows up in 2 KiB.
+    let distinct: std::collections::BTreeSet<u8> = a.iter().chain(&b).copied().collect();
+    assert!(
+        distinct.len() > 200,
+        "{} distinct byte values",
+        distinct.len()
+    );
+}
+
+#[test]
+fn a_token_that_goes_away_mid_batch_never_answers_wrongly() {
+    let durable = Arc::new(MemoryKeyStore::default());
+    let engine = engine_on(Arc::clone(&durable));
+    let store = create(&engine, "gone", PIN);
+    engine.connect_custom_key_store(&store).unwrap();
+    let key = hsm_key(&engine, &store);
+    let plaintexts: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 24]).collect();
+    let sealed: Vec<Vec<u8>> = plaintexts
+        .iter()
+        .map(|p| {
+            engine
+                .encrypt(&EncryptRequest::new(&key, p))
+                .unwrap()
+                .ciphertext_blob
+        })
+        .collect();
+    // The token's key goes away underneath the engine's own connection, as when an HSM is wiped
+    // or replaced: ciphertexts whose salt is cached still open; everything else fails; no item
+    // decrypts to other bytes.
+    let admin = backend().open_connection(&cluster("gone"), PIN).unwrap();
+    admin
+        .destroy_backing_key(&backing_id(&durable, &key))
+        .unwrap();
+    let requests: Vec<DecryptRequest<'_>> = sealed.iter().map(|b| DecryptRequest::new(b)).collect();
+    for (result, plaintext) in engine.decrypt_batch(&requests).into_iter().zip(&plaintexts) {
+        if let Ok(opened) = result {
+            assert_eq!(opened.expose(), plaintext.as_slice());
+        }
+    }
+    let fresh: Vec<EncryptRequest<'_>> = plaintexts
+        .iter()
+        .map(|p| EncryptRequest::new(&key, p))
+        .collect();
+    // A new session needs the token; one still cached may encrypt under its derived key, and
+    // what it encrypts must open.
+    for blob in engine.encrypt_batch(&fresh).into_iter().flatten() {
+        assert!(engine.decrypt(&DecryptRequest::new(&blob)).is_ok());
+    }
+    // Once the cache is gone (a reconnection), every one of them is refused.
+    engine.disconnect_custom_key_store(&store).unwrap();
+    engine.connect_custom_key_store(&store).unwrap();
+    for result in engine.decrypt_batch(&requests) {
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::KeyUnavailable);
+    }
+}
+
+#[test]
+fn batches_use_a_pool_of_sessions() {
+    let engine = Engine::builder()
+        .worker_threads(4)
+        .custom_key_store_backend(CustomKeyStoreType::AwsCloudhsm, Arc::new(backend()))
+        .build()
+        .unwrap();
+    let store = create(&engine, "pool", PIN);
+    engine.connect_custom_key_store(&store).unwrap();
+    let keys: Vec<String> = (0..4).map(|_| hsm_key(&engine, &store)).collect();
+    let plaintext = [7u8; 64];
+    let requests: Vec<EncryptRequest<'_>> = (0..400)
+        .map(|i| EncryptRequest::new(&keys[i % keys.len()], &plaintext))
+        .collect();
+    let blobs: Vec<Vec<u8>> = engine
+        .encrypt_batch(&requests)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let opens: Vec<DecryptRequest<'_>> = blobs.iter().map(|b| DecryptRequest::new(b)).collect();
+    for opened in engine.decrypt_batch(&opens) {
+        assert_eq!(opened.unwrap().expose(), plaintext);
+    }
+    // A pool of its own, driven from 4 threads at once: it grows past one session, never past
+    // its size, and every call gets its answer.
+    let pool = Arc::new(backend().open_connection(&cluster("pool"), PIN).unwrap());
+    assert!(pool.max_sessions() >= 1);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let pool = Arc::clone(&pool);
+            scope.spawn(move || {
+                use keyplane::custom_key_store::Connection;
+                let mut out = [0u8; 32];
+                for _ in 0..200 {
+                    pool.random(&mut out).unwrap();
+                    assert!(pool.open_sessions() <= pool.max_sessions());
+                }
+            });
+        }
+    });
+    assert!(pool.open_sessions() >= 1 && pool.open_sessions() <= pool.max_sessions());
+}
+
+/// The durable store keeps the definition and the PIN (sealed under its root key): a new engine
+/// on the same SQLite store, as after a restart, reconnects the store and opens old ciphertexts;
+/// the PIN is not in the database file in the clear.
+#[test]
+fn a_sqlite_store_keeps_the_definition_and_its_pin_sealed_across_a_restart() {
+    use keyplane_sqlite::root_key::KeyFileProvider;
+    use keyplane_sqlite::{SqliteKeyStore, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let provider = || {
+        Arc::new(KeyFileProvider::new(
+            dir.path().join("root.key"),
+            keyplane::LockPolicy::Require,
+        ))
+    };
+    SqliteKeyStore::init(dir.path(), provider(), StoreOptions::default()).unwrap();
+    let open =
+        || Arc::new(SqliteKeyStore::open(dir.path(), provider(), StoreOptions::default()).unwrap());
+    let engine_on_sqlite = |store: Arc<SqliteKeyStore>| {
+        Engine::builder()
+            .store(store)
+            .custom_key_store_backend(CustomKeyStoreType::AwsCloudhsm, Arc::new(backend()))
+            .build()
+            .unwrap()
+    };
+    let (store, key, sealed) = {
+        let engine = engine_on_sqlite(open());
+        let store = create(&engine, "durable", PIN);
+        engine.connect_custom_key_store(&store).unwrap();
+        let key = hsm_key(&engine, &store);
+        let sealed = engine
+            .encrypt(&EncryptRequest::new(&key, b"kept in sqlite"))
+            .unwrap()
+            .ciphertext_blob;
+        (store, key, sealed)
+    };
+    let engine = engine_on_sqlite(open());
+    assert_eq!(state(&engine, &store), (ConnectionState::Connected, None));
+    let meta = engine.describe_key(&key).unwrap();
+    assert_eq!(meta.custom_key_store_id.as_deref(), Some(store.as_str()));
+    let opened = engine.decrypt(&DecryptRequest::new(&sealed)).unwrap();
+    assert_eq!(opened.plaintext.expose(), b"kept in sqlite");
+    // Disconnected, renamed, deleted keys aside: the change reaches the next engine too.
+    engine.disconnect_custom_key_store(&store).unwrap();
+    drop(engine);
+    let engine = engine_on_sqlite(open());
+    assert_eq!(state(&engine, &store).0, ConnectionState::Disconnected);
+    let pin_hex: String = PIN.bytes().map(|b| format!("{b:02x}")).collect();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for needle in [PIN.as_bytes(), pin_hex.as_bytes()] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "the PIN is in the store's files in the clear"
+            );
+        }
+    }
+}
+
+/// ScheduleKeyDeletion's waiting period over, the key is deleted and its token key destroyed.
+#[test]
+fn a_deleted_key_destroys_its_token_key() {
+    let durable = Arc::new(MemoryKeyStore::default());
+    let clock = Arc::new(keyplane::ManualClock::starting_now());
+    let engine = Engine::builder()
+        .store(durable.clone())
+        .clock(clock.clone())
+        .custom_key_store_backend(CustomKeyStoreType::AwsCloudhsm, Arc::new(backend()))
+        .build()
+        .unwrap();
+    let store = create(&engine, "deletion", PIN);
+    engine.connect_custom_key_store(&store).unwrap();
+    let key = hsm_key(&engine, &store);
+    let backing = backing_id(&durable, &key);
+    let admin = backend()
+        .open_connection(&cluster("deletion"), PIN)
+        .unwrap();
+    assert!(admin.key_protection(&backing).is_ok());
+    engine.schedule_key_deletion(&key, Some(7)).unwrap();
+    clock.advance_days(8);
+    engine.run_due_tasks().unwrap();
+    assert_eq!(
+        admin.key_protection(&backing).unwrap_err().kind(),
+        ErrorKind::KeyUnavailable,
+        "the token key is gone"
+    );
+}
