@@ -591,7 +591,8 @@ def xks_request() -> None:
     write("xks_request", "encrypt", bytes([2]) + encrypt)
     write("xks_request", "decrypt", bytes([3]) + decrypt)
     write("xks_request", "encrypt-bad-base64", bytes([2]) + encrypt.replace(b"SGVs", b"-_-_"))
-    write("xks_request", "decrypt-iv-16", bytes([3]) + decrypt.replace(b"HMrlRw85cAJUd5Ax", b"AAAAAAAAAAAAAAAAAAAAAA=="))
+    iv_16 = decrypt.replace(b"HMrlRw85cAJUd5Ax", b"AAAAAAAAAAAAAAAAAAAAAA==")
+    write("xks_request", "decrypt-iv-16", bytes([3]) + iv_16)
     write("xks_request", "unsigned", bytes([8 | 1]) + b"{" + meta + b"}")
     write("xks_request", "get", bytes([16 | 2]) + encrypt)
     path = b"/fuzz/kms/xks/v1/keys/fuzz-key/encrypt"
@@ -599,7 +600,7 @@ def xks_request() -> None:
     other = b"/fuzz/kms/xks/v1/keys/../../health"
     write("xks_request", "raw-path-dots", bytes([4, len(other)]) + other + health)
     write("xks_request", "ping", bytes([4 | 8 | 16, 5]) + b"/ping")
-    write("xks_request", "not-json", bytes([2]) + b"{\"plaintext\": ")
+    write("xks_request", "not-json", bytes([2]) + b'{"plaintext": ')
     write("xks_request", "empty", b"")
 
 
