@@ -121,6 +121,36 @@ def create_credential(args: argparse.Namespace, principal: str) -> dict[str, str
     return cred
 
 
+# The HSM key store of test_boto3.py's custom key store test: a SoftHSMv2 token in the work
+# directory, named to `keyplane serve` as this cluster.
+HSM_CLUSTER = "cluster-softhsmserve"
+HSM_PIN = "1234567890"
+
+
+def softhsm_env(work: Path) -> dict[str, str]:
+    """A fresh SoftHSMv2 token under `work`; the environment that names it to keyplane."""
+    modules = [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    ]
+    module = next(m for m in modules if os.path.exists(m))
+    tokens = work / "softhsm-tokens"
+    tokens.mkdir()
+    conf = work / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    env = {"SOFTHSM2_CONF": str(conf), "KEYPLANE_PKCS11_TOKENS": f"{HSM_CLUSTER}={module}:serve"}
+    init = subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", "serve"]
+        + ["--pin", HSM_PIN, "--so-pin", "0987654321"],
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+    )
+    check("SoftHSMv2 token for the custom key store test", init.returncode == 0, init.stderr)
+    return env
+
+
 def start_keyplane(args: argparse.Namespace, log_dir: Path) -> Server:
     server = Server()
     server.stderr_path = str(log_dir / "server.stderr")
@@ -141,7 +171,14 @@ def start_keyplane(args: argparse.Namespace, log_dir: Path) -> Server:
     ]
     # Not a with block: the server writes to it until it is stopped.
     stderr = open(server.stderr_path, "w")  # noqa: SIM115
-    server.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1)
+    server.proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        bufsize=1,
+        env=dict(os.environ, **softhsm_env(log_dir)),
+    )
     deadline = time.monotonic() + 60
     while True:
         event = server.read_event(deadline)
@@ -448,6 +485,8 @@ def main() -> int:
         env["KP_REPLICA_DATA_DIR"] = str(args.replica_dir)
         env["KP_REPLICA_REGION"] = REPLICA_REGION
         env["KP_CLI"] = args.cli
+        env["KP_HSM_CLUSTER"] = HSM_CLUSTER
+        env["KP_HSM_PIN"] = HSM_PIN
     assert server.proc is not None
     env.update(
         {
