@@ -154,12 +154,27 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
 
 /// The TLS choice: exactly one of the three.
 fn tls_mode(ctx: &Context, args: &ServeArgs) -> Result<TlsMode, Failure> {
-    match (
-        &args.tls_cert,
-        &args.tls_key,
+    tls_choice(
+        ctx,
+        args.tls_cert.as_ref(),
+        args.tls_key.as_ref(),
         args.tls_self_signed,
         args.plain_http,
-    ) {
+        args.listen,
+    )
+}
+
+/// The TLS choice of a listener (`keyplane serve`, `keyplane xks-proxy`) from its options:
+/// exactly one of certificate files, a self-signed certificate, or plain HTTP on loopback.
+pub(crate) fn tls_choice(
+    ctx: &Context,
+    cert: Option<&std::path::PathBuf>,
+    key: Option<&std::path::PathBuf>,
+    self_signed: bool,
+    plain_http: bool,
+    listen: std::net::SocketAddr,
+) -> Result<TlsMode, Failure> {
+    match (cert, key, self_signed, plain_http) {
         (Some(cert), Some(key), false, false) => Ok(TlsMode::Files {
             cert: cert.clone(),
             key: key.clone(),
@@ -167,13 +182,10 @@ fn tls_mode(ctx: &Context, args: &ServeArgs) -> Result<TlsMode, Failure> {
         (None, None, true, false) => Ok(TlsMode::SelfSigned {
             dir: ctx.data_dir().join("tls"),
         }),
-        (None, None, false, true) if !args.listen.ip().is_loopback() => {
-            Err(Failure::usage(format!(
-                "--plain-http is allowed only on a loopback listen address (127.0.0.1, ::1), not \
-                 {}: use --tls-cert FILE --tls-key FILE or --tls-self-signed",
-                args.listen
-            )))
-        }
+        (None, None, false, true) if !listen.ip().is_loopback() => Err(Failure::usage(format!(
+            "--plain-http is allowed only on a loopback listen address (127.0.0.1, ::1), not \
+                 {listen}: use --tls-cert FILE --tls-key FILE or --tls-self-signed"
+        ))),
         (None, None, false, true) => Ok(TlsMode::Plain),
         _ => Err(Failure::usage(
             "choose how to serve: --tls-cert FILE --tls-key FILE (your certificate), \

@@ -192,31 +192,14 @@ async fn wait_for_signal() {
 }
 
 fn tls_mode(ctx: &Context, args: &XksProxyArgs) -> Result<TlsMode, Failure> {
-    match (
-        &args.tls_cert,
-        &args.tls_key,
+    super::serve::tls_choice(
+        ctx,
+        args.tls_cert.as_ref(),
+        args.tls_key.as_ref(),
         args.tls_self_signed,
         args.plain_http,
-    ) {
-        (Some(cert), Some(key), false, false) => Ok(TlsMode::Files {
-            cert: cert.clone(),
-            key: key.clone(),
-        }),
-        (None, None, true, false) => Ok(TlsMode::SelfSigned {
-            dir: ctx.data_dir().join("tls"),
-        }),
-        (None, None, false, true) if !args.listen.ip().is_loopback() => {
-            Err(Failure::usage(format!(
-                "--plain-http is allowed only on a loopback listen address, not {}",
-                args.listen
-            )))
-        }
-        (None, None, false, true) => Ok(TlsMode::Plain),
-        _ => Err(Failure::usage(
-            "choose how to serve: --tls-cert FILE --tls-key FILE, --tls-self-signed, or \
-             --plain-http (loopback only, for tests)",
-        )),
-    }
+        args.listen,
+    )
 }
 
 fn read_credentials(path: &Path, uri_path: &str) -> Result<Credential, Failure> {
