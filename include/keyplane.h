@@ -363,6 +363,15 @@ enum kp_status
    */
   KP_STATUS_INCORRECT_TRUST_ANCHOR = 1957,
   /**
+   * The shared key store changed under the call too often; nothing changed, retry
+   * (ConflictException).
+   */
+  KP_STATUS_CONFLICT = 1958,
+  /**
+   * The shared key store cannot be reached; retry (DependencyTimeoutException).
+   */
+  KP_STATUS_STORE_UNREACHABLE = 1959,
+  /**
    * The store address is malformed (`sqlite:` with no path, no scheme).
    */
   KP_STATUS_STORE_BAD_ADDRESS = 2000,

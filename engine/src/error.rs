@@ -154,6 +154,12 @@ errors! {
     IncorrectTrustAnchor => "IncorrectTrustAnchorException",
     /// A dry run ([`crate::Engine::dry_run`]) whose real call would have succeeded.
     DryRunOperation => "DryRunOperationException",
+    /// The shared key store changed under a control-plane change more often than the engine
+    /// retries it (another node kept changing it at the same time); nothing was changed. Retry.
+    Conflict => "ConflictException",
+    /// The shared key store cannot be reached (or did not answer in time), so control-plane
+    /// calls are refused; a node keeps serving the keys it holds until its staleness bound.
+    StoreUnreachable => "DependencyTimeoutException",
     /// The audit log cannot record requests, so requests are refused (fail closed).
     AuditUnavailable => "KMSInternalException",
     /// Key memory could not be locked and the lock policy says that is an error.

@@ -79,6 +79,25 @@ pub struct StoreContents {
     pub generation: u64,
 }
 
+/// What changed in a store after a generation a reader saw, with the current contents of
+/// everything that changed: applying it to a view at that generation gives the view at
+/// [`StoreDelta::generation`] without reading anything else.
+#[derive(Debug, Default)]
+pub struct StoreDelta {
+    /// The generation this delta brings a reader to.
+    pub generation: u64,
+    /// Every key whose record or material changed: its current record, or `None` where it was
+    /// deleted.
+    pub keys: Vec<(Uuid, Option<KeyRecord>)>,
+    /// Every stored version of the material of each key in `keys` that still exists: the whole
+    /// set for that key, replacing what the reader held.
+    pub materials: Vec<StoredMaterial>,
+    /// Every alias that changed: its current record, or `None` where it was deleted.
+    pub aliases: Vec<(String, Option<AliasRecord>)>,
+    /// Where any custom key store changed: all of them, as [`KeyStore::load`] gives them.
+    pub custom_key_stores: Option<Vec<StoredCustomKeyStore>>,
+}
+
 /// Persistence for keys, their material and aliases.
 pub trait KeyStore: Send + Sync + 'static {
     /// Everything stored.
@@ -92,6 +111,22 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Applies `changes` atomically: all of them, durably, or none. Returns only once they are as
     /// durable as the store promises, with the generation the commit produced.
     fn commit(&self, changes: &[StoreChange<'_>]) -> Result<u64>;
+    /// Like [`KeyStore::commit`], but only if the store is still at generation `expected` (the one
+    /// the caller's view reflects): otherwise nothing changes and the answer is
+    /// [`crate::Error::Conflict`], and the caller catches up and decides again. This is what keeps
+    /// two engines sharing a store from losing each other's updates. The default does not check,
+    /// which is right only for a store no one else writes.
+    fn commit_at(&self, expected: u64, changes: &[StoreChange<'_>]) -> Result<u64> {
+        let _ = expected;
+        self.commit(changes)
+    }
+    /// What changed after `generation`, or `None` where the store cannot say (it keeps no change
+    /// log, or its log no longer reaches back that far, or `generation` is ahead of it): the
+    /// reader then loads everything.
+    fn changes_since(&self, generation: u64) -> Result<Option<StoreDelta>> {
+        let _ = generation;
+        Ok(None)
+    }
     /// A number that grows with every commit by anyone (this process or another sharing the
     /// store). The engine reloads when it differs from the generation it last saw.
     fn generation(&self) -> Result<u64>;

@@ -163,6 +163,11 @@ pub enum kp_status {
     CloudHsmClusterInvalidConfiguration = 1956,
     /// The trust anchor certificate does not match the HSM (IncorrectTrustAnchorException).
     IncorrectTrustAnchor = 1957,
+    /// The shared key store changed under the call too often; nothing changed, retry
+    /// (ConflictException).
+    Conflict = 1958,
+    /// The shared key store cannot be reached; retry (DependencyTimeoutException).
+    StoreUnreachable = 1959,
 
     /// The store address is malformed (`sqlite:` with no path, no scheme).
     StoreBadAddress = 2000,
@@ -312,6 +317,8 @@ statuses! {
     CloudHsmClusterInUse = c"KP_STATUS_CLOUD_HSM_CLUSTER_IN_USE" from CloudHsmClusterInUse,
     CloudHsmClusterInvalidConfiguration = c"KP_STATUS_CLOUD_HSM_CLUSTER_INVALID_CONFIGURATION" from CloudHsmClusterInvalidConfiguration,
     IncorrectTrustAnchor = c"KP_STATUS_INCORRECT_TRUST_ANCHOR" from IncorrectTrustAnchor,
+    Conflict = c"KP_STATUS_CONFLICT" from Conflict,
+    StoreUnreachable = c"KP_STATUS_STORE_UNREACHABLE" from StoreUnreachable,
     StoreBadAddress = c"KP_STATUS_STORE_BAD_ADDRESS",
     StoreUnknownScheme = c"KP_STATUS_STORE_UNKNOWN_SCHEME",
     StoreMissing = c"KP_STATUS_STORE_MISSING",
