@@ -130,6 +130,14 @@ pub trait KeyStore: Send + Sync + 'static {
     /// A number that grows with every commit by anyone (this process or another sharing the
     /// store). The engine reloads when it differs from the generation it last saw.
     fn generation(&self) -> Result<u64>;
+    /// Asks the store to call `wake` soon after anyone commits (PostgreSQL's LISTEN/NOTIFY, for
+    /// one), so that an engine follows a change made elsewhere at once instead of at its next
+    /// poll. Returns whether it will; a store that cannot (the default) is only polled. `wake`
+    /// must be cheap and must not block: it only signals.
+    fn subscribe(&self, wake: std::sync::Arc<dyn Fn() + Send + Sync>) -> Result<bool> {
+        let _ = wake;
+        Ok(false)
+    }
     /// A short description for diagnostics ("memory", "sqlite:/path").
     fn describe(&self) -> String;
     /// The store's secret named `name`; if there is none, the one `create` makes, stored first
