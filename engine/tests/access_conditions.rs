@@ -4,6 +4,9 @@
 //! pagination, the lockout check, malformed policies, policy and grant changes reaching the very
 //! next call, managed keys, quotas (keys per account, request rates) and GetKeyLastUsage.
 
+#[path = "support/outcome.rs"]
+mod outcome;
+use outcome::{code, outcome};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -119,22 +122,6 @@ fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-#[track_caller]
-fn code<T>(result: keyplane::Result<T>) -> &'static str {
-    match result {
-        Ok(_) => panic!("expected an error, got Ok"),
-        Err(e) => e.code(),
-    }
-}
-
-/// `"ok"` or the error code: compact expectations.
-fn outcome<T>(result: keyplane::Result<T>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(e) => e.code(),
-    }
 }
 
 const DENIED: &str = "AccessDeniedException";

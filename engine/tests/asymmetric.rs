@@ -7,6 +7,9 @@
 //! Independent checks use RustCrypto (`rsa`, `p256`, `p384`, `p521`, `k256`, `ed25519-dalek`,
 //! `hmac` + `sha2`) with the public key GetPublicKey returns, never the engine's own code.
 
+#[path = "support/outcome.rs"]
+mod outcome;
+use outcome::code;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -29,12 +32,6 @@ use spki::{DecodePublicKey, EncodePublicKey, ObjectIdentifier, SubjectPublicKeyI
 
 /// The service exception name of an expected error.
 #[track_caller]
-fn code<T>(result: keyplane::Result<T>) -> &'static str {
-    match result {
-        Ok(_) => panic!("expected an error, got Ok"),
-        Err(e) => e.code(),
-    }
-}
 
 /// An engine with a four-thread pool, so batches of 64 items or more run on it.
 fn pooled_engine() -> Engine {

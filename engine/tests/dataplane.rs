@@ -2,6 +2,9 @@
 //! GenerateRandom, single and batched; tampering, encryption context binding, key states,
 //! rotation, and the derived-key wear-out bound.
 
+#[path = "support/outcome.rs"]
+mod outcome;
+use outcome::code;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -33,12 +36,6 @@ fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
 }
 
 #[track_caller]
-fn code<T>(result: keyplane::Result<T>) -> &'static str {
-    match result {
-        Ok(_) => panic!("expected an error, got Ok"),
-        Err(e) => e.code(),
-    }
-}
 
 fn seal(engine: &Engine, key: &str, plaintext: &[u8]) -> Vec<u8> {
     engine

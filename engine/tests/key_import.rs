@@ -6,6 +6,9 @@
 //! `openssl_recipe_*`. Results of imported keys are checked against RustCrypto using the same raw
 //! key: HMAC values, ECDSA and RSA signatures, public keys.
 
+#[path = "support/outcome.rs"]
+mod outcome;
+use outcome::code;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -36,12 +39,6 @@ fn random(n: usize) -> Vec<u8> {
 }
 
 #[track_caller]
-fn code<T>(result: keyplane::Result<T>) -> &'static str {
-    match result {
-        Ok(_) => panic!("expected an error, got Ok"),
-        Err(e) => e.code(),
-    }
-}
 
 /// RSA-OAEP with RustCrypto, as a user's tool would.
 fn oaep_encrypt(public_der: &[u8], sha256: bool, plaintext: &[u8]) -> Vec<u8> {

@@ -2,6 +2,9 @@
 //! operation gives, checked against the key management service's rules (exception names via
 //! `Error::code`).
 
+#[path = "support/outcome.rs"]
+mod outcome;
+use outcome::code;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,12 +56,6 @@ fn external_key(engine: &Engine) -> String {
 
 /// The service exception name of an expected error.
 #[track_caller]
-fn code<T>(result: keyplane::Result<T>) -> &'static str {
-    match result {
-        Ok(_) => panic!("expected an error, got Ok"),
-        Err(e) => e.code(),
-    }
-}
 
 fn state_of(engine: &Engine, key: &str) -> KeyState {
     engine.describe_key(key).expect("describe").key_state

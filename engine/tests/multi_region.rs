@@ -4,6 +4,9 @@
 //! for replicas (PendingReplicaDeletion), UpdatePrimaryRegion, imported multi-Region keys, and
 //! the operations the service refuses, with its exceptions.
 
+#[path = "support/outcome.rs"]
+mod outcome;
+use outcome::code;
 use std::sync::Arc;
 
 use keyplane::store::{KeyStore, MemoryKeyStore};
@@ -62,12 +65,6 @@ impl Regions {
 }
 
 #[track_caller]
-fn code<T>(result: keyplane::Result<T>) -> &'static str {
-    match result {
-        Ok(_) => panic!("expected an error, got Ok"),
-        Err(e) => e.code(),
-    }
-}
 
 fn mrk(engine: &Engine) -> String {
     engine
