@@ -30,9 +30,6 @@ use spki::{DecodePublicKey, EncodePublicKey, ObjectIdentifier, SubjectPublicKeyI
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-/// The service exception name of an expected error.
-#[track_caller]
-
 /// An engine with a four-thread pool, so batches of 64 items or more run on it.
 fn pooled_engine() -> Engine {
     let engine = Engine::builder()

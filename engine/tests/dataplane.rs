@@ -35,8 +35,6 @@ fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
         .collect()
 }
 
-#[track_caller]
-
 fn seal(engine: &Engine, key: &str, plaintext: &[u8]) -> Vec<u8> {
     engine
         .encrypt(&EncryptRequest::new(key, plaintext))

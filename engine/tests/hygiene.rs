@@ -838,10 +838,10 @@ fn mlock_child(mode: &str) {
 /// Runs an mlock child as `nobody`, without capabilities; the test binary is copied where
 /// `nobody` can run it.
 fn run_unprivileged(mode: &str) -> (Vec<String>, Output) {
-    // SAFETY: getuid has no preconditions.
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
     assert_eq!(
-        unsafe { libc::getuid() },
-        0,
+        uid, 0,
         "this test runs a child as another user: it needs root (CI runs as root)"
     );
     let setpriv = Command::new("setpriv").arg("--version").output();

@@ -38,8 +38,6 @@ fn random(n: usize) -> Vec<u8> {
     out
 }
 
-#[track_caller]
-
 /// RSA-OAEP with RustCrypto, as a user's tool would.
 fn oaep_encrypt(public_der: &[u8], sha256: bool, plaintext: &[u8]) -> Vec<u8> {
     let key = rsa::RsaPublicKey::from_public_key_der(public_der).expect("SPKI RSA public key");

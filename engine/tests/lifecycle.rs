@@ -54,9 +54,6 @@ fn external_key(engine: &Engine) -> String {
         .key_id
 }
 
-/// The service exception name of an expected error.
-#[track_caller]
-
 fn state_of(engine: &Engine, key: &str) -> KeyState {
     engine.describe_key(key).expect("describe").key_state
 }

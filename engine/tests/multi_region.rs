@@ -64,8 +64,6 @@ impl Regions {
     }
 }
 
-#[track_caller]
-
 fn mrk(engine: &Engine) -> String {
     engine
         .create_key(CreateKeyRequest {
