@@ -1,0 +1,160 @@
+//! The throughput sweep: every (workload, key spec, size) × batch × threads × callers point of
+//! the engine against the raw aws-lc-rs loop, with the optional C ABI and Python comparisons, in
+//! named steps: decide the [`plan::Plan`], start the [`rig::Rig`] of engines, measure each
+//! [`cell::Cell`], then write the notes and the report.
+
+mod cell;
+mod plan;
+mod progress;
+mod python;
+mod rig;
+mod round_robin;
+
+use crate::args::SweepArgs;
+use crate::report::{EngineInfo, Machine, Point, Report, Settings};
+use crate::workload::Workload;
+use crate::{cpu_model, BenchError, RunOptions};
+use cell::{Cell, Results};
+use plan::Plan;
+use progress::Progress;
+use rig::Rig;
+
+/// Measures the sweep `args` describes on the store `options` names.
+pub(crate) fn measure(args: &SweepArgs, options: &RunOptions) -> Result<Report, BenchError> {
+    let plan = Plan::new(args)?;
+    let progress = Progress::new(plan.progress_units(!args.no_baseline), args.quiet);
+    progress.start("starting the engines");
+    let rig = Rig::start(&plan, options, &args.python)?;
+    let mut notes = Vec::new();
+    if let (true, Err(e)) = (plan.compare_python, &rig.python) {
+        notes.push(format!("--compare python skipped: {e}"));
+    }
+    let mut results = Results::default();
+    for group in &plan.groups {
+        for &batch in &plan.batches {
+            let cell = Cell::new(group, batch, args);
+            cell::measure_cell(args, &plan, &rig, &cell, &progress, &mut results)?;
+            if group.workload == Workload::Encrypt && plan.compare_python {
+                python::compare_cell(args, &plan, &rig, &cell, &progress, &mut results)?;
+            }
+        }
+    }
+    progress.bar.finish_and_clear();
+    notes.extend(warnings(&results.points, &plan.threads));
+    Ok(report(
+        args,
+        options,
+        &plan,
+        rig.store_label,
+        results,
+        notes,
+    ))
+}
+
+/// What a reader of the numbers should know: noisy points, points spent in the kernel, more
+/// threads than CPUs, a debug build.
+fn warnings(points: &[Point], threads: &[u32]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let name = |p: &Point| {
+        format!(
+            "{} {} {} t{} b{}",
+            p.workload,
+            crate::report::short_alg(&p.algorithm, p.key_spec),
+            crate::report::human_size(p.size),
+            p.threads,
+            p.batch
+        )
+    };
+    let noisy: Vec<String> = points
+        .iter()
+        .filter(|p| p.ops_per_sec.spread_pct > 10.0 && p.ops_per_sec.samples.len() > 1)
+        .map(name)
+        .collect();
+    if !noisy.is_empty() {
+        notes.push(format!(
+            "{} point(s) spread over 10% between repeats (a busy machine?): {}; use more \
+             --repeats or a longer --duration",
+            noisy.len(),
+            noisy.join("; ")
+        ));
+    }
+    let in_kernel: Vec<String> = points
+        .iter()
+        .filter(|p| p.system_cpu_share > 0.15)
+        .map(|p| format!("{} ({:.0}%)", name(p), p.system_cpu_share * 100.0))
+        .collect();
+    if !in_kernel.is_empty() {
+        notes.push(format!(
+            "{} point(s) spent over 15% of their CPU time in the kernel: {}. With large batches \
+             of large results this is usually page faults: glibc returns the freed results to \
+             the kernel between batches and the next batch faults them back in (see \
+             docs/performance.md: GLIBC_TUNABLES=glibc.malloc.trim_threshold, --into)",
+            in_kernel.len(),
+            in_kernel.join("; ")
+        ));
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads.iter().any(|&t| t as usize > cpus) {
+        notes.push(format!(
+            "some points use more engine threads than this machine's {cpus} CPUs"
+        ));
+    }
+    if cfg!(debug_assertions) {
+        notes.push(
+            "this is a debug build of the harness and engine: the numbers are not meaningful; \
+             build with --release"
+                .into(),
+        );
+    }
+    notes
+}
+
+fn report(
+    args: &SweepArgs,
+    options: &RunOptions,
+    plan: &Plan,
+    store_label: String,
+    results: Results,
+    notes: Vec<String>,
+) -> Report {
+    let mut report = Report {
+        harness: format!("keyplane-bench {}", env!("CARGO_PKG_VERSION")),
+        engine: EngineInfo {
+            fips: keyplane::fips_mode(),
+            store: store_label,
+            lock_policy: format!("{:?}", options.lock_policy),
+            max_plaintext_bytes: plan.max_plaintext,
+        },
+        machine: Machine {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model: cpu_model(),
+            os: std::env::consts::OS.into(),
+            optimized_build: !cfg!(debug_assertions),
+        },
+        settings: Settings {
+            duration_ms: match plan.timing.amount {
+                crate::measure::Amount::Time(d) => Some(d.as_secs_f64() * 1e3),
+                crate::measure::Amount::Ops(_) => None,
+            },
+            ops: args.ops.map(|n| n as u64),
+            warmup_ms: args.warmup.as_secs_f64() * 1e3,
+            repeats: args.repeats,
+            context: plan.context.is_some(),
+            into: args.into,
+            rsa_padding: format!("{:?}", args.rsa_padding),
+            per_thread_divisor: "max(threads, callers)".into(),
+        },
+        baselines: results.baselines,
+        points: results.points,
+        compare: results.comparisons,
+        recommendations: Vec::new(),
+        targets: Vec::new(),
+        notes,
+    };
+    report.link_thread_scaling();
+    report.check_targets();
+    if args.recommend {
+        report.recommend(args.latency_bound_ms);
+    }
+    report
+}
