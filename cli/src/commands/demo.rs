@@ -16,14 +16,17 @@ use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::digest::{digest, SHA256};
+use std::sync::Arc;
+
 use keyplane::{
     CreateKeyRequest, DataKeySpec, DecryptRequest, EncryptRequest, EncryptionContext, Engine,
     Error, GenerateDataKeyRequest,
 };
 
 use crate::args::DemoArgs;
-use crate::context::Context;
+use crate::context::{CliEngine, Context};
 use crate::outcome::Failure;
+use keyplane_sqlite::SqliteKeyStore;
 
 const ALIAS: &str = "alias/keyplane-demo";
 const BATCH: usize = 1000;
@@ -116,9 +119,33 @@ fn open_envelope(
 pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
     let data_bytes = args.data_mib.clamp(1, 1024) << 20;
     let run_for = Duration::from_secs_f64(args.seconds.clamp(0.05, 60.0));
-    let dir = ctx.data_dir().display().to_string();
+    let ctx_pairs = context("reports/q1.bin");
 
-    // 1. The store.
+    let (store, engine) = open_or_create_store(ctx)?;
+    let key_id = make_key_and_alias(&engine)?;
+    let sealed = seal_data(&engine, data_bytes, &ctx_pairs)?;
+    drop(engine);
+    drop(store);
+    let (store, engine) = reopen_and_decrypt(ctx, &sealed, &ctx_pairs)?;
+    rotate(&engine, &key_id, &sealed, &ctx_pairs)?;
+    measure_throughput(&engine, run_for, &ctx_pairs)?;
+    verify_store(&store)?;
+    tidy_up(ctx, engine, &key_id, args.keep_key)?;
+    println!("\ndemo: all steps succeeded");
+    Ok(())
+}
+
+/// The envelope step 3 made, with what step 4 checks it against.
+struct Sealed {
+    envelope: Envelope,
+    fingerprint: aws_lc_rs::digest::Digest,
+    material: String,
+    data_bytes: usize,
+}
+
+/// 1. The store (created, with its root key, if missing) and an engine on it.
+fn open_or_create_store(ctx: &Context) -> Result<(Arc<SqliteKeyStore>, CliEngine), Failure> {
+    let dir = ctx.data_dir().display().to_string();
     let t = Instant::now();
     let store = match ctx.open_store() {
         Ok(store) => store,
@@ -127,16 +154,13 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
                 && !ctx.data_dir().join(keyplane_sqlite::DB_FILE).exists() =>
         {
             let provider = ctx.current_provider()?;
-            let store = keyplane_sqlite::SqliteKeyStore::init(
-                ctx.data_dir(),
-                provider.clone(),
-                ctx.store_options(),
-            )?;
+            let store =
+                SqliteKeyStore::init(ctx.data_dir(), provider.clone(), ctx.store_options())?;
             println!(
                 "[1] created a store in {dir}; root key: {}",
                 provider.describe()
             );
-            std::sync::Arc::new(store)
+            Arc::new(store)
         }
         Err(f) => return Err(f),
     };
@@ -149,8 +173,11 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
         engine.worker_threads(),
         engine.fips_mode()
     );
+    Ok((store, engine))
+}
 
-    // 2. A key and the alias, durable before each call returns.
+/// 2. A key and the alias, durable before each call returns; the key's id.
+fn make_key_and_alias(engine: &Engine) -> Result<String, Failure> {
     let t = Instant::now();
     let key = engine.create_key(CreateKeyRequest {
         description: Some("keyplane demo: envelope encryption".into()),
@@ -171,14 +198,21 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
         ms(t.elapsed())
     );
 
-    // 3. GenerateDataKey, local encryption, plaintext data key dropped.
+    Ok(key.key_id)
+}
+
+/// 3. GenerateDataKey, local encryption, plaintext data key dropped.
+fn seal_data(
+    engine: &Engine,
+    data_bytes: usize,
+    ctx_pairs: &EncryptionContext,
+) -> Result<Sealed, Failure> {
     let mut data = vec![0u8; data_bytes];
     aws_lc_rs::rand::fill(&mut data).map_err(|_| internal("random data"))?;
     let fingerprint = digest(&SHA256, &data);
-    let ctx_pairs = context("reports/q1.bin");
     let t = Instant::now();
     let generated = engine.generate_data_key(
-        &GenerateDataKeyRequest::new(ALIAS, DataKeySpec::Aes256).with_context(&ctx_pairs),
+        &GenerateDataKeyRequest::new(ALIAS, DataKeySpec::Aes256).with_context(ctx_pairs),
     )?;
     let gdk_time = t.elapsed();
     let original_material = generated.key_material_id.clone();
@@ -205,27 +239,39 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
         envelope.encrypted_data_key.len()
     );
 
-    // 4. A restart: everything closed, the store reopened from disk.
-    drop(engine);
-    drop(store);
+    Ok(Sealed {
+        envelope,
+        fingerprint,
+        material: original_material,
+        data_bytes,
+    })
+}
+
+/// 4. A restart: the store reopened from disk, the envelope opened (and refused under another
+///    encryption context).
+fn reopen_and_decrypt(
+    ctx: &Context,
+    sealed: &Sealed,
+    ctx_pairs: &EncryptionContext,
+) -> Result<(Arc<SqliteKeyStore>, CliEngine), Failure> {
     let t = Instant::now();
     let store = ctx.open_store()?;
     let engine = ctx.engine_on(store.clone())?;
     let reopen_time = t.elapsed();
     let t = Instant::now();
-    let (opened, material, key_time) = open_envelope(&engine, &envelope, &ctx_pairs)?;
+    let (opened, material, key_time) = open_envelope(&engine, &sealed.envelope, ctx_pairs)?;
     let open_time = t.elapsed();
     ensure(
-        digest(&SHA256, &opened).as_ref() == fingerprint.as_ref(),
+        digest(&SHA256, &opened).as_ref() == sealed.fingerprint.as_ref(),
         "the decrypted data differs from the original",
     )?;
     ensure(
-        material == original_material,
+        material == sealed.material,
         "decrypted by the wrong key material",
     )?;
     drop(opened);
     let wrong = engine.decrypt(
-        &DecryptRequest::new(&envelope.encrypted_data_key).with_context(&context("other")),
+        &DecryptRequest::new(&sealed.envelope.encrypted_data_key).with_context(&context("other")),
     );
     ensure(
         wrong.is_err(),
@@ -236,38 +282,55 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
          identical (SHA-256); under another encryption context: {}",
         ms(reopen_time),
         ms(key_time),
-        data_bytes >> 20,
+        sealed.data_bytes >> 20,
         ms(open_time - key_time),
         wrong.err().map(|e| e.code()).unwrap_or("?")
     );
 
-    // 5. Rotation.
+    Ok((store, engine))
+}
+
+/// 5. Rotation: the old envelope still opens; new data keys use the new material.
+fn rotate(
+    engine: &Engine,
+    key_id: &str,
+    sealed: &Sealed,
+    ctx_pairs: &EncryptionContext,
+) -> Result<(), Failure> {
     let t = Instant::now();
     // RotateKeyOnDemand takes a key id or key ARN, not an alias, as in the service.
-    engine.rotate_key_on_demand(&key.key_id)?;
+    engine.rotate_key_on_demand(key_id)?;
     let rotate_time = t.elapsed();
-    let (_, still, _) = open_envelope(&engine, &envelope, &ctx_pairs)?;
+    let (_, still, _) = open_envelope(engine, &sealed.envelope, ctx_pairs)?;
     ensure(
-        still == original_material,
+        still == sealed.material,
         "after rotation, the old envelope used other material",
     )?;
     let fresh = engine.generate_data_key(
-        &GenerateDataKeyRequest::new(ALIAS, DataKeySpec::Aes256).with_context(&ctx_pairs),
+        &GenerateDataKeyRequest::new(ALIAS, DataKeySpec::Aes256).with_context(ctx_pairs),
     )?;
     ensure(
-        fresh.key_material_id != original_material,
+        fresh.key_material_id != sealed.material,
         "after rotation, new data keys still use the old material",
     )?;
     println!(
         "[5] RotateKeyOnDemand in {}: the old envelope still opens (material {}…), new data keys \
          use material {}…",
         ms(rotate_time),
-        short(&original_material),
+        short(&sealed.material),
         short(&fresh.key_material_id)
     );
     drop(fresh);
 
-    // 6. Throughput and verification.
+    Ok(())
+}
+
+/// 6. Data-plane throughput on the durable store.
+fn measure_throughput(
+    engine: &Engine,
+    run_for: Duration,
+    ctx_pairs: &EncryptionContext,
+) -> Result<(), Failure> {
     println!(
         "[6] data-plane throughput on the durable store ({} threads, batches of {BATCH}, {:.1} s each):",
         engine.worker_threads(),
@@ -277,7 +340,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
         let messages: Vec<Vec<u8>> = (0..BATCH).map(|i| vec![i as u8; len]).collect();
         let requests: Vec<EncryptRequest<'_>> = messages
             .iter()
-            .map(|m| EncryptRequest::new(ALIAS, m).with_context(&ctx_pairs))
+            .map(|m| EncryptRequest::new(ALIAS, m).with_context(ctx_pairs))
             .collect();
         let (ops, mbs) = measure(run_for, len, || {
             engine
@@ -289,7 +352,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
         println!("    encrypt_batch {len:>5} B: {ops:>12.0} ops/s {mbs:>9.1} MB/s");
     }
     let requests: Vec<GenerateDataKeyRequest<'_>> = (0..BATCH)
-        .map(|_| GenerateDataKeyRequest::new(ALIAS, DataKeySpec::Aes256).with_context(&ctx_pairs))
+        .map(|_| GenerateDataKeyRequest::new(ALIAS, DataKeySpec::Aes256).with_context(ctx_pairs))
         .collect();
     let (ops, _) = measure(run_for, 32, || {
         engine
@@ -299,6 +362,11 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
             .count()
     })?;
     println!("    generate_data_key_batch AES_256: {ops:>8.0} ops/s");
+    Ok(())
+}
+
+/// 6. `verify` of the whole store.
+fn verify_store(store: &SqliteKeyStore) -> Result<(), Failure> {
     let t = Instant::now();
     let report = store.verify(false)?;
     ensure(report.is_pristine(), "store verify found damage")?;
@@ -310,14 +378,19 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
         report.copies_checked
     );
 
-    // 7. Tidy up.
-    if args.keep_key {
-        println!("[7] kept {} ({ALIAS})", key.key_id);
+    Ok(())
+}
+
+/// 7. The demo key scheduled for deletion (unless kept) and the audit log verified.
+fn tidy_up(ctx: &Context, engine: CliEngine, key_id: &str, keep_key: bool) -> Result<(), Failure> {
+    if keep_key {
+        println!("[7] kept {key_id} ({ALIAS})");
     } else {
-        engine.schedule_key_deletion(&key.key_id, Some(7))?;
+        engine.schedule_key_deletion(key_id, Some(7))?;
         println!(
             "[7] scheduled the demo key for deletion in 7 days (--keep-key keeps it); the store is \
-             in {dir}"
+             in {}",
+            ctx.data_dir().display()
         );
     }
     if let Some(log) = engine.audit_log().map(std::path::Path::to_path_buf) {
@@ -338,7 +411,6 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<(), Failure> {
             audit.segments.iter().map(|s| s.report.digests).sum::<u64>()
         );
     }
-    println!("\ndemo: all steps succeeded");
     Ok(())
 }
 
