@@ -208,9 +208,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Serve the external key store (XKS) proxy API over keyplane keys (see docs/xks.md)
     XksProxy(Box<XksProxyArgs>),
-    /// Measure throughput: workloads swept over threads, batch and message sizes, with baselines
-    #[cfg(feature = "bench")]
-    Bench(Box<BenchArgs>),
+    /// Measure throughput with the keyplane-bench program (its options: keyplane-bench --help)
+    Bench(BenchArgs),
     /// Access keys that sign requests to `keyplane serve` (SigV4), sealed in the store
     #[command(subcommand)]
     Credentials(CredentialsCommand),
@@ -1179,16 +1178,18 @@ pub enum AuditCommand {
     },
 }
 
-#[cfg(feature = "bench")]
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    #[command(flatten)]
-    pub sweep: keyplane_bench::SweepArgs,
     /// Run against the store of the data directory (keys under alias/keyplane-bench/*) instead of
     /// a fresh in-memory store
     #[arg(long)]
     pub durable: bool,
-    /// `--endpoint URL`: the load generator against a server (signing for the global --region)
-    #[command(flatten)]
-    pub endpoint: keyplane_bench::endpoint::EndpointArgs,
+    /// The harness's options, passed to keyplane-bench unchanged (--workload, --threads, --batch,
+    /// --size, --endpoint, ...: see keyplane-bench --help)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "HARNESS OPTIONS"
+    )]
+    pub harness: Vec<std::ffi::OsString>,
 }

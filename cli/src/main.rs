@@ -77,8 +77,7 @@ fn run(ctx: &Context, command: Command) -> Result<(), Failure> {
         Command::Audit(c) => commands::audit::run(ctx, c),
         Command::Serve(a) => commands::serve::run(ctx, *a),
         Command::XksProxy(a) => commands::xks::run(ctx, *a),
-        #[cfg(feature = "bench")]
-        Command::Bench(a) => commands::bench::run(ctx, *a),
+        Command::Bench(a) => commands::bench::run(ctx, a),
         Command::Credentials(c) => commands::credentials::run(ctx, c),
     }
 }

@@ -607,9 +607,9 @@ fn the_demo_runs_the_main_job_on_the_default_store() {
     );
 }
 
-#[cfg(feature = "bench")]
 #[test]
 fn bench_runs_the_harness_in_memory_and_on_the_store() {
+    build_bench_program();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let quick = [
@@ -656,9 +656,9 @@ fn bench_runs_the_harness_in_memory_and_on_the_store() {
     );
 }
 
-#[cfg(feature = "bench")]
 #[test]
 fn bench_many_keys_fills_the_store_and_times_its_load() {
+    build_bench_program();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     store(d);

@@ -1,74 +1,107 @@
-//! `keyplane bench`: the throughput harness (crate `keyplane-bench`) as a subcommand. Its sweep
-//! options are the harness's own; `--json` is the CLI's global switch (the report as JSON on
-//! standard output instead of the table), and `--durable` runs against the data directory's store
-//! (the same root key options as every other command) instead of a fresh in-memory one. The
-//! engines the harness builds are not audited: they measure the data plane. With `--endpoint URL`
-//! it is the harness's load generator against a server of the service's wire protocol instead
-//! (`keyplane serve`, or moto's for comparison), signing for the global `--region`.
+//! `keyplane bench`: runs the throughput harness, the separate program `keyplane-bench`, so that
+//! the admin tool does not link the harness, its charts and fonts, or the C ABI it compares
+//! against. The harness's options pass through unchanged (`keyplane-bench --help` lists them);
+//! the CLI's global `--json`, `--region` and `--allow-unlocked-memory` become the harness's own,
+//! and `--durable` runs against the data directory's store (`--data-dir`, with the store's root
+//! key file; other root key sources: run `keyplane-bench` as docs/performance.md shows).
+//!
+//! The program is looked up as `$KEYPLANE_BENCH_BIN`, else `keyplane-bench` beside this
+//! executable (as `cargo build` and `cargo install` place them), else on `PATH`.
 
-use std::sync::Arc;
-
-use keyplane_bench::{Destination, RunOptions, StoreChoice};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Command;
 
 use crate::args::BenchArgs;
-use crate::context::Context;
-use crate::outcome::{Failure, INTERNAL, USAGE};
+use crate::context::{Context, RootKeySource};
+use crate::outcome::{Failure, INTERNAL};
+
+const PROGRAM: &str = "keyplane-bench";
 
 pub fn run(ctx: &Context, args: BenchArgs) -> Result<(), Failure> {
-    if args.endpoint.endpoint.is_some() {
-        if args.durable {
-            return Err(failure(keyplane_bench::BenchError::Usage(
-                "--durable and --endpoint: the server at the endpoint has its own store".into(),
-            )));
-        }
-        let options = keyplane_bench::endpoint::EndpointOptions::from_sweep(
-            &args.sweep,
-            ctx.global.json.then_some(Destination::Stdout),
-            &ctx.global.region,
-        );
-        return keyplane_bench::endpoint::run_endpoint(&args.endpoint, &options)
-            .map(|_| ())
-            .map_err(failure);
-    }
-    if args.sweep.wants_stream() {
-        keyplane_bench::stream::run(&args.sweep).map_err(failure)?;
-        if !args.sweep.wants_sweep() && !args.sweep.wants_many_keys() {
-            return Ok(());
+    let mut durable = args.durable;
+    let mut forwarded: Vec<OsString> = Vec::with_capacity(args.harness.len() + 6);
+    for arg in args.harness {
+        // `--durable` is the CLI's own, wherever it was given.
+        if arg == "--durable" {
+            durable = true;
+        } else {
+            forwarded.push(arg);
         }
     }
-    let store = if args.durable {
-        let store = ctx.open_store()?;
-        StoreChoice::Shared {
-            label: keyplane::store::KeyStore::describe(store.as_ref()),
-            store: Arc::clone(&store) as Arc<dyn keyplane::store::KeyStore>,
-        }
-    } else {
-        StoreChoice::Memory
-    };
-    let options = RunOptions {
-        json: ctx.global.json.then_some(Destination::Stdout),
-        store,
-        lock_policy: ctx.lock_policy(),
-    };
-    if args.sweep.wants_many_keys() {
-        keyplane_bench::many_keys::run(&args.sweep, &options).map_err(failure)?;
-        if !args.sweep.wants_sweep() {
-            return Ok(());
-        }
+    if durable {
+        forwarded.extend(durable_store(ctx)?);
     }
-    keyplane_bench::run_sweep(&args.sweep, options)
-        .map(|_| ())
-        .map_err(failure)
+    forwarded.push("--region".into());
+    forwarded.push(ctx.global.region.clone().into());
+    if ctx.global.allow_unlocked_memory {
+        forwarded.push("--allow-unlocked-memory".into());
+    }
+    if ctx.global.json {
+        // Last, so that it cannot take a following option as its file.
+        forwarded.push("--json".into());
+    }
+    let program = program();
+    let status = Command::new(&program)
+        .args(&forwarded)
+        .status()
+        .map_err(|e| {
+            internal(format!(
+                "keyplane bench runs the {PROGRAM} program, which could not be started ({}: {e}); \
+                 build it with `cargo build --release -p keyplane-bench` (it is placed beside \
+                 keyplane) or name it in KEYPLANE_BENCH_BIN",
+                program.display()
+            ))
+        })?;
+    match status.code() {
+        Some(0) => Ok(()),
+        // The harness has printed why; keep its exit status (2 for usage errors).
+        Some(code) => Err(Failure {
+            code: if code == 2 {
+                "ValidationException".into()
+            } else {
+                "KMSInternalException".into()
+            },
+            message: format!("{PROGRAM} exited with status {code}"),
+            exit: u8::try_from(code).unwrap_or(INTERNAL),
+        }),
+        None => Err(internal(format!("{PROGRAM} was killed by a signal"))),
+    }
 }
 
-fn failure(e: keyplane_bench::BenchError) -> Failure {
+/// `--data-dir DIR` for the data directory's store, whose root key the harness reads from the
+/// store's default key file.
+fn durable_store(ctx: &Context) -> Result<[OsString; 2], Failure> {
+    let default_file = keyplane_sqlite::StorePaths::default_key_file(ctx.data_dir());
+    match ctx.root_key_source()? {
+        RootKeySource::KeyFile(file) if file == default_file => {}
+        _ => {
+            return Err(Failure::usage(format!(
+                "keyplane bench --durable reads the store's root key from {}; with another root \
+                 key source, run keyplane-bench against a copy of the store (see \
+                 docs/performance.md)",
+                default_file.display()
+            )))
+        }
+    }
+    Ok(["--data-dir".into(), ctx.data_dir().as_os_str().to_owned()])
+}
+
+fn program() -> PathBuf {
+    if let Some(given) = std::env::var_os("KEYPLANE_BENCH_BIN") {
+        return PathBuf::from(given);
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name(PROGRAM))
+        .filter(|p| p.is_file());
+    beside.unwrap_or_else(|| PathBuf::from(PROGRAM))
+}
+
+fn internal(message: String) -> Failure {
     Failure {
-        code: if e.exit_code() == 2 {
-            "ValidationException".into()
-        } else {
-            "KMSInternalException".into()
-        },
-        message: e.to_string(),
-        exit: if e.exit_code() == 2 { USAGE } else { INTERNAL },
+        code: "KMSInternalException".into(),
+        message,
+        exit: INTERNAL,
     }
 }

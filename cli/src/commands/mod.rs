@@ -4,7 +4,6 @@ pub mod access;
 pub mod aliases;
 pub mod asymmetric;
 pub mod audit;
-#[cfg(feature = "bench")]
 pub mod bench;
 pub mod credentials;
 pub mod crypto;

@@ -177,3 +177,40 @@ pub fn policy_file(cwd: &Path, name: &str, policy: &Value) -> String {
     std::fs::write(cwd.join(name), serde_json::to_vec_pretty(policy).unwrap()).unwrap();
     name.to_owned()
 }
+
+/// Builds the `keyplane-bench` program beside the `keyplane` under test (once per test binary),
+/// as `keyplane bench` runs it from there: `cargo test --workspace` builds it anyway, this covers
+/// `cargo test -p keyplane-cli` alone.
+#[allow(dead_code)]
+pub fn build_bench_program() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let keyplane = std::path::Path::new(env!("CARGO_BIN_EXE_keyplane"));
+        if keyplane.with_file_name("keyplane-bench").is_file() {
+            return;
+        }
+        let release = keyplane
+            .parent()
+            .and_then(|d| d.file_name())
+            .is_some_and(|n| n == "release");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args([
+            "build",
+            "-q",
+            "-p",
+            "keyplane-bench",
+            "--bin",
+            "keyplane-bench",
+        ]);
+        if release {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("run cargo build -p keyplane-bench");
+        assert!(status.success(), "cargo build -p keyplane-bench failed");
+        assert!(
+            keyplane.with_file_name("keyplane-bench").is_file(),
+            "keyplane-bench was not built beside {}",
+            keyplane.display()
+        );
+    });
+}
