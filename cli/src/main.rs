@@ -10,7 +10,7 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::{Cli, Command};
 use crate::context::Context;
@@ -24,8 +24,28 @@ use crate::outcome::{Failure, USAGE};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `keyplane --version`: the version and which AWS-LC module this build runs on, as the engine
+/// reports it (`keyplane::fips_mode()`: true only on the FIPS 140-3 module, built with
+/// `--no-default-features --features fips`).
+fn version() -> String {
+    format!(
+        "{} (AWS-LC {}; fips_mode: {})",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(feature = "fips") {
+            "FIPS 140-3 module"
+        } else {
+            "general build, not the FIPS module"
+        },
+        keyplane::fips_mode()
+    )
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::command()
+        .version(&*Box::leak(version().into_boxed_str()))
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+    {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

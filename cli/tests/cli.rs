@@ -689,3 +689,16 @@ fn bench_many_keys_fills_the_store_and_times_its_load() {
     let listed = json(d, &["key", "list", "--limit", "100"], b"");
     assert_eq!(listed["Keys"].as_array().unwrap().len(), 30, "{listed}");
 }
+
+#[test]
+fn version_names_the_aws_lc_module_the_engine_runs_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = String::from_utf8(ok(tmp.path(), &["--version"], b"")).unwrap();
+    let fips = cfg!(feature = "fips");
+    assert!(out.starts_with("keyplane "), "{out}");
+    assert!(
+        out.contains(&format!("fips_mode: {fips}")),
+        "the version line must report the engine's fips_mode ({fips}): {out}"
+    );
+    assert_eq!(out.contains("FIPS 140-3 module"), fips, "{out}");
+}
