@@ -1,5 +1,6 @@
 //! Printing results: the service's JSON response shapes (`--json`), or tables for people.
 
+use keyplane::KeyMetadata;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -174,6 +175,62 @@ pub fn date(ms: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// A command that answers nothing: `{}` with `--json`, else `line`.
+pub fn done(json: bool, line: &str) -> Result<(), Failure> {
+    if json {
+        println!("{{}}");
+    } else {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// A key's metadata: `{"KeyMetadata": ...}` with `--json`, else a headline and a field list.
+pub fn show_metadata(meta: &KeyMetadata, json: bool, headline: &str) -> Result<(), Failure> {
+    if json {
+        let mut body = serde_json::Map::new();
+        body.insert("KeyMetadata".into(), key_metadata(meta)?);
+        print_json(&serde_json::Value::Object(body));
+        return Ok(());
+    }
+    if !headline.is_empty() {
+        println!("{headline} {}", meta.key_id);
+    }
+    let mut fields = vec![
+        ("KeyId", meta.key_id.clone()),
+        ("Arn", meta.arn.clone()),
+        ("KeyState", meta.key_state.to_string()),
+        ("KeySpec", meta.key_spec.to_string()),
+        ("KeyUsage", meta.key_usage.to_string()),
+        ("Origin", meta.origin.to_string()),
+        ("KeyManager", meta.key_manager.to_string()),
+        ("Description", meta.description.clone()),
+        ("CreationDate", date(meta.creation_date.0)),
+        (
+            "CurrentKeyMaterialId",
+            meta.current_key_material_id.clone().unwrap_or_default(),
+        ),
+        ("KeyRotationEnabled", meta.key_rotation_enabled.to_string()),
+    ];
+    if let Some(d) = meta.deletion_date {
+        fields.push(("DeletionDate", date(d.0)));
+    }
+    if let Some(store) = &meta.custom_key_store_id {
+        fields.push(("CustomKeyStoreId", store.clone()));
+    }
+    if let Some(cluster) = &meta.cloud_hsm_cluster_id {
+        fields.push(("CloudHsmClusterId", cluster.clone()));
+    }
+    if let Some(c) = &meta.multi_region_configuration {
+        fields.push(("MultiRegionKeyType", c.multi_region_key_type.to_string()));
+        fields.push(("PrimaryKey", c.primary_key.arn.clone()));
+        let replicas: Vec<&str> = c.replica_keys.iter().map(|k| k.arn.as_str()).collect();
+        fields.push(("ReplicaKeys", replicas.join(" ")));
+    }
+    print_fields(&fields);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,11 +5,11 @@ use keyplane::{CreateGrantRequest, GrantConstraints, GrantListEntry, GrantOperat
 use serde_json::Value;
 
 use crate::args::{GrantCommand, PolicyCommand};
-use crate::commands::keys::{done, show_metadata};
 use crate::context::Context;
 use crate::io::{pairs, read_input, write_file};
 use crate::outcome::Failure;
 use crate::output::{date, print_fields, print_json, service_value, Response, Table};
+use crate::output::{done, show_metadata};
 
 pub fn run_policy(ctx: &Context, command: PolicyCommand) -> Result<(), Failure> {
     let json = ctx.global.json;

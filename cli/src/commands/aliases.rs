@@ -3,10 +3,10 @@
 use keyplane::Tag;
 
 use crate::args::{AliasCommand, TagCommand};
-use crate::commands::keys::done;
 use crate::context::Context;
 use crate::io::pairs;
 use crate::outcome::Failure;
+use crate::output::done;
 use crate::output::{date, Response, Table};
 
 pub fn run_alias(ctx: &Context, command: AliasCommand) -> Result<(), Failure> {

@@ -3,9 +3,9 @@
 use keyplane::{CreateCustomKeyStoreRequest, SecretBytes, UpdateCustomKeyStoreRequest};
 
 use crate::args::{KeyStoreCommand, PasswordArgs};
-use crate::commands::keys::done;
 use crate::context::Context;
 use crate::outcome::Failure;
+use crate::output::done;
 use crate::output::{date, Response, Table};
 
 /// The password from `--password-file` (first line) or `--password-env`; never from argv.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use keyplane::{CreateKeyRequest, Engine, KeyMetadata, ReplicateKeyRequest, Tag};
+use keyplane::{CreateKeyRequest, Engine, ReplicateKeyRequest, Tag};
 
 use crate::args::{
     CreateKeyArgs, ImportArgs, ImportParamsArgs, KeyCommand, KeyFormat, ListArgs, ReplicateArgs,
@@ -11,7 +11,9 @@ use crate::args::{
 use crate::context::Context;
 use crate::io::pairs;
 use crate::outcome::Failure;
-use crate::output::{date, key_metadata, print_fields, print_json, Response, Table};
+use crate::output::{
+    date, done, key_metadata, print_fields, print_json, show_metadata, Response, Table,
+};
 
 pub fn run(ctx: &Context, command: KeyCommand) -> Result<(), Failure> {
     let command = match command {
@@ -240,15 +242,6 @@ fn import(engine: &Engine, args: ImportArgs, json: bool) -> Result<(), Failure> 
 }
 
 /// An empty response (`{}`) or a line for people.
-pub fn done(json: bool, line: &str) -> Result<(), Failure> {
-    if json {
-        println!("{{}}");
-    } else {
-        println!("{line}");
-    }
-    Ok(())
-}
-
 fn create_request(args: CreateKeyArgs) -> Result<CreateKeyRequest, Failure> {
     let tags = pairs(&args.tags, "tag")?
         .into_iter()
@@ -304,51 +297,6 @@ fn replicate(engine: &Engine, args: ReplicateArgs, json: bool) -> Result<(), Fai
             .print_ok();
     }
     show_metadata(&r.replica_key_metadata, false, "Replicated")
-}
-
-pub fn show_metadata(meta: &KeyMetadata, json: bool, headline: &str) -> Result<(), Failure> {
-    if json {
-        let mut body = serde_json::Map::new();
-        body.insert("KeyMetadata".into(), key_metadata(meta)?);
-        print_json(&serde_json::Value::Object(body));
-        return Ok(());
-    }
-    if !headline.is_empty() {
-        println!("{headline} {}", meta.key_id);
-    }
-    let mut fields = vec![
-        ("KeyId", meta.key_id.clone()),
-        ("Arn", meta.arn.clone()),
-        ("KeyState", meta.key_state.to_string()),
-        ("KeySpec", meta.key_spec.to_string()),
-        ("KeyUsage", meta.key_usage.to_string()),
-        ("Origin", meta.origin.to_string()),
-        ("KeyManager", meta.key_manager.to_string()),
-        ("Description", meta.description.clone()),
-        ("CreationDate", date(meta.creation_date.0)),
-        (
-            "CurrentKeyMaterialId",
-            meta.current_key_material_id.clone().unwrap_or_default(),
-        ),
-        ("KeyRotationEnabled", meta.key_rotation_enabled.to_string()),
-    ];
-    if let Some(d) = meta.deletion_date {
-        fields.push(("DeletionDate", date(d.0)));
-    }
-    if let Some(store) = &meta.custom_key_store_id {
-        fields.push(("CustomKeyStoreId", store.clone()));
-    }
-    if let Some(cluster) = &meta.cloud_hsm_cluster_id {
-        fields.push(("CloudHsmClusterId", cluster.clone()));
-    }
-    if let Some(c) = &meta.multi_region_configuration {
-        fields.push(("MultiRegionKeyType", c.multi_region_key_type.to_string()));
-        fields.push(("PrimaryKey", c.primary_key.arn.clone()));
-        let replicas: Vec<&str> = c.replica_keys.iter().map(|k| k.arn.as_str()).collect();
-        fields.push(("ReplicaKeys", replicas.join(" ")));
-    }
-    print_fields(&fields);
-    Ok(())
 }
 
 fn list(engine: &Engine, page: ListArgs, json: bool) -> Result<(), Failure> {
