@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use keyplane::KeySpec;
 
+pub use crate::workload::RsaPadding;
 use crate::workload::Workload;
 
 /// What to measure and how to show it. Flatten this into a host command
@@ -188,15 +189,6 @@ pub enum WorkloadChoice {
     /// `many-keys`: control-plane and lookup cost as the engine fills (`many_keys.rs`), measured
     /// apart from the batch sweep.
     ManyKeys,
-}
-
-/// RSA signature padding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-pub enum RsaPadding {
-    /// RSASSA-PSS with SHA-256
-    Pss,
-    /// RSASSA-PKCS1-v1_5 with SHA-256
-    Pkcs1,
 }
 
 /// Another binding to run the same encrypt workload through.

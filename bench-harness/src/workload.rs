@@ -10,8 +10,16 @@ use keyplane::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::args::RsaPadding;
 use crate::BenchError;
+
+/// RSA signature padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum RsaPadding {
+    /// RSASSA-PSS with SHA-256
+    Pss,
+    /// RSASSA-PKCS1-v1_5 with SHA-256
+    Pkcs1,
+}
 
 /// The largest message Sign (RAW) and GenerateMac take.
 pub const MAX_SIGN_OR_MAC_MESSAGE: usize = 4096;
