@@ -112,7 +112,15 @@ impl Engine {
             super::tags::merge_tags(&mut tags, request.tags)?;
 
             self.authorize_account(Action::CreateKey)?;
-            let mut state = self.control()?;
+            // One id for every try, so that a backing key made in a custom key store by a try
+            // whose commit conflicted belongs to the key the next try commits.
+            let key_id = if multi_region {
+                crate::key::identifier::new_multi_region_id()?
+            } else {
+                Uuid::new_v4()
+            };
+            let mut backing_made: Option<crate::key::CustomKeyStoreKey> = None;
+            self.control_retrying(|state| {
             if state.keys.len() >= self.inner.config.max_keys {
                 return Err(Error::LimitExceeded(format!(
                     "this engine already holds its maximum of {} keys",
@@ -120,20 +128,27 @@ impl Engine {
                 )));
             }
             let now = self.inner.clock.now();
-            let id = if multi_region {
-                crate::key::identifier::new_multi_region_id()?
-            } else {
-                Uuid::new_v4()
-            };
+            let id = key_id;
             let mut placement = None;
             let (key_state, material, versions) = if origin == Origin::External {
                 (KeyState::PendingImport, None, Vec::new())
             } else if let Some(store_id) = in_custom_key_store {
-                let (store, backing) = self.create_backing_key(&state, store_id, origin, &id)?;
-                placement = Some(crate::key::CustomKeyStoreKey {
-                    store_id: store,
-                    backing_key_id: backing,
-                });
+                // A backing key made by an earlier try (whose commit conflicted) is used again
+                // rather than made twice.
+                let made = match &backing_made {
+                    Some(made) => made.clone(),
+                    None => {
+                        let (store, backing) =
+                            self.create_backing_key(state, store_id, origin, &id)?;
+                        let made = crate::key::CustomKeyStoreKey {
+                            store_id: store,
+                            backing_key_id: backing,
+                        };
+                        backing_made = Some(made.clone());
+                        made
+                    }
+                };
+                placement = Some(made);
                 let version = VersionRecord {
                     version: 1,
                     material_id: new_material_id()?,
@@ -156,7 +171,7 @@ impl Engine {
             let record = KeyRecord {
                 id,
                 created: now,
-                description,
+                description: description.clone(),
                 key_spec: spec,
                 key_usage: usage,
                 origin,
@@ -164,7 +179,7 @@ impl Engine {
                 state: key_state,
                 deletion_date: None,
                 pending_window_days: None,
-                tags,
+                tags: tags.clone(),
                 rotation: RotationConfig {
                     enabled: false,
                     period_days: super::rotation::DEFAULT_ROTATION_PERIOD_DAYS,
@@ -172,7 +187,7 @@ impl Engine {
                 },
                 versions,
                 on_demand_rotations: 0,
-                policy,
+                policy: policy.clone(),
                 grants: Vec::new(),
                 multi_region: multi_region.then(|| MultiRegionRecord {
                     primary_region: self.inner.config.region.clone(),
@@ -181,15 +196,16 @@ impl Engine {
                 custom_key_store: placement,
             };
             if !request.bypass_policy_lockout_safety_check {
-                self.check_lockout(&record, parsed_policy)?;
+                self.check_lockout(&record, parsed_policy.clone())?;
             }
             let in_store = record.custom_key_store.is_some();
-            self.save_key(&mut state, record, material)?;
+            self.save_key(state, record, material)?;
             if in_store {
                 // Its data-plane entry comes from the store's live connection.
-                self.reload(&mut state)?;
+                self.reload(state)?;
             }
-            self.metadata(&state, &id)
+            self.metadata(state, &id)
+            })
     })
     }
 
@@ -333,15 +349,16 @@ impl Engine {
                 &[],
             )?;
             check_description(description)?;
-            let mut state = self.control()?;
-            let mut record = self.key_for(
-                &state,
-                key_id,
-                KeyOperation::UpdateMetadata,
-                Action::UpdateKeyDescription,
-            )?;
-            record.description = description.to_owned();
-            self.save_key(&mut state, record, None)
+            self.control_retrying(|state| {
+                let mut record = self.key_for(
+                    state,
+                    key_id,
+                    KeyOperation::UpdateMetadata,
+                    Action::UpdateKeyDescription,
+                )?;
+                record.description = description.to_owned();
+                self.save_key(state, record, None)
+            })
         })
     }
 
@@ -386,13 +403,14 @@ impl Engine {
         action: Action,
         to: KeyState,
     ) -> Result<()> {
-        let mut state = self.control()?;
-        let mut record = self.key_for(&state, key_id, op, action)?;
-        if record.state == to {
-            return Ok(());
-        }
-        record.state = to;
-        self.save_key(&mut state, record, None)
+        self.control_retrying(|state| {
+            let mut record = self.key_for(state, key_id, op, action)?;
+            if record.state == to {
+                return Ok(());
+            }
+            record.state = to;
+            self.save_key(state, record, None)
+        })
     }
 }
 

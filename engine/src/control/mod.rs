@@ -281,16 +281,59 @@ impl ControlState {
 }
 
 impl Engine {
-    /// Locks the control plane and runs whatever deletions and rotations are due.
+    /// Locks the control plane, catches up with the store and runs whatever deletions and
+    /// rotations are due (retried, as any control-plane change, when the store moves on under
+    /// them: [`Engine::control_retrying`]).
     pub(crate) fn control(&self) -> Result<MutexGuard<'_, ControlState>> {
-        let mut state = self
-            .inner
+        let mut tries = 0;
+        loop {
+            let mut state = self.lock_control()?;
+            self.reload_if_changed(&mut state)?;
+            match self.outside_request(|| self.run_due(&mut state)) {
+                Ok(()) => return Ok(state),
+                Err(Error::Conflict(_)) if tries + 1 < COMMIT_TRIES => {
+                    drop(state);
+                    tries += 1;
+                    backoff(tries);
+                }
+                Err(Error::Conflict(_)) => return Err(messages::store_kept_changing(COMMIT_TRIES)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn lock_control(&self) -> Result<MutexGuard<'_, ControlState>> {
+        self.inner
             .control
             .lock()
-            .map_err(|_| Error::Internal("control-plane lock poisoned".into()))?;
-        self.reload_if_changed(&mut state)?;
-        self.outside_request(|| self.run_due(&mut state))?;
-        Ok(state)
+            .map_err(|_| Error::Internal("control-plane lock poisoned".into()))
+    }
+
+    /// Runs one control-plane change: `change` makes its checks against the state and writes
+    /// through [`Engine::commit`], which commits only if the store is still at the generation the
+    /// state reflects. When another engine sharing the store committed in between
+    /// ([`Error::Conflict`]), this engine catches up and runs `change` again from its checks, up
+    /// to [`COMMIT_TRIES`] times with a short jittered backoff; then the caller gets Conflict.
+    /// `change` must therefore change nothing outside the store before its commit succeeds
+    /// (in-memory state and data-plane publication come after it), or only things that it is
+    /// harmless to do again.
+    pub(crate) fn control_retrying<T>(
+        &self,
+        mut change: impl FnMut(&mut ControlState) -> Result<T>,
+    ) -> Result<T> {
+        let mut tries = 0;
+        loop {
+            let mut state = self.control()?;
+            match change(&mut state) {
+                Err(Error::Conflict(_)) if tries + 1 < COMMIT_TRIES => {
+                    drop(state);
+                    tries += 1;
+                    backoff(tries);
+                }
+                Err(Error::Conflict(_)) => return Err(messages::store_kept_changing(COMMIT_TRIES)),
+                other => return other,
+            }
+        }
     }
 
     /// Picks up changes that other engines made to a shared store, then runs every deletion and
@@ -332,9 +375,11 @@ impl Engine {
         self.follow_custom_key_stores(state)
     }
 
-    /// Writes `changes` through the store. If the commit's generation shows that another engine
-    /// committed in between, the state is left marked stale, so the next control-plane call
-    /// reloads everything (this change included).
+    /// Writes `changes` through the store, only if it is still at the generation `state`
+    /// reflects (else [`Error::Conflict`], and nothing changed: see
+    /// [`Engine::control_retrying`]). A store that does not check (the trait's default) may
+    /// answer a generation that shows another engine committed in between: the state is then
+    /// left marked stale, so the next control-plane call catches up (this change included).
     pub(crate) fn commit(
         &self,
         state: &mut ControlState,
@@ -355,7 +400,7 @@ impl Engine {
             .collect();
         self.refuse_dry_run_commit()?;
         self.write_pending_record(&changed)?;
-        let generation = self.inner.store.commit(changes)?;
+        let generation = self.inner.store.commit_at(state.generation, changes)?;
         if generation == state.generation + 1 {
             state.generation = generation;
         }
@@ -697,6 +742,25 @@ impl Engine {
             access: Arc::new(self.shared_key_access(state, record)),
         }
     }
+}
+
+/// How many times a control-plane change is tried against a shared store that keeps moving on.
+pub(crate) const COMMIT_TRIES: u32 = 8;
+
+/// A short, jittered pause before try `tries + 1`: up to 1, 2, 4, ... ms (at most 32), so that
+/// engines that conflicted do not meet again in step.
+pub(crate) fn backoff(tries: u32) {
+    let ceiling_us = 1000u64 << tries.min(5);
+    let mut byte = [0u8; 2];
+    let jitter = match getrandom_fill(&mut byte) {
+        Ok(()) => u64::from(u16::from_le_bytes(byte)) % ceiling_us,
+        Err(()) => ceiling_us / 2,
+    };
+    std::thread::sleep(std::time::Duration::from_micros(jitter + 100));
+}
+
+fn getrandom_fill(buf: &mut [u8]) -> std::result::Result<(), ()> {
+    crate::crypto::random::fill(buf).map_err(|_| ())
 }
 
 /// Parsed policies by document text, held weakly: a policy lives as long as a key's access rules
