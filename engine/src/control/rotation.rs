@@ -187,24 +187,24 @@ impl Engine {
         self.audited(Action::RotateKeyOnDemand, Some(key_id), || {
             crate::validation::check(&crate::validation::rules::ROTATE_KEY_ON_DEMAND, &[("KeyId", key_id.into())], &[])?;
             self.control_retrying(|state| {
-            let mut record = self.key_for(state, key_id, KeyOperation::RotateKeyOnDemand, Action::RotateKeyOnDemand)?;
-            self.refuse_on_replica(&record, "RotateKeyOnDemand")?;
-            if record.origin == Origin::External && record.key_spec == KeySpec::SymmetricDefault {
-                return self.rotate_to_imported_material(state, record);
-            }
-            check_rotatable(&record)?;
-            if record.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
-                return Err(Error::LimitExceeded(format!(
-                    "key {} has already been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the \
-                     most allowed",
-                    record.id
-                )));
-            }
-            record.on_demand_rotations += 1;
-            let arn = self.inner.scope.key_arn(&record.id);
-            let now = self.inner.clock.now();
-            self.add_version(state, record, RotationType::OnDemand, now)?;
-            Ok(arn)
+                let mut record = self.key_for(state, key_id, KeyOperation::RotateKeyOnDemand, Action::RotateKeyOnDemand)?;
+                self.refuse_on_replica(&record, "RotateKeyOnDemand")?;
+                if record.origin == Origin::External && record.key_spec == KeySpec::SymmetricDefault {
+                    return self.rotate_to_imported_material(state, record);
+                }
+                check_rotatable(&record)?;
+                if record.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
+                    return Err(Error::LimitExceeded(format!(
+                        "key {} has already been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the \
+                         most allowed",
+                        record.id
+                    )));
+                }
+                record.on_demand_rotations += 1;
+                let arn = self.inner.scope.key_arn(&record.id);
+                let now = self.inner.clock.now();
+                self.add_version(state, record, RotationType::OnDemand, now)?;
+                Ok(arn)
             })
     })
     }
