@@ -27,6 +27,8 @@ thread_local! {
     static KEY_ENTRY_BUILDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Data-plane alias maps built from scratch on this thread ([`alias_map`]).
     static ALIAS_MAP_BUILDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Keys a follow of the store applied from a delta on this thread.
+    static FOLLOWED_KEYS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -59,7 +61,7 @@ use crate::key::{AliasRecord, KeyRecord, KeyState};
 use crate::locked_memory::{LockPolicy, LockedBytes};
 use crate::messages;
 use crate::policy::{KeyPolicy, PolicyError};
-use crate::store::{KeyStore, StoreChange};
+use crate::store::{KeyStore, StoreChange, StoreDelta};
 
 /// The control plane's working copy of the store.
 ///
@@ -127,60 +129,73 @@ impl ControlState {
             state.custom_key_stores.insert(id, stored.record);
         }
         for record in contents.keys {
-            if let Some(placement) = &record.custom_key_store {
-                // Usable only while its store is connected: otherwise no entry, so Unavailable.
-                if let Some(entries) =
-                    external_versions(&record, placement, previous, policy, connections)
-                {
-                    state.versions.insert(record.id, entries);
-                }
-                state.put_key(record);
-                continue;
-            }
-            // Versions must be 1, 2, 3, ... in order (the data plane finds version v at v - 1);
-            // a record that says otherwise is damaged and its key is Unavailable.
-            // Imported material pending rotation is not the data plane's until RotateKeyOnDemand.
-            let numbered = record
-                .active_versions()
-                .enumerate()
-                .all(|(i, v)| usize::try_from(v.version).ok() == Some(i + 1));
-            let loaded: Option<Vec<Arc<VersionEntry>>> = record
-                .active_versions()
-                .enumerate()
-                .map(|(index, v)| {
-                    if !numbered {
-                        return None;
-                    }
-                    let material = materials.remove(&(record.id, v.version))?;
-                    let kept = previous
-                        .and_then(|p| p.versions.get(&record.id))
-                        .and_then(|versions| versions.get(index))
-                        .filter(|entry| {
-                            entry.version == v.version && entry.material_id == v.material_id
-                        });
-                    match kept {
-                        Some(entry) => Some(Arc::clone(entry)),
-                        // Material that does not parse for its key spec counts as missing: the
-                        // key becomes Unavailable, every other key keeps working.
-                        None => VersionEntry::new(
-                            record.key_spec,
-                            record.key_usage,
-                            v.version,
-                            v.material_id.clone(),
-                            material,
-                            policy,
-                        )
-                        .ok()
-                        .map(Arc::new),
-                    }
-                })
-                .collect();
-            if let Some(loaded) = loaded {
+            if let Some(loaded) =
+                versions_for(&record, &mut materials, previous, policy, connections)
+            {
                 state.versions.insert(record.id, loaded);
             }
             state.put_key(record);
         }
         Ok(state)
+    }
+
+    /// Applies what changed in the store since this state's generation ([`KeyStore::changes_since`])
+    /// and returns what the data plane must republish: the keys and aliases that changed, and
+    /// whether any custom key store did. Costs O(changes · log n), not O(n): only the changed
+    /// keys' material is read and parsed (unchanged versions keep their data-plane entries).
+    pub(crate) fn apply_delta(
+        &mut self,
+        delta: StoreDelta,
+        policy: LockPolicy,
+        connections: &crate::custom_key_store::runtime::Runtime,
+    ) -> Applied {
+        let mut applied = Applied::default();
+        if let Some(stores) = delta.custom_key_stores {
+            self.custom_key_stores.clear();
+            self.custom_key_store_secrets.clear();
+            for stored in stores {
+                let id = stored.record.id.clone();
+                self.custom_key_store_secrets
+                    .insert(id.clone(), stored.secret);
+                self.custom_key_stores.insert(id, stored.record);
+            }
+            applied.custom_key_stores = true;
+        }
+        let mut materials: HashMap<(Uuid, u32), LockedBytes> = delta
+            .materials
+            .into_iter()
+            .map(|m| ((m.key_id, m.version), m.material))
+            .collect();
+        for (id, record) in delta.keys {
+            applied.keys.push(id);
+            match record {
+                Some(record) => {
+                    match versions_for(&record, &mut materials, Some(self), policy, connections) {
+                        Some(loaded) => {
+                            self.versions.insert(id, loaded);
+                        }
+                        None => {
+                            self.versions.remove(&id);
+                        }
+                    }
+                    self.put_key(record);
+                }
+                None => {
+                    applied.aliases.extend(self.remove_key(&id));
+                }
+            }
+        }
+        for (name, alias) in delta.aliases {
+            match alias {
+                Some(alias) => self.put_alias(alias),
+                None => {
+                    self.remove_alias(&name);
+                }
+            }
+            applied.aliases.push(name);
+        }
+        self.generation = delta.generation;
+        applied
     }
 
     /// The state callers see: a key whose material could not all be loaded is Unavailable.
@@ -358,21 +373,59 @@ impl Engine {
         Ok(())
     }
 
-    /// Reloads from the store if someone else committed since this engine last looked, and
-    /// follows the custom key stores another engine connected or disconnected.
-    fn reload_if_changed(&self, state: &mut ControlState) -> Result<()> {
-        if self.inner.store.generation()? == state.generation {
+    /// Follows the store if someone else committed since this engine last looked: applies what
+    /// changed ([`KeyStore::changes_since`]) and republishes only that to the data plane, or
+    /// reloads everything where the store cannot say what changed; then follows the custom key
+    /// stores another engine connected or disconnected.
+    pub(crate) fn reload_if_changed(&self, state: &mut ControlState) -> Result<()> {
+        let store = self.inner.store.as_ref();
+        let current = match store.generation() {
+            Ok(current) => current,
+            Err(e) => return Err(self.store_failed(e)),
+        };
+        self.store_answered();
+        if current == state.generation {
             return Ok(());
         }
-        let fresh = ControlState::load(
-            self.inner.store.as_ref(),
-            Some(state),
+        let delta = store
+            .changes_since(state.generation)
+            .map_err(|e| self.store_failed(e))?;
+        let Some(delta) = delta else {
+            let fresh = ControlState::load(
+                store,
+                Some(state),
+                self.inner.config.lock_policy,
+                &self.inner.custom_key_stores,
+            )
+            .map_err(|e| self.store_failed(e))?;
+            *state = fresh;
+            self.publish_everything(state);
+            return self.follow_custom_key_stores(state);
+        };
+        let applied = state.apply_delta(
+            delta,
             self.inner.config.lock_policy,
             &self.inner.custom_key_stores,
-        )?;
-        *state = fresh;
-        self.publish_everything(state);
-        self.follow_custom_key_stores(state)
+        );
+        #[cfg(test)]
+        FOLLOWED_KEYS.with(|c| c.set(c.get() + applied.keys.len()));
+        self.publish(state, &applied.keys, &applied.aliases);
+        if applied.custom_key_stores {
+            self.follow_custom_key_stores(state)?;
+        }
+        Ok(())
+    }
+
+    /// The store answered a follow: the data plane's view is confirmed as of now.
+    fn store_answered(&self) {
+        self.inner.data.freshness.confirmed();
+    }
+
+    /// A follow of the store failed: the view is not confirmed (the data plane serves it until
+    /// the staleness bound), and the control-plane call answers the store's error
+    /// (StoreUnreachable, DependencyTimeoutException, from a store that cannot be reached).
+    fn store_failed(&self, e: Error) -> Error {
+        e
     }
 
     /// Writes `changes` through the store, only if it is still at the generation `state`
@@ -401,6 +454,7 @@ impl Engine {
         self.refuse_dry_run_commit()?;
         self.write_pending_record(&changed)?;
         let generation = self.inner.store.commit_at(state.generation, changes)?;
+        self.store_answered();
         if generation == state.generation + 1 {
             state.generation = generation;
         }
@@ -785,6 +839,68 @@ impl PolicyCache {
         self.parsed
             .insert(document.to_owned(), Arc::downgrade(policy));
     }
+}
+
+/// What [`ControlState::apply_delta`] changed, for the data plane to republish.
+#[derive(Default)]
+pub(crate) struct Applied {
+    pub(crate) keys: Vec<Uuid>,
+    pub(crate) aliases: Vec<String>,
+    pub(crate) custom_key_stores: bool,
+}
+
+/// The data-plane entries of `record`'s versions, taking its material out of `materials`;
+/// `None` (the key is Unavailable) when some version is missing or does not parse. Versions
+/// whose material id is unchanged in `previous` keep their entries (and derived-key caches).
+/// The one place where stored material becomes data-plane entries, for the full load and for a
+/// delta alike.
+fn versions_for(
+    record: &KeyRecord,
+    materials: &mut HashMap<(Uuid, u32), LockedBytes>,
+    previous: Option<&ControlState>,
+    policy: LockPolicy,
+    connections: &crate::custom_key_store::runtime::Runtime,
+) -> Option<Vec<Arc<VersionEntry>>> {
+    if let Some(placement) = &record.custom_key_store {
+        // Usable only while its store is connected: otherwise no entry, so Unavailable.
+        return external_versions(record, placement, previous, policy, connections);
+    }
+    // Versions must be 1, 2, 3, ... in order (the data plane finds version v at v - 1); a record
+    // that says otherwise is damaged and its key is Unavailable. Imported material pending
+    // rotation is not the data plane's until RotateKeyOnDemand.
+    let numbered = record
+        .active_versions()
+        .enumerate()
+        .all(|(i, v)| usize::try_from(v.version).ok() == Some(i + 1));
+    if !numbered {
+        return None;
+    }
+    record
+        .active_versions()
+        .enumerate()
+        .map(|(index, v)| {
+            let material = materials.remove(&(record.id, v.version))?;
+            let kept = previous
+                .and_then(|p| p.versions.get(&record.id))
+                .and_then(|versions| versions.get(index))
+                .filter(|entry| entry.version == v.version && entry.material_id == v.material_id);
+            match kept {
+                Some(entry) => Some(Arc::clone(entry)),
+                // Material that does not parse for its key spec counts as missing: the key
+                // becomes Unavailable, every other key keeps working.
+                None => VersionEntry::new(
+                    record.key_spec,
+                    record.key_usage,
+                    v.version,
+                    v.material_id.clone(),
+                    material,
+                    policy,
+                )
+                .ok()
+                .map(Arc::new),
+            }
+        })
+        .collect()
 }
 
 /// The data-plane entries of a key in a custom key store, while its store is connected: kept from
