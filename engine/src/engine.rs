@@ -395,29 +395,44 @@ fn start_scheduler(
     let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
     let thread = std::thread::Builder::new()
         .name("keyplane-scheduler".into())
-        .spawn(move || loop {
-            // Held here so that `woken` never reports disconnection (which would spin).
-            let _keep = &wake;
-            crossbeam_channel::select! {
-                // Nothing is ever sent: the engine is gone (its sender dropped).
-                recv(stopped) -> _ => return,
-                recv(woken) -> _ => {}
-                default(every) => {}
-            }
-            let Some(inner) = engine.upgrade() else {
-                return;
-            };
-            let Ok(root) = Caller::account_root(&inner.config.account_id) else {
-                return;
-            };
-            let engine = Engine {
-                inner,
-                caller: Arc::new(root),
-                dry_run: false,
-                origins: None,
-            };
-            if let Err(e) = engine.run_due_tasks() {
-                eprintln!("keyplane: following the key store or a scheduled task failed: {e}");
+        .spawn(move || {
+            let mut failing = false;
+            loop {
+                // Held here so that `woken` never reports disconnection (which would spin).
+                let _keep = &wake;
+                crossbeam_channel::select! {
+                    // Nothing is ever sent: the engine is gone (its sender dropped).
+                    recv(stopped) -> _ => return,
+                    recv(woken) -> _ => {}
+                    default(every) => {}
+                }
+                let Some(inner) = engine.upgrade() else {
+                    return;
+                };
+                let Ok(root) = Caller::account_root(&inner.config.account_id) else {
+                    return;
+                };
+                let engine = Engine {
+                    inner,
+                    caller: Arc::new(root),
+                    dry_run: false,
+                    origins: None,
+                };
+                // Said once when it starts failing and once when it recovers, not at every tick.
+                match engine.run_due_tasks() {
+                    Err(e) if !failing => {
+                        failing = true;
+                        eprintln!(
+                            "keyplane: following the key store or a scheduled task failed: {e}"
+                        );
+                    }
+                    Err(_) => {}
+                    Ok(()) if failing => {
+                        failing = false;
+                        eprintln!("keyplane: the key store is followed again");
+                    }
+                    Ok(()) => {}
+                }
             }
         })
         .map_err(|e| Error::Internal(format!("could not start the scheduler thread: {e}")))?;
