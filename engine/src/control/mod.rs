@@ -416,6 +416,17 @@ impl Engine {
         Ok(())
     }
 
+    /// Conflict unless the store is still at the generation `state` reflects: for a change that
+    /// must write something it cannot take back (another Region's store) before its own commit,
+    /// so that a retry happens before that write rather than after it.
+    pub(crate) fn ensure_current(&self, state: &ControlState) -> Result<()> {
+        let current = self.inner.store.generation()?;
+        if current != state.generation {
+            return Err(messages::store_conflict(state.generation, current));
+        }
+        Ok(())
+    }
+
     /// The store answered a follow: the data plane's view is confirmed as of now.
     fn store_answered(&self) {
         self.inner.data.freshness.confirmed();
@@ -801,10 +812,10 @@ impl Engine {
 /// How many times a control-plane change is tried against a shared store that keeps moving on.
 pub(crate) const COMMIT_TRIES: u32 = 8;
 
-/// A short, jittered pause before try `tries + 1`: up to 1, 2, 4, ... ms (at most 32), so that
+/// A short, jittered pause before try `tries + 1`: up to 2, 4, 8, ... ms (at most 64), so that
 /// engines that conflicted do not meet again in step.
 pub(crate) fn backoff(tries: u32) {
-    let ceiling_us = 1000u64 << tries.min(5);
+    let ceiling_us = 1000u64 << tries.min(6);
     let mut byte = [0u8; 2];
     let jitter = match getrandom_fill(&mut byte) {
         Ok(()) => u64::from(u16::from_le_bytes(byte)) % ceiling_us,

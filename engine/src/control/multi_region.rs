@@ -430,6 +430,10 @@ impl Engine {
                 if primary.origin == Origin::External {
                     self.copy_import_secret(&primary.id, store.as_ref())?;
                 }
+                // The replica is written before this Region's commit and cannot be taken back:
+                // if this Region's store moved on (the import secret just made, another engine),
+                // try again from the checks now, before writing it.
+                self.ensure_current(state)?;
                 store.commit(&changes)?;
                 drop(changes);
                 // The new list of Regions reaches this Region's store and every other replica's.
