@@ -379,27 +379,25 @@ impl Engine {
     /// stores another engine connected or disconnected.
     pub(crate) fn reload_if_changed(&self, state: &mut ControlState) -> Result<()> {
         let store = self.inner.store.as_ref();
-        let current = match store.generation() {
-            Ok(current) => current,
-            Err(e) => return Err(self.store_failed(e)),
-        };
-        self.store_answered();
+        // A store that cannot be reached answers StoreUnreachable (DependencyTimeoutException),
+        // which the control-plane call returns; the view stays unconfirmed, so the data plane
+        // serves it only until the staleness bound.
+        let current = store.generation()?;
         if current == state.generation {
+            self.store_answered();
             return Ok(());
         }
-        let delta = store
-            .changes_since(state.generation)
-            .map_err(|e| self.store_failed(e))?;
+        let delta = store.changes_since(state.generation)?;
         let Some(delta) = delta else {
             let fresh = ControlState::load(
                 store,
                 Some(state),
                 self.inner.config.lock_policy,
                 &self.inner.custom_key_stores,
-            )
-            .map_err(|e| self.store_failed(e))?;
+            )?;
             *state = fresh;
             self.publish_everything(state);
+            self.store_answered();
             return self.follow_custom_key_stores(state);
         };
         let applied = state.apply_delta(
@@ -410,6 +408,9 @@ impl Engine {
         #[cfg(test)]
         FOLLOWED_KEYS.with(|c| c.set(c.get() + applied.keys.len()));
         self.publish(state, &applied.keys, &applied.aliases);
+        // Confirmed only once everything that changed is applied and published: a follow that
+        // fails (a replayed row refused, the store gone mid-way) leaves the view unconfirmed.
+        self.store_answered();
         if applied.custom_key_stores {
             self.follow_custom_key_stores(state)?;
         }
@@ -430,13 +431,6 @@ impl Engine {
     /// The store answered a follow: the data plane's view is confirmed as of now.
     fn store_answered(&self) {
         self.inner.data.freshness.confirmed();
-    }
-
-    /// A follow of the store failed: the view is not confirmed (the data plane serves it until
-    /// the staleness bound), and the control-plane call answers the store's error
-    /// (StoreUnreachable, DependencyTimeoutException, from a store that cannot be reached).
-    fn store_failed(&self, e: Error) -> Error {
-        e
     }
 
     /// Writes `changes` through the store, only if it is still at the generation `state`
