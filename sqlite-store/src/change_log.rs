@@ -128,11 +128,10 @@ fn key_row(conn: &Connection, id: &Uuid, db: &Path) -> Result<Option<(String, Ve
 }
 
 /// An alias row as stored: target, JSON and seal.
-fn alias_row(
-    conn: &Connection,
-    name: &str,
-    db: &Path,
-) -> Result<Option<(Vec<u8>, String, Vec<u8>)>> {
+type AliasRow = (Vec<u8>, String, Vec<u8>);
+
+/// An alias row as stored, if any.
+fn alias_row(conn: &Connection, name: &str, db: &Path) -> Result<Option<AliasRow>> {
     conn.prepare_cached("SELECT target, record, seal FROM aliases WHERE name = ?1")
         .and_then(|mut stmt| {
             stmt.query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))

@@ -181,7 +181,7 @@ impl Engine {
                 };
                 self.commit(state, &[StoreChange::PutAlias(&alias_record)])?;
                 state.put_alias(alias_record);
-                self.publish(state, &[], &[alias.clone()]);
+                self.publish(state, &[], std::slice::from_ref(&alias));
                 self.metadata(state, &id)
             })
         })
