@@ -382,6 +382,10 @@ impl Engine {
                     self.authorize_account(Action::TagResource)?;
                 }
                 let store = Arc::clone(self.region_store(region)?);
+                // The replica is created only if that Region's store is still as read here, where
+                // it held no key of this id (else the whole call runs again): two engines
+                // replicating one key there at once create one replica, not one over the other.
+                let replica_generation = store.generation()?;
                 if stored_record(store.as_ref(), &primary.id)?.is_some() {
                     return Err(Error::AlreadyExists(format!(
                         "{replica_arn} already exists: Region {region} already has a key of the \
@@ -434,7 +438,7 @@ impl Engine {
                 // if this Region's store moved on (the import secret just made, another engine),
                 // try again from the checks now, before writing it.
                 self.ensure_current(state)?;
-                store.commit(&changes)?;
+                store.commit_at(replica_generation, &changes)?;
                 drop(changes);
                 // The new list of Regions reaches this Region's store and every other replica's.
                 self.save_key(state, primary, None)?;
@@ -525,6 +529,10 @@ impl Engine {
                     return Err(messages::key_does_not_exist(&replica_arn));
                 }
                 let store = Arc::clone(self.region_store(primary_region)?);
+                // The replica's record is decided on as read at this generation of its store,
+                // and written back only if that store is still there (else the whole call runs
+                // again, reading it afresh).
+                let replica_generation = store.generation()?;
                 let mut replica = stored_record(store.as_ref(), &record.id)?
                     .ok_or_else(|| messages::key_does_not_exist(&replica_arn))?;
                 state::check(
@@ -552,7 +560,8 @@ impl Engine {
                 };
                 self.refuse_dry_run_commit()?;
                 replica.multi_region = Some(updated.clone());
-                store.commit(&[StoreChange::PutKey(&replica)])?;
+                self.ensure_current(state)?;
+                store.commit_at(replica_generation, &[StoreChange::PutKey(&replica)])?;
                 self.write_configuration(&record.id, &updated, primary_region)?;
                 record.multi_region = Some(updated);
                 self.save_key(state, record, None)
