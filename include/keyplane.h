@@ -3472,6 +3472,21 @@ kp_status kp_config_set_messages_per_derived_key(struct kp_config *config, uint6
 kp_status kp_config_set_scheduler_interval_ms(struct kp_config *config, uint64_t interval_ms);
 
 /**
+ * The staleness bound, fail closed (docs/store.md, "Sharing a store"): once this engine could
+ * not follow its store for longer than `bound_ms` milliseconds, its data-plane calls fail with
+ * `KP_STATUS_KEY_UNAVAILABLE` until the store answers again (control-plane calls meanwhile fail
+ * with the store's error). Needs a scheduler interval shorter than the bound (durable stores
+ * follow every 1000 ms unless `kp_config_set_scheduler_interval_ms` says otherwise);
+ * `kp_engine_new` fails with `KP_STATUS_VALIDATION` otherwise. 0: off (the default).
+ *
+ * Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+ *
+ * # Safety
+ * `config` is a live handle.
+ */
+kp_status kp_config_set_max_staleness_ms(struct kp_config *config, uint64_t bound_ms);
+
+/**
  * Makes engines built from this configuration read time from `clock` instead of the system
  * clock (deletion and rotation dates follow it); NULL goes back to the system clock.
  *

@@ -900,6 +900,12 @@ pub struct ServeArgs {
     /// At shutdown, how many milliseconds requests in flight get to finish
     #[arg(long, value_name = "N", default_value_t = 30_000)]
     pub drain_timeout_ms: u64,
+    /// Staleness bound, in milliseconds (fail closed): when this server cannot follow its key
+    /// store for longer than this, data-plane calls are refused (KeyUnavailableException) until
+    /// the store answers again; the store is then followed at least 4 times within the bound.
+    /// Off by default (docs/store.md, "Sharing a store")
+    #[arg(long, value_name = "MS", env = "KEYPLANE_MAX_STALENESS_MS")]
+    pub max_staleness: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -512,3 +512,42 @@ fn serve_console_listen_announces_the_console_and_plain_http_only_on_loopback() 
     assert!(keys.to_lowercase().contains("location: /sign-in"), "{keys}");
     stop(serving);
 }
+
+#[test]
+fn serve_takes_a_staleness_bound_and_refuses_one_too_short_to_follow_within() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let out = run(
+        dir.path(),
+        &[
+            "--data-dir",
+            "data",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--plain-http",
+            "--max-staleness",
+            "3",
+        ],
+    );
+    assert_eq!(code(&out), 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--max-staleness"), "{err}");
+    // A bound it can follow within: it starts, on the durable store and in memory.
+    let (serving, _) = plain_server(dir.path(), &["--max-staleness", "2000"]);
+    stop(serving);
+    let mut serving = spawn_with(
+        dir.path(),
+        &[],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--plain-http",
+            "--max-staleness",
+            "2000",
+        ],
+        &[("KEYPLANE_STORE", "memory:")],
+    );
+    startup(&mut serving.lines);
+    stop(serving);
+}

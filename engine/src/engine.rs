@@ -39,8 +39,13 @@ pub struct EngineConfig {
     pub max_keys: usize,
     /// Request-rate quotas per operation family (off by default).
     pub rate_quotas: crate::access::RateQuotas,
-    /// If set, a background thread runs due deletions and rotations this often.
+    /// If set, a background thread runs due deletions and rotations this often, and follows
+    /// changes other engines made to a shared store (at once when the store pushes wake-ups).
     pub scheduler_interval: Option<Duration>,
+    /// If set, the staleness bound (fail closed): once this node's last successful follow of the
+    /// store is older than this, data-plane calls are refused (KeyUnavailableException) until
+    /// the store answers again. Needs a `scheduler_interval` shorter than it. Off by default.
+    pub max_staleness: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +60,7 @@ impl Default for EngineConfig {
             max_keys: 100_000,
             rate_quotas: crate::access::RateQuotas::off(),
             scheduler_interval: None,
+            max_staleness: None,
         }
     }
 }
@@ -129,6 +135,17 @@ impl EngineBuilder {
         self.config.scheduler_interval = Some(every);
         self
     }
+    /// The staleness bound (fail closed) for a node sharing its store with others: the data
+    /// plane keeps serving the keys it holds while the store cannot be reached, until the last
+    /// successful follow is older than `bound`; then it refuses data-plane calls
+    /// (KeyUnavailableException, naming the reason) until the store answers again. This bounds
+    /// how long a key disabled or deleted elsewhere can still be used here. Needs a
+    /// [`EngineBuilder::scheduler_interval`] shorter than `bound` (the scheduler is what
+    /// follows the store without control-plane traffic). Off by default.
+    pub fn max_staleness(mut self, bound: Duration) -> Self {
+        self.config.max_staleness = Some(bound);
+        self
+    }
     /// The key store (default: a new [`MemoryKeyStore`]).
     pub fn store(mut self, store: Arc<dyn KeyStore>) -> Self {
         self.store = Some(store);
@@ -179,6 +196,18 @@ impl EngineBuilder {
                 plaintext_range.end()
             )));
         }
+        if let Some(bound) = config.max_staleness {
+            match config.scheduler_interval {
+                Some(every) if every < bound && !bound.is_zero() => {}
+                _ => {
+                    return Err(Error::Validation(
+                        "max_staleness needs a scheduler_interval shorter than it: the scheduler \
+                         is what confirms this node's view with the store"
+                            .into(),
+                    ))
+                }
+            }
+        }
         let threads = match config.worker_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -193,6 +222,7 @@ impl EngineBuilder {
             config.messages_per_derived_key,
             config.max_plaintext_bytes,
             threads,
+            config.max_staleness,
         )?;
         for region in self.region_stores.keys() {
             ArnScope::new(region, &config.account_id)?;
@@ -207,6 +237,7 @@ impl EngineBuilder {
             crate::custom_key_store::runtime::Runtime::new(self.custom_key_store_backends);
         let state =
             ControlState::load(store.as_ref(), None, config.lock_policy, &custom_key_stores)?;
+        data.freshness.confirmed();
         let root = Caller::account_root(&config.account_id)?;
         let audit = match self.audit {
             Some((mut audit_config, signing_key)) => {
@@ -250,7 +281,20 @@ impl EngineBuilder {
         }
         engine.reconnect_custom_key_stores()?;
         if let Some(every) = engine.inner.config.scheduler_interval {
-            let scheduler = start_scheduler(Arc::downgrade(&engine.inner), every)?;
+            let (wake, woken) = crossbeam_channel::bounded::<()>(1);
+            let notify = wake.clone();
+            let subscribed = engine.inner.store.subscribe(Arc::new(move || {
+                // Full: a wake-up is already pending, which covers this one too.
+                let _ = notify.try_send(());
+            }));
+            if let Err(e) = subscribed {
+                eprintln!(
+                    "keyplane: the key store {} could not push change notices ({e}); following \
+                     it every {every:?}",
+                    engine.inner.store.describe()
+                );
+            }
+            let scheduler = start_scheduler(Arc::downgrade(&engine.inner), every, (wake, woken))?;
             // Set once, here, before any other handle exists.
             let _ = engine.inner.scheduler.set(scheduler);
         }
@@ -338,30 +382,57 @@ impl Drop for Scheduler {
     }
 }
 
-fn start_scheduler(engine: Weak<Inner>, every: Duration) -> Result<Scheduler> {
+/// Starts the scheduler: every `every`, or at once when the store's push notice sends on
+/// `wake`, it follows the store and runs due tasks.
+fn start_scheduler(
+    engine: Weak<Inner>,
+    every: Duration,
+    (wake, woken): (
+        crossbeam_channel::Sender<()>,
+        crossbeam_channel::Receiver<()>,
+    ),
+) -> Result<Scheduler> {
     let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
     let thread = std::thread::Builder::new()
         .name("keyplane-scheduler".into())
-        .spawn(move || loop {
-            match stopped.recv_timeout(every) {
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                // The engine is gone (its sender dropped).
-                _ => return,
-            }
-            let Some(inner) = engine.upgrade() else {
-                return;
-            };
-            let Ok(root) = Caller::account_root(&inner.config.account_id) else {
-                return;
-            };
-            let engine = Engine {
-                inner,
-                caller: Arc::new(root),
-                dry_run: false,
-                origins: None,
-            };
-            if let Err(e) = engine.run_due_tasks() {
-                eprintln!("keyplane: scheduled deletion/rotation failed: {e}");
+        .spawn(move || {
+            let mut failing = false;
+            loop {
+                // Held here so that `woken` never reports disconnection (which would spin).
+                let _keep = &wake;
+                crossbeam_channel::select! {
+                    // Nothing is ever sent: the engine is gone (its sender dropped).
+                    recv(stopped) -> _ => return,
+                    recv(woken) -> _ => {}
+                    default(every) => {}
+                }
+                let Some(inner) = engine.upgrade() else {
+                    return;
+                };
+                let Ok(root) = Caller::account_root(&inner.config.account_id) else {
+                    return;
+                };
+                let engine = Engine {
+                    inner,
+                    caller: Arc::new(root),
+                    dry_run: false,
+                    origins: None,
+                };
+                // Said once when it starts failing and once when it recovers, not at every tick.
+                match engine.run_due_tasks() {
+                    Err(e) if !failing => {
+                        failing = true;
+                        eprintln!(
+                            "keyplane: following the key store or a scheduled task failed: {e}"
+                        );
+                    }
+                    Err(_) => {}
+                    Ok(()) if failing => {
+                        failing = false;
+                        eprintln!("keyplane: the key store is followed again");
+                    }
+                    Ok(()) => {}
+                }
             }
         })
         .map_err(|e| Error::Internal(format!("could not start the scheduler thread: {e}")))?;

@@ -167,3 +167,28 @@ pub fn policy_lockout() -> Error {
 pub fn dry_run_succeeded() -> Error {
     Error::DryRunOperation("The request would have succeeded, but the DryRun option is set.".into())
 }
+
+/// A compare-and-commit refused because the shared key store moved on from the generation the
+/// engine's view reflects (the engine catches up and runs the change again).
+pub fn store_conflict(expected: u64, current: u64) -> Error {
+    Error::Conflict(format!(
+        "the key store is at generation {current}, not {expected}: another node changed it"
+    ))
+}
+
+/// A control-plane change that kept conflicting with changes made elsewhere after every retry.
+pub fn store_kept_changing(tries: u32) -> Error {
+    Error::Conflict(format!(
+        "the key store kept changing while this change was being made ({tries} tries); \
+         nothing was changed. Retry the request."
+    ))
+}
+
+/// A data-plane call refused because this node could not confirm its view with the key store
+/// for longer than its staleness bound (fail closed).
+pub fn view_too_stale(key_arn: &str, age_ms: u64, bound_ms: u64) -> Error {
+    Error::KeyUnavailable(format!(
+        "{key_arn} is unavailable: this node has not reached its key store for {age_ms} ms, \
+         longer than its staleness bound of {bound_ms} ms."
+    ))
+}

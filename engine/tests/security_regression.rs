@@ -2743,3 +2743,148 @@ mod custom_key_stores {
         }
     }
 }
+
+// ---- engines sharing a store (issue 19) -----------------------------------------------------
+
+/// A store shared by two engines where a change of the other node lands exactly between this
+/// node's checks and its commit: `race` runs (once) inside the first compare-and-commit, before
+/// it reaches the store.
+struct RacedStore {
+    inner: Arc<keyplane::store::MemoryKeyStore>,
+    race: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl keyplane::store::KeyStore for RacedStore {
+    fn load(&self) -> keyplane::Result<keyplane::store::StoreContents> {
+        self.inner.load()
+    }
+    fn commit(&self, changes: &[keyplane::store::StoreChange<'_>]) -> keyplane::Result<u64> {
+        self.run_race();
+        self.inner.commit(changes)
+    }
+    fn commit_at(
+        &self,
+        expected: u64,
+        changes: &[keyplane::store::StoreChange<'_>],
+    ) -> keyplane::Result<u64> {
+        self.run_race();
+        self.inner.commit_at(expected, changes)
+    }
+    fn changes_since(
+        &self,
+        generation: u64,
+    ) -> keyplane::Result<Option<keyplane::store::StoreDelta>> {
+        self.inner.changes_since(generation)
+    }
+    fn generation(&self) -> keyplane::Result<u64> {
+        self.inner.generation()
+    }
+    fn describe(&self) -> String {
+        "raced".into()
+    }
+}
+
+impl RacedStore {
+    fn run_race(&self) {
+        let race = self.race.lock().unwrap().take();
+        if let Some(race) = race {
+            race();
+        }
+    }
+}
+
+/// Node A on the store itself, node B on the same store through [`RacedStore`].
+fn two_nodes() -> (Engine, Engine, Arc<RacedStore>) {
+    let inner = Arc::new(keyplane::store::MemoryKeyStore::default());
+    let a = Engine::builder()
+        .worker_threads(2)
+        .store(Arc::clone(&inner) as Arc<dyn keyplane::store::KeyStore>)
+        .build()
+        .unwrap();
+    let raced = Arc::new(RacedStore {
+        inner,
+        race: std::sync::Mutex::new(None),
+    });
+    let b = Engine::builder()
+        .worker_threads(2)
+        .store(Arc::clone(&raced) as Arc<dyn keyplane::store::KeyStore>)
+        .build()
+        .unwrap();
+    (a, b, raced)
+}
+
+#[test]
+fn a_disable_lost_to_a_concurrent_update_on_another_node_is_prevented() {
+    let mut attack = Attack::new("a disable lost to a concurrent update on another node");
+    let (a, b, raced) = two_nodes();
+    for round in 0..8 {
+        let key = new_key(&a);
+        // B checks and builds its TagResource from the Enabled record; A's DisableKey commits
+        // in between. Written blindly, B's record would put the key back to Enabled.
+        let (disabler, target) = (a.clone(), key.clone());
+        *raced.race.lock().unwrap() =
+            Some(Box::new(move || disabler.disable_key(&target).unwrap()));
+        let tag = keyplane::key::Tag {
+            tag_key: format!("round{round}"),
+            tag_value: "x".into(),
+        };
+        b.tag_resource(&key, vec![tag]).unwrap();
+        assert!(raced.race.lock().unwrap().is_none(), "the race did not run");
+        for (node, engine) in [("A", &a), ("B", &b)] {
+            let metadata = engine.describe_key(&key).unwrap();
+            assert_eq!(
+                metadata.key_state,
+                keyplane::KeyState::Disabled,
+                "on {node}"
+            );
+            let tags = engine.list_resource_tags(&key, None, None).unwrap();
+            assert_eq!(tags.items.len(), 1, "B's tag on {node}");
+            attack.refused(
+                engine.encrypt(&EncryptRequest::new(&key, b"after the disable")),
+                &["DisabledException"],
+                "Encrypt under a key disabled on another node during an update",
+            );
+        }
+    }
+}
+
+#[test]
+fn a_self_widening_grant_raced_from_two_nodes_is_refused() {
+    let mut attack = Attack::new("a self-widening grant raced from two nodes");
+    let (a, b, raced) = two_nodes();
+    let eve_on_b = b.for_caller(Caller::new(EVE).unwrap());
+    for _ in 0..8 {
+        let key = new_key(&a);
+        let held = a
+            .create_grant(grant(
+                &key,
+                EVE,
+                &[GrantOperation::CreateGrant, GrantOperation::Encrypt],
+                None,
+            ))
+            .unwrap();
+        // Eve, on B, uses her grant to give herself another; A revokes her grant in between.
+        // Written blindly, B's record would bring the revoked grant back with the new one.
+        let (revoker, target, id) = (a.clone(), key.clone(), held.grant_id.clone());
+        *raced.race.lock().unwrap() = Some(Box::new(move || {
+            revoker.revoke_grant(&target, &id).unwrap()
+        }));
+        attack.refused(
+            eve_on_b.create_grant(grant(&key, EVE, &[GrantOperation::Encrypt], None)),
+            &["AccessDeniedException"],
+            "CreateGrant through a grant revoked on another node meanwhile",
+        );
+        assert!(raced.race.lock().unwrap().is_none(), "the race did not run");
+        for engine in [&a, &b] {
+            let grants = engine.list_grants(&key, None, None, None, None).unwrap();
+            assert!(grants.items.is_empty(), "a revoked grant came back");
+            attack.refused(
+                engine
+                    .for_caller(Caller::new(EVE).unwrap())
+                    .encrypt(&EncryptRequest::new(&key, b"x")),
+                &["AccessDeniedException"],
+                "Encrypt through the revoked grant",
+            );
+        }
+    }
+}

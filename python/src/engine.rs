@@ -69,8 +69,11 @@ impl Engine {
     /// `control_plane`) to requests per second; over them, calls fail with ThrottlingException.
     /// `region_stores` maps other Regions to their stores (`{"eu-west-1": "sqlite:/srv/eu"}`), for
     /// multi-Region keys: ReplicateKey creates replicas there (`docs/multi-region.md`).
+    /// `max_staleness_ms` (0: off) is the staleness bound, fail closed: once the engine could not
+    /// follow its store for longer, data-plane calls raise KeyUnavailableException until it
+    /// answers again; it needs a scheduler interval shorter than it (`docs/store.md`).
     #[new]
-    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None, store = None, home = None, root_key_file = None, root_key_env = None, passphrase = None, root_key = None, open_only = false, audit = true, audit_log = None, audit_durability = "synced", audit_digest_interval_ms = 0, scheduler_interval_ms = 0, region_stores = None))]
+    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None, store = None, home = None, root_key_file = None, root_key_env = None, passphrase = None, root_key = None, open_only = false, audit = true, audit_log = None, audit_durability = "synced", audit_digest_interval_ms = 0, scheduler_interval_ms = 0, region_stores = None, max_staleness_ms = 0))]
     fn py_new(
         py: Python<'_>,
         region: &str,
@@ -94,6 +97,7 @@ impl Engine {
         audit_digest_interval_ms: u64,
         scheduler_interval_ms: u64,
         region_stores: Option<std::collections::BTreeMap<String, String>>,
+        max_staleness_ms: u64,
     ) -> Result<Self> {
         let store = StoreArgs {
             store,
@@ -136,7 +140,7 @@ impl Engine {
             *slot = Some(rate);
         }
         let caller = principal.map(Caller::new).transpose()?;
-        let builder = keyplane::Engine::builder()
+        let mut builder = keyplane::Engine::builder()
             .region(region)
             .account_id(account_id)
             .worker_threads(worker_threads)
@@ -144,6 +148,9 @@ impl Engine {
             .max_keys(max_keys)
             .lock_policy(lock_policy)
             .rate_quotas(quotas);
+        if max_staleness_ms > 0 {
+            builder = builder.max_staleness(std::time::Duration::from_millis(max_staleness_ms));
+        }
         let (engine, lock) = store.build(py, builder, lock_policy)?;
         Ok(Engine {
             inner: match caller {

@@ -150,3 +150,15 @@ def test_each_way_of_failing_to_open_is_a_clear_exception(tmp_path: Path) -> Non
     db.write_bytes(bytes(header))
     with pytest.raises(KMSInternalException, match="newer"):
         keyplane.Engine(home=str(home))
+
+
+def test_a_staleness_bound_needs_a_scheduler_and_serves_within_it(tmp_path: Path) -> None:
+    # In memory there is no scheduler to confirm the view with the store: refused at once.
+    with pytest.raises(ValidationException, match="scheduler_interval"):
+        keyplane.Engine(max_staleness_ms=1000, audit=False)
+    # A durable store is followed every second by default: a 5 s bound serves.
+    engine = keyplane.Engine(home=str(tmp_path / "data"), max_staleness_ms=5000)
+    kms = keyplane.client("kms", engine=engine)
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"fresh")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"fresh"

@@ -64,6 +64,32 @@ pub(crate) fn read_all(conn: &Connection, db: &Path) -> Result<(CopyMap, usize)>
     Ok((map, unreadable))
 }
 
+/// Reads every copy of key `key_id`'s versions (for a follower applying a change to it).
+pub(crate) fn read_key(conn: &Connection, key_id: &Uuid, db: &Path) -> Result<CopyMap> {
+    let mut map = CopyMap::new();
+    for (index, table) in COPY_TABLES.iter().enumerate() {
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = conn
+            .prepare_cached(&format!(
+                "SELECT version, wrapped, checksum FROM {table} WHERE key_id = ?1"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_map([&key_id.as_bytes()[..]], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect()
+            })
+            .map_err(|e| errors::sql("read a key's material", db, e))?;
+        for (version, wrapped, checksum) in rows {
+            let Ok(version) = u32::try_from(version) else {
+                continue;
+            };
+            map.entry((*key_id, version)).or_default()[index] =
+                Some(StoredCopy { wrapped, checksum });
+        }
+    }
+    Ok(map)
+}
+
 /// Reads one copy.
 fn read_one(
     conn: &Connection,

@@ -40,6 +40,7 @@
 #![warn(missing_debug_implementations)]
 
 mod backup;
+mod change_log;
 mod contents;
 mod copies;
 mod custom_key_stores;

@@ -12,6 +12,11 @@
 //! contents`) and the `secrets` table of store secret value MACs, which bind every record to the
 //! authenticated generation (see the contents module); a version-2 binary would write changes
 //! without updating the digest, so it must not open a version-3 store.
+//!
+//! 4 adds the `change_log` of what each commit touched (see the change_log module), which engines
+//! sharing the store follow instead of reloading everything; a version-3 binary would commit
+//! without logging (every follower would then load everything at each of its commits), so it
+//! must not open a version-4 store.
 
 use std::fs::File;
 use std::io::Read;
@@ -28,7 +33,7 @@ use crate::sealing::StoreKeys;
 /// `PRAGMA application_id` of a keyplane store: "KPLS".
 pub const APPLICATION_ID: i32 = 0x4B50_4C53;
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 /// The page size every store uses (a restore copies pages, which needs equal sizes).
 const PAGE_SIZE: u32 = 4096;
 /// The tables holding the independent copies of wrapped key material, one copy each.
@@ -112,6 +117,16 @@ CREATE TABLE secrets (
 ) WITHOUT ROWID;
 ";
 
+/// What version 4 adds to version 3: per generation, what its commit touched, sealed under the
+/// root key with the store id and generation.
+const CREATE_V4: &str = "
+CREATE TABLE change_log (
+    generation INTEGER PRIMARY KEY,
+    entries    TEXT NOT NULL,
+    seal       BLOB NOT NULL
+);
+";
+
 /// The tables of a version-1 store.
 const TABLES_V1: [&str; 6] = [
     "store",
@@ -132,8 +147,10 @@ pub(crate) fn create(conn: &Connection, db: &Path) -> Result<()> {
     .map_err(|e| errors::sql("set the store's identity", db, e))?;
     conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
         .map_err(|e| errors::sql("switch to write-ahead logging", db, e))?;
-    conn.execute_batch(&format!("BEGIN; {CREATE} {CREATE_V2} {CREATE_V3} COMMIT;"))
-        .map_err(|e| errors::sql("create the schema", db, e))
+    conn.execute_batch(&format!(
+        "BEGIN; {CREATE} {CREATE_V2} {CREATE_V3} {CREATE_V4} COMMIT;"
+    ))
+    .map_err(|e| errors::sql("create the schema", db, e))
 }
 
 /// Brings an open store of an older schema to [`SCHEMA_VERSION`], in one write transaction (which
@@ -165,6 +182,11 @@ pub(crate) fn migrate(conn: &mut Connection, keys: &StoreKeys, db: &Path) -> Res
         row.check_generation(keys, db)?;
         let digest = crate::contents::compute(&tx, keys, db)?;
         crate::meta::set_generation(&tx, keys, &row.store_id, row.generation, &digest, db)?;
+    }
+    if version < 4 {
+        // Empty: a follower behind the migration's generation loads everything once.
+        tx.execute_batch(CREATE_V4)
+            .map_err(|e| errors::sql("add the change log (schema 3 to 4)", db, e))?;
     }
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
         .map_err(|e| errors::sql("set the schema version", db, e))?;

@@ -49,6 +49,7 @@ pub(crate) enum Purpose {
     KeyRecord,
     AliasRecord,
     Contents,
+    ChangeLog,
 }
 
 impl Purpose {
@@ -59,6 +60,7 @@ impl Purpose {
             Purpose::KeyRecord => b"keyplane-sqlite key-record v1",
             Purpose::AliasRecord => b"keyplane-sqlite alias-record v1",
             Purpose::Contents => b"keyplane-sqlite contents v1",
+            Purpose::ChangeLog => b"keyplane-sqlite change-log v1",
         }
     }
 }
@@ -188,6 +190,14 @@ impl StoreKeys {
         self.mac
             .compute(&mut work, &aad(label, parts), out.as_mut_slice())?;
         Ok(out)
+    }
+
+    /// The MAC of one row's content as a commit left it, kept in the change log (see the
+    /// change_log module): a different label from the digest's elements, which are never stored.
+    pub(crate) fn row_mac(&self, parts: &[&[u8]]) -> Result<Vec<u8>> {
+        Ok(self
+            .prf(b"keyplane-sqlite change-log row v1", parts)?
+            .to_vec())
     }
 
     /// The element of one record in the contents digest (see the contents module): never stored.

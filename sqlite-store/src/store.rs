@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use keyplane::store::{KeyStore, StoreChange, StoreContents};
+use keyplane::store::{KeyStore, StoreChange, StoreContents, StoreDelta};
 use keyplane::{Clock, Error, KeySpec, LockPolicy, Result, SystemClock};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use uuid::Uuid;
@@ -592,6 +592,39 @@ impl KeyStore for SqliteKeyStore {
     }
 
     fn commit(&self, changes: &[StoreChange<'_>]) -> Result<u64> {
+        self.commit_checked(None, changes)
+    }
+
+    fn commit_at(&self, expected: u64, changes: &[StoreChange<'_>]) -> Result<u64> {
+        self.commit_checked(Some(expected), changes)
+    }
+
+    fn changes_since(&self, generation: u64) -> Result<Option<StoreDelta>> {
+        self.read_changes_since(generation)
+    }
+
+    fn generation(&self) -> Result<u64> {
+        meta::read_generation(&self.lock()?.conn, &self.paths.db)
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.paths.db.display())
+    }
+
+    fn get_or_create_secret(
+        &self,
+        name: &str,
+        create: &mut dyn FnMut() -> Result<zeroize::Zeroizing<Vec<u8>>>,
+    ) -> Result<keyplane::locked_memory::LockedBytes> {
+        SqliteKeyStore::get_or_create_secret(self, name, create)
+    }
+}
+
+impl SqliteKeyStore {
+    /// A commit: one write transaction (`BEGIN IMMEDIATE`, so the generation read in it cannot
+    /// move before it commits); with `expected`, only if the store is still at that generation
+    /// (else Conflict, nothing written). Logs what it touched in the change log.
+    fn commit_checked(&self, expected: Option<u64>, changes: &[StoreChange<'_>]) -> Result<u64> {
         let db = &self.paths.db;
         let mut connected = self.lock()?;
         let row = meta::read(&connected.conn, db)?;
@@ -612,6 +645,12 @@ impl KeyStore for SqliteKeyStore {
             ));
         }
         row.check_generation(keys, db)?;
+        if let Some(expected) = expected {
+            if row.generation != expected {
+                return Err(keyplane::messages::store_conflict(expected, row.generation));
+            }
+        }
+        let touched = crate::change_log::touched(&tx, changes, db)?;
         let mut digest = row.digest(keys, db)?;
         for change in changes {
             match change {
@@ -655,6 +694,7 @@ impl KeyStore for SqliteKeyStore {
             }
         }
         let generation = row.generation + 1;
+        crate::change_log::record(&tx, keys, store_id, generation, &touched, db)?;
         meta::set_generation(&tx, keys, store_id, generation, &digest, db)?;
         tx.commit()
             .map_err(|e| errors::sql("commit a change", db, e))?;
@@ -664,19 +704,78 @@ impl KeyStore for SqliteKeyStore {
         Ok(generation)
     }
 
-    fn generation(&self) -> Result<u64> {
-        meta::read_generation(&self.lock()?.conn, &self.paths.db)
-    }
-
-    fn describe(&self) -> String {
-        format!("sqlite:{}", self.paths.db.display())
-    }
-
-    fn get_or_create_secret(
-        &self,
-        name: &str,
-        create: &mut dyn FnMut() -> Result<zeroize::Zeroizing<Vec<u8>>>,
-    ) -> Result<keyplane::locked_memory::LockedBytes> {
-        SqliteKeyStore::get_or_create_secret(self, name, create)
+    /// [`KeyStore::changes_since`]: in one read transaction, the generation (checked under the
+    /// root key and against the witness), the change log after `generation` and the current rows
+    /// of what it names, each checked against the log (a replayed row is refused); the material of
+    /// each changed key judged copy by copy as a full load judges it (damaged copies repaired
+    /// after). `None` where the log does not reach back to `generation`.
+    fn read_changes_since(&self, generation: u64) -> Result<Option<StoreDelta>> {
+        let db = &self.paths.db;
+        let seen = witness::read(&self.paths.witness)?;
+        let mut connected = self.lock()?;
+        let row = meta::read(&connected.conn, db)?;
+        self.follow_root_rotation(&mut connected, &row)?;
+        let Connected {
+            conn,
+            keys,
+            store_id,
+            root_epoch,
+        } = &mut *connected;
+        let tx = conn
+            .transaction()
+            .map_err(|e| errors::sql("start reading", db, e))?;
+        let row = meta::read(&tx, db)?;
+        if row.root_epoch != *root_epoch {
+            // Rotated between the two reads: the log of the old key no longer opens.
+            return Ok(None);
+        }
+        row.check_generation(keys, db)?;
+        check_rollback(&self.paths, &row, seen)?;
+        if generation > row.generation {
+            return Ok(None);
+        }
+        let Some(changed) =
+            crate::change_log::read_since(&tx, keys, store_id, generation, row.generation, db)?
+        else {
+            return Ok(None);
+        };
+        let records: Vec<keyplane::key::KeyRecord> = changed
+            .keys
+            .iter()
+            .filter_map(|(_, record)| record.clone())
+            .collect();
+        let mut exam = copies::Examination::default();
+        for record in &records {
+            let found = copies::read_key(&tx, &record.id, db)?;
+            let one = copies::examine(keys, std::slice::from_ref(record), &found)?;
+            exam.materials.extend(one.materials);
+            exam.damaged.extend(one.damaged);
+            exam.lost.extend(one.lost);
+        }
+        tx.finish()
+            .map_err(|e| errors::sql("finish reading", db, e))?;
+        if self.options.repair_on_read {
+            self.repair_damage(&mut connected, &exam);
+        }
+        for lost in &exam.lost {
+            eprintln!(
+                "keyplane-sqlite: every copy of version {} of key {} is damaged: the key is \
+                 Unavailable (run `keyplane store verify`; restore from a backup)",
+                lost.version, lost.key_id
+            );
+        }
+        drop(connected);
+        let custom_key_stores = if changed.custom_key_stores {
+            Some(crate::custom_key_stores::load(self)?)
+        } else {
+            None
+        };
+        Ok(Some(StoreDelta {
+            generation: row.generation,
+            keys: changed.keys,
+            materials: exam.materials,
+            aliases: changed.aliases,
+            custom_key_stores,
+        }))
     }
 }

@@ -441,7 +441,7 @@ fn a_schema_2_store_is_migrated_and_then_protected() {
     // What a schema-2 binary made: no digest, no value MACs.
     sql(dir.path())
         .execute_batch(
-            "DROP TABLE secrets; ALTER TABLE store DROP COLUMN contents; \
+            "DROP TABLE change_log; DROP TABLE secrets; ALTER TABLE store DROP COLUMN contents; \
              PRAGMA user_version = 2;",
         )
         .unwrap();
@@ -539,4 +539,42 @@ fn root_key_next_is_never_written_through_a_planted_symbolic_link() {
     ) & 0o777;
     assert_eq!(mode, 0o600);
     assert!(store.verify(false).unwrap().is_pristine());
+}
+
+#[test]
+fn replaying_an_older_key_row_is_detected_on_the_incremental_path() {
+    // Issue 19: an engine sharing the store follows it through `changes_since`, reading only the
+    // rows that changed; a replayed row must be refused there as a full load refuses it.
+    let mut attack = Attack::new("replay a key row on the incremental path (follow a re-enable)");
+    let dir = tempfile::tempdir().unwrap();
+    let store = init(dir.path());
+    let writer = engine(&store);
+    let follower_store = open(dir.path());
+    let follower = common::engine(&follower_store);
+    for _ in 0..4 {
+        let key = new_key(&writer);
+        follower.run_due_tasks().unwrap();
+        let enabled = key_row(dir.path(), &key);
+        let at = keyplane::store::KeyStore::generation(follower_store.as_ref()).unwrap();
+        writer.disable_key(&key).unwrap();
+        let disabled = key_row(dir.path(), &key);
+        put_key_row(dir.path(), &key, &enabled);
+        attack.refused(
+            keyplane::store::KeyStore::changes_since(follower_store.as_ref(), at),
+            &["replay detected", "record of key"],
+            "following the replayed row",
+        );
+        attack.refused(
+            follower.describe_key(&key),
+            &["replay detected"],
+            "a control-plane call on the follower",
+        );
+        // Put the current row back: the follower follows the disable.
+        put_key_row(dir.path(), &key, &disabled);
+        follower.run_due_tasks().unwrap();
+        assert_eq!(
+            follower.describe_key(&key).unwrap().key_state,
+            KeyState::Disabled
+        );
+    }
 }

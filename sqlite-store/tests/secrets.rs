@@ -273,7 +273,8 @@ fn make_schema_1(dir: &Path) {
     drop(init(dir));
     let conn = Connection::open(db_path(dir)).unwrap();
     conn.execute_batch(
-        "DROP TABLE secret_copy_1; DROP TABLE secret_copy_2; DROP TABLE secrets; \
+        "DROP TABLE change_log; DROP TABLE secret_copy_1; DROP TABLE secret_copy_2; \
+         DROP TABLE secrets; \
          ALTER TABLE store DROP COLUMN contents; PRAGMA user_version = 1;",
     )
     .unwrap();

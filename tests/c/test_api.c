@@ -125,6 +125,11 @@ static void test_config(void) {
   OK(kp_manual_clock_new(1000, &clock));
   OK(kp_config_set_manual_clock(config, clock));
   OK(kp_config_set_manual_clock(config, NULL));
+  /* A staleness bound needs a scheduler that follows the store within it. */
+  OK(kp_config_set_max_staleness_ms(config, 1000));
+  EXPECT(KP_STATUS_VALIDATION, kp_engine_new(config, &engine));
+  CHECK(engine == NULL);
+  OK(kp_config_set_max_staleness_ms(config, 0));
   OK(kp_config_set_scheduler_interval_ms(config, 3600000));
   EXPECT(KP_STATUS_NULL_PARAMETER, kp_engine_new(config, NULL));
   OK(kp_engine_new(config, &engine));

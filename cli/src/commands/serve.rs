@@ -18,11 +18,32 @@ use keyplane_server::console::{AuditPaths, ConsoleConfig};
 use keyplane_server::http::{Limits, ServeError, Server, ServerConfig, TlsMode};
 use keyplane_server::protocol::Service;
 use keyplane_server::Metrics;
-use keyplane_store_address::{open, OpenOptions, StoreAddress, STORE_VAR};
+use keyplane_store_address::{
+    open, OpenOptions, StoreAddress, DEFAULT_SCHEDULER_INTERVAL, STORE_VAR,
+};
 
 use crate::args::ServeArgs;
 use crate::context::Context;
 use crate::outcome::{Failure, INTERNAL};
+
+/// The staleness bound `--max-staleness` gives, and how often the store is then followed: 4 times
+/// within the bound, at most the default interval.
+fn staleness(ms: Option<u64>) -> Result<(Option<Duration>, Option<Duration>), Failure> {
+    let Some(ms) = ms else {
+        return Ok((None, None));
+    };
+    if ms < 4 {
+        return Err(Failure::usage(
+            "--max-staleness must be at least 4 milliseconds (the store is followed 4 times \
+             within it)",
+        ));
+    }
+    let bound = Duration::from_millis(ms);
+    Ok((
+        Some(bound),
+        Some((bound / 4).min(DEFAULT_SCHEDULER_INTERVAL)),
+    ))
+}
 
 pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     let json = ctx.global.json;
@@ -49,6 +70,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     };
 
     let address = store_address(ctx)?;
+    let (max_staleness, follow_every) = staleness(args.max_staleness)?;
     let opened = open(
         &address,
         OpenOptions {
@@ -59,14 +81,18 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
             // Applies only to a root key made now, and none is (open only).
             passphrase_cost: Default::default(),
             audit: ctx.audit_options(),
-            // Follow other processes' changes (the default interval).
-            scheduler_interval: None,
+            // Follow other processes' changes (the default interval, or 4 times within the
+            // staleness bound).
+            scheduler_interval: follow_every,
         },
     )?;
-    let builder = Engine::builder()
+    let mut builder = Engine::builder()
         .region(&ctx.global.region)
         .account_id(&ctx.global.account_id)
         .lock_policy(ctx.lock_policy());
+    if let (Some(bound), Some(every)) = (max_staleness, follow_every) {
+        builder = builder.max_staleness(bound).scheduler_interval(every);
+    }
     let builder = ctx.with_region_stores(builder)?;
     let builder = ctx.with_pkcs11_tokens(builder)?;
     let (engine, audit_lock) = opened.engine(builder)?.into_parts();

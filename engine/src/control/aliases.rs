@@ -63,30 +63,31 @@ impl Engine {
             self.inner
                 .scope
                 .parse_for(target_key_id, Action::CreateAlias)?;
-            let mut state = self.control()?;
-            if state.aliases.contains_key(alias_name) {
-                return Err(messages::alias_exists(
-                    &self.inner.scope.alias_arn(alias_name),
-                ));
-            }
-            let target = self.key_for(
-                &state,
-                target_key_id,
-                KeyOperation::AliasTarget,
-                Action::CreateAlias,
-            )?;
-            let now = self.inner.clock.now();
-            let alias = AliasRecord {
-                name: alias_name.to_owned(),
-                target: target.id,
-                created: now,
-                updated: now,
-            };
-            self.commit(&mut state, &[StoreChange::PutAlias(&alias)])?;
-            let name = alias.name.clone();
-            state.put_alias(alias);
-            self.publish(&state, &[], &[name]);
-            Ok(())
+            self.control_retrying(|state| {
+                if state.aliases.contains_key(alias_name) {
+                    return Err(messages::alias_exists(
+                        &self.inner.scope.alias_arn(alias_name),
+                    ));
+                }
+                let target = self.key_for(
+                    state,
+                    target_key_id,
+                    KeyOperation::AliasTarget,
+                    Action::CreateAlias,
+                )?;
+                let now = self.inner.clock.now();
+                let alias = AliasRecord {
+                    name: alias_name.to_owned(),
+                    target: target.id,
+                    created: now,
+                    updated: now,
+                };
+                self.commit(state, &[StoreChange::PutAlias(&alias)])?;
+                let name = alias.name.clone();
+                state.put_alias(alias);
+                self.publish(state, &[], &[name]);
+                Ok(())
+            })
         })
     }
 
@@ -103,22 +104,22 @@ impl Engine {
             )?;
             let alias_name = self.alias_name(alias_name)?;
             validate_alias_name(alias_name)?;
-            let mut state = self.control()?;
-            let mut alias = state.aliases.get(alias_name).cloned().ok_or_else(|| {
-                messages::alias_not_found(&self.inner.scope.alias_arn(alias_name))
-            })?;
-            let target = self.key_for(
-                &state,
-                target_key_id,
-                KeyOperation::AliasTarget,
-                Action::UpdateAlias,
-            )?;
-            let current = state.record(&alias.target)?;
-            self.authorize_key(current, Action::UpdateAlias, &RequestFacts::default())?;
-            if current.key_spec.family() != target.key_spec.family()
-                || current.key_usage != target.key_usage
-            {
-                return Err(Error::Validation(format!(
+            self.control_retrying(|state| {
+                let mut alias = state.aliases.get(alias_name).cloned().ok_or_else(|| {
+                    messages::alias_not_found(&self.inner.scope.alias_arn(alias_name))
+                })?;
+                let target = self.key_for(
+                    state,
+                    target_key_id,
+                    KeyOperation::AliasTarget,
+                    Action::UpdateAlias,
+                )?;
+                let current = state.record(&alias.target)?;
+                self.authorize_key(current, Action::UpdateAlias, &RequestFacts::default())?;
+                if current.key_spec.family() != target.key_spec.family()
+                    || current.key_usage != target.key_usage
+                {
+                    return Err(Error::Validation(format!(
                     "alias '{alias_name}' points to a {} {} key; its new key must be of the same \
                      type and usage, not a {} {} key",
                     current.key_spec.family(),
@@ -126,14 +127,15 @@ impl Engine {
                     target.key_spec.family(),
                     target.key_usage
                 )));
-            }
-            alias.target = target.id;
-            alias.updated = self.inner.clock.now();
-            self.commit(&mut state, &[StoreChange::PutAlias(&alias)])?;
-            let name = alias.name.clone();
-            state.put_alias(alias);
-            self.publish(&state, &[], &[name]);
-            Ok(())
+                }
+                alias.target = target.id;
+                alias.updated = self.inner.clock.now();
+                self.commit(state, &[StoreChange::PutAlias(&alias)])?;
+                let name = alias.name.clone();
+                state.put_alias(alias);
+                self.publish(state, &[], &[name]);
+                Ok(())
+            })
         })
     }
 
@@ -149,21 +151,22 @@ impl Engine {
             if !alias_name.starts_with(ALIAS_PREFIX) {
                 return Err(messages::alias_prefix_missing());
             }
-            let mut state = self.control()?;
-            let Some(alias) = state.aliases.get(alias_name) else {
-                return Err(messages::alias_not_found(
-                    &self.inner.scope.alias_arn(alias_name),
-                ));
-            };
-            self.authorize_key(
-                state.record(&alias.target)?,
-                Action::DeleteAlias,
-                &RequestFacts::default(),
-            )?;
-            self.commit(&mut state, &[StoreChange::DeleteAlias(alias_name)])?;
-            state.remove_alias(alias_name);
-            self.publish(&state, &[], &[alias_name]);
-            Ok(())
+            self.control_retrying(|state| {
+                let Some(alias) = state.aliases.get(alias_name) else {
+                    return Err(messages::alias_not_found(
+                        &self.inner.scope.alias_arn(alias_name),
+                    ));
+                };
+                self.authorize_key(
+                    state.record(&alias.target)?,
+                    Action::DeleteAlias,
+                    &RequestFacts::default(),
+                )?;
+                self.commit(state, &[StoreChange::DeleteAlias(alias_name)])?;
+                state.remove_alias(alias_name);
+                self.publish(state, &[], &[alias_name]);
+                Ok(())
+            })
         })
     }
 

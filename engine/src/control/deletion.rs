@@ -55,38 +55,39 @@ impl Engine {
                      {MAX_PENDING_WINDOW_DAYS}, not {window}"
                 ));
             }
-            let mut state = self.control()?;
-            let window_text = window.to_string();
-            let facts = RequestFacts {
-                pending_window_in_days: Some(&window_text),
-                ..RequestFacts::default()
-            };
-            let mut record = self.key_for_request(
-                &state,
-                key_id,
-                KeyOperation::ScheduleKeyDeletion,
-                Action::ScheduleKeyDeletion,
-                facts,
-            )?;
-            // A multi-Region primary key with replicas waits for their deletion first.
-            let (key_state, deletion_date) = if self.has_replicas(&record) {
-                (KeyState::PendingReplicaDeletion, None)
-            } else {
-                (
-                    KeyState::PendingDeletion,
-                    Some(self.inner.clock.now().plus_days(window)),
-                )
-            };
-            record.state = key_state;
-            record.deletion_date = deletion_date;
-            record.pending_window_days = Some(window);
-            let arn = self.inner.scope.key_arn(&record.id);
-            self.save_key(&mut state, record, None)?;
-            Ok(ScheduleKeyDeletionResponse {
-                key_id: arn,
-                deletion_date,
-                key_state,
-                pending_window_in_days: window,
+            self.control_retrying(|state| {
+                let window_text = window.to_string();
+                let facts = RequestFacts {
+                    pending_window_in_days: Some(&window_text),
+                    ..RequestFacts::default()
+                };
+                let mut record = self.key_for_request(
+                    state,
+                    key_id,
+                    KeyOperation::ScheduleKeyDeletion,
+                    Action::ScheduleKeyDeletion,
+                    facts,
+                )?;
+                // A multi-Region primary key with replicas waits for their deletion first.
+                let (key_state, deletion_date) = if self.has_replicas(&record) {
+                    (KeyState::PendingReplicaDeletion, None)
+                } else {
+                    (
+                        KeyState::PendingDeletion,
+                        Some(self.inner.clock.now().plus_days(window)),
+                    )
+                };
+                record.state = key_state;
+                record.deletion_date = deletion_date;
+                record.pending_window_days = Some(window);
+                let arn = self.inner.scope.key_arn(&record.id);
+                self.save_key(state, record, None)?;
+                Ok(ScheduleKeyDeletionResponse {
+                    key_id: arn,
+                    deletion_date,
+                    key_state,
+                    pending_window_in_days: window,
+                })
             })
         })
     }
@@ -99,24 +100,25 @@ impl Engine {
                 &[("KeyId", key_id.into())],
                 &[],
             )?;
-            let mut state = self.control()?;
-            let mut record = self.key_for(
-                &state,
-                key_id,
-                KeyOperation::CancelKeyDeletion,
-                Action::CancelKeyDeletion,
-            )?;
-            // A key whose (imported) material is missing returns to PendingImport.
-            record.state = if !record.has_all_material() {
-                KeyState::PendingImport
-            } else {
-                KeyState::Disabled
-            };
-            record.deletion_date = None;
-            record.pending_window_days = None;
-            let arn = self.inner.scope.key_arn(&record.id);
-            self.save_key(&mut state, record, None)?;
-            Ok(arn)
+            self.control_retrying(|state| {
+                let mut record = self.key_for(
+                    state,
+                    key_id,
+                    KeyOperation::CancelKeyDeletion,
+                    Action::CancelKeyDeletion,
+                )?;
+                // A key whose (imported) material is missing returns to PendingImport.
+                record.state = if !record.has_all_material() {
+                    KeyState::PendingImport
+                } else {
+                    KeyState::Disabled
+                };
+                record.deletion_date = None;
+                record.pending_window_days = None;
+                let arn = self.inner.scope.key_arn(&record.id);
+                self.save_key(state, record, None)?;
+                Ok(arn)
+            })
         })
     }
 

@@ -125,64 +125,65 @@ impl Engine {
                     "give EncryptionContextEquals or EncryptionContextSubset, not both"
                 ));
             }
-            let mut state = self.control()?;
-            let mut record = self.record_for(
-                &state,
-                &request.key_id,
-                KeyOperation::UpdateMetadata,
-                Action::CreateGrant,
-            )?;
-            let constraints = request.constraints.as_ref();
-            let facts = RequestFacts {
-                identifier: Some(&request.key_id),
-                grant_operations: Some(&request.operations),
-                grantee_principal: Some(&request.grantee_principal),
-                retiring_principal: request.retiring_principal.as_deref(),
-                grant_constraint_type: constraints.and_then(|c| {
-                    if c.encryption_context_equals.is_some() {
-                        Some("EncryptionContextEquals")
-                    } else if c.encryption_context_subset.is_some() {
-                        Some("EncryptionContextSubset")
-                    } else {
-                        None
-                    }
-                }),
-                ..RequestFacts::default()
-            };
-            self.authorize_key(&record, Action::CreateGrant, &facts)?;
-            self.check_grant_is_not_wider(&record, &request, &facts)?;
-            check_operations_fit_key(&record, &request.operations)?;
-            if let Some(existing) = same_named_grant(&record, &request) {
-                // The service's retry idempotence: the same Name and parameters answer the grant
-                // that the first request made.
-                return Ok(CreateGrantResponse {
-                    grant_token: existing.grant_token.clone(),
-                    grant_id: existing.grant_id.clone(),
+            self.control_retrying(|state| {
+                let mut record = self.record_for(
+                    state,
+                    &request.key_id,
+                    KeyOperation::UpdateMetadata,
+                    Action::CreateGrant,
+                )?;
+                let constraints = request.constraints.as_ref();
+                let facts = RequestFacts {
+                    identifier: Some(&request.key_id),
+                    grant_operations: Some(&request.operations),
+                    grantee_principal: Some(&request.grantee_principal),
+                    retiring_principal: request.retiring_principal.as_deref(),
+                    grant_constraint_type: constraints.and_then(|c| {
+                        if c.encryption_context_equals.is_some() {
+                            Some("EncryptionContextEquals")
+                        } else if c.encryption_context_subset.is_some() {
+                            Some("EncryptionContextSubset")
+                        } else {
+                            None
+                        }
+                    }),
+                    ..RequestFacts::default()
+                };
+                self.authorize_key(&record, Action::CreateGrant, &facts)?;
+                self.check_grant_is_not_wider(&record, &request, &facts)?;
+                check_operations_fit_key(&record, &request.operations)?;
+                if let Some(existing) = same_named_grant(&record, &request) {
+                    // The service's retry idempotence: the same Name and parameters answer the grant
+                    // that the first request made.
+                    return Ok(CreateGrantResponse {
+                        grant_token: existing.grant_token.clone(),
+                        grant_id: existing.grant_id.clone(),
+                    });
+                }
+                if record.grants.len() >= MAX_GRANTS_PER_KEY {
+                    return Err(Error::LimitExceeded(format!(
+                        "key {} already has {MAX_GRANTS_PER_KEY} grants",
+                        record.id
+                    )));
+                }
+                let grant_id = random_hex(32)?;
+                let grant_token = format!("{}.{}", record.id.hyphenated(), grant_id);
+                record.grants.push(GrantRecord {
+                    grant_id: grant_id.clone(),
+                    grant_token: grant_token.clone(),
+                    name: request.name.clone(),
+                    grantee_principal: request.grantee_principal.clone(),
+                    retiring_principal: request.retiring_principal.clone(),
+                    operations: request.operations.clone(),
+                    constraints: request.constraints.clone(),
+                    issuing_account: self.caller.account().to_owned(),
+                    created: self.inner.clock.now(),
                 });
-            }
-            if record.grants.len() >= MAX_GRANTS_PER_KEY {
-                return Err(Error::LimitExceeded(format!(
-                    "key {} already has {MAX_GRANTS_PER_KEY} grants",
-                    record.id
-                )));
-            }
-            let grant_id = random_hex(32)?;
-            let grant_token = format!("{}.{}", record.id.hyphenated(), grant_id);
-            record.grants.push(GrantRecord {
-                grant_id: grant_id.clone(),
-                grant_token: grant_token.clone(),
-                name: request.name.clone(),
-                grantee_principal: request.grantee_principal.clone(),
-                retiring_principal: request.retiring_principal.clone(),
-                operations: request.operations.clone(),
-                constraints: request.constraints.clone(),
-                issuing_account: self.caller.account().to_owned(),
-                created: self.inner.clock.now(),
-            });
-            self.save_key(&mut state, record, None)?;
-            Ok(CreateGrantResponse {
-                grant_token,
-                grant_id,
+                self.save_key(state, record, None)?;
+                Ok(CreateGrantResponse {
+                    grant_token,
+                    grant_id,
+                })
             })
         })
     }
@@ -287,23 +288,24 @@ impl Engine {
                 (None, Some(key), Some(grant)) => (key, grant),
                 _ => return Err(validation!("give a GrantToken, or a KeyId and a GrantId")),
             };
-            let mut state = self.control()?;
-            let mut record =
-                self.record_for(&state, key_id, KeyOperation::Read, Action::RetireGrant)?;
-            let grant = find_grant(&record, grant_id)?;
-            let caller = self.caller.principal();
-            let may_retire = grant.retiring_principal.as_deref() == Some(caller)
-                || (grant.grantee_principal == caller
-                    && grant.operations.contains(&GrantOperation::RetireGrant))
-                || caller == format!("arn:aws:iam::{}:root", grant.issuing_account);
-            if !may_retire {
-                return Err(Error::AccessDenied(format!(
-                    "{caller} may not retire grant {grant_id}: it is neither its retiring \
+            self.control_retrying(|state| {
+                let mut record =
+                    self.record_for(state, key_id, KeyOperation::Read, Action::RetireGrant)?;
+                let grant = find_grant(&record, grant_id)?;
+                let caller = self.caller.principal();
+                let may_retire = grant.retiring_principal.as_deref() == Some(caller)
+                    || (grant.grantee_principal == caller
+                        && grant.operations.contains(&GrantOperation::RetireGrant))
+                    || caller == format!("arn:aws:iam::{}:root", grant.issuing_account);
+                if !may_retire {
+                    return Err(Error::AccessDenied(format!(
+                        "{caller} may not retire grant {grant_id}: it is neither its retiring \
                      principal, a grantee allowed to retire it, nor its issuing account"
-                )));
-            }
-            record.grants.retain(|g| g.grant_id != grant_id);
-            self.save_key(&mut state, record, None)
+                    )));
+                }
+                record.grants.retain(|g| g.grant_id != grant_id);
+                self.save_key(state, record, None)
+            })
         })
     }
 
@@ -315,12 +317,13 @@ impl Engine {
                 &[("KeyId", key_id.into()), ("GrantId", grant_id.into())],
                 &[],
             )?;
-            let mut state = self.control()?;
-            let mut record =
-                self.key_for(&state, key_id, KeyOperation::Read, Action::RevokeGrant)?;
-            find_grant(&record, grant_id)?;
-            record.grants.retain(|g| g.grant_id != grant_id);
-            self.save_key(&mut state, record, None)
+            self.control_retrying(|state| {
+                let mut record =
+                    self.key_for(state, key_id, KeyOperation::Read, Action::RevokeGrant)?;
+                find_grant(&record, grant_id)?;
+                record.grants.retain(|g| g.grant_id != grant_id);
+                self.save_key(state, record, None)
+            })
         })
     }
 }

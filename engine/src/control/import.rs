@@ -344,78 +344,80 @@ impl Engine {
                 ..RequestFacts::default()
             };
             let policy = self.inner.config.lock_policy;
-            let mut state = self.control()?;
-            let mut record = self.key_for_request(
-                &state,
-                r.key_id,
-                KeyOperation::ImportKeyMaterial,
-                Action::ImportKeyMaterial,
-                facts,
-            )?;
-            if self.is_replica_here(&record) && record.versions.is_empty() {
-                return Err(Error::UnsupportedOperation(format!(
+            self.control_retrying(|state| {
+                let mut record = self.key_for_request(
+                    state,
+                    r.key_id,
+                    KeyOperation::ImportKeyMaterial,
+                    Action::ImportKeyMaterial,
+                    facts,
+                )?;
+                if self.is_replica_here(&record) && record.versions.is_empty() {
+                    return Err(Error::UnsupportedOperation(format!(
                     "{} is a multi-Region replica key whose primary key has no key material yet: \
                      import the key material into the primary key first, then the same key \
                      material into each replica.",
                     self.inner.scope.key_arn(&record.id)
                 )));
-            }
-            let secret = self.import_secret_for(&record)?;
-            if record.origin != Origin::External {
-                return Err(not_external(&record, "ImportKeyMaterial"));
-            }
-            let terms = key_import::open_token(&secret, &record.id, r.import_token, policy)?;
-            if now >= terms.valid_to {
-                return Err(Error::ExpiredImportToken(
-                    "The import token that you used has expired. Get new parameters with \
-                     GetParametersForImport"
-                        .into(),
-                ));
-            }
-            let material = key_import::unwrap_material(
-                &terms.private_key,
-                terms.algorithm,
-                r.encrypted_key_material,
-                policy,
-            )?;
-            drop(terms);
-            check_fits(&record, &material, self)?;
-            let material_id = key_import::material_id(&secret, &record.id, &material, policy)?;
-            if let Some(given) = r.key_material_id {
-                if !crate::crypto::hmac::constant_time_eq(given.as_bytes(), material_id.as_bytes())
-                {
-                    return Err(incorrect_material());
                 }
-            }
-            let import_type = r.import_type.unwrap_or(if record.versions.is_empty() {
-                ImportType::NewKeyMaterial
-            } else {
-                ImportType::ExistingKeyMaterial
-            });
-            if record.multi_region.is_some()
-                && import_type == ImportType::NewKeyMaterial
-                && !record.versions.is_empty()
-            {
-                return Err(Error::UnsupportedOperation(format!(
+                let secret = self.import_secret_for(&record)?;
+                if record.origin != Origin::External {
+                    return Err(not_external(&record, "ImportKeyMaterial"));
+                }
+                let terms = key_import::open_token(&secret, &record.id, r.import_token, policy)?;
+                if now >= terms.valid_to {
+                    return Err(Error::ExpiredImportToken(
+                        "The import token that you used has expired. Get new parameters with \
+                     GetParametersForImport"
+                            .into(),
+                    ));
+                }
+                let material = key_import::unwrap_material(
+                    &terms.private_key,
+                    terms.algorithm,
+                    r.encrypted_key_material,
+                    policy,
+                )?;
+                drop(terms);
+                check_fits(&record, &material, self)?;
+                let material_id = key_import::material_id(&secret, &record.id, &material, policy)?;
+                if let Some(given) = r.key_material_id {
+                    if !crate::crypto::hmac::constant_time_eq(
+                        given.as_bytes(),
+                        material_id.as_bytes(),
+                    ) {
+                        return Err(incorrect_material());
+                    }
+                }
+                let import_type = r.import_type.unwrap_or(if record.versions.is_empty() {
+                    ImportType::NewKeyMaterial
+                } else {
+                    ImportType::ExistingKeyMaterial
+                });
+                if record.multi_region.is_some()
+                    && import_type == ImportType::NewKeyMaterial
+                    && !record.versions.is_empty()
+                {
+                    return Err(Error::UnsupportedOperation(format!(
                     "{} is a multi-Region key: keyplane does not rotate multi-Region keys with \
                      imported key material (new key material after the first import).",
                     self.inner.scope.key_arn(&record.id)
                 )));
-            }
-            let terms = ImportedMaterial {
-                imported: true,
-                expiration_model: model,
-                valid_to: r.valid_to,
-                description: r.key_material_description.map(str::to_owned),
-                pending_rotation: false,
-            };
-            let existing = record.versions.iter().position(|v| {
-                crate::crypto::hmac::constant_time_eq(
-                    v.material_id.as_bytes(),
-                    material_id.as_bytes(),
-                )
-            });
-            let version = match (import_type, existing) {
+                }
+                let terms = ImportedMaterial {
+                    imported: true,
+                    expiration_model: model,
+                    valid_to: r.valid_to,
+                    description: r.key_material_description.map(str::to_owned),
+                    pending_rotation: false,
+                };
+                let existing = record.versions.iter().position(|v| {
+                    crate::crypto::hmac::constant_time_eq(
+                        v.material_id.as_bytes(),
+                        material_id.as_bytes(),
+                    )
+                });
+                let version = match (import_type, existing) {
                 (ImportType::ExistingKeyMaterial, Some(i)) => {
                     let v = &mut record.versions[i];
                     let pending = v.is_pending_rotation();
@@ -488,26 +490,27 @@ impl Engine {
                     version
                 }
             };
-            settle_state(&mut record);
-            let arn = self.inner.scope.key_arn(&record.id);
-            // A primary key's first material is a new version for its replicas too (to be
-            // imported there, the same material).
-            self.write_shared_through(state.keys.get(&record.id), &record, None)?;
-            self.commit(
-                &mut state,
-                &[
-                    StoreChange::PutKey(&record),
-                    StoreChange::PutMaterial {
-                        key_id: record.id,
-                        version,
-                        material: &material,
-                    },
-                ],
-            )?;
-            self.reload(&mut state)?;
-            Ok(ImportKeyMaterialResponse {
-                key_id: arn,
-                key_material_id: material_id,
+                settle_state(&mut record);
+                let arn = self.inner.scope.key_arn(&record.id);
+                // A primary key's first material is a new version for its replicas too (to be
+                // imported there, the same material).
+                self.write_shared_through(state.keys.get(&record.id), &record, None)?;
+                self.commit(
+                    state,
+                    &[
+                        StoreChange::PutKey(&record),
+                        StoreChange::PutMaterial {
+                            key_id: record.id,
+                            version,
+                            material: &material,
+                        },
+                    ],
+                )?;
+                self.reload(state)?;
+                Ok(ImportKeyMaterialResponse {
+                    key_id: arn,
+                    key_material_id: material_id,
+                })
             })
         })
     }
@@ -529,56 +532,59 @@ impl Engine {
                 ],
                 &[],
             )?;
-            let mut state = self.control()?;
-            let mut record = self.key_for(
-                &state,
-                key_id,
-                KeyOperation::DeleteImportedKeyMaterial,
-                Action::DeleteImportedKeyMaterial,
-            )?;
-            if record.origin != Origin::External {
-                return Err(not_external(&record, "DeleteImportedKeyMaterial"));
-            }
-            let arn = self.inner.scope.key_arn(&record.id);
-            let index = match key_material_id {
-                Some(id) => record
-                    .versions
-                    .iter()
-                    .position(|v| v.material_id == id)
-                    .ok_or_else(|| {
-                        Error::NotFound(format!("key material '{id}' is not key material of {arn}"))
-                    })?,
-                None => {
-                    let current = record.current_version().map(|v| v.version);
-                    record
+            self.control_retrying(|state| {
+                let mut record = self.key_for(
+                    state,
+                    key_id,
+                    KeyOperation::DeleteImportedKeyMaterial,
+                    Action::DeleteImportedKeyMaterial,
+                )?;
+                if record.origin != Origin::External {
+                    return Err(not_external(&record, "DeleteImportedKeyMaterial"));
+                }
+                let arn = self.inner.scope.key_arn(&record.id);
+                let index = match key_material_id {
+                    Some(id) => record
                         .versions
                         .iter()
-                        .position(|v| Some(v.version) == current)
+                        .position(|v| v.material_id == id)
                         .ok_or_else(|| {
-                            Error::InvalidState(format!("{arn} has no imported key material."))
-                        })?
+                            Error::NotFound(format!(
+                                "key material '{id}' is not key material of {arn}"
+                            ))
+                        })?,
+                    None => {
+                        let current = record.current_version().map(|v| v.version);
+                        record
+                            .versions
+                            .iter()
+                            .position(|v| Some(v.version) == current)
+                            .ok_or_else(|| {
+                                Error::InvalidState(format!("{arn} has no imported key material."))
+                            })?
+                    }
+                };
+                let version = record.versions[index].version;
+                let material_id = record.versions[index].material_id.clone();
+                if let Some(import) = record.versions[index].import.as_mut() {
+                    import.imported = false;
                 }
-            };
-            let version = record.versions[index].version;
-            let material_id = record.versions[index].material_id.clone();
-            if let Some(import) = record.versions[index].import.as_mut() {
-                import.imported = false;
-            }
-            settle_state(&mut record);
-            self.commit(
-                &mut state,
-                &[
-                    StoreChange::PutKey(&record),
-                    StoreChange::DeleteMaterial {
-                        key_id: record.id,
-                        version,
-                    },
-                ],
-            )?;
-            self.reload(&mut state)?;
-            Ok(DeleteImportedKeyMaterialResponse {
-                key_id: arn,
-                key_material_id: material_id,
+                settle_state(&mut record);
+                self.commit(
+                    state,
+                    &[
+                        StoreChange::PutKey(&record),
+                        StoreChange::DeleteMaterial {
+                            key_id: record.id,
+                            version,
+                        },
+                    ],
+                )?;
+                self.reload(state)?;
+                Ok(DeleteImportedKeyMaterialResponse {
+                    key_id: arn,
+                    key_material_id: material_id,
+                })
             })
         })
     }

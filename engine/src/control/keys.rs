@@ -112,84 +112,100 @@ impl Engine {
             super::tags::merge_tags(&mut tags, request.tags)?;
 
             self.authorize_account(Action::CreateKey)?;
-            let mut state = self.control()?;
-            if state.keys.len() >= self.inner.config.max_keys {
-                return Err(Error::LimitExceeded(format!(
-                    "this engine already holds its maximum of {} keys",
-                    self.inner.config.max_keys
-                )));
-            }
-            let now = self.inner.clock.now();
-            let id = if multi_region {
+            // One id for every try, so that a backing key made in a custom key store by a try
+            // whose commit conflicted belongs to the key the next try commits.
+            let key_id = if multi_region {
                 crate::key::identifier::new_multi_region_id()?
             } else {
                 Uuid::new_v4()
             };
-            let mut placement = None;
-            let (key_state, material, versions) = if origin == Origin::External {
-                (KeyState::PendingImport, None, Vec::new())
-            } else if let Some(store_id) = in_custom_key_store {
-                let (store, backing) = self.create_backing_key(&state, store_id, origin, &id)?;
-                placement = Some(crate::key::CustomKeyStoreKey {
-                    store_id: store,
-                    backing_key_id: backing,
-                });
-                let version = VersionRecord {
-                    version: 1,
-                    material_id: new_material_id()?,
-                    created: now,
-                    rotation_type: None,
-                    import: None,
+            let mut backing_made: Option<crate::key::CustomKeyStoreKey> = None;
+            self.control_retrying(|state| {
+                if state.keys.len() >= self.inner.config.max_keys {
+                    return Err(Error::LimitExceeded(format!(
+                        "this engine already holds its maximum of {} keys",
+                        self.inner.config.max_keys
+                    )));
+                }
+                let now = self.inner.clock.now();
+                let id = key_id;
+                let mut placement = None;
+                let (key_state, material, versions) = if origin == Origin::External {
+                    (KeyState::PendingImport, None, Vec::new())
+                } else if let Some(store_id) = in_custom_key_store {
+                    // A backing key made by an earlier try (whose commit conflicted) is used again
+                    // rather than made twice.
+                    let made = match &backing_made {
+                        Some(made) => made.clone(),
+                        None => {
+                            let (store, backing) =
+                                self.create_backing_key(state, store_id, origin, &id)?;
+                            let made = crate::key::CustomKeyStoreKey {
+                                store_id: store,
+                                backing_key_id: backing,
+                            };
+                            backing_made = Some(made.clone());
+                            made
+                        }
+                    };
+                    placement = Some(made);
+                    let version = VersionRecord {
+                        version: 1,
+                        material_id: new_material_id()?,
+                        created: now,
+                        rotation_type: None,
+                        import: None,
+                    };
+                    (KeyState::Enabled, None, vec![version])
+                } else {
+                    let material = generate_material(spec, usage, self.inner.config.lock_policy)?;
+                    let version = VersionRecord {
+                        version: 1,
+                        material_id: new_material_id()?,
+                        created: now,
+                        rotation_type: None,
+                        import: None,
+                    };
+                    (KeyState::Enabled, Some((1, material)), vec![version])
                 };
-                (KeyState::Enabled, None, vec![version])
-            } else {
-                let material = generate_material(spec, usage, self.inner.config.lock_policy)?;
-                let version = VersionRecord {
-                    version: 1,
-                    material_id: new_material_id()?,
+                let record = KeyRecord {
+                    id,
                     created: now,
-                    rotation_type: None,
-                    import: None,
+                    description: description.clone(),
+                    key_spec: spec,
+                    key_usage: usage,
+                    origin,
+                    key_manager: KeyManager::Customer,
+                    state: key_state,
+                    deletion_date: None,
+                    pending_window_days: None,
+                    tags: tags.clone(),
+                    rotation: RotationConfig {
+                        enabled: false,
+                        period_days: super::rotation::DEFAULT_ROTATION_PERIOD_DAYS,
+                        next_rotation: None,
+                    },
+                    versions,
+                    on_demand_rotations: 0,
+                    policy: policy.clone(),
+                    grants: Vec::new(),
+                    multi_region: multi_region.then(|| MultiRegionRecord {
+                        primary_region: self.inner.config.region.clone(),
+                        replica_regions: Vec::new(),
+                    }),
+                    custom_key_store: placement,
                 };
-                (KeyState::Enabled, Some((1, material)), vec![version])
-            };
-            let record = KeyRecord {
-                id,
-                created: now,
-                description,
-                key_spec: spec,
-                key_usage: usage,
-                origin,
-                key_manager: KeyManager::Customer,
-                state: key_state,
-                deletion_date: None,
-                pending_window_days: None,
-                tags,
-                rotation: RotationConfig {
-                    enabled: false,
-                    period_days: super::rotation::DEFAULT_ROTATION_PERIOD_DAYS,
-                    next_rotation: None,
-                },
-                versions,
-                on_demand_rotations: 0,
-                policy,
-                grants: Vec::new(),
-                multi_region: multi_region.then(|| MultiRegionRecord {
-                    primary_region: self.inner.config.region.clone(),
-                    replica_regions: Vec::new(),
-                }),
-                custom_key_store: placement,
-            };
-            if !request.bypass_policy_lockout_safety_check {
-                self.check_lockout(&record, parsed_policy)?;
-            }
-            let in_store = record.custom_key_store.is_some();
-            self.save_key(&mut state, record, material)?;
-            if in_store {
-                // Its data-plane entry comes from the store's live connection.
-                self.reload(&mut state)?;
-            }
-            self.metadata(&state, &id)
+                if !request.bypass_policy_lockout_safety_check {
+                    self.check_lockout(&record, parsed_policy.clone())?;
+                }
+                let in_store = record.custom_key_store.is_some();
+                self.save_key(state, record, material)?;
+                if in_store {
+                    // Its data-plane entry comes from the store's live connection.
+                    self.reload(state)?;
+                }
+                self.metadata(state, &id)
+            })
     })
     }
 
@@ -333,15 +349,16 @@ impl Engine {
                 &[],
             )?;
             check_description(description)?;
-            let mut state = self.control()?;
-            let mut record = self.key_for(
-                &state,
-                key_id,
-                KeyOperation::UpdateMetadata,
-                Action::UpdateKeyDescription,
-            )?;
-            record.description = description.to_owned();
-            self.save_key(&mut state, record, None)
+            self.control_retrying(|state| {
+                let mut record = self.key_for(
+                    state,
+                    key_id,
+                    KeyOperation::UpdateMetadata,
+                    Action::UpdateKeyDescription,
+                )?;
+                record.description = description.to_owned();
+                self.save_key(state, record, None)
+            })
         })
     }
 
@@ -386,13 +403,14 @@ impl Engine {
         action: Action,
         to: KeyState,
     ) -> Result<()> {
-        let mut state = self.control()?;
-        let mut record = self.key_for(&state, key_id, op, action)?;
-        if record.state == to {
-            return Ok(());
-        }
-        record.state = to;
-        self.save_key(&mut state, record, None)
+        self.control_retrying(|state| {
+            let mut record = self.key_for(state, key_id, op, action)?;
+            if record.state == to {
+                return Ok(());
+            }
+            record.state = to;
+            self.save_key(state, record, None)
+        })
     }
 }
 

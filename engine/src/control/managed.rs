@@ -122,67 +122,68 @@ impl Engine {
             check_service_name(service)?;
             self.authorize_account(Action::CreateKey)?;
             let alias = format!("{RESERVED_ALIAS_PREFIX}{service}");
-            let mut state = self.control()?;
-            if let Some(existing) = state.aliases.get(&alias) {
-                let id = existing.target;
-                return self.metadata(&state, &id);
-            }
-            if state.keys.len() >= self.inner.config.max_keys {
-                return Err(crate::error::Error::LimitExceeded(format!(
-                    "this engine already holds its maximum of {} keys",
-                    self.inner.config.max_keys
-                )));
-            }
-            let now = self.inner.clock.now();
-            let id = Uuid::new_v4();
-            let material = generate_material(
-                KeySpec::SymmetricDefault,
-                KeyUsage::EncryptDecrypt,
-                self.inner.config.lock_policy,
-            )?;
-            let record = KeyRecord {
-                id,
-                created: now,
-                description: format!(
-                    "Default key that protects my {service} data when no other key is defined"
-                ),
-                key_spec: KeySpec::SymmetricDefault,
-                key_usage: KeyUsage::EncryptDecrypt,
-                origin: Origin::AwsKms,
-                key_manager: KeyManager::Aws,
-                state: KeyState::Enabled,
-                deletion_date: None,
-                pending_window_days: None,
-                tags: Vec::new(),
-                rotation: RotationConfig {
-                    enabled: true,
-                    period_days: MANAGED_KEY_ROTATION_DAYS,
-                    next_rotation: Some(now.plus_days(MANAGED_KEY_ROTATION_DAYS)),
-                },
-                versions: vec![VersionRecord {
-                    version: 1,
-                    material_id: super::keys::new_material_id()?,
+            self.control_retrying(|state| {
+                if let Some(existing) = state.aliases.get(&alias) {
+                    let id = existing.target;
+                    return self.metadata(state, &id);
+                }
+                if state.keys.len() >= self.inner.config.max_keys {
+                    return Err(crate::error::Error::LimitExceeded(format!(
+                        "this engine already holds its maximum of {} keys",
+                        self.inner.config.max_keys
+                    )));
+                }
+                let now = self.inner.clock.now();
+                let id = Uuid::new_v4();
+                let material = generate_material(
+                    KeySpec::SymmetricDefault,
+                    KeyUsage::EncryptDecrypt,
+                    self.inner.config.lock_policy,
+                )?;
+                let record = KeyRecord {
+                    id,
                     created: now,
-                    rotation_type: None,
-                    import: None,
-                }],
-                on_demand_rotations: 0,
-                policy: self.managed_policy(service),
-                grants: Vec::new(),
-                multi_region: None,
-                custom_key_store: None,
-            };
-            self.save_key(&mut state, record, Some((1, material)))?;
-            let alias_record = AliasRecord {
-                name: alias.clone(),
-                target: id,
-                created: now,
-                updated: now,
-            };
-            self.commit(&mut state, &[StoreChange::PutAlias(&alias_record)])?;
-            state.put_alias(alias_record);
-            self.publish(&state, &[], &[alias]);
-            self.metadata(&state, &id)
+                    description: format!(
+                        "Default key that protects my {service} data when no other key is defined"
+                    ),
+                    key_spec: KeySpec::SymmetricDefault,
+                    key_usage: KeyUsage::EncryptDecrypt,
+                    origin: Origin::AwsKms,
+                    key_manager: KeyManager::Aws,
+                    state: KeyState::Enabled,
+                    deletion_date: None,
+                    pending_window_days: None,
+                    tags: Vec::new(),
+                    rotation: RotationConfig {
+                        enabled: true,
+                        period_days: MANAGED_KEY_ROTATION_DAYS,
+                        next_rotation: Some(now.plus_days(MANAGED_KEY_ROTATION_DAYS)),
+                    },
+                    versions: vec![VersionRecord {
+                        version: 1,
+                        material_id: super::keys::new_material_id()?,
+                        created: now,
+                        rotation_type: None,
+                        import: None,
+                    }],
+                    on_demand_rotations: 0,
+                    policy: self.managed_policy(service),
+                    grants: Vec::new(),
+                    multi_region: None,
+                    custom_key_store: None,
+                };
+                self.save_key(state, record, Some((1, material)))?;
+                let alias_record = AliasRecord {
+                    name: alias.clone(),
+                    target: id,
+                    created: now,
+                    updated: now,
+                };
+                self.commit(state, &[StoreChange::PutAlias(&alias_record)])?;
+                state.put_alias(alias_record);
+                self.publish(state, &[], std::slice::from_ref(&alias));
+                self.metadata(state, &id)
+            })
         })
     }
 }

@@ -27,6 +27,8 @@ thread_local! {
     static KEY_ENTRY_BUILDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Data-plane alias maps built from scratch on this thread ([`alias_map`]).
     static ALIAS_MAP_BUILDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Keys a follow of the store applied from a delta on this thread.
+    static FOLLOWED_KEYS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -59,7 +61,7 @@ use crate::key::{AliasRecord, KeyRecord, KeyState};
 use crate::locked_memory::{LockPolicy, LockedBytes};
 use crate::messages;
 use crate::policy::{KeyPolicy, PolicyError};
-use crate::store::{KeyStore, StoreChange};
+use crate::store::{KeyStore, StoreChange, StoreDelta};
 
 /// The control plane's working copy of the store.
 ///
@@ -127,60 +129,73 @@ impl ControlState {
             state.custom_key_stores.insert(id, stored.record);
         }
         for record in contents.keys {
-            if let Some(placement) = &record.custom_key_store {
-                // Usable only while its store is connected: otherwise no entry, so Unavailable.
-                if let Some(entries) =
-                    external_versions(&record, placement, previous, policy, connections)
-                {
-                    state.versions.insert(record.id, entries);
-                }
-                state.put_key(record);
-                continue;
-            }
-            // Versions must be 1, 2, 3, ... in order (the data plane finds version v at v - 1);
-            // a record that says otherwise is damaged and its key is Unavailable.
-            // Imported material pending rotation is not the data plane's until RotateKeyOnDemand.
-            let numbered = record
-                .active_versions()
-                .enumerate()
-                .all(|(i, v)| usize::try_from(v.version).ok() == Some(i + 1));
-            let loaded: Option<Vec<Arc<VersionEntry>>> = record
-                .active_versions()
-                .enumerate()
-                .map(|(index, v)| {
-                    if !numbered {
-                        return None;
-                    }
-                    let material = materials.remove(&(record.id, v.version))?;
-                    let kept = previous
-                        .and_then(|p| p.versions.get(&record.id))
-                        .and_then(|versions| versions.get(index))
-                        .filter(|entry| {
-                            entry.version == v.version && entry.material_id == v.material_id
-                        });
-                    match kept {
-                        Some(entry) => Some(Arc::clone(entry)),
-                        // Material that does not parse for its key spec counts as missing: the
-                        // key becomes Unavailable, every other key keeps working.
-                        None => VersionEntry::new(
-                            record.key_spec,
-                            record.key_usage,
-                            v.version,
-                            v.material_id.clone(),
-                            material,
-                            policy,
-                        )
-                        .ok()
-                        .map(Arc::new),
-                    }
-                })
-                .collect();
-            if let Some(loaded) = loaded {
+            if let Some(loaded) =
+                versions_for(&record, &mut materials, previous, policy, connections)
+            {
                 state.versions.insert(record.id, loaded);
             }
             state.put_key(record);
         }
         Ok(state)
+    }
+
+    /// Applies what changed in the store since this state's generation ([`KeyStore::changes_since`])
+    /// and returns what the data plane must republish: the keys and aliases that changed, and
+    /// whether any custom key store did. Costs O(changes · log n), not O(n): only the changed
+    /// keys' material is read and parsed (unchanged versions keep their data-plane entries).
+    pub(crate) fn apply_delta(
+        &mut self,
+        delta: StoreDelta,
+        policy: LockPolicy,
+        connections: &crate::custom_key_store::runtime::Runtime,
+    ) -> Applied {
+        let mut applied = Applied::default();
+        if let Some(stores) = delta.custom_key_stores {
+            self.custom_key_stores.clear();
+            self.custom_key_store_secrets.clear();
+            for stored in stores {
+                let id = stored.record.id.clone();
+                self.custom_key_store_secrets
+                    .insert(id.clone(), stored.secret);
+                self.custom_key_stores.insert(id, stored.record);
+            }
+            applied.custom_key_stores = true;
+        }
+        let mut materials: HashMap<(Uuid, u32), LockedBytes> = delta
+            .materials
+            .into_iter()
+            .map(|m| ((m.key_id, m.version), m.material))
+            .collect();
+        for (id, record) in delta.keys {
+            applied.keys.push(id);
+            match record {
+                Some(record) => {
+                    match versions_for(&record, &mut materials, Some(self), policy, connections) {
+                        Some(loaded) => {
+                            self.versions.insert(id, loaded);
+                        }
+                        None => {
+                            self.versions.remove(&id);
+                        }
+                    }
+                    self.put_key(record);
+                }
+                None => {
+                    applied.aliases.extend(self.remove_key(&id));
+                }
+            }
+        }
+        for (name, alias) in delta.aliases {
+            match alias {
+                Some(alias) => self.put_alias(alias),
+                None => {
+                    self.remove_alias(&name);
+                }
+            }
+            applied.aliases.push(name);
+        }
+        self.generation = delta.generation;
+        applied
     }
 
     /// The state callers see: a key whose material could not all be loaded is Unavailable.
@@ -281,16 +296,59 @@ impl ControlState {
 }
 
 impl Engine {
-    /// Locks the control plane and runs whatever deletions and rotations are due.
+    /// Locks the control plane, catches up with the store and runs whatever deletions and
+    /// rotations are due (retried, as any control-plane change, when the store moves on under
+    /// them: [`Engine::control_retrying`]).
     pub(crate) fn control(&self) -> Result<MutexGuard<'_, ControlState>> {
-        let mut state = self
-            .inner
+        let mut tries = 0;
+        loop {
+            let mut state = self.lock_control()?;
+            self.reload_if_changed(&mut state)?;
+            match self.outside_request(|| self.run_due(&mut state)) {
+                Ok(()) => return Ok(state),
+                Err(Error::Conflict(_)) if tries + 1 < COMMIT_TRIES => {
+                    drop(state);
+                    tries += 1;
+                    backoff(tries);
+                }
+                Err(Error::Conflict(_)) => return Err(messages::store_kept_changing(COMMIT_TRIES)),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn lock_control(&self) -> Result<MutexGuard<'_, ControlState>> {
+        self.inner
             .control
             .lock()
-            .map_err(|_| Error::Internal("control-plane lock poisoned".into()))?;
-        self.reload_if_changed(&mut state)?;
-        self.outside_request(|| self.run_due(&mut state))?;
-        Ok(state)
+            .map_err(|_| Error::Internal("control-plane lock poisoned".into()))
+    }
+
+    /// Runs one control-plane change: `change` makes its checks against the state and writes
+    /// through [`Engine::commit`], which commits only if the store is still at the generation the
+    /// state reflects. When another engine sharing the store committed in between
+    /// ([`Error::Conflict`]), this engine catches up and runs `change` again from its checks, up
+    /// to [`COMMIT_TRIES`] times with a short jittered backoff; then the caller gets Conflict.
+    /// `change` must therefore change nothing outside the store before its commit succeeds
+    /// (in-memory state and data-plane publication come after it), or only things that it is
+    /// harmless to do again.
+    pub(crate) fn control_retrying<T>(
+        &self,
+        mut change: impl FnMut(&mut ControlState) -> Result<T>,
+    ) -> Result<T> {
+        let mut tries = 0;
+        loop {
+            let mut state = self.control()?;
+            match change(&mut state) {
+                Err(Error::Conflict(_)) if tries + 1 < COMMIT_TRIES => {
+                    drop(state);
+                    tries += 1;
+                    backoff(tries);
+                }
+                Err(Error::Conflict(_)) => return Err(messages::store_kept_changing(COMMIT_TRIES)),
+                other => return other,
+            }
+        }
     }
 
     /// Picks up changes that other engines made to a shared store, then runs every deletion and
@@ -315,26 +373,71 @@ impl Engine {
         Ok(())
     }
 
-    /// Reloads from the store if someone else committed since this engine last looked, and
-    /// follows the custom key stores another engine connected or disconnected.
-    fn reload_if_changed(&self, state: &mut ControlState) -> Result<()> {
-        if self.inner.store.generation()? == state.generation {
+    /// Follows the store if someone else committed since this engine last looked: applies what
+    /// changed ([`KeyStore::changes_since`]) and republishes only that to the data plane, or
+    /// reloads everything where the store cannot say what changed; then follows the custom key
+    /// stores another engine connected or disconnected.
+    pub(crate) fn reload_if_changed(&self, state: &mut ControlState) -> Result<()> {
+        let store = self.inner.store.as_ref();
+        // A store that cannot be reached answers StoreUnreachable (DependencyTimeoutException),
+        // which the control-plane call returns; the view stays unconfirmed, so the data plane
+        // serves it only until the staleness bound.
+        let current = store.generation()?;
+        if current == state.generation {
+            self.store_answered();
             return Ok(());
         }
-        let fresh = ControlState::load(
-            self.inner.store.as_ref(),
-            Some(state),
+        let delta = store.changes_since(state.generation)?;
+        let Some(delta) = delta else {
+            let fresh = ControlState::load(
+                store,
+                Some(state),
+                self.inner.config.lock_policy,
+                &self.inner.custom_key_stores,
+            )?;
+            *state = fresh;
+            self.publish_everything(state);
+            self.store_answered();
+            return self.follow_custom_key_stores(state);
+        };
+        let applied = state.apply_delta(
+            delta,
             self.inner.config.lock_policy,
             &self.inner.custom_key_stores,
-        )?;
-        *state = fresh;
-        self.publish_everything(state);
-        self.follow_custom_key_stores(state)
+        );
+        #[cfg(test)]
+        FOLLOWED_KEYS.with(|c| c.set(c.get() + applied.keys.len()));
+        self.publish(state, &applied.keys, &applied.aliases);
+        // Confirmed only once everything that changed is applied and published: a follow that
+        // fails (a replayed row refused, the store gone mid-way) leaves the view unconfirmed.
+        self.store_answered();
+        if applied.custom_key_stores {
+            self.follow_custom_key_stores(state)?;
+        }
+        Ok(())
     }
 
-    /// Writes `changes` through the store. If the commit's generation shows that another engine
-    /// committed in between, the state is left marked stale, so the next control-plane call
-    /// reloads everything (this change included).
+    /// Conflict unless the store is still at the generation `state` reflects: for a change that
+    /// must write something it cannot take back (another Region's store) before its own commit,
+    /// so that a retry happens before that write rather than after it.
+    pub(crate) fn ensure_current(&self, state: &ControlState) -> Result<()> {
+        let current = self.inner.store.generation()?;
+        if current != state.generation {
+            return Err(messages::store_conflict(state.generation, current));
+        }
+        Ok(())
+    }
+
+    /// The store answered a follow: the data plane's view is confirmed as of now.
+    fn store_answered(&self) {
+        self.inner.data.freshness.confirmed();
+    }
+
+    /// Writes `changes` through the store, only if it is still at the generation `state`
+    /// reflects (else [`Error::Conflict`], and nothing changed: see
+    /// [`Engine::control_retrying`]). A store that does not check (the trait's default) may
+    /// answer a generation that shows another engine committed in between: the state is then
+    /// left marked stale, so the next control-plane call catches up (this change included).
     pub(crate) fn commit(
         &self,
         state: &mut ControlState,
@@ -355,7 +458,8 @@ impl Engine {
             .collect();
         self.refuse_dry_run_commit()?;
         self.write_pending_record(&changed)?;
-        let generation = self.inner.store.commit(changes)?;
+        let generation = self.inner.store.commit_at(state.generation, changes)?;
+        self.store_answered();
         if generation == state.generation + 1 {
             state.generation = generation;
         }
@@ -699,6 +803,25 @@ impl Engine {
     }
 }
 
+/// How many times a control-plane change is tried against a shared store that keeps moving on.
+pub(crate) const COMMIT_TRIES: u32 = 8;
+
+/// A short, jittered pause before try `tries + 1`: up to 2, 4, 8, ... ms (at most 64), so that
+/// engines that conflicted do not meet again in step.
+pub(crate) fn backoff(tries: u32) {
+    let ceiling_us = 1000u64 << tries.min(6);
+    let mut byte = [0u8; 2];
+    let jitter = match getrandom_fill(&mut byte) {
+        Ok(()) => u64::from(u16::from_le_bytes(byte)) % ceiling_us,
+        Err(()) => ceiling_us / 2,
+    };
+    std::thread::sleep(std::time::Duration::from_micros(jitter + 100));
+}
+
+fn getrandom_fill(buf: &mut [u8]) -> std::result::Result<(), ()> {
+    crate::crypto::random::fill(buf).map_err(|_| ())
+}
+
 /// Parsed policies by document text, held weakly: a policy lives as long as a key's access rules
 /// hold it.
 #[derive(Default)]
@@ -721,6 +844,68 @@ impl PolicyCache {
         self.parsed
             .insert(document.to_owned(), Arc::downgrade(policy));
     }
+}
+
+/// What [`ControlState::apply_delta`] changed, for the data plane to republish.
+#[derive(Default)]
+pub(crate) struct Applied {
+    pub(crate) keys: Vec<Uuid>,
+    pub(crate) aliases: Vec<String>,
+    pub(crate) custom_key_stores: bool,
+}
+
+/// The data-plane entries of `record`'s versions, taking its material out of `materials`;
+/// `None` (the key is Unavailable) when some version is missing or does not parse. Versions
+/// whose material id is unchanged in `previous` keep their entries (and derived-key caches).
+/// The one place where stored material becomes data-plane entries, for the full load and for a
+/// delta alike.
+fn versions_for(
+    record: &KeyRecord,
+    materials: &mut HashMap<(Uuid, u32), LockedBytes>,
+    previous: Option<&ControlState>,
+    policy: LockPolicy,
+    connections: &crate::custom_key_store::runtime::Runtime,
+) -> Option<Vec<Arc<VersionEntry>>> {
+    if let Some(placement) = &record.custom_key_store {
+        // Usable only while its store is connected: otherwise no entry, so Unavailable.
+        return external_versions(record, placement, previous, policy, connections);
+    }
+    // Versions must be 1, 2, 3, ... in order (the data plane finds version v at v - 1); a record
+    // that says otherwise is damaged and its key is Unavailable. Imported material pending
+    // rotation is not the data plane's until RotateKeyOnDemand.
+    let numbered = record
+        .active_versions()
+        .enumerate()
+        .all(|(i, v)| usize::try_from(v.version).ok() == Some(i + 1));
+    if !numbered {
+        return None;
+    }
+    record
+        .active_versions()
+        .enumerate()
+        .map(|(index, v)| {
+            let material = materials.remove(&(record.id, v.version))?;
+            let kept = previous
+                .and_then(|p| p.versions.get(&record.id))
+                .and_then(|versions| versions.get(index))
+                .filter(|entry| entry.version == v.version && entry.material_id == v.material_id);
+            match kept {
+                Some(entry) => Some(Arc::clone(entry)),
+                // Material that does not parse for its key spec counts as missing: the key
+                // becomes Unavailable, every other key keeps working.
+                None => VersionEntry::new(
+                    record.key_spec,
+                    record.key_usage,
+                    v.version,
+                    v.material_id.clone(),
+                    material,
+                    policy,
+                )
+                .ok()
+                .map(Arc::new),
+            }
+        })
+        .collect()
 }
 
 /// The data-plane entries of a key in a custom key store, while its store is connected: kept from

@@ -188,21 +188,11 @@ impl Engine {
         }
         for region in &config.replica_regions {
             let store = self.region_store(region)?;
-            let Some(mut replica) = stored_record(store.as_ref(), &record.id)? else {
-                // The replica was deleted there; its deletion takes it off the list.
-                continue;
-            };
-            copy_shared(record, &mut replica);
-            let mut changes = vec![StoreChange::PutKey(&replica)];
-            if let Some((version, material)) = new_material {
-                changes.push(StoreChange::PutMaterial {
-                    key_id: record.id,
-                    version,
-                    material,
-                });
-            }
-            self.refuse_dry_run_commit()?;
-            store.commit(&changes)?;
+            // A replica deleted there is skipped; its deletion takes it off the list.
+            self.update_peer(store.as_ref(), &record.id, new_material, |replica| {
+                copy_shared(record, replica);
+                true
+            })?;
         }
         Ok(())
     }
@@ -215,11 +205,10 @@ impl Engine {
                 continue;
             }
             let store = self.region_store(region)?;
-            if let Some(mut peer) = stored_record(store.as_ref(), id)? {
+            self.update_peer(store.as_ref(), id, None, |peer| {
                 peer.multi_region = Some(config.clone());
-                self.refuse_dry_run_commit()?;
-                store.commit(&[StoreChange::PutKey(&peer)])?;
-            }
+                true
+            })?;
         }
         Ok(())
     }
@@ -235,26 +224,69 @@ impl Engine {
         let now = self.inner.clock.now();
         for region in config.regions().filter(|r| *r != own) {
             let store = self.region_store(region)?;
-            let Some(mut peer) = stored_record(store.as_ref(), &record.id)? else {
-                continue;
-            };
-            let Some(peer_config) = peer.multi_region.as_mut() else {
-                continue;
-            };
-            peer_config.replica_regions.retain(|r| r != own);
-            if peer_config.is_primary_in(region)
-                && peer_config.replica_regions.is_empty()
-                && peer.state == KeyState::PendingReplicaDeletion
-            {
-                let window = peer
-                    .pending_window_days
-                    .unwrap_or(super::deletion::DEFAULT_PENDING_WINDOW_DAYS);
-                peer.state = KeyState::PendingDeletion;
-                peer.deletion_date = Some(now.plus_days(window));
-            }
-            store.commit(&[StoreChange::PutKey(&peer)])?;
+            self.update_peer(store.as_ref(), &record.id, None, |peer| {
+                let deletion_window = peer.pending_window_days;
+                let state = peer.state;
+                let Some(peer_config) = peer.multi_region.as_mut() else {
+                    return false;
+                };
+                peer_config.replica_regions.retain(|r| r != own);
+                if peer_config.is_primary_in(region)
+                    && peer_config.replica_regions.is_empty()
+                    && state == KeyState::PendingReplicaDeletion
+                {
+                    let window =
+                        deletion_window.unwrap_or(super::deletion::DEFAULT_PENDING_WINDOW_DAYS);
+                    peer.state = KeyState::PendingDeletion;
+                    peer.deletion_date = Some(now.plus_days(window));
+                }
+                true
+            })?;
         }
         Ok(())
+    }
+
+    /// A read-modify-write of key `id`'s record (with `material`, if given) in another Region's
+    /// store, which other engines may share: compare-and-commit on that store's generation read
+    /// before the record, tried again from the read when it moved on ([`super::COMMIT_TRIES`]
+    /// times), so that a change made there meanwhile is never overwritten. `change` answers
+    /// whether there is anything to write; a key no longer stored there is left alone.
+    fn update_peer(
+        &self,
+        store: &dyn KeyStore,
+        id: &Uuid,
+        material: Option<(u32, &LockedBytes)>,
+        mut change: impl FnMut(&mut KeyRecord) -> bool,
+    ) -> Result<()> {
+        let mut tries = 0;
+        loop {
+            let generation = store.generation()?;
+            let Some(mut peer) = stored_record(store, id)? else {
+                return Ok(());
+            };
+            if !change(&mut peer) {
+                return Ok(());
+            }
+            let mut changes = vec![StoreChange::PutKey(&peer)];
+            if let Some((version, material)) = material {
+                changes.push(StoreChange::PutMaterial {
+                    key_id: *id,
+                    version,
+                    material,
+                });
+            }
+            self.refuse_dry_run_commit()?;
+            match store.commit_at(generation, &changes) {
+                Err(Error::Conflict(_)) if tries + 1 < super::COMMIT_TRIES => {
+                    tries += 1;
+                    super::backoff(tries);
+                }
+                Err(Error::Conflict(_)) => {
+                    return Err(messages::store_kept_changing(super::COMMIT_TRIES))
+                }
+                other => return other.map(|_| ()),
+            }
+        }
     }
 
     /// Checks that the caller may perform `action` on `record` as the engine of `region` holds
@@ -307,106 +339,115 @@ impl Engine {
             let mut tags = Vec::new();
             super::tags::merge_tags(&mut tags, request.tags.clone())?;
 
-            let mut state = self.control()?;
-            let facts = RequestFacts {
-                replica_region: Some(region),
-                bypass_policy_lockout_safety_check: Some(
-                    request.bypass_policy_lockout_safety_check,
-                ),
-                ..RequestFacts::default()
-            };
-            let mut primary = self.key_for_request(
-                &state,
-                &request.key_id,
-                KeyOperation::ReplicateKey,
-                Action::ReplicateKey,
-                facts,
-            )?;
-            let arn = self.inner.scope.key_arn(&primary.id);
-            let own = self.inner.config.region.as_str();
-            let Some(mut config) = primary.multi_region.clone() else {
-                return Err(Error::UnsupportedOperation(format!(
-                    "{arn} is not a multi-Region key. Only a multi-Region primary key can be \
+            self.control_retrying(|state| {
+                let facts = RequestFacts {
+                    replica_region: Some(region),
+                    bypass_policy_lockout_safety_check: Some(
+                        request.bypass_policy_lockout_safety_check,
+                    ),
+                    ..RequestFacts::default()
+                };
+                let mut primary = self.key_for_request(
+                    state,
+                    &request.key_id,
+                    KeyOperation::ReplicateKey,
+                    Action::ReplicateKey,
+                    facts,
+                )?;
+                let arn = self.inner.scope.key_arn(&primary.id);
+                let own = self.inner.config.region.as_str();
+                let Some(mut config) = primary.multi_region.clone() else {
+                    return Err(Error::UnsupportedOperation(format!(
+                        "{arn} is not a multi-Region key. Only a multi-Region primary key can be \
                      replicated."
-                )));
-            };
-            if !config.is_primary_in(own) {
-                return Err(Error::UnsupportedOperation(format!(
-                    "{arn} is a multi-Region replica key. Only the primary key (in {}) can be \
+                    )));
+                };
+                if !config.is_primary_in(own) {
+                    return Err(Error::UnsupportedOperation(format!(
+                        "{arn} is a multi-Region replica key. Only the primary key (in {}) can be \
                      replicated.",
-                    config.primary_region
-                )));
-            }
-            let replica_arn = self.inner.scope.key_arn_in(region, &primary.id);
-            if region == own || config.replica_regions.iter().any(|r| r == region) {
-                return Err(Error::AlreadyExists(format!(
-                    "{replica_arn} already exists: Region {region} already has a key of the \
-                     multi-Region key {arn}."
-                )));
-            }
-            // kms:CreateKey (and kms:TagResource for tags) in the replica Region.
-            self.authorize_account(Action::CreateKey)?;
-            if !tags.is_empty() {
-                self.authorize_account(Action::TagResource)?;
-            }
-            let store = Arc::clone(self.region_store(region)?);
-            if stored_record(store.as_ref(), &primary.id)?.is_some() {
-                return Err(Error::AlreadyExists(format!(
-                    "{replica_arn} already exists: Region {region} already has a key of the \
-                     multi-Region key {arn}."
-                )));
-            }
-            config.replica_regions.push(region.to_owned());
-            config.replica_regions.sort();
-            primary.multi_region = Some(config);
-
-            let now = self.inner.clock.now();
-            let mut replica = primary.clone();
-            replica.versions.clear();
-            copy_shared(&primary, &mut replica);
-            replica.created = now;
-            replica.description = description;
-            replica.deletion_date = None;
-            replica.pending_window_days = None;
-            replica.tags = tags.clone();
-            replica.policy = policy.clone();
-            replica.grants = Vec::new();
-            replica.state = if replica.has_all_material() {
-                KeyState::Enabled
-            } else {
-                KeyState::PendingImport
-            };
-            if !request.bypass_policy_lockout_safety_check {
-                self.check_lockout(&replica, parsed_policy)?;
-            }
-
-            let mut changes = vec![StoreChange::PutKey(&replica)];
-            if primary.origin != Origin::External {
-                let entries = state
-                    .versions
-                    .get(&primary.id)
-                    .ok_or_else(|| messages::key_state(&arn, KeyState::Unavailable))?;
-                for entry in entries {
-                    changes.push(StoreChange::PutMaterial {
-                        key_id: primary.id,
-                        version: entry.version,
-                        material: &entry.material,
-                    });
+                        config.primary_region
+                    )));
                 }
-            }
-            self.refuse_dry_run_commit()?;
-            if primary.origin == Origin::External {
-                self.copy_import_secret(&primary.id, store.as_ref())?;
-            }
-            store.commit(&changes)?;
-            drop(changes);
-            // The new list of Regions reaches this Region's store and every other replica's.
-            self.save_key(&mut state, primary, None)?;
-            let replica_state = replica.state;
-            Ok(ReplicateKeyResponse {
-                replica_key_metadata: self.describe_record(&replica, replica_state, region),
-                replica_policy: policy,
-                replica_tags: tags,
+                let replica_arn = self.inner.scope.key_arn_in(region, &primary.id);
+                if region == own || config.replica_regions.iter().any(|r| r == region) {
+                    return Err(Error::AlreadyExists(format!(
+                        "{replica_arn} already exists: Region {region} already has a key of the \
+                     multi-Region key {arn}."
+                    )));
+                }
+                // kms:CreateKey (and kms:TagResource for tags) in the replica Region.
+                self.authorize_account(Action::CreateKey)?;
+                if !tags.is_empty() {
+                    self.authorize_account(Action::TagResource)?;
+                }
+                let store = Arc::clone(self.region_store(region)?);
+                // The replica is created only if that Region's store is still as read here, where
+                // it held no key of this id (else the whole call runs again): two engines
+                // replicating one key there at once create one replica, not one over the other.
+                let replica_generation = store.generation()?;
+                if stored_record(store.as_ref(), &primary.id)?.is_some() {
+                    return Err(Error::AlreadyExists(format!(
+                        "{replica_arn} already exists: Region {region} already has a key of the \
+                     multi-Region key {arn}."
+                    )));
+                }
+                config.replica_regions.push(region.to_owned());
+                config.replica_regions.sort();
+                primary.multi_region = Some(config);
+
+                let now = self.inner.clock.now();
+                let mut replica = primary.clone();
+                replica.versions.clear();
+                copy_shared(&primary, &mut replica);
+                replica.created = now;
+                replica.description = description.clone();
+                replica.deletion_date = None;
+                replica.pending_window_days = None;
+                replica.tags = tags.clone();
+                replica.policy = policy.clone();
+                replica.grants = Vec::new();
+                replica.state = if replica.has_all_material() {
+                    KeyState::Enabled
+                } else {
+                    KeyState::PendingImport
+                };
+                if !request.bypass_policy_lockout_safety_check {
+                    self.check_lockout(&replica, parsed_policy.clone())?;
+                }
+
+                let mut changes = vec![StoreChange::PutKey(&replica)];
+                if primary.origin != Origin::External {
+                    let entries = state
+                        .versions
+                        .get(&primary.id)
+                        .ok_or_else(|| messages::key_state(&arn, KeyState::Unavailable))?;
+                    for entry in entries {
+                        changes.push(StoreChange::PutMaterial {
+                            key_id: primary.id,
+                            version: entry.version,
+                            material: &entry.material,
+                        });
+                    }
+                }
+                self.refuse_dry_run_commit()?;
+                if primary.origin == Origin::External {
+                    self.copy_import_secret(&primary.id, store.as_ref())?;
+                }
+                // The replica is written before this Region's commit and cannot be taken back:
+                // if this Region's store moved on (the import secret just made, another engine),
+                // try again from the checks now, before writing it.
+                self.ensure_current(state)?;
+                store.commit_at(replica_generation, &changes)?;
+                drop(changes);
+                // The new list of Regions reaches this Region's store and every other replica's.
+                self.save_key(state, primary, None)?;
+                let replica_state = replica.state;
+                Ok(ReplicateKeyResponse {
+                    replica_key_metadata: self.describe_record(&replica, replica_state, region),
+                    replica_policy: policy.clone(),
+                    replica_tags: tags.clone(),
+                })
             })
         })
     }
@@ -452,73 +493,79 @@ impl Engine {
                 ],
                 &[],
             )?;
-            let mut state = self.control()?;
-            let facts = RequestFacts {
-                primary_region: Some(primary_region),
-                ..RequestFacts::default()
-            };
-            let mut record = self.key_for_request(
-                &state,
-                key_id,
-                KeyOperation::UpdatePrimaryRegion,
-                Action::UpdatePrimaryRegion,
-                facts,
-            )?;
-            let arn = self.inner.scope.key_arn(&record.id);
-            let own = self.inner.config.region.clone();
-            let Some(config) = record.multi_region.clone() else {
-                return Err(Error::UnsupportedOperation(format!(
-                    "{arn} is not a multi-Region key."
-                )));
-            };
-            if !config.is_primary_in(&own) {
-                return Err(Error::UnsupportedOperation(format!(
+            self.control_retrying(|state| {
+                let facts = RequestFacts {
+                    primary_region: Some(primary_region),
+                    ..RequestFacts::default()
+                };
+                let mut record = self.key_for_request(
+                    state,
+                    key_id,
+                    KeyOperation::UpdatePrimaryRegion,
+                    Action::UpdatePrimaryRegion,
+                    facts,
+                )?;
+                let arn = self.inner.scope.key_arn(&record.id);
+                let own = self.inner.config.region.clone();
+                let Some(config) = record.multi_region.clone() else {
+                    return Err(Error::UnsupportedOperation(format!(
+                        "{arn} is not a multi-Region key."
+                    )));
+                };
+                if !config.is_primary_in(&own) {
+                    return Err(Error::UnsupportedOperation(format!(
                     "{arn} is a multi-Region replica key. Call UpdatePrimaryRegion on the primary \
                      key, in {}.",
                     config.primary_region
                 )));
-            }
-            if primary_region == own {
-                return Err(Error::UnsupportedOperation(format!(
-                    "{arn} is already the primary key: its Region is {own}."
-                )));
-            }
-            let replica_arn = self.inner.scope.key_arn_in(primary_region, &record.id);
-            if !config.replica_regions.iter().any(|r| r == primary_region) {
-                return Err(messages::key_does_not_exist(&replica_arn));
-            }
-            let store = Arc::clone(self.region_store(primary_region)?);
-            let mut replica = stored_record(store.as_ref(), &record.id)?
-                .ok_or_else(|| messages::key_does_not_exist(&replica_arn))?;
-            state::check(
-                KeyOperation::UpdatePrimaryRegion,
-                replica.state,
-                &replica_arn,
-            )?;
-            self.authorize_in_region(
-                &replica,
-                primary_region,
-                Action::UpdatePrimaryRegion,
-                &facts,
-            )?;
-            let mut replica_regions: Vec<String> = config
-                .replica_regions
-                .iter()
-                .filter(|r| *r != primary_region)
-                .cloned()
-                .chain(std::iter::once(own.clone()))
-                .collect();
-            replica_regions.sort();
-            let updated = MultiRegionRecord {
-                primary_region: primary_region.to_owned(),
-                replica_regions,
-            };
-            self.refuse_dry_run_commit()?;
-            replica.multi_region = Some(updated.clone());
-            store.commit(&[StoreChange::PutKey(&replica)])?;
-            self.write_configuration(&record.id, &updated, primary_region)?;
-            record.multi_region = Some(updated);
-            self.save_key(&mut state, record, None)
+                }
+                if primary_region == own {
+                    return Err(Error::UnsupportedOperation(format!(
+                        "{arn} is already the primary key: its Region is {own}."
+                    )));
+                }
+                let replica_arn = self.inner.scope.key_arn_in(primary_region, &record.id);
+                if !config.replica_regions.iter().any(|r| r == primary_region) {
+                    return Err(messages::key_does_not_exist(&replica_arn));
+                }
+                let store = Arc::clone(self.region_store(primary_region)?);
+                // The replica's record is decided on as read at this generation of its store,
+                // and written back only if that store is still there (else the whole call runs
+                // again, reading it afresh).
+                let replica_generation = store.generation()?;
+                let mut replica = stored_record(store.as_ref(), &record.id)?
+                    .ok_or_else(|| messages::key_does_not_exist(&replica_arn))?;
+                state::check(
+                    KeyOperation::UpdatePrimaryRegion,
+                    replica.state,
+                    &replica_arn,
+                )?;
+                self.authorize_in_region(
+                    &replica,
+                    primary_region,
+                    Action::UpdatePrimaryRegion,
+                    &facts,
+                )?;
+                let mut replica_regions: Vec<String> = config
+                    .replica_regions
+                    .iter()
+                    .filter(|r| *r != primary_region)
+                    .cloned()
+                    .chain(std::iter::once(own.clone()))
+                    .collect();
+                replica_regions.sort();
+                let updated = MultiRegionRecord {
+                    primary_region: primary_region.to_owned(),
+                    replica_regions,
+                };
+                self.refuse_dry_run_commit()?;
+                replica.multi_region = Some(updated.clone());
+                self.ensure_current(state)?;
+                store.commit_at(replica_generation, &[StoreChange::PutKey(&replica)])?;
+                self.write_configuration(&record.id, &updated, primary_region)?;
+                record.multi_region = Some(updated);
+                self.save_key(state, record, None)
+            })
         })
     }
 

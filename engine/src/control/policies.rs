@@ -43,32 +43,33 @@ impl Engine {
                 &[],
             )?;
             check_policy_name(policy_name)?;
-            let mut state = self.control()?;
-            let facts = RequestFacts {
-                bypass_policy_lockout_safety_check: Some(bypass_policy_lockout_safety_check),
-                ..RequestFacts::default()
-            };
-            // The key is found (NotFoundException) before its new policy is read, as the
-            // service does.
-            let mut record = self.key_for_request(
-                &state,
-                key_id,
-                KeyOperation::UpdateMetadata,
-                Action::PutKeyPolicy,
-                facts,
-            )?;
-            let parsed = self.parse_new_policy(policy)?;
-            if record.key_manager == KeyManager::Aws {
-                return Err(Error::AccessDenied(format!(
-                    "{} is managed by an integrated service; its policy cannot be changed",
-                    record.id
-                )));
-            }
-            if !bypass_policy_lockout_safety_check {
-                self.check_lockout(&record, parsed)?;
-            }
-            record.policy = policy.to_owned();
-            self.save_key(&mut state, record, None)
+            self.control_retrying(|state| {
+                let facts = RequestFacts {
+                    bypass_policy_lockout_safety_check: Some(bypass_policy_lockout_safety_check),
+                    ..RequestFacts::default()
+                };
+                // The key is found (NotFoundException) before its new policy is read, as the
+                // service does.
+                let mut record = self.key_for_request(
+                    state,
+                    key_id,
+                    KeyOperation::UpdateMetadata,
+                    Action::PutKeyPolicy,
+                    facts,
+                )?;
+                let parsed = self.parse_new_policy(policy)?;
+                if record.key_manager == KeyManager::Aws {
+                    return Err(Error::AccessDenied(format!(
+                        "{} is managed by an integrated service; its policy cannot be changed",
+                        record.id
+                    )));
+                }
+                if !bypass_policy_lockout_safety_check {
+                    self.check_lockout(&record, parsed)?;
+                }
+                record.policy = policy.to_owned();
+                self.save_key(state, record, None)
+            })
         })
     }
 

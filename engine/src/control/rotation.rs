@@ -108,25 +108,26 @@ impl Engine {
                      {MAX_ROTATION_PERIOD_DAYS}, not {period}"
                 ));
             }
-            let mut state = self.control()?;
-            let period_text = period.to_string();
-            let facts = RequestFacts {
-                rotation_period_in_days: Some(&period_text),
-                ..RequestFacts::default()
-            };
-            let mut record = self.key_for_request(
-                &state,
-                key_id,
-                KeyOperation::ConfigureRotation,
-                Action::EnableKeyRotation,
-                facts,
-            )?;
-            self.refuse_on_replica(&record, "EnableKeyRotation")?;
-            check_rotatable(&record)?;
-            record.rotation.enabled = true;
-            record.rotation.period_days = period;
-            record.rotation.next_rotation = Some(self.inner.clock.now().plus_days(period));
-            self.save_key(&mut state, record, None)
+            self.control_retrying(|state| {
+                let period_text = period.to_string();
+                let facts = RequestFacts {
+                    rotation_period_in_days: Some(&period_text),
+                    ..RequestFacts::default()
+                };
+                let mut record = self.key_for_request(
+                    state,
+                    key_id,
+                    KeyOperation::ConfigureRotation,
+                    Action::EnableKeyRotation,
+                    facts,
+                )?;
+                self.refuse_on_replica(&record, "EnableKeyRotation")?;
+                check_rotatable(&record)?;
+                record.rotation.enabled = true;
+                record.rotation.period_days = period;
+                record.rotation.next_rotation = Some(self.inner.clock.now().plus_days(period));
+                self.save_key(state, record, None)
+            })
         })
     }
 
@@ -138,18 +139,19 @@ impl Engine {
                 &[("KeyId", key_id.into())],
                 &[],
             )?;
-            let mut state = self.control()?;
-            let mut record = self.key_for(
-                &state,
-                key_id,
-                KeyOperation::ConfigureRotation,
-                Action::DisableKeyRotation,
-            )?;
-            self.refuse_on_replica(&record, "DisableKeyRotation")?;
-            check_rotatable(&record)?;
-            record.rotation.enabled = false;
-            record.rotation.next_rotation = None;
-            self.save_key(&mut state, record, None)
+            self.control_retrying(|state| {
+                let mut record = self.key_for(
+                    state,
+                    key_id,
+                    KeyOperation::ConfigureRotation,
+                    Action::DisableKeyRotation,
+                )?;
+                self.refuse_on_replica(&record, "DisableKeyRotation")?;
+                check_rotatable(&record)?;
+                record.rotation.enabled = false;
+                record.rotation.next_rotation = None;
+                self.save_key(state, record, None)
+            })
         })
     }
 
@@ -184,25 +186,26 @@ impl Engine {
     pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String> {
         self.audited(Action::RotateKeyOnDemand, Some(key_id), || {
             crate::validation::check(&crate::validation::rules::ROTATE_KEY_ON_DEMAND, &[("KeyId", key_id.into())], &[])?;
-            let mut state = self.control()?;
-            let mut record = self.key_for(&state, key_id, KeyOperation::RotateKeyOnDemand, Action::RotateKeyOnDemand)?;
-            self.refuse_on_replica(&record, "RotateKeyOnDemand")?;
-            if record.origin == Origin::External && record.key_spec == KeySpec::SymmetricDefault {
-                return self.rotate_to_imported_material(&mut state, record);
-            }
-            check_rotatable(&record)?;
-            if record.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
-                return Err(Error::LimitExceeded(format!(
-                    "key {} has already been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the \
-                     most allowed",
-                    record.id
-                )));
-            }
-            record.on_demand_rotations += 1;
-            let arn = self.inner.scope.key_arn(&record.id);
-            let now = self.inner.clock.now();
-            self.add_version(&mut state, record, RotationType::OnDemand, now)?;
-            Ok(arn)
+            self.control_retrying(|state| {
+                let mut record = self.key_for(state, key_id, KeyOperation::RotateKeyOnDemand, Action::RotateKeyOnDemand)?;
+                self.refuse_on_replica(&record, "RotateKeyOnDemand")?;
+                if record.origin == Origin::External && record.key_spec == KeySpec::SymmetricDefault {
+                    return self.rotate_to_imported_material(state, record);
+                }
+                check_rotatable(&record)?;
+                if record.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
+                    return Err(Error::LimitExceeded(format!(
+                        "key {} has already been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the \
+                         most allowed",
+                        record.id
+                    )));
+                }
+                record.on_demand_rotations += 1;
+                let arn = self.inner.scope.key_arn(&record.id);
+                let now = self.inner.clock.now();
+                self.add_version(state, record, RotationType::OnDemand, now)?;
+                Ok(arn)
+            })
     })
     }
 

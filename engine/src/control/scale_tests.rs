@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use super::{CreateGrantRequest, CreateKeyRequest, ALIAS_MAP_BUILDS, KEY_ENTRY_BUILDS};
+use super::{
+    CreateGrantRequest, CreateKeyRequest, ALIAS_MAP_BUILDS, FOLLOWED_KEYS, KEY_ENTRY_BUILDS,
+};
 use crate::dataplane::keyring::Keyring;
 use crate::engine::Engine;
 use crate::key::{GrantOperation, Tag};
@@ -163,4 +165,81 @@ fn alias_changes_update_the_alias_map_in_place() {
     assert_eq!(before.aliases.get("alias/new"), None);
     assert_eq!(before.aliases.get("alias/k1"), Some(&id(1)));
     assert_eq!(before.aliases.get("alias/k3"), Some(&id(3)));
+}
+
+fn followed_keys() -> usize {
+    FOLLOWED_KEYS.with(std::cell::Cell::get)
+}
+
+/// Two engines on one store with `n` keys made on the first.
+fn followers_with_keys(n: usize) -> (Engine, Engine, Vec<String>) {
+    let store: Arc<dyn crate::store::KeyStore> =
+        Arc::new(crate::store::MemoryKeyStore::new(LockPolicy::Warn));
+    let build = || {
+        Engine::builder()
+            .lock_policy(LockPolicy::Warn)
+            .max_keys(n + 10)
+            .store(Arc::clone(&store))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(), build());
+    let ids: Vec<String> = (0..n)
+        .map(|_| a.create_key(CreateKeyRequest::default()).unwrap().key_id)
+        .collect();
+    b.run_due_tasks().unwrap();
+    (a, b, ids)
+}
+
+/// What following one change made elsewhere cost engine `a`: keys applied from the delta,
+/// data-plane entries rebuilt, alias maps rebuilt.
+fn follow_cost(a: &Engine, b: &Engine, key: &str) -> (usize, usize, usize) {
+    b.disable_key(key).unwrap();
+    let (followed, entries, alias_maps) = (followed_keys(), entry_builds(), alias_map_builds());
+    a.run_due_tasks().unwrap();
+    (
+        followed_keys() - followed,
+        entry_builds() - entries,
+        alias_map_builds() - alias_maps,
+    )
+}
+
+#[test]
+fn following_one_change_among_many_keys_costs_what_it_costs_among_ten() {
+    let (small_a, small_b, small_ids) = followers_with_keys(10);
+    let (big_a, big_b, big_ids) = followers_with_keys(KEYS);
+    let small = follow_cost(&small_a, &small_b, &small_ids[3]);
+    let big = follow_cost(&big_a, &big_b, &big_ids[3]);
+    assert_eq!(
+        small,
+        (1, 1, 0),
+        "10 keys: (keys followed, entries built, alias maps)"
+    );
+    assert_eq!(big, small, "{KEYS} keys cost more to follow than 10");
+    // The change reached the follower's data plane, sharing every untouched entry.
+    assert_shares_untouched(&big_a, 2, || {
+        big_b.enable_key(&big_ids[3]).unwrap();
+        big_a.run_due_tasks().unwrap();
+    });
+    let live = snapshot(&big_a);
+    let entry = live.keys.get(&big_ids[3].parse().unwrap()).unwrap();
+    assert_eq!(entry.state, crate::key::KeyState::Enabled);
+    big_b.disable_key(&big_ids[4]).unwrap();
+    big_a.run_due_tasks().unwrap();
+    let live = snapshot(&big_a);
+    let entry = live.keys.get(&big_ids[4].parse().unwrap()).unwrap();
+    assert_eq!(entry.state, crate::key::KeyState::Disabled);
+    // An alias made elsewhere is followed into the alias map in place.
+    let maps = alias_map_builds();
+    big_b.create_alias("alias/followed", &big_ids[5]).unwrap();
+    big_a.run_due_tasks().unwrap();
+    assert_eq!(
+        alias_map_builds(),
+        maps,
+        "following an alias rebuilt the alias map"
+    );
+    assert_eq!(
+        snapshot(&big_a).aliases.get("alias/followed"),
+        Some(&big_ids[5].parse().unwrap())
+    );
 }

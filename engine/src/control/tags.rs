@@ -58,20 +58,21 @@ impl Engine {
                 &[("KeyId", key_id.into()), ("Tags", Value::Items(tags.len()))],
                 &[],
             )?;
-            let mut state = self.control()?;
-            let facts = RequestFacts {
-                request_tags: Some(&tags),
-                ..RequestFacts::default()
-            };
-            let mut record = self.key_for_request(
-                &state,
-                key_id,
-                KeyOperation::UpdateMetadata,
-                Action::TagResource,
-                facts,
-            )?;
-            merge_tags(&mut record.tags, tags)?;
-            self.save_key(&mut state, record, None)
+            self.control_retrying(|state| {
+                let facts = RequestFacts {
+                    request_tags: Some(&tags),
+                    ..RequestFacts::default()
+                };
+                let mut record = self.key_for_request(
+                    state,
+                    key_id,
+                    KeyOperation::UpdateMetadata,
+                    Action::TagResource,
+                    facts,
+                )?;
+                merge_tags(&mut record.tags, tags.clone())?;
+                self.save_key(state, record, None)
+            })
         })
     }
 
@@ -86,22 +87,23 @@ impl Engine {
                 ],
                 &[],
             )?;
-            let mut state = self.control()?;
-            let facts = RequestFacts {
-                tag_keys: Some(tag_keys),
-                ..RequestFacts::default()
-            };
-            let mut record = self.key_for_request(
-                &state,
-                key_id,
-                KeyOperation::UpdateMetadata,
-                Action::UntagResource,
-                facts,
-            )?;
-            record
-                .tags
-                .retain(|t| !tag_keys.contains(&t.tag_key.as_str()));
-            self.save_key(&mut state, record, None)
+            self.control_retrying(|state| {
+                let facts = RequestFacts {
+                    tag_keys: Some(tag_keys),
+                    ..RequestFacts::default()
+                };
+                let mut record = self.key_for_request(
+                    state,
+                    key_id,
+                    KeyOperation::UpdateMetadata,
+                    Action::UntagResource,
+                    facts,
+                )?;
+                record
+                    .tags
+                    .retain(|t| !tag_keys.contains(&t.tag_key.as_str()));
+                self.save_key(state, record, None)
+            })
         })
     }
 

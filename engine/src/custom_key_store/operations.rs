@@ -171,30 +171,31 @@ impl Engine {
             };
             self.authorize_account(Action::CreateCustomKeyStore)?;
             let backend = Arc::clone(self.inner.custom_key_stores.backend(kind)?);
-            let mut state = self.control()?;
-            state.check_name_free(&request.custom_key_store_name, None)?;
-            state.check_cluster_free(&cluster, None)?;
-            if state.custom_key_stores.len() >= MAX_CUSTOM_KEY_STORES {
-                return Err(Error::LimitExceeded(format!(
+            self.control_retrying(|state| {
+                state.check_name_free(&request.custom_key_store_name, None)?;
+                state.check_cluster_free(&cluster, None)?;
+                if state.custom_key_stores.len() >= MAX_CUSTOM_KEY_STORES {
+                    return Err(Error::LimitExceeded(format!(
                     "this engine already holds its maximum of {MAX_CUSTOM_KEY_STORES} custom key \
                      stores"
                 )));
-            }
-            let record = CustomKeyStoreRecord {
-                id: definition::new_id()?,
-                name: request.custom_key_store_name.clone(),
-                store_type: kind,
-                cloud_hsm_cluster_id: Some(cluster),
-                trust_anchor_certificate: Some(anchor),
-                xks_proxy: None,
-                created: self.inner.clock.now(),
-                connect_requested: false,
-            };
-            backend.check_definition(&record)?;
-            let secret =
-                LockedBytes::copy_from(password.as_bytes(), self.inner.config.lock_policy)?;
-            self.put_custom_key_store(&mut state, record.clone(), secret)?;
-            Ok(record.id)
+                }
+                let record = CustomKeyStoreRecord {
+                    id: definition::new_id()?,
+                    name: request.custom_key_store_name.clone(),
+                    store_type: kind,
+                    cloud_hsm_cluster_id: Some(cluster.clone()),
+                    trust_anchor_certificate: Some(anchor.clone()),
+                    xks_proxy: None,
+                    created: self.inner.clock.now(),
+                    connect_requested: false,
+                };
+                backend.check_definition(&record)?;
+                let secret =
+                    LockedBytes::copy_from(password.as_bytes(), self.inner.config.lock_policy)?;
+                self.put_custom_key_store(state, record.clone(), secret)?;
+                Ok(record.id)
+            })
         })
     }
 
@@ -230,21 +231,22 @@ impl Engine {
                 &[],
             )?;
             self.authorize_account(Action::ConnectCustomKeyStore)?;
-            let mut state = self.control()?;
-            let mut record = state.custom_key_store(custom_key_store_id)?.clone();
-            let (current, _) = self.inner.custom_key_stores.state(&record.id)?;
-            match current {
-                ConnectionState::Connected | ConnectionState::Connecting => return Ok(()),
-                ConnectionState::Failed | ConnectionState::Disconnecting => {
-                    return Err(invalid_state(&record.id, current, "ConnectCustomKeyStore"))
+            self.control_retrying(|state| {
+                let mut record = state.custom_key_store(custom_key_store_id)?.clone();
+                let (current, _) = self.inner.custom_key_stores.state(&record.id)?;
+                match current {
+                    ConnectionState::Connected | ConnectionState::Connecting => return Ok(()),
+                    ConnectionState::Failed | ConnectionState::Disconnecting => {
+                        return Err(invalid_state(&record.id, current, "ConnectCustomKeyStore"))
+                    }
+                    ConnectionState::Disconnected => {}
                 }
-                ConnectionState::Disconnected => {}
-            }
-            self.inner.custom_key_stores.backend(record.store_type)?;
-            record.connect_requested = true;
-            let secret = self.stored_secret(&state, &record.id)?;
-            self.put_custom_key_store(&mut state, record.clone(), secret)?;
-            self.connect_now(&mut state, &record)
+                self.inner.custom_key_stores.backend(record.store_type)?;
+                record.connect_requested = true;
+                let secret = self.stored_secret(state, &record.id)?;
+                self.put_custom_key_store(state, record.clone(), secret)?;
+                self.connect_now(state, &record)
+            })
         })
     }
 
@@ -311,23 +313,24 @@ impl Engine {
                 &[],
             )?;
             self.authorize_account(Action::DisconnectCustomKeyStore)?;
-            let mut state = self.control()?;
-            let mut record = state.custom_key_store(custom_key_store_id)?.clone();
-            let (current, _) = self.inner.custom_key_stores.state(&record.id)?;
-            if matches!(
-                current,
-                ConnectionState::Disconnected | ConnectionState::Disconnecting
-            ) {
-                return Err(invalid_state(
-                    &record.id,
+            self.control_retrying(|state| {
+                let mut record = state.custom_key_store(custom_key_store_id)?.clone();
+                let (current, _) = self.inner.custom_key_stores.state(&record.id)?;
+                if matches!(
                     current,
-                    "DisconnectCustomKeyStore",
-                ));
-            }
-            record.connect_requested = false;
-            let secret = self.stored_secret(&state, &record.id)?;
-            self.put_custom_key_store(&mut state, record.clone(), secret)?;
-            self.drop_connection(&mut state, &record.id, None)
+                    ConnectionState::Disconnected | ConnectionState::Disconnecting
+                ) {
+                    return Err(invalid_state(
+                        &record.id,
+                        current,
+                        "DisconnectCustomKeyStore",
+                    ));
+                }
+                record.connect_requested = false;
+                let secret = self.stored_secret(state, &record.id)?;
+                self.put_custom_key_store(state, record.clone(), secret)?;
+                self.drop_connection(state, &record.id, None)
+            })
         })
     }
 
@@ -365,24 +368,25 @@ impl Engine {
                 &[],
             )?;
             self.authorize_account(Action::DeleteCustomKeyStore)?;
-            let mut state = self.control()?;
-            let id = state.custom_key_store(custom_key_store_id)?.id.clone();
-            let (current, _) = self.inner.custom_key_stores.state(&id)?;
-            if current != ConnectionState::Disconnected {
-                return Err(invalid_state(&id, current, "DeleteCustomKeyStore"));
-            }
-            let keys = state.keys_in_store(&id);
-            if keys > 0 {
-                return Err(Error::CustomKeyStoreHasCmks(format!(
+            self.control_retrying(|state| {
+                let id = state.custom_key_store(custom_key_store_id)?.id.clone();
+                let (current, _) = self.inner.custom_key_stores.state(&id)?;
+                if current != ConnectionState::Disconnected {
+                    return Err(invalid_state(&id, current, "DeleteCustomKeyStore"));
+                }
+                let keys = state.keys_in_store(&id);
+                if keys > 0 {
+                    return Err(Error::CustomKeyStoreHasCmks(format!(
                     "Custom key store '{id}' contains {keys} KMS key(s); schedule their deletion \
                      and wait for it before deleting the custom key store."
                 )));
-            }
-            self.commit(&mut state, &[StoreChange::DeleteCustomKeyStore(&id)])?;
-            state.custom_key_stores.remove(&id);
-            state.custom_key_store_secrets.remove(&id);
-            self.inner.custom_key_stores.lock()?.remove(&id);
-            Ok(())
+                }
+                self.commit(state, &[StoreChange::DeleteCustomKeyStore(&id)])?;
+                state.custom_key_stores.remove(&id);
+                state.custom_key_store_secrets.remove(&id);
+                self.inner.custom_key_stores.lock()?.remove(&id);
+                Ok(())
+            })
         })
     }
 
@@ -411,39 +415,40 @@ impl Engine {
                 &[],
             )?;
             self.authorize_account(Action::UpdateCustomKeyStore)?;
-            let mut state = self.control()?;
-            let mut record = state
-                .custom_key_store(&request.custom_key_store_id)?
-                .clone();
-            let (current, _) = self.inner.custom_key_stores.state(&record.id)?;
-            let only_name = password.is_none() && request.cloud_hsm_cluster_id.is_none();
-            let allowed = current == ConnectionState::Disconnected
-                || (current == ConnectionState::Connected && only_name);
-            if !allowed {
-                return Err(invalid_state(&record.id, current, "UpdateCustomKeyStore"));
-            }
-            if let Some(name) = &request.new_custom_key_store_name {
-                state.check_name_free(name, Some(&record.id))?;
-                record.name = name.clone();
-            }
-            if let Some(cluster) = &request.cloud_hsm_cluster_id {
-                if record.store_type != CustomKeyStoreType::AwsCloudhsm {
-                    return Err(validation!(
+            self.control_retrying(|state| {
+                let mut record = state
+                    .custom_key_store(&request.custom_key_store_id)?
+                    .clone();
+                let (current, _) = self.inner.custom_key_stores.state(&record.id)?;
+                let only_name = password.is_none() && request.cloud_hsm_cluster_id.is_none();
+                let allowed = current == ConnectionState::Disconnected
+                    || (current == ConnectionState::Connected && only_name);
+                if !allowed {
+                    return Err(invalid_state(&record.id, current, "UpdateCustomKeyStore"));
+                }
+                if let Some(name) = &request.new_custom_key_store_name {
+                    state.check_name_free(name, Some(&record.id))?;
+                    record.name = name.clone();
+                }
+                if let Some(cluster) = &request.cloud_hsm_cluster_id {
+                    if record.store_type != CustomKeyStoreType::AwsCloudhsm {
+                        return Err(validation!(
                         "CloudHsmClusterId applies only to custom key stores of type AWS_CLOUDHSM"
                     ));
+                    }
+                    state.check_cluster_free(cluster, Some(&record.id))?;
+                    record.cloud_hsm_cluster_id = Some(cluster.clone());
+                    self.inner
+                        .custom_key_stores
+                        .backend(record.store_type)?
+                        .check_definition(&record)?;
                 }
-                state.check_cluster_free(cluster, Some(&record.id))?;
-                record.cloud_hsm_cluster_id = Some(cluster.clone());
-                self.inner
-                    .custom_key_stores
-                    .backend(record.store_type)?
-                    .check_definition(&record)?;
-            }
-            let secret = match password {
-                Some(p) => LockedBytes::copy_from(p.as_bytes(), self.inner.config.lock_policy)?,
-                None => self.stored_secret(&state, &record.id)?,
-            };
-            self.put_custom_key_store(&mut state, record, secret)
+                let secret = match password {
+                    Some(p) => LockedBytes::copy_from(p.as_bytes(), self.inner.config.lock_policy)?,
+                    None => self.stored_secret(state, &record.id)?,
+                };
+                self.put_custom_key_store(state, record, secret)
+            })
         })
     }
 
@@ -475,47 +480,56 @@ impl Engine {
             }
             let limit = crate::control::page::limit(limit, 100, 1000)?;
             self.authorize_account(Action::DescribeCustomKeyStores)?;
-            let mut state = self.control()?;
-            let selected: Vec<CustomKeyStoreRecord> = state
-                .custom_key_stores
-                .values()
-                .filter(|s| custom_key_store_id.is_none_or(|id| s.id == id))
-                .filter(|s| custom_key_store_name.is_none_or(|name| s.name == name))
-                .cloned()
-                .collect();
-            if selected.is_empty() {
-                if let Some(what) = custom_key_store_id.or(custom_key_store_name) {
-                    return Err(definition::not_found(what));
+            self.control_retrying(|state| {
+                let selected: Vec<CustomKeyStoreRecord> = state
+                    .custom_key_stores
+                    .values()
+                    .filter(|s| custom_key_store_id.is_none_or(|id| s.id == id))
+                    .filter(|s| custom_key_store_name.is_none_or(|name| s.name == name))
+                    .cloned()
+                    .collect();
+                if selected.is_empty() {
+                    if let Some(what) = custom_key_store_id.or(custom_key_store_name) {
+                        return Err(definition::not_found(what));
+                    }
                 }
-            }
-            for record in &selected {
-                self.check_health(&mut state, &record.id)?;
-            }
-            let mut entries = Vec::with_capacity(selected.len());
-            for record in selected {
-                let (connection_state, error) = self.inner.custom_key_stores.state(&record.id)?;
-                entries.push((
-                    record.id.clone(),
-                    CustomKeyStoresListEntry {
-                        custom_key_store_id: record.id,
-                        custom_key_store_name: record.name,
-                        custom_key_store_type: record.store_type,
-                        cloud_hsm_cluster_id: record.cloud_hsm_cluster_id,
-                        trust_anchor_certificate: record.trust_anchor_certificate,
-                        connection_state,
-                        connection_error_code: error
-                            .filter(|_| connection_state == ConnectionState::Failed),
-                        creation_date: record.created,
-                        xks_proxy_configuration: record.xks_proxy.map(|x| XksProxyConfiguration {
-                            connectivity: x.connectivity,
-                            access_key_id: x.access_key_id,
-                            uri_endpoint: x.uri_endpoint,
-                            uri_path: x.uri_path,
-                        }),
-                    },
-                ));
-            }
-            crate::control::page::paginate(entries.into_iter(), marker, limit, definition::is_id)
+                for record in &selected {
+                    self.check_health(state, &record.id)?;
+                }
+                let mut entries = Vec::with_capacity(selected.len());
+                for record in selected {
+                    let (connection_state, error) =
+                        self.inner.custom_key_stores.state(&record.id)?;
+                    entries.push((
+                        record.id.clone(),
+                        CustomKeyStoresListEntry {
+                            custom_key_store_id: record.id,
+                            custom_key_store_name: record.name,
+                            custom_key_store_type: record.store_type,
+                            cloud_hsm_cluster_id: record.cloud_hsm_cluster_id,
+                            trust_anchor_certificate: record.trust_anchor_certificate,
+                            connection_state,
+                            connection_error_code: error
+                                .filter(|_| connection_state == ConnectionState::Failed),
+                            creation_date: record.created,
+                            xks_proxy_configuration: record.xks_proxy.map(|x| {
+                                XksProxyConfiguration {
+                                    connectivity: x.connectivity,
+                                    access_key_id: x.access_key_id,
+                                    uri_endpoint: x.uri_endpoint,
+                                    uri_path: x.uri_path,
+                                }
+                            }),
+                        },
+                    ));
+                }
+                crate::control::page::paginate(
+                    entries.into_iter(),
+                    marker,
+                    limit,
+                    definition::is_id,
+                )
+            })
         })
     }
 
@@ -570,24 +584,25 @@ impl Engine {
 
     /// Reconnects, at start, every store whose owner left it connected.
     pub(crate) fn reconnect_custom_key_stores(&self) -> Result<()> {
-        let mut state = self.control()?;
-        let wanted: Vec<CustomKeyStoreRecord> = state
-            .custom_key_stores
-            .values()
-            .filter(|s| s.connect_requested)
-            .cloned()
-            .collect();
-        for record in wanted {
-            if self
-                .inner
+        self.control_retrying(|state| {
+            let wanted: Vec<CustomKeyStoreRecord> = state
                 .custom_key_stores
-                .backend(record.store_type)
-                .is_ok()
-            {
-                self.connect_now(&mut state, &record)?;
+                .values()
+                .filter(|s| s.connect_requested)
+                .cloned()
+                .collect();
+            for record in wanted {
+                if self
+                    .inner
+                    .custom_key_stores
+                    .backend(record.store_type)
+                    .is_ok()
+                {
+                    self.connect_now(state, &record)?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// GenerateRandom with CustomKeyStoreId: 1 to 1024 bytes from the store's own generator (the

@@ -196,10 +196,10 @@ impl<'k> ChunkContext<'k> {
                 found
             }
         };
-        if let Ok(key) = &found {
-            self.tally.used(&key.id);
-        }
-        found
+        let key = found?;
+        self.plane.freshness.check(&key.arn)?;
+        self.tally.used(&key.id);
+        Ok(key)
     }
 
     /// Finds the key a parsed blob names; an unknown key is a property of the blob. The key
@@ -212,6 +212,7 @@ impl<'k> ChunkContext<'k> {
                     .into(),
             )
         })?;
+        self.plane.freshness.check(&key.arn)?;
         self.tally.used(&key.id);
         Ok(key)
     }

@@ -13,6 +13,7 @@ mod datakey;
 mod datakeypair;
 mod decrypt;
 mod encrypt;
+pub(crate) mod freshness;
 pub(crate) mod keyring;
 mod mac;
 pub(crate) mod primitive;
@@ -67,6 +68,8 @@ pub(crate) struct DataPlane {
     pub(crate) lock_policy: LockPolicy,
     pub(crate) messages_per_derived_key: u64,
     pub(crate) max_plaintext: usize,
+    /// The staleness bound on this node's view of the store.
+    pub(crate) freshness: freshness::Freshness,
     pool: std::sync::Arc<rayon::ThreadPool>,
 }
 
@@ -77,6 +80,7 @@ impl DataPlane {
         messages_per_derived_key: u64,
         max_plaintext: usize,
         threads: usize,
+        max_staleness: Option<std::time::Duration>,
     ) -> Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -89,6 +93,7 @@ impl DataPlane {
             lock_policy,
             messages_per_derived_key,
             max_plaintext,
+            freshness: freshness::Freshness::new(max_staleness),
             pool: std::sync::Arc::new(pool),
         })
     }

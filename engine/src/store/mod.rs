@@ -6,9 +6,13 @@
 //! memory); the durable stores implement the same trait.
 //!
 //! Several engines (in one process or several) may share a store: each commit advances the store's
-//! generation, and an engine that sees a generation it did not produce reloads before its next
-//! control-plane call, and in the background every `scheduler_interval` (the bound on how long a
-//! change made elsewhere takes to reach this engine's data plane).
+//! generation; every control-plane change is written with [`KeyStore::commit_at`] at the generation
+//! the engine's view reflects, and run again from its checks when another engine committed first
+//! (no lost updates); an engine that sees a generation it did not produce applies
+//! [`KeyStore::changes_since`] (or reloads everything where the store cannot say) before its next
+//! control-plane call, and in the background every `scheduler_interval` or at once on the store's
+//! push notice ([`KeyStore::subscribe`]). `docs/store.md`, "Sharing a store", has the whole design,
+//! with the staleness bound (fail closed).
 
 mod memory;
 
@@ -133,7 +137,8 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Asks the store to call `wake` soon after anyone commits (PostgreSQL's LISTEN/NOTIFY, for
     /// one), so that an engine follows a change made elsewhere at once instead of at its next
     /// poll. Returns whether it will; a store that cannot (the default) is only polled. `wake`
-    /// must be cheap and must not block: it only signals.
+    /// must be cheap and must not block: it only signals. It may be called after the engine that
+    /// subscribed is gone (it then does nothing).
     fn subscribe(&self, wake: std::sync::Arc<dyn Fn() + Send + Sync>) -> Result<bool> {
         let _ = wake;
         Ok(false)

@@ -450,6 +450,31 @@ pub unsafe extern "C" fn kp_config_set_scheduler_interval_ms(
     }
 }
 
+/// The staleness bound, fail closed (docs/store.md, "Sharing a store"): once this engine could
+/// not follow its store for longer than `bound_ms` milliseconds, its data-plane calls fail with
+/// `KP_STATUS_KEY_UNAVAILABLE` until the store answers again (control-plane calls meanwhile fail
+/// with the store's error). Needs a scheduler interval shorter than the bound (durable stores
+/// follow every 1000 ms unless `kp_config_set_scheduler_interval_ms` says otherwise);
+/// `kp_engine_new` fails with `KP_STATUS_VALIDATION` otherwise. 0: off (the default).
+///
+/// Ownership: nothing is taken. Thread safety: no other thread may use `config` meanwhile.
+///
+/// # Safety
+/// `config` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn kp_config_set_max_staleness_ms(
+    config: *mut kp_config,
+    bound_ms: u64,
+) -> kp_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        set(config, |c| {
+            c.config.max_staleness = (bound_ms > 0).then(|| Duration::from_millis(bound_ms));
+            Ok(())
+        })
+    }
+}
+
 /// Makes engines built from this configuration read time from `clock` instead of the system
 /// clock (deletion and rotation dates follow it); NULL goes back to the system clock.
 ///

@@ -127,7 +127,10 @@ class Engine:
     `region_stores` maps other Regions to their existing stores (`{"eu-west-1":
     "sqlite:/srv/keyplane-eu"}`, each opened with its own `root.key`) for multi-Region keys:
     `replicate_key` creates replicas there and shared changes are written there
-    (docs/multi-region.md).
+    (docs/multi-region.md). `max_staleness_ms` (0: off) bounds how long the engine serves keys
+    from a view it could not confirm with its store: past it, data-plane calls raise
+    KeyUnavailableException until the store answers again (fail closed); it needs a
+    `scheduler_interval_ms` shorter than it (docs/store.md, "Sharing a store").
     """
 
     def __init__(
@@ -154,6 +157,7 @@ class Engine:
         audit_digest_interval_ms: int = 0,
         scheduler_interval_ms: int = 0,
         region_stores: Mapping[str, str] | None = None,
+        max_staleness_ms: int = 0,
     ) -> None:
         self._native = _keyplane.Engine(
             region=region,
@@ -177,6 +181,7 @@ class Engine:
             audit_digest_interval_ms=audit_digest_interval_ms,
             scheduler_interval_ms=scheduler_interval_ms,
             region_stores=dict(region_stores) if region_stores else None,
+            max_staleness_ms=max_staleness_ms,
         )
 
     @classmethod
