@@ -129,7 +129,13 @@ impl Engine {
             let (key_state, material, versions) = if origin == Origin::External {
                 (KeyState::PendingImport, None, Vec::new())
             } else if let Some(store_id) = in_custom_key_store {
-                let (store, backing) = self.create_backing_key(&state, store_id, origin, &id)?;
+                let (store, backing) = self.create_backing_key(
+                    &state,
+                    store_id,
+                    origin,
+                    &id,
+                    request.xks_key_id.as_deref(),
+                )?;
                 placement = Some(crate::key::CustomKeyStoreKey {
                     store_id: store,
                     backing_key_id: backing,
@@ -141,7 +147,13 @@ impl Engine {
                     rotation_type: None,
                     import: None,
                 };
-                (KeyState::Enabled, None, vec![version])
+                // An external key store's key also has keyplane-held material: the inner layer
+                // of the double encryption (docs/xks.md). An HSM key store's has none.
+                let material = (origin == Origin::ExternalKeyStore)
+                    .then(|| generate_material(spec, usage, self.inner.config.lock_policy))
+                    .transpose()?
+                    .map(|m| (1, m));
+                (KeyState::Enabled, material, vec![version])
             } else {
                 let material = generate_material(spec, usage, self.inner.config.lock_policy)?;
                 let version = VersionRecord {

@@ -129,9 +129,14 @@ impl ControlState {
         for record in contents.keys {
             if let Some(placement) = &record.custom_key_store {
                 // Usable only while its store is connected: otherwise no entry, so Unavailable.
-                if let Some(entries) =
-                    external_versions(&record, placement, previous, policy, connections)
-                {
+                if let Some(entries) = external_versions(
+                    &record,
+                    placement,
+                    &mut materials,
+                    previous,
+                    policy,
+                    connections,
+                ) {
                     state.versions.insert(record.id, entries);
                 }
                 state.put_key(record);
@@ -729,16 +734,24 @@ impl PolicyCache {
 fn external_versions(
     record: &KeyRecord,
     placement: &crate::key::CustomKeyStoreKey,
+    materials: &mut HashMap<(Uuid, u32), LockedBytes>,
     previous: Option<&ControlState>,
     policy: LockPolicy,
     connections: &crate::custom_key_store::runtime::Runtime,
 ) -> Option<Vec<Arc<VersionEntry>>> {
+    // An external key store's key versions also have keyplane-held material (the inner layer of
+    // the double encryption); an HSM key store's have none.
+    let needs_material = record.origin == crate::key::Origin::ExternalKeyStore;
     let connection = connections.connection(&placement.store_id)?;
     record
         .active_versions()
         .enumerate()
         .map(|(index, v)| {
             if usize::try_from(v.version).ok() != Some(index + 1) {
+                return None;
+            }
+            let material = materials.remove(&(record.id, v.version));
+            if needs_material && material.is_none() {
                 return None;
             }
             let kept = previous
@@ -757,6 +770,7 @@ fn external_versions(
                 None => VersionEntry::external(
                     v.version,
                     v.material_id.clone(),
+                    material,
                     crate::dataplane::keyring::ExternalKey {
                         store_id: placement.store_id.clone(),
                         backing_key: placement.backing_key_id.clone(),
