@@ -285,7 +285,11 @@ pub struct CreateKeyStoreArgs {
     #[arg(long)]
     pub name: String,
     /// An HSM key store on the configured token (a --pkcs11-token CLUSTER)
-    #[arg(long, value_name = "CLUSTER", required_unless_present = "xks_proxy_uri_endpoint")]
+    #[arg(
+        long,
+        value_name = "CLUSTER",
+        required_unless_present = "xks_proxy_uri_endpoint"
+    )]
     pub cloud_hsm_cluster_id: Option<String>,
     /// The HSM's trust anchor certificate (PEM file)
     #[arg(long, value_name = "FILE", requires = "cloud_hsm_cluster_id")]

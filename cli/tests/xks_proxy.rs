@@ -319,13 +319,19 @@ fn key_store_commands_make_and_use_an_external_key_store_through_the_proxy() {
     let listed = json(&["key-store", "list", "--id", &store]);
     let entry = &listed["CustomKeyStores"][0];
     assert_eq!(entry["ConnectionState"], "CONNECTED", "{listed}");
-    assert_eq!(entry["XksProxyConfiguration"]["UriEndpoint"], endpoint.as_str());
+    assert_eq!(
+        entry["XksProxyConfiguration"]["UriEndpoint"],
+        endpoint.as_str()
+    );
     let creds: Value =
         serde_json::from_slice(&std::fs::read(d.join("creds.json")).unwrap()).unwrap();
     let secret = creds["XksProxyAuthenticationCredential"]["RawSecretAccessKey"]
         .as_str()
         .unwrap();
-    assert!(!listed.to_string().contains(secret), "the secret is never printed");
+    assert!(
+        !listed.to_string().contains(secret),
+        "the secret is never printed"
+    );
 
     let key = json(&[
         "key",
@@ -342,8 +348,7 @@ fn key_store_commands_make_and_use_an_external_key_store_through_the_proxy() {
         .to_owned();
     let described = json(&["key", "describe", &key]);
     assert_eq!(
-        described["KeyMetadata"]["XksKeyConfiguration"]["Id"],
-        "ext-cli",
+        described["KeyMetadata"]["XksKeyConfiguration"]["Id"], "ext-cli",
         "{described}"
     );
     std::fs::write(d.join("pt"), b"hello XKS").unwrap();

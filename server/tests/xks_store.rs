@@ -199,7 +199,10 @@ fn create_connect_and_describe_an_external_key_store() {
     let id = engine
         .create_custom_key_store(store_request("xks", &proxy.endpoint, SECRET))
         .unwrap();
-    assert_eq!(state_of(&engine, &id), (ConnectionState::Disconnected, None));
+    assert_eq!(
+        state_of(&engine, &id),
+        (ConnectionState::Disconnected, None)
+    );
     let page = engine
         .describe_custom_key_stores(Some(&id), None, None, None)
         .unwrap();
@@ -360,7 +363,10 @@ fn keys_with_an_xks_key_id_double_encrypt_and_need_the_proxy_to_decrypt() {
     );
     let described = engine.describe_key(&key).unwrap();
     assert_eq!(described.origin, Origin::ExternalKeyStore);
-    assert_eq!(described.custom_key_store_id.as_deref(), Some(store.as_str()));
+    assert_eq!(
+        described.custom_key_store_id.as_deref(),
+        Some(store.as_str())
+    );
     assert_eq!(described.xks_key_configuration.unwrap().id, "ext-1");
     assert_eq!(described.key_state, KeyState::Enabled);
 
@@ -376,7 +382,10 @@ fn keys_with_an_xks_key_id_double_encrypt_and_need_the_proxy_to_decrypt() {
             .decrypt(&DecryptRequest::new(&blob).with_context(&other))
             .is_err());
         assert_eq!(
-            engine.decrypt(&DecryptRequest::new(&blob)).unwrap_err().kind(),
+            engine
+                .decrypt(&DecryptRequest::new(&blob))
+                .unwrap_err()
+                .kind(),
             ErrorKind::InvalidState,
             "a wrong context is refused by the proxy (KMSInvalidStateException, as the service)"
         );
@@ -393,7 +402,10 @@ fn keys_with_an_xks_key_id_double_encrypt_and_need_the_proxy_to_decrypt() {
         decrypt(&engine, &data_key.ciphertext_blob).unwrap(),
         data_key.plaintext.expose()
     );
-    let local = engine.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let local = engine
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
     let blob = encrypt(&engine, &key, b"moved").unwrap();
     let moved = engine
         .re_encrypt(&keyplane::ReEncryptRequest {
@@ -446,7 +458,10 @@ fn a_proxy_killed_mid_batch_fails_only_its_stores_items() {
     let b = connected_store(&engine, "living", &living.endpoint);
     let key_a = external_key(&engine, &a, "ext-1").unwrap();
     let key_b = external_key(&engine, &b, "ext-1").unwrap();
-    let local = engine.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let local = engine
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
     let keys = [&key_a, &key_b, &local, &key_a, &key_b, &local];
     let requests: Vec<EncryptRequest<'_>> = keys
         .iter()
@@ -527,7 +542,11 @@ impl Attack {
     /// One attempt, which must fail (and never yield the plaintext).
     fn refused<T: std::fmt::Debug>(&mut self, result: keyplane::Result<T>, what: &str) {
         self.tried += 1;
-        assert!(result.is_err(), "{}: {what} succeeded: {result:?}", self.name);
+        assert!(
+            result.is_err(),
+            "{}: {what} succeeded: {result:?}",
+            self.name
+        );
         self.rejected += 1;
     }
 }
@@ -558,7 +577,10 @@ struct HostileProxy {
     tamper: Arc<Mutex<Tamper>>,
 }
 
-fn read_request(stream: &mut impl Read) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+/// A request's path, headers (names lowercased) and body.
+type Received = (String, Vec<(String, String)>, Vec<u8>);
+
+fn read_request(stream: &mut impl Read) -> Option<Received> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -591,7 +613,11 @@ fn read_request(stream: &mut impl Read) -> Option<(String, Vec<(String, String)>
         }
         buffer.extend_from_slice(&chunk[..n]);
     }
-    Some((path, headers, buffer[head_end + 4..head_end + 4 + length].to_vec()))
+    Some((
+        path,
+        headers,
+        buffer[head_end + 4..head_end + 4 + length].to_vec(),
+    ))
 }
 
 impl HostileProxy {
@@ -710,15 +736,24 @@ fn attack_xks_store_outer_layer_swapped_to_another_external_key() {
     let (w1, w2) = (wrapped(&blob_one), wrapped(&blob_two));
     assert_eq!(w1.len(), w2.len());
     swapped[w1.clone()].copy_from_slice(&blob_two[w2.clone()]);
-    attack.refused(decrypt(&engine, &swapped), "key two's wrapping in key one's blob");
+    attack.refused(
+        decrypt(&engine, &swapped),
+        "key two's wrapping in key one's blob",
+    );
     // Key one's blob relabelled as key two's (its outer layer then goes to ext-2).
     let mut relabelled = blob_one.clone();
     relabelled[2..18].copy_from_slice(&blob_two[2..18]);
-    attack.refused(decrypt(&engine, &relabelled), "key one's blob named as key two's");
+    attack.refused(
+        decrypt(&engine, &relabelled),
+        "key one's blob named as key two's",
+    );
     // Key one's blob downgraded to the single-layer construction.
     let mut single = blob_one.clone();
     single[1] = 1;
-    attack.refused(decrypt(&engine, &single), "the double layer declared single");
+    attack.refused(
+        decrypt(&engine, &single),
+        "the double layer declared single",
+    );
     // Every byte of the wrapping flipped in turn.
     for i in w1 {
         let mut flipped = blob_one.clone();

@@ -62,7 +62,10 @@ impl XksBackend {
 
     fn client(&self, store: &CustomKeyStoreRecord, secret: &str) -> Result<XksClient> {
         let proxy = store.xks_proxy.as_ref().ok_or_else(|| {
-            Error::Internal(format!("external key store {} has no proxy settings", store.id))
+            Error::Internal(format!(
+                "external key store {} has no proxy settings",
+                store.id
+            ))
         })?;
         XksClient::new(XksClientConfig {
             trust: self.config.trust.clone(),
@@ -89,10 +92,14 @@ pub fn connection_error_code(kind: XksErrorKind) -> ConnectionErrorCode {
         TlsConnect => ConnectionErrorCode::XksProxyInvalidTlsConfiguration,
         Timeout | DependencyTimeout | Throttling => ConnectionErrorCode::XksProxyTimedOut,
         Internal => ConnectionErrorCode::InternalError,
-        Validation | InvalidState | InvalidCiphertext | InvalidKeyUsage | KeyNotFound
-        | UnsupportedOperation | InvalidCiphertextReturned | MalformedResponse => {
-            ConnectionErrorCode::XksProxyInvalidResponse
-        }
+        Validation
+        | InvalidState
+        | InvalidCiphertext
+        | InvalidKeyUsage
+        | KeyNotFound
+        | UnsupportedOperation
+        | InvalidCiphertextReturned
+        | MalformedResponse => ConnectionErrorCode::XksProxyInvalidResponse,
     }
 }
 
@@ -142,7 +149,10 @@ impl CustomKeyStoreBackend for XksBackend {
             )
         })?;
         let client = self.client(store, secret).map_err(|e| {
-            ConnectFailure::new(ConnectionErrorCode::XksProxyInvalidConfiguration, e.message())
+            ConnectFailure::new(
+                ConnectionErrorCode::XksProxyInvalidConfiguration,
+                e.message(),
+            )
         })?;
         let connection = XksConnection {
             client,
@@ -217,7 +227,7 @@ impl Connection for XksConnection {
         Err(Error::UnsupportedOperation(
             "an external key store never creates keys: give the XksKeyId of an existing external \
              key"
-                .into(),
+            .into(),
         ))
     }
 

@@ -64,7 +64,7 @@ pub fn run(ctx: &Context, command: KeyStoreCommand) -> Result<(), Failure> {
                 Failure::usage("give the HSM's --trust-anchor-certificate FILE (PEM)")
             })?;
             let anchor = String::from_utf8(crate::io::read_input(Some(anchor_file))?.to_vec())
-            .map_err(|_| Failure::usage("the trust anchor certificate is not UTF-8 (PEM)"))?;
+                .map_err(|_| Failure::usage("the trust anchor certificate is not UTF-8 (PEM)"))?;
             let key_store_password = password(&args.password)?;
             if key_store_password.is_none() {
                 return Err(Failure::usage(

@@ -218,7 +218,10 @@ pub fn read_proxy_config(path: &Path) -> Result<(String, keyplane::XksProxyCrede
         ))
     })?;
     let credential = keyplane::XksProxyCredential {
-        access_key_id: file.xks_proxy_authentication_credential.access_key_id.clone(),
+        access_key_id: file
+            .xks_proxy_authentication_credential
+            .access_key_id
+            .clone(),
         raw_secret_access_key: keyplane::SecretBytes::from_vec(
             file.xks_proxy_authentication_credential
                 .raw_secret_access_key

@@ -21,4 +21,6 @@ pub use definition::{
     ConnectionErrorCode, ConnectionState, CustomKeyStoreRecord, CustomKeyStoreType,
     CustomKeyStoresListEntry, XksProxyConfiguration, XksProxySettings,
 };
-pub use operations::{CreateCustomKeyStoreRequest, UpdateCustomKeyStoreRequest, XksProxyCredential};
+pub use operations::{
+    CreateCustomKeyStoreRequest, UpdateCustomKeyStoreRequest, XksProxyCredential,
+};

@@ -167,7 +167,10 @@ impl Engine {
                     ),
                     (
                         "XksProxyVpcEndpointServiceName",
-                        request.xks_proxy_vpc_endpoint_service_name.as_deref().into(),
+                        request
+                            .xks_proxy_vpc_endpoint_service_name
+                            .as_deref()
+                            .into(),
                     ),
                 ],
                 &[],
@@ -275,8 +278,7 @@ impl Engine {
                 connect_requested: false,
             };
             backend.check_definition(&record)?;
-            let secret =
-                LockedBytes::copy_from(secret.as_bytes(), self.inner.config.lock_policy)?;
+            let secret = LockedBytes::copy_from(secret.as_bytes(), self.inner.config.lock_policy)?;
             self.put_custom_key_store(&mut state, record.clone(), secret)?;
             Ok(record.id)
         })
@@ -497,7 +499,10 @@ impl Engine {
                     ),
                     (
                         "XksProxyVpcEndpointServiceName",
-                        request.xks_proxy_vpc_endpoint_service_name.as_deref().into(),
+                        request
+                            .xks_proxy_vpc_endpoint_service_name
+                            .as_deref()
+                            .into(),
                     ),
                 ],
                 &[],

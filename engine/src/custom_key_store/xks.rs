@@ -85,8 +85,7 @@ pub fn check_credential(credential: &XksProxyCredential) -> Result<&str> {
     match secret {
         Some(s)
             if (43..=64).contains(&s.len())
-                && s
-                    .bytes()
+                && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'+' | b'=')) =>
         {
             Ok(s)

@@ -341,8 +341,8 @@ impl<'k> ChunkContext<'k> {
             .ok_or_else(|| Error::Internal("ciphertext buffer is too short".into()))?;
         let (head, rest) = blob.split_at_mut(prefix);
         head[..HEADER_LEN].copy_from_slice(&header);
-        head[HEADER_LEN] = u8::try_from(wrapped.len())
-            .map_err(|_| Error::Internal("wrapping too long".into()))?;
+        head[HEADER_LEN] =
+            u8::try_from(wrapped.len()).map_err(|_| Error::Internal("wrapping too long".into()))?;
         head[HEADER_LEN + 1..].copy_from_slice(&wrapped);
         let data_key = super::xks::derive(
             &version.material,
@@ -455,7 +455,9 @@ impl<'k> ChunkContext<'k> {
         match (parsed.wrapped, version.double_encrypted()) {
             (None, None) => {}
             (Some(wrapped), Some(external)) => {
-                self.open_external(parsed, key, version, external, wrapped, context, action, out)?;
+                self.open_external(
+                    parsed, key, version, external, wrapped, context, action, out,
+                )?;
                 return Ok((key, version));
             }
             // A blob of the other construction than its key's: never tried under the wrong one.

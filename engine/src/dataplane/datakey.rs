@@ -103,7 +103,13 @@ impl DataPlane {
         key.check_encrypt_decrypt(action)?;
         ctx.fill_random(plaintext)?;
         let mut blob = vec![0u8; ChunkContext::sealed_len_max(key, plaintext.len())];
-        let len = ctx.seal_any(key, action, plaintext, request.encryption_context, &mut blob)?;
+        let len = ctx.seal_any(
+            key,
+            action,
+            plaintext,
+            request.encryption_context,
+            &mut blob,
+        )?;
         blob.truncate(len);
         Ok(blob)
     }

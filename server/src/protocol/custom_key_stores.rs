@@ -2,7 +2,8 @@
 //! DeleteCustomKeyStore, UpdateCustomKeyStore, DescribeCustomKeyStores.
 
 use keyplane::{
-    CreateCustomKeyStoreRequest, Engine, SecretBytes, UpdateCustomKeyStoreRequest, XksProxyCredential,
+    CreateCustomKeyStoreRequest, Engine, SecretBytes, UpdateCustomKeyStoreRequest,
+    XksProxyCredential,
 };
 
 use super::json::{Input, Out};
@@ -11,10 +12,17 @@ use super::{list_page, refuse_unsupported, Fault};
 /// `XksProxyAuthenticationCredential {AccessKeyId, RawSecretAccessKey}`, when given.
 fn xks_credential(input: &Input) -> Option<XksProxyCredential> {
     let credential = input.object("XksProxyAuthenticationCredential")?;
-    let member = |name: &str| credential.get(name).and_then(|v| v.as_str()).unwrap_or_default();
+    let member = |name: &str| {
+        credential
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    };
     Some(XksProxyCredential {
         access_key_id: member("AccessKeyId").to_owned(),
-        raw_secret_access_key: SecretBytes::from_vec(member("RawSecretAccessKey").as_bytes().to_vec()),
+        raw_secret_access_key: SecretBytes::from_vec(
+            member("RawSecretAccessKey").as_bytes().to_vec(),
+        ),
     })
 }
 
