@@ -70,7 +70,7 @@ impl Engine {
     /// `region_stores` maps other Regions to their stores (`{"eu-west-1": "sqlite:/srv/eu"}`), for
     /// multi-Region keys: ReplicateKey creates replicas there (`docs/multi-region.md`).
     #[new]
-    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None, store = None, home = None, root_key_file = None, root_key_env = None, passphrase = None, root_key = None, open_only = false, audit = true, audit_log = None, audit_durability = "synced", audit_digest_interval_ms = 0, scheduler_interval_ms = 0, region_stores = None))]
+    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None, store = None, home = None, root_key_file = None, root_key_env = None, passphrase = None, root_key = None, open_only = false, audit = true, audit_log = None, audit_durability = "synced", audit_digest_interval_ms = 0, scheduler_interval_ms = 0, region_stores = None, pkcs11_tokens = None, xks_ca_bundle = None, xks_timeout_ms = None))]
     fn py_new(
         py: Python<'_>,
         region: &str,
@@ -94,6 +94,9 @@ impl Engine {
         audit_digest_interval_ms: u64,
         scheduler_interval_ms: u64,
         region_stores: Option<std::collections::BTreeMap<String, String>>,
+        pkcs11_tokens: Option<std::collections::BTreeMap<String, String>>,
+        xks_ca_bundle: Option<std::path::PathBuf>,
+        xks_timeout_ms: Option<u64>,
     ) -> Result<Self> {
         let store = StoreArgs {
             store,
@@ -144,6 +147,13 @@ impl Engine {
             .max_keys(max_keys)
             .lock_policy(lock_policy)
             .rate_quotas(quotas);
+        let builder = crate::custom_key_stores::with_backends(
+            builder,
+            region,
+            pkcs11_tokens.unwrap_or_default(),
+            xks_ca_bundle,
+            xks_timeout_ms,
+        )?;
         let (engine, lock) = store.build(py, builder, lock_policy)?;
         Ok(Engine {
             inner: match caller {

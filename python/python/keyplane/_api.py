@@ -127,7 +127,12 @@ class Engine:
     `region_stores` maps other Regions to their existing stores (`{"eu-west-1":
     "sqlite:/srv/keyplane-eu"}`, each opened with its own `root.key`) for multi-Region keys:
     `replicate_key` creates replicas there and shared changes are written there
-    (docs/multi-region.md).
+    (docs/multi-region.md). `pkcs11_tokens` names the PKCS#11 tokens of HSM key stores as the
+    CLI's `--pkcs11-token` does: a `CloudHsmClusterId` to `MODULE:TOKEN_LABEL`, as in
+    `{"cluster-softhsmtoken": "/usr/lib/softhsm/libsofthsm2.so:label"}`. `xks_ca_bundle` is the
+    CA bundle that external key store proxies' certificates must chain to (else the platform's),
+    `xks_timeout_ms` the budget of one proxy call (the XKS spec's 250 ms by default); see
+    docs/custom-key-stores.md and docs/xks.md.
     """
 
     def __init__(
@@ -154,6 +159,9 @@ class Engine:
         audit_digest_interval_ms: int = 0,
         scheduler_interval_ms: int = 0,
         region_stores: Mapping[str, str] | None = None,
+        pkcs11_tokens: Mapping[str, str] | None = None,
+        xks_ca_bundle: str | None = None,
+        xks_timeout_ms: int | None = None,
     ) -> None:
         self._native = _keyplane.Engine(
             region=region,
@@ -177,6 +185,9 @@ class Engine:
             audit_digest_interval_ms=audit_digest_interval_ms,
             scheduler_interval_ms=scheduler_interval_ms,
             region_stores=dict(region_stores) if region_stores else None,
+            pkcs11_tokens=dict(pkcs11_tokens) if pkcs11_tokens else None,
+            xks_ca_bundle=xks_ca_bundle,
+            xks_timeout_ms=xks_timeout_ms,
         )
 
     @classmethod
