@@ -226,6 +226,19 @@ fn create_connect_and_describe_an_external_key_store() {
         kind(engine.create_custom_key_store(store_request("other", &proxy.endpoint, SECRET))),
         ErrorKind::XksProxyUriInUse
     );
+    // Nor by an update: another store's proxy settings may not become this one's.
+    let mut second = store_request("second", &proxy.endpoint, SECRET);
+    second.xks_proxy_uri_path = Some("/second/kms/xks/v1".into());
+    let second = engine.create_custom_key_store(second).unwrap();
+    assert_eq!(
+        kind(engine.update_custom_key_store(UpdateCustomKeyStoreRequest {
+            custom_key_store_id: second.clone(),
+            xks_proxy_uri_path: Some(URI_PATH.into()),
+            ..Default::default()
+        })),
+        ErrorKind::XksProxyUriInUse
+    );
+    engine.delete_custom_key_store(&second).unwrap();
     // VPC endpoint services are refused clearly; members of the other kind too.
     let mut vpc = store_request("vpc", "https://xks.example.com", SECRET);
     vpc.xks_proxy_connectivity = Some("VPC_ENDPOINT_SERVICE".into());
@@ -360,6 +373,17 @@ fn keys_with_an_xks_key_id_double_encrypt_and_need_the_proxy_to_decrypt() {
     assert_eq!(
         kind(external_key(&engine, &store, "ext-1")),
         ErrorKind::XksKeyAlreadyInUse
+    );
+    // An external key that is disabled in its manager cannot back a key.
+    let ext3 = proxy
+        .engine
+        .describe_key(&alias_for("ext-3"))
+        .unwrap()
+        .key_id;
+    proxy.engine.disable_key(&ext3).unwrap();
+    assert_eq!(
+        kind(external_key(&engine, &store, "ext-3")),
+        ErrorKind::XksKeyInvalidConfiguration
     );
     let described = engine.describe_key(&key).unwrap();
     assert_eq!(described.origin, Origin::ExternalKeyStore);
@@ -508,12 +532,37 @@ fn an_engine_restart_reconnects_its_external_key_store() {
         let blob = encrypt(&engine, &key, b"across restarts").unwrap();
         (key, blob)
     };
-    let engine = engine_on(store, &proxy.ca, RELAXED);
+    let engine = engine_on(Arc::clone(&store), &proxy.ca, RELAXED);
     assert_eq!(
         engine.describe_key(&key).unwrap().key_state,
         KeyState::Enabled
     );
     assert_eq!(decrypt(&engine, &blob).unwrap(), b"across restarts");
+    drop(engine);
+    // A restart while the proxy is down: the store is FAILED, its key Unavailable, never wrong.
+    let mut proxy = proxy;
+    proxy.kill();
+    let engine = engine_on(store, &proxy.ca, RELAXED);
+    assert_eq!(
+        engine.describe_key(&key).unwrap().key_state,
+        KeyState::Unavailable
+    );
+    assert_eq!(
+        decrypt(&engine, &blob).unwrap_err().kind(),
+        ErrorKind::KeyUnavailable
+    );
+    let id = engine
+        .describe_key(&key)
+        .unwrap()
+        .custom_key_store_id
+        .unwrap();
+    assert_eq!(
+        state_of(&engine, &id),
+        (
+            ConnectionState::Failed,
+            Some(ConnectionErrorCode::XksProxyNotReachable)
+        )
+    );
     // Without the XKS backend the store's keys stay Unavailable, never wrong.
     let bare = Engine::builder()
         .store(Arc::new(MemoryKeyStore::default()))
