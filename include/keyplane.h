@@ -372,6 +372,40 @@ enum kp_status
    */
   KP_STATUS_STORE_UNREACHABLE = 1959,
   /**
+   * The XKS proxy cannot be reached (XksProxyUriUnreachableException).
+   */
+  KP_STATUS_XKS_PROXY_URI_UNREACHABLE = 1960,
+  /**
+   * The XKS proxy's answer breaks the XKS API (XksProxyInvalidResponseException).
+   */
+  KP_STATUS_XKS_PROXY_INVALID_RESPONSE = 1961,
+  /**
+   * The external key store's proxy settings do not work
+   * (XksProxyInvalidConfigurationException).
+   */
+  KP_STATUS_XKS_PROXY_INVALID_CONFIGURATION = 1962,
+  /**
+   * The XKS proxy rejected the credential
+   * (XksProxyIncorrectAuthenticationCredentialException).
+   */
+  KP_STATUS_XKS_PROXY_INCORRECT_AUTHENTICATION_CREDENTIAL = 1963,
+  /**
+   * Another external key store uses the proxy URI (XksProxyUriInUseException).
+   */
+  KP_STATUS_XKS_PROXY_URI_IN_USE = 1964,
+  /**
+   * The XKS proxy does not know the external key (XksKeyNotFoundException).
+   */
+  KP_STATUS_XKS_KEY_NOT_FOUND = 1965,
+  /**
+   * The external key cannot be used (XksKeyInvalidConfigurationException).
+   */
+  KP_STATUS_XKS_KEY_INVALID_CONFIGURATION = 1966,
+  /**
+   * Another key uses the external key (XksKeyAlreadyInUseException).
+   */
+  KP_STATUS_XKS_KEY_ALREADY_IN_USE = 1967,
+  /**
    * The store address is malformed (`sqlite:` with no path, no scheme).
    */
   KP_STATUS_STORE_BAD_ADDRESS = 2000,

@@ -103,6 +103,24 @@ pub struct GlobalArgs {
         value_name = "CLUSTER=MODULE:LABEL"
     )]
     pub pkcs11_tokens: Vec<String>,
+    /// CA certificates (PEM bundle) that external key store proxies' TLS certificates must chain
+    /// to [default: the platform's bundle]
+    #[arg(
+        long = "xks-ca-bundle",
+        global = true,
+        env = "KEYPLANE_XKS_CA_BUNDLE",
+        value_name = "FILE"
+    )]
+    pub xks_ca_bundle: Option<PathBuf>,
+    /// The budget of one call to an external key store proxy, in milliseconds [default: 250, the
+    /// XKS spec's]
+    #[arg(
+        long = "xks-timeout-ms",
+        global = true,
+        env = "KEYPLANE_XKS_TIMEOUT_MS",
+        value_name = "MS"
+    )]
+    pub xks_timeout_ms: Option<u64>,
     /// Account id in key ARNs
     #[arg(
         long,
@@ -265,14 +283,30 @@ pub struct CreateKeyStoreArgs {
     /// The store's name, unique in the account
     #[arg(long)]
     pub name: String,
-    /// The configured token (a --pkcs11-token CLUSTER)
-    #[arg(long, value_name = "CLUSTER")]
-    pub cloud_hsm_cluster_id: String,
+    /// An HSM key store on the configured token (a --pkcs11-token CLUSTER)
+    #[arg(
+        long,
+        value_name = "CLUSTER",
+        required_unless_present = "xks_proxy_uri_endpoint"
+    )]
+    pub cloud_hsm_cluster_id: Option<String>,
     /// The HSM's trust anchor certificate (PEM file)
-    #[arg(long, value_name = "FILE")]
-    pub trust_anchor_certificate: PathBuf,
+    #[arg(long, value_name = "FILE", requires = "cloud_hsm_cluster_id")]
+    pub trust_anchor_certificate: Option<PathBuf>,
     #[command(flatten)]
     pub password: PasswordArgs,
+    /// An external key store on the XKS proxy at https://HOST[:PORT]
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "cloud_hsm_cluster_id",
+        requires = "xks_proxy_config"
+    )]
+    pub xks_proxy_uri_endpoint: Option<String>,
+    /// The proxy's configuration file (its URI path and credential, as `keyplane xks-proxy
+    /// --generate-credentials` writes it); the secret is read from it, never from argv
+    #[arg(long, value_name = "FILE")]
+    pub xks_proxy_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -286,6 +320,12 @@ pub struct UpdateKeyStoreArgs {
     pub cloud_hsm_cluster_id: Option<String>,
     #[command(flatten)]
     pub password: PasswordArgs,
+    /// External key store: another proxy endpoint, https://HOST[:PORT]
+    #[arg(long, value_name = "URL")]
+    pub xks_proxy_uri_endpoint: Option<String>,
+    /// External key store: another proxy configuration file (URI path and credential)
+    #[arg(long, value_name = "FILE")]
+    pub xks_proxy_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -512,12 +552,17 @@ pub struct CreateKeyArgs {
     /// Key usage [default: the spec's first]
     #[arg(long)]
     pub key_usage: Option<String>,
-    /// AWS_KMS (default), EXTERNAL, or AWS_CLOUDHSM (with --custom-key-store-id)
+    /// AWS_KMS (default), EXTERNAL, AWS_CLOUDHSM or EXTERNAL_KEY_STORE (with
+    /// --custom-key-store-id)
     #[arg(long)]
     pub origin: Option<String>,
-    /// Create the key in this custom key store (cks-...; with --origin AWS_CLOUDHSM)
+    /// Create the key in this custom key store (cks-...; with --origin AWS_CLOUDHSM or
+    /// EXTERNAL_KEY_STORE)
     #[arg(long, value_name = "ID")]
     pub custom_key_store_id: Option<String>,
+    /// The external key's id in the XKS proxy (with --origin EXTERNAL_KEY_STORE)
+    #[arg(long, value_name = "ID")]
+    pub xks_key_id: Option<String>,
     /// A tag, KEY=VALUE (repeatable)
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     pub tags: Vec<String>,

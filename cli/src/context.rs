@@ -179,6 +179,22 @@ impl Context {
         ))
     }
 
+    /// `builder` with the external key store backend (XKS proxies reached over TLS with the
+    /// `--xks-ca-bundle` CA certificates, or the platform's).
+    pub fn with_xks(&self, builder: EngineBuilder) -> EngineBuilder {
+        let mut config = keyplane_xks::XksBackendConfig::new(&self.global.region);
+        if let Some(bundle) = &self.global.xks_ca_bundle {
+            config.trust = keyplane_xks::TrustAnchors::CaBundle(bundle.clone());
+        }
+        if let Some(ms) = self.global.xks_timeout_ms {
+            config.timeout = std::time::Duration::from_millis(ms.max(1));
+        }
+        builder.custom_key_store_backend(
+            keyplane::CustomKeyStoreType::ExternalKeyStore,
+            Arc::new(keyplane_xks::XksBackend::new(config)),
+        )
+    }
+
     /// The engine on `store`, as the chosen principal, audited unless `--no-audit`.
     pub fn engine_on(&self, store: Arc<SqliteKeyStore>) -> Result<CliEngine, Failure> {
         let caller = self.caller()?;
@@ -187,7 +203,7 @@ impl Context {
             .account_id(&self.global.account_id)
             .lock_policy(self.lock_policy());
         let builder = self.with_region_stores(builder)?;
-        let builder = self.with_pkcs11_tokens(builder)?;
+        let builder = self.with_xks(self.with_pkcs11_tokens(builder)?);
         let engine = Opened::from_store(store, self.audit_options()).engine(builder)?;
         Ok(match caller {
             Some(caller) => engine.map_engine(|root| root.for_caller(caller)),

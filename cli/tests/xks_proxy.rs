@@ -261,3 +261,141 @@ fn the_proxy_refuses_bad_setups_before_serving() {
         );
     }
 }
+
+/// `keyplane key-store create --xks-proxy-uri-endpoint` against a `keyplane xks-proxy` process:
+/// connect, a key with `--xks-key-id`, encrypt and decrypt in separate processes (each engine
+/// start reconnects the store), the proxy stopped (decrypt fails, KMSInvalidStateException) and
+/// started again (it decrypts), and the secret never printed.
+#[test]
+fn key_store_commands_make_and_use_an_external_key_store_through_the_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["--data-dir", "data", "store", "init"], b"");
+    ok(d, &["--data-dir", "kms", "store", "init"], b"");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-self-signed",
+        "--credentials",
+        "creds.json",
+        "--generate-credentials",
+        "--create-key",
+        "ext-cli",
+    ];
+    let (proxy, events) = spawn(d, &args);
+    let endpoint = event(&events, "listening")["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ca = event(&events, "tls")["certificate"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kms = |extra: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = ["--json", "--data-dir", "kms", "--xks-ca-bundle", &ca]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all
+    };
+    let json = |extra: &[&str]| -> Value {
+        let args = kms(extra);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        serde_json::from_slice(&ok(d, &refs, b"")).unwrap()
+    };
+    let created = json(&[
+        "key-store",
+        "create",
+        "--name",
+        "xks",
+        "--xks-proxy-uri-endpoint",
+        &endpoint,
+        "--xks-proxy-config",
+        "creds.json",
+    ]);
+    let store = created["CustomKeyStoreId"].as_str().unwrap().to_owned();
+    json(&["key-store", "connect", &store]);
+    let listed = json(&["key-store", "list", "--id", &store]);
+    let entry = &listed["CustomKeyStores"][0];
+    assert_eq!(entry["ConnectionState"], "CONNECTED", "{listed}");
+    assert_eq!(
+        entry["XksProxyConfiguration"]["UriEndpoint"],
+        endpoint.as_str()
+    );
+    let creds: Value =
+        serde_json::from_slice(&std::fs::read(d.join("creds.json")).unwrap()).unwrap();
+    let secret = creds["XksProxyAuthenticationCredential"]["RawSecretAccessKey"]
+        .as_str()
+        .unwrap();
+    assert!(
+        !listed.to_string().contains(secret),
+        "the secret is never printed"
+    );
+
+    let key = json(&[
+        "key",
+        "create",
+        "--origin",
+        "EXTERNAL_KEY_STORE",
+        "--custom-key-store-id",
+        &store,
+        "--xks-key-id",
+        "ext-cli",
+    ])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let described = json(&["key", "describe", &key]);
+    assert_eq!(
+        described["KeyMetadata"]["XksKeyConfiguration"]["Id"], "ext-cli",
+        "{described}"
+    );
+    std::fs::write(d.join("pt"), b"hello XKS").unwrap();
+    let args = kms(&["encrypt", "--key-id", &key, "--in", "pt", "--out", "ct"]);
+    ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>(), b"");
+    let decrypt = kms(&["decrypt", "--in", "ct", "--out", "back"]);
+    let decrypt: Vec<&str> = decrypt.iter().map(String::as_str).collect();
+    ok(d, &decrypt, b"");
+    assert_eq!(std::fs::read(d.join("back")).unwrap(), b"hello XKS");
+    // The key's keyplane-held material (the inner layer) is stored and checked as any key's.
+    let verify = run(d, &["--data-dir", "kms", "store", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    // The proxy gone: the ciphertext does not open; the proxy back: it does.
+    stop(proxy);
+    let refused = run(d, &decrypt);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("KeyUnavailableException"), "{said}");
+    let restart = args_with_port(&args_list(), &endpoint);
+    let (again, _) = spawn(d, &restart.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(d, &decrypt, b"");
+    assert_eq!(std::fs::read(d.join("back")).unwrap(), b"hello XKS");
+    stop(again);
+}
+
+fn args_list() -> Vec<String> {
+    [
+        "--tls-self-signed",
+        "--credentials",
+        "creds.json",
+        "--create-key",
+        "ext-cli",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The proxy's arguments listening on the port of `endpoint` again.
+fn args_with_port(rest: &[String], endpoint: &str) -> Vec<String> {
+    let port = endpoint.rsplit(':').next().unwrap();
+    let mut all = vec!["--listen".to_owned(), format!("127.0.0.1:{port}")];
+    all.extend(rest.iter().cloned());
+    all
+}

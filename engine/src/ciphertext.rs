@@ -25,6 +25,13 @@ use crate::error::{Error, Result};
 pub const FORMAT_VERSION: u8 = 1;
 /// AES-256-GCM with a key derived by HKDF-SHA256 from the key version's material and the salt.
 pub const ALGORITHM_AES_256_GCM_HKDF_SHA256: u8 = 1;
+/// Double encryption for a key in an external key store (`docs/xks.md`): the same header, then
+/// a one-byte length and the external key's wrapping of the per-call secret (what the XKS proxy
+/// returned), then the body and tag. The key is HKDF-SHA256 of the key version's keyplane-held
+/// material and the per-call secret; the associated data is everything before the body.
+pub const ALGORITHM_XKS_DOUBLE_ENCRYPTION: u8 = 2;
+/// Most bytes of an external key's wrapping of the per-call secret.
+pub const MAX_WRAPPED_LEN: usize = 255;
 /// Bytes of salt per blob.
 pub const SALT_LEN: usize = 32;
 /// Header bytes (format version through nonce).
@@ -52,6 +59,9 @@ pub struct ParsedBlob<'a> {
     pub header: &'a [u8],
     pub body: &'a [u8],
     pub tag: &'a [u8],
+    /// [`ALGORITHM_XKS_DOUBLE_ENCRYPTION`] only: the external key's wrapping of the per-call
+    /// secret (then also part of `header`, which is authenticated).
+    pub wrapped: Option<&'a [u8]>,
 }
 
 impl ParsedBlob<'_> {
@@ -103,6 +113,53 @@ pub fn parse(blob: &[u8]) -> Result<ParsedBlob<'_>> {
         header,
         body,
         tag,
+        wrapped: None,
+    })
+}
+
+/// Parses a blob of either algorithm: [`parse`]'s, or [`ALGORITHM_XKS_DOUBLE_ENCRYPTION`]'s
+/// (whose `header` then runs through the wrapped secret, and whose `wrapped` is set).
+pub fn parse_any(blob: &[u8]) -> Result<ParsedBlob<'_>> {
+    if blob.len() < 2 || blob[1] != ALGORITHM_XKS_DOUBLE_ENCRYPTION {
+        return parse(blob);
+    }
+    if blob[0] != FORMAT_VERSION {
+        return Err(invalid("unknown format version"));
+    }
+    let wrapped_len = usize::from(*blob.get(HEADER_LEN).ok_or_else(|| invalid("too short"))?);
+    let prefix = HEADER_LEN + 1 + wrapped_len;
+    if wrapped_len == 0 || blob.len() < prefix + 1 + TAG_LEN {
+        return Err(invalid(
+            "it is shorter than the smallest external key store ciphertext",
+        ));
+    }
+    if blob.len() > MAX_BLOB_LEN + 1 + MAX_WRAPPED_LEN {
+        return Err(invalid("it is longer than the largest keyplane ciphertext"));
+    }
+    // The same fields at the same offsets as algorithm 1.
+    let key_id = Uuid::from_slice(&blob[2..18]).map_err(|_| invalid("bad key id"))?;
+    let key_version = u32::from_be_bytes(
+        blob[18..22]
+            .try_into()
+            .map_err(|_| invalid("bad key version"))?,
+    );
+    let salt: &[u8; SALT_LEN] = blob[22..22 + SALT_LEN]
+        .try_into()
+        .map_err(|_| invalid("bad salt"))?;
+    let nonce: &[u8; NONCE_LEN] = blob[22 + SALT_LEN..HEADER_LEN]
+        .try_into()
+        .map_err(|_| invalid("bad nonce"))?;
+    let (header, rest) = blob.split_at(prefix);
+    let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+    Ok(ParsedBlob {
+        key_id,
+        key_version,
+        salt,
+        nonce,
+        header,
+        body,
+        tag,
+        wrapped: Some(&header[HEADER_LEN + 1..]),
     })
 }
 
@@ -124,7 +181,7 @@ pub(crate) fn write_header(
 
 /// The key id a blob names, without decrypting it (or authenticating that claim).
 pub fn key_id_of(blob: &[u8]) -> Result<Uuid> {
-    parse(blob).map(|p| p.key_id)
+    parse_any(blob).map(|p| p.key_id)
 }
 
 #[cfg(test)]
@@ -142,6 +199,32 @@ mod tests {
         assert_eq!(p.nonce, &[2; NONCE_LEN]);
         assert_eq!(p.plaintext_len(), 3);
         assert_eq!(p.header.len(), HEADER_LEN);
+    }
+
+    #[test]
+    fn double_encrypted_blobs_parse_with_their_wrapping_authenticated() {
+        let id = Uuid::new_v4();
+        let wrapped = [9u8; 60];
+        let mut blob = vec![0u8; HEADER_LEN + 1 + wrapped.len() + 5 + TAG_LEN];
+        write_header(&mut blob, &id, 2, &[1; SALT_LEN], &[2; NONCE_LEN]);
+        blob[1] = ALGORITHM_XKS_DOUBLE_ENCRYPTION;
+        blob[HEADER_LEN] = wrapped.len() as u8;
+        blob[HEADER_LEN + 1..HEADER_LEN + 61].copy_from_slice(&wrapped);
+        let p = parse_any(&blob).unwrap();
+        assert_eq!((p.key_id, p.key_version), (id, 2));
+        assert_eq!(p.wrapped, Some(&wrapped[..]));
+        assert_eq!(p.header, &blob[..HEADER_LEN + 61]);
+        assert_eq!(p.plaintext_len(), 5);
+        assert_eq!(key_id_of(&blob).unwrap(), id);
+        // The plain parser does not take them, and a wrapping longer than the blob is refused.
+        assert!(parse(&blob).is_err());
+        blob[HEADER_LEN] = 255;
+        assert!(parse_any(&blob).is_err());
+        blob[HEADER_LEN] = 0;
+        assert!(parse_any(&blob).is_err());
+        for len in 0..HEADER_LEN + 2 {
+            assert!(parse_any(&blob[..len]).is_err());
+        }
     }
 
     #[test]

@@ -152,6 +152,22 @@ errors! {
     CloudHsmClusterInvalidConfiguration => "CloudHsmClusterInvalidConfigurationException",
     /// The trust anchor certificate does not match the HSM, or cannot be checked.
     IncorrectTrustAnchor => "IncorrectTrustAnchorException",
+    /// The XKS proxy cannot be reached (connection refused, TLS failure, no answer in time).
+    XksProxyUriUnreachable => "XksProxyUriUnreachableException",
+    /// The XKS proxy answered something the XKS proxy API does not allow.
+    XksProxyInvalidResponse => "XksProxyInvalidResponseException",
+    /// The external key store's proxy settings do not work (its URI path, its connectivity).
+    XksProxyInvalidConfiguration => "XksProxyInvalidConfigurationException",
+    /// The XKS proxy rejected the external key store's authentication credential.
+    XksProxyIncorrectAuthenticationCredential => "XksProxyIncorrectAuthenticationCredentialException",
+    /// Another external key store uses the same proxy endpoint and URI path.
+    XksProxyUriInUse => "XksProxyUriInUseException",
+    /// The XKS proxy does not know the `XksKeyId` given.
+    XksKeyNotFound => "XksKeyNotFoundException",
+    /// The external key is not an enabled AES-256 key that encrypts and decrypts.
+    XksKeyInvalidConfiguration => "XksKeyInvalidConfigurationException",
+    /// Another key of the external key store already uses the `XksKeyId` given.
+    XksKeyAlreadyInUse => "XksKeyAlreadyInUseException",
     /// A dry run ([`crate::Engine::dry_run`]) whose real call would have succeeded.
     DryRunOperation => "DryRunOperationException",
     /// The shared key store changed under a control-plane change more often than the engine

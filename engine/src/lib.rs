@@ -55,7 +55,7 @@ pub use control::{
 pub use crypto::fips_mode;
 pub use custom_key_store::{
     ConnectionErrorCode, ConnectionState, CreateCustomKeyStoreRequest, CustomKeyStoreType,
-    CustomKeyStoresListEntry, UpdateCustomKeyStoreRequest,
+    CustomKeyStoresListEntry, UpdateCustomKeyStoreRequest, XksProxyCredential,
 };
 pub use dataplane::{
     DecryptRequest, DecryptResponse, DeriveSharedSecretRequest, DeriveSharedSecretResponse,

@@ -194,12 +194,19 @@ fn create_refuses_what_the_service_refuses() {
         kind(engine.create_custom_key_store(no_pin)),
         ErrorKind::Validation
     );
-    // External key stores wait for the XKS adapter.
+    // External key stores need the XKS backend (keyplane_xks::XksBackend), which this engine
+    // was built without.
     let xks = CreateCustomKeyStoreRequest {
         custom_key_store_name: "xks".into(),
         custom_key_store_type: Some(CustomKeyStoreType::ExternalKeyStore),
         xks_proxy_uri_endpoint: Some("https://proxy.example".into()),
         xks_proxy_uri_path: Some("/kms/xks/v1".into()),
+        xks_proxy_authentication_credential: Some(keyplane::XksProxyCredential {
+            access_key_id: "AKIAI2SFODNN7EXAMPLE".into(),
+            raw_secret_access_key: SecretBytes::from_vec(
+                b"FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE".to_vec(),
+            ),
+        }),
         ..Default::default()
     };
     assert_eq!(

@@ -4,6 +4,14 @@
 //! summed by `scripts/test-assurance`). The nonce test prints the number of (key, version, salt,
 //! nonce) tuples it checked instead.
 //!
+//! Attacks that need an XKS proxy live beside the proxy, in `server/tests/xks_store.rs` (this
+//! crate cannot depend on the server crate): `xks_store_outer_layer_swapped_to_another_external_key`
+//! (a double-encrypted blob with another external key's wrapping, relabelled to another key, or
+//! downgraded to one layer), `xks_store_proxy_answers_with_a_wrong_cdiv` and
+//! `xks_store_proxy_answers_another_keys_ciphertext` (a hostile proxy); and in
+//! `server/tests/xks_attacks.rs` for the proxy itself. The one here needs no proxy:
+//! `double_encryption_claimed_for_a_keyplane_held_key`.
+//!
 //! Sizes: `KEYPLANE_NONCE_THREADS` (default 16) threads and `KEYPLANE_NONCE_MESSAGES` (default
 //! 400,000) messages for the nonce test.
 
@@ -149,6 +157,34 @@ fn ciphertext_tampering_is_detected() {
             assert_eq!(open(&engine, &blob, context).unwrap(), plaintext);
         }
     }
+}
+
+#[test]
+fn double_encryption_claimed_for_a_keyplane_held_key() {
+    // A blob that claims the external key store construction (algorithm 2, a "wrapped secret"
+    // the proxy would unwrap) for a key whose material keyplane holds: never opened under either
+    // construction, whatever the wrapping says.
+    let mut attack = Attack::new("double encryption claimed for a keyplane-held key");
+    let engine = engine();
+    let key = new_key(&engine);
+    let blob = seal(&engine, &key, b"a keyplane-held secret", None);
+    let (header, rest) = blob.split_at(HEADER_LEN);
+    for wrapped_len in [1usize, 32, 60, 255] {
+        let mut forged = header.to_vec();
+        forged[1] = ciphertext::ALGORITHM_XKS_DOUBLE_ENCRYPTION;
+        forged.push(wrapped_len as u8);
+        forged.extend(std::iter::repeat_n(0x41, wrapped_len));
+        forged.extend_from_slice(rest);
+        attack.refused(
+            open(&engine, &forged, None),
+            BAD_CIPHERTEXT,
+            "a keyplane-held key's blob declared double-encrypted",
+        );
+    }
+    assert_eq!(
+        open(&engine, &blob, None).unwrap(),
+        b"a keyplane-held secret"
+    );
 }
 
 #[test]

@@ -72,6 +72,15 @@ pub(crate) fn key_metadata<'py>(py: Python<'py>, m: &KeyMetadata) -> PyResult<Bo
         .opt("CurrentKeyMaterialId", m.current_key_material_id.as_deref())?
         .date_opt("ValidTo", m.valid_to)?
         .opt("ExpirationModel", m.expiration_model.map(|e| e.as_str()))?
+        .opt("CustomKeyStoreId", m.custom_key_store_id.as_deref())?
+        .opt("CloudHsmClusterId", m.cloud_hsm_cluster_id.as_deref())?
+        .opt(
+            "XksKeyConfiguration",
+            m.xks_key_configuration
+                .as_ref()
+                .map(|x| Out::new(py).set("Id", &x.id).map(|o| o.done()))
+                .transpose()?,
+        )?
         .done())
 }
 
@@ -231,7 +240,7 @@ fn grant_constraints(obj: Option<&Bound<'_, PyAny>>) -> Result<Option<GrantConst
 #[pymethods]
 impl Engine {
     /// CreateKey.
-    #[pyo3(signature = (*, policy = None, description = None, key_usage = None, customer_master_key_spec = None, key_spec = None, origin = None, bypass_policy_lockout_safety_check = false, tags = None, multi_region = None))]
+    #[pyo3(signature = (*, policy = None, description = None, key_usage = None, customer_master_key_spec = None, key_spec = None, origin = None, bypass_policy_lockout_safety_check = false, tags = None, multi_region = None, custom_key_store_id = None, xks_key_id = None))]
     fn create_key<'py>(
         &self,
         py: Python<'py>,
@@ -244,6 +253,8 @@ impl Engine {
         bypass_policy_lockout_safety_check: bool,
         tags: Option<&Bound<'py, PyAny>>,
         multi_region: Option<bool>,
+        custom_key_store_id: Option<String>,
+        xks_key_id: Option<String>,
     ) -> Result<Bound<'py, PyDict>> {
         if key_spec.is_some() && customer_master_key_spec.is_some() {
             return Err(validation(
@@ -259,10 +270,8 @@ impl Engine {
             multi_region,
             policy,
             bypass_policy_lockout_safety_check,
-            // Custom key stores are not reachable from Python yet (the client refuses the
-            // members before they get here).
-            custom_key_store_id: None,
-            xks_key_id: None,
+            custom_key_store_id,
+            xks_key_id,
         };
         let metadata = self.call(py, "CreateKey", true, |e| e.create_key(request))?;
         Ok(described(py, &metadata)?)

@@ -223,14 +223,18 @@ impl Engine {
     }
 
     /// GenerateRandom.
-    #[pyo3(signature = (*, number_of_bytes = None))]
+    #[pyo3(signature = (*, number_of_bytes = None, custom_key_store_id = None))]
     fn generate_random<'py>(
         &self,
         py: Python<'py>,
         number_of_bytes: Option<usize>,
+        custom_key_store_id: Option<&str>,
     ) -> Result<Bound<'py, PyDict>> {
         let n = number_of_bytes.ok_or_else(|| validation("GenerateRandom needs NumberOfBytes"))?;
-        let bytes = self.call(py, "GenerateRandom", false, |e| e.generate_random(n))?;
+        let bytes = self.call(py, "GenerateRandom", false, |e| match custom_key_store_id {
+            Some(store) => e.generate_random_from_custom_key_store(store, n),
+            None => e.generate_random(n),
+        })?;
         Ok(Out::new(py).bytes("Plaintext", &bytes)?.done())
     }
 

@@ -73,7 +73,7 @@ impl Engine {
     /// follow its store for longer, data-plane calls raise KeyUnavailableException until it
     /// answers again; it needs a scheduler interval shorter than it (`docs/store.md`).
     #[new]
-    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None, store = None, home = None, root_key_file = None, root_key_env = None, passphrase = None, root_key = None, open_only = false, audit = true, audit_log = None, audit_durability = "synced", audit_digest_interval_ms = 0, scheduler_interval_ms = 0, region_stores = None, max_staleness_ms = 0))]
+    #[pyo3(signature = (*, region = "us-east-1", account_id = "111122223333", worker_threads = 0, max_plaintext_bytes = 4096, max_keys = 100_000, lock_policy = "require", rate_quotas = None, principal = None, store = None, home = None, root_key_file = None, root_key_env = None, passphrase = None, root_key = None, open_only = false, audit = true, audit_log = None, audit_durability = "synced", audit_digest_interval_ms = 0, scheduler_interval_ms = 0, region_stores = None, max_staleness_ms = 0, pkcs11_tokens = None, xks_ca_bundle = None, xks_timeout_ms = None))]
     fn py_new(
         py: Python<'_>,
         region: &str,
@@ -98,6 +98,9 @@ impl Engine {
         scheduler_interval_ms: u64,
         region_stores: Option<std::collections::BTreeMap<String, String>>,
         max_staleness_ms: u64,
+        pkcs11_tokens: Option<std::collections::BTreeMap<String, String>>,
+        xks_ca_bundle: Option<std::path::PathBuf>,
+        xks_timeout_ms: Option<u64>,
     ) -> Result<Self> {
         let store = StoreArgs {
             store,
@@ -151,6 +154,13 @@ impl Engine {
         if max_staleness_ms > 0 {
             builder = builder.max_staleness(std::time::Duration::from_millis(max_staleness_ms));
         }
+        let builder = crate::custom_key_stores::with_backends(
+            builder,
+            region,
+            pkcs11_tokens.unwrap_or_default(),
+            xks_ca_bundle,
+            xks_timeout_ms,
+        )?;
         let (engine, lock) = store.build(py, builder, lock_policy)?;
         Ok(Engine {
             inner: match caller {

@@ -17,6 +17,7 @@
 mod batch;
 mod control;
 mod convert;
+mod custom_key_stores;
 mod data;
 mod engine;
 mod envelope;

@@ -30,10 +30,10 @@ def test_client_has_every_supported_operation_and_no_other(kms: Any) -> None:
     for method, operation in METHODS.items():
         assert callable(getattr(kms, method)), method
         assert operation in OPERATIONS
-    assert len(METHODS) == 48
+    assert len(METHODS) == 54
     assert callable(kms.import_key_material)
     assert callable(kms.replicate_key) and callable(kms.update_primary_region)
-    assert not hasattr(kms, "create_custom_key_store")
+    assert callable(kms.create_custom_key_store) and callable(kms.describe_custom_key_stores)
 
 
 def test_keys(c: Any) -> None:
@@ -365,9 +365,39 @@ def test_grant_tokens_are_accepted_and_dry_run_answers_as_the_service(c: Any, ke
     assert c.kms.list_grants(KeyId=key_id)["Grants"] == []
 
 
+def test_custom_key_store_operations_answer_the_services_shapes(c: Any) -> None:
+    # An external key store whose proxy is not there: every operation runs (and its response is
+    # checked against the model); test_custom_key_stores.py uses real tokens and proxies.
+    store = c.create_custom_key_store(
+        CustomKeyStoreName="unreachable",
+        CustomKeyStoreType="EXTERNAL_KEY_STORE",
+        XksProxyUriEndpoint="https://127.0.0.1:1",
+        XksProxyUriPath="/kms/xks/v1",
+        XksProxyConnectivity="PUBLIC_ENDPOINT",
+        XksProxyAuthenticationCredential={
+            "AccessKeyId": "AKIAI2SFODNN7EXAMPLE",
+            "RawSecretAccessKey": "FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE",
+        },
+    )["CustomKeyStoreId"]
+    c.connect_custom_key_store(CustomKeyStoreId=store)
+    entry = c.describe_custom_key_stores(CustomKeyStoreId=store)["CustomKeyStores"][0]
+    assert (entry["ConnectionState"], entry["ConnectionErrorCode"]) == (
+        "FAILED",
+        "XKS_PROXY_NOT_REACHABLE",
+    ), entry
+    c.disconnect_custom_key_store(CustomKeyStoreId=store)
+    c.update_custom_key_store(CustomKeyStoreId=store, NewCustomKeyStoreName="renamed")
+    c.delete_custom_key_store(CustomKeyStoreId=store)
+    assert c.describe_custom_key_stores()["CustomKeyStores"] == []
+
+
 def test_unsupported_parameters(kms: Any, key_id: str) -> None:
-    with pytest.raises(kms.exceptions.UnsupportedOperationException):
+    # Custom key stores are supported (test_custom_key_stores.py): a store id needs its origin,
+    # and the store must exist.
+    with pytest.raises(kms.exceptions.ValidationException):
         kms.create_key(CustomKeyStoreId="cks-1234567890abcdef0")
+    with pytest.raises(kms.exceptions.CustomKeyStoreNotFoundException):
+        kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId="cks-1234567890abcdef0")
     with pytest.raises(kms.exceptions.UnsupportedOperationException):
         kms.generate_random(
             NumberOfBytes=8, Recipient={"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256"}

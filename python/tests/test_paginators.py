@@ -32,6 +32,7 @@ def test_can_paginate(kms: Any) -> None:
         "list_resource_tags",
         "list_retirable_grants",
         "list_key_rotations",
+        "describe_custom_key_stores",
     }
     assert set(PAGINATORS) == {keyplane._model.METHODS[m] for m in pageable}
     with pytest.raises(exceptions.OperationNotPageableError):

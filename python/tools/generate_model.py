@@ -69,6 +69,12 @@ SUPPORTED = [
     "DeleteImportedKeyMaterial",
     "ReplicateKey",
     "UpdatePrimaryRegion",
+    "CreateCustomKeyStore",
+    "ConnectCustomKeyStore",
+    "DisconnectCustomKeyStore",
+    "DeleteCustomKeyStore",
+    "UpdateCustomKeyStore",
+    "DescribeCustomKeyStores",
 ]
 
 KEEP = ("type", "required", "min", "max", "enum", "sensitive")

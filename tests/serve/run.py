@@ -151,7 +151,55 @@ def softhsm_env(work: Path) -> dict[str, str]:
     return env
 
 
-def start_keyplane(args: argparse.Namespace, log_dir: Path) -> Server:
+def start_xks_proxy(args: argparse.Namespace, work: Path) -> tuple[Server, dict[str, str]]:
+    """`keyplane xks-proxy` on its own store with a self-signed certificate, generated credentials
+    and one external key (test_boto3.py's external key store test); the environment that names it
+    to `keyplane serve` (its CA bundle) and to the test (its endpoint and configuration file)."""
+    data = work / "xks-proxy-data"
+    init = subprocess.run(
+        [args.cli, "--data-dir", str(data), "store", "init"], capture_output=True, text=True
+    )
+    check("store init of the XKS proxy's store", init.returncode == 0, init.stderr)
+    config = work / "xks-proxy.json"
+    proxy = Server()
+    proxy.stderr_path = str(work / "xks-proxy.stderr")
+    stderr = open(proxy.stderr_path, "w")  # noqa: SIM115
+    proxy.proc = subprocess.Popen(
+        [args.cli, "--json", "--data-dir", str(data), "xks-proxy", "--listen", "127.0.0.1:0"]
+        + ["--tls-self-signed", "--credentials", str(config), "--generate-credentials"]
+        + ["--create-key", XKS_KEY_ID],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        bufsize=1,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        event = proxy.read_event(deadline)
+        if event.get("event") == "tls":
+            proxy.cert = str(event["certificate"])
+            if not os.path.isabs(proxy.cert):
+                proxy.cert = str(data / proxy.cert)
+        elif event.get("event") == "listening":
+            proxy.url = str(event["endpoint"])
+        elif event.get("event") == "ready":
+            break
+    check("xks-proxy --tls-self-signed: listening and ready", proxy.url.startswith("https://"))
+    return proxy, {
+        "KEYPLANE_XKS_CA_BUNDLE": proxy.cert,
+        "KP_XKS_ENDPOINT": proxy.url,
+        "KP_XKS_CONFIG": str(config),
+        "KP_XKS_KEY_ID": XKS_KEY_ID,
+    }
+
+
+#: The external key `keyplane xks-proxy` holds for test_boto3.py.
+XKS_KEY_ID = "boto3-external-key"
+
+
+def start_keyplane(
+    args: argparse.Namespace, log_dir: Path, xks_env: dict[str, str] | None = None
+) -> Server:
     server = Server()
     server.stderr_path = str(log_dir / "server.stderr")
     cmd = [
@@ -177,7 +225,7 @@ def start_keyplane(args: argparse.Namespace, log_dir: Path) -> Server:
         stderr=stderr,
         text=True,
         bufsize=1,
-        env=dict(os.environ, **softhsm_env(log_dir)),
+        env=dict(os.environ, **softhsm_env(log_dir), **(xks_env or {})),
     )
     deadline = time.monotonic() + 60
     while True:
@@ -464,6 +512,7 @@ def main() -> int:
         alice = {"AccessKeyId": "AKIAALICEALICEALICE0", "SecretAccessKey": "a" * 40}
         bob = {"AccessKeyId": "AKIABOBBOBBOBBOBBOB0", "SecretAccessKey": "b" * 40}
         server = start_moto(args, args.work)
+        xks_proxy = Server()
         env["KP_MOTO"] = "1"
     else:
         cli(args, "store", "init")
@@ -478,7 +527,9 @@ def main() -> int:
             init_replica.stderr,
         )
         alice = create_credential(args, ALICE)
-        server = start_keyplane(args, args.work)
+        xks_proxy, xks_env = start_xks_proxy(args, args.work)
+        env.update(xks_env)
+        server = start_keyplane(args, args.work, xks_env)
         bob = create_credential(args, BOB)
         time.sleep(1.2)  # a credential made by another process takes effect within one second
         env["KP_DATA_DIR"] = str(args.data_dir)
@@ -533,6 +584,9 @@ def main() -> int:
             check_health_and_metrics(server)
         run_pytest(args, env, "abuse", ["test_abuse.py"], args.work, ["-s"])
     finally:
+        if not args.moto and xks_proxy.proc is not None:
+            xks_proxy.proc.terminate()
+            xks_proxy.proc.wait()
         if server.proc.poll() is None:
             stop(server, args.moto)
         else:

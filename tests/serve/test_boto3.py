@@ -909,6 +909,91 @@ def test_custom_key_stores_in_softhsm(kms: Any) -> None:
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"in the token"
 
 
+def test_external_key_store_through_keyplane_xks_proxy(kms: Any) -> None:
+    """An external key store on the `keyplane xks-proxy` run.py started: created with the proxy's
+    console configuration file, connected (GetHealthStatus), a key with its XksKeyId (checked by
+    GetKeyMetadata), double-encrypted round trips, the secret never answered, and the service's
+    exceptions for an unknown external key, a reused one and a taken proxy URI."""
+    if MOTO:
+        pytest.fail("keyplane's external key store")
+    with open(env("KP_XKS_CONFIG")) as f:
+        config = json.load(f)
+    credential = config["XksProxyAuthenticationCredential"]
+    endpoint = env("KP_XKS_ENDPOINT")
+    store = kms.create_custom_key_store(
+        CustomKeyStoreName="boto3-xks",
+        CustomKeyStoreType="EXTERNAL_KEY_STORE",
+        XksProxyUriEndpoint=endpoint,
+        XksProxyUriPath=config["XksProxyUriPath"],
+        XksProxyConnectivity="PUBLIC_ENDPOINT",
+        XksProxyAuthenticationCredential=credential,
+    )["CustomKeyStoreId"]
+    with pytest.raises(ClientError) as taken:
+        kms.create_custom_key_store(
+            CustomKeyStoreName="boto3-xks-again",
+            CustomKeyStoreType="EXTERNAL_KEY_STORE",
+            XksProxyUriEndpoint=endpoint,
+            XksProxyUriPath=config["XksProxyUriPath"],
+            XksProxyConnectivity="PUBLIC_ENDPOINT",
+            XksProxyAuthenticationCredential=credential,
+        )
+    assert taken.value.response["Error"]["Code"] == "XksProxyUriInUseException"
+    kms.connect_custom_key_store(CustomKeyStoreId=store)
+    listed = kms.describe_custom_key_stores(CustomKeyStoreId=store)["CustomKeyStores"][0]
+    assert listed["ConnectionState"] == "CONNECTED", listed
+    assert listed["CustomKeyStoreType"] == "EXTERNAL_KEY_STORE", listed
+    assert listed["XksProxyConfiguration"] == {
+        "Connectivity": "PUBLIC_ENDPOINT",
+        "AccessKeyId": credential["AccessKeyId"],
+        "UriEndpoint": endpoint,
+        "UriPath": config["XksProxyUriPath"],
+    }, listed
+    assert credential["RawSecretAccessKey"] not in json.dumps(listed, default=str)
+
+    with pytest.raises(ClientError) as unknown:
+        kms.create_key(Origin="EXTERNAL_KEY_STORE", CustomKeyStoreId=store, XksKeyId="no-such")
+    assert unknown.value.response["Error"]["Code"] == "XksKeyNotFoundException"
+    meta = kms.create_key(
+        Origin="EXTERNAL_KEY_STORE", CustomKeyStoreId=store, XksKeyId=env("KP_XKS_KEY_ID")
+    )["KeyMetadata"]
+    assert meta["Origin"] == "EXTERNAL_KEY_STORE" and meta["CustomKeyStoreId"] == store, meta
+    assert meta["XksKeyConfiguration"] == {"Id": env("KP_XKS_KEY_ID")}, meta
+    with pytest.raises(ClientError) as reused:
+        kms.create_key(
+            Origin="EXTERNAL_KEY_STORE", CustomKeyStoreId=store, XksKeyId=env("KP_XKS_KEY_ID")
+        )
+    assert reused.value.response["Error"]["Code"] == "XksKeyAlreadyInUseException"
+
+    context = {"tenant": "boto3"}
+    blob = kms.encrypt(
+        KeyId=meta["KeyId"], Plaintext=b"behind the proxy", EncryptionContext=context
+    )["CiphertextBlob"]
+    assert blob[1] == 2, "blob algorithm 2: double encryption"
+    opened = kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)
+    assert opened["Plaintext"] == b"behind the proxy" and opened["KeyId"] == meta["Arn"], opened
+    data_key = kms.generate_data_key(KeyId=meta["KeyId"], KeySpec="AES_256")
+    again = kms.decrypt(CiphertextBlob=data_key["CiphertextBlob"])["Plaintext"]
+    assert again == data_key["Plaintext"]
+    with pytest.raises(ClientError) as wrong_context:
+        kms.decrypt(CiphertextBlob=blob, EncryptionContext={"tenant": "other"})
+    assert wrong_context.value.response["Error"]["Code"] in (
+        "KMSInvalidStateException",
+        "InvalidCiphertextException",
+    ), wrong_context.value.response
+    with pytest.raises(ClientError) as no_random:
+        kms.generate_random(NumberOfBytes=16, CustomKeyStoreId=store)
+    assert no_random.value.response["Error"]["Code"] == "UnsupportedOperationException"
+
+    kms.disconnect_custom_key_store(CustomKeyStoreId=store)
+    with pytest.raises(ClientError) as refused:
+        kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)
+    assert refused.value.response["Error"]["Code"] == "KeyUnavailableException"
+    kms.connect_custom_key_store(CustomKeyStoreId=store)
+    assert kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"] == (
+        b"behind the proxy"
+    )
+
+
 def test_operations_not_served_are_refused_clearly(kms: Any) -> None:
     """Every other operation botocore knows is answered UnsupportedOperationException (the model's
     operations keyplane does not serve, saying why) or UnknownOperationException (operations newer

@@ -8,6 +8,7 @@
 //!   proxy's verifier.
 //! - [`error`]: every failure, and the service exception each becomes.
 //! - [`client`]: [`XksClient`], the blocking HTTPS client of one proxy.
+//! - [`backend`]: [`XksBackend`], the engine's custom key store backend for EXTERNAL_KEY_STORE.
 //!
 //! `keyplane xks-proxy` (the server side, over keyplane's own keys) lives in the server crate and
 //! uses the same types.
@@ -15,11 +16,13 @@
 #![warn(missing_debug_implementations)]
 
 pub mod api;
+pub mod backend;
 pub mod cdiv;
 pub mod client;
 pub mod error;
 pub mod sigv4;
 
+pub use backend::{XksBackend, XksBackendConfig, XksConnection};
 pub use client::{ConfigError, TrustAnchors, XksCiphertext, XksClient, XksClientConfig};
 pub use error::{KmsCallKind, KmsException, XksError, XksErrorKind};
 pub use sigv4::Credential;

@@ -38,11 +38,33 @@ pub fn run(ctx: &Context, command: KeyStoreCommand) -> Result<(), Failure> {
     let engine = ctx.engine()?;
     let json = ctx.global.json;
     match command {
+        KeyStoreCommand::Create(args) if args.xks_proxy_uri_endpoint.is_some() => {
+            let config = args
+                .xks_proxy_config
+                .as_deref()
+                .ok_or_else(|| Failure::usage("give the proxy's --xks-proxy-config FILE"))?;
+            let (uri_path, credential) = crate::commands::xks::read_proxy_config(config)?;
+            let id = engine.create_custom_key_store(CreateCustomKeyStoreRequest {
+                custom_key_store_name: args.name,
+                custom_key_store_type: Some(keyplane::CustomKeyStoreType::ExternalKeyStore),
+                xks_proxy_uri_endpoint: args.xks_proxy_uri_endpoint,
+                xks_proxy_uri_path: Some(uri_path),
+                xks_proxy_connectivity: Some("PUBLIC_ENDPOINT".into()),
+                xks_proxy_authentication_credential: Some(credential),
+                ..Default::default()
+            })?;
+            if json {
+                return Response::new().field("CustomKeyStoreId", &id)?.print_ok();
+            }
+            println!("{id}");
+            Ok(())
+        }
         KeyStoreCommand::Create(args) => {
-            let anchor = String::from_utf8(
-                crate::io::read_input(Some(&args.trust_anchor_certificate))?.to_vec(),
-            )
-            .map_err(|_| Failure::usage("the trust anchor certificate is not UTF-8 (PEM)"))?;
+            let anchor_file = args.trust_anchor_certificate.as_deref().ok_or_else(|| {
+                Failure::usage("give the HSM's --trust-anchor-certificate FILE (PEM)")
+            })?;
+            let anchor = String::from_utf8(crate::io::read_input(Some(anchor_file))?.to_vec())
+                .map_err(|_| Failure::usage("the trust anchor certificate is not UTF-8 (PEM)"))?;
             let key_store_password = password(&args.password)?;
             if key_store_password.is_none() {
                 return Err(Failure::usage(
@@ -51,7 +73,7 @@ pub fn run(ctx: &Context, command: KeyStoreCommand) -> Result<(), Failure> {
             }
             let id = engine.create_custom_key_store(CreateCustomKeyStoreRequest {
                 custom_key_store_name: args.name,
-                cloud_hsm_cluster_id: Some(args.cloud_hsm_cluster_id),
+                cloud_hsm_cluster_id: args.cloud_hsm_cluster_id,
                 trust_anchor_certificate: Some(anchor),
                 key_store_password,
                 ..Default::default()
@@ -86,11 +108,23 @@ pub fn run(ctx: &Context, command: KeyStoreCommand) -> Result<(), Failure> {
             done(json, &format!("Deleted {id}"))
         }
         KeyStoreCommand::Update(args) => {
+            let (xks_proxy_uri_path, xks_proxy_authentication_credential) =
+                match args.xks_proxy_config.as_deref() {
+                    Some(path) => {
+                        let (path, credential) = crate::commands::xks::read_proxy_config(path)?;
+                        (Some(path), Some(credential))
+                    }
+                    None => (None, None),
+                };
             engine.update_custom_key_store(UpdateCustomKeyStoreRequest {
                 custom_key_store_id: args.id.clone(),
                 new_custom_key_store_name: args.new_name,
                 key_store_password: password(&args.password)?,
                 cloud_hsm_cluster_id: args.cloud_hsm_cluster_id,
+                xks_proxy_uri_endpoint: args.xks_proxy_uri_endpoint,
+                xks_proxy_uri_path,
+                xks_proxy_authentication_credential,
+                ..Default::default()
             })?;
             done(json, &format!("Updated {}", args.id))
         }

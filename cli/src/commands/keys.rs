@@ -264,7 +264,7 @@ fn create_request(args: CreateKeyArgs) -> Result<CreateKeyRequest, Failure> {
         bypass_policy_lockout_safety_check: args.bypass_policy_lockout_safety_check,
         multi_region: args.multi_region.then_some(true),
         custom_key_store_id: args.custom_key_store_id,
-        xks_key_id: None,
+        xks_key_id: args.xks_key_id,
     })
 }
 

@@ -94,7 +94,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
         builder = builder.max_staleness(bound).scheduler_interval(every);
     }
     let builder = ctx.with_region_stores(builder)?;
-    let builder = ctx.with_pkcs11_tokens(builder)?;
+    let builder = ctx.with_xks(ctx.with_pkcs11_tokens(builder)?);
     let (engine, audit_lock) = opened.engine(builder)?.into_parts();
     let (credentials, mut bootstrap) = match opened.store() {
         Some(store) => (CredentialStore::sqlite(Arc::clone(store)), None),

@@ -202,6 +202,36 @@ fn tls_mode(ctx: &Context, args: &XksProxyArgs) -> Result<TlsMode, Failure> {
     )
 }
 
+/// An XKS proxy configuration file's URI path and credential, for `key-store create/update`.
+pub fn read_proxy_config(path: &Path) -> Result<(String, keyplane::XksProxyCredential), Failure> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        Failure::usage(format!(
+            "cannot read the XKS proxy configuration file {}: {e}",
+            path.display()
+        ))
+    })?);
+    // The error never quotes the file: it holds a secret.
+    let file: ConfigFile = serde_json::from_str(&text).map_err(|_| {
+        Failure::usage(format!(
+            "{} is not an XKS proxy configuration file",
+            path.display()
+        ))
+    })?;
+    let credential = keyplane::XksProxyCredential {
+        access_key_id: file
+            .xks_proxy_authentication_credential
+            .access_key_id
+            .clone(),
+        raw_secret_access_key: keyplane::SecretBytes::from_vec(
+            file.xks_proxy_authentication_credential
+                .raw_secret_access_key
+                .as_bytes()
+                .to_vec(),
+        ),
+    };
+    Ok((file.xks_proxy_uri_path.clone(), credential))
+}
+
 fn read_credentials(path: &Path, uri_path: &str) -> Result<Credential, Failure> {
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
         Failure::usage(format!(

@@ -73,6 +73,7 @@ impl Engine {
         store_id: &str,
         origin: Origin,
         key_id: &Uuid,
+        xks_key_id: Option<&str>,
     ) -> Result<(String, String)> {
         let store = state.custom_key_store(store_id)?;
         let wanted = match origin {
@@ -86,14 +87,8 @@ impl Engine {
                 store.id, store.store_type
             )));
         }
-        if wanted == CustomKeyStoreType::ExternalKeyStore {
-            // The XKS adapter checks the XksKeyId here (GetKeyMetadata); until it exists:
-            self.inner.custom_key_stores.backend(wanted)?;
-            return Err(Error::UnsupportedOperation(
-                "keys in external key stores need the XKS adapter".into(),
-            ));
-        }
         let runtime = &self.inner.custom_key_stores;
+        runtime.backend(wanted)?;
         let (current, _) = runtime.state(&store.id)?;
         let connection = runtime
             .connection(&store.id)
@@ -105,6 +100,26 @@ impl Engine {
                     store.id
                 ))
             })?;
+        if wanted == CustomKeyStoreType::ExternalKeyStore {
+            let xks_key_id = xks_key_id.ok_or_else(|| {
+                validation!("Origin EXTERNAL_KEY_STORE needs an XksKeyId: the external key to use")
+            })?;
+            if let Some(other) = state.keys.values().find(|r| {
+                r.custom_key_store
+                    .as_ref()
+                    .is_some_and(|c| c.store_id == store.id && c.backing_key_id == xks_key_id)
+            }) {
+                return Err(Error::XksKeyAlreadyInUse(format!(
+                    "The external key '{xks_key_id}' is already associated with KMS key '{}' in \
+                     external key store '{}'.",
+                    other.id, store.id
+                )));
+            }
+            // GetKeyMetadata: the proxy knows the key, and it is an enabled AES-256 key that
+            // encrypts and decrypts (the backend maps each failure to the service's exception).
+            connection.check_backing_key(xks_key_id)?;
+            return Ok((store.id.clone(), xks_key_id.to_owned()));
+        }
         let backing = connection.create_backing_key(key_id).map_err(|e| match e {
             Error::CustomKeyStoreInvalidState(_)
             | Error::CloudHsmClusterInvalidConfiguration(_) => e,

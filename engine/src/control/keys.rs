@@ -138,8 +138,13 @@ impl Engine {
                     let made = match &backing_made {
                         Some(made) => made.clone(),
                         None => {
-                            let (store, backing) =
-                                self.create_backing_key(state, store_id, origin, &id)?;
+                            let (store, backing) = self.create_backing_key(
+                                state,
+                                store_id,
+                                origin,
+                                &id,
+                                request.xks_key_id.as_deref(),
+                            )?;
                             let made = crate::key::CustomKeyStoreKey {
                                 store_id: store,
                                 backing_key_id: backing,
@@ -156,7 +161,13 @@ impl Engine {
                         rotation_type: None,
                         import: None,
                     };
-                    (KeyState::Enabled, None, vec![version])
+                    // An external key store's key also has keyplane-held material: the inner
+                    // layer of the double encryption (docs/xks.md). An HSM key store's has none.
+                    let material = (origin == Origin::ExternalKeyStore)
+                        .then(|| generate_material(spec, usage, self.inner.config.lock_policy))
+                        .transpose()?
+                        .map(|m| (1, m));
+                    (KeyState::Enabled, material, vec![version])
                 } else {
                     let material = generate_material(spec, usage, self.inner.config.lock_policy)?;
                     let version = VersionRecord {

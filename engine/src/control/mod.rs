@@ -868,7 +868,7 @@ fn versions_for(
 ) -> Option<Vec<Arc<VersionEntry>>> {
     if let Some(placement) = &record.custom_key_store {
         // Usable only while its store is connected: otherwise no entry, so Unavailable.
-        return external_versions(record, placement, previous, policy, connections);
+        return external_versions(record, placement, materials, previous, policy, connections);
     }
     // Versions must be 1, 2, 3, ... in order (the data plane finds version v at v - 1); a record
     // that says otherwise is damaged and its key is Unavailable. Imported material pending
@@ -914,16 +914,24 @@ fn versions_for(
 fn external_versions(
     record: &KeyRecord,
     placement: &crate::key::CustomKeyStoreKey,
+    materials: &mut HashMap<(Uuid, u32), LockedBytes>,
     previous: Option<&ControlState>,
     policy: LockPolicy,
     connections: &crate::custom_key_store::runtime::Runtime,
 ) -> Option<Vec<Arc<VersionEntry>>> {
+    // An external key store's key versions also have keyplane-held material (the inner layer of
+    // the double encryption); an HSM key store's have none.
+    let needs_material = record.origin == crate::key::Origin::ExternalKeyStore;
     let connection = connections.connection(&placement.store_id)?;
     record
         .active_versions()
         .enumerate()
         .map(|(index, v)| {
             if usize::try_from(v.version).ok() != Some(index + 1) {
+                return None;
+            }
+            let material = materials.remove(&(record.id, v.version));
+            if needs_material && material.is_none() {
                 return None;
             }
             let kept = previous
@@ -942,6 +950,7 @@ fn external_versions(
                 None => VersionEntry::external(
                     v.version,
                     v.material_id.clone(),
+                    material,
                     crate::dataplane::keyring::ExternalKey {
                         store_id: placement.store_id.clone(),
                         backing_key: placement.backing_key_id.clone(),

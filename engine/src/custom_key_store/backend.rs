@@ -85,6 +85,13 @@ pub trait Connection: Send + Sync + 'static {
     /// Whether the store still answers (a token that went away, a proxy that stopped).
     fn health(&self) -> std::result::Result<(), ConnectFailure>;
 
+    /// Whether this store's keys use the double encryption of external key stores (the
+    /// connection answers [`Connection::external_encrypt`] and [`Connection::external_decrypt`])
+    /// instead of salt keys. Only an XKS connection says yes.
+    fn encrypts_blobs(&self) -> bool {
+        false
+    }
+
     /// XKS: encrypts `plaintext` with AAD under the external key, with the request metadata (JSON)
     /// the XKS API carries. Not used by HSM key stores.
     fn external_encrypt(

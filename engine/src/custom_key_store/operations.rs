@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::definition::{
     self, ConnectionState, CustomKeyStoreRecord, CustomKeyStoreType, CustomKeyStoresListEntry,
-    XksProxyConfiguration,
+    XksProxyConfiguration, XksProxySettings,
 };
 use super::runtime::Live;
 use crate::access::{Action, QuotaFamily};
@@ -30,9 +30,33 @@ pub struct CreateCustomKeyStoreRequest {
     pub trust_anchor_certificate: Option<String>,
     /// AWS_CLOUDHSM: the crypto user's password (the token's user PIN).
     pub key_store_password: Option<SecretBytes>,
-    /// EXTERNAL_KEY_STORE members (kept for the XKS adapter; refused until it exists).
+    /// EXTERNAL_KEY_STORE: `https://<host>[:<port>]` of the XKS proxy.
     pub xks_proxy_uri_endpoint: Option<String>,
+    /// EXTERNAL_KEY_STORE: `[/<prefix>]/kms/xks/v1`.
     pub xks_proxy_uri_path: Option<String>,
+    /// EXTERNAL_KEY_STORE: `PUBLIC_ENDPOINT` (`VPC_ENDPOINT_SERVICE` is refused: keyplane has no
+    /// VPC to reach an endpoint service from).
+    pub xks_proxy_connectivity: Option<String>,
+    /// EXTERNAL_KEY_STORE with VPC_ENDPOINT_SERVICE connectivity: refused.
+    pub xks_proxy_vpc_endpoint_service_name: Option<String>,
+    /// EXTERNAL_KEY_STORE: the credential keyplane signs its proxy requests with.
+    pub xks_proxy_authentication_credential: Option<XksProxyCredential>,
+}
+
+/// `XksProxyAuthenticationCredential`: an access key id and its secret (sealed in the store as a
+/// PKCS#11 PIN is; never shown again).
+pub struct XksProxyCredential {
+    pub access_key_id: String,
+    pub raw_secret_access_key: SecretBytes,
+}
+
+impl std::fmt::Debug for XksProxyCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XksProxyCredential")
+            .field("access_key_id", &"<redacted>")
+            .field("raw_secret_access_key", &"<redacted>")
+            .finish()
+    }
 }
 
 /// An UpdateCustomKeyStore request: every field but the id optional.
@@ -42,6 +66,13 @@ pub struct UpdateCustomKeyStoreRequest {
     pub new_custom_key_store_name: Option<String>,
     pub key_store_password: Option<SecretBytes>,
     pub cloud_hsm_cluster_id: Option<String>,
+    /// EXTERNAL_KEY_STORE: a new proxy endpoint, URI path, connectivity or credential (only
+    /// while DISCONNECTED).
+    pub xks_proxy_uri_endpoint: Option<String>,
+    pub xks_proxy_uri_path: Option<String>,
+    pub xks_proxy_connectivity: Option<String>,
+    pub xks_proxy_vpc_endpoint_service_name: Option<String>,
+    pub xks_proxy_authentication_credential: Option<XksProxyCredential>,
 }
 
 fn invalid_state(id: &str, state: ConnectionState, operation: &str) -> Error {
@@ -128,13 +159,18 @@ impl Engine {
                         request.trust_anchor_certificate.as_deref().into(),
                     ),
                     ("KeyStorePassword", password.into()),
-                    (
-                        "XksProxyUriEndpoint",
-                        request.xks_proxy_uri_endpoint.as_deref().into(),
-                    ),
+                    // XksProxyUriEndpoint: checked by `xks::check_endpoint` (the model's pattern
+                    // and an optional port).
                     (
                         "XksProxyUriPath",
                         request.xks_proxy_uri_path.as_deref().into(),
+                    ),
+                    (
+                        "XksProxyVpcEndpointServiceName",
+                        request
+                            .xks_proxy_vpc_endpoint_service_name
+                            .as_deref()
+                            .into(),
                     ),
                 ],
                 &[],
@@ -142,38 +178,89 @@ impl Engine {
             let kind = request
                 .custom_key_store_type
                 .unwrap_or(CustomKeyStoreType::AwsCloudhsm);
-            let (cluster, anchor, password) = match kind {
+            let missing = |member: &str| {
+                validation!("{member} is required for a custom key store of type {kind}")
+            };
+            let (cluster, anchor, xks, secret) = match kind {
                 CustomKeyStoreType::AwsCloudhsm => {
-                    let missing = |member: &str| {
-                        validation!(
-                            "{member} is required for a custom key store of type AWS_CLOUDHSM"
-                        )
-                    };
+                    if request.xks_proxy_uri_endpoint.is_some()
+                        || request.xks_proxy_uri_path.is_some()
+                        || request.xks_proxy_connectivity.is_some()
+                        || request.xks_proxy_vpc_endpoint_service_name.is_some()
+                        || request.xks_proxy_authentication_credential.is_some()
+                    {
+                        return Err(validation!(
+                            "the XksProxy* members apply only to custom key stores of type \
+                             EXTERNAL_KEY_STORE"
+                        ));
+                    }
                     (
-                        request
-                            .cloud_hsm_cluster_id
-                            .clone()
-                            .ok_or_else(|| missing("CloudHsmClusterId"))?,
-                        request
-                            .trust_anchor_certificate
-                            .clone()
-                            .ok_or_else(|| missing("TrustAnchorCertificate"))?,
+                        Some(
+                            request
+                                .cloud_hsm_cluster_id
+                                .clone()
+                                .ok_or_else(|| missing("CloudHsmClusterId"))?,
+                        ),
+                        Some(
+                            request
+                                .trust_anchor_certificate
+                                .clone()
+                                .ok_or_else(|| missing("TrustAnchorCertificate"))?,
+                        ),
+                        None,
                         password.ok_or_else(|| missing("KeyStorePassword"))?,
                     )
                 }
                 CustomKeyStoreType::ExternalKeyStore => {
-                    // The XKS adapter fills this arm in; until then the backend lookup refuses.
-                    self.inner.custom_key_stores.backend(kind)?;
-                    return Err(Error::Internal(
-                        "no XKS backend can be registered yet".into(),
-                    ));
+                    if request.cloud_hsm_cluster_id.is_some()
+                        || request.trust_anchor_certificate.is_some()
+                        || request.key_store_password.is_some()
+                    {
+                        return Err(validation!(
+                            "CloudHsmClusterId, TrustAnchorCertificate and KeyStorePassword apply \
+                             only to custom key stores of type AWS_CLOUDHSM"
+                        ));
+                    }
+                    let connectivity = request
+                        .xks_proxy_connectivity
+                        .clone()
+                        .unwrap_or_else(|| super::xks::PUBLIC_ENDPOINT.to_owned());
+                    super::xks::check_connectivity(
+                        &connectivity,
+                        request.xks_proxy_vpc_endpoint_service_name.as_deref(),
+                    )?;
+                    let endpoint = request
+                        .xks_proxy_uri_endpoint
+                        .clone()
+                        .ok_or_else(|| missing("XksProxyUriEndpoint"))?;
+                    super::xks::check_endpoint(&endpoint)?;
+                    let credential = request
+                        .xks_proxy_authentication_credential
+                        .as_ref()
+                        .ok_or_else(|| missing("XksProxyAuthenticationCredential"))?;
+                    let secret = super::xks::check_credential(credential)?;
+                    let settings = XksProxySettings {
+                        uri_endpoint: endpoint,
+                        uri_path: request
+                            .xks_proxy_uri_path
+                            .clone()
+                            .ok_or_else(|| missing("XksProxyUriPath"))?,
+                        access_key_id: credential.access_key_id.clone(),
+                        connectivity,
+                    };
+                    (None, None, Some(settings), secret)
                 }
             };
             self.authorize_account(Action::CreateCustomKeyStore)?;
             let backend = Arc::clone(self.inner.custom_key_stores.backend(kind)?);
             self.control_retrying(|state| {
                 state.check_name_free(&request.custom_key_store_name, None)?;
-                state.check_cluster_free(&cluster, None)?;
+                if let Some(cluster) = &cluster {
+                    state.check_cluster_free(cluster, None)?;
+                }
+                if let Some(proxy) = &xks {
+                    state.check_xks_uri_free(proxy, None)?;
+                }
                 if state.custom_key_stores.len() >= MAX_CUSTOM_KEY_STORES {
                     return Err(Error::LimitExceeded(format!(
                     "this engine already holds its maximum of {MAX_CUSTOM_KEY_STORES} custom key \
@@ -184,15 +271,15 @@ impl Engine {
                     id: definition::new_id()?,
                     name: request.custom_key_store_name.clone(),
                     store_type: kind,
-                    cloud_hsm_cluster_id: Some(cluster.clone()),
-                    trust_anchor_certificate: Some(anchor.clone()),
-                    xks_proxy: None,
+                    cloud_hsm_cluster_id: cluster.clone(),
+                    trust_anchor_certificate: anchor.clone(),
+                    xks_proxy: xks.clone(),
                     created: self.inner.clock.now(),
                     connect_requested: false,
                 };
                 backend.check_definition(&record)?;
                 let secret =
-                    LockedBytes::copy_from(password.as_bytes(), self.inner.config.lock_policy)?;
+                    LockedBytes::copy_from(secret.as_bytes(), self.inner.config.lock_policy)?;
                 self.put_custom_key_store(state, record.clone(), secret)?;
                 Ok(record.id)
             })
@@ -411,6 +498,17 @@ impl Engine {
                         "CloudHsmClusterId",
                         request.cloud_hsm_cluster_id.as_deref().into(),
                     ),
+                    (
+                        "XksProxyUriPath",
+                        request.xks_proxy_uri_path.as_deref().into(),
+                    ),
+                    (
+                        "XksProxyVpcEndpointServiceName",
+                        request
+                            .xks_proxy_vpc_endpoint_service_name
+                            .as_deref()
+                            .into(),
+                    ),
                 ],
                 &[],
             )?;
@@ -420,7 +518,13 @@ impl Engine {
                     .custom_key_store(&request.custom_key_store_id)?
                     .clone();
                 let (current, _) = self.inner.custom_key_stores.state(&record.id)?;
-                let only_name = password.is_none() && request.cloud_hsm_cluster_id.is_none();
+                let xks_change = request.xks_proxy_uri_endpoint.is_some()
+                    || request.xks_proxy_uri_path.is_some()
+                    || request.xks_proxy_connectivity.is_some()
+                    || request.xks_proxy_vpc_endpoint_service_name.is_some()
+                    || request.xks_proxy_authentication_credential.is_some();
+                let only_name =
+                    password.is_none() && request.cloud_hsm_cluster_id.is_none() && !xks_change;
                 let allowed = current == ConnectionState::Disconnected
                     || (current == ConnectionState::Connected && only_name);
                 if !allowed {
@@ -443,13 +547,72 @@ impl Engine {
                         .backend(record.store_type)?
                         .check_definition(&record)?;
                 }
-                let secret = match password {
+                let mut new_secret = password;
+                if record.store_type == CustomKeyStoreType::ExternalKeyStore {
+                    if password.is_some() {
+                        return Err(validation!(
+                        "KeyStorePassword applies only to custom key stores of type AWS_CLOUDHSM"
+                    ));
+                    }
+                    if xks_change {
+                        new_secret = self.update_xks_settings(state, &mut record, &request)?;
+                    }
+                } else if xks_change {
+                    return Err(validation!(
+                        "the XksProxy* members apply only to custom key stores of type \
+                     EXTERNAL_KEY_STORE"
+                    ));
+                }
+                let secret = match new_secret {
                     Some(p) => LockedBytes::copy_from(p.as_bytes(), self.inner.config.lock_policy)?,
                     None => self.stored_secret(state, &record.id)?,
                 };
                 self.put_custom_key_store(state, record, secret)
             })
         })
+    }
+
+    /// Applies an UpdateCustomKeyStore's XksProxy* members to `record` (checked as at create,
+    /// and against the other stores' URIs); the new credential secret, when one is given.
+    fn update_xks_settings<'r>(
+        &self,
+        state: &ControlState,
+        record: &mut CustomKeyStoreRecord,
+        request: &'r UpdateCustomKeyStoreRequest,
+    ) -> Result<Option<&'r str>> {
+        let mut proxy = record
+            .xks_proxy
+            .clone()
+            .ok_or_else(|| Error::Internal("external key store without proxy settings".into()))?;
+        if let Some(endpoint) = &request.xks_proxy_uri_endpoint {
+            super::xks::check_endpoint(endpoint)?;
+            proxy.uri_endpoint = endpoint.clone();
+        }
+        if let Some(path) = &request.xks_proxy_uri_path {
+            proxy.uri_path = path.clone();
+        }
+        if let Some(connectivity) = &request.xks_proxy_connectivity {
+            proxy.connectivity = connectivity.clone();
+        }
+        super::xks::check_connectivity(
+            &proxy.connectivity,
+            request.xks_proxy_vpc_endpoint_service_name.as_deref(),
+        )?;
+        let secret = match &request.xks_proxy_authentication_credential {
+            Some(credential) => {
+                let secret = super::xks::check_credential(credential)?;
+                proxy.access_key_id = credential.access_key_id.clone();
+                Some(secret)
+            }
+            None => None,
+        };
+        state.check_xks_uri_free(&proxy, Some(&record.id))?;
+        record.xks_proxy = Some(proxy);
+        self.inner
+            .custom_key_stores
+            .backend(record.store_type)?
+            .check_definition(record)?;
+        Ok(secret)
     }
 
     /// DescribeCustomKeyStores: one store (by id or by name, not both) or all, in id order,
@@ -635,7 +798,15 @@ impl Engine {
                         .control
                         .lock()
                         .map_err(|_| Error::Internal("control-plane lock poisoned".into()))?;
-                    let id = &state.custom_key_store(custom_key_store_id)?.id;
+                    let store = state.custom_key_store(custom_key_store_id)?;
+                    if store.store_type == CustomKeyStoreType::ExternalKeyStore {
+                        return Err(Error::UnsupportedOperation(format!(
+                            "GenerateRandom does not take an external key store: '{}' is of \
+                             type EXTERNAL_KEY_STORE",
+                            store.id
+                        )));
+                    }
+                    let id = &store.id;
                     let (current, _) = self.inner.custom_key_stores.state(id)?;
                     self.inner
                         .custom_key_stores

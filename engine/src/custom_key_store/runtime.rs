@@ -55,8 +55,8 @@ impl Runtime {
                      PKCS#11 backend, and this engine was built without one"
                     .to_owned(),
                 CustomKeyStoreType::ExternalKeyStore => "custom key stores of type \
-                     EXTERNAL_KEY_STORE need an XKS proxy client, which this keyplane build does \
-                     not have yet"
+                     EXTERNAL_KEY_STORE need an XKS proxy client (keyplane_xks::XksBackend), and \
+                     this engine was built without one"
                     .to_owned(),
             })
         })

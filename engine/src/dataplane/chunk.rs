@@ -275,6 +275,95 @@ impl<'k> ChunkContext<'k> {
             .seal(&nonce, &self.aad, plaintext, body, tag)
     }
 
+    /// The most bytes sealing `plaintext_len` bytes under `key`'s current version writes.
+    pub(crate) fn sealed_len_max(key: &KeyEntry, plaintext_len: usize) -> usize {
+        let external = key
+            .current()
+            .ok()
+            .and_then(|v| v.double_encrypted())
+            .is_some();
+        ciphertext::blob_len(plaintext_len)
+            + if external {
+                1 + ciphertext::MAX_WRAPPED_LEN
+            } else {
+                0
+            }
+    }
+
+    /// Seals `plaintext` under `key`'s current version into the start of `out` (at least
+    /// [`Self::sealed_len_max`] bytes): [`Self::seal`]'s blob, or, for a key in an external key
+    /// store, the double encryption of [`super::xks`]. Returns the bytes written.
+    pub(crate) fn seal_any(
+        &mut self,
+        key: &'k KeyEntry,
+        action: Action,
+        plaintext: &[u8],
+        context: Option<&EncryptionContext>,
+        out: &mut [u8],
+    ) -> Result<usize> {
+        let version = key.current()?;
+        let Some(external) = version.double_encrypted() else {
+            let len = ciphertext::blob_len(plaintext.len());
+            let blob = out
+                .get_mut(..len)
+                .ok_or_else(|| Error::Internal("ciphertext buffer is too short".into()))?;
+            self.seal(key, plaintext, context, blob)?;
+            return Ok(len);
+        };
+        let policy = self.plane.lock_policy;
+        let mut salt = [0u8; ciphertext::SALT_LEN];
+        let mut nonce = [0u8; crate::crypto::aes_gcm::NONCE_LEN];
+        // One derived key per call: a random nonce is never reused under it.
+        random::fill(&mut salt)?;
+        random::fill(&mut nonce)?;
+        let mut secret = LockedBytes::zeroed(super::xks::SECRET_LEN, policy)?;
+        random::fill(secret.expose_mut())?;
+        let mut header = [0u8; HEADER_LEN];
+        ciphertext::write_header(&mut header, &key.id, version.version, &salt, &nonce);
+        header[1] = ciphertext::ALGORITHM_XKS_DOUBLE_ENCRYPTION;
+        self.build_aad(&[], context)?;
+        let proxy_aad = super::xks::proxy_aad(&key.arn, &header, &self.aad);
+        let metadata = super::xks::request_metadata(self.caller, &key.arn, action);
+        let wrapped = external.connection.external_encrypt(
+            &external.backing_key,
+            secret.expose(),
+            &proxy_aad,
+            &metadata,
+        )?;
+        if wrapped.is_empty() || wrapped.len() > ciphertext::MAX_WRAPPED_LEN {
+            return Err(Error::Internal(
+                "the external key store returned a wrapping of an impossible size".into(),
+            ));
+        }
+        let prefix = HEADER_LEN + 1 + wrapped.len();
+        let len = prefix + plaintext.len() + TAG_LEN;
+        let blob = out
+            .get_mut(..len)
+            .ok_or_else(|| Error::Internal("ciphertext buffer is too short".into()))?;
+        let (head, rest) = blob.split_at_mut(prefix);
+        head[..HEADER_LEN].copy_from_slice(&header);
+        head[HEADER_LEN] =
+            u8::try_from(wrapped.len()).map_err(|_| Error::Internal("wrapping too long".into()))?;
+        head[HEADER_LEN + 1..].copy_from_slice(&wrapped);
+        let data_key = super::xks::derive(
+            &version.material,
+            secret.expose(),
+            external,
+            &key.id,
+            version.version,
+            &salt,
+            policy,
+        )?;
+        drop(secret);
+        self.build_aad(head, context)?;
+        let (body, tag) = rest.split_at_mut(plaintext.len());
+        let tag: &mut [u8; TAG_LEN] = tag
+            .try_into()
+            .map_err(|_| Error::Internal("tag buffer has the wrong size".into()))?;
+        data_key.seal(&nonce, &self.aad, plaintext, body, tag)?;
+        Ok(len)
+    }
+
     fn new_session(&self, key: &KeyEntry, version: &VersionEntry) -> Result<EncryptSession> {
         EncryptSession::for_version(
             version,
@@ -316,7 +405,7 @@ impl<'k> ChunkContext<'k> {
         if let Some(algorithm) = algorithm {
             check_symmetric_algorithm(algorithm)?;
         }
-        let parsed = ciphertext::parse(blob)?;
+        let parsed = ciphertext::parse_any(blob)?;
         if parsed.plaintext_len() > self.plane.max_plaintext {
             return Err(Error::InvalidCiphertext(format!(
                 "the ciphertext is longer than this engine's limit of {} plaintext bytes",
@@ -364,6 +453,21 @@ impl<'k> ChunkContext<'k> {
                 "plaintext buffer has the wrong size".into(),
             ));
         }
+        match (parsed.wrapped, version.double_encrypted()) {
+            (None, None) => {}
+            (Some(wrapped), Some(external)) => {
+                self.open_external(
+                    parsed, key, version, external, wrapped, context, action, out,
+                )?;
+                return Ok((key, version));
+            }
+            // A blob of the other construction than its key's: never tried under the wrong one.
+            _ => {
+                return Err(Error::InvalidCiphertext(
+                    "the ciphertext's construction is not the one its key uses".into(),
+                ))
+            }
+        }
         self.build_aad(parsed.header, context)?;
         let index = match self
             .decrypt_keys
@@ -391,6 +495,64 @@ impl<'k> ChunkContext<'k> {
                 )
             })?;
         Ok((key, version))
+    }
+}
+
+impl<'k> ChunkContext<'k> {
+    /// Opens a double-encrypted blob: the proxy unwraps the per-call secret (with the same
+    /// associated data as at encryption), then the data key opens the body.
+    #[allow(clippy::too_many_arguments)]
+    fn open_external(
+        &mut self,
+        parsed: &ParsedBlob<'_>,
+        key: &KeyEntry,
+        version: &VersionEntry,
+        external: &super::keyring::ExternalKey,
+        wrapped: &[u8],
+        context: Option<&EncryptionContext>,
+        action: Action,
+        out: &mut [u8],
+    ) -> Result<()> {
+        let policy = self.plane.lock_policy;
+        self.build_aad(&[], context)?;
+        let header = parsed.header.get(..HEADER_LEN).ok_or_else(|| {
+            Error::InvalidCiphertext("the ciphertext blob is not valid: too short".into())
+        })?;
+        let proxy_aad = super::xks::proxy_aad(&key.arn, header, &self.aad);
+        let metadata = super::xks::request_metadata(self.caller, &key.arn, action);
+        let secret = external.connection.external_decrypt(
+            &external.backing_key,
+            wrapped,
+            &proxy_aad,
+            &metadata,
+        )?;
+        if secret.len() != super::xks::SECRET_LEN {
+            return Err(Error::InvalidCiphertext(
+                "the external key store returned a secret of the wrong size: the ciphertext was \
+                 altered, or the proxy answered for another ciphertext"
+                    .into(),
+            ));
+        }
+        let data_key = super::xks::derive(
+            &version.material,
+            secret.expose(),
+            external,
+            &key.id,
+            version.version,
+            parsed.salt,
+            policy,
+        )?;
+        drop(secret);
+        self.build_aad(parsed.header, context)?;
+        data_key
+            .open(parsed.nonce, &self.aad, parsed.body, parsed.tag, out)
+            .map_err(|_| {
+                Error::InvalidCiphertext(
+                    "the ciphertext did not authenticate: it was altered, or the encryption \
+                     context differs from the one it was encrypted with"
+                        .into(),
+                )
+            })
     }
 }
 

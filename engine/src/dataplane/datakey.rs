@@ -6,7 +6,6 @@ use super::tally::KeyTally;
 use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
-use crate::ciphertext;
 use crate::context::EncryptionContext;
 use crate::error::{validation, Result};
 use crate::key::DataKeySpec;
@@ -103,8 +102,15 @@ impl DataPlane {
         )?;
         key.check_encrypt_decrypt(action)?;
         ctx.fill_random(plaintext)?;
-        let mut blob = vec![0u8; ciphertext::blob_len(plaintext.len())];
-        ctx.seal(key, plaintext, request.encryption_context, &mut blob)?;
+        let mut blob = vec![0u8; ChunkContext::sealed_len_max(key, plaintext.len())];
+        let len = ctx.seal_any(
+            key,
+            action,
+            plaintext,
+            request.encryption_context,
+            &mut blob,
+        )?;
+        blob.truncate(len);
         Ok(blob)
     }
 

@@ -7,7 +7,6 @@ use super::tally::KeyTally;
 use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
-use crate::ciphertext;
 use crate::context::EncryptionContext;
 use crate::error::{validation, Error, Result};
 use crate::key::{EncryptionAlgorithm, KeyUsage};
@@ -101,15 +100,14 @@ impl DataPlane {
                 plaintext.len()
             ));
         }
-        let len = ciphertext::blob_len(plaintext.len());
-        let Some(blob) = out.get_mut(..len) else {
+        let len = ChunkContext::sealed_len_max(key, plaintext.len());
+        if out.len() < len {
             return Err(validation!(
                 "the output buffer holds {} bytes; this ciphertext needs {len}",
                 out.len()
             ));
-        };
-        ctx.seal(key, plaintext, context, blob)?;
-        Ok(len)
+        }
+        ctx.seal_any(key, action, plaintext, context, out)
     }
 
     /// As [`Self::encrypt_under_into`], into a new vector.
@@ -224,7 +222,7 @@ const RSA_MAX_CIPHERTEXT: usize = 512;
 fn output_size(key: &KeyEntry, plaintext_len: usize) -> usize {
     match key.current().map(|v| &v.primitive) {
         Ok(KeyPrimitive::RsaOaep(_)) => RSA_MAX_CIPHERTEXT,
-        _ => ciphertext::blob_len(plaintext_len),
+        _ => ChunkContext::sealed_len_max(key, plaintext_len),
     }
 }
 

@@ -81,18 +81,31 @@ impl VersionEntry {
     pub(crate) fn external(
         version: u32,
         material_id: String,
+        material: Option<LockedBytes>,
         external: ExternalKey,
         policy: LockPolicy,
     ) -> Result<Self> {
+        let material = match material {
+            Some(material) => material,
+            None => LockedBytes::copy_from(&[], policy)?,
+        };
         Ok(VersionEntry {
             version,
             material_id,
-            material: LockedBytes::copy_from(&[], policy)?,
+            material,
             primitive: KeyPrimitive::Symmetric,
             external: Some(external),
             encrypt_sessions: SlotCache::default(),
             decrypt_keys: SlotCache::default(),
         })
+    }
+
+    /// Whether this version is of a key in an external key store: its data goes through the
+    /// double encryption of [`super::xks`] instead of the session cache.
+    pub(crate) fn double_encrypted(&self) -> Option<&ExternalKey> {
+        self.external
+            .as_ref()
+            .filter(|e| e.connection.encrypts_blobs())
     }
 
     /// The AES-256-GCM key of `salt` for this version of key `key_id`: HKDF of the material, or,

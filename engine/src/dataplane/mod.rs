@@ -22,6 +22,7 @@ mod reencrypt;
 pub(crate) mod session;
 mod sign;
 pub(crate) mod tally;
+mod xks;
 
 use arc_swap::ArcSwap;
 use rayon::prelude::*;

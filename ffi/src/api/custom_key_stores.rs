@@ -183,6 +183,7 @@ pub unsafe extern "C" fn kp_update_custom_key_store(
             new_custom_key_store_name: name.map(str::to_owned),
             key_store_password: password,
             cloud_hsm_cluster_id: cluster.map(str::to_owned),
+            ..Default::default()
         })?;
         Ok(())
     })

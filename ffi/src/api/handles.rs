@@ -630,6 +630,16 @@ pub unsafe extern "C" fn kp_engine_new(
                     Arc::new(keyplane_pkcs11::Pkcs11Backend::new(config.pkcs11.clone())),
                 );
             }
+            // External key stores (created with the CLI or the endpoint) reconnect here too; their
+            // proxies' CA bundle is KEYPLANE_XKS_CA_BUNDLE, else the platform's.
+            let mut xks = keyplane_xks::XksBackendConfig::new(&config.config.region);
+            if let Some(bundle) = std::env::var_os("KEYPLANE_XKS_CA_BUNDLE") {
+                xks.trust = keyplane_xks::TrustAnchors::CaBundle(bundle.into());
+            }
+            builder = builder.custom_key_store_backend(
+                kp::CustomKeyStoreType::ExternalKeyStore,
+                Arc::new(keyplane_xks::XksBackend::new(xks)),
+            );
             builder = super::store::with_region_stores(
                 &config.store,
                 builder,

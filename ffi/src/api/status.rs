@@ -168,6 +168,24 @@ pub enum kp_status {
     Conflict = 1958,
     /// The shared key store cannot be reached; retry (DependencyTimeoutException).
     StoreUnreachable = 1959,
+    /// The XKS proxy cannot be reached (XksProxyUriUnreachableException).
+    XksProxyUriUnreachable = 1960,
+    /// The XKS proxy's answer breaks the XKS API (XksProxyInvalidResponseException).
+    XksProxyInvalidResponse = 1961,
+    /// The external key store's proxy settings do not work
+    /// (XksProxyInvalidConfigurationException).
+    XksProxyInvalidConfiguration = 1962,
+    /// The XKS proxy rejected the credential
+    /// (XksProxyIncorrectAuthenticationCredentialException).
+    XksProxyIncorrectAuthenticationCredential = 1963,
+    /// Another external key store uses the proxy URI (XksProxyUriInUseException).
+    XksProxyUriInUse = 1964,
+    /// The XKS proxy does not know the external key (XksKeyNotFoundException).
+    XksKeyNotFound = 1965,
+    /// The external key cannot be used (XksKeyInvalidConfigurationException).
+    XksKeyInvalidConfiguration = 1966,
+    /// Another key uses the external key (XksKeyAlreadyInUseException).
+    XksKeyAlreadyInUse = 1967,
 
     /// The store address is malformed (`sqlite:` with no path, no scheme).
     StoreBadAddress = 2000,
@@ -319,6 +337,14 @@ statuses! {
     IncorrectTrustAnchor = c"KP_STATUS_INCORRECT_TRUST_ANCHOR" from IncorrectTrustAnchor,
     Conflict = c"KP_STATUS_CONFLICT" from Conflict,
     StoreUnreachable = c"KP_STATUS_STORE_UNREACHABLE" from StoreUnreachable,
+    XksProxyUriUnreachable = c"KP_STATUS_XKS_PROXY_URI_UNREACHABLE" from XksProxyUriUnreachable,
+    XksProxyInvalidResponse = c"KP_STATUS_XKS_PROXY_INVALID_RESPONSE" from XksProxyInvalidResponse,
+    XksProxyInvalidConfiguration = c"KP_STATUS_XKS_PROXY_INVALID_CONFIGURATION" from XksProxyInvalidConfiguration,
+    XksProxyIncorrectAuthenticationCredential = c"KP_STATUS_XKS_PROXY_INCORRECT_AUTHENTICATION_CREDENTIAL" from XksProxyIncorrectAuthenticationCredential,
+    XksProxyUriInUse = c"KP_STATUS_XKS_PROXY_URI_IN_USE" from XksProxyUriInUse,
+    XksKeyNotFound = c"KP_STATUS_XKS_KEY_NOT_FOUND" from XksKeyNotFound,
+    XksKeyInvalidConfiguration = c"KP_STATUS_XKS_KEY_INVALID_CONFIGURATION" from XksKeyInvalidConfiguration,
+    XksKeyAlreadyInUse = c"KP_STATUS_XKS_KEY_ALREADY_IN_USE" from XksKeyAlreadyInUse,
     StoreBadAddress = c"KP_STATUS_STORE_BAD_ADDRESS",
     StoreUnknownScheme = c"KP_STATUS_STORE_UNKNOWN_SCHEME",
     StoreMissing = c"KP_STATUS_STORE_MISSING",

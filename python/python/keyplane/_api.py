@@ -131,6 +131,12 @@ class Engine:
     from a view it could not confirm with its store: past it, data-plane calls raise
     KeyUnavailableException until the store answers again (fail closed); it needs a
     `scheduler_interval_ms` shorter than it (docs/store.md, "Sharing a store").
+    `pkcs11_tokens` names the PKCS#11 tokens of HSM key stores as the
+    CLI's `--pkcs11-token` does: a `CloudHsmClusterId` to `MODULE:TOKEN_LABEL`, as in
+    `{"cluster-softhsmtoken": "/usr/lib/softhsm/libsofthsm2.so:label"}`. `xks_ca_bundle` is the
+    CA bundle that external key store proxies' certificates must chain to (else the platform's),
+    `xks_timeout_ms` the budget of one proxy call (the XKS spec's 250 ms by default); see
+    docs/custom-key-stores.md and docs/xks.md.
     """
 
     def __init__(
@@ -158,6 +164,9 @@ class Engine:
         scheduler_interval_ms: int = 0,
         region_stores: Mapping[str, str] | None = None,
         max_staleness_ms: int = 0,
+        pkcs11_tokens: Mapping[str, str] | None = None,
+        xks_ca_bundle: str | None = None,
+        xks_timeout_ms: int | None = None,
     ) -> None:
         self._native = _keyplane.Engine(
             region=region,
@@ -182,6 +191,9 @@ class Engine:
             scheduler_interval_ms=scheduler_interval_ms,
             region_stores=dict(region_stores) if region_stores else None,
             max_staleness_ms=max_staleness_ms,
+            pkcs11_tokens=dict(pkcs11_tokens) if pkcs11_tokens else None,
+            xks_ca_bundle=xks_ca_bundle,
+            xks_timeout_ms=xks_timeout_ms,
         )
 
     @classmethod

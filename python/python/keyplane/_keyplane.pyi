@@ -82,6 +82,9 @@ class Engine:
         scheduler_interval_ms: int = 0,
         region_stores: dict[str, str] | None = None,
         max_staleness_ms: int = 0,
+        pkcs11_tokens: dict[str, str] | None = None,
+        xks_ca_bundle: str | None = None,
+        xks_timeout_ms: int | None = None,
     ) -> Engine: ...
     def for_principal(self, principal: str, *, via_service: str | None = None) -> Engine: ...
     def dry_run(self) -> Engine: ...
@@ -112,6 +115,8 @@ class Engine:
         bypass_policy_lockout_safety_check: bool = False,
         tags: Sequence[Mapping[str, str]] | None = None,
         multi_region: bool | None = None,
+        custom_key_store_id: str | None = None,
+        xks_key_id: str | None = None,
     ) -> _Response: ...
     def describe_key(self, *, key_id: str) -> _Response: ...
     def managed_key(self, *, service: str) -> _Response: ...
@@ -273,7 +278,49 @@ class Engine:
     def generate_data_key_pair_without_plaintext(
         self, *, key_id: str, key_pair_spec: str, encryption_context: _Context = None
     ) -> _Response: ...
-    def generate_random(self, *, number_of_bytes: int | None = None) -> _Response: ...
+    def generate_random(
+        self, *, number_of_bytes: int | None = None, custom_key_store_id: str | None = None
+    ) -> _Response: ...
+    def create_custom_key_store(
+        self,
+        *,
+        custom_key_store_name: str,
+        cloud_hsm_cluster_id: str | None = None,
+        trust_anchor_certificate: str | None = None,
+        key_store_password: str | None = None,
+        custom_key_store_type: str | None = None,
+        xks_proxy_uri_endpoint: str | None = None,
+        xks_proxy_uri_path: str | None = None,
+        xks_proxy_vpc_endpoint_service_name: str | None = None,
+        xks_proxy_vpc_endpoint_service_owner: str | None = None,
+        xks_proxy_authentication_credential: dict[str, str] | None = None,
+        xks_proxy_connectivity: str | None = None,
+    ) -> _Response: ...
+    def connect_custom_key_store(self, *, custom_key_store_id: str) -> _Response: ...
+    def disconnect_custom_key_store(self, *, custom_key_store_id: str) -> _Response: ...
+    def delete_custom_key_store(self, *, custom_key_store_id: str) -> _Response: ...
+    def update_custom_key_store(
+        self,
+        *,
+        custom_key_store_id: str,
+        new_custom_key_store_name: str | None = None,
+        key_store_password: str | None = None,
+        cloud_hsm_cluster_id: str | None = None,
+        xks_proxy_uri_endpoint: str | None = None,
+        xks_proxy_uri_path: str | None = None,
+        xks_proxy_vpc_endpoint_service_name: str | None = None,
+        xks_proxy_vpc_endpoint_service_owner: str | None = None,
+        xks_proxy_authentication_credential: dict[str, str] | None = None,
+        xks_proxy_connectivity: str | None = None,
+    ) -> _Response: ...
+    def describe_custom_key_stores(
+        self,
+        *,
+        custom_key_store_id: str | None = None,
+        custom_key_store_name: str | None = None,
+        limit: int | None = None,
+        marker: str | None = None,
+    ) -> _Response: ...
     def sign(
         self,
         *,

@@ -57,6 +57,12 @@ METHODS: dict[str, str] = {
     "delete_imported_key_material": "DeleteImportedKeyMaterial",
     "replicate_key": "ReplicateKey",
     "update_primary_region": "UpdatePrimaryRegion",
+    "create_custom_key_store": "CreateCustomKeyStore",
+    "connect_custom_key_store": "ConnectCustomKeyStore",
+    "disconnect_custom_key_store": "DisconnectCustomKeyStore",
+    "delete_custom_key_store": "DeleteCustomKeyStore",
+    "update_custom_key_store": "UpdateCustomKeyStore",
+    "describe_custom_key_stores": "DescribeCustomKeyStores",
 }
 
 OPERATIONS: dict[str, dict[str, Any]] = {
@@ -686,10 +692,96 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             "UnsupportedOperationException",
         ],
     },
+    "CreateCustomKeyStore": {
+        "input": "CreateCustomKeyStoreRequest",
+        "output": "CreateCustomKeyStoreResponse",
+        "errors": [
+            "CloudHsmClusterInUseException",
+            "CustomKeyStoreNameInUseException",
+            "CloudHsmClusterNotFoundException",
+            "KMSInternalException",
+            "CloudHsmClusterNotActiveException",
+            "IncorrectTrustAnchorException",
+            "CloudHsmClusterInvalidConfigurationException",
+            "LimitExceededException",
+            "XksProxyUriInUseException",
+            "XksProxyUriEndpointInUseException",
+            "XksProxyUriUnreachableException",
+            "XksProxyIncorrectAuthenticationCredentialException",
+            "XksProxyVpcEndpointServiceInUseException",
+            "XksProxyVpcEndpointServiceNotFoundException",
+            "XksProxyVpcEndpointServiceInvalidConfigurationException",
+            "XksProxyInvalidResponseException",
+            "XksProxyInvalidConfigurationException",
+        ],
+    },
+    "ConnectCustomKeyStore": {
+        "input": "ConnectCustomKeyStoreRequest",
+        "output": "ConnectCustomKeyStoreResponse",
+        "errors": [
+            "CloudHsmClusterNotActiveException",
+            "CustomKeyStoreInvalidStateException",
+            "CustomKeyStoreNotFoundException",
+            "KMSInternalException",
+            "CloudHsmClusterInvalidConfigurationException",
+        ],
+    },
+    "DisconnectCustomKeyStore": {
+        "input": "DisconnectCustomKeyStoreRequest",
+        "output": "DisconnectCustomKeyStoreResponse",
+        "errors": [
+            "CustomKeyStoreInvalidStateException",
+            "CustomKeyStoreNotFoundException",
+            "KMSInternalException",
+        ],
+    },
+    "DeleteCustomKeyStore": {
+        "input": "DeleteCustomKeyStoreRequest",
+        "output": "DeleteCustomKeyStoreResponse",
+        "errors": [
+            "CustomKeyStoreHasCMKsException",
+            "CustomKeyStoreInvalidStateException",
+            "CustomKeyStoreNotFoundException",
+            "KMSInternalException",
+        ],
+    },
+    "UpdateCustomKeyStore": {
+        "input": "UpdateCustomKeyStoreRequest",
+        "output": "UpdateCustomKeyStoreResponse",
+        "errors": [
+            "CustomKeyStoreNotFoundException",
+            "CustomKeyStoreNameInUseException",
+            "CloudHsmClusterNotFoundException",
+            "CloudHsmClusterNotRelatedException",
+            "CustomKeyStoreInvalidStateException",
+            "KMSInternalException",
+            "CloudHsmClusterNotActiveException",
+            "CloudHsmClusterInvalidConfigurationException",
+            "XksProxyUriInUseException",
+            "XksProxyUriEndpointInUseException",
+            "XksProxyUriUnreachableException",
+            "XksProxyIncorrectAuthenticationCredentialException",
+            "XksProxyVpcEndpointServiceInUseException",
+            "XksProxyVpcEndpointServiceNotFoundException",
+            "XksProxyVpcEndpointServiceInvalidConfigurationException",
+            "XksProxyInvalidResponseException",
+            "XksProxyInvalidConfigurationException",
+        ],
+    },
+    "DescribeCustomKeyStores": {
+        "input": "DescribeCustomKeyStoresRequest",
+        "output": "DescribeCustomKeyStoresResponse",
+        "errors": [
+            "CustomKeyStoreNotFoundException",
+            "InvalidMarkerException",
+            "KMSInternalException",
+        ],
+    },
 }
 
 SHAPES: dict[str, dict[str, Any]] = {
     "AWSAccountIdType": {"type": "string"},
+    "AccountIdType": {"type": "string", "min": 12, "max": 12},
     "AlgorithmSpec": {
         "type": "string",
         "enum": [
@@ -727,10 +819,64 @@ SHAPES: dict[str, dict[str, Any]] = {
     "CiphertextType": {"type": "blob", "min": 1, "max": 6144},
     "CloudHsmClusterIdType": {"type": "string", "min": 19, "max": 24},
     "CloudTrailEventIdType": {"type": "string"},
+    "ConnectCustomKeyStoreRequest": {
+        "type": "structure",
+        "required": ["CustomKeyStoreId"],
+        "members": {"CustomKeyStoreId": "CustomKeyStoreIdType"},
+    },
+    "ConnectCustomKeyStoreResponse": {"type": "structure", "members": {}},
+    "ConnectionErrorCodeType": {
+        "type": "string",
+        "enum": [
+            "INVALID_CREDENTIALS",
+            "CLUSTER_NOT_FOUND",
+            "NETWORK_ERRORS",
+            "INTERNAL_ERROR",
+            "INSUFFICIENT_CLOUDHSM_HSMS",
+            "USER_LOCKED_OUT",
+            "USER_NOT_FOUND",
+            "USER_LOGGED_IN",
+            "SUBNET_NOT_FOUND",
+            "INSUFFICIENT_FREE_ADDRESSES_IN_SUBNET",
+            "XKS_PROXY_ACCESS_DENIED",
+            "XKS_PROXY_NOT_REACHABLE",
+            "XKS_VPC_ENDPOINT_SERVICE_NOT_FOUND",
+            "XKS_PROXY_INVALID_RESPONSE",
+            "XKS_PROXY_INVALID_CONFIGURATION",
+            "XKS_VPC_ENDPOINT_SERVICE_INVALID_CONFIGURATION",
+            "XKS_PROXY_TIMED_OUT",
+            "XKS_PROXY_INVALID_TLS_CONFIGURATION",
+        ],
+    },
+    "ConnectionStateType": {
+        "type": "string",
+        "enum": ["CONNECTED", "CONNECTING", "FAILED", "DISCONNECTED", "DISCONNECTING"],
+    },
     "CreateAliasRequest": {
         "type": "structure",
         "required": ["AliasName", "TargetKeyId"],
         "members": {"AliasName": "AliasNameType", "TargetKeyId": "KeyIdType"},
+    },
+    "CreateCustomKeyStoreRequest": {
+        "type": "structure",
+        "required": ["CustomKeyStoreName"],
+        "members": {
+            "CustomKeyStoreName": "CustomKeyStoreNameType",
+            "CloudHsmClusterId": "CloudHsmClusterIdType",
+            "TrustAnchorCertificate": "TrustAnchorCertificateType",
+            "KeyStorePassword": "KeyStorePasswordType",
+            "CustomKeyStoreType": "CustomKeyStoreType",
+            "XksProxyUriEndpoint": "XksProxyUriEndpointType",
+            "XksProxyUriPath": "XksProxyUriPathType",
+            "XksProxyVpcEndpointServiceName": "XksProxyVpcEndpointServiceNameType",
+            "XksProxyVpcEndpointServiceOwner": "AccountIdType",
+            "XksProxyAuthenticationCredential": "XksProxyAuthenticationCredentialType",
+            "XksProxyConnectivity": "XksProxyConnectivityType",
+        },
+    },
+    "CreateCustomKeyStoreResponse": {
+        "type": "structure",
+        "members": {"CustomKeyStoreId": "CustomKeyStoreIdType"},
     },
     "CreateGrantRequest": {
         "type": "structure",
@@ -770,6 +916,23 @@ SHAPES: dict[str, dict[str, Any]] = {
     },
     "CreateKeyResponse": {"type": "structure", "members": {"KeyMetadata": "KeyMetadata"}},
     "CustomKeyStoreIdType": {"type": "string", "min": 1, "max": 64},
+    "CustomKeyStoreNameType": {"type": "string", "min": 1, "max": 256},
+    "CustomKeyStoreType": {"type": "string", "enum": ["AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"]},
+    "CustomKeyStoresList": {"type": "list", "member": "CustomKeyStoresListEntry"},
+    "CustomKeyStoresListEntry": {
+        "type": "structure",
+        "members": {
+            "CustomKeyStoreId": "CustomKeyStoreIdType",
+            "CustomKeyStoreName": "CustomKeyStoreNameType",
+            "CloudHsmClusterId": "CloudHsmClusterIdType",
+            "TrustAnchorCertificate": "TrustAnchorCertificateType",
+            "ConnectionState": "ConnectionStateType",
+            "ConnectionErrorCode": "ConnectionErrorCodeType",
+            "CreationDate": "DateType",
+            "CustomKeyStoreType": "CustomKeyStoreType",
+            "XksProxyConfiguration": "XksProxyConfigurationType",
+        },
+    },
     "CustomerMasterKeySpec": {
         "type": "string",
         "enum": [
@@ -832,6 +995,12 @@ SHAPES: dict[str, dict[str, Any]] = {
         "required": ["AliasName"],
         "members": {"AliasName": "AliasNameType"},
     },
+    "DeleteCustomKeyStoreRequest": {
+        "type": "structure",
+        "required": ["CustomKeyStoreId"],
+        "members": {"CustomKeyStoreId": "CustomKeyStoreIdType"},
+    },
+    "DeleteCustomKeyStoreResponse": {"type": "structure", "members": {}},
     "DeleteImportedKeyMaterialRequest": {
         "type": "structure",
         "required": ["KeyId"],
@@ -863,6 +1032,23 @@ SHAPES: dict[str, dict[str, Any]] = {
             "KeyOrigin": "OriginType",
         },
     },
+    "DescribeCustomKeyStoresRequest": {
+        "type": "structure",
+        "members": {
+            "CustomKeyStoreId": "CustomKeyStoreIdType",
+            "CustomKeyStoreName": "CustomKeyStoreNameType",
+            "Limit": "LimitType",
+            "Marker": "MarkerType",
+        },
+    },
+    "DescribeCustomKeyStoresResponse": {
+        "type": "structure",
+        "members": {
+            "CustomKeyStores": "CustomKeyStoresList",
+            "NextMarker": "MarkerType",
+            "Truncated": "BooleanType",
+        },
+    },
     "DescribeKeyRequest": {
         "type": "structure",
         "required": ["KeyId"],
@@ -880,6 +1066,12 @@ SHAPES: dict[str, dict[str, Any]] = {
         "required": ["KeyId"],
         "members": {"KeyId": "KeyIdType"},
     },
+    "DisconnectCustomKeyStoreRequest": {
+        "type": "structure",
+        "required": ["CustomKeyStoreId"],
+        "members": {"CustomKeyStoreId": "CustomKeyStoreIdType"},
+    },
+    "DisconnectCustomKeyStoreResponse": {"type": "structure", "members": {}},
     "DryRunModifierList": {"type": "list", "member": "DryRunModifierType"},
     "DryRunModifierType": {"type": "string", "enum": ["IGNORE_CIPHERTEXT"]},
     "EnableKeyRequest": {
@@ -1305,6 +1497,7 @@ SHAPES: dict[str, dict[str, Any]] = {
             "Updating",
         ],
     },
+    "KeyStorePasswordType": {"type": "string", "min": 7, "max": 32, "sensitive": True},
     "KeyUsageType": {
         "type": "string",
         "enum": ["SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"],
@@ -1598,6 +1791,7 @@ SHAPES: dict[str, dict[str, Any]] = {
         "members": {"KeyId": "KeyIdType", "Tags": "TagList"},
     },
     "TagValueType": {"type": "string", "min": 0, "max": 256},
+    "TrustAnchorCertificateType": {"type": "string", "min": 1, "max": 5000},
     "UntagResourceRequest": {
         "type": "structure",
         "required": ["KeyId", "TagKeys"],
@@ -1608,6 +1802,23 @@ SHAPES: dict[str, dict[str, Any]] = {
         "required": ["AliasName", "TargetKeyId"],
         "members": {"AliasName": "AliasNameType", "TargetKeyId": "KeyIdType"},
     },
+    "UpdateCustomKeyStoreRequest": {
+        "type": "structure",
+        "required": ["CustomKeyStoreId"],
+        "members": {
+            "CustomKeyStoreId": "CustomKeyStoreIdType",
+            "NewCustomKeyStoreName": "CustomKeyStoreNameType",
+            "KeyStorePassword": "KeyStorePasswordType",
+            "CloudHsmClusterId": "CloudHsmClusterIdType",
+            "XksProxyUriEndpoint": "XksProxyUriEndpointType",
+            "XksProxyUriPath": "XksProxyUriPathType",
+            "XksProxyVpcEndpointServiceName": "XksProxyVpcEndpointServiceNameType",
+            "XksProxyVpcEndpointServiceOwner": "AccountIdType",
+            "XksProxyAuthenticationCredential": "XksProxyAuthenticationCredentialType",
+            "XksProxyConnectivity": "XksProxyConnectivityType",
+        },
+    },
+    "UpdateCustomKeyStoreResponse": {"type": "structure", "members": {}},
     "UpdateKeyDescriptionRequest": {
         "type": "structure",
         "required": ["KeyId", "Description"],
@@ -1662,9 +1873,54 @@ SHAPES: dict[str, dict[str, Any]] = {
     "WrappingKeySpec": {"type": "string", "enum": ["RSA_2048", "RSA_3072", "RSA_4096", "SM2"]},
     "XksKeyConfigurationType": {"type": "structure", "members": {"Id": "XksKeyIdType"}},
     "XksKeyIdType": {"type": "string", "min": 1, "max": 128},
+    "XksProxyAuthenticationAccessKeyIdType": {
+        "type": "string",
+        "min": 20,
+        "max": 30,
+        "sensitive": True,
+    },
+    "XksProxyAuthenticationCredentialType": {
+        "type": "structure",
+        "required": ["AccessKeyId", "RawSecretAccessKey"],
+        "members": {
+            "AccessKeyId": "XksProxyAuthenticationAccessKeyIdType",
+            "RawSecretAccessKey": "XksProxyAuthenticationRawSecretAccessKeyType",
+        },
+    },
+    "XksProxyAuthenticationRawSecretAccessKeyType": {
+        "type": "string",
+        "min": 43,
+        "max": 64,
+        "sensitive": True,
+    },
+    "XksProxyConfigurationType": {
+        "type": "structure",
+        "members": {
+            "Connectivity": "XksProxyConnectivityType",
+            "AccessKeyId": "XksProxyAuthenticationAccessKeyIdType",
+            "UriEndpoint": "XksProxyUriEndpointType",
+            "UriPath": "XksProxyUriPathType",
+            "VpcEndpointServiceName": "XksProxyVpcEndpointServiceNameType",
+            "VpcEndpointServiceOwner": "AccountIdType",
+        },
+    },
+    "XksProxyConnectivityType": {
+        "type": "string",
+        "enum": ["PUBLIC_ENDPOINT", "VPC_ENDPOINT_SERVICE"],
+    },
+    "XksProxyUriEndpointType": {"type": "string", "min": 10, "max": 128},
+    "XksProxyUriPathType": {"type": "string", "min": 10, "max": 128},
+    "XksProxyVpcEndpointServiceNameType": {"type": "string", "min": 20, "max": 64},
 }
 
 PAGINATORS: dict[str, dict[str, str]] = {
+    "DescribeCustomKeyStores": {
+        "input_token": "Marker",
+        "limit_key": "Limit",
+        "more_results": "Truncated",
+        "output_token": "NextMarker",
+        "result_key": "CustomKeyStores",
+    },
     "ListAliases": {
         "limit_key": "Limit",
         "input_token": "Marker",

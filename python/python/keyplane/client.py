@@ -49,8 +49,6 @@ DEFAULT_ACCOUNT_ID = "111122223333"
 
 # Parameters the engine has no counterpart for; giving them raises UnsupportedOperationException.
 _UNSUPPORTED = {
-    "CustomKeyStoreId": "custom key stores",
-    "XksKeyId": "external key stores",
     "Recipient": "Nitro Enclaves recipients",
     "GranteeServicePrincipal": "service principals",
     "RetiringServicePrincipal": "service principals",
@@ -311,6 +309,37 @@ class KMSClient:
     def generate_mac(self, **kwargs: Any) -> dict[str, Any]:
         """GenerateMac: see the service's API reference; parameters and response as boto3's."""
         return self._call("GenerateMac", kwargs)
+
+    def connect_custom_key_store(self, **kwargs: Any) -> dict[str, Any]:
+        """ConnectCustomKeyStore: see the service's API reference; parameters and response as
+        boto3's."""
+        return self._call("ConnectCustomKeyStore", kwargs)
+
+    def create_custom_key_store(self, **kwargs: Any) -> dict[str, Any]:
+        """CreateCustomKeyStore: an HSM key store on a PKCS#11 token the engine names
+        (`Engine(pkcs11_tokens=...)`) or an external key store behind an XKS proxy; parameters
+        and response as boto3's."""
+        return self._call("CreateCustomKeyStore", kwargs)
+
+    def delete_custom_key_store(self, **kwargs: Any) -> dict[str, Any]:
+        """DeleteCustomKeyStore: see the service's API reference; parameters and response as
+        boto3's."""
+        return self._call("DeleteCustomKeyStore", kwargs)
+
+    def describe_custom_key_stores(self, **kwargs: Any) -> dict[str, Any]:
+        """DescribeCustomKeyStores: see the service's API reference; parameters and response as
+        boto3's."""
+        return self._call("DescribeCustomKeyStores", kwargs)
+
+    def disconnect_custom_key_store(self, **kwargs: Any) -> dict[str, Any]:
+        """DisconnectCustomKeyStore: see the service's API reference; parameters and response as
+        boto3's."""
+        return self._call("DisconnectCustomKeyStore", kwargs)
+
+    def update_custom_key_store(self, **kwargs: Any) -> dict[str, Any]:
+        """UpdateCustomKeyStore: see the service's API reference; parameters and response as
+        boto3's."""
+        return self._call("UpdateCustomKeyStore", kwargs)
 
     def generate_random(self, **kwargs: Any) -> dict[str, Any]:
         """GenerateRandom: see the service's API reference; parameters and response as boto3's."""

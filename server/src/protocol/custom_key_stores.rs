@@ -1,18 +1,30 @@
 //! CreateCustomKeyStore, ConnectCustomKeyStore, DisconnectCustomKeyStore,
 //! DeleteCustomKeyStore, UpdateCustomKeyStore, DescribeCustomKeyStores.
 
-use keyplane::{CreateCustomKeyStoreRequest, Engine, SecretBytes, UpdateCustomKeyStoreRequest};
+use keyplane::{
+    CreateCustomKeyStoreRequest, Engine, SecretBytes, UpdateCustomKeyStoreRequest,
+    XksProxyCredential,
+};
 
 use super::json::{Input, Out};
 use super::{list_page, refuse_unsupported, Fault};
 
-/// The members of external key stores: refused until keyplane has an XKS client.
-const XKS_MEMBERS: &[&str] = &[
-    "XksProxyConnectivity",
-    "XksProxyVpcEndpointServiceName",
-    "XksProxyVpcEndpointServiceOwner",
-    "XksProxyAuthenticationCredential",
-];
+/// `XksProxyAuthenticationCredential {AccessKeyId, RawSecretAccessKey}`, when given.
+fn xks_credential(input: &Input) -> Option<XksProxyCredential> {
+    let credential = input.object("XksProxyAuthenticationCredential")?;
+    let member = |name: &str| {
+        credential
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+    };
+    Some(XksProxyCredential {
+        access_key_id: member("AccessKeyId").to_owned(),
+        raw_secret_access_key: SecretBytes::from_vec(
+            member("RawSecretAccessKey").as_bytes().to_vec(),
+        ),
+    })
+}
 
 fn password(input: &Input) -> Option<SecretBytes> {
     input
@@ -29,10 +41,12 @@ pub(super) fn create_custom_key_store(engine: &Engine, input: &Input) -> Result<
         key_store_password: password(input),
         xks_proxy_uri_endpoint: input.string("XksProxyUriEndpoint"),
         xks_proxy_uri_path: input.string("XksProxyUriPath"),
+        xks_proxy_connectivity: input.string("XksProxyConnectivity"),
+        xks_proxy_vpc_endpoint_service_name: input.string("XksProxyVpcEndpointServiceName"),
+        xks_proxy_authentication_credential: xks_credential(input),
     };
-    if request.custom_key_store_type != Some(keyplane::CustomKeyStoreType::ExternalKeyStore) {
-        refuse_unsupported(input, XKS_MEMBERS)?;
-    }
+    // keyplane reaches no VPC endpoint service, so it has no owner account to check either.
+    refuse_unsupported(input, &["XksProxyVpcEndpointServiceOwner"])?;
     let id = engine.create_custom_key_store(request)?;
     let mut out = Out::new();
     out.str("CustomKeyStoreId", &id);
@@ -55,21 +69,17 @@ pub(super) fn delete_custom_key_store(engine: &Engine, input: &Input) -> Result<
 }
 
 pub(super) fn update_custom_key_store(engine: &Engine, input: &Input) -> Result<Out, Fault> {
-    refuse_unsupported(
-        input,
-        &[
-            "XksProxyUriEndpoint",
-            "XksProxyUriPath",
-            "XksProxyVpcEndpointServiceName",
-            "XksProxyAuthenticationCredential",
-            "XksProxyConnectivity",
-        ],
-    )?;
+    refuse_unsupported(input, &["XksProxyVpcEndpointServiceOwner"])?;
     engine.update_custom_key_store(UpdateCustomKeyStoreRequest {
         custom_key_store_id: input.req("CustomKeyStoreId").to_owned(),
         new_custom_key_store_name: input.string("NewCustomKeyStoreName"),
         key_store_password: password(input),
         cloud_hsm_cluster_id: input.string("CloudHsmClusterId"),
+        xks_proxy_uri_endpoint: input.string("XksProxyUriEndpoint"),
+        xks_proxy_uri_path: input.string("XksProxyUriPath"),
+        xks_proxy_connectivity: input.string("XksProxyConnectivity"),
+        xks_proxy_vpc_endpoint_service_name: input.string("XksProxyVpcEndpointServiceName"),
+        xks_proxy_authentication_credential: xks_credential(input),
     })?;
     Ok(Out::new())
 }
