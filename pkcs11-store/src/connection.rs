@@ -81,14 +81,16 @@ impl Pkcs11Connection {
         let session = ctx.open_rw_session(slot).map_err(connect_failure)?;
         // A SecretString: zeroed when dropped.
         let auth = AuthPin::new(pin.to_owned());
+        let slot_id = slot.id();
         match session.login(UserType::User, Some(&auth)) {
-            Ok(()) => {}
-            // Another connection of this process already logged the user in: the token's login
-            // state is per application, so this session is logged in too.
+            Ok(()) => crate::logins::record(&cluster.module, slot_id, pin)?,
+            // Another connection of this process already logged the user in (the token's login
+            // state is per application, so this session is logged in too): the PIN must be the
+            // one that login used, or any password would connect.
             Err(cryptoki::error::Error::Pkcs11(
                 cryptoki::error::RvError::UserAlreadyLoggedIn,
                 _,
-            )) => {}
+            )) => crate::logins::check(&cluster.module, slot_id, pin)?,
             Err(e) => return Err(connect_failure(e)),
         }
         let wanted = match cluster.max_sessions {

@@ -11,6 +11,7 @@
 pub mod config;
 mod connection;
 mod errors;
+mod logins;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

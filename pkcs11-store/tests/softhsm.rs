@@ -25,6 +25,7 @@ const TOKENS: &[&str] = &[
     "states",
     "keys",
     "wrongpin",
+    "loggedin",
     "destroyed",
     "restart",
     "random",
@@ -227,6 +228,44 @@ fn a_wrong_pin_is_invalid_credentials() {
             ConnectionState::Failed,
             Some(ConnectionErrorCode::InvalidCredentials)
         )
+    );
+}
+
+/// The token's login belongs to the process: a second store on a token another store of this
+/// process is logged in to gets `CKR_USER_ALREADY_LOGGED_IN` from `C_Login` whatever its PIN, and
+/// must still be refused with a wrong one.
+#[test]
+fn a_wrong_pin_is_refused_while_another_store_holds_the_token_logged_in() {
+    let first = engine_on(Arc::new(MemoryKeyStore::default()));
+    let good = create(&first, "loggedin", PIN);
+    first.connect_custom_key_store(&good).unwrap();
+    assert_eq!(state(&first, &good), (ConnectionState::Connected, None));
+
+    let second = engine_on(Arc::new(MemoryKeyStore::default()));
+    let wrong = create(&second, "loggedin", "not-the-pin");
+    second.connect_custom_key_store(&wrong).unwrap();
+    assert_eq!(
+        state(&second, &wrong),
+        (
+            ConnectionState::Failed,
+            Some(ConnectionErrorCode::InvalidCredentials)
+        ),
+        "a wrong PIN connected because the token was already logged in"
+    );
+    // The right PIN still connects beside the first store.
+    let third = engine_on(Arc::new(MemoryKeyStore::default()));
+    let right = create(&third, "loggedin", PIN);
+    third.connect_custom_key_store(&right).unwrap();
+    assert_eq!(state(&third, &right), (ConnectionState::Connected, None));
+    let key = hsm_key(&third, &right);
+    let sealed = third.encrypt(&EncryptRequest::new(&key, b"x")).unwrap();
+    assert_eq!(
+        third
+            .decrypt(&DecryptRequest::new(&sealed.ciphertext_blob))
+            .unwrap()
+            .plaintext
+            .expose(),
+        b"x"
     );
 }
 
