@@ -40,7 +40,7 @@
 #![warn(missing_debug_implementations)]
 
 mod backup;
-mod contents;
+pub mod contents;
 mod copies;
 mod custom_key_stores;
 mod errors;
@@ -52,11 +52,11 @@ mod records;
 pub mod root_key;
 mod rotation;
 mod schema;
-mod sealing;
+pub mod sealing;
 mod secrets;
 mod store;
 mod verify;
-mod witness;
+pub mod witness;
 
 pub use backup::{BackupReport, RestoreReport};
 pub use events::StoreEvent;
