@@ -173,3 +173,20 @@ pub fn err_text<T: std::fmt::Debug>(r: keyplane::Result<T>) -> (keyplane::Error,
     let text = e.to_string();
     (e, text)
 }
+
+/// Stores a new key with its material (byte `b` repeated); returns it.
+pub fn create_key(store: &dyn KeyStore, b: u8) -> KeyRecord {
+    let k = key_record();
+    let m = material(b);
+    store
+        .commit(&[
+            keyplane::store::StoreChange::PutKey(&k),
+            keyplane::store::StoreChange::PutMaterial {
+                key_id: k.id,
+                version: 1,
+                material: &m,
+            },
+        ])
+        .expect("create a key");
+    k
+}
