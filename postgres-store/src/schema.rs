@@ -87,7 +87,7 @@ pub fn version(client: &mut Client, db: &str) -> Result<i32> {
 
 fn newer(found: i32, db: &str) -> Error {
     Error::Store(format!(
-        "the key store {db} has schema version {found}, newer than this build of keyplane knows \
+        "the key store {db} has schema version {found}, newer than this keyplane reads \
          ({SCHEMA_VERSION}): upgrade keyplane on this node"
     ))
 }

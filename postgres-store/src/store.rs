@@ -84,7 +84,7 @@ impl std::fmt::Debug for PostgresKeyStore {
 fn unlock(provider: &dyn RootKeyProvider, meta: &Meta, policy: LockPolicy) -> Result<StoreKeys> {
     if provider.kind() != meta.root_kind {
         return Err(Error::AccessDenied(format!(
-            "this store's root key is of kind '{}', but the root key given comes from {} ({})",
+            "this store needs a root key of kind '{}', but the root key given comes from {} ({})",
             meta.root_kind,
             provider.describe(),
             provider.kind()

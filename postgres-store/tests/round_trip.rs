@@ -158,7 +158,7 @@ fn init_twice_a_wrong_root_key_and_a_newer_schema_are_refused() {
         .unwrap();
     let (e, text) = err_text(PostgresKeyStore::open(&db.url, db.provider(), db.options()));
     assert!(matches!(e, Error::Store(_)), "{text}");
-    assert!(text.contains("newer than this build"), "{text}");
+    assert!(text.contains("newer than this keyplane reads"), "{text}");
 }
 
 #[test]
