@@ -29,6 +29,7 @@ mod changes;
 mod errors;
 mod material;
 mod meta;
+mod migrate;
 mod notify;
 mod pool;
 mod records;
@@ -39,6 +40,7 @@ mod tls;
 mod witness;
 
 pub use address::{redact, PgAddress, SslMode};
+pub use migrate::{copy_store, CopyReport};
 pub use notify::CHANNEL;
 pub use pool::Timeouts;
 pub use secrets::MAX_SECRET_NAME;

@@ -106,7 +106,10 @@ fn a_disabled_key_s_row_replaced_by_its_enabled_past_version_is_detected() {
         .unwrap();
     put_key_row(&mut admin, &k.id, &enabled);
     attack.refused(store.load(), &["replay detected", "key records"]);
-    attack.refused(store.load_key(&k.id), &["replay detected", &k.id.to_string()]);
+    attack.refused(
+        store.load_key(&k.id),
+        &["replay detected", &k.id.to_string()],
+    );
     attack.refused(store.changes_since(before), &["replay detected"]);
     attack.reported(store.verify(false).unwrap(), "replay detected");
     // A fresh node (no witness) is not fooled either.
@@ -145,7 +148,10 @@ fn an_alias_row_replayed_is_detected() {
         )
         .unwrap();
     attack.refused(store.load(), &["replay detected", "aliases"]);
-    attack.refused(store.changes_since(before), &["replay detected", "alias/app"]);
+    attack.refused(
+        store.changes_since(before),
+        &["replay detected", "alias/app"],
+    );
 }
 
 #[test]
@@ -163,8 +169,8 @@ fn a_material_row_swapped_between_keys_is_detected() {
             )
             .unwrap()
             .get(0);
-        let sum = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &b_copy).as_ref()[..16]
-            .to_vec();
+        let sum =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &b_copy).as_ref()[..16].to_vec();
         admin
             .execute(
                 "UPDATE keyplane_material SET wrapped = $3, checksum = $4 \
@@ -218,7 +224,10 @@ fn a_deleted_change_log_row_is_detected() {
             &[&((before + 1) as i64)],
         )
         .unwrap();
-    attack.refused(store.changes_since(before), &["change log", "1 of generation 1's 2 rows"]);
+    attack.refused(
+        store.changes_since(before),
+        &["change log", "1 of generation 1's 2 rows"],
+    );
 }
 
 #[test]
@@ -238,7 +247,10 @@ fn a_decreased_or_earlier_generation_row_is_detected() {
     admin
         .execute("UPDATE keyplane_meta SET generation = generation - 1", &[])
         .unwrap();
-    attack.refused(store.load(), &["generation counter", "fails its root-key check"]);
+    attack.refused(
+        store.load(),
+        &["generation counter", "fails its root-key check"],
+    );
     attack.refused(store.generation(), &["generation counter"]);
     let fresh = keyplane_postgres::PostgresKeyStore::open(&db.url, db.provider(), db.options());
     attack.refused(fresh, &["generation counter"]);
@@ -260,7 +272,8 @@ fn a_decreased_or_earlier_generation_row_is_detected() {
 }
 
 fn pg_tool(name: &str) -> String {
-    let bin = std::env::var("KEYPLANE_TEST_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    let bin = std::env::var("KEYPLANE_TEST_PG_BIN")
+        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
     format!("{bin}/{name}")
 }
 
@@ -280,7 +293,11 @@ fn a_database_restored_from_an_earlier_dump_is_detected_by_the_witness() {
         .arg(&db.url)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     store
         .commit(&[StoreChange::PutKey(&with_state(&k, KeyState::Disabled))])
         .unwrap();
@@ -291,7 +308,11 @@ fn a_database_restored_from_an_earlier_dump_is_detected_by_the_witness() {
         .arg(&db.url)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rolled = format!("this node has seen generation {seen}");
     attack.refused(store.load(), &["rollback detected", &rolled]);
     attack.refused(store.load_key(&k.id), &["rollback detected"]);

@@ -31,7 +31,11 @@ impl View {
                 .iter()
                 .map(|m| ((m.key_id, m.version), m.material.expose().to_vec()))
                 .collect(),
-            aliases: c.aliases.iter().map(|a| (a.name.clone(), a.target)).collect(),
+            aliases: c
+                .aliases
+                .iter()
+                .map(|a| (a.name.clone(), a.target))
+                .collect(),
             custom_key_stores: c
                 .custom_key_stores
                 .iter()
@@ -264,7 +268,10 @@ fn a_log_trimmed_past_the_reader_answers_none_and_ahead_too() {
     assert!(store.changes_since(0).unwrap().is_none());
     let d = store.changes_since(3).unwrap().expect("3 is still covered");
     assert_eq!((d.generation, d.keys.len()), (5, 2));
-    assert!(store.changes_since(6).unwrap().is_none(), "ahead of the store");
+    assert!(
+        store.changes_since(6).unwrap().is_none(),
+        "ahead of the store"
+    );
     // A key written before the trim still reads alone; the full load is whole.
     assert_eq!(store.load().unwrap().keys.len(), 5);
     assert!(store.verify(false).unwrap().is_pristine());

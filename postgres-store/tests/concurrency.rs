@@ -32,7 +32,10 @@ fn exactly_one_of_many_commits_at_one_generation_wins() {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        let wins: Vec<u64> = outcomes.iter().filter_map(|o| o.as_ref().ok().copied()).collect();
+        let wins: Vec<u64> = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().copied())
+            .collect();
         assert_eq!(wins, vec![g + 1], "round {round}: {outcomes:?}");
         for o in &outcomes {
             if let Err(e) = o {

@@ -57,7 +57,9 @@ fn writer(
 
 fn check_everything_acknowledged_is_there(db: &TestDb, acked: &BTreeSet<Uuid>) -> usize {
     let store = db.open();
-    let c = store.load().expect("the store loads whole after the faults");
+    let c = store
+        .load()
+        .expect("the store loads whole after the faults");
     let ids: BTreeSet<Uuid> = c.keys.iter().map(|k| k.id).collect();
     let missing: Vec<_> = acked.difference(&ids).collect();
     assert!(missing.is_empty(), "acknowledged commits lost: {missing:?}");
@@ -75,7 +77,14 @@ fn connections_terminated_mid_traffic_lose_nothing_acknowledged() {
     let store = db.init();
     let (stop, acked, failures) = (Arc::default(), Arc::default(), Arc::default());
     let writers: Vec<_> = (0..3)
-        .map(|_| writer(store.clone(), Arc::clone(&stop), Arc::clone(&acked), Arc::clone(&failures)))
+        .map(|_| {
+            writer(
+                store.clone(),
+                Arc::clone(&stop),
+                Arc::clone(&acked),
+                Arc::clone(&failures),
+            )
+        })
         .collect();
     let mut admin = db.admin();
     let mut terminated = 0i64;
@@ -112,7 +121,8 @@ fn connections_terminated_mid_traffic_lose_nothing_acknowledged() {
 /// `pg_ctl` on the test cluster, as its owner.
 fn pg_ctl(action: &str) -> Option<()> {
     let data = std::env::var("KEYPLANE_TEST_PG_DATA").ok()?;
-    let bin = std::env::var("KEYPLANE_TEST_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
+    let bin = std::env::var("KEYPLANE_TEST_PG_BIN")
+        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into());
     let run_as = std::env::var("KEYPLANE_TEST_PG_RUN_AS").unwrap_or_default();
     let mut argv: Vec<String> = run_as.split_whitespace().map(str::to_owned).collect();
     argv.push(format!("{bin}/pg_ctl"));
@@ -128,7 +138,11 @@ fn pg_ctl(action: &str) -> Option<()> {
         .stderr(Stdio::null())
         .status()
         .unwrap();
-    assert!(status.success(), "pg_ctl {action} failed (log: {})", log.display());
+    assert!(
+        status.success(),
+        "pg_ctl {action} failed (log: {})",
+        log.display()
+    );
     Some(())
 }
 
@@ -174,7 +188,14 @@ fn the_database_restarted_mid_traffic_loses_nothing_and_unreachable_is_answered_
         .unwrap());
     let (stop, acked, failures) = (Arc::default(), Arc::default(), Arc::default());
     let writers: Vec<_> = (0..2)
-        .map(|_| writer(store.clone(), Arc::clone(&stop), Arc::clone(&acked), Arc::clone(&failures)))
+        .map(|_| {
+            writer(
+                store.clone(),
+                Arc::clone(&stop),
+                Arc::clone(&acked),
+                Arc::clone(&failures),
+            )
+        })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     pg_ctl("restart");
@@ -206,7 +227,10 @@ fn the_database_restarted_mid_traffic_loses_nothing_and_unreachable_is_answered_
     while woken.load(Ordering::SeqCst) == before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(woken.load(Ordering::SeqCst) > before, "no wake-up after the restart");
+    assert!(
+        woken.load(Ordering::SeqCst) > before,
+        "no wake-up after the restart"
+    );
     report(&format!(
         "postgres faults: restart and stop mid-traffic: {} acknowledged, {} refused as \
          unreachable, {stored} stored; unreachable answered in {took:?}",
@@ -232,7 +256,10 @@ fn an_address_nothing_answers_is_unreachable_within_the_connect_timeout() {
         let started = Instant::now();
         let r = PostgresKeyStore::open(address, db.provider(), options.clone());
         let took = started.elapsed();
-        assert!(matches!(r, Err(Error::StoreUnreachable(_))), "{address}: {r:?}");
+        assert!(
+            matches!(r, Err(Error::StoreUnreachable(_))),
+            "{address}: {r:?}"
+        );
         assert!(took < Duration::from_secs(3), "{address}: {took:?}");
     }
 }
@@ -243,7 +270,9 @@ const CHILD: &str = "KEYPLANE_PG_KILL_CHILD";
 /// as fast as it can, printing each acknowledged one.
 #[test]
 fn kill_child() {
-    let Ok(url) = std::env::var(CHILD) else { return };
+    let Ok(url) = std::env::var(CHILD) else {
+        return;
+    };
     let dir = std::env::var("KEYPLANE_PG_KILL_KEYDIR").unwrap();
     let provider: Arc<dyn keyplane_sqlite::root_key::RootKeyProvider> =
         Arc::new(keyplane_sqlite::root_key::KeyFileProvider::new(
@@ -306,7 +335,8 @@ fn a_writer_sigkilled_mid_transaction_a_hundred_times_loses_and_half_applies_not
         seed ^= seed << 17;
         // Let it open the store and commit a few, then kill it at a random moment.
         let wait = Instant::now();
-        let acked_yet = |l: &Mutex<Vec<String>>| l.lock().unwrap().iter().any(|l| l.starts_with("ack "));
+        let acked_yet =
+            |l: &Mutex<Vec<String>>| l.lock().unwrap().iter().any(|l| l.starts_with("ack "));
         while !acked_yet(&lines) && wait.elapsed() < Duration::from_secs(20) {
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -322,7 +352,10 @@ fn a_writer_sigkilled_mid_transaction_a_hundred_times_loses_and_half_applies_not
         if round % 20 == 19 || round + 1 == kills {
             let c = store.load().expect("loads whole after a kill");
             let ids: BTreeSet<Uuid> = c.keys.iter().map(|k| k.id).collect();
-            assert!(acked.is_subset(&ids), "round {round}: acknowledged commits lost");
+            assert!(
+                acked.is_subset(&ids),
+                "round {round}: acknowledged commits lost"
+            );
             // Nothing half-applied: each key has its material and its alias, and nothing else.
             assert_eq!(c.materials.len(), c.keys.len(), "round {round}");
             assert_eq!(c.aliases.len(), c.keys.len(), "round {round}");

@@ -47,7 +47,8 @@ fn a_key_made_on_one_node_works_on_the_other_and_a_disable_reaches_it() {
     // And back: enabled on B, A follows.
     b.enable_key(&key).unwrap();
     a.run_due_tasks().unwrap();
-    a.encrypt(&EncryptRequest::new(&key, b"enabled again")).unwrap();
+    a.encrypt(&EncryptRequest::new(&key, b"enabled again"))
+        .unwrap();
     // Both nodes' control planes agree.
     assert_eq!(
         a.describe_key(&key).unwrap().key_state,

@@ -61,6 +61,8 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
             audit: ctx.audit_options(),
             // Follow other processes' changes (the default interval).
             scheduler_interval: None,
+            // A PostgreSQL store's node directory: the data directory.
+            node_dir: Some(ctx.data_dir().to_path_buf()),
         },
     )?;
     let builder = Engine::builder()
