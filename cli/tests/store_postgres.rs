@@ -41,7 +41,7 @@ fn fails_with(d: &Path, args: &[&str], needle: &str) {
 }
 
 #[test]
-fn an_sqlite_store_migrates_to_postgres_verifies_and_backs_up() {
+fn postgres_an_sqlite_store_migrates_verifies_and_backs_up() {
     let Some(url) = database("migrate") else {
         return;
     };
@@ -145,7 +145,7 @@ fn an_sqlite_store_migrates_to_postgres_verifies_and_backs_up() {
 }
 
 #[test]
-fn store_init_and_verify_on_postgres_and_their_refusals() {
+fn postgres_store_init_and_verify_and_their_refusals() {
     let Some(url) = database("init") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
