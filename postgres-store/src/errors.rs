@@ -27,10 +27,23 @@ pub(crate) fn is_unreachable(e: &postgres::Error) -> bool {
 
 /// `e`, met while trying to `what` on the database `db`.
 pub(crate) fn pg(what: &str, db: &str, e: postgres::Error) -> Error {
-    let detail = e.as_db_error().map_or_else(
-        || e.to_string(),
-        |d| format!("{}: {}", d.code().code(), d.message()),
-    );
+    let detail = match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.code().code(), d.message()),
+        None => {
+            // The causes too: "error performing TLS handshake" alone does not say why.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                let more = cause.to_string();
+                if !text.contains(&more) {
+                    text.push_str(": ");
+                    text.push_str(&more);
+                }
+                source = cause.source();
+            }
+            text
+        }
+    };
     if is_unreachable(&e) {
         Error::StoreUnreachable(format!(
             "the key store {db} cannot be reached to {what} ({detail}); control-plane changes are \

@@ -25,7 +25,9 @@ fn database() -> Option<String> {
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
         .unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
     Some(format!("{}/{db}", server.rsplit_once('/').unwrap().0))
 }
 
