@@ -47,6 +47,8 @@ pub struct Opened {
     address: StoreAddress,
     store: Option<Arc<SqliteKeyStore>>,
     postgres: Option<Arc<PostgresKeyStore>>,
+    /// A PostgreSQL store's node directory.
+    node_dir: Option<PathBuf>,
     created: bool,
     audit: AuditOptions,
     /// Given to engines on the durable store; `None`: the builder's (the CLI's one-shot commands).
@@ -63,6 +65,7 @@ pub fn open(address: &StoreAddress, options: OpenOptions) -> Result<Opened, Open
                 address: address.clone(),
                 store: None,
                 postgres: None,
+                node_dir: None,
                 created: false,
                 audit: options.audit,
                 scheduler_interval: None,
@@ -83,6 +86,7 @@ pub fn open(address: &StoreAddress, options: OpenOptions) -> Result<Opened, Open
         address: address.clone(),
         store: Some(Arc::new(store)),
         postgres: None,
+        node_dir: None,
         created,
         audit: options.audit,
         scheduler_interval: Some(
@@ -129,7 +133,7 @@ fn open_postgres(
     let provider = source.provider(options.passphrase_cost, options.store.lock_policy)?;
     let pg_options = PgOptions {
         lock_policy: options.store.lock_policy,
-        witness_dir: Some(dir),
+        witness_dir: Some(dir.clone()),
         ..PgOptions::default()
     };
     let classify = |e| OpenError::classify(e, None);
@@ -153,6 +157,7 @@ fn open_postgres(
         address: address.clone(),
         store: None,
         postgres: Some(Arc::new(store)),
+        node_dir: Some(dir),
         created,
         audit: options.audit,
         scheduler_interval: Some(
@@ -195,6 +200,7 @@ impl Opened {
             address: StoreAddress::Sqlite(store.paths().dir.clone()),
             store: Some(store),
             postgres: None,
+            node_dir: None,
             created: false,
             audit,
             scheduler_interval: None,
@@ -228,37 +234,35 @@ impl Opened {
 
     /// Starts an engine with `builder`'s settings on this store, auditing as the options say
     /// (`memory:` has no data directory: its engines audit only to an explicit
-    /// [`AuditOptions::log`]).
+    /// [`AuditOptions::log`]; a PostgreSQL store's engines audit in the node directory).
     pub fn engine(&self, builder: EngineBuilder) -> Result<StoreEngine, OpenError> {
-        let Some(store) = &self.store else {
-            let mut builder = builder;
-            if let Some(pg) = &self.postgres {
-                // A fleet store: the engines of every node share it and follow each other's
-                // changes. Its audit log is the caller's explicit one, as for `memory:` (a node
-                // has no store-wide signing key yet).
-                builder = builder.store(Arc::clone(pg) as Arc<dyn keyplane::store::KeyStore>);
-                if let Some(every) = self.scheduler_interval {
-                    builder = builder.scheduler_interval(every);
+        // The durable store, and the directory of this process's audit log: a SQLite store's
+        // data directory, or a PostgreSQL store's node directory (each node audits to its own
+        // log, signed by the fleet's key, kept in the store).
+        let (store, dir): (Arc<dyn keyplane::store::KeyStore>, PathBuf) =
+            match (&self.store, &self.postgres, &self.node_dir) {
+                (Some(store), _, _) => (Arc::clone(store) as _, store.paths().dir.clone()),
+                (None, Some(pg), Some(dir)) => (Arc::clone(pg) as _, dir.clone()),
+                _ => {
+                    let mut builder = builder;
+                    let mut audit_log = None;
+                    if let (true, Some(log)) = (self.audit.enabled, &self.audit.log) {
+                        // No store to keep a signing key: a new one per engine (verify with the
+                        // public key the engine exports).
+                        let key = keyplane::audit::generate_signing_key()
+                            .map_err(|e| OpenError::new(ErrorKind::Audit, e.to_string()))?;
+                        builder = builder.audit(self.audit.config(log), &key);
+                        audit_log = Some(log.clone());
+                    }
+                    let engine = builder.build().map_err(|e| OpenError::classify(e, None))?;
+                    return Ok(StoreEngine {
+                        engine,
+                        audit_log,
+                        lock: None,
+                    });
                 }
-            }
-            let mut audit_log = None;
-            if let (true, Some(log)) = (self.audit.enabled, &self.audit.log) {
-                // No store to keep a signing key: a new one per engine (verify with the public
-                // key the engine exports).
-                let key = keyplane::audit::generate_signing_key()
-                    .map_err(|e| OpenError::new(ErrorKind::Audit, e.to_string()))?;
-                builder = builder.audit(self.audit.config(log), &key);
-                audit_log = Some(log.clone());
-            }
-            let engine = builder.build().map_err(|e| OpenError::classify(e, None))?;
-            return Ok(StoreEngine {
-                engine,
-                audit_log,
-                lock: None,
-            });
-        };
-        let dir = store.paths().dir.clone();
-        let mut builder = builder.store(Arc::clone(store) as Arc<dyn keyplane::store::KeyStore>);
+            };
+        let mut builder = builder.store(Arc::clone(&store));
         if let Some(every) = self.scheduler_interval {
             // Follow other processes' changes without waiting for a control-plane call.
             builder = builder.scheduler_interval(every);
@@ -268,7 +272,7 @@ impl Opened {
         let mut export = None;
         let paths = AuditPaths::new(&dir);
         if self.audit.enabled {
-            let (key, public_der) = audit::signing_key(store)?;
+            let (key, public_der) = audit::signing_key(store.as_ref(), &dir)?;
             audit::create_dir(&paths.dir)?;
             if !paths.public_key.exists() {
                 export = Some(public_der);

@@ -10,6 +10,10 @@ use keyplane_sqlite::StoreOptions;
 use keyplane_store_address::{open, AuditOptions, ErrorKind, OpenOptions, StoreAddress};
 
 fn database() -> Option<String> {
+    database_named("open")
+}
+
+fn database_named(name: &str) -> Option<String> {
     let server = match std::env::var("KEYPLANE_TEST_POSTGRES") {
         Ok(url) if !url.is_empty() => url,
         _ => {
@@ -20,7 +24,7 @@ fn database() -> Option<String> {
             return None;
         }
     };
-    let db = format!("kp_addr_{}", std::process::id());
+    let db = format!("kp_addr_{}_{name}", std::process::id());
     let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
@@ -93,4 +97,31 @@ fn two_nodes_open_one_postgres_address_and_share_keys() {
     std::fs::copy(wrong.path().join("root.key"), node_c.join("root.key")).unwrap();
     let e = open(&address, options(&node_c, true)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WrongRootKey, "{e}");
+}
+
+#[test]
+fn each_node_audits_in_its_own_directory_under_the_fleet_s_signing_key() {
+    let Some(url) = database_named("audit") else {
+        return;
+    };
+    let address = StoreAddress::parse(&url).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (node_a, node_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let audited = |node: &Path| OpenOptions {
+        audit: AuditOptions::default(),
+        ..options(node, false)
+    };
+    let a = open(&address, audited(&node_a)).unwrap();
+    let engine_a = a.engine(keyplane::Engine::builder()).unwrap();
+    engine_a.create_key(CreateKeyRequest::default()).unwrap();
+    std::fs::create_dir_all(&node_b).unwrap();
+    std::fs::copy(node_a.join("root.key"), node_b.join("root.key")).unwrap();
+    let b = open(&address, audited(&node_b)).unwrap();
+    let engine_b = b.engine(keyplane::Engine::builder()).unwrap();
+    engine_b.create_key(CreateKeyRequest::default()).unwrap();
+    let log_a = engine_a.audit_log().expect("node a audits").to_path_buf();
+    let log_b = engine_b.audit_log().expect("node b audits").to_path_buf();
+    assert!(log_a.starts_with(&node_a) && log_b.starts_with(&node_b));
+    let key = |node: &Path| std::fs::read(node.join("audit/audit-signing-key.der")).unwrap();
+    assert_eq!(key(&node_a), key(&node_b), "one signing key for the fleet");
 }
