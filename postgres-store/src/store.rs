@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::address::PgAddress;
 use crate::changes::{self, Kind, Touched};
-use crate::meta::{self, to_i64, Meta};
+use crate::meta::{self, Meta};
 use crate::notify::{Listener, CHANNEL};
 use crate::pool::{Connector, Pool, Timeouts};
 use crate::records::{self, AliasRow, KeyRow};
@@ -897,11 +897,4 @@ impl Drop for PostgresKeyStore {
             .unwrap_or_else(|p| p.into_inner().take());
         drop(listener);
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<PostgresKeyStore>();
-    let _ = to_i64;
 }

@@ -13,8 +13,8 @@ pub const HOME_VAR: &str = "KEYPLANE_HOME";
 /// The data directory when neither `KEYPLANE_STORE` nor `KEYPLANE_HOME` (nor an option) names one.
 pub const DEFAULT_DATA_DIR: &str = "keyplane-data";
 
-/// Where a store is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a store is. `Debug` and `Display` never show a PostgreSQL address's password.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreAddress {
     /// A durable SQLite store in this data directory (`sqlite:PATH`).
@@ -122,6 +122,19 @@ impl fmt::Display for StoreAddress {
             StoreAddress::Sqlite(dir) => write!(f, "sqlite:{}", dir.display()),
             StoreAddress::Memory => f.write_str("memory:"),
             StoreAddress::Postgres(url) => f.write_str(&keyplane_postgres::redact(url)),
+        }
+    }
+}
+
+impl fmt::Debug for StoreAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreAddress::Sqlite(dir) => f.debug_tuple("Sqlite").field(dir).finish(),
+            StoreAddress::Memory => f.write_str("Memory"),
+            StoreAddress::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&keyplane_postgres::redact(url))
+                .finish(),
         }
     }
 }
