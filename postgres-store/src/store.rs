@@ -230,7 +230,8 @@ impl PostgresKeyStore {
             repairs: AtomicU64::new(0),
         };
         let mut conn = store.pool.get()?;
-        let meta = store.read_meta(conn.client(), false)?;
+        let floor = store.witness.seen();
+        let meta = store.read_meta(conn.client(), false, floor)?;
         drop(conn);
         drop(meta);
         Ok(store)
@@ -256,7 +257,7 @@ impl PostgresKeyStore {
     }
 
     /// Reads the meta row, checks its seal and the witness.
-    fn read_meta(&self, c: &mut impl GenericClient, lock: bool) -> Result<Meta> {
+    fn read_meta(&self, c: &mut impl GenericClient, lock: bool, floor: u64) -> Result<Meta> {
         let meta = meta::read_existing(c, lock, self.db())?;
         if meta.store_id != self.store_id {
             return Err(Error::Store(format!(
@@ -265,15 +266,19 @@ impl PostgresKeyStore {
             )));
         }
         meta.check_generation(&self.keys, self.db())?;
-        self.witness.observe(meta.generation, self.db())?;
+        self.witness.observe(meta.generation, floor, self.db())?;
         Ok(meta)
     }
 
     /// Runs `body` in a read-only snapshot (repeatable read) on a pooled connection, once more
     /// on a fresh connection when the first was found dead.
-    fn read<T>(&self, body: impl Fn(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, body: impl Fn(&mut Transaction<'_>, u64) -> Result<T>) -> Result<T> {
         let mut last = None;
         for _ in 0..2 {
+            // The witness as it stands before the snapshot: every generation recorded in it
+            // was committed before the snapshot starts, so the snapshot must see at least it
+            // (a generation recorded by another thread after our snapshot began is no rollback).
+            let floor = self.witness.seen();
             let mut conn = self.pool.get()?;
             let outcome = (|| {
                 let mut tx = conn
@@ -283,7 +288,7 @@ impl PostgresKeyStore {
                     .read_only(true)
                     .start()
                     .map_err(|e| errors::pg("start a read", self.db(), e))?;
-                let value = body(&mut tx)?;
+                let value = body(&mut tx, floor)?;
                 tx.commit()
                     .map_err(|e| errors::pg("finish a read", self.db(), e))?;
                 Ok(value)
@@ -301,9 +306,9 @@ impl PostgresKeyStore {
     }
 
     /// One snapshot of every record, checked against the sealed contents digest.
-    fn snapshot(&self, tx: &mut Transaction<'_>) -> Result<Snapshot> {
+    fn snapshot(&self, tx: &mut Transaction<'_>, floor: u64) -> Result<Snapshot> {
         let db = self.db();
-        let meta = self.read_meta(tx, false)?;
+        let meta = self.read_meta(tx, false, floor)?;
         let sealed = meta.digest(&self.keys, db)?;
         let mut actual = Digest::default();
         let mut problems = Vec::new();
@@ -431,8 +436,8 @@ impl PostgresKeyStore {
 
     /// Checks every row, copy and change-log row; with `repair`, rewrites damaged copies.
     pub fn verify(&self, repair: bool) -> Result<VerifyReport> {
-        let (snap, copies, log_problem) = self.read(|tx| {
-            let snap = self.snapshot(tx)?;
+        let (snap, copies, log_problem) = self.read(|tx, floor| {
+            let snap = self.snapshot(tx, floor)?;
             let copies = material::read_all(tx, self.db())?;
             let log = changes::read(
                 tx,
@@ -512,6 +517,7 @@ impl PostgresKeyStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let floor = self.witness.seen();
             let mut conn = self.pool.get()?;
             // Err(Ok(e)): failed before anything was sent that could commit (retry once on a
             // fresh connection when unreachable); Err(Err(e)): failed for good.
@@ -520,7 +526,7 @@ impl PostgresKeyStore {
                     .client()
                     .transaction()
                     .map_err(|e| Ok(errors::pg("start a commit", db, e)))?;
-                let meta = self.read_meta(&mut tx, true).map_err(Ok)?;
+                let meta = self.read_meta(&mut tx, true, floor).map_err(Ok)?;
                 if let Some(expected) = expected {
                     if meta.generation != expected {
                         return Err(Err(Error::Conflict(format!(
@@ -562,7 +568,7 @@ impl PostgresKeyStore {
                 }
             };
             drop(conn);
-            self.witness.observe(generation, db)?;
+            self.witness.observe(generation, generation, db)?;
             let retention = self.options.change_log_retention.max(1);
             if generation % 1024 == 0 && generation > retention {
                 let _ = self.trim_change_log(generation - retention);
@@ -664,9 +670,14 @@ impl PostgresKeyStore {
         ))
     }
 
-    fn delta(&self, tx: &mut Transaction<'_>, since: u64) -> Result<Option<StoreDelta>> {
+    fn delta(
+        &self,
+        tx: &mut Transaction<'_>,
+        since: u64,
+        floor: u64,
+    ) -> Result<Option<StoreDelta>> {
         let db = self.db();
-        let meta = self.read_meta(tx, false)?;
+        let meta = self.read_meta(tx, false, floor)?;
         if since > meta.generation || since < meta.log_floor {
             return Ok(None);
         }
@@ -787,8 +798,8 @@ fn check_against_log(
 
 impl KeyStore for PostgresKeyStore {
     fn load(&self) -> Result<StoreContents> {
-        let (snap, copies) = self.read(|tx| {
-            let snap = self.snapshot(tx)?;
+        let (snap, copies) = self.read(|tx, floor| {
+            let snap = self.snapshot(tx, floor)?;
             let copies = material::read_all(tx, self.db())?;
             Ok((snap, copies))
         })?;
@@ -806,8 +817,8 @@ impl KeyStore for PostgresKeyStore {
     }
 
     fn load_key(&self, id: &Uuid) -> Result<Option<KeyRecord>> {
-        self.read(|tx| {
-            let meta = self.read_meta(tx, false)?;
+        self.read(|tx, floor| {
+            let meta = self.read_meta(tx, false, floor)?;
             self.checked_key(tx, &meta, id)
         })
     }
@@ -823,11 +834,11 @@ impl KeyStore for PostgresKeyStore {
     }
 
     fn changes_since(&self, generation: u64) -> Result<Option<StoreDelta>> {
-        self.read(|tx| self.delta(tx, generation))
+        self.read(|tx, floor| self.delta(tx, generation, floor))
     }
 
     fn generation(&self) -> Result<u64> {
-        self.read(|tx| Ok(self.read_meta(tx, false)?.generation))
+        self.read(|tx, floor| Ok(self.read_meta(tx, false, floor)?.generation))
     }
 
     fn subscribe(&self, wake: Arc<dyn Fn() + Send + Sync>) -> Result<bool> {
@@ -855,8 +866,8 @@ impl KeyStore for PostgresKeyStore {
     ) -> Result<LockedBytes> {
         secrets::check_name(name)?;
         let existing = |store: &Self| -> Result<Option<LockedBytes>> {
-            let row = store.read(|tx| {
-                store.read_meta(tx, false)?;
+            let row = store.read(|tx, floor| {
+                store.read_meta(tx, false, floor)?;
                 secrets::read(tx, name, store.db())
             })?;
             match row {

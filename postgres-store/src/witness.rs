@@ -53,9 +53,13 @@ impl NodeWitness {
         self.seen.load(Ordering::SeqCst)
     }
 
-    /// Records that the database is at `generation`; refuses one below what was seen.
-    pub fn observe(&self, generation: u64, db: &str) -> Result<()> {
-        let seen = self.seen.fetch_max(generation, Ordering::SeqCst);
+    /// Records that the database is at `generation`, read in a snapshot (or a commit) that began
+    /// after the witness stood at `floor`; refuses a generation below `floor`. (Comparing with
+    /// the witness as it is now would take a snapshot that began just before another thread's
+    /// commit for a rollback.)
+    pub fn observe(&self, generation: u64, floor: u64, db: &str) -> Result<()> {
+        self.seen.fetch_max(generation, Ordering::SeqCst);
+        let seen = floor;
         if generation < seen {
             return Err(Error::Store(format!(
                 "rollback detected: the key store {db} is at generation {generation} but this \

@@ -146,3 +146,55 @@ fn an_alias_never_points_at_a_key_deleted_meanwhile() {
     assert!(matches!(e, Error::Conflict(_)), "{text}");
     assert!(a.load().unwrap().aliases.is_empty());
 }
+
+/// A regression: threads sharing one store, some committing and some reading. A read whose
+/// snapshot began just before another thread's commit sees the older generation, which is no
+/// rollback (the node's witness was once compared as it stood after the read, and refused it).
+#[test]
+fn threads_sharing_one_store_read_and_commit_without_false_rollbacks() {
+    let Some(db) = TestDb::new() else { return };
+    let store = db.init();
+    let k = create_key(store.as_ref(), 1);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (commits, reads) = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        store.commit(&[StoreChange::PutKey(&k)]).unwrap();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let (store, stop, k) = (&store, &stop, &k);
+        let readers: Vec<_> = (0..3)
+            .map(|i| {
+                s.spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        match i {
+                            0 => drop(store.generation().unwrap()),
+                            1 => drop(store.load_key(&k.id).unwrap()),
+                            _ => drop(store.changes_since(1).unwrap()),
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let c: u64 = writers.into_iter().map(|h| h.join().unwrap()).sum();
+        let r: u64 = readers.into_iter().map(|h| h.join().unwrap()).sum();
+        (c, r)
+    });
+    report(&format!(
+        "postgres: one store, 2 writer and 3 reader threads: {commits} commits, {reads} reads"
+    ));
+    assert!(commits > 10 && reads > 10);
+    assert_eq!(store.generation().unwrap(), 1 + commits);
+}
