@@ -3926,8 +3926,9 @@ const char *kp_status_exception_name(uint32_t status);
 
 /**
  * Makes engines built from this configuration keep their keys in the store at `address`:
- * `sqlite:PATH` (a data directory, as the `keyplane` tool's `--data-dir`) or `memory:` (in this
- * process only). NULL goes back to the default, the in-memory store. `kp_engine_new` opens the
+ * `sqlite:PATH` (a data directory, as the `keyplane` tool's `--data-dir`), `postgres://USER@HOST/DB`
+ * (a fleet store many processes share; the root key file and rollback witness in
+ * `$KEYPLANE_HOME`, else `./keyplane-data`) or `memory:` (in this process only). NULL goes back to the default, the in-memory store. `kp_engine_new` opens the
  * store, creating it if missing (with a new root key file `PATH/root.key`, mode 0600, unless
  * another root key source is set) unless `kp_config_set_open_only`. A malformed address is
  * refused here: `KP_STATUS_STORE_BAD_ADDRESS`, or `KP_STATUS_STORE_UNKNOWN_SCHEME` for a scheme
@@ -3938,7 +3939,8 @@ const char *kp_status_exception_name(uint32_t status);
  * # Safety
  * `config` is a live handle; `address` is NULL or a NUL-terminated string.
  */
-kp_status kp_config_set_store(struct kp_config *config, const char *address);
+kp_status kp_config_set_store(struct kp_config *config,
+                              const char *address);
 
 /**
  * Gives engines built from this configuration the store of another Region, for multi-Region

@@ -828,18 +828,44 @@ pub struct GenerateRandomArgs {
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
     /// Create a store in the data directory (and the root key file, unless another root key
-    /// source is given)
-    Init(Argon2Args),
+    /// source is given), or with --store postgres://... in a PostgreSQL database
+    Init {
+        #[command(flatten)]
+        cost: Argon2Args,
+        /// A PostgreSQL store address (postgres://USER@HOST:PORT/DB?sslmode=...) instead of the
+        /// data directory's SQLite store; the data directory keeps the root key file and this
+        /// node's rollback witness
+        #[arg(long, value_name = "ADDRESS")]
+        store: Option<String>,
+    },
     /// Check every copy of every key version; repair damaged copies from good ones
     Verify {
         /// Report only; repair nothing
         #[arg(long)]
         no_repair: bool,
+        /// A PostgreSQL store address instead of the data directory's store
+        #[arg(long, value_name = "ADDRESS")]
+        store: Option<String>,
     },
-    /// Online backup to a new file (keep the root key too: the backup is wrapped under it)
+    /// Online backup to a new file (keep the root key too: the backup is wrapped under it); of a
+    /// PostgreSQL store (--store), to a new SQLite store directory under the same root key
     Backup {
-        /// The backup file to create
+        /// The backup file to create (a directory for a PostgreSQL store's backup)
         file: PathBuf,
+        /// A PostgreSQL store address instead of the data directory's store
+        #[arg(long, value_name = "ADDRESS")]
+        store: Option<String>,
+    },
+    /// Copy every key, its material, aliases, policies, grants, tags, rotation history and
+    /// custom key stores from one store into a new, empty one, and check the copy
+    Migrate {
+        /// The store to copy (sqlite:DIR or postgres://...); its root key as for that store
+        #[arg(long, value_name = "ADDRESS")]
+        from: String,
+        /// The store to create (postgres://... or sqlite:DIR); its root key from the root key
+        /// options, else the data directory's key file
+        #[arg(long, value_name = "ADDRESS")]
+        to: String,
     },
     /// Restore from a backup (checked first), or --adopt the store as it is
     Restore {

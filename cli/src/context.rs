@@ -103,6 +103,7 @@ impl Context {
             audit: AuditOptions::off(),
             // Only the store is used: engines start through `Opened::from_store`, without one.
             scheduler_interval: None,
+            node_dir: None,
         };
         let opened = open(&StoreAddress::data_dir(&self.data_dir), options)?;
         let store = opened.store().cloned();

@@ -158,7 +158,7 @@ impl StoreArgs<'_> {
             },
             lock_policy,
         )?;
-        let Some(address @ StoreAddress::Sqlite(_)) = address else {
+        let Some(address) = address.filter(StoreAddress::is_durable) else {
             return Ok((py.detach(|| builder.build())?, None));
         };
         let options = OpenOptions {

@@ -32,7 +32,7 @@ use crate::sealing::{Purpose, StoreKeys, MAC_LEN};
 
 /// The kinds of record the digest covers, each with its own sum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Part {
+pub enum Part {
     Keys = 0,
     Aliases = 1,
     Secrets = 2,
@@ -52,7 +52,8 @@ impl Part {
         }
     }
 
-    fn describe(self) -> &'static str {
+    /// What records of this kind are, in words.
+    pub fn describe(self) -> &'static str {
         match self {
             Part::Keys => "key records (keys, their versions, policies, grants and tags)",
             Part::Aliases => "aliases",
@@ -64,7 +65,7 @@ impl Part {
 
 /// The per-kind sums of the elements. Zeroed when dropped; not `Clone`.
 #[derive(Default)]
-pub(crate) struct Digest {
+pub struct Digest {
     sums: [[u64; 4]; PARTS.len()],
 }
 
@@ -92,7 +93,7 @@ fn limbs(element: &[u8; MAC_LEN]) -> [u64; 4] {
 
 impl Digest {
     /// Adds the element of the record `parts` of kind `part`.
-    pub(crate) fn add(&mut self, keys: &StoreKeys, part: Part, parts: &[&[u8]]) -> Result<()> {
+    pub fn add(&mut self, keys: &StoreKeys, part: Part, parts: &[&[u8]]) -> Result<()> {
         let e = limbs(&*keys.element(part.label(), parts)?);
         let sum = &mut self.sums[part as usize];
         let mut carry = false;
@@ -107,7 +108,7 @@ impl Digest {
 
     /// Takes away the element of the record `parts` of kind `part` (one that is being replaced or
     /// deleted).
-    pub(crate) fn remove(&mut self, keys: &StoreKeys, part: Part, parts: &[&[u8]]) -> Result<()> {
+    pub fn remove(&mut self, keys: &StoreKeys, part: Part, parts: &[&[u8]]) -> Result<()> {
         let e = limbs(&*keys.element(part.label(), parts)?);
         let sum = &mut self.sums[part as usize];
         let mut borrow = false;
@@ -143,7 +144,7 @@ impl Digest {
     }
 
     /// The kinds whose sums differ from `other`'s (compared in constant time).
-    fn differing(&self, other: &Digest) -> Vec<Part> {
+    pub fn differing(&self, other: &Digest) -> Vec<Part> {
         let (a, b) = (self.to_bytes(), other.to_bytes());
         PARTS
             .into_iter()
@@ -155,12 +156,7 @@ impl Digest {
     }
 
     /// The digest sealed for store `store_id` at `generation`: `nonce ‖ ciphertext ‖ tag`.
-    pub(crate) fn seal(
-        &self,
-        keys: &StoreKeys,
-        store_id: &[u8; 16],
-        generation: u64,
-    ) -> Result<Vec<u8>> {
+    pub fn seal(&self, keys: &StoreKeys, store_id: &[u8; 16], generation: u64) -> Result<Vec<u8>> {
         keys.seal_secret(
             Purpose::Contents,
             &[store_id, &generation.to_be_bytes()],
@@ -170,7 +166,7 @@ impl Digest {
 
     /// Opens a sealed digest; `None` unless the root key authenticates it for this store and
     /// generation.
-    pub(crate) fn open(
+    pub fn open(
         keys: &StoreKeys,
         store_id: &[u8; 16],
         generation: u64,

@@ -41,7 +41,7 @@
 
 mod backup;
 mod change_log;
-mod contents;
+pub mod contents;
 mod copies;
 mod custom_key_stores;
 mod errors;
@@ -53,11 +53,11 @@ mod records;
 pub mod root_key;
 mod rotation;
 mod schema;
-mod sealing;
+pub mod sealing;
 mod secrets;
 mod store;
 mod verify;
-mod witness;
+pub mod witness;
 
 pub use backup::{BackupReport, RestoreReport};
 pub use events::StoreEvent;

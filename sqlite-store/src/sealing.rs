@@ -30,26 +30,44 @@ use zeroize::Zeroizing;
 
 use crate::root_key::RootKey;
 
+/// The domain prefix of a PostgreSQL store's key derivation salt (see
+/// [`StoreKeys::derive_postgres`]).
+pub const POSTGRES_DOMAIN: &[u8] = b"keyplane-postgres store v1 ";
+
 /// The wrapped-material format byte.
 const WRAP_FORMAT: u8 = 0x01;
 /// Bytes a wrapped copy adds to the material.
-pub(crate) const WRAP_OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
+pub const WRAP_OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
 /// Bytes in an authentication seal.
-pub(crate) const SEAL_LEN: usize = NONCE_LEN + TAG_LEN;
+pub const SEAL_LEN: usize = NONCE_LEN + TAG_LEN;
 /// Bytes of SHA-256 kept as a copy's checksum.
-pub(crate) const CHECKSUM_LEN: usize = 16;
+pub const CHECKSUM_LEN: usize = 16;
 /// Largest key material the store wraps (the largest private key a KMS key spec has is far less).
-pub(crate) const MAX_MATERIAL_BYTES: usize = 64 * 1024;
+pub const MAX_MATERIAL_BYTES: usize = 64 * 1024;
 
 /// What an authentication seal covers; each purpose is a distinct AAD prefix.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Purpose {
+pub enum Purpose {
     RootCheck,
     Generation,
     KeyRecord,
     AliasRecord,
     Contents,
     ChangeLog,
+    /// A PostgreSQL store's key record row (id, generation that wrote it, record).
+    PgKeyRow,
+    /// A PostgreSQL store's alias row.
+    PgAliasRow,
+    /// A PostgreSQL store's secret row (name, generation, value MAC).
+    PgSecretRow,
+    /// A PostgreSQL store's change-log row.
+    PgChangeRow,
+}
+
+impl std::fmt::Debug for StoreKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreKeys(..)")
+    }
 }
 
 impl Purpose {
@@ -61,13 +79,17 @@ impl Purpose {
             Purpose::AliasRecord => b"keyplane-sqlite alias-record v1",
             Purpose::Contents => b"keyplane-sqlite contents v1",
             Purpose::ChangeLog => b"keyplane-sqlite change-log v1",
+            Purpose::PgKeyRow => b"keyplane-postgres key-row v1",
+            Purpose::PgAliasRow => b"keyplane-postgres alias-row v1",
+            Purpose::PgSecretRow => b"keyplane-postgres secret-row v1",
+            Purpose::PgChangeRow => b"keyplane-postgres change-row v1",
         }
     }
 }
 
 /// Which key version a wrapped copy belongs to: all of it is bound as associated data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct MaterialSlot {
+pub struct MaterialSlot {
     pub key_id: Uuid,
     pub version: u32,
     pub key_spec: KeySpec,
@@ -119,10 +141,10 @@ impl std::fmt::Display for Damage {
 }
 
 /// Bytes of a contents element and of a store secret's value MAC (HMAC-SHA-256).
-pub(crate) const MAC_LEN: usize = 32;
+pub const MAC_LEN: usize = 32;
 
 /// The keys derived from one root key for one store.
-pub(crate) struct StoreKeys {
+pub struct StoreKeys {
     wrap: AesGcmKey,
     auth: AesGcmKey,
     /// HMAC-SHA-256 key of the contents digest's elements and of store secret value MACs.
@@ -154,7 +176,24 @@ fn hkdf_hmac_key(root: &RootKey, salt: &[u8], info: &[u8], policy: LockPolicy) -
 
 impl StoreKeys {
     /// Derives the wrapping and authentication keys of store `store_id` from `root`.
-    pub(crate) fn derive(root: &RootKey, store_id: &[u8], lock_policy: LockPolicy) -> Result<Self> {
+    pub fn derive(root: &RootKey, store_id: &[u8], lock_policy: LockPolicy) -> Result<Self> {
+        Self::derive_salted(root, store_id, lock_policy)
+    }
+
+    /// The keys of a PostgreSQL store `store_id` under `root`: HKDF salted with
+    /// [`POSTGRES_DOMAIN`] ‖ store id instead of the bare store id, so that no seal, wrapped copy
+    /// or digest of one kind of store opens in the other even under the same root key.
+    pub fn derive_postgres(
+        root: &RootKey,
+        store_id: &[u8],
+        lock_policy: LockPolicy,
+    ) -> Result<Self> {
+        let mut salt = POSTGRES_DOMAIN.to_vec();
+        salt.extend_from_slice(store_id);
+        Self::derive_salted(root, &salt, lock_policy)
+    }
+
+    fn derive_salted(root: &RootKey, store_id: &[u8], lock_policy: LockPolicy) -> Result<Self> {
         Ok(StoreKeys {
             wrap: AesGcmKey::derive(
                 root.locked(),
@@ -201,17 +240,13 @@ impl StoreKeys {
     }
 
     /// The element of one record in the contents digest (see the contents module): never stored.
-    pub(crate) fn element(
-        &self,
-        label: &[u8],
-        parts: &[&[u8]],
-    ) -> Result<Zeroizing<[u8; MAC_LEN]>> {
+    pub fn element(&self, label: &[u8], parts: &[&[u8]]) -> Result<Zeroizing<[u8; MAC_LEN]>> {
         self.prf(label, parts)
     }
 
     /// The MAC of the value of store secret `name`, kept in its `secrets` row so that a copy of an
     /// older value (replayed) is told from the current one.
-    pub(crate) fn secret_value_mac(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
+    pub fn secret_value_mac(&self, name: &str, value: &[u8]) -> Result<Vec<u8>> {
         Ok(self
             .prf(
                 b"keyplane-sqlite secret value v1",
@@ -221,12 +256,7 @@ impl StoreKeys {
     }
 
     /// Whether `mac` is the value MAC of `value` for `name` (constant time).
-    pub(crate) fn secret_value_matches(
-        &self,
-        name: &str,
-        value: &[u8],
-        mac: &[u8],
-    ) -> Result<bool> {
+    pub fn secret_value_matches(&self, name: &str, value: &[u8], mac: &[u8]) -> Result<bool> {
         let expected = self.prf(
             b"keyplane-sqlite secret value v1",
             &[name.as_bytes(), value],
@@ -236,7 +266,7 @@ impl StoreKeys {
 
     /// Encrypts and authenticates `plaintext` (the contents digest) for `parts`:
     /// `nonce (12) ‖ ciphertext ‖ tag (16)` under the authentication key.
-    pub(crate) fn seal_secret(
+    pub fn seal_secret(
         &self,
         purpose: Purpose,
         parts: &[&[u8]],
@@ -260,7 +290,7 @@ impl StoreKeys {
 
     /// Opens what [`seal_secret`](Self::seal_secret) made into `out` (exactly as long as the
     /// plaintext); whether it is authentic.
-    pub(crate) fn open_secret(
+    pub fn open_secret(
         &self,
         purpose: Purpose,
         parts: &[&[u8]],
@@ -279,7 +309,7 @@ impl StoreKeys {
     }
 
     /// Wraps `material` for `slot` with a fresh nonce.
-    pub(crate) fn wrap(&self, slot: &MaterialSlot, material: &[u8]) -> Result<Vec<u8>> {
+    pub fn wrap(&self, slot: &MaterialSlot, material: &[u8]) -> Result<Vec<u8>> {
         if material.is_empty() || material.len() > MAX_MATERIAL_BYTES {
             return Err(Error::Validation(format!(
                 "key material of {} bytes cannot be stored (1 to {MAX_MATERIAL_BYTES})",
@@ -290,7 +320,7 @@ impl StoreKeys {
     }
 
     /// Wraps the store secret `name` with a fresh nonce.
-    pub(crate) fn wrap_secret(&self, name: &str, secret: &[u8]) -> Result<Vec<u8>> {
+    pub fn wrap_secret(&self, name: &str, secret: &[u8]) -> Result<Vec<u8>> {
         if secret.is_empty() || secret.len() > MAX_MATERIAL_BYTES {
             return Err(Error::Validation(format!(
                 "a store secret of {} bytes cannot be stored (1 to {MAX_MATERIAL_BYTES})",
@@ -301,7 +331,7 @@ impl StoreKeys {
     }
 
     /// Unwraps one copy of the store secret `name` (as [`unwrap`](Self::unwrap)).
-    pub(crate) fn unwrap_secret(
+    pub fn unwrap_secret(
         &self,
         name: &str,
         wrapped: &[u8],
@@ -324,7 +354,7 @@ impl StoreKeys {
 
     /// Unwraps one copy into locked memory. `Ok(Err(damage))` when the copy is unusable;
     /// `Err` only when locked memory cannot be had.
-    pub(crate) fn unwrap(
+    pub fn unwrap(
         &self,
         slot: &MaterialSlot,
         wrapped: &[u8],
@@ -358,7 +388,7 @@ impl StoreKeys {
     }
 
     /// A seal over `parts` for `purpose`.
-    pub(crate) fn seal(&self, purpose: Purpose, parts: &[&[u8]]) -> Result<Vec<u8>> {
+    pub fn seal(&self, purpose: Purpose, parts: &[&[u8]]) -> Result<Vec<u8>> {
         let nonce = random_nonce()?;
         let mut tag = [0u8; TAG_LEN];
         self.auth
@@ -370,7 +400,7 @@ impl StoreKeys {
     }
 
     /// Whether `seal` authenticates `parts` for `purpose`.
-    pub(crate) fn check(&self, purpose: Purpose, parts: &[&[u8]], seal: &[u8]) -> bool {
+    pub fn check(&self, purpose: Purpose, parts: &[&[u8]], seal: &[u8]) -> bool {
         if seal.len() != SEAL_LEN {
             return false;
         }
@@ -389,7 +419,7 @@ impl StoreKeys {
 }
 
 /// The checksum kept beside each wrapped copy: the first 16 bytes of its SHA-256.
-pub(crate) fn checksum(wrapped: &[u8]) -> Vec<u8> {
+pub fn checksum(wrapped: &[u8]) -> Vec<u8> {
     digest(&SHA256, wrapped).as_ref()[..CHECKSUM_LEN].to_vec()
 }
 

@@ -29,7 +29,7 @@ const MAX_WITNESS_BYTES: u64 = 4096;
 
 /// What the witness says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Witness {
+pub struct Witness {
     pub store_id: [u8; 16],
     pub generation: u64,
 }
@@ -63,7 +63,7 @@ impl Witness {
 }
 
 /// Reads the witness at `path`: `None` if there is none.
-pub(crate) fn read(path: &Path) -> Result<Option<Witness>> {
+pub fn read(path: &Path) -> Result<Option<Witness>> {
     let len = match fs::metadata(path) {
         Ok(meta) => meta.len(),
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -88,7 +88,7 @@ fn damaged(path: &Path) -> Error {
 }
 
 /// Replaces the witness at `path` (temporary file, fsync, rename).
-pub(crate) fn write(path: &Path, witness: &Witness) -> Result<()> {
+pub fn write(path: &Path, witness: &Witness) -> Result<()> {
     crate::files::replace_file(path, &temp_path(path), witness.encode().as_bytes())
 }
 

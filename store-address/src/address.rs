@@ -1,4 +1,5 @@
-//! Store addresses: `sqlite:PATH` and `memory:`, and where they come from in the environment.
+//! Store addresses: `sqlite:PATH`, `postgres://...` and `memory:`, and where they come from in the
+//! environment.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,20 +13,25 @@ pub const HOME_VAR: &str = "KEYPLANE_HOME";
 /// The data directory when neither `KEYPLANE_STORE` nor `KEYPLANE_HOME` (nor an option) names one.
 pub const DEFAULT_DATA_DIR: &str = "keyplane-data";
 
-/// Where a store is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a store is. `Debug` and `Display` never show a PostgreSQL address's password.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreAddress {
     /// A durable SQLite store in this data directory (`sqlite:PATH`).
     Sqlite(PathBuf),
     /// Keys in this process's memory only, gone when it exits (`memory:`); for tests.
     Memory,
+    /// A fleet store in a PostgreSQL database that many nodes share
+    /// (`postgres://USER@HOST:PORT/DATABASE?sslmode=disable|require|verify-full&sslrootcert=FILE`),
+    /// as given (with its password, if any; [`fmt::Display`] hides it).
+    Postgres(String),
 }
 
 impl StoreAddress {
-    /// Parses `sqlite:PATH` (a data directory; relative paths are from the working directory) or
-    /// `memory:`. Anything else is an [`ErrorKind::BadAddress`] or, for a scheme this build does
-    /// not know (`postgres://...`), an [`ErrorKind::UnknownScheme`].
+    /// Parses `sqlite:PATH` (a data directory; relative paths are from the working directory),
+    /// `postgres://...` (or `postgresql://...`) or `memory:`. Anything else is an
+    /// [`ErrorKind::BadAddress`] or, for a scheme this build does not know, an
+    /// [`ErrorKind::UnknownScheme`].
     pub fn parse(text: &str) -> Result<Self, OpenError> {
         let text = text.trim();
         let Some((scheme, rest)) = text.split_once(':') else {
@@ -49,6 +55,11 @@ impl StoreAddress {
                 }
                 Ok(StoreAddress::Sqlite(PathBuf::from(path)))
             }
+            "postgres" | "postgresql" => {
+                keyplane_postgres::PgAddress::parse(text)
+                    .map_err(|e| OpenError::new(ErrorKind::BadAddress, e.to_string()))?;
+                Ok(StoreAddress::Postgres(text.to_owned()))
+            }
             "memory" if rest.is_empty() || rest == "//" => Ok(StoreAddress::Memory),
             "memory" => Err(OpenError::new(
                 ErrorKind::BadAddress,
@@ -57,8 +68,8 @@ impl StoreAddress {
             other => Err(OpenError::new(
                 ErrorKind::UnknownScheme,
                 format!(
-                    "unknown store scheme '{other}' in '{text}': this keyplane knows sqlite:PATH \
-                     and memory:"
+                    "unknown store scheme '{other}' in '{text}': this keyplane knows sqlite:PATH, \
+                     postgres://USER@HOST/DATABASE and memory:"
                 ),
             )),
         }
@@ -90,12 +101,18 @@ impl StoreAddress {
         Ok(non_empty_var(HOME_VAR).map(|dir| Self::data_dir(PathBuf::from(dir))))
     }
 
-    /// The data directory of a durable store; `None` for `memory:`.
+    /// The data directory of a durable store; `None` for `memory:` and PostgreSQL.
     pub fn dir(&self) -> Option<&Path> {
         match self {
             StoreAddress::Sqlite(dir) => Some(dir),
-            StoreAddress::Memory => None,
+            StoreAddress::Memory | StoreAddress::Postgres(_) => None,
         }
+    }
+
+    /// Whether the store outlives the process (SQLite, PostgreSQL), so that front ends open it
+    /// through [`crate::open`] rather than start an engine in memory.
+    pub fn is_durable(&self) -> bool {
+        !matches!(self, StoreAddress::Memory)
     }
 }
 
@@ -104,6 +121,20 @@ impl fmt::Display for StoreAddress {
         match self {
             StoreAddress::Sqlite(dir) => write!(f, "sqlite:{}", dir.display()),
             StoreAddress::Memory => f.write_str("memory:"),
+            StoreAddress::Postgres(url) => f.write_str(&keyplane_postgres::redact(url)),
+        }
+    }
+}
+
+impl fmt::Debug for StoreAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreAddress::Sqlite(dir) => f.debug_tuple("Sqlite").field(dir).finish(),
+            StoreAddress::Memory => f.write_str("Memory"),
+            StoreAddress::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&keyplane_postgres::redact(url))
+                .finish(),
         }
     }
 }
@@ -135,6 +166,16 @@ mod tests {
             StoreAddress::data_dir("/d").to_string(),
             "sqlite:/d".to_string()
         );
+        let pg = StoreAddress::parse("postgres://kp:pw@db:5432/keys?sslmode=require").unwrap();
+        assert_eq!(
+            pg,
+            StoreAddress::Postgres("postgres://kp:pw@db:5432/keys?sslmode=require".into())
+        );
+        assert_eq!(
+            pg.to_string(),
+            "postgres://kp:***@db:5432/keys?sslmode=require"
+        );
+        assert!(pg.is_durable() && pg.dir().is_none());
     }
 
     #[test]
@@ -144,7 +185,9 @@ mod tests {
             ("/var/lib/keyplane", ErrorKind::BadAddress),
             ("sqlite:", ErrorKind::BadAddress),
             ("memory:/x", ErrorKind::BadAddress),
-            ("postgres://db/keys", ErrorKind::UnknownScheme),
+            ("mysql://db/keys", ErrorKind::UnknownScheme),
+            ("postgres://db", ErrorKind::BadAddress),
+            ("postgres://db/keys?sslmode=allow", ErrorKind::BadAddress),
             ("s3:bucket", ErrorKind::UnknownScheme),
         ] {
             let err = StoreAddress::parse(text).unwrap_err();

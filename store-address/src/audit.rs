@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use keyplane::audit::{AuditConfig, DigestSigner, Durability};
 use keyplane::locked_memory::LockedBytes;
+use keyplane::store::KeyStore;
 use keyplane::Error;
 use keyplane_sqlite::SqliteKeyStore;
 
@@ -121,14 +122,14 @@ fn failure(message: impl Into<String>) -> OpenError {
 }
 
 /// The store's audit signing key (created now if it has none) and its public key, DER.
-pub fn signing_key(store: &SqliteKeyStore) -> Result<(LockedBytes, Vec<u8>), OpenError> {
+pub fn signing_key(store: &dyn KeyStore, dir: &Path) -> Result<(LockedBytes, Vec<u8>), OpenError> {
     let key = store
-        .get_or_create_secret(AUDIT_KEY_SECRET, || {
+        .get_or_create_secret(AUDIT_KEY_SECRET, &mut || {
             keyplane::audit::generate_signing_key().map_err(|e| {
                 Error::Internal(format!("could not generate the audit signing key: {e}"))
             })
         })
-        .map_err(|e| OpenError::classify(e, Some(store.paths().dir.as_path())))?;
+        .map_err(|e| OpenError::classify(e, Some(dir)))?;
     let signer = DigestSigner::from_pkcs8(key.expose()).map_err(|e| {
         failure(format!(
             "the store's audit signing key (store secret '{AUDIT_KEY_SECRET}') is unusable: {e}"
@@ -306,7 +307,7 @@ pub fn init(data_dir: &Path, store: &SqliteKeyStore) -> Result<AuditInit, OpenEr
         }
         archived = Some(to);
     }
-    let (_, public_der) = signing_key(store)?;
+    let (_, public_der) = signing_key(store, data_dir)?;
     write_public_key(&paths, &public_der)?;
     Ok(AuditInit {
         public_key: paths.public_key,

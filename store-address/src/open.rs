@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyplane::{Engine, EngineBuilder, Error};
+use keyplane_postgres::{PgOptions, PostgresKeyStore};
 use keyplane_sqlite::root_key::{Argon2Cost, RootKeyProvider};
 use keyplane_sqlite::{SqliteKeyStore, StoreOptions, StorePaths};
 
@@ -35,6 +36,9 @@ pub struct OpenOptions {
     /// [`DEFAULT_SCHEDULER_INTERVAL`]. It replaces the builder's `scheduler_interval`. Engines
     /// in memory (`memory:`) keep the builder's.
     pub scheduler_interval: Option<Duration>,
+    /// A PostgreSQL store's node directory: where its default root key file (`root.key`) and
+    /// this node's rollback witness are; `None`: `KEYPLANE_HOME`, else `./keyplane-data`.
+    pub node_dir: Option<PathBuf>,
 }
 
 /// An open store (none for `memory:`), ready to start engines on.
@@ -42,6 +46,9 @@ pub struct OpenOptions {
 pub struct Opened {
     address: StoreAddress,
     store: Option<Arc<SqliteKeyStore>>,
+    postgres: Option<Arc<PostgresKeyStore>>,
+    /// A PostgreSQL store's node directory.
+    node_dir: Option<PathBuf>,
     created: bool,
     audit: AuditOptions,
     /// Given to engines on the durable store; `None`: the builder's (the CLI's one-shot commands).
@@ -57,11 +64,14 @@ pub fn open(address: &StoreAddress, options: OpenOptions) -> Result<Opened, Open
             return Ok(Opened {
                 address: address.clone(),
                 store: None,
+                postgres: None,
+                node_dir: None,
                 created: false,
                 audit: options.audit,
                 scheduler_interval: None,
             })
         }
+        StoreAddress::Postgres(url) => return open_postgres(address, url, options),
         StoreAddress::Sqlite(dir) => dir.clone(),
     };
     let source = options
@@ -75,6 +85,79 @@ pub fn open(address: &StoreAddress, options: OpenOptions) -> Result<Opened, Open
     Ok(Opened {
         address: address.clone(),
         store: Some(Arc::new(store)),
+        postgres: None,
+        node_dir: None,
+        created,
+        audit: options.audit,
+        scheduler_interval: Some(
+            options
+                .scheduler_interval
+                .unwrap_or(DEFAULT_SCHEDULER_INTERVAL),
+        ),
+    })
+}
+
+/// The node directory of a PostgreSQL store (see [`OpenOptions::node_dir`]).
+pub fn node_dir(options: &OpenOptions) -> PathBuf {
+    options.node_dir.clone().unwrap_or_else(|| {
+        std::env::var_os(crate::HOME_VAR)
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from(crate::DEFAULT_DATA_DIR), PathBuf::from)
+    })
+}
+
+/// Opens (or creates) the PostgreSQL store at `url`: the root key from the same sources as for
+/// SQLite, with the node directory in the data directory's place.
+fn open_postgres(
+    address: &StoreAddress,
+    url: &str,
+    options: OpenOptions,
+) -> Result<Opened, OpenError> {
+    let dir = node_dir(&options);
+    if !dir.is_dir() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                OpenError::new(
+                    ErrorKind::ReadOnly,
+                    format!("could not create the node directory {}: {e}", dir.display()),
+                )
+            })?;
+    }
+    let source = options
+        .root_key
+        .unwrap_or_else(|| RootKeySource::from_env(&dir));
+    let provider = source.provider(options.passphrase_cost, options.store.lock_policy)?;
+    let pg_options = PgOptions {
+        lock_policy: options.store.lock_policy,
+        witness_dir: Some(dir.clone()),
+        ..PgOptions::default()
+    };
+    let classify = |e| OpenError::classify(e, None);
+    let opened = PostgresKeyStore::open(url, Arc::clone(&provider), pg_options.clone());
+    let (store, created) = match opened {
+        Ok(store) => (store, false),
+        Err(Error::NotFound(_)) if !options.open_only => {
+            match PostgresKeyStore::init(url, Arc::clone(&provider), pg_options.clone()) {
+                Ok(store) => (store, true),
+                // Another node created it first: open theirs.
+                Err(Error::AlreadyExists(_)) => (
+                    PostgresKeyStore::open(url, provider, pg_options).map_err(classify)?,
+                    false,
+                ),
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Err(e) => return Err(classify(e)),
+    };
+    Ok(Opened {
+        address: address.clone(),
+        store: None,
+        postgres: Some(Arc::new(store)),
+        node_dir: Some(dir),
         created,
         audit: options.audit,
         scheduler_interval: Some(
@@ -116,6 +199,8 @@ impl Opened {
         Opened {
             address: StoreAddress::Sqlite(store.paths().dir.clone()),
             store: Some(store),
+            postgres: None,
+            node_dir: None,
             created: false,
             audit,
             scheduler_interval: None,
@@ -132,9 +217,14 @@ impl Opened {
         &self.address
     }
 
-    /// The durable store; `None` for `memory:`.
+    /// The SQLite store; `None` for `memory:` and PostgreSQL.
     pub fn store(&self) -> Option<&Arc<SqliteKeyStore>> {
         self.store.as_ref()
+    }
+
+    /// The PostgreSQL store; `None` for the others.
+    pub fn postgres(&self) -> Option<&Arc<PostgresKeyStore>> {
+        self.postgres.as_ref()
     }
 
     /// Whether [`open`] created the store just now.
@@ -144,28 +234,35 @@ impl Opened {
 
     /// Starts an engine with `builder`'s settings on this store, auditing as the options say
     /// (`memory:` has no data directory: its engines audit only to an explicit
-    /// [`AuditOptions::log`]).
+    /// [`AuditOptions::log`]; a PostgreSQL store's engines audit in the node directory).
     pub fn engine(&self, builder: EngineBuilder) -> Result<StoreEngine, OpenError> {
-        let Some(store) = &self.store else {
-            let mut builder = builder;
-            let mut audit_log = None;
-            if let (true, Some(log)) = (self.audit.enabled, &self.audit.log) {
-                // No store to keep a signing key: a new one per engine (verify with the public
-                // key the engine exports).
-                let key = keyplane::audit::generate_signing_key()
-                    .map_err(|e| OpenError::new(ErrorKind::Audit, e.to_string()))?;
-                builder = builder.audit(self.audit.config(log), &key);
-                audit_log = Some(log.clone());
-            }
-            let engine = builder.build().map_err(|e| OpenError::classify(e, None))?;
-            return Ok(StoreEngine {
-                engine,
-                audit_log,
-                lock: None,
-            });
-        };
-        let dir = store.paths().dir.clone();
-        let mut builder = builder.store(Arc::clone(store) as Arc<dyn keyplane::store::KeyStore>);
+        // The durable store, and the directory of this process's audit log: a SQLite store's
+        // data directory, or a PostgreSQL store's node directory (each node audits to its own
+        // log, signed by the fleet's key, kept in the store).
+        let (store, dir): (Arc<dyn keyplane::store::KeyStore>, PathBuf) =
+            match (&self.store, &self.postgres, &self.node_dir) {
+                (Some(store), _, _) => (Arc::clone(store) as _, store.paths().dir.clone()),
+                (None, Some(pg), Some(dir)) => (Arc::clone(pg) as _, dir.clone()),
+                _ => {
+                    let mut builder = builder;
+                    let mut audit_log = None;
+                    if let (true, Some(log)) = (self.audit.enabled, &self.audit.log) {
+                        // No store to keep a signing key: a new one per engine (verify with the
+                        // public key the engine exports).
+                        let key = keyplane::audit::generate_signing_key()
+                            .map_err(|e| OpenError::new(ErrorKind::Audit, e.to_string()))?;
+                        builder = builder.audit(self.audit.config(log), &key);
+                        audit_log = Some(log.clone());
+                    }
+                    let engine = builder.build().map_err(|e| OpenError::classify(e, None))?;
+                    return Ok(StoreEngine {
+                        engine,
+                        audit_log,
+                        lock: None,
+                    });
+                }
+            };
+        let mut builder = builder.store(Arc::clone(&store));
         if let Some(every) = self.scheduler_interval {
             // Follow other processes' changes without waiting for a control-plane call.
             builder = builder.scheduler_interval(every);
@@ -175,7 +272,7 @@ impl Opened {
         let mut export = None;
         let paths = AuditPaths::new(&dir);
         if self.audit.enabled {
-            let (key, public_der) = audit::signing_key(store)?;
+            let (key, public_der) = audit::signing_key(store.as_ref(), &dir)?;
             audit::create_dir(&paths.dir)?;
             if !paths.public_key.exists() {
                 export = Some(public_der);

@@ -13,4 +13,5 @@ pub mod key_stores;
 pub mod keys;
 pub mod serve;
 pub mod store;
+pub mod store_postgres;
 pub mod xks;

@@ -84,6 +84,8 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
             // Follow other processes' changes (the default interval, or 4 times within the
             // staleness bound).
             scheduler_interval: follow_every,
+            // A PostgreSQL store's node directory: the data directory.
+            node_dir: Some(ctx.data_dir().to_path_buf()),
         },
     )?;
     let mut builder = Engine::builder()

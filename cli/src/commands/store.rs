@@ -13,7 +13,20 @@ use crate::output::{date, print_fields, print_json, service_value, Table};
 pub fn run(ctx: &Context, command: StoreCommand) -> Result<(), Failure> {
     let json = ctx.global.json;
     match command {
-        StoreCommand::Init(cost) => {
+        StoreCommand::Init {
+            cost,
+            store: Some(url),
+        } => super::store_postgres::init(ctx, &url, &cost),
+        StoreCommand::Verify {
+            no_repair,
+            store: Some(url),
+        } => super::store_postgres::verify(ctx, &url, no_repair),
+        StoreCommand::Backup {
+            file,
+            store: Some(url),
+        } => super::store_postgres::backup(ctx, &url, &file),
+        StoreCommand::Migrate { from, to } => super::store_postgres::migrate(ctx, &from, &to),
+        StoreCommand::Init { cost, store: None } => {
             let provider = ctx.provider(ctx.root_key_source()?, &cost)?;
             let store =
                 SqliteKeyStore::init(ctx.data_dir(), provider.clone(), ctx.store_options())?;
@@ -64,7 +77,10 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
-        StoreCommand::Verify { no_repair } => {
+        StoreCommand::Verify {
+            no_repair,
+            store: None,
+        } => {
             let store = ctx.open_store()?;
             let report = store.verify(!no_repair)?;
             if json {
@@ -82,7 +98,7 @@ pub fn run(ctx: &Context, command: StoreCommand) -> Result<(), Failure> {
                 ))
             }
         }
-        StoreCommand::Backup { file } => {
+        StoreCommand::Backup { file, store: None } => {
             let report = ctx.open_store()?.backup(&file)?;
             if json {
                 print_json(&service_value(&report)?);

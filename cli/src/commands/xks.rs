@@ -73,6 +73,7 @@ pub fn run(ctx: &Context, args: XksProxyArgs) -> Result<(), Failure> {
             passphrase_cost: Default::default(),
             audit: ctx.audit_options(),
             scheduler_interval: None,
+            node_dir: Some(ctx.data_dir().to_path_buf()),
         },
     )?;
     let builder = Engine::builder()

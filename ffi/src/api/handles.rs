@@ -11,8 +11,6 @@ use std::time::Duration;
 use kp::locked_memory::LockedBytes;
 use kp::{EncryptionContext, Engine, EngineConfig, LockPolicy, ManualClock, Timestamp};
 
-use keyplane_store_address::StoreAddress;
-
 use super::ffi::{guard, guard_value, out_arg, str_arg, write_out, Failure, Outcome};
 use super::status::kp_status;
 use super::store::{engine_on_store, EngineHandle, StoreSettings};
@@ -645,7 +643,9 @@ pub unsafe extern "C" fn kp_engine_new(
                 builder,
                 config.config.lock_policy,
             )?;
-            if let Some(address @ StoreAddress::Sqlite(_)) = &config.store.address {
+            // A durable store (SQLite, PostgreSQL) opens through the store address; `memory:`
+            // and no address start the engine in memory.
+            if let Some(address) = config.store.address.as_ref().filter(|a| a.is_durable()) {
                 durable = Some((config, address));
             }
         }

@@ -180,8 +180,9 @@ unsafe fn set_store(
 }
 
 /// Makes engines built from this configuration keep their keys in the store at `address`:
-/// `sqlite:PATH` (a data directory, as the `keyplane` tool's `--data-dir`) or `memory:` (in this
-/// process only). NULL goes back to the default, the in-memory store. `kp_engine_new` opens the
+/// `sqlite:PATH` (a data directory, as the `keyplane` tool's `--data-dir`), `postgres://USER@HOST/DB`
+/// (a fleet store many processes share; the root key file and rollback witness in
+/// `$KEYPLANE_HOME`, else `./keyplane-data`) or `memory:` (in this process only). NULL goes back to the default, the in-memory store. `kp_engine_new` opens the
 /// store, creating it if missing (with a new root key file `PATH/root.key`, mode 0600, unless
 /// another root key source is set) unless `kp_config_set_open_only`. A malformed address is
 /// refused here: `KP_STATUS_STORE_BAD_ADDRESS`, or `KP_STATUS_STORE_UNKNOWN_SCHEME` for a scheme

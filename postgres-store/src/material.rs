@@ -1,0 +1,241 @@
+//! Key material: each version wrapped under the root key (bound to its key id, version and key
+//! spec) in two independent copies, each with its own nonce and checksum, as in the SQLite store.
+//! A damaged copy is repaired from the good one when read; a version with no good copy makes its
+//! key (and only its key) Unavailable.
+
+use std::collections::BTreeMap;
+
+use keyplane::key::KeyRecord;
+use keyplane::locked_memory::LockedBytes;
+use keyplane::store::StoredMaterial;
+use keyplane::Result;
+use keyplane_sqlite::sealing::{checksum, Damage, MaterialSlot, StoreKeys};
+use postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::errors;
+
+/// Copies kept of every version.
+pub(crate) const COPIES: usize = 2;
+
+/// One stored copy.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Copy {
+    pub wrapped: Vec<u8>,
+    pub checksum: Vec<u8>,
+}
+
+type CopyMap = BTreeMap<(Uuid, u32), [Option<Copy>; COPIES]>;
+
+fn collect(rows: Vec<postgres::Row>) -> CopyMap {
+    let mut map = CopyMap::new();
+    for row in rows {
+        let id: Vec<u8> = row.get(0);
+        let (Ok(id), Ok(version), Ok(copy)) = (
+            Uuid::from_slice(&id),
+            u32::try_from(row.get::<_, i32>(1)),
+            usize::try_from(row.get::<_, i16>(2)),
+        ) else {
+            continue;
+        };
+        if copy >= COPIES {
+            continue;
+        }
+        map.entry((id, version)).or_default()[copy] = Some(Copy {
+            wrapped: row.get(3),
+            checksum: row.get(4),
+        });
+    }
+    map
+}
+
+/// Every copy of every key's material.
+pub(crate) fn read_all(c: &mut impl GenericClient, db: &str) -> Result<CopyMap> {
+    c.query(
+        "SELECT key_id, version, copy, wrapped, checksum FROM keyplane_material",
+        &[],
+    )
+    .map(collect)
+    .map_err(|e| errors::pg("read key material", db, e))
+}
+
+/// Every copy of the material of the keys `ids`.
+pub(crate) fn read_keys(c: &mut impl GenericClient, ids: &[Uuid], db: &str) -> Result<CopyMap> {
+    let ids: Vec<Vec<u8>> = ids.iter().map(|i| i.as_bytes().to_vec()).collect();
+    c.query(
+        "SELECT key_id, version, copy, wrapped, checksum FROM keyplane_material \
+         WHERE key_id = ANY($1)",
+        &[&ids],
+    )
+    .map(collect)
+    .map_err(|e| errors::pg("read key material", db, e))
+}
+
+/// Writes both copies of one version (each with a fresh nonce).
+pub(crate) fn put(
+    c: &mut impl GenericClient,
+    keys: &StoreKeys,
+    slot: &MaterialSlot,
+    material: &[u8],
+    db: &str,
+) -> Result<()> {
+    for copy in 0..COPIES {
+        write_copy(c, keys, slot, copy, material, db)?;
+    }
+    Ok(())
+}
+
+fn write_copy(
+    c: &mut impl GenericClient,
+    keys: &StoreKeys,
+    slot: &MaterialSlot,
+    copy: usize,
+    material: &[u8],
+    db: &str,
+) -> Result<()> {
+    let wrapped = keys.wrap(slot, material)?;
+    let sum = checksum(&wrapped);
+    c.execute(
+        "INSERT INTO keyplane_material (key_id, version, copy, wrapped, checksum) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_id, version, copy) DO UPDATE SET \
+         wrapped = EXCLUDED.wrapped, checksum = EXCLUDED.checksum",
+        &[
+            &&slot.key_id.as_bytes()[..],
+            &(slot.version as i32),
+            &(copy as i16),
+            &wrapped,
+            &sum,
+        ],
+    )
+    .map(|_| ())
+    .map_err(|e| errors::pg("write key material", db, e))
+}
+
+/// Removes both copies of one version.
+pub(crate) fn delete_version(
+    c: &mut impl GenericClient,
+    key_id: &Uuid,
+    version: u32,
+    db: &str,
+) -> Result<()> {
+    c.execute(
+        "DELETE FROM keyplane_material WHERE key_id = $1 AND version = $2",
+        &[&&key_id.as_bytes()[..], &(version as i32)],
+    )
+    .map(|_| ())
+    .map_err(|e| errors::pg("delete key material", db, e))
+}
+
+/// A copy that could not be used.
+pub(crate) struct DamagedCopy {
+    pub slot: MaterialSlot,
+    pub copy: usize,
+    pub damage: Damage,
+    pub seen: Option<Copy>,
+}
+
+/// What reading the material found.
+#[derive(Default)]
+pub(crate) struct Examination {
+    pub materials: Vec<StoredMaterial>,
+    pub damaged: Vec<DamagedCopy>,
+    pub lost: Vec<MaterialSlot>,
+}
+
+fn judge(
+    keys: &StoreKeys,
+    slot: &MaterialSlot,
+    copy: Option<&Copy>,
+) -> Result<std::result::Result<LockedBytes, Damage>> {
+    let Some(copy) = copy else {
+        return Ok(Err(Damage::Missing));
+    };
+    if checksum(&copy.wrapped) != copy.checksum {
+        return Ok(Err(Damage::Checksum));
+    }
+    keys.unwrap(slot, &copy.wrapped)
+}
+
+/// Judges every copy of every version `records` name.
+pub(crate) fn examine(
+    keys: &StoreKeys,
+    records: &[&KeyRecord],
+    copies: &CopyMap,
+) -> Result<Examination> {
+    let mut out = Examination::default();
+    let none: [Option<Copy>; COPIES] = Default::default();
+    for record in records {
+        if record.custom_key_store.is_some() {
+            continue;
+        }
+        for version in record.versions.iter().filter(|v| v.has_material()) {
+            let slot = MaterialSlot {
+                key_id: record.id,
+                version: version.version,
+                key_spec: record.key_spec,
+            };
+            let set = copies.get(&(record.id, version.version)).unwrap_or(&none);
+            let mut good: Option<LockedBytes> = None;
+            for (index, copy) in set.iter().enumerate() {
+                match judge(keys, &slot, copy.as_ref())? {
+                    Ok(material) => {
+                        if good.is_none() {
+                            good = Some(material);
+                        }
+                    }
+                    Err(damage) => out.damaged.push(DamagedCopy {
+                        slot,
+                        copy: index,
+                        damage,
+                        seen: copy.clone(),
+                    }),
+                }
+            }
+            match good {
+                Some(material) => out.materials.push(StoredMaterial {
+                    key_id: record.id,
+                    version: version.version,
+                    material,
+                }),
+                None => out.lost.push(slot),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Rewrites each damaged copy whose version has a good one, if the copy is still as it was read.
+/// Returns how many were repaired.
+pub(crate) fn repair(
+    c: &mut impl GenericClient,
+    keys: &StoreKeys,
+    exam: &Examination,
+    db: &str,
+) -> Result<usize> {
+    let mut repaired = 0;
+    for damaged in &exam.damaged {
+        let Some(good) = exam
+            .materials
+            .iter()
+            .find(|m| m.key_id == damaged.slot.key_id && m.version == damaged.slot.version)
+        else {
+            continue;
+        };
+        let now = read_keys(c, &[damaged.slot.key_id], db)?
+            .remove(&(damaged.slot.key_id, damaged.slot.version))
+            .and_then(|set| set[damaged.copy].clone());
+        if now != damaged.seen {
+            continue;
+        }
+        write_copy(
+            c,
+            keys,
+            &damaged.slot,
+            damaged.copy,
+            good.material.expose(),
+            db,
+        )?;
+        repaired += 1;
+    }
+    Ok(repaired)
+}
