@@ -122,7 +122,7 @@ def test_each_way_of_failing_to_open_is_a_clear_exception(tmp_path: Path) -> Non
         keyplane.Engine(home=str(missing), open_only=True)
     assert not missing.exists()
     with pytest.raises(ValidationException, match="unknown store scheme"):
-        keyplane.Engine(store="postgres://db/keys")
+        keyplane.Engine(store="mysql://db/keys")
     with pytest.raises(ValidationException):
         keyplane.Engine(store="memory:", home=str(missing))
     with pytest.raises(AccessDeniedException, match="KEYPLANE_TEST_UNSET_VAR"):

@@ -260,7 +260,9 @@ int main(int argc, char **argv) {
 
   /* Addresses refused up front. */
   OK(kp_config_new(&config));
-  EXPECT_MSG(KP_STATUS_STORE_UNKNOWN_SCHEME, "postgres", kp_config_set_store(config, "postgres://db/keys"));
+  EXPECT_MSG(KP_STATUS_STORE_UNKNOWN_SCHEME, "mysql", kp_config_set_store(config, "mysql://db/keys"));
+  /* A PostgreSQL fleet store is a known scheme (opened, and tested, in scripts/test-postgres). */
+  OK(kp_config_set_store(config, "postgres://keyplane@db.example/keys"));
   EXPECT(KP_STATUS_STORE_BAD_ADDRESS, kp_config_set_store(config, "/var/lib/keyplane"));
   EXPECT(KP_STATUS_STORE_BAD_ADDRESS, kp_config_set_store(config, "sqlite:"));
   EXPECT(KP_STATUS_INVALID_LENGTH, kp_config_set_root_key_passphrase(config, (const uint8_t *)"", 0));
@@ -319,7 +321,7 @@ int main(int argc, char **argv) {
   decrypt_and_check(engine, blob, len);
   kp_engine_free(engine);
   kp_config_free(config);
-  CHECK(setenv("KEYPLANE_STORE", "postgres://later", 1) == 0);
+  CHECK(setenv("KEYPLANE_STORE", "mysql://later", 1) == 0);
   EXPECT(KP_STATUS_STORE_UNKNOWN_SCHEME, kp_config_from_env(&config));
   unsetenv("KEYPLANE_STORE");
   unsetenv("KEYPLANE_HOME");
