@@ -40,6 +40,11 @@ struct Proxy {
 
 impl Proxy {
     fn start(tls: bool) -> Proxy {
+        Proxy::start_on(tls, "127.0.0.1:0")
+    }
+
+    /// A proxy listening on `addr` (a fixed port: the same proxy again after a restart).
+    fn start_on(tls: bool, addr: &str) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -71,11 +76,7 @@ impl Proxy {
             TlsMode::Plain
         };
         let server = runtime
-            .block_on(XksProxyServer::bind(
-                "127.0.0.1:0".parse().unwrap(),
-                mode,
-                proxy,
-            ))
+            .block_on(XksProxyServer::bind(addr.parse().unwrap(), mode, proxy))
             .unwrap();
         let endpoint = server.endpoint();
         let ca = server
@@ -189,6 +190,71 @@ fn plain_http_to_loopback_works_when_asked_for() {
     client.health_status(&health_metadata()).unwrap();
     // Not asked for: refused before any connection.
     assert!(XksClient::new(proxy.config(SECRET, RELAXED)).is_err());
+}
+
+/// A call costs a round trip, not a TCP and TLS handshake: the connection is kept alive and
+/// reused, one per concurrent caller.
+#[test]
+fn connections_are_kept_alive_and_reused() {
+    let proxy = Proxy::start(true);
+    let client = proxy.client();
+    for _ in 0..20 {
+        client.health_status(&health_metadata()).unwrap();
+    }
+    let sealed = client
+        .encrypt(
+            KEY_ID,
+            b"thirty-two bytes of data key....",
+            Some(b"aad"),
+            &crypto_metadata("Encrypt"),
+        )
+        .unwrap();
+    client
+        .decrypt(KEY_ID, &sealed, Some(b"aad"), &crypto_metadata("Decrypt"))
+        .unwrap();
+    assert_eq!(client.connections_opened(), 1, "one kept-alive connection");
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..10 {
+                    client.health_status(&health_metadata()).unwrap();
+                }
+            });
+        }
+    });
+    let opened = client.connections_opened();
+    assert!(
+        opened <= 4,
+        "four callers at once need at most four connections, not {opened}"
+    );
+}
+
+/// A kept connection the proxy closed meanwhile (here: the proxy restarted on its port) is
+/// replaced within the same call.
+#[test]
+fn a_proxy_restarted_between_calls_is_reached_on_a_fresh_connection() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut proxy = Proxy::start_on(false, &addr);
+    let client = XksClient::new(XksClientConfig {
+        allow_plain_http_to_loopback: true,
+        ..proxy.config(SECRET, RELAXED)
+    })
+    .unwrap();
+    client.health_status(&health_metadata()).unwrap();
+    assert_eq!(client.connections_opened(), 1);
+    proxy.kill();
+    let _again = Proxy::start_on(false, &addr);
+    client.health_status(&health_metadata()).unwrap();
+    assert_eq!(
+        client.connections_opened(),
+        2,
+        "the dead connection was replaced"
+    );
 }
 
 fn expect(
@@ -320,9 +386,19 @@ fn a_killed_proxy_is_unreachable_within_the_timeout() {
     let mut proxy = Proxy::start(true);
     let config = proxy.config(SECRET, keyplane_xks::client::DEFAULT_TIMEOUT);
     let client = XksClient::new(config).unwrap();
-    // Warm: it works before the kill (with the relaxed client, so a slow machine is no failure).
-    proxy.client().health_status(&health_metadata()).unwrap();
+    // Warm: it works before the kill (with the relaxed client, so a slow machine is no failure),
+    // and that client keeps its connection for the next call.
+    let warm = proxy.client();
+    warm.health_status(&health_metadata()).unwrap();
+    assert_eq!(warm.connections_opened(), 1);
     proxy.kill();
+    // The kept connection is dead and no fresh one can be made: unreachable, not a bad answer.
+    expect(
+        warm.health_status(&health_metadata()),
+        XksErrorKind::TcpConnect,
+        KmsCallKind::KeyStore,
+        KmsException::XksProxyUriUnreachableException,
+    );
     let started = Instant::now();
     expect(
         client.health_status(&health_metadata()),

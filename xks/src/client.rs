@@ -2,16 +2,20 @@
 //! (rustls on AWS-LC), SigV4 as Appendix A, the spec's 250 ms budget per call, answers checked
 //! against the spec (sizes, CDIV) and every failure an [`XksError`].
 //!
-//! Each call opens its own connection and runs under its own deadline (connect, TLS handshake,
-//! request and response together), so a slow or dead proxy holds only the callers that use it,
-//! each for at most the timeout; callers of other proxies never wait on it. Name resolution is the
+//! Each call runs under its own deadline (connect, TLS handshake, request and response together),
+//! so a slow or dead proxy holds only the callers that use it, each for at most the timeout;
+//! callers of other proxies never wait on it. Connections are kept alive and reused (HTTP/1.1),
+//! each client with its own small pool, so that a call costs a round trip rather than a TCP and
+//! TLS handshake; a pooled connection the proxy has closed meanwhile is replaced by a fresh one
+//! within the same call and deadline. Name resolution is the
 //! system resolver's and is not under the deadline: give the endpoint as an address, or a name
 //! the host resolves locally, where that matters.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustls::pki_types::pem::PemObject;
@@ -103,6 +107,82 @@ pub struct XksClient {
     credential: Credential,
     region: String,
     timeout: Duration,
+    /// Idle kept-alive connections, most recently used last.
+    idle: Mutex<Vec<Conn>>,
+    /// Connections opened so far (for diagnostics and tests: a busy client opens about as many
+    /// as it has concurrent callers).
+    opened: AtomicU64,
+}
+
+/// The most idle connections a client keeps (more concurrent callers open more, and close the
+/// surplus when they finish).
+const MAX_IDLE: usize = 32;
+
+/// One open connection to the proxy.
+enum Conn {
+    /// `http://` to loopback (tests only).
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conn::Plain(_) => "Conn::Plain",
+            Conn::Tls(_) => "Conn::Tls",
+        })
+    }
+}
+
+impl Conn {
+    fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &mut s.sock,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// A complete response as read from a connection.
+#[derive(Debug, PartialEq, Eq)]
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+    /// Whether the connection can carry another request: the response was delimited (a length or
+    /// chunks, not the end of the stream), nothing followed it, and the proxy did not say
+    /// `Connection: close`.
+    reusable: bool,
+}
+
+/// Why an exchange failed, and whether it failed on a connection the proxy had already closed
+/// (nothing of a response arrived), which a fresh connection may succeed on.
+struct Failed {
+    error: XksError,
+    stale: bool,
 }
 
 fn err(kind: XksErrorKind, detail: impl Into<String>) -> XksError {
@@ -190,7 +270,15 @@ impl XksClient {
             credential: config.credential,
             region: config.region,
             timeout: config.timeout,
+            idle: Mutex::new(Vec::new()),
+            opened: AtomicU64::new(0),
         })
+    }
+
+    /// How many connections this client has opened (each kept alive and reused while the proxy
+    /// keeps it open).
+    pub fn connections_opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
     }
 
     /// GetHealthStatus. The answer is checked: a fleet size above zero, one to ten managers.
@@ -351,7 +439,7 @@ impl XksClient {
         request.extend_from_slice(
             format!(
                 "POST {path} HTTP/1.1\r\nHost: {}\r\nX-Amz-Date: {}\r\nAuthorization: {}\r\n\
-                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 self.host_header,
                 signature.amz_date,
                 signature.authorization,
@@ -397,8 +485,39 @@ impl XksClient {
         ))
     }
 
-    /// Connects, writes `request`, reads the response; returns status and body.
+    /// Sends `request` on a kept-alive connection (or a fresh one) and reads the response;
+    /// returns status and body.
     fn exchange(&self, request: &[u8], deadline: Instant) -> Result<(u16, Vec<u8>), XksError> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        if let Some(mut conn) = pooled {
+            match exchange_on(&mut conn, request, deadline) {
+                Ok(response) => return Ok(self.finish(conn, response)),
+                // The proxy closed it while it was idle: try once more on a fresh one.
+                Err(Failed { stale: true, .. }) => {}
+                Err(Failed { error, .. }) => return Err(error),
+            }
+        }
+        let mut conn = self.connect(deadline)?;
+        match exchange_on(&mut conn, request, deadline) {
+            Ok(response) => Ok(self.finish(conn, response)),
+            Err(Failed { error, .. }) => Err(error),
+        }
+    }
+
+    /// Keeps `conn` for the next call if it can carry one; the response's status and body.
+    fn finish(&self, conn: Conn, response: Response) -> (u16, Vec<u8>) {
+        if response.reusable {
+            if let Ok(mut idle) = self.idle.lock() {
+                if idle.len() < MAX_IDLE {
+                    idle.push(conn);
+                }
+            }
+        }
+        (response.status, response.body)
+    }
+
+    /// A fresh connection: TCP, then the TLS handshake, within the deadline.
+    fn connect(&self, deadline: Instant) -> Result<Conn, XksError> {
         let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port)
             .to_socket_addrs()
             .map_err(|e| err(XksErrorKind::TcpConnect, format!("cannot resolve: {e}")))?
@@ -418,88 +537,107 @@ impl XksClient {
         }
         let mut socket = socket.ok_or(last)?;
         let _ = socket.set_nodelay(true);
-        match &self.tls {
-            None => exchange_on(&mut socket, request, deadline, |s| s, |s| s),
-            Some((config, name)) => {
-                let mut tls = ClientConnection::new(Arc::clone(config), name.clone())
-                    .map_err(|e| err(XksErrorKind::TlsConnect, e.to_string()))?;
-                while tls.is_handshaking() {
-                    set_timeouts(&socket, deadline)?;
-                    if let Err(e) = tls.complete_io(&mut socket) {
-                        return Err(if is_timeout(&e) {
-                            timeout("in the TLS handshake")
-                        } else {
-                            err(XksErrorKind::TlsConnect, format!("TLS handshake: {e}"))
-                        });
-                    }
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        let Some((config, name)) = &self.tls else {
+            return Ok(Conn::Plain(socket));
+        };
+        let mut tls = ClientConnection::new(Arc::clone(config), name.clone())
+            .map_err(|e| err(XksErrorKind::TlsConnect, e.to_string()))?;
+        while tls.is_handshaking() {
+            set_timeouts(&socket, deadline)?;
+            if let Err(e) = tls.complete_io(&mut socket) {
+                return Err(if is_timeout(&e) {
+                    timeout("in the TLS handshake")
+                } else {
+                    err(XksErrorKind::TlsConnect, format!("TLS handshake: {e}"))
+                });
+            }
+        }
+        Ok(Conn::Tls(Box::new(rustls::StreamOwned::new(tls, socket))))
+    }
+}
+
+/// Writes `request` on `conn` and reads one response. A failure before any byte of a response
+/// arrived (a write refused, the stream at its end or reset) is `stale`: the proxy had closed the
+/// connection.
+fn exchange_on(conn: &mut Conn, request: &[u8], deadline: Instant) -> Result<Response, Failed> {
+    let fatal = |error: XksError| Failed {
+        error,
+        stale: false,
+    };
+    set_timeouts(conn.socket(), deadline).map_err(fatal)?;
+    if let Err(e) = conn.write_all(request).and_then(|()| conn.flush()) {
+        let stale = !is_timeout(&e);
+        return Err(Failed {
+            error: io_failure(e, "sending"),
+            stale,
+        });
+    }
+    let mut buffer = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    let cut_short = || {
+        err(
+            XksErrorKind::MalformedResponse,
+            "the connection closed before a complete response",
+        )
+    };
+    loop {
+        if let Some(done) = parse_response(&buffer, false) {
+            return done.map_err(fatal);
+        }
+        set_timeouts(conn.socket(), deadline).map_err(fatal)?;
+        match conn.read(&mut chunk) {
+            Ok(n) if n > 0 => {
+                buffer.extend_from_slice(&chunk[..n]);
+                if buffer.len() > MAX_RESPONSE_BYTES {
+                    return Err(fatal(err(
+                        XksErrorKind::MalformedResponse,
+                        "the response is larger than any valid answer",
+                    )));
                 }
-                let mut stream = rustls::StreamOwned::new(tls, socket);
-                exchange_on(
-                    &mut stream,
-                    request,
-                    deadline,
-                    |s| &mut s.sock,
-                    |s| &mut s.sock,
-                )
+            }
+            // The end of the stream (or a peer that closes without close_notify): what arrived is
+            // what there is.
+            Ok(_) => return end_of_stream(&buffer, cut_short),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                return end_of_stream(&buffer, cut_short)
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                let stale = buffer.is_empty()
+                    && matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionReset
+                            | ErrorKind::ConnectionAborted
+                            | ErrorKind::BrokenPipe
+                    );
+                return Err(Failed {
+                    error: io_failure(e, "reading the response"),
+                    stale,
+                });
             }
         }
     }
 }
 
-fn exchange_on<S: Read + Write>(
-    stream: &mut S,
-    request: &[u8],
-    deadline: Instant,
-    socket_of: impl Fn(&mut S) -> &mut TcpStream,
-    socket_again: impl Fn(&mut S) -> &mut TcpStream,
-) -> Result<(u16, Vec<u8>), XksError> {
-    set_timeouts(socket_of(stream), deadline)?;
-    stream
-        .write_all(request)
-        .map_err(|e| io_failure(e, "sending"))?;
-    stream.flush().map_err(|e| io_failure(e, "sending"))?;
-    let mut buffer = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some(done) = parse_response(&buffer, false) {
-            return done;
-        }
-        set_timeouts(socket_again(stream), deadline)?;
-        match stream.read(&mut chunk) {
-            Ok(0) => {
-                return parse_response(&buffer, true).unwrap_or_else(|| {
-                    Err(err(
-                        XksErrorKind::MalformedResponse,
-                        "the connection closed before a complete response",
-                    ))
-                })
-            }
-            Ok(n) => {
-                buffer.extend_from_slice(&chunk[..n]);
-                if buffer.len() > MAX_RESPONSE_BYTES {
-                    return Err(err(
-                        XksErrorKind::MalformedResponse,
-                        "the response is larger than any valid answer",
-                    ));
-                }
-            }
-            // A peer that closes without close_notify: what arrived is what there is.
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                return parse_response(&buffer, true).unwrap_or_else(|| {
-                    Err(err(
-                        XksErrorKind::MalformedResponse,
-                        "the connection closed before a complete response",
-                    ))
-                })
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_failure(e, "reading the response")),
-        }
+/// The response at the end of the stream: stale if nothing of one arrived.
+fn end_of_stream(buffer: &[u8], cut_short: impl Fn() -> XksError) -> Result<Response, Failed> {
+    if buffer.is_empty() {
+        return Err(Failed {
+            error: cut_short(),
+            stale: true,
+        });
     }
+    parse_response(buffer, true)
+        .unwrap_or_else(|| Err(cut_short()))
+        .map_err(|error| Failed {
+            error,
+            stale: false,
+        })
 }
 
 /// `Some` once `buffer` holds a whole response (or, at `eof`, as much as there will be).
-fn parse_response(buffer: &[u8], eof: bool) -> Option<Result<(u16, Vec<u8>), XksError>> {
+fn parse_response(buffer: &[u8], eof: bool) -> Option<Result<Response, XksError>> {
     let malformed = |d: &str| Some(Err(err(XksErrorKind::MalformedResponse, d.to_owned())));
     let end = buffer.windows(4).position(|w| w == b"\r\n\r\n");
     let Some(end) = end else {
@@ -521,6 +659,8 @@ fn parse_response(buffer: &[u8], eof: bool) -> Option<Result<(u16, Vec<u8>), Xks
     else {
         return malformed("not an HTTP/1.x status line");
     };
+    // HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 closes it.
+    let mut keep_alive = version == "HTTP/1.1";
     let (mut length, mut chunked) = (None, false);
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
@@ -534,42 +674,67 @@ fn parse_response(buffer: &[u8], eof: bool) -> Option<Result<(u16, Vec<u8>), Xks
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value.eq_ignore_ascii_case("chunked");
+        } else if name.eq_ignore_ascii_case("connection") {
+            keep_alive = keep_alive
+                && !value
+                    .split(',')
+                    .any(|token| token.trim().eq_ignore_ascii_case("close"));
         }
     }
     let body = &buffer[end + 4..];
     if chunked {
         return match dechunk(body) {
-            Some(body) => Some(Ok((status, body))),
+            Some((body, used)) => Some(Ok(Response {
+                status,
+                body,
+                reusable: keep_alive && used == buffer.len() - end - 4,
+            })),
             None if eof => malformed("a chunked body cut short"),
             None => None,
         };
     }
     match length {
-        Some(n) if body.len() >= n => Some(Ok((status, body[..n].to_vec()))),
+        Some(n) if body.len() >= n => Some(Ok(Response {
+            status,
+            body: body[..n].to_vec(),
+            reusable: keep_alive && body.len() == n && !eof,
+        })),
         Some(_) if eof => malformed("a body shorter than its Content-Length"),
         Some(_) => None,
-        None if eof => Some(Ok((status, body.to_vec()))),
+        None if eof => Some(Ok(Response {
+            status,
+            body: body.to_vec(),
+            reusable: false,
+        })),
         None => None,
     }
 }
 
-/// The body of a complete chunked encoding; `None` while incomplete or malformed.
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+/// The body of a complete chunked encoding and the bytes it took; `None` while incomplete or
+/// malformed. Trailers are not expected (the proxy API has none), so the last chunk must be
+/// followed by the final empty line.
+fn dechunk(data: &[u8]) -> Option<(Vec<u8>, usize)> {
     let mut out = Vec::new();
+    let mut at = 0;
     loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let rest = &data[at..];
+        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&rest[..line_end]).ok()?;
         let size_text = size_text.split(';').next()?.trim();
         let size = usize::from_str_radix(size_text, 16).ok()?;
-        data = &data[line_end + 2..];
+        at += line_end + 2;
         if size == 0 {
-            return Some(out);
+            // The final CRLF after the last chunk (no trailers).
+            if data.len() < at + 2 {
+                return None;
+            }
+            return (&data[at..at + 2] == b"\r\n").then_some((out, at + 2));
         }
-        if data.len() < size + 2 || size > MAX_RESPONSE_BYTES {
+        if size > MAX_RESPONSE_BYTES || data.len() < at + size + 2 {
             return None;
         }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
+        out.extend_from_slice(&data[at..at + size]);
+        at += size + 2;
     }
 }
 
@@ -664,10 +829,15 @@ mod tests {
 
     #[test]
     fn responses_parse_whole_or_wait() {
+        let answer = |status, body: &[u8], reusable| Response {
+            status,
+            body: body.to_vec(),
+            reusable,
+        };
         let full = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
         assert_eq!(
             parse_response(full, false).unwrap().unwrap(),
-            (200, b"{}".to_vec())
+            answer(200, b"{}", true)
         );
         assert!(parse_response(&full[..full.len() - 1], false).is_none());
         assert!(parse_response(&full[..full.len() - 1], true)
@@ -676,9 +846,47 @@ mod tests {
         let chunked = b"HTTP/1.1 400 Bad\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
         assert_eq!(
             parse_response(chunked, false).unwrap().unwrap(),
-            (400, b"{}".to_vec())
+            answer(400, b"{}", true)
         );
         assert!(parse_response(b"SSH-2.0\r\n\r\n", false).unwrap().is_err());
+    }
+
+    #[test]
+    fn only_a_delimited_keep_alive_response_leaves_the_connection_reusable() {
+        let reusable = |raw: &[u8], eof| parse_response(raw, eof).unwrap().unwrap().reusable;
+        assert!(reusable(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}",
+            false
+        ));
+        // The proxy says it closes; HTTP/1.0; a body read to the end of the stream.
+        assert!(!reusable(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\ncontent-length: 2\r\n\r\n{}",
+            false
+        ));
+        assert!(!reusable(
+            b"HTTP/1.1 200 OK\r\nconnection: keep-alive, Close\r\ncontent-length: 2\r\n\r\n{}",
+            false
+        ));
+        assert!(!reusable(
+            b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\n{}",
+            false
+        ));
+        assert!(!reusable(b"HTTP/1.1 200 OK\r\n\r\n{}", true));
+        // Bytes after the response: something is wrong with the stream, so it is not reused.
+        assert!(!reusable(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n",
+            false
+        ));
+        assert!(!reusable(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\nX",
+            false
+        ));
+        // A chunked body waits for its final empty line.
+        assert!(parse_response(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n",
+            false
+        )
+        .is_none());
     }
 
     #[test]
