@@ -55,6 +55,16 @@ def ciphertext_parse() -> None:
     write("ciphertext_parse", "one-short", blob(0)[:-1])
     write("ciphertext_parse", "empty", b"")
     write("ciphertext_parse", "header-only", blob(0)[:66])
+    # Algorithm 2 (external key stores): the header, a wrapping length and the wrapping, then the
+    # body and tag.
+    for wrapped in (1, 60, 255):
+        header = blob(0, alg=2)[:66]
+        write(
+            "ciphertext_parse",
+            f"external-{wrapped}",
+            header + bytes([wrapped]) + b"\xaa" * wrapped + b"body" + b"\xee" * 16,
+        )
+    write("ciphertext_parse", "external-no-body", blob(0, alg=2)[:66] + short(b"w") + b"\xee" * 16)
 
 
 def decrypt() -> None:

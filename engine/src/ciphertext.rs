@@ -75,7 +75,8 @@ fn invalid(why: &str) -> Error {
     Error::InvalidCiphertext(format!("the ciphertext blob is not valid: {why}"))
 }
 
-/// Parses and bounds-checks a blob; authentication happens at decryption.
+/// Parses and bounds-checks an [`ALGORITHM_AES_256_GCM_HKDF_SHA256`] blob; authentication happens
+/// at decryption.
 pub fn parse(blob: &[u8]) -> Result<ParsedBlob<'_>> {
     if blob.len() < OVERHEAD {
         return Err(invalid(
@@ -85,36 +86,13 @@ pub fn parse(blob: &[u8]) -> Result<ParsedBlob<'_>> {
     if blob.len() > MAX_BLOB_LEN {
         return Err(invalid("it is longer than the largest keyplane ciphertext"));
     }
-    let (header, rest) = blob.split_at(HEADER_LEN);
-    if header[0] != FORMAT_VERSION {
+    if blob[0] != FORMAT_VERSION {
         return Err(invalid("unknown format version"));
     }
-    if header[1] != ALGORITHM_AES_256_GCM_HKDF_SHA256 {
+    if blob[1] != ALGORITHM_AES_256_GCM_HKDF_SHA256 {
         return Err(invalid("unknown algorithm"));
     }
-    let key_id = Uuid::from_slice(&header[2..18]).map_err(|_| invalid("bad key id"))?;
-    let key_version = u32::from_be_bytes(
-        header[18..22]
-            .try_into()
-            .map_err(|_| invalid("bad key version"))?,
-    );
-    let salt: &[u8; SALT_LEN] = header[22..22 + SALT_LEN]
-        .try_into()
-        .map_err(|_| invalid("bad salt"))?;
-    let nonce: &[u8; NONCE_LEN] = header[22 + SALT_LEN..HEADER_LEN]
-        .try_into()
-        .map_err(|_| invalid("bad nonce"))?;
-    let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
-    Ok(ParsedBlob {
-        key_id,
-        key_version,
-        salt,
-        nonce,
-        header,
-        body,
-        tag,
-        wrapped: None,
-    })
+    split(blob, HEADER_LEN)
 }
 
 /// Parses a blob of either algorithm: [`parse`]'s, or [`ALGORITHM_XKS_DOUBLE_ENCRYPTION`]'s
@@ -136,7 +114,15 @@ pub fn parse_any(blob: &[u8]) -> Result<ParsedBlob<'_>> {
     if blob.len() > MAX_BLOB_LEN + 1 + MAX_WRAPPED_LEN {
         return Err(invalid("it is longer than the largest keyplane ciphertext"));
     }
-    // The same fields at the same offsets as algorithm 1.
+    let mut parsed = split(blob, prefix)?;
+    parsed.wrapped = Some(&parsed.header[HEADER_LEN + 1..]);
+    Ok(parsed)
+}
+
+/// The fields every algorithm has at the same offsets, with the authenticated header running to
+/// `header_end` and the tag last. `blob` is already known to hold more than `header_end +
+/// TAG_LEN` bytes.
+fn split(blob: &[u8], header_end: usize) -> Result<ParsedBlob<'_>> {
     let key_id = Uuid::from_slice(&blob[2..18]).map_err(|_| invalid("bad key id"))?;
     let key_version = u32::from_be_bytes(
         blob[18..22]
@@ -149,7 +135,7 @@ pub fn parse_any(blob: &[u8]) -> Result<ParsedBlob<'_>> {
     let nonce: &[u8; NONCE_LEN] = blob[22 + SALT_LEN..HEADER_LEN]
         .try_into()
         .map_err(|_| invalid("bad nonce"))?;
-    let (header, rest) = blob.split_at(prefix);
+    let (header, rest) = blob.split_at(header_end);
     let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
     Ok(ParsedBlob {
         key_id,
@@ -159,7 +145,7 @@ pub fn parse_any(blob: &[u8]) -> Result<ParsedBlob<'_>> {
         header,
         body,
         tag,
-        wrapped: Some(&header[HEADER_LEN + 1..]),
+        wrapped: None,
     })
 }
 
