@@ -165,7 +165,9 @@ pub(crate) fn examine(
     let mut out = Examination::default();
     let none: [Option<Copy>; COPIES] = Default::default();
     for record in records {
-        if record.custom_key_store.is_some() {
+        if !record.keeps_material() {
+            // A key in an HSM key store: its material stays in the HSM, none is stored here. (An
+            // external key store's key has keyplane-held material: it is checked as any key's.)
             continue;
         }
         for version in record.versions.iter().filter(|v| v.has_material()) {

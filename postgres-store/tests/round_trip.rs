@@ -118,6 +118,47 @@ fn everything_stored_loads_back_on_another_node() {
     }
 }
 
+/// A key in an external key store keeps keyplane-held material (the inner layer of its double
+/// encryption); a key in an HSM key store has none here. Both load back, and only the external
+/// key's material with them: dropping it made external keys Unavailable after a reload.
+#[test]
+fn an_external_key_store_key_keeps_its_material_and_an_hsm_key_has_none() {
+    let Some(db) = TestDb::new() else { return };
+    let store = db.init();
+    let mut external = key_record();
+    external.origin = keyplane::Origin::ExternalKeyStore;
+    external.custom_key_store = Some(keyplane::key::CustomKeyStoreKey {
+        store_id: "cks-xks".into(),
+        backing_key_id: "external-key-1".into(),
+    });
+    let mut hsm = key_record();
+    hsm.origin = keyplane::Origin::AwsCloudhsm;
+    hsm.custom_key_store = Some(keyplane::key::CustomKeyStoreKey {
+        store_id: "cks-hsm".into(),
+        backing_key_id: "00112233445566778899aabbccddeeff".into(),
+    });
+    let inner = material(4);
+    store
+        .commit(&[
+            StoreChange::PutKey(&external),
+            StoreChange::PutMaterial {
+                key_id: external.id,
+                version: 1,
+                material: &inner,
+            },
+            StoreChange::PutKey(&hsm),
+        ])
+        .unwrap();
+    let loaded = db.open().load().unwrap();
+    assert_eq!(loaded.keys.len(), 2);
+    let materials: Vec<_> = loaded
+        .materials
+        .iter()
+        .map(|m| (m.key_id, m.version, m.material.expose().to_vec()))
+        .collect();
+    assert_eq!(materials, [(external.id, 1, vec![4; 32])]);
+}
+
 #[test]
 fn a_disabled_key_reads_back_disabled_and_one_key_reads_alone() {
     let Some(db) = TestDb::new() else { return };

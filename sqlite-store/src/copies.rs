@@ -222,12 +222,8 @@ pub(crate) fn examine(
     let none: [Option<StoredCopy>; COPIES] = Default::default();
     let mut named = 0usize;
     for record in records {
-        if record.custom_key_store.is_some()
-            && record.origin != keyplane::key::Origin::ExternalKeyStore
-        {
-            // A key in an HSM key store: its material stays in the HSM, none is stored here. (A
-            // key in an external key store has keyplane-held material too: the inner layer of
-            // its double encryption, stored and checked as any key's.)
+        if !record.keeps_material() {
+            // A key in an HSM key store: its material stays in the HSM, none is stored here.
             continue;
         }
         // Imported material that expired or was deleted has no copies, by design.

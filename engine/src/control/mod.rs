@@ -921,7 +921,7 @@ fn external_versions(
 ) -> Option<Vec<Arc<VersionEntry>>> {
     // An external key store's key versions also have keyplane-held material (the inner layer of
     // the double encryption); an HSM key store's have none.
-    let needs_material = record.origin == crate::key::Origin::ExternalKeyStore;
+    let needs_material = record.keeps_material();
     let connection = connections.connection(&placement.store_id)?;
     record
         .active_versions()

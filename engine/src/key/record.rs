@@ -141,6 +141,14 @@ impl KeyRecord {
             .find(|v| !v.is_pending_rotation())
     }
 
+    /// Whether keyplane stores this key's material (sealed in its key store): every key but one
+    /// in an HSM key store, whose material never leaves the HSM. A key in an external key store
+    /// has keyplane-held material too, the inner layer of its double encryption (`docs/xks.md`).
+    /// The one rule the engine and every durable store follow.
+    pub fn keeps_material(&self) -> bool {
+        self.custom_key_store.is_none() || self.origin == Origin::ExternalKeyStore
+    }
+
     /// Whether the key has material and holds every version of it that decrypts (an EXTERNAL key
     /// whose imported material expired or was deleted does not, until it is imported again).
     pub fn has_all_material(&self) -> bool {
