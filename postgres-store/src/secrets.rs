@@ -4,22 +4,18 @@
 //! older value is told from the current one, the row sealed with its name, the generation that
 //! wrote it and that MAC, and each row an element of the contents digest.
 
-use keyplane::custom_key_store::CustomKeyStoreRecord;
 use keyplane::locked_memory::LockedBytes;
-use keyplane::store::StoredCustomKeyStore;
-use keyplane::{Error, LockPolicy, Result};
+use keyplane::{Error, Result};
 use keyplane_sqlite::contents::{Digest, Part};
 use keyplane_sqlite::sealing::{Purpose, StoreKeys};
 use postgres::GenericClient;
-use zeroize::Zeroizing;
 
 use crate::errors;
 use crate::meta::{to_i64, to_u64};
 
 /// The prefix of a custom key store's secret name.
-pub(crate) const CKS_PREFIX: &str = "custom-key-store.";
-/// Longest secret name.
-pub const MAX_SECRET_NAME: usize = 256;
+pub(crate) use keyplane_sqlite::custom_key_stores::PREFIX as CKS_PREFIX;
+pub use keyplane_sqlite::MAX_SECRET_NAME;
 
 /// A secret row as stored.
 pub(crate) struct SecretRow {
@@ -116,14 +112,7 @@ pub(crate) fn all(c: &mut impl GenericClient, db: &str) -> Result<Vec<SecretRow>
     .map_err(|e| errors::pg("read the store secrets", db, e))
 }
 
-pub(crate) fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > MAX_SECRET_NAME || name.chars().any(char::is_control) {
-        return Err(Error::Validation(format!(
-            "a store secret's name must be 1 to {MAX_SECRET_NAME} printable characters"
-        )));
-    }
-    Ok(())
-}
+pub(crate) use keyplane_sqlite::check_secret_name as check_name;
 
 /// Inserts or replaces secret `name` with `value`, written at `generation`.
 pub(crate) fn put(
@@ -210,79 +199,4 @@ pub(crate) fn repair(
         .map_err(|e| errors::pg("repair a store secret", db, e))?;
     }
     Ok(())
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Sealed {
-    record: CustomKeyStoreRecord,
-    /// The store's secret, hex.
-    secret: String,
-}
-
-fn hex(bytes: &[u8]) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(bytes.len() * 2));
-    for b in bytes {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    out
-}
-
-fn unhex(text: &str) -> Option<Zeroizing<Vec<u8>>> {
-    let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
-        return None;
-    }
-    let value = |d: u8| (d as char).to_digit(16).map(|v| v as u8);
-    let mut out = Zeroizing::new(Vec::with_capacity(digits.len() / 2));
-    for pair in digits.chunks(2) {
-        out.push(value(pair[0])? << 4 | value(pair[1])?);
-    }
-    Some(out)
-}
-
-/// The secret name of custom key store `id`.
-pub(crate) fn cks_name(id: &str) -> Result<String> {
-    let name = format!("{CKS_PREFIX}{id}");
-    check_name(&name)?;
-    Ok(name)
-}
-
-/// The sealed payload of a custom key store: its definition's JSON and its secret, built by hand
-/// so that no copy of the secret is left unzeroed.
-pub(crate) fn cks_payload(
-    record: &CustomKeyStoreRecord,
-    secret: &LockedBytes,
-) -> Result<Zeroizing<Vec<u8>>> {
-    let secret_hex = hex(secret.expose());
-    let record_json = serde_json::to_string(record)
-        .map_err(|e| Error::Internal(format!("encoding a custom key store: {e}")))?;
-    let mut payload = Zeroizing::new(Vec::with_capacity(
-        record_json.len() + secret_hex.len() + 32,
-    ));
-    payload.extend_from_slice(b"{\"record\":");
-    payload.extend_from_slice(record_json.as_bytes());
-    payload.extend_from_slice(b",\"secret\":\"");
-    payload.extend_from_slice(secret_hex.as_bytes());
-    payload.extend_from_slice(b"\"}");
-    Ok(payload)
-}
-
-/// A custom key store from its secret's value.
-pub(crate) fn cks_from(
-    name: &str,
-    value: &LockedBytes,
-    policy: LockPolicy,
-) -> Result<StoredCustomKeyStore> {
-    let damaged = || Error::Store(format!("the store secret '{name}' does not parse"));
-    let sealed: Sealed = serde_json::from_slice(value.expose()).map_err(|_| damaged())?;
-    let secret_hex = Zeroizing::new(sealed.secret);
-    let secret = unhex(&secret_hex).ok_or_else(damaged)?;
-    if name != format!("{CKS_PREFIX}{}", sealed.record.id) {
-        return Err(damaged());
-    }
-    Ok(StoredCustomKeyStore {
-        record: sealed.record,
-        secret: LockedBytes::copy_from(&secret, policy)?,
-    })
 }

@@ -385,7 +385,7 @@ impl PostgresKeyStore {
         for row in rows.iter().filter(|r| r.name.starts_with(CKS_PREFIX)) {
             let (value, bad) = row.open(&self.keys)?;
             self.repair_secret(row, &value, &bad);
-            out.push(secrets::cks_from(
+            out.push(keyplane_sqlite::custom_key_stores::from_secret(
                 &row.name,
                 &value,
                 self.options.lock_policy,
@@ -632,13 +632,13 @@ impl PostgresKeyStore {
                     touched.note(Kind::Alias, *name, true);
                 }
                 StoreChange::PutCustomKeyStore { record, secret } => {
-                    let name = secrets::cks_name(&record.id)?;
-                    let payload = secrets::cks_payload(record, secret)?;
+                    let name = keyplane_sqlite::custom_key_stores::name(&record.id)?;
+                    let payload = keyplane_sqlite::custom_key_stores::payload(record, secret)?;
                     secrets::put(tx, &self.keys, digest, &name, &payload, generation, db)?;
                     touched.note(Kind::Secret, name, false);
                 }
                 StoreChange::DeleteCustomKeyStore(id) => {
-                    let name = secrets::cks_name(id)?;
+                    let name = keyplane_sqlite::custom_key_stores::name(id)?;
                     secrets::delete(tx, &self.keys, digest, &name, db)?;
                     touched.note(Kind::Secret, name, true);
                 }

@@ -1,7 +1,9 @@
 //! Custom key store definitions and their secrets (PIN, proxy credential), kept as store secrets
 //! named `custom-key-store.<id>`: the definition's JSON and the secret sealed together under the
 //! root key, in two copies, rotated with the root key, covered by the contents digest, backups
-//! and `keyplane store verify` as every store secret is.
+//! and `keyplane store verify` as every store secret is. [`payload`] and [`from_secret`] are the
+//! one encoding, which the PostgreSQL store uses too (so a migration between the two carries
+//! custom key stores unchanged).
 
 use std::path::Path;
 
@@ -17,9 +19,11 @@ use crate::sealing::StoreKeys;
 use crate::store::SqliteKeyStore;
 use crate::{events, secrets};
 
-const PREFIX: &str = "custom-key-store.";
+/// The prefix of custom key stores' secret names.
+pub const PREFIX: &str = "custom-key-store.";
 
-fn name(id: &str) -> Result<String> {
+/// The secret name of custom key store `id`.
+pub fn name(id: &str) -> Result<String> {
     let name = format!("{PREFIX}{id}");
     secrets::check_name(&name)?;
     Ok(name)
@@ -54,6 +58,42 @@ fn unhex(text: &str) -> Option<Zeroizing<Vec<u8>>> {
     Some(out)
 }
 
+/// The sealed value of a custom key store: its definition's JSON and its secret (hex), built by
+/// hand around the secret so that no copy of it is left unzeroed.
+pub fn payload(record: &CustomKeyStoreRecord, secret: &LockedBytes) -> Result<Zeroizing<Vec<u8>>> {
+    let secret_hex = hex(secret.expose());
+    let record_json = serde_json::to_string(record)
+        .map_err(|e| Error::Internal(format!("encoding a custom key store: {e}")))?;
+    let mut payload = Zeroizing::new(Vec::with_capacity(
+        record_json.len() + secret_hex.len() + 32,
+    ));
+    payload.extend_from_slice(b"{\"record\":");
+    payload.extend_from_slice(record_json.as_bytes());
+    payload.extend_from_slice(b",\"secret\":\"");
+    payload.extend_from_slice(secret_hex.as_bytes());
+    payload.extend_from_slice(b"\"}");
+    Ok(payload)
+}
+
+/// A custom key store from the value of its secret `name`, which must be its own.
+pub fn from_secret(
+    name: &str,
+    value: &LockedBytes,
+    policy: keyplane::LockPolicy,
+) -> Result<StoredCustomKeyStore> {
+    let damaged = || Error::Store(format!("the store secret '{name}' does not parse"));
+    let sealed: Sealed = serde_json::from_slice(value.expose()).map_err(|_| damaged())?;
+    let secret_hex = Zeroizing::new(sealed.secret);
+    let secret = unhex(&secret_hex).ok_or_else(damaged)?;
+    if name != format!("{PREFIX}{}", sealed.record.id) {
+        return Err(damaged());
+    }
+    Ok(StoredCustomKeyStore {
+        record: sealed.record,
+        secret: LockedBytes::copy_from(&secret, policy)?,
+    })
+}
+
 /// Writes (or replaces) a custom key store's definition and secret in the commit's transaction.
 pub(crate) fn put(
     conn: &Connection,
@@ -65,18 +105,7 @@ pub(crate) fn put(
     db: &Path,
 ) -> Result<()> {
     let name = name(&record.id)?;
-    let secret_hex = hex(secret.expose());
-    // `Sealed`'s JSON, built by hand around the secret so that no copy of it is left unzeroed.
-    let record_json = serde_json::to_string(record)
-        .map_err(|e| Error::Internal(format!("encoding a custom key store: {e}")))?;
-    let mut payload = Zeroizing::new(Vec::with_capacity(
-        record_json.len() + secret_hex.len() + 32,
-    ));
-    payload.extend_from_slice(b"{\"record\":");
-    payload.extend_from_slice(record_json.as_bytes());
-    payload.extend_from_slice(b",\"secret\":\"");
-    payload.extend_from_slice(secret_hex.as_bytes());
-    payload.extend_from_slice(b"\"}");
+    let payload = payload(record, secret)?;
     secrets::write_all(conn, keys, digest, &name, root_epoch, &payload, db)?;
     events::record(
         conn,
@@ -121,17 +150,7 @@ pub(crate) fn load(store: &SqliteKeyStore) -> Result<Vec<StoredCustomKeyStore>> 
         let Some(value) = store.get_secret(&name)? else {
             continue;
         };
-        let damaged = || Error::Store(format!("the store secret '{name}' does not parse"));
-        let sealed: Sealed = serde_json::from_slice(value.expose()).map_err(|_| damaged())?;
-        let secret_hex = Zeroizing::new(sealed.secret);
-        let secret = unhex(&secret_hex).ok_or_else(damaged)?;
-        if name != format!("{PREFIX}{}", sealed.record.id) {
-            return Err(damaged());
-        }
-        out.push(StoredCustomKeyStore {
-            record: sealed.record,
-            secret: LockedBytes::copy_from(&secret, store.lock_policy())?,
-        });
+        out.push(from_secret(&name, &value, store.lock_policy())?);
     }
     Ok(out)
 }

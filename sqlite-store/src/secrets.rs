@@ -80,7 +80,9 @@ pub(crate) struct SecretExam {
 }
 
 /// Refuses a name that is not 1 to 128 characters of `A-Z a-z 0-9 . _ -`.
-pub(crate) fn check_name(name: &str) -> Result<()> {
+/// Whether `name` can name a store secret (one rule for every durable store, so that a migration
+/// between them never meets a name the other refuses).
+pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= MAX_SECRET_NAME
         && name
