@@ -98,7 +98,7 @@ fn key_id(id: u128) -> String {
 }
 
 fn key_memory() -> usize {
-    let stats = keyplane::locked_memory::stats();
+    let stats = keyplane::locked_memory_stats();
     stats.locked_bytes + stats.unlocked_bytes
 }
 

@@ -26,7 +26,7 @@ pub mod ciphertext;
 pub mod clock;
 pub mod context;
 pub mod control;
-pub mod crypto;
+pub(crate) mod crypto;
 pub mod custom_key_store;
 pub mod dataplane;
 mod engine;
@@ -34,9 +34,11 @@ pub mod envelope;
 mod error;
 pub mod fork;
 pub mod key;
-pub mod locked_memory;
+pub mod less_safe;
+pub(crate) mod locked_memory;
 pub mod messages;
 pub mod policy;
+pub mod sealing;
 mod secret;
 pub mod store;
 pub mod validation;
@@ -53,6 +55,10 @@ pub use control::{
     INTEGRATED_SERVICES,
 };
 pub use crypto::fips_mode;
+/// Bytes of a MAC of `algorithm` (for sizing output buffers).
+pub use crypto::hmac::mac_len;
+/// The largest plaintext RSAES-OAEP takes for a key spec and algorithm (for sizing buffers).
+pub use crypto::rsa_oaep::max_plaintext as rsa_oaep_max_plaintext;
 pub use custom_key_store::{
     ConnectionErrorCode, ConnectionState, CreateCustomKeyStoreRequest, CustomKeyStoreType,
     CustomKeyStoresListEntry, UpdateCustomKeyStoreRequest, XksProxyCredential,
@@ -74,5 +80,8 @@ pub use key::{
     MultiRegionKey, MultiRegionKeyType, Origin, RotationType, SigningAlgorithm, Tag,
     WrappingAlgorithm, WrappingKeySpec,
 };
-pub use locked_memory::LockPolicy;
+pub use locked_memory::{
+    process_locked_kib, stats as locked_memory_stats, LockPolicy, LockedBytes, LockedMemoryStats,
+    SecretAccess, MAX_DEDICATED_BYTES, REGION_BYTES,
+};
 pub use secret::SecretBytes;

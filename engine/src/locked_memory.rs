@@ -354,6 +354,22 @@ impl Drop for LockedSlot {
     }
 }
 
+/// The token that every read of secret bytes outside the engine carries (Tink's
+/// `InsecureSecretKeyAccess`): [`LockedBytes::expose`] takes one, so each place that reads key
+/// material, a PIN or a credential's secret says so in a way a reviewer can search for
+/// (`SecretAccess::granted()`), and nothing reads them by accident.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct SecretAccess;
+
+impl SecretAccess {
+    /// Grants one read of secret bytes: call it only where the bytes must leave locked memory's
+    /// owner (to a token, a KDF, a file the user asked for).
+    pub fn granted() -> Self {
+        SecretAccess
+    }
+}
+
 /// Secret bytes of a fixed length in locked memory: key material. No `Clone`, `Copy` or
 /// revealing `Debug`; zeroed when dropped.
 pub struct LockedBytes {
@@ -373,7 +389,7 @@ impl LockedBytes {
     /// A locked copy of `bytes`. The caller remains responsible for zeroing its own copy.
     pub fn copy_from(bytes: &[u8], policy: LockPolicy) -> Result<Self> {
         let mut locked = Self::zeroed(bytes.len(), policy)?;
-        locked.expose_mut().copy_from_slice(bytes);
+        locked.bytes_mut().copy_from_slice(bytes);
         Ok(locked)
     }
 
@@ -381,17 +397,29 @@ impl LockedBytes {
     /// memory.
     pub fn random(len: usize, policy: LockPolicy) -> Result<Self> {
         let mut locked = Self::zeroed(len, policy)?;
-        crate::crypto::random::fill(locked.expose_mut())?;
+        crate::crypto::random::fill(locked.bytes_mut())?;
         Ok(locked)
     }
 
-    /// The secret bytes. Keep the borrow short and never copy them out of locked memory.
-    pub fn expose(&self) -> &[u8] {
+    /// The secret bytes, for code outside the engine that must hand them on (a PIN to a token,
+    /// a credential's secret to SigV4): the [`SecretAccess`] token names each such place. Keep the
+    /// borrow short and never copy them out of locked memory.
+    pub fn expose(&self, _access: SecretAccess) -> &[u8] {
+        self.bytes()
+    }
+
+    /// The secret bytes, writable (filled from a file or a callback), under [`SecretAccess`].
+    pub fn expose_mut(&mut self, _access: SecretAccess) -> &mut [u8] {
+        self.bytes_mut()
+    }
+
+    /// The secret bytes, inside the engine.
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.slot.bytes()[..self.len]
     }
 
-    /// The secret bytes, writable.
-    pub fn expose_mut(&mut self) -> &mut [u8] {
+    /// The secret bytes, writable, inside the engine.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         let len = self.len;
         &mut self.slot.bytes_mut()[..len]
     }
@@ -429,13 +457,13 @@ mod tests {
     #[test]
     fn slots_are_zeroed_when_reused() {
         let mut a = LockedBytes::zeroed(32, LockPolicy::Require).unwrap();
-        a.expose_mut().fill(0xA5);
-        let addr = a.expose().as_ptr() as usize;
+        a.bytes_mut().fill(0xA5);
+        let addr = a.bytes().as_ptr() as usize;
         drop(a);
         // The free list is LIFO, so the next allocation of this class usually reuses the slot; in
         // every case the new slot must be all zeroes.
         let b = LockedBytes::zeroed(32, LockPolicy::Require).unwrap();
-        assert!(b.expose().iter().all(|&x| x == 0));
+        assert!(b.bytes().iter().all(|&x| x == 0));
         let _ = addr;
     }
 
@@ -459,8 +487,8 @@ mod tests {
     fn large_requests_get_their_own_mapping() {
         let mut big = LockedBytes::zeroed(100_000, LockPolicy::Require).unwrap();
         assert_eq!(big.len(), 100_000);
-        big.expose_mut().fill(7);
-        assert!(big.expose().iter().all(|&b| b == 7));
+        big.bytes_mut().fill(7);
+        assert!(big.bytes().iter().all(|&b| b == 7));
         assert!(stats().locked_bytes >= 100_000);
     }
 }

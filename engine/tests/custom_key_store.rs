@@ -623,7 +623,7 @@ fn describe_pages_with_limit_and_marker() {
 fn the_data_plane_key_is_hkdf_of_the_tokens_salt_key() {
     use hkdf::Hkdf;
     use keyplane::ciphertext;
-    use keyplane::crypto::aes_gcm::AesGcmKey;
+    use keyplane::less_safe::aes_gcm::AesGcmKey;
     let hsm = SoftHsm::new();
     let engine = engine(&hsm);
     let (store, key) = connected_key(&engine);

@@ -4,9 +4,9 @@
 //! RFC 5869's published test case 1, so the cross-check cannot pass on a broken reference.
 
 use hkdf::Hkdf;
-use keyplane::crypto::aes_gcm::{AesGcmKey, NONCE_LEN, TAG_LEN};
-use keyplane::locked_memory::LockedBytes;
+use keyplane::less_safe::aes_gcm::{AesGcmKey, NONCE_LEN, TAG_LEN};
 use keyplane::LockPolicy;
+use keyplane::LockedBytes;
 use sha2::Sha256;
 
 /// RustCrypto HKDF-SHA256 of 32 bytes: the reference derivation.

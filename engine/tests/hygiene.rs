@@ -27,16 +27,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use keyplane::clock::Timestamp;
-use keyplane::crypto::aes_gcm::AesGcmKey;
-use keyplane::crypto::ecdh::{self, AgreementKey};
-use keyplane::crypto::hmac::HmacKey;
-use keyplane::crypto::rsa_oaep::{self, RsaOaepKey};
-use keyplane::crypto::signature::{self, SigningKey};
 use keyplane::key::{
     DataKeyPairSpec, KeyAgreementAlgorithm, KeyRecord, MacAlgorithm, RotationConfig, VersionRecord,
 };
-use keyplane::locked_memory::{stats, LockedBytes};
+use keyplane::less_safe::aes_gcm::AesGcmKey;
+use keyplane::less_safe::ecdh::{self, AgreementKey};
+use keyplane::less_safe::hmac::HmacKey;
+use keyplane::less_safe::rsa_oaep::{self, RsaOaepKey};
+use keyplane::less_safe::signature::{self, SigningKey};
 use keyplane::store::{KeyStore, StoreChange, StoreContents, StoredMaterial};
+use keyplane::{locked_memory_stats as stats, LockedBytes};
 use keyplane::{
     CreateKeyRequest, DataKeySpec, DecryptRequest, DeriveSharedSecretRequest, EncryptRequest,
     Engine, GenerateDataKeyPairRequest, GenerateDataKeyRequest, GenerateMacRequest, KeyManager,
@@ -175,13 +175,25 @@ fn debug_of_secret_bearing_types_shows_no_secret() {
     // Asymmetric keys: no window of their PKCS#8 (which holds the private key) may show.
     let pkcs8 = signature::generate(KeySpec::EccNistP256, policy).unwrap();
     let signing = SigningKey::from_pkcs8(KeySpec::EccNistP256, &pkcs8).unwrap();
-    h.check("SigningKey", format!("{signing:?}"), pkcs8.expose());
+    h.check(
+        "SigningKey",
+        format!("{signing:?}"),
+        pkcs8.expose(keyplane::SecretAccess::granted()),
+    );
     let pkcs8 = rsa_oaep::generate(KeySpec::Rsa2048, policy).unwrap();
     let rsa = RsaOaepKey::from_pkcs8(KeySpec::Rsa2048, &pkcs8).unwrap();
-    h.check("RsaOaepKey", format!("{rsa:?}"), pkcs8.expose());
+    h.check(
+        "RsaOaepKey",
+        format!("{rsa:?}"),
+        pkcs8.expose(keyplane::SecretAccess::granted()),
+    );
     let pkcs8 = ecdh::generate(KeySpec::EccNistP256, policy).unwrap();
     let agreement = AgreementKey::from_pkcs8(KeySpec::EccNistP256, &pkcs8).unwrap();
-    h.check("AgreementKey", format!("{agreement:?}"), pkcs8.expose());
+    h.check(
+        "AgreementKey",
+        format!("{agreement:?}"),
+        pkcs8.expose(keyplane::SecretAccess::granted()),
+    );
 
     let engine = engine();
     let key = engine
@@ -375,7 +387,11 @@ fn hex_decode(text: &str) -> Vec<u8> {
 /// Fills a new locked buffer straight from hex text, without a copy of the bytes anywhere else.
 fn locked_from_hex(text: &str) -> LockedBytes {
     let mut locked = LockedBytes::zeroed(text.len() / 2, LockPolicy::Require).unwrap();
-    for (i, byte) in locked.expose_mut().iter_mut().enumerate() {
+    for (i, byte) in locked
+        .expose_mut(keyplane::SecretAccess::granted())
+        .iter_mut()
+        .enumerate()
+    {
         *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap();
     }
     locked
@@ -396,7 +412,10 @@ impl KeyStore for KnownStore {
             materials.push(StoredMaterial {
                 key_id: *key_id,
                 version: 1,
-                material: LockedBytes::copy_from(material.expose(), LockPolicy::Require)?,
+                material: LockedBytes::copy_from(
+                    material.expose(keyplane::SecretAccess::granted()),
+                    LockPolicy::Require,
+                )?,
             });
         }
         Ok(StoreContents {

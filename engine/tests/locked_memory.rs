@@ -5,7 +5,7 @@
 //! One test only: the allocator and `VmLck` are process-wide, so a second test running in parallel
 //! in this binary would blur the measurements.
 
-use keyplane::locked_memory::{process_locked_kib, stats};
+use keyplane::{locked_memory_stats as stats, process_locked_kib};
 use keyplane::{CreateKeyRequest, DecryptRequest, EncryptRequest, Engine, LockPolicy};
 
 /// Bytes the allocator maps and locks at a time.

@@ -705,7 +705,7 @@ fn verify_mac_timing_attack_is_prevented_by_a_full_length_constant_time_compare(
     let ct = &source[source.find("pub fn constant_time_eq(").unwrap()..];
     assert!(ct[..ct.find("\n}\n").unwrap()].contains("CRYPTO_memcmp"));
     // constant_time_eq itself: equal only when every byte and the length agree.
-    use keyplane::crypto::hmac::constant_time_eq;
+    use keyplane::sealing::constant_time_eq;
     let a: Vec<u8> = (0..64).collect();
     assert!(constant_time_eq(&a, &a.clone()));
     for i in 0..a.len() {
@@ -1188,14 +1188,14 @@ fn clone_scenario(new_namespace: bool) {
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
             libc::close(fds[0]);
-            let locked_kib_before = keyplane::locked_memory::process_locked_kib().unwrap_or(0);
+            let locked_kib_before = keyplane::process_locked_kib().unwrap_or(0);
             let blobs = encrypt_all("child secret ");
-            let locked_kib_after = keyplane::locked_memory::process_locked_kib().unwrap_or(0);
+            let locked_kib_after = keyplane::process_locked_kib().unwrap_or(0);
             let mut message = Vec::new();
             message.extend(u64::from(std::process::id()).to_le_bytes());
             message.extend(locked_kib_before.to_le_bytes());
             message.extend(locked_kib_after.to_le_bytes());
-            let locked_bytes = keyplane::locked_memory::stats().locked_bytes as u64;
+            let locked_bytes = keyplane::locked_memory_stats().locked_bytes as u64;
             message.extend(locked_bytes.to_le_bytes());
             message.extend(blobs);
             let written = libc::write(fds[1], message.as_ptr().cast(), message.len());

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use keyplane::clock::Timestamp;
 use keyplane::key::{AliasRecord, GrantRecord, KeyRecord, RotationConfig, VersionRecord};
-use keyplane::locked_memory::LockedBytes;
 use keyplane::store::{KeyStore, StoreChange, StoreContents, StoredMaterial};
+use keyplane::LockedBytes;
 use keyplane::{
     CreateKeyRequest, EncryptRequest, Engine, KeyManager, KeySpec, KeyState, KeyUsage, LockPolicy,
     Origin,

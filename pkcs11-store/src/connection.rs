@@ -18,7 +18,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::{Limit, Slot};
 use cryptoki::types::AuthPin;
 use keyplane::custom_key_store::{BackingKeyId, ConnectFailure, Connection, ConnectionErrorCode};
-use keyplane::locked_memory::LockedBytes;
+use keyplane::LockedBytes;
 use keyplane::{Error, LockPolicy, Result};
 use uuid::Uuid;
 use zeroize::Zeroize;

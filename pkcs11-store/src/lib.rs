@@ -21,7 +21,7 @@ use cryptoki::context::{CInitializeArgs, Pkcs11};
 use keyplane::custom_key_store::{
     ConnectFailure, Connection, ConnectionErrorCode, CustomKeyStoreBackend, CustomKeyStoreRecord,
 };
-use keyplane::locked_memory::LockedBytes;
+use keyplane::LockedBytes;
 use keyplane::{Error, Result};
 
 pub use config::{ClusterConfig, Pkcs11Config};
@@ -108,12 +108,14 @@ impl CustomKeyStoreBackend for Pkcs11Backend {
             .cluster(store)
             .map_err(|e| ConnectFailure::new(ConnectionErrorCode::ClusterNotFound, e.message()))?;
         let ctx = module(&cluster.module)?;
-        let pin = std::str::from_utf8(secret.expose()).map_err(|_| {
-            ConnectFailure::new(
-                ConnectionErrorCode::InvalidCredentials,
-                "the key store password is not UTF-8",
-            )
-        })?;
+        let pin = std::str::from_utf8(secret.expose(keyplane::SecretAccess::granted())).map_err(
+            |_| {
+                ConnectFailure::new(
+                    ConnectionErrorCode::InvalidCredentials,
+                    "the key store password is not UTF-8",
+                )
+            },
+        )?;
         let connection = Pkcs11Connection::open(ctx, cluster, pin)?;
         Ok(Arc::new(connection))
     }

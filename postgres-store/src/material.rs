@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use keyplane::key::KeyRecord;
-use keyplane::locked_memory::LockedBytes;
 use keyplane::store::StoredMaterial;
+use keyplane::LockedBytes;
 use keyplane::Result;
 use keyplane_sqlite::sealing::{checksum, Damage, MaterialSlot, StoreKeys};
 use postgres::GenericClient;
@@ -234,7 +234,7 @@ pub(crate) fn repair(
             keys,
             &damaged.slot,
             damaged.copy,
-            good.material.expose(),
+            good.material.expose(keyplane::SecretAccess::granted()),
             db,
         )?;
         repaired += 1;

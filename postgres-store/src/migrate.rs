@@ -3,8 +3,10 @@
 //! rotation history (all in the key records), every version of their material, aliases and
 //! custom key stores, in one commit, then checked by loading the copy back.
 
+use keyplane::sealing::constant_time_eq;
 use keyplane::store::{KeyStore, StoreChange, StoreContents};
 use keyplane::{Error, Result};
+use keyplane::{LockedBytes, SecretAccess};
 
 /// What a copy moved.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -92,29 +94,47 @@ fn check_same(a: &StoreContents, b: &StoreContents, to: &dyn KeyStore) -> Result
     if aliases(a) != aliases(b) {
         return differs("aliases");
     }
-    let versions = |c: &StoreContents| {
-        let mut v: Vec<_> = c
-            .materials
-            .iter()
-            .map(|m| (m.key_id, m.version, m.material.expose().to_vec()))
-            .collect();
-        v.sort();
-        v
-    };
-    if versions(a) != versions(b) {
+    // Secrets are compared where they lie (locked memory), in constant time, never copied out.
+    if !same_secrets(&versions(a), &versions(b)) {
         return differs("key material");
     }
-    let stores = |c: &StoreContents| {
-        let mut v: Vec<_> = c
-            .custom_key_stores
-            .iter()
-            .map(|s| (s.record.id.clone(), s.secret.expose().to_vec()))
-            .collect();
-        v.sort();
-        v
-    };
-    if stores(a) != stores(b) || a.custom_key_stores.len() != b.custom_key_stores.len() {
+    if !same_secrets(&stores(a), &stores(b)) {
         return differs("custom key stores");
     }
     Ok(())
+}
+
+/// Whether two lists of named secrets (sorted by name) name the same secrets with equal bytes,
+/// compared in constant time where they lie.
+fn same_secrets<K: PartialEq>(a: &[(K, &LockedBytes)], b: &[(K, &LockedBytes)]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((ka, sa), (kb, sb))| {
+            ka == kb
+                && constant_time_eq(
+                    sa.expose(SecretAccess::granted()),
+                    sb.expose(SecretAccess::granted()),
+                )
+        })
+}
+
+/// Every key version's material, by (key, version).
+fn versions(c: &StoreContents) -> Vec<((uuid::Uuid, u32), &LockedBytes)> {
+    let mut v: Vec<_> = c
+        .materials
+        .iter()
+        .map(|m| ((m.key_id, m.version), &m.material))
+        .collect();
+    v.sort_by_key(|x| x.0);
+    v
+}
+
+/// Every custom key store's secret, by store id.
+fn stores(c: &StoreContents) -> Vec<(String, &LockedBytes)> {
+    let mut v: Vec<_> = c
+        .custom_key_stores
+        .iter()
+        .map(|s| (s.record.id.clone(), &s.secret))
+        .collect();
+    v.sort_by(|x, y| x.0.cmp(&y.0)); // a String key: sort_by_key would clone each
+    v
 }

@@ -4,7 +4,7 @@
 //! older value is told from the current one, the row sealed with its name, the generation that
 //! wrote it and that MAC, and each row an element of the contents digest.
 
-use keyplane::locked_memory::LockedBytes;
+use keyplane::LockedBytes;
 use keyplane::{Error, Result};
 use keyplane_sqlite::contents::{Digest, Part};
 use keyplane_sqlite::sealing::{Purpose, StoreKeys};
@@ -62,7 +62,7 @@ impl SecretRow {
                 Ok(value)
                     if keys.secret_value_matches(
                         &self.name,
-                        value.expose(),
+                        value.expose(keyplane::SecretAccess::granted()),
                         &self.value_mac,
                     )? =>
                 {

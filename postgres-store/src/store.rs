@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use keyplane::key::KeyRecord;
-use keyplane::locked_memory::LockedBytes;
 use keyplane::store::{
     KeyStore, StoreChange, StoreContents, StoreDelta, StoredCustomKeyStore, StoredMaterial,
 };
+use keyplane::LockedBytes;
 use keyplane::{Clock, Error, LockPolicy, Result, SystemClock};
 use keyplane_sqlite::contents::Digest;
 use keyplane_sqlite::root_key::{RootKey, RootKeyProvider};
@@ -156,7 +156,7 @@ impl PostgresKeyStore {
         let mut client = connector.connect()?;
         schema::migrate(&mut client, &db)?;
         let mut store_id = [0u8; 16];
-        keyplane::crypto::random::fill(&mut store_id)?;
+        keyplane::sealing::fill_random(&mut store_id)?;
         let root = provider.create()?;
         let keys = StoreKeys::derive_postgres(&root.key, &store_id, options.lock_policy)?;
         drop(root.key);
@@ -403,7 +403,7 @@ impl PostgresKeyStore {
                 conn.client(),
                 &self.keys,
                 row,
-                value.expose(),
+                value.expose(keyplane::SecretAccess::granted()),
                 bad,
                 self.db(),
             )
@@ -609,7 +609,13 @@ impl PostgresKeyStore {
                         version: *version,
                         key_spec: record.key_spec,
                     };
-                    material::put(tx, &self.keys, &slot, bytes.expose(), db)?;
+                    material::put(
+                        tx,
+                        &self.keys,
+                        &slot,
+                        bytes.expose(keyplane::SecretAccess::granted()),
+                        db,
+                    )?;
                     touched.note(Kind::Material, key_id.to_string(), false);
                 }
                 StoreChange::DeleteMaterial { key_id, version } => {

@@ -185,7 +185,11 @@ fn a_material_row_swapped_between_keys_is_detected() {
     attack.reported(report, "fails authentication");
     let c = store.load().unwrap();
     let m = c.materials.iter().find(|m| m.key_id == a.id).unwrap();
-    assert_eq!(m.material.expose(), &[1; 32], "a's own material, not b's");
+    assert_eq!(
+        m.material.expose(keyplane::SecretAccess::granted()),
+        &[1; 32],
+        "a's own material, not b's"
+    );
     assert!(store.repairs() >= 1);
     assert!(store.verify(false).unwrap().is_pristine(), "repaired");
     // Both copies moved: a's version has no good copy, and b's material is never taken for a's.

@@ -29,7 +29,14 @@ impl View {
             materials: c
                 .materials
                 .iter()
-                .map(|m| ((m.key_id, m.version), m.material.expose().to_vec()))
+                .map(|m| {
+                    (
+                        (m.key_id, m.version),
+                        m.material
+                            .expose(keyplane::SecretAccess::granted())
+                            .to_vec(),
+                    )
+                })
                 .collect(),
             aliases: c
                 .aliases
@@ -39,7 +46,12 @@ impl View {
             custom_key_stores: c
                 .custom_key_stores
                 .iter()
-                .map(|s| (s.record.id.clone(), s.secret.expose().to_vec()))
+                .map(|s| {
+                    (
+                        s.record.id.clone(),
+                        s.secret.expose(keyplane::SecretAccess::granted()).to_vec(),
+                    )
+                })
                 .collect(),
         }
     }
@@ -57,8 +69,12 @@ impl View {
             }
         }
         for m in &d.materials {
-            self.materials
-                .insert((m.key_id, m.version), m.material.expose().to_vec());
+            self.materials.insert(
+                (m.key_id, m.version),
+                m.material
+                    .expose(keyplane::SecretAccess::granted())
+                    .to_vec(),
+            );
         }
         for (name, a) in &d.aliases {
             match a {
@@ -73,7 +89,12 @@ impl View {
         if let Some(all) = &d.custom_key_stores {
             self.custom_key_stores = all
                 .iter()
-                .map(|s| (s.record.id.clone(), s.secret.expose().to_vec()))
+                .map(|s| {
+                    (
+                        s.record.id.clone(),
+                        s.secret.expose(keyplane::SecretAccess::granted()).to_vec(),
+                    )
+                })
                 .collect();
         }
     }

@@ -54,7 +54,7 @@ fn everything_stored_loads_back_on_another_node() {
     let s = a
         .get_or_create_secret("import", &mut || Ok(zeroize::Zeroizing::new(vec![7; 48])))
         .unwrap();
-    assert_eq!(s.expose(), &[7; 48]);
+    assert_eq!(s.expose(keyplane::SecretAccess::granted()), &[7; 48]);
 
     let b = db.open();
     let c = b.load().unwrap();
@@ -77,7 +77,15 @@ fn everything_stored_loads_back_on_another_node() {
     let mut mats: Vec<_> = c
         .materials
         .iter()
-        .map(|m| (m.key_id, m.version, m.material.expose().to_vec()))
+        .map(|m| {
+            (
+                m.key_id,
+                m.version,
+                m.material
+                    .expose(keyplane::SecretAccess::granted())
+                    .to_vec(),
+            )
+        })
         .collect();
     mats.sort();
     let mut want = vec![
@@ -89,12 +97,17 @@ fn everything_stored_loads_back_on_another_node() {
     assert_eq!(mats, want);
     assert_eq!(c.custom_key_stores.len(), 1);
     assert_eq!(c.custom_key_stores[0].record, cks);
-    assert_eq!(c.custom_key_stores[0].secret.expose(), &[9; 32]);
+    assert_eq!(
+        c.custom_key_stores[0]
+            .secret
+            .expose(keyplane::SecretAccess::granted()),
+        &[9; 32]
+    );
     // The secret another node made is the one this node gets, not a new one.
     let again = b
         .get_or_create_secret("import", &mut || panic!("must not create a second one"))
         .unwrap();
-    assert_eq!(again.expose(), &[7; 48]);
+    assert_eq!(again.expose(keyplane::SecretAccess::granted()), &[7; 48]);
 
     assert_eq!(b.load_key(&k2.id).unwrap().unwrap(), k2);
     assert!(b.load_key(&uuid::Uuid::new_v4()).unwrap().is_none());
@@ -154,7 +167,15 @@ fn an_external_key_store_key_keeps_its_material_and_an_hsm_key_has_none() {
     let materials: Vec<_> = loaded
         .materials
         .iter()
-        .map(|m| (m.key_id, m.version, m.material.expose().to_vec()))
+        .map(|m| {
+            (
+                m.key_id,
+                m.version,
+                m.material
+                    .expose(keyplane::SecretAccess::granted())
+                    .to_vec(),
+            )
+        })
         .collect();
     assert_eq!(materials, [(external.id, 1, vec![4; 32])]);
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyplane::audit::Durability;
-use keyplane::locked_memory::LockedBytes;
+use keyplane::LockedBytes;
 use keyplane::{EngineBuilder, LockPolicy};
 use keyplane_sqlite::root_key::{CallbackProvider, RootKey};
 use keyplane_store_address::audit::AuditLock;

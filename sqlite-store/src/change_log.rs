@@ -20,8 +20,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use keyplane::crypto::hmac::constant_time_eq;
 use keyplane::key::{AliasRecord, KeyRecord};
+use keyplane::sealing::constant_time_eq;
 use keyplane::store::StoreChange;
 use keyplane::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};

@@ -22,7 +22,7 @@
 
 use std::path::Path;
 
-use keyplane::crypto::hmac::constant_time_eq;
+use keyplane::sealing::constant_time_eq;
 use keyplane::{Error, Result};
 use rusqlite::Connection;
 use zeroize::Zeroize;
@@ -345,8 +345,8 @@ pub(crate) fn check(
 mod tests {
     use super::*;
     use crate::root_key::RootKey;
-    use keyplane::locked_memory::LockedBytes;
     use keyplane::LockPolicy;
+    use keyplane::LockedBytes;
 
     fn keys() -> StoreKeys {
         let root =

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use keyplane::key::KeyRecord;
-use keyplane::locked_memory::LockedBytes;
 use keyplane::store::StoredMaterial;
+use keyplane::LockedBytes;
 use keyplane::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
@@ -300,7 +300,7 @@ pub(crate) fn repair(
             damaged.copy,
             &damaged.slot,
             root_epoch,
-            good.material.expose(),
+            good.material.expose(keyplane::SecretAccess::granted()),
             db,
         )?;
         events::record(

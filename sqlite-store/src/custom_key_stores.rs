@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use keyplane::custom_key_store::CustomKeyStoreRecord;
-use keyplane::locked_memory::LockedBytes;
 use keyplane::store::StoredCustomKeyStore;
+use keyplane::LockedBytes;
 use keyplane::{Error, Result};
 use rusqlite::Connection;
 use zeroize::Zeroizing;
@@ -61,7 +61,7 @@ fn unhex(text: &str) -> Option<Zeroizing<Vec<u8>>> {
 /// The sealed value of a custom key store: its definition's JSON and its secret (hex), built by
 /// hand around the secret so that no copy of it is left unzeroed.
 pub fn payload(record: &CustomKeyStoreRecord, secret: &LockedBytes) -> Result<Zeroizing<Vec<u8>>> {
-    let secret_hex = hex(secret.expose());
+    let secret_hex = hex(secret.expose(keyplane::SecretAccess::granted()));
     let record_json = serde_json::to_string(record)
         .map_err(|e| Error::Internal(format!("encoding a custom key store: {e}")))?;
     let mut payload = Zeroizing::new(Vec::with_capacity(
@@ -82,7 +82,8 @@ pub fn from_secret(
     policy: keyplane::LockPolicy,
 ) -> Result<StoredCustomKeyStore> {
     let damaged = || Error::Store(format!("the store secret '{name}' does not parse"));
-    let sealed: Sealed = serde_json::from_slice(value.expose()).map_err(|_| damaged())?;
+    let sealed: Sealed = serde_json::from_slice(value.expose(keyplane::SecretAccess::granted()))
+        .map_err(|_| damaged())?;
     let secret_hex = Zeroizing::new(sealed.secret);
     let secret = unhex(&secret_hex).ok_or_else(damaged)?;
     if name != format!("{PREFIX}{}", sealed.record.id) {

@@ -143,7 +143,7 @@ impl SqliteKeyStore {
                     index,
                     &slot,
                     epoch,
-                    material.material.expose(),
+                    material.material.expose(keyplane::SecretAccess::granted()),
                     &db,
                 )?;
                 copies_written += 1;
@@ -160,7 +160,7 @@ impl SqliteKeyStore {
                 &mut scratch,
                 name,
                 epoch,
-                secret.expose(),
+                secret.expose(keyplane::SecretAccess::granted()),
                 &db,
             )?;
             copies_written += secrets::SECRET_COPIES;

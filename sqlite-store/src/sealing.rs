@@ -3,7 +3,7 @@
 //!
 //! Two AES-256-GCM keys are derived from the root key with HKDF-SHA256, salted with the store's id:
 //! one wraps key material, the other authenticates everything else. Both live, expanded, in locked
-//! memory (`keyplane::crypto::aes_gcm::AesGcmKey`). Every nonce is 96 random bits; a store makes
+//! memory (`keyplane::sealing::SealingKey`, which draws every nonce itself). Every nonce is 96 random bits; a store makes
 //! far fewer than 2^32 seals per root key, where random nonces stay safe.
 //!
 //! Wrapped key material (one copy):
@@ -19,12 +19,10 @@
 //! AES-256-GCM over no plaintext with the authenticated bytes as AAD.
 
 use aws_lc_rs::digest::{digest, SHA256};
-use std::sync::Mutex;
 
-use keyplane::crypto::aes_gcm::{AesGcmKey, NONCE_LEN, TAG_LEN};
-use keyplane::crypto::hmac::{constant_time_eq, HmacKey, HmacWork};
-use keyplane::locked_memory::LockedBytes;
-use keyplane::{Error, KeySpec, LockPolicy, MacAlgorithm, Result};
+use keyplane::sealing::{constant_time_eq, MacKey, SealingKey, NONCE_LEN, TAG_LEN};
+use keyplane::LockedBytes;
+use keyplane::{Error, KeySpec, LockPolicy, Result};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -145,33 +143,11 @@ pub const MAC_LEN: usize = 32;
 
 /// The keys derived from one root key for one store.
 pub struct StoreKeys {
-    wrap: AesGcmKey,
-    auth: AesGcmKey,
+    wrap: SealingKey,
+    auth: SealingKey,
     /// HMAC-SHA-256 key of the contents digest's elements and of store secret value MACs.
-    mac: HmacKey,
-    mac_work: Mutex<HmacWork>,
+    mac: MacKey,
     lock_policy: LockPolicy,
-}
-
-/// HKDF-SHA256 (RFC 5869) of one 32-byte output block, every intermediate in locked memory.
-fn hkdf_hmac_key(root: &RootKey, salt: &[u8], info: &[u8], policy: LockPolicy) -> Result<HmacKey> {
-    let mut work = HmacWork::new(policy)?;
-    let mut prk = LockedBytes::zeroed(MAC_LEN, policy)?;
-    HmacKey::new(MacAlgorithm::HmacSha256, salt, policy)?.compute(
-        &mut work,
-        root.locked().expose(),
-        prk.expose_mut(),
-    )?;
-    let mut okm = LockedBytes::zeroed(MAC_LEN, policy)?;
-    let mut block = Vec::with_capacity(info.len() + 1);
-    block.extend_from_slice(info);
-    block.push(1);
-    HmacKey::new(MacAlgorithm::HmacSha256, prk.expose(), policy)?.compute(
-        &mut work,
-        &block,
-        okm.expose_mut(),
-    )?;
-    HmacKey::new(MacAlgorithm::HmacSha256, okm.expose(), policy)
 }
 
 impl StoreKeys {
@@ -195,25 +171,24 @@ impl StoreKeys {
 
     fn derive_salted(root: &RootKey, store_id: &[u8], lock_policy: LockPolicy) -> Result<Self> {
         Ok(StoreKeys {
-            wrap: AesGcmKey::derive(
+            wrap: SealingKey::derive(
                 root.locked(),
                 store_id,
                 b"keyplane-sqlite v1 key material wrapping",
                 lock_policy,
             )?,
-            auth: AesGcmKey::derive(
+            auth: SealingKey::derive(
                 root.locked(),
                 store_id,
                 b"keyplane-sqlite v1 record authentication",
                 lock_policy,
             )?,
-            mac: hkdf_hmac_key(
-                root,
+            mac: MacKey::derive(
+                root.locked(),
                 store_id,
                 b"keyplane-sqlite v1 contents digest",
                 lock_policy,
             )?,
-            mac_work: Mutex::new(HmacWork::new(lock_policy)?),
             lock_policy,
         })
     }
@@ -221,14 +196,7 @@ impl StoreKeys {
     /// HMAC-SHA-256 of `label ‖ parts` under the contents key: a pseudo-random function only the
     /// root key's holder can evaluate.
     fn prf(&self, label: &[u8], parts: &[&[u8]]) -> Result<Zeroizing<[u8; MAC_LEN]>> {
-        let mut out = Zeroizing::new([0u8; MAC_LEN]);
-        let mut work = self
-            .mac_work
-            .lock()
-            .map_err(|_| Error::Internal("contents digest lock poisoned".into()))?;
-        self.mac
-            .compute(&mut work, &aad(label, parts), out.as_mut_slice())?;
-        Ok(out)
+        self.mac.mac(&aad(label, parts))
     }
 
     /// The MAC of one row's content as a commit left it, kept in the change log (see the
@@ -272,20 +240,7 @@ impl StoreKeys {
         parts: &[&[u8]],
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
-        let nonce = random_nonce()?;
-        let mut out = vec![0u8; NONCE_LEN + plaintext.len() + TAG_LEN];
-        out[..NONCE_LEN].copy_from_slice(&nonce);
-        let (body, tag) = out[NONCE_LEN..].split_at_mut(plaintext.len());
-        let mut tag_bytes = [0u8; TAG_LEN];
-        self.auth.seal(
-            &nonce,
-            &aad(purpose.label(), parts),
-            plaintext,
-            body,
-            &mut tag_bytes,
-        )?;
-        tag.copy_from_slice(&tag_bytes);
-        Ok(out)
+        self.auth.seal(&aad(purpose.label(), parts), plaintext)
     }
 
     /// Opens what [`seal_secret`](Self::seal_secret) made into `out` (exactly as long as the
@@ -297,15 +252,8 @@ impl StoreKeys {
         sealed: &[u8],
         out: &mut [u8],
     ) -> bool {
-        if sealed.len() != NONCE_LEN + out.len() + TAG_LEN {
-            return false;
-        }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&sealed[..NONCE_LEN]);
-        let (body, tag) = sealed[NONCE_LEN..].split_at(out.len());
         self.auth
-            .open(&nonce, &aad(purpose.label(), parts), body, tag, out)
-            .is_ok()
+            .open_into(&aad(purpose.label(), parts), sealed, out)
     }
 
     /// Wraps `material` for `slot` with a fresh nonce.
@@ -340,15 +288,9 @@ impl StoreKeys {
     }
 
     fn wrap_with(&self, aad: &[u8], material: &[u8]) -> Result<Vec<u8>> {
-        let nonce = random_nonce()?;
         let mut out = vec![0u8; material.len() + WRAP_OVERHEAD];
         out[0] = WRAP_FORMAT;
-        out[1..1 + NONCE_LEN].copy_from_slice(&nonce);
-        let (body, tag) = out[1 + NONCE_LEN..].split_at_mut(material.len());
-        let mut tag_bytes = [0u8; TAG_LEN];
-        self.wrap
-            .seal(&nonce, aad, material, body, &mut tag_bytes)?;
-        tag.copy_from_slice(&tag_bytes);
+        self.wrap.seal_into(aad, material, &mut out[1..])?;
         Ok(out)
     }
 
@@ -373,60 +315,32 @@ impl StoreKeys {
         {
             return Ok(Err(Damage::Malformed));
         }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&wrapped[1..1 + NONCE_LEN]);
-        let len = wrapped.len() - WRAP_OVERHEAD;
-        let (body, tag) = wrapped[1 + NONCE_LEN..].split_at(len);
-        let mut material = LockedBytes::zeroed(len, self.lock_policy)?;
         match self
             .wrap
-            .open(&nonce, aad, body, tag, material.expose_mut())
+            .open_locked(aad, &wrapped[1..], self.lock_policy)?
         {
-            Ok(()) => Ok(Ok(material)),
-            Err(_) => Ok(Err(Damage::Authentication)),
+            Some(material) => Ok(Ok(material)),
+            None => Ok(Err(Damage::Authentication)),
         }
     }
 
     /// A seal over `parts` for `purpose`.
     pub fn seal(&self, purpose: Purpose, parts: &[&[u8]]) -> Result<Vec<u8>> {
-        let nonce = random_nonce()?;
-        let mut tag = [0u8; TAG_LEN];
-        self.auth
-            .seal(&nonce, &aad(purpose.label(), parts), &[], &mut [], &mut tag)?;
-        let mut out = Vec::with_capacity(SEAL_LEN);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&tag);
-        Ok(out)
+        Ok(self
+            .auth
+            .authenticate(&aad(purpose.label(), parts))?
+            .to_vec())
     }
 
     /// Whether `seal` authenticates `parts` for `purpose`.
     pub fn check(&self, purpose: Purpose, parts: &[&[u8]], seal: &[u8]) -> bool {
-        if seal.len() != SEAL_LEN {
-            return false;
-        }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&seal[..NONCE_LEN]);
-        self.auth
-            .open(
-                &nonce,
-                &aad(purpose.label(), parts),
-                &[],
-                &seal[NONCE_LEN..],
-                &mut [],
-            )
-            .is_ok()
+        self.auth.verify(&aad(purpose.label(), parts), seal)
     }
 }
 
 /// The checksum kept beside each wrapped copy: the first 16 bytes of its SHA-256.
 pub fn checksum(wrapped: &[u8]) -> Vec<u8> {
     digest(&SHA256, wrapped).as_ref()[..CHECKSUM_LEN].to_vec()
-}
-
-fn random_nonce() -> Result<[u8; NONCE_LEN]> {
-    let mut nonce = [0u8; NONCE_LEN];
-    keyplane::crypto::random::fill(&mut nonce)?;
-    Ok(nonce)
 }
 
 /// The associated data of the store secret `name`.
@@ -475,7 +389,10 @@ mod tests {
             "material is not in clear"
         );
         let material = keys.unwrap(&slot(1), &wrapped).unwrap().unwrap();
-        assert_eq!(material.expose(), &[0x42; 32]);
+        assert_eq!(
+            material.expose(keyplane::SecretAccess::granted()),
+            &[0x42; 32]
+        );
         for i in 1..wrapped.len() {
             let mut bad = wrapped.clone();
             bad[i] ^= 0x01;
@@ -521,7 +438,7 @@ mod tests {
                 .unwrap_secret("audit", &wrapped)
                 .unwrap()
                 .unwrap()
-                .expose(),
+                .expose(keyplane::SecretAccess::granted()),
             &[5; 121]
         );
         assert_eq!(

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use keyplane::locked_memory::LockedBytes;
+use keyplane::LockedBytes;
 use keyplane::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
@@ -189,7 +189,9 @@ fn judge(
         Err(damage) => return Ok(Err(damage)),
     };
     let current = match &rows.value_mac {
-        Some(mac) => keys.secret_value_matches(name, value.expose(), mac)?,
+        Some(mac) => {
+            keys.secret_value_matches(name, value.expose(keyplane::SecretAccess::granted()), mac)?
+        }
         None => !rows.macs_recorded,
     };
     Ok(if current {
@@ -308,7 +310,7 @@ pub(crate) fn record_value_macs(conn: &Connection, keys: &StoreKeys, db: &Path) 
         rows.macs_recorded = false;
     }
     for (name, value) in examine(keys, &all)?.good {
-        let mac = keys.secret_value_mac(&name, value.expose())?;
+        let mac = keys.secret_value_mac(&name, value.expose(keyplane::SecretAccess::granted()))?;
         conn.prepare_cached("INSERT OR REPLACE INTO secrets (name, value_mac) VALUES (?1, ?2)")
             .and_then(|mut stmt| stmt.execute(params![name, mac]))
             .map_err(|e| errors::sql("record a store secret's value", db, e))?;
@@ -359,7 +361,15 @@ pub(crate) fn repair(
             continue;
         };
         for (index, damage) in judged.damaged {
-            write(conn, keys, index, name, root_epoch, value.expose(), db)?;
+            write(
+                conn,
+                keys,
+                index,
+                name,
+                root_epoch,
+                value.expose(keyplane::SecretAccess::granted()),
+                db,
+            )?;
             events::record(
                 conn,
                 keys,

@@ -175,7 +175,7 @@ impl SqliteKeyStore {
             remove_if_present(&leftover)?;
         }
         let mut store_id = [0u8; 16];
-        keyplane::crypto::random::fill(&mut store_id)?;
+        keyplane::sealing::fill_random(&mut store_id)?;
         let root = provider.create()?;
         let keys = StoreKeys::derive(&root.key, &store_id, options.lock_policy)?;
         let generation = 0;
@@ -615,7 +615,7 @@ impl KeyStore for SqliteKeyStore {
         &self,
         name: &str,
         create: &mut dyn FnMut() -> Result<zeroize::Zeroizing<Vec<u8>>>,
-    ) -> Result<keyplane::locked_memory::LockedBytes> {
+    ) -> Result<keyplane::LockedBytes> {
         SqliteKeyStore::get_or_create_secret(self, name, create)
     }
 }
@@ -667,7 +667,14 @@ impl SqliteKeyStore {
                         version: *version,
                         key_spec: spec_of(&tx, keys, changes, key_id, db)?,
                     };
-                    copies::write_all(&tx, keys, &slot, *root_epoch, material.expose(), db)?;
+                    copies::write_all(
+                        &tx,
+                        keys,
+                        &slot,
+                        *root_epoch,
+                        material.expose(keyplane::SecretAccess::granted()),
+                        db,
+                    )?;
                 }
                 StoreChange::DeleteKey(id) => records::delete_key(&tx, keys, &mut digest, id, db)?,
                 StoreChange::DeleteMaterial { key_id, version } => {

@@ -266,7 +266,7 @@ fn foreign_files_are_refused_clearly() {
     store_with_keys(dir.path(), 1);
     let path = db_path(dir.path());
     let mut noise = vec![0u8; 8192];
-    keyplane::crypto::random::fill(&mut noise).unwrap();
+    keyplane::sealing::fill_random(&mut noise).unwrap();
     std::fs::write(&path, &noise).unwrap();
     assert!(open_err(dir.path())
         .message()

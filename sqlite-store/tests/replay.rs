@@ -364,7 +364,11 @@ fn replaying_an_older_store_secret_is_detected_or_repaired_never_served() {
         "Stale"
     );
     assert_eq!(
-        store.get_secret("app-secret").unwrap().unwrap().expose(),
+        store
+            .get_secret("app-secret")
+            .unwrap()
+            .unwrap()
+            .expose(keyplane::SecretAccess::granted()),
         b"new value"
     );
     assert!(store.verify(false).unwrap().is_pristine(), "repaired");
@@ -452,7 +456,11 @@ fn a_schema_2_store_is_migrated_and_then_protected() {
     assert_eq!(report.schema_version, keyplane_sqlite::SCHEMA_VERSION);
     assert!(report.is_pristine(), "{report:?}");
     assert_eq!(
-        store.get_secret("app-secret").unwrap().unwrap().expose(),
+        store
+            .get_secret("app-secret")
+            .unwrap()
+            .unwrap()
+            .expose(keyplane::SecretAccess::granted()),
         b"kept"
     );
     let engine = common::engine(&store);

@@ -54,7 +54,14 @@ fn a_secret_round_trips_durably_wrapped_and_never_in_clear() {
     let before = generation(&store);
     store.put_secret(NAME, &value).unwrap();
     assert_eq!(generation(&store), before + 1, "a secret is a change");
-    assert_eq!(store.get_secret(NAME).unwrap().unwrap().expose(), &value);
+    assert_eq!(
+        store
+            .get_secret(NAME)
+            .unwrap()
+            .unwrap()
+            .expose(keyplane::SecretAccess::granted()),
+        &value
+    );
     store.put_secret("other", b"x").unwrap();
     assert_eq!(
         store.secret_names().unwrap(),
@@ -87,7 +94,14 @@ fn a_secret_round_trips_durably_wrapped_and_never_in_clear() {
     );
     assert_ne!(wrapped(dir.path(), NAME, 1), wrapped(dir.path(), NAME, 2));
     let store = open(dir.path());
-    assert_eq!(store.get_secret(NAME).unwrap().unwrap().expose(), &value);
+    assert_eq!(
+        store
+            .get_secret(NAME)
+            .unwrap()
+            .unwrap()
+            .expose(keyplane::SecretAccess::granted()),
+        &value
+    );
     let report = store.verify(false).unwrap();
     assert_eq!(report.secrets, 1);
     assert_eq!(report.secret_copies_checked, 2);
@@ -113,7 +127,7 @@ fn get_or_create_makes_one_secret_even_when_handles_race() {
                         Ok(Zeroizing::new(secret_bytes(i as u8, 64)))
                     })
                     .unwrap()
-                    .expose()
+                    .expose(keyplane::SecretAccess::granted())
                     .to_vec()
                 })
             })
@@ -129,7 +143,7 @@ fn get_or_create_makes_one_secret_even_when_handles_race() {
     let again = first
         .get_or_create_secret(NAME, || panic!("must not create again"))
         .unwrap();
-    assert_eq!(again.expose(), &values[0]);
+    assert_eq!(again.expose(keyplane::SecretAccess::granted()), &values[0]);
     report(&format!(
         "store secrets: 4 handles raced get_or_create, {} created a value, one was stored",
         made.load(std::sync::atomic::Ordering::SeqCst)
@@ -149,7 +163,14 @@ fn a_damaged_copy_is_repaired_and_a_secret_with_no_good_copy_is_an_error_not_rep
     assert_eq!(report.damaged_secret_copies[0].copy, 2);
     assert_eq!(report.damaged_secret_copies[0].damage, Damage::Checksum);
     assert!(!report.is_healthy(), "unrepaired damage");
-    assert_eq!(store.get_secret(NAME).unwrap().unwrap().expose(), &value);
+    assert_eq!(
+        store
+            .get_secret(NAME)
+            .unwrap()
+            .unwrap()
+            .expose(keyplane::SecretAccess::granted()),
+        &value
+    );
     let report = store.verify(false).unwrap();
     assert!(report.is_pristine(), "repaired on read: {report:?}");
     assert!(store
@@ -217,13 +238,27 @@ fn root_key_rotation_rewraps_secrets_and_the_old_key_no_longer_opens_them() {
     let report = store.rotate_root_key(key_file(dir.path())).unwrap();
     assert_eq!(report.secrets_rewrapped, 1);
     assert_eq!(report.secrets_lost, 0);
-    assert_eq!(store.get_secret(NAME).unwrap().unwrap().expose(), &value);
+    assert_eq!(
+        store
+            .get_secret(NAME)
+            .unwrap()
+            .unwrap()
+            .expose(keyplane::SecretAccess::granted()),
+        &value
+    );
     drop(store);
     let after = (wrapped(dir.path(), NAME, 1), wrapped(dir.path(), NAME, 2));
     assert_ne!(before.0, after.0);
     assert_ne!(before.1, after.1);
     let store = open(dir.path());
-    assert_eq!(store.get_secret(NAME).unwrap().unwrap().expose(), &value);
+    assert_eq!(
+        store
+            .get_secret(NAME)
+            .unwrap()
+            .unwrap()
+            .expose(keyplane::SecretAccess::granted()),
+        &value
+    );
     assert!(store.verify(false).unwrap().is_pristine());
 
     // Onto another provider (an environment variable), and back readable there.
@@ -235,7 +270,14 @@ fn root_key_rotation_rewraps_secrets_and_the_old_key_no_longer_opens_them() {
     assert_eq!(report.secrets_rewrapped, 1);
     drop(store);
     let store = SqliteKeyStore::open(dir.path(), env, StoreOptions::default()).unwrap();
-    assert_eq!(store.get_secret(NAME).unwrap().unwrap().expose(), &value);
+    assert_eq!(
+        store
+            .get_secret(NAME)
+            .unwrap()
+            .unwrap()
+            .expose(keyplane::SecretAccess::granted()),
+        &value
+    );
 }
 
 fn base64_of(bytes: &[u8]) -> String {
@@ -263,7 +305,11 @@ fn backups_carry_secrets_and_restore_brings_them_back() {
     )
     .unwrap();
     assert_eq!(
-        open(&data).get_secret(NAME).unwrap().unwrap().expose(),
+        open(&data)
+            .get_secret(NAME)
+            .unwrap()
+            .unwrap()
+            .expose(keyplane::SecretAccess::granted()),
         &value
     );
 }
@@ -324,7 +370,11 @@ fn a_schema_1_store_is_migrated_when_its_root_key_opens_it() {
     assert_eq!(store.verify(false).unwrap().schema_version, SCHEMA_VERSION);
     drop(store);
     assert_eq!(
-        open(dir.path()).get_secret(NAME).unwrap().unwrap().expose(),
+        open(dir.path())
+            .get_secret(NAME)
+            .unwrap()
+            .unwrap()
+            .expose(keyplane::SecretAccess::granted()),
         b"now there is room"
     );
 }

@@ -166,7 +166,12 @@ fn changes_since_matches_a_model_of_random_commits() {
             }
         }
         for m in delta.materials {
-            view_materials.insert((m.key_id, m.version), m.material.expose().to_vec());
+            view_materials.insert(
+                (m.key_id, m.version),
+                m.material
+                    .expose(keyplane::SecretAccess::granted())
+                    .to_vec(),
+            );
         }
         for (name, alias) in delta.aliases {
             match alias {
@@ -193,7 +198,14 @@ fn changes_since_matches_a_model_of_random_commits() {
         let full_materials: BTreeMap<_, _> = full
             .materials
             .into_iter()
-            .map(|m| ((m.key_id, m.version), m.material.expose().to_vec()))
+            .map(|m| {
+                (
+                    (m.key_id, m.version),
+                    m.material
+                        .expose(keyplane::SecretAccess::granted())
+                        .to_vec(),
+                )
+            })
             .collect();
         assert!(
             view_materials == full_materials,

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use keyplane::audit::{AuditConfig, DigestSigner, Durability};
-use keyplane::locked_memory::LockedBytes;
 use keyplane::store::KeyStore;
 use keyplane::Error;
+use keyplane::LockedBytes;
 use keyplane_sqlite::SqliteKeyStore;
 
 use crate::error::{ErrorKind, OpenError};
@@ -130,11 +130,12 @@ pub fn signing_key(store: &dyn KeyStore, dir: &Path) -> Result<(LockedBytes, Vec
             })
         })
         .map_err(|e| OpenError::classify(e, Some(dir)))?;
-    let signer = DigestSigner::from_pkcs8(key.expose()).map_err(|e| {
-        failure(format!(
+    let signer =
+        DigestSigner::from_pkcs8(key.expose(keyplane::SecretAccess::granted())).map_err(|e| {
+            failure(format!(
             "the store's audit signing key (store secret '{AUDIT_KEY_SECRET}') is unusable: {e}"
         ))
-    })?;
+        })?;
     let public_der = signer.public_key_der().to_vec();
     Ok((key, public_der))
 }

@@ -295,7 +295,7 @@ impl Opened {
                 }
             };
             audit_log = Some(config.path.clone());
-            builder = builder.audit(config, key.expose());
+            builder = builder.audit(config, key.expose(keyplane::SecretAccess::granted()));
         }
         let engine = builder
             .build()

@@ -14,7 +14,7 @@ use std::time::Duration;
 use keyplane::custom_key_store::{
     ConnectFailure, Connection, ConnectionErrorCode, CustomKeyStoreBackend, CustomKeyStoreRecord,
 };
-use keyplane::locked_memory::LockedBytes;
+use keyplane::LockedBytes;
 use keyplane::{Error, Result, SecretBytes};
 use uuid::Uuid;
 
@@ -142,12 +142,13 @@ impl CustomKeyStoreBackend for XksBackend {
         store: &CustomKeyStoreRecord,
         secret: &LockedBytes,
     ) -> std::result::Result<Arc<dyn Connection>, ConnectFailure> {
-        let secret = std::str::from_utf8(secret.expose()).map_err(|_| {
-            ConnectFailure::new(
-                ConnectionErrorCode::InvalidCredentials,
-                "the proxy credential's secret is not UTF-8",
-            )
-        })?;
+        let secret = std::str::from_utf8(secret.expose(keyplane::SecretAccess::granted()))
+            .map_err(|_| {
+                ConnectFailure::new(
+                    ConnectionErrorCode::InvalidCredentials,
+                    "the proxy credential's secret is not UTF-8",
+                )
+            })?;
         let client = self.client(store, secret).map_err(|e| {
             ConnectFailure::new(
                 ConnectionErrorCode::XksProxyInvalidConfiguration,

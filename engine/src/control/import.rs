@@ -167,7 +167,7 @@ fn check_fits(record: &KeyRecord, material: &LockedBytes, engine: &Engine) -> Re
             return Err(unfit(format!("it is a {bits}-bit RSA key")));
         }
     }
-    let copy = LockedBytes::copy_from(material.expose(), engine.inner.config.lock_policy)?;
+    let copy = LockedBytes::copy_from(material.bytes(), engine.inner.config.lock_policy)?;
     VersionEntry::new(
         spec,
         record.key_usage,

@@ -456,9 +456,9 @@ impl Engine {
     fn copy_import_secret(&self, id: &Uuid, store: &dyn KeyStore) -> Result<()> {
         let secret = self.multi_region_import_secret(id, self.inner.store.as_ref())?;
         let copied = store.get_or_create_secret(&import_secret_name(id), &mut || {
-            Ok(zeroize::Zeroizing::new(secret.expose().to_vec()))
+            Ok(zeroize::Zeroizing::new(secret.bytes().to_vec()))
         })?;
-        if !crate::crypto::hmac::constant_time_eq(copied.expose(), secret.expose()) {
+        if !crate::crypto::hmac::constant_time_eq(copied.bytes(), secret.bytes()) {
             return Err(Error::Internal(format!(
                 "the store of the replica Region already holds another import secret for key {id}"
             )));

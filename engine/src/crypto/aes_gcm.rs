@@ -79,14 +79,14 @@ impl AesGcmKey {
     /// derived bytes exist only in locked memory and are zeroed once the context is expanded.
     pub fn derive(ikm: &LockedBytes, salt: &[u8], info: &[u8], policy: LockPolicy) -> Result<Self> {
         let mut okm = LockedBytes::zeroed(32, policy)?;
-        let out = okm.expose_mut();
+        let out = okm.bytes_mut();
         // SAFETY: every pointer is valid for the length passed with it; EVP_sha256 is static.
         let ok = unsafe {
             sys::HKDF(
                 out.as_mut_ptr(),
                 out.len(),
                 sys::EVP_sha256(),
-                ikm.expose().as_ptr(),
+                ikm.bytes().as_ptr(),
                 ikm.len(),
                 salt.as_ptr(),
                 salt.len(),
@@ -97,7 +97,7 @@ impl AesGcmKey {
         if ok != 1 {
             return Err(Error::Internal("HKDF-SHA256 failed in aws-lc".into()));
         }
-        Self::new(okm.expose(), policy)
+        Self::new(okm.bytes(), policy)
     }
 
     /// Key size in bits.

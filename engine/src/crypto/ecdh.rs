@@ -39,7 +39,7 @@ impl AgreementKey {
     /// Parses a PKCS#8 EC private key.
     pub fn from_pkcs8(spec: KeySpec, pkcs8: &LockedBytes) -> Result<Self> {
         let rejected = || Error::Internal(format!("stored {spec} private key could not be parsed"));
-        let private = PrivateKey::from_private_key_der(curve(spec)?, pkcs8.expose())
+        let private = PrivateKey::from_private_key_der(curve(spec)?, pkcs8.bytes())
             .map_err(|_| rejected())?;
         let public_der = private
             .compute_public_key()

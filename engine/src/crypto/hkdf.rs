@@ -28,7 +28,7 @@ pub fn derive(
     policy: LockPolicy,
 ) -> Result<LockedBytes> {
     let mut okm = LockedBytes::zeroed(len, policy)?;
-    let out = okm.expose_mut();
+    let out = okm.bytes_mut();
     // SAFETY: the EVP_sha* functions return pointers to static digest descriptions; every buffer
     // pointer is valid for the length passed with it and `out` is exclusively borrowed.
     let ok = unsafe {
@@ -76,12 +76,12 @@ mod tests {
         hkdf::Hkdf::<sha2::Sha512>::new(Some(&salt), &ikm)
             .expand(b"info", &mut theirs)
             .unwrap();
-        assert_eq!(ours.expose(), &theirs);
+        assert_eq!(ours.bytes(), &theirs);
         // An empty salt is the RFC's all-zero salt of hash length.
         let ours = derive(HkdfHash::Sha256, &ikm, &[], b"x", 32, LockPolicy::Require).unwrap();
         hkdf::Hkdf::<sha2::Sha256>::new(None, &ikm)
             .expand(b"x", &mut theirs)
             .unwrap();
-        assert_eq!(ours.expose(), &theirs);
+        assert_eq!(ours.bytes(), &theirs);
     }
 }

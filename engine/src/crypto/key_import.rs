@@ -117,7 +117,7 @@ pub fn unwrap_material(
     policy: LockPolicy,
 ) -> Result<LockedBytes> {
     let oaep_algorithm = oaep(algorithm)?;
-    let key = PrivateDecryptingKey::from_pkcs8(private.expose())
+    let key = PrivateDecryptingKey::from_pkcs8(private.bytes())
         .map_err(|_| Error::Internal("the import token's wrapping key does not parse".into()))?;
     let modulus = key.key_size_bytes();
     let key = OaepPrivateDecryptingKey::new(key)
@@ -128,10 +128,10 @@ pub fn unwrap_material(
         }
         let mut out = LockedBytes::zeroed(modulus, policy)?;
         let n = key
-            .decrypt(oaep_algorithm, ciphertext, out.expose_mut(), None)
+            .decrypt(oaep_algorithm, ciphertext, out.bytes_mut(), None)
             .map_err(|_| wrongly_wrapped())?
             .len();
-        LockedBytes::copy_from(&out.expose()[..n], policy)
+        LockedBytes::copy_from(&out.bytes()[..n], policy)
     };
     match algorithm {
         WrappingAlgorithm::RsaesOaepSha1 | WrappingAlgorithm::RsaesOaepSha256 => {
@@ -147,13 +147,13 @@ pub fn unwrap_material(
             if aes_key.len() != AES_KEY_BYTES {
                 return Err(wrongly_wrapped());
             }
-            let kek = AesKek::new(&AES_256, aes_key.expose()).map_err(|_| wrongly_wrapped())?;
+            let kek = AesKek::new(&AES_256, aes_key.bytes()).map_err(|_| wrongly_wrapped())?;
             let mut out = LockedBytes::zeroed(wrapped_material.len(), policy)?;
             let n = kek
-                .unwrap_with_padding(wrapped_material, out.expose_mut())
+                .unwrap_with_padding(wrapped_material, out.bytes_mut())
                 .map_err(|_| wrongly_wrapped())?
                 .len();
-            LockedBytes::copy_from(&out.expose()[..n], policy)
+            LockedBytes::copy_from(&out.bytes()[..n], policy)
         }
     }
 }
@@ -189,7 +189,7 @@ fn token_key(secret: &LockedBytes, policy: LockPolicy) -> Result<AesGcmKey> {
             "the import secret has the wrong length".into(),
         ));
     }
-    AesGcmKey::new(&secret.expose()[..32], policy)
+    AesGcmKey::new(&secret.bytes()[..32], policy)
 }
 
 /// Associated data of a token: binds it to the format and to the key it is for.
@@ -202,10 +202,10 @@ fn token_aad(key_id: &Uuid) -> Vec<u8> {
 /// Seals `terms` into an import token under `secret`.
 pub fn seal_token(secret: &LockedBytes, terms: &TokenTerms, policy: LockPolicy) -> Result<Vec<u8>> {
     let key = token_key(secret, policy)?;
-    let private = terms.private_key.expose();
+    let private = terms.private_key.bytes();
     let mut plain = LockedBytes::zeroed(TERMS_LEN + private.len(), policy)?;
     {
-        let p = plain.expose_mut();
+        let p = plain.bytes_mut();
         p[..16].copy_from_slice(terms.key_id.as_bytes());
         p[16..24].copy_from_slice(&terms.valid_to.0.to_be_bytes());
         p[24] = index_of(WrappingKeySpec::ALL, terms.spec);
@@ -222,7 +222,7 @@ pub fn seal_token(secret: &LockedBytes, terms: &TokenTerms, policy: LockPolicy) 
     key.seal(
         &nonce,
         &token_aad(&terms.key_id),
-        plain.expose(),
+        plain.bytes(),
         body,
         &mut tag_bytes,
     )?;
@@ -255,9 +255,9 @@ pub fn open_token(
     nonce.copy_from_slice(&token[TOKEN_MAGIC.len()..TOKEN_HEADER]);
     let (body, tag) = token[TOKEN_HEADER..].split_at(token.len() - TOKEN_HEADER - TAG_LEN);
     let mut plain = LockedBytes::zeroed(body.len(), policy)?;
-    key.open(&nonce, &token_aad(key_id), body, tag, plain.expose_mut())
+    key.open(&nonce, &token_aad(key_id), body, tag, plain.bytes_mut())
         .map_err(|_| invalid_token())?;
-    let p = plain.expose();
+    let p = plain.bytes();
     if p[..16] != key_id.as_bytes()[..] {
         return Err(invalid_token());
     }
@@ -294,23 +294,23 @@ pub fn material_id(
         ));
     }
     const LABEL: &[u8] = b"keyplane imported material id v1";
-    let key = HmacKey::new(MacAlgorithm::HmacSha256, &secret.expose()[32..], policy)?;
+    let key = HmacKey::new(MacAlgorithm::HmacSha256, &secret.bytes()[32..], policy)?;
     let mut work = HmacWork::new(policy)?;
     let mut message = LockedBytes::zeroed(LABEL.len() + 16 + material.len(), policy)?;
     {
-        let m = message.expose_mut();
+        let m = message.bytes_mut();
         m[..LABEL.len()].copy_from_slice(LABEL);
         m[LABEL.len()..LABEL.len() + 16].copy_from_slice(key_id.as_bytes());
-        m[LABEL.len() + 16..].copy_from_slice(material.expose());
+        m[LABEL.len() + 16..].copy_from_slice(material.bytes());
     }
     let mut tag = [0u8; 32];
-    let n = key.compute(&mut work, message.expose(), &mut tag)?;
+    let n = key.compute(&mut work, message.bytes(), &mut tag)?;
     Ok(tag[..n].iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The modulus size in bits of a PKCS#8 RSA private key, if `pkcs8` is one.
 pub fn rsa_private_key_bits(pkcs8: &LockedBytes) -> Option<usize> {
-    PrivateDecryptingKey::from_pkcs8(pkcs8.expose())
+    PrivateDecryptingKey::from_pkcs8(pkcs8.bytes())
         .ok()
         .map(|key| key.key_size_bits())
 }
@@ -340,7 +340,7 @@ mod tests {
         let opened = open_token(&s, &key_id, &token, policy).unwrap();
         assert_eq!(opened.valid_to, Timestamp(1_234_567));
         assert_eq!(opened.algorithm, WrappingAlgorithm::RsaAesKeyWrapSha256);
-        assert_eq!(opened.private_key.expose(), terms.private_key.expose());
+        assert_eq!(opened.private_key.bytes(), terms.private_key.bytes());
         let code = |r: Result<TokenTerms>| r.unwrap_err().code();
         assert_eq!(
             code(open_token(&s, &Uuid::new_v4(), &token, policy)),
@@ -377,10 +377,10 @@ mod tests {
         assert_ne!(id, material_id(&s, &k, &m2, p).unwrap());
         assert_ne!(id, material_id(&s, &Uuid::new_v4(), &m1, p).unwrap());
         // HMAC-SHA256 as RFC 2104 defines it, by aws-lc-rs's own HMAC.
-        let hmac_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &s.expose()[32..]);
+        let hmac_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &s.bytes()[32..]);
         let mut message = b"keyplane imported material id v1".to_vec();
         message.extend_from_slice(k.as_bytes());
-        message.extend_from_slice(m1.expose());
+        message.extend_from_slice(m1.bytes());
         let expected: String = aws_lc_rs::hmac::sign(&hmac_key, &message)
             .as_ref()
             .iter()

@@ -66,7 +66,7 @@ impl RsaOaepKey {
     /// Parses a PKCS#8 RSA private key.
     pub fn from_pkcs8(spec: KeySpec, pkcs8: &LockedBytes) -> Result<Self> {
         let rejected = || Error::Internal(format!("stored {spec} private key could not be parsed"));
-        let key = PrivateDecryptingKey::from_pkcs8(pkcs8.expose()).map_err(|_| rejected())?;
+        let key = PrivateDecryptingKey::from_pkcs8(pkcs8.bytes()).map_err(|_| rejected())?;
         let public_key = key.public_key();
         let public_der = public_key
             .as_der()

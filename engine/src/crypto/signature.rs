@@ -140,7 +140,7 @@ fn rejected(spec: KeySpec) -> Error {
 impl SigningKey {
     /// Parses a PKCS#8 private key of `spec`.
     pub fn from_pkcs8(spec: KeySpec, pkcs8: &LockedBytes) -> Result<Self> {
-        let der = pkcs8.expose();
+        let der = pkcs8.bytes();
         let (private, public_der) = match spec {
             KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
                 let pair = sig::RsaKeyPair::from_pkcs8(der).map_err(|_| rejected(spec))?;

@@ -342,7 +342,7 @@ impl Engine {
             .custom_key_store_secrets
             .get(id)
             .ok_or_else(|| Error::Internal(format!("custom key store {id} has no secret")))?;
-        LockedBytes::copy_from(secret.expose(), self.inner.config.lock_policy)
+        LockedBytes::copy_from(secret.bytes(), self.inner.config.lock_policy)
     }
 
     /// Connects `record` now (the backend is called with the control plane locked: connections

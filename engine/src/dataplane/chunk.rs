@@ -114,7 +114,7 @@ impl<'k> ChunkContext<'k> {
     /// for the next item.
     pub(crate) fn return_scratch(&mut self, mut scratch: LockedBytes, used: usize) {
         let used = used.min(scratch.len());
-        scratch.expose_mut()[..used].zeroize();
+        scratch.bytes_mut()[..used].zeroize();
         self.scratch = Some(scratch);
     }
 
@@ -131,7 +131,7 @@ impl<'k> ChunkContext<'k> {
             slot => {
                 let pool = match slot.take() {
                     Some(mut pool) => {
-                        random::fill(pool.expose_mut())?;
+                        random::fill(pool.bytes_mut())?;
                         pool
                     }
                     None => LockedBytes::random(RANDOM_POOL_BYTES, self.plane.lock_policy)?,
@@ -140,7 +140,7 @@ impl<'k> ChunkContext<'k> {
                 slot.insert(pool)
             }
         };
-        let drawn = &mut pool.expose_mut()[self.random_used..self.random_used + out.len()];
+        let drawn = &mut pool.bytes_mut()[self.random_used..self.random_used + out.len()];
         out.copy_from_slice(drawn);
         drawn.zeroize();
         self.random_used += out.len();
@@ -317,7 +317,7 @@ impl<'k> ChunkContext<'k> {
         random::fill(&mut salt)?;
         random::fill(&mut nonce)?;
         let mut secret = LockedBytes::zeroed(super::xks::SECRET_LEN, policy)?;
-        random::fill(secret.expose_mut())?;
+        random::fill(secret.bytes_mut())?;
         let mut header = [0u8; HEADER_LEN];
         ciphertext::write_header(&mut header, &key.id, version.version, &salt, &nonce);
         header[1] = ciphertext::ALGORITHM_XKS_DOUBLE_ENCRYPTION;
@@ -326,7 +326,7 @@ impl<'k> ChunkContext<'k> {
         let metadata = super::xks::request_metadata(self.caller, &key.arn, action);
         let wrapped = external.connection.external_encrypt(
             &external.backing_key,
-            secret.expose(),
+            secret.bytes(),
             &proxy_aad,
             &metadata,
         )?;
@@ -347,7 +347,7 @@ impl<'k> ChunkContext<'k> {
         head[HEADER_LEN + 1..].copy_from_slice(&wrapped);
         let data_key = super::xks::derive(
             &version.material,
-            secret.expose(),
+            secret.bytes(),
             external,
             &key.id,
             version.version,

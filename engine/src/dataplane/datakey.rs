@@ -141,7 +141,7 @@ impl DataPlane {
             ctx,
             Action::GenerateDataKeyWithoutPlaintext,
             request,
-            &mut scratch.expose_mut()[..len],
+            &mut scratch.bytes_mut()[..len],
         );
         ctx.return_scratch(scratch, len);
         sealed

@@ -74,13 +74,13 @@ impl DataPlane {
                 key,
                 action,
                 EncryptionAlgorithm::SymmetricDefault,
-                private.expose(),
+                private.bytes(),
                 request.encryption_context,
             )?;
             Ok(GenerateDataKeyPairResponse {
                 private_key_ciphertext_blob,
                 private_key_plaintext: with_plaintext
-                    .then(|| SecretBytes::from_vec(private.expose().to_vec())),
+                    .then(|| SecretBytes::from_vec(private.bytes().to_vec())),
                 public_key,
                 key_id: key.arn.clone(),
                 key_pair_spec: request.key_pair_spec,

@@ -62,7 +62,7 @@ impl KeyPrimitive {
         if let Some(algorithm) = spec.mac_algorithm() {
             return Ok(KeyPrimitive::Hmac(HmacKey::new(
                 algorithm,
-                material.expose(),
+                material.bytes(),
                 policy,
             )?));
         }

@@ -87,7 +87,7 @@ impl DataPlane {
             Action::ReEncryptFrom,
             request.source_key_id,
             request.source_encryption_context,
-            &mut scratch.expose_mut()[..buffer_len],
+            &mut scratch.bytes_mut()[..buffer_len],
         )
         .and_then(|(len, source)| {
             let blob = Self::encrypt_under(
@@ -95,7 +95,7 @@ impl DataPlane {
                 destination,
                 Action::ReEncryptTo,
                 request.destination_encryption_algorithm,
-                &scratch.expose()[..len],
+                &scratch.bytes()[..len],
                 request.destination_encryption_context,
             )?;
             Ok((blob, source))

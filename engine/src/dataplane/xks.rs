@@ -68,16 +68,16 @@ pub(crate) fn derive(
     salt: &[u8],
     policy: LockPolicy,
 ) -> Result<AesGcmKey> {
-    if material.expose().is_empty() || secret.len() != SECRET_LEN {
+    if material.bytes().is_empty() || secret.len() != SECRET_LEN {
         return Err(Error::Internal(
             "an external key store key version without its material or secret".into(),
         ));
     }
-    let mut ikm = LockedBytes::zeroed(material.expose().len() + SECRET_LEN, policy)?;
+    let mut ikm = LockedBytes::zeroed(material.bytes().len() + SECRET_LEN, policy)?;
     {
-        let out = ikm.expose_mut();
-        let (a, b) = out.split_at_mut(material.expose().len());
-        a.copy_from_slice(material.expose());
+        let out = ikm.bytes_mut();
+        let (a, b) = out.split_at_mut(material.bytes().len());
+        a.copy_from_slice(material.bytes());
         b.copy_from_slice(secret);
     }
     let mut info = Vec::with_capacity(DERIVATION_LABEL.len() + 24 + 140);

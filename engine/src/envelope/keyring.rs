@@ -122,7 +122,7 @@ impl Keyring for KmsKeyring {
                 });
             }
             Some(key) => {
-                let mut request = EncryptRequest::new(key_id, key.expose());
+                let mut request = EncryptRequest::new(key_id, key.bytes());
                 request.encryption_context = ctx;
                 let response = self.engine.encrypt(&request)?;
                 edks.push(EncryptedDataKey {
@@ -254,7 +254,7 @@ impl Keyring for RawAesKeyring {
         let tag: &mut [u8; TAG_LEN] = tag
             .try_into()
             .map_err(|_| Error::Internal("tag buffer".into()))?;
-        self.key.seal(&iv, &aad, key.expose(), ct, tag)?;
+        self.key.seal(&iv, &aad, key.bytes(), ct, tag)?;
         let mut provider_info = self.info_prefix();
         provider_info.extend_from_slice(&iv);
         edks.push(EncryptedDataKey {
@@ -285,7 +285,7 @@ impl Keyring for RawAesKeyring {
             iv.copy_from_slice(&edk.provider_info[prefix.len()..]);
             let (ct, tag) = edk.ciphertext.split_at(edk.ciphertext.len() - TAG_LEN);
             let mut out = LockedBytes::zeroed(ct.len(), self.policy)?;
-            if self.key.open(&iv, &aad, ct, tag, out.expose_mut()).is_ok() {
+            if self.key.open(&iv, &aad, ct, tag, out.bytes_mut()).is_ok() {
                 return Ok(Some(out));
             }
         }
@@ -417,7 +417,7 @@ impl RawRsaKeyring {
         let mut der = zeroize::Zeroizing::new(pem_or_der(pkcs8, "PRIVATE KEY")?);
         let locked = LockedBytes::copy_from(&der, LockPolicy::default())?;
         zeroize::Zeroize::zeroize(&mut *der);
-        let private = PrivateDecryptingKey::from_pkcs8(locked.expose())
+        let private = PrivateDecryptingKey::from_pkcs8(locked.bytes())
             .map_err(|_| rsa_rejected("private key (PKCS#8)"))?;
         Ok(RawRsaKeyring {
             namespace: namespace.into(),
@@ -470,7 +470,7 @@ impl Keyring for RawRsaKeyring {
                     OaepPublicEncryptingKey::new(self.public.clone()).map_err(|_| failed())?;
                 let mut out = vec![0u8; public.ciphertext_size()];
                 let n = public
-                    .encrypt(oaep, key.expose(), &mut out, None)
+                    .encrypt(oaep, key.bytes(), &mut out, None)
                     .map_err(|_| failed())?
                     .len();
                 out.truncate(n);
@@ -481,7 +481,7 @@ impl Keyring for RawRsaKeyring {
                     Pkcs1PublicEncryptingKey::new(self.public.clone()).map_err(|_| failed())?;
                 let mut out = vec![0u8; public.ciphertext_size()];
                 let n = public
-                    .encrypt(key.expose(), &mut out)
+                    .encrypt(key.bytes(), &mut out)
                     .map_err(|_| failed())?
                     .len();
                 out.truncate(n);
@@ -515,20 +515,20 @@ impl Keyring for RawRsaKeyring {
                 Some(oaep) => {
                     let key =
                         OaepPrivateDecryptingKey::new(private.clone()).map_err(|_| failed())?;
-                    key.decrypt(oaep, &edk.ciphertext, out.expose_mut(), None)
+                    key.decrypt(oaep, &edk.ciphertext, out.bytes_mut(), None)
                         .map(|p| p.len())
                 }
                 None => {
                     let key =
                         Pkcs1PrivateDecryptingKey::new(private.clone()).map_err(|_| failed())?;
-                    key.decrypt(&edk.ciphertext, out.expose_mut())
+                    key.decrypt(&edk.ciphertext, out.bytes_mut())
                         .map(|p| p.len())
                 }
             };
             if let Ok(n) = n {
                 if n == DATA_KEY_LEN {
                     return Ok(Some(LockedBytes::copy_from(
-                        &out.expose()[..n],
+                        &out.bytes()[..n],
                         LockPolicy::default(),
                     )?));
                 }

@@ -137,9 +137,7 @@ impl AlgorithmSuite {
         }
         let id = self.id().to_be_bytes();
         match self {
-            AlgorithmSuite::Aes256GcmNoKdf => {
-                Ok((AesGcmKey::new(data_key.expose(), policy)?, None))
-            }
+            AlgorithmSuite::Aes256GcmNoKdf => Ok((AesGcmKey::new(data_key.bytes(), policy)?, None)),
             AlgorithmSuite::Aes256GcmHkdfSha256 | AlgorithmSuite::Aes256GcmHkdfSha384EcdsaP384 => {
                 let hash = if self == AlgorithmSuite::Aes256GcmHkdfSha256 {
                     HkdfHash::Sha256
@@ -148,8 +146,8 @@ impl AlgorithmSuite {
                 };
                 let mut info = id.to_vec();
                 info.extend_from_slice(message_id);
-                let key = hkdf::derive(hash, data_key.expose(), &[], &info, DATA_KEY_LEN, policy)?;
-                Ok((AesGcmKey::new(key.expose(), policy)?, None))
+                let key = hkdf::derive(hash, data_key.bytes(), &[], &info, DATA_KEY_LEN, policy)?;
+                Ok((AesGcmKey::new(key.bytes(), policy)?, None))
             }
             AlgorithmSuite::Aes256GcmHkdfSha512CommitKey
             | AlgorithmSuite::Aes256GcmHkdfSha512CommitKeyEcdsaP384 => {
@@ -157,7 +155,7 @@ impl AlgorithmSuite {
                 info.extend_from_slice(b"DERIVEKEY");
                 let key = hkdf::derive(
                     HkdfHash::Sha512,
-                    data_key.expose(),
+                    data_key.bytes(),
                     message_id,
                     &info,
                     DATA_KEY_LEN,
@@ -165,15 +163,15 @@ impl AlgorithmSuite {
                 )?;
                 let commit = hkdf::derive(
                     HkdfHash::Sha512,
-                    data_key.expose(),
+                    data_key.bytes(),
                     message_id,
                     b"COMMITKEY",
                     COMMITMENT_LEN,
                     policy,
                 )?;
                 let mut commitment = [0u8; COMMITMENT_LEN];
-                commitment.copy_from_slice(commit.expose());
-                Ok((AesGcmKey::new(key.expose(), policy)?, Some(commitment)))
+                commitment.copy_from_slice(commit.bytes());
+                Ok((AesGcmKey::new(key.bytes(), policy)?, Some(commitment)))
             }
         }
     }

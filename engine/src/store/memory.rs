@@ -89,7 +89,7 @@ impl MemoryKeyStore {
     }
 
     fn copy(&self, bytes: &LockedBytes) -> Result<LockedBytes> {
-        LockedBytes::copy_from(bytes.expose(), self.lock_policy)
+        LockedBytes::copy_from(bytes.bytes(), self.lock_policy)
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Contents>> {
@@ -119,14 +119,14 @@ impl KeyStore for MemoryKeyStore {
             materials.push(StoredMaterial {
                 key_id: *key_id,
                 version: *version,
-                material: LockedBytes::copy_from(material.expose(), self.lock_policy)?,
+                material: LockedBytes::copy_from(material.bytes(), self.lock_policy)?,
             });
         }
         let mut custom_key_stores = Vec::with_capacity(c.custom_key_stores.len());
         for (record, secret) in c.custom_key_stores.values() {
             custom_key_stores.push(StoredCustomKeyStore {
                 record: record.clone(),
-                secret: LockedBytes::copy_from(secret.expose(), self.lock_policy)?,
+                secret: LockedBytes::copy_from(secret.bytes(), self.lock_policy)?,
             });
         }
         Ok(StoreContents {
@@ -220,7 +220,7 @@ impl KeyStore for MemoryKeyStore {
     ) -> Result<LockedBytes> {
         let mut c = self.lock()?;
         if let Some(secret) = c.secrets.get(name) {
-            return LockedBytes::copy_from(secret.expose(), self.lock_policy);
+            return LockedBytes::copy_from(secret.bytes(), self.lock_policy);
         }
         let made = create()?;
         let secret = LockedBytes::copy_from(&made, self.lock_policy)?;
@@ -237,10 +237,10 @@ impl MemoryKeyStore {
         for change in changes {
             match change {
                 StoreChange::PutMaterial { material, .. } => {
-                    copies.push(LockedBytes::copy_from(material.expose(), self.lock_policy)?);
+                    copies.push(LockedBytes::copy_from(material.bytes(), self.lock_policy)?);
                 }
                 StoreChange::PutCustomKeyStore { secret, .. } => {
-                    copies.push(LockedBytes::copy_from(secret.expose(), self.lock_policy)?);
+                    copies.push(LockedBytes::copy_from(secret.bytes(), self.lock_policy)?);
                 }
                 _ => {}
             }

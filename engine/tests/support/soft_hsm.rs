@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use keyplane::custom_key_store::{
     ConnectFailure, Connection, ConnectionErrorCode, CustomKeyStoreBackend, CustomKeyStoreRecord,
 };
-use keyplane::locked_memory::LockedBytes;
+use keyplane::LockedBytes;
 use keyplane::{Error, LockPolicy, Result};
 use rand_core::{OsRng, RngCore};
 use sha2::Sha256;
@@ -147,7 +147,7 @@ impl CustomKeyStoreBackend for SoftHsm {
                 "the token does not answer",
             ));
         }
-        if token.pin.as_bytes() != secret.expose() {
+        if token.pin.as_bytes() != secret.expose(keyplane::SecretAccess::granted()) {
             return Err(ConnectFailure::new(
                 ConnectionErrorCode::InvalidCredentials,
                 "wrong PIN",

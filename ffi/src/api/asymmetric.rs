@@ -297,7 +297,7 @@ fn key_pair_spec(value: u32) -> Outcome<DataKeyPairSpec> {
 
 /// The MAC length of an algorithm (the engine's table).
 fn mac_len_of(algorithm: MacAlgorithm) -> usize {
-    kp::crypto::hmac::mac_len(algorithm)
+    kp::mac_len(algorithm)
 }
 
 /// # Safety
@@ -946,7 +946,9 @@ fn secret_buffer(engine: &kp::Engine, bytes: &[u8]) -> Outcome<*mut kp_secret_bu
     // SAFETY: a live handle just made; nobody else has it.
     match unsafe { handle_mut(secret, "secret") } {
         Ok(buffer) if buffer.len() == bytes.len() => {
-            buffer.expose_mut().copy_from_slice(bytes);
+            buffer
+                .expose_mut(kp::SecretAccess::granted())
+                .copy_from_slice(bytes);
             Ok(secret)
         }
         _ => {

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use kp::audit::{AuditConfig, Durability, Verdict};
-use kp::locked_memory::LockedBytes;
 use kp::LockPolicy;
+use kp::LockedBytes;
 use zeroize::Zeroizing;
 
 use super::control::engine_arg;

@@ -181,7 +181,7 @@ fn rsa_spec_of_ciphertext(len: usize) -> Option<KeySpec> {
 /// engine's limits); 0 when no RSA ciphertext has that length.
 fn rsa_plaintext_bound(len: usize, algorithm: EncryptionAlgorithm) -> usize {
     rsa_spec_of_ciphertext(len)
-        .and_then(|spec| kp::crypto::rsa_oaep::max_plaintext(spec, algorithm).ok())
+        .and_then(|spec| kp::rsa_oaep_max_plaintext(spec, algorithm).ok())
         .unwrap_or(0)
 }
 
@@ -1289,8 +1289,10 @@ pub unsafe extern "C" fn kp_generate_data_key(
             check_info(info)?;
             let response = engine.generate_data_key(&request)?;
             let secret = new_secret_buffer(engine, response.plaintext.len())?;
-            let fill_secret = handle_mut(secret, "secret")
-                .map(|s| s.expose_mut().copy_from_slice(response.plaintext.expose()));
+            let fill_secret = handle_mut(secret, "secret").map(|s| {
+                s.expose_mut(kp::SecretAccess::granted())
+                    .copy_from_slice(response.plaintext.expose())
+            });
             if let Err(f) = fill_secret.and_then(|()| copy_out(out, &response.ciphertext_blob)) {
                 super::handles::kp_secret_buffer_free(secret);
                 return Err(f);
@@ -1375,7 +1377,11 @@ pub unsafe extern "C" fn kp_generate_data_key_batch(
             let engine = engine_arg(engine)?;
             let arena = handle_mut(plaintexts, "plaintexts")?;
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            let keys = Span::output(arena.expose().as_ptr(), arena.len(), "plaintexts");
+            let keys = Span::output(
+                arena.expose(kp::SecretAccess::granted()).as_ptr(),
+                arena.len(),
+                "plaintexts",
+            );
             refuse_batch_overlap(items, ciphertexts, "ciphertexts", |_| [], &[keys])?;
             let mut offsets = Vec::with_capacity(count);
             let mut total = 0usize;
@@ -1392,7 +1398,7 @@ pub unsafe extern "C" fn kp_generate_data_key_batch(
                     ),
                 ));
             }
-            let arena = arena.expose_mut();
+            let arena = arena.expose_mut(kp::SecretAccess::granted());
             let memo = Memo::new();
             batch(
                 count,

@@ -8,7 +8,7 @@ use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kp::locked_memory::LockedBytes;
+use kp::LockedBytes;
 use kp::{EncryptionContext, Engine, EngineConfig, LockPolicy, ManualClock, Timestamp};
 
 use super::ffi::{guard, guard_value, out_arg, str_arg, write_out, Failure, Outcome};
@@ -880,7 +880,7 @@ pub unsafe extern "C" fn kp_secret_buffer_data(buffer: *mut kp_secret_buffer) ->
     guard_value(std::ptr::null_mut(), || {
         // SAFETY: forwarded from the caller.
         let buffer = unsafe { handle_mut(buffer, "buffer") }?;
-        Ok(buffer.expose_mut().as_mut_ptr())
+        Ok(buffer.expose_mut(kp::SecretAccess::granted()).as_mut_ptr())
     })
 }
 

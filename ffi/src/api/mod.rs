@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn constants_match_the_engine() {
         assert_eq!(KP_CIPHERTEXT_OVERHEAD, kp::ciphertext::OVERHEAD);
-        assert_eq!(KP_MAX_SECRET_BUFFER, kp::locked_memory::MAX_DEDICATED_BYTES);
+        assert_eq!(KP_MAX_SECRET_BUFFER, kp::MAX_DEDICATED_BYTES);
         assert_eq!(kp_ciphertext_len(1), 83);
         assert_eq!(kp_ciphertext_len(0), 0);
         assert_eq!(kp_plaintext_len(83), 1);

@@ -14,7 +14,7 @@ use keyplane_store_address::{
     open, AuditOptions, OpenError, OpenOptions, RootKeySource, StoreAddress, StoreEngine,
 };
 use kp::audit::Durability;
-use kp::locked_memory::LockedBytes;
+use kp::LockedBytes;
 use kp::{Engine, EngineBuilder};
 use zeroize::Zeroizing;
 
@@ -335,8 +335,13 @@ impl CCallback {
         // SAFETY: `key` is RootKey::LEN writable bytes for the duration of the call; the caller
         // of kp_config_set_root_key_callback promised a callback that writes at most `key_len`
         // bytes and a `user_data` valid while engines use the configuration's store.
-        let rc =
-            unsafe { (self.callback)(self.user_data, key.expose_mut().as_mut_ptr(), RootKey::LEN) };
+        let rc = unsafe {
+            (self.callback)(
+                self.user_data,
+                key.expose_mut(kp::SecretAccess::granted()).as_mut_ptr(),
+                RootKey::LEN,
+            )
+        };
         if rc != 0 {
             return Err(kp::Error::AccessDenied(format!(
                 "the root key callback (kp_root_key_callback) returned {rc}: is not set or \

@@ -22,11 +22,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use keyplane::crypto::hmac::{constant_time_eq, HmacKey, HmacWork};
-use keyplane::key::MacAlgorithm;
-use keyplane::locked_memory::LockedBytes;
+use keyplane::sealing::{constant_time_eq, MacKey};
 use keyplane::store::KeyStore;
-use keyplane::{Caller, Error, LockPolicy, Result};
+use keyplane::{Caller, Error, LockPolicy, LockedBytes, Result, SecretAccess};
 use keyplane_sqlite::SqliteKeyStore;
 use zeroize::Zeroizing;
 
@@ -78,7 +76,7 @@ struct Entry {
     created: u64,
     secret: LockedBytes,
     /// `date/region/service` → the keyed signing HMAC, newest last.
-    keys: RwLock<Vec<(String, Arc<HmacKey>)>>,
+    keys: RwLock<Vec<(String, Arc<MacKey>)>>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -132,10 +130,6 @@ pub enum CheckError {
     Mismatch,
     /// The store could not be read.
     Store(Error),
-}
-
-thread_local! {
-    static WORK: std::cell::RefCell<Option<HmacWork>> = const { std::cell::RefCell::new(None) };
 }
 
 fn shared<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -208,7 +202,7 @@ impl CredentialStore {
             keys: RwLock::default(),
         };
         let secret_access_key = Zeroizing::new(
-            std::str::from_utf8(entry.secret.expose())
+            std::str::from_utf8(entry.secret.expose(SecretAccess::granted()))
                 .map_err(|_| Error::Internal("generated secret is not text".into()))?
                 .to_owned(),
         );
@@ -239,7 +233,10 @@ impl CredentialStore {
                         continue;
                     };
                     if let Some(record) = store.get_secret(&name)? {
-                        out.push(info(id, &decode(record.expose(), self.inner.policy)?));
+                        out.push(info(
+                            id,
+                            &decode(record.expose(SecretAccess::granted()), self.inner.policy)?,
+                        ));
                     }
                 }
                 out
@@ -286,7 +283,7 @@ impl CredentialStore {
                 let record = store
                     .get_secret(&name)?
                     .ok_or_else(|| not_found(access_key_id))?;
-                let entry = decode(record.expose(), self.inner.policy)?;
+                let entry = decode(record.expose(SecretAccess::granted()), self.inner.policy)?;
                 entry.active.store(active, Ordering::Relaxed);
                 store.put_secret(&name, &encode(&entry))?;
                 exclusive(cache).checked = None;
@@ -332,7 +329,9 @@ impl CredentialStore {
         // Compare against something of the right length whatever happens, so a missing key costs
         // what a wrong secret costs.
         let absent = [0u8; SECRET_LEN];
-        let expected: &[u8] = entry.as_ref().map_or(&absent[..], |e| e.secret.expose());
+        let expected: &[u8] = entry
+            .as_ref()
+            .map_or(&absent[..], |e| e.secret.expose(SecretAccess::granted()));
         let same = secret.len() == SECRET_LEN && constant_time_eq(expected, secret);
         match entry {
             Some(entry) if same && entry.active.load(Ordering::Relaxed) => {
@@ -377,18 +376,10 @@ impl CredentialStore {
         let key = entry
             .signing_key(date, region, service, self.inner.policy)
             .map_err(CheckError::Store)?;
-        let mut computed = Zeroizing::new([0u8; 32]);
-        WORK.with(|cell| -> Result<()> {
-            let mut work = cell.borrow_mut();
-            if work.is_none() {
-                *work = Some(HmacWork::new(self.inner.policy)?);
-            }
-            let work = work.as_mut().expect("set above");
-            key.compute(work, string_to_sign, &mut computed[..])?;
-            Ok(())
-        })
-        .map_err(CheckError::Store)?;
-        if constant_time_eq(&computed[..], signature) {
+        if key
+            .verify(string_to_sign, signature)
+            .map_err(CheckError::Store)?
+        {
             Ok(entry.principal.clone())
         } else {
             Err(CheckError::Mismatch)
@@ -452,7 +443,10 @@ impl CredentialStore {
                 let Some(record) = store.get_secret(&secret_name(access_key_id))? else {
                     return Ok(None);
                 };
-                let entry = Arc::new(decode(record.expose(), self.inner.policy)?);
+                let entry = Arc::new(decode(
+                    record.expose(SecretAccess::granted()),
+                    self.inner.policy,
+                )?);
                 cache
                     .entries
                     .insert(access_key_id.to_owned(), entry.clone());
@@ -470,7 +464,7 @@ impl Entry {
         region: &str,
         service: &str,
         policy: LockPolicy,
-    ) -> Result<Arc<HmacKey>> {
+    ) -> Result<Arc<MacKey>> {
         let matches = |s: &str| {
             let mut parts = s.split('/');
             parts.next() == Some(date)
@@ -485,22 +479,19 @@ impl Entry {
             return Ok(key.clone());
         }
         let scope = format!("{date}/{region}/{service}");
+        // kSecret = "AWS4" ‖ secret; kDate, kRegion, kService, kSigning each the HMAC of the next
+        // scope part under the one before: every step in locked memory.
         let mut seed = LockedBytes::zeroed(4 + SECRET_LEN, policy)?;
-        seed.expose_mut()[..4].copy_from_slice(b"AWS4");
-        seed.expose_mut()[4..].copy_from_slice(self.secret.expose());
-        let mut step = LockedBytes::copy_from(seed.expose(), policy)?;
-        let mut work = HmacWork::new(policy)?;
-        for part in [date, region, service, super::sigv4::TERMINATOR] {
-            let mac = HmacKey::new(MacAlgorithm::HmacSha256, step.expose(), policy)?;
-            let mut next = LockedBytes::zeroed(32, policy)?;
-            mac.compute(&mut work, part.as_bytes(), next.expose_mut())?;
-            step = next;
+        {
+            let seed = seed.expose_mut(SecretAccess::granted());
+            seed[..4].copy_from_slice(b"AWS4");
+            seed[4..].copy_from_slice(self.secret.expose(SecretAccess::granted()));
         }
-        let key = Arc::new(HmacKey::new(
-            MacAlgorithm::HmacSha256,
-            step.expose(),
-            policy,
-        )?);
+        let mut step = seed;
+        for part in [date, region, service, super::sigv4::TERMINATOR] {
+            step = MacKey::new(&step, policy)?.mac_locked(part.as_bytes())?;
+        }
+        let key = Arc::new(MacKey::new(&step, policy)?);
         if keys.len() >= KEYS_PER_CREDENTIAL {
             keys.remove(0);
         }
@@ -544,7 +535,7 @@ fn check_id(access_key_id: &str) -> Result<()> {
 fn new_access_key_id() -> Result<String> {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut random = [0u8; 10];
-    keyplane::crypto::random::fill(&mut random)?;
+    keyplane::sealing::fill_random(&mut random)?;
     let bits = random.iter().fold(0u128, |n, b| (n << 8) | u128::from(*b));
     let mut id = String::from("AKIA");
     for i in (0..16).rev() {
@@ -558,7 +549,10 @@ fn new_secret(policy: LockPolicy) -> Result<LockedBytes> {
     let random = LockedBytes::random(30, policy)?;
     let mut secret = LockedBytes::zeroed(SECRET_LEN, policy)?;
     let written = base64::engine::general_purpose::STANDARD
-        .encode_slice(random.expose(), secret.expose_mut())
+        .encode_slice(
+            random.expose(SecretAccess::granted()),
+            secret.expose_mut(SecretAccess::granted()),
+        )
         .map_err(|_| Error::Internal("secret encoding".into()))?;
     debug_assert_eq!(written, SECRET_LEN);
     Ok(secret)
@@ -573,7 +567,7 @@ fn encode(entry: &Entry) -> Zeroizing<Vec<u8>> {
     out.extend_from_slice(&entry.created.to_be_bytes());
     out.extend_from_slice(&(principal.len() as u16).to_be_bytes());
     out.extend_from_slice(principal);
-    out.extend_from_slice(entry.secret.expose());
+    out.extend_from_slice(entry.secret.expose(SecretAccess::granted()));
     out
 }
 
@@ -633,7 +627,10 @@ mod tests {
         assert_eq!(back.principal, entry.principal);
         assert!(!back.active.load(Ordering::Relaxed));
         assert_eq!(back.created, entry.created);
-        assert_eq!(back.secret.expose(), entry.secret.expose());
+        assert_eq!(
+            back.secret.expose(keyplane::SecretAccess::granted()),
+            entry.secret.expose(keyplane::SecretAccess::granted())
+        );
         assert!(decode(&encode(&entry)[..20], LockPolicy::default()).is_err());
     }
 }

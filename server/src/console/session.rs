@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest;
-use keyplane::crypto::hmac::constant_time_eq;
+use keyplane::sealing::constant_time_eq;
 
 /// How long a session lives.
 #[derive(Clone, Copy, Debug)]
@@ -101,7 +101,7 @@ const MAX_SESSIONS: usize = 10_000;
 
 fn random_hex() -> keyplane::Result<String> {
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-    keyplane::crypto::random::fill(&mut bytes[..])?;
+    keyplane::sealing::fill_random(&mut bytes[..])?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -13,7 +13,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
-use keyplane::crypto::aes_gcm::AesGcmKey;
+use keyplane::sealing::SealingKey;
 use keyplane::{
     CreateKeyRequest, DataKeySpec, DecryptRequest, EncryptionContext, Engine, ErrorKind,
     GenerateDataKeyRequest, KeyMetadata, KeySpec, KeyState, KeyUsage, Tag,
@@ -118,7 +118,7 @@ pub(crate) fn material(
     engine: &Engine,
     id: &str,
     key: &ExternalKey,
-) -> Result<AesGcmKey, (XksErrorKind, String)> {
+) -> Result<SealingKey, (XksErrorKind, String)> {
     let tags = engine
         .list_resource_tags(&key.metadata.key_id, None, None)
         .map_err(|e| engine_failure(&e))?;
@@ -156,7 +156,7 @@ pub(crate) fn material(
         })?
         .plaintext;
     // `plaintext` (a SecretBytes) is zeroed when it drops at the end of this function.
-    AesGcmKey::new(plaintext.expose(), engine.config().lock_policy).map_err(|e| engine_failure(&e))
+    SealingKey::new(plaintext.expose(), engine.config().lock_policy).map_err(|e| engine_failure(&e))
 }
 
 /// An engine failure as the proxy reports it.

@@ -28,7 +28,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use keyplane::crypto::aes_gcm::{AesGcmKey, NONCE_LEN, TAG_LEN};
+use keyplane::sealing::{SealingKey, NONCE_LEN, TAG_LEN};
 use keyplane::Engine;
 use keyplane_xks::api::{
     self, Base64Bytes, DecryptRequest, DecryptResponse, EkmFleetDetail, EncryptRequest,
@@ -279,19 +279,17 @@ impl XksProxy {
 
     fn deep_check(&self) -> keyplane::Result<()> {
         let material = zeroize::Zeroizing::new(self.engine.generate_random(32)?);
-        let key = AesGcmKey::new(&material, self.engine.config().lock_policy)?;
-        let nonce = [0u8; NONCE_LEN];
+        let key = SealingKey::new(&material, self.engine.config().lock_policy)?;
         let mut ciphertext = [0u8; 16];
         let mut tag = [0u8; TAG_LEN];
-        key.seal(
-            &nonce,
+        let nonce = key.seal_detached(
             b"health",
             b"keyplane health",
             &mut ciphertext[..15],
             &mut tag,
         )?;
         let mut plaintext = [0u8; 15];
-        key.open(&nonce, b"health", &ciphertext[..15], &tag, &mut plaintext)
+        key.open_detached(&nonce, b"health", &ciphertext[..15], &tag, &mut plaintext)
             .map_err(|_| keyplane::Error::Internal("the health check's AES-GCM failed".into()))?;
         if &plaintext != b"keyplane health" {
             return Err(keyplane::Error::Internal(
@@ -324,7 +322,7 @@ impl XksProxy {
     }
 
     /// The key for a cryptographic operation: found, AES-256, enabled, material unwrapped.
-    fn usable_key(&self, id: &str) -> Result<AesGcmKey, Failure> {
+    fn usable_key(&self, id: &str) -> Result<SealingKey, Failure> {
         let key = keys::find(&self.engine, id)?;
         if !key.is_aes_256() {
             return fail(
@@ -371,18 +369,17 @@ impl XksProxy {
             XksErrorKind::UnsupportedOperation,
             "AAD too long".to_owned(),
         ))?;
-        let mut nonce = [0u8; NONCE_LEN];
-        keyplane::crypto::random::fill(&mut nonce).map_err(|e| keys::engine_failure(&e))?;
         let mut ciphertext = vec![0u8; plaintext.len()];
         let mut tag = [0u8; TAG_LEN];
-        key.seal(&nonce, &associated, plaintext, &mut ciphertext, &mut tag)
+        let nonce = key
+            .seal_detached(&associated, plaintext, &mut ciphertext, &mut tag)
             .map_err(|e| keys::engine_failure(&e))?;
         // Appendix C: the CDIV first, then the check that the output decrypts.
         let cdiv = want_cdiv
             .then(|| cdiv_sha256(aad, CIPHERTEXT_METADATA, &nonce, &ciphertext, &tag).to_vec());
         let mut check = zeroize::Zeroizing::new(vec![0u8; ciphertext.len()]);
         if key
-            .open(&nonce, &associated, &ciphertext, &tag, &mut check)
+            .open_detached(&nonce, &associated, &ciphertext, &tag, &mut check)
             .is_err()
             || check.as_slice() != plaintext
         {
@@ -447,7 +444,7 @@ impl XksProxy {
         }
         let associated = gcm_associated_data(aad, metadata).ok_or_else(invalid)?;
         let mut plaintext = zeroize::Zeroizing::new(vec![0u8; request.ciphertext.0.len()]);
-        key.open(
+        key.open_detached(
             &nonce,
             &associated,
             &request.ciphertext.0,

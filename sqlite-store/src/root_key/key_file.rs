@@ -244,7 +244,8 @@ mod tests {
     use super::*;
 
     fn same(a: &RootKey, b: &RootKey) -> bool {
-        a.locked().expose() == b.locked().expose()
+        a.locked().expose(keyplane::SecretAccess::granted())
+            == b.locked().expose(keyplane::SecretAccess::granted())
     }
 
     #[test]

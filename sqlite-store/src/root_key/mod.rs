@@ -16,7 +16,7 @@ mod key_file;
 mod passphrase;
 
 use base64::Engine as _;
-use keyplane::locked_memory::LockedBytes;
+use keyplane::LockedBytes;
 use keyplane::{Error, LockPolicy, Result};
 use zeroize::Zeroizing;
 
@@ -71,7 +71,10 @@ impl RootKey {
 
     /// The key as standard base64 (the key-file format), in a buffer zeroed on drop.
     pub(crate) fn to_base64(&self) -> Zeroizing<String> {
-        Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(self.0.expose()))
+        Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .encode(self.0.expose(keyplane::SecretAccess::granted())),
+        )
     }
 
     /// The key bytes, in locked memory.
@@ -159,7 +162,10 @@ mod tests {
         let back =
             RootKey::from_base64(format!(" {}\n", *text).as_bytes(), "x", LockPolicy::Require)
                 .unwrap();
-        assert_eq!(back.locked().expose(), key.locked().expose());
+        assert_eq!(
+            back.locked().expose(keyplane::SecretAccess::granted()),
+            key.locked().expose(keyplane::SecretAccess::granted())
+        );
         for bad in [&b""[..], b"not base64!", b"AAAA", &[b'A'; 60][..]] {
             let err = RootKey::from_base64(bad, "the test input", LockPolicy::Require).unwrap_err();
             assert_eq!(err.code(), "AccessDeniedException");

@@ -6,7 +6,7 @@
 //! derives another key, which the store's check value refuses before anything is written.
 
 use base64::Engine as _;
-use keyplane::locked_memory::LockedBytes;
+use keyplane::LockedBytes;
 use keyplane::{Error, LockPolicy, Result};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -117,7 +117,11 @@ impl PassphraseProvider {
             argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = LockedBytes::zeroed(RootKey::LEN, self.lock_policy)?;
         argon
-            .hash_password_into(&self.passphrase, salt, out.expose_mut())
+            .hash_password_into(
+                &self.passphrase,
+                salt,
+                out.expose_mut(keyplane::SecretAccess::granted()),
+            )
             .map_err(|e| Error::Internal(format!("argon2id failed: {e}")))?;
         RootKey::from_locked(out)
     }
@@ -152,7 +156,7 @@ impl RootKeyProvider for PassphraseProvider {
 
     fn create(&self) -> Result<NewRootKey> {
         let mut salt = [0u8; SALT_BYTES];
-        keyplane::crypto::random::fill(&mut salt)?;
+        keyplane::sealing::fill_random(&mut salt)?;
         let key = self.derive(self.cost, &salt)?;
         let params = Params {
             algorithm: ARGON2ID_KIND.into(),
@@ -221,13 +225,18 @@ mod tests {
         let made = provider("correct horse").create().unwrap();
         let again = provider("correct horse")
             .open(&made.params, &|k| {
-                k.locked().expose() == made.key.locked().expose()
+                k.locked().expose(keyplane::SecretAccess::granted())
+                    == made.key.locked().expose(keyplane::SecretAccess::granted())
             })
             .unwrap();
-        assert_eq!(again.locked().expose(), made.key.locked().expose());
+        assert_eq!(
+            again.locked().expose(keyplane::SecretAccess::granted()),
+            made.key.locked().expose(keyplane::SecretAccess::granted())
+        );
         let err = provider("battery staple")
             .open(&made.params, &|k| {
-                k.locked().expose() == made.key.locked().expose()
+                k.locked().expose(keyplane::SecretAccess::granted())
+                    == made.key.locked().expose(keyplane::SecretAccess::granted())
             })
             .unwrap_err();
         assert_eq!(err.code(), "AccessDeniedException");
@@ -240,7 +249,10 @@ mod tests {
         let a = p.create().unwrap();
         let b = p.create().unwrap();
         assert_ne!(a.params, b.params);
-        assert_ne!(a.key.locked().expose(), b.key.locked().expose());
+        assert_ne!(
+            a.key.locked().expose(keyplane::SecretAccess::granted()),
+            b.key.locked().expose(keyplane::SecretAccess::granted())
+        );
     }
 
     #[test]
