@@ -87,16 +87,17 @@ fn setup(
         .max_plaintext_bytes(MAX_PLAINTEXT);
     let mut public_key = None;
     if let Some((dir, durability)) = audit {
-        let signing_key = generate_signing_key().expect("audit signing key");
+        let signing_key =
+            generate_signing_key(keyplane::LockPolicy::default()).expect("audit signing key");
         let mut config = AuditConfig::new(dir.join(format!("{name}.log")));
         config.durability = durability;
-        builder = builder.audit(config, &signing_key);
         public_key = Some(
             keyplane::audit::DigestSigner::from_pkcs8(&signing_key)
                 .expect("signing key")
                 .public_key_der()
                 .to_vec(),
         );
+        builder = builder.audit(config, signing_key);
     }
     let engine = builder
         .build()

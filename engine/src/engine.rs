@@ -14,6 +14,7 @@ use crate::dataplane::{self, DataPlane};
 use crate::error::{Error, Result};
 use crate::key::ArnScope;
 use crate::locked_memory::LockPolicy;
+use crate::locked_memory::LockedBytes;
 use crate::secret::SecretBytes;
 use crate::store::{KeyStore, MemoryKeyStore};
 use crate::validation::{self, rules, Validate};
@@ -68,7 +69,7 @@ impl Default for EngineConfig {
 /// Builds an [`Engine`].
 pub struct EngineBuilder {
     config: EngineConfig,
-    audit: Option<(AuditConfig, zeroize::Zeroizing<Vec<u8>>)>,
+    audit: Option<(AuditConfig, LockedBytes)>,
     store: Option<Arc<dyn KeyStore>>,
     region_stores: std::collections::BTreeMap<String, Arc<dyn KeyStore>>,
     clock: Option<Arc<dyn Clock>>,
@@ -165,11 +166,15 @@ impl EngineBuilder {
         self
     }
     /// Records every request in a tamper-evident audit log at `config.path`, with digests signed
-    /// by `signing_key_pkcs8` (an ECDSA P-256 PKCS#8 key; `keyplane::audit::generate_signing_key`
-    /// makes one). Without this, requests are not audited.
-    pub fn audit(mut self, config: AuditConfig, signing_key_pkcs8: &[u8]) -> Self {
-        self.audit = Some((config, zeroize::Zeroizing::new(signing_key_pkcs8.to_vec())));
+    /// by `signing_key_pkcs8` (an ECDSA P-256 PKCS#8 key in locked memory;
+    /// `keyplane::audit::generate_signing_key` makes one). Without this, requests are not audited.
+    pub fn audit(mut self, config: AuditConfig, signing_key_pkcs8: LockedBytes) -> Self {
+        self.audit = Some((config, signing_key_pkcs8));
         self
+    }
+    /// The configuration as set so far (e.g. its lock policy, for secrets made for the engine).
+    pub fn current_config(&self) -> &EngineConfig {
+        &self.config
     }
     /// Replaces the whole configuration.
     pub fn config(mut self, config: EngineConfig) -> Self {

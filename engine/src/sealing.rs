@@ -188,7 +188,11 @@ impl MacKey {
     /// intermediate in locked memory.
     pub fn derive(ikm: &LockedBytes, salt: &[u8], info: &[u8], policy: LockPolicy) -> Result<Self> {
         // RFC 5869: no salt is a salt of HashLen zero bytes (which HMAC pads to the same key).
-        let salt = if salt.is_empty() { &[0u8; MAC_LEN][..] } else { salt };
+        let salt = if salt.is_empty() {
+            &[0u8; MAC_LEN][..]
+        } else {
+            salt
+        };
         let salt_key = MacKey::new(&LockedBytes::copy_from(salt, policy)?, policy)?;
         let prk = salt_key.mac_locked(ikm.bytes())?;
         let mut block = Vec::with_capacity(info.len() + 1);

@@ -1704,8 +1704,8 @@ fn last_record(path: &std::path::Path, event: &str, arn: &str) -> (String, Strin
 fn get_key_last_usage_reports_the_last_successful_cryptographic_use() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let signing_key = generate_signing_key().unwrap();
-    let w = world_on(Engine::builder().audit(AuditConfig::new(&path), &signing_key));
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
+    let w = world_on(Engine::builder().audit(AuditConfig::new(&path), signing_key));
     let key = sym_key(&w.setup, vec![allow(USER, &["kms:Encrypt"], Value::Null)]);
     let metadata = w.setup.describe_key(&key).unwrap();
     let arn = metadata.arn.clone();
@@ -1797,9 +1797,9 @@ fn get_key_last_usage_counts_a_decrypt_that_does_not_name_its_key() {
     // reports it.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let signing_key = generate_signing_key().unwrap();
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let engine = Engine::builder()
-        .audit(AuditConfig::new(&path), &signing_key)
+        .audit(AuditConfig::new(&path), signing_key)
         .build()
         .unwrap();
     let key = engine.create_key(CreateKeyRequest::default()).unwrap();

@@ -933,10 +933,10 @@ type Tally = BTreeMap<(String, String, Option<String>), u64>;
 fn every_role_against_every_operation_with_every_call_audited() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let signing_key = generate_signing_key().unwrap();
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let root = Engine::builder()
         .worker_threads(2)
-        .audit(AuditConfig::new(&path), &signing_key)
+        .audit(AuditConfig::new(&path), signing_key)
         .build()
         .unwrap();
     let public_key = root.audit_log().unwrap().public_key_der();

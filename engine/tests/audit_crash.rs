@@ -71,7 +71,13 @@ fn crash_child_writer() {
     let mut config = AuditConfig::new(path);
     config.digest_every_records = 64;
     config.digest_every = Duration::from_millis(20);
-    let log = Arc::new(AuditLog::open(config, &unhex(&key)).unwrap());
+    let log = Arc::new(
+        AuditLog::open(
+            config,
+            &keyplane::LockedBytes::copy_from(&unhex(&key), Default::default()).unwrap(),
+        )
+        .unwrap(),
+    );
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let log = Arc::clone(&log);
@@ -96,7 +102,7 @@ fn crash_child_writer() {
 fn crash_mid_write_then_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -106,7 +112,10 @@ fn crash_mid_write_then_reopen() {
             "--test-threads=1",
         ])
         .env(CHILD_LOG, &path)
-        .env(CHILD_KEY, hex(&key))
+        .env(
+            CHILD_KEY,
+            hex(key.expose(keyplane::SecretAccess::granted())),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -108,15 +108,22 @@ fn records(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn audited_engine(path: &Path, key: &[u8]) -> Engine {
+fn audited_engine(path: &Path, key: &keyplane::LockedBytes) -> Engine {
     Engine::builder()
         .worker_threads(2)
-        .audit(AuditConfig::new(path), key)
+        .audit(
+            AuditConfig::new(path),
+            keyplane::LockedBytes::copy_from(
+                key.expose(keyplane::SecretAccess::granted()),
+                Default::default(),
+            )
+            .unwrap(),
+        )
         .build()
         .expect("engine with an audit log starts")
 }
 
-fn public_key(signing_key: &[u8]) -> Vec<u8> {
+fn public_key(signing_key: &keyplane::LockedBytes) -> Vec<u8> {
     DigestSigner::from_pkcs8(signing_key)
         .unwrap()
         .public_key_der()
@@ -187,7 +194,7 @@ impl Calls {
 fn every_request_is_recorded_once_with_its_caller_key_and_outcome_and_no_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let signing_key = generate_signing_key().unwrap();
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let root = audited_engine(&path, &signing_key);
     let user = root.for_caller(Caller::new(USER).unwrap());
     let other = root.for_caller(Caller::new(OTHER).unwrap());
@@ -516,7 +523,7 @@ fn records_of_a_decrypt_and_re_encrypt_name_the_keys_the_ciphertext_names() {
     // usual call); the service's records still name the key used in `resources`.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let signing_key = generate_signing_key().unwrap();
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let engine = audited_engine(&path, &signing_key);
     let source = engine.create_key(CreateKeyRequest::default()).unwrap();
     let destination = engine.create_key(CreateKeyRequest::default()).unwrap();
@@ -611,7 +618,7 @@ fn assert_audit_failure(err: &keyplane::Error, what: &str) {
 fn a_full_filesystem_fails_requests_closed_with_nothing_unaudited() {
     let fs = TinyFs::mount("64k");
     let path = fs.dir.path().join("audit.log");
-    let signing_key = generate_signing_key().unwrap();
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let engine = audited_engine(&path, &signing_key);
     let key = engine
         .create_key(CreateKeyRequest::default())
@@ -719,8 +726,8 @@ fn dev_full_engine(store: Option<Arc<MemoryKeyStore>>) -> Engine {
             .is_ok(),
         "/dev/full must be writable for this test"
     );
-    let signing_key = generate_signing_key().unwrap();
-    let mut builder = Engine::builder().audit(AuditConfig::new("/dev/full"), &signing_key);
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
+    let mut builder = Engine::builder().audit(AuditConfig::new("/dev/full"), signing_key);
     if let Some(store) = store {
         builder = builder.store(store);
     }
@@ -803,7 +810,10 @@ fn crash_child_engine() {
     config.digest_every_records = 50;
     let engine = Engine::builder()
         .worker_threads(2)
-        .audit(config, &unhex(&key))
+        .audit(
+            config,
+            keyplane::LockedBytes::copy_from(&unhex(&key), Default::default()).unwrap(),
+        )
         .build()
         .unwrap();
     let key_id = engine
@@ -846,7 +856,7 @@ fn crash_child_engine() {
 fn crash_while_appending_through_the_engine_leaves_a_chain_that_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let signing_key = generate_signing_key().unwrap();
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -856,7 +866,10 @@ fn crash_while_appending_through_the_engine_leaves_a_chain_that_verifies() {
             "--test-threads=1",
         ])
         .env(CHILD_LOG, &path)
-        .env(CHILD_KEY, hex(&signing_key))
+        .env(
+            CHILD_KEY,
+            hex(signing_key.expose(keyplane::SecretAccess::granted())),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -943,15 +956,15 @@ fn calls_may_block_exactly_when_the_audit_log_is_synced() {
         "no audit log"
     );
     let dir = tempfile::tempdir().unwrap();
-    let signing_key = generate_signing_key().unwrap();
     for (name, durability, blocks) in [
         ("synced.log", Durability::Synced, true),
         ("queued.log", Durability::Queued, false),
     ] {
         let mut config = AuditConfig::new(dir.path().join(name));
         config.durability = durability;
+        let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
         let engine = Engine::builder()
-            .audit(config, &signing_key)
+            .audit(config, signing_key)
             .build()
             .unwrap();
         assert_eq!(engine.calls_may_block(), blocks, "{durability:?}");

@@ -48,7 +48,10 @@ fn origin(n: u32, tls: bool) -> RequestOrigin {
 fn engine(path: &Path) -> Engine {
     Engine::builder()
         .worker_threads(2)
-        .audit(AuditConfig::new(path), &generate_signing_key().unwrap())
+        .audit(
+            AuditConfig::new(path),
+            generate_signing_key(keyplane::LockPolicy::default()).unwrap(),
+        )
         .build()
         .unwrap()
 }

@@ -31,7 +31,7 @@ fn unhex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-fn public(key: &[u8]) -> Vec<u8> {
+fn public(key: &keyplane::LockedBytes) -> Vec<u8> {
     DigestSigner::from_pkcs8(key)
         .unwrap()
         .public_key_der()
@@ -77,7 +77,8 @@ fn segment_child_writer() {
     let mut config = AuditConfig::directory(dir);
     config.digest_every_records = if count == 0 { 0 } else { 16 };
     config.digest_every = Duration::ZERO;
-    let log = AuditLog::open(config, &unhex(&key)).unwrap();
+    let key = keyplane::LockedBytes::copy_from(&unhex(&key), Default::default()).unwrap();
+    let log = AuditLog::open(config, &key).unwrap();
     let mut n = 0;
     while count == 0 || n < count {
         log.record(event(n)).unwrap();
@@ -87,7 +88,7 @@ fn segment_child_writer() {
     log.close().unwrap();
 }
 
-fn child(dir: &Path, key: &[u8], records: u64) -> std::process::Child {
+fn child(dir: &Path, key: &keyplane::LockedBytes, records: u64) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -97,7 +98,10 @@ fn child(dir: &Path, key: &[u8], records: u64) -> std::process::Child {
             "--test-threads=1",
         ])
         .env(CHILD_DIR, dir)
-        .env(CHILD_KEY, hex(key))
+        .env(
+            CHILD_KEY,
+            hex(key.expose(keyplane::SecretAccess::granted())),
+        )
         .env(CHILD_RECORDS, records.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -109,7 +113,7 @@ fn child(dir: &Path, key: &[u8], records: u64) -> std::process::Child {
 fn two_processes_and_this_one_write_one_directory_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("audit");
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let mut children = vec![child(&dir, &key, 300), child(&dir, &key, 300)];
     // This process writes too, meanwhile, through its own segment.
     let log = AuditLog::open(AuditConfig::directory(&dir), &key).unwrap();
@@ -150,7 +154,7 @@ fn two_processes_and_this_one_write_one_directory_at_once() {
 fn a_writer_killed_mid_append_leaves_a_directory_that_verifies() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("audit");
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let mut writer = child(&dir, &key, 0);
     let mut acknowledged = 0;
     let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
@@ -185,7 +189,7 @@ fn a_writer_killed_mid_append_leaves_a_directory_that_verifies() {
 }
 
 /// Two segments, written at once; the second's writer record names the first.
-fn two_segments(dir: &Path, key: &[u8]) {
+fn two_segments(dir: &Path, key: &keyplane::LockedBytes) {
     let first = AuditLog::open(AuditConfig::directory(dir), key).unwrap();
     first.record(event(1)).unwrap();
     let second = AuditLog::open(AuditConfig::directory(dir), key).unwrap();
@@ -196,7 +200,7 @@ fn two_segments(dir: &Path, key: &[u8]) {
 
 #[test]
 fn a_deleted_modified_renamed_or_foreign_segment_is_detected() {
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let public = public(&key);
     let mut tried = 0;
 
@@ -247,7 +251,10 @@ fn a_deleted_modified_renamed_or_foreign_segment_is_detected() {
     // Copied from another data directory (another audit key): its digests are another key's.
     let other = tempfile::tempdir().unwrap();
     let other_dir = other.path().join("audit");
-    two_segments(&other_dir, &generate_signing_key().unwrap());
+    two_segments(
+        &other_dir,
+        &generate_signing_key(keyplane::LockPolicy::default()).unwrap(),
+    );
     let foreign = &segment_files(&other_dir)[0];
     std::fs::copy(
         foreign,
@@ -290,7 +297,7 @@ fn a_directory_writer_does_not_continue_a_legacy_log_but_verifies_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("audit");
     std::fs::create_dir_all(&dir).unwrap();
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let legacy = AuditLog::open(AuditConfig::new(dir.join("audit.log")), &key).unwrap();
     legacy.record(event(0)).unwrap();
     legacy.close().unwrap();
@@ -310,11 +317,18 @@ fn a_directory_writer_does_not_continue_a_legacy_log_but_verifies_it() {
     assert_eq!(report.problems[0].log, "audit.log");
 }
 
-fn engine(store: &Arc<MemoryKeyStore>, dir: &Path, key: &[u8]) -> Engine {
+fn engine(store: &Arc<MemoryKeyStore>, dir: &Path, key: &keyplane::LockedBytes) -> Engine {
     Engine::builder()
         .worker_threads(1)
         .store(store.clone())
-        .audit(AuditConfig::directory(dir), key)
+        .audit(
+            AuditConfig::directory(dir),
+            keyplane::LockedBytes::copy_from(
+                key.expose(keyplane::SecretAccess::granted()),
+                Default::default(),
+            )
+            .unwrap(),
+        )
         .build()
         .unwrap()
 }
@@ -323,7 +337,7 @@ fn engine(store: &Arc<MemoryKeyStore>, dir: &Path, key: &[u8]) -> Engine {
 fn key_last_usage_survives_a_restart_and_sees_other_processes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("audit");
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let store = Arc::new(MemoryKeyStore::new(LockPolicy::Warn));
     let first = engine(&store, &dir, &key);
     let key_id = first
@@ -370,7 +384,7 @@ fn key_last_usage_survives_a_restart_and_sees_other_processes() {
 fn rebuilding_last_usage_from_100k_records_is_quick() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("audit");
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let store = Arc::new(MemoryKeyStore::new(LockPolicy::Warn));
     let engine = engine(&store, &dir, &key);
     let key_id = engine
@@ -411,6 +425,6 @@ fn rebuilding_last_usage_from_100k_records_is_quick() {
     );
 }
 
-fn engine_timed(store: &Arc<MemoryKeyStore>, dir: &Path, key: &[u8]) -> Engine {
+fn engine_timed(store: &Arc<MemoryKeyStore>, dir: &Path, key: &keyplane::LockedBytes) -> Engine {
     engine(store, dir, key)
 }

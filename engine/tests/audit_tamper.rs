@@ -46,7 +46,7 @@ fn event(n: u64) -> AuditEvent {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let mut config = AuditConfig::new(&path);
     config.digest_every_records = 10;
     config.digest_every = std::time::Duration::ZERO;
@@ -294,7 +294,9 @@ fn digest_by(signer: &DigestSigner, fixture: &Fixture, fingerprint: [u8; 32]) ->
 fn digest_of_another_key() {
     let f = fixture();
     let d = index_of(20) + 1;
-    let other = DigestSigner::from_pkcs8(&generate_signing_key().unwrap()).unwrap();
+    let other =
+        DigestSigner::from_pkcs8(&generate_signing_key(keyplane::LockPolicy::default()).unwrap())
+            .unwrap();
     // Signed by another key, naming it.
     let mut lines = f.lines.clone();
     lines[d] = digest_by(&other, &f, other.fingerprint());

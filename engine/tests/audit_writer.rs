@@ -53,7 +53,7 @@ fn records(path: &Path) -> Vec<Value> {
 fn concurrent_appends_all_land_in_sequence() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let mut config = AuditConfig::new(&path);
     config.digest_every_records = 500;
     let log = Arc::new(AuditLog::open(config, &key).unwrap());
@@ -112,7 +112,7 @@ fn concurrent_appends_all_land_in_sequence() {
 fn reopening_continues_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let log = AuditLog::open(AuditConfig::new(&path), &key).unwrap();
     let public = log.public_key_der();
     for n in 0..7 {
@@ -148,7 +148,7 @@ fn reopening_continues_the_chain() {
 fn reopening_signs_an_unsigned_tail() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let mut config = AuditConfig::new(&path);
     config.digest_every_records = 0;
     config.digest_every = Duration::ZERO;
@@ -176,7 +176,7 @@ fn reopening_signs_an_unsigned_tail() {
 fn reopening_refuses_a_tampered_tail_or_another_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let mut config = AuditConfig::new(&path);
     config.digest_every_records = 3;
     let log = AuditLog::open(config, &key).unwrap();
@@ -186,7 +186,7 @@ fn reopening_refuses_a_tampered_tail_or_another_key() {
     log.flush().unwrap();
     drop(log);
 
-    let other = generate_signing_key().unwrap();
+    let other = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     assert!(matches!(
         AuditLog::open(AuditConfig::new(&path), &other),
         Err(AuditError::Key(_))
@@ -220,7 +220,7 @@ fn dev_full_fails_closed() {
         .append(true)
         .open(full)
         .expect("/dev/full opens for writing");
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let log = Arc::new(AuditLog::open(AuditConfig::new(full), &key).unwrap());
     let err = log.append(event(0, 0)).unwrap().wait().unwrap_err();
     assert!(
@@ -291,7 +291,7 @@ impl Drop for TinyFs {
 fn full_filesystem_fails_closed_with_nothing_unaudited() {
     let fs = TinyFs::mount(256 * 1024).expect("mount a 256 KiB tmpfs (run as root)");
     let path = fs.dir.path().join("audit.log");
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let mut config = AuditConfig::new(&path);
     config.digest_every_records = 50;
     let log = AuditLog::open(config, &key).unwrap();
@@ -354,7 +354,7 @@ fn full_filesystem_fails_closed_with_nothing_unaudited() {
 #[test]
 fn throughput_with_group_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let key = generate_signing_key().unwrap();
+    let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     for (durability, threads, each) in [
         (Durability::Queued, 2u64, 100_000u64),
         (Durability::Synced, 2, 1_000),

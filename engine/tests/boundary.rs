@@ -25,8 +25,8 @@ const SECRET_READS: &[(&str, usize, &str)] = &[
     ),
     (
         "ffi/src/api/handles.rs",
-        1,
-        "a secret buffer's pointer handed to the C caller",
+        2,
+        "a secret buffer handed to C; the audit key copied per engine",
     ),
     (
         "ffi/src/api/store.rs",
@@ -55,8 +55,8 @@ const SECRET_READS: &[(&str, usize, &str)] = &[
     ),
     (
         "postgres-store/src/store.rs",
-        2,
-        "a store secret and key material wrapped on commit",
+        3,
+        "store secrets and key material wrapped on commit",
     ),
     (
         "server/src/auth/credentials.rs",
@@ -90,23 +90,13 @@ const SECRET_READS: &[(&str, usize, &str)] = &[
     ),
     (
         "sqlite-store/src/secrets.rs",
-        3,
+        4,
         "a store secret wrapped and MACed",
     ),
     (
         "sqlite-store/src/store.rs",
         1,
         "key material wrapped on commit",
-    ),
-    (
-        "store-address/src/audit.rs",
-        1,
-        "the audit signing key's PKCS#8 parsed",
-    ),
-    (
-        "store-address/src/open.rs",
-        1,
-        "the audit signing key handed to the engine",
     ),
     ("xks/src/backend.rs", 1, "the XKS proxy's SigV4 secret"),
 ];

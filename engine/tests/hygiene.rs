@@ -302,15 +302,19 @@ fn debug_of_secret_bearing_types_shows_no_secret() {
 
     // The engine and its builder, configured with an audit signing key.
     let dir = tempfile::tempdir().unwrap();
-    let audit_key = keyplane::audit::generate_signing_key().unwrap();
+    let locked_key =
+        keyplane::audit::generate_signing_key(keyplane::LockPolicy::default()).unwrap();
+    let audit_key = locked_key
+        .expose(keyplane::SecretAccess::granted())
+        .to_vec();
+    let signer = keyplane::audit::DigestSigner::from_pkcs8(&locked_key).unwrap();
     let builder = Engine::builder().audit(
         keyplane::audit::AuditConfig::new(dir.path().join("audit.log")),
-        &audit_key,
+        locked_key,
     );
     h.check("EngineBuilder", format!("{builder:?}"), &audit_key);
     let audited = builder.build().unwrap();
     h.check("Engine", format!("{audited:?}"), &audit_key);
-    let signer = keyplane::audit::DigestSigner::from_pkcs8(&audit_key).unwrap();
     h.check("DigestSigner", format!("{signer:?}"), &audit_key);
 
     println!(
@@ -322,16 +326,15 @@ fn debug_of_secret_bearing_types_shows_no_secret() {
     assert!(h.leaks.is_empty(), "{}", h.leaks.join("\n"));
 }
 
-/// The audit signing key comes back from `generate_signing_key` in a `Zeroizing<Vec<u8>>`: its
-/// `Debug` must not be the vector's (zeroize 1.9 redacts it; 1.8, which `engine/Cargo.toml` still
-/// allows, printed the bytes).
+/// The audit signing key comes back from `generate_signing_key` in locked memory: its `Debug`
+/// must show no byte of it.
 #[test]
 fn debug_of_the_generated_audit_signing_key_shows_no_secret() {
-    let key = keyplane::audit::generate_signing_key().unwrap();
+    let key = keyplane::audit::generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let shown = format!("{key:?}");
     assert!(
-        shows(&shown, &key).is_none(),
-        "Debug of generate_signing_key()'s result prints the private key: {}...",
+        shows(&shown, key.expose(keyplane::SecretAccess::granted())).is_none(),
+        "Debug of generate_signing_key's result prints the private key: {}...",
         &shown[..shown.len().min(80)]
     );
 }

@@ -1190,7 +1190,10 @@ fn expiry_and_deletion_of_imported_material_are_audited() {
     let clock = Arc::new(ManualClock::starting_now());
     let engine = Engine::builder()
         .clock(clock.clone())
-        .audit(AuditConfig::new(&log), &generate_signing_key().unwrap())
+        .audit(
+            AuditConfig::new(&log),
+            generate_signing_key(keyplane::LockPolicy::default()).unwrap(),
+        )
         .build()
         .unwrap();
     let key = external_key(&engine, KeySpec::SymmetricDefault, None);

@@ -33,10 +33,11 @@ fn probe_create_key_cost_as_the_engine_fills() {
         .max_keys(*sizes.iter().max().unwrap() + 1000);
     let signing_key;
     if std::env::var("KEYPLANE_PROBE_AUDIT").is_ok_and(|v| v == "1") {
-        signing_key = keyplane::audit::generate_signing_key().unwrap();
+        signing_key =
+            keyplane::audit::generate_signing_key(keyplane::LockPolicy::default()).unwrap();
         builder = builder.audit(
             keyplane::audit::AuditConfig::new(audit_dir.path().join("audit.log")),
-            &signing_key,
+            signing_key,
         );
     }
     let engine = builder.build().unwrap();

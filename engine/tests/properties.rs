@@ -644,7 +644,7 @@ proptest! {
     fn audit_lines_round_trip(specs in prop::collection::vec(event_spec(), 1..12)) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
-        let key = generate_signing_key().unwrap();
+        let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
         let mut config = AuditConfig::new(&path);
         config.durability = Durability::Queued;
         config.digest_every_records = 4;

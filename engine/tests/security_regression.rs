@@ -933,7 +933,7 @@ fn audit_log_tampering_is_detected() {
     let mut attack = Attack::new("audit log tampering");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let signing_key = generate_signing_key().unwrap();
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let public = DigestSigner::from_pkcs8(&signing_key)
         .unwrap()
         .public_key_der()
@@ -943,7 +943,7 @@ fn audit_log_tampering_is_detected() {
         config.digest_every_records = 5;
         config.digest_every = std::time::Duration::ZERO;
         let engine = Engine::builder()
-            .audit(config, &signing_key)
+            .audit(config, signing_key)
             .build()
             .unwrap();
         let key = new_key(&engine);
@@ -1013,7 +1013,7 @@ fn audit_log_forged_digest_line_does_not_crash_the_verifier() {
     let mut attack = Attack::new("audit log forged digest line");
     let mut failures = Vec::new();
     let dir = tempfile::tempdir().unwrap();
-    let signing_key = generate_signing_key().unwrap();
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let public = DigestSigner::from_pkcs8(&signing_key)
         .unwrap()
         .public_key_der()
@@ -1380,10 +1380,10 @@ fn nonce_reuse_after_an_announced_snapshot_restore_is_prevented() {
 // GetKeyLastUsage of every key that a succeeding item used must point at that record.
 
 fn audited(path: &std::path::Path) -> Engine {
-    let signing_key = generate_signing_key().unwrap();
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     Engine::builder()
         .worker_threads(2)
-        .audit(AuditConfig::new(path), &signing_key)
+        .audit(AuditConfig::new(path), signing_key)
         .build()
         .unwrap()
 }

@@ -767,10 +767,11 @@ fn dry_run_grant_calls_check_everything_and_change_nothing() {
 fn dry_run_data_plane_calls_answer_as_the_real_call_would_and_leave_no_usage() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let signing_key = keyplane::audit::generate_signing_key().unwrap();
+    let signing_key =
+        keyplane::audit::generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let engine = Engine::builder()
         .worker_threads(1)
-        .audit(keyplane::audit::AuditConfig::new(&path), &signing_key)
+        .audit(keyplane::audit::AuditConfig::new(&path), signing_key)
         .build()
         .unwrap();
     let k = symmetric(&engine);

@@ -28,7 +28,7 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("genuine.log");
-        let key = generate_signing_key().expect("signing key");
+        let key = generate_signing_key(keyplane::LockPolicy::default()).expect("signing key");
         let mut config = AuditConfig::new(&path);
         config.digest_every_records = 5;
         config.digest_every = std::time::Duration::ZERO;
@@ -54,7 +54,7 @@ fn fixture() -> &'static Fixture {
         }
         let public_key = log.public_key_der();
         log.close().expect("close");
-        let other = generate_signing_key().expect("signing key");
+        let other = generate_signing_key(keyplane::LockPolicy::default()).expect("signing key");
         let other_public_key = DigestSigner::from_pkcs8(&other)
             .expect("signer")
             .public_key_der()

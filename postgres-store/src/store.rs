@@ -868,7 +868,7 @@ impl KeyStore for PostgresKeyStore {
     fn get_or_create_secret(
         &self,
         name: &str,
-        create: &mut dyn FnMut() -> Result<zeroize::Zeroizing<Vec<u8>>>,
+        create: &mut dyn FnMut() -> Result<LockedBytes>,
     ) -> Result<LockedBytes> {
         secrets::check_name(name)?;
         let existing = |store: &Self| -> Result<Option<LockedBytes>> {
@@ -892,7 +892,8 @@ impl KeyStore for PostgresKeyStore {
         self.write(None, &mut |tx, generation, digest, touched| {
             // Under the meta row's lock: a secret another node created meanwhile wins.
             if secrets::read(tx, name, self.db())?.is_none() {
-                secrets::put(tx, &self.keys, digest, name, &value, generation, self.db())?;
+                let bytes = value.expose(keyplane::SecretAccess::granted());
+                secrets::put(tx, &self.keys, digest, name, bytes, generation, self.db())?;
                 touched.note(Kind::Secret, name, false);
             }
             Ok(())

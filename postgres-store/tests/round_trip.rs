@@ -52,7 +52,9 @@ fn everything_stored_loads_back_on_another_node() {
         .unwrap();
     assert_eq!(g, 1);
     let s = a
-        .get_or_create_secret("import", &mut || Ok(zeroize::Zeroizing::new(vec![7; 48])))
+        .get_or_create_secret("import", &mut || {
+            keyplane::LockedBytes::copy_from(&[7; 48], Default::default())
+        })
         .unwrap();
     assert_eq!(s.expose(keyplane::SecretAccess::granted()), &[7; 48]);
 

@@ -21,10 +21,10 @@ const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
 const BOB: &str = "arn:aws:iam::111122223333:user/bob";
 
 fn audited(path: &std::path::Path) -> Engine {
-    let signing_key = generate_signing_key().unwrap();
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     Engine::builder()
         .worker_threads(2)
-        .audit(AuditConfig::new(path), &signing_key)
+        .audit(AuditConfig::new(path), signing_key)
         .build()
         .unwrap()
 }

@@ -59,7 +59,7 @@ async fn start(console: ConsoleConfig) -> Running {
 
 async fn start_with(mut console: ConsoleConfig, tls: bool) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let signing_key = generate_signing_key().unwrap();
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let public = DigestSigner::from_pkcs8(&signing_key)
         .unwrap()
         .public_key_der()
@@ -70,7 +70,7 @@ async fn start_with(mut console: ConsoleConfig, tls: bool) -> Running {
     std::fs::write(&public_key, &public).unwrap();
     let engine = Engine::builder()
         .lock_policy(keyplane::LockPolicy::Warn)
-        .audit(AuditConfig::directory(&audit_dir), &signing_key)
+        .audit(AuditConfig::directory(&audit_dir), signing_key)
         .build()
         .unwrap();
     console.audit = Some(AuditPaths {

@@ -1323,7 +1323,6 @@ fn data_plane_calls_run_on_the_worker_only_when_the_engine_says_they_cannot_bloc
 async fn where_calls_run() {
     use keyplane::audit::{generate_signing_key, AuditConfig, Durability};
     let dir = tempfile::tempdir().unwrap();
-    let signing_key = generate_signing_key().unwrap();
     for (name, durability) in [
         ("none", None),
         ("queued.log", Some(Durability::Queued)),
@@ -1333,7 +1332,8 @@ async fn where_calls_run() {
         if let Some(durability) = durability {
             let mut config = AuditConfig::new(dir.path().join(name));
             config.durability = durability;
-            builder = builder.audit(config, &signing_key);
+            let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
+            builder = builder.audit(config, signing_key);
         }
         let engine = builder.build().unwrap();
         let blocks = durability == Some(Durability::Synced);

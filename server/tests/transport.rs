@@ -1020,8 +1020,8 @@ fn signed(
 async fn signed_requests_are_answered_over_http1_and_http2_with_their_origin_in_the_audit_record() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
-    let key = keyplane::audit::generate_signing_key().unwrap();
-    let builder = engine().audit(keyplane::audit::AuditConfig::new(&log), &key);
+    let key = keyplane::audit::generate_signing_key(keyplane::LockPolicy::default()).unwrap();
+    let builder = engine().audit(keyplane::audit::AuditConfig::new(&log), key);
     let server = start_with(true, quick_limits(), builder).await;
     let ca = server.tls.clone().unwrap().certificate;
 

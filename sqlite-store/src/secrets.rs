@@ -22,7 +22,6 @@ use keyplane::LockedBytes;
 use keyplane::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
-use zeroize::Zeroizing;
 
 use crate::contents::{Digest, Part};
 use crate::copies::StoredCopy;
@@ -447,12 +446,11 @@ impl SqliteKeyStore {
     /// get that one. A secret that exists but has no good copy is an error (never replaced).
     pub fn get_or_create_secret<F>(&self, name: &str, create: F) -> Result<LockedBytes>
     where
-        F: FnOnce() -> Result<Zeroizing<Vec<u8>>>,
+        F: FnOnce() -> Result<LockedBytes>,
     {
         if let Some(existing) = self.get_secret(name)? {
             return Ok(existing);
         }
-        let policy = self.options.lock_policy;
         self.secret_change("store a new secret", |tx, keys, digest, epoch, db| {
             let rows = read_named(tx, name, db)?;
             if !rows.is_empty() {
@@ -464,7 +462,15 @@ impl SqliteKeyStore {
                 };
             }
             let secret = create()?;
-            write_all(tx, keys, digest, name, epoch, &secret, db)?;
+            write_all(
+                tx,
+                keys,
+                digest,
+                name,
+                epoch,
+                secret.expose(keyplane::SecretAccess::granted()),
+                db,
+            )?;
             events::record(
                 tx,
                 keys,
@@ -474,7 +480,7 @@ impl SqliteKeyStore {
                 &format!("store secret '{name}' created ({} bytes)", secret.len()),
                 db,
             )?;
-            Ok((LockedBytes::copy_from(&secret, policy)?, true))
+            Ok((secret, true))
         })
     }
 

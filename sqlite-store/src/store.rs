@@ -530,7 +530,7 @@ fn spec_of(
 
 impl SqliteKeyStore {
     /// The lock policy of the store's copies of secrets.
-    pub(crate) fn lock_policy(&self) -> LockPolicy {
+    pub fn lock_policy(&self) -> LockPolicy {
         self.options.lock_policy
     }
 }
@@ -614,7 +614,7 @@ impl KeyStore for SqliteKeyStore {
     fn get_or_create_secret(
         &self,
         name: &str,
-        create: &mut dyn FnMut() -> Result<zeroize::Zeroizing<Vec<u8>>>,
+        create: &mut dyn FnMut() -> Result<keyplane::LockedBytes>,
     ) -> Result<keyplane::LockedBytes> {
         SqliteKeyStore::get_or_create_secret(self, name, create)
     }

@@ -11,7 +11,6 @@ use common::*;
 use keyplane_sqlite::root_key::{EnvVarProvider, RootKeyProvider};
 use keyplane_sqlite::{Damage, SqliteKeyStore, StoreOptions, SCHEMA_VERSION};
 use rusqlite::Connection;
-use zeroize::Zeroizing;
 
 const NAME: &str = "audit-signing-key";
 
@@ -124,7 +123,10 @@ fn get_or_create_makes_one_secret_even_when_handles_race() {
                 s.spawn(move || {
                     h.get_or_create_secret(NAME, || {
                         made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        Ok(Zeroizing::new(secret_bytes(i as u8, 64)))
+                        keyplane::LockedBytes::copy_from(
+                            &secret_bytes(i as u8, 64),
+                            Default::default(),
+                        )
                     })
                     .unwrap()
                     .expose(keyplane::SecretAccess::granted())

@@ -122,20 +122,23 @@ fn failure(message: impl Into<String>) -> OpenError {
 }
 
 /// The store's audit signing key (created now if it has none) and its public key, DER.
-pub fn signing_key(store: &dyn KeyStore, dir: &Path) -> Result<(LockedBytes, Vec<u8>), OpenError> {
+pub fn signing_key(
+    store: &dyn KeyStore,
+    dir: &Path,
+    policy: keyplane::LockPolicy,
+) -> Result<(LockedBytes, Vec<u8>), OpenError> {
     let key = store
         .get_or_create_secret(AUDIT_KEY_SECRET, &mut || {
-            keyplane::audit::generate_signing_key().map_err(|e| {
+            keyplane::audit::generate_signing_key(policy).map_err(|e| {
                 Error::Internal(format!("could not generate the audit signing key: {e}"))
             })
         })
         .map_err(|e| OpenError::classify(e, Some(dir)))?;
-    let signer =
-        DigestSigner::from_pkcs8(key.expose(keyplane::SecretAccess::granted())).map_err(|e| {
-            failure(format!(
+    let signer = DigestSigner::from_pkcs8(&key).map_err(|e| {
+        failure(format!(
             "the store's audit signing key (store secret '{AUDIT_KEY_SECRET}') is unusable: {e}"
         ))
-        })?;
+    })?;
     let public_der = signer.public_key_der().to_vec();
     Ok((key, public_der))
 }
@@ -308,7 +311,7 @@ pub fn init(data_dir: &Path, store: &SqliteKeyStore) -> Result<AuditInit, OpenEr
         }
         archived = Some(to);
     }
-    let (_, public_der) = signing_key(store, data_dir)?;
+    let (_, public_der) = signing_key(store, data_dir, store.lock_policy())?;
     write_public_key(&paths, &public_der)?;
     Ok(AuditInit {
         public_key: paths.public_key,

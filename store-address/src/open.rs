@@ -249,9 +249,10 @@ impl Opened {
                     if let (true, Some(log)) = (self.audit.enabled, &self.audit.log) {
                         // No store to keep a signing key: a new one per engine (verify with the
                         // public key the engine exports).
-                        let key = keyplane::audit::generate_signing_key()
+                        let policy = builder.current_config().lock_policy;
+                        let key = keyplane::audit::generate_signing_key(policy)
                             .map_err(|e| OpenError::new(ErrorKind::Audit, e.to_string()))?;
-                        builder = builder.audit(self.audit.config(log), &key);
+                        builder = builder.audit(self.audit.config(log), key);
                         audit_log = Some(log.clone());
                     }
                     let engine = builder.build().map_err(|e| OpenError::classify(e, None))?;
@@ -272,7 +273,8 @@ impl Opened {
         let mut export = None;
         let paths = AuditPaths::new(&dir);
         if self.audit.enabled {
-            let (key, public_der) = audit::signing_key(store.as_ref(), &dir)?;
+            let policy = builder.current_config().lock_policy;
+            let (key, public_der) = audit::signing_key(store.as_ref(), &dir, policy)?;
             audit::create_dir(&paths.dir)?;
             if !paths.public_key.exists() {
                 export = Some(public_der);
@@ -295,7 +297,7 @@ impl Opened {
                 }
             };
             audit_log = Some(config.path.clone());
-            builder = builder.audit(config, key.expose(keyplane::SecretAccess::granted()));
+            builder = builder.audit(config, key);
         }
         let engine = builder
             .build()

@@ -16,14 +16,12 @@
 //! them with SHA-256 (AWS-LC's `ECDSA_P256_SHA256_ASN1`).
 
 use aws_lc_rs::digest::{digest, SHA256};
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    EcdsaKeyPair, KeyPair, ParsedPublicKey, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1,
-    ECDSA_P256_SHA256_ASN1_SIGNING,
-};
+use aws_lc_rs::signature::{ParsedPublicKey, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use serde::Deserialize;
-use zeroize::Zeroizing;
+
+use crate::crypto::signature::{self, SigningKey};
+use crate::key::{KeySpec, MessageType, SigningAlgorithm};
+use crate::locked_memory::{LockPolicy, LockedBytes};
 
 use super::chain::{parse_hex, parse_hex32, to_hex};
 use super::AuditError;
@@ -162,21 +160,20 @@ fn fingerprint_bytes(public_key_spki_der: &[u8]) -> [u8; 32] {
     digest_line_hash(public_key_spki_der)
 }
 
-/// A new ECDSA P-256 audit signing key, as PKCS#8 v1 DER (zeroed when dropped). The engine keeps
-/// it in locked memory; tests and tools use it directly.
-pub fn generate_signing_key() -> Result<Zeroizing<Vec<u8>>, AuditError> {
-    let failed = |_| AuditError::Key("generating an ECDSA P-256 key failed in AWS-LC".into());
-    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).map_err(failed)?;
-    let pkcs8 = pair.to_pkcs8v1().map_err(failed)?;
-    Ok(Zeroizing::new(pkcs8.as_ref().to_vec()))
+/// A new ECDSA P-256 audit signing key, as PKCS#8 v1 DER in locked memory (zeroed when
+/// dropped), made under `policy`.
+pub fn generate_signing_key(policy: LockPolicy) -> Result<LockedBytes, AuditError> {
+    signature::generate(KeySpec::EccNistP256, policy)
+        .map_err(|e| AuditError::Key(format!("generating the audit signing key failed: {e}")))
 }
 
 /// Signs digests with the audit signing key.
 ///
-/// The parsed key lives on AWS-LC's heap (which zeroes it when freed), as every parsed asymmetric
-/// key of the engine does; the PKCS#8 bytes it was made from stay with the caller.
+/// The key is the engine's own signing key type: its PKCS#8 bytes are read from locked memory and
+/// not kept; the parsed key lives on AWS-LC's heap (which zeroes it when freed), as every parsed
+/// asymmetric key of the engine does.
 pub struct DigestSigner {
-    pair: EcdsaKeyPair,
+    key: SigningKey,
     public_der: Vec<u8>,
     fingerprint: [u8; 32],
 }
@@ -188,23 +185,15 @@ impl std::fmt::Debug for DigestSigner {
 }
 
 impl DigestSigner {
-    /// A signer for an ECDSA P-256 private key given as PKCS#8 DER.
-    pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, AuditError> {
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8).map_err(|e| {
-                AuditError::Key(format!(
-                    "the audit signing key is not an ECDSA P-256 PKCS#8 key: {e}"
-                ))
-            })?;
-        let public_der = pair
-            .public_key()
-            .as_der()
-            .map_err(|_| AuditError::Key("the audit public key could not be encoded".into()))?
-            .as_ref()
-            .to_vec();
+    /// A signer for an ECDSA P-256 private key given as PKCS#8 DER in locked memory.
+    pub fn from_pkcs8(pkcs8: &LockedBytes) -> Result<Self, AuditError> {
+        let key = SigningKey::from_pkcs8(KeySpec::EccNistP256, pkcs8).map_err(|_| {
+            AuditError::Key("the audit signing key is not an ECDSA P-256 PKCS#8 key".into())
+        })?;
+        let public_der = key.public_key_der().to_vec();
         let fingerprint = fingerprint_bytes(&public_der);
         Ok(DigestSigner {
-            pair,
+            key,
             public_der,
             fingerprint,
         })
@@ -225,9 +214,13 @@ impl DigestSigner {
     pub fn sign_line(&self, digest: &Digest) -> Result<String, AuditError> {
         let mut line = digest.signed_bytes();
         let signature = self
-            .pair
-            .sign(&SystemRandom::new(), line.as_bytes())
-            .map_err(|_| AuditError::Key("signing a digest failed in AWS-LC".into()))?;
+            .key
+            .sign(
+                SigningAlgorithm::EcdsaSha256,
+                MessageType::Raw,
+                line.as_bytes(),
+            )
+            .map_err(|e| AuditError::Key(format!("signing a digest failed: {e}")))?;
         line.pop();
         line.push_str(",\"signature\":\"");
         line.push_str(&to_hex(signature.as_ref()));
@@ -287,7 +280,7 @@ mod tests {
 
     #[test]
     fn sign_parse_verify_round_trip() {
-        let key = generate_signing_key().unwrap();
+        let key = generate_signing_key(crate::LockPolicy::default()).unwrap();
         let signer = DigestSigner::from_pkcs8(&key).unwrap();
         let verifier = DigestVerifier::new(signer.public_key_der()).unwrap();
         assert_eq!(verifier.fingerprint(), signer.fingerprint());
@@ -308,14 +301,16 @@ mod tests {
 
     #[test]
     fn altered_digest_or_other_key_fails() {
-        let key = generate_signing_key().unwrap();
+        let key = generate_signing_key(crate::LockPolicy::default()).unwrap();
         let signer = DigestSigner::from_pkcs8(&key).unwrap();
         let verifier = DigestVerifier::new(signer.public_key_der()).unwrap();
         let line = signer.sign_line(&sample(&signer)).unwrap();
         let altered = line.replace("\"seqLast\":10", "\"seqLast\":11");
         assert!(!verifier.signature_valid(&parse_digest_line(altered.as_bytes()).unwrap()));
 
-        let other = DigestSigner::from_pkcs8(&generate_signing_key().unwrap()).unwrap();
+        let other =
+            DigestSigner::from_pkcs8(&generate_signing_key(crate::LockPolicy::default()).unwrap())
+                .unwrap();
         let forged = other.sign_line(&sample(&signer)).unwrap();
         assert!(!verifier.signature_valid(&parse_digest_line(forged.as_bytes()).unwrap()));
     }
@@ -324,7 +319,7 @@ mod tests {
     fn malformed_digest_lines_are_refused() {
         assert!(parse_digest_line(b"{\"auditDigest\":1}").is_err());
         assert!(parse_digest_line(b"{\"auditDigest\":1,\"signature\":\"zz\"}").is_err());
-        let key = generate_signing_key().unwrap();
+        let key = generate_signing_key(crate::LockPolicy::default()).unwrap();
         let signer = DigestSigner::from_pkcs8(&key).unwrap();
         let line = signer.sign_line(&sample(&signer)).unwrap();
         let extra = line.replacen("{\"auditDigest\":1,", "{\"auditDigest\":1,\"x\":1,", 1);
@@ -336,7 +331,9 @@ mod tests {
     #[test]
     fn bad_keys_are_refused() {
         assert!(matches!(
-            DigestSigner::from_pkcs8(b"not a key"),
+            DigestSigner::from_pkcs8(
+                &LockedBytes::copy_from(b"not a key", LockPolicy::default()).unwrap()
+            ),
             Err(AuditError::Key(_))
         ));
         assert!(matches!(

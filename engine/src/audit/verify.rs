@@ -675,7 +675,8 @@ mod tests {
     }
 
     fn signer() -> DigestSigner {
-        DigestSigner::from_pkcs8(&generate_signing_key().unwrap()).unwrap()
+        DigestSigner::from_pkcs8(&generate_signing_key(crate::LockPolicy::default()).unwrap())
+            .unwrap()
     }
 
     fn kind(report: &VerifyReport) -> Option<(ProblemKind, Option<u64>)> {

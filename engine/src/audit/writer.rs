@@ -35,6 +35,7 @@ use super::record::{now_millis, rfc3339_millis, AuditEvent, UserIdentity};
 use super::recover::TailState;
 use super::segments::{self, recover_segment};
 use super::AuditError;
+use crate::locked_memory::LockedBytes;
 
 /// When a caller's request may be answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -281,11 +282,11 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Opens (or creates) the log at `config.path`, signing digests with `signing_key_pkcs8` (an
-    /// ECDSA P-256 private key, PKCS#8 DER; the bytes are not kept). An existing log is
+    /// ECDSA P-256 private key, PKCS#8 DER in locked memory; the bytes are not kept). An existing log is
     /// continued: its torn last line, if any, is cut off, its tail is verified (see the recover
     /// module) and, if records after its last digest are waiting, a digest for them is written
     /// before this returns.
-    pub fn open(config: AuditConfig, signing_key_pkcs8: &[u8]) -> Result<Self, AuditError> {
+    pub fn open(config: AuditConfig, signing_key_pkcs8: &LockedBytes) -> Result<Self, AuditError> {
         if config.queue_capacity == 0 || config.max_group_bytes == 0 {
             return Err(AuditError::Config(
                 "queue_capacity and max_group_bytes must be at least 1".into(),
@@ -795,7 +796,7 @@ mod tests {
     fn append_wait_close_verify() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
-        let key = generate_signing_key().unwrap();
+        let key = generate_signing_key(crate::LockPolicy::default()).unwrap();
         let log = AuditLog::open(AuditConfig::new(&path), &key).unwrap();
         let public = log.public_key_der();
         for n in 0..10 {
@@ -830,7 +831,7 @@ mod tests {
     fn one_log_per_path_in_a_process() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
-        let key = generate_signing_key().unwrap();
+        let key = generate_signing_key(crate::LockPolicy::default()).unwrap();
         let log = AuditLog::open(AuditConfig::new(&path), &key).unwrap();
         let again = AuditLog::open(
             AuditConfig::new(dir.path().join(".").join("audit.log")),
@@ -847,7 +848,7 @@ mod tests {
     #[test]
     fn digest_by_count_and_by_time() {
         let dir = tempfile::tempdir().unwrap();
-        let key = generate_signing_key().unwrap();
+        let key = generate_signing_key(crate::LockPolicy::default()).unwrap();
         let path = dir.path().join("count.log");
         let mut config = AuditConfig::new(&path);
         config.digest_every_records = 4;
@@ -884,7 +885,7 @@ mod tests {
     fn queued_tickets_do_not_block() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
-        let key = generate_signing_key().unwrap();
+        let key = generate_signing_key(crate::LockPolicy::default()).unwrap();
         let mut config = AuditConfig::new(&path);
         config.durability = Durability::Queued;
         let log = AuditLog::open(config, &key).unwrap();
@@ -900,7 +901,7 @@ mod tests {
     #[test]
     fn bad_configuration_and_key() {
         let dir = tempfile::tempdir().unwrap();
-        let key = generate_signing_key().unwrap();
+        let key = generate_signing_key(crate::LockPolicy::default()).unwrap();
         let mut config = AuditConfig::new(dir.path().join("a.log"));
         config.queue_capacity = 0;
         assert!(matches!(
@@ -908,7 +909,10 @@ mod tests {
             Err(AuditError::Config(_))
         ));
         assert!(matches!(
-            AuditLog::open(AuditConfig::new(dir.path().join("b.log")), b"nope"),
+            AuditLog::open(
+                AuditConfig::new(dir.path().join("b.log")),
+                &crate::LockedBytes::copy_from(b"nope", crate::LockPolicy::default()).unwrap()
+            ),
             Err(AuditError::Key(_))
         ));
         assert!(matches!(

@@ -205,9 +205,7 @@ impl Engine {
             .inner
             .store
             .get_or_create_secret(IMPORT_SECRET_NAME, &mut || {
-                let mut bytes = zeroize::Zeroizing::new(vec![0u8; IMPORT_SECRET_BYTES]);
-                crate::crypto::random::fill(&mut bytes)?;
-                Ok(bytes)
+                LockedBytes::random(IMPORT_SECRET_BYTES, self.inner.config.lock_policy)
             })?;
         if secret.len() != IMPORT_SECRET_BYTES {
             return Err(Error::Internal(

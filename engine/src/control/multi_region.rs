@@ -456,7 +456,7 @@ impl Engine {
     fn copy_import_secret(&self, id: &Uuid, store: &dyn KeyStore) -> Result<()> {
         let secret = self.multi_region_import_secret(id, self.inner.store.as_ref())?;
         let copied = store.get_or_create_secret(&import_secret_name(id), &mut || {
-            Ok(zeroize::Zeroizing::new(secret.bytes().to_vec()))
+            LockedBytes::copy_from(secret.bytes(), self.inner.config.lock_policy)
         })?;
         if !crate::crypto::hmac::constant_time_eq(copied.bytes(), secret.bytes()) {
             return Err(Error::Internal(format!(
@@ -473,10 +473,10 @@ impl Engine {
         store: &dyn KeyStore,
     ) -> Result<LockedBytes> {
         store.get_or_create_secret(&import_secret_name(id), &mut || {
-            let mut bytes =
-                zeroize::Zeroizing::new(vec![0u8; crate::crypto::key_import::IMPORT_SECRET_BYTES]);
-            crate::crypto::random::fill(&mut bytes)?;
-            Ok(bytes)
+            LockedBytes::random(
+                crate::crypto::key_import::IMPORT_SECRET_BYTES,
+                self.inner.config.lock_policy,
+            )
         })
     }
 

@@ -216,15 +216,14 @@ impl KeyStore for MemoryKeyStore {
     fn get_or_create_secret(
         &self,
         name: &str,
-        create: &mut dyn FnMut() -> Result<zeroize::Zeroizing<Vec<u8>>>,
+        create: &mut dyn FnMut() -> Result<LockedBytes>,
     ) -> Result<LockedBytes> {
         let mut c = self.lock()?;
         if let Some(secret) = c.secrets.get(name) {
             return LockedBytes::copy_from(secret.bytes(), self.lock_policy);
         }
-        let made = create()?;
-        let secret = LockedBytes::copy_from(&made, self.lock_policy)?;
-        let copy = LockedBytes::copy_from(&made, self.lock_policy)?;
+        let secret = create()?;
+        let copy = LockedBytes::copy_from(secret.bytes(), self.lock_policy)?;
         c.secrets.insert(name.to_owned(), secret);
         Ok(copy)
     }

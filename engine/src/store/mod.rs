@@ -153,7 +153,7 @@ pub trait KeyStore: Send + Sync + 'static {
     fn get_or_create_secret(
         &self,
         name: &str,
-        create: &mut dyn FnMut() -> Result<zeroize::Zeroizing<Vec<u8>>>,
+        create: &mut dyn FnMut() -> Result<LockedBytes>,
     ) -> Result<LockedBytes> {
         let _ = (name, create);
         Err(crate::error::Error::UnsupportedOperation(format!(

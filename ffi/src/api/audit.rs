@@ -12,7 +12,6 @@ use std::time::Duration;
 use kp::audit::{AuditConfig, Durability, Verdict};
 use kp::LockPolicy;
 use kp::LockedBytes;
-use zeroize::Zeroizing;
 
 use super::control::engine_arg;
 use super::ffi::{bytes_arg, guard, out_arg, out_bytes, str_arg, write_out, Failure, Outcome};
@@ -53,7 +52,7 @@ fn audit_failure(error: kp::audit::AuditError) -> Failure {
 
 fn audit_settings(
     config: &mut super::handles::ConfigInner,
-) -> Outcome<&mut (AuditConfig, Zeroizing<Vec<u8>>)> {
+) -> Outcome<&mut (AuditConfig, LockedBytes)> {
     config.audit.as_mut().ok_or_else(|| {
         Failure::new(
             kp_status::InvalidArgument,
@@ -104,7 +103,8 @@ pub unsafe extern "C" fn kp_config_set_audit(
                 "the audit log needs a path and a signing key (neither may be empty)",
             ));
         }
-        config.audit = Some((AuditConfig::new(path), Zeroizing::new(key.to_vec())));
+        let key = LockedBytes::copy_from(key, config.config.lock_policy)?;
+        config.audit = Some((AuditConfig::new(path), key));
         Ok(())
     })
 }
@@ -190,8 +190,7 @@ pub unsafe extern "C" fn kp_audit_generate_signing_key(
             }
         };
         let out = out_arg(out, "out")?;
-        let key = kp::audit::generate_signing_key().map_err(audit_failure)?;
-        let bytes = LockedBytes::copy_from(&key, policy)?;
+        let bytes = kp::audit::generate_signing_key(policy).map_err(audit_failure)?;
         // SAFETY: checked by out_arg.
         unsafe { write_out(out, into_raw::<kp_secret_buffer>(bytes)) };
         Ok(())

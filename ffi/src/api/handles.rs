@@ -173,7 +173,7 @@ pub(crate) struct ConfigInner {
     pub(crate) config: EngineConfig,
     pub(crate) clock: Option<Arc<ManualClock>>,
     /// The audit log's settings and signing key (PKCS#8, zeroed when dropped), when set.
-    pub(crate) audit: Option<(kp::audit::AuditConfig, zeroize::Zeroizing<Vec<u8>>)>,
+    pub(crate) audit: Option<(kp::audit::AuditConfig, LockedBytes)>,
     /// The durable store, its root key and its audit log (`kp_config_set_store`, ...).
     pub(crate) store: StoreSettings,
     /// The PKCS#11 tokens of HSM key stores (`kp_config_add_pkcs11_token`).
@@ -620,7 +620,10 @@ pub unsafe extern "C" fn kp_engine_new(
                 builder = builder.clock(Arc::clone(clock) as Arc<dyn kp::Clock>);
             }
             if let Some((audit, signing_key)) = &config.audit {
-                builder = builder.audit(audit.clone(), signing_key);
+                // Each engine built from this configuration gets a locked copy of the key.
+                let key = signing_key.expose(kp::SecretAccess::granted());
+                let copy = LockedBytes::copy_from(key, config.config.lock_policy)?;
+                builder = builder.audit(audit.clone(), copy);
             }
             if !config.pkcs11.clusters.is_empty() {
                 builder = builder.custom_key_store_backend(
