@@ -404,6 +404,26 @@ impl Engine {
         Ok(())
     }
 
+    /// Follows the store now, for a data-plane request that named a key or alias this engine
+    /// does not hold: another engine sharing the store may have just made it (its client saw the
+    /// change acknowledged) and this one not followed yet. Costs one read of the store's
+    /// generation when nothing changed; true when the view moved on, so the request is worth
+    /// running again. Skipped (false) while the store has not answered for longer than twice the
+    /// scheduler interval plus a second: an unreachable store must not hold up every request for
+    /// an unknown key by its connect timeout. A failure leaves the original answer.
+    pub(crate) fn caught_up(&self) -> bool {
+        if let Some(every) = self.inner.config.scheduler_interval {
+            if self.inner.data.freshness.age() > every * 2 + std::time::Duration::from_secs(1) {
+                return false;
+            }
+        }
+        let Ok(mut state) = self.inner.control.lock() else {
+            return false;
+        };
+        let before = state.generation;
+        self.reload_if_changed(&mut state).is_ok() && state.generation != before
+    }
+
     /// Runs `work` (scheduled deletions and rotations) outside the record of the request that
     /// triggered it.
     pub(crate) fn outside_request<T>(&self, work: impl FnOnce() -> T) -> T {
@@ -420,7 +440,7 @@ impl Engine {
         family: QuotaFamily,
         key_ids: &[Option<&str>],
         parameters: impl FnOnce() -> Value,
-        run: impl FnOnce(&Caller) -> Result<T>,
+        mut run: impl FnMut(&Caller) -> Result<T>,
     ) -> Result<T> {
         self.audit_ready()?;
         let result = self
@@ -431,7 +451,12 @@ impl Engine {
                 if creates_managed_keys(event_name) {
                     self.ensure_managed_keys(key_ids)?;
                 }
-                run(&self.caller)
+                match run(&self.caller) {
+                    // Read-your-writes across the nodes of a shared store: a key or alias made
+                    // on another node may not have reached this one yet.
+                    Err(e) if names_unknown_key(&e) && self.caught_up() => run(&self.caller),
+                    other => other,
+                }
             })
             .and_then(|value| self.unless_dry_run(value));
         self.record(event_name, key_ids, parameters, result.as_ref().map(|_| ()))?;
@@ -624,5 +649,15 @@ pub(crate) mod params {
             "macAlgorithm": algorithm.as_str(),
             "messageLength": message_len,
         })
+    }
+}
+
+/// Whether a data-plane error says that the request named a key (by id, alias or blob) that
+/// this engine does not hold: the answers another node's recent change can make wrong.
+fn names_unknown_key(e: &Error) -> bool {
+    match e {
+        Error::NotFound(_) => true,
+        Error::InvalidCiphertext(m) => m == crate::messages::CIPHERTEXT_KEY_UNKNOWN,
+        _ => false,
     }
 }
