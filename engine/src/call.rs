@@ -407,8 +407,8 @@ impl Engine {
     /// Follows the store now, for a data-plane request that named a key or alias this engine
     /// does not hold: another engine sharing the store may have just made it (its client saw the
     /// change acknowledged) and this one not followed yet. Costs one read of the store's
-    /// generation when nothing changed; true when the view moved on, so the request is worth
-    /// running again. Skipped (false) while the store has not answered for longer than twice the
+    /// generation when nothing changed; true when the view is now current, so the request is
+    /// worth running again. Skipped (false) while the store has not answered for longer than twice the
     /// scheduler interval plus a second: an unreachable store must not hold up every request for
     /// an unknown key by its connect timeout. A failure leaves the original answer.
     pub(crate) fn caught_up(&self) -> bool {
@@ -420,8 +420,9 @@ impl Engine {
         let Ok(mut state) = self.inner.control.lock() else {
             return false;
         };
-        let before = state.generation;
-        self.reload_if_changed(&mut state).is_ok() && state.generation != before
+        // Run again even when this follow found nothing new: the scheduler's follow may have
+        // applied the change between the request's lookup and this lock.
+        self.reload_if_changed(&mut state).is_ok()
     }
 
     /// Runs `work` (scheduled deletions and rotations) outside the record of the request that
@@ -473,22 +474,39 @@ impl Engine {
         family: QuotaFamily,
         key_id: Option<&str>,
         n: usize,
-        run: impl FnOnce(&Caller, &KeyTally) -> Vec<Result<T>>,
+        mut run: impl FnMut(&Caller, &KeyTally) -> Vec<Result<T>>,
     ) -> Vec<Result<T>> {
         let every = |e: Error| (0..n).map(|_| Err(e.clone())).collect::<Vec<_>>();
         if let Err(e) = self.audit_ready() {
             return every(e);
         }
-        let tally = if self.inner.audit.is_some() {
-            KeyTally::new()
-        } else {
-            KeyTally::inactive()
+        let new_tally = || {
+            if self.inner.audit.is_some() {
+                KeyTally::new()
+            } else {
+                KeyTally::inactive()
+            }
         };
+        let mut tally = new_tally();
         let results = match self.inner.limiter.take(family, n) {
-            Ok(()) => run(&self.caller, &tally)
-                .into_iter()
-                .map(|r| r.and_then(|value| self.unless_dry_run(value)))
-                .collect(),
+            Ok(()) => {
+                let mut results = run(&self.caller, &tally);
+                // Read-your-writes across nodes, as for single requests: when an item named a
+                // key or alias this engine does not hold and following the store changed its
+                // view, the batch runs again (its first results and key uses discarded).
+                if results
+                    .iter()
+                    .any(|r| r.as_ref().is_err_and(names_unknown_key))
+                    && self.caught_up()
+                {
+                    tally = new_tally();
+                    results = run(&self.caller, &tally);
+                }
+                results
+                    .into_iter()
+                    .map(|r| r.and_then(|value| self.unless_dry_run(value)))
+                    .collect()
+            }
             Err(throttled) => every(throttled),
         };
         if self.inner.audit.is_some() {
