@@ -408,8 +408,8 @@ impl Engine {
     /// does not hold: another engine sharing the store may have just made it (its client saw the
     /// change acknowledged) and this one not followed yet. Costs one read of the store's
     /// generation when nothing changed; true when the view is now current, so the request is
-    /// worth running again. Skipped (false) while the store has not answered for longer than twice the
-    /// scheduler interval plus a second: an unreachable store must not hold up every request for
+    /// worth running again. Skipped (false) while the store has not answered for longer than
+    /// twice the scheduler interval plus a second: an unreachable store must not hold up every request for
     /// an unknown key by its connect timeout. A failure leaves the original answer.
     pub(crate) fn caught_up(&self) -> bool {
         if let Some(every) = self.inner.config.scheduler_interval {
@@ -490,14 +490,20 @@ impl Engine {
         let mut tally = new_tally();
         let results = match self.inner.limiter.take(family, n) {
             Ok(()) => {
+                // The data-plane view the batch runs on (one reference per batch), so that a
+                // re-run happens only when the view has changed since.
+                let before = self.inner.data.keyring.load_full();
                 let mut results = run(&self.caller, &tally);
                 // Read-your-writes across nodes, as for single requests: when an item named a
-                // key or alias this engine does not hold and following the store changed its
-                // view, the batch runs again (its first results and key uses discarded).
+                // key or alias this engine does not hold and the view changed by the time the
+                // store was followed, the batch runs again (its first results and key uses
+                // discarded). A batch whose unknown names exist nowhere runs once: a bogus id in
+                // every batch costs a generation read, not the batch twice.
                 if results
                     .iter()
                     .any(|r| r.as_ref().is_err_and(names_unknown_key))
                     && self.caught_up()
+                    && !std::sync::Arc::ptr_eq(&before, &self.inner.data.keyring.load_full())
                 {
                     tally = new_tally();
                     results = run(&self.caller, &tally);

@@ -362,6 +362,13 @@ fn a_key_or_alias_made_on_another_engine_is_found_at_once_not_after_the_next_fol
     let blob = encrypts(&a, &other).unwrap();
     let plain = b.decrypt(&keyplane::DecryptRequest::new(&blob)).unwrap();
     assert_eq!(plain.plaintext.expose(), b"propagation");
+    // Batches too (a server coalesces requests into them).
+    let third = a.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let batch = b.encrypt_batch(&[
+        keyplane::EncryptRequest::new(&key, b"one"),
+        keyplane::EncryptRequest::new(&third, b"two"),
+    ]);
+    assert!(batch.iter().all(Result::is_ok), "{batch:?}");
     // What exists nowhere is still NotFound, the same answer as before.
     let e = encrypts(&b, "alias/made-nowhere").unwrap_err();
     assert_eq!(e.code(), "NotFoundException");
