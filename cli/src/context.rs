@@ -14,7 +14,7 @@ use keyplane_sqlite::root_key::{Argon2Cost, RootKeyProvider};
 use keyplane_sqlite::{SqliteKeyStore, StoreOptions};
 use keyplane_store_address::{
     open, AuditOptions, AuditPaths, OpenOptions, Opened, StoreAddress, StoreEngine,
-    DEFAULT_DATA_DIR,
+    DEFAULT_DATA_DIR, STORE_VAR,
 };
 
 pub use keyplane_store_address::RootKeySource;
@@ -198,6 +198,11 @@ impl Context {
 
     /// The engine on `store`, as the chosen principal, audited unless `--no-audit`.
     pub fn engine_on(&self, store: Arc<SqliteKeyStore>) -> Result<CliEngine, Failure> {
+        self.engine_of(&Opened::from_store(store, self.audit_options()))
+    }
+
+    /// An engine on `opened` with the global options' Region, account, backends and caller.
+    fn engine_of(&self, opened: &Opened) -> Result<CliEngine, Failure> {
         let caller = self.caller()?;
         let builder = Engine::builder()
             .region(&self.global.region)
@@ -205,20 +210,57 @@ impl Context {
             .lock_policy(self.lock_policy());
         let builder = self.with_region_stores(builder)?;
         let builder = self.with_xks(self.with_pkcs11_tokens(builder)?);
-        let engine = Opened::from_store(store, self.audit_options()).engine(builder)?;
+        let engine = opened.engine(builder)?;
         Ok(match caller {
             Some(caller) => engine.map_engine(|root| root.for_caller(caller)),
             None => engine,
         })
     }
 
+    /// The engine of the ordinary commands: on the PostgreSQL store that `KEYPLANE_STORE` names
+    /// (a fleet's shared store; the data directory is then this node's directory: its root key
+    /// file, rollback witness and audit log), else on the data directory's SQLite store.
     pub fn engine(&self) -> Result<CliEngine, Failure> {
-        self.engine_on(self.open_store()?)
+        let address = store_address(self)?;
+        if !matches!(address, StoreAddress::Postgres(_)) {
+            return self.engine_on(self.open_store()?);
+        }
+        let opened = open(
+            &address,
+            OpenOptions {
+                root_key: Some(self.root_key_source()?),
+                open_only: true,
+                store: self.store_options(),
+                passphrase_cost: argon2_cost(&default_cost()),
+                audit: self.audit_options(),
+                // A one-shot command follows the store before each control-plane call.
+                scheduler_interval: None,
+                node_dir: Some(self.data_dir.clone()),
+            },
+        )?;
+        self.engine_of(&opened)
     }
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
+}
+
+/// The store address: `--data-dir` (or `KEYPLANE_HOME`) names a data directory; else
+/// `KEYPLANE_STORE` a full address (`sqlite:PATH`, `memory:`, `postgres://...`); else
+/// `./keyplane-data`.
+pub fn store_address(ctx: &Context) -> Result<StoreAddress, Failure> {
+    let home = std::env::var_os(keyplane_store_address::HOME_VAR).map(PathBuf::from);
+    let from_option = ctx.global.data_dir.is_some() && ctx.global.data_dir != home;
+    if !from_option {
+        if let Some(text) = std::env::var_os(STORE_VAR).filter(|v| !v.is_empty()) {
+            let text = text
+                .into_string()
+                .map_err(|_| Failure::usage(format!("{STORE_VAR} is not valid UTF-8")))?;
+            return Ok(StoreAddress::parse(&text)?);
+        }
+    }
+    Ok(StoreAddress::data_dir(ctx.data_dir()))
 }
 
 pub fn default_cost() -> Argon2Args {

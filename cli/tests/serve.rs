@@ -3,12 +3,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use common::serving::{address, find, http_get, signed_headers, spawn_with, startup, Serving};
 use common::{code, ok, run};
 use serde_json::Value;
 
@@ -16,78 +17,9 @@ fn init(dir: &Path) {
     ok(dir, &["--data-dir", "data", "store", "init"], b"");
 }
 
-/// A running `keyplane serve`, killed if a test fails before stopping it.
-struct Serving {
-    child: Child,
-    lines: BufReader<ChildStdout>,
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// `keyplane --json --data-dir data serve ARGS` in `dir`, with its stdout lines.
 fn spawn(dir: &Path, args: &[&str]) -> Serving {
     spawn_with(dir, &["--data-dir", "data"], args, &[])
-}
-
-fn spawn_with(dir: &Path, global: &[&str], args: &[&str], env: &[(&str, &str)]) -> Serving {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyplane"));
-    command
-        .current_dir(dir)
-        .arg("--json")
-        .args(global)
-        .arg("serve")
-        .args(args);
-    for (var, _) in std::env::vars() {
-        if var.starts_with("KEYPLANE_") {
-            command.env_remove(var);
-        }
-    }
-    command.envs(env.iter().copied());
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap());
-    Serving { child, lines }
-}
-
-/// The startup lines up to `ready`, by event name.
-fn startup(lines: &mut BufReader<ChildStdout>) -> Vec<Value> {
-    let mut events = Vec::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            lines.read_line(&mut line).unwrap() > 0,
-            "exited before ready: {events:?}"
-        );
-        assert!(
-            line.starts_with(r#"{"event":""#),
-            "the event name first: {line}"
-        );
-        let event: Value =
-            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-        let done = event["event"] == "ready";
-        events.push(event);
-        if done {
-            return events;
-        }
-    }
-}
-
-fn find<'a>(events: &'a [Value], name: &str) -> &'a Value {
-    events
-        .iter()
-        .find(|e| e["event"] == name)
-        .unwrap_or_else(|| panic!("no {name} event in {events:?}"))
 }
 
 fn sigterm(child: &Child) {
@@ -238,18 +170,6 @@ fn finish(serving: &mut Serving) {
     assert!(status.success(), "{status}");
 }
 
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    tcp.read_to_string(&mut answer).unwrap();
-    answer
-}
-
 fn plain_server(dir: &Path, extra: &[&str]) -> (Serving, Vec<Value>) {
     let mut args = vec!["--listen", "127.0.0.1:0", "--plain-http"];
     args.extend_from_slice(extra);
@@ -260,47 +180,6 @@ fn plain_server(dir: &Path, extra: &[&str]) -> (Serving, Vec<Value>) {
     let address: SocketAddr = listening["address"].as_str().unwrap().parse().unwrap();
     assert_eq!(listening["url"], format!("http://{address}"));
     (serving, events)
-}
-
-fn address(events: &[Value], name: &str) -> SocketAddr {
-    find(events, name)["address"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// The headers of a KMS request signed by the aws-sigv4 crate.
-fn signed_headers(id: &str, secret: &str, host: &str, target: &str, body: &[u8]) -> String {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    let base = [
-        ("host", host),
-        ("content-type", "application/x-amz-json-1.1"),
-        ("x-amz-target", target),
-    ];
-    let identity = aws_credential_types::Credentials::new(id, secret, None, None, "t").into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("kms")
-        .time(std::time::SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let signable = SignableRequest::new(
-        "POST",
-        format!("https://{host}/"),
-        base.into_iter(),
-        SignableBody::Bytes(body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let mut head = String::new();
-    for (name, value) in base.into_iter().chain(instructions.headers()) {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head
 }
 
 #[test]

@@ -404,6 +404,27 @@ impl Engine {
         Ok(())
     }
 
+    /// Follows the store now, for a data-plane request that named a key or alias this engine
+    /// does not hold: another engine sharing the store may have just made it (its client saw the
+    /// change acknowledged) and this one not followed yet. Costs one read of the store's
+    /// generation when nothing changed; true when the view is now current, so the request is
+    /// worth running again. Skipped (false) while the store has not answered for longer than
+    /// twice the scheduler interval plus a second: an unreachable store must not hold up every request for
+    /// an unknown key by its connect timeout. A failure leaves the original answer.
+    pub(crate) fn caught_up(&self) -> bool {
+        if let Some(every) = self.inner.config.scheduler_interval {
+            if self.inner.data.freshness.age() > every * 2 + std::time::Duration::from_secs(1) {
+                return false;
+            }
+        }
+        let Ok(mut state) = self.inner.control.lock() else {
+            return false;
+        };
+        // Run again even when this follow found nothing new: the scheduler's follow may have
+        // applied the change between the request's lookup and this lock.
+        self.reload_if_changed(&mut state).is_ok()
+    }
+
     /// Runs `work` (scheduled deletions and rotations) outside the record of the request that
     /// triggered it.
     pub(crate) fn outside_request<T>(&self, work: impl FnOnce() -> T) -> T {
@@ -420,7 +441,7 @@ impl Engine {
         family: QuotaFamily,
         key_ids: &[Option<&str>],
         parameters: impl FnOnce() -> Value,
-        run: impl FnOnce(&Caller) -> Result<T>,
+        mut run: impl FnMut(&Caller) -> Result<T>,
     ) -> Result<T> {
         self.audit_ready()?;
         let result = self
@@ -431,7 +452,12 @@ impl Engine {
                 if creates_managed_keys(event_name) {
                     self.ensure_managed_keys(key_ids)?;
                 }
-                run(&self.caller)
+                match run(&self.caller) {
+                    // Read-your-writes across the nodes of a shared store: a key or alias made
+                    // on another node may not have reached this one yet.
+                    Err(e) if names_unknown_key(&e) && self.caught_up() => run(&self.caller),
+                    other => other,
+                }
             })
             .and_then(|value| self.unless_dry_run(value));
         self.record(event_name, key_ids, parameters, result.as_ref().map(|_| ()))?;
@@ -448,22 +474,45 @@ impl Engine {
         family: QuotaFamily,
         key_id: Option<&str>,
         n: usize,
-        run: impl FnOnce(&Caller, &KeyTally) -> Vec<Result<T>>,
+        mut run: impl FnMut(&Caller, &KeyTally) -> Vec<Result<T>>,
     ) -> Vec<Result<T>> {
         let every = |e: Error| (0..n).map(|_| Err(e.clone())).collect::<Vec<_>>();
         if let Err(e) = self.audit_ready() {
             return every(e);
         }
-        let tally = if self.inner.audit.is_some() {
-            KeyTally::new()
-        } else {
-            KeyTally::inactive()
+        let new_tally = || {
+            if self.inner.audit.is_some() {
+                KeyTally::new()
+            } else {
+                KeyTally::inactive()
+            }
         };
+        let mut tally = new_tally();
         let results = match self.inner.limiter.take(family, n) {
-            Ok(()) => run(&self.caller, &tally)
-                .into_iter()
-                .map(|r| r.and_then(|value| self.unless_dry_run(value)))
-                .collect(),
+            Ok(()) => {
+                // The data-plane view the batch runs on (one reference per batch), so that a
+                // re-run happens only when the view has changed since.
+                let before = self.inner.data.keyring.load_full();
+                let mut results = run(&self.caller, &tally);
+                // Read-your-writes across nodes, as for single requests: when an item named a
+                // key or alias this engine does not hold and the view changed by the time the
+                // store was followed, the batch runs again (its first results and key uses
+                // discarded). A batch whose unknown names exist nowhere runs once: a bogus id in
+                // every batch costs a generation read, not the batch twice.
+                if results
+                    .iter()
+                    .any(|r| r.as_ref().is_err_and(names_unknown_key))
+                    && self.caught_up()
+                    && !std::sync::Arc::ptr_eq(&before, &self.inner.data.keyring.load_full())
+                {
+                    tally = new_tally();
+                    results = run(&self.caller, &tally);
+                }
+                results
+                    .into_iter()
+                    .map(|r| r.and_then(|value| self.unless_dry_run(value)))
+                    .collect()
+            }
             Err(throttled) => every(throttled),
         };
         if self.inner.audit.is_some() {
@@ -624,5 +673,15 @@ pub(crate) mod params {
             "macAlgorithm": algorithm.as_str(),
             "messageLength": message_len,
         })
+    }
+}
+
+/// Whether a data-plane error says that the request named a key (by id, alias or blob) that
+/// this engine does not hold: the answers another node's recent change can make wrong.
+fn names_unknown_key(e: &Error) -> bool {
+    match e {
+        Error::NotFound(_) => true,
+        Error::InvalidCiphertext(m) => m == crate::messages::CIPHERTEXT_KEY_UNKNOWN,
+        _ => false,
     }
 }

@@ -146,6 +146,16 @@ pub fn key_state(key_arn: &str, state: KeyState) -> Error {
     }
 }
 
+/// A ciphertext blob naming a key this engine does not hold.
+pub const CIPHERTEXT_KEY_UNKNOWN: &str =
+    "the ciphertext names a key that does not exist in this engine (deleted, or from another key \
+     store)";
+
+/// Decrypt (or ReEncrypt) of a blob whose key this engine does not hold.
+pub fn ciphertext_key_unknown() -> Error {
+    Error::InvalidCiphertext(CIPHERTEXT_KEY_UNKNOWN.into())
+}
+
 /// CancelKeyDeletion on a key that is not pending deletion.
 pub fn not_pending_deletion(key_arn: &str) -> Error {
     Error::InvalidState(format!("{key_arn} is not pending deletion."))

@@ -2924,3 +2924,117 @@ fn a_self_widening_grant_raced_from_two_nodes_is_refused() {
         }
     }
 }
+
+/// A shared store that can hang (each call waits `HANG` and then fails, as a database that does
+/// not answer until the connect timeout), counting the generation reads made of it.
+struct Hanging {
+    inner: keyplane::store::MemoryKeyStore,
+    hung: std::sync::atomic::AtomicBool,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+const HANG: std::time::Duration = std::time::Duration::from_millis(300);
+
+impl Hanging {
+    fn answer(&self) -> keyplane::Result<()> {
+        use std::sync::atomic::Ordering;
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        if self.hung.load(Ordering::SeqCst) {
+            std::thread::sleep(HANG);
+            return Err(keyplane::Error::new(
+                keyplane::ErrorKind::StoreUnreachable,
+                "the test store does not answer",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl keyplane::store::KeyStore for Hanging {
+    fn load(&self) -> keyplane::Result<keyplane::store::StoreContents> {
+        self.answer()?;
+        self.inner.load()
+    }
+    fn commit(&self, changes: &[keyplane::store::StoreChange<'_>]) -> keyplane::Result<u64> {
+        self.answer()?;
+        self.inner.commit(changes)
+    }
+    fn commit_at(
+        &self,
+        expected: u64,
+        changes: &[keyplane::store::StoreChange<'_>],
+    ) -> keyplane::Result<u64> {
+        self.answer()?;
+        self.inner.commit_at(expected, changes)
+    }
+    fn changes_since(
+        &self,
+        generation: u64,
+    ) -> keyplane::Result<Option<keyplane::store::StoreDelta>> {
+        self.answer()?;
+        self.inner.changes_since(generation)
+    }
+    fn generation(&self) -> keyplane::Result<u64> {
+        self.answer()?;
+        self.inner.generation()
+    }
+    fn describe(&self) -> String {
+        "hanging".into()
+    }
+}
+
+/// A node sharing its store follows it before answering NotFound (read-your-writes across
+/// nodes). An attacker who floods a node with unknown key ids while its database does not answer
+/// must not make each request wait for the store (holding the node's control-plane lock), nor
+/// reach the database once per request: past the scheduler's confirmation window the node
+/// answers NotFound at once.
+#[test]
+fn unknown_key_ids_flooded_at_a_node_whose_store_hangs() {
+    use std::sync::atomic::Ordering;
+    let mut attack = Attack::new("flood unknown key ids at a node whose store hangs");
+    let store = Arc::new(Hanging {
+        inner: keyplane::store::MemoryKeyStore::new(keyplane::LockPolicy::Warn),
+        hung: false.into(),
+        reads: 0.into(),
+    });
+    let every = std::time::Duration::from_millis(20);
+    let engine = Engine::builder()
+        .worker_threads(1)
+        .store(Arc::clone(&store) as Arc<dyn keyplane::store::KeyStore>)
+        .scheduler_interval(every)
+        .build()
+        .unwrap();
+    let key = new_key(&engine);
+    // While the store answers, an unknown id costs one follow (a generation read).
+    let before = store.reads.load(Ordering::SeqCst);
+    attack.refused(
+        engine.encrypt(&EncryptRequest::new(
+            "8d3f0c2a-0000-4000-8000-000000000001",
+            b"x",
+        )),
+        &["NotFoundException"],
+        "an unknown key id, store answering",
+    );
+    assert!(store.reads.load(Ordering::SeqCst) > before);
+    // The store hangs; past twice the interval plus a second without an answer...
+    store.hung.store(true, Ordering::SeqCst);
+    std::thread::sleep(every * 2 + std::time::Duration::from_millis(1300));
+    let started = Instant::now();
+    for i in 0..50 {
+        let id = format!("8d3f0c2a-0000-4000-8000-{i:012}");
+        let encrypted = engine.encrypt(&EncryptRequest::new(&id, b"x"));
+        attack.refused(encrypted, &["NotFoundException"], "an unknown key id");
+        let by_alias = engine.encrypt(&EncryptRequest::new("alias/nowhere", b"x"));
+        attack.refused(by_alias, &["NotFoundException"], "an unknown alias");
+    }
+    let took = started.elapsed();
+    // ...100 unknown names answer at once: without the rule each would wait HANG (30 s).
+    assert!(
+        took < HANG,
+        "100 unknown-key requests took {took:?} with the store hanging"
+    );
+    // The key the node holds is still served (no staleness bound configured).
+    engine
+        .encrypt(&EncryptRequest::new(&key, b"held"))
+        .expect("the held key is served");
+}

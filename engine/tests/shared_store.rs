@@ -343,3 +343,41 @@ fn a_staleness_bound_needs_a_scheduler_shorter_than_it() {
         assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
     }
 }
+
+#[test]
+fn a_key_or_alias_made_on_another_engine_is_found_at_once_not_after_the_next_follow() {
+    // A store that does not push and engines without a scheduler: nothing but the request
+    // itself can make B follow.
+    let store = memory_store();
+    let (a, b) = (engine_on(&store), engine_on(&store));
+    let key = a.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    a.create_alias("alias/made-on-a", &key).unwrap();
+    // Read-your-writes across engines: B catches up before answering NotFound.
+    let blob = encrypts(&b, &key).expect("a key made on A, by id on B");
+    encrypts(&b, "alias/made-on-a").expect("an alias made on A, on B");
+    let plain = a.decrypt(&keyplane::DecryptRequest::new(&blob)).unwrap();
+    assert_eq!(plain.plaintext.expose(), b"propagation");
+    // A blob of a key B has never seen decrypts on B.
+    let other = a.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let blob = encrypts(&a, &other).unwrap();
+    let plain = b.decrypt(&keyplane::DecryptRequest::new(&blob)).unwrap();
+    assert_eq!(plain.plaintext.expose(), b"propagation");
+    // Batches too (a server coalesces requests into them).
+    let third = a.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let batch = b.encrypt_batch(&[
+        keyplane::EncryptRequest::new(&key, b"one"),
+        keyplane::EncryptRequest::new(&third, b"two"),
+    ]);
+    assert!(batch.iter().all(Result::is_ok), "{batch:?}");
+    // What exists nowhere is still NotFound, the same answer as before.
+    let e = encrypts(&b, "alias/made-nowhere").unwrap_err();
+    assert_eq!(e.code(), "NotFoundException");
+    let e = encrypts(&b, "0b2c6a3e-1111-4222-8333-444455556666").unwrap_err();
+    assert_eq!(e.code(), "NotFoundException");
+    // A deletion elsewhere is not undone by it: an alias deleted on A is NotFound on B once B
+    // follows (the catch-up only adds what B lacks; B's own follow removes).
+    a.delete_alias("alias/made-on-a").unwrap();
+    b.run_due_tasks().unwrap();
+    let e = encrypts(&b, "alias/made-on-a").unwrap_err();
+    assert_eq!(e.code(), "NotFoundException");
+}

@@ -333,3 +333,155 @@ fn a_database_restored_from_an_earlier_dump_is_detected_by_the_witness() {
     );
     attack.refused(restarted.map(|_| ()), &["rollback detected"]);
 }
+
+/// An engine on its own store of the test's database, with its own witness (a node), which
+/// follows the store only when asked (no scheduler): what it has applied is exactly what it
+/// followed.
+fn follower(db: &TestDb, witness: &tempfile::TempDir) -> keyplane::Engine {
+    keyplane::Engine::builder()
+        .worker_threads(1)
+        .store(db.open_with_witness(witness.path().to_path_buf()))
+        .build()
+        .unwrap()
+}
+
+fn encrypt_code(engine: &keyplane::Engine, key: &str) -> &'static str {
+    match engine.encrypt(&keyplane::EncryptRequest::new(key, b"x")) {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    }
+}
+
+#[test]
+fn a_follower_fed_a_replayed_key_row_or_change_row_applies_neither() {
+    let Some(db) = TestDb::new() else { return };
+    let mut attack = Attack::new("replay a row or a change-log row to a follower");
+    drop(db.init());
+    let (wa, wb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = follower(&db, &wa);
+    let b = follower(&db, &wb);
+    let key = a
+        .create_key(keyplane::CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
+    let id: uuid::Uuid = key.parse().unwrap();
+    b.run_due_tasks().unwrap();
+    assert_eq!(encrypt_code(&b, &key), "ok");
+    let mut admin = db.admin();
+    let enabled = key_row(&mut admin, &id);
+    let enabled_change: Vec<u8> = admin
+        .query_one(
+            "SELECT seal FROM keyplane_changes WHERE kind = 'k' AND name = $1 \
+             ORDER BY generation DESC LIMIT 1",
+            &[&key],
+        )
+        .unwrap()
+        .get(0);
+    a.disable_key(&key).unwrap();
+    let disabled = key_row(&mut admin, &id);
+
+    // 1. The key's row put back to its enabled past: B's follow refuses it.
+    put_key_row(&mut admin, &id, &enabled);
+    attack.tried += 1;
+    let e = b.run_due_tasks().expect_err("a replayed key row applied");
+    assert!(e.message().contains("replay detected"), "{e}");
+    attack.rejected += 1;
+    // 2. And the disable's change-log entry replaced by the enable's, so that the replayed row
+    // matches the log: the entry's seal names its own generation.
+    let disabled_change: Vec<u8> = admin
+        .query_one(
+            "SELECT seal FROM keyplane_changes WHERE kind = 'k' AND name = $1 AND generation = $2",
+            &[&key, &disabled.0],
+        )
+        .unwrap()
+        .get(0);
+    admin
+        .execute(
+            "UPDATE keyplane_changes SET seal = $3 WHERE kind = 'k' AND name = $1 \
+             AND generation = $2",
+            &[&key, &disabled.0, &enabled_change],
+        )
+        .unwrap();
+    attack.tried += 1;
+    let e = b
+        .run_due_tasks()
+        .expect_err("a replayed change-log row applied");
+    assert!(e.message().contains("change log"), "{e}");
+    attack.rejected += 1;
+    // Neither was half-applied: B's control plane answers the store's refusal, never the
+    // replayed Enabled state, and B never committed anything on top of it.
+    attack.tried += 1;
+    assert!(b.enable_key(&key).is_err() && b.describe_key(&key).is_err());
+    attack.rejected += 1;
+
+    // The genuine rows back: B follows the disable, as every node must.
+    put_key_row(&mut admin, &id, &disabled);
+    admin
+        .execute(
+            "UPDATE keyplane_changes SET seal = $3 WHERE kind = 'k' AND name = $1 \
+             AND generation = $2",
+            &[&key, &disabled.0, &disabled_change],
+        )
+        .unwrap();
+    b.run_due_tasks().unwrap();
+    assert_eq!(encrypt_code(&b, &key), "DisabledException");
+}
+
+#[test]
+fn a_follower_told_a_stale_generation_keeps_the_disable_it_saw() {
+    let Some(db) = TestDb::new() else { return };
+    let mut attack = Attack::new("tell a follower a stale generation");
+    drop(db.init());
+    let (wa, wb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = follower(&db, &wa);
+    let b = follower(&db, &wb);
+    let key = a
+        .create_key(keyplane::CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
+    let id: uuid::Uuid = key.parse().unwrap();
+    let mut admin = db.admin();
+    let enabled = key_row(&mut admin, &id);
+    let old_meta = admin
+        .query_one(
+            "SELECT generation, generation_seal, contents FROM keyplane_meta",
+            &[],
+        )
+        .unwrap();
+    a.disable_key(&key).unwrap();
+    b.run_due_tasks().unwrap();
+    assert_eq!(encrypt_code(&b, &key), "DisabledException");
+
+    // The administrator puts the store back to the generation before the disable: the meta row
+    // and the key's row, both authentic, as they were.
+    admin
+        .execute(
+            "UPDATE keyplane_meta SET generation = $1, generation_seal = $2, contents = $3",
+            &[
+                &old_meta.get::<_, i64>(0),
+                &old_meta.get::<_, Vec<u8>>(1),
+                &old_meta.get::<_, Vec<u8>>(2),
+            ],
+        )
+        .unwrap();
+    put_key_row(&mut admin, &id, &enabled);
+    for node in [&b, &a] {
+        attack.tried += 1;
+        let e = node
+            .run_due_tasks()
+            .expect_err("a stale generation accepted");
+        assert!(e.message().contains("rollback detected"), "{e}");
+        // The key it saw disabled stays refused; nothing is written on the stale store.
+        assert_eq!(encrypt_code(node, &key), "DisabledException");
+        assert!(node.enable_key(&key).is_err());
+        attack.rejected += 1;
+    }
+    assert_eq!(
+        admin
+            .query_one("SELECT generation FROM keyplane_meta", &[])
+            .unwrap()
+            .get::<_, i64>(0),
+        old_meta.get::<_, i64>(0),
+        "a node committed on top of the stale generation"
+    );
+}

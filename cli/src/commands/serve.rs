@@ -18,11 +18,10 @@ use keyplane_server::console::{AuditPaths, ConsoleConfig};
 use keyplane_server::http::{Limits, ServeError, Server, ServerConfig, TlsMode};
 use keyplane_server::protocol::Service;
 use keyplane_server::Metrics;
-use keyplane_store_address::{
-    open, OpenOptions, StoreAddress, DEFAULT_SCHEDULER_INTERVAL, STORE_VAR,
-};
+use keyplane_store_address::{open, OpenOptions, DEFAULT_SCHEDULER_INTERVAL};
 
 use crate::args::ServeArgs;
+use crate::context::store_address;
 use crate::context::Context;
 use crate::outcome::{Failure, INTERNAL};
 
@@ -221,22 +220,6 @@ pub(crate) fn tls_choice(
              (no TLS; loopback addresses only)",
         )),
     }
-}
-
-/// The store address: `--data-dir` (or `KEYPLANE_HOME`) names a data directory; else
-/// `KEYPLANE_STORE` a full address (`sqlite:PATH`, `memory:`); else `./keyplane-data`.
-pub(crate) fn store_address(ctx: &Context) -> Result<StoreAddress, Failure> {
-    let home = std::env::var_os(keyplane_store_address::HOME_VAR).map(std::path::PathBuf::from);
-    let from_option = ctx.global.data_dir.is_some() && ctx.global.data_dir != home;
-    if !from_option {
-        if let Some(text) = std::env::var_os(STORE_VAR).filter(|v| !v.is_empty()) {
-            let text = text
-                .into_string()
-                .map_err(|_| Failure::usage(format!("{STORE_VAR} is not valid UTF-8")))?;
-            return Ok(StoreAddress::parse(&text)?);
-        }
-    }
-    Ok(StoreAddress::data_dir(ctx.data_dir()))
 }
 
 pub(crate) fn internal(message: String) -> Failure {

@@ -21,7 +21,8 @@ use keyplane_xks::api::uri_path_for_prefix;
 use keyplane_xks::Credential;
 
 use crate::args::XksProxyArgs;
-use crate::commands::serve::{internal, store_address};
+use crate::commands::serve::internal;
+use crate::context::store_address;
 use crate::context::Context;
 use crate::outcome::Failure;
 

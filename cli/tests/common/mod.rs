@@ -9,6 +9,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+pub mod serving;
+
 /// Runs `keyplane` in `cwd` with `args`, `stdin` and extra environment; no KEYPLANE_* variable
 /// from the test's own environment leaks in.
 pub fn run_with(cwd: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {

@@ -85,7 +85,7 @@ pub(crate) struct ControlState {
     /// grows.
     policies: std::cell::RefCell<PolicyCache>,
     /// The store generation this state reflects.
-    generation: u64,
+    pub(crate) generation: u64,
     /// Custom key store definitions, by id.
     pub(crate) custom_key_stores: BTreeMap<String, crate::custom_key_store::CustomKeyStoreRecord>,
     /// Each custom key store's secret (PIN, proxy credential secret), by store id.

@@ -205,13 +205,11 @@ impl<'k> ChunkContext<'k> {
     /// Finds the key a parsed blob names; an unknown key is a property of the blob. The key
     /// found counts as used by the running item.
     fn key_by_id(&mut self, id: &uuid::Uuid) -> Result<&'k Arc<KeyEntry>> {
-        let key = self.keyring.keys.get(id).ok_or_else(|| {
-            Error::InvalidCiphertext(
-                "the ciphertext names a key that does not exist in this engine (deleted, or \
-                 from another key store)"
-                    .into(),
-            )
-        })?;
+        let key = self
+            .keyring
+            .keys
+            .get(id)
+            .ok_or_else(crate::messages::ciphertext_key_unknown)?;
         self.plane.freshness.check(&key.arn)?;
         self.tally.used(&key.id);
         Ok(key)
