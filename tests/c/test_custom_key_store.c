@@ -92,25 +92,25 @@ int main(void) {
   OK(kp_engine_new(config, &engine));
 
   OK(kp_create_custom_key_store(engine, "softhsm", CLUSTER, ANCHOR, (const uint8_t *)PIN,
-                                strlen(PIN), &record));
+                                strlen(PIN), NULL, &record));
   snprintf(store, sizeof store, "%s", kp_record_string(record, KP_FIELD_CUSTOM_KEY_STORE_ID));
   kp_record_free(record);
   CHECK(strncmp(store, "cks-", 4) == 0 && strlen(store) == 21);
   CHECK(strcmp(state_of(engine, store, NULL), "DISCONNECTED") == 0);
   EXPECT(KP_STATUS_CLOUD_HSM_CLUSTER_IN_USE,
          kp_create_custom_key_store(engine, "other", CLUSTER, ANCHOR, (const uint8_t *)PIN,
-                                    strlen(PIN), &record));
+                                    strlen(PIN), NULL, &record));
   EXPECT(KP_STATUS_CUSTOM_KEY_STORE_INVALID_STATE, kp_disconnect_custom_key_store(engine, store));
 
   /* Not connected: no key can be made in it. */
   memset(&options, 0, sizeof options);
   options.origin = "AWS_CLOUDHSM";
   EXPECT(KP_STATUS_CUSTOM_KEY_STORE_INVALID_STATE,
-         kp_create_key_in_custom_key_store(engine, &options, store, &record));
+         kp_create_key_in_custom_key_store(engine, &options, store, NULL, &record));
   OK(kp_connect_custom_key_store(engine, store));
   CHECK(strcmp(state_of(engine, store, NULL), "CONNECTED") == 0);
 
-  OK(kp_create_key_in_custom_key_store(engine, &options, store, &record));
+  OK(kp_create_key_in_custom_key_store(engine, &options, store, NULL, &record));
   snprintf(key, sizeof key, "%s", kp_record_string(record, KP_FIELD_KEY_ID));
   CHECK(strcmp(kp_record_string(record, KP_FIELD_ORIGIN), "AWS_CLOUDHSM") == 0);
   CHECK(strcmp(kp_record_string(record, KP_FIELD_CUSTOM_KEY_STORE_ID), store) == 0);
@@ -138,14 +138,14 @@ int main(void) {
   OK(kp_disconnect_custom_key_store(engine, store));
   EXPECT(KP_STATUS_KEY_UNAVAILABLE, kp_decrypt(engine, &dec, plain, sizeof plain, &plain_len, NULL));
   EXPECT(KP_STATUS_CUSTOM_KEY_STORE_HAS_CMKS, kp_delete_custom_key_store(engine, store));
-  OK(kp_update_custom_key_store(engine, store, "renamed", NULL, 0, NULL));
+  OK(kp_update_custom_key_store(engine, store, "renamed", NULL, 0, NULL, NULL));
   OK(kp_connect_custom_key_store(engine, store));
   OK(kp_decrypt(engine, &dec, plain, sizeof plain, &plain_len, NULL));
   CHECK(plain_len == 15 && memcmp(plain, "held by the HSM", 15) == 0);
 
   /* A wrong PIN: the store is FAILED with INVALID_CREDENTIALS; delete it once disconnected. */
   OK(kp_disconnect_custom_key_store(engine, store));
-  OK(kp_update_custom_key_store(engine, store, NULL, (const uint8_t *)"not-the-pin", 11, NULL));
+  OK(kp_update_custom_key_store(engine, store, NULL, (const uint8_t *)"not-the-pin", 11, NULL, NULL));
   OK(kp_connect_custom_key_store(engine, store));
   CHECK(strcmp(state_of(engine, store, &error), "FAILED") == 0);
   CHECK(strcmp(error, "INVALID_CREDENTIALS") == 0);

@@ -282,12 +282,11 @@ impl<'k> ChunkContext<'k> {
             .ok()
             .and_then(|v| v.double_encrypted())
             .is_some();
-        ciphertext::blob_len(plaintext_len)
-            + if external {
-                1 + ciphertext::MAX_WRAPPED_LEN
-            } else {
-                0
-            }
+        if external {
+            ciphertext::max_blob_len(plaintext_len)
+        } else {
+            ciphertext::blob_len(plaintext_len)
+        }
     }
 
     /// Seals `plaintext` under `key`'s current version into the start of `out` (at least
@@ -336,7 +335,7 @@ impl<'k> ChunkContext<'k> {
             ));
         }
         let prefix = HEADER_LEN + 1 + wrapped.len();
-        let len = prefix + plaintext.len() + TAG_LEN;
+        let len = ciphertext::double_encrypted_blob_len(plaintext.len(), wrapped.len());
         let blob = out
             .get_mut(..len)
             .ok_or_else(|| Error::Internal("ciphertext buffer is too short".into()))?;
