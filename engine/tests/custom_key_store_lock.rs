@@ -39,6 +39,8 @@ const PATIENCE: Duration = Duration::from_secs(60);
 struct Held {
     connect: bool,
     health: bool,
+    /// The data path: the HSM's salt key (an XKS proxy's Encrypt takes its place).
+    salt: bool,
     /// What a held health check answers once released.
     health_fails: bool,
 }
@@ -120,6 +122,7 @@ impl Connection for GatedConnection {
     }
 
     fn salt_key(&self, backing_key: &str, salt: &[u8; 32]) -> keyplane::Result<LockedBytes> {
+        self.gate.pass("salt", |h| h.salt);
         self.inner.salt_key(backing_key, salt)
     }
 
@@ -213,6 +216,7 @@ fn traffic_completes_while_held(engine: &Arc<Engine>, gate: &Gate, key: &str, ot
             gate.set(|h| {
                 h.connect = false;
                 h.health = false;
+                h.salt = false;
             });
             let _ = worker.join();
             panic!("keyplane-held traffic waited for the held custom key store call");
@@ -355,4 +359,38 @@ fn a_connection_that_answers_after_a_disconnect_is_dropped() {
     assert_eq!(state_of(&engine, &store), ConnectionState::Connected);
     engine.disconnect_custom_key_store(&store).unwrap();
     engine.delete_custom_key_store(&store).unwrap();
+}
+
+#[test]
+fn a_data_plane_call_that_never_answers_blocks_no_other_key() {
+    // The data path of a key in a custom key store calls its store (HSM: the salt key; XKS: the
+    // proxy's Encrypt and Decrypt) from the data plane, which holds no control-plane lock.
+    let (gate, arrived) = Gate::new();
+    let engine = Arc::new(engine(&gate));
+    let key = engine.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let store = new_store(&engine);
+    engine.connect_custom_key_store(&store).unwrap();
+    let hsm_key = engine
+        .create_key(CreateKeyRequest {
+            origin: Some(keyplane::Origin::AwsCloudhsm),
+            custom_key_store_id: Some(store.clone()),
+            ..Default::default()
+        })
+        .unwrap()
+        .key_id;
+
+    gate.set(|h| h.salt = true);
+    let held = {
+        let engine = Arc::clone(&engine);
+        thread::spawn(move || {
+            engine
+                .encrypt(&EncryptRequest::new(&hsm_key, b"in the HSM"))
+                .map(|r| r.ciphertext_blob.len())
+        })
+    };
+    wait_for(&arrived, "salt");
+    traffic_completes_while_held(&engine, &gate, &key, Some(&store));
+    assert!(!held.is_finished(), "the HSM call returned while held");
+    gate.set(|h| h.salt = false);
+    assert!(held.join().unwrap().is_ok());
 }
