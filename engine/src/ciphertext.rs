@@ -252,7 +252,11 @@ mod tests {
                 write_header(&mut blob, &id, 1, &[1; SALT_LEN], &[2; NONCE_LEN]);
                 blob[1] = ALGORITHM_XKS_DOUBLE_ENCRYPTION;
                 blob[HEADER_LEN] = wrapped as u8;
-                assert_eq!(plaintext_len_of(&blob), Some(plaintext), "{plaintext} {wrapped}");
+                assert_eq!(
+                    plaintext_len_of(&blob),
+                    Some(plaintext),
+                    "{plaintext} {wrapped}"
+                );
             }
         }
         assert_eq!(max_blob_len(1), blob_len(1) + 1 + MAX_WRAPPED_LEN);
@@ -261,7 +265,10 @@ mod tests {
         blob[1] = ALGORITHM_XKS_DOUBLE_ENCRYPTION;
         blob[HEADER_LEN] = MAX_WRAPPED_LEN as u8;
         assert_eq!(plaintext_len_of(&blob), None);
-        assert_eq!(plaintext_len_of(&blob[..MAX_ANY_BLOB_LEN]), Some(MAX_PLAINTEXT_LIMIT));
+        assert_eq!(
+            plaintext_len_of(&blob[..MAX_ANY_BLOB_LEN]),
+            Some(MAX_PLAINTEXT_LIMIT)
+        );
         assert_eq!(plaintext_len_of(b"not a blob"), None);
     }
 

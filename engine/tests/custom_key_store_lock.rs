@@ -228,7 +228,10 @@ fn traffic_completes_while_held(engine: &Arc<Engine>, gate: &Gate, key: &str, ot
 fn a_health_check_that_never_answers_blocks_no_other_key() {
     let (gate, arrived) = Gate::new();
     let engine = Arc::new(engine(&gate));
-    let key = engine.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let key = engine
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
     let store = new_store(&engine);
     engine.connect_custom_key_store(&store).unwrap();
     assert_eq!(state_of(&engine, &store), ConnectionState::Connected);
@@ -244,12 +247,20 @@ fn a_health_check_that_never_answers_blocks_no_other_key() {
         thread::spawn(move || {
             engine
                 .describe_custom_key_stores(Some(&store), None, None, None)
-                .map(|p| (p.items[0].connection_state, p.items[0].connection_error_code))
+                .map(|p| {
+                    (
+                        p.items[0].connection_state,
+                        p.items[0].connection_error_code,
+                    )
+                })
         })
     };
     wait_for(&arrived, "health");
     traffic_completes_while_held(&engine, &gate, &key, None);
-    assert!(!describe.is_finished(), "the health check returned while held");
+    assert!(
+        !describe.is_finished(),
+        "the health check returned while held"
+    );
 
     // Released, the failure is applied: the store is FAILED with the backend's code.
     gate.set(|h| h.health = false);
@@ -287,7 +298,10 @@ fn a_stale_health_failure_leaves_a_newer_connection_alone() {
         h.health = false;
         h.health_fails = false;
     });
-    assert_eq!(describe.join().unwrap().unwrap(), ConnectionState::Connected);
+    assert_eq!(
+        describe.join().unwrap().unwrap(),
+        ConnectionState::Connected
+    );
     assert_eq!(state_of(&engine, &store), ConnectionState::Connected);
 }
 
@@ -295,7 +309,10 @@ fn a_stale_health_failure_leaves_a_newer_connection_alone() {
 fn a_connection_that_never_answers_blocks_no_other_key() {
     let (gate, arrived) = Gate::new();
     let engine = Arc::new(engine(&gate));
-    let key = engine.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let key = engine
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
     let store = new_store(&engine);
 
     gate.set(|h| h.connect = true);
@@ -367,7 +384,10 @@ fn a_data_plane_call_that_never_answers_blocks_no_other_key() {
     // proxy's Encrypt and Decrypt) from the data plane, which holds no control-plane lock.
     let (gate, arrived) = Gate::new();
     let engine = Arc::new(engine(&gate));
-    let key = engine.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let key = engine
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
     let store = new_store(&engine);
     engine.connect_custom_key_store(&store).unwrap();
     let hsm_key = engine

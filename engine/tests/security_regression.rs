@@ -204,7 +204,11 @@ fn forged_wrapping_lengths_cannot_make_a_blob_claim_more_plaintext_than_it_carri
         let fits = claimed != 0 && usize::from(claimed) < 40 + 5;
         if fits {
             // A shorter claim moves bytes from the body into the wrapping, never the reverse.
-            assert_eq!(size, Some(5 + 40 - usize::from(claimed)), "claimed {claimed}");
+            assert_eq!(
+                size,
+                Some(5 + 40 - usize::from(claimed)),
+                "claimed {claimed}"
+            );
         } else {
             attack.judged(size.is_none(), "a wrapping length past the blob");
         }
@@ -262,7 +266,10 @@ fn xks_proxy_secret_with_an_embedded_nul_or_foreign_bytes() {
             ..Default::default()
         });
         if let Err(e) = &result {
-            assert!(!e.to_string().contains(&shown), "the message echoes the secret: {e}");
+            assert!(
+                !e.to_string().contains(&shown),
+                "the message echoes the secret: {e}"
+            );
         }
         attack.refused(result, &["ValidationException"], "a malformed proxy secret");
     }

@@ -64,7 +64,9 @@ impl RecordingConnection {
 
 impl Connection for RecordingConnection {
     fn create_backing_key(&self, _key_id: &Uuid) -> keyplane::Result<BackingKeyId> {
-        Err(keyplane::Error::UnsupportedOperation("XKS keys are named".into()))
+        Err(keyplane::Error::UnsupportedOperation(
+            "XKS keys are named".into(),
+        ))
     }
 
     fn check_backing_key(&self, _backing_key: &str) -> keyplane::Result<()> {
@@ -72,7 +74,9 @@ impl Connection for RecordingConnection {
     }
 
     fn salt_key(&self, _backing_key: &str, _salt: &[u8; 32]) -> keyplane::Result<LockedBytes> {
-        Err(keyplane::Error::UnsupportedOperation("an XKS proxy has no salt keys".into()))
+        Err(keyplane::Error::UnsupportedOperation(
+            "an XKS proxy has no salt keys".into(),
+        ))
     }
 
     fn random(&self, _out: &mut [u8]) -> keyplane::Result<()> {
@@ -206,7 +210,11 @@ fn kms_request_id_is_the_audit_record_id_of_the_call() {
     for metadata in &seen {
         let id = metadata["kmsRequestId"].as_str().unwrap();
         let matching = record_of(id);
-        assert_eq!(matching.len(), 1, "kmsRequestId {id} names no single audit record");
+        assert_eq!(
+            matching.len(),
+            1,
+            "kmsRequestId {id} names no single audit record"
+        );
         assert_eq!(
             matching[0]["eventName"], metadata["kmsOperation"],
             "{metadata} traced to {}",

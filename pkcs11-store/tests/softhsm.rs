@@ -69,7 +69,10 @@ fn setup() -> &'static Path {
             }
         }
         // Read by the module at C_Initialize, which comes after this.
-        std::env::set_var("SOFTHSM2_CONF", conf.expect("the script names the configuration"));
+        std::env::set_var(
+            "SOFTHSM2_CONF",
+            conf.expect("the script names the configuration"),
+        );
         dir
     })
     .path()

@@ -118,11 +118,7 @@ fn main() {
         .custom_key_store_backend(
             CustomKeyStoreType::AwsCloudhsm,
             Arc::new(keyplane_pkcs11::Pkcs11Backend::new(
-                keyplane_pkcs11::Pkcs11Config::default().with_token(
-                    CLUSTER,
-                    &module,
-                    "bench",
-                ),
+                keyplane_pkcs11::Pkcs11Config::default().with_token(CLUSTER, &module, "bench"),
             )),
         )
         .custom_key_store_backend(

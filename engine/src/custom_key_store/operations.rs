@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use super::backend::ConnectFailure;
 use super::definition::{
     self, ConnectionState, CustomKeyStoreRecord, CustomKeyStoreType, CustomKeyStoresListEntry,
     XksProxyConfiguration, XksProxySettings,
 };
-use super::backend::ConnectFailure;
 use super::runtime::Live;
 use crate::access::{Action, QuotaFamily};
 use crate::control::{ControlState, Page};

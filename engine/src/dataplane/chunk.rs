@@ -327,12 +327,8 @@ impl<'k> ChunkContext<'k> {
         header[1] = ciphertext::ALGORITHM_XKS_DOUBLE_ENCRYPTION;
         self.build_aad(&[], context)?;
         let proxy_aad = super::xks::proxy_aad(&key.arn, &header, &self.aad);
-        let metadata = super::xks::request_metadata(
-            self.caller,
-            &key.arn,
-            action,
-            self.request_id.as_deref(),
-        );
+        let metadata =
+            super::xks::request_metadata(self.caller, &key.arn, action, self.request_id.as_deref());
         let wrapped = external.connection.external_encrypt(
             &external.backing_key,
             secret.expose(),
@@ -528,12 +524,8 @@ impl<'k> ChunkContext<'k> {
             Error::InvalidCiphertext("the ciphertext blob is not valid: too short".into())
         })?;
         let proxy_aad = super::xks::proxy_aad(&key.arn, header, &self.aad);
-        let metadata = super::xks::request_metadata(
-            self.caller,
-            &key.arn,
-            action,
-            self.request_id.as_deref(),
-        );
+        let metadata =
+            super::xks::request_metadata(self.caller, &key.arn, action, self.request_id.as_deref());
         let secret = external.connection.external_decrypt(
             &external.backing_key,
             wrapped,

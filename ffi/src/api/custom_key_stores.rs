@@ -106,20 +106,19 @@ unsafe fn xks_options_arg(options: *const kp_xks_proxy_options) -> Outcome<Optio
             )?,
         )
     };
-    let credential = match (access_key_id, secret) {
-        (None, None) => None,
-        (Some(id), Some(secret)) => Some(XksProxyCredential {
-            access_key_id: id.to_owned(),
-            raw_secret_access_key: secret,
-        }),
-        _ => {
-            return Err(Failure::new(
+    let credential =
+        match (access_key_id, secret) {
+            (None, None) => None,
+            (Some(id), Some(secret)) => Some(XksProxyCredential {
+                access_key_id: id.to_owned(),
+                raw_secret_access_key: secret,
+            }),
+            _ => return Err(Failure::new(
                 kp_status::InvalidArgument,
                 "xks_proxy->access_key_id and xks_proxy->raw_secret_access_key are given together \
                  or not at all",
-            ))
-        }
-    };
+            )),
+        };
     Ok(Some(XksMembers {
         uri_endpoint,
         uri_path,

@@ -1312,7 +1312,12 @@ pub unsafe extern "C" fn kp_re_encrypt_batch_sizes(
         // SAFETY: forwarded from the caller.
         unsafe {
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(items, items.iter().map(|i| re_encrypt_size(i)), sizes, total)
+            write_sizes(
+                items,
+                items.iter().map(|i| re_encrypt_size(i)),
+                sizes,
+                total,
+            )
         }
     })
 }
@@ -1364,7 +1369,9 @@ pub unsafe extern "C" fn kp_generate_data_key(
             let secret = new_secret_buffer(engine, response.plaintext.len())?;
             let fill_secret = handle_mut(secret, "secret")
                 .map(|s| s.expose_mut().copy_from_slice(response.plaintext.expose()));
-            let written = match fill_secret.and_then(|()| put(out, &response.ciphertext_blob, "ciphertext")) {
+            let written = match fill_secret
+                .and_then(|()| put(out, &response.ciphertext_blob, "ciphertext"))
+            {
                 Ok(written) => written,
                 Err(f) => {
                     super::handles::kp_secret_buffer_free(secret);

@@ -192,7 +192,10 @@ pub extern "C" fn kp_plaintext_len(ciphertext_len: usize) -> usize {
 /// # Safety
 /// `ciphertext` is NULL or points to `ciphertext_len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn kp_blob_plaintext_len(ciphertext: *const u8, ciphertext_len: usize) -> usize {
+pub unsafe extern "C" fn kp_blob_plaintext_len(
+    ciphertext: *const u8,
+    ciphertext_len: usize,
+) -> usize {
     ffi::guard_value(0, || {
         // SAFETY: forwarded from the caller.
         let blob = unsafe { ffi::bytes_arg(ciphertext, ciphertext_len, "ciphertext") }?;
@@ -265,7 +268,10 @@ mod tests {
         assert_eq!(kp_ciphertext_max_len(0), 0);
         // The longest blob of either algorithm still has a plaintext length; one byte more not.
         let longest = kp::ciphertext::MAX_ANY_BLOB_LEN;
-        assert_eq!(kp_plaintext_len(longest), kp::ciphertext::MAX_PLAINTEXT_LIMIT);
+        assert_eq!(
+            kp_plaintext_len(longest),
+            kp::ciphertext::MAX_PLAINTEXT_LIMIT
+        );
         assert_eq!(kp_plaintext_len(longest + 1), 0);
     }
 }
