@@ -456,3 +456,123 @@ pub unsafe extern "C" fn kp_generate_random_from_custom_key_store(
         copied
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+    use std::ptr::{null, null_mut};
+
+    use super::*;
+    use crate::api::handles::{into_raw, kp_engine_free};
+
+    const SECRET: &[u8] = b"FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE";
+
+    /// The XKS members are checked as every C argument is, before the engine sees them: a NULL
+    /// secret with a length, a length past the ABI's limit, a credential by halves, a misaligned
+    /// struct, bad UTF-8; and nothing is created by a refused call.
+    #[test]
+    fn xks_proxy_options_are_checked_before_anything_is_created() {
+        let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(
+            kp::Engine::in_memory().unwrap(),
+        ));
+        let name = CString::new("c-xks").unwrap();
+        let endpoint = CString::new("https://proxy.example").unwrap();
+        let path = CString::new("/kms/xks/v1").unwrap();
+        let id = CString::new("AKIAI2SFODNN7EXAMPLE").unwrap();
+        let bad_utf8 = [0xffu8, 0xfe, 0];
+        let good = kp_xks_proxy_options {
+            uri_endpoint: endpoint.as_ptr(),
+            uri_path: path.as_ptr(),
+            connectivity: null(),
+            vpc_endpoint_service_name: null(),
+            access_key_id: id.as_ptr(),
+            raw_secret_access_key: SECRET.as_ptr(),
+            raw_secret_access_key_len: SECRET.len(),
+        };
+        let create = |options: *const kp_xks_proxy_options| {
+            let mut out: *mut kp_record = null_mut();
+            // SAFETY: a live engine, NUL-terminated strings, and the options under test.
+            let status = unsafe {
+                kp_create_custom_key_store(
+                    engine,
+                    name.as_ptr(),
+                    null(),
+                    null(),
+                    null(),
+                    0,
+                    options,
+                    &mut out,
+                )
+            };
+            assert!(out.is_null(), "{status:?} wrote a record");
+            status
+        };
+        let cases: [(kp_xks_proxy_options, kp_status); 5] = [
+            (
+                kp_xks_proxy_options {
+                    raw_secret_access_key: null(),
+                    ..good
+                },
+                kp_status::NullParameter,
+            ),
+            (
+                kp_xks_proxy_options {
+                    raw_secret_access_key_len: crate::api::KP_MAX_LENGTH + 1,
+                    ..good
+                },
+                kp_status::InvalidLength,
+            ),
+            (
+                kp_xks_proxy_options {
+                    raw_secret_access_key: null(),
+                    raw_secret_access_key_len: 0,
+                    ..good
+                },
+                kp_status::InvalidArgument,
+            ),
+            (
+                kp_xks_proxy_options {
+                    access_key_id: null(),
+                    ..good
+                },
+                kp_status::InvalidArgument,
+            ),
+            (
+                kp_xks_proxy_options {
+                    uri_path: bad_utf8.as_ptr().cast(),
+                    ..good
+                },
+                kp_status::InvalidUtf8,
+            ),
+        ];
+        for (options, expected) in cases {
+            assert_eq!(create(&options), expected, "{options:?}");
+        }
+        // A misaligned struct: refused without being read.
+        let mut bytes = vec![0u8; std::mem::size_of::<kp_xks_proxy_options>() + 1];
+        let misaligned = bytes[1..].as_mut_ptr().cast::<kp_xks_proxy_options>();
+        assert_eq!(create(misaligned), kp_status::InvalidArgument);
+        // HSM members beside XKS ones: the engine's ValidationException.
+        let mut out: *mut kp_record = null_mut();
+        let cluster = CString::new("cluster-abcdefghijk").unwrap();
+        // SAFETY: as above.
+        let status = unsafe {
+            kp_create_custom_key_store(
+                engine,
+                name.as_ptr(),
+                cluster.as_ptr(),
+                null(),
+                null(),
+                0,
+                &good,
+                &mut out,
+            )
+        };
+        assert_eq!(status, kp_status::Validation);
+        // Well-formed options pass every check; this engine has no XKS backend, so the engine
+        // then answers UnsupportedOperation.
+        assert_eq!(create(&good), kp_status::UnsupportedOperation);
+        // SAFETY: made above, freed once.
+        unsafe { kp_engine_free(engine) };
+    }
+}
