@@ -41,6 +41,8 @@ struct Held {
     health: bool,
     /// The data path: the HSM's salt key (an XKS proxy's Encrypt takes its place).
     salt: bool,
+    /// CreateKey in the store: the HSM makes the backing key (an XKS proxy's GetKeyMetadata).
+    backing: bool,
     /// What a held health check answers once released.
     health_fails: bool,
 }
@@ -114,6 +116,7 @@ impl CustomKeyStoreBackend for GatedBackend {
 
 impl Connection for GatedConnection {
     fn create_backing_key(&self, key_id: &Uuid) -> keyplane::Result<BackingKeyId> {
+        self.gate.pass("backing", |h| h.backing);
         self.inner.create_backing_key(key_id)
     }
 
@@ -217,6 +220,7 @@ fn traffic_completes_while_held(engine: &Arc<Engine>, gate: &Gate, key: &str, ot
                 h.connect = false;
                 h.health = false;
                 h.salt = false;
+                h.backing = false;
             });
             let _ = worker.join();
             panic!("keyplane-held traffic waited for the held custom key store call");
@@ -413,4 +417,80 @@ fn a_data_plane_call_that_never_answers_blocks_no_other_key() {
     assert!(!held.is_finished(), "the HSM call returned while held");
     gate.set(|h| h.salt = false);
     assert!(held.join().unwrap().is_ok());
+}
+
+#[test]
+fn a_backing_key_that_never_comes_blocks_no_other_key() {
+    // CreateKey in a custom key store makes its backing key in the HSM (or checks it with the XKS
+    // proxy) before it takes the control-plane lock to commit.
+    let (gate, arrived) = Gate::new();
+    let engine = Arc::new(engine(&gate));
+    let key = engine
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
+    let store = new_store(&engine);
+    engine.connect_custom_key_store(&store).unwrap();
+
+    gate.set(|h| h.backing = true);
+    let create = {
+        let engine = Arc::clone(&engine);
+        let store = store.clone();
+        thread::spawn(move || {
+            engine.create_key(CreateKeyRequest {
+                origin: Some(keyplane::Origin::AwsCloudhsm),
+                custom_key_store_id: Some(store),
+                ..Default::default()
+            })
+        })
+    };
+    wait_for(&arrived, "backing");
+    traffic_completes_while_held(&engine, &gate, &key, Some(&store));
+    assert!(!create.is_finished(), "the backing key came while held");
+    gate.set(|h| h.backing = false);
+    let made = create.join().unwrap().unwrap();
+    let blob = engine
+        .encrypt(&EncryptRequest::new(&made.key_id, b"in the HSM"))
+        .unwrap()
+        .ciphertext_blob;
+    assert_eq!(
+        engine
+            .decrypt(&DecryptRequest::new(&blob))
+            .unwrap()
+            .plaintext
+            .expose(),
+        b"in the HSM"
+    );
+}
+
+#[test]
+fn a_backing_key_made_through_a_connection_since_dropped_is_not_committed() {
+    let (gate, arrived) = Gate::new();
+    let engine = Arc::new(engine(&gate));
+    let store = new_store(&engine);
+    engine.connect_custom_key_store(&store).unwrap();
+
+    gate.set(|h| h.backing = true);
+    let create = {
+        let engine = Arc::clone(&engine);
+        let store = store.clone();
+        thread::spawn(move || {
+            engine.create_key(CreateKeyRequest {
+                origin: Some(keyplane::Origin::AwsCloudhsm),
+                custom_key_store_id: Some(store),
+                ..Default::default()
+            })
+        })
+    };
+    wait_for(&arrived, "backing");
+    // The store is disconnected and connected again while the HSM makes the key.
+    engine.disconnect_custom_key_store(&store).unwrap();
+    engine.connect_custom_key_store(&store).unwrap();
+    gate.set(|h| h.backing = false);
+    let refused = create
+        .join()
+        .unwrap()
+        .expect_err("made through a dropped connection");
+    assert_eq!(refused.code(), "CustomKeyStoreInvalidStateException");
+    assert!(engine.list_keys(None, None).unwrap().items.is_empty());
 }
