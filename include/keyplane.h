@@ -66,6 +66,13 @@
 #define KP_CIPHERTEXT_OVERHEAD 82
 
 /**
+ * Most bytes a key in an external key store adds beyond `KP_CIPHERTEXT_OVERHEAD`: a length byte
+ * and the XKS proxy's wrapping of the per-call secret (at most 255 bytes). See
+ * `kp_ciphertext_max_len` and `docs/ciphertext-format.md`.
+ */
+#define KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD 256
+
+/**
  * Largest secret buffer `kp_secret_buffer_new` allocates (2 MiB of locked memory).
  */
 #define KP_MAX_SECRET_BUFFER (2 << 20)
@@ -98,9 +105,10 @@
 /**
  * A buffer this long always holds a data key pair's encrypted private key: a PKCS#8 private key
  * of up to 2560 bytes (an RSA_4096 key takes about 2375; RSA sizes vary by a few bytes from key
- * to key) plus `KP_CIPHERTEXT_OVERHEAD`.
+ * to key) plus `KP_CIPHERTEXT_OVERHEAD` and, for a key in an external key store,
+ * `KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD`.
  */
-#define KP_MAX_PRIVATE_KEY_CIPHERTEXT_LEN (2560 + KP_CIPHERTEXT_OVERHEAD)
+#define KP_MAX_PRIVATE_KEY_CIPHERTEXT_LEN ((2560 + KP_CIPHERTEXT_OVERHEAD) + KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD)
 
 /**
  * Most keyrings one message takes (each adds an encrypted data key).
@@ -162,7 +170,8 @@ enum kp_status
   KP_STATUS_INVALID_ENUM_VALUE = 104,
   /**
    * An output buffer is smaller than the output; nothing was written. The `*_sizes` calls,
-   * `kp_ciphertext_len` and `kp_plaintext_len` give the exact sizes.
+   * `kp_ciphertext_len`, `kp_ciphertext_max_len`, `kp_plaintext_len` and
+   * `kp_blob_plaintext_len` give the sizes.
    */
   KP_STATUS_BUFFER_TOO_SMALL = 105,
   /**
@@ -1505,6 +1514,48 @@ typedef struct kp_replicate_key_options {
 } kp_replicate_key_options;
 
 /**
+ * The XKS proxy members of CreateCustomKeyStore and UpdateCustomKeyStore for an external key
+ * store (`EXTERNAL_KEY_STORE`). Zero-initialise it (`kp_xks_proxy_options o = {0};`) and set what
+ * you need: a NULL member is absent (at creation the service's rules say which are required; at
+ * update, unchanged).
+ */
+typedef struct kp_xks_proxy_options {
+  /**
+   * `XksProxyUriEndpoint`: `https://` and the proxy's host name (keyplane also takes a
+   * `:port`), e.g. "https://xks.example.com:8443".
+   */
+  const char *uri_endpoint;
+  /**
+   * `XksProxyUriPath`: `[/prefix]/kms/xks/v1`.
+   */
+  const char *uri_path;
+  /**
+   * `XksProxyConnectivity`: "PUBLIC_ENDPOINT" (NULL: PUBLIC_ENDPOINT at creation);
+   * "VPC_ENDPOINT_SERVICE" fails with `KP_STATUS_UNSUPPORTED_OPERATION`.
+   */
+  const char *connectivity;
+  /**
+   * `XksProxyVpcEndpointServiceName`: only with VPC_ENDPOINT_SERVICE connectivity (refused).
+   */
+  const char *vpc_endpoint_service_name;
+  /**
+   * `XksProxyAuthenticationCredential.AccessKeyId` (20 to 30 characters of A-Z and 2-7); set
+   * together with `raw_secret_access_key`.
+   */
+  const char *access_key_id;
+  /**
+   * `XksProxyAuthenticationCredential.RawSecretAccessKey`: `raw_secret_access_key_len` bytes
+   * (43 to 64 characters of a-z, A-Z, 0-9, `/`, `+` and `=`; no terminating NUL counted),
+   * copied into locked memory, sealed in the key store and never returned.
+   */
+  const uint8_t *raw_secret_access_key;
+  /**
+   * Bytes at `raw_secret_access_key`.
+   */
+  size_t raw_secret_access_key_len;
+} kp_xks_proxy_options;
+
+/**
  * An Encrypt request.
  */
 typedef struct kp_encrypt_item {
@@ -1687,22 +1738,52 @@ const char *kp_version(void);
 bool kp_fips_mode(void);
 
 /**
- * Bytes of the ciphertext blob that a plaintext of `plaintext_len` bytes encrypts to
- * (`plaintext_len + KP_CIPHERTEXT_OVERHEAD`), the exact size Encrypt writes. Returns 0 when
- * `plaintext_len` is 0 or larger than any engine accepts (1 MiB).
+ * Bytes of the ciphertext blob that a plaintext of `plaintext_len` bytes encrypts to under a
+ * key keyplane or an HSM key store holds (`plaintext_len + KP_CIPHERTEXT_OVERHEAD`), the exact
+ * size Encrypt writes for such a key, and the least room any symmetric Encrypt takes. A key in
+ * an external key store writes a longer blob (double encryption, whose length depends on the XKS
+ * proxy's answer): size for it, or for a key not known in advance, with
+ * `kp_ciphertext_max_len`. Returns 0 when `plaintext_len` is 0 or larger than any engine
+ * accepts (1 MiB).
  *
  * Ownership: nothing to free. Thread safety: callable from any thread.
  */
 size_t kp_ciphertext_len(size_t plaintext_len);
 
 /**
- * Bytes of plaintext that a ciphertext blob of `ciphertext_len` bytes decrypts to
- * (`ciphertext_len - KP_CIPHERTEXT_OVERHEAD`), the exact size Decrypt writes; ReEncrypt's blob
- * is as long as its input. Returns 0 when no valid blob has that length.
+ * Bytes that always suffice for the ciphertext blob of a plaintext of `plaintext_len` bytes
+ * under a symmetric key of any kind (`kp_ciphertext_len(plaintext_len) +
+ * KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD`: a key in an external key store adds a length byte and
+ * the XKS proxy's wrapping, at most 255 bytes). Encrypt, ReEncrypt and GenerateDataKey write
+ * this much or less and say how much. Returns 0 when `plaintext_len` is 0 or larger than any
+ * engine accepts (1 MiB).
+ *
+ * Ownership: nothing to free. Thread safety: callable from any thread.
+ */
+size_t kp_ciphertext_max_len(size_t plaintext_len);
+
+/**
+ * The most plaintext a ciphertext blob of `ciphertext_len` bytes decrypts to
+ * (`ciphertext_len - KP_CIPHERTEXT_OVERHEAD`): exact for a blob of a key keyplane or an HSM key
+ * store holds, a bound for an external key store's (which `kp_blob_plaintext_len` reads exactly
+ * from the blob). Returns 0 when no valid blob has that length.
  *
  * Ownership: nothing to free. Thread safety: callable from any thread.
  */
 size_t kp_plaintext_len(size_t ciphertext_len);
+
+/**
+ * The exact number of plaintext bytes the ciphertext blob at `ciphertext` (`ciphertext_len`
+ * bytes) decrypts to, for a blob of any key kind (read from the blob's framing; decryption
+ * authenticates it), the size Decrypt writes. Returns 0 when the bytes are no keyplane blob
+ * (or `ciphertext` is NULL).
+ *
+ * Ownership: the blob is only read. Thread safety: callable from any thread.
+ *
+ * # Safety
+ * `ciphertext` is NULL or points to `ciphertext_len` readable bytes.
+ */
+size_t kp_blob_plaintext_len(const uint8_t *ciphertext, size_t ciphertext_len);
 
 /**
  * Makes a caller for `principal_arn`: `arn:aws:iam::<account>:root`, `...:user/<name>`,
@@ -2521,17 +2602,23 @@ kp_status kp_update_primary_region(const struct kp_engine *engine,
                                    const char *primary_region);
 
 /**
- * CreateCustomKeyStore of type AWS_CLOUDHSM: a store on the PKCS#11 token configured as
- * `cloud_hsm_cluster_id`, with the token's user PIN as its password (`password_len` bytes, copied
- * into locked memory and sealed in the key store; never returned). `*out` is a record with
- * CUSTOM_KEY_STORE_ID. The store starts DISCONNECTED.
+ * CreateCustomKeyStore. With `xks_proxy` NULL, a store of type AWS_CLOUDHSM: on the PKCS#11
+ * token configured as `cloud_hsm_cluster_id`, with the token's user PIN as its password
+ * (`password_len` bytes, copied into locked memory and sealed in the key store; never returned).
+ * With `xks_proxy` set, an EXTERNAL_KEY_STORE behind that XKS proxy; `cloud_hsm_cluster_id`,
+ * `trust_anchor_certificate` and `password` are then NULL (and `password_len` 0). A member the
+ * store's type requires but that is missing, or one of the other type, fails with
+ * `KP_STATUS_VALIDATION` in the service's words. `*out` is a record with CUSTOM_KEY_STORE_ID.
+ * The store starts DISCONNECTED.
  *
- * Ownership: strings and the password are copied; on success `*out` is a new record the caller
+ * Ownership: strings and secrets are copied; on success `*out` is a new record the caller
  * frees with `kp_record_free`. Thread safety: thread-safe on a shared engine.
  *
  * # Safety
- * `engine` is a live handle; the strings are NUL-terminated; `password` points to `password_len`
- * readable bytes; `out` points to writable storage for a pointer.
+ * `engine` is a live handle; `name` is NUL-terminated, the other strings NULL or
+ * NUL-terminated; `password` is NULL with `password_len` 0, or points to `password_len` readable
+ * bytes; `xks_proxy` is NULL or points to a valid `kp_xks_proxy_options`; `out` points to
+ * writable storage for a pointer.
  */
 kp_status kp_create_custom_key_store(const struct kp_engine *engine,
                                      const char *name,
@@ -2539,6 +2626,7 @@ kp_status kp_create_custom_key_store(const struct kp_engine *engine,
                                      const char *trust_anchor_certificate,
                                      const uint8_t *password,
                                      size_t password_len,
+                                     const struct kp_xks_proxy_options *xks_proxy,
                                      struct kp_record **out);
 
 /**
@@ -2577,21 +2665,25 @@ kp_status kp_delete_custom_key_store(const struct kp_engine *engine,
                                      const char *custom_key_store_id);
 
 /**
- * UpdateCustomKeyStore: a new name (NULL: unchanged), password (NULL and 0: unchanged) or
- * configured token (NULL: unchanged); all but the name only while DISCONNECTED.
+ * UpdateCustomKeyStore: a new name (NULL: unchanged), password (NULL and 0: unchanged),
+ * configured token (NULL: unchanged) or, for an external key store, XKS proxy members
+ * (`xks_proxy` NULL, or each of its members NULL: unchanged; a new credential is both its
+ * members); all but the name only while DISCONNECTED.
  *
  * Ownership: everything is copied. Thread safety: thread-safe on a shared engine.
  *
  * # Safety
  * `engine` is a live handle; the strings are NULL or NUL-terminated; `password` is NULL with
- * `password_len` 0, or points to `password_len` readable bytes.
+ * `password_len` 0, or points to `password_len` readable bytes; `xks_proxy` is NULL or points
+ * to a valid `kp_xks_proxy_options`.
  */
 kp_status kp_update_custom_key_store(const struct kp_engine *engine,
                                      const char *custom_key_store_id,
                                      const char *new_name,
                                      const uint8_t *password,
                                      size_t password_len,
-                                     const char *cloud_hsm_cluster_id);
+                                     const char *cloud_hsm_cluster_id,
+                                     const struct kp_xks_proxy_options *xks_proxy);
 
 /**
  * DescribeCustomKeyStores: one page of stores in id order (one store when `custom_key_store_id`
@@ -2614,18 +2706,23 @@ kp_status kp_describe_custom_key_stores(const struct kp_engine *engine,
                                         struct kp_page **out);
 
 /**
- * CreateKey in a custom key store: as `kp_create_key`, with `options->origin` "AWS_CLOUDHSM"
- * and the key in store `custom_key_store_id` (which must be CONNECTED). The record also has
- * CUSTOM_KEY_STORE_ID and CLOUD_HSM_CLUSTER_ID.
+ * CreateKey in a custom key store: as `kp_create_key`, with the key in store
+ * `custom_key_store_id` (which must be CONNECTED): `options->origin` "AWS_CLOUDHSM" and
+ * `xks_key_id` NULL for an HSM key store; "EXTERNAL_KEY_STORE" and the external key's id in the
+ * proxy (`XksKeyId`, checked with the proxy) for an external key store. The record also has
+ * CUSTOM_KEY_STORE_ID and CLOUD_HSM_CLUSTER_ID (HSM key stores); its JSON has
+ * XksKeyConfiguration (external key stores).
  *
  * Ownership: as `kp_create_key`. Thread safety: thread-safe on a shared engine.
  *
  * # Safety
- * As `kp_create_key`; `custom_key_store_id` is NUL-terminated.
+ * As `kp_create_key`; `custom_key_store_id` is NUL-terminated; `xks_key_id` is NULL or
+ * NUL-terminated.
  */
 kp_status kp_create_key_in_custom_key_store(const struct kp_engine *engine,
                                             const struct kp_create_key_options *options,
                                             const char *custom_key_store_id,
+                                            const char *xks_key_id,
                                             struct kp_record **out);
 
 /**
@@ -2646,8 +2743,11 @@ kp_status kp_generate_random_from_custom_key_store(const struct kp_engine *engin
 
 /**
  * Encrypt: encrypts `request->plaintext` under `request->key_id` into `ciphertext`, which must
- * have room for `kp_ciphertext_len(request->plaintext_len)` bytes (exactly that many are
- * written, and their number stored in `*ciphertext_len`). With an RSA key and an RSAES_OAEP
+ * have room for `kp_ciphertext_len(request->plaintext_len)` bytes: exactly that many are written
+ * for a key keyplane or an HSM key store holds. A key in an external key store writes a longer
+ * blob (double encryption; up to `kp_ciphertext_max_len(request->plaintext_len)` bytes, which
+ * always suffice), checked once the engine answers (`KP_STATUS_BUFFER_TOO_SMALL`, nothing
+ * written). The number written is stored in `*ciphertext_len`. With an RSA key and an RSAES_OAEP
  * algorithm the ciphertext is the key's modulus size (256, 384 or 512 bytes;
  * `KP_MAX_RSA_CIPHERTEXT_LEN` always suffices), checked once the engine answers
  * (`KP_STATUS_BUFFER_TOO_SMALL`, nothing written). `*info` (optional) receives a record with
@@ -2671,7 +2771,9 @@ kp_status kp_encrypt(const struct kp_engine *engine,
 /**
  * Encrypt, in a batch: item `i` of `items` is encrypted into `outputs[i]`, whose `capacity` must
  * be at least `kp_ciphertext_len(items[i].plaintext_len)` for a symmetric item (checked before
- * the engine runs: `KP_STATUS_BUFFER_TOO_SMALL`, with `len` set to the size needed) or the key's
+ * the engine runs: `KP_STATUS_BUFFER_TOO_SMALL`, with `len` set to the size needed), and
+ * `kp_ciphertext_max_len(items[i].plaintext_len)` for a key in an external key store (the engine
+ * refuses a shorter buffer with `KP_STATUS_VALIDATION` before it asks the proxy), or the key's
  * modulus size for an RSAES_OAEP item (256, 384 or 512 bytes; a shorter buffer is refused by the
  * engine with `KP_STATUS_VALIDATION`); see `kp_encrypt_batch_sizes`. Every `outputs[i].status` is
  * set; on success `outputs[i].len` too. Items fail on their own.
@@ -2697,10 +2799,14 @@ kp_status kp_encrypt_batch(const struct kp_engine *engine,
                            struct kp_out *outputs);
 
 /**
- * The exact output sizes of `kp_encrypt_batch` for `items`: `sizes[i]` (optional, `count`
- * entries) is item `i`'s ciphertext length (0 for an item whose plaintext length no engine
- * accepts; for an RSAES_OAEP item, `KP_MAX_RSA_CIPHERTEXT_LEN`, a bound: the ciphertext is the
- * key's modulus size); `*total` (optional) is their sum.
+ * Output sizes of `kp_encrypt_batch` for `items` that always suffice, whatever kind of key each
+ * item names: `sizes[i]` (optional, `count` entries) is `kp_ciphertext_max_len` of item `i`'s
+ * plaintext length (a bound: a key keyplane or an HSM key store holds writes
+ * `kp_ciphertext_len`, `KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD` less; an external key store's
+ * blob's length depends on its proxy's answer), 0 for an item whose plaintext length no engine
+ * accepts, and `KP_MAX_RSA_CIPHERTEXT_LEN` for an RSAES_OAEP item (a bound: the ciphertext is
+ * the key's modulus size); `*total` (optional) is their sum. Each output's `len` says what was
+ * written.
  *
  * Ownership: nothing is taken. Thread safety: callable from any thread.
  *
@@ -2715,8 +2821,9 @@ kp_status kp_encrypt_batch_sizes(const struct kp_encrypt_item *items,
 
 /**
  * Decrypt: decrypts `request->ciphertext` into `plaintext`, which must have room for
- * `kp_plaintext_len(request->ciphertext_len)` bytes (exactly that many are written, and their
- * number stored in `*plaintext_len`). An RSA ciphertext needs `request->key_id` and an
+ * `kp_blob_plaintext_len(request->ciphertext, request->ciphertext_len)` bytes (exactly that many
+ * are written, and their number stored in `*plaintext_len`; `kp_plaintext_len(ciphertext_len)`,
+ * the same for a blob of a key keyplane or an HSM key store holds, always suffices). An RSA ciphertext needs `request->key_id` and an
  * RSAES_OAEP `request->encryption_algorithm`; its plaintext is at most the ciphertext's length
  * (`*plaintext_len` says how long; a shorter buffer gets `KP_STATUS_BUFFER_TOO_SMALL` with
  * nothing written). For plaintext the library locks and zeroes, point
@@ -2737,8 +2844,9 @@ kp_status kp_decrypt(const struct kp_engine *engine,
                      struct kp_record **info);
 
 /**
- * Decrypt, in a batch: as `kp_encrypt_batch`, with `outputs[i].capacity` at least
- * `kp_plaintext_len(items[i].ciphertext_len)` for a symmetric item, or the plaintext's length for
+ * Decrypt, in a batch: as `kp_encrypt_batch`, with `outputs[i].capacity` at least the
+ * plaintext length the blob's framing says for a symmetric item (`kp_blob_plaintext_len`;
+ * `kp_plaintext_len(items[i].ciphertext_len)` always suffices), or the plaintext's length for
  * an RSAES_OAEP item (`kp_decrypt_batch_sizes` gives a bound). The engine opens symmetric blobs
  * in place, straight into the caller's buffers (the plaintext exists nowhere else); the buffer of
  * an item that fails after it was handed to the engine is zeroed. Point the outputs into a
@@ -2755,9 +2863,10 @@ kp_status kp_decrypt_batch(const struct kp_engine *engine,
                            struct kp_out *outputs);
 
 /**
- * The exact output sizes of `kp_decrypt_batch` for `items`, as `kp_encrypt_batch_sizes` (0 for
- * an item too short to be a ciphertext; for an RSAES_OAEP item, the most plaintext a ciphertext
- * of its length holds under its algorithm, a bound).
+ * The exact output sizes of `kp_decrypt_batch` for `items`, laid out as `kp_encrypt_batch_sizes`:
+ * for a symmetric item the plaintext length read from its blob's framing, for a blob of any key
+ * kind (as `kp_blob_plaintext_len`; 0 for bytes that are no keyplane blob); for an RSAES_OAEP
+ * item, the most plaintext a ciphertext of its length holds under its algorithm, a bound.
  *
  * Ownership: nothing is taken. Thread safety: callable from any thread.
  *
@@ -2772,9 +2881,12 @@ kp_status kp_decrypt_batch_sizes(const struct kp_decrypt_item *items,
 /**
  * ReEncrypt: decrypts `request->ciphertext` and encrypts the plaintext again under
  * `request->destination_key_id` (and context) inside the engine, into `ciphertext`, which must
- * have room for `request->ciphertext_len` bytes (the new blob is as long as the old; when either
- * side is an RSA key, the output's length is known once the engine answers, and a short buffer
- * gets `KP_STATUS_BUFFER_TOO_SMALL` with nothing written). `*info`
+ * have room for `kp_ciphertext_len` of the blob's plaintext (`kp_blob_plaintext_len`): the new
+ * blob's length when the destination key is one keyplane or an HSM key store holds, so the old
+ * blob's length then suffices; for a destination key in an external key store,
+ * `kp_ciphertext_max_len` of it always suffices. When either side is an RSA key, or the
+ * destination is in an external key store, the output's length is known once the engine
+ * answers, and a short buffer gets `KP_STATUS_BUFFER_TOO_SMALL` with nothing written. `*info`
  * (optional) receives a record with KEY_ID (destination key ARN), SOURCE_KEY_ID,
  * SOURCE_KEY_MATERIAL_ID, DESTINATION_KEY_MATERIAL_ID, SOURCE_ENCRYPTION_ALGORITHM and
  * DESTINATION_ENCRYPTION_ALGORITHM.
@@ -2808,8 +2920,10 @@ kp_status kp_re_encrypt_batch(const struct kp_engine *engine,
                               struct kp_out *outputs);
 
 /**
- * The exact output sizes of `kp_re_encrypt_batch` for `items`, as `kp_encrypt_batch_sizes`
- * (bounds for items with an RSAES_OAEP algorithm on either side).
+ * Output sizes of `kp_re_encrypt_batch` for `items` that always suffice, as
+ * `kp_encrypt_batch_sizes`: `kp_ciphertext_max_len` of the plaintext the blob's framing says,
+ * whatever kind the destination key is (bounds also for items with an RSAES_OAEP algorithm on
+ * either side).
  *
  * Ownership: nothing is taken. Thread safety: callable from any thread.
  *
@@ -2825,7 +2939,9 @@ kp_status kp_re_encrypt_batch_sizes(const struct kp_re_encrypt_item *items,
  * GenerateDataKey: a new data key, returned in plaintext in a new `kp_secret_buffer`
  * (`*plaintext`, locked memory the library zeroes when it is freed) and encrypted into
  * `ciphertext`, which must have room for `kp_ciphertext_len(key length)` bytes (the key length
- * is 32 for AES_256, 16 for AES_128, or `number_of_bytes`). `*info` (optional) receives a record
+ * is 32 for AES_256, 16 for AES_128, or `number_of_bytes`; what a key keyplane or an HSM key
+ * store holds writes), or `kp_ciphertext_max_len(key length)` for a key in an external key
+ * store (checked once the engine answers; `*ciphertext_len` says what was written). `*info` (optional) receives a record
  * with KEY_ID (the ARN) and KEY_MATERIAL_ID.
  *
  * Ownership: on success `*plaintext` is a new secret buffer the caller frees with
@@ -2846,8 +2962,8 @@ kp_status kp_generate_data_key(const struct kp_engine *engine,
                                struct kp_record **info);
 
 /**
- * GenerateDataKeyWithoutPlaintext: a new data key, encrypted only, into `ciphertext` (room for
- * `kp_ciphertext_len(key length)` bytes). `*info` (optional) receives a record with KEY_ID and
+ * GenerateDataKeyWithoutPlaintext: a new data key, encrypted only, into `ciphertext` (room as
+ * `kp_generate_data_key`'s). `*info` (optional) receives a record with KEY_ID and
  * KEY_MATERIAL_ID.
  *
  * Ownership: as `kp_encrypt`. Thread safety: thread-safe on a shared engine.
@@ -2898,8 +3014,9 @@ kp_status kp_generate_data_key_without_plaintext_batch(const struct kp_engine *e
                                                        struct kp_out *outputs);
 
 /**
- * The exact sizes of a data key batch: `key_lens[i]` (optional) is item `i`'s data key length
- * and `ciphertext_lens[i]` (optional) its blob length (both 0 for an invalid item);
+ * The sizes of a data key batch: `key_lens[i]` (optional) is item `i`'s data key length (exact)
+ * and `ciphertext_lens[i]` (optional) room that always suffices for its blob,
+ * `kp_ciphertext_max_len` of the key length (both 0 for an invalid item);
  * `*total_key_bytes` (optional) is the secret buffer size `kp_generate_data_key_batch` needs and
  * `*total_ciphertext_bytes` (optional) the sum of blob lengths.
  *

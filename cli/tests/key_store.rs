@@ -13,15 +13,29 @@ use serde_json::Value;
 const PIN: &str = "1234567890";
 const CLUSTER: &str = "cluster-softhsmtoken";
 
+/// Makes a token labelled `label` in `dir` with scripts/lib/softhsm.sh, the one definition of a
+/// test token (the scripts, the C and Python tests and tests/serve use it too); returns what it
+/// prints: SOFTHSM2_CONF and SOFTHSM_MODULE.
+fn softhsm_token(dir: &Path, label: &str) -> std::collections::BTreeMap<String, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lib/softhsm.sh");
+    let made = Command::new(script)
+        .args(["token", dir.to_str().unwrap(), label, PIN])
+        .output()
+        .expect("scripts/lib/softhsm.sh runs");
+    assert!(made.status.success(), "{made:?}");
+    String::from_utf8(made.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The SoftHSMv2 module, as scripts/lib/softhsm.sh found it when it made a test's token.
+static MODULE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn module() -> &'static str {
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    .into_iter()
-    .find(|p| Path::new(p).exists())
-    .expect("libsofthsm2.so (apt-get install softhsm2)")
+    MODULE.get().expect("a token was made first")
 }
 
 /// Runs keyplane with the token configured and the PIN in HSM_PIN.
@@ -58,24 +72,12 @@ fn hsm_json(dir: &Path, args: &[&str]) -> Value {
 
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", "keyplane"])
-        .args(["--pin", PIN, "--so-pin", "0987654321"])
-        .output()
-        .expect("softhsm2-util (apt-get install softhsm2)");
-    assert!(init.status.success(), "{init:?}");
+    let made = softhsm_token(dir.path(), "keyplane");
+    assert_eq!(
+        Path::new(&made["SOFTHSM2_CONF"]),
+        dir.path().canonicalize().unwrap().join("softhsm2.conf")
+    );
+    let _ = MODULE.set(made["SOFTHSM_MODULE"].clone());
     std::fs::write(
         dir.path().join("anchor.pem"),
         "-----BEGIN CERTIFICATE-----\nc29mdGhzbQ==\n-----END CERTIFICATE-----\n",

@@ -32,6 +32,11 @@ impl Drop for Proxy {
 }
 
 fn spawn(dir: &Path, args: &[&str]) -> (Proxy, Vec<Value>) {
+    spawn_with(dir, args, Stdio::inherit())
+}
+
+/// As [`spawn`], with the proxy's standard error (its request log) going to `stderr`.
+fn spawn_with(dir: &Path, args: &[&str], stderr: Stdio) -> (Proxy, Vec<Value>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_keyplane"));
     command
         .current_dir(dir)
@@ -45,7 +50,7 @@ fn spawn(dir: &Path, args: &[&str]) -> (Proxy, Vec<Value>) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap());
@@ -398,4 +403,124 @@ fn args_with_port(rest: &[String], endpoint: &str) -> Vec<String> {
     let mut all = vec!["--listen".to_owned(), format!("127.0.0.1:{port}")];
     all.extend(rest.iter().cloned());
     all
+}
+
+/// Every audit record under `dir` (each process of a store writes its own segment).
+fn audit_records(dir: &Path) -> Vec<Value> {
+    let mut records = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(text) = std::fs::read_to_string(&path) {
+            records.extend(
+                text.lines()
+                    .filter(|l| l.starts_with("{\"seq\":"))
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+            );
+        }
+    }
+    records
+}
+
+/// End to end across processes: the kmsRequestId that `keyplane xks-proxy --log-requests` logs
+/// for each Encrypt and Decrypt is the requestID of the audit record that `keyplane encrypt` and
+/// `keyplane decrypt` wrote in their store, for the same operation.
+#[test]
+fn the_proxy_logs_the_kms_request_id_of_the_audit_record_that_caused_each_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["--data-dir", "data", "store", "init"], b"");
+    ok(d, &["--data-dir", "kms", "store", "init"], b"");
+    let log = std::fs::File::create(d.join("proxy.log")).unwrap();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-self-signed",
+        "--credentials",
+        "creds.json",
+        "--generate-credentials",
+        "--create-key",
+        "ext-id",
+        "--log-requests",
+    ];
+    let (proxy, events) = spawn_with(d, &args, Stdio::from(log));
+    let endpoint = event(&events, "listening")["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ca = event(&events, "tls")["certificate"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kms = |extra: &[&str]| -> Value {
+        let mut all = vec!["--json", "--data-dir", "kms", "--xks-ca-bundle", &ca];
+        all.extend_from_slice(extra);
+        let out = ok(d, &all, b"");
+        serde_json::from_slice(&out).unwrap_or(Value::Null)
+    };
+    let store = kms(&[
+        "key-store",
+        "create",
+        "--name",
+        "xks",
+        "--xks-proxy-uri-endpoint",
+        &endpoint,
+        "--xks-proxy-config",
+        "creds.json",
+    ])["CustomKeyStoreId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    kms(&["key-store", "connect", &store]);
+    let key = kms(&[
+        "key",
+        "create",
+        "--origin",
+        "EXTERNAL_KEY_STORE",
+        "--custom-key-store-id",
+        &store,
+        "--xks-key-id",
+        "ext-id",
+    ])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(d.join("pt"), b"traced").unwrap();
+    kms(&["encrypt", "--key-id", &key, "--in", "pt", "--out", "ct"]);
+    kms(&["decrypt", "--in", "ct", "--out", "back"]);
+    stop(proxy);
+
+    let logged: Vec<(String, String)> = std::fs::read_to_string(d.join("proxy.log"))
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("keyplane xks-proxy: ")?;
+            let operation = rest.split(' ').next()?;
+            let id = rest
+                .split(' ')
+                .find_map(|w| w.strip_prefix("kmsRequestId="))?;
+            matches!(operation, "Encrypt" | "Decrypt")
+                .then(|| (operation.to_owned(), id.to_owned()))
+        })
+        .collect();
+    assert_eq!(logged.len(), 2, "one Encrypt and one Decrypt: {logged:?}");
+    let records = audit_records(&d.join("kms"));
+    for (operation, id) in &logged {
+        let matching: Vec<&Value> = records
+            .iter()
+            .filter(|r| r["requestID"].as_str() == Some(id.as_str()))
+            .collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "{operation} kmsRequestId={id}: {matching:?}"
+        );
+        assert_eq!(
+            matching[0]["eventName"],
+            operation.as_str(),
+            "{}",
+            matching[0]
+        );
+    }
 }

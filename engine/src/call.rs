@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -53,6 +53,24 @@ struct Pending {
 
 thread_local! {
     static PENDING: std::cell::RefCell<Option<Pending>> = const { std::cell::RefCell::new(None) };
+    /// The audit record id of the data-plane request running on this thread (with an audit log):
+    /// the data plane sends it to an XKS proxy as `requestMetadata.kmsRequestId`, so that a proxy
+    /// request is traced to the record of the call that caused it.
+    static REQUEST_ID: std::cell::RefCell<Option<Arc<str>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The audit record id of the data-plane request running on this thread, if it has one (read by
+/// the data plane on the calling thread, before a batch fans out to the worker pool).
+pub(crate) fn current_request_id() -> Option<Arc<str>> {
+    REQUEST_ID.with(|r| r.borrow().clone())
+}
+
+/// Runs `work` with `id` as this thread's current request id, restoring the previous one.
+fn with_request_id<T>(id: Option<Arc<str>>, work: impl FnOnce() -> T) -> T {
+    let previous = REQUEST_ID.with(|r| r.replace(id));
+    let result = work();
+    REQUEST_ID.with(|r| *r.borrow_mut() = previous);
+    result
 }
 
 /// The audit log with what is derived from it.
@@ -226,6 +244,18 @@ impl Engine {
         parameters: impl FnOnce() -> Value,
         outcome: std::result::Result<(), &Error>,
     ) -> Result<()> {
+        self.record_as(event_name, key_ids, parameters, outcome, None)
+    }
+
+    /// As [`Engine::record`], with the record's id decided beforehand (`None`: a new one).
+    fn record_as(
+        &self,
+        event_name: &str,
+        key_ids: &[Option<&str>],
+        parameters: impl FnOnce() -> Value,
+        outcome: std::result::Result<(), &Error>,
+        request_id: Option<&str>,
+    ) -> Result<()> {
         if self.inner.audit.is_none() {
             return Ok(());
         }
@@ -241,7 +271,25 @@ impl Engine {
                 (id, uses)
             })
             .collect();
-        self.write_record(event_name, &keys, parameters, outcome, None)
+        self.write_record(event_name, &keys, parameters, outcome, None, request_id)
+    }
+
+    /// The id a data-plane request's audit record will carry, decided before it runs: the id a
+    /// network front end answered the client with (its single origin's), else a new one. `None`
+    /// without an audit log (no record; a proxy then gets a fresh id per call).
+    fn data_request_id(&self, batch: bool) -> Option<Arc<str>> {
+        self.inner.audit.as_ref()?;
+        let origin = match self.origins.as_deref() {
+            Some([one]) => Some(one),
+            Some([first, ..]) if !batch => Some(first),
+            _ => None,
+        };
+        Some(Arc::from(
+            origin
+                .and_then(|o| o.request_id.clone())
+                .unwrap_or_else(crate::audit::new_request_id)
+                .as_str(),
+        ))
     }
 
     /// Writes a record naming `keys` (with how many items used each, for a batch) and waits for
@@ -254,6 +302,7 @@ impl Engine {
         parameters: impl FnOnce() -> Value,
         outcome: std::result::Result<(), &Error>,
         batch: Option<(u64, BTreeMap<String, u64>)>,
+        request_id: Option<&str>,
     ) -> Result<()> {
         let Some(audit) = &self.inner.audit else {
             return Ok(());
@@ -297,6 +346,9 @@ impl Engine {
             }
         } else if let Some(origin) = self.origins.as_deref().and_then(<[_]>::first) {
             event = event.with_origin(origin);
+        }
+        if let Some(id) = request_id {
+            event = event.with_request_id(id);
         }
         let usage = is_cryptographic(event_name).then(|| RecordedUse {
             operation: event_name.to_owned(),
@@ -444,6 +496,7 @@ impl Engine {
         mut run: impl FnMut(&Caller) -> Result<T>,
     ) -> Result<T> {
         self.audit_ready()?;
+        let request_id = self.data_request_id(false);
         let result = self
             .inner
             .limiter
@@ -452,15 +505,21 @@ impl Engine {
                 if creates_managed_keys(event_name) {
                     self.ensure_managed_keys(key_ids)?;
                 }
-                match run(&self.caller) {
+                with_request_id(request_id.clone(), || match run(&self.caller) {
                     // Read-your-writes across the nodes of a shared store: a key or alias made
                     // on another node may not have reached this one yet.
                     Err(e) if names_unknown_key(&e) && self.caught_up() => run(&self.caller),
                     other => other,
-                }
+                })
             })
             .and_then(|value| self.unless_dry_run(value));
-        self.record(event_name, key_ids, parameters, result.as_ref().map(|_| ()))?;
+        self.record_as(
+            event_name,
+            key_ids,
+            parameters,
+            result.as_ref().map(|_| ()),
+            request_id.as_deref(),
+        )?;
         result
     }
 
@@ -488,12 +547,13 @@ impl Engine {
             }
         };
         let mut tally = new_tally();
+        let request_id = self.data_request_id(true);
         let results = match self.inner.limiter.take(family, n) {
             Ok(()) => {
                 // The data-plane view the batch runs on (one reference per batch), so that a
                 // re-run happens only when the view has changed since.
                 let before = self.inner.data.keyring.load_full();
-                let mut results = run(&self.caller, &tally);
+                let mut results = with_request_id(request_id.clone(), || run(&self.caller, &tally));
                 // Read-your-writes across nodes, as for single requests: when an item named a
                 // key or alias this engine does not hold and the view changed by the time the
                 // store was followed, the batch runs again (its first results and key uses
@@ -506,7 +566,7 @@ impl Engine {
                     && !std::sync::Arc::ptr_eq(&before, &self.inner.data.keyring.load_full())
                 {
                     tally = new_tally();
-                    results = run(&self.caller, &tally);
+                    results = with_request_id(request_id.clone(), || run(&self.caller, &tally));
                 }
                 results
                     .into_iter()
@@ -543,6 +603,7 @@ impl Engine {
                 || params::batch(key_id, n),
                 outcome,
                 Some((n as u64, errors)),
+                request_id.as_deref(),
             ) {
                 return every(e);
             }

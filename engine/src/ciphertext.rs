@@ -43,9 +43,32 @@ pub const MAX_PLAINTEXT_LIMIT: usize = 1 << 20;
 /// Largest blob the parser accepts.
 pub const MAX_BLOB_LEN: usize = blob_len(MAX_PLAINTEXT_LIMIT);
 
-/// The blob length for a plaintext of `plaintext_len` bytes.
+/// The blob length for a plaintext of `plaintext_len` bytes under
+/// [`ALGORITHM_AES_256_GCM_HKDF_SHA256`] (keys keyplane or an HSM holds).
 pub const fn blob_len(plaintext_len: usize) -> usize {
     plaintext_len + OVERHEAD
+}
+
+/// The blob length for a plaintext of `plaintext_len` bytes under
+/// [`ALGORITHM_XKS_DOUBLE_ENCRYPTION`] when the external key's wrapping is `wrapped_len` bytes
+/// (known only once the XKS proxy answered; 1 to [`MAX_WRAPPED_LEN`]).
+pub const fn double_encrypted_blob_len(plaintext_len: usize, wrapped_len: usize) -> usize {
+    blob_len(plaintext_len) + 1 + wrapped_len
+}
+
+/// The longest blob of any algorithm for a plaintext of `plaintext_len` bytes: what a buffer
+/// needs before the key (or the XKS proxy's answer) is known.
+pub const fn max_blob_len(plaintext_len: usize) -> usize {
+    double_encrypted_blob_len(plaintext_len, MAX_WRAPPED_LEN)
+}
+
+/// Largest blob of any algorithm [`parse_any`] accepts.
+pub const MAX_ANY_BLOB_LEN: usize = max_blob_len(MAX_PLAINTEXT_LIMIT);
+
+/// The exact plaintext length of a blob of either algorithm, read from its framing (not
+/// authenticated: decryption checks the blob); `None` when it is no keyplane blob.
+pub fn plaintext_len_of(blob: &[u8]) -> Option<usize> {
+    parse_any(blob).ok().map(|p| p.plaintext_len())
 }
 
 /// A parsed, not yet authenticated, blob.
@@ -106,12 +129,12 @@ pub fn parse_any(blob: &[u8]) -> Result<ParsedBlob<'_>> {
     }
     let wrapped_len = usize::from(*blob.get(HEADER_LEN).ok_or_else(|| invalid("too short"))?);
     let prefix = HEADER_LEN + 1 + wrapped_len;
-    if wrapped_len == 0 || blob.len() < prefix + 1 + TAG_LEN {
+    if wrapped_len == 0 || blob.len() < double_encrypted_blob_len(1, wrapped_len) {
         return Err(invalid(
             "it is shorter than the smallest external key store ciphertext",
         ));
     }
-    if blob.len() > MAX_BLOB_LEN + 1 + MAX_WRAPPED_LEN {
+    if blob.len() > MAX_ANY_BLOB_LEN {
         return Err(invalid("it is longer than the largest keyplane ciphertext"));
     }
     let mut parsed = split(blob, prefix)?;
@@ -211,6 +234,42 @@ mod tests {
         for len in 0..HEADER_LEN + 2 {
             assert!(parse_any(&blob[..len]).is_err());
         }
+    }
+
+    /// The length functions are the parser's framing: a blob built to each length parses back to
+    /// its plaintext length, for both algorithms, and `max_blob_len` bounds every wrapping.
+    #[test]
+    fn blob_lengths_match_the_framing_of_every_algorithm() {
+        let id = Uuid::new_v4();
+        for plaintext in [1, 17, 4096, MAX_PLAINTEXT_LIMIT] {
+            let mut blob = vec![0u8; blob_len(plaintext)];
+            write_header(&mut blob, &id, 1, &[1; SALT_LEN], &[2; NONCE_LEN]);
+            assert_eq!(plaintext_len_of(&blob), Some(plaintext));
+            for wrapped in [1, 60, MAX_WRAPPED_LEN] {
+                let len = double_encrypted_blob_len(plaintext, wrapped);
+                assert!(len > blob_len(plaintext) && len <= max_blob_len(plaintext));
+                let mut blob = vec![0u8; len];
+                write_header(&mut blob, &id, 1, &[1; SALT_LEN], &[2; NONCE_LEN]);
+                blob[1] = ALGORITHM_XKS_DOUBLE_ENCRYPTION;
+                blob[HEADER_LEN] = wrapped as u8;
+                assert_eq!(
+                    plaintext_len_of(&blob),
+                    Some(plaintext),
+                    "{plaintext} {wrapped}"
+                );
+            }
+        }
+        assert_eq!(max_blob_len(1), blob_len(1) + 1 + MAX_WRAPPED_LEN);
+        let mut blob = vec![0u8; MAX_ANY_BLOB_LEN + 1];
+        blob[0] = FORMAT_VERSION;
+        blob[1] = ALGORITHM_XKS_DOUBLE_ENCRYPTION;
+        blob[HEADER_LEN] = MAX_WRAPPED_LEN as u8;
+        assert_eq!(plaintext_len_of(&blob), None);
+        assert_eq!(
+            plaintext_len_of(&blob[..MAX_ANY_BLOB_LEN]),
+            Some(MAX_PLAINTEXT_LIMIT)
+        );
+        assert_eq!(plaintext_len_of(b"not a blob"), None);
     }
 
     #[test]

@@ -188,6 +188,99 @@ fn double_encryption_claimed_for_a_keyplane_held_key() {
 }
 
 #[test]
+fn forged_wrapping_lengths_cannot_make_a_blob_claim_more_plaintext_than_it_carries() {
+    // The C ABI sizes a decryption's output from the blob's own framing
+    // (`ciphertext::plaintext_len_of`, behind `kp_blob_plaintext_len` and
+    // `kp_decrypt_batch_sizes`): a blob whose length byte claims a wrapping longer than the blob,
+    // none at all, or whose total is past the largest blob, must be no blob (no size, no panic,
+    // no underflow), and every size it does give is what the blob's body holds.
+    let mut attack = Attack::new("forged wrapping length in a double-encrypted blob's framing");
+    let mut blob = vec![0u8; ciphertext::double_encrypted_blob_len(5, 40)];
+    blob[0] = ciphertext::FORMAT_VERSION;
+    blob[1] = ciphertext::ALGORITHM_XKS_DOUBLE_ENCRYPTION;
+    for claimed in 0..=255u8 {
+        blob[HEADER_LEN] = claimed;
+        let size = ciphertext::plaintext_len_of(&blob);
+        let fits = claimed != 0 && usize::from(claimed) < 40 + 5;
+        if fits {
+            // A shorter claim moves bytes from the body into the wrapping, never the reverse.
+            assert_eq!(
+                size,
+                Some(5 + 40 - usize::from(claimed)),
+                "claimed {claimed}"
+            );
+        } else {
+            attack.judged(size.is_none(), "a wrapping length past the blob");
+        }
+    }
+    for len in [0, 1, HEADER_LEN, HEADER_LEN + 1] {
+        attack.judged(
+            ciphertext::plaintext_len_of(&blob[..len.min(blob.len())]).is_none(),
+            "a truncated double-encrypted blob",
+        );
+    }
+    let mut long = vec![0u8; ciphertext::MAX_ANY_BLOB_LEN + 1];
+    long[0] = ciphertext::FORMAT_VERSION;
+    long[1] = ciphertext::ALGORITHM_XKS_DOUBLE_ENCRYPTION;
+    long[HEADER_LEN] = 255;
+    attack.judged(
+        ciphertext::plaintext_len_of(&long).is_none(),
+        "a blob longer than the largest",
+    );
+}
+
+#[test]
+fn xks_proxy_secret_with_an_embedded_nul_or_foreign_bytes() {
+    // A C caller passes XksProxyAuthenticationCredential.RawSecretAccessKey as bytes and a
+    // length: an embedded NUL (a C string cut short, or a length past its terminator), bytes
+    // outside the model's alphabet, or a length past the model's 64 are refused with the
+    // service's ValidationException before anything is stored or sent, and the message never
+    // echoes the secret.
+    let mut attack = Attack::new("XKS proxy secret with an embedded NUL or foreign bytes");
+    let engine = engine();
+    let good = "FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE";
+    let mut forged: Vec<Vec<u8>> = Vec::new();
+    let mut nul = good.as_bytes().to_vec();
+    nul[20] = 0;
+    forged.push(nul);
+    let mut terminated = good.as_bytes().to_vec();
+    terminated.push(0);
+    forged.push(terminated);
+    let mut past = good.as_bytes().to_vec();
+    past.extend_from_slice(b"\0garbage-after-the-terminator");
+    forged.push(past);
+    forged.push(format!("{good}\n").into_bytes());
+    forged.push(vec![0xff; 48]);
+    forged.push("A".repeat(65).into_bytes());
+    for secret in forged {
+        let shown = String::from_utf8_lossy(&secret[..20]).into_owned();
+        let result = engine.create_custom_key_store(keyplane::CreateCustomKeyStoreRequest {
+            custom_key_store_name: "attack".into(),
+            custom_key_store_type: Some(keyplane::CustomKeyStoreType::ExternalKeyStore),
+            xks_proxy_uri_endpoint: Some("https://proxy.example".into()),
+            xks_proxy_uri_path: Some("/kms/xks/v1".into()),
+            xks_proxy_authentication_credential: Some(keyplane::XksProxyCredential {
+                access_key_id: "AKIAI2SFODNN7EXAMPLE".into(),
+                raw_secret_access_key: keyplane::SecretBytes::from_vec(secret),
+            }),
+            ..Default::default()
+        });
+        if let Err(e) = &result {
+            assert!(
+                !e.to_string().contains(&shown),
+                "the message echoes the secret: {e}"
+            );
+        }
+        attack.refused(result, &["ValidationException"], "a malformed proxy secret");
+    }
+    assert!(engine
+        .describe_custom_key_stores(None, None, None, None)
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+#[test]
 fn key_id_substitution_is_detected() {
     let mut attack = Attack::new("key id substitution");
     let engine = engine();

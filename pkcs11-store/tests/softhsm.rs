@@ -35,46 +35,44 @@ const TOKENS: &[&str] = &[
     "deletion",
 ];
 
+/// The SoftHSMv2 module scripts/lib/softhsm.sh found (set by [`setup`]).
+static MODULE: OnceLock<PathBuf> = OnceLock::new();
+
 fn module() -> PathBuf {
-    for candidate in [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    ] {
-        if Path::new(candidate).exists() {
-            return candidate.into();
-        }
-    }
-    panic!("libsofthsm2.so is missing: apt-get install softhsm2");
+    setup();
+    MODULE.get().expect("set by setup").clone()
 }
 
-/// The token directory, made once per process with every test's token in it.
+/// The token directory, made once per process with every test's token in it, each by
+/// scripts/lib/softhsm.sh (the one definition of a test token, which the scripts, the C, CLI and
+/// Python tests and tests/serve use too).
 fn setup() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let tokens = dir.path().join("tokens");
-        std::fs::create_dir(&tokens).unwrap();
-        let conf = dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lib/softhsm.sh");
+        let mut conf = None;
         for label in TOKENS {
-            let status = Command::new("softhsm2-util")
-                .env("SOFTHSM2_CONF", &conf)
-                .args(["--init-token", "--free", "--label", label])
-                .args(["--pin", PIN, "--so-pin", SO_PIN])
+            let made = Command::new(script)
+                .args(["token", dir.path().to_str().unwrap(), label, PIN, SO_PIN])
                 .output()
-                .expect("softhsm2-util runs (apt-get install softhsm2)");
-            assert!(status.status.success(), "{status:?}");
+                .expect("scripts/lib/softhsm.sh runs");
+            assert!(made.status.success(), "{made:?}");
+            for line in String::from_utf8(made.stdout).unwrap().lines() {
+                match line.split_once('=') {
+                    Some(("SOFTHSM2_CONF", path)) => conf = Some(PathBuf::from(path)),
+                    Some(("SOFTHSM_MODULE", path)) => {
+                        let _ = MODULE.set(PathBuf::from(path));
+                    }
+                    _ => {}
+                }
+            }
         }
         // Read by the module at C_Initialize, which comes after this.
-        std::env::set_var("SOFTHSM2_CONF", &conf);
+        std::env::set_var(
+            "SOFTHSM2_CONF",
+            conf.expect("the script names the configuration"),
+        );
         dir
     })
     .path()

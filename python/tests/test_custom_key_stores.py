@@ -25,38 +25,32 @@ ANCHOR = "-----BEGIN CERTIFICATE-----\nc29mdGhzbQ==\n-----END CERTIFICATE-----\n
 EXTERNAL_KEY = "python-external-key"
 
 
-def softhsm_module() -> str:
-    for candidate in (
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    ):
-        if os.path.exists(candidate):
-            return candidate
-    raise AssertionError("libsofthsm2.so is missing: apt-get install softhsm2")
+def softhsm_token(work: Path, label: str) -> dict[str, str]:
+    """A SoftHSMv2 token labelled `label` in `work`, made by scripts/lib/softhsm.sh (the one
+    definition of a test token, which the scripts, the C and Rust tests and tests/serve use too;
+    KEYPLANE_SOFTHSM names it, else its place in the source tree): SOFTHSM2_CONF and
+    SOFTHSM_MODULE."""
+    script = os.environ.get("KEYPLANE_SOFTHSM") or str(
+        Path(__file__).resolve().parents[2] / "scripts" / "lib" / "softhsm.sh"
+    )
+    made = subprocess.run(
+        [script, "token", str(work), label, PIN], check=True, capture_output=True, text=True
+    )
+    return {k: v for k, _, v in (line.partition("=") for line in made.stdout.splitlines())}
 
 
 @pytest.fixture(scope="module")
 def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A fresh SoftHSMv2 token in a temporary directory (as tests/serve/run.py and the Rust tests
-    make theirs); SOFTHSM2_CONF set for the module, which reads it at C_Initialize."""
+    """A fresh SoftHSMv2 token in a temporary directory; SOFTHSM2_CONF set for the module, which
+    reads it at C_Initialize."""
     work = tmp_path_factory.mktemp("softhsm")
-    tokens = work / "tokens"
-    tokens.mkdir()
-    conf = work / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
-    old = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
     # Two tokens: a module keeps one login per token for the whole process, so the wrong-PIN
     # test needs a token no other store of this process has logged in to.
-    for label in ("python", "python-wrong-pin"):
-        subprocess.run(
-            ["softhsm2-util", "--init-token", "--free", "--label", label]
-            + ["--pin", PIN, "--so-pin", "0987654321"],
-            check=True,
-            capture_output=True,
-        )
-    module = softhsm_module()
+    made = softhsm_token(work, "python")
+    softhsm_token(work, "python-wrong-pin")
+    old = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = made["SOFTHSM2_CONF"]
+    module = made["SOFTHSM_MODULE"]
     yield {CLUSTER: f"{module}:python", WRONG_PIN_CLUSTER: f"{module}:python-wrong-pin"}
     if old is None:
         del os.environ["SOFTHSM2_CONF"]

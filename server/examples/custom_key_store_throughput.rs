@@ -30,38 +30,24 @@ const CLUSTER: &str = "cluster-benchsofthsm";
 const ACCESS_KEY_ID: &str = "AKIAI2SFODNN7EXAMPLE";
 const SECRET: &str = "FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE";
 
-fn softhsm_module() -> &'static str {
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    .into_iter()
-    .find(|p| Path::new(p).exists())
-    .expect("libsofthsm2.so (apt-get install softhsm2)")
-}
-
-/// A SoftHSMv2 token labelled `bench` under `dir`; sets SOFTHSM2_CONF for the module.
-fn softhsm_token(dir: &Path) {
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", "bench"])
-        .args(["--pin", PIN, "--so-pin", "0987654321"])
+/// A SoftHSMv2 token labelled `bench` under `dir`, made by scripts/lib/softhsm.sh (the one
+/// definition of a test token); sets SOFTHSM2_CONF for the module and returns the module's path.
+fn softhsm_token(dir: &Path) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lib/softhsm.sh");
+    let out = Command::new(script)
+        .args(["token", dir.to_str().unwrap(), "bench", PIN])
         .output()
-        .expect("softhsm2-util (apt-get install softhsm2)");
+        .expect("scripts/lib/softhsm.sh runs");
     assert!(out.status.success(), "{out:?}");
-    std::env::set_var("SOFTHSM2_CONF", &conf);
+    let mut module = None;
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        match line.split_once('=') {
+            Some(("SOFTHSM2_CONF", conf)) => std::env::set_var("SOFTHSM2_CONF", conf),
+            Some(("SOFTHSM_MODULE", path)) => module = Some(path.to_owned()),
+            _ => {}
+        }
+    }
+    module.expect("the script names the module")
 }
 
 /// Requests per second of `calls` Encrypts of 4 KiB under `key`, on `threads` threads.
@@ -95,7 +81,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
     let dir = tempfile::tempdir().unwrap();
-    softhsm_token(dir.path());
+    let module = softhsm_token(dir.path());
 
     // keyplane xks-proxy, in process, TLS with its self-signed CA, on loopback.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -132,11 +118,7 @@ fn main() {
         .custom_key_store_backend(
             CustomKeyStoreType::AwsCloudhsm,
             Arc::new(keyplane_pkcs11::Pkcs11Backend::new(
-                keyplane_pkcs11::Pkcs11Config::default().with_token(
-                    CLUSTER,
-                    softhsm_module(),
-                    "bench",
-                ),
+                keyplane_pkcs11::Pkcs11Config::default().with_token(CLUSTER, &module, "bench"),
             )),
         )
         .custom_key_store_backend(

@@ -693,8 +693,10 @@ static void test_single_calls(kp_engine *engine) {
 
 static void test_batches(kp_engine *engine) {
   char a[64], b[64];
-  static uint8_t plain[N][64], blobs[N][64 + 82], opened[N][64], moved[N][64 + 82], random[N][32];
-  static uint8_t dk_blobs[N][1024 + 82];
+  /* Room for a blob under a key of any kind: the sizes calls answer what always suffices. */
+  static uint8_t plain[N][64], blobs[N][64 + 82 + KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD],
+      opened[N][64], moved[N][64 + 82 + KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD], random[N][32];
+  static uint8_t dk_blobs[N][1024 + 82 + KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD];
   kp_encrypt_item enc[N];
   kp_decrypt_item dec[N];
   kp_re_encrypt_item re[N];
@@ -721,7 +723,9 @@ static void test_batches(kp_engine *engine) {
   }
   OK(kp_encrypt_batch_sizes(enc, N, sizes, &total));
   for (i = 0, offset = 0; i < N; i++) {
-    CHECK(sizes[i] == 1 + i % 64 + 82);
+    /* Enough for a key in an external key store; a keyplane key writes kp_ciphertext_len. */
+    CHECK(sizes[i] == kp_ciphertext_max_len(1 + i % 64));
+    CHECK(sizes[i] == 1 + i % 64 + 82 + KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD);
     offset += sizes[i];
   }
   CHECK(total == offset);
@@ -733,7 +737,13 @@ static void test_batches(kp_engine *engine) {
     out[i].status = 77;
   }
   OK(kp_encrypt_batch(engine, enc, N, out));
-  for (i = 0; i < N; i++) CHECK(out[i].status == KP_STATUS_OK && out[i].len == sizes[i]);
+  for (i = 0; i < N; i++) {
+    CHECK(out[i].status == KP_STATUS_OK && out[i].len == kp_ciphertext_len(1 + i % 64));
+  }
+  /* kp_ciphertext_len is exact for a keyplane key: a buffer of just that size works. */
+  for (i = 0; i < N; i++) out[i].capacity = kp_ciphertext_len(1 + i % 64);
+  OK(kp_encrypt_batch(engine, enc, N, out));
+  for (i = 0; i < N; i++) CHECK(out[i].len == out[i].capacity);
 
   /* Items fail on their own: a missing key, a NULL key id, a short buffer, a bad enum. */
   enc[3].key_id = "alias/missing";
@@ -745,7 +755,8 @@ static void test_batches(kp_engine *engine) {
   CHECK(strstr(kp_test_last_error(), "4 of 200 items failed; first: item 3") != NULL);
   CHECK(out[3].status == KP_STATUS_NOT_FOUND);
   CHECK(out[5].status == KP_STATUS_NULL_PARAMETER);
-  CHECK(out[7].status == KP_STATUS_BUFFER_TOO_SMALL && out[7].len == sizes[7]); /* the size needed */
+  /* The least size needed (that of a keyplane key's blob). */
+  CHECK(out[7].status == KP_STATUS_BUFFER_TOO_SMALL && out[7].len == kp_ciphertext_len(1 + 7 % 64));
   CHECK(out[9].status == KP_STATUS_INVALID_ENUM_VALUE);
   for (i = 10; i < N; i++) CHECK(out[i].status == KP_STATUS_OK);
   enc[3].key_id = a;
@@ -801,7 +812,7 @@ static void test_batches(kp_engine *engine) {
   }
   OK(kp_re_encrypt_batch_sizes(re, N, sizes, NULL));
   for (i = 0; i < N; i++) {
-    CHECK(sizes[i] == re[i].ciphertext_len);
+    CHECK(sizes[i] == kp_ciphertext_max_len(1 + i % 64) && sizes[i] >= re[i].ciphertext_len);
     out[i].data = moved[i];
     out[i].capacity = sizes[i];
   }
@@ -837,7 +848,7 @@ static void test_batches(kp_engine *engine) {
   dk[N - 1].number_of_bytes = 0;
   OK(kp_generate_data_key_batch_sizes(dk, N, key_lens, blob_lens, &total_keys, &total_blobs));
   CHECK(key_lens[0] == 32 && key_lens[1] == 16 && key_lens[2] == 3 && key_lens[N - 1] == 0);
-  CHECK(blob_lens[0] == 32 + 82 && blob_lens[N - 1] == 0);
+  CHECK(blob_lens[0] == kp_ciphertext_max_len(32) && blob_lens[N - 1] == 0);
   OK(kp_secret_buffer_new(engine, total_keys, &keys));
   for (i = 0; i < N; i++) {
     out[i].data = dk_blobs[i];
@@ -848,7 +859,8 @@ static void test_batches(kp_engine *engine) {
   dec[0].key_id = NULL;
   dec[0].context = ctx;
   for (i = 0, offset = 0; i < N - 1; i++) {
-    CHECK(out[i].status == KP_STATUS_OK && out[i].len == blob_lens[i]);
+    CHECK(out[i].status == KP_STATUS_OK && out[i].len == kp_ciphertext_len(key_lens[i]));
+    CHECK(out[i].len <= blob_lens[i]);
     if (i % 17 == 0) {
       dec[0].ciphertext = dk_blobs[i];
       dec[0].ciphertext_len = out[i].len;

@@ -1,4 +1,5 @@
-/* HSM key stores through the C ABI, against a SoftHSMv2 token that this test initialises in a
+/* HSM key stores through the C ABI, against a SoftHSMv2 token that this test has
+ * scripts/lib/softhsm.sh (named by KEYPLANE_SOFTHSM, which scripts/test-c exports) make in a
  * temporary directory with its own SOFTHSM2_CONF (softhsm2-util, Debian's softhsm2): the token
  * configured with kp_config_add_pkcs11_token, the six custom key store calls, a key in the store,
  * Encrypt and Decrypt, the store disconnected (the key unavailable) and connected again, random
@@ -16,18 +17,33 @@
 #define PIN "1234567890"
 #define ANCHOR "-----BEGIN CERTIFICATE-----\nc29mdGhzbQ==\n-----END CERTIFICATE-----\n"
 
-static const char *module_path(void) {
-  static const char *candidates[] = {"/usr/lib/softhsm/libsofthsm2.so",
-                                     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-                                     "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so"};
-  size_t i;
-  for (i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-    if (access(candidates[i], R_OK) == 0) {
-      return candidates[i];
+/* A token labelled `label` in `dir`, made by scripts/lib/softhsm.sh (the one definition of a
+ * test token): sets SOFTHSM2_CONF and returns the module's path (static storage). */
+static const char *softhsm_token(const char *dir, const char *label) {
+  static char module[1024];
+  char command[1536];
+  char line[1024];
+  const char *script = getenv("KEYPLANE_SOFTHSM");
+  FILE *made;
+  if (script == NULL) {
+    fprintf(stderr, "set KEYPLANE_SOFTHSM to scripts/lib/softhsm.sh (scripts/test-c does)\n");
+    exit(1);
+  }
+  snprintf(command, sizeof command, "'%s' token '%s' '%s' '%s'", script, dir, label, PIN);
+  made = popen(command, "r");
+  CHECK(made != NULL);
+  module[0] = '\0';
+  while (fgets(line, sizeof line, made) != NULL) {
+    line[strcspn(line, "\n")] = '\0';
+    if (strncmp(line, "SOFTHSM2_CONF=", 14) == 0) {
+      CHECK(setenv("SOFTHSM2_CONF", line + 14, 1) == 0);
+    } else if (strncmp(line, "SOFTHSM_MODULE=", 15) == 0) {
+      snprintf(module, sizeof module, "%s", line + 15);
     }
   }
-  fprintf(stderr, "libsofthsm2.so is missing: apt-get install softhsm2\n");
-  exit(1);
+  CHECK(pclose(made) == 0);
+  CHECK(module[0] != '\0' && getenv("SOFTHSM2_CONF") != NULL);
+  return module;
 }
 
 static const char *state_of(const struct kp_engine *engine, const char *id, const char **error) {
@@ -54,9 +70,8 @@ static const char *state_of(const struct kp_engine *engine, const char *id, cons
 
 int main(void) {
   char dir[] = "/tmp/kp-c-hsm-XXXXXX";
-  char path[512];
   char command[1024];
-  FILE *conf;
+  const char *module;
   struct kp_config *config = NULL;
   struct kp_engine *engine = NULL;
   struct kp_record *record = NULL;
@@ -74,43 +89,33 @@ int main(void) {
   uint8_t zeros[32];
 
   CHECK(mkdtemp(dir) != NULL);
-  snprintf(path, sizeof path, "%s/softhsm2.conf", dir);
-  conf = fopen(path, "w");
-  CHECK(conf != NULL);
-  fprintf(conf, "directories.tokendir = %s\nobjectstore.backend = file\n", dir);
-  fclose(conf);
-  CHECK(setenv("SOFTHSM2_CONF", path, 1) == 0);
-  snprintf(command, sizeof command,
-           "softhsm2-util --init-token --free --label keyplane --pin %s --so-pin 0987654321 "
-           ">/dev/null",
-           PIN);
-  CHECK(system(command) == 0);
+  module = softhsm_token(dir, "keyplane");
 
   OK(kp_config_new(&config));
-  OK(kp_config_add_pkcs11_token(config, CLUSTER, module_path(), "keyplane"));
+  OK(kp_config_add_pkcs11_token(config, CLUSTER, module, "keyplane"));
   EXPECT(KP_STATUS_NULL_PARAMETER, kp_config_add_pkcs11_token(config, CLUSTER, NULL, "keyplane"));
   OK(kp_engine_new(config, &engine));
 
   OK(kp_create_custom_key_store(engine, "softhsm", CLUSTER, ANCHOR, (const uint8_t *)PIN,
-                                strlen(PIN), &record));
+                                strlen(PIN), NULL, &record));
   snprintf(store, sizeof store, "%s", kp_record_string(record, KP_FIELD_CUSTOM_KEY_STORE_ID));
   kp_record_free(record);
   CHECK(strncmp(store, "cks-", 4) == 0 && strlen(store) == 21);
   CHECK(strcmp(state_of(engine, store, NULL), "DISCONNECTED") == 0);
   EXPECT(KP_STATUS_CLOUD_HSM_CLUSTER_IN_USE,
          kp_create_custom_key_store(engine, "other", CLUSTER, ANCHOR, (const uint8_t *)PIN,
-                                    strlen(PIN), &record));
+                                    strlen(PIN), NULL, &record));
   EXPECT(KP_STATUS_CUSTOM_KEY_STORE_INVALID_STATE, kp_disconnect_custom_key_store(engine, store));
 
   /* Not connected: no key can be made in it. */
   memset(&options, 0, sizeof options);
   options.origin = "AWS_CLOUDHSM";
   EXPECT(KP_STATUS_CUSTOM_KEY_STORE_INVALID_STATE,
-         kp_create_key_in_custom_key_store(engine, &options, store, &record));
+         kp_create_key_in_custom_key_store(engine, &options, store, NULL, &record));
   OK(kp_connect_custom_key_store(engine, store));
   CHECK(strcmp(state_of(engine, store, NULL), "CONNECTED") == 0);
 
-  OK(kp_create_key_in_custom_key_store(engine, &options, store, &record));
+  OK(kp_create_key_in_custom_key_store(engine, &options, store, NULL, &record));
   snprintf(key, sizeof key, "%s", kp_record_string(record, KP_FIELD_KEY_ID));
   CHECK(strcmp(kp_record_string(record, KP_FIELD_ORIGIN), "AWS_CLOUDHSM") == 0);
   CHECK(strcmp(kp_record_string(record, KP_FIELD_CUSTOM_KEY_STORE_ID), store) == 0);
@@ -138,14 +143,14 @@ int main(void) {
   OK(kp_disconnect_custom_key_store(engine, store));
   EXPECT(KP_STATUS_KEY_UNAVAILABLE, kp_decrypt(engine, &dec, plain, sizeof plain, &plain_len, NULL));
   EXPECT(KP_STATUS_CUSTOM_KEY_STORE_HAS_CMKS, kp_delete_custom_key_store(engine, store));
-  OK(kp_update_custom_key_store(engine, store, "renamed", NULL, 0, NULL));
+  OK(kp_update_custom_key_store(engine, store, "renamed", NULL, 0, NULL, NULL));
   OK(kp_connect_custom_key_store(engine, store));
   OK(kp_decrypt(engine, &dec, plain, sizeof plain, &plain_len, NULL));
   CHECK(plain_len == 15 && memcmp(plain, "held by the HSM", 15) == 0);
 
   /* A wrong PIN: the store is FAILED with INVALID_CREDENTIALS; delete it once disconnected. */
   OK(kp_disconnect_custom_key_store(engine, store));
-  OK(kp_update_custom_key_store(engine, store, NULL, (const uint8_t *)"not-the-pin", 11, NULL));
+  OK(kp_update_custom_key_store(engine, store, NULL, (const uint8_t *)"not-the-pin", 11, NULL, NULL));
   OK(kp_connect_custom_key_store(engine, store));
   CHECK(strcmp(state_of(engine, store, &error), "FAILED") == 0);
   CHECK(strcmp(error, "INVALID_CREDENTIALS") == 0);

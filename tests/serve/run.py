@@ -128,27 +128,21 @@ HSM_PIN = "1234567890"
 
 
 def softhsm_env(work: Path) -> dict[str, str]:
-    """A fresh SoftHSMv2 token under `work`; the environment that names it to keyplane."""
-    modules = [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    module = next(m for m in modules if os.path.exists(m))
-    tokens = work / "softhsm-tokens"
-    tokens.mkdir()
-    conf = work / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
-    env = {"SOFTHSM2_CONF": str(conf), "KEYPLANE_PKCS11_TOKENS": f"{HSM_CLUSTER}={module}:serve"}
+    """A fresh SoftHSMv2 token under `work` (made by scripts/lib/softhsm.sh, the one definition
+    of a test token); the environment that names it to keyplane."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "lib" / "softhsm.sh"
     init = subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", "serve"]
-        + ["--pin", HSM_PIN, "--so-pin", "0987654321"],
-        env=dict(os.environ, **env),
+        [str(script), "token", str(work / "softhsm"), "serve", HSM_PIN],
         capture_output=True,
         text=True,
     )
     check("SoftHSMv2 token for the custom key store test", init.returncode == 0, init.stderr)
-    return env
+    made = {k: v for k, _, v in (line.partition("=") for line in init.stdout.splitlines())}
+    module = made["SOFTHSM_MODULE"]
+    return {
+        "SOFTHSM2_CONF": made["SOFTHSM2_CONF"],
+        "KEYPLANE_PKCS11_TOKENS": f"{HSM_CLUSTER}={module}:serve",
+    }
 
 
 def start_xks_proxy(args: argparse.Namespace, work: Path) -> tuple[Server, dict[str, str]]:

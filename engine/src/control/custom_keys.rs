@@ -63,18 +63,28 @@ pub(crate) fn check_request<'a>(
     }
 }
 
+/// A backing key made or checked with the control-plane lock released, and the connection that
+/// did it: the commit uses it only while the store still holds that very connection.
+pub(crate) struct PreparedBackingKey {
+    pub(crate) key: crate::key::CustomKeyStoreKey,
+    connection: std::sync::Arc<dyn crate::custom_key_store::Connection>,
+}
+
 impl Engine {
-    /// Makes (PKCS#11) or checks (XKS) the backing key of new key `key_id` in store `store_id`,
-    /// which must be CONNECTED and of the origin's type; returns the store's id and the backing
-    /// key's id.
-    pub(crate) fn create_backing_key(
+    /// The store a new key goes in, checked under the control-plane lock (`state`): it must be
+    /// CONNECTED and of the origin's type, and an XksKeyId not yet in use there. Returns the
+    /// store's id, its type and its live connection.
+    fn backing_store(
         &self,
         state: &ControlState,
         store_id: &str,
         origin: Origin,
-        key_id: &Uuid,
         xks_key_id: Option<&str>,
-    ) -> Result<(String, String)> {
+    ) -> Result<(
+        String,
+        CustomKeyStoreType,
+        std::sync::Arc<dyn crate::custom_key_store::Connection>,
+    )> {
         let store = state.custom_key_store(store_id)?;
         let wanted = match origin {
             Origin::ExternalKeyStore => CustomKeyStoreType::ExternalKeyStore,
@@ -115,20 +125,71 @@ impl Engine {
                     other.id, store.id
                 )));
             }
+        }
+        Ok((store.id.clone(), wanted, connection))
+    }
+
+    /// Makes (PKCS#11) or checks (XKS: GetKeyMetadata) the backing key of new key `key_id` in
+    /// store `store_id`: the store is checked under the control-plane lock, the HSM or proxy is
+    /// called with it released (a slow or dead one blocks no other call), and the commit then
+    /// takes the result through [`Engine::use_backing_key`].
+    pub(crate) fn prepare_backing_key(
+        &self,
+        store_id: &str,
+        origin: Origin,
+        key_id: &Uuid,
+        xks_key_id: Option<&str>,
+    ) -> Result<PreparedBackingKey> {
+        let (store, kind, connection) = {
+            let state = self.control()?;
+            self.backing_store(&state, store_id, origin, xks_key_id)?
+        };
+        let backing_key_id = if kind == CustomKeyStoreType::ExternalKeyStore {
+            let xks_key_id = xks_key_id.unwrap_or_default();
             // GetKeyMetadata: the proxy knows the key, and it is an enabled AES-256 key that
             // encrypts and decrypts (the backend maps each failure to the service's exception).
             connection.check_backing_key(xks_key_id)?;
-            return Ok((store.id.clone(), xks_key_id.to_owned()));
+            xks_key_id.to_owned()
+        } else {
+            connection.create_backing_key(key_id).map_err(|e| match e {
+                Error::CustomKeyStoreInvalidState(_)
+                | Error::CloudHsmClusterInvalidConfiguration(_) => e,
+                other => Error::CloudHsmClusterInvalidConfiguration(format!(
+                    "the HSM of custom key store '{store}' could not create the key: {}",
+                    other.message()
+                )),
+            })?
+        };
+        Ok(PreparedBackingKey {
+            key: crate::key::CustomKeyStoreKey {
+                store_id: store,
+                backing_key_id,
+            },
+            connection,
+        })
+    }
+
+    /// Under the control-plane lock, at the commit: the prepared backing key, if its store is
+    /// still CONNECTED through the connection that made it (and, for XKS, the external key still
+    /// unused): the store's checks again, in the state the key is committed to.
+    pub(crate) fn use_backing_key(
+        &self,
+        state: &ControlState,
+        prepared: &PreparedBackingKey,
+        origin: Origin,
+        xks_key_id: Option<&str>,
+    ) -> Result<crate::key::CustomKeyStoreKey> {
+        let (_, _, connection) =
+            self.backing_store(state, &prepared.key.store_id, origin, xks_key_id)?;
+        if !std::ptr::addr_eq(
+            std::sync::Arc::as_ptr(&connection),
+            std::sync::Arc::as_ptr(&prepared.connection),
+        ) {
+            return Err(Error::CustomKeyStoreInvalidState(format!(
+                "Custom key store '{}' reconnected while the key was being created; try again.",
+                prepared.key.store_id
+            )));
         }
-        let backing = connection.create_backing_key(key_id).map_err(|e| match e {
-            Error::CustomKeyStoreInvalidState(_)
-            | Error::CloudHsmClusterInvalidConfiguration(_) => e,
-            other => Error::CloudHsmClusterInvalidConfiguration(format!(
-                "the HSM of custom key store '{}' could not create the key: {}",
-                store.id,
-                other.message()
-            )),
-        })?;
-        Ok((store.id.clone(), backing))
+        Ok(prepared.key.clone())
     }
 }

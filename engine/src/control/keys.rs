@@ -119,7 +119,17 @@ impl Engine {
             } else {
                 Uuid::new_v4()
             };
-            let mut backing_made: Option<crate::key::CustomKeyStoreKey> = None;
+            // The backing key (made in the HSM, or checked with the XKS proxy) before the commit,
+            // with the control-plane lock released; the commit checks it still holds.
+            let backing = match in_custom_key_store {
+                Some(store_id) => Some(self.prepare_backing_key(
+                    store_id,
+                    origin,
+                    &key_id,
+                    request.xks_key_id.as_deref(),
+                )?),
+                None => None,
+            };
             self.control_retrying(|state| {
                 if state.keys.len() >= self.inner.config.max_keys {
                     return Err(Error::LimitExceeded(format!(
@@ -132,28 +142,14 @@ impl Engine {
                 let mut placement = None;
                 let (key_state, material, versions) = if origin == Origin::External {
                     (KeyState::PendingImport, None, Vec::new())
-                } else if let Some(store_id) = in_custom_key_store {
-                    // A backing key made by an earlier try (whose commit conflicted) is used again
-                    // rather than made twice.
-                    let made = match &backing_made {
-                        Some(made) => made.clone(),
-                        None => {
-                            let (store, backing) = self.create_backing_key(
-                                state,
-                                store_id,
-                                origin,
-                                &id,
-                                request.xks_key_id.as_deref(),
-                            )?;
-                            let made = crate::key::CustomKeyStoreKey {
-                                store_id: store,
-                                backing_key_id: backing,
-                            };
-                            backing_made = Some(made.clone());
-                            made
-                        }
-                    };
-                    placement = Some(made);
+                } else if let Some(prepared) = &backing {
+                    // Made once, before the first try: every try (after a conflict) uses it.
+                    placement = Some(self.use_backing_key(
+                        state,
+                        prepared,
+                        origin,
+                        request.xks_key_id.as_deref(),
+                    )?);
                     let version = VersionRecord {
                         version: 1,
                         material_id: new_material_id()?,

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::backend::ConnectFailure;
 use super::definition::{
     self, ConnectionState, CustomKeyStoreRecord, CustomKeyStoreType, CustomKeyStoresListEntry,
     XksProxyConfiguration, XksProxySettings,
@@ -73,6 +74,34 @@ pub struct UpdateCustomKeyStoreRequest {
     pub xks_proxy_connectivity: Option<String>,
     pub xks_proxy_vpc_endpoint_service_name: Option<String>,
     pub xks_proxy_authentication_credential: Option<XksProxyCredential>,
+}
+
+/// The live state a connection attempt leaves: CONNECTED with its connection, or FAILED with
+/// the backend's code (and its message logged).
+fn connection_outcome(
+    record: &CustomKeyStoreRecord,
+    result: std::result::Result<Arc<dyn super::Connection>, ConnectFailure>,
+) -> Live {
+    match result {
+        Ok(connection) => Live {
+            state: ConnectionState::Connected,
+            error: None,
+            connection: Some(connection),
+            attempt: 0,
+        },
+        Err(failure) => {
+            eprintln!(
+                "keyplane: custom key store {} failed to connect ({}): {}",
+                record.id, failure.code, failure.message
+            );
+            Live {
+                state: ConnectionState::Failed,
+                error: Some(failure.code),
+                connection: None,
+                attempt: 0,
+            }
+        }
+    }
 }
 
 fn invalid_state(id: &str, state: ConnectionState, operation: &str) -> Error {
@@ -318,22 +347,38 @@ impl Engine {
                 &[],
             )?;
             self.authorize_account(Action::ConnectCustomKeyStore)?;
-            self.control_retrying(|state| {
+            let runtime = &self.inner.custom_key_stores;
+            // Under the control-plane lock: the state check, the persisted request, CONNECTING.
+            let attempt = self.control_retrying(|state| {
                 let mut record = state.custom_key_store(custom_key_store_id)?.clone();
-                let (current, _) = self.inner.custom_key_stores.state(&record.id)?;
+                let (current, _) = runtime.state(&record.id)?;
                 match current {
-                    ConnectionState::Connected | ConnectionState::Connecting => return Ok(()),
+                    ConnectionState::Connected | ConnectionState::Connecting => return Ok(None),
                     ConnectionState::Failed | ConnectionState::Disconnecting => {
                         return Err(invalid_state(&record.id, current, "ConnectCustomKeyStore"))
                     }
                     ConnectionState::Disconnected => {}
                 }
-                self.inner.custom_key_stores.backend(record.store_type)?;
+                let backend = Arc::clone(runtime.backend(record.store_type)?);
                 record.connect_requested = true;
+                let stored = self.stored_secret(state, &record.id)?;
+                self.put_custom_key_store(state, record.clone(), stored)?;
                 let secret = self.stored_secret(state, &record.id)?;
-                self.put_custom_key_store(state, record.clone(), secret)?;
-                self.connect_now(state, &record)
-            })
+                let attempt = runtime.begin_connecting(&record.id)?;
+                Ok(Some((record, secret, backend, attempt)))
+            })?;
+            let Some((record, secret, backend, attempt)) = attempt else {
+                return Ok(());
+            };
+            // With the lock released: the HSM's login or the proxy's GetHealthStatus, which may
+            // take as long as the backend's timeouts while every other call goes on.
+            let outcome = connection_outcome(&record, backend.connect(&record, &secret));
+            drop(secret);
+            // Applied only if the store is still CONNECTING under this attempt.
+            if runtime.finish_connecting(&record.id, attempt, outcome)? {
+                self.control_retrying(|state| self.reload(state))?;
+            }
+            Ok(())
         })
     }
 
@@ -345,8 +390,10 @@ impl Engine {
         LockedBytes::copy_from(secret.bytes(), self.inner.config.lock_policy)
     }
 
-    /// Connects `record` now (the backend is called with the control plane locked: connections
-    /// are rare) and publishes its keys, usable again when it connected.
+    /// Connects `record` now and publishes its keys, usable again when it connected. The backend
+    /// is called with the control plane locked: this is for an engine's start and for following
+    /// another engine's connection through a shared store; ConnectCustomKeyStore itself connects
+    /// with the lock released.
     pub(crate) fn connect_now(
         &self,
         state: &mut ControlState,
@@ -360,6 +407,7 @@ impl Engine {
                 state: ConnectionState::Connecting,
                 error: None,
                 connection: None,
+                attempt: 0,
             },
         );
         let live = {
@@ -367,24 +415,7 @@ impl Engine {
                 .custom_key_store_secrets
                 .get(&record.id)
                 .ok_or_else(|| Error::Internal("custom key store without secret".into()))?;
-            match backend.connect(record, secret) {
-                Ok(connection) => Live {
-                    state: ConnectionState::Connected,
-                    error: None,
-                    connection: Some(connection),
-                },
-                Err(failure) => {
-                    eprintln!(
-                        "keyplane: custom key store {} failed to connect ({}): {}",
-                        record.id, failure.code, failure.message
-                    );
-                    Live {
-                        state: ConnectionState::Failed,
-                        error: Some(failure.code),
-                        connection: None,
-                    }
-                }
-            }
+            connection_outcome(record, backend.connect(record, secret))
         };
         runtime.lock()?.insert(record.id.clone(), live);
         self.reload(state)
@@ -438,6 +469,7 @@ impl Engine {
                 },
                 error: failure,
                 connection: None,
+                attempt: 0,
             },
         );
         self.reload(state)?;
@@ -643,7 +675,7 @@ impl Engine {
             }
             let limit = crate::control::page::limit(limit, 100, 1000)?;
             self.authorize_account(Action::DescribeCustomKeyStores)?;
-            self.control_retrying(|state| {
+            let select = |state: &ControlState| -> Result<Vec<CustomKeyStoreRecord>> {
                 let selected: Vec<CustomKeyStoreRecord> = state
                     .custom_key_stores
                     .values()
@@ -656,9 +688,35 @@ impl Engine {
                         return Err(definition::not_found(what));
                     }
                 }
-                for record in &selected {
-                    self.check_health(state, &record.id)?;
+                Ok(selected)
+            };
+            // The health checks reach the HSM or the XKS proxy, which may be slow or never
+            // answer: the stores' live connections are taken under the control-plane lock, asked
+            // with it released (so that other keys' control-plane and data-plane calls go on),
+            // and a failure applied under the lock again only if the store still has the very
+            // connection that failed (one reconnected or dropped meanwhile is left as it is).
+            let checks: Vec<(String, Arc<dyn super::Connection>)> =
+                self.control_retrying(|state| {
+                    Ok(select(state)?
+                        .into_iter()
+                        .filter_map(|record| {
+                            let connection = self.inner.custom_key_stores.connection(&record.id)?;
+                            Some((record.id, connection))
+                        })
+                        .collect())
+                })?;
+            let failures: Vec<(String, Arc<dyn super::Connection>, ConnectFailure)> = checks
+                .into_iter()
+                .filter_map(|(id, connection)| match connection.health() {
+                    Ok(()) => None,
+                    Err(failure) => Some((id, connection, failure)),
+                })
+                .collect();
+            self.control_retrying(|state| {
+                for (id, checked, failure) in &failures {
+                    self.apply_health_failure(state, id, checked, failure)?;
                 }
+                let selected = select(state)?;
                 let mut entries = Vec::with_capacity(selected.len());
                 for record in selected {
                     let (connection_state, error) =
@@ -696,20 +754,29 @@ impl Engine {
         })
     }
 
-    /// Asks a connected store whether it still answers; one that does not becomes FAILED.
-    fn check_health(&self, state: &mut ControlState, id: &str) -> Result<()> {
-        let Some(connection) = self.inner.custom_key_stores.connection(id) else {
+    /// A store whose health check failed (asked outside the control-plane lock) becomes FAILED,
+    /// unless its connection changed since it was asked: `checked` is the connection that failed,
+    /// and only while the store still holds that very connection is it dropped.
+    fn apply_health_failure(
+        &self,
+        state: &mut ControlState,
+        id: &str,
+        checked: &Arc<dyn super::Connection>,
+        failure: &ConnectFailure,
+    ) -> Result<()> {
+        let current = self.inner.custom_key_stores.connection(id);
+        let same = current
+            .as_ref()
+            .is_some_and(|c| std::ptr::addr_eq(Arc::as_ptr(c), Arc::as_ptr(checked)));
+        drop(current);
+        if !same {
             return Ok(());
-        };
-        if let Err(failure) = connection.health() {
-            eprintln!(
-                "keyplane: custom key store {id} stopped answering ({}): {}",
-                failure.code, failure.message
-            );
-            drop(connection);
-            self.drop_connection(state, id, Some(failure.code))?;
         }
-        Ok(())
+        eprintln!(
+            "keyplane: custom key store {id} stopped answering ({}): {}",
+            failure.code, failure.message
+        );
+        self.drop_connection(state, id, Some(failure.code))
     }
 
     /// After a reload: connects the stores another engine connected (that this one has not tried

@@ -3,6 +3,7 @@
 //! the definition and whether its owner asked for it to be connected.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::backend::{Connection, CustomKeyStoreBackend};
@@ -14,6 +15,10 @@ pub(crate) struct Live {
     pub(crate) state: ConnectionState,
     pub(crate) error: Option<ConnectionErrorCode>,
     pub(crate) connection: Option<Arc<dyn Connection>>,
+    /// Which connection attempt set this state (0: none): a ConnectCustomKeyStore that reached
+    /// the store with the control-plane lock released applies its outcome only while the store is
+    /// still CONNECTING under its own attempt.
+    pub(crate) attempt: u64,
 }
 
 impl Default for Live {
@@ -22,6 +27,7 @@ impl Default for Live {
             state: ConnectionState::Disconnected,
             error: None,
             connection: None,
+            attempt: 0,
         }
     }
 }
@@ -31,6 +37,7 @@ impl Default for Live {
 pub(crate) struct Runtime {
     backends: BTreeMap<CustomKeyStoreType, Arc<dyn CustomKeyStoreBackend>>,
     live: Mutex<HashMap<String, Live>>,
+    attempts: AtomicU64,
 }
 
 impl Runtime {
@@ -40,6 +47,7 @@ impl Runtime {
         Runtime {
             backends,
             live: Mutex::new(HashMap::new()),
+            attempts: AtomicU64::new(0),
         }
     }
 
@@ -79,6 +87,41 @@ impl Runtime {
             .map_or((ConnectionState::Disconnected, None), |l| {
                 (l.state, l.error)
             }))
+    }
+
+    /// Marks store `store_id` CONNECTING for a new connection attempt, whose number it returns.
+    pub(crate) fn begin_connecting(&self, store_id: &str) -> Result<u64> {
+        let attempt = self.attempts.fetch_add(1, Ordering::Relaxed) + 1;
+        self.lock()?.insert(
+            store_id.to_owned(),
+            Live {
+                state: ConnectionState::Connecting,
+                error: None,
+                connection: None,
+                attempt,
+            },
+        );
+        Ok(attempt)
+    }
+
+    /// Applies the outcome of connection attempt `attempt` if the store is still CONNECTING
+    /// under it (not disconnected, deleted or connected by another attempt meanwhile); whether
+    /// it did. An outcome not applied is dropped here (a connection with it).
+    pub(crate) fn finish_connecting(
+        &self,
+        store_id: &str,
+        attempt: u64,
+        mut outcome: Live,
+    ) -> Result<bool> {
+        let mut live = self.lock()?;
+        let current = live
+            .get(store_id)
+            .is_some_and(|l| l.state == ConnectionState::Connecting && l.attempt == attempt);
+        if current {
+            outcome.attempt = attempt;
+            live.insert(store_id.to_owned(), outcome);
+        }
+        Ok(current)
     }
 
     /// The live connection of a CONNECTED store.

@@ -60,6 +60,9 @@ pub(crate) struct ChunkContext<'k> {
     generation: u64,
     /// The keys the chunk's items used, for the batch's audit record.
     pub(crate) tally: ChunkTally<'k>,
+    /// The audit record id of the request the chunk serves (with an audit log), sent to XKS
+    /// proxies as `kmsRequestId`.
+    request_id: Option<std::sync::Arc<str>>,
 }
 
 impl<'k> ChunkContext<'k> {
@@ -68,6 +71,7 @@ impl<'k> ChunkContext<'k> {
         keyring: &'k Keyring,
         caller: &'k Caller,
         tally: &'k KeyTally,
+        request_id: Option<std::sync::Arc<str>>,
     ) -> Self {
         ChunkContext {
             plane,
@@ -89,6 +93,7 @@ impl<'k> ChunkContext<'k> {
             last_allowed: None,
             generation: crate::fork::generation(),
             tally: ChunkTally::new(tally),
+            request_id,
         }
     }
 
@@ -280,12 +285,11 @@ impl<'k> ChunkContext<'k> {
             .ok()
             .and_then(|v| v.double_encrypted())
             .is_some();
-        ciphertext::blob_len(plaintext_len)
-            + if external {
-                1 + ciphertext::MAX_WRAPPED_LEN
-            } else {
-                0
-            }
+        if external {
+            ciphertext::max_blob_len(plaintext_len)
+        } else {
+            ciphertext::blob_len(plaintext_len)
+        }
     }
 
     /// Seals `plaintext` under `key`'s current version into the start of `out` (at least
@@ -321,7 +325,8 @@ impl<'k> ChunkContext<'k> {
         header[1] = ciphertext::ALGORITHM_XKS_DOUBLE_ENCRYPTION;
         self.build_aad(&[], context)?;
         let proxy_aad = super::xks::proxy_aad(&key.arn, &header, &self.aad);
-        let metadata = super::xks::request_metadata(self.caller, &key.arn, action);
+        let metadata =
+            super::xks::request_metadata(self.caller, &key.arn, action, self.request_id.as_deref());
         let wrapped = external.connection.external_encrypt(
             &external.backing_key,
             secret.bytes(),
@@ -334,7 +339,7 @@ impl<'k> ChunkContext<'k> {
             ));
         }
         let prefix = HEADER_LEN + 1 + wrapped.len();
-        let len = prefix + plaintext.len() + TAG_LEN;
+        let len = ciphertext::double_encrypted_blob_len(plaintext.len(), wrapped.len());
         let blob = out
             .get_mut(..len)
             .ok_or_else(|| Error::Internal("ciphertext buffer is too short".into()))?;
@@ -517,7 +522,8 @@ impl<'k> ChunkContext<'k> {
             Error::InvalidCiphertext("the ciphertext blob is not valid: too short".into())
         })?;
         let proxy_aad = super::xks::proxy_aad(&key.arn, header, &self.aad);
-        let metadata = super::xks::request_metadata(self.caller, &key.arn, action);
+        let metadata =
+            super::xks::request_metadata(self.caller, &key.arn, action, self.request_id.as_deref());
         let secret = external.connection.external_decrypt(
             &external.backing_key,
             wrapped,

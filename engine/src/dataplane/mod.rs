@@ -117,7 +117,8 @@ impl DataPlane {
         // A single call's record names its keys from the request; nothing to count.
         static NO_TALLY: KeyTally = KeyTally::inactive();
         let keyring = self.keyring.load();
-        let mut ctx = ChunkContext::new(self, &keyring, caller, &NO_TALLY);
+        let request_id = crate::call::current_request_id();
+        let mut ctx = ChunkContext::new(self, &keyring, caller, &NO_TALLY, request_id);
         f(&mut ctx)
     }
 
@@ -164,10 +165,12 @@ impl DataPlane {
         };
         let keyring = self.keyring.load();
         let keyring: &Keyring = &keyring;
+        // Read on the calling thread: the pool's threads do not carry it.
+        let request_id = crate::call::current_request_id();
         let n = items.len().min(outputs.len());
         let (items, outputs) = (&items[..n], &mut outputs[..n]);
         if n < PARALLEL_MIN_ITEMS || self.threads() == 1 {
-            let mut ctx = ChunkContext::new(self, keyring, caller, tally);
+            let mut ctx = ChunkContext::new(self, keyring, caller, tally, request_id);
             return items
                 .iter()
                 .zip(outputs.iter_mut())
@@ -182,7 +185,7 @@ impl DataPlane {
                 .zip(outputs.par_iter_mut())
                 .with_min_len(min_len)
                 .map_init(
-                    || ChunkContext::new(self, keyring, caller, tally),
+                    || ChunkContext::new(self, keyring, caller, tally, request_id.clone()),
                     |ctx, (item, out)| f(ctx, item, out),
                 )
                 .collect_into_vec(&mut results)

@@ -42,17 +42,24 @@ pub(crate) fn proxy_aad(key_arn: &str, header: &[u8], context_encoding: &[u8]) -
 }
 
 /// The XKS `requestMetadata` of a cryptographic call (spec: awsPrincipalArn, kmsKeyArn,
-/// kmsOperation, kmsRequestId), as JSON.
-pub(crate) fn request_metadata(caller: &Caller, key_arn: &str, action: Action) -> String {
+/// kmsOperation, kmsRequestId), as JSON. `kmsRequestId` is `request_id`, the audit record id of
+/// the call that caused the proxy request (through `keyplane serve`, the `x-amzn-RequestId` its
+/// client was answered with); a fresh id when the engine keeps no audit log.
+pub(crate) fn request_metadata(
+    caller: &Caller,
+    key_arn: &str,
+    action: Action,
+    request_id: Option<&str>,
+) -> String {
     let operation = match action {
         Action::ReEncryptFrom | Action::ReEncryptTo => "ReEncrypt",
-        other => other.as_str(),
+        other => other.operation(),
     };
     serde_json::json!({
         "awsPrincipalArn": caller.principal(),
         "kmsKeyArn": key_arn,
         "kmsOperation": operation,
-        "kmsRequestId": Uuid::new_v4().to_string(),
+        "kmsRequestId": request_id.map_or_else(|| Uuid::new_v4().to_string(), str::to_owned),
     })
     .to_string()
 }

@@ -14,7 +14,9 @@
 use std::cell::Cell;
 use std::ffi::c_char;
 
-use kp::ciphertext::{blob_len, MAX_BLOB_LEN, MAX_PLAINTEXT_LIMIT, OVERHEAD};
+use kp::ciphertext::{
+    blob_len, max_blob_len, plaintext_len_of, MAX_ANY_BLOB_LEN, MAX_PLAINTEXT_LIMIT, OVERHEAD,
+};
 use kp::dataplane::{MAX_DATA_KEY_BYTES, MAX_RANDOM_BYTES};
 use kp::{
     DataKeySpec, DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext,
@@ -153,18 +155,52 @@ pub struct kp_out {
 
 // ---- sizes -------------------------------------------------------------------------------------
 
-/// The blob length for a plaintext, if some engine could accept that plaintext.
+// Every size here comes from the engine's one definition of the blob (`kp::ciphertext`): the
+// keyplane blob (algorithm 1: keys keyplane or an HSM holds) is `blob_len` exactly; a key in an
+// external key store writes a double-encrypted blob (algorithm 2) whose length depends on the XKS
+// proxy's answer, at most `max_blob_len`; a blob's plaintext length is read from its framing.
+
+/// The algorithm-1 blob length for a plaintext, if some engine could accept that plaintext.
 pub(crate) fn ciphertext_len(plaintext_len: usize) -> Option<usize> {
     (1..=MAX_PLAINTEXT_LIMIT)
         .contains(&plaintext_len)
         .then(|| blob_len(plaintext_len))
 }
 
-/// The plaintext length in a blob of `len` bytes, if a blob can have that length.
+/// The longest blob of any algorithm for a plaintext, if some engine could accept it.
+pub(crate) fn ciphertext_max_len(plaintext_len: usize) -> Option<usize> {
+    ciphertext_len(plaintext_len).map(|_| max_blob_len(plaintext_len))
+}
+
+/// The most plaintext a blob of `len` bytes can hold (exact for algorithm 1, a bound for
+/// algorithm 2), if a blob of either algorithm can have that length.
 pub(crate) fn plaintext_len(len: usize) -> Option<usize> {
-    (OVERHEAD + 1..=MAX_BLOB_LEN)
+    (OVERHEAD + 1..=MAX_ANY_BLOB_LEN)
         .contains(&len)
-        .then(|| len - OVERHEAD)
+        .then(|| (len - OVERHEAD).min(MAX_PLAINTEXT_LIMIT))
+}
+
+/// The output room of a symmetric encryption of `plaintext_len` bytes under a key not known
+/// yet: at least the algorithm-1 blob, up to the longest blob of any algorithm.
+fn sealed_room(plaintext_len: usize) -> Room {
+    match (
+        ciphertext_len(plaintext_len),
+        ciphertext_max_len(plaintext_len),
+    ) {
+        (Some(min), Some(max)) => Room::Range(min, max),
+        _ => Room::Exact(0),
+    }
+}
+
+/// The exact plaintext length of the blob at `ptr` (`len` bytes), from its framing; `None` when
+/// the pointer or length is refused or the bytes are no keyplane blob.
+///
+/// # Safety
+/// As [`bytes_arg`].
+unsafe fn blob_plaintext_len(ptr: *const u8, len: usize) -> Option<usize> {
+    // SAFETY: forwarded from the caller.
+    let blob = unsafe { bytes_arg(ptr, len, "ciphertext") }.ok()?;
+    plaintext_len_of(blob)
 }
 
 /// The RSA key spec whose ciphertexts (modulus-sized) are `len` bytes long.
@@ -215,14 +251,22 @@ pub(crate) enum Room {
     /// Exactly this many bytes, known before the call: a shorter buffer is refused before the
     /// engine runs.
     Exact(usize),
+    /// At least the first many bytes (a shorter buffer is refused before the engine runs), and
+    /// up to the second: the output's exact size is known only after the engine ran (a blob
+    /// whose key may be in an external key store).
+    Range(usize, usize),
     /// Up to the whole buffer: the output's size is known only after the engine ran.
     Whole,
 }
 
 impl Room {
+    /// The bytes of a `capacity`-byte buffer to lend; more than `capacity` (then refused as too
+    /// small) when the buffer is shorter than the least the output takes.
     fn bytes(self, capacity: usize) -> usize {
         match self {
             Room::Exact(n) => n,
+            Room::Range(min, _) if capacity < min => min,
+            Room::Range(_, max) => capacity.min(max),
             Room::Whole => capacity,
         }
     }
@@ -333,7 +377,7 @@ unsafe fn encrypt_request<'a>(
 #[inline]
 fn encrypt_room(item: &kp_encrypt_item) -> Room {
     if is_symmetric(item.encryption_algorithm) {
-        Room::Exact(ciphertext_len(item.plaintext_len).unwrap_or(0))
+        sealed_room(item.plaintext_len)
     } else {
         Room::Whole
     }
@@ -362,26 +406,23 @@ unsafe fn decrypt_request<'a>(
     })
 }
 
-/// The room a decrypt item's output takes.
+/// The room a decrypt item's output takes: exactly the plaintext its blob's framing says.
 #[inline]
-fn decrypt_room(item: &kp_decrypt_item) -> Room {
+fn decrypt_room(item: &kp_decrypt_item, request: &DecryptRequest<'_>) -> Room {
     if is_symmetric(item.encryption_algorithm) {
-        Room::Exact(plaintext_len(item.ciphertext_len).unwrap_or(0))
+        Room::Exact(plaintext_len_of(request.ciphertext_blob).unwrap_or(0))
     } else {
         Room::Whole
     }
 }
 
-/// The room a re-encrypt item's output takes.
-fn re_encrypt_room(item: &kp_re_encrypt_item) -> Room {
+/// The room a re-encrypt item's output takes: the new blob of the plaintext the old one's
+/// framing says, under a destination key of any kind.
+fn re_encrypt_room(item: &kp_re_encrypt_item, request: &ReEncryptRequest<'_>) -> Room {
     if is_symmetric(item.source_encryption_algorithm)
         && is_symmetric(item.destination_encryption_algorithm)
     {
-        Room::Exact(if plaintext_len(item.ciphertext_len).is_some() {
-            item.ciphertext_len
-        } else {
-            0
-        })
+        plaintext_len_of(request.ciphertext_blob).map_or(Room::Exact(0), sealed_room)
     } else {
         Room::Whole
     }
@@ -440,14 +481,14 @@ fn data_key_len(item: &kp_data_key_item) -> usize {
     }
 }
 
-/// A data key item as the engine's request, with the data key and blob lengths it makes.
+/// A data key item as the engine's request, with the data key's length and its blob's room.
 ///
 /// # Safety
 /// As [`encrypt_request`].
 unsafe fn data_key_request<'a>(
     item: &kp_data_key_item,
     memo: &Memo<'a>,
-) -> Outcome<(GenerateDataKeyRequest<'a>, usize, usize)> {
+) -> Outcome<(GenerateDataKeyRequest<'a>, usize, Room)> {
     // SAFETY: forwarded from the caller.
     let (key_id, context) = unsafe {
         (
@@ -462,8 +503,7 @@ unsafe fn data_key_request<'a>(
         number_of_bytes: (item.number_of_bytes != 0).then_some(item.number_of_bytes as usize),
     };
     let key_len = data_key_len(item);
-    let blob = if key_len == 0 { 0 } else { blob_len(key_len) };
-    Ok((request, key_len, blob))
+    Ok((request, key_len, sealed_room(key_len)))
 }
 
 /// Reads a request struct.
@@ -709,7 +749,7 @@ unsafe fn batch_into<R>(
     count: usize,
     outputs: *mut kp_out,
     prepare: impl Fn(usize) -> Outcome<R>,
-    room: impl Fn(usize) -> Room,
+    room: impl Fn(usize, &R) -> Room,
     run: impl FnOnce(&[R], &mut [&mut [u8]]) -> Vec<kp::Result<usize>>,
 ) -> Outcome<()> {
     // SAFETY: forwarded from the caller.
@@ -728,7 +768,7 @@ unsafe fn batch_into<R>(
         };
         // SAFETY: the caller promises each kp_out's buffer, for this call only; the slices do
         // not outlive it.
-        match unsafe { out_room(out, room(i).bytes(out.capacity)) } {
+        match unsafe { out_room(out, room(i, &request).bytes(out.capacity)) } {
             Ok(buffer) => {
                 requests.push(request);
                 buffers.push(buffer);
@@ -816,26 +856,33 @@ pub(crate) unsafe fn write_sizes<I>(
     Ok(())
 }
 
-/// The output size bounds of RSA items for the `*_sizes` calls.
+/// The output sizes of the `*_sizes` calls: what always suffices for a key of any kind (the
+/// longest blob, for a key that may be in an external key store; the modulus bound for RSA),
+/// and exact where the input says (a blob's plaintext, from its framing).
 fn encrypt_size(item: &kp_encrypt_item) -> usize {
     if is_symmetric(item.encryption_algorithm) {
-        ciphertext_len(item.plaintext_len).unwrap_or(0)
+        ciphertext_max_len(item.plaintext_len).unwrap_or(0)
     } else {
         KP_MAX_RSA_CIPHERTEXT_LEN
     }
 }
 
-fn decrypt_size(item: &kp_decrypt_item) -> usize {
+/// # Safety
+/// `item.ciphertext` points to `item.ciphertext_len` readable bytes (when not 0).
+unsafe fn decrypt_size(item: &kp_decrypt_item) -> usize {
     match algorithm(item.encryption_algorithm, "") {
         Ok(None | Some(EncryptionAlgorithm::SymmetricDefault)) => {
-            plaintext_len(item.ciphertext_len).unwrap_or(0)
+            // SAFETY: forwarded from the caller.
+            unsafe { blob_plaintext_len(item.ciphertext, item.ciphertext_len) }.unwrap_or(0)
         }
         Ok(Some(a)) => rsa_plaintext_bound(item.ciphertext_len, a),
         Err(_) => 0,
     }
 }
 
-fn re_encrypt_size(item: &kp_re_encrypt_item) -> usize {
+/// # Safety
+/// As [`decrypt_size`].
+unsafe fn re_encrypt_size(item: &kp_re_encrypt_item) -> usize {
     let source = algorithm(item.source_encryption_algorithm, "");
     let destination = algorithm(item.destination_encryption_algorithm, "");
     match (source, destination) {
@@ -844,10 +891,13 @@ fn re_encrypt_size(item: &kp_re_encrypt_item) -> usize {
             Ok(Some(EncryptionAlgorithm::RsaesOaepSha1 | EncryptionAlgorithm::RsaesOaepSha256)),
         ) => KP_MAX_RSA_CIPHERTEXT_LEN,
         (Ok(None | Some(EncryptionAlgorithm::SymmetricDefault)), Ok(_)) => {
-            plaintext_len(item.ciphertext_len).map_or(0, |_| item.ciphertext_len)
+            // SAFETY: forwarded from the caller.
+            unsafe { blob_plaintext_len(item.ciphertext, item.ciphertext_len) }
+                .and_then(ciphertext_max_len)
+                .unwrap_or(0)
         }
         (Ok(Some(a)), Ok(_)) => {
-            ciphertext_len(rsa_plaintext_bound(item.ciphertext_len, a)).unwrap_or(0)
+            ciphertext_max_len(rsa_plaintext_bound(item.ciphertext_len, a)).unwrap_or(0)
         }
         _ => 0,
     }
@@ -856,8 +906,11 @@ fn re_encrypt_size(item: &kp_re_encrypt_item) -> usize {
 // ---- Encrypt -----------------------------------------------------------------------------------
 
 /// Encrypt: encrypts `request->plaintext` under `request->key_id` into `ciphertext`, which must
-/// have room for `kp_ciphertext_len(request->plaintext_len)` bytes (exactly that many are
-/// written, and their number stored in `*ciphertext_len`). With an RSA key and an RSAES_OAEP
+/// have room for `kp_ciphertext_len(request->plaintext_len)` bytes: exactly that many are written
+/// for a key keyplane or an HSM key store holds. A key in an external key store writes a longer
+/// blob (double encryption; up to `kp_ciphertext_max_len(request->plaintext_len)` bytes, which
+/// always suffice), checked once the engine answers (`KP_STATUS_BUFFER_TOO_SMALL`, nothing
+/// written). The number written is stored in `*ciphertext_len`. With an RSA key and an RSAES_OAEP
 /// algorithm the ciphertext is the key's modulus size (256, 384 or 512 bytes;
 /// `KP_MAX_RSA_CIPHERTEXT_LEN` always suffices), checked once the engine answers
 /// (`KP_STATUS_BUFFER_TOO_SMALL`, nothing written). `*info` (optional) receives a record with
@@ -916,7 +969,9 @@ fn check_info(info: *mut *mut kp_record) -> Outcome<()> {
 
 /// Encrypt, in a batch: item `i` of `items` is encrypted into `outputs[i]`, whose `capacity` must
 /// be at least `kp_ciphertext_len(items[i].plaintext_len)` for a symmetric item (checked before
-/// the engine runs: `KP_STATUS_BUFFER_TOO_SMALL`, with `len` set to the size needed) or the key's
+/// the engine runs: `KP_STATUS_BUFFER_TOO_SMALL`, with `len` set to the size needed), and
+/// `kp_ciphertext_max_len(items[i].plaintext_len)` for a key in an external key store (the engine
+/// refuses a shorter buffer with `KP_STATUS_VALIDATION` before it asks the proxy), or the key's
 /// modulus size for an RSAES_OAEP item (256, 384 or 512 bytes; a shorter buffer is refused by the
 /// engine with `KP_STATUS_VALIDATION`); see `kp_encrypt_batch_sizes`. Every `outputs[i].status` is
 /// set; on success `outputs[i].len` too. Items fail on their own.
@@ -959,17 +1014,21 @@ pub unsafe extern "C" fn kp_encrypt_batch(
                 count,
                 outputs,
                 |i| encrypt_request(&items[i], &memo),
-                |i| encrypt_room(&items[i]),
+                |i, _| encrypt_room(&items[i]),
                 |requests, buffers| engine.encrypt_batch_into(requests, buffers),
             )
         }
     })
 }
 
-/// The exact output sizes of `kp_encrypt_batch` for `items`: `sizes[i]` (optional, `count`
-/// entries) is item `i`'s ciphertext length (0 for an item whose plaintext length no engine
-/// accepts; for an RSAES_OAEP item, `KP_MAX_RSA_CIPHERTEXT_LEN`, a bound: the ciphertext is the
-/// key's modulus size); `*total` (optional) is their sum.
+/// Output sizes of `kp_encrypt_batch` for `items` that always suffice, whatever kind of key each
+/// item names: `sizes[i]` (optional, `count` entries) is `kp_ciphertext_max_len` of item `i`'s
+/// plaintext length (a bound: a key keyplane or an HSM key store holds writes
+/// `kp_ciphertext_len`, `KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD` less; an external key store's
+/// blob's length depends on its proxy's answer), 0 for an item whose plaintext length no engine
+/// accepts, and `KP_MAX_RSA_CIPHERTEXT_LEN` for an RSAES_OAEP item (a bound: the ciphertext is
+/// the key's modulus size); `*total` (optional) is their sum. Each output's `len` says what was
+/// written.
 ///
 /// Ownership: nothing is taken. Thread safety: callable from any thread.
 ///
@@ -995,8 +1054,9 @@ pub unsafe extern "C" fn kp_encrypt_batch_sizes(
 // ---- Decrypt -----------------------------------------------------------------------------------
 
 /// Decrypt: decrypts `request->ciphertext` into `plaintext`, which must have room for
-/// `kp_plaintext_len(request->ciphertext_len)` bytes (exactly that many are written, and their
-/// number stored in `*plaintext_len`). An RSA ciphertext needs `request->key_id` and an
+/// `kp_blob_plaintext_len(request->ciphertext, request->ciphertext_len)` bytes (exactly that many
+/// are written, and their number stored in `*plaintext_len`; `kp_plaintext_len(ciphertext_len)`,
+/// the same for a blob of a key keyplane or an HSM key store holds, always suffices). An RSA ciphertext needs `request->key_id` and an
 /// RSAES_OAEP `request->encryption_algorithm`; its plaintext is at most the ciphertext's length
 /// (`*plaintext_len` says how long; a shorter buffer gets `KP_STATUS_BUFFER_TOO_SMALL` with
 /// nothing written). For plaintext the library locks and zeroes, point
@@ -1028,7 +1088,8 @@ pub unsafe extern "C" fn kp_decrypt(
                 Span::output_of(plaintext_len, "plaintext_len"),
                 Span::output_of(info, "info"),
             ])?;
-            let (request, room) = (decrypt_request(&item, &Memo::new())?, decrypt_room(&item));
+            let request = decrypt_request(&item, &Memo::new())?;
+            let room = decrypt_room(&item, &request);
             let out_len = out_arg(plaintext_len, "plaintext_len")?;
             let out = out_bytes(plaintext, capacity, room.bytes(capacity), "plaintext")?;
             check_info(info)?;
@@ -1048,8 +1109,9 @@ pub unsafe extern "C" fn kp_decrypt(
     })
 }
 
-/// Decrypt, in a batch: as `kp_encrypt_batch`, with `outputs[i].capacity` at least
-/// `kp_plaintext_len(items[i].ciphertext_len)` for a symmetric item, or the plaintext's length for
+/// Decrypt, in a batch: as `kp_encrypt_batch`, with `outputs[i].capacity` at least the
+/// plaintext length the blob's framing says for a symmetric item (`kp_blob_plaintext_len`;
+/// `kp_plaintext_len(items[i].ciphertext_len)` always suffices), or the plaintext's length for
 /// an RSAES_OAEP item (`kp_decrypt_batch_sizes` gives a bound). The engine opens symmetric blobs
 /// in place, straight into the caller's buffers (the plaintext exists nowhere else); the buffer of
 /// an item that fails after it was handed to the engine is zeroed. Point the outputs into a
@@ -1083,16 +1145,17 @@ pub unsafe extern "C" fn kp_decrypt_batch(
                 count,
                 outputs,
                 |i| decrypt_request(&items[i], &memo),
-                |i| decrypt_room(&items[i]),
+                |i, request| decrypt_room(&items[i], request),
                 |requests, buffers| engine.decrypt_batch_into(requests, buffers),
             )
         }
     })
 }
 
-/// The exact output sizes of `kp_decrypt_batch` for `items`, as `kp_encrypt_batch_sizes` (0 for
-/// an item too short to be a ciphertext; for an RSAES_OAEP item, the most plaintext a ciphertext
-/// of its length holds under its algorithm, a bound).
+/// The exact output sizes of `kp_decrypt_batch` for `items`, laid out as `kp_encrypt_batch_sizes`:
+/// for a symmetric item the plaintext length read from its blob's framing, for a blob of any key
+/// kind (as `kp_blob_plaintext_len`; 0 for bytes that are no keyplane blob); for an RSAES_OAEP
+/// item, the most plaintext a ciphertext of its length holds under its algorithm, a bound.
 ///
 /// Ownership: nothing is taken. Thread safety: callable from any thread.
 ///
@@ -1109,7 +1172,7 @@ pub unsafe extern "C" fn kp_decrypt_batch_sizes(
         // SAFETY: forwarded from the caller.
         unsafe {
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(items, items.iter().map(decrypt_size), sizes, total)
+            write_sizes(items, items.iter().map(|i| decrypt_size(i)), sizes, total)
         }
     })
 }
@@ -1118,9 +1181,12 @@ pub unsafe extern "C" fn kp_decrypt_batch_sizes(
 
 /// ReEncrypt: decrypts `request->ciphertext` and encrypts the plaintext again under
 /// `request->destination_key_id` (and context) inside the engine, into `ciphertext`, which must
-/// have room for `request->ciphertext_len` bytes (the new blob is as long as the old; when either
-/// side is an RSA key, the output's length is known once the engine answers, and a short buffer
-/// gets `KP_STATUS_BUFFER_TOO_SMALL` with nothing written). `*info`
+/// have room for `kp_ciphertext_len` of the blob's plaintext (`kp_blob_plaintext_len`): the new
+/// blob's length when the destination key is one keyplane or an HSM key store holds, so the old
+/// blob's length then suffices; for a destination key in an external key store,
+/// `kp_ciphertext_max_len` of it always suffices. When either side is an RSA key, or the
+/// destination is in an external key store, the output's length is known once the engine
+/// answers, and a short buffer gets `KP_STATUS_BUFFER_TOO_SMALL` with nothing written. `*info`
 /// (optional) receives a record with KEY_ID (destination key ARN), SOURCE_KEY_ID,
 /// SOURCE_KEY_MATERIAL_ID, DESTINATION_KEY_MATERIAL_ID, SOURCE_ENCRYPTION_ALGORITHM and
 /// DESTINATION_ENCRYPTION_ALGORITHM.
@@ -1149,7 +1215,8 @@ pub unsafe extern "C" fn kp_re_encrypt(
                 Span::output_of(ciphertext_len, "ciphertext_len"),
                 Span::output_of(info, "info"),
             ])?;
-            let (request, room) = (re_encrypt_request(&item)?, re_encrypt_room(&item));
+            let request = re_encrypt_request(&item)?;
+            let room = re_encrypt_room(&item, &request);
             let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
             let out = out_bytes(ciphertext, capacity, room.bytes(capacity), "ciphertext")?;
             check_info(info)?;
@@ -1213,8 +1280,10 @@ pub unsafe extern "C" fn kp_re_encrypt_batch(
                 count,
                 outputs,
                 |i, _| {
-                    re_encrypt_request(&items[i])
-                        .map(|request| (request, re_encrypt_room(&items[i]).bytes(0)))
+                    re_encrypt_request(&items[i]).map(|request| {
+                        let room = re_encrypt_room(&items[i], &request).bytes(0);
+                        (request, room)
+                    })
                 },
                 |requests| engine.re_encrypt_batch(requests),
                 |_, blob, out| fill(out, &blob),
@@ -1223,8 +1292,10 @@ pub unsafe extern "C" fn kp_re_encrypt_batch(
     })
 }
 
-/// The exact output sizes of `kp_re_encrypt_batch` for `items`, as `kp_encrypt_batch_sizes`
-/// (bounds for items with an RSAES_OAEP algorithm on either side).
+/// Output sizes of `kp_re_encrypt_batch` for `items` that always suffice, as
+/// `kp_encrypt_batch_sizes`: `kp_ciphertext_max_len` of the plaintext the blob's framing says,
+/// whatever kind the destination key is (bounds also for items with an RSAES_OAEP algorithm on
+/// either side).
 ///
 /// Ownership: nothing is taken. Thread safety: callable from any thread.
 ///
@@ -1241,7 +1312,12 @@ pub unsafe extern "C" fn kp_re_encrypt_batch_sizes(
         // SAFETY: forwarded from the caller.
         unsafe {
             let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(items, items.iter().map(re_encrypt_size), sizes, total)
+            write_sizes(
+                items,
+                items.iter().map(|i| re_encrypt_size(i)),
+                sizes,
+                total,
+            )
         }
     })
 }
@@ -1251,7 +1327,9 @@ pub unsafe extern "C" fn kp_re_encrypt_batch_sizes(
 /// GenerateDataKey: a new data key, returned in plaintext in a new `kp_secret_buffer`
 /// (`*plaintext`, locked memory the library zeroes when it is freed) and encrypted into
 /// `ciphertext`, which must have room for `kp_ciphertext_len(key length)` bytes (the key length
-/// is 32 for AES_256, 16 for AES_128, or `number_of_bytes`). `*info` (optional) receives a record
+/// is 32 for AES_256, 16 for AES_128, or `number_of_bytes`; what a key keyplane or an HSM key
+/// store holds writes), or `kp_ciphertext_max_len(key length)` for a key in an external key
+/// store (checked once the engine answers; `*ciphertext_len` says what was written). `*info` (optional) receives a record
 /// with KEY_ID (the ARN) and KEY_MATERIAL_ID.
 ///
 /// Ownership: on success `*plaintext` is a new secret buffer the caller frees with
@@ -1282,10 +1360,10 @@ pub unsafe extern "C" fn kp_generate_data_key(
                 Span::output_of(ciphertext_len, "ciphertext_len"),
                 Span::output_of(info, "info"),
             ])?;
-            let (request, _, needed) = data_key_request(&item_arg(request)?, &Memo::new())?;
+            let (request, _, room) = data_key_request(&item_arg(request)?, &Memo::new())?;
             let plaintext_out = out_arg(plaintext, "plaintext")?;
             let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
-            let out = out_bytes(ciphertext, capacity, needed, "ciphertext")?;
+            let out = out_bytes(ciphertext, capacity, room.bytes(capacity), "ciphertext")?;
             check_info(info)?;
             let response = engine.generate_data_key(&request)?;
             let secret = new_secret_buffer(engine, response.plaintext.len())?;
@@ -1293,12 +1371,17 @@ pub unsafe extern "C" fn kp_generate_data_key(
                 s.expose_mut(kp::SecretAccess::granted())
                     .copy_from_slice(response.plaintext.expose())
             });
-            if let Err(f) = fill_secret.and_then(|()| copy_out(out, &response.ciphertext_blob)) {
-                super::handles::kp_secret_buffer_free(secret);
-                return Err(f);
-            }
+            let written = match fill_secret
+                .and_then(|()| put(out, &response.ciphertext_blob, "ciphertext"))
+            {
+                Ok(written) => written,
+                Err(f) => {
+                    super::handles::kp_secret_buffer_free(secret);
+                    return Err(f);
+                }
+            };
             write_out(plaintext_out, secret);
-            write_out(out_len, needed);
+            write_out(out_len, written);
             give_opt_record(info, || {
                 Record::new()
                     .str(kp_field::KeyId, &response.key_id)
@@ -1308,8 +1391,8 @@ pub unsafe extern "C" fn kp_generate_data_key(
     })
 }
 
-/// GenerateDataKeyWithoutPlaintext: a new data key, encrypted only, into `ciphertext` (room for
-/// `kp_ciphertext_len(key length)` bytes). `*info` (optional) receives a record with KEY_ID and
+/// GenerateDataKeyWithoutPlaintext: a new data key, encrypted only, into `ciphertext` (room as
+/// `kp_generate_data_key`'s). `*info` (optional) receives a record with KEY_ID and
 /// KEY_MATERIAL_ID.
 ///
 /// Ownership: as `kp_encrypt`. Thread safety: thread-safe on a shared engine.
@@ -1334,13 +1417,13 @@ pub unsafe extern "C" fn kp_generate_data_key_without_plaintext(
                 Span::output_of(ciphertext_len, "ciphertext_len"),
                 Span::output_of(info, "info"),
             ])?;
-            let (request, _, needed) = data_key_request(&item_arg(request)?, &Memo::new())?;
+            let (request, _, room) = data_key_request(&item_arg(request)?, &Memo::new())?;
             let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
-            let out = out_bytes(ciphertext, capacity, needed, "ciphertext")?;
+            let out = out_bytes(ciphertext, capacity, room.bytes(capacity), "ciphertext")?;
             check_info(info)?;
             let response = engine.generate_data_key_without_plaintext(&request)?;
-            copy_out(out, &response.ciphertext_blob)?;
-            write_out(out_len, needed);
+            let written = put(out, &response.ciphertext_blob, "ciphertext")?;
+            write_out(out_len, written);
             give_opt_record(info, || {
                 Record::new()
                     .str(kp_field::KeyId, &response.key_id)
@@ -1403,7 +1486,7 @@ pub unsafe extern "C" fn kp_generate_data_key_batch(
             batch(
                 count,
                 ciphertexts,
-                |i, _| data_key_request(&items[i], &memo).map(|(r, _, blob)| (r, blob)),
+                |i, _| data_key_request(&items[i], &memo).map(|(r, _, room)| (r, room.bytes(0))),
                 |requests| engine.generate_data_key_batch(requests),
                 |i, key, out| {
                     let start = offsets[i];
@@ -1444,7 +1527,7 @@ pub unsafe extern "C" fn kp_generate_data_key_without_plaintext_batch(
             batch(
                 count,
                 outputs,
-                |i, _| data_key_request(&items[i], &memo).map(|(r, _, blob)| (r, blob)),
+                |i, _| data_key_request(&items[i], &memo).map(|(r, _, room)| (r, room.bytes(0))),
                 |requests| engine.generate_data_key_without_plaintext_batch(requests),
                 |_, blob, out| fill(out, &blob),
             )
@@ -1452,8 +1535,9 @@ pub unsafe extern "C" fn kp_generate_data_key_without_plaintext_batch(
     })
 }
 
-/// The exact sizes of a data key batch: `key_lens[i]` (optional) is item `i`'s data key length
-/// and `ciphertext_lens[i]` (optional) its blob length (both 0 for an invalid item);
+/// The sizes of a data key batch: `key_lens[i]` (optional) is item `i`'s data key length (exact)
+/// and `ciphertext_lens[i]` (optional) room that always suffices for its blob,
+/// `kp_ciphertext_max_len` of the key length (both 0 for an invalid item);
 /// `*total_key_bytes` (optional) is the secret buffer size `kp_generate_data_key_batch` needs and
 /// `*total_ciphertext_bytes` (optional) the sum of blob lengths.
 ///
@@ -1485,7 +1569,7 @@ pub unsafe extern "C" fn kp_generate_data_key_batch_sizes(
             write_sizes(items, keys(), key_lens, total_key_bytes)?;
             write_sizes(
                 items,
-                keys().map(|k| if k == 0 { 0 } else { blob_len(k) }),
+                keys().map(|k| ciphertext_max_len(k).unwrap_or(0)),
                 ciphertext_lens,
                 total_ciphertext_bytes,
             )

@@ -95,6 +95,10 @@ pub const KP_MAX_BATCH_ITEMS: usize = 1 << 24;
 /// Bytes a ciphertext blob adds to its plaintext: header (66) and GCM tag (16). See
 /// `docs/ciphertext-format.md`.
 pub const KP_CIPHERTEXT_OVERHEAD: usize = 82;
+/// Most bytes a key in an external key store adds beyond `KP_CIPHERTEXT_OVERHEAD`: a length byte
+/// and the XKS proxy's wrapping of the per-call secret (at most 255 bytes). See
+/// `kp_ciphertext_max_len` and `docs/ciphertext-format.md`.
+pub const KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD: usize = 256;
 /// Largest secret buffer `kp_secret_buffer_new` allocates (2 MiB of locked memory).
 pub const KP_MAX_SECRET_BUFFER: usize = 2 << 20;
 /// Longest RSA-OAEP ciphertext (an RSA_4096 key's modulus): an RSA ciphertext is as long as its
@@ -112,8 +116,10 @@ pub const KP_MAX_MAC_LEN: usize = 64;
 pub const KP_MAX_PUBLIC_KEY_LEN: usize = 550;
 /// A buffer this long always holds a data key pair's encrypted private key: a PKCS#8 private key
 /// of up to 2560 bytes (an RSA_4096 key takes about 2375; RSA sizes vary by a few bytes from key
-/// to key) plus `KP_CIPHERTEXT_OVERHEAD`.
-pub const KP_MAX_PRIVATE_KEY_CIPHERTEXT_LEN: usize = 2560 + KP_CIPHERTEXT_OVERHEAD;
+/// to key) plus `KP_CIPHERTEXT_OVERHEAD` and, for a key in an external key store,
+/// `KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD`.
+pub const KP_MAX_PRIVATE_KEY_CIPHERTEXT_LEN: usize =
+    2560 + KP_CIPHERTEXT_OVERHEAD + KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD;
 
 /// The library's version, "MAJOR.MINOR.PATCH", as a static NUL-terminated string.
 ///
@@ -138,9 +144,13 @@ pub extern "C" fn kp_fips_mode() -> bool {
     ffi::guard_value(false, || Ok(kp::fips_mode()))
 }
 
-/// Bytes of the ciphertext blob that a plaintext of `plaintext_len` bytes encrypts to
-/// (`plaintext_len + KP_CIPHERTEXT_OVERHEAD`), the exact size Encrypt writes. Returns 0 when
-/// `plaintext_len` is 0 or larger than any engine accepts (1 MiB).
+/// Bytes of the ciphertext blob that a plaintext of `plaintext_len` bytes encrypts to under a
+/// key keyplane or an HSM key store holds (`plaintext_len + KP_CIPHERTEXT_OVERHEAD`), the exact
+/// size Encrypt writes for such a key, and the least room any symmetric Encrypt takes. A key in
+/// an external key store writes a longer blob (double encryption, whose length depends on the XKS
+/// proxy's answer): size for it, or for a key not known in advance, with
+/// `kp_ciphertext_max_len`. Returns 0 when `plaintext_len` is 0 or larger than any engine
+/// accepts (1 MiB).
 ///
 /// Ownership: nothing to free. Thread safety: callable from any thread.
 #[no_mangle]
@@ -148,14 +158,49 @@ pub extern "C" fn kp_ciphertext_len(plaintext_len: usize) -> usize {
     data::ciphertext_len(plaintext_len).unwrap_or(0)
 }
 
-/// Bytes of plaintext that a ciphertext blob of `ciphertext_len` bytes decrypts to
-/// (`ciphertext_len - KP_CIPHERTEXT_OVERHEAD`), the exact size Decrypt writes; ReEncrypt's blob
-/// is as long as its input. Returns 0 when no valid blob has that length.
+/// Bytes that always suffice for the ciphertext blob of a plaintext of `plaintext_len` bytes
+/// under a symmetric key of any kind (`kp_ciphertext_len(plaintext_len) +
+/// KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD`: a key in an external key store adds a length byte and
+/// the XKS proxy's wrapping, at most 255 bytes). Encrypt, ReEncrypt and GenerateDataKey write
+/// this much or less and say how much. Returns 0 when `plaintext_len` is 0 or larger than any
+/// engine accepts (1 MiB).
+///
+/// Ownership: nothing to free. Thread safety: callable from any thread.
+#[no_mangle]
+pub extern "C" fn kp_ciphertext_max_len(plaintext_len: usize) -> usize {
+    data::ciphertext_max_len(plaintext_len).unwrap_or(0)
+}
+
+/// The most plaintext a ciphertext blob of `ciphertext_len` bytes decrypts to
+/// (`ciphertext_len - KP_CIPHERTEXT_OVERHEAD`): exact for a blob of a key keyplane or an HSM key
+/// store holds, a bound for an external key store's (which `kp_blob_plaintext_len` reads exactly
+/// from the blob). Returns 0 when no valid blob has that length.
 ///
 /// Ownership: nothing to free. Thread safety: callable from any thread.
 #[no_mangle]
 pub extern "C" fn kp_plaintext_len(ciphertext_len: usize) -> usize {
     data::plaintext_len(ciphertext_len).unwrap_or(0)
+}
+
+/// The exact number of plaintext bytes the ciphertext blob at `ciphertext` (`ciphertext_len`
+/// bytes) decrypts to, for a blob of any key kind (read from the blob's framing; decryption
+/// authenticates it), the size Decrypt writes. Returns 0 when the bytes are no keyplane blob
+/// (or `ciphertext` is NULL).
+///
+/// Ownership: the blob is only read. Thread safety: callable from any thread.
+///
+/// # Safety
+/// `ciphertext` is NULL or points to `ciphertext_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn kp_blob_plaintext_len(
+    ciphertext: *const u8,
+    ciphertext_len: usize,
+) -> usize {
+    ffi::guard_value(0, || {
+        // SAFETY: forwarded from the caller.
+        let blob = unsafe { ffi::bytes_arg(ciphertext, ciphertext_len, "ciphertext") }?;
+        Ok(kp::ciphertext::plaintext_len_of(blob).unwrap_or(0))
+    })
 }
 
 #[cfg(test)]
@@ -212,5 +257,21 @@ mod tests {
         assert_eq!(kp_ciphertext_len(0), 0);
         assert_eq!(kp_plaintext_len(83), 1);
         assert_eq!(kp_plaintext_len(82), 0);
+        assert_eq!(
+            KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD,
+            kp::ciphertext::max_blob_len(1) - kp::ciphertext::blob_len(1)
+        );
+        assert_eq!(
+            kp_ciphertext_max_len(1),
+            83 + KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD
+        );
+        assert_eq!(kp_ciphertext_max_len(0), 0);
+        // The longest blob of either algorithm still has a plaintext length; one byte more not.
+        let longest = kp::ciphertext::MAX_ANY_BLOB_LEN;
+        assert_eq!(
+            kp_plaintext_len(longest),
+            kp::ciphertext::MAX_PLAINTEXT_LIMIT
+        );
+        assert_eq!(kp_plaintext_len(longest + 1), 0);
     }
 }

@@ -42,7 +42,8 @@ pub enum kp_status {
     /// An enumeration argument (or item field) held a value the enumeration does not have.
     InvalidEnumValue = 104,
     /// An output buffer is smaller than the output; nothing was written. The `*_sizes` calls,
-    /// `kp_ciphertext_len` and `kp_plaintext_len` give the exact sizes.
+    /// `kp_ciphertext_len`, `kp_ciphertext_max_len`, `kp_plaintext_len` and
+    /// `kp_blob_plaintext_len` give the sizes.
     BufferTooSmall = 105,
     /// A pointer was misaligned for its type, or an argument was otherwise malformed.
     InvalidArgument = 106,
