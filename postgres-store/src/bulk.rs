@@ -133,7 +133,13 @@ pub(crate) fn insert_keys(
         .map_err(failed("bulk-load key material"))?;
     let mut writer = BinaryCopyInWriter::new(
         sink,
-        &[Type::BYTEA, Type::INT4, Type::INT2, Type::BYTEA, Type::BYTEA],
+        &[
+            Type::BYTEA,
+            Type::INT4,
+            Type::INT2,
+            Type::BYTEA,
+            Type::BYTEA,
+        ],
     );
     let spec: BTreeMap<Uuid, keyplane::KeySpec> =
         records.iter().map(|r| (r.id, r.key_spec)).collect();

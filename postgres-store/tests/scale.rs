@@ -163,7 +163,11 @@ fn propagation_and_cold_load_do_not_grow_with_the_number_of_keys() {
     let (s1, r1) = counts.now();
     assert_eq!(small.keys.len(), 10);
     let small_statements = s1 - s0;
-    assert!(r1 - r0 >= 30, "ten keys and twenty copies read: {}", r1 - r0);
+    assert!(
+        r1 - r0 >= 30,
+        "ten keys and twenty copies read: {}",
+        r1 - r0
+    );
 
     // 20,000 more keys in two bulk commits.
     let mut loaded = Vec::new();
@@ -315,9 +319,16 @@ fn bulk_load_is_sealed_logged_and_all_or_nothing() {
     let (mut recs, mats) = batch(1);
     recs.push(recs[0].clone());
     let (e, text) = err_text(store.bulk_insert_keys(&recs, &mats));
-    assert!(matches!(e, Error::Validation(_)) && text.contains("twice"), "{text}");
+    assert!(
+        matches!(e, Error::Validation(_)) && text.contains("twice"),
+        "{text}"
+    );
     let (e, _) = err_text(store.bulk_insert_keys(&[], &[]));
     assert!(matches!(e, Error::Validation(_)));
-    assert_eq!(store.generation().unwrap(), generation, "nothing was written");
+    assert_eq!(
+        store.generation().unwrap(),
+        generation,
+        "nothing was written"
+    );
     assert!(store.verify(false).unwrap().is_pristine());
 }

@@ -5,7 +5,9 @@
 
 use std::time::Instant;
 
-use keyplane::{CreateGrantRequest, CreateKeyRequest, Engine, GrantOperation, LockPolicy, Tag};
+use keyplane::{
+    CreateGrantRequest, CreateKeyRequest, Engine, ErrorKind, GrantOperation, LockPolicy, Tag,
+};
 
 use super::report::{latencies, Latencies};
 use super::{failed, node, Opener};
@@ -78,10 +80,10 @@ fn call(
     i: usize,
     tag: &str,
     grantee: &str,
-) -> Result<(), BenchError> {
+) -> keyplane::Result<()> {
     let key = &caller.keys[i % caller.keys.len()];
     let e = &caller.engine;
-    let outcome = match op {
+    match op {
         Operation::CreateKey => e.create_key(CreateKeyRequest::default()).map(|_| ()),
         Operation::CreateAlias => e.create_alias(&format!("{}-{tag}-{i}", caller.alias), key),
         Operation::UpdateAlias => e.update_alias(&caller.alias, key),
@@ -104,8 +106,7 @@ fn call(
                 name: None,
             })
             .map(|_| ()),
-    };
-    outcome.map_err(|e| failed(op.name(), e))
+    }
 }
 
 /// Most times a caller repeats a call the engine gave up on with ConflictException (its own
@@ -124,15 +125,10 @@ fn call_retrying(
     loop {
         match call(caller, op, i, tag, grantee) {
             Ok(()) => return Ok(repeated),
-            Err(BenchError::Run(m)) if m.contains("ConflictException") || m.contains("Conflict:") => {
+            Err(e) if e.kind() == ErrorKind::Conflict && repeated < CLIENT_RETRIES => {
                 repeated += 1;
-                if repeated > CLIENT_RETRIES {
-                    return Err(BenchError::Run(format!(
-                        "{m} (repeated {CLIENT_RETRIES} times)"
-                    )));
-                }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(failed(op.name(), e)),
         }
     }
 }

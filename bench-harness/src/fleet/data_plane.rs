@@ -60,9 +60,10 @@ fn rate(
             .collect();
         std::thread::sleep(duration);
         stop.store(true, Ordering::Relaxed);
-        workers
-            .into_iter()
-            .try_for_each(|w| w.join().unwrap_or_else(|_| Err(failed("Encrypt", "panicked"))))
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(failed("Encrypt", "panicked")))
+        })
     });
     outcome?;
     Ok(calls.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
