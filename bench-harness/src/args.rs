@@ -23,7 +23,9 @@ pub struct SweepArgs {
     /// Encryption SDK message of --stream-size bytes encrypted and decrypted in memory with
     /// --threads pool threads, beside a bare aws-lc-rs AES-256-GCM loop over the same bytes);
     /// and `many-keys` (an engine filled with keys up to each of --key-counts: CreateKey cost,
-    /// DescribeKey and Encrypt lookup cost and memory per key at each size)
+    /// DescribeKey and Encrypt lookup cost and memory per key at each size); and `fleet` (nodes
+    /// sharing the PostgreSQL store --store names: control plane against SQLite, propagation,
+    /// data plane against memory, and with --fleet-keys a filled store's cold start)
     #[arg(short, long = "workload", value_name = "LIST", value_delimiter = ',',
           default_value = "encrypt", value_parser = parse_workload)]
     pub workloads: Vec<WorkloadChoice>,
@@ -172,6 +174,11 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub endpoint: crate::endpoint::EndpointArgs,
 
+    /// The `fleet` workload's options
+    #[cfg(feature = "postgres")]
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetArgs,
+
     /// With --endpoint: the region requests are signed for
     #[cfg(feature = "endpoint")]
     #[arg(long, value_name = "REGION", default_value = "us-east-1")]
@@ -189,6 +196,9 @@ pub enum WorkloadChoice {
     /// `many-keys`: control-plane and lookup cost as the engine fills (`many_keys.rs`), measured
     /// apart from the batch sweep.
     ManyKeys,
+    /// `fleet`: nodes sharing a PostgreSQL store against SQLite and memory (`fleet/`), measured
+    /// apart from the batch sweep.
+    Fleet,
 }
 
 /// Another binding to run the same encrypt workload through.
@@ -212,11 +222,19 @@ impl SweepArgs {
         self.workloads.contains(&WorkloadChoice::ManyKeys)
     }
 
-    /// Whether a batch workload was asked for (besides `stream` and `many-keys`).
+    /// Whether `fleet` was asked for.
+    pub fn wants_fleet(&self) -> bool {
+        self.workloads.contains(&WorkloadChoice::Fleet)
+    }
+
+    /// Whether a batch workload was asked for (besides `stream`, `many-keys` and `fleet`).
     pub fn wants_sweep(&self) -> bool {
-        self.workloads
-            .iter()
-            .any(|w| !matches!(w, WorkloadChoice::Stream | WorkloadChoice::ManyKeys))
+        self.workloads.iter().any(|w| {
+            !matches!(
+                w,
+                WorkloadChoice::Stream | WorkloadChoice::ManyKeys | WorkloadChoice::Fleet
+            )
+        })
     }
 
     /// The workloads, expanded and without duplicates, in the order given.
@@ -226,7 +244,9 @@ impl SweepArgs {
             let add: Vec<Workload> = match choice {
                 WorkloadChoice::One(w) => vec![*w],
                 WorkloadChoice::All => Workload::ALL.to_vec(),
-                WorkloadChoice::Stream | WorkloadChoice::ManyKeys => Vec::new(),
+                WorkloadChoice::Stream | WorkloadChoice::ManyKeys | WorkloadChoice::Fleet => {
+                    Vec::new()
+                }
             };
             for w in add {
                 if !out.contains(&w) {
@@ -247,6 +267,9 @@ fn parse_workload(s: &str) -> Result<WorkloadChoice, String> {
     }
     if s.trim().to_ascii_lowercase().replace('_', "-") == "many-keys" {
         return Ok(WorkloadChoice::ManyKeys);
+    }
+    if s.trim().eq_ignore_ascii_case("fleet") {
+        return Ok(WorkloadChoice::Fleet);
     }
     Workload::parse(s).map(WorkloadChoice::One)
 }

@@ -45,6 +45,8 @@ pub mod args;
 pub mod compare;
 #[cfg(feature = "endpoint")]
 pub mod endpoint;
+#[cfg(feature = "postgres")]
+pub mod fleet;
 pub mod many_keys;
 pub mod measure;
 pub mod plot;
@@ -204,6 +206,30 @@ pub fn run_many_keys(args: &BenchArgs) -> Result<many_keys::ManyKeysReport, Benc
             lock_policy,
         },
     )
+}
+
+/// The stand-alone program's `fleet` workload (see [`fleet`]).
+#[cfg(feature = "postgres")]
+pub fn run_fleet(args: &BenchArgs) -> Result<fleet::FleetReport, BenchError> {
+    let lock_policy = if args.allow_unlocked_memory {
+        LockPolicy::Warn
+    } else {
+        LockPolicy::Require
+    };
+    fleet::run(
+        &args.fleet,
+        args.sweep.quiet,
+        Destination::from_flag(&args.json),
+        lock_policy,
+    )
+}
+
+/// Without the `postgres` feature there is no fleet to measure.
+#[cfg(not(feature = "postgres"))]
+pub fn run_fleet(_args: &BenchArgs) -> Result<(), BenchError> {
+    Err(BenchError::Usage(
+        "--workload fleet: this keyplane-bench was built without the `postgres` feature".into(),
+    ))
 }
 
 /// Opens (or creates) the SQLite store in `dir`, with its root key in the key file

@@ -39,6 +39,11 @@ const SECRET_READS: &[(&str, usize, &str)] = &[
         "the crypto-user PIN handed to the token",
     ),
     (
+        "postgres-store/src/bulk.rs",
+        1,
+        "key material wrapped for a bulk load",
+    ),
+    (
         "postgres-store/src/material.rs",
         1,
         "key material wrapped for a repaired copy",

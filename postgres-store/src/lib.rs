@@ -25,6 +25,7 @@
 #![warn(missing_debug_implementations)]
 
 mod address;
+mod bulk;
 mod changes;
 mod errors;
 mod material;
@@ -40,6 +41,7 @@ mod tls;
 mod witness;
 
 pub use address::{redact, PgAddress, SslMode};
+pub use bulk::MAX_BULK_KEYS;
 pub use migrate::{copy_store, CopyReport};
 pub use notify::CHANNEL;
 pub use pool::Timeouts;

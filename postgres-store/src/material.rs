@@ -25,6 +25,16 @@ pub(crate) struct Copy {
     pub checksum: Vec<u8>,
 }
 
+impl Copy {
+    /// A new copy of `material` for `slot`: wrapped under the store keys with a fresh nonce, with
+    /// its checksum (the one way a copy is made: each write and the bulk path).
+    pub fn sealed(keys: &StoreKeys, slot: &MaterialSlot, material: &[u8]) -> Result<Copy> {
+        let wrapped = keys.wrap(slot, material)?;
+        let checksum = checksum(&wrapped);
+        Ok(Copy { wrapped, checksum })
+    }
+}
+
 type CopyMap = BTreeMap<(Uuid, u32), [Option<Copy>; COPIES]>;
 
 fn collect(rows: Vec<postgres::Row>) -> CopyMap {
@@ -93,8 +103,10 @@ fn write_copy(
     material: &[u8],
     db: &str,
 ) -> Result<()> {
-    let wrapped = keys.wrap(slot, material)?;
-    let sum = checksum(&wrapped);
+    let Copy {
+        wrapped,
+        checksum: sum,
+    } = Copy::sealed(keys, slot, material)?;
     c.execute(
         "INSERT INTO keyplane_material (key_id, version, copy, wrapped, checksum) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_id, version, copy) DO UPDATE SET \

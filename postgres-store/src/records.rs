@@ -39,6 +39,21 @@ impl KeyRow {
         Uuid::from_slice(&self.id).map_or_else(|_| format!("{:02x?}", self.id), |u| u.to_string())
     }
 
+    /// The row that stores `record` as written at `generation`, sealed under the store keys (the
+    /// one way a key row is made: [`put_key`] and the bulk path).
+    pub fn sealed(keys: &StoreKeys, record: &KeyRecord, generation: u64) -> Result<KeyRow> {
+        let mut row = KeyRow {
+            id: record.id.as_bytes().to_vec(),
+            generation,
+            record: encode(record, "a key record")?,
+            seal: Vec::new(),
+        };
+        let parts = row.parts();
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        row.seal = keys.seal(Purpose::PgKeyRow, &refs)?;
+        Ok(row)
+    }
+
     /// The record, if the seal holds and it names this row's key.
     pub fn open(&self, keys: &StoreKeys) -> std::result::Result<KeyRecord, String> {
         let parts = self.parts();
@@ -195,15 +210,7 @@ pub(crate) fn put_key(
     if let Some(old) = key(c, &record.id, db)? {
         old.remove_from(keys, digest)?;
     }
-    let mut row = KeyRow {
-        id: record.id.as_bytes().to_vec(),
-        generation,
-        record: encode(record, "a key record")?,
-        seal: Vec::new(),
-    };
-    let parts = row.parts();
-    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-    row.seal = keys.seal(Purpose::PgKeyRow, &refs)?;
+    let row = KeyRow::sealed(keys, record, generation)?;
     row.add_to(keys, digest)?;
     c.execute(
         "INSERT INTO keyplane_keys (key_id, generation, record, seal) VALUES ($1, $2, $3, $4) \

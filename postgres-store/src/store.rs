@@ -26,7 +26,7 @@ use crate::pool::{Connector, Pool, Timeouts};
 use crate::records::{self, AliasRow, KeyRow};
 use crate::secrets::{self, SecretRow, CKS_PREFIX};
 use crate::witness::NodeWitness;
-use crate::{errors, material, schema};
+use crate::{bulk, errors, material, schema};
 
 /// Settings of an open store.
 #[derive(Clone, Debug)]
@@ -489,6 +489,25 @@ impl PostgresKeyStore {
             }
         }
         Ok(report)
+    }
+
+    /// Adds many new keys, each with the material of every version it keeps, in one commit (one
+    /// generation, rows written with `COPY`), sealed, counted and logged exactly as single
+    /// commits do (see the `bulk` module): for filling a store fast. At most
+    /// [`crate::MAX_BULK_KEYS`] keys; a key already in the store refuses the whole load
+    /// (AlreadyExists), and so does material that does not match the records (Validation).
+    /// Returns the generation the load produced; subscribed nodes are notified as for any commit.
+    pub fn bulk_insert_keys(
+        &self,
+        records: &[KeyRecord],
+        materials: &[StoredMaterial],
+    ) -> Result<u64> {
+        let db = self.db();
+        self.write(None, &mut |tx, generation, digest, touched| {
+            bulk::insert_keys(
+                tx, &self.keys, generation, digest, touched, records, materials, db,
+            )
+        })
     }
 
     /// Drops change-log rows of generations up to `floor`: a node behind it loads everything.

@@ -92,9 +92,13 @@ pub fn write(path: &Path, witness: &Witness) -> Result<()> {
     crate::files::replace_file(path, &temp_path(path), witness.encode().as_bytes())
 }
 
-/// This process's temporary file for the witness at `path`.
+/// A temporary file of this process for one write of the witness at `path`: `.tmp.PID.N`, a new
+/// N for every write, so that two store handles in one process writing at once never share one
+/// (a shared file's rename failed for the loser, and interleaved writes damaged the witness).
 fn temp_path(path: &Path) -> PathBuf {
-    with_suffix(path, &format!(".tmp.{}", std::process::id()))
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    with_suffix(path, &format!(".tmp.{}.{n}", std::process::id()))
 }
 
 /// Removes temporary witness files left by processes that no longer run (killed mid-write).
@@ -108,7 +112,11 @@ pub(crate) fn remove_stale_temporaries(path: &Path) {
     };
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|rest| rest.split('.').next())
+        else {
             continue;
         };
         let running = pid
@@ -160,15 +168,43 @@ mod tests {
     }
 
     #[test]
+    fn writers_in_one_process_at_once_never_damage_the_witness() {
+        // Two store handles in one process (two nodes of a fleet benchmark, two engines of a
+        // server) commit at once: each records its generation. They once shared one temporary
+        // file, so one's rename could fail (the other had moved it) and interleaved writes
+        // could leave a damaged witness, which refuses every later commit.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w");
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let path = &path;
+                s.spawn(move || {
+                    for g in 0..50 {
+                        let w = Witness {
+                            store_id: [7; 16],
+                            generation: t * 1000 + g,
+                        };
+                        write(path, &w).unwrap();
+                    }
+                });
+            }
+        });
+        assert!(read(&path).unwrap().is_some());
+    }
+
+    #[test]
     fn stale_temporaries_of_dead_processes_are_removed_and_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w");
         let dead = with_suffix(&path, ".tmp.999999999");
+        let dead_n = with_suffix(&path, ".tmp.999999999.3");
         let live = with_suffix(&path, &format!(".tmp.{}", std::process::id()));
-        fs::write(&dead, "x").unwrap();
-        fs::write(&live, "x").unwrap();
+        let live_n = with_suffix(&path, &format!(".tmp.{}.7", std::process::id()));
+        for f in [&dead, &dead_n, &live, &live_n] {
+            fs::write(f, "x").unwrap();
+        }
         remove_stale_temporaries(&path);
-        assert!(!dead.exists());
-        assert!(live.exists());
+        assert!(!dead.exists() && !dead_n.exists());
+        assert!(live.exists() && live_n.exists());
     }
 }
