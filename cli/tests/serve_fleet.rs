@@ -133,7 +133,7 @@ impl Node {
 }
 
 #[test]
-fn a_client_alternating_between_two_serve_nodes_sees_one_service() {
+fn postgres_a_client_alternating_between_two_serve_nodes_sees_one_service() {
     let Some(url) = database() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
