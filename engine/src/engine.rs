@@ -184,7 +184,7 @@ impl EngineBuilder {
 
     /// Loads the store and starts the engine.
     pub fn build(self) -> Result<Engine> {
-        aws_lc_rs::init();
+        crate::crypto::init();
         let config = self.config;
         let scope = ArnScope::new(&config.region, &config.account_id)?;
         if config.messages_per_derived_key == 0 {
