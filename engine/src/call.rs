@@ -16,37 +16,16 @@ use uuid::Uuid;
 use crate::access::{Caller, QuotaFamily};
 use crate::audit::{AuditEvent, AuditLog, BatchKey, LastUses, RecordedUse, UserIdentity};
 use crate::clock::Timestamp;
+use crate::control::KeyLastUsage;
 use crate::dataplane::tally::{KeyTally, KeyUse};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::key::identifier::KeyReference;
-
-/// The last successful cryptographic use of a key.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct KeyLastUsage {
-    pub operation: String,
-    pub timestamp: Timestamp,
-    pub cloud_trail_event_id: String,
-    pub kms_request_id: String,
-}
-
-/// GetKeyLastUsage's answer.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct GetKeyLastUsageResponse {
-    pub key_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_last_usage: Option<KeyLastUsage>,
-    /// When this engine began recording uses (its audit log opened); absent without audit.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tracking_start_date: Option<Timestamp>,
-    pub key_creation_date: Timestamp,
-}
+use crate::operation::Operation;
 
 /// The control-plane request running on this thread, whose record is written at its commit.
 struct Pending {
-    event_name: &'static str,
+    event_name: Operation,
     key_id: Option<String>,
     written: bool,
 }
@@ -153,43 +132,6 @@ fn audit_failed(e: impl std::fmt::Display) -> Error {
     ))
 }
 
-/// Operations that only read.
-fn is_read_only(event: &str) -> bool {
-    event.starts_with("Describe")
-        || event.starts_with("Get")
-        || event.starts_with("List")
-        || event == "Verify"
-        || event == "VerifyMac"
-}
-
-/// Operations whose successes GetKeyLastUsage reports.
-pub(crate) fn is_cryptographic(event: &str) -> bool {
-    matches!(
-        event,
-        "Encrypt"
-            | "Decrypt"
-            | "ReEncrypt"
-            | "GenerateDataKey"
-            | "GenerateDataKeyWithoutPlaintext"
-            | "GenerateDataKeyPair"
-            | "GenerateDataKeyPairWithoutPlaintext"
-            | "Sign"
-            | "Verify"
-            | "GenerateMac"
-            | "VerifyMac"
-            | "DeriveSharedSecret"
-    )
-}
-
-/// Operations whose naming of an integrated service's `alias/aws/<service>` creates its managed
-/// key, as in the service (see `control/managed.rs`).
-fn creates_managed_keys(event: &str) -> bool {
-    matches!(
-        event,
-        "Encrypt" | "GenerateDataKey" | "GenerateDataKeyWithoutPlaintext" | "ReEncrypt"
-    )
-}
-
 impl Engine {
     /// The keys a request names, as ids: by identifier (key id, ARN, alias), skipping
     /// any that name nothing.
@@ -239,7 +181,7 @@ impl Engine {
     /// the keys `key_ids` name; a successful cryptographic operation becomes their last usage.
     pub(crate) fn record(
         &self,
-        event_name: &str,
+        event_name: Operation,
         key_ids: &[Option<&str>],
         parameters: impl FnOnce() -> Value,
         outcome: std::result::Result<(), &Error>,
@@ -250,7 +192,7 @@ impl Engine {
     /// As [`Engine::record`], with the record's id decided beforehand (`None`: a new one).
     fn record_as(
         &self,
-        event_name: &str,
+        event_name: Operation,
         key_ids: &[Option<&str>],
         parameters: impl FnOnce() -> Value,
         outcome: std::result::Result<(), &Error>,
@@ -297,7 +239,7 @@ impl Engine {
     /// used gets this record as its last usage.
     fn write_record(
         &self,
-        event_name: &str,
+        event_name: Operation,
         keys: &[(Uuid, KeyUse)],
         parameters: impl FnOnce() -> Value,
         outcome: std::result::Result<(), &Error>,
@@ -310,14 +252,14 @@ impl Engine {
         let now = self.inner.clock.now();
         let account = &self.inner.config.account_id;
         let mut event = AuditEvent::new(
-            event_name,
+            event_name.name(),
             &self.inner.config.region,
             identity(&self.caller),
         )
         .at(now.0)
         .with_request_parameters(parameters())
         .with_recipient_account(account)
-        .read_only(is_read_only(event_name));
+        .read_only(event_name.is_read_only());
         let arns: Vec<String> = keys
             .iter()
             .map(|(id, _)| self.inner.scope.key_arn(id))
@@ -350,8 +292,8 @@ impl Engine {
         if let Some(id) = request_id {
             event = event.with_request_id(id);
         }
-        let usage = is_cryptographic(event_name).then(|| RecordedUse {
-            operation: event_name.to_owned(),
+        let usage = event_name.is_cryptographic().then(|| RecordedUse {
+            operation: event_name.name().to_owned(),
             time_ms: now.0,
             event_id: event.event_id.clone(),
             request_id: event.request_id.clone(),
@@ -383,7 +325,7 @@ impl Engine {
         self.audit_ready()?;
         let previous = PENDING.with(|p| {
             p.replace(Some(Pending {
-                event_name: action.operation(),
+                event_name: action.as_operation(),
                 key_id: key_id.map(str::to_owned),
                 written: false,
             }))
@@ -400,7 +342,7 @@ impl Engine {
             // Not written yet (a read, or a refusal), or written before a store commit that then
             // failed: record the outcome.
             self.record(
-                action.operation(),
+                action.as_operation(),
                 &[key_id],
                 || params::key_opt(key_id),
                 result.as_ref().map(|_| ()),
@@ -489,7 +431,7 @@ impl Engine {
     /// Runs one data-plane request: its quota, the request as the caller, its audit record.
     pub(crate) fn single<T>(
         &self,
-        event_name: &'static str,
+        event_name: Operation,
         family: QuotaFamily,
         key_ids: &[Option<&str>],
         parameters: impl FnOnce() -> Value,
@@ -502,7 +444,7 @@ impl Engine {
             .limiter
             .take(family, 1)
             .and_then(|()| {
-                if creates_managed_keys(event_name) {
+                if event_name.creates_managed_keys() {
                     self.ensure_managed_keys(key_ids)?;
                 }
                 with_request_id(request_id.clone(), || match run(&self.caller) {
@@ -529,7 +471,7 @@ impl Engine {
     /// into a [`KeyTally`]). If the record cannot be written, every item fails with that error.
     pub(crate) fn batch<T>(
         &self,
-        event_name: &'static str,
+        event_name: Operation,
         family: QuotaFamily,
         key_id: Option<&str>,
         n: usize,
@@ -609,35 +551,6 @@ impl Engine {
             }
         }
         results
-    }
-
-    /// GetKeyLastUsage: the last successful cryptographic operation with a key, from this
-    /// engine's audit records.
-    pub fn get_key_last_usage(&self, key_id: &str) -> Result<GetKeyLastUsageResponse> {
-        self.audited(crate::access::Action::GetKeyLastUsage, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::GET_KEY_LAST_USAGE,
-                &[("KeyId", key_id.into())],
-                &[],
-            )?;
-            let state = self.control()?;
-            let record = self.key_for(
-                &state,
-                key_id,
-                crate::key::KeyOperation::Read,
-                crate::access::Action::GetKeyLastUsage,
-            )?;
-            Ok(GetKeyLastUsageResponse {
-                key_id: self.inner.scope.key_arn(&record.id),
-                key_last_usage: self
-                    .inner
-                    .audit
-                    .as_ref()
-                    .and_then(|a| a.last_usage(&record.id)),
-                tracking_start_date: self.inner.audit.as_ref().map(|a| a.started),
-                key_creation_date: record.created,
-            })
-        })
     }
 
     /// The audit log, when one is configured.

@@ -184,7 +184,7 @@ impl EngineBuilder {
 
     /// Loads the store and starts the engine.
     pub fn build(self) -> Result<Engine> {
-        aws_lc_rs::init();
+        crate::crypto::init();
         let config = self.config;
         let scope = ArnScope::new(&config.region, &config.account_id)?;
         if config.messages_per_derived_key == 0 {
@@ -582,7 +582,7 @@ impl Engine {
         request: &dataplane::EncryptRequest<'_>,
     ) -> Result<dataplane::EncryptResponse> {
         self.single(
-            "Encrypt",
+            crate::operation::Operation::Encrypt,
             QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::encrypt(request),
@@ -599,7 +599,7 @@ impl Engine {
         requests: &[dataplane::EncryptRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
         self.batch(
-            "Encrypt",
+            crate::operation::Operation::Encrypt,
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
@@ -623,7 +623,7 @@ impl Engine {
         outputs: &mut [&mut [u8]],
     ) -> Vec<Result<usize>> {
         self.batch(
-            "Encrypt",
+            crate::operation::Operation::Encrypt,
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
@@ -652,7 +652,7 @@ impl Engine {
         outputs: &mut [&mut [u8]],
     ) -> Vec<Result<usize>> {
         self.batch(
-            "Decrypt",
+            crate::operation::Operation::Decrypt,
             QuotaFamily::SymmetricCrypto,
             requests.first().and_then(|r| r.key_id),
             requests.len(),
@@ -681,7 +681,7 @@ impl Engine {
     /// needs a key to authorize against, so a call naming none is a ValidationException.
     pub fn dry_run_authorization(
         &self,
-        event_name: &'static str,
+        event_name: crate::operation::Operation,
         keys: &[(Action, &str)],
     ) -> Result<()> {
         if !self.dry_run {
@@ -720,7 +720,7 @@ impl Engine {
         request: &dataplane::DecryptRequest<'_>,
     ) -> Result<dataplane::DecryptResponse> {
         self.single(
-            "Decrypt",
+            crate::operation::Operation::Decrypt,
             QuotaFamily::SymmetricCrypto,
             &[self
                 .blob_key(request.key_id, request.ciphertext_blob)
@@ -739,7 +739,7 @@ impl Engine {
         requests: &[dataplane::DecryptRequest<'_>],
     ) -> Vec<Result<SecretBytes>> {
         self.batch(
-            "Decrypt",
+            crate::operation::Operation::Decrypt,
             QuotaFamily::SymmetricCrypto,
             requests.first().and_then(|r| r.key_id),
             requests.len(),
@@ -762,7 +762,7 @@ impl Engine {
         requests: &[dataplane::DecryptRequest<'_>],
     ) -> Vec<Result<dataplane::DecryptResponse>> {
         self.batch(
-            "Decrypt",
+            crate::operation::Operation::Decrypt,
             QuotaFamily::SymmetricCrypto,
             requests.first().and_then(|r| r.key_id),
             requests.len(),
@@ -787,7 +787,7 @@ impl Engine {
         request: &dataplane::ReEncryptRequest<'_>,
     ) -> Result<dataplane::ReEncryptResponse> {
         self.single(
-            "ReEncrypt",
+            crate::operation::Operation::ReEncrypt,
             QuotaFamily::SymmetricCrypto,
             &[
                 self.blob_key(request.source_key_id, request.ciphertext_blob)
@@ -808,7 +808,7 @@ impl Engine {
         requests: &[dataplane::ReEncryptRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
         self.batch(
-            "ReEncrypt",
+            crate::operation::Operation::ReEncrypt,
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.destination_key_id),
             requests.len(),
@@ -829,7 +829,7 @@ impl Engine {
         request: &dataplane::GenerateDataKeyRequest<'_>,
     ) -> Result<dataplane::GenerateDataKeyResponse> {
         self.single(
-            "GenerateDataKey",
+            crate::operation::Operation::GenerateDataKey,
             QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::data_key(request),
@@ -846,7 +846,7 @@ impl Engine {
         request: &dataplane::GenerateDataKeyRequest<'_>,
     ) -> Result<dataplane::GenerateDataKeyWithoutPlaintextResponse> {
         self.single(
-            "GenerateDataKeyWithoutPlaintext",
+            crate::operation::Operation::GenerateDataKeyWithoutPlaintext,
             QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::data_key(request),
@@ -865,7 +865,7 @@ impl Engine {
         requests: &[dataplane::GenerateDataKeyRequest<'_>],
     ) -> Vec<Result<dataplane::GeneratedDataKey>> {
         self.batch(
-            "GenerateDataKey",
+            crate::operation::Operation::GenerateDataKey,
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
@@ -891,7 +891,7 @@ impl Engine {
         requests: &[dataplane::GenerateDataKeyRequest<'_>],
     ) -> Vec<Result<dataplane::GenerateDataKeyResponse>> {
         self.batch(
-            "GenerateDataKey",
+            crate::operation::Operation::GenerateDataKey,
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
@@ -915,7 +915,7 @@ impl Engine {
         requests: &[dataplane::GenerateDataKeyRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
         self.batch(
-            "GenerateDataKeyWithoutPlaintext",
+            crate::operation::Operation::GenerateDataKeyWithoutPlaintext,
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
@@ -936,7 +936,7 @@ impl Engine {
     /// Signs a message or digest with an asymmetric SIGN_VERIFY key.
     pub fn sign(&self, request: &dataplane::SignRequest<'_>) -> Result<dataplane::SignResponse> {
         self.single(
-            "Sign",
+            crate::operation::Operation::Sign,
             QuotaFamily::AsymmetricCrypto,
             &[Some(request.key_id)],
             || {
@@ -957,7 +957,7 @@ impl Engine {
     /// Signs every request; one signature or error per request, in order.
     pub fn sign_batch(&self, requests: &[dataplane::SignRequest<'_>]) -> Vec<Result<Vec<u8>>> {
         self.batch(
-            "Sign",
+            crate::operation::Operation::Sign,
             QuotaFamily::AsymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
@@ -978,7 +978,7 @@ impl Engine {
         request: &dataplane::VerifyRequest<'_>,
     ) -> Result<dataplane::VerifyResponse> {
         self.single(
-            "Verify",
+            crate::operation::Operation::Verify,
             QuotaFamily::AsymmetricCrypto,
             &[Some(request.key_id)],
             || {
@@ -999,7 +999,7 @@ impl Engine {
     /// Verifies every request; `Ok(())` or the error per request, in order.
     pub fn verify_batch(&self, requests: &[dataplane::VerifyRequest<'_>]) -> Vec<Result<()>> {
         self.batch(
-            "Verify",
+            crate::operation::Operation::Verify,
             QuotaFamily::AsymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
@@ -1017,7 +1017,7 @@ impl Engine {
     /// The public key of an asymmetric key, DER SubjectPublicKeyInfo.
     pub fn get_public_key(&self, key_id: &str) -> Result<dataplane::GetPublicKeyResponse> {
         self.single(
-            "GetPublicKey",
+            crate::operation::Operation::GetPublicKey,
             QuotaFamily::AsymmetricCrypto,
             &[Some(key_id)],
             || params::key(key_id),
@@ -1034,7 +1034,7 @@ impl Engine {
         request: &dataplane::GenerateMacRequest<'_>,
     ) -> Result<dataplane::GenerateMacResponse> {
         self.single(
-            "GenerateMac",
+            crate::operation::Operation::GenerateMac,
             QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::mac(request.key_id, request.mac_algorithm, request.message.len()),
@@ -1051,7 +1051,7 @@ impl Engine {
         requests: &[dataplane::GenerateMacRequest<'_>],
     ) -> Vec<Result<Vec<u8>>> {
         self.batch(
-            "GenerateMac",
+            crate::operation::Operation::GenerateMac,
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
@@ -1072,7 +1072,7 @@ impl Engine {
         request: &dataplane::VerifyMacRequest<'_>,
     ) -> Result<dataplane::VerifyMacResponse> {
         self.single(
-            "VerifyMac",
+            crate::operation::Operation::VerifyMac,
             QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::mac(request.key_id, request.mac_algorithm, request.message.len()),
@@ -1089,7 +1089,7 @@ impl Engine {
         requests: &[dataplane::VerifyMacRequest<'_>],
     ) -> Vec<Result<()>> {
         self.batch(
-            "VerifyMac",
+            crate::operation::Operation::VerifyMac,
             QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
@@ -1110,7 +1110,7 @@ impl Engine {
         request: &dataplane::DeriveSharedSecretRequest<'_>,
     ) -> Result<dataplane::DeriveSharedSecretResponse> {
         self.single(
-            "DeriveSharedSecret",
+            crate::operation::Operation::DeriveSharedSecret,
             QuotaFamily::AsymmetricCrypto,
             &[Some(request.key_id)],
             || params::key(request.key_id),
@@ -1127,7 +1127,7 @@ impl Engine {
         request: &dataplane::GenerateDataKeyPairRequest<'_>,
     ) -> Result<dataplane::GenerateDataKeyPairResponse> {
         self.single(
-            "GenerateDataKeyPair",
+            crate::operation::Operation::GenerateDataKeyPair,
             QuotaFamily::DataKeyPair,
             &[Some(request.key_id)],
             || params::data_key_pair(request),
@@ -1146,7 +1146,7 @@ impl Engine {
         request: &dataplane::GenerateDataKeyPairRequest<'_>,
     ) -> Result<dataplane::GenerateDataKeyPairResponse> {
         self.single(
-            "GenerateDataKeyPairWithoutPlaintext",
+            crate::operation::Operation::GenerateDataKeyPairWithoutPlaintext,
             QuotaFamily::DataKeyPair,
             &[Some(request.key_id)],
             || params::data_key_pair(request),
@@ -1162,7 +1162,7 @@ impl Engine {
     /// 1 to 1024 random bytes.
     pub fn generate_random(&self, number_of_bytes: usize) -> Result<Vec<u8>> {
         self.single(
-            "GenerateRandom",
+            crate::operation::Operation::GenerateRandom,
             QuotaFamily::SymmetricCrypto,
             &[None],
             || serde_json::json!({"numberOfBytes": number_of_bytes}),
@@ -1176,7 +1176,7 @@ impl Engine {
     /// Random byte strings of the given sizes (each 1 to 1024), drawn in one generator call.
     pub fn generate_random_batch(&self, sizes: &[usize]) -> Vec<Result<Vec<u8>>> {
         self.batch(
-            "GenerateRandom",
+            crate::operation::Operation::GenerateRandom,
             QuotaFamily::SymmetricCrypto,
             None,
             sizes.len(),

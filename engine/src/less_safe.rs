@@ -7,4 +7,6 @@
 //! (`engine/tests/boundary.rs` checks): they build on [`crate::sealing`], whose keys draw their
 //! own nonces, and read secret bytes only through [`crate::SecretAccess`].
 
-pub use crate::crypto::{aes_gcm, ecdh, hkdf, hmac, key_import, random, rsa_oaep, signature};
+pub use crate::crypto::{
+    aes_gcm, digest, ecdh, ecdsa_p384, hkdf, hmac, key_import, random, rsa_oaep, signature,
+};

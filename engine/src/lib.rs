@@ -37,6 +37,7 @@ pub mod key;
 pub mod less_safe;
 pub(crate) mod locked_memory;
 pub mod messages;
+pub mod operation;
 pub mod policy;
 pub mod sealing;
 mod secret;
@@ -44,15 +45,14 @@ pub mod store;
 pub mod validation;
 
 pub use access::{Caller, RateQuotas, RequestOrigin};
-pub use call::{GetKeyLastUsageResponse, KeyLastUsage};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use context::EncryptionContext;
 pub use control::{
     AliasListEntry, CreateGrantRequest, CreateGrantResponse, CreateKeyRequest,
-    DeleteImportedKeyMaterialResponse, GetParametersForImportResponse, GrantListEntry,
-    ImportKeyMaterialRequest, ImportKeyMaterialResponse, KeyListEntry, KeyRotationStatus, Page,
-    ReplicateKeyRequest, ReplicateKeyResponse, RotationListEntry, ScheduleKeyDeletionResponse,
-    INTEGRATED_SERVICES,
+    DeleteImportedKeyMaterialResponse, GetKeyLastUsageResponse, GetParametersForImportResponse,
+    GrantListEntry, ImportKeyMaterialRequest, ImportKeyMaterialResponse, KeyLastUsage,
+    KeyListEntry, KeyRotationStatus, Page, ReplicateKeyRequest, ReplicateKeyResponse,
+    RotationListEntry, ScheduleKeyDeletionResponse, INTEGRATED_SERVICES,
 };
 pub use crypto::fips_mode;
 /// Bytes of a MAC of `algorithm` (for sizing output buffers).

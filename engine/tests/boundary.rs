@@ -195,3 +195,22 @@ fn the_scan_finds_the_token_where_it_is_defined() {
     assert!(text.contains("pub fn granted() -> Self"));
     assert!(text.contains("pub fn expose(&self, _access: SecretAccess)"));
 }
+
+/// "Everything that touches aws-lc lives under crypto/": no other engine file names aws-lc.
+#[test]
+fn only_the_crypto_module_of_the_engine_touches_aws_lc() {
+    let root = workspace();
+    let mut files = Vec::new();
+    walk(&root, &root.join("engine/src"), &mut files);
+    let offenders: Vec<_> = files
+        .iter()
+        .filter(|(path, _)| !path.starts_with("engine/src/crypto/"))
+        .filter(|(_, body)| body.contains("aws_lc_rs") || body.contains("aws_lc_sys"))
+        .map(|(path, _)| path.clone())
+        .collect();
+    assert!(files.len() > 50, "the engine's sources were not found");
+    assert!(
+        offenders.is_empty(),
+        "engine files outside crypto/ use aws-lc directly: {offenders:?}"
+    );
+}

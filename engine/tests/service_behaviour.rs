@@ -791,12 +791,18 @@ fn dry_run_data_plane_calls_answer_as_the_real_call_would_and_leave_no_usage() {
         .is_none());
 
     // IGNORE_CIPHERTEXT: authorization only, no ciphertext.
-    let (code, message) = refused(dry.dry_run_authorization("Decrypt", &[(Action::Decrypt, &k)]));
+    let (code, message) = refused(dry.dry_run_authorization(
+        keyplane::operation::Operation::Decrypt,
+        &[(Action::Decrypt, &k)],
+    ));
     assert_eq!((code, message.as_str()), DRY_RUN);
     let mallory = keyplane::Caller::new("arn:aws:iam::444455556666:user/mallory").unwrap();
     let e = engine
         .for_caller(mallory)
-        .dry_run_authorization("Decrypt", &[(Action::Decrypt, &k)])
+        .dry_run_authorization(
+            keyplane::operation::Operation::Decrypt,
+            &[(Action::Decrypt, &k)],
+        )
         .unwrap_err();
     assert_eq!(e.code(), "AccessDeniedException");
 

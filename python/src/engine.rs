@@ -228,7 +228,9 @@ impl Engine {
             .zip(&keys)
             .filter_map(|(action, key)| key.as_deref().map(|k| (*action, k)))
             .collect();
-        self.call(py, event, false, |e| e.dry_run_authorization(event, &pairs))
+        let op = keyplane::operation::Operation::from_name(event)
+            .ok_or_else(|| Failure::Engine(keyplane::Error::Internal(event.into()), ""))?;
+        self.call(py, event, false, |e| e.dry_run_authorization(op, &pairs))
     }
 
     /// The principal ARN this handle calls as.

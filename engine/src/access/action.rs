@@ -84,6 +84,16 @@ actions! {
 }
 
 impl Action {
+    /// The operation this action authorises; ReEncryptFrom and ReEncryptTo are ReEncrypt's.
+    pub fn as_operation(self) -> crate::operation::Operation {
+        use crate::operation::Operation;
+        match self {
+            Action::ReEncryptFrom | Action::ReEncryptTo => Operation::ReEncrypt,
+            other => Operation::from_name(other.operation())
+                .expect("every action names an operation (operation.rs's test)"),
+        }
+    }
+
     /// Position in [`Action::ALL`].
     pub(crate) fn index(self) -> usize {
         self as usize

@@ -15,7 +15,7 @@
 //! chain as 32 raw bytes (not hex) and `chain(0)` is [`GENESIS_CHAIN`], 32 zero bytes. Records are
 //! numbered from 1 with no gaps; digest lines are not part of the record chain.
 
-use aws_lc_rs::digest::{Context, SHA256};
+use crate::crypto::digest::Sha256;
 
 /// The chain value before the first record: 32 zero bytes.
 pub const GENESIS_CHAIN: [u8; 32] = [0; 32];
@@ -35,14 +35,12 @@ pub fn chain_hash(previous: &[u8; 32], canonical: &[u8]) -> [u8; 32] {
 
 /// [`chain_hash`] of canonical bytes given in pieces.
 fn chain_hash_parts(previous: &[u8; 32], canonical: &[&[u8]]) -> [u8; 32] {
-    let mut context = Context::new(&SHA256);
+    let mut context = Sha256::new();
     context.update(previous);
     for part in canonical {
         context.update(part);
     }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(context.finish().as_ref());
-    out
+    context.finish()
 }
 
 /// Appends the record line for `body` (an event's JSON object, `{…}`, at least 2 bytes) numbered
@@ -216,10 +214,10 @@ mod tests {
             )
         );
         // The chain is SHA-256 over 32 raw previous bytes then the canonical bytes.
-        let mut context = Context::new(&SHA256);
+        let mut context = Sha256::new();
         context.update(&[0u8; 32]);
         context.update(canonical.as_bytes());
-        assert_eq!(context.finish().as_ref(), &expected);
+        assert_eq!(context.finish(), expected);
     }
 
     #[test]

@@ -15,11 +15,10 @@
 //! after `keyFingerprint`; `signature` is the hex of the ASN.1 DER ECDSA P-256 signature over
 //! them with SHA-256 (AWS-LC's `ECDSA_P256_SHA256_ASN1`).
 
-use aws_lc_rs::digest::{digest, SHA256};
-use aws_lc_rs::signature::{ParsedPublicKey, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use serde::Deserialize;
 
-use crate::crypto::signature::{self, SigningKey};
+use crate::crypto::digest::sha256;
+use crate::crypto::signature::{self, P256Verifier, SigningKey};
 use crate::key::{KeySpec, MessageType, SigningAlgorithm};
 use crate::locked_memory::{LockPolicy, LockedBytes};
 
@@ -146,9 +145,7 @@ pub(crate) fn parse_digest_line(line: &[u8]) -> Result<DigestLine, String> {
 
 /// SHA-256 of a digest line (without its newline): the next digest's `previousDigest`.
 pub(crate) fn digest_line_hash(line: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest(&SHA256, line).as_ref());
-    out
+    sha256(line)
 }
 
 /// Hex SHA-256 of a DER SubjectPublicKeyInfo: how digests name the key that signed them.
@@ -232,20 +229,18 @@ impl DigestSigner {
 /// Checks digest signatures against one public key.
 #[derive(Debug)]
 pub(crate) struct DigestVerifier {
-    key: ParsedPublicKey,
+    key: P256Verifier,
     fingerprint: [u8; 32],
 }
 
 impl DigestVerifier {
     /// A verifier for an ECDSA P-256 public key given as DER SubjectPublicKeyInfo.
     pub fn new(public_key_spki_der: &[u8]) -> Result<Self, AuditError> {
-        let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, public_key_spki_der)
-            .parse()
-            .map_err(|e| {
-                AuditError::Key(format!(
-                    "the audit public key is not an ECDSA P-256 SubjectPublicKeyInfo: {e}"
-                ))
-            })?;
+        let key = P256Verifier::new(public_key_spki_der).map_err(|e| {
+            AuditError::Key(format!(
+                "the audit public key is not an ECDSA P-256 SubjectPublicKeyInfo: {e}"
+            ))
+        })?;
         Ok(DigestVerifier {
             key,
             fingerprint: fingerprint_bytes(public_key_spki_der),
@@ -259,7 +254,7 @@ impl DigestVerifier {
 
     /// Whether `line`'s signature is valid under this key.
     pub fn signature_valid(&self, line: &DigestLine) -> bool {
-        self.key.verify_sig(&line.signed, &line.signature).is_ok()
+        self.key.verify(&line.signed, &line.signature)
     }
 }
 

@@ -425,14 +425,14 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// generator.
 pub fn new_request_id() -> String {
     let mut bytes = [0u8; 16];
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+    if crate::crypto::random::fill(&mut bytes).is_err() {
         // AWS-LC's generator does not fail in practice; if it ever does, an id that is unique in
         // this process (not secret) still serves: a counter and the time, hashed.
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut context = crate::crypto::digest::Sha256::new();
         context.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
         context.update(&now_millis().to_le_bytes());
-        bytes.copy_from_slice(&context.finish().as_ref()[..16]);
+        bytes.copy_from_slice(&context.finish()[..16]);
     }
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;

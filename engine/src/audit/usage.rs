@@ -145,7 +145,7 @@ impl LastUses {
         let Some(name) = event_name_of(line) else {
             return;
         };
-        if !crate::call::is_cryptographic(name) {
+        if !crate::operation::Operation::from_name(name).is_some_and(|o| o.is_cryptographic()) {
             return;
         }
         let Ok(record) = serde_json::from_slice::<Record<'_>>(line) else {

@@ -622,7 +622,7 @@ impl Engine {
             settle_state(&mut record);
             let key = id.to_string();
             self.record(
-                "DeleteExpiredKeyMaterial",
+                crate::operation::Operation::DeleteExpiredKeyMaterial,
                 &[Some(&key)],
                 || serde_json::json!({"keyId": key, "keyMaterialId": material_id}),
                 Ok(()),

@@ -10,6 +10,7 @@ mod deletion;
 mod grants;
 pub(crate) mod import;
 mod keys;
+mod last_usage;
 mod managed;
 mod multi_region;
 pub(crate) mod page;
@@ -44,6 +45,7 @@ pub use import::{
     ImportKeyMaterialResponse,
 };
 pub use keys::{CreateKeyRequest, KeyListEntry};
+pub use last_usage::{GetKeyLastUsageResponse, KeyLastUsage};
 pub use managed::INTEGRATED_SERVICES;
 pub use multi_region::{ReplicateKeyRequest, ReplicateKeyResponse};
 pub use page::Page;

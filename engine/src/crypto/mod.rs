@@ -2,12 +2,15 @@
 //! touches aws-lc directly lives here.
 
 pub mod aes_gcm;
+pub mod digest;
 pub mod ecdh;
+pub mod ecdsa_p384;
 pub mod hkdf;
 pub mod hmac;
 pub mod key_import;
 pub mod random;
 pub mod rsa_oaep;
+pub mod rsa_wrap;
 pub mod signature;
 
 #[cfg(all(feature = "fips", feature = "non-fips"))]
@@ -22,6 +25,12 @@ compile_error!("enable one of the features `non-fips` (the default) and `fips`")
 pub(crate) use aws_lc_fips_sys as sys;
 #[cfg(all(feature = "non-fips", not(feature = "fips")))]
 pub(crate) use aws_lc_sys as sys;
+
+/// Initialises aws-lc (its CPU feature detection and, in the FIPS build, the module's
+/// self-tests) before the engine's first use of it.
+pub(crate) fn init() {
+    aws_lc_rs::init();
+}
 
 /// Whether the engine runs on the FIPS 140-3 validated AWS-LC module (built with `--features
 /// fips`) and that module reports FIPS mode.

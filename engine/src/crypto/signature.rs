@@ -293,3 +293,23 @@ impl std::fmt::Debug for SigningKey {
         write!(f, "SigningKey {{ key_spec: {} }}", self.spec)
     }
 }
+
+/// An ECDSA P-256 public key checking ASN.1 DER signatures over SHA-256 of a message: the audit
+/// log's digest signatures.
+#[derive(Debug)]
+pub struct P256Verifier(ParsedPublicKey);
+
+impl P256Verifier {
+    /// The key given as DER SubjectPublicKeyInfo.
+    pub fn new(public_key_spki_der: &[u8]) -> Result<Self> {
+        UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_ASN1, public_key_spki_der)
+            .parse()
+            .map(P256Verifier)
+            .map_err(|e| Error::Validation(format!("not an ECDSA P-256 public key: {e}")))
+    }
+
+    /// Whether `signature` is valid for `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.0.verify_sig(message, signature).is_ok()
+    }
+}

@@ -843,7 +843,7 @@ impl Engine {
         number_of_bytes: usize,
     ) -> Result<Vec<u8>> {
         self.single(
-            "GenerateRandom",
+            crate::operation::Operation::GenerateRandom,
             QuotaFamily::SymmetricCrypto,
             &[None],
             || {

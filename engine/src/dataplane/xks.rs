@@ -32,12 +32,12 @@ fn push_prefixed(out: &mut Vec<u8>, part: &[u8]) {
 /// The associated data sent to the proxy: label ‖ key ARN ‖ blob header ‖ SHA-256(canonical
 /// encryption context), each length-prefixed. Under the spec's 8 KiB whatever the context.
 pub(crate) fn proxy_aad(key_arn: &str, header: &[u8], context_encoding: &[u8]) -> Vec<u8> {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, context_encoding);
+    let digest = crate::crypto::digest::sha256(context_encoding);
     let mut aad = Vec::with_capacity(AAD_LABEL.len() + key_arn.len() + header.len() + 40);
     push_prefixed(&mut aad, AAD_LABEL);
     push_prefixed(&mut aad, key_arn.as_bytes());
     push_prefixed(&mut aad, header);
-    push_prefixed(&mut aad, digest.as_ref());
+    push_prefixed(&mut aad, &digest);
     aad
 }
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::signature::EcdsaKeyPair;
+use crate::crypto::ecdsa_p384::P384KeyPair;
 
 use super::header::{serialize_context, EncryptedDataKey};
 use super::keyring::Keyring;
@@ -73,7 +73,7 @@ impl CacheLimits {
 pub(crate) struct Materials {
     pub(crate) data_key: LockedBytes,
     pub(crate) edks: Vec<EncryptedDataKey>,
-    pub(crate) signing: Option<(Arc<EcdsaKeyPair>, String)>,
+    pub(crate) signing: Option<(P384KeyPair, String)>,
 }
 
 struct EncryptEntry {

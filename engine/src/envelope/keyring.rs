@@ -14,16 +14,11 @@
 //! parsed key on aws-lc's heap as for every RSA key of the engine); unwrapped data keys go
 //! straight into locked memory.
 
-use aws_lc_rs::rsa::{
-    OaepAlgorithm, OaepPrivateDecryptingKey, OaepPublicEncryptingKey, Pkcs1PrivateDecryptingKey,
-    Pkcs1PublicEncryptingKey, PrivateDecryptingKey, PublicEncryptingKey, OAEP_SHA1_MGF1SHA1,
-    OAEP_SHA256_MGF1SHA256, OAEP_SHA384_MGF1SHA384, OAEP_SHA512_MGF1SHA512,
-};
-
 use super::header::{serialize_context, EncryptedDataKey};
 use super::suite::{AlgorithmSuite, DATA_KEY_LEN, IV_LEN, TAG_LEN};
 use crate::context::EncryptionContext;
 use crate::crypto::aes_gcm::AesGcmKey;
+use crate::crypto::rsa_wrap::RsaWrappingKey;
 use crate::error::{Error, Result};
 use crate::key::DataKeySpec;
 use crate::locked_memory::{LockPolicy, LockedBytes};
@@ -305,59 +300,7 @@ impl std::fmt::Debug for RawAesKeyring {
 
 // ---- raw RSA ---------------------------------------------------------------------------------
 
-/// The padding a raw RSA keyring wraps with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RsaPadding {
-    /// PKCS#1 v1.5.
-    Pkcs1,
-    /// OAEP with SHA-1 and MGF1-SHA-1.
-    OaepSha1,
-    /// OAEP with SHA-256 and MGF1-SHA-256.
-    OaepSha256,
-    /// OAEP with SHA-384 and MGF1-SHA-384.
-    OaepSha384,
-    /// OAEP with SHA-512 and MGF1-SHA-512.
-    OaepSha512,
-}
-
-impl RsaPadding {
-    /// Every padding.
-    pub const ALL: [RsaPadding; 5] = [
-        RsaPadding::Pkcs1,
-        RsaPadding::OaepSha1,
-        RsaPadding::OaepSha256,
-        RsaPadding::OaepSha384,
-        RsaPadding::OaepSha512,
-    ];
-
-    /// The name the SDK's wrapping algorithms use (`RSA_OAEP_SHA256_MGF1`, `RSA_PKCS1`).
-    pub const fn name(self) -> &'static str {
-        match self {
-            RsaPadding::Pkcs1 => "RSA_PKCS1",
-            RsaPadding::OaepSha1 => "RSA_OAEP_SHA1_MGF1",
-            RsaPadding::OaepSha256 => "RSA_OAEP_SHA256_MGF1",
-            RsaPadding::OaepSha384 => "RSA_OAEP_SHA384_MGF1",
-            RsaPadding::OaepSha512 => "RSA_OAEP_SHA512_MGF1",
-        }
-    }
-
-    /// The padding named `name`.
-    pub fn from_name(name: &str) -> Option<RsaPadding> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(name))
-    }
-
-    fn oaep(self) -> Option<&'static OaepAlgorithm> {
-        Some(match self {
-            RsaPadding::Pkcs1 => return None,
-            RsaPadding::OaepSha1 => &OAEP_SHA1_MGF1SHA1,
-            RsaPadding::OaepSha256 => &OAEP_SHA256_MGF1SHA256,
-            RsaPadding::OaepSha384 => &OAEP_SHA384_MGF1SHA384,
-            RsaPadding::OaepSha512 => &OAEP_SHA512_MGF1SHA512,
-        })
-    }
-}
+pub use crate::crypto::rsa_wrap::RsaPadding;
 
 /// An RSA wrapping key, as the SDK's raw RSA keyring: the public key wraps, the private key (if
 /// given) unwraps.
@@ -365,9 +308,7 @@ pub struct RawRsaKeyring {
     namespace: String,
     name: String,
     padding: RsaPadding,
-    public: PublicEncryptingKey,
-    /// The PKCS#8 form in locked memory and the parsed key.
-    private: Option<(LockedBytes, PrivateDecryptingKey)>,
+    key: RsaWrappingKey,
 }
 
 fn rsa_rejected(what: &str) -> Error {
@@ -417,14 +358,13 @@ impl RawRsaKeyring {
         let mut der = zeroize::Zeroizing::new(pem_or_der(pkcs8, "PRIVATE KEY")?);
         let locked = LockedBytes::copy_from(&der, LockPolicy::default())?;
         zeroize::Zeroize::zeroize(&mut *der);
-        let private = PrivateDecryptingKey::from_pkcs8(locked.bytes())
-            .map_err(|_| rsa_rejected("private key (PKCS#8)"))?;
+        let key =
+            RsaWrappingKey::from_pkcs8(locked).map_err(|_| rsa_rejected("private key (PKCS#8)"))?;
         Ok(RawRsaKeyring {
             namespace: namespace.into(),
             name: name.into(),
             padding,
-            public: private.public_key(),
-            private: Some((locked, private)),
+            key,
         })
     }
 
@@ -438,13 +378,12 @@ impl RawRsaKeyring {
     ) -> Result<RawRsaKeyring> {
         check_names(namespace, name)?;
         let der = pem_or_der(spki, "PUBLIC KEY")?;
-        let public = PublicEncryptingKey::from_der(&der).map_err(|_| rsa_rejected("public key"))?;
+        let key = RsaWrappingKey::from_public_der(&der).map_err(|_| rsa_rejected("public key"))?;
         Ok(RawRsaKeyring {
             namespace: namespace.into(),
             name: name.into(),
             padding,
-            public,
-            private: None,
+            key,
         })
     }
 }
@@ -463,31 +402,7 @@ impl Keyring for RawRsaKeyring {
         let Some(key) = data_key.as_ref() else {
             return Err(Error::Internal("no data key to wrap".into()));
         };
-        let failed = || Error::Internal(format!("{} wrapping failed", self.padding.name()));
-        let ciphertext = match self.padding.oaep() {
-            Some(oaep) => {
-                let public =
-                    OaepPublicEncryptingKey::new(self.public.clone()).map_err(|_| failed())?;
-                let mut out = vec![0u8; public.ciphertext_size()];
-                let n = public
-                    .encrypt(oaep, key.bytes(), &mut out, None)
-                    .map_err(|_| failed())?
-                    .len();
-                out.truncate(n);
-                out
-            }
-            None => {
-                let public =
-                    Pkcs1PublicEncryptingKey::new(self.public.clone()).map_err(|_| failed())?;
-                let mut out = vec![0u8; public.ciphertext_size()];
-                let n = public
-                    .encrypt(key.bytes(), &mut out)
-                    .map_err(|_| failed())?
-                    .len();
-                out.truncate(n);
-                out
-            }
-        };
+        let ciphertext = self.key.wrap(self.padding, key)?;
         edks.push(EncryptedDataKey {
             provider_id: self.namespace.clone(),
             provider_info: self.name.clone().into_bytes(),
@@ -502,36 +417,18 @@ impl Keyring for RawRsaKeyring {
         _context: &EncryptionContext,
         edks: &[EncryptedDataKey],
     ) -> Result<Option<LockedBytes>> {
-        let Some((_, private)) = &self.private else {
+        if !self.key.can_unwrap() {
             return Ok(None);
-        };
-        let failed = || Error::Internal("RSA key setup failed".into());
-        let mut out = LockedBytes::zeroed(private.key_size_bytes(), LockPolicy::default())?;
+        }
         for edk in edks {
             if edk.provider_id != self.namespace || edk.provider_info != self.name.as_bytes() {
                 continue;
             }
-            let n = match self.padding.oaep() {
-                Some(oaep) => {
-                    let key =
-                        OaepPrivateDecryptingKey::new(private.clone()).map_err(|_| failed())?;
-                    key.decrypt(oaep, &edk.ciphertext, out.bytes_mut(), None)
-                        .map(|p| p.len())
-                }
-                None => {
-                    let key =
-                        Pkcs1PrivateDecryptingKey::new(private.clone()).map_err(|_| failed())?;
-                    key.decrypt(&edk.ciphertext, out.bytes_mut())
-                        .map(|p| p.len())
-                }
-            };
-            if let Ok(n) = n {
-                if n == DATA_KEY_LEN {
-                    return Ok(Some(LockedBytes::copy_from(
-                        &out.bytes()[..n],
-                        LockPolicy::default(),
-                    )?));
-                }
+            if let Some(data_key) = self
+                .key
+                .unwrap(self.padding, &edk.ciphertext, DATA_KEY_LEN)?
+            {
+                return Ok(Some(data_key));
             }
         }
         Ok(None)

@@ -1,69 +1,28 @@
 //! The signed suites' ECDSA P-384 signature: SHA-384 over the header, its authentication and the
 //! body; the public key travels in the encryption context as `aws-crypto-public-key`, the
-//! base64 of its compressed point. The ephemeral private key lives on aws-lc's heap (as every
-//! parsed signing key of the engine) and is freed, cleansed, when the message is finished.
+//! base64 of its compressed point. The primitive is `crypto::ecdsa_p384`; this module adds the
+//! message format's encoding and errors.
 
-use std::sync::Arc;
-
-use aws_lc_rs::digest;
-use aws_lc_rs::encoding::{AsBigEndian, EcPublicKeyCompressedBin};
-use aws_lc_rs::signature::{
-    EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P384_SHA384_ASN1,
-    ECDSA_P384_SHA384_ASN1_SIGNING,
-};
 use base64::Engine as _;
 
 use super::errors;
-use crate::error::{Error, Result};
-
-/// Length of a compressed P-384 point.
-const COMPRESSED_LEN: usize = 49;
+use crate::crypto::ecdsa_p384::{self, P384KeyPair, COMPRESSED_LEN};
+use crate::error::Result;
 
 /// A new ephemeral signing key and the context value of its public key.
-pub(crate) fn generate_key() -> Result<(Arc<EcdsaKeyPair>, String)> {
-    let failed = || Error::Internal("ECDSA P-384 key generation failed in aws-lc".into());
-    let key = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_ASN1_SIGNING).map_err(|_| failed())?;
-    let compressed: EcPublicKeyCompressedBin<'static> =
-        key.public_key().as_be_bytes().map_err(|_| failed())?;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(compressed.as_ref());
-    Ok((Arc::new(key), encoded))
+pub(crate) fn generate_key() -> Result<(P384KeyPair, String)> {
+    let (key, compressed) = ecdsa_p384::generate()?;
+    Ok((
+        key,
+        base64::engine::general_purpose::STANDARD.encode(compressed),
+    ))
 }
 
 /// Signs a message as it is written.
-pub(crate) struct Signer {
-    key: Arc<EcdsaKeyPair>,
-    digest: digest::Context,
-}
-
-impl Signer {
-    /// A signer with `key` (new per message, or cached with the message's data key).
-    pub(crate) fn new(key: Arc<EcdsaKeyPair>) -> Signer {
-        Signer {
-            key,
-            digest: digest::Context::new(&digest::SHA384),
-        }
-    }
-
-    pub(crate) fn update(&mut self, bytes: &[u8]) {
-        self.digest.update(bytes);
-    }
-
-    /// The DER signature over everything passed to [`Signer::update`].
-    pub(crate) fn finish(self) -> Result<Vec<u8>> {
-        let digest = self.digest.finish();
-        let sig = self
-            .key
-            .sign_digest(&digest)
-            .map_err(|_| Error::Internal("ECDSA P-384 signing failed in aws-lc".into()))?;
-        Ok(sig.as_ref().to_vec())
-    }
-}
+pub(crate) type Signer = ecdsa_p384::Signer;
 
 /// Verifies a message's signature as it is read.
-pub(crate) struct Verifier {
-    public: Vec<u8>,
-    digest: digest::Context,
-}
+pub(crate) struct Verifier(ecdsa_p384::Verifier);
 
 impl Verifier {
     /// A verifier for the context value `encoded` (base64 of a compressed P-384 point).
@@ -75,27 +34,26 @@ impl Verifier {
             .ok_or_else(|| {
                 errors::malformed("aws-crypto-public-key is not a base64 compressed P-384 point")
             })?;
-        Ok(Verifier {
-            public,
-            digest: digest::Context::new(&digest::SHA384),
-        })
+        Ok(Verifier(ecdsa_p384::Verifier::new(public)))
     }
 
     pub(crate) fn update(&mut self, bytes: &[u8]) {
-        self.digest.update(bytes);
+        self.0.update(bytes);
     }
 
     pub(crate) fn verify(self, signature: &[u8]) -> Result<()> {
-        let digest = self.digest.finish();
-        UnparsedPublicKey::new(&ECDSA_P384_SHA384_ASN1, &self.public)
-            .verify_digest(&digest, signature)
-            .map_err(|_| errors::signature_failed())
+        if self.0.verify(signature) {
+            Ok(())
+        } else {
+            Err(errors::signature_failed())
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn signs_and_verifies_and_p384_crate_agrees() {
@@ -117,7 +75,7 @@ mod tests {
             .unwrap();
         let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
         let parsed = p384::ecdsa::Signature::from_der(&sig).unwrap();
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, b"headerbody");
-        vk.verify_prehash(digest.as_ref(), &parsed).unwrap();
+        let digest = crate::crypto::digest::sha384(b"headerbody");
+        vk.verify_prehash(&digest, &parsed).unwrap();
     }
 }
