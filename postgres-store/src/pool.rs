@@ -20,6 +20,10 @@ pub struct Timeouts {
     pub connect: Duration,
     /// For one statement (`statement_timeout`, and `lock_timeout`).
     pub statement: Duration,
+    /// For each statement of a cold load, which reads every key, every alias and every copy of
+    /// key material in one statement each: a million keys take longer than an ordinary
+    /// statement is allowed (about 27 s to a working engine on the development machine).
+    pub load: Duration,
 }
 
 impl Default for Timeouts {
@@ -27,6 +31,7 @@ impl Default for Timeouts {
         Timeouts {
             connect: Duration::from_secs(5),
             statement: Duration::from_secs(10),
+            load: Duration::from_secs(600),
         }
     }
 }

@@ -823,7 +823,11 @@ fn check_against_log(
 
 impl KeyStore for PostgresKeyStore {
     fn load(&self) -> Result<StoreContents> {
+        let load_ms = self.pool.connector.timeouts.load.as_millis();
         let (snap, copies) = self.read(|tx, floor| {
+            // This transaction's statements read the whole store (see Timeouts::load).
+            tx.batch_execute(&format!("SET LOCAL statement_timeout = {load_ms}"))
+                .map_err(|e| errors::pg("set the cold load's timeout", self.db(), e))?;
             let snap = self.snapshot(tx, floor)?;
             let copies = material::read_all(tx, self.db())?;
             Ok((snap, copies))

@@ -173,6 +173,7 @@ fn the_database_restarted_mid_traffic_loses_nothing_and_unreachable_is_answered_
                 timeouts: Timeouts {
                     connect: Duration::from_secs(2),
                     statement: Duration::from_secs(2),
+                    ..Timeouts::default()
                 },
                 ..PgOptions::default()
             },
@@ -246,6 +247,7 @@ fn an_address_nothing_answers_is_unreachable_within_the_connect_timeout() {
         timeouts: Timeouts {
             connect: Duration::from_secs(1),
             statement: Duration::from_secs(1),
+            ..Timeouts::default()
         },
         ..PgOptions::default()
     };

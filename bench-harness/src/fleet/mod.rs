@@ -117,8 +117,9 @@ impl Drop for WorkDir {
 /// Opens store handles: each call is one more node's own connection pool (and listener).
 pub(crate) type Opener<'a> = &'a (dyn Fn() -> Result<Arc<dyn KeyStore>, BenchError> + Sync);
 
-/// Statement timeout of the fleet nodes: a cold load of a million keys reads them in one
-/// statement, which the store's default (10 s) may not allow on a small machine.
+/// Statement timeout of the fleet nodes: the bulk fill's commits of 10,000 keys may take longer
+/// than the store's default (10 s) on a small, busy machine. (A cold load has its own
+/// `Timeouts::load`.)
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub(crate) fn pg_options(lock_policy: LockPolicy) -> PgOptions {
