@@ -7,7 +7,7 @@
 //! - [`MacKey`]: HMAC-SHA-256 in locked memory, made from locked bytes or derived with HKDF.
 //! - [`fill_random`] and [`constant_time_eq`].
 //!
-//! Raw-nonce sealing and the other primitives are in [`crate::less_safe`], for known-answer tests
+//! Raw-nonce sealing and the other primitives are in `keyplane::less_safe`, for known-answer tests
 //! only. Secret bytes reach a caller only through [`LockedBytes::expose`] and its
 //! [`SecretAccess`](crate::SecretAccess) token.
 
