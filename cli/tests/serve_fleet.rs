@@ -30,30 +30,6 @@ use serde_json::{json, Value};
 /// The propagation bound (1 s scheduler interval) plus 2 s of room for a loaded 2-core CI machine.
 const ALLOWED: Duration = Duration::from_secs(3);
 
-/// A fresh database on the test server; `None` (saying why) where there is none, a failure
-/// under CI=true.
-fn database() -> Option<String> {
-    let server = match std::env::var("KEYPLANE_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            let msg = "KEYPLANE_TEST_POSTGRES is not set: this test needs a PostgreSQL server; \
-                       run it through scripts/test-postgres, which starts one";
-            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{msg}");
-            report(&format!("NOT RUN: {msg}"));
-            return None;
-        }
-    };
-    let db = format!("kp_serve_fleet_{}", std::process::id());
-    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {db}"),
-        format!("CREATE DATABASE {db}"),
-    ] {
-        admin.batch_execute(&sql).unwrap();
-    }
-    Some(format!("{}/{db}", server.rsplit_once('/').unwrap().0))
-}
-
 /// A serve node: its address and the bootstrap credential it printed.
 struct Node {
     _serving: Serving,
@@ -134,7 +110,9 @@ impl Node {
 
 #[test]
 fn postgres_a_client_alternating_between_two_serve_nodes_sees_one_service() {
-    let Some(url) = database() else { return };
+    let Some(url) = postgres_database("serve_fleet") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     ok(

@@ -9,30 +9,6 @@ use std::path::Path;
 
 use common::*;
 
-/// A fresh database on the test server; `None` (saying why) where there is none, a failure
-/// under CI=true.
-fn database(name: &str) -> Option<String> {
-    let server = match std::env::var("KEYPLANE_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            let msg = "KEYPLANE_TEST_POSTGRES is not set: this test needs a PostgreSQL server; \
-                       run it through scripts/test-postgres, which starts one";
-            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{msg}");
-            report(&format!("NOT RUN: {msg}"));
-            return None;
-        }
-    };
-    let db = format!("kp_cli_{}_{name}", std::process::id());
-    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {db}"),
-        format!("CREATE DATABASE {db}"),
-    ] {
-        admin.batch_execute(&sql).unwrap();
-    }
-    Some(format!("{}/{db}", server.rsplit_once('/').unwrap().0))
-}
-
 fn fails_with(d: &Path, args: &[&str], needle: &str) {
     let out = run(d, args);
     assert!(!out.status.success(), "{args:?} succeeded");
@@ -42,7 +18,7 @@ fn fails_with(d: &Path, args: &[&str], needle: &str) {
 
 #[test]
 fn postgres_an_sqlite_store_migrates_verifies_and_backs_up() {
-    let Some(url) = database("migrate") else {
+    let Some(url) = postgres_database("migrate") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -125,7 +101,9 @@ fn postgres_an_sqlite_store_migrates_verifies_and_backs_up() {
     assert_eq!(again["KeyMetadata"], described["KeyMetadata"]);
 
     // And back again into a second database: the round trip keeps everything.
-    let Some(url2) = database("back") else { return };
+    let Some(url2) = postgres_database("back") else {
+        return;
+    };
     let back = json(
         d,
         &with(
@@ -146,7 +124,9 @@ fn postgres_an_sqlite_store_migrates_verifies_and_backs_up() {
 
 #[test]
 fn postgres_store_init_and_verify_and_their_refusals() {
-    let Some(url) = database("init") else { return };
+    let Some(url) = postgres_database("init") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let made = json(
@@ -240,7 +220,7 @@ fn node_json(d: &Path, node: &str, url: &str, args: &[&str]) -> serde_json::Valu
 
 #[test]
 fn postgres_ordinary_commands_of_two_processes_share_one_store() {
-    let Some(url) = database("ordinary") else {
+    let Some(url) = postgres_database("ordinary") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

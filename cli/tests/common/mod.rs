@@ -216,3 +216,27 @@ pub fn build_bench_program() {
         );
     });
 }
+
+/// A fresh database `name` on the PostgreSQL server scripts/test-postgres starts; `None` (saying why) where there is none, a failure
+/// under CI=true.
+pub fn postgres_database(name: &str) -> Option<String> {
+    let server = match std::env::var("KEYPLANE_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let msg = "KEYPLANE_TEST_POSTGRES is not set: this test needs a PostgreSQL server; \
+                       run it through scripts/test-postgres, which starts one";
+            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{msg}");
+            report(&format!("NOT RUN: {msg}"));
+            return None;
+        }
+    };
+    let db = format!("kp_cli_{}_{name}", std::process::id());
+    let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {db}"),
+        format!("CREATE DATABASE {db}"),
+    ] {
+        admin.batch_execute(&sql).unwrap();
+    }
+    Some(format!("{}/{db}", server.rsplit_once('/').unwrap().0))
+}
