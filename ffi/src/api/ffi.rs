@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use super::caller::from_caller;
 use super::overlap::{refuse_overlap, Span};
 use super::status::{kp_status, status_of};
 use super::KP_MAX_LENGTH;
@@ -117,8 +118,7 @@ pub(crate) unsafe fn opt_str_arg<'a>(ptr: *const c_char, what: &str) -> Outcome<
     if ptr.is_null() {
         return Ok(None);
     }
-    // SAFETY: forwarded from the caller.
-    unsafe { str_arg(ptr, what) }.map(Some)
+    from_caller!(str_arg(ptr, what)).map(Some)
 }
 
 /// Checks a length against [`KP_MAX_LENGTH`].
@@ -208,8 +208,25 @@ pub(crate) unsafe fn array_arg<'a, T>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
 }
 
+/// An output pointer (a `T*` out-parameter) that [`out_arg`] checked: not NULL, aligned.
+pub(crate) struct OutPtr<T>(*mut T);
+
+impl<T> Clone for OutPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
+    /// The pointer, for the overlap checks.
+    pub(crate) fn as_ptr(self) -> *mut T {
+        self.0
+    }
+}
+
 /// Checks a required output pointer (`T*` out-parameter) and returns it.
-pub(crate) fn out_arg<T>(ptr: *mut T, what: &str) -> Outcome<*mut T> {
+pub(crate) fn out_arg<T>(ptr: *mut T, what: &str) -> Outcome<OutPtr<T>> {
     if ptr.is_null() {
         return Err(Failure::null(what));
     }
@@ -219,7 +236,7 @@ pub(crate) fn out_arg<T>(ptr: *mut T, what: &str) -> Outcome<*mut T> {
             format!("{what} is misaligned"),
         ));
     }
-    Ok(ptr)
+    Ok(OutPtr(ptr))
 }
 
 /// Checks an output byte buffer of `capacity` bytes at `ptr` that must take `needed` bytes, and
@@ -253,10 +270,11 @@ pub(crate) unsafe fn out_bytes<'a>(
 /// Writes `value` through a checked out-pointer.
 ///
 /// # Safety
-/// `ptr` came from [`out_arg`] and points to writable memory for a `T`.
-pub(crate) unsafe fn write_out<T>(ptr: *mut T, value: T) {
-    // SAFETY: the caller checked the pointer (not NULL, aligned) and promises it is writable.
-    unsafe { ptr.write(value) }
+/// `out` points to writable memory for a `T` that nobody else uses meanwhile.
+pub(crate) unsafe fn write_out<T>(out: OutPtr<T>, value: T) {
+    // SAFETY: not NULL and aligned (`out_arg` checked it), and writable by this function's
+    // contract.
+    unsafe { out.0.write(value) }
 }
 
 /// Writes this thread's last error message, NUL-terminated, into `buf` (`capacity` bytes) and its

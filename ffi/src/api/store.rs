@@ -18,6 +18,7 @@ use kp::LockedBytes;
 use kp::{Engine, EngineBuilder};
 use zeroize::Zeroizing;
 
+use super::caller::from_caller;
 use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, str_arg, write_out, Failure, Outcome};
 use super::handles::{handle_mut, into_raw, kp_config, ConfigInner};
 use super::status::{kp_status, status_of_open};
@@ -173,8 +174,7 @@ unsafe fn set_store(
     set: impl FnOnce(&mut StoreSettings) -> Outcome<()>,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let config: &mut ConfigInner = unsafe { handle_mut(config, "config") }?;
+        let config: &mut ConfigInner = from_caller!(handle_mut(config, "config"))?;
         set(&mut config.store)
     })
 }
@@ -197,16 +197,13 @@ pub unsafe extern "C" fn kp_config_set_store(
     config: *mut kp_config,
     address: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            s.address = match opt_str_arg(address, "address")? {
-                None => None,
-                Some(text) => Some(StoreAddress::parse(text).map_err(open_failure)?),
-            };
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        s.address = match from_caller!(opt_str_arg(address, "address"))? {
+            None => None,
+            Some(text) => Some(StoreAddress::parse(text).map_err(open_failure)?),
+        };
+        Ok(())
+    }))
 }
 
 /// Gives engines built from this configuration the store of another Region, for multi-Region
@@ -226,17 +223,13 @@ pub unsafe extern "C" fn kp_config_add_region_store(
     config: *mut kp_config,
     region_store: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            let text = str_arg(region_store, "region_store")?;
-            let peer =
-                keyplane_store_address::RegionStoreAddress::parse(text).map_err(open_failure)?;
-            s.region_stores.retain(|r| r.region != peer.region);
-            s.region_stores.push(peer);
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        let text = from_caller!(str_arg(region_store, "region_store"))?;
+        let peer = keyplane_store_address::RegionStoreAddress::parse(text).map_err(open_failure)?;
+        s.region_stores.retain(|r| r.region != peer.region);
+        s.region_stores.push(peer);
+        Ok(())
+    }))
 }
 
 /// Takes the root key from the key file `path` (base64 of 32 bytes, mode 0600; created with a new
@@ -253,14 +246,11 @@ pub unsafe extern "C" fn kp_config_set_root_key_file(
     config: *mut kp_config,
     path: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            let path = non_empty(str_arg(path, "path")?, "path")?;
-            s.root_key = Some(RootKeySetting::KeyFile(path.into()));
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        let path = non_empty(from_caller!(str_arg(path, "path"))?, "path")?;
+        s.root_key = Some(RootKeySetting::KeyFile(path.into()));
+        Ok(())
+    }))
 }
 
 /// Takes the root key from the environment variable `name` (base64 of 32 bytes), read when
@@ -275,14 +265,11 @@ pub unsafe extern "C" fn kp_config_set_root_key_env(
     config: *mut kp_config,
     name: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            let name = non_empty(str_arg(name, "name")?, "name")?;
-            s.root_key = Some(RootKeySetting::EnvVar(name.to_owned()));
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        let name = non_empty(from_caller!(str_arg(name, "name"))?, "name")?;
+        s.root_key = Some(RootKeySetting::EnvVar(name.to_owned()));
+        Ok(())
+    }))
 }
 
 /// Derives the root key from a passphrase (`len` bytes) with argon2id (64 MiB, 3 passes; a
@@ -300,20 +287,17 @@ pub unsafe extern "C" fn kp_config_set_root_key_passphrase(
     passphrase: *const u8,
     len: usize,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            let bytes = bytes_arg(passphrase, len, "passphrase")?;
-            if bytes.is_empty() {
-                return Err(Failure::new(
-                    kp_status::InvalidLength,
-                    "the passphrase is empty",
-                ));
-            }
-            s.root_key = Some(RootKeySetting::Passphrase(Zeroizing::new(bytes.to_vec())));
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        let bytes = from_caller!(bytes_arg(passphrase, len, "passphrase"))?;
+        if bytes.is_empty() {
+            return Err(Failure::new(
+                kp_status::InvalidLength,
+                "the passphrase is empty",
+            ));
+        }
+        s.root_key = Some(RootKeySetting::Passphrase(Zeroizing::new(bytes.to_vec())));
+        Ok(())
+    }))
 }
 
 /// The C callback and its user data, shared with the store for as long as it is open.
@@ -368,8 +352,7 @@ pub unsafe extern "C" fn kp_config_set_root_key_callback(
     user_data: *mut c_void,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let config: &mut ConfigInner = unsafe { handle_mut(config, "config") }?;
+        let config: &mut ConfigInner = from_caller!(handle_mut(config, "config"))?;
         let callback = callback.ok_or_else(|| Failure::null("callback"))?;
         config.store.root_key = Some(RootKeySetting::Callback(Arc::new(CCallback {
             callback,
@@ -391,13 +374,10 @@ pub unsafe extern "C" fn kp_config_set_open_only(
     config: *mut kp_config,
     open_only: bool,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            s.open_only = open_only;
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        s.open_only = open_only;
+        Ok(())
+    }))
 }
 
 /// The audit log of engines on a durable store. By default (without this call) every request is
@@ -420,33 +400,30 @@ pub unsafe extern "C" fn kp_config_set_store_audit(
     durability: u32,
     digest_interval_ms: u64,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            let log = opt_str_arg(path, "path")?;
-            let durability = match durability {
-                0 => Durability::Synced,
-                1 => Durability::Queued,
-                other => {
-                    return Err(Failure::new(
-                        kp_status::InvalidEnumValue,
-                        format!("{other} is not a kp_audit_durability"),
-                    ))
-                }
-            };
-            s.audit = Some(AuditOptions {
-                log: log
-                    .map(|l| non_empty(l, "path"))
-                    .transpose()?
-                    .map(PathBuf::from),
-                durability,
-                digest_every: (digest_interval_ms > 0)
-                    .then(|| Duration::from_millis(digest_interval_ms)),
-                ..AuditOptions::default()
-            });
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        let log = from_caller!(opt_str_arg(path, "path"))?;
+        let durability = match durability {
+            0 => Durability::Synced,
+            1 => Durability::Queued,
+            other => {
+                return Err(Failure::new(
+                    kp_status::InvalidEnumValue,
+                    format!("{other} is not a kp_audit_durability"),
+                ))
+            }
+        };
+        s.audit = Some(AuditOptions {
+            log: log
+                .map(|l| non_empty(l, "path"))
+                .transpose()?
+                .map(PathBuf::from),
+            durability,
+            digest_every: (digest_interval_ms > 0)
+                .then(|| Duration::from_millis(digest_interval_ms)),
+            ..AuditOptions::default()
+        });
+        Ok(())
+    }))
 }
 
 /// Turns the durable store's audit log off: requests are not recorded.
@@ -457,13 +434,10 @@ pub unsafe extern "C" fn kp_config_set_store_audit(
 /// `config` is a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn kp_config_disable_audit(config: *mut kp_config) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            s.audit = Some(AuditOptions::off());
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        s.audit = Some(AuditOptions::off());
+        Ok(())
+    }))
 }
 
 /// Makes a configuration from the environment, as the `keyplane` tool reads it: the store at
@@ -491,8 +465,7 @@ pub unsafe extern "C" fn kp_config_from_env(out: *mut *mut kp_config) -> kp_stat
             inner.config.account_id = account;
         }
         let handle = into_raw::<kp_config>(inner);
-        // SAFETY: checked by out_arg.
-        unsafe { write_out(out, handle) };
+        from_caller!(write_out(out, handle));
         Ok(())
     })
 }
