@@ -11,7 +11,8 @@ use std::ffi::c_char;
 use kp::{Caller, RateQuotas};
 
 use super::caller::from_caller;
-use super::ffi::{guard, out_arg, str_arg, write_out, Failure, Outcome};
+use super::failure::{Failure, Outcome};
+use super::ffi::{guard, out_arg, str_arg, write_out};
 use super::handles::{free_handle, handle, handle_mut, handle_ref, into_raw, kp_config, kp_engine};
 use super::status::kp_status;
 

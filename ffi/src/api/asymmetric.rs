@@ -19,9 +19,9 @@ use kp::{
 use super::caller::from_caller;
 use super::control::engine_arg;
 use super::data::{batch, fill, item_arg, kp_out, outputs_arg, put, write_sizes, Memo};
+use super::failure::{Failure, Outcome};
 use super::ffi::{
-    array_arg, bytes_arg, guard, guard_value, out_arg, out_bytes, str_arg, write_out, Failure,
-    Outcome,
+    array_arg, bytes_arg, guard, guard_value, out_arg, out_bytes, str_arg, write_out,
 };
 use super::handles::{context_arg, handle_mut, kp_context, kp_engine, kp_secret_buffer};
 use super::overlap::{out_spans, refuse_batch_overlap, refuse_overlap, Span};
@@ -1191,7 +1191,7 @@ mod tests {
     #[test]
     fn asymmetric_calls_refuse_overlapping_buffers() {
         use crate::api::handles::{into_raw, kp_engine_free};
-        use crate::api::overlap::{Arena, Refusals};
+        use crate::api::test_support::{Arena, Refusals};
         use std::ptr::{null, null_mut};
         let inner = kp::Engine::in_memory().unwrap();
         let key = |usage, spec| {
@@ -1207,7 +1207,7 @@ mod tests {
         let hmac = key(KeyUsage::GenerateVerifyMac, KeySpec::Hmac256);
         let agree = key(KeyUsage::KeyAgreement, KeySpec::EccNistP256);
         let symmetric = key(KeyUsage::EncryptDecrypt, KeySpec::SymmetricDefault);
-        let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(inner));
+        let engine = into_raw::<kp_engine>(crate::api::handles::EngineHandle::new(inner));
         let arena = Arena::new();
         let at = |offset: usize| arena.at(offset);
         let out = |offset: usize, capacity: usize| arena.out(offset, capacity);

@@ -15,7 +15,8 @@ use kp::LockedBytes;
 
 use super::caller::from_caller;
 use super::control::engine_arg;
-use super::ffi::{bytes_arg, guard, out_arg, out_bytes, str_arg, write_out, Failure, Outcome};
+use super::failure::{Failure, Outcome};
+use super::ffi::{bytes_arg, guard, out_arg, out_bytes, str_arg, write_out};
 use super::handles::{handle_mut, into_raw, kp_config, kp_engine, kp_secret_buffer};
 use super::overlap::{refuse_overlap, Span};
 use super::record::{give_record, kp_field, kp_record, Record};

@@ -8,7 +8,8 @@ use std::ffi::c_char;
 use kp::{CreateKeyRequest, KeyMetadata, Tag};
 
 use super::caller::from_caller;
-use super::ffi::{array_arg, guard, opt_str_arg, out_arg, str_arg, Failure, Outcome};
+use super::failure::{Failure, Outcome};
+use super::ffi::{array_arg, guard, opt_str_arg, out_arg, str_arg};
 use super::handles::{handle_ref, kp_engine};
 use super::record::{
     give_opt_record, give_page, give_record, kp_field, kp_page, kp_record, page_of, Record,
@@ -159,7 +160,7 @@ pub(crate) fn metadata_record(md: &KeyMetadata) -> Outcome<Record> {
 /// # Safety
 /// `engine` is NULL or a live handle for `'a`.
 pub(crate) unsafe fn engine_arg<'a>(engine: *const kp_engine) -> Outcome<&'a kp::Engine> {
-    from_caller!(handle_ref(engine, "engine")).map(|h: &super::store::EngineHandle| &h.engine)
+    from_caller!(handle_ref(engine, "engine")).map(|h: &super::handles::EngineHandle| &h.engine)
 }
 
 pub(crate) fn limit_arg(limit: u32) -> Option<u32> {

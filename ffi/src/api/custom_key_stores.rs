@@ -14,7 +14,8 @@ use zeroize::Zeroize;
 use super::caller::from_caller;
 use super::control::kp_create_key_options;
 use super::control::{create_key_request, engine_arg, limit_arg, metadata_record};
-use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, Failure, Outcome};
+use super::failure::{Failure, Outcome};
+use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg};
 use super::handles::kp_engine;
 use super::record::{give_page, give_record, kp_field, kp_page, kp_record, page_of, Record};
 use super::status::kp_status;
@@ -463,7 +464,7 @@ mod tests {
     /// struct, bad UTF-8; and nothing is created by a refused call.
     #[test]
     fn xks_proxy_options_are_checked_before_anything_is_created() {
-        let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(
+        let engine = into_raw::<kp_engine>(crate::api::handles::EngineHandle::new(
             kp::Engine::in_memory().unwrap(),
         ));
         let name = CString::new("c-xks").unwrap();

@@ -26,14 +26,14 @@ use zeroize::Zeroize;
 
 use super::caller::from_caller;
 use super::control::engine_arg;
+use super::failure::{Failure, Outcome};
 use super::ffi::{
-    array_arg, bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, write_out, Failure,
-    Outcome,
+    array_arg, bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, write_out,
 };
 use super::handles::{
     context_arg, handle_mut, kp_context, kp_engine, kp_secret_buffer, new_secret_buffer,
 };
-use super::overlap::{refuse_batch_overlap, refuse_overlap, Span};
+use super::overlap::{refuse_batch_overlap, refuse_overlap, OutputSlot, Span};
 use super::record::{give_opt_record, kp_field, kp_record, Record};
 use super::status::kp_status;
 use super::{KP_MAX_BATCH_ITEMS, KP_MAX_RSA_CIPHERTEXT_LEN};
@@ -152,6 +152,12 @@ pub struct kp_out {
     pub len: usize,
     /// Set for every item: a `kp_status`, `KP_STATUS_OK` (0) for success.
     pub status: u32,
+}
+
+impl OutputSlot for kp_out {
+    fn buffer(&self) -> (*const u8, usize) {
+        (self.data, self.capacity)
+    }
 }
 
 // ---- sizes -------------------------------------------------------------------------------------
@@ -1674,7 +1680,7 @@ mod tests {
     fn overlapping_buffers_are_refused_before_anything_is_written() {
         let inner = kp::Engine::in_memory().unwrap();
         let key = inner.create_key(kp::CreateKeyRequest::default()).unwrap();
-        let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(inner));
+        let engine = into_raw::<kp_engine>(crate::api::handles::EngineHandle::new(inner));
         let key_id = std::ffi::CString::new(key.key_id).unwrap();
         let plaintext = *b"sixteen bytes!!!";
         let mut buffer = vec![0u8; blob_len(plaintext.len())];
@@ -1791,11 +1797,11 @@ mod tests {
         use crate::api::handles::{
             kp_secret_buffer_data, kp_secret_buffer_free, kp_secret_buffer_new,
         };
-        use crate::api::overlap::{Arena, Refusals};
+        use crate::api::test_support::{Arena, Refusals};
         use std::ptr::{null, null_mut};
         let inner = kp::Engine::in_memory().unwrap();
         let key = inner.create_key(kp::CreateKeyRequest::default()).unwrap();
-        let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(inner));
+        let engine = into_raw::<kp_engine>(crate::api::handles::EngineHandle::new(inner));
         let key_id = std::ffi::CString::new(key.key_id).unwrap();
         let arena = Arena::new();
         let at = |offset: usize| arena.at(offset);

@@ -38,9 +38,9 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::caller::from_caller;
 use super::control::engine_arg;
+use super::failure::{Failure, Outcome};
 use super::ffi::{
-    array_arg, bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, write_out, Failure,
-    OutPtr, Outcome,
+    array_arg, bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, write_out, OutPtr,
 };
 use super::handles::{
     context_arg, free_handle, handle, handle_mut, handle_ref, into_raw, kp_context, kp_engine,

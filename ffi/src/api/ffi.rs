@@ -1,44 +1,15 @@
 //! Conventions shared by every export: the panic boundary, the thread's last error, and checked
-//! conversions of pointers, lengths and strings.
+//! conversions of pointers, lengths and strings. (What a failure is: [`super::failure`].)
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::caller::from_caller;
+use super::failure::{Failure, Outcome};
 use super::overlap::{refuse_overlap, Span};
-use super::status::{kp_status, status_of};
+use super::status::kp_status;
 use super::KP_MAX_LENGTH;
-
-/// Why a call failed: a status and a message for `kp_last_error_message`.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub(crate) status: kp_status,
-    pub(crate) message: String,
-}
-
-impl Failure {
-    pub(crate) fn new(status: kp_status, message: impl Into<String>) -> Self {
-        Failure {
-            status,
-            message: message.into(),
-        }
-    }
-    pub(crate) fn null(what: &str) -> Self {
-        Self::new(kp_status::NullParameter, format!("{what} is NULL"))
-    }
-}
-
-impl From<kp::Error> for Failure {
-    fn from(error: kp::Error) -> Self {
-        Failure {
-            status: status_of(&error),
-            message: error.to_string(),
-        }
-    }
-}
-
-pub(crate) type Outcome<T> = Result<T, Failure>;
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };

@@ -12,9 +12,10 @@ use kp::LockedBytes;
 use kp::{EncryptionContext, Engine, EngineConfig, LockPolicy, ManualClock, Timestamp};
 
 use super::caller::from_caller;
-use super::ffi::{guard, guard_value, out_arg, str_arg, write_out, Failure, Outcome};
+use super::failure::{Failure, Outcome};
+use super::ffi::{guard, guard_value, out_arg, str_arg, write_out};
 use super::status::kp_status;
-use super::store::{engine_on_store, EngineHandle, StoreSettings};
+use super::store_open::{engine_on_store, with_region_stores, StoreSettings};
 use super::KP_MAX_SECRET_BUFFER;
 
 /// The value a freed handle's magic number is overwritten with.
@@ -543,6 +544,43 @@ pub struct kp_engine {
 }
 handle!(kp_engine, EngineHandle, 0x6b70_656e_6769_6e65);
 
+/// What a `kp_engine` handle holds: the engine and, while the audit log takes one writing process
+/// at a time, its lock (shared by every handle of the engine, released with the last).
+pub(crate) struct EngineHandle {
+    // Field order is drop order: the engine (and its log) first, the lock last.
+    pub(crate) engine: Engine,
+    lock: Option<Arc<keyplane_store_address::audit::AuditLock>>,
+}
+
+impl EngineHandle {
+    pub(crate) fn new(engine: Engine) -> Self {
+        EngineHandle { engine, lock: None }
+    }
+
+    pub(crate) fn from_store_engine(engine: keyplane_store_address::StoreEngine) -> Self {
+        let (engine, lock) = engine.into_parts();
+        EngineHandle {
+            engine,
+            lock: lock.map(Arc::new),
+        }
+    }
+
+    /// Another handle to the same engine (for another caller), keeping the lock alive.
+    pub(crate) fn with_engine(&self, engine: Engine) -> Self {
+        EngineHandle {
+            engine,
+            lock: self.lock.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for EngineHandle {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
 /// Starts an engine with `config`'s settings (NULL: the defaults). Its keys live in the store
 /// `kp_config_set_store` (or `kp_config_from_env`) names, opened now and created if missing unless
 /// `kp_config_set_open_only`; without a store (or with `memory:`) they live in this process's
@@ -598,11 +636,7 @@ pub unsafe extern "C" fn kp_engine_new(
                 kp::CustomKeyStoreType::ExternalKeyStore,
                 Arc::new(keyplane_xks::XksBackend::new(xks)),
             );
-            builder = super::store::with_region_stores(
-                &config.store,
-                builder,
-                config.config.lock_policy,
-            )?;
+            builder = with_region_stores(&config.store, builder, config.config.lock_policy)?;
             // A durable store (SQLite, PostgreSQL) opens through the store address; `memory:`
             // and no address start the engine in memory.
             if let Some(address) = config.store.address.as_ref().filter(|a| a.is_durable()) {

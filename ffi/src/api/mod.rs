@@ -13,6 +13,7 @@ pub mod control;
 pub mod custom_key_stores;
 pub mod data;
 pub mod envelope;
+mod failure;
 pub mod ffi;
 pub mod grants;
 pub mod handles;
@@ -21,6 +22,9 @@ mod overlap;
 pub mod record;
 pub mod status;
 pub mod store;
+mod store_open;
+#[cfg(test)]
+mod test_support;
 
 use std::ffi::c_char;
 

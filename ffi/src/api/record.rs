@@ -4,7 +4,8 @@
 use std::ffi::{c_char, CString};
 
 use super::caller::from_caller;
-use super::ffi::{guard_value, out_arg, write_out, Failure, OutPtr, Outcome};
+use super::failure::{Failure, Outcome};
+use super::ffi::{guard_value, out_arg, write_out, OutPtr};
 use super::handles::{free_handle, handle, handle_ref, into_raw, Tagged};
 use super::status::kp_status;
 

@@ -9,19 +9,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyplane_sqlite::root_key::{CallbackProvider, RootKey, RootKeyProvider};
-use keyplane_store_address::{
-    open, AuditOptions, OpenError, OpenOptions, RootKeySource, StoreAddress, StoreEngine,
-};
+use keyplane_store_address::{AuditOptions, StoreAddress};
 use kp::audit::Durability;
-use kp::LockedBytes;
-use kp::{Engine, EngineBuilder};
 use zeroize::Zeroizing;
 
 use super::caller::from_caller;
-use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, str_arg, write_out, Failure, Outcome};
+use super::failure::{Failure, Outcome};
+use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, str_arg, write_out};
 use super::handles::{handle_mut, into_raw, kp_config, ConfigInner};
-use super::status::{kp_status, status_of_open};
+use super::status::kp_status;
+use super::store_open::{open_failure, CCallback, RootKeySetting, StoreSettings};
 
 /// Fills `key_out` with the store's 32-byte root key and returns 0; any other value means the key
 /// is unavailable (`kp_engine_new` then fails with `KP_STATUS_STORE_ROOT_KEY_MISSING`). Called by
@@ -30,140 +27,6 @@ use super::status::{kp_status, status_of_open};
 /// (`key_len` is 32), zeroed when the library is done with the key; keep no copy of it.
 pub type kp_root_key_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, key_out: *mut u8, key_len: usize) -> c_int>;
-
-/// Where a configuration's root key comes from (`None` in [`StoreSettings`]: as the CLI, from
-/// the environment or the data directory's key file).
-pub(crate) enum RootKeySetting {
-    KeyFile(PathBuf),
-    EnvVar(String),
-    Passphrase(Zeroizing<Vec<u8>>),
-    Callback(Arc<CCallback>),
-}
-
-impl RootKeySetting {
-    /// The source for one open (a passphrase is copied into a buffer zeroed when dropped; a
-    /// callback's key goes to memory locked under `policy`).
-    fn source(&self, policy: kp::LockPolicy) -> RootKeySource {
-        match self {
-            RootKeySetting::KeyFile(p) => RootKeySource::KeyFile(p.clone()),
-            RootKeySetting::EnvVar(v) => RootKeySource::EnvVar(v.clone()),
-            RootKeySetting::Passphrase(p) => RootKeySource::Passphrase(Zeroizing::new(p.to_vec())),
-            RootKeySetting::Callback(c) => {
-                let c = Arc::clone(c);
-                let provider: Arc<dyn RootKeyProvider> = Arc::new(CallbackProvider::new(
-                    "the root key callback (kp_root_key_callback)",
-                    move || c.root_key(policy),
-                ));
-                RootKeySource::Provider(provider)
-            }
-        }
-    }
-}
-
-/// A configuration's store settings.
-#[derive(Default)]
-pub(crate) struct StoreSettings {
-    /// `None` or `memory:`: the in-memory store.
-    pub(crate) address: Option<StoreAddress>,
-    pub(crate) root_key: Option<RootKeySetting>,
-    pub(crate) open_only: bool,
-    /// `None`: the CLI's defaults (on, the data directory's log, synced).
-    pub(crate) audit: Option<AuditOptions>,
-    /// The stores of other Regions (`kp_config_add_region_store`), one per Region.
-    pub(crate) region_stores: Vec<keyplane_store_address::RegionStoreAddress>,
-}
-
-/// `builder` given the stores of the other Regions that `settings` names, each opened (it must
-/// exist) with its own root key file.
-pub(crate) fn with_region_stores(
-    settings: &StoreSettings,
-    mut builder: EngineBuilder,
-    lock_policy: kp::LockPolicy,
-) -> Outcome<EngineBuilder> {
-    for peer in &settings.region_stores {
-        let store = peer
-            .open(keyplane_sqlite::StoreOptions {
-                lock_policy,
-                ..Default::default()
-            })
-            .map_err(open_failure)?;
-        builder = builder.region_store(&peer.region, store);
-    }
-    Ok(builder)
-}
-
-fn open_failure(error: OpenError) -> Failure {
-    Failure::new(status_of_open(&error), error.message())
-}
-
-/// Starts an engine with `builder`'s settings on the store `config` names: created if missing
-/// (unless open only), audited as configured. `explicit_audit`: `kp_config_set_audit` was given
-/// (its log and key replace the store's own audit log).
-pub(crate) fn engine_on_store(
-    settings: &StoreSettings,
-    address: &StoreAddress,
-    builder: EngineBuilder,
-    lock_policy: kp::LockPolicy,
-    scheduler_interval: Option<std::time::Duration>,
-    explicit_audit: bool,
-) -> Outcome<StoreEngine> {
-    let audit = if explicit_audit {
-        AuditOptions::off()
-    } else {
-        settings.audit.clone().unwrap_or_default()
-    };
-    let options = OpenOptions {
-        root_key: settings.root_key.as_ref().map(|r| r.source(lock_policy)),
-        open_only: settings.open_only,
-        store: keyplane_sqlite::StoreOptions {
-            lock_policy,
-            ..Default::default()
-        },
-        audit,
-        // `kp_config_set_scheduler_interval_ms`, else the store's default (1 s).
-        scheduler_interval,
-        ..OpenOptions::default()
-    };
-    let opened = open(address, options).map_err(open_failure)?;
-    opened.engine(builder).map_err(open_failure)
-}
-
-/// What a `kp_engine` handle holds: the engine and, while the audit log takes one writing process
-/// at a time, its lock (shared by every handle of the engine, released with the last).
-pub(crate) struct EngineHandle {
-    // Field order is drop order: the engine (and its log) first, the lock last.
-    pub(crate) engine: Engine,
-    lock: Option<Arc<keyplane_store_address::audit::AuditLock>>,
-}
-
-impl EngineHandle {
-    pub(crate) fn new(engine: Engine) -> Self {
-        EngineHandle { engine, lock: None }
-    }
-
-    pub(crate) fn from_store_engine(engine: StoreEngine) -> Self {
-        let (engine, lock) = engine.into_parts();
-        EngineHandle {
-            engine,
-            lock: lock.map(Arc::new),
-        }
-    }
-
-    /// Another handle to the same engine (for another caller), keeping the lock alive.
-    pub(crate) fn with_engine(&self, engine: Engine) -> Self {
-        EngineHandle {
-            engine,
-            lock: self.lock.clone(),
-        }
-    }
-}
-
-impl std::ops::Deref for EngineHandle {
-    type Target = Engine;
-    fn deref(&self) -> &Engine {
-        &self.engine
-    }
-}
 
 /// Runs `set` on a checked configuration's store settings.
 ///
@@ -300,42 +163,6 @@ pub unsafe extern "C" fn kp_config_set_root_key_passphrase(
     }))
 }
 
-/// The C callback and its user data, shared with the store for as long as it is open.
-pub(crate) struct CCallback {
-    callback: unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> c_int,
-    user_data: *mut c_void,
-}
-
-// SAFETY: the caller of kp_config_set_root_key_callback promises that the callback may be called
-// from any thread with `user_data` (documented there); the pointer is only passed back to it.
-unsafe impl Send for CCallback {}
-// SAFETY: as above; the callback is never called concurrently by the library for one open, and
-// the documentation requires it to be thread-safe across engines.
-unsafe impl Sync for CCallback {}
-
-impl CCallback {
-    fn root_key(&self, policy: kp::LockPolicy) -> kp::Result<RootKey> {
-        let mut key = LockedBytes::zeroed(RootKey::LEN, policy)?;
-        // SAFETY: `key` is RootKey::LEN writable bytes for the duration of the call; the caller
-        // of kp_config_set_root_key_callback promised a callback that writes at most `key_len`
-        // bytes and a `user_data` valid while engines use the configuration's store.
-        let rc = unsafe {
-            (self.callback)(
-                self.user_data,
-                key.expose_mut(kp::SecretAccess::granted()).as_mut_ptr(),
-                RootKey::LEN,
-            )
-        };
-        if rc != 0 {
-            return Err(kp::Error::AccessDenied(format!(
-                "the root key callback (kp_root_key_callback) returned {rc}: is not set or \
-                 unavailable"
-            )));
-        }
-        RootKey::from_locked(key)
-    }
-}
-
 /// Asks `callback` for the root key (32 bytes) whenever the store is created or opened: for a
 /// service that keeps its root key in its own secret manager or HSM. `callback` NULL is refused.
 ///
@@ -354,10 +181,9 @@ pub unsafe extern "C" fn kp_config_set_root_key_callback(
     guard(|| {
         let config: &mut ConfigInner = from_caller!(handle_mut(config, "config"))?;
         let callback = callback.ok_or_else(|| Failure::null("callback"))?;
-        config.store.root_key = Some(RootKeySetting::Callback(Arc::new(CCallback {
-            callback,
-            user_data,
-        })));
+        // SAFETY: this export's caller promised what `CCallback::new` asks (its `# Safety`).
+        let callback = unsafe { CCallback::new(callback, user_data) };
+        config.store.root_key = Some(RootKeySetting::Callback(Arc::new(callback)));
         Ok(())
     })
 }
