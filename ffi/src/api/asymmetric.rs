@@ -616,15 +616,42 @@ pub unsafe extern "C" fn kp_verify_batch(
     count: usize,
     statuses: *mut u32,
 ) -> kp_status {
+    let inputs = |i: &kp_verify_item| {
+        [
+            ("message", i.message, i.message_len),
+            ("signature", i.signature, i.signature_len),
+        ]
+    };
+    from_caller!(status_batch(
+        engine,
+        items,
+        count,
+        statuses,
+        inputs,
+        verify_request,
+        kp::Engine::verify_batch,
+    ))
+}
+
+/// A batch whose items each get a status and nothing else (Verify, VerifyMac): `inputs` names an
+/// item's two inputs for the overlap check, `request` converts an item, `run` is the engine's
+/// batch call.
+///
+/// # Safety
+/// As the exports': `engine` is a live handle, `items` points to `count` items valid as their
+/// type documents, and `statuses` has room for `count` values.
+unsafe fn status_batch<'a, I, R>(
+    engine: *const kp_engine,
+    items: *const I,
+    count: usize,
+    statuses: *mut u32,
+    inputs: impl Fn(&I) -> [(&'static str, *const u8, usize); 2],
+    request: unsafe fn(&I, &Memo<'a>) -> Outcome<R>,
+    run: impl FnOnce(&kp::Engine, &[R]) -> Vec<kp::Result<()>>,
+) -> kp_status {
     guard(|| {
         let engine = from_caller!(engine_arg(engine))?;
         let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
-        let inputs = |i: &kp_verify_item| {
-            [
-                ("message", i.message, i.message_len),
-                ("signature", i.signature, i.signature_len),
-            ]
-        };
         from_caller!(refuse_batch_overlap(
             items,
             statuses,
@@ -635,8 +662,11 @@ pub unsafe extern "C" fn kp_verify_batch(
         let memo = Memo::new();
         batch(
             from_caller!(outputs_arg(statuses, count))?,
-            |i, _| from_caller!(verify_request(&items[i], &memo)).map(|r| (r, 0)),
-            |requests| engine.verify_batch(requests),
+            // SAFETY: `request` is an item's conversion to the engine's request, whose `# Safety`
+            // asks the item's pointers valid as its type documents: what this function's caller
+            // promised of every item.
+            |i, _| unsafe { request(&items[i], &memo) }.map(|r| (r, 0)),
+            |requests| run(engine, requests),
             |_, (), _| Ok(()),
         )
     })
@@ -826,30 +856,21 @@ pub unsafe extern "C" fn kp_verify_mac_batch(
     count: usize,
     statuses: *mut u32,
 ) -> kp_status {
-    guard(|| {
-        let engine = from_caller!(engine_arg(engine))?;
-        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
-        let inputs = |i: &kp_verify_mac_item| {
-            [
-                ("message", i.message, i.message_len),
-                ("mac", i.mac, i.mac_len),
-            ]
-        };
-        from_caller!(refuse_batch_overlap(
-            items,
-            statuses,
-            "statuses",
-            inputs,
-            &[]
-        ))?;
-        let memo = Memo::new();
-        batch(
-            from_caller!(outputs_arg(statuses, count))?,
-            |i, _| from_caller!(verify_mac_request(&items[i], &memo)).map(|r| (r, 0)),
-            |requests| engine.verify_mac_batch(requests),
-            |_, (), _| Ok(()),
-        )
-    })
+    let inputs = |i: &kp_verify_mac_item| {
+        [
+            ("message", i.message, i.message_len),
+            ("mac", i.mac, i.mac_len),
+        ]
+    };
+    from_caller!(status_batch(
+        engine,
+        items,
+        count,
+        statuses,
+        inputs,
+        verify_mac_request,
+        kp::Engine::verify_mac_batch,
+    ))
 }
 
 // ---- DeriveSharedSecret ------------------------------------------------------------------------

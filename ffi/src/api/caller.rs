@@ -87,6 +87,7 @@ macro_rules! from_caller {
     (@listed tags_arg) => {};
     (@listed create_key_request) => {};
     (@listed key_call) => {};
+    (@listed metadata_call) => {};
     (@listed alias_call) => {};
     (@listed change) => {};
     (@listed set_store) => {};
@@ -114,6 +115,7 @@ macro_rules! from_caller {
     (@listed verify_request) => {};
     (@listed mac_request) => {};
     (@listed verify_mac_request) => {};
+    (@listed status_batch) => {};
     (@listed key_pair_request) => {};
     (@listed single_out) => {};
     (@listed pair_outs) => {};

@@ -260,13 +260,34 @@ pub unsafe extern "C" fn kp_describe_key(
     key_id: *const c_char,
     out: *mut *mut kp_record,
 ) -> kp_status {
+    from_caller!(metadata_call(
+        engine,
+        key_id,
+        "key_id",
+        out,
+        kp::Engine::describe_key
+    ))
+}
+
+/// Runs a control-plane call that takes one string (`what`: a key id, a service name) and
+/// answers a key's metadata, which goes to the caller as a record through `out`.
+///
+/// # Safety
+/// `engine` is a live handle; `arg` is NULL or NUL-terminated; `out` is NULL or writable.
+pub(crate) unsafe fn metadata_call(
+    engine: *const kp_engine,
+    arg: *const c_char,
+    what: &str,
+    out: *mut *mut kp_record,
+    call: impl FnOnce(&kp::Engine, &str) -> kp::Result<KeyMetadata>,
+) -> kp_status {
     guard(|| {
-        let (engine, key_id) = (
+        let (engine, arg) = (
             from_caller!(engine_arg(engine))?,
-            from_caller!(str_arg(key_id, "key_id"))?,
+            from_caller!(str_arg(arg, what))?,
         );
         let out = out_arg(out, "out")?;
-        let record = metadata_record(&engine.describe_key(key_id)?)?;
+        let record = metadata_record(&call(engine, arg)?)?;
         from_caller!(give_record(out, record));
         Ok(())
     })

@@ -8,7 +8,7 @@ use std::ffi::c_char;
 use kp::{CreateGrantRequest, GrantConstraints, GrantListEntry, GrantOperation};
 
 use super::caller::from_caller;
-use super::control::{engine_arg, metadata_record};
+use super::control::{engine_arg, metadata_call};
 use super::data::item_arg;
 use super::failure::{Failure, Outcome};
 use super::ffi::{array_arg, guard, opt_str_arg, out_arg, str_arg};
@@ -387,16 +387,13 @@ pub unsafe extern "C" fn kp_managed_key(
     service: *const c_char,
     out: *mut *mut kp_record,
 ) -> kp_status {
-    guard(|| {
-        let (engine, service) = (
-            from_caller!(engine_arg(engine))?,
-            from_caller!(str_arg(service, "service"))?,
-        );
-        let out = out_arg(out, "out")?;
-        let record = metadata_record(&engine.managed_key(service)?)?;
-        from_caller!(give_record(out, record));
-        Ok(())
-    })
+    from_caller!(metadata_call(
+        engine,
+        service,
+        "service",
+        out,
+        kp::Engine::managed_key
+    ))
 }
 
 /// GetKeyLastUsage: the last successful cryptographic use of a key, from the engine's audit
