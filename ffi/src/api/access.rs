@@ -10,7 +10,9 @@ use std::ffi::c_char;
 
 use kp::{Caller, RateQuotas};
 
-use super::ffi::{guard, out_arg, str_arg, write_out, Failure, Outcome};
+use super::caller::from_caller;
+use super::failure::{Failure, Outcome};
+use super::ffi::{guard, out_arg, str_arg, write_out};
 use super::handles::{free_handle, handle, handle_mut, handle_ref, into_raw, kp_config, kp_engine};
 use super::status::kp_status;
 
@@ -40,12 +42,10 @@ pub unsafe extern "C" fn kp_caller_new(
     out: *mut *mut kp_caller,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let principal = unsafe { str_arg(principal_arn, "principal_arn") }?;
+        let principal = from_caller!(str_arg(principal_arn, "principal_arn"))?;
         let out = out_arg(out, "out")?;
         let caller = Caller::new(principal)?;
-        // SAFETY: checked by out_arg.
-        unsafe { write_out(out, into_raw::<kp_caller>(caller)) };
+        from_caller!(write_out(out, into_raw::<kp_caller>(caller)));
         Ok(())
     })
 }
@@ -59,8 +59,7 @@ unsafe fn change(
     change: impl FnOnce(Caller) -> Outcome<Caller>,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let caller = unsafe { handle_mut(caller, "caller") }?;
+        let caller = from_caller!(handle_mut(caller, "caller"))?;
         *caller = change(caller.clone())?;
         Ok(())
     })
@@ -79,13 +78,13 @@ pub unsafe extern "C" fn kp_caller_add_attribute(
     key: *const c_char,
     value: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        change(caller, |c| {
-            let (key, value) = (str_arg(key, "key")?, str_arg(value, "value")?);
-            Ok(c.with_attribute(key, value))
-        })
-    }
+    from_caller!(change(caller, |c: Caller| {
+        let (key, value) = (
+            from_caller!(str_arg(key, "key"))?,
+            from_caller!(str_arg(value, "value"))?,
+        );
+        Ok(c.with_attribute(key, value))
+    }))
 }
 
 /// Marks the caller as calling through an integrated service's endpoint
@@ -101,13 +100,9 @@ pub unsafe extern "C" fn kp_caller_set_via_service(
     caller: *mut kp_caller,
     endpoint: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        change(
-            caller,
-            |c| Ok(c.via_service(str_arg(endpoint, "endpoint")?)),
-        )
-    }
+    from_caller!(change(caller, |c: Caller| Ok(
+        c.via_service(from_caller!(str_arg(endpoint, "endpoint"))?)
+    ),))
 }
 
 /// Frees a caller. NULL is ignored. Engine handles made with it are unaffected.
@@ -118,8 +113,7 @@ pub unsafe extern "C" fn kp_caller_set_via_service(
 /// `caller` is NULL or a handle from `kp_caller_new` not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn kp_caller_free(caller: *mut kp_caller) {
-    // SAFETY: forwarded from the caller.
-    unsafe { free_handle(caller, |_| true) }
+    from_caller!(free_handle(caller, |_: &_| true))
 }
 
 /// A new handle to the same engine as `engine` (same keys, worker pool, rate quotas and audit
@@ -140,13 +134,13 @@ pub unsafe extern "C" fn kp_engine_for_caller(
     out: *mut *mut kp_engine,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, caller) =
-            unsafe { (handle_ref(engine, "engine")?, handle_ref(caller, "caller")?) };
+        let (engine, caller) = (
+            from_caller!(handle_ref(engine, "engine"))?,
+            from_caller!(handle_ref(caller, "caller"))?,
+        );
         let out = out_arg(out, "out")?;
         let handle = into_raw::<kp_engine>(engine.with_engine(engine.for_caller(caller.clone())));
-        // SAFETY: checked by out_arg.
-        unsafe { write_out(out, handle) };
+        from_caller!(write_out(out, handle));
         Ok(())
     })
 }
@@ -166,18 +160,14 @@ pub unsafe extern "C" fn kp_engine_for_principal(
     out: *mut *mut kp_engine,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, principal) = unsafe {
-            (
-                handle_ref(engine, "engine")?,
-                str_arg(principal_arn, "principal_arn")?,
-            )
-        };
+        let (engine, principal) = (
+            from_caller!(handle_ref(engine, "engine"))?,
+            from_caller!(str_arg(principal_arn, "principal_arn"))?,
+        );
         let out = out_arg(out, "out")?;
         let handle =
             into_raw::<kp_engine>(engine.with_engine(engine.for_caller(Caller::new(principal)?)));
-        // SAFETY: checked by out_arg.
-        unsafe { write_out(out, handle) };
+        from_caller!(write_out(out, handle));
         Ok(())
     })
 }
@@ -215,8 +205,7 @@ pub unsafe extern "C" fn kp_config_set_rate_quota(
     per_second: u32,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let config = unsafe { handle_mut(config, "config") }?;
+        let config = from_caller!(handle_mut(config, "config"))?;
         let quotas = &mut config.config.rate_quotas;
         let slot = match family {
             0 => &mut quotas.symmetric_crypto,
@@ -245,9 +234,9 @@ pub unsafe extern "C" fn kp_config_set_rate_quota(
 #[no_mangle]
 pub unsafe extern "C" fn kp_config_set_service_rate_quotas(config: *mut kp_config) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe { handle_mut(config, "config") }?.config.rate_quotas =
-            RateQuotas::service_defaults();
+        from_caller!(handle_mut(config, "config"))?
+            .config
+            .rate_quotas = RateQuotas::service_defaults();
         Ok(())
     })
 }

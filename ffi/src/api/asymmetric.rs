@@ -16,11 +16,12 @@ use kp::{
     SigningAlgorithm, VerifyMacRequest, VerifyRequest,
 };
 
+use super::caller::from_caller;
 use super::control::engine_arg;
-use super::data::{batch, fill, item_arg, kp_out, put, write_sizes, Memo};
+use super::data::{batch, fill, item_arg, kp_out, outputs_arg, put, write_sizes, Memo};
+use super::failure::{Failure, Outcome};
 use super::ffi::{
-    array_arg, bytes_arg, guard, guard_value, out_arg, out_bytes, str_arg, write_out, Failure,
-    Outcome,
+    array_arg, bytes_arg, guard, guard_value, out_arg, out_bytes, str_arg, write_out,
 };
 use super::handles::{context_arg, handle_mut, kp_context, kp_engine, kp_secret_buffer};
 use super::overlap::{out_spans, refuse_batch_overlap, refuse_overlap, Span};
@@ -305,10 +306,8 @@ fn mac_len_of(algorithm: MacAlgorithm) -> usize {
 #[inline(always)]
 unsafe fn sign_request<'a>(item: &kp_sign_item, memo: &Memo<'a>) -> Outcome<SignRequest<'a>> {
     Ok(SignRequest {
-        // SAFETY: forwarded from the caller.
-        key_id: unsafe { memo.key_id(item.key_id, "key_id") }?,
-        // SAFETY: forwarded from the caller.
-        message: unsafe { bytes_arg(item.message, item.message_len, "message") }?,
+        key_id: from_caller!(memo.key_id(item.key_id, "key_id"))?,
+        message: from_caller!(bytes_arg(item.message, item.message_len, "message"))?,
         message_type: message_type(item.message_type)?,
         signing_algorithm: signing_algorithm(item.signing_algorithm)?,
     })
@@ -319,13 +318,10 @@ unsafe fn sign_request<'a>(item: &kp_sign_item, memo: &Memo<'a>) -> Outcome<Sign
 #[inline(always)]
 unsafe fn verify_request<'a>(item: &kp_verify_item, memo: &Memo<'a>) -> Outcome<VerifyRequest<'a>> {
     Ok(VerifyRequest {
-        // SAFETY: forwarded from the caller.
-        key_id: unsafe { memo.key_id(item.key_id, "key_id") }?,
-        // SAFETY: forwarded from the caller.
-        message: unsafe { bytes_arg(item.message, item.message_len, "message") }?,
+        key_id: from_caller!(memo.key_id(item.key_id, "key_id"))?,
+        message: from_caller!(bytes_arg(item.message, item.message_len, "message"))?,
         message_type: message_type(item.message_type)?,
-        // SAFETY: forwarded from the caller.
-        signature: unsafe { bytes_arg(item.signature, item.signature_len, "signature") }?,
+        signature: from_caller!(bytes_arg(item.signature, item.signature_len, "signature"))?,
         signing_algorithm: signing_algorithm(item.signing_algorithm)?,
     })
 }
@@ -341,10 +337,8 @@ unsafe fn mac_request<'a>(
 ) -> Outcome<(GenerateMacRequest<'a>, usize)> {
     let algorithm = mac_algorithm(item.mac_algorithm)?;
     let request = GenerateMacRequest {
-        // SAFETY: forwarded from the caller.
-        key_id: unsafe { memo.key_id(item.key_id, "key_id") }?,
-        // SAFETY: forwarded from the caller.
-        message: unsafe { bytes_arg(item.message, item.message_len, "message") }?,
+        key_id: from_caller!(memo.key_id(item.key_id, "key_id"))?,
+        message: from_caller!(bytes_arg(item.message, item.message_len, "message"))?,
         mac_algorithm: algorithm,
     };
     Ok((request, mac_len_of(algorithm)))
@@ -358,12 +352,9 @@ unsafe fn verify_mac_request<'a>(
     memo: &Memo<'a>,
 ) -> Outcome<VerifyMacRequest<'a>> {
     Ok(VerifyMacRequest {
-        // SAFETY: forwarded from the caller.
-        key_id: unsafe { memo.key_id(item.key_id, "key_id") }?,
-        // SAFETY: forwarded from the caller.
-        message: unsafe { bytes_arg(item.message, item.message_len, "message") }?,
-        // SAFETY: forwarded from the caller.
-        mac: unsafe { bytes_arg(item.mac, item.mac_len, "mac") }?,
+        key_id: from_caller!(memo.key_id(item.key_id, "key_id"))?,
+        message: from_caller!(bytes_arg(item.message, item.message_len, "message"))?,
+        mac: from_caller!(bytes_arg(item.mac, item.mac_len, "mac"))?,
         mac_algorithm: mac_algorithm(item.mac_algorithm)?,
     })
 }
@@ -391,10 +382,11 @@ fn join<T: std::fmt::Display>(items: &[T]) -> String {
 /// documents, for `'a`.
 pub(crate) unsafe fn single_out<'a>(out: *mut kp_out, what: &str) -> Outcome<&'a mut kp_out> {
     let out = out_arg(out, what)?;
-    // SAFETY: checked by out_arg; the caller promises a kp_out for exclusive use.
-    let out = unsafe { &mut *out };
-    // SAFETY: the caller promises the buffer; nothing is written here.
-    unsafe { out_bytes(out.data, out.capacity, out.capacity, what) }?;
+    // SAFETY: not NULL and aligned (out_arg checked it), and the caller promises a `kp_out` for
+    // exclusive use.
+    let out = unsafe { &mut *out.as_ptr() };
+    // Nothing is written into the buffer here.
+    from_caller!(out_bytes(out.data, out.capacity, out.capacity, what))?;
     Ok(out)
 }
 
@@ -424,8 +416,7 @@ pub unsafe extern "C" fn kp_signature_max_len(
     signing_algorithm: u32,
 ) -> usize {
     guard_value(0, || {
-        // SAFETY: forwarded from the caller.
-        let spec: KeySpec = unsafe { str_arg(key_spec, "key_spec") }?.parse()?;
+        let spec: KeySpec = from_caller!(str_arg(key_spec, "key_spec"))?.parse()?;
         let algorithm = self::signing_algorithm(signing_algorithm)?;
         if !spec.is_supported()
             || !spec
@@ -473,18 +464,15 @@ pub unsafe extern "C" fn kp_generate_mac_batch_sizes(
     total: *mut usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(
-                items,
-                items
-                    .iter()
-                    .map(|i| mac_algorithm(i.mac_algorithm).map_or(0, mac_len_of)),
-                sizes,
-                total,
-            )
-        }
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        from_caller!(write_sizes(
+            items,
+            items
+                .iter()
+                .map(|i| mac_algorithm(i.mac_algorithm).map_or(0, mac_len_of)),
+            sizes,
+            total,
+        ))
     })
 }
 
@@ -515,30 +503,27 @@ pub unsafe extern "C" fn kp_sign(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let item = item_arg(request)?;
-            refuse_overlap(&mut [
-                Span::input(item.message, item.message_len, "request->message"),
-                Span::output(signature, capacity, "signature"),
-                Span::output_of(signature_len, "signature_len"),
-                Span::output_of(info, "info"),
-            ])?;
-            let request = sign_request(&item, &Memo::new())?;
-            let out_len = out_arg(signature_len, "signature_len")?;
-            let out = out_bytes(signature, capacity, capacity, "signature")?;
-            check_info(info)?;
-            let response = engine.sign(&request)?;
-            let written = put(out, &response.signature, "signature")?;
-            write_out(out_len, written);
-            give_opt_record(info, || {
-                Record::new().str(kp_field::KeyId, &response.key_id).str(
-                    kp_field::SigningAlgorithm,
-                    response.signing_algorithm.as_str(),
-                )
-            })
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let item = from_caller!(item_arg(request))?;
+        refuse_overlap(&mut [
+            Span::input(item.message, item.message_len, "request->message"),
+            Span::output(signature, capacity, "signature"),
+            Span::output_of(signature_len, "signature_len"),
+            Span::output_of(info, "info"),
+        ])?;
+        let request = from_caller!(sign_request(&item, &Memo::new()))?;
+        let out_len = out_arg(signature_len, "signature_len")?;
+        let out = from_caller!(out_bytes(signature, capacity, capacity, "signature"))?;
+        check_info(info)?;
+        let response = engine.sign(&request)?;
+        let written = put(out, &response.signature, "signature")?;
+        from_caller!(write_out(out_len, written));
+        from_caller!(give_opt_record(info, || {
+            Record::new().str(kp_field::KeyId, &response.key_id).str(
+                kp_field::SigningAlgorithm,
+                response.signing_algorithm.as_str(),
+            )
+        }))
     })
 }
 
@@ -560,26 +545,22 @@ pub unsafe extern "C" fn kp_sign_batch(
     outputs: *mut kp_out,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            refuse_batch_overlap(
-                items,
-                outputs,
-                "outputs",
-                |i| [("message", i.message, i.message_len)],
-                &[],
-            )?;
-            let memo = Memo::new();
-            batch(
-                count,
-                outputs,
-                |i, _| sign_request(&items[i], &memo).map(|r| (r, 0)),
-                |requests| engine.sign_batch(requests),
-                |_, signature, out| fill(out, &signature),
-            )
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        from_caller!(refuse_batch_overlap(
+            items,
+            outputs,
+            "outputs",
+            |i: &kp_sign_item| [("message", i.message, i.message_len)],
+            &[],
+        ))?;
+        let memo = Memo::new();
+        batch(
+            from_caller!(outputs_arg(outputs, count))?,
+            |i, _| from_caller!(sign_request(&items[i], &memo)).map(|r| (r, 0)),
+            |requests| engine.sign_batch(requests),
+            |_, signature, out| from_caller!(fill(out, &signature)),
+        )
     })
 }
 
@@ -598,25 +579,22 @@ pub unsafe extern "C" fn kp_verify(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let item = item_arg(request)?;
-            refuse_overlap(&mut [
-                Span::input(item.message, item.message_len, "request->message"),
-                Span::input(item.signature, item.signature_len, "request->signature"),
-                Span::output_of(info, "info"),
-            ])?;
-            let request = verify_request(&item, &Memo::new())?;
-            check_info(info)?;
-            let response = engine.verify(&request)?;
-            give_opt_record(info, || {
-                Record::new().str(kp_field::KeyId, &response.key_id).str(
-                    kp_field::SigningAlgorithm,
-                    response.signing_algorithm.as_str(),
-                )
-            })
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let item = from_caller!(item_arg(request))?;
+        refuse_overlap(&mut [
+            Span::input(item.message, item.message_len, "request->message"),
+            Span::input(item.signature, item.signature_len, "request->signature"),
+            Span::output_of(info, "info"),
+        ])?;
+        let request = from_caller!(verify_request(&item, &Memo::new()))?;
+        check_info(info)?;
+        let response = engine.verify(&request)?;
+        from_caller!(give_opt_record(info, || {
+            Record::new().str(kp_field::KeyId, &response.key_id).str(
+                kp_field::SigningAlgorithm,
+                response.signing_algorithm.as_str(),
+            )
+        }))
     })
 }
 
@@ -638,27 +616,59 @@ pub unsafe extern "C" fn kp_verify_batch(
     count: usize,
     statuses: *mut u32,
 ) -> kp_status {
+    let inputs = |i: &kp_verify_item| {
+        [
+            ("message", i.message, i.message_len),
+            ("signature", i.signature, i.signature_len),
+        ]
+    };
+    from_caller!(status_batch(
+        engine,
+        items,
+        count,
+        statuses,
+        inputs,
+        verify_request,
+        kp::Engine::verify_batch,
+    ))
+}
+
+/// A batch whose items each get a status and nothing else (Verify, VerifyMac): `inputs` names an
+/// item's two inputs for the overlap check, `request` converts an item, `run` is the engine's
+/// batch call.
+///
+/// # Safety
+/// As the exports': `engine` is a live handle, `items` points to `count` items valid as their
+/// type documents, and `statuses` has room for `count` values.
+unsafe fn status_batch<'a, I, R>(
+    engine: *const kp_engine,
+    items: *const I,
+    count: usize,
+    statuses: *mut u32,
+    inputs: impl Fn(&I) -> [(&'static str, *const u8, usize); 2],
+    request: unsafe fn(&I, &Memo<'a>) -> Outcome<R>,
+    run: impl FnOnce(&kp::Engine, &[R]) -> Vec<kp::Result<()>>,
+) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            let inputs = |i: &kp_verify_item| {
-                [
-                    ("message", i.message, i.message_len),
-                    ("signature", i.signature, i.signature_len),
-                ]
-            };
-            refuse_batch_overlap(items, statuses, "statuses", inputs, &[])?;
-            let memo = Memo::new();
-            batch(
-                count,
-                statuses,
-                |i, _| verify_request(&items[i], &memo).map(|r| (r, 0)),
-                |requests| engine.verify_batch(requests),
-                |_, (), _| Ok(()),
-            )
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        from_caller!(refuse_batch_overlap(
+            items,
+            statuses,
+            "statuses",
+            inputs,
+            &[]
+        ))?;
+        let memo = Memo::new();
+        batch(
+            from_caller!(outputs_arg(statuses, count))?,
+            // SAFETY: `request` is an item's conversion to the engine's request, whose `# Safety`
+            // asks the item's pointers valid as its type documents: what this function's caller
+            // promised of every item.
+            |i, _| unsafe { request(&items[i], &memo) }.map(|r| (r, 0)),
+            |requests| run(engine, requests),
+            |_, (), _| Ok(()),
+        )
     })
 }
 
@@ -683,41 +693,38 @@ pub unsafe extern "C" fn kp_get_public_key(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let [out, data] = out_spans(public_key, "public_key", "public_key->data");
-            refuse_overlap(&mut [out, data, Span::output_of(info, "info")])?;
-            let key_id = str_arg(key_id, "key_id")?;
-            let out = single_out(public_key, "public_key")?;
-            check_info(info)?;
-            let outcome = engine
-                .get_public_key(key_id)
-                .map_err(Failure::from)
-                .and_then(|response| {
-                    fill(out, &response.public_key)?;
-                    give_opt_record(info, || {
-                        Record::new()
-                            .str(kp_field::KeyId, &response.key_id)
-                            .str(kp_field::KeySpec, response.key_spec.as_str())
-                            .str(kp_field::KeyUsage, response.key_usage.as_str())
-                            .str(
-                                kp_field::EncryptionAlgorithms,
-                                &join(&response.encryption_algorithms),
-                            )
-                            .str(
-                                kp_field::SigningAlgorithms,
-                                &join(&response.signing_algorithms),
-                            )
-                            .str(
-                                kp_field::KeyAgreementAlgorithms,
-                                &join(&response.key_agreement_algorithms),
-                            )
-                    })
-                });
-            out.status = status_code(&outcome);
-            outcome
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let [out, data] = from_caller!(out_spans(public_key, "public_key", "public_key->data"));
+        refuse_overlap(&mut [out, data, Span::output_of(info, "info")])?;
+        let key_id = from_caller!(str_arg(key_id, "key_id"))?;
+        let out = from_caller!(single_out(public_key, "public_key"))?;
+        check_info(info)?;
+        let outcome = engine
+            .get_public_key(key_id)
+            .map_err(Failure::from)
+            .and_then(|response| {
+                from_caller!(fill(&mut *out, &response.public_key))?;
+                from_caller!(give_opt_record(info, || {
+                    Record::new()
+                        .str(kp_field::KeyId, &response.key_id)
+                        .str(kp_field::KeySpec, response.key_spec.as_str())
+                        .str(kp_field::KeyUsage, response.key_usage.as_str())
+                        .str(
+                            kp_field::EncryptionAlgorithms,
+                            &join(&response.encryption_algorithms),
+                        )
+                        .str(
+                            kp_field::SigningAlgorithms,
+                            &join(&response.signing_algorithms),
+                        )
+                        .str(
+                            kp_field::KeyAgreementAlgorithms,
+                            &join(&response.key_agreement_algorithms),
+                        )
+                }))
+            });
+        out.status = status_code(&outcome);
+        outcome
     })
 }
 
@@ -743,29 +750,26 @@ pub unsafe extern "C" fn kp_generate_mac(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let item = item_arg(request)?;
-            refuse_overlap(&mut [
-                Span::input(item.message, item.message_len, "request->message"),
-                Span::output(mac, capacity, "mac"),
-                Span::output_of(mac_len, "mac_len"),
-                Span::output_of(info, "info"),
-            ])?;
-            let (request, needed) = mac_request(&item, &Memo::new())?;
-            let out_len = out_arg(mac_len, "mac_len")?;
-            let out = out_bytes(mac, capacity, needed, "mac")?;
-            check_info(info)?;
-            let response = engine.generate_mac(&request)?;
-            let written = put(out, &response.mac, "mac")?;
-            write_out(out_len, written);
-            give_opt_record(info, || {
-                Record::new()
-                    .str(kp_field::KeyId, &response.key_id)
-                    .str(kp_field::MacAlgorithm, response.mac_algorithm.as_str())
-            })
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let item = from_caller!(item_arg(request))?;
+        refuse_overlap(&mut [
+            Span::input(item.message, item.message_len, "request->message"),
+            Span::output(mac, capacity, "mac"),
+            Span::output_of(mac_len, "mac_len"),
+            Span::output_of(info, "info"),
+        ])?;
+        let (request, needed) = from_caller!(mac_request(&item, &Memo::new()))?;
+        let out_len = out_arg(mac_len, "mac_len")?;
+        let out = from_caller!(out_bytes(mac, capacity, needed, "mac"))?;
+        check_info(info)?;
+        let response = engine.generate_mac(&request)?;
+        let written = put(out, &response.mac, "mac")?;
+        from_caller!(write_out(out_len, written));
+        from_caller!(give_opt_record(info, || {
+            Record::new()
+                .str(kp_field::KeyId, &response.key_id)
+                .str(kp_field::MacAlgorithm, response.mac_algorithm.as_str())
+        }))
     })
 }
 
@@ -785,26 +789,22 @@ pub unsafe extern "C" fn kp_generate_mac_batch(
     outputs: *mut kp_out,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            refuse_batch_overlap(
-                items,
-                outputs,
-                "outputs",
-                |i| [("message", i.message, i.message_len)],
-                &[],
-            )?;
-            let memo = Memo::new();
-            batch(
-                count,
-                outputs,
-                |i, _| mac_request(&items[i], &memo),
-                |requests| engine.generate_mac_batch(requests),
-                |_, mac, out| fill(out, &mac),
-            )
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        from_caller!(refuse_batch_overlap(
+            items,
+            outputs,
+            "outputs",
+            |i: &kp_mac_item| [("message", i.message, i.message_len)],
+            &[],
+        ))?;
+        let memo = Memo::new();
+        batch(
+            from_caller!(outputs_arg(outputs, count))?,
+            |i, _| from_caller!(mac_request(&items[i], &memo)),
+            |requests| engine.generate_mac_batch(requests),
+            |_, mac, out| from_caller!(fill(out, &mac)),
+        )
     })
 }
 
@@ -823,24 +823,21 @@ pub unsafe extern "C" fn kp_verify_mac(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let item = item_arg(request)?;
-            refuse_overlap(&mut [
-                Span::input(item.message, item.message_len, "request->message"),
-                Span::input(item.mac, item.mac_len, "request->mac"),
-                Span::output_of(info, "info"),
-            ])?;
-            let request = verify_mac_request(&item, &Memo::new())?;
-            check_info(info)?;
-            let response = engine.verify_mac(&request)?;
-            give_opt_record(info, || {
-                Record::new()
-                    .str(kp_field::KeyId, &response.key_id)
-                    .str(kp_field::MacAlgorithm, response.mac_algorithm.as_str())
-            })
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let item = from_caller!(item_arg(request))?;
+        refuse_overlap(&mut [
+            Span::input(item.message, item.message_len, "request->message"),
+            Span::input(item.mac, item.mac_len, "request->mac"),
+            Span::output_of(info, "info"),
+        ])?;
+        let request = from_caller!(verify_mac_request(&item, &Memo::new()))?;
+        check_info(info)?;
+        let response = engine.verify_mac(&request)?;
+        from_caller!(give_opt_record(info, || {
+            Record::new()
+                .str(kp_field::KeyId, &response.key_id)
+                .str(kp_field::MacAlgorithm, response.mac_algorithm.as_str())
+        }))
     })
 }
 
@@ -859,28 +856,21 @@ pub unsafe extern "C" fn kp_verify_mac_batch(
     count: usize,
     statuses: *mut u32,
 ) -> kp_status {
-    guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            let inputs = |i: &kp_verify_mac_item| {
-                [
-                    ("message", i.message, i.message_len),
-                    ("mac", i.mac, i.mac_len),
-                ]
-            };
-            refuse_batch_overlap(items, statuses, "statuses", inputs, &[])?;
-            let memo = Memo::new();
-            batch(
-                count,
-                statuses,
-                |i, _| verify_mac_request(&items[i], &memo).map(|r| (r, 0)),
-                |requests| engine.verify_mac_batch(requests),
-                |_, (), _| Ok(()),
-            )
-        }
-    })
+    let inputs = |i: &kp_verify_mac_item| {
+        [
+            ("message", i.message, i.message_len),
+            ("mac", i.mac, i.mac_len),
+        ]
+    };
+    from_caller!(status_batch(
+        engine,
+        items,
+        count,
+        statuses,
+        inputs,
+        verify_mac_request,
+        kp::Engine::verify_mac_batch,
+    ))
 }
 
 // ---- DeriveSharedSecret ------------------------------------------------------------------------
@@ -909,34 +899,31 @@ pub unsafe extern "C" fn kp_derive_shared_secret(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            refuse_overlap(&mut [
-                Span::input(public_key, public_key_len, "public_key"),
-                Span::output_of(shared_secret, "shared_secret"),
-                Span::output_of(info, "info"),
-            ])?;
-            let request = DeriveSharedSecretRequest {
-                key_id: str_arg(key_id, "key_id")?,
-                key_agreement_algorithm: self::key_agreement_algorithm(key_agreement_algorithm)?,
-                public_key: bytes_arg(public_key, public_key_len, "public_key")?,
-            };
-            let secret_out = out_arg(shared_secret, "shared_secret")?;
-            check_info(info)?;
-            let response = engine.derive_shared_secret(&request)?;
-            let secret = secret_buffer(engine, response.shared_secret.expose())?;
-            write_out(secret_out, secret);
-            give_opt_record(info, || {
-                Record::new()
-                    .str(kp_field::KeyId, &response.key_id)
-                    .str(
-                        kp_field::KeyAgreementAlgorithm,
-                        response.key_agreement_algorithm.as_str(),
-                    )
-                    .str(kp_field::Origin, response.key_origin.as_str())
-            })
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        refuse_overlap(&mut [
+            Span::input(public_key, public_key_len, "public_key"),
+            Span::output_of(shared_secret, "shared_secret"),
+            Span::output_of(info, "info"),
+        ])?;
+        let request = DeriveSharedSecretRequest {
+            key_id: from_caller!(str_arg(key_id, "key_id"))?,
+            key_agreement_algorithm: self::key_agreement_algorithm(key_agreement_algorithm)?,
+            public_key: from_caller!(bytes_arg(public_key, public_key_len, "public_key"))?,
+        };
+        let secret_out = out_arg(shared_secret, "shared_secret")?;
+        check_info(info)?;
+        let response = engine.derive_shared_secret(&request)?;
+        let secret = secret_buffer(engine, response.shared_secret.expose())?;
+        from_caller!(write_out(secret_out, secret));
+        from_caller!(give_opt_record(info, || {
+            Record::new()
+                .str(kp_field::KeyId, &response.key_id)
+                .str(
+                    kp_field::KeyAgreementAlgorithm,
+                    response.key_agreement_algorithm.as_str(),
+                )
+                .str(kp_field::Origin, response.key_origin.as_str())
+        }))
     })
 }
 
@@ -970,10 +957,8 @@ unsafe fn key_pair_request<'a>(
     item: &kp_data_key_pair_item,
 ) -> Outcome<GenerateDataKeyPairRequest<'a>> {
     Ok(GenerateDataKeyPairRequest {
-        // SAFETY: forwarded from the caller.
-        key_id: unsafe { str_arg(item.key_id, "key_id") }?,
-        // SAFETY: forwarded from the caller.
-        encryption_context: unsafe { context_arg(item.context, "context") }?,
+        key_id: from_caller!(str_arg(item.key_id, "key_id"))?,
+        encryption_context: from_caller!(context_arg(item.context, "context"))?,
         key_pair_spec: key_pair_spec(item.key_pair_spec)?,
     })
 }
@@ -1008,21 +993,18 @@ fn check_pair_room(
 /// Delivers a data key pair's public key and encrypted private key: both or neither.
 ///
 /// # Safety
-/// Both `kp_out`s came from [`single_out`].
+/// As [`fill`], for both.
 unsafe fn deliver_pair(
     response: &kp::GenerateDataKeyPairResponse,
     private_key_ciphertext: &mut kp_out,
     public_key: &mut kp_out,
 ) -> Outcome<()> {
     check_pair_room(response, private_key_ciphertext, public_key)?;
-    // SAFETY: forwarded from the caller; both fit, checked above.
-    unsafe {
-        fill(
-            private_key_ciphertext,
-            &response.private_key_ciphertext_blob,
-        )?;
-        fill(public_key, &response.public_key)
-    }
+    from_caller!(fill(
+        private_key_ciphertext,
+        &response.private_key_ciphertext_blob,
+    ))?;
+    from_caller!(fill(public_key, &response.public_key))
 }
 
 fn pair_record(response: &kp::GenerateDataKeyPairResponse) -> Record {
@@ -1060,39 +1042,44 @@ pub unsafe extern "C" fn kp_generate_data_key_pair(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let plaintext = Span::output_of(private_key_plaintext, "private_key_plaintext");
-            refuse_pair_overlap(private_key_ciphertext, public_key, info, plaintext)?;
-            let request = key_pair_request(&item_arg(request)?)?;
-            let plaintext_out = out_arg(private_key_plaintext, "private_key_plaintext")?;
-            let (blob_out, public_out) = pair_outs(private_key_ciphertext, public_key)?;
-            check_info(info)?;
-            let outcome = engine
-                .generate_data_key_pair(&request)
-                .map_err(Failure::from)
-                .and_then(|response| {
-                    let plaintext = response.private_key_plaintext.as_ref().ok_or_else(|| {
-                        Failure::new(
-                            kp_status::Internal,
-                            "Internal: GenerateDataKeyPair returned no private key",
-                        )
-                    })?;
-                    check_pair_room(&response, blob_out, public_out)?;
-                    let secret = secret_buffer(engine, plaintext.expose())?;
-                    if let Err(f) = deliver_pair(&response, blob_out, public_out) {
-                        super::handles::kp_secret_buffer_free(secret);
-                        return Err(f);
-                    }
-                    write_out(plaintext_out, secret);
-                    give_opt_record(info, || pair_record(&response))
-                });
-            let status = status_code(&outcome);
-            blob_out.status = status;
-            public_out.status = status;
-            outcome
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let plaintext = Span::output_of(private_key_plaintext, "private_key_plaintext");
+        from_caller!(refuse_pair_overlap(
+            private_key_ciphertext,
+            public_key,
+            info,
+            plaintext
+        ))?;
+        let request = from_caller!(key_pair_request(&from_caller!(item_arg(request))?))?;
+        let plaintext_out = out_arg(private_key_plaintext, "private_key_plaintext")?;
+        let (blob_out, public_out) = from_caller!(pair_outs(private_key_ciphertext, public_key))?;
+        check_info(info)?;
+        let outcome = engine
+            .generate_data_key_pair(&request)
+            .map_err(Failure::from)
+            .and_then(|response| {
+                let plaintext = response.private_key_plaintext.as_ref().ok_or_else(|| {
+                    Failure::new(
+                        kp_status::Internal,
+                        "Internal: GenerateDataKeyPair returned no private key",
+                    )
+                })?;
+                check_pair_room(&response, blob_out, public_out)?;
+                let secret = secret_buffer(engine, plaintext.expose())?;
+                if let Err(f) =
+                    from_caller!(deliver_pair(&response, &mut *blob_out, &mut *public_out))
+                {
+                    // SAFETY: the handle was made above and is not used again.
+                    unsafe { super::handles::kp_secret_buffer_free(secret) };
+                    return Err(f);
+                }
+                from_caller!(write_out(plaintext_out, secret));
+                from_caller!(give_opt_record(info, || pair_record(&response)))
+            });
+        let status = status_code(&outcome);
+        blob_out.status = status;
+        public_out.status = status;
+        outcome
     })
 }
 
@@ -1111,11 +1098,13 @@ unsafe fn refuse_pair_overlap(
         return Ok(()); // pair_outs refuses it (KP_STATUS_INVALID_ARGUMENT, as documented)
     }
     let blob = "private_key_ciphertext";
-    // SAFETY: forwarded from the caller.
-    let [blob, blob_data] =
-        unsafe { out_spans(private_key_ciphertext, blob, "private_key_ciphertext->data") };
-    // SAFETY: forwarded from the caller.
-    let [public, public_data] = unsafe { out_spans(public_key, "public_key", "public_key->data") };
+    let [blob, blob_data] = from_caller!(out_spans(
+        private_key_ciphertext,
+        blob,
+        "private_key_ciphertext->data"
+    ));
+    let [public, public_data] =
+        from_caller!(out_spans(public_key, "public_key", "public_key->data"));
     let info = Span::output_of(info, "info");
     refuse_overlap(&mut [blob, blob_data, public, public_data, info, plaintext])
 }
@@ -1134,7 +1123,8 @@ unsafe fn pair_outs<'a>(
             "private_key_ciphertext and public_key are the same kp_out",
         ));
     }
-    // SAFETY: forwarded from the caller; distinct, checked above.
+    // SAFETY: each `kp_out` is as `single_out` asks (the caller's promise), and the two are
+    // distinct (checked above), so the two unique references it makes do not alias.
     unsafe {
         Ok((
             single_out(private_key_ciphertext, "private_key_ciphertext")?,
@@ -1159,26 +1149,28 @@ pub unsafe extern "C" fn kp_generate_data_key_pair_without_plaintext(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let none = Span::output(std::ptr::null(), 0, "");
-            refuse_pair_overlap(private_key_ciphertext, public_key, info, none)?;
-            let request = key_pair_request(&item_arg(request)?)?;
-            let (blob_out, public_out) = pair_outs(private_key_ciphertext, public_key)?;
-            check_info(info)?;
-            let outcome = engine
-                .generate_data_key_pair_without_plaintext(&request)
-                .map_err(Failure::from)
-                .and_then(|response| {
-                    deliver_pair(&response, blob_out, public_out)?;
-                    give_opt_record(info, || pair_record(&response))
-                });
-            let status = status_code(&outcome);
-            blob_out.status = status;
-            public_out.status = status;
-            outcome
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let none = Span::output(std::ptr::null(), 0, "");
+        from_caller!(refuse_pair_overlap(
+            private_key_ciphertext,
+            public_key,
+            info,
+            none
+        ))?;
+        let request = from_caller!(key_pair_request(&from_caller!(item_arg(request))?))?;
+        let (blob_out, public_out) = from_caller!(pair_outs(private_key_ciphertext, public_key))?;
+        check_info(info)?;
+        let outcome = engine
+            .generate_data_key_pair_without_plaintext(&request)
+            .map_err(Failure::from)
+            .and_then(|response| {
+                from_caller!(deliver_pair(&response, &mut *blob_out, &mut *public_out))?;
+                from_caller!(give_opt_record(info, || pair_record(&response)))
+            });
+        let status = status_code(&outcome);
+        blob_out.status = status;
+        public_out.status = status;
+        outcome
     })
 }
 
@@ -1220,7 +1212,7 @@ mod tests {
     #[test]
     fn asymmetric_calls_refuse_overlapping_buffers() {
         use crate::api::handles::{into_raw, kp_engine_free};
-        use crate::api::overlap::{Arena, Refusals};
+        use crate::api::test_support::{Arena, Refusals};
         use std::ptr::{null, null_mut};
         let inner = kp::Engine::in_memory().unwrap();
         let key = |usage, spec| {
@@ -1236,7 +1228,7 @@ mod tests {
         let hmac = key(KeyUsage::GenerateVerifyMac, KeySpec::Hmac256);
         let agree = key(KeyUsage::KeyAgreement, KeySpec::EccNistP256);
         let symmetric = key(KeyUsage::EncryptDecrypt, KeySpec::SymmetricDefault);
-        let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(inner));
+        let engine = into_raw::<kp_engine>(crate::api::handles::EngineHandle::new(inner));
         let arena = Arena::new();
         let at = |offset: usize| arena.at(offset);
         let out = |offset: usize, capacity: usize| arena.out(offset, capacity);

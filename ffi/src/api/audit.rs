@@ -13,8 +13,10 @@ use kp::audit::{AuditConfig, Durability, Verdict};
 use kp::LockPolicy;
 use kp::LockedBytes;
 
+use super::caller::from_caller;
 use super::control::engine_arg;
-use super::ffi::{bytes_arg, guard, out_arg, out_bytes, str_arg, write_out, Failure, Outcome};
+use super::failure::{Failure, Outcome};
+use super::ffi::{bytes_arg, guard, out_arg, out_bytes, str_arg, write_out};
 use super::handles::{handle_mut, into_raw, kp_config, kp_engine, kp_secret_buffer};
 use super::overlap::{refuse_overlap, Span};
 use super::record::{give_record, kp_field, kp_record, Record};
@@ -84,19 +86,19 @@ pub unsafe extern "C" fn kp_config_set_audit(
     signing_key_len: usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let config = unsafe { handle_mut(config, "config") }?;
+        let config = from_caller!(handle_mut(config, "config"))?;
         if path.is_null() {
             config.audit = None;
             return Ok(());
         }
-        // SAFETY: forwarded from the caller.
-        let (path, key) = unsafe {
-            (
-                str_arg(path, "path")?,
-                bytes_arg(signing_key_pkcs8, signing_key_len, "signing_key_pkcs8")?,
-            )
-        };
+        let (path, key) = (
+            from_caller!(str_arg(path, "path"))?,
+            from_caller!(bytes_arg(
+                signing_key_pkcs8,
+                signing_key_len,
+                "signing_key_pkcs8"
+            ))?,
+        );
         if path.is_empty() || key.is_empty() {
             return Err(Failure::new(
                 kp_status::InvalidLength,
@@ -122,8 +124,7 @@ pub unsafe extern "C" fn kp_config_set_audit_durability(
     durability: u32,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let config = unsafe { handle_mut(config, "config") }?;
+        let config = from_caller!(handle_mut(config, "config"))?;
         let durability = match durability {
             0 => Durability::Synced,
             1 => Durability::Queued,
@@ -154,8 +155,7 @@ pub unsafe extern "C" fn kp_config_set_audit_digest_interval(
     every_ms: u64,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let config = unsafe { handle_mut(config, "config") }?;
+        let config = from_caller!(handle_mut(config, "config"))?;
         let settings = &mut audit_settings(config)?.0;
         settings.digest_every_records = every_records;
         settings.digest_every = Duration::from_millis(every_ms);
@@ -191,8 +191,7 @@ pub unsafe extern "C" fn kp_audit_generate_signing_key(
         };
         let out = out_arg(out, "out")?;
         let bytes = kp::audit::generate_signing_key(policy).map_err(audit_failure)?;
-        // SAFETY: checked by out_arg.
-        unsafe { write_out(out, into_raw::<kp_secret_buffer>(bytes)) };
+        from_caller!(write_out(out, into_raw::<kp_secret_buffer>(bytes)));
         Ok(())
     })
 }
@@ -223,19 +222,16 @@ pub unsafe extern "C" fn kp_engine_audit_public_key(
     out_len: *mut usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let engine = unsafe { engine_arg(engine) }?;
+        let engine = from_caller!(engine_arg(engine))?;
         refuse_overlap(&mut [
             Span::output(out, capacity, "out"),
             Span::output_of(out_len, "out_len"),
         ])?;
         let out_len = out_arg(out_len, "out_len")?;
         let der = audit_log(engine)?.public_key_der();
-        // SAFETY: forwarded from the caller.
-        let dest = unsafe { out_bytes(out, capacity, der.len(), "out") }?;
+        let dest = from_caller!(out_bytes(out, capacity, der.len(), "out"))?;
         dest.copy_from_slice(&der);
-        // SAFETY: checked by out_arg.
-        unsafe { write_out(out_len, der.len()) };
+        from_caller!(write_out(out_len, der.len()));
         Ok(())
     })
 }
@@ -249,8 +245,7 @@ pub unsafe extern "C" fn kp_engine_audit_public_key(
 #[no_mangle]
 pub unsafe extern "C" fn kp_engine_audit_flush(engine: *const kp_engine) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let engine = unsafe { engine_arg(engine) }?;
+        let engine = from_caller!(engine_arg(engine))?;
         audit_log(engine)?.flush().map_err(audit_failure)
     })
 }
@@ -264,8 +259,7 @@ pub unsafe extern "C" fn kp_engine_audit_flush(engine: *const kp_engine) -> kp_s
 #[no_mangle]
 pub unsafe extern "C" fn kp_engine_audit_write_digest(engine: *const kp_engine) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let engine = unsafe { engine_arg(engine) }?;
+        let engine = from_caller!(engine_arg(engine))?;
         audit_log(engine)?.write_digest().map_err(audit_failure)
     })
 }
@@ -285,13 +279,11 @@ pub unsafe extern "C" fn kp_engine_audit_last_digest(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let engine = unsafe { engine_arg(engine) }?;
+        let engine = from_caller!(engine_arg(engine))?;
         let out = out_arg(out, "out")?;
         let line = audit_log(engine)?.last_digest();
         let record = Record::new().opt_str(kp_field::AuditDigestLine, line.as_deref());
-        // SAFETY: checked by out_arg.
-        unsafe { give_record(out, record) };
+        from_caller!(give_record(out, record));
         Ok(())
     })
 }
@@ -323,13 +315,10 @@ pub unsafe extern "C" fn kp_audit_verify(
             Span::input(public_key, public_key_len, "public_key"),
             Span::output_of(out, "out"),
         ])?;
-        // SAFETY: forwarded from the caller.
-        let (path, public_key) = unsafe {
-            (
-                str_arg(path, "path")?,
-                bytes_arg(public_key, public_key_len, "public_key")?,
-            )
-        };
+        let (path, public_key) = (
+            from_caller!(str_arg(path, "path"))?,
+            from_caller!(bytes_arg(public_key, public_key_len, "public_key"))?,
+        );
         let out = out_arg(out, "out")?;
         let report = kp::audit::verify(Path::new(path), public_key).map_err(audit_failure)?;
         let verdict = match report.verdict() {
@@ -370,8 +359,7 @@ pub unsafe extern "C" fn kp_audit_verify(
                 problem.map(|p| p.detail.as_str()),
             )
             .str(kp_field::AuditSummary, &report.to_string());
-        // SAFETY: checked by out_arg.
-        unsafe { give_record(out, record) };
+        from_caller!(give_record(out, record));
         Ok(())
     })
 }

@@ -5,12 +5,14 @@
 
 use std::ffi::c_char;
 
-use kp::{CreateKeyRequest, KeyMetadata, KeySpec, KeyUsage, Origin, Tag};
+use kp::{CreateKeyRequest, KeyMetadata, Tag};
 
-use super::ffi::{array_arg, guard, opt_str_arg, out_arg, str_arg, Failure, Outcome};
+use super::caller::from_caller;
+use super::failure::{Failure, Outcome};
+use super::ffi::{array_arg, guard, opt_str_arg, out_arg, str_arg};
 use super::handles::{handle_ref, kp_engine};
 use super::record::{
-    give_opt_record, give_page, give_record, kp_field, kp_page, kp_record, Record,
+    give_opt_record, give_page, give_record, kp_field, kp_page, kp_record, page_of, Record,
 };
 use super::status::kp_status;
 
@@ -68,8 +70,7 @@ pub(crate) unsafe fn parse_opt<T: std::str::FromStr<Err = kp::Error>>(
     ptr: *const c_char,
     what: &str,
 ) -> Outcome<Option<T>> {
-    // SAFETY: forwarded from the caller.
-    match unsafe { opt_str_arg(ptr, what) }? {
+    match from_caller!(opt_str_arg(ptr, what))? {
         Some(s) => Ok(Some(s.parse::<T>()?)),
         None => Ok(None),
     }
@@ -80,13 +81,13 @@ pub(crate) unsafe fn parse_opt<T: std::str::FromStr<Err = kp::Error>>(
 /// # Safety
 /// `tags` is NULL or points to `count` tags with valid strings.
 unsafe fn tags_arg(tags: *const kp_tag, count: usize) -> Outcome<Vec<Tag>> {
-    // SAFETY: forwarded from the caller.
-    let tags = unsafe { array_arg(tags, count, MAX_TAGS_PER_CALL, "tags") }?;
+    let tags = from_caller!(array_arg(tags, count, MAX_TAGS_PER_CALL, "tags"))?;
     tags.iter()
         .map(|t| {
-            // SAFETY: forwarded from the caller.
-            let (key, value) =
-                unsafe { (str_arg(t.key, "tag key")?, str_arg(t.value, "tag value")?) };
+            let (key, value) = (
+                from_caller!(str_arg(t.key, "tag key"))?,
+                from_caller!(str_arg(t.value, "tag value"))?,
+            );
             Ok(Tag {
                 tag_key: key.to_owned(),
                 tag_value: value.to_owned(),
@@ -159,8 +160,7 @@ pub(crate) fn metadata_record(md: &KeyMetadata) -> Outcome<Record> {
 /// # Safety
 /// `engine` is NULL or a live handle for `'a`.
 pub(crate) unsafe fn engine_arg<'a>(engine: *const kp_engine) -> Outcome<&'a kp::Engine> {
-    // SAFETY: forwarded from the caller.
-    unsafe { handle_ref(engine, "engine") }.map(|h: &super::store::EngineHandle| &h.engine)
+    from_caller!(handle_ref(engine, "engine")).map(|h: &super::handles::EngineHandle| &h.engine)
 }
 
 pub(crate) fn limit_arg(limit: u32) -> Option<u32> {
@@ -184,15 +184,13 @@ pub(crate) unsafe fn create_key_request(
         }
         // SAFETY: not NULL and aligned; the caller promises a valid struct.
         let o = unsafe { options.read() };
-        // SAFETY: the caller promises valid strings and tags.
-        unsafe {
-            request.description = opt_str_arg(o.description, "description")?.map(str::to_owned);
-            request.key_usage = parse_opt::<KeyUsage>(o.key_usage, "key_usage")?;
-            request.key_spec = parse_opt::<KeySpec>(o.key_spec, "key_spec")?;
-            request.origin = parse_opt::<Origin>(o.origin, "origin")?;
-            request.tags = tags_arg(o.tags, o.tag_count)?;
-            request.policy = opt_str_arg(o.policy, "policy")?.map(str::to_owned);
-        }
+        request.description =
+            from_caller!(opt_str_arg(o.description, "description"))?.map(str::to_owned);
+        request.key_usage = from_caller!(parse_opt(o.key_usage, "key_usage"))?;
+        request.key_spec = from_caller!(parse_opt(o.key_spec, "key_spec"))?;
+        request.origin = from_caller!(parse_opt(o.origin, "origin"))?;
+        request.tags = from_caller!(tags_arg(o.tags, o.tag_count))?;
+        request.policy = from_caller!(opt_str_arg(o.policy, "policy"))?.map(str::to_owned);
         request.multi_region = match o.multi_region {
             0 => None,
             1 => Some(true),
@@ -237,15 +235,12 @@ pub unsafe extern "C" fn kp_create_key(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let engine = unsafe { engine_arg(engine) }?;
+        let engine = from_caller!(engine_arg(engine))?;
         let out = out_arg(out, "out")?;
-        // SAFETY: forwarded from the caller.
-        let request = unsafe { create_key_request(options) }?;
+        let request = from_caller!(create_key_request(options))?;
         let metadata = engine.create_key(request)?;
         let record = metadata_record(&metadata)?;
-        // SAFETY: checked by out_arg.
-        unsafe { give_record(out, record) };
+        from_caller!(give_record(out, record));
         Ok(())
     })
 }
@@ -265,13 +260,35 @@ pub unsafe extern "C" fn kp_describe_key(
     key_id: *const c_char,
     out: *mut *mut kp_record,
 ) -> kp_status {
+    from_caller!(metadata_call(
+        engine,
+        key_id,
+        "key_id",
+        out,
+        kp::Engine::describe_key
+    ))
+}
+
+/// Runs a control-plane call that takes one string (`what`: a key id, a service name) and
+/// answers a key's metadata, which goes to the caller as a record through `out`.
+///
+/// # Safety
+/// `engine` is a live handle; `arg` is NULL or NUL-terminated; `out` is NULL or writable.
+pub(crate) unsafe fn metadata_call(
+    engine: *const kp_engine,
+    arg: *const c_char,
+    what: &str,
+    out: *mut *mut kp_record,
+    call: impl FnOnce(&kp::Engine, &str) -> kp::Result<KeyMetadata>,
+) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id) = unsafe { (engine_arg(engine)?, str_arg(key_id, "key_id")?) };
+        let (engine, arg) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(arg, what))?,
+        );
         let out = out_arg(out, "out")?;
-        let record = metadata_record(&engine.describe_key(key_id)?)?;
-        // SAFETY: checked by out_arg.
-        unsafe { give_record(out, record) };
+        let record = metadata_record(&call(engine, arg)?)?;
+        from_caller!(give_record(out, record));
         Ok(())
     })
 }
@@ -293,19 +310,22 @@ pub unsafe extern "C" fn kp_list_keys(
     out: *mut *mut kp_page,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, marker) = unsafe { (engine_arg(engine)?, opt_str_arg(marker, "marker")?) };
+        let (engine, marker) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(opt_str_arg(marker, "marker"))?,
+        );
         let out = out_arg(out, "out")?;
         let page = engine.list_keys(limit_arg(limit), marker)?;
-        // SAFETY: checked by out_arg.
-        unsafe {
-            give_page(out, page, |e| {
+        from_caller!(give_page(
+            out,
+            page_of(page, |e| {
                 Record::new()
                     .str(kp_field::KeyId, &e.key_id)
                     .str(kp_field::Arn, &e.key_arn)
                     .json(&e)
-            })
-        }
+            })?
+        ));
+        Ok(())
     })
 }
 
@@ -319,8 +339,10 @@ unsafe fn key_call(
     call: impl FnOnce(&kp::Engine, &str) -> kp::Result<()>,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id) = unsafe { (engine_arg(engine)?, str_arg(key_id, "key_id")?) };
+        let (engine, key_id) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+        );
         Ok(call(engine, key_id)?)
     })
 }
@@ -338,14 +360,11 @@ pub unsafe extern "C" fn kp_update_key_description(
     description: *const c_char,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id, description) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(key_id, "key_id")?,
-                str_arg(description, "description")?,
-            )
-        };
+        let (engine, key_id, description) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+            from_caller!(str_arg(description, "description"))?,
+        );
         Ok(engine.update_key_description(key_id, description)?)
     })
 }
@@ -361,8 +380,7 @@ pub unsafe extern "C" fn kp_enable_key(
     engine: *const kp_engine,
     key_id: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe { key_call(engine, key_id, |e, k| e.enable_key(k)) }
+    from_caller!(key_call(engine, key_id, |e: &kp::Engine, k: &str| e.enable_key(k)))
 }
 
 /// DisableKey: an Enabled key becomes Disabled; data-plane calls then fail with
@@ -377,8 +395,7 @@ pub unsafe extern "C" fn kp_disable_key(
     engine: *const kp_engine,
     key_id: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe { key_call(engine, key_id, |e, k| e.disable_key(k)) }
+    from_caller!(key_call(engine, key_id, |e: &kp::Engine, k: &str| e.disable_key(k)))
 }
 
 /// ScheduleKeyDeletion: deletes the key after `pending_window_in_days` (7 to 30; 0: 30). Until
@@ -399,8 +416,10 @@ pub unsafe extern "C" fn kp_schedule_key_deletion(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id) = unsafe { (engine_arg(engine)?, str_arg(key_id, "key_id")?) };
+        let (engine, key_id) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+        );
         if !out.is_null() {
             out_arg(out, "out")?;
         }
@@ -414,8 +433,7 @@ pub unsafe extern "C" fn kp_schedule_key_deletion(
                 i64::from(response.pending_window_in_days),
             )
             .json(&response)?;
-        // SAFETY: NULL or checked by out_arg above.
-        unsafe { give_opt_record(out, || record) }
+        from_caller!(give_opt_record(out, || record))
     })
 }
 
@@ -435,14 +453,15 @@ pub unsafe extern "C" fn kp_cancel_key_deletion(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id) = unsafe { (engine_arg(engine)?, str_arg(key_id, "key_id")?) };
+        let (engine, key_id) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+        );
         if !out.is_null() {
             out_arg(out, "out")?;
         }
         let arn = engine.cancel_key_deletion(key_id)?;
-        // SAFETY: NULL or checked above.
-        unsafe { give_opt_record(out, || Record::new().str(kp_field::KeyId, &arn)) }
+        from_caller!(give_opt_record(out, || Record::new().str(kp_field::KeyId, &arn)))
     })
 }
 
@@ -458,11 +477,12 @@ unsafe fn alias_call(
     needs_target: bool,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, alias) = unsafe { (engine_arg(engine)?, str_arg(alias_name, "alias_name")?) };
+        let (engine, alias) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(alias_name, "alias_name"))?,
+        );
         let target = if needs_target {
-            // SAFETY: forwarded from the caller.
-            Some(unsafe { str_arg(target_key_id, "target_key_id") }?)
+            Some(from_caller!(str_arg(target_key_id, "target_key_id"))?)
         } else {
             None
         };
@@ -482,16 +502,13 @@ pub unsafe extern "C" fn kp_create_alias(
     alias_name: *const c_char,
     target_key_id: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        alias_call(
-            engine,
-            alias_name,
-            target_key_id,
-            |e, a, t| e.create_alias(a, t.unwrap_or_default()),
-            true,
-        )
-    }
+    from_caller!(alias_call(
+        engine,
+        alias_name,
+        target_key_id,
+        |e: &kp::Engine, a: &str, t: Option<&str>| e.create_alias(a, t.unwrap_or_default()),
+        true,
+    ))
 }
 
 /// UpdateAlias: points an existing alias at another key of the same type and usage.
@@ -506,16 +523,13 @@ pub unsafe extern "C" fn kp_update_alias(
     alias_name: *const c_char,
     target_key_id: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        alias_call(
-            engine,
-            alias_name,
-            target_key_id,
-            |e, a, t| e.update_alias(a, t.unwrap_or_default()),
-            true,
-        )
-    }
+    from_caller!(alias_call(
+        engine,
+        alias_name,
+        target_key_id,
+        |e: &kp::Engine, a: &str, t: Option<&str>| e.update_alias(a, t.unwrap_or_default()),
+        true,
+    ))
 }
 
 /// DeleteAlias: deletes an alias; its key is unaffected.
@@ -529,16 +543,13 @@ pub unsafe extern "C" fn kp_delete_alias(
     engine: *const kp_engine,
     alias_name: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        alias_call(
-            engine,
-            alias_name,
-            std::ptr::null(),
-            |e, a, _| e.delete_alias(a),
-            false,
-        )
-    }
+    from_caller!(alias_call(
+        engine,
+        alias_name,
+        std::ptr::null(),
+        |e: &kp::Engine, a: &str, _: Option<&str>| e.delete_alias(a),
+        false,
+    ))
 }
 
 /// ListAliases: one page of aliases by name, of every key (`key_id` NULL) or of one key; `limit`
@@ -562,19 +573,16 @@ pub unsafe extern "C" fn kp_list_aliases(
     out: *mut *mut kp_page,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id, marker) = unsafe {
-            (
-                engine_arg(engine)?,
-                opt_str_arg(key_id, "key_id")?,
-                opt_str_arg(marker, "marker")?,
-            )
-        };
+        let (engine, key_id, marker) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(opt_str_arg(key_id, "key_id"))?,
+            from_caller!(opt_str_arg(marker, "marker"))?,
+        );
         let out = out_arg(out, "out")?;
         let page = engine.list_aliases(key_id, limit_arg(limit), marker)?;
-        // SAFETY: checked by out_arg.
-        unsafe {
-            give_page(out, page, |a| {
+        from_caller!(give_page(
+            out,
+            page_of(page, |a| {
                 Record::new()
                     .str(kp_field::AliasName, &a.alias_name)
                     .str(kp_field::AliasArn, &a.alias_arn)
@@ -582,8 +590,9 @@ pub unsafe extern "C" fn kp_list_aliases(
                     .opt_int(kp_field::CreationDate, a.creation_date.map(|d| d.0))
                     .opt_int(kp_field::LastUpdatedDate, a.last_updated_date.map(|d| d.0))
                     .json(&a)
-            })
-        }
+            })?
+        ));
+        Ok(())
     })
 }
 
@@ -603,14 +612,11 @@ pub unsafe extern "C" fn kp_tag_resource(
     count: usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id, tags) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(key_id, "key_id")?,
-                tags_arg(tags, count)?,
-            )
-        };
+        let (engine, key_id, tags) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+            from_caller!(tags_arg(tags, count))?,
+        );
         Ok(engine.tag_resource(key_id, tags)?)
     })
 }
@@ -631,18 +637,14 @@ pub unsafe extern "C" fn kp_untag_resource(
     count: usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id, keys) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(key_id, "key_id")?,
-                array_arg(tag_keys, count, MAX_TAGS_PER_CALL, "tag_keys")?,
-            )
-        };
+        let (engine, key_id, keys) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+            from_caller!(array_arg(tag_keys, count, MAX_TAGS_PER_CALL, "tag_keys"))?,
+        );
         let keys = keys
             .iter()
-            // SAFETY: the caller promises NUL-terminated strings.
-            .map(|&k| unsafe { str_arg(k, "tag key") })
+            .map(|&k| from_caller!(str_arg(k, "tag key")))
             .collect::<Outcome<Vec<&str>>>()?;
         Ok(engine.untag_resource(key_id, &keys)?)
     })
@@ -666,25 +668,23 @@ pub unsafe extern "C" fn kp_list_resource_tags(
     out: *mut *mut kp_page,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id, marker) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(key_id, "key_id")?,
-                opt_str_arg(marker, "marker")?,
-            )
-        };
+        let (engine, key_id, marker) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+            from_caller!(opt_str_arg(marker, "marker"))?,
+        );
         let out = out_arg(out, "out")?;
         let page = engine.list_resource_tags(key_id, limit_arg(limit), marker)?;
-        // SAFETY: checked by out_arg.
-        unsafe {
-            give_page(out, page, |t| {
+        from_caller!(give_page(
+            out,
+            page_of(page, |t| {
                 Record::new()
                     .str(kp_field::TagKey, &t.tag_key)
                     .str(kp_field::TagValue, &t.tag_value)
                     .json(&t)
-            })
-        }
+            })?
+        ));
+        Ok(())
     })
 }
 
@@ -701,12 +701,9 @@ pub unsafe extern "C" fn kp_enable_key_rotation(
     key_id: *const c_char,
     rotation_period_in_days: u32,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        key_call(engine, key_id, |e, k| {
-            e.enable_key_rotation(k, limit_arg(rotation_period_in_days))
-        })
-    }
+    from_caller!(key_call(engine, key_id, |e: &kp::Engine, k: &str| {
+        e.enable_key_rotation(k, limit_arg(rotation_period_in_days))
+    }))
 }
 
 /// DisableKeyRotation: turns automatic rotation off.
@@ -720,8 +717,8 @@ pub unsafe extern "C" fn kp_disable_key_rotation(
     engine: *const kp_engine,
     key_id: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe { key_call(engine, key_id, |e, k| e.disable_key_rotation(k)) }
+    from_caller!(key_call(engine, key_id, |e: &kp::Engine, k: &str| e
+        .disable_key_rotation(k)))
 }
 
 /// GetKeyRotationStatus: a record with KEY_ID (the ARN), KEY_ROTATION_ENABLED, JSON, and while
@@ -740,8 +737,10 @@ pub unsafe extern "C" fn kp_get_key_rotation_status(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id) = unsafe { (engine_arg(engine)?, str_arg(key_id, "key_id")?) };
+        let (engine, key_id) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+        );
         let out = out_arg(out, "out")?;
         let status = engine.get_key_rotation_status(key_id)?;
         let record = Record::new()
@@ -756,8 +755,7 @@ pub unsafe extern "C" fn kp_get_key_rotation_status(
                 status.next_rotation_date.map(|d| d.0),
             )
             .json(&status)?;
-        // SAFETY: checked by out_arg.
-        unsafe { give_record(out, record) };
+        from_caller!(give_record(out, record));
         Ok(())
     })
 }
@@ -778,14 +776,15 @@ pub unsafe extern "C" fn kp_rotate_key_on_demand(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id) = unsafe { (engine_arg(engine)?, str_arg(key_id, "key_id")?) };
+        let (engine, key_id) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+        );
         if !out.is_null() {
             out_arg(out, "out")?;
         }
         let arn = engine.rotate_key_on_demand(key_id)?;
-        // SAFETY: NULL or checked above.
-        unsafe { give_opt_record(out, || Record::new().str(kp_field::KeyId, &arn)) }
+        from_caller!(give_opt_record(out, || Record::new().str(kp_field::KeyId, &arn)))
     })
 }
 
@@ -808,19 +807,16 @@ pub unsafe extern "C" fn kp_list_key_rotations(
     out: *mut *mut kp_page,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id, marker) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(key_id, "key_id")?,
-                opt_str_arg(marker, "marker")?,
-            )
-        };
+        let (engine, key_id, marker) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+            from_caller!(opt_str_arg(marker, "marker"))?,
+        );
         let out = out_arg(out, "out")?;
         let page = engine.list_key_rotations(key_id, limit_arg(limit), marker)?;
-        // SAFETY: checked by out_arg.
-        unsafe {
-            give_page(out, page, |r| {
+        from_caller!(give_page(
+            out,
+            page_of(page, |r| {
                 Record::new()
                     .str(kp_field::KeyId, &r.key_id)
                     .str(kp_field::KeyMaterialId, &r.key_material_id)
@@ -841,8 +837,9 @@ pub unsafe extern "C" fn kp_list_key_rotations(
                     )
                     .opt_int(kp_field::ValidTo, r.valid_to.map(|t| t.0))
                     .json(&r)
-            })
-        }
+            })?
+        ));
+        Ok(())
     })
 }
 
@@ -886,14 +883,11 @@ pub unsafe extern "C" fn kp_replicate_key(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id, region) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(key_id, "key_id")?,
-                str_arg(replica_region, "replica_region")?,
-            )
-        };
+        let (engine, key_id, region) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+            from_caller!(str_arg(replica_region, "replica_region"))?,
+        );
         if !out.is_null() {
             out_arg(out, "out")?;
         }
@@ -911,12 +905,10 @@ pub unsafe extern "C" fn kp_replicate_key(
             }
             // SAFETY: not NULL and aligned; the caller promises a valid struct.
             let o = unsafe { options.read() };
-            // SAFETY: the caller promises valid strings and tags.
-            unsafe {
-                request.description = opt_str_arg(o.description, "description")?.map(str::to_owned);
-                request.policy = opt_str_arg(o.policy, "policy")?.map(str::to_owned);
-                request.tags = tags_arg(o.tags, o.tag_count)?;
-            }
+            request.description =
+                from_caller!(opt_str_arg(o.description, "description"))?.map(str::to_owned);
+            request.policy = from_caller!(opt_str_arg(o.policy, "policy"))?.map(str::to_owned);
+            request.tags = from_caller!(tags_arg(o.tags, o.tag_count))?;
             request.bypass_policy_lockout_safety_check = o.bypass_policy_lockout_safety_check != 0;
         }
         let response = engine.replicate_key(request)?;
@@ -926,8 +918,7 @@ pub unsafe extern "C" fn kp_replicate_key(
             .str(kp_field::Arn, &md.arn)
             .str(kp_field::KeyState, md.key_state.as_str())
             .json(&response)?;
-        // SAFETY: NULL or checked by out_arg above.
-        unsafe { give_opt_record(out, || record) }
+        from_caller!(give_opt_record(out, || record))
     })
 }
 
@@ -947,14 +938,11 @@ pub unsafe extern "C" fn kp_update_primary_region(
     primary_region: *const c_char,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id, region) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(key_id, "key_id")?,
-                str_arg(primary_region, "primary_region")?,
-            )
-        };
+        let (engine, key_id, region) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+            from_caller!(str_arg(primary_region, "primary_region"))?,
+        );
         Ok(engine.update_primary_region(key_id, region)?)
     })
 }

@@ -11,11 +11,13 @@ use kp::{
 };
 use zeroize::Zeroize;
 
+use super::caller::from_caller;
 use super::control::kp_create_key_options;
 use super::control::{create_key_request, engine_arg, limit_arg, metadata_record};
-use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, Failure, Outcome};
+use super::failure::{Failure, Outcome};
+use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg};
 use super::handles::kp_engine;
-use super::record::{give_page, give_record, kp_field, kp_page, kp_record, Record};
+use super::record::{give_page, give_record, kp_field, kp_page, kp_record, page_of, Record};
 use super::status::kp_status;
 
 /// A secret (the token's user PIN, an XKS proxy's secret access key) of `len` bytes at `ptr`,
@@ -27,8 +29,7 @@ unsafe fn password_arg(ptr: *const u8, len: usize, what: &str) -> Outcome<Option
     if ptr.is_null() && len == 0 {
         return Ok(None);
     }
-    // SAFETY: forwarded from the caller.
-    let bytes = unsafe { bytes_arg(ptr, len, what) }?;
+    let bytes = from_caller!(bytes_arg(ptr, len, what))?;
     Ok(Some(SecretBytes::from_vec(bytes.to_vec())))
 }
 
@@ -88,24 +89,30 @@ unsafe fn xks_options_arg(options: *const kp_xks_proxy_options) -> Outcome<Optio
     // SAFETY: not NULL and aligned; the caller promises a valid struct.
     let o = unsafe { options.read() };
     let owned = |s: Option<&str>| s.map(str::to_owned);
-    // SAFETY: the caller promises valid strings and secret bytes.
-    let (uri_endpoint, uri_path, connectivity, vpc, access_key_id, secret) = unsafe {
-        (
-            owned(opt_str_arg(o.uri_endpoint, "xks_proxy->uri_endpoint")?),
-            owned(opt_str_arg(o.uri_path, "xks_proxy->uri_path")?),
-            owned(opt_str_arg(o.connectivity, "xks_proxy->connectivity")?),
-            owned(opt_str_arg(
-                o.vpc_endpoint_service_name,
-                "xks_proxy->vpc_endpoint_service_name",
-            )?),
-            opt_str_arg(o.access_key_id, "xks_proxy->access_key_id")?,
-            password_arg(
-                o.raw_secret_access_key,
-                o.raw_secret_access_key_len,
-                "xks_proxy->raw_secret_access_key",
-            )?,
-        )
-    };
+    let (uri_endpoint, uri_path, connectivity, vpc, access_key_id, secret) = (
+        owned(from_caller!(opt_str_arg(
+            o.uri_endpoint,
+            "xks_proxy->uri_endpoint"
+        ))?),
+        owned(from_caller!(opt_str_arg(
+            o.uri_path,
+            "xks_proxy->uri_path"
+        ))?),
+        owned(from_caller!(opt_str_arg(
+            o.connectivity,
+            "xks_proxy->connectivity"
+        ))?),
+        owned(from_caller!(opt_str_arg(
+            o.vpc_endpoint_service_name,
+            "xks_proxy->vpc_endpoint_service_name",
+        ))?),
+        from_caller!(opt_str_arg(o.access_key_id, "xks_proxy->access_key_id"))?,
+        from_caller!(password_arg(
+            o.raw_secret_access_key,
+            o.raw_secret_access_key_len,
+            "xks_proxy->raw_secret_access_key",
+        ))?,
+    );
     let credential =
         match (access_key_id, secret) {
             (None, None) => None,
@@ -158,17 +165,17 @@ pub unsafe extern "C" fn kp_create_custom_key_store(
 ) -> kp_status {
     guard(|| {
         let out = out_arg(out, "out")?;
-        // SAFETY: forwarded from the caller.
-        let (engine, name, cluster, anchor, password, xks) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(name, "name")?,
-                opt_str_arg(cloud_hsm_cluster_id, "cloud_hsm_cluster_id")?,
-                opt_str_arg(trust_anchor_certificate, "trust_anchor_certificate")?,
-                password_arg(password, password_len, "password")?,
-                xks_options_arg(xks_proxy)?,
-            )
-        };
+        let (engine, name, cluster, anchor, password, xks) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(name, "name"))?,
+            from_caller!(opt_str_arg(cloud_hsm_cluster_id, "cloud_hsm_cluster_id"))?,
+            from_caller!(opt_str_arg(
+                trust_anchor_certificate,
+                "trust_anchor_certificate"
+            ))?,
+            from_caller!(password_arg(password, password_len, "password"))?,
+            from_caller!(xks_options_arg(xks_proxy))?,
+        );
         let kind = if xks.is_some() {
             CustomKeyStoreType::ExternalKeyStore
         } else {
@@ -188,8 +195,7 @@ pub unsafe extern "C" fn kp_create_custom_key_store(
             xks_proxy_authentication_credential: xks.credential,
         })?;
         let record = Record::new().str(kp_field::CustomKeyStoreId, &id);
-        // SAFETY: checked by out_arg.
-        unsafe { give_record(out, record) };
+        from_caller!(give_record(out, record));
         Ok(())
     })
 }
@@ -204,8 +210,10 @@ unsafe fn store_call(
     call: impl FnOnce(&kp::Engine, &str) -> kp::Result<()>,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, id) = unsafe { (engine_arg(engine)?, str_arg(id, "custom_key_store_id")?) };
+        let (engine, id) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(id, "custom_key_store_id"))?,
+        );
         call(engine, id)?;
         Ok(())
     })
@@ -224,12 +232,11 @@ pub unsafe extern "C" fn kp_connect_custom_key_store(
     engine: *const kp_engine,
     custom_key_store_id: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        store_call(engine, custom_key_store_id, |e, id| {
-            e.connect_custom_key_store(id)
-        })
-    }
+    from_caller!(store_call(
+        engine,
+        custom_key_store_id,
+        |e: &kp::Engine, id: &str| { e.connect_custom_key_store(id) }
+    ))
 }
 
 /// DisconnectCustomKeyStore: its keys are unavailable until it connects again.
@@ -243,12 +250,11 @@ pub unsafe extern "C" fn kp_disconnect_custom_key_store(
     engine: *const kp_engine,
     custom_key_store_id: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        store_call(engine, custom_key_store_id, |e, id| {
-            e.disconnect_custom_key_store(id)
-        })
-    }
+    from_caller!(store_call(
+        engine,
+        custom_key_store_id,
+        |e: &kp::Engine, id: &str| { e.disconnect_custom_key_store(id) }
+    ))
 }
 
 /// DeleteCustomKeyStore: a DISCONNECTED store with no keys left.
@@ -262,12 +268,11 @@ pub unsafe extern "C" fn kp_delete_custom_key_store(
     engine: *const kp_engine,
     custom_key_store_id: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        store_call(engine, custom_key_store_id, |e, id| {
-            e.delete_custom_key_store(id)
-        })
-    }
+    from_caller!(store_call(
+        engine,
+        custom_key_store_id,
+        |e: &kp::Engine, id: &str| { e.delete_custom_key_store(id) }
+    ))
 }
 
 /// UpdateCustomKeyStore: a new name (NULL: unchanged), password (NULL and 0: unchanged),
@@ -292,17 +297,14 @@ pub unsafe extern "C" fn kp_update_custom_key_store(
     xks_proxy: *const kp_xks_proxy_options,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, id, name, password, cluster, xks) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(custom_key_store_id, "custom_key_store_id")?,
-                opt_str_arg(new_name, "new_name")?,
-                password_arg(password, password_len, "password")?,
-                opt_str_arg(cloud_hsm_cluster_id, "cloud_hsm_cluster_id")?,
-                xks_options_arg(xks_proxy)?,
-            )
-        };
+        let (engine, id, name, password, cluster, xks) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(custom_key_store_id, "custom_key_store_id"))?,
+            from_caller!(opt_str_arg(new_name, "new_name"))?,
+            from_caller!(password_arg(password, password_len, "password"))?,
+            from_caller!(opt_str_arg(cloud_hsm_cluster_id, "cloud_hsm_cluster_id"))?,
+            from_caller!(xks_options_arg(xks_proxy))?,
+        );
         let xks = xks.unwrap_or_default();
         engine.update_custom_key_store(UpdateCustomKeyStoreRequest {
             custom_key_store_id: id.to_owned(),
@@ -341,19 +343,16 @@ pub unsafe extern "C" fn kp_describe_custom_key_stores(
 ) -> kp_status {
     guard(|| {
         let out = out_arg(out, "out")?;
-        // SAFETY: forwarded from the caller.
-        let (engine, id, name, marker) = unsafe {
-            (
-                engine_arg(engine)?,
-                opt_str_arg(custom_key_store_id, "custom_key_store_id")?,
-                opt_str_arg(name, "name")?,
-                opt_str_arg(marker, "marker")?,
-            )
-        };
+        let (engine, id, name, marker) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(opt_str_arg(custom_key_store_id, "custom_key_store_id"))?,
+            from_caller!(opt_str_arg(name, "name"))?,
+            from_caller!(opt_str_arg(marker, "marker"))?,
+        );
         let page = engine.describe_custom_key_stores(id, name, limit_arg(limit), marker)?;
-        // SAFETY: checked by out_arg.
-        unsafe {
-            give_page(out, page, |s| {
+        from_caller!(give_page(
+            out,
+            page_of(page, |s| {
                 Record::new()
                     .str(kp_field::CustomKeyStoreId, &s.custom_key_store_id)
                     .str(kp_field::ConnectionState, s.connection_state.as_str())
@@ -366,8 +365,9 @@ pub unsafe extern "C" fn kp_describe_custom_key_stores(
                         s.cloud_hsm_cluster_id.as_deref(),
                     )
                     .json(&s)
-            })
-        }
+            })?
+        ));
+        Ok(())
     })
 }
 
@@ -393,20 +393,16 @@ pub unsafe extern "C" fn kp_create_key_in_custom_key_store(
 ) -> kp_status {
     guard(|| {
         let out = out_arg(out, "out")?;
-        // SAFETY: forwarded from the caller.
-        let (engine, mut request, id, xks_key_id) = unsafe {
-            (
-                engine_arg(engine)?,
-                create_key_request(options)?,
-                str_arg(custom_key_store_id, "custom_key_store_id")?,
-                opt_str_arg(xks_key_id, "xks_key_id")?,
-            )
-        };
+        let (engine, mut request, id, xks_key_id) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(create_key_request(options))?,
+            from_caller!(str_arg(custom_key_store_id, "custom_key_store_id"))?,
+            from_caller!(opt_str_arg(xks_key_id, "xks_key_id"))?,
+        );
         request.custom_key_store_id = Some(id.to_owned());
         request.xks_key_id = xks_key_id.map(str::to_owned);
         let record = metadata_record(&engine.create_key(request)?)?;
-        // SAFETY: checked by out_arg.
-        unsafe { give_record(out, record) };
+        from_caller!(give_record(out, record));
         Ok(())
     })
 }
@@ -428,20 +424,16 @@ pub unsafe extern "C" fn kp_generate_random_from_custom_key_store(
     capacity: usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, id) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(custom_key_store_id, "custom_key_store_id")?,
-            )
-        };
+        let (engine, id) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(custom_key_store_id, "custom_key_store_id"))?,
+        );
         let needed = if number_of_bytes <= kp::dataplane::MAX_RANDOM_BYTES {
             number_of_bytes
         } else {
             0
         };
-        // SAFETY: forwarded from the caller.
-        let out = unsafe { out_bytes(out, capacity, needed, "out") }?;
+        let out = from_caller!(out_bytes(out, capacity, needed, "out"))?;
         let mut bytes = engine.generate_random_from_custom_key_store(id, number_of_bytes)?;
         let copied = if bytes.len() == out.len() {
             out.copy_from_slice(&bytes);
@@ -472,7 +464,7 @@ mod tests {
     /// struct, bad UTF-8; and nothing is created by a refused call.
     #[test]
     fn xks_proxy_options_are_checked_before_anything_is_created() {
-        let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(
+        let engine = into_raw::<kp_engine>(crate::api::handles::EngineHandle::new(
             kp::Engine::in_memory().unwrap(),
         ));
         let name = CString::new("c-xks").unwrap();

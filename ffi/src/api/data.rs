@@ -24,15 +24,16 @@ use kp::{
 };
 use zeroize::Zeroize;
 
+use super::caller::from_caller;
 use super::control::engine_arg;
+use super::failure::{Failure, Outcome};
 use super::ffi::{
-    array_arg, bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, write_out, Failure,
-    Outcome,
+    array_arg, bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, write_out,
 };
 use super::handles::{
     context_arg, handle_mut, kp_context, kp_engine, kp_secret_buffer, new_secret_buffer,
 };
-use super::overlap::{refuse_batch_overlap, refuse_overlap, Span};
+use super::overlap::{refuse_batch_overlap, refuse_overlap, OutputSlot, Span};
 use super::record::{give_opt_record, kp_field, kp_record, Record};
 use super::status::kp_status;
 use super::{KP_MAX_BATCH_ITEMS, KP_MAX_RSA_CIPHERTEXT_LEN};
@@ -153,6 +154,12 @@ pub struct kp_out {
     pub status: u32,
 }
 
+impl OutputSlot for kp_out {
+    fn buffer(&self) -> (*const u8, usize) {
+        (self.data, self.capacity)
+    }
+}
+
 // ---- sizes -------------------------------------------------------------------------------------
 
 // Every size here comes from the engine's one definition of the blob (`kp::ciphertext`): the
@@ -198,8 +205,7 @@ fn sealed_room(plaintext_len: usize) -> Room {
 /// # Safety
 /// As [`bytes_arg`].
 unsafe fn blob_plaintext_len(ptr: *const u8, len: usize) -> Option<usize> {
-    // SAFETY: forwarded from the caller.
-    let blob = unsafe { bytes_arg(ptr, len, "ciphertext") }.ok()?;
+    let blob = from_caller!(bytes_arg(ptr, len, "ciphertext")).ok()?;
     plaintext_len_of(blob)
 }
 
@@ -300,8 +306,7 @@ impl<'a> Memo<'a> {
         if !ptr.is_null() && ptr == last {
             return Ok(value);
         }
-        // SAFETY: forwarded from the caller.
-        let value = unsafe { str_arg(ptr, what) }?;
+        let value = from_caller!(str_arg(ptr, what))?;
         self.key_id.set((ptr, value));
         Ok(value)
     }
@@ -319,8 +324,7 @@ impl<'a> Memo<'a> {
         if ptr.is_null() {
             return Ok(None);
         }
-        // SAFETY: forwarded from the caller.
-        unsafe { self.key_id(ptr, what) }.map(Some)
+        from_caller!(self.key_id(ptr, what)).map(Some)
     }
 
     /// An encryption context (NULL is none), as [`context_arg`].
@@ -340,8 +344,7 @@ impl<'a> Memo<'a> {
         if ptr == last {
             return Ok(value);
         }
-        // SAFETY: forwarded from the caller.
-        let value = unsafe { context_arg(ptr, what) }?;
+        let value = from_caller!(context_arg(ptr, what))?;
         self.context.set((ptr, value));
         Ok(value)
     }
@@ -356,14 +359,11 @@ unsafe fn encrypt_request<'a>(
     item: &kp_encrypt_item,
     memo: &Memo<'a>,
 ) -> Outcome<EncryptRequest<'a>> {
-    // SAFETY: forwarded from the caller.
-    let (key_id, plaintext, context) = unsafe {
-        (
-            memo.key_id(item.key_id, "key_id")?,
-            bytes_arg(item.plaintext, item.plaintext_len, "plaintext")?,
-            memo.context(item.context, "context")?,
-        )
-    };
+    let (key_id, plaintext, context) = (
+        from_caller!(memo.key_id(item.key_id, "key_id"))?,
+        from_caller!(bytes_arg(item.plaintext, item.plaintext_len, "plaintext"))?,
+        from_caller!(memo.context(item.context, "context"))?,
+    );
     Ok(EncryptRequest {
         key_id,
         plaintext,
@@ -390,14 +390,15 @@ unsafe fn decrypt_request<'a>(
     item: &kp_decrypt_item,
     memo: &Memo<'a>,
 ) -> Outcome<DecryptRequest<'a>> {
-    // SAFETY: forwarded from the caller.
-    let (blob, key_id, context) = unsafe {
-        (
-            bytes_arg(item.ciphertext, item.ciphertext_len, "ciphertext")?,
-            memo.opt_key_id(item.key_id, "key_id")?,
-            memo.context(item.context, "context")?,
-        )
-    };
+    let (blob, key_id, context) = (
+        from_caller!(bytes_arg(
+            item.ciphertext,
+            item.ciphertext_len,
+            "ciphertext"
+        ))?,
+        from_caller!(memo.opt_key_id(item.key_id, "key_id"))?,
+        from_caller!(memo.context(item.context, "context"))?,
+    );
     Ok(DecryptRequest {
         ciphertext_blob: blob,
         key_id,
@@ -431,16 +432,17 @@ fn re_encrypt_room(item: &kp_re_encrypt_item, request: &ReEncryptRequest<'_>) ->
 /// # Safety
 /// As [`encrypt_request`].
 unsafe fn re_encrypt_request<'a>(item: &kp_re_encrypt_item) -> Outcome<ReEncryptRequest<'a>> {
-    // SAFETY: forwarded from the caller.
-    let (blob, source_key_id, source_context, destination_key_id, destination_context) = unsafe {
-        (
-            bytes_arg(item.ciphertext, item.ciphertext_len, "ciphertext")?,
-            opt_str_arg(item.source_key_id, "source_key_id")?,
-            context_arg(item.source_context, "source_context")?,
-            str_arg(item.destination_key_id, "destination_key_id")?,
-            context_arg(item.destination_context, "destination_context")?,
-        )
-    };
+    let (blob, source_key_id, source_context, destination_key_id, destination_context) = (
+        from_caller!(bytes_arg(
+            item.ciphertext,
+            item.ciphertext_len,
+            "ciphertext"
+        ))?,
+        from_caller!(opt_str_arg(item.source_key_id, "source_key_id"))?,
+        from_caller!(context_arg(item.source_context, "source_context"))?,
+        from_caller!(str_arg(item.destination_key_id, "destination_key_id"))?,
+        from_caller!(context_arg(item.destination_context, "destination_context"))?,
+    );
     let request = ReEncryptRequest {
         ciphertext_blob: blob,
         source_key_id,
@@ -489,13 +491,10 @@ unsafe fn data_key_request<'a>(
     item: &kp_data_key_item,
     memo: &Memo<'a>,
 ) -> Outcome<(GenerateDataKeyRequest<'a>, usize, Room)> {
-    // SAFETY: forwarded from the caller.
-    let (key_id, context) = unsafe {
-        (
-            memo.key_id(item.key_id, "key_id")?,
-            memo.context(item.context, "context")?,
-        )
-    };
+    let (key_id, context) = (
+        from_caller!(memo.key_id(item.key_id, "key_id"))?,
+        from_caller!(memo.context(item.context, "context"))?,
+    );
     let request = GenerateDataKeyRequest {
         key_id,
         encryption_context: context,
@@ -567,8 +566,7 @@ pub(crate) fn put(out: &mut [u8], bytes: &[u8], what: &str) -> Outcome<usize> {
 /// meanwhile (the caller's promise for `kp_out`s).
 #[inline]
 pub(crate) unsafe fn out_room<'a>(out: &mut kp_out, needed: usize) -> Outcome<&'a mut [u8]> {
-    // SAFETY: forwarded from the caller.
-    let room = unsafe { out_bytes(out.data, out.capacity, needed, "output") };
+    let room = from_caller!(out_bytes(out.data, out.capacity, needed, "output"));
     if let Err(f) = &room {
         if f.status == kp_status::BufferTooSmall {
             out.len = needed;
@@ -583,8 +581,7 @@ pub(crate) unsafe fn out_room<'a>(out: &mut kp_out, needed: usize) -> Outcome<&'
 /// # Safety
 /// As [`out_room`].
 pub(crate) unsafe fn fill(out: &mut kp_out, bytes: &[u8]) -> Outcome<()> {
-    // SAFETY: forwarded from the caller.
-    let dest = unsafe { out_room(out, bytes.len()) }?;
+    let dest = from_caller!(out_room(&mut *out, bytes.len()))?;
     dest.copy_from_slice(bytes);
     out.len = bytes.len();
     Ok(())
@@ -652,8 +649,8 @@ impl Slot for kp_out {
         &mut self.status
     }
     unsafe fn check_room(&mut self, needed: usize) -> Outcome<()> {
-        // SAFETY: forwarded from the caller; nothing is written into the buffer here.
-        unsafe { out_room(self, needed) }.map(|_| ())
+        // Nothing is written into the buffer here.
+        from_caller!(out_room(self, needed)).map(|_| ())
     }
 }
 
@@ -666,11 +663,17 @@ impl Slot for u32 {
     }
 }
 
+/// A batch's outputs as the C caller passed them: `O`s (for `kp_out`s, with their buffers) that
+/// the caller promised valid and unshared for the call. Only [`outputs_arg`] makes one, so that
+/// holding one stands for that promise.
+pub(crate) struct Outputs<'a, O>(&'a mut [O]);
+
 /// The output array of a batch.
 ///
 /// # Safety
-/// `outputs` is NULL or points to `count` `O`s nothing else uses during `'a`.
-unsafe fn outputs_arg<'a, O>(outputs: *mut O, count: usize) -> Outcome<&'a mut [O]> {
+/// `outputs` is NULL or points to `count` `O`s nothing else uses during `'a`; for `kp_out`s,
+/// each one's buffer is valid as [`out_room`] says.
+pub(crate) unsafe fn outputs_arg<'a, O>(outputs: *mut O, count: usize) -> Outcome<Outputs<'a, O>> {
     if count > KP_MAX_BATCH_ITEMS {
         return Err(Failure::new(
             kp_status::InvalidLength,
@@ -678,34 +681,32 @@ unsafe fn outputs_arg<'a, O>(outputs: *mut O, count: usize) -> Outcome<&'a mut [
         ));
     }
     if count == 0 {
-        return Ok(&mut []);
+        return Ok(Outputs(&mut []));
     }
     let outputs = out_arg(outputs, "outputs")?;
     // SAFETY: not NULL, aligned, count is bounded above, and the caller promises `count` outputs
     // for exclusive use.
-    Ok(unsafe { std::slice::from_raw_parts_mut(outputs, count) })
+    Ok(Outputs(unsafe {
+        std::slice::from_raw_parts_mut(outputs.as_ptr(), count)
+    }))
 }
 
 /// Runs a batch: prepares every item (items the library refuses get their status and are not
 /// sent), runs the engine once over the rest, and delivers each result to its output.
-///
-/// # Safety
-/// `outputs` is valid for `count` elements, as the batch calls document.
-pub(crate) unsafe fn batch<O: Slot, R, T>(
-    count: usize,
-    outputs: *mut O,
+pub(crate) fn batch<O: Slot, R, T>(
+    Outputs(outputs): Outputs<'_, O>,
     prepare: impl Fn(usize, &O) -> Outcome<(R, usize)>,
     run: impl FnOnce(&[R]) -> Vec<kp::Result<T>>,
     mut deliver: impl FnMut(usize, T, &mut O) -> Outcome<()>,
 ) -> Outcome<()> {
-    // SAFETY: forwarded from the caller.
-    let outputs = unsafe { outputs_arg(outputs, count) }?;
+    let count = outputs.len();
     let mut tally = Tally::new();
     let mut requests = Vec::with_capacity(count);
     let mut index = Vec::with_capacity(count);
     for (i, out) in outputs.iter_mut().enumerate() {
         let checked = prepare(i, out).and_then(|(request, needed)| {
-            // SAFETY: the caller promises each output's buffer; nothing is written here.
+            // SAFETY: the output came in `Outputs`: the caller promised its buffer valid (as
+            // `outputs_arg` asks). Nothing is written here.
             unsafe { out.check_room(needed) }?;
             Ok(request)
         });
@@ -743,17 +744,13 @@ pub(crate) unsafe fn batch<O: Slot, R, T>(
 /// `kp_out` buffer its [`Room`] says. The buffer of an item that fails after it was sent is
 /// zeroed (the engine may have written to it).
 ///
-/// # Safety
-/// `outputs` is valid for `count` elements, as the batch calls document.
-unsafe fn batch_into<R>(
-    count: usize,
-    outputs: *mut kp_out,
+fn batch_into<R>(
+    Outputs(outputs): Outputs<'_, kp_out>,
     prepare: impl Fn(usize) -> Outcome<R>,
     room: impl Fn(usize, &R) -> Room,
     run: impl FnOnce(&[R], &mut [&mut [u8]]) -> Vec<kp::Result<usize>>,
 ) -> Outcome<()> {
-    // SAFETY: forwarded from the caller.
-    let outputs = unsafe { outputs_arg(outputs, count) }?;
+    let count = outputs.len();
     let mut tally = Tally::new();
     let mut requests = Vec::with_capacity(count);
     let mut buffers: Vec<&mut [u8]> = Vec::with_capacity(count);
@@ -766,8 +763,8 @@ unsafe fn batch_into<R>(
                 continue;
             }
         };
-        // SAFETY: the caller promises each kp_out's buffer, for this call only; the slices do
-        // not outlive it.
+        // SAFETY: the kp_out came in `Outputs`: the caller promised its buffer valid (as
+        // `outputs_arg` asks), for this call only; the slices do not outlive it.
         match unsafe { out_room(out, room(i, &request).bytes(out.capacity)) } {
             Ok(buffer) => {
                 requests.push(request);
@@ -834,7 +831,7 @@ pub(crate) unsafe fn write_sizes<I>(
     } else {
         let sizes = out_arg(sizes, "sizes")?;
         // SAFETY: checked, and the caller promises room for `count` entries.
-        Some(unsafe { std::slice::from_raw_parts_mut(sizes, count) })
+        Some(unsafe { std::slice::from_raw_parts_mut(sizes.as_ptr(), count) })
     };
     let total = if total.is_null() {
         None
@@ -850,8 +847,7 @@ pub(crate) unsafe fn write_sizes<I>(
         }
     }
     if let Some(total) = total {
-        // SAFETY: checked by out_arg.
-        unsafe { write_out(total, sum) };
+        from_caller!(write_out(total, sum));
     }
     Ok(())
 }
@@ -872,8 +868,7 @@ fn encrypt_size(item: &kp_encrypt_item) -> usize {
 unsafe fn decrypt_size(item: &kp_decrypt_item) -> usize {
     match algorithm(item.encryption_algorithm, "") {
         Ok(None | Some(EncryptionAlgorithm::SymmetricDefault)) => {
-            // SAFETY: forwarded from the caller.
-            unsafe { blob_plaintext_len(item.ciphertext, item.ciphertext_len) }.unwrap_or(0)
+            from_caller!(blob_plaintext_len(item.ciphertext, item.ciphertext_len)).unwrap_or(0)
         }
         Ok(Some(a)) => rsa_plaintext_bound(item.ciphertext_len, a),
         Err(_) => 0,
@@ -891,8 +886,7 @@ unsafe fn re_encrypt_size(item: &kp_re_encrypt_item) -> usize {
             Ok(Some(EncryptionAlgorithm::RsaesOaepSha1 | EncryptionAlgorithm::RsaesOaepSha256)),
         ) => KP_MAX_RSA_CIPHERTEXT_LEN,
         (Ok(None | Some(EncryptionAlgorithm::SymmetricDefault)), Ok(_)) => {
-            // SAFETY: forwarded from the caller.
-            unsafe { blob_plaintext_len(item.ciphertext, item.ciphertext_len) }
+            from_caller!(blob_plaintext_len(item.ciphertext, item.ciphertext_len))
                 .and_then(ciphertext_max_len)
                 .unwrap_or(0)
         }
@@ -933,30 +927,35 @@ pub unsafe extern "C" fn kp_encrypt(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let item = item_arg(request)?;
-            refuse_overlap(&mut [
-                Span::input(item.plaintext, item.plaintext_len, "request->plaintext"),
-                Span::output(ciphertext, capacity, "ciphertext"),
-                Span::output_of(ciphertext_len, "ciphertext_len"),
-                Span::output_of(info, "info"),
-            ])?;
-            let (request, room) = (encrypt_request(&item, &Memo::new())?, encrypt_room(&item));
-            let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
-            let out = out_bytes(ciphertext, capacity, room.bytes(capacity), "ciphertext")?;
-            check_info(info)?;
-            let response = engine.encrypt(&request)?;
-            let written = put(out, &response.ciphertext_blob, "ciphertext")?;
-            write_out(out_len, written);
-            give_opt_record(info, || {
-                Record::new().str(kp_field::KeyId, &response.key_id).str(
-                    kp_field::EncryptionAlgorithm,
-                    response.encryption_algorithm.as_str(),
-                )
-            })
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let item = from_caller!(item_arg(request))?;
+        refuse_overlap(&mut [
+            Span::input(item.plaintext, item.plaintext_len, "request->plaintext"),
+            Span::output(ciphertext, capacity, "ciphertext"),
+            Span::output_of(ciphertext_len, "ciphertext_len"),
+            Span::output_of(info, "info"),
+        ])?;
+        let (request, room) = (
+            from_caller!(encrypt_request(&item, &Memo::new()))?,
+            encrypt_room(&item),
+        );
+        let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
+        let out = from_caller!(out_bytes(
+            ciphertext,
+            capacity,
+            room.bytes(capacity),
+            "ciphertext"
+        ))?;
+        check_info(info)?;
+        let response = engine.encrypt(&request)?;
+        let written = put(out, &response.ciphertext_blob, "ciphertext")?;
+        from_caller!(write_out(out_len, written));
+        from_caller!(give_opt_record(info, || {
+            Record::new().str(kp_field::KeyId, &response.key_id).str(
+                kp_field::EncryptionAlgorithm,
+                response.encryption_algorithm.as_str(),
+            )
+        }))
     })
 }
 
@@ -998,26 +997,22 @@ pub unsafe extern "C" fn kp_encrypt_batch(
     outputs: *mut kp_out,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            refuse_batch_overlap(
-                items,
-                outputs,
-                "outputs",
-                |i| [("plaintext", i.plaintext, i.plaintext_len)],
-                &[],
-            )?;
-            let memo = Memo::new();
-            batch_into(
-                count,
-                outputs,
-                |i| encrypt_request(&items[i], &memo),
-                |i, _| encrypt_room(&items[i]),
-                |requests, buffers| engine.encrypt_batch_into(requests, buffers),
-            )
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        from_caller!(refuse_batch_overlap(
+            items,
+            outputs,
+            "outputs",
+            |i: &kp_encrypt_item| [("plaintext", i.plaintext, i.plaintext_len)],
+            &[],
+        ))?;
+        let memo = Memo::new();
+        batch_into(
+            from_caller!(outputs_arg(outputs, count))?,
+            |i| from_caller!(encrypt_request(&items[i], &memo)),
+            |i, _| encrypt_room(&items[i]),
+            |requests, buffers| engine.encrypt_batch_into(requests, buffers),
+        )
     })
 }
 
@@ -1043,11 +1038,13 @@ pub unsafe extern "C" fn kp_encrypt_batch_sizes(
     total: *mut usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(items, items.iter().map(encrypt_size), sizes, total)
-        }
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        from_caller!(write_sizes(
+            items,
+            items.iter().map(encrypt_size),
+            sizes,
+            total
+        ))
     })
 }
 
@@ -1078,34 +1075,36 @@ pub unsafe extern "C" fn kp_decrypt(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let item = item_arg(request)?;
-            refuse_overlap(&mut [
-                Span::input(item.ciphertext, item.ciphertext_len, "request->ciphertext"),
-                Span::output(plaintext, capacity, "plaintext"),
-                Span::output_of(plaintext_len, "plaintext_len"),
-                Span::output_of(info, "info"),
-            ])?;
-            let request = decrypt_request(&item, &Memo::new())?;
-            let room = decrypt_room(&item, &request);
-            let out_len = out_arg(plaintext_len, "plaintext_len")?;
-            let out = out_bytes(plaintext, capacity, room.bytes(capacity), "plaintext")?;
-            check_info(info)?;
-            let response = engine.decrypt(&request)?;
-            let written = put(out, response.plaintext.expose(), "plaintext")?;
-            write_out(out_len, written);
-            give_opt_record(info, || {
-                Record::new()
-                    .str(kp_field::KeyId, &response.key_id)
-                    .str(kp_field::KeyMaterialId, &response.key_material_id)
-                    .str(
-                        kp_field::EncryptionAlgorithm,
-                        response.encryption_algorithm.as_str(),
-                    )
-            })
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let item = from_caller!(item_arg(request))?;
+        refuse_overlap(&mut [
+            Span::input(item.ciphertext, item.ciphertext_len, "request->ciphertext"),
+            Span::output(plaintext, capacity, "plaintext"),
+            Span::output_of(plaintext_len, "plaintext_len"),
+            Span::output_of(info, "info"),
+        ])?;
+        let request = from_caller!(decrypt_request(&item, &Memo::new()))?;
+        let room = decrypt_room(&item, &request);
+        let out_len = out_arg(plaintext_len, "plaintext_len")?;
+        let out = from_caller!(out_bytes(
+            plaintext,
+            capacity,
+            room.bytes(capacity),
+            "plaintext"
+        ))?;
+        check_info(info)?;
+        let response = engine.decrypt(&request)?;
+        let written = put(out, response.plaintext.expose(), "plaintext")?;
+        from_caller!(write_out(out_len, written));
+        from_caller!(give_opt_record(info, || {
+            Record::new()
+                .str(kp_field::KeyId, &response.key_id)
+                .str(kp_field::KeyMaterialId, &response.key_material_id)
+                .str(
+                    kp_field::EncryptionAlgorithm,
+                    response.encryption_algorithm.as_str(),
+                )
+        }))
     })
 }
 
@@ -1129,26 +1128,22 @@ pub unsafe extern "C" fn kp_decrypt_batch(
     outputs: *mut kp_out,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            refuse_batch_overlap(
-                items,
-                outputs,
-                "outputs",
-                |i| [("ciphertext", i.ciphertext, i.ciphertext_len)],
-                &[],
-            )?;
-            let memo = Memo::new();
-            batch_into(
-                count,
-                outputs,
-                |i| decrypt_request(&items[i], &memo),
-                |i, request| decrypt_room(&items[i], request),
-                |requests, buffers| engine.decrypt_batch_into(requests, buffers),
-            )
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        from_caller!(refuse_batch_overlap(
+            items,
+            outputs,
+            "outputs",
+            |i: &kp_decrypt_item| [("ciphertext", i.ciphertext, i.ciphertext_len)],
+            &[],
+        ))?;
+        let memo = Memo::new();
+        batch_into(
+            from_caller!(outputs_arg(outputs, count))?,
+            |i| from_caller!(decrypt_request(&items[i], &memo)),
+            |i, request| decrypt_room(&items[i], request),
+            |requests, buffers| engine.decrypt_batch_into(requests, buffers),
+        )
     })
 }
 
@@ -1169,11 +1164,13 @@ pub unsafe extern "C" fn kp_decrypt_batch_sizes(
     total: *mut usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(items, items.iter().map(|i| decrypt_size(i)), sizes, total)
-        }
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        from_caller!(write_sizes(
+            items,
+            items.iter().map(|i| from_caller!(decrypt_size(i))),
+            sizes,
+            total
+        ))
     })
 }
 
@@ -1205,46 +1202,48 @@ pub unsafe extern "C" fn kp_re_encrypt(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let item = item_arg(request)?;
-            refuse_overlap(&mut [
-                Span::input(item.ciphertext, item.ciphertext_len, "request->ciphertext"),
-                Span::output(ciphertext, capacity, "ciphertext"),
-                Span::output_of(ciphertext_len, "ciphertext_len"),
-                Span::output_of(info, "info"),
-            ])?;
-            let request = re_encrypt_request(&item)?;
-            let room = re_encrypt_room(&item, &request);
-            let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
-            let out = out_bytes(ciphertext, capacity, room.bytes(capacity), "ciphertext")?;
-            check_info(info)?;
-            let response = engine.re_encrypt(&request)?;
-            let written = put(out, &response.ciphertext_blob, "ciphertext")?;
-            write_out(out_len, written);
-            give_opt_record(info, || {
-                Record::new()
-                    .str(kp_field::KeyId, &response.key_id)
-                    .str(kp_field::SourceKeyId, &response.source_key_id)
-                    .str(
-                        kp_field::SourceKeyMaterialId,
-                        &response.source_key_material_id,
-                    )
-                    .str(
-                        kp_field::DestinationKeyMaterialId,
-                        &response.destination_key_material_id,
-                    )
-                    .str(
-                        kp_field::SourceEncryptionAlgorithm,
-                        response.source_encryption_algorithm.as_str(),
-                    )
-                    .str(
-                        kp_field::DestinationEncryptionAlgorithm,
-                        response.destination_encryption_algorithm.as_str(),
-                    )
-            })
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let item = from_caller!(item_arg(request))?;
+        refuse_overlap(&mut [
+            Span::input(item.ciphertext, item.ciphertext_len, "request->ciphertext"),
+            Span::output(ciphertext, capacity, "ciphertext"),
+            Span::output_of(ciphertext_len, "ciphertext_len"),
+            Span::output_of(info, "info"),
+        ])?;
+        let request = from_caller!(re_encrypt_request(&item))?;
+        let room = re_encrypt_room(&item, &request);
+        let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
+        let out = from_caller!(out_bytes(
+            ciphertext,
+            capacity,
+            room.bytes(capacity),
+            "ciphertext"
+        ))?;
+        check_info(info)?;
+        let response = engine.re_encrypt(&request)?;
+        let written = put(out, &response.ciphertext_blob, "ciphertext")?;
+        from_caller!(write_out(out_len, written));
+        from_caller!(give_opt_record(info, || {
+            Record::new()
+                .str(kp_field::KeyId, &response.key_id)
+                .str(kp_field::SourceKeyId, &response.source_key_id)
+                .str(
+                    kp_field::SourceKeyMaterialId,
+                    &response.source_key_material_id,
+                )
+                .str(
+                    kp_field::DestinationKeyMaterialId,
+                    &response.destination_key_material_id,
+                )
+                .str(
+                    kp_field::SourceEncryptionAlgorithm,
+                    response.source_encryption_algorithm.as_str(),
+                )
+                .str(
+                    kp_field::DestinationEncryptionAlgorithm,
+                    response.destination_encryption_algorithm.as_str(),
+                )
+        }))
     })
 }
 
@@ -1265,30 +1264,26 @@ pub unsafe extern "C" fn kp_re_encrypt_batch(
     outputs: *mut kp_out,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            refuse_batch_overlap(
-                items,
-                outputs,
-                "outputs",
-                |i| [("ciphertext", i.ciphertext, i.ciphertext_len)],
-                &[],
-            )?;
-            batch(
-                count,
-                outputs,
-                |i, _| {
-                    re_encrypt_request(&items[i]).map(|request| {
-                        let room = re_encrypt_room(&items[i], &request).bytes(0);
-                        (request, room)
-                    })
-                },
-                |requests| engine.re_encrypt_batch(requests),
-                |_, blob, out| fill(out, &blob),
-            )
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        from_caller!(refuse_batch_overlap(
+            items,
+            outputs,
+            "outputs",
+            |i: &kp_re_encrypt_item| [("ciphertext", i.ciphertext, i.ciphertext_len)],
+            &[],
+        ))?;
+        batch(
+            from_caller!(outputs_arg(outputs, count))?,
+            |i, _| {
+                from_caller!(re_encrypt_request(&items[i])).map(|request| {
+                    let room = re_encrypt_room(&items[i], &request).bytes(0);
+                    (request, room)
+                })
+            },
+            |requests| engine.re_encrypt_batch(requests),
+            |_, blob, out| from_caller!(fill(out, &blob)),
+        )
     })
 }
 
@@ -1309,16 +1304,13 @@ pub unsafe extern "C" fn kp_re_encrypt_batch_sizes(
     total: *mut usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            write_sizes(
-                items,
-                items.iter().map(|i| re_encrypt_size(i)),
-                sizes,
-                total,
-            )
-        }
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        from_caller!(write_sizes(
+            items,
+            items.iter().map(|i| from_caller!(re_encrypt_size(i))),
+            sizes,
+            total,
+        ))
     })
 }
 
@@ -1351,43 +1343,49 @@ pub unsafe extern "C" fn kp_generate_data_key(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            refuse_overlap(&mut [
-                Span::output_of(plaintext, "plaintext"),
-                Span::output(ciphertext, capacity, "ciphertext"),
-                Span::output_of(ciphertext_len, "ciphertext_len"),
-                Span::output_of(info, "info"),
-            ])?;
-            let (request, _, room) = data_key_request(&item_arg(request)?, &Memo::new())?;
-            let plaintext_out = out_arg(plaintext, "plaintext")?;
-            let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
-            let out = out_bytes(ciphertext, capacity, room.bytes(capacity), "ciphertext")?;
-            check_info(info)?;
-            let response = engine.generate_data_key(&request)?;
-            let secret = new_secret_buffer(engine, response.plaintext.len())?;
-            let fill_secret = handle_mut(secret, "secret").map(|s| {
-                s.expose_mut(kp::SecretAccess::granted())
-                    .copy_from_slice(response.plaintext.expose())
-            });
-            let written = match fill_secret
-                .and_then(|()| put(out, &response.ciphertext_blob, "ciphertext"))
-            {
+        let engine = from_caller!(engine_arg(engine))?;
+        refuse_overlap(&mut [
+            Span::output_of(plaintext, "plaintext"),
+            Span::output(ciphertext, capacity, "ciphertext"),
+            Span::output_of(ciphertext_len, "ciphertext_len"),
+            Span::output_of(info, "info"),
+        ])?;
+        let (request, _, room) = from_caller!(data_key_request(
+            &from_caller!(item_arg(request))?,
+            &Memo::new()
+        ))?;
+        let plaintext_out = out_arg(plaintext, "plaintext")?;
+        let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
+        let out = from_caller!(out_bytes(
+            ciphertext,
+            capacity,
+            room.bytes(capacity),
+            "ciphertext"
+        ))?;
+        check_info(info)?;
+        let response = engine.generate_data_key(&request)?;
+        let secret = new_secret_buffer(engine, response.plaintext.len())?;
+        // SAFETY: a live handle just made; nobody else has it.
+        let fill_secret = unsafe { handle_mut(secret, "secret") }.map(|s| {
+            s.expose_mut(kp::SecretAccess::granted())
+                .copy_from_slice(response.plaintext.expose())
+        });
+        let written =
+            match fill_secret.and_then(|()| put(out, &response.ciphertext_blob, "ciphertext")) {
                 Ok(written) => written,
                 Err(f) => {
-                    super::handles::kp_secret_buffer_free(secret);
+                    // SAFETY: the handle was made above and is not used again.
+                    unsafe { super::handles::kp_secret_buffer_free(secret) };
                     return Err(f);
                 }
             };
-            write_out(plaintext_out, secret);
-            write_out(out_len, written);
-            give_opt_record(info, || {
-                Record::new()
-                    .str(kp_field::KeyId, &response.key_id)
-                    .str(kp_field::KeyMaterialId, &response.key_material_id)
-            })
-        }
+        from_caller!(write_out(plaintext_out, secret));
+        from_caller!(write_out(out_len, written));
+        from_caller!(give_opt_record(info, || {
+            Record::new()
+                .str(kp_field::KeyId, &response.key_id)
+                .str(kp_field::KeyMaterialId, &response.key_material_id)
+        }))
     })
 }
 
@@ -1409,27 +1407,32 @@ pub unsafe extern "C" fn kp_generate_data_key_without_plaintext(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            refuse_overlap(&mut [
-                Span::output(ciphertext, capacity, "ciphertext"),
-                Span::output_of(ciphertext_len, "ciphertext_len"),
-                Span::output_of(info, "info"),
-            ])?;
-            let (request, _, room) = data_key_request(&item_arg(request)?, &Memo::new())?;
-            let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
-            let out = out_bytes(ciphertext, capacity, room.bytes(capacity), "ciphertext")?;
-            check_info(info)?;
-            let response = engine.generate_data_key_without_plaintext(&request)?;
-            let written = put(out, &response.ciphertext_blob, "ciphertext")?;
-            write_out(out_len, written);
-            give_opt_record(info, || {
-                Record::new()
-                    .str(kp_field::KeyId, &response.key_id)
-                    .str(kp_field::KeyMaterialId, &response.key_material_id)
-            })
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        refuse_overlap(&mut [
+            Span::output(ciphertext, capacity, "ciphertext"),
+            Span::output_of(ciphertext_len, "ciphertext_len"),
+            Span::output_of(info, "info"),
+        ])?;
+        let (request, _, room) = from_caller!(data_key_request(
+            &from_caller!(item_arg(request))?,
+            &Memo::new()
+        ))?;
+        let out_len = out_arg(ciphertext_len, "ciphertext_len")?;
+        let out = from_caller!(out_bytes(
+            ciphertext,
+            capacity,
+            room.bytes(capacity),
+            "ciphertext"
+        ))?;
+        check_info(info)?;
+        let response = engine.generate_data_key_without_plaintext(&request)?;
+        let written = put(out, &response.ciphertext_blob, "ciphertext")?;
+        from_caller!(write_out(out_len, written));
+        from_caller!(give_opt_record(info, || {
+            Record::new()
+                .str(kp_field::KeyId, &response.key_id)
+                .str(kp_field::KeyMaterialId, &response.key_material_id)
+        }))
     })
 }
 
@@ -1455,51 +1458,56 @@ pub unsafe extern "C" fn kp_generate_data_key_batch(
     ciphertexts: *mut kp_out,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let arena = handle_mut(plaintexts, "plaintexts")?;
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            let keys = Span::output(
-                arena.expose(kp::SecretAccess::granted()).as_ptr(),
-                arena.len(),
-                "plaintexts",
-            );
-            refuse_batch_overlap(items, ciphertexts, "ciphertexts", |_| [], &[keys])?;
-            let mut offsets = Vec::with_capacity(count);
-            let mut total = 0usize;
-            for item in items {
-                offsets.push(total);
-                total += data_key_len(item);
-            }
-            if total > arena.len() {
-                return Err(Failure::new(
-                    kp_status::BufferTooSmall,
-                    format!(
-                        "plaintexts has {} bytes; the data keys need {total}",
-                        arena.len()
-                    ),
-                ));
-            }
-            let arena = arena.expose_mut(kp::SecretAccess::granted());
-            let memo = Memo::new();
-            batch(
-                count,
-                ciphertexts,
-                |i, _| data_key_request(&items[i], &memo).map(|(r, _, room)| (r, room.bytes(0))),
-                |requests| engine.generate_data_key_batch(requests),
-                |i, key, out| {
-                    let start = offsets[i];
-                    let len = key.plaintext.len();
-                    let slot = arena.get_mut(start..start + len).ok_or_else(|| {
-                        Failure::new(kp_status::Internal, "Internal: data key length mismatch")
-                    })?;
-                    fill(out, &key.ciphertext_blob)?;
-                    slot.copy_from_slice(key.plaintext.expose());
-                    Ok(())
-                },
-            )
+        let engine = from_caller!(engine_arg(engine))?;
+        let arena = from_caller!(handle_mut(plaintexts, "plaintexts"))?;
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        let keys = Span::output(
+            arena.expose(kp::SecretAccess::granted()).as_ptr(),
+            arena.len(),
+            "plaintexts",
+        );
+        from_caller!(refuse_batch_overlap(
+            items,
+            ciphertexts,
+            "ciphertexts",
+            |_: &_| [],
+            &[keys]
+        ))?;
+        let mut offsets = Vec::with_capacity(count);
+        let mut total = 0usize;
+        for item in items {
+            offsets.push(total);
+            total += data_key_len(item);
         }
+        if total > arena.len() {
+            return Err(Failure::new(
+                kp_status::BufferTooSmall,
+                format!(
+                    "plaintexts has {} bytes; the data keys need {total}",
+                    arena.len()
+                ),
+            ));
+        }
+        let arena = arena.expose_mut(kp::SecretAccess::granted());
+        let memo = Memo::new();
+        batch(
+            from_caller!(outputs_arg(ciphertexts, count))?,
+            |i, _| {
+                from_caller!(data_key_request(&items[i], &memo))
+                    .map(|(r, _, room)| (r, room.bytes(0)))
+            },
+            |requests| engine.generate_data_key_batch(requests),
+            |i, key, out| {
+                let start = offsets[i];
+                let len = key.plaintext.len();
+                let slot = arena.get_mut(start..start + len).ok_or_else(|| {
+                    Failure::new(kp_status::Internal, "Internal: data key length mismatch")
+                })?;
+                from_caller!(fill(out, &key.ciphertext_blob))?;
+                slot.copy_from_slice(key.plaintext.expose());
+                Ok(())
+            },
+        )
     })
 }
 
@@ -1518,20 +1526,25 @@ pub unsafe extern "C" fn kp_generate_data_key_without_plaintext_batch(
     outputs: *mut kp_out,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            refuse_batch_overlap(items, outputs, "outputs", |_| [], &[])?;
-            let memo = Memo::new();
-            batch(
-                count,
-                outputs,
-                |i, _| data_key_request(&items[i], &memo).map(|(r, _, room)| (r, room.bytes(0))),
-                |requests| engine.generate_data_key_without_plaintext_batch(requests),
-                |_, blob, out| fill(out, &blob),
-            )
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        from_caller!(refuse_batch_overlap(
+            items,
+            outputs,
+            "outputs",
+            |_: &_| [],
+            &[]
+        ))?;
+        let memo = Memo::new();
+        batch(
+            from_caller!(outputs_arg(outputs, count))?,
+            |i, _| {
+                from_caller!(data_key_request(&items[i], &memo))
+                    .map(|(r, _, room)| (r, room.bytes(0)))
+            },
+            |requests| engine.generate_data_key_without_plaintext_batch(requests),
+            |_, blob, out| from_caller!(fill(out, &blob)),
+        )
     })
 }
 
@@ -1555,25 +1568,22 @@ pub unsafe extern "C" fn kp_generate_data_key_batch_sizes(
     total_ciphertext_bytes: *mut usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let items = array_arg(items, count, KP_MAX_BATCH_ITEMS, "items")?;
-            let keys = || items.iter().map(data_key_len);
-            refuse_overlap(&mut [
-                Span::array(items.as_ptr(), count, false, "items"),
-                Span::array(key_lens, count, true, "key_lens"),
-                Span::array(ciphertext_lens, count, true, "ciphertext_lens"),
-                Span::output_of(total_key_bytes, "total_key_bytes"),
-                Span::output_of(total_ciphertext_bytes, "total_ciphertext_bytes"),
-            ])?;
-            write_sizes(items, keys(), key_lens, total_key_bytes)?;
-            write_sizes(
-                items,
-                keys().map(|k| ciphertext_max_len(k).unwrap_or(0)),
-                ciphertext_lens,
-                total_ciphertext_bytes,
-            )
-        }
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        let keys = || items.iter().map(data_key_len);
+        refuse_overlap(&mut [
+            Span::array(items.as_ptr(), count, false, "items"),
+            Span::array(key_lens, count, true, "key_lens"),
+            Span::array(ciphertext_lens, count, true, "ciphertext_lens"),
+            Span::output_of(total_key_bytes, "total_key_bytes"),
+            Span::output_of(total_ciphertext_bytes, "total_ciphertext_bytes"),
+        ])?;
+        from_caller!(write_sizes(items, keys(), key_lens, total_key_bytes))?;
+        from_caller!(write_sizes(
+            items,
+            keys().map(|k| ciphertext_max_len(k).unwrap_or(0)),
+            ciphertext_lens,
+            total_ciphertext_bytes,
+        ))
     })
 }
 
@@ -1595,20 +1605,17 @@ pub unsafe extern "C" fn kp_generate_random(
     capacity: usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let needed = if number_of_bytes <= MAX_RANDOM_BYTES {
-                number_of_bytes
-            } else {
-                0
-            };
-            let out = out_bytes(out, capacity, needed, "out")?;
-            let mut bytes = engine.generate_random(number_of_bytes)?;
-            let copied = copy_out(out, &bytes);
-            bytes.zeroize();
-            copied
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let needed = if number_of_bytes <= MAX_RANDOM_BYTES {
+            number_of_bytes
+        } else {
+            0
+        };
+        let out = from_caller!(out_bytes(out, capacity, needed, "out"))?;
+        let mut bytes = engine.generate_random(number_of_bytes)?;
+        let copied = copy_out(out, &bytes);
+        bytes.zeroize();
+        copied
     })
 }
 
@@ -1628,22 +1635,24 @@ pub unsafe extern "C" fn kp_generate_random_batch(
     count: usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            let engine = engine_arg(engine)?;
-            refuse_batch_overlap(&vec![(); count], outputs, "outputs", |_| [], &[])?;
-            batch(
-                count,
-                outputs,
-                |_, out| Ok((out.capacity, out.capacity.min(MAX_RANDOM_BYTES))),
-                |sizes| engine.generate_random_batch(sizes),
-                |_, mut bytes, out| {
-                    let filled = fill(out, &bytes);
-                    bytes.zeroize();
-                    filled
-                },
-            )
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        from_caller!(refuse_batch_overlap(
+            &vec![(); count],
+            outputs,
+            "outputs",
+            |_: &_| [],
+            &[]
+        ))?;
+        batch(
+            from_caller!(outputs_arg(outputs, count))?,
+            |_, out| Ok((out.capacity, out.capacity.min(MAX_RANDOM_BYTES))),
+            |sizes| engine.generate_random_batch(sizes),
+            |_, mut bytes, out| {
+                let filled = from_caller!(fill(out, &bytes));
+                bytes.zeroize();
+                filled
+            },
+        )
     })
 }
 
@@ -1671,7 +1680,7 @@ mod tests {
     fn overlapping_buffers_are_refused_before_anything_is_written() {
         let inner = kp::Engine::in_memory().unwrap();
         let key = inner.create_key(kp::CreateKeyRequest::default()).unwrap();
-        let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(inner));
+        let engine = into_raw::<kp_engine>(crate::api::handles::EngineHandle::new(inner));
         let key_id = std::ffi::CString::new(key.key_id).unwrap();
         let plaintext = *b"sixteen bytes!!!";
         let mut buffer = vec![0u8; blob_len(plaintext.len())];
@@ -1788,11 +1797,11 @@ mod tests {
         use crate::api::handles::{
             kp_secret_buffer_data, kp_secret_buffer_free, kp_secret_buffer_new,
         };
-        use crate::api::overlap::{Arena, Refusals};
+        use crate::api::test_support::{Arena, Refusals};
         use std::ptr::{null, null_mut};
         let inner = kp::Engine::in_memory().unwrap();
         let key = inner.create_key(kp::CreateKeyRequest::default()).unwrap();
-        let engine = into_raw::<kp_engine>(crate::api::store::EngineHandle::new(inner));
+        let engine = into_raw::<kp_engine>(crate::api::handles::EngineHandle::new(inner));
         let key_id = std::ffi::CString::new(key.key_id).unwrap();
         let arena = Arena::new();
         let at = |offset: usize| arena.at(offset);

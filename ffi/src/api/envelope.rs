@@ -36,10 +36,11 @@ use kp::envelope::{
 use kp::{EncryptionContext, Engine};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::caller::from_caller;
 use super::control::engine_arg;
+use super::failure::{Failure, Outcome};
 use super::ffi::{
-    array_arg, bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, write_out, Failure,
-    Outcome,
+    array_arg, bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, write_out, OutPtr,
 };
 use super::handles::{
     context_arg, free_handle, handle, handle_mut, handle_ref, into_raw, kp_context, kp_engine,
@@ -72,9 +73,12 @@ handle!(kp_envelope, EnvelopeStream, 0x6b70_656e_7665_6c70);
 
 // ---- keyrings ----------------------------------------------------------------------------------
 
-fn give_keyring(out: *mut *mut kp_keyring, keyring: Arc<dyn Keyring>) {
-    // SAFETY: `out` was checked by out_arg by every caller.
-    unsafe { write_out(out, into_raw::<kp_keyring>(keyring)) }
+/// Hands a keyring to the caller through `out`.
+///
+/// # Safety
+/// As [`write_out`].
+unsafe fn give_keyring(out: OutPtr<*mut kp_keyring>, keyring: Arc<dyn Keyring>) {
+    from_caller!(write_out(out, into_raw::<kp_keyring>(keyring)))
 }
 
 /// A keyring over the keyplane key `key_id` (key id, ARN, alias name or alias ARN) of `engine`,
@@ -95,18 +99,15 @@ pub unsafe extern "C" fn kp_keyring_kms_new(
     out: *mut *mut kp_keyring,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let key_id = opt_str_arg(key_id, "key_id")?;
-            let out = out_arg(out, "out")?;
-            let keyring: Arc<dyn Keyring> = match key_id {
-                Some(id) => Arc::new(KmsKeyring::new(engine, id)?),
-                None => Arc::new(KmsKeyring::discovery(engine)),
-            };
-            give_keyring(out, keyring);
-            Ok(())
-        }
+        let engine = from_caller!(engine_arg(engine))?;
+        let key_id = from_caller!(opt_str_arg(key_id, "key_id"))?;
+        let out = out_arg(out, "out")?;
+        let keyring: Arc<dyn Keyring> = match key_id {
+            Some(id) => Arc::new(KmsKeyring::new(engine, id)?),
+            None => Arc::new(KmsKeyring::discovery(engine)),
+        };
+        from_caller!(give_keyring(out, keyring));
+        Ok(())
     })
 }
 
@@ -128,15 +129,13 @@ pub unsafe extern "C" fn kp_keyring_raw_aes_new(
     out: *mut *mut kp_keyring,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let namespace = str_arg(namespace, "namespace")?;
-            let name = str_arg(name, "name")?;
-            let key = bytes_arg(key, key_len, "key")?;
-            let out = out_arg(out, "out")?;
-            give_keyring(out, Arc::new(RawAesKeyring::new(namespace, name, key)?));
-            Ok(())
-        }
+        let namespace = from_caller!(str_arg(namespace, "namespace"))?;
+        let name = from_caller!(str_arg(name, "name"))?;
+        let key = from_caller!(bytes_arg(key, key_len, "key"))?;
+        let out = out_arg(out, "out")?;
+        let keyring = Arc::new(RawAesKeyring::new(namespace, name, key)?);
+        from_caller!(give_keyring(out, keyring));
+        Ok(())
     })
 }
 
@@ -160,37 +159,35 @@ pub unsafe extern "C" fn kp_keyring_raw_rsa_new(
     out: *mut *mut kp_keyring,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let namespace = str_arg(namespace, "namespace")?;
-            let name = str_arg(name, "name")?;
-            let padding_name = str_arg(padding, "padding")?;
-            let key = bytes_arg(key, key_len, "key")?;
-            let out = out_arg(out, "out")?;
-            let padding = RsaPadding::from_name(padding_name).ok_or_else(|| {
-                Failure::new(
-                    kp_status::InvalidEnumValue,
-                    format!(
-                        "padding {padding_name:?} is not RSA_PKCS1, RSA_OAEP_SHA1_MGF1, \
+        let namespace = from_caller!(str_arg(namespace, "namespace"))?;
+        let name = from_caller!(str_arg(name, "name"))?;
+        let padding_name = from_caller!(str_arg(padding, "padding"))?;
+        let key = from_caller!(bytes_arg(key, key_len, "key"))?;
+        let out = out_arg(out, "out")?;
+        let padding = RsaPadding::from_name(padding_name).ok_or_else(|| {
+            Failure::new(
+                kp_status::InvalidEnumValue,
+                format!(
+                    "padding {padding_name:?} is not RSA_PKCS1, RSA_OAEP_SHA1_MGF1, \
                          RSA_OAEP_SHA256_MGF1, RSA_OAEP_SHA384_MGF1 or RSA_OAEP_SHA512_MGF1"
-                    ),
-                )
-            })?;
-            let is_public_pem = std::str::from_utf8(key).is_ok_and(|t| t.contains("PUBLIC KEY"));
-            let keyring = if is_public_pem {
-                RawRsaKeyring::with_public_key(namespace, name, padding, key)?
-            } else {
-                match RawRsaKeyring::with_private_key(namespace, name, padding, key) {
-                    Ok(k) => k,
-                    // A DER public key is not PKCS#8; the private key's error is the one to
-                    // report when it is neither.
-                    Err(e) => RawRsaKeyring::with_public_key(namespace, name, padding, key)
-                        .map_err(|_| e)?,
+                ),
+            )
+        })?;
+        let is_public_pem = std::str::from_utf8(key).is_ok_and(|t| t.contains("PUBLIC KEY"));
+        let keyring = if is_public_pem {
+            RawRsaKeyring::with_public_key(namespace, name, padding, key)?
+        } else {
+            match RawRsaKeyring::with_private_key(namespace, name, padding, key) {
+                Ok(k) => k,
+                // A DER public key is not PKCS#8; the private key's error is the one to
+                // report when it is neither.
+                Err(e) => {
+                    RawRsaKeyring::with_public_key(namespace, name, padding, key).map_err(|_| e)?
                 }
-            };
-            give_keyring(out, Arc::new(keyring));
-            Ok(())
-        }
+            }
+        };
+        from_caller!(give_keyring(out, Arc::new(keyring)));
+        Ok(())
     })
 }
 
@@ -202,8 +199,7 @@ pub unsafe extern "C" fn kp_keyring_raw_rsa_new(
 /// `keyring` is NULL or a handle from a `kp_keyring_*_new` not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn kp_keyring_free(keyring: *mut kp_keyring) {
-    // SAFETY: forwarded from the caller.
-    unsafe { free_handle(keyring, |_| true) }
+    from_caller!(free_handle(keyring, |_: &_| true))
 }
 
 // ---- arguments ---------------------------------------------------------------------------------
@@ -216,8 +212,12 @@ unsafe fn keyrings_arg(
     keyrings: *const *const kp_keyring,
     count: usize,
 ) -> Outcome<Vec<Arc<dyn Keyring>>> {
-    // SAFETY: forwarded from the caller.
-    let handles = unsafe { array_arg(keyrings, count, KP_ENVELOPE_MAX_KEYRINGS, "keyrings") }?;
+    let handles = from_caller!(array_arg(
+        keyrings,
+        count,
+        KP_ENVELOPE_MAX_KEYRINGS,
+        "keyrings"
+    ))?;
     if handles.is_empty() {
         return Err(Failure::new(
             kp_status::Validation,
@@ -226,8 +226,7 @@ unsafe fn keyrings_arg(
     }
     handles
         .iter()
-        // SAFETY: each is NULL or a live keyring (the caller's promise); checked by handle_ref.
-        .map(|&h| unsafe { handle_ref(h, "keyrings[i]") }.cloned())
+        .map(|&h| from_caller!(handle_ref(h, "keyrings[i]")).cloned())
         .collect()
 }
 
@@ -239,8 +238,7 @@ unsafe fn pool_engine<'a>(engine: *const kp_engine) -> Outcome<Option<&'a Engine
     if engine.is_null() {
         return Ok(None);
     }
-    // SAFETY: forwarded from the caller.
-    unsafe { engine_arg(engine) }.map(Some)
+    from_caller!(engine_arg(engine)).map(Some)
 }
 
 fn encrypt_config(
@@ -280,8 +278,7 @@ unsafe fn decrypt_config(
     policy: *const c_char,
 ) -> Outcome<EnvelopeConfig> {
     let mut config = EnvelopeConfig::default();
-    // SAFETY: forwarded from the caller.
-    if let Some(name) = unsafe { opt_str_arg(policy, "commitment_policy") }? {
+    if let Some(name) = from_caller!(opt_str_arg(policy, "commitment_policy"))? {
         config.commitment_policy = CommitmentPolicy::from_name(name).ok_or_else(|| {
             Failure::new(
                 kp_status::InvalidEnumValue,
@@ -419,14 +416,10 @@ impl EnvelopeStream {
     }
 
     /// One update (`input` Some) or finish (None) step; see the module's contract.
-    fn step(
-        &mut self,
-        input: Option<&[u8]>,
-        out: &mut [u8],
-        consumed: *mut usize,
-        written: *mut usize,
-        pending: *mut usize,
-    ) -> Outcome<()> {
+    ///
+    /// # Safety
+    /// As [`write_out`], for each of `outs`.
+    unsafe fn step(&mut self, input: Option<&[u8]>, out: &mut [u8], outs: StepOuts) -> Outcome<()> {
         if let Some((status, message)) = &self.failed {
             return Err(Failure::new(
                 *status,
@@ -466,12 +459,11 @@ impl EnvelopeStream {
             return Err(failure);
         }
         let held = self.held();
-        // SAFETY: the three were checked by out_arg (not NULL, aligned, writable).
-        unsafe {
-            write_out(consumed, took);
-            write_out(written, end);
-            write_out(pending, held);
+        if let Some(consumed) = outs.consumed {
+            from_caller!(write_out(consumed, took));
         }
+        from_caller!(write_out(outs.written, end));
+        from_caller!(write_out(outs.pending, held));
         if held > 0 {
             return Err(Failure::new(
                 kp_status::BufferTooSmall,
@@ -513,22 +505,19 @@ pub unsafe extern "C" fn kp_envelope_encrypt_new(
     out: *mut *mut kp_envelope,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = pool_engine(engine)?;
-            let keyrings = keyrings_arg(keyrings, keyring_count)?;
-            let context = context_arg(context, "context")?.unwrap_or(empty_context());
-            let out = out_arg(out, "out")?;
-            let config = encrypt_config(engine, frame_length, suite)?;
-            let sink = Sink::default();
-            let encryptor = Encryptor::new(sink.clone(), &keyrings, &config, context)?;
-            let stream = EnvelopeStream::new(Mode::Encrypt {
-                encryptor: Some(Box::new(encryptor)),
-                sink,
-            });
-            write_out(out, into_raw::<kp_envelope>(stream));
-            Ok(())
-        }
+        let engine = from_caller!(pool_engine(engine))?;
+        let keyrings = from_caller!(keyrings_arg(keyrings, keyring_count))?;
+        let context = from_caller!(context_arg(context, "context"))?.unwrap_or(empty_context());
+        let out = out_arg(out, "out")?;
+        let config = encrypt_config(engine, frame_length, suite)?;
+        let sink = Sink::default();
+        let encryptor = Encryptor::new(sink.clone(), &keyrings, &config, context)?;
+        let stream = EnvelopeStream::new(Mode::Encrypt {
+            encryptor: Some(Box::new(encryptor)),
+            sink,
+        });
+        from_caller!(write_out(out, into_raw::<kp_envelope>(stream)));
+        Ok(())
     })
 }
 
@@ -557,40 +546,51 @@ pub unsafe extern "C" fn kp_envelope_decrypt_new(
     out: *mut *mut kp_envelope,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = pool_engine(engine)?;
-            let keyrings = keyrings_arg(keyrings, keyring_count)?;
-            let config = decrypt_config(engine, commitment_policy)?;
-            let out = out_arg(out, "out")?;
-            let stream = EnvelopeStream::new(Mode::Decrypt(Box::new(Decrypting(
-                PushDecryptor::new(&keyrings, &config),
-            ))));
-            write_out(out, into_raw::<kp_envelope>(stream));
-            Ok(())
-        }
+        let engine = from_caller!(pool_engine(engine))?;
+        let keyrings = from_caller!(keyrings_arg(keyrings, keyring_count))?;
+        let config = from_caller!(decrypt_config(engine, commitment_policy))?;
+        let out = out_arg(out, "out")?;
+        let stream = EnvelopeStream::new(Mode::Decrypt(Box::new(Decrypting(PushDecryptor::new(
+            &keyrings, &config,
+        )))));
+        from_caller!(write_out(out, into_raw::<kp_envelope>(stream)));
+        Ok(())
     })
+}
+
+/// A step's out-parameters, checked: the input taken (an update's), the output written and the
+/// output still held.
+struct StepOuts {
+    consumed: Option<OutPtr<usize>>,
+    written: OutPtr<usize>,
+    pending: OutPtr<usize>,
 }
 
 /// The checked out-parameters of a step, zeroed.
 ///
 /// # Safety
 /// Each pointer is NULL or writable.
-unsafe fn step_outs(consumed: *mut usize, written: *mut usize, pending: *mut usize) -> Outcome<()> {
-    if !consumed.is_null() {
-        out_arg(consumed, "consumed")?;
+unsafe fn step_outs(
+    consumed: *mut usize,
+    written: *mut usize,
+    pending: *mut usize,
+) -> Outcome<StepOuts> {
+    let consumed = if consumed.is_null() {
+        None
+    } else {
+        Some(out_arg(consumed, "consumed")?)
+    };
+    let outs = StepOuts {
+        consumed,
+        written: out_arg(written, "written")?,
+        pending: out_arg(pending, "pending")?,
+    };
+    if let Some(consumed) = outs.consumed {
+        from_caller!(write_out(consumed, 0));
     }
-    let written = out_arg(written, "written")?;
-    let pending = out_arg(pending, "pending")?;
-    // SAFETY: checked above; the caller promises them writable.
-    unsafe {
-        if !consumed.is_null() {
-            write_out(consumed, 0);
-        }
-        write_out(written, 0);
-        write_out(pending, 0);
-    }
-    Ok(())
+    from_caller!(write_out(outs.written, 0));
+    from_caller!(write_out(outs.pending, 0));
+    Ok(outs)
 }
 
 /// Feeds `input` (`input_len` bytes; NULL when 0) to a streaming context and hands over output
@@ -620,24 +620,26 @@ pub unsafe extern "C" fn kp_envelope_update(
     pending: *mut usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            refuse_overlap(&mut [
-                Span::input(input, input_len, "input"),
-                Span::output(output, output_capacity, "output"),
-                Span::output_of(consumed, "consumed"),
-                Span::output_of(written, "written"),
-                Span::output_of(pending, "pending"),
-            ])?;
-            if consumed.is_null() {
-                return Err(Failure::null("consumed"));
-            }
-            step_outs(consumed, written, pending)?;
-            let stream = handle_mut(ctx, "ctx")?;
-            let input = bytes_arg(input, input_len, "input")?;
-            let out = out_bytes(output, output_capacity, output_capacity, "output")?;
-            stream.step(Some(input), out, consumed, written, pending)
+        refuse_overlap(&mut [
+            Span::input(input, input_len, "input"),
+            Span::output(output, output_capacity, "output"),
+            Span::output_of(consumed, "consumed"),
+            Span::output_of(written, "written"),
+            Span::output_of(pending, "pending"),
+        ])?;
+        if consumed.is_null() {
+            return Err(Failure::null("consumed"));
         }
+        let outs = from_caller!(step_outs(consumed, written, pending))?;
+        let stream = from_caller!(handle_mut(ctx, "ctx"))?;
+        let input = from_caller!(bytes_arg(input, input_len, "input"))?;
+        let out = from_caller!(out_bytes(
+            output,
+            output_capacity,
+            output_capacity,
+            "output"
+        ))?;
+        from_caller!(stream.step(Some(input), out, outs))
     })
 }
 
@@ -664,19 +666,20 @@ pub unsafe extern "C" fn kp_envelope_finish(
     pending: *mut usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            refuse_overlap(&mut [
-                Span::output(output, output_capacity, "output"),
-                Span::output_of(written, "written"),
-                Span::output_of(pending, "pending"),
-            ])?;
-            step_outs(std::ptr::null_mut(), written, pending)?;
-            let stream = handle_mut(ctx, "ctx")?;
-            let out = out_bytes(output, output_capacity, output_capacity, "output")?;
-            let mut consumed = 0usize;
-            stream.step(None, out, &mut consumed, written, pending)
-        }
+        refuse_overlap(&mut [
+            Span::output(output, output_capacity, "output"),
+            Span::output_of(written, "written"),
+            Span::output_of(pending, "pending"),
+        ])?;
+        let outs = from_caller!(step_outs(std::ptr::null_mut(), written, pending))?;
+        let stream = from_caller!(handle_mut(ctx, "ctx"))?;
+        let out = from_caller!(out_bytes(
+            output,
+            output_capacity,
+            output_capacity,
+            "output"
+        ))?;
+        from_caller!(stream.step(None, out, outs))
     })
 }
 
@@ -696,26 +699,23 @@ pub unsafe extern "C" fn kp_envelope_message_context(
     out: *mut *mut kp_context,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let stream = handle_ref(ctx, "ctx")?;
-            let out = out_arg(out, "out")?;
-            let context = match &stream.mode {
-                Mode::Encrypt {
-                    encryptor: Some(e), ..
-                } => Some(e.header().encryption_context.clone()),
-                Mode::Encrypt { .. } => None,
-                Mode::Decrypt(d) => d.0.header().map(|h| h.encryption_context.clone()),
-            };
-            let context = context.ok_or_else(|| {
-                Failure::new(
-                    kp_status::Validation,
-                    "the message's header has not been read yet (or the encryption finished)",
-                )
-            })?;
-            write_out(out, into_raw::<kp_context>(context));
-            Ok(())
-        }
+        let stream = from_caller!(handle_ref(ctx, "ctx"))?;
+        let out = out_arg(out, "out")?;
+        let context = match &stream.mode {
+            Mode::Encrypt {
+                encryptor: Some(e), ..
+            } => Some(e.header().encryption_context.clone()),
+            Mode::Encrypt { .. } => None,
+            Mode::Decrypt(d) => d.0.header().map(|h| h.encryption_context.clone()),
+        };
+        let context = context.ok_or_else(|| {
+            Failure::new(
+                kp_status::Validation,
+                "the message's header has not been read yet (or the encryption finished)",
+            )
+        })?;
+        from_caller!(write_out(out, into_raw::<kp_context>(context)));
+        Ok(())
     })
 }
 
@@ -729,8 +729,7 @@ pub unsafe extern "C" fn kp_envelope_message_context(
 /// freed before.
 #[no_mangle]
 pub unsafe extern "C" fn kp_envelope_free(ctx: *mut kp_envelope) {
-    // SAFETY: forwarded from the caller. The held output is Zeroizing.
-    unsafe { free_handle(ctx, |_| true) }
+    from_caller!(free_handle(ctx, |_: &_| true))
 }
 
 // ---- one-shot ----------------------------------------------------------------------------------
@@ -761,43 +760,40 @@ pub unsafe extern "C" fn kp_envelope_encrypt(
     output_len: *mut usize,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            refuse_overlap(&mut [
-                Span::input(plaintext, plaintext_len, "plaintext"),
-                Span::output(output, output_capacity, "output"),
-                Span::output_of(output_len, "output_len"),
-            ])?;
-            let output_len = out_arg(output_len, "output_len")?;
-            write_out(output_len, 0);
-            let engine = pool_engine(engine)?;
-            let keyrings = keyrings_arg(keyrings, keyring_count)?;
-            let context = context_arg(context, "context")?.unwrap_or(empty_context());
-            let plaintext = bytes_arg(plaintext, plaintext_len, "plaintext")?;
-            let config = encrypt_config(engine, frame_length, suite)?;
-            let message = encrypt_message(&keyrings, &config, context, plaintext)?;
-            if message.len() > output_capacity {
-                let slack = if config.suite.is_signed() {
-                    KP_ENVELOPE_MAX_SIGNATURE_LEN
-                } else {
-                    0
-                };
-                write_out(output_len, message.len() + slack);
-                return Err(Failure::new(
-                    kp_status::BufferTooSmall,
-                    format!(
-                        "output has {output_capacity} bytes; the message needs {} (a buffer of \
+        refuse_overlap(&mut [
+            Span::input(plaintext, plaintext_len, "plaintext"),
+            Span::output(output, output_capacity, "output"),
+            Span::output_of(output_len, "output_len"),
+        ])?;
+        let output_len = out_arg(output_len, "output_len")?;
+        from_caller!(write_out(output_len, 0));
+        let engine = from_caller!(pool_engine(engine))?;
+        let keyrings = from_caller!(keyrings_arg(keyrings, keyring_count))?;
+        let context = from_caller!(context_arg(context, "context"))?.unwrap_or(empty_context());
+        let plaintext = from_caller!(bytes_arg(plaintext, plaintext_len, "plaintext"))?;
+        let config = encrypt_config(engine, frame_length, suite)?;
+        let message = encrypt_message(&keyrings, &config, context, plaintext)?;
+        if message.len() > output_capacity {
+            let slack = if config.suite.is_signed() {
+                KP_ENVELOPE_MAX_SIGNATURE_LEN
+            } else {
+                0
+            };
+            from_caller!(write_out(output_len, message.len() + slack));
+            return Err(Failure::new(
+                kp_status::BufferTooSmall,
+                format!(
+                    "output has {output_capacity} bytes; the message needs {} (a buffer of \
                          {} always suffices)",
-                        message.len(),
-                        message.len() + slack
-                    ),
-                ));
-            }
-            let out = out_bytes(output, output_capacity, message.len(), "output")?;
-            out.copy_from_slice(&message);
-            write_out(output_len, message.len());
-            Ok(())
+                    message.len(),
+                    message.len() + slack
+                ),
+            ));
         }
+        let out = from_caller!(out_bytes(output, output_capacity, message.len(), "output"))?;
+        out.copy_from_slice(&message);
+        from_caller!(write_out(output_len, message.len()));
+        Ok(())
     })
 }
 
@@ -829,44 +825,48 @@ pub unsafe extern "C" fn kp_envelope_decrypt(
     context: *mut *mut kp_context,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            refuse_overlap(&mut [
-                Span::input(message, message_len, "message"),
-                Span::output(output, output_capacity, "output"),
-                Span::output_of(output_len, "output_len"),
-                Span::output_of(context, "context"),
-            ])?;
-            let output_len = out_arg(output_len, "output_len")?;
-            write_out(output_len, 0);
-            if !context.is_null() {
-                out_arg(context, "context")?;
-            }
-            let engine = pool_engine(engine)?;
-            let keyrings = keyrings_arg(keyrings, keyring_count)?;
-            let config = decrypt_config(engine, commitment_policy)?;
-            let message = bytes_arg(message, message_len, "message")?;
-            let opened = decrypt_message(&keyrings, &config, message)?;
-            let plaintext = &opened.plaintext;
-            if plaintext.len() > output_capacity {
-                write_out(output_len, plaintext.len());
-                return Err(Failure::new(
-                    kp_status::BufferTooSmall,
-                    format!(
-                        "output has {output_capacity} bytes; the plaintext needs {}",
-                        plaintext.len()
-                    ),
-                ));
-            }
-            let out = out_bytes(output, output_capacity, plaintext.len(), "output")?;
-            out.copy_from_slice(plaintext);
-            write_out(output_len, plaintext.len());
-            if !context.is_null() {
-                let handle = into_raw::<kp_context>(opened.header.encryption_context.clone());
-                write_out(context, handle);
-            }
-            Ok(())
+        refuse_overlap(&mut [
+            Span::input(message, message_len, "message"),
+            Span::output(output, output_capacity, "output"),
+            Span::output_of(output_len, "output_len"),
+            Span::output_of(context, "context"),
+        ])?;
+        let output_len = out_arg(output_len, "output_len")?;
+        from_caller!(write_out(output_len, 0));
+        let context = if context.is_null() {
+            None
+        } else {
+            Some(out_arg(context, "context")?)
+        };
+        let engine = from_caller!(pool_engine(engine))?;
+        let keyrings = from_caller!(keyrings_arg(keyrings, keyring_count))?;
+        let config = from_caller!(decrypt_config(engine, commitment_policy))?;
+        let message = from_caller!(bytes_arg(message, message_len, "message"))?;
+        let opened = decrypt_message(&keyrings, &config, message)?;
+        let plaintext = &opened.plaintext;
+        if plaintext.len() > output_capacity {
+            from_caller!(write_out(output_len, plaintext.len()));
+            return Err(Failure::new(
+                kp_status::BufferTooSmall,
+                format!(
+                    "output has {output_capacity} bytes; the plaintext needs {}",
+                    plaintext.len()
+                ),
+            ));
         }
+        let out = from_caller!(out_bytes(
+            output,
+            output_capacity,
+            plaintext.len(),
+            "output"
+        ))?;
+        out.copy_from_slice(plaintext);
+        from_caller!(write_out(output_len, plaintext.len()));
+        if let Some(context) = context {
+            let handle = into_raw::<kp_context>(opened.header.encryption_context.clone());
+            from_caller!(write_out(context, handle));
+        }
+        Ok(())
     })
 }
 

@@ -1,43 +1,15 @@
 //! Conventions shared by every export: the panic boundary, the thread's last error, and checked
-//! conversions of pointers, lengths and strings.
+//! conversions of pointers, lengths and strings. (What a failure is: [`super::failure`].)
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use super::caller::from_caller;
+use super::failure::{Failure, Outcome};
 use super::overlap::{refuse_overlap, Span};
-use super::status::{kp_status, status_of};
+use super::status::kp_status;
 use super::KP_MAX_LENGTH;
-
-/// Why a call failed: a status and a message for `kp_last_error_message`.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub(crate) status: kp_status,
-    pub(crate) message: String,
-}
-
-impl Failure {
-    pub(crate) fn new(status: kp_status, message: impl Into<String>) -> Self {
-        Failure {
-            status,
-            message: message.into(),
-        }
-    }
-    pub(crate) fn null(what: &str) -> Self {
-        Self::new(kp_status::NullParameter, format!("{what} is NULL"))
-    }
-}
-
-impl From<kp::Error> for Failure {
-    fn from(error: kp::Error) -> Self {
-        Failure {
-            status: status_of(&error),
-            message: error.to_string(),
-        }
-    }
-}
-
-pub(crate) type Outcome<T> = Result<T, Failure>;
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -117,8 +89,7 @@ pub(crate) unsafe fn opt_str_arg<'a>(ptr: *const c_char, what: &str) -> Outcome<
     if ptr.is_null() {
         return Ok(None);
     }
-    // SAFETY: forwarded from the caller.
-    unsafe { str_arg(ptr, what) }.map(Some)
+    from_caller!(str_arg(ptr, what)).map(Some)
 }
 
 /// Checks a length against [`KP_MAX_LENGTH`].
@@ -208,8 +179,25 @@ pub(crate) unsafe fn array_arg<'a, T>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
 }
 
+/// An output pointer (a `T*` out-parameter) that [`out_arg`] checked: not NULL, aligned.
+pub(crate) struct OutPtr<T>(*mut T);
+
+impl<T> Clone for OutPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
+    /// The pointer, for the overlap checks.
+    pub(crate) fn as_ptr(self) -> *mut T {
+        self.0
+    }
+}
+
 /// Checks a required output pointer (`T*` out-parameter) and returns it.
-pub(crate) fn out_arg<T>(ptr: *mut T, what: &str) -> Outcome<*mut T> {
+pub(crate) fn out_arg<T>(ptr: *mut T, what: &str) -> Outcome<OutPtr<T>> {
     if ptr.is_null() {
         return Err(Failure::null(what));
     }
@@ -219,7 +207,7 @@ pub(crate) fn out_arg<T>(ptr: *mut T, what: &str) -> Outcome<*mut T> {
             format!("{what} is misaligned"),
         ));
     }
-    Ok(ptr)
+    Ok(OutPtr(ptr))
 }
 
 /// Checks an output byte buffer of `capacity` bytes at `ptr` that must take `needed` bytes, and
@@ -253,10 +241,11 @@ pub(crate) unsafe fn out_bytes<'a>(
 /// Writes `value` through a checked out-pointer.
 ///
 /// # Safety
-/// `ptr` came from [`out_arg`] and points to writable memory for a `T`.
-pub(crate) unsafe fn write_out<T>(ptr: *mut T, value: T) {
-    // SAFETY: the caller checked the pointer (not NULL, aligned) and promises it is writable.
-    unsafe { ptr.write(value) }
+/// `out` points to writable memory for a `T` that nobody else uses meanwhile.
+pub(crate) unsafe fn write_out<T>(out: OutPtr<T>, value: T) {
+    // SAFETY: not NULL and aligned (`out_arg` checked it), and writable by this function's
+    // contract.
+    unsafe { out.0.write(value) }
 }
 
 /// Writes this thread's last error message, NUL-terminated, into `buf` (`capacity` bytes) and its

@@ -7,10 +7,13 @@ use std::ffi::c_char;
 
 use kp::{CreateGrantRequest, GrantConstraints, GrantListEntry, GrantOperation};
 
-use super::control::{engine_arg, metadata_record};
-use super::ffi::{array_arg, guard, opt_str_arg, out_arg, str_arg, Failure, Outcome};
+use super::caller::from_caller;
+use super::control::{engine_arg, metadata_call};
+use super::data::item_arg;
+use super::failure::{Failure, Outcome};
+use super::ffi::{array_arg, guard, opt_str_arg, out_arg, str_arg};
 use super::handles::{context_arg, kp_context, kp_engine};
-use super::record::{give_page, give_record, kp_field, kp_page, kp_record, Record};
+use super::record::{give_page, give_record, kp_field, kp_page, kp_record, page_of, Record};
 use super::status::kp_status;
 
 /// Most operations one grant lists (the service has 17).
@@ -53,15 +56,12 @@ pub unsafe extern "C" fn kp_put_key_policy(
     bypass_policy_lockout_safety_check: u32,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id, policy, policy_name) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(key_id, "key_id")?,
-                str_arg(policy, "policy")?,
-                opt_str_arg(policy_name, "policy_name")?,
-            )
-        };
+        let (engine, key_id, policy, policy_name) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+            from_caller!(str_arg(policy, "policy"))?,
+            from_caller!(opt_str_arg(policy_name, "policy_name"))?,
+        );
         let bypass = bool_arg(
             bypass_policy_lockout_safety_check,
             "bypass_policy_lockout_safety_check",
@@ -87,21 +87,17 @@ pub unsafe extern "C" fn kp_get_key_policy(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id, policy_name) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(key_id, "key_id")?,
-                opt_str_arg(policy_name, "policy_name")?,
-            )
-        };
+        let (engine, key_id, policy_name) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+            from_caller!(opt_str_arg(policy_name, "policy_name"))?,
+        );
         let out = out_arg(out, "out")?;
         let policy = engine.get_key_policy(key_id, policy_name)?;
         let record = Record::new()
             .str(kp_field::PolicyName, policy_name.unwrap_or("default"))
             .str(kp_field::Policy, &policy);
-        // SAFETY: checked by out_arg.
-        unsafe { give_record(out, record) };
+        from_caller!(give_record(out, record));
         Ok(())
     })
 }
@@ -122,16 +118,19 @@ pub unsafe extern "C" fn kp_list_key_policies(
     out: *mut *mut kp_page,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id) = unsafe { (engine_arg(engine)?, str_arg(key_id, "key_id")?) };
+        let (engine, key_id) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+        );
         let out = out_arg(out, "out")?;
         let page = engine.list_key_policies(key_id)?;
-        // SAFETY: checked by out_arg.
-        unsafe {
-            give_page(out, page, |name| {
+        from_caller!(give_page(
+            out,
+            page_of(page, |name| {
                 Ok(Record::new().str(kp_field::PolicyName, &name))
-            })
-        }
+            })?
+        ));
+        Ok(())
     })
 }
 
@@ -202,44 +201,51 @@ pub unsafe extern "C" fn kp_create_grant(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        let request = unsafe {
-            let r = super::data::item_arg(request)?;
-            let operations = array_arg(
+        let request = {
+            let r = from_caller!(item_arg(request))?;
+            let operations = from_caller!(array_arg(
                 r.operations,
                 r.operation_count,
                 MAX_GRANT_OPERATIONS,
                 "operations",
-            )?
+            ))?
             .iter()
-            .map(|&op| Ok(str_arg(op, "operation")?.parse::<GrantOperation>()?))
+            .map(|&op| Ok(from_caller!(str_arg(op, "operation"))?.parse::<GrantOperation>()?))
             .collect::<Outcome<Vec<_>>>()?;
-            let equals = context_arg(r.encryption_context_equals, "encryption_context_equals")?;
-            let subset = context_arg(r.encryption_context_subset, "encryption_context_subset")?;
+            let equals = from_caller!(context_arg(
+                r.encryption_context_equals,
+                "encryption_context_equals"
+            ))?;
+            let subset = from_caller!(context_arg(
+                r.encryption_context_subset,
+                "encryption_context_subset"
+            ))?;
             let constraints = (equals.is_some() || subset.is_some()).then(|| GrantConstraints {
                 encryption_context_equals: equals.cloned(),
                 encryption_context_subset: subset.cloned(),
             });
             CreateGrantRequest {
-                key_id: str_arg(r.key_id, "key_id")?.to_owned(),
-                grantee_principal: str_arg(r.grantee_principal, "grantee_principal")?.to_owned(),
-                retiring_principal: opt_str_arg(r.retiring_principal, "retiring_principal")?
-                    .map(str::to_owned),
+                key_id: from_caller!(str_arg(r.key_id, "key_id"))?.to_owned(),
+                grantee_principal: from_caller!(str_arg(r.grantee_principal, "grantee_principal"))?
+                    .to_owned(),
+                retiring_principal: from_caller!(opt_str_arg(
+                    r.retiring_principal,
+                    "retiring_principal"
+                ))?
+                .map(str::to_owned),
                 operations,
                 constraints,
-                name: opt_str_arg(r.name, "name")?.map(str::to_owned),
+                name: from_caller!(opt_str_arg(r.name, "name"))?.map(str::to_owned),
             }
         };
-        // SAFETY: forwarded from the caller.
-        let engine = unsafe { engine_arg(engine) }?;
+        let engine = from_caller!(engine_arg(engine))?;
         let out = out_arg(out, "out")?;
         let response = engine.create_grant(request)?;
         let record = Record::new()
             .str(kp_field::GrantId, &response.grant_id)
             .str(kp_field::GrantToken, &response.grant_token)
             .json(&response)?;
-        // SAFETY: checked by out_arg.
-        unsafe { give_record(out, record) };
+        from_caller!(give_record(out, record));
         Ok(())
     })
 }
@@ -267,20 +273,17 @@ pub unsafe extern "C" fn kp_list_grants(
     out: *mut *mut kp_page,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id, grant_id, grantee, marker) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(key_id, "key_id")?,
-                opt_str_arg(grant_id, "grant_id")?,
-                opt_str_arg(grantee_principal, "grantee_principal")?,
-                opt_str_arg(marker, "marker")?,
-            )
-        };
+        let (engine, key_id, grant_id, grantee, marker) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+            from_caller!(opt_str_arg(grant_id, "grant_id"))?,
+            from_caller!(opt_str_arg(grantee_principal, "grantee_principal"))?,
+            from_caller!(opt_str_arg(marker, "marker"))?,
+        );
         let out = out_arg(out, "out")?;
         let page = engine.list_grants(key_id, grant_id, grantee, limit_arg(limit), marker)?;
-        // SAFETY: checked by out_arg.
-        unsafe { give_page(out, page, grant_record) }
+        from_caller!(give_page(out, page_of(page, grant_record)?));
+        Ok(())
     })
 }
 
@@ -301,18 +304,15 @@ pub unsafe extern "C" fn kp_list_retirable_grants(
     out: *mut *mut kp_page,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, principal, marker) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(retiring_principal, "retiring_principal")?,
-                opt_str_arg(marker, "marker")?,
-            )
-        };
+        let (engine, principal, marker) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(retiring_principal, "retiring_principal"))?,
+            from_caller!(opt_str_arg(marker, "marker"))?,
+        );
         let out = out_arg(out, "out")?;
         let page = engine.list_retirable_grants(principal, limit_arg(limit), marker)?;
-        // SAFETY: checked by out_arg.
-        unsafe { give_page(out, page, grant_record) }
+        from_caller!(give_page(out, page_of(page, grant_record)?));
+        Ok(())
     })
 }
 
@@ -334,15 +334,12 @@ pub unsafe extern "C" fn kp_retire_grant(
     grant_id: *const c_char,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, token, key_id, grant_id) = unsafe {
-            (
-                engine_arg(engine)?,
-                opt_str_arg(grant_token, "grant_token")?,
-                opt_str_arg(key_id, "key_id")?,
-                opt_str_arg(grant_id, "grant_id")?,
-            )
-        };
+        let (engine, token, key_id, grant_id) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(opt_str_arg(grant_token, "grant_token"))?,
+            from_caller!(opt_str_arg(key_id, "key_id"))?,
+            from_caller!(opt_str_arg(grant_id, "grant_id"))?,
+        );
         Ok(engine.retire_grant(token, key_id, grant_id)?)
     })
 }
@@ -361,14 +358,11 @@ pub unsafe extern "C" fn kp_revoke_grant(
     grant_id: *const c_char,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id, grant_id) = unsafe {
-            (
-                engine_arg(engine)?,
-                str_arg(key_id, "key_id")?,
-                str_arg(grant_id, "grant_id")?,
-            )
-        };
+        let (engine, key_id, grant_id) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+            from_caller!(str_arg(grant_id, "grant_id"))?,
+        );
         Ok(engine.revoke_grant(key_id, grant_id)?)
     })
 }
@@ -393,15 +387,13 @@ pub unsafe extern "C" fn kp_managed_key(
     service: *const c_char,
     out: *mut *mut kp_record,
 ) -> kp_status {
-    guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, service) = unsafe { (engine_arg(engine)?, str_arg(service, "service")?) };
-        let out = out_arg(out, "out")?;
-        let record = metadata_record(&engine.managed_key(service)?)?;
-        // SAFETY: checked by out_arg.
-        unsafe { give_record(out, record) };
-        Ok(())
-    })
+    from_caller!(metadata_call(
+        engine,
+        service,
+        "service",
+        out,
+        kp::Engine::managed_key
+    ))
 }
 
 /// GetKeyLastUsage: the last successful cryptographic use of a key, from the engine's audit
@@ -422,8 +414,10 @@ pub unsafe extern "C" fn kp_get_key_last_usage(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let (engine, key_id) = unsafe { (engine_arg(engine)?, str_arg(key_id, "key_id")?) };
+        let (engine, key_id) = (
+            from_caller!(engine_arg(engine))?,
+            from_caller!(str_arg(key_id, "key_id"))?,
+        );
         let out = out_arg(out, "out")?;
         let usage = engine.get_key_last_usage(key_id)?;
         let last = usage.key_last_usage.as_ref();
@@ -448,8 +442,7 @@ pub unsafe extern "C" fn kp_get_key_last_usage(
                 last.map(|l| l.kms_request_id.as_str()),
             )
             .json(&usage)?;
-        // SAFETY: checked by out_arg.
-        unsafe { give_record(out, record) };
+        from_caller!(give_record(out, record));
         Ok(())
     })
 }

@@ -11,9 +11,11 @@ use std::time::Duration;
 use kp::LockedBytes;
 use kp::{EncryptionContext, Engine, EngineConfig, LockPolicy, ManualClock, Timestamp};
 
-use super::ffi::{guard, guard_value, out_arg, str_arg, write_out, Failure, Outcome};
+use super::caller::from_caller;
+use super::failure::{Failure, Outcome};
+use super::ffi::{guard, guard_value, out_arg, str_arg, write_out};
 use super::status::kp_status;
-use super::store::{engine_on_store, EngineHandle, StoreSettings};
+use super::store_open::{engine_on_store, with_region_stores, StoreSettings};
 use super::KP_MAX_SECRET_BUFFER;
 
 /// The value a freed handle's magic number is overwritten with.
@@ -93,8 +95,7 @@ fn check<H: Handle>(ptr: *const H, what: &str) -> Outcome<()> {
 /// `engine` is NULL or a live handle this library returned, not freed during
 /// `'a`.
 pub unsafe fn engine_of<'a>(engine: *const kp_engine) -> Option<&'a kp::Engine> {
-    // SAFETY: forwarded from the caller.
-    unsafe { handle_ref(engine, "engine") }
+    from_caller!(handle_ref(engine, "engine"))
         .ok()
         .map(|handle| &**handle)
 }
@@ -139,8 +140,7 @@ pub(crate) unsafe fn free_handle<H: Handle>(ptr: *mut H, may_free: impl FnOnce(&
         return;
     }
     let _ = guard(|| {
-        // SAFETY: forwarded from the caller.
-        if !may_free(unsafe { handle_ref(ptr.cast_const(), H::NAME) }?) {
+        if !may_free(from_caller!(handle_ref(ptr.cast_const(), H::NAME))?) {
             return Err(Failure::new(
                 kp_status::InvalidHandle,
                 format!("this {} is not the caller's to free", H::NAME),
@@ -205,8 +205,7 @@ pub unsafe extern "C" fn kp_config_new(out: *mut *mut kp_config) -> kp_status {
     guard(|| {
         let out = out_arg(out, "out")?;
         let handle = into_raw::<kp_config>(ConfigInner::default());
-        // SAFETY: `out` was checked by out_arg.
-        unsafe { write_out(out, handle) };
+        from_caller!(write_out(out, handle));
         Ok(())
     })
 }
@@ -220,8 +219,7 @@ pub unsafe extern "C" fn kp_config_new(out: *mut *mut kp_config) -> kp_status {
 /// `config` is NULL or a handle from `kp_config_new` not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn kp_config_free(config: *mut kp_config) {
-    // SAFETY: forwarded from the caller.
-    unsafe { free_handle(config, |_| true) }
+    from_caller!(free_handle(config, |_: &_| true))
 }
 
 /// Runs `set` on a checked configuration.
@@ -233,8 +231,7 @@ unsafe fn set(
     set: impl FnOnce(&mut ConfigInner) -> Outcome<()>,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let config = unsafe { handle_mut(config, "config") }?;
+        let config = from_caller!(handle_mut(config, "config"))?;
         set(config)
     })
 }
@@ -254,16 +251,13 @@ pub unsafe extern "C" fn kp_config_add_pkcs11_token(
     module_path: *const c_char,
     token_label: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set(config, |c| {
-            let cluster = str_arg(cloud_hsm_cluster_id, "cloud_hsm_cluster_id")?;
-            let module = str_arg(module_path, "module_path")?;
-            let label = str_arg(token_label, "token_label")?;
-            c.pkcs11 = std::mem::take(&mut c.pkcs11).with_token(cluster, module, label);
-            Ok(())
-        })
-    }
+    from_caller!(set(config, |c: &mut ConfigInner| {
+        let cluster = from_caller!(str_arg(cloud_hsm_cluster_id, "cloud_hsm_cluster_id"))?;
+        let module = from_caller!(str_arg(module_path, "module_path"))?;
+        let label = from_caller!(str_arg(token_label, "token_label"))?;
+        c.pkcs11 = std::mem::take(&mut c.pkcs11).with_token(cluster, module, label);
+        Ok(())
+    }))
 }
 
 /// Sets the region that key ARNs carry (checked by `kp_engine_new`).
@@ -278,13 +272,10 @@ pub unsafe extern "C" fn kp_config_set_region(
     config: *mut kp_config,
     region: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set(config, |c| {
-            c.config.region = str_arg(region, "region")?.to_owned();
-            Ok(())
-        })
-    }
+    from_caller!(set(config, |c: &mut ConfigInner| {
+        c.config.region = from_caller!(str_arg(region, "region"))?.to_owned();
+        Ok(())
+    }))
 }
 
 /// Sets the 12-digit account id that key ARNs carry (checked by `kp_engine_new`).
@@ -298,13 +289,10 @@ pub unsafe extern "C" fn kp_config_set_account_id(
     config: *mut kp_config,
     account_id: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set(config, |c| {
-            c.config.account_id = str_arg(account_id, "account_id")?.to_owned();
-            Ok(())
-        })
-    }
+    from_caller!(set(config, |c: &mut ConfigInner| {
+        c.config.account_id = from_caller!(str_arg(account_id, "account_id"))?.to_owned();
+        Ok(())
+    }))
 }
 
 /// Sets the number of threads in the engine's batch worker pool; 0 means one per core.
@@ -318,19 +306,16 @@ pub unsafe extern "C" fn kp_config_set_worker_threads(
     config: *mut kp_config,
     threads: usize,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set(config, |c| {
-            if threads > 4096 {
-                return Err(Failure::new(
-                    kp_status::InvalidLength,
-                    format!("{threads} worker threads is absurd"),
-                ));
-            }
-            c.config.worker_threads = threads;
-            Ok(())
-        })
-    }
+    from_caller!(set(config, |c: &mut ConfigInner| {
+        if threads > 4096 {
+            return Err(Failure::new(
+                kp_status::InvalidLength,
+                format!("{threads} worker threads is absurd"),
+            ));
+        }
+        c.config.worker_threads = threads;
+        Ok(())
+    }))
 }
 
 /// Sets the lock policy, a `kp_lock_policy` value.
@@ -344,22 +329,19 @@ pub unsafe extern "C" fn kp_config_set_lock_policy(
     config: *mut kp_config,
     policy: u32,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set(config, |c| {
-            c.config.lock_policy = match policy {
-                0 => LockPolicy::Require,
-                1 => LockPolicy::Warn,
-                other => {
-                    return Err(Failure::new(
-                        kp_status::InvalidEnumValue,
-                        format!("{other} is not a kp_lock_policy"),
-                    ))
-                }
-            };
-            Ok(())
-        })
-    }
+    from_caller!(set(config, |c: &mut ConfigInner| {
+        c.config.lock_policy = match policy {
+            0 => LockPolicy::Require,
+            1 => LockPolicy::Warn,
+            other => {
+                return Err(Failure::new(
+                    kp_status::InvalidEnumValue,
+                    format!("{other} is not a kp_lock_policy"),
+                ))
+            }
+        };
+        Ok(())
+    }))
 }
 
 /// Sets the largest plaintext Encrypt takes and Decrypt returns: 1024 to 1048576 bytes (checked by
@@ -374,13 +356,10 @@ pub unsafe extern "C" fn kp_config_set_max_plaintext_bytes(
     config: *mut kp_config,
     max: usize,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set(config, |c| {
-            c.config.max_plaintext_bytes = max;
-            Ok(())
-        })
-    }
+    from_caller!(set(config, |c: &mut ConfigInner| {
+        c.config.max_plaintext_bytes = max;
+        Ok(())
+    }))
 }
 
 /// Sets the key quota (CreateKey fails with `KP_STATUS_LIMIT_EXCEEDED` beyond it).
@@ -391,13 +370,10 @@ pub unsafe extern "C" fn kp_config_set_max_plaintext_bytes(
 /// `config` is a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn kp_config_set_max_keys(config: *mut kp_config, max: usize) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set(config, |c| {
-            c.config.max_keys = max;
-            Ok(())
-        })
-    }
+    from_caller!(set(config, |c: &mut ConfigInner| {
+        c.config.max_keys = max;
+        Ok(())
+    }))
 }
 
 /// Sets how many messages one derived data-plane key encrypts before a new one is derived (at
@@ -413,13 +389,10 @@ pub unsafe extern "C" fn kp_config_set_messages_per_derived_key(
     config: *mut kp_config,
     limit: u64,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set(config, |c| {
-            c.config.messages_per_derived_key = limit;
-            Ok(())
-        })
-    }
+    from_caller!(set(config, |c: &mut ConfigInner| {
+        c.config.messages_per_derived_key = limit;
+        Ok(())
+    }))
 }
 
 /// Runs due deletions and rotations on a background thread every `interval_ms` milliseconds, and
@@ -438,14 +411,10 @@ pub unsafe extern "C" fn kp_config_set_scheduler_interval_ms(
     config: *mut kp_config,
     interval_ms: u64,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set(config, |c| {
-            c.config.scheduler_interval =
-                (interval_ms > 0).then(|| Duration::from_millis(interval_ms));
-            Ok(())
-        })
-    }
+    from_caller!(set(config, |c: &mut ConfigInner| {
+        c.config.scheduler_interval = (interval_ms > 0).then(|| Duration::from_millis(interval_ms));
+        Ok(())
+    }))
 }
 
 /// The staleness bound, fail closed (docs/store.md, "Sharing a store"): once this engine could
@@ -464,13 +433,10 @@ pub unsafe extern "C" fn kp_config_set_max_staleness_ms(
     config: *mut kp_config,
     bound_ms: u64,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set(config, |c| {
-            c.config.max_staleness = (bound_ms > 0).then(|| Duration::from_millis(bound_ms));
-            Ok(())
-        })
-    }
+    from_caller!(set(config, |c: &mut ConfigInner| {
+        c.config.max_staleness = (bound_ms > 0).then(|| Duration::from_millis(bound_ms));
+        Ok(())
+    }))
 }
 
 /// Makes engines built from this configuration read time from `clock` instead of the system
@@ -487,17 +453,14 @@ pub unsafe extern "C" fn kp_config_set_manual_clock(
     config: *mut kp_config,
     clock: *const kp_manual_clock,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set(config, |c| {
-            c.clock = if clock.is_null() {
-                None
-            } else {
-                Some(Arc::clone(handle_ref(clock, "clock")?))
-            };
-            Ok(())
-        })
-    }
+    from_caller!(set(config, |c: &mut ConfigInner| {
+        c.clock = if clock.is_null() {
+            None
+        } else {
+            Some(Arc::clone(from_caller!(handle_ref(clock, "clock"))?))
+        };
+        Ok(())
+    }))
 }
 
 // ---- kp_manual_clock ---------------------------------------------------------------------------
@@ -523,8 +486,7 @@ pub unsafe extern "C" fn kp_manual_clock_new(
     guard(|| {
         let out = out_arg(out, "out")?;
         let handle = into_raw::<kp_manual_clock>(Arc::new(ManualClock::new(Timestamp(start_ms))));
-        // SAFETY: checked by out_arg.
-        unsafe { write_out(out, handle) };
+        from_caller!(write_out(out, handle));
         Ok(())
     })
 }
@@ -541,8 +503,7 @@ pub unsafe extern "C" fn kp_manual_clock_advance_ms(
     ms: u64,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let clock = unsafe { handle_ref(clock, "clock") }?;
+        let clock = from_caller!(handle_ref(clock, "clock"))?;
         clock.advance(Duration::from_millis(ms));
         Ok(())
     })
@@ -557,8 +518,7 @@ pub unsafe extern "C" fn kp_manual_clock_advance_ms(
 #[no_mangle]
 pub unsafe extern "C" fn kp_manual_clock_now_ms(clock: *const kp_manual_clock) -> i64 {
     guard_value(0, || {
-        // SAFETY: forwarded from the caller.
-        let clock = unsafe { handle_ref(clock, "clock") }?;
+        let clock = from_caller!(handle_ref(clock, "clock"))?;
         Ok(kp::Clock::now(clock.as_ref()).0)
     })
 }
@@ -572,8 +532,7 @@ pub unsafe extern "C" fn kp_manual_clock_now_ms(clock: *const kp_manual_clock) -
 /// `clock` is NULL or a handle from `kp_manual_clock_new` not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn kp_manual_clock_free(clock: *mut kp_manual_clock) {
-    // SAFETY: forwarded from the caller.
-    unsafe { free_handle(clock, |_| true) }
+    from_caller!(free_handle(clock, |_: &_| true))
 }
 
 // ---- kp_engine ---------------------------------------------------------------------------------
@@ -584,6 +543,43 @@ pub struct kp_engine {
     _private: [u8; 0],
 }
 handle!(kp_engine, EngineHandle, 0x6b70_656e_6769_6e65);
+
+/// What a `kp_engine` handle holds: the engine and, while the audit log takes one writing process
+/// at a time, its lock (shared by every handle of the engine, released with the last).
+pub(crate) struct EngineHandle {
+    // Field order is drop order: the engine (and its log) first, the lock last.
+    pub(crate) engine: Engine,
+    lock: Option<Arc<keyplane_store_address::audit::AuditLock>>,
+}
+
+impl EngineHandle {
+    pub(crate) fn new(engine: Engine) -> Self {
+        EngineHandle { engine, lock: None }
+    }
+
+    pub(crate) fn from_store_engine(engine: keyplane_store_address::StoreEngine) -> Self {
+        let (engine, lock) = engine.into_parts();
+        EngineHandle {
+            engine,
+            lock: lock.map(Arc::new),
+        }
+    }
+
+    /// Another handle to the same engine (for another caller), keeping the lock alive.
+    pub(crate) fn with_engine(&self, engine: Engine) -> Self {
+        EngineHandle {
+            engine,
+            lock: self.lock.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for EngineHandle {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
 
 /// Starts an engine with `config`'s settings (NULL: the defaults). Its keys live in the store
 /// `kp_config_set_store` (or `kp_config_from_env`) names, opened now and created if missing unless
@@ -613,8 +609,7 @@ pub unsafe extern "C" fn kp_engine_new(
         let mut builder = Engine::builder();
         let mut durable = None;
         if !config.is_null() {
-            // SAFETY: forwarded from the caller.
-            let config = unsafe { handle_ref(config, "config") }?;
+            let config = from_caller!(handle_ref(config, "config"))?;
             builder = builder.config(config.config.clone());
             if let Some(clock) = &config.clock {
                 builder = builder.clock(Arc::clone(clock) as Arc<dyn kp::Clock>);
@@ -641,11 +636,7 @@ pub unsafe extern "C" fn kp_engine_new(
                 kp::CustomKeyStoreType::ExternalKeyStore,
                 Arc::new(keyplane_xks::XksBackend::new(xks)),
             );
-            builder = super::store::with_region_stores(
-                &config.store,
-                builder,
-                config.config.lock_policy,
-            )?;
+            builder = with_region_stores(&config.store, builder, config.config.lock_policy)?;
             // A durable store (SQLite, PostgreSQL) opens through the store address; `memory:`
             // and no address start the engine in memory.
             if let Some(address) = config.store.address.as_ref().filter(|a| a.is_durable()) {
@@ -664,8 +655,7 @@ pub unsafe extern "C" fn kp_engine_new(
             None => EngineHandle::new(builder.build()?),
         };
         let handle = into_raw::<kp_engine>(engine);
-        // SAFETY: checked by out_arg.
-        unsafe { write_out(out, handle) };
+        from_caller!(write_out(out, handle));
         Ok(())
     })
 }
@@ -681,8 +671,7 @@ pub unsafe extern "C" fn kp_engine_new(
 /// `engine` is NULL or a handle from `kp_engine_new` not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn kp_engine_free(engine: *mut kp_engine) {
-    // SAFETY: forwarded from the caller.
-    unsafe { free_handle(engine, |_| true) }
+    from_caller!(free_handle(engine, |_: &_| true))
 }
 
 /// Threads in the engine's batch worker pool; 0 for an invalid handle.
@@ -694,8 +683,7 @@ pub unsafe extern "C" fn kp_engine_free(engine: *mut kp_engine) {
 #[no_mangle]
 pub unsafe extern "C" fn kp_engine_worker_threads(engine: *const kp_engine) -> usize {
     guard_value(0, || {
-        // SAFETY: forwarded from the caller.
-        Ok(unsafe { handle_ref(engine, "engine") }?.worker_threads())
+        Ok(from_caller!(handle_ref(engine, "engine"))?.worker_threads())
     })
 }
 
@@ -708,8 +696,7 @@ pub unsafe extern "C" fn kp_engine_worker_threads(engine: *const kp_engine) -> u
 #[no_mangle]
 pub unsafe extern "C" fn kp_engine_max_plaintext_bytes(engine: *const kp_engine) -> usize {
     guard_value(0, || {
-        // SAFETY: forwarded from the caller.
-        Ok(unsafe { handle_ref(engine, "engine") }?
+        Ok(from_caller!(handle_ref(engine, "engine"))?
             .config()
             .max_plaintext_bytes)
     })
@@ -725,8 +712,7 @@ pub unsafe extern "C" fn kp_engine_max_plaintext_bytes(engine: *const kp_engine)
 #[no_mangle]
 pub unsafe extern "C" fn kp_engine_run_due_tasks(engine: *const kp_engine) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let engine = unsafe { handle_ref(engine, "engine") }?;
+        let engine = from_caller!(handle_ref(engine, "engine"))?;
         Ok(engine.run_due_tasks()?)
     })
 }
@@ -752,8 +738,7 @@ pub unsafe extern "C" fn kp_context_new(out: *mut *mut kp_context) -> kp_status 
     guard(|| {
         let out = out_arg(out, "out")?;
         let handle = into_raw::<kp_context>(EncryptionContext::new());
-        // SAFETY: checked by out_arg.
-        unsafe { write_out(out, handle) };
+        from_caller!(write_out(out, handle));
         Ok(())
     })
 }
@@ -773,10 +758,11 @@ pub unsafe extern "C" fn kp_context_add(
     value: *const c_char,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let context = unsafe { handle_mut(context, "context") }?;
-        // SAFETY: forwarded from the caller.
-        let (key, value) = unsafe { (str_arg(key, "key")?, str_arg(value, "value")?) };
+        let context = from_caller!(handle_mut(context, "context"))?;
+        let (key, value) = (
+            from_caller!(str_arg(key, "key"))?,
+            from_caller!(str_arg(value, "value"))?,
+        );
         context.insert(key.to_owned(), value.to_owned());
         Ok(())
     })
@@ -790,10 +776,10 @@ pub unsafe extern "C" fn kp_context_add(
 /// `context` is a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn kp_context_len(context: *const kp_context) -> usize {
-    guard_value(0, || {
-        // SAFETY: forwarded from the caller.
-        Ok(unsafe { handle_ref(context, "context") }?.len())
-    })
+    guard_value(
+        0,
+        || Ok(from_caller!(handle_ref(context, "context"))?.len()),
+    )
 }
 
 /// Frees a context. NULL is ignored.
@@ -804,8 +790,7 @@ pub unsafe extern "C" fn kp_context_len(context: *const kp_context) -> usize {
 /// `context` is NULL or a handle from `kp_context_new` not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn kp_context_free(context: *mut kp_context) {
-    // SAFETY: forwarded from the caller.
-    unsafe { free_handle(context, |_| true) }
+    from_caller!(free_handle(context, |_: &_| true))
 }
 
 /// An encryption context argument: NULL is none.
@@ -819,8 +804,7 @@ pub(crate) unsafe fn context_arg<'a>(
     if ptr.is_null() {
         return Ok(None);
     }
-    // SAFETY: forwarded from the caller.
-    Ok(Some(unsafe { handle_ref(ptr, what) }?))
+    Ok(Some(from_caller!(handle_ref(ptr, what))?))
 }
 
 // ---- kp_secret_buffer --------------------------------------------------------------------------
@@ -849,8 +833,7 @@ pub unsafe extern "C" fn kp_secret_buffer_new(
     out: *mut *mut kp_secret_buffer,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let engine = unsafe { handle_ref(engine, "engine") }?;
+        let engine = from_caller!(handle_ref(engine, "engine"))?;
         let out = out_arg(out, "out")?;
         if len == 0 || len > KP_MAX_SECRET_BUFFER {
             return Err(Failure::new(
@@ -859,8 +842,7 @@ pub unsafe extern "C" fn kp_secret_buffer_new(
             ));
         }
         let handle = new_secret_buffer(engine, len)?;
-        // SAFETY: checked by out_arg.
-        unsafe { write_out(out, handle) };
+        from_caller!(write_out(out, handle));
         Ok(())
     })
 }
@@ -881,8 +863,7 @@ pub(crate) fn new_secret_buffer(engine: &Engine, len: usize) -> Outcome<*mut kp_
 #[no_mangle]
 pub unsafe extern "C" fn kp_secret_buffer_data(buffer: *mut kp_secret_buffer) -> *mut u8 {
     guard_value(std::ptr::null_mut(), || {
-        // SAFETY: forwarded from the caller.
-        let buffer = unsafe { handle_mut(buffer, "buffer") }?;
+        let buffer = from_caller!(handle_mut(buffer, "buffer"))?;
         Ok(buffer.expose_mut(kp::SecretAccess::granted()).as_mut_ptr())
     })
 }
@@ -895,10 +876,7 @@ pub unsafe extern "C" fn kp_secret_buffer_data(buffer: *mut kp_secret_buffer) ->
 /// `buffer` is a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn kp_secret_buffer_len(buffer: *const kp_secret_buffer) -> usize {
-    guard_value(0, || {
-        // SAFETY: forwarded from the caller.
-        Ok(unsafe { handle_ref(buffer, "buffer") }?.len())
-    })
+    guard_value(0, || Ok(from_caller!(handle_ref(buffer, "buffer"))?.len()))
 }
 
 /// Zeroes and frees a secret buffer. NULL is ignored.
@@ -910,6 +888,5 @@ pub unsafe extern "C" fn kp_secret_buffer_len(buffer: *const kp_secret_buffer) -
 /// `buffer` is NULL or a handle this library returned, not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn kp_secret_buffer_free(buffer: *mut kp_secret_buffer) {
-    // SAFETY: forwarded from the caller. LockedBytes zeroes its memory when dropped.
-    unsafe { free_handle(buffer, |_| true) }
+    from_caller!(free_handle(buffer, |_: &_| true))
 }

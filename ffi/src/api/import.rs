@@ -8,6 +8,7 @@ use std::ffi::c_char;
 use kp::{ExpirationModel, ImportKeyMaterialRequest, ImportType, Timestamp};
 
 use super::asymmetric::{single_out, status_code};
+use super::caller::from_caller;
 use super::control::{engine_arg, parse_opt};
 use super::data::{fill, kp_out};
 use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, str_arg};
@@ -47,50 +48,51 @@ pub unsafe extern "C" fn kp_get_parameters_for_import(
     info: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let [pk, pk_data] = out_spans(public_key, "public_key", "public_key->data");
-            let [tok, tok_data] = out_spans(import_token, "import_token", "import_token->data");
-            refuse_overlap(&mut [pk, pk_data, tok, tok_data, Span::output_of(info, "info")])?;
-            let key_id = str_arg(key_id, "key_id")?;
-            let algorithm = str_arg(wrapping_algorithm, "wrapping_algorithm")?.parse()?;
-            let spec = str_arg(wrapping_key_spec, "wrapping_key_spec")?.parse()?;
-            let pk = single_out(public_key, "public_key")?;
-            let tok = single_out(import_token, "import_token")?;
-            if !info.is_null() {
-                out_arg(info, "info")?;
-            }
-            let outcome = engine
-                .get_parameters_for_import(key_id, algorithm, spec)
-                .map_err(Into::into)
-                .and_then(|r| {
-                    let first = fill(pk, &r.public_key);
-                    pk.status = status_code(&first);
-                    let second = fill(tok, &r.import_token);
-                    tok.status = status_code(&second);
-                    first?;
-                    second?;
-                    let json = serde_json::json!({
-                        "KeyId": r.key_id,
-                        "ParametersValidTo": r.parameters_valid_to.as_epoch_seconds(),
-                    });
-                    let record = Record::new()
-                        .str(kp_field::KeyId, &r.key_id)
-                        .int(kp_field::ParametersValidTo, r.parameters_valid_to.0)
-                        .json(&json)?;
-                    give_opt_record(info, || record)
-                });
-            if let Err(failure) = &outcome {
-                if pk.status == kp_status::Ok as u32 && pk.len == 0 {
-                    pk.status = failure.status as u32;
-                }
-                if tok.status == kp_status::Ok as u32 && tok.len == 0 {
-                    tok.status = failure.status as u32;
-                }
-            }
-            outcome
+        let engine = from_caller!(engine_arg(engine))?;
+        let [pk, pk_data] = from_caller!(out_spans(public_key, "public_key", "public_key->data"));
+        let [tok, tok_data] = from_caller!(out_spans(
+            import_token,
+            "import_token",
+            "import_token->data"
+        ));
+        refuse_overlap(&mut [pk, pk_data, tok, tok_data, Span::output_of(info, "info")])?;
+        let key_id = from_caller!(str_arg(key_id, "key_id"))?;
+        let algorithm = from_caller!(str_arg(wrapping_algorithm, "wrapping_algorithm"))?.parse()?;
+        let spec = from_caller!(str_arg(wrapping_key_spec, "wrapping_key_spec"))?.parse()?;
+        let pk = from_caller!(single_out(public_key, "public_key"))?;
+        let tok = from_caller!(single_out(import_token, "import_token"))?;
+        if !info.is_null() {
+            out_arg(info, "info")?;
         }
+        let outcome = engine
+            .get_parameters_for_import(key_id, algorithm, spec)
+            .map_err(Into::into)
+            .and_then(|r| {
+                let first = from_caller!(fill(&mut *pk, &r.public_key));
+                pk.status = status_code(&first);
+                let second = from_caller!(fill(&mut *tok, &r.import_token));
+                tok.status = status_code(&second);
+                first?;
+                second?;
+                let json = serde_json::json!({
+                    "KeyId": r.key_id,
+                    "ParametersValidTo": r.parameters_valid_to.as_epoch_seconds(),
+                });
+                let record = Record::new()
+                    .str(kp_field::KeyId, &r.key_id)
+                    .int(kp_field::ParametersValidTo, r.parameters_valid_to.0)
+                    .json(&json)?;
+                from_caller!(give_opt_record(info, || record))
+            });
+        if let Err(failure) = &outcome {
+            if pk.status == kp_status::Ok as u32 && pk.len == 0 {
+                pk.status = failure.status as u32;
+            }
+            if tok.status == kp_status::Ok as u32 && tok.len == 0 {
+                tok.status = failure.status as u32;
+            }
+        }
+        outcome
     })
 }
 
@@ -126,40 +128,40 @@ pub unsafe extern "C" fn kp_import_key_material(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let key_id = str_arg(key_id, "key_id")?;
-            let token = bytes_arg(import_token, import_token_len, "import_token")?;
-            let material = bytes_arg(
-                encrypted_key_material,
-                encrypted_key_material_len,
-                "encrypted_key_material",
-            )?;
-            let expiration_model =
-                parse_opt::<ExpirationModel>(expiration_model, "expiration_model")?;
-            let import_type = parse_opt::<ImportType>(import_type, "import_type")?;
-            let description = opt_str_arg(key_material_description, "key_material_description")?;
-            let material_id = opt_str_arg(key_material_id, "key_material_id")?;
-            if !out.is_null() {
-                out_arg(out, "out")?;
-            }
-            let response = engine.import_key_material(&ImportKeyMaterialRequest {
-                key_id,
-                import_token: token,
-                encrypted_key_material: material,
-                valid_to: (valid_to != 0).then_some(Timestamp(valid_to)),
-                expiration_model,
-                import_type,
-                key_material_description: description,
-                key_material_id: material_id,
-            })?;
-            let record = Record::new()
-                .str(kp_field::KeyId, &response.key_id)
-                .str(kp_field::KeyMaterialId, &response.key_material_id)
-                .json(&response)?;
-            give_opt_record(out, || record)
+        let engine = from_caller!(engine_arg(engine))?;
+        let key_id = from_caller!(str_arg(key_id, "key_id"))?;
+        let token = from_caller!(bytes_arg(import_token, import_token_len, "import_token"))?;
+        let material = from_caller!(bytes_arg(
+            encrypted_key_material,
+            encrypted_key_material_len,
+            "encrypted_key_material",
+        ))?;
+        let expiration_model: Option<ExpirationModel> =
+            from_caller!(parse_opt(expiration_model, "expiration_model"))?;
+        let import_type: Option<ImportType> = from_caller!(parse_opt(import_type, "import_type"))?;
+        let description = from_caller!(opt_str_arg(
+            key_material_description,
+            "key_material_description"
+        ))?;
+        let material_id = from_caller!(opt_str_arg(key_material_id, "key_material_id"))?;
+        if !out.is_null() {
+            out_arg(out, "out")?;
         }
+        let response = engine.import_key_material(&ImportKeyMaterialRequest {
+            key_id,
+            import_token: token,
+            encrypted_key_material: material,
+            valid_to: (valid_to != 0).then_some(Timestamp(valid_to)),
+            expiration_model,
+            import_type,
+            key_material_description: description,
+            key_material_id: material_id,
+        })?;
+        let record = Record::new()
+            .str(kp_field::KeyId, &response.key_id)
+            .str(kp_field::KeyMaterialId, &response.key_material_id)
+            .json(&response)?;
+        from_caller!(give_opt_record(out, || record))
     })
 }
 
@@ -182,20 +184,17 @@ pub unsafe extern "C" fn kp_delete_imported_key_material(
     out: *mut *mut kp_record,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller (for every unsafe call in this block).
-        unsafe {
-            let engine = engine_arg(engine)?;
-            let key_id = str_arg(key_id, "key_id")?;
-            let material_id = opt_str_arg(key_material_id, "key_material_id")?;
-            if !out.is_null() {
-                out_arg(out, "out")?;
-            }
-            let response = engine.delete_imported_key_material(key_id, material_id)?;
-            let record = Record::new()
-                .str(kp_field::KeyId, &response.key_id)
-                .str(kp_field::KeyMaterialId, &response.key_material_id)
-                .json(&response)?;
-            give_opt_record(out, || record)
+        let engine = from_caller!(engine_arg(engine))?;
+        let key_id = from_caller!(str_arg(key_id, "key_id"))?;
+        let material_id = from_caller!(opt_str_arg(key_material_id, "key_material_id"))?;
+        if !out.is_null() {
+            out_arg(out, "out")?;
         }
+        let response = engine.delete_imported_key_material(key_id, material_id)?;
+        let record = Record::new()
+            .str(kp_field::KeyId, &response.key_id)
+            .str(kp_field::KeyMaterialId, &response.key_material_id)
+            .json(&response)?;
+        from_caller!(give_opt_record(out, || record))
     })
 }

@@ -8,10 +8,12 @@
 pub mod access;
 pub mod asymmetric;
 pub mod audit;
+mod caller;
 pub mod control;
 pub mod custom_key_stores;
 pub mod data;
 pub mod envelope;
+mod failure;
 pub mod ffi;
 pub mod grants;
 pub mod handles;
@@ -20,8 +22,14 @@ mod overlap;
 pub mod record;
 pub mod status;
 pub mod store;
+mod store_open;
+#[cfg(test)]
+mod test_support;
 
 use std::ffi::c_char;
+
+use caller::from_caller;
+use ffi::bytes_arg;
 
 /// Major version of libkeyplane (matches the crate version in Cargo).
 pub const KP_VERSION_MAJOR: u32 = 0;
@@ -197,8 +205,7 @@ pub unsafe extern "C" fn kp_blob_plaintext_len(
     ciphertext_len: usize,
 ) -> usize {
     ffi::guard_value(0, || {
-        // SAFETY: forwarded from the caller.
-        let blob = unsafe { ffi::bytes_arg(ciphertext, ciphertext_len, "ciphertext") }?;
+        let blob = from_caller!(bytes_arg(ciphertext, ciphertext_len, "ciphertext"))?;
         Ok(kp::ciphertext::plaintext_len_of(blob).unwrap_or(0))
     })
 }

@@ -11,8 +11,7 @@
 //! Each export adds one call: [`refuse_overlap`] with its arguments' [`Span`]s (a `kp_out`
 //! argument gives two, [`out_spans`]), or [`refuse_batch_overlap`] for a batch.
 
-use super::data::kp_out;
-use super::ffi::{Failure, Outcome};
+use super::failure::{Failure, Outcome};
 use super::status::kp_status;
 use super::{KP_MAX_BATCH_ITEMS, KP_MAX_LENGTH};
 
@@ -172,38 +171,33 @@ pub(crate) fn refuse_overlap(spans: &mut [Span]) -> Outcome<()> {
     Ok(())
 }
 
-/// The spans of a `kp_out` argument: the struct itself and the buffer it points to (named
-/// `what` and `data`), both outputs. The `kp_out` is read by value when it is not NULL and aligned
-/// (else both spans are empty, and the argument check that follows refuses it).
+/// The spans of an output argument such as a `kp_out`: the struct itself and the buffer it points
+/// to (named `what` and `data`), both outputs. The struct is read by value when it is not NULL
+/// and aligned (else both spans are empty, and the argument check that follows refuses it).
 ///
 /// # Safety
-/// `out` is NULL, misaligned, or points to a readable `kp_out`.
-pub(crate) unsafe fn out_spans(
-    out: *const kp_out,
+/// `out` is NULL, misaligned, or points to a readable `O`.
+pub(crate) unsafe fn out_spans<O: OutputSlot>(
+    out: *const O,
     what: &'static str,
     data: &'static str,
 ) -> [Span; 2] {
     if out.is_null() || !out.is_aligned() {
         return [Span::output(std::ptr::null(), 0, what); 2];
     }
-    // SAFETY: not NULL, aligned, and the caller promises a readable kp_out; read by value.
-    let value = unsafe { out.read() };
+    // SAFETY: not NULL, aligned, and the caller promises a readable `O`; read by value.
+    let (buffer, capacity) = unsafe { out.read() }.buffer();
     [
         Span::output_of(out, what),
-        Span::output(value.data, value.capacity, data),
+        Span::output(buffer, capacity, data),
     ]
 }
 
-/// A batch output slot: a `kp_out` (its buffer) or a status (none).
+/// An output slot: a `kp_out` (its buffer; implemented beside it) or a batch item's status
+/// (none).
 pub(crate) trait OutputSlot: Copy {
     /// The bytes the slot's output goes to, if any.
     fn buffer(&self) -> (*const u8, usize);
-}
-
-impl OutputSlot for kp_out {
-    fn buffer(&self) -> (*const u8, usize) {
-        (self.data, self.capacity)
-    }
 }
 
 impl OutputSlot for u32 {
@@ -244,93 +238,6 @@ pub(crate) unsafe fn refuse_batch_overlap<I, O: OutputSlot, const N: usize>(
         spans.push(Span::item_output(ptr, len, i, array));
     }
     refuse_overlap(&mut spans)
-}
-
-/// For the exports' tests: collects the calls that were not refused as overlapping (or whose
-/// message does not name both arguments), so that one run lists them all.
-#[cfg(test)]
-#[derive(Default)]
-pub(crate) struct Refusals {
-    missed: Vec<String>,
-}
-
-#[cfg(test)]
-impl Refusals {
-    /// `status` of `call` must be `KP_STATUS_OVERLAPPING_BUFFERS`, its message naming `names`.
-    pub(crate) fn check(&mut self, call: &str, status: kp_status, names: &[&str]) {
-        if status != kp_status::OverlappingBuffers {
-            self.missed.push(format!("{call}: {status:?}"));
-            return;
-        }
-        let mut buf = [0 as std::ffi::c_char; 512];
-        // SAFETY: a writable buffer of its length; the length out-pointer is optional.
-        let read = unsafe {
-            super::ffi::kp_last_error_message(buf.as_mut_ptr(), buf.len(), std::ptr::null_mut())
-        };
-        assert_eq!(read, kp_status::Ok);
-        // SAFETY: NUL-terminated by the call.
-        let message = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
-        for name in names {
-            if !message.contains(name) {
-                self.missed
-                    .push(format!("{call}: {message:?} does not name {name}"));
-            }
-        }
-    }
-
-    pub(crate) fn finish(self) {
-        assert!(self.missed.is_empty(), "not refused: {:#?}", self.missed);
-    }
-}
-
-/// 1024 aligned bytes holding a known pattern, for the overlap tests of every export family:
-/// each test's buffers lie in it, and a refused call must leave it unchanged.
-#[cfg(test)]
-pub(crate) struct Arena {
-    words: Vec<u64>,
-    snapshot: Vec<u64>,
-    base: *mut u8,
-}
-
-#[cfg(test)]
-impl Arena {
-    pub(crate) fn new() -> Self {
-        let mut words = vec![0u64; 128];
-        let base = words.as_mut_ptr().cast::<u8>();
-        // SAFETY: the 1024 bytes of `words`.
-        unsafe { std::slice::from_raw_parts_mut(base, 1024) }
-            .iter_mut()
-            .enumerate()
-            .for_each(|(i, b)| *b = i as u8);
-        let snapshot = words.clone();
-        Arena {
-            words,
-            snapshot,
-            base,
-        }
-    }
-
-    /// The arena's byte at `offset` (not checked: tests point past it on purpose).
-    pub(crate) fn at(&self, offset: usize) -> *mut u8 {
-        self.base.wrapping_add(offset)
-    }
-
-    /// An output of `capacity` bytes at `offset`, not yet written.
-    pub(crate) fn out(&self, offset: usize, capacity: usize) -> kp_out {
-        kp_out {
-            data: self.at(offset),
-            capacity,
-            len: 0,
-            status: u32::MAX,
-        }
-    }
-
-    pub(crate) fn assert_unchanged(&self) {
-        assert!(
-            self.words == self.snapshot,
-            "a refused call wrote into the arena"
-        );
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 
 use std::ffi::{c_char, CString};
 
-use super::ffi::{guard_value, out_arg, write_out, Failure, Outcome};
+use super::caller::from_caller;
+use super::failure::{Failure, Outcome};
+use super::ffi::{guard_value, out_arg, write_out, OutPtr};
 use super::handles::{free_handle, handle, handle_ref, into_raw, Tagged};
 use super::status::kp_status;
 
@@ -273,10 +275,9 @@ impl Record {
 /// Hands a record to the caller through `out`.
 ///
 /// # Safety
-/// `out` is a pointer checked with `out_arg`.
-pub(crate) unsafe fn give_record(out: *mut *mut kp_record, record: Record) {
-    // SAFETY: forwarded from the caller.
-    unsafe { write_out(out, into_raw::<kp_record>(record)) }
+/// As [`write_out`].
+pub(crate) unsafe fn give_record(out: OutPtr<*mut kp_record>, record: Record) {
+    from_caller!(write_out(out, into_raw::<kp_record>(record)))
 }
 
 /// Hands a record to the caller through an optional `out` (NULL: the record is dropped).
@@ -291,8 +292,7 @@ pub(crate) unsafe fn give_opt_record(
         return Ok(());
     }
     let out = out_arg(out, "out")?;
-    // SAFETY: checked by out_arg.
-    unsafe { give_record(out, record()) };
+    from_caller!(give_record(out, record()));
     Ok(())
 }
 
@@ -307,8 +307,7 @@ pub(crate) unsafe fn give_opt_record(
 #[no_mangle]
 pub unsafe extern "C" fn kp_record_string(record: *const kp_record, field: u32) -> *const c_char {
     guard_value(std::ptr::null(), || {
-        // SAFETY: forwarded from the caller.
-        let record = unsafe { handle_ref(record, "record") }?;
+        let record = from_caller!(handle_ref(record, "record"))?;
         Ok(match record.get(field) {
             Some(Value::Str(s)) => s.as_ptr(),
             _ => std::ptr::null(),
@@ -332,13 +331,11 @@ pub unsafe extern "C" fn kp_record_int(
     out: *mut i64,
 ) -> bool {
     guard_value(false, || {
-        // SAFETY: forwarded from the caller.
-        let record = unsafe { handle_ref(record, "record") }?;
+        let record = from_caller!(handle_ref(record, "record"))?;
         let out = out_arg(out, "out")?;
         match record.get(field) {
             Some(Value::Int(v)) => {
-                // SAFETY: checked by out_arg.
-                unsafe { write_out(out, *v) };
+                from_caller!(write_out(out, *v));
                 Ok(true)
             }
             _ => Ok(false),
@@ -360,13 +357,11 @@ pub unsafe extern "C" fn kp_record_bool(
     out: *mut bool,
 ) -> bool {
     guard_value(false, || {
-        // SAFETY: forwarded from the caller.
-        let record = unsafe { handle_ref(record, "record") }?;
+        let record = from_caller!(handle_ref(record, "record"))?;
         let out = out_arg(out, "out")?;
         match record.get(field) {
             Some(Value::Bool(v)) => {
-                // SAFETY: checked by out_arg.
-                unsafe { write_out(out, *v) };
+                from_caller!(write_out(out, *v));
                 Ok(true)
             }
             _ => Ok(false),
@@ -383,8 +378,7 @@ pub unsafe extern "C" fn kp_record_bool(
 /// `record` is NULL or a handle this library returned, not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn kp_record_free(record: *mut kp_record) {
-    // SAFETY: forwarded from the caller.
-    unsafe { free_handle(record, |r| r.owned) }
+    from_caller!(free_handle(record, |r: &Record| r.owned))
 }
 
 /// One page of a List call: records in order, and a marker for the next page. Immutable: any
@@ -401,15 +395,12 @@ pub(crate) struct Page {
     truncated: bool,
 }
 
-/// Hands a page to the caller.
-///
-/// # Safety
-/// `out` is a pointer checked with `out_arg`.
-pub(crate) unsafe fn give_page<T>(
-    out: *mut *mut kp_page,
+/// A page of a List call's answer, each item as the record `record` makes of it, for
+/// [`give_page`].
+pub(crate) fn page_of<T>(
     page: kp::Page<T>,
     record: impl Fn(T) -> Outcome<Record>,
-) -> Outcome<()> {
+) -> Outcome<Page> {
     let items = page
         .items
         .into_iter()
@@ -420,14 +411,19 @@ pub(crate) unsafe fn give_page<T>(
             })
         })
         .collect::<Outcome<Vec<_>>>()?;
-    let handle = into_raw::<kp_page>(Page {
+    Ok(Page {
         items,
         next_marker: page.next_marker.as_deref().map(cstring),
         truncated: page.truncated,
-    });
-    // SAFETY: forwarded from the caller.
-    unsafe { write_out(out, handle) };
-    Ok(())
+    })
+}
+
+/// Hands a page to the caller through `out`.
+///
+/// # Safety
+/// As [`write_out`].
+pub(crate) unsafe fn give_page(out: OutPtr<*mut kp_page>, page: Page) {
+    from_caller!(write_out(out, into_raw::<kp_page>(page)));
 }
 
 /// Number of records on the page; 0 for an invalid handle.
@@ -439,8 +435,7 @@ pub(crate) unsafe fn give_page<T>(
 #[no_mangle]
 pub unsafe extern "C" fn kp_page_len(page: *const kp_page) -> usize {
     guard_value(0, || {
-        // SAFETY: forwarded from the caller.
-        Ok(unsafe { handle_ref(page, "page") }?.items.len())
+        Ok(from_caller!(handle_ref(page, "page"))?.items.len())
     })
 }
 
@@ -454,8 +449,7 @@ pub unsafe extern "C" fn kp_page_len(page: *const kp_page) -> usize {
 #[no_mangle]
 pub unsafe extern "C" fn kp_page_item(page: *const kp_page, index: usize) -> *const kp_record {
     guard_value(std::ptr::null(), || {
-        // SAFETY: forwarded from the caller.
-        let page = unsafe { handle_ref(page, "page") }?;
+        let page = from_caller!(handle_ref(page, "page"))?;
         Ok(page.items.get(index).map_or(std::ptr::null(), |r| {
             (r as *const Tagged<Record>).cast::<kp_record>()
         }))
@@ -471,8 +465,7 @@ pub unsafe extern "C" fn kp_page_item(page: *const kp_page, index: usize) -> *co
 #[no_mangle]
 pub unsafe extern "C" fn kp_page_truncated(page: *const kp_page) -> bool {
     guard_value(false, || {
-        // SAFETY: forwarded from the caller.
-        Ok(unsafe { handle_ref(page, "page") }?.truncated)
+        Ok(from_caller!(handle_ref(page, "page"))?.truncated)
     })
 }
 
@@ -485,8 +478,7 @@ pub unsafe extern "C" fn kp_page_truncated(page: *const kp_page) -> bool {
 #[no_mangle]
 pub unsafe extern "C" fn kp_page_next_marker(page: *const kp_page) -> *const c_char {
     guard_value(std::ptr::null(), || {
-        // SAFETY: forwarded from the caller.
-        let page = unsafe { handle_ref(page, "page") }?;
+        let page = from_caller!(handle_ref(page, "page"))?;
         Ok(page
             .next_marker
             .as_ref()
@@ -502,6 +494,5 @@ pub unsafe extern "C" fn kp_page_next_marker(page: *const kp_page) -> *const c_c
 /// `page` is NULL or a handle this library returned, not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn kp_page_free(page: *mut kp_page) {
-    // SAFETY: forwarded from the caller.
-    unsafe { free_handle(page, |_| true) }
+    from_caller!(free_handle(page, |_: &_| true))
 }

@@ -9,18 +9,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyplane_sqlite::root_key::{CallbackProvider, RootKey, RootKeyProvider};
-use keyplane_store_address::{
-    open, AuditOptions, OpenError, OpenOptions, RootKeySource, StoreAddress, StoreEngine,
-};
+use keyplane_store_address::{AuditOptions, StoreAddress};
 use kp::audit::Durability;
-use kp::LockedBytes;
-use kp::{Engine, EngineBuilder};
 use zeroize::Zeroizing;
 
-use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, str_arg, write_out, Failure, Outcome};
+use super::caller::from_caller;
+use super::failure::{Failure, Outcome};
+use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, str_arg, write_out};
 use super::handles::{handle_mut, into_raw, kp_config, ConfigInner};
-use super::status::{kp_status, status_of_open};
+use super::status::kp_status;
+use super::store_open::{open_failure, CCallback, RootKeySetting, StoreSettings};
 
 /// Fills `key_out` with the store's 32-byte root key and returns 0; any other value means the key
 /// is unavailable (`kp_engine_new` then fails with `KP_STATUS_STORE_ROOT_KEY_MISSING`). Called by
@@ -29,140 +27,6 @@ use super::status::{kp_status, status_of_open};
 /// (`key_len` is 32), zeroed when the library is done with the key; keep no copy of it.
 pub type kp_root_key_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, key_out: *mut u8, key_len: usize) -> c_int>;
-
-/// Where a configuration's root key comes from (`None` in [`StoreSettings`]: as the CLI, from
-/// the environment or the data directory's key file).
-pub(crate) enum RootKeySetting {
-    KeyFile(PathBuf),
-    EnvVar(String),
-    Passphrase(Zeroizing<Vec<u8>>),
-    Callback(Arc<CCallback>),
-}
-
-impl RootKeySetting {
-    /// The source for one open (a passphrase is copied into a buffer zeroed when dropped; a
-    /// callback's key goes to memory locked under `policy`).
-    fn source(&self, policy: kp::LockPolicy) -> RootKeySource {
-        match self {
-            RootKeySetting::KeyFile(p) => RootKeySource::KeyFile(p.clone()),
-            RootKeySetting::EnvVar(v) => RootKeySource::EnvVar(v.clone()),
-            RootKeySetting::Passphrase(p) => RootKeySource::Passphrase(Zeroizing::new(p.to_vec())),
-            RootKeySetting::Callback(c) => {
-                let c = Arc::clone(c);
-                let provider: Arc<dyn RootKeyProvider> = Arc::new(CallbackProvider::new(
-                    "the root key callback (kp_root_key_callback)",
-                    move || c.root_key(policy),
-                ));
-                RootKeySource::Provider(provider)
-            }
-        }
-    }
-}
-
-/// A configuration's store settings.
-#[derive(Default)]
-pub(crate) struct StoreSettings {
-    /// `None` or `memory:`: the in-memory store.
-    pub(crate) address: Option<StoreAddress>,
-    pub(crate) root_key: Option<RootKeySetting>,
-    pub(crate) open_only: bool,
-    /// `None`: the CLI's defaults (on, the data directory's log, synced).
-    pub(crate) audit: Option<AuditOptions>,
-    /// The stores of other Regions (`kp_config_add_region_store`), one per Region.
-    pub(crate) region_stores: Vec<keyplane_store_address::RegionStoreAddress>,
-}
-
-/// `builder` given the stores of the other Regions that `settings` names, each opened (it must
-/// exist) with its own root key file.
-pub(crate) fn with_region_stores(
-    settings: &StoreSettings,
-    mut builder: EngineBuilder,
-    lock_policy: kp::LockPolicy,
-) -> Outcome<EngineBuilder> {
-    for peer in &settings.region_stores {
-        let store = peer
-            .open(keyplane_sqlite::StoreOptions {
-                lock_policy,
-                ..Default::default()
-            })
-            .map_err(open_failure)?;
-        builder = builder.region_store(&peer.region, store);
-    }
-    Ok(builder)
-}
-
-fn open_failure(error: OpenError) -> Failure {
-    Failure::new(status_of_open(&error), error.message())
-}
-
-/// Starts an engine with `builder`'s settings on the store `config` names: created if missing
-/// (unless open only), audited as configured. `explicit_audit`: `kp_config_set_audit` was given
-/// (its log and key replace the store's own audit log).
-pub(crate) fn engine_on_store(
-    settings: &StoreSettings,
-    address: &StoreAddress,
-    builder: EngineBuilder,
-    lock_policy: kp::LockPolicy,
-    scheduler_interval: Option<std::time::Duration>,
-    explicit_audit: bool,
-) -> Outcome<StoreEngine> {
-    let audit = if explicit_audit {
-        AuditOptions::off()
-    } else {
-        settings.audit.clone().unwrap_or_default()
-    };
-    let options = OpenOptions {
-        root_key: settings.root_key.as_ref().map(|r| r.source(lock_policy)),
-        open_only: settings.open_only,
-        store: keyplane_sqlite::StoreOptions {
-            lock_policy,
-            ..Default::default()
-        },
-        audit,
-        // `kp_config_set_scheduler_interval_ms`, else the store's default (1 s).
-        scheduler_interval,
-        ..OpenOptions::default()
-    };
-    let opened = open(address, options).map_err(open_failure)?;
-    opened.engine(builder).map_err(open_failure)
-}
-
-/// What a `kp_engine` handle holds: the engine and, while the audit log takes one writing process
-/// at a time, its lock (shared by every handle of the engine, released with the last).
-pub(crate) struct EngineHandle {
-    // Field order is drop order: the engine (and its log) first, the lock last.
-    pub(crate) engine: Engine,
-    lock: Option<Arc<keyplane_store_address::audit::AuditLock>>,
-}
-
-impl EngineHandle {
-    pub(crate) fn new(engine: Engine) -> Self {
-        EngineHandle { engine, lock: None }
-    }
-
-    pub(crate) fn from_store_engine(engine: StoreEngine) -> Self {
-        let (engine, lock) = engine.into_parts();
-        EngineHandle {
-            engine,
-            lock: lock.map(Arc::new),
-        }
-    }
-
-    /// Another handle to the same engine (for another caller), keeping the lock alive.
-    pub(crate) fn with_engine(&self, engine: Engine) -> Self {
-        EngineHandle {
-            engine,
-            lock: self.lock.clone(),
-        }
-    }
-}
-
-impl std::ops::Deref for EngineHandle {
-    type Target = Engine;
-    fn deref(&self) -> &Engine {
-        &self.engine
-    }
-}
 
 /// Runs `set` on a checked configuration's store settings.
 ///
@@ -173,8 +37,7 @@ unsafe fn set_store(
     set: impl FnOnce(&mut StoreSettings) -> Outcome<()>,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let config: &mut ConfigInner = unsafe { handle_mut(config, "config") }?;
+        let config: &mut ConfigInner = from_caller!(handle_mut(config, "config"))?;
         set(&mut config.store)
     })
 }
@@ -197,16 +60,13 @@ pub unsafe extern "C" fn kp_config_set_store(
     config: *mut kp_config,
     address: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            s.address = match opt_str_arg(address, "address")? {
-                None => None,
-                Some(text) => Some(StoreAddress::parse(text).map_err(open_failure)?),
-            };
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        s.address = match from_caller!(opt_str_arg(address, "address"))? {
+            None => None,
+            Some(text) => Some(StoreAddress::parse(text).map_err(open_failure)?),
+        };
+        Ok(())
+    }))
 }
 
 /// Gives engines built from this configuration the store of another Region, for multi-Region
@@ -226,17 +86,13 @@ pub unsafe extern "C" fn kp_config_add_region_store(
     config: *mut kp_config,
     region_store: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            let text = str_arg(region_store, "region_store")?;
-            let peer =
-                keyplane_store_address::RegionStoreAddress::parse(text).map_err(open_failure)?;
-            s.region_stores.retain(|r| r.region != peer.region);
-            s.region_stores.push(peer);
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        let text = from_caller!(str_arg(region_store, "region_store"))?;
+        let peer = keyplane_store_address::RegionStoreAddress::parse(text).map_err(open_failure)?;
+        s.region_stores.retain(|r| r.region != peer.region);
+        s.region_stores.push(peer);
+        Ok(())
+    }))
 }
 
 /// Takes the root key from the key file `path` (base64 of 32 bytes, mode 0600; created with a new
@@ -253,14 +109,11 @@ pub unsafe extern "C" fn kp_config_set_root_key_file(
     config: *mut kp_config,
     path: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            let path = non_empty(str_arg(path, "path")?, "path")?;
-            s.root_key = Some(RootKeySetting::KeyFile(path.into()));
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        let path = non_empty(from_caller!(str_arg(path, "path"))?, "path")?;
+        s.root_key = Some(RootKeySetting::KeyFile(path.into()));
+        Ok(())
+    }))
 }
 
 /// Takes the root key from the environment variable `name` (base64 of 32 bytes), read when
@@ -275,14 +128,11 @@ pub unsafe extern "C" fn kp_config_set_root_key_env(
     config: *mut kp_config,
     name: *const c_char,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            let name = non_empty(str_arg(name, "name")?, "name")?;
-            s.root_key = Some(RootKeySetting::EnvVar(name.to_owned()));
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        let name = non_empty(from_caller!(str_arg(name, "name"))?, "name")?;
+        s.root_key = Some(RootKeySetting::EnvVar(name.to_owned()));
+        Ok(())
+    }))
 }
 
 /// Derives the root key from a passphrase (`len` bytes) with argon2id (64 MiB, 3 passes; a
@@ -300,56 +150,17 @@ pub unsafe extern "C" fn kp_config_set_root_key_passphrase(
     passphrase: *const u8,
     len: usize,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            let bytes = bytes_arg(passphrase, len, "passphrase")?;
-            if bytes.is_empty() {
-                return Err(Failure::new(
-                    kp_status::InvalidLength,
-                    "the passphrase is empty",
-                ));
-            }
-            s.root_key = Some(RootKeySetting::Passphrase(Zeroizing::new(bytes.to_vec())));
-            Ok(())
-        })
-    }
-}
-
-/// The C callback and its user data, shared with the store for as long as it is open.
-pub(crate) struct CCallback {
-    callback: unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> c_int,
-    user_data: *mut c_void,
-}
-
-// SAFETY: the caller of kp_config_set_root_key_callback promises that the callback may be called
-// from any thread with `user_data` (documented there); the pointer is only passed back to it.
-unsafe impl Send for CCallback {}
-// SAFETY: as above; the callback is never called concurrently by the library for one open, and
-// the documentation requires it to be thread-safe across engines.
-unsafe impl Sync for CCallback {}
-
-impl CCallback {
-    fn root_key(&self, policy: kp::LockPolicy) -> kp::Result<RootKey> {
-        let mut key = LockedBytes::zeroed(RootKey::LEN, policy)?;
-        // SAFETY: `key` is RootKey::LEN writable bytes for the duration of the call; the caller
-        // of kp_config_set_root_key_callback promised a callback that writes at most `key_len`
-        // bytes and a `user_data` valid while engines use the configuration's store.
-        let rc = unsafe {
-            (self.callback)(
-                self.user_data,
-                key.expose_mut(kp::SecretAccess::granted()).as_mut_ptr(),
-                RootKey::LEN,
-            )
-        };
-        if rc != 0 {
-            return Err(kp::Error::AccessDenied(format!(
-                "the root key callback (kp_root_key_callback) returned {rc}: is not set or \
-                 unavailable"
-            )));
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        let bytes = from_caller!(bytes_arg(passphrase, len, "passphrase"))?;
+        if bytes.is_empty() {
+            return Err(Failure::new(
+                kp_status::InvalidLength,
+                "the passphrase is empty",
+            ));
         }
-        RootKey::from_locked(key)
-    }
+        s.root_key = Some(RootKeySetting::Passphrase(Zeroizing::new(bytes.to_vec())));
+        Ok(())
+    }))
 }
 
 /// Asks `callback` for the root key (32 bytes) whenever the store is created or opened: for a
@@ -368,13 +179,11 @@ pub unsafe extern "C" fn kp_config_set_root_key_callback(
     user_data: *mut c_void,
 ) -> kp_status {
     guard(|| {
-        // SAFETY: forwarded from the caller.
-        let config: &mut ConfigInner = unsafe { handle_mut(config, "config") }?;
+        let config: &mut ConfigInner = from_caller!(handle_mut(config, "config"))?;
         let callback = callback.ok_or_else(|| Failure::null("callback"))?;
-        config.store.root_key = Some(RootKeySetting::Callback(Arc::new(CCallback {
-            callback,
-            user_data,
-        })));
+        // SAFETY: this export's caller promised what `CCallback::new` asks (its `# Safety`).
+        let callback = unsafe { CCallback::new(callback, user_data) };
+        config.store.root_key = Some(RootKeySetting::Callback(Arc::new(callback)));
         Ok(())
     })
 }
@@ -391,13 +200,10 @@ pub unsafe extern "C" fn kp_config_set_open_only(
     config: *mut kp_config,
     open_only: bool,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            s.open_only = open_only;
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        s.open_only = open_only;
+        Ok(())
+    }))
 }
 
 /// The audit log of engines on a durable store. By default (without this call) every request is
@@ -420,33 +226,30 @@ pub unsafe extern "C" fn kp_config_set_store_audit(
     durability: u32,
     digest_interval_ms: u64,
 ) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            let log = opt_str_arg(path, "path")?;
-            let durability = match durability {
-                0 => Durability::Synced,
-                1 => Durability::Queued,
-                other => {
-                    return Err(Failure::new(
-                        kp_status::InvalidEnumValue,
-                        format!("{other} is not a kp_audit_durability"),
-                    ))
-                }
-            };
-            s.audit = Some(AuditOptions {
-                log: log
-                    .map(|l| non_empty(l, "path"))
-                    .transpose()?
-                    .map(PathBuf::from),
-                durability,
-                digest_every: (digest_interval_ms > 0)
-                    .then(|| Duration::from_millis(digest_interval_ms)),
-                ..AuditOptions::default()
-            });
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        let log = from_caller!(opt_str_arg(path, "path"))?;
+        let durability = match durability {
+            0 => Durability::Synced,
+            1 => Durability::Queued,
+            other => {
+                return Err(Failure::new(
+                    kp_status::InvalidEnumValue,
+                    format!("{other} is not a kp_audit_durability"),
+                ))
+            }
+        };
+        s.audit = Some(AuditOptions {
+            log: log
+                .map(|l| non_empty(l, "path"))
+                .transpose()?
+                .map(PathBuf::from),
+            durability,
+            digest_every: (digest_interval_ms > 0)
+                .then(|| Duration::from_millis(digest_interval_ms)),
+            ..AuditOptions::default()
+        });
+        Ok(())
+    }))
 }
 
 /// Turns the durable store's audit log off: requests are not recorded.
@@ -457,13 +260,10 @@ pub unsafe extern "C" fn kp_config_set_store_audit(
 /// `config` is a live handle.
 #[no_mangle]
 pub unsafe extern "C" fn kp_config_disable_audit(config: *mut kp_config) -> kp_status {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        set_store(config, |s| {
-            s.audit = Some(AuditOptions::off());
-            Ok(())
-        })
-    }
+    from_caller!(set_store(config, |s: &mut StoreSettings| {
+        s.audit = Some(AuditOptions::off());
+        Ok(())
+    }))
 }
 
 /// Makes a configuration from the environment, as the `keyplane` tool reads it: the store at
@@ -491,8 +291,7 @@ pub unsafe extern "C" fn kp_config_from_env(out: *mut *mut kp_config) -> kp_stat
             inner.config.account_id = account;
         }
         let handle = into_raw::<kp_config>(inner);
-        // SAFETY: checked by out_arg.
-        unsafe { write_out(out, handle) };
+        from_caller!(write_out(out, handle));
         Ok(())
     })
 }
