@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::ControlState;
+use super::working_copy::ControlState;
 use crate::access::authorize::RequestFacts;
 use crate::access::Action;
 use crate::clock::Timestamp;

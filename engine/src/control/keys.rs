@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::page::{self, Page};
-use super::ControlState;
+use super::working_copy::ControlState;
 use crate::access::Action;
 use crate::crypto::random;
 use crate::dataplane::primitive::generate_material;

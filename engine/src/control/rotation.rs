@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::keys::new_material_id;
 use super::page::{self, Page};
-use super::ControlState;
+use super::working_copy::ControlState;
 use crate::access::authorize::RequestFacts;
 use crate::access::Action;
 use crate::clock::Timestamp;

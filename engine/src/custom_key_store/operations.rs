@@ -9,7 +9,8 @@ use super::definition::{
 };
 use super::runtime::Live;
 use crate::access::{Action, QuotaFamily};
-use crate::control::{ControlState, Page};
+use crate::control::page::Page;
+use crate::control::working_copy::ControlState;
 use crate::engine::Engine;
 use crate::error::{validation, Error, Result};
 use crate::locked_memory::LockedBytes;

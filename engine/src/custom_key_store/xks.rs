@@ -4,7 +4,7 @@
 
 use super::definition::XksProxySettings;
 use super::operations::XksProxyCredential;
-use crate::control::ControlState;
+use crate::control::working_copy::ControlState;
 use crate::error::{validation, Error, Result};
 
 /// `PUBLIC_ENDPOINT`: the only connectivity keyplane offers.

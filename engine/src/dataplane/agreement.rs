@@ -1,7 +1,7 @@
 //! DeriveSharedSecret (ECDH).
 
+use super::plane::DataPlane;
 use super::primitive::KeyPrimitive;
-use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::error::{Error, Result};

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use super::encrypt::check_symmetric_algorithm;
+use super::algorithm::check_symmetric_algorithm;
 use super::keyring::{KeyEntry, Keyring, VersionEntry};
+use super::plane::DataPlane;
 use super::session::{DecryptKeys, EncryptSession};
 use super::tally::{ChunkTally, KeyTally};
-use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::ciphertext::{self, ParsedBlob, HEADER_LEN};

@@ -1,7 +1,7 @@
 //! GenerateDataKeyPair and GenerateDataKeyPairWithoutPlaintext: a fresh asymmetric key pair whose
 //! private key is returned encrypted under a symmetric KMS key (and, for the first, in plaintext).
 
-use super::DataPlane;
+use super::plane::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::context::EncryptionContext;

@@ -2,9 +2,9 @@
 
 use super::chunk::ChunkContext;
 use super::keyring::KeyEntry;
+use super::plane::DataPlane;
 use super::primitive::KeyPrimitive;
 use super::tally::KeyTally;
-use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::crypto::hmac::{HmacKey, MAX_MAC_LEN};

@@ -3,8 +3,8 @@
 //! is zeroed before the next item uses it.
 
 use super::chunk::ChunkContext;
+use super::plane::DataPlane;
 use super::tally::KeyTally;
-use super::DataPlane;
 use crate::access::authorize::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::context::EncryptionContext;
