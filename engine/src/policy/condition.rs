@@ -21,8 +21,8 @@
 
 use std::fmt;
 
-use super::document::{literal, shown, string_list, suggestion, tokens, Scope, Version};
 use super::json::Json;
+use super::syntax::{literal, shown, string_list, suggestion, tokens, Scope, Version};
 use super::wildcard::{ArnPattern, Case, Pattern};
 use super::{PolicyError, RequestContext};
 
@@ -611,7 +611,7 @@ mod tests {
         let value = Json::parse(json).unwrap();
         Condition::parse_block(
             &value,
-            &super::super::document::tests_scope("Statement[2]"),
+            &super::super::syntax::tests_scope("Statement[2]"),
             Version::V2012,
         )
     }

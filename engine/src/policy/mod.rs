@@ -68,6 +68,7 @@ mod evaluate;
 mod json;
 mod principal;
 mod resource;
+mod syntax;
 pub mod templates;
 mod wildcard;
 
