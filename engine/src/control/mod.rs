@@ -11,6 +11,7 @@ mod custom_keys;
 mod deletion;
 mod grants;
 pub(crate) mod import;
+mod key_fields;
 mod keys;
 mod last_usage;
 mod managed;

@@ -330,7 +330,7 @@ impl Engine {
             )?;
             let region = request.replica_region.as_str();
             let description = request.description.clone().unwrap_or_default();
-            super::keys::check_description(&description)?;
+            super::key_fields::check_description(&description)?;
             let policy = request
                 .policy
                 .clone()

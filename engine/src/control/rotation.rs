@@ -7,7 +7,7 @@
 
 use uuid::Uuid;
 
-use super::keys::new_material_id;
+use super::key_fields::new_material_id;
 use super::page::{self, Page};
 use super::working_copy::ControlState;
 use crate::access::authorize::RequestFacts;
