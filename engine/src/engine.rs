@@ -704,7 +704,7 @@ impl Engine {
                 let keyring = self.inner.data.keyring.load();
                 for (action, identifier) in keys {
                     let key = keyring.resolve(&self.inner.scope, identifier, *action)?;
-                    let facts = crate::access::authorize::RequestFacts {
+                    let facts = crate::access::request_facts::RequestFacts {
                         identifier: Some(identifier),
                         ..Default::default()
                     };

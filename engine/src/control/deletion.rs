@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::working_copy::ControlState;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::Action;
 use crate::clock::Timestamp;
 use crate::engine::Engine;

@@ -54,7 +54,8 @@ pub use multi_region::{ReplicateKeyRequest, ReplicateKeyResponse};
 pub use page::Page;
 pub use rotation::{KeyRotationStatus, RotationListEntry};
 
-use crate::access::authorize::{KeyAccess, RequestFacts};
+use crate::access::authorize::KeyAccess;
+use crate::access::request_facts::RequestFacts;
 use crate::access::Action;
 use crate::dataplane::keyring::{AliasMap, KeyEntry, Keyring, VersionEntry};
 use crate::engine::Engine;

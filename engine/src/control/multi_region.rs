@@ -19,7 +19,8 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::access::authorize::{KeyAccess, RequestFacts};
+use crate::access::authorize::KeyAccess;
+use crate::access::request_facts::RequestFacts;
 use crate::access::Action;
 use crate::engine::Engine;
 use crate::error::{Error, Result};

@@ -376,7 +376,7 @@ fn external_versions(
                     v.version,
                     v.material_id.clone(),
                     material,
-                    crate::dataplane::keyring::ExternalKey {
+                    crate::dataplane::external_key::ExternalKey {
                         store_id: placement.store_id.clone(),
                         backing_key: placement.backing_key_id.clone(),
                         connection: Arc::clone(&connection),

@@ -2,7 +2,7 @@
 
 use super::plane::DataPlane;
 use super::primitive::KeyPrimitive;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::error::{Error, Result};
 use crate::key::{KeyAgreementAlgorithm, KeyUsage, Origin};

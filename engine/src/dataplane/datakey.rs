@@ -4,7 +4,7 @@
 use super::chunk::ChunkContext;
 use super::plane::DataPlane;
 use super::tally::KeyTally;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::context::EncryptionContext;
 use crate::error::{validation, Result};

@@ -2,7 +2,7 @@
 //! private key is returned encrypted under a symmetric KMS key (and, for the first, in plaintext).
 
 use super::plane::DataPlane;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::context::EncryptionContext;
 use crate::crypto::signature::{self, SigningKey};

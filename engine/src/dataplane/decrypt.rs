@@ -6,7 +6,7 @@ use super::keyring::{KeyEntry, VersionEntry};
 use super::plane::DataPlane;
 use super::primitive::KeyPrimitive;
 use super::tally::KeyTally;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::ciphertext::ParsedBlob;
 use crate::context::EncryptionContext;

@@ -6,7 +6,7 @@ use super::keyring::KeyEntry;
 use super::plane::DataPlane;
 use super::primitive::KeyPrimitive;
 use super::tally::KeyTally;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::context::EncryptionContext;
 use crate::error::{validation, Result};

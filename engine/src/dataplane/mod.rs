@@ -15,6 +15,7 @@ mod datakey;
 mod datakeypair;
 mod decrypt;
 mod encrypt;
+pub(crate) mod external_key;
 pub(crate) mod freshness;
 pub(crate) mod keyring;
 mod mac;
@@ -24,6 +25,7 @@ mod random;
 mod reencrypt;
 pub(crate) mod session;
 mod sign;
+pub(crate) mod slot_cache;
 pub(crate) mod tally;
 mod xks;
 
