@@ -36,7 +36,7 @@ use keyplane_sqlite::{SqliteKeyStore, StoreOptions, StorePaths};
 
 pub use report::FleetReport;
 
-use crate::args::{parse_count, parse_duration};
+use crate::units::{parse_count, parse_duration};
 use crate::{write_to, BenchError, Destination};
 
 /// The `fleet` workload's options.
