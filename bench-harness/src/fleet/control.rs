@@ -9,7 +9,7 @@ use keyplane::{
     CreateGrantRequest, CreateKeyRequest, Engine, ErrorKind, GrantOperation, LockPolicy, Tag,
 };
 
-use super::report::{latencies, Latencies};
+use super::latency::{latencies, Latencies};
 use super::{failed, node, Opener};
 use crate::BenchError;
 

@@ -19,6 +19,7 @@
 
 pub mod control;
 pub mod data_plane;
+pub mod latency;
 pub mod propagation;
 pub mod report;
 pub mod scale;

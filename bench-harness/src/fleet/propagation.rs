@@ -17,7 +17,7 @@ use keyplane::store::{KeyStore, StoreChange, StoreContents, StoreDelta};
 use keyplane::LockedBytes;
 use keyplane::{CreateKeyRequest, EncryptRequest, Engine, ErrorKind, LockPolicy};
 
-use super::report::{latencies, Latencies};
+use super::latency::{latencies, Latencies};
 use super::{failed, node, Opener};
 use crate::BenchError;
 
