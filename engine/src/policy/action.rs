@@ -6,8 +6,8 @@
 
 use super::json::Json;
 use super::syntax::{shown, string_list, suggestion, Scope};
+use super::types::PolicyError;
 use super::wildcard::{Case, Pattern};
-use super::PolicyError;
 
 /// Every KMS action a key policy may name, in canonical spelling. `kms:<Operation>` for each
 /// operation, with ReEncrypt split into `kms:ReEncryptFrom` (on the source key) and

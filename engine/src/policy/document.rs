@@ -12,7 +12,7 @@ use super::json::Json;
 use super::principal::Principals;
 use super::resource::Resources;
 use super::syntax::{shown, suggestion, Scope, Version};
-use super::{PolicyError, MAX_POLICY_BYTES};
+use super::types::{PolicyError, MAX_POLICY_BYTES};
 
 const TOP_LEVEL_FIELDS: &[&str] = &["Version", "Id", "Statement"];
 const STATEMENT_FIELDS: &[&str] = &[

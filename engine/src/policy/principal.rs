@@ -8,7 +8,7 @@
 
 use super::json::Json;
 use super::syntax::{shown, string_list, Scope};
-use super::{PolicyError, RequestContext};
+use super::types::{PolicyError, RequestContext};
 
 /// A role named by ARN, kept in parts to recognise its sessions
 /// (`arn:<partition>:sts::<account>:assumed-role/<name>/<session>`).

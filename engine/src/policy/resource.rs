@@ -5,8 +5,8 @@
 
 use super::json::Json;
 use super::syntax::{shown, string_list, tokens, Scope, Version};
+use super::types::PolicyError;
 use super::wildcard::ArnPattern;
-use super::PolicyError;
 
 /// The compiled resource patterns of one statement.
 #[derive(Clone, Debug, PartialEq, Eq)]

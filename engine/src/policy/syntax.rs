@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
 use super::json::Json;
+use super::types::PolicyError;
 use super::wildcard::Token;
-use super::PolicyError;
 
 /// The policy language version, which decides whether `${...}` is special.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
