@@ -178,7 +178,7 @@ pub struct BenchArgs {
     /// The `fleet` workload's options
     #[cfg(feature = "postgres")]
     #[command(flatten)]
-    pub fleet: crate::fleet::FleetArgs,
+    pub fleet: crate::fleet::options::FleetArgs,
 
     /// With --endpoint: the region requests are signed for
     #[cfg(feature = "endpoint")]

@@ -10,7 +10,7 @@ use keyplane::{
 };
 
 use super::latency::{latencies, Latencies};
-use super::{failed, node, Opener};
+use super::nodes::{failed, node, Opener};
 use crate::BenchError;
 
 /// The operations measured.

@@ -18,7 +18,7 @@ use keyplane::LockedBytes;
 use keyplane::{CreateKeyRequest, EncryptRequest, Engine, ErrorKind, LockPolicy};
 
 use super::latency::{latencies, Latencies};
-use super::{failed, node, Opener};
+use super::nodes::{failed, node, Opener};
 use crate::BenchError;
 
 /// How often node B is probed.
