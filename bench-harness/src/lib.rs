@@ -54,6 +54,7 @@ pub mod raw;
 pub mod report;
 pub mod stream;
 mod sweep;
+mod units;
 pub mod workload;
 
 use std::io::Write as _;

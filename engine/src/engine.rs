@@ -7,10 +7,12 @@ use std::time::Duration;
 use crate::access::quota::Limiter;
 use crate::access::{Action, Caller, QuotaFamily};
 use crate::audit::{AuditConfig, AuditLog};
-use crate::call::{params, Audit};
+use crate::call::audit::Audit;
+use crate::call::params;
 use crate::clock::{Clock, SystemClock};
-use crate::control::ControlState;
-use crate::dataplane::{self, DataPlane};
+use crate::control::working_copy::ControlState;
+use crate::dataplane;
+use crate::dataplane::plane::DataPlane;
 use crate::error::{Error, Result};
 use crate::key::ArnScope;
 use crate::locked_memory::LockPolicy;
@@ -250,7 +252,7 @@ impl EngineBuilder {
                     Error::AuditUnavailable(format!("the audit log could not be opened: {e}"))
                 };
                 if audit_config.principal.is_none() {
-                    audit_config.principal = Some(crate::call::identity(&root));
+                    audit_config.principal = Some(crate::call::audit::identity(&root));
                 }
                 if audit_config.region.is_empty() {
                     audit_config.region = config.region.clone();
@@ -702,7 +704,7 @@ impl Engine {
                 let keyring = self.inner.data.keyring.load();
                 for (action, identifier) in keys {
                     let key = keyring.resolve(&self.inner.scope, identifier, *action)?;
-                    let facts = crate::access::authorize::RequestFacts {
+                    let facts = crate::access::request_facts::RequestFacts {
                         identifier: Some(identifier),
                         ..Default::default()
                     };

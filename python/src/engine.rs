@@ -154,7 +154,7 @@ impl Engine {
         if max_staleness_ms > 0 {
             builder = builder.max_staleness(std::time::Duration::from_millis(max_staleness_ms));
         }
-        let builder = crate::custom_key_stores::with_backends(
+        let builder = crate::backends::with_backends(
             builder,
             region,
             pkcs11_tokens.unwrap_or_default(),

@@ -14,6 +14,7 @@
 // Native methods take the service's request parameters as keyword arguments, one Rust argument each.
 #![allow(clippy::too_many_arguments)]
 
+mod backends;
 mod batch;
 mod control;
 mod convert;

@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::protocol::dataplane;
 use crate::protocol::dispatch::Operation;
 use crate::protocol::json::{Input, Out};
-use crate::protocol::Fault;
+use crate::protocol::reply::Fault;
 
 /// Coalescing settings (`keyplane serve --coalesce-window-us N --coalesce-max-items N`).
 #[derive(Clone, Debug)]

@@ -20,12 +20,13 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::events;
+use crate::handle::{SqliteKeyStore, StoreOptions};
 use crate::layout::{with_suffix, StorePaths};
 use crate::meta;
 use crate::root_key::RootKeyProvider;
-use crate::store::{read_snapshot, unlock, SqliteKeyStore, StoreOptions};
+use crate::store::{read_snapshot, unlock};
 use crate::witness::{self, Witness};
-use crate::{errors, files, schema};
+use crate::{errors, files, migrate, schema};
 
 /// What a backup wrote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -288,7 +289,7 @@ impl SqliteKeyStore {
         let paths = store.paths.clone();
         let seen = witness::read(&paths.witness).ok().flatten();
         let mut connected = store.lock()?;
-        let crate::store::Connected {
+        let crate::handle::Connected {
             conn,
             keys,
             store_id,
@@ -364,7 +365,7 @@ fn stage_and_install(
         .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
         .map_err(|e| errors::sql("switch the restored database to WAL", staged, e))?;
     // A backup of an older schema is brought up to date (its contents digest sealed) first.
-    schema::migrate(&mut prepared, keys, staged)?;
+    migrate::migrate(&mut prepared, keys, staged)?;
     {
         let tx = prepared
             .transaction()

@@ -15,8 +15,8 @@ use rusqlite::Connection;
 use zeroize::Zeroizing;
 
 use crate::contents::Digest;
+use crate::handle::SqliteKeyStore;
 use crate::sealing::StoreKeys;
-use crate::store::SqliteKeyStore;
 use crate::{events, secrets};
 
 /// The prefix of custom key stores' secret names.

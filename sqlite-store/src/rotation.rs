@@ -18,12 +18,13 @@ use crate::contents::{self, Digest};
 use crate::copies::{self, COPIES};
 use crate::errors;
 use crate::events;
+use crate::handle::{Connected, SqliteKeyStore};
 use crate::meta::{self, StoreRow};
 use crate::records;
 use crate::root_key::RootKeyProvider;
 use crate::sealing::{MaterialSlot, StoreKeys};
 use crate::secrets;
-use crate::store::{read_snapshot, Connected, SqliteKeyStore};
+use crate::store::read_snapshot;
 
 /// What a root key rotation did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

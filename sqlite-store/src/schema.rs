@@ -4,7 +4,7 @@
 //! The file identifies itself with SQLite's `application_id` (`0x4B504C53`, "KPLS") and carries its
 //! schema version in `user_version`. A file of a newer schema is refused with a message that says
 //! so; an older schema is migrated in place, in one transaction, when the store is opened with its
-//! root key ([`migrate`]).
+//! root key (the migrate module).
 //!
 //! Versions: 1, the first; 2 adds the two `secret_copy_*` tables (store secrets, such as the audit
 //! signing key). A version-1 binary must not open a version-2 store: its root key rotation would
@@ -28,7 +28,6 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::errors;
 use crate::layout::with_suffix;
-use crate::sealing::StoreKeys;
 
 /// `PRAGMA application_id` of a keyplane store: "KPLS".
 pub const APPLICATION_ID: i32 = 0x4B50_4C53;
@@ -92,7 +91,7 @@ CREATE TABLE events (
 ";
 
 /// What version 2 adds to version 1.
-const CREATE_V2: &str = "
+pub(crate) const CREATE_V2: &str = "
 CREATE TABLE secret_copy_1 (
     name       TEXT    PRIMARY KEY,
     root_epoch INTEGER NOT NULL,
@@ -109,7 +108,7 @@ CREATE TABLE secret_copy_2 (
 
 /// What version 3 adds to version 2. (`contents` is filled in by the migration, under the root
 /// key.)
-const CREATE_V3: &str = "
+pub(crate) const CREATE_V3: &str = "
 ALTER TABLE store ADD COLUMN contents BLOB;
 CREATE TABLE secrets (
     name      TEXT PRIMARY KEY,
@@ -119,7 +118,7 @@ CREATE TABLE secrets (
 
 /// What version 4 adds to version 3: per generation, what its commit touched, sealed under the
 /// root key with the store id and generation.
-const CREATE_V4: &str = "
+pub(crate) const CREATE_V4: &str = "
 CREATE TABLE change_log (
     generation INTEGER PRIMARY KEY,
     entries    TEXT NOT NULL,
@@ -151,48 +150,6 @@ pub(crate) fn create(conn: &Connection, db: &Path) -> Result<()> {
         "BEGIN; {CREATE} {CREATE_V2} {CREATE_V3} {CREATE_V4} COMMIT;"
     ))
     .map_err(|e| errors::sql("create the schema", db, e))
-}
-
-/// Brings an open store of an older schema to [`SCHEMA_VERSION`], in one write transaction (which
-/// re-reads the version, so two processes opening an old store at once migrate it once), under
-/// the root key's store keys (version 3 records each secret's value MAC and seals the contents
-/// digest of what the store holds now). Returns the version the store had.
-pub(crate) fn migrate(conn: &mut Connection, keys: &StoreKeys, db: &Path) -> Result<i32> {
-    let version: i32 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| errors::sql("read the schema version", db, e))?;
-    if version >= SCHEMA_VERSION {
-        return Ok(version);
-    }
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(|e| errors::sql("start the schema migration", db, e))?;
-    let version: i32 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| errors::sql("read the schema version", db, e))?;
-    if version < 2 {
-        tx.execute_batch(CREATE_V2)
-            .map_err(|e| errors::sql("add the store secret tables (schema 1 to 2)", db, e))?;
-    }
-    if version < 3 {
-        tx.execute_batch(CREATE_V3)
-            .map_err(|e| errors::sql("add the contents digest (schema 2 to 3)", db, e))?;
-        crate::secrets::record_value_macs(&tx, keys, db)?;
-        let row = crate::meta::read(&tx, db)?;
-        row.check_generation(keys, db)?;
-        let digest = crate::contents::compute(&tx, keys, db)?;
-        crate::meta::set_generation(&tx, keys, &row.store_id, row.generation, &digest, db)?;
-    }
-    if version < 4 {
-        // Empty: a follower behind the migration's generation loads everything once.
-        tx.execute_batch(CREATE_V4)
-            .map_err(|e| errors::sql("add the change log (schema 3 to 4)", db, e))?;
-    }
-    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
-        .map_err(|e| errors::sql("set the schema version", db, e))?;
-    tx.commit()
-        .map_err(|e| errors::sql("commit the schema migration", db, e))?;
-    Ok(version)
 }
 
 /// Whether the connection's store has the contents digest and the `secrets` table (schema 3 and

@@ -27,10 +27,10 @@ use crate::contents::{Digest, Part};
 use crate::copies::StoredCopy;
 use crate::errors;
 use crate::events;
+use crate::handle::{Connected, SqliteKeyStore};
 use crate::meta;
 use crate::schema::{self, SECRET_TABLES};
 use crate::sealing::{self, Damage, StoreKeys};
-use crate::store::{Connected, SqliteKeyStore};
 
 /// Copies per secret.
 pub(crate) const SECRET_COPIES: usize = SECRET_TABLES.len();

@@ -21,59 +21,14 @@ use uuid::Uuid;
 use crate::contents::Digest;
 use crate::copies::{self, Examination};
 use crate::events::{self, StoreEvent};
+use crate::handle::{Connected, SqliteKeyStore, StoreOptions};
 use crate::layout::{with_suffix, StorePaths};
 use crate::meta::{self, StoreRow};
 use crate::records::{self, Records};
 use crate::root_key::{RootKey, RootKeyProvider, ARGON2ID_KIND, RAW_KIND};
 use crate::sealing::{MaterialSlot, StoreKeys};
 use crate::witness::{self, Witness};
-use crate::{errors, files, schema};
-
-/// Settings of an open store.
-#[derive(Clone, Debug)]
-pub struct StoreOptions {
-    /// Policy for the locked memory that unwrapped material and derived keys live in.
-    pub lock_policy: LockPolicy,
-    /// How long a write waits for another process's write lock before failing.
-    pub busy_timeout: Duration,
-    /// Whether reading a damaged copy rewrites it from a good one (default: yes).
-    pub repair_on_read: bool,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            lock_policy: LockPolicy::Require,
-            busy_timeout: Duration::from_secs(10),
-            repair_on_read: true,
-        }
-    }
-}
-
-/// The connection and what was derived from the root key, behind one mutex.
-pub(crate) struct Connected {
-    pub conn: Connection,
-    pub keys: StoreKeys,
-    pub store_id: [u8; 16],
-    pub root_epoch: u64,
-}
-
-/// A durable key store in an SQLite database (see the crate documentation).
-pub struct SqliteKeyStore {
-    pub(crate) paths: StorePaths,
-    pub(crate) options: StoreOptions,
-    pub(crate) provider: RwLock<Arc<dyn RootKeyProvider>>,
-    pub(crate) connected: Mutex<Connected>,
-    pub(crate) repairs: AtomicU64,
-}
-
-impl std::fmt::Debug for SqliteKeyStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteKeyStore")
-            .field("db", &self.paths.db)
-            .finish_non_exhaustive()
-    }
-}
+use crate::{errors, files, migrate, schema};
 
 /// Says which kind of root key a store needs, in the words of the command-line options.
 fn kind_hint(kind: &str) -> String {
@@ -266,7 +221,7 @@ impl SqliteKeyStore {
         }
         // An older schema is brought up to date only now that the root key has opened the store:
         // a wrong key changes nothing.
-        schema::migrate(&mut conn, &keys, &paths.db)?;
+        migrate::migrate(&mut conn, &keys, &paths.db)?;
         Ok(SqliteKeyStore {
             paths,
             options,

@@ -10,9 +10,10 @@ use serde::Serialize;
 
 use crate::errors;
 use crate::events;
+use crate::handle::{Connected, SqliteKeyStore};
 use crate::sealing::Damage;
 use crate::secrets::{self, SecretCopyProblem};
-use crate::store::{read_snapshot, Connected, SqliteKeyStore};
+use crate::store::read_snapshot;
 use crate::witness;
 
 /// One damaged copy.

@@ -9,8 +9,8 @@ use keyplane::{
     CreateGrantRequest, CreateKeyRequest, Engine, ErrorKind, GrantOperation, LockPolicy, Tag,
 };
 
-use super::report::{latencies, Latencies};
-use super::{failed, node, Opener};
+use super::latency::{latencies, Latencies};
+use super::nodes::{failed, node, Opener};
 use crate::BenchError;
 
 /// The operations measured.

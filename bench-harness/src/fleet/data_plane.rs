@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use keyplane::{CreateKeyRequest, EncryptRequest, Engine, LockPolicy};
 
+use super::nodes::{failed, node, Opener};
 use super::propagation::NOTIFY_FALLBACK;
-use super::{failed, node, Opener};
 use crate::BenchError;
 
 const SIZES: [usize; 2] = [64, 4096];

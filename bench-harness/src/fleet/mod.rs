@@ -19,80 +19,27 @@
 
 pub mod control;
 pub mod data_plane;
+pub mod latency;
+mod nodes;
+pub(crate) mod options;
 pub mod propagation;
 pub mod report;
 pub mod scale;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use clap::Args;
 use keyplane::store::KeyStore;
-use keyplane::{Engine, LockPolicy};
-use keyplane_postgres::{PgOptions, PostgresKeyStore, Timeouts};
+use keyplane::LockPolicy;
+use keyplane_postgres::PostgresKeyStore;
 use keyplane_sqlite::root_key::KeyFileProvider;
 use keyplane_sqlite::{SqliteKeyStore, StoreOptions, StorePaths};
 
+pub use options::FleetArgs;
 pub use report::FleetReport;
 
-use crate::args::{parse_count, parse_duration};
+use self::nodes::{failed, pg_open, pg_options};
 use crate::{write_to, BenchError, Destination};
-
-/// The `fleet` workload's options.
-#[derive(Debug, Clone, Args)]
-pub struct FleetArgs {
-    /// `fleet`: the PostgreSQL database the fleet nodes share (postgres://user@host:port/db). It
-    /// must hold no keyplane store: the run creates one
-    #[arg(long = "store", value_name = "ADDRESS")]
-    pub store: Option<String>,
-
-    /// `fleet`: the directory of the SQLite store the control plane is compared with (created
-    /// there; default: a temporary directory)
-    #[arg(long, value_name = "DIR")]
-    pub compare_sqlite: Option<PathBuf>,
-
-    /// `fleet`: control-plane calls timed per operation, store and caller
-    #[arg(long, value_name = "N", default_value = "200", value_parser = parse_count)]
-    pub fleet_ops: usize,
-
-    /// `fleet`: changes whose propagation is timed per mode and store size
-    #[arg(long, value_name = "N", default_value = "500", value_parser = parse_count)]
-    pub fleet_changes: usize,
-
-    /// `fleet`: how often the polling-only follower asks the store for changes
-    #[arg(long, value_name = "TIME", default_value = "100ms", value_parser = parse_duration)]
-    pub fleet_poll: Duration,
-
-    /// `fleet`: measured time per data-plane point and repeat
-    #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_duration)]
-    pub fleet_data_duration: Duration,
-
-    /// `fleet`: fill the store to this many keys with the bulk path (e.g. 1M), then time a
-    /// node's cold start and propagation among them; 0 (the default) skips this part
-    #[arg(long, value_name = "N", default_value = "0", value_parser = parse_count_or_zero)]
-    pub fleet_keys: usize,
-
-    /// `fleet`: keys per bulk-load transaction
-    #[arg(long, value_name = "N", default_value = "10k", value_parser = parse_count)]
-    pub fleet_batch: usize,
-
-    /// (internal) the cold-start child: opens --store with this root key file, builds a node,
-    /// prints one JSON line
-    #[arg(long, value_name = "FILE", hide = true)]
-    pub fleet_cold_start: Option<PathBuf>,
-}
-
-fn parse_count_or_zero(s: &str) -> Result<usize, String> {
-    if s.trim() == "0" {
-        return Ok(0);
-    }
-    parse_count(s)
-}
-
-pub(crate) fn failed(what: &str, e: impl std::fmt::Display) -> BenchError {
-    BenchError::Run(format!("fleet: {what}: {e}"))
-}
 
 /// A directory removed when dropped.
 struct WorkDir(PathBuf);
@@ -114,36 +61,6 @@ impl Drop for WorkDir {
     }
 }
 
-/// Opens store handles: each call is one more node's own connection pool (and listener).
-pub(crate) type Opener<'a> = &'a (dyn Fn() -> Result<Arc<dyn KeyStore>, BenchError> + Sync);
-
-/// Statement timeout of the fleet nodes: the bulk fill's commits of 10,000 keys may take longer
-/// than the store's default (10 s) on a small, busy machine. (A cold load has its own
-/// `Timeouts::load`.)
-const STATEMENT_TIMEOUT: Duration = Duration::from_secs(600);
-
-pub(crate) fn pg_options(lock_policy: LockPolicy) -> PgOptions {
-    PgOptions {
-        lock_policy,
-        timeouts: Timeouts {
-            statement: STATEMENT_TIMEOUT,
-            ..Timeouts::default()
-        },
-        ..PgOptions::default()
-    }
-}
-
-pub(crate) fn pg_open(
-    address: &str,
-    root: &Path,
-    lock_policy: LockPolicy,
-) -> Result<Arc<PostgresKeyStore>, BenchError> {
-    let provider = Arc::new(KeyFileProvider::new(root.to_path_buf(), lock_policy));
-    PostgresKeyStore::open(address, provider, pg_options(lock_policy))
-        .map(Arc::new)
-        .map_err(|e| failed("opening the PostgreSQL store", e))
-}
-
 fn sqlite_open(dir: &Path, lock_policy: LockPolicy) -> Result<Arc<dyn KeyStore>, BenchError> {
     let provider = Arc::new(KeyFileProvider::new(
         StorePaths::default_key_file(dir),
@@ -160,25 +77,6 @@ fn sqlite_open(dir: &Path, lock_policy: LockPolicy) -> Result<Arc<dyn KeyStore>,
     }
     .map_err(|e| failed(&format!("the SQLite store in {}", dir.display()), e))?;
     Ok(Arc::new(store))
-}
-
-/// A node: an engine on `store`, following it every `follow` (and on the store's push notices)
-/// where given.
-pub(crate) fn node(
-    store: Arc<dyn KeyStore>,
-    lock_policy: LockPolicy,
-    follow: Option<Duration>,
-    max_keys: usize,
-) -> Result<Engine, BenchError> {
-    let mut builder = Engine::builder()
-        .store(store)
-        .lock_policy(lock_policy)
-        .worker_threads(1)
-        .max_keys(max_keys);
-    if let Some(every) = follow {
-        builder = builder.scheduler_interval(every);
-    }
-    builder.build().map_err(|e| failed("building a node", e))
 }
 
 /// The key quota of every node: room for the filled store and the benchmark's own keys.

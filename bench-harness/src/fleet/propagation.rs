@@ -17,8 +17,8 @@ use keyplane::store::{KeyStore, StoreChange, StoreContents, StoreDelta};
 use keyplane::LockedBytes;
 use keyplane::{CreateKeyRequest, EncryptRequest, Engine, ErrorKind, LockPolicy};
 
-use super::report::{latencies, Latencies};
-use super::{failed, node, Opener};
+use super::latency::{latencies, Latencies};
+use super::nodes::{failed, node, Opener};
 use crate::BenchError;
 
 /// How often node B is probed.

@@ -1,4 +1,5 @@
-//! The fleet workload's report: latency summaries, the table and the JSON.
+//! The fleet workload's report: the table and the JSON (latency summaries are in
+//! [`super::latency`], re-exported here).
 
 use std::fmt::Write as _;
 
@@ -9,34 +10,7 @@ use super::scale::ScaleReport;
 use super::FleetArgs;
 use crate::report::{human, render};
 
-/// A latency distribution, in milliseconds.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Latencies {
-    pub count: usize,
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub max: f64,
-    pub mean: f64,
-}
-
-/// The distribution of `samples` (sorted in place): nearest-rank percentiles.
-pub fn latencies(samples: &mut [f64]) -> Latencies {
-    if samples.is_empty() {
-        return Latencies::default();
-    }
-    samples.sort_by(f64::total_cmp);
-    let n = samples.len();
-    let rank = |p: f64| samples[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
-    Latencies {
-        count: n,
-        p50: rank(0.50),
-        p90: rank(0.90),
-        p99: rank(0.99),
-        max: samples[n - 1],
-        mean: samples.iter().sum::<f64>() / n as f64,
-    }
-}
+pub use super::latency::{latencies, Latencies};
 
 /// The machine and build the run was on.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use keyplane::store::{KeyStore, MemoryKeyStore, StoreContents};
 use keyplane::{CreateKeyRequest, EncryptRequest, Engine, LockPolicy};
 
+use super::nodes::{failed, node, pg_open};
+use super::options::FleetArgs;
 use super::propagation::{self, Mode, PropagationRow, NOTIFY_FALLBACK};
-use super::{failed, node, pg_open, FleetArgs};
 use crate::report::render;
 use crate::BenchError;
 

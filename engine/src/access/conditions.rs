@@ -7,7 +7,7 @@
 //!
 //! Lookups run per condition during policy evaluation and do not allocate.
 
-use super::authorize::RequestFacts;
+use super::request_facts::RequestFacts;
 use super::{Action, Caller};
 use crate::error::{Error, Result};
 use crate::key::{KeySpec, KeyUsage, MultiRegionKeyType, Origin, Tag};

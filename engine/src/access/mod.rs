@@ -7,6 +7,7 @@ pub mod caller;
 pub mod conditions;
 pub mod origin;
 pub mod quota;
+pub(crate) mod request_facts;
 
 pub use action::Action;
 pub use caller::Caller;

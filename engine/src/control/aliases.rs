@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use super::page::{self, Page};
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::Action;
 use crate::clock::Timestamp;
 use crate::engine::Engine;

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::ControlState;
+use super::working_copy::ControlState;
 use crate::custom_key_store::{ConnectionState, CustomKeyStoreType};
 use crate::engine::Engine;
 use crate::error::{validation, Error, Result};

@@ -5,7 +5,7 @@
 //! never needed to use a new grant; RetireGrant accepts one to name the grant.
 
 use super::page::{self, Page};
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::clock::Timestamp;
 use crate::crypto::random;

@@ -16,8 +16,8 @@
 
 use uuid::Uuid;
 
-use super::ControlState;
-use crate::access::authorize::RequestFacts;
+use super::working_copy::ControlState;
+use crate::access::request_facts::RequestFacts;
 use crate::access::Action;
 use crate::clock::Timestamp;
 use crate::crypto::key_import::{self, TokenTerms, IMPORT_SECRET_BYTES};

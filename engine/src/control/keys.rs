@@ -2,13 +2,13 @@
 
 use uuid::Uuid;
 
+use super::key_fields::{check_description, new_material_id};
 use super::page::{self, Page};
-use super::ControlState;
+use super::working_copy::ControlState;
 use crate::access::Action;
-use crate::crypto::random;
 use crate::dataplane::primitive::generate_material;
 use crate::engine::Engine;
-use crate::error::{validation, Error, Result};
+use crate::error::{Error, Result};
 use crate::key::state::KeyOperation;
 use crate::key::{
     KeyManager, KeyMetadata, KeyRecord, KeySpec, KeyState, KeyUsage, MultiRegionRecord, Origin,
@@ -16,9 +16,6 @@ use crate::key::{
 };
 use crate::messages;
 use crate::validation::Value;
-
-/// Longest description a key may have.
-pub const MAX_DESCRIPTION: usize = 8192;
 
 /// A CreateKey request; every field optional as in the service.
 #[derive(Debug, Clone, Default)]
@@ -47,22 +44,6 @@ pub struct CreateKeyRequest {
 pub struct KeyListEntry {
     pub key_id: String,
     pub key_arn: String,
-}
-
-/// A new KeyMaterialId: 64 random hex characters.
-pub(crate) fn new_material_id() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    random::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-pub(crate) fn check_description(description: &str) -> Result<()> {
-    if description.chars().count() > MAX_DESCRIPTION {
-        return Err(validation!(
-            "a description is at most {MAX_DESCRIPTION} characters"
-        ));
-    }
-    Ok(())
 }
 
 impl Engine {

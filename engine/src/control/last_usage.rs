@@ -1,7 +1,10 @@
 //! GetKeyLastUsage: the last successful cryptographic operation with a key, as this engine's
 //! audit records saw it.
 
+use uuid::Uuid;
+
 use crate::access::Action;
+use crate::call::audit::Audit;
 use crate::clock::Timestamp;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -27,6 +30,23 @@ pub struct GetKeyLastUsageResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracking_start_date: Option<Timestamp>,
     pub key_creation_date: Timestamp,
+}
+
+impl Audit {
+    /// The last use of `key` known to this process, after reading what other processes appended
+    /// (best effort: a log that cannot be read now leaves what is known).
+    pub(crate) fn last_usage(&self, key: &Uuid) -> Option<KeyLastUsage> {
+        let mut uses = self.last_usage.lock().ok()?;
+        if let Some(dir) = &self.dir {
+            let _ = uses.refresh(dir);
+        }
+        uses.get(key).map(|u| KeyLastUsage {
+            operation: u.operation.clone(),
+            timestamp: Timestamp(u.time_ms),
+            cloud_trail_event_id: u.event_id.clone(),
+            kms_request_id: u.request_id.clone(),
+        })
+    }
 }
 
 impl Engine {

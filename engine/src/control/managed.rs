@@ -161,7 +161,7 @@ impl Engine {
                     },
                     versions: vec![VersionRecord {
                         version: 1,
-                        material_id: super::keys::new_material_id()?,
+                        material_id: super::key_fields::new_material_id()?,
                         created: now,
                         rotation_type: None,
                         import: None,

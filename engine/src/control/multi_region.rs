@@ -19,7 +19,8 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::access::authorize::{KeyAccess, RequestFacts};
+use crate::access::authorize::KeyAccess;
+use crate::access::request_facts::RequestFacts;
 use crate::access::Action;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -330,7 +331,7 @@ impl Engine {
             )?;
             let region = request.replica_region.as_str();
             let description = request.description.clone().unwrap_or_default();
-            super::keys::check_description(&description)?;
+            super::key_fields::check_description(&description)?;
             let policy = request
                 .policy
                 .clone()

@@ -1,7 +1,8 @@
 //! PutKeyPolicy, GetKeyPolicy, ListKeyPolicies.
 
 use super::page::Page;
-use crate::access::authorize::{KeyAccess, RequestFacts};
+use crate::access::authorize::KeyAccess;
+use crate::access::request_facts::RequestFacts;
 use crate::access::Action;
 use crate::engine::Engine;
 use crate::error::{Error, Result};

@@ -7,10 +7,10 @@
 
 use uuid::Uuid;
 
-use super::keys::new_material_id;
+use super::key_fields::new_material_id;
 use super::page::{self, Page};
-use super::ControlState;
-use crate::access::authorize::RequestFacts;
+use super::working_copy::ControlState;
+use crate::access::request_facts::RequestFacts;
 use crate::access::Action;
 use crate::clock::Timestamp;
 use crate::engine::Engine;

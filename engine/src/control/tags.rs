@@ -1,7 +1,7 @@
 //! TagResource, UntagResource, ListResourceTags.
 
 use super::page::{self, Page};
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::Action;
 use crate::engine::Engine;
 use crate::error::{Error, Result};

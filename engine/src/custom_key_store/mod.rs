@@ -21,6 +21,5 @@ pub use definition::{
     ConnectionErrorCode, ConnectionState, CustomKeyStoreRecord, CustomKeyStoreType,
     CustomKeyStoresListEntry, XksProxyConfiguration, XksProxySettings,
 };
-pub use operations::{
-    CreateCustomKeyStoreRequest, UpdateCustomKeyStoreRequest, XksProxyCredential,
-};
+pub use operations::{CreateCustomKeyStoreRequest, UpdateCustomKeyStoreRequest};
+pub use xks::XksProxyCredential;

@@ -8,8 +8,10 @@ use super::definition::{
     XksProxyConfiguration, XksProxySettings,
 };
 use super::runtime::Live;
+use super::xks::XksProxyCredential;
 use crate::access::{Action, QuotaFamily};
-use crate::control::{ControlState, Page};
+use crate::control::page::Page;
+use crate::control::working_copy::ControlState;
 use crate::engine::Engine;
 use crate::error::{validation, Error, Result};
 use crate::locked_memory::LockedBytes;
@@ -42,22 +44,6 @@ pub struct CreateCustomKeyStoreRequest {
     pub xks_proxy_vpc_endpoint_service_name: Option<String>,
     /// EXTERNAL_KEY_STORE: the credential keyplane signs its proxy requests with.
     pub xks_proxy_authentication_credential: Option<XksProxyCredential>,
-}
-
-/// `XksProxyAuthenticationCredential`: an access key id and its secret (sealed in the store as a
-/// PKCS#11 PIN is; never shown again).
-pub struct XksProxyCredential {
-    pub access_key_id: String,
-    pub raw_secret_access_key: SecretBytes,
-}
-
-impl std::fmt::Debug for XksProxyCredential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XksProxyCredential")
-            .field("access_key_id", &"<redacted>")
-            .field("raw_secret_access_key", &"<redacted>")
-            .finish()
-    }
 }
 
 /// An UpdateCustomKeyStore request: every field but the id optional.

@@ -1,11 +1,28 @@
 //! The external key store (EXTERNAL_KEY_STORE) members of CreateCustomKeyStore and
-//! UpdateCustomKeyStore: their checks (the model's constraints, and keyplane's one extension: an
-//! optional `:port` on `XksProxyUriEndpoint`), and the service's uniqueness rule.
+//! UpdateCustomKeyStore: the proxy credential, the members' checks (the model's constraints, and
+//! keyplane's one extension: an optional `:port` on `XksProxyUriEndpoint`), and the service's
+//! uniqueness rule.
 
 use super::definition::XksProxySettings;
-use super::operations::XksProxyCredential;
-use crate::control::ControlState;
+use crate::control::working_copy::ControlState;
 use crate::error::{validation, Error, Result};
+use crate::secret::SecretBytes;
+
+/// `XksProxyAuthenticationCredential`: an access key id and its secret (sealed in the store as a
+/// PKCS#11 PIN is; never shown again).
+pub struct XksProxyCredential {
+    pub access_key_id: String,
+    pub raw_secret_access_key: SecretBytes,
+}
+
+impl std::fmt::Debug for XksProxyCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XksProxyCredential")
+            .field("access_key_id", &"<redacted>")
+            .field("raw_secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
 
 /// `PUBLIC_ENDPOINT`: the only connectivity keyplane offers.
 pub const PUBLIC_ENDPOINT: &str = "PUBLIC_ENDPOINT";

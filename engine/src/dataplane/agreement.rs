@@ -1,8 +1,8 @@
 //! DeriveSharedSecret (ECDH).
 
+use super::plane::DataPlane;
 use super::primitive::KeyPrimitive;
-use super::DataPlane;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::error::{Error, Result};
 use crate::key::{KeyAgreementAlgorithm, KeyUsage, Origin};

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use super::encrypt::check_symmetric_algorithm;
+use super::algorithm::check_symmetric_algorithm;
 use super::keyring::{KeyEntry, Keyring, VersionEntry};
+use super::plane::DataPlane;
 use super::session::{DecryptKeys, EncryptSession};
 use super::tally::{ChunkTally, KeyTally};
-use super::DataPlane;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::ciphertext::{self, ParsedBlob, HEADER_LEN};
 use crate::context::{self, EncryptionContext};
@@ -369,10 +369,8 @@ impl<'k> ChunkContext<'k> {
 
     fn new_session(&self, key: &KeyEntry, version: &VersionEntry) -> Result<EncryptSession> {
         EncryptSession::for_version(
-            version,
-            &key.id,
+            |salt| version.derive(&key.id, salt, self.plane.lock_policy),
             self.plane.messages_per_derived_key,
-            self.plane.lock_policy,
             self.generation,
         )
     }
@@ -510,7 +508,7 @@ impl<'k> ChunkContext<'k> {
         parsed: &ParsedBlob<'_>,
         key: &KeyEntry,
         version: &VersionEntry,
-        external: &super::keyring::ExternalKey,
+        external: &super::external_key::ExternalKey,
         wrapped: &[u8],
         context: Option<&EncryptionContext>,
         action: Action,

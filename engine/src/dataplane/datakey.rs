@@ -2,9 +2,9 @@
 //! encrypted under a KMS key (and, for the first, in plaintext for immediate use).
 
 use super::chunk::ChunkContext;
+use super::plane::DataPlane;
 use super::tally::KeyTally;
-use super::DataPlane;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::context::EncryptionContext;
 use crate::error::{validation, Result};

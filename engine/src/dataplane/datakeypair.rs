@@ -1,8 +1,8 @@
 //! GenerateDataKeyPair and GenerateDataKeyPairWithoutPlaintext: a fresh asymmetric key pair whose
 //! private key is returned encrypted under a symmetric KMS key (and, for the first, in plaintext).
 
-use super::DataPlane;
-use crate::access::authorize::RequestFacts;
+use super::plane::DataPlane;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::context::EncryptionContext;
 use crate::crypto::signature::{self, SigningKey};

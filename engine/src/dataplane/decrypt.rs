@@ -3,10 +3,10 @@
 use super::chunk::ChunkContext;
 use super::encrypt::{copy_out, missing_outputs, refuse_context_for_rsa};
 use super::keyring::{KeyEntry, VersionEntry};
+use super::plane::DataPlane;
 use super::primitive::KeyPrimitive;
 use super::tally::KeyTally;
-use super::DataPlane;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::ciphertext::ParsedBlob;
 use crate::context::EncryptionContext;

@@ -1,14 +1,15 @@
 //! Encrypt.
 
+use super::algorithm::check_symmetric_algorithm;
 use super::chunk::ChunkContext;
 use super::keyring::KeyEntry;
+use super::plane::DataPlane;
 use super::primitive::KeyPrimitive;
 use super::tally::KeyTally;
-use super::DataPlane;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::context::EncryptionContext;
-use crate::error::{validation, Error, Result};
+use crate::error::{validation, Result};
 use crate::key::{EncryptionAlgorithm, KeyUsage};
 
 /// An Encrypt request.
@@ -62,15 +63,6 @@ pub struct EncryptResponse {
     /// The ARN of the key that encrypted.
     pub key_id: String,
     pub encryption_algorithm: EncryptionAlgorithm,
-}
-
-pub(crate) fn check_symmetric_algorithm(algorithm: EncryptionAlgorithm) -> Result<()> {
-    if algorithm != EncryptionAlgorithm::SymmetricDefault {
-        return Err(Error::InvalidKeyUsage(format!(
-            "encryption algorithm {algorithm} is not valid for a symmetric key; use SYMMETRIC_DEFAULT"
-        )));
-    }
-    Ok(())
 }
 
 impl DataPlane {

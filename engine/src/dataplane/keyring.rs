@@ -24,8 +24,10 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::external_key::ExternalKey;
 use super::primitive::KeyPrimitive;
-use super::session::{DecryptKeys, EncryptSession, SlotCache};
+use super::session::{DecryptKeys, EncryptSession};
+use super::slot_cache::SlotCache;
 use crate::access::authorize::KeyAccess;
 use crate::access::Action;
 use crate::error::{Error, Result};
@@ -46,13 +48,6 @@ pub(crate) struct VersionEntry {
     pub(crate) external: Option<ExternalKey>,
     pub(crate) encrypt_sessions: SlotCache<EncryptSession>,
     pub(crate) decrypt_keys: SlotCache<DecryptKeys>,
-}
-
-/// A key version whose material stays in a custom key store.
-pub(crate) struct ExternalKey {
-    pub(crate) store_id: String,
-    pub(crate) backing_key: String,
-    pub(crate) connection: Arc<dyn crate::custom_key_store::Connection>,
 }
 
 impl VersionEntry {

@@ -2,10 +2,10 @@
 
 use super::chunk::ChunkContext;
 use super::keyring::KeyEntry;
+use super::plane::DataPlane;
 use super::primitive::KeyPrimitive;
 use super::tally::KeyTally;
-use super::DataPlane;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::crypto::hmac::{HmacKey, MAX_MAC_LEN};
 use crate::error::{validation, Error, Result};

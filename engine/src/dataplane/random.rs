@@ -1,6 +1,6 @@
 //! GenerateRandom.
 
-use super::DataPlane;
+use super::plane::DataPlane;
 use crate::access::Caller;
 use crate::crypto::random;
 use crate::error::{validation, Error, Result};

@@ -3,9 +3,9 @@
 //! is zeroed before the next item uses it.
 
 use super::chunk::ChunkContext;
+use super::plane::DataPlane;
 use super::tally::KeyTally;
-use super::DataPlane;
-use crate::access::authorize::RequestFacts;
+use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::context::EncryptionContext;
 use crate::error::Result;

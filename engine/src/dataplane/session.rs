@@ -17,14 +17,12 @@
 //! contended; a session is abandoned, not reused, if two threads race for one slot. A session
 //! belongs to one process too: a copy of the process (after `fork`) drops the sessions it
 //! inherited and draws new salts ([`crate::fork`]).
+//!
+//! [`SlotCache`]: super::slot_cache::SlotCache
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
-
-use crossbeam_utils::atomic::AtomicCell;
-use crossbeam_utils::CachePadded;
 use uuid::Uuid;
 
+use super::external_key::ExternalKey;
 use crate::ciphertext::SALT_LEN;
 use crate::crypto::aes_gcm::{AesGcmKey, NONCE_LEN};
 use crate::crypto::random;
@@ -64,7 +62,7 @@ const EXTERNAL_DERIVATION_LABEL: &[u8] = b"keyplane v1 AES-256-GCM custom key st
 /// `info` = label ‖ key id ‖ version ‖ store id ‖ backing key id, is the data-plane key. So a
 /// ciphertext opens only under the same backing key of the same store, for the same key version.
 pub(crate) fn derive_external_key(
-    external: &super::keyring::ExternalKey,
+    external: &ExternalKey,
     key_id: &Uuid,
     version: u32,
     salt: &[u8; SALT_LEN],
@@ -123,18 +121,17 @@ impl EncryptSession {
         })
     }
 
-    /// A fresh session of `generation` for a key version (its own material, or its custom key
-    /// store's backing key): a new random salt and its derived key.
+    /// A fresh session of `generation` for a key version: a new random salt and the key `derive`
+    /// makes of it (the version's derivation: from its own material, or its custom key store's
+    /// backing key).
     pub(crate) fn for_version(
-        version: &super::keyring::VersionEntry,
-        key_id: &Uuid,
+        derive: impl FnOnce(&[u8; SALT_LEN]) -> Result<AesGcmKey>,
         limit: u64,
-        policy: LockPolicy,
         generation: u64,
     ) -> Result<Self> {
         let mut salt = [0u8; SALT_LEN];
         random::fill(&mut salt)?;
-        let key = version.derive(key_id, &salt, policy)?;
+        let key = derive(&salt)?;
         Ok(EncryptSession {
             salt,
             key,
@@ -198,63 +195,10 @@ impl DecryptKeys {
     }
 }
 
-fn slot_count() -> usize {
-    static COUNT: OnceLock<usize> = OnceLock::new();
-    *COUNT.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
-        (cores * 2).next_power_of_two().clamp(4, 256)
-    })
-}
-
-/// This thread's slot number, assigned on first use.
-fn thread_slot() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local!(static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed));
-    SLOT.with(|s| *s)
-}
-
-/// Per-thread slots, each on its own cache line, each holding at most one `T`. A thread takes
-/// its slot's value, uses it exclusively, and puts it back: no lock, and no cache line shared
-/// between cores in the common case. The slot array is allocated on first use, so keys the data
-/// plane never touches cost nothing.
-pub(crate) struct SlotCache<T> {
-    slots: OnceLock<Box<[Slot<T>]>>,
-}
-
-/// One thread's slot: a value, or nothing, swapped atomically.
-type Slot<T> = CachePadded<AtomicCell<Option<Box<T>>>>;
-
-impl<T> Default for SlotCache<T> {
-    fn default() -> Self {
-        SlotCache {
-            slots: OnceLock::new(),
-        }
-    }
-}
-
-impl<T> SlotCache<T> {
-    fn slot(&self) -> &AtomicCell<Option<Box<T>>> {
-        let slots = self.slots.get_or_init(|| {
-            (0..slot_count())
-                .map(|_| CachePadded::new(AtomicCell::new(None)))
-                .collect()
-        });
-        &slots[thread_slot() & (slots.len() - 1)]
-    }
-
-    /// Takes this thread's cached value, if any.
-    pub(crate) fn take(&self) -> Option<Box<T>> {
-        self.slot().take()
-    }
-
-    /// Puts a value back into this thread's slot (dropping whatever another thread left there).
-    pub(crate) fn put(&self, value: Box<T>) {
-        drop(self.slot().swap(Some(value)));
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use crossbeam_utils::atomic::AtomicCell;
+
     use super::*;
 
     #[test]

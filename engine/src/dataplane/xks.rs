@@ -12,7 +12,7 @@
 
 use uuid::Uuid;
 
-use super::keyring::ExternalKey;
+use super::external_key::ExternalKey;
 use crate::access::{Action, Caller};
 use crate::crypto::aes_gcm::AesGcmKey;
 use crate::error::{Error, Result};

@@ -4,10 +4,10 @@
 //! does. A `kms:` pattern must name or match at least one known KMS action ([`KMS_ACTIONS`]), so
 //! that a misspelt action is refused when the policy is written rather than never matching.
 
-use super::document::{shown, string_list, suggestion, Scope};
 use super::json::Json;
+use super::syntax::{shown, string_list, suggestion, Scope};
+use super::types::PolicyError;
 use super::wildcard::{Case, Pattern};
-use super::PolicyError;
 
 /// Every KMS action a key policy may name, in canonical spelling. `kms:<Operation>` for each
 /// operation, with ReEncrypt split into `kms:ReEncryptFrom` (on the source key) and
@@ -163,7 +163,7 @@ mod tests {
         let value = Json::parse(json).unwrap();
         Actions::parse(
             &value,
-            &super::super::document::tests_scope("Statement[3]"),
+            &super::super::syntax::tests_scope("Statement[3]"),
             "Action",
         )
     }

@@ -2,7 +2,7 @@
 //!
 //! A block `{ operator: { key: values } }` holds when every operator's every key holds (AND); one
 //! key holds when the request's value matches any of the listed values (OR). Keys are looked up
-//! through [`ConditionValues`](super::ConditionValues); their names are case-insensitive, except
+//! through [`ConditionValues`](super::types::ConditionValues); their names are case-insensitive, except
 //! the part after `kms:EncryptionContext:`.
 //!
 //! Semantics, as in IAM, for a request whose key has the values `V` (absent, or empty, means no
@@ -21,13 +21,13 @@
 
 use std::fmt;
 
-use super::document::{literal, shown, string_list, suggestion, tokens, Scope, Version};
 use super::json::Json;
+use super::syntax::{literal, shown, string_list, suggestion, tokens, Scope, Version};
+use super::types::{PolicyError, RequestContext};
 use super::wildcard::{ArnPattern, Case, Pattern};
-use super::{PolicyError, RequestContext};
 
 /// Condition keys with a fixed name, in canonical spelling: a policy may spell them in any case,
-/// and [`ConditionValues`](super::ConditionValues) is asked for them in this spelling. Keys with a
+/// and [`ConditionValues`](super::types::ConditionValues) is asked for them in this spelling. Keys with a
 /// free-form part keep that part as written: `kms:EncryptionContext:<key>` (case-sensitive), and
 /// `aws:RequestTag/<tag>`, `aws:ResourceTag/<tag>`, `aws:PrincipalTag/<tag>`.
 pub const KNOWN_CONDITION_KEYS: &[&str] = &[
@@ -218,7 +218,7 @@ impl Operator {
     }
 }
 
-/// Where a key's value comes from when [`ConditionValues`](super::ConditionValues) lacks it.
+/// Where a key's value comes from when [`ConditionValues`](super::types::ConditionValues) lacks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fallback {
     PrincipalArn,
@@ -611,7 +611,7 @@ mod tests {
         let value = Json::parse(json).unwrap();
         Condition::parse_block(
             &value,
-            &super::super::document::tests_scope("Statement[2]"),
+            &super::super::syntax::tests_scope("Statement[2]"),
             Version::V2012,
         )
     }

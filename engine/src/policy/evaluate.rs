@@ -8,7 +8,7 @@ use super::action::Actions;
 use super::condition::Condition;
 use super::principal::Principals;
 use super::resource::Resources;
-use super::{Decision, RequestContext};
+use super::types::{Decision, RequestContext};
 
 /// A statement's `Effect`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

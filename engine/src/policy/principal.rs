@@ -6,9 +6,9 @@
 //! also stands for the role's sessions. Everything is split up at parse time so that matching is
 //! string comparison only.
 
-use super::document::{shown, string_list, Scope};
 use super::json::Json;
-use super::{PolicyError, RequestContext};
+use super::syntax::{shown, string_list, Scope};
+use super::types::{PolicyError, RequestContext};
 
 /// A role named by ARN, kept in parts to recognise its sessions
 /// (`arn:<partition>:sts::<account>:assumed-role/<name>/<session>`).
@@ -87,7 +87,7 @@ impl Principals {
                                 format_args!(
                                     "unknown principal type '{}'{} (expected AWS or Service)",
                                     shown(kind),
-                                    super::document::suggestion(kind, &["AWS", "Service"])
+                                    super::syntax::suggestion(kind, &["AWS", "Service"])
                                 ),
                             ))
                         }
@@ -233,7 +233,7 @@ mod tests {
     fn parse(json: &str) -> Result<Principals, PolicyError> {
         let value = Json::parse(json).unwrap();
         let scope_label = "Statement[0]";
-        let scope = super::super::document::tests_scope(scope_label);
+        let scope = super::super::syntax::tests_scope(scope_label);
         Principals::parse(&value, &scope, "Principal")
     }
 

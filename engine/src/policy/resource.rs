@@ -3,10 +3,10 @@
 //! In a key policy the resource is usually `"*"` (the key the policy is attached to). ARNs may
 //! carry `*` and `?`; they are matched case-sensitively, one colon-separated component at a time.
 
-use super::document::{shown, string_list, tokens, Scope, Version};
 use super::json::Json;
+use super::syntax::{shown, string_list, tokens, Scope, Version};
+use super::types::PolicyError;
 use super::wildcard::ArnPattern;
-use super::PolicyError;
 
 /// The compiled resource patterns of one statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +75,7 @@ mod tests {
         let value = Json::parse(json).unwrap();
         Resources::parse(
             &value,
-            &super::super::document::tests_scope("Statement[0]"),
+            &super::super::syntax::tests_scope("Statement[0]"),
             "Resource",
             version,
         )

@@ -1,6 +1,26 @@
-//! The service's authentication errors, in its words.
+//! The service's authentication errors ([`AuthError`]), in its words.
 
-use super::AuthError;
+use std::fmt;
+
+/// Why a request's authentication failed, as the service answers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthError {
+    /// `MissingAuthenticationTokenException`, `UnrecognizedClientException`,
+    /// `InvalidSignatureException`, `IncompleteSignature`, ...
+    pub code: &'static str,
+    /// The service's message.
+    pub message: String,
+    /// The HTTP status (400 or 403).
+    pub status: u16,
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for AuthError {}
 
 pub(crate) const MISSING_TOKEN: &str = "MissingAuthenticationTokenException";
 pub(crate) const INCOMPLETE: &str = "IncompleteSignatureException";

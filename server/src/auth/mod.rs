@@ -26,13 +26,13 @@ mod errors;
 pub mod replay;
 pub mod sigv4;
 
-use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::digest;
 use subtle::ConstantTimeEq;
 
 pub use credentials::{CheckError, CredentialInfo, CredentialStore, NewCredential};
+pub use errors::AuthError;
 pub use replay::ReplayGuard;
 
 /// The service's allowed clock skew, in seconds.
@@ -50,26 +50,6 @@ pub struct Identity {
     /// The access key id that signed it.
     pub access_key_id: String,
 }
-
-/// Why a request's authentication failed, as the service answers it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuthError {
-    /// `MissingAuthenticationTokenException`, `UnrecognizedClientException`,
-    /// `InvalidSignatureException`, `IncompleteSignature`, ...
-    pub code: &'static str,
-    /// The service's message.
-    pub message: String,
-    /// The HTTP status (400 or 403).
-    pub status: u16,
-}
-
-impl fmt::Display for AuthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl std::error::Error for AuthError {}
 
 /// The parts of an HTTP request a signature covers (the body read in full).
 #[derive(Debug)]

@@ -6,8 +6,7 @@
 
 use aws_lc_rs::digest;
 
-use super::errors;
-use super::AuthError;
+use super::errors::{self, AuthError};
 
 /// The only algorithm SigV4 over HTTP headers uses.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";

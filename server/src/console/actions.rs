@@ -8,7 +8,7 @@
 use http::StatusCode;
 use serde_json::{json, Value as Json};
 
-use super::key::{hidden, key_id};
+use super::forms::{hidden, key_id};
 use super::template::{element, render, Html};
 use super::{fields, query_string, redirect, Answer, ApiError, Signed};
 

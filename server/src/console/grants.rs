@@ -5,7 +5,7 @@
 use http::StatusCode;
 use serde_json::json;
 
-use super::key::{confirm_button, hidden, key_id};
+use super::forms::{confirm_button, hidden, key_id};
 use super::template::{element, render, Html};
 use super::{date, query_string, text, Answer, ApiError, Signed};
 use keyplane::key::GrantOperation;

@@ -6,19 +6,10 @@
 use http::StatusCode;
 use serde_json::{json, Value as Json};
 
+use super::forms::{confirm_button, hidden, key_id, post_button};
 use super::keys::done_banner;
 use super::template::{element, render, Html, Value};
 use super::{date, fields, query_string, text, Answer, ApiError, Signed};
-
-/// The key the request names (`id`), trimmed.
-pub(crate) fn key_id(s: &Signed<'_>) -> String {
-    let id = if s.req.method == http::Method::POST {
-        s.req.f("id")
-    } else {
-        s.req.q("id")
-    };
-    id.trim().chars().take(2048).collect()
-}
 
 /// A section's content, or the refusal of the call that should have filled it.
 fn or_refusal(result: Result<Html, ApiError>) -> Html {
@@ -110,48 +101,6 @@ pub(crate) async fn page(s: &Signed<'_>) -> Answer {
         ],
     );
     s.page(StatusCode::OK, &format!("Key {id}"), main)
-}
-
-/// A form that asks for confirmation first (GET to the confirmation page).
-pub(crate) fn confirm_button(id: &str, action: &str, extra: &[(&str, &str)], label: &str) -> Html {
-    let mut hidden = vec![hidden("id", id), hidden("action", action)];
-    for (n, v) in extra {
-        hidden.push(hidden_owned(n, v));
-    }
-    render(
-        r#"<form method="get" action="/key/confirm" class="inline-form">{{hidden}}<button type="submit" class="danger">{{label}}</button></form>"#,
-        &[
-            ("hidden", Html::join(hidden).into()),
-            ("label", label.into()),
-        ],
-    )
-}
-
-/// A form that posts an action at once.
-pub(crate) fn post_button(s: &Signed<'_>, id: &str, action: &str, label: &str) -> Html {
-    render(
-        r#"<form method="post" action="/key/action" class="inline-form">{{csrf}}{{id}}{{action}}<button type="submit">{{label}}</button></form>"#,
-        &[
-            ("csrf", s.csrf_field().into()),
-            ("id", hidden("id", id).into()),
-            ("action", hidden("action", action).into()),
-            ("label", label.into()),
-        ],
-    )
-}
-
-pub(crate) fn hidden(name: &'static str, value: &str) -> Html {
-    render(
-        r#"<input type="hidden" name="{{n}}" value="{{v}}">"#,
-        &[("n", name.into()), ("v", value.into())],
-    )
-}
-
-fn hidden_owned(name: &str, value: &str) -> Html {
-    render(
-        r#"<input type="hidden" name="{{n}}" value="{{v}}">"#,
-        &[("n", name.into()), ("v", value.into())],
-    )
 }
 
 fn actions_section(s: &Signed<'_>, id: &str, state: &str, metadata: &Json) -> Html {

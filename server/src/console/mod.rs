@@ -24,6 +24,7 @@
 
 pub mod actions;
 pub mod audit;
+mod forms;
 pub mod grants;
 pub mod key;
 pub mod keys;

@@ -5,7 +5,8 @@
 use http::StatusCode;
 use serde_json::json;
 
-use super::key::{key_id, pretty};
+use super::forms::key_id;
+use super::key::pretty;
 use super::template::render;
 use super::{query_string, redirect, text, Answer, ApiError, Signed};
 

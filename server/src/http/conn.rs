@@ -23,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::handler::{self, App, ConnInfo};
-use super::Limits;
+use super::limits::Limits;
 use crate::metrics::Closed;
 
 /// Which listener a connection came in on.

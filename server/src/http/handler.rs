@@ -13,7 +13,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use super::Limits;
+use super::limits::Limits;
 use crate::auth::{Authenticator, SignedRequest};
 use crate::context::RequestContext;
 use crate::metrics::{Closed, Metrics};

@@ -9,11 +9,12 @@
 
 mod conn;
 mod handler;
+mod limits;
+mod serve_error;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -22,46 +23,9 @@ use crate::auth::Authenticator;
 use crate::metrics::Metrics;
 use crate::protocol::Service;
 
+pub use limits::Limits;
+pub use serve_error::ServeError;
 pub use tls::{TlsInfo, TlsMode};
-
-/// Limits that hold whatever clients do.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Largest request body; a larger one is answered 413 without being read.
-    pub max_body_bytes: usize,
-    /// Most client connections open at once; past it the server stops accepting until one closes.
-    pub max_connections: usize,
-    /// An idle connection (no request in flight, no bytes) is closed after this.
-    pub idle_timeout: Duration,
-    /// HTTP/1.1: a request's headers must arrive within this from their first byte.
-    pub header_timeout: Duration,
-    /// A request's body must arrive within this.
-    pub body_timeout: Duration,
-    /// A TLS handshake must finish within this.
-    pub handshake_timeout: Duration,
-    /// Largest request head (HTTP/1.1 read buffer; HTTP/2 header list).
-    pub max_header_bytes: usize,
-    /// HTTP/2 streams in flight per connection.
-    pub max_concurrent_streams: u32,
-    /// At shutdown, how long in-flight requests get to finish.
-    pub drain_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_body_bytes: 1 << 20,
-            max_connections: 20_000,
-            idle_timeout: Duration::from_secs(60),
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            handshake_timeout: Duration::from_secs(10),
-            max_header_bytes: 64 << 10,
-            max_concurrent_streams: 128,
-            drain_timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 /// Where and how to listen.
 #[derive(Clone, Debug)]
@@ -72,19 +36,6 @@ pub struct ServerConfig {
     pub admin_listen: Option<SocketAddr>,
     pub tls: TlsMode,
     pub limits: Limits,
-}
-
-/// Why the server could not start or run.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("plain HTTP is allowed only on a loopback address (127.0.0.1, ::1), not {0}: use TLS (--tls-cert/--tls-key or --tls-self-signed) to listen there")]
-    PlainHttpNotLoopback(SocketAddr),
-    #[error("TLS: {0}")]
-    Tls(String),
-    #[error("cannot listen on {0}: {1}")]
-    Bind(SocketAddr, std::io::Error),
-    #[error("invalid limit: {0}")]
-    Limit(String),
 }
 
 /// Fires a server's graceful shutdown (from any thread; more than once is harmless).

@@ -22,7 +22,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::ServerConfig;
 use rustls::sign::CertifiedKey;
 
-use super::ServeError;
+use super::serve_error::ServeError;
 
 /// Where the server's certificate comes from.
 #[derive(Clone, Debug)]

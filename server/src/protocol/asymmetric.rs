@@ -9,7 +9,8 @@ use keyplane::{
 use super::dataplane::capacity_for;
 use super::json::{Input, Out};
 use super::keys::customer_master_key_spec;
-use super::{refuse_unsupported, Fault};
+use super::members::refuse_unsupported;
+use super::reply::Fault;
 
 fn message_type(input: &Input) -> Result<MessageType, Fault> {
     Ok(input.enum_value("MessageType")?.unwrap_or(MessageType::Raw))

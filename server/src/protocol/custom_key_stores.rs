@@ -7,7 +7,8 @@ use keyplane::{
 };
 
 use super::json::{Input, Out};
-use super::{list_page, refuse_unsupported, Fault};
+use super::members::{list_page, refuse_unsupported};
+use super::reply::Fault;
 
 /// `XksProxyAuthenticationCredential {AccessKeyId, RawSecretAccessKey}`, when given.
 fn xks_credential(input: &Input) -> Option<XksProxyCredential> {

@@ -8,7 +8,8 @@ use keyplane::{
 };
 
 use super::json::{Input, Out};
-use super::{refuse_unsupported, Fault};
+use super::members::refuse_unsupported;
+use super::reply::Fault;
 
 /// Room for a response holding `secret` bytes as base64 plus its other members, so that writing
 /// it never reallocates.

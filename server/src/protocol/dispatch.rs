@@ -5,9 +5,10 @@
 use keyplane::Engine;
 
 use super::json::{Input, Out};
+use super::reply::Fault;
 use super::{
     aliases, asymmetric, custom_key_stores, dataplane, grants, import, keys, mac, policies,
-    rotation, tags, Fault,
+    rotation, tags,
 };
 
 /// A handler: one request's members in, the response's members out. Runs on a blocking thread,

@@ -4,7 +4,8 @@ use keyplane::{CreateGrantRequest, EncryptionContext, Engine, GrantConstraints, 
 use serde_json::Value;
 
 use super::json::{wrong_type, Input, Out};
-use super::{list_page, Fault};
+use super::members::list_page;
+use super::reply::Fault;
 
 fn context_map(name: &str, value: &Value) -> Result<EncryptionContext, Fault> {
     let wanted = "a map of strings to strings";

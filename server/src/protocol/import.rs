@@ -3,7 +3,7 @@
 use keyplane::{Engine, ImportKeyMaterialRequest};
 
 use super::json::{Input, Out};
-use super::Fault;
+use super::reply::Fault;
 
 pub(super) fn get_parameters_for_import(engine: &Engine, input: &Input) -> Result<Out, Fault> {
     let r = engine.get_parameters_for_import(

@@ -23,7 +23,7 @@ use keyplane::{EncryptionContext, Tag, Timestamp};
 use serde_json::{Map, Value};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::Fault;
+use super::reply::Fault;
 
 /// A request's members, checked against the operation's model.
 #[derive(Debug)]

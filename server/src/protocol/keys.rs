@@ -5,7 +5,8 @@
 use keyplane::{CreateKeyRequest, Engine, KeyMetadata, KeySpec};
 
 use super::json::{Input, Out};
-use super::{list_page, Fault};
+use super::members::list_page;
+use super::reply::Fault;
 
 /// The deprecated `CustomerMasterKeySpec` value of a key spec: the service sets it only for specs
 /// that its enumeration has.

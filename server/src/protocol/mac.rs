@@ -3,7 +3,7 @@
 use keyplane::{Engine, GenerateMacRequest, VerifyMacRequest};
 
 use super::json::{Input, Out};
-use super::Fault;
+use super::reply::Fault;
 
 pub(super) fn generate_mac(engine: &Engine, input: &Input) -> Result<Out, Fault> {
     let request = GenerateMacRequest {

@@ -27,103 +27,28 @@ mod import;
 pub mod json;
 mod keys;
 mod mac;
+mod members;
 mod policies;
+pub(crate) mod reply;
 mod rotation;
 mod tags;
 
 use std::sync::Arc;
 
-use keyplane::{Engine, Page};
+use keyplane::Engine;
 
 use crate::coalesce::{CoalesceConfig, Coalescer};
 use crate::context::RequestContext;
 use crate::metrics::Metrics;
-use json::{Input, Out};
+use json::Input;
+
+pub use reply::{Fault, Reply};
 
 /// The JSON 1.1 content type every answer carries.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// The `X-Amz-Target` prefix of every operation.
 pub const TARGET_PREFIX: &str = "TrentService.";
-
-/// One answer: HTTP status and JSON body, with what metrics need.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Vec<u8>,
-    /// The operation, when the target named a known one.
-    pub operation: Option<&'static str>,
-    /// The `__type` of an error answer.
-    pub error_code: Option<&'static str>,
-}
-
-/// Why a request failed.
-#[derive(Debug)]
-pub enum Fault {
-    /// The engine's error: its code and message are the service's.
-    Engine(keyplane::Error),
-    /// The body is not JSON of the right shape.
-    Serialization(String),
-    /// The target names no operation.
-    UnknownOperation,
-}
-
-impl From<keyplane::Error> for Fault {
-    fn from(e: keyplane::Error) -> Self {
-        Fault::Engine(e)
-    }
-}
-
-impl Fault {
-    /// The service's error code (`__type`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Fault::Engine(e) => e.code(),
-            Fault::Serialization(_) => "SerializationException",
-            Fault::UnknownOperation => "UnknownOperationException",
-        }
-    }
-
-    fn message(&self) -> &str {
-        match self {
-            Fault::Engine(e) => e.message(),
-            Fault::Serialization(m) => m,
-            Fault::UnknownOperation => "",
-        }
-    }
-
-    /// The error answer.
-    pub fn reply(&self, operation: Option<&'static str>) -> Reply {
-        let code = self.code();
-        Reply {
-            status: errors::status(code),
-            body: errors::body(code, self.message()),
-            operation,
-            error_code: Some(code),
-        }
-    }
-}
-
-/// Refuses members of the model that keyplane does not support, when a request gives them.
-pub(crate) fn refuse_unsupported(input: &Input, members: &[&str]) -> Result<(), Fault> {
-    match members.iter().find(|m| input.has(m)) {
-        Some(member) => Err(keyplane::Error::UnsupportedOperation(format!(
-            "{member} is not supported by keyplane ({})",
-            input.operation()
-        ))
-        .into()),
-        None => Ok(()),
-    }
-}
-
-/// A list response: `key` holds the entries; `NextMarker` when truncated; `Truncated`.
-fn list_page<T>(key: &str, page: &Page<T>, entry: impl Fn(&mut Out, &T)) -> Out {
-    let mut out = Out::new();
-    out.objects(key, &page.items, entry)
-        .opt("NextMarker", page.next_marker.as_deref())
-        .bool("Truncated", page.truncated);
-    out
-}
 
 /// The served operation an `X-Amz-Target` header names; else the fault to answer (with the
 /// operation's name for one of the model's operations that keyplane does not serve).

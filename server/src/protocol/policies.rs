@@ -3,7 +3,7 @@
 use keyplane::Engine;
 
 use super::json::{Input, Out};
-use super::Fault;
+use super::reply::Fault;
 
 pub(super) fn put_key_policy(engine: &Engine, input: &Input) -> Result<Out, Fault> {
     engine.put_key_policy(

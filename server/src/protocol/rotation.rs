@@ -4,7 +4,8 @@
 use keyplane::Engine;
 
 use super::json::{Input, Out};
-use super::{list_page, Fault};
+use super::members::list_page;
+use super::reply::Fault;
 
 pub(super) fn enable_key_rotation(engine: &Engine, input: &Input) -> Result<Out, Fault> {
     engine.enable_key_rotation(input.req("KeyId"), input.u32("RotationPeriodInDays")?)?;

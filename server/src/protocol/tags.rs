@@ -3,7 +3,8 @@
 use keyplane::Engine;
 
 use super::json::{Input, Out};
-use super::{list_page, Fault};
+use super::members::list_page;
+use super::reply::Fault;
 
 pub(super) fn tag_resource(engine: &Engine, input: &Input) -> Result<Out, Fault> {
     engine.tag_resource(input.req("KeyId"), input.tags("Tags")?)?;

@@ -6,22 +6,26 @@
 //! number of items per key. The records of successful
 //! cryptographic operations also feed GetKeyLastUsage.
 
+pub(crate) mod audit;
+pub(crate) mod params;
+pub(crate) mod request_id;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::access::{Caller, QuotaFamily};
-use crate::audit::{AuditEvent, AuditLog, BatchKey, LastUses, RecordedUse, UserIdentity};
-use crate::clock::Timestamp;
-use crate::control::KeyLastUsage;
+use crate::audit::{AuditEvent, AuditLog, BatchKey, RecordedUse};
 use crate::dataplane::tally::{KeyTally, KeyUse};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::key::identifier::KeyReference;
 use crate::operation::Operation;
+
+use self::audit::identity;
+use self::request_id::with_request_id;
 
 /// The control-plane request running on this thread, whose record is written at its commit.
 struct Pending {
@@ -32,98 +36,6 @@ struct Pending {
 
 thread_local! {
     static PENDING: std::cell::RefCell<Option<Pending>> = const { std::cell::RefCell::new(None) };
-    /// The audit record id of the data-plane request running on this thread (with an audit log):
-    /// the data plane sends it to an XKS proxy as `requestMetadata.kmsRequestId`, so that a proxy
-    /// request is traced to the record of the call that caused it.
-    static REQUEST_ID: std::cell::RefCell<Option<Arc<str>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// The audit record id of the data-plane request running on this thread, if it has one (read by
-/// the data plane on the calling thread, before a batch fans out to the worker pool).
-pub(crate) fn current_request_id() -> Option<Arc<str>> {
-    REQUEST_ID.with(|r| r.borrow().clone())
-}
-
-/// Runs `work` with `id` as this thread's current request id, restoring the previous one.
-fn with_request_id<T>(id: Option<Arc<str>>, work: impl FnOnce() -> T) -> T {
-    let previous = REQUEST_ID.with(|r| r.replace(id));
-    let result = work();
-    REQUEST_ID.with(|r| *r.borrow_mut() = previous);
-    result
-}
-
-/// The audit log with what is derived from it.
-pub(crate) struct Audit {
-    pub(crate) log: AuditLog,
-    /// When uses began to be tracked: the engine's start, or the first record of the audit
-    /// directory.
-    pub(crate) started: Timestamp,
-    /// The audit directory, when the log is a segment of one: GetKeyLastUsage reads the other
-    /// processes' segments too.
-    dir: Option<PathBuf>,
-    last_usage: Mutex<LastUses>,
-}
-
-impl Audit {
-    /// With an audit directory, every log in it is read now (the uses of earlier and other
-    /// processes); later calls read only what was appended since.
-    pub(crate) fn new(
-        log: AuditLog,
-        started: Timestamp,
-        dir: Option<PathBuf>,
-    ) -> std::result::Result<Audit, crate::audit::AuditError> {
-        let mut uses = LastUses::new();
-        let mut started = started;
-        if let Some(dir) = &dir {
-            uses.refresh(dir)?;
-            uses.set_own(log.path());
-            if let Some(first) = uses.earliest_ms() {
-                started = Timestamp(first.min(started.0));
-            }
-        }
-        Ok(Audit {
-            log,
-            started,
-            dir,
-            last_usage: Mutex::new(uses),
-        })
-    }
-
-    /// The last use of `key` known to this process, after reading what other processes appended
-    /// (best effort: a log that cannot be read now leaves what is known).
-    pub(crate) fn last_usage(&self, key: &Uuid) -> Option<KeyLastUsage> {
-        let mut uses = self.last_usage.lock().ok()?;
-        if let Some(dir) = &self.dir {
-            let _ = uses.refresh(dir);
-        }
-        uses.get(key).map(|u| KeyLastUsage {
-            operation: u.operation.clone(),
-            timestamp: Timestamp(u.time_ms),
-            cloud_trail_event_id: u.event_id.clone(),
-            kms_request_id: u.request_id.clone(),
-        })
-    }
-}
-
-pub(crate) fn identity(caller: &Caller) -> UserIdentity {
-    let principal = caller.principal();
-    let resource = principal.rsplit(':').next().unwrap_or_default();
-    let (identity_type, principal_id) = if resource == "root" {
-        ("Root", caller.account().to_owned())
-    } else if let Some(user) = resource.strip_prefix("user/") {
-        ("IAMUser", user.to_owned())
-    } else if let Some(session) = resource.strip_prefix("assumed-role/") {
-        ("AssumedRole", session.to_owned())
-    } else {
-        ("IAMRole", resource.trim_start_matches("role/").to_owned())
-    };
-    UserIdentity {
-        identity_type: identity_type.into(),
-        principal_id,
-        arn: principal.to_owned(),
-        account_id: caller.account().to_owned(),
-        access_key_id: None,
-    }
 }
 
 fn audit_failed(e: impl std::fmt::Display) -> Error {
@@ -556,97 +468,6 @@ impl Engine {
     /// The audit log, when one is configured.
     pub fn audit_log(&self) -> Option<&AuditLog> {
         self.inner.audit.as_ref().map(|a| &a.log)
-    }
-}
-
-/// `requestParameters` of each kind of request: names, algorithms, contexts and sizes; never
-/// plaintext, keys or secret outputs.
-pub(crate) mod params {
-    use serde_json::{json, Value};
-
-    use crate::dataplane::{
-        DecryptRequest, EncryptRequest, GenerateDataKeyPairRequest, GenerateDataKeyRequest,
-        ReEncryptRequest,
-    };
-    use crate::key::{MacAlgorithm, MessageType, SigningAlgorithm};
-
-    pub(crate) fn key(key_id: &str) -> Value {
-        json!({ "keyId": key_id })
-    }
-
-    pub(crate) fn key_opt(key_id: Option<&str>) -> Value {
-        key_id.map_or(Value::Null, key)
-    }
-
-    pub(crate) fn batch(key_id: Option<&str>, items: usize) -> Value {
-        json!({ "keyId": key_id, "itemCount": items })
-    }
-
-    pub(crate) fn encrypt(r: &EncryptRequest<'_>) -> Value {
-        json!({
-            "keyId": r.key_id,
-            "encryptionAlgorithm": r.encryption_algorithm.as_str(),
-            "encryptionContext": r.encryption_context,
-            "plaintextLength": r.plaintext.len(),
-        })
-    }
-
-    pub(crate) fn decrypt(r: &DecryptRequest<'_>) -> Value {
-        json!({
-            "keyId": r.key_id,
-            "encryptionAlgorithm": r.encryption_algorithm.map(|a| a.as_str()),
-            "encryptionContext": r.encryption_context,
-            "ciphertextLength": r.ciphertext_blob.len(),
-        })
-    }
-
-    pub(crate) fn re_encrypt(r: &ReEncryptRequest<'_>) -> Value {
-        json!({
-            "sourceKeyId": r.source_key_id,
-            "destinationKeyId": r.destination_key_id,
-            "sourceEncryptionContext": r.source_encryption_context,
-            "destinationEncryptionContext": r.destination_encryption_context,
-            "destinationEncryptionAlgorithm": r.destination_encryption_algorithm.as_str(),
-        })
-    }
-
-    pub(crate) fn data_key(r: &GenerateDataKeyRequest<'_>) -> Value {
-        json!({
-            "keyId": r.key_id,
-            "keySpec": r.key_spec.map(|s| s.as_str()),
-            "numberOfBytes": r.number_of_bytes,
-            "encryptionContext": r.encryption_context,
-        })
-    }
-
-    pub(crate) fn data_key_pair(r: &GenerateDataKeyPairRequest<'_>) -> Value {
-        json!({
-            "keyId": r.key_id,
-            "keyPairSpec": r.key_pair_spec.as_str(),
-            "encryptionContext": r.encryption_context,
-        })
-    }
-
-    pub(crate) fn sign(
-        key_id: &str,
-        algorithm: SigningAlgorithm,
-        message_type: MessageType,
-        message_len: usize,
-    ) -> Value {
-        json!({
-            "keyId": key_id,
-            "signingAlgorithm": algorithm.as_str(),
-            "messageType": message_type.as_str(),
-            "messageLength": message_len,
-        })
-    }
-
-    pub(crate) fn mac(key_id: &str, algorithm: MacAlgorithm, message_len: usize) -> Value {
-        json!({
-            "keyId": key_id,
-            "macAlgorithm": algorithm.as_str(),
-            "messageLength": message_len,
-        })
     }
 }
 
