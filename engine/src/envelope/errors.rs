@@ -56,24 +56,6 @@ pub(crate) fn unsupported_suite(id: u16) -> Error {
     ))
 }
 
-pub(crate) fn policy_forbids_decrypt(suite: super::AlgorithmSuite) -> Error {
-    Error::InvalidCiphertext(format!(
-        "the commitment policy REQUIRE_ENCRYPT_REQUIRE_DECRYPT forbids decrypting a message in the \
-         non-committing suite {suite}; use REQUIRE_ENCRYPT_ALLOW_DECRYPT to read it"
-    ))
-}
-
-pub(crate) fn policy_forbids_encrypt(suite: super::AlgorithmSuite) -> Error {
-    let allowed = if suite.is_committing() {
-        "FORBID_ENCRYPT_ALLOW_DECRYPT allows only the non-committing suites"
-    } else {
-        "REQUIRE_ENCRYPT_* allows only the committing suites 0x0478 and 0x0578"
-    };
-    Error::Validation(format!(
-        "the commitment policy does not allow encrypting with {suite}: {allowed}"
-    ))
-}
-
 pub(crate) fn too_many_edks(found: usize, max: usize) -> Error {
     Error::LimitExceeded(format!(
         "the message has {found} encrypted data keys, more than the configured maximum of {max}"

@@ -30,7 +30,7 @@ use super::header::{
 };
 use super::keyring::Keyring;
 use super::signature::{self, Signer, Verifier};
-use super::suite::{AlgorithmSuite, CommitmentPolicy, IV_LEN, TAG_LEN};
+use super::suite::{self, AlgorithmSuite, CommitmentPolicy, IV_LEN, TAG_LEN};
 use crate::context::EncryptionContext;
 use crate::crypto::aes_gcm::AesGcmKey;
 use crate::error::{Error, Result};
@@ -172,7 +172,7 @@ impl<W: Write> Encryptor<W> {
     ) -> Result<Encryptor<W>> {
         let suite = config.suite;
         if !config.commitment_policy.allows_encrypt(suite) {
-            return Err(errors::policy_forbids_encrypt(suite));
+            return Err(suite::policy_forbids_encrypt(suite));
         }
         if config.frame_length == 0 || config.frame_length > super::header::MAX_FRAME_LENGTH {
             return Err(errors::bad_frame_length(config.frame_length));
@@ -485,7 +485,7 @@ fn begin_message(
 ) -> Result<Opened> {
     let suite = header.suite;
     if !config.commitment_policy.allows_decrypt(suite) {
-        return Err(errors::policy_forbids_decrypt(suite));
+        return Err(suite::policy_forbids_decrypt(suite));
     }
     let mut verifier = None;
     if suite.is_signed() {

@@ -3,7 +3,7 @@
 
 use crate::crypto::aes_gcm::AesGcmKey;
 use crate::crypto::hkdf::{self, HkdfHash};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::locked_memory::{LockPolicy, LockedBytes};
 
 use super::errors;
@@ -222,6 +222,26 @@ impl CommitmentPolicy {
             _ => true,
         }
     }
+}
+
+/// The commitment policy refuses to read a message in `suite`.
+pub(crate) fn policy_forbids_decrypt(suite: AlgorithmSuite) -> Error {
+    Error::InvalidCiphertext(format!(
+        "the commitment policy REQUIRE_ENCRYPT_REQUIRE_DECRYPT forbids decrypting a message in the \
+         non-committing suite {suite}; use REQUIRE_ENCRYPT_ALLOW_DECRYPT to read it"
+    ))
+}
+
+/// The commitment policy refuses to write a message in `suite`.
+pub(crate) fn policy_forbids_encrypt(suite: AlgorithmSuite) -> Error {
+    let allowed = if suite.is_committing() {
+        "FORBID_ENCRYPT_ALLOW_DECRYPT allows only the non-committing suites"
+    } else {
+        "REQUIRE_ENCRYPT_* allows only the committing suites 0x0478 and 0x0578"
+    };
+    Error::Validation(format!(
+        "the commitment policy does not allow encrypting with {suite}: {allowed}"
+    ))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! `engine/tests/validation_rules.rs` from `engine/model/kms-service-2.json`. Do not edit:
 //! regenerate with `KEYPLANE_REGENERATE=1 cargo test -p keyplane --test validation_rules`.
 
-use super::{Kind, Member, Operation};
+use super::table::{Kind, Member, Operation};
 
 pub(crate) static CREATE_KEY: Operation = Operation {
     name: "CreateKey",
