@@ -48,6 +48,22 @@
 #define KP_VERSION_NUMBER (((KP_VERSION_MAJOR * 10000) + (KP_VERSION_MINOR * 100)) + KP_VERSION_PATCH)
 
 /**
+ * Most keyrings one message takes (each adds an encrypted data key).
+ */
+#define KP_ENVELOPE_MAX_KEYRINGS 256
+
+/**
+ * Longest footer signature (DER ECDSA P-384) of the signed suites. A signed message's length
+ * varies by a few bytes from message to message with its signature's.
+ */
+#define KP_ENVELOPE_MAX_SIGNATURE_LEN 104
+
+/**
+ * The longest import token: a buffer this long always suffices (the service's limit).
+ */
+#define KP_MAX_IMPORT_TOKEN_LEN 6144
+
+/**
  * Largest length the library accepts for any one buffer or byte string (1 GiB). Anything longer
  * is taken for a corrupt length and refused with `KP_STATUS_INVALID_LENGTH` before the memory is
  * touched; the engine's own limits (plaintext, ciphertext) are far lower.
@@ -109,22 +125,6 @@
  * `KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD`.
  */
 #define KP_MAX_PRIVATE_KEY_CIPHERTEXT_LEN ((2560 + KP_CIPHERTEXT_OVERHEAD) + KP_CIPHERTEXT_MAX_WRAPPING_OVERHEAD)
-
-/**
- * Most keyrings one message takes (each adds an encrypted data key).
- */
-#define KP_ENVELOPE_MAX_KEYRINGS 256
-
-/**
- * Longest footer signature (DER ECDSA P-384) of the signed suites. A signed message's length
- * varies by a few bytes from message to message with its signature's.
- */
-#define KP_ENVELOPE_MAX_SIGNATURE_LEN 104
-
-/**
- * The longest import token: a buffer this long always suffices (the service's limit).
- */
-#define KP_MAX_IMPORT_TOKEN_LEN 6144
 
 /**
  * What a call returned. `KP_STATUS_OK` (0) is success; every other value says why the call (or,

@@ -24,10 +24,10 @@ use super::ffi::{
     array_arg, bytes_arg, guard, guard_value, out_arg, out_bytes, str_arg, write_out,
 };
 use super::handles::{context_arg, handle_mut, kp_context, kp_engine, kp_secret_buffer};
+use super::limits::KP_MAX_BATCH_ITEMS;
 use super::overlap::{out_spans, refuse_batch_overlap, refuse_overlap, Span};
 use super::record::{give_opt_record, kp_field, kp_record, Record};
 use super::status::kp_status;
-use super::KP_MAX_BATCH_ITEMS;
 
 /// A signing algorithm, in Sign and Verify items (numbered in the service's order; 0 is not a
 /// value: the algorithm is required).
@@ -1422,10 +1422,10 @@ mod tests {
                     key_pair_spec: *spec,
                 })
                 .unwrap();
-            assert!(pair.public_key.len() <= super::super::KP_MAX_PUBLIC_KEY_LEN);
+            assert!(pair.public_key.len() <= super::super::limits::KP_MAX_PUBLIC_KEY_LEN);
             assert!(
                 pair.private_key_ciphertext_blob.len()
-                    <= super::super::KP_MAX_PRIVATE_KEY_CIPHERTEXT_LEN
+                    <= super::super::limits::KP_MAX_PRIVATE_KEY_CIPHERTEXT_LEN
             );
         }
         for spec in KeySpec::ALL {
@@ -1438,7 +1438,7 @@ mod tests {
                     + 1;
                 // SAFETY: a NUL-terminated string.
                 let max = unsafe { kp_signature_max_len(name.as_ptr(), value) };
-                assert!(max <= super::super::KP_MAX_SIGNATURE_LEN);
+                assert!(max <= super::super::limits::KP_MAX_SIGNATURE_LEN);
                 assert_eq!(max == 0, !spec.is_supported(), "{spec} {algorithm}");
             }
         }

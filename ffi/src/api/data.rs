@@ -33,10 +33,10 @@ use super::ffi::{
 use super::handles::{
     context_arg, handle_mut, kp_context, kp_engine, kp_secret_buffer, new_secret_buffer,
 };
+use super::limits::{KP_MAX_BATCH_ITEMS, KP_MAX_RSA_CIPHERTEXT_LEN};
 use super::overlap::{refuse_batch_overlap, refuse_overlap, OutputSlot, Span};
 use super::record::{give_opt_record, kp_field, kp_record, Record};
 use super::status::kp_status;
-use super::{KP_MAX_BATCH_ITEMS, KP_MAX_RSA_CIPHERTEXT_LEN};
 
 /// An encryption algorithm, in request items.
 #[repr(u32)]

@@ -7,9 +7,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::caller::from_caller;
 use super::failure::{Failure, Outcome};
+use super::limits::KP_MAX_LENGTH;
 use super::overlap::{refuse_overlap, Span};
 use super::status::kp_status;
-use super::KP_MAX_LENGTH;
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };

@@ -14,9 +14,9 @@ use kp::{EncryptionContext, Engine, EngineConfig, LockPolicy, ManualClock, Times
 use super::caller::from_caller;
 use super::failure::{Failure, Outcome};
 use super::ffi::{guard, guard_value, out_arg, str_arg, write_out};
+use super::limits::KP_MAX_SECRET_BUFFER;
 use super::status::kp_status;
 use super::store_open::{engine_on_store, with_region_stores, StoreSettings};
-use super::KP_MAX_SECRET_BUFFER;
 
 /// The value a freed handle's magic number is overwritten with.
 const FREED_MAGIC: u64 = 0xdead_f7ee_dead_f7ee;

@@ -12,8 +12,8 @@
 //! argument gives two, [`out_spans`]), or [`refuse_batch_overlap`] for a batch.
 
 use super::failure::{Failure, Outcome};
+use super::limits::{KP_MAX_BATCH_ITEMS, KP_MAX_LENGTH};
 use super::status::kp_status;
-use super::{KP_MAX_BATCH_ITEMS, KP_MAX_LENGTH};
 
 /// One range of memory a call reads (`output` false) or writes.
 #[derive(Clone, Copy, Debug)]
