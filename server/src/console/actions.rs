@@ -8,9 +8,10 @@
 use http::StatusCode;
 use serde_json::{json, Value as Json};
 
+use super::answer::{fields, query_string, redirect, Answer};
 use super::forms::{hidden, key_id};
+use super::signed::{ApiError, Signed};
 use super::template::{element, render, Html};
-use super::{fields, query_string, redirect, Answer, ApiError, Signed};
 
 /// Actions that ask for confirmation first.
 const DESTRUCTIVE: &[&str] = &[

@@ -13,8 +13,10 @@ use std::path::Path;
 use http::StatusCode;
 use serde_json::Value as Json;
 
+use super::answer::{fields, query_string, text, Answer};
+use super::config::AuditPaths;
+use super::signed::Signed;
 use super::template::{element, render, Html};
-use super::{fields, query_string, text, Answer, AuditPaths, Signed};
 use keyplane::audit::{lines_backwards, Verdict};
 
 /// Matches per page.

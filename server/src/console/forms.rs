@@ -1,8 +1,8 @@
 //! The pieces of the key pages' forms: the key a request names, hidden inputs, and the buttons
 //! that post an action or ask for its confirmation first.
 
+use super::signed::Signed;
 use super::template::{render, Html};
-use super::Signed;
 
 /// The key the request names (`id`), trimmed.
 pub(crate) fn key_id(s: &Signed<'_>) -> String {

@@ -5,9 +5,10 @@
 use http::StatusCode;
 use serde_json::json;
 
+use super::answer::{date, query_string, text, Answer};
 use super::forms::{confirm_button, hidden, key_id};
+use super::signed::{ApiError, Signed};
 use super::template::{element, render, Html};
-use super::{date, query_string, text, Answer, ApiError, Signed};
 use keyplane::key::GrantOperation;
 
 pub(crate) async fn section(s: &Signed<'_>, id: &str) -> Result<Html, ApiError> {

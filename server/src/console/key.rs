@@ -6,10 +6,11 @@
 use http::StatusCode;
 use serde_json::{json, Value as Json};
 
+use super::answer::{date, fields, query_string, text, Answer};
 use super::forms::{confirm_button, hidden, key_id, post_button};
 use super::keys::done_banner;
+use super::signed::{ApiError, Signed};
 use super::template::{element, render, Html, Value};
-use super::{date, fields, query_string, text, Answer, ApiError, Signed};
 
 /// A section's content, or the refusal of the call that should have filled it.
 fn or_refusal(result: Result<Html, ApiError>) -> Html {

@@ -11,8 +11,9 @@
 use http::StatusCode;
 use serde_json::{json, Value as Json};
 
+use super::answer::{date, key_link, query_string, redirect, text, Answer};
+use super::signed::{ApiError, Signed};
 use super::template::{options, render, Html};
-use super::{date, key_link, query_string, redirect, text, Answer, ApiError, Signed};
 use keyplane::key::{KeySpec, KeyState, KeyUsage};
 
 /// What the search form asks for.

@@ -7,8 +7,9 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+use super::answer::Answer;
+use super::signed::Signed;
 use super::template::{render, Html};
-use super::{Answer, Signed};
 
 pub(crate) fn page(s: &Signed<'_>) -> Answer {
     let totals = s.console.metrics.operation_totals();

@@ -7,6 +7,9 @@
 //! pages for the destructive ones), [`policy`] (the policy editor), [`grants`] (grant forms),
 //! [`audit`] (the audit view), [`metrics`] (throughput). [`template`] is the only way HTML is
 //! made: every interpolated value is escaped.
+//! Beneath the pages, leaves they share: `config` (settings and the names every answer uses),
+//! `state` (the console and one request), `answer` (answers, links, dates, fields) and `signed` (a
+//! request with a live session: its service calls and its pages' layout).
 //!
 //! No back door: every read and change is a service request ([`Signed::call`] runs
 //! [`crate::protocol::Service::handle`], exactly as a SigV4 request does after its signature is
@@ -23,7 +26,9 @@
 //! and carry the session's CSRF token; else 403 and nothing is done.
 
 pub mod actions;
+mod answer;
 pub mod audit;
+mod config;
 mod forms;
 pub mod grants;
 pub mod key;
@@ -31,362 +36,26 @@ pub mod keys;
 pub mod metrics;
 pub mod policy;
 pub mod session;
+mod signed;
+mod state;
 pub mod template;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use serde_json::Value as Json;
 
-use crate::auth::CredentialStore;
-use crate::context::RequestContext;
-use crate::metrics::Metrics;
-use crate::protocol::{Service, TARGET_PREFIX};
-use session::{Session, Sessions};
-use template::{render, Html, Value};
+use template::{render, Html};
 
+pub use config::{AuditPaths, ConsoleConfig, COOKIE_PLAIN, COOKIE_TLS, CSP, USER_AGENT};
 pub use session::{SignInLimit, Timeouts};
+pub(crate) use state::Console;
 
-/// The Content-Security-Policy of every answer.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                       connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
-                       base-uri 'none'";
-
-/// The session cookie's name over TLS (`__Host-`: the browser keeps it only when it is Secure,
-/// host-only and `Path=/`).
-pub const COOKIE_TLS: &str = "__Host-kp_console";
-/// The session cookie's name over plain HTTP on loopback (tests only: a `__Host-` cookie must be
-/// Secure, and a Secure cookie is not sent over plain HTTP).
-pub const COOKIE_PLAIN: &str = "kp_console";
-/// What the console's audit records' `userAgent` begins with.
-pub const USER_AGENT: &str = "keyplane-console";
-
-/// Where the audit log the console shows lives.
-#[derive(Clone, Debug)]
-pub struct AuditPaths {
-    /// The audit directory (segments and the legacy log).
-    pub dir: PathBuf,
-    /// The audit public key (DER SubjectPublicKeyInfo) that verifies the digests.
-    pub public_key: PathBuf,
-}
-
-/// The console's settings.
-#[derive(Clone, Debug)]
-pub struct ConsoleConfig {
-    /// The console listener (`--console-listen`).
-    pub listen: SocketAddr,
-    /// The audit log to show (none: the audit view says there is none).
-    pub audit: Option<AuditPaths>,
-    pub timeouts: Timeouts,
-    pub sign_in_limit: SignInLimit,
-    /// Keys per page of the keys list.
-    pub page_size: u32,
-    /// Keys a filtered search examines per page before it offers to continue.
-    pub scan_budget: u32,
-}
-
-impl ConsoleConfig {
-    /// Defaults for `listen`.
-    pub fn new(listen: SocketAddr) -> ConsoleConfig {
-        ConsoleConfig {
-            listen,
-            audit: None,
-            timeouts: Timeouts::default(),
-            sign_in_limit: SignInLimit::default(),
-            page_size: 50,
-            scan_budget: 200,
-        }
-    }
-}
-
-/// The console of one server.
-#[derive(Debug)]
-pub(crate) struct Console {
-    pub(crate) config: ConsoleConfig,
-    service: Service,
-    credentials: CredentialStore,
-    metrics: Arc<Metrics>,
-    /// Served over TLS: the cookie is `__Host-` and Secure, the origin `https://`.
-    tls: bool,
-    sessions: Sessions,
-    limiter: session::Limiter,
-}
-
-impl Console {
-    pub(crate) fn new(
-        config: ConsoleConfig,
-        service: Service,
-        credentials: CredentialStore,
-        metrics: Arc<Metrics>,
-        tls: bool,
-    ) -> Console {
-        Console {
-            sessions: Sessions::new(config.timeouts),
-            limiter: session::Limiter::new(config.sign_in_limit),
-            config,
-            service,
-            credentials,
-            metrics,
-            tls,
-        }
-    }
-
-    fn cookie_name(&self) -> &'static str {
-        if self.tls {
-            COOKIE_TLS
-        } else {
-            COOKIE_PLAIN
-        }
-    }
-
-    /// The account's root principal, who may read the audit view.
-    fn account_root(&self) -> String {
-        format!(
-            "arn:aws:iam::{}:root",
-            self.service.engine().config().account_id
-        )
-    }
-}
-
-/// An answer.
-pub(crate) type Answer = Response<Full<Bytes>>;
-
-/// One request to the console, its body read.
-#[derive(Debug)]
-pub(crate) struct Req {
-    pub method: Method,
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    pub headers: HeaderMap,
-    /// The `Host` header, or HTTP/2's `:authority`.
-    pub host: Option<String>,
-    pub form: Vec<(String, String)>,
-    pub peer: SocketAddr,
-    pub tls_version: Option<String>,
-    pub cipher_suite: Option<String>,
-}
-
-impl Req {
-    /// A query parameter ("" when absent).
-    pub fn q(&self, name: &str) -> &str {
-        first(&self.query, name)
-    }
-
-    /// A form field ("" when absent).
-    pub fn f(&self, name: &str) -> &str {
-        first(&self.form, name)
-    }
-
-    /// Every value of a repeated form field.
-    pub fn f_all(&self, name: &str) -> Vec<&str> {
-        self.form
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn cookie(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v)
-    }
-}
-
-fn first<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(n, _)| n == name)
-        .map_or("", |(_, v)| v.as_str())
-}
-
-/// `name=value&...`, percent-encoded, for links.
-pub(crate) fn query_string(pairs: &[(&str, &str)]) -> String {
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    for (n, v) in pairs {
-        if !v.is_empty() {
-            out.append_pair(n, v);
-        }
-    }
-    out.finish()
-}
-
-/// An error the service answered with: its code and message, shown as they are.
-#[derive(Debug, Clone)]
-pub(crate) struct ApiError {
-    pub code: String,
-    pub message: String,
-}
-
-impl ApiError {
-    /// `code: message`, escaped, in an alert box.
-    pub fn html(&self) -> Html {
-        render(
-            include_str!("templates/error_box.html"),
-            &[
-                ("code", self.code.as_str().into()),
-                ("message", self.message.as_str().into()),
-            ],
-        )
-    }
-
-    pub(crate) fn status(&self) -> StatusCode {
-        match self.code.as_str() {
-            "AccessDeniedException" => StatusCode::FORBIDDEN,
-            "NotFoundException" => StatusCode::NOT_FOUND,
-            code => StatusCode::from_u16(crate::protocol::errors::status(code))
-                .unwrap_or(StatusCode::BAD_REQUEST),
-        }
-    }
-}
-
-/// A request with a live session.
-pub(crate) struct Signed<'a> {
-    pub console: &'a Console,
-    pub session: Session,
-    pub req: &'a Req,
-}
-
-impl Signed<'_> {
-    /// Runs service operation `operation` with `input` as the signed-in principal, exactly as a
-    /// SigV4 request for it would run (policies, grants, quotas, audit); its answer's JSON.
-    pub async fn call(&self, operation: &str, input: Json) -> Result<Json, ApiError> {
-        let started = Instant::now();
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let ip = self.req.peer.ip().to_canonical();
-        let caller = keyplane::Caller::new(&self.session.principal)
-            .map_err(|e| ApiError {
-                code: "AccessDeniedException".into(),
-                message: format!("the credential's principal is not valid: {}", e.message()),
-            })?
-            .with_source_ip(ip);
-        let browser = self.req.header(header::USER_AGENT).unwrap_or("");
-        let browser: String = browser.chars().take(200).collect();
-        let origin = keyplane::RequestOrigin {
-            request_id: Some(request_id.clone()),
-            source_ip: Some(ip.to_string()),
-            user_agent: Some(format!(
-                "{USER_AGENT}/{} ({browser})",
-                env!("CARGO_PKG_VERSION")
-            )),
-            access_key_id: Some(self.session.access_key_id.clone()),
-            tls_version: self.req.tls_version.clone(),
-            cipher_suite: self.req.cipher_suite.clone(),
-            host: self.req.host.clone(),
-        };
-        let ctx = RequestContext {
-            request_id,
-            caller,
-            origin,
-        };
-        let body = serde_json::to_vec(&input).unwrap_or_default();
-        let target = format!("{TARGET_PREFIX}{operation}");
-        let reply = self
-            .console
-            .service
-            .handle(&ctx, Some(&target), &body)
-            .await;
-        self.console
-            .metrics
-            .request(reply.operation, reply.error_code, started.elapsed());
-        let answer: Json = serde_json::from_slice(&reply.body).unwrap_or(Json::Null);
-        if reply.status == 200 {
-            Ok(answer)
-        } else {
-            Err(ApiError {
-                code: answer["__type"]
-                    .as_str()
-                    .unwrap_or("KMSInternalException")
-                    .to_owned(),
-                message: answer["message"].as_str().unwrap_or("").to_owned(),
-            })
-        }
-    }
-
-    /// `page` inside the layout, for this session.
-    pub fn page(&self, status: StatusCode, title: &str, main: Html) -> Answer {
-        let nav_audit = if self.is_account_root() {
-            Html::trusted_static(r#"<li><a href="/audit">Audit</a></li>"#)
-        } else {
-            Html::default()
-        };
-        let body = render(
-            include_str!("templates/layout.html"),
-            &[
-                ("title", title.into()),
-                ("principal", self.session.principal.as_str().into()),
-                ("csrf", self.session.csrf().into()),
-                ("nav_audit", nav_audit.into()),
-                ("main", main.into()),
-            ],
-        );
-        html(status, body)
-    }
-
-    /// The service's error, as a page.
-    pub fn error_page(&self, error: &ApiError, back: Option<(&str, &str)>) -> Answer {
-        let back = back.map_or_else(Html::default, |(href, text)| {
-            render(
-                r#"<p><a href="{{href}}">{{text}}</a></p>"#,
-                &[("href", href.into()), ("text", text.into())],
-            )
-        });
-        let main = Html::join([
-            template::element("h1", "The request was refused"),
-            error.html(),
-            back,
-        ]);
-        self.page(error.status(), "Refused", main)
-    }
-
-    /// The hidden CSRF field for this session's forms.
-    pub fn csrf_field(&self) -> Html {
-        render(
-            r#"<input type="hidden" name="csrf" value="{{csrf}}">"#,
-            &[("csrf", self.session.csrf().into())],
-        )
-    }
-
-    pub(crate) fn is_account_root(&self) -> bool {
-        self.session.principal == self.console.account_root()
-    }
-}
-
-/// An HTML page.
-pub(crate) fn html(status: StatusCode, body: Html) -> Answer {
-    let mut answer = Response::new(Full::new(Bytes::from(body.into_string())));
-    *answer.status_mut() = status;
-    answer.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    answer
-}
-
-/// A 303 to `location` (a path of this console).
-pub(crate) fn redirect(location: &str) -> Answer {
-    let mut answer = Response::new(Full::new(Bytes::new()));
-    *answer.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(value) = HeaderValue::from_str(location) {
-        answer.headers_mut().insert(header::LOCATION, value);
-    }
-    answer
-}
+use answer::{html, redirect, Answer};
+use signed::Signed;
+use state::Req;
 
 /// A bare page (no session): sign-in, refusals.
 fn bare_page(status: StatusCode, title: &str, main: Html) -> Answer {
@@ -715,45 +384,4 @@ mod session_pages {
         }
         answer
     }
-}
-
-/// A JSON value's text ("" for null; numbers and booleans as written).
-pub(crate) fn text(v: &Json) -> String {
-    match v {
-        Json::Null => String::new(),
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// An epoch-seconds date of the service's JSON as RFC 3339 (UTC).
-pub(crate) fn date(v: &Json) -> String {
-    match v.as_f64() {
-        Some(secs) => keyplane::audit::rfc3339_millis((secs * 1000.0) as i64),
-        None => text(v),
-    }
-}
-
-/// A link to a key's page, its id shown.
-pub(crate) fn key_link(key_id: &str) -> Html {
-    render(
-        r#"<a href="/key?{{q}}">{{id}}</a>"#,
-        &[
-            ("q", query_string(&[("id", key_id)]).into()),
-            ("id", key_id.into()),
-        ],
-    )
-}
-
-/// Labeled values as a description list.
-pub(crate) fn fields(rows: &[(&str, Value)]) -> Html {
-    let mut parts = vec![Html::trusted_static("<dl class=\"fields\">")];
-    for (name, value) in rows {
-        parts.push(render(
-            "<dt>{{n}}</dt><dd>{{v}}</dd>",
-            &[("n", (*name).into()), ("v", value.clone())],
-        ));
-    }
-    parts.push(Html::trusted_static("</dl>"));
-    Html::join(parts)
 }

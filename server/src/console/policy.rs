@@ -5,10 +5,11 @@
 use http::StatusCode;
 use serde_json::json;
 
+use super::answer::{query_string, redirect, text, Answer};
 use super::forms::key_id;
 use super::key::pretty;
+use super::signed::{ApiError, Signed};
 use super::template::render;
-use super::{query_string, redirect, text, Answer, ApiError, Signed};
 
 fn form(s: &Signed<'_>, id: &str, policy: &str, error: Option<&ApiError>) -> Answer {
     let main = render(
