@@ -578,14 +578,17 @@ class Counter:
 
 @pytest.fixture
 def progress() -> Iterator[Callable[[Callable[[], Any]], int]]:
-    """How far a counting thread gets during a call, under a 5 s switch interval: a call holding
-    the GIL (for less than that) lets it make no progress at all."""
+    """How far a counting thread gets during a call, under a 0.5 s switch interval: a call holding
+    the GIL (for less than that; 8 MiB of AES-GCM takes milliseconds) lets it make no progress at
+    all. Not longer: each time a call that released the GIL takes it back, it waits up to the
+    interval for the counting thread to yield, and a streamed write does that frame by frame (at
+    5 s this test file spent 85 s here)."""
     counter = Counter()
     old = sys.getswitchinterval()
     counter.thread.start()
     while counter.count == 0:
         pass
-    sys.setswitchinterval(5.0)
+    sys.setswitchinterval(0.5)
 
     def during(call: Callable[[], Any]) -> int:
         import time
@@ -606,6 +609,9 @@ def progress() -> Iterator[Callable[[Callable[[], Any]], int]]:
 def test_the_measure_sees_a_call_that_holds_the_gil(
     progress: Callable[[Callable[[], Any]], int],
 ) -> None:
+    # Far above the sum's time (tens of milliseconds), which a loaded machine can stretch past
+    # 0.5 s; as test_gil.py does. The fixture puts the old interval back.
+    sys.setswitchinterval(2.0)
     assert progress(lambda: sum(range(3_000_000))) == 0
 
 
