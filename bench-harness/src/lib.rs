@@ -165,63 +165,50 @@ pub fn run_endpoint(args: &BenchArgs) -> Result<endpoint::EndpointReport, BenchE
     endpoint::run_endpoint(&args.endpoint, &options)
 }
 
-/// The stand-alone program: opens the store `--data-dir` names (if any), runs the sweep and writes
-/// every output asked for.
-pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
-    let lock_policy = if args.allow_unlocked_memory {
+/// What `--allow-unlocked-memory` asks of key memory.
+fn lock_policy(args: &BenchArgs) -> LockPolicy {
+    if args.allow_unlocked_memory {
         LockPolicy::Warn
     } else {
         LockPolicy::Require
-    };
+    }
+}
+
+/// The stand-alone program's options: the store `--data-dir` names (if any, else a fresh
+/// in-memory one), `--json` and the lock policy.
+fn run_options(args: &BenchArgs) -> Result<RunOptions, BenchError> {
+    let lock_policy = lock_policy(args);
     let store = match &args.data_dir {
         None => StoreChoice::Memory,
         Some(dir) => open_data_dir(dir, lock_policy)?,
     };
-    run_sweep(
-        &args.sweep,
-        RunOptions {
-            json: Destination::from_flag(&args.json),
-            store,
-            lock_policy,
-        },
-    )
+    Ok(RunOptions {
+        json: Destination::from_flag(&args.json),
+        store,
+        lock_policy,
+    })
+}
+
+/// The stand-alone program: opens the store `--data-dir` names (if any), runs the sweep and writes
+/// every output asked for.
+pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
+    run_sweep(&args.sweep, run_options(args)?)
 }
 
 /// The stand-alone program's `many-keys` workload: the store `--data-dir` names (if any), or a
 /// fresh in-memory one.
 pub fn run_many_keys(args: &BenchArgs) -> Result<many_keys::ManyKeysReport, BenchError> {
-    let lock_policy = if args.allow_unlocked_memory {
-        LockPolicy::Warn
-    } else {
-        LockPolicy::Require
-    };
-    let store = match &args.data_dir {
-        None => StoreChoice::Memory,
-        Some(dir) => open_data_dir(dir, lock_policy)?,
-    };
-    many_keys::run(
-        &args.sweep,
-        &RunOptions {
-            json: Destination::from_flag(&args.json),
-            store,
-            lock_policy,
-        },
-    )
+    many_keys::run(&args.sweep, &run_options(args)?)
 }
 
 /// The stand-alone program's `fleet` workload (see [`fleet`]).
 #[cfg(feature = "postgres")]
 pub fn run_fleet(args: &BenchArgs) -> Result<fleet::FleetReport, BenchError> {
-    let lock_policy = if args.allow_unlocked_memory {
-        LockPolicy::Warn
-    } else {
-        LockPolicy::Require
-    };
     fleet::run(
         &args.fleet,
         args.sweep.quiet,
         Destination::from_flag(&args.json),
-        lock_policy,
+        lock_policy(args),
     )
 }
 

@@ -138,23 +138,28 @@ fn multi<T: PartialEq + Copy>(points: &[&Point], f: impl Fn(&Point) -> T) -> boo
     points.iter().any(|p| f(p) != f(points[0]))
 }
 
+/// The points grouped by `key`, groups in the order their first point comes.
+fn groups<'p, K: PartialEq>(
+    points: &[&'p Point],
+    key: impl Fn(&Point) -> K,
+) -> Vec<(K, Vec<&'p Point>)> {
+    let mut groups: Vec<(K, Vec<&Point>)> = Vec::new();
+    for &p in points {
+        let k = key(p);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, members)) => members.push(p),
+            None => groups.push((k, vec![p])),
+        }
+    }
+    groups
+}
+
 fn by_threads(name: &str, points: &[&Point]) -> Chart {
     let show_size = multi(points, |p| p.size) || points[0].workload.uses_size();
     let show_callers = multi(points, |p| p.callers);
-    let mut keys: Vec<(usize, usize, u32)> = Vec::new();
-    for p in points {
-        let k = (p.size, p.batch, p.callers);
-        if !keys.contains(&k) {
-            keys.push(k);
-        }
-    }
-    let series = keys
+    let series = groups(points, |p| (p.size, p.batch, p.callers))
         .into_iter()
-        .map(|(size, batch, callers)| {
-            let mut pts: Vec<&&Point> = points
-                .iter()
-                .filter(|p| (p.size, p.batch, p.callers) == (size, batch, callers))
-                .collect();
+        .map(|((size, batch, callers), mut pts)| {
             pts.sort_by_key(|p| p.threads);
             let mut label = Vec::new();
             if show_size {
@@ -196,20 +201,9 @@ fn by_threads(name: &str, points: &[&Point]) -> Chart {
 fn by_batch(name: &str, points: &[&Point]) -> Chart {
     let show_size = multi(points, |p| p.size) || points[0].workload.uses_size();
     let show_callers = multi(points, |p| p.callers);
-    let mut keys: Vec<(usize, u32, u32)> = Vec::new();
-    for p in points {
-        let k = (p.size, p.threads, p.callers);
-        if !keys.contains(&k) {
-            keys.push(k);
-        }
-    }
-    let series = keys
+    let series = groups(points, |p| (p.size, p.threads, p.callers))
         .into_iter()
-        .map(|(size, threads, callers)| {
-            let mut pts: Vec<&&Point> = points
-                .iter()
-                .filter(|p| (p.size, p.threads, p.callers) == (size, threads, callers))
-                .collect();
+        .map(|((size, threads, callers), mut pts)| {
             pts.sort_by_key(|p| p.batch);
             let mut label = Vec::new();
             if show_size {

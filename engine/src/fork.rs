@@ -32,20 +32,7 @@ fn marker() -> Option<&'static AtomicU64> {
     static MARKER: OnceLock<Option<&'static AtomicU64>> = OnceLock::new();
     *MARKER.get_or_init(|| {
         let len = page_size();
-        // SAFETY: an anonymous private mapping with no address hint; checked below.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return None;
-        }
+        let ptr = crate::locked_memory::map_anonymous(len).ok()?;
         // SAFETY: `ptr` is the start of the `len`-byte mapping made above.
         if unsafe { libc::madvise(ptr, len, libc::MADV_WIPEONFORK) } != 0 {
             // SAFETY: unmapping the mapping made above, which nothing references.

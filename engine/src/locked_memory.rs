@@ -140,9 +140,11 @@ fn classes() -> &'static [SizeClass; 6] {
     })
 }
 
-/// Maps `len` bytes, excludes them from core dumps and locks them; tells whether locking worked.
-fn map_region(len: usize, policy: LockPolicy) -> Result<(NonNull<u8>, bool)> {
-    // SAFETY: an anonymous private mapping with no address hint; the result is checked below.
+/// A fresh anonymous private read-write mapping of `len` bytes, placed where the kernel chooses
+/// (zero-filled and page-aligned), or the error `mmap` set. The caller owns it and unmaps it.
+pub(crate) fn map_anonymous(len: usize) -> std::io::Result<*mut libc::c_void> {
+    // SAFETY: an anonymous private mapping with no address hint, so no existing memory is
+    // touched; the result is checked below.
     let ptr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
@@ -154,11 +156,16 @@ fn map_region(len: usize, policy: LockPolicy) -> Result<(NonNull<u8>, bool)> {
         )
     };
     if ptr == libc::MAP_FAILED {
-        return Err(Error::MemoryLock(format!(
-            "mmap of {len} bytes for key memory failed: {}",
-            std::io::Error::last_os_error()
-        )));
+        return Err(std::io::Error::last_os_error());
     }
+    Ok(ptr)
+}
+
+/// Maps `len` bytes, excludes them from core dumps and locks them; tells whether locking worked.
+fn map_region(len: usize, policy: LockPolicy) -> Result<(NonNull<u8>, bool)> {
+    let ptr = map_anonymous(len).map_err(|err| {
+        Error::MemoryLock(format!("mmap of {len} bytes for key memory failed: {err}"))
+    })?;
     // SAFETY: `ptr` is the start of the len mapping made above.
     let dontdump = unsafe { libc::madvise(ptr, len, libc::MADV_DONTDUMP) };
     if dontdump != 0 {

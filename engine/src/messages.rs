@@ -123,6 +123,15 @@ pub fn incorrect_key() -> Error {
     )
 }
 
+/// A symmetric ciphertext whose tag does not check out under the key and encryption context.
+pub(crate) fn ciphertext_not_authenticated() -> Error {
+    Error::InvalidCiphertext(
+        "the ciphertext did not authenticate: it was altered, or the encryption context differs \
+         from the one it was encrypted with"
+            .into(),
+    )
+}
+
 /// A signature that does not verify: the service's exception carries no message.
 pub fn invalid_signature() -> Error {
     Error::InvalidSignature(String::new())

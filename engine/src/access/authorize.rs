@@ -185,6 +185,19 @@ impl KeyAccess {
         usage: KeyUsage,
         facts: &RequestFacts<'_>,
     ) -> bool {
+        self.policy_decision(caller, action, key_arn, spec, usage, facts) == Decision::Allow
+    }
+
+    /// What the key policy alone decides for `action` by `caller` on the key, in these facts.
+    fn policy_decision(
+        &self,
+        caller: &Caller,
+        action: Action,
+        key_arn: &str,
+        spec: KeySpec,
+        usage: KeyUsage,
+        facts: &RequestFacts<'_>,
+    ) -> Decision {
         let conditions = Conditions {
             action,
             caller,
@@ -201,7 +214,7 @@ impl KeyAccess {
             resource: key_arn,
             conditions: &conditions,
         };
-        self.policy.evaluate(&request) == Decision::Allow
+        self.policy.evaluate(&request)
     }
 
     /// The first of `operations` that the caller may not pass on, through its own grants, in a
@@ -232,23 +245,7 @@ impl KeyAccess {
         usage: KeyUsage,
         facts: &RequestFacts<'_>,
     ) -> bool {
-        let conditions = Conditions {
-            action,
-            caller,
-            key_arn,
-            spec,
-            usage,
-            key: &self.key,
-            facts,
-        };
-        let request = RequestContext {
-            action: action.as_str(),
-            principal: caller.principal(),
-            principal_account: caller.account(),
-            resource: key_arn,
-            conditions: &conditions,
-        };
-        match self.policy.evaluate(&request) {
+        match self.policy_decision(caller, action, key_arn, spec, usage, facts) {
             Decision::Allow => true,
             Decision::ExplicitDeny => false,
             Decision::ImplicitDeny => action.grant_operation().is_some_and(|op| {

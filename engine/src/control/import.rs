@@ -239,11 +239,7 @@ impl Engine {
         wrapping_key_spec: WrappingKeySpec,
     ) -> Result<GetParametersForImportResponse> {
         self.audited(Action::GetParametersForImport, Some(key_id), || {
-            crate::validation::check(
-                &rules::GET_PARAMETERS_FOR_IMPORT,
-                &[("KeyId", key_id.into())],
-                &[],
-            )?;
+            crate::validation::key_id(&rules::GET_PARAMETERS_FOR_IMPORT, key_id)?;
             let facts = RequestFacts {
                 wrapping_algorithm: Some(wrapping_algorithm.as_str()),
                 wrapping_key_spec: Some(wrapping_key_spec.as_str()),

@@ -200,11 +200,7 @@ impl Engine {
     /// DescribeKey.
     pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata> {
         self.audited(Action::DescribeKey, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::DESCRIBE_KEY,
-                &[("KeyId", key_id.into())],
-                &[],
-            )?;
+            crate::validation::key_id(&crate::validation::rules::DESCRIBE_KEY, key_id)?;
             self.ensure_managed_keys(&[Some(key_id)])?;
             let state = self.control()?;
             let record = self.checked_record(
@@ -353,11 +349,7 @@ impl Engine {
     /// EnableKey: a Disabled key becomes Enabled (an Enabled one stays so).
     pub fn enable_key(&self, key_id: &str) -> Result<()> {
         self.audited(Action::EnableKey, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::ENABLE_KEY,
-                &[("KeyId", key_id.into())],
-                &[],
-            )?;
+            crate::validation::key_id(&crate::validation::rules::ENABLE_KEY, key_id)?;
             self.set_enabled(
                 key_id,
                 KeyOperation::EnableKey,
@@ -370,11 +362,7 @@ impl Engine {
     /// DisableKey: an Enabled key becomes Disabled; data-plane calls then fail with Disabled.
     pub fn disable_key(&self, key_id: &str) -> Result<()> {
         self.audited(Action::DisableKey, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::DISABLE_KEY,
-                &[("KeyId", key_id.into())],
-                &[],
-            )?;
+            crate::validation::key_id(&crate::validation::rules::DISABLE_KEY, key_id)?;
             self.set_enabled(
                 key_id,
                 KeyOperation::DisableKey,

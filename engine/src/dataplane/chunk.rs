@@ -488,13 +488,7 @@ impl<'k> ChunkContext<'k> {
             .get_or_derive(parsed.salt, || version.derive(&key.id, parsed.salt, policy))?;
         derived
             .open(parsed.nonce, &self.aad, parsed.body, parsed.tag, out)
-            .map_err(|_| {
-                Error::InvalidCiphertext(
-                    "the ciphertext did not authenticate: it was altered, or the encryption \
-                     context differs from the one it was encrypted with"
-                        .into(),
-                )
-            })?;
+            .map_err(|_| messages::ciphertext_not_authenticated())?;
         Ok((key, version))
     }
 }
@@ -548,13 +542,7 @@ impl<'k> ChunkContext<'k> {
         self.build_aad(parsed.header, context)?;
         data_key
             .open(parsed.nonce, &self.aad, parsed.body, parsed.tag, out)
-            .map_err(|_| {
-                Error::InvalidCiphertext(
-                    "the ciphertext did not authenticate: it was altered, or the encryption \
-                     context differs from the one it was encrypted with"
-                        .into(),
-                )
-            })
+            .map_err(|_| messages::ciphertext_not_authenticated())
     }
 }
 

@@ -65,6 +65,28 @@ macro_rules! redacted_debug {
 redacted_debug!(GenerateMacRequest { mac_algorithm });
 redacted_debug!(VerifyMacRequest { mac_algorithm });
 
+/// Resolves the key a MAC request names, authorizes the request on it and takes its HMAC key
+/// (the steps GenerateMac and VerifyMac share, in the service's order).
+fn authorized_hmac_key<'k>(
+    ctx: &mut ChunkContext<'k>,
+    action: Action,
+    key_id: &str,
+    algorithm: MacAlgorithm,
+    message: &[u8],
+) -> Result<(&'k HmacKey, &'k KeyEntry)> {
+    let key = ctx.resolve(key_id, action)?;
+    ctx.authorize(
+        key,
+        action,
+        &RequestFacts {
+            identifier: Some(key_id),
+            mac_algorithm: Some(algorithm.as_str()),
+            ..RequestFacts::default()
+        },
+    )?;
+    Ok((hmac_key(key, action, algorithm, message)?, key))
+}
+
 /// The HMAC key of `key`, checked for state, usage, algorithm and message size.
 fn hmac_key<'k>(
     key: &'k KeyEntry,
@@ -99,19 +121,10 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &GenerateMacRequest<'_>,
     ) -> Result<(Vec<u8>, &'k KeyEntry)> {
-        let key = ctx.resolve(request.key_id, Action::GenerateMac)?;
-        ctx.authorize(
-            key,
+        let (hmac, key) = authorized_hmac_key(
+            ctx,
             Action::GenerateMac,
-            &RequestFacts {
-                identifier: Some(request.key_id),
-                mac_algorithm: Some(request.mac_algorithm.as_str()),
-                ..RequestFacts::default()
-            },
-        )?;
-        let hmac = hmac_key(
-            key,
-            Action::GenerateMac,
+            request.key_id,
             request.mac_algorithm,
             request.message,
         )?;
@@ -125,19 +138,10 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &VerifyMacRequest<'_>,
     ) -> Result<&'k KeyEntry> {
-        let key = ctx.resolve(request.key_id, Action::VerifyMac)?;
-        ctx.authorize(
-            key,
+        let (hmac, key) = authorized_hmac_key(
+            ctx,
             Action::VerifyMac,
-            &RequestFacts {
-                identifier: Some(request.key_id),
-                mac_algorithm: Some(request.mac_algorithm.as_str()),
-                ..RequestFacts::default()
-            },
-        )?;
-        let hmac = hmac_key(
-            key,
-            Action::VerifyMac,
+            request.key_id,
             request.mac_algorithm,
             request.message,
         )?;

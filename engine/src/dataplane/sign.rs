@@ -105,6 +105,29 @@ pub struct GetPublicKeyResponse {
     pub key_agreement_algorithms: Vec<KeyAgreementAlgorithm>,
 }
 
+/// Resolves the key a Sign or Verify request names, authorizes the request on it and takes its
+/// signing key (the steps both share, in the service's order).
+fn authorized_signing_key<'k>(
+    ctx: &mut ChunkContext<'k>,
+    action: Action,
+    key_id: &str,
+    algorithm: SigningAlgorithm,
+    message_type: MessageType,
+) -> Result<(&'k SigningKey, &'k KeyEntry)> {
+    let key = ctx.resolve(key_id, action)?;
+    ctx.authorize(
+        key,
+        action,
+        &RequestFacts {
+            identifier: Some(key_id),
+            signing_algorithm: Some(algorithm.as_str()),
+            message_type: Some(message_type.as_str()),
+            ..RequestFacts::default()
+        },
+    )?;
+    Ok((signing_key(key, action)?, key))
+}
+
 fn signing_key(key: &KeyEntry, operation: Action) -> Result<&SigningKey> {
     key.check_usage(KeyUsage::SignVerify, operation)?;
     match &key.current()?.primitive {
@@ -121,18 +144,14 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &SignRequest<'_>,
     ) -> Result<(Vec<u8>, &'k KeyEntry)> {
-        let key = ctx.resolve(request.key_id, Action::Sign)?;
-        ctx.authorize(
-            key,
+        let (signing, key) = authorized_signing_key(
+            ctx,
             Action::Sign,
-            &RequestFacts {
-                identifier: Some(request.key_id),
-                signing_algorithm: Some(request.signing_algorithm.as_str()),
-                message_type: Some(request.message_type.as_str()),
-                ..RequestFacts::default()
-            },
+            request.key_id,
+            request.signing_algorithm,
+            request.message_type,
         )?;
-        let signature = signing_key(key, Action::Sign)?.sign(
+        let signature = signing.sign(
             request.signing_algorithm,
             request.message_type,
             request.message,
@@ -144,18 +163,14 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &VerifyRequest<'_>,
     ) -> Result<&'k KeyEntry> {
-        let key = ctx.resolve(request.key_id, Action::Verify)?;
-        ctx.authorize(
-            key,
+        let (signing, key) = authorized_signing_key(
+            ctx,
             Action::Verify,
-            &RequestFacts {
-                identifier: Some(request.key_id),
-                signing_algorithm: Some(request.signing_algorithm.as_str()),
-                message_type: Some(request.message_type.as_str()),
-                ..RequestFacts::default()
-            },
+            request.key_id,
+            request.signing_algorithm,
+            request.message_type,
         )?;
-        let valid = signing_key(key, Action::Verify)?.verify(
+        let valid = signing.verify(
             request.signing_algorithm,
             request.message_type,
             request.message,
