@@ -29,7 +29,7 @@ const SECRET_READS: &[(&str, usize, &str)] = &[
         "a secret buffer handed to C; the audit key copied per engine",
     ),
     (
-        "ffi/src/api/store.rs",
+        "ffi/src/api/store_open.rs",
         1,
         "the root key filled by the caller's callback",
     ),
