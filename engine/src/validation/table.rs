@@ -44,7 +44,12 @@ pub(crate) struct Operation {
 }
 
 impl Operation {
+    /// The member named `name`. The glue names members with literals that the compiler
+    /// usually merges with the table's, so the address is compared before the bytes.
     pub(super) fn member(&self, name: &str) -> Option<&'static Member> {
-        self.members.iter().find(|m| m.name == name)
+        self.members
+            .iter()
+            .find(|m| std::ptr::eq(m.name, name))
+            .or_else(|| self.members.iter().find(|m| m.name == name))
     }
 }
