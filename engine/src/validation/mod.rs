@@ -70,13 +70,26 @@ pub(crate) enum Value<'a> {
 impl Value<'_> {
     fn length(&self) -> Option<i64> {
         let n = match self {
-            Value::Str(s) => s.encode_utf16().count(),
+            Value::Str(s) => utf16_len(s),
             Value::Blob(b) => b.len(),
             Value::Items(n) => *n,
             Value::Null | Value::Int(_) => return None,
         };
         Some(i64::try_from(n).unwrap_or(i64::MAX))
     }
+}
+
+/// The length of `s` in UTF-16 code units (what the service's Java runtime counts), without
+/// decoding it: every character has one leading byte, and those of four bytes (leading byte
+/// 0xF0 and up) are two units. Every data-plane item's key id goes through this, so it stays a
+/// word-at-a-time pass (`is_ascii`) for the usual ASCII id and a branch-free count otherwise.
+fn utf16_len(s: &str) -> usize {
+    if s.is_ascii() {
+        return s.len();
+    }
+    s.bytes()
+        .map(|b| usize::from(b & 0xC0 != 0x80) + usize::from(b >= 0xF0))
+        .sum()
 }
 
 /// A limit the engine's configuration sets in place of the model's greatest length.
@@ -321,3 +334,32 @@ where
 }
 
 pub(crate) use members::{batch, generate_random, key_id, overlay, refused, Limits, Validate};
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::utf16_len;
+
+    #[test]
+    fn utf16_length_counts_code_units() {
+        for s in [
+            "",
+            "alias/orders",
+            "défault",
+            "€",
+            "日本語",
+            "😀",
+            "a😀b\u{10FFFF}é",
+        ] {
+            assert_eq!(utf16_len(s), s.encode_utf16().count(), "{s:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn utf16_length_matches_the_standard_encoder(s in any::<String>()) {
+            prop_assert_eq!(utf16_len(&s), s.encode_utf16().count());
+        }
+    }
+}
