@@ -572,10 +572,11 @@ impl Engine {
 
     // ---- data plane -------------------------------------------------------------------------
 
-    /// The engine's worker pool (the one batch calls run on), for envelope streams to seal and
-    /// open their frames on: `EnvelopeConfig { pool: Some(engine.worker_pool()), .. }`.
+    /// The engine's pool for envelope streams to seal and open their frames on, with
+    /// `worker_threads` workers: `EnvelopeConfig { pool: Some(engine.worker_pool()), .. }`.
+    /// (Batch calls run on a pool of one fewer, with the calling thread as the last worker.)
     pub fn worker_pool(&self) -> std::sync::Arc<rayon::ThreadPool> {
-        self.inner.data.pool()
+        self.inner.data.stream_pool()
     }
 
     /// Encrypts up to 4096 bytes under a symmetric key.
@@ -607,11 +608,9 @@ impl Engine {
             requests.len(),
             |caller, tally| {
                 let limits = self.limits();
-                validation::batch(
-                    requests,
-                    |r| r.validate(&limits),
-                    || self.inner.data.encrypt_batch(caller, tally, requests),
-                )
+                self.inner
+                    .data
+                    .encrypt_batch(caller, tally, requests, |r| r.validate(&limits))
             },
         )
     }
@@ -631,17 +630,9 @@ impl Engine {
             requests.len(),
             |caller, tally| {
                 let limits = self.limits();
-                let refused = validation::refused(requests, |r| r.validate(&limits));
-                let mut results = self
-                    .inner
+                self.inner
                     .data
-                    .encrypt_batch_into(caller, tally, requests, outputs);
-                validation::overlay(&mut results, refused, |i| {
-                    if let Some(out) = outputs.get_mut(i) {
-                        out.fill(0);
-                    }
-                });
-                results
+                    .encrypt_batch_into(caller, tally, requests, outputs, |r| r.validate(&limits))
             },
         )
     }
@@ -660,17 +651,9 @@ impl Engine {
             requests.len(),
             |caller, tally| {
                 let limits = self.limits();
-                let refused = validation::refused(requests, |r| r.validate(&limits));
-                let mut results = self
-                    .inner
+                self.inner
                     .data
-                    .decrypt_batch_into(caller, tally, requests, outputs);
-                validation::overlay(&mut results, refused, |i| {
-                    if let Some(out) = outputs.get_mut(i) {
-                        out.fill(0);
-                    }
-                });
-                results
+                    .decrypt_batch_into(caller, tally, requests, outputs, |r| r.validate(&limits))
             },
         )
     }
@@ -747,11 +730,9 @@ impl Engine {
             requests.len(),
             |caller, tally| {
                 let limits = self.limits();
-                validation::batch(
-                    requests,
-                    |r| r.validate(&limits),
-                    || self.inner.data.decrypt_batch(caller, tally, requests),
-                )
+                self.inner
+                    .data
+                    .decrypt_batch(caller, tally, requests, |r| r.validate(&limits))
             },
         )
     }
@@ -770,15 +751,9 @@ impl Engine {
             requests.len(),
             |caller, tally| {
                 let limits = self.limits();
-                validation::batch(
-                    requests,
-                    |r| r.validate(&limits),
-                    || {
-                        self.inner
-                            .data
-                            .decrypt_batch_responses(caller, tally, requests)
-                    },
-                )
+                self.inner
+                    .data
+                    .decrypt_batch_responses(caller, tally, requests, |r| r.validate(&limits))
             },
         )
     }
@@ -816,11 +791,9 @@ impl Engine {
             requests.len(),
             |caller, tally| {
                 let limits = self.limits();
-                validation::batch(
-                    requests,
-                    |r| r.validate(&limits),
-                    || self.inner.data.re_encrypt_batch(caller, tally, requests),
-                )
+                self.inner
+                    .data
+                    .re_encrypt_batch(caller, tally, requests, |r| r.validate(&limits))
             },
         )
     }
@@ -872,15 +845,9 @@ impl Engine {
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
-                validation::batch(
-                    requests,
-                    |r| r.validate_as(false),
-                    || {
-                        self.inner
-                            .data
-                            .generate_data_key_batch(caller, tally, requests)
-                    },
-                )
+                self.inner
+                    .data
+                    .generate_data_key_batch(caller, tally, requests, |r| r.validate_as(false))
             },
         )
     }
@@ -898,15 +865,11 @@ impl Engine {
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
-                validation::batch(
-                    requests,
-                    |r| r.validate_as(false),
-                    || {
-                        self.inner
-                            .data
-                            .generate_data_key_batch_responses(caller, tally, requests)
-                    },
-                )
+                self.inner
+                    .data
+                    .generate_data_key_batch_responses(caller, tally, requests, |r| {
+                        r.validate_as(false)
+                    })
             },
         )
     }
@@ -922,14 +885,11 @@ impl Engine {
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
-                validation::batch(
+                self.inner.data.generate_data_key_without_plaintext_batch(
+                    caller,
+                    tally,
                     requests,
                     |r| r.validate_as(true),
-                    || {
-                        self.inner
-                            .data
-                            .generate_data_key_without_plaintext_batch(caller, tally, requests)
-                    },
                 )
             },
         )
@@ -965,11 +925,9 @@ impl Engine {
             requests.len(),
             |caller, tally| {
                 let limits = self.limits();
-                validation::batch(
-                    requests,
-                    |r| r.validate(&limits),
-                    || self.inner.data.sign_batch(caller, tally, requests),
-                )
+                self.inner
+                    .data
+                    .sign_batch(caller, tally, requests, |r| r.validate(&limits))
             },
         )
     }
@@ -1007,11 +965,9 @@ impl Engine {
             requests.len(),
             |caller, tally| {
                 let limits = self.limits();
-                validation::batch(
-                    requests,
-                    |r| r.validate(&limits),
-                    || self.inner.data.verify_batch(caller, tally, requests),
-                )
+                self.inner
+                    .data
+                    .verify_batch(caller, tally, requests, |r| r.validate(&limits))
             },
         )
     }
@@ -1059,11 +1015,9 @@ impl Engine {
             requests.len(),
             |caller, tally| {
                 let limits = self.limits();
-                validation::batch(
-                    requests,
-                    |r| r.validate(&limits),
-                    || self.inner.data.generate_mac_batch(caller, tally, requests),
-                )
+                self.inner
+                    .data
+                    .generate_mac_batch(caller, tally, requests, |r| r.validate(&limits))
             },
         )
     }
@@ -1097,11 +1051,9 @@ impl Engine {
             requests.len(),
             |caller, tally| {
                 let limits = self.limits();
-                validation::batch(
-                    requests,
-                    |r| r.validate(&limits),
-                    || self.inner.data.verify_mac_batch(caller, tally, requests),
-                )
+                self.inner
+                    .data
+                    .verify_mac_batch(caller, tally, requests, |r| r.validate(&limits))
             },
         )
     }

@@ -1,18 +1,97 @@
-//! Running data-plane items: one on the calling thread, or a batch spread over the worker pool in
-//! chunks, each with one [`ChunkContext`].
+//! Running data-plane items: one on the calling thread, or a batch cut into jobs of similar
+//! estimated work ([`ItemCost`]) that the calling thread and up to `threads - 1` pool workers take
+//! in turn, each with one [`ChunkContext`].
+//!
+//! How a batch is scheduled, and why:
+//! - A batch whose estimated work is under [`INLINE_BELOW_NS`] runs on the calling thread alone:
+//!   waking a worker and waiting for it costs microseconds, more than such a batch could gain
+//!   (64 × 64 B encrypts is ~20 µs of work; 8 × 16 KiB ~30 µs).
+//! - Otherwise one thread takes part per [`WORK_PER_THREAD_NS`] of work, up to the pool's size,
+//!   and the calling thread is one of them: it works on its own batch instead of sleeping until
+//!   the pool is done, so a batch never waits for a wake-up before work starts.
+//! - The batch is cut, by estimated cost rather than by count, into contiguous jobs of at least
+//!   [`JOB_NS`] (several per thread, so a thread that wakes late or runs slow takes fewer). Each
+//!   thread claims the next job with one atomic add; a helper that wakes after the calling thread
+//!   has claimed every job finds nothing and returns.
+//! - Results come back in item order, whichever thread ran which job.
 
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use super::chunk::ChunkContext;
+pub(crate) use super::item_cost::ItemCost;
 use super::keyring::Keyring;
 use super::plane::DataPlane;
 use super::tally::{ItemOutcome, KeyTally};
 use crate::access::Caller;
+use crate::error::Result;
 
-/// Batches shorter than this run on the calling thread.
-const PARALLEL_MIN_ITEMS: usize = 64;
-/// The fewest items a rayon job takes, so per-chunk work stays amortised.
-const MIN_ITEMS_PER_JOB: usize = 32;
+/// Batches estimated below this run on the calling thread alone.
+const INLINE_BELOW_NS: u64 = 40_000;
+/// Work that pays for one more thread (its wake-up, its chunk context, the wait for its last
+/// job).
+const WORK_PER_THREAD_NS: u64 = 20_000;
+/// The least work in one job: a claim is an atomic add and an uncontended lock, ~50 ns.
+const JOB_NS: u64 = 5_000;
+/// Jobs per taking-part thread when the batch is large enough, so that uneven threads even out.
+const JOBS_PER_THREAD: u64 = 8;
+
+/// How a batch runs: the threads taking part (the calling thread included) and where its jobs
+/// end (item indices, ascending, the last one `n`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub(crate) threads: usize,
+    pub(crate) job_ends: Vec<usize>,
+}
+
+/// Plans a batch of items with these estimated costs for a pool of `pool_threads`.
+pub(crate) fn plan(costs: impl Iterator<Item = u64> + Clone, pool_threads: usize) -> Plan {
+    let (n, total) = costs
+        .clone()
+        .fold((0usize, 0u64), |(n, t), c| (n + 1, t.saturating_add(c)));
+    let by_work = usize::try_from(total / WORK_PER_THREAD_NS).unwrap_or(usize::MAX);
+    let threads = by_work.min(pool_threads).min(n).max(1);
+    if threads == 1 || total < INLINE_BELOW_NS {
+        return Plan {
+            threads: 1,
+            job_ends: vec![n],
+        };
+    }
+    let per_job = (total / (threads as u64 * JOBS_PER_THREAD)).max(JOB_NS);
+    let mut job_ends = Vec::with_capacity((total / per_job) as usize + 1);
+    let mut running = 0u64;
+    for (i, cost) in costs.enumerate() {
+        running = running.saturating_add(cost);
+        if running >= per_job {
+            job_ends.push(i + 1);
+            running = 0;
+        }
+    }
+    if job_ends.last() != Some(&n) {
+        job_ends.push(n);
+    }
+    Plan { threads, job_ends }
+}
+
+/// A caller's output buffer, which a refused item zeroes (the C ABI documents that the buffer of
+/// an item that fails after it was handed to the engine is zeroed).
+pub(crate) trait ItemOutput {
+    fn clear(&mut self);
+}
+
+impl ItemOutput for () {
+    fn clear(&mut self) {}
+}
+
+impl ItemOutput for &mut [u8] {
+    fn clear(&mut self) {
+        self.fill(0);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 impl DataPlane {
     /// Runs one item on the calling thread with a fresh chunk context.
@@ -29,28 +108,35 @@ impl DataPlane {
         f(&mut ctx)
     }
 
-    /// Runs `f` over `items`, in order, on the pool when the batch is large enough; the keys the
-    /// items use are counted into `tally`.
+    /// Runs `f` over the `items` that pass `check` (the others fail with its error), in order, spread over the pool when the batch is worth it (see the
+    /// module's documentation); the keys the items use are counted into `tally`.
     pub(crate) fn run_batch<I, O>(
         &self,
         caller: &Caller,
         tally: &KeyTally,
         items: &[I],
+        check: impl Fn(&I) -> Result<()> + Sync,
         f: impl Fn(&mut ChunkContext<'_>, &I) -> O + Sync + Send,
     ) -> Vec<O>
     where
-        I: Sync,
+        I: Sync + ItemCost,
         O: Send + ItemOutcome,
     {
         // A vector of `()` never allocates.
         let mut nothing = vec![(); items.len()];
-        self.run_batch_into(caller, tally, items, &mut nothing, |ctx, item, ()| {
-            f(ctx, item)
-        })
+        self.run_batch_into(
+            caller,
+            tally,
+            items,
+            &mut nothing,
+            check,
+            |ctx, item, ()| f(ctx, item),
+        )
     }
 
-    /// Runs `f` over `items` and their output buffers `outputs[i]`, in order, on the pool when the
-    /// batch is large enough; the keys the items use are counted into `tally`. Items without an
+    /// Runs `f` over the `items` that pass `check` and their output buffers `outputs[i]`, in
+    /// order, spread over the pool
+    /// when the batch is worth it; the keys the items use are counted into `tally`. Items without an
     /// output buffer fail with a validation error.
     pub(crate) fn run_batch_into<I, B, O>(
         &self,
@@ -58,15 +144,24 @@ impl DataPlane {
         tally: &KeyTally,
         items: &[I],
         outputs: &mut [B],
+        check: impl Fn(&I) -> Result<()> + Sync,
         f: impl Fn(&mut ChunkContext<'_>, &I, &mut B) -> O + Sync + Send,
     ) -> Vec<O>
     where
-        I: Sync,
-        B: Send,
+        I: Sync + ItemCost,
+        B: Send + ItemOutput,
         O: Send + ItemOutcome,
     {
+        // Each item is checked where it runs, so the checks spread over the threads too; a
+        // refused item's output buffer is zeroed, as a failed item's is.
         let f = |ctx: &mut ChunkContext<'_>, item: &I, out: &mut B| {
-            let result = f(ctx, item, out);
+            let result = match check(item) {
+                Ok(()) => f(ctx, item, out),
+                Err(e) => {
+                    out.clear();
+                    O::refused(e)
+                }
+            };
             ctx.tally.item_done(result.succeeded());
             result
         };
@@ -76,7 +171,8 @@ impl DataPlane {
         let request_id = crate::call::request_id::current_request_id();
         let n = items.len().min(outputs.len());
         let (items, outputs) = (&items[..n], &mut outputs[..n]);
-        if n < PARALLEL_MIN_ITEMS || self.threads() == 1 {
+        let plan = plan(items.iter().map(ItemCost::cost_ns), self.threads());
+        if plan.threads == 1 {
             let mut ctx = ChunkContext::new(self, keyring, caller, tally, request_id);
             return items
                 .iter()
@@ -84,19 +180,99 @@ impl DataPlane {
                 .map(|(item, out)| f(&mut ctx, item, out))
                 .collect();
         }
-        let min_len = (n / (self.threads() * 4)).max(MIN_ITEMS_PER_JOB);
-        let mut results = Vec::with_capacity(n);
-        self.pool.install(|| {
-            items
-                .par_iter()
-                .zip(outputs.par_iter_mut())
-                .with_min_len(min_len)
-                .map_init(
-                    || ChunkContext::new(self, keyring, caller, tally, request_id.clone()),
-                    |ctx, (item, out)| f(ctx, item, out),
-                )
-                .collect_into_vec(&mut results)
+        // Each job's items and output buffers, taken by exactly one thread.
+        let mut jobs = Vec::with_capacity(plan.job_ends.len());
+        let (mut rest_items, mut rest_outputs) = (items, outputs);
+        let mut start = 0;
+        for &end in &plan.job_ends {
+            let (job_items, more_items) = rest_items.split_at(end - start);
+            let (job_outputs, more_outputs) = rest_outputs.split_at_mut(end - start);
+            jobs.push(Mutex::new(Some((job_items, job_outputs))));
+            (rest_items, rest_outputs, start) = (more_items, more_outputs, end);
+        }
+        let job_results: Vec<Mutex<Vec<O>>> = jobs.iter().map(|_| Mutex::new(Vec::new())).collect();
+        let next_job = AtomicUsize::new(0);
+        let work = || {
+            let mut ctx = None;
+            loop {
+                let k = next_job.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(k) else { break };
+                let Some((job_items, job_outputs)) = lock(job).take() else {
+                    continue;
+                };
+                let ctx = ctx.get_or_insert_with(|| {
+                    ChunkContext::new(self, keyring, caller, tally, request_id.clone())
+                });
+                let done: Vec<O> = job_items
+                    .iter()
+                    .zip(job_outputs.iter_mut())
+                    .map(|(item, out)| f(ctx, item, out))
+                    .collect();
+                *lock(&job_results[k]) = done;
+            }
+        };
+        self.pool.in_place_scope(|scope| {
+            for _ in 1..plan.threads {
+                scope.spawn(|_| work());
+            }
+            work();
         });
+        let mut results = Vec::with_capacity(n);
+        for done in job_results {
+            results.extend(done.into_inner().unwrap_or_else(PoisonError::into_inner));
+        }
         results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_batches_run_on_the_calling_thread() {
+        // 64 × 64 B encrypts, 8 × 16 KiB: under the inline bound whatever the pool.
+        for (n, cost) in [(64, 263), (8, 3_500), (1, 1_000_000)] {
+            let p = plan(std::iter::repeat_n(cost, n), 16);
+            assert_eq!(
+                p,
+                Plan {
+                    threads: 1,
+                    job_ends: vec![n]
+                },
+                "{n} × {cost} ns"
+            );
+        }
+        let p = plan(std::iter::repeat_n(100_000, 100), 1);
+        assert_eq!(p.threads, 1);
+    }
+
+    #[test]
+    fn threads_follow_the_work_and_jobs_cover_the_batch_in_order() {
+        // 1000 × 64 B (~263 µs): every thread of a 2-pool, a dozen of a 16-pool.
+        let p = plan(std::iter::repeat_n(263, 1000), 2);
+        assert_eq!(p.threads, 2);
+        let p16 = plan(std::iter::repeat_n(263, 1000), 16);
+        assert_eq!(p16.threads, 13);
+        for p in [p, p16] {
+            assert_eq!(p.job_ends.last(), Some(&1000));
+            assert!(p.job_ends.windows(2).all(|w| w[0] < w[1]));
+            assert!(p.job_ends.len() >= p.threads);
+        }
+        // 64 signatures (~1.3 ms): one job per thread-eighth, never fewer items than one.
+        let p = plan(std::iter::repeat_n(20_000, 64), 16);
+        assert_eq!(p.threads, 16);
+        assert_eq!(p.job_ends.len(), 64);
+    }
+
+    #[test]
+    fn jobs_are_cut_by_cost_not_count() {
+        // One large item then many small ones: the large one is a job of its own.
+        let costs: Vec<u64> = std::iter::once(200_000)
+            .chain(std::iter::repeat_n(250, 2000))
+            .collect();
+        let p = plan(costs.iter().copied(), 4);
+        assert_eq!(p.job_ends[0], 1);
+        assert_eq!(p.job_ends.last(), Some(&2001));
     }
 }

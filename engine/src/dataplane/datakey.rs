@@ -194,8 +194,9 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         requests: &[GenerateDataKeyRequest<'_>],
+        check: impl Fn(&GenerateDataKeyRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<GeneratedDataKey>> {
-        self.run_batch(caller, tally, requests, Self::generate_data_key_item)
+        self.run_batch(caller, tally, requests, check, Self::generate_data_key_item)
     }
 
     /// Many data keys with the single call's whole answer per item (key ARN and key material id
@@ -205,8 +206,9 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         requests: &[GenerateDataKeyRequest<'_>],
+        check: impl Fn(&GenerateDataKeyRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<GenerateDataKeyResponse>> {
-        self.run_batch(caller, tally, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, check, |ctx, request| {
             let generated = Self::generate_data_key_item(ctx, request)?;
             let (key_id, key_material_id) = Self::key_names(ctx, request)?;
             Ok(GenerateDataKeyResponse {
@@ -223,11 +225,13 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         requests: &[GenerateDataKeyRequest<'_>],
+        check: impl Fn(&GenerateDataKeyRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<Vec<u8>>> {
         self.run_batch(
             caller,
             tally,
             requests,
+            check,
             Self::generate_data_key_without_plaintext_item,
         )
     }

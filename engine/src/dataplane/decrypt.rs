@@ -271,11 +271,16 @@ impl DataPlane {
         tally: &KeyTally,
         requests: &[DecryptRequest<'_>],
         outputs: &mut [&mut [u8]],
+        check: impl Fn(&DecryptRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<usize>> {
-        let mut results =
-            self.run_batch_into(caller, tally, requests, outputs, |ctx, request, out| {
-                Self::decrypt_item_into(ctx, request, out)
-            });
+        let mut results = self.run_batch_into(
+            caller,
+            tally,
+            requests,
+            outputs,
+            check,
+            |ctx, request, out| Self::decrypt_item_into(ctx, request, out),
+        );
         missing_outputs(&mut results, requests.len());
         results
     }
@@ -325,8 +330,9 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         requests: &[DecryptRequest<'_>],
+        check: impl Fn(&DecryptRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<DecryptResponse>> {
-        self.run_batch(caller, tally, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, check, |ctx, request| {
             let done = Self::decrypt_request(ctx, request)?;
             Ok(DecryptResponse {
                 plaintext: done.plaintext,
@@ -342,8 +348,9 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         requests: &[DecryptRequest<'_>],
+        check: impl Fn(&DecryptRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<SecretBytes>> {
-        self.run_batch(caller, tally, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, check, |ctx, request| {
             Self::decrypt_request(ctx, request).map(|done| done.plaintext)
         })
     }

@@ -186,11 +186,16 @@ impl DataPlane {
         tally: &KeyTally,
         requests: &[EncryptRequest<'_>],
         outputs: &mut [&mut [u8]],
+        check: impl Fn(&EncryptRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<usize>> {
-        let mut results =
-            self.run_batch_into(caller, tally, requests, outputs, |ctx, request, out| {
-                Self::encrypt_item_into(ctx, request, out).map(|(len, _)| len)
-            });
+        let mut results = self.run_batch_into(
+            caller,
+            tally,
+            requests,
+            outputs,
+            check,
+            |ctx, request, out| Self::encrypt_item_into(ctx, request, out).map(|(len, _)| len),
+        );
         missing_outputs(&mut results, requests.len());
         results
     }
@@ -200,8 +205,9 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         requests: &[EncryptRequest<'_>],
+        check: impl Fn(&EncryptRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(caller, tally, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, check, |ctx, request| {
             Self::encrypt_item(ctx, request).map(|(blob, _)| blob)
         })
     }

@@ -174,8 +174,9 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         requests: &[GenerateMacRequest<'_>],
+        check: impl Fn(&GenerateMacRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(caller, tally, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, check, |ctx, request| {
             Self::generate_mac_item(ctx, request).map(|(mac, _)| mac)
         })
     }
@@ -200,8 +201,9 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         requests: &[VerifyMacRequest<'_>],
+        check: impl Fn(&VerifyMacRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<()>> {
-        self.run_batch(caller, tally, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, check, |ctx, request| {
             Self::verify_mac_item(ctx, request).map(|_| ())
         })
     }

@@ -17,6 +17,7 @@ mod decrypt;
 mod encrypt;
 pub(crate) mod external_key;
 pub(crate) mod freshness;
+mod item_cost;
 pub(crate) mod keyring;
 mod mac;
 pub(crate) mod plane;

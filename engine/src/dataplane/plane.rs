@@ -1,5 +1,5 @@
 //! The data plane's state: the key snapshot, the engine settings every operation reads, and the
-//! worker pool batches run on. The operations themselves are `impl DataPlane` blocks in the
+//! worker pools batches and envelope streams run on. The operations themselves are `impl DataPlane` blocks in the
 //! sibling modules, one per operation; the batch runner is in [`super::batch`].
 
 use arc_swap::ArcSwap;
@@ -18,7 +18,23 @@ pub(crate) struct DataPlane {
     pub(crate) max_plaintext: usize,
     /// The staleness bound on this node's view of the store.
     pub(crate) freshness: Freshness,
-    pub(super) pool: std::sync::Arc<rayon::ThreadPool>,
+    /// The helpers of batch calls: `threads - 1` workers, because the calling thread works on
+    /// its own batch (see [`super::batch`]). A pool as large as `threads` leaves one worker
+    /// spinning for work while every core is busy: on 16 cores that halved 16 KiB batches.
+    pub(super) pool: rayon::ThreadPool,
+    /// The configured thread count, the calling thread included.
+    threads: usize,
+    /// The pool envelope streams run their frames on: a stream's calling thread waits for its
+    /// frames, so this one has all `threads` workers (asleep while no stream runs).
+    stream_pool: std::sync::Arc<rayon::ThreadPool>,
+}
+
+fn build_pool(threads: usize, name: &'static str) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("{name}-{i}"))
+        .build()
+        .map_err(|e| Error::Internal(format!("could not start the worker pool: {e}")))
 }
 
 impl DataPlane {
@@ -30,11 +46,8 @@ impl DataPlane {
         threads: usize,
         max_staleness: Option<std::time::Duration>,
     ) -> Result<Self> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("keyplane-{i}"))
-            .build()
-            .map_err(|e| Error::Internal(format!("could not start the worker pool: {e}")))?;
+        let threads = threads.max(1);
+        let pool = build_pool((threads - 1).max(1), "keyplane")?;
         Ok(DataPlane {
             keyring: ArcSwap::from_pointee(Keyring::default()),
             scope,
@@ -42,16 +55,19 @@ impl DataPlane {
             messages_per_derived_key,
             max_plaintext,
             freshness: Freshness::new(max_staleness),
-            pool: std::sync::Arc::new(pool),
+            pool,
+            threads,
+            stream_pool: std::sync::Arc::new(build_pool(threads, "keyplane-stream")?),
         })
     }
 
-    /// The worker pool, shared with the envelope streams that run on it.
-    pub(crate) fn pool(&self) -> std::sync::Arc<rayon::ThreadPool> {
-        self.pool.clone()
+    /// The pool of `threads` workers for envelope streams.
+    pub(crate) fn stream_pool(&self) -> std::sync::Arc<rayon::ThreadPool> {
+        self.stream_pool.clone()
     }
 
+    /// The configured thread count: the calling thread and the batch pool's workers.
     pub(crate) fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.threads
     }
 }

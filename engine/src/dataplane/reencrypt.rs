@@ -138,8 +138,9 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         requests: &[ReEncryptRequest<'_>],
+        check: impl Fn(&ReEncryptRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(caller, tally, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, check, |ctx, request| {
             Self::re_encrypt_item(ctx, request).map(|(blob, _)| blob)
         })
     }

@@ -198,8 +198,9 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         requests: &[SignRequest<'_>],
+        check: impl Fn(&SignRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<Vec<u8>>> {
-        self.run_batch(caller, tally, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, check, |ctx, request| {
             Self::sign_item(ctx, request).map(|(signature, _)| signature)
         })
     }
@@ -224,8 +225,9 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         requests: &[VerifyRequest<'_>],
+        check: impl Fn(&VerifyRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<()>> {
-        self.run_batch(caller, tally, requests, |ctx, request| {
+        self.run_batch(caller, tally, requests, check, |ctx, request| {
             Self::verify_item(ctx, request).map(|_| ())
         })
     }

@@ -176,11 +176,17 @@ impl Drop for ChunkTally<'_> {
 /// Whether a batch item's result is a success.
 pub(crate) trait ItemOutcome {
     fn succeeded(&self) -> bool;
+    /// The outcome of an item refused before it ran.
+    fn refused(error: crate::error::Error) -> Self;
 }
 
-impl<T, E> ItemOutcome for std::result::Result<T, E> {
+impl<T> ItemOutcome for crate::error::Result<T> {
     fn succeeded(&self) -> bool {
         self.is_ok()
+    }
+
+    fn refused(error: crate::error::Error) -> Self {
+        Err(error)
     }
 }
 

@@ -232,10 +232,7 @@ pub(crate) fn key_id(operation: &super::Operation, key_id: &str) -> Result<()> {
 }
 
 /// The items of a batch that fail their checks, with their errors (no allocation when none do).
-pub(crate) fn refused<R>(
-    requests: &[R],
-    validate: impl Fn(&R) -> Result<()>,
-) -> Vec<(usize, crate::Error)> {
+fn refused<R>(requests: &[R], validate: impl Fn(&R) -> Result<()>) -> Vec<(usize, crate::Error)> {
     let mut refused = Vec::new();
     for (i, request) in requests.iter().enumerate() {
         if let Err(e) = validate(request) {
@@ -247,7 +244,7 @@ pub(crate) fn refused<R>(
 
 /// Puts each refused item's validation error in its place among a batch's results, calling
 /// `clear(i)` for each so that a caller buffer never keeps the output of a refused request.
-pub(crate) fn overlay<T>(
+fn overlay<T>(
     results: &mut [Result<T>],
     refused: Vec<(usize, crate::Error)>,
     mut clear: impl FnMut(usize),

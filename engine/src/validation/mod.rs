@@ -333,7 +333,7 @@ where
     })
 }
 
-pub(crate) use members::{batch, generate_random, key_id, overlay, refused, Limits, Validate};
+pub(crate) use members::{batch, generate_random, key_id, Limits, Validate};
 
 #[cfg(test)]
 mod tests {
