@@ -375,6 +375,32 @@ impl<'k> ChunkContext<'k> {
         )
     }
 
+    /// The index of this chunk's encrypt session for `version` if its salt is `salt`, taking the
+    /// thread's cached session for the version first if the chunk holds none (it goes back to
+    /// the cache with the chunk's others).
+    fn encrypt_session_with_salt(
+        &mut self,
+        version: &'k VersionEntry,
+        salt: &[u8; crate::ciphertext::SALT_LEN],
+    ) -> Option<usize> {
+        let index = match self
+            .encrypt_sessions
+            .iter()
+            .position(|(v, _)| std::ptr::eq(*v, version))
+        {
+            Some(i) => i,
+            None => {
+                let session = version.encrypt_sessions.take()?;
+                if !session.is_of(self.generation) {
+                    return None;
+                }
+                self.encrypt_sessions.push((version, session));
+                self.encrypt_sessions.len() - 1
+            }
+        };
+        (self.encrypt_sessions[index].1.salt == *salt).then_some(index)
+    }
+
     fn encrypt_session_index(
         &mut self,
         key: &KeyEntry,
@@ -482,6 +508,19 @@ impl<'k> ChunkContext<'k> {
                 self.decrypt_keys.len() - 1
             }
         };
+        // A blob of this thread's own encrypt session opens under that session's key (the same
+        // derived key): what the engine encrypted with a cached session must open even when
+        // deriving again would need a custom key store's token that has gone away.
+        if !self.decrypt_keys[index].1.has(parsed.salt) {
+            if let Some(session) = self.encrypt_session_with_salt(version, parsed.salt) {
+                self.encrypt_sessions[session]
+                    .1
+                    .key
+                    .open(parsed.nonce, &self.aad, parsed.body, parsed.tag, out)
+                    .map_err(|_| messages::ciphertext_not_authenticated())?;
+                return Ok((key, version));
+            }
+        }
         let policy = self.plane.lock_policy;
         let derived = self.decrypt_keys[index]
             .1

@@ -172,6 +172,11 @@ pub(crate) struct DecryptKeys {
 }
 
 impl DecryptKeys {
+    /// Whether the key for `salt` is cached.
+    pub(crate) fn has(&self, salt: &[u8; SALT_LEN]) -> bool {
+        self.entries.iter().any(|(s, _)| s == salt)
+    }
+
     /// The derived key for `salt`, deriving (and caching) it on a miss.
     pub(crate) fn get_or_derive(
         &mut self,
