@@ -26,7 +26,8 @@ pub struct SweepArgs {
     /// and `many-keys` (an engine filled with keys up to each of --key-counts: CreateKey cost,
     /// DescribeKey and Encrypt lookup cost and memory per key at each size); and `fleet` (nodes
     /// sharing the PostgreSQL store --store names: control plane against SQLite, propagation,
-    /// data plane against memory, and with --fleet-keys a filled store's cold start)
+    /// data plane against memory, and with --fleet-keys a filled store's cold start); and
+    /// `cold-decrypt` (Decrypt of blobs each under its own derived-key salt, against one salt)
     #[arg(short, long = "workload", value_name = "LIST", value_delimiter = ',',
           default_value = "encrypt", value_parser = parse_workload)]
     pub workloads: Vec<WorkloadChoice>,
@@ -197,6 +198,9 @@ pub enum WorkloadChoice {
     /// `many-keys`: control-plane and lookup cost as the engine fills (`many_keys.rs`), measured
     /// apart from the batch sweep.
     ManyKeys,
+    /// `cold-decrypt`: Decrypt of blobs each under its own derived-key salt against one salt
+    /// (`cold_decrypt.rs`), measured apart from the batch sweep.
+    ColdDecrypt,
     /// `fleet`: nodes sharing a PostgreSQL store against SQLite and memory (`fleet/`), measured
     /// apart from the batch sweep.
     Fleet,
@@ -223,6 +227,11 @@ impl SweepArgs {
         self.workloads.contains(&WorkloadChoice::ManyKeys)
     }
 
+    /// Whether `cold-decrypt` was asked for.
+    pub fn wants_cold_decrypt(&self) -> bool {
+        self.workloads.contains(&WorkloadChoice::ColdDecrypt)
+    }
+
     /// Whether `fleet` was asked for.
     pub fn wants_fleet(&self) -> bool {
         self.workloads.contains(&WorkloadChoice::Fleet)
@@ -233,7 +242,10 @@ impl SweepArgs {
         self.workloads.iter().any(|w| {
             !matches!(
                 w,
-                WorkloadChoice::Stream | WorkloadChoice::ManyKeys | WorkloadChoice::Fleet
+                WorkloadChoice::Stream
+                    | WorkloadChoice::ManyKeys
+                    | WorkloadChoice::ColdDecrypt
+                    | WorkloadChoice::Fleet
             )
         })
     }
@@ -245,9 +257,10 @@ impl SweepArgs {
             let add: Vec<Workload> = match choice {
                 WorkloadChoice::One(w) => vec![*w],
                 WorkloadChoice::All => Workload::ALL.to_vec(),
-                WorkloadChoice::Stream | WorkloadChoice::ManyKeys | WorkloadChoice::Fleet => {
-                    Vec::new()
-                }
+                WorkloadChoice::Stream
+                | WorkloadChoice::ManyKeys
+                | WorkloadChoice::ColdDecrypt
+                | WorkloadChoice::Fleet => Vec::new(),
             };
             for w in add {
                 if !out.contains(&w) {
@@ -268,6 +281,9 @@ fn parse_workload(s: &str) -> Result<WorkloadChoice, String> {
     }
     if s.trim().to_ascii_lowercase().replace('_', "-") == "many-keys" {
         return Ok(WorkloadChoice::ManyKeys);
+    }
+    if s.trim().to_ascii_lowercase().replace('_', "-") == "cold-decrypt" {
+        return Ok(WorkloadChoice::ColdDecrypt);
     }
     if s.trim().eq_ignore_ascii_case("fleet") {
         return Ok(WorkloadChoice::Fleet);

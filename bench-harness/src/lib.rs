@@ -42,6 +42,7 @@
 #![warn(missing_debug_implementations)]
 
 pub mod args;
+pub mod cold_decrypt;
 pub mod compare;
 #[cfg(feature = "endpoint")]
 pub mod endpoint;
@@ -199,6 +200,11 @@ pub fn run(args: &BenchArgs) -> Result<Report, BenchError> {
 /// fresh in-memory one.
 pub fn run_many_keys(args: &BenchArgs) -> Result<many_keys::ManyKeysReport, BenchError> {
     many_keys::run(&args.sweep, &run_options(args)?)
+}
+
+/// The stand-alone program's `cold-decrypt` workload (see [`cold_decrypt`]).
+pub fn run_cold_decrypt(args: &BenchArgs) -> Result<cold_decrypt::ColdDecryptReport, BenchError> {
+    cold_decrypt::run(&args.sweep, &run_options(args)?)
 }
 
 /// The stand-alone program's `fleet` workload (see [`fleet`]).

@@ -18,6 +18,7 @@ use clap::Parser;
       keyplane-bench --threads 1,2 --batch 10,100,1000 --recommend --latency-bound-ms 1\n  \
       keyplane-bench --compare c,python --size 16KiB --batch 256\n  \
       keyplane-bench -w many-keys --key-counts 1k,100k,1M --allow-unlocked-memory\n  \
+      keyplane-bench -w cold-decrypt --size 64,4KiB --batch 1000 --threads 1,2\n  \
       keyplane-bench -w fleet --store postgres://postgres@127.0.0.1:5432/fleet --fleet-keys 1M\n  \
       keyplane-bench --endpoint https://127.0.0.1:4443 --ca-bundle cert.pem --connections 1,8,64 \
       --operation encrypt,decrypt --duration 5s\n\n\
@@ -38,6 +39,12 @@ fn main() -> ExitCode {
     }
     if cli.args.sweep.wants_many_keys() {
         if let Err(e) = keyplane_bench::run_many_keys(&cli.args) {
+            eprintln!("keyplane-bench: {e}");
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    }
+    if cli.args.sweep.wants_cold_decrypt() {
+        if let Err(e) = keyplane_bench::run_cold_decrypt(&cli.args) {
             eprintln!("keyplane-bench: {e}");
             return ExitCode::from(e.exit_code() as u8);
         }

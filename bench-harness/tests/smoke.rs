@@ -338,3 +338,64 @@ fn many_keys_reports_each_size() {
     assert_eq!(written["rows"].as_array().unwrap().len(), 2);
     assert_eq!(number(&written["rows"][1], "keys"), 300.0);
 }
+
+/// `cold-decrypt`: one row per point with both rates measured, the JSON written; and the blobs it
+/// calls cold really are: every one under a salt of its own, unlike the warm ones.
+#[test]
+fn cold_decrypt_measures_blobs_each_under_its_own_salt() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("cold.json");
+    let args = parse(&[
+        "--workload",
+        "cold-decrypt",
+        "--size",
+        "64",
+        "--batch",
+        "100,1000",
+        "--duration",
+        "30ms",
+        "--warmup",
+        "10ms",
+        "--repeats",
+        "1",
+        "--allow-unlocked-memory",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(args.sweep.wants_cold_decrypt());
+    assert!(!args.sweep.wants_sweep());
+    let report = keyplane_bench::run_cold_decrypt(&args).unwrap();
+    let batches: Vec<usize> = report.rows.iter().map(|r| r.batch).collect();
+    assert_eq!(batches, [100, 1000]);
+    for row in &report.rows {
+        assert!(row.cold_ops_per_sec > 0.0 && row.warm_ops_per_sec > 0.0);
+        assert_eq!((row.size, row.threads), (64, 1));
+    }
+    assert_eq!(read_json(&json)["rows"].as_array().unwrap().len(), 2);
+
+    let store = std::sync::Arc::new(keyplane::store::MemoryKeyStore::new(
+        keyplane::LockPolicy::Warn,
+    ));
+    let build = |per_key: u64| {
+        keyplane::Engine::builder()
+            .store(store.clone())
+            .lock_policy(keyplane::LockPolicy::Warn)
+            .worker_threads(1)
+            .messages_per_derived_key(per_key)
+            .build()
+            .unwrap()
+    };
+    let (cold_engine, warm_engine) = (build(1), build(1 << 32));
+    let key = warm_engine.create_key(Default::default()).unwrap().key_id;
+    let salts = |blobs: Vec<Vec<u8>>| -> std::collections::HashSet<[u8; 32]> {
+        blobs
+            .iter()
+            .map(|b| *keyplane::ciphertext::parse(b).unwrap().salt)
+            .collect()
+    };
+    let cold = keyplane_bench::cold_decrypt::blobs(&cold_engine, &key, 64).unwrap();
+    assert_eq!(salts(cold).len(), keyplane_bench::cold_decrypt::BLOBS);
+    let warm = keyplane_bench::cold_decrypt::blobs(&warm_engine, &key, 64).unwrap();
+    assert_eq!(salts(warm).len(), 1);
+}
