@@ -206,7 +206,8 @@ fn node_ok(d: &Path, node: &str, url: &str, args: &[&str], stdin: &[u8]) -> Vec<
     let out = on_node(d, node, url, args, stdin);
     assert!(
         out.status.success(),
-        "{node}: keyplane {args:?} failed: {}",
+        "{node}: keyplane {args:?} failed ({}): {}",
+        out.status,
         stderr(&out)
     );
     out.stdout
