@@ -185,8 +185,8 @@ fn table(report: &ColdDecryptReport) -> String {
             r.size,
             r.batch,
             r.threads,
-            ops(r.cold_ops_per_sec),
-            ops(r.warm_ops_per_sec),
+            crate::report::human(r.cold_ops_per_sec),
+            crate::report::human(r.warm_ops_per_sec),
             r.cold_ops_per_sec / r.warm_ops_per_sec,
             r.cold_cpu_ns,
             r.warm_cpu_ns,
@@ -197,12 +197,4 @@ fn table(report: &ColdDecryptReport) -> String {
         out.push_str("note: a debug build; build with --release for numbers that mean anything\n");
     }
     out
-}
-
-fn ops(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:.2}M", x / 1e6)
-    } else {
-        format!("{:.1}k", x / 1e3)
-    }
 }

@@ -2,25 +2,17 @@
 //! estimated cost) give the same answers, in the same order, as one thread: items of mixed sizes
 //! and keys, refused items in every job, failures from key state, and the audit record's counts.
 
+#[path = "support/keys.rs"]
+mod keys;
 use keyplane::ciphertext;
 use keyplane::{
-    CreateKeyRequest, DecryptRequest, EncryptRequest, Engine, KeySpec, KeyUsage, SignRequest,
-    SigningAlgorithm, VerifyRequest,
+    DecryptRequest, EncryptRequest, Engine, KeySpec, KeyUsage, SignRequest, SigningAlgorithm,
+    VerifyRequest,
 };
+use keys::key;
 
 fn engine(threads: usize) -> Engine {
     Engine::builder().worker_threads(threads).build().unwrap()
-}
-
-fn key(engine: &Engine, spec: KeySpec, usage: KeyUsage) -> String {
-    engine
-        .create_key(CreateKeyRequest {
-            key_spec: Some(spec),
-            key_usage: Some(usage),
-            ..Default::default()
-        })
-        .unwrap()
-        .key_id
 }
 
 /// Item `i`'s plaintext: sizes from 1 byte to 4 KiB, so jobs cut by cost hold different counts;

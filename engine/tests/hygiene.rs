@@ -19,6 +19,9 @@
 //! `child_process_entry`). The dump and privilege tests need Linux, root (CI runs as root),
 //! `setpriv` (util-linux) and `gcore` (gdb); they fail, loudly, where those are missing.
 
+#[path = "support/keys.rs"]
+mod keys;
+use keys::key as create;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
@@ -141,17 +144,6 @@ fn pattern(seed: u8) -> Vec<u8> {
 
 fn engine() -> Engine {
     Engine::builder().worker_threads(1).build().unwrap()
-}
-
-fn create(engine: &Engine, spec: KeySpec, usage: KeyUsage) -> String {
-    engine
-        .create_key(CreateKeyRequest {
-            key_spec: Some(spec),
-            key_usage: Some(usage),
-            ..Default::default()
-        })
-        .unwrap()
-        .key_id
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! the identifier table is checked against the KeyId documentation of the vendored service model
 //! (`engine/model/kms-service-2.json`).
 
+#[path = "support/keys.rs"]
+mod keys;
 use keyplane::access::Action;
 use keyplane::key::identifier::{key_id_form, KeyIdForm};
 use keyplane::{
@@ -10,22 +12,12 @@ use keyplane::{
     GenerateMacRequest, GrantOperation, KeySpec, KeyUsage, MacAlgorithm, MessageType, SignRequest,
     SigningAlgorithm, Tag, VerifyMacRequest, VerifyRequest,
 };
+use keys::key;
 
 const ARN_PREFIX: &str = "arn:aws:kms:us-east-1:111122223333:";
 
 fn engine() -> Engine {
     Engine::builder().worker_threads(1).build().unwrap()
-}
-
-fn key(engine: &Engine, spec: KeySpec, usage: KeyUsage) -> String {
-    engine
-        .create_key(CreateKeyRequest {
-            key_spec: Some(spec),
-            key_usage: Some(usage),
-            ..Default::default()
-        })
-        .unwrap()
-        .key_id
 }
 
 fn symmetric(engine: &Engine) -> String {
