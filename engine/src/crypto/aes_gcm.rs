@@ -3,10 +3,11 @@
 //! aws-lc-rs allocates its AEAD contexts on aws-lc's heap, out of our reach. Here the
 //! `EVP_AEAD_CTX` (which holds the AES round keys and the GHASH table inline) is initialised in
 //! place inside a [`LockedSlot`], so the expanded schedule is locked, excluded from core dumps and
-//! zeroed on drop like the raw key.
+//! zeroed on drop like the raw key. A derived key is computed in the same slot (see
+//! [`super::hkdf_sha256`]), so its bytes never leave locked memory either.
 #![allow(unsafe_code)] // reason: aws-lc EVP_AEAD_CTX initialised in place in locked memory via aws-lc-sys.
 
-use super::sys;
+use super::{hkdf_sha256, sys};
 use crate::error::{Error, Result};
 use crate::locked_memory::{LockPolicy, LockedBytes, LockedSlot};
 
@@ -31,73 +32,75 @@ unsafe impl Send for AesGcmKey {}
 // SAFETY: as above: every operation through `&self` passes a const EVP_AEAD_CTX pointer.
 unsafe impl Sync for AesGcmKey {}
 
+/// Where a key's derivation scratch starts in its slot: after the context, on a cache line of
+/// its own. The scratch is zero except during [`AesGcmKey::rederive`].
+const SCRATCH_OFFSET: usize = std::mem::size_of::<sys::EVP_AEAD_CTX>().next_multiple_of(64);
+/// A key's slot: its context, then its derivation scratch.
+const SLOT_LEN: usize = SCRATCH_OFFSET + std::mem::size_of::<hkdf_sha256::Scratch>();
+
 impl AesGcmKey {
     /// Expands `key` (16, 24 or 32 bytes) into a context in locked memory.
     pub fn new(key: &[u8], policy: LockPolicy) -> Result<Self> {
-        // SAFETY: the EVP_aead_* functions return pointers to static algorithm descriptions.
-        let aead = unsafe {
-            match key.len() {
-                16 => sys::EVP_aead_aes_128_gcm(),
-                24 => sys::EVP_aead_aes_192_gcm(),
-                32 => sys::EVP_aead_aes_256_gcm(),
-                n => {
-                    return Err(Error::Validation(format!(
-                        "an AES-GCM key is 16, 24 or 32 bytes, not {n}"
-                    )))
-                }
-            }
+        let mut this = AesGcmKey {
+            ctx: LockedSlot::new(SLOT_LEN, policy)?,
+            key_bits: 0,
         };
-        let mut ctx = LockedSlot::new(std::mem::size_of::<sys::EVP_AEAD_CTX>(), policy)?;
-        debug_assert_eq!(
-            ctx.as_ptr() as usize % std::mem::align_of::<sys::EVP_AEAD_CTX>(),
-            0
-        );
-        let ctx_ptr = ctx.as_mut_ptr().cast::<sys::EVP_AEAD_CTX>();
-        // SAFETY: `ctx_ptr` points to a zeroed, suitably aligned, exclusively owned slot at least
-        // size_of::<EVP_AEAD_CTX>() bytes long that never moves; `key` is valid for its length.
-        let ok = unsafe {
-            sys::EVP_AEAD_CTX_zero(ctx_ptr);
-            sys::EVP_AEAD_CTX_init(
-                ctx_ptr,
-                aead,
-                key.as_ptr(),
-                key.len(),
-                TAG_LEN,
-                std::ptr::null_mut(),
-            )
-        };
-        if ok != 1 {
-            return Err(Error::Internal("AES-GCM key setup failed in aws-lc".into()));
-        }
-        Ok(AesGcmKey {
-            ctx,
-            key_bits: key.len() * 8,
-        })
+        let ctx_ptr = this.ctx_mut();
+        // SAFETY: `ctx_ptr` is this key's own zeroed context (the slot is zeroed when handed
+        // out), never initialised before; `key` is valid for its length and outside the slot.
+        unsafe { init(ctx_ptr, key.as_ptr(), key.len()) }?;
+        this.key_bits = key.len() * 8;
+        Ok(this)
     }
 
     /// Derives an AES-256-GCM key with HKDF-SHA256 (RFC 5869) from `ikm`, `salt` and `info`. The
-    /// derived bytes exist only in locked memory and are zeroed once the context is expanded.
+    /// derived bytes exist only in locked memory (the key's own slot) and are zeroed once the
+    /// context is expanded.
     pub fn derive(ikm: &LockedBytes, salt: &[u8], info: &[u8], policy: LockPolicy) -> Result<Self> {
-        let mut okm = LockedBytes::zeroed(32, policy)?;
-        let out = okm.bytes_mut();
-        // SAFETY: every pointer is valid for the length passed with it; EVP_sha256 is static.
-        let ok = unsafe {
-            sys::HKDF(
-                out.as_mut_ptr(),
-                out.len(),
-                sys::EVP_sha256(),
-                ikm.bytes().as_ptr(),
-                ikm.len(),
-                salt.as_ptr(),
-                salt.len(),
-                info.as_ptr(),
-                info.len(),
-            )
-        };
-        if ok != 1 {
-            return Err(Error::Internal("HKDF-SHA256 failed in aws-lc".into()));
+        AesGcmKey {
+            ctx: LockedSlot::new(SLOT_LEN, policy)?,
+            key_bits: 0,
         }
-        Self::new(okm.bytes(), policy)
+        .rederive(ikm, salt, info)
+    }
+
+    /// As [`AesGcmKey::derive`], in this key's slot instead of a new one: a cache that evicts
+    /// one derived key for another reuses its locked memory. This key is gone either way: on
+    /// failure the slot is dropped (zeroed), never left holding a half-made context.
+    pub fn rederive(mut self, ikm: &LockedBytes, salt: &[u8], info: &[u8]) -> Result<Self> {
+        let ctx_ptr = self.ctx_mut();
+        // SAFETY: the context is this key's own, either initialised (by `new` or an earlier
+        // derivation) or zeroed: cleanup of a zeroed context does nothing (its `aead` is NULL).
+        unsafe { sys::EVP_AEAD_CTX_cleanup(ctx_ptr) };
+        self.key_bits = 0;
+        // SAFETY: the scratch lies inside the slot, past the context (SLOT_LEN covers it), is
+        // aligned (the slot is 64-byte aligned, the offset a multiple of 64), is plain bytes and
+        // integers for which any bit pattern is valid, and is borrowed only here.
+        let scratch = unsafe {
+            &mut *self
+                .ctx
+                .as_mut_ptr()
+                .add(SCRATCH_OFFSET)
+                .cast::<hkdf_sha256::Scratch>()
+        };
+        let derived = hkdf_sha256::derive(scratch, ikm.bytes(), salt, info).and_then(|()| {
+            let okm = scratch.okm();
+            // SAFETY: `ctx_ptr` is this key's context, cleaned up above; `okm` is 32 bytes in
+            // the scratch, which does not overlap the context.
+            unsafe { init(ctx_ptr, okm.as_ptr(), okm.len()) }
+        });
+        zeroize::Zeroize::zeroize(&mut self.ctx.bytes_mut()[SCRATCH_OFFSET..]);
+        derived?;
+        self.key_bits = 256;
+        Ok(self)
+    }
+
+    fn ctx_mut(&mut self) -> *mut sys::EVP_AEAD_CTX {
+        debug_assert_eq!(
+            self.ctx.as_ptr() as usize % std::mem::align_of::<sys::EVP_AEAD_CTX>(),
+            0
+        );
+        self.ctx.as_mut_ptr().cast()
     }
 
     /// Key size in bits.
@@ -255,6 +258,37 @@ impl AesGcmKey {
     }
 }
 
+/// Initialises the context at `ctx` for the AES-GCM key of `key_len` bytes at `key`. On failure
+/// the context is left zeroed (aws-lc clears it), so its cleanup does nothing.
+///
+/// # Safety
+/// `ctx` points to a zeroed or cleaned-up, aligned, exclusively owned `EVP_AEAD_CTX` that never
+/// moves; `key` is valid for `key_len` bytes.
+unsafe fn init(ctx: *mut sys::EVP_AEAD_CTX, key: *const u8, key_len: usize) -> Result<()> {
+    // SAFETY: the EVP_aead_* functions return pointers to static algorithm descriptions.
+    let aead = unsafe {
+        match key_len {
+            16 => sys::EVP_aead_aes_128_gcm(),
+            24 => sys::EVP_aead_aes_192_gcm(),
+            32 => sys::EVP_aead_aes_256_gcm(),
+            n => {
+                return Err(Error::Validation(format!(
+                    "an AES-GCM key is 16, 24 or 32 bytes, not {n}"
+                )))
+            }
+        }
+    };
+    // SAFETY: as this function's contract says of `ctx` and `key`.
+    let ok = unsafe {
+        sys::EVP_AEAD_CTX_zero(ctx);
+        sys::EVP_AEAD_CTX_init(ctx, aead, key, key_len, TAG_LEN, std::ptr::null_mut())
+    };
+    if ok != 1 {
+        return Err(Error::Internal("AES-GCM key setup failed in aws-lc".into()));
+    }
+    Ok(())
+}
+
 impl Drop for AesGcmKey {
     fn drop(&mut self) {
         // SAFETY: the context was initialised in `new` and is not used after this; the slot's own
@@ -282,6 +316,40 @@ fn as_uninit(buffer: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A derived key, fresh or derived into an evicted key's slot, is AES-GCM under the HKDF
+    /// output RustCrypto computes, and the slot's scratch is zero afterwards.
+    #[test]
+    fn derived_and_rederived_keys_are_the_hkdf_output() {
+        let ikm = LockedBytes::copy_from(&[9u8; 32], LockPolicy::Require).unwrap();
+        let seal_with = |key: &AesGcmKey| {
+            let mut ct = [0u8; 20];
+            let mut tag = [0u8; TAG_LEN];
+            key.seal(&[3; NONCE_LEN], b"ad", &[0x42; 20], &mut ct, &mut tag)
+                .unwrap();
+            (ct, tag)
+        };
+        for salt in [[1u8; 32], [2u8; 32]] {
+            let mut okm = [0u8; 32];
+            hkdf::Hkdf::<sha2::Sha256>::new(Some(&salt), &[9u8; 32])
+                .expand(b"info", &mut okm)
+                .unwrap();
+            let expect = seal_with(&AesGcmKey::new(&okm, LockPolicy::Require).unwrap());
+            let fresh = AesGcmKey::derive(&ikm, &salt, b"info", LockPolicy::Require).unwrap();
+            let reused = AesGcmKey::new(&[7u8; 16], LockPolicy::Require)
+                .unwrap()
+                .rederive(&ikm, &[5u8; 32], b"other")
+                .unwrap()
+                .rederive(&ikm, &salt, b"info")
+                .unwrap();
+            assert_eq!(seal_with(&fresh), expect);
+            assert_eq!(seal_with(&reused), expect);
+            assert_eq!(reused.key_bits(), 256);
+            for key in [&fresh, &reused] {
+                assert!(key.ctx.bytes()[SCRATCH_OFFSET..].iter().all(|&b| b == 0));
+            }
+        }
+    }
 
     #[test]
     fn round_trip_and_tamper() {

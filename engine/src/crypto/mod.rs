@@ -6,6 +6,7 @@ pub mod digest;
 pub mod ecdh;
 pub mod ecdsa_p384;
 pub mod hkdf;
+pub(crate) mod hkdf_sha256;
 pub mod hmac;
 pub mod key_import;
 pub mod random;

@@ -369,7 +369,7 @@ impl<'k> ChunkContext<'k> {
 
     fn new_session(&self, key: &KeyEntry, version: &VersionEntry) -> Result<EncryptSession> {
         EncryptSession::for_version(
-            |salt| version.derive(&key.id, salt, self.plane.lock_policy),
+            |salt| version.derive(&key.id, salt, self.plane.lock_policy, None),
             self.plane.messages_per_derived_key,
             self.generation,
         )
@@ -524,7 +524,9 @@ impl<'k> ChunkContext<'k> {
         let policy = self.plane.lock_policy;
         let derived = self.decrypt_keys[index]
             .1
-            .get_or_derive(parsed.salt, || version.derive(&key.id, parsed.salt, policy))?;
+            .get_or_derive(parsed.salt, |reuse| {
+                version.derive(&key.id, parsed.salt, policy, reuse)
+            })?;
         derived
             .open(parsed.nonce, &self.aad, parsed.body, parsed.tag, out)
             .map_err(|_| messages::ciphertext_not_authenticated())?;

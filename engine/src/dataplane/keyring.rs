@@ -105,17 +105,31 @@ impl VersionEntry {
 
     /// The AES-256-GCM key of `salt` for this version of key `key_id`: HKDF of the material, or,
     /// for a key in a custom key store, HKDF of the backing key's salt key (computed in the HSM).
+    /// Derived into `reuse`'s locked slot when there is one (a cache's evicted key).
     pub(crate) fn derive(
         &self,
         key_id: &Uuid,
         salt: &[u8; crate::ciphertext::SALT_LEN],
         policy: LockPolicy,
+        reuse: Option<crate::crypto::aes_gcm::AesGcmKey>,
     ) -> Result<crate::crypto::aes_gcm::AesGcmKey> {
         match &self.external {
-            None => super::session::derive_key(&self.material, key_id, self.version, salt, policy),
-            Some(external) => {
-                super::session::derive_external_key(external, key_id, self.version, salt, policy)
-            }
+            None => super::session::derive_key(
+                &self.material,
+                key_id,
+                self.version,
+                salt,
+                policy,
+                reuse,
+            ),
+            Some(external) => super::session::derive_external_key(
+                external,
+                key_id,
+                self.version,
+                salt,
+                policy,
+                reuse,
+            ),
         }
     }
 }

@@ -51,8 +51,13 @@ pub(crate) fn derive_key(
     version: u32,
     salt: &[u8; SALT_LEN],
     policy: LockPolicy,
+    reuse: Option<AesGcmKey>,
 ) -> Result<AesGcmKey> {
-    AesGcmKey::derive(material, salt, &derivation_info(key_id, version), policy)
+    let info = derivation_info(key_id, version);
+    match reuse {
+        Some(key) => key.rederive(material, salt, &info),
+        None => AesGcmKey::derive(material, salt, &info, policy),
+    }
 }
 
 const EXTERNAL_DERIVATION_LABEL: &[u8] = b"keyplane v1 AES-256-GCM custom key store data key";
@@ -67,6 +72,7 @@ pub(crate) fn derive_external_key(
     version: u32,
     salt: &[u8; SALT_LEN],
     policy: LockPolicy,
+    reuse: Option<AesGcmKey>,
 ) -> Result<AesGcmKey> {
     let salt_key = external.connection.salt_key(&external.backing_key, salt)?;
     let mut info = Vec::with_capacity(
@@ -83,7 +89,10 @@ pub(crate) fn derive_external_key(
         info.extend_from_slice(&u16::try_from(part.len()).unwrap_or(u16::MAX).to_be_bytes());
         info.extend_from_slice(part);
     }
-    AesGcmKey::derive(&salt_key, salt, &info, policy)
+    match reuse {
+        Some(key) => key.rederive(&salt_key, salt, &info),
+        None => AesGcmKey::derive(&salt_key, salt, &info, policy),
+    }
 }
 
 /// A derived key being used for encryption, with its nonce counter.
@@ -111,7 +120,7 @@ impl EncryptSession {
     ) -> Result<Self> {
         let mut salt = [0u8; SALT_LEN];
         random::fill(&mut salt)?;
-        let key = derive_key(material, key_id, version, &salt, policy)?;
+        let key = derive_key(material, key_id, version, &salt, policy, None)?;
         Ok(EncryptSession {
             salt,
             key,
@@ -177,25 +186,33 @@ impl DecryptKeys {
         self.entries.iter().any(|(s, _)| s == salt)
     }
 
-    /// The derived key for `salt`, deriving (and caching) it on a miss.
+    /// The derived key for `salt`, deriving (and caching) it on a miss. `derive` gets the key it
+    /// may derive into instead of allocating ([`AesGcmKey::rederive`]): the one evicted, once the
+    /// cache is full.
     pub(crate) fn get_or_derive(
         &mut self,
         salt: &[u8; SALT_LEN],
-        derive: impl FnOnce() -> Result<AesGcmKey>,
+        derive: impl FnOnce(Option<AesGcmKey>) -> Result<AesGcmKey>,
     ) -> Result<&AesGcmKey> {
         if let Some(i) = self.entries.iter().position(|(s, _)| s == salt) {
             return Ok(&self.entries[i].1);
         }
-        let key = derive()?;
-        let i = if self.entries.len() < DECRYPT_KEYS_PER_SLOT {
+        if self.entries.len() < DECRYPT_KEYS_PER_SLOT {
+            let key = derive(None)?;
             self.entries.push((*salt, key));
-            self.entries.len() - 1
-        } else {
-            let i = self.next_evict;
-            self.next_evict = (i + 1) % DECRYPT_KEYS_PER_SLOT;
-            self.entries[i] = (*salt, key);
-            i
-        };
+            return Ok(&self.entries[self.entries.len() - 1].1);
+        }
+        let i = self.next_evict;
+        self.next_evict = (i + 1) % DECRYPT_KEYS_PER_SLOT;
+        // The evicted entry leaves the cache before its key is derived into; the last entry
+        // takes its place, and the new one goes back to position `i` once derived, so every
+        // other entry keeps its position in the eviction order. A failed derivation leaves
+        // the cache one entry short.
+        let (_, evicted) = self.entries.swap_remove(i);
+        let key = derive(Some(evicted))?;
+        self.entries.push((*salt, key));
+        let last = self.entries.len() - 1;
+        self.entries.swap(i, last);
         Ok(&self.entries[i].1)
     }
 }
@@ -243,15 +260,81 @@ mod tests {
                 .unwrap();
             tag
         };
-        let base = seal(&derive_key(&material, &id, 1, &salt, LockPolicy::Require).unwrap());
+        let base = seal(&derive_key(&material, &id, 1, &salt, LockPolicy::Require, None).unwrap());
         let other_version =
-            seal(&derive_key(&material, &id, 2, &salt, LockPolicy::Require).unwrap());
-        let other_id =
-            seal(&derive_key(&material, &Uuid::new_v4(), 1, &salt, LockPolicy::Require).unwrap());
-        let other_salt =
-            seal(&derive_key(&material, &id, 1, &[8; SALT_LEN], LockPolicy::Require).unwrap());
+            seal(&derive_key(&material, &id, 2, &salt, LockPolicy::Require, None).unwrap());
+        let other_id = seal(
+            &derive_key(
+                &material,
+                &Uuid::new_v4(),
+                1,
+                &salt,
+                LockPolicy::Require,
+                None,
+            )
+            .unwrap(),
+        );
+        let other_salt = seal(
+            &derive_key(&material, &id, 1, &[8; SALT_LEN], LockPolicy::Require, None).unwrap(),
+        );
         assert_ne!(base, other_version);
         assert_ne!(base, other_id);
         assert_ne!(base, other_salt);
+    }
+
+    /// Cycling through more salts than the cache holds: every answer is the key of the salt
+    /// asked for, whether cached, derived fresh or derived into an evicted key; a failed
+    /// derivation into an evicted key leaves the cache one short and still right.
+    #[test]
+    fn the_decrypt_cache_answers_each_salt_with_its_own_key_through_evictions() {
+        let material = LockedBytes::random(32, LockPolicy::Require).unwrap();
+        let id = Uuid::new_v4();
+        let tag_of = |key: &AesGcmKey| {
+            let mut ct = [0u8; 4];
+            let mut tag = [0u8; 16];
+            key.seal(&[0; NONCE_LEN], b"", b"abcd", &mut ct, &mut tag)
+                .unwrap();
+            tag
+        };
+        let salt = |i: u8| [i; SALT_LEN];
+        let expect: Vec<_> = (0..20u8)
+            .map(|i| {
+                tag_of(&derive_key(&material, &id, 1, &salt(i), LockPolicy::Require, None).unwrap())
+            })
+            .collect();
+        let mut cache = DecryptKeys::default();
+        let mut reused = 0;
+        for round in 0..3 {
+            for i in (0..20u8).chain([19, 18, 3, 3]) {
+                let key = cache
+                    .get_or_derive(&salt(i), |reuse| {
+                        reused += usize::from(reuse.is_some());
+                        derive_key(&material, &id, 1, &salt(i), LockPolicy::Require, reuse)
+                    })
+                    .unwrap();
+                assert_eq!(
+                    tag_of(key),
+                    expect[usize::from(i)],
+                    "round {round} salt {i}"
+                );
+                assert!(cache.has(&salt(i)));
+            }
+        }
+        assert!(reused > 40, "evicted keys are derived into: {reused}");
+        assert_eq!(cache.entries.len(), DECRYPT_KEYS_PER_SLOT);
+        let failed = cache.get_or_derive(&salt(200), |_reuse| {
+            Err(crate::error::Error::Internal("the store went away".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(cache.entries.len(), DECRYPT_KEYS_PER_SLOT - 1);
+        assert!(!cache.has(&salt(200)));
+        for i in 0..20u8 {
+            let key = cache
+                .get_or_derive(&salt(i), |reuse| {
+                    derive_key(&material, &id, 1, &salt(i), LockPolicy::Require, reuse)
+                })
+                .unwrap();
+            assert_eq!(tag_of(key), expect[usize::from(i)]);
+        }
     }
 }
