@@ -113,6 +113,12 @@ pub struct SweepArgs {
     #[arg(long)]
     pub into: bool,
 
+    /// Encrypt and decrypt into one buffer the caller keeps from batch to batch
+    /// (`encrypt_batch_to`, `decrypt_batch_to` with a kept `BatchOutputs`) instead of the
+    /// allocating batch calls; the raw baseline is then the allocation-free one, as for --into
+    #[arg(long, conflicts_with = "into")]
+    pub kept_outputs: bool,
+
     /// Skip the raw aws-lc-rs baselines (no ratios then)
     #[arg(long)]
     pub no_baseline: bool,
@@ -217,6 +223,16 @@ pub enum CompareWith {
 }
 
 impl SweepArgs {
+    /// Where the encrypt and decrypt points put their results.
+    pub fn outputs(&self) -> crate::workload::Outputs {
+        use crate::workload::Outputs;
+        match (self.into, self.kept_outputs) {
+            (true, _) => Outputs::Into,
+            (false, true) => Outputs::Kept,
+            (false, false) => Outputs::Allocated,
+        }
+    }
+
     /// Whether `stream` was asked for.
     pub fn wants_stream(&self) -> bool {
         self.workloads.contains(&WorkloadChoice::Stream)

@@ -61,6 +61,9 @@ pub struct Settings {
     pub context: bool,
     /// Whether encrypt/decrypt use the `_into` (caller buffer) calls.
     pub into: bool,
+    /// Whether encrypt/decrypt use one kept buffer (`encrypt_batch_to`, `decrypt_batch_to`).
+    #[serde(default)]
+    pub kept_outputs: bool,
     pub rsa_padding: String,
     /// What a point's per-thread ratio divides by: max(threads, callers).
     pub per_thread_divisor: String,

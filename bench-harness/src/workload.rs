@@ -4,9 +4,9 @@
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use keyplane::ciphertext::blob_len;
 use keyplane::{
-    CreateKeyRequest, DataKeySpec, DecryptRequest, EncryptRequest, EncryptionContext, Engine,
-    GenerateDataKeyRequest, GenerateMacRequest, KeySpec, KeyUsage, MacAlgorithm, MessageType,
-    ReEncryptRequest, SignRequest, SigningAlgorithm, VerifyMacRequest, VerifyRequest,
+    BatchOutputs, CreateKeyRequest, DataKeySpec, DecryptRequest, EncryptRequest, EncryptionContext,
+    Engine, GenerateDataKeyRequest, GenerateMacRequest, KeySpec, KeyUsage, MacAlgorithm,
+    MessageType, ReEncryptRequest, SignRequest, SigningAlgorithm, VerifyMacRequest, VerifyRequest,
 };
 use serde::{Deserialize, Serialize};
 
@@ -218,6 +218,18 @@ pub fn messages(count: usize, len: usize) -> Vec<Vec<u8>> {
 }
 
 /// One batch call (or, for baselines, one chunk of a loop): returns how many operations it did.
+/// Where an encrypt or decrypt point puts its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outputs {
+    /// The allocating batch calls: one vector per item (`encrypt_batch`).
+    Allocated,
+    /// Caller buffers, one per item (`encrypt_batch_into`).
+    Into,
+    /// One buffer the caller keeps from batch to batch (`encrypt_batch_to`).
+    Kept,
+}
+
 pub type BatchFn<'a> = Box<dyn FnMut() -> Result<u64, String> + 'a>;
 
 /// Fails with the first failed item of a batch, so that no point measures a batch of errors.
@@ -226,6 +238,13 @@ fn check<T>(results: &[keyplane::Result<T>], what: &str) -> Result<u64, String> 
         return Err(format!("{what}: item {i} of {} failed: {e}", results.len()));
     }
     Ok(results.len() as u64)
+}
+
+fn check_outputs(out: &BatchOutputs, what: &str) -> Result<u64, String> {
+    if let Some((i, Err(e))) = out.iter().enumerate().find(|(_, r)| r.is_err()) {
+        return Err(format!("{what}: item {i} of {} failed: {e}", out.len()));
+    }
+    Ok(out.len() as u64)
 }
 
 /// What a point needs, made before timing: messages, and the ciphertexts, signatures or MACs
@@ -348,9 +367,25 @@ impl Inputs {
 
     /// A closure that runs one batch call of the workload on `engine` (each caller thread makes
     /// its own: request vectors and output buffers are per caller).
-    pub fn batch_fn<'a>(&'a self, engine: &'a Engine, into: bool) -> BatchFn<'a> {
+    pub fn batch_fn<'a>(&'a self, engine: &'a Engine, outputs: Outputs) -> BatchFn<'a> {
         match self.workload {
-            Workload::Encrypt if into => {
+            Workload::Encrypt if outputs == Outputs::Kept => {
+                let requests = self.encrypt_requests();
+                let mut out = BatchOutputs::new();
+                Box::new(move || {
+                    engine.encrypt_batch_to(&requests, &mut out);
+                    check_outputs(&out, "encrypt_batch_to")
+                })
+            }
+            Workload::Decrypt if outputs == Outputs::Kept => {
+                let requests = self.decrypt_requests(&self.prepared);
+                let mut out = BatchOutputs::new();
+                Box::new(move || {
+                    engine.decrypt_batch_to(&requests, &mut out);
+                    check_outputs(&out, "decrypt_batch_to")
+                })
+            }
+            Workload::Encrypt if outputs == Outputs::Into => {
                 let requests = self.encrypt_requests();
                 let out_len = blob_len(self.size);
                 let mut buffer = vec![0u8; out_len * requests.len()];
@@ -366,7 +401,7 @@ impl Inputs {
                 let requests = self.encrypt_requests();
                 Box::new(move || check(&engine.encrypt_batch(&requests), "encrypt_batch"))
             }
-            Workload::Decrypt if into => {
+            Workload::Decrypt if outputs == Outputs::Into => {
                 let requests = self.decrypt_requests(&self.prepared);
                 let out_len = self.size;
                 let mut buffer = vec![0u8; out_len * requests.len()];

@@ -399,3 +399,41 @@ fn cold_decrypt_measures_blobs_each_under_its_own_salt() {
     let warm = keyplane_bench::cold_decrypt::blobs(&warm_engine, &key, 64).unwrap();
     assert_eq!(salts(warm).len(), 1);
 }
+
+/// `--kept-outputs`: encrypt and decrypt through one buffer kept from batch to batch, measured
+/// against the allocation-free raw baseline, and recorded in the report.
+#[test]
+fn kept_outputs_run_encrypt_and_decrypt() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let args = parse(&[
+        "--workload",
+        "encrypt,decrypt",
+        "--batch",
+        "50",
+        "--size",
+        "1KiB",
+        "--duration",
+        "5ms",
+        "--warmup",
+        "0ms",
+        "--repeats",
+        "1",
+        "--kept-outputs",
+        "--json",
+        json.to_str().unwrap(),
+        "--allow-unlocked-memory",
+        "--quiet",
+    ]);
+    keyplane_bench::run(&args).expect("the sweep runs");
+    let v = read_json(&json);
+    assert_eq!(v["settings"]["kept_outputs"], serde_json::json!(true), "{v}");
+    let points = v["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    for p in points {
+        assert!(number(&p["ops_per_sec"], "median") > 0.0, "{p}");
+        assert!(number(p, "vs_raw") > 0.0, "{p}");
+    }
+    let refused = Cli::try_parse_from(["keyplane-bench", "--into", "--kept-outputs"]);
+    assert!(refused.is_err(), "--into and --kept-outputs are exclusive");
+}

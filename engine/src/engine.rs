@@ -658,6 +658,57 @@ impl Engine {
         )
     }
 
+    /// Encrypts every request into `out`, one buffer the caller keeps for the next call
+    /// ([`dataplane::BatchOutputs`]): as [`Engine::encrypt_batch`], but a batch allocates nothing
+    /// per item, and once `out` has held a batch of this size none at all, so large batches of
+    /// large results do not fault fresh pages in on every call.
+    pub fn encrypt_batch_to(
+        &self,
+        requests: &[dataplane::EncryptRequest<'_>],
+        out: &mut dataplane::BatchOutputs,
+    ) {
+        let results = self.batch(
+            crate::operation::Operation::Encrypt,
+            QuotaFamily::SymmetricCrypto,
+            requests.first().map(|r| r.key_id),
+            requests.len(),
+            |caller, tally| {
+                let limits = self.limits();
+                let data = &self.inner.data;
+                let mut rooms = out.rooms(data.encrypt_rooms(requests));
+                data.encrypt_batch_into(caller, tally, requests, &mut rooms, |r| {
+                    r.validate(&limits)
+                })
+            },
+        );
+        out.finish(results);
+    }
+
+    /// Decrypts every request into `out`, as [`Engine::encrypt_batch_to`] encrypts: the
+    /// plaintexts lie in one buffer the caller keeps, zeroed when it is dropped or cleared; a
+    /// failed item's room is zeroed.
+    pub fn decrypt_batch_to(
+        &self,
+        requests: &[dataplane::DecryptRequest<'_>],
+        out: &mut dataplane::BatchOutputs,
+    ) {
+        let results = self.batch(
+            crate::operation::Operation::Decrypt,
+            QuotaFamily::SymmetricCrypto,
+            requests.first().and_then(|r| r.key_id),
+            requests.len(),
+            |caller, tally| {
+                let limits = self.limits();
+                let data = &self.inner.data;
+                let mut rooms = out.rooms(data.decrypt_rooms(requests));
+                data.decrypt_batch_into(caller, tally, requests, &mut rooms, |r| {
+                    r.validate(&limits)
+                })
+            },
+        );
+        out.finish(results);
+    }
+
     /// The dry run of Decrypt or ReEncrypt with the `IGNORE_CIPHERTEXT` modifier: only the
     /// authorization checks, without a ciphertext. `keys` pairs each named key (Decrypt's KeyId;
     /// ReEncrypt's SourceKeyId with [`Action::ReEncryptFrom`] and DestinationKeyId with

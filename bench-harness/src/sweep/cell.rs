@@ -10,7 +10,7 @@ use crate::args::SweepArgs;
 use crate::measure::Stats;
 use crate::raw;
 use crate::report::{self, Baseline, Comparison, Point};
-use crate::workload::{Inputs, Workload};
+use crate::workload::{Inputs, Outputs, Workload};
 use crate::BenchError;
 
 /// What a sweep has measured so far.
@@ -79,7 +79,7 @@ pub(super) fn measure_cell(
     let raw_state = if args.no_baseline {
         None
     } else {
-        let state = raw::RawState::new(&inputs, g.spec, args.into)?;
+        let state = raw::RawState::new(&inputs, g.spec, args.outputs() != Outputs::Allocated)?;
         let chunk = calibrate(&state)?;
         Some((state, chunk))
     };
@@ -98,7 +98,7 @@ pub(super) fn measure_cell(
         for &c in &plan.callers {
             let inputs = &inputs;
             runners.push(Runner {
-                make: Box::new(move || Ok(inputs.batch_fn(engine, args.into))),
+                make: Box::new(move || Ok(inputs.batch_fn(engine, args.outputs()))),
                 callers: c,
             });
             point_keys.push((t, c));
@@ -110,7 +110,7 @@ pub(super) fn measure_cell(
             let engine = &rig.engines[&t];
             let inputs = &inputs;
             runners.push(Runner {
-                make: Box::new(move || Ok(inputs.batch_fn(engine, true))),
+                make: Box::new(move || Ok(inputs.batch_fn(engine, Outputs::Into))),
                 callers: 1,
             });
             runners.push(Runner {

@@ -141,6 +141,7 @@ fn report(
             repeats: args.repeats,
             context: plan.context.is_some(),
             into: args.into,
+            kept_outputs: args.kept_outputs,
             rsa_padding: format!("{:?}", args.rsa_padding),
             per_thread_divisor: "max(threads, callers)".into(),
         },

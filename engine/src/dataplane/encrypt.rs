@@ -217,7 +217,7 @@ impl DataPlane {
 const RSA_MAX_CIPHERTEXT: usize = 512;
 
 /// The buffer an encryption under `key` needs.
-fn output_size(key: &KeyEntry, plaintext_len: usize) -> usize {
+pub(super) fn output_size(key: &KeyEntry, plaintext_len: usize) -> usize {
     match key.current().map(|v| &v.primitive) {
         Ok(KeyPrimitive::RsaOaep(_)) => RSA_MAX_CIPHERTEXT,
         _ => ChunkContext::sealed_len_max(key, plaintext_len),

@@ -10,6 +10,7 @@
 mod agreement;
 mod algorithm;
 mod batch;
+mod batch_outputs;
 pub(crate) mod chunk;
 mod datakey;
 mod datakeypair;
@@ -31,6 +32,7 @@ pub(crate) mod tally;
 mod xks;
 
 pub use agreement::{DeriveSharedSecretRequest, DeriveSharedSecretResponse};
+pub use batch_outputs::BatchOutputs;
 pub use datakey::{
     GenerateDataKeyRequest, GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse,
     GeneratedDataKey, MAX_DATA_KEY_BYTES,
