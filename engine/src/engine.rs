@@ -596,6 +596,31 @@ impl Engine {
         )
     }
 
+    /// Encrypt into the caller's buffer `out`, which needs room for
+    /// `ciphertext::blob_len(plaintext.len())` bytes under a key keyplane or an HSM key store
+    /// holds (sealed in place: no allocation for the blob), `ciphertext::max_blob_len` under a
+    /// key in an external key store, the modulus size under an RSA key. The same request, checks,
+    /// errors, quota and audit record as [`Engine::encrypt`]; the answer says how many bytes were
+    /// written. A too-short buffer is [`IntoError::OutputTooSmall`] (nothing written); nothing
+    /// is written on failure.
+    pub fn encrypt_into(
+        &self,
+        request: &dataplane::EncryptRequest<'_>,
+        out: &mut [u8],
+    ) -> std::result::Result<dataplane::EncryptedInto, dataplane::IntoError> {
+        self.single_into(
+            crate::operation::Operation::Encrypt,
+            QuotaFamily::SymmetricCrypto,
+            &[Some(request.key_id)],
+            || params::encrypt(request),
+            out,
+            |caller, out| {
+                request.validate(&self.limits())?;
+                self.inner.data.encrypt_into(caller, request, out)
+            },
+        )
+    }
+
     /// Encrypts every request; one result per request, in order.
     pub fn encrypt_batch(
         &self,
@@ -714,6 +739,34 @@ impl Engine {
             |caller| {
                 request.validate(&self.limits())?;
                 self.inner.data.decrypt(caller, request)
+            },
+        )
+    }
+
+    /// Decrypt into the caller's buffer `out`, which needs room for the plaintext (a keyplane
+    /// blob's length less `ciphertext::OVERHEAD` always suffices for a key keyplane or an HSM key
+    /// store holds; `ciphertext::plaintext_len_of` reads it from any blob's framing). A keyplane
+    /// blob is opened in place: the plaintext exists nowhere else, and the caller owns (and should
+    /// zero) it. The same request, checks, errors, quota and audit record as [`Engine::decrypt`];
+    /// the answer says how many bytes were written. A too-short buffer is
+    /// [`IntoError::OutputTooSmall`] (nothing written). On failure `out` holds no plaintext: the
+    /// bytes the plaintext was to take are zeroed once opening began.
+    pub fn decrypt_into(
+        &self,
+        request: &dataplane::DecryptRequest<'_>,
+        out: &mut [u8],
+    ) -> std::result::Result<dataplane::DecryptedInto, dataplane::IntoError> {
+        self.single_into(
+            crate::operation::Operation::Decrypt,
+            QuotaFamily::SymmetricCrypto,
+            &[self
+                .blob_key(request.key_id, request.ciphertext_blob)
+                .as_deref()],
+            || params::decrypt(request),
+            out,
+            |caller, out| {
+                request.validate(&self.limits())?;
+                self.inner.data.decrypt_into(caller, request, out)
             },
         )
     }

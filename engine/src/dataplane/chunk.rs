@@ -265,9 +265,12 @@ impl<'k> ChunkContext<'k> {
             }
         };
         let salt = self.encrypt_sessions[index].1.salt;
-        let (header, rest) = out.split_at_mut(HEADER_LEN);
-        ciphertext::write_header(header, &key.id, version.version, &salt, &nonce);
-        self.build_aad(header, context)?;
+        // The header is written last: encoding the context (which can fail) comes first, so that
+        // a failed seal leaves `out` as it was (the AEAD zeroes what it wrote if it fails).
+        let mut header = [0u8; HEADER_LEN];
+        ciphertext::write_header(&mut header, &key.id, version.version, &salt, &nonce);
+        self.build_aad(&header, context)?;
+        let (head, rest) = out.split_at_mut(HEADER_LEN);
         let (body, tag) = rest.split_at_mut(plaintext.len());
         let tag: &mut [u8; TAG_LEN] = tag
             .try_into()
@@ -275,7 +278,9 @@ impl<'k> ChunkContext<'k> {
         self.encrypt_sessions[index]
             .1
             .key
-            .seal(&nonce, &self.aad, plaintext, body, tag)
+            .seal(&nonce, &self.aad, plaintext, body, tag)?;
+        head.copy_from_slice(&header);
+        Ok(())
     }
 
     /// The most bytes sealing `plaintext_len` bytes under `key`'s current version writes.
@@ -340,14 +345,9 @@ impl<'k> ChunkContext<'k> {
         }
         let prefix = HEADER_LEN + 1 + wrapped.len();
         let len = ciphertext::double_encrypted_blob_len(plaintext.len(), wrapped.len());
-        let blob = out
-            .get_mut(..len)
-            .ok_or_else(|| Error::Internal("ciphertext buffer is too short".into()))?;
-        let (head, rest) = blob.split_at_mut(prefix);
-        head[..HEADER_LEN].copy_from_slice(&header);
-        head[HEADER_LEN] =
+        let wrapped_len =
             u8::try_from(wrapped.len()).map_err(|_| Error::Internal("wrapping too long".into()))?;
-        head[HEADER_LEN + 1..].copy_from_slice(&wrapped);
+        // Derived before anything is written, so that a failure leaves `out` as it was.
         let data_key = super::xks::derive(
             &version.material,
             secret.bytes(),
@@ -358,6 +358,13 @@ impl<'k> ChunkContext<'k> {
             policy,
         )?;
         drop(secret);
+        let blob = out
+            .get_mut(..len)
+            .ok_or_else(|| Error::Internal("ciphertext buffer is too short".into()))?;
+        let (head, rest) = blob.split_at_mut(prefix);
+        head[..HEADER_LEN].copy_from_slice(&header);
+        head[HEADER_LEN] = wrapped_len;
+        head[HEADER_LEN + 1..].copy_from_slice(&wrapped);
         self.build_aad(head, context)?;
         let (body, tag) = rest.split_at_mut(plaintext.len());
         let tag: &mut [u8; TAG_LEN] = tag
