@@ -2830,8 +2830,10 @@ kp_status kp_encrypt_batch_sizes(const struct kp_encrypt_item *items,
  * `plaintext` into a `kp_secret_buffer`. `*info` (optional) receives a record with KEY_ID (the
  * ARN of the key that decrypted), KEY_MATERIAL_ID and ENCRYPTION_ALGORITHM.
  *
- * Ownership: as `kp_encrypt`. The engine's own copy of the plaintext is zeroed before return.
- * Thread safety: thread-safe on a shared engine.
+ * Ownership: as `kp_encrypt`, except that a keyplane blob is opened in place, straight into
+ * `plaintext` (the plaintext exists nowhere else; an RSA plaintext's working copy is zeroed
+ * before return): when opening fails (an altered blob, another context), the bytes it was lent
+ * are zeroed. Thread safety: thread-safe on a shared engine.
  *
  * # Safety
  * As `kp_encrypt`.

@@ -20,7 +20,7 @@ use kp::ciphertext::{
 use kp::dataplane::{MAX_DATA_KEY_BYTES, MAX_RANDOM_BYTES};
 use kp::{
     DataKeySpec, DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext,
-    GenerateDataKeyRequest, KeySpec, ReEncryptRequest,
+    GenerateDataKeyRequest, IntoError, KeySpec, ReEncryptRequest,
 };
 use zeroize::Zeroize;
 
@@ -947,13 +947,14 @@ pub unsafe extern "C" fn kp_encrypt(
             "ciphertext"
         ))?;
         check_info(info)?;
-        let response = engine.encrypt(&request)?;
-        let written = put(out, &response.ciphertext_blob, "ciphertext")?;
-        from_caller!(write_out(out_len, written));
+        let sealed = engine
+            .encrypt_into(&request, out)
+            .map_err(|e| into_failure(e, "ciphertext", capacity))?;
+        from_caller!(write_out(out_len, sealed.len));
         from_caller!(give_opt_record(info, || {
-            Record::new().str(kp_field::KeyId, &response.key_id).str(
+            Record::new().str(kp_field::KeyId, &sealed.key_id).str(
                 kp_field::EncryptionAlgorithm,
-                response.encryption_algorithm.as_str(),
+                sealed.encryption_algorithm.as_str(),
             )
         }))
     })
@@ -964,6 +965,15 @@ fn check_info(info: *mut *mut kp_record) -> Outcome<()> {
         out_arg(info, "info")?;
     }
     Ok(())
+}
+
+/// The failure of a single call that wrote into the caller's `capacity`-byte buffer `what`: a
+/// buffer too short for the output is `KP_STATUS_BUFFER_TOO_SMALL` (nothing was written).
+fn into_failure(error: IntoError, what: &str, capacity: usize) -> Failure {
+    match error {
+        IntoError::OutputTooSmall { needed } => too_small(what, capacity, needed),
+        IntoError::Failed(error) => error.into(),
+    }
 }
 
 /// Encrypt, in a batch: item `i` of `items` is encrypted into `outputs[i]`, whose `capacity` must
@@ -1060,8 +1070,10 @@ pub unsafe extern "C" fn kp_encrypt_batch_sizes(
 /// `plaintext` into a `kp_secret_buffer`. `*info` (optional) receives a record with KEY_ID (the
 /// ARN of the key that decrypted), KEY_MATERIAL_ID and ENCRYPTION_ALGORITHM.
 ///
-/// Ownership: as `kp_encrypt`. The engine's own copy of the plaintext is zeroed before return.
-/// Thread safety: thread-safe on a shared engine.
+/// Ownership: as `kp_encrypt`, except that a keyplane blob is opened in place, straight into
+/// `plaintext` (the plaintext exists nowhere else; an RSA plaintext's working copy is zeroed
+/// before return): when opening fails (an altered blob, another context), the bytes it was lent
+/// are zeroed. Thread safety: thread-safe on a shared engine.
 ///
 /// # Safety
 /// As `kp_encrypt`.
@@ -1093,16 +1105,17 @@ pub unsafe extern "C" fn kp_decrypt(
             "plaintext"
         ))?;
         check_info(info)?;
-        let response = engine.decrypt(&request)?;
-        let written = put(out, response.plaintext.expose(), "plaintext")?;
-        from_caller!(write_out(out_len, written));
+        let opened = engine
+            .decrypt_into(&request, out)
+            .map_err(|e| into_failure(e, "plaintext", capacity))?;
+        from_caller!(write_out(out_len, opened.len));
         from_caller!(give_opt_record(info, || {
             Record::new()
-                .str(kp_field::KeyId, &response.key_id)
-                .str(kp_field::KeyMaterialId, &response.key_material_id)
+                .str(kp_field::KeyId, &opened.key_id)
+                .str(kp_field::KeyMaterialId, &opened.key_material_id)
                 .str(
                     kp_field::EncryptionAlgorithm,
-                    response.encryption_algorithm.as_str(),
+                    opened.encryption_algorithm.as_str(),
                 )
         }))
     })
@@ -1783,6 +1796,124 @@ mod tests {
         };
         assert_eq!(status, kp_status::Ok);
         assert_eq!(opened, plaintext);
+        // SAFETY: the handle is live and freed once.
+        unsafe { kp_engine_free(engine) };
+    }
+
+    /// `kp_encrypt` and `kp_decrypt` write in place (issue 14) and keep their documented answers:
+    /// a buffer too short is `KP_STATUS_BUFFER_TOO_SMALL` with nothing written, before the engine
+    /// runs for a symmetric key and once it answered for an RSA key; a failed opening leaves no
+    /// plaintext.
+    #[test]
+    fn single_encrypt_and_decrypt_write_in_place_and_refuse_short_buffers() {
+        let inner = kp::Engine::in_memory().unwrap();
+        let create = |spec| kp::CreateKeyRequest {
+            key_spec: Some(spec),
+            key_usage: Some(kp::KeyUsage::EncryptDecrypt),
+            ..Default::default()
+        };
+        let aes = inner.create_key(create(KeySpec::SymmetricDefault)).unwrap();
+        let rsa = inner.create_key(create(KeySpec::Rsa2048)).unwrap();
+        let engine = into_raw::<kp_engine>(crate::api::handles::EngineHandle::new(inner));
+        let plaintext = *b"sixteen bytes!!!";
+        let encrypt = |key_id: &std::ffi::CStr, algorithm: u32, out: &mut [u8], len: &mut usize| {
+            let item = kp_encrypt_item {
+                key_id: key_id.as_ptr(),
+                plaintext: plaintext.as_ptr(),
+                plaintext_len: plaintext.len(),
+                context: std::ptr::null(),
+                encryption_algorithm: algorithm,
+            };
+            // SAFETY: live handle; every pointer is valid for its length.
+            unsafe {
+                kp_encrypt(
+                    engine,
+                    &item,
+                    out.as_mut_ptr(),
+                    out.len(),
+                    len,
+                    std::ptr::null_mut(),
+                )
+            }
+        };
+        let decrypt = |blob: &[u8], key_id: *const c_char, algorithm: u32, out: &mut [u8]| {
+            let item = kp_decrypt_item {
+                ciphertext: blob.as_ptr(),
+                ciphertext_len: blob.len(),
+                key_id,
+                context: std::ptr::null(),
+                encryption_algorithm: algorithm,
+            };
+            let mut len = usize::MAX;
+            // SAFETY: as above.
+            let status = unsafe {
+                kp_decrypt(
+                    engine,
+                    &item,
+                    out.as_mut_ptr(),
+                    out.len(),
+                    &mut len,
+                    std::ptr::null_mut(),
+                )
+            };
+            (status, len)
+        };
+        for (key, algorithm, blob_len) in [
+            (&aes.key_id, 0, blob_len(plaintext.len())),
+            (
+                &rsa.key_id,
+                kp_encryption_algorithm::RsaesOaepSha_256 as u32,
+                256,
+            ),
+        ] {
+            let key_id = std::ffi::CString::new(key.as_str()).unwrap();
+            let named = if algorithm == 0 {
+                std::ptr::null()
+            } else {
+                key_id.as_ptr()
+            };
+            // One byte short: nothing written, the length untouched.
+            let mut short = vec![0xAAu8; blob_len - 1];
+            let mut len = usize::MAX;
+            let status = encrypt(&key_id, algorithm, &mut short, &mut len);
+            assert_eq!(
+                (status, len),
+                (kp_status::BufferTooSmall, usize::MAX),
+                "{key}"
+            );
+            assert!(short.iter().all(|&b| b == 0xAA), "{key}: nothing written");
+
+            let mut blob = vec![0u8; blob_len + 9];
+            assert_eq!(
+                encrypt(&key_id, algorithm, &mut blob, &mut len),
+                kp_status::Ok
+            );
+            assert_eq!(len, blob_len);
+            assert!(blob[blob_len..].iter().all(|&b| b == 0), "{key}");
+            blob.truncate(len);
+            let mut opened = [0xAAu8; 16];
+            let (status, len) = decrypt(&blob, named, algorithm, &mut opened);
+            assert_eq!(
+                (status, len, opened),
+                (kp_status::Ok, 16, plaintext),
+                "{key}"
+            );
+            let mut short = [0xAAu8; 15];
+            let (status, len) = decrypt(&blob, named, algorithm, &mut short);
+            assert_eq!(
+                (status, len),
+                (kp_status::BufferTooSmall, usize::MAX),
+                "{key}"
+            );
+            assert_eq!(short, [0xAAu8; 15], "{key}: nothing written");
+            // An altered blob: refused, no plaintext left.
+            let last = blob.len() - 1;
+            blob[last] ^= 1;
+            let mut opened = [0xAAu8; 16];
+            let (status, _) = decrypt(&blob, named, algorithm, &mut opened);
+            assert_eq!(status, kp_status::InvalidCiphertext, "{key}");
+            assert!(opened.iter().all(|&b| b == 0 || b == 0xAA), "{key}");
+        }
         // SAFETY: the handle is live and freed once.
         unsafe { kp_engine_free(engine) };
     }
