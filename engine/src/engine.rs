@@ -621,6 +621,37 @@ impl Engine {
         )
     }
 
+    /// Encrypts many plaintexts under one key with one context (SYMMETRIC_DEFAULT), each into
+    /// its caller buffer (`outputs[i]`, as [`Engine::encrypt_batch_into`] sizes it); returns the
+    /// bytes written per item. The key is resolved and the caller authorised once for the batch
+    /// (not per item): a key that does not exist, is disabled or that the caller may not use
+    /// fails every item with that error. Otherwise as `encrypt_batch_into` with every item naming
+    /// `key_id` and `context`: one audit record (the key, the item count), items validated and
+    /// failing on their own, large batches on the worker pool.
+    pub fn encrypt_batch_one_key(
+        &self,
+        key_id: &str,
+        context: Option<&crate::context::EncryptionContext>,
+        plaintexts: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+    ) -> Vec<Result<usize>> {
+        self.batch(
+            crate::operation::Operation::Encrypt,
+            QuotaFamily::SymmetricCrypto,
+            Some(key_id),
+            plaintexts.len(),
+            |caller, tally| {
+                let limits = self.limits();
+                let check = |plaintext: &&[u8]| {
+                    dataplane::EncryptRequest::new(key_id, plaintext).validate(&limits)
+                };
+                self.inner.data.encrypt_batch_one_key(
+                    caller, tally, key_id, context, plaintexts, outputs, check,
+                )
+            },
+        )
+    }
+
     /// Encrypts every request; one result per request, in order.
     pub fn encrypt_batch(
         &self,

@@ -36,6 +36,8 @@ pub(crate) struct ChunkContext<'k> {
     /// The identifier table's row the last identifier was resolved under.
     last_form: Option<KeyIdForm>,
     last_key: Option<Result<&'k Arc<KeyEntry>>>,
+    /// The key of a one-key batch, found in the chunk's snapshot at its first item.
+    batch_key: Option<&'k Arc<KeyEntry>>,
     /// Address of the context last encoded (`0` for none yet); every context a chunk sees is
     /// borrowed for the whole batch, so equal addresses mean the same map.
     last_context: usize,
@@ -80,6 +82,7 @@ impl<'k> ChunkContext<'k> {
             last_identifier: String::new(),
             last_form: None,
             last_key: None,
+            batch_key: None,
             last_context: 0,
             context_encoding: Vec::new(),
             aad: Vec::with_capacity(HEADER_LEN + 64),
@@ -203,6 +206,23 @@ impl<'k> ChunkContext<'k> {
         };
         let key = found?;
         self.plane.freshness.check(&key.arn)?;
+        self.tally.used(&key.id);
+        Ok(key)
+    }
+
+    /// The key of a one-key batch, by the id the batch resolved (and authorised) its identifier
+    /// to on this chunk's snapshot: found once per chunk, never resolved again. The key counts as
+    /// used by the running item.
+    pub(crate) fn batch_key(&mut self, id: &uuid::Uuid) -> Result<&'k Arc<KeyEntry>> {
+        let key = match self.batch_key {
+            Some(key) if key.id == *id => key,
+            _ => {
+                let key = self.keyring.keys.get(id).ok_or_else(|| {
+                    Error::Internal("a one-key batch's key is not in its snapshot".into())
+                })?;
+                *self.batch_key.insert(key)
+            }
+        };
         self.tally.used(&key.id);
         Ok(key)
     }

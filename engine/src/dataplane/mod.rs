@@ -20,6 +20,7 @@ pub(crate) mod freshness;
 mod item_cost;
 pub(crate) mod keyring;
 mod mac;
+mod one_key;
 pub(crate) mod output;
 pub(crate) mod plane;
 pub(crate) mod primitive;
