@@ -1582,6 +1582,20 @@ typedef struct kp_encrypt_item {
 } kp_encrypt_item;
 
 /**
+ * A byte string a call reads: `len` bytes at `data` (NULL when `len` is 0).
+ */
+typedef struct kp_bytes {
+  /**
+   * The bytes: `len` readable bytes.
+   */
+  const uint8_t *data;
+  /**
+   * Their number.
+   */
+  size_t len;
+} kp_bytes;
+
+/**
  * A Decrypt request.
  */
 typedef struct kp_decrypt_item {
@@ -2799,6 +2813,41 @@ kp_status kp_encrypt_batch(const struct kp_engine *engine,
                            struct kp_out *outputs);
 
 /**
+ * Encrypt, in a batch of plaintexts under one key: item `i` (the plaintext `items[i]`) is
+ * encrypted under `key_id` with `context` (NULL for none) and SYMMETRIC_DEFAULT into
+ * `outputs[i]`, sized as for `kp_encrypt_batch`: at least `kp_ciphertext_len(items[i].len)`
+ * (checked before the engine runs: `KP_STATUS_BUFFER_TOO_SMALL`, with `len` set to the size
+ * needed), and `kp_ciphertext_max_len(items[i].len)` for a key in an external key store (the
+ * engine refuses a shorter buffer with `KP_STATUS_VALIDATION` before it asks the proxy). Every
+ * `outputs[i].status` is set; on success `outputs[i].len` too.
+ *
+ * The key is resolved and the caller authorised once for the whole batch, not per item: a key
+ * that does not exist, is disabled, is no symmetric encryption key or that the caller may not use
+ * with `context` fails every item with that status. Otherwise items fail on their own (an empty
+ * or too long plaintext, a short buffer). The engine seals in place, as `kp_encrypt_batch` does:
+ * the buffer of an item that fails after it was handed to the engine is zeroed.
+ *
+ * Returns `KP_STATUS_OK` when every item succeeded, `KP_STATUS_BATCH_ITEMS_FAILED` when some
+ * failed, or an argument status (nothing written) when the call itself is invalid. `count` 0
+ * does nothing. Large batches run on the engine's worker pool.
+ *
+ * Ownership: `key_id`, `context` and the items are only read, during the call; outputs stay the
+ * caller's. Thread safety: thread-safe on a shared engine; `outputs` must not be shared with
+ * another call in flight.
+ *
+ * # Safety
+ * `engine` is a live handle; `key_id` a NUL-terminated string; `context` NULL or a live
+ * context; `items` points to `count` `kp_bytes` whose `data` have `len` readable bytes;
+ * `outputs` to `count` `kp_out`s whose `data` have `capacity` writable bytes.
+ */
+kp_status kp_encrypt_batch_one_key(const struct kp_engine *engine,
+                                   const char *key_id,
+                                   const struct kp_context *context,
+                                   const struct kp_bytes *items,
+                                   size_t count,
+                                   struct kp_out *outputs);
+
+/**
  * Output sizes of `kp_encrypt_batch` for `items` that always suffice, whatever kind of key each
  * item names: `sizes[i]` (optional, `count` entries) is `kp_ciphertext_max_len` of item `i`'s
  * plaintext length (a bound: a key keyplane or an HSM key store holds writes
@@ -2830,8 +2879,10 @@ kp_status kp_encrypt_batch_sizes(const struct kp_encrypt_item *items,
  * `plaintext` into a `kp_secret_buffer`. `*info` (optional) receives a record with KEY_ID (the
  * ARN of the key that decrypted), KEY_MATERIAL_ID and ENCRYPTION_ALGORITHM.
  *
- * Ownership: as `kp_encrypt`. The engine's own copy of the plaintext is zeroed before return.
- * Thread safety: thread-safe on a shared engine.
+ * Ownership: as `kp_encrypt`, except that a keyplane blob is opened in place, straight into
+ * `plaintext` (the plaintext exists nowhere else; an RSA plaintext's working copy is zeroed
+ * before return): when opening fails (an altered blob, another context), the bytes it was lent
+ * are zeroed. Thread safety: thread-safe on a shared engine.
  *
  * # Safety
  * As `kp_encrypt`.

@@ -427,7 +427,11 @@ fn kept_outputs_run_encrypt_and_decrypt() {
     ]);
     keyplane_bench::run(&args).expect("the sweep runs");
     let v = read_json(&json);
-    assert_eq!(v["settings"]["kept_outputs"], serde_json::json!(true), "{v}");
+    assert_eq!(
+        v["settings"]["kept_outputs"],
+        serde_json::json!(true),
+        "{v}"
+    );
     let points = v["points"].as_array().unwrap();
     assert_eq!(points.len(), 2);
     for p in points {

@@ -596,6 +596,62 @@ impl Engine {
         )
     }
 
+    /// Encrypt into the caller's buffer `out`, which needs room for
+    /// `ciphertext::blob_len(plaintext.len())` bytes under a key keyplane or an HSM key store
+    /// holds (sealed in place: no allocation for the blob), `ciphertext::max_blob_len` under a
+    /// key in an external key store, the modulus size under an RSA key. The same request, checks,
+    /// errors, quota and audit record as [`Engine::encrypt`]; the answer says how many bytes were
+    /// written. A too-short buffer is [`IntoError::OutputTooSmall`] (nothing written); nothing
+    /// is written on failure.
+    pub fn encrypt_into(
+        &self,
+        request: &dataplane::EncryptRequest<'_>,
+        out: &mut [u8],
+    ) -> std::result::Result<dataplane::EncryptedInto, dataplane::IntoError> {
+        self.single_into(
+            crate::operation::Operation::Encrypt,
+            QuotaFamily::SymmetricCrypto,
+            &[Some(request.key_id)],
+            || params::encrypt(request),
+            out,
+            |caller, out| {
+                request.validate(&self.limits())?;
+                self.inner.data.encrypt_into(caller, request, out)
+            },
+        )
+    }
+
+    /// Encrypts many plaintexts under one key with one context (SYMMETRIC_DEFAULT), each into
+    /// its caller buffer (`outputs[i]`, as [`Engine::encrypt_batch_into`] sizes it); returns the
+    /// bytes written per item. The key is resolved and the caller authorised once for the batch
+    /// (not per item): a key that does not exist, is disabled or that the caller may not use
+    /// fails every item with that error. Otherwise as `encrypt_batch_into` with every item naming
+    /// `key_id` and `context`: one audit record (the key, the item count), items validated and
+    /// failing on their own, large batches on the worker pool.
+    pub fn encrypt_batch_one_key(
+        &self,
+        key_id: &str,
+        context: Option<&crate::context::EncryptionContext>,
+        plaintexts: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+    ) -> Vec<Result<usize>> {
+        self.batch(
+            crate::operation::Operation::Encrypt,
+            QuotaFamily::SymmetricCrypto,
+            Some(key_id),
+            plaintexts.len(),
+            |caller, tally| {
+                let limits = self.limits();
+                let check = |plaintext: &&[u8]| {
+                    dataplane::EncryptRequest::new(key_id, plaintext).validate(&limits)
+                };
+                self.inner.data.encrypt_batch_one_key(
+                    caller, tally, key_id, context, plaintexts, outputs, check,
+                )
+            },
+        )
+    }
+
     /// Encrypts every request; one result per request, in order.
     pub fn encrypt_batch(
         &self,
@@ -765,6 +821,34 @@ impl Engine {
             |caller| {
                 request.validate(&self.limits())?;
                 self.inner.data.decrypt(caller, request)
+            },
+        )
+    }
+
+    /// Decrypt into the caller's buffer `out`, which needs room for the plaintext (a keyplane
+    /// blob's length less `ciphertext::OVERHEAD` always suffices for a key keyplane or an HSM key
+    /// store holds; `ciphertext::plaintext_len_of` reads it from any blob's framing). A keyplane
+    /// blob is opened in place: the plaintext exists nowhere else, and the caller owns (and should
+    /// zero) it. The same request, checks, errors, quota and audit record as [`Engine::decrypt`];
+    /// the answer says how many bytes were written. A too-short buffer is
+    /// [`IntoError::OutputTooSmall`] (nothing written). On failure `out` holds no plaintext: the
+    /// bytes the plaintext was to take are zeroed once opening began.
+    pub fn decrypt_into(
+        &self,
+        request: &dataplane::DecryptRequest<'_>,
+        out: &mut [u8],
+    ) -> std::result::Result<dataplane::DecryptedInto, dataplane::IntoError> {
+        self.single_into(
+            crate::operation::Operation::Decrypt,
+            QuotaFamily::SymmetricCrypto,
+            &[self
+                .blob_key(request.key_id, request.ciphertext_blob)
+                .as_deref()],
+            || params::decrypt(request),
+            out,
+            |caller, out| {
+                request.validate(&self.limits())?;
+                self.inner.data.decrypt_into(caller, request, out)
             },
         )
     }

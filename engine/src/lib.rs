@@ -64,12 +64,13 @@ pub use custom_key_store::{
     CustomKeyStoresListEntry, UpdateCustomKeyStoreRequest, XksProxyCredential,
 };
 pub use dataplane::{
-    BatchOutputs, DecryptRequest, DecryptResponse, DeriveSharedSecretRequest,
-    DeriveSharedSecretResponse, EncryptRequest, EncryptResponse, GenerateDataKeyPairRequest,
-    GenerateDataKeyPairResponse, GenerateDataKeyRequest, GenerateDataKeyResponse,
-    GenerateDataKeyWithoutPlaintextResponse, GenerateMacRequest, GenerateMacResponse,
-    GeneratedDataKey, GetPublicKeyResponse, ReEncryptRequest, ReEncryptResponse, SignRequest,
-    SignResponse, VerifyMacRequest, VerifyMacResponse, VerifyRequest, VerifyResponse,
+    BatchOutputs, DecryptRequest, DecryptResponse, DecryptedInto, DeriveSharedSecretRequest,
+    DeriveSharedSecretResponse, EncryptRequest, EncryptResponse, EncryptedInto,
+    GenerateDataKeyPairRequest, GenerateDataKeyPairResponse, GenerateDataKeyRequest,
+    GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse, GenerateMacRequest,
+    GenerateMacResponse, GeneratedDataKey, GetPublicKeyResponse, IntoError, ReEncryptRequest,
+    ReEncryptResponse, SignRequest, SignResponse, VerifyMacRequest, VerifyMacResponse,
+    VerifyRequest, VerifyResponse,
 };
 pub use engine::{Engine, EngineBuilder, EngineConfig};
 pub use error::{Error, ErrorKind, Result};

@@ -100,7 +100,7 @@ fn outputs_answer_item_by_item_as_the_allocating_calls_do() {
         }
         assert!(ok > 450 && ok < 600, "{ok} of 600 succeeded");
 
-        let requests: Vec<DecryptRequest<'_>> = decrypts.iter().map(|(_, d)| d.clone()).collect();
+        let requests: Vec<DecryptRequest<'_>> = decrypts.iter().map(|(_, d)| *d).collect();
         let mut plain = BatchOutputs::new();
         mix.engine.decrypt_batch_to(&requests, &mut plain);
         assert_eq!(plain.len(), requests.len());
@@ -141,7 +141,6 @@ fn the_buffer_is_reused_from_call_to_call_and_grows_only_when_it_must() {
     let mix = Mix::new(2);
     let small: Vec<Vec<u8>> = (0..100).map(|i| vec![i as u8; 64]).collect();
     let large: Vec<Vec<u8>> = (0..100).map(|i| vec![i as u8; 4096]).collect();
-    let requests = |ms: &[Vec<u8>]| -> Vec<Vec<u8>> { ms.to_vec() };
     let mut out = BatchOutputs::new();
     let run = |out: &mut BatchOutputs, ms: &[Vec<u8>]| {
         let rs: Vec<EncryptRequest<'_>> = ms
@@ -151,12 +150,12 @@ fn the_buffer_is_reused_from_call_to_call_and_grows_only_when_it_must() {
         mix.engine.encrypt_batch_to(&rs, out);
         assert!(out.iter().all(|r| r.is_ok()));
     };
-    run(&mut out, &requests(&large));
+    run(&mut out, &large);
     let sized = out.capacity();
     assert!(sized >= 100 * 4096);
-    run(&mut out, &requests(&small));
+    run(&mut out, &small);
     assert_eq!(out.capacity(), sized, "a smaller batch keeps the buffer");
-    run(&mut out, &requests(&large));
+    run(&mut out, &large);
     assert_eq!(out.capacity(), sized, "the same batch again fits");
     out.clear();
     assert!(out.is_empty());

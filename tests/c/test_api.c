@@ -529,12 +529,14 @@ static void test_single_calls(kp_engine *engine) {
   OK(kp_decrypt(engine, &dec, out, sizeof out, &len, NULL));
   CHECK(len == sizeof plaintext && memcmp(out, plaintext, len) == 0);
 
-  /* Decrypt's failures: context, key, tampering, length; nothing written on failure. */
+  /* Decrypt's failures: context, key, tampering, length; nothing written on failure but, once
+   * the engine opened the blob in place, zeros over the plaintext's room. */
   memset(out, 0xAA, sizeof out);
   len = 12345;
   dec.context = other;
   EXPECT(KP_STATUS_INVALID_CIPHERTEXT, kp_decrypt(engine, &dec, out, sizeof out, &len, NULL));
-  CHECK(len == 12345 && out[0] == 0xAA);
+  CHECK(len == 12345 && out[0] == 0 && out[sizeof plaintext - 1] == 0 && out[sizeof plaintext] == 0xAA);
+  memset(out, 0xAA, sizeof out);
   dec.context = ctx;
   dec.key_id = b;
   EXPECT(KP_STATUS_INCORRECT_KEY, kp_decrypt(engine, &dec, out, sizeof out, &len, NULL));
@@ -542,6 +544,8 @@ static void test_single_calls(kp_engine *engine) {
   blob[100] ^= 1;
   EXPECT(KP_STATUS_INVALID_CIPHERTEXT, kp_decrypt(engine, &dec, out, sizeof out, &len, NULL));
   blob[100] ^= 1;
+  CHECK(out[0] == 0);
+  memset(out, 0xAA, sizeof out);
   dec.ciphertext_len = 10;
   EXPECT(KP_STATUS_INVALID_CIPHERTEXT, kp_decrypt(engine, &dec, out, sizeof out, &len, NULL));
   dec.ciphertext_len = blob_len;

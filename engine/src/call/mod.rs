@@ -15,10 +15,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use uuid::Uuid;
+use zeroize::Zeroize;
 
 use crate::access::{Caller, QuotaFamily};
 use crate::audit::{AuditEvent, AuditLog, BatchKey, RecordedUse};
+use crate::dataplane::output::Written;
 use crate::dataplane::tally::{KeyTally, KeyUse};
+use crate::dataplane::IntoError;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::key::identifier::KeyReference;
@@ -375,6 +378,45 @@ impl Engine {
             request_id.as_deref(),
         )?;
         result
+    }
+
+    /// Runs one data-plane request that writes into the caller's buffer `out`, as
+    /// [`Engine::single`] (one quota unit, one audit record). A buffer too short for the output
+    /// is [`IntoError::OutputTooSmall`], recorded as the ValidationException it converts to. A
+    /// call that fails after `run` wrote (a dry run, or a record that cannot be written) zeroes
+    /// what it wrote again, so a failed call leaves no output.
+    pub(crate) fn single_into<T: Written>(
+        &self,
+        event_name: Operation,
+        family: QuotaFamily,
+        key_ids: &[Option<&str>],
+        parameters: impl FnOnce() -> Value,
+        out: &mut [u8],
+        mut run: impl FnMut(&Caller, &mut [u8]) -> std::result::Result<T, IntoError>,
+    ) -> std::result::Result<T, IntoError> {
+        let mut too_small = None;
+        let mut wrote = 0;
+        let result = self.single(event_name, family, key_ids, parameters, |caller| match run(
+            caller, out,
+        ) {
+            Ok(value) => {
+                wrote = value.written();
+                Ok(value)
+            }
+            Err(IntoError::OutputTooSmall { needed }) => {
+                too_small = Some(needed);
+                Err(IntoError::OutputTooSmall { needed }.into())
+            }
+            Err(IntoError::Failed(e)) => Err(e),
+        });
+        result.map_err(|e| {
+            let wrote = wrote.min(out.len());
+            out[..wrote].zeroize();
+            match (too_small, &e) {
+                (Some(needed), Error::Validation(_)) => IntoError::OutputTooSmall { needed },
+                _ => IntoError::Failed(e),
+            }
+        })
     }
 
     /// Runs a batch of `n` requests: `n` units of quota (all refused with Throttling if over it),

@@ -152,6 +152,28 @@ impl DataPlane {
         B: Send + ItemOutput,
         O: Send + ItemOutcome,
     {
+        let keyring = self.keyring.load();
+        self.run_batch_into_on(&keyring, caller, tally, items, outputs, check, f)
+    }
+
+    /// As [`Self::run_batch_into`], on the key snapshot `keyring`, which the caller loaded (and
+    /// checked something against, once for the batch) before.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_batch_into_on<I, B, O>(
+        &self,
+        keyring: &Keyring,
+        caller: &Caller,
+        tally: &KeyTally,
+        items: &[I],
+        outputs: &mut [B],
+        check: impl Fn(&I) -> Result<()> + Sync,
+        f: impl Fn(&mut ChunkContext<'_>, &I, &mut B) -> O + Sync + Send,
+    ) -> Vec<O>
+    where
+        I: Sync + ItemCost,
+        B: Send + ItemOutput,
+        O: Send + ItemOutcome,
+    {
         // Each item is checked where it runs, so the checks spread over the threads too; a
         // refused item's output buffer is zeroed, as a failed item's is.
         let f = |ctx: &mut ChunkContext<'_>, item: &I, out: &mut B| {
@@ -165,8 +187,6 @@ impl DataPlane {
             ctx.tally.item_done(result.succeeded());
             result
         };
-        let keyring = self.keyring.load();
-        let keyring: &Keyring = &keyring;
         // Read on the calling thread: the pool's threads do not carry it.
         let request_id = crate::call::request_id::current_request_id();
         let n = items.len().min(outputs.len());

@@ -36,6 +36,8 @@ pub(crate) struct ChunkContext<'k> {
     /// The identifier table's row the last identifier was resolved under.
     last_form: Option<KeyIdForm>,
     last_key: Option<Result<&'k Arc<KeyEntry>>>,
+    /// The key of a one-key batch, found in the chunk's snapshot at its first item.
+    batch_key: Option<&'k Arc<KeyEntry>>,
     /// Address of the context last encoded (`0` for none yet); every context a chunk sees is
     /// borrowed for the whole batch, so equal addresses mean the same map.
     last_context: usize,
@@ -80,6 +82,7 @@ impl<'k> ChunkContext<'k> {
             last_identifier: String::new(),
             last_form: None,
             last_key: None,
+            batch_key: None,
             last_context: 0,
             context_encoding: Vec::new(),
             aad: Vec::with_capacity(HEADER_LEN + 64),
@@ -207,6 +210,23 @@ impl<'k> ChunkContext<'k> {
         Ok(key)
     }
 
+    /// The key of a one-key batch, by the id the batch resolved (and authorised) its identifier
+    /// to on this chunk's snapshot: found once per chunk, never resolved again. The key counts as
+    /// used by the running item.
+    pub(crate) fn batch_key(&mut self, id: &uuid::Uuid) -> Result<&'k Arc<KeyEntry>> {
+        let key = match self.batch_key {
+            Some(key) if key.id == *id => key,
+            _ => {
+                let key = self.keyring.keys.get(id).ok_or_else(|| {
+                    Error::Internal("a one-key batch's key is not in its snapshot".into())
+                })?;
+                *self.batch_key.insert(key)
+            }
+        };
+        self.tally.used(&key.id);
+        Ok(key)
+    }
+
     /// Finds the key a parsed blob names; an unknown key is a property of the blob. The key
     /// found counts as used by the running item.
     fn key_by_id(&mut self, id: &uuid::Uuid) -> Result<&'k Arc<KeyEntry>> {
@@ -265,9 +285,12 @@ impl<'k> ChunkContext<'k> {
             }
         };
         let salt = self.encrypt_sessions[index].1.salt;
-        let (header, rest) = out.split_at_mut(HEADER_LEN);
-        ciphertext::write_header(header, &key.id, version.version, &salt, &nonce);
-        self.build_aad(header, context)?;
+        // The header is written last: encoding the context (which can fail) comes first, so that
+        // a failed seal leaves `out` as it was (the AEAD zeroes what it wrote if it fails).
+        let mut header = [0u8; HEADER_LEN];
+        ciphertext::write_header(&mut header, &key.id, version.version, &salt, &nonce);
+        self.build_aad(&header, context)?;
+        let (head, rest) = out.split_at_mut(HEADER_LEN);
         let (body, tag) = rest.split_at_mut(plaintext.len());
         let tag: &mut [u8; TAG_LEN] = tag
             .try_into()
@@ -275,7 +298,9 @@ impl<'k> ChunkContext<'k> {
         self.encrypt_sessions[index]
             .1
             .key
-            .seal(&nonce, &self.aad, plaintext, body, tag)
+            .seal(&nonce, &self.aad, plaintext, body, tag)?;
+        head.copy_from_slice(&header);
+        Ok(())
     }
 
     /// The most bytes sealing `plaintext_len` bytes under `key`'s current version writes.
@@ -340,14 +365,9 @@ impl<'k> ChunkContext<'k> {
         }
         let prefix = HEADER_LEN + 1 + wrapped.len();
         let len = ciphertext::double_encrypted_blob_len(plaintext.len(), wrapped.len());
-        let blob = out
-            .get_mut(..len)
-            .ok_or_else(|| Error::Internal("ciphertext buffer is too short".into()))?;
-        let (head, rest) = blob.split_at_mut(prefix);
-        head[..HEADER_LEN].copy_from_slice(&header);
-        head[HEADER_LEN] =
+        let wrapped_len =
             u8::try_from(wrapped.len()).map_err(|_| Error::Internal("wrapping too long".into()))?;
-        head[HEADER_LEN + 1..].copy_from_slice(&wrapped);
+        // Derived before anything is written, so that a failure leaves `out` as it was.
         let data_key = super::xks::derive(
             &version.material,
             secret.bytes(),
@@ -358,6 +378,13 @@ impl<'k> ChunkContext<'k> {
             policy,
         )?;
         drop(secret);
+        let blob = out
+            .get_mut(..len)
+            .ok_or_else(|| Error::Internal("ciphertext buffer is too short".into()))?;
+        let (head, rest) = blob.split_at_mut(prefix);
+        head[..HEADER_LEN].copy_from_slice(&header);
+        head[HEADER_LEN] = wrapped_len;
+        head[HEADER_LEN + 1..].copy_from_slice(&wrapped);
         self.build_aad(head, context)?;
         let (body, tag) = rest.split_at_mut(plaintext.len());
         let tag: &mut [u8; TAG_LEN] = tag

@@ -3,6 +3,7 @@
 use super::chunk::ChunkContext;
 use super::encrypt::{copy_out, missing_outputs, refuse_context_for_rsa};
 use super::keyring::{KeyEntry, VersionEntry};
+use super::output::IntoError;
 use super::plane::DataPlane;
 use super::primitive::KeyPrimitive;
 use super::tally::KeyTally;
@@ -14,6 +15,7 @@ use crate::crypto::rsa_oaep::RsaOaepKey;
 use crate::error::{validation, Error, Result};
 use crate::key::{EncryptionAlgorithm, KeyUsage};
 use crate::secret::SecretBytes;
+use zeroize::Zeroize;
 
 /// A Decrypt request.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +57,19 @@ impl<'a> DecryptRequest<'a> {
 #[derive(Debug)]
 pub struct DecryptResponse {
     pub plaintext: SecretBytes,
+    /// The ARN of the key that decrypted.
+    pub key_id: String,
+    pub encryption_algorithm: EncryptionAlgorithm,
+    /// The key material (version) that decrypted.
+    pub key_material_id: String,
+}
+
+/// What [`crate::Engine::decrypt_into`] wrote: the plaintext, at the start of the caller's
+/// buffer, and the rest of Decrypt's answer.
+#[derive(Debug, Clone)]
+pub struct DecryptedInto {
+    /// The plaintext's length: the bytes written at the start of the buffer.
+    pub len: usize,
     /// The ARN of the key that decrypted.
     pub key_id: String,
     pub encryption_algorithm: EncryptionAlgorithm,
@@ -258,6 +273,62 @@ impl DataPlane {
                 key_id: done.key.arn.clone(),
                 encryption_algorithm: done.algorithm,
                 key_material_id: done.version.material_id.clone(),
+            })
+        })
+    }
+
+    /// Decrypts one request into the caller's buffer `out` (at least the plaintext's length): a
+    /// keyplane blob is opened in place, its plaintext length read from its framing before any
+    /// work; an RSA ciphertext is decrypted aside (its buffer is the modulus long, its plaintext
+    /// shorter) and copied in if it fits. When opening fails, the bytes it was lent are zeroed.
+    pub(crate) fn decrypt_into(
+        &self,
+        caller: &Caller,
+        request: &DecryptRequest<'_>,
+        out: &mut [u8],
+    ) -> Result<DecryptedInto, IntoError> {
+        let (action, key_id, context) =
+            (Action::Decrypt, request.key_id, request.encryption_context);
+        self.run_one(caller, |ctx| {
+            let opening = Self::prepare_decrypt(
+                ctx,
+                action,
+                request.ciphertext_blob,
+                key_id,
+                context,
+                request.encryption_algorithm,
+            )?;
+            let (len, source) = match &opening {
+                Opening::Symmetric(parsed) => {
+                    let needed = parsed.plaintext_len();
+                    let dest = out
+                        .get_mut(..needed)
+                        .ok_or(IntoError::OutputTooSmall { needed })?;
+                    Self::decrypt_prepared_into(ctx, &opening, action, key_id, context, dest)
+                        .inspect_err(|_| dest.zeroize())?
+                }
+                Opening::Rsa { .. } => {
+                    let mut plaintext = SecretBytes::zeroed(opening.buffer_len());
+                    let (len, source) = Self::decrypt_prepared_into(
+                        ctx,
+                        &opening,
+                        action,
+                        key_id,
+                        context,
+                        plaintext.expose_mut(),
+                    )?;
+                    let dest = out
+                        .get_mut(..len)
+                        .ok_or(IntoError::OutputTooSmall { needed: len })?;
+                    dest.copy_from_slice(&plaintext.expose()[..len]);
+                    (len, source)
+                }
+            };
+            Ok(DecryptedInto {
+                len,
+                key_id: source.key.arn.clone(),
+                encryption_algorithm: source.algorithm,
+                key_material_id: source.version.material_id.clone(),
             })
         })
     }

@@ -3,6 +3,7 @@
 use super::algorithm::check_symmetric_algorithm;
 use super::chunk::ChunkContext;
 use super::keyring::KeyEntry;
+use super::output::IntoError;
 use super::plane::DataPlane;
 use super::primitive::KeyPrimitive;
 use super::tally::KeyTally;
@@ -60,6 +61,17 @@ impl std::fmt::Debug for EncryptRequest<'_> {
 #[derive(Debug, Clone)]
 pub struct EncryptResponse {
     pub ciphertext_blob: Vec<u8>,
+    /// The ARN of the key that encrypted.
+    pub key_id: String,
+    pub encryption_algorithm: EncryptionAlgorithm,
+}
+
+/// What [`crate::Engine::encrypt_into`] wrote: the blob, at the start of the caller's buffer, and
+/// the rest of Encrypt's answer.
+#[derive(Debug, Clone)]
+pub struct EncryptedInto {
+    /// The blob's length: the bytes written at the start of the buffer.
+    pub len: usize,
     /// The ARN of the key that encrypted.
     pub key_id: String,
     pub encryption_algorithm: EncryptionAlgorithm,
@@ -171,6 +183,41 @@ impl DataPlane {
             let (ciphertext_blob, key) = Self::encrypt_item(ctx, request)?;
             Ok(EncryptResponse {
                 ciphertext_blob,
+                key_id: key.arn.clone(),
+                encryption_algorithm: request.encryption_algorithm,
+            })
+        })
+    }
+
+    /// Encrypts one request into the caller's buffer `out`: sealed in place when `out` has room
+    /// for any output under the key (always, for a buffer of `blob_len(plaintext.len())` and a key
+    /// keyplane or an HSM key store holds); otherwise made aside and copied in if it fits (an
+    /// RSA key's modulus-sized ciphertext; the blob of a key in an external key store, whose
+    /// length is known once its proxy has answered). Nothing is written on failure.
+    pub(crate) fn encrypt_into(
+        &self,
+        caller: &Caller,
+        request: &EncryptRequest<'_>,
+        out: &mut [u8],
+    ) -> Result<EncryptedInto, IntoError> {
+        self.run_one(caller, |ctx| {
+            let room = output_size(
+                ctx.resolve(request.key_id, Action::Encrypt)?,
+                request.plaintext.len(),
+            );
+            let (len, key) = if out.len() >= room {
+                Self::encrypt_item_into(ctx, request, out)?
+            } else {
+                let (blob, key) = Self::encrypt_item(ctx, request)?;
+                let needed = blob.len();
+                let dest = out
+                    .get_mut(..needed)
+                    .ok_or(IntoError::OutputTooSmall { needed })?;
+                dest.copy_from_slice(&blob);
+                (needed, key)
+            };
+            Ok(EncryptedInto {
+                len,
                 key_id: key.arn.clone(),
                 encryption_algorithm: request.encryption_algorithm,
             })

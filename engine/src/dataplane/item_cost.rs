@@ -50,6 +50,13 @@ impl ItemCost for EncryptRequest<'_> {
     }
 }
 
+/// A plaintext of a one-key batch, sealed under the batch's symmetric key.
+impl ItemCost for &[u8] {
+    fn cost_ns(&self) -> u64 {
+        aead_ns(self.len())
+    }
+}
+
 impl ItemCost for DecryptRequest<'_> {
     fn cost_ns(&self) -> u64 {
         by_algorithm(self.encryption_algorithm, self.ciphertext_blob.len())

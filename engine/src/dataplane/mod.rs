@@ -21,6 +21,8 @@ pub(crate) mod freshness;
 mod item_cost;
 pub(crate) mod keyring;
 mod mac;
+mod one_key;
+pub(crate) mod output;
 pub(crate) mod plane;
 pub(crate) mod primitive;
 mod random;
@@ -38,8 +40,8 @@ pub use datakey::{
     GeneratedDataKey, MAX_DATA_KEY_BYTES,
 };
 pub use datakeypair::{GenerateDataKeyPairRequest, GenerateDataKeyPairResponse};
-pub use decrypt::{DecryptRequest, DecryptResponse};
-pub use encrypt::{EncryptRequest, EncryptResponse};
+pub use decrypt::{DecryptRequest, DecryptResponse, DecryptedInto};
+pub use encrypt::{EncryptRequest, EncryptResponse, EncryptedInto};
 /// The data plane's key-id hasher, for `benches/keyring.rs` to compare the snapshot's map with
 /// `std`'s on the same hash; not part of the API.
 #[doc(hidden)]
@@ -47,6 +49,7 @@ pub use keyring::KeyIdHasher;
 pub use mac::{
     GenerateMacRequest, GenerateMacResponse, VerifyMacRequest, VerifyMacResponse, MAX_MAC_MESSAGE,
 };
+pub use output::IntoError;
 pub use random::MAX_RANDOM_BYTES;
 pub use reencrypt::{ReEncryptRequest, ReEncryptResponse};
 pub use session::MAX_MESSAGES_PER_DERIVED_KEY;

@@ -20,7 +20,7 @@ use kp::ciphertext::{
 use kp::dataplane::{MAX_DATA_KEY_BYTES, MAX_RANDOM_BYTES};
 use kp::{
     DataKeySpec, DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext,
-    GenerateDataKeyRequest, KeySpec, ReEncryptRequest,
+    GenerateDataKeyRequest, IntoError, KeySpec, ReEncryptRequest,
 };
 use zeroize::Zeroize;
 
@@ -152,6 +152,16 @@ pub struct kp_out {
     pub len: usize,
     /// Set for every item: a `kp_status`, `KP_STATUS_OK` (0) for success.
     pub status: u32,
+}
+
+/// A byte string a call reads: `len` bytes at `data` (NULL when `len` is 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct kp_bytes {
+    /// The bytes: `len` readable bytes.
+    pub data: *const u8,
+    /// Their number.
+    pub len: usize,
 }
 
 impl OutputSlot for kp_out {
@@ -947,13 +957,14 @@ pub unsafe extern "C" fn kp_encrypt(
             "ciphertext"
         ))?;
         check_info(info)?;
-        let response = engine.encrypt(&request)?;
-        let written = put(out, &response.ciphertext_blob, "ciphertext")?;
-        from_caller!(write_out(out_len, written));
+        let sealed = engine
+            .encrypt_into(&request, out)
+            .map_err(|e| into_failure(e, "ciphertext", capacity))?;
+        from_caller!(write_out(out_len, sealed.len));
         from_caller!(give_opt_record(info, || {
-            Record::new().str(kp_field::KeyId, &response.key_id).str(
+            Record::new().str(kp_field::KeyId, &sealed.key_id).str(
                 kp_field::EncryptionAlgorithm,
-                response.encryption_algorithm.as_str(),
+                sealed.encryption_algorithm.as_str(),
             )
         }))
     })
@@ -964,6 +975,15 @@ fn check_info(info: *mut *mut kp_record) -> Outcome<()> {
         out_arg(info, "info")?;
     }
     Ok(())
+}
+
+/// The failure of a single call that wrote into the caller's `capacity`-byte buffer `what`: a
+/// buffer too short for the output is `KP_STATUS_BUFFER_TOO_SMALL` (nothing was written).
+fn into_failure(error: IntoError, what: &str, capacity: usize) -> Failure {
+    match error {
+        IntoError::OutputTooSmall { needed } => too_small(what, capacity, needed),
+        IntoError::Failed(error) => error.into(),
+    }
 }
 
 /// Encrypt, in a batch: item `i` of `items` is encrypted into `outputs[i]`, whose `capacity` must
@@ -1016,6 +1036,64 @@ pub unsafe extern "C" fn kp_encrypt_batch(
     })
 }
 
+/// Encrypt, in a batch of plaintexts under one key: item `i` (the plaintext `items[i]`) is
+/// encrypted under `key_id` with `context` (NULL for none) and SYMMETRIC_DEFAULT into
+/// `outputs[i]`, sized as for `kp_encrypt_batch`: at least `kp_ciphertext_len(items[i].len)`
+/// (checked before the engine runs: `KP_STATUS_BUFFER_TOO_SMALL`, with `len` set to the size
+/// needed), and `kp_ciphertext_max_len(items[i].len)` for a key in an external key store (the
+/// engine refuses a shorter buffer with `KP_STATUS_VALIDATION` before it asks the proxy). Every
+/// `outputs[i].status` is set; on success `outputs[i].len` too.
+///
+/// The key is resolved and the caller authorised once for the whole batch, not per item: a key
+/// that does not exist, is disabled, is no symmetric encryption key or that the caller may not use
+/// with `context` fails every item with that status. Otherwise items fail on their own (an empty
+/// or too long plaintext, a short buffer). The engine seals in place, as `kp_encrypt_batch` does:
+/// the buffer of an item that fails after it was handed to the engine is zeroed.
+///
+/// Returns `KP_STATUS_OK` when every item succeeded, `KP_STATUS_BATCH_ITEMS_FAILED` when some
+/// failed, or an argument status (nothing written) when the call itself is invalid. `count` 0
+/// does nothing. Large batches run on the engine's worker pool.
+///
+/// Ownership: `key_id`, `context` and the items are only read, during the call; outputs stay the
+/// caller's. Thread safety: thread-safe on a shared engine; `outputs` must not be shared with
+/// another call in flight.
+///
+/// # Safety
+/// `engine` is a live handle; `key_id` a NUL-terminated string; `context` NULL or a live
+/// context; `items` points to `count` `kp_bytes` whose `data` have `len` readable bytes;
+/// `outputs` to `count` `kp_out`s whose `data` have `capacity` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn kp_encrypt_batch_one_key(
+    engine: *const kp_engine,
+    key_id: *const c_char,
+    context: *const kp_context,
+    items: *const kp_bytes,
+    count: usize,
+    outputs: *mut kp_out,
+) -> kp_status {
+    guard(|| {
+        let engine = from_caller!(engine_arg(engine))?;
+        let key_id = from_caller!(str_arg(key_id, "key_id"))?;
+        let context = from_caller!(context_arg(context, "context"))?;
+        let items = from_caller!(array_arg(items, count, KP_MAX_BATCH_ITEMS, "items"))?;
+        from_caller!(refuse_batch_overlap(
+            items,
+            outputs,
+            "outputs",
+            |i: &kp_bytes| [("data", i.data, i.len)],
+            &[Span::input(key_id.as_ptr(), key_id.len(), "key_id")],
+        ))?;
+        batch_into(
+            from_caller!(outputs_arg(outputs, count))?,
+            |i| from_caller!(bytes_arg(items[i].data, items[i].len, "plaintext")),
+            |i, _| sealed_room(items[i].len),
+            |plaintexts, buffers| {
+                engine.encrypt_batch_one_key(key_id, context, plaintexts, buffers)
+            },
+        )
+    })
+}
+
 /// Output sizes of `kp_encrypt_batch` for `items` that always suffice, whatever kind of key each
 /// item names: `sizes[i]` (optional, `count` entries) is `kp_ciphertext_max_len` of item `i`'s
 /// plaintext length (a bound: a key keyplane or an HSM key store holds writes
@@ -1060,8 +1138,10 @@ pub unsafe extern "C" fn kp_encrypt_batch_sizes(
 /// `plaintext` into a `kp_secret_buffer`. `*info` (optional) receives a record with KEY_ID (the
 /// ARN of the key that decrypted), KEY_MATERIAL_ID and ENCRYPTION_ALGORITHM.
 ///
-/// Ownership: as `kp_encrypt`. The engine's own copy of the plaintext is zeroed before return.
-/// Thread safety: thread-safe on a shared engine.
+/// Ownership: as `kp_encrypt`, except that a keyplane blob is opened in place, straight into
+/// `plaintext` (the plaintext exists nowhere else; an RSA plaintext's working copy is zeroed
+/// before return): when opening fails (an altered blob, another context), the bytes it was lent
+/// are zeroed. Thread safety: thread-safe on a shared engine.
 ///
 /// # Safety
 /// As `kp_encrypt`.
@@ -1093,16 +1173,17 @@ pub unsafe extern "C" fn kp_decrypt(
             "plaintext"
         ))?;
         check_info(info)?;
-        let response = engine.decrypt(&request)?;
-        let written = put(out, response.plaintext.expose(), "plaintext")?;
-        from_caller!(write_out(out_len, written));
+        let opened = engine
+            .decrypt_into(&request, out)
+            .map_err(|e| into_failure(e, "plaintext", capacity))?;
+        from_caller!(write_out(out_len, opened.len));
         from_caller!(give_opt_record(info, || {
             Record::new()
-                .str(kp_field::KeyId, &response.key_id)
-                .str(kp_field::KeyMaterialId, &response.key_material_id)
+                .str(kp_field::KeyId, &opened.key_id)
+                .str(kp_field::KeyMaterialId, &opened.key_material_id)
                 .str(
                     kp_field::EncryptionAlgorithm,
-                    response.encryption_algorithm.as_str(),
+                    opened.encryption_algorithm.as_str(),
                 )
         }))
     })
@@ -1783,6 +1864,253 @@ mod tests {
         };
         assert_eq!(status, kp_status::Ok);
         assert_eq!(opened, plaintext);
+        // SAFETY: the handle is live and freed once.
+        unsafe { kp_engine_free(engine) };
+    }
+
+    /// `kp_encrypt` and `kp_decrypt` write in place (issue 14) and keep their documented answers:
+    /// a buffer too short is `KP_STATUS_BUFFER_TOO_SMALL` with nothing written, before the engine
+    /// runs for a symmetric key and once it answered for an RSA key; a failed opening leaves no
+    /// plaintext.
+    #[test]
+    fn single_encrypt_and_decrypt_write_in_place_and_refuse_short_buffers() {
+        let inner = kp::Engine::in_memory().unwrap();
+        let create = |spec| kp::CreateKeyRequest {
+            key_spec: Some(spec),
+            key_usage: Some(kp::KeyUsage::EncryptDecrypt),
+            ..Default::default()
+        };
+        let aes = inner.create_key(create(KeySpec::SymmetricDefault)).unwrap();
+        let rsa = inner.create_key(create(KeySpec::Rsa2048)).unwrap();
+        let engine = into_raw::<kp_engine>(crate::api::handles::EngineHandle::new(inner));
+        let plaintext = *b"sixteen bytes!!!";
+        let encrypt = |key_id: &std::ffi::CStr, algorithm: u32, out: &mut [u8], len: &mut usize| {
+            let item = kp_encrypt_item {
+                key_id: key_id.as_ptr(),
+                plaintext: plaintext.as_ptr(),
+                plaintext_len: plaintext.len(),
+                context: std::ptr::null(),
+                encryption_algorithm: algorithm,
+            };
+            // SAFETY: live handle; every pointer is valid for its length.
+            unsafe {
+                kp_encrypt(
+                    engine,
+                    &item,
+                    out.as_mut_ptr(),
+                    out.len(),
+                    len,
+                    std::ptr::null_mut(),
+                )
+            }
+        };
+        let decrypt = |blob: &[u8], key_id: *const c_char, algorithm: u32, out: &mut [u8]| {
+            let item = kp_decrypt_item {
+                ciphertext: blob.as_ptr(),
+                ciphertext_len: blob.len(),
+                key_id,
+                context: std::ptr::null(),
+                encryption_algorithm: algorithm,
+            };
+            let mut len = usize::MAX;
+            // SAFETY: as above.
+            let status = unsafe {
+                kp_decrypt(
+                    engine,
+                    &item,
+                    out.as_mut_ptr(),
+                    out.len(),
+                    &mut len,
+                    std::ptr::null_mut(),
+                )
+            };
+            (status, len)
+        };
+        for (key, algorithm, blob_len) in [
+            (&aes.key_id, 0, blob_len(plaintext.len())),
+            (
+                &rsa.key_id,
+                kp_encryption_algorithm::RsaesOaepSha_256 as u32,
+                256,
+            ),
+        ] {
+            let key_id = std::ffi::CString::new(key.as_str()).unwrap();
+            let named = if algorithm == 0 {
+                std::ptr::null()
+            } else {
+                key_id.as_ptr()
+            };
+            // One byte short: nothing written, the length untouched.
+            let mut short = vec![0xAAu8; blob_len - 1];
+            let mut len = usize::MAX;
+            let status = encrypt(&key_id, algorithm, &mut short, &mut len);
+            assert_eq!(
+                (status, len),
+                (kp_status::BufferTooSmall, usize::MAX),
+                "{key}"
+            );
+            assert!(short.iter().all(|&b| b == 0xAA), "{key}: nothing written");
+
+            let mut blob = vec![0u8; blob_len + 9];
+            assert_eq!(
+                encrypt(&key_id, algorithm, &mut blob, &mut len),
+                kp_status::Ok
+            );
+            assert_eq!(len, blob_len);
+            assert!(blob[blob_len..].iter().all(|&b| b == 0), "{key}");
+            blob.truncate(len);
+            let mut opened = [0xAAu8; 16];
+            let (status, len) = decrypt(&blob, named, algorithm, &mut opened);
+            assert_eq!(
+                (status, len, opened),
+                (kp_status::Ok, 16, plaintext),
+                "{key}"
+            );
+            let mut short = [0xAAu8; 15];
+            let (status, len) = decrypt(&blob, named, algorithm, &mut short);
+            assert_eq!(
+                (status, len),
+                (kp_status::BufferTooSmall, usize::MAX),
+                "{key}"
+            );
+            assert_eq!(short, [0xAAu8; 15], "{key}: nothing written");
+            // An altered blob: refused, no plaintext left.
+            let last = blob.len() - 1;
+            blob[last] ^= 1;
+            let mut opened = [0xAAu8; 16];
+            let (status, _) = decrypt(&blob, named, algorithm, &mut opened);
+            assert_eq!(status, kp_status::InvalidCiphertext, "{key}");
+            assert!(opened.iter().all(|&b| b == 0 || b == 0xAA), "{key}");
+        }
+        // SAFETY: the handle is live and freed once.
+        unsafe { kp_engine_free(engine) };
+    }
+
+    /// `kp_encrypt_batch_one_key`: what it writes opens with `kp_decrypt`; items fail on their
+    /// own for their plaintext or buffer, and all of them for the key; overlapping buffers (the
+    /// key id's included) are refused before anything is written.
+    #[test]
+    fn one_key_batches_seal_under_their_key_or_refuse_every_item() {
+        let inner = kp::Engine::in_memory().unwrap();
+        let key = inner.create_key(kp::CreateKeyRequest::default()).unwrap();
+        let engine = into_raw::<kp_engine>(crate::api::handles::EngineHandle::new(inner.clone()));
+        let key_id = std::ffi::CString::new(key.key_id.as_str()).unwrap();
+        let plaintexts: [&[u8]; 4] = [b"first!", b"second", b"", b"fourth"];
+        let items = plaintexts.map(|p| kp_bytes {
+            data: p.as_ptr(),
+            len: p.len(),
+        });
+        let mut buffers = vec![[0u8; blob_len(6)]; 4];
+        let run = |key_id: *const c_char, buffers: &mut [[u8; blob_len(6)]], short: usize| {
+            let mut outputs: Vec<kp_out> = buffers
+                .iter_mut()
+                .map(|b| kp_out {
+                    data: b.as_mut_ptr(),
+                    capacity: b.len() - short,
+                    len: 0,
+                    status: u32::MAX,
+                })
+                .collect();
+            // SAFETY: live handle; every pointer is valid for its length.
+            let status = unsafe {
+                kp_encrypt_batch_one_key(
+                    engine,
+                    key_id,
+                    std::ptr::null(),
+                    items.as_ptr(),
+                    items.len(),
+                    outputs.as_mut_ptr(),
+                )
+            };
+            (status, outputs)
+        };
+        let (status, outputs) = run(key_id.as_ptr(), &mut buffers, 0);
+        assert_eq!(status, kp_status::BatchItemsFailed);
+        let statuses: Vec<u32> = outputs.iter().map(|o| o.status).collect();
+        let (ok, invalid) = (kp_status::Ok as u32, kp_status::Validation as u32);
+        assert_eq!(statuses, [ok, ok, invalid, ok]);
+        for i in [0, 1, 3] {
+            assert_eq!(outputs[i].len, blob_len(6));
+            let item = kp_decrypt_item {
+                ciphertext: buffers[i].as_ptr(),
+                ciphertext_len: buffers[i].len(),
+                key_id: key_id.as_ptr(),
+                context: std::ptr::null(),
+                encryption_algorithm: 0,
+            };
+            let (mut opened, mut len) = ([0u8; 6], 0usize);
+            // SAFETY: as above.
+            let status = unsafe {
+                kp_decrypt(
+                    engine,
+                    &item,
+                    opened.as_mut_ptr(),
+                    6,
+                    &mut len,
+                    std::ptr::null_mut(),
+                )
+            };
+            assert_eq!((status, &opened[..len]), (kp_status::Ok, plaintexts[i]));
+        }
+        // One byte short: too small, the size needed in `len`.
+        let (_, outputs) = run(key_id.as_ptr(), &mut buffers, 1);
+        assert_eq!(outputs[0].status, kp_status::BufferTooSmall as u32);
+        assert_eq!(outputs[0].len, blob_len(6));
+        // A disabled key fails every item; no key id is an argument error.
+        inner.disable_key(&key.key_id).unwrap();
+        let (status, outputs) = run(key_id.as_ptr(), &mut buffers, 0);
+        assert_eq!(status, kp_status::BatchItemsFailed);
+        let disabled = kp_status::Disabled as u32;
+        assert!(outputs[..2]
+            .iter()
+            .chain(&outputs[3..])
+            .all(|o| o.status == disabled));
+        let (status, outputs) = run(std::ptr::null(), &mut buffers, 0);
+        assert_eq!(status, kp_status::NullParameter);
+        assert!(outputs.iter().all(|o| o.status == u32::MAX), "no item ran");
+        // An output over an item's plaintext, or over the key id.
+        let mut over_key = key_id.clone().into_bytes_with_nul();
+        over_key.resize(blob_len(6), 0);
+        let over_key_ptr = over_key.as_ptr().cast::<c_char>();
+        let mut outputs = [kp_out {
+            data: over_key.as_mut_ptr(),
+            capacity: blob_len(6),
+            len: 0,
+            status: u32::MAX,
+        }];
+        // SAFETY: as above; the output is the key id's own buffer, which the call must refuse.
+        let status = unsafe {
+            kp_encrypt_batch_one_key(
+                engine,
+                over_key_ptr,
+                std::ptr::null(),
+                items.as_ptr(),
+                1,
+                outputs.as_mut_ptr(),
+            )
+        };
+        assert_eq!(status, kp_status::OverlappingBuffers);
+        assert!(last_error().contains("key_id"), "{}", last_error());
+        let mut over_item = vec![0u8; blob_len(6)];
+        over_item[..6].copy_from_slice(b"first!");
+        let item = [kp_bytes {
+            data: over_item.as_ptr(),
+            len: 6,
+        }];
+        outputs[0].data = over_item.as_mut_ptr();
+        // SAFETY: as above.
+        let status = unsafe {
+            kp_encrypt_batch_one_key(
+                engine,
+                key_id.as_ptr(),
+                std::ptr::null(),
+                item.as_ptr(),
+                1,
+                outputs.as_mut_ptr(),
+            )
+        };
+        assert_eq!(status, kp_status::OverlappingBuffers);
+        assert_eq!(&over_item[..6], b"first!", "nothing written");
         // SAFETY: the handle is live and freed once.
         unsafe { kp_engine_free(engine) };
     }

@@ -1,0 +1,485 @@
+//! `Engine::encrypt_into` and `Engine::decrypt_into`, the single calls that write into the
+//! caller's buffer (issue 14): what they write opens with (and equals what is written by) the
+//! allocating calls, their audit records are the allocating calls' records, a too-short buffer is
+//! `OutputTooSmall` with nothing written, and a failed call leaves no plaintext (nor ciphertext)
+//! behind: for symmetric keys, RSA keys and keys in an external key store.
+
+#[path = "support/keys.rs"]
+mod keys;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use keyplane::audit::AuditConfig;
+use keyplane::ciphertext::{blob_len, max_blob_len};
+use keyplane::custom_key_store::{
+    BackingKeyId, ConnectFailure, Connection, CustomKeyStoreBackend, CustomKeyStoreRecord,
+    CustomKeyStoreType,
+};
+use keyplane::{
+    Caller, CreateCustomKeyStoreRequest, CreateKeyRequest, DecryptRequest, EncryptRequest,
+    EncryptionAlgorithm, EncryptionContext, Engine, ErrorKind, IntoError, KeySpec, KeyUsage,
+    LockedBytes, Origin, SecretBytes, XksProxyCredential,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+const EVE: &str = "arn:aws:iam::444455556666:user/eve";
+
+fn context() -> EncryptionContext {
+    let mut context = EncryptionContext::new();
+    context.insert("tenant".into(), "42".into());
+    context
+}
+
+fn symmetric_key(engine: &Engine) -> String {
+    engine
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id
+}
+
+fn kind(error: &IntoError) -> ErrorKind {
+    match error {
+        IntoError::Failed(e) => e.kind(),
+        IntoError::OutputTooSmall { needed } => panic!("too small ({needed}), not a failure"),
+    }
+}
+
+#[test]
+fn what_encrypt_into_writes_decrypts_and_decrypt_into_answers_as_decrypt() {
+    let engine = Engine::in_memory().unwrap();
+    let key = symmetric_key(&engine);
+    let context = context();
+    let plaintext = b"sixteen bytes!!!";
+    let request = EncryptRequest::new(&key, plaintext).with_context(&context);
+
+    // Exactly blob_len bytes, the rest of a larger buffer untouched.
+    let mut out = vec![0xAAu8; blob_len(plaintext.len()) + 7];
+    let sealed = engine.encrypt_into(&request, &mut out).unwrap();
+    let allocated = engine.encrypt(&request).unwrap();
+    assert_eq!(sealed.len, blob_len(plaintext.len()));
+    assert_eq!(sealed.key_id, allocated.key_id);
+    assert_eq!(sealed.encryption_algorithm, allocated.encryption_algorithm);
+    assert!(out[sealed.len..].iter().all(|&b| b == 0xAA));
+    let blob = &out[..sealed.len];
+    let opened = engine
+        .decrypt(&DecryptRequest::new(blob).with_context(&context))
+        .unwrap();
+    assert_eq!(opened.plaintext.expose(), plaintext);
+
+    // Decrypt into a buffer: the allocating call's answer, field for field.
+    let request = DecryptRequest::new(&allocated.ciphertext_blob).with_context(&context);
+    let mut plain = [0u8; 16];
+    let into = engine.decrypt_into(&request, &mut plain).unwrap();
+    let response = engine.decrypt(&request).unwrap();
+    assert_eq!(&plain[..into.len], response.plaintext.expose());
+    assert_eq!(into.key_id, response.key_id);
+    assert_eq!(into.encryption_algorithm, response.encryption_algorithm);
+    assert_eq!(into.key_material_id, response.key_material_id);
+    // Naming the key, by alias too.
+    engine.create_alias("alias/into", &key).unwrap();
+    let named = request.with_key_id("alias/into");
+    assert_eq!(engine.decrypt_into(&named, &mut plain).unwrap().len, 16);
+    let other = symmetric_key(&engine);
+    let wrong = request.with_key_id(&other);
+    assert_eq!(
+        kind(&engine.decrypt_into(&wrong, &mut plain).unwrap_err()),
+        ErrorKind::IncorrectKey
+    );
+}
+
+#[test]
+fn a_too_short_buffer_is_output_too_small_with_nothing_written() {
+    let engine = Engine::in_memory().unwrap();
+    let key = symmetric_key(&engine);
+    let plaintext = [7u8; 100];
+    let request = EncryptRequest::new(&key, &plaintext);
+    let needed = blob_len(plaintext.len());
+    let mut out = vec![0xAAu8; needed - 1];
+    assert_eq!(
+        engine.encrypt_into(&request, &mut out).unwrap_err(),
+        IntoError::OutputTooSmall { needed }
+    );
+    assert!(out.iter().all(|&b| b == 0xAA), "nothing written");
+
+    let blob = engine.encrypt(&request).unwrap().ciphertext_blob;
+    let mut plain = vec![0xAAu8; plaintext.len() - 1];
+    assert_eq!(
+        engine
+            .decrypt_into(&DecryptRequest::new(&blob), &mut plain)
+            .unwrap_err(),
+        IntoError::OutputTooSmall {
+            needed: plaintext.len()
+        }
+    );
+    assert!(plain.iter().all(|&b| b == 0xAA), "nothing written");
+    // As an engine error, it is a ValidationException.
+    let as_error: keyplane::Error = IntoError::OutputTooSmall { needed: 5 }.into();
+    assert_eq!(as_error.kind(), ErrorKind::Validation);
+}
+
+#[test]
+fn refusals_are_the_allocating_calls_and_leave_no_plaintext() {
+    let engine = Engine::in_memory().unwrap();
+    let key = symmetric_key(&engine);
+    let context = context();
+    let plaintext = [9u8; 32];
+    let blob = engine
+        .encrypt(&EncryptRequest::new(&key, &plaintext).with_context(&context))
+        .unwrap()
+        .ciphertext_blob;
+    let mut out = [0xAAu8; 200];
+
+    // Validation, as Encrypt answers it.
+    let empty = EncryptRequest::new(&key, &[]);
+    assert_eq!(
+        kind(&engine.encrypt_into(&empty, &mut out).unwrap_err()),
+        engine.encrypt(&empty).unwrap_err().kind()
+    );
+    // A disabled key: refused, nothing written.
+    engine.disable_key(&key).unwrap();
+    let request = EncryptRequest::new(&key, &plaintext);
+    assert_eq!(
+        kind(&engine.encrypt_into(&request, &mut out).unwrap_err()),
+        ErrorKind::Disabled
+    );
+    assert!(out.iter().all(|&b| b == 0xAA));
+    let opening = DecryptRequest::new(&blob).with_context(&context);
+    assert_eq!(
+        kind(&engine.decrypt_into(&opening, &mut out).unwrap_err()),
+        ErrorKind::Disabled
+    );
+    assert!(
+        out[32..].iter().all(|&b| b == 0xAA),
+        "only the plaintext's room is touched"
+    );
+    assert!(out[..32].iter().all(|&b| b == 0 || b == 0xAA));
+    engine.enable_key(&key).unwrap();
+
+    // A tampered blob and a wrong context: InvalidCiphertext, and the plaintext's room zeroed.
+    for (what, blob, context) in [
+        ("tampered", tampered(&blob), Some(&context)),
+        ("wrong context", blob.clone(), None),
+    ] {
+        let mut out = [0xAAu8; 32];
+        let mut request = DecryptRequest::new(&blob);
+        request.encryption_context = context;
+        let error = engine.decrypt_into(&request, &mut out).unwrap_err();
+        assert_eq!(kind(&error), ErrorKind::InvalidCiphertext, "{what}");
+        assert_eq!(out, [0u8; 32], "{what}: no plaintext is left");
+    }
+
+    // Another account's caller: AccessDenied, nothing written or left.
+    let eve = engine.for_caller(Caller::new(EVE).unwrap());
+    let mut out = [0xAAu8; 200];
+    assert_eq!(
+        kind(&eve.encrypt_into(&request, &mut out).unwrap_err()),
+        ErrorKind::AccessDenied
+    );
+    assert_eq!(
+        kind(&eve.decrypt_into(&opening, &mut out).unwrap_err()),
+        ErrorKind::AccessDenied
+    );
+    assert!(out[..32].iter().all(|&b| b == 0 || b == 0xAA));
+    assert!(out[32..].iter().all(|&b| b == 0xAA));
+
+    // A dry run answers DryRunOperation, and takes back what the real call wrote.
+    let dry = engine.dry_run();
+    let mut out = [0xAAu8; 32];
+    assert_eq!(
+        kind(&dry.decrypt_into(&opening, &mut out).unwrap_err()),
+        ErrorKind::DryRunOperation
+    );
+    assert_eq!(out, [0u8; 32], "a dry run leaves no plaintext");
+    let mut out = vec![0xAAu8; blob_len(32)];
+    assert_eq!(
+        kind(&dry.encrypt_into(&request, &mut out).unwrap_err()),
+        ErrorKind::DryRunOperation
+    );
+    assert!(out.iter().all(|&b| b == 0), "nor a ciphertext");
+}
+
+fn tampered(blob: &[u8]) -> Vec<u8> {
+    let mut blob = blob.to_vec();
+    let last = blob.len() - 1;
+    blob[last] ^= 1;
+    blob
+}
+
+#[test]
+fn rsa_keys_encrypt_and_decrypt_into_buffers_as_the_allocating_calls() {
+    let engine = Engine::in_memory().unwrap();
+    let key = keys::key(&engine, KeySpec::Rsa2048, KeyUsage::EncryptDecrypt);
+    let plaintext = b"a secret for RSA";
+    let mut request = EncryptRequest::new(&key, plaintext);
+    request.encryption_algorithm = EncryptionAlgorithm::RsaesOaepSha256;
+
+    // The ciphertext is the modulus long; a shorter buffer is too small, nothing written.
+    let mut short = [0xAAu8; 255];
+    assert_eq!(
+        engine.encrypt_into(&request, &mut short).unwrap_err(),
+        IntoError::OutputTooSmall { needed: 256 }
+    );
+    assert!(short.iter().all(|&b| b == 0xAA));
+    for room in [256, 512] {
+        let mut out = vec![0u8; room];
+        let sealed = engine.encrypt_into(&request, &mut out).unwrap();
+        assert_eq!(sealed.len, 256);
+        assert_eq!(
+            sealed.encryption_algorithm,
+            EncryptionAlgorithm::RsaesOaepSha256
+        );
+        let mut opening = DecryptRequest::new(&out[..256]).with_key_id(&key);
+        opening.encryption_algorithm = Some(EncryptionAlgorithm::RsaesOaepSha256);
+        let response = engine.decrypt(&opening).unwrap();
+        assert_eq!(response.plaintext.expose(), plaintext);
+
+        // Decrypt into exactly the plaintext's length: the allocating call's answer.
+        let mut plain = [0u8; 16];
+        let into = engine.decrypt_into(&opening, &mut plain).unwrap();
+        assert_eq!(&plain, plaintext);
+        assert_eq!(into.key_id, response.key_id);
+        assert_eq!(into.key_material_id, response.key_material_id);
+        assert_eq!(
+            into.encryption_algorithm,
+            EncryptionAlgorithm::RsaesOaepSha256
+        );
+        let mut short = [0xAAu8; 15];
+        assert_eq!(
+            engine.decrypt_into(&opening, &mut short).unwrap_err(),
+            IntoError::OutputTooSmall { needed: 16 }
+        );
+        assert!(short.iter().all(|&b| b == 0xAA));
+    }
+    // A context cannot be bound to an RSA ciphertext: refused as Encrypt refuses it.
+    let context = context();
+    let with_context = request.with_context(&context);
+    let mut out = [0u8; 512];
+    assert_eq!(
+        kind(&engine.encrypt_into(&with_context, &mut out).unwrap_err()),
+        engine.encrypt(&with_context).unwrap_err().kind()
+    );
+}
+
+// ---- the audit record ---------------------------------------------------------------------------
+
+fn records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("{\"seq\":"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// What a record says about its request, without what differs between any two records (ids,
+/// times, the chain).
+fn about(record: &Value) -> Value {
+    let mut record = record.clone();
+    let object = record.as_object_mut().unwrap();
+    object.retain(|field, _| {
+        matches!(
+            field.as_str(),
+            "eventName"
+                | "eventSource"
+                | "userIdentity"
+                | "requestParameters"
+                | "resources"
+                | "errorCode"
+                | "errorMessage"
+                | "readOnly"
+                | "recipientAccountId"
+                | "awsRegion"
+        )
+    });
+    record
+}
+
+#[test]
+fn the_audit_record_is_the_allocating_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let signing_key = keyplane::audit::generate_signing_key(Default::default()).unwrap();
+    let engine = Engine::builder()
+        .audit(AuditConfig::new(&log), signing_key)
+        .build()
+        .unwrap();
+    let key = symmetric_key(&engine);
+    let context = context();
+    let plaintext = [3u8; 48];
+    let request = EncryptRequest::new(&key, &plaintext).with_context(&context);
+    let blob = engine.encrypt(&request).unwrap().ciphertext_blob;
+    let mut out = vec![0u8; blob_len(plaintext.len())];
+    engine.encrypt_into(&request, &mut out).unwrap();
+    let opening = DecryptRequest::new(&blob).with_context(&context);
+    engine.decrypt(&opening).unwrap();
+    engine.decrypt_into(&opening, &mut out).unwrap();
+    // And refusals: a wrong context.
+    let wrong = DecryptRequest::new(&blob);
+    engine.decrypt(&wrong).unwrap_err();
+    engine.decrypt_into(&wrong, &mut out).unwrap_err();
+    drop(engine);
+
+    let records = records(&log);
+    let data: Vec<&Value> = records
+        .iter()
+        .filter(|r| matches!(r["eventName"].as_str(), Some("Encrypt" | "Decrypt")))
+        .collect();
+    assert_eq!(data.len(), 6, "one record per call");
+    for pair in data.chunks(2) {
+        assert_eq!(about(pair[0]), about(pair[1]));
+        assert!(pair[0]["resources"].to_string().contains(&key));
+    }
+    assert_eq!(data[4]["errorCode"], "InvalidCiphertextException");
+}
+
+// ---- a key in an external key store -------------------------------------------------------------
+
+/// An external key store whose proxy wraps with a reversible toy, 40 bytes for the 32-byte
+/// secret (as a real proxy's answer is longer than what it wraps).
+struct ToyProxy;
+struct ToyConnection;
+
+impl CustomKeyStoreBackend for ToyProxy {
+    fn check_definition(&self, _store: &CustomKeyStoreRecord) -> keyplane::Result<()> {
+        Ok(())
+    }
+
+    fn connect(
+        &self,
+        _store: &CustomKeyStoreRecord,
+        _secret: &LockedBytes,
+    ) -> Result<Arc<dyn Connection>, ConnectFailure> {
+        Ok(Arc::new(ToyConnection))
+    }
+
+    fn describe(&self) -> String {
+        "toy XKS proxy".into()
+    }
+}
+
+impl Connection for ToyConnection {
+    fn create_backing_key(&self, _key_id: &Uuid) -> keyplane::Result<BackingKeyId> {
+        Err(keyplane::Error::UnsupportedOperation(
+            "XKS keys are named".into(),
+        ))
+    }
+
+    fn check_backing_key(&self, _backing_key: &str) -> keyplane::Result<()> {
+        Ok(())
+    }
+
+    fn salt_key(&self, _backing_key: &str, _salt: &[u8; 32]) -> keyplane::Result<LockedBytes> {
+        Err(keyplane::Error::UnsupportedOperation("no salt keys".into()))
+    }
+
+    fn random(&self, _out: &mut [u8]) -> keyplane::Result<()> {
+        Err(keyplane::Error::UnsupportedOperation("no random".into()))
+    }
+
+    fn health(&self) -> Result<(), ConnectFailure> {
+        Ok(())
+    }
+
+    fn encrypts_blobs(&self) -> bool {
+        true
+    }
+
+    fn external_encrypt(
+        &self,
+        _backing_key: &str,
+        plaintext: &[u8],
+        _aad: &[u8],
+        _request_metadata: &str,
+    ) -> keyplane::Result<Vec<u8>> {
+        let mut wrapped: Vec<u8> = plaintext.iter().map(|b| b ^ 0x5a).collect();
+        wrapped.extend_from_slice(&[0u8; 8]);
+        Ok(wrapped)
+    }
+
+    fn external_decrypt(
+        &self,
+        _backing_key: &str,
+        ciphertext: &[u8],
+        _aad: &[u8],
+        _request_metadata: &str,
+    ) -> keyplane::Result<SecretBytes> {
+        let secret = ciphertext[..ciphertext.len() - 8].iter().map(|b| b ^ 0x5a);
+        Ok(SecretBytes::from_vec(secret.collect()))
+    }
+}
+
+fn external_key(engine: &Engine) -> String {
+    let store = engine
+        .create_custom_key_store(CreateCustomKeyStoreRequest {
+            custom_key_store_name: "toy".into(),
+            custom_key_store_type: Some(CustomKeyStoreType::ExternalKeyStore),
+            xks_proxy_uri_endpoint: Some("https://proxy.example".into()),
+            xks_proxy_uri_path: Some("/kms/xks/v1".into()),
+            xks_proxy_authentication_credential: Some(XksProxyCredential {
+                access_key_id: "AKIAI2SFODNN7EXAMPLE".into(),
+                raw_secret_access_key: SecretBytes::from_vec(
+                    b"FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE".to_vec(),
+                ),
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+    engine.connect_custom_key_store(&store).unwrap();
+    engine
+        .create_key(CreateKeyRequest {
+            origin: Some(Origin::ExternalKeyStore),
+            custom_key_store_id: Some(store),
+            xks_key_id: Some("external-1".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .key_id
+}
+
+#[test]
+fn a_key_in_an_external_key_store_writes_its_longer_blob_when_it_fits() {
+    let engine = Engine::builder()
+        .custom_key_store_backend(CustomKeyStoreType::ExternalKeyStore, Arc::new(ToyProxy))
+        .build()
+        .unwrap();
+    let key = external_key(&engine);
+    let plaintext = [5u8; 64];
+    let request = EncryptRequest::new(&key, &plaintext);
+    let needed = engine.encrypt(&request).unwrap().ciphertext_blob.len();
+    assert!(blob_len(64) < needed && needed < max_blob_len(64));
+
+    // The keyplane blob's length is too short: known once the proxy answered, nothing written.
+    let mut out = vec![0xAAu8; blob_len(64)];
+    assert_eq!(
+        engine.encrypt_into(&request, &mut out).unwrap_err(),
+        IntoError::OutputTooSmall { needed }
+    );
+    assert!(out.iter().all(|&b| b == 0xAA));
+    // Exactly the blob's length, and the bound that always suffices.
+    for room in [needed, max_blob_len(64)] {
+        let mut out = vec![0u8; room];
+        let sealed = engine.encrypt_into(&request, &mut out).unwrap();
+        assert_eq!(sealed.len, needed);
+        let blob = &out[..needed];
+        let mut plain = [0xAAu8; 64];
+        let opened = engine
+            .decrypt_into(&DecryptRequest::new(blob), &mut plain)
+            .unwrap();
+        assert_eq!((opened.len, plain), (64, plaintext));
+        let mut short = [0xAAu8; 63];
+        assert_eq!(
+            engine
+                .decrypt_into(&DecryptRequest::new(blob), &mut short)
+                .unwrap_err(),
+            IntoError::OutputTooSmall { needed: 64 }
+        );
+        let mut plain = [0xAAu8; 64];
+        let error = engine
+            .decrypt_into(&DecryptRequest::new(&tampered(blob)), &mut plain)
+            .unwrap_err();
+        assert_eq!(kind(&error), ErrorKind::InvalidCiphertext);
+        assert_eq!(plain, [0u8; 64]);
+    }
+}
