@@ -13,6 +13,10 @@
 //!   [`JOB_NS`] (several per thread, so a thread that wakes late or runs slow takes fewer). Each
 //!   thread claims the next job with one atomic add; a helper that wakes after the calling thread
 //!   has claimed every job finds nothing and returns.
+//! - The helpers are [`super::spin_pool`]'s threads, which stay awake for a while after a batch,
+//!   so back-to-back batches start on every thread at once, and the calling thread waits only for
+//!   helpers inside a job, never for one still waking. While another batch holds them, a batch
+//!   runs on rayon's pool instead.
 //! - Results come back in item order, whichever thread ran which job.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -231,12 +235,22 @@ impl DataPlane {
                 *lock(&job_results[k]) = done;
             }
         };
-        self.pool.in_place_scope(|scope| {
-            for _ in 1..plan.threads {
-                scope.spawn(|_| work());
+        // Helpers awake take part up to the plan's thread count (the calling thread is one).
+        let helpers_in = AtomicUsize::new(1);
+        let help = || {
+            if helpers_in.fetch_add(1, Ordering::Relaxed) < plan.threads {
+                work();
             }
-            work();
-        });
+        };
+        if !self.helpers.run(&help, work) {
+            // Another batch holds the helpers: rayon's pool, whose workers may need waking.
+            self.pool.in_place_scope(|scope| {
+                for _ in 1..plan.threads {
+                    scope.spawn(|_| work());
+                }
+                work();
+            });
+        }
         let mut results = Vec::with_capacity(n);
         for done in job_results {
             results.extend(done.into_inner().unwrap_or_else(PoisonError::into_inner));

@@ -30,6 +30,7 @@ mod reencrypt;
 pub(crate) mod session;
 mod sign;
 pub(crate) mod slot_cache;
+mod spin_pool;
 pub(crate) mod tally;
 mod xks;
 

@@ -22,6 +22,9 @@ pub(crate) struct DataPlane {
     /// its own batch (see [`super::batch`]). A pool as large as `threads` leaves one worker
     /// spinning for work while every core is busy: on 16 cores that halved 16 KiB batches.
     pub(super) pool: rayon::ThreadPool,
+    /// The same number of helpers, which stay awake between back-to-back batches (see
+    /// [`super::spin_pool`]); a batch takes rayon's pool only while another holds these.
+    pub(super) helpers: super::spin_pool::SpinPool,
     /// The configured thread count, the calling thread included.
     threads: usize,
     /// The pool envelope streams run their frames on: a stream's calling thread waits for its
@@ -56,6 +59,7 @@ impl DataPlane {
             max_plaintext,
             freshness: Freshness::new(max_staleness),
             pool,
+            helpers: super::spin_pool::SpinPool::new(threads - 1, "keyplane-batch")?,
             threads,
             stream_pool: std::sync::Arc::new(build_pool(threads, "keyplane-stream")?),
         })
