@@ -4,8 +4,11 @@
 //!
 //! How a batch is scheduled, and why:
 //! - A batch whose estimated work is under [`INLINE_BELOW_NS`] runs on the calling thread alone:
-//!   waking a worker and waiting for it costs microseconds, more than such a batch could gain
-//!   (64 × 64 B encrypts is ~20 µs of work; 8 × 16 KiB ~30 µs).
+//!   sharing it costs more than it could gain. One under [`WAKE_FROM_NS`] is shared only with
+//!   helpers already awake (after a batch they stay awake a while, see [`super::spin_pool`]):
+//!   waking a parked one is a futex call on the calling thread, and 64 × 64 B encrypts are ~17 µs
+//!   of work, 8 × 16 KiB ~28 µs), unless it comes in a stream of batches (the last one under
+//!   200 µs ago), whose helpers, once woken, stay awake for the rest.
 //! - Otherwise one thread takes part per [`WORK_PER_THREAD_NS`] of work, up to the pool's size,
 //!   and the calling thread is one of them: it works on its own batch instead of sleeping until
 //!   the pool is done, so a batch never waits for a wake-up before work starts.
@@ -30,13 +33,16 @@ use super::tally::{ItemOutcome, KeyTally};
 use crate::access::Caller;
 use crate::error::Result;
 
-/// Batches estimated below this run on the calling thread alone.
-const INLINE_BELOW_NS: u64 = 40_000;
-/// Work that pays for one more thread (its wake-up, its chunk context, the wait for its last
-/// job).
-const WORK_PER_THREAD_NS: u64 = 20_000;
+/// Batches estimated below this run on the calling thread alone: even a helper already awake
+/// costs more than it gains (its chunk context, the claims, the wait for its last job).
+const INLINE_BELOW_NS: u64 = 12_000;
+/// Batches estimated below this run on helpers only if some are awake: waking a parked helper is
+/// a futex call on the calling thread, microseconds it would rather spend on its own items.
+const WAKE_FROM_NS: u64 = 40_000;
+/// Work that pays for one more thread.
+const WORK_PER_THREAD_NS: u64 = 8_000;
 /// The least work in one job: a claim is an atomic add and an uncontended lock, ~50 ns.
-const JOB_NS: u64 = 5_000;
+const JOB_NS: u64 = 2_500;
 /// Jobs per taking-part thread when the batch is large enough, so that uneven threads even out.
 const JOBS_PER_THREAD: u64 = 8;
 
@@ -46,6 +52,8 @@ const JOBS_PER_THREAD: u64 = 8;
 pub(crate) struct Plan {
     pub(crate) threads: usize,
     pub(crate) job_ends: Vec<usize>,
+    /// Whether the batch is worth waking parked helpers for.
+    pub(crate) wake: bool,
 }
 
 /// Plans a batch of items with these estimated costs for a pool of `pool_threads`.
@@ -59,6 +67,7 @@ pub(crate) fn plan(costs: impl Iterator<Item = u64> + Clone, pool_threads: usize
         return Plan {
             threads: 1,
             job_ends: vec![n],
+            wake: false,
         };
     }
     let per_job = (total / (threads as u64 * JOBS_PER_THREAD)).max(JOB_NS);
@@ -74,7 +83,11 @@ pub(crate) fn plan(costs: impl Iterator<Item = u64> + Clone, pool_threads: usize
     if job_ends.last() != Some(&n) {
         job_ends.push(n);
     }
-    Plan { threads, job_ends }
+    Plan {
+        threads,
+        job_ends,
+        wake: total >= WAKE_FROM_NS,
+    }
 }
 
 /// A caller's output buffer, which a refused item zeroes (the C ABI documents that the buffer of
@@ -196,7 +209,9 @@ impl DataPlane {
         let n = items.len().min(outputs.len());
         let (items, outputs) = (&items[..n], &mut outputs[..n]);
         let plan = plan(items.iter().map(ItemCost::cost_ns), self.threads());
-        if plan.threads == 1 {
+        // A small batch in a stream of them wakes the helpers too: they stay awake for the rest.
+        let wake = plan.threads > 1 && (self.helpers.streaming() || plan.wake);
+        if plan.threads == 1 || (!wake && !self.helpers.any_awake()) {
             let mut ctx = ChunkContext::new(self, keyring, caller, tally, request_id);
             return items
                 .iter()
@@ -242,7 +257,7 @@ impl DataPlane {
                 work();
             }
         };
-        if !self.helpers.run(&help, work) {
+        if !self.helpers.run(&help, work, wake) {
             // Another batch holds the helpers: rayon's pool, whose workers may need waking.
             self.pool.in_place_scope(|scope| {
                 for _ in 1..plan.threads {
@@ -265,14 +280,16 @@ mod tests {
 
     #[test]
     fn small_batches_run_on_the_calling_thread() {
-        // 64 × 64 B encrypts, 8 × 16 KiB: under the inline bound whatever the pool.
-        for (n, cost) in [(64, 263), (8, 3_500), (1, 1_000_000)] {
+        // 32 × 64 B encrypts, 3 × 16 KiB, one large item: under the inline bound whatever the
+        // pool, or one item.
+        for (n, cost) in [(32, 263), (3, 3_500), (1, 1_000_000)] {
             let p = plan(std::iter::repeat_n(cost, n), 16);
             assert_eq!(
                 p,
                 Plan {
                     threads: 1,
-                    job_ends: vec![n]
+                    job_ends: vec![n],
+                    wake: false,
                 },
                 "{n} × {cost} ns"
             );
@@ -282,12 +299,23 @@ mod tests {
     }
 
     #[test]
+    fn only_batches_worth_a_wake_up_wake_parked_helpers() {
+        // 64 × 64 B (~17 µs): shared with helpers already awake, never worth waking one.
+        let p = plan(std::iter::repeat_n(263, 64), 16);
+        assert_eq!((p.threads, p.wake), (2, false));
+        // 8 × 16 KiB (~28 µs) likewise; 256 × 64 B (~67 µs) wakes them.
+        assert!(!plan(std::iter::repeat_n(3_500, 8), 16).wake);
+        let p = plan(std::iter::repeat_n(263, 256), 16);
+        assert_eq!((p.threads, p.wake), (8, true));
+    }
+
+    #[test]
     fn threads_follow_the_work_and_jobs_cover_the_batch_in_order() {
-        // 1000 × 64 B (~263 µs): every thread of a 2-pool, a dozen of a 16-pool.
+        // 1000 × 64 B (~263 µs): every thread of a 2-pool and of a 16-pool.
         let p = plan(std::iter::repeat_n(263, 1000), 2);
         assert_eq!(p.threads, 2);
         let p16 = plan(std::iter::repeat_n(263, 1000), 16);
-        assert_eq!(p16.threads, 13);
+        assert_eq!(p16.threads, 16);
         for p in [p, p16] {
             assert_eq!(p.job_ends.last(), Some(&1000));
             assert!(p.job_ends.windows(2).all(|w| w[0] < w[1]));

@@ -65,6 +65,10 @@ fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
 /// Helper threads that run the work a batch posts (see the module's protocol).
 pub(crate) struct SpinPool {
     shared: Arc<Shared>,
+    /// When the pool was made, and when a batch last asked for helpers ([`SpinPool::streaming`]),
+    /// in nanoseconds since then.
+    born: Instant,
+    last_ask: AtomicU64,
     helpers: Vec<JoinHandle<()>>,
     /// The process generation that started the helpers ([`crate::fork::generation`]).
     generation: u64,
@@ -86,6 +90,8 @@ impl SpinPool {
         });
         let mut pool = SpinPool {
             shared,
+            born: Instant::now(),
+            last_ask: AtomicU64::new(0),
             helpers: Vec::with_capacity(helpers),
             generation: crate::fork::generation(),
         };
@@ -100,12 +106,28 @@ impl SpinPool {
         Ok(pool)
     }
 
-    /// Runs `work` on every helper awake, or woken, while the calling thread runs `own`; returns
+    /// Whether batches come in a stream: the last one that asked was under [`STAY_AWAKE`] ago.
+    /// Then even a batch too small to pay for a wake-up on its own wakes parked helpers, which
+    /// stay awake for the ones that follow. Notes this batch's ask.
+    pub(crate) fn streaming(&self) -> bool {
+        let now = u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let last = self.last_ask.swap(now, SeqCst);
+        last != 0 && now.saturating_sub(last) < STAY_AWAKE.as_nanos() as u64
+    }
+
+    /// Whether some helper is awake (not parked), so that a batch too small to wake one may still
+    /// be shared. A hint: a helper may park or wake just after.
+    pub(crate) fn any_awake(&self) -> bool {
+        self.shared.sleepers.load(SeqCst) < self.helpers.len()
+    }
+
+    /// Runs `work` on every helper awake, or woken (with `wake`), while the calling thread runs
+    /// `own`; returns
     /// once every helper that entered `work` has left it. The two divide the batch themselves
     /// (each claims jobs until none is left). Returns false, having run nothing, when another
     /// batch holds the pool or this is a copy of the process after `fork`. A panic in either,
     /// on any thread, is raised again here once no helper is inside `work`.
-    pub(crate) fn run(&self, work: &(dyn Fn() + Sync), own: impl FnOnce()) -> bool {
+    pub(crate) fn run(&self, work: &(dyn Fn() + Sync), own: impl FnOnce(), wake: bool) -> bool {
         let s = &*self.shared;
         if self.helpers.is_empty()
             || crate::fork::generation() != self.generation
@@ -123,7 +145,7 @@ impl SpinPool {
             .cast::<Posted<'static>>();
         s.posted.store(ptr, SeqCst);
         s.epoch.fetch_add(1, SeqCst);
-        if s.sleepers.load(SeqCst) > 0 {
+        if wake && s.sleepers.load(SeqCst) > 0 {
             let _guard = lock(&s.lock);
             s.wake.notify_all();
         }
@@ -248,7 +270,7 @@ mod tests {
                 let Some(job) = jobs.get(k) else { break };
                 job.fetch_add(1, SeqCst);
             };
-            assert!(pool.run(&work, work));
+            assert!(pool.run(&work, work, true));
             assert!(jobs.iter().all(|j| j.load(SeqCst) == 1), "round {round}");
             if round % 500 == 0 {
                 std::thread::sleep(Duration::from_millis(2));
@@ -268,7 +290,7 @@ mod tests {
                 std::thread::sleep(Duration::from_micros(200));
             }
         };
-        assert!(pool.run(&work, work));
+        assert!(pool.run(&work, work, true));
         assert!(threads.lock().unwrap().len() > 1);
     }
 
@@ -279,12 +301,12 @@ mod tests {
         let inner_ran = AtomicBool::new(false);
         let outer = || {
             let inner = || inner_ran.store(true, SeqCst);
-            let refused = !pool.run(&inner, inner);
+            let refused = !pool.run(&inner, inner, true);
             assert!(refused);
         };
-        assert!(pool.run(&|| (), outer));
+        assert!(pool.run(&|| (), outer, true));
         assert!(!inner_ran.load(SeqCst));
-        assert!(pool.run(&|| (), || ()), "the pool is free again");
+        assert!(pool.run(&|| (), || (), true), "the pool is free again");
     }
 
     /// A panic in a helper's or the caller's share of the work reaches the caller, and the pool
@@ -293,7 +315,7 @@ mod tests {
     fn panics_reach_the_caller_and_the_pool_survives() {
         let pool = SpinPool::new(2, "test-helper").unwrap();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            pool.run(&|| (), || panic!("caller's share"))
+            pool.run(&|| (), || panic!("caller's share"), true)
         }));
         assert!(result.is_err());
         let next = AtomicUsize::new(0);
@@ -308,11 +330,15 @@ mod tests {
             }
         };
         // A helper may or may not get a job before the caller has taken them all.
-        let _ = catch_unwind(AssertUnwindSafe(|| pool.run(&helper, own)));
+        let _ = catch_unwind(AssertUnwindSafe(|| pool.run(&helper, own, true)));
         let ran = AtomicUsize::new(0);
-        assert!(pool.run(&|| (), || {
-            ran.fetch_add(1, SeqCst);
-        }));
+        assert!(pool.run(
+            &|| (),
+            || {
+                ran.fetch_add(1, SeqCst);
+            },
+            true
+        ));
         assert!(ran.load(SeqCst) >= 1);
     }
 
@@ -320,7 +346,7 @@ mod tests {
     fn dropping_the_pool_stops_its_helpers() {
         for _ in 0..20 {
             let pool = SpinPool::new(4, "test-helper").unwrap();
-            assert!(pool.run(&|| (), || ()));
+            assert!(pool.run(&|| (), || (), true));
             drop(pool);
         }
     }
