@@ -113,9 +113,10 @@ pub struct SweepArgs {
     #[arg(long)]
     pub into: bool,
 
-    /// Encrypt and decrypt into one buffer the caller keeps from batch to batch
-    /// (`encrypt_batch_to`, `decrypt_batch_to` with a kept `BatchOutputs`) instead of the
-    /// allocating batch calls; the raw baseline is then the allocation-free one, as for --into
+    /// Encrypt, decrypt and GenerateMac into one buffer the caller keeps from batch to batch
+    /// (`encrypt_batch_to`, `decrypt_batch_to`, `generate_mac_batch_to` with a kept
+    /// `BatchOutputs`) instead of the allocating batch calls; the raw baseline of encrypt and
+    /// decrypt is then the allocation-free one, as for --into
     #[arg(long, conflicts_with = "into")]
     pub kept_outputs: bool,
 

@@ -464,6 +464,14 @@ impl Inputs {
                     .collect();
                 Box::new(move || check(&engine.verify_batch(&requests), "verify_batch"))
             }
+            Workload::GenerateMac if outputs == Outputs::Kept => {
+                let requests = self.mac_requests();
+                let mut out = BatchOutputs::new();
+                Box::new(move || {
+                    engine.generate_mac_batch_to(&requests, &mut out);
+                    check_outputs(&out, "generate_mac_batch_to")
+                })
+            }
             Workload::GenerateMac => {
                 let requests = self.mac_requests();
                 Box::new(move || check(&engine.generate_mac_batch(&requests), "generate_mac_batch"))

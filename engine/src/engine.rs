@@ -1157,6 +1157,31 @@ impl Engine {
         )
     }
 
+    /// GenerateMac of every request into `out`, one buffer the caller keeps for the next call
+    /// (as [`Engine::encrypt_batch_to`]): no allocation per MAC.
+    pub fn generate_mac_batch_to(
+        &self,
+        requests: &[dataplane::GenerateMacRequest<'_>],
+        out: &mut dataplane::BatchOutputs,
+    ) {
+        let results = self.batch(
+            crate::operation::Operation::GenerateMac,
+            QuotaFamily::SymmetricCrypto,
+            requests.first().map(|r| r.key_id),
+            requests.len(),
+            |caller, tally| {
+                let limits = self.limits();
+                let mut rooms = out.rooms(crate::dataplane::plane::DataPlane::mac_rooms(requests));
+                self.inner
+                    .data
+                    .generate_mac_batch_into(caller, tally, requests, &mut rooms, |r| {
+                        r.validate(&limits)
+                    })
+            },
+        );
+        out.finish(results);
+    }
+
     /// Verifies an HMAC in constant time; a mismatch is `Error::InvalidMac`.
     pub fn verify_mac(
         &self,

@@ -185,3 +185,72 @@ fn refused_items_get_no_room() {
     );
     assert_eq!(out.capacity(), 0);
 }
+
+/// GenerateMac into kept outputs: each MAC equals the allocating call's (HMAC is deterministic),
+/// for every algorithm's length; refused items fail alone with the allocating call's error.
+#[test]
+fn macs_into_kept_outputs_equal_the_allocating_calls() {
+    use keyplane::{GenerateMacRequest, MacAlgorithm};
+    let engine = Engine::builder().worker_threads(3).build().unwrap();
+    let keys = [
+        (
+            key(&engine, KeySpec::Hmac256, KeyUsage::GenerateVerifyMac),
+            MacAlgorithm::HmacSha256,
+        ),
+        (
+            key(&engine, KeySpec::Hmac512, KeyUsage::GenerateVerifyMac),
+            MacAlgorithm::HmacSha512,
+        ),
+        (
+            key(&engine, KeySpec::Hmac224, KeyUsage::GenerateVerifyMac),
+            MacAlgorithm::HmacSha224,
+        ),
+    ];
+    let messages: Vec<Vec<u8>> = (0..500)
+        .map(|i| {
+            if i % 61 == 7 {
+                Vec::new()
+            } else {
+                vec![i as u8; 1 + i % 300]
+            }
+        })
+        .collect();
+    let requests: Vec<GenerateMacRequest<'_>> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let (k, a) = &keys[i % 3];
+            // Every 50th asks for an algorithm its key does not have.
+            let mac_algorithm = if i % 50 == 9 {
+                MacAlgorithm::HmacSha384
+            } else {
+                *a
+            };
+            GenerateMacRequest {
+                key_id: k,
+                message: m,
+                mac_algorithm,
+            }
+        })
+        .collect();
+    let mut out = BatchOutputs::new();
+    engine.generate_mac_batch_to(&requests, &mut out);
+    let allocated = engine.generate_mac_batch(&requests);
+    assert_eq!(out.len(), requests.len());
+    let mut ok = 0;
+    for (i, (ours, theirs)) in out.iter().zip(&allocated).enumerate() {
+        match (ours, theirs) {
+            (Ok(mac), Ok(other)) => {
+                ok += 1;
+                assert_eq!(mac, &other[..], "item {i}");
+            }
+            (Err(e), Err(f)) => assert_eq!(e.code(), f.code(), "item {i}"),
+            (a, b) => panic!(
+                "item {i}: {:?} / {:?}",
+                a.map(<[u8]>::len),
+                b.as_ref().map(Vec::len)
+            ),
+        }
+    }
+    assert!(ok > 450 && ok < 500, "{ok} of 500");
+}

@@ -160,6 +160,14 @@ impl DataPlane {
             .collect()
     }
 
+    /// The room each GenerateMac request's MAC needs: its algorithm's length.
+    pub(crate) fn mac_rooms(requests: &[super::mac::GenerateMacRequest<'_>]) -> Vec<usize> {
+        requests
+            .iter()
+            .map(|r| crate::crypto::hmac::mac_len(r.mac_algorithm))
+            .collect()
+    }
+
     /// The room each request's plaintext needs: its ciphertext's length bounds it for every
     /// kind of key; none for a ciphertext longer than any blob the engine accepts.
     pub(crate) fn decrypt_rooms(&self, requests: &[DecryptRequest<'_>]) -> Vec<usize> {

@@ -134,6 +134,30 @@ impl DataPlane {
         Ok((mac, key))
     }
 
+    /// As [`Self::generate_mac_item`], into `out` (at least the algorithm's MAC length); returns
+    /// the bytes written.
+    fn generate_mac_item_into(
+        ctx: &mut ChunkContext<'_>,
+        request: &GenerateMacRequest<'_>,
+        out: &mut [u8],
+    ) -> Result<usize> {
+        let (hmac, _) = authorized_hmac_key(
+            ctx,
+            Action::GenerateMac,
+            request.key_id,
+            request.mac_algorithm,
+            request.message,
+        )?;
+        if out.len() < crate::crypto::hmac::mac_len(request.mac_algorithm) {
+            return Err(validation!(
+                "the output buffer holds {} bytes; this MAC needs {}",
+                out.len(),
+                crate::crypto::hmac::mac_len(request.mac_algorithm)
+            ));
+        }
+        hmac.compute(ctx.hmac_work()?, request.message, out)
+    }
+
     fn verify_mac_item<'k>(
         ctx: &mut ChunkContext<'k>,
         request: &VerifyMacRequest<'_>,
@@ -179,6 +203,24 @@ impl DataPlane {
         self.run_batch(caller, tally, requests, check, |ctx, request| {
             Self::generate_mac_item(ctx, request).map(|(mac, _)| mac)
         })
+    }
+
+    /// GenerateMac of every request into its buffer `outputs[i]` (at least the algorithm's MAC
+    /// length); returns the bytes written per item.
+    pub(crate) fn generate_mac_batch_into(
+        &self,
+        caller: &Caller,
+        tally: &KeyTally,
+        requests: &[GenerateMacRequest<'_>],
+        outputs: &mut [&mut [u8]],
+        check: impl Fn(&GenerateMacRequest<'_>) -> Result<()> + Sync,
+    ) -> Vec<Result<usize>> {
+        let mut results =
+            self.run_batch_into(caller, tally, requests, outputs, check, |ctx, r, out| {
+                Self::generate_mac_item_into(ctx, r, out)
+            });
+        super::encrypt::missing_outputs(&mut results, requests.len());
+        results
     }
 
     pub(crate) fn verify_mac(
