@@ -211,7 +211,8 @@ impl DataPlane {
         let plan = plan(items.iter().map(ItemCost::cost_ns), self.threads());
         // A small batch in a stream of them wakes the helpers too: they stay awake for the rest.
         let wake = plan.threads > 1 && (self.helpers.streaming() || plan.wake);
-        if plan.threads == 1 || (!wake && !self.helpers.any_awake()) {
+        // In a child of `fork` no helper or rayon worker exists: waiting for one would never end.
+        if plan.threads == 1 || (!wake && !self.helpers.any_awake()) || self.helpers.in_a_copy() {
             let mut ctx = ChunkContext::new(self, keyring, caller, tally, request_id);
             return items
                 .iter()

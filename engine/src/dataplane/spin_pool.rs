@@ -115,6 +115,12 @@ impl SpinPool {
         last != 0 && now.saturating_sub(last) < STAY_AWAKE.as_nanos() as u64
     }
 
+    /// Whether this is a copy of the process made by `fork` after the helpers started: they do
+    /// not exist here (nor do rayon's workers), so a batch must run on the calling thread.
+    pub(crate) fn in_a_copy(&self) -> bool {
+        crate::fork::generation() != self.generation
+    }
+
     /// Whether some helper is awake (not parked), so that a batch too small to wake one may still
     /// be shared. A hint: a helper may park or wake just after.
     pub(crate) fn any_awake(&self) -> bool {
