@@ -23,6 +23,7 @@ mod data;
 mod engine;
 mod envelope;
 mod errors;
+mod kept;
 mod secret;
 mod store;
 
