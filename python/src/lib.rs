@@ -16,6 +16,7 @@
 
 mod backends;
 mod batch;
+mod batch_into;
 mod control;
 mod convert;
 mod custom_key_stores;
