@@ -15,9 +15,6 @@ use crate::data::secret_value;
 use crate::engine::Engine;
 use crate::errors::{exception, validation, Result};
 
-/// Whether decrypt_batch zeroes its kept buffer after each call when it handed out plain `bytes`.
-const ZERO_KEPT_PLAINTEXTS: bool = true;
-
 /// The list of per-item results: `ok(value)` for successes, an exception object for failures.
 fn results<'py, T>(
     py: Python<'py>,
@@ -163,7 +160,8 @@ impl Engine {
             })
             .collect();
         // As encrypt_batch: into a kept buffer, each plaintext copied once into its `bytes` (or
-        // SecretBytes). The buffer is zeroed on drop, when cleared, and where an item failed.
+        // SecretBytes). The buffer is zeroed after the copies (a memset of what the batch used,
+        // small beside the decryption), so no plaintext waits in it for the next call.
         let mut out = self.kept.plaintexts.take();
         self.run(py, true, |e| e.decrypt_batch_to(&requests, &mut out));
         let list = kept_results(py, "Decrypt", &out, |p| {
@@ -174,9 +172,7 @@ impl Engine {
                 Ok(PyBytes::new(py, p).into_any())
             }
         });
-        if secret || ZERO_KEPT_PLAINTEXTS {
-            out.clear();
-        }
+        out.clear();
         self.kept.plaintexts.give(out);
         Ok(list?)
     }
