@@ -125,7 +125,8 @@ pub struct SweepArgs {
     pub no_baseline: bool,
 
     /// Also run the encrypt points through other bindings: `c` (the C ABI's `kp_*` functions,
-    /// called as C calls them) and/or `python` (the keyplane Python package), comma-separated
+    /// called as C calls them) and/or `python` (the keyplane Python package, also the decrypt
+    /// points; with --into or --kept-outputs its zero-copy `*_batch_into` calls), comma-separated
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_enum)]
     pub compare: Vec<CompareWith>,
 

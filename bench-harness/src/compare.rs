@@ -21,7 +21,7 @@ use keyplane_ffi::api::record::{kp_field, kp_record, kp_record_free, kp_record_s
 use keyplane_ffi::api::status::kp_status;
 use keyplane_ffi::api::{control::kp_create_key, kp_ciphertext_len};
 
-use crate::workload::{bench_context, BatchFn};
+use crate::workload::{bench_context, BatchFn, Workload};
 use crate::BenchError;
 
 /// The library's last error message on this thread.
@@ -197,11 +197,13 @@ pub enum PythonOutcome {
     NotInstalled(String),
     /// The package is there, but the run failed or its API is not one the script knows.
     Failed(String),
-    /// Operations per second, one per repeat, and the call that was measured.
-    Rates(Vec<f64>, String),
+    /// Operations per second, one per repeat, the call that was measured, and the share of the
+    /// Python process's CPU time spent in the kernel while it was measured (page faults show
+    /// there), when the script reports it.
+    Rates(Vec<f64>, String, Option<f64>),
 }
 
-/// The script that runs the encrypt workload through the Python package.
+/// The script that runs the encrypt or decrypt workload through the Python package.
 pub const PYTHON_SCRIPT: &str = include_str!("../python/encrypt_bench.py");
 
 /// Whether `python -c 'import keyplane'` works; the error line if not.
@@ -223,10 +225,13 @@ pub fn python_available(python: &str) -> Result<(), String> {
     }
 }
 
-/// Runs the encrypt workload through the Python package.
+/// Runs the encrypt or decrypt workload through the Python package: its zero-copy call into a
+/// kept `bytearray` when `into`, else its allocating one.
 #[allow(clippy::too_many_arguments)]
 pub fn python_run(
     python: &str,
+    workload: Workload,
+    into: bool,
     threads: u32,
     batch: usize,
     size: usize,
@@ -248,6 +253,8 @@ pub fn python_run(
             repeats.to_string(),
             max_plaintext.to_string(),
             u8::from(context).to_string(),
+            workload.to_string(),
+            if into { "into" } else { "alloc" }.to_string(),
         ])
         .output()
         .map_err(|e| BenchError::Run(format!("{python} could not be run: {e}")))?;
@@ -273,6 +280,7 @@ pub fn python_run(
                 .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
                 .unwrap_or_default(),
             value["api"].as_str().unwrap_or("?").to_owned(),
+            value["system_cpu_share"].as_f64(),
         ),
         Some("not-installed") => PythonOutcome::NotInstalled(message),
         _ => PythonOutcome::Failed(message),

@@ -3,9 +3,9 @@
 //! are unaffected. Every batch runs with the GIL released, on the engine's worker pool.
 
 use keyplane::{
-    DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext, GenerateDataKeyRequest,
-    GenerateMacRequest, MessageType, ReEncryptRequest, SignRequest, VerifyMacRequest,
-    VerifyRequest,
+    BatchOutputs, DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext,
+    GenerateDataKeyRequest, GenerateMacRequest, MessageType, ReEncryptRequest, SignRequest,
+    VerifyMacRequest, VerifyRequest,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -32,6 +32,24 @@ fn results<'py, T>(
     Ok(list)
 }
 
+/// The list of per-item results of a batch run into kept outputs: `ok(bytes)` for successes (the
+/// one copy out of the engine's buffer), an exception object for failures.
+fn kept_results<'py>(
+    py: Python<'py>,
+    operation: &str,
+    out: &BatchOutputs,
+    mut ok: impl FnMut(&[u8]) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let items = out
+        .iter()
+        .map(|item| match item {
+            Ok(bytes) => ok(bytes),
+            Err(e) => exception(py, e, operation),
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, items)
+}
+
 fn bytes_result(py: Python<'_>, bytes: Vec<u8>) -> PyResult<Bound<'_, PyAny>> {
     Ok(PyBytes::new(py, &bytes).into_any())
 }
@@ -56,7 +74,7 @@ fn verified<'py>(
 }
 
 /// The context of item `i`: its own when per-item contexts were given, else the shared one.
-fn context_of<'a>(
+pub(crate) fn context_of<'a>(
     shared: &'a Option<EncryptionContext>,
     each: &'a Option<Vec<Option<EncryptionContext>>>,
     i: usize,
@@ -106,8 +124,13 @@ impl Engine {
                 encryption_algorithm: algorithm,
             })
             .collect();
-        let out = self.run(py, true, |e| e.encrypt_batch(&requests));
-        Ok(results(py, "Encrypt", out, |b| bytes_result(py, b))?)
+        // Into a buffer kept from call to call: nothing allocated per item, no page faulted in
+        // once a batch of this shape has run; each ciphertext is copied once, into its `bytes`.
+        let mut out = self.kept.ciphertexts.take();
+        self.run(py, true, |e| e.encrypt_batch_to(&requests, &mut out));
+        let list = kept_results(py, "Encrypt", &out, |b| Ok(PyBytes::new(py, b).into_any()));
+        self.kept.ciphertexts.give(out);
+        Ok(list?)
     }
 
     /// Decrypts every ciphertext.
@@ -136,10 +159,22 @@ impl Engine {
                 encryption_algorithm: algorithm,
             })
             .collect();
-        let out = self.run(py, true, |e| e.decrypt_batch(&requests));
-        Ok(results(py, "Decrypt", out, |p| {
-            Ok(secret_value(py, p, secret)?.into_bound(py))
-        })?)
+        // As encrypt_batch: into a kept buffer, each plaintext copied once into its `bytes` (or
+        // SecretBytes). The buffer is zeroed after the copies (a memset of what the batch used,
+        // small beside the decryption), so no plaintext waits in it for the next call.
+        let mut out = self.kept.plaintexts.take();
+        self.run(py, true, |e| e.decrypt_batch_to(&requests, &mut out));
+        let list = kept_results(py, "Decrypt", &out, |p| {
+            if secret {
+                let p = keyplane::SecretBytes::from_vec(p.to_vec());
+                Ok(secret_value(py, p, true)?.into_bound(py))
+            } else {
+                Ok(PyBytes::new(py, p).into_any())
+            }
+        });
+        out.clear();
+        self.kept.plaintexts.give(out);
+        Ok(list?)
     }
 
     /// Re-encrypts every ciphertext under `destination_key_id`.

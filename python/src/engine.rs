@@ -9,6 +9,7 @@ use keyplane_store_address::audit::AuditLock;
 use pyo3::prelude::*;
 
 use crate::errors::{validation, Failure, Result};
+use crate::kept::Kept;
 use crate::store::StoreArgs;
 
 /// Inputs at least this large are processed with the GIL released even in single calls.
@@ -21,6 +22,8 @@ pub struct Engine {
     /// While a data directory's audit log takes one writing process at a time: its lock, shared by
     /// every handle of the engine and released with the last.
     lock: Option<Arc<AuditLock>>,
+    /// Batch output buffers kept from call to call, shared by every handle of the engine.
+    pub(crate) kept: Arc<Kept>,
 }
 
 impl Engine {
@@ -168,6 +171,7 @@ impl Engine {
                 None => engine,
             },
             lock: lock.map(Arc::new),
+            kept: Arc::default(),
         })
     }
 
@@ -182,6 +186,7 @@ impl Engine {
         Ok(Engine {
             inner: self.inner.for_caller(caller),
             lock: self.lock.clone(),
+            kept: self.kept.clone(),
         })
     }
 
@@ -192,6 +197,7 @@ impl Engine {
         Engine {
             inner: self.inner.dry_run(),
             lock: self.lock.clone(),
+            kept: self.kept.clone(),
         }
     }
 

@@ -16,6 +16,7 @@
 
 mod backends;
 mod batch;
+mod batch_into;
 mod control;
 mod convert;
 mod custom_key_stores;
@@ -23,6 +24,7 @@ mod data;
 mod engine;
 mod envelope;
 mod errors;
+mod kept;
 mod secret;
 mod store;
 

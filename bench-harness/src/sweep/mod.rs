@@ -1,5 +1,6 @@
 //! The throughput sweep: every (workload, key spec, size) × batch × threads × callers point of
-//! the engine against the raw aws-lc-rs loop, with the optional C ABI and Python comparisons, in
+//! the engine against the raw aws-lc-rs loop, with the optional C ABI (encrypt) and Python (encrypt,
+//! decrypt) comparisons, in
 //! named steps: decide the [`plan::Plan`], start the [`rig::Rig`] of engines, measure each
 //! [`cell::Cell`], then write the notes and the report.
 
@@ -12,7 +13,6 @@ mod round_robin;
 
 use crate::args::SweepArgs;
 use crate::report::{EngineInfo, Machine, Point, Report, Settings};
-use crate::workload::Workload;
 use crate::{cpu_model, BenchError, RunOptions};
 use cell::{Cell, Results};
 use plan::Plan;
@@ -34,7 +34,7 @@ pub(crate) fn measure(args: &SweepArgs, options: &RunOptions) -> Result<Report, 
         for &batch in &plan.batches {
             let cell = Cell::new(group, batch, args);
             cell::measure_cell(args, &plan, &rig, &cell, &progress, &mut results)?;
-            if group.workload == Workload::Encrypt && plan.compare_python {
+            if python::compared(group.workload) && plan.compare_python {
                 python::compare_cell(args, &plan, &rig, &cell, &progress, &mut results)?;
             }
         }

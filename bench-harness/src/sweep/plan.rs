@@ -73,13 +73,11 @@ impl Plan {
                     total += per;
                 }
                 total += per * threads * self.callers.len() as u64;
-                if g.workload == Workload::Encrypt {
-                    if self.compare_c {
-                        total += 2 * per * threads;
-                    }
-                    if self.compare_python {
-                        total += threads;
-                    }
+                if g.workload == Workload::Encrypt && self.compare_c {
+                    total += 2 * per * threads;
+                }
+                if super::python::compared(g.workload) && self.compare_python {
+                    total += threads;
                 }
             }
         }

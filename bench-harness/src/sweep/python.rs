@@ -1,5 +1,7 @@
-//! `--compare python`: the Python package's batch encrypt against the Rust point with the same
-//! threads and batch, run in a child interpreter per thread count.
+//! `--compare python`: the Python package's batch encrypt and decrypt against the Rust point with
+//! the same threads and batch, run in a child interpreter per thread count. With `--into` or
+//! `--kept-outputs` the Python side is the package's zero-copy call (`encrypt_batch_into` /
+//! `decrypt_batch_into` into one kept `bytearray`), else its allocating one (`bytes` per item).
 
 use super::cell::{plural, Cell, Results};
 use super::plan::Plan;
@@ -9,9 +11,16 @@ use crate::args::SweepArgs;
 use crate::compare::{self, PythonOutcome};
 use crate::measure::{Amount, Stats};
 use crate::report::{self, Comparison};
+use crate::workload::Workload;
 use crate::BenchError;
 
-/// Measures and records the Python comparison of one encrypt cell, for every thread count.
+/// Whether `--compare python` measures `workload`.
+pub(super) fn compared(workload: Workload) -> bool {
+    matches!(workload, Workload::Encrypt | Workload::Decrypt)
+}
+
+/// Measures and records the Python comparison of one encrypt or decrypt cell, for every thread
+/// count.
 pub(super) fn compare_cell(
     args: &SweepArgs,
     plan: &Plan,
@@ -35,11 +44,17 @@ pub(super) fn compare_cell(
             batch: cell.batch,
             status: "skipped".into(),
             message: None,
-            rust_api: if args.into {
-                "encrypt_batch_into".into()
-            } else {
-                "encrypt_batch".into()
-            },
+            rust_api: format!(
+                "{}_batch{}",
+                cell.group.workload,
+                if args.into {
+                    "_into"
+                } else if args.kept_outputs {
+                    "_to"
+                } else {
+                    ""
+                }
+            ),
             rust_ops_per_sec: rust,
             binding_ops_per_sec: None,
             ratio: None,
@@ -73,6 +88,8 @@ fn run_one(
     };
     match compare::python_run(
         &args.python,
+        cell.group.workload,
+        args.into || args.kept_outputs,
         t,
         cell.batch,
         cell.group.size,
@@ -82,8 +99,11 @@ fn run_one(
         plan.max_plaintext,
         plan.context.is_some(),
     )? {
-        PythonOutcome::Rates(rates, api) if !rates.is_empty() => {
-            entry.message = Some(api);
+        PythonOutcome::Rates(rates, api, system) if !rates.is_empty() => {
+            entry.message = Some(match system {
+                Some(share) => format!("{api}, sys {:.0}%", share * 100.0),
+                None => api,
+            });
             let s = Stats::of(&rates);
             entry.ratio = entry
                 .rust_ops_per_sec

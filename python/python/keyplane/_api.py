@@ -4,7 +4,10 @@ that take and return lists.
 Batch methods (`encrypt_many`, `decrypt_many`, `re_encrypt_many`, `generate_data_keys`,
 `sign_many`, `verify_many`, `mac_many`, `verify_mac_many`, `random_many`) run with the GIL
 released, spread over the engine's worker threads, and return one entry per item, in order: the
-result, or the `KeyplaneError` for an item that failed (the other items are unaffected). Verify
+result, or the `KeyplaneError` for an item that failed (the other items are unaffected).
+`encrypt_many_into` and `decrypt_many_into` write every output into one `bytearray` the caller
+keeps from call to call and return a `memoryview` of it per item: no copy, no allocation per
+item, for large items at the speed of the Rust `*_batch_into` calls. Verify
 entries are `True`, `False` (the signature or MAC does not match) or the error. `keyplane.ok(...)`
 raises the first error of a batch, or returns the results.
 """
@@ -591,6 +594,51 @@ class Engine:
             key_id=key_id,
         )
 
+    def encrypt_many_into(
+        self,
+        key_id: str,
+        plaintexts: Sequence[Buffer],
+        out: bytearray,
+        *,
+        context: Context = None,
+        contexts: Sequence[Context] | None = None,
+    ) -> list[memoryview | KeyplaneError]:
+        """Encrypts every plaintext under one key straight into `out`, a bytearray kept from call
+        to call: one memoryview of `out` per ciphertext (or the error), no copy and no allocation
+        per item. `out` grows when the batch needs more room (each item takes its plaintext's
+        length plus 338 bytes), which raises BufferError while memoryviews of it are alive. The
+        views show what this call wrote until the next call with the same `out` overwrites it:
+        keep `bytes(view)` of what must outlive that, and do not use `out` from another thread
+        during the call."""
+        return self._native.encrypt_batch_into(
+            key_id=key_id,
+            plaintexts=plaintexts,
+            out=out,
+            encryption_context=_ctx(context),
+            encryption_contexts=None if contexts is None else [_ctx(c) for c in contexts],
+        )
+
+    def decrypt_many_into(
+        self,
+        ciphertexts: Sequence[Buffer],
+        out: bytearray,
+        *,
+        context: Context = None,
+        contexts: Sequence[Context] | None = None,
+        key_id: str | None = None,
+    ) -> list[memoryview | KeyplaneError]:
+        """Decrypts every ciphertext straight into `out`, as `encrypt_many_into` encrypts: one
+        memoryview of `out` per plaintext (or the error). The plaintexts are then in memory the
+        caller owns: zero `out` when done with them (`out[:] = bytes(len(out))`, or
+        `ctypes.memset`); a failed item leaves no plaintext behind."""
+        return self._native.decrypt_batch_into(
+            ciphertext_blobs=ciphertexts,
+            out=out,
+            encryption_context=_ctx(context),
+            encryption_contexts=None if contexts is None else [_ctx(c) for c in contexts],
+            key_id=key_id,
+        )
+
     def decrypt_many_secret(
         self,
         ciphertexts: Sequence[Buffer],
@@ -695,6 +743,8 @@ class Engine:
     # The names the brief for this package used; the same methods.
     encrypt_batch = encrypt_many
     decrypt_batch = decrypt_many
+    encrypt_batch_into = encrypt_many_into
+    decrypt_batch_into = decrypt_many_into
 
 
 class Key:
@@ -896,6 +946,30 @@ class Key:
     ) -> list[bytes | KeyplaneError]:
         return self.engine.decrypt_many(
             ciphertexts, context=context, contexts=contexts, key_id=self.key_id
+        )
+
+    def encrypt_many_into(
+        self,
+        plaintexts: Sequence[Buffer],
+        out: bytearray,
+        *,
+        context: Context = None,
+        contexts: Sequence[Context] | None = None,
+    ) -> list[memoryview | KeyplaneError]:
+        return self.engine.encrypt_many_into(
+            self.key_id, plaintexts, out, context=context, contexts=contexts
+        )
+
+    def decrypt_many_into(
+        self,
+        ciphertexts: Sequence[Buffer],
+        out: bytearray,
+        *,
+        context: Context = None,
+        contexts: Sequence[Context] | None = None,
+    ) -> list[memoryview | KeyplaneError]:
+        return self.engine.decrypt_many_into(
+            ciphertexts, out, context=context, contexts=contexts, key_id=self.key_id
         )
 
     def generate_data_key(self, *, key_spec: str = "AES_256", context: Context = None) -> DataKey:

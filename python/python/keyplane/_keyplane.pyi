@@ -372,6 +372,26 @@ class Engine:
         encryption_algorithm: str | None = None,
         secret: bool = False,
     ) -> list[Any]: ...
+    def encrypt_batch_into(
+        self,
+        *,
+        key_id: str,
+        plaintexts: Sequence[_Buffer],
+        out: bytearray,
+        encryption_context: _Context = None,
+        encryption_contexts: Sequence[_Context] | None = None,
+        encryption_algorithm: str | None = None,
+    ) -> list[Any]: ...
+    def decrypt_batch_into(
+        self,
+        *,
+        ciphertext_blobs: Sequence[_Buffer],
+        out: bytearray,
+        encryption_context: _Context = None,
+        encryption_contexts: Sequence[_Context] | None = None,
+        key_id: str | None = None,
+        encryption_algorithm: str | None = None,
+    ) -> list[Any]: ...
     def re_encrypt_batch(
         self,
         *,
