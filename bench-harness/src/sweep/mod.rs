@@ -34,7 +34,7 @@ pub(crate) fn measure(args: &SweepArgs, options: &RunOptions) -> Result<Report, 
         for &batch in &plan.batches {
             let cell = Cell::new(group, batch, args);
             cell::measure_cell(args, &plan, &rig, &cell, &progress, &mut results)?;
-            if python::compared(group.workload) && plan.compare_python {
+            if plan::python_compared(group.workload) && plan.compare_python {
                 python::compare_cell(args, &plan, &rig, &cell, &progress, &mut results)?;
             }
         }

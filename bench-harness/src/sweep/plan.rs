@@ -76,7 +76,7 @@ impl Plan {
                 if g.workload == Workload::Encrypt && self.compare_c {
                     total += 2 * per * threads;
                 }
-                if super::python::compared(g.workload) && self.compare_python {
+                if python_compared(g.workload) && self.compare_python {
                     total += threads;
                 }
             }
@@ -149,4 +149,9 @@ pub(super) fn algorithm_name(workload: Workload, spec: KeySpec, padding: RsaPadd
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default(),
     }
+}
+
+/// Whether `--compare python` measures `workload`.
+pub(super) fn python_compared(workload: Workload) -> bool {
+    matches!(workload, Workload::Encrypt | Workload::Decrypt)
 }

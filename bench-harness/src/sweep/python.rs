@@ -11,13 +11,7 @@ use crate::args::SweepArgs;
 use crate::compare::{self, PythonOutcome};
 use crate::measure::{Amount, Stats};
 use crate::report::{self, Comparison};
-use crate::workload::Workload;
 use crate::BenchError;
-
-/// Whether `--compare python` measures `workload`.
-pub(super) fn compared(workload: Workload) -> bool {
-    matches!(workload, Workload::Encrypt | Workload::Decrypt)
-}
 
 /// Measures and records the Python comparison of one encrypt or decrypt cell, for every thread
 /// count.
