@@ -14,7 +14,6 @@ use super::sys;
 use crate::error::{Error, Result};
 
 /// SHA-256's block size: the HMAC pads' length.
-#[cfg(not(feature = "fips"))]
 const BLOCK: usize = 64;
 /// SHA-256's output size, and the derived key's.
 pub(crate) const OUT: usize = 32;
