@@ -220,58 +220,74 @@ impl DataPlane {
                 .map(|(item, out)| f(&mut ctx, item, out))
                 .collect();
         }
-        // Each job's items and output buffers, taken by exactly one thread.
-        let mut jobs = Vec::with_capacity(plan.job_ends.len());
-        let (mut rest_items, mut rest_outputs) = (items, outputs);
-        let mut start = 0;
-        for &end in &plan.job_ends {
-            let (job_items, more_items) = rest_items.split_at(end - start);
-            let (job_outputs, more_outputs) = rest_outputs.split_at_mut(end - start);
-            jobs.push(Mutex::new(Some((job_items, job_outputs))));
-            (rest_items, rest_outputs, start) = (more_items, more_outputs, end);
-        }
-        let job_results: Vec<Mutex<Vec<O>>> = jobs.iter().map(|_| Mutex::new(Vec::new())).collect();
-        let next_job = AtomicUsize::new(0);
-        let work = || {
-            let mut ctx = None;
-            loop {
-                let k = next_job.fetch_add(1, Ordering::Relaxed);
-                let Some(job) = jobs.get(k) else { break };
-                let Some((job_items, job_outputs)) = lock(job).take() else {
-                    continue;
-                };
-                let ctx = ctx.get_or_insert_with(|| {
-                    ChunkContext::new(self, keyring, caller, tally, request_id.clone())
-                });
-                let done: Vec<O> = job_items
-                    .iter()
-                    .zip(job_outputs.iter_mut())
-                    .map(|(item, out)| f(ctx, item, out))
-                    .collect();
-                *lock(&job_results[k]) = done;
+        // Each job's items, output buffers and result slots, taken by exactly one thread, which
+        // writes each item's result into its slot: no vector per job, no concatenation after.
+        let mut slots: Vec<Option<O>> = Vec::with_capacity(n);
+        slots.resize_with(n, || None);
+        {
+            let mut jobs = Vec::with_capacity(plan.job_ends.len());
+            let (mut rest_items, mut rest_outputs) = (items, outputs);
+            let mut rest_slots = slots.as_mut_slice();
+            let mut start = 0;
+            for &end in &plan.job_ends {
+                let (job_items, more_items) = rest_items.split_at(end - start);
+                let (job_outputs, more_outputs) = rest_outputs.split_at_mut(end - start);
+                let (job_slots, more_slots) = rest_slots.split_at_mut(end - start);
+                jobs.push(Mutex::new(Some((job_items, job_outputs, job_slots))));
+                (rest_items, rest_outputs, rest_slots, start) =
+                    (more_items, more_outputs, more_slots, end);
             }
-        };
-        // Helpers awake take part up to the plan's thread count (the calling thread is one).
-        let helpers_in = AtomicUsize::new(1);
-        let help = || {
-            if helpers_in.fetch_add(1, Ordering::Relaxed) < plan.threads {
-                work();
-            }
-        };
-        if !self.helpers.run(&help, work, wake) {
-            // Another batch holds the helpers: rayon's pool, whose workers may need waking.
-            self.pool.in_place_scope(|scope| {
-                for _ in 1..plan.threads {
-                    scope.spawn(|_| work());
+            let next_job = AtomicUsize::new(0);
+            let work = || {
+                let mut ctx = None;
+                loop {
+                    let k = next_job.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(k) else { break };
+                    let Some((job_items, job_outputs, job_slots)) = lock(job).take() else {
+                        continue;
+                    };
+                    let ctx = ctx.get_or_insert_with(|| {
+                        ChunkContext::new(self, keyring, caller, tally, request_id.clone())
+                    });
+                    for ((item, out), slot) in job_items
+                        .iter()
+                        .zip(job_outputs.iter_mut())
+                        .zip(job_slots.iter_mut())
+                    {
+                        *slot = Some(f(ctx, item, out));
+                    }
                 }
-                work();
-            });
+            };
+            // Helpers awake take part up to the plan's thread count (the calling thread is one).
+            let helpers_in = AtomicUsize::new(1);
+            let help = || {
+                if helpers_in.fetch_add(1, Ordering::Relaxed) < plan.threads {
+                    work();
+                }
+            };
+            if !self.helpers.run(&help, work, wake) {
+                // Another batch holds the helpers: rayon's pool, whose workers may need waking.
+                self.pool.in_place_scope(|scope| {
+                    for _ in 1..plan.threads {
+                        scope.spawn(|_| work());
+                    }
+                    work();
+                });
+            }
         }
-        let mut results = Vec::with_capacity(n);
-        for done in job_results {
-            results.extend(done.into_inner().unwrap_or_else(PoisonError::into_inner));
-        }
-        results
+        // Every job was taken and ran to its end (a panic would have been raised again above),
+        // so every slot is filled; an empty one would be a scheduling bug, answered as an error
+        // rather than a wrong result.
+        slots
+            .into_iter()
+            .map(|slot| {
+                slot.unwrap_or_else(|| {
+                    O::refused(crate::error::Error::Internal(
+                        "a batch item was not run".into(),
+                    ))
+                })
+            })
+            .collect()
     }
 }
 
