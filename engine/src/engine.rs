@@ -723,21 +723,17 @@ impl Engine {
         requests: &[dataplane::EncryptRequest<'_>],
         out: &mut dataplane::BatchOutputs,
     ) {
-        let results = self.batch(
+        let limits = self.limits();
+        self.batch_to(
             crate::operation::Operation::Encrypt,
-            QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller, tally| {
-                let limits = self.limits();
-                let data = &self.inner.data;
-                let mut rooms = out.rooms(data.encrypt_rooms(requests));
-                data.encrypt_batch_into(caller, tally, requests, &mut rooms, |r| {
-                    r.validate(&limits)
-                })
+            out,
+            |data| data.encrypt_rooms(requests),
+            |data, caller, tally, rooms| {
+                data.encrypt_batch_into(caller, tally, requests, rooms, |r| r.validate(&limits))
             },
         );
-        out.finish(results);
     }
 
     /// Decrypts every request into `out`, as [`Engine::encrypt_batch_to`] encrypts: the
@@ -748,18 +744,46 @@ impl Engine {
         requests: &[dataplane::DecryptRequest<'_>],
         out: &mut dataplane::BatchOutputs,
     ) {
-        let results = self.batch(
+        let limits = self.limits();
+        self.batch_to(
             crate::operation::Operation::Decrypt,
-            QuotaFamily::SymmetricCrypto,
             requests.first().and_then(|r| r.key_id),
             requests.len(),
+            out,
+            |data| data.decrypt_rooms(requests),
+            |data, caller, tally, rooms| {
+                data.decrypt_batch_into(caller, tally, requests, rooms, |r| r.validate(&limits))
+            },
+        );
+    }
+
+    /// A batch whose outputs go into `out`: `rooms` sizes each item's room (on every run, so a
+    /// re-run after catching up with the store sizes them for the keys it now knows), `run`
+    /// fills them and answers the bytes written per item. One audit record, quota and re-run
+    /// as [`Engine::batch`].
+    fn batch_to(
+        &self,
+        operation: crate::operation::Operation,
+        key_id: Option<&str>,
+        n: usize,
+        out: &mut dataplane::BatchOutputs,
+        rooms: impl Fn(&DataPlane) -> Vec<usize>,
+        run: impl Fn(
+            &DataPlane,
+            &Caller,
+            &dataplane::tally::KeyTally,
+            &mut [&mut [u8]],
+        ) -> Vec<Result<usize>>,
+    ) {
+        let results = self.batch(
+            operation,
+            QuotaFamily::SymmetricCrypto,
+            key_id,
+            n,
             |caller, tally| {
-                let limits = self.limits();
                 let data = &self.inner.data;
-                let mut rooms = out.rooms(data.decrypt_rooms(requests));
-                data.decrypt_batch_into(caller, tally, requests, &mut rooms, |r| {
-                    r.validate(&limits)
-                })
+                let mut rooms = out.rooms(rooms(data));
+                run(data, caller, tally, &mut rooms)
             },
         );
         out.finish(results);
@@ -1164,22 +1188,19 @@ impl Engine {
         requests: &[dataplane::GenerateMacRequest<'_>],
         out: &mut dataplane::BatchOutputs,
     ) {
-        let results = self.batch(
+        let limits = self.limits();
+        self.batch_to(
             crate::operation::Operation::GenerateMac,
-            QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller, tally| {
-                let limits = self.limits();
-                let mut rooms = out.rooms(crate::dataplane::plane::DataPlane::mac_rooms(requests));
-                self.inner
-                    .data
-                    .generate_mac_batch_into(caller, tally, requests, &mut rooms, |r| {
-                        r.validate(&limits)
-                    })
+            out,
+            |_| DataPlane::mac_rooms(requests),
+            |data, caller, tally, rooms| {
+                data.generate_mac_batch_into(caller, tally, requests, rooms, |r| {
+                    r.validate(&limits)
+                })
             },
         );
-        out.finish(results);
     }
 
     /// Verifies an HMAC in constant time; a mismatch is `Error::InvalidMac`.
