@@ -38,6 +38,9 @@ pub(crate) struct ChunkContext<'k> {
     last_key: Option<Result<&'k Arc<KeyEntry>>>,
     /// The key of a one-key batch, found in the chunk's snapshot at its first item.
     batch_key: Option<&'k Arc<KeyEntry>>,
+    /// The key the last parsed blob named, found in the chunk's snapshot: a run of blobs under
+    /// one key hashes its id once.
+    last_by_id: Option<&'k Arc<KeyEntry>>,
     /// Address of the context last encoded (`0` for none yet); every context a chunk sees is
     /// borrowed for the whole batch, so equal addresses mean the same map.
     last_context: usize,
@@ -83,6 +86,7 @@ impl<'k> ChunkContext<'k> {
             last_form: None,
             last_key: None,
             batch_key: None,
+            last_by_id: None,
             last_context: 0,
             context_encoding: Vec::new(),
             aad: Vec::with_capacity(HEADER_LEN + 64),
@@ -230,11 +234,17 @@ impl<'k> ChunkContext<'k> {
     /// Finds the key a parsed blob names; an unknown key is a property of the blob. The key
     /// found counts as used by the running item.
     fn key_by_id(&mut self, id: &uuid::Uuid) -> Result<&'k Arc<KeyEntry>> {
-        let key = self
-            .keyring
-            .keys
-            .get(id)
-            .ok_or_else(crate::messages::ciphertext_key_unknown)?;
+        let key = match self.last_by_id {
+            Some(key) if key.id == *id => key,
+            _ => {
+                let key = self
+                    .keyring
+                    .keys
+                    .get(id)
+                    .ok_or_else(crate::messages::ciphertext_key_unknown)?;
+                *self.last_by_id.insert(key)
+            }
+        };
         self.plane.freshness.check(&key.arn)?;
         self.tally.used(&key.id);
         Ok(key)
@@ -242,6 +252,18 @@ impl<'k> ChunkContext<'k> {
 
     /// Sets `self.aad` to `header ‖ canonical(context)`.
     fn build_aad(&mut self, header: &[u8], context: Option<&EncryptionContext>) -> Result<()> {
+        self.build_aad_with(header.len(), |h| h.copy_from_slice(header), context)
+    }
+
+    /// Sets `self.aad` to a header of `header_len` bytes that `write_header` writes in place,
+    /// then `canonical(context)`; the header is not staged elsewhere and copied in (a copy read
+    /// back as soon as it is written stalls on its stores).
+    fn build_aad_with(
+        &mut self,
+        header_len: usize,
+        write_header: impl FnOnce(&mut [u8]),
+        context: Option<&EncryptionContext>,
+    ) -> Result<()> {
         let address = context.map_or(1, |c| c as *const EncryptionContext as usize);
         if address != self.last_context {
             self.context_encoding.clear();
@@ -252,7 +274,8 @@ impl<'k> ChunkContext<'k> {
             self.last_context = address;
         }
         self.aad.clear();
-        self.aad.extend_from_slice(header);
+        self.aad.resize(header_len, 0);
+        write_header(&mut self.aad);
         self.aad.extend_from_slice(&self.context_encoding);
         Ok(())
     }
@@ -285,11 +308,14 @@ impl<'k> ChunkContext<'k> {
             }
         };
         let salt = self.encrypt_sessions[index].1.salt;
-        // The header is written last: encoding the context (which can fail) comes first, so that
-        // a failed seal leaves `out` as it was (the AEAD zeroes what it wrote if it fails).
-        let mut header = [0u8; HEADER_LEN];
-        ciphertext::write_header(&mut header, &key.id, version.version, &salt, &nonce);
-        self.build_aad(&header, context)?;
+        // The header is written into the associated data, and copied into `out` last: encoding
+        // the context (which can fail) comes first, so that a failed seal leaves `out` as it was
+        // (the AEAD zeroes what it wrote if it fails).
+        self.build_aad_with(
+            HEADER_LEN,
+            |header| ciphertext::write_header(header, &key.id, version.version, &salt, &nonce),
+            context,
+        )?;
         let (head, rest) = out.split_at_mut(HEADER_LEN);
         let (body, tag) = rest.split_at_mut(plaintext.len());
         let tag: &mut [u8; TAG_LEN] = tag
@@ -299,7 +325,7 @@ impl<'k> ChunkContext<'k> {
             .1
             .key
             .seal(&nonce, &self.aad, plaintext, body, tag)?;
-        head.copy_from_slice(&header);
+        head.copy_from_slice(&self.aad[..HEADER_LEN]);
         Ok(())
     }
 
@@ -451,6 +477,7 @@ impl<'k> ChunkContext<'k> {
 
     /// Checks the algorithm a caller names, parses the blob and checks its length against this
     /// engine's plaintext limit: everything that must hold before a buffer is sized for it.
+    #[inline(always)]
     pub(crate) fn parse<'b>(
         &self,
         blob: &'b [u8],

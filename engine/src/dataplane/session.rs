@@ -160,8 +160,11 @@ impl EncryptSession {
         if self.used >= self.limit {
             return None;
         }
+        // Four zero bytes, then the count big-endian, written as the 8 + 4 bytes its readers
+        // load: a load spanning two narrower stores just made waits for both to reach the cache.
         let mut nonce = [0u8; NONCE_LEN];
-        nonce[4..].copy_from_slice(&self.used.to_be_bytes());
+        nonce[..8].copy_from_slice(&(self.used >> 32).to_be_bytes());
+        nonce[8..].copy_from_slice(&(self.used as u32).to_be_bytes());
         self.used += 1;
         Some(nonce)
     }
@@ -178,12 +181,28 @@ impl EncryptSession {
 pub(crate) struct DecryptKeys {
     entries: Vec<([u8; SALT_LEN], AesGcmKey)>,
     next_evict: usize,
+    /// The entry found last, tried first: blobs of one process's run share a salt.
+    last_found: usize,
 }
 
 impl DecryptKeys {
     /// Whether the key for `salt` is cached.
-    pub(crate) fn has(&self, salt: &[u8; SALT_LEN]) -> bool {
-        self.entries.iter().any(|(s, _)| s == salt)
+    pub(crate) fn has(&mut self, salt: &[u8; SALT_LEN]) -> bool {
+        self.position(salt).is_some()
+    }
+
+    /// The entry for `salt`, trying the one found last first.
+    fn position(&mut self, salt: &[u8; SALT_LEN]) -> Option<usize> {
+        if self
+            .entries
+            .get(self.last_found)
+            .is_some_and(|(s, _)| s == salt)
+        {
+            return Some(self.last_found);
+        }
+        let i = self.entries.iter().position(|(s, _)| s == salt)?;
+        self.last_found = i;
+        Some(i)
     }
 
     /// The derived key for `salt`, deriving (and caching) it on a miss. `derive` gets the key it
@@ -194,7 +213,7 @@ impl DecryptKeys {
         salt: &[u8; SALT_LEN],
         derive: impl FnOnce(Option<AesGcmKey>) -> Result<AesGcmKey>,
     ) -> Result<&AesGcmKey> {
-        if let Some(i) = self.entries.iter().position(|(s, _)| s == salt) {
+        if let Some(i) = self.position(salt) {
             return Ok(&self.entries[i].1);
         }
         if self.entries.len() < DECRYPT_KEYS_PER_SLOT {
@@ -239,6 +258,22 @@ mod tests {
         assert_eq!(s.used(), 3);
         assert_ne!(nonces[0], nonces[1]);
         assert_ne!(nonces[1], nonces[2]);
+        // The message count, big-endian, in the nonce's last bytes.
+        assert_eq!(nonces[0], [0; NONCE_LEN]);
+        assert_eq!(nonces[2], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        let mut late =
+            EncryptSession::new(&material, &id, 1, u64::MAX, LockPolicy::Require, 1).unwrap();
+        late.used = 0xFFFF_FFFE;
+        assert_eq!(
+            late.next_nonce(),
+            Some([0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFE])
+        );
+        assert_eq!(late.next_nonce().map(|n| n[8..] == [0xFF; 4]), Some(true));
+        assert_eq!(
+            late.next_nonce(),
+            None,
+            "2^32 messages, then a new derived key"
+        );
         let limit = EncryptSession::new(&material, &id, 1, u64::MAX, LockPolicy::Require, 1)
             .unwrap()
             .limit;

@@ -2,7 +2,16 @@
 //! `(model member name, value)`. Members held as Rust enums are valid by construction and are not
 //! listed; their strings are checked where they are parsed (each enum's `FromStr`).
 
-use super::{check, rules, MaxLength, Value};
+use super::{check, check_members, rules, MaxLength, Value};
+
+/// The table's member `$name` of operation `$operation` (model spellings), found when the crate
+/// is compiled: a misspelt name fails the build.
+macro_rules! member {
+    ($operation:ident . $name:literal) => {{
+        const MEMBER: &super::Member = rules::$operation.member_named($name);
+        MEMBER
+    }};
+}
 use crate::dataplane::{
     DecryptRequest, DeriveSharedSecretRequest, EncryptRequest, GenerateDataKeyPairRequest,
     GenerateDataKeyRequest, GenerateMacRequest, ReEncryptRequest, SignRequest, VerifyMacRequest,
@@ -83,11 +92,10 @@ pub(crate) trait Validate {
 
 impl Validate for EncryptRequest<'_> {
     fn validate(&self, limits: &Limits) -> Result<()> {
-        check(
-            &rules::ENCRYPT,
+        check_members(
             &[
-                ("KeyId", self.key_id.into()),
-                ("Plaintext", self.plaintext.into()),
+                (member!(ENCRYPT."KeyId"), self.key_id.into()),
+                (member!(ENCRYPT."Plaintext"), self.plaintext.into()),
             ],
             &[limits.plaintext()],
         )
@@ -96,11 +104,13 @@ impl Validate for EncryptRequest<'_> {
 
 impl Validate for DecryptRequest<'_> {
     fn validate(&self, limits: &Limits) -> Result<()> {
-        check(
-            &rules::DECRYPT,
+        check_members(
             &[
-                ("CiphertextBlob", self.ciphertext_blob.into()),
-                ("KeyId", self.key_id.into()),
+                (
+                    member!(DECRYPT."CiphertextBlob"),
+                    self.ciphertext_blob.into(),
+                ),
+                (member!(DECRYPT."KeyId"), self.key_id.into()),
             ],
             &[limits.ciphertext()],
         )
@@ -109,12 +119,17 @@ impl Validate for DecryptRequest<'_> {
 
 impl Validate for ReEncryptRequest<'_> {
     fn validate(&self, limits: &Limits) -> Result<()> {
-        check(
-            &rules::RE_ENCRYPT,
+        check_members(
             &[
-                ("CiphertextBlob", self.ciphertext_blob.into()),
-                ("SourceKeyId", self.source_key_id.into()),
-                ("DestinationKeyId", self.destination_key_id.into()),
+                (
+                    member!(RE_ENCRYPT."CiphertextBlob"),
+                    self.ciphertext_blob.into(),
+                ),
+                (member!(RE_ENCRYPT."SourceKeyId"), self.source_key_id.into()),
+                (
+                    member!(RE_ENCRYPT."DestinationKeyId"),
+                    self.destination_key_id.into(),
+                ),
             ],
             &[limits.ciphertext()],
         )
@@ -152,11 +167,10 @@ impl GenerateDataKeyPairRequest<'_> {
 
 impl Validate for SignRequest<'_> {
     fn validate(&self, _: &Limits) -> Result<()> {
-        check(
-            &rules::SIGN,
+        check_members(
             &[
-                ("KeyId", self.key_id.into()),
-                ("Message", self.message.into()),
+                (member!(SIGN."KeyId"), self.key_id.into()),
+                (member!(SIGN."Message"), self.message.into()),
             ],
             &[],
         )
@@ -165,12 +179,11 @@ impl Validate for SignRequest<'_> {
 
 impl Validate for VerifyRequest<'_> {
     fn validate(&self, _: &Limits) -> Result<()> {
-        check(
-            &rules::VERIFY,
+        check_members(
             &[
-                ("KeyId", self.key_id.into()),
-                ("Message", self.message.into()),
-                ("Signature", self.signature.into()),
+                (member!(VERIFY."KeyId"), self.key_id.into()),
+                (member!(VERIFY."Message"), self.message.into()),
+                (member!(VERIFY."Signature"), self.signature.into()),
             ],
             &[],
         )
@@ -179,11 +192,10 @@ impl Validate for VerifyRequest<'_> {
 
 impl Validate for GenerateMacRequest<'_> {
     fn validate(&self, _: &Limits) -> Result<()> {
-        check(
-            &rules::GENERATE_MAC,
+        check_members(
             &[
-                ("KeyId", self.key_id.into()),
-                ("Message", self.message.into()),
+                (member!(GENERATE_MAC."KeyId"), self.key_id.into()),
+                (member!(GENERATE_MAC."Message"), self.message.into()),
             ],
             &[],
         )
@@ -192,12 +204,11 @@ impl Validate for GenerateMacRequest<'_> {
 
 impl Validate for VerifyMacRequest<'_> {
     fn validate(&self, _: &Limits) -> Result<()> {
-        check(
-            &rules::VERIFY_MAC,
+        check_members(
             &[
-                ("KeyId", self.key_id.into()),
-                ("Message", self.message.into()),
-                ("Mac", self.mac.into()),
+                (member!(VERIFY_MAC."KeyId"), self.key_id.into()),
+                (member!(VERIFY_MAC."Message"), self.message.into()),
+                (member!(VERIFY_MAC."Mac"), self.mac.into()),
             ],
             &[],
         )
@@ -206,11 +217,13 @@ impl Validate for VerifyMacRequest<'_> {
 
 impl Validate for DeriveSharedSecretRequest<'_> {
     fn validate(&self, _: &Limits) -> Result<()> {
-        check(
-            &rules::DERIVE_SHARED_SECRET,
+        check_members(
             &[
-                ("KeyId", self.key_id.into()),
-                ("PublicKey", self.public_key.into()),
+                (member!(DERIVE_SHARED_SECRET."KeyId"), self.key_id.into()),
+                (
+                    member!(DERIVE_SHARED_SECRET."PublicKey"),
+                    self.public_key.into(),
+                ),
             ],
             &[],
         )
@@ -219,9 +232,11 @@ impl Validate for DeriveSharedSecretRequest<'_> {
 
 /// GenerateRandom's `NumberOfBytes`.
 pub(crate) fn generate_random(number_of_bytes: usize) -> Result<()> {
-    check(
-        &rules::GENERATE_RANDOM,
-        &[("NumberOfBytes", number_of_bytes.into())],
+    check_members(
+        &[(
+            member!(GENERATE_RANDOM."NumberOfBytes"),
+            number_of_bytes.into(),
+        )],
         &[],
     )
 }

@@ -140,6 +140,7 @@ fn failure_at(name: &str, sensitive: bool, value: &Value<'_>, constraint: &str) 
 }
 
 /// The failures of one member, appended to `out` (allocates only on failure).
+#[inline]
 fn check_member(
     member: &Member,
     value: &Value<'_>,
@@ -241,10 +242,37 @@ pub(crate) fn check(
                 operation.name
             )));
         };
-        let max_length = limits.iter().find(|l| l.member == *name).map(|l| l.max);
-        check_member(member, value, max_length, &mut failures);
+        check_with_limits(member, value, limits, &mut failures);
     }
     report(failures)
+}
+
+/// As [`check`], for members the glue found in the table when it was compiled
+/// ([`Operation::member_named`]): the data plane's per-item checks, which look nothing up.
+pub(crate) fn check_members(
+    members: &[(&'static Member, Value<'_>)],
+    limits: &[MaxLength],
+) -> Result<()> {
+    let mut failures = Vec::new();
+    for (member, value) in members {
+        check_with_limits(member, value, limits, &mut failures);
+    }
+    report(failures)
+}
+
+/// [`check_member`] with the engine's limit for the member, if it sets one.
+#[inline]
+fn check_with_limits(
+    member: &Member,
+    value: &Value<'_>,
+    limits: &[MaxLength],
+    failures: &mut Vec<String>,
+) {
+    let max_length = limits
+        .iter()
+        .find(|l| std::ptr::eq(l.member, member.name) || l.member == member.name)
+        .map(|l| l.max);
+    check_member(member, value, max_length, failures);
 }
 
 /// The ValidationException for a string that is not one of an enumeration's values, for the

@@ -44,6 +44,20 @@ pub(crate) struct Operation {
 }
 
 impl Operation {
+    /// The member named `name`, for a `const` in the glue (see `members.rs`'s `member!`): found
+    /// when the crate is compiled, so a name the operation lacks fails the build, and a request's
+    /// check looks nothing up.
+    pub(crate) const fn member_named(&'static self, name: &str) -> &'static Member {
+        let mut i = 0;
+        while i < self.members.len() {
+            if bytes_eq(self.members[i].name.as_bytes(), name.as_bytes()) {
+                return &self.members[i];
+            }
+            i += 1;
+        }
+        panic!("the operation has no member of that name in the service's model")
+    }
+
     /// The member named `name`. The glue names members with literals that the compiler
     /// usually merges with the table's, so the address is compared before the bytes.
     pub(super) fn member(&self, name: &str) -> Option<&'static Member> {
@@ -52,4 +66,18 @@ impl Operation {
             .find(|m| std::ptr::eq(m.name, name))
             .or_else(|| self.members.iter().find(|m| m.name == name))
     }
+}
+
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
