@@ -464,10 +464,15 @@ impl Engine {
                     tally = new_tally();
                     results = with_request_id(request_id.clone(), || run(&self.caller, &tally));
                 }
-                results
-                    .into_iter()
-                    .map(|r| r.and_then(|value| self.unless_dry_run(value)))
-                    .collect()
+                if self.dry_run {
+                    results
+                        .into_iter()
+                        .map(|r| r.and_then(|value| self.unless_dry_run(value)))
+                        .collect()
+                } else {
+                    // No pass over the results on the calling thread, while the helpers wait.
+                    results
+                }
             }
             Err(throttled) => every(throttled),
         };
