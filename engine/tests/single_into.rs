@@ -4,13 +4,13 @@
 //! `OutputTooSmall` with nothing written, and a failed call leaves no plaintext (nor ciphertext)
 //! behind: for symmetric keys, RSA keys and keys in an external key store.
 
+#[path = "support/audit_log.rs"]
+mod audit_log;
 #[path = "support/keys.rs"]
 mod keys;
 
-use std::path::Path;
 use std::sync::Arc;
 
-use keyplane::audit::AuditConfig;
 use keyplane::ciphertext::{blob_len, max_blob_len};
 use keyplane::custom_key_store::{
     BackingKeyId, ConnectFailure, Connection, CustomKeyStoreBackend, CustomKeyStoreRecord,
@@ -264,15 +264,6 @@ fn rsa_keys_encrypt_and_decrypt_into_buffers_as_the_allocating_calls() {
 
 // ---- the audit record ---------------------------------------------------------------------------
 
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("{\"seq\":"))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// What a record says about its request, without what differs between any two records (ids,
 /// times, the chain).
 fn about(record: &Value) -> Value {
@@ -300,11 +291,7 @@ fn about(record: &Value) -> Value {
 fn the_audit_record_is_the_allocating_calls() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
-    let signing_key = keyplane::audit::generate_signing_key(Default::default()).unwrap();
-    let engine = Engine::builder()
-        .audit(AuditConfig::new(&log), signing_key)
-        .build()
-        .unwrap();
+    let engine = audit_log::audited(Engine::builder(), &log).build().unwrap();
     let key = symmetric_key(&engine);
     let context = context();
     let plaintext = [3u8; 48];
@@ -321,7 +308,7 @@ fn the_audit_record_is_the_allocating_calls() {
     engine.decrypt_into(&wrong, &mut out).unwrap_err();
     drop(engine);
 
-    let records = records(&log);
+    let records = audit_log::records(&log);
     let data: Vec<&Value> = records
         .iter()
         .filter(|r| matches!(r["eventName"].as_str(), Some("Encrypt" | "Decrypt")))

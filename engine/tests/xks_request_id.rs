@@ -5,11 +5,13 @@
 //! metadata of each Encrypt and Decrypt it is asked, and wraps with a reversible toy (the double
 //! encryption's cryptography is tested against the real proxy in `server/tests/xks_store.rs`).
 
+#[path = "support/audit_log.rs"]
+mod audit_log;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use keyplane::access::RequestOrigin;
-use keyplane::audit::AuditConfig;
 use keyplane::custom_key_store::{
     BackingKeyId, ConnectFailure, Connection, CustomKeyStoreBackend, CustomKeyStoreRecord,
     CustomKeyStoreType,
@@ -117,11 +119,7 @@ impl Connection for RecordingConnection {
 }
 
 fn audited_engine(path: &Path, seen: &Seen) -> Engine {
-    let signing_key =
-        keyplane::audit::generate_signing_key(keyplane::LockPolicy::default()).unwrap();
-    Engine::builder()
-        .worker_threads(2)
-        .audit(AuditConfig::new(path), signing_key)
+    audit_log::audited(Engine::builder().worker_threads(2), path)
         .custom_key_store_backend(
             CustomKeyStoreType::ExternalKeyStore,
             Arc::new(RecordingProxy {
@@ -130,15 +128,6 @@ fn audited_engine(path: &Path, seen: &Seen) -> Engine {
         )
         .build()
         .unwrap()
-}
-
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("{\"seq\":"))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .collect()
 }
 
 /// The external key: a key in a connected external key store.
@@ -201,7 +190,7 @@ fn kms_request_id_is_the_audit_record_id_of_the_call() {
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1 + 1 + 3 + 1, "{seen:?}");
-    let records = records(&log);
+    let records = audit_log::records(&log);
     let record_of = |id: &str| -> Vec<&Value> {
         records
             .iter()
