@@ -6,6 +6,8 @@
 
 #[path = "support/audit_log.rs"]
 mod audit_log;
+#[path = "support/external_key.rs"]
+mod external_key;
 #[path = "support/keys.rs"]
 mod keys;
 
@@ -17,9 +19,8 @@ use keyplane::custom_key_store::{
     CustomKeyStoreType,
 };
 use keyplane::{
-    Caller, CreateCustomKeyStoreRequest, CreateKeyRequest, DecryptRequest, EncryptRequest,
-    EncryptionAlgorithm, EncryptionContext, Engine, ErrorKind, IntoError, KeySpec, KeyUsage,
-    LockedBytes, Origin, SecretBytes, XksProxyCredential,
+    Caller, CreateKeyRequest, DecryptRequest, EncryptRequest, EncryptionAlgorithm,
+    EncryptionContext, Engine, ErrorKind, IntoError, KeySpec, KeyUsage, LockedBytes, SecretBytes,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -397,41 +398,13 @@ impl Connection for ToyConnection {
     }
 }
 
-fn external_key(engine: &Engine) -> String {
-    let store = engine
-        .create_custom_key_store(CreateCustomKeyStoreRequest {
-            custom_key_store_name: "toy".into(),
-            custom_key_store_type: Some(CustomKeyStoreType::ExternalKeyStore),
-            xks_proxy_uri_endpoint: Some("https://proxy.example".into()),
-            xks_proxy_uri_path: Some("/kms/xks/v1".into()),
-            xks_proxy_authentication_credential: Some(XksProxyCredential {
-                access_key_id: "AKIAI2SFODNN7EXAMPLE".into(),
-                raw_secret_access_key: SecretBytes::from_vec(
-                    b"FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE".to_vec(),
-                ),
-            }),
-            ..Default::default()
-        })
-        .unwrap();
-    engine.connect_custom_key_store(&store).unwrap();
-    engine
-        .create_key(CreateKeyRequest {
-            origin: Some(Origin::ExternalKeyStore),
-            custom_key_store_id: Some(store),
-            xks_key_id: Some("external-1".into()),
-            ..Default::default()
-        })
-        .unwrap()
-        .key_id
-}
-
 #[test]
 fn a_key_in_an_external_key_store_writes_its_longer_blob_when_it_fits() {
     let engine = Engine::builder()
         .custom_key_store_backend(CustomKeyStoreType::ExternalKeyStore, Arc::new(ToyProxy))
         .build()
         .unwrap();
-    let key = external_key(&engine);
+    let key = external_key::external_key(&engine, "toy");
     let plaintext = [5u8; 64];
     let request = EncryptRequest::new(&key, &plaintext);
     let needed = engine.encrypt(&request).unwrap().ciphertext_blob.len();
