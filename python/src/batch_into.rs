@@ -129,6 +129,21 @@ fn views<'py>(
     PyList::new(py, items)
 }
 
+/// Runs a batch into `out`: pins it (grown to the rooms' total), lends `f` one room per item
+/// with the GIL released, and answers one result per item as [`views`] makes them.
+fn run_into<'py>(
+    engine: &Engine,
+    py: Python<'py>,
+    out: &Bound<'py, PyAny>,
+    operation: &str,
+    rooms: &[usize],
+    f: impl FnOnce(&keyplane::Engine, &mut [&mut [u8]]) -> Vec<keyplane::Result<usize>> + Send,
+) -> PyResult<Bound<'py, PyList>> {
+    let pinned = pin(out, rooms.iter().sum())?;
+    let written = with_rooms(engine, py, &pinned, rooms, f);
+    views(py, operation, &pinned, rooms, written)
+}
+
 #[pymethods]
 impl Engine {
     /// Encrypts every plaintext under one key into `out` (a bytearray, grown when too small):
@@ -168,11 +183,9 @@ impl Engine {
                 _ => 0,
             })
             .collect();
-        let pinned = pin(out, rooms.iter().sum())?;
-        let written = with_rooms(self, py, &pinned, &rooms, |e, outputs| {
+        Ok(run_into(self, py, out, "Encrypt", &rooms, |e, outputs| {
             e.encrypt_batch_into(&requests, outputs)
-        });
-        Ok(views(py, "Encrypt", &pinned, &rooms, written)?)
+        })?)
     }
 
     /// Decrypts every ciphertext into `out` (a bytearray, grown when too small): one memoryview
@@ -211,10 +224,8 @@ impl Engine {
                 _ => ciphertext::plaintext_len_of(b).unwrap_or(0),
             })
             .collect();
-        let pinned = pin(out, rooms.iter().sum())?;
-        let written = with_rooms(self, py, &pinned, &rooms, |e, outputs| {
+        Ok(run_into(self, py, out, "Decrypt", &rooms, |e, outputs| {
             e.decrypt_batch_into(&requests, outputs)
-        });
-        Ok(views(py, "Decrypt", &pinned, &rooms, written)?)
+        })?)
     }
 }
