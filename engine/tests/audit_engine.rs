@@ -3,12 +3,16 @@
 //! parameters without secrets, the key; failing closed on a full disk and on `/dev/full`; and a
 //! chain that verifies after the process appending through the engine is killed.
 
+#[path = "support/audit_log.rs"]
+mod audit_log;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use audit_log::records;
 use keyplane::audit::{generate_signing_key, verify, AuditConfig, DigestSigner, Verdict};
 use keyplane::key::{DataKeyPairSpec, KeyAgreementAlgorithm, MacAlgorithm, SigningAlgorithm};
 use keyplane::store::MemoryKeyStore;
@@ -97,15 +101,6 @@ fn leaks(log: &[u8], secret: &[u8]) -> Vec<String> {
         found.push("JSON array".to_owned());
     }
     found
-}
-
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("{\"seq\":"))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn audited_engine(path: &Path, key: &keyplane::LockedBytes) -> Engine {

@@ -3,24 +3,17 @@
 //! `Engine::with_item_origins` lists each coalesced item's origin, in order, under
 //! `additionalEventData.requests` of the batch's one record.
 
+#[path = "support/audit_log.rs"]
+mod audit_log;
+
 use std::path::Path;
 
-use keyplane::audit::{generate_signing_key, AuditConfig};
 use keyplane::{CreateKeyRequest, EncryptRequest, Engine, RequestOrigin};
 use serde_json::Value;
 
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("{\"seq\":"))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// The event of the last record named `name`.
 fn last_event(path: &Path, name: &str) -> Value {
-    let all = records(path);
+    let all = audit_log::records(path);
     let record = all
         .iter()
         .rev()
@@ -46,12 +39,7 @@ fn origin(n: u32, tls: bool) -> RequestOrigin {
 }
 
 fn engine(path: &Path) -> Engine {
-    Engine::builder()
-        .worker_threads(2)
-        .audit(
-            AuditConfig::new(path),
-            generate_signing_key(keyplane::LockPolicy::default()).unwrap(),
-        )
+    audit_log::audited(Engine::builder().worker_threads(2), path)
         .build()
         .unwrap()
 }

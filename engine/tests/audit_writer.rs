@@ -1,5 +1,8 @@
 //! The audit writer: concurrent appends, reopening, failing closed on a full disk, and throughput.
 
+#[path = "support/audit_log.rs"]
+mod audit_log;
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
@@ -7,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use audit_log::records;
 use keyplane::audit::{
     generate_signing_key, verify, AuditConfig, AuditError, AuditEvent, AuditLog, Durability,
     UserIdentity, Verdict,
@@ -37,16 +41,6 @@ fn event(thread: u64, n: u64) -> AuditEvent {
         "n": n,
         "plaintextSize": 64
     }))
-}
-
-/// The records of a log, parsed, in file order.
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("{\"seq\":"))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //! data-plane key recomputed independently (RustCrypto HMAC + HKDF) from the token's key.
 //! The same operations against a real PKCS#11 token are tested in `pkcs11-store/tests`.
 
+#[path = "support/external_key.rs"]
+mod external_key;
 #[path = "support/soft_hsm.rs"]
 mod soft_hsm;
 
@@ -196,19 +198,7 @@ fn create_refuses_what_the_service_refuses() {
     );
     // External key stores need the XKS backend (keyplane_xks::XksBackend), which this engine
     // was built without.
-    let xks = CreateCustomKeyStoreRequest {
-        custom_key_store_name: "xks".into(),
-        custom_key_store_type: Some(CustomKeyStoreType::ExternalKeyStore),
-        xks_proxy_uri_endpoint: Some("https://proxy.example".into()),
-        xks_proxy_uri_path: Some("/kms/xks/v1".into()),
-        xks_proxy_authentication_credential: Some(keyplane::XksProxyCredential {
-            access_key_id: "AKIAI2SFODNN7EXAMPLE".into(),
-            raw_secret_access_key: SecretBytes::from_vec(
-                b"FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE".to_vec(),
-            ),
-        }),
-        ..Default::default()
-    };
+    let xks = external_key::xks_store_request("xks");
     assert_eq!(
         kind(engine.create_custom_key_store(xks)),
         ErrorKind::UnsupportedOperation

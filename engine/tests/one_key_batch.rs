@@ -5,7 +5,9 @@
 //! about one batch's authorization outlives it (a key disabled, a grant revoked or an alias moved
 //! between two batches is seen by the second).
 
-use keyplane::audit::AuditConfig;
+#[path = "support/audit_log.rs"]
+mod audit_log;
+
 use keyplane::ciphertext::{blob_len, key_id_of};
 use keyplane::{
     Caller, CreateGrantRequest, DecryptRequest, EncryptionContext, Engine, ErrorKind,
@@ -235,24 +237,11 @@ fn no_authorization_outlives_its_batch() {
     }
 }
 
-fn records(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("{\"seq\":"))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn one_audit_record_names_the_key_and_the_count() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
-    let signing_key = keyplane::audit::generate_signing_key(Default::default()).unwrap();
-    let engine = Engine::builder()
-        .audit(AuditConfig::new(&log), signing_key)
-        .build()
-        .unwrap();
+    let engine = audit_log::audited(Engine::builder(), &log).build().unwrap();
     let key = new_key(&engine);
     let arn = engine.describe_key(&key).unwrap().arn;
     let mut messages = plaintexts(6, 16);
@@ -262,7 +251,7 @@ fn one_audit_record_names_the_key_and_the_count() {
     batch(&engine, &key, None, &messages[..2]);
     drop(engine);
 
-    let records = records(&log);
+    let records = audit_log::records(&log);
     let batches: Vec<&Value> = records
         .iter()
         .filter(|r| r["eventName"] == "Encrypt")

@@ -4,22 +4,23 @@
 //! `OutputTooSmall` with nothing written, and a failed call leaves no plaintext (nor ciphertext)
 //! behind: for symmetric keys, RSA keys and keys in an external key store.
 
+#[path = "support/audit_log.rs"]
+mod audit_log;
+#[path = "support/external_key.rs"]
+mod external_key;
 #[path = "support/keys.rs"]
 mod keys;
 
-use std::path::Path;
 use std::sync::Arc;
 
-use keyplane::audit::AuditConfig;
 use keyplane::ciphertext::{blob_len, max_blob_len};
 use keyplane::custom_key_store::{
     BackingKeyId, ConnectFailure, Connection, CustomKeyStoreBackend, CustomKeyStoreRecord,
     CustomKeyStoreType,
 };
 use keyplane::{
-    Caller, CreateCustomKeyStoreRequest, CreateKeyRequest, DecryptRequest, EncryptRequest,
-    EncryptionAlgorithm, EncryptionContext, Engine, ErrorKind, IntoError, KeySpec, KeyUsage,
-    LockedBytes, Origin, SecretBytes, XksProxyCredential,
+    Caller, CreateKeyRequest, DecryptRequest, EncryptRequest, EncryptionAlgorithm,
+    EncryptionContext, Engine, ErrorKind, IntoError, KeySpec, KeyUsage, LockedBytes, SecretBytes,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -264,15 +265,6 @@ fn rsa_keys_encrypt_and_decrypt_into_buffers_as_the_allocating_calls() {
 
 // ---- the audit record ---------------------------------------------------------------------------
 
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("{\"seq\":"))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// What a record says about its request, without what differs between any two records (ids,
 /// times, the chain).
 fn about(record: &Value) -> Value {
@@ -300,11 +292,7 @@ fn about(record: &Value) -> Value {
 fn the_audit_record_is_the_allocating_calls() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
-    let signing_key = keyplane::audit::generate_signing_key(Default::default()).unwrap();
-    let engine = Engine::builder()
-        .audit(AuditConfig::new(&log), signing_key)
-        .build()
-        .unwrap();
+    let engine = audit_log::audited(Engine::builder(), &log).build().unwrap();
     let key = symmetric_key(&engine);
     let context = context();
     let plaintext = [3u8; 48];
@@ -321,7 +309,7 @@ fn the_audit_record_is_the_allocating_calls() {
     engine.decrypt_into(&wrong, &mut out).unwrap_err();
     drop(engine);
 
-    let records = records(&log);
+    let records = audit_log::records(&log);
     let data: Vec<&Value> = records
         .iter()
         .filter(|r| matches!(r["eventName"].as_str(), Some("Encrypt" | "Decrypt")))
@@ -410,41 +398,13 @@ impl Connection for ToyConnection {
     }
 }
 
-fn external_key(engine: &Engine) -> String {
-    let store = engine
-        .create_custom_key_store(CreateCustomKeyStoreRequest {
-            custom_key_store_name: "toy".into(),
-            custom_key_store_type: Some(CustomKeyStoreType::ExternalKeyStore),
-            xks_proxy_uri_endpoint: Some("https://proxy.example".into()),
-            xks_proxy_uri_path: Some("/kms/xks/v1".into()),
-            xks_proxy_authentication_credential: Some(XksProxyCredential {
-                access_key_id: "AKIAI2SFODNN7EXAMPLE".into(),
-                raw_secret_access_key: SecretBytes::from_vec(
-                    b"FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE".to_vec(),
-                ),
-            }),
-            ..Default::default()
-        })
-        .unwrap();
-    engine.connect_custom_key_store(&store).unwrap();
-    engine
-        .create_key(CreateKeyRequest {
-            origin: Some(Origin::ExternalKeyStore),
-            custom_key_store_id: Some(store),
-            xks_key_id: Some("external-1".into()),
-            ..Default::default()
-        })
-        .unwrap()
-        .key_id
-}
-
 #[test]
 fn a_key_in_an_external_key_store_writes_its_longer_blob_when_it_fits() {
     let engine = Engine::builder()
         .custom_key_store_backend(CustomKeyStoreType::ExternalKeyStore, Arc::new(ToyProxy))
         .build()
         .unwrap();
-    let key = external_key(&engine);
+    let key = external_key::external_key(&engine, "toy");
     let plaintext = [5u8; 64];
     let request = EncryptRequest::new(&key, &plaintext);
     let needed = engine.encrypt(&request).unwrap().ciphertext_blob.len();

@@ -5,20 +5,21 @@
 //! metadata of each Encrypt and Decrypt it is asked, and wraps with a reversible toy (the double
 //! encryption's cryptography is tested against the real proxy in `server/tests/xks_store.rs`).
 
+#[path = "support/audit_log.rs"]
+mod audit_log;
+#[path = "support/external_key.rs"]
+mod external_key;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use keyplane::access::RequestOrigin;
-use keyplane::audit::AuditConfig;
 use keyplane::custom_key_store::{
     BackingKeyId, ConnectFailure, Connection, CustomKeyStoreBackend, CustomKeyStoreRecord,
     CustomKeyStoreType,
 };
 use keyplane::LockedBytes;
-use keyplane::{
-    CreateCustomKeyStoreRequest, CreateKeyRequest, DecryptRequest, EncryptRequest, Engine, Origin,
-    SecretBytes, XksProxyCredential,
-};
+use keyplane::{DecryptRequest, EncryptRequest, Engine, SecretBytes};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -117,11 +118,7 @@ impl Connection for RecordingConnection {
 }
 
 fn audited_engine(path: &Path, seen: &Seen) -> Engine {
-    let signing_key =
-        keyplane::audit::generate_signing_key(keyplane::LockPolicy::default()).unwrap();
-    Engine::builder()
-        .worker_threads(2)
-        .audit(AuditConfig::new(path), signing_key)
+    audit_log::audited(Engine::builder().worker_threads(2), path)
         .custom_key_store_backend(
             CustomKeyStoreType::ExternalKeyStore,
             Arc::new(RecordingProxy {
@@ -132,51 +129,13 @@ fn audited_engine(path: &Path, seen: &Seen) -> Engine {
         .unwrap()
 }
 
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("{\"seq\":"))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .collect()
-}
-
-/// The external key: a key in a connected external key store.
-fn external_key(engine: &Engine) -> String {
-    let store = engine
-        .create_custom_key_store(CreateCustomKeyStoreRequest {
-            custom_key_store_name: "recording".into(),
-            custom_key_store_type: Some(CustomKeyStoreType::ExternalKeyStore),
-            xks_proxy_uri_endpoint: Some("https://proxy.example".into()),
-            xks_proxy_uri_path: Some("/kms/xks/v1".into()),
-            xks_proxy_authentication_credential: Some(XksProxyCredential {
-                access_key_id: "AKIAI2SFODNN7EXAMPLE".into(),
-                raw_secret_access_key: SecretBytes::from_vec(
-                    b"FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE".to_vec(),
-                ),
-            }),
-            ..Default::default()
-        })
-        .unwrap();
-    engine.connect_custom_key_store(&store).unwrap();
-    engine
-        .create_key(CreateKeyRequest {
-            origin: Some(Origin::ExternalKeyStore),
-            custom_key_store_id: Some(store),
-            xks_key_id: Some("external-1".into()),
-            ..Default::default()
-        })
-        .unwrap()
-        .key_id
-}
-
 #[test]
 fn kms_request_id_is_the_audit_record_id_of_the_call() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
     let seen: Seen = Arc::default();
     let engine = audited_engine(&log, &seen);
-    let key = external_key(&engine);
+    let key = external_key::external_key(&engine, "recording");
 
     // A single Encrypt and Decrypt, a batch of three, and a call bound to a front end's id.
     let blob = engine
@@ -201,7 +160,7 @@ fn kms_request_id_is_the_audit_record_id_of_the_call() {
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1 + 1 + 3 + 1, "{seen:?}");
-    let records = records(&log);
+    let records = audit_log::records(&log);
     let record_of = |id: &str| -> Vec<&Value> {
         records
             .iter()

@@ -3,14 +3,14 @@
 //! are unaffected. Every batch runs with the GIL released, on the engine's worker pool.
 
 use keyplane::{
-    BatchOutputs, DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext,
-    GenerateDataKeyRequest, GenerateMacRequest, MessageType, ReEncryptRequest, SignRequest,
-    VerifyMacRequest, VerifyRequest,
+    BatchOutputs, EncryptionAlgorithm, GenerateDataKeyRequest, GenerateMacRequest, MessageType,
+    ReEncryptRequest, SignRequest, VerifyMacRequest, VerifyRequest,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::convert::{context, contexts, inputs, parse, parse_opt, Input};
+use crate::batch_items::BatchItems;
+use crate::convert::{context, inputs, parse, parse_opt, Input};
 use crate::data::secret_value;
 use crate::engine::Engine;
 use crate::errors::{exception, validation, Result};
@@ -73,18 +73,6 @@ fn verified<'py>(
     Ok(list)
 }
 
-/// The context of item `i`: its own when per-item contexts were given, else the shared one.
-pub(crate) fn context_of<'a>(
-    shared: &'a Option<EncryptionContext>,
-    each: &'a Option<Vec<Option<EncryptionContext>>>,
-    i: usize,
-) -> Option<&'a EncryptionContext> {
-    match each {
-        Some(each) => each[i].as_ref(),
-        None => shared.as_ref(),
-    }
-}
-
 fn same_length(a: &[Input], b: &[Input], what: &str) -> Result<()> {
     if a.len() != b.len() {
         return Err(validation(format!(
@@ -109,21 +97,14 @@ impl Engine {
         encryption_contexts: Option<&Bound<'py, PyAny>>,
         encryption_algorithm: Option<&str>,
     ) -> Result<Bound<'py, PyList>> {
-        let plaintexts = inputs(plaintexts, "plaintexts")?;
-        let shared = context(encryption_context)?;
-        let each = contexts(encryption_contexts, plaintexts.len())?;
-        let algorithm =
-            parse_opt(encryption_algorithm)?.unwrap_or(EncryptionAlgorithm::SymmetricDefault);
-        let requests: Vec<EncryptRequest<'_>> = plaintexts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| EncryptRequest {
-                key_id,
-                plaintext: p,
-                encryption_context: context_of(&shared, &each, i),
-                encryption_algorithm: algorithm,
-            })
-            .collect();
+        let items = BatchItems::read(
+            plaintexts,
+            "plaintexts",
+            encryption_context,
+            encryption_contexts,
+            encryption_algorithm,
+        )?;
+        let requests = items.encrypt_requests(key_id);
         // Into a buffer kept from call to call: nothing allocated per item, no page faulted in
         // once a batch of this shape has run; each ciphertext is copied once, into its `bytes`.
         let mut out = self.kept.ciphertexts.take();
@@ -145,20 +126,14 @@ impl Engine {
         encryption_algorithm: Option<&str>,
         secret: bool,
     ) -> Result<Bound<'py, PyList>> {
-        let blobs = inputs(ciphertext_blobs, "ciphertext_blobs")?;
-        let shared = context(encryption_context)?;
-        let each = contexts(encryption_contexts, blobs.len())?;
-        let algorithm = parse_opt(encryption_algorithm)?;
-        let requests: Vec<DecryptRequest<'_>> = blobs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| DecryptRequest {
-                ciphertext_blob: b,
-                key_id,
-                encryption_context: context_of(&shared, &each, i),
-                encryption_algorithm: algorithm,
-            })
-            .collect();
+        let items = BatchItems::read(
+            ciphertext_blobs,
+            "ciphertext_blobs",
+            encryption_context,
+            encryption_contexts,
+            encryption_algorithm,
+        )?;
+        let requests = items.decrypt_requests(key_id);
         // As encrypt_batch: into a kept buffer, each plaintext copied once into its `bytes` (or
         // SecretBytes). The buffer is zeroed after the copies (a memset of what the batch used,
         // small beside the decryption), so no plaintext waits in it for the next call.

@@ -14,13 +14,12 @@
 //! key in an external key store; 512 bytes at least under an RSA algorithm); for decrypt, the
 //! plaintext length the blob's framing gives (the blob's length under an RSA algorithm).
 
-use keyplane::{ciphertext, DecryptRequest, EncryptRequest, EncryptionAlgorithm};
+use keyplane::{ciphertext, EncryptionAlgorithm};
 use pyo3::exceptions::{PyBufferError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyList, PyMemoryView, PySlice};
 
-use crate::batch::context_of;
-use crate::convert::{context, contexts, inputs, parse_opt};
+use crate::batch_items::BatchItems;
 use crate::engine::Engine;
 use crate::errors::{exception, Result};
 
@@ -130,6 +129,21 @@ fn views<'py>(
     PyList::new(py, items)
 }
 
+/// Runs a batch into `out`: pins it (grown to the rooms' total), lends `f` one room per item
+/// with the GIL released, and answers one result per item as [`views`] makes them.
+fn run_into<'py>(
+    engine: &Engine,
+    py: Python<'py>,
+    out: &Bound<'py, PyAny>,
+    operation: &str,
+    rooms: &[usize],
+    f: impl FnOnce(&keyplane::Engine, &mut [&mut [u8]]) -> Vec<keyplane::Result<usize>> + Send,
+) -> PyResult<Bound<'py, PyList>> {
+    let pinned = pin(out, rooms.iter().sum())?;
+    let written = with_rooms(engine, py, &pinned, rooms, f);
+    views(py, operation, &pinned, rooms, written)
+}
+
 #[pymethods]
 impl Engine {
     /// Encrypts every plaintext under one key into `out` (a bytearray, grown when too small):
@@ -145,29 +159,23 @@ impl Engine {
         encryption_contexts: Option<&Bound<'py, PyAny>>,
         encryption_algorithm: Option<&str>,
     ) -> Result<Bound<'py, PyList>> {
-        let plaintexts = inputs(plaintexts, "plaintexts")?;
-        let shared = context(encryption_context)?;
-        let each = contexts(encryption_contexts, plaintexts.len())?;
-        let algorithm =
-            parse_opt(encryption_algorithm)?.unwrap_or(EncryptionAlgorithm::SymmetricDefault);
-        let requests: Vec<EncryptRequest<'_>> = plaintexts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| EncryptRequest {
-                key_id,
-                plaintext: p,
-                encryption_context: context_of(&shared, &each, i),
-                encryption_algorithm: algorithm,
-            })
-            .collect();
+        let items = BatchItems::read(
+            plaintexts,
+            "plaintexts",
+            encryption_context,
+            encryption_contexts,
+            encryption_algorithm,
+        )?;
+        let requests = items.encrypt_requests(key_id);
         // A plaintext the engine refuses for its length (empty, or over the engine's limit) gets
         // no room: no caller can make this grow `out` for what is refused.
         let max = self.inner.config().max_plaintext_bytes;
-        let floor = match algorithm {
+        let floor = match items.encryption_algorithm() {
             EncryptionAlgorithm::SymmetricDefault => 0,
             _ => RSA_ROOM,
         };
-        let rooms: Vec<usize> = plaintexts
+        let rooms: Vec<usize> = items
+            .inputs
             .iter()
             .map(|p| match p.len() {
                 0 => 0,
@@ -175,11 +183,9 @@ impl Engine {
                 _ => 0,
             })
             .collect();
-        let pinned = pin(out, rooms.iter().sum())?;
-        let written = with_rooms(self, py, &pinned, &rooms, |e, outputs| {
+        Ok(run_into(self, py, out, "Encrypt", &rooms, |e, outputs| {
             e.encrypt_batch_into(&requests, outputs)
-        });
-        Ok(views(py, "Encrypt", &pinned, &rooms, written)?)
+        })?)
     }
 
     /// Decrypts every ciphertext into `out` (a bytearray, grown when too small): one memoryview
@@ -195,27 +201,22 @@ impl Engine {
         key_id: Option<&str>,
         encryption_algorithm: Option<&str>,
     ) -> Result<Bound<'py, PyList>> {
-        let blobs = inputs(ciphertext_blobs, "ciphertext_blobs")?;
-        let shared = context(encryption_context)?;
-        let each = contexts(encryption_contexts, blobs.len())?;
-        let algorithm: Option<EncryptionAlgorithm> = parse_opt(encryption_algorithm)?;
-        let requests: Vec<DecryptRequest<'_>> = blobs
-            .iter()
-            .enumerate()
-            .map(|(i, b)| DecryptRequest {
-                ciphertext_blob: b,
-                key_id,
-                encryption_context: context_of(&shared, &each, i),
-                encryption_algorithm: algorithm,
-            })
-            .collect();
+        let items = BatchItems::read(
+            ciphertext_blobs,
+            "ciphertext_blobs",
+            encryption_context,
+            encryption_contexts,
+            encryption_algorithm,
+        )?;
+        let requests = items.decrypt_requests(key_id);
         // A symmetric blob's plaintext length is in its framing (what the engine checks the room
         // against; a blob that does not parse fails before anything is written, so it gets no
         // room); an RSA plaintext is shorter than its ciphertext. A blob longer than the engine
         // accepts gets no room.
         let longest = ciphertext::max_blob_len(self.inner.config().max_plaintext_bytes);
-        let rsa = matches!(algorithm, Some(a) if a != EncryptionAlgorithm::SymmetricDefault);
-        let rooms: Vec<usize> = blobs
+        let rsa = matches!(items.algorithm, Some(a) if a != EncryptionAlgorithm::SymmetricDefault);
+        let rooms: Vec<usize> = items
+            .inputs
             .iter()
             .map(|b| match b.len() {
                 n if n > longest => 0,
@@ -223,10 +224,8 @@ impl Engine {
                 _ => ciphertext::plaintext_len_of(b).unwrap_or(0),
             })
             .collect();
-        let pinned = pin(out, rooms.iter().sum())?;
-        let written = with_rooms(self, py, &pinned, &rooms, |e, outputs| {
+        Ok(run_into(self, py, out, "Decrypt", &rooms, |e, outputs| {
             e.decrypt_batch_into(&requests, outputs)
-        });
-        Ok(views(py, "Decrypt", &pinned, &rooms, written)?)
+        })?)
     }
 }

@@ -17,6 +17,7 @@
 mod backends;
 mod batch;
 mod batch_into;
+mod batch_items;
 mod control;
 mod convert;
 mod custom_key_stores;

@@ -87,9 +87,19 @@ pub(crate) struct Source<'k> {
 /// An item's plaintext and what decrypted it.
 pub(crate) struct Decrypted<'k> {
     pub(crate) plaintext: SecretBytes,
-    pub(crate) key: &'k KeyEntry,
-    pub(crate) version: &'k VersionEntry,
-    pub(crate) algorithm: EncryptionAlgorithm,
+    pub(crate) source: Source<'k>,
+}
+
+impl Decrypted<'_> {
+    /// Decrypt's answer: the plaintext, and the key, algorithm and key material that decrypted it.
+    fn into_response(self) -> DecryptResponse {
+        DecryptResponse {
+            plaintext: self.plaintext,
+            key_id: self.source.key.arn.clone(),
+            encryption_algorithm: self.source.algorithm,
+            key_material_id: self.source.version.material_id.clone(),
+        }
+    }
 }
 
 /// A ciphertext checked and ready to decrypt, before any buffer is sized for its plaintext.
@@ -223,10 +233,23 @@ impl DataPlane {
         algorithm: Option<EncryptionAlgorithm>,
     ) -> Result<Decrypted<'k>> {
         let opening = Self::prepare_decrypt(ctx, action, blob, key_id, context, algorithm)?;
+        Self::decrypt_prepared(ctx, &opening, action, key_id, context)
+    }
+
+    /// Decrypts a prepared ciphertext into a new [`SecretBytes`] of the plaintext's length,
+    /// through a zeroizing buffer of [`Opening::buffer_len`] bytes (an RSA plaintext is shorter
+    /// than the modulus it is decrypted into).
+    fn decrypt_prepared<'k>(
+        ctx: &mut ChunkContext<'k>,
+        opening: &Opening<'k, '_>,
+        action: Action,
+        key_id: Option<&str>,
+        context: Option<&EncryptionContext>,
+    ) -> Result<Decrypted<'k>> {
         let mut plaintext = SecretBytes::zeroed(opening.buffer_len());
         let (len, source) = Self::decrypt_prepared_into(
             ctx,
-            &opening,
+            opening,
             action,
             key_id,
             context,
@@ -239,12 +262,7 @@ impl DataPlane {
                 .copy_from_slice(&plaintext.expose()[..len]);
             plaintext = exact;
         }
-        Ok(Decrypted {
-            plaintext,
-            key: source.key,
-            version: source.version,
-            algorithm: source.algorithm,
-        })
+        Ok(Decrypted { plaintext, source })
     }
 
     fn decrypt_request<'k>(
@@ -267,13 +285,7 @@ impl DataPlane {
         request: &DecryptRequest<'_>,
     ) -> Result<DecryptResponse> {
         self.run_one(caller, |ctx| {
-            let done = Self::decrypt_request(ctx, request)?;
-            Ok(DecryptResponse {
-                plaintext: done.plaintext,
-                key_id: done.key.arn.clone(),
-                encryption_algorithm: done.algorithm,
-                key_material_id: done.version.material_id.clone(),
-            })
+            Self::decrypt_request(ctx, request).map(Decrypted::into_response)
         })
     }
 
@@ -308,20 +320,14 @@ impl DataPlane {
                         .inspect_err(|_| dest.zeroize())?
                 }
                 Opening::Rsa { .. } => {
-                    let mut plaintext = SecretBytes::zeroed(opening.buffer_len());
-                    let (len, source) = Self::decrypt_prepared_into(
-                        ctx,
-                        &opening,
-                        action,
-                        key_id,
-                        context,
-                        plaintext.expose_mut(),
-                    )?;
+                    let done = Self::decrypt_prepared(ctx, &opening, action, key_id, context)?;
+                    let plaintext = done.plaintext.expose();
+                    let needed = plaintext.len();
                     let dest = out
-                        .get_mut(..len)
-                        .ok_or(IntoError::OutputTooSmall { needed: len })?;
-                    dest.copy_from_slice(&plaintext.expose()[..len]);
-                    (len, source)
+                        .get_mut(..needed)
+                        .ok_or(IntoError::OutputTooSmall { needed })?;
+                    dest.copy_from_slice(plaintext);
+                    (needed, done.source)
                 }
             };
             Ok(DecryptedInto {
@@ -404,13 +410,7 @@ impl DataPlane {
         check: impl Fn(&DecryptRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<DecryptResponse>> {
         self.run_batch(caller, tally, requests, check, |ctx, request| {
-            let done = Self::decrypt_request(ctx, request)?;
-            Ok(DecryptResponse {
-                plaintext: done.plaintext,
-                key_id: done.key.arn.clone(),
-                encryption_algorithm: done.algorithm,
-                key_material_id: done.version.material_id.clone(),
-            })
+            Self::decrypt_request(ctx, request).map(Decrypted::into_response)
         })
     }
 

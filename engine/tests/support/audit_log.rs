@@ -1,0 +1,25 @@
+#![allow(dead_code)] // Each test crate that includes this helper uses part of it.
+//! An engine's audit log in the engine's tests: a builder that writes one, and its records read
+//! back (`#[path = "support/audit_log.rs"] mod audit_log;`).
+
+use std::path::Path;
+
+use keyplane::audit::{generate_signing_key, AuditConfig};
+use keyplane::{EngineBuilder, LockPolicy};
+use serde_json::Value;
+
+/// `builder` writing its audit log to `path`, signed with a fresh signing key.
+pub fn audited(builder: EngineBuilder, path: &Path) -> EngineBuilder {
+    let signing_key = generate_signing_key(LockPolicy::default()).unwrap();
+    builder.audit(AuditConfig::new(path), signing_key)
+}
+
+/// The records of the log at `path`, parsed, in file order (the lines that start `{"seq":`).
+pub fn records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("{\"seq\":"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
