@@ -14,8 +14,10 @@
 //!   the pool is done, so a batch never waits for a wake-up before work starts.
 //! - The batch is cut, by estimated cost rather than by count, into contiguous jobs of at least
 //!   [`JOB_NS`] (several per thread, so a thread that wakes late or runs slow takes fewer). Each
-//!   thread claims the next job with one atomic add; a helper that wakes after the calling thread
-//!   has claimed every job finds nothing and returns.
+//!   taking-part thread has a home, a run of consecutive jobs (the calling thread the first): it
+//!   claims its home's jobs in order with one atomic add each, then what is left in the homes
+//!   after it. So each thread writes about the same outputs from batch to batch, and they stay in
+//!   its core's cache. A helper that wakes after every job was claimed finds nothing and returns.
 //! - The helpers are [`super::spin_pool`]'s threads, which stay awake for a while after a batch,
 //!   so back-to-back batches start on every thread at once, and the calling thread waits only for
 //!   helpers inside a job, never for one still waking. While another batch holds them, a batch
@@ -24,6 +26,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
+
+use crossbeam_utils::CachePadded;
 
 use super::chunk::ChunkContext;
 pub(crate) use super::item_cost::ItemCost;
@@ -103,6 +107,42 @@ impl ItemOutput for () {
 impl ItemOutput for &mut [u8] {
     fn clear(&mut self) {
         self.fill(0);
+    }
+}
+
+/// The jobs of a batch split into one home per taking-part thread (consecutive jobs, in
+/// order), each with a cursor on its own cache line: a thread claims the next job of a home with
+/// one atomic add on that home's cursor, so every job is claimed once.
+struct Homes {
+    /// Where each home's jobs start; the last entry is the number of jobs.
+    starts: Vec<usize>,
+    cursors: Vec<CachePadded<AtomicUsize>>,
+}
+
+impl Homes {
+    fn new(jobs: usize, threads: usize) -> Self {
+        let threads = threads.max(1);
+        let starts: Vec<usize> = (0..=threads).map(|h| h * jobs / threads).collect();
+        let cursors = starts[..threads]
+            .iter()
+            .map(|&start| CachePadded::new(AtomicUsize::new(start)))
+            .collect();
+        Homes { starts, cursors }
+    }
+
+    /// The jobs a thread of home `home` claims: its own home's, then each later home's (wrapping
+    /// round) while jobs are left there. Each job index is yielded to exactly one thread.
+    fn claims_from(&self, home: usize) -> impl Iterator<Item = usize> + '_ {
+        let homes = self.cursors.len();
+        (0..homes)
+            .map(move |step| (home + step) % homes)
+            .flat_map(move |h| {
+                let end = self.starts[h + 1];
+                std::iter::from_fn(move || {
+                    let k = self.cursors[h].fetch_add(1, Ordering::Relaxed);
+                    (k < end).then_some(k)
+                })
+            })
     }
 }
 
@@ -237,13 +277,18 @@ impl DataPlane {
                 (rest_items, rest_outputs, rest_slots, start) =
                     (more_items, more_outputs, more_slots, end);
             }
-            let next_job = AtomicUsize::new(0);
-            let work = || {
+            // Each taking-part thread has a home: a run of consecutive jobs, the calling thread
+            // the first. It takes its home's jobs in order, then those left in the homes after
+            // it. So from one batch to the next each thread writes mostly the same outputs and
+            // result slots, which stay in its core's cache, instead of pulling them line by line
+            // from the core that wrote them last time (two threads sharing one batch ran each
+            // item ~25% slower than one thread alone, while two callers with a batch each did
+            // not).
+            let homes = Homes::new(jobs.len(), plan.threads);
+            let work = |home: usize| {
                 let mut ctx = None;
-                loop {
-                    let k = next_job.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(k) else { break };
-                    let Some((job_items, job_outputs, job_slots)) = lock(job).take() else {
+                for k in homes.claims_from(home) {
+                    let Some((job_items, job_outputs, job_slots)) = lock(&jobs[k]).take() else {
                         continue;
                     };
                     let ctx = ctx.get_or_insert_with(|| {
@@ -258,20 +303,23 @@ impl DataPlane {
                     }
                 }
             };
-            // Helpers awake take part up to the plan's thread count (the calling thread is one).
+            // Helpers awake take part up to the plan's thread count (the calling thread is one),
+            // each with the next home in the order they arrive.
             let helpers_in = AtomicUsize::new(1);
             let help = || {
-                if helpers_in.fetch_add(1, Ordering::Relaxed) < plan.threads {
-                    work();
+                let home = helpers_in.fetch_add(1, Ordering::Relaxed);
+                if home < plan.threads {
+                    work(home);
                 }
             };
-            if !self.helpers.run(&help, work, wake) {
+            if !self.helpers.run(&help, || work(0), wake) {
                 // Another batch holds the helpers: rayon's pool, whose workers may need waking.
                 self.pool.in_place_scope(|scope| {
-                    for _ in 1..plan.threads {
-                        scope.spawn(|_| work());
+                    for home in 1..plan.threads {
+                        let work = &work;
+                        scope.spawn(move |_| work(home));
                     }
-                    work();
+                    work(0);
                 });
             }
         }
@@ -294,6 +342,35 @@ impl DataPlane {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_thread_starts_at_home_and_every_job_is_claimed_once() {
+        for jobs in [0, 1, 5, 16, 17, 64] {
+            for threads in [1, 2, 3, 8] {
+                let homes = Homes::new(jobs, threads);
+                // A thread alone takes its own home's jobs first, in order, then the rest.
+                let first: Vec<usize> = homes.claims_from(threads - 1).collect();
+                let own = homes.starts[threads - 1]..jobs;
+                assert_eq!(first[..own.len()], own.clone().collect::<Vec<_>>()[..]);
+                assert_eq!(first.len(), jobs, "{jobs} jobs, {threads} threads");
+                assert_eq!(homes.claims_from(0).count(), 0, "nothing is claimed twice");
+            }
+        }
+        // Threads claiming at once: every job exactly once between them.
+        let homes = Homes::new(1000, 4);
+        let claimed: Vec<Vec<usize>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|home| {
+                    let homes = &homes;
+                    s.spawn(move || homes.claims_from(home).collect::<Vec<_>>())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut all: Vec<usize> = claimed.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..1000).collect::<Vec<_>>());
+    }
 
     #[test]
     fn small_batches_run_on_the_calling_thread() {
