@@ -107,10 +107,10 @@ impl BatchOutputs {
 
     /// Records the call's results: item `i` wrote `results[i]` bytes at the start of its room.
     pub(crate) fn finish(&mut self, results: Vec<Result<usize>>) {
-        self.items = results
-            .into_iter()
-            .enumerate()
-            .map(|(i, result)| {
+        // Into the capacity the last call left (`rooms` cleared it): no allocation per call.
+        self.items.clear();
+        self.items
+            .extend(results.into_iter().enumerate().map(|(i, result)| {
                 let room = self.rooms.get(i).cloned().unwrap_or(0..0);
                 result.and_then(|written| {
                     if written <= room.len() {
@@ -122,8 +122,7 @@ impl BatchOutputs {
                         )))
                     }
                 })
-            })
-            .collect();
+            }));
     }
 }
 
