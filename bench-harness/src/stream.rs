@@ -58,6 +58,20 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
     (out, start.elapsed().as_secs_f64(), cpu_s() - cpu)
 }
 
+/// The fastest of `repeats` calls of `f` (wall clock, with that call's CPU time); the first
+/// error stops it.
+fn best_of<E>(repeats: u32, mut f: impl FnMut() -> Result<(), E>) -> Result<(f64, f64), E> {
+    let mut best = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..repeats.max(1) {
+        let (result, wall, cpu) = timed(&mut f);
+        result?;
+        if wall < best.0 {
+            best = (wall, cpu);
+        }
+    }
+    Ok(best)
+}
+
 fn mib_s(bytes: usize, secs: f64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / secs.max(1e-9)
 }
@@ -122,11 +136,19 @@ pub fn run(sweep: &SweepArgs) -> Result<Vec<StreamRow>, BenchError> {
     );
     let context = EncryptionContext::new();
     let mut rows = Vec::new();
+    let repeats = sweep.repeats.max(1);
     for &threads in &sweep.threads {
         // The bare loop is measured again beside each row, just before it: on a loaded machine
         // a baseline taken once at the start is compared with rows measured under another load.
         scratch.copy_from_slice(&data);
-        let [seal, open, seal_cpu, open_cpu] = baseline(&mut scratch)?;
+        let mut best_baseline = [0f64; 4];
+        for _ in 0..repeats {
+            let measured = baseline(&mut scratch)?;
+            if measured[0] + measured[1] > best_baseline[0] + best_baseline[1] {
+                best_baseline = measured;
+            }
+        }
+        let [seal, open, seal_cpu, open_cpu] = best_baseline;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads as usize)
             .build()
@@ -137,25 +159,25 @@ pub fn run(sweep: &SweepArgs) -> Result<Vec<StreamRow>, BenchError> {
             pool: Some(Arc::new(pool)),
             ..EnvelopeConfig::default()
         };
-        // Encrypt twice into one buffer and time the second: a caller encrypting message after
-        // message reuses its output memory, and the bare loop it is compared with works in
-        // memory that is already mapped (the first pass's page faults are the kernel's cost of
-        // fresh memory, not the format's).
+        // Encrypt once into a buffer, then time the best of `--repeats` more calls into the same
+        // buffer: a caller encrypting message after message reuses its output memory, and the
+        // bare loop it is compared with works in memory that is already mapped (the first
+        // pass's page faults are the kernel's cost of fresh memory, not the format's).
         let keyrings = std::slice::from_ref(&keyring);
         let encrypt_into = |out: &mut Vec<u8>| {
             envelope::encrypt_message_into(keyrings, &config, &context, &data, out)
         };
         let mut message = Vec::new();
         encrypt_into(&mut message).map_err(|e| failed("encrypt", e))?;
-        let (sealed, encrypt, encrypt_cpu) = timed(|| encrypt_into(&mut message));
-        sealed.map_err(|e| failed("encrypt", e))?;
-        // The same for decryption: the second call into one buffer is timed.
+        let (encrypt, encrypt_cpu) =
+            best_of(repeats, || encrypt_into(&mut message)).map_err(|e| failed("encrypt", e))?;
+        // The same for decryption.
         let decrypt_into =
             |out: &mut Vec<u8>| envelope::decrypt_message_into(keyrings, &config, &message, out);
         let mut opened = Vec::new(); // synthetic data, not a secret
         decrypt_into(&mut opened).map_err(|e| failed("decrypt", e))?;
-        let (result, decrypt, decrypt_cpu) = timed(|| decrypt_into(&mut opened));
-        result.map_err(|e| failed("decrypt", e))?;
+        let (decrypt, decrypt_cpu) = best_of(repeats, || decrypt_into(&mut opened).map(|_| ()))
+            .map_err(|e| failed("decrypt", e))?;
         if opened[..] != data[..] {
             return Err(failed("decrypt", "the plaintext differs"));
         }
@@ -172,8 +194,9 @@ pub fn run(sweep: &SweepArgs) -> Result<Vec<StreamRow>, BenchError> {
         });
     }
     println!(
-        "stream: {} MiB in memory, suite 0x0478, {FRAME}-byte frames; baseline: bare aws-lc-rs AES-256-GCM, one thread, measured beside each row",
-        size / (1024 * 1024)
+        "stream: {} MiB in memory, suite 0x0478, {FRAME}-byte frames, best of {} calls; baseline: bare aws-lc-rs AES-256-GCM, one thread, measured beside each row",
+        size / (1024 * 1024),
+        sweep.repeats.max(1)
     );
     println!("threads  encrypt MiB/s  (x baseline)  decrypt MiB/s  (x baseline)  baseline seal/open MiB/s");
     for r in &rows {
