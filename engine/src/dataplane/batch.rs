@@ -112,22 +112,25 @@ impl ItemOutput for &mut [u8] {
 
 /// The jobs of a batch split into one home per taking-part thread (consecutive jobs, in
 /// order), each with a cursor on its own cache line: a thread claims the next job of a home with
-/// one atomic add on that home's cursor, so every job is claimed once.
+/// one atomic add on that home's cursor, so every job is claimed once. Home `h` holds jobs
+/// `start(h) .. start(h + 1)`.
 struct Homes {
-    /// Where each home's jobs start; the last entry is the number of jobs.
-    starts: Vec<usize>,
+    jobs: usize,
     cursors: Vec<CachePadded<AtomicUsize>>,
 }
 
 impl Homes {
     fn new(jobs: usize, threads: usize) -> Self {
         let threads = threads.max(1);
-        let starts: Vec<usize> = (0..=threads).map(|h| h * jobs / threads).collect();
-        let cursors = starts[..threads]
-            .iter()
-            .map(|&start| CachePadded::new(AtomicUsize::new(start)))
+        let cursors = (0..threads)
+            .map(|h| CachePadded::new(AtomicUsize::new(h * jobs / threads)))
             .collect();
-        Homes { starts, cursors }
+        Homes { jobs, cursors }
+    }
+
+    /// Where home `h`'s jobs start (`h` up to the number of homes: the last is `jobs`).
+    fn start(&self, h: usize) -> usize {
+        h * self.jobs / self.cursors.len()
     }
 
     /// The jobs a thread of home `home` claims: its own home's, then each later home's (wrapping
@@ -137,7 +140,7 @@ impl Homes {
         (0..homes)
             .map(move |step| (home + step) % homes)
             .flat_map(move |h| {
-                let end = self.starts[h + 1];
+                let end = self.start(h + 1);
                 std::iter::from_fn(move || {
                     let k = self.cursors[h].fetch_add(1, Ordering::Relaxed);
                     (k < end).then_some(k)
@@ -348,9 +351,10 @@ mod tests {
         for jobs in [0, 1, 5, 16, 17, 64] {
             for threads in [1, 2, 3, 8] {
                 let homes = Homes::new(jobs, threads);
+                assert_eq!((homes.start(0), homes.start(threads)), (0, jobs));
                 // A thread alone takes its own home's jobs first, in order, then the rest.
                 let first: Vec<usize> = homes.claims_from(threads - 1).collect();
-                let own = homes.starts[threads - 1]..jobs;
+                let own = homes.start(threads - 1)..jobs;
                 assert_eq!(first[..own.len()], own.clone().collect::<Vec<_>>()[..]);
                 assert_eq!(first.len(), jobs, "{jobs} jobs, {threads} threads");
                 assert_eq!(homes.claims_from(0).count(), 0, "nothing is claimed twice");
