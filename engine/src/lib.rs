@@ -33,6 +33,7 @@ mod engine;
 pub mod envelope;
 mod error;
 pub mod fork;
+mod job_homes;
 pub mod key;
 pub mod less_safe;
 pub(crate) mod locked_memory;

@@ -395,8 +395,19 @@ fn parallel_pool_output_equals_single_thread_decrypt() {
         window_frames: 1,
         ..EnvelopeConfig::default()
     };
-    let out = envelope::decrypt_message(&[kr], &single, &msg).unwrap();
+    let out = envelope::decrypt_message(std::slice::from_ref(&kr), &single, &msg).unwrap();
     assert!(out.plaintext[..] == pt[..]);
+    // The frames are cut into jobs that the calling thread and the pool's workers share: a
+    // tampered frame in the middle fails the whole message, with its own sequence number, and
+    // releases nothing, whichever thread opened it.
+    let (body, size) = frame_span(&msg, 1000);
+    let mut bad = msg.clone();
+    bad[body + 517 * size + 100] ^= 1;
+    let mut plaintext = b"kept?".to_vec();
+    let e = envelope::decrypt_message_into(&[kr], &cfg, &bad, &mut plaintext).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidCiphertext);
+    assert!(e.message().starts_with("frame 518 "), "{}", e.message());
+    assert!(plaintext.is_empty());
 }
 
 #[test]

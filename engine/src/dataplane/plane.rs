@@ -27,8 +27,9 @@ pub(crate) struct DataPlane {
     pub(super) helpers: super::spin_pool::SpinPool,
     /// The configured thread count, the calling thread included.
     threads: usize,
-    /// The pool envelope streams run their frames on: a stream's calling thread waits for its
-    /// frames, so this one has all `threads` workers (asleep while no stream runs).
+    /// The pool envelope streams run their frames on, `threads` workers: a stream's batch of
+    /// frames runs on `threads` threads, its calling thread one of them (see
+    /// `envelope::parallel`), so one worker stays asleep.
     stream_pool: std::sync::Arc<rayon::ThreadPool>,
 }
 

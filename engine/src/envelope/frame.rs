@@ -1,13 +1,12 @@
 //! Message body: frames (and the one-block body of version 1 messages), their IVs and associated
-//! data, sealed and opened in parallel batches on a rayon pool, written once where they belong
-//! (no zero-fill, no copy of a frame).
+//! data, sealed and opened in parallel batches on the calling thread and a rayon pool (see
+//! [`super::parallel`]), written once where they belong (no zero-fill, no copy of a frame).
 #![allow(unsafe_code)] // reason: frames sealed and opened straight into a vector's spare capacity (one `set_len`).
 
 use std::mem::MaybeUninit;
 
-use rayon::prelude::*;
-
 use super::errors;
+use super::parallel::{frames_per_job, run_jobs};
 use super::suite::{IV_LEN, TAG_LEN};
 use crate::crypto::aes_gcm::AesGcmKey;
 use crate::error::{Error, Result};
@@ -160,9 +159,11 @@ fn append_with(
 }
 
 /// Seals `plaintext` (a whole number of `frame_length` frames) as regular frames numbered from
-/// `first_sequence`, appending them to `out`; frames are sealed in parallel on the current rayon
-/// pool, straight into `out`'s spare capacity (no zero-fill), and appear in order.
+/// `first_sequence`, appending them to `out`; frames are sealed in parallel on the calling
+/// thread and `pool` (rayon's global pool without one), straight into `out`'s spare capacity
+/// (no zero-fill), and appear in order.
 pub fn seal_regular_frames(
+    pool: Option<&rayon::ThreadPool>,
     key: &AesGcmKey,
     message_id: &[u8],
     frame_length: usize,
@@ -176,14 +177,24 @@ pub fn seal_regular_frames(
     let frames = plaintext.len() / frame_length;
     check_sequence_room(first_sequence, frames)?;
     let size = regular_frame_size(frame_length);
+    let per_job = frames_per_job(frame_length);
     append_with(out, frames * size, |spare| {
-        spare
-            .par_chunks_mut(size)
-            .zip(plaintext.par_chunks(frame_length))
+        let jobs: Vec<_> = spare
+            .chunks_mut(per_job * size)
+            .zip(plaintext.chunks(per_job * frame_length))
             .enumerate()
-            .try_for_each(|(i, (dst, src))| {
-                seal_one(key, message_id, first_sequence + i as u32, false, src, dst)
-            })
+            .collect();
+        run_jobs(pool, jobs, |(job, (dst, src))| {
+            let first = first_sequence + (job * per_job) as u32;
+            for (i, (dst, src)) in dst
+                .chunks_mut(size)
+                .zip(src.chunks(frame_length))
+                .enumerate()
+            {
+                seal_one(key, message_id, first + i as u32, false, src, dst)?;
+            }
+            Ok(())
+        })
     })
 }
 
@@ -397,12 +408,13 @@ fn frame_aad(message_id: &[u8], sequence: u32, final_frame: bool, len: usize) ->
     BodyAad::new(message_id, content, sequence, len as u64)
 }
 
-/// Opens a batch of frames that lie in `src` (in parallel on the current rayon pool), appending
-/// their plaintexts in order to `out`, each written once straight into `out`'s spare capacity:
-/// no copy of the ciphertext, no zero-fill. On any failure `out` keeps its length and what was
-/// written past it is zeroed: no plaintext of the batch is released, not even of the frames that
-/// did authenticate.
+/// Opens a batch of frames that lie in `src` (in parallel on the calling thread and `pool`,
+/// rayon's global pool without one), appending their plaintexts in order to `out`, each written
+/// once straight into `out`'s spare capacity: no copy of the ciphertext, no zero-fill. On any
+/// failure `out` keeps its length and what was written past it is zeroed: no plaintext of the
+/// batch is released, not even of the frames that did authenticate.
 pub fn open_frames_into(
+    pool: Option<&rayon::ThreadPool>,
     key: &AesGcmKey,
     message_id: &[u8],
     frames: &[RawFrame],
@@ -423,24 +435,28 @@ pub fn open_frames_into(
         }
         total += f.len;
     }
+    let per_job = frames.first().map_or(1, |f| frames_per_job(f.len));
     append_with(out, total, |spare| {
-        let mut slices = Vec::with_capacity(frames.len());
+        let mut jobs = Vec::with_capacity(frames.len().div_ceil(per_job));
         let mut rest = spare;
-        for f in frames {
-            let (head, tail) = rest.split_at_mut(f.len);
-            slices.push(head);
+        for job in frames.chunks(per_job) {
+            let len = job.iter().map(|f| f.len).sum();
+            let (head, tail) = rest.split_at_mut(len);
+            jobs.push((job, head));
             rest = tail;
         }
-        slices
-            .into_par_iter()
-            .zip(frames.par_iter())
-            .try_for_each(|(dst, f)| {
+        run_jobs(pool, jobs, |(job, mut dst)| {
+            for f in job {
+                let (head, tail) = dst.split_at_mut(f.len);
+                dst = tail;
                 let aad = frame_aad(message_id, f.sequence, f.final_frame, f.len);
                 let ct = &src[f.offset..f.tag_offset];
                 let tag = &src[f.tag_offset..f.tag_offset + TAG_LEN];
-                key.open_uninit(&f.iv, aad.as_bytes(), ct, tag, dst)
-                    .map_err(|_| errors::frame_auth_failed(f.sequence))
-            })
+                key.open_uninit(&f.iv, aad.as_bytes(), ct, tag, head)
+                    .map_err(|_| errors::frame_auth_failed(f.sequence))?;
+            }
+            Ok(())
+        })
     })
 }
 
@@ -477,10 +493,11 @@ pub struct WindowFrame {
     pub tag: [u8; TAG_LEN],
 }
 
-/// Opens a batch of frames in place (in parallel on the current rayon pool): `window` holds
-/// their ciphertexts back to back and then their plaintexts. On any failure the whole window
-/// is zeroed: nothing of the batch is released.
+/// Opens a batch of frames in place (in parallel on the calling thread and `pool`, rayon's
+/// global pool without one): `window` holds their ciphertexts back to back and then their
+/// plaintexts. On any failure the whole window is zeroed: nothing of the batch is released.
 pub fn open_frames_in_place(
+    pool: Option<&rayon::ThreadPool>,
     key: &AesGcmKey,
     message_id: &[u8],
     frames: &[WindowFrame],
@@ -490,21 +507,25 @@ pub fn open_frames_in_place(
     if total != window.len() {
         return Err(Error::Internal("frames do not fill their window".into()));
     }
-    let mut slices = Vec::with_capacity(frames.len());
+    let per_job = frames.first().map_or(1, |f| frames_per_job(f.len));
+    let mut jobs = Vec::with_capacity(frames.len().div_ceil(per_job));
     let mut rest: &mut [u8] = window;
-    for f in frames {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(f.len);
-        slices.push(head);
+    for job in frames.chunks(per_job) {
+        let len = job.iter().map(|f| f.len).sum();
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        jobs.push((job, head));
         rest = tail;
     }
-    let result = slices
-        .into_par_iter()
-        .zip(frames.par_iter())
-        .try_for_each(|(buf, f)| {
+    let result = run_jobs(pool, jobs, |(job, mut buf)| {
+        for f in job {
+            let (head, tail) = std::mem::take(&mut buf).split_at_mut(f.len);
+            buf = tail;
             let aad = frame_aad(message_id, f.sequence, f.final_frame, f.len);
-            key.open_in_place(&f.iv, aad.as_bytes(), buf, &f.tag)
-                .map_err(|_| errors::frame_auth_failed(f.sequence))
-        });
+            key.open_in_place(&f.iv, aad.as_bytes(), head, &f.tag)
+                .map_err(|_| errors::frame_auth_failed(f.sequence))?;
+        }
+        Ok(())
+    });
     if result.is_err() {
         zeroize::Zeroize::zeroize(window);
     }

@@ -46,6 +46,7 @@ mod errors;
 pub mod frame;
 pub mod header;
 pub mod keyring;
+mod parallel;
 mod signature;
 pub mod stream;
 pub mod suite;

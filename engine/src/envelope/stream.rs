@@ -4,9 +4,10 @@
 //! over the whole slice, which opens every frame where it lies into the caller's buffer).
 //!
 //! All work in batches of up to `window_frames` frames: a batch is sealed or opened in parallel
-//! on the configured rayon pool and written or released in order; nothing more than one batch
-//! (plus one caller write) is held, so memory is bounded and a slow sink slows the source
-//! (back-pressure).
+//! on the calling thread and the configured rayon pool (see [`super::parallel`]) and written or
+//! released in order; nothing more than one batch (plus one caller write) is held, so memory is
+//! bounded and a slow sink slows the source (back-pressure). The one-shot calls, whose input and
+//! output are whole in memory anyway, take up to [`MAX_BATCH_BYTES`] of frames per batch.
 //!
 //! Release rule: the decryptor releases a frame's plaintext only after the whole batch it belongs
 //! to authenticated (a failed batch is zeroed and never released). For the unsigned suites,
@@ -66,7 +67,8 @@ pub struct EnvelopeConfig {
     /// [`SignedRelease::AfterSignature`], or a non-framed body. Default 256 MiB.
     pub max_buffered_plaintext: u64,
     /// Pool the frames run on (`Engine::worker_pool` for the engine's); `None`: rayon's global
-    /// pool.
+    /// pool. A pool of `n` threads runs a batch on `n` threads, the calling thread one of them:
+    /// a one-thread pool runs every frame on the calling thread.
     pub pool: Option<Arc<rayon::ThreadPool>>,
     /// Data-key cache; `None`: every message gets a new data key from its keyrings.
     pub cache: Option<Arc<DataKeyCache>>,
@@ -89,11 +91,8 @@ impl Default for EnvelopeConfig {
 }
 
 impl EnvelopeConfig {
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        match &self.pool {
-            Some(pool) => pool.install(f),
-            None => f(),
-        }
+    fn pool(&self) -> Option<&rayon::ThreadPool> {
+        self.pool.as_deref()
     }
 
     fn window(&self) -> usize {
@@ -105,6 +104,13 @@ impl EnvelopeConfig {
     fn window_bytes(&self, frame_length: usize) -> usize {
         let frames = (MAX_BATCH_BYTES / frame_length.max(1)).clamp(1, self.window());
         frames * frame_length
+    }
+
+    /// Frames in one batch of the one-shot calls: as many as [`MAX_BATCH_BYTES`] holds (at
+    /// least `window_frames`), since their whole input and output are in memory anyway; fewer,
+    /// larger batches make fewer hand-offs between threads.
+    fn direct_window(&self, frame_length: usize) -> usize {
+        (MAX_BATCH_BYTES / frame_length.max(1)).max(self.window())
     }
 }
 
@@ -253,9 +259,9 @@ impl<W: Write> Encryptor<W> {
             key,
             config: config.clone(),
             frame_length,
-            pending: Zeroizing::new(Vec::with_capacity(
-                config.window_bytes(frame_length).min(1 << 20),
-            )),
+            // Allocated on the first write, as large as it needs: zeroing it when dropped (byte by
+            // byte) costs as much as its capacity, and the one-shot calls never fill it.
+            pending: Zeroizing::new(Vec::new()),
             sealed: Vec::new(),
             direct_from: None,
             next_sequence: 1,
@@ -307,9 +313,15 @@ impl<W: Write> Encryptor<W> {
             self.frame_length,
             self.next_sequence,
         );
-        let sealed = &mut self.sealed;
-        self.config
-            .run(|| frame::seal_regular_frames(key, id, fl, seq, plaintext, sealed))?;
+        frame::seal_regular_frames(
+            self.config.pool(),
+            key,
+            id,
+            fl,
+            seq,
+            plaintext,
+            &mut self.sealed,
+        )?;
         self.next_sequence = u32::try_from(seq as u64 + frames as u64)
             .map_err(|_| Error::LimitExceeded("a message has at most 4294967295 frames".into()))?;
         self.emit_sealed()
@@ -324,6 +336,7 @@ impl<W: Write> Encryptor<W> {
         let wb = self.window_bytes();
         if !self.pending.is_empty() || buf.len() <= wb {
             let take = (wb - self.pending.len()).min(buf.len());
+            reserve_zeroizing(&mut self.pending, take);
             self.pending.extend_from_slice(&buf[..take]);
             buf = &buf[take..];
             if buf.is_empty() {
@@ -341,6 +354,7 @@ impl<W: Write> Encryptor<W> {
             self.seal_regular(&buf[..wb])?;
             buf = &buf[wb..];
         }
+        reserve_zeroizing(&mut self.pending, buf.len());
         self.pending.extend_from_slice(buf);
         Ok(())
     }
@@ -413,6 +427,26 @@ impl Encryptor<Vec<u8>> {
             self.sealed = message;
         }
         self
+    }
+
+    /// Seals the whole plaintext of a direct-mode message: its whole frames straight from
+    /// `plaintext` in batches of [`EnvelopeConfig::direct_window`] frames, the rest (under one
+    /// frame) kept for [`Encryptor::finish_direct`] to seal as the final frame.
+    fn seal_whole(&mut self, plaintext: &[u8]) -> Result<()> {
+        if self.remaining != Some(plaintext.len() as u64) || !self.pending.is_empty() {
+            return Err(Error::Internal(
+                "a one-shot message is sealed from its whole plaintext".into(),
+            ));
+        }
+        self.remaining = Some(0);
+        let regular = plaintext.len() / self.frame_length * self.frame_length;
+        let (whole, rest) = plaintext.split_at(regular);
+        let batch = self.config.direct_window(self.frame_length) * self.frame_length;
+        for frames in whole.chunks(batch) {
+            self.seal_regular(frames)?;
+        }
+        extend_zeroizing(&mut self.pending, rest);
+        Ok(())
     }
 
     /// Finishes a direct-mode message and returns it.
@@ -855,14 +889,18 @@ impl PushDecryptor {
             pos += body.len();
             self.body_done = true;
         }
-        let budget = config.window_bytes(opened.header.frame_length as usize);
+        let frame_length = opened.header.frame_length as usize;
+        let (window, budget) = if self.direct {
+            let frames = config.direct_window(frame_length);
+            (frames, frames.saturating_mul(frame_length))
+        } else {
+            (config.window(), config.window_bytes(frame_length))
+        };
         while !self.body_done {
             self.frames.clear();
             let start = pos;
             let mut content = 0;
-            while self.frames.len() < config.window()
-                && (self.frames.is_empty() || content < budget)
-            {
+            while self.frames.len() < window && (self.frames.is_empty() || content < budget) {
                 match opened.parser.take(&input[pos..], pos)? {
                     Some((f, size)) => {
                         self.frames.push(f);
@@ -891,8 +929,7 @@ impl PushDecryptor {
                 &mut *out
             };
             let (key, id, frames) = (&opened.key, &opened.header.message_id, &self.frames);
-            let d = &mut *dest;
-            config.run(|| frame::open_frames_into(key, id, frames, input, d))?;
+            frame::open_frames_into(config.pool(), key, id, frames, input, dest)?;
             if opened.hold {
                 self.held_bytes += plain;
             }
@@ -1077,9 +1114,7 @@ impl<R: Read> Decryptor<R> {
                 &self.frames,
             );
             let window = &mut self.window[..self.win_len];
-            let opened = self
-                .config
-                .run(|| frame::open_frames_in_place(key, id, frames, window));
+            let opened = frame::open_frames_in_place(self.config.pool(), key, id, frames, window);
             if opened.is_err() {
                 self.win_len = 0;
             }
@@ -1260,7 +1295,7 @@ pub fn encrypt_message_into(
         Some(plaintext.len() as u64),
     )?;
     let mut encryptor = encryptor.into_direct(capacity);
-    encryptor.write_plaintext(plaintext)?;
+    encryptor.seal_whole(plaintext)?;
     *message = encryptor.finish_direct()?;
     Ok(())
 }
