@@ -369,6 +369,21 @@ fn a_key_or_alias_made_on_another_engine_is_found_at_once_not_after_the_next_fol
         keyplane::EncryptRequest::new(&third, b"two"),
     ]);
     assert!(batch.iter().all(Result::is_ok), "{batch:?}");
+    // And a batch large enough to be shared between threads, whose unknown key is met by a
+    // helper's chunk rather than the calling thread's: the batch runs again once B caught up.
+    let shared = Engine::builder()
+        .lock_policy(LockPolicy::Warn)
+        .store(Arc::clone(&store))
+        .worker_threads(4)
+        .build()
+        .unwrap();
+    encrypts(&shared, &key).unwrap();
+    let fourth = a.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let requests: Vec<_> = (0..4000)
+        .map(|i| keyplane::EncryptRequest::new(if i < 3999 { &key } else { &fourth }, b"many"))
+        .collect();
+    let results = shared.encrypt_batch(&requests);
+    assert!(results.iter().all(Result::is_ok), "{:?}", results[3999]);
     // What exists nowhere is still NotFound, the same answer as before.
     let e = encrypts(&b, "alias/made-nowhere").unwrap_err();
     assert_eq!(e.code(), "NotFoundException");

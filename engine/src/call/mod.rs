@@ -455,9 +455,10 @@ impl Engine {
                 // store was followed, the batch runs again (its first results and key uses
                 // discarded). A batch whose unknown names exist nowhere runs once: a bogus id in
                 // every batch costs a generation read, not the batch twice.
-                if results
-                    .iter()
-                    .any(|r| r.as_ref().is_err_and(names_unknown_key))
+                if !tally.all_succeeded(n)
+                    && results
+                        .iter()
+                        .any(|r| r.as_ref().is_err_and(names_unknown_key))
                     && self.caught_up()
                     && !std::sync::Arc::ptr_eq(&before, &self.inner.data.keyring.load_full())
                 {
@@ -477,11 +478,18 @@ impl Engine {
             Err(throttled) => every(throttled),
         };
         if self.inner.audit.is_some() {
+            // A batch whose every item succeeded (as its chunks counted) has no errors to
+            // count: no pass over its results on the calling thread.
+            let failures = if tally.all_succeeded(n) {
+                &results[..0]
+            } else {
+                &results[..]
+            };
             let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-            for e in results.iter().filter_map(|r| r.as_ref().err()) {
+            for e in failures.iter().filter_map(|r| r.as_ref().err()) {
                 *errors.entry(e.code().to_owned()).or_default() += 1;
             }
-            let first_error = results.iter().find_map(|r| r.as_ref().err());
+            let first_error = failures.iter().find_map(|r| r.as_ref().err());
             let outcome = match (
                 first_error,
                 errors.values().sum::<u64>() as usize == n && n > 0,

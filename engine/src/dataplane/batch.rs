@@ -121,7 +121,7 @@ impl DataPlane {
         f: impl FnOnce(&mut ChunkContext<'_>) -> T,
     ) -> T {
         // A single call's record names its keys from the request; nothing to count.
-        static NO_TALLY: KeyTally = KeyTally::inactive();
+        static NO_TALLY: KeyTally = KeyTally::none();
         let keyring = self.keyring.load();
         let request_id = crate::call::request_id::current_request_id();
         let mut ctx = ChunkContext::new(self, &keyring, caller, &NO_TALLY, request_id);
@@ -225,8 +225,12 @@ impl DataPlane {
         }
         // Each job's items, output buffers and result slots, taken by exactly one thread, which
         // writes each item's result into its slot: no vector per job, no concatenation after.
-        let mut slots: Vec<Option<O>> = Vec::with_capacity(n);
-        slots.resize_with(n, || None);
+        // The slots are the results themselves, filled with a placeholder that costs no
+        // allocation, so the calling thread makes no pass over them after the helpers wrote
+        // theirs (each such pass pulled the helpers' half of the results across cores).
+        let mut slots: Vec<O> = Vec::with_capacity(n);
+        slots.resize_with(n, O::placeholder);
+        let ran = AtomicUsize::new(0);
         {
             let mut jobs = Vec::with_capacity(plan.job_ends.len());
             let (mut rest_items, mut rest_outputs) = (items, outputs);
@@ -262,8 +266,9 @@ impl DataPlane {
                         .zip(job_outputs.iter_mut())
                         .zip(job_slots.iter_mut())
                     {
-                        *slot = Some(f(ctx, item, out));
+                        *slot = f(ctx, item, out);
                     }
+                    ran.fetch_add(job_slots.len(), Ordering::Relaxed);
                 }
             };
             // Helpers awake take part up to the plan's thread count (the calling thread is one),
@@ -287,18 +292,18 @@ impl DataPlane {
             }
         }
         // Every job was taken and ran to its end (a panic would have been raised again above),
-        // so every slot is filled; an empty one would be a scheduling bug, answered as an error
-        // rather than a wrong result.
-        slots
-            .into_iter()
-            .map(|slot| {
-                slot.unwrap_or_else(|| {
+        // so every slot holds its item's result; fewer items run would be a scheduling bug,
+        // answered as an error for the whole batch rather than a placeholder taken for a result.
+        if ran.into_inner() != n {
+            return (0..n)
+                .map(|_| {
                     O::refused(crate::error::Error::Internal(
                         "a batch item was not run".into(),
                     ))
                 })
-            })
-            .collect()
+                .collect();
+        }
+        slots
     }
 }
 

@@ -7,6 +7,7 @@
 //! the batch's [`KeyTally`] under its lock, once per chunk.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use uuid::Uuid;
@@ -24,9 +25,18 @@ pub(crate) struct KeyUse {
 }
 
 /// The keys a whole batch used, filled by its chunks. An inactive tally (no audit log) records
-/// nothing, and its chunks count nothing.
+/// no keys, and its chunks count none. A batch's tally, either kind, also counts the items its
+/// chunks ran and notes whether any failed ([`KeyTally::all_succeeded`]).
 pub(crate) struct KeyTally {
     keys: Option<Mutex<BTreeMap<Uuid, KeyUse>>>,
+    outcomes: Option<Outcomes>,
+}
+
+/// Items the chunks of a batch ran, and whether any failed.
+#[derive(Default)]
+struct Outcomes {
+    ran: AtomicUsize,
+    failed: AtomicBool,
 }
 
 impl KeyTally {
@@ -34,16 +44,38 @@ impl KeyTally {
     pub(crate) fn new() -> Self {
         KeyTally {
             keys: Some(Mutex::new(BTreeMap::new())),
+            outcomes: Some(Outcomes::default()),
         }
     }
 
-    /// A tally that records nothing.
-    pub(crate) const fn inactive() -> Self {
-        KeyTally { keys: None }
+    /// A tally that records no keys, only the items' outcomes.
+    pub(crate) fn inactive() -> Self {
+        KeyTally {
+            keys: None,
+            outcomes: Some(Outcomes::default()),
+        }
+    }
+
+    /// A tally that records nothing: a single call's, shared by every thread (so that no
+    /// counter on it is written from every core).
+    pub(crate) const fn none() -> Self {
+        KeyTally {
+            keys: None,
+            outcomes: None,
+        }
     }
 
     pub(crate) fn is_active(&self) -> bool {
         self.keys.is_some()
+    }
+
+    /// Whether the chunks that have ended ran `n` items and every one succeeded, so that a batch
+    /// of `n` needs no pass over its results to look for a failure. False whenever unsure: for
+    /// a tally that counts nothing, or items answered without a chunk.
+    pub(crate) fn all_succeeded(&self, n: usize) -> bool {
+        self.outcomes.as_ref().is_some_and(|o| {
+            !o.failed.load(Ordering::Relaxed) && o.ran.load(Ordering::Relaxed) == n
+        })
     }
 
     fn merge(&self, chunk: &[ChunkKey]) {
@@ -79,7 +111,12 @@ struct ChunkKey {
 
 /// One chunk's counts; merged into its [`KeyTally`] on drop.
 pub(crate) struct ChunkTally<'k> {
+    tally: &'k KeyTally,
+    /// `tally` when it records keys.
     sink: Option<&'k KeyTally>,
+    /// Items this chunk ran, and whether any failed.
+    ran: usize,
+    failed: bool,
     keys: Vec<ChunkKey>,
     /// Key id to position in `keys`, once the chunk has seen more than [`SCAN_KEYS`] keys.
     index: HashMap<Uuid, usize>,
@@ -93,7 +130,10 @@ pub(crate) struct ChunkTally<'k> {
 impl<'k> ChunkTally<'k> {
     pub(crate) fn new(sink: &'k KeyTally) -> Self {
         ChunkTally {
+            tally: sink,
             sink: sink.is_active().then_some(sink),
+            ran: 0,
+            failed: false,
             keys: Vec::new(),
             index: HashMap::new(),
             last: 0,
@@ -150,6 +190,8 @@ impl<'k> ChunkTally<'k> {
     /// The running item is done; the next one starts.
     #[inline]
     pub(crate) fn item_done(&mut self, succeeded: bool) {
+        self.ran += 1;
+        self.failed |= !succeeded;
         if self.sink.is_none() {
             return;
         }
@@ -165,6 +207,14 @@ impl<'k> ChunkTally<'k> {
 
 impl Drop for ChunkTally<'_> {
     fn drop(&mut self) {
+        if let Some(outcomes) = &self.tally.outcomes {
+            if self.ran > 0 {
+                outcomes.ran.fetch_add(self.ran, Ordering::Relaxed);
+            }
+            if self.failed {
+                outcomes.failed.store(true, Ordering::Relaxed);
+            }
+        }
         if let Some(sink) = self.sink {
             if !self.keys.is_empty() {
                 sink.merge(&self.keys);
@@ -178,6 +228,9 @@ pub(crate) trait ItemOutcome {
     fn succeeded(&self) -> bool;
     /// The outcome of an item refused before it ran.
     fn refused(error: crate::error::Error) -> Self;
+    /// What a result slot holds until its item's outcome is written: cheap to make and drop
+    /// (no allocation).
+    fn placeholder() -> Self;
 }
 
 impl<T> ItemOutcome for crate::error::Result<T> {
@@ -187,6 +240,10 @@ impl<T> ItemOutcome for crate::error::Result<T> {
 
     fn refused(error: crate::error::Error) -> Self {
         Err(error)
+    }
+
+    fn placeholder() -> Self {
+        Err(crate::error::Error::Internal(String::new()))
     }
 }
 
@@ -255,5 +312,27 @@ mod tests {
             chunk.item_done(true);
         }
         assert!(tally.into_keys().is_empty());
+    }
+
+    #[test]
+    fn all_succeeded_only_when_every_item_ran_in_a_chunk_and_none_failed() {
+        for tally in [KeyTally::new(), KeyTally::inactive()] {
+            assert!(!tally.all_succeeded(3), "nothing ran yet");
+            {
+                let mut chunk = ChunkTally::new(&tally);
+                chunk.item_done(true);
+                assert!(!tally.all_succeeded(1), "counted when the chunk ends");
+            }
+            assert!(tally.all_succeeded(1));
+            ChunkTally::new(&tally).item_done(true);
+            assert!(tally.all_succeeded(2));
+            assert!(!tally.all_succeeded(3), "an item answered without a chunk");
+            ChunkTally::new(&tally).item_done(false);
+            assert!(!tally.all_succeeded(3), "a failure");
+        }
+        // A single call's tally counts nothing, so it never vouches for a batch.
+        let none = KeyTally::none();
+        ChunkTally::new(&none).item_done(true);
+        assert!(!none.all_succeeded(1));
     }
 }
