@@ -177,6 +177,12 @@ pub struct Recommendation {
     pub callers: Option<u32>,
     pub ops_per_sec: Option<f64>,
     pub p99_batch_latency_ms: Option<f64>,
+    /// Threads the engine's scheduler gives the recommended batch (`keyplane::batch_schedule`):
+    /// fewer than `threads` when the batch is too small to pay for more.
+    pub engine_threads: Option<usize>,
+    /// The smallest batch the scheduler spreads over all of `threads`, where that is more than
+    /// the recommended batch.
+    pub batch_for_all_threads: Option<usize>,
     pub message: String,
 }
 
@@ -693,32 +699,38 @@ impl Report {
                     .map(|b| format!(" within a p99 batch latency of {b} ms"))
                     .unwrap_or_default();
                 match best {
-                    Some(p) => Recommendation {
-                        workload,
-                        key_spec,
-                        size,
-                        latency_bound_ms: bound_ms,
-                        found: true,
-                        threads: Some(p.threads),
-                        batch: Some(p.batch),
-                        callers: Some(p.callers),
-                        ops_per_sec: Some(p.ops_per_sec.median),
-                        p99_batch_latency_ms: Some(p.batch_latency.p99_ms),
-                        message: format!(
-                            "{label}: {} thread{}, batch {}{}: {} ops/s, p99 batch latency {} \
-                             ms (best{bound_text})",
-                            p.threads,
-                            if p.threads == 1 { "" } else { "s" },
-                            p.batch,
-                            if multi_callers {
-                                format!(", {} callers", p.callers)
-                            } else {
-                                String::new()
-                            },
-                            human(p.ops_per_sec.median),
-                            ms(p.batch_latency.p99_ms),
-                        ),
-                    },
+                    Some(p) => {
+                        let schedule = Schedule::of(p);
+                        Recommendation {
+                            workload,
+                            key_spec,
+                            size,
+                            latency_bound_ms: bound_ms,
+                            found: true,
+                            threads: Some(p.threads),
+                            batch: Some(p.batch),
+                            callers: Some(p.callers),
+                            ops_per_sec: Some(p.ops_per_sec.median),
+                            p99_batch_latency_ms: Some(p.batch_latency.p99_ms),
+                            engine_threads: schedule.map(|s| s.threads),
+                            batch_for_all_threads: schedule.and_then(|s| s.batch_for_all),
+                            message: format!(
+                                "{label}: {} thread{}, batch {}{}: {} ops/s, p99 batch latency \
+                                 {} ms (best{bound_text}){}",
+                                p.threads,
+                                if p.threads == 1 { "" } else { "s" },
+                                p.batch,
+                                if multi_callers {
+                                    format!(", {} callers", p.callers)
+                                } else {
+                                    String::new()
+                                },
+                                human(p.ops_per_sec.median),
+                                ms(p.batch_latency.p99_ms),
+                                schedule.map(|s| s.describe(p)).unwrap_or_default(),
+                            ),
+                        }
+                    }
                     None => {
                         let fastest = in_group
                             .iter()
@@ -737,6 +749,8 @@ impl Report {
                             callers: None,
                             ops_per_sec: None,
                             p99_batch_latency_ms: None,
+                            engine_threads: None,
+                            batch_for_all_threads: None,
                             message: format!(
                                 "{label}: no point{bound_text}; the lowest p99 was {} ms ({} \
                                  threads, batch {}): try smaller batches",
@@ -749,6 +763,98 @@ impl Report {
                 }
             })
             .collect();
+    }
+}
+
+/// How the engine's scheduler runs a recommended point's batch (`keyplane::batch_schedule`), so
+/// that a recommendation says when a batch is too small for the threads it was given.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    threads: usize,
+    jobs: usize,
+    /// Whether the batch wakes parked helpers, or is shared only with helpers still awake.
+    wakes: bool,
+    /// The smallest batch spread over all the point's threads, when the point's batch is not.
+    batch_for_all: Option<usize>,
+}
+
+impl Schedule {
+    /// The largest batch searched for one that uses every thread.
+    const MAX_BATCH: usize = 1 << 24;
+
+    /// The schedule of `p`'s batch, for the workloads the batch scheduler runs.
+    fn of(p: &Point) -> Option<Schedule> {
+        let work = item_work(p.workload, p.key_spec)?;
+        let threads = usize::try_from(p.threads).unwrap_or(usize::MAX);
+        Some(Self::for_batch(work, p.size, p.batch, threads))
+    }
+
+    /// The schedule of `batch` items of `work` over `size` bytes on an engine of `threads`.
+    fn for_batch(work: keyplane::ItemWork, size: usize, batch: usize, threads: usize) -> Schedule {
+        let at = |batch| keyplane::batch_schedule(work, size, batch, threads);
+        let now = at(batch);
+        let batch_for_all =
+            (now.threads < threads && at(Self::MAX_BATCH).threads == threads).then(|| {
+                // The threads a batch gets grow with its size: the least batch that gets them
+                // all, by bisection.
+                let (mut lo, mut hi) = (batch, Self::MAX_BATCH);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if at(mid).threads == threads {
+                        hi = mid;
+                    } else {
+                        lo = mid;
+                    }
+                }
+                hi
+            });
+        Schedule {
+            threads: now.threads,
+            jobs: now.jobs,
+            wakes: now.wakes_helpers,
+            batch_for_all,
+        }
+    }
+
+    /// The recommendation's tail: where the batch runs, and what batch would use every thread.
+    fn describe(self, p: &Point) -> String {
+        let on = if self.threads == 1 {
+            "; the engine runs this batch on the calling thread alone".to_string()
+        } else if self.wakes {
+            format!(
+                "; the engine shares this batch among {} threads in {} jobs",
+                self.threads, self.jobs
+            )
+        } else {
+            format!(
+                "; the engine shares this batch among {} threads in {} jobs while its helpers \
+                 are awake from a recent batch, and runs it alone after a pause",
+                self.threads, self.jobs
+            )
+        };
+        match self.batch_for_all {
+            Some(b) => format!("{on} (batches of {b} or more use all {})", p.threads),
+            None => on,
+        }
+    }
+}
+
+/// The kind of item the scheduler counts for a workload and key, or `None` for a workload that
+/// does not run as one batch of like items (envelope: several calls per item).
+fn item_work(workload: Workload, key_spec: KeySpec) -> Option<keyplane::ItemWork> {
+    use keyplane::ItemWork;
+    match workload {
+        Workload::Sign | Workload::Verify => Some(ItemWork::Asymmetric),
+        Workload::GenerateMac | Workload::VerifyMac => Some(ItemWork::Mac),
+        Workload::Encrypt | Workload::Decrypt | Workload::ReEncrypt
+            if key_spec != KeySpec::SymmetricDefault =>
+        {
+            Some(ItemWork::Asymmetric)
+        }
+        Workload::Encrypt | Workload::Decrypt | Workload::ReEncrypt | Workload::GenerateDataKey => {
+            Some(ItemWork::Aead)
+        }
+        Workload::Envelope => None,
     }
 }
 
@@ -781,5 +887,56 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyplane::{batch_schedule, ItemWork};
+
+    #[test]
+    fn a_recommended_batch_says_how_the_engine_runs_it() {
+        // 8 × 64 B on 2 threads: too small to share; the least batch that uses both is the
+        // first the scheduler gives two threads.
+        let small = Schedule::for_batch(ItemWork::Aead, 64, 8, 2);
+        assert_eq!(small.threads, 1);
+        let all = small
+            .batch_for_all
+            .expect("a larger batch uses both threads");
+        assert_eq!(batch_schedule(ItemWork::Aead, 64, all, 2).threads, 2);
+        assert_eq!(batch_schedule(ItemWork::Aead, 64, all - 1, 2).threads, 1);
+        // 1000 × 64 B: both threads already, nothing to suggest.
+        let large = Schedule::for_batch(ItemWork::Aead, 64, 1000, 2);
+        assert_eq!((large.threads, large.batch_for_all), (2, None));
+        assert!(large.jobs >= 2);
+        // One thread: nothing to spread.
+        let one = Schedule::for_batch(ItemWork::Mac, 64, 8, 1);
+        assert_eq!((one.threads, one.batch_for_all), (1, None));
+        // An asymmetric item pays for another thread at once.
+        assert_eq!(
+            Schedule::for_batch(ItemWork::Asymmetric, 0, 2, 2).threads,
+            2
+        );
+    }
+
+    #[test]
+    fn workloads_map_to_the_items_the_scheduler_counts() {
+        assert_eq!(
+            item_work(Workload::Encrypt, KeySpec::SymmetricDefault),
+            Some(ItemWork::Aead)
+        );
+        assert_eq!(
+            item_work(Workload::Encrypt, KeySpec::Rsa2048),
+            Some(ItemWork::Asymmetric)
+        );
+        assert_eq!(
+            item_work(Workload::GenerateMac, KeySpec::Hmac256),
+            Some(ItemWork::Mac)
+        );
+        assert_eq!(
+            item_work(Workload::Envelope, KeySpec::SymmetricDefault),
+            None
+        );
     }
 }

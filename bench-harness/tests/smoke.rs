@@ -142,6 +142,12 @@ fn encrypt_sweep_writes_json_csv_and_charts() {
     assert_eq!(recs[0]["found"], true);
     assert!(recs[0]["threads"].as_u64().is_some());
     assert_eq!(recs[0]["batch"], 64);
+    // ... and says how the engine's scheduler runs that batch on that many threads.
+    let threads = recs[0]["threads"].as_u64().unwrap() as usize;
+    let scheduled = keyplane::batch_schedule(keyplane::ItemWork::Aead, 64, 64, threads).threads;
+    assert_eq!(recs[0]["engine_threads"], scheduled);
+    let message = recs[0]["message"].as_str().unwrap();
+    assert!(message.contains("the engine "), "{message}");
 
     // CSV: a header and one row per point.
     let csv = std::fs::read_to_string(&csv).expect("the CSV was written");

@@ -65,13 +65,13 @@ pub use custom_key_store::{
     CustomKeyStoresListEntry, UpdateCustomKeyStoreRequest, XksProxyCredential,
 };
 pub use dataplane::{
-    BatchOutputs, DecryptRequest, DecryptResponse, DecryptedInto, DeriveSharedSecretRequest,
-    DeriveSharedSecretResponse, EncryptRequest, EncryptResponse, EncryptedInto,
-    GenerateDataKeyPairRequest, GenerateDataKeyPairResponse, GenerateDataKeyRequest,
+    batch_schedule, BatchOutputs, BatchSchedule, DecryptRequest, DecryptResponse, DecryptedInto,
+    DeriveSharedSecretRequest, DeriveSharedSecretResponse, EncryptRequest, EncryptResponse,
+    EncryptedInto, GenerateDataKeyPairRequest, GenerateDataKeyPairResponse, GenerateDataKeyRequest,
     GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse, GenerateMacRequest,
-    GenerateMacResponse, GeneratedDataKey, GetPublicKeyResponse, IntoError, ReEncryptRequest,
-    ReEncryptResponse, SignRequest, SignResponse, VerifyMacRequest, VerifyMacResponse,
-    VerifyRequest, VerifyResponse,
+    GenerateMacResponse, GeneratedDataKey, GetPublicKeyResponse, IntoError, ItemWork,
+    ReEncryptRequest, ReEncryptResponse, SignRequest, SignResponse, VerifyMacRequest,
+    VerifyMacResponse, VerifyRequest, VerifyResponse,
 };
 pub use engine::{Engine, EngineBuilder, EngineConfig};
 pub use error::{Error, ErrorKind, Result};

@@ -29,6 +29,7 @@ use std::sync::{Mutex, PoisonError};
 
 use super::chunk::ChunkContext;
 pub(crate) use super::item_cost::ItemCost;
+use super::item_cost::ItemWork;
 use super::keyring::Keyring;
 use super::plane::DataPlane;
 use super::tally::{ItemOutcome, KeyTally};
@@ -93,6 +94,41 @@ pub(crate) fn plan(costs: impl Iterator<Item = u64> + Clone, pool_threads: usize
         threads,
         job_ends,
         wake: total >= WAKE_FROM_NS,
+    }
+}
+
+/// How the engine runs a batch, as [`batch_schedule`] predicts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSchedule {
+    /// Threads taking part, the calling thread included (1: the batch runs on the calling thread
+    /// alone).
+    pub threads: usize,
+    /// Jobs the batch is cut into.
+    pub jobs: usize,
+    /// The batch's estimated work, in nanoseconds of one core.
+    pub estimated_ns: u64,
+    /// Whether the batch wakes parked helpers; a smaller shared batch uses only helpers still
+    /// awake from a recent one.
+    pub wakes_helpers: bool,
+}
+
+/// How an engine of `worker_threads` runs a batch of `items` items of `work` over `item_bytes`
+/// bytes each: the plan its batch calls make, without running anything. For tools that choose
+/// batch sizes (`keyplane-bench --recommend`): a batch too small to pay for another thread runs
+/// on the calling thread alone, however many threads the engine has.
+pub fn batch_schedule(
+    work: ItemWork,
+    item_bytes: usize,
+    items: usize,
+    worker_threads: usize,
+) -> BatchSchedule {
+    let cost = work.cost_ns(item_bytes);
+    let plan = plan(std::iter::repeat_n(cost, items), worker_threads.max(1));
+    BatchSchedule {
+        threads: plan.threads,
+        jobs: plan.job_ends.len(),
+        estimated_ns: cost.saturating_mul(items as u64),
+        wakes_helpers: plan.wake,
     }
 }
 
@@ -313,6 +349,26 @@ impl DataPlane {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_schedule_is_the_plan() {
+        // 32 × 64 B encrypts run inline; 1000 use both threads of a 2-thread engine, in jobs.
+        let small = batch_schedule(ItemWork::Aead, 64, 32, 2);
+        assert_eq!(
+            (small.threads, small.jobs, small.wakes_helpers),
+            (1, 1, false)
+        );
+        let large = batch_schedule(ItemWork::Aead, 64, 1000, 2);
+        let cost = ItemWork::Aead.cost_ns(64);
+        let p = plan(std::iter::repeat_n(cost, 1000), 2);
+        assert_eq!(large.threads, 2);
+        assert_eq!(large.jobs, p.job_ends.len());
+        assert_eq!(large.estimated_ns, 1000 * cost);
+        assert!(large.wakes_helpers);
+        // No items, no threads to spare: one thread, one (empty) job.
+        assert_eq!(batch_schedule(ItemWork::Mac, 64, 0, 4).threads, 1);
+        assert_eq!(batch_schedule(ItemWork::Asymmetric, 0, 64, 0).threads, 1);
+    }
 
     #[test]
     fn small_batches_run_on_the_calling_thread() {

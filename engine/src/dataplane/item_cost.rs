@@ -27,6 +27,29 @@ pub(crate) trait ItemCost {
     fn cost_ns(&self) -> u64;
 }
 
+/// The kinds of data-plane item the scheduler tells apart, for tools that ask how a batch would
+/// run ([`crate::batch_schedule`]) without making one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemWork {
+    /// AES-256-GCM under a symmetric key: Encrypt, Decrypt, ReEncrypt, GenerateDataKey.
+    Aead,
+    /// HMAC: GenerateMac, VerifyMac.
+    Mac,
+    /// An asymmetric operation: Sign, Verify, RSA encryption and decryption.
+    Asymmetric,
+}
+
+impl ItemWork {
+    /// The estimated cost of one item over `bytes` bytes, as the scheduler counts it.
+    pub(crate) fn cost_ns(self, bytes: usize) -> u64 {
+        match self {
+            ItemWork::Aead => aead_ns(bytes),
+            ItemWork::Mac => mac_ns(bytes),
+            ItemWork::Asymmetric => ASYMMETRIC_ITEM_NS,
+        }
+    }
+}
+
 /// AES-256-GCM over `bytes` bytes: ~5 GB/s per core.
 fn aead_ns(bytes: usize) -> u64 {
     AEAD_ITEM_NS + bytes as u64 / 5

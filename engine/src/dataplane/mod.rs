@@ -35,6 +35,7 @@ pub(crate) mod tally;
 mod xks;
 
 pub use agreement::{DeriveSharedSecretRequest, DeriveSharedSecretResponse};
+pub use batch::{batch_schedule, BatchSchedule};
 pub use batch_outputs::BatchOutputs;
 pub use datakey::{
     GenerateDataKeyRequest, GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse,
@@ -43,6 +44,7 @@ pub use datakey::{
 pub use datakeypair::{GenerateDataKeyPairRequest, GenerateDataKeyPairResponse};
 pub use decrypt::{DecryptRequest, DecryptResponse, DecryptedInto};
 pub use encrypt::{EncryptRequest, EncryptResponse, EncryptedInto};
+pub use item_cost::ItemWork;
 /// The data plane's key-id hasher, for `benches/keyring.rs` to compare the snapshot's map with
 /// `std`'s on the same hash; not part of the API.
 #[doc(hidden)]
