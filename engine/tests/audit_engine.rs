@@ -972,3 +972,70 @@ fn calls_may_block_exactly_when_the_audit_log_is_synced() {
     }
     assert_eq!(AuditConfig::new("x").durability, Durability::Synced);
 }
+
+#[test]
+fn a_large_batch_shared_among_threads_counts_every_failure_in_its_record() {
+    // A batch whose chunks all succeeded skips the scan of its results for the audit record's
+    // error counts; the attack is a failure that the skip hides. Batches of 4,000 run on both
+    // threads of the engine, with the failing item first (the calling thread's part) or last
+    // (the helper's part, unless the calling thread steals it): every record must count it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
+    let engine = audited_engine(&path, &signing_key);
+    let id = engine
+        .create_key(CreateKeyRequest::default())
+        .unwrap()
+        .key_id;
+    const N: usize = 4000;
+    let plaintext = [7u8; 64];
+    let good = vec![EncryptRequest::new(&id, &plaintext); N];
+    let mut empty_last = good.clone();
+    empty_last[N - 1] = EncryptRequest::new(&id, &[]);
+    let mut missing_first = good.clone();
+    missing_first[0] = EncryptRequest::new("alias/missing", &plaintext);
+
+    let all_ok = engine.encrypt_batch(&good);
+    assert!(all_ok.iter().all(Result::is_ok));
+    let refused = engine.encrypt_batch(&empty_last);
+    assert!(refused[N - 1].is_err() && refused[..N - 1].iter().all(Result::is_ok));
+    let missing = engine.encrypt_batch(&missing_first);
+    assert!(missing[0].is_err() && missing[1..].iter().all(Result::is_ok));
+    let mut blobs: Vec<Vec<u8>> = all_ok.into_iter().map(Result::unwrap).collect();
+    let last = blobs.last_mut().unwrap();
+    let at = last.len() - 1;
+    last[at] ^= 1;
+    let decrypts: Vec<DecryptRequest> = blobs.iter().map(|b| DecryptRequest::new(b)).collect();
+    let opened = engine.decrypt_batch(&decrypts);
+    assert!(opened[N - 1].is_err() && opened[..N - 1].iter().all(Result::is_ok));
+
+    let records = records(&path);
+    let batches: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["additionalEventData"]["itemCount"] == N)
+        .collect();
+    let events: Vec<&str> = batches
+        .iter()
+        .map(|r| r["eventName"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["Encrypt", "Encrypt", "Encrypt", "Decrypt"]);
+    let counts = |r: &Value| -> BTreeMap<String, u64> {
+        r["additionalEventData"]["errorCounts"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        counts(batches[0]),
+        BTreeMap::new(),
+        "no failure, none counted"
+    );
+    let one = |code: &str| BTreeMap::from([(code.to_owned(), 1u64)]);
+    assert_eq!(counts(batches[1]), one("ValidationException"));
+    assert_eq!(counts(batches[2]), one("NotFoundException"));
+    assert_eq!(counts(batches[3]), one("InvalidCiphertextException"));
+}
