@@ -336,8 +336,7 @@ impl<W: Write> Encryptor<W> {
         let wb = self.window_bytes();
         if !self.pending.is_empty() || buf.len() <= wb {
             let take = (wb - self.pending.len()).min(buf.len());
-            reserve_zeroizing(&mut self.pending, take);
-            self.pending.extend_from_slice(&buf[..take]);
+            extend_zeroizing(&mut self.pending, &buf[..take]);
             buf = &buf[take..];
             if buf.is_empty() {
                 return Ok(());
@@ -354,8 +353,7 @@ impl<W: Write> Encryptor<W> {
             self.seal_regular(&buf[..wb])?;
             buf = &buf[wb..];
         }
-        reserve_zeroizing(&mut self.pending, buf.len());
-        self.pending.extend_from_slice(buf);
+        extend_zeroizing(&mut self.pending, buf);
         Ok(())
     }
 
@@ -651,11 +649,11 @@ fn reserve_zeroizing(buffer: &mut Zeroizing<Vec<u8>>, additional: usize) {
     }
 }
 
-/// Appends `bytes` to a buffer of secrets (see [`grow_zeroizing`]).
+/// Appends `bytes` to a buffer of secrets (see [`reserve_zeroizing`]), without zero-filling the
+/// room first.
 fn extend_zeroizing(buffer: &mut Zeroizing<Vec<u8>>, bytes: &[u8]) {
-    let at = buffer.len();
-    grow_zeroizing(buffer, at + bytes.len());
-    buffer[at..].copy_from_slice(bytes);
+    reserve_zeroizing(buffer, bytes.len());
+    buffer.extend_from_slice(bytes);
 }
 
 /// A reader over a slice that notes whether a read wanted more than was there.
