@@ -18,6 +18,7 @@ use keyplane::{
     GrantConstraints, GrantOperation, KeyManager, KeySpec, KeyState, KeyUsage, ManualClock,
     RateQuotas, RotationType, SignRequest, Tag, VerifyRequest,
 };
+use keyplane_testkit::ctx;
 use serde_json::{json, Value};
 
 const ACCOUNT: &str = "111122223333";
@@ -115,13 +116,6 @@ fn sym_key(setup: &Engine, statements: Vec<Value>) -> String {
         KeyUsage::EncryptDecrypt,
         statements,
     )
-}
-
-fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 const DENIED: &str = "AccessDeniedException";

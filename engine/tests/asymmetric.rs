@@ -19,10 +19,11 @@ use keyplane::key::{
 use keyplane::less_safe::hmac::{HmacKey, HmacWork, MAX_MAC_LEN};
 use keyplane::{
     CreateKeyRequest, DecryptRequest, DeriveSharedSecretRequest, EncryptRequest,
-    EncryptionAlgorithm, EncryptionContext, Engine, GenerateDataKeyPairRequest,
-    GenerateDataKeyRequest, GenerateMacRequest, KeySpec, KeyState, KeyUsage, LockPolicy, Origin,
-    ReEncryptRequest, SignRequest, VerifyMacRequest, VerifyRequest,
+    EncryptionAlgorithm, Engine, GenerateDataKeyPairRequest, GenerateDataKeyRequest,
+    GenerateMacRequest, KeySpec, KeyState, KeyUsage, LockPolicy, Origin, ReEncryptRequest,
+    SignRequest, VerifyMacRequest, VerifyRequest,
 };
+use keyplane_testkit::ctx;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::signature::Verifier;
 use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
@@ -56,13 +57,6 @@ fn symmetric(engine: &Engine) -> String {
         .create_key(CreateKeyRequest::default())
         .expect("create symmetric key")
         .key_id
-}
-
-fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// A distinct message of `len` bytes for item `i`.

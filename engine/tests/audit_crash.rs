@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use keyplane::audit::{
     generate_signing_key, verify, AuditConfig, AuditEvent, AuditLog, DigestSigner, UserIdentity,
     Verdict,
 };
+use keyplane_testkit::{child_test, hex, unhex};
 use serde_json::Value;
 
 const CHILD_LOG: &str = "KEYPLANE_AUDIT_CRASH_LOG";
@@ -39,17 +40,6 @@ fn event(thread: u64, n: u64) -> AuditEvent {
     .with_request_parameters(serde_json::json!({
         "keyId": "alias/orders", "keySpec": "AES_256", "thread": thread, "n": n
     }))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 fn request_ids(path: &Path) -> Vec<String> {
@@ -103,14 +93,7 @@ fn crash_mid_write_then_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
     let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_child_writer",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = child_test("crash_child_writer")
         .env(CHILD_LOG, &path)
         .env(
             CHILD_KEY,

@@ -13,6 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use audit_log::records;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
 use keyplane::audit::{generate_signing_key, verify, AuditConfig, DigestSigner, Verdict};
 use keyplane::key::{DataKeyPairSpec, KeyAgreementAlgorithm, MacAlgorithm, SigningAlgorithm};
 use keyplane::store::MemoryKeyStore;
@@ -21,6 +23,7 @@ use keyplane::{
     EncryptRequest, EncryptionContext, Engine, GenerateDataKeyPairRequest, GenerateDataKeyRequest,
     GenerateMacRequest, KeySpec, KeyUsage, LockPolicy, ReEncryptRequest, SignRequest, Tag,
 };
+use keyplane_testkit::{child_test, hex, unhex};
 use serde_json::Value;
 
 const ACCOUNT: &str = "111122223333";
@@ -32,37 +35,6 @@ const OTHER: &str = "arn:aws:iam::444455556666:user/eve";
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut out = vec![0u8; n];
     aws_lc_rs::rand::fill(&mut out).unwrap();
-    out
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// Base64 with the given 62nd and 63rd characters, without padding.
-fn base64(bytes: &[u8], extra: [u8; 2]) -> String {
-    let mut alphabet: Vec<u8> = (b'A'..=b'Z')
-        .chain(b'a'..=b'z')
-        .chain(b'0'..=b'9')
-        .collect();
-    alphabet.extend(extra);
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
     out
 }
 
@@ -83,16 +55,13 @@ fn leaks(log: &[u8], secret: &[u8]) -> Vec<String> {
     if text.contains(&h) || text.contains(&h.to_uppercase()) {
         found.push("hex".to_owned());
     }
-    for extra in [*b"+/", *b"-_"] {
+    for (name, alphabet) in [("+/", STANDARD_NO_PAD), ("-_", URL_SAFE_NO_PAD)] {
         for shift in 0..3 {
-            let encoded = base64(&secret[shift..], extra);
+            let encoded = alphabet.encode(&secret[shift..]);
             // The last characters depend on what follows the secret; the rest does not.
             let core = &encoded[..encoded.len() - 3];
             if text.contains(core) {
-                found.push(format!(
-                    "base64 {:?} at offset {shift}",
-                    extra.map(char::from)
-                ));
+                found.push(format!("base64 {name} at offset {shift}"));
             }
         }
     }
@@ -486,9 +455,9 @@ fn every_request_is_recorded_once_with_its_caller_key_and_outcome_and_no_secrets
     // The check itself finds what it looks for.
     let planted = format!(
         "x{}y{}z{}",
-        base64(&text_secret, *b"+/"),
+        STANDARD_NO_PAD.encode(&text_secret),
         hex(&binary_secret),
-        base64(&[&[1u8][..], &binary_secret].concat(), *b"-_")
+        URL_SAFE_NO_PAD.encode([&[1u8][..], &binary_secret].concat())
     );
     let planted_text = leaks(planted.as_bytes(), &text_secret);
     assert!(
@@ -852,14 +821,7 @@ fn crash_while_appending_through_the_engine_leaves_a_chain_that_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
     let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_child_engine",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let mut child = child_test("crash_child_engine")
         .env(CHILD_LOG, &path)
         .env(
             CHILD_KEY,

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,21 +15,11 @@ use keyplane::audit::{
 };
 use keyplane::store::MemoryKeyStore;
 use keyplane::{CreateKeyRequest, EncryptRequest, Engine, LockPolicy};
+use keyplane_testkit::{child_test, hex, unhex};
 
 const CHILD_DIR: &str = "KEYPLANE_AUDIT_SEGMENTS_DIR";
 const CHILD_KEY: &str = "KEYPLANE_AUDIT_SEGMENTS_KEY";
 const CHILD_RECORDS: &str = "KEYPLANE_AUDIT_SEGMENTS_RECORDS";
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn public(key: &keyplane::LockedBytes) -> Vec<u8> {
     DigestSigner::from_pkcs8(key)
@@ -89,14 +79,7 @@ fn segment_child_writer() {
 }
 
 fn child(dir: &Path, key: &keyplane::LockedBytes, records: u64) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "segment_child_writer",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    child_test("segment_child_writer")
         .env(CHILD_DIR, dir)
         .env(
             CHILD_KEY,

@@ -3,12 +3,16 @@
 //! One log is written through the real writer (40 records, a digest every 10), then copies of its
 //! lines are altered and verified.
 
+#[path = "support/audit_log.rs"]
+mod audit_log;
+
 use std::path::Path;
 
 use keyplane::audit::{
     chain_hash, generate_signing_key, verify, AuditConfig, AuditEvent, AuditLog, Digest,
-    DigestSigner, ProblemKind, UserIdentity, Verdict, VerifyReport,
+    DigestSigner, ProblemKind, Verdict, VerifyReport,
 };
+use keyplane_testkit::hex;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -18,22 +22,7 @@ struct Fixture {
 }
 
 fn event(n: u64) -> AuditEvent {
-    AuditEvent::new(
-        "Encrypt",
-        "eu-west-1",
-        UserIdentity {
-            identity_type: "IAMUser".into(),
-            principal_id: "AIDAEXAMPLE".into(),
-            arn: "arn:aws:iam::111122223333:user/alice".into(),
-            account_id: "111122223333".into(),
-            access_key_id: None,
-        },
-    )
-    .with_key(
-        "111122223333",
-        "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-    )
-    .with_request_parameters(serde_json::json!({
+    audit_log::alice_encrypt(serde_json::json!({
         "keyId": "alias/orders",
         "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
         "encryptionContext": { "tenant": n.to_string() },
@@ -102,10 +91,6 @@ fn write_lines(path: &Path, lines: &[String]) {
     let mut text = lines.join("\n");
     text.push('\n');
     std::fs::write(path, text).unwrap();
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex32(hex: &str) -> [u8; 32] {

@@ -13,27 +13,12 @@ use std::time::{Duration, Instant};
 use audit_log::records;
 use keyplane::audit::{
     generate_signing_key, verify, AuditConfig, AuditError, AuditEvent, AuditLog, Durability,
-    UserIdentity, Verdict,
+    Verdict,
 };
 use serde_json::{json, Value};
 
 fn event(thread: u64, n: u64) -> AuditEvent {
-    AuditEvent::new(
-        "Encrypt",
-        "eu-west-1",
-        UserIdentity {
-            identity_type: "IAMUser".into(),
-            principal_id: "AIDAEXAMPLE".into(),
-            arn: "arn:aws:iam::111122223333:user/alice".into(),
-            account_id: "111122223333".into(),
-            access_key_id: None,
-        },
-    )
-    .with_key(
-        "111122223333",
-        "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-    )
-    .with_request_parameters(json!({
+    audit_log::alice_encrypt(json!({
         "keyId": "alias/orders",
         "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
         "encryptionContext": { "tenant": "42", "thread": thread.to_string() },

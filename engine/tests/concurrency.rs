@@ -7,14 +7,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use keyplane::ciphertext;
-use keyplane::{CreateKeyRequest, DecryptRequest, EncryptRequest, EncryptionContext, Engine};
-
-fn new_key(engine: &Engine) -> String {
-    engine
-        .create_key(CreateKeyRequest::default())
-        .expect("create key")
-        .key_id
-}
+use keyplane::{DecryptRequest, EncryptRequest, EncryptionContext, Engine};
+use keyplane_testkit::new_key;
 
 fn worker_count() -> usize {
     thread::available_parallelism()

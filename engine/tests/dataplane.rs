@@ -14,25 +14,13 @@ use keyplane::{
     EncryptionContext, Engine, GenerateDataKeyRequest, ManualClock, Origin, ReEncryptRequest,
     SecretBytes,
 };
+use keyplane_testkit::ctx;
+use keyplane_testkit::new_key;
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-fn new_key(engine: &Engine) -> String {
-    engine
-        .create_key(CreateKeyRequest::default())
-        .expect("create key")
-        .key_id
-}
-
 fn arn(engine: &Engine, key: &str) -> String {
     engine.describe_key(key).expect("describe").arn
-}
-
-fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 fn seal(engine: &Engine, key: &str, plaintext: &[u8]) -> Vec<u8> {

@@ -5,10 +5,10 @@
 
 use std::io::Read;
 use std::os::fd::FromRawFd;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use keyplane::{DecryptRequest, EncryptRequest, Engine, KeySpec, KeyUsage};
+use keyplane_testkit::child_test;
 
 #[path = "support/keys.rs"]
 mod keys;
@@ -17,9 +17,7 @@ const CHILD_ENV: &str = "KEYPLANE_FORK_BATCH_CHILD";
 
 #[test]
 fn a_forked_child_runs_large_batches_without_its_parents_threads() {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut child = Command::new(exe)
-        .args(["--exact", "fork_batch_child", "--ignored", "--nocapture"])
+    let mut child = child_test("fork_batch_child")
         .env(CHILD_ENV, "1")
         .spawn()
         .expect("the test binary starts");

@@ -29,6 +29,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine as _;
 use keyplane::clock::Timestamp;
 use keyplane::key::{
     DataKeyPairSpec, KeyAgreementAlgorithm, KeyRecord, MacAlgorithm, RotationConfig, VersionRecord,
@@ -55,21 +57,6 @@ fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 /// The ways `secret` (at least 12 bytes) could appear in text: its bytes as text, hex in either
 /// case, a `[1, 2, 3` decimal list, base64 at each alignment. Any 12-byte window counts, so a
 /// secret printed in part is found too.
@@ -79,7 +66,7 @@ fn shows(text: &str, secret: &[u8]) -> Option<String> {
         return Some(how);
     }
     for skip in 0..3 {
-        let encoded = base64(&secret[skip..]);
+        let encoded = STANDARD_NO_PAD.encode(&secret[skip..]);
         if encoded.len() > 16 && text.contains(&encoded[4..16]) {
             return Some("base64".into());
         }
@@ -1066,6 +1053,6 @@ fn hex_and_pattern_helpers_agree() {
         "the detector finds a decimal list"
     );
     assert!(shows(&hex_lower(&p).to_uppercase(), &p).is_some());
-    assert!(shows(&base64(&p), &p).is_some());
+    assert!(shows(&STANDARD_NO_PAD.encode(&p), &p).is_some());
     assert!(shows("nothing here", &p).is_none());
 }

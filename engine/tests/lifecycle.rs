@@ -16,6 +16,7 @@ use keyplane::{
     GenerateDataKeyRequest, KeyManager, KeySpec, KeyState, KeyUsage, LockPolicy, ManualClock,
     Origin, RotationType, Tag, Timestamp,
 };
+use keyplane_testkit::new_key;
 
 // ---- helpers ------------------------------------------------------------------------------------
 
@@ -35,13 +36,6 @@ fn clocked() -> (Engine, Arc<ManualClock>) {
         .build()
         .expect("engine starts");
     (engine, clock)
-}
-
-fn new_key(engine: &Engine) -> String {
-    engine
-        .create_key(CreateKeyRequest::default())
-        .expect("create key")
-        .key_id
 }
 
 fn external_key(engine: &Engine) -> String {

@@ -13,6 +13,7 @@ use keyplane::{
     Caller, CreateGrantRequest, DecryptRequest, EncryptionContext, Engine, ErrorKind,
     GrantOperation,
 };
+use keyplane_testkit::new_key;
 use serde_json::Value;
 
 const EVE: &str = "arn:aws:iam::444455556666:user/eve";
@@ -21,10 +22,6 @@ fn context() -> EncryptionContext {
     let mut context = EncryptionContext::new();
     context.insert("tenant".into(), "7".into());
     context
-}
-
-fn new_key(engine: &Engine) -> String {
-    engine.create_key(Default::default()).unwrap().key_id
 }
 
 /// `n` distinct plaintexts of `len` bytes.

@@ -15,59 +15,22 @@ use std::process::Command;
 
 use common::*;
 use keyplane::store::{KeyStore, StoreChange};
-use keyplane::{Error, KeyState};
+use keyplane::KeyState;
+use keyplane_testkit::{succeeded, Attack};
 
-struct Attack {
-    name: &'static str,
-    tried: u32,
-    rejected: u32,
+/// What only these attacks judge: a problem `verify` must report.
+trait Reported {
+    fn reported(&mut self, report: keyplane_postgres::VerifyReport, word: &str);
 }
 
-impl Attack {
-    fn new(name: &'static str) -> Self {
-        Attack {
-            name,
-            tried: 0,
-            rejected: 0,
-        }
-    }
-
-    /// One attempt, which must fail with a `Store` error whose text has every one of `words`.
-    #[track_caller]
-    fn refused<T: std::fmt::Debug>(&mut self, r: keyplane::Result<T>, words: &[&str]) {
-        self.tried += 1;
-        match r {
-            Ok(v) => panic!("{}: accepted: {v:?}", self.name),
-            Err(Error::Store(m)) => {
-                for w in words {
-                    assert!(m.contains(w), "{}: '{m}' does not say '{w}'", self.name);
-                }
-                self.rejected += 1;
-            }
-            Err(e) => panic!("{}: failed with {e:?}, expected a Store error", self.name),
-        }
-    }
-
-    /// One attempt that `verify` must report.
+impl Reported for Attack {
     #[track_caller]
     fn reported(&mut self, report: keyplane_postgres::VerifyReport, word: &str) {
-        self.tried += 1;
-        assert!(
-            report.problems.iter().any(|p| p.contains(word)),
-            "{}: verify did not report '{word}': {:?}",
-            self.name,
-            report.problems
-        );
-        self.rejected += 1;
-    }
-}
-
-impl Drop for Attack {
-    fn drop(&mut self) {
-        report(&format!(
-            "assurance: attack {}: tried {}, rejected {}",
-            self.name, self.tried, self.rejected
-        ));
+        let verdict = match report.problems.iter().any(|p| p.contains(word)) {
+            true => Ok(()),
+            false => Err(format!("not reported: {:?}", report.problems)),
+        };
+        self.attempt(&format!("verify reports '{word}'"), verdict);
     }
 }
 
@@ -105,15 +68,16 @@ fn a_disabled_key_s_row_replaced_by_its_enabled_past_version_is_detected() {
         .commit(&[StoreChange::PutKey(&with_state(&k, KeyState::Disabled))])
         .unwrap();
     put_key_row(&mut admin, &k.id, &enabled);
-    attack.refused(store.load(), &["replay detected", "key records"]);
-    attack.refused(
+    attack.refused_by_store(store.load(), &["replay detected", "key records"], "");
+    attack.refused_by_store(
         store.load_key(&k.id),
         &["replay detected", &k.id.to_string()],
+        "",
     );
-    attack.refused(store.changes_since(before), &["replay detected"]);
+    attack.refused_by_store(store.changes_since(before), &["replay detected"], "");
     attack.reported(store.verify(false).unwrap(), "replay detected");
     // A fresh node (no witness) is not fooled either.
-    attack.refused(db.open().load(), &["replay detected"]);
+    attack.refused_by_store(db.open().load(), &["replay detected"], "");
 }
 
 #[test]
@@ -147,10 +111,11 @@ fn an_alias_row_replayed_is_detected() {
             ],
         )
         .unwrap();
-    attack.refused(store.load(), &["replay detected", "aliases"]);
-    attack.refused(
+    attack.refused_by_store(store.load(), &["replay detected", "aliases"], "");
+    attack.refused_by_store(
         store.changes_since(before),
         &["replay detected", "alias/app"],
+        "",
     );
 }
 
@@ -218,8 +183,12 @@ fn a_deleted_change_log_row_is_detected() {
             &[&((before + 2) as i64)],
         )
         .unwrap();
-    attack.refused(store.changes_since(before), &["change log", "generation 2"]);
-    attack.refused(store.changes_since(before + 1), &["change log"]);
+    attack.refused_by_store(
+        store.changes_since(before),
+        &["change log", "generation 2"],
+        "",
+    );
+    attack.refused_by_store(store.changes_since(before + 1), &["change log"], "");
     attack.reported(store.verify(false).unwrap(), "change log");
     // One row of a generation with two (the key's record and its material): counted.
     admin
@@ -228,9 +197,10 @@ fn a_deleted_change_log_row_is_detected() {
             &[&((before + 1) as i64)],
         )
         .unwrap();
-    attack.refused(
+    attack.refused_by_store(
         store.changes_since(before),
         &["change log", "1 of generation 1's 2 rows"],
+        "",
     );
 }
 
@@ -251,13 +221,14 @@ fn a_decreased_or_earlier_generation_row_is_detected() {
     admin
         .execute("UPDATE keyplane_meta SET generation = generation - 1", &[])
         .unwrap();
-    attack.refused(
+    attack.refused_by_store(
         store.load(),
         &["generation counter", "fails its root-key check"],
+        "",
     );
-    attack.refused(store.generation(), &["generation counter"]);
+    attack.refused_by_store(store.generation(), &["generation counter"], "");
     let fresh = keyplane_postgres::PostgresKeyStore::open(&db.url, db.provider(), db.options());
-    attack.refused(fresh, &["generation counter"]);
+    attack.refused_by_store(fresh, &["generation counter"], "");
     // The whole meta row of the earlier generation put back: authentic, but older than this node
     // has seen, and its digest does not cover the later key.
     admin
@@ -270,9 +241,9 @@ fn a_decreased_or_earlier_generation_row_is_detected() {
             ],
         )
         .unwrap();
-    attack.refused(store.load(), &["rollback detected"]);
+    attack.refused_by_store(store.load(), &["rollback detected"], "");
     let fresh = db.open();
-    attack.refused(fresh.load(), &["replay detected"]);
+    attack.refused_by_store(fresh.load(), &["replay detected"], "");
 }
 
 fn pg_tool(name: &str) -> String {
@@ -291,36 +262,26 @@ fn a_database_restored_from_an_earlier_dump_is_detected_by_the_witness() {
     let store = db.open_with_witness(node_dir.path().to_path_buf());
     let k = create_key(store.as_ref(), 1);
     let dump = node_dir.path().join("earlier.sql");
-    let out = Command::new(pg_tool("pg_dump"))
-        .args(["--clean", "--if-exists", "-f"])
-        .arg(&dump)
-        .arg(&db.url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        Command::new(pg_tool("pg_dump"))
+            .args(["--clean", "--if-exists", "-f"])
+            .arg(&dump)
+            .arg(&db.url),
     );
     store
         .commit(&[StoreChange::PutKey(&with_state(&k, KeyState::Disabled))])
         .unwrap();
     let seen = store.generation().unwrap();
-    let out = Command::new(pg_tool("psql"))
-        .args(["-q", "-v", "ON_ERROR_STOP=1", "-f"])
-        .arg(&dump)
-        .arg(&db.url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        Command::new(pg_tool("psql"))
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "-f"])
+            .arg(&dump)
+            .arg(&db.url),
     );
     let rolled = format!("this node has seen generation {seen}");
-    attack.refused(store.load(), &["rollback detected", &rolled]);
-    attack.refused(store.load_key(&k.id), &["rollback detected"]);
-    attack.refused(store.commit(&[]), &["rollback detected"]);
+    attack.refused_by_store(store.load(), &["rollback detected", &rolled], "");
+    attack.refused_by_store(store.load_key(&k.id), &["rollback detected"], "");
+    attack.refused_by_store(store.commit(&[]), &["rollback detected"], "");
     drop(store);
     // The node restarted: its witness file remembers.
     let restarted = keyplane_postgres::PostgresKeyStore::open(
@@ -331,7 +292,7 @@ fn a_database_restored_from_an_earlier_dump_is_detected_by_the_witness() {
             ..db.options()
         },
     );
-    attack.refused(restarted.map(|_| ()), &["rollback detected"]);
+    attack.refused_by_store(restarted.map(|_| ()), &["rollback detected"], "");
 }
 
 /// An engine on its own store of the test's database, with its own witness (a node), which
@@ -382,10 +343,9 @@ fn a_follower_fed_a_replayed_key_row_or_change_row_applies_neither() {
 
     // 1. The key's row put back to its enabled past: B's follow refuses it.
     put_key_row(&mut admin, &id, &enabled);
-    attack.tried += 1;
     let e = b.run_due_tasks().expect_err("a replayed key row applied");
     assert!(e.message().contains("replay detected"), "{e}");
-    attack.rejected += 1;
+    attack.judged(true, "B's follow refuses the replayed key row");
     // 2. And the disable's change-log entry replaced by the enable's, so that the replayed row
     // matches the log: the entry's seal names its own generation.
     let disabled_change: Vec<u8> = admin
@@ -402,17 +362,15 @@ fn a_follower_fed_a_replayed_key_row_or_change_row_applies_neither() {
             &[&key, &disabled.0, &enabled_change],
         )
         .unwrap();
-    attack.tried += 1;
     let e = b
         .run_due_tasks()
         .expect_err("a replayed change-log row applied");
     assert!(e.message().contains("change log"), "{e}");
-    attack.rejected += 1;
+    attack.judged(true, "B's follow refuses the replayed change-log row");
     // Neither was half-applied: B's control plane answers the store's refusal, never the
     // replayed Enabled state, and B never committed anything on top of it.
-    attack.tried += 1;
     assert!(b.enable_key(&key).is_err() && b.describe_key(&key).is_err());
-    attack.rejected += 1;
+    attack.judged(true, "nothing half-applied");
 
     // The genuine rows back: B follows the disable, as every node must.
     put_key_row(&mut admin, &id, &disabled);
@@ -466,7 +424,6 @@ fn a_follower_told_a_stale_generation_keeps_the_disable_it_saw() {
         .unwrap();
     put_key_row(&mut admin, &id, &enabled);
     for node in [&b, &a] {
-        attack.tried += 1;
         let e = node
             .run_due_tasks()
             .expect_err("a stale generation accepted");
@@ -474,7 +431,7 @@ fn a_follower_told_a_stale_generation_keeps_the_disable_it_saw() {
         // The key it saw disabled stays refused; nothing is written on the stale store.
         assert_eq!(encrypt_code(node, &key), "DisabledException");
         assert!(node.enable_key(&key).is_err());
-        attack.rejected += 1;
+        attack.judged(true, "a stale generation refused by every node");
     }
     assert_eq!(
         admin

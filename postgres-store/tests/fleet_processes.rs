@@ -20,7 +20,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +31,7 @@ use keyplane::{
 };
 use keyplane_postgres::{PgOptions, PostgresKeyStore};
 use keyplane_sqlite::root_key::KeyFileProvider;
+use keyplane_testkit::{child_test, hex, unhex};
 use serde_json::{json, Value};
 
 const NODE_ENV: &str = "KEYPLANE_FLEET_NODE";
@@ -53,17 +54,6 @@ fn unix_us() -> u64 {
             .as_micros(),
     )
     .unwrap()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 // ---- the node (child process) ------------------------------------------------------------------
@@ -295,19 +285,11 @@ struct Node {
 impl Node {
     fn start(name: &'static str, db: &TestDb) -> Node {
         let witness = tempfile::tempdir().unwrap();
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "fleet_node",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let mut child = child_test("fleet_node")
             .env(NODE_ENV, name)
             .env("KEYPLANE_FLEET_URL", &db.url)
             .env("KEYPLANE_FLEET_ROOT_KEY", db.dir.path().join("root.key"))
             .env("KEYPLANE_FLEET_WITNESS", witness.path())
-            .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

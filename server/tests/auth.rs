@@ -12,64 +12,37 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use keyplane_server::auth::{AuthError, Authenticator, CredentialStore, Identity, SignedRequest};
+use keyplane_testkit::Attack;
 
 const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
 const BOB: &str = "arn:aws:iam::111122223333:user/bob";
 const REGION: &str = "us-east-1";
 const HOST: &str = "kms.us-east-1.amazonaws.com";
 
-/// Counts the attempts of one attack; every attempt must be refused with `code`.
-struct Attack {
-    name: &'static str,
-    tried: u64,
-    rejected: u64,
+/// What only these attacks judge: a request refused with `code`, status 400 and a message that
+/// says `wording`.
+trait AuthRefusal {
+    fn auth_refused(&mut self, result: Verified, code: &str, wording: &str, what: &str);
 }
 
-impl Attack {
-    fn new(name: &'static str) -> Self {
-        Attack {
-            name,
-            tried: 0,
-            rejected: 0,
-        }
-    }
+/// What `Authenticator::verify` answers.
+type Verified = Result<Identity, AuthError>;
 
-    /// One attempt, which must fail with `code` and a message containing `wording`.
+impl AuthRefusal for Attack {
     #[track_caller]
-    fn refused(
-        &mut self,
-        result: Result<Identity, AuthError>,
-        code: &str,
-        wording: &str,
-        what: &str,
-    ) {
-        self.tried += 1;
-        match result {
-            Ok(identity) => panic!("{}: {what} was accepted as {identity:?}", self.name),
-            Err(e) => {
-                assert_eq!(e.code, code, "{}: {what}: {e}", self.name);
-                assert!(
-                    e.message.contains(wording),
-                    "{}: {what}: message {:?} lacks {wording:?}",
-                    self.name,
-                    e.message
-                );
-                assert_eq!(e.status, 400, "{}: {what}", self.name);
-                self.rejected += 1;
+    fn auth_refused(&mut self, result: Verified, code: &str, wording: &str, what: &str) {
+        let verdict = match result {
+            Ok(identity) => Err(format!("was accepted as {identity:?}")),
+            Err(e) if e.code != code || e.status != 400 => Err(format!(
+                "answered {} {} ({e}), expected {code} 400",
+                e.status, e.code
+            )),
+            Err(e) if !e.message.contains(wording) => {
+                Err(format!("message {:?} lacks {wording:?}", e.message))
             }
-        }
-    }
-}
-
-impl Drop for Attack {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            assert!(self.tried > 0, "{}: nothing tried", self.name);
-            println!(
-                "assurance: attack {}: tried {}, rejected {}",
-                self.name, self.tried, self.rejected
-            );
-        }
+            Err(_) => Ok(()),
+        };
+        self.attempt(what, verdict);
     }
 }
 
@@ -289,7 +262,7 @@ fn attack_wrong_secret() {
             },
             b"{}",
         );
-        attack.refused(
+        attack.auth_refused(
             f.verify(&req),
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided. \
@@ -304,7 +277,7 @@ fn attack_wrong_secret() {
         let auth = req.headers["authorization"].to_str().unwrap().to_owned();
         let (head, _) = auth.rsplit_once("Signature=").unwrap();
         req.set("authorization", &format!("{head}Signature={forged}"));
-        attack.refused(
+        attack.auth_refused(
             f.verify(&req),
             "InvalidSignatureException",
             "does not match",
@@ -324,7 +297,7 @@ fn attack_signature_for_another_region_service_or_date() {
         },
         b"{}",
     );
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "InvalidSignatureException",
         "Credential should be scoped to a valid region, not 'eu-west-1'.",
@@ -338,7 +311,7 @@ fn attack_signature_for_another_region_service_or_date() {
             },
             b"{}",
         );
-        attack.refused(
+        attack.auth_refused(
             f.verify(&req),
             "InvalidSignatureException",
             "Credential should be scoped to correct service: 'kms'.",
@@ -352,7 +325,7 @@ fn attack_signature_for_another_region_service_or_date() {
     let other = if date.ends_with('1') { "0" } else { "1" };
     let forged = auth.replacen(&format!("/{date}/"), &format!("/{}{other}/", &date[..7]), 1);
     req.set("authorization", &forged);
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "InvalidSignatureException",
         "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP",
@@ -364,7 +337,7 @@ fn attack_signature_for_another_region_service_or_date() {
         f.now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64 + 1,
     );
     req.set("x-amz-date", &later);
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "InvalidSignatureException",
         "does not match",
@@ -388,7 +361,7 @@ fn attack_tampered_body() {
         } else {
             "does not match the signature you provided"
         };
-        attack.refused(
+        attack.auth_refused(
             f.verify(&req),
             "InvalidSignatureException",
             wording,
@@ -396,7 +369,7 @@ fn attack_tampered_body() {
         );
         let mut req = request(&signing, b"{}");
         req.body.push(b' ');
-        attack.refused(
+        attack.auth_refused(
             f.verify(&req),
             "InvalidSignatureException",
             wording,
@@ -412,7 +385,7 @@ fn attack_tampered_body() {
     req.body = b"[]".to_vec();
     let hash = keyplane_server::auth::sigv4::sha256_hex(&req.body);
     req.set("x-amz-content-sha256", &hash);
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "InvalidSignatureException",
         "does not match the signature you provided",
@@ -436,7 +409,7 @@ fn attack_unsigned_header_added() {
     ] {
         let mut req = request_without(&f.signing(), b"{}", name);
         req.set(name, value);
-        attack.refused(
+        attack.auth_refused(
             f.verify(&req),
             "InvalidSignatureException",
             &format!("'{shown}' must be a 'SignedHeader' in the AWS Authorization."),
@@ -459,7 +432,7 @@ fn attack_unsigned_header_added() {
             "authorization",
             &auth.replacen(&list, &without.join(";"), 1),
         );
-        attack.refused(
+        attack.auth_refused(
             f.verify(&req),
             "InvalidSignatureException",
             &format!("'{shown}' must be a 'SignedHeader' in the AWS Authorization."),
@@ -484,7 +457,7 @@ fn attack_signed_header_changed() {
     ] {
         let mut req = f.good();
         req.set(name, value);
-        attack.refused(
+        attack.auth_refused(
             f.verify(&req),
             "InvalidSignatureException",
             "does not match the signature you provided",
@@ -495,7 +468,7 @@ fn attack_signed_header_changed() {
     let mut req = f.good();
     req.headers
         .append("x-amz-target", "TrentService.Decrypt".parse().unwrap());
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "InvalidSignatureException",
         "does not match",
@@ -504,7 +477,7 @@ fn attack_signed_header_changed() {
     // Path and query are signed too.
     let mut req = f.good();
     req.query = "Action=ScheduleKeyDeletion".into();
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "InvalidSignatureException",
         "does not match",
@@ -512,7 +485,7 @@ fn attack_signed_header_changed() {
     );
     let mut req = f.good();
     req.path = "/admin".into();
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "InvalidSignatureException",
         "does not match",
@@ -528,7 +501,7 @@ fn attack_replay_of_a_captured_request() {
     assert_eq!(f.verify(&req).unwrap(), alice(&f));
     for later in [0u64, 1, 60, 299] {
         let now = f.now + Duration::from_secs(later);
-        attack.refused(
+        attack.auth_refused(
             f.auth.verify(&req.signed(), now),
             "InvalidSignatureException",
             "Signature already used",
@@ -536,7 +509,7 @@ fn attack_replay_of_a_captured_request() {
         );
     }
     // Past the window the date check refuses it anyway.
-    attack.refused(
+    attack.auth_refused(
         f.auth
             .verify(&req.signed(), f.now + Duration::from_secs(301)),
         "InvalidSignatureException",
@@ -579,7 +552,7 @@ fn attack_expired_timestamp() {
             },
             b"{}",
         );
-        attack.refused(
+        attack.auth_refused(
             f.verify(&req),
             "InvalidSignatureException",
             "Signature expired: ",
@@ -616,7 +589,7 @@ fn attack_far_future_timestamp() {
             },
             b"{}",
         );
-        attack.refused(
+        attack.auth_refused(
             f.verify(&req),
             "InvalidSignatureException",
             "Signature not yet current: ",
@@ -644,7 +617,7 @@ fn attack_disabled_and_deleted_keys() {
     let mut attack = Attack::new("disabled, deleted or unknown access key");
     let store = f.auth.credentials();
     store.disable(&f.access_key_id).unwrap();
-    attack.refused(
+    attack.auth_refused(
         f.verify(&f.good()),
         "UnrecognizedClientException",
         "The security token included in the request is invalid.",
@@ -653,7 +626,7 @@ fn attack_disabled_and_deleted_keys() {
     store.enable(&f.access_key_id).unwrap();
     assert_eq!(f.verify(&f.good()).unwrap(), alice(&f));
     store.delete(&f.access_key_id).unwrap();
-    attack.refused(
+    attack.auth_refused(
         f.verify(&f.good()),
         "UnrecognizedClientException",
         "The security token included in the request is invalid.",
@@ -667,7 +640,7 @@ fn attack_disabled_and_deleted_keys() {
             },
             b"{}",
         );
-        attack.refused(
+        attack.auth_refused(
             f.verify(&req),
             "UnrecognizedClientException",
             "The security token included in the request is invalid.",
@@ -678,7 +651,7 @@ fn attack_disabled_and_deleted_keys() {
     let f = Fixture::new();
     let mut req = f.good();
     req.set("x-amz-security-token", "FwoGZXIvYXdzEXAMPLE");
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "UnrecognizedClientException",
         "The security token included in the request is invalid.",
@@ -700,7 +673,7 @@ fn attack_acting_as_another_principal() {
         },
         b"{}",
     );
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "InvalidSignatureException",
         "does not match",
@@ -711,9 +684,10 @@ fn attack_acting_as_another_principal() {
     req.set("x-amz-principal", BOB);
     req.set("x-amz-user-arn", BOB);
     let identity = f.verify(&req).unwrap();
-    assert_eq!(identity.principal, ALICE);
-    attack.tried += 1;
-    attack.rejected += 1;
+    attack.judged(
+        identity.principal == ALICE,
+        "headers that claim Bob's identity",
+    );
     // Bob's own key signs as Bob.
     let req = request(
         &Signing {
@@ -732,7 +706,7 @@ fn malformed_authorization_is_refused_with_the_services_codes() {
     let mut attack = Attack::new("malformed Authorization header");
     let mut req = f.good();
     req.headers.remove("authorization");
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "MissingAuthenticationTokenException",
         "Missing Authentication Token",
@@ -776,7 +750,7 @@ fn malformed_authorization_is_refused_with_the_services_codes() {
     ] {
         let mut req = f.good();
         req.set("authorization", &value);
-        attack.refused(
+        attack.auth_refused(
             f.verify(&req),
             "IncompleteSignatureException",
             wording,
@@ -785,7 +759,7 @@ fn malformed_authorization_is_refused_with_the_services_codes() {
     }
     let mut req = f.good();
     req.headers.remove("x-amz-date");
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "IncompleteSignatureException",
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
@@ -793,7 +767,7 @@ fn malformed_authorization_is_refused_with_the_services_codes() {
     );
     let mut req = f.good();
     req.set("x-amz-date", "2015-08-30T12:36:00Z");
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "IncompleteSignatureException",
         "Date must be in ISO-8601 'basic format'.",
@@ -804,7 +778,7 @@ fn malformed_authorization_is_refused_with_the_services_codes() {
         "authorization",
         "AWS4-HMAC-SHA256 Credential=x".parse().unwrap(),
     );
-    attack.refused(
+    attack.auth_refused(
         f.verify(&req),
         "IncompleteSignatureException",
         "more than one Authorization header",
@@ -920,7 +894,7 @@ fn verify_cached_answers_from_memory_and_defers_only_a_store_read() {
     );
     let mut attack = Attack::new("verify_cached_bypass");
     let replayed = f.auth.verify_cached(&second.signed(), f.now).unwrap();
-    attack.refused(
+    attack.auth_refused(
         replayed,
         "InvalidSignatureException",
         "already used",
@@ -933,7 +907,7 @@ fn verify_cached_answers_from_memory_and_defers_only_a_store_read() {
         },
         b"{}",
     );
-    attack.refused(
+    attack.auth_refused(
         f.auth.verify_cached(&wrong.signed(), f.now).unwrap(),
         "InvalidSignatureException",
         "signature",
@@ -947,12 +921,11 @@ fn verify_cached_answers_from_memory_and_defers_only_a_store_read() {
         b"{}",
     );
     let refused = f.auth.verify_cached(&unknown.signed(), f.now);
-    attack.tried += 1;
-    assert_eq!(
-        refused.unwrap().unwrap_err().code,
-        "UnrecognizedClientException"
+    let code = refused.unwrap().unwrap_err().code;
+    attack.judged(
+        code == "UnrecognizedClientException",
+        "an unknown access key id, from a store that knows",
     );
-    attack.rejected += 1;
     // An in-memory store always knows.
     let m = Fixture::new();
     assert_eq!(

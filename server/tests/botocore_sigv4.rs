@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use keyplane_server::auth::{Authenticator, CredentialStore, SignedRequest};
+use keyplane_testkit::succeeded;
 
 const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
 
@@ -40,22 +41,13 @@ fn requests_signed_by_botocores_kms_client_are_accepted() {
     let new = store.create(ALICE).unwrap();
     let auth = Authenticator::new(store, "eu-central-1");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/botocore_capture.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .args([
-            new.access_key_id.as_str(),
-            new.secret_access_key.as_str(),
-            "eu-central-1",
-            "https://127.0.0.1:4443",
-            "3",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeded(Command::new(&python).arg(&script).args([
+        new.access_key_id.as_str(),
+        new.secret_access_key.as_str(),
+        "eu-central-1",
+        "https://127.0.0.1:4443",
+        "3",
+    ]));
     let captured: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(captured.len(), 3);
     let mut signatures = Vec::new();

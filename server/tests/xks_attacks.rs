@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use keyplane::{Engine, Tag};
 use keyplane_server::xks::keys::{alias_for, create_external_key, MATERIAL_TAG};
 use keyplane_server::xks::{ProxyRequest, XksProxy, XksProxyConfig};
+use keyplane_testkit::Attack;
 use keyplane_xks::sigv4::{sign, Credential};
 
 const ID: &str = "AKIAI2SFODNN7EXAMPLE";
@@ -20,42 +21,23 @@ const SECRET: &str = "FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE";
 const PATH: &str = "/kms/xks/v1";
 const HOST: &str = "xks.example.com";
 
-struct Attack {
-    name: &'static str,
-    tried: u64,
-    rejected: u64,
+/// What only these attacks judge: the proxy's answer, which must be `status` with `error_name`.
+trait Answered {
+    fn answered(&mut self, answer: (u16, Value), status: u16, error_name: &str, what: &str);
 }
 
-impl Attack {
-    fn new(name: &'static str) -> Self {
-        Attack {
-            name,
-            tried: 0,
-            rejected: 0,
-        }
-    }
-
-    /// One attempt, which must be answered with `status` and `error_name`.
+impl Answered for Attack {
     #[track_caller]
-    fn refused(&mut self, answer: (u16, Value), status: u16, error_name: &str, what: &str) {
-        self.tried += 1;
-        assert_eq!(
-            (answer.0, answer.1["errorName"].as_str().unwrap_or("<none>")),
-            (status, error_name),
-            "{}: {what}: {}",
-            self.name,
-            answer.1
-        );
-        self.rejected += 1;
-    }
-}
-
-impl Drop for Attack {
-    fn drop(&mut self) {
-        println!(
-            "assurance: attack {}: tried {}, rejected {}",
-            self.name, self.tried, self.rejected
-        );
+    fn answered(&mut self, answer: (u16, Value), status: u16, error_name: &str, what: &str) {
+        let name = answer.1["errorName"].as_str().unwrap_or("<none>");
+        let verdict = match (answer.0, name) == (status, error_name) {
+            true => Ok(()),
+            false => Err(format!(
+                "answered {} {name}, expected {status} {error_name}: {}",
+                answer.0, answer.1
+            )),
+        };
+        self.attempt(what, verdict);
     }
 }
 
@@ -180,14 +162,14 @@ fn attack_xks_signed_request_tampering() {
     // The same signature over another body, path, host; a replay after five minutes; a signature
     // made for another service's scope; a stripped signature; an unknown access key id.
     let other_body = br#"{"requestMetadata":{"kmsRequestId":"s","kmsOperation":"KmsHealthCheck"}}"#;
-    attack.refused(
+    attack.answered(
         f.send(&health, &headers, other_body),
         401,
         "AuthenticationFailedException",
         "body swapped",
     );
     let other_path = format!("{PATH}/keys/key-a/metadata");
-    attack.refused(
+    attack.answered(
         f.send(&other_path, &headers, body),
         401,
         "AuthenticationFailedException",
@@ -195,21 +177,21 @@ fn attack_xks_signed_request_tampering() {
     );
     let mut host = headers.clone();
     host[0].1 = "evil.example.com".into();
-    attack.refused(
+    attack.answered(
         f.send(&health, &host, body),
         401,
         "AuthenticationFailedException",
         "host swapped",
     );
     let stale = f.signed_headers(&health, body, now() - 301);
-    attack.refused(
+    attack.answered(
         f.send(&health, &stale, body),
         401,
         "AuthenticationFailedException",
         "replayed late",
     );
     let future = f.signed_headers(&health, body, now() + 301);
-    attack.refused(
+    attack.answered(
         f.send(&health, &future, body),
         401,
         "AuthenticationFailedException",
@@ -217,13 +199,13 @@ fn attack_xks_signed_request_tampering() {
     );
     let mut scope = headers.clone();
     scope[2].1 = scope[2].1.replace("/kms-xks-proxy/", "/kms/");
-    attack.refused(
+    attack.answered(
         f.send(&health, &scope, body),
         401,
         "AuthenticationFailedException",
         "another service",
     );
-    attack.refused(
+    attack.answered(
         f.send(&health, &headers[..1], body),
         401,
         "AuthenticationFailedException",
@@ -231,7 +213,7 @@ fn attack_xks_signed_request_tampering() {
     );
     let mut unknown = headers.clone();
     unknown[2].1 = unknown[2].1.replace(ID, "AKIAOTHEROTHEROTHER2");
-    attack.refused(
+    attack.answered(
         f.send(&health, &unknown, body),
         401,
         "AuthenticationFailedException",
@@ -240,7 +222,7 @@ fn attack_xks_signed_request_tampering() {
     let mut flipped = headers.clone();
     let sig = flipped[2].1.pop().unwrap();
     flipped[2].1.push(if sig == '0' { '1' } else { '0' });
-    attack.refused(
+    attack.answered(
         f.send(&health, &flipped, body),
         401,
         "AuthenticationFailedException",
@@ -261,7 +243,7 @@ fn attack_xks_ciphertext_moved_between_external_keys() {
         .0,
         200
     );
-    attack.refused(
+    attack.answered(
         f.post(
             &format!("{PATH}/keys/key-b/decrypt"),
             &decrypt_body(&sealed, Some(b"ctx")),
@@ -275,7 +257,7 @@ fn attack_xks_ciphertext_moved_between_external_keys() {
     f.engine
         .update_alias(&alias_for("key-a"), &b.key_id)
         .unwrap();
-    attack.refused(
+    attack.answered(
         f.post(
             &format!("{PATH}/keys/key-a/decrypt"),
             &decrypt_body(&sealed, Some(b"ctx")),
@@ -314,7 +296,7 @@ fn attack_xks_wrapped_material_copied_to_another_key() {
         "plaintext": STANDARD.encode(b"x"),
         "encryptionAlgorithm": "AES_GCM",
     });
-    attack.refused(
+    attack.answered(
         f.post(&format!("{PATH}/keys/key-b/encrypt"), &body),
         400,
         "InvalidStateException",
@@ -325,7 +307,7 @@ fn attack_xks_wrapped_material_copied_to_another_key() {
     f.engine
         .create_alias(&alias_for("bare"), &bare.key_id)
         .unwrap();
-    attack.refused(
+    attack.answered(
         f.post(&format!("{PATH}/keys/bare/encrypt"), &body),
         404,
         "KeyNotFoundException",
@@ -345,7 +327,7 @@ fn attack_xks_ciphertext_metadata_and_aad_confusion() {
         .unwrap();
     let mut moved = decrypt_body(&bare, Some(&md));
     moved.as_object_mut().unwrap().remove("ciphertextMetadata");
-    attack.refused(
+    attack.answered(
         f.post(&path, &moved),
         400,
         "InvalidCiphertextException",
@@ -355,7 +337,7 @@ fn attack_xks_ciphertext_metadata_and_aad_confusion() {
     let with = f.encrypt("key-a", Some(b"ab"));
     let mut shifted = decrypt_body(&with, Some(b"a"));
     shifted["ciphertextMetadata"] = json!(STANDARD.encode(b"bkp1"));
-    attack.refused(
+    attack.answered(
         f.post(&path, &shifted),
         400,
         "InvalidCiphertextException",
@@ -368,7 +350,7 @@ fn attack_xks_ciphertext_metadata_and_aad_confusion() {
             .decode(with["authenticationTag"].as_str().unwrap())
             .unwrap();
         body["authenticationTag"] = json!(STANDARD.encode(&tag[..len]));
-        attack.refused(
+        attack.answered(
             f.post(&path, &body),
             400,
             "ValidationException",
@@ -377,7 +359,7 @@ fn attack_xks_ciphertext_metadata_and_aad_confusion() {
     }
     let mut long_iv = decrypt_body(&with, Some(b"ab"));
     long_iv["initializationVector"] = json!(STANDARD.encode([0u8; 16]));
-    attack.refused(
+    attack.answered(
         f.post(&path, &long_iv),
         400,
         "InvalidCiphertextException",

@@ -32,6 +32,7 @@ use keyplane_server::http::tls::{SELF_SIGNED_CHAIN, SELF_SIGNED_KEY};
 use keyplane_server::http::TlsMode;
 use keyplane_server::xks::keys::{alias_for, create_external_key};
 use keyplane_server::xks::{ProxyRequest, XksProxy, XksProxyConfig, XksProxyServer};
+use keyplane_testkit::Attack;
 use keyplane_xks::{Credential, TrustAnchors, XksBackend, XksBackendConfig};
 
 const ACCESS_KEY_ID: &str = "AKIAI2SFODNN7EXAMPLE";
@@ -573,42 +574,6 @@ fn an_engine_restart_reconnects_its_external_key_store() {
 
 // ---- Named attacks against a hostile proxy -------------------------------------------------
 
-struct Attack {
-    name: &'static str,
-    tried: u64,
-    rejected: u64,
-}
-
-impl Attack {
-    fn new(name: &'static str) -> Self {
-        Attack {
-            name,
-            tried: 0,
-            rejected: 0,
-        }
-    }
-
-    /// One attempt, which must fail (and never yield the plaintext).
-    fn refused<T: std::fmt::Debug>(&mut self, result: keyplane::Result<T>, what: &str) {
-        self.tried += 1;
-        assert!(
-            result.is_err(),
-            "{}: {what} succeeded: {result:?}",
-            self.name
-        );
-        self.rejected += 1;
-    }
-}
-
-impl Drop for Attack {
-    fn drop(&mut self) {
-        println!(
-            "assurance: attack {}: tried {}, rejected {}",
-            self.name, self.tried, self.rejected
-        );
-    }
-}
-
 /// How the hostile proxy alters an answer.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Tamper {
@@ -785,21 +750,21 @@ fn attack_xks_store_outer_layer_swapped_to_another_external_key() {
     let (w1, w2) = (wrapped(&blob_one), wrapped(&blob_two));
     assert_eq!(w1.len(), w2.len());
     swapped[w1.clone()].copy_from_slice(&blob_two[w2.clone()]);
-    attack.refused(
+    attack.refused_any(
         decrypt(&engine, &swapped),
         "key two's wrapping in key one's blob",
     );
     // Key one's blob relabelled as key two's (its outer layer then goes to ext-2).
     let mut relabelled = blob_one.clone();
     relabelled[2..18].copy_from_slice(&blob_two[2..18]);
-    attack.refused(
+    attack.refused_any(
         decrypt(&engine, &relabelled),
         "key one's blob named as key two's",
     );
     // Key one's blob downgraded to the single-layer construction.
     let mut single = blob_one.clone();
     single[1] = 1;
-    attack.refused(
+    attack.refused_any(
         decrypt(&engine, &single),
         "the double layer declared single",
     );
@@ -807,7 +772,7 @@ fn attack_xks_store_outer_layer_swapped_to_another_external_key() {
     for i in w1 {
         let mut flipped = blob_one.clone();
         flipped[i] ^= 0x80;
-        attack.refused(decrypt(&engine, &flipped), "a flipped wrapping byte");
+        attack.refused_any(decrypt(&engine, &flipped), "a flipped wrapping byte");
     }
     assert_eq!(decrypt(&engine, &blob_one).unwrap(), b"secret one");
 }
@@ -822,7 +787,7 @@ fn attack_xks_store_proxy_answers_with_a_wrong_cdiv() {
         if let Err(e) = &result {
             assert_eq!(e.kind(), ErrorKind::InvalidState, "{e}");
         }
-        attack.refused(result, "an Encrypt answer whose CDIV does not match");
+        attack.refused_any(result, "an Encrypt answer whose CDIV does not match");
     }
     hostile.set(Tamper::Honest);
     let blob = encrypt(&engine, &one, b"fine").unwrap();
@@ -844,6 +809,6 @@ fn attack_xks_store_proxy_answers_another_keys_ciphertext() {
         if let Err(e) = &result {
             assert_eq!(e.kind(), ErrorKind::InvalidCiphertext, "{e}");
         }
-        attack.refused(result, "the secret of another ciphertext");
+        attack.refused_any(result, "the secret of another ciphertext");
     }
 }

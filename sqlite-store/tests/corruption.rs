@@ -9,11 +9,9 @@ use std::path::Path;
 
 use common::*;
 use keyplane::store::KeyStore;
-use keyplane::{KeyState, LockPolicy};
-use keyplane_sqlite::root_key::{Argon2Cost, PassphraseProvider};
+use keyplane::KeyState;
 use keyplane_sqlite::{Damage, SqliteKeyStore, StoreOptions};
 use rusqlite::Connection;
-use zeroize::Zeroizing;
 
 /// A store with `n` keys, each with a ciphertext; closed (so everything is in the database file).
 fn store_with_keys(dir: &Path, n: usize) -> Vec<(String, Vec<u8>)> {
@@ -38,18 +36,6 @@ fn wrapped(dir: &Path, key: &str, copy: usize) -> Vec<u8> {
         |r| r.get(0),
     )
     .unwrap()
-}
-
-/// Flips one byte of `needle` where it sits in the database file.
-fn flip_on_disk(dir: &Path, needle: &[u8]) {
-    let path = db_path(dir);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("the wrapped copy is in the database file");
-    bytes[at + needle.len() / 2] ^= 0x5a;
-    std::fs::write(&path, bytes).unwrap();
 }
 
 #[test]
@@ -337,20 +323,6 @@ fn a_wrong_root_key_is_refused_before_anything_is_written() {
     // A passphrase store opened with the wrong passphrase, and with a key file.
     std::fs::write(&key_file_path, &right).unwrap();
     let pdir = tempfile::tempdir().unwrap();
-    let passphrase = |p: &str| {
-        std::sync::Arc::new(
-            PassphraseProvider::with_cost(
-                Zeroizing::new(p.as_bytes().to_vec()),
-                Argon2Cost {
-                    memory_kib: 256,
-                    iterations: 1,
-                    parallelism: 1,
-                },
-                LockPolicy::Require,
-            )
-            .unwrap(),
-        )
-    };
     drop(
         SqliteKeyStore::init(
             pdir.path(),

@@ -12,7 +12,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use keyplane::{
     Clock, CreateKeyRequest, DecryptRequest, EncryptRequest, Engine, KeyState, ManualClock,
     Timestamp,
 };
+use keyplane_testkit::{child_test, hex, unhex};
 
 const CHILD_DIR: &str = "KEYPLANE_CRASH_CHILD_DIR";
 const CHILD_SEED: &str = "KEYPLANE_CRASH_CHILD_SEED";
@@ -44,17 +45,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 /// The child: runs until it is killed. Without its environment variable it does nothing (it
@@ -192,21 +182,13 @@ fn the_store_survives_sigkill_at_random_moments() {
     let mut rng = Rng(seed | 1);
     let dir = tempfile::tempdir().unwrap();
     drop(init(dir.path()));
-    let exe = std::env::current_exe().unwrap();
     let started = Instant::now();
     let mut reported = Reported::default();
     let (mut ciphertexts_checked, mut keys_checked, mut killed_before_ready) = (0usize, 0usize, 0);
     let mut max_keys = 0usize;
 
     for run in 0..kills {
-        let mut child = Command::new(&exe)
-            .args([
-                "crash_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let mut child = child_test("crash_child")
             .env(CHILD_DIR, dir.path())
             .env(CHILD_SEED, rng.next().to_string())
             .env(CHILD_RUN, (run + 1).to_string())

@@ -13,6 +13,7 @@ use std::process::Command;
 use common::*;
 use keyplane::store::KeyStore;
 use keyplane::{CreateKeyRequest, KeyState};
+use keyplane_testkit::succeeded;
 
 /// A tmpfs mounted for the test's lifetime.
 struct Tmpfs {
@@ -45,15 +46,10 @@ impl Tmpfs {
     }
 
     fn resize(&self, size: &str) {
-        let out = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "remount: {}",
-            String::from_utf8_lossy(&out.stderr)
+        succeeded(
+            Command::new("mount")
+                .args(["-o", &format!("remount,size={size}")])
+                .arg(&self.path),
         );
     }
 }

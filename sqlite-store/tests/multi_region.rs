@@ -9,12 +9,12 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use common::*;
 use keyplane::store::KeyStore;
 use keyplane::{Engine, KeyState, ReplicateKeyRequest};
+use keyplane_testkit::{child_test, hex, succeeded, unhex};
 
 const EAST: &str = "us-east-1";
 const WEST: &str = "eu-west-1";
@@ -35,23 +35,11 @@ fn region_engine(region: &str, own: &Path, peer_region: &str, peer: &Path) -> En
 
 /// Runs `action` in a new process as the engine of eu-west-1 (own store `west`, peer `east`).
 fn in_west_process(west: &Path, east: &Path, action: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "west_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_OWN, west)
-        .env(CHILD_PEER, east)
-        .env(CHILD_ACTION, action)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        child_test("west_process")
+            .env(CHILD_OWN, west)
+            .env(CHILD_PEER, east)
+            .env(CHILD_ACTION, action),
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -105,17 +93,6 @@ fn west_process() {
     };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "\nOUT {out}").unwrap();
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 #[test]

@@ -16,89 +16,7 @@ use common::*;
 use keyplane::{CreateGrantRequest, Engine, GrantOperation, KeyState, LockPolicy};
 use keyplane_sqlite::root_key::{KeyFileProvider, RootKeyProvider};
 use keyplane_sqlite::{SqliteKeyStore, StoreOptions};
-use rusqlite::Connection;
-
-/// Counts attempts and rejections, printed as `assurance: attack NAME: tried N, rejected N`
-/// (as `engine/tests/security_regression.rs` does).
-struct Attack {
-    name: &'static str,
-    tried: u64,
-    rejected: u64,
-}
-
-impl Attack {
-    fn new(name: &'static str) -> Self {
-        Attack {
-            name,
-            tried: 0,
-            rejected: 0,
-        }
-    }
-
-    /// One attempt, which must fail with a Store error whose message contains every one of
-    /// `expect`.
-    #[track_caller]
-    fn refused<T>(&mut self, result: keyplane::Result<T>, expect: &[&str], what: &str) {
-        self.tried += 1;
-        match result {
-            Ok(_) => panic!("{}: {what} was accepted", self.name),
-            Err(e) => {
-                assert_eq!(
-                    e.code(),
-                    "KMSInternalException",
-                    "{}: {what}: {e}",
-                    self.name
-                );
-                for part in expect {
-                    assert!(
-                        e.message().contains(part),
-                        "{}: {what}: the error does not say '{part}': {e}",
-                        self.name
-                    );
-                }
-                self.rejected += 1;
-            }
-        }
-    }
-}
-
-impl Drop for Attack {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            assert!(self.tried > 0, "{}: nothing was tried", self.name);
-            report(&format!(
-                "assurance: attack {}: tried {}, rejected {}",
-                self.name, self.tried, self.rejected
-            ));
-        }
-    }
-}
-
-fn sql(dir: &Path) -> Connection {
-    Connection::open(db_path(dir)).unwrap()
-}
-
-/// A key row as stored: (record JSON, seal).
-fn key_row(dir: &Path, key: &str) -> (String, Vec<u8>) {
-    let id = uuid::Uuid::parse_str(key).unwrap();
-    sql(dir)
-        .query_row(
-            "SELECT record, seal FROM keys WHERE key_id = ?1",
-            [&id.as_bytes()[..]],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap()
-}
-
-fn put_key_row(dir: &Path, key: &str, row: &(String, Vec<u8>)) {
-    let id = uuid::Uuid::parse_str(key).unwrap();
-    sql(dir)
-        .execute(
-            "INSERT OR REPLACE INTO keys (key_id, record, seal) VALUES (?1, ?2, ?3)",
-            rusqlite::params![&id.as_bytes()[..], row.0, row.1],
-        )
-        .unwrap();
-}
+use keyplane_testkit::Attack;
 
 /// Opening the store the way the engine does (open, then load everything) and `verify` both
 /// refuse it, naming `what`.
@@ -108,8 +26,8 @@ fn assert_refused(attack: &mut Attack, dir: &Path, what: &str) {
         .worker_threads(1)
         .store(store.clone())
         .build();
-    attack.refused(built, &["replay detected", what], "opening the engine");
-    attack.refused(
+    attack.refused_by_store(built, &["replay detected", what], "opening the engine");
+    attack.refused_by_store(
         store.verify(false),
         &["replay detected", what],
         "keyplane store verify",
@@ -202,7 +120,6 @@ fn swapping_two_keys_rows_is_detected() {
     put_key_row(dir.path(), &b, &row_a);
     // Each row's own seal names its key, so the rows are reported, and so is the digest.
     let store = open(dir.path());
-    attack.tried += 1;
     let report = store.verify(false).unwrap();
     assert!(!report.is_healthy());
     assert!(report.damaged_records.iter().any(|p| p.contains(&a)));
@@ -211,9 +128,9 @@ fn swapping_two_keys_rows_is_detected() {
         .damaged_records
         .iter()
         .any(|p| p.contains("replay detected")));
-    attack.rejected += 1;
+    attack.judged(true, "verify reports both rows");
     let built = Engine::builder().store(store.clone()).build();
-    attack.refused(built, &["fails its root-key check"], "opening the engine");
+    attack.refused_by_store(built, &["fails its root-key check"], "opening the engine");
 }
 
 #[test]
@@ -379,7 +296,7 @@ fn replaying_an_older_store_secret_is_detected_or_repaired_never_served() {
         put_secret_copy(dir.path(), "app-secret", copy);
     }
     let store = open(dir.path());
-    attack.refused(
+    attack.refused_by_store(
         store.get_secret("app-secret"),
         &["every copy of the store secret 'app-secret'"],
         "reading a secret whose copies are both an older value",
@@ -394,12 +311,12 @@ fn replaying_an_older_store_secret_is_detected_or_repaired_never_served() {
         )
         .unwrap();
     let store = open(dir.path());
-    attack.refused(
+    attack.refused_by_store(
         store.verify(false),
         &["replay detected", "store secrets"],
         "keyplane store verify",
     );
-    attack.refused(
+    attack.refused_by_store(
         Engine::builder().store(store.clone()).build(),
         &["replay detected", "store secrets"],
         "opening the engine",
@@ -502,11 +419,10 @@ fn a_root_key_file_that_is_a_symbolic_link_is_refused() {
     std::fs::rename(dir.path().join("root.key"), &real).unwrap();
     std::os::unix::fs::symlink(&real, dir.path().join("root.key")).unwrap();
     let provider: Arc<dyn RootKeyProvider> = key_file(dir.path());
-    attack.tried += 1;
     let err = SqliteKeyStore::open(dir.path(), provider, StoreOptions::default()).unwrap_err();
     assert_eq!(err.code(), "AccessDeniedException", "{err}");
     assert!(err.message().contains("symbolic link"), "{err}");
-    attack.rejected += 1;
+    attack.judged(true, "opening through the link");
     // The file itself, named directly, opens the store.
     let direct: Arc<dyn RootKeyProvider> =
         Arc::new(KeyFileProvider::new(&real, LockPolicy::Require));
@@ -521,12 +437,11 @@ fn root_key_next_is_never_written_through_a_planted_symbolic_link() {
     let victim = dir.path().join("victim");
     std::fs::write(&victim, b"precious").unwrap();
     std::os::unix::fs::symlink(&victim, dir.path().join("root.key.next")).unwrap();
-    attack.tried += 1;
     let err = store.rotate_root_key(key_file(dir.path())).unwrap_err();
     assert_eq!(err.code(), "AccessDeniedException", "{err}");
     assert!(err.message().contains("symbolic link"), "{err}");
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "not followed");
-    attack.rejected += 1;
+    attack.judged(true, "rotating through the link");
 
     // A stale regular file left by an abandoned rotation is replaced by a new file (O_EXCL,
     // mode 0600), not written through.
@@ -567,12 +482,12 @@ fn replaying_an_older_key_row_is_detected_on_the_incremental_path() {
         writer.disable_key(&key).unwrap();
         let disabled = key_row(dir.path(), &key);
         put_key_row(dir.path(), &key, &enabled);
-        attack.refused(
+        attack.refused_by_store(
             keyplane::store::KeyStore::changes_since(follower_store.as_ref(), at),
             &["replay detected", "record of key"],
             "following the replayed row",
         );
-        attack.refused(
+        attack.refused_by_store(
             follower.describe_key(&key),
             &["replay detected"],
             "a control-plane call on the follower",

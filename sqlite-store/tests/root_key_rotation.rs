@@ -8,26 +8,8 @@ use std::sync::Arc;
 use common::*;
 use keyplane::store::KeyStore;
 use keyplane::LockPolicy;
-use keyplane_sqlite::root_key::{
-    Argon2Cost, EnvVarProvider, KeyFileProvider, PassphraseProvider, RootKeyProvider,
-};
+use keyplane_sqlite::root_key::{EnvVarProvider, KeyFileProvider, RootKeyProvider};
 use keyplane_sqlite::{SqliteKeyStore, StoreOptions};
-use zeroize::Zeroizing;
-
-fn passphrase(p: &str) -> Arc<dyn RootKeyProvider> {
-    Arc::new(
-        PassphraseProvider::with_cost(
-            Zeroizing::new(p.as_bytes().to_vec()),
-            Argon2Cost {
-                memory_kib: 256,
-                iterations: 1,
-                parallelism: 1,
-            },
-            LockPolicy::Require,
-        )
-        .unwrap(),
-    )
-}
 
 #[test]
 fn an_in_place_key_file_rotation_rewraps_everything_and_retires_the_old_key() {

@@ -29,17 +29,6 @@ fn wrapped(dir: &Path, name: &str, copy: usize) -> Vec<u8> {
     .unwrap()
 }
 
-fn flip_on_disk(dir: &Path, needle: &[u8]) {
-    let path = db_path(dir);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("the wrapped copy is in the database file");
-    bytes[at + needle.len() / 2] ^= 0x5a;
-    std::fs::write(&path, bytes).unwrap();
-}
-
 fn generation(store: &SqliteKeyStore) -> u64 {
     keyplane::store::KeyStore::generation(store).unwrap()
 }

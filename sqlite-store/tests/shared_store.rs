@@ -12,14 +12,12 @@ mod common;
 mod shared_store_model;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
 use keyplane::key::Tag;
 use keyplane::store::{KeyStore, StoreChange};
 use keyplane::{Engine, ErrorKind, KeyState};
-use rusqlite::Connection;
 
 fn engine_on(store: Arc<SqliteKeyStoreHandle>) -> Engine {
     Engine::builder()
@@ -222,31 +220,6 @@ fn changes_since_matches_a_model_of_random_commits() {
     let now = reader.changes_since(generation).unwrap().unwrap();
     assert!(now.keys.is_empty() && now.aliases.is_empty() && now.generation == generation);
     assert!(reader.changes_since(generation + 5).unwrap().is_none());
-}
-
-fn sql(dir: &Path) -> Connection {
-    Connection::open(db_path(dir)).unwrap()
-}
-
-fn key_row(dir: &Path, key: &str) -> (String, Vec<u8>) {
-    let id = uuid::Uuid::parse_str(key).unwrap();
-    sql(dir)
-        .query_row(
-            "SELECT record, seal FROM keys WHERE key_id = ?1",
-            [&id.as_bytes()[..]],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap()
-}
-
-fn put_key_row(dir: &Path, key: &str, row: &(String, Vec<u8>)) {
-    let id = uuid::Uuid::parse_str(key).unwrap();
-    sql(dir)
-        .execute(
-            "INSERT OR REPLACE INTO keys (key_id, record, seal) VALUES (?1, ?2, ?3)",
-            rusqlite::params![&id.as_bytes()[..], row.0, row.1],
-        )
-        .unwrap();
 }
 
 #[test]

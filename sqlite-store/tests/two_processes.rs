@@ -5,12 +5,12 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use keyplane::store::KeyStore;
 use keyplane::{EncryptRequest, Engine};
+use keyplane_testkit::{child_test, hex, succeeded, unhex};
 
 const CHILD_DIR: &str = "KEYPLANE_TWO_PROCESS_DIR";
 const CHILD_ACTION: &str = "KEYPLANE_TWO_PROCESS_ACTION";
@@ -18,22 +18,10 @@ const INTERVAL: Duration = Duration::from_millis(100);
 
 /// Runs one action in another process on the store in `dir`; returns what it printed.
 fn in_other_process(dir: &Path, action: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "other_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_ACTION, action)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        child_test("other_process")
+            .env(CHILD_DIR, dir)
+            .env(CHILD_ACTION, action),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     stdout
@@ -78,17 +66,6 @@ fn other_process() {
     };
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "\nOUT {out}").unwrap();
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 /// How long until `engine`'s data plane gives `code` (or success, for "") encrypting under `key`.

@@ -2,6 +2,9 @@
 //! it against the service's shapes.
 #![allow(dead_code)]
 
+// Not every test file that includes this module reports a line.
+#[allow(unused_imports)]
+pub use keyplane_testkit::report;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
@@ -91,12 +94,6 @@ pub fn assert_shape(value: &Value, kind: &str, shape: &str, required: &[&str]) {
 
 pub fn store(dir: &Path) {
     ok(dir, &["store", "init"], b"");
-}
-
-/// Writes a line straight to the test's stderr, past libtest's output capture, so the numbers a
-/// test measured appear in every run's output.
-pub fn report(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// The key id in a CreateKey/DescribeKey response.

@@ -23,3 +23,24 @@ pub fn records(path: &Path) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// An Encrypt by Alice (an IAM user of account 111122223333) under the example key, with
+/// `request_parameters`: the record the writer and tamper tests write many of.
+pub fn alice_encrypt(request_parameters: Value) -> keyplane::audit::AuditEvent {
+    keyplane::audit::AuditEvent::new(
+        "Encrypt",
+        "eu-west-1",
+        keyplane::audit::UserIdentity {
+            identity_type: "IAMUser".into(),
+            principal_id: "AIDAEXAMPLE".into(),
+            arn: "arn:aws:iam::111122223333:user/alice".into(),
+            account_id: "111122223333".into(),
+            access_key_id: None,
+        },
+    )
+    .with_key(
+        "111122223333",
+        "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    )
+    .with_request_parameters(request_parameters)
+}

@@ -3,7 +3,9 @@
 //! and records to store.
 #![allow(dead_code)]
 
-use std::io::Write;
+// Not every test file that includes this module reports a line.
+#[allow(unused_imports)]
+pub use keyplane_testkit::report;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -17,11 +19,6 @@ use keyplane::{CreateKeyRequest, CustomKeyStoreType, Engine, KeyState, LockPolic
 use keyplane_postgres::{PgOptions, PostgresKeyStore};
 use keyplane_sqlite::root_key::{KeyFileProvider, RootKeyProvider};
 use uuid::Uuid;
-
-/// Writes a line past libtest's capture.
-pub fn report(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
 
 /// The server's superuser address, or `None` (with a clear message) where no server was given;
 /// under `CI=true` its absence fails the test.

@@ -1,19 +1,15 @@
 //! Helpers shared by the store's integration tests.
 #![allow(dead_code)]
 
-use std::io::Write;
+// Not every test file that includes this module reports a line.
+#[allow(unused_imports)]
+pub use keyplane_testkit::{new_key, report};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use keyplane::{CreateKeyRequest, DecryptRequest, EncryptRequest, Engine, LockPolicy};
+use keyplane::{DecryptRequest, EncryptRequest, Engine, LockPolicy};
 use keyplane_sqlite::root_key::{KeyFileProvider, RootKeyProvider};
 use keyplane_sqlite::{SqliteKeyStore, StoreOptions};
-
-/// Writes a line straight to the test's stderr, past libtest's output capture, so the numbers a
-/// test measured appear in every run's output.
-pub fn report(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
 
 /// The key file provider of the store in `dir`.
 pub fn key_file(dir: &Path) -> Arc<dyn RootKeyProvider> {
@@ -37,13 +33,6 @@ pub fn engine(store: &Arc<SqliteKeyStore>) -> Engine {
         .store(store.clone())
         .build()
         .expect("engine on the store")
-}
-
-pub fn new_key(engine: &Engine) -> String {
-    engine
-        .create_key(CreateKeyRequest::default())
-        .expect("create key")
-        .key_id
 }
 
 pub fn encrypt(engine: &Engine, key: &str, plaintext: &[u8]) -> Vec<u8> {
@@ -83,4 +72,60 @@ pub fn files_in(dir: &Path) -> std::collections::BTreeMap<String, String> {
 
 pub fn db_path(dir: &Path) -> PathBuf {
     dir.join(keyplane_sqlite::DB_FILE)
+}
+
+/// A direct connection to the store's database file, as a hostile administrator has.
+pub fn sql(dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(db_path(dir)).unwrap()
+}
+
+/// A key row as stored: (record JSON, seal).
+pub fn key_row(dir: &Path, key: &str) -> (String, Vec<u8>) {
+    let id = uuid::Uuid::parse_str(key).unwrap();
+    sql(dir)
+        .query_row(
+            "SELECT record, seal FROM keys WHERE key_id = ?1",
+            [&id.as_bytes()[..]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+/// Puts a key row back as it was (a replay).
+pub fn put_key_row(dir: &Path, key: &str, row: &(String, Vec<u8>)) {
+    let id = uuid::Uuid::parse_str(key).unwrap();
+    sql(dir)
+        .execute(
+            "INSERT OR REPLACE INTO keys (key_id, record, seal) VALUES (?1, ?2, ?3)",
+            rusqlite::params![&id.as_bytes()[..], row.0, row.1],
+        )
+        .unwrap();
+}
+
+/// Flips one byte of `needle` where it sits in the database file.
+pub fn flip_on_disk(dir: &Path, needle: &[u8]) {
+    let path = db_path(dir);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the wrapped copy is in the database file");
+    bytes[at + needle.len() / 2] ^= 0x5a;
+    std::fs::write(&path, bytes).unwrap();
+}
+
+/// A passphrase root key provider at the cheapest Argon2 cost (tests only).
+pub fn passphrase(p: &str) -> Arc<dyn RootKeyProvider> {
+    Arc::new(
+        keyplane_sqlite::root_key::PassphraseProvider::with_cost(
+            zeroize::Zeroizing::new(p.as_bytes().to_vec()),
+            keyplane_sqlite::root_key::Argon2Cost {
+                memory_kib: 256,
+                iterations: 1,
+                parallelism: 1,
+            },
+            LockPolicy::Require,
+        )
+        .unwrap(),
+    )
 }

@@ -1,0 +1,49 @@
+//! What the test suites of keyplane's crates share, so that each helper has one source: the
+//! tally of an attack's attempts, hex for test fixtures, commands that must succeed, and the
+//! small engine fixtures every suite starts from.
+//!
+//! A dev-dependency of the crates' integration tests only; nothing here runs in a build users get.
+#![forbid(unsafe_code)]
+
+mod attack;
+mod command;
+
+pub use attack::Attack;
+pub use command::{child_test, succeeded};
+
+use keyplane::{CreateKeyRequest, EncryptionContext, Engine};
+
+/// Writes a line straight to the test's stderr, past libtest's output capture, so the numbers a
+/// test measured (and the `assurance:` lines the CI summary collects) appear in every run's output.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+/// The bytes of a hex string a test wrote or read back; panics on anything else.
+#[track_caller]
+pub fn unhex(text: &str) -> Vec<u8> {
+    hex::decode(text).unwrap_or_else(|e| panic!("not hex ({e}): {text:?}"))
+}
+
+/// An encryption context from `(key, value)` pairs.
+pub fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A new symmetric encryption key with the default policy; its key id.
+#[track_caller]
+pub fn new_key(engine: &Engine) -> String {
+    engine
+        .create_key(CreateKeyRequest::default())
+        .expect("CreateKey")
+        .key_id
+}
