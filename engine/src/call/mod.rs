@@ -228,6 +228,21 @@ impl Engine {
         Ok(())
     }
 
+    /// [`audited`](Self::audited), the request's `members` checked first against the service
+    /// model's rules for `action` (inside the audited call, so a refused request is audited too).
+    pub(crate) fn audited_request<T>(
+        &self,
+        action: crate::access::Action,
+        key_id: Option<&str>,
+        members: &[(&str, crate::validation::Value<'_>)],
+        run: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        self.audited(action, key_id, || {
+            crate::validation::check_request(action, members)?;
+            run()
+        })
+    }
+
     /// Runs one control-plane request: its quota, the request, its audit record. A request that
     /// changes the store has its record written (and made durable) just before the store commits,
     /// by [`Engine::write_pending_record`]: if the record cannot be written, nothing is changed.

@@ -13,6 +13,7 @@ use crate::key::state::KeyOperation;
 use crate::key::AliasRecord;
 use crate::messages;
 use crate::store::StoreChange;
+use crate::validation::Value;
 
 /// One entry of ListAliases. The predefined alias of an integrated service whose managed key
 /// does not exist yet has no target and no dates, as in the service's answer.
@@ -46,15 +47,11 @@ impl Engine {
 
     /// Creates `alias_name` (`alias/...`, or its alias ARN) pointing to a key.
     pub fn create_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
-        self.audited(Action::CreateAlias, Some(target_key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::CREATE_ALIAS,
-                &[
-                    ("AliasName", alias_name.into()),
-                    ("TargetKeyId", target_key_id.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("AliasName", alias_name.into()),
+            ("TargetKeyId", target_key_id.into()),
+        ];
+        self.audited_request(Action::CreateAlias, Some(target_key_id), members, || {
             // The service's order: the name's prefix, the reserved prefix, (the model's pattern,
             // checked before the engine sees the request), a target that is an alias, then an
             // existing alias of that name.
@@ -93,15 +90,11 @@ impl Engine {
 
     /// Points an existing alias at another key of the same type and usage.
     pub fn update_alias(&self, alias_name: &str, target_key_id: &str) -> Result<()> {
-        self.audited(Action::UpdateAlias, Some(target_key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::UPDATE_ALIAS,
-                &[
-                    ("AliasName", alias_name.into()),
-                    ("TargetKeyId", target_key_id.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("AliasName", alias_name.into()),
+            ("TargetKeyId", target_key_id.into()),
+        ];
+        self.audited_request(Action::UpdateAlias, Some(target_key_id), members, || {
             let alias_name = self.alias_name(alias_name)?;
             validate_alias_name(alias_name)?;
             self.control_retrying(|state| {
@@ -141,12 +134,8 @@ impl Engine {
 
     /// Deletes an alias; the key it pointed to is unaffected.
     pub fn delete_alias(&self, alias_name: &str) -> Result<()> {
-        self.audited(Action::DeleteAlias, Some(alias_name), || {
-            crate::validation::check(
-                &crate::validation::rules::DELETE_ALIAS,
-                &[("AliasName", alias_name.into())],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[("AliasName", alias_name.into())];
+        self.audited_request(Action::DeleteAlias, Some(alias_name), members, || {
             let alias_name = self.alias_name(alias_name)?;
             if !alias_name.starts_with(ALIAS_PREFIX) {
                 return Err(messages::alias_prefix_missing());
@@ -177,16 +166,12 @@ impl Engine {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<AliasListEntry>> {
-        self.audited(Action::ListAliases, key_id, || {
-            crate::validation::check(
-                &crate::validation::rules::LIST_ALIASES,
-                &[
-                    ("KeyId", key_id.into()),
-                    ("Limit", limit.into()),
-                    ("Marker", marker.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("KeyId", key_id.into()),
+            ("Limit", limit.into()),
+            ("Marker", marker.into()),
+        ];
+        self.audited_request(Action::ListAliases, key_id, members, || {
             let limit = page::limit(limit, 50, 100)?;
             self.authorize_account(Action::ListAliases)?;
             let state = self.control()?;

@@ -11,6 +11,7 @@ use crate::error::{validation, Error, Result};
 use crate::key::state::KeyOperation;
 use crate::key::KeyState;
 use crate::store::StoreChange;
+use crate::validation::Value;
 
 /// Shortest and longest waiting period, and the default, in days.
 pub const MIN_PENDING_WINDOW_DAYS: u32 = 7;
@@ -39,15 +40,11 @@ impl Engine {
         key_id: &str,
         pending_window_in_days: Option<u32>,
     ) -> Result<ScheduleKeyDeletionResponse> {
-        self.audited(Action::ScheduleKeyDeletion, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::SCHEDULE_KEY_DELETION,
-                &[
-                    ("KeyId", key_id.into()),
-                    ("PendingWindowInDays", pending_window_in_days.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("KeyId", key_id.into()),
+            ("PendingWindowInDays", pending_window_in_days.into()),
+        ];
+        self.audited_request(Action::ScheduleKeyDeletion, Some(key_id), members, || {
             let window = pending_window_in_days.unwrap_or(DEFAULT_PENDING_WINDOW_DAYS);
             if !(MIN_PENDING_WINDOW_DAYS..=MAX_PENDING_WINDOW_DAYS).contains(&window) {
                 return Err(validation!(

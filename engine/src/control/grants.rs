@@ -88,24 +88,20 @@ fn parse_token(token: &str) -> Result<(&str, &str)> {
 impl Engine {
     /// Creates a grant on a key.
     pub fn create_grant(&self, request: CreateGrantRequest) -> Result<CreateGrantResponse> {
-        self.audited(Action::CreateGrant, Some(&request.key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::CREATE_GRANT,
-                &[
-                    ("KeyId", request.key_id.as_str().into()),
-                    (
-                        "GranteePrincipal",
-                        request.grantee_principal.as_str().into(),
-                    ),
-                    (
-                        "RetiringPrincipal",
-                        request.retiring_principal.as_deref().into(),
-                    ),
-                    ("Operations", Value::Items(request.operations.len())),
-                    ("Name", request.name.as_deref().into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("KeyId", request.key_id.as_str().into()),
+            (
+                "GranteePrincipal",
+                request.grantee_principal.as_str().into(),
+            ),
+            (
+                "RetiringPrincipal",
+                request.retiring_principal.as_deref().into(),
+            ),
+            ("Operations", Value::Items(request.operations.len())),
+            ("Name", request.name.as_deref().into()),
+        ];
+        self.audited_request(Action::CreateGrant, Some(&request.key_id), members, || {
             if request.operations.is_empty() {
                 return Err(validation!("a grant needs at least one operation"));
             }
@@ -197,18 +193,14 @@ impl Engine {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<GrantListEntry>> {
-        self.audited(Action::ListGrants, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::LIST_GRANTS,
-                &[
-                    ("Limit", limit.into()),
-                    ("Marker", marker.into()),
-                    ("KeyId", key_id.into()),
-                    ("GrantId", grant_id.into()),
-                    ("GranteePrincipal", grantee_principal.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("Limit", limit.into()),
+            ("Marker", marker.into()),
+            ("KeyId", key_id.into()),
+            ("GrantId", grant_id.into()),
+            ("GranteePrincipal", grantee_principal.into()),
+        ];
+        self.audited_request(Action::ListGrants, Some(key_id), members, || {
             let limit = page::limit(limit, 50, 100)?;
             let state = self.control()?;
             let record = self.key_for(&state, key_id, KeyOperation::Read, Action::ListGrants)?;
@@ -238,16 +230,12 @@ impl Engine {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<GrantListEntry>> {
-        self.audited(Action::ListRetirableGrants, None, || {
-            crate::validation::check(
-                &crate::validation::rules::LIST_RETIRABLE_GRANTS,
-                &[
-                    ("Limit", limit.into()),
-                    ("Marker", marker.into()),
-                    ("RetiringPrincipal", retiring_principal.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("Limit", limit.into()),
+            ("Marker", marker.into()),
+            ("RetiringPrincipal", retiring_principal.into()),
+        ];
+        self.audited_request(Action::ListRetirableGrants, None, members, || {
             let limit = page::limit(limit, 50, 100)?;
             self.authorize_account(Action::ListRetirableGrants)?;
             let state = self.control()?;
@@ -273,16 +261,12 @@ impl Engine {
         key_id: Option<&str>,
         grant_id: Option<&str>,
     ) -> Result<()> {
-        self.audited(Action::RetireGrant, key_id, || {
-            crate::validation::check(
-                &crate::validation::rules::RETIRE_GRANT,
-                &[
-                    ("GrantToken", grant_token.into()),
-                    ("KeyId", key_id.into()),
-                    ("GrantId", grant_id.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("GrantToken", grant_token.into()),
+            ("KeyId", key_id.into()),
+            ("GrantId", grant_id.into()),
+        ];
+        self.audited_request(Action::RetireGrant, key_id, members, || {
             let (key_id, grant_id) = match (grant_token, key_id, grant_id) {
                 (Some(token), _, _) => parse_token(token)?,
                 (None, Some(key), Some(grant)) => (key, grant),
@@ -311,12 +295,8 @@ impl Engine {
 
     /// Revokes a grant (a key administrator's action).
     pub fn revoke_grant(&self, key_id: &str, grant_id: &str) -> Result<()> {
-        self.audited(Action::RevokeGrant, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::REVOKE_GRANT,
-                &[("KeyId", key_id.into()), ("GrantId", grant_id.into())],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[("KeyId", key_id.into()), ("GrantId", grant_id.into())];
+        self.audited_request(Action::RevokeGrant, Some(key_id), members, || {
             self.control_retrying(|state| {
                 let mut record =
                     self.key_for(state, key_id, KeyOperation::Read, Action::RevokeGrant)?;

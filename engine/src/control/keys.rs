@@ -293,12 +293,8 @@ impl Engine {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<KeyListEntry>> {
-        self.audited(Action::ListKeys, None, || {
-            crate::validation::check(
-                &crate::validation::rules::LIST_KEYS,
-                &[("Limit", limit.into()), ("Marker", marker.into())],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[("Limit", limit.into()), ("Marker", marker.into())];
+        self.audited_request(Action::ListKeys, None, members, || {
             let limit = page::limit(limit, 100, 1000)?;
             self.authorize_account(Action::ListKeys)?;
             let state = self.control()?;
@@ -323,15 +319,11 @@ impl Engine {
 
     /// UpdateKeyDescription.
     pub fn update_key_description(&self, key_id: &str, description: &str) -> Result<()> {
-        self.audited(Action::UpdateKeyDescription, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::UPDATE_KEY_DESCRIPTION,
-                &[
-                    ("KeyId", key_id.into()),
-                    ("Description", description.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("KeyId", key_id.into()),
+            ("Description", description.into()),
+        ];
+        self.audited_request(Action::UpdateKeyDescription, Some(key_id), members, || {
             check_description(description)?;
             self.control_retrying(|state| {
                 let mut record = self.key_for(

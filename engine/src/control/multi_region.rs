@@ -317,18 +317,14 @@ impl Engine {
     /// on the primary key, and kms:CreateKey (and kms:TagResource with tags) in the replica
     /// Region, an account-level permission as for CreateKey.
     pub fn replicate_key(&self, request: ReplicateKeyRequest) -> Result<ReplicateKeyResponse> {
-        self.audited(Action::ReplicateKey, Some(&request.key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::REPLICATE_KEY,
-                &[
-                    ("KeyId", request.key_id.as_str().into()),
-                    ("ReplicaRegion", request.replica_region.as_str().into()),
-                    ("Policy", request.policy.as_deref().into()),
-                    ("Description", request.description.as_deref().into()),
-                    ("Tags", Value::Items(request.tags.len())),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("KeyId", request.key_id.as_str().into()),
+            ("ReplicaRegion", request.replica_region.as_str().into()),
+            ("Policy", request.policy.as_deref().into()),
+            ("Description", request.description.as_deref().into()),
+            ("Tags", Value::Items(request.tags.len())),
+        ];
+        self.audited_request(Action::ReplicateKey, Some(&request.key_id), members, || {
             let region = request.replica_region.as_str();
             let description = request.description.clone().unwrap_or_default();
             super::key_fields::check_description(&description)?;
@@ -485,15 +481,11 @@ impl Engine {
     /// Region's primary key a replica. Needs kms:UpdatePrimaryRegion on both keys (each under its
     /// own key policy).
     pub fn update_primary_region(&self, key_id: &str, primary_region: &str) -> Result<()> {
-        self.audited(Action::UpdatePrimaryRegion, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::UPDATE_PRIMARY_REGION,
-                &[
-                    ("KeyId", key_id.into()),
-                    ("PrimaryRegion", primary_region.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("KeyId", key_id.into()),
+            ("PrimaryRegion", primary_region.into()),
+        ];
+        self.audited_request(Action::UpdatePrimaryRegion, Some(key_id), members, || {
             self.control_retrying(|state| {
                 let facts = RequestFacts {
                     primary_region: Some(primary_region),

@@ -10,6 +10,7 @@ use crate::key::state::KeyOperation;
 use crate::key::KeyManager;
 use crate::messages;
 use crate::policy::KeyPolicy;
+use crate::validation::Value;
 
 /// The one policy name a key has.
 pub const DEFAULT_POLICY_NAME: &str = "default";
@@ -33,16 +34,12 @@ impl Engine {
         policy_name: Option<&str>,
         bypass_policy_lockout_safety_check: bool,
     ) -> Result<()> {
-        self.audited(Action::PutKeyPolicy, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::PUT_KEY_POLICY,
-                &[
-                    ("KeyId", key_id.into()),
-                    ("PolicyName", policy_name.into()),
-                    ("Policy", policy.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("KeyId", key_id.into()),
+            ("PolicyName", policy_name.into()),
+            ("Policy", policy.into()),
+        ];
+        self.audited_request(Action::PutKeyPolicy, Some(key_id), members, || {
             check_policy_name(policy_name)?;
             self.control_retrying(|state| {
                 let facts = RequestFacts {
@@ -95,12 +92,9 @@ impl Engine {
 
     /// A key's policy document.
     pub fn get_key_policy(&self, key_id: &str, policy_name: Option<&str>) -> Result<String> {
-        self.audited(Action::GetKeyPolicy, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::GET_KEY_POLICY,
-                &[("KeyId", key_id.into()), ("PolicyName", policy_name.into())],
-                &[],
-            )?;
+        let members: &[(&str, Value)] =
+            &[("KeyId", key_id.into()), ("PolicyName", policy_name.into())];
+        self.audited_request(Action::GetKeyPolicy, Some(key_id), members, || {
             check_policy_name(policy_name)?;
             let state = self.control()?;
             let record = self.key_for(&state, key_id, KeyOperation::Read, Action::GetKeyPolicy)?;

@@ -21,6 +21,7 @@ use crate::key::{
     VersionRecord,
 };
 use crate::locked_memory::LockedBytes;
+use crate::validation::Value;
 
 /// Shortest, longest and default automatic rotation periods, in days.
 pub const MIN_ROTATION_PERIOD_DAYS: u32 = 90;
@@ -92,15 +93,11 @@ impl Engine {
         key_id: &str,
         rotation_period_in_days: Option<u32>,
     ) -> Result<()> {
-        self.audited(Action::EnableKeyRotation, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::ENABLE_KEY_ROTATION,
-                &[
-                    ("KeyId", key_id.into()),
-                    ("RotationPeriodInDays", rotation_period_in_days.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("KeyId", key_id.into()),
+            ("RotationPeriodInDays", rotation_period_in_days.into()),
+        ];
+        self.audited_request(Action::EnableKeyRotation, Some(key_id), members, || {
             let period = rotation_period_in_days.unwrap_or(DEFAULT_ROTATION_PERIOD_DAYS);
             if !(MIN_ROTATION_PERIOD_DAYS..=MAX_ROTATION_PERIOD_DAYS).contains(&period) {
                 return Err(validation!(
@@ -280,16 +277,12 @@ impl Engine {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<RotationListEntry>> {
-        self.audited(Action::ListKeyRotations, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::LIST_KEY_ROTATIONS,
-                &[
-                    ("KeyId", key_id.into()),
-                    ("Limit", limit.into()),
-                    ("Marker", marker.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("KeyId", key_id.into()),
+            ("Limit", limit.into()),
+            ("Marker", marker.into()),
+        ];
+        self.audited_request(Action::ListKeyRotations, Some(key_id), members, || {
             let limit = page::limit(limit, 100, 1000)?;
             let state = self.control()?;
             let record =

@@ -52,12 +52,9 @@ pub(crate) fn merge_tags(tags: &mut Vec<Tag>, new: Vec<Tag>) -> Result<()> {
 impl Engine {
     /// Adds tags to a key, or overwrites the values of tags it has.
     pub fn tag_resource(&self, key_id: &str, tags: Vec<Tag>) -> Result<()> {
-        self.audited(Action::TagResource, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::TAG_RESOURCE,
-                &[("KeyId", key_id.into()), ("Tags", Value::Items(tags.len()))],
-                &[],
-            )?;
+        let members: &[(&str, Value)] =
+            &[("KeyId", key_id.into()), ("Tags", Value::Items(tags.len()))];
+        self.audited_request(Action::TagResource, Some(key_id), members, || {
             self.control_retrying(|state| {
                 let facts = RequestFacts {
                     request_tags: Some(&tags),
@@ -78,15 +75,11 @@ impl Engine {
 
     /// Removes tags (by key) from a key; keys it does not carry are ignored.
     pub fn untag_resource(&self, key_id: &str, tag_keys: &[&str]) -> Result<()> {
-        self.audited(Action::UntagResource, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::UNTAG_RESOURCE,
-                &[
-                    ("KeyId", key_id.into()),
-                    ("TagKeys", Value::Items(tag_keys.len())),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("KeyId", key_id.into()),
+            ("TagKeys", Value::Items(tag_keys.len())),
+        ];
+        self.audited_request(Action::UntagResource, Some(key_id), members, || {
             self.control_retrying(|state| {
                 let facts = RequestFacts {
                     tag_keys: Some(tag_keys),
@@ -114,16 +107,12 @@ impl Engine {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<Tag>> {
-        self.audited(Action::ListResourceTags, Some(key_id), || {
-            crate::validation::check(
-                &crate::validation::rules::LIST_RESOURCE_TAGS,
-                &[
-                    ("KeyId", key_id.into()),
-                    ("Limit", limit.into()),
-                    ("Marker", marker.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("KeyId", key_id.into()),
+            ("Limit", limit.into()),
+            ("Marker", marker.into()),
+        ];
+        self.audited_request(Action::ListResourceTags, Some(key_id), members, || {
             let limit = page::limit(limit, 50, 50)?;
             let state = self.control()?;
             let record =

@@ -17,6 +17,7 @@ use crate::error::{validation, Error, Result};
 use crate::locked_memory::LockedBytes;
 use crate::secret::SecretBytes;
 use crate::store::StoreChange;
+use crate::validation::Value;
 use crate::validation::{self, rules};
 
 /// Most custom key stores an engine holds (the service's per-account quota).
@@ -326,12 +327,8 @@ impl Engine {
     /// as it is). Like the service's, the call succeeds whether or not the connection does:
     /// DescribeCustomKeyStores then says CONNECTED, or FAILED with its ConnectionErrorCode.
     pub fn connect_custom_key_store(&self, custom_key_store_id: &str) -> Result<()> {
-        self.audited(Action::ConnectCustomKeyStore, None, || {
-            validation::check(
-                &rules::CONNECT_CUSTOM_KEY_STORE,
-                &[("CustomKeyStoreId", custom_key_store_id.into())],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[("CustomKeyStoreId", custom_key_store_id.into())];
+        self.audited_request(Action::ConnectCustomKeyStore, None, members, || {
             self.authorize_account(Action::ConnectCustomKeyStore)?;
             let runtime = &self.inner.custom_key_stores;
             // Under the control-plane lock: the state check, the persisted request, CONNECTING.
@@ -410,12 +407,8 @@ impl Engine {
     /// DisconnectCustomKeyStore: drops the connection (and every derived key cached with it); the
     /// store's keys are Unavailable until it connects again.
     pub fn disconnect_custom_key_store(&self, custom_key_store_id: &str) -> Result<()> {
-        self.audited(Action::DisconnectCustomKeyStore, None, || {
-            validation::check(
-                &rules::DISCONNECT_CUSTOM_KEY_STORE,
-                &[("CustomKeyStoreId", custom_key_store_id.into())],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[("CustomKeyStoreId", custom_key_store_id.into())];
+        self.audited_request(Action::DisconnectCustomKeyStore, None, members, || {
             self.authorize_account(Action::DisconnectCustomKeyStore)?;
             self.control_retrying(|state| {
                 let mut record = state.custom_key_store(custom_key_store_id)?.clone();
@@ -466,12 +459,8 @@ impl Engine {
 
     /// DeleteCustomKeyStore: only a DISCONNECTED store that holds no keys.
     pub fn delete_custom_key_store(&self, custom_key_store_id: &str) -> Result<()> {
-        self.audited(Action::DeleteCustomKeyStore, None, || {
-            validation::check(
-                &rules::DELETE_CUSTOM_KEY_STORE,
-                &[("CustomKeyStoreId", custom_key_store_id.into())],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[("CustomKeyStoreId", custom_key_store_id.into())];
+        self.audited_request(Action::DeleteCustomKeyStore, None, members, || {
             self.authorize_account(Action::DeleteCustomKeyStore)?;
             self.control_retrying(|state| {
                 let id = state.custom_key_store(custom_key_store_id)?.id.clone();
@@ -643,17 +632,13 @@ impl Engine {
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<CustomKeyStoresListEntry>> {
-        self.audited(Action::DescribeCustomKeyStores, None, || {
-            validation::check(
-                &rules::DESCRIBE_CUSTOM_KEY_STORES,
-                &[
-                    ("CustomKeyStoreId", custom_key_store_id.into()),
-                    ("CustomKeyStoreName", custom_key_store_name.into()),
-                    ("Limit", limit.into()),
-                    ("Marker", marker.into()),
-                ],
-                &[],
-            )?;
+        let members: &[(&str, Value)] = &[
+            ("CustomKeyStoreId", custom_key_store_id.into()),
+            ("CustomKeyStoreName", custom_key_store_name.into()),
+            ("Limit", limit.into()),
+            ("Marker", marker.into()),
+        ];
+        self.audited_request(Action::DescribeCustomKeyStores, None, members, || {
             if custom_key_store_id.is_some() && custom_key_store_name.is_some() {
                 return Err(validation!(
                     "give either CustomKeyStoreId or CustomKeyStoreName, not both"

@@ -226,6 +226,22 @@ fn report(failures: Vec<String>) -> Result<()> {
     }
 }
 
+/// Checks a control-plane request's members against the service model's rules for `action`'s
+/// operation (found by its name, as the model spells it), with the model's own limits. An action
+/// the model has no operation for is a bug in the caller's glue, reported as an internal error.
+pub(crate) fn check_request(
+    action: crate::access::Action,
+    members: &[(&str, Value<'_>)],
+) -> Result<()> {
+    let name = action.operation();
+    match rules::OPERATIONS.iter().find(|o| o.name == name) {
+        Some(operation) => check(operation, members, &[]),
+        None => Err(Error::Internal(format!(
+            "{name} has no operation in the service's model"
+        ))),
+    }
+}
+
 /// Checks a request's members against `operation`'s rules; `limits` replaces the model's
 /// greatest length where the engine's configuration says so. A member name the operation does
 /// not have is a bug in the caller's glue, reported as an internal error.
@@ -368,6 +384,22 @@ mod tests {
     use proptest::prelude::*;
 
     use super::utf16_len;
+
+    /// Every action but the two halves of ReEncrypt (checked as ReEncrypt by the data plane)
+    /// finds its operation, so no `check_request` ever answers "no operation".
+    #[test]
+    fn every_action_has_its_operation_in_the_model() {
+        use crate::access::Action;
+        for action in Action::ALL {
+            if matches!(action, Action::ReEncryptFrom | Action::ReEncryptTo) {
+                continue;
+            }
+            let found = super::rules::OPERATIONS
+                .iter()
+                .any(|o| o.name == action.operation());
+            assert!(found, "{action:?}");
+        }
+    }
 
     #[test]
     fn utf16_length_counts_code_units() {
