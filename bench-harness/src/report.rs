@@ -49,6 +49,34 @@ pub struct Machine {
     pub optimized_build: bool,
 }
 
+impl Machine {
+    /// The machine this harness runs on, and how it was built.
+    pub fn this() -> Machine {
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model: crate::cpu_model(),
+            os: std::env::consts::OS.into(),
+            optimized_build: !cfg!(debug_assertions),
+        }
+    }
+
+    /// `N CPUs (model)`, as every report's first line says it.
+    pub fn cpus_text(&self) -> String {
+        match &self.cpu_model {
+            Some(model) => format!("{} CPUs ({model})", self.cpus),
+            None => format!("{} CPUs", self.cpus),
+        }
+    }
+
+    /// Nothing for an optimised build; otherwise a line that warns of a debug build's numbers.
+    pub fn debug_build_warning(&self) -> &'static str {
+        match self.optimized_build {
+            true => "",
+            false => "\nWARNING: a debug build: build with --release for meaningful numbers",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     /// Measured time per repeat, when runs are timed.
@@ -297,13 +325,8 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "keyplane-bench: {} CPUs{}, store {}, {} repeats of {} after {:.0} ms warm-up{}{}",
-            self.machine.cpus,
-            self.machine
-                .cpu_model
-                .as_deref()
-                .map(|m| format!(" ({m})"))
-                .unwrap_or_default(),
+            "keyplane-bench: {}, store {}, {} repeats of {} after {:.0} ms warm-up{}{}",
+            self.machine.cpus_text(),
             self.engine.store,
             self.settings.repeats,
             match (self.settings.duration_ms, self.settings.ops) {
@@ -317,11 +340,7 @@ impl Report {
             } else {
                 ", no encryption context"
             },
-            if self.machine.optimized_build {
-                ""
-            } else {
-                "\nWARNING: a debug build: build with --release for meaningful numbers"
-            },
+            self.machine.debug_build_warning(),
         );
         out.push('\n');
         let has_callers = self.points.iter().any(|p| p.callers > 1);

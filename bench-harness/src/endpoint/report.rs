@@ -166,12 +166,7 @@ impl EndpointReport {
     pub fn new() -> EndpointReport {
         EndpointReport {
             harness: format!("keyplane-bench {}", env!("CARGO_PKG_VERSION")),
-            machine: Machine {
-                cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-                cpu_model: crate::cpu_model(),
-                os: std::env::consts::OS.into(),
-                optimized_build: !cfg!(debug_assertions),
-            },
+            machine: Machine::this(),
             baseline: None,
             runs: Vec::new(),
             targets: Vec::new(),
@@ -333,19 +328,10 @@ impl EndpointReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "keyplane-bench --endpoint: {} CPUs{}; closed loop, one request in flight per \
+            "keyplane-bench --endpoint: {}; closed loop, one request in flight per \
              connection, latency per request{}",
-            self.machine.cpus,
-            self.machine
-                .cpu_model
-                .as_deref()
-                .map(|m| format!(" ({m})"))
-                .unwrap_or_default(),
-            if self.machine.optimized_build {
-                ""
-            } else {
-                "\nWARNING: a debug build: build with --release for meaningful numbers"
-            }
+            self.machine.cpus_text(),
+            self.machine.debug_build_warning()
         );
         out.push('\n');
         let ratio_header = self

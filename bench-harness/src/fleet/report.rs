@@ -8,24 +8,16 @@ use super::data_plane::DataPlaneRow;
 use super::propagation::{Mode, PropagationRow};
 use super::scale::ScaleReport;
 use super::FleetArgs;
-use crate::report::{human, render};
+use crate::report::{human, render, Machine};
 
 pub use super::latency::{latencies, Latencies};
-
-/// The machine and build the run was on.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FleetMachine {
-    pub cpus: usize,
-    pub cpu_model: Option<String>,
-    pub optimized_build: bool,
-}
 
 /// Everything one run measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FleetReport {
     /// The database (password redacted).
     pub store: String,
-    pub machine: FleetMachine,
+    pub machine: Machine,
     pub control_ops_per_operation: usize,
     pub control: Vec<ControlRow>,
     pub propagation: Vec<PropagationRow>,
@@ -44,11 +36,7 @@ impl FleetReport {
     ) -> Self {
         FleetReport {
             store,
-            machine: FleetMachine {
-                cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-                cpu_model: crate::cpu_model(),
-                optimized_build: !cfg!(debug_assertions),
-            },
+            machine: Machine::this(),
             control_ops_per_operation: args.fleet_ops,
             control,
             propagation,
@@ -69,13 +57,8 @@ impl FleetReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "fleet: {} CPUs{}, {} build, store {}",
-            self.machine.cpus,
-            self.machine
-                .cpu_model
-                .as_deref()
-                .map(|m| format!(" ({m})"))
-                .unwrap_or_default(),
+            "fleet: {}, {} build, store {}",
+            self.machine.cpus_text(),
             if self.machine.optimized_build {
                 "release"
             } else {

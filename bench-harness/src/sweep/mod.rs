@@ -13,7 +13,7 @@ mod round_robin;
 
 use crate::args::SweepArgs;
 use crate::report::{EngineInfo, Machine, Point, Report, Settings};
-use crate::{cpu_model, BenchError, RunOptions};
+use crate::{BenchError, RunOptions};
 use cell::{Cell, Results};
 use plan::Plan;
 use progress::Progress;
@@ -125,12 +125,7 @@ fn report(
             lock_policy: format!("{:?}", options.lock_policy),
             max_plaintext_bytes: plan.max_plaintext,
         },
-        machine: Machine {
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            cpu_model: cpu_model(),
-            os: std::env::consts::OS.into(),
-            optimized_build: !cfg!(debug_assertions),
-        },
+        machine: Machine::this(),
         settings: Settings {
             duration_ms: match plan.timing.amount {
                 crate::measure::Amount::Time(d) => Some(d.as_secs_f64() * 1e3),
