@@ -12,63 +12,14 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-/// The operations the engine implements (the Python client's list, in the same order).
-const SUPPORTED: &[&str] = &[
-    "CreateKey",
-    "DescribeKey",
-    "ListKeys",
-    "UpdateKeyDescription",
-    "EnableKey",
-    "DisableKey",
-    "ScheduleKeyDeletion",
-    "CancelKeyDeletion",
-    "CreateAlias",
-    "UpdateAlias",
-    "DeleteAlias",
-    "ListAliases",
-    "TagResource",
-    "UntagResource",
-    "ListResourceTags",
-    "EnableKeyRotation",
-    "DisableKeyRotation",
-    "GetKeyRotationStatus",
-    "RotateKeyOnDemand",
-    "ListKeyRotations",
-    "Encrypt",
-    "Decrypt",
-    "ReEncrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyWithoutPlaintext",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "GenerateRandom",
-    "Sign",
-    "Verify",
-    "GetPublicKey",
-    "GenerateMac",
-    "VerifyMac",
-    "DeriveSharedSecret",
-    "PutKeyPolicy",
-    "GetKeyPolicy",
-    "ListKeyPolicies",
-    "CreateGrant",
-    "ListGrants",
-    "ListRetirableGrants",
-    "RetireGrant",
-    "RevokeGrant",
-    "GetKeyLastUsage",
-    "GetParametersForImport",
-    "ImportKeyMaterial",
-    "DeleteImportedKeyMaterial",
-    "ReplicateKey",
-    "UpdatePrimaryRegion",
-    "CreateCustomKeyStore",
-    "ConnectCustomKeyStore",
-    "DisconnectCustomKeyStore",
-    "DeleteCustomKeyStore",
-    "UpdateCustomKeyStore",
-    "DescribeCustomKeyStores",
-];
+/// The operations the engine implements, in order (the list the Python package's model is
+/// generated from too).
+fn supported() -> Vec<&'static str> {
+    include_str!("../model/supported-operations.txt")
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect()
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -117,8 +68,8 @@ fn generate(model: &Value) -> String {
          //! regenerate with `KEYPLANE_REGENERATE=1 cargo test -p keyplane --test validation_rules`.\n\n\
          use super::table::{Kind, Member, Operation};\n",
     );
-    for name in SUPPORTED {
-        let operation = &model["operations"][*name];
+    for name in supported() {
+        let operation = &model["operations"][name];
         assert!(operation.is_object(), "{name} is not in the model");
         let input = operation["input"]["shape"].as_str().unwrap();
         let input = &shapes[input];
@@ -187,7 +138,7 @@ fn generate(model: &Value) -> String {
     out.push_str(
         "\n/// Every operation of the table.\npub(crate) static OPERATIONS: &[&Operation] = &[\n",
     );
-    for name in SUPPORTED {
+    for name in supported() {
         writeln!(out, "    &{},", constant_name(name)).unwrap();
     }
     out.push_str("];\n");
