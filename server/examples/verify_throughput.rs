@@ -7,10 +7,8 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use keyplane_server::auth::{Authenticator, CredentialStore, SignedRequest};
+use keyplane_testkit::sigv4::AwsSigner;
 
 const HOST: &str = "kms.us-east-1.amazonaws.com";
 
@@ -24,14 +22,14 @@ fn main() {
         .create("arn:aws:iam::111122223333:user/bench")
         .unwrap();
     let now = SystemTime::now();
-    let identity = Credentials::new(
-        new.access_key_id.as_str(),
-        new.secret_access_key.as_str(),
-        None,
-        None,
-        "bench",
-    )
-    .into();
+    let signer = AwsSigner {
+        access_key_id: new.access_key_id.as_str(),
+        secret: new.secret_access_key.as_str(),
+        region: "us-east-1",
+        service: "kms",
+        time: now,
+        content_sha256: false,
+    };
     let body = br#"{"KeyId":"alias/bench","Plaintext":"aGVsbG8gd29ybGQ="}"#;
     let started = Instant::now();
     let requests: Vec<http::HeaderMap> = (0..n)
@@ -43,25 +41,10 @@ fn main() {
                 ("x-amz-target", "TrentService.Encrypt"),
                 ("amz-sdk-invocation-id", invocation.as_str()),
             ];
-            let params = v4::SigningParams::builder()
-                .identity(&identity)
-                .region("us-east-1")
-                .name("kms")
-                .time(now)
-                .settings(SigningSettings::default())
-                .build()
-                .unwrap()
-                .into();
-            let signable = SignableRequest::new(
-                "POST",
-                format!("https://{HOST}/"),
-                base.iter().copied(),
-                SignableBody::Bytes(body),
-            )
-            .unwrap();
-            let (instructions, _) = sign(signable, &params).unwrap().into_parts();
             let mut headers = http::HeaderMap::new();
-            for (name, value) in base.iter().copied().chain(instructions.headers()) {
+            for (name, value) in
+                signer.signed_headers("POST", &format!("https://{HOST}/"), &base, body)
+            {
                 headers.insert(
                     http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
                     value.parse().unwrap(),

@@ -6,12 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{
-    sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
-};
-use aws_sigv4::sign::v4;
 use keyplane_server::auth::{AuthError, Authenticator, CredentialStore, Identity, SignedRequest};
+use keyplane_testkit::sigv4::AwsSigner as Signing;
 use keyplane_testkit::Attack;
 
 const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
@@ -71,17 +67,6 @@ impl Request {
     }
 }
 
-/// How a test request is signed.
-struct Signing<'a> {
-    access_key_id: &'a str,
-    secret: &'a str,
-    region: &'a str,
-    service: &'a str,
-    time: SystemTime,
-    /// Also send `X-Amz-Content-SHA256` (signed).
-    content_sha256: bool,
-}
-
 fn unique_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -104,37 +89,8 @@ fn request_without(signing: &Signing<'_>, body: &[u8], omit: &str) -> Request {
     .into_iter()
     .filter(|(name, _)| *name != omit)
     .collect();
-    let identity =
-        Credentials::new(signing.access_key_id, signing.secret, None, None, "tests").into();
-    let mut settings = SigningSettings::default();
-    if signing.content_sha256 {
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    }
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(signing.region)
-        .name(signing.service)
-        .time(signing.time)
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
-    let signable = SignableRequest::new(
-        "POST",
-        format!("https://{HOST}/"),
-        base.iter().copied(),
-        SignableBody::Bytes(body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
     let mut headers = http::HeaderMap::new();
-    for (name, value) in base {
-        headers.insert(
-            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            value.parse().unwrap(),
-        );
-    }
-    for (name, value) in instructions.headers() {
+    for (name, value) in signing.signed_headers("POST", &format!("https://{HOST}/"), &base, body) {
         headers.insert(
             http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
             value.parse().unwrap(),

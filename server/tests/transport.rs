@@ -960,43 +960,21 @@ fn signed_headers(
     target: &str,
     body: &[u8],
 ) -> Vec<(String, String)> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     let base = [
-        ("host", host.to_owned()),
-        ("content-type", "application/x-amz-json-1.1".to_owned()),
-        ("x-amz-target", target.to_owned()),
-        ("user-agent", "transport-test/1.0".to_owned()),
+        ("host", host),
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", target),
+        ("user-agent", "transport-test/1.0"),
     ];
-    let identity =
-        aws_credential_types::Credentials::new(&credential.0, &credential.1, None, None, "tests")
-            .into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("kms")
-        .time(std::time::SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let signable = SignableRequest::new(
-        "POST",
-        format!("https://{host}/"),
-        base.iter().map(|(n, v)| (*n, v.as_str())),
-        SignableBody::Bytes(body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    let mut headers: Vec<(String, String)> = base
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.clone()))
-        .collect();
-    headers.extend(
-        instructions
-            .headers()
-            .map(|(n, v)| (n.to_string(), v.to_string())),
-    );
-    headers
+    let signer = keyplane_testkit::sigv4::AwsSigner {
+        access_key_id: &credential.0,
+        secret: &credential.1,
+        region: "us-east-1",
+        service: "kms",
+        time: std::time::SystemTime::now(),
+        content_sha256: false,
+    };
+    signer.signed_headers("POST", &format!("https://{host}/"), &base, body)
 }
 
 /// A signed request; over HTTP/2 the host travels as `:authority` only.

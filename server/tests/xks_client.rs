@@ -18,6 +18,7 @@ use keyplane::Engine;
 use keyplane_server::http::TlsMode;
 use keyplane_server::xks::keys::create_external_key;
 use keyplane_server::xks::{XksProxy, XksProxyConfig, XksProxyServer};
+use keyplane_testkit::sigv4::AwsSigner;
 use keyplane_xks::api::{CryptoRequestMetadata, HealthRequestMetadata, KeyMetadataRequestMetadata};
 use keyplane_xks::{
     Credential, KmsCallKind, KmsException, TrustAnchors, XksClient, XksClientConfig, XksErrorKind,
@@ -486,7 +487,6 @@ fn a_proxy_that_never_answers_times_out_within_the_spec_bound_while_another_prox
 
 #[test]
 fn the_clients_signature_is_the_aws_sigv4_crates() {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     let at = 1_700_000_000i64;
     let body = br#"{"requestMetadata":{"kmsRequestId":"r","kmsOperation":"KmsHealthCheck"}}"#;
     for (host, path) in [
@@ -504,38 +504,22 @@ fn the_clients_signature_is_the_aws_sigv4_crates() {
             body,
             at,
         );
-        let identity =
-            aws_credential_types::Credentials::new(ACCESS_KEY_ID, SECRET, None, None, "t").into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region("eu-west-1")
-            .name("kms-xks-proxy")
-            .time(UNIX_EPOCH + Duration::from_secs(at as u64))
-            .settings(SigningSettings::default())
-            .build()
-            .unwrap()
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            format!("https://{host}{path}"),
-            [("host", host)].into_iter(),
-            SignableBody::Bytes(body),
-        )
-        .unwrap();
-        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-        let theirs: Vec<(&str, &str)> = instructions.headers().collect();
-        let authorization = theirs
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("authorization"))
-            .unwrap()
-            .1;
-        assert_eq!(ours.authorization, authorization);
-        let date = theirs
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("x-amz-date"))
-            .unwrap()
-            .1;
-        assert_eq!(ours.amz_date, date);
+        let signer = AwsSigner {
+            access_key_id: ACCESS_KEY_ID,
+            secret: SECRET,
+            region: "eu-west-1",
+            service: "kms-xks-proxy",
+            time: UNIX_EPOCH + Duration::from_secs(at as u64),
+            content_sha256: false,
+        };
+        let url = format!("https://{host}{path}");
+        let theirs = signer.signature_headers("POST", &url, &[("host", host)], body);
+        let theirs = |name: &str| {
+            let found = theirs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
+            found.map(|(_, value)| value.as_str()).unwrap()
+        };
+        assert_eq!(ours.authorization, theirs("authorization"));
+        assert_eq!(ours.amz_date, theirs("x-amz-date"));
     }
 }
 

@@ -7,8 +7,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -16,6 +14,7 @@ use serde_json::{json, Value};
 use keyplane::{CreateKeyRequest, Engine, KeySpec, KeyUsage};
 use keyplane_server::xks::keys::create_external_key;
 use keyplane_server::xks::{ProxyRequest, XksProxy, XksProxyConfig};
+use keyplane_testkit::sigv4::AwsSigner;
 use keyplane_xks::cdiv::cdiv_sha256;
 use keyplane_xks::Credential;
 
@@ -156,34 +155,17 @@ impl Fixture {
 
     /// POSTs `body` to `path`, signed by the aws-sigv4 crate with `secret`.
     fn post_with(&self, path: &str, body: &str, secret: &str, method: &str) -> (u16, Value) {
-        let identity =
-            aws_credential_types::Credentials::new(ACCESS_KEY_ID, secret, None, None, "xks-test")
-                .into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("kms-xks-proxy")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .unwrap()
-            .into();
+        let signer = AwsSigner {
+            access_key_id: ACCESS_KEY_ID,
+            secret,
+            region: "us-east-1",
+            service: "kms-xks-proxy",
+            time: SystemTime::now(),
+            content_sha256: false,
+        };
         let base = [("host", HOST), ("content-type", "application/json")];
-        let signable = SignableRequest::new(
-            method,
-            format!("https://{HOST}{path}"),
-            base.iter().copied(),
-            SignableBody::Bytes(body.as_bytes()),
-        )
-        .unwrap();
-        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-        let mut headers: Vec<(String, String)> = base
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        for (name, value) in instructions.headers() {
-            headers.push((name.to_string(), value.to_string()));
-        }
+        let url = format!("https://{HOST}{path}");
+        let headers = signer.signed_headers(method, &url, &base, body.as_bytes());
         let answer = self.proxy.handle(&ProxyRequest {
             method,
             path,

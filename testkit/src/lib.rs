@@ -7,6 +7,8 @@
 
 mod attack;
 mod command;
+#[cfg(feature = "sigv4")]
+pub mod sigv4;
 
 pub use attack::Attack;
 pub use command::{child_test, succeeded};

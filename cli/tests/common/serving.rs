@@ -100,32 +100,21 @@ pub fn address(events: &[Value], name: &str) -> SocketAddr {
 
 /// The headers of a KMS request signed by the aws-sigv4 crate.
 pub fn signed_headers(id: &str, secret: &str, host: &str, target: &str, body: &[u8]) -> String {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     let base = [
         ("host", host),
         ("content-type", "application/x-amz-json-1.1"),
         ("x-amz-target", target),
     ];
-    let identity = aws_credential_types::Credentials::new(id, secret, None, None, "t").into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("kms")
-        .time(std::time::SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let signable = SignableRequest::new(
-        "POST",
-        format!("https://{host}/"),
-        base.into_iter(),
-        SignableBody::Bytes(body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let signer = keyplane_testkit::sigv4::AwsSigner {
+        access_key_id: id,
+        secret,
+        region: "us-east-1",
+        service: "kms",
+        time: std::time::SystemTime::now(),
+        content_sha256: false,
+    };
     let mut head = String::new();
-    for (name, value) in base.into_iter().chain(instructions.headers()) {
+    for (name, value) in signer.signed_headers("POST", &format!("https://{host}/"), &base, body) {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head
