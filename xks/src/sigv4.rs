@@ -100,24 +100,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// `YYYYMMDD'T'HHMMSS'Z'` for seconds since the Unix epoch.
 pub fn format_amz_date(epoch: i64) -> String {
-    let days = epoch.div_euclid(86_400);
-    let secs = epoch.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    keyplane::clock::CivilTime::from_unix_seconds(epoch).amz_date()
 }
 
 /// Seconds since the epoch of a `YYYYMMDD'T'HHMMSS'Z'` date; `None` when malformed.
@@ -138,14 +121,7 @@ pub fn parse_amz_date(text: &str) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
-    // days_from_civil.
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2.rem_euclid(400);
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = keyplane::clock::days_from_civil(y, mo, d);
     let epoch = days * 86_400 + h * 3600 + mi * 60 + s;
     (format_amz_date(epoch) == text).then_some(epoch)
 }

@@ -388,37 +388,8 @@ pub(crate) fn now_millis() -> i64 {
 /// `ms` (milliseconds since the Unix epoch) as RFC 3339 UTC with milliseconds:
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn rfc3339_millis(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let second_of_day = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        second_of_day / 3600,
-        second_of_day % 3600 / 60,
-        second_of_day % 60
-    )
-}
-
-/// Year, month, day of the proleptic Gregorian calendar for `days` since 1970-01-01
-/// (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month as u32, day as u32)
+    let time = crate::clock::CivilTime::from_unix_seconds(ms.div_euclid(1000));
+    format!("{}.{:03}Z", time.extended(), ms.rem_euclid(1000))
 }
 
 /// A fresh UUID v4 string (`xxxxxxxx-xxxx-4xxx-Nxxx-xxxxxxxxxxxx`), from AWS-LC's random
