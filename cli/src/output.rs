@@ -90,6 +90,16 @@ impl Response {
         self.print();
         Ok(())
     }
+
+    /// Prints one page of a List call as the service answers it: the items under `name`,
+    /// `Truncated`, and `NextMarker` when there is more.
+    pub fn print_page<T: Serialize>(name: &str, page: &keyplane::Page<T>) -> Result<(), Failure> {
+        Response::new()
+            .field(name, &page.items)?
+            .field("Truncated", page.truncated)?
+            .optional("NextMarker", page.next_marker.as_deref())?
+            .print_ok()
+    }
 }
 
 pub fn print_json(value: &Value) {
@@ -157,24 +167,8 @@ pub fn print_fields(fields: &[(&str, String)]) {
 
 /// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn date(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let time = keyplane::clock::CivilTime::from_unix_seconds(ms.div_euclid(1000));
+    format!("{}Z", time.extended())
 }
 
 /// A command that answers nothing: `{}` with `--json`, else `line`.

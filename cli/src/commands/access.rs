@@ -67,11 +67,7 @@ pub fn run_policy(ctx: &Context, command: PolicyCommand) -> Result<(), Failure> 
             let engine = ctx.engine()?;
             let names = engine.list_key_policies(&key)?;
             if json {
-                return Response::new()
-                    .field("PolicyNames", &names.items)?
-                    .field("Truncated", names.truncated)?
-                    .optional("NextMarker", names.next_marker)?
-                    .print_ok();
+                return Response::print_page("PolicyNames", &names);
             }
             for name in &names.items {
                 println!("{name}");
@@ -95,11 +91,7 @@ fn constraints(equals: &[String], subset: &[String]) -> Result<Option<GrantConst
 
 fn print_grants(grants: Page<GrantListEntry>, json: bool) -> Result<(), Failure> {
     if json {
-        return Response::new()
-            .field("Grants", &grants.items)?
-            .field("Truncated", grants.truncated)?
-            .optional("NextMarker", grants.next_marker)?
-            .print_ok();
+        return Response::print_page("Grants", &grants);
     }
     let mut table = Table::new(&[
         "GRANT ID",

@@ -29,11 +29,7 @@ pub fn run_alias(ctx: &Context, command: AliasCommand) -> Result<(), Failure> {
             let aliases =
                 engine.list_aliases(key.as_deref(), page.limit, page.marker.as_deref())?;
             if json {
-                return Response::new()
-                    .field("Aliases", &aliases.items)?
-                    .field("Truncated", aliases.truncated)?
-                    .optional("NextMarker", aliases.next_marker)?
-                    .print_ok();
+                return Response::print_page("Aliases", &aliases);
             }
             let mut table = Table::new(&["ALIAS", "TARGET KEY ID", "UPDATED"]);
             for a in &aliases.items {
@@ -72,11 +68,7 @@ pub fn run_tag(ctx: &Context, command: TagCommand) -> Result<(), Failure> {
         TagCommand::List { key, page } => {
             let tags = engine.list_resource_tags(&key, page.limit, page.marker.as_deref())?;
             if json {
-                return Response::new()
-                    .field("Tags", &tags.items)?
-                    .field("Truncated", tags.truncated)?
-                    .optional("NextMarker", tags.next_marker)?
-                    .print_ok();
+                return Response::print_page("Tags", &tags);
             }
             let mut table = Table::new(&["TAG KEY", "TAG VALUE"]);
             for t in &tags.items {

@@ -136,11 +136,7 @@ pub fn run(ctx: &Context, command: KeyStoreCommand) -> Result<(), Failure> {
                 page.marker.as_deref(),
             )?;
             if json {
-                return Response::new()
-                    .field("CustomKeyStores", &stores.items)?
-                    .field("Truncated", stores.truncated)?
-                    .optional("NextMarker", stores.next_marker)?
-                    .print_ok();
+                return Response::print_page("CustomKeyStores", &stores);
             }
             let mut table = Table::new(&["ID", "NAME", "TYPE", "CLUSTER", "STATE", "CREATED"]);
             for s in &stores.items {

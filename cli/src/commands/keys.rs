@@ -191,14 +191,7 @@ fn parse_time(text: &str) -> Result<keyplane::Timestamp, Failure> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
         return Err(bad());
     }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = keyplane::clock::days_from_civil(y, m, d);
     Ok(keyplane::Timestamp(
         ((days * 86_400) + hh * 3600 + mm * 60 + ss) * 1000,
     ))
@@ -302,11 +295,7 @@ fn replicate(engine: &Engine, args: ReplicateArgs, json: bool) -> Result<(), Fai
 fn list(engine: &Engine, page: ListArgs, json: bool) -> Result<(), Failure> {
     let keys = engine.list_keys(page.limit, page.marker.as_deref())?;
     if json {
-        return Response::new()
-            .field("Keys", &keys.items)?
-            .field("Truncated", keys.truncated)?
-            .optional("NextMarker", keys.next_marker)?
-            .print_ok();
+        return Response::print_page("Keys", &keys);
     }
     let mut aliases: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut marker = None;
@@ -405,11 +394,7 @@ fn run_rotation(engine: &Engine, command: RotationCommand, json: bool) -> Result
         RotationCommand::List { key, page } => {
             let rotations = engine.list_key_rotations(&key, page.limit, page.marker.as_deref())?;
             if json {
-                return Response::new()
-                    .field("Rotations", &rotations.items)?
-                    .field("Truncated", rotations.truncated)?
-                    .optional("NextMarker", rotations.next_marker)?
-                    .print_ok();
+                return Response::print_page("Rotations", &rotations);
             }
             let mut table = Table::new(&["ROTATION DATE", "TYPE", "KEY MATERIAL ID", "STATE"]);
             for r in &rotations.items {

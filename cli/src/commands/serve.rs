@@ -237,19 +237,7 @@ fn announce(
     bootstrap: Option<&keyplane_server::auth::credentials::NewCredential>,
 ) {
     if let Some(tls) = server.tls_info() {
-        let certificate = tls.certificate.display().to_string();
-        event(
-            json,
-            &[
-                ("event", "tls"),
-                ("certificate", &certificate),
-                ("fingerprint_sha256", &tls.fingerprint_sha256),
-            ],
-            &format!(
-                "TLS certificate {certificate} (SHA-256 {})",
-                tls.fingerprint_sha256
-            ),
-        );
+        tls_event("keyplane serve", json, tls);
     }
     if let Some(created) = bootstrap {
         // The only time this secret is shown: a memory: store's credentials die with the process.
@@ -317,6 +305,12 @@ fn announce(
 /// One line on stdout, flushed at once: with `--json`, an object whose members keep the given
 /// order (`event` first).
 fn event(json: bool, members: &[(&str, &str)], text: &str) {
+    startup_event("keyplane serve", json, members, text);
+}
+
+/// One startup line of a server command (`program`): with `--json` a JSON object of `members`,
+/// otherwise `program: text`.
+pub(crate) fn startup_event(program: &str, json: bool, members: &[(&str, &str)], text: &str) {
     if json {
         let members: Vec<String> = members
             .iter()
@@ -324,8 +318,26 @@ fn event(json: bool, members: &[(&str, &str)], text: &str) {
             .collect();
         write_line(&format!("{{{}}}", members.join(",")));
     } else {
-        write_line(&format!("keyplane serve: {text}"));
+        write_line(&format!("{program}: {text}"));
     }
+}
+
+/// The `tls` startup line: the certificate a server presents and its SHA-256 fingerprint.
+pub(crate) fn tls_event(program: &str, json: bool, tls: &keyplane_server::http::TlsInfo) {
+    let certificate = tls.certificate.display().to_string();
+    startup_event(
+        program,
+        json,
+        &[
+            ("event", "tls"),
+            ("certificate", &certificate),
+            ("fingerprint_sha256", &tls.fingerprint_sha256),
+        ],
+        &format!(
+            "TLS certificate {certificate} (SHA-256 {})",
+            tls.fingerprint_sha256
+        ),
+    );
 }
 
 fn write_line(line: &str) {

@@ -21,10 +21,13 @@ use keyplane_xks::api::uri_path_for_prefix;
 use keyplane_xks::Credential;
 
 use crate::args::XksProxyArgs;
-use crate::commands::serve::internal;
+use crate::commands::serve::{internal, startup_event, tls_event};
 use crate::context::store_address;
 use crate::context::Context;
 use crate::outcome::Failure;
+
+/// The name startup lines give.
+const PROGRAM: &str = "keyplane xks-proxy";
 
 /// The service console's XKS proxy configuration file (spec section "XKS proxy configuration in
 /// AWS KMS console").
@@ -137,19 +140,7 @@ pub fn run(ctx: &Context, args: XksProxyArgs) -> Result<(), Failure> {
                 _ => Failure::usage(e.to_string()),
             })?;
         if let Some(tls) = server.tls_info() {
-            let certificate = tls.certificate.display().to_string();
-            event(
-                json,
-                &[
-                    ("event", "tls"),
-                    ("certificate", &certificate),
-                    ("fingerprint_sha256", &tls.fingerprint_sha256),
-                ],
-                &format!(
-                    "TLS certificate {certificate} (SHA-256 {})",
-                    tls.fingerprint_sha256
-                ),
-            );
+            tls_event(PROGRAM, json, tls);
         }
         let endpoint = server.endpoint();
         event(
@@ -305,16 +296,5 @@ fn write_new_credentials(path: &Path, uri_path: &str) -> Result<(), Failure> {
 }
 
 fn event(json: bool, members: &[(&str, &str)], text: &str) {
-    let line = if json {
-        let members: Vec<String> = members
-            .iter()
-            .map(|(name, value)| format!("\"{name}\":{}", serde_json::Value::from(*value)))
-            .collect();
-        format!("{{{}}}", members.join(","))
-    } else {
-        format!("keyplane xks-proxy: {text}")
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    startup_event(PROGRAM, json, members, text);
 }
