@@ -19,7 +19,7 @@ use crate::locked_memory::LockPolicy;
 use crate::locked_memory::LockedBytes;
 use crate::secret::SecretBytes;
 use crate::store::{KeyStore, MemoryKeyStore};
-use crate::validation::{self, rules, Validate};
+use crate::validation::{self, Validate};
 
 /// Settings that are fixed for an engine's lifetime.
 #[derive(Debug, Clone)]
@@ -1139,7 +1139,7 @@ impl Engine {
             &[Some(key_id)],
             || params::key(key_id),
             |caller| {
-                validation::key_id(&rules::GET_PUBLIC_KEY, key_id)?;
+                validation::key_id(Action::GetPublicKey, key_id)?;
                 self.inner.data.get_public_key(caller, key_id)
             },
         )

@@ -92,7 +92,7 @@ impl Engine {
     /// Cancels a scheduled deletion; the key returns Disabled, as in the service.
     pub fn cancel_key_deletion(&self, key_id: &str) -> Result<String> {
         self.audited(Action::CancelKeyDeletion, Some(key_id), || {
-            crate::validation::key_id(&crate::validation::rules::CANCEL_KEY_DELETION, key_id)?;
+            crate::validation::key_id(Action::CancelKeyDeletion, key_id)?;
             self.control_retrying(|state| {
                 let mut record = self.key_for(
                     state,

@@ -31,7 +31,7 @@ use crate::key::{
 };
 use crate::locked_memory::LockedBytes;
 use crate::store::StoreChange;
-use crate::validation::{rules, Value};
+use crate::validation::Value;
 
 /// How long import parameters (the wrapping key and its token) stay valid.
 pub const PARAMETERS_VALID_MS: i64 = 24 * 60 * 60 * 1000;
@@ -239,7 +239,7 @@ impl Engine {
         wrapping_key_spec: WrappingKeySpec,
     ) -> Result<GetParametersForImportResponse> {
         self.audited(Action::GetParametersForImport, Some(key_id), || {
-            crate::validation::key_id(&rules::GET_PARAMETERS_FOR_IMPORT, key_id)?;
+            crate::validation::key_id(Action::GetParametersForImport, key_id)?;
             let facts = RequestFacts {
                 wrapping_algorithm: Some(wrapping_algorithm.as_str()),
                 wrapping_key_spec: Some(wrapping_key_spec.as_str()),

@@ -51,7 +51,17 @@ impl Engine {
     /// is modelled and refused with UnsupportedOperation.
     pub fn create_key(&self, request: CreateKeyRequest) -> Result<KeyMetadata> {
         self.audited(Action::CreateKey, None, || {
-            crate::validation::check(&crate::validation::rules::CREATE_KEY, &[("Description", request.description.as_deref().into()), ("Policy", request.policy.as_deref().into()), ("Tags", Value::Items(request.tags.len())), ("CustomKeyStoreId", request.custom_key_store_id.as_deref().into()), ("XksKeyId", request.xks_key_id.as_deref().into())], &[])?;
+            let r = &request;
+            crate::validation::check_request(
+                Action::CreateKey,
+                &[
+                    ("Description", r.description.as_deref().into()),
+                    ("Policy", r.policy.as_deref().into()),
+                    ("Tags", Value::Items(r.tags.len())),
+                    ("CustomKeyStoreId", r.custom_key_store_id.as_deref().into()),
+                    ("XksKeyId", r.xks_key_id.as_deref().into()),
+                ],
+            )?;
             let spec = request.key_spec.unwrap_or(KeySpec::SymmetricDefault);
             let usage = match request.key_usage {
                 Some(usage) => usage,
@@ -200,7 +210,7 @@ impl Engine {
     /// DescribeKey.
     pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata> {
         self.audited(Action::DescribeKey, Some(key_id), || {
-            crate::validation::key_id(&crate::validation::rules::DESCRIBE_KEY, key_id)?;
+            crate::validation::key_id(Action::DescribeKey, key_id)?;
             self.ensure_managed_keys(&[Some(key_id)])?;
             let state = self.control()?;
             let record = self.checked_record(
@@ -341,7 +351,7 @@ impl Engine {
     /// EnableKey: a Disabled key becomes Enabled (an Enabled one stays so).
     pub fn enable_key(&self, key_id: &str) -> Result<()> {
         self.audited(Action::EnableKey, Some(key_id), || {
-            crate::validation::key_id(&crate::validation::rules::ENABLE_KEY, key_id)?;
+            crate::validation::key_id(Action::EnableKey, key_id)?;
             self.set_enabled(
                 key_id,
                 KeyOperation::EnableKey,
@@ -354,7 +364,7 @@ impl Engine {
     /// DisableKey: an Enabled key becomes Disabled; data-plane calls then fail with Disabled.
     pub fn disable_key(&self, key_id: &str) -> Result<()> {
         self.audited(Action::DisableKey, Some(key_id), || {
-            crate::validation::key_id(&crate::validation::rules::DISABLE_KEY, key_id)?;
+            crate::validation::key_id(Action::DisableKey, key_id)?;
             self.set_enabled(
                 key_id,
                 KeyOperation::DisableKey,

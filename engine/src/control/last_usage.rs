@@ -54,7 +54,7 @@ impl Engine {
     /// engine's audit records.
     pub fn get_key_last_usage(&self, key_id: &str) -> Result<GetKeyLastUsageResponse> {
         self.audited(Action::GetKeyLastUsage, Some(key_id), || {
-            crate::validation::key_id(&crate::validation::rules::GET_KEY_LAST_USAGE, key_id)?;
+            crate::validation::key_id(Action::GetKeyLastUsage, key_id)?;
             let state = self.control()?;
             let record = self.key_for(
                 &state,

@@ -105,7 +105,7 @@ impl Engine {
     /// The names of a key's policies (always just `default`).
     pub fn list_key_policies(&self, key_id: &str) -> Result<Page<String>> {
         self.audited(Action::ListKeyPolicies, Some(key_id), || {
-            crate::validation::key_id(&crate::validation::rules::LIST_KEY_POLICIES, key_id)?;
+            crate::validation::key_id(Action::ListKeyPolicies, key_id)?;
             let state = self.control()?;
             self.key_for(&state, key_id, KeyOperation::Read, Action::ListKeyPolicies)?;
             Ok(Page {

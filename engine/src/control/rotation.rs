@@ -131,7 +131,7 @@ impl Engine {
     /// Turns off automatic rotation.
     pub fn disable_key_rotation(&self, key_id: &str) -> Result<()> {
         self.audited(Action::DisableKeyRotation, Some(key_id), || {
-            crate::validation::key_id(&crate::validation::rules::DISABLE_KEY_ROTATION, key_id)?;
+            crate::validation::key_id(Action::DisableKeyRotation, key_id)?;
             self.control_retrying(|state| {
                 let mut record = self.key_for(
                     state,
@@ -151,7 +151,7 @@ impl Engine {
     /// Whether automatic rotation is on, its period and the next date.
     pub fn get_key_rotation_status(&self, key_id: &str) -> Result<KeyRotationStatus> {
         self.audited(Action::GetKeyRotationStatus, Some(key_id), || {
-            crate::validation::key_id(&crate::validation::rules::GET_KEY_ROTATION_STATUS, key_id)?;
+            crate::validation::key_id(Action::GetKeyRotationStatus, key_id)?;
             let state = self.control()?;
             let record = self.key_for(
                 &state,
@@ -174,7 +174,7 @@ impl Engine {
     /// Rotates now (at most 25 times per key); returns the key's ARN.
     pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String> {
         self.audited(Action::RotateKeyOnDemand, Some(key_id), || {
-            crate::validation::key_id(&crate::validation::rules::ROTATE_KEY_ON_DEMAND, key_id)?;
+            crate::validation::key_id(Action::RotateKeyOnDemand, key_id)?;
             self.control_retrying(|state| {
                 let mut record = self.key_for(state, key_id, KeyOperation::RotateKeyOnDemand, Action::RotateKeyOnDemand)?;
                 self.refuse_on_replica(&record, "RotateKeyOnDemand")?;

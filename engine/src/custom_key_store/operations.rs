@@ -18,7 +18,7 @@ use crate::locked_memory::LockedBytes;
 use crate::secret::SecretBytes;
 use crate::store::StoreChange;
 use crate::validation::Value;
-use crate::validation::{self, rules};
+use crate::validation::{self};
 
 /// Most custom key stores an engine holds (the service's per-account quota).
 pub const MAX_CUSTOM_KEY_STORES: usize = 10;
@@ -159,37 +159,31 @@ impl Engine {
     pub fn create_custom_key_store(&self, request: CreateCustomKeyStoreRequest) -> Result<String> {
         self.audited(Action::CreateCustomKeyStore, None, || {
             let password = password(&request.key_store_password)?;
-            validation::check(
-                &rules::CREATE_CUSTOM_KEY_STORE,
+            let r = &request;
+            validation::check_request(
+                Action::CreateCustomKeyStore,
                 &[
                     (
                         "CustomKeyStoreName",
-                        request.custom_key_store_name.as_str().into(),
+                        r.custom_key_store_name.as_str().into(),
                     ),
                     (
                         "CloudHsmClusterId",
-                        request.cloud_hsm_cluster_id.as_deref().into(),
+                        r.cloud_hsm_cluster_id.as_deref().into(),
                     ),
                     (
                         "TrustAnchorCertificate",
-                        request.trust_anchor_certificate.as_deref().into(),
+                        r.trust_anchor_certificate.as_deref().into(),
                     ),
                     ("KeyStorePassword", password.into()),
                     // XksProxyUriEndpoint: checked by `xks::check_endpoint` (the model's pattern
                     // and an optional port).
-                    (
-                        "XksProxyUriPath",
-                        request.xks_proxy_uri_path.as_deref().into(),
-                    ),
+                    ("XksProxyUriPath", r.xks_proxy_uri_path.as_deref().into()),
                     (
                         "XksProxyVpcEndpointServiceName",
-                        request
-                            .xks_proxy_vpc_endpoint_service_name
-                            .as_deref()
-                            .into(),
+                        r.xks_proxy_vpc_endpoint_service_name.as_deref().into(),
                     ),
                 ],
-                &[],
             )?;
             let kind = request
                 .custom_key_store_type
@@ -489,35 +483,26 @@ impl Engine {
     pub fn update_custom_key_store(&self, request: UpdateCustomKeyStoreRequest) -> Result<()> {
         self.audited(Action::UpdateCustomKeyStore, None, || {
             let password = password(&request.key_store_password)?;
-            validation::check(
-                &rules::UPDATE_CUSTOM_KEY_STORE,
+            let r = &request;
+            validation::check_request(
+                Action::UpdateCustomKeyStore,
                 &[
-                    (
-                        "CustomKeyStoreId",
-                        request.custom_key_store_id.as_str().into(),
-                    ),
+                    ("CustomKeyStoreId", r.custom_key_store_id.as_str().into()),
                     (
                         "NewCustomKeyStoreName",
-                        request.new_custom_key_store_name.as_deref().into(),
+                        r.new_custom_key_store_name.as_deref().into(),
                     ),
                     ("KeyStorePassword", password.into()),
                     (
                         "CloudHsmClusterId",
-                        request.cloud_hsm_cluster_id.as_deref().into(),
+                        r.cloud_hsm_cluster_id.as_deref().into(),
                     ),
-                    (
-                        "XksProxyUriPath",
-                        request.xks_proxy_uri_path.as_deref().into(),
-                    ),
+                    ("XksProxyUriPath", r.xks_proxy_uri_path.as_deref().into()),
                     (
                         "XksProxyVpcEndpointServiceName",
-                        request
-                            .xks_proxy_vpc_endpoint_service_name
-                            .as_deref()
-                            .into(),
+                        r.xks_proxy_vpc_endpoint_service_name.as_deref().into(),
                     ),
                 ],
-                &[],
             )?;
             self.authorize_account(Action::UpdateCustomKeyStore)?;
             self.control_retrying(|state| {
@@ -825,10 +810,9 @@ impl Engine {
             },
             |caller| {
                 validation::generate_random(number_of_bytes)?;
-                validation::check(
-                    &rules::GENERATE_RANDOM,
+                validation::check_request(
+                    Action::GenerateRandom,
                     &[("CustomKeyStoreId", custom_key_store_id.into())],
-                    &[],
                 )?;
                 let connection = {
                     let state = self

@@ -242,8 +242,8 @@ pub(crate) fn generate_random(number_of_bytes: usize) -> Result<()> {
 }
 
 /// The operations whose only member the engine takes is `KeyId`.
-pub(crate) fn key_id(operation: &super::Operation, key_id: &str) -> Result<()> {
-    check(operation, &[("KeyId", key_id.into())], &[])
+pub(crate) fn key_id(action: crate::access::Action, key_id: &str) -> Result<()> {
+    super::check_request(action, &[("KeyId", key_id.into())])
 }
 
 /// The items of a batch that fail their checks, with their errors (no allocation when none do).
