@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,3 +119,17 @@ class CheckedClient:
             return response
 
         return call
+
+
+class Counter:
+    """A thread that counts as fast as the GIL lets it: how far it gets during a call shows whether
+    the call released the GIL (the GIL tests of the batch calls and of envelope streams)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop:
+            self.count += 1

@@ -9,11 +9,11 @@ from __future__ import annotations
 import io
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
+from conftest import Counter
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -563,17 +563,6 @@ def test_bad_stream_settings(ring: keyplane.RawAesKeyring) -> None:
 
 
 # ---- the GIL -----------------------------------------------------------------------------------
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.count = 0
-        self.stop = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        while not self.stop:
-            self.count += 1
 
 
 @pytest.fixture

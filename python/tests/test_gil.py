@@ -8,25 +8,14 @@ call that releases it lets the thread count throughout."""
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
+from conftest import Counter
 
 import keyplane
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.count = 0
-        self.stop = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        while not self.stop:
-            self.count += 1
 
 
 @pytest.fixture
