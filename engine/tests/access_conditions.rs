@@ -18,7 +18,7 @@ use keyplane::{
     GrantConstraints, GrantOperation, KeyManager, KeySpec, KeyState, KeyUsage, ManualClock,
     RateQuotas, RotationType, SignRequest, Tag, VerifyRequest,
 };
-use keyplane_testkit::ctx;
+use keyplane_testkit::{ctx, decrypt};
 use serde_json::{json, Value};
 
 const ACCOUNT: &str = "111122223333";
@@ -130,18 +130,6 @@ fn enc(
     engine.encrypt(&request).map(|r| r.ciphertext_blob)
 }
 
-fn dec(
-    engine: &Engine,
-    blob: &[u8],
-    context: Option<&EncryptionContext>,
-) -> keyplane::Result<Vec<u8>> {
-    let mut request = DecryptRequest::new(blob);
-    request.encryption_context = context;
-    engine
-        .decrypt(&request)
-        .map(|r| r.plaintext.expose().to_vec())
-}
-
 fn grant(
     engine: &Engine,
     key: &str,
@@ -186,15 +174,15 @@ fn string_equals_on_an_encryption_context_pair_gates_each_request() {
     // Decrypt: the request's context is what the condition sees.
     let blob = enc(&w.user, &key, Some(&acme)).unwrap();
     assert_eq!(
-        dec(&w.user, &blob, Some(&acme)).unwrap(),
+        decrypt(&w.user, &blob, Some(&acme)).unwrap(),
         b"conditional secret"
     );
-    assert_eq!(outcome(dec(&w.user, &blob, None)), DENIED);
+    assert_eq!(outcome(decrypt(&w.user, &blob, None)), DENIED);
     let foreign = enc(&w.setup, &key, Some(&globex)).unwrap();
-    assert_eq!(outcome(dec(&w.user, &foreign, Some(&globex))), DENIED);
+    assert_eq!(outcome(decrypt(&w.user, &foreign, Some(&globex))), DENIED);
     // Authorised by the (wrong) context given, then refused by the cryptography.
     assert_eq!(
-        outcome(dec(&w.user, &foreign, Some(&acme))),
+        outcome(decrypt(&w.user, &foreign, Some(&acme))),
         "InvalidCiphertextException"
     );
 
@@ -385,7 +373,7 @@ fn encryption_algorithm_condition() {
         )],
     );
     let blob = enc(&w.user, &sym, None).unwrap();
-    assert_eq!(outcome(dec(&w.user, &blob, None)), "ok");
+    assert_eq!(outcome(decrypt(&w.user, &blob, None)), "ok");
 }
 
 #[test]
@@ -464,8 +452,8 @@ fn via_service_admits_only_calls_through_that_service() {
         assert_eq!(outcome(enc(&via_ec2, &key, None)), DENIED);
     }
     let blob = enc(&via_s3, &key, None).unwrap();
-    assert_eq!(outcome(dec(&via_s3, &blob, None)), "ok");
-    assert_eq!(outcome(dec(&direct, &blob, None)), DENIED);
+    assert_eq!(outcome(decrypt(&via_s3, &blob, None)), "ok");
+    assert_eq!(outcome(decrypt(&direct, &blob, None)), DENIED);
 }
 
 #[test]
@@ -494,10 +482,10 @@ fn explicit_deny_beats_allow_and_grants() {
     )
     .unwrap();
     let blob = enc(&w.user, &key, None).unwrap();
-    assert_eq!(outcome(dec(&w.user, &blob, None)), DENIED);
+    assert_eq!(outcome(decrypt(&w.user, &blob, None)), DENIED);
     assert_eq!(outcome(w.user.describe_key(&key)), "ok");
     // The grant gives Decrypt; the Deny takes Encrypt away despite the grant.
-    assert_eq!(outcome(dec(&w.grantee, &blob, None)), "ok");
+    assert_eq!(outcome(decrypt(&w.grantee, &blob, None)), "ok");
     assert_eq!(outcome(enc(&w.grantee, &key, None)), DENIED);
     // A conditional Deny applies only when its condition holds, and to everyone ("*").
     let secret = ctx(&[("class", "secret")]);
@@ -576,12 +564,15 @@ fn grant_constraints_encryption_context_equals_and_subset() {
     }
     // Decrypt follows the same constraint, on the context the request gives.
     let blob = enc(&w.setup, &equals_key, Some(&acme)).unwrap();
-    assert_eq!(outcome(dec(&w.grantee, &blob, Some(&acme))), "ok");
+    assert_eq!(outcome(decrypt(&w.grantee, &blob, Some(&acme))), "ok");
     let blob_more = enc(&w.setup, &key, Some(&acme_more)).unwrap();
-    assert_eq!(outcome(dec(&w.grantee, &blob_more, Some(&acme_more))), "ok");
+    assert_eq!(
+        outcome(decrypt(&w.grantee, &blob_more, Some(&acme_more))),
+        "ok"
+    );
     let blob_globex = enc(&w.setup, &key, Some(&globex)).unwrap();
     assert_eq!(
-        outcome(dec(&w.grantee, &blob_globex, Some(&globex))),
+        outcome(decrypt(&w.grantee, &blob_globex, Some(&globex))),
         DENIED
     );
     // Not both kinds at once.
@@ -654,7 +645,7 @@ fn a_grant_that_allows_create_grant_cannot_be_used_to_widen_itself() {
         "ok"
     );
     let blob = enc(&w.setup, &key, None).unwrap();
-    assert_eq!(outcome(dec(&w.grantee, &blob, None)), DENIED);
+    assert_eq!(outcome(decrypt(&w.grantee, &blob, None)), DENIED);
     let escalation = grant(
         &w.grantee,
         &key,
@@ -663,7 +654,7 @@ fn a_grant_that_allows_create_grant_cannot_be_used_to_widen_itself() {
         None,
         None,
     );
-    let decrypts_now = dec(&w.grantee, &blob, None).is_ok();
+    let decrypts_now = decrypt(&w.grantee, &blob, None).is_ok();
     assert_eq!(
         outcome(escalation),
         DENIED,
@@ -734,12 +725,12 @@ fn retire_grant_by_token_by_key_and_id_and_refused_for_others() {
         );
     }
     let blob = enc(&w.setup, &key, None).unwrap();
-    assert_eq!(outcome(dec(&w.grantee, &blob, None)), "ok");
+    assert_eq!(outcome(decrypt(&w.grantee, &blob, None)), "ok");
     // The issuing account's root may retire any grant issued in the account.
     w.root
         .retire_grant(None, Some(&key), Some(&guarded.grant_id))
         .unwrap();
-    assert_eq!(outcome(dec(&w.grantee, &blob, None)), DENIED);
+    assert_eq!(outcome(decrypt(&w.grantee, &blob, None)), DENIED);
 
     assert_eq!(
         code(w.user.retire_grant(Some("not-a-token"), None, None)),
@@ -1305,7 +1296,7 @@ fn managed_keys_are_usable_through_their_service_only_and_not_customer_changeabl
     let context = ctx(&[("aws:s3:arn", "arn:aws:s3:::bucket/object")]);
     let blob = enc(&s3_user, "alias/aws/s3", Some(&context)).unwrap();
     assert_eq!(
-        dec(&s3_root, &blob, Some(&context)).unwrap(),
+        decrypt(&s3_root, &blob, Some(&context)).unwrap(),
         b"conditional secret"
     );
     assert_eq!(outcome(enc(&s3_root, &id, None)), "ok");
@@ -1322,7 +1313,7 @@ fn managed_keys_are_usable_through_their_service_only_and_not_customer_changeabl
     assert_eq!(outcome(enc(&s3_other, "alias/aws/s3", None)), DENIED);
     assert_eq!(outcome(enc(&w.root, "alias/aws/s3", None)), DENIED);
     assert_eq!(outcome(enc(&w.user, "alias/aws/s3", None)), DENIED);
-    assert_eq!(outcome(dec(&w.root, &blob, Some(&context))), DENIED);
+    assert_eq!(outcome(decrypt(&w.root, &blob, Some(&context))), DENIED);
 
     // Not changeable, disableable, deletable or taggable by the account (nor through s3).
     for engine in [&w.root, &s3_root] {
@@ -1475,7 +1466,10 @@ fn managed_keys_rotate_automatically_every_year() {
     assert_eq!(rotations[0].rotation_type, Some(RotationType::Automatic));
     let after = data_key(&s3);
     assert_ne!(after.key_material_id, before.key_material_id);
-    assert_eq!(dec(&s3, &old_blob, None).unwrap(), b"conditional secret");
+    assert_eq!(
+        decrypt(&s3, &old_blob, None).unwrap(),
+        b"conditional secret"
+    );
     let status = w.root.get_key_rotation_status(&managed.key_id).unwrap();
     assert_eq!(status.rotation_period_in_days, Some(365));
     assert_eq!(
@@ -1730,7 +1724,7 @@ fn get_key_last_usage_reports_the_last_successful_cryptographic_use() {
     let garbage = DecryptRequest::new(b"not a ciphertext at all").with_key_id(&key);
     assert!(w.setup.decrypt(&garbage).is_err());
     assert_eq!(
-        code(dec(&w.user, &enc(&w.setup, &key, None).unwrap(), None)),
+        code(decrypt(&w.user, &enc(&w.setup, &key, None).unwrap(), None)),
         DENIED
     );
     assert_eq!(code(enc(&w.stranger, &key, None)), DENIED);
@@ -1798,7 +1792,7 @@ fn get_key_last_usage_counts_a_decrypt_that_does_not_name_its_key() {
         .unwrap();
     let key = engine.create_key(CreateKeyRequest::default()).unwrap();
     let blob = enc(&engine, &key.key_id, None).unwrap();
-    dec(&engine, &blob, None).unwrap();
+    decrypt(&engine, &blob, None).unwrap();
     let usage = engine
         .get_key_last_usage(&key.key_id)
         .unwrap()

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use keyplane_testkit::{child_test, ctx, new_key, Attack};
+use keyplane_testkit::{child_test, ctx, decrypt, new_key, Attack};
 
 use keyplane::audit::{generate_signing_key, verify, AuditConfig, AuditLog, DigestSigner, Verdict};
 use keyplane::ciphertext::{self, HEADER_LEN};
@@ -50,18 +50,6 @@ fn seal(
     engine.encrypt(&request).unwrap().ciphertext_blob
 }
 
-fn open(
-    engine: &Engine,
-    blob: &[u8],
-    context: Option<&EncryptionContext>,
-) -> keyplane::Result<Vec<u8>> {
-    let mut request = DecryptRequest::new(blob);
-    request.encryption_context = context;
-    engine
-        .decrypt(&request)
-        .map(|r| r.plaintext.expose().to_vec())
-}
-
 const BAD_CIPHERTEXT: &[&str] = &["InvalidCiphertextException"];
 
 // ---- the ciphertext --------------------------------------------------------------------------
@@ -81,14 +69,14 @@ fn ciphertext_tampering_is_detected() {
                 for bit in 0..8 {
                     changed[byte] ^= 1 << bit;
                     attack.refused(
-                        open(&engine, &changed, context),
+                        decrypt(&engine, &changed, context),
                         BAD_CIPHERTEXT,
                         "a bit flip",
                     );
                     changed[byte] ^= 1 << bit;
                 }
             }
-            assert_eq!(open(&engine, &blob, context).unwrap(), plaintext);
+            assert_eq!(decrypt(&engine, &blob, context).unwrap(), plaintext);
         }
     }
 }
@@ -110,13 +98,13 @@ fn double_encryption_claimed_for_a_keyplane_held_key() {
         forged.extend(std::iter::repeat_n(0x41, wrapped_len));
         forged.extend_from_slice(rest);
         attack.refused(
-            open(&engine, &forged, None),
+            decrypt(&engine, &forged, None),
             BAD_CIPHERTEXT,
             "a keyplane-held key's blob declared double-encrypted",
         );
     }
     assert_eq!(
-        open(&engine, &blob, None).unwrap(),
+        decrypt(&engine, &blob, None).unwrap(),
         b"a keyplane-held secret"
     );
 }
@@ -240,19 +228,19 @@ fn key_id_substitution_is_detected() {
         let mut forged = blob.clone();
         forged[2..18].copy_from_slice(&id);
         attack.refused(
-            open(&eve, &forged, None),
+            decrypt(&eve, &forged, None),
             BAD_CIPHERTEXT,
             "a blob re-labelled",
         );
         attack.refused(
-            open(&engine, &forged, None),
+            decrypt(&engine, &forged, None),
             BAD_CIPHERTEXT,
             "a blob re-labelled",
         );
     }
     // Eve cannot read the victim's blob as it is either.
     attack.refused(
-        open(&eve, &blob, None),
+        decrypt(&eve, &blob, None),
         &["AccessDeniedException"],
         "another key's blob",
     );
@@ -278,13 +266,13 @@ fn key_version_substitution_is_detected() {
             let mut forged = blob.clone();
             forged[18..22].copy_from_slice(&version.to_be_bytes());
             attack.refused(
-                open(&engine, &forged, None),
+                decrypt(&engine, &forged, None),
                 BAD_CIPHERTEXT,
                 "a blob re-versioned",
             );
         }
         assert_eq!(
-            open(&engine, blob, None).unwrap(),
+            decrypt(&engine, blob, None).unwrap(),
             format!("version {own}").as_bytes()
         );
     }
@@ -309,16 +297,16 @@ fn encryption_context_swap_is_detected() {
     ];
     for swapped in &swaps {
         attack.refused(
-            open(&engine, &blob, Some(swapped)),
+            decrypt(&engine, &blob, Some(swapped)),
             BAD_CIPHERTEXT,
             "another context",
         );
     }
-    attack.refused(open(&engine, &blob, None), BAD_CIPHERTEXT, "no context");
+    attack.refused(decrypt(&engine, &blob, None), BAD_CIPHERTEXT, "no context");
     // And the other way: a blob made without a context does not open with one.
     let plain = seal(&engine, &key, b"no context", None);
     attack.refused(
-        open(&engine, &plain, Some(&original)),
+        decrypt(&engine, &plain, Some(&original)),
         BAD_CIPHERTEXT,
         "an added context",
     );
@@ -331,7 +319,7 @@ fn encryption_context_swap_is_detected() {
         "ReEncrypt with another context",
     );
     assert_eq!(
-        open(&engine, &blob, Some(&original)).unwrap(),
+        decrypt(&engine, &blob, Some(&original)).unwrap(),
         b"tenant 42's data"
     );
 }
@@ -349,7 +337,7 @@ fn a_ciphertext_moved_to_another_key_is_detected() {
     let mut moved = blob_b[..HEADER_LEN].to_vec();
     moved.extend_from_slice(&blob_a[HEADER_LEN..]);
     attack.refused(
-        open(&engine, &moved, None),
+        decrypt(&engine, &moved, None),
         BAD_CIPHERTEXT,
         "a's body under b's header",
     );
@@ -387,7 +375,7 @@ fn a_ciphertext_moved_to_another_key_is_detected() {
     let other_engine = self::engine();
     let foreign = seal(&other_engine, &new_key(&other_engine), b"elsewhere", None);
     attack.refused(
-        open(&engine, &foreign, None),
+        decrypt(&engine, &foreign, None),
         BAD_CIPHERTEXT,
         "another engine's blob",
     );
@@ -405,11 +393,11 @@ fn a_ciphertext_moved_to_another_key_is_detected() {
     clock.advance_days(8);
     timed.run_due_tasks().unwrap();
     attack.refused(
-        open(&timed, &gone_blob, None),
+        decrypt(&timed, &gone_blob, None),
         BAD_CIPHERTEXT,
         "a deleted key's blob",
     );
-    assert_eq!(open(&engine, &orphan, None).unwrap(), b"orphan");
+    assert_eq!(decrypt(&engine, &orphan, None).unwrap(), b"orphan");
 }
 
 // ---- nonces and wear-out ---------------------------------------------------------------------
@@ -572,7 +560,7 @@ fn key_wear_out_past_the_documented_bound_is_prevented() {
         assert!(per_salt.len() as u64 >= blobs.len() as u64 / limit);
         // Every blob still decrypts.
         for blob in blobs.iter().step_by(37) {
-            assert_eq!(open(&engine, blob, None).unwrap(), b"wear");
+            assert_eq!(decrypt(&engine, blob, None).unwrap(), b"wear");
         }
     }
 }
@@ -824,7 +812,7 @@ fn policy_bypass_through_aliases_and_arns_is_refused() {
     ];
     let denied = &["AccessDeniedException"];
     attack.refused(
-        open(&alice, &blob, None),
+        decrypt(&alice, &blob, None),
         denied,
         "Decrypt without naming the key",
     );
@@ -932,17 +920,17 @@ fn a_grant_does_not_follow_an_alias_swap() {
         denied,
         "GenerateDataKey through the swapped alias",
     );
-    attack.refused(open(&eve, &blob_b, None), denied, "Decrypt of b's blob");
+    attack.refused(decrypt(&eve, &blob_b, None), denied, "Decrypt of b's blob");
     attack.refused(
         eve.decrypt(&DecryptRequest::new(&blob_b).with_key_id("alias/app")),
         denied,
         "Decrypt of b's blob through the alias",
     );
     // The grant still works on `a` by its id, until revoked; then not at all.
-    assert_eq!(open(&eve, &blob_a, None).unwrap(), b"through the grant");
+    assert_eq!(decrypt(&eve, &blob_a, None).unwrap(), b"through the grant");
     engine.revoke_grant(&a, &grant.grant_id).unwrap();
     attack.refused(
-        open(&eve, &blob_a, None),
+        decrypt(&eve, &blob_a, None),
         denied,
         "Decrypt after the grant was revoked",
     );
@@ -976,7 +964,7 @@ fn audit_log_tampering_is_detected() {
         let key = new_key(&engine);
         for i in 0..12 {
             let blob = seal(&engine, &key, format!("message {i}").as_bytes(), None);
-            open(&engine, &blob, None).unwrap();
+            decrypt(&engine, &blob, None).unwrap();
         }
         let _ = engine.describe_key("alias/missing");
     }
@@ -1686,7 +1674,7 @@ fn a_deny_on_aws_principal_tag_stops_decrypt() {
                 .with_attribute(tag, "contractors"),
         );
         attack.refused(
-            open(&alice, &blob, None),
+            decrypt(&alice, &blob, None),
             &["AccessDeniedException"],
             "Decrypt by a tagged principal",
         );
@@ -1698,9 +1686,9 @@ fn a_deny_on_aws_principal_tag_stops_decrypt() {
             .unwrap()
             .with_attribute("aws:PrincipalTag/department", "payroll"),
     );
-    assert_eq!(open(&bob, &blob, None).unwrap(), b"payroll");
+    assert_eq!(decrypt(&bob, &blob, None).unwrap(), b"payroll");
     let plain = engine.for_caller(Caller::new(BOB).unwrap());
-    assert_eq!(open(&plain, &blob, None).unwrap(), b"payroll");
+    assert_eq!(decrypt(&plain, &blob, None).unwrap(), b"payroll");
 }
 
 #[test]
@@ -1801,13 +1789,13 @@ fn grant_constraints_do_not_escape_through_create_grant() {
         "an unconstrained Decrypt grant to herself",
     );
     attack.refused(
-        open(&eve, &blob_b, Some(&tenant_b)),
+        decrypt(&eve, &blob_b, Some(&tenant_b)),
         denied,
         "Decrypt of tenant B data",
     );
     let mallory_engine = engine.for_caller(Caller::new(mallory).unwrap());
     attack.refused(
-        open(&mallory_engine, &blob_b, Some(&tenant_b)),
+        decrypt(&mallory_engine, &blob_b, Some(&tenant_b)),
         denied,
         "Decrypt of tenant B data by the would-be grantee",
     );
@@ -1838,7 +1826,7 @@ fn a_constrained_create_grant_grant_can_create_an_equally_constrained_grant() {
     .expect("a grant as constrained as the one that allows it");
     let mallory_engine = engine.for_caller(Caller::new(mallory).unwrap());
     assert_eq!(
-        open(&mallory_engine, &blob_a, Some(&tenant_a)).unwrap(),
+        decrypt(&mallory_engine, &blob_a, Some(&tenant_a)).unwrap(),
         b"tenant A"
     );
     // A subset constraint passes on when the new grant includes its pairs.
@@ -1891,9 +1879,9 @@ fn separated_duties_keep_administrators_from_the_data_and_users_from_the_policy(
         .encrypt(&EncryptRequest::new(&key, b"data"))
         .unwrap()
         .ciphertext_blob;
-    assert_eq!(open(&user, &blob, None).unwrap(), b"data");
+    assert_eq!(decrypt(&user, &blob, None).unwrap(), b"data");
     attack.refused(
-        open(&admin, &blob, None),
+        decrypt(&admin, &blob, None),
         denied,
         "Decrypt by an administrator",
     );
@@ -1926,7 +1914,7 @@ fn separated_duties_keep_administrators_from_the_data_and_users_from_the_policy(
     // The rest of the account (its root included) has nothing.
     let root = engine.for_caller(Caller::account_root("111122223333").unwrap());
     attack.refused(
-        open(&root, &blob, None),
+        decrypt(&root, &blob, None),
         denied,
         "Decrypt by the account root",
     );
@@ -2644,7 +2632,7 @@ fn shared_parsed_policies_do_not_carry_access_between_keys() {
     let eve = engine.for_caller(Caller::new(EVE).unwrap());
     // Eve's allowed call on the granted key goes first, so that any decision cache is warm.
     let blob = seal(&eve, granted, b"eve may", None);
-    assert_eq!(open(&eve, &blob, None).unwrap(), b"eve may");
+    assert_eq!(decrypt(&eve, &blob, None).unwrap(), b"eve may");
     for key in &keys[1..] {
         for _ in 0..3 {
             attack.refused(
@@ -2655,7 +2643,7 @@ fn shared_parsed_policies_do_not_carry_access_between_keys() {
         }
         let theirs = seal(&engine, key, b"not eve's", None);
         attack.refused(
-            open(&eve, &theirs, None),
+            decrypt(&eve, &theirs, None),
             &["AccessDeniedException"],
             "Decrypt under a key of the same policy document without a grant",
         );

@@ -13,7 +13,7 @@ pub mod sigv4;
 pub use attack::Attack;
 pub use command::{child_test, succeeded};
 
-use keyplane::{CreateKeyRequest, EncryptionContext, Engine};
+use keyplane::{CreateKeyRequest, DecryptRequest, EncryptionContext, Engine};
 
 /// Writes a line straight to the test's stderr, past libtest's output capture, so the numbers a
 /// test measured (and the `assurance:` lines the CI summary collects) appear in every run's output.
@@ -48,4 +48,17 @@ pub fn new_key(engine: &Engine) -> String {
         .create_key(CreateKeyRequest::default())
         .expect("CreateKey")
         .key_id
+}
+
+/// Decrypts `blob` as the account root, with `context` if given; the plaintext's bytes.
+pub fn decrypt(
+    engine: &Engine,
+    blob: &[u8],
+    context: Option<&EncryptionContext>,
+) -> keyplane::Result<Vec<u8>> {
+    let mut request = DecryptRequest::new(blob);
+    request.encryption_context = context;
+    engine
+        .decrypt(&request)
+        .map(|r| r.plaintext.expose().to_vec())
 }
