@@ -44,4 +44,30 @@ static const char *kp_test_last_error(void) {
 
 #define OK(call) EXPECT(KP_STATUS_OK, call)
 
+/* Runs `call` and checks that it failed with `status` and a message containing `needle`. */
+#define EXPECT_MSG(status, needle, call)                                              \
+  do {                                                                                \
+    EXPECT(status, call);                                                             \
+    if (strstr(kp_test_last_error(), (needle)) == NULL) {                             \
+      fprintf(stderr, "%s:%d: message lacks '%s': %s\n", __FILE__, __LINE__, (needle), \
+              kp_test_last_error());                                                  \
+      exit(1);                                                                        \
+    }                                                                                 \
+  } while (0)
+
+/* Creates a key of `spec` for `usage` and copies its id into `id` (64 bytes); checks that the key
+ * reports the spec it was created with. */
+static inline void kp_test_new_key(kp_engine *engine, const char *spec, const char *usage,
+                                   char *id) {
+  kp_create_key_options options;
+  kp_record *md = NULL;
+  memset(&options, 0, sizeof options);
+  options.key_spec = spec;
+  options.key_usage = usage;
+  OK(kp_create_key(engine, &options, &md));
+  CHECK(strcmp(kp_record_string(md, (uint32_t)KP_FIELD_KEY_SPEC), spec) == 0);
+  strcpy(id, kp_record_string(md, (uint32_t)KP_FIELD_KEY_ID));
+  kp_record_free(md);
+}
+
 #endif

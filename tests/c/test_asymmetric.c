@@ -14,19 +14,6 @@
 
 static const char *field(const kp_record *r, kp_field f) { return kp_record_string(r, (uint32_t)f); }
 
-/* Creates a key of `spec` for `usage` and copies its id into `id` (64 bytes). */
-static void new_key(kp_engine *engine, const char *spec, const char *usage, char *id) {
-  kp_create_key_options options;
-  kp_record *md = NULL;
-  memset(&options, 0, sizeof options);
-  options.key_spec = spec;
-  options.key_usage = usage;
-  OK(kp_create_key(engine, &options, &md));
-  CHECK(strcmp(field(md, KP_FIELD_KEY_SPEC), spec) == 0);
-  strcpy(id, field(md, KP_FIELD_KEY_ID));
-  kp_record_free(md);
-}
-
 static void test_sizes(void) {
   CHECK(kp_signature_max_len("RSA_2048", KP_SIGNING_ALGORITHM_RSASSA_PSS_SHA_256) == 256);
   CHECK(kp_signature_max_len("RSA_3072", KP_SIGNING_ALGORITHM_RSASSA_PKCS1_V1_5_SHA_384) == 384);
@@ -81,7 +68,7 @@ static void test_sign_verify(kp_engine *engine) {
 
   for (i = 0; i < sizeof signers / sizeof signers[0]; i++) {
     const struct signer *s = &signers[i];
-    new_key(engine, s->spec, "SIGN_VERIFY", id);
+    kp_test_new_key(engine, s->spec, "SIGN_VERIFY", id);
     max = kp_signature_max_len(s->spec, s->algorithm);
     CHECK(max > 0);
     memset(&sign, 0, sizeof sign);
@@ -146,7 +133,7 @@ static void test_sign_verify(kp_engine *engine) {
   }
 
   /* DIGEST messages (ECDSA over a SHA-256 digest), and their checks. */
-  new_key(engine, "ECC_NIST_P256", "SIGN_VERIFY", id);
+  kp_test_new_key(engine, "ECC_NIST_P256", "SIGN_VERIFY", id);
   memset(digest, 0x5c, sizeof digest);
   memset(&sign, 0, sizeof sign);
   sign.key_id = id;
@@ -205,7 +192,7 @@ static void test_sign_verify(kp_engine *engine) {
   verify.signature = NULL;
   EXPECT(KP_STATUS_NULL_PARAMETER, kp_verify(engine, &verify, NULL));
   EXPECT(KP_STATUS_NULL_PARAMETER, kp_verify(engine, NULL, NULL));
-  new_key(engine, "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", id);
+  kp_test_new_key(engine, "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", id);
   sign.key_id = id;
   EXPECT(KP_STATUS_INVALID_KEY_USAGE, kp_sign(engine, &sign, signature, sizeof signature, &len, NULL));
   memset(&pk, 0, sizeof pk);
@@ -218,7 +205,7 @@ static void test_sign_verify(kp_engine *engine) {
   EXPECT(KP_STATUS_NULL_PARAMETER, kp_get_public_key(engine, id, NULL, NULL));
   EXPECT(KP_STATUS_NULL_PARAMETER, kp_get_public_key(engine, NULL, &pk, NULL));
   /* Ed25519ph is modelled, not supported. */
-  new_key(engine, "ECC_NIST_EDWARDS25519", "SIGN_VERIFY", id);
+  kp_test_new_key(engine, "ECC_NIST_EDWARDS25519", "SIGN_VERIFY", id);
   sign.key_id = id;
   sign.signing_algorithm = KP_SIGNING_ALGORITHM_ED25519_PH_SHA_512;
   EXPECT(KP_STATUS_UNSUPPORTED_OPERATION, kp_sign(engine, &sign, signature, sizeof signature, &len, NULL));
@@ -242,8 +229,8 @@ static void test_sign_batches(kp_engine *engine) {
   uint32_t statuses[N];
   size_t i;
 
-  new_key(engine, "ECC_NIST_P256", "SIGN_VERIFY", p256);
-  new_key(engine, "ECC_NIST_EDWARDS25519", "SIGN_VERIFY", ed);
+  kp_test_new_key(engine, "ECC_NIST_P256", "SIGN_VERIFY", p256);
+  kp_test_new_key(engine, "ECC_NIST_EDWARDS25519", "SIGN_VERIFY", ed);
   memset(sign, 0, sizeof sign);
   for (i = 0; i < N; i++) {
     memset(messages[i], (int)i, sizeof messages[i]);
@@ -313,7 +300,7 @@ static void test_macs(kp_engine *engine) {
   kp_record *info = NULL;
 
   for (i = 0; i < 4; i++) {
-    new_key(engine, specs[i], "GENERATE_VERIFY_MAC", ids[i]);
+    kp_test_new_key(engine, specs[i], "GENERATE_VERIFY_MAC", ids[i]);
     memset(&item, 0, sizeof item);
     item.key_id = ids[i];
     item.message = message;
@@ -359,7 +346,7 @@ static void test_macs(kp_engine *engine) {
   item.message_len = 3;
   EXPECT(KP_STATUS_NULL_PARAMETER, kp_generate_mac(engine, &item, mac, sizeof mac, &len, NULL));
   item.message = message;
-  new_key(engine, "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", ids[3]);
+  kp_test_new_key(engine, "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", ids[3]);
   item.key_id = ids[3];
   EXPECT(KP_STATUS_INVALID_KEY_USAGE, kp_generate_mac(engine, &item, mac, sizeof mac, &len, NULL));
   check.mac_algorithm = 9;
@@ -420,8 +407,8 @@ static void test_rsa_encryption(kp_engine *engine) {
   static uint8_t outs[4][KP_MAX_RSA_CIPHERTEXT_LEN], plains[4][600];
   kp_out out[4];
 
-  new_key(engine, "RSA_2048", "ENCRYPT_DECRYPT", rsa);
-  new_key(engine, "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", sym);
+  kp_test_new_key(engine, "RSA_2048", "ENCRYPT_DECRYPT", rsa);
+  kp_test_new_key(engine, "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", sym);
   memset(&enc, 0, sizeof enc);
   enc.key_id = rsa;
   enc.plaintext = plaintext;
@@ -545,10 +532,10 @@ static void test_agreement(kp_engine *engine) {
   kp_record *info = NULL;
   size_t la, lb, lc;
 
-  new_key(engine, "ECC_NIST_P256", "KEY_AGREEMENT", a);
-  new_key(engine, "ECC_NIST_P256", "KEY_AGREEMENT", b);
-  new_key(engine, "ECC_NIST_P384", "KEY_AGREEMENT", c);
-  new_key(engine, "ECC_NIST_P256", "SIGN_VERIFY", signer);
+  kp_test_new_key(engine, "ECC_NIST_P256", "KEY_AGREEMENT", a);
+  kp_test_new_key(engine, "ECC_NIST_P256", "KEY_AGREEMENT", b);
+  kp_test_new_key(engine, "ECC_NIST_P384", "KEY_AGREEMENT", c);
+  kp_test_new_key(engine, "ECC_NIST_P256", "SIGN_VERIFY", signer);
   memset(&out, 0, sizeof out);
   out.data = pa;
   out.capacity = sizeof pa;
@@ -603,8 +590,8 @@ static void test_data_key_pairs(kp_engine *engine) {
   kp_context *ctx = NULL;
   kp_decrypt_item dec;
 
-  new_key(engine, "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", sym);
-  new_key(engine, "ECC_NIST_P256", "SIGN_VERIFY", signer);
+  kp_test_new_key(engine, "SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", sym);
+  kp_test_new_key(engine, "ECC_NIST_P256", "SIGN_VERIFY", signer);
   OK(kp_context_new(&ctx));
   OK(kp_context_add(ctx, "purpose", "key pair"));
   for (i = 0; i < sizeof specs / sizeof specs[0]; i++) {
@@ -683,7 +670,7 @@ static void test_larger_rsa(kp_engine *engine) {
   kp_out pk;
   if (quick && strcmp(quick, "1") == 0) return;
   for (i = 0; i < 2; i++) {
-    new_key(engine, specs[i], "SIGN_VERIFY", id);
+    kp_test_new_key(engine, specs[i], "SIGN_VERIFY", id);
     memset(&sign, 0, sizeof sign);
     sign.key_id = id;
     sign.message = (const uint8_t *)"m";

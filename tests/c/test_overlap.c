@@ -15,23 +15,12 @@
     CHECK(strstr(kp_test_last_error(), a) && strstr(kp_test_last_error(), b));       \
   } while (0)
 
-static void new_key(kp_engine *engine, const char *spec, const char *usage, char *id) {
-  kp_create_key_options options;
-  kp_record *md = NULL;
-  memset(&options, 0, sizeof options);
-  options.key_spec = spec;
-  options.key_usage = usage;
-  OK(kp_create_key(engine, &options, &md));
-  strcpy(id, kp_record_string(md, (uint32_t)KP_FIELD_KEY_ID));
-  kp_record_free(md);
-}
-
 /* Every family besides Encrypt and Decrypt, over one arena whose bytes must not change. */
 static void other_families(kp_engine *engine, const char *symmetric) {
   char signer[128], hmac[128], agree[128];
-  new_key(engine, "ECC_NIST_P256", "SIGN_VERIFY", signer);
-  new_key(engine, "HMAC_256", "GENERATE_VERIFY_MAC", hmac);
-  new_key(engine, "ECC_NIST_P256", "KEY_AGREEMENT", agree);
+  kp_test_new_key(engine, "ECC_NIST_P256", "SIGN_VERIFY", signer);
+  kp_test_new_key(engine, "HMAC_256", "GENERATE_VERIFY_MAC", hmac);
+  kp_test_new_key(engine, "ECC_NIST_P256", "KEY_AGREEMENT", agree);
   static uint64_t words[128];
   uint8_t *arena = (uint8_t *)words;
   for (size_t i = 0; i < sizeof words; i++) arena[i] = (uint8_t)i;

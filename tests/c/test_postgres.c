@@ -14,17 +14,6 @@
 
 #include "kp_test.h"
 
-/* Runs `call` and checks that it failed with `status` and a message containing `needle`. */
-#define EXPECT_MSG(status, needle, call)                                              \
-  do {                                                                                \
-    EXPECT(status, call);                                                             \
-    if (strstr(kp_test_last_error(), (needle)) == NULL) {                             \
-      fprintf(stderr, "%s:%d: message lacks '%s': %s\n", __FILE__, __LINE__, (needle), \
-              kp_test_last_error());                                                  \
-      exit(1);                                                                        \
-    }                                                                                 \
-  } while (0)
-
 static const char plaintext[] = "shared by the fleet";
 
 /* An engine on `address` as the node whose directory is `node`, with the fleet's root key file. */

@@ -20,17 +20,6 @@
 
 static const char plaintext[] = "a record that outlives its process";
 
-/* Runs `call` and checks that it failed with `status` and a message containing `needle`. */
-#define EXPECT_MSG(status, needle, call)                                              \
-  do {                                                                                \
-    EXPECT(status, call);                                                             \
-    if (strstr(kp_test_last_error(), (needle)) == NULL) {                             \
-      fprintf(stderr, "%s:%d: message lacks '%s': %s\n", __FILE__, __LINE__, (needle), \
-              kp_test_last_error());                                                  \
-      exit(1);                                                                        \
-    }                                                                                 \
-  } while (0)
-
 static void join(char *out, size_t cap, const char *a, const char *b) {
   int n = snprintf(out, cap, "%s/%s", a, b);
   CHECK(n > 0 && (size_t)n < cap);
