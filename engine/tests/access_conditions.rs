@@ -18,7 +18,7 @@ use keyplane::{
     GrantConstraints, GrantOperation, KeyManager, KeySpec, KeyState, KeyUsage, ManualClock,
     RateQuotas, RotationType, SignRequest, Tag, VerifyRequest,
 };
-use keyplane_testkit::{ctx, decrypt};
+use keyplane_testkit::{ctx, decrypt, new_key};
 use serde_json::{json, Value};
 
 const ACCOUNT: &str = "111122223333";
@@ -1762,10 +1762,7 @@ fn get_key_last_usage_reports_the_last_successful_cryptographic_use() {
 
     // Without an audit log there is nothing to report.
     let plain = Engine::in_memory().unwrap();
-    let k = plain
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let k = new_key(&plain);
     enc(&plain, &k, None).unwrap();
     let report = plain.get_key_last_usage(&k).unwrap();
     assert_eq!(report.key_last_usage, None);

@@ -23,7 +23,7 @@ use keyplane::{
     EncryptRequest, EncryptionContext, Engine, GenerateDataKeyPairRequest, GenerateDataKeyRequest,
     GenerateMacRequest, KeySpec, KeyUsage, LockPolicy, ReEncryptRequest, SignRequest, Tag,
 };
-use keyplane_testkit::{child_test, hex, unhex};
+use keyplane_testkit::{child_test, hex, new_key, unhex};
 use serde_json::Value;
 
 const ACCOUNT: &str = "111122223333";
@@ -584,10 +584,7 @@ fn a_full_filesystem_fails_requests_closed_with_nothing_unaudited() {
     let path = fs.dir.path().join("audit.log");
     let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let engine = audited_engine(&path, &signing_key);
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     let missing = "1234abcd-12ab-34cd-56ef-1234567890ab";
     let context: EncryptionContext = [("tenant".to_owned(), "x".repeat(200))].into();
     // (event, error code) of every call that was answered with anything but an audit failure.
@@ -736,10 +733,7 @@ fn a_change_whose_record_cannot_be_written_is_not_applied() {
     let _turn = DEV_FULL.lock().unwrap_or_else(|e| e.into_inner());
     let store = Arc::new(MemoryKeyStore::new(LockPolicy::Require));
     let plain = Engine::builder().store(store.clone()).build().unwrap();
-    let key = plain
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&plain);
     let audited = dev_full_engine(Some(store));
     let err = audited
         .tag_resource(
@@ -780,10 +774,7 @@ fn crash_child_engine() {
         )
         .build()
         .unwrap();
-    let key_id = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key_id = new_key(&engine);
     std::thread::scope(|s| {
         for t in 0..3 {
             let (engine, key_id) = (&engine, &key_id);
@@ -884,10 +875,7 @@ fn crash_while_appending_through_the_engine_leaves_a_chain_that_verifies() {
 
     // An engine reopening the log continues the chain.
     let engine = audited_engine(&path, &signing_key);
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     for _ in 0..5 {
         engine
             .encrypt(&EncryptRequest::new(&key, b"after"))
@@ -945,10 +933,7 @@ fn a_large_batch_shared_among_threads_counts_every_failure_in_its_record() {
     let path = dir.path().join("audit.log");
     let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let engine = audited_engine(&path, &signing_key);
-    let id = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let id = new_key(&engine);
     const N: usize = 4000;
     let plaintext = [7u8; 64];
     let good = vec![EncryptRequest::new(&id, &plaintext); N];

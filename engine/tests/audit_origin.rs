@@ -8,7 +8,8 @@ mod audit_log;
 
 use std::path::Path;
 
-use keyplane::{CreateKeyRequest, EncryptRequest, Engine, RequestOrigin};
+use keyplane::{EncryptRequest, Engine, RequestOrigin};
+use keyplane_testkit::new_key;
 use serde_json::Value;
 
 /// The event of the last record named `name`.
@@ -73,10 +74,7 @@ fn a_single_call_records_its_origin() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
     let engine = engine(&path);
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     let o = origin(7, true);
     engine
         .with_origin(o.clone())
@@ -121,10 +119,7 @@ fn a_batch_of_one_origin_records_it_like_a_single_call() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
     let engine = engine(&path);
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     let o = origin(3, true);
     let requests: Vec<_> = (0..4).map(|_| EncryptRequest::new(&key, b"x")).collect();
     let results = engine
@@ -141,10 +136,7 @@ fn a_batch_of_several_origins_lists_each_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
     let engine = engine(&path);
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     let origins: Vec<RequestOrigin> = (1..=3).map(|n| origin(n, true)).collect();
     let requests = vec![
         EncryptRequest::new(&key, b"a"),

@@ -14,8 +14,8 @@ use keyplane::audit::{
     DirectoryProblemKind, LastUses, ProblemKind, UserIdentity, Verdict,
 };
 use keyplane::store::MemoryKeyStore;
-use keyplane::{CreateKeyRequest, EncryptRequest, Engine, LockPolicy};
-use keyplane_testkit::{child_test, hex, unhex};
+use keyplane::{EncryptRequest, Engine, LockPolicy};
+use keyplane_testkit::{child_test, hex, new_key, unhex};
 
 const CHILD_DIR: &str = "KEYPLANE_AUDIT_SEGMENTS_DIR";
 const CHILD_KEY: &str = "KEYPLANE_AUDIT_SEGMENTS_KEY";
@@ -323,10 +323,7 @@ fn key_last_usage_survives_a_restart_and_sees_other_processes() {
     let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let store = Arc::new(MemoryKeyStore::new(LockPolicy::Warn));
     let first = engine(&store, &dir, &key);
-    let key_id = first
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key_id = new_key(&first);
     first.encrypt(&EncryptRequest::new(&key_id, b"x")).unwrap();
     let used = first
         .get_key_last_usage(&key_id)
@@ -370,10 +367,7 @@ fn rebuilding_last_usage_from_100k_records_is_quick() {
     let key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
     let store = Arc::new(MemoryKeyStore::new(LockPolicy::Warn));
     let engine = engine(&store, &dir, &key);
-    let key_id = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key_id = new_key(&engine);
     let requests: Vec<EncryptRequest> = (0..100)
         .map(|_| EncryptRequest::new(&key_id, b"x"))
         .collect();

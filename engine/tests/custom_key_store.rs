@@ -19,6 +19,7 @@ use keyplane::{
     Engine, ErrorKind, GenerateDataKeyRequest, KeySpec, KeyState, KeyUsage, Origin,
     ReEncryptRequest, SecretBytes, UpdateCustomKeyStoreRequest,
 };
+use keyplane_testkit::new_key;
 use soft_hsm::{SoftHsm, ANCHOR, CLUSTER, OTHER_CLUSTER, PIN};
 
 fn engine_on(store: Arc<MemoryKeyStore>, hsm: &SoftHsm) -> Engine {
@@ -272,10 +273,7 @@ fn keys_in_a_store_encrypt_decrypt_and_describe_their_store() {
     assert_eq!(reopened.plaintext.expose(), data_key.plaintext.expose());
 
     // ReEncrypt out of the HSM key into a keyplane-held key and back.
-    let local = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let local = new_key(&engine);
     let moved = engine
         .re_encrypt(&ReEncryptRequest::new(&sealed.ciphertext_blob, &local))
         .unwrap();
@@ -394,10 +392,7 @@ fn a_disconnected_store_makes_its_keys_unavailable_and_reconnecting_restores_the
     let hsm = SoftHsm::new();
     let engine = engine(&hsm);
     let (store, key) = connected_key(&engine);
-    let local = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let local = new_key(&engine);
     let sealed = engine
         .encrypt(&EncryptRequest::new(&key, b"before"))
         .unwrap()

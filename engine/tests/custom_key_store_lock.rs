@@ -29,6 +29,7 @@ use keyplane::{
     CreateCustomKeyStoreRequest, CreateKeyRequest, DecryptRequest, EncryptRequest, Engine,
     SecretBytes,
 };
+use keyplane_testkit::new_key;
 use soft_hsm::{SoftHsm, ANCHOR, CLUSTER, PIN};
 use uuid::Uuid;
 
@@ -232,10 +233,7 @@ fn traffic_completes_while_held(engine: &Arc<Engine>, gate: &Gate, key: &str, ot
 fn a_health_check_that_never_answers_blocks_no_other_key() {
     let (gate, arrived) = Gate::new();
     let engine = Arc::new(engine(&gate));
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     let store = new_store(&engine);
     engine.connect_custom_key_store(&store).unwrap();
     assert_eq!(state_of(&engine, &store), ConnectionState::Connected);
@@ -313,10 +311,7 @@ fn a_stale_health_failure_leaves_a_newer_connection_alone() {
 fn a_connection_that_never_answers_blocks_no_other_key() {
     let (gate, arrived) = Gate::new();
     let engine = Arc::new(engine(&gate));
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     let store = new_store(&engine);
 
     gate.set(|h| h.connect = true);
@@ -388,10 +383,7 @@ fn a_data_plane_call_that_never_answers_blocks_no_other_key() {
     // proxy's Encrypt and Decrypt) from the data plane, which holds no control-plane lock.
     let (gate, arrived) = Gate::new();
     let engine = Arc::new(engine(&gate));
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     let store = new_store(&engine);
     engine.connect_custom_key_store(&store).unwrap();
     let hsm_key = engine
@@ -425,10 +417,7 @@ fn a_backing_key_that_never_comes_blocks_no_other_key() {
     // proxy) before it takes the control-plane lock to commit.
     let (gate, arrived) = Gate::new();
     let engine = Arc::new(engine(&gate));
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     let store = new_store(&engine);
     engine.connect_custom_key_store(&store).unwrap();
 

@@ -47,6 +47,7 @@ use keyplane::{
     Engine, GenerateDataKeyPairRequest, GenerateDataKeyRequest, GenerateMacRequest, KeyManager,
     KeySpec, KeyState, KeyUsage, LockPolicy, Origin, SecretBytes, VerifyMacRequest,
 };
+use keyplane_testkit::new_key;
 
 const CHILD_ENV: &str = "KEYPLANE_HYGIENE_CHILD";
 const MARK: &str = "HYGIENE ";
@@ -175,10 +176,7 @@ fn debug_of_secret_bearing_types_shows_no_secret() {
     );
 
     let engine = engine();
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     let request = EncryptRequest::new(&key, &secret);
     h.check("EncryptRequest", format!("{request:?}"), &secret);
     let blob = engine.encrypt(&request).unwrap().ciphertext_blob;
@@ -958,10 +956,7 @@ fn locking_failure_under_require_is_never_a_silent_fallback_after_a_warn_engine(
 /// In the child: fork, and compare what parent and child draw next.
 fn fork_child() {
     let engine = Engine::builder().worker_threads(1).build().unwrap();
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     // Warm every cache a fork would copy: the derived-key session, the random generator.
     engine.encrypt(&EncryptRequest::new(&key, b"warm")).unwrap();
     engine.generate_random(32).unwrap();

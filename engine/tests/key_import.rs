@@ -21,6 +21,7 @@ use keyplane::{
     KeySpec, KeyState, KeyUsage, MacAlgorithm, ManualClock, MessageType, Origin, SignRequest,
     SigningAlgorithm, Timestamp, WrappingAlgorithm, WrappingKeySpec,
 };
+use keyplane_testkit::new_key;
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -264,10 +265,7 @@ fn refused_wrapping_choices_and_keys_say_why() {
         "ValidationException"
     );
     // Keys with engine-made material take no imports.
-    let own = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let own = new_key(&engine);
     for result in [
         engine
             .get_parameters_for_import(

@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use keyplane::{CreateKeyRequest, EncryptRequest, Engine, LockPolicy};
+use keyplane_testkit::new_key;
 
 fn engine(max_keys: usize) -> Engine {
     Engine::builder()
@@ -85,14 +86,7 @@ fn due_work_among_many_keys_is_done_once_and_only_where_due() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    let keys: Vec<String> = (0..300)
-        .map(|_| {
-            engine
-                .create_key(CreateKeyRequest::default())
-                .unwrap()
-                .key_id
-        })
-        .collect();
+    let keys: Vec<String> = (0..300).map(|_| new_key(&engine)).collect();
     let (cancelled, deleted, rotated) = (&keys[10], &keys[20], &keys[30]);
     engine.schedule_key_deletion(cancelled, Some(7)).unwrap();
     engine.cancel_key_deletion(cancelled).unwrap();
@@ -136,14 +130,7 @@ fn due_work_among_many_keys_is_done_once_and_only_where_due() {
 #[test]
 fn list_keys_pages_through_many_keys_from_the_marker() {
     let engine = engine(3000);
-    let mut ids: Vec<String> = (0..2500)
-        .map(|_| {
-            engine
-                .create_key(CreateKeyRequest::default())
-                .unwrap()
-                .key_id
-        })
-        .collect();
+    let mut ids: Vec<String> = (0..2500).map(|_| new_key(&engine)).collect();
     ids.sort();
     for limit in [1000u32, 333] {
         let mut seen = Vec::new();
@@ -179,10 +166,7 @@ fn a_million_keys_fit_in_the_in_memory_engine() {
     let engine = engine(KEYS);
     let mut kept = Vec::new();
     for i in 0..KEYS {
-        let key = engine
-            .create_key(CreateKeyRequest::default())
-            .unwrap()
-            .key_id;
+        let key = new_key(&engine);
         if i % 1000 == 0 || i == KEYS - 1 {
             kept.push(key);
         }
@@ -224,14 +208,7 @@ fn a_million_keys_fit_in_the_in_memory_engine() {
 #[test]
 fn list_aliases_pages_through_many_aliases_from_the_marker() {
     let engine = engine(1000);
-    let keys: Vec<String> = (0..60)
-        .map(|_| {
-            engine
-                .create_key(CreateKeyRequest::default())
-                .unwrap()
-                .key_id
-        })
-        .collect();
+    let keys: Vec<String> = (0..60).map(|_| new_key(&engine)).collect();
     let mut names: Vec<String> = Vec::new();
     for i in 0..400 {
         // Names on both sides of the predefined "alias/aws/...".

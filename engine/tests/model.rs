@@ -43,6 +43,7 @@ use keyplane::{
     ManualClock, Origin, ReEncryptRequest, ReplicateKeyRequest, Timestamp, WrappingAlgorithm,
     WrappingKeySpec,
 };
+use keyplane_testkit::new_key;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use rsa::pkcs8::DecodePublicKey;
@@ -1652,16 +1653,7 @@ fn concurrent_operations_lose_nothing() {
         (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let result = runner.run(&strategy, |threads| {
         let engine = Engine::builder().worker_threads(2).build().unwrap();
-        let keys = Mutex::new(
-            (0..4)
-                .map(|_| {
-                    engine
-                        .create_key(CreateKeyRequest::default())
-                        .unwrap()
-                        .key_id
-                })
-                .collect::<Vec<_>>(),
-        );
+        let keys = Mutex::new((0..4).map(|_| new_key(&engine)).collect::<Vec<_>>());
         let sealed: Vec<Sealed> = std::thread::scope(|scope| {
             let handles: Vec<_> = threads
                 .iter()

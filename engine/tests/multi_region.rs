@@ -15,6 +15,7 @@ use keyplane::{
     ImportKeyMaterialRequest, KeySpec, KeyState, KeyUsage, LockPolicy, ManualClock,
     MultiRegionKeyType, Origin, ReplicateKeyRequest, Tag, WrappingAlgorithm, WrappingKeySpec,
 };
+use keyplane_testkit::new_key;
 use rsa::pkcs8::DecodePublicKey;
 
 const EAST: &str = "us-east-1";
@@ -445,7 +446,7 @@ fn refused_operations_get_the_service_exceptions() {
     let regions = Regions::new(&[EAST, WEST]);
     let east = regions.engine(EAST);
     let west = regions.engine(WEST);
-    let single = east.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let single = new_key(&east);
     let key = mrk(&east);
     let request = |key: &str, region: &str| ReplicateKeyRequest {
         key_id: key.into(),

@@ -20,6 +20,7 @@ use keyplane::{
     CreateKeyRequest, DecryptRequest, EncryptRequest, EncryptionContext, Engine, ManualClock,
     Timestamp,
 };
+use keyplane_testkit::new_key;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
@@ -42,10 +43,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let engine = Engine::builder().worker_threads(1).build().unwrap();
-        let key = engine
-            .create_key(CreateKeyRequest::default())
-            .unwrap()
-            .key_id;
+        let key = new_key(&engine);
         let key_uuid = uuid::Uuid::parse_str(&key).unwrap();
         engine.create_alias("alias/properties", &key).unwrap();
         Fixture {
@@ -189,10 +187,7 @@ fn every_single_byte_mutation_of_a_valid_blob_is_rejected() {
         .clock(clock)
         .build()
         .unwrap();
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     // Another version and another key exist, so a changed version or key id can name them.
     engine.rotate_key_on_demand(&key).unwrap();
     engine.create_key(CreateKeyRequest::default()).unwrap();

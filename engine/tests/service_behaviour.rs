@@ -12,6 +12,7 @@ use keyplane::{
     GenerateMacRequest, GrantOperation, KeySpec, KeyUsage, MacAlgorithm, MessageType, SignRequest,
     SigningAlgorithm, Tag, VerifyMacRequest, VerifyRequest,
 };
+use keyplane_testkit::new_key;
 use keys::key;
 
 const ARN_PREFIX: &str = "arn:aws:kms:us-east-1:111122223333:";
@@ -21,10 +22,7 @@ fn engine() -> Engine {
 }
 
 fn symmetric(engine: &Engine) -> String {
-    engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id
+    new_key(engine)
 }
 
 fn arn(engine: &Engine, key_id: &str) -> String {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use keyplane::store::{KeyStore, MemoryKeyStore, StoreChange, StoreContents};
 use keyplane::{CreateKeyRequest, Engine, ErrorKind, LockPolicy, Tag};
+use keyplane_testkit::new_key;
 
 fn steps() -> usize {
     std::env::var("KEYPLANE_SHARED_STEPS")
@@ -251,7 +252,7 @@ fn a_disable_on_one_engine_is_refused_on_the_other_once_pushed() {
     );
     let mut propagation = Vec::new();
     for _ in 0..20 {
-        let key = b.create_key(CreateKeyRequest::default()).unwrap().key_id;
+        let key = new_key(&b);
         // A key made on B encrypts on A once pushed.
         wait_until(std::time::Duration::from_secs(10), || {
             encrypts(&a, &key).is_ok()
@@ -285,10 +286,7 @@ fn an_unreachable_store_is_served_until_the_staleness_bound_then_refused_until_i
         .max_staleness(bound)
         .build()
         .unwrap();
-    let key = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let key = new_key(&engine);
     let blob = encrypts(&engine, &key).unwrap();
     // Confirmed at or after `cut` (a follow, now), then the store goes away.
     let cut = std::time::Instant::now();
@@ -350,7 +348,7 @@ fn a_key_or_alias_made_on_another_engine_is_found_at_once_not_after_the_next_fol
     // itself can make B follow.
     let store = memory_store();
     let (a, b) = (engine_on(&store), engine_on(&store));
-    let key = a.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let key = new_key(&a);
     a.create_alias("alias/made-on-a", &key).unwrap();
     // Read-your-writes across engines: B catches up before answering NotFound.
     let blob = encrypts(&b, &key).expect("a key made on A, by id on B");
@@ -358,12 +356,12 @@ fn a_key_or_alias_made_on_another_engine_is_found_at_once_not_after_the_next_fol
     let plain = a.decrypt(&keyplane::DecryptRequest::new(&blob)).unwrap();
     assert_eq!(plain.plaintext.expose(), b"propagation");
     // A blob of a key B has never seen decrypts on B.
-    let other = a.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let other = new_key(&a);
     let blob = encrypts(&a, &other).unwrap();
     let plain = b.decrypt(&keyplane::DecryptRequest::new(&blob)).unwrap();
     assert_eq!(plain.plaintext.expose(), b"propagation");
     // Batches too (a server coalesces requests into them).
-    let third = a.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let third = new_key(&a);
     let batch = b.encrypt_batch(&[
         keyplane::EncryptRequest::new(&key, b"one"),
         keyplane::EncryptRequest::new(&third, b"two"),
@@ -378,7 +376,7 @@ fn a_key_or_alias_made_on_another_engine_is_found_at_once_not_after_the_next_fol
         .build()
         .unwrap();
     encrypts(&shared, &key).unwrap();
-    let fourth = a.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let fourth = new_key(&a);
     let requests: Vec<_> = (0..4000)
         .map(|i| keyplane::EncryptRequest::new(if i < 3999 { &key } else { &fourth }, b"many"))
         .collect();

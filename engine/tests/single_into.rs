@@ -19,9 +19,10 @@ use keyplane::custom_key_store::{
     CustomKeyStoreType,
 };
 use keyplane::{
-    Caller, CreateKeyRequest, DecryptRequest, EncryptRequest, EncryptionAlgorithm,
-    EncryptionContext, Engine, ErrorKind, IntoError, KeySpec, KeyUsage, LockedBytes, SecretBytes,
+    Caller, DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext, Engine,
+    ErrorKind, IntoError, KeySpec, KeyUsage, LockedBytes, SecretBytes,
 };
+use keyplane_testkit::new_key;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -34,10 +35,7 @@ fn context() -> EncryptionContext {
 }
 
 fn symmetric_key(engine: &Engine) -> String {
-    engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id
+    new_key(engine)
 }
 
 fn kind(error: &IntoError) -> ErrorKind {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::*;
-use keyplane::{CreateKeyRequest, DecryptRequest, EncryptRequest, Engine};
+use keyplane::{DecryptRequest, EncryptRequest, Engine};
+use keyplane_testkit::new_key;
 
 fn engine(store: Arc<keyplane_postgres::PostgresKeyStore>) -> Engine {
     Engine::builder()
@@ -22,7 +23,7 @@ fn a_key_made_on_one_node_works_on_the_other_and_a_disable_reaches_it() {
     let Some(db) = TestDb::new() else { return };
     let a = engine(db.init());
     let b = engine(db.open());
-    let key = a.create_key(CreateKeyRequest::default()).unwrap().key_id;
+    let key = new_key(&a);
     a.create_alias("alias/fleet", &key).unwrap();
     b.run_due_tasks().unwrap();
     let blob = b

@@ -32,7 +32,7 @@ use keyplane_server::http::tls::{SELF_SIGNED_CHAIN, SELF_SIGNED_KEY};
 use keyplane_server::http::TlsMode;
 use keyplane_server::xks::keys::{alias_for, create_external_key};
 use keyplane_server::xks::{ProxyRequest, XksProxy, XksProxyConfig, XksProxyServer};
-use keyplane_testkit::Attack;
+use keyplane_testkit::{new_key, Attack};
 use keyplane_xks::{Credential, TrustAnchors, XksBackend, XksBackendConfig};
 
 const ACCESS_KEY_ID: &str = "AKIAI2SFODNN7EXAMPLE";
@@ -427,10 +427,7 @@ fn keys_with_an_xks_key_id_double_encrypt_and_need_the_proxy_to_decrypt() {
         decrypt(&engine, &data_key.ciphertext_blob).unwrap(),
         data_key.plaintext.expose()
     );
-    let local = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let local = new_key(&engine);
     let blob = encrypt(&engine, &key, b"moved").unwrap();
     let moved = engine
         .re_encrypt(&keyplane::ReEncryptRequest {
@@ -483,10 +480,7 @@ fn a_proxy_killed_mid_batch_fails_only_its_stores_items() {
     let b = connected_store(&engine, "living", &living.endpoint);
     let key_a = external_key(&engine, &a, "ext-1").unwrap();
     let key_b = external_key(&engine, &b, "ext-1").unwrap();
-    let local = engine
-        .create_key(CreateKeyRequest::default())
-        .unwrap()
-        .key_id;
+    let local = new_key(&engine);
     let keys = [&key_a, &key_b, &local, &key_a, &key_b, &local];
     let requests: Vec<EncryptRequest<'_>> = keys
         .iter()

@@ -20,10 +20,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use keyplane::clock::DAY_MS;
 use keyplane::store::KeyStore;
-use keyplane::{
-    Clock, CreateKeyRequest, DecryptRequest, EncryptRequest, Engine, KeyState, ManualClock,
-    Timestamp,
-};
+use keyplane::{Clock, DecryptRequest, EncryptRequest, Engine, KeyState, ManualClock, Timestamp};
 use keyplane_testkit::{child_test, hex, unhex};
 
 const CHILD_DIR: &str = "KEYPLANE_CRASH_CHILD_DIR";
@@ -90,10 +87,7 @@ fn crash_child() {
             |rng: &mut Rng, live: &Vec<String>| live[rng.below(live.len() as u64) as usize].clone();
         match rng.below(10) {
             0..=2 if live.len() < LIVE_KEYS * 2 => {
-                let key = engine
-                    .create_key(CreateKeyRequest::default())
-                    .unwrap()
-                    .key_id;
+                let key = new_key(&engine);
                 say(format!("created {key}"));
                 live.push(key);
             }
