@@ -3,12 +3,10 @@
 //! error), reuse the buffer from call to call, and cannot be made to allocate for items they
 //! refuse.
 
-#[path = "support/keys.rs"]
-mod keys;
 use keyplane::{
     BatchOutputs, DecryptRequest, EncryptRequest, EncryptionAlgorithm, Engine, KeySpec, KeyUsage,
 };
-use keys::key;
+use keyplane_testkit::new_key_of;
 
 /// Requests naming every kind of key and failure: symmetric keys (two, by id and by alias), an
 /// RSA key with OAEP, a disabled key, a key that does not exist, an empty plaintext and one over
@@ -22,11 +20,11 @@ struct Mix {
 impl Mix {
     fn new(threads: usize) -> Mix {
         let engine = Engine::builder().worker_threads(threads).build().unwrap();
-        let a = key(&engine, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
-        let b = key(&engine, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
+        let a = new_key_of(&engine, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
+        let b = new_key_of(&engine, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
         engine.create_alias("alias/batch-b", &b).unwrap();
-        let rsa = key(&engine, KeySpec::Rsa2048, KeyUsage::EncryptDecrypt);
-        let disabled = key(&engine, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
+        let rsa = new_key_of(&engine, KeySpec::Rsa2048, KeyUsage::EncryptDecrypt);
+        let disabled = new_key_of(&engine, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
         engine.disable_key(&disabled).unwrap();
         let missing = "1234abcd-12ab-34cd-56ef-1234567890ab".to_owned();
         let messages = (0..600)
@@ -194,15 +192,15 @@ fn macs_into_kept_outputs_equal_the_allocating_calls() {
     let engine = Engine::builder().worker_threads(3).build().unwrap();
     let keys = [
         (
-            key(&engine, KeySpec::Hmac256, KeyUsage::GenerateVerifyMac),
+            new_key_of(&engine, KeySpec::Hmac256, KeyUsage::GenerateVerifyMac),
             MacAlgorithm::HmacSha256,
         ),
         (
-            key(&engine, KeySpec::Hmac512, KeyUsage::GenerateVerifyMac),
+            new_key_of(&engine, KeySpec::Hmac512, KeyUsage::GenerateVerifyMac),
             MacAlgorithm::HmacSha512,
         ),
         (
-            key(&engine, KeySpec::Hmac224, KeyUsage::GenerateVerifyMac),
+            new_key_of(&engine, KeySpec::Hmac224, KeyUsage::GenerateVerifyMac),
             MacAlgorithm::HmacSha224,
         ),
     ];

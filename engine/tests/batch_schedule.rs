@@ -2,14 +2,12 @@
 //! estimated cost) give the same answers, in the same order, as one thread: items of mixed sizes
 //! and keys, refused items in every job, failures from key state, and the audit record's counts.
 
-#[path = "support/keys.rs"]
-mod keys;
 use keyplane::ciphertext;
 use keyplane::{
     DecryptRequest, EncryptRequest, Engine, KeySpec, KeyUsage, SignRequest, SigningAlgorithm,
     VerifyRequest,
 };
-use keys::key;
+use keyplane_testkit::new_key_of;
 
 fn engine(threads: usize) -> Engine {
     Engine::builder().worker_threads(threads).build().unwrap()
@@ -32,9 +30,9 @@ fn split_batches_answer_item_by_item_in_order() {
     for threads in [1, 2, 4, 8] {
         let engine = engine(threads);
         let keys: Vec<String> = (0..3)
-            .map(|_| key(&engine, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt))
+            .map(|_| new_key_of(&engine, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt))
             .collect();
-        let disabled = key(&engine, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
+        let disabled = new_key_of(&engine, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
         engine.disable_key(&disabled).unwrap();
         let n = 3000;
         let messages: Vec<Vec<u8>> = (0..n).map(plaintext).collect();
@@ -112,7 +110,7 @@ fn split_batches_answer_item_by_item_in_order() {
 fn split_signature_batches_sign_each_item_with_its_own_message() {
     // 20 µs an item: even small batches are split across every thread.
     let engine = engine(4);
-    let key = key(&engine, KeySpec::EccNistP256, KeyUsage::SignVerify);
+    let key = new_key_of(&engine, KeySpec::EccNistP256, KeyUsage::SignVerify);
     let messages: Vec<Vec<u8>> = (0..64)
         .map(|i| format!("message {i}").into_bytes())
         .collect();

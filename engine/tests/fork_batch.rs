@@ -8,10 +8,7 @@ use std::os::fd::FromRawFd;
 use std::time::{Duration, Instant};
 
 use keyplane::{DecryptRequest, EncryptRequest, Engine, KeySpec, KeyUsage};
-use keyplane_testkit::child_test;
-
-#[path = "support/keys.rs"]
-mod keys;
+use keyplane_testkit::{child_test, new_key_of};
 
 const CHILD_ENV: &str = "KEYPLANE_FORK_BATCH_CHILD";
 
@@ -43,7 +40,7 @@ fn fork_batch_child() {
         return;
     }
     let engine = Engine::builder().worker_threads(4).build().unwrap();
-    let key = keys::key(&engine, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
+    let key = new_key_of(&engine, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt);
     let messages: Vec<Vec<u8>> = (0..3000).map(|i| vec![(i % 251) as u8; 256]).collect();
     let requests: Vec<EncryptRequest<'_>> = messages
         .iter()

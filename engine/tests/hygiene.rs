@@ -19,9 +19,6 @@
 //! `child_process_entry`). The dump and privilege tests need Linux, root (CI runs as root),
 //! `setpriv` (util-linux) and `gcore` (gdb); they fail, loudly, where those are missing.
 
-#[path = "support/keys.rs"]
-mod keys;
-use keys::key as create;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
@@ -47,7 +44,7 @@ use keyplane::{
     Engine, GenerateDataKeyPairRequest, GenerateDataKeyRequest, GenerateMacRequest, KeyManager,
     KeySpec, KeyState, KeyUsage, LockPolicy, Origin, SecretBytes, VerifyMacRequest,
 };
-use keyplane_testkit::new_key;
+use keyplane_testkit::{new_key, new_key_of};
 
 const CHILD_ENV: &str = "KEYPLANE_HYGIENE_CHILD";
 const MARK: &str = "HYGIENE ";
@@ -223,8 +220,8 @@ fn debug_of_secret_bearing_types_shows_no_secret() {
         &pair.public_key,
     );
 
-    let ours = create(&engine, KeySpec::EccNistP256, KeyUsage::KeyAgreement);
-    let theirs = create(&engine, KeySpec::EccNistP256, KeyUsage::KeyAgreement);
+    let ours = new_key_of(&engine, KeySpec::EccNistP256, KeyUsage::KeyAgreement);
+    let theirs = new_key_of(&engine, KeySpec::EccNistP256, KeyUsage::KeyAgreement);
     let peer = engine.get_public_key(&theirs).unwrap().public_key;
     let shared = engine
         .derive_shared_secret(&DeriveSharedSecretRequest {
@@ -240,7 +237,7 @@ fn debug_of_secret_bearing_types_shows_no_secret() {
         &shared_bytes,
     );
 
-    let mac_key = create(&engine, KeySpec::Hmac256, KeyUsage::GenerateVerifyMac);
+    let mac_key = new_key_of(&engine, KeySpec::Hmac256, KeyUsage::GenerateVerifyMac);
     let request = GenerateMacRequest {
         key_id: &mac_key,
         message: &secret,

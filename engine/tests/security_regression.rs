@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use keyplane_testkit::{child_test, ctx, decrypt, new_key, Attack};
+use keyplane_testkit::{child_test, ctx, decrypt, new_key, new_key_of, Attack};
 
 use keyplane::audit::{generate_signing_key, verify, AuditConfig, AuditLog, DigestSigner, Verdict};
 use keyplane::ciphertext::{self, HEADER_LEN};
@@ -578,16 +578,7 @@ fn mac_forgery_by_bit_flips_is_rejected() {
         (KeySpec::Hmac384, MacAlgorithm::HmacSha384),
         (KeySpec::Hmac512, MacAlgorithm::HmacSha512),
     ] {
-        let create = |engine: &Engine| {
-            engine
-                .create_key(CreateKeyRequest {
-                    key_spec: Some(spec),
-                    key_usage: Some(KeyUsage::GenerateVerifyMac),
-                    ..Default::default()
-                })
-                .unwrap()
-                .key_id
-        };
+        let create = |engine: &Engine| new_key_of(engine, spec, KeyUsage::GenerateVerifyMac);
         let key = create(&engine);
         let mac = engine
             .generate_mac(&GenerateMacRequest {
@@ -656,14 +647,7 @@ fn signature_forgery_by_bit_flips_is_rejected() {
         (KeySpec::Rsa2048, SigningAlgorithm::RsassaPssSha256),
         (KeySpec::Rsa2048, SigningAlgorithm::RsassaPkcs1V15Sha256),
     ] {
-        let key = engine
-            .create_key(CreateKeyRequest {
-                key_spec: Some(spec),
-                key_usage: Some(KeyUsage::SignVerify),
-                ..Default::default()
-            })
-            .unwrap()
-            .key_id;
+        let key = new_key_of(&engine, spec, KeyUsage::SignVerify);
         let signature = engine
             .sign(&SignRequest::new(&key, message, algorithm))
             .unwrap()
@@ -735,14 +719,7 @@ fn verify_mac_timing_attack_is_prevented_by_a_full_length_constant_time_compare(
     // is refused like one wrong in its first; time both (printed, not asserted: the HMAC
     // computation dominates a single compare).
     let engine = engine();
-    let key = engine
-        .create_key(CreateKeyRequest {
-            key_spec: Some(KeySpec::Hmac256),
-            key_usage: Some(KeyUsage::GenerateVerifyMac),
-            ..Default::default()
-        })
-        .unwrap()
-        .key_id;
+    let key = new_key_of(&engine, KeySpec::Hmac256, KeyUsage::GenerateVerifyMac);
     let message = b"timing";
     let mac = engine
         .generate_mac(&GenerateMacRequest {

@@ -3,8 +3,6 @@
 //! the identifier table is checked against the KeyId documentation of the vendored service model
 //! (`engine/model/kms-service-2.json`).
 
-#[path = "support/keys.rs"]
-mod keys;
 use keyplane::access::Action;
 use keyplane::key::identifier::{key_id_form, KeyIdForm};
 use keyplane::{
@@ -12,8 +10,7 @@ use keyplane::{
     GenerateMacRequest, GrantOperation, KeySpec, KeyUsage, MacAlgorithm, MessageType, SignRequest,
     SigningAlgorithm, Tag, VerifyMacRequest, VerifyRequest,
 };
-use keyplane_testkit::new_key;
-use keys::key;
+use keyplane_testkit::{new_key, new_key_of};
 
 const ARN_PREFIX: &str = "arn:aws:kms:us-east-1:111122223333:";
 
@@ -344,7 +341,7 @@ fn create_key_needs_a_key_usage_except_for_symmetric_keys() {
 #[test]
 fn an_algorithm_the_key_spec_does_not_support_is_invalid_key_usage() {
     let engine = engine();
-    let ecc = key(&engine, KeySpec::EccNistP256, KeyUsage::SignVerify);
+    let ecc = new_key_of(&engine, KeySpec::EccNistP256, KeyUsage::SignVerify);
     let incompatible = expect(
         "InvalidKeyUsageException",
         "Algorithm ECDSA_SHA_384 is incompatible with key spec ECC_NIST_P256.",
@@ -363,7 +360,7 @@ fn an_algorithm_the_key_spec_does_not_support_is_invalid_key_usage() {
         })),
         incompatible
     );
-    let hmac = key(&engine, KeySpec::Hmac256, KeyUsage::GenerateVerifyMac);
+    let hmac = new_key_of(&engine, KeySpec::Hmac256, KeyUsage::GenerateVerifyMac);
     let incompatible = expect(
         "InvalidKeyUsageException",
         "Algorithm HMAC_SHA_512 is incompatible with key spec HMAC_256.",
@@ -390,7 +387,7 @@ fn an_algorithm_the_key_spec_does_not_support_is_invalid_key_usage() {
 #[test]
 fn a_digest_of_the_wrong_length_is_a_validation_error() {
     let engine = engine();
-    let ecc = key(&engine, KeySpec::EccNistP256, KeyUsage::SignVerify);
+    let ecc = new_key_of(&engine, KeySpec::EccNistP256, KeyUsage::SignVerify);
     assert_eq!(
         refused(engine.sign(&SignRequest {
             key_id: &ecc,
@@ -417,7 +414,7 @@ fn a_key_used_for_the_wrong_usage_says_its_usage_and_the_operation() {
             format!("{sym_arn} key usage is ENCRYPT_DECRYPT which is not valid for Sign.")
         )
     );
-    let ecc = key(&engine, KeySpec::EccNistP256, KeyUsage::SignVerify);
+    let ecc = new_key_of(&engine, KeySpec::EccNistP256, KeyUsage::SignVerify);
     let ecc_arn = arn(&engine, &ecc);
     assert_eq!(
         refused(engine.encrypt(&EncryptRequest::new(&ecc, b"m"))),
@@ -445,7 +442,7 @@ fn decrypting_under_another_key_is_incorrect_key() {
 #[test]
 fn an_invalid_signature_carries_no_message() {
     let engine = engine();
-    let ecc = key(&engine, KeySpec::EccNistP256, KeyUsage::SignVerify);
+    let ecc = new_key_of(&engine, KeySpec::EccNistP256, KeyUsage::SignVerify);
     let good = engine
         .sign(&SignRequest::new(&ecc, b"m", SigningAlgorithm::EcdsaSha256))
         .unwrap()

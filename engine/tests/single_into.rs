@@ -8,8 +8,6 @@
 mod audit_log;
 #[path = "support/external_key.rs"]
 mod external_key;
-#[path = "support/keys.rs"]
-mod keys;
 
 use std::sync::Arc;
 
@@ -22,7 +20,7 @@ use keyplane::{
     Caller, DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext, Engine,
     ErrorKind, IntoError, KeySpec, KeyUsage, LockedBytes, SecretBytes,
 };
-use keyplane_testkit::new_key;
+use keyplane_testkit::{new_key, new_key_of};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -209,7 +207,7 @@ fn tampered(blob: &[u8]) -> Vec<u8> {
 #[test]
 fn rsa_keys_encrypt_and_decrypt_into_buffers_as_the_allocating_calls() {
     let engine = Engine::in_memory().unwrap();
-    let key = keys::key(&engine, KeySpec::Rsa2048, KeyUsage::EncryptDecrypt);
+    let key = new_key_of(&engine, KeySpec::Rsa2048, KeyUsage::EncryptDecrypt);
     let plaintext = b"a secret for RSA";
     let mut request = EncryptRequest::new(&key, plaintext);
     request.encryption_algorithm = EncryptionAlgorithm::RsaesOaepSha256;

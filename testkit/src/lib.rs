@@ -13,7 +13,7 @@ pub mod sigv4;
 pub use attack::Attack;
 pub use command::{child_test, succeeded};
 
-use keyplane::{CreateKeyRequest, DecryptRequest, EncryptionContext, Engine};
+use keyplane::{CreateKeyRequest, DecryptRequest, EncryptionContext, Engine, KeySpec, KeyUsage};
 
 /// Writes a line straight to the test's stderr, past libtest's output capture, so the numbers a
 /// test measured (and the `assurance:` lines the CI summary collects) appear in every run's output.
@@ -46,6 +46,19 @@ pub fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
 pub fn new_key(engine: &Engine) -> String {
     engine
         .create_key(CreateKeyRequest::default())
+        .expect("CreateKey")
+        .key_id
+}
+
+/// A new key of `spec` for `usage` with the default policy; its key id.
+#[track_caller]
+pub fn new_key_of(engine: &Engine, spec: KeySpec, usage: KeyUsage) -> String {
+    engine
+        .create_key(CreateKeyRequest {
+            key_spec: Some(spec),
+            key_usage: Some(usage),
+            ..Default::default()
+        })
         .expect("CreateKey")
         .key_id
 }
