@@ -152,19 +152,16 @@ impl CivilTime {
 
     /// `YYYY-MM-DDTHH:MM:SS` (RFC 3339 without its zone).
     pub fn extended(&self) -> String {
-        let CivilTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-        } = self;
-        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}")
+        self.joined("-", ":", "")
     }
 
     /// `YYYYMMDDTHHMMSSZ`, SigV4's `X-Amz-Date`.
     pub fn amz_date(&self) -> String {
+        self.joined("", "", "Z")
+    }
+
+    /// The ISO 8601 spellings: `date` between the date's fields, `time` between the time's.
+    fn joined(&self, date: &str, time: &str, zone: &str) -> String {
         let CivilTime {
             year,
             month,
@@ -173,7 +170,9 @@ impl CivilTime {
             minute,
             second,
         } = self;
-        format!("{year:04}{month:02}{day:02}T{hour:02}{minute:02}{second:02}Z")
+        format!(
+            "{year:04}{date}{month:02}{date}{day:02}T{hour:02}{time}{minute:02}{time}{second:02}{zone}"
+        )
     }
 }
 

@@ -513,7 +513,7 @@ fn the_clients_signature_is_the_aws_sigv4_crates() {
             content_sha256: false,
         };
         let url = format!("https://{host}{path}");
-        let theirs = signer.signature_headers("POST", &url, &[("host", host)], body);
+        let theirs = signer.signed_headers("POST", &url, &[("host", host)], body);
         let theirs = |name: &str| {
             let found = theirs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
             found.map(|(_, value)| value.as_str()).unwrap()

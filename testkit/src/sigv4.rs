@@ -21,9 +21,10 @@ pub struct AwsSigner<'a> {
 }
 
 impl AwsSigner<'_> {
-    /// The headers the signer adds (`authorization`, `x-amz-date`, and `x-amz-content-sha256`
-    /// when asked) to a `method` request of `body` to `url` whose `headers` it signs.
-    pub fn signature_headers(
+    /// The whole header list of a `method` request of `body` to `url`: `headers` (all signed),
+    /// then the headers the signer adds (`authorization`, `x-amz-date`, and
+    /// `x-amz-content-sha256` when asked).
+    pub fn signed_headers(
         &self,
         method: &str,
         url: &str,
@@ -59,25 +60,9 @@ impl AwsSigner<'_> {
         )
         .expect("a signable request");
         let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-        instructions
-            .headers()
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        let added = instructions.headers();
+        let all = headers.iter().copied().chain(added);
+        all.map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect()
-    }
-
-    /// `headers` followed by the signature headers: the whole header list of the request.
-    pub fn signed_headers(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Vec<(String, String)> {
-        let mut all: Vec<(String, String)> = headers
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
-        all.extend(self.signature_headers(method, url, headers, body));
-        all
     }
 }

@@ -517,69 +517,63 @@ impl Engine {
             ("KeyId", key_id.into()),
             ("KeyMaterialId", Value::from(key_material_id)),
         ];
-        self.audited_request(
-            Action::DeleteImportedKeyMaterial,
-            Some(key_id),
-            members,
-            || {
-                self.control_retrying(|state| {
-                    let mut record = self.key_for(
-                        state,
-                        key_id,
-                        KeyOperation::DeleteImportedKeyMaterial,
-                        Action::DeleteImportedKeyMaterial,
-                    )?;
-                    if record.origin != Origin::External {
-                        return Err(not_external(&record, "DeleteImportedKeyMaterial"));
-                    }
-                    let arn = self.inner.scope.key_arn(&record.id);
-                    let index = match key_material_id {
-                        Some(id) => record
+        let action = Action::DeleteImportedKeyMaterial;
+        self.audited_request(action, Some(key_id), members, || {
+            self.control_retrying(|state| {
+                let mut record = self.key_for(
+                    state,
+                    key_id,
+                    KeyOperation::DeleteImportedKeyMaterial,
+                    Action::DeleteImportedKeyMaterial,
+                )?;
+                if record.origin != Origin::External {
+                    return Err(not_external(&record, "DeleteImportedKeyMaterial"));
+                }
+                let arn = self.inner.scope.key_arn(&record.id);
+                let index = match key_material_id {
+                    Some(id) => record
+                        .versions
+                        .iter()
+                        .position(|v| v.material_id == id)
+                        .ok_or_else(|| {
+                            Error::NotFound(format!(
+                                "key material '{id}' is not key material of {arn}"
+                            ))
+                        })?,
+                    None => {
+                        let current = record.current_version().map(|v| v.version);
+                        record
                             .versions
                             .iter()
-                            .position(|v| v.material_id == id)
+                            .position(|v| Some(v.version) == current)
                             .ok_or_else(|| {
-                                Error::NotFound(format!(
-                                    "key material '{id}' is not key material of {arn}"
-                                ))
-                            })?,
-                        None => {
-                            let current = record.current_version().map(|v| v.version);
-                            record
-                                .versions
-                                .iter()
-                                .position(|v| Some(v.version) == current)
-                                .ok_or_else(|| {
-                                    Error::InvalidState(format!(
-                                        "{arn} has no imported key material."
-                                    ))
-                                })?
-                        }
-                    };
-                    let version = record.versions[index].version;
-                    let material_id = record.versions[index].material_id.clone();
-                    if let Some(import) = record.versions[index].import.as_mut() {
-                        import.imported = false;
+                                Error::InvalidState(format!("{arn} has no imported key material."))
+                            })?
                     }
-                    settle_state(&mut record);
-                    self.commit(
-                        state,
-                        &[
-                            StoreChange::PutKey(&record),
-                            StoreChange::DeleteMaterial {
-                                key_id: record.id,
-                                version,
-                            },
-                        ],
-                    )?;
-                    self.reload(state)?;
-                    Ok(DeleteImportedKeyMaterialResponse {
-                        key_id: arn,
-                        key_material_id: material_id,
-                    })
+                };
+                let version = record.versions[index].version;
+                let material_id = record.versions[index].material_id.clone();
+                if let Some(import) = record.versions[index].import.as_mut() {
+                    import.imported = false;
+                }
+                settle_state(&mut record);
+                self.commit(
+                    state,
+                    &[
+                        StoreChange::PutKey(&record),
+                        StoreChange::DeleteMaterial {
+                            key_id: record.id,
+                            version,
+                        },
+                    ],
+                )?;
+                self.reload(state)?;
+                Ok(DeleteImportedKeyMaterialResponse {
+                    key_id: arn,
+                    key_material_id: material_id,
                 })
-            },
-        )
+            })
+        })
     }
 
     /// Deletes every imported material whose ValidTo has come, as the service does, recording a
