@@ -122,8 +122,18 @@ def worker_churn(home, ack_path):
         os.write(fd, line.encode())
         os.fsync(fd)
 
+    def create_key():
+        # Tried again on ConflictException, as the error says: every worker creates keys and some
+        # are killed mid-commit, so the store can keep changing through the engine's own tries.
+        for _ in range(99):
+            try:
+                return engine.create_key()["KeyMetadata"]["KeyId"]
+            except keyplane.exceptions.ConflictException:
+                continue
+        return engine.create_key()["KeyMetadata"]["KeyId"]
+
     for round_ in range(1 << 62):
-        key = engine.create_key()["KeyMetadata"]["KeyId"]
+        key = create_key()
         ack(f"key {key} .\n")
         plaintexts = [b"py-%d-%d-%d" % (os.getpid(), round_, i) for i in range(16)]
         results = engine.encrypt_batch(key_id=key, plaintexts=plaintexts)
