@@ -366,14 +366,6 @@ fn check_info(info: *mut *mut kp_record) -> Outcome<()> {
     Ok(())
 }
 
-fn join<T: std::fmt::Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// A single call's `kp_out`, checked (not NULL, aligned, its buffer not NULL when it has a
 /// capacity, the capacity not absurd).
 ///
@@ -709,17 +701,14 @@ pub unsafe extern "C" fn kp_get_public_key(
                         .str(kp_field::KeyId, &response.key_id)
                         .str(kp_field::KeySpec, response.key_spec.as_str())
                         .str(kp_field::KeyUsage, response.key_usage.as_str())
-                        .str(
+                        .list(
                             kp_field::EncryptionAlgorithms,
-                            &join(&response.encryption_algorithms),
+                            &response.encryption_algorithms,
                         )
-                        .str(
-                            kp_field::SigningAlgorithms,
-                            &join(&response.signing_algorithms),
-                        )
-                        .str(
+                        .list(kp_field::SigningAlgorithms, &response.signing_algorithms)
+                        .list(
                             kp_field::KeyAgreementAlgorithms,
-                            &join(&response.key_agreement_algorithms),
+                            &response.key_agreement_algorithms,
                         )
                 }))
             });

@@ -10,13 +10,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use kp::audit::{AuditConfig, Durability, Verdict};
-use kp::LockPolicy;
 use kp::LockedBytes;
 
 use super::caller::from_caller;
 use super::control::engine_arg;
 use super::failure::{Failure, Outcome};
 use super::ffi::{bytes_arg, guard, out_arg, out_bytes, str_arg, write_out};
+use super::handles::lock_policy_arg;
 use super::handles::{handle_mut, into_raw, kp_config, kp_engine, kp_secret_buffer};
 use super::overlap::{refuse_overlap, Span};
 use super::record::{give_record, kp_field, kp_record, Record};
@@ -31,6 +31,18 @@ pub enum kp_audit_durability {
     /// As soon as the record is queued; records are still written and synced in groups, but a
     /// crash can lose the last ones.
     Queued = 1,
+}
+
+/// The audit log's durability for a `kp_audit_durability` value.
+pub(crate) fn durability_arg(durability: u32) -> Outcome<Durability> {
+    match durability {
+        d if d == kp_audit_durability::Synced as u32 => Ok(Durability::Synced),
+        d if d == kp_audit_durability::Queued as u32 => Ok(Durability::Queued),
+        other => Err(Failure::new(
+            kp_status::InvalidEnumValue,
+            format!("{other} is not a kp_audit_durability"),
+        )),
+    }
 }
 
 /// The overall result of `kp_audit_verify` (record field `KP_FIELD_AUDIT_VERDICT`), most
@@ -125,16 +137,7 @@ pub unsafe extern "C" fn kp_config_set_audit_durability(
 ) -> kp_status {
     guard(|| {
         let config = from_caller!(handle_mut(config, "config"))?;
-        let durability = match durability {
-            0 => Durability::Synced,
-            1 => Durability::Queued,
-            other => {
-                return Err(Failure::new(
-                    kp_status::InvalidEnumValue,
-                    format!("{other} is not a kp_audit_durability"),
-                ))
-            }
-        };
+        let durability = durability_arg(durability)?;
         audit_settings(config)?.0.durability = durability;
         Ok(())
     })
@@ -179,16 +182,7 @@ pub unsafe extern "C" fn kp_audit_generate_signing_key(
     out: *mut *mut kp_secret_buffer,
 ) -> kp_status {
     guard(|| {
-        let policy = match lock_policy {
-            0 => LockPolicy::Require,
-            1 => LockPolicy::Warn,
-            other => {
-                return Err(Failure::new(
-                    kp_status::InvalidEnumValue,
-                    format!("{other} is not a kp_lock_policy"),
-                ))
-            }
-        };
+        let policy = lock_policy_arg(lock_policy)?;
         let out = out_arg(out, "out")?;
         let bytes = kp::audit::generate_signing_key(policy).map_err(audit_failure)?;
         from_caller!(write_out(out, into_raw::<kp_secret_buffer>(bytes)));

@@ -9,6 +9,7 @@ use kp::{CreateKeyRequest, KeyMetadata, Tag};
 
 use super::caller::from_caller;
 use super::failure::{Failure, Outcome};
+use super::ffi::opt_struct_arg;
 use super::ffi::{array_arg, guard, opt_str_arg, out_arg, str_arg};
 use super::handles::{handle_ref, kp_engine};
 use super::record::{
@@ -96,14 +97,6 @@ unsafe fn tags_arg(tags: *const kp_tag, count: usize) -> Outcome<Vec<Tag>> {
         .collect()
 }
 
-fn join<T: std::fmt::Display>(items: &[T]) -> String {
-    items
-        .iter()
-        .map(|i| i.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// The record of a key's metadata.
 pub(crate) fn metadata_record(md: &KeyMetadata) -> Outcome<Record> {
     Record::new()
@@ -134,15 +127,12 @@ pub(crate) fn metadata_record(md: &KeyMetadata) -> Outcome<Record> {
             kp_field::PendingWindowInDays,
             md.pending_deletion_window_in_days.map(i64::from),
         )
-        .str(
-            kp_field::EncryptionAlgorithms,
-            &join(&md.encryption_algorithms),
-        )
-        .str(kp_field::SigningAlgorithms, &join(&md.signing_algorithms))
-        .str(kp_field::MacAlgorithms, &join(&md.mac_algorithms))
-        .str(
+        .list(kp_field::EncryptionAlgorithms, &md.encryption_algorithms)
+        .list(kp_field::SigningAlgorithms, &md.signing_algorithms)
+        .list(kp_field::MacAlgorithms, &md.mac_algorithms)
+        .list(
             kp_field::KeyAgreementAlgorithms,
-            &join(&md.key_agreement_algorithms),
+            &md.key_agreement_algorithms,
         )
         .opt_str(
             kp_field::CustomKeyStoreId,
@@ -175,15 +165,8 @@ pub(crate) unsafe fn create_key_request(
     options: *const kp_create_key_options,
 ) -> Outcome<CreateKeyRequest> {
     let mut request = CreateKeyRequest::default();
-    if !options.is_null() {
-        if !options.is_aligned() {
-            return Err(Failure::new(
-                kp_status::InvalidArgument,
-                "options is misaligned",
-            ));
-        }
-        // SAFETY: not NULL and aligned; the caller promises a valid struct.
-        let o = unsafe { options.read() };
+    // SAFETY: the caller promises NULL or a valid struct.
+    if let Some(o) = unsafe { opt_struct_arg(options, "options") }? {
         request.description =
             from_caller!(opt_str_arg(o.description, "description"))?.map(str::to_owned);
         request.key_usage = from_caller!(parse_opt(o.key_usage, "key_usage"))?;
@@ -896,15 +879,8 @@ pub unsafe extern "C" fn kp_replicate_key(
             replica_region: region.to_owned(),
             ..Default::default()
         };
-        if !options.is_null() {
-            if !options.is_aligned() {
-                return Err(Failure::new(
-                    kp_status::InvalidArgument,
-                    "options is misaligned",
-                ));
-            }
-            // SAFETY: not NULL and aligned; the caller promises a valid struct.
-            let o = unsafe { options.read() };
+        // SAFETY: the caller promises NULL or a valid struct.
+        if let Some(o) = unsafe { opt_struct_arg(options, "options") }? {
             request.description =
                 from_caller!(opt_str_arg(o.description, "description"))?.map(str::to_owned);
             request.policy = from_caller!(opt_str_arg(o.policy, "policy"))?.map(str::to_owned);

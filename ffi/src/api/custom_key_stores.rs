@@ -15,6 +15,7 @@ use super::caller::from_caller;
 use super::control::kp_create_key_options;
 use super::control::{create_key_request, engine_arg, limit_arg, metadata_record};
 use super::failure::{Failure, Outcome};
+use super::ffi::opt_struct_arg;
 use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg};
 use super::handles::kp_engine;
 use super::record::{give_page, give_record, kp_field, kp_page, kp_record, page_of, Record};
@@ -77,17 +78,10 @@ struct XksMembers {
 /// `options` is NULL or points to a valid `kp_xks_proxy_options` whose strings are NULL or
 /// NUL-terminated and whose secret points to `raw_secret_access_key_len` readable bytes.
 unsafe fn xks_options_arg(options: *const kp_xks_proxy_options) -> Outcome<Option<XksMembers>> {
-    if options.is_null() {
+    // SAFETY: the caller promises NULL or a valid struct.
+    let Some(o) = (unsafe { opt_struct_arg(options, "xks_proxy") })? else {
         return Ok(None);
-    }
-    if !options.is_aligned() {
-        return Err(Failure::new(
-            kp_status::InvalidArgument,
-            "xks_proxy is misaligned",
-        ));
-    }
-    // SAFETY: not NULL and aligned; the caller promises a valid struct.
-    let o = unsafe { options.read() };
+    };
     let owned = |s: Option<&str>| s.map(str::to_owned);
     let (uri_endpoint, uri_path, connectivity, vpc, access_key_id, secret) = (
         owned(from_caller!(opt_str_arg(

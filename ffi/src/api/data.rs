@@ -27,6 +27,7 @@ use zeroize::Zeroize;
 use super::caller::from_caller;
 use super::control::engine_arg;
 use super::failure::{Failure, Outcome};
+use super::ffi::opt_struct_arg;
 use super::ffi::{
     array_arg, bytes_arg, guard, opt_str_arg, out_arg, out_bytes, str_arg, write_out,
 };
@@ -520,17 +521,8 @@ unsafe fn data_key_request<'a>(
 /// # Safety
 /// `ptr` is NULL or points to an initialised `T`.
 pub(crate) unsafe fn item_arg<T: Copy>(ptr: *const T) -> Outcome<T> {
-    if ptr.is_null() {
-        return Err(Failure::null("request"));
-    }
-    if !ptr.is_aligned() {
-        return Err(Failure::new(
-            kp_status::InvalidArgument,
-            "request is misaligned",
-        ));
-    }
-    // SAFETY: not NULL, aligned, and the caller promises an initialised T.
-    Ok(unsafe { ptr.read() })
+    // SAFETY: forwarded from the caller.
+    unsafe { opt_struct_arg(ptr, "request") }?.ok_or_else(|| Failure::null("request"))
 }
 
 /// Copies `bytes` into the checked output slice, which must be exactly as long.

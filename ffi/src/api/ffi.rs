@@ -165,15 +165,7 @@ pub(crate) unsafe fn array_arg<'a, T>(
     if count == 0 {
         return Ok(&[]);
     }
-    if ptr.is_null() {
-        return Err(Failure::null(what));
-    }
-    if !ptr.is_aligned() {
-        return Err(Failure::new(
-            kp_status::InvalidArgument,
-            format!("{what} is misaligned"),
-        ));
-    }
+    usable(ptr, what)?;
     // SAFETY: not NULL, aligned, count <= max keeps the size far below isize::MAX for the item
     // types used here, and the caller promises `count` initialised items valid for 'a.
     Ok(unsafe { std::slice::from_raw_parts(ptr, count) })
@@ -198,6 +190,25 @@ impl<T> OutPtr<T> {
 
 /// Checks a required output pointer (`T*` out-parameter) and returns it.
 pub(crate) fn out_arg<T>(ptr: *mut T, what: &str) -> Outcome<OutPtr<T>> {
+    usable(ptr, what)?;
+    Ok(OutPtr(ptr))
+}
+
+/// Reads an optional struct argument (`const T*` that may be NULL): `None` for NULL.
+///
+/// # Safety
+/// `ptr` is NULL or points to an initialised `T`.
+pub(crate) unsafe fn opt_struct_arg<T: Copy>(ptr: *const T, what: &str) -> Outcome<Option<T>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    usable(ptr, what)?;
+    // SAFETY: not NULL, aligned, and the caller promises an initialised T.
+    Ok(Some(unsafe { ptr.read() }))
+}
+
+/// Refuses a NULL or misaligned pointer to a `T`, naming the argument `what`.
+fn usable<T>(ptr: *const T, what: &str) -> Outcome<()> {
     if ptr.is_null() {
         return Err(Failure::null(what));
     }
@@ -207,7 +218,7 @@ pub(crate) fn out_arg<T>(ptr: *mut T, what: &str) -> Outcome<OutPtr<T>> {
             format!("{what} is misaligned"),
         ));
     }
-    Ok(OutPtr(ptr))
+    Ok(())
 }
 
 /// Checks an output byte buffer of `capacity` bytes at `ptr` that must take `needed` bytes, and

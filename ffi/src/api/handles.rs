@@ -190,6 +190,18 @@ pub enum kp_lock_policy {
     Warn = 1,
 }
 
+/// The engine's lock policy for a `kp_lock_policy` value.
+pub(crate) fn lock_policy_arg(policy: u32) -> Outcome<LockPolicy> {
+    match policy {
+        p if p == kp_lock_policy::Require as u32 => Ok(LockPolicy::Require),
+        p if p == kp_lock_policy::Warn as u32 => Ok(LockPolicy::Warn),
+        other => Err(Failure::new(
+            kp_status::InvalidEnumValue,
+            format!("{other} is not a kp_lock_policy"),
+        )),
+    }
+}
+
 /// Makes a configuration with the engine's defaults (region `us-east-1`, account
 /// `111122223333`, one worker per core, lock policy Require, 4096-byte plaintexts, 100,000 keys,
 /// system clock, in-memory key store, no background scheduler (every 1 s on a durable store), no
@@ -330,16 +342,7 @@ pub unsafe extern "C" fn kp_config_set_lock_policy(
     policy: u32,
 ) -> kp_status {
     from_caller!(set(config, |c: &mut ConfigInner| {
-        c.config.lock_policy = match policy {
-            0 => LockPolicy::Require,
-            1 => LockPolicy::Warn,
-            other => {
-                return Err(Failure::new(
-                    kp_status::InvalidEnumValue,
-                    format!("{other} is not a kp_lock_policy"),
-                ))
-            }
-        };
+        c.config.lock_policy = lock_policy_arg(policy)?;
         Ok(())
     }))
 }

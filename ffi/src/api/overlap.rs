@@ -244,8 +244,12 @@ pub(crate) unsafe fn refuse_batch_overlap<I, O: OutputSlot, const N: usize>(
 mod tests {
     use super::*;
 
-    fn at(address: usize) -> *const u8 {
-        address as *const u8
+    /// One span per (address, length, is output) triple.
+    fn spans(case: &[(usize, usize, bool)]) -> Vec<Span> {
+        case.iter()
+            .enumerate()
+            .map(|(i, &(a, n, out))| Span::new(a as *const u8, n, out, i, "buffer"))
+            .collect()
     }
 
     #[test]
@@ -264,11 +268,7 @@ mod tests {
             ],
         ];
         for case in cases {
-            let mut spans: Vec<Span> = case
-                .iter()
-                .enumerate()
-                .map(|(i, &(a, n, out))| Span::new(at(a), n, out, i, "buffer"))
-                .collect();
+            let mut spans = spans(case);
             let failure = refuse_overlap(&mut spans).expect_err(&format!("{case:?}"));
             assert_eq!(failure.status, kp_status::OverlappingBuffers);
             assert!(failure.message.contains("overlaps"), "{}", failure.message);
@@ -299,11 +299,7 @@ mod tests {
             &[(usize::MAX - 4, 100, true), (1000, 10, false)],
         ];
         for case in cases {
-            let mut spans: Vec<Span> = case
-                .iter()
-                .enumerate()
-                .map(|(i, &(a, n, out))| Span::new(at(a), n, out, i, "buffer"))
-                .collect();
+            let mut spans = spans(case);
             refuse_overlap(&mut spans).unwrap_or_else(|f| panic!("{case:?}: {}", f.message));
         }
     }

@@ -241,6 +241,16 @@ impl Record {
             None => self,
         }
     }
+    /// A list field: the items' names, comma-separated.
+    pub(crate) fn list<T: std::fmt::Display>(self, field: kp_field, items: &[T]) -> Self {
+        let joined = items
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        self.str(field, &joined)
+    }
+
     pub(crate) fn int(mut self, field: kp_field, value: i64) -> Self {
         self.fields.push((field, Value::Int(value)));
         self

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keyplane_store_address::{AuditOptions, StoreAddress};
-use kp::audit::Durability;
 use zeroize::Zeroizing;
 
+use super::audit::durability_arg;
 use super::caller::from_caller;
 use super::failure::{Failure, Outcome};
 use super::ffi::{bytes_arg, guard, opt_str_arg, out_arg, str_arg, write_out};
@@ -228,16 +228,7 @@ pub unsafe extern "C" fn kp_config_set_store_audit(
 ) -> kp_status {
     from_caller!(set_store(config, |s: &mut StoreSettings| {
         let log = from_caller!(opt_str_arg(path, "path"))?;
-        let durability = match durability {
-            0 => Durability::Synced,
-            1 => Durability::Queued,
-            other => {
-                return Err(Failure::new(
-                    kp_status::InvalidEnumValue,
-                    format!("{other} is not a kp_audit_durability"),
-                ))
-            }
-        };
+        let durability = durability_arg(durability)?;
         s.audit = Some(AuditOptions {
             log: log
                 .map(|l| non_empty(l, "path"))
