@@ -36,12 +36,7 @@ impl RegionStoreAddress {
             return Err(bad("no '='"));
         };
         let region = region.trim();
-        let region_ok = !region.is_empty()
-            && region.len() <= 32
-            && region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !region_ok {
+        if !keyplane::key::ArnScope::is_region_name(region) {
             return Err(bad(
                 "the Region must be 1-32 characters of a-z, 0-9 and '-'",
             ));

@@ -418,19 +418,25 @@ pub fn new_request_id() -> String {
     )
 }
 
+/// The IAM user the audit module's unit tests act as.
+#[cfg(test)]
+pub(crate) fn example_identity() -> UserIdentity {
+    UserIdentity {
+        identity_type: "IAMUser".into(),
+        principal_id: "AIDAEXAMPLE".into(),
+        arn: "arn:aws:iam::111122223333:user/alice".into(),
+        account_id: "111122223333".into(),
+        access_key_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn identity() -> UserIdentity {
-        UserIdentity {
-            identity_type: "IAMUser".into(),
-            principal_id: "AIDAEXAMPLE".into(),
-            arn: "arn:aws:iam::111122223333:user/alice".into(),
-            account_id: "111122223333".into(),
-            access_key_id: None,
-        }
+        example_identity()
     }
 
     #[test]

@@ -775,21 +775,12 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{generate_signing_key, verify, UserIdentity, Verdict};
+    use crate::audit::record::example_identity;
+    use crate::audit::{generate_signing_key, verify, Verdict};
 
     fn event(n: u64) -> AuditEvent {
-        AuditEvent::new(
-            "Encrypt",
-            "eu-west-1",
-            UserIdentity {
-                identity_type: "IAMUser".into(),
-                principal_id: "AIDAEXAMPLE".into(),
-                arn: "arn:aws:iam::111122223333:user/alice".into(),
-                account_id: "111122223333".into(),
-                access_key_id: None,
-            },
-        )
-        .with_request_parameters(serde_json::json!({ "n": n }))
+        AuditEvent::new("Encrypt", "eu-west-1", example_identity())
+            .with_request_parameters(serde_json::json!({ "n": n }))
     }
 
     #[test]

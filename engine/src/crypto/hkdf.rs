@@ -28,7 +28,18 @@ pub fn derive(
     policy: LockPolicy,
 ) -> Result<LockedBytes> {
     let mut okm = LockedBytes::zeroed(len, policy)?;
-    let out = okm.bytes_mut();
+    derive_into(okm.bytes_mut(), hash, ikm, salt, info)?;
+    Ok(okm)
+}
+
+/// `out.len()` bytes of HKDF output for `ikm`, `salt` and `info`, into `out`.
+pub(super) fn derive_into(
+    out: &mut [u8],
+    hash: HkdfHash,
+    ikm: &[u8],
+    salt: &[u8],
+    info: &[u8],
+) -> Result<()> {
     // SAFETY: the EVP_sha* functions return pointers to static digest descriptions; every buffer
     // pointer is valid for the length passed with it and `out` is exclusively borrowed.
     let ok = unsafe {
@@ -52,7 +63,7 @@ pub fn derive(
     if ok != 1 {
         return Err(Error::Internal(format!("HKDF-{hash:?} failed in aws-lc")));
     }
-    Ok(okm)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! [`super::aes_gcm::AesGcmKey`] keeps in its own locked slot: eight SHA-256 compressions, the
 //! least HKDF-SHA256 of a 32-byte key with a 32-byte salt can do, and no allocation. The FIPS
 //! build keeps the module's own `HKDF` (the KDF must be the validated module's service).
-#![allow(unsafe_code)] // reason: SHA-256 and HKDF of aws-lc via aws-lc-sys, into locked scratch.
+#![allow(unsafe_code)] // reason: SHA-256 of aws-lc via aws-lc-sys, into locked scratch.
 
 use super::sys;
 use crate::error::{Error, Result};
@@ -108,24 +108,7 @@ pub(crate) fn derive(s: &mut Scratch, ikm: &[u8], salt: &[u8], info: &[u8]) -> R
         hmac(s, Field::Okm, &[ikm], Field::Prk)?;
         return hmac(s, Field::Prk, &[info, &[1u8]], Field::Okm);
     }
-    // SAFETY: every pointer is valid for the length passed with it; EVP_sha256 is static.
-    let ok = unsafe {
-        sys::HKDF(
-            s.okm.as_mut_ptr(),
-            OUT,
-            sys::EVP_sha256(),
-            ikm.as_ptr(),
-            ikm.len(),
-            salt.as_ptr(),
-            salt.len(),
-            info.as_ptr(),
-            info.len(),
-        )
-    };
-    if ok != 1 {
-        return Err(Error::Internal("HKDF-SHA256 failed in aws-lc".into()));
-    }
-    Ok(())
+    super::hkdf::derive_into(&mut s.okm, super::hkdf::HkdfHash::Sha256, ikm, salt, info)
 }
 
 #[cfg(test)]

@@ -87,6 +87,20 @@ fn authorized_hmac_key<'k>(
     Ok((hmac_key(key, action, algorithm, message)?, key))
 }
 
+/// GenerateMac's key for `request`, resolved, authorized and checked.
+fn generate_mac_key<'k>(
+    ctx: &mut ChunkContext<'k>,
+    request: &GenerateMacRequest<'_>,
+) -> Result<(&'k HmacKey, &'k KeyEntry)> {
+    authorized_hmac_key(
+        ctx,
+        Action::GenerateMac,
+        request.key_id,
+        request.mac_algorithm,
+        request.message,
+    )
+}
+
 /// The HMAC key of `key`, checked for state, usage, algorithm and message size.
 fn hmac_key<'k>(
     key: &'k KeyEntry,
@@ -121,13 +135,7 @@ impl DataPlane {
         ctx: &mut ChunkContext<'k>,
         request: &GenerateMacRequest<'_>,
     ) -> Result<(Vec<u8>, &'k KeyEntry)> {
-        let (hmac, key) = authorized_hmac_key(
-            ctx,
-            Action::GenerateMac,
-            request.key_id,
-            request.mac_algorithm,
-            request.message,
-        )?;
+        let (hmac, key) = generate_mac_key(ctx, request)?;
         let mut mac = vec![0u8; MAX_MAC_LEN];
         let len = hmac.compute(ctx.hmac_work()?, request.message, &mut mac)?;
         mac.truncate(len);
@@ -141,13 +149,7 @@ impl DataPlane {
         request: &GenerateMacRequest<'_>,
         out: &mut [u8],
     ) -> Result<usize> {
-        let (hmac, _) = authorized_hmac_key(
-            ctx,
-            Action::GenerateMac,
-            request.key_id,
-            request.mac_algorithm,
-            request.message,
-        )?;
+        let (hmac, _) = generate_mac_key(ctx, request)?;
         if out.len() < crate::crypto::hmac::mac_len(request.mac_algorithm) {
             return Err(validation!(
                 "the output buffer holds {} bytes; this MAC needs {}",

@@ -31,14 +31,19 @@ pub struct ArnScope {
 }
 
 impl ArnScope {
-    /// Checks and stores the region and account.
-    pub fn new(region: &str, account: &str) -> Result<Self> {
-        let region_ok = !region.is_empty()
+    /// Whether `region` is a Region name keyplane takes: 1 to 32 characters of `a-z`, `0-9` and
+    /// `-`.
+    pub fn is_region_name(region: &str) -> bool {
+        !region.is_empty()
             && region.len() <= 32
             && region
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !region_ok {
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    }
+
+    /// Checks and stores the region and account.
+    pub fn new(region: &str, account: &str) -> Result<Self> {
+        if !Self::is_region_name(region) {
             return Err(Error::Validation(format!(
                 "region '{region}' must be 1-32 characters of a-z, 0-9 and '-'"
             )));
