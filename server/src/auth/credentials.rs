@@ -37,6 +37,21 @@ pub const SECRET_LEN: usize = 40;
 /// Derived signing keys kept per credential (dates and regions in use at once).
 const KEYS_PER_CREDENTIAL: usize = 4;
 
+/// A SigV4 signature to check: who claims to have signed which string to sign, for which scope.
+#[derive(Debug, Clone, Copy)]
+pub struct SignatureClaim<'a> {
+    /// The access key id the request names.
+    pub access_key_id: &'a str,
+    /// The scope: `yyyymmdd`, Region and service.
+    pub date: &'a str,
+    pub region: &'a str,
+    pub service: &'a str,
+    /// What the signature signs.
+    pub string_to_sign: &'a [u8],
+    /// The signature the request carries.
+    pub signature: [u8; 32],
+}
+
 /// Where a server's credentials live.
 #[derive(Debug, Clone)]
 pub struct CredentialStore {
@@ -297,20 +312,17 @@ impl CredentialStore {
         Ok(())
     }
 
-    /// The principal of `access_key_id` when its SigV4 signature of `string_to_sign` for
-    /// `date/region/service` is `signature`. The secret stays here: the signing key is derived
+    /// The principal of the claim's access key id when its SigV4 signature of the claim's string
+    /// to sign for its `date/region/service` is the claim's signature. The secret stays here: the signing key is derived
     /// (or taken from the cache) and the signature compared in constant time.
     pub fn check_signature(
         &self,
-        access_key_id: &str,
-        date: &str,
-        region: &str,
-        service: &str,
-        string_to_sign: &[u8],
-        signature: &[u8; 32],
+        claim: &SignatureClaim<'_>,
     ) -> std::result::Result<String, CheckError> {
-        let entry = self.lookup(access_key_id).map_err(CheckError::Store)?;
-        self.check_entry(entry, date, region, service, string_to_sign, signature)
+        let entry = self
+            .lookup(claim.access_key_id)
+            .map_err(CheckError::Store)?;
+        self.check_entry(entry, claim)
     }
 
     /// The principal of `access_key_id` when `secret` is its secret access key (the console's
@@ -349,35 +361,26 @@ impl CredentialStore {
     /// worker and send only the `None` case to a blocking thread.
     pub fn check_signature_cached(
         &self,
-        access_key_id: &str,
-        date: &str,
-        region: &str,
-        service: &str,
-        string_to_sign: &[u8],
-        signature: &[u8; 32],
+        claim: &SignatureClaim<'_>,
     ) -> Option<std::result::Result<String, CheckError>> {
-        let entry = self.lookup_cached(access_key_id)?;
-        Some(self.check_entry(entry, date, region, service, string_to_sign, signature))
+        let entry = self.lookup_cached(claim.access_key_id)?;
+        Some(self.check_entry(entry, claim))
     }
 
     fn check_entry(
         &self,
         entry: Option<Arc<Entry>>,
-        date: &str,
-        region: &str,
-        service: &str,
-        string_to_sign: &[u8],
-        signature: &[u8; 32],
+        claim: &SignatureClaim<'_>,
     ) -> std::result::Result<String, CheckError> {
         let entry = entry.ok_or(CheckError::Unrecognized)?;
         if !entry.active.load(Ordering::Relaxed) {
             return Err(CheckError::Unrecognized);
         }
         let key = entry
-            .signing_key(date, region, service, self.inner.policy)
+            .signing_key(claim.date, claim.region, claim.service, self.inner.policy)
             .map_err(CheckError::Store)?;
         if key
-            .verify(string_to_sign, signature)
+            .verify(claim.string_to_sign, &claim.signature)
             .map_err(CheckError::Store)?
         {
             Ok(entry.principal.clone())

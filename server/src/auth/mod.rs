@@ -31,7 +31,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_lc_rs::digest;
 use subtle::ConstantTimeEq;
 
-pub use credentials::{CheckError, CredentialInfo, CredentialStore, NewCredential};
+pub use credentials::{CheckError, CredentialInfo, CredentialStore, NewCredential, SignatureClaim};
 pub use errors::AuthError;
 pub use replay::ReplayGuard;
 
@@ -105,14 +105,7 @@ impl Authenticator {
         now: SystemTime,
     ) -> Result<Identity, AuthError> {
         let prepared = self.prepare(request, now)?;
-        let checked = self.credentials.check_signature(
-            prepared.auth.access_key_id,
-            prepared.auth.date,
-            prepared.auth.region,
-            prepared.auth.service,
-            prepared.string_to_sign.as_bytes(),
-            &prepared.signature(),
-        );
+        let checked = self.credentials.check_signature(&prepared.claim());
         self.finish(&prepared, checked)
     }
 
@@ -130,14 +123,7 @@ impl Authenticator {
             Ok(prepared) => prepared,
             Err(refused) => return Some(Err(refused)),
         };
-        let checked = self.credentials.check_signature_cached(
-            prepared.auth.access_key_id,
-            prepared.auth.date,
-            prepared.auth.region,
-            prepared.auth.service,
-            prepared.string_to_sign.as_bytes(),
-            &prepared.signature(),
-        )?;
+        let checked = self.credentials.check_signature_cached(&prepared.claim())?;
         Some(self.finish(&prepared, checked))
     }
 
@@ -286,7 +272,7 @@ impl Authenticator {
             ..
         } = prepared;
         let (request_time, now) = (*request_time, *now);
-        let signature = prepared.signature();
+        let signature = prepared.claim().signature;
         let principal = match checked {
             Ok(principal) if auth.signature.is_some() => principal,
             Ok(_) | Err(CheckError::Mismatch) => return Err(errors::mismatch()),
@@ -321,9 +307,17 @@ struct Prepared<'a> {
 }
 
 impl Prepared<'_> {
-    /// The signature to compare (zeros when the header had none: then no credential matches).
-    fn signature(&self) -> [u8; 32] {
-        self.auth.signature.unwrap_or([0u8; 32])
+    /// What the credential store checks: the signature (zeros when the header had none: then no
+    /// credential matches) of the string to sign, by the access key id, for the scope.
+    fn claim(&self) -> SignatureClaim<'_> {
+        SignatureClaim {
+            access_key_id: self.auth.access_key_id,
+            date: self.auth.date,
+            region: self.auth.region,
+            service: self.auth.service,
+            string_to_sign: self.string_to_sign.as_bytes(),
+            signature: self.auth.signature.unwrap_or([0u8; 32]),
+        }
     }
 }
 

@@ -159,27 +159,15 @@ async fn api_inner(
 
     // A warm signature check (the credential in memory) is CPU only, a few microseconds: on the
     // worker. Only one that must read the credential store goes to the blocking pool.
-    let signed = SignedRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
-        body: &body,
-    };
-    let cached = app.authenticator.verify_cached(&signed, SystemTime::now());
+    let cached = app
+        .authenticator
+        .verify_cached(&signed(&parts, &body), SystemTime::now());
     let (identity, parts, body) = match cached {
         Some(identity) => (identity, parts, body),
         None => {
             let authenticator = Arc::clone(&app.authenticator);
             let verified = tokio::task::spawn_blocking(move || {
-                let signed = SignedRequest {
-                    method: parts.method.as_str(),
-                    path: parts.uri.path(),
-                    query: parts.uri.query().unwrap_or(""),
-                    headers: &parts.headers,
-                    body: &body,
-                };
-                let identity = authenticator.verify(&signed, SystemTime::now());
+                let identity = authenticator.verify(&signed(&parts, &body), SystemTime::now());
                 (identity, parts, body)
             })
             .await;
@@ -354,6 +342,17 @@ fn with_request_id(mut answer: Answer, request_id: &str) -> Answer {
         answer.headers_mut().insert(REQUEST_ID, value);
     }
     answer
+}
+
+/// What SigV4 signed of a request: its method, path, query, headers and body.
+fn signed<'a>(parts: &'a http::request::Parts, body: &'a [u8]) -> SignedRequest<'a> {
+    SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body,
+    }
 }
 
 #[cfg(test)]
