@@ -65,14 +65,51 @@ impl Touched {
     }
 }
 
-fn seal_parts(generation: u64, kind: Kind, name: &str, deleted: bool, count: u32) -> [Vec<u8>; 5] {
-    [
-        generation.to_be_bytes().to_vec(),
-        kind.code().as_bytes().to_vec(),
-        name.as_bytes().to_vec(),
-        vec![u8::from(deleted)],
-        count.to_be_bytes().to_vec(),
-    ]
+/// What a log row's seal covers.
+struct RowFacts<'a> {
+    generation: u64,
+    kind: Kind,
+    name: &'a str,
+    deleted: bool,
+    count: u32,
+}
+
+impl<'a> RowFacts<'a> {
+    fn of(generation: u64, kind: Kind, name: &'a str, deleted: bool, count: u32) -> Self {
+        RowFacts {
+            generation,
+            kind,
+            name,
+            deleted,
+            count,
+        }
+    }
+
+    fn parts(&self) -> [Vec<u8>; 5] {
+        [
+            self.generation.to_be_bytes().to_vec(),
+            self.kind.code().as_bytes().to_vec(),
+            self.name.as_bytes().to_vec(),
+            vec![u8::from(self.deleted)],
+            self.count.to_be_bytes().to_vec(),
+        ]
+    }
+
+    /// The row's seal under the store's keys.
+    fn seal(&self, keys: &StoreKeys) -> Result<Vec<u8>> {
+        let p = self.parts();
+        keys.seal(Purpose::PgChangeRow, &[&p[0], &p[1], &p[2], &p[3], &p[4]])
+    }
+
+    /// Whether `seal` is the row's seal under the store's keys.
+    fn sealed_by(&self, keys: &StoreKeys, seal: &[u8]) -> bool {
+        let p = self.parts();
+        keys.check(
+            Purpose::PgChangeRow,
+            &[&p[0], &p[1], &p[2], &p[3], &p[4]],
+            seal,
+        )
+    }
 }
 
 /// Writes the log rows of the commit that produces `generation`.
@@ -91,8 +128,8 @@ pub(crate) fn write(
         return write_by_copy(c, keys, generation, touched, count, db);
     }
     for ((kind, name), deleted) in touched.0 {
-        let p = seal_parts(generation, kind, &name, deleted, count);
-        let seal = keys.seal(Purpose::PgChangeRow, &[&p[0], &p[1], &p[2], &p[3], &p[4]])?;
+        let facts = RowFacts::of(generation, kind, &name, deleted, count);
+        let seal = facts.seal(keys)?;
         c.execute(
             "INSERT INTO keyplane_changes (generation, kind, name, deleted, count, seal) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -144,8 +181,8 @@ fn write_by_copy(
     let generation_i64 = to_i64(generation);
     let count_i32 = count as i32;
     for ((kind, name), deleted) in touched.0 {
-        let p = seal_parts(generation, kind, &name, deleted, count);
-        let seal = keys.seal(Purpose::PgChangeRow, &[&p[0], &p[1], &p[2], &p[3], &p[4]])?;
+        let facts = RowFacts::of(generation, kind, &name, deleted, count);
+        let seal = facts.seal(keys)?;
         writer
             .write(&[
                 &generation_i64,
@@ -212,12 +249,8 @@ pub(crate) fn read(
         let seal: Vec<u8> = row.get(5);
         let kind = Kind::from_code(&code)
             .ok_or_else(|| tampered(db, format!("has a row of unknown kind '{code}'")))?;
-        let p = seal_parts(generation, kind, &name, deleted, count);
-        if !keys.check(
-            Purpose::PgChangeRow,
-            &[&p[0], &p[1], &p[2], &p[3], &p[4]],
-            &seal,
-        ) {
+        let facts = RowFacts::of(generation, kind, &name, deleted, count);
+        if !facts.sealed_by(keys, &seal) {
             return Err(tampered(
                 db,
                 format!("has a row for generation {generation} that fails its root-key check"),
@@ -280,12 +313,8 @@ pub(crate) fn latest_key_entry(
     let deleted: bool = row.get(1);
     let count = u32::try_from(row.get::<_, i32>(2)).unwrap_or(0);
     let seal: Vec<u8> = row.get(3);
-    let p = seal_parts(generation, Kind::Key, name, deleted, count);
-    if !keys.check(
-        Purpose::PgChangeRow,
-        &[&p[0], &p[1], &p[2], &p[3], &p[4]],
-        &seal,
-    ) {
+    let facts = RowFacts::of(generation, Kind::Key, name, deleted, count);
+    if !facts.sealed_by(keys, &seal) {
         return Err(tampered(
             db,
             format!("has a row for key {name} that fails its root-key check"),

@@ -4,7 +4,7 @@
 
 use keyplane::{Error, Result};
 use keyplane_sqlite::contents::Digest;
-use keyplane_sqlite::sealing::{Purpose, StoreKeys};
+use keyplane_sqlite::sealing::StoreKeys;
 use postgres::GenericClient;
 
 use crate::errors;
@@ -71,31 +71,15 @@ pub(crate) fn read_existing(client: &mut impl GenericClient, lock: bool, db: &st
     })
 }
 
-pub(crate) fn seal_generation(
-    keys: &StoreKeys,
-    store_id: &[u8; 16],
-    generation: u64,
-) -> Result<Vec<u8>> {
-    keys.seal(Purpose::Generation, &[store_id, &generation.to_be_bytes()])
-}
-
-pub(crate) fn seal_root_check(keys: &StoreKeys, store_id: &[u8; 16]) -> Result<Vec<u8>> {
-    keys.seal(Purpose::RootCheck, &[store_id])
-}
-
 impl Meta {
     pub fn root_accepts(&self, keys: &StoreKeys) -> bool {
-        keys.check(Purpose::RootCheck, &[&self.store_id], &self.root_check)
+        keys.root_check_matches(&self.store_id, &self.root_check)
     }
 
     /// Refuses a generation counter the root key does not authenticate (edited: set back or
     /// forward by someone without the root key).
     pub fn check_generation(&self, keys: &StoreKeys, db: &str) -> Result<()> {
-        if keys.check(
-            Purpose::Generation,
-            &[&self.store_id, &self.generation.to_be_bytes()],
-            &self.generation_seal,
-        ) {
+        if keys.generation_sealed(&self.store_id, self.generation, &self.generation_seal) {
             return Ok(());
         }
         Err(Error::Store(format!(
@@ -127,7 +111,7 @@ pub(crate) fn advance(
     digest: &Digest,
     db: &str,
 ) -> Result<()> {
-    let seal = seal_generation(keys, store_id, generation)?;
+    let seal = keys.seal_generation(store_id, generation)?;
     let contents = digest.seal(keys, store_id, generation)?;
     client
         .execute(

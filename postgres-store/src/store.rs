@@ -142,6 +142,15 @@ struct Snapshot {
     problems: Vec<String>,
 }
 
+/// A connector for `address`, the address as messages name it, and a first connection.
+fn connect(address: &str, options: &PgOptions) -> Result<(Connector, String, postgres::Client)> {
+    let address = PgAddress::parse(address)?;
+    let connector = Connector::new(address, options.timeouts.clone())?;
+    let db = connector.address.display().to_owned();
+    let client = connector.connect()?;
+    Ok((connector, db, client))
+}
+
 impl PostgresKeyStore {
     /// Creates a new store in the database at `address` (creating or migrating keyplane's
     /// schema) under the root key `provider` makes, and opens it.
@@ -150,18 +159,15 @@ impl PostgresKeyStore {
         provider: Arc<dyn RootKeyProvider>,
         options: PgOptions,
     ) -> Result<Self> {
-        let address = PgAddress::parse(address)?;
-        let connector = Connector::new(address, options.timeouts.clone())?;
-        let db = connector.address.display().to_owned();
-        let mut client = connector.connect()?;
+        let (connector, db, mut client) = connect(address, &options)?;
         schema::migrate(&mut client, &db)?;
         let mut store_id = [0u8; 16];
         keyplane::sealing::fill_random(&mut store_id)?;
         let root = provider.create()?;
         let keys = StoreKeys::derive_postgres(&root.key, &store_id, options.lock_policy)?;
         drop(root.key);
-        let root_check = meta::seal_root_check(&keys, &store_id)?;
-        let generation_seal = meta::seal_generation(&keys, &store_id, 0)?;
+        let root_check = keys.seal_root_check(&store_id)?;
+        let generation_seal = keys.seal_generation(&store_id, 0)?;
         let contents = Digest::default().seal(&keys, &store_id, 0)?;
         let mut tx = client
             .transaction()
@@ -197,10 +203,7 @@ impl PostgresKeyStore {
         provider: Arc<dyn RootKeyProvider>,
         options: PgOptions,
     ) -> Result<Self> {
-        let address = PgAddress::parse(address)?;
-        let connector = Connector::new(address, options.timeouts.clone())?;
-        let db = connector.address.display().to_owned();
-        let mut client = connector.connect()?;
+        let (connector, db, mut client) = connect(address, &options)?;
         schema::check(&mut client, &db)?;
         schema::migrate(&mut client, &db)?;
         let meta = meta::read(&mut client, false, &db)?.ok_or_else(|| {

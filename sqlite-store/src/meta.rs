@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::contents::{self, Digest};
 use crate::errors;
-use crate::sealing::{Purpose, StoreKeys};
+use crate::sealing::StoreKeys;
 
 /// The `store` row.
 #[derive(Clone, Debug)]
@@ -28,17 +28,12 @@ pub(crate) struct StoreRow {
 impl StoreRow {
     /// Whether `keys` (derived from a candidate root key) are this store's.
     pub(crate) fn root_accepts(&self, keys: &StoreKeys) -> bool {
-        keys.check(Purpose::RootCheck, &[&self.store_id], &self.root_check)
+        keys.root_check_matches(&self.store_id, &self.root_check)
     }
 
     /// Whether the generation counter is authentic.
     pub(crate) fn generation_is_authentic(&self, keys: &StoreKeys) -> bool {
-        let generation = self.generation.to_be_bytes();
-        keys.check(
-            Purpose::Generation,
-            &[&self.store_id, &generation],
-            &self.generation_seal,
-        )
+        keys.generation_sealed(&self.store_id, self.generation, &self.generation_seal)
     }
 
     /// Refuses a counter the root key does not authenticate.
@@ -81,20 +76,6 @@ impl StoreRow {
             db,
         )
     }
-}
-
-/// A seal of `generation` for store `store_id`.
-pub(crate) fn seal_generation(
-    keys: &StoreKeys,
-    store_id: &[u8; 16],
-    generation: u64,
-) -> Result<Vec<u8>> {
-    keys.seal(Purpose::Generation, &[store_id, &generation.to_be_bytes()])
-}
-
-/// A root check value for store `store_id` under `keys`.
-pub(crate) fn seal_root_check(keys: &StoreKeys, store_id: &[u8; 16]) -> Result<Vec<u8>> {
-    keys.seal(Purpose::RootCheck, &[store_id])
 }
 
 /// Reads the `store` row.
@@ -189,7 +170,7 @@ pub(crate) fn set_generation(
     digest: &Digest,
     db: &Path,
 ) -> Result<()> {
-    let seal = seal_generation(keys, store_id, generation)?;
+    let seal = keys.seal_generation(store_id, generation)?;
     let sealed = digest.seal(keys, store_id, generation)?;
     let generation = i64::try_from(generation)
         .map_err(|_| Error::Store("the generation counter overflowed".into()))?;

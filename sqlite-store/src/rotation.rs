@@ -52,9 +52,8 @@ impl SqliteKeyStore {
     pub fn rotate_root_key(&self, new: Arc<dyn RootKeyProvider>) -> Result<RootKeyRotationReport> {
         let db = self.paths.db.clone();
         let old_provider = self.provider()?;
-        let mut connected = self.lock()?;
+        let mut connected = self.lock_current()?;
         let row = meta::read(&connected.conn, &db)?;
-        self.follow_root_rotation(&mut connected, &row)?;
         let next = new.create_next()?;
         let result = (|| {
             let new_keys =
@@ -172,7 +171,7 @@ impl SqliteKeyStore {
             root_epoch: epoch,
             root_kind: new.kind().to_owned(),
             root_params: params.to_owned(),
-            root_check: meta::seal_root_check(&new_keys, store_id)?,
+            root_check: new_keys.seal_root_check(store_id)?,
             ..snapshot.row.clone()
         };
         meta::set_root(&tx, &new_row, &db)?;

@@ -336,6 +336,32 @@ impl StoreKeys {
     pub fn check(&self, purpose: Purpose, parts: &[&[u8]], seal: &[u8]) -> bool {
         self.auth.verify(&aad(purpose.label(), parts), seal)
     }
+
+    /// The seal of store `store_id`'s generation counter at `generation` (what stops anyone
+    /// without the root key from setting the counter back or forward).
+    pub fn seal_generation(&self, store_id: &[u8; 16], generation: u64) -> Result<Vec<u8>> {
+        self.seal(Purpose::Generation, &[store_id, &generation.to_be_bytes()])
+    }
+
+    /// Whether `seal` is [`Self::seal_generation`] of `generation` for store `store_id`.
+    pub fn generation_sealed(&self, store_id: &[u8; 16], generation: u64, seal: &[u8]) -> bool {
+        self.check(
+            Purpose::Generation,
+            &[store_id, &generation.to_be_bytes()],
+            seal,
+        )
+    }
+
+    /// The root check value of store `store_id`: what tells whether a candidate root key is the
+    /// store's.
+    pub fn seal_root_check(&self, store_id: &[u8; 16]) -> Result<Vec<u8>> {
+        self.seal(Purpose::RootCheck, &[store_id])
+    }
+
+    /// Whether these keys are the ones whose root check value of store `store_id` is `check`.
+    pub fn root_check_matches(&self, store_id: &[u8; 16], check: &[u8]) -> bool {
+        self.check(Purpose::RootCheck, &[store_id], check)
+    }
 }
 
 /// The checksum kept beside each wrapped copy: the first 16 bytes of its SHA-256.

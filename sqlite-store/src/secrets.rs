@@ -415,9 +415,7 @@ impl SqliteKeyStore {
     pub fn get_secret(&self, name: &str) -> Result<Option<LockedBytes>> {
         check_name(name)?;
         let db = self.paths.db.clone();
-        let mut connected = self.lock()?;
-        let row = meta::read(&connected.conn, &db)?;
-        self.follow_root_rotation(&mut connected, &row)?;
+        let mut connected = self.lock_current()?;
         let rows = {
             let tx = connected
                 .conn
@@ -526,9 +524,7 @@ impl SqliteKeyStore {
         change: impl FnOnce(&Connection, &StoreKeys, &mut Digest, u64, &Path) -> Result<(T, bool)>,
     ) -> Result<T> {
         let db = self.paths.db.clone();
-        let mut connected = self.lock()?;
-        let row = meta::read(&connected.conn, &db)?;
-        self.follow_root_rotation(&mut connected, &row)?;
+        let mut connected = self.lock_current()?;
         let Connected {
             conn,
             keys,

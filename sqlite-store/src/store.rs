@@ -140,9 +140,9 @@ impl SqliteKeyStore {
             root_epoch: 1,
             root_kind: provider.kind().to_owned(),
             root_params: root.params,
-            root_check: meta::seal_root_check(&keys, &store_id)?,
+            root_check: keys.seal_root_check(&store_id)?,
             generation,
-            generation_seal: meta::seal_generation(&keys, &store_id, generation)?,
+            generation_seal: keys.seal_generation(&store_id, generation)?,
             contents: Some(Digest::default().seal(&keys, &store_id, generation)?),
         };
         drop(root.key);
@@ -274,6 +274,15 @@ impl SqliteKeyStore {
         self.connected
             .lock()
             .map_err(|_| Error::Internal("store connection lock poisoned".into()))
+    }
+
+    /// The store's connection, locked, with the store keys re-derived if another process
+    /// rotated the root key since this handle last looked.
+    pub(crate) fn lock_current(&self) -> Result<MutexGuard<'_, Connected>> {
+        let mut connected = self.lock()?;
+        let row = meta::read(&connected.conn, &self.paths.db)?;
+        self.follow_root_rotation(&mut connected, &row)?;
+        Ok(connected)
     }
 
     /// Re-derives the store keys if another process rotated the root key since this handle last
@@ -494,10 +503,8 @@ impl KeyStore for SqliteKeyStore {
     fn load(&self) -> Result<StoreContents> {
         let db = &self.paths.db;
         let seen = witness::read(&self.paths.witness)?;
-        let mut connected = self.lock()?;
+        let mut connected = self.lock_current()?;
         let snapshot = {
-            let row = meta::read(&connected.conn, db)?;
-            self.follow_root_rotation(&mut connected, &row)?;
             let Connected { conn, keys, .. } = &mut *connected;
             let tx = conn
                 .transaction()
@@ -581,9 +588,7 @@ impl SqliteKeyStore {
     /// (else Conflict, nothing written). Logs what it touched in the change log.
     fn commit_checked(&self, expected: Option<u64>, changes: &[StoreChange<'_>]) -> Result<u64> {
         let db = &self.paths.db;
-        let mut connected = self.lock()?;
-        let row = meta::read(&connected.conn, db)?;
-        self.follow_root_rotation(&mut connected, &row)?;
+        let mut connected = self.lock_current()?;
         let Connected {
             conn,
             keys,
@@ -674,9 +679,7 @@ impl SqliteKeyStore {
     fn read_changes_since(&self, generation: u64) -> Result<Option<StoreDelta>> {
         let db = &self.paths.db;
         let seen = witness::read(&self.paths.witness)?;
-        let mut connected = self.lock()?;
-        let row = meta::read(&connected.conn, db)?;
-        self.follow_root_rotation(&mut connected, &row)?;
+        let mut connected = self.lock_current()?;
         let Connected {
             conn,
             keys,
