@@ -45,14 +45,24 @@ pub struct OpenOptions {
 #[derive(Debug)]
 pub struct Opened {
     address: StoreAddress,
-    store: Option<Arc<SqliteKeyStore>>,
-    postgres: Option<Arc<PostgresKeyStore>>,
-    /// A PostgreSQL store's node directory.
-    node_dir: Option<PathBuf>,
+    backing: Backing,
     created: bool,
     audit: AuditOptions,
     /// Given to engines on the durable store; `None`: the builder's (the CLI's one-shot commands).
     scheduler_interval: Option<Duration>,
+}
+
+/// What an [`Opened`] store keeps its keys in.
+#[derive(Debug)]
+enum Backing {
+    /// `memory:`: each engine its own in-memory store.
+    Memory,
+    Sqlite(Arc<SqliteKeyStore>),
+    /// A PostgreSQL store, with this node's directory (its audit log and rollback witness).
+    Postgres {
+        store: Arc<PostgresKeyStore>,
+        node_dir: PathBuf,
+    },
 }
 
 /// Opens the store at `address`, creating it (a new root key from the source: a key file is
@@ -63,9 +73,7 @@ pub fn open(address: &StoreAddress, options: OpenOptions) -> Result<Opened, Open
         StoreAddress::Memory => {
             return Ok(Opened {
                 address: address.clone(),
-                store: None,
-                postgres: None,
-                node_dir: None,
+                backing: Backing::Memory,
                 created: false,
                 audit: options.audit,
                 scheduler_interval: None,
@@ -82,19 +90,13 @@ pub fn open(address: &StoreAddress, options: OpenOptions) -> Result<Opened, Open
     if created && options.audit.enabled && options.audit.log.is_none() {
         audit::init(&dir, &store)?;
     }
-    Ok(Opened {
-        address: address.clone(),
-        store: Some(Arc::new(store)),
-        postgres: None,
-        node_dir: None,
+    Ok(Opened::durable(
+        address,
+        Backing::Sqlite(Arc::new(store)),
         created,
-        audit: options.audit,
-        scheduler_interval: Some(
-            options
-                .scheduler_interval
-                .unwrap_or(DEFAULT_SCHEDULER_INTERVAL),
-        ),
-    })
+        options.audit,
+        options.scheduler_interval,
+    ))
 }
 
 /// The node directory of a PostgreSQL store (see [`OpenOptions::node_dir`]).
@@ -153,19 +155,17 @@ fn open_postgres(
         }
         Err(e) => return Err(classify(e)),
     };
-    Ok(Opened {
-        address: address.clone(),
-        store: None,
-        postgres: Some(Arc::new(store)),
-        node_dir: Some(dir),
+    let backing = Backing::Postgres {
+        store: Arc::new(store),
+        node_dir: dir,
+    };
+    Ok(Opened::durable(
+        address,
+        backing,
         created,
-        audit: options.audit,
-        scheduler_interval: Some(
-            options
-                .scheduler_interval
-                .unwrap_or(DEFAULT_SCHEDULER_INTERVAL),
-        ),
-    })
+        options.audit,
+        options.scheduler_interval,
+    ))
 }
 
 fn open_or_create(
@@ -191,6 +191,24 @@ fn open_or_create(
 }
 
 impl Opened {
+    /// A durable store just opened (or created), its engines following other processes' changes
+    /// every `scheduler_interval` (`None`: the default).
+    fn durable(
+        address: &StoreAddress,
+        backing: Backing,
+        created: bool,
+        audit: AuditOptions,
+        scheduler_interval: Option<Duration>,
+    ) -> Opened {
+        Opened {
+            address: address.clone(),
+            backing,
+            created,
+            audit,
+            scheduler_interval: Some(scheduler_interval.unwrap_or(DEFAULT_SCHEDULER_INTERVAL)),
+        }
+    }
+
     /// A store already open (the CLI's commands that need the store itself), with the audit
     /// settings of engines started on it. Their engines keep the builder's `scheduler_interval`
     /// (a one-shot command reloads before each control-plane call and needs no background
@@ -198,9 +216,7 @@ impl Opened {
     pub fn from_store(store: Arc<SqliteKeyStore>, audit: AuditOptions) -> Self {
         Opened {
             address: StoreAddress::Sqlite(store.paths().dir.clone()),
-            store: Some(store),
-            postgres: None,
-            node_dir: None,
+            backing: Backing::Sqlite(store),
             created: false,
             audit,
             scheduler_interval: None,
@@ -219,12 +235,18 @@ impl Opened {
 
     /// The SQLite store; `None` for `memory:` and PostgreSQL.
     pub fn store(&self) -> Option<&Arc<SqliteKeyStore>> {
-        self.store.as_ref()
+        match &self.backing {
+            Backing::Sqlite(store) => Some(store),
+            _ => None,
+        }
     }
 
     /// The PostgreSQL store; `None` for the others.
     pub fn postgres(&self) -> Option<&Arc<PostgresKeyStore>> {
-        self.postgres.as_ref()
+        match &self.backing {
+            Backing::Postgres { store, .. } => Some(store),
+            _ => None,
+        }
     }
 
     /// Whether [`open`] created the store just now.
@@ -239,30 +261,29 @@ impl Opened {
         // The durable store, and the directory of this process's audit log: a SQLite store's
         // data directory, or a PostgreSQL store's node directory (each node audits to its own
         // log, signed by the fleet's key, kept in the store).
-        let (store, dir): (Arc<dyn keyplane::store::KeyStore>, PathBuf) =
-            match (&self.store, &self.postgres, &self.node_dir) {
-                (Some(store), _, _) => (Arc::clone(store) as _, store.paths().dir.clone()),
-                (None, Some(pg), Some(dir)) => (Arc::clone(pg) as _, dir.clone()),
-                _ => {
-                    let mut builder = builder;
-                    let mut audit_log = None;
-                    if let (true, Some(log)) = (self.audit.enabled, &self.audit.log) {
-                        // No store to keep a signing key: a new one per engine (verify with the
-                        // public key the engine exports).
-                        let policy = builder.current_config().lock_policy;
-                        let key = keyplane::audit::generate_signing_key(policy)
-                            .map_err(|e| OpenError::new(ErrorKind::Audit, e.to_string()))?;
-                        builder = builder.audit(self.audit.config(log), key);
-                        audit_log = Some(log.clone());
-                    }
-                    let engine = builder.build().map_err(|e| OpenError::classify(e, None))?;
-                    return Ok(StoreEngine {
-                        engine,
-                        audit_log,
-                        lock: None,
-                    });
+        let (store, dir): (Arc<dyn keyplane::store::KeyStore>, PathBuf) = match &self.backing {
+            Backing::Sqlite(store) => (Arc::clone(store) as _, store.paths().dir.clone()),
+            Backing::Postgres { store, node_dir } => (Arc::clone(store) as _, node_dir.clone()),
+            Backing::Memory => {
+                let mut builder = builder;
+                let mut audit_log = None;
+                if let (true, Some(log)) = (self.audit.enabled, &self.audit.log) {
+                    // No store to keep a signing key: a new one per engine (verify with the
+                    // public key the engine exports).
+                    let policy = builder.current_config().lock_policy;
+                    let key = keyplane::audit::generate_signing_key(policy)
+                        .map_err(|e| OpenError::new(ErrorKind::Audit, e.to_string()))?;
+                    builder = builder.audit(self.audit.config(log), key);
+                    audit_log = Some(log.clone());
                 }
-            };
+                let engine = builder.build().map_err(|e| OpenError::classify(e, None))?;
+                return Ok(StoreEngine {
+                    engine,
+                    audit_log,
+                    lock: None,
+                });
+            }
+        };
         let mut builder = builder.store(Arc::clone(&store));
         if let Some(every) = self.scheduler_interval {
             // Follow other processes' changes without waiting for a control-plane call.
