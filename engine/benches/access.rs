@@ -29,6 +29,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use keyplane::audit::{generate_signing_key, verify, AuditConfig, Durability, Verdict};
 use keyplane::policy::KeyPolicy;
 use keyplane::{CreateKeyRequest, EncryptRequest, EncryptionContext, Engine};
+use keyplane_testkit::messages;
 
 const ACCOUNT: &str = "111122223333";
 const MAX_PLAINTEXT: usize = 16 * 1024;
@@ -116,16 +117,6 @@ fn setup(
         audit_path: audit.map(|(dir, _)| dir.join(format!("{name}.log"))),
         public_key,
     }
-}
-
-fn messages(count: usize, len: usize) -> Vec<Vec<u8>> {
-    (0..count)
-        .map(|i| {
-            (0..len)
-                .map(|j| (i.wrapping_mul(31) ^ j.wrapping_mul(7)) as u8)
-                .collect()
-        })
-        .collect()
 }
 
 fn encrypt_batch(setup: &Setup, requests: &[EncryptRequest<'_>]) {

@@ -32,6 +32,7 @@ use keyplane::key::{MacAlgorithm, MessageType, SigningAlgorithm};
 use keyplane::{
     CreateKeyRequest, Engine, GenerateMacRequest, KeySpec, KeyUsage, SignRequest, VerifyRequest,
 };
+use keyplane_testkit::messages;
 
 /// Messages per Sign or Verify batch for ECDSA and Ed25519, and per GenerateMac batch.
 const BATCH: usize = 1000;
@@ -73,17 +74,6 @@ fn engine(threads: usize) -> Engine {
     }
     assert_eq!(engine.worker_threads(), threads);
     engine
-}
-
-/// `count` distinct messages of `MESSAGE_LEN` bytes.
-fn messages(count: usize) -> Vec<Vec<u8>> {
-    (0..count)
-        .map(|i| {
-            (0..MESSAGE_LEN)
-                .map(|j| (i.wrapping_mul(31) ^ j.wrapping_mul(7)) as u8)
-                .collect()
-        })
-        .collect()
 }
 
 fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>) {
@@ -194,7 +184,7 @@ fn sign_and_verify_groups(c: &mut Criterion) {
     let rng = SystemRandom::new();
     for scheme in schemes() {
         // ---- Sign ----
-        let msgs = messages(scheme.sign_batch);
+        let msgs = messages(scheme.sign_batch, MESSAGE_LEN);
         let requests: Vec<SignRequest<'_>> = msgs
             .iter()
             .map(|m| SignRequest::new(scheme.alias, m, scheme.algorithm))
@@ -227,7 +217,7 @@ fn sign_and_verify_groups(c: &mut Criterion) {
         group.finish();
 
         // ---- Verify ----
-        let msgs = messages(BATCH);
+        let msgs = messages(BATCH, MESSAGE_LEN);
         let raw_signatures = scheme.raw.sign_all(&rng, &msgs);
         let verifier = scheme.raw.verifier();
         let raw_verify = |sigs: &[Vec<u8>]| -> usize {
@@ -287,7 +277,7 @@ fn sign_and_verify_groups(c: &mut Criterion) {
 
 fn generate_mac_group(c: &mut Criterion) {
     let engines = [(1, engine(1)), (2, engine(2))];
-    let msgs = messages(BATCH);
+    let msgs = messages(BATCH, MESSAGE_LEN);
     let requests: Vec<GenerateMacRequest<'_>> = msgs
         .iter()
         .map(|m| GenerateMacRequest {

@@ -27,6 +27,7 @@ use keyplane::{
     CreateKeyRequest, DataKeySpec, DecryptRequest, EncryptRequest, EncryptionContext, Engine,
     GenerateDataKeyRequest,
 };
+use keyplane_testkit::messages;
 
 /// Messages per batch for 64 B and 1 KiB messages.
 const SMALL_BATCH: usize = 1000;
@@ -66,17 +67,6 @@ fn context() -> EncryptionContext {
     [("tenant", "acme-corp"), ("purpose", "benchmark")]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-/// `count` distinct messages of `len` bytes.
-fn messages(count: usize, len: usize) -> Vec<Vec<u8>> {
-    (0..count)
-        .map(|i| {
-            (0..len)
-                .map(|j| (i.wrapping_mul(31) ^ j.wrapping_mul(7)) as u8)
-                .collect()
-        })
         .collect()
 }
 

@@ -20,15 +20,7 @@ use keyplane::{
     ReEncryptRequest, SecretBytes, UpdateCustomKeyStoreRequest,
 };
 use keyplane_testkit::new_key;
-use soft_hsm::{SoftHsm, ANCHOR, CLUSTER, OTHER_CLUSTER, PIN};
-
-fn engine_on(store: Arc<MemoryKeyStore>, hsm: &SoftHsm) -> Engine {
-    Engine::builder()
-        .store(store)
-        .custom_key_store_backend(CustomKeyStoreType::AwsCloudhsm, Arc::new(hsm.clone()))
-        .build()
-        .unwrap()
-}
+use soft_hsm::{engine_on, SoftHsm, ANCHOR, CLUSTER, OTHER_CLUSTER, PIN};
 
 fn engine(hsm: &SoftHsm) -> Engine {
     engine_on(Arc::new(MemoryKeyStore::default()), hsm)

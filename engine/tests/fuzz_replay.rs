@@ -5,7 +5,7 @@
 //! compiles the C library's sources in and is replayed by the fuzz crate's own test
 //! (`fuzz/tests/replay.rs`, run by `scripts/test-fuzz`). See docs/assurance.md.
 
-use std::path::{Path, PathBuf};
+use keyplane_testkit::fuzz::{assert_replays, corpus_files, fuzz_dir};
 
 #[path = "../../fuzz/targets/audit_verify.rs"]
 mod audit_verify;
@@ -26,90 +26,39 @@ mod key_policy;
 #[path = "../../fuzz/targets/store_records.rs"]
 mod store_records;
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|entry| entry.expect("directory entry").path())
-            .filter(|path| path.is_file())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
-    files
-}
-
-/// Runs every seed and regression input of `target`; the seeds must exist.
-fn replay(target: &str, run: fn(&[u8])) {
-    let seeds = files(&fuzz_dir().join("corpus").join(target));
-    assert!(
-        !seeds.is_empty(),
-        "fuzz/corpus/{target}/ is missing or empty: the seed corpus is part of the repository"
-    );
-    let regressions = files(&fuzz_dir().join("regressions").join(target));
-    let mut failures = Vec::new();
-    for file in seeds.iter().chain(&regressions) {
-        let data = std::fs::read(file).expect("read corpus file");
-        if let Err(panic) = std::panic::catch_unwind(|| run(&data)) {
-            let message = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("(no message)")
-                .to_string();
-            failures.push(format!("{}: {message}", file.display()));
-        }
-    }
-    println!(
-        "assurance: fuzz replay {target}: {} seeds, {} regressions, {} failing",
-        seeds.len(),
-        regressions.len(),
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{target}: {} corpus inputs fail:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-}
-
 #[test]
 fn ciphertext_parse_corpus() {
-    replay("ciphertext_parse", ciphertext_parse::run);
+    assert_replays("ciphertext_parse", ciphertext_parse::run);
 }
 
 #[test]
 fn decrypt_corpus() {
-    replay("decrypt", decrypt::run);
+    assert_replays("decrypt", decrypt::run);
 }
 
 #[test]
 fn context_encode_corpus() {
-    replay("context_encode", context_encode::run);
+    assert_replays("context_encode", context_encode::run);
 }
 
 #[test]
 fn key_policy_corpus() {
-    replay("key_policy", key_policy::run);
+    assert_replays("key_policy", key_policy::run);
 }
 
 #[test]
 fn audit_verify_corpus() {
-    replay("audit_verify", audit_verify::run);
+    assert_replays("audit_verify", audit_verify::run);
 }
 
 #[test]
 fn data_keys_corpus() {
-    replay("data_keys", data_keys::run);
+    assert_replays("data_keys", data_keys::run);
 }
 
 #[test]
 fn store_records_corpus() {
-    replay("store_records", store_records::run);
+    assert_replays("store_records", store_records::run);
 }
 
 /// Every target directory of the fuzz crate is replayed here or (the C ABI) by the fuzz crate.
@@ -131,7 +80,7 @@ fn every_fuzz_target_has_a_replay() {
         "sigv4_parse",
         "xks_request",
     ];
-    for target in files(&fuzz_dir().join("fuzz_targets")) {
+    for target in corpus_files(&fuzz_dir().join("fuzz_targets")) {
         let name = target
             .file_stem()
             .and_then(|s| s.to_str())
@@ -141,7 +90,7 @@ fn every_fuzz_target_has_a_replay() {
             "fuzz target {name} is not replayed"
         );
         assert!(
-            !files(&fuzz_dir().join("corpus").join(name)).is_empty(),
+            !corpus_files(&fuzz_dir().join("corpus").join(name)).is_empty(),
             "fuzz target {name} has no seed corpus"
         );
     }
@@ -149,5 +98,5 @@ fn every_fuzz_target_has_a_replay() {
 
 #[test]
 fn envelope_parse_corpus() {
-    replay("envelope_parse", envelope_parse::run);
+    assert_replays("envelope_parse", envelope_parse::run);
 }

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 
 use keyplane::policy::{default_policy, ConditionValues, Decision, KeyPolicy, RequestContext};
+use keyplane_testkit::Conditions;
 
 struct Counting;
 
@@ -47,30 +48,6 @@ fn allocations_during(f: impl FnOnce()) -> usize {
     ALLOCATIONS.with(Cell::get) - before
 }
 
-/// Condition values in a slice, visited in place.
-struct Slice<'a>(&'a [(&'a str, &'a [&'a str])]);
-
-impl ConditionValues for Slice<'_> {
-    fn values(&self, key: &str) -> Option<Vec<Cow<'_, str>>> {
-        self.0
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, vs)| vs.iter().map(|v| Cow::Borrowed(*v)).collect())
-    }
-
-    fn visit_values(&self, key: &str, visit: &mut dyn FnMut(&str) -> bool) -> bool {
-        let Some((_, values)) = self.0.iter().find(|(k, _)| *k == key) else {
-            return false;
-        };
-        for v in *values {
-            if !visit(v) {
-                break;
-            }
-        }
-        true
-    }
-}
-
 const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/k";
 
 #[test]
@@ -92,11 +69,10 @@ fn evaluate_does_not_allocate() {
     ]}"#,
     )
     .unwrap();
-    let values = Slice(&[
-        ("kms:EncryptionContext:tenant", &["42"]),
-        ("kms:EncryptionContext:region", &["eu"]),
-        ("kms:EncryptionContextKeys", &["tenant", "region"]),
-    ]);
+    let values = Conditions::default()
+        .with("kms:EncryptionContext:tenant", &["42"])
+        .with("kms:EncryptionContext:region", &["eu"])
+        .with("kms:EncryptionContextKeys", &["tenant", "region"]);
     let request = RequestContext {
         action: "kms:Decrypt",
         principal: "arn:aws:sts::111122223333:assumed-role/App/s1",

@@ -1,8 +1,8 @@
 //! Whole policies evaluated for realistic requests: administrators versus users, encryption
 //! context conditions, the `Not` elements, cross-account and service principals, explicit deny.
 
-use keyplane::policy::{ConditionValues, Decision, KeyPolicy, RequestContext};
-use std::borrow::Cow;
+use keyplane::policy::{Decision, KeyPolicy, RequestContext};
+use keyplane_testkit::Conditions;
 
 const ACCOUNT: &str = "111122223333";
 const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -13,45 +13,11 @@ const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
 const BOB: &str = "arn:aws:iam::111122223333:user/bob";
 const EVE: &str = "arn:aws:iam::444455556666:user/eve";
 
-/// Condition values held in a slice, served without allocating.
-#[derive(Default)]
-struct Context<'a>(Vec<(&'a str, Vec<&'a str>)>);
-
-impl<'a> Context<'a> {
-    fn with(mut self, key: &'a str, values: &[&'a str]) -> Self {
-        self.0.push((key, values.to_vec()));
-        self
-    }
-}
-
-impl ConditionValues for Context<'_> {
-    fn values(&self, key: &str) -> Option<Vec<Cow<'_, str>>> {
-        self.0
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, vs)| vs.iter().map(|v| Cow::Borrowed(*v)).collect())
-    }
-
-    fn visit_values(&self, key: &str, visit: &mut dyn FnMut(&str) -> bool) -> bool {
-        match self.0.iter().find(|(k, _)| *k == key) {
-            None => false,
-            Some((_, values)) => {
-                for v in values {
-                    if !visit(v) {
-                        break;
-                    }
-                }
-                true
-            }
-        }
-    }
-}
-
 fn account_of(principal: &str) -> &str {
     principal.split(':').nth(4).unwrap_or("")
 }
 
-fn decide(policy: &KeyPolicy, principal: &str, action: &str, context: &Context<'_>) -> Decision {
+fn decide(policy: &KeyPolicy, principal: &str, action: &str, context: &Conditions<'_>) -> Decision {
     policy.evaluate(&RequestContext {
         action,
         principal,
@@ -62,7 +28,7 @@ fn decide(policy: &KeyPolicy, principal: &str, action: &str, context: &Context<'
 }
 
 fn decide_plain(policy: &KeyPolicy, principal: &str, action: &str) -> Decision {
-    decide(policy, principal, action, &Context::default())
+    decide(policy, principal, action, &Conditions::default())
 }
 
 /// The console's policy for a key with named administrators and users.
@@ -164,8 +130,8 @@ fn users_use_but_do_not_manage() {
 #[test]
 fn grants_for_aws_resources_only() {
     let policy = KeyPolicy::parse(ADMINS_AND_USERS).unwrap();
-    let for_resource = Context::default().with("kms:GrantIsForAWSResource", &["true"]);
-    let not_for_resource = Context::default().with("kms:GrantIsForAWSResource", &["false"]);
+    let for_resource = Conditions::default().with("kms:GrantIsForAWSResource", &["true"]);
+    let not_for_resource = Conditions::default().with("kms:GrantIsForAWSResource", &["false"]);
     assert_eq!(
         decide(&policy, ALICE, "kms:CreateGrant", &for_resource),
         Decision::Allow
@@ -221,21 +187,21 @@ fn encryption_context_conditions() {
     }"#,
     )
     .unwrap();
-    let good = Context::default()
+    let good = Conditions::default()
         .with("kms:EncryptionContext:tenant", &["42"])
         .with("kms:EncryptionContextKeys", &["tenant"]);
-    let with_order = Context::default()
+    let with_order = Conditions::default()
         .with("kms:EncryptionContext:tenant", &["42"])
         .with("kms:EncryptionContext:order", &["7"])
         .with("kms:EncryptionContextKeys", &["order", "tenant"]);
-    let extra_key = Context::default()
+    let extra_key = Conditions::default()
         .with("kms:EncryptionContext:tenant", &["42"])
         .with("kms:EncryptionContext:user", &["x"])
         .with("kms:EncryptionContextKeys", &["tenant", "user"]);
-    let other_tenant = Context::default()
+    let other_tenant = Conditions::default()
         .with("kms:EncryptionContext:tenant", &["43"])
         .with("kms:EncryptionContextKeys", &["tenant"]);
-    let wrong_case = Context::default()
+    let wrong_case = Conditions::default()
         .with("kms:EncryptionContext:Tenant", &["42"])
         .with("kms:EncryptionContextKeys", &["Tenant"]);
     assert_eq!(
@@ -279,8 +245,8 @@ fn deny_without_context_beats_the_default_allow() {
     }"#,
     )
     .unwrap();
-    let tenant_42 = Context::default().with("kms:EncryptionContext:tenant", &["42"]);
-    let tenant_43 = Context::default().with("kms:EncryptionContext:tenant", &["43"]);
+    let tenant_42 = Conditions::default().with("kms:EncryptionContext:tenant", &["42"]);
+    let tenant_43 = Conditions::default().with("kms:EncryptionContext:tenant", &["43"]);
     assert_eq!(
         decide_plain(&policy, ALICE, "kms:Encrypt"),
         Decision::ExplicitDeny
@@ -492,8 +458,8 @@ fn via_service_and_caller_account_like_a_managed_key() {
     ]}"#,
     )
     .unwrap();
-    let via_ec2 = Context::default().with("kms:ViaService", &["ec2.us-east-1.amazonaws.com"]);
-    let via_s3 = Context::default().with("kms:ViaService", &["s3.us-east-1.amazonaws.com"]);
+    let via_ec2 = Conditions::default().with("kms:ViaService", &["ec2.us-east-1.amazonaws.com"]);
+    let via_s3 = Conditions::default().with("kms:ViaService", &["s3.us-east-1.amazonaws.com"]);
     assert_eq!(
         decide(&policy, ALICE, "kms:Decrypt", &via_ec2),
         Decision::Allow
@@ -525,16 +491,16 @@ fn service_principals() {
         "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:111122223333:log-group:*"}}}}"#,
     )
     .unwrap();
-    let group = Context::default().with(
+    let group = Conditions::default().with(
         "kms:EncryptionContext:aws:logs:arn",
         &["arn:aws:logs:us-east-1:111122223333:log-group:app"],
     );
-    let other = Context::default().with(
+    let other = Conditions::default().with(
         "kms:EncryptionContext:aws:logs:arn",
         &["arn:aws:logs:us-east-1:444455556666:log-group:app"],
     );
     let logs = "logs.us-east-1.amazonaws.com";
-    let request = |principal, context: &Context<'_>| {
+    let request = |principal, context: &Conditions<'_>| {
         policy.evaluate(&RequestContext {
             action: "kms:GenerateDataKey",
             principal,
@@ -562,11 +528,11 @@ fn request_alias_key_spec_usage_algorithm_and_grant_operations() {
     ]}"#,
     )
     .unwrap();
-    let alias = Context::default()
+    let alias = Conditions::default()
         .with("kms:RequestAlias", &["alias/app-orders"])
         .with("kms:KeySpec", &["SYMMETRIC_DEFAULT"])
         .with("kms:KeyUsage", &["ENCRYPT_DECRYPT"]);
-    let no_alias = Context::default()
+    let no_alias = Conditions::default()
         .with("kms:KeySpec", &["SYMMETRIC_DEFAULT"])
         .with("kms:KeyUsage", &["ENCRYPT_DECRYPT"]);
     assert_eq!(
@@ -578,8 +544,8 @@ fn request_alias_key_spec_usage_algorithm_and_grant_operations() {
         Decision::ImplicitDeny
     );
 
-    let decrypt_ok = Context::default().with("kms:EncryptionAlgorithm", &["SYMMETRIC_DEFAULT"]);
-    let decrypt_bad = Context::default().with("kms:EncryptionAlgorithm", &["RSAES_OAEP_SHA_1"]);
+    let decrypt_ok = Conditions::default().with("kms:EncryptionAlgorithm", &["SYMMETRIC_DEFAULT"]);
+    let decrypt_bad = Conditions::default().with("kms:EncryptionAlgorithm", &["RSAES_OAEP_SHA_1"]);
     // ForAllValues over an absent kms:GrantOperations is true: Decrypt itself is allowed.
     assert_eq!(
         decide(&policy, ALICE, "kms:Decrypt", &decrypt_ok),
@@ -595,8 +561,8 @@ fn request_alias_key_spec_usage_algorithm_and_grant_operations() {
         Decision::ExplicitDeny
     );
 
-    let grant_ok = Context::default().with("kms:GrantOperations", &["Decrypt", "RetireGrant"]);
-    let grant_bad = Context::default().with("kms:GrantOperations", &["Decrypt", "Encrypt"]);
+    let grant_ok = Conditions::default().with("kms:GrantOperations", &["Decrypt", "RetireGrant"]);
+    let grant_bad = Conditions::default().with("kms:GrantOperations", &["Decrypt", "Encrypt"]);
     assert_eq!(
         decide(&policy, ALICE, "kms:CreateGrant", &grant_ok),
         Decision::Allow

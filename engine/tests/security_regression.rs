@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use keyplane_testkit::{child_test, ctx, decrypt, new_key, new_key_of, Attack};
 
-use keyplane::audit::{generate_signing_key, verify, AuditConfig, AuditLog, DigestSigner, Verdict};
+use keyplane::audit::{verify, AuditConfig, AuditLog, Verdict};
 use keyplane::ciphertext::{self, HEADER_LEN};
 use keyplane::key::{GrantOperation, MacAlgorithm, SigningAlgorithm};
 use keyplane::{
@@ -925,11 +925,7 @@ fn audit_log_tampering_is_detected() {
     let mut attack = Attack::new("audit log tampering");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
-    let public = DigestSigner::from_pkcs8(&signing_key)
-        .unwrap()
-        .public_key_der()
-        .to_vec();
+    let (signing_key, public) = keyplane_testkit::audit_signing_key();
     {
         let mut config = AuditConfig::new(&path);
         config.digest_every_records = 5;
@@ -1004,11 +1000,7 @@ fn audit_log_tampering_is_detected() {
 fn audit_log_forged_digest_line_does_not_crash_the_verifier() {
     let mut attack = Attack::new("audit log forged digest line");
     let dir = tempfile::tempdir().unwrap();
-    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
-    let public = DigestSigner::from_pkcs8(&signing_key)
-        .unwrap()
-        .public_key_der()
-        .to_vec();
+    let (signing_key, public) = keyplane_testkit::audit_signing_key();
     for (name, text) in [
         (
             "alone",
@@ -1361,15 +1353,6 @@ fn nonce_reuse_after_an_announced_snapshot_restore_is_prevented() {
 // in `resources` and `additionalEventData.keys` with the right item and error counts, and
 // GetKeyLastUsage of every key that a succeeding item used must point at that record.
 
-fn audited(path: &std::path::Path) -> Engine {
-    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
-    Engine::builder()
-        .worker_threads(2)
-        .audit(AuditConfig::new(path), signing_key)
-        .build()
-        .unwrap()
-}
-
 /// The last record of the log at `path` for `event`.
 fn last_record(path: &std::path::Path, event: &str) -> serde_json::Value {
     std::fs::read_to_string(path)
@@ -1448,7 +1431,7 @@ fn a_batch_that_hides_what_it_touched_decrypt_without_key_ids() {
     let mut attack = Attack::new("a batch that hides what it touched (Decrypt, no KeyIds)");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let engine = audited(&path);
+    let engine = keyplane_testkit::audited_engine(&path);
     let keys: Vec<String> = (0..4).map(|_| new_key(&engine)).collect();
     let right = ctx(&[("tenant", "a")]);
     let wrong = ctx(&[("tenant", "b")]);
@@ -1493,7 +1476,7 @@ fn a_batch_that_hides_what_it_touched_mixed_key_encrypt() {
     let mut attack = Attack::new("a batch that hides what it touched (Encrypt, mixed keys)");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let engine = audited(&path);
+    let engine = keyplane_testkit::audited_engine(&path);
     let keys: Vec<String> = (0..3).map(|_| new_key(&engine)).collect();
     engine.create_alias("alias/first", &keys[0]).unwrap();
     let arn = engine.describe_key(&keys[2]).unwrap().arn;
@@ -1528,7 +1511,7 @@ fn a_batch_that_hides_what_it_touched_re_encrypt() {
     let mut attack = Attack::new("a batch that hides what it touched (ReEncrypt)");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let engine = audited(&path);
+    let engine = keyplane_testkit::audited_engine(&path);
     let sources: Vec<String> = (0..2).map(|_| new_key(&engine)).collect();
     let destinations: Vec<String> = (0..2).map(|_| new_key(&engine)).collect();
     let blobs: Vec<Vec<u8>> = (0..80)
@@ -2646,19 +2629,10 @@ fn shared_parsed_policies_do_not_carry_access_between_keys() {
 mod soft_hsm;
 
 mod custom_key_stores {
-    use super::soft_hsm::{SoftHsm, ANCHOR, CLUSTER, OTHER_CLUSTER, PIN};
+    use super::soft_hsm::{engine_on, SoftHsm, ANCHOR, CLUSTER, OTHER_CLUSTER, PIN};
     use super::*;
-    use keyplane::custom_key_store::CustomKeyStoreType;
     use keyplane::store::{KeyStore, MemoryKeyStore, StoreChange};
     use keyplane::{CreateCustomKeyStoreRequest, Origin, SecretBytes};
-
-    fn engine_on(store: Arc<MemoryKeyStore>, hsm: &SoftHsm) -> Engine {
-        Engine::builder()
-            .store(store)
-            .custom_key_store_backend(CustomKeyStoreType::AwsCloudhsm, Arc::new(hsm.clone()))
-            .build()
-            .unwrap()
-    }
 
     /// A connected store on `cluster` and a key in it.
     fn store_and_key(engine: &Engine, name: &str, cluster: &str) -> (String, String) {

@@ -135,18 +135,7 @@ fn run(store: &dyn KeyStore, model: &mut View, op: &Op) {
     let pick = |i: usize| (!ids.is_empty()).then(|| ids[i % ids.len()]);
     match op {
         Op::Create(b) => {
-            let k = key_record();
-            let m = material(*b);
-            store
-                .commit(&[
-                    StoreChange::PutKey(&k),
-                    StoreChange::PutMaterial {
-                        key_id: k.id,
-                        version: 1,
-                        material: &m,
-                    },
-                ])
-                .unwrap();
+            let k = create_key(store, *b);
             model.materials.insert((k.id, 1), vec![*b; 32]);
             model.keys.insert(k.id, k);
         }

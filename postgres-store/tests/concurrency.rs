@@ -66,17 +66,7 @@ fn two_hundred_concurrent_read_modify_writes_lose_nothing() {
     for b in 0..5 {
         let mut k = key_record();
         k.description = "0".into();
-        let m = material(b);
-        first
-            .commit(&[
-                StoreChange::PutKey(&k),
-                StoreChange::PutMaterial {
-                    key_id: k.id,
-                    version: 1,
-                    material: &m,
-                },
-            ])
-            .unwrap();
+        put_key(first.as_ref(), &k, b);
         keys.push(k.id);
     }
     let stores: Vec<_> = (0..4).map(|_| db.open()).collect();

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use keyplane::audit::{generate_signing_key, AuditConfig};
 use keyplane::{Caller, Engine, RequestOrigin};
 use keyplane_server::coalesce::CoalesceConfig;
 use keyplane_server::protocol::Service;
@@ -19,15 +18,6 @@ use serde_json::{json, Value};
 const ACCOUNT: &str = "111122223333";
 const ALICE: &str = "arn:aws:iam::111122223333:user/alice";
 const BOB: &str = "arn:aws:iam::111122223333:user/bob";
-
-fn audited(path: &std::path::Path) -> Engine {
-    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
-    Engine::builder()
-        .worker_threads(2)
-        .audit(AuditConfig::new(path), signing_key)
-        .build()
-        .unwrap()
-}
 
 /// A service whose batches run when `max_items` requests have joined (the window is long
 /// enough never to end first in a test, and a batch does not run early when no one is joining).
@@ -145,7 +135,7 @@ fn strings(value: &Value, out: &mut BTreeSet<String>) {
 async fn concurrent_requests_become_one_engine_call_and_each_waiter_gets_its_own_answer() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let engine = audited(&path);
+    let engine = keyplane_testkit::audited_engine(&path);
     let svc = filling(engine.clone(), 8);
     let key = engine.create_key(Default::default()).unwrap();
     let requests = (0..8)
@@ -321,7 +311,7 @@ async fn off_dry_run_and_other_algorithms_are_single_calls() {
 async fn attack_a_batch_that_hides_what_it_touched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let engine = audited(&path);
+    let engine = keyplane_testkit::audited_engine(&path);
     let svc = filling(engine.clone(), 4);
     // Alice may use the key; Bob may not (an explicit policy naming Alice only).
     let policy = json!({

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use keyplane::audit::{generate_signing_key, AuditConfig, DigestSigner};
+use keyplane::audit::AuditConfig;
 use keyplane::Engine;
 use keyplane_server::auth::{Authenticator, CredentialStore};
 use keyplane_server::coalesce::CoalesceConfig;
@@ -59,11 +59,7 @@ async fn start(console: ConsoleConfig) -> Running {
 
 async fn start_with(mut console: ConsoleConfig, tls: bool) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let signing_key = generate_signing_key(keyplane::LockPolicy::default()).unwrap();
-    let public = DigestSigner::from_pkcs8(&signing_key)
-        .unwrap()
-        .public_key_der()
-        .to_vec();
+    let (signing_key, public) = keyplane_testkit::audit_signing_key();
     let audit_dir = dir.path().join("audit");
     std::fs::create_dir_all(&audit_dir).unwrap();
     let public_key = dir.path().join("audit-public.der");

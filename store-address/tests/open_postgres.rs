@@ -14,16 +14,7 @@ fn database() -> Option<String> {
 }
 
 fn database_named(name: &str) -> Option<String> {
-    let server = match std::env::var("KEYPLANE_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            let msg = "KEYPLANE_TEST_POSTGRES is not set: this test needs a PostgreSQL server; \
-                       run it through scripts/test-postgres, which starts one";
-            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{msg}");
-            eprintln!("NOT RUN: {msg}");
-            return None;
-        }
-    };
+    let server = keyplane_testkit::postgres_server()?;
     let db = format!("kp_addr_{}_{name}", std::process::id());
     let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
     admin
@@ -32,7 +23,7 @@ fn database_named(name: &str) -> Option<String> {
     admin
         .batch_execute(&format!("CREATE DATABASE {db}"))
         .unwrap();
-    Some(format!("{}/{db}", server.rsplit_once('/').unwrap().0))
+    Some(keyplane_testkit::database_url(&server, &db))
 }
 
 fn options(node: &Path, open_only: bool) -> OpenOptions {

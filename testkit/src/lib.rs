@@ -7,6 +7,7 @@
 
 mod attack;
 mod command;
+pub mod fuzz;
 #[cfg(feature = "sigv4")]
 pub mod sigv4;
 
@@ -74,4 +75,99 @@ pub fn decrypt(
     engine
         .decrypt(&request)
         .map(|r| r.plaintext.expose().to_vec())
+}
+
+/// A policy's condition values for tests: each key with its values, served in place (visiting
+/// them does not allocate).
+#[derive(Debug, Default)]
+pub struct Conditions<'a>(Vec<(&'a str, Vec<&'a str>)>);
+
+impl<'a> Conditions<'a> {
+    /// These conditions and `key` with `values`.
+    pub fn with(mut self, key: &'a str, values: &[&'a str]) -> Self {
+        self.0.push((key, values.to_vec()));
+        self
+    }
+
+    fn find(&self, key: &str) -> Option<&[&'a str]> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, vs)| vs.as_slice())
+    }
+}
+
+impl keyplane::policy::ConditionValues for Conditions<'_> {
+    fn values(&self, key: &str) -> Option<Vec<std::borrow::Cow<'_, str>>> {
+        self.find(key)
+            .map(|vs| vs.iter().map(|v| std::borrow::Cow::Borrowed(*v)).collect())
+    }
+
+    fn visit_values(&self, key: &str, visit: &mut dyn FnMut(&str) -> bool) -> bool {
+        let Some(values) = self.find(key) else {
+            return false;
+        };
+        for v in values {
+            if !visit(v) {
+                break;
+            }
+        }
+        true
+    }
+}
+
+/// `count` distinct messages of `len` bytes (benchmark inputs).
+pub fn messages(count: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            (0..len)
+                .map(|j| (i.wrapping_mul(31) ^ j.wrapping_mul(7)) as u8)
+                .collect()
+        })
+        .collect()
+}
+
+/// The superuser URL of the PostgreSQL server `scripts/test-postgres` started
+/// (`KEYPLANE_TEST_POSTGRES`), or `None`, said on stderr, where there is none. Under `CI=true` its
+/// absence fails the test: CI always runs the PostgreSQL tests.
+pub fn postgres_server() -> Option<String> {
+    match std::env::var("KEYPLANE_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let msg = "KEYPLANE_TEST_POSTGRES is not set: this test needs a PostgreSQL server; \
+                       run it through scripts/test-postgres, which starts one";
+            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{msg}");
+            report(&format!("NOT RUN: {msg}"));
+            None
+        }
+    }
+}
+
+/// The URL of database `name` on the server whose URL is `server`.
+pub fn database_url(server: &str, name: &str) -> String {
+    let base = server
+        .rsplit_once('/')
+        .expect("a database in the server's URL")
+        .0;
+    format!("{base}/{name}")
+}
+
+/// A fresh audit signing key and its public key (DER, as `keyplane::audit::verify` takes it).
+pub fn audit_signing_key() -> (keyplane::LockedBytes, Vec<u8>) {
+    let key = keyplane::audit::generate_signing_key(keyplane::LockPolicy::default()).unwrap();
+    let public = keyplane::audit::DigestSigner::from_pkcs8(&key)
+        .unwrap()
+        .public_key_der()
+        .to_vec();
+    (key, public)
+}
+
+/// An engine on two worker threads that writes its audit log to `path` (a fresh signing key).
+pub fn audited_engine(path: &std::path::Path) -> Engine {
+    let (key, _) = audit_signing_key();
+    Engine::builder()
+        .worker_threads(2)
+        .audit(keyplane::audit::AuditConfig::new(path), key)
+        .build()
+        .unwrap()
 }

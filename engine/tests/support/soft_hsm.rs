@@ -9,10 +9,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
+use keyplane::custom_key_store::CustomKeyStoreType;
 use keyplane::custom_key_store::{
     ConnectFailure, Connection, ConnectionErrorCode, CustomKeyStoreBackend, CustomKeyStoreRecord,
 };
-use keyplane::LockedBytes;
+use keyplane::store::MemoryKeyStore;
+use keyplane::{Engine, LockedBytes};
 use keyplane::{Error, LockPolicy, Result};
 use rand_core::{OsRng, RngCore};
 use sha2::Sha256;
@@ -35,6 +37,15 @@ pub struct Token {
 }
 
 /// The backend; cheap to clone (shares its tokens).
+/// An engine on `store` whose CloudHSM key stores are tokens of `hsm`.
+pub fn engine_on(store: Arc<MemoryKeyStore>, hsm: &SoftHsm) -> Engine {
+    Engine::builder()
+        .store(store)
+        .custom_key_store_backend(CustomKeyStoreType::AwsCloudhsm, Arc::new(hsm.clone()))
+        .build()
+        .unwrap()
+}
+
 #[derive(Clone, Default)]
 pub struct SoftHsm {
     tokens: Arc<Mutex<HashMap<String, Token>>>,

@@ -23,18 +23,7 @@ use uuid::Uuid;
 /// The server's superuser address, or `None` (with a clear message) where no server was given;
 /// under `CI=true` its absence fails the test.
 pub fn server() -> Option<String> {
-    match std::env::var("KEYPLANE_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            let msg = "KEYPLANE_TEST_POSTGRES is not set: this test needs a PostgreSQL server; \
-                       run it through scripts/test-postgres, which starts one";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{msg}");
-            }
-            report(&format!("NOT RUN: {msg}"));
-            None
-        }
-    }
+    keyplane_testkit::postgres_server()
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -60,12 +49,8 @@ impl TestDb {
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .expect("create database");
-        let base = server
-            .rsplit_once('/')
-            .expect("a database in the address")
-            .0;
         Some(TestDb {
-            url: format!("{base}/{name}"),
+            url: keyplane_testkit::database_url(&server, &name),
             server,
             name,
             dir: tempfile::tempdir().unwrap(),
@@ -174,16 +159,21 @@ pub fn err_text<T: std::fmt::Debug>(r: keyplane::Result<T>) -> (keyplane::Error,
 /// Stores a new key with its material (byte `b` repeated); returns it.
 pub fn create_key(store: &dyn KeyStore, b: u8) -> KeyRecord {
     let k = key_record();
+    put_key(store, &k, b);
+    k
+}
+
+/// Stores `k` with its first material (byte `b` repeated).
+pub fn put_key(store: &dyn KeyStore, k: &KeyRecord, b: u8) {
     let m = material(b);
     store
         .commit(&[
-            keyplane::store::StoreChange::PutKey(&k),
+            keyplane::store::StoreChange::PutKey(k),
             keyplane::store::StoreChange::PutMaterial {
                 key_id: k.id,
                 version: 1,
                 material: &m,
             },
         ])
-        .expect("create a key");
-    k
+        .expect("store a key");
 }
