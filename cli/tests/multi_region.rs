@@ -41,19 +41,8 @@ fn west(d: &Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
     run_with(d, &all, stdin, &[])
 }
 
-#[track_caller]
-fn success(out: std::process::Output) -> Vec<u8> {
-    assert!(
-        out.status.success(),
-        "failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 fn as_json(out: std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&success(out)).expect("JSON")
+    serde_json::from_slice(&stdout_of(out)).expect("JSON")
 }
 
 #[test]
@@ -104,24 +93,36 @@ fn two_regions_in_two_processes_share_a_multi_region_key_through_their_stores() 
     assert_eq!(config["ReplicaKeys"][0]["Region"], "eu-west-1");
 
     // Encrypt in one Region, decrypt in the other, both ways.
-    let b64 = success(east(
+    let b64 = stdout_of(east(
         d,
         &["encrypt", "--key-id", &key],
         b"sealed in the east",
     ));
-    assert_eq!(success(west(d, &["decrypt"], &b64)), b"sealed in the east");
-    let back = success(west(
+    assert_eq!(
+        stdout_of(west(d, &["decrypt"], &b64)),
+        b"sealed in the east"
+    );
+    let back = stdout_of(west(
         d,
         &["encrypt", "--key-id", &key],
         b"sealed in the west",
     ));
-    assert_eq!(success(east(d, &["decrypt"], &back)), b"sealed in the west");
+    assert_eq!(
+        stdout_of(east(d, &["decrypt"], &back)),
+        b"sealed in the west"
+    );
 
     // A rotation on the primary reaches the replica; the replica cannot rotate.
-    success(east(d, &["key", "rotate", &key], b""));
-    let rotated = success(east(d, &["encrypt", "--key-id", &key], b"after rotation"));
-    assert_eq!(success(west(d, &["decrypt"], &rotated)), b"after rotation");
-    assert_eq!(success(west(d, &["decrypt"], &b64)), b"sealed in the east");
+    stdout_of(east(d, &["key", "rotate", &key], b""));
+    let rotated = stdout_of(east(d, &["encrypt", "--key-id", &key], b"after rotation"));
+    assert_eq!(
+        stdout_of(west(d, &["decrypt"], &rotated)),
+        b"after rotation"
+    );
+    assert_eq!(
+        stdout_of(west(d, &["decrypt"], &b64)),
+        b"sealed in the east"
+    );
     let refused = west(d, &["key", "rotate", &key], b"");
     assert!(!refused.status.success());
     assert!(
@@ -131,7 +132,7 @@ fn two_regions_in_two_processes_share_a_multi_region_key_through_their_stores() 
     );
 
     // Disable in the west only.
-    success(west(d, &["key", "disable", &key], b""));
+    stdout_of(west(d, &["key", "disable", &key], b""));
     let disabled = west(d, &["encrypt", "--key-id", &key], b"x");
     assert!(!disabled.status.success());
     assert!(
@@ -139,11 +140,11 @@ fn two_regions_in_two_processes_share_a_multi_region_key_through_their_stores() 
         "{}",
         stderr(&disabled)
     );
-    success(east(d, &["encrypt", "--key-id", &key], b"east still works"));
-    success(west(d, &["key", "enable", &key], b""));
+    stdout_of(east(d, &["encrypt", "--key-id", &key], b"east still works"));
+    stdout_of(west(d, &["key", "enable", &key], b""));
 
     // Swap the primary, then the west rotates and the east decrypts.
-    success(east(
+    stdout_of(east(
         d,
         &[
             "key",
@@ -164,10 +165,10 @@ fn two_regions_in_two_processes_share_a_multi_region_key_through_their_stores() 
         east_view["KeyMetadata"]["MultiRegionConfiguration"]["PrimaryKey"]["Region"],
         "eu-west-1"
     );
-    success(west(d, &["key", "rotate", &key], b""));
-    let from_new_primary = success(west(d, &["encrypt", "--key-id", &key], b"new primary"));
+    stdout_of(west(d, &["key", "rotate", &key], b""));
+    let from_new_primary = stdout_of(west(d, &["encrypt", "--key-id", &key], b"new primary"));
     assert_eq!(
-        success(east(d, &["decrypt"], &from_new_primary)),
+        stdout_of(east(d, &["decrypt"], &from_new_primary)),
         b"new primary"
     );
 

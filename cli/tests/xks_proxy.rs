@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
+use common::serving::{find, startup};
 use common::{ok, run};
 use serde_json::Value;
 
@@ -54,35 +55,18 @@ fn spawn_with(dir: &Path, args: &[&str], stderr: Stdio) -> (Proxy, Vec<Value>) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap());
-    let mut events = Vec::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            lines.read_line(&mut line).unwrap() > 0,
-            "exited before ready: {events:?}"
-        );
-        let event: Value = serde_json::from_str(&line).unwrap();
-        let done = event["event"] == "ready";
-        events.push(event);
-        if done {
-            break;
-        }
-    }
+    let events = startup(&mut lines);
     (Proxy { child, lines }, events)
-}
-
-fn event<'a>(events: &'a [Value], name: &str) -> &'a Value {
-    events.iter().find(|e| e["event"] == name).unwrap()
 }
 
 fn client_for(dir: &Path, events: &[Value]) -> XksClient {
     let creds: Value =
         serde_json::from_slice(&std::fs::read(dir.join("creds.json")).unwrap()).unwrap();
     let credential = &creds["XksProxyAuthenticationCredential"];
-    let listening = event(events, "listening");
+    let listening = find(events, "listening");
     XksClient::new(XksClientConfig {
         trust: TrustAnchors::CaBundle(
-            dir.join(event(events, "tls")["certificate"].as_str().unwrap()),
+            dir.join(find(events, "tls")["certificate"].as_str().unwrap()),
         ),
         timeout: Duration::from_secs(10),
         ..XksClientConfig::new(
@@ -150,9 +134,9 @@ fn the_proxy_serves_generated_credentials_and_durable_external_keys_across_resta
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let created = event(&events, "key")["key_id"].as_str().unwrap().to_owned();
+    let created = find(&events, "key")["key_id"].as_str().unwrap().to_owned();
     assert_eq!(
-        event(&events, "listening")["uri_path"],
+        find(&events, "listening")["uri_path"],
         "/tenant-a/kms/xks/v1"
     );
     let client = client_for(d, &events);
@@ -182,7 +166,7 @@ fn the_proxy_serves_generated_credentials_and_durable_external_keys_across_resta
 
     // Again on the same store: the key is kept, not made twice, and opens the first run's data.
     let (second, events) = spawn(d, &args);
-    assert_eq!(event(&events, "key")["key_id"].as_str().unwrap(), created);
+    assert_eq!(find(&events, "key")["key_id"].as_str().unwrap(), created);
     let client = client_for(d, &events);
     let opened = client
         .decrypt("ext.key-1", &sealed, Some(b"aad"), &metadata("Decrypt"))
@@ -288,11 +272,11 @@ fn key_store_commands_make_and_use_an_external_key_store_through_the_proxy() {
         "ext-cli",
     ];
     let (proxy, events) = spawn(d, &args);
-    let endpoint = event(&events, "listening")["endpoint"]
+    let endpoint = find(&events, "listening")["endpoint"]
         .as_str()
         .unwrap()
         .to_owned();
-    let ca = event(&events, "tls")["certificate"]
+    let ca = find(&events, "tls")["certificate"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -445,11 +429,11 @@ fn the_proxy_logs_the_kms_request_id_of_the_audit_record_that_caused_each_reques
         "--log-requests",
     ];
     let (proxy, events) = spawn_with(d, &args, Stdio::from(log));
-    let endpoint = event(&events, "listening")["endpoint"]
+    let endpoint = find(&events, "listening")["endpoint"]
         .as_str()
         .unwrap()
         .to_owned();
-    let ca = event(&events, "tls")["certificate"]
+    let ca = find(&events, "tls")["certificate"]
         .as_str()
         .unwrap()
         .to_owned();

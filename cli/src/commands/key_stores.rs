@@ -34,6 +34,15 @@ fn password(args: &PasswordArgs) -> Result<Option<SecretBytes>, Failure> {
     }
 }
 
+/// Prints a new key store's id (`{"CustomKeyStoreId": ...}` with `--json`).
+fn print_created(json: bool, id: &str) -> Result<(), Failure> {
+    if json {
+        return Response::new().field("CustomKeyStoreId", id)?.print_ok();
+    }
+    println!("{id}");
+    Ok(())
+}
+
 pub fn run(ctx: &Context, command: KeyStoreCommand) -> Result<(), Failure> {
     let engine = ctx.engine()?;
     let json = ctx.global.json;
@@ -53,11 +62,7 @@ pub fn run(ctx: &Context, command: KeyStoreCommand) -> Result<(), Failure> {
                 xks_proxy_authentication_credential: Some(credential),
                 ..Default::default()
             })?;
-            if json {
-                return Response::new().field("CustomKeyStoreId", &id)?.print_ok();
-            }
-            println!("{id}");
-            Ok(())
+            print_created(json, &id)
         }
         KeyStoreCommand::Create(args) => {
             let anchor_file = args.trust_anchor_certificate.as_deref().ok_or_else(|| {
@@ -78,11 +83,7 @@ pub fn run(ctx: &Context, command: KeyStoreCommand) -> Result<(), Failure> {
                 key_store_password,
                 ..Default::default()
             })?;
-            if json {
-                return Response::new().field("CustomKeyStoreId", &id)?.print_ok();
-            }
-            println!("{id}");
-            Ok(())
+            print_created(json, &id)
         }
         KeyStoreCommand::Connect { id } => {
             engine.connect_custom_key_store(&id)?;

@@ -40,11 +40,17 @@ pub fn run(cwd: &Path, args: &[&str]) -> Output {
 }
 
 /// Runs and requires success; returns stdout.
+#[track_caller]
 pub fn ok(cwd: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let out = run_with(cwd, args, stdin, &[]);
+    stdout_of(run_with(cwd, args, stdin, &[]))
+}
+
+/// The stdout of a run that must have succeeded (its stderr in the failure).
+#[track_caller]
+pub fn stdout_of(out: Output) -> Vec<u8> {
     assert!(
         out.status.success(),
-        "keyplane {args:?} failed ({}): {}",
+        "keyplane failed ({}): {}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -217,16 +223,7 @@ pub fn build_bench_program() {
 /// A fresh database `name` on the PostgreSQL server scripts/test-postgres starts; `None` (saying why) where there is none, a failure
 /// under CI=true.
 pub fn postgres_database(name: &str) -> Option<String> {
-    let server = match std::env::var("KEYPLANE_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            let msg = "KEYPLANE_TEST_POSTGRES is not set: this test needs a PostgreSQL server; \
-                       run it through scripts/test-postgres, which starts one";
-            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{msg}");
-            report(&format!("NOT RUN: {msg}"));
-            return None;
-        }
-    };
+    let server = keyplane_testkit::postgres_server()?;
     let db = format!("kp_cli_{}_{name}", std::process::id());
     let mut admin = postgres::Client::connect(&server, postgres::NoTls).unwrap();
     for sql in [
@@ -235,5 +232,5 @@ pub fn postgres_database(name: &str) -> Option<String> {
     ] {
         admin.batch_execute(&sql).unwrap();
     }
-    Some(format!("{}/{db}", server.rsplit_once('/').unwrap().0))
+    Some(keyplane_testkit::database_url(&server, &db))
 }
