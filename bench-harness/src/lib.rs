@@ -230,6 +230,18 @@ pub fn run_fleet(_args: &BenchArgs) -> Result<(), BenchError> {
 /// `dir/root.key` (the CLI's default layout).
 #[cfg(feature = "sqlite")]
 pub fn open_data_dir(dir: &Path, lock_policy: LockPolicy) -> Result<StoreChoice, BenchError> {
+    Ok(StoreChoice::Shared {
+        store: sqlite_store(dir, lock_policy)?,
+        label: format!("sqlite:{}", dir.display()),
+    })
+}
+
+/// The SQLite store in `dir` (created when there is none), its root key in `dir/root.key`.
+#[cfg(feature = "sqlite")]
+pub(crate) fn sqlite_store(
+    dir: &Path,
+    lock_policy: LockPolicy,
+) -> Result<Arc<dyn KeyStore>, BenchError> {
     use keyplane_sqlite::root_key::KeyFileProvider;
     use keyplane_sqlite::{SqliteKeyStore, StoreOptions, StorePaths};
     let provider = Arc::new(KeyFileProvider::new(
@@ -253,10 +265,7 @@ pub fn open_data_dir(dir: &Path, lock_policy: LockPolicy) -> Result<StoreChoice,
             dir.display()
         ))
     })?;
-    Ok(StoreChoice::Shared {
-        store: Arc::new(store),
-        label: format!("sqlite:{}", dir.display()),
-    })
+    Ok(Arc::new(store))
 }
 
 /// Without the `sqlite` feature there is no durable store to run against.

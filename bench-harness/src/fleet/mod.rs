@@ -26,14 +26,13 @@ pub mod propagation;
 pub mod report;
 pub mod scale;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use keyplane::store::KeyStore;
 use keyplane::LockPolicy;
 use keyplane_postgres::PostgresKeyStore;
 use keyplane_sqlite::root_key::KeyFileProvider;
-use keyplane_sqlite::{SqliteKeyStore, StoreOptions, StorePaths};
 
 pub use options::FleetArgs;
 pub use report::FleetReport;
@@ -59,24 +58,6 @@ impl Drop for WorkDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn sqlite_open(dir: &Path, lock_policy: LockPolicy) -> Result<Arc<dyn KeyStore>, BenchError> {
-    let provider = Arc::new(KeyFileProvider::new(
-        StorePaths::default_key_file(dir),
-        lock_policy,
-    ));
-    let options = StoreOptions {
-        lock_policy,
-        ..StoreOptions::default()
-    };
-    let store = if StorePaths::new(dir).db.exists() {
-        SqliteKeyStore::open(dir, provider, options)
-    } else {
-        SqliteKeyStore::init(dir, provider, options)
-    }
-    .map_err(|e| failed(&format!("the SQLite store in {}", dir.display()), e))?;
-    Ok(Arc::new(store))
 }
 
 /// The key quota of every node: room for the filled store and the benchmark's own keys.
@@ -136,7 +117,7 @@ pub fn run(
     let pg: &(dyn Fn() -> Result<Arc<dyn KeyStore>, BenchError> + Sync) =
         &|| pg_open(&address, &root, lock_policy).map(|s| s as Arc<dyn KeyStore>);
     let sqlite: &(dyn Fn() -> Result<Arc<dyn KeyStore>, BenchError> + Sync) =
-        &|| sqlite_open(&sqlite_dir, lock_policy);
+        &|| crate::sqlite_store(&sqlite_dir, lock_policy);
 
     // Propagation first, while the store holds ten keys (the baseline of the scale part).
     progress("propagation among 10 keys (LISTEN/NOTIFY, then polling only)");
