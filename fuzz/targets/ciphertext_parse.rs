@@ -50,17 +50,8 @@ fn run_parse_any(data: &[u8]) {
                 framed,
                 "parse_any accepted a blob the format does not allow"
             );
-            assert_eq!(parsed.header, &data[..prefix]);
             assert_eq!(parsed.wrapped, Some(&data[HEADER_LEN + 1..prefix]));
-            assert_eq!(parsed.key_id.as_bytes()[..], data[2..18]);
-            assert_eq!(
-                parsed.key_version,
-                u32::from_be_bytes([data[18], data[19], data[20], data[21]])
-            );
-            assert_eq!(parsed.salt[..], data[22..54]);
-            assert_eq!(parsed.nonce[..], data[54..66]);
-            assert_eq!(parsed.body, &data[prefix..n - 16]);
-            assert_eq!(parsed.tag, &data[n - 16..]);
+            assert_fields(&parsed, data, prefix);
             assert!(
                 ciphertext::parse(data).is_err(),
                 "parse takes algorithm 1 only"
@@ -82,16 +73,7 @@ fn run_parse(data: &[u8]) {
         Ok(parsed) => {
             assert!(framed, "parse accepted a blob the format does not allow");
             let n = data.len();
-            assert_eq!(parsed.header, &data[..HEADER_LEN]);
-            assert_eq!(parsed.key_id.as_bytes()[..], data[2..18]);
-            assert_eq!(
-                parsed.key_version,
-                u32::from_be_bytes([data[18], data[19], data[20], data[21]])
-            );
-            assert_eq!(parsed.salt[..], data[22..54]);
-            assert_eq!(parsed.nonce[..], data[54..66]);
-            assert_eq!(parsed.body, &data[HEADER_LEN..n - 16]);
-            assert_eq!(parsed.tag, &data[n - 16..]);
+            assert_fields(&parsed, data, HEADER_LEN);
             assert_eq!(parsed.plaintext_len(), n - OVERHEAD);
             assert_eq!(ciphertext::blob_len(parsed.plaintext_len()), n);
             assert!(parsed.wrapped.is_none());
@@ -101,4 +83,20 @@ fn run_parse(data: &[u8]) {
             assert_eq!(error.code(), "InvalidCiphertextException");
         }
     }
+}
+
+/// The parsed fields are the blob's bytes at their offsets: the header is `data[..prefix]`, the
+/// body what follows it up to the 16-byte tag.
+fn assert_fields(parsed: &ciphertext::ParsedBlob<'_>, data: &[u8], prefix: usize) {
+    let n = data.len();
+    assert_eq!(parsed.header, &data[..prefix]);
+    assert_eq!(parsed.key_id.as_bytes()[..], data[2..18]);
+    assert_eq!(
+        parsed.key_version,
+        u32::from_be_bytes([data[18], data[19], data[20], data[21]])
+    );
+    assert_eq!(parsed.salt[..], data[22..54]);
+    assert_eq!(parsed.nonce[..], data[54..66]);
+    assert_eq!(parsed.body, &data[prefix..n - 16]);
+    assert_eq!(parsed.tag, &data[n - 16..]);
 }
