@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "keyplane.h"
 
@@ -68,6 +71,37 @@ static inline void kp_test_new_key(kp_engine *engine, const char *spec, const ch
   CHECK(strcmp(kp_record_string(md, (uint32_t)KP_FIELD_KEY_SPEC), spec) == 0);
   strcpy(id, kp_record_string(md, (uint32_t)KP_FIELD_KEY_ID));
   kp_record_free(md);
+}
+
+/* Encrypts the string `text` under `key` into `blob` (`capacity` bytes, `*blob_len` written) and
+ * returns the request that decrypts it. */
+static inline kp_decrypt_item kp_test_encrypt_text(kp_engine *engine, const char *key,
+                                                   const char *text, uint8_t *blob,
+                                                   size_t capacity, size_t *blob_len) {
+  kp_encrypt_item enc;
+  kp_decrypt_item dec;
+  memset(&enc, 0, sizeof enc);
+  enc.key_id = key;
+  enc.plaintext = (const uint8_t *)text;
+  enc.plaintext_len = strlen(text);
+  OK(kp_encrypt(engine, &enc, blob, capacity, blob_len, NULL));
+  memset(&dec, 0, sizeof dec);
+  dec.ciphertext = blob;
+  dec.ciphertext_len = *blob_len;
+  return dec;
+}
+
+/* Runs `argv[0]` with `argv` in a child process and requires it to exit 0. */
+static inline void kp_test_run_child(char *const argv[]) {
+  int status = 0;
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  CHECK(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 #endif

@@ -76,7 +76,6 @@ int main(void) {
   struct kp_engine *engine = NULL;
   struct kp_record *record = NULL;
   struct kp_create_key_options options;
-  struct kp_encrypt_item enc;
   struct kp_decrypt_item dec;
   char store[64];
   char key[64];
@@ -122,14 +121,7 @@ int main(void) {
   CHECK(strcmp(kp_record_string(record, KP_FIELD_CLOUD_HSM_CLUSTER_ID), CLUSTER) == 0);
   kp_record_free(record);
 
-  memset(&enc, 0, sizeof enc);
-  enc.key_id = key;
-  enc.plaintext = (const uint8_t *)"held by the HSM";
-  enc.plaintext_len = 15;
-  OK(kp_encrypt(engine, &enc, blob, sizeof blob, &blob_len, NULL));
-  memset(&dec, 0, sizeof dec);
-  dec.ciphertext = blob;
-  dec.ciphertext_len = blob_len;
+  dec = kp_test_encrypt_text(engine, key, "held by the HSM", blob, sizeof blob, &blob_len);
   OK(kp_decrypt(engine, &dec, plain, sizeof plain, &plain_len, NULL));
   CHECK(plain_len == 15 && memcmp(plain, "held by the HSM", 15) == 0);
 

@@ -116,7 +116,6 @@ static void test_import_lifecycle(kp_engine *engine) {
   uint8_t material[32], different[32], wrapped[600], altered[600], blob[200], plain[64];
   size_t wrapped_len, blob_len = 0, plain_len = 0;
   kp_record *out = NULL, *md = NULL;
-  kp_encrypt_item enc;
   kp_decrypt_item dec;
   int64_t valid_to = 0, wanted;
   memset(material, 0x5a, sizeof material);
@@ -165,14 +164,7 @@ static void test_import_lifecycle(kp_engine *engine) {
   CHECK(strcmp(field(md, KP_FIELD_CURRENT_KEY_MATERIAL_ID), material_id) == 0);
   kp_record_free(md);
 
-  memset(&enc, 0, sizeof enc);
-  enc.key_id = id;
-  enc.plaintext = (const uint8_t *)"imported from C";
-  enc.plaintext_len = 15;
-  OK(kp_encrypt(engine, &enc, blob, sizeof blob, &blob_len, NULL));
-  memset(&dec, 0, sizeof dec);
-  dec.ciphertext = blob;
-  dec.ciphertext_len = blob_len;
+  dec = kp_test_encrypt_text(engine, id, "imported from C", blob, sizeof blob, &blob_len);
 
   /* Delete: PendingImport; different material is refused; the same returns. */
   OK(kp_delete_imported_key_material(engine, id, NULL, &out));

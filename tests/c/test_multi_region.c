@@ -72,12 +72,25 @@ static int decrypt_in_west(const char *west, const char *east, const char *blob_
   return 0;
 }
 
+/* Creates the SQLite store in `dir` (an engine of its own makes it, with its own root key file). */
+static void create_store(const char *dir) {
+  char address[600];
+  kp_config *config = NULL;
+  kp_engine *engine = NULL;
+  int n = snprintf(address, sizeof address, "sqlite:%s", dir);
+  CHECK(n > 0 && (size_t)n < sizeof address);
+  OK(kp_config_new(&config));
+  OK(kp_config_set_store(config, address));
+  OK(kp_config_disable_audit(config));
+  OK(kp_engine_new(config, &engine));
+  kp_config_free(config);
+  kp_engine_free(engine);
+}
+
 static void decrypt_in_other_process(const char *self, const char *west, const char *east,
                                      const char *blob_path, const uint8_t *blob, size_t len,
                                      const char *plain) {
   char *argv[7];
-  int status = 0;
-  pid_t pid;
   FILE *f = fopen(blob_path, "wb");
   CHECK(f != NULL);
   CHECK(fwrite(blob, 1, len, f) == len);
@@ -89,14 +102,7 @@ static void decrypt_in_other_process(const char *self, const char *west, const c
   argv[4] = (char *)blob_path;
   argv[5] = (char *)plain;
   argv[6] = NULL;
-  pid = fork();
-  CHECK(pid >= 0);
-  if (pid == 0) {
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  CHECK(waitpid(pid, &status, 0) == pid);
-  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  kp_test_run_child(argv);
 }
 
 static void expect_json_has(kp_record *record, const char *needle) {
@@ -114,7 +120,7 @@ int main(int argc, char **argv) {
   char key[64];
   uint8_t blob[512];
   size_t len;
-  kp_engine *engine = NULL, *east_engine = NULL, *west_engine = NULL;
+  kp_engine *east_engine = NULL, *west_engine = NULL;
   kp_config *config = NULL;
   kp_record *md = NULL, *replica = NULL;
   kp_create_key_options create;
@@ -139,29 +145,9 @@ int main(int argc, char **argv) {
   EXPECT(KP_STATUS_NULL_PARAMETER, kp_config_add_region_store(config, NULL));
   kp_config_free(config);
 
-  /* Each Region's store, created by an engine of its own (with its own root key file). */
-  {
-    char address[600];
-    int n = snprintf(address, sizeof address, "sqlite:%s", west);
-    CHECK(n > 0 && (size_t)n < sizeof address);
-    OK(kp_config_new(&config));
-    OK(kp_config_set_store(config, address));
-    OK(kp_config_disable_audit(config));
-    OK(kp_engine_new(config, &engine));
-    kp_config_free(config);
-    kp_engine_free(engine);
-  }
-  {
-    char address[600];
-    int n = snprintf(address, sizeof address, "sqlite:%s", east);
-    CHECK(n > 0 && (size_t)n < sizeof address);
-    OK(kp_config_new(&config));
-    OK(kp_config_set_store(config, address));
-    OK(kp_config_disable_audit(config));
-    OK(kp_engine_new(config, &engine));
-    kp_config_free(config);
-    kp_engine_free(engine);
-  }
+  /* Each Region's store. */
+  create_store(west);
+  create_store(east);
   east_engine = region_engine("us-east-1", east, "eu-west-1", west);
 
   memset(&create, 0, sizeof create);

@@ -93,18 +93,6 @@ static int decrypt_in_this_process(const char *dir, const char *blob_path) {
   return 0;
 }
 
-static void run_child(char *const argv[]) {
-  int status = 0;
-  pid_t pid = fork();
-  CHECK(pid >= 0);
-  if (pid == 0) {
-    execv(argv[0], argv);
-    _exit(127);
-  }
-  CHECK(waitpid(pid, &status, 0) == pid);
-  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
 /* ---- the root-key callback -------------------------------------------------------------- */
 
 typedef struct {
@@ -301,7 +289,7 @@ int main(int argc, char **argv) {
   child[2] = dir;
   child[3] = blob_path;
   child[4] = NULL;
-  run_child(child);
+  kp_test_run_child(child);
 
   /* From the environment, as the CLI reads it: KEYPLANE_HOME names the data directory. */
   CHECK(setenv("KEYPLANE_HOME", dir, 1) == 0);
