@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -133,3 +138,49 @@ class Counter:
     def run(self) -> None:
         while not self.stop:
             self.count += 1
+
+
+@contextmanager
+def gil_progress(
+    interval: float, settle: float = 0.0
+) -> Iterator[Callable[[Callable[[], Any]], int]]:
+    """Yields `during(call)`: how far a counting thread gets while `call` runs, under a switch
+    interval of `interval` seconds. A call holding the GIL for less than that lets the thread make
+    no progress at all. `settle` seconds before each call let the counting thread take the GIL
+    under the new interval."""
+    counter = Counter()
+    old = sys.getswitchinterval()
+    counter.thread.start()
+    while counter.count == 0:
+        pass  # the counting thread is running
+    sys.setswitchinterval(interval)
+
+    def during(call: Callable[[], Any]) -> int:
+        if settle:
+            time.sleep(settle)
+        before = counter.count
+        call()
+        return counter.count - before
+
+    try:
+        yield during
+    finally:
+        counter.stop = True
+        counter.thread.join()
+        sys.setswitchinterval(old)
+
+
+def run_python(script: str, env: dict[str, str], printed: str) -> None:
+    """Runs `script` in a new interpreter with `env`; it must succeed and print `printed`."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert printed in done.stdout
+
+
+def home_env(home: object) -> dict[str, str]:
+    """This process's environment with `KEYPLANE_HOME` naming `home` and no `KEYPLANE_STORE`."""
+    env = dict(os.environ, KEYPLANE_HOME=str(home))
+    env.pop("KEYPLANE_STORE", None)
+    return env

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
-from conftest import Counter
+from conftest import gil_progress
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -572,27 +572,8 @@ def progress() -> Iterator[Callable[[Callable[[], Any]], int]]:
     all. Not longer: each time a call that released the GIL takes it back, it waits up to the
     interval for the counting thread to yield, and a streamed write does that frame by frame (at
     5 s this test file spent 85 s here)."""
-    counter = Counter()
-    old = sys.getswitchinterval()
-    counter.thread.start()
-    while counter.count == 0:
-        pass
-    sys.setswitchinterval(0.5)
-
-    def during(call: Callable[[], Any]) -> int:
-        import time
-
-        time.sleep(0.01)  # the counting thread takes the GIL under the new interval
-        before = counter.count
-        call()
-        return counter.count - before
-
-    try:
+    with gil_progress(0.5, settle=0.01) as during:
         yield during
-    finally:
-        counter.stop = True
-        sys.setswitchinterval(old)
-        counter.thread.join()
 
 
 def test_the_measure_sees_a_call_that_holds_the_gil(

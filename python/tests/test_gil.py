@@ -13,31 +13,15 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
-from conftest import Counter
+from conftest import gil_progress
 
 import keyplane
 
 
 @pytest.fixture
 def progress() -> Iterator[Callable[[Callable[[], Any]], int]]:
-    counter = Counter()
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(0.2)
-    counter.thread.start()
-    while counter.count == 0:
-        pass  # the counting thread is running
-
-    def during(call: Callable[[], Any]) -> int:
-        before = counter.count
-        call()
-        return counter.count - before
-
-    try:
+    with gil_progress(0.2) as during:
         yield during
-    finally:
-        counter.stop = True
-        counter.thread.join()
-        sys.setswitchinterval(old)
 
 
 def test_the_measure_sees_a_call_that_holds_the_gil(

@@ -10,14 +10,12 @@ import gc
 import hashlib
 import hmac
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import check_response
+from conftest import check_response, home_env, run_python
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
@@ -282,13 +280,7 @@ def test_parameters_from_before_a_restart_import_in_another_process(tmp_path: Pa
         print("imported")
         """
     )
-    env = dict(os.environ, KEYPLANE_HOME=str(home))
-    env.pop("KEYPLANE_STORE", None)
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert "imported" in done.stdout
+    run_python(script, home_env(home), "imported")
     again = keyplane.Engine(store=f"sqlite:{home}", open_only=True).client()
     meta = again.describe_key(KeyId=key)["KeyMetadata"]
     assert meta["KeyState"] == "Enabled"

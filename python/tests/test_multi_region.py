@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import gc
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CheckedClient
+from conftest import CheckedClient, run_python
 
 import keyplane
 from keyplane.exceptions import KeyplaneError
@@ -92,11 +90,7 @@ def test_replicate_describe_decrypt_elsewhere_and_swap(tmp_path: Path) -> None:
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYPLANE_")}
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert "decrypted" in done.stdout
+    run_python(script, env, "decrypted")
 
     # The service's errors.
     with pytest.raises(KeyplaneError) as refused:

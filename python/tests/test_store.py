@@ -5,14 +5,12 @@ exception with a message naming what was tried."""
 from __future__ import annotations
 
 import gc
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import home_env, run_python
 
 import keyplane
 from keyplane import _keyplane
@@ -62,13 +60,7 @@ def test_home_keeps_keys_for_a_new_engine_and_a_new_process(tmp_path: Path) -> N
         print("decrypted")
         """
     )
-    env = dict(os.environ, KEYPLANE_HOME=str(home))
-    env.pop("KEYPLANE_STORE", None)
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert "decrypted" in done.stdout
+    run_python(script, home_env(home), "decrypted")
 
 
 def test_clients_made_alike_share_one_engine_per_store(tmp_path: Path) -> None:
