@@ -34,7 +34,7 @@ use super::keyring::Keyring;
 use super::plane::DataPlane;
 use super::tally::{ItemOutcome, KeyTally};
 use crate::access::Caller;
-use crate::error::Result;
+use crate::error::{validation, Result};
 use crate::job_homes::Homes;
 
 /// Batches estimated below this run on the calling thread alone: even a helper already awake
@@ -215,6 +215,28 @@ impl DataPlane {
         self.run_batch_into_on(&keyring, caller, tally, items, outputs, check, f)
     }
 
+    /// [`Self::run_batch_into`] into the caller's buffers `outputs[i]`, with `f` answering the
+    /// bytes it wrote; the items beyond the last buffer fail.
+    pub(crate) fn run_batch_into_buffers<I>(
+        &self,
+        caller: &Caller,
+        tally: &KeyTally,
+        items: &[I],
+        outputs: &mut [&mut [u8]],
+        check: impl Fn(&I) -> Result<()> + Sync,
+        f: impl Fn(&mut ChunkContext<'_>, &I, &mut [u8]) -> Result<usize> + Sync + Send,
+    ) -> Vec<Result<usize>>
+    where
+        I: Sync + ItemCost,
+    {
+        let mut results =
+            self.run_batch_into(caller, tally, items, outputs, check, |ctx, item, out| {
+                f(ctx, item, out)
+            });
+        missing_outputs(&mut results, items.len());
+        results
+    }
+
     /// As [`Self::run_batch_into`], on the key snapshot `keyring`, which the caller loaded (and
     /// checked something against, once for the batch) before.
     #[allow(clippy::too_many_arguments)]
@@ -343,6 +365,16 @@ impl DataPlane {
                 .collect();
         }
         slots
+    }
+}
+
+/// Fails the items a batch had no output buffer for.
+pub(crate) fn missing_outputs(results: &mut Vec<Result<usize>>, items: usize) {
+    while results.len() < items {
+        results.push(Err(validation!(
+            "item {} has no output buffer",
+            results.len()
+        )));
     }
 }
 

@@ -1,7 +1,7 @@
 //! Decrypt.
 
 use super::chunk::ChunkContext;
-use super::encrypt::{copy_out, missing_outputs, refuse_context_for_rsa};
+use super::encrypt::{copy_out, refuse_context_for_rsa};
 use super::keyring::{KeyEntry, VersionEntry};
 use super::output::IntoError;
 use super::plane::DataPlane;
@@ -350,16 +350,9 @@ impl DataPlane {
         outputs: &mut [&mut [u8]],
         check: impl Fn(&DecryptRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<usize>> {
-        let mut results = self.run_batch_into(
-            caller,
-            tally,
-            requests,
-            outputs,
-            check,
-            |ctx, request, out| Self::decrypt_item_into(ctx, request, out),
-        );
-        missing_outputs(&mut results, requests.len());
-        results
+        self.run_batch_into_buffers(caller, tally, requests, outputs, check, |ctx, r, out| {
+            Self::decrypt_item_into(ctx, r, out)
+        })
     }
 
     /// Decrypts a symmetric blob straight into `out`; other ciphertexts through a zeroizing

@@ -235,16 +235,9 @@ impl DataPlane {
         outputs: &mut [&mut [u8]],
         check: impl Fn(&EncryptRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<usize>> {
-        let mut results = self.run_batch_into(
-            caller,
-            tally,
-            requests,
-            outputs,
-            check,
-            |ctx, request, out| Self::encrypt_item_into(ctx, request, out).map(|(len, _)| len),
-        );
-        missing_outputs(&mut results, requests.len());
-        results
+        self.run_batch_into_buffers(caller, tally, requests, outputs, check, |ctx, r, out| {
+            Self::encrypt_item_into(ctx, r, out).map(|(len, _)| len)
+        })
     }
 
     pub(crate) fn encrypt_batch(
@@ -293,14 +286,4 @@ pub(crate) fn copy_out(bytes: &[u8], out: &mut [u8]) -> Result<usize> {
     };
     dest.copy_from_slice(bytes);
     Ok(bytes.len())
-}
-
-/// Fails the items a batch had no output buffer for.
-pub(crate) fn missing_outputs(results: &mut Vec<Result<usize>>, items: usize) {
-    while results.len() < items {
-        results.push(Err(validation!(
-            "item {} has no output buffer",
-            results.len()
-        )));
-    }
 }

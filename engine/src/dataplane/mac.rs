@@ -217,12 +217,9 @@ impl DataPlane {
         outputs: &mut [&mut [u8]],
         check: impl Fn(&GenerateMacRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<usize>> {
-        let mut results =
-            self.run_batch_into(caller, tally, requests, outputs, check, |ctx, r, out| {
-                Self::generate_mac_item_into(ctx, r, out)
-            });
-        super::encrypt::missing_outputs(&mut results, requests.len());
-        results
+        self.run_batch_into_buffers(caller, tally, requests, outputs, check, |ctx, r, out| {
+            Self::generate_mac_item_into(ctx, r, out)
+        })
     }
 
     pub(crate) fn verify_mac(

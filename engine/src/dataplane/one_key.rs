@@ -5,7 +5,7 @@
 
 use uuid::Uuid;
 
-use super::encrypt::missing_outputs;
+use super::batch::missing_outputs;
 use super::keyring::Keyring;
 use super::plane::DataPlane;
 use super::tally::KeyTally;
