@@ -233,13 +233,7 @@ pub(crate) fn check_request(
     action: crate::access::Action,
     members: &[(&str, Value<'_>)],
 ) -> Result<()> {
-    let name = action.operation();
-    match rules::OPERATIONS.iter().find(|o| o.name == name) {
-        Some(operation) => check(operation, members, &[]),
-        None => Err(Error::Internal(format!(
-            "{name} has no operation in the service's model"
-        ))),
-    }
+    check(modelled(action.operation())?, members, &[])
 }
 
 /// Checks a request's members against `operation`'s rules; `limits` replaces the model's
@@ -307,14 +301,21 @@ pub(crate) fn not_in_enum(shape: &str, member: &str, value: &str) -> Error {
     enum_error(member, value, values)
 }
 
+/// The operation of the service's model named `name` (model spelling: `CreateKey`).
+fn operation_named(name: &str) -> Option<&'static Operation> {
+    rules::OPERATIONS.iter().copied().find(|op| op.name == name)
+}
+
+/// [`operation_named`], or an internal error: the caller names an operation the model must have.
+fn modelled(name: &str) -> Result<&'static Operation> {
+    operation_named(name)
+        .ok_or_else(|| Error::Internal(format!("{name} is not in the service's model")))
+}
+
 /// Checks one integer member of `operation` (model spellings) against the table, for a binding
 /// that takes a member the engine's API does not (Python's ListKeyPolicies `Limit`).
 pub fn check_integer(operation: &str, member: &str, value: i64) -> Result<()> {
-    let Some(op) = rules::OPERATIONS.iter().find(|op| op.name == operation) else {
-        return Err(Error::Internal(format!(
-            "{operation} is not in the service's model"
-        )));
-    };
+    let op = modelled(operation)?;
     let Some(known) = op.member(member) else {
         return Err(Error::Internal(format!(
             "{operation} has no member {member} in the service's model"
@@ -327,7 +328,7 @@ pub fn check_integer(operation: &str, member: &str, value: i64) -> Result<()> {
 /// model's order; None for an operation the table does not have. For a network endpoint that
 /// must refuse a value of the wrong JSON type before the request reaches the engine.
 pub fn member_kinds(operation: &str) -> Option<Vec<(&'static str, Kind)>> {
-    let op = rules::OPERATIONS.iter().find(|op| op.name == operation)?;
+    let op = operation_named(operation)?;
     Some(op.members.iter().map(|m| (m.name, m.kind)).collect())
 }
 
@@ -336,11 +337,7 @@ pub fn member_kinds(operation: &str) -> Option<Vec<(&'static str, Kind)>> {
 /// constraint: Member must not be null`), for a front end whose request arrives without members
 /// the engine's typed API cannot leave out.
 pub fn check_required(operation: &str, present: impl Fn(&str) -> bool) -> Result<()> {
-    let Some(op) = rules::OPERATIONS.iter().find(|op| op.name == operation) else {
-        return Err(Error::Internal(format!(
-            "{operation} is not in the service's model"
-        )));
-    };
+    let op = modelled(operation)?;
     let mut failures = Vec::new();
     for member in op.members.iter().filter(|m| m.required && !present(m.name)) {
         check_member(member, &Value::Null, None, &mut failures);
@@ -363,9 +360,7 @@ where
 {
     value.parse::<T>().map_err(|e| match e {
         Error::Validation(_) => {
-            let shape = rules::OPERATIONS
-                .iter()
-                .find(|op| op.name == operation)
+            let shape = operation_named(operation)
                 .and_then(|op| op.member(member))
                 .map(|m| m.enumeration);
             match shape {
@@ -394,9 +389,7 @@ mod tests {
             if matches!(action, Action::ReEncryptFrom | Action::ReEncryptTo) {
                 continue;
             }
-            let found = super::rules::OPERATIONS
-                .iter()
-                .any(|o| o.name == action.operation());
+            let found = super::operation_named(action.operation()).is_some();
             assert!(found, "{action:?}");
         }
     }
