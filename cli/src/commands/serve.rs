@@ -109,11 +109,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     };
     drop(opened);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("keyplane-serve")
-        .build()
-        .map_err(|e| internal(format!("cannot start the server's runtime: {e}")))?;
+    let runtime = server_runtime("keyplane-serve")?;
     let metrics = Arc::new(Metrics::default());
     let service = Service::new(engine, coalesce, Arc::clone(&metrics));
     let authenticator = Authenticator::new(credentials, &ctx.global.region);
@@ -170,12 +166,32 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
         server.run().await;
         Ok::<(), Failure>(())
     });
-    // Connections still open past the drain timeout are cut; the engine's last handle goes with
-    // them, and its audit log writes its final digest.
+    stop_server("keyplane serve", json, runtime, audit_lock, served)
+}
+
+/// A server command's runtime: multi-threaded, its threads named `name`.
+pub(crate) fn server_runtime(name: &str) -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(name)
+        .build()
+        .map_err(|e| internal(format!("cannot start the {name} runtime: {e}")))
+}
+
+/// Ends a server command (`program`) whose server returned `served`: connections still open past
+/// the drain timeout are cut (the engine's last handle goes with them, and its audit log writes
+/// its final digest), the audit log's lock is released, and the `stopped` event is said.
+pub(crate) fn stop_server<L>(
+    program: &str,
+    json: bool,
+    runtime: tokio::runtime::Runtime,
+    audit_lock: L,
+    served: Result<(), Failure>,
+) -> Result<(), Failure> {
     runtime.shutdown_timeout(Duration::from_secs(5));
     drop(audit_lock);
     served?;
-    event(json, &[("event", "stopped")], "stopped");
+    startup_event(program, json, &[("event", "stopped")], "stopped");
     Ok(())
 }
 

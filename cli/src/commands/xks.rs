@@ -6,7 +6,6 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::Duration;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -21,7 +20,7 @@ use keyplane_xks::api::uri_path_for_prefix;
 use keyplane_xks::Credential;
 
 use crate::args::XksProxyArgs;
-use crate::commands::serve::{internal, startup_event, tls_event};
+use crate::commands::serve::{internal, server_runtime, startup_event, stop_server, tls_event};
 use crate::context::store_address;
 use crate::context::Context;
 use crate::outcome::Failure;
@@ -127,11 +126,7 @@ pub fn run(ctx: &Context, args: XksProxyArgs) -> Result<(), Failure> {
         },
     )
     .map_err(|e| Failure::usage(e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("keyplane-xks-proxy")
-        .build()
-        .map_err(|e| internal(format!("cannot start the proxy's runtime: {e}")))?;
+    let runtime = server_runtime("keyplane-xks-proxy")?;
     let served = runtime.block_on(async {
         let server = XksProxyServer::bind(args.listen, tls, proxy)
             .await
@@ -161,11 +156,7 @@ pub fn run(ctx: &Context, args: XksProxyArgs) -> Result<(), Failure> {
         server.run().await;
         Ok::<(), Failure>(())
     });
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    drop(audit_lock);
-    served?;
-    event(json, &[("event", "stopped")], "stopped");
-    Ok(())
+    stop_server(PROGRAM, json, runtime, audit_lock, served)
 }
 
 async fn wait_for_signal() {
