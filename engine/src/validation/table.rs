@@ -1,5 +1,5 @@
-//! The table's own types: an operation, its members and their constraints, as
-//! `rules.rs` (generated from the service model) spells them.
+//! The table's own types: an operation, its members, and the shapes that carry their
+//! constraints, as `rules.rs` (generated from the service model) spells them.
 
 /// What kind of value a member holds, as the model types it (every type the model has; the
 /// table uses those its operations need).
@@ -17,13 +17,10 @@ pub enum Kind {
     Structure,
 }
 
-/// One input member of an operation, with its shape's constraints.
+/// A shape of the model (`KeyIdType`): the constraints of every member of that shape.
 #[derive(Debug)]
-pub(crate) struct Member {
-    /// The model's spelling (`KeyId`).
-    pub(crate) name: &'static str,
+pub(crate) struct Shape {
     pub(crate) kind: Kind,
-    pub(crate) required: bool,
     /// The model marks the shape sensitive: its value is never shown.
     pub(crate) sensitive: bool,
     /// Least length (strings, blobs, lists, maps) or value (numbers).
@@ -34,6 +31,17 @@ pub(crate) struct Member {
     pub(crate) enumeration: &'static [&'static str],
     /// The model's regular expression, matched against the whole value.
     pub(crate) pattern: Option<&'static str>,
+}
+
+/// One input member of an operation.
+#[derive(Debug)]
+pub(crate) struct Member {
+    /// The model's spelling (`KeyId`).
+    pub(crate) name: &'static str,
+    pub(crate) required: bool,
+    /// Its shape's constraints (a copy of the shape's constant: the table states each once, and
+    /// a check reads them in place).
+    pub(crate) shape: Shape,
 }
 
 /// An operation's input members.
