@@ -312,9 +312,10 @@ impl CredentialStore {
         Ok(())
     }
 
-    /// The principal of the claim's access key id when its SigV4 signature of the claim's string
-    /// to sign for its `date/region/service` is the claim's signature. The secret stays here: the signing key is derived
-    /// (or taken from the cache) and the signature compared in constant time.
+    /// The principal of the claim's access key id when the claim's signature is its SigV4
+    /// signature of the claim's string to sign for the claim's `date/region/service`. The secret
+    /// stays here: the signing key is derived (or taken from the cache) and the signature compared
+    /// in constant time.
     pub fn check_signature(
         &self,
         claim: &SignatureClaim<'_>,
