@@ -11,7 +11,7 @@
 #![allow(unsafe_code)] // reason: SHA-256 of aws-lc via aws-lc-sys, into locked scratch.
 
 use super::sys;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// SHA-256's block size: the HMAC pads' length.
 const BLOCK: usize = 64;
@@ -65,7 +65,9 @@ fn hmac(s: &mut Scratch, key: Field, parts: &[&[u8]], out: Field) -> Result<()> 
             }
         };
         if ok != 1 {
-            return Err(Error::Internal("SHA-256 failed in aws-lc".into()));
+            return Err(crate::error::Error::Internal(
+                "SHA-256 failed in aws-lc".into(),
+            ));
         }
     }
     Ok(())
