@@ -72,7 +72,8 @@ fn input<'m>(model: &'m Value, name: &str) -> (&'m serde_json::Map<String, Value
 }
 
 /// The `Shape` constant of model shape `name` (`KeyIdType`): its constraints, stated once for
-/// every member of that shape (each member holds a copy, so a check reads no pointer).
+/// every member of that shape (`Member::of` copies it into each member, so a check reads the
+/// constraints in place).
 fn shape_constant(name: &str, shape: &Value) -> String {
     let enumeration: Vec<String> = shape["enum"]
         .as_array()
@@ -143,7 +144,7 @@ fn generate(model: &Value) -> String {
         for (member, spec) in members {
             writeln!(
                 out,
-                "        Member {{ name: {member:?}, required: {}, shape: {} }},",
+                "        Member::of({member:?}, {}, {}),",
                 required.contains(&member.as_str()),
                 constant_name(spec["shape"].as_str().unwrap())
             )

@@ -111,7 +111,7 @@ fn wire_name(name: &str) -> String {
 fn failure(member: &Member, value: &Value<'_>, constraint: &str) -> String {
     debug_assert!(
         matches!(
-            (member.shape.kind, value),
+            (member.kind, value),
             (_, Value::Null)
                 | (Kind::String, Value::Str(_))
                 | (Kind::Blob, Value::Blob(_))
@@ -120,9 +120,9 @@ fn failure(member: &Member, value: &Value<'_>, constraint: &str) -> String {
         ),
         "{}'s glue gives a {value:?} for a {:?}",
         member.name,
-        member.shape.kind
+        member.kind
     );
-    failure_at(member.name, member.shape.sensitive, value, constraint)
+    failure_at(member.name, member.sensitive, value, constraint)
 }
 
 fn failure_at(name: &str, sensitive: bool, value: &Value<'_>, constraint: &str) -> String {
@@ -156,8 +156,8 @@ fn check_member(
     if let Some(length) = value.length() {
         let max = max_length
             .map(|m| i64::try_from(m).unwrap_or(i64::MAX))
-            .or(member.shape.max);
-        if let Some(min) = member.shape.min.filter(|min| length < *min) {
+            .or(member.max);
+        if let Some(min) = member.min.filter(|min| length < *min) {
             out.push(failure(
                 member,
                 value,
@@ -173,14 +173,14 @@ fn check_member(
         }
     }
     if let Value::Int(n) = value {
-        if let Some(min) = member.shape.min.filter(|min| n < min) {
+        if let Some(min) = member.min.filter(|min| n < min) {
             out.push(failure(
                 member,
                 value,
                 &format!("Member must have value greater than or equal to {min}"),
             ));
         }
-        if let Some(max) = member.shape.max.filter(|max| n > max) {
+        if let Some(max) = member.max.filter(|max| n > max) {
             out.push(failure(
                 member,
                 value,
@@ -189,14 +189,10 @@ fn check_member(
         }
     }
     if let Value::Str(s) = value {
-        if !member.shape.enumeration.is_empty() && !member.shape.enumeration.contains(s) {
-            out.push(failure(
-                member,
-                value,
-                &enum_constraint(member.shape.enumeration),
-            ));
+        if !member.enumeration.is_empty() && !member.enumeration.contains(s) {
+            out.push(failure(member, value, &enum_constraint(member.enumeration)));
         }
-        if let Some(pattern) = member.shape.pattern {
+        if let Some(pattern) = member.pattern {
             if !pattern::matches(pattern, s) {
                 out.push(failure(
                     member,
@@ -333,7 +329,7 @@ pub fn check_integer(operation: &str, member: &str, value: i64) -> Result<()> {
 /// must refuse a value of the wrong JSON type before the request reaches the engine.
 pub fn member_kinds(operation: &str) -> Option<Vec<(&'static str, Kind)>> {
     let op = operation_named(operation)?;
-    Some(op.members.iter().map(|m| (m.name, m.shape.kind)).collect())
+    Some(op.members.iter().map(|m| (m.name, m.kind)).collect())
 }
 
 /// The ValidationException for the required members of `operation` that a request lacks
@@ -366,7 +362,7 @@ where
         Error::Validation(_) => {
             let shape = operation_named(operation)
                 .and_then(|op| op.member(member))
-                .map(|m| m.shape.enumeration);
+                .map(|m| m.enumeration);
             match shape {
                 Some(values) if !values.is_empty() => enum_error(member, value, values),
                 _ => e,

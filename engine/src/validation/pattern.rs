@@ -36,7 +36,7 @@ fn compiled() -> &'static HashMap<&'static str, Option<Regex>> {
         super::rules::OPERATIONS
             .iter()
             .flat_map(|op| op.members.iter())
-            .filter_map(|m| m.shape.pattern)
+            .filter_map(|m| m.pattern)
             .map(|p| (p, Regex::new(&translate(p)).ok()))
             .collect()
     })

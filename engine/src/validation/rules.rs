@@ -558,539 +558,539 @@ pub(crate) const XKS_PROXY_VPC_ENDPOINT_SERVICE_NAME_TYPE: Shape = Shape {
 pub(crate) static CREATE_KEY: Operation = Operation {
     name: "CreateKey",
     members: &[
-        Member { name: "BypassPolicyLockoutSafetyCheck", required: false, shape: BOOLEAN_TYPE },
-        Member { name: "CustomKeyStoreId", required: false, shape: CUSTOM_KEY_STORE_ID_TYPE },
-        Member { name: "CustomerMasterKeySpec", required: false, shape: CUSTOMER_MASTER_KEY_SPEC },
-        Member { name: "Description", required: false, shape: DESCRIPTION_TYPE },
-        Member { name: "KeySpec", required: false, shape: KEY_SPEC },
-        Member { name: "KeyUsage", required: false, shape: KEY_USAGE_TYPE },
-        Member { name: "MultiRegion", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "Origin", required: false, shape: ORIGIN_TYPE },
-        Member { name: "Policy", required: false, shape: POLICY_TYPE },
-        Member { name: "Tags", required: false, shape: TAG_LIST },
-        Member { name: "XksKeyId", required: false, shape: XKS_KEY_ID_TYPE },
+        Member::of("BypassPolicyLockoutSafetyCheck", false, BOOLEAN_TYPE),
+        Member::of("CustomKeyStoreId", false, CUSTOM_KEY_STORE_ID_TYPE),
+        Member::of("CustomerMasterKeySpec", false, CUSTOMER_MASTER_KEY_SPEC),
+        Member::of("Description", false, DESCRIPTION_TYPE),
+        Member::of("KeySpec", false, KEY_SPEC),
+        Member::of("KeyUsage", false, KEY_USAGE_TYPE),
+        Member::of("MultiRegion", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("Origin", false, ORIGIN_TYPE),
+        Member::of("Policy", false, POLICY_TYPE),
+        Member::of("Tags", false, TAG_LIST),
+        Member::of("XksKeyId", false, XKS_KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static DESCRIBE_KEY: Operation = Operation {
     name: "DescribeKey",
     members: &[
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static LIST_KEYS: Operation = Operation {
     name: "ListKeys",
     members: &[
-        Member { name: "Limit", required: false, shape: LIMIT_TYPE },
-        Member { name: "Marker", required: false, shape: MARKER_TYPE },
+        Member::of("Limit", false, LIMIT_TYPE),
+        Member::of("Marker", false, MARKER_TYPE),
     ],
 };
 
 pub(crate) static UPDATE_KEY_DESCRIPTION: Operation = Operation {
     name: "UpdateKeyDescription",
     members: &[
-        Member { name: "Description", required: true, shape: DESCRIPTION_TYPE },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("Description", true, DESCRIPTION_TYPE),
+        Member::of("KeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static ENABLE_KEY: Operation = Operation {
     name: "EnableKey",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static DISABLE_KEY: Operation = Operation {
     name: "DisableKey",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static SCHEDULE_KEY_DELETION: Operation = Operation {
     name: "ScheduleKeyDeletion",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "PendingWindowInDays", required: false, shape: PENDING_WINDOW_IN_DAYS_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("PendingWindowInDays", false, PENDING_WINDOW_IN_DAYS_TYPE),
     ],
 };
 
 pub(crate) static CANCEL_KEY_DELETION: Operation = Operation {
     name: "CancelKeyDeletion",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static CREATE_ALIAS: Operation = Operation {
     name: "CreateAlias",
     members: &[
-        Member { name: "AliasName", required: true, shape: ALIAS_NAME_TYPE },
-        Member { name: "TargetKeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("AliasName", true, ALIAS_NAME_TYPE),
+        Member::of("TargetKeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static UPDATE_ALIAS: Operation = Operation {
     name: "UpdateAlias",
     members: &[
-        Member { name: "AliasName", required: true, shape: ALIAS_NAME_TYPE },
-        Member { name: "TargetKeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("AliasName", true, ALIAS_NAME_TYPE),
+        Member::of("TargetKeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static DELETE_ALIAS: Operation = Operation {
     name: "DeleteAlias",
     members: &[
-        Member { name: "AliasName", required: true, shape: ALIAS_NAME_TYPE },
+        Member::of("AliasName", true, ALIAS_NAME_TYPE),
     ],
 };
 
 pub(crate) static LIST_ALIASES: Operation = Operation {
     name: "ListAliases",
     members: &[
-        Member { name: "KeyId", required: false, shape: KEY_ID_TYPE },
-        Member { name: "Limit", required: false, shape: LIMIT_TYPE },
-        Member { name: "Marker", required: false, shape: MARKER_TYPE },
+        Member::of("KeyId", false, KEY_ID_TYPE),
+        Member::of("Limit", false, LIMIT_TYPE),
+        Member::of("Marker", false, MARKER_TYPE),
     ],
 };
 
 pub(crate) static TAG_RESOURCE: Operation = Operation {
     name: "TagResource",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "Tags", required: true, shape: TAG_LIST },
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("Tags", true, TAG_LIST),
     ],
 };
 
 pub(crate) static UNTAG_RESOURCE: Operation = Operation {
     name: "UntagResource",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "TagKeys", required: true, shape: TAG_KEY_LIST },
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("TagKeys", true, TAG_KEY_LIST),
     ],
 };
 
 pub(crate) static LIST_RESOURCE_TAGS: Operation = Operation {
     name: "ListResourceTags",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "Limit", required: false, shape: LIMIT_TYPE },
-        Member { name: "Marker", required: false, shape: MARKER_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("Limit", false, LIMIT_TYPE),
+        Member::of("Marker", false, MARKER_TYPE),
     ],
 };
 
 pub(crate) static ENABLE_KEY_ROTATION: Operation = Operation {
     name: "EnableKeyRotation",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "RotationPeriodInDays", required: false, shape: ROTATION_PERIOD_IN_DAYS_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("RotationPeriodInDays", false, ROTATION_PERIOD_IN_DAYS_TYPE),
     ],
 };
 
 pub(crate) static DISABLE_KEY_ROTATION: Operation = Operation {
     name: "DisableKeyRotation",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static GET_KEY_ROTATION_STATUS: Operation = Operation {
     name: "GetKeyRotationStatus",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static ROTATE_KEY_ON_DEMAND: Operation = Operation {
     name: "RotateKeyOnDemand",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static LIST_KEY_ROTATIONS: Operation = Operation {
     name: "ListKeyRotations",
     members: &[
-        Member { name: "IncludeKeyMaterial", required: false, shape: INCLUDE_KEY_MATERIAL },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "Limit", required: false, shape: LIMIT_TYPE },
-        Member { name: "Marker", required: false, shape: MARKER_TYPE },
+        Member::of("IncludeKeyMaterial", false, INCLUDE_KEY_MATERIAL),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("Limit", false, LIMIT_TYPE),
+        Member::of("Marker", false, MARKER_TYPE),
     ],
 };
 
 pub(crate) static ENCRYPT: Operation = Operation {
     name: "Encrypt",
     members: &[
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "EncryptionAlgorithm", required: false, shape: ENCRYPTION_ALGORITHM_SPEC },
-        Member { name: "EncryptionContext", required: false, shape: ENCRYPTION_CONTEXT_TYPE },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "Plaintext", required: true, shape: PLAINTEXT_TYPE },
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("EncryptionAlgorithm", false, ENCRYPTION_ALGORITHM_SPEC),
+        Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("Plaintext", true, PLAINTEXT_TYPE),
     ],
 };
 
 pub(crate) static DECRYPT: Operation = Operation {
     name: "Decrypt",
     members: &[
-        Member { name: "CiphertextBlob", required: false, shape: CIPHERTEXT_TYPE },
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "DryRunModifiers", required: false, shape: DRY_RUN_MODIFIER_LIST },
-        Member { name: "EncryptionAlgorithm", required: false, shape: ENCRYPTION_ALGORITHM_SPEC },
-        Member { name: "EncryptionContext", required: false, shape: ENCRYPTION_CONTEXT_TYPE },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyId", required: false, shape: KEY_ID_TYPE },
-        Member { name: "Recipient", required: false, shape: RECIPIENT_INFO },
+        Member::of("CiphertextBlob", false, CIPHERTEXT_TYPE),
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("DryRunModifiers", false, DRY_RUN_MODIFIER_LIST),
+        Member::of("EncryptionAlgorithm", false, ENCRYPTION_ALGORITHM_SPEC),
+        Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyId", false, KEY_ID_TYPE),
+        Member::of("Recipient", false, RECIPIENT_INFO),
     ],
 };
 
 pub(crate) static RE_ENCRYPT: Operation = Operation {
     name: "ReEncrypt",
     members: &[
-        Member { name: "CiphertextBlob", required: false, shape: CIPHERTEXT_TYPE },
-        Member { name: "DestinationEncryptionAlgorithm", required: false, shape: ENCRYPTION_ALGORITHM_SPEC },
-        Member { name: "DestinationEncryptionContext", required: false, shape: ENCRYPTION_CONTEXT_TYPE },
-        Member { name: "DestinationKeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "DryRunModifiers", required: false, shape: DRY_RUN_MODIFIER_LIST },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "SourceEncryptionAlgorithm", required: false, shape: ENCRYPTION_ALGORITHM_SPEC },
-        Member { name: "SourceEncryptionContext", required: false, shape: ENCRYPTION_CONTEXT_TYPE },
-        Member { name: "SourceKeyId", required: false, shape: KEY_ID_TYPE },
+        Member::of("CiphertextBlob", false, CIPHERTEXT_TYPE),
+        Member::of("DestinationEncryptionAlgorithm", false, ENCRYPTION_ALGORITHM_SPEC),
+        Member::of("DestinationEncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
+        Member::of("DestinationKeyId", true, KEY_ID_TYPE),
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("DryRunModifiers", false, DRY_RUN_MODIFIER_LIST),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("SourceEncryptionAlgorithm", false, ENCRYPTION_ALGORITHM_SPEC),
+        Member::of("SourceEncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
+        Member::of("SourceKeyId", false, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static GENERATE_DATA_KEY: Operation = Operation {
     name: "GenerateDataKey",
     members: &[
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "EncryptionContext", required: false, shape: ENCRYPTION_CONTEXT_TYPE },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "KeySpec", required: false, shape: DATA_KEY_SPEC },
-        Member { name: "NumberOfBytes", required: false, shape: NUMBER_OF_BYTES_TYPE },
-        Member { name: "Recipient", required: false, shape: RECIPIENT_INFO },
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("KeySpec", false, DATA_KEY_SPEC),
+        Member::of("NumberOfBytes", false, NUMBER_OF_BYTES_TYPE),
+        Member::of("Recipient", false, RECIPIENT_INFO),
     ],
 };
 
 pub(crate) static GENERATE_DATA_KEY_WITHOUT_PLAINTEXT: Operation = Operation {
     name: "GenerateDataKeyWithoutPlaintext",
     members: &[
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "EncryptionContext", required: false, shape: ENCRYPTION_CONTEXT_TYPE },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "KeySpec", required: false, shape: DATA_KEY_SPEC },
-        Member { name: "NumberOfBytes", required: false, shape: NUMBER_OF_BYTES_TYPE },
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("KeySpec", false, DATA_KEY_SPEC),
+        Member::of("NumberOfBytes", false, NUMBER_OF_BYTES_TYPE),
     ],
 };
 
 pub(crate) static GENERATE_DATA_KEY_PAIR: Operation = Operation {
     name: "GenerateDataKeyPair",
     members: &[
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "EncryptionContext", required: false, shape: ENCRYPTION_CONTEXT_TYPE },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "KeyPairSpec", required: true, shape: DATA_KEY_PAIR_SPEC },
-        Member { name: "Recipient", required: false, shape: RECIPIENT_INFO },
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("KeyPairSpec", true, DATA_KEY_PAIR_SPEC),
+        Member::of("Recipient", false, RECIPIENT_INFO),
     ],
 };
 
 pub(crate) static GENERATE_DATA_KEY_PAIR_WITHOUT_PLAINTEXT: Operation = Operation {
     name: "GenerateDataKeyPairWithoutPlaintext",
     members: &[
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "EncryptionContext", required: false, shape: ENCRYPTION_CONTEXT_TYPE },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "KeyPairSpec", required: true, shape: DATA_KEY_PAIR_SPEC },
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("KeyPairSpec", true, DATA_KEY_PAIR_SPEC),
     ],
 };
 
 pub(crate) static GENERATE_RANDOM: Operation = Operation {
     name: "GenerateRandom",
     members: &[
-        Member { name: "CustomKeyStoreId", required: false, shape: CUSTOM_KEY_STORE_ID_TYPE },
-        Member { name: "NumberOfBytes", required: false, shape: NUMBER_OF_BYTES_TYPE },
-        Member { name: "Recipient", required: false, shape: RECIPIENT_INFO },
+        Member::of("CustomKeyStoreId", false, CUSTOM_KEY_STORE_ID_TYPE),
+        Member::of("NumberOfBytes", false, NUMBER_OF_BYTES_TYPE),
+        Member::of("Recipient", false, RECIPIENT_INFO),
     ],
 };
 
 pub(crate) static SIGN: Operation = Operation {
     name: "Sign",
     members: &[
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "Message", required: true, shape: PLAINTEXT_TYPE },
-        Member { name: "MessageType", required: false, shape: MESSAGE_TYPE },
-        Member { name: "SigningAlgorithm", required: true, shape: SIGNING_ALGORITHM_SPEC },
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("Message", true, PLAINTEXT_TYPE),
+        Member::of("MessageType", false, MESSAGE_TYPE),
+        Member::of("SigningAlgorithm", true, SIGNING_ALGORITHM_SPEC),
     ],
 };
 
 pub(crate) static VERIFY: Operation = Operation {
     name: "Verify",
     members: &[
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "Message", required: true, shape: PLAINTEXT_TYPE },
-        Member { name: "MessageType", required: false, shape: MESSAGE_TYPE },
-        Member { name: "Signature", required: true, shape: CIPHERTEXT_TYPE },
-        Member { name: "SigningAlgorithm", required: true, shape: SIGNING_ALGORITHM_SPEC },
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("Message", true, PLAINTEXT_TYPE),
+        Member::of("MessageType", false, MESSAGE_TYPE),
+        Member::of("Signature", true, CIPHERTEXT_TYPE),
+        Member::of("SigningAlgorithm", true, SIGNING_ALGORITHM_SPEC),
     ],
 };
 
 pub(crate) static GET_PUBLIC_KEY: Operation = Operation {
     name: "GetPublicKey",
     members: &[
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static GENERATE_MAC: Operation = Operation {
     name: "GenerateMac",
     members: &[
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "MacAlgorithm", required: true, shape: MAC_ALGORITHM_SPEC },
-        Member { name: "Message", required: true, shape: PLAINTEXT_TYPE },
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("MacAlgorithm", true, MAC_ALGORITHM_SPEC),
+        Member::of("Message", true, PLAINTEXT_TYPE),
     ],
 };
 
 pub(crate) static VERIFY_MAC: Operation = Operation {
     name: "VerifyMac",
     members: &[
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "Mac", required: true, shape: CIPHERTEXT_TYPE },
-        Member { name: "MacAlgorithm", required: true, shape: MAC_ALGORITHM_SPEC },
-        Member { name: "Message", required: true, shape: PLAINTEXT_TYPE },
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("Mac", true, CIPHERTEXT_TYPE),
+        Member::of("MacAlgorithm", true, MAC_ALGORITHM_SPEC),
+        Member::of("Message", true, PLAINTEXT_TYPE),
     ],
 };
 
 pub(crate) static DERIVE_SHARED_SECRET: Operation = Operation {
     name: "DeriveSharedSecret",
     members: &[
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "KeyAgreementAlgorithm", required: true, shape: KEY_AGREEMENT_ALGORITHM_SPEC },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "PublicKey", required: true, shape: PUBLIC_KEY_TYPE },
-        Member { name: "Recipient", required: false, shape: RECIPIENT_INFO },
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("KeyAgreementAlgorithm", true, KEY_AGREEMENT_ALGORITHM_SPEC),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("PublicKey", true, PUBLIC_KEY_TYPE),
+        Member::of("Recipient", false, RECIPIENT_INFO),
     ],
 };
 
 pub(crate) static PUT_KEY_POLICY: Operation = Operation {
     name: "PutKeyPolicy",
     members: &[
-        Member { name: "BypassPolicyLockoutSafetyCheck", required: false, shape: BOOLEAN_TYPE },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "Policy", required: true, shape: POLICY_TYPE },
-        Member { name: "PolicyName", required: false, shape: POLICY_NAME_TYPE },
+        Member::of("BypassPolicyLockoutSafetyCheck", false, BOOLEAN_TYPE),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("Policy", true, POLICY_TYPE),
+        Member::of("PolicyName", false, POLICY_NAME_TYPE),
     ],
 };
 
 pub(crate) static GET_KEY_POLICY: Operation = Operation {
     name: "GetKeyPolicy",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "PolicyName", required: false, shape: POLICY_NAME_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("PolicyName", false, POLICY_NAME_TYPE),
     ],
 };
 
 pub(crate) static LIST_KEY_POLICIES: Operation = Operation {
     name: "ListKeyPolicies",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "Limit", required: false, shape: LIMIT_TYPE },
-        Member { name: "Marker", required: false, shape: MARKER_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("Limit", false, LIMIT_TYPE),
+        Member::of("Marker", false, MARKER_TYPE),
     ],
 };
 
 pub(crate) static CREATE_GRANT: Operation = Operation {
     name: "CreateGrant",
     members: &[
-        Member { name: "Constraints", required: false, shape: GRANT_CONSTRAINTS },
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "GrantTokens", required: false, shape: GRANT_TOKEN_LIST },
-        Member { name: "GranteePrincipal", required: false, shape: PRINCIPAL_ID_TYPE },
-        Member { name: "GranteeServicePrincipal", required: false, shape: SERVICE_PRINCIPAL_TYPE },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "Name", required: false, shape: GRANT_NAME_TYPE },
-        Member { name: "Operations", required: true, shape: GRANT_OPERATION_LIST },
-        Member { name: "RetiringPrincipal", required: false, shape: PRINCIPAL_ID_TYPE },
-        Member { name: "RetiringServicePrincipal", required: false, shape: SERVICE_PRINCIPAL_TYPE },
+        Member::of("Constraints", false, GRANT_CONSTRAINTS),
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
+        Member::of("GranteePrincipal", false, PRINCIPAL_ID_TYPE),
+        Member::of("GranteeServicePrincipal", false, SERVICE_PRINCIPAL_TYPE),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("Name", false, GRANT_NAME_TYPE),
+        Member::of("Operations", true, GRANT_OPERATION_LIST),
+        Member::of("RetiringPrincipal", false, PRINCIPAL_ID_TYPE),
+        Member::of("RetiringServicePrincipal", false, SERVICE_PRINCIPAL_TYPE),
     ],
 };
 
 pub(crate) static LIST_GRANTS: Operation = Operation {
     name: "ListGrants",
     members: &[
-        Member { name: "GrantId", required: false, shape: GRANT_ID_TYPE },
-        Member { name: "GranteePrincipal", required: false, shape: PRINCIPAL_ID_TYPE },
-        Member { name: "GranteeServicePrincipal", required: false, shape: SERVICE_PRINCIPAL_TYPE },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "Limit", required: false, shape: LIMIT_TYPE },
-        Member { name: "Marker", required: false, shape: MARKER_TYPE },
+        Member::of("GrantId", false, GRANT_ID_TYPE),
+        Member::of("GranteePrincipal", false, PRINCIPAL_ID_TYPE),
+        Member::of("GranteeServicePrincipal", false, SERVICE_PRINCIPAL_TYPE),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("Limit", false, LIMIT_TYPE),
+        Member::of("Marker", false, MARKER_TYPE),
     ],
 };
 
 pub(crate) static LIST_RETIRABLE_GRANTS: Operation = Operation {
     name: "ListRetirableGrants",
     members: &[
-        Member { name: "Limit", required: false, shape: LIMIT_TYPE },
-        Member { name: "Marker", required: false, shape: MARKER_TYPE },
-        Member { name: "RetiringPrincipal", required: false, shape: PRINCIPAL_ID_TYPE },
-        Member { name: "RetiringServicePrincipal", required: false, shape: SERVICE_PRINCIPAL_TYPE },
+        Member::of("Limit", false, LIMIT_TYPE),
+        Member::of("Marker", false, MARKER_TYPE),
+        Member::of("RetiringPrincipal", false, PRINCIPAL_ID_TYPE),
+        Member::of("RetiringServicePrincipal", false, SERVICE_PRINCIPAL_TYPE),
     ],
 };
 
 pub(crate) static RETIRE_GRANT: Operation = Operation {
     name: "RetireGrant",
     members: &[
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "GrantId", required: false, shape: GRANT_ID_TYPE },
-        Member { name: "GrantToken", required: false, shape: GRANT_TOKEN_TYPE },
-        Member { name: "KeyId", required: false, shape: KEY_ID_TYPE },
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("GrantId", false, GRANT_ID_TYPE),
+        Member::of("GrantToken", false, GRANT_TOKEN_TYPE),
+        Member::of("KeyId", false, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static REVOKE_GRANT: Operation = Operation {
     name: "RevokeGrant",
     members: &[
-        Member { name: "DryRun", required: false, shape: NULLABLE_BOOLEAN_TYPE },
-        Member { name: "GrantId", required: true, shape: GRANT_ID_TYPE },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
+        Member::of("GrantId", true, GRANT_ID_TYPE),
+        Member::of("KeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static GET_KEY_LAST_USAGE: Operation = Operation {
     name: "GetKeyLastUsage",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static GET_PARAMETERS_FOR_IMPORT: Operation = Operation {
     name: "GetParametersForImport",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "WrappingAlgorithm", required: true, shape: ALGORITHM_SPEC },
-        Member { name: "WrappingKeySpec", required: true, shape: WRAPPING_KEY_SPEC },
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("WrappingAlgorithm", true, ALGORITHM_SPEC),
+        Member::of("WrappingKeySpec", true, WRAPPING_KEY_SPEC),
     ],
 };
 
 pub(crate) static IMPORT_KEY_MATERIAL: Operation = Operation {
     name: "ImportKeyMaterial",
     members: &[
-        Member { name: "EncryptedKeyMaterial", required: true, shape: CIPHERTEXT_TYPE },
-        Member { name: "ExpirationModel", required: false, shape: EXPIRATION_MODEL_TYPE },
-        Member { name: "ImportToken", required: true, shape: CIPHERTEXT_TYPE },
-        Member { name: "ImportType", required: false, shape: IMPORT_TYPE },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "KeyMaterialDescription", required: false, shape: KEY_MATERIAL_DESCRIPTION_TYPE },
-        Member { name: "KeyMaterialId", required: false, shape: BACKING_KEY_ID_TYPE },
-        Member { name: "ValidTo", required: false, shape: DATE_TYPE },
+        Member::of("EncryptedKeyMaterial", true, CIPHERTEXT_TYPE),
+        Member::of("ExpirationModel", false, EXPIRATION_MODEL_TYPE),
+        Member::of("ImportToken", true, CIPHERTEXT_TYPE),
+        Member::of("ImportType", false, IMPORT_TYPE),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("KeyMaterialDescription", false, KEY_MATERIAL_DESCRIPTION_TYPE),
+        Member::of("KeyMaterialId", false, BACKING_KEY_ID_TYPE),
+        Member::of("ValidTo", false, DATE_TYPE),
     ],
 };
 
 pub(crate) static DELETE_IMPORTED_KEY_MATERIAL: Operation = Operation {
     name: "DeleteImportedKeyMaterial",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "KeyMaterialId", required: false, shape: BACKING_KEY_ID_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("KeyMaterialId", false, BACKING_KEY_ID_TYPE),
     ],
 };
 
 pub(crate) static REPLICATE_KEY: Operation = Operation {
     name: "ReplicateKey",
     members: &[
-        Member { name: "BypassPolicyLockoutSafetyCheck", required: false, shape: BOOLEAN_TYPE },
-        Member { name: "Description", required: false, shape: DESCRIPTION_TYPE },
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "Policy", required: false, shape: POLICY_TYPE },
-        Member { name: "ReplicaRegion", required: true, shape: REGION_TYPE },
-        Member { name: "Tags", required: false, shape: TAG_LIST },
+        Member::of("BypassPolicyLockoutSafetyCheck", false, BOOLEAN_TYPE),
+        Member::of("Description", false, DESCRIPTION_TYPE),
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("Policy", false, POLICY_TYPE),
+        Member::of("ReplicaRegion", true, REGION_TYPE),
+        Member::of("Tags", false, TAG_LIST),
     ],
 };
 
 pub(crate) static UPDATE_PRIMARY_REGION: Operation = Operation {
     name: "UpdatePrimaryRegion",
     members: &[
-        Member { name: "KeyId", required: true, shape: KEY_ID_TYPE },
-        Member { name: "PrimaryRegion", required: true, shape: REGION_TYPE },
+        Member::of("KeyId", true, KEY_ID_TYPE),
+        Member::of("PrimaryRegion", true, REGION_TYPE),
     ],
 };
 
 pub(crate) static CREATE_CUSTOM_KEY_STORE: Operation = Operation {
     name: "CreateCustomKeyStore",
     members: &[
-        Member { name: "CloudHsmClusterId", required: false, shape: CLOUD_HSM_CLUSTER_ID_TYPE },
-        Member { name: "CustomKeyStoreName", required: true, shape: CUSTOM_KEY_STORE_NAME_TYPE },
-        Member { name: "CustomKeyStoreType", required: false, shape: CUSTOM_KEY_STORE_TYPE },
-        Member { name: "KeyStorePassword", required: false, shape: KEY_STORE_PASSWORD_TYPE },
-        Member { name: "TrustAnchorCertificate", required: false, shape: TRUST_ANCHOR_CERTIFICATE_TYPE },
-        Member { name: "XksProxyAuthenticationCredential", required: false, shape: XKS_PROXY_AUTHENTICATION_CREDENTIAL_TYPE },
-        Member { name: "XksProxyConnectivity", required: false, shape: XKS_PROXY_CONNECTIVITY_TYPE },
-        Member { name: "XksProxyUriEndpoint", required: false, shape: XKS_PROXY_URI_ENDPOINT_TYPE },
-        Member { name: "XksProxyUriPath", required: false, shape: XKS_PROXY_URI_PATH_TYPE },
-        Member { name: "XksProxyVpcEndpointServiceName", required: false, shape: XKS_PROXY_VPC_ENDPOINT_SERVICE_NAME_TYPE },
-        Member { name: "XksProxyVpcEndpointServiceOwner", required: false, shape: ACCOUNT_ID_TYPE },
+        Member::of("CloudHsmClusterId", false, CLOUD_HSM_CLUSTER_ID_TYPE),
+        Member::of("CustomKeyStoreName", true, CUSTOM_KEY_STORE_NAME_TYPE),
+        Member::of("CustomKeyStoreType", false, CUSTOM_KEY_STORE_TYPE),
+        Member::of("KeyStorePassword", false, KEY_STORE_PASSWORD_TYPE),
+        Member::of("TrustAnchorCertificate", false, TRUST_ANCHOR_CERTIFICATE_TYPE),
+        Member::of("XksProxyAuthenticationCredential", false, XKS_PROXY_AUTHENTICATION_CREDENTIAL_TYPE),
+        Member::of("XksProxyConnectivity", false, XKS_PROXY_CONNECTIVITY_TYPE),
+        Member::of("XksProxyUriEndpoint", false, XKS_PROXY_URI_ENDPOINT_TYPE),
+        Member::of("XksProxyUriPath", false, XKS_PROXY_URI_PATH_TYPE),
+        Member::of("XksProxyVpcEndpointServiceName", false, XKS_PROXY_VPC_ENDPOINT_SERVICE_NAME_TYPE),
+        Member::of("XksProxyVpcEndpointServiceOwner", false, ACCOUNT_ID_TYPE),
     ],
 };
 
 pub(crate) static CONNECT_CUSTOM_KEY_STORE: Operation = Operation {
     name: "ConnectCustomKeyStore",
     members: &[
-        Member { name: "CustomKeyStoreId", required: true, shape: CUSTOM_KEY_STORE_ID_TYPE },
+        Member::of("CustomKeyStoreId", true, CUSTOM_KEY_STORE_ID_TYPE),
     ],
 };
 
 pub(crate) static DISCONNECT_CUSTOM_KEY_STORE: Operation = Operation {
     name: "DisconnectCustomKeyStore",
     members: &[
-        Member { name: "CustomKeyStoreId", required: true, shape: CUSTOM_KEY_STORE_ID_TYPE },
+        Member::of("CustomKeyStoreId", true, CUSTOM_KEY_STORE_ID_TYPE),
     ],
 };
 
 pub(crate) static DELETE_CUSTOM_KEY_STORE: Operation = Operation {
     name: "DeleteCustomKeyStore",
     members: &[
-        Member { name: "CustomKeyStoreId", required: true, shape: CUSTOM_KEY_STORE_ID_TYPE },
+        Member::of("CustomKeyStoreId", true, CUSTOM_KEY_STORE_ID_TYPE),
     ],
 };
 
 pub(crate) static UPDATE_CUSTOM_KEY_STORE: Operation = Operation {
     name: "UpdateCustomKeyStore",
     members: &[
-        Member { name: "CloudHsmClusterId", required: false, shape: CLOUD_HSM_CLUSTER_ID_TYPE },
-        Member { name: "CustomKeyStoreId", required: true, shape: CUSTOM_KEY_STORE_ID_TYPE },
-        Member { name: "KeyStorePassword", required: false, shape: KEY_STORE_PASSWORD_TYPE },
-        Member { name: "NewCustomKeyStoreName", required: false, shape: CUSTOM_KEY_STORE_NAME_TYPE },
-        Member { name: "XksProxyAuthenticationCredential", required: false, shape: XKS_PROXY_AUTHENTICATION_CREDENTIAL_TYPE },
-        Member { name: "XksProxyConnectivity", required: false, shape: XKS_PROXY_CONNECTIVITY_TYPE },
-        Member { name: "XksProxyUriEndpoint", required: false, shape: XKS_PROXY_URI_ENDPOINT_TYPE },
-        Member { name: "XksProxyUriPath", required: false, shape: XKS_PROXY_URI_PATH_TYPE },
-        Member { name: "XksProxyVpcEndpointServiceName", required: false, shape: XKS_PROXY_VPC_ENDPOINT_SERVICE_NAME_TYPE },
-        Member { name: "XksProxyVpcEndpointServiceOwner", required: false, shape: ACCOUNT_ID_TYPE },
+        Member::of("CloudHsmClusterId", false, CLOUD_HSM_CLUSTER_ID_TYPE),
+        Member::of("CustomKeyStoreId", true, CUSTOM_KEY_STORE_ID_TYPE),
+        Member::of("KeyStorePassword", false, KEY_STORE_PASSWORD_TYPE),
+        Member::of("NewCustomKeyStoreName", false, CUSTOM_KEY_STORE_NAME_TYPE),
+        Member::of("XksProxyAuthenticationCredential", false, XKS_PROXY_AUTHENTICATION_CREDENTIAL_TYPE),
+        Member::of("XksProxyConnectivity", false, XKS_PROXY_CONNECTIVITY_TYPE),
+        Member::of("XksProxyUriEndpoint", false, XKS_PROXY_URI_ENDPOINT_TYPE),
+        Member::of("XksProxyUriPath", false, XKS_PROXY_URI_PATH_TYPE),
+        Member::of("XksProxyVpcEndpointServiceName", false, XKS_PROXY_VPC_ENDPOINT_SERVICE_NAME_TYPE),
+        Member::of("XksProxyVpcEndpointServiceOwner", false, ACCOUNT_ID_TYPE),
     ],
 };
 
 pub(crate) static DESCRIBE_CUSTOM_KEY_STORES: Operation = Operation {
     name: "DescribeCustomKeyStores",
     members: &[
-        Member { name: "CustomKeyStoreId", required: false, shape: CUSTOM_KEY_STORE_ID_TYPE },
-        Member { name: "CustomKeyStoreName", required: false, shape: CUSTOM_KEY_STORE_NAME_TYPE },
-        Member { name: "Limit", required: false, shape: LIMIT_TYPE },
-        Member { name: "Marker", required: false, shape: MARKER_TYPE },
+        Member::of("CustomKeyStoreId", false, CUSTOM_KEY_STORE_ID_TYPE),
+        Member::of("CustomKeyStoreName", false, CUSTOM_KEY_STORE_NAME_TYPE),
+        Member::of("Limit", false, LIMIT_TYPE),
+        Member::of("Marker", false, MARKER_TYPE),
     ],
 };
 

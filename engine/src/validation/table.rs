@@ -33,15 +33,41 @@ pub(crate) struct Shape {
     pub(crate) pattern: Option<&'static str>,
 }
 
-/// One input member of an operation.
+/// One input member of an operation, with its shape's constraints (copied from the shape's
+/// constant by [`Member::of`], so the table states each shape once and a check reads the
+/// constraints in place).
 #[derive(Debug)]
 pub(crate) struct Member {
     /// The model's spelling (`KeyId`).
     pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
     pub(crate) required: bool,
-    /// Its shape's constraints (a copy of the shape's constant: the table states each once, and
-    /// a check reads them in place).
-    pub(crate) shape: Shape,
+    /// The model marks the shape sensitive: its value is never shown.
+    pub(crate) sensitive: bool,
+    /// Least length (strings, blobs, lists, maps) or value (numbers).
+    pub(crate) min: Option<i64>,
+    /// Greatest length or value.
+    pub(crate) max: Option<i64>,
+    /// The allowed values, in the model's order; empty for no enumeration.
+    pub(crate) enumeration: &'static [&'static str],
+    /// The model's regular expression, matched against the whole value.
+    pub(crate) pattern: Option<&'static str>,
+}
+
+impl Member {
+    /// Member `name` of shape `shape`.
+    pub(crate) const fn of(name: &'static str, required: bool, shape: Shape) -> Member {
+        Member {
+            name,
+            kind: shape.kind,
+            required,
+            sensitive: shape.sensitive,
+            min: shape.min,
+            max: shape.max,
+            enumeration: shape.enumeration,
+            pattern: shape.pattern,
+        }
+    }
 }
 
 /// An operation's input members.
