@@ -11,12 +11,25 @@ mod sigv4_parse;
 #[path = "../../fuzz/targets/xks_request.rs"]
 mod xks_request;
 
+use keyplane_testkit::fuzz::{assert_replays, corpus_files, fuzz_dir};
+
+/// Each corpus holds at least ten seeds, as it did when these targets were written.
+fn assert_seeds(target: &str) {
+    let seeds = corpus_files(&fuzz_dir().join("corpus").join(target)).len();
+    assert!(
+        seeds >= 10,
+        "the {target} seed corpus has {seeds} seeds, not 10 or more"
+    );
+}
+
 #[test]
 fn the_sigv4_parse_corpus_replays() {
-    keyplane_testkit::fuzz::assert_replays("sigv4_parse", sigv4_parse::run);
+    assert_seeds("sigv4_parse");
+    assert_replays("sigv4_parse", sigv4_parse::run);
 }
 
 #[test]
 fn the_xks_request_corpus_replays() {
-    keyplane_testkit::fuzz::assert_replays("xks_request", xks_request::run);
+    assert_seeds("xks_request");
+    assert_replays("xks_request", xks_request::run);
 }
