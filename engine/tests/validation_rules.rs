@@ -52,13 +52,6 @@ fn kind(shape_type: &str) -> &'static str {
     }
 }
 
-fn option_int(shape: &Value, key: &str) -> String {
-    match shape.get(key).and_then(Value::as_i64) {
-        Some(n) => format!("Some({n})"),
-        None => "None".to_owned(),
-    }
-}
-
 /// The input shape of operation `name`: its members by name, and the required ones.
 fn input<'m>(model: &'m Value, name: &str) -> (&'m serde_json::Map<String, Value>, Vec<&'m str>) {
     let operation = &model["operations"][name];
@@ -71,40 +64,59 @@ fn input<'m>(model: &'m Value, name: &str) -> (&'m serde_json::Map<String, Value
     (input["members"].as_object().unwrap(), required)
 }
 
-/// The `Shape` constant of model shape `name` (`KeyIdType`): its constraints, stated once for
+/// `values` as a Rust slice of string literals.
+fn literals<'m>(values: impl Iterator<Item = &'m Value>) -> String {
+    let quoted: Vec<String> = values
+        .map(|v| format!("{:?}", v.as_str().unwrap()))
+        .collect();
+    format!("&[{}]", quoted.join(", "))
+}
+
+/// The `Shape` constant of model shape `name` (`KeyIdType`), one line: its kind and each
+/// constraint the model gives it (`Shape::of(Kind::String).min(1).max(2048)`), stated once for
 /// every member of that shape (`Member::of` copies it into each member, so a check reads the
 /// constraints in place).
 fn shape_constant(name: &str, shape: &Value) -> String {
-    let enumeration: Vec<String> = shape["enum"]
-        .as_array()
-        .map(|e| {
-            e.iter()
-                .map(|v| format!("{:?}", v.as_str().unwrap()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let pattern = match shape.get("pattern").and_then(Value::as_str) {
-        Some(p) => format!("Some({p:?})"),
-        None => "None".to_owned(),
-    };
-    let sensitive = shape
-        .get("sensitive")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let mut constraints = String::new();
+    if shape.get("sensitive").and_then(Value::as_bool) == Some(true) {
+        constraints.push_str(".sensitive()");
+    }
+    for bound in ["min", "max"] {
+        if let Some(n) = shape.get(bound).and_then(Value::as_i64) {
+            write!(constraints, ".{bound}({n})").unwrap();
+        }
+    }
+    if let Some(values) = shape["enum"].as_array() {
+        write!(constraints, ".one_of({})", literals(values.iter())).unwrap();
+    }
+    if let Some(pattern) = shape.get("pattern").and_then(Value::as_str) {
+        write!(constraints, ".matching({pattern:?})").unwrap();
+    }
     format!(
-        "\npub(crate) const {}: Shape = Shape {{\n    \
-         kind: Kind::{},\n    \
-         sensitive: {sensitive},\n    \
-         min: {},\n    \
-         max: {},\n    \
-         enumeration: &[{}],\n    \
-         pattern: {pattern},\n\
-         }};\n",
+        "pub(crate) const {}: Shape = Shape::of(Kind::{}){constraints};\n",
         constant_name(name),
         kind(shape["type"].as_str().unwrap()),
-        option_int(shape, "min"),
-        option_int(shape, "max"),
-        enumeration.join(", "),
+    )
+}
+
+/// The `Operation` static of operation `name`, one line: its name and its input members, each
+/// with whether it is required and its shape's constant.
+fn operation_static(model: &Value, name: &str) -> String {
+    let (members, required) = input(model, name);
+    let members: Vec<String> = members
+        .iter()
+        .map(|(member, spec)| {
+            format!(
+                "Member::of({member:?}, {}, {})",
+                required.contains(&member.as_str()),
+                constant_name(spec["shape"].as_str().unwrap())
+            )
+        })
+        .collect();
+    format!(
+        "pub(crate) static {}: Operation = Operation {{ name: {name:?}, members: &[{}] }};\n",
+        constant_name(name),
+        members.join(", ")
     )
 }
 
@@ -125,6 +137,7 @@ fn generate(model: &Value) -> String {
         .flat_map(|name| input(model, name).0.values())
         .map(|spec| spec["shape"].as_str().unwrap())
         .collect();
+    out.push('\n');
     for name in &used {
         assert!(
             !operations.contains(&constant_name(name)),
@@ -132,25 +145,9 @@ fn generate(model: &Value) -> String {
         );
         out.push_str(&shape_constant(name, &shapes[*name]));
     }
+    out.push('\n');
     for name in supported() {
-        let (members, required) = input(model, name);
-        writeln!(
-            out,
-            "\npub(crate) static {}: Operation = Operation {{",
-            constant_name(name)
-        )
-        .unwrap();
-        writeln!(out, "    name: {name:?},\n    members: &[").unwrap();
-        for (member, spec) in members {
-            writeln!(
-                out,
-                "        Member::of({member:?}, {}, {}),",
-                required.contains(&member.as_str()),
-                constant_name(spec["shape"].as_str().unwrap())
-            )
-            .unwrap();
-        }
-        writeln!(out, "    ],\n}};").unwrap();
+        out.push_str(&operation_static(model, name));
     }
     out.push_str(
         "\n/// Every operation of the table.\npub(crate) static OPERATIONS: &[&Operation] = &[\n",
@@ -171,13 +168,13 @@ fn generate(model: &Value) -> String {
         .collect();
     enums.sort_by(|a, b| a.0.cmp(b.0));
     for (name, shape) in enums {
-        let values: Vec<String> = shape["enum"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| format!("{:?}", v.as_str().unwrap()))
-            .collect();
-        writeln!(out, "    ({name:?}, &[{}]),", values.join(", ")).unwrap();
+        // A shape with a constant names it, so its values stand once in the table.
+        let values = if used.contains(name.as_str()) {
+            format!("{}.enumeration", constant_name(name))
+        } else {
+            literals(shape["enum"].as_array().unwrap().iter())
+        };
+        writeln!(out, "    ({name:?}, {values}),").unwrap();
     }
     out.push_str("];\n");
     out

@@ -6,1093 +6,122 @@
 
 use super::table::{Kind, Member, Operation, Shape};
 
-pub(crate) const ACCOUNT_ID_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(12),
-    max: Some(12),
-    enumeration: &[],
-    pattern: Some("[0-9]{12}"),
-};
-
-pub(crate) const ALGORITHM_SPEC: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1", "RSA_AES_KEY_WRAP_SHA_256", "SM2PKE"],
-    pattern: None,
-};
-
-pub(crate) const ALIAS_NAME_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(256),
-    enumeration: &[],
-    pattern: Some("^[a-zA-Z0-9:/_-]+$"),
-};
-
-pub(crate) const BACKING_KEY_ID_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(64),
-    max: Some(64),
-    enumeration: &[],
-    pattern: Some("^[a-f0-9]+$"),
-};
-
-pub(crate) const BOOLEAN_TYPE: Shape = Shape {
-    kind: Kind::Boolean,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const CIPHERTEXT_TYPE: Shape = Shape {
-    kind: Kind::Blob,
-    sensitive: false,
-    min: Some(1),
-    max: Some(6144),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const CLOUD_HSM_CLUSTER_ID_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(19),
-    max: Some(24),
-    enumeration: &[],
-    pattern: Some("cluster-[2-7a-zA-Z]{11,16}"),
-};
-
-pub(crate) const CUSTOM_KEY_STORE_ID_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(64),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const CUSTOM_KEY_STORE_NAME_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(256),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const CUSTOM_KEY_STORE_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"],
-    pattern: None,
-};
-
-pub(crate) const CUSTOMER_MASTER_KEY_SPEC: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512", "SM2"],
-    pattern: None,
-};
-
-pub(crate) const DATA_KEY_PAIR_SPEC: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "SM2", "ECC_NIST_EDWARDS25519"],
-    pattern: None,
-};
-
-pub(crate) const DATA_KEY_SPEC: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["AES_256", "AES_128"],
-    pattern: None,
-};
-
-pub(crate) const DATE_TYPE: Shape = Shape {
-    kind: Kind::Timestamp,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const DESCRIPTION_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(0),
-    max: Some(8192),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const DRY_RUN_MODIFIER_LIST: Shape = Shape {
-    kind: Kind::List,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const ENCRYPTION_ALGORITHM_SPEC: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"],
-    pattern: None,
-};
-
-pub(crate) const ENCRYPTION_CONTEXT_TYPE: Shape = Shape {
-    kind: Kind::Map,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const EXPIRATION_MODEL_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["KEY_MATERIAL_EXPIRES", "KEY_MATERIAL_DOES_NOT_EXPIRE"],
-    pattern: None,
-};
-
-pub(crate) const GRANT_CONSTRAINTS: Shape = Shape {
-    kind: Kind::Structure,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const GRANT_ID_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(128),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const GRANT_NAME_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(256),
-    enumeration: &[],
-    pattern: Some("^[a-zA-Z0-9:/_-]+$"),
-};
-
-pub(crate) const GRANT_OPERATION_LIST: Shape = Shape {
-    kind: Kind::List,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const GRANT_TOKEN_LIST: Shape = Shape {
-    kind: Kind::List,
-    sensitive: false,
-    min: Some(0),
-    max: Some(10),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const GRANT_TOKEN_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(8192),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const IMPORT_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"],
-    pattern: None,
-};
-
-pub(crate) const INCLUDE_KEY_MATERIAL: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["ALL_KEY_MATERIAL", "ROTATIONS_ONLY"],
-    pattern: None,
-};
-
-pub(crate) const KEY_AGREEMENT_ALGORITHM_SPEC: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["ECDH"],
-    pattern: None,
-};
-
-pub(crate) const KEY_ID_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(2048),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const KEY_MATERIAL_DESCRIPTION_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(0),
-    max: Some(256),
-    enumeration: &[],
-    pattern: Some("^[a-zA-Z0-9:/_\\s.-]+$"),
-};
-
-pub(crate) const KEY_SPEC: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512", "SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "ECC_NIST_EDWARDS25519"],
-    pattern: None,
-};
-
-pub(crate) const KEY_STORE_PASSWORD_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: true,
-    min: Some(7),
-    max: Some(32),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const KEY_USAGE_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"],
-    pattern: None,
-};
-
-pub(crate) const LIMIT_TYPE: Shape = Shape {
-    kind: Kind::Integer,
-    sensitive: false,
-    min: Some(1),
-    max: Some(1000),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const MAC_ALGORITHM_SPEC: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["HMAC_SHA_224", "HMAC_SHA_256", "HMAC_SHA_384", "HMAC_SHA_512"],
-    pattern: None,
-};
-
-pub(crate) const MARKER_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(1024),
-    enumeration: &[],
-    pattern: Some("[\\u0020-\\u00FF]*"),
-};
-
-pub(crate) const MESSAGE_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["RAW", "DIGEST", "EXTERNAL_MU"],
-    pattern: None,
-};
-
-pub(crate) const NULLABLE_BOOLEAN_TYPE: Shape = Shape {
-    kind: Kind::Boolean,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const NUMBER_OF_BYTES_TYPE: Shape = Shape {
-    kind: Kind::Integer,
-    sensitive: false,
-    min: Some(1),
-    max: Some(1024),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const ORIGIN_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"],
-    pattern: None,
-};
-
-pub(crate) const PENDING_WINDOW_IN_DAYS_TYPE: Shape = Shape {
-    kind: Kind::Integer,
-    sensitive: false,
-    min: Some(1),
-    max: Some(365),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const PLAINTEXT_TYPE: Shape = Shape {
-    kind: Kind::Blob,
-    sensitive: true,
-    min: Some(1),
-    max: Some(4096),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const POLICY_NAME_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(128),
-    enumeration: &[],
-    pattern: Some("[\\w]+"),
-};
-
-pub(crate) const POLICY_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(131072),
-    enumeration: &[],
-    pattern: Some("[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+"),
-};
-
-pub(crate) const PRINCIPAL_ID_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(256),
-    enumeration: &[],
-    pattern: Some("^[\\w+=,.@:/-]+$"),
-};
-
-pub(crate) const PUBLIC_KEY_TYPE: Shape = Shape {
-    kind: Kind::Blob,
-    sensitive: false,
-    min: Some(1),
-    max: Some(8192),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const RECIPIENT_INFO: Shape = Shape {
-    kind: Kind::Structure,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const REGION_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(32),
-    enumeration: &[],
-    pattern: Some("^([a-z]+-){2,3}\\d+$"),
-};
-
-pub(crate) const ROTATION_PERIOD_IN_DAYS_TYPE: Shape = Shape {
-    kind: Kind::Integer,
-    sensitive: false,
-    min: Some(90),
-    max: Some(2560),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const SERVICE_PRINCIPAL_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(128),
-    enumeration: &[],
-    pattern: Some("^([A-Za-z0-9\\-]+)\\.([A-Za-z0-9\\-]+)(\\.[A-Za-z0-9\\-]+)+$"),
-};
-
-pub(crate) const SIGNING_ALGORITHM_SPEC: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512", "RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512", "ECDSA_SHA_256", "ECDSA_SHA_384", "ECDSA_SHA_512", "SM2DSA", "ML_DSA_SHAKE_256", "ED25519_SHA_512", "ED25519_PH_SHA_512"],
-    pattern: None,
-};
-
-pub(crate) const TAG_KEY_LIST: Shape = Shape {
-    kind: Kind::List,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const TAG_LIST: Shape = Shape {
-    kind: Kind::List,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const TRUST_ANCHOR_CERTIFICATE_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(5000),
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const WRAPPING_KEY_SPEC: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["RSA_2048", "RSA_3072", "RSA_4096", "SM2"],
-    pattern: None,
-};
-
-pub(crate) const XKS_KEY_ID_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(1),
-    max: Some(128),
-    enumeration: &[],
-    pattern: Some("^[a-zA-Z0-9-_.]+$"),
-};
-
-pub(crate) const XKS_PROXY_AUTHENTICATION_CREDENTIAL_TYPE: Shape = Shape {
-    kind: Kind::Structure,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &[],
-    pattern: None,
-};
-
-pub(crate) const XKS_PROXY_CONNECTIVITY_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: None,
-    max: None,
-    enumeration: &["PUBLIC_ENDPOINT", "VPC_ENDPOINT_SERVICE"],
-    pattern: None,
-};
-
-pub(crate) const XKS_PROXY_URI_ENDPOINT_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(10),
-    max: Some(128),
-    enumeration: &[],
-    pattern: Some("^https://[a-zA-Z0-9.-]+$"),
-};
-
-pub(crate) const XKS_PROXY_URI_PATH_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(10),
-    max: Some(128),
-    enumeration: &[],
-    pattern: Some("^(/[a-zA-Z0-9\\/_-]+/kms/xks/v\\d{1,2})$|^(/kms/xks/v\\d{1,2})$"),
-};
-
-pub(crate) const XKS_PROXY_VPC_ENDPOINT_SERVICE_NAME_TYPE: Shape = Shape {
-    kind: Kind::String,
-    sensitive: false,
-    min: Some(20),
-    max: Some(64),
-    enumeration: &[],
-    pattern: Some("^(com|eu)\\.amazonaws\\.vpce\\.([a-z]+-){2,3}\\d+\\.vpce-svc-[0-9a-z]+$"),
-};
-
-pub(crate) static CREATE_KEY: Operation = Operation {
-    name: "CreateKey",
-    members: &[
-        Member::of("BypassPolicyLockoutSafetyCheck", false, BOOLEAN_TYPE),
-        Member::of("CustomKeyStoreId", false, CUSTOM_KEY_STORE_ID_TYPE),
-        Member::of("CustomerMasterKeySpec", false, CUSTOMER_MASTER_KEY_SPEC),
-        Member::of("Description", false, DESCRIPTION_TYPE),
-        Member::of("KeySpec", false, KEY_SPEC),
-        Member::of("KeyUsage", false, KEY_USAGE_TYPE),
-        Member::of("MultiRegion", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("Origin", false, ORIGIN_TYPE),
-        Member::of("Policy", false, POLICY_TYPE),
-        Member::of("Tags", false, TAG_LIST),
-        Member::of("XksKeyId", false, XKS_KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static DESCRIBE_KEY: Operation = Operation {
-    name: "DescribeKey",
-    members: &[
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static LIST_KEYS: Operation = Operation {
-    name: "ListKeys",
-    members: &[
-        Member::of("Limit", false, LIMIT_TYPE),
-        Member::of("Marker", false, MARKER_TYPE),
-    ],
-};
-
-pub(crate) static UPDATE_KEY_DESCRIPTION: Operation = Operation {
-    name: "UpdateKeyDescription",
-    members: &[
-        Member::of("Description", true, DESCRIPTION_TYPE),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static ENABLE_KEY: Operation = Operation {
-    name: "EnableKey",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static DISABLE_KEY: Operation = Operation {
-    name: "DisableKey",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static SCHEDULE_KEY_DELETION: Operation = Operation {
-    name: "ScheduleKeyDeletion",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("PendingWindowInDays", false, PENDING_WINDOW_IN_DAYS_TYPE),
-    ],
-};
-
-pub(crate) static CANCEL_KEY_DELETION: Operation = Operation {
-    name: "CancelKeyDeletion",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static CREATE_ALIAS: Operation = Operation {
-    name: "CreateAlias",
-    members: &[
-        Member::of("AliasName", true, ALIAS_NAME_TYPE),
-        Member::of("TargetKeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static UPDATE_ALIAS: Operation = Operation {
-    name: "UpdateAlias",
-    members: &[
-        Member::of("AliasName", true, ALIAS_NAME_TYPE),
-        Member::of("TargetKeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static DELETE_ALIAS: Operation = Operation {
-    name: "DeleteAlias",
-    members: &[
-        Member::of("AliasName", true, ALIAS_NAME_TYPE),
-    ],
-};
-
-pub(crate) static LIST_ALIASES: Operation = Operation {
-    name: "ListAliases",
-    members: &[
-        Member::of("KeyId", false, KEY_ID_TYPE),
-        Member::of("Limit", false, LIMIT_TYPE),
-        Member::of("Marker", false, MARKER_TYPE),
-    ],
-};
-
-pub(crate) static TAG_RESOURCE: Operation = Operation {
-    name: "TagResource",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("Tags", true, TAG_LIST),
-    ],
-};
-
-pub(crate) static UNTAG_RESOURCE: Operation = Operation {
-    name: "UntagResource",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("TagKeys", true, TAG_KEY_LIST),
-    ],
-};
-
-pub(crate) static LIST_RESOURCE_TAGS: Operation = Operation {
-    name: "ListResourceTags",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("Limit", false, LIMIT_TYPE),
-        Member::of("Marker", false, MARKER_TYPE),
-    ],
-};
-
-pub(crate) static ENABLE_KEY_ROTATION: Operation = Operation {
-    name: "EnableKeyRotation",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("RotationPeriodInDays", false, ROTATION_PERIOD_IN_DAYS_TYPE),
-    ],
-};
-
-pub(crate) static DISABLE_KEY_ROTATION: Operation = Operation {
-    name: "DisableKeyRotation",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static GET_KEY_ROTATION_STATUS: Operation = Operation {
-    name: "GetKeyRotationStatus",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static ROTATE_KEY_ON_DEMAND: Operation = Operation {
-    name: "RotateKeyOnDemand",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static LIST_KEY_ROTATIONS: Operation = Operation {
-    name: "ListKeyRotations",
-    members: &[
-        Member::of("IncludeKeyMaterial", false, INCLUDE_KEY_MATERIAL),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("Limit", false, LIMIT_TYPE),
-        Member::of("Marker", false, MARKER_TYPE),
-    ],
-};
-
-pub(crate) static ENCRYPT: Operation = Operation {
-    name: "Encrypt",
-    members: &[
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("EncryptionAlgorithm", false, ENCRYPTION_ALGORITHM_SPEC),
-        Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("Plaintext", true, PLAINTEXT_TYPE),
-    ],
-};
-
-pub(crate) static DECRYPT: Operation = Operation {
-    name: "Decrypt",
-    members: &[
-        Member::of("CiphertextBlob", false, CIPHERTEXT_TYPE),
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("DryRunModifiers", false, DRY_RUN_MODIFIER_LIST),
-        Member::of("EncryptionAlgorithm", false, ENCRYPTION_ALGORITHM_SPEC),
-        Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyId", false, KEY_ID_TYPE),
-        Member::of("Recipient", false, RECIPIENT_INFO),
-    ],
-};
-
-pub(crate) static RE_ENCRYPT: Operation = Operation {
-    name: "ReEncrypt",
-    members: &[
-        Member::of("CiphertextBlob", false, CIPHERTEXT_TYPE),
-        Member::of("DestinationEncryptionAlgorithm", false, ENCRYPTION_ALGORITHM_SPEC),
-        Member::of("DestinationEncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
-        Member::of("DestinationKeyId", true, KEY_ID_TYPE),
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("DryRunModifiers", false, DRY_RUN_MODIFIER_LIST),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("SourceEncryptionAlgorithm", false, ENCRYPTION_ALGORITHM_SPEC),
-        Member::of("SourceEncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
-        Member::of("SourceKeyId", false, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static GENERATE_DATA_KEY: Operation = Operation {
-    name: "GenerateDataKey",
-    members: &[
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("KeySpec", false, DATA_KEY_SPEC),
-        Member::of("NumberOfBytes", false, NUMBER_OF_BYTES_TYPE),
-        Member::of("Recipient", false, RECIPIENT_INFO),
-    ],
-};
-
-pub(crate) static GENERATE_DATA_KEY_WITHOUT_PLAINTEXT: Operation = Operation {
-    name: "GenerateDataKeyWithoutPlaintext",
-    members: &[
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("KeySpec", false, DATA_KEY_SPEC),
-        Member::of("NumberOfBytes", false, NUMBER_OF_BYTES_TYPE),
-    ],
-};
-
-pub(crate) static GENERATE_DATA_KEY_PAIR: Operation = Operation {
-    name: "GenerateDataKeyPair",
-    members: &[
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("KeyPairSpec", true, DATA_KEY_PAIR_SPEC),
-        Member::of("Recipient", false, RECIPIENT_INFO),
-    ],
-};
-
-pub(crate) static GENERATE_DATA_KEY_PAIR_WITHOUT_PLAINTEXT: Operation = Operation {
-    name: "GenerateDataKeyPairWithoutPlaintext",
-    members: &[
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("KeyPairSpec", true, DATA_KEY_PAIR_SPEC),
-    ],
-};
-
-pub(crate) static GENERATE_RANDOM: Operation = Operation {
-    name: "GenerateRandom",
-    members: &[
-        Member::of("CustomKeyStoreId", false, CUSTOM_KEY_STORE_ID_TYPE),
-        Member::of("NumberOfBytes", false, NUMBER_OF_BYTES_TYPE),
-        Member::of("Recipient", false, RECIPIENT_INFO),
-    ],
-};
-
-pub(crate) static SIGN: Operation = Operation {
-    name: "Sign",
-    members: &[
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("Message", true, PLAINTEXT_TYPE),
-        Member::of("MessageType", false, MESSAGE_TYPE),
-        Member::of("SigningAlgorithm", true, SIGNING_ALGORITHM_SPEC),
-    ],
-};
-
-pub(crate) static VERIFY: Operation = Operation {
-    name: "Verify",
-    members: &[
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("Message", true, PLAINTEXT_TYPE),
-        Member::of("MessageType", false, MESSAGE_TYPE),
-        Member::of("Signature", true, CIPHERTEXT_TYPE),
-        Member::of("SigningAlgorithm", true, SIGNING_ALGORITHM_SPEC),
-    ],
-};
-
-pub(crate) static GET_PUBLIC_KEY: Operation = Operation {
-    name: "GetPublicKey",
-    members: &[
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static GENERATE_MAC: Operation = Operation {
-    name: "GenerateMac",
-    members: &[
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("MacAlgorithm", true, MAC_ALGORITHM_SPEC),
-        Member::of("Message", true, PLAINTEXT_TYPE),
-    ],
-};
-
-pub(crate) static VERIFY_MAC: Operation = Operation {
-    name: "VerifyMac",
-    members: &[
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("Mac", true, CIPHERTEXT_TYPE),
-        Member::of("MacAlgorithm", true, MAC_ALGORITHM_SPEC),
-        Member::of("Message", true, PLAINTEXT_TYPE),
-    ],
-};
-
-pub(crate) static DERIVE_SHARED_SECRET: Operation = Operation {
-    name: "DeriveSharedSecret",
-    members: &[
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("KeyAgreementAlgorithm", true, KEY_AGREEMENT_ALGORITHM_SPEC),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("PublicKey", true, PUBLIC_KEY_TYPE),
-        Member::of("Recipient", false, RECIPIENT_INFO),
-    ],
-};
-
-pub(crate) static PUT_KEY_POLICY: Operation = Operation {
-    name: "PutKeyPolicy",
-    members: &[
-        Member::of("BypassPolicyLockoutSafetyCheck", false, BOOLEAN_TYPE),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("Policy", true, POLICY_TYPE),
-        Member::of("PolicyName", false, POLICY_NAME_TYPE),
-    ],
-};
-
-pub(crate) static GET_KEY_POLICY: Operation = Operation {
-    name: "GetKeyPolicy",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("PolicyName", false, POLICY_NAME_TYPE),
-    ],
-};
-
-pub(crate) static LIST_KEY_POLICIES: Operation = Operation {
-    name: "ListKeyPolicies",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("Limit", false, LIMIT_TYPE),
-        Member::of("Marker", false, MARKER_TYPE),
-    ],
-};
-
-pub(crate) static CREATE_GRANT: Operation = Operation {
-    name: "CreateGrant",
-    members: &[
-        Member::of("Constraints", false, GRANT_CONSTRAINTS),
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("GrantTokens", false, GRANT_TOKEN_LIST),
-        Member::of("GranteePrincipal", false, PRINCIPAL_ID_TYPE),
-        Member::of("GranteeServicePrincipal", false, SERVICE_PRINCIPAL_TYPE),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("Name", false, GRANT_NAME_TYPE),
-        Member::of("Operations", true, GRANT_OPERATION_LIST),
-        Member::of("RetiringPrincipal", false, PRINCIPAL_ID_TYPE),
-        Member::of("RetiringServicePrincipal", false, SERVICE_PRINCIPAL_TYPE),
-    ],
-};
-
-pub(crate) static LIST_GRANTS: Operation = Operation {
-    name: "ListGrants",
-    members: &[
-        Member::of("GrantId", false, GRANT_ID_TYPE),
-        Member::of("GranteePrincipal", false, PRINCIPAL_ID_TYPE),
-        Member::of("GranteeServicePrincipal", false, SERVICE_PRINCIPAL_TYPE),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("Limit", false, LIMIT_TYPE),
-        Member::of("Marker", false, MARKER_TYPE),
-    ],
-};
-
-pub(crate) static LIST_RETIRABLE_GRANTS: Operation = Operation {
-    name: "ListRetirableGrants",
-    members: &[
-        Member::of("Limit", false, LIMIT_TYPE),
-        Member::of("Marker", false, MARKER_TYPE),
-        Member::of("RetiringPrincipal", false, PRINCIPAL_ID_TYPE),
-        Member::of("RetiringServicePrincipal", false, SERVICE_PRINCIPAL_TYPE),
-    ],
-};
-
-pub(crate) static RETIRE_GRANT: Operation = Operation {
-    name: "RetireGrant",
-    members: &[
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("GrantId", false, GRANT_ID_TYPE),
-        Member::of("GrantToken", false, GRANT_TOKEN_TYPE),
-        Member::of("KeyId", false, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static REVOKE_GRANT: Operation = Operation {
-    name: "RevokeGrant",
-    members: &[
-        Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE),
-        Member::of("GrantId", true, GRANT_ID_TYPE),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static GET_KEY_LAST_USAGE: Operation = Operation {
-    name: "GetKeyLastUsage",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static GET_PARAMETERS_FOR_IMPORT: Operation = Operation {
-    name: "GetParametersForImport",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("WrappingAlgorithm", true, ALGORITHM_SPEC),
-        Member::of("WrappingKeySpec", true, WRAPPING_KEY_SPEC),
-    ],
-};
-
-pub(crate) static IMPORT_KEY_MATERIAL: Operation = Operation {
-    name: "ImportKeyMaterial",
-    members: &[
-        Member::of("EncryptedKeyMaterial", true, CIPHERTEXT_TYPE),
-        Member::of("ExpirationModel", false, EXPIRATION_MODEL_TYPE),
-        Member::of("ImportToken", true, CIPHERTEXT_TYPE),
-        Member::of("ImportType", false, IMPORT_TYPE),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("KeyMaterialDescription", false, KEY_MATERIAL_DESCRIPTION_TYPE),
-        Member::of("KeyMaterialId", false, BACKING_KEY_ID_TYPE),
-        Member::of("ValidTo", false, DATE_TYPE),
-    ],
-};
-
-pub(crate) static DELETE_IMPORTED_KEY_MATERIAL: Operation = Operation {
-    name: "DeleteImportedKeyMaterial",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("KeyMaterialId", false, BACKING_KEY_ID_TYPE),
-    ],
-};
-
-pub(crate) static REPLICATE_KEY: Operation = Operation {
-    name: "ReplicateKey",
-    members: &[
-        Member::of("BypassPolicyLockoutSafetyCheck", false, BOOLEAN_TYPE),
-        Member::of("Description", false, DESCRIPTION_TYPE),
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("Policy", false, POLICY_TYPE),
-        Member::of("ReplicaRegion", true, REGION_TYPE),
-        Member::of("Tags", false, TAG_LIST),
-    ],
-};
-
-pub(crate) static UPDATE_PRIMARY_REGION: Operation = Operation {
-    name: "UpdatePrimaryRegion",
-    members: &[
-        Member::of("KeyId", true, KEY_ID_TYPE),
-        Member::of("PrimaryRegion", true, REGION_TYPE),
-    ],
-};
-
-pub(crate) static CREATE_CUSTOM_KEY_STORE: Operation = Operation {
-    name: "CreateCustomKeyStore",
-    members: &[
-        Member::of("CloudHsmClusterId", false, CLOUD_HSM_CLUSTER_ID_TYPE),
-        Member::of("CustomKeyStoreName", true, CUSTOM_KEY_STORE_NAME_TYPE),
-        Member::of("CustomKeyStoreType", false, CUSTOM_KEY_STORE_TYPE),
-        Member::of("KeyStorePassword", false, KEY_STORE_PASSWORD_TYPE),
-        Member::of("TrustAnchorCertificate", false, TRUST_ANCHOR_CERTIFICATE_TYPE),
-        Member::of("XksProxyAuthenticationCredential", false, XKS_PROXY_AUTHENTICATION_CREDENTIAL_TYPE),
-        Member::of("XksProxyConnectivity", false, XKS_PROXY_CONNECTIVITY_TYPE),
-        Member::of("XksProxyUriEndpoint", false, XKS_PROXY_URI_ENDPOINT_TYPE),
-        Member::of("XksProxyUriPath", false, XKS_PROXY_URI_PATH_TYPE),
-        Member::of("XksProxyVpcEndpointServiceName", false, XKS_PROXY_VPC_ENDPOINT_SERVICE_NAME_TYPE),
-        Member::of("XksProxyVpcEndpointServiceOwner", false, ACCOUNT_ID_TYPE),
-    ],
-};
-
-pub(crate) static CONNECT_CUSTOM_KEY_STORE: Operation = Operation {
-    name: "ConnectCustomKeyStore",
-    members: &[
-        Member::of("CustomKeyStoreId", true, CUSTOM_KEY_STORE_ID_TYPE),
-    ],
-};
-
-pub(crate) static DISCONNECT_CUSTOM_KEY_STORE: Operation = Operation {
-    name: "DisconnectCustomKeyStore",
-    members: &[
-        Member::of("CustomKeyStoreId", true, CUSTOM_KEY_STORE_ID_TYPE),
-    ],
-};
-
-pub(crate) static DELETE_CUSTOM_KEY_STORE: Operation = Operation {
-    name: "DeleteCustomKeyStore",
-    members: &[
-        Member::of("CustomKeyStoreId", true, CUSTOM_KEY_STORE_ID_TYPE),
-    ],
-};
-
-pub(crate) static UPDATE_CUSTOM_KEY_STORE: Operation = Operation {
-    name: "UpdateCustomKeyStore",
-    members: &[
-        Member::of("CloudHsmClusterId", false, CLOUD_HSM_CLUSTER_ID_TYPE),
-        Member::of("CustomKeyStoreId", true, CUSTOM_KEY_STORE_ID_TYPE),
-        Member::of("KeyStorePassword", false, KEY_STORE_PASSWORD_TYPE),
-        Member::of("NewCustomKeyStoreName", false, CUSTOM_KEY_STORE_NAME_TYPE),
-        Member::of("XksProxyAuthenticationCredential", false, XKS_PROXY_AUTHENTICATION_CREDENTIAL_TYPE),
-        Member::of("XksProxyConnectivity", false, XKS_PROXY_CONNECTIVITY_TYPE),
-        Member::of("XksProxyUriEndpoint", false, XKS_PROXY_URI_ENDPOINT_TYPE),
-        Member::of("XksProxyUriPath", false, XKS_PROXY_URI_PATH_TYPE),
-        Member::of("XksProxyVpcEndpointServiceName", false, XKS_PROXY_VPC_ENDPOINT_SERVICE_NAME_TYPE),
-        Member::of("XksProxyVpcEndpointServiceOwner", false, ACCOUNT_ID_TYPE),
-    ],
-};
-
-pub(crate) static DESCRIBE_CUSTOM_KEY_STORES: Operation = Operation {
-    name: "DescribeCustomKeyStores",
-    members: &[
-        Member::of("CustomKeyStoreId", false, CUSTOM_KEY_STORE_ID_TYPE),
-        Member::of("CustomKeyStoreName", false, CUSTOM_KEY_STORE_NAME_TYPE),
-        Member::of("Limit", false, LIMIT_TYPE),
-        Member::of("Marker", false, MARKER_TYPE),
-    ],
-};
+pub(crate) const ACCOUNT_ID_TYPE: Shape = Shape::of(Kind::String).min(12).max(12).matching("[0-9]{12}");
+pub(crate) const ALGORITHM_SPEC: Shape = Shape::of(Kind::String).one_of(&["RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1", "RSA_AES_KEY_WRAP_SHA_256", "SM2PKE"]);
+pub(crate) const ALIAS_NAME_TYPE: Shape = Shape::of(Kind::String).min(1).max(256).matching("^[a-zA-Z0-9:/_-]+$");
+pub(crate) const BACKING_KEY_ID_TYPE: Shape = Shape::of(Kind::String).min(64).max(64).matching("^[a-f0-9]+$");
+pub(crate) const BOOLEAN_TYPE: Shape = Shape::of(Kind::Boolean);
+pub(crate) const CIPHERTEXT_TYPE: Shape = Shape::of(Kind::Blob).min(1).max(6144);
+pub(crate) const CLOUD_HSM_CLUSTER_ID_TYPE: Shape = Shape::of(Kind::String).min(19).max(24).matching("cluster-[2-7a-zA-Z]{11,16}");
+pub(crate) const CUSTOM_KEY_STORE_ID_TYPE: Shape = Shape::of(Kind::String).min(1).max(64);
+pub(crate) const CUSTOM_KEY_STORE_NAME_TYPE: Shape = Shape::of(Kind::String).min(1).max(256);
+pub(crate) const CUSTOM_KEY_STORE_TYPE: Shape = Shape::of(Kind::String).one_of(&["AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"]);
+pub(crate) const CUSTOMER_MASTER_KEY_SPEC: Shape = Shape::of(Kind::String).one_of(&["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512", "SM2"]);
+pub(crate) const DATA_KEY_PAIR_SPEC: Shape = Shape::of(Kind::String).one_of(&["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "SM2", "ECC_NIST_EDWARDS25519"]);
+pub(crate) const DATA_KEY_SPEC: Shape = Shape::of(Kind::String).one_of(&["AES_256", "AES_128"]);
+pub(crate) const DATE_TYPE: Shape = Shape::of(Kind::Timestamp);
+pub(crate) const DESCRIPTION_TYPE: Shape = Shape::of(Kind::String).min(0).max(8192);
+pub(crate) const DRY_RUN_MODIFIER_LIST: Shape = Shape::of(Kind::List);
+pub(crate) const ENCRYPTION_ALGORITHM_SPEC: Shape = Shape::of(Kind::String).one_of(&["SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"]);
+pub(crate) const ENCRYPTION_CONTEXT_TYPE: Shape = Shape::of(Kind::Map);
+pub(crate) const EXPIRATION_MODEL_TYPE: Shape = Shape::of(Kind::String).one_of(&["KEY_MATERIAL_EXPIRES", "KEY_MATERIAL_DOES_NOT_EXPIRE"]);
+pub(crate) const GRANT_CONSTRAINTS: Shape = Shape::of(Kind::Structure);
+pub(crate) const GRANT_ID_TYPE: Shape = Shape::of(Kind::String).min(1).max(128);
+pub(crate) const GRANT_NAME_TYPE: Shape = Shape::of(Kind::String).min(1).max(256).matching("^[a-zA-Z0-9:/_-]+$");
+pub(crate) const GRANT_OPERATION_LIST: Shape = Shape::of(Kind::List);
+pub(crate) const GRANT_TOKEN_LIST: Shape = Shape::of(Kind::List).min(0).max(10);
+pub(crate) const GRANT_TOKEN_TYPE: Shape = Shape::of(Kind::String).min(1).max(8192);
+pub(crate) const IMPORT_TYPE: Shape = Shape::of(Kind::String).one_of(&["NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"]);
+pub(crate) const INCLUDE_KEY_MATERIAL: Shape = Shape::of(Kind::String).one_of(&["ALL_KEY_MATERIAL", "ROTATIONS_ONLY"]);
+pub(crate) const KEY_AGREEMENT_ALGORITHM_SPEC: Shape = Shape::of(Kind::String).one_of(&["ECDH"]);
+pub(crate) const KEY_ID_TYPE: Shape = Shape::of(Kind::String).min(1).max(2048);
+pub(crate) const KEY_MATERIAL_DESCRIPTION_TYPE: Shape = Shape::of(Kind::String).min(0).max(256).matching("^[a-zA-Z0-9:/_\\s.-]+$");
+pub(crate) const KEY_SPEC: Shape = Shape::of(Kind::String).one_of(&["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512", "SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "ECC_NIST_EDWARDS25519"]);
+pub(crate) const KEY_STORE_PASSWORD_TYPE: Shape = Shape::of(Kind::String).sensitive().min(7).max(32);
+pub(crate) const KEY_USAGE_TYPE: Shape = Shape::of(Kind::String).one_of(&["SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"]);
+pub(crate) const LIMIT_TYPE: Shape = Shape::of(Kind::Integer).min(1).max(1000);
+pub(crate) const MAC_ALGORITHM_SPEC: Shape = Shape::of(Kind::String).one_of(&["HMAC_SHA_224", "HMAC_SHA_256", "HMAC_SHA_384", "HMAC_SHA_512"]);
+pub(crate) const MARKER_TYPE: Shape = Shape::of(Kind::String).min(1).max(1024).matching("[\\u0020-\\u00FF]*");
+pub(crate) const MESSAGE_TYPE: Shape = Shape::of(Kind::String).one_of(&["RAW", "DIGEST", "EXTERNAL_MU"]);
+pub(crate) const NULLABLE_BOOLEAN_TYPE: Shape = Shape::of(Kind::Boolean);
+pub(crate) const NUMBER_OF_BYTES_TYPE: Shape = Shape::of(Kind::Integer).min(1).max(1024);
+pub(crate) const ORIGIN_TYPE: Shape = Shape::of(Kind::String).one_of(&["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"]);
+pub(crate) const PENDING_WINDOW_IN_DAYS_TYPE: Shape = Shape::of(Kind::Integer).min(1).max(365);
+pub(crate) const PLAINTEXT_TYPE: Shape = Shape::of(Kind::Blob).sensitive().min(1).max(4096);
+pub(crate) const POLICY_NAME_TYPE: Shape = Shape::of(Kind::String).min(1).max(128).matching("[\\w]+");
+pub(crate) const POLICY_TYPE: Shape = Shape::of(Kind::String).min(1).max(131072).matching("[\\u0009\\u000A\\u000D\\u0020-\\u00FF]+");
+pub(crate) const PRINCIPAL_ID_TYPE: Shape = Shape::of(Kind::String).min(1).max(256).matching("^[\\w+=,.@:/-]+$");
+pub(crate) const PUBLIC_KEY_TYPE: Shape = Shape::of(Kind::Blob).min(1).max(8192);
+pub(crate) const RECIPIENT_INFO: Shape = Shape::of(Kind::Structure);
+pub(crate) const REGION_TYPE: Shape = Shape::of(Kind::String).min(1).max(32).matching("^([a-z]+-){2,3}\\d+$");
+pub(crate) const ROTATION_PERIOD_IN_DAYS_TYPE: Shape = Shape::of(Kind::Integer).min(90).max(2560);
+pub(crate) const SERVICE_PRINCIPAL_TYPE: Shape = Shape::of(Kind::String).min(1).max(128).matching("^([A-Za-z0-9\\-]+)\\.([A-Za-z0-9\\-]+)(\\.[A-Za-z0-9\\-]+)+$");
+pub(crate) const SIGNING_ALGORITHM_SPEC: Shape = Shape::of(Kind::String).one_of(&["RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512", "RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512", "ECDSA_SHA_256", "ECDSA_SHA_384", "ECDSA_SHA_512", "SM2DSA", "ML_DSA_SHAKE_256", "ED25519_SHA_512", "ED25519_PH_SHA_512"]);
+pub(crate) const TAG_KEY_LIST: Shape = Shape::of(Kind::List);
+pub(crate) const TAG_LIST: Shape = Shape::of(Kind::List);
+pub(crate) const TRUST_ANCHOR_CERTIFICATE_TYPE: Shape = Shape::of(Kind::String).min(1).max(5000);
+pub(crate) const WRAPPING_KEY_SPEC: Shape = Shape::of(Kind::String).one_of(&["RSA_2048", "RSA_3072", "RSA_4096", "SM2"]);
+pub(crate) const XKS_KEY_ID_TYPE: Shape = Shape::of(Kind::String).min(1).max(128).matching("^[a-zA-Z0-9-_.]+$");
+pub(crate) const XKS_PROXY_AUTHENTICATION_CREDENTIAL_TYPE: Shape = Shape::of(Kind::Structure);
+pub(crate) const XKS_PROXY_CONNECTIVITY_TYPE: Shape = Shape::of(Kind::String).one_of(&["PUBLIC_ENDPOINT", "VPC_ENDPOINT_SERVICE"]);
+pub(crate) const XKS_PROXY_URI_ENDPOINT_TYPE: Shape = Shape::of(Kind::String).min(10).max(128).matching("^https://[a-zA-Z0-9.-]+$");
+pub(crate) const XKS_PROXY_URI_PATH_TYPE: Shape = Shape::of(Kind::String).min(10).max(128).matching("^(/[a-zA-Z0-9\\/_-]+/kms/xks/v\\d{1,2})$|^(/kms/xks/v\\d{1,2})$");
+pub(crate) const XKS_PROXY_VPC_ENDPOINT_SERVICE_NAME_TYPE: Shape = Shape::of(Kind::String).min(20).max(64).matching("^(com|eu)\\.amazonaws\\.vpce\\.([a-z]+-){2,3}\\d+\\.vpce-svc-[0-9a-z]+$");
+
+pub(crate) static CREATE_KEY: Operation = Operation { name: "CreateKey", members: &[Member::of("BypassPolicyLockoutSafetyCheck", false, BOOLEAN_TYPE), Member::of("CustomKeyStoreId", false, CUSTOM_KEY_STORE_ID_TYPE), Member::of("CustomerMasterKeySpec", false, CUSTOMER_MASTER_KEY_SPEC), Member::of("Description", false, DESCRIPTION_TYPE), Member::of("KeySpec", false, KEY_SPEC), Member::of("KeyUsage", false, KEY_USAGE_TYPE), Member::of("MultiRegion", false, NULLABLE_BOOLEAN_TYPE), Member::of("Origin", false, ORIGIN_TYPE), Member::of("Policy", false, POLICY_TYPE), Member::of("Tags", false, TAG_LIST), Member::of("XksKeyId", false, XKS_KEY_ID_TYPE)] };
+pub(crate) static DESCRIBE_KEY: Operation = Operation { name: "DescribeKey", members: &[Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyId", true, KEY_ID_TYPE)] };
+pub(crate) static LIST_KEYS: Operation = Operation { name: "ListKeys", members: &[Member::of("Limit", false, LIMIT_TYPE), Member::of("Marker", false, MARKER_TYPE)] };
+pub(crate) static UPDATE_KEY_DESCRIPTION: Operation = Operation { name: "UpdateKeyDescription", members: &[Member::of("Description", true, DESCRIPTION_TYPE), Member::of("KeyId", true, KEY_ID_TYPE)] };
+pub(crate) static ENABLE_KEY: Operation = Operation { name: "EnableKey", members: &[Member::of("KeyId", true, KEY_ID_TYPE)] };
+pub(crate) static DISABLE_KEY: Operation = Operation { name: "DisableKey", members: &[Member::of("KeyId", true, KEY_ID_TYPE)] };
+pub(crate) static SCHEDULE_KEY_DELETION: Operation = Operation { name: "ScheduleKeyDeletion", members: &[Member::of("KeyId", true, KEY_ID_TYPE), Member::of("PendingWindowInDays", false, PENDING_WINDOW_IN_DAYS_TYPE)] };
+pub(crate) static CANCEL_KEY_DELETION: Operation = Operation { name: "CancelKeyDeletion", members: &[Member::of("KeyId", true, KEY_ID_TYPE)] };
+pub(crate) static CREATE_ALIAS: Operation = Operation { name: "CreateAlias", members: &[Member::of("AliasName", true, ALIAS_NAME_TYPE), Member::of("TargetKeyId", true, KEY_ID_TYPE)] };
+pub(crate) static UPDATE_ALIAS: Operation = Operation { name: "UpdateAlias", members: &[Member::of("AliasName", true, ALIAS_NAME_TYPE), Member::of("TargetKeyId", true, KEY_ID_TYPE)] };
+pub(crate) static DELETE_ALIAS: Operation = Operation { name: "DeleteAlias", members: &[Member::of("AliasName", true, ALIAS_NAME_TYPE)] };
+pub(crate) static LIST_ALIASES: Operation = Operation { name: "ListAliases", members: &[Member::of("KeyId", false, KEY_ID_TYPE), Member::of("Limit", false, LIMIT_TYPE), Member::of("Marker", false, MARKER_TYPE)] };
+pub(crate) static TAG_RESOURCE: Operation = Operation { name: "TagResource", members: &[Member::of("KeyId", true, KEY_ID_TYPE), Member::of("Tags", true, TAG_LIST)] };
+pub(crate) static UNTAG_RESOURCE: Operation = Operation { name: "UntagResource", members: &[Member::of("KeyId", true, KEY_ID_TYPE), Member::of("TagKeys", true, TAG_KEY_LIST)] };
+pub(crate) static LIST_RESOURCE_TAGS: Operation = Operation { name: "ListResourceTags", members: &[Member::of("KeyId", true, KEY_ID_TYPE), Member::of("Limit", false, LIMIT_TYPE), Member::of("Marker", false, MARKER_TYPE)] };
+pub(crate) static ENABLE_KEY_ROTATION: Operation = Operation { name: "EnableKeyRotation", members: &[Member::of("KeyId", true, KEY_ID_TYPE), Member::of("RotationPeriodInDays", false, ROTATION_PERIOD_IN_DAYS_TYPE)] };
+pub(crate) static DISABLE_KEY_ROTATION: Operation = Operation { name: "DisableKeyRotation", members: &[Member::of("KeyId", true, KEY_ID_TYPE)] };
+pub(crate) static GET_KEY_ROTATION_STATUS: Operation = Operation { name: "GetKeyRotationStatus", members: &[Member::of("KeyId", true, KEY_ID_TYPE)] };
+pub(crate) static ROTATE_KEY_ON_DEMAND: Operation = Operation { name: "RotateKeyOnDemand", members: &[Member::of("KeyId", true, KEY_ID_TYPE)] };
+pub(crate) static LIST_KEY_ROTATIONS: Operation = Operation { name: "ListKeyRotations", members: &[Member::of("IncludeKeyMaterial", false, INCLUDE_KEY_MATERIAL), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("Limit", false, LIMIT_TYPE), Member::of("Marker", false, MARKER_TYPE)] };
+pub(crate) static ENCRYPT: Operation = Operation { name: "Encrypt", members: &[Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("EncryptionAlgorithm", false, ENCRYPTION_ALGORITHM_SPEC), Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("Plaintext", true, PLAINTEXT_TYPE)] };
+pub(crate) static DECRYPT: Operation = Operation { name: "Decrypt", members: &[Member::of("CiphertextBlob", false, CIPHERTEXT_TYPE), Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("DryRunModifiers", false, DRY_RUN_MODIFIER_LIST), Member::of("EncryptionAlgorithm", false, ENCRYPTION_ALGORITHM_SPEC), Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyId", false, KEY_ID_TYPE), Member::of("Recipient", false, RECIPIENT_INFO)] };
+pub(crate) static RE_ENCRYPT: Operation = Operation { name: "ReEncrypt", members: &[Member::of("CiphertextBlob", false, CIPHERTEXT_TYPE), Member::of("DestinationEncryptionAlgorithm", false, ENCRYPTION_ALGORITHM_SPEC), Member::of("DestinationEncryptionContext", false, ENCRYPTION_CONTEXT_TYPE), Member::of("DestinationKeyId", true, KEY_ID_TYPE), Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("DryRunModifiers", false, DRY_RUN_MODIFIER_LIST), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("SourceEncryptionAlgorithm", false, ENCRYPTION_ALGORITHM_SPEC), Member::of("SourceEncryptionContext", false, ENCRYPTION_CONTEXT_TYPE), Member::of("SourceKeyId", false, KEY_ID_TYPE)] };
+pub(crate) static GENERATE_DATA_KEY: Operation = Operation { name: "GenerateDataKey", members: &[Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("KeySpec", false, DATA_KEY_SPEC), Member::of("NumberOfBytes", false, NUMBER_OF_BYTES_TYPE), Member::of("Recipient", false, RECIPIENT_INFO)] };
+pub(crate) static GENERATE_DATA_KEY_WITHOUT_PLAINTEXT: Operation = Operation { name: "GenerateDataKeyWithoutPlaintext", members: &[Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("KeySpec", false, DATA_KEY_SPEC), Member::of("NumberOfBytes", false, NUMBER_OF_BYTES_TYPE)] };
+pub(crate) static GENERATE_DATA_KEY_PAIR: Operation = Operation { name: "GenerateDataKeyPair", members: &[Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("KeyPairSpec", true, DATA_KEY_PAIR_SPEC), Member::of("Recipient", false, RECIPIENT_INFO)] };
+pub(crate) static GENERATE_DATA_KEY_PAIR_WITHOUT_PLAINTEXT: Operation = Operation { name: "GenerateDataKeyPairWithoutPlaintext", members: &[Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("EncryptionContext", false, ENCRYPTION_CONTEXT_TYPE), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("KeyPairSpec", true, DATA_KEY_PAIR_SPEC)] };
+pub(crate) static GENERATE_RANDOM: Operation = Operation { name: "GenerateRandom", members: &[Member::of("CustomKeyStoreId", false, CUSTOM_KEY_STORE_ID_TYPE), Member::of("NumberOfBytes", false, NUMBER_OF_BYTES_TYPE), Member::of("Recipient", false, RECIPIENT_INFO)] };
+pub(crate) static SIGN: Operation = Operation { name: "Sign", members: &[Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("Message", true, PLAINTEXT_TYPE), Member::of("MessageType", false, MESSAGE_TYPE), Member::of("SigningAlgorithm", true, SIGNING_ALGORITHM_SPEC)] };
+pub(crate) static VERIFY: Operation = Operation { name: "Verify", members: &[Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("Message", true, PLAINTEXT_TYPE), Member::of("MessageType", false, MESSAGE_TYPE), Member::of("Signature", true, CIPHERTEXT_TYPE), Member::of("SigningAlgorithm", true, SIGNING_ALGORITHM_SPEC)] };
+pub(crate) static GET_PUBLIC_KEY: Operation = Operation { name: "GetPublicKey", members: &[Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyId", true, KEY_ID_TYPE)] };
+pub(crate) static GENERATE_MAC: Operation = Operation { name: "GenerateMac", members: &[Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("MacAlgorithm", true, MAC_ALGORITHM_SPEC), Member::of("Message", true, PLAINTEXT_TYPE)] };
+pub(crate) static VERIFY_MAC: Operation = Operation { name: "VerifyMac", members: &[Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("Mac", true, CIPHERTEXT_TYPE), Member::of("MacAlgorithm", true, MAC_ALGORITHM_SPEC), Member::of("Message", true, PLAINTEXT_TYPE)] };
+pub(crate) static DERIVE_SHARED_SECRET: Operation = Operation { name: "DeriveSharedSecret", members: &[Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("KeyAgreementAlgorithm", true, KEY_AGREEMENT_ALGORITHM_SPEC), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("PublicKey", true, PUBLIC_KEY_TYPE), Member::of("Recipient", false, RECIPIENT_INFO)] };
+pub(crate) static PUT_KEY_POLICY: Operation = Operation { name: "PutKeyPolicy", members: &[Member::of("BypassPolicyLockoutSafetyCheck", false, BOOLEAN_TYPE), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("Policy", true, POLICY_TYPE), Member::of("PolicyName", false, POLICY_NAME_TYPE)] };
+pub(crate) static GET_KEY_POLICY: Operation = Operation { name: "GetKeyPolicy", members: &[Member::of("KeyId", true, KEY_ID_TYPE), Member::of("PolicyName", false, POLICY_NAME_TYPE)] };
+pub(crate) static LIST_KEY_POLICIES: Operation = Operation { name: "ListKeyPolicies", members: &[Member::of("KeyId", true, KEY_ID_TYPE), Member::of("Limit", false, LIMIT_TYPE), Member::of("Marker", false, MARKER_TYPE)] };
+pub(crate) static CREATE_GRANT: Operation = Operation { name: "CreateGrant", members: &[Member::of("Constraints", false, GRANT_CONSTRAINTS), Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("GrantTokens", false, GRANT_TOKEN_LIST), Member::of("GranteePrincipal", false, PRINCIPAL_ID_TYPE), Member::of("GranteeServicePrincipal", false, SERVICE_PRINCIPAL_TYPE), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("Name", false, GRANT_NAME_TYPE), Member::of("Operations", true, GRANT_OPERATION_LIST), Member::of("RetiringPrincipal", false, PRINCIPAL_ID_TYPE), Member::of("RetiringServicePrincipal", false, SERVICE_PRINCIPAL_TYPE)] };
+pub(crate) static LIST_GRANTS: Operation = Operation { name: "ListGrants", members: &[Member::of("GrantId", false, GRANT_ID_TYPE), Member::of("GranteePrincipal", false, PRINCIPAL_ID_TYPE), Member::of("GranteeServicePrincipal", false, SERVICE_PRINCIPAL_TYPE), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("Limit", false, LIMIT_TYPE), Member::of("Marker", false, MARKER_TYPE)] };
+pub(crate) static LIST_RETIRABLE_GRANTS: Operation = Operation { name: "ListRetirableGrants", members: &[Member::of("Limit", false, LIMIT_TYPE), Member::of("Marker", false, MARKER_TYPE), Member::of("RetiringPrincipal", false, PRINCIPAL_ID_TYPE), Member::of("RetiringServicePrincipal", false, SERVICE_PRINCIPAL_TYPE)] };
+pub(crate) static RETIRE_GRANT: Operation = Operation { name: "RetireGrant", members: &[Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("GrantId", false, GRANT_ID_TYPE), Member::of("GrantToken", false, GRANT_TOKEN_TYPE), Member::of("KeyId", false, KEY_ID_TYPE)] };
+pub(crate) static REVOKE_GRANT: Operation = Operation { name: "RevokeGrant", members: &[Member::of("DryRun", false, NULLABLE_BOOLEAN_TYPE), Member::of("GrantId", true, GRANT_ID_TYPE), Member::of("KeyId", true, KEY_ID_TYPE)] };
+pub(crate) static GET_KEY_LAST_USAGE: Operation = Operation { name: "GetKeyLastUsage", members: &[Member::of("KeyId", true, KEY_ID_TYPE)] };
+pub(crate) static GET_PARAMETERS_FOR_IMPORT: Operation = Operation { name: "GetParametersForImport", members: &[Member::of("KeyId", true, KEY_ID_TYPE), Member::of("WrappingAlgorithm", true, ALGORITHM_SPEC), Member::of("WrappingKeySpec", true, WRAPPING_KEY_SPEC)] };
+pub(crate) static IMPORT_KEY_MATERIAL: Operation = Operation { name: "ImportKeyMaterial", members: &[Member::of("EncryptedKeyMaterial", true, CIPHERTEXT_TYPE), Member::of("ExpirationModel", false, EXPIRATION_MODEL_TYPE), Member::of("ImportToken", true, CIPHERTEXT_TYPE), Member::of("ImportType", false, IMPORT_TYPE), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("KeyMaterialDescription", false, KEY_MATERIAL_DESCRIPTION_TYPE), Member::of("KeyMaterialId", false, BACKING_KEY_ID_TYPE), Member::of("ValidTo", false, DATE_TYPE)] };
+pub(crate) static DELETE_IMPORTED_KEY_MATERIAL: Operation = Operation { name: "DeleteImportedKeyMaterial", members: &[Member::of("KeyId", true, KEY_ID_TYPE), Member::of("KeyMaterialId", false, BACKING_KEY_ID_TYPE)] };
+pub(crate) static REPLICATE_KEY: Operation = Operation { name: "ReplicateKey", members: &[Member::of("BypassPolicyLockoutSafetyCheck", false, BOOLEAN_TYPE), Member::of("Description", false, DESCRIPTION_TYPE), Member::of("KeyId", true, KEY_ID_TYPE), Member::of("Policy", false, POLICY_TYPE), Member::of("ReplicaRegion", true, REGION_TYPE), Member::of("Tags", false, TAG_LIST)] };
+pub(crate) static UPDATE_PRIMARY_REGION: Operation = Operation { name: "UpdatePrimaryRegion", members: &[Member::of("KeyId", true, KEY_ID_TYPE), Member::of("PrimaryRegion", true, REGION_TYPE)] };
+pub(crate) static CREATE_CUSTOM_KEY_STORE: Operation = Operation { name: "CreateCustomKeyStore", members: &[Member::of("CloudHsmClusterId", false, CLOUD_HSM_CLUSTER_ID_TYPE), Member::of("CustomKeyStoreName", true, CUSTOM_KEY_STORE_NAME_TYPE), Member::of("CustomKeyStoreType", false, CUSTOM_KEY_STORE_TYPE), Member::of("KeyStorePassword", false, KEY_STORE_PASSWORD_TYPE), Member::of("TrustAnchorCertificate", false, TRUST_ANCHOR_CERTIFICATE_TYPE), Member::of("XksProxyAuthenticationCredential", false, XKS_PROXY_AUTHENTICATION_CREDENTIAL_TYPE), Member::of("XksProxyConnectivity", false, XKS_PROXY_CONNECTIVITY_TYPE), Member::of("XksProxyUriEndpoint", false, XKS_PROXY_URI_ENDPOINT_TYPE), Member::of("XksProxyUriPath", false, XKS_PROXY_URI_PATH_TYPE), Member::of("XksProxyVpcEndpointServiceName", false, XKS_PROXY_VPC_ENDPOINT_SERVICE_NAME_TYPE), Member::of("XksProxyVpcEndpointServiceOwner", false, ACCOUNT_ID_TYPE)] };
+pub(crate) static CONNECT_CUSTOM_KEY_STORE: Operation = Operation { name: "ConnectCustomKeyStore", members: &[Member::of("CustomKeyStoreId", true, CUSTOM_KEY_STORE_ID_TYPE)] };
+pub(crate) static DISCONNECT_CUSTOM_KEY_STORE: Operation = Operation { name: "DisconnectCustomKeyStore", members: &[Member::of("CustomKeyStoreId", true, CUSTOM_KEY_STORE_ID_TYPE)] };
+pub(crate) static DELETE_CUSTOM_KEY_STORE: Operation = Operation { name: "DeleteCustomKeyStore", members: &[Member::of("CustomKeyStoreId", true, CUSTOM_KEY_STORE_ID_TYPE)] };
+pub(crate) static UPDATE_CUSTOM_KEY_STORE: Operation = Operation { name: "UpdateCustomKeyStore", members: &[Member::of("CloudHsmClusterId", false, CLOUD_HSM_CLUSTER_ID_TYPE), Member::of("CustomKeyStoreId", true, CUSTOM_KEY_STORE_ID_TYPE), Member::of("KeyStorePassword", false, KEY_STORE_PASSWORD_TYPE), Member::of("NewCustomKeyStoreName", false, CUSTOM_KEY_STORE_NAME_TYPE), Member::of("XksProxyAuthenticationCredential", false, XKS_PROXY_AUTHENTICATION_CREDENTIAL_TYPE), Member::of("XksProxyConnectivity", false, XKS_PROXY_CONNECTIVITY_TYPE), Member::of("XksProxyUriEndpoint", false, XKS_PROXY_URI_ENDPOINT_TYPE), Member::of("XksProxyUriPath", false, XKS_PROXY_URI_PATH_TYPE), Member::of("XksProxyVpcEndpointServiceName", false, XKS_PROXY_VPC_ENDPOINT_SERVICE_NAME_TYPE), Member::of("XksProxyVpcEndpointServiceOwner", false, ACCOUNT_ID_TYPE)] };
+pub(crate) static DESCRIBE_CUSTOM_KEY_STORES: Operation = Operation { name: "DescribeCustomKeyStores", members: &[Member::of("CustomKeyStoreId", false, CUSTOM_KEY_STORE_ID_TYPE), Member::of("CustomKeyStoreName", false, CUSTOM_KEY_STORE_NAME_TYPE), Member::of("Limit", false, LIMIT_TYPE), Member::of("Marker", false, MARKER_TYPE)] };
 
 /// Every operation of the table.
 pub(crate) static OPERATIONS: &[&Operation] = &[
@@ -1154,34 +183,34 @@ pub(crate) static OPERATIONS: &[&Operation] = &[
 
 /// Every enumeration shape of the model, with its values in the model's order.
 pub(crate) static ENUMS: &[(&str, &[&str])] = &[
-    ("AlgorithmSpec", &["RSAES_PKCS1_V1_5", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "RSA_AES_KEY_WRAP_SHA_1", "RSA_AES_KEY_WRAP_SHA_256", "SM2PKE"]),
+    ("AlgorithmSpec", ALGORITHM_SPEC.enumeration),
     ("ConnectionErrorCodeType", &["INVALID_CREDENTIALS", "CLUSTER_NOT_FOUND", "NETWORK_ERRORS", "INTERNAL_ERROR", "INSUFFICIENT_CLOUDHSM_HSMS", "USER_LOCKED_OUT", "USER_NOT_FOUND", "USER_LOGGED_IN", "SUBNET_NOT_FOUND", "INSUFFICIENT_FREE_ADDRESSES_IN_SUBNET", "XKS_PROXY_ACCESS_DENIED", "XKS_PROXY_NOT_REACHABLE", "XKS_VPC_ENDPOINT_SERVICE_NOT_FOUND", "XKS_PROXY_INVALID_RESPONSE", "XKS_PROXY_INVALID_CONFIGURATION", "XKS_VPC_ENDPOINT_SERVICE_INVALID_CONFIGURATION", "XKS_PROXY_TIMED_OUT", "XKS_PROXY_INVALID_TLS_CONFIGURATION"]),
     ("ConnectionStateType", &["CONNECTED", "CONNECTING", "FAILED", "DISCONNECTED", "DISCONNECTING"]),
-    ("CustomKeyStoreType", &["AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"]),
-    ("CustomerMasterKeySpec", &["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512", "SM2"]),
-    ("DataKeyPairSpec", &["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "SM2", "ECC_NIST_EDWARDS25519"]),
-    ("DataKeySpec", &["AES_256", "AES_128"]),
+    ("CustomKeyStoreType", CUSTOM_KEY_STORE_TYPE.enumeration),
+    ("CustomerMasterKeySpec", CUSTOMER_MASTER_KEY_SPEC.enumeration),
+    ("DataKeyPairSpec", DATA_KEY_PAIR_SPEC.enumeration),
+    ("DataKeySpec", DATA_KEY_SPEC.enumeration),
     ("DryRunModifierType", &["IGNORE_CIPHERTEXT"]),
-    ("EncryptionAlgorithmSpec", &["SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"]),
-    ("ExpirationModelType", &["KEY_MATERIAL_EXPIRES", "KEY_MATERIAL_DOES_NOT_EXPIRE"]),
+    ("EncryptionAlgorithmSpec", ENCRYPTION_ALGORITHM_SPEC.enumeration),
+    ("ExpirationModelType", EXPIRATION_MODEL_TYPE.enumeration),
     ("GrantOperation", &["Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "Sign", "Verify", "GetPublicKey", "CreateGrant", "RetireGrant", "DescribeKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac", "DeriveSharedSecret"]),
     ("ImportState", &["IMPORTED", "PENDING_IMPORT"]),
-    ("ImportType", &["NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"]),
-    ("IncludeKeyMaterial", &["ALL_KEY_MATERIAL", "ROTATIONS_ONLY"]),
-    ("KeyAgreementAlgorithmSpec", &["ECDH"]),
+    ("ImportType", IMPORT_TYPE.enumeration),
+    ("IncludeKeyMaterial", INCLUDE_KEY_MATERIAL.enumeration),
+    ("KeyAgreementAlgorithmSpec", KEY_AGREEMENT_ALGORITHM_SPEC.enumeration),
     ("KeyEncryptionMechanism", &["RSAES_OAEP_SHA_256"]),
     ("KeyLastUsageTrackingOperation", &["Decrypt", "DeriveSharedSecret", "Encrypt", "GenerateDataKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext", "GenerateMac", "ReEncrypt", "Sign", "Verify", "VerifyMac"]),
     ("KeyManagerType", &["AWS", "CUSTOMER"]),
     ("KeyMaterialState", &["NON_CURRENT", "CURRENT", "PENDING_ROTATION", "PENDING_MULTI_REGION_IMPORT_AND_ROTATION"]),
-    ("KeySpec", &["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512", "SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "ECC_NIST_EDWARDS25519"]),
+    ("KeySpec", KEY_SPEC.enumeration),
     ("KeyState", &["Creating", "Enabled", "Disabled", "PendingDeletion", "PendingImport", "PendingReplicaDeletion", "Unavailable", "Updating"]),
-    ("KeyUsageType", &["SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"]),
-    ("MacAlgorithmSpec", &["HMAC_SHA_224", "HMAC_SHA_256", "HMAC_SHA_384", "HMAC_SHA_512"]),
-    ("MessageType", &["RAW", "DIGEST", "EXTERNAL_MU"]),
+    ("KeyUsageType", KEY_USAGE_TYPE.enumeration),
+    ("MacAlgorithmSpec", MAC_ALGORITHM_SPEC.enumeration),
+    ("MessageType", MESSAGE_TYPE.enumeration),
     ("MultiRegionKeyType", &["PRIMARY", "REPLICA"]),
-    ("OriginType", &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"]),
+    ("OriginType", ORIGIN_TYPE.enumeration),
     ("RotationType", &["AUTOMATIC", "ON_DEMAND"]),
-    ("SigningAlgorithmSpec", &["RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512", "RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512", "ECDSA_SHA_256", "ECDSA_SHA_384", "ECDSA_SHA_512", "SM2DSA", "ML_DSA_SHAKE_256", "ED25519_SHA_512", "ED25519_PH_SHA_512"]),
-    ("WrappingKeySpec", &["RSA_2048", "RSA_3072", "RSA_4096", "SM2"]),
-    ("XksProxyConnectivityType", &["PUBLIC_ENDPOINT", "VPC_ENDPOINT_SERVICE"]),
+    ("SigningAlgorithmSpec", SIGNING_ALGORITHM_SPEC.enumeration),
+    ("WrappingKeySpec", WRAPPING_KEY_SPEC.enumeration),
+    ("XksProxyConnectivityType", XKS_PROXY_CONNECTIVITY_TYPE.enumeration),
 ];

@@ -33,6 +33,62 @@ pub(crate) struct Shape {
     pub(crate) pattern: Option<&'static str>,
 }
 
+/// The table states a shape as its kind and then each constraint the model gives it:
+/// `Shape::of(Kind::String).min(1).max(2048)`.
+impl Shape {
+    /// A shape of `kind` without constraints.
+    pub(crate) const fn of(kind: Kind) -> Shape {
+        Shape {
+            kind,
+            sensitive: false,
+            min: None,
+            max: None,
+            enumeration: &[],
+            pattern: None,
+        }
+    }
+
+    /// The same shape, marked sensitive.
+    pub(crate) const fn sensitive(self) -> Shape {
+        Shape {
+            sensitive: true,
+            ..self
+        }
+    }
+
+    /// The same shape with least length or value `min`.
+    pub(crate) const fn min(self, min: i64) -> Shape {
+        Shape {
+            min: Some(min),
+            ..self
+        }
+    }
+
+    /// The same shape with greatest length or value `max`.
+    pub(crate) const fn max(self, max: i64) -> Shape {
+        Shape {
+            max: Some(max),
+            ..self
+        }
+    }
+
+    /// The same shape, allowing only `values`.
+    pub(crate) const fn one_of(self, values: &'static [&'static str]) -> Shape {
+        Shape {
+            enumeration: values,
+            ..self
+        }
+    }
+
+    /// The same shape, whose whole value must match `pattern`.
+    pub(crate) const fn matching(self, pattern: &'static str) -> Shape {
+        Shape {
+            pattern: Some(pattern),
+            ..self
+        }
+    }
+}
+
 /// One input member of an operation, with its shape's constraints (copied from the shape's
 /// constant by [`Member::of`], so the table states each shape once and a check reads the
 /// constraints in place).
