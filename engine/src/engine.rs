@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::access::quota::Limiter;
-use crate::access::{Action, Caller, QuotaFamily};
+use crate::access::{Action, Caller};
 use crate::audit::{AuditConfig, AuditLog};
 use crate::call::audit::Audit;
 use crate::call::params;
@@ -586,7 +586,6 @@ impl Engine {
     ) -> Result<dataplane::EncryptResponse> {
         self.single(
             crate::operation::Operation::Encrypt,
-            QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::encrypt(request),
             |caller| {
@@ -610,7 +609,6 @@ impl Engine {
     ) -> std::result::Result<dataplane::EncryptedInto, dataplane::IntoError> {
         self.single_into(
             crate::operation::Operation::Encrypt,
-            QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::encrypt(request),
             out,
@@ -637,7 +635,6 @@ impl Engine {
     ) -> Vec<Result<usize>> {
         self.batch(
             crate::operation::Operation::Encrypt,
-            QuotaFamily::SymmetricCrypto,
             Some(key_id),
             plaintexts.len(),
             |caller, tally| {
@@ -659,7 +656,6 @@ impl Engine {
     ) -> Vec<Result<Vec<u8>>> {
         self.batch(
             crate::operation::Operation::Encrypt,
-            QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
@@ -681,7 +677,6 @@ impl Engine {
     ) -> Vec<Result<usize>> {
         self.batch(
             crate::operation::Operation::Encrypt,
-            QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
@@ -702,7 +697,6 @@ impl Engine {
     ) -> Vec<Result<usize>> {
         self.batch(
             crate::operation::Operation::Decrypt,
-            QuotaFamily::SymmetricCrypto,
             requests.first().and_then(|r| r.key_id),
             requests.len(),
             |caller, tally| {
@@ -775,17 +769,11 @@ impl Engine {
             &mut [&mut [u8]],
         ) -> Vec<Result<usize>>,
     ) {
-        let results = self.batch(
-            operation,
-            QuotaFamily::SymmetricCrypto,
-            key_id,
-            n,
-            |caller, tally| {
-                let data = &self.inner.data;
-                let mut rooms = out.rooms(rooms(data));
-                run(data, caller, tally, &mut rooms)
-            },
-        );
+        let results = self.batch(operation, key_id, n, |caller, tally| {
+            let data = &self.inner.data;
+            let mut rooms = out.rooms(rooms(data));
+            run(data, caller, tally, &mut rooms)
+        });
         out.finish(results);
     }
 
@@ -806,7 +794,6 @@ impl Engine {
         let named: Vec<Option<&str>> = keys.iter().map(|(_, k)| Some(*k)).collect();
         self.single(
             event_name,
-            QuotaFamily::SymmetricCrypto,
             &named,
             || serde_json::json!({ "keys": named, "dryRunModifiers": ["IGNORE_CIPHERTEXT"] }),
             |caller| {
@@ -837,7 +824,6 @@ impl Engine {
     ) -> Result<dataplane::DecryptResponse> {
         self.single(
             crate::operation::Operation::Decrypt,
-            QuotaFamily::SymmetricCrypto,
             &[self
                 .blob_key(request.key_id, request.ciphertext_blob)
                 .as_deref()],
@@ -864,7 +850,6 @@ impl Engine {
     ) -> std::result::Result<dataplane::DecryptedInto, dataplane::IntoError> {
         self.single_into(
             crate::operation::Operation::Decrypt,
-            QuotaFamily::SymmetricCrypto,
             &[self
                 .blob_key(request.key_id, request.ciphertext_blob)
                 .as_deref()],
@@ -884,7 +869,6 @@ impl Engine {
     ) -> Vec<Result<SecretBytes>> {
         self.batch(
             crate::operation::Operation::Decrypt,
-            QuotaFamily::SymmetricCrypto,
             requests.first().and_then(|r| r.key_id),
             requests.len(),
             |caller, tally| {
@@ -905,7 +889,6 @@ impl Engine {
     ) -> Vec<Result<dataplane::DecryptResponse>> {
         self.batch(
             crate::operation::Operation::Decrypt,
-            QuotaFamily::SymmetricCrypto,
             requests.first().and_then(|r| r.key_id),
             requests.len(),
             |caller, tally| {
@@ -924,7 +907,6 @@ impl Engine {
     ) -> Result<dataplane::ReEncryptResponse> {
         self.single(
             crate::operation::Operation::ReEncrypt,
-            QuotaFamily::SymmetricCrypto,
             &[
                 self.blob_key(request.source_key_id, request.ciphertext_blob)
                     .as_deref(),
@@ -945,7 +927,6 @@ impl Engine {
     ) -> Vec<Result<Vec<u8>>> {
         self.batch(
             crate::operation::Operation::ReEncrypt,
-            QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.destination_key_id),
             requests.len(),
             |caller, tally| {
@@ -964,7 +945,6 @@ impl Engine {
     ) -> Result<dataplane::GenerateDataKeyResponse> {
         self.single(
             crate::operation::Operation::GenerateDataKey,
-            QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::data_key(request),
             |caller| {
@@ -981,7 +961,6 @@ impl Engine {
     ) -> Result<dataplane::GenerateDataKeyWithoutPlaintextResponse> {
         self.single(
             crate::operation::Operation::GenerateDataKeyWithoutPlaintext,
-            QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::data_key(request),
             |caller| {
@@ -1000,7 +979,6 @@ impl Engine {
     ) -> Vec<Result<dataplane::GeneratedDataKey>> {
         self.batch(
             crate::operation::Operation::GenerateDataKey,
-            QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
@@ -1020,7 +998,6 @@ impl Engine {
     ) -> Vec<Result<dataplane::GenerateDataKeyResponse>> {
         self.batch(
             crate::operation::Operation::GenerateDataKey,
-            QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
@@ -1040,7 +1017,6 @@ impl Engine {
     ) -> Vec<Result<Vec<u8>>> {
         self.batch(
             crate::operation::Operation::GenerateDataKeyWithoutPlaintext,
-            QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
@@ -1058,7 +1034,6 @@ impl Engine {
     pub fn sign(&self, request: &dataplane::SignRequest<'_>) -> Result<dataplane::SignResponse> {
         self.single(
             crate::operation::Operation::Sign,
-            QuotaFamily::AsymmetricCrypto,
             &[Some(request.key_id)],
             || {
                 params::sign(
@@ -1079,7 +1054,6 @@ impl Engine {
     pub fn sign_batch(&self, requests: &[dataplane::SignRequest<'_>]) -> Vec<Result<Vec<u8>>> {
         self.batch(
             crate::operation::Operation::Sign,
-            QuotaFamily::AsymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
@@ -1098,7 +1072,6 @@ impl Engine {
     ) -> Result<dataplane::VerifyResponse> {
         self.single(
             crate::operation::Operation::Verify,
-            QuotaFamily::AsymmetricCrypto,
             &[Some(request.key_id)],
             || {
                 params::sign(
@@ -1119,7 +1092,6 @@ impl Engine {
     pub fn verify_batch(&self, requests: &[dataplane::VerifyRequest<'_>]) -> Vec<Result<()>> {
         self.batch(
             crate::operation::Operation::Verify,
-            QuotaFamily::AsymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
@@ -1135,7 +1107,6 @@ impl Engine {
     pub fn get_public_key(&self, key_id: &str) -> Result<dataplane::GetPublicKeyResponse> {
         self.single(
             crate::operation::Operation::GetPublicKey,
-            QuotaFamily::AsymmetricCrypto,
             &[Some(key_id)],
             || params::key(key_id),
             |caller| {
@@ -1152,7 +1123,6 @@ impl Engine {
     ) -> Result<dataplane::GenerateMacResponse> {
         self.single(
             crate::operation::Operation::GenerateMac,
-            QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::mac(request.key_id, request.mac_algorithm, request.message.len()),
             |caller| {
@@ -1169,7 +1139,6 @@ impl Engine {
     ) -> Vec<Result<Vec<u8>>> {
         self.batch(
             crate::operation::Operation::GenerateMac,
-            QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
@@ -1210,7 +1179,6 @@ impl Engine {
     ) -> Result<dataplane::VerifyMacResponse> {
         self.single(
             crate::operation::Operation::VerifyMac,
-            QuotaFamily::SymmetricCrypto,
             &[Some(request.key_id)],
             || params::mac(request.key_id, request.mac_algorithm, request.message.len()),
             |caller| {
@@ -1227,7 +1195,6 @@ impl Engine {
     ) -> Vec<Result<()>> {
         self.batch(
             crate::operation::Operation::VerifyMac,
-            QuotaFamily::SymmetricCrypto,
             requests.first().map(|r| r.key_id),
             requests.len(),
             |caller, tally| {
@@ -1246,7 +1213,6 @@ impl Engine {
     ) -> Result<dataplane::DeriveSharedSecretResponse> {
         self.single(
             crate::operation::Operation::DeriveSharedSecret,
-            QuotaFamily::AsymmetricCrypto,
             &[Some(request.key_id)],
             || params::key(request.key_id),
             |caller| {
@@ -1263,7 +1229,6 @@ impl Engine {
     ) -> Result<dataplane::GenerateDataKeyPairResponse> {
         self.single(
             crate::operation::Operation::GenerateDataKeyPair,
-            QuotaFamily::DataKeyPair,
             &[Some(request.key_id)],
             || params::data_key_pair(request),
             |caller| {
@@ -1282,7 +1247,6 @@ impl Engine {
     ) -> Result<dataplane::GenerateDataKeyPairResponse> {
         self.single(
             crate::operation::Operation::GenerateDataKeyPairWithoutPlaintext,
-            QuotaFamily::DataKeyPair,
             &[Some(request.key_id)],
             || params::data_key_pair(request),
             |caller| {
@@ -1298,7 +1262,6 @@ impl Engine {
     pub fn generate_random(&self, number_of_bytes: usize) -> Result<Vec<u8>> {
         self.single(
             crate::operation::Operation::GenerateRandom,
-            QuotaFamily::SymmetricCrypto,
             &[None],
             || serde_json::json!({"numberOfBytes": number_of_bytes}),
             |caller| {
@@ -1312,7 +1275,6 @@ impl Engine {
     pub fn generate_random_batch(&self, sizes: &[usize]) -> Vec<Result<Vec<u8>>> {
         self.batch(
             crate::operation::Operation::GenerateRandom,
-            QuotaFamily::SymmetricCrypto,
             None,
             sizes.len(),
             |caller, _| {

@@ -1,14 +1,17 @@
 //! The operations the engine records, one table: each one's name (as audit records and the
 //! service spell it) and its properties — read-only (the record's `readOnly`), cryptographic
 //! (GetKeyLastUsage reports its successes), and whether naming an integrated service's
-//! `alias/aws/<service>` creates that service's managed key (see `control/managed.rs`).
+//! `alias/aws/<service>` creates that service's managed key (see `control/managed.rs`), and the
+//! request-rate quota it is charged to.
 //!
 //! Policy actions are [`crate::access::Action`]: nearly one per operation, but ReEncrypt is
 //! authorised as two actions (`kms:ReEncryptFrom`, `kms:ReEncryptTo`), and the engine's own
 //! events (DeleteExpiredKeyMaterial) are no one's action.
 
+use crate::access::QuotaFamily;
+
 macro_rules! operations {
-    ($($variant:ident { read_only: $ro:literal, cryptographic: $crypto:literal, managed: $managed:literal }),+ $(,)?) => {
+    ($($variant:ident { read_only: $ro:literal, cryptographic: $crypto:literal, managed: $managed:literal, quota: $quota:ident }),+ $(,)?) => {
         /// An operation the engine runs and records.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Operation { $($variant),+ }
@@ -36,66 +39,71 @@ macro_rules! operations {
             pub const fn creates_managed_keys(self) -> bool {
                 match self { $(Operation::$variant => $managed),+ }
             }
+
+            /// The request-rate quota a request of it is charged to.
+            pub const fn quota_family(self) -> QuotaFamily {
+                match self { $(Operation::$variant => QuotaFamily::$quota),+ }
+            }
         }
     };
 }
 
 operations! {
-    CancelKeyDeletion { read_only: false, cryptographic: false, managed: false },
-    ConnectCustomKeyStore { read_only: false, cryptographic: false, managed: false },
-    CreateAlias { read_only: false, cryptographic: false, managed: false },
-    CreateCustomKeyStore { read_only: false, cryptographic: false, managed: false },
-    CreateGrant { read_only: false, cryptographic: false, managed: false },
-    CreateKey { read_only: false, cryptographic: false, managed: false },
-    Decrypt { read_only: false, cryptographic: true, managed: false },
-    DeleteAlias { read_only: false, cryptographic: false, managed: false },
-    DeleteCustomKeyStore { read_only: false, cryptographic: false, managed: false },
-    DeleteExpiredKeyMaterial { read_only: false, cryptographic: false, managed: false },
-    DeleteImportedKeyMaterial { read_only: false, cryptographic: false, managed: false },
-    DeriveSharedSecret { read_only: false, cryptographic: true, managed: false },
-    DescribeCustomKeyStores { read_only: true, cryptographic: false, managed: false },
-    DescribeKey { read_only: true, cryptographic: false, managed: false },
-    DisableKey { read_only: false, cryptographic: false, managed: false },
-    DisableKeyRotation { read_only: false, cryptographic: false, managed: false },
-    DisconnectCustomKeyStore { read_only: false, cryptographic: false, managed: false },
-    EnableKey { read_only: false, cryptographic: false, managed: false },
-    EnableKeyRotation { read_only: false, cryptographic: false, managed: false },
-    Encrypt { read_only: false, cryptographic: true, managed: true },
-    GenerateDataKey { read_only: false, cryptographic: true, managed: true },
-    GenerateDataKeyPair { read_only: false, cryptographic: true, managed: false },
-    GenerateDataKeyPairWithoutPlaintext { read_only: false, cryptographic: true, managed: false },
-    GenerateDataKeyWithoutPlaintext { read_only: false, cryptographic: true, managed: true },
-    GenerateMac { read_only: false, cryptographic: true, managed: false },
-    GenerateRandom { read_only: false, cryptographic: false, managed: false },
-    GetKeyLastUsage { read_only: true, cryptographic: false, managed: false },
-    GetKeyPolicy { read_only: true, cryptographic: false, managed: false },
-    GetKeyRotationStatus { read_only: true, cryptographic: false, managed: false },
-    GetParametersForImport { read_only: true, cryptographic: false, managed: false },
-    GetPublicKey { read_only: true, cryptographic: false, managed: false },
-    ImportKeyMaterial { read_only: false, cryptographic: false, managed: false },
-    ListAliases { read_only: true, cryptographic: false, managed: false },
-    ListGrants { read_only: true, cryptographic: false, managed: false },
-    ListKeyPolicies { read_only: true, cryptographic: false, managed: false },
-    ListKeyRotations { read_only: true, cryptographic: false, managed: false },
-    ListKeys { read_only: true, cryptographic: false, managed: false },
-    ListResourceTags { read_only: true, cryptographic: false, managed: false },
-    ListRetirableGrants { read_only: true, cryptographic: false, managed: false },
-    PutKeyPolicy { read_only: false, cryptographic: false, managed: false },
-    ReEncrypt { read_only: false, cryptographic: true, managed: true },
-    ReplicateKey { read_only: false, cryptographic: false, managed: false },
-    RetireGrant { read_only: false, cryptographic: false, managed: false },
-    RevokeGrant { read_only: false, cryptographic: false, managed: false },
-    RotateKeyOnDemand { read_only: false, cryptographic: false, managed: false },
-    ScheduleKeyDeletion { read_only: false, cryptographic: false, managed: false },
-    Sign { read_only: false, cryptographic: true, managed: false },
-    TagResource { read_only: false, cryptographic: false, managed: false },
-    UntagResource { read_only: false, cryptographic: false, managed: false },
-    UpdateAlias { read_only: false, cryptographic: false, managed: false },
-    UpdateCustomKeyStore { read_only: false, cryptographic: false, managed: false },
-    UpdateKeyDescription { read_only: false, cryptographic: false, managed: false },
-    UpdatePrimaryRegion { read_only: false, cryptographic: false, managed: false },
-    Verify { read_only: true, cryptographic: true, managed: false },
-    VerifyMac { read_only: true, cryptographic: true, managed: false },
+    CancelKeyDeletion { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    ConnectCustomKeyStore { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    CreateAlias { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    CreateCustomKeyStore { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    CreateGrant { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    CreateKey { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    Decrypt { read_only: false, cryptographic: true, managed: false , quota: SymmetricCrypto },
+    DeleteAlias { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    DeleteCustomKeyStore { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    DeleteExpiredKeyMaterial { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    DeleteImportedKeyMaterial { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    DeriveSharedSecret { read_only: false, cryptographic: true, managed: false , quota: AsymmetricCrypto },
+    DescribeCustomKeyStores { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    DescribeKey { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    DisableKey { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    DisableKeyRotation { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    DisconnectCustomKeyStore { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    EnableKey { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    EnableKeyRotation { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    Encrypt { read_only: false, cryptographic: true, managed: true , quota: SymmetricCrypto },
+    GenerateDataKey { read_only: false, cryptographic: true, managed: true , quota: SymmetricCrypto },
+    GenerateDataKeyPair { read_only: false, cryptographic: true, managed: false , quota: DataKeyPair },
+    GenerateDataKeyPairWithoutPlaintext { read_only: false, cryptographic: true, managed: false , quota: DataKeyPair },
+    GenerateDataKeyWithoutPlaintext { read_only: false, cryptographic: true, managed: true , quota: SymmetricCrypto },
+    GenerateMac { read_only: false, cryptographic: true, managed: false , quota: SymmetricCrypto },
+    GenerateRandom { read_only: false, cryptographic: false, managed: false , quota: SymmetricCrypto },
+    GetKeyLastUsage { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    GetKeyPolicy { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    GetKeyRotationStatus { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    GetParametersForImport { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    GetPublicKey { read_only: true, cryptographic: false, managed: false , quota: AsymmetricCrypto },
+    ImportKeyMaterial { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    ListAliases { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    ListGrants { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    ListKeyPolicies { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    ListKeyRotations { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    ListKeys { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    ListResourceTags { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    ListRetirableGrants { read_only: true, cryptographic: false, managed: false , quota: ControlPlane },
+    PutKeyPolicy { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    ReEncrypt { read_only: false, cryptographic: true, managed: true , quota: SymmetricCrypto },
+    ReplicateKey { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    RetireGrant { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    RevokeGrant { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    RotateKeyOnDemand { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    ScheduleKeyDeletion { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    Sign { read_only: false, cryptographic: true, managed: false , quota: AsymmetricCrypto },
+    TagResource { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    UntagResource { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    UpdateAlias { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    UpdateCustomKeyStore { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    UpdateKeyDescription { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    UpdatePrimaryRegion { read_only: false, cryptographic: false, managed: false , quota: ControlPlane },
+    Verify { read_only: true, cryptographic: true, managed: false , quota: AsymmetricCrypto },
+    VerifyMac { read_only: true, cryptographic: true, managed: false , quota: SymmetricCrypto },
 }
 
 impl Operation {
@@ -148,5 +156,26 @@ mod tests {
         }
         assert_eq!(Operation::from_name("Encrypt"), Some(Operation::Encrypt));
         assert_eq!(Operation::from_name("encrypt"), None);
+    }
+
+    /// The service splits its request quotas into cryptographic families and the control
+    /// plane: every key use is charged to a cryptographic family, and so are GenerateRandom and
+    /// GetPublicKey; data key pairs have their own; nothing else is.
+    #[test]
+    fn quota_families_follow_the_service() {
+        for op in Operation::ALL {
+            let n = op.name();
+            let family = match n {
+                "GenerateDataKeyPair" | "GenerateDataKeyPairWithoutPlaintext" => {
+                    QuotaFamily::DataKeyPair
+                }
+                "Sign" | "Verify" | "DeriveSharedSecret" | "GetPublicKey" => {
+                    QuotaFamily::AsymmetricCrypto
+                }
+                _ if op.is_cryptographic() || n == "GenerateRandom" => QuotaFamily::SymmetricCrypto,
+                _ => QuotaFamily::ControlPlane,
+            };
+            assert_eq!(op.quota_family(), family, "{n}");
+        }
     }
 }

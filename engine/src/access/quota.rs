@@ -11,16 +11,17 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 
-/// Operation families that share a request-rate quota.
+/// Operation families that share a request-rate quota. The operations' table
+/// ([`crate::operation::Operation::quota_family`]) gives each operation its family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuotaFamily {
-    /// Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, GenerateRandom, GenerateMac, VerifyMac.
-    /// (Encrypt and Decrypt are charged here whatever the key, RSA keys included: the family is
-    /// chosen before the key is resolved.)
+    /// Symmetric cryptography, data keys, MACs and random bytes. (Encrypt and Decrypt are
+    /// charged here whatever the key, RSA keys included: the family is chosen before the key is
+    /// resolved.)
     SymmetricCrypto,
-    /// Sign, Verify, DeriveSharedSecret, GetPublicKey.
+    /// Signatures, key agreement, public keys.
     AsymmetricCrypto,
-    /// GenerateDataKeyPair(+WithoutPlaintext).
+    /// Data key pairs.
     DataKeyPair,
     /// Every control-plane operation.
     ControlPlane,

@@ -17,7 +17,7 @@ use serde_json::Value;
 use uuid::Uuid;
 use zeroize::Zeroize;
 
-use crate::access::{Caller, QuotaFamily};
+use crate::access::Caller;
 use crate::audit::{AuditEvent, AuditLog, BatchKey, RecordedUse};
 use crate::dataplane::output::Written;
 use crate::dataplane::tally::{KeyTally, KeyUse};
@@ -263,7 +263,7 @@ impl Engine {
         let result = self
             .inner
             .limiter
-            .take(QuotaFamily::ControlPlane, 1)
+            .take(action.as_operation().quota_family(), 1)
             .and_then(|()| run())
             .and_then(|value| self.unless_dry_run(value));
         let pending = PENDING.with(|p| p.replace(previous));
@@ -362,7 +362,6 @@ impl Engine {
     pub(crate) fn single<T>(
         &self,
         event_name: Operation,
-        family: QuotaFamily,
         key_ids: &[Option<&str>],
         parameters: impl FnOnce() -> Value,
         mut run: impl FnMut(&Caller) -> Result<T>,
@@ -372,7 +371,7 @@ impl Engine {
         let result = self
             .inner
             .limiter
-            .take(family, 1)
+            .take(event_name.quota_family(), 1)
             .and_then(|()| {
                 if event_name.creates_managed_keys() {
                     self.ensure_managed_keys(key_ids)?;
@@ -403,7 +402,6 @@ impl Engine {
     pub(crate) fn single_into<T: Written>(
         &self,
         event_name: Operation,
-        family: QuotaFamily,
         key_ids: &[Option<&str>],
         parameters: impl FnOnce() -> Value,
         out: &mut [u8],
@@ -411,18 +409,18 @@ impl Engine {
     ) -> std::result::Result<T, IntoError> {
         let mut too_small = None;
         let mut wrote = 0;
-        let result = self.single(event_name, family, key_ids, parameters, |caller| match run(
-            caller, out,
-        ) {
-            Ok(value) => {
-                wrote = value.written();
-                Ok(value)
+        let result = self.single(event_name, key_ids, parameters, |caller| {
+            match run(caller, out) {
+                Ok(value) => {
+                    wrote = value.written();
+                    Ok(value)
+                }
+                Err(IntoError::OutputTooSmall { needed }) => {
+                    too_small = Some(needed);
+                    Err(IntoError::OutputTooSmall { needed }.into())
+                }
+                Err(IntoError::Failed(e)) => Err(e),
             }
-            Err(IntoError::OutputTooSmall { needed }) => {
-                too_small = Some(needed);
-                Err(IntoError::OutputTooSmall { needed }.into())
-            }
-            Err(IntoError::Failed(e)) => Err(e),
         });
         result.map_err(|e| {
             let wrote = wrote.min(out.len());
@@ -441,7 +439,6 @@ impl Engine {
     pub(crate) fn batch<T>(
         &self,
         event_name: Operation,
-        family: QuotaFamily,
         key_id: Option<&str>,
         n: usize,
         mut run: impl FnMut(&Caller, &KeyTally) -> Vec<Result<T>>,
@@ -459,7 +456,7 @@ impl Engine {
         };
         let mut tally = new_tally();
         let request_id = self.data_request_id(true);
-        let results = match self.inner.limiter.take(family, n) {
+        let results = match self.inner.limiter.take(event_name.quota_family(), n) {
             Ok(()) => {
                 // The data-plane view the batch runs on (one reference per batch), so that a
                 // re-run happens only when the view has changed since.

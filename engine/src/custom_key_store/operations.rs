@@ -9,7 +9,7 @@ use super::definition::{
 };
 use super::runtime::Live;
 use super::xks::XksProxyCredential;
-use crate::access::{Action, QuotaFamily};
+use crate::access::Action;
 use crate::control::page::Page;
 use crate::control::working_copy::ControlState;
 use crate::engine::Engine;
@@ -800,7 +800,6 @@ impl Engine {
     ) -> Result<Vec<u8>> {
         self.single(
             crate::operation::Operation::GenerateRandom,
-            QuotaFamily::SymmetricCrypto,
             &[None],
             || {
                 serde_json::json!({
