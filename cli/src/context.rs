@@ -225,20 +225,32 @@ impl Context {
         if !matches!(address, StoreAddress::Postgres(_)) {
             return self.engine_on(self.open_store()?);
         }
-        let opened = open(
-            &address,
-            OpenOptions {
-                root_key: Some(self.root_key_source()?),
-                open_only: true,
-                store: self.store_options(),
-                passphrase_cost: argon2_cost(&default_cost()),
-                audit: self.audit_options(),
-                // A one-shot command follows the store before each control-plane call.
-                scheduler_interval: None,
-                node_dir: Some(self.data_dir.clone()),
-            },
-        )?;
+        // A one-shot command follows the store before each control-plane call.
+        let opened = self.open_existing(&address, None)?;
         self.engine_of(&opened)
+    }
+
+    /// Opens the store at `address`, which must exist (every command but `store init`), with the
+    /// global options' root key, store and audit settings and the data directory as the node
+    /// directory (a PostgreSQL store's root key file, rollback witness and audit log);
+    /// `scheduler_interval` is how often the engine follows other processes' changes (`None`:
+    /// it follows before each control-plane call).
+    pub fn open_existing(
+        &self,
+        address: &StoreAddress,
+        scheduler_interval: Option<std::time::Duration>,
+    ) -> Result<Opened, Failure> {
+        let options = OpenOptions {
+            root_key: Some(self.root_key_source()?),
+            open_only: true,
+            store: self.store_options(),
+            // Applies only to a root key made now, and none is (open only).
+            passphrase_cost: argon2_cost(&default_cost()),
+            audit: self.audit_options(),
+            scheduler_interval,
+            node_dir: Some(self.data_dir.clone()),
+        };
+        Ok(open(address, options)?)
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -18,7 +18,7 @@ use keyplane_server::console::{AuditPaths, ConsoleConfig};
 use keyplane_server::http::{Limits, ServeError, Server, ServerConfig, TlsMode};
 use keyplane_server::protocol::Service;
 use keyplane_server::Metrics;
-use keyplane_store_address::{open, OpenOptions, DEFAULT_SCHEDULER_INTERVAL};
+use keyplane_store_address::DEFAULT_SCHEDULER_INTERVAL;
 
 use crate::args::ServeArgs;
 use crate::context::store_address;
@@ -70,23 +70,9 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
 
     let address = store_address(ctx)?;
     let (max_staleness, follow_every) = staleness(args.max_staleness)?;
-    let opened = open(
-        &address,
-        OpenOptions {
-            root_key: Some(ctx.root_key_source()?),
-            // Like every command but `store init`: the store must exist.
-            open_only: true,
-            store: ctx.store_options(),
-            // Applies only to a root key made now, and none is (open only).
-            passphrase_cost: Default::default(),
-            audit: ctx.audit_options(),
-            // Follow other processes' changes (the default interval, or 4 times within the
-            // staleness bound).
-            scheduler_interval: follow_every,
-            // A PostgreSQL store's node directory: the data directory.
-            node_dir: Some(ctx.data_dir().to_path_buf()),
-        },
-    )?;
+    // Follow other processes' changes (the default interval, or 4 times within the staleness
+    // bound).
+    let opened = ctx.open_existing(&address, follow_every)?;
     let mut builder = Engine::builder()
         .region(&ctx.global.region)
         .account_id(&ctx.global.account_id)

@@ -15,7 +15,6 @@ use keyplane::{Engine, ErrorKind};
 use keyplane_server::http::{ServeError, TlsMode};
 use keyplane_server::xks::keys::{alias_for, create_external_key};
 use keyplane_server::xks::{XksProxy, XksProxyConfig, XksProxyServer};
-use keyplane_store_address::{open, OpenOptions};
 use keyplane_xks::api::uri_path_for_prefix;
 use keyplane_xks::Credential;
 
@@ -67,18 +66,7 @@ pub fn run(ctx: &Context, args: XksProxyArgs) -> Result<(), Failure> {
     }
     let tls = tls_mode(ctx, &args)?;
 
-    let opened = open(
-        &store_address(ctx)?,
-        OpenOptions {
-            root_key: Some(ctx.root_key_source()?),
-            open_only: true,
-            store: ctx.store_options(),
-            passphrase_cost: Default::default(),
-            audit: ctx.audit_options(),
-            scheduler_interval: None,
-            node_dir: Some(ctx.data_dir().to_path_buf()),
-        },
-    )?;
+    let opened = ctx.open_existing(&store_address(ctx)?, None)?;
     let builder = Engine::builder()
         .region(&ctx.global.region)
         .account_id(&ctx.global.account_id)
