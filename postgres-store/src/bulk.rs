@@ -1,7 +1,7 @@
 //! The bulk path: many new keys, each with the material of every version it keeps, in ONE commit
 //! (one generation, one transaction) whose rows go in with `COPY` instead of an `INSERT` each.
 //! Every row is made by the same functions as a single commit's ([`KeyRow::sealed`],
-//! [`Copy::sealed`], the change log's rows), so it is sealed, counted in the contents digest and
+//! [`StoredCopy::sealed`], the change log's rows), so it is sealed, counted in the contents digest and
 //! logged exactly as the store seals, counts and logs any key: what a bulk load wrote loads,
 //! verifies and propagates like anything else. It is for filling a store (migrations, the fleet
 //! benchmark's million keys); keys that exist already are refused, never replaced.
@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::changes::{Kind, Touched};
 use crate::errors;
-use crate::material::{self, Copy};
+use crate::material::{self, StoredCopy};
 use crate::meta::to_i64;
 use crate::records::KeyRow;
 
@@ -152,7 +152,7 @@ pub(crate) fn insert_keys(
         let id = key_id.as_bytes().to_vec();
         let version_i32 = *version as i32;
         for copy in 0..material::COPIES {
-            let sealed = Copy::sealed(
+            let sealed = StoredCopy::sealed(
                 keys,
                 &slot,
                 m.material.expose(keyplane::SecretAccess::granted()),

@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 
 use keyplane::key::KeyRecord;
 use keyplane::store::StoredMaterial;
-use keyplane::LockedBytes;
 use keyplane::Result;
-use keyplane_sqlite::sealing::{checksum, Damage, MaterialSlot, StoreKeys};
+use keyplane_sqlite::sealing::{Damage, MaterialSlot, StoreKeys};
 use postgres::GenericClient;
 use uuid::Uuid;
 
@@ -18,24 +17,9 @@ use crate::errors;
 /// Copies kept of every version.
 pub(crate) const COPIES: usize = 2;
 
-/// One stored copy.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Copy {
-    pub wrapped: Vec<u8>,
-    pub checksum: Vec<u8>,
-}
+pub(crate) use keyplane_sqlite::sealing::StoredCopy;
 
-impl Copy {
-    /// A new copy of `material` for `slot`: wrapped under the store keys with a fresh nonce, with
-    /// its checksum (the one way a copy is made: each write and the bulk path).
-    pub fn sealed(keys: &StoreKeys, slot: &MaterialSlot, material: &[u8]) -> Result<Copy> {
-        let wrapped = keys.wrap(slot, material)?;
-        let checksum = checksum(&wrapped);
-        Ok(Copy { wrapped, checksum })
-    }
-}
-
-type CopyMap = BTreeMap<(Uuid, u32), [Option<Copy>; COPIES]>;
+type CopyMap = BTreeMap<(Uuid, u32), [Option<StoredCopy>; COPIES]>;
 
 fn collect(rows: Vec<postgres::Row>) -> CopyMap {
     let mut map = CopyMap::new();
@@ -51,7 +35,7 @@ fn collect(rows: Vec<postgres::Row>) -> CopyMap {
         if copy >= COPIES {
             continue;
         }
-        map.entry((id, version)).or_default()[copy] = Some(Copy {
+        map.entry((id, version)).or_default()[copy] = Some(StoredCopy {
             wrapped: row.get(3),
             checksum: row.get(4),
         });
@@ -103,10 +87,10 @@ fn write_copy(
     material: &[u8],
     db: &str,
 ) -> Result<()> {
-    let Copy {
+    let StoredCopy {
         wrapped,
         checksum: sum,
-    } = Copy::sealed(keys, slot, material)?;
+    } = StoredCopy::sealed(keys, slot, material)?;
     c.execute(
         "INSERT INTO keyplane_material (key_id, version, copy, wrapped, checksum) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_id, version, copy) DO UPDATE SET \
@@ -143,7 +127,7 @@ pub(crate) struct DamagedCopy {
     pub slot: MaterialSlot,
     pub copy: usize,
     pub damage: Damage,
-    pub seen: Option<Copy>,
+    pub seen: Option<StoredCopy>,
 }
 
 /// What reading the material found.
@@ -154,20 +138,6 @@ pub(crate) struct Examination {
     pub lost: Vec<MaterialSlot>,
 }
 
-fn judge(
-    keys: &StoreKeys,
-    slot: &MaterialSlot,
-    copy: Option<&Copy>,
-) -> Result<std::result::Result<LockedBytes, Damage>> {
-    let Some(copy) = copy else {
-        return Ok(Err(Damage::Missing));
-    };
-    if checksum(&copy.wrapped) != copy.checksum {
-        return Ok(Err(Damage::Checksum));
-    }
-    keys.unwrap(slot, &copy.wrapped)
-}
-
 /// Judges every copy of every version `records` name.
 pub(crate) fn examine(
     keys: &StoreKeys,
@@ -175,7 +145,7 @@ pub(crate) fn examine(
     copies: &CopyMap,
 ) -> Result<Examination> {
     let mut out = Examination::default();
-    let none: [Option<Copy>; COPIES] = Default::default();
+    let none: [Option<StoredCopy>; COPIES] = Default::default();
     for record in records {
         if !record.keeps_material() {
             // A key in an HSM key store: its material stays in the HSM, none is stored here. (An
@@ -189,28 +159,17 @@ pub(crate) fn examine(
                 key_spec: record.key_spec,
             };
             let set = copies.get(&(record.id, version.version)).unwrap_or(&none);
-            let mut good: Option<LockedBytes> = None;
-            for (index, copy) in set.iter().enumerate() {
-                match judge(keys, &slot, copy.as_ref())? {
-                    Ok(material) => {
-                        if good.is_none() {
-                            good = Some(material);
-                        }
-                    }
-                    Err(damage) => out.damaged.push(DamagedCopy {
-                        slot,
-                        copy: index,
-                        damage,
-                        seen: copy.clone(),
-                    }),
-                }
+            let judged = keys.judge_version(&slot, set)?;
+            for &(index, damage) in &judged.damaged {
+                out.damaged.push(DamagedCopy {
+                    slot,
+                    copy: index,
+                    damage,
+                    seen: set[index].clone(),
+                });
             }
-            match good {
-                Some(material) => out.materials.push(StoredMaterial {
-                    key_id: record.id,
-                    version: version.version,
-                    material,
-                }),
+            match judged.material {
+                Some(material) => out.materials.push(slot.holding(material)),
                 None => out.lost.push(slot),
             }
         }

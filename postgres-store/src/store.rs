@@ -422,7 +422,7 @@ impl PostgresKeyStore {
         records: &[&KeyRecord],
         copies: &std::collections::BTreeMap<
             (Uuid, u32),
-            [Option<material::Copy>; material::COPIES],
+            [Option<material::StoredCopy>; material::COPIES],
         >,
     ) -> Result<(Vec<StoredMaterial>, material::Examination)> {
         let mut exam = material::examine(&self.keys, records, copies)?;

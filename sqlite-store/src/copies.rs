@@ -12,7 +12,6 @@ use std::path::Path;
 
 use keyplane::key::KeyRecord;
 use keyplane::store::StoredMaterial;
-use keyplane::LockedBytes;
 use keyplane::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
@@ -21,17 +20,12 @@ use crate::contents::Digest;
 use crate::errors;
 use crate::events;
 use crate::schema::COPY_TABLES;
-use crate::sealing::{self, Damage, MaterialSlot, StoreKeys};
+use crate::sealing::{Damage, MaterialSlot, StoreKeys};
 
 /// Copies per key version.
 pub(crate) const COPIES: usize = COPY_TABLES.len();
 
-/// One stored copy as read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct StoredCopy {
-    pub wrapped: Vec<u8>,
-    pub checksum: Vec<u8>,
-}
+pub(crate) use crate::sealing::StoredCopy;
 
 /// Every copy of every version, by (key id, version).
 pub(crate) type CopyMap = BTreeMap<(Uuid, u32), [Option<StoredCopy>; COPIES]>;
@@ -123,8 +117,7 @@ pub(crate) fn write(
     material: &[u8],
     db: &Path,
 ) -> Result<()> {
-    let wrapped = keys.wrap(slot, material)?;
-    let checksum = sealing::checksum(&wrapped);
+    let StoredCopy { wrapped, checksum } = StoredCopy::sealed(keys, slot, material)?;
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO {} (key_id, version, root_epoch, wrapped, checksum) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -170,21 +163,6 @@ pub(crate) fn write_all(
     db: &Path,
 ) -> Result<()> {
     (0..COPIES).try_for_each(|index| write(conn, keys, index, slot, root_epoch, material, db))
-}
-
-/// What one copy's examination found.
-fn judge(
-    keys: &StoreKeys,
-    slot: &MaterialSlot,
-    copy: Option<&StoredCopy>,
-) -> Result<std::result::Result<LockedBytes, Damage>> {
-    let Some(copy) = copy else {
-        return Ok(Err(Damage::Missing));
-    };
-    if sealing::checksum(&copy.wrapped) != copy.checksum {
-        return Ok(Err(Damage::Checksum));
-    }
-    keys.unwrap(slot, &copy.wrapped)
 }
 
 /// A damaged copy found while examining, and what it held when read.
@@ -239,30 +217,19 @@ pub(crate) fn examine(
             }
             let set = set.unwrap_or(&none);
             out.versions += 1;
-            let mut good: Option<LockedBytes> = None;
-            for (index, copy) in set.iter().enumerate() {
-                out.copies_checked += 1;
-                match judge(keys, &slot, copy.as_ref())? {
-                    Ok(material) => {
-                        out.copies_good += 1;
-                        if good.is_none() {
-                            good = Some(material);
-                        }
-                    }
-                    Err(damage) => out.damaged.push(DamagedCopy {
-                        slot,
-                        copy: index,
-                        damage,
-                        seen: copy.clone(),
-                    }),
-                }
+            out.copies_checked += set.len();
+            let judged = keys.judge_version(&slot, set)?;
+            out.copies_good += set.len() - judged.damaged.len();
+            for &(index, damage) in &judged.damaged {
+                out.damaged.push(DamagedCopy {
+                    slot,
+                    copy: index,
+                    damage,
+                    seen: set[index].clone(),
+                });
             }
-            match good {
-                Some(material) => out.materials.push(StoredMaterial {
-                    key_id: record.id,
-                    version: version.version,
-                    material,
-                }),
+            match judged.material {
+                Some(material) => out.materials.push(slot.holding(material)),
                 None => out.lost.push(slot),
             }
         }

@@ -104,6 +104,15 @@ impl MaterialSlot {
             ],
         )
     }
+
+    /// The material of this slot, as the engine takes it from a store.
+    pub fn holding(self, material: LockedBytes) -> keyplane::store::StoredMaterial {
+        keyplane::store::StoredMaterial {
+            key_id: self.key_id,
+            version: self.version,
+            material,
+        }
+    }
 }
 
 /// Why a stored copy of key material cannot be used.
@@ -324,6 +333,34 @@ impl StoreKeys {
         }
     }
 
+    /// Judges every copy of one version of key material (`None` where a copy is missing):
+    /// the material of the first good copy, and the index and damage of each copy that is not
+    /// good. Every copy is judged, so that each damaged one can be repaired. `Err` only when
+    /// locked memory cannot be had.
+    pub fn judge_version(
+        &self,
+        slot: &MaterialSlot,
+        copies: &[Option<StoredCopy>],
+    ) -> Result<JudgedVersion> {
+        let mut judged = JudgedVersion {
+            material: None,
+            damaged: Vec::new(),
+        };
+        for (index, copy) in copies.iter().enumerate() {
+            let unwrapped = match StoredCopy::intact(copy.as_ref()) {
+                Ok(wrapped) => self.unwrap(slot, wrapped)?,
+                Err(damage) => Err(damage),
+            };
+            match unwrapped {
+                Ok(material) => {
+                    judged.material.get_or_insert(material);
+                }
+                Err(damage) => judged.damaged.push((index, damage)),
+            }
+        }
+        Ok(judged)
+    }
+
     /// A seal over `parts` for `purpose`.
     pub fn seal(&self, purpose: Purpose, parts: &[&[u8]]) -> Result<Vec<u8>> {
         Ok(self
@@ -367,6 +404,42 @@ impl StoreKeys {
 /// The checksum kept beside each wrapped copy: the first 16 bytes of its SHA-256.
 pub fn checksum(wrapped: &[u8]) -> Vec<u8> {
     digest(&SHA256, wrapped).as_ref()[..CHECKSUM_LEN].to_vec()
+}
+
+/// One stored copy of sealed bytes (a version of key material, a store secret), as a store
+/// writes and reads it: the bytes and their checksum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCopy {
+    pub wrapped: Vec<u8>,
+    pub checksum: Vec<u8>,
+}
+
+impl StoredCopy {
+    /// A new copy of `material` for `slot`: wrapped under the store keys with a fresh nonce, with
+    /// its checksum (the one way a copy of key material is made).
+    pub fn sealed(keys: &StoreKeys, slot: &MaterialSlot, material: &[u8]) -> Result<StoredCopy> {
+        let wrapped = keys.wrap(slot, material)?;
+        let checksum = checksum(&wrapped);
+        Ok(StoredCopy { wrapped, checksum })
+    }
+
+    /// The sealed bytes of a copy that exists and matches its checksum; else its damage.
+    pub fn intact(copy: Option<&StoredCopy>) -> std::result::Result<&[u8], Damage> {
+        match copy {
+            None => Err(Damage::Missing),
+            Some(copy) if checksum(&copy.wrapped) != copy.checksum => Err(Damage::Checksum),
+            Some(copy) => Ok(&copy.wrapped),
+        }
+    }
+}
+
+/// What [`StoreKeys::judge_version`] found.
+#[derive(Debug)]
+pub struct JudgedVersion {
+    /// The first good copy's material; `None` when no copy is good (the version is lost).
+    pub material: Option<LockedBytes>,
+    /// Each copy that is not good: its index and its damage.
+    pub damaged: Vec<(usize, Damage)>,
 }
 
 /// The associated data of the store secret `name`.

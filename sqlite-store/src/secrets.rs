@@ -177,13 +177,11 @@ fn judge(
     rows: &SecretRows,
     copy: Option<&StoredCopy>,
 ) -> Result<std::result::Result<LockedBytes, Damage>> {
-    let Some(copy) = copy else {
-        return Ok(Err(Damage::Missing));
+    let unwrapped = match StoredCopy::intact(copy) {
+        Ok(wrapped) => keys.unwrap_secret(name, wrapped)?,
+        Err(damage) => Err(damage),
     };
-    if sealing::checksum(&copy.wrapped) != copy.checksum {
-        return Ok(Err(Damage::Checksum));
-    }
-    let value = match keys.unwrap_secret(name, &copy.wrapped)? {
+    let value = match unwrapped {
         Ok(value) => value,
         Err(damage) => return Ok(Err(damage)),
     };
@@ -570,46 +568,9 @@ impl SqliteKeyStore {
         connected: &mut Connected,
         names: &[&str],
     ) -> Vec<(String, usize)> {
-        let db = &self.paths.db;
-        let Connected {
-            conn,
-            keys,
-            root_epoch,
-            ..
-        } = connected;
-        let result = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| errors::sql("start a repair", db, e))
-            .and_then(|tx| {
-                let row = meta::read(&tx, db)?;
-                row.check_generation(keys, db)?;
-                let mut digest = row.digest(keys, db)?;
-                let repaired = repair(&tx, keys, &mut digest, *root_epoch, names, db)?;
-                // The repair events change the event log, not the generation.
-                meta::set_generation(&tx, keys, &row.store_id, row.generation, &digest, db)?;
-                tx.commit()
-                    .map_err(|e| errors::sql("commit a repair", db, e))?;
-                Ok(repaired)
-            });
-        match result {
-            Ok(repaired) => {
-                if !repaired.is_empty() {
-                    eprintln!(
-                        "keyplane-sqlite: repaired {} damaged cop{} of store secrets from good \
-                         copies (recorded in the store's event log)",
-                        repaired.len(),
-                        if repaired.len() == 1 { "y" } else { "ies" }
-                    );
-                }
-                repaired
-            }
-            Err(e) => {
-                eprintln!(
-                    "keyplane-sqlite: warning: damaged store secret copies were not repaired: {e}"
-                );
-                Vec::new()
-            }
-        }
+        self.repair_in_transaction(connected, "store secrets", |tx, keys, digest, epoch| {
+            repair(tx, keys, digest, epoch, names, &self.paths.db)
+        })
     }
 }
 

@@ -422,6 +422,26 @@ impl SqliteKeyStore {
         if exam.damaged.is_empty() {
             return Vec::new();
         }
+        let repaired =
+            self.repair_in_transaction(connected, "key material", |tx, keys, digest, epoch| {
+                copies::repair(tx, keys, digest, epoch, exam, &self.paths.db)
+            });
+        self.repairs
+            .fetch_add(repaired.len() as u64, Ordering::Relaxed);
+        repaired
+    }
+
+    /// Runs `repair` (given the transaction, the store's keys, its digest to update and the root
+    /// key's epoch) in its own write transaction, which keeps the store's generation: repair
+    /// events change the event log, not the generation. Returns what it repaired, reported on
+    /// stderr as copies of `what`. A failure (a full disk) leaves the damage for the next read and
+    /// is reported on stderr.
+    pub(crate) fn repair_in_transaction<T>(
+        &self,
+        connected: &mut Connected,
+        what: &str,
+        repair: impl FnOnce(&rusqlite::Transaction<'_>, &StoreKeys, &mut Digest, u64) -> Result<Vec<T>>,
+    ) -> Vec<T> {
         let db = &self.paths.db;
         let Connected {
             conn,
@@ -436,8 +456,7 @@ impl SqliteKeyStore {
                 let row = meta::read(&tx, db)?;
                 row.check_generation(keys, db)?;
                 let mut digest = row.digest(keys, db)?;
-                let repaired = copies::repair(&tx, keys, &mut digest, *root_epoch, exam, db)?;
-                // The repair events change the event log, not the generation.
+                let repaired = repair(&tx, keys, &mut digest, *root_epoch)?;
                 meta::set_generation(&tx, keys, &row.store_id, row.generation, &digest, db)?;
                 tx.commit()
                     .map_err(|e| errors::sql("commit a repair", db, e))?;
@@ -446,11 +465,9 @@ impl SqliteKeyStore {
         match result {
             Ok(repaired) => {
                 if !repaired.is_empty() {
-                    self.repairs
-                        .fetch_add(repaired.len() as u64, Ordering::Relaxed);
                     eprintln!(
-                        "keyplane-sqlite: repaired {} damaged cop{} of key material from good \
-                         copies (recorded in the store's event log)",
+                        "keyplane-sqlite: repaired {} damaged cop{} of {what} from good copies \
+                         (recorded in the store's event log)",
                         repaired.len(),
                         if repaired.len() == 1 { "y" } else { "ies" }
                     );
@@ -459,7 +476,7 @@ impl SqliteKeyStore {
             }
             Err(e) => {
                 eprintln!(
-                    "keyplane-sqlite: warning: damaged key material copies were not repaired: {e}"
+                    "keyplane-sqlite: warning: damaged copies of {what} were not repaired: {e}"
                 );
                 Vec::new()
             }
