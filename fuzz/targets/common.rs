@@ -7,7 +7,7 @@
 //! `keyplane`, `serde_json`, `uuid` and the standard library, and refer to each other through
 //! `crate::common`.
 
-use keyplane::Error;
+use keyplane::{CreateKeyRequest, Engine, Error, KeySpec, KeyUsage};
 
 /// The fuzzer's input, read front to back. Reading past the end gives zeroes and empty slices,
 /// never a panic, so every input is a valid program for a target.
@@ -113,4 +113,21 @@ pub fn key_arn(id: &str) -> String {
 /// The alias ARN of `alias` in the default scope.
 pub fn alias_arn(alias: &str) -> String {
     format!("arn:aws:kms:us-east-1:111122223333:{alias}")
+}
+
+/// The engine of a target's fixture: one worker, so that every run of an input is the same.
+pub fn fixture_engine() -> Engine {
+    Engine::builder().worker_threads(1).build().expect("engine")
+}
+
+/// A new key in `engine` of `spec` and `usage` (`None`: the service's defaults); its id.
+pub fn new_key(engine: &Engine, spec: Option<KeySpec>, usage: Option<KeyUsage>) -> String {
+    engine
+        .create_key(CreateKeyRequest {
+            key_spec: spec,
+            key_usage: usage,
+            ..Default::default()
+        })
+        .expect("create key")
+        .key_id
 }

@@ -13,11 +13,11 @@
 use std::sync::OnceLock;
 
 use keyplane::{
-    CreateKeyRequest, DataKeySpec, DecryptRequest, EncryptRequest, EncryptionAlgorithm,
-    EncryptionContext, Engine, GenerateDataKeyRequest, KeySpec, KeyUsage, ReEncryptRequest,
+    DataKeySpec, DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext, Engine,
+    GenerateDataKeyRequest, KeySpec, KeyUsage, ReEncryptRequest,
 };
 
-use crate::common::{alias_arn, check_error, key_arn, Input};
+use crate::common::{alias_arn, check_error, fixture_engine, key_arn, new_key, Input};
 
 struct Genuine {
     blob: Vec<u8>,
@@ -37,17 +37,8 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let engine = Engine::builder().worker_threads(1).build().expect("engine");
-        let new_key = |spec: Option<KeySpec>, usage: Option<KeyUsage>| {
-            engine
-                .create_key(CreateKeyRequest {
-                    key_spec: spec,
-                    key_usage: usage,
-                    ..Default::default()
-                })
-                .expect("create key")
-                .key_id
-        };
+        let engine = fixture_engine();
+        let new_key = |spec, usage| new_key(&engine, spec, usage);
         let a = new_key(None, None);
         let b = new_key(None, None);
         let disabled = new_key(None, None);

@@ -10,11 +10,11 @@
 use std::sync::OnceLock;
 
 use keyplane::{
-    CreateKeyRequest, DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext,
-    Engine, KeySpec, KeyUsage,
+    DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext, Engine, KeySpec,
+    KeyUsage,
 };
 
-use crate::common::{alias_arn, check_error, key_arn, Input};
+use crate::common::{alias_arn, check_error, fixture_engine, key_arn, new_key, Input};
 
 struct Genuine {
     blob: Vec<u8>,
@@ -40,17 +40,8 @@ fn context(pairs: &[(&str, &str)]) -> EncryptionContext {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let engine = Engine::builder().worker_threads(1).build().expect("engine");
-        let new_key = |spec: Option<KeySpec>, usage: Option<KeyUsage>| {
-            engine
-                .create_key(CreateKeyRequest {
-                    key_spec: spec,
-                    key_usage: usage,
-                    ..Default::default()
-                })
-                .expect("create key")
-                .key_id
-        };
+        let engine = fixture_engine();
+        let new_key = |spec, usage| new_key(&engine, spec, usage);
         let a = new_key(None, None);
         let b = new_key(None, None);
         let disabled = new_key(None, None);
