@@ -11,18 +11,15 @@ mod external_key;
 
 use std::sync::Arc;
 
+use external_key::ToyProxy;
 use keyplane::ciphertext::{blob_len, max_blob_len};
-use keyplane::custom_key_store::{
-    BackingKeyId, ConnectFailure, Connection, CustomKeyStoreBackend, CustomKeyStoreRecord,
-    CustomKeyStoreType,
-};
+use keyplane::custom_key_store::CustomKeyStoreType;
 use keyplane::{
     Caller, DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext, Engine,
-    ErrorKind, IntoError, KeySpec, KeyUsage, LockedBytes, SecretBytes,
+    ErrorKind, IntoError, KeySpec, KeyUsage,
 };
 use keyplane_testkit::{new_key, new_key_of};
 use serde_json::Value;
-use uuid::Uuid;
 
 const EVE: &str = "arn:aws:iam::444455556666:user/eve";
 
@@ -320,84 +317,17 @@ fn the_audit_record_is_the_allocating_calls() {
 
 // ---- a key in an external key store -------------------------------------------------------------
 
-/// An external key store whose proxy wraps with a reversible toy, 40 bytes for the 32-byte
-/// secret (as a real proxy's answer is longer than what it wraps).
-struct ToyProxy;
-struct ToyConnection;
-
-impl CustomKeyStoreBackend for ToyProxy {
-    fn check_definition(&self, _store: &CustomKeyStoreRecord) -> keyplane::Result<()> {
-        Ok(())
-    }
-
-    fn connect(
-        &self,
-        _store: &CustomKeyStoreRecord,
-        _secret: &LockedBytes,
-    ) -> Result<Arc<dyn Connection>, ConnectFailure> {
-        Ok(Arc::new(ToyConnection))
-    }
-
-    fn describe(&self) -> String {
-        "toy XKS proxy".into()
-    }
-}
-
-impl Connection for ToyConnection {
-    fn create_backing_key(&self, _key_id: &Uuid) -> keyplane::Result<BackingKeyId> {
-        Err(keyplane::Error::UnsupportedOperation(
-            "XKS keys are named".into(),
-        ))
-    }
-
-    fn check_backing_key(&self, _backing_key: &str) -> keyplane::Result<()> {
-        Ok(())
-    }
-
-    fn salt_key(&self, _backing_key: &str, _salt: &[u8; 32]) -> keyplane::Result<LockedBytes> {
-        Err(keyplane::Error::UnsupportedOperation("no salt keys".into()))
-    }
-
-    fn random(&self, _out: &mut [u8]) -> keyplane::Result<()> {
-        Err(keyplane::Error::UnsupportedOperation("no random".into()))
-    }
-
-    fn health(&self) -> Result<(), ConnectFailure> {
-        Ok(())
-    }
-
-    fn encrypts_blobs(&self) -> bool {
-        true
-    }
-
-    fn external_encrypt(
-        &self,
-        _backing_key: &str,
-        plaintext: &[u8],
-        _aad: &[u8],
-        _request_metadata: &str,
-    ) -> keyplane::Result<Vec<u8>> {
-        let mut wrapped: Vec<u8> = plaintext.iter().map(|b| b ^ 0x5a).collect();
-        wrapped.extend_from_slice(&[0u8; 8]);
-        Ok(wrapped)
-    }
-
-    fn external_decrypt(
-        &self,
-        _backing_key: &str,
-        ciphertext: &[u8],
-        _aad: &[u8],
-        _request_metadata: &str,
-    ) -> keyplane::Result<SecretBytes> {
-        let secret = ciphertext[..ciphertext.len() - 8].iter().map(|b| b ^ 0x5a);
-        Ok(SecretBytes::from_vec(secret.collect()))
-    }
-}
-
 #[test]
 fn a_key_in_an_external_key_store_writes_its_longer_blob_when_it_fits() {
     let engine = Engine::builder()
-        .custom_key_store_backend(CustomKeyStoreType::ExternalKeyStore, Arc::new(ToyProxy))
+        // 40 bytes for the 32-byte secret.
+        .custom_key_store_backend(
+            CustomKeyStoreType::ExternalKeyStore,
+            Arc::new(ToyProxy {
+                padding: 8,
+                ..ToyProxy::default()
+            }),
+        )
         .build()
         .unwrap();
     let key = external_key::external_key(&engine, "toy");

@@ -1,9 +1,8 @@
 //! The XKS `requestMetadata.kmsRequestId` of every proxy request is the audit record id
 //! (`requestID`) of the keyplane call that caused it: for single calls, batches, and calls that
 //! a network front end bound to its own request id (`keyplane serve` answers with that id as
-//! `x-amzn-RequestId`). A recording external key store stands for the proxy: it keeps the
-//! metadata of each Encrypt and Decrypt it is asked, and wraps with a reversible toy (the double
-//! encryption's cryptography is tested against the real proxy in `server/tests/xks_store.rs`).
+//! `x-amzn-RequestId`). [`ToyProxy`](external_key::ToyProxy) stands for the proxy: it keeps the
+//! metadata of each Encrypt and Decrypt it is asked.
 
 #[path = "support/audit_log.rs"]
 mod audit_log;
@@ -11,117 +10,20 @@ mod audit_log;
 mod external_key;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use external_key::{Seen, ToyProxy};
 use keyplane::access::RequestOrigin;
-use keyplane::custom_key_store::{
-    BackingKeyId, ConnectFailure, Connection, CustomKeyStoreBackend, CustomKeyStoreRecord,
-    CustomKeyStoreType,
-};
-use keyplane::LockedBytes;
-use keyplane::{DecryptRequest, EncryptRequest, Engine, SecretBytes};
+use keyplane::custom_key_store::CustomKeyStoreType;
+use keyplane::{DecryptRequest, EncryptRequest, Engine};
 use serde_json::Value;
-use uuid::Uuid;
-
-/// Every requestMetadata the proxy was sent, as JSON.
-type Seen = Arc<Mutex<Vec<Value>>>;
-
-struct RecordingProxy {
-    seen: Seen,
-}
-
-struct RecordingConnection {
-    seen: Seen,
-}
-
-impl CustomKeyStoreBackend for RecordingProxy {
-    fn check_definition(&self, _store: &CustomKeyStoreRecord) -> keyplane::Result<()> {
-        Ok(())
-    }
-
-    fn connect(
-        &self,
-        _store: &CustomKeyStoreRecord,
-        _secret: &LockedBytes,
-    ) -> Result<Arc<dyn Connection>, ConnectFailure> {
-        Ok(Arc::new(RecordingConnection {
-            seen: Arc::clone(&self.seen),
-        }))
-    }
-
-    fn describe(&self) -> String {
-        "recording XKS proxy".into()
-    }
-}
-
-impl RecordingConnection {
-    fn note(&self, metadata: &str) {
-        self.seen
-            .lock()
-            .unwrap()
-            .push(serde_json::from_str(metadata).unwrap());
-    }
-}
-
-impl Connection for RecordingConnection {
-    fn create_backing_key(&self, _key_id: &Uuid) -> keyplane::Result<BackingKeyId> {
-        Err(keyplane::Error::UnsupportedOperation(
-            "XKS keys are named".into(),
-        ))
-    }
-
-    fn check_backing_key(&self, _backing_key: &str) -> keyplane::Result<()> {
-        Ok(())
-    }
-
-    fn salt_key(&self, _backing_key: &str, _salt: &[u8; 32]) -> keyplane::Result<LockedBytes> {
-        Err(keyplane::Error::UnsupportedOperation(
-            "an XKS proxy has no salt keys".into(),
-        ))
-    }
-
-    fn random(&self, _out: &mut [u8]) -> keyplane::Result<()> {
-        Err(keyplane::Error::UnsupportedOperation("no random".into()))
-    }
-
-    fn health(&self) -> Result<(), ConnectFailure> {
-        Ok(())
-    }
-
-    fn encrypts_blobs(&self) -> bool {
-        true
-    }
-
-    fn external_encrypt(
-        &self,
-        _backing_key: &str,
-        plaintext: &[u8],
-        _aad: &[u8],
-        request_metadata: &str,
-    ) -> keyplane::Result<Vec<u8>> {
-        self.note(request_metadata);
-        Ok(plaintext.iter().map(|b| b ^ 0x5a).collect())
-    }
-
-    fn external_decrypt(
-        &self,
-        _backing_key: &str,
-        ciphertext: &[u8],
-        _aad: &[u8],
-        request_metadata: &str,
-    ) -> keyplane::Result<SecretBytes> {
-        self.note(request_metadata);
-        Ok(SecretBytes::from_vec(
-            ciphertext.iter().map(|b| b ^ 0x5a).collect(),
-        ))
-    }
-}
 
 fn audited_engine(path: &Path, seen: &Seen) -> Engine {
     audit_log::audited(Engine::builder().worker_threads(2), path)
         .custom_key_store_backend(
             CustomKeyStoreType::ExternalKeyStore,
-            Arc::new(RecordingProxy {
+            Arc::new(ToyProxy {
+                padding: 0,
                 seen: Arc::clone(seen),
             }),
         )
