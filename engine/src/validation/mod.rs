@@ -68,6 +68,7 @@ pub(crate) enum Value<'a> {
 }
 
 impl Value<'_> {
+    #[inline]
     fn length(&self) -> Option<i64> {
         let n = match self {
             Value::Str(s) => utf16_len(s),
@@ -259,15 +260,41 @@ pub(crate) fn check(
 
 /// As [`check`], for members the glue found in the table when it was compiled
 /// ([`Operation::member_named`]): the data plane's per-item checks, which look nothing up.
+/// Every request that passes (nearly all) is decided by [`passes`], inlined into the request's
+/// glue (where each member's kind of value is known), without the failure messages' machinery;
+/// one that does not is checked again member by member for its message.
+#[inline(always)]
 pub(crate) fn check_members(
     members: &[(&'static Member, Value<'_>)],
     limits: &[MaxLength],
 ) -> Result<()> {
+    if members
+        .iter()
+        .all(|(member, value)| passes(member, value, max_length(member, limits)))
+    {
+        return Ok(());
+    }
+    refuse_members(members, limits)
+}
+
+/// The ValidationException for members of which at least one fails its constraints.
+#[cold]
+#[inline(never)]
+fn refuse_members(members: &[(&'static Member, Value<'_>)], limits: &[MaxLength]) -> Result<()> {
     let mut failures = Vec::new();
     for (member, value) in members {
         check_with_limits(member, value, limits, &mut failures);
     }
     report(failures)
+}
+
+/// The engine's limit for `member`'s length, if it sets one.
+#[inline(always)]
+fn max_length(member: &Member, limits: &[MaxLength]) -> Option<usize> {
+    limits
+        .iter()
+        .find(|l| std::ptr::eq(l.member, member.name) || l.member == member.name)
+        .map(|l| l.max)
 }
 
 /// [`check_member`] with the engine's limit for the member, if it sets one.
@@ -278,11 +305,35 @@ fn check_with_limits(
     limits: &[MaxLength],
     failures: &mut Vec<String>,
 ) {
-    let max_length = limits
-        .iter()
-        .find(|l| std::ptr::eq(l.member, member.name) || l.member == member.name)
-        .map(|l| l.max);
-    check_member(member, value, max_length, failures);
+    check_member(member, value, max_length(member, limits), failures);
+}
+
+/// Whether [`check_member`] finds nothing wrong with `value`: the same constraints, answered
+/// without building a message (the test `passes_agrees_with_check_member` holds them together
+/// over every member of the table).
+#[inline(always)]
+fn passes(member: &Member, value: &Value<'_>, max_length: Option<usize>) -> bool {
+    let within = |n: i64, max: Option<i64>| {
+        member.min.is_none_or(|min| n >= min) && max.is_none_or(|max| n <= max)
+    };
+    match *value {
+        Value::Null => !member.required,
+        Value::Int(n) => within(n, member.max),
+        Value::Blob(_) | Value::Items(_) | Value::Str(_) => {
+            let max = max_length
+                .map(|m| i64::try_from(m).unwrap_or(i64::MAX))
+                .or(member.max);
+            let length = value.length().unwrap_or(i64::MAX);
+            within(length, max)
+                && match *value {
+                    Value::Str(s) => {
+                        (member.enumeration.is_empty() || member.enumeration.contains(&s))
+                            && member.pattern.is_none_or(|p| pattern::matches(p, s))
+                    }
+                    _ => true,
+                }
+        }
+    }
 }
 
 /// The ValidationException for a string that is not one of an enumeration's values, for the
@@ -414,5 +465,73 @@ mod tests {
         fn utf16_length_matches_the_standard_encoder(s in any::<String>()) {
             prop_assert_eq!(utf16_len(&s), s.encode_utf16().count());
         }
+    }
+
+    /// Values of `member`'s kind at and around each of its bounds (and of `max_length`), its
+    /// enumeration's values and one outside it, non-ASCII text and nothing at all.
+    fn samples(member: &super::Member, max_length: Option<usize>) -> Vec<super::Value<'static>> {
+        use super::{Kind, Value};
+        let bound = |b: Option<i64>| b.and_then(|b| usize::try_from(b).ok());
+        let mut lengths = vec![0usize, 1, 2, 36];
+        for b in [bound(member.min), bound(member.max), max_length]
+            .into_iter()
+            .flatten()
+        {
+            lengths.extend([b.saturating_sub(1), b, b + 1]);
+        }
+        let mut values = vec![Value::Null];
+        let leak = |text: String| -> &'static str { Box::leak(text.into_boxed_str()) };
+        match member.kind {
+            Kind::String => {
+                for n in &lengths {
+                    values.push(Value::Str(leak("a".repeat(*n))));
+                    values.push(Value::Str(leak("é".repeat(*n))));
+                }
+                values.extend(member.enumeration.iter().map(|v| Value::Str(v)));
+                values.extend(["NOT_IN_IT", "alias/x", "😀"].map(Value::Str));
+            }
+            Kind::Blob => {
+                let bytes: &'static [u8] =
+                    Box::leak(vec![7u8; lengths.iter().max().unwrap() + 1].into_boxed_slice());
+                values.extend(lengths.iter().map(|n| Value::Blob(&bytes[..*n])));
+            }
+            Kind::Integer | Kind::Long => {
+                let mut ints = vec![i64::MIN, -1, 0, 1, i64::MAX];
+                for b in [member.min, member.max].into_iter().flatten() {
+                    ints.extend([b.saturating_sub(1), b, b.saturating_add(1)]);
+                }
+                values.extend(ints.into_iter().map(Value::Int));
+            }
+            Kind::List | Kind::Map => values.extend(lengths.iter().map(|n| Value::Items(*n))),
+            Kind::Boolean | Kind::Timestamp | Kind::Structure => {}
+        }
+        values
+    }
+
+    /// The fast answer of `check_members` is the full check's, for every member of the table,
+    /// with and without an engine limit on its length: it neither lets through what the full
+    /// check refuses nor refuses what it lets through.
+    #[test]
+    fn passes_agrees_with_check_member() {
+        let mut checked = 0;
+        for operation in super::rules::OPERATIONS {
+            for member in operation.members {
+                for max_length in [None, Some(10), Some(4096)] {
+                    for value in samples(member, max_length) {
+                        let mut failures = Vec::new();
+                        super::check_member(member, &value, max_length, &mut failures);
+                        assert_eq!(
+                            super::passes(member, &value, max_length),
+                            failures.is_empty(),
+                            "{}.{} = {value:?} (limit {max_length:?}): {failures:?}",
+                            operation.name,
+                            member.name
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked} values checked");
     }
 }
