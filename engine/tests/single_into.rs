@@ -369,3 +369,68 @@ fn a_key_in_an_external_key_store_writes_its_longer_blob_when_it_fits() {
         assert_eq!(plain, [0u8; 64]);
     }
 }
+
+/// A batch alternating a key in an external key store (whose blob's header is longer: the
+/// proxy's wrapping follows it) with a key keyplane holds, under one context and then under
+/// two, in runs and one by one: the associated data each item is sealed with is its own header
+/// and context, whatever the item before it sealed with, so every blob opens alone and only
+/// with its own context.
+#[test]
+fn a_batch_mixing_header_lengths_and_contexts_seals_each_item_with_its_own() {
+    let engine = Engine::builder()
+        .custom_key_store_backend(
+            CustomKeyStoreType::ExternalKeyStore,
+            Arc::new(ToyProxy {
+                padding: 8,
+                ..ToyProxy::default()
+            }),
+        )
+        .build()
+        .unwrap();
+    let external = external_key::external_key(&engine, "toy");
+    let held = symmetric_key(&engine);
+    let first = context();
+    let mut second = EncryptionContext::new();
+    second.insert("other".into(), "context".into());
+    let messages: Vec<[u8; 64]> = (0..24u8).map(|i| [i; 64]).collect();
+    // Items 0-7 alternate the keys under one context; 8-15 alternate both; 16-23 are runs.
+    let key_of = |i: usize| {
+        if (i < 16 && i % 2 == 0) || (16..20).contains(&i) {
+            &external
+        } else {
+            &held
+        }
+    };
+    let context_of = |i: usize| {
+        if ((8..16).contains(&i) && i % 4 < 2) || i >= 22 {
+            &second
+        } else {
+            &first
+        }
+    };
+    let requests: Vec<EncryptRequest<'_>> = (0..24)
+        .map(|i| EncryptRequest::new(key_of(i), &messages[i]).with_context(context_of(i)))
+        .collect();
+    let blobs = engine.encrypt_batch(&requests);
+    for (i, blob) in blobs.iter().enumerate() {
+        let blob = blob.as_ref().unwrap();
+        if key_of(i) == &external {
+            assert!(blob.len() > blob_len(64), "item {i}");
+        } else {
+            assert_eq!(blob.len(), blob_len(64), "item {i}");
+        }
+        let opened = engine
+            .decrypt(&DecryptRequest::new(blob).with_context(context_of(i)))
+            .unwrap();
+        assert_eq!(opened.plaintext.expose(), &messages[i][..], "item {i}");
+        let wrong = if std::ptr::eq(context_of(i), &first) {
+            &second
+        } else {
+            &first
+        };
+        let refused = engine
+            .decrypt(&DecryptRequest::new(blob).with_context(wrong))
+            .unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::InvalidCiphertext, "item {i}");
+    }
+}

@@ -33,6 +33,11 @@ pub(crate) struct ChunkContext<'k> {
     keyring: &'k Keyring,
     caller: &'k Caller,
     last_identifier: String,
+    /// Where the identifier last resolved lay (address, length). Every identifier a chunk
+    /// resolves is a request's, borrowed for the whole batch (as every context is, see
+    /// `last_context`), so the same place means the same text: a run of items naming one string
+    /// compares no bytes.
+    last_identifier_at: (usize, usize),
     /// The identifier table's row the last identifier was resolved under.
     last_form: Option<KeyIdForm>,
     last_key: Option<Result<&'k Arc<KeyEntry>>>,
@@ -45,7 +50,11 @@ pub(crate) struct ChunkContext<'k> {
     /// borrowed for the whole batch, so equal addresses mean the same map.
     last_context: usize,
     context_encoding: Vec<u8>,
+    /// The associated data: a header, then `context_encoding`.
     aad: Vec<u8>,
+    /// The length of the header `aad` holds before the encoding of `last_context` (`None`: `aad`
+    /// must be rebuilt). `write_header` overwrites every byte of a header.
+    aad_header_len: Option<usize>,
     encrypt_sessions: Vec<(&'k VersionEntry, Box<EncryptSession>)>,
     decrypt_keys: Vec<(&'k VersionEntry, Box<DecryptKeys>)>,
     /// Locked memory for plaintext that must not leave the engine (ReEncrypt, data keys without
@@ -83,6 +92,7 @@ impl<'k> ChunkContext<'k> {
             keyring,
             caller,
             last_identifier: String::new(),
+            last_identifier_at: (0, 0),
             last_form: None,
             last_key: None,
             batch_key: None,
@@ -90,6 +100,7 @@ impl<'k> ChunkContext<'k> {
             last_context: 0,
             context_encoding: Vec::new(),
             aad: Vec::with_capacity(HEADER_LEN + 64),
+            aad_header_len: None,
             encrypt_sessions: Vec::new(),
             decrypt_keys: Vec::new(),
             scratch: None,
@@ -191,13 +202,18 @@ impl<'k> ChunkContext<'k> {
         operation: Action,
     ) -> Result<&'k Arc<KeyEntry>> {
         let form = key_id_form(operation);
+        let at = (identifier.as_ptr() as usize, identifier.len());
         let found = match &self.last_key {
             Some(previous)
-                if self.last_identifier == identifier && self.last_form == Some(form) =>
+                if self.last_form == Some(form)
+                    && (at == self.last_identifier_at || self.last_identifier == identifier) =>
             {
+                debug_assert_eq!(self.last_identifier, identifier);
+                self.last_identifier_at = at;
                 previous.clone()
             }
             _ => {
+                self.last_identifier_at = at;
                 let found = self
                     .keyring
                     .resolve(&self.plane.scope, identifier, operation);
@@ -266,6 +282,7 @@ impl<'k> ChunkContext<'k> {
     ) -> Result<()> {
         let address = context.map_or(1, |c| c as *const EncryptionContext as usize);
         if address != self.last_context {
+            self.aad_header_len = None;
             self.context_encoding.clear();
             if let Err(e) = context::encode_into(context, &mut self.context_encoding) {
                 self.last_context = 0;
@@ -273,10 +290,15 @@ impl<'k> ChunkContext<'k> {
             }
             self.last_context = address;
         }
-        self.aad.clear();
-        self.aad.resize(header_len, 0);
-        write_header(&mut self.aad);
-        self.aad.extend_from_slice(&self.context_encoding);
+        // A run of items under one context rewrites only the header: the encoding after it
+        // stays in place.
+        if self.aad_header_len != Some(header_len) {
+            self.aad.clear();
+            self.aad.resize(header_len, 0);
+            self.aad.extend_from_slice(&self.context_encoding);
+            self.aad_header_len = Some(header_len);
+        }
+        write_header(&mut self.aad[..header_len]);
         Ok(())
     }
 
