@@ -35,15 +35,11 @@ impl DataPlane {
     ) -> Result<DeriveSharedSecretResponse> {
         self.run_one(caller, |ctx| {
             let key = ctx.resolve(request.key_id, Action::DeriveSharedSecret)?;
-            ctx.authorize(
-                key,
-                Action::DeriveSharedSecret,
-                &RequestFacts {
-                    identifier: Some(request.key_id),
-                    key_agreement_algorithm: Some(request.key_agreement_algorithm.as_str()),
-                    ..RequestFacts::default()
-                },
-            )?;
+            ctx.authorize(key, Action::DeriveSharedSecret, || RequestFacts {
+                identifier: Some(request.key_id),
+                key_agreement_algorithm: Some(request.key_agreement_algorithm.as_str()),
+                ..RequestFacts::default()
+            })?;
             key.check_usage(KeyUsage::KeyAgreement, Action::DeriveSharedSecret)?;
             let KeyPrimitive::Agreement(agreement) = &key.current()?.primitive else {
                 return Err(Error::InvalidKeyUsage(format!(

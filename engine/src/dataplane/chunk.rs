@@ -170,18 +170,20 @@ impl<'k> ChunkContext<'k> {
         Ok(())
     }
 
-    /// Checks that the chunk's caller may perform `action` on `key`.
-    pub(crate) fn authorize(
+    /// Checks that the chunk's caller may perform `action` on `key`. The request's facts are
+    /// built only when the policy is asked: not for a run of items on one key whose decision
+    /// cannot depend on them.
+    pub(crate) fn authorize<'f>(
         &mut self,
         key: &KeyEntry,
         action: Action,
-        facts: &RequestFacts<'_>,
+        facts: impl FnOnce() -> RequestFacts<'f>,
     ) -> Result<()> {
         if self.last_allowed == Some((key as *const KeyEntry, action)) {
             return Ok(());
         }
         key.access
-            .check(self.caller, action, &key.arn, key.spec, key.usage, facts)?;
+            .check(self.caller, action, &key.arn, key.spec, key.usage, &facts())?;
         if key.access.is_cacheable(action) {
             self.last_allowed = Some((key as *const KeyEntry, action));
         }
@@ -534,16 +536,12 @@ impl<'k> ChunkContext<'k> {
                 return Err(messages::incorrect_key());
             }
         }
-        self.authorize(
-            key,
-            action,
-            &RequestFacts {
-                context,
-                identifier: expected_key,
-                encryption_algorithm: Some(EncryptionAlgorithm::SymmetricDefault.as_str()),
-                ..RequestFacts::default()
-            },
-        )?;
+        self.authorize(key, action, || RequestFacts {
+            context,
+            identifier: expected_key,
+            encryption_algorithm: Some(EncryptionAlgorithm::SymmetricDefault.as_str()),
+            ..RequestFacts::default()
+        })?;
         key.check_encrypt_decrypt(action)?;
         let version = key.version(parsed.key_version).ok_or_else(|| {
             Error::InvalidCiphertext(format!(

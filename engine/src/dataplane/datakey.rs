@@ -91,15 +91,11 @@ impl DataPlane {
         plaintext: &mut [u8],
     ) -> Result<Vec<u8>> {
         let key = ctx.resolve(request.key_id, action)?;
-        ctx.authorize(
-            key,
-            action,
-            &RequestFacts {
-                context: request.encryption_context,
-                identifier: Some(request.key_id),
-                ..RequestFacts::default()
-            },
-        )?;
+        ctx.authorize(key, action, || RequestFacts {
+            context: request.encryption_context,
+            identifier: Some(request.key_id),
+            ..RequestFacts::default()
+        })?;
         key.check_encrypt_decrypt(action)?;
         ctx.fill_random(plaintext)?;
         let mut blob = vec![0u8; ChunkContext::sealed_len_max(key, plaintext.len())];

@@ -54,16 +54,12 @@ impl DataPlane {
                 Action::GenerateDataKeyPairWithoutPlaintext
             };
             let key = ctx.resolve(request.key_id, action)?;
-            ctx.authorize(
-                key,
-                action,
-                &RequestFacts {
-                    context: request.encryption_context,
-                    identifier: Some(request.key_id),
-                    data_key_pair_spec: Some(request.key_pair_spec.as_str()),
-                    ..RequestFacts::default()
-                },
-            )?;
+            ctx.authorize(key, action, || RequestFacts {
+                context: request.encryption_context,
+                identifier: Some(request.key_id),
+                data_key_pair_spec: Some(request.key_pair_spec.as_str()),
+                ..RequestFacts::default()
+            })?;
             key.check_encrypt_decrypt(action)?;
             let private = signature::generate(spec, self.lock_policy)?;
             let public_key = SigningKey::from_pkcs8(spec, &private)?

@@ -143,16 +143,12 @@ impl DataPlane {
                 let algorithm = algorithm.ok_or_else(|| {
                     validation!("EncryptionAlgorithm is required to decrypt under an RSA key")
                 })?;
-                ctx.authorize(
-                    key,
-                    action,
-                    &RequestFacts {
-                        context,
-                        identifier: Some(key_id),
-                        encryption_algorithm: Some(algorithm.as_str()),
-                        ..RequestFacts::default()
-                    },
-                )?;
+                ctx.authorize(key, action, || RequestFacts {
+                    context,
+                    identifier: Some(key_id),
+                    encryption_algorithm: Some(algorithm.as_str()),
+                    ..RequestFacts::default()
+                })?;
                 key.check_usage(KeyUsage::EncryptDecrypt, action)?;
                 refuse_context_for_rsa(context)?;
                 return Ok(Opening::Rsa {
@@ -166,16 +162,12 @@ impl DataPlane {
             if key.usage != KeyUsage::EncryptDecrypt
                 || key.spec != crate::key::KeySpec::SymmetricDefault
             {
-                ctx.authorize(
-                    key,
-                    action,
-                    &RequestFacts {
-                        context,
-                        identifier: Some(key_id),
-                        encryption_algorithm: algorithm.map(|a| a.as_str()),
-                        ..RequestFacts::default()
-                    },
-                )?;
+                ctx.authorize(key, action, || RequestFacts {
+                    context,
+                    identifier: Some(key_id),
+                    encryption_algorithm: algorithm.map(|a| a.as_str()),
+                    ..RequestFacts::default()
+                })?;
                 key.check_encrypt_decrypt(action)?;
             }
         }

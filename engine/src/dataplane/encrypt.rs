@@ -95,7 +95,7 @@ impl DataPlane {
             refuse_context_for_rsa(context)?;
             return copy_out(&rsa.encrypt(algorithm, plaintext)?, out);
         }
-        key.check_encrypt_decrypt(action)?;
+        key.check_symmetric()?;
         check_symmetric_algorithm(algorithm)?;
         let max = ctx.max_plaintext();
         if plaintext.is_empty() || plaintext.len() > max {
@@ -137,16 +137,12 @@ impl DataPlane {
         out: &mut [u8],
     ) -> Result<(usize, &'k KeyEntry)> {
         let key = ctx.resolve(request.key_id, Action::Encrypt)?;
-        ctx.authorize(
-            key,
-            Action::Encrypt,
-            &RequestFacts {
-                context: request.encryption_context,
-                identifier: Some(request.key_id),
-                encryption_algorithm: Some(request.encryption_algorithm.as_str()),
-                ..RequestFacts::default()
-            },
-        )?;
+        ctx.authorize(key, Action::Encrypt, || RequestFacts {
+            context: request.encryption_context,
+            identifier: Some(request.key_id),
+            encryption_algorithm: Some(request.encryption_algorithm.as_str()),
+            ..RequestFacts::default()
+        })?;
         let len = Self::encrypt_under_into(
             ctx,
             key,

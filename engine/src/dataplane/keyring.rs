@@ -161,6 +161,12 @@ impl KeyEntry {
     /// Checks that the key may be used for symmetric encryption and decryption right now.
     pub(crate) fn check_encrypt_decrypt(&self, operation: Action) -> Result<()> {
         self.check_usage(KeyUsage::EncryptDecrypt, operation)?;
+        self.check_symmetric()
+    }
+
+    /// Checks that the key is a symmetric (SYMMETRIC_DEFAULT) key, for a caller that has checked
+    /// its state and usage.
+    pub(crate) fn check_symmetric(&self) -> Result<()> {
         if self.spec != KeySpec::SymmetricDefault {
             return Err(Error::InvalidKeyUsage(format!(
                 "{} is a {} key; this operation needs a symmetric (SYMMETRIC_DEFAULT) key",

@@ -75,15 +75,11 @@ fn authorized_hmac_key<'k>(
     message: &[u8],
 ) -> Result<(&'k HmacKey, &'k KeyEntry)> {
     let key = ctx.resolve(key_id, action)?;
-    ctx.authorize(
-        key,
-        action,
-        &RequestFacts {
-            identifier: Some(key_id),
-            mac_algorithm: Some(algorithm.as_str()),
-            ..RequestFacts::default()
-        },
-    )?;
+    ctx.authorize(key, action, || RequestFacts {
+        identifier: Some(key_id),
+        mac_algorithm: Some(algorithm.as_str()),
+        ..RequestFacts::default()
+    })?;
     Ok((hmac_key(key, action, algorithm, message)?, key))
 }
 

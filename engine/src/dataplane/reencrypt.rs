@@ -59,16 +59,12 @@ impl DataPlane {
         request: &ReEncryptRequest<'_>,
     ) -> Result<(Vec<u8>, ReEncryptKeys<'k>)> {
         let destination = ctx.resolve(request.destination_key_id, Action::ReEncryptTo)?;
-        ctx.authorize(
-            destination,
-            Action::ReEncryptTo,
-            &RequestFacts {
-                context: request.destination_encryption_context,
-                identifier: Some(request.destination_key_id),
-                encryption_algorithm: Some(request.destination_encryption_algorithm.as_str()),
-                ..RequestFacts::default()
-            },
-        )?;
+        ctx.authorize(destination, Action::ReEncryptTo, || RequestFacts {
+            context: request.destination_encryption_context,
+            identifier: Some(request.destination_key_id),
+            encryption_algorithm: Some(request.destination_encryption_algorithm.as_str()),
+            ..RequestFacts::default()
+        })?;
         destination.check_usage(KeyUsage::EncryptDecrypt, Action::ReEncryptTo)?;
         // The plaintext lives only in the chunk's locked scratch, zeroed before it is reused.
         let opening = Self::prepare_decrypt(

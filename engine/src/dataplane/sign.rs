@@ -115,16 +115,12 @@ fn authorized_signing_key<'k>(
     message_type: MessageType,
 ) -> Result<(&'k SigningKey, &'k KeyEntry)> {
     let key = ctx.resolve(key_id, action)?;
-    ctx.authorize(
-        key,
-        action,
-        &RequestFacts {
-            identifier: Some(key_id),
-            signing_algorithm: Some(algorithm.as_str()),
-            message_type: Some(message_type.as_str()),
-            ..RequestFacts::default()
-        },
-    )?;
+    ctx.authorize(key, action, || RequestFacts {
+        identifier: Some(key_id),
+        signing_algorithm: Some(algorithm.as_str()),
+        message_type: Some(message_type.as_str()),
+        ..RequestFacts::default()
+    })?;
     Ok((signing_key(key, action)?, key))
 }
 
@@ -239,14 +235,10 @@ impl DataPlane {
     ) -> Result<GetPublicKeyResponse> {
         self.run_one(caller, |ctx| {
             let key = ctx.resolve(key_id, Action::GetPublicKey)?;
-            ctx.authorize(
-                key,
-                Action::GetPublicKey,
-                &RequestFacts {
-                    identifier: Some(key_id),
-                    ..RequestFacts::default()
-                },
-            )?;
+            ctx.authorize(key, Action::GetPublicKey, || RequestFacts {
+                identifier: Some(key_id),
+                ..RequestFacts::default()
+            })?;
             crate::key::state::check(crate::key::KeyOperation::Cryptographic, key.state, &key.arn)?;
             let public_key = key
                 .current()?
