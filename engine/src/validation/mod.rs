@@ -268,13 +268,12 @@ pub(crate) fn check_members(
     members: &[(&'static Member, Value<'_>)],
     limits: &[MaxLength],
 ) -> Result<()> {
-    if members
-        .iter()
-        .all(|(member, value)| passes(member, value, max_length(member, limits)))
-    {
-        return Ok(());
+    for (member, value) in members {
+        if !passes(member, value, max_length(member, limits)) {
+            return refuse_members(members, limits);
+        }
     }
-    refuse_members(members, limits)
+    Ok(())
 }
 
 /// The ValidationException for members of which at least one fails its constraints.
