@@ -592,25 +592,24 @@ impl<'k> ChunkContext<'k> {
                 self.decrypt_keys.len() - 1
             }
         };
-        // A blob of this thread's own encrypt session opens under that session's key (the same
-        // derived key): what the engine encrypted with a cached session must open even when
-        // deriving again would need a custom key store's token that has gone away.
-        if !self.decrypt_keys[index].1.has(parsed.salt) {
-            if let Some(session) = self.encrypt_session_with_salt(version, parsed.salt) {
-                self.encrypt_sessions[session]
-                    .1
-                    .key
-                    .open(parsed.nonce, &self.aad, parsed.body, parsed.tag, out)
-                    .map_err(|_| messages::ciphertext_not_authenticated())?;
-                return Ok((key, version));
-            }
-        }
-        let policy = self.plane.lock_policy;
-        let derived = self.decrypt_keys[index]
-            .1
-            .get_or_derive(parsed.salt, |reuse| {
-                version.derive(&key.id, parsed.salt, policy, reuse)
-            })?;
+        // The derived key for the blob's salt: cached; else, for a blob of this thread's own
+        // encrypt session, that session's key (the same derived key: what the engine encrypted
+        // with a cached session must open even when deriving again would need a custom key
+        // store's token that has gone away); else derived now, and cached.
+        let derived = match self.decrypt_keys[index].1.find(parsed.salt) {
+            Some(i) => self.decrypt_keys[index].1.key(i),
+            None => match self.encrypt_session_with_salt(version, parsed.salt) {
+                Some(session) => &self.encrypt_sessions[session].1.key,
+                None => {
+                    let policy = self.plane.lock_policy;
+                    self.decrypt_keys[index]
+                        .1
+                        .get_or_derive(parsed.salt, |reuse| {
+                            version.derive(&key.id, parsed.salt, policy, reuse)
+                        })?
+                }
+            },
+        };
         derived
             .open(parsed.nonce, &self.aad, parsed.body, parsed.tag, out)
             .map_err(|_| messages::ciphertext_not_authenticated())?;

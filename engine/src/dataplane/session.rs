@@ -187,12 +187,21 @@ pub(crate) struct DecryptKeys {
 
 impl DecryptKeys {
     /// Whether the key for `salt` is cached.
+    #[cfg(test)]
     pub(crate) fn has(&mut self, salt: &[u8; SALT_LEN]) -> bool {
-        self.position(salt).is_some()
+        self.find(salt).is_some()
     }
 
-    /// The entry for `salt`, trying the one found last first.
-    fn position(&mut self, salt: &[u8; SALT_LEN]) -> Option<usize> {
+    /// The key of entry `i`, as [`DecryptKeys::find`] found it.
+    #[inline]
+    pub(crate) fn key(&self, i: usize) -> &AesGcmKey {
+        &self.entries[i].1
+    }
+
+    /// The entry of the cached key for `salt` ([`DecryptKeys::key`]), trying the one found last
+    /// first.
+    #[inline]
+    pub(crate) fn find(&mut self, salt: &[u8; SALT_LEN]) -> Option<usize> {
         if self
             .entries
             .get(self.last_found)
@@ -213,7 +222,7 @@ impl DecryptKeys {
         salt: &[u8; SALT_LEN],
         derive: impl FnOnce(Option<AesGcmKey>) -> Result<AesGcmKey>,
     ) -> Result<&AesGcmKey> {
-        if let Some(i) = self.position(salt) {
+        if let Some(i) = self.find(salt) {
             return Ok(&self.entries[i].1);
         }
         if self.entries.len() < DECRYPT_KEYS_PER_SLOT {

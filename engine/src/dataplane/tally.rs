@@ -142,12 +142,16 @@ impl<'k> ChunkTally<'k> {
         }
     }
 
-    /// The running item used key `id`.
-    #[inline]
+    /// The running item used key `id`. Inlined into every item's path, which without an audit
+    /// log ends here.
+    #[inline(always)]
     pub(crate) fn used(&mut self, id: &Uuid) {
-        if self.sink.is_none() {
-            return;
+        if self.sink.is_some() {
+            self.count_use(id);
         }
+    }
+
+    fn count_use(&mut self, id: &Uuid) {
         let position = self.position(id);
         let key = &mut self.keys[position];
         if key.last_item != self.item {
