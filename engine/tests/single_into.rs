@@ -317,10 +317,10 @@ fn the_audit_record_is_the_allocating_calls() {
 
 // ---- a key in an external key store -------------------------------------------------------------
 
-#[test]
-fn a_key_in_an_external_key_store_writes_its_longer_blob_when_it_fits() {
+/// An engine whose external key store's proxy wraps the 32-byte secret into 40 bytes, and a key
+/// in that store.
+fn engine_with_external_key() -> (Engine, String) {
     let engine = Engine::builder()
-        // 40 bytes for the 32-byte secret.
         .custom_key_store_backend(
             CustomKeyStoreType::ExternalKeyStore,
             Arc::new(ToyProxy {
@@ -331,6 +331,12 @@ fn a_key_in_an_external_key_store_writes_its_longer_blob_when_it_fits() {
         .build()
         .unwrap();
     let key = external_key::external_key(&engine, "toy");
+    (engine, key)
+}
+
+#[test]
+fn a_key_in_an_external_key_store_writes_its_longer_blob_when_it_fits() {
+    let (engine, key) = engine_with_external_key();
     let plaintext = [5u8; 64];
     let request = EncryptRequest::new(&key, &plaintext);
     let needed = engine.encrypt(&request).unwrap().ciphertext_blob.len();
@@ -377,17 +383,7 @@ fn a_key_in_an_external_key_store_writes_its_longer_blob_when_it_fits() {
 /// with its own context.
 #[test]
 fn a_batch_mixing_header_lengths_and_contexts_seals_each_item_with_its_own() {
-    let engine = Engine::builder()
-        .custom_key_store_backend(
-            CustomKeyStoreType::ExternalKeyStore,
-            Arc::new(ToyProxy {
-                padding: 8,
-                ..ToyProxy::default()
-            }),
-        )
-        .build()
-        .unwrap();
-    let external = external_key::external_key(&engine, "toy");
+    let (engine, external) = engine_with_external_key();
     let held = symmetric_key(&engine);
     let first = context();
     let mut second = EncryptionContext::new();

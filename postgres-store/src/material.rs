@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use keyplane::key::KeyRecord;
 use keyplane::store::StoredMaterial;
 use keyplane::Result;
-use keyplane_sqlite::sealing::{Damage, MaterialSlot, StoreKeys};
+use keyplane_sqlite::sealing::{DamagedCopy, MaterialSlot, StoreKeys};
 use postgres::GenericClient;
 use uuid::Uuid;
 
@@ -122,14 +122,6 @@ pub(crate) fn delete_version(
     .map_err(|e| errors::pg("delete key material", db, e))
 }
 
-/// A copy that could not be used.
-pub(crate) struct DamagedCopy {
-    pub slot: MaterialSlot,
-    pub copy: usize,
-    pub damage: Damage,
-    pub seen: Option<StoredCopy>,
-}
-
 /// What reading the material found.
 #[derive(Default)]
 pub(crate) struct Examination {
@@ -159,17 +151,10 @@ pub(crate) fn examine(
                 key_spec: record.key_spec,
             };
             let set = copies.get(&(record.id, version.version)).unwrap_or(&none);
-            let judged = keys.judge_version(&slot, set)?;
-            for &(index, damage) in &judged.damaged {
-                out.damaged.push(DamagedCopy {
-                    slot,
-                    copy: index,
-                    damage,
-                    seen: set[index].clone(),
-                });
-            }
+            let judged = keys.judge_version(slot, set)?;
+            out.damaged.extend(judged.damaged);
             match judged.material {
-                Some(material) => out.materials.push(slot.holding(material)),
+                Some(material) => out.materials.push(material),
                 None => out.lost.push(slot),
             }
         }

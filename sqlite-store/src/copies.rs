@@ -20,7 +20,7 @@ use crate::contents::Digest;
 use crate::errors;
 use crate::events;
 use crate::schema::COPY_TABLES;
-use crate::sealing::{Damage, MaterialSlot, StoreKeys};
+use crate::sealing::{DamagedCopy, MaterialSlot, StoreKeys};
 
 /// Copies per key version.
 pub(crate) const COPIES: usize = COPY_TABLES.len();
@@ -165,16 +165,6 @@ pub(crate) fn write_all(
     (0..COPIES).try_for_each(|index| write(conn, keys, index, slot, root_epoch, material, db))
 }
 
-/// A damaged copy found while examining, and what it held when read.
-#[derive(Debug)]
-pub(crate) struct DamagedCopy {
-    pub slot: MaterialSlot,
-    /// 0-based copy index.
-    pub copy: usize,
-    pub damage: Damage,
-    pub seen: Option<StoredCopy>,
-}
-
 /// The result of examining every version of every key.
 #[derive(Debug, Default)]
 pub(crate) struct Examination {
@@ -218,18 +208,11 @@ pub(crate) fn examine(
             let set = set.unwrap_or(&none);
             out.versions += 1;
             out.copies_checked += set.len();
-            let judged = keys.judge_version(&slot, set)?;
+            let judged = keys.judge_version(slot, set)?;
             out.copies_good += set.len() - judged.damaged.len();
-            for &(index, damage) in &judged.damaged {
-                out.damaged.push(DamagedCopy {
-                    slot,
-                    copy: index,
-                    damage,
-                    seen: set[index].clone(),
-                });
-            }
+            out.damaged.extend(judged.damaged);
             match judged.material {
-                Some(material) => out.materials.push(slot.holding(material)),
+                Some(material) => out.materials.push(material),
                 None => out.lost.push(slot),
             }
         }

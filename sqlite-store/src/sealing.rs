@@ -334,12 +334,12 @@ impl StoreKeys {
     }
 
     /// Judges every copy of one version of key material (`None` where a copy is missing):
-    /// the material of the first good copy, and the index and damage of each copy that is not
-    /// good. Every copy is judged, so that each damaged one can be repaired. `Err` only when
-    /// locked memory cannot be had.
+    /// the material of the first good copy, and each copy that is not good with what it held
+    /// when read. Every copy is judged, so that each damaged one can be repaired. `Err` only
+    /// when locked memory cannot be had.
     pub fn judge_version(
         &self,
-        slot: &MaterialSlot,
+        slot: MaterialSlot,
         copies: &[Option<StoredCopy>],
     ) -> Result<JudgedVersion> {
         let mut judged = JudgedVersion {
@@ -348,14 +348,21 @@ impl StoreKeys {
         };
         for (index, copy) in copies.iter().enumerate() {
             let unwrapped = match StoredCopy::intact(copy.as_ref()) {
-                Ok(wrapped) => self.unwrap(slot, wrapped)?,
+                Ok(wrapped) => self.unwrap(&slot, wrapped)?,
                 Err(damage) => Err(damage),
             };
             match unwrapped {
                 Ok(material) => {
-                    judged.material.get_or_insert(material);
+                    judged
+                        .material
+                        .get_or_insert_with(|| slot.holding(material));
                 }
-                Err(damage) => judged.damaged.push((index, damage)),
+                Err(damage) => judged.damaged.push(DamagedCopy {
+                    slot,
+                    copy: index,
+                    damage,
+                    seen: copy.clone(),
+                }),
             }
         }
         Ok(judged)
@@ -437,9 +444,20 @@ impl StoredCopy {
 #[derive(Debug)]
 pub struct JudgedVersion {
     /// The first good copy's material; `None` when no copy is good (the version is lost).
-    pub material: Option<LockedBytes>,
-    /// Each copy that is not good: its index and its damage.
-    pub damaged: Vec<(usize, Damage)>,
+    pub material: Option<keyplane::store::StoredMaterial>,
+    /// Each copy that is not good.
+    pub damaged: Vec<DamagedCopy>,
+}
+
+/// A damaged copy of key material, and what it held when read (a repair rewrites it only if it
+/// still holds that).
+#[derive(Debug)]
+pub struct DamagedCopy {
+    pub slot: MaterialSlot,
+    /// 0-based copy index.
+    pub copy: usize,
+    pub damage: Damage,
+    pub seen: Option<StoredCopy>,
 }
 
 /// The associated data of the store secret `name`.
