@@ -918,6 +918,53 @@ fn a_grant_does_not_follow_an_alias_swap() {
     );
 }
 
+/// Each item of a batch is resolved and authorised against its own identifier. A chunk reuses
+/// the previous item's key only for the same text (by address within the batch, else by bytes),
+/// so an item naming a key the caller may not use is refused even right after items naming an
+/// allowed key by an identifier of the same length: in runs and one by one, with each identifier
+/// its own string or one string shared by a run. And every blob of a batch names its own key.
+#[test]
+fn a_batch_item_does_not_borrow_the_key_of_the_item_before_it() {
+    let mut attack = Attack::new("batch item borrowing the previous item's key");
+    let engine = engine();
+    let a = new_key(&engine);
+    let b = new_key(&engine);
+    assert_eq!(a.len(), b.len());
+    engine
+        .create_grant(grant(&a, EVE, &[GrantOperation::Encrypt], None))
+        .unwrap();
+    let eve = engine.for_caller(Caller::new(EVE).unwrap());
+    let denied = &["AccessDeniedException"];
+    // Items 0-199: every fifth names b; 200-399: runs of 25 of each.
+    let names_b = |i: usize| if i < 200 { i % 5 == 4 } else { i % 50 >= 25 };
+    let name = |i: usize| if names_b(i) { &b } else { &a };
+    let owned: Vec<String> = (0..400).map(|i| name(i).clone()).collect();
+    let each_its_own: Vec<EncryptRequest<'_>> = owned
+        .iter()
+        .map(|id| EncryptRequest::new(id, b"x"))
+        .collect();
+    let shared: Vec<EncryptRequest<'_>> = (0..400)
+        .map(|i| EncryptRequest::new(name(i), b"x"))
+        .collect();
+    for requests in [&each_its_own, &shared] {
+        for (i, result) in eve.encrypt_batch(requests).into_iter().enumerate() {
+            if names_b(i) {
+                attack.refused(result, denied, "an item naming b among items naming a");
+            } else {
+                let blob = result.unwrap();
+                assert_eq!(ciphertext::key_id_of(&blob).unwrap().to_string(), a);
+            }
+        }
+        for (i, result) in engine.encrypt_batch(requests).into_iter().enumerate() {
+            let named = ciphertext::key_id_of(&result.unwrap()).unwrap().to_string();
+            attack.judged(
+                &named == name(i),
+                "a blob of the batch under its own item's key",
+            );
+        }
+    }
+}
+
 // ---- the audit log ---------------------------------------------------------------------------
 
 #[test]
