@@ -155,9 +155,7 @@ fn check_member(
         return;
     }
     if let Some(length) = value.length() {
-        let max = max_length
-            .map(|m| i64::try_from(m).unwrap_or(i64::MAX))
-            .or(member.max);
+        let max = length_max(member, max_length);
         if let Some(min) = member.min.filter(|min| length < *min) {
             out.push(failure(
                 member,
@@ -287,6 +285,15 @@ fn refuse_members(members: &[(&'static Member, Value<'_>)], limits: &[MaxLength]
     report(failures)
 }
 
+/// The greatest length `member` may have: the engine's limit where it sets one, else the
+/// model's.
+#[inline(always)]
+fn length_max(member: &Member, max_length: Option<usize>) -> Option<i64> {
+    max_length
+        .map(|m| i64::try_from(m).unwrap_or(i64::MAX))
+        .or(member.max)
+}
+
 /// The engine's limit for `member`'s length, if it sets one.
 #[inline(always)]
 fn max_length(member: &Member, limits: &[MaxLength]) -> Option<usize> {
@@ -319,9 +326,7 @@ fn passes(member: &Member, value: &Value<'_>, max_length: Option<usize>) -> bool
         Value::Null => !member.required,
         Value::Int(n) => within(n, member.max),
         Value::Blob(_) | Value::Items(_) | Value::Str(_) => {
-            let max = max_length
-                .map(|m| i64::try_from(m).unwrap_or(i64::MAX))
-                .or(member.max);
+            let max = length_max(member, max_length);
             let length = value.length().unwrap_or(i64::MAX);
             within(length, max)
                 && match *value {
