@@ -52,19 +52,14 @@ impl Engine {
                      {MAX_PENDING_WINDOW_DAYS}, not {window}"
                 ));
             }
-            self.control_retrying(|state| {
-                let window_text = window.to_string();
-                let facts = RequestFacts {
-                    pending_window_in_days: Some(&window_text),
-                    ..RequestFacts::default()
-                };
-                let mut record = self.key_for_request(
-                    state,
-                    key_id,
-                    KeyOperation::ScheduleKeyDeletion,
-                    Action::ScheduleKeyDeletion,
-                    facts,
-                )?;
+            let window_text = window.to_string();
+            let facts = RequestFacts {
+                pending_window_in_days: Some(&window_text),
+                ..RequestFacts::default()
+            };
+            let op = KeyOperation::ScheduleKeyDeletion;
+            let action = Action::ScheduleKeyDeletion;
+            self.change_key_request(key_id, op, action, facts, |state, mut record| {
                 // A multi-Region primary key with replicas waits for their deletion first.
                 let (key_state, deletion_date) = if self.has_replicas(&record) {
                     (KeyState::PendingReplicaDeletion, None)
@@ -93,13 +88,8 @@ impl Engine {
     pub fn cancel_key_deletion(&self, key_id: &str) -> Result<String> {
         self.audited(Action::CancelKeyDeletion, Some(key_id), || {
             crate::validation::key_id(Action::CancelKeyDeletion, key_id)?;
-            self.control_retrying(|state| {
-                let mut record = self.key_for(
-                    state,
-                    key_id,
-                    KeyOperation::CancelKeyDeletion,
-                    Action::CancelKeyDeletion,
-                )?;
+            let (op, action) = (KeyOperation::CancelKeyDeletion, Action::CancelKeyDeletion);
+            self.change_key(key_id, op, action, |state, mut record| {
                 // A key whose (imported) material is missing returns to PendingImport.
                 record.state = if !record.has_all_material() {
                     KeyState::PendingImport

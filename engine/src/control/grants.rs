@@ -297,9 +297,8 @@ impl Engine {
     pub fn revoke_grant(&self, key_id: &str, grant_id: &str) -> Result<()> {
         let members: &[(&str, Value)] = &[("KeyId", key_id.into()), ("GrantId", grant_id.into())];
         self.audited_request(Action::RevokeGrant, Some(key_id), members, || {
-            self.control_retrying(|state| {
-                let mut record =
-                    self.key_for(state, key_id, KeyOperation::Read, Action::RevokeGrant)?;
+            let (op, action) = (KeyOperation::Read, Action::RevokeGrant);
+            self.change_key(key_id, op, action, |state, mut record| {
                 find_grant(&record, grant_id)?;
                 record.grants.retain(|g| g.grant_id != grant_id);
                 self.save_key(state, record, None)

@@ -334,14 +334,8 @@ impl Engine {
                 ..RequestFacts::default()
             };
             let policy = self.inner.config.lock_policy;
-            self.control_retrying(|state| {
-                let mut record = self.key_for_request(
-                    state,
-                    r.key_id,
-                    KeyOperation::ImportKeyMaterial,
-                    Action::ImportKeyMaterial,
-                    facts,
-                )?;
+            let (op, action) = (KeyOperation::ImportKeyMaterial, Action::ImportKeyMaterial);
+            self.change_key_request(r.key_id, op, action, facts, |state, mut record| {
                 if self.is_replica_here(&record) && record.versions.is_empty() {
                     return Err(Error::UnsupportedOperation(format!(
                     "{} is a multi-Region replica key whose primary key has no key material yet: \
@@ -519,13 +513,8 @@ impl Engine {
         ];
         let action = Action::DeleteImportedKeyMaterial;
         self.audited_request(action, Some(key_id), members, || {
-            self.control_retrying(|state| {
-                let mut record = self.key_for(
-                    state,
-                    key_id,
-                    KeyOperation::DeleteImportedKeyMaterial,
-                    Action::DeleteImportedKeyMaterial,
-                )?;
+            let op = KeyOperation::DeleteImportedKeyMaterial;
+            self.change_key(key_id, op, action, |state, mut record| {
                 if record.origin != Origin::External {
                     return Err(not_external(&record, "DeleteImportedKeyMaterial"));
                 }

@@ -335,13 +335,8 @@ impl Engine {
         ];
         self.audited_request(Action::UpdateKeyDescription, Some(key_id), members, || {
             check_description(description)?;
-            self.control_retrying(|state| {
-                let mut record = self.key_for(
-                    state,
-                    key_id,
-                    KeyOperation::UpdateMetadata,
-                    Action::UpdateKeyDescription,
-                )?;
+            let (op, action) = (KeyOperation::UpdateMetadata, Action::UpdateKeyDescription);
+            self.change_key(key_id, op, action, |state, mut record| {
                 record.description = description.to_owned();
                 self.save_key(state, record, None)
             })
@@ -381,8 +376,7 @@ impl Engine {
         action: Action,
         to: KeyState,
     ) -> Result<()> {
-        self.control_retrying(|state| {
-            let mut record = self.key_for(state, key_id, op, action)?;
+        self.change_key(key_id, op, action, |state, mut record| {
             if record.state == to {
                 return Ok(());
             }

@@ -321,6 +321,35 @@ impl Engine {
         self.key_for_request(state, identifier, op, action, RequestFacts::default())
     }
 
+    /// Runs one control-plane change to the key `identifier` names ([`Engine::control_retrying`]):
+    /// on every try, `change` gets the state and a copy of the key's record, resolved and checked
+    /// for `op` and `action` as [`Engine::key_for`] does.
+    pub(crate) fn change_key<T>(
+        &self,
+        identifier: &str,
+        op: KeyOperation,
+        action: Action,
+        change: impl FnMut(&mut ControlState, KeyRecord) -> Result<T>,
+    ) -> Result<T> {
+        self.change_key_request(identifier, op, action, RequestFacts::default(), change)
+    }
+
+    /// [`Engine::change_key`] for a request with more to say for policy conditions than the key
+    /// identifier (as [`Engine::key_for_request`]).
+    pub(crate) fn change_key_request<T>(
+        &self,
+        identifier: &str,
+        op: KeyOperation,
+        action: Action,
+        facts: RequestFacts<'_>,
+        mut change: impl FnMut(&mut ControlState, KeyRecord) -> Result<T>,
+    ) -> Result<T> {
+        self.control_retrying(|state| {
+            let record = self.key_for_request(state, identifier, op, action, facts)?;
+            change(state, record)
+        })
+    }
+
     /// [`Engine::key_for`] for a request with more to say for policy conditions than the key
     /// identifier (which is filled in here).
     pub(crate) fn key_for_request(

@@ -336,21 +336,15 @@ impl Engine {
             let mut tags = Vec::new();
             super::tags::merge_tags(&mut tags, request.tags.clone())?;
 
-            self.control_retrying(|state| {
-                let facts = RequestFacts {
-                    replica_region: Some(region),
-                    bypass_policy_lockout_safety_check: Some(
-                        request.bypass_policy_lockout_safety_check,
-                    ),
-                    ..RequestFacts::default()
-                };
-                let mut primary = self.key_for_request(
-                    state,
-                    &request.key_id,
-                    KeyOperation::ReplicateKey,
-                    Action::ReplicateKey,
-                    facts,
-                )?;
+            let facts = RequestFacts {
+                replica_region: Some(region),
+                bypass_policy_lockout_safety_check: Some(
+                    request.bypass_policy_lockout_safety_check,
+                ),
+                ..RequestFacts::default()
+            };
+            let (op, action) = (KeyOperation::ReplicateKey, Action::ReplicateKey);
+            self.change_key_request(&request.key_id, op, action, facts, |state, mut primary| {
                 let arn = self.inner.scope.key_arn(&primary.id);
                 let own = self.inner.config.region.as_str();
                 let Some(mut config) = primary.multi_region.clone() else {
@@ -486,18 +480,13 @@ impl Engine {
             ("PrimaryRegion", primary_region.into()),
         ];
         self.audited_request(Action::UpdatePrimaryRegion, Some(key_id), members, || {
-            self.control_retrying(|state| {
-                let facts = RequestFacts {
-                    primary_region: Some(primary_region),
-                    ..RequestFacts::default()
-                };
-                let mut record = self.key_for_request(
-                    state,
-                    key_id,
-                    KeyOperation::UpdatePrimaryRegion,
-                    Action::UpdatePrimaryRegion,
-                    facts,
-                )?;
+            let facts = RequestFacts {
+                primary_region: Some(primary_region),
+                ..RequestFacts::default()
+            };
+            let op = KeyOperation::UpdatePrimaryRegion;
+            let action = Action::UpdatePrimaryRegion;
+            self.change_key_request(key_id, op, action, facts, |state, mut record| {
                 let arn = self.inner.scope.key_arn(&record.id);
                 let own = self.inner.config.region.clone();
                 let Some(config) = record.multi_region.clone() else {

@@ -41,20 +41,14 @@ impl Engine {
         ];
         self.audited_request(Action::PutKeyPolicy, Some(key_id), members, || {
             check_policy_name(policy_name)?;
-            self.control_retrying(|state| {
-                let facts = RequestFacts {
-                    bypass_policy_lockout_safety_check: Some(bypass_policy_lockout_safety_check),
-                    ..RequestFacts::default()
-                };
-                // The key is found (NotFoundException) before its new policy is read, as the
-                // service does.
-                let mut record = self.key_for_request(
-                    state,
-                    key_id,
-                    KeyOperation::UpdateMetadata,
-                    Action::PutKeyPolicy,
-                    facts,
-                )?;
+            let facts = RequestFacts {
+                bypass_policy_lockout_safety_check: Some(bypass_policy_lockout_safety_check),
+                ..RequestFacts::default()
+            };
+            // The key is found (NotFoundException) before its new policy is read, as the
+            // service does.
+            let (op, action) = (KeyOperation::UpdateMetadata, Action::PutKeyPolicy);
+            self.change_key_request(key_id, op, action, facts, |state, mut record| {
                 let parsed = self.parse_new_policy(policy)?;
                 if record.key_manager == KeyManager::Aws {
                     return Err(Error::AccessDenied(format!(

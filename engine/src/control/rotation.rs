@@ -105,19 +105,13 @@ impl Engine {
                      {MAX_ROTATION_PERIOD_DAYS}, not {period}"
                 ));
             }
-            self.control_retrying(|state| {
-                let period_text = period.to_string();
-                let facts = RequestFacts {
-                    rotation_period_in_days: Some(&period_text),
-                    ..RequestFacts::default()
-                };
-                let mut record = self.key_for_request(
-                    state,
-                    key_id,
-                    KeyOperation::ConfigureRotation,
-                    Action::EnableKeyRotation,
-                    facts,
-                )?;
+            let period_text = period.to_string();
+            let facts = RequestFacts {
+                rotation_period_in_days: Some(&period_text),
+                ..RequestFacts::default()
+            };
+            let (op, action) = (KeyOperation::ConfigureRotation, Action::EnableKeyRotation);
+            self.change_key_request(key_id, op, action, facts, |state, mut record| {
                 self.refuse_on_replica(&record, "EnableKeyRotation")?;
                 check_rotatable(&record)?;
                 record.rotation.enabled = true;
@@ -132,13 +126,8 @@ impl Engine {
     pub fn disable_key_rotation(&self, key_id: &str) -> Result<()> {
         self.audited(Action::DisableKeyRotation, Some(key_id), || {
             crate::validation::key_id(Action::DisableKeyRotation, key_id)?;
-            self.control_retrying(|state| {
-                let mut record = self.key_for(
-                    state,
-                    key_id,
-                    KeyOperation::ConfigureRotation,
-                    Action::DisableKeyRotation,
-                )?;
+            let (op, action) = (KeyOperation::ConfigureRotation, Action::DisableKeyRotation);
+            self.change_key(key_id, op, action, |state, mut record| {
                 self.refuse_on_replica(&record, "DisableKeyRotation")?;
                 check_rotatable(&record)?;
                 record.rotation.enabled = false;
@@ -175,8 +164,8 @@ impl Engine {
     pub fn rotate_key_on_demand(&self, key_id: &str) -> Result<String> {
         self.audited(Action::RotateKeyOnDemand, Some(key_id), || {
             crate::validation::key_id(Action::RotateKeyOnDemand, key_id)?;
-            self.control_retrying(|state| {
-                let mut record = self.key_for(state, key_id, KeyOperation::RotateKeyOnDemand, Action::RotateKeyOnDemand)?;
+            let (op, action) = (KeyOperation::RotateKeyOnDemand, Action::RotateKeyOnDemand);
+            self.change_key(key_id, op, action, |state, mut record| {
                 self.refuse_on_replica(&record, "RotateKeyOnDemand")?;
                 if record.origin == Origin::External && record.key_spec == KeySpec::SymmetricDefault {
                     return self.rotate_to_imported_material(state, record);

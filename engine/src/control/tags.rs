@@ -55,18 +55,12 @@ impl Engine {
         let members: &[(&str, Value)] =
             &[("KeyId", key_id.into()), ("Tags", Value::Items(tags.len()))];
         self.audited_request(Action::TagResource, Some(key_id), members, || {
-            self.control_retrying(|state| {
-                let facts = RequestFacts {
-                    request_tags: Some(&tags),
-                    ..RequestFacts::default()
-                };
-                let mut record = self.key_for_request(
-                    state,
-                    key_id,
-                    KeyOperation::UpdateMetadata,
-                    Action::TagResource,
-                    facts,
-                )?;
+            let facts = RequestFacts {
+                request_tags: Some(&tags),
+                ..RequestFacts::default()
+            };
+            let (op, action) = (KeyOperation::UpdateMetadata, Action::TagResource);
+            self.change_key_request(key_id, op, action, facts, |state, mut record| {
                 merge_tags(&mut record.tags, tags.clone())?;
                 self.save_key(state, record, None)
             })
@@ -80,18 +74,12 @@ impl Engine {
             ("TagKeys", Value::Items(tag_keys.len())),
         ];
         self.audited_request(Action::UntagResource, Some(key_id), members, || {
-            self.control_retrying(|state| {
-                let facts = RequestFacts {
-                    tag_keys: Some(tag_keys),
-                    ..RequestFacts::default()
-                };
-                let mut record = self.key_for_request(
-                    state,
-                    key_id,
-                    KeyOperation::UpdateMetadata,
-                    Action::UntagResource,
-                    facts,
-                )?;
+            let facts = RequestFacts {
+                tag_keys: Some(tag_keys),
+                ..RequestFacts::default()
+            };
+            let (op, action) = (KeyOperation::UpdateMetadata, Action::UntagResource);
+            self.change_key_request(key_id, op, action, facts, |state, mut record| {
                 record
                     .tags
                     .retain(|t| !tag_keys.contains(&t.tag_key.as_str()));
