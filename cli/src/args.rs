@@ -917,6 +917,24 @@ pub struct RotateRootKeyArgs {
 }
 
 /// `keyplane serve`: see docs/server.md.
+/// How a listener serves (`keyplane serve`, `keyplane xks-proxy`): exactly one of certificate
+/// files, a self-signed certificate, or plain HTTP on loopback (checked by `TlsArgs::mode`).
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain (leaf first)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A self-signed certificate (made on first start, kept in <data dir>/tls/)
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "plain_http"])]
+    pub tls_self_signed: bool,
+    /// No TLS: only on a loopback listen address
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub plain_http: bool,
+}
+
 #[derive(Debug, Args)]
 #[command(
     after_help = "TLS: give one of --tls-cert FILE --tls-key FILE, --tls-self-signed (a local CA \
@@ -934,18 +952,8 @@ pub struct ServeArgs {
     /// only on loopback, like the API). Sign in with an access key; see docs/console.md
     #[arg(long, value_name = "ADDR")]
     pub console_listen: Option<std::net::SocketAddr>,
-    /// PEM certificate chain (leaf first)
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of the certificate
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// A self-signed certificate (made on first start, kept in <data dir>/tls/)
-    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "plain_http"])]
-    pub tls_self_signed: bool,
-    /// No TLS: only on a loopback listen address
-    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
-    pub plain_http: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// The longest, in microseconds, the first small request waits for others to share a batch
     /// (it runs at once when no other request is arriving)
     #[arg(long, value_name = "N", default_value_t = 200)]
@@ -991,18 +999,8 @@ pub struct XksProxyArgs {
     /// Address to listen on (port 0: any free port)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
     pub listen: std::net::SocketAddr,
-    /// PEM certificate chain (leaf first)
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of the certificate
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// A self-signed certificate (made on first start, kept in <data dir>/tls/)
-    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "plain_http"])]
-    pub tls_self_signed: bool,
-    /// No TLS: only on a loopback listen address, for tests
-    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
-    pub plain_http: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// The optional path prefix: the proxy serves /<PREFIX>/kms/xks/v1
     #[arg(long, value_name = "PREFIX", default_value = "")]
     pub uri_path_prefix: String,

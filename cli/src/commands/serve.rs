@@ -6,6 +6,7 @@
 //! `stopped`).
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use keyplane_server::protocol::Service;
 use keyplane_server::Metrics;
 use keyplane_store_address::DEFAULT_SCHEDULER_INTERVAL;
 
-use crate::args::ServeArgs;
+use crate::args::{ServeArgs, TlsArgs};
 use crate::context::store_address;
 use crate::context::Context;
 use crate::outcome::{Failure, INTERNAL};
@@ -46,7 +47,7 @@ fn staleness(ms: Option<u64>) -> Result<(Option<Duration>, Option<Duration>), Fa
 
 pub fn run(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     let json = ctx.global.json;
-    let tls = tls_mode(ctx, &args)?;
+    let tls = args.tls.mode(ctx, args.listen)?;
     let limits = Limits {
         max_body_bytes: args.max_body_bytes,
         max_connections: args.max_connections,
@@ -181,46 +182,37 @@ pub(crate) fn stop_server<L>(
     Ok(())
 }
 
-/// The TLS choice: exactly one of the three.
-fn tls_mode(ctx: &Context, args: &ServeArgs) -> Result<TlsMode, Failure> {
-    tls_choice(
-        ctx,
-        args.tls_cert.as_ref(),
-        args.tls_key.as_ref(),
-        args.tls_self_signed,
-        args.plain_http,
-        args.listen,
-    )
-}
-
-/// The TLS choice of a listener (`keyplane serve`, `keyplane xks-proxy`) from its options:
-/// exactly one of certificate files, a self-signed certificate, or plain HTTP on loopback.
-pub(crate) fn tls_choice(
-    ctx: &Context,
-    cert: Option<&std::path::PathBuf>,
-    key: Option<&std::path::PathBuf>,
-    self_signed: bool,
-    plain_http: bool,
-    listen: std::net::SocketAddr,
-) -> Result<TlsMode, Failure> {
-    match (cert, key, self_signed, plain_http) {
-        (Some(cert), Some(key), false, false) => Ok(TlsMode::Files {
-            cert: cert.clone(),
-            key: key.clone(),
-        }),
-        (None, None, true, false) => Ok(TlsMode::SelfSigned {
-            dir: ctx.data_dir().join("tls"),
-        }),
-        (None, None, false, true) if !listen.ip().is_loopback() => Err(Failure::usage(format!(
+impl TlsArgs {
+    /// The TLS choice of a listener on `listen` (`keyplane serve`, `keyplane xks-proxy`):
+    /// exactly one of certificate files, a self-signed certificate, or plain HTTP on loopback.
+    pub(crate) fn mode(&self, ctx: &Context, listen: SocketAddr) -> Result<TlsMode, Failure> {
+        let choice = (
+            self.tls_cert.as_ref(),
+            self.tls_key.as_ref(),
+            self.tls_self_signed,
+            self.plain_http,
+        );
+        match choice {
+            (Some(cert), Some(key), false, false) => Ok(TlsMode::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None, true, false) => Ok(TlsMode::SelfSigned {
+                dir: ctx.data_dir().join("tls"),
+            }),
+            (None, None, false, true) if !listen.ip().is_loopback() => {
+                Err(Failure::usage(format!(
             "--plain-http is allowed only on a loopback listen address (127.0.0.1, ::1), not \
                  {listen}: use --tls-cert FILE --tls-key FILE or --tls-self-signed"
-        ))),
-        (None, None, false, true) => Ok(TlsMode::Plain),
-        _ => Err(Failure::usage(
-            "choose how to serve: --tls-cert FILE --tls-key FILE (your certificate), \
+        )))
+            }
+            (None, None, false, true) => Ok(TlsMode::Plain),
+            _ => Err(Failure::usage(
+                "choose how to serve: --tls-cert FILE --tls-key FILE (your certificate), \
              --tls-self-signed (a certificate made and kept in <data dir>/tls/), or --plain-http \
              (no TLS; loopback addresses only)",
-        )),
+            )),
+        }
     }
 }
 

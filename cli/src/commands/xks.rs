@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use keyplane::{Engine, ErrorKind};
-use keyplane_server::http::{ServeError, TlsMode};
+use keyplane_server::http::ServeError;
 use keyplane_server::xks::keys::{alias_for, create_external_key};
 use keyplane_server::xks::{XksProxy, XksProxyConfig, XksProxyServer};
 use keyplane_xks::api::uri_path_for_prefix;
@@ -64,7 +64,7 @@ pub fn run(ctx: &Context, args: XksProxyArgs) -> Result<(), Failure> {
         }
         credentials.push(read_credentials(path, &uri_path)?);
     }
-    let tls = tls_mode(ctx, &args)?;
+    let tls = args.tls.mode(ctx, args.listen)?;
 
     let opened = ctx.open_existing(&store_address(ctx)?, None)?;
     let builder = Engine::builder()
@@ -161,17 +161,6 @@ async fn wait_for_signal() {
         }
         _ => std::future::pending::<()>().await,
     }
-}
-
-fn tls_mode(ctx: &Context, args: &XksProxyArgs) -> Result<TlsMode, Failure> {
-    super::serve::tls_choice(
-        ctx,
-        args.tls_cert.as_ref(),
-        args.tls_key.as_ref(),
-        args.tls_self_signed,
-        args.plain_http,
-        args.listen,
-    )
 }
 
 /// An XKS proxy configuration file's URI path and credential, for `key-store create/update`.
