@@ -20,7 +20,7 @@ use std::path::Path;
 
 use keyplane::LockedBytes;
 use keyplane::{Error, Result};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::contents::{Digest, Part};
@@ -31,6 +31,7 @@ use crate::handle::{Connected, SqliteKeyStore};
 use crate::meta;
 use crate::schema::{self, SECRET_TABLES};
 use crate::sealing::{self, Damage, StoreKeys};
+use crate::store::Change;
 
 /// Copies per secret.
 pub(crate) const SECRET_COPIES: usize = SECRET_TABLES.len();
@@ -523,22 +524,13 @@ impl SqliteKeyStore {
     ) -> Result<T> {
         let db = self.paths.db.clone();
         let mut connected = self.lock_current()?;
-        let Connected {
-            conn,
+        let Change {
+            tx,
+            row,
             keys,
             store_id,
             root_epoch,
-        } = &mut *connected;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| errors::sql(&format!("start to {what}"), &db, e))?;
-        let row = meta::read(&tx, &db)?;
-        if row.root_epoch != *root_epoch {
-            return Err(Error::Store(
-                "the root key was rotated by another process during this change; retry".into(),
-            ));
-        }
-        row.check_generation(keys, &db)?;
+        } = connected.begin_change(&format!("start to {what}"), &db)?;
         if !schema::has_secrets(&tx, &db)? {
             return Err(Error::Store(format!(
                 "the store {} has no place for secrets (schema 1): reopen it to migrate it",
@@ -546,7 +538,7 @@ impl SqliteKeyStore {
             )));
         }
         let mut digest = row.digest(keys, &db)?;
-        let (out, changed) = change(&tx, keys, &mut digest, *root_epoch, &db)?;
+        let (out, changed) = change(&tx, keys, &mut digest, root_epoch, &db)?;
         let generation = row.generation + 1;
         if changed {
             meta::set_generation(&tx, keys, store_id, generation, &digest, &db)?;

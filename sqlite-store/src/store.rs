@@ -599,22 +599,30 @@ impl KeyStore for SqliteKeyStore {
     }
 }
 
-impl SqliteKeyStore {
-    /// A commit: one write transaction (`BEGIN IMMEDIATE`, so the generation read in it cannot
-    /// move before it commits); with `expected`, only if the store is still at that generation
-    /// (else Conflict, nothing written). Logs what it touched in the change log.
-    fn commit_checked(&self, expected: Option<u64>, changes: &[StoreChange<'_>]) -> Result<u64> {
-        let db = &self.paths.db;
-        let mut connected = self.lock_current()?;
+/// A write transaction on the store (`BEGIN IMMEDIATE`: the generation read in it cannot move
+/// before it commits), with the store row read in it and checked, and the handle's keys beside it.
+pub(crate) struct Change<'c> {
+    pub tx: rusqlite::Transaction<'c>,
+    pub row: meta::StoreRow,
+    pub keys: &'c StoreKeys,
+    pub store_id: &'c [u8; 16],
+    pub root_epoch: u64,
+}
+
+impl Connected {
+    /// Starts a [`Change`]: refused when another process rotated the root key since this handle
+    /// loaded it (retry), or when the generation is not sealed under the handle's keys.
+    /// `starting` names the step in an SQL error ("start a change").
+    pub(crate) fn begin_change(&mut self, starting: &str, db: &Path) -> Result<Change<'_>> {
         let Connected {
             conn,
             keys,
             store_id,
             root_epoch,
-        } = &mut *connected;
+        } = self;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| errors::sql("start a change", db, e))?;
+            .map_err(|e| errors::sql(starting, db, e))?;
         let row = meta::read(&tx, db)?;
         if row.root_epoch != *root_epoch {
             return Err(Error::Store(
@@ -622,6 +630,30 @@ impl SqliteKeyStore {
             ));
         }
         row.check_generation(keys, db)?;
+        Ok(Change {
+            tx,
+            row,
+            keys,
+            store_id,
+            root_epoch: *root_epoch,
+        })
+    }
+}
+
+impl SqliteKeyStore {
+    /// A commit: one write transaction (`BEGIN IMMEDIATE`, so the generation read in it cannot
+    /// move before it commits); with `expected`, only if the store is still at that generation
+    /// (else Conflict, nothing written). Logs what it touched in the change log.
+    fn commit_checked(&self, expected: Option<u64>, changes: &[StoreChange<'_>]) -> Result<u64> {
+        let db = &self.paths.db;
+        let mut connected = self.lock_current()?;
+        let Change {
+            tx,
+            row,
+            keys,
+            store_id,
+            root_epoch,
+        } = connected.begin_change("start a change", db)?;
         if let Some(expected) = expected {
             if row.generation != expected {
                 return Err(keyplane::messages::store_conflict(expected, row.generation));
@@ -648,7 +680,7 @@ impl SqliteKeyStore {
                         &tx,
                         keys,
                         &slot,
-                        *root_epoch,
+                        root_epoch,
                         material.expose(keyplane::SecretAccess::granted()),
                         db,
                     )?;
@@ -667,7 +699,7 @@ impl SqliteKeyStore {
                     &tx,
                     keys,
                     &mut digest,
-                    *root_epoch,
+                    root_epoch,
                     record,
                     secret,
                     db,
