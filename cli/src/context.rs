@@ -147,13 +147,14 @@ impl Context {
     }
 
     /// `builder` given the stores of the other Regions that `--region-store` names.
-    pub fn with_region_stores(&self, mut builder: EngineBuilder) -> Result<EngineBuilder, Failure> {
-        for text in &self.global.region_stores {
-            let peer = keyplane_store_address::RegionStoreAddress::parse(text)?;
-            let store = peer.open(self.store_options())?;
-            builder = builder.region_store(&peer.region, store);
-        }
-        Ok(builder)
+    pub fn with_region_stores(&self, builder: EngineBuilder) -> Result<EngineBuilder, Failure> {
+        let peers = (self.global.region_stores.iter())
+            .map(|text| keyplane_store_address::RegionStoreAddress::parse(text))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = self.store_options();
+        Ok(keyplane_store_address::with_region_stores(
+            builder, &peers, &options,
+        )?)
     }
 
     /// `builder` with the PKCS#11 backend of the tokens `--pkcs11-token` names, if any.

@@ -135,19 +135,18 @@ impl StoreArgs<'_> {
                 )))
             }
         };
-        let mut builder = builder;
-        for (region, address) in &self.region_stores {
-            let peer =
+        let peers = (self.region_stores.iter())
+            .map(|(region, address)| {
                 keyplane_store_address::RegionStoreAddress::parse(&format!("{region}={address}"))
-                    .map_err(open_failure)?;
-            let store = peer
-                .open(keyplane_sqlite::StoreOptions {
-                    lock_policy,
-                    ..Default::default()
-                })
-                .map_err(open_failure)?;
-            builder = builder.region_store(&peer.region, store);
-        }
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(open_failure)?;
+        let options = keyplane_sqlite::StoreOptions {
+            lock_policy,
+            ..Default::default()
+        };
+        let builder = keyplane_store_address::with_region_stores(builder, &peers, &options)
+            .map_err(open_failure)?;
         let address = address(self.store, self.home)?;
         let root_key = Self::root_key(
             RootKeyArgs {

@@ -39,5 +39,5 @@ pub use audit::{AuditOptions, AuditPaths};
 pub use error::{ErrorKind, OpenError};
 pub use keyplane_sqlite::root_key::RootKeyProvider;
 pub use open::{open, OpenOptions, Opened, StoreEngine, DEFAULT_SCHEDULER_INTERVAL};
-pub use region::RegionStoreAddress;
+pub use region::{with_region_stores, RegionStoreAddress};
 pub use root_key::{read_passphrase_file, RootKeySource, ROOT_KEY_FILE_VAR};

@@ -92,6 +92,20 @@ impl RegionStoreAddress {
     }
 }
 
+/// `builder` given each of `peers` ([`RegionStoreAddress::open`]: it must exist, and opens with
+/// its own root key file) as the store of its Region: what `--region-store`, the C ABI's
+/// `kp_config_add_region_store` and Python's `region_stores` name.
+pub fn with_region_stores<'a>(
+    mut builder: keyplane::EngineBuilder,
+    peers: impl IntoIterator<Item = &'a RegionStoreAddress>,
+    store: &StoreOptions,
+) -> Result<keyplane::EngineBuilder, OpenError> {
+    for peer in peers {
+        builder = builder.region_store(&peer.region, peer.open(store.clone())?);
+    }
+    Ok(builder)
+}
+
 impl std::fmt::Display for RegionStoreAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}={}", self.region, self.address)

@@ -64,19 +64,15 @@ pub(crate) struct StoreSettings {
 /// exist) with its own root key file.
 pub(crate) fn with_region_stores(
     settings: &StoreSettings,
-    mut builder: EngineBuilder,
+    builder: EngineBuilder,
     lock_policy: kp::LockPolicy,
 ) -> Outcome<EngineBuilder> {
-    for peer in &settings.region_stores {
-        let store = peer
-            .open(keyplane_sqlite::StoreOptions {
-                lock_policy,
-                ..Default::default()
-            })
-            .map_err(open_failure)?;
-        builder = builder.region_store(&peer.region, store);
-    }
-    Ok(builder)
+    let options = keyplane_sqlite::StoreOptions {
+        lock_policy,
+        ..Default::default()
+    };
+    keyplane_store_address::with_region_stores(builder, &settings.region_stores, &options)
+        .map_err(open_failure)
 }
 
 pub(crate) fn open_failure(error: OpenError) -> Failure {
