@@ -138,25 +138,13 @@ pub(crate) fn examine(
 ) -> Result<Examination> {
     let mut out = Examination::default();
     let none: [Option<StoredCopy>; COPIES] = Default::default();
-    for record in records {
-        if !record.keeps_material() {
-            // A key in an HSM key store: its material stays in the HSM, none is stored here. (An
-            // external key store's key has keyplane-held material: it is checked as any key's.)
-            continue;
-        }
-        for version in record.versions.iter().filter(|v| v.has_material()) {
-            let slot = MaterialSlot {
-                key_id: record.id,
-                version: version.version,
-                key_spec: record.key_spec,
-            };
-            let set = copies.get(&(record.id, version.version)).unwrap_or(&none);
-            let judged = keys.judge_version(slot, set)?;
-            out.damaged.extend(judged.damaged);
-            match judged.material {
-                Some(material) => out.materials.push(material),
-                None => out.lost.push(slot),
-            }
+    for slot in MaterialSlot::stored_by(records.iter().copied()) {
+        let set = copies.get(&(slot.key_id, slot.version)).unwrap_or(&none);
+        let judged = keys.judge_version(slot, set)?;
+        out.damaged.extend(judged.damaged);
+        match judged.material {
+            Some(material) => out.materials.push(material),
+            None => out.lost.push(slot),
         }
     }
     Ok(out)

@@ -189,32 +189,20 @@ pub(crate) fn examine(
     let mut out = Examination::default();
     let none: [Option<StoredCopy>; COPIES] = Default::default();
     let mut named = 0usize;
-    for record in records {
-        if !record.keeps_material() {
-            // A key in an HSM key store: its material stays in the HSM, none is stored here.
-            continue;
+    for slot in MaterialSlot::stored_by(records) {
+        let set = copies.get(&(slot.key_id, slot.version));
+        if set.is_some() {
+            named += 1;
         }
-        // Imported material that expired or was deleted has no copies, by design.
-        for version in record.versions.iter().filter(|v| v.has_material()) {
-            let slot = MaterialSlot {
-                key_id: record.id,
-                version: version.version,
-                key_spec: record.key_spec,
-            };
-            let set = copies.get(&(record.id, version.version));
-            if set.is_some() {
-                named += 1;
-            }
-            let set = set.unwrap_or(&none);
-            out.versions += 1;
-            out.copies_checked += set.len();
-            let judged = keys.judge_version(slot, set)?;
-            out.copies_good += set.len() - judged.damaged.len();
-            out.damaged.extend(judged.damaged);
-            match judged.material {
-                Some(material) => out.materials.push(material),
-                None => out.lost.push(slot),
-            }
+        let set = set.unwrap_or(&none);
+        out.versions += 1;
+        out.copies_checked += set.len();
+        let judged = keys.judge_version(slot, set)?;
+        out.copies_good += set.len() - judged.damaged.len();
+        out.damaged.extend(judged.damaged);
+        match judged.material {
+            Some(material) => out.materials.push(material),
+            None => out.lost.push(slot),
         }
     }
     out.orphans = copies.len() - named;

@@ -94,6 +94,28 @@ pub struct MaterialSlot {
 }
 
 impl MaterialSlot {
+    /// The slot of every version whose material a store keeps for `records`, in order: none for
+    /// a key in an HSM key store (its material stays in the HSM; an external key store's key has
+    /// keyplane-held material, kept as any key's), and none for imported material that expired or
+    /// was deleted (it has no copies, by design).
+    pub fn stored_by<'r, I>(records: I) -> impl Iterator<Item = MaterialSlot> + use<'r, I>
+    where
+        I: IntoIterator<Item = &'r keyplane::key::KeyRecord>,
+    {
+        records
+            .into_iter()
+            .filter(|record| record.keeps_material())
+            .flat_map(|record| {
+                (record.versions.iter())
+                    .filter(|v| v.has_material())
+                    .map(|version| MaterialSlot {
+                        key_id: record.id,
+                        version: version.version,
+                        key_spec: record.key_spec,
+                    })
+            })
+    }
+
     fn aad(&self) -> Vec<u8> {
         aad(
             b"keyplane-sqlite material v1",
