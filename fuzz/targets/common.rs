@@ -7,7 +7,9 @@
 //! `keyplane`, `serde_json`, `uuid` and the standard library, and refer to each other through
 //! `crate::common`.
 
-use keyplane::{CreateKeyRequest, Engine, Error, KeySpec, KeyUsage};
+use keyplane::{
+    CreateKeyRequest, EncryptRequest, EncryptionContext, Engine, Error, KeySpec, KeyUsage,
+};
 
 /// The fuzzer's input, read front to back. Reading past the end gives zeroes and empty slices,
 /// never a panic, so every input is a valid program for a target.
@@ -130,4 +132,29 @@ pub fn new_key(engine: &Engine, spec: Option<KeySpec>, usage: Option<KeyUsage>) 
         })
         .expect("create key")
         .key_id
+}
+
+/// A ciphertext the engine made, with what it sealed: where the targets' mutations start.
+pub struct Genuine {
+    pub blob: Vec<u8>,
+    pub plaintext: Vec<u8>,
+    pub context: Option<EncryptionContext>,
+}
+
+impl Genuine {
+    /// Encrypts `plaintext` under `key` (with `context`) and keeps what went in.
+    pub fn seal(
+        engine: &Engine,
+        key: &str,
+        plaintext: &[u8],
+        context: Option<&EncryptionContext>,
+    ) -> Genuine {
+        let mut request = EncryptRequest::new(key, plaintext);
+        request.encryption_context = context;
+        Genuine {
+            blob: engine.encrypt(&request).expect("encrypt").ciphertext_blob,
+            plaintext: plaintext.to_vec(),
+            context: context.cloned(),
+        }
+    }
 }

@@ -13,17 +13,11 @@
 use std::sync::OnceLock;
 
 use keyplane::{
-    DataKeySpec, DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext, Engine,
+    DataKeySpec, DecryptRequest, EncryptionAlgorithm, EncryptionContext, Engine,
     GenerateDataKeyRequest, KeySpec, KeyUsage, ReEncryptRequest,
 };
 
-use crate::common::{alias_arn, check_error, fixture_engine, key_arn, new_key, Input};
-
-struct Genuine {
-    blob: Vec<u8>,
-    plaintext: Vec<u8>,
-    context: Option<EncryptionContext>,
-}
+use crate::common::{alias_arn, check_error, fixture_engine, key_arn, new_key, Genuine, Input};
 
 struct Fixture {
     engine: Engine,
@@ -60,13 +54,7 @@ fn fixture() -> &'static Fixture {
             (&disabled, &b"disabled later"[..], None),
             (&pending, &b"pending deletion later"[..], Some(&contexts[1])),
         ] {
-            let mut request = EncryptRequest::new(key, plaintext);
-            request.encryption_context = context;
-            genuine.push(Genuine {
-                blob: engine.encrypt(&request).expect("encrypt").ciphertext_blob,
-                plaintext: plaintext.to_vec(),
-                context: context.cloned(),
-            });
+            genuine.push(Genuine::seal(&engine, key, plaintext, context));
         }
         engine.disable_key(&disabled).expect("disable");
         engine

@@ -9,18 +9,9 @@
 
 use std::sync::OnceLock;
 
-use keyplane::{
-    DecryptRequest, EncryptRequest, EncryptionAlgorithm, EncryptionContext, Engine, KeySpec,
-    KeyUsage,
-};
+use keyplane::{DecryptRequest, EncryptionAlgorithm, EncryptionContext, Engine, KeySpec, KeyUsage};
 
-use crate::common::{alias_arn, check_error, fixture_engine, key_arn, new_key, Input};
-
-struct Genuine {
-    blob: Vec<u8>,
-    plaintext: Vec<u8>,
-    context: Option<EncryptionContext>,
-}
+use crate::common::{alias_arn, check_error, fixture_engine, key_arn, new_key, Genuine, Input};
 
 struct Fixture {
     engine: Engine,
@@ -57,14 +48,7 @@ fn fixture() -> &'static Fixture {
         ];
         let mut genuine = Vec::new();
         let mut seal = |key: &str, plaintext: &[u8], context: Option<&EncryptionContext>| {
-            let mut request = EncryptRequest::new(key, plaintext);
-            request.encryption_context = context;
-            let blob = engine.encrypt(&request).expect("encrypt").ciphertext_blob;
-            genuine.push(Genuine {
-                blob,
-                plaintext: plaintext.to_vec(),
-                context: context.cloned(),
-            });
+            genuine.push(Genuine::seal(&engine, key, plaintext, context));
         };
         seal(&a, b"hello", None);
         seal(&a, b"tenant data", Some(&contexts[0]));
