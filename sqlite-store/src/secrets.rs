@@ -27,11 +27,10 @@ use crate::contents::{Digest, Part};
 use crate::copies::StoredCopy;
 use crate::errors;
 use crate::events;
-use crate::handle::{Connected, SqliteKeyStore};
+use crate::handle::{Change, Connected, SqliteKeyStore};
 use crate::meta;
 use crate::schema::{self, SECRET_TABLES};
 use crate::sealing::{self, Damage, StoreKeys};
-use crate::store::Change;
 
 /// Copies per secret.
 pub(crate) const SECRET_COPIES: usize = SECRET_TABLES.len();

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::contents::Digest;
 use crate::copies::{self, Examination};
 use crate::events::{self, StoreEvent};
-use crate::handle::{Connected, SqliteKeyStore, StoreOptions};
+use crate::handle::{Change, Connected, SqliteKeyStore, StoreOptions};
 use crate::layout::{with_suffix, StorePaths};
 use crate::meta::{self, StoreRow};
 use crate::records::{self, Records};
@@ -596,47 +596,6 @@ impl KeyStore for SqliteKeyStore {
         create: &mut dyn FnMut() -> Result<keyplane::LockedBytes>,
     ) -> Result<keyplane::LockedBytes> {
         SqliteKeyStore::get_or_create_secret(self, name, create)
-    }
-}
-
-/// A write transaction on the store (`BEGIN IMMEDIATE`: the generation read in it cannot move
-/// before it commits), with the store row read in it and checked, and the handle's keys beside it.
-pub(crate) struct Change<'c> {
-    pub tx: rusqlite::Transaction<'c>,
-    pub row: meta::StoreRow,
-    pub keys: &'c StoreKeys,
-    pub store_id: &'c [u8; 16],
-    pub root_epoch: u64,
-}
-
-impl Connected {
-    /// Starts a [`Change`]: refused when another process rotated the root key since this handle
-    /// loaded it (retry), or when the generation is not sealed under the handle's keys.
-    /// `starting` names the step in an SQL error ("start a change").
-    pub(crate) fn begin_change(&mut self, starting: &str, db: &Path) -> Result<Change<'_>> {
-        let Connected {
-            conn,
-            keys,
-            store_id,
-            root_epoch,
-        } = self;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| errors::sql(starting, db, e))?;
-        let row = meta::read(&tx, db)?;
-        if row.root_epoch != *root_epoch {
-            return Err(Error::Store(
-                "the root key was rotated by another process during this change; retry".into(),
-            ));
-        }
-        row.check_generation(keys, db)?;
-        Ok(Change {
-            tx,
-            row,
-            keys,
-            store_id,
-            root_epoch: *root_epoch,
-        })
     }
 }
 
