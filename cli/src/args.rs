@@ -916,7 +916,6 @@ pub struct RotateRootKeyArgs {
     pub argon2: Argon2Args,
 }
 
-/// `keyplane serve`: see docs/server.md.
 /// How a listener serves (`keyplane serve`, `keyplane xks-proxy`): exactly one of certificate
 /// files, a self-signed certificate, or plain HTTP on loopback (checked by `TlsArgs::mode`).
 #[derive(Debug, Args)]
@@ -935,6 +934,7 @@ pub struct TlsArgs {
     pub plain_http: bool,
 }
 
+/// `keyplane serve`: see docs/server.md.
 #[derive(Debug, Args)]
 #[command(
     after_help = "TLS: give one of --tls-cert FILE --tls-key FILE, --tls-self-signed (a local CA \

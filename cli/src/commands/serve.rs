@@ -202,15 +202,15 @@ impl TlsArgs {
             }),
             (None, None, false, true) if !listen.ip().is_loopback() => {
                 Err(Failure::usage(format!(
-            "--plain-http is allowed only on a loopback listen address (127.0.0.1, ::1), not \
-                 {listen}: use --tls-cert FILE --tls-key FILE or --tls-self-signed"
-        )))
+                    "--plain-http is allowed only on a loopback listen address (127.0.0.1, ::1), \
+                     not {listen}: use --tls-cert FILE --tls-key FILE or --tls-self-signed"
+                )))
             }
             (None, None, false, true) => Ok(TlsMode::Plain),
             _ => Err(Failure::usage(
                 "choose how to serve: --tls-cert FILE --tls-key FILE (your certificate), \
-             --tls-self-signed (a certificate made and kept in <data dir>/tls/), or --plain-http \
-             (no TLS; loopback addresses only)",
+                 --tls-self-signed (a certificate made and kept in <data dir>/tls/), or \
+                 --plain-http (no TLS; loopback addresses only)",
             )),
         }
     }
