@@ -27,7 +27,7 @@ def test_generated_model_matches_the_reference() -> None:
         sys.path.pop(0)
     service = json.loads((REFERENCE / "kms-service-2.json").read_text())
     paginators = json.loads((REFERENCE / "kms-paginators-1.json").read_text())
-    committed = pathlib.Path(_model.__file__).read_text()
+    committed = _model.MODEL_FILE.read_text(encoding="utf-8")
     assert generate_model.generate(service, paginators) == committed
 
 
