@@ -270,23 +270,17 @@ impl SweepArgs {
 
     /// The workloads, expanded and without duplicates, in the order given.
     pub fn workload_list(&self) -> Vec<Workload> {
-        let mut out = Vec::new();
-        for choice in &self.workloads {
-            let add: Vec<Workload> = match choice {
-                WorkloadChoice::One(w) => vec![*w],
-                WorkloadChoice::All => Workload::ALL.to_vec(),
-                WorkloadChoice::Stream
-                | WorkloadChoice::ManyKeys
-                | WorkloadChoice::ColdDecrypt
-                | WorkloadChoice::Fleet => Vec::new(),
-            };
-            for w in add {
-                if !out.contains(&w) {
-                    out.push(w);
-                }
-            }
-        }
-        out
+        crate::dedup(self.workloads.iter().flat_map(|choice| match choice {
+            WorkloadChoice::One(w) => std::slice::from_ref(w),
+            WorkloadChoice::All => &Workload::ALL[..],
+            WorkloadChoice::Stream
+            | WorkloadChoice::ManyKeys
+            | WorkloadChoice::ColdDecrypt
+            | WorkloadChoice::Fleet => &[],
+        }))
+        .into_iter()
+        .copied()
+        .collect()
     }
 }
 
@@ -366,5 +360,35 @@ mod tests {
         assert_eq!(parse_sign_spec("RSA_2048").unwrap(), KeySpec::Rsa2048);
         assert!(parse_sign_spec("HMAC_256").is_err());
         assert_eq!(parse_mac_spec("hmac-512").unwrap(), KeySpec::Hmac512);
+    }
+
+    #[derive(clap::Parser)]
+    struct Sweep {
+        #[command(flatten)]
+        sweep: SweepArgs,
+    }
+
+    fn workloads(list: &str) -> Vec<Workload> {
+        use clap::Parser as _;
+        Sweep::try_parse_from(["keyplane-bench", "-w", list])
+            .unwrap()
+            .sweep
+            .workload_list()
+    }
+
+    #[test]
+    fn workloads_expand_once_each_in_the_order_given() {
+        assert_eq!(
+            workloads("verify,encrypt,verify"),
+            [Workload::Verify, Workload::Encrypt]
+        );
+        let mut all_after_mac = vec![Workload::GenerateMac];
+        all_after_mac.extend(
+            Workload::ALL
+                .iter()
+                .filter(|w| **w != Workload::GenerateMac),
+        );
+        assert_eq!(workloads("generate-mac,all,encrypt,stream"), all_after_mac);
+        assert!(workloads("stream,many-keys").is_empty());
     }
 }

@@ -326,9 +326,11 @@ pub(crate) fn write_to(dest: &Destination, text: &str) -> Result<(), BenchError>
     }
 }
 
-pub(crate) fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
-    let mut out = Vec::with_capacity(v.len());
-    for x in v {
+/// Each distinct item of `items` once, in the order each first appears (the lists it is used on
+/// are short: sweep axes, chart groups).
+pub(crate) fn dedup<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for x in items {
         if !out.contains(&x) {
             out.push(x);
         }

@@ -13,7 +13,6 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::{human, human_size, short_alg, Point, Report};
-use crate::workload::Workload;
 use crate::BenchError;
 
 const WIDTH: u32 = 1280;
@@ -77,12 +76,7 @@ pub fn write_charts(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, BenchEr
     register_fonts();
     std::fs::create_dir_all(dir)
         .map_err(|e| BenchError::Output(format!("creating {}: {e}", dir.display())))?;
-    let mut groups: Vec<(Workload, keyplane::KeySpec)> = Vec::new();
-    for p in &report.points {
-        if !groups.contains(&(p.workload, p.key_spec)) {
-            groups.push((p.workload, p.key_spec));
-        }
-    }
+    let groups = crate::dedup(report.points.iter().map(|p| (p.workload, p.key_spec)));
     let mut written = Vec::new();
     for (workload, spec) in groups {
         let points: Vec<&Point> = report

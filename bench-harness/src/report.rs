@@ -689,13 +689,7 @@ impl Report {
     /// For each workload, key spec and size: the point with the best throughput whose p99
     /// per-batch latency is within `bound_ms` (any point without a bound).
     pub fn recommend(&mut self, bound_ms: Option<f64>) {
-        let mut groups: Vec<(Workload, KeySpec, usize)> = Vec::new();
-        for p in &self.points {
-            let g = (p.workload, p.key_spec, p.size);
-            if !groups.contains(&g) {
-                groups.push(g);
-            }
-        }
+        let groups = crate::dedup(self.points.iter().map(|p| (p.workload, p.key_spec, p.size)));
         let multi_callers = self.points.iter().any(|p| p.callers > 1);
         self.recommendations = groups
             .into_iter()

@@ -448,12 +448,7 @@ impl EndpointReport {
     pub fn write_charts(&self, dir: &Path) -> Result<Vec<std::path::PathBuf>, BenchError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| BenchError::Output(format!("creating {}: {e}", dir.display())))?;
-        let mut groups: Vec<(Operation, Option<usize>)> = Vec::new();
-        for r in &self.runs {
-            if !groups.contains(&(r.operation, r.size)) {
-                groups.push((r.operation, r.size));
-            }
-        }
+        let groups = crate::dedup(self.runs.iter().map(|r| (r.operation, r.size)));
         let mut written = Vec::new();
         for (operation, size) in groups {
             let runs: Vec<&EndpointRun> = self
@@ -461,12 +456,7 @@ impl EndpointReport {
                 .iter()
                 .filter(|r| (r.operation, r.size) == (operation, size))
                 .collect();
-            let mut labels: Vec<&str> = Vec::new();
-            for r in &runs {
-                if !labels.contains(&r.label.as_str()) {
-                    labels.push(&r.label);
-                }
-            }
+            let labels = crate::dedup(runs.iter().map(|r| r.label.as_str()));
             let series: Vec<Series> = labels
                 .iter()
                 .map(|label| {

@@ -74,13 +74,7 @@ impl FleetReport {
             self.control_ops_per_operation
         );
         let mut rows = Vec::new();
-        let mut operations: Vec<&str> = Vec::new();
-        for r in &self.control {
-            if !operations.contains(&r.operation.as_str()) {
-                operations.push(&r.operation);
-            }
-        }
-        for op in operations {
+        for op in crate::dedup(self.control.iter().map(|r| r.operation.as_str())) {
             for callers in [1, 2] {
                 let pg = self.control_row("postgres", op, callers);
                 let sq = self.control_row("sqlite", op, callers);
