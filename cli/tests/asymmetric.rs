@@ -19,6 +19,11 @@ fn b64d(text: &serde_json::Value) -> Vec<u8> {
         .unwrap()
 }
 
+/// `command` followed by `more`: one command's arguments, given again with an option added.
+fn with<'a>(command: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+    [command, more].concat()
+}
+
 fn openssl_available() -> bool {
     std::process::Command::new("openssl")
         .arg("version")
@@ -52,40 +57,23 @@ fn an_ecdsa_signature_made_by_keyplane_verifies_with_rustcrypto_and_openssl() {
     std::fs::write(d.join("msg"), &message).unwrap();
 
     // Sign: JSON in the service's shape, and a raw file.
-    let signed = json(
-        d,
-        &[
-            "sign",
-            "--key-id",
-            &key,
-            "--signing-algorithm",
-            "ECDSA_SHA_256",
-            "--in",
-            "msg",
-        ],
-        b"",
-    );
+    let sign_msg = [
+        "sign",
+        "--key-id",
+        &key,
+        "--signing-algorithm",
+        "ECDSA_SHA_256",
+        "--in",
+        "msg",
+    ];
+    let signed = json(d, &sign_msg, b"");
     assert_shape(
         &signed,
         "operations",
         "Sign",
         &["KeyId", "Signature", "SigningAlgorithm"],
     );
-    ok(
-        d,
-        &[
-            "sign",
-            "--key-id",
-            &key,
-            "--signing-algorithm",
-            "ECDSA_SHA_256",
-            "--in",
-            "msg",
-            "--out",
-            "msg.sig",
-        ],
-        b"",
-    );
+    ok(d, &with(&sign_msg, &["--out", "msg.sig"]), b"");
     let signature = std::fs::read(d.join("msg.sig")).unwrap();
 
     // The public key, DER and PEM.
@@ -158,21 +146,17 @@ fn an_ecdsa_signature_made_by_keyplane_verifies_with_rustcrypto_and_openssl() {
     }
 
     // keyplane's own Verify: valid, and a flipped bit refused with exit 1.
-    let verified = json(
-        d,
-        &[
-            "verify",
-            "--key-id",
-            &key,
-            "--signing-algorithm",
-            "ECDSA_SHA_256",
-            "--in",
-            "msg",
-            "--signature",
-            "msg.sig",
-        ],
-        b"",
-    );
+    let verify_msg = [
+        "verify",
+        "--key-id",
+        &key,
+        "--signing-algorithm",
+        "ECDSA_SHA_256",
+        "--in",
+        "msg",
+        "--signature",
+    ];
+    let verified = json(d, &with(&verify_msg, &["msg.sig"]), b"");
     assert_shape(
         &verified,
         "operations",
@@ -184,38 +168,11 @@ fn an_ecdsa_signature_made_by_keyplane_verifies_with_rustcrypto_and_openssl() {
     let last = bad.len() - 1;
     bad[last] ^= 1;
     std::fs::write(d.join("bad.sig"), &bad).unwrap();
-    let refused = run(
-        d,
-        &[
-            "verify",
-            "--key-id",
-            &key,
-            "--signing-algorithm",
-            "ECDSA_SHA_256",
-            "--in",
-            "msg",
-            "--signature",
-            "bad.sig",
-        ],
-    );
+    let refused = run(d, &with(&verify_msg, &["bad.sig"]));
     assert!(fails(&refused, 1, "flipped bit").contains("KMSInvalidSignatureException"));
     // A base64 signature file is read as well.
     std::fs::write(d.join("sig.b64"), signed["Signature"].as_str().unwrap()).unwrap();
-    ok(
-        d,
-        &[
-            "verify",
-            "--key-id",
-            &key,
-            "--signing-algorithm",
-            "ECDSA_SHA_256",
-            "--in",
-            "msg",
-            "--signature",
-            "sig.b64",
-        ],
-        b"",
-    );
+    ok(d, &with(&verify_msg, &["sig.b64"]), b"");
 
     // DIGEST: the SHA-256 of the message, signed; RustCrypto verifies it over the message.
     let digest = Sha256::digest(&message);
@@ -242,31 +199,13 @@ fn an_ecdsa_signature_made_by_keyplane_verifies_with_rustcrypto_and_openssl() {
 
     // Wrong usage and wrong algorithm.
     let symmetric = create_key(d, &[]);
-    let wrong = run(
-        d,
-        &[
-            "sign",
-            "--key-id",
-            &symmetric,
-            "--signing-algorithm",
-            "ECDSA_SHA_256",
-            "--in",
-            "msg",
-        ],
-    );
+    let mut under_symmetric = sign_msg;
+    under_symmetric[2] = &symmetric;
+    let wrong = run(d, &under_symmetric);
     assert!(fails(&wrong, 1, "symmetric key").contains("InvalidKeyUsageException"));
-    let wrong = run(
-        d,
-        &[
-            "sign",
-            "--key-id",
-            &key,
-            "--signing-algorithm",
-            "NOT_AN_ALGORITHM",
-            "--in",
-            "msg",
-        ],
-    );
+    let mut unknown_algorithm = sign_msg;
+    unknown_algorithm[4] = "NOT_AN_ALGORITHM";
+    let wrong = run(d, &unknown_algorithm);
     fails(&wrong, 2, "unknown algorithm");
 }
 
@@ -284,17 +223,14 @@ fn hmacs_generate_and_verify_and_a_flipped_bit_is_refused() {
             "GENERATE_VERIFY_MAC",
         ],
     );
-    let mac = json(
-        d,
-        &[
-            "generate-mac",
-            "--key-id",
-            &key,
-            "--mac-algorithm",
-            "HMAC_SHA_256",
-        ],
-        b"message",
-    );
+    let generate_mac = [
+        "generate-mac",
+        "--key-id",
+        &key,
+        "--mac-algorithm",
+        "HMAC_SHA_256",
+    ];
+    let mac = json(d, &generate_mac, b"message");
     assert_shape(
         &mac,
         "operations",
@@ -304,33 +240,17 @@ fn hmacs_generate_and_verify_and_a_flipped_bit_is_refused() {
     let raw = b64d(&mac["Mac"]);
     assert_eq!(raw.len(), 32);
     // The same MAC, raw into a file, twice: HMAC is deterministic.
-    ok(
-        d,
-        &[
-            "generate-mac",
-            "--key-id",
-            &key,
-            "--mac-algorithm",
-            "HMAC_SHA_256",
-            "--out",
-            "m.mac",
-        ],
-        b"message",
-    );
+    ok(d, &with(&generate_mac, &["--out", "m.mac"]), b"message");
     assert_eq!(std::fs::read(d.join("m.mac")).unwrap(), raw);
-    let verified = json(
-        d,
-        &[
-            "verify-mac",
-            "--key-id",
-            &key,
-            "--mac-algorithm",
-            "HMAC_SHA_256",
-            "--mac",
-            "m.mac",
-        ],
-        b"message",
-    );
+    let verify_mac = [
+        "verify-mac",
+        "--key-id",
+        &key,
+        "--mac-algorithm",
+        "HMAC_SHA_256",
+        "--mac",
+    ];
+    let verified = json(d, &with(&verify_mac, &["m.mac"]), b"message");
     assert_shape(
         &verified,
         "operations",
@@ -338,52 +258,17 @@ fn hmacs_generate_and_verify_and_a_flipped_bit_is_refused() {
         &["KeyId", "MacValid", "MacAlgorithm"],
     );
     assert_eq!(verified["MacValid"], true);
-    let refused = run_with(
-        d,
-        &[
-            "verify-mac",
-            "--key-id",
-            &key,
-            "--mac-algorithm",
-            "HMAC_SHA_256",
-            "--mac",
-            "m.mac",
-        ],
-        b"messagE",
-        &[],
-    );
+    let refused = run_with(d, &with(&verify_mac, &["m.mac"]), b"messagE", &[]);
     assert!(fails(&refused, 1, "other message").contains("KMSInvalidMacException"));
     let mut flipped = raw.clone();
     flipped[0] ^= 0x80;
     std::fs::write(d.join("bad.mac"), flipped).unwrap();
-    let refused = run_with(
-        d,
-        &[
-            "verify-mac",
-            "--key-id",
-            &key,
-            "--mac-algorithm",
-            "HMAC_SHA_256",
-            "--mac",
-            "bad.mac",
-        ],
-        b"message",
-        &[],
-    );
+    let refused = run_with(d, &with(&verify_mac, &["bad.mac"]), b"message", &[]);
     fails(&refused, 1, "flipped MAC");
     // HMAC_SHA_512 under an HMAC_256 key is not an algorithm the key allows.
-    let wrong = run_with(
-        d,
-        &[
-            "generate-mac",
-            "--key-id",
-            &key,
-            "--mac-algorithm",
-            "HMAC_SHA_512",
-        ],
-        b"message",
-        &[],
-    );
+    let mut other_algorithm = generate_mac;
+    other_algorithm[4] = "HMAC_SHA_512";
+    let wrong = run_with(d, &other_algorithm, b"message", &[]);
     assert_ne!(code(&wrong), 0);
 }
 
@@ -404,17 +289,8 @@ fn ecdh_with_a_rustcrypto_peer_derives_the_same_secret_on_both_sides() {
     let peer = p256::SecretKey::from_slice(&[0x42; 32]).unwrap();
     let peer_der = peer.public_key().to_public_key_der().unwrap();
     std::fs::write(d.join("peer.der"), peer_der.as_bytes()).unwrap();
-    let derived = json(
-        d,
-        &[
-            "derive-shared-secret",
-            "--key-id",
-            &key,
-            "--public-key",
-            "peer.der",
-        ],
-        b"",
-    );
+    let derive = ["derive-shared-secret", "--key-id", &key, "--public-key"];
+    let derived = json(d, &with(&derive, &["peer.der"]), b"");
     assert_shape(
         &derived,
         "operations",
@@ -441,19 +317,7 @@ fn ecdh_with_a_rustcrypto_peer_derives_the_same_secret_on_both_sides() {
         .to_public_key_pem(Default::default())
         .unwrap();
     std::fs::write(d.join("peer.pem"), pem).unwrap();
-    ok(
-        d,
-        &[
-            "derive-shared-secret",
-            "--key-id",
-            &key,
-            "--public-key",
-            "peer.pem",
-            "--out",
-            "shared.bin",
-        ],
-        b"",
-    );
+    ok(d, &with(&derive, &["peer.pem", "--out", "shared.bin"]), b"");
     assert_eq!(
         std::fs::read(d.join("shared.bin")).unwrap(),
         theirs.raw_secret_bytes().as_slice()
@@ -466,16 +330,7 @@ fn ecdh_with_a_rustcrypto_peer_derives_the_same_secret_on_both_sides() {
     assert_eq!(mode & 0o777, 0o600);
     // A malformed peer key is refused.
     std::fs::write(d.join("garbage.der"), b"\x30\x03not a key").unwrap();
-    let refused = run(
-        d,
-        &[
-            "derive-shared-secret",
-            "--key-id",
-            &key,
-            "--public-key",
-            "garbage.der",
-        ],
-    );
+    let refused = run(d, &with(&derive, &["garbage.der"]));
     assert_ne!(code(&refused), 0, "a malformed peer key is refused");
     assert!(!d.join("shared-garbage.bin").exists());
 }
