@@ -178,6 +178,37 @@ fn state_of(engine: &Engine, id: &str) -> ConnectionState {
         .connection_state
 }
 
+/// CreateKey of a key whose material the HSM of `store` holds.
+fn hsm_key_request(store: &str) -> CreateKeyRequest {
+    CreateKeyRequest {
+        origin: Some(keyplane::Origin::AwsCloudhsm),
+        custom_key_store_id: Some(store.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// Encrypt and Decrypt under `key` give the plaintext back.
+fn assert_round_trip(engine: &Engine, key: &str) {
+    let blob = engine
+        .encrypt(&EncryptRequest::new(key, b"in the HSM"))
+        .unwrap()
+        .ciphertext_blob;
+    let plain = engine.decrypt(&DecryptRequest::new(&blob)).unwrap();
+    assert_eq!(plain.plaintext.expose(), b"in the HSM");
+}
+
+/// `call` with the engine and `id` (a store's or a key's), in a thread of its own (it may wait
+/// at the gate).
+fn in_thread<T: Send + 'static>(
+    engine: &Arc<Engine>,
+    id: &str,
+    call: impl FnOnce(&Engine, &str) -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    let engine = Arc::clone(engine);
+    let id = id.to_owned();
+    thread::spawn(move || call(&engine, &id))
+}
+
 /// Waits until the backend call `call` arrived at the gate.
 fn wait_for(arrived: &Receiver<&'static str>, call: &str) {
     loop {
@@ -243,20 +274,16 @@ fn a_health_check_that_never_answers_blocks_no_other_key() {
         h.health = true;
         h.health_fails = true;
     });
-    let describe = {
-        let engine = Arc::clone(&engine);
-        let store = store.clone();
-        thread::spawn(move || {
-            engine
-                .describe_custom_key_stores(Some(&store), None, None, None)
-                .map(|p| {
-                    (
-                        p.items[0].connection_state,
-                        p.items[0].connection_error_code,
-                    )
-                })
-        })
-    };
+    let describe = in_thread(&engine, &store, |engine, store| {
+        engine
+            .describe_custom_key_stores(Some(store), None, None, None)
+            .map(|p| {
+                (
+                    p.items[0].connection_state,
+                    p.items[0].connection_error_code,
+                )
+            })
+    });
     wait_for(&arrived, "health");
     traffic_completes_while_held(&engine, &gate, &key, None);
     assert!(
@@ -282,15 +309,11 @@ fn a_stale_health_failure_leaves_a_newer_connection_alone() {
         h.health = true;
         h.health_fails = true;
     });
-    let describe = {
-        let engine = Arc::clone(&engine);
-        let store = store.clone();
-        thread::spawn(move || {
-            engine
-                .describe_custom_key_stores(Some(&store), None, None, None)
-                .map(|p| p.items[0].connection_state)
-        })
-    };
+    let describe = in_thread(&engine, &store, |engine, store| {
+        engine
+            .describe_custom_key_stores(Some(store), None, None, None)
+            .map(|p| p.items[0].connection_state)
+    });
     wait_for(&arrived, "health");
     // Meanwhile the store is disconnected and connected again: a new connection.
     engine.disconnect_custom_key_store(&store).unwrap();
@@ -315,11 +338,9 @@ fn a_connection_that_never_answers_blocks_no_other_key() {
     let store = new_store(&engine);
 
     gate.set(|h| h.connect = true);
-    let connect = {
-        let engine = Arc::clone(&engine);
-        let store = store.clone();
-        thread::spawn(move || engine.connect_custom_key_store(&store))
-    };
+    let connect = in_thread(&engine, &store, |engine, store| {
+        engine.connect_custom_key_store(store)
+    });
     wait_for(&arrived, "connect");
     // Other keys, and DescribeCustomKeyStores itself (CONNECTING meanwhile), go on.
     traffic_completes_while_held(&engine, &gate, &key, Some(&store));
@@ -329,26 +350,8 @@ fn a_connection_that_never_answers_blocks_no_other_key() {
     gate.set(|h| h.connect = false);
     connect.join().unwrap().unwrap();
     assert_eq!(state_of(&engine, &store), ConnectionState::Connected);
-    let hsm_key = engine
-        .create_key(CreateKeyRequest {
-            origin: Some(keyplane::Origin::AwsCloudhsm),
-            custom_key_store_id: Some(store.clone()),
-            ..Default::default()
-        })
-        .unwrap()
-        .key_id;
-    let blob = engine
-        .encrypt(&EncryptRequest::new(&hsm_key, b"in the HSM"))
-        .unwrap()
-        .ciphertext_blob;
-    assert_eq!(
-        engine
-            .decrypt(&DecryptRequest::new(&blob))
-            .unwrap()
-            .plaintext
-            .expose(),
-        b"in the HSM"
-    );
+    let hsm_key = engine.create_key(hsm_key_request(&store)).unwrap().key_id;
+    assert_round_trip(&engine, &hsm_key);
 }
 
 #[test]
@@ -358,11 +361,9 @@ fn a_connection_that_answers_after_a_disconnect_is_dropped() {
     let store = new_store(&engine);
 
     gate.set(|h| h.connect = true);
-    let connect = {
-        let engine = Arc::clone(&engine);
-        let store = store.clone();
-        thread::spawn(move || engine.connect_custom_key_store(&store))
-    };
+    let connect = in_thread(&engine, &store, |engine, store| {
+        engine.connect_custom_key_store(store)
+    });
     wait_for(&arrived, "connect");
     // Disconnected while it connects: the late connection must not bring the store back.
     engine.disconnect_custom_key_store(&store).unwrap();
@@ -386,24 +387,14 @@ fn a_data_plane_call_that_never_answers_blocks_no_other_key() {
     let key = new_key(&engine);
     let store = new_store(&engine);
     engine.connect_custom_key_store(&store).unwrap();
-    let hsm_key = engine
-        .create_key(CreateKeyRequest {
-            origin: Some(keyplane::Origin::AwsCloudhsm),
-            custom_key_store_id: Some(store.clone()),
-            ..Default::default()
-        })
-        .unwrap()
-        .key_id;
+    let hsm_key = engine.create_key(hsm_key_request(&store)).unwrap().key_id;
 
     gate.set(|h| h.salt = true);
-    let held = {
-        let engine = Arc::clone(&engine);
-        thread::spawn(move || {
-            engine
-                .encrypt(&EncryptRequest::new(&hsm_key, b"in the HSM"))
-                .map(|r| r.ciphertext_blob.len())
-        })
-    };
+    let held = in_thread(&engine, &hsm_key, |engine, hsm_key| {
+        engine
+            .encrypt(&EncryptRequest::new(hsm_key, b"in the HSM"))
+            .map(|r| r.ciphertext_blob.len())
+    });
     wait_for(&arrived, "salt");
     traffic_completes_while_held(&engine, &gate, &key, Some(&store));
     assert!(!held.is_finished(), "the HSM call returned while held");
@@ -422,34 +413,15 @@ fn a_backing_key_that_never_comes_blocks_no_other_key() {
     engine.connect_custom_key_store(&store).unwrap();
 
     gate.set(|h| h.backing = true);
-    let create = {
-        let engine = Arc::clone(&engine);
-        let store = store.clone();
-        thread::spawn(move || {
-            engine.create_key(CreateKeyRequest {
-                origin: Some(keyplane::Origin::AwsCloudhsm),
-                custom_key_store_id: Some(store),
-                ..Default::default()
-            })
-        })
-    };
+    let create = in_thread(&engine, &store, |engine, store| {
+        engine.create_key(hsm_key_request(store))
+    });
     wait_for(&arrived, "backing");
     traffic_completes_while_held(&engine, &gate, &key, Some(&store));
     assert!(!create.is_finished(), "the backing key came while held");
     gate.set(|h| h.backing = false);
     let made = create.join().unwrap().unwrap();
-    let blob = engine
-        .encrypt(&EncryptRequest::new(&made.key_id, b"in the HSM"))
-        .unwrap()
-        .ciphertext_blob;
-    assert_eq!(
-        engine
-            .decrypt(&DecryptRequest::new(&blob))
-            .unwrap()
-            .plaintext
-            .expose(),
-        b"in the HSM"
-    );
+    assert_round_trip(&engine, &made.key_id);
 }
 
 #[test]
@@ -460,17 +432,9 @@ fn a_backing_key_made_through_a_connection_since_dropped_is_not_committed() {
     engine.connect_custom_key_store(&store).unwrap();
 
     gate.set(|h| h.backing = true);
-    let create = {
-        let engine = Arc::clone(&engine);
-        let store = store.clone();
-        thread::spawn(move || {
-            engine.create_key(CreateKeyRequest {
-                origin: Some(keyplane::Origin::AwsCloudhsm),
-                custom_key_store_id: Some(store),
-                ..Default::default()
-            })
-        })
-    };
+    let create = in_thread(&engine, &store, |engine, store| {
+        engine.create_key(hsm_key_request(store))
+    });
     wait_for(&arrived, "backing");
     // The store is disconnected and connected again while the HSM makes the key.
     engine.disconnect_custom_key_store(&store).unwrap();
