@@ -259,27 +259,11 @@ fn the_proxy_refuses_bad_setups_before_serving() {
 fn key_store_commands_make_and_use_an_external_key_store_through_the_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(d, &["--data-dir", "data", "store", "init"], b"");
-    ok(d, &["--data-dir", "kms", "store", "init"], b"");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-self-signed",
-        "--credentials",
-        "creds.json",
-        "--generate-credentials",
-        "--create-key",
-        "ext-cli",
-    ];
-    let (proxy, events) = spawn(d, &args);
-    let endpoint = find(&events, "listening")["endpoint"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ca = find(&events, "tls")["certificate"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ProxyForKms {
+        proxy,
+        endpoint,
+        ca,
+    } = proxy_for_kms(d, "ext-cli", &[], Stdio::inherit());
     let kms = |extra: &[&str]| -> Vec<String> {
         let mut all: Vec<String> = ["--json", "--data-dir", "kms", "--xks-ca-bundle", &ca]
             .iter()
@@ -293,18 +277,7 @@ fn key_store_commands_make_and_use_an_external_key_store_through_the_proxy() {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         serde_json::from_slice(&ok(d, &refs, b"")).unwrap()
     };
-    let created = json(&[
-        "key-store",
-        "create",
-        "--name",
-        "xks",
-        "--xks-proxy-uri-endpoint",
-        &endpoint,
-        "--xks-proxy-config",
-        "creds.json",
-    ]);
-    let store = created["CustomKeyStoreId"].as_str().unwrap().to_owned();
-    json(&["key-store", "connect", &store]);
+    let (store, key) = external_key(json, &endpoint, "ext-cli");
     let listed = json(&["key-store", "list", "--id", &store]);
     let entry = &listed["CustomKeyStores"][0];
     assert_eq!(entry["ConnectionState"], "CONNECTED", "{listed}");
@@ -322,19 +295,6 @@ fn key_store_commands_make_and_use_an_external_key_store_through_the_proxy() {
         "the secret is never printed"
     );
 
-    let key = json(&[
-        "key",
-        "create",
-        "--origin",
-        "EXTERNAL_KEY_STORE",
-        "--custom-key-store-id",
-        &store,
-        "--xks-key-id",
-        "ext-cli",
-    ])["KeyMetadata"]["KeyId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let described = json(&["key", "describe", &key]);
     assert_eq!(
         described["KeyMetadata"]["XksKeyConfiguration"]["Id"], "ext-cli",
@@ -366,6 +326,74 @@ fn key_store_commands_make_and_use_an_external_key_store_through_the_proxy() {
     ok(d, &decrypt, b"");
     assert_eq!(std::fs::read(d.join("back")).unwrap(), b"hello XKS");
     stop(again);
+}
+
+/// A proxy for a KMS side on this machine: the data directories of both made (`data` for the
+/// proxy, `kms` for the keyplane that calls it), the proxy started with fresh credentials in
+/// creds.json and the external key `xks_key`, with `more` arguments and its standard error to
+/// `stderr`.
+struct ProxyForKms {
+    proxy: Proxy,
+    endpoint: String,
+    /// The proxy's self-signed certificate (PEM file).
+    ca: String,
+}
+
+fn proxy_for_kms(d: &Path, xks_key: &str, more: &[&str], stderr: Stdio) -> ProxyForKms {
+    ok(d, &["--data-dir", "data", "store", "init"], b"");
+    ok(d, &["--data-dir", "kms", "store", "init"], b"");
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-self-signed",
+        "--credentials",
+        "creds.json",
+        "--generate-credentials",
+        "--create-key",
+        xks_key,
+    ];
+    args.extend_from_slice(more);
+    let (proxy, events) = spawn_with(d, &args, stderr);
+    let text = |event: &str, field: &str| find(&events, event)[field].as_str().unwrap().to_owned();
+    ProxyForKms {
+        proxy,
+        endpoint: text("listening", "endpoint"),
+        ca: text("tls", "certificate"),
+    }
+}
+
+/// Through `kms` (the KMS side's command line, answering JSON): an external key store on the
+/// proxy at `endpoint` with the credentials in creds.json, connected, and a key on the proxy's
+/// key `xks_key`. Returns the store's id and the key's.
+fn external_key(kms: impl Fn(&[&str]) -> Value, endpoint: &str, xks_key: &str) -> (String, String) {
+    let store = kms(&[
+        "key-store",
+        "create",
+        "--name",
+        "xks",
+        "--xks-proxy-uri-endpoint",
+        endpoint,
+        "--xks-proxy-config",
+        "creds.json",
+    ])["CustomKeyStoreId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    kms(&["key-store", "connect", &store]);
+    let key = kms(&[
+        "key",
+        "create",
+        "--origin",
+        "EXTERNAL_KEY_STORE",
+        "--custom-key-store-id",
+        &store,
+        "--xks-key-id",
+        xks_key,
+    ])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (store, key)
 }
 
 fn args_list() -> Vec<String> {
@@ -414,62 +442,19 @@ fn audit_records(dir: &Path) -> Vec<Value> {
 fn the_proxy_logs_the_kms_request_id_of_the_audit_record_that_caused_each_request() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(d, &["--data-dir", "data", "store", "init"], b"");
-    ok(d, &["--data-dir", "kms", "store", "init"], b"");
     let log = std::fs::File::create(d.join("proxy.log")).unwrap();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-self-signed",
-        "--credentials",
-        "creds.json",
-        "--generate-credentials",
-        "--create-key",
-        "ext-id",
-        "--log-requests",
-    ];
-    let (proxy, events) = spawn_with(d, &args, Stdio::from(log));
-    let endpoint = find(&events, "listening")["endpoint"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ca = find(&events, "tls")["certificate"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ProxyForKms {
+        proxy,
+        endpoint,
+        ca,
+    } = proxy_for_kms(d, "ext-id", &["--log-requests"], Stdio::from(log));
     let kms = |extra: &[&str]| -> Value {
         let mut all = vec!["--json", "--data-dir", "kms", "--xks-ca-bundle", &ca];
         all.extend_from_slice(extra);
         let out = ok(d, &all, b"");
         serde_json::from_slice(&out).unwrap_or(Value::Null)
     };
-    let store = kms(&[
-        "key-store",
-        "create",
-        "--name",
-        "xks",
-        "--xks-proxy-uri-endpoint",
-        &endpoint,
-        "--xks-proxy-config",
-        "creds.json",
-    ])["CustomKeyStoreId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    kms(&["key-store", "connect", &store]);
-    let key = kms(&[
-        "key",
-        "create",
-        "--origin",
-        "EXTERNAL_KEY_STORE",
-        "--custom-key-store-id",
-        &store,
-        "--xks-key-id",
-        "ext-id",
-    ])["KeyMetadata"]["KeyId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, key) = external_key(kms, &endpoint, "ext-id");
     std::fs::write(d.join("pt"), b"traced").unwrap();
     kms(&["encrypt", "--key-id", &key, "--in", "pt", "--out", "ct"]);
     kms(&["decrypt", "--in", "ct", "--out", "back"]);
