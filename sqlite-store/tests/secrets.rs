@@ -29,6 +29,21 @@ fn wrapped(dir: &Path, name: &str, copy: usize) -> Vec<u8> {
     .unwrap()
 }
 
+/// The secret `NAME` of `store`, which must be there.
+fn secret_of(store: &SqliteKeyStore) -> Vec<u8> {
+    store
+        .get_secret(NAME)
+        .unwrap()
+        .expect("the secret is there")
+        .expose(keyplane::SecretAccess::granted())
+        .to_vec()
+}
+
+/// Restores `backup` into the data directory `data` (with the root key file there).
+fn restore(data: &Path, backup: &Path) {
+    SqliteKeyStore::restore(data, backup, key_file(data), StoreOptions::default(), false).unwrap();
+}
+
 fn generation(store: &SqliteKeyStore) -> u64 {
     keyplane::store::KeyStore::generation(store).unwrap()
 }
@@ -42,14 +57,7 @@ fn a_secret_round_trips_durably_wrapped_and_never_in_clear() {
     let before = generation(&store);
     store.put_secret(NAME, &value).unwrap();
     assert_eq!(generation(&store), before + 1, "a secret is a change");
-    assert_eq!(
-        store
-            .get_secret(NAME)
-            .unwrap()
-            .unwrap()
-            .expose(keyplane::SecretAccess::granted()),
-        &value
-    );
+    assert_eq!(secret_of(&store), value);
     store.put_secret("other", b"x").unwrap();
     assert_eq!(
         store.secret_names().unwrap(),
@@ -82,14 +90,7 @@ fn a_secret_round_trips_durably_wrapped_and_never_in_clear() {
     );
     assert_ne!(wrapped(dir.path(), NAME, 1), wrapped(dir.path(), NAME, 2));
     let store = open(dir.path());
-    assert_eq!(
-        store
-            .get_secret(NAME)
-            .unwrap()
-            .unwrap()
-            .expose(keyplane::SecretAccess::granted()),
-        &value
-    );
+    assert_eq!(secret_of(&store), value);
     let report = store.verify(false).unwrap();
     assert_eq!(report.secrets, 1);
     assert_eq!(report.secret_copies_checked, 2);
@@ -154,14 +155,7 @@ fn a_damaged_copy_is_repaired_and_a_secret_with_no_good_copy_is_an_error_not_rep
     assert_eq!(report.damaged_secret_copies[0].copy, 2);
     assert_eq!(report.damaged_secret_copies[0].damage, Damage::Checksum);
     assert!(!report.is_healthy(), "unrepaired damage");
-    assert_eq!(
-        store
-            .get_secret(NAME)
-            .unwrap()
-            .unwrap()
-            .expose(keyplane::SecretAccess::granted()),
-        &value
-    );
+    assert_eq!(secret_of(&store), value);
     let report = store.verify(false).unwrap();
     assert!(report.is_pristine(), "repaired on read: {report:?}");
     assert!(store
@@ -229,27 +223,13 @@ fn root_key_rotation_rewraps_secrets_and_the_old_key_no_longer_opens_them() {
     let report = store.rotate_root_key(key_file(dir.path())).unwrap();
     assert_eq!(report.secrets_rewrapped, 1);
     assert_eq!(report.secrets_lost, 0);
-    assert_eq!(
-        store
-            .get_secret(NAME)
-            .unwrap()
-            .unwrap()
-            .expose(keyplane::SecretAccess::granted()),
-        &value
-    );
+    assert_eq!(secret_of(&store), value);
     drop(store);
     let after = (wrapped(dir.path(), NAME, 1), wrapped(dir.path(), NAME, 2));
     assert_ne!(before.0, after.0);
     assert_ne!(before.1, after.1);
     let store = open(dir.path());
-    assert_eq!(
-        store
-            .get_secret(NAME)
-            .unwrap()
-            .unwrap()
-            .expose(keyplane::SecretAccess::granted()),
-        &value
-    );
+    assert_eq!(secret_of(&store), value);
     assert!(store.verify(false).unwrap().is_pristine());
 
     // Onto another provider (an environment variable), and back readable there.
@@ -261,14 +241,7 @@ fn root_key_rotation_rewraps_secrets_and_the_old_key_no_longer_opens_them() {
     assert_eq!(report.secrets_rewrapped, 1);
     drop(store);
     let store = SqliteKeyStore::open(dir.path(), env, StoreOptions::default()).unwrap();
-    assert_eq!(
-        store
-            .get_secret(NAME)
-            .unwrap()
-            .unwrap()
-            .expose(keyplane::SecretAccess::granted()),
-        &value
-    );
+    assert_eq!(secret_of(&store), value);
 }
 
 fn base64_of(bytes: &[u8]) -> String {
@@ -287,22 +260,8 @@ fn backups_carry_secrets_and_restore_brings_them_back() {
     store.backup(&backup).unwrap();
     store.delete_secret(NAME).unwrap();
     drop(store);
-    SqliteKeyStore::restore(
-        &data,
-        &backup,
-        key_file(&data),
-        StoreOptions::default(),
-        false,
-    )
-    .unwrap();
-    assert_eq!(
-        open(&data)
-            .get_secret(NAME)
-            .unwrap()
-            .unwrap()
-            .expose(keyplane::SecretAccess::granted()),
-        &value
-    );
+    restore(&data, &backup);
+    assert_eq!(secret_of(&open(&data)), value);
 }
 
 /// Turns a fresh store into what a schema-1 binary made: no secret tables, user_version 1.
@@ -360,14 +319,7 @@ fn a_schema_1_store_is_migrated_when_its_root_key_opens_it() {
     store.put_secret(NAME, b"now there is room").unwrap();
     assert_eq!(store.verify(false).unwrap().schema_version, SCHEMA_VERSION);
     drop(store);
-    assert_eq!(
-        open(dir.path())
-            .get_secret(NAME)
-            .unwrap()
-            .unwrap()
-            .expose(keyplane::SecretAccess::granted()),
-        b"now there is room"
-    );
+    assert_eq!(secret_of(&open(dir.path())), b"now there is room");
 }
 
 #[test]
@@ -377,14 +329,7 @@ fn a_schema_1_backup_restores_and_is_migrated() {
     make_schema_1(&data);
     let backup = dir.path().join("v1.db");
     open_v1_backup(&data, &backup);
-    SqliteKeyStore::restore(
-        &data,
-        &backup,
-        key_file(&data),
-        StoreOptions::default(),
-        false,
-    )
-    .unwrap();
+    restore(&data, &backup);
     let store = open(&data);
     store.put_secret(NAME, b"after restore").unwrap();
     assert!(store.verify(false).unwrap().is_pristine());
