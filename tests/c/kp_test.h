@@ -91,6 +91,17 @@ static inline kp_decrypt_item kp_test_encrypt_text(kp_engine *engine, const char
   return dec;
 }
 
+/* A new engine in memory with `worker_threads` workers and the default settings otherwise. */
+static inline kp_engine *kp_test_new_engine(uint32_t worker_threads) {
+  kp_config *config = NULL;
+  kp_engine *engine = NULL;
+  OK(kp_config_new(&config));
+  OK(kp_config_set_worker_threads(config, worker_threads));
+  OK(kp_engine_new(config, &engine));
+  kp_config_free(config);
+  return engine;
+}
+
 /* Runs `argv[0]` with `argv` in a child process and requires it to exit 0. */
 static inline void kp_test_run_child(char *const argv[]) {
   int status = 0;

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "kp_test.h"
+#include "kp_scratch.h"
 
 #define CLUSTER "cluster-softhsmtoken"
 #define PIN "1234567890"
@@ -69,8 +69,7 @@ static const char *state_of(const struct kp_engine *engine, const char *id, cons
 }
 
 int main(void) {
-  char dir[] = "/tmp/kp-c-hsm-XXXXXX";
-  char command[1024];
+  const char *dir;
   const char *module;
   struct kp_config *config = NULL;
   struct kp_engine *engine = NULL;
@@ -87,7 +86,7 @@ int main(void) {
   uint8_t random_bytes[32];
   uint8_t zeros[32];
 
-  CHECK(mkdtemp(dir) != NULL);
+  dir = kp_test_scratch_make("kp-c-hsm");
   module = softhsm_token(dir, "keyplane");
 
   OK(kp_config_new(&config));
@@ -152,8 +151,7 @@ int main(void) {
 
   kp_engine_free(engine);
   kp_config_free(config);
-  snprintf(command, sizeof command, "rm -rf %s", dir);
-  CHECK(system(command) == 0);
+  kp_test_scratch_remove();
   printf("test_custom_key_store: %d checks passed\n", kp_test_checks);
   return 0;
 }

@@ -14,9 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "kp_test.h"
-
-static char dir[] = "/tmp/kp-envelope-XXXXXX";
+#include "kp_scratch.h"
 
 static const uint16_t suites[] = {0x0578, 0x0478, 0x0378, 0x0178, 0x0078};
 #define NSUITES (sizeof suites / sizeof suites[0])
@@ -25,34 +23,6 @@ static int is_v1(uint16_t suite) { return suite < 0x0400; }
 static int is_signed(uint16_t suite) { return suite == 0x0578 || suite == 0x0378; }
 static const char *policy_for(uint16_t suite) {
   return is_v1(suite) ? "REQUIRE_ENCRYPT_ALLOW_DECRYPT" : NULL;
-}
-
-static void path(char *out, size_t cap, const char *name) {
-  int n = snprintf(out, cap, "%s/%s", dir, name);
-  CHECK(n > 0 && (size_t)n < cap);
-}
-
-static void write_file(const char *name, const uint8_t *data, size_t len) {
-  char p[256];
-  FILE *f;
-  path(p, sizeof p, name);
-  f = fopen(p, "wb");
-  CHECK(f != NULL);
-  CHECK(len == 0 || fwrite(data, 1, len, f) == len);
-  CHECK(fclose(f) == 0);
-}
-
-static size_t read_file(const char *name, uint8_t *data, size_t cap) {
-  char p[256];
-  FILE *f;
-  size_t n;
-  path(p, sizeof p, name);
-  f = fopen(p, "rb");
-  CHECK(f != NULL);
-  n = fread(data, 1, cap, f);
-  CHECK(n < cap); /* the whole file */
-  CHECK(fclose(f) == 0);
-  return n;
 }
 
 static void fill_pattern(uint8_t *p, size_t n, unsigned seed) {
@@ -145,20 +115,20 @@ static void make_keyrings(kp_engine *engine) {
   kp_record_free(md);
   fill_pattern(key, sizeof key, 1);
   OK(kp_keyring_raw_aes_new("c-test", "aes-1", key, sizeof key, &aes));
-  write_file("aes.key", key, sizeof key);
+  kp_test_write_file("aes.key", key, sizeof key);
   fill_pattern(key, sizeof key, 2);
   OK(kp_keyring_raw_aes_new("c-test", "aes-1", key, sizeof key, &aes_other));
-  path(p, sizeof p, "rsa.pem");
+  kp_test_path(p, sizeof p, "rsa.pem");
   CHECK(snprintf(command, sizeof command,
                  "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out %s 2>/dev/null",
                  p) > 0);
   CHECK(system(command) == 0);
-  pem_len = read_file("rsa.pem", pem, sizeof pem);
+  pem_len = kp_test_read_file("rsa.pem", pem, sizeof pem);
   OK(kp_keyring_raw_rsa_new("c-test", "rsa-1", "RSA_OAEP_SHA256_MGF1", pem, pem_len, &rsa));
   CHECK(snprintf(command, sizeof command, "openssl pkey -in %s -pubout -out %s/rsa.pub.pem", p,
-                 dir) > 0);
+                 kp_test_scratch()) > 0);
   CHECK(system(command) == 0);
-  pem_len = read_file("rsa.pub.pem", pem, sizeof pem);
+  pem_len = kp_test_read_file("rsa.pub.pem", pem, sizeof pem);
   OK(kp_keyring_raw_rsa_new("c-test", "rsa-1", "RSA_OAEP_SHA256_MGF1", pem, pem_len,
                             &rsa_public));
   OK(kp_context_new(&context));
@@ -556,10 +526,10 @@ static void test_cli_interop(kp_engine *engine) {
     fprintf(stderr, "cli interop: KP_CLI must name the keyplane binary (scripts/test-c sets it)\n");
     exit(1);
   }
-  path(keyfile, sizeof keyfile, "aes.key");
-  path(rsafile, sizeof rsafile, "rsa.pem");
-  path(in, sizeof in, "in.bin");
-  path(out, sizeof out, "out.bin");
+  kp_test_path(keyfile, sizeof keyfile, "aes.key");
+  kp_test_path(rsafile, sizeof rsafile, "rsa.pem");
+  kp_test_path(in, sizeof in, "in.bin");
+  kp_test_path(out, sizeof out, "out.bin");
   fill_pattern(pt, sizeof pt, 7);
   rings[0] = aes;
   rings[1] = rsa;
@@ -569,32 +539,32 @@ static void test_cli_interop(kp_engine *engine) {
     /* C -> CLI (raw AES, and raw RSA alone). */
     OK(kp_envelope_encrypt(engine, rings, 2, context, 1000, suite, pt, sizeof pt, msg, MSG_CAP,
                            &msg_len));
-    write_file("msg.kpe", msg, msg_len);
+    kp_test_write_file("msg.kpe", msg, msg_len);
     CHECK(snprintf(command, sizeof command,
                    "%s decrypt-file --quiet --raw-aes c-test,aes-1,%s --in %s/msg.kpe --out %s"
                    " --context purpose=test%s",
-                   cli, keyfile, dir, out, policy) > 0);
+                   cli, keyfile, kp_test_scratch(), out, policy) > 0);
     CHECK(system(command) == 0);
-    len = read_file("out.bin", back, MSG_CAP);
+    len = kp_test_read_file("out.bin", back, MSG_CAP);
     CHECK(len == sizeof pt && memcmp(back, pt, len) == 0);
     CHECK(snprintf(command, sizeof command,
                    "%s decrypt-file --quiet --raw-rsa c-test,rsa-1,RSA_OAEP_SHA256_MGF1,%s"
                    " --in %s/msg.kpe --out %s%s",
-                   cli, rsafile, dir, out, policy) > 0);
+                   cli, rsafile, kp_test_scratch(), out, policy) > 0);
     CHECK(system(command) == 0);
-    len = read_file("out.bin", back, MSG_CAP);
+    len = kp_test_read_file("out.bin", back, MSG_CAP);
     CHECK(len == sizeof pt && memcmp(back, pt, len) == 0);
     /* A tampered message: the CLI refuses it and leaves no output file. */
     msg[msg_len - 20] ^= 1;
-    write_file("msg.kpe", msg, msg_len);
+    kp_test_write_file("msg.kpe", msg, msg_len);
     CHECK(snprintf(command, sizeof command,
                    "%s decrypt-file --quiet --raw-aes c-test,aes-1,%s --in %s/msg.kpe --out %s%s"
                    " 2>/dev/null",
-                   cli, keyfile, dir, out, policy) > 0);
+                   cli, keyfile, kp_test_scratch(), out, policy) > 0);
     CHECK(system(command) != 0);
     CHECK(access(out, F_OK) != 0);
     /* CLI -> C, one-shot and streamed. */
-    write_file("in.bin", pt, sizeof pt);
+    kp_test_write_file("in.bin", pt, sizeof pt);
     CHECK(snprintf(command, sizeof command,
                    "%s encrypt-file --quiet --raw-aes c-test,aes-1,%s --raw-rsa "
                    "c-test,rsa-1,RSA_OAEP_SHA256_MGF1,%s --suite %s --frame-length 333"
@@ -605,9 +575,9 @@ static void test_cli_interop(kp_engine *engine) {
                    : suite == 0x0378 ? "AES_256_GCM_IV12_TAG16_HKDF_SHA384_ECDSA_P384"
                    : suite == 0x0178 ? "AES_256_GCM_IV12_TAG16_HKDF_SHA256"
                                      : "AES_256_GCM_IV12_TAG16_NO_KDF",
-                   in, dir) > 0);
+                   in, kp_test_scratch()) > 0);
     CHECK(system(command) == 0);
-    msg_len = read_file("cli.kpe", msg, MSG_CAP);
+    msg_len = kp_test_read_file("cli.kpe", msg, MSG_CAP);
     CHECK(msg[0] == (is_v1(suite) ? 1 : 2));
     {
       kp_context *found = NULL;
@@ -625,14 +595,8 @@ static void test_cli_interop(kp_engine *engine) {
 }
 
 int main(void) {
-  kp_config *config = NULL;
-  kp_engine *engine = NULL;
-  char command[128];
-  CHECK(mkdtemp(dir) != NULL);
-  OK(kp_config_new(&config));
-  OK(kp_config_set_worker_threads(config, 2));
-  OK(kp_engine_new(config, &engine));
-  kp_config_free(config);
+  kp_engine *engine = kp_test_new_engine(2);
+  kp_test_scratch_make("kp-envelope");
   make_keyrings(engine);
   test_round_trips(engine);
   test_release_rule(engine);
@@ -646,8 +610,7 @@ int main(void) {
   kp_keyring_free(rsa_public);
   kp_context_free(context);
   kp_engine_free(engine);
-  CHECK(snprintf(command, sizeof command, "rm -rf %s", dir) > 0);
-  CHECK(system(command) == 0);
+  kp_test_scratch_remove();
   printf("test_envelope: %d checks passed\n", kp_test_checks);
   printf("%d passed, 0 failed\n", 1);
   return 0;

@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kp_test.h"
+#include "kp_scratch.h"
 
 #define EXTERNAL_KEY "c-external-key-1"
 
@@ -150,7 +150,7 @@ static void check_sizes(const struct kp_engine *engine, const char *key, const c
 }
 
 int main(void) {
-  char dir[] = "/tmp/kp-c-xks-XXXXXX";
+  const char *dir;
   char command[2048];
   char line[4096];
   char endpoint[256] = "";
@@ -190,7 +190,7 @@ int main(void) {
     fprintf(stderr, "set KP_CLI to the keyplane binary (scripts/test-c does)\n");
     return 1;
   }
-  CHECK(mkdtemp(dir) != NULL);
+  dir = kp_test_scratch_make("kp-c-xks");
   snprintf(credentials, sizeof credentials, "%s/xks-proxy.json", dir);
   snprintf(command, sizeof command, "'%s' --data-dir %s/proxy-data store init >/dev/null 2>&1", cli,
            dir);
@@ -405,8 +405,7 @@ int main(void) {
   while (fgets(line, sizeof line, proxy) != NULL) {
   }
   pclose(proxy);
-  snprintf(command, sizeof command, "rm -rf %s", dir);
-  CHECK(system(command) == 0);
+  kp_test_scratch_remove();
   printf("test_external_key_store: %d checks passed\n", kp_test_checks);
   return 0;
 }

@@ -13,54 +13,25 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "kp_test.h"
+#include "kp_scratch.h"
 
 static const char *field(const kp_record *r, kp_field f) { return kp_record_string(r, (uint32_t)f); }
-
-static char dir[] = "/tmp/kp-import-XXXXXX";
-
-static void path(char *out, size_t cap, const char *name) {
-  int n = snprintf(out, cap, "%s/%s", dir, name);
-  CHECK(n > 0 && (size_t)n < cap);
-}
-
-static void write_file(const char *name, const uint8_t *data, size_t len) {
-  char p[256];
-  FILE *f;
-  path(p, sizeof p, name);
-  f = fopen(p, "wb");
-  CHECK(f != NULL);
-  CHECK(fwrite(data, 1, len, f) == len);
-  CHECK(fclose(f) == 0);
-}
-
-static size_t read_file(const char *name, uint8_t *data, size_t cap) {
-  char p[256];
-  FILE *f;
-  size_t n;
-  path(p, sizeof p, name);
-  f = fopen(p, "rb");
-  CHECK(f != NULL);
-  n = fread(data, 1, cap, f);
-  CHECK(fclose(f) == 0);
-  return n;
-}
 
 /* RSA-OAEP-SHA256 of `material` to the DER public key `public_key`, by the openssl command line. */
 static size_t openssl_wrap(const uint8_t *public_key, size_t public_key_len, const uint8_t *material,
                            size_t material_len, uint8_t *out, size_t cap) {
   char command[1024];
   int n;
-  write_file("wrapping.der", public_key, public_key_len);
-  write_file("material.bin", material, material_len);
+  kp_test_write_file("wrapping.der", public_key, public_key_len);
+  kp_test_write_file("material.bin", material, material_len);
   n = snprintf(command, sizeof command,
                "openssl pkeyutl -encrypt -pubin -inkey %s/wrapping.der -keyform DER"
                " -in %s/material.bin -out %s/material.wrapped -pkeyopt rsa_padding_mode:oaep"
                " -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256",
-               dir, dir, dir);
+               kp_test_scratch(), kp_test_scratch(), kp_test_scratch());
   CHECK(n > 0 && (size_t)n < sizeof command);
   CHECK(system(command) == 0);
-  return read_file("material.wrapped", out, cap);
+  return kp_test_read_file("material.wrapped", out, cap);
 }
 
 static void new_external_key(kp_engine *engine, char *id) {
@@ -236,19 +207,12 @@ static void test_refusals_and_arguments(kp_engine *engine) {
 }
 
 int main(void) {
-  kp_config *config = NULL;
-  kp_engine *engine = NULL;
-  char command[128];
-  CHECK(mkdtemp(dir) != NULL);
-  OK(kp_config_new(&config));
-  OK(kp_config_set_worker_threads(config, 2));
-  OK(kp_engine_new(config, &engine));
-  kp_config_free(config);
+  kp_engine *engine = kp_test_new_engine(2);
+  kp_test_scratch_make("kp-import");
   test_import_lifecycle(engine);
   test_refusals_and_arguments(engine);
   kp_engine_free(engine);
-  CHECK(snprintf(command, sizeof command, "rm -rf %s", dir) > 0);
-  CHECK(system(command) == 0);
+  kp_test_scratch_remove();
   printf("test_import: %d checks passed\n", kp_test_checks);
   printf("%d passed, 0 failed\n", 1);
   return 0;
