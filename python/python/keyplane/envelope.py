@@ -159,7 +159,7 @@ def decrypt_message(
     return DecryptedMessage(plaintext, context)
 
 
-def _keyrings(
+def _keyrings(  # for callers whose `keyrings` parameter hides the function (also stream.py)
     engine: EngineLike | None,
     key_id: str | None,
     key_ids: Sequence[str],

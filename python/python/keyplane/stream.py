@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from ._keyplane import EnvelopeReader, EnvelopeWriter
-from .envelope import EngineLike, Keyring, keyrings
+from .envelope import EngineLike, Keyring, _keyrings
 
 __all__ = ["EnvelopeReader", "EnvelopeWriter", "open_decrypting", "open_encrypting"]
 
@@ -46,7 +46,7 @@ def open_encrypting(
 ) -> EnvelopeWriter:
     """A writer that encrypts what is written to it into a message written to `dest` (any object
     with a `write(bytes)` method); the header is written at once."""
-    rings = _rings(engine, key_id, key_ids, keyrings, False)
+    rings = _keyrings(engine, key_id, key_ids, keyrings, False)
     return EnvelopeWriter(
         dest,
         keyrings=rings,
@@ -75,7 +75,7 @@ def open_decrypting(
     """A reader of the plaintext of the message in `src` (any object with a `read(n)` method
     returning bytes); the header is read and checked at once. `encryption_context`: pairs the
     message's context must have. `signed_release`: "after_signature" or "per_frame"."""
-    rings = _rings(engine, key_id, key_ids, keyrings, discovery)
+    rings = _keyrings(engine, key_id, key_ids, keyrings, discovery)
     return EnvelopeReader(
         src,
         keyrings=rings,
@@ -84,16 +84,4 @@ def open_decrypting(
         max_encrypted_data_keys=max_encrypted_data_keys,
         max_buffered_plaintext=max_buffered_plaintext,
         signed_release=signed_release,
-    )
-
-
-def _rings(
-    engine: EngineLike | None,
-    key_id: str | None,
-    key_ids: Sequence[str],
-    rings: Sequence[Keyring],
-    discovery: bool,
-) -> list[Keyring]:
-    return keyrings(
-        engine=engine, key_id=key_id, key_ids=key_ids, keyrings=rings, discovery=discovery
     )
