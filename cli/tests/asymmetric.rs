@@ -146,16 +146,7 @@ fn an_ecdsa_signature_made_by_keyplane_verifies_with_rustcrypto_and_openssl() {
     }
 
     // keyplane's own Verify: valid, and a flipped bit refused with exit 1.
-    let verify_msg = [
-        "verify",
-        "--key-id",
-        &key,
-        "--signing-algorithm",
-        "ECDSA_SHA_256",
-        "--in",
-        "msg",
-        "--signature",
-    ];
+    let verify_msg = [&["verify"], &sign_msg[1..], &["--signature"]].concat();
     let verified = json(d, &with(&verify_msg, &["msg.sig"]), b"");
     assert_shape(
         &verified,

@@ -187,14 +187,14 @@ fn hsm_key_request(store: &str) -> CreateKeyRequest {
     }
 }
 
-/// Encrypt and Decrypt under `key` give the plaintext back.
-fn assert_round_trip(engine: &Engine, key: &str) {
+/// Encrypt and Decrypt of `plaintext` under `key` give it back.
+fn assert_round_trip(engine: &Engine, key: &str, plaintext: &[u8]) {
     let blob = engine
-        .encrypt(&EncryptRequest::new(key, b"in the HSM"))
+        .encrypt(&EncryptRequest::new(key, plaintext))
         .unwrap()
         .ciphertext_blob;
     let plain = engine.decrypt(&DecryptRequest::new(&blob)).unwrap();
-    assert_eq!(plain.plaintext.expose(), b"in the HSM");
+    assert_eq!(plain.plaintext.expose(), plaintext);
 }
 
 /// `call` with the engine and `id` (a store's or a key's), in a thread of its own (it may wait
@@ -232,12 +232,7 @@ fn traffic_completes_while_held(engine: &Arc<Engine>, gate: &Gate, key: &str, ot
         thread::spawn(move || {
             let made = engine.create_key(CreateKeyRequest::default()).unwrap();
             for id in [key.as_str(), made.key_id.as_str()] {
-                let blob = engine
-                    .encrypt(&EncryptRequest::new(id, b"keyplane-held"))
-                    .unwrap()
-                    .ciphertext_blob;
-                let plain = engine.decrypt(&DecryptRequest::new(&blob)).unwrap();
-                assert_eq!(plain.plaintext.expose(), b"keyplane-held");
+                assert_round_trip(&engine, id, b"keyplane-held");
             }
             if let Some(other) = other {
                 state_of(&engine, &other);
@@ -351,7 +346,7 @@ fn a_connection_that_never_answers_blocks_no_other_key() {
     connect.join().unwrap().unwrap();
     assert_eq!(state_of(&engine, &store), ConnectionState::Connected);
     let hsm_key = engine.create_key(hsm_key_request(&store)).unwrap().key_id;
-    assert_round_trip(&engine, &hsm_key);
+    assert_round_trip(&engine, &hsm_key, b"in the HSM");
 }
 
 #[test]
@@ -421,7 +416,7 @@ fn a_backing_key_that_never_comes_blocks_no_other_key() {
     assert!(!create.is_finished(), "the backing key came while held");
     gate.set(|h| h.backing = false);
     let made = create.join().unwrap().unwrap();
-    assert_round_trip(&engine, &made.key_id);
+    assert_round_trip(&engine, &made.key_id, b"in the HSM");
 }
 
 #[test]
