@@ -23,7 +23,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::FromRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -37,7 +36,7 @@ use keyplane::less_safe::ecdh::{self, AgreementKey};
 use keyplane::less_safe::hmac::HmacKey;
 use keyplane::less_safe::rsa_oaep::{self, RsaOaepKey};
 use keyplane::less_safe::signature::{self, SigningKey};
-use keyplane::store::{KeyStore, StoreChange, StoreContents, StoredMaterial};
+use keyplane::store::{KeyStore, MemoryKeyStore, StoreChange};
 use keyplane::{locked_memory_stats as stats, LockedBytes};
 use keyplane::{
     CreateKeyRequest, DataKeySpec, DecryptRequest, DeriveSharedSecretRequest, EncryptRequest,
@@ -374,47 +373,23 @@ fn locked_from_hex(text: &str) -> LockedBytes {
     locked
 }
 
-/// A key store holding given material, for the dump tests: the engine gets key material whose
-/// bytes the test knows, through the same path a durable store takes.
-struct KnownStore {
-    keys: Vec<KeyRecord>,
-    materials: Vec<(uuid::Uuid, LockedBytes)>,
-    generation: AtomicU64,
-}
-
-impl KeyStore for KnownStore {
-    fn load(&self) -> keyplane::Result<StoreContents> {
-        let mut materials = Vec::new();
-        for (key_id, material) in &self.materials {
-            materials.push(StoredMaterial {
+/// The engine's in-memory store holding given keys and material, for the dump tests: the engine
+/// gets key material whose bytes the test knows through `KeyStore::load`, the path a durable store
+/// takes (the store keeps its copies in locked memory; `materials` are zeroed when dropped).
+fn known_store(keys: &[KeyRecord], materials: &[(uuid::Uuid, LockedBytes)]) -> MemoryKeyStore {
+    let store = MemoryKeyStore::new(LockPolicy::Require);
+    let mut changes: Vec<StoreChange<'_>> = keys.iter().map(StoreChange::PutKey).collect();
+    changes.extend(
+        materials
+            .iter()
+            .map(|(key_id, material)| StoreChange::PutMaterial {
                 key_id: *key_id,
                 version: 1,
-                material: LockedBytes::copy_from(
-                    material.expose(keyplane::SecretAccess::granted()),
-                    LockPolicy::Require,
-                )?,
-            });
-        }
-        Ok(StoreContents {
-            keys: self.keys.clone(),
-            aliases: Vec::new(),
-            materials,
-            custom_key_stores: Vec::new(),
-            generation: self.generation.load(Ordering::SeqCst),
-        })
-    }
-
-    fn commit(&self, _changes: &[StoreChange<'_>]) -> keyplane::Result<u64> {
-        Ok(self.generation.fetch_add(1, Ordering::SeqCst) + 1)
-    }
-
-    fn generation(&self) -> keyplane::Result<u64> {
-        Ok(self.generation.load(Ordering::SeqCst))
-    }
-
-    fn describe(&self) -> String {
-        "known material".into()
-    }
+                material,
+            }),
+    );
+    store.commit(&changes).unwrap();
+    store
 }
 
 fn record(id: uuid::Uuid, spec: KeySpec, usage: KeyUsage) -> KeyRecord {
@@ -457,8 +432,8 @@ fn hold_secrets() -> (LockedBytes, Engine, Vec<u8>) {
     let locked = locked_from_hex(&var("KEYPLANE_PATTERN_LOCKED"));
     let symmetric = uuid::Uuid::new_v4();
     let hmac = uuid::Uuid::new_v4();
-    let store = KnownStore {
-        keys: vec![
+    let store = known_store(
+        &[
             record(
                 symmetric,
                 KeySpec::SymmetricDefault,
@@ -466,15 +441,14 @@ fn hold_secrets() -> (LockedBytes, Engine, Vec<u8>) {
             ),
             record(hmac, KeySpec::Hmac256, KeyUsage::GenerateVerifyMac),
         ],
-        materials: vec![
+        &[
             (
                 symmetric,
                 locked_from_hex(&var("KEYPLANE_PATTERN_SYMMETRIC")),
             ),
             (hmac, locked_from_hex(&var("KEYPLANE_PATTERN_HMAC"))),
         ],
-        generation: AtomicU64::new(1),
-    };
+    );
     let engine = Engine::builder()
         .worker_threads(1)
         .store(Arc::new(store))
