@@ -180,42 +180,28 @@ fn the_proxy_refuses_bad_setups_before_serving() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     ok(d, &["--data-dir", "data", "store", "init"], b"");
+    // The proxy started with `args`, which it must refuse.
+    let refused = |args: &[&str]| {
+        let out = run(d, &[&["--data-dir", "data", "xks-proxy"], args].concat());
+        assert!(!out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let on_loopback = [
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-self-signed",
+        "--credentials",
+    ];
     // No such credentials file, and not asked to make one.
-    let out = run(
-        d,
-        &[
-            "--data-dir",
-            "data",
-            "xks-proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-self-signed",
-            "--credentials",
-            "none.json",
-        ],
-    );
-    assert!(!out.status.success());
+    refused(&[&on_loopback[..], &["none.json"]].concat());
     // Credentials for another URI path.
     std::fs::write(
         d.join("other.json"),
         r#"{"XksProxyUriPath": "/other/kms/xks/v1", "XksProxyAuthenticationCredential": {"AccessKeyId": "AKIAI2SFODNN7EXAMPLE", "RawSecretAccessKey": "FYtE5EFA5FT0mCc3DrGUe2sti527BitkQ0Zr9MO9fvE"}}"#,
     )
     .unwrap();
-    let out = run(
-        d,
-        &[
-            "--data-dir",
-            "data",
-            "xks-proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-self-signed",
-            "--credentials",
-            "other.json",
-        ],
-    );
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/other/kms/xks/v1"));
+    let said = refused(&[&on_loopback[..], &["other.json"]].concat());
+    assert!(said.contains("/other/kms/xks/v1"), "{said}");
     // A secret too short for the spec, and plain HTTP off loopback.
     std::fs::write(
         d.join("weak.json"),
@@ -223,14 +209,8 @@ fn the_proxy_refuses_bad_setups_before_serving() {
     )
     .unwrap();
     for args in [
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-self-signed",
-            "--credentials",
-            "weak.json",
-        ][..],
-        &[
+        [&on_loopback[..], &["weak.json"]].concat(),
+        vec![
             "--listen",
             "0.0.0.0:0",
             "--plain-http",
@@ -238,16 +218,10 @@ fn the_proxy_refuses_bad_setups_before_serving() {
             "other.json",
             "--uri-path-prefix",
             "other",
-        ][..],
+        ],
     ] {
-        let mut full = vec!["--data-dir", "data", "xks-proxy"];
-        full.extend_from_slice(args);
-        let out = run(d, &full);
-        assert!(!out.status.success(), "{args:?}");
-        assert!(
-            !String::from_utf8_lossy(&out.stderr).contains("short\""),
-            "the secret is never quoted"
-        );
+        let said = refused(&args);
+        assert!(!said.contains("short\""), "the secret is never quoted");
     }
 }
 
