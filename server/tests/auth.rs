@@ -19,6 +19,12 @@ const HOST: &str = "kms.us-east-1.amazonaws.com";
 /// says `wording`.
 trait AuthRefusal {
     fn auth_refused(&mut self, result: Verified, code: &str, wording: &str, what: &str);
+
+    /// As `auth_refused` with InvalidSignatureException, the answer to most forgeries.
+    #[track_caller]
+    fn signature_refused(&mut self, result: Verified, wording: &str, what: &str) {
+        self.auth_refused(result, "InvalidSignatureException", wording, what);
+    }
 }
 
 /// What `Authenticator::verify` answers.
@@ -218,9 +224,8 @@ fn attack_wrong_secret() {
             },
             b"{}",
         );
-        attack.auth_refused(
+        attack.signature_refused(
             f.verify(&req),
-            "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided. \
              Check your AWS Secret Access Key and signing method. Consult the service \
              documentation for details.",
@@ -233,12 +238,7 @@ fn attack_wrong_secret() {
         let auth = req.headers["authorization"].to_str().unwrap().to_owned();
         let (head, _) = auth.rsplit_once("Signature=").unwrap();
         req.set("authorization", &format!("{head}Signature={forged}"));
-        attack.auth_refused(
-            f.verify(&req),
-            "InvalidSignatureException",
-            "does not match",
-            "a forged signature",
-        );
+        attack.signature_refused(f.verify(&req), "does not match", "a forged signature");
     }
 }
 
@@ -253,9 +253,8 @@ fn attack_signature_for_another_region_service_or_date() {
         },
         b"{}",
     );
-    attack.auth_refused(
+    attack.signature_refused(
         f.verify(&req),
-        "InvalidSignatureException",
         "Credential should be scoped to a valid region, not 'eu-west-1'.",
         "a signature for eu-west-1",
     );
@@ -267,9 +266,8 @@ fn attack_signature_for_another_region_service_or_date() {
             },
             b"{}",
         );
-        attack.auth_refused(
+        attack.signature_refused(
             f.verify(&req),
-            "InvalidSignatureException",
             "Credential should be scoped to correct service: 'kms'.",
             "a signature for another service",
         );
@@ -281,9 +279,8 @@ fn attack_signature_for_another_region_service_or_date() {
     let other = if date.ends_with('1') { "0" } else { "1" };
     let forged = auth.replacen(&format!("/{date}/"), &format!("/{}{other}/", &date[..7]), 1);
     req.set("authorization", &forged);
-    attack.auth_refused(
+    attack.signature_refused(
         f.verify(&req),
-        "InvalidSignatureException",
         "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP",
         "a scope for another date",
     );
@@ -293,9 +290,8 @@ fn attack_signature_for_another_region_service_or_date() {
         f.now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64 + 1,
     );
     req.set("x-amz-date", &later);
-    attack.auth_refused(
+    attack.signature_refused(
         f.verify(&req),
-        "InvalidSignatureException",
         "does not match",
         "a request re-dated by a second",
     );
@@ -317,20 +313,10 @@ fn attack_tampered_body() {
         } else {
             "does not match the signature you provided"
         };
-        attack.auth_refused(
-            f.verify(&req),
-            "InvalidSignatureException",
-            wording,
-            "a body changed after signing",
-        );
+        attack.signature_refused(f.verify(&req), wording, "a body changed after signing");
         let mut req = request(&signing, b"{}");
         req.body.push(b' ');
-        attack.auth_refused(
-            f.verify(&req),
-            "InvalidSignatureException",
-            wording,
-            "a byte appended to the body",
-        );
+        attack.signature_refused(f.verify(&req), wording, "a byte appended to the body");
     }
     // A payload hash header that claims the tampered body, on a signature over the original.
     let signing = Signing {
@@ -341,9 +327,8 @@ fn attack_tampered_body() {
     req.body = b"[]".to_vec();
     let hash = keyplane_server::auth::sigv4::sha256_hex(&req.body);
     req.set("x-amz-content-sha256", &hash);
-    attack.auth_refused(
+    attack.signature_refused(
         f.verify(&req),
-        "InvalidSignatureException",
         "does not match the signature you provided",
         "a payload hash rewritten to match a new body",
     );
@@ -365,9 +350,8 @@ fn attack_unsigned_header_added() {
     ] {
         let mut req = request_without(&f.signing(), b"{}", name);
         req.set(name, value);
-        attack.auth_refused(
+        attack.signature_refused(
             f.verify(&req),
-            "InvalidSignatureException",
             &format!("'{shown}' must be a 'SignedHeader' in the AWS Authorization."),
             "an unsigned header the protocol acts on",
         );
@@ -388,9 +372,8 @@ fn attack_unsigned_header_added() {
             "authorization",
             &auth.replacen(&list, &without.join(";"), 1),
         );
-        attack.auth_refused(
+        attack.signature_refused(
             f.verify(&req),
-            "InvalidSignatureException",
             &format!("'{shown}' must be a 'SignedHeader' in the AWS Authorization."),
             "a request whose host or date is not signed",
         );
@@ -413,9 +396,8 @@ fn attack_signed_header_changed() {
     ] {
         let mut req = f.good();
         req.set(name, value);
-        attack.auth_refused(
+        attack.signature_refused(
             f.verify(&req),
-            "InvalidSignatureException",
             "does not match the signature you provided",
             "a signed header changed",
         );
@@ -424,29 +406,18 @@ fn attack_signed_header_changed() {
     let mut req = f.good();
     req.headers
         .append("x-amz-target", "TrentService.Decrypt".parse().unwrap());
-    attack.auth_refused(
+    attack.signature_refused(
         f.verify(&req),
-        "InvalidSignatureException",
         "does not match",
         "a signed header given twice",
     );
     // Path and query are signed too.
     let mut req = f.good();
     req.query = "Action=ScheduleKeyDeletion".into();
-    attack.auth_refused(
-        f.verify(&req),
-        "InvalidSignatureException",
-        "does not match",
-        "a query added",
-    );
+    attack.signature_refused(f.verify(&req), "does not match", "a query added");
     let mut req = f.good();
     req.path = "/admin".into();
-    attack.auth_refused(
-        f.verify(&req),
-        "InvalidSignatureException",
-        "does not match",
-        "another path",
-    );
+    attack.signature_refused(f.verify(&req), "does not match", "another path");
 }
 
 #[test]
@@ -457,18 +428,16 @@ fn attack_replay_of_a_captured_request() {
     assert_eq!(f.verify(&req).unwrap(), alice(&f));
     for later in [0u64, 1, 60, 299] {
         let now = f.now + Duration::from_secs(later);
-        attack.auth_refused(
+        attack.signature_refused(
             f.auth.verify(&req.signed(), now),
-            "InvalidSignatureException",
             "Signature already used",
             "the same signed request again",
         );
     }
     // Past the window the date check refuses it anyway.
-    attack.auth_refused(
+    attack.signature_refused(
         f.auth
             .verify(&req.signed(), f.now + Duration::from_secs(301)),
-        "InvalidSignatureException",
         "Signature expired",
         "the captured request after the window",
     );
@@ -508,9 +477,8 @@ fn attack_expired_timestamp() {
             },
             b"{}",
         );
-        attack.auth_refused(
+        attack.signature_refused(
             f.verify(&req),
-            "InvalidSignatureException",
             "Signature expired: ",
             "a request dated in the past",
         );
@@ -545,9 +513,8 @@ fn attack_far_future_timestamp() {
             },
             b"{}",
         );
-        attack.auth_refused(
+        attack.signature_refused(
             f.verify(&req),
-            "InvalidSignatureException",
             "Signature not yet current: ",
             "a request dated in the future",
         );
@@ -629,9 +596,8 @@ fn attack_acting_as_another_principal() {
         },
         b"{}",
     );
-    attack.auth_refused(
+    attack.signature_refused(
         f.verify(&req),
-        "InvalidSignatureException",
         "does not match",
         "Alice's secret signing for Bob's key",
     );
@@ -850,12 +816,7 @@ fn verify_cached_answers_from_memory_and_defers_only_a_store_read() {
     );
     let mut attack = Attack::new("verify_cached_bypass");
     let replayed = f.auth.verify_cached(&second.signed(), f.now).unwrap();
-    attack.auth_refused(
-        replayed,
-        "InvalidSignatureException",
-        "already used",
-        "a replay",
-    );
+    attack.signature_refused(replayed, "already used", "a replay");
     let wrong = request(
         &Signing {
             secret: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -863,9 +824,8 @@ fn verify_cached_answers_from_memory_and_defers_only_a_store_read() {
         },
         b"{}",
     );
-    attack.auth_refused(
+    attack.signature_refused(
         f.auth.verify_cached(&wrong.signed(), f.now).unwrap(),
-        "InvalidSignatureException",
         "signature",
         "a wrong secret",
     );
