@@ -33,6 +33,23 @@ struct Running {
     _dir: tempfile::TempDir,
 }
 
+impl Running {
+    /// A GET /health on a new plain connection answers 200.
+    async fn assert_serves(&self) {
+        let stream = TcpStream::connect(self.addr).await.unwrap();
+        assert_eq!(
+            send_h1(stream, get("/health")).await.status(),
+            StatusCode::OK
+        );
+    }
+
+    /// Shuts the server down and waits until it has stopped.
+    async fn stop(self) {
+        self.shutdown.shutdown();
+        self.task.await.unwrap();
+    }
+}
+
 async fn start(tls: bool, limits: Limits) -> Running {
     start_with(tls, limits, engine()).await
 }
@@ -233,8 +250,7 @@ async fn health_answers_over_tls_on_http1_and_http2_trusting_the_self_signed_ca(
     assert_service_headers(&answer);
     assert_eq!(json(&answer), serde_json::json!({"status": "ok"}));
 
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,8 +424,7 @@ async fn unsigned_requests_and_unknown_routes_get_the_services_json_errors_with_
         .as_str()
         .unwrap()
         .contains("POST /"));
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,8 +484,7 @@ async fn a_body_over_the_limit_is_answered_413_without_reading_it() {
     assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_service_headers(&answer);
     drop(tx);
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.stop().await;
 }
 
 type Frame = Result<hyper::body::Frame<Bytes>, std::convert::Infallible>;
@@ -551,14 +565,8 @@ async fn a_slowloris_dribbling_headers_is_cut_off_by_the_header_timeout() {
         .render()
         .contains("keyplane_header_timeouts_total 1\n"));
     // Others are served meanwhile and after.
-    let answer = send_h1(
-        TcpStream::connect(server.addr).await.unwrap(),
-        get("/health"),
-    )
-    .await;
-    assert_eq!(answer.status(), StatusCode::OK);
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.assert_serves().await;
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,8 +603,7 @@ async fn idle_connections_are_closed_after_the_idle_timeout_and_not_before() {
         .metrics
         .render()
         .contains("keyplane_idle_timeouts_total 2\n"));
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -624,8 +631,7 @@ async fn past_the_connection_cap_new_connections_wait_until_one_closes() {
         .expect("served once a connection closed")
         .unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.stop().await;
 }
 
 /// A minimal check of the Prometheus text format (0.0.4): every line is a `# HELP`/`# TYPE`
@@ -848,8 +854,7 @@ async fn the_admin_listener_serves_metrics_in_the_prometheus_text_format_and_hea
     let answer = send_h1(TcpStream::connect(admin).await.unwrap(), get("/health")).await;
     assert_eq!(answer.status(), StatusCode::OK);
     assert_eq!(json(&answer), serde_json::json!({"status": "ok"}));
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -947,8 +952,7 @@ async fn thousands_of_idle_connections_are_held_cheaply_while_a_request_is_serve
         "{grown_kib} KiB for {count} idle connections"
     );
     drop(idle);
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.stop().await;
 }
 
 // ---- Signed requests (SigV4 by the `aws-sigv4` crate, an independent implementation) ----
@@ -1040,8 +1044,8 @@ async fn signed_requests_are_answered_over_http1_and_http2_with_their_origin_in_
         text.contains("keyplane_requests_total{operation=\"CreateKey\",code=\"OK\"} 1\n"),
         "{text}"
     );
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    let (access_key_id, port) = (server.credential.0.clone(), server.addr.port());
+    server.stop().await;
 
     // Each answer's request id is its audit record's, with where the request came from.
     let records: Vec<serde_json::Value> = std::fs::read_to_string(&log)
@@ -1059,7 +1063,7 @@ async fn signed_requests_are_answered_over_http1_and_http2_with_their_origin_in_
         assert_eq!(record["userAgent"], "transport-test/1.0");
         assert_eq!(
             record["userIdentity"]["accessKeyId"],
-            server.credential.0.as_str()
+            access_key_id.as_str()
         );
         assert_eq!(record["userIdentity"]["arn"], ROOT);
         let tls = &record["tlsDetails"];
@@ -1068,10 +1072,7 @@ async fn signed_requests_are_answered_over_http1_and_http2_with_their_origin_in_
             tls["cipherSuite"].as_str().unwrap().starts_with("TLS_AES_"),
             "{record}"
         );
-        assert_eq!(
-            tls["clientProvidedHostHeader"],
-            format!("localhost:{}", server.addr.port())
-        );
+        assert_eq!(tls["clientProvidedHostHeader"], format!("localhost:{port}"));
     }
 }
 
@@ -1131,8 +1132,7 @@ async fn a_body_slower_than_the_body_timeout_is_answered_408_and_the_connection_
         .metrics
         .render()
         .contains("keyplane_body_timeouts_total 1\n"));
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1164,8 +1164,7 @@ async fn many_signed_requests_share_one_http2_connection_concurrently() {
     }
     assert_eq!(ids.len(), 64, "request ids are not unique");
     assert_eq!(server.metrics.open_connections(), 1);
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1185,8 +1184,7 @@ async fn a_silent_client_is_dropped_by_the_tls_handshake_timeout() {
         .render()
         .contains("keyplane_tls_handshake_failures_total 1\n"));
     assert_eq!(server.metrics.open_connections(), 0);
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1207,14 +1205,8 @@ async fn a_request_head_over_the_header_size_limit_is_refused_and_the_connection
         "a 200 KiB head was served: {text}"
     );
     // The server is fine.
-    let answer = send_h1(
-        TcpStream::connect(server.addr).await.unwrap(),
-        get("/health"),
-    )
-    .await;
-    assert_eq!(answer.status(), StatusCode::OK);
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.assert_serves().await;
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1254,8 +1246,7 @@ async fn an_http2_connection_kept_busy_with_pings_but_no_requests_is_closed_when
         .metrics
         .render()
         .contains("keyplane_idle_timeouts_total 1\n"));
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1344,6 +1335,5 @@ async fn attack_a_key_policy_source_ip_condition_cannot_be_escaped_over_the_netw
     println!(
         "assurance: attack source-ip-condition-over-the-network: tried {tried}, rejected {tried}"
     );
-    server.shutdown.shutdown();
-    server.task.await.unwrap();
+    server.stop().await;
 }
