@@ -9,17 +9,19 @@
 
 #include "kp_test.h"
 
+#define KP_TEST_SCRATCH_CAP 128
+
 /* kp_test_scratch_make("kp-name") makes /tmp/kp-name-XXXXXX and returns its path,
  * kp_test_scratch_remove() removes it with everything in it. One per process. */
 static inline char *kp_test_scratch(void) {
-  static char dir[128];
+  static char dir[KP_TEST_SCRATCH_CAP];
   return dir;
 }
 
 static inline const char *kp_test_scratch_make(const char *prefix) {
   char *dir = kp_test_scratch();
-  int n = snprintf(dir, 128, "/tmp/%s-XXXXXX", prefix);
-  CHECK(n > 0 && n < 128);
+  int n = snprintf(dir, KP_TEST_SCRATCH_CAP, "/tmp/%s-XXXXXX", prefix);
+  CHECK(n > 0 && n < KP_TEST_SCRATCH_CAP);
   CHECK(mkdtemp(dir) != NULL);
   return dir;
 }
@@ -31,10 +33,15 @@ static inline void kp_test_scratch_remove(void) {
   CHECK(system(command) == 0);
 }
 
+/* The path `dir`/`name` into `out` (`cap` bytes). */
+static inline void kp_test_join(char *out, size_t cap, const char *dir, const char *name) {
+  int n = snprintf(out, cap, "%s/%s", dir, name);
+  CHECK(n > 0 && (size_t)n < cap);
+}
+
 /* `name` in the scratch directory, into `out` (`cap` bytes). */
 static inline void kp_test_path(char *out, size_t cap, const char *name) {
-  int n = snprintf(out, cap, "%s/%s", kp_test_scratch(), name);
-  CHECK(n > 0 && (size_t)n < cap);
+  kp_test_join(out, cap, kp_test_scratch(), name);
 }
 
 /* Writes `len` bytes of `data` into the scratch file `name`. */

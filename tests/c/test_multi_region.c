@@ -14,12 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kp_test.h"
-
-static void join(char *out, size_t cap, const char *a, const char *b) {
-  int n = snprintf(out, cap, "%s/%s", a, b);
-  CHECK(n > 0 && (size_t)n < cap);
-}
+#include "kp_scratch.h"
 
 /* The engine of `region` on the store in `own`, given `peer_region`'s store in `peer`. */
 static kp_engine *region_engine(const char *region, const char *own, const char *peer_region,
@@ -115,8 +110,8 @@ static void expect_json_has(kp_record *record, const char *needle) {
 }
 
 int main(int argc, char **argv) {
-  char tmp[] = "/tmp/kp-mrk-XXXXXX";
-  char east[512], west[512], blob_path[600], cleanup[600];
+  const char *tmp;
+  char east[512], west[512], blob_path[600];
   char key[64];
   uint8_t blob[512];
   size_t len;
@@ -133,10 +128,10 @@ int main(int argc, char **argv) {
   unsetenv("KEYPLANE_ROOT_KEY");
   unsetenv("KEYPLANE_ROOT_KEY_FILE");
   unsetenv("KEYPLANE_STORE");
-  CHECK(mkdtemp(tmp) != NULL);
-  join(east, sizeof east, tmp, "east");
-  join(west, sizeof west, tmp, "west");
-  join(blob_path, sizeof blob_path, tmp, "blob");
+  tmp = kp_test_scratch_make("kp-mrk");
+  kp_test_join(east, sizeof east, tmp, "east");
+  kp_test_join(west, sizeof west, tmp, "west");
+  kp_test_join(blob_path, sizeof blob_path, tmp, "blob");
 
   /* Bad Region store values are refused up front. */
   OK(kp_config_new(&config));
@@ -200,7 +195,6 @@ int main(int argc, char **argv) {
   kp_engine_free(west_engine);
   kp_engine_free(east_engine);
   printf("test_multi_region: %d checks passed\n", kp_test_checks);
-  join(cleanup, sizeof cleanup, "rm -rf", tmp);
-  cleanup[strlen("rm -rf")] = ' ';
-  return system(cleanup) == 0 ? 0 : 1;
+  kp_test_scratch_remove();
+  return 0;
 }

@@ -16,14 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "kp_test.h"
+#include "kp_scratch.h"
 
 static const char plaintext[] = "a record that outlives its process";
-
-static void join(char *out, size_t cap, const char *a, const char *b) {
-  int n = snprintf(out, cap, "%s/%s", a, b);
-  CHECK(n > 0 && (size_t)n < cap);
-}
 
 static kp_config *store_config(const char *dir, int open_only) {
   char address[512];
@@ -119,14 +114,14 @@ static void callback_path(const char *tmp) {
   struct stat st;
   memset(&holder, 0, sizeof holder);
   memset(holder.key, 0x5a, sizeof holder.key);
-  join(dir, sizeof dir, tmp, "callback");
+  kp_test_join(dir, sizeof dir, tmp, "callback");
 
   config = store_config(dir, 0);
   EXPECT(KP_STATUS_NULL_PARAMETER, kp_config_set_root_key_callback(config, NULL, &holder));
   OK(kp_config_set_root_key_callback(config, give_root_key, &holder));
   OK(kp_engine_new(config, &engine));
   CHECK(holder.calls >= 1);
-  join(key_file, sizeof key_file, dir, "root.key");
+  kp_test_join(key_file, sizeof key_file, dir, "root.key");
   CHECK(stat(key_file, &st) != 0 && errno == ENOENT); /* the key never touched the disk */
   len = make_key(engine, blob, sizeof blob);
   kp_engine_free(engine);
@@ -153,7 +148,7 @@ static void read_only_directory(const char *tmp) {
   char base[512], dir[600];
   int status = 0;
   pid_t pid;
-  join(base, sizeof base, tmp, "readonly");
+  kp_test_join(base, sizeof base, tmp, "readonly");
   CHECK(mkdir(base, 0755) == 0);
   pid = fork();
   CHECK(pid >= 0);
@@ -164,7 +159,7 @@ static void read_only_directory(const char *tmp) {
       /* root ignores permissions: drop to nobody for this check. */
       if (chown(base, 65534, 65534) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
     }
-    join(dir, sizeof dir, base, "data");
+    kp_test_join(dir, sizeof dir, base, "data");
     config = store_config(dir, 0);
     OK(kp_config_set_lock_policy(config, KP_LOCK_POLICY_WARN));
     OK(kp_engine_new(config, &engine));
@@ -174,13 +169,13 @@ static void read_only_directory(const char *tmp) {
     EXPECT_MSG(KP_STATUS_STORE_READ_ONLY, dir, kp_engine_new(config, &engine));
     CHECK(engine == NULL);
     /* A missing store below a read-only directory cannot be created either. */
-    join(dir, sizeof dir, base, "data/sub");
+    kp_test_join(dir, sizeof dir, base, "data/sub");
     kp_config_free(config);
     config = store_config(dir, 0);
     OK(kp_config_set_lock_policy(config, KP_LOCK_POLICY_WARN));
     EXPECT(KP_STATUS_STORE_READ_ONLY, kp_engine_new(config, &engine));
     kp_config_free(config);
-    join(dir, sizeof dir, base, "data");
+    kp_test_join(dir, sizeof dir, base, "data");
     CHECK(chmod(dir, 0700) == 0);
     _exit(0);
   }
@@ -196,13 +191,13 @@ static void newer_schema_and_damage(const char *tmp) {
   kp_engine *engine = NULL;
   kp_config *config;
   int fd;
-  join(dir, sizeof dir, tmp, "schema");
+  kp_test_join(dir, sizeof dir, tmp, "schema");
   config = store_config(dir, 0);
   OK(kp_engine_new(config, &engine));
   kp_engine_free(engine);
   kp_config_free(config);
   /* SQLite's header keeps the schema version (PRAGMA user_version) at offset 60, big-endian. */
-  join(db, sizeof db, dir, "keyplane.db");
+  kp_test_join(db, sizeof db, dir, "keyplane.db");
   fd = open(db, O_WRONLY);
   CHECK(fd >= 0);
   CHECK(pwrite(fd, version, sizeof version, 60) == (ssize_t)sizeof version);
@@ -217,7 +212,7 @@ static void newer_schema_and_damage(const char *tmp) {
 }
 
 int main(int argc, char **argv) {
-  char tmp[] = "/tmp/kp-store-XXXXXX";
+  const char *tmp;
   char dir[512], path[600], blob_path[600], absent[600];
   char *child[5];
   uint8_t blob[512], blob2[512];
@@ -231,9 +226,9 @@ int main(int argc, char **argv) {
   unsetenv("KEYPLANE_ROOT_KEY");
   unsetenv("KEYPLANE_ROOT_KEY_FILE");
   unsetenv("KEYPLANE_STORE");
-  CHECK(mkdtemp(tmp) != NULL);
+  tmp = kp_test_scratch_make("kp-store");
   CHECK(chmod(tmp, 0755) == 0);
-  join(dir, sizeof dir, tmp, "data");
+  kp_test_join(dir, sizeof dir, tmp, "data");
 
   /* Addresses refused up front. */
   OK(kp_config_new(&config));
@@ -249,7 +244,7 @@ int main(int argc, char **argv) {
   kp_config_free(config);
 
   /* Open only, on a directory that does not exist: a clear status, and nothing created. */
-  join(absent, sizeof absent, tmp, "absent");
+  kp_test_join(absent, sizeof absent, tmp, "absent");
   expect_open_fails(store_config(absent, 1), KP_STATUS_STORE_MISSING, absent);
   CHECK(stat(absent, &st) != 0 && errno == ENOENT);
 
@@ -257,7 +252,7 @@ int main(int argc, char **argv) {
   config = store_config(dir, 0);
   OK(kp_config_set_store_audit(config, NULL, KP_AUDIT_DURABILITY_SYNCED, 200));
   OK(kp_engine_new(config, &engine));
-  join(path, sizeof path, dir, "root.key");
+  kp_test_join(path, sizeof path, dir, "root.key");
   CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
   len = make_key(engine, blob, sizeof blob);
 
@@ -267,9 +262,9 @@ int main(int argc, char **argv) {
   kp_engine_free(second);
   kp_engine_free(engine);
   kp_config_free(config);
-  join(path, sizeof path, dir, "audit/segments");
+  kp_test_join(path, sizeof path, dir, "audit/segments");
   CHECK(stat(path, &st) == 0 && S_ISDIR(st.st_mode));
-  join(path, sizeof path, dir, "audit/audit-signing-key.der");
+  kp_test_join(path, sizeof path, dir, "audit/audit-signing-key.der");
   CHECK(stat(path, &st) == 0);
 
   /* Reopened by a new engine in this process. */
@@ -280,7 +275,7 @@ int main(int argc, char **argv) {
   kp_config_free(config);
 
   /* And by a new process. */
-  join(blob_path, sizeof blob_path, tmp, "blob.bin");
+  kp_test_join(blob_path, sizeof blob_path, tmp, "blob.bin");
   f = fopen(blob_path, "wb");
   CHECK(f != NULL && fwrite(blob, 1, len, f) == len);
   CHECK(fclose(f) == 0);
@@ -312,10 +307,10 @@ int main(int argc, char **argv) {
   OK(kp_config_set_root_key_env(config, "KP_TEST_UNSET_ROOT_KEY"));
   expect_open_fails(config, KP_STATUS_STORE_ROOT_KEY_MISSING, "KP_TEST_UNSET_ROOT_KEY");
   config = store_config(dir, 1);
-  join(path, sizeof path, tmp, "no-such.key");
+  kp_test_join(path, sizeof path, tmp, "no-such.key");
   OK(kp_config_set_root_key_file(config, path));
   expect_open_fails(config, KP_STATUS_STORE_ROOT_KEY_MISSING, "no-such.key");
-  join(path, sizeof path, dir, "root.key");
+  kp_test_join(path, sizeof path, dir, "root.key");
   CHECK(chmod(path, 0644) == 0);
   expect_open_fails(store_config(dir, 1), KP_STATUS_STORE_ROOT_KEY_PERMISSIONS, "root.key");
   CHECK(chmod(path, 0600) == 0);
@@ -325,7 +320,6 @@ int main(int argc, char **argv) {
   newer_schema_and_damage(tmp);
 
   printf("test_store: %d checks passed\n", kp_test_checks);
-  join(path, sizeof path, "rm -rf", tmp);
-  path[6] = ' ';
-  return system(path) == 0 ? 0 : 1;
+  kp_test_scratch_remove();
+  return 0;
 }
