@@ -379,6 +379,11 @@ impl std::io::Write for PyWriter {
     }
 }
 
+/// Bytes asked of a Python file per `read` call: the decryptor reads each frame's fields and
+/// ciphertext with exact reads (four per frame), and each call into Python takes the GIL and makes
+/// a `bytes`, so they are served from one buffer filled this many bytes at a time.
+const READ_AHEAD: usize = 64 << 10;
+
 /// `io::Read` over a Python file's `read` (the GIL is taken for each call).
 struct PyReader {
     file: Py<PyAny>,
@@ -556,7 +561,7 @@ impl EnvelopeWriter {
 /// further on fails the read that reaches that point.
 #[pyclass(module = "keyplane._keyplane", frozen)]
 pub struct EnvelopeReader {
-    inner: Mutex<Option<Decryptor<PyReader>>>,
+    inner: Mutex<Option<Decryptor<std::io::BufReader<PyReader>>>>,
     error: Stash,
     context: EncryptionContext,
     algorithm: &'static str,
@@ -595,10 +600,13 @@ impl EnvelopeReader {
             release,
         )?;
         let error = Stash::default();
-        let source = PyReader {
-            file: src,
-            error: error.clone(),
-        };
+        let source = std::io::BufReader::with_capacity(
+            READ_AHEAD,
+            PyReader {
+                file: src,
+                error: error.clone(),
+            },
+        );
         let decryptor = py
             .detach(|| Decryptor::new(source, &rings, &config))
             .map_err(|e| stream_failure(&error, e, DECRYPT))?;

@@ -478,6 +478,24 @@ def test_stream_to_and_from_files(
             assert reader.read() == plaintext[10:]
 
 
+def test_stream_reads_its_file_in_large_pieces(ring: keyplane.RawAesKeyring) -> None:
+    # Each frame is four exact reads inside the decryptor; a call into Python per read (2,000 for
+    # these 512 frames) would cost more than the decryption. The binding reads ahead instead.
+    plaintext = os.urandom(2 << 20)
+    message = keyplane.encrypt_message(plaintext, keyrings=[ring])
+
+    class Counting(io.BytesIO):
+        calls = 0
+
+        def read(self, n: int | None = -1) -> bytes:
+            Counting.calls += 1
+            return super().read(n)
+
+    with keyplane.stream.open_decrypting(Counting(message), keyrings=[ring]) as reader:
+        assert reader.read() == plaintext
+    assert 0 < Counting.calls <= len(message) // (32 << 10) + 4, Counting.calls
+
+
 def test_stream_truncated_fails_the_last_read(ring: keyplane.RawAesKeyring) -> None:
     sink = io.BytesIO()
     with keyplane.stream.open_encrypting(
@@ -616,7 +634,7 @@ def test_attack_file_returning_more_than_asked(ring: keyplane.RawAesKeyring) -> 
             return True
 
         def read(self, n: int = -1) -> bytes:
-            return message + b"\x00" * 64
+            return message + b"\x00" * max(n, 0)
 
     with pytest.raises(ValueError, match="more bytes than asked"):
         keyplane.stream.open_decrypting(Generous(), keyrings=[ring])

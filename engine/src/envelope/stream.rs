@@ -1013,6 +1013,10 @@ const READ_STEP: usize = 1 << 20;
 impl<R: Read> Decryptor<R> {
     /// Reads and checks the header of the message in `src`, unwraps its data key with the first
     /// of `keyrings` that can, checks the key commitment and the header's authentication.
+    ///
+    /// Each frame is read with four exact reads (its sequence number, IV, ciphertext and tag),
+    /// so give a source whose reads are system calls or calls into another runtime (a file, a
+    /// socket, a Python file object) a buffer first: [`std::io::BufReader`].
     pub fn new(mut src: R, keyrings: &Keyrings, config: &EnvelopeConfig) -> Result<Decryptor<R>> {
         let limits = HeaderLimits {
             max_encrypted_data_keys: config.max_encrypted_data_keys,
