@@ -57,6 +57,7 @@ pub mod stream;
 mod sweep;
 mod units;
 pub mod workload;
+mod write_behind;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
