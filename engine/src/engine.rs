@@ -264,7 +264,6 @@ impl EngineBuilder {
             None => None,
         };
         let inner = Arc::new(Inner {
-            scheduler: std::sync::OnceLock::new(),
             audit,
             limiter: Limiter::new(config.rate_quotas),
             data,
@@ -276,7 +275,8 @@ impl EngineBuilder {
             scope,
             config,
         });
-        let engine = Engine {
+        let mut engine = Engine {
+            handles: None,
             inner,
             caller: Arc::new(root),
             dry_run: false,
@@ -303,7 +303,9 @@ impl EngineBuilder {
             }
             let scheduler = start_scheduler(Arc::downgrade(&engine.inner), every, (wake, woken))?;
             // Set once, here, before any other handle exists.
-            let _ = engine.inner.scheduler.set(scheduler);
+            engine.handles = Some(Arc::new(Handles {
+                _scheduler: scheduler,
+            }));
         }
         Ok(engine)
     }
@@ -319,8 +321,6 @@ impl std::fmt::Debug for EngineBuilder {
 }
 
 pub(crate) struct Inner {
-    /// The background scheduler, when configured: stopped and joined first when the engine goes.
-    scheduler: std::sync::OnceLock<Scheduler>,
     pub(crate) audit: Option<Audit>,
     pub(crate) limiter: Limiter,
     pub(crate) data: DataPlane,
@@ -338,6 +338,15 @@ pub(crate) struct Inner {
 /// A key management engine. Cheap to clone (a handle); safe to share across threads.
 #[derive(Clone)]
 pub struct Engine {
+    /// What the engine's handles share besides the engine: its background scheduler, when
+    /// configured. The scheduler's own runs use a handle without it, so the last handle a caller
+    /// drops stops and joins the scheduler, on the caller's thread. Declared first, so dropped
+    /// first: once the scheduler has ended no run holds the engine, and the caller's handle, if it
+    /// is the last, closes the engine (its audit log's last digest included) before the drop
+    /// returns. Had a run held the engine then, the engine would have closed later on the
+    /// scheduler's thread, racing a process that went on to exit (seen: SIGABRT in aws-lc, torn
+    /// down by `exit` under the audit writer's final signature).
+    handles: Option<Arc<Handles>>,
     pub(crate) inner: Arc<Inner>,
     /// Who calls through this handle.
     pub(crate) caller: Arc<Caller>,
@@ -361,7 +370,13 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// An engine's background scheduler thread. Dropping it (with the engine) wakes the thread and
+/// What the handles of one engine share besides the engine (see [`Engine`]'s `handles`).
+struct Handles {
+    /// Stopped and joined when the last handle goes.
+    _scheduler: Scheduler,
+}
+
+/// An engine's background scheduler thread. Dropping it (with the last handle) wakes the thread and
 /// waits for it to end, so no thread outlives its engine: a process that frees its engine and
 /// exits leaves nothing running or leaked.
 struct Scheduler {
@@ -383,8 +398,8 @@ impl Drop for Scheduler {
             } else if thread.thread().id() != std::thread::current().id() {
                 let _ = thread.join();
             }
-            // Else the last handle was the scheduler's own, while it ran due tasks: it ends by
-            // itself at its next wait, and must not join itself.
+            // Else this is the scheduler's own thread, which must not join itself. Not reached:
+            // its runs hold handles without the scheduler (see `Engine`'s `handles`).
         }
     }
 }
@@ -419,7 +434,9 @@ fn start_scheduler(
                 let Ok(root) = Caller::account_root(&inner.config.account_id) else {
                     return;
                 };
+                // Without the handles: this run must not keep the scheduler alive.
                 let engine = Engine {
+                    handles: None,
                     inner,
                     caller: Arc::new(root),
                     dry_run: false,
@@ -472,6 +489,7 @@ impl Engine {
     /// against key policies and grants, and audited, as that principal.
     pub fn for_caller(&self, caller: Caller) -> Engine {
         Engine {
+            handles: self.handles.clone(),
             inner: Arc::clone(&self.inner),
             caller: Arc::new(caller),
             dry_run: self.dry_run,
@@ -484,6 +502,7 @@ impl Engine {
     /// front end binds one per request.
     pub fn with_origin(&self, origin: crate::access::RequestOrigin) -> Engine {
         Engine {
+            handles: self.handles.clone(),
             inner: Arc::clone(&self.inner),
             caller: Arc::clone(&self.caller),
             dry_run: self.dry_run,
@@ -496,6 +515,7 @@ impl Engine {
     /// origin under `additionalEventData.requests`, in order, so no request hides in a batch.
     pub fn with_item_origins(&self, origins: Vec<crate::access::RequestOrigin>) -> Engine {
         Engine {
+            handles: self.handles.clone(),
             inner: Arc::clone(&self.inner),
             caller: Arc::clone(&self.caller),
             dry_run: self.dry_run,
@@ -511,6 +531,7 @@ impl Engine {
     /// is dropped and no key's last usage moves. Each dry run is audited with its error code.
     pub fn dry_run(&self) -> Engine {
         Engine {
+            handles: self.handles.clone(),
             inner: Arc::clone(&self.inner),
             caller: Arc::clone(&self.caller),
             dry_run: true,

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use keyplane::{Engine, LockPolicy};
+use keyplane::audit::{generate_signing_key, verify, AuditConfig, DigestSigner, Verdict};
+use keyplane::{Engine, LockPolicy, LockedBytes, SecretAccess};
 
 /// Threads of this process named after the scheduler (`comm` holds 15 characters).
 fn scheduler_threads() -> usize {
@@ -59,4 +60,43 @@ fn the_scheduler_thread_ends_when_its_engine_is_dropped() {
         0,
         "the scheduler outlived its engine"
     );
+}
+
+/// The scheduler holds the engine while it runs due tasks. A caller that dropped its last handle
+/// during such a run went on while the engine closed later, on the scheduler's thread: a process
+/// that then exited tore aws-lc down under the audit writer's final signature (SIGABRT in CI, a
+/// `keyplane key create` on PostgreSQL). Now the last handle stops and joins the scheduler first,
+/// so when its drop returns the engine is closed: the audit log ends with its final digest. A
+/// scheduler that runs every 20 µs makes the drop land in a run in most rounds.
+#[test]
+fn the_last_handle_closes_the_engine_before_its_drop_returns_even_during_a_scheduler_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let signing_key = generate_signing_key(LockPolicy::Warn).unwrap();
+    let public_key = DigestSigner::from_pkcs8(&signing_key)
+        .unwrap()
+        .public_key_der()
+        .to_vec();
+    for round in 0..100 {
+        let path = dir.path().join(format!("audit-{round}.log"));
+        let key = LockedBytes::copy_from(
+            signing_key.expose(SecretAccess::granted()),
+            LockPolicy::Warn,
+        )
+        .unwrap();
+        let engine = Engine::builder()
+            .lock_policy(LockPolicy::Warn)
+            .scheduler_interval(Duration::from_micros(20))
+            .audit(AuditConfig::new(&path), key)
+            .build()
+            .unwrap();
+        engine.generate_random(16).unwrap();
+        drop(engine);
+        let report = verify(&path, &public_key).unwrap();
+        assert_eq!(
+            report.verdict(),
+            Verdict::Intact,
+            "round {round}: the engine was still closing after its last handle was dropped: \
+             {report:?}"
+        );
+    }
 }
