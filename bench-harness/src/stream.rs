@@ -240,6 +240,21 @@ pub fn run(sweep: &SweepArgs) -> Result<Vec<StreamRow>, BenchError> {
     Ok(rows)
 }
 
+/// Writes everything `from` yields into `to`, in reads of `buf`'s size.
+fn pump(
+    from: &mut impl std::io::Read,
+    to: &mut impl std::io::Write,
+    buf: &mut [u8],
+) -> std::io::Result<()> {
+    loop {
+        let n = from.read(buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n])?;
+    }
+}
+
 /// File to file through `Encryptor` and `Decryptor` (1 MiB reads and writes, fsynced), beside the
 /// speed of writing the plaintext itself to the same directory (fsynced) and of copying it file to
 /// file (what a pass would take if encryption cost nothing). Every file is written through
@@ -251,7 +266,7 @@ fn on_disk(
     keyring: &Arc<dyn Keyring>,
     threads: u32,
 ) -> Result<(), BenchError> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let io = |e: std::io::Error| failed("file", e);
     let plain = dir.join("keyplane-stream.plain");
     let sealed = dir.join("keyplane-stream.sealed");
@@ -271,13 +286,7 @@ fn on_disk(
     {
         let mut input = std::fs::File::open(&plain).map_err(io)?;
         let mut out = WriteBehind::new(std::fs::File::create(&copied).map_err(io)?);
-        loop {
-            let n = input.read(&mut buf).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            out.write_all(&buf[..n]).map_err(io)?;
-        }
+        pump(&mut input, &mut out, &mut buf).map_err(io)?;
         out.sync().map_err(io)?;
     }
     let copy = mib_s(data.len(), start.elapsed().as_secs_f64());
@@ -302,13 +311,7 @@ fn on_disk(
             &EncryptionContext::new(),
         )
         .map_err(|e| failed("encrypt", e))?;
-        loop {
-            let n = input.read(&mut buf).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            enc.write_all(&buf[..n]).map_err(io)?;
-        }
+        pump(&mut input, &mut enc, &mut buf).map_err(io)?;
         enc.finish()
             .map_err(|e| failed("encrypt", e))?
             .sync()
@@ -323,13 +326,7 @@ fn on_disk(
         let mut out = WriteBehind::new(std::fs::File::create(&opened).map_err(io)?);
         let mut dec = envelope::Decryptor::new(input, std::slice::from_ref(keyring), &config)
             .map_err(|e| failed("decrypt", e))?;
-        loop {
-            let n = dec.read(&mut buf).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            out.write_all(&buf[..n]).map_err(io)?;
-        }
+        pump(&mut dec, &mut out, &mut buf).map_err(io)?;
         out.sync().map_err(io)?;
     }
     let decrypt = mib_s(data.len(), start.elapsed().as_secs_f64());
