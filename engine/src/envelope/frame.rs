@@ -376,10 +376,9 @@ impl FrameParser {
     /// (where `bytes` starts in the caller's buffer) and its size; `None` (nothing taken) while
     /// only part of it is there.
     pub fn take(&mut self, bytes: &[u8], base: usize) -> Result<Option<(RawFrame, usize)>> {
-        prefetch(
-            bytes,
-            PREFETCH_FRAMES * regular_frame_size(self.frame_length),
-        );
+        // The frame length is the message's (up to 2^32 - 1): saturating, never an overflow.
+        let ahead = regular_frame_size(self.frame_length).saturating_mul(PREFETCH_FRAMES);
+        prefetch(bytes, ahead);
         let HeadScan::Head(head) = self.head(bytes)? else {
             return Ok(None);
         };
