@@ -136,24 +136,14 @@ fn config(args: &EnvelopeArgs) -> Result<EnvelopeConfig, Failure> {
     Ok(config)
 }
 
-/// The input, read through a buffer of [`CHUNK`] bytes: the decryptor reads each frame's fields
-/// and ciphertext with exact reads, four per frame, which unbuffered would each be a system call
-/// (the encryptor's reads of a whole chunk go past the buffer).
 fn open_input(path: Option<&Path>) -> Result<(Box<dyn Read>, Option<u64>), Failure> {
     if is_std(path) {
-        let stdin = std::io::stdin().lock();
-        return Ok((
-            Box::new(std::io::BufReader::with_capacity(CHUNK, stdin)),
-            None,
-        ));
+        return Ok((Box::new(std::io::stdin().lock()), None));
     }
     let path = path.unwrap_or(Path::new("-"));
     let file = std::fs::File::open(path).map_err(|e| io_failure("read", path, e))?;
     let len = file.metadata().ok().map(|m| m.len());
-    Ok((
-        Box::new(std::io::BufReader::with_capacity(CHUNK, file)),
-        len,
-    ))
+    Ok((Box::new(file), len))
 }
 
 /// The output sink; a file output is removed again unless [`Output::keep`] is called.
@@ -334,6 +324,10 @@ pub fn decrypt_file(ctx: &Context, args: DecryptFileArgs) -> Result<(), Failure>
         config.pool = Some(engine.worker_pool());
     }
     let (input, total) = open_input(env.input.as_deref())?;
+    // The decryptor reads each frame's fields and ciphertext with exact reads, four per frame,
+    // which unbuffered would each be a system call. Only ciphertext passes through this buffer:
+    // encrypt-file reads its plaintext straight into its zeroized chunk.
+    let input = std::io::BufReader::with_capacity(CHUNK, input);
     let mut decryptor = Decryptor::new(input, &keyrings, &config)?;
     let found = &decryptor.header().encryption_context;
     for (key, value) in &required {
