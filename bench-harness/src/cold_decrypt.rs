@@ -65,7 +65,10 @@ pub fn blobs(engine: &Engine, key: &str, size: usize) -> Result<Vec<Vec<u8>>, Be
     engine
         .encrypt_batch(&requests)
         .into_iter()
-        .map(|r| r.map_err(|e| failed("encrypt", e)))
+        .map(|r| {
+            r.map(|blob| blob.into_vec())
+                .map_err(|e| failed("encrypt", e))
+        })
         .collect()
 }
 

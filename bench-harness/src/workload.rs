@@ -300,7 +300,10 @@ impl Inputs {
                 let requests: Vec<_> = inputs.encrypt_requests();
                 let blobs = setup.encrypt_batch(&requests);
                 check(&blobs, "encrypt").map_err(failed)?;
-                inputs.prepared = blobs.into_iter().map(|b| b.expect("checked")).collect();
+                inputs.prepared = blobs
+                    .into_iter()
+                    .map(|b| b.expect("checked").into_vec())
+                    .collect();
             }
             Workload::Verify => {
                 let algorithm = inputs.signing_algorithm.expect("a signing spec");

@@ -247,7 +247,7 @@ fn decrypt_group(c: &mut Criterion) {
             engine
                 .encrypt_batch(&requests)
                 .into_iter()
-                .map(|r| r.expect("encrypt"))
+                .map(|r| r.expect("encrypt").into_vec())
                 .collect()
         })
         .collect();

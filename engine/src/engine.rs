@@ -670,11 +670,13 @@ impl Engine {
         )
     }
 
-    /// Encrypts every request; one result per request, in order.
+    /// Encrypts every request; one result per request, in order. Each blob's buffer comes from,
+    /// and when dropped goes back to, the engine's pool ([`crate::recycled_buffers`]): batch
+    /// after batch of large results reuses memory already mapped instead of faulting it in.
     pub fn encrypt_batch(
         &self,
         requests: &[dataplane::EncryptRequest<'_>],
-    ) -> Vec<Result<Vec<u8>>> {
+    ) -> Vec<Result<dataplane::CiphertextBlob>> {
         self.batch(
             crate::operation::Operation::Encrypt,
             requests.first().map(|r| r.key_id),

@@ -40,6 +40,7 @@ pub(crate) mod locked_memory;
 pub mod messages;
 pub mod operation;
 pub mod policy;
+pub mod recycled_buffers;
 pub mod sealing;
 mod secret;
 pub mod store;

@@ -1,57 +1,70 @@
 //! Secret bytes handed to the caller: plaintexts and plaintext data keys.
 
-use zeroize::Zeroize;
-
 /// Plaintext or a plaintext data key returned to the caller. Zeroed when dropped; no `Clone`,
 /// `Copy`, `PartialEq` or revealing `Debug`.
-pub struct SecretBytes(Vec<u8>);
+pub struct SecretBytes {
+    bytes: Vec<u8>,
+    /// Where the buffer goes back to when dropped ([`crate::recycled_buffers`]).
+    home: crate::recycled_buffers::Home,
+}
 
 impl SecretBytes {
-    /// `len` zero bytes.
+    /// `len` zero bytes, in a buffer from the engine's pool ([`crate::recycled_buffers`]) where
+    /// `len` is one of the sizes it keeps.
     pub fn zeroed(len: usize) -> Self {
-        SecretBytes(vec![0u8; len])
+        Self::from_vec(crate::recycled_buffers::take_zeroed(len))
+    }
+
+    /// `len` bytes to be overwritten: zeros or an earlier, public ciphertext, from the engine's
+    /// pool. For a caller that writes every byte before anyone reads them.
+    pub(crate) fn to_overwrite(len: usize) -> Self {
+        Self::from_vec(crate::recycled_buffers::take_to_overwrite(len))
     }
 
     /// Takes ownership of `bytes`; they are zeroed when this value drops.
     pub fn from_vec(bytes: Vec<u8>) -> Self {
-        SecretBytes(bytes)
+        let home = crate::recycled_buffers::home_for(&bytes);
+        SecretBytes { bytes, home }
     }
 
     /// The secret bytes.
     pub fn expose(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
     /// The secret bytes, writable.
     pub fn expose_mut(&mut self) -> &mut [u8] {
-        &mut self.0
+        &mut self.bytes
     }
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.bytes.len()
     }
 
     /// Whether there are no bytes.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.bytes.is_empty()
     }
 
     /// Hands the bytes over in a wrapper that still zeroes them on drop.
     pub fn into_zeroizing(mut self) -> zeroize::Zeroizing<Vec<u8>> {
-        zeroize::Zeroizing::new(std::mem::take(&mut self.0))
+        zeroize::Zeroizing::new(std::mem::take(&mut self.bytes))
     }
 }
 
 impl Drop for SecretBytes {
+    /// Zeroes the whole buffer, its spare capacity too, and gives it to the engine's pool if it
+    /// is one of the sizes kept ([`crate::recycled_buffers::give_back_secret`]); frees it
+    /// otherwise.
     fn drop(&mut self) {
-        self.0.zeroize();
+        crate::recycled_buffers::give_back_secret(self.home, std::mem::take(&mut self.bytes));
     }
 }
 
 impl std::fmt::Debug for SecretBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SecretBytes({} bytes, redacted)", self.0.len())
+        write!(f, "SecretBytes({} bytes, redacted)", self.bytes.len())
     }
 }
 

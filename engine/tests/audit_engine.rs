@@ -269,7 +269,10 @@ fn every_request_is_recorded_once_with_its_caller_key_and_outcome_and_no_secrets
     let results = user.encrypt_batch(&requests);
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
     calls.note_batch(&user, "Encrypt", Some(&arn), &results);
-    let blobs: Vec<Vec<u8>> = results.into_iter().filter_map(Result::ok).collect();
+    let blobs: Vec<Vec<u8>> = results
+        .into_iter()
+        .filter_map(|r| r.ok().map(|b| b.into_vec()))
+        .collect();
     let denied = other.encrypt_batch(&requests[..2]);
     calls.note_batch(&other, "Encrypt", Some(&arn), &denied);
     let decrypts: Vec<DecryptRequest<'_>> = blobs
@@ -948,7 +951,7 @@ fn a_large_batch_shared_among_threads_counts_every_failure_in_its_record() {
     assert!(refused[N - 1].is_err() && refused[..N - 1].iter().all(Result::is_ok));
     let missing = engine.encrypt_batch(&missing_first);
     assert!(missing[0].is_err() && missing[1..].iter().all(Result::is_ok));
-    let mut blobs: Vec<Vec<u8>> = all_ok.into_iter().map(Result::unwrap).collect();
+    let mut blobs: Vec<Vec<u8>> = all_ok.into_iter().map(|r| r.unwrap().into_vec()).collect();
     let last = blobs.last_mut().unwrap();
     let at = last.len() - 1;
     last[at] ^= 1;

@@ -92,7 +92,7 @@ fn outputs_answer_item_by_item_as_the_allocating_calls_do() {
                 (a, b) => panic!(
                     "item {i}: {:?} / {:?}",
                     a.map(<[u8]>::len),
-                    b.as_ref().map(Vec::len)
+                    b.as_ref().map(|b| b.len())
                 ),
             }
         }

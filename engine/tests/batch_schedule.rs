@@ -66,7 +66,7 @@ fn split_batches_answer_item_by_item_in_order() {
                     assert!(!refused && !disabled_key, "item {i} ({threads} threads)");
                     assert_eq!(*len, blob.len(), "item {i}");
                     decrypts.push((i, buffers[i][..*len].to_vec()));
-                    decrypts.push((i, blob.clone()));
+                    decrypts.push((i, blob.to_vec()));
                 }
                 (Err(a), Err(b)) => {
                     assert!(refused || disabled_key, "item {i}: {a:?}");

@@ -109,7 +109,7 @@ fn batches_stay_correct_while_keys_rotate_and_toggle() {
                                 Ok(blob) => {
                                     let parsed = ciphertext::parse(&blob).unwrap();
                                     assert_eq!(parsed.key_id.to_string(), *key_of(i));
-                                    ok.push((i, blob));
+                                    ok.push((i, blob.into_vec()));
                                 }
                                 Err(e) => {
                                     assert_eq!(e.code(), "DisabledException", "encrypt: {e}");
@@ -278,7 +278,7 @@ fn no_nonce_reuse_across_threads(engine: &Engine, per_thread: usize) -> usize {
                         engine
                             .encrypt_batch(&requests)
                             .into_iter()
-                            .map(|r| r.unwrap()),
+                            .map(|r| r.unwrap().into_vec()),
                     );
                     blobs
                 })

@@ -302,7 +302,7 @@ fn context_mismatches_are_caught_item_by_item_in_a_batch() {
     let blobs: Vec<Vec<u8>> = engine
         .encrypt_batch(&requests)
         .into_iter()
-        .map(|r| r.unwrap())
+        .map(|r| r.unwrap().into_vec())
         .collect();
     // Even items get their own context, odd ones their neighbour's.
     let decrypts: Vec<DecryptRequest<'_>> = blobs
@@ -766,7 +766,7 @@ fn mixed_decrypt_batch(size: usize) {
     let mut blobs: Vec<Vec<u8>> = engine
         .encrypt_batch(&encrypts)
         .into_iter()
-        .map(|r| r.unwrap())
+        .map(|r| r.unwrap().into_vec())
         .collect();
     engine.disable_key(&disabled).unwrap();
     for (i, blob) in blobs.iter_mut().enumerate() {
@@ -856,7 +856,7 @@ fn batch_of_many_keys_and_contexts_on_the_worker_pool() {
     let blobs: Vec<Vec<u8>> = engine
         .encrypt_batch(&requests)
         .into_iter()
-        .map(|r| r.unwrap())
+        .map(|r| r.unwrap().into_vec())
         .collect();
     for (i, blob) in blobs.iter().enumerate() {
         assert_eq!(ciphertext::key_id_of(blob).unwrap().to_string(), *key_of(i));
@@ -1050,7 +1050,7 @@ fn re_encrypt_batch_on_the_worker_pool() {
                 .collect::<Vec<_>>(),
         )
         .into_iter()
-        .map(|r| r.unwrap())
+        .map(|r| r.unwrap().into_vec())
         .collect();
     let mut inputs = blobs.clone();
     for blob in inputs.iter_mut().skip(3).step_by(10) {
@@ -1340,7 +1340,7 @@ fn derived_keys_are_replaced_after_their_message_limit() {
     let batch: Vec<Vec<u8>> = engine
         .encrypt_batch(&requests)
         .into_iter()
-        .map(|r| r.unwrap())
+        .map(|r| r.unwrap().into_vec())
         .collect();
     let all: Vec<Vec<u8>> = blobs.iter().chain(&batch).cloned().collect();
     assert!(check_wear(&all, 4) >= 260);

@@ -62,7 +62,7 @@ fn fork_batch_child() {
             let mut message = vec![u8::from(ok)];
             for blob in blobs.into_iter().flatten().take(3) {
                 message.extend(u32::try_from(blob.len()).unwrap().to_le_bytes());
-                message.extend(blob);
+                message.extend_from_slice(&blob);
             }
             let written = libc::write(fds[1], message.as_ptr().cast(), message.len());
             libc::_exit(if written == message.len() as isize {

@@ -1585,7 +1585,7 @@ fn run_thread(engine: &Engine, keys: &Mutex<Vec<String>>, ops: &[Concurrent]) ->
                 let requests: Vec<EncryptRequest<'_>> =
                     data.iter().map(|d| EncryptRequest::new(&id, d)).collect();
                 for (result, d) in engine.encrypt_batch(&requests).into_iter().zip(&data) {
-                    if let Some(blob) = raced(result) {
+                    if let Some(blob) = raced(result.map(|b| b.into_vec())) {
                         sealed.push(Sealed {
                             blob,
                             plaintext: d.clone(),

@@ -522,7 +522,7 @@ fn key_wear_out_past_the_documented_bound_is_prevented() {
                         engine
                             .encrypt_batch(&requests)
                             .into_iter()
-                            .map(Result::unwrap)
+                            .map(|r| r.unwrap().into_vec())
                             .collect::<Vec<_>>()
                     })
                 })
@@ -561,6 +561,83 @@ fn key_wear_out_past_the_documented_bound_is_prevented() {
         // Every blob still decrypts.
         for blob in blobs.iter().step_by(37) {
             assert_eq!(decrypt(&engine, blob, None).unwrap(), b"wear");
+        }
+    }
+}
+
+// ---- recycled output buffers (issue 14) ------------------------------------------------------
+
+/// The allocating batch calls hand out buffers that earlier results gave back. Attack: read one
+/// caller's plaintext through a later result that lands in the same buffer: a shorter plaintext
+/// of the same size class, a ciphertext, or a "zeroed" secret, on the thread that dropped the
+/// plaintexts and on a helper thread that did not.
+#[test]
+fn a_recycled_buffer_never_shows_an_earlier_result() {
+    const SECRET: u8 = 0x5a;
+    let engine = engine();
+    let key = new_key(&engine);
+    // 4,096 and 3,900 bytes round to the same class of kept buffers, and so does the blob of
+    // 3,900: the ciphertexts take the buffers the plaintexts gave back.
+    let secrets = vec![vec![SECRET; 4_096]; 64];
+    let shorter = vec![vec![0x11u8; 3_900]; 64];
+    let seal_all = |messages: &[Vec<u8>]| -> Vec<Vec<u8>> {
+        let requests: Vec<EncryptRequest<'_>> = messages
+            .iter()
+            .map(|m| EncryptRequest::new(&key, m))
+            .collect();
+        engine
+            .encrypt_batch(&requests)
+            .into_iter()
+            .map(|r| r.unwrap().into_vec())
+            .collect()
+    };
+    let open_all = |blobs: &[Vec<u8>]| -> Vec<keyplane::SecretBytes> {
+        let requests: Vec<DecryptRequest<'_>> =
+            blobs.iter().map(|b| DecryptRequest::new(b)).collect();
+        engine
+            .decrypt_batch(&requests)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let (secret_blobs, shorter_blobs) = (seal_all(&secrets), seal_all(&shorter));
+    let mut attack = Attack::new("recycled buffers");
+    for round in 0..4 {
+        let opened = open_all(&secret_blobs);
+        assert!(opened.iter().all(|p| p.expose() == &secrets[0][..]));
+        drop(opened); // every plaintext buffer goes back to its pool
+
+        for plaintext in open_all(&shorter_blobs) {
+            let exact = plaintext.expose() == &shorter[0][..];
+            attack.judged(
+                exact,
+                &format!("round {round}: a shorter plaintext in a kept buffer"),
+            );
+        }
+        drop(open_all(&secret_blobs));
+        for zeroed in (0..64).map(|_| keyplane::SecretBytes::zeroed(4_096)) {
+            let zero = zeroed.expose().iter().all(|&b| b == 0);
+            attack.judged(
+                zero,
+                &format!("round {round}: SecretBytes::zeroed in a kept buffer"),
+            );
+        }
+        drop(open_all(&secret_blobs));
+        let requests: Vec<EncryptRequest<'_>> = shorter
+            .iter()
+            .map(|m| EncryptRequest::new(&key, m))
+            .collect();
+        for blob in engine.encrypt_batch(&requests) {
+            let blob = blob.unwrap();
+            let clean = blob.len() == ciphertext::blob_len(3_900)
+                && !blob.windows(64).any(|w| w.iter().all(|&b| b == SECRET))
+                && engine
+                    .decrypt(&DecryptRequest::new(&blob))
+                    .is_ok_and(|d| d.plaintext.expose() == &shorter[0][..]);
+            attack.judged(
+                clean,
+                &format!("round {round}: a ciphertext in a kept buffer"),
+            );
         }
     }
 }

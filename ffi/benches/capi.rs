@@ -213,7 +213,7 @@ fn bench(c: &mut Criterion) {
         group.finish();
 
         let blobs = engine.encrypt_batch(&requests);
-        let blobs: Vec<Vec<u8>> = blobs.into_iter().map(Result::unwrap).collect();
+        let blobs: Vec<Vec<u8>> = blobs.into_iter().map(|b| b.unwrap().into_vec()).collect();
         let d_requests: Vec<_> = blobs.iter().map(|b| kp::DecryptRequest::new(b)).collect();
         let d_items: Vec<_> = blobs
             .iter()

@@ -402,7 +402,7 @@ fn batches_use_a_pool_of_sessions() {
     let blobs: Vec<Vec<u8>> = engine
         .encrypt_batch(&requests)
         .into_iter()
-        .map(Result::unwrap)
+        .map(|r| r.unwrap().into_vec())
         .collect();
     let opens: Vec<DecryptRequest<'_>> = blobs.iter().map(|b| DecryptRequest::new(b)).collect();
     for opened in engine.decrypt_batch(&opens) {

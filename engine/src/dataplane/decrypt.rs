@@ -238,7 +238,9 @@ impl DataPlane {
         key_id: Option<&str>,
         context: Option<&EncryptionContext>,
     ) -> Result<Decrypted<'k>> {
-        let mut plaintext = SecretBytes::zeroed(opening.buffer_len());
+        // Opening writes every byte up to the length it answers, and a shorter answer is copied
+        // into a buffer of its own length: nothing the pooled buffer held before is exposed.
+        let mut plaintext = SecretBytes::to_overwrite(opening.buffer_len());
         let (len, source) = Self::decrypt_prepared_into(
             ctx,
             opening,
@@ -248,7 +250,7 @@ impl DataPlane {
             plaintext.expose_mut(),
         )?;
         if len != plaintext.len() {
-            let mut exact = SecretBytes::zeroed(len);
+            let mut exact = SecretBytes::to_overwrite(len);
             exact
                 .expose_mut()
                 .copy_from_slice(&plaintext.expose()[..len]);

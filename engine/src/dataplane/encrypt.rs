@@ -2,6 +2,7 @@
 
 use super::algorithm::check_symmetric_algorithm;
 use super::chunk::ChunkContext;
+use super::ciphertext_blob::CiphertextBlob;
 use super::keyring::KeyEntry;
 use super::output::IntoError;
 use super::plane::DataPlane;
@@ -164,7 +165,7 @@ impl DataPlane {
             ctx.resolve(request.key_id, Action::Encrypt)?,
             request.plaintext.len(),
         );
-        let mut out = vec![0u8; size];
+        let mut out = crate::recycled_buffers::take_to_overwrite(size);
         let (len, key) = Self::encrypt_item_into(ctx, request, &mut out)?;
         out.truncate(len);
         Ok((out, key))
@@ -242,9 +243,9 @@ impl DataPlane {
         tally: &KeyTally,
         requests: &[EncryptRequest<'_>],
         check: impl Fn(&EncryptRequest<'_>) -> Result<()> + Sync,
-    ) -> Vec<Result<Vec<u8>>> {
+    ) -> Vec<Result<CiphertextBlob>> {
         self.run_batch(caller, tally, requests, check, |ctx, request| {
-            Self::encrypt_item(ctx, request).map(|(blob, _)| blob)
+            Self::encrypt_item(ctx, request).map(|(blob, _)| CiphertextBlob::new(blob))
         })
     }
 }

@@ -12,6 +12,7 @@ mod algorithm;
 mod batch;
 mod batch_outputs;
 pub(crate) mod chunk;
+mod ciphertext_blob;
 mod datakey;
 mod datakeypair;
 mod decrypt;
@@ -37,6 +38,7 @@ mod xks;
 pub use agreement::{DeriveSharedSecretRequest, DeriveSharedSecretResponse};
 pub use batch::{batch_schedule, BatchSchedule};
 pub use batch_outputs::BatchOutputs;
+pub use ciphertext_blob::CiphertextBlob;
 pub use datakey::{
     GenerateDataKeyRequest, GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse,
     GeneratedDataKey, MAX_DATA_KEY_BYTES,
