@@ -119,6 +119,10 @@ pub(crate) fn home_for(buffer: &Vec<u8>) -> Home {
 }
 
 /// A buffer of `len` zero bytes, kept from an earlier result when there is one of that class.
+// The four entry points stay out of line: inlined into the per-item code they moved how fat LTO
+// laid out the sealing path that every batch call shares, and `encrypt_batch_into` at 64 B lost
+// 3% (0.73 of the bare seal against 0.76); out of line it measured 0.79-0.81.
+#[inline(never)]
 pub(crate) fn take_zeroed(len: usize) -> Vec<u8> {
     on_this_thread(
         (),
@@ -130,6 +134,7 @@ pub(crate) fn take_zeroed(len: usize) -> Vec<u8> {
 /// A buffer of `len` bytes whose contents are not specified (zeros or an earlier, public
 /// ciphertext), for a caller that writes every byte it will expose: an output sealed or opened
 /// into it, then cut to the length written.
+#[inline(never)]
 pub(crate) fn take_to_overwrite(len: usize) -> Vec<u8> {
     on_this_thread(
         (),
@@ -139,6 +144,7 @@ pub(crate) fn take_to_overwrite(len: usize) -> Vec<u8> {
 }
 
 /// Gives back a buffer that holds nothing secret, to `home`.
+#[inline(never)]
 pub(crate) fn give_back(home: Home, buffer: Vec<u8>) {
     on_this_thread(
         buffer,
@@ -149,6 +155,7 @@ pub(crate) fn give_back(home: Home, buffer: Vec<u8>) {
 
 /// Gives back a buffer that held a secret, to `home`: zeroed over its whole capacity first;
 /// zeroized (volatile writes) if no one keeps it.
+#[inline(never)]
 pub(crate) fn give_back_secret(home: Home, buffer: Vec<u8>) {
     on_this_thread(
         buffer,

@@ -87,7 +87,9 @@ fn warnings(points: &[Point], threads: &[u32]) -> Vec<String> {
         notes.push(format!(
             "{} point(s) spent over 15% of their CPU time in the kernel: {}. With large batches \
              of large results this is usually page faults: glibc returns the freed results to \
-             the kernel between batches and the next batch faults them back in (see \
+             the kernel between batches and the next batch faults them back in. The engine's \
+             allocating calls keep their results' buffers (engine/src/recycled_buffers.rs); \
+             the raw baseline's vectors and other allocating code do not (see \
              docs/performance.md: GLIBC_TUNABLES=glibc.malloc.trim_threshold, --into)",
             in_kernel.len(),
             in_kernel.join("; ")
