@@ -169,6 +169,14 @@ pub fn held() -> usize {
     POOL.held.load(Ordering::Relaxed)
 }
 
+/// Frees the idle buffers the shared pool holds and those this thread keeps, for a process
+/// that wants the memory back (after a burst of large batches, say); answers the bytes freed.
+/// Other threads' own (at most [`STASH_MAX`] each) stay until they use them or exit; a class
+/// another thread is using at that moment is passed by. Later results fill the pool again.
+pub fn release() -> usize {
+    on_this_thread((), |stash, _| stash.release(), |_| 0) + POOL.release()
+}
+
 /// The class a buffer of `len` bytes rounds up to, and that class's size; `None` outside the
 /// sizes kept.
 fn class_of(len: usize) -> Option<(usize, usize)> {
@@ -305,6 +313,21 @@ impl Pool {
         bytes
     }
 
+    /// Frees every idle buffer on every shelf whose class is free now; answers the bytes freed.
+    fn release(&self) -> usize {
+        let mut freed = 0;
+        for class in self.shelves.iter().flatten() {
+            if let Ok(mut class) = class.try_lock() {
+                let bytes: usize = class.iter().map(Vec::capacity).sum();
+                class.clear();
+                class.shrink_to_fit();
+                self.held.fetch_sub(bytes, Ordering::Relaxed);
+                freed += bytes;
+            }
+        }
+        freed
+    }
+
     #[cfg(test)]
     fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
@@ -364,6 +387,14 @@ impl Stash {
             // Zeroed, if secret, when they came into the stash, which kept them reachable.
             pool.keep(self.home, index, class.drain(from..), false);
         }
+    }
+
+    /// Frees every buffer this thread keeps; answers the bytes freed.
+    fn release(&mut self) -> usize {
+        for class in &mut self.classes {
+            *class = Vec::new();
+        }
+        std::mem::take(&mut self.bytes)
     }
 
     #[cfg(test)]
@@ -547,5 +578,35 @@ mod tests {
         // Another test on this thread could not run between: the stash is this thread's own.
         let again = take_zeroed(69_000);
         assert_eq!(again.as_ptr(), address);
+    }
+
+    #[test]
+    fn release_frees_every_kept_buffer_and_the_pool_fills_again() {
+        let pool = Pool::new(1 << 20);
+        let mut stash = Stash::new(2);
+        for len in [2000, 9000, 70_000] {
+            pool.give_back(2, Some(pool.take(2, len, false)), false);
+            pool.give_back(9, Some(pool.take(9, len, false)), true);
+            let buffer = stash.take(&pool, len, false);
+            stash.give_back(&pool, 2, Some(buffer), false);
+        }
+        // The stash refilled from shelf 2 what was given back there, and kept it.
+        let set = 2048 + 9216 + 73_728;
+        assert_eq!((pool.held(), stash.bytes()), (set, set));
+        assert_eq!(stash.release(), set);
+        assert_eq!(pool.release(), set);
+        assert_eq!((pool.held(), stash.bytes(), pool.release()), (0, 0, 0));
+        pool.give_back(2, Some(pool.take(2, 9000, false)), false);
+        assert_eq!(pool.held(), 9216);
+    }
+
+    #[test]
+    fn the_process_release_frees_this_threads_buffers() {
+        let buffer = take_to_overwrite(300_000);
+        let capacity = buffer.capacity();
+        give_back(home_for(&buffer), buffer);
+        assert!(release() >= capacity, "this thread's stash, at least");
+        let again = take_to_overwrite(300_000);
+        assert_eq!(again.len(), 300_000);
     }
 }
