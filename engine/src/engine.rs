@@ -706,7 +706,9 @@ impl Engine {
                 let limits = self.limits();
                 self.inner
                     .data
-                    .encrypt_batch_into(caller, tally, requests, outputs, |r| r.validate(&limits))
+                    .encrypt_batch_into(caller, tally, requests, &mut *outputs, |r| {
+                        r.validate(&limits)
+                    })
             },
         )
     }
@@ -726,7 +728,9 @@ impl Engine {
                 let limits = self.limits();
                 self.inner
                     .data
-                    .decrypt_batch_into(caller, tally, requests, outputs, |r| r.validate(&limits))
+                    .decrypt_batch_into(caller, tally, requests, &mut *outputs, |r| {
+                        r.validate(&limits)
+                    })
             },
         )
     }
@@ -789,13 +793,12 @@ impl Engine {
             &DataPlane,
             &Caller,
             &dataplane::tally::KeyTally,
-            &mut [&mut [u8]],
+            dataplane::item_outputs::Rooms<'_>,
         ) -> Vec<Result<usize>>,
     ) {
         let results = self.batch(operation, key_id, n, |caller, tally| {
             let data = &self.inner.data;
-            let mut rooms = out.rooms(rooms(data));
-            run(data, caller, tally, &mut rooms)
+            run(data, caller, tally, out.rooms(rooms(data)))
         });
         out.finish(results);
     }

@@ -9,41 +9,58 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 
-/// The jobs of a batch split into one home per taking-part thread (consecutive jobs, in
-/// order), each with a cursor on its own cache line: a thread claims the next job of a home with
-/// one atomic add on that home's cursor, so every job is claimed once. Home `h` holds jobs
-/// `start(h) .. start(h + 1)`.
+/// The jobs of a run split into one home per taking-part thread (consecutive jobs, in order),
+/// each with a cursor on its own cache line: a thread claims the next job of a home with one
+/// atomic add on that home's cursor, so every job is claimed once.
 pub(crate) struct Homes {
-    jobs: usize,
-    cursors: Vec<CachePadded<AtomicUsize>>,
+    homes: Vec<CachePadded<Home>>,
+}
+
+/// One home: the next job to claim, and where the home's jobs end.
+struct Home {
+    next: AtomicUsize,
+    end: usize,
 }
 
 impl Homes {
     /// `jobs` jobs in `threads` homes of (nearly) equal length.
     pub(crate) fn new(jobs: usize, threads: usize) -> Self {
         let threads = threads.max(1);
-        let cursors = (0..threads)
-            .map(|h| CachePadded::new(AtomicUsize::new(h * jobs / threads)))
-            .collect();
-        Homes { jobs, cursors }
+        Self::starting_at(
+            &(0..threads).map(|h| h * jobs / threads).collect::<Vec<_>>(),
+            jobs,
+        )
     }
 
-    /// Where home `h`'s jobs start (`h` up to the number of homes: the last is `jobs`).
-    pub(crate) fn start(&self, h: usize) -> usize {
-        h * self.jobs / self.cursors.len()
+    /// `jobs` jobs in one home per entry of `starts`, home `h` from job `starts[h]` to the next
+    /// home's start (the last to `jobs`). `starts` ascend from 0; a home may be empty. No
+    /// entries is one home of every job.
+    pub(crate) fn starting_at(starts: &[usize], jobs: usize) -> Self {
+        let ends = starts.iter().skip(1).copied().chain(std::iter::once(jobs));
+        let homes = std::iter::once(0)
+            .chain(starts.iter().skip(1).copied())
+            .zip(ends)
+            .map(|(start, end)| {
+                let end = end.min(jobs);
+                CachePadded::new(Home {
+                    next: AtomicUsize::new(start.min(end)),
+                    end,
+                })
+            })
+            .collect();
+        Homes { homes }
     }
 
     /// The jobs a thread of home `home` claims: its own home's, then each later home's (wrapping
     /// round) while jobs are left there. Each job index is yielded to exactly one thread.
     pub(crate) fn claims_from(&self, home: usize) -> impl Iterator<Item = usize> + '_ {
-        let homes = self.cursors.len();
-        (0..homes)
-            .map(move |step| (home + step) % homes)
-            .flat_map(move |h| {
-                let end = self.start(h + 1);
+        let count = self.homes.len();
+        (0..count)
+            .map(move |step| &*self.homes[(home + step) % count])
+            .flat_map(|h| {
                 std::iter::from_fn(move || {
-                    let k = self.cursors[h].fetch_add(1, Ordering::Relaxed);
-                    (k < end).then_some(k)
+                    let k = h.next.fetch_add(1, Ordering::Relaxed);
+                    (k < h.end).then_some(k)
                 })
             })
     }
@@ -58,10 +75,9 @@ mod tests {
         for jobs in [0, 1, 5, 16, 17, 64] {
             for threads in [1, 2, 3, 8] {
                 let homes = Homes::new(jobs, threads);
-                assert_eq!((homes.start(0), homes.start(threads)), (0, jobs));
                 // A thread alone takes its own home's jobs first, in order, then the rest.
                 let first: Vec<usize> = homes.claims_from(threads - 1).collect();
-                let own = homes.start(threads - 1)..jobs;
+                let own = (threads - 1) * jobs / threads..jobs;
                 assert_eq!(first[..own.len()], own.clone().collect::<Vec<_>>()[..]);
                 assert_eq!(first.len(), jobs, "{jobs} jobs, {threads} threads");
                 assert_eq!(homes.claims_from(0).count(), 0, "nothing is claimed twice");
@@ -81,5 +97,19 @@ mod tests {
         let mut all: Vec<usize> = claimed.concat();
         all.sort_unstable();
         assert_eq!(all, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn homes_of_any_length_empty_ones_included() {
+        // Homes of 3, 0, 1 and 2 jobs: home 1 is empty, so its thread starts on home 2's.
+        let homes = Homes::starting_at(&[0, 3, 3, 4], 6);
+        assert_eq!(homes.claims_from(1).take(2).collect::<Vec<_>>(), vec![3, 4]);
+        // Home 0's thread: its own, then what is left after it.
+        assert_eq!(homes.claims_from(0).collect::<Vec<_>>(), vec![0, 1, 2, 5]);
+        assert_eq!(homes.claims_from(3).count(), 0);
+        // No starts: one home of every job; starts past the end: empty homes.
+        assert_eq!(Homes::starting_at(&[], 3).claims_from(0).count(), 3);
+        let past = Homes::starting_at(&[0, 9], 2);
+        assert_eq!(past.claims_from(1).collect::<Vec<_>>(), vec![0, 1]);
     }
 }

@@ -12,12 +12,13 @@
 //! - Otherwise one thread takes part per [`WORK_PER_THREAD_NS`] of work, up to the pool's size,
 //!   and the calling thread is one of them: it works on its own batch instead of sleeping until
 //!   the pool is done, so a batch never waits for a wake-up before work starts.
-//! - The batch is cut, by estimated cost rather than by count, into contiguous jobs of at least
-//!   [`JOB_NS`] (several per thread, so a thread that wakes late or runs slow takes fewer). Each
-//!   taking-part thread has a home, a run of consecutive jobs (the calling thread the first): it
-//!   claims its home's jobs in order with one atomic add each, then what is left in the homes
-//!   after it. So each thread writes about the same outputs from batch to batch, and they stay in
-//!   its core's cache. A helper that wakes after every job was claimed finds nothing and returns.
+//! - Each taking-part thread has a home, a run of consecutive items worth an equal share of the
+//!   batch's estimated cost (the calling thread the first), cut into contiguous jobs that halve
+//!   down to [`JOB_NS`] ([`plan`]). A thread claims its home's jobs in order with one atomic add
+//!   each, then what is left in the homes after it: the small last jobs, so that threads end
+//!   together even when one woke late or ran slow. So each thread writes about the same outputs
+//!   from batch to batch, and they stay in its core's cache. A helper that wakes after every job
+//!   was claimed finds nothing and returns.
 //! - The helpers are [`super::spin_pool`]'s threads, which stay awake for a while after a batch,
 //!   so back-to-back batches start on every thread at once, and the calling thread waits only for
 //!   helpers inside a job, never for one still waking. While another batch holds them, a batch
@@ -30,6 +31,7 @@ use std::sync::{Mutex, PoisonError};
 use super::chunk::ChunkContext;
 pub(crate) use super::item_cost::ItemCost;
 use super::item_cost::ItemWork;
+use super::item_outputs::{ItemOutput, Outputs};
 use super::keyring::Keyring;
 use super::plane::DataPlane;
 use super::tally::{ItemOutcome, KeyTally};
@@ -47,23 +49,28 @@ const WAKE_FROM_NS: u64 = 40_000;
 const WORK_PER_THREAD_NS: u64 = 8_000;
 /// The least work in one job: a claim is an atomic add and an uncontended lock, ~50 ns.
 const JOB_NS: u64 = 2_500;
-/// Jobs per taking-part thread when the batch is large enough, so that uneven threads even out.
-/// Fewer, larger jobs won on two cores (2026-12-05, 64 B at batch 256, 2 threads: 11.5–11.9 M/s
-/// with 8 per thread, 10.3–11.3 with 16, 11.8–12.2 with 4 and 12.1 with 2): a claim and its
-/// chunk bookkeeping cost more than the imbalance of the last job.
-const JOBS_PER_THREAD: u64 = 4;
 
-/// How a batch runs: the threads taking part (the calling thread included) and where its jobs
-/// end (item indices, ascending, the last one `n`).
+/// How a batch runs: the threads taking part (the calling thread included), where its jobs end
+/// (item indices, ascending, the last one `n`) and where each thread's home of jobs starts.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Plan {
     pub(crate) threads: usize,
     pub(crate) job_ends: Vec<usize>,
+    /// For each taking-part thread, the index of its home's first job (ascending from 0; a home
+    /// may be empty when one item is worth more than a thread's share).
+    pub(crate) home_starts: Vec<usize>,
     /// Whether the batch is worth waking parked helpers for.
     pub(crate) wake: bool,
 }
 
 /// Plans a batch of items with these estimated costs for a pool of `pool_threads`.
+///
+/// Each taking-part thread's home is a run of consecutive items worth an equal share of the
+/// batch, cut into jobs that halve: the first is half the home, each next one half of what is
+/// left, down to [`JOB_NS`]. A thread that finishes its home early then steals the other homes'
+/// last, small jobs, so the threads end within about one small job of each other, whatever the
+/// batch's size, in a few claims per thread. (Jobs of one size, four per thread, left a thread
+/// waiting up to a quarter of its share at the end: at 1,000 MACs on two threads, 1.71–1.83×.)
 pub(crate) fn plan(costs: impl Iterator<Item = u64> + Clone, pool_threads: usize) -> Plan {
     let (n, total) = costs
         .clone()
@@ -74,25 +81,50 @@ pub(crate) fn plan(costs: impl Iterator<Item = u64> + Clone, pool_threads: usize
         return Plan {
             threads: 1,
             job_ends: vec![n],
+            home_starts: vec![0],
             wake: false,
         };
     }
-    let per_job = (total / (threads as u64 * JOBS_PER_THREAD)).max(JOB_NS);
-    let mut job_ends = Vec::with_capacity((total / per_job) as usize + 1);
-    let mut running = 0u64;
-    for (i, cost) in costs.enumerate() {
-        running = running.saturating_add(cost);
-        if running >= per_job {
-            job_ends.push(i + 1);
-            running = 0;
+    // Where home `h`'s share of the work ends, in estimated nanoseconds from the batch's start
+    // (worked out once per home, not per item).
+    let share_end = |h: usize| -> u64 {
+        let end = u128::from(total) * (h as u128 + 1) / threads as u128;
+        u64::try_from(end).unwrap_or(u64::MAX)
+    };
+    let mut home_end = share_end(0);
+    // The next job's size, given the work left in the current home.
+    let next_job = |left: u64| -> u64 {
+        if left < 2 * JOB_NS {
+            left
+        } else {
+            (left / 2).max(JOB_NS)
         }
+    };
+    let mut job_ends = Vec::with_capacity(threads * 8);
+    let mut home_starts = Vec::with_capacity(threads);
+    home_starts.push(0);
+    let (mut home, mut done, mut job_from) = (0usize, 0u64, 0u64);
+    let mut job = next_job(home_end);
+    for (i, cost) in costs.enumerate() {
+        done = done.saturating_add(cost);
+        if done - job_from < job && done < home_end && i + 1 < n {
+            continue;
+        }
+        job_ends.push(i + 1);
+        job_from = done;
+        while home + 1 < threads && done >= home_end {
+            home += 1;
+            home_end = share_end(home);
+            home_starts.push(job_ends.len());
+        }
+        job = next_job(home_end.saturating_sub(done));
     }
-    if job_ends.last() != Some(&n) {
-        job_ends.push(n);
-    }
+    // Zero-cost items can end the batch before the last shares were reached: empty homes.
+    home_starts.resize(threads, job_ends.len());
     Plan {
         threads,
         job_ends,
+        home_starts,
         wake: total >= WAKE_FROM_NS,
     }
 }
@@ -129,22 +161,6 @@ pub fn batch_schedule(
         jobs: plan.job_ends.len(),
         estimated_ns: cost.saturating_mul(items as u64),
         wakes_helpers: plan.wake,
-    }
-}
-
-/// A caller's output buffer, which a refused item zeroes (the C ABI documents that the buffer of
-/// an item that fails after it was handed to the engine is zeroed).
-pub(crate) trait ItemOutput {
-    fn clear(&mut self);
-}
-
-impl ItemOutput for () {
-    fn clear(&mut self) {}
-}
-
-impl ItemOutput for &mut [u8] {
-    fn clear(&mut self) {
-        self.fill(0);
     }
 }
 
@@ -187,7 +203,7 @@ impl DataPlane {
             caller,
             tally,
             items,
-            &mut nothing,
+            nothing.as_mut_slice(),
             check,
             |ctx, item, ()| f(ctx, item),
         )
@@ -202,7 +218,7 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         items: &[I],
-        outputs: &mut [B],
+        outputs: impl Outputs<B>,
         check: impl Fn(&I) -> Result<()> + Sync,
         f: impl Fn(&mut ChunkContext<'_>, &I, &mut B) -> O + Sync + Send,
     ) -> Vec<O>
@@ -215,14 +231,15 @@ impl DataPlane {
         self.run_batch_into_on(&keyring, caller, tally, items, outputs, check, f)
     }
 
-    /// [`Self::run_batch_into`] into the caller's buffers `outputs[i]`, with `f` answering the
-    /// bytes it wrote; the items beyond the last buffer fail.
-    pub(crate) fn run_batch_into_buffers<I>(
+    /// [`Self::run_batch_into`] into byte buffers (the caller's, or the rooms of a kept
+    /// [`super::BatchOutputs`]), with `f` answering the bytes it wrote; the items beyond the last
+    /// buffer fail.
+    pub(crate) fn run_batch_into_buffers<'o, I>(
         &self,
         caller: &Caller,
         tally: &KeyTally,
         items: &[I],
-        outputs: &mut [&mut [u8]],
+        outputs: impl Outputs<&'o mut [u8]>,
         check: impl Fn(&I) -> Result<()> + Sync,
         f: impl Fn(&mut ChunkContext<'_>, &I, &mut [u8]) -> Result<usize> + Sync + Send,
     ) -> Vec<Result<usize>>
@@ -246,7 +263,7 @@ impl DataPlane {
         caller: &Caller,
         tally: &KeyTally,
         items: &[I],
-        outputs: &mut [B],
+        outputs: impl Outputs<B>,
         check: impl Fn(&I) -> Result<()> + Sync,
         f: impl Fn(&mut ChunkContext<'_>, &I, &mut B) -> O + Sync + Send,
     ) -> Vec<O>
@@ -271,18 +288,21 @@ impl DataPlane {
         // Read on the calling thread: the pool's threads do not carry it.
         let request_id = crate::call::request_id::current_request_id();
         let n = items.len().min(outputs.len());
-        let (items, outputs) = (&items[..n], &mut outputs[..n]);
+        let (items, outputs) = (&items[..n], outputs.split_at(n).0);
         let plan = plan(items.iter().map(ItemCost::cost_ns), self.threads());
         // A small batch in a stream of them wakes the helpers too: they stay awake for the rest.
         let wake = plan.threads > 1 && (self.helpers.streaming() || plan.wake);
         // In a child of `fork` no helper or rayon worker exists: waiting for one would never end.
         if plan.threads == 1 || (!wake && !self.helpers.any_awake()) || self.helpers.in_a_copy() {
             let mut ctx = ChunkContext::new(self, keyring, caller, tally, request_id);
-            return items
-                .iter()
-                .zip(outputs.iter_mut())
-                .map(|(item, out)| f(&mut ctx, item, out))
-                .collect();
+            let mut results = Vec::with_capacity(n);
+            let mut items = items.iter();
+            outputs.for_each(|out| {
+                if let Some(item) = items.next() {
+                    results.push(f(&mut ctx, item, out));
+                }
+            });
+            return results;
         }
         // Each job's items, output buffers and result slots, taken by exactly one thread, which
         // writes each item's result into its slot: no vector per job, no concatenation after.
@@ -299,7 +319,7 @@ impl DataPlane {
             let mut start = 0;
             for &end in &plan.job_ends {
                 let (job_items, more_items) = rest_items.split_at(end - start);
-                let (job_outputs, more_outputs) = rest_outputs.split_at_mut(end - start);
+                let (job_outputs, more_outputs) = rest_outputs.split_at(end - start);
                 let (job_slots, more_slots) = rest_slots.split_at_mut(end - start);
                 jobs.push(Mutex::new(Some((job_items, job_outputs, job_slots))));
                 (rest_items, rest_outputs, rest_slots, start) =
@@ -312,9 +332,12 @@ impl DataPlane {
             // from the core that wrote them last time (two threads sharing one batch ran each
             // item ~25% slower than one thread alone, while two callers with a batch each did
             // not).
-            let homes = Homes::new(jobs.len(), plan.threads);
+            let homes = Homes::starting_at(&plan.home_starts, jobs.len());
             let work = |home: usize| {
                 let mut ctx = None;
+                // Counted here and added once: a counter both threads wrote per job was a cache
+                // line passed between their cores at every claim.
+                let mut ran_here = 0;
                 for k in homes.claims_from(home) {
                     let Some((job_items, job_outputs, job_slots)) = lock(&jobs[k]).take() else {
                         continue;
@@ -322,15 +345,15 @@ impl DataPlane {
                     let ctx = ctx.get_or_insert_with(|| {
                         ChunkContext::new(self, keyring, caller, tally, request_id.clone())
                     });
-                    for ((item, out), slot) in job_items
-                        .iter()
-                        .zip(job_outputs.iter_mut())
-                        .zip(job_slots.iter_mut())
-                    {
-                        *slot = f(ctx, item, out);
-                    }
-                    ran.fetch_add(job_slots.len(), Ordering::Relaxed);
+                    let mut pairs = job_items.iter().zip(job_slots.iter_mut());
+                    job_outputs.for_each(|out| {
+                        if let Some((item, slot)) = pairs.next() {
+                            *slot = f(ctx, item, out);
+                            ran_here += 1;
+                        }
+                    });
                 }
+                ran.fetch_add(ran_here, Ordering::Relaxed);
             };
             // Helpers awake take part up to the plan's thread count (the calling thread is one),
             // each with the next home in the order they arrive.
@@ -413,6 +436,7 @@ mod tests {
                 Plan {
                     threads: 1,
                     job_ends: vec![n],
+                    home_starts: vec![0],
                     wake: false,
                 },
                 "{n} × {cost} ns"
@@ -445,10 +469,82 @@ mod tests {
             assert!(p.job_ends.windows(2).all(|w| w[0] < w[1]));
             assert!(p.job_ends.len() >= p.threads);
         }
-        // 64 signatures (~1.3 ms): one job per thread-eighth, never fewer items than one.
+        // 64 signatures (~1.3 ms) on 16 threads: a home of 4 each, as jobs of 2, 1 and 1.
         let p = plan(std::iter::repeat_n(20_000, 64), 16);
         assert_eq!(p.threads, 16);
-        assert_eq!(p.job_ends.len(), 64);
+        assert_eq!(p.home_starts, (0..16).map(|h| 3 * h).collect::<Vec<_>>());
+        let sizes: Vec<usize> = job_sizes(&p);
+        assert!(sizes.chunks(3).all(|home| home == [2, 1, 1]), "{sizes:?}");
+    }
+
+    fn job_sizes(p: &Plan) -> Vec<usize> {
+        std::iter::once(0)
+            .chain(p.job_ends.iter().copied())
+            .collect::<Vec<_>>()
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .collect()
+    }
+
+    #[test]
+    fn homes_are_equal_shares_in_halving_jobs() {
+        // 1000 MACs of 64 B on two threads: 500 items each; jobs of 250, 125, 62, ... down to
+        // about JOB_NS, so the last job a thread can wait for is a few microseconds.
+        let cost = ItemWork::Mac.cost_ns(64);
+        let p = plan(std::iter::repeat_n(cost, 1000), 2);
+        assert_eq!(p.home_starts.len(), 2);
+        let sizes = job_sizes(&p);
+        let home = |h: usize| {
+            let end = p.home_starts.get(h + 1).copied().unwrap_or(sizes.len());
+            &sizes[p.home_starts[h]..end]
+        };
+        for h in 0..2 {
+            let jobs = home(h);
+            assert_eq!(jobs.iter().sum::<usize>(), 500, "{sizes:?}");
+            assert_eq!(jobs[0], 250, "{sizes:?}");
+            assert!(jobs.windows(2).all(|w| w[1] <= w[0]), "{sizes:?}");
+            let last = *jobs.last().unwrap() as u64 * cost;
+            assert!(last < 2 * JOB_NS, "the last job is {last} ns: {sizes:?}");
+            assert!(jobs.len() <= 10, "{sizes:?}");
+        }
+    }
+
+    #[test]
+    fn every_plan_covers_its_batch_with_one_home_per_thread() {
+        let shapes: Vec<Vec<u64>> = vec![
+            vec![263; 256],
+            vec![3_500; 32],
+            vec![0; 100],
+            (0..300)
+                .map(|i| if i % 7 == 0 { 90_000 } else { 300 })
+                .collect(),
+            std::iter::repeat_n(0, 50)
+                .chain([1_000_000])
+                .chain(std::iter::repeat_n(0, 50))
+                .collect(),
+            vec![1_000_000, 1, 1, 1],
+            vec![u64::MAX / 2; 5],
+        ];
+        for costs in &shapes {
+            for pool in [1, 2, 3, 4, 16] {
+                let p = plan(costs.iter().copied(), pool);
+                let n = costs.len();
+                assert_eq!(p.job_ends.last(), Some(&n));
+                assert!(p.job_ends.windows(2).all(|w| w[0] < w[1]), "{p:?}");
+                assert_eq!(p.home_starts.len(), p.threads, "{p:?}");
+                assert_eq!(p.home_starts[0], 0);
+                assert!(p.home_starts.windows(2).all(|w| w[0] <= w[1]), "{p:?}");
+                assert!(
+                    p.home_starts.iter().all(|&s| s <= p.job_ends.len()),
+                    "{p:?}"
+                );
+                // Every job claimed once, whichever thread starts.
+                let homes = Homes::starting_at(&p.home_starts, p.job_ends.len());
+                let mut claimed: Vec<usize> = homes.claims_from(p.threads - 1).collect();
+                claimed.sort_unstable();
+                assert_eq!(claimed, (0..p.job_ends.len()).collect::<Vec<_>>());
+            }
+        }
     }
 
     #[test]

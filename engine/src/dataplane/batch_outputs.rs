@@ -13,6 +13,7 @@ use zeroize::Zeroize;
 
 use super::decrypt::DecryptRequest;
 use super::encrypt::{output_size, EncryptRequest};
+use super::item_outputs::Rooms;
 use super::plane::DataPlane;
 use crate::access::Action;
 use crate::ciphertext;
@@ -80,29 +81,30 @@ impl BatchOutputs {
 
     /// Lays out one room per item, of `sizes` bytes each, back to back, and hands out the rooms.
     /// The buffer only grows, into fresh zeroed memory (the old buffer is zeroed, never copied
-    /// by a reallocation), so a buffer sized once is reused as it is.
-    pub(crate) fn rooms(&mut self, sizes: impl IntoIterator<Item = usize>) -> Vec<&mut [u8]> {
+    /// by a reallocation), so a buffer sized once is reused as it is. The layout is written only
+    /// where it changed: the threads that ran the last batch read it, and a write would take its
+    /// cache lines back from their cores.
+    pub(crate) fn rooms(&mut self, sizes: impl IntoIterator<Item = usize>) -> Rooms<'_> {
         self.items.clear();
-        self.rooms.clear();
         let mut end = 0usize;
+        let mut count = 0;
         for size in sizes {
             let start = end;
             end = start.saturating_add(size);
-            self.rooms.push(start..end);
+            match self.rooms.get_mut(count) {
+                Some(room) if *room == (start..end) => {}
+                Some(room) => *room = start..end,
+                None => self.rooms.push(start..end),
+            }
+            count += 1;
         }
+        self.rooms.truncate(count);
         if self.buf.len() < end {
             let mut grown = vec![0u8; end];
             std::mem::swap(&mut self.buf, &mut grown);
             grown.zeroize();
         }
-        let mut rest = &mut self.buf[..end];
-        let mut rooms = Vec::with_capacity(self.rooms.len());
-        for room in &self.rooms {
-            let (head, tail) = rest.split_at_mut(room.len());
-            rooms.push(head);
-            rest = tail;
-        }
-        rooms
+        Rooms::new(&mut self.buf[..end], &self.rooms)
     }
 
     /// Records the call's results: item `i` wrote `results[i]` bytes at the start of its room.
@@ -201,13 +203,17 @@ impl std::fmt::Debug for BatchOutputs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::item_outputs::Outputs;
 
     #[test]
     fn rooms_are_laid_out_back_to_back_and_reused() {
         let mut out = BatchOutputs::new();
-        let rooms = out.rooms([3, 0, 5]);
-        assert_eq!(rooms.iter().map(|r| r.len()).collect::<Vec<_>>(), [3, 0, 5]);
-        rooms.into_iter().for_each(|r| r.fill(7));
+        let mut lens = Vec::new();
+        out.rooms([3, 0, 5]).for_each(|r| {
+            lens.push(r.len());
+            r.fill(7);
+        });
+        assert_eq!(lens, [3, 0, 5]);
         out.finish(vec![Ok(2), Err(Error::Internal("x".into())), Ok(5)]);
         assert_eq!(out.len(), 3);
         assert_eq!(out.get(0).unwrap().unwrap(), &[7, 7]);
@@ -217,8 +223,14 @@ mod tests {
         let before = out.buf.as_ptr();
         let rooms = out.rooms([4, 4]);
         assert_eq!(rooms.len(), 2);
+        rooms.for_each(|r| r[0] = 9);
         out.finish(vec![Ok(4), Ok(1)]);
         assert_eq!(out.buf.as_ptr(), before, "a buffer large enough is reused");
+        assert_eq!(
+            out.get(1).unwrap().unwrap(),
+            &[9],
+            "the second room moved to 4..8"
+        );
         assert_eq!(out.capacity(), 8);
         let _ = out.rooms([100]);
         assert_eq!(out.capacity(), 100);
@@ -240,9 +252,7 @@ mod tests {
     #[test]
     fn clear_zeroes_and_debug_shows_counts_only() {
         let mut out = BatchOutputs::new();
-        out.rooms([4])
-            .into_iter()
-            .for_each(|r| r.copy_from_slice(b"sekr"));
+        out.rooms([4]).for_each(|r| r.copy_from_slice(b"sekr"));
         out.finish(vec![Ok(4)]);
         assert!(!format!("{out:?}").contains("sekr"));
         out.clear();

@@ -2,6 +2,7 @@
 
 use super::chunk::ChunkContext;
 use super::encrypt::{copy_out, refuse_context_for_rsa};
+use super::item_outputs::Outputs;
 use super::keyring::{KeyEntry, VersionEntry};
 use super::output::IntoError;
 use super::plane::DataPlane;
@@ -336,12 +337,12 @@ impl DataPlane {
     /// Decrypts every request into its caller-provided buffer (at least the plaintext length:
     /// the blob length minus `ciphertext::OVERHEAD`); returns the bytes written per item. The
     /// caller owns, and should zero, the plaintext it receives.
-    pub(crate) fn decrypt_batch_into(
+    pub(crate) fn decrypt_batch_into<'o>(
         &self,
         caller: &Caller,
         tally: &KeyTally,
         requests: &[DecryptRequest<'_>],
-        outputs: &mut [&mut [u8]],
+        outputs: impl Outputs<&'o mut [u8]>,
         check: impl Fn(&DecryptRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<usize>> {
         self.run_batch_into_buffers(caller, tally, requests, outputs, check, |ctx, r, out| {

@@ -3,6 +3,7 @@
 use super::algorithm::check_symmetric_algorithm;
 use super::chunk::ChunkContext;
 use super::ciphertext_blob::CiphertextBlob;
+use super::item_outputs::Outputs;
 use super::keyring::KeyEntry;
 use super::output::IntoError;
 use super::plane::DataPlane;
@@ -224,12 +225,12 @@ impl DataPlane {
     /// Encrypts every request into its caller-provided buffer (at least
     /// `ciphertext::blob_len(plaintext.len())` bytes for a symmetric key, the modulus size for an
     /// RSA key); returns the bytes written per item.
-    pub(crate) fn encrypt_batch_into(
+    pub(crate) fn encrypt_batch_into<'o>(
         &self,
         caller: &Caller,
         tally: &KeyTally,
         requests: &[EncryptRequest<'_>],
-        outputs: &mut [&mut [u8]],
+        outputs: impl Outputs<&'o mut [u8]>,
         check: impl Fn(&EncryptRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<usize>> {
         self.run_batch_into_buffers(caller, tally, requests, outputs, check, |ctx, r, out| {

@@ -1,6 +1,7 @@
 //! GenerateMac and VerifyMac (HMAC keys; RFC 2104).
 
 use super::chunk::ChunkContext;
+use super::item_outputs::Outputs;
 use super::keyring::KeyEntry;
 use super::plane::DataPlane;
 use super::primitive::KeyPrimitive;
@@ -205,12 +206,12 @@ impl DataPlane {
 
     /// GenerateMac of every request into its buffer `outputs[i]` (at least the algorithm's MAC
     /// length); returns the bytes written per item.
-    pub(crate) fn generate_mac_batch_into(
+    pub(crate) fn generate_mac_batch_into<'o>(
         &self,
         caller: &Caller,
         tally: &KeyTally,
         requests: &[GenerateMacRequest<'_>],
-        outputs: &mut [&mut [u8]],
+        outputs: impl Outputs<&'o mut [u8]>,
         check: impl Fn(&GenerateMacRequest<'_>) -> Result<()> + Sync,
     ) -> Vec<Result<usize>> {
         self.run_batch_into_buffers(caller, tally, requests, outputs, check, |ctx, r, out| {

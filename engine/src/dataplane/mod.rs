@@ -20,6 +20,7 @@ mod encrypt;
 pub(crate) mod external_key;
 pub(crate) mod freshness;
 mod item_cost;
+pub(crate) mod item_outputs;
 pub(crate) mod keyring;
 mod mac;
 mod one_key;
