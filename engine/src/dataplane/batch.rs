@@ -25,6 +25,9 @@
 //!   runs on rayon's pool instead.
 //! - Results come back in item order, whichever thread ran which job.
 
+#![allow(unsafe_code)] // reason: result slots written in place in the results vector's capacity, then one `set_len`.
+
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -233,7 +236,8 @@ impl DataPlane {
 
     /// [`Self::run_batch_into`] into byte buffers (the caller's, or the rooms of a kept
     /// [`super::BatchOutputs`]), with `f` answering the bytes it wrote; the items beyond the last
-    /// buffer fail.
+    /// buffer fail, and so does an item that answers more bytes than its buffer holds (an engine
+    /// bug; [`super::BatchOutputs`] relies on every count fitting its room).
     pub(crate) fn run_batch_into_buffers<'o, I>(
         &self,
         caller: &Caller,
@@ -248,7 +252,17 @@ impl DataPlane {
     {
         let mut results =
             self.run_batch_into(caller, tally, items, outputs, check, |ctx, item, out| {
-                f(ctx, item, out)
+                let room = out.len();
+                f(ctx, item, out).and_then(|written| {
+                    if written <= room {
+                        Ok(written)
+                    } else {
+                        out.fill(0);
+                        Err(crate::error::Error::Internal(format!(
+                            "an item wrote {written} bytes into a buffer of {room}"
+                        )))
+                    }
+                })
             });
         missing_outputs(&mut results, items.len());
         results
@@ -306,16 +320,16 @@ impl DataPlane {
         }
         // Each job's items, output buffers and result slots, taken by exactly one thread, which
         // writes each item's result into its slot: no vector per job, no concatenation after.
-        // The slots are the results themselves, filled with a placeholder that costs no
-        // allocation, so the calling thread makes no pass over them after the helpers wrote
-        // theirs (each such pass pulled the helpers' half of the results across cores).
+        // The slots are the results vector's own capacity, written once each by the thread that
+        // runs the item, so the calling thread makes no pass over them, before or after (a
+        // placeholder written first by the calling thread took each helper's slot lines to the
+        // caller's core and back again, and a pass after pulled them across once more).
         let mut slots: Vec<O> = Vec::with_capacity(n);
-        slots.resize_with(n, O::placeholder);
         let ran = AtomicUsize::new(0);
         {
             let mut jobs = Vec::with_capacity(plan.job_ends.len());
             let (mut rest_items, mut rest_outputs) = (items, outputs);
-            let mut rest_slots = slots.as_mut_slice();
+            let mut rest_slots: &mut [MaybeUninit<O>] = &mut slots.spare_capacity_mut()[..n];
             let mut start = 0;
             for &end in &plan.job_ends {
                 let (job_items, more_items) = rest_items.split_at(end - start);
@@ -348,7 +362,7 @@ impl DataPlane {
                     let mut pairs = job_items.iter().zip(job_slots.iter_mut());
                     job_outputs.for_each(|out| {
                         if let Some((item, slot)) = pairs.next() {
-                            *slot = f(ctx, item, out);
+                            slot.write(f(ctx, item, out));
                             ran_here += 1;
                         }
                     });
@@ -375,9 +389,9 @@ impl DataPlane {
                 });
             }
         }
-        // Every job was taken and ran to its end (a panic would have been raised again above),
-        // so every slot holds its item's result; fewer items run would be a scheduling bug,
-        // answered as an error for the whole batch rather than a placeholder taken for a result.
+        // Every job was taken and ran to its end (a panic would have been raised again above,
+        // leaving the results written so far unread and undropped). Fewer items run would be a
+        // scheduling bug, answered as an error for the whole batch, never an unwritten slot read.
         if ran.into_inner() != n {
             return (0..n)
                 .map(|_| {
@@ -387,6 +401,12 @@ impl DataPlane {
                 })
                 .collect();
         }
+        // SAFETY: the first `n` slots are initialised. The jobs cut `slots[..n]` into disjoint
+        // parts, each held by one `Mutex<Option<..>>` and so taken by one thread once, which
+        // writes each of its slots once and counts each write in `ran`. `n` writes to `n`
+        // distinct slots, none twice, is every slot written; the threads' writes happen before
+        // `ran`'s counts are read here (the pool's and rayon's joins synchronise them).
+        unsafe { slots.set_len(n) };
         slots
     }
 }

@@ -30,6 +30,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
+
 use crate::error::{Error, Result};
 
 /// How long a helper stays awake for the next batch after its last one, before it parks.
@@ -42,20 +44,35 @@ struct Posted<'a> {
     work: &'a (dyn Fn() + Sync),
 }
 
+/// The pool's state, in three cache lines by who writes them: a helper spinning for the next
+/// batch keeps re-reading `epoch`, so every other word the caller writes in that line (the
+/// batch's claim on the pool, its end) took the line back from the helper's core, a
+/// cross-core round trip each, on the caller's path at the start and end of every batch.
 struct Shared {
+    /// What the caller posts and waiting helpers poll: written once per batch.
+    post: CachePadded<Post>,
+    /// Helpers between their count-in and count-out of a batch: written by helpers, polled by
+    /// the caller at the end of its batch.
+    active: CachePadded<AtomicUsize>,
+    /// Written by the caller (and by a helper that parks or panics), read by the caller.
+    pool: CachePadded<PoolState>,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+struct Post {
     posted: AtomicPtr<Posted<'static>>,
     epoch: AtomicU64,
-    /// Helpers between their count-in and count-out of a batch.
-    active: AtomicUsize,
+    shutdown: AtomicBool,
+}
+
+struct PoolState {
     /// Helpers parked (or about to park) on `wake`.
     sleepers: AtomicUsize,
     /// Whether a batch holds the pool.
     busy: AtomicBool,
-    shutdown: AtomicBool,
     /// Whether a helper's `work` panicked during the current batch.
     panicked: AtomicBool,
-    lock: Mutex<()>,
-    wake: Condvar,
 }
 
 fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
@@ -78,13 +95,17 @@ impl SpinPool {
     /// `helpers` threads named `{name}-{i}`.
     pub(crate) fn new(helpers: usize, name: &str) -> Result<Self> {
         let shared = Arc::new(Shared {
-            posted: AtomicPtr::new(std::ptr::null_mut()),
-            epoch: AtomicU64::new(0),
-            active: AtomicUsize::new(0),
-            sleepers: AtomicUsize::new(0),
-            busy: AtomicBool::new(false),
-            shutdown: AtomicBool::new(false),
-            panicked: AtomicBool::new(false),
+            post: CachePadded::new(Post {
+                posted: AtomicPtr::new(std::ptr::null_mut()),
+                epoch: AtomicU64::new(0),
+                shutdown: AtomicBool::new(false),
+            }),
+            active: CachePadded::new(AtomicUsize::new(0)),
+            pool: CachePadded::new(PoolState {
+                sleepers: AtomicUsize::new(0),
+                busy: AtomicBool::new(false),
+                panicked: AtomicBool::new(false),
+            }),
             lock: Mutex::new(()),
             wake: Condvar::new(),
         });
@@ -124,7 +145,7 @@ impl SpinPool {
     /// Whether some helper is awake (not parked), so that a batch too small to wake one may still
     /// be shared. A hint: a helper may park or wake just after.
     pub(crate) fn any_awake(&self) -> bool {
-        self.shared.sleepers.load(SeqCst) < self.helpers.len()
+        self.shared.pool.sleepers.load(SeqCst) < self.helpers.len()
     }
 
     /// Runs `work` on every helper awake, or woken (with `wake`), while the calling thread runs
@@ -137,7 +158,8 @@ impl SpinPool {
         let s = &*self.shared;
         if self.helpers.is_empty()
             || crate::fork::generation() != self.generation
-            || s.busy
+            || s.pool
+                .busy
                 .compare_exchange(false, true, SeqCst, SeqCst)
                 .is_err()
         {
@@ -149,14 +171,14 @@ impl SpinPool {
         let ptr = (&posted as *const Posted<'_>)
             .cast_mut()
             .cast::<Posted<'static>>();
-        s.posted.store(ptr, SeqCst);
-        s.epoch.fetch_add(1, SeqCst);
-        if wake && s.sleepers.load(SeqCst) > 0 {
+        s.post.posted.store(ptr, SeqCst);
+        s.post.epoch.fetch_add(1, SeqCst);
+        if wake && s.pool.sleepers.load(SeqCst) > 0 {
             let _guard = lock(&s.lock);
             s.wake.notify_all();
         }
         let outcome = catch_unwind(AssertUnwindSafe(own));
-        s.posted.store(std::ptr::null_mut(), SeqCst);
+        s.post.posted.store(std::ptr::null_mut(), SeqCst);
         let mut spins = 0u32;
         while s.active.load(SeqCst) != 0 {
             spins = spins.wrapping_add(1);
@@ -166,8 +188,8 @@ impl SpinPool {
                 std::hint::spin_loop();
             }
         }
-        let helper_panicked = s.panicked.swap(false, SeqCst);
-        s.busy.store(false, SeqCst);
+        let helper_panicked = s.pool.panicked.swap(false, SeqCst);
+        s.pool.busy.store(false, SeqCst);
         if let Err(panic) = outcome {
             resume_unwind(panic);
         }
@@ -185,11 +207,11 @@ fn help(s: &Shared) {
     let mut seen = 0;
     loop {
         seen = wait_for_batch(s, seen);
-        if s.shutdown.load(SeqCst) {
+        if s.post.shutdown.load(SeqCst) {
             return;
         }
         s.active.fetch_add(1, SeqCst);
-        let ptr = s.posted.load(SeqCst);
+        let ptr = s.post.posted.load(SeqCst);
         if !ptr.is_null() {
             // SAFETY: the pointer was loaded after this helper counted itself in `active`, and
             // the caller that posted it withdraws it and then waits for `active` to be 0 before
@@ -197,7 +219,7 @@ fn help(s: &Shared) {
             // the count-out below.
             let work = unsafe { (*ptr).work };
             if catch_unwind(AssertUnwindSafe(work)).is_err() {
-                s.panicked.store(true, SeqCst);
+                s.pool.panicked.store(true, SeqCst);
             }
         }
         s.active.fetch_sub(1, SeqCst);
@@ -210,7 +232,7 @@ fn wait_for_batch(s: &Shared, seen: u64) -> u64 {
     let start = Instant::now();
     let mut spins = 0u32;
     loop {
-        let now = s.epoch.load(SeqCst);
+        let now = s.post.epoch.load(SeqCst);
         if now != seen {
             return now;
         }
@@ -229,12 +251,12 @@ fn wait_for_batch(s: &Shared, seen: u64) -> u64 {
     }
     // Counted as a sleeper before the epoch is read again under the lock: a caller that bumps
     // the epoch after that read sees the count and notifies under the same lock.
-    s.sleepers.fetch_add(1, SeqCst);
+    s.pool.sleepers.fetch_add(1, SeqCst);
     let mut guard = lock(&s.lock);
     loop {
-        let now = s.epoch.load(SeqCst);
+        let now = s.post.epoch.load(SeqCst);
         if now != seen {
-            s.sleepers.fetch_sub(1, SeqCst);
+            s.pool.sleepers.fetch_sub(1, SeqCst);
             return now;
         }
         guard = s.wake.wait(guard).unwrap_or_else(PoisonError::into_inner);
@@ -244,8 +266,8 @@ fn wait_for_batch(s: &Shared, seen: u64) -> u64 {
 impl Drop for SpinPool {
     fn drop(&mut self) {
         let s = &*self.shared;
-        s.shutdown.store(true, SeqCst);
-        s.epoch.fetch_add(1, SeqCst);
+        s.post.shutdown.store(true, SeqCst);
+        s.post.epoch.fetch_add(1, SeqCst);
         {
             let _guard = lock(&s.lock);
             s.wake.notify_all();

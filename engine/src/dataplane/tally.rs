@@ -232,9 +232,6 @@ pub(crate) trait ItemOutcome {
     fn succeeded(&self) -> bool;
     /// The outcome of an item refused before it ran.
     fn refused(error: crate::error::Error) -> Self;
-    /// What a result slot holds until its item's outcome is written: cheap to make and drop
-    /// (no allocation).
-    fn placeholder() -> Self;
 }
 
 impl<T> ItemOutcome for crate::error::Result<T> {
@@ -244,10 +241,6 @@ impl<T> ItemOutcome for crate::error::Result<T> {
 
     fn refused(error: crate::error::Error) -> Self {
         Err(error)
-    }
-
-    fn placeholder() -> Self {
-        Err(crate::error::Error::Internal(String::new()))
     }
 }
 
