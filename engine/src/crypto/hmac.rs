@@ -51,6 +51,28 @@ impl HmacWork {
     }
 }
 
+impl HmacWork {
+    /// Wipes the context (the keyed state the last MAC copied in) and initialises it again, so
+    /// that it can wait, holding nothing secret, for the next MAC on this thread.
+    pub fn clear(&mut self) {
+        let ctx = self.ctx.as_mut_ptr().cast::<sys::HMAC_CTX>();
+        // SAFETY: initialised in `new` (and again below after each clear); cleanup wipes it,
+        // init makes it a valid empty context again, both in place in its exclusively owned slot.
+        unsafe {
+            sys::HMAC_CTX_cleanup(ctx);
+            sys::HMAC_CTX_init(ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+impl HmacWork {
+    /// Whether every byte of the context is zero (nothing of a key left in it).
+    pub(crate) fn is_blank(&self) -> bool {
+        self.ctx.bytes().iter().all(|&b| b == 0)
+    }
+}
+
 impl Drop for HmacWork {
     fn drop(&mut self) {
         // SAFETY: initialised in `new`; the slot's drop zeroes what cleanup leaves.

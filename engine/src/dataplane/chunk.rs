@@ -9,6 +9,7 @@ use super::keyring::{KeyEntry, Keyring, VersionEntry};
 use super::plane::DataPlane;
 use super::session::{DecryptKeys, EncryptSession};
 use super::tally::{ChunkTally, KeyTally};
+use super::thread_hmac::ThreadHmacWork;
 use crate::access::request_facts::RequestFacts;
 use crate::access::{Action, Caller};
 use crate::ciphertext::{self, ParsedBlob, HEADER_LEN};
@@ -64,8 +65,9 @@ pub(crate) struct ChunkContext<'k> {
     random_pool: Option<LockedBytes>,
     random_used: usize,
     random_requests: usize,
-    /// A working HMAC context in locked memory, made on the chunk's first MAC.
-    hmac_work: Option<HmacWork>,
+    /// A working HMAC context in locked memory: the thread's, taken on the chunk's first MAC
+    /// and given back cleared when the chunk ends.
+    hmac_work: Option<Box<ThreadHmacWork>>,
     /// The last (key, action) allowed with a decision that cannot depend on the request, so a
     /// run of items on one key is authorised once.
     last_allowed: Option<(*const KeyEntry, Action)>,
@@ -115,11 +117,15 @@ impl<'k> ChunkContext<'k> {
         }
     }
 
-    /// The chunk's working HMAC context.
+    /// The chunk's working HMAC context: the thread's ([`super::thread_hmac`]).
     pub(crate) fn hmac_work(&mut self) -> Result<&mut HmacWork> {
+        if self.hmac_work.is_none() {
+            let work = (self.plane.hmac_works).take(self.generation, self.plane.lock_policy)?;
+            self.hmac_work = Some(work);
+        }
         match &mut self.hmac_work {
-            Some(work) => Ok(work),
-            slot => Ok(slot.insert(HmacWork::new(self.plane.lock_policy)?)),
+            Some(work) => Ok(&mut work.work),
+            None => Err(Error::Internal("no working HMAC context".into())),
         }
     }
 
@@ -677,6 +683,9 @@ impl Drop for ChunkContext<'_> {
         }
         for (version, keys) in self.decrypt_keys.drain(..) {
             version.decrypt_keys.put(keys);
+        }
+        if let Some(work) = self.hmac_work.take() {
+            self.plane.hmac_works.give_back(work);
         }
     }
 }

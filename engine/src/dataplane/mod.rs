@@ -34,6 +34,7 @@ mod sign;
 pub(crate) mod slot_cache;
 mod spin_pool;
 pub(crate) mod tally;
+mod thread_hmac;
 mod xks;
 
 pub use agreement::{DeriveSharedSecretRequest, DeriveSharedSecretResponse};

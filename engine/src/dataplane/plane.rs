@@ -31,6 +31,8 @@ pub(crate) struct DataPlane {
     /// frames runs on `threads` threads, its calling thread one of them (see
     /// `envelope::parallel`), so one worker stays asleep.
     stream_pool: std::sync::Arc<rayon::ThreadPool>,
+    /// Each thread's working HMAC context, kept (cleared) from one chunk to the next.
+    pub(crate) hmac_works: super::thread_hmac::ThreadHmacWorks,
 }
 
 fn build_pool(threads: usize, name: &'static str) -> Result<rayon::ThreadPool> {
@@ -63,6 +65,7 @@ impl DataPlane {
             helpers: super::spin_pool::SpinPool::new(threads - 1, "keyplane-batch")?,
             threads,
             stream_pool: std::sync::Arc::new(build_pool(threads, "keyplane-stream")?),
+            hmac_works: super::thread_hmac::ThreadHmacWorks::default(),
         })
     }
 
