@@ -25,7 +25,7 @@
 //!   runs on rayon's pool instead.
 //! - Results come back in item order, whichever thread ran which job.
 
-#![allow(unsafe_code)] // reason: result slots written in place in the results vector's capacity, then one `set_len`.
+#![allow(unsafe_code)] // reason: result slots written in place in the results vector's capacity, then one `set_len`; PREFETCHW of a job's slots.
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -356,6 +356,7 @@ impl DataPlane {
                     let Some((job_items, job_outputs, job_slots)) = lock(&jobs[k]).take() else {
                         continue;
                     };
+                    prefetch_for_write(job_slots);
                     let ctx = ctx.get_or_insert_with(|| {
                         ChunkContext::new(self, keyring, caller, tally, request_id.clone())
                     });
@@ -409,6 +410,42 @@ impl DataPlane {
         unsafe { slots.set_len(n) };
         slots
     }
+}
+
+/// Asks for the cache lines of a job's result slots with intent to write, all at once, before
+/// the job's first item. The calling thread read them last (they held an earlier batch's
+/// results), so each first write by a helper waited for the line to be taken from the other
+/// core; spread between items those waits filled the store buffer in the middle of the work
+/// (2% of all samples at 256 MACs on two threads, on the helper alone).
+fn prefetch_for_write<T>(slots: &mut [MaybeUninit<T>]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_prefetchw() {
+        let start = slots.as_ptr().cast::<u8>();
+        for offset in (0..std::mem::size_of_val(slots)).step_by(64) {
+            // SAFETY: the CPU has PREFETCHW (`has_prefetchw`). A prefetch is a hint: it reads
+            // and writes no data and faults on no address; it uses no stack and no flags.
+            unsafe {
+                std::arch::asm!(
+                    "prefetchw [{0}]",
+                    in(reg) start.wrapping_add(offset),
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slots;
+}
+
+/// Whether the CPU has PREFETCHW (CPUID 8000_0001h, ECX bit 8: every AMD64 CPU, Intel's since
+/// Broadwell), asked once.
+#[cfg(target_arch = "x86_64")]
+fn has_prefetchw() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        let max_extended = std::arch::x86_64::__cpuid(0x8000_0000).eax;
+        max_extended >= 0x8000_0001 && std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
+    })
 }
 
 /// Fails the items a batch had no output buffer for.
