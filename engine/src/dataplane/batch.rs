@@ -604,6 +604,55 @@ mod tests {
         }
     }
 
+    /// A count longer than the buffer an item was handed is refused where the item ran, and
+    /// the buffer is zeroed: kept outputs make each range from the count, so no count may reach
+    /// past its room. Inline (8 items) and shared between threads (4,000 items, in jobs).
+    #[test]
+    fn an_item_that_answers_more_than_its_buffer_fails_with_its_buffer_zeroed() {
+        let scope = crate::key::identifier::ArnScope::new("eu-west-1", "111122223333").unwrap();
+        let plane = DataPlane::new(
+            scope,
+            crate::locked_memory::LockPolicy::Warn,
+            1 << 20,
+            4096,
+            2,
+            None,
+        )
+        .unwrap();
+        let caller = Caller::account_root("111122223333").unwrap();
+        let tally = KeyTally::inactive();
+        for n in [8usize, 4000] {
+            let messages: Vec<Vec<u8>> = (0..n).map(|i| vec![0u8; 200 + i % 7]).collect();
+            let items: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+            let mut buffers = vec![[0u8; 4]; n];
+            let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(|b| &mut b[..]).collect();
+            let results = plane.run_batch_into_buffers(
+                &caller,
+                &tally,
+                &items,
+                outputs.as_mut_slice(),
+                |_| Ok(()),
+                |_, item, out| {
+                    out.fill(7);
+                    Ok(if item.len() % 7 == 3 { 5 } else { 4 })
+                },
+            );
+            assert_eq!(results.len(), n);
+            for (i, (result, buffer)) in results.iter().zip(&buffers).enumerate() {
+                if messages[i].len() % 7 == 3 {
+                    assert!(
+                        matches!(result, Err(crate::error::Error::Internal(_))),
+                        "{n}: item {i}: {result:?}"
+                    );
+                    assert_eq!(buffer, &[0; 4], "{n}: item {i}'s buffer is zeroed");
+                } else {
+                    assert_eq!(result.as_ref().ok(), Some(&4), "{n}: item {i}");
+                    assert_eq!(buffer, &[7; 4], "{n}: item {i}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn jobs_are_cut_by_cost_not_count() {
         // One large item then many small ones: the large one is a job of its own.

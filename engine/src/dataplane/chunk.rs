@@ -119,14 +119,13 @@ impl<'k> ChunkContext<'k> {
 
     /// The chunk's working HMAC context: the thread's ([`super::thread_hmac`]).
     pub(crate) fn hmac_work(&mut self) -> Result<&mut HmacWork> {
-        if self.hmac_work.is_none() {
-            let work = (self.plane.hmac_works).take(self.generation, self.plane.lock_policy)?;
-            self.hmac_work = Some(work);
-        }
-        match &mut self.hmac_work {
-            Some(work) => Ok(&mut work.work),
-            None => Err(Error::Internal("no working HMAC context".into())),
-        }
+        let work = match &mut self.hmac_work {
+            Some(work) => work,
+            slot => {
+                slot.insert((self.plane.hmac_works).take(self.generation, self.plane.lock_policy)?)
+            }
+        };
+        Ok(&mut work.work)
     }
 
     /// Takes the chunk's locked scratch buffer, at least `len` bytes long (give it back with
