@@ -126,7 +126,8 @@ impl BatchOutputs {
     /// Records the call's results: item `i` wrote `results[i]` bytes at the start of its room
     /// (the batch runner checked each count against the room it handed out). The vector is
     /// kept as it is: reading it item by item here pulled the helpers' half of it across cores
-    /// while they waited (4% of the calling thread's time at 1,000 MACs on two threads).
+    /// while they waited; even on one thread, at 64 MACs of 64 B, the pass was 3.4% of the
+    /// samples.
     pub(crate) fn finish(&mut self, results: Vec<Result<usize>>) {
         self.items = results;
     }
