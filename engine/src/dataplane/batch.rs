@@ -25,7 +25,7 @@
 //!   runs on rayon's pool instead.
 //! - Results come back in item order, whichever thread ran which job.
 
-#![allow(unsafe_code)] // reason: result slots written in place in the results vector's capacity, then one `set_len`; PREFETCHW of a job's slots.
+#![allow(unsafe_code)] // reason: one `set_len` once every job's result slots are written (`result_slots`).
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +37,7 @@ use super::item_cost::ItemWork;
 use super::item_outputs::{ItemOutput, Outputs};
 use super::keyring::Keyring;
 use super::plane::DataPlane;
+use super::result_slots::JobSlots;
 use super::tally::{ItemOutcome, KeyTally};
 use crate::access::Caller;
 use crate::error::{validation, Result};
@@ -257,7 +258,7 @@ impl DataPlane {
                     if written <= room {
                         Ok(written)
                     } else {
-                        out.fill(0);
+                        out.clear();
                         Err(crate::error::Error::Internal(format!(
                             "an item wrote {written} bytes into a buffer of {room}"
                         )))
@@ -320,13 +321,10 @@ impl DataPlane {
         }
         // Each job's items, output buffers and result slots, taken by exactly one thread, which
         // writes each item's result into its slot: no vector per job, no concatenation after.
-        // The slots are the results vector's own capacity, written once each by the thread that
-        // runs the item, so the calling thread makes no pass over them, before or after (a
-        // placeholder written first by the calling thread took each helper's slot lines to the
-        // caller's core and back again, and a pass after pulled them across once more).
+        // The slots are the results vector's own capacity ([`super::result_slots`]), so the
+        // calling thread makes no pass over them, before or after.
         let mut slots: Vec<O> = Vec::with_capacity(n);
-        let ran = AtomicUsize::new(0);
-        {
+        let all_written = {
             let mut jobs = Vec::with_capacity(plan.job_ends.len());
             let (mut rest_items, mut rest_outputs) = (items, outputs);
             let mut rest_slots: &mut [MaybeUninit<O>] = &mut slots.spare_capacity_mut()[..n];
@@ -335,7 +333,7 @@ impl DataPlane {
                 let (job_items, more_items) = rest_items.split_at(end - start);
                 let (job_outputs, more_outputs) = rest_outputs.split_at(end - start);
                 let (job_slots, more_slots) = rest_slots.split_at_mut(end - start);
-                jobs.push(Mutex::new(Some((job_items, job_outputs, job_slots))));
+                jobs.push(Mutex::new(Job::Ready(job_items, job_outputs, job_slots)));
                 (rest_items, rest_outputs, rest_slots, start) =
                     (more_items, more_outputs, more_slots, end);
             }
@@ -349,26 +347,31 @@ impl DataPlane {
             let homes = Homes::starting_at(&plan.home_starts, jobs.len());
             let work = |home: usize| {
                 let mut ctx = None;
-                // Counted here and added once: a counter both threads wrote per job was a cache
-                // line passed between their cores at every claim.
-                let mut ran_here = 0;
                 for k in homes.claims_from(home) {
-                    let Some((job_items, job_outputs, job_slots)) = lock(&jobs[k]).take() else {
-                        continue;
+                    let (job_items, job_outputs, job_slots) = {
+                        let mut job = lock(&jobs[k]);
+                        match std::mem::replace(&mut *job, Job::Taken) {
+                            Job::Ready(items, outputs, slots) => (items, outputs, slots),
+                            other => {
+                                *job = other;
+                                continue;
+                            }
+                        }
                     };
-                    prefetch_for_write(job_slots);
+                    let mut results = JobSlots::new(job_slots);
                     let ctx = ctx.get_or_insert_with(|| {
                         ChunkContext::new(self, keyring, caller, tally, request_id.clone())
                     });
-                    let mut pairs = job_items.iter().zip(job_slots.iter_mut());
+                    let mut job_items = job_items.iter();
                     job_outputs.for_each(|out| {
-                        if let Some((item, slot)) = pairs.next() {
-                            slot.write(f(ctx, item, out));
-                            ran_here += 1;
+                        if let Some(item) = job_items.next() {
+                            results.push(f(ctx, item, out));
                         }
                     });
+                    // Back under the job's lock, which this thread took last: the batch takes
+                    // the results from there, or drops them with the job.
+                    *lock(&jobs[k]) = Job::Done(results);
                 }
-                ran.fetch_add(ran_here, Ordering::Relaxed);
             };
             // Helpers awake take part up to the plan's thread count (the calling thread is one),
             // each with the next home in the order they arrive.
@@ -389,11 +392,25 @@ impl DataPlane {
                     work(0);
                 });
             }
-        }
-        // Every job was taken and ran to its end (a panic would have been raised again above,
-        // leaving the results written so far unread and undropped). Fewer items run would be a
-        // scheduling bug, answered as an error for the whole batch, never an unwritten slot read.
-        if ran.into_inner() != n {
+            // Every job was taken and ran to its end (a panic would have been raised again
+            // above, and the jobs' drop would have dropped every result written). A job not
+            // done would be a scheduling bug: its results and every other job's are dropped
+            // with the jobs, and the batch answers an error, never an unwritten slot.
+            let all_written = jobs
+                .iter()
+                .all(|job| matches!(&*lock(job), Job::Done(results) if results.is_full()));
+            if all_written {
+                for job in jobs {
+                    if let Job::Done(results) =
+                        job.into_inner().unwrap_or_else(PoisonError::into_inner)
+                    {
+                        results.hand_over();
+                    }
+                }
+            }
+            all_written
+        };
+        if !all_written {
             return (0..n)
                 .map(|_| {
                     O::refused(crate::error::Error::Internal(
@@ -402,50 +419,22 @@ impl DataPlane {
                 })
                 .collect();
         }
-        // SAFETY: the first `n` slots are initialised. The jobs cut `slots[..n]` into disjoint
-        // parts, each held by one `Mutex<Option<..>>` and so taken by one thread once, which
-        // writes each of its slots once and counts each write in `ran`. `n` writes to `n`
-        // distinct slots, none twice, is every slot written; the threads' writes happen before
-        // `ran`'s counts are read here (the pool's and rayon's joins synchronise them).
+        // SAFETY: the first `n` slots are initialised and owned by `slots`. The jobs cut
+        // `slots[..n]` into consecutive parts that cover it (the plan's job ends ascend to `n`);
+        // every job ended full, each of its slots written once, and handed its results over
+        // without dropping them. The writes happened before this read: each thread stored its
+        // job back under the job's lock, which was locked again here.
         unsafe { slots.set_len(n) };
         slots
     }
 }
 
-/// Asks for the cache lines of a job's result slots with intent to write, all at once, before
-/// the job's first item. The calling thread read them last (they held an earlier batch's
-/// results), so each first write by a helper waited for the line to be taken from the other
-/// core; spread between items those waits filled the store buffer in the middle of the work
-/// (2% of all samples at 256 MACs on two threads, on the helper alone).
-fn prefetch_for_write<T>(slots: &mut [MaybeUninit<T>]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_prefetchw() {
-        let start = slots.as_ptr().cast::<u8>();
-        for offset in (0..std::mem::size_of_val(slots)).step_by(64) {
-            // SAFETY: the CPU has PREFETCHW (`has_prefetchw`). A prefetch is a hint: it reads
-            // and writes no data and faults on no address; it uses no stack and no flags.
-            unsafe {
-                std::arch::asm!(
-                    "prefetchw [{0}]",
-                    in(reg) start.wrapping_add(offset),
-                    options(nostack, preserves_flags, readonly)
-                );
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = slots;
-}
-
-/// Whether the CPU has PREFETCHW (CPUID 8000_0001h, ECX bit 8: every AMD64 CPU, Intel's since
-/// Broadwell), asked once.
-#[cfg(target_arch = "x86_64")]
-fn has_prefetchw() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        let max_extended = std::arch::x86_64::__cpuid(0x8000_0000).eax;
-        max_extended >= 0x8000_0001 && std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
-    })
+/// A job of a shared batch: its items, output buffers and result slots until a thread takes
+/// it, then its results once that thread is done.
+enum Job<'a, I, P, O> {
+    Ready(&'a [I], P, &'a mut [MaybeUninit<O>]),
+    Taken,
+    Done(JobSlots<'a, O>),
 }
 
 /// Fails the items a batch had no output buffer for.
@@ -651,6 +640,84 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A panic in one item of a shared batch drops every result the threads had written, so
+    /// none (a secret in one included) is leaked undropped, and the pool runs the next batch.
+    /// Retried until a batch ran on both threads, which a loaded machine may delay.
+    #[test]
+    fn a_panic_in_a_shared_batch_drops_every_result_written() {
+        static MADE: AtomicUsize = AtomicUsize::new(0);
+        static DROPPED: AtomicUsize = AtomicUsize::new(0);
+        struct Counted;
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                DROPPED.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let scope = crate::key::identifier::ArnScope::new("eu-west-1", "111122223333").unwrap();
+        let plane = DataPlane::new(
+            scope,
+            crate::locked_memory::LockPolicy::Warn,
+            1 << 20,
+            4096,
+            2,
+            None,
+        )
+        .unwrap();
+        let caller = Caller::account_root("111122223333").unwrap();
+        let tally = KeyTally::inactive();
+        let n = 4000;
+        // The last item alone is 199 bytes long.
+        let messages: Vec<Vec<u8>> = (0..n)
+            .map(|i| vec![0u8; if i == n - 1 { 199 } else { 200 + i % 7 }])
+            .collect();
+        let items: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let mut shared = false;
+        for _ in 0..50 {
+            let threads = Mutex::new(std::collections::HashSet::new());
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                plane.run_batch(
+                    &caller,
+                    &tally,
+                    &items,
+                    |_| Ok(()),
+                    |_, item| {
+                        lock(&threads).insert(std::thread::current().id());
+                        assert!(item.len() != 199, "the batch's last item panics");
+                        MADE.fetch_add(1, Ordering::SeqCst);
+                        Ok(Counted)
+                    },
+                )
+            }));
+            assert!(
+                outcome.is_err(),
+                "the panic is raised again on the calling thread"
+            );
+            let made = MADE.load(Ordering::SeqCst);
+            assert!(made > 0);
+            assert_eq!(
+                DROPPED.load(Ordering::SeqCst),
+                made,
+                "every written result dropped"
+            );
+            let after = plane.run_batch(
+                &caller,
+                &tally,
+                &items,
+                |_| Ok(()),
+                |_, item| Ok::<usize, crate::error::Error>(item.len()),
+            );
+            assert!(after
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.as_ref().ok() == Some(&items[i].len())));
+            if lock(&threads).len() > 1 {
+                shared = true;
+                break;
+            }
+        }
+        assert!(shared, "no batch of 50 ran on both threads");
     }
 
     #[test]

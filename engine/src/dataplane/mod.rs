@@ -29,6 +29,7 @@ pub(crate) mod plane;
 pub(crate) mod primitive;
 mod random;
 mod reencrypt;
+mod result_slots;
 pub(crate) mod session;
 mod sign;
 pub(crate) mod slot_cache;
