@@ -737,23 +737,25 @@ fn pool_fork_child_entry() {
             let held = [(); 3].map(|()| scenario.open_secrets());
             // Vary the instant of the fork against the other thread's loop.
             std::thread::sleep(std::time::Duration::from_micros(37 * (round % 8) as u64));
-            let verdict = pool_fork_round(|| scenario.child_checks(held));
+            let verdict = fork_round(&POOL_FORK_VERDICTS, || scenario.child_checks(held));
             println!("{POOL_FORK_MARK}{verdict}");
             std::io::stdout().flush().unwrap();
         }
     });
 }
 
-/// Forks; the child runs `checks` (a panic is a failure too) and exits with its code, which the
-/// parent, waiting at most 30 s, reads as a verdict.
-fn pool_fork_round(checks: impl FnOnce() -> u8) -> String {
+/// Forks; the child runs `checks` (a panic is a failure too, the last of `verdicts`) and exits
+/// with its code, which the parent, waiting at most 30 s, reads as one of `verdicts`.
+fn fork_round(verdicts: &[&str], checks: impl FnOnce() -> u8) -> String {
+    let panicked = u8::try_from(verdicts.len() - 1).expect("fewer than 256 verdicts");
     // SAFETY: fork of this scenario process while its other thread runs engine calls (the
     // attack). The forked process runs `checks` (engine calls on its one thread) and `_exit`s
     // without unwinding or running destructors; this process only waits for it.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(checks)).unwrap_or(4);
+        let code =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(checks)).unwrap_or(panicked);
         // SAFETY: ends the forked process at once, as a child of fork must.
         unsafe { libc::_exit(i32::from(code)) };
     }
@@ -783,7 +785,7 @@ fn pool_fork_round(checks: impl FnOnce() -> u8) -> String {
         return format!("killed by signal {}", libc::WTERMSIG(status));
     }
     let code = libc::WEXITSTATUS(status);
-    POOL_FORK_VERDICTS
+    verdicts
         .get(code as usize)
         .map_or_else(|| format!("exit code {code}"), |v| (*v).to_owned())
 }
@@ -877,6 +879,182 @@ impl<'e> PoolForkScenario<'e> {
         }
         0
     }
+}
+
+// ---- A thread's working HMAC context across fork --------------------------------------------
+
+/// Forks in `a_forked_child_macs_in_contexts_of_its_own`, one a round.
+const MAC_FORK_ROUNDS: usize = 32;
+const MAC_FORK_ENV: &str = "KEYPLANE_MAC_FORK_CHILD";
+const MAC_FORK_MARK: &str = "MACFORK ";
+/// What a forked child's exit status says, by code (0: every MAC was what it should be).
+const MAC_FORK_VERDICTS: [&str; 5] = [
+    "clean",
+    "a single MAC differed from RustCrypto's HMAC-SHA-256 of the imported material",
+    "a MAC of a batch differed from RustCrypto's HMAC-SHA-256 of the imported material",
+    "the child held key memory that was not locked (mlock is not inherited across fork)",
+    "the child panicked",
+];
+/// The messages each forked child MACs in one batch (the first also alone).
+const MAC_FORK_MESSAGES: usize = 300;
+
+/// Each thread keeps its working HMAC context from one chunk of MACs to the next (wiped while it
+/// waits), and a copy made by `fork` inherits them all: the forking thread's, its helpers', and
+/// the one another thread was using at the instant of the fork, keyed with that thread's key,
+/// in a child where that thread does not exist. Attack: fork while another thread computes MACs
+/// under another key without pause (single and in batches spread over the pool), just after the
+/// forking thread computed one; in the child, MAC under a key whose material the test imported,
+/// alone and in a batch of 300, and compare every MAC with RustCrypto's HMAC of that material.
+/// The child's key memory, contexts it made included, must be locked, and it must exit within
+/// 30 s (a context or slot left half-taken at the fork would hang or corrupt it).
+#[test]
+fn a_forked_child_macs_in_contexts_of_its_own() {
+    let mut attack = Attack::new("a forked child and its parent's working HMAC contexts");
+    let output = child_test("mac_fork_child_entry")
+        .env(MAC_FORK_ENV, "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe_output(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let verdicts: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| {
+            l.find(MAC_FORK_MARK)
+                .map(|at| &l[at + MAC_FORK_MARK.len()..])
+        })
+        .collect();
+    assert_eq!(
+        verdicts.len(),
+        MAC_FORK_ROUNDS,
+        "{}",
+        describe_output(&output)
+    );
+    for (round, verdict) in verdicts.iter().enumerate() {
+        attack.judged(
+            *verdict == MAC_FORK_VERDICTS[0],
+            &format!("fork {round}: {verdict}"),
+        );
+    }
+}
+
+/// The entry point of the HMAC contexts' fork scenario (started by the test above with
+/// `--ignored`); ignored, and idle, in a normal test run.
+#[test]
+#[ignore = "the HMAC contexts' fork scenario, started by its test"]
+fn mac_fork_child_entry() {
+    use hmac::Mac as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if std::env::var(MAC_FORK_ENV).is_err() {
+        return;
+    }
+    let engine = engine();
+    // A key whose material the test knows, imported as a user's tool would wrap it.
+    let material: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+    let known = engine
+        .create_key(CreateKeyRequest {
+            key_spec: Some(KeySpec::Hmac256),
+            key_usage: Some(KeyUsage::GenerateVerifyMac),
+            origin: Some(keyplane::Origin::External),
+            ..CreateKeyRequest::default()
+        })
+        .unwrap()
+        .key_id;
+    let params = engine
+        .get_parameters_for_import(
+            &known,
+            keyplane::WrappingAlgorithm::RsaesOaepSha256,
+            keyplane::WrappingKeySpec::Rsa2048,
+        )
+        .unwrap();
+    let wrapped = oaep_wrap(&params.public_key, &material);
+    engine
+        .import_key_material(&import_request(&known, &params.import_token, &wrapped))
+        .unwrap();
+    let other = new_key_of(&engine, KeySpec::Hmac256, KeyUsage::GenerateVerifyMac);
+    let messages: Vec<Vec<u8>> = (0..MAC_FORK_MESSAGES)
+        .map(|i| format!("message {i:04} for the forked child").into_bytes())
+        .collect();
+    let expected: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|m| {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&material).unwrap();
+            mac.update(m);
+            mac.finalize().into_bytes().to_vec()
+        })
+        .collect();
+    let mac_of = |key: &str, message: &[u8]| {
+        engine.generate_mac(&GenerateMacRequest {
+            key_id: key,
+            message,
+            mac_algorithm: MacAlgorithm::HmacSha256,
+        })
+    };
+    let other_batch: Vec<GenerateMacRequest<'_>> = messages
+        .iter()
+        .map(|m| GenerateMacRequest {
+            key_id: &other,
+            message: m,
+            mac_algorithm: MacAlgorithm::HmacSha256,
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // The other thread: MACs under the other key without pause, so that at the instant of a
+        // fork its context (or a helper's) is often keyed and in use.
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                mac_of(&other, b"the other thread's message").unwrap();
+                assert!(engine
+                    .generate_mac_batch(&other_batch)
+                    .iter()
+                    .all(Result::is_ok));
+            }
+        });
+        // Stops the other thread however this one leaves the scope (a failed assertion too).
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stop = Stop(&stop);
+        for round in 0..MAC_FORK_ROUNDS {
+            // This thread's own context last held the other key's state before it was wiped.
+            mac_of(&other, b"the forking thread's message").unwrap();
+            // Vary the instant of the fork against the other thread's loop.
+            std::thread::sleep(std::time::Duration::from_micros(37 * (round % 8) as u64));
+            let verdict = fork_round(&MAC_FORK_VERDICTS, || {
+                if !mac_of(&known, &messages[0]).is_ok_and(|r| r.mac == expected[0]) {
+                    return 1;
+                }
+                let requests: Vec<GenerateMacRequest<'_>> = messages
+                    .iter()
+                    .map(|m| GenerateMacRequest {
+                        key_id: &known,
+                        message: m,
+                        mac_algorithm: MacAlgorithm::HmacSha256,
+                    })
+                    .collect();
+                let macs = engine.generate_mac_batch(&requests);
+                let all_right = macs.len() == expected.len()
+                    && macs
+                        .iter()
+                        .zip(&expected)
+                        .all(|(mac, expected)| mac.as_ref().is_ok_and(|mac| mac == expected));
+                if !all_right {
+                    return 2;
+                }
+                let locked_kib = keyplane::process_locked_kib().unwrap_or(0);
+                let held = keyplane::locked_memory_stats().locked_bytes as u64;
+                if locked_kib * 1024 < held {
+                    return 3;
+                }
+                0
+            });
+            println!("{MAC_FORK_MARK}{verdict}");
+            std::io::stdout().flush().unwrap();
+        }
+    });
 }
 
 // ---- MACs and signatures ---------------------------------------------------------------------
