@@ -888,11 +888,10 @@ const MAC_FORK_ROUNDS: usize = 32;
 const MAC_FORK_ENV: &str = "KEYPLANE_MAC_FORK_CHILD";
 const MAC_FORK_MARK: &str = "MACFORK ";
 /// What a forked child's exit status says, by code (0: every MAC was what it should be).
-const MAC_FORK_VERDICTS: [&str; 5] = [
+const MAC_FORK_VERDICTS: [&str; 4] = [
     "clean",
     "a single MAC differed from RustCrypto's HMAC-SHA-256 of the imported material",
     "a MAC of a batch differed from RustCrypto's HMAC-SHA-256 of the imported material",
-    "the child held key memory that was not locked (mlock is not inherited across fork)",
     "the child panicked",
 ];
 /// The messages each forked child MACs in one batch (the first also alone).
@@ -905,8 +904,10 @@ const MAC_FORK_MESSAGES: usize = 300;
 /// under another key without pause (single and in batches spread over the pool), just after the
 /// forking thread computed one; in the child, MAC under a key whose material the test imported,
 /// alone and in a batch of 300, and compare every MAC with RustCrypto's HMAC of that material.
-/// The child's key memory, contexts it made included, must be locked, and it must exit within
-/// 30 s (a context or slot left half-taken at the fork would hang or corrupt it).
+/// The child must exit within 30 s (a context or slot left half-taken at the fork would hang or
+/// corrupt it). Whether its key memory is locked again is
+/// `a_forked_child_uses_fresh_sessions_and_locks_its_key_memory_again`'s to check: under
+/// AddressSanitizer, where this scenario runs too, `mlock` does nothing.
 #[test]
 fn a_forked_child_macs_in_contexts_of_its_own() {
     let mut attack = Attack::new("a forked child and its parent's working HMAC contexts");
@@ -1043,11 +1044,6 @@ fn mac_fork_child_entry() {
                         .all(|(mac, expected)| mac.as_ref().is_ok_and(|mac| mac == expected));
                 if !all_right {
                     return 2;
-                }
-                let locked_kib = keyplane::process_locked_kib().unwrap_or(0);
-                let held = keyplane::locked_memory_stats().locked_bytes as u64;
-                if locked_kib * 1024 < held {
-                    return 3;
                 }
                 0
             });
