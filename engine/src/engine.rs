@@ -782,13 +782,13 @@ impl Engine {
     /// re-run after catching up with the store sizes them for the keys it now knows), `run`
     /// fills them and answers the bytes written per item. One audit record, quota and re-run
     /// as [`Engine::batch`].
-    fn batch_to(
+    fn batch_to<R: IntoIterator<Item = usize>>(
         &self,
         operation: crate::operation::Operation,
         key_id: Option<&str>,
         n: usize,
         out: &mut dataplane::BatchOutputs,
-        rooms: impl Fn(&DataPlane) -> Vec<usize>,
+        rooms: impl Fn(&DataPlane) -> R,
         run: impl Fn(
             &DataPlane,
             &Caller,

@@ -8,12 +8,14 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
+use smallvec::SmallVec;
 
 /// The jobs of a run split into one home per taking-part thread (consecutive jobs, in order),
 /// each with a cursor on its own cache line: a thread claims the next job of a home with one
 /// atomic add on that home's cursor, so every job is claimed once.
 pub(crate) struct Homes {
-    homes: Vec<CachePadded<Home>>,
+    /// Inline for up to four threads: no allocation per run.
+    homes: SmallVec<[CachePadded<Home>; 4]>,
 }
 
 /// One home: the next job to claim, and where the home's jobs end.

@@ -120,7 +120,8 @@ impl BatchOutputs {
             std::mem::swap(&mut self.buf, &mut grown);
             grown.zeroize();
         }
-        Rooms::new(&mut self.buf[..end], &self.rooms)
+        // Back to back from 0, and the buffer holds them all: no pass to check it again.
+        Rooms::laid_out(&mut self.buf[..end], &self.rooms)
     }
 
     /// Records the call's results: item `i` wrote `results[i]` bytes at the start of its room
@@ -167,11 +168,12 @@ impl DataPlane {
     }
 
     /// The room each GenerateMac request's MAC needs: its algorithm's length.
-    pub(crate) fn mac_rooms(requests: &[super::mac::GenerateMacRequest<'_>]) -> Vec<usize> {
+    pub(crate) fn mac_rooms<'r>(
+        requests: &'r [super::mac::GenerateMacRequest<'_>],
+    ) -> impl Iterator<Item = usize> + 'r {
         requests
             .iter()
             .map(|r| crate::crypto::hmac::mac_len(r.mac_algorithm))
-            .collect()
     }
 
     /// The room each request's plaintext needs: its ciphertext's length bounds it for every

@@ -63,25 +63,32 @@ pub(crate) struct Rooms<'a> {
 }
 
 impl<'a> Rooms<'a> {
-    /// The rooms `ranges` (ascending and back to back from 0) of `buf`, which holds them all.
-    /// A layout that does not fit is cut short at the first room outside `buf`: the items from
-    /// there have no room.
-    pub(crate) fn new(buf: &'a mut [u8], ranges: &'a [Range<usize>]) -> Self {
-        let mut end = 0;
-        let fits = ranges
-            .iter()
-            .take_while(|r| {
-                let ok = r.start == end && r.start <= r.end && r.end <= buf.len();
-                end = r.end;
-                ok
-            })
-            .count();
+    /// The rooms `ranges` of `buf`, laid out back to back from 0 and within `buf`, as
+    /// [`super::BatchOutputs`] lays them out. That is checked in debug builds only: a check per
+    /// batch was a pass over every room on the calling thread while the helpers waited. A
+    /// layout that broke it could only hand out rooms shorter than, or elsewhere than, laid out,
+    /// never memory outside `buf` nor one byte to two rooms: each is cut from what is left.
+    pub(crate) fn laid_out(buf: &'a mut [u8], ranges: &'a [Range<usize>]) -> Self {
+        debug_assert_eq!(rooms_that_fit(buf.len(), ranges), ranges.len());
         Rooms {
             buf,
-            ranges: &ranges[..fits],
+            ranges,
             base: 0,
         }
     }
+}
+
+/// How many of `ranges`, from the first, lie back to back from 0 within a buffer of `len` bytes.
+fn rooms_that_fit(len: usize, ranges: &[Range<usize>]) -> usize {
+    let mut end = 0;
+    ranges
+        .iter()
+        .take_while(|r| {
+            let ok = r.start == end && r.start <= r.end && r.end <= len;
+            end = r.end;
+            ok
+        })
+        .count()
 }
 
 impl<'a> Outputs<&'a mut [u8]> for Rooms<'a> {
@@ -137,14 +144,14 @@ mod tests {
         let mut buf = vec![0u8; 12];
         let ranges = [0..3, 3..3, 3..8, 8..12];
         for mid in 0..=4 {
-            let (left, right) = Rooms::new(&mut buf, &ranges).split_at(mid);
+            let (left, right) = Rooms::laid_out(&mut buf, &ranges).split_at(mid);
             assert_eq!((left.len(), right.len()), (mid, 4 - mid));
             let mut both = collect(left);
             both.extend(collect(right));
             assert_eq!(both, vec![3, 0, 5, 4], "split at {mid}");
         }
         // Each item writes its own room, wherever the split.
-        let (left, right) = Rooms::new(&mut buf, &ranges).split_at(2);
+        let (left, right) = Rooms::laid_out(&mut buf, &ranges).split_at(2);
         let (mut i, mut j) = (0u8, 10u8);
         left.for_each(|room| {
             i += 1;
@@ -158,12 +165,30 @@ mod tests {
     }
 
     #[test]
-    fn a_layout_that_does_not_fit_its_buffer_stops_where_it_stops_fitting() {
+    fn only_rooms_back_to_back_from_zero_within_the_buffer_fit() {
+        assert_eq!(rooms_that_fit(6, &[0..2, 2..6]), 2);
+        assert_eq!(rooms_that_fit(6, &[0..2, 2..6, 6..9]), 2, "past the end");
+        assert_eq!(rooms_that_fit(6, &[0..2, 3..4]), 1, "a gap");
+        assert_eq!(rooms_that_fit(6, &[0..2, 1..4]), 1, "an overlap");
+        assert_eq!(rooms_that_fit(6, &[1..2, 2..3]), 0, "not from zero");
+        #[allow(clippy::reversed_empty_ranges)]
+        let backwards = [0..2, 4..3];
+        assert_eq!(rooms_that_fit(6, &backwards), 1, "backwards");
+        assert_eq!(rooms_that_fit(6, &[]), 0);
+    }
+
+    /// A layout that does not fit, were one ever made: a debug build refuses it; a release
+    /// build (which does not check) hands out only bytes of the buffer, each to one room.
+    #[test]
+    #[cfg_attr(debug_assertions, should_panic = "assertion `left == right` failed")]
+    fn a_layout_that_does_not_fit_hands_out_no_byte_outside_or_twice() {
         let mut buf = vec![0u8; 6];
-        assert_eq!(Rooms::new(&mut buf, &[0..2, 2..6, 6..9]).len(), 2);
-        assert_eq!(Rooms::new(&mut buf, &[0..2, 3..4]).len(), 1, "a gap");
-        let not_from_zero = [1..2, 2..3];
-        assert_eq!(Rooms::new(&mut buf, &not_from_zero).len(), 0);
-        assert_eq!(Rooms::new(&mut buf, &[]).len(), 0);
+        let mut lens = Vec::new();
+        Rooms::laid_out(&mut buf, &[0..4, 1..5, 5..9]).for_each(|room| {
+            lens.push(room.len());
+            room.iter_mut().for_each(|b| *b += 1);
+        });
+        assert_eq!(lens, [4, 2, 0]);
+        assert_eq!(buf, [1; 6]);
     }
 }
