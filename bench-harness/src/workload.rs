@@ -323,7 +323,10 @@ impl Inputs {
                 let requests = inputs.mac_requests();
                 let macs = setup.generate_mac_batch(&requests);
                 check(&macs, "generate-mac").map_err(failed)?;
-                inputs.prepared = macs.into_iter().map(|s| s.expect("checked")).collect();
+                inputs.prepared = macs
+                    .into_iter()
+                    .map(|s| s.expect("checked").to_vec())
+                    .collect();
             }
             _ => {}
         }

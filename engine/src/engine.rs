@@ -1158,11 +1158,12 @@ impl Engine {
         )
     }
 
-    /// HMACs for every request, in order.
+    /// HMACs for every request, in order, each held inline ([`dataplane::Mac`]): no allocation
+    /// per MAC.
     pub fn generate_mac_batch(
         &self,
         requests: &[dataplane::GenerateMacRequest<'_>],
-    ) -> Vec<Result<Vec<u8>>> {
+    ) -> Vec<Result<dataplane::Mac>> {
         self.batch(
             crate::operation::Operation::GenerateMac,
             requests.first().map(|r| r.key_id),

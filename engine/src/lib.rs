@@ -70,7 +70,7 @@ pub use dataplane::{
     DeriveSharedSecretRequest, DeriveSharedSecretResponse, EncryptRequest, EncryptResponse,
     EncryptedInto, GenerateDataKeyPairRequest, GenerateDataKeyPairResponse, GenerateDataKeyRequest,
     GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse, GenerateMacRequest,
-    GenerateMacResponse, GeneratedDataKey, GetPublicKeyResponse, IntoError, ItemWork,
+    GenerateMacResponse, GeneratedDataKey, GetPublicKeyResponse, IntoError, ItemWork, Mac,
     ReEncryptRequest, ReEncryptResponse, SignRequest, SignResponse, VerifyMacRequest,
     VerifyMacResponse, VerifyRequest, VerifyResponse,
 };

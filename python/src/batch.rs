@@ -50,8 +50,8 @@ fn kept_results<'py>(
     PyList::new(py, items)
 }
 
-fn bytes_result(py: Python<'_>, bytes: Vec<u8>) -> PyResult<Bound<'_, PyAny>> {
-    Ok(PyBytes::new(py, &bytes).into_any())
+fn bytes_result(py: Python<'_>, bytes: impl AsRef<[u8]>) -> PyResult<Bound<'_, PyAny>> {
+    Ok(PyBytes::new(py, bytes.as_ref()).into_any())
 }
 
 /// A verification outcome: True, False for a signature or MAC that does not verify, or the error.

@@ -33,6 +33,45 @@ pub struct GenerateMacResponse {
     pub mac_algorithm: MacAlgorithm,
 }
 
+/// One MAC of a batch, held inline (HMAC-SHA-512's 64 bytes at most): a batch of MACs makes no
+/// allocation per MAC, which on two threads was one `malloc` on the thread that computed it and
+/// one `free` on the thread that dropped it (15% of a batch's samples, most of it in glibc's
+/// slow paths). Reads as the MAC's bytes. It has no `==`: a MAC is checked with VerifyMac, or
+/// in constant time.
+#[derive(Clone, Copy)]
+pub struct Mac {
+    bytes: [u8; MAX_MAC_LEN],
+    len: u8,
+}
+
+impl Mac {
+    /// The MAC's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::ops::Deref for Mac {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for Mac {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A MAC is not secret (the service returns it), but its length is all a log needs.
+        write!(f, "Mac({} bytes)", self.len)
+    }
+}
+
 /// A VerifyMac request.
 #[derive(Clone, Copy)]
 pub struct VerifyMacRequest<'a> {
@@ -198,9 +237,16 @@ impl DataPlane {
         tally: &KeyTally,
         requests: &[GenerateMacRequest<'_>],
         check: impl Fn(&GenerateMacRequest<'_>) -> Result<()> + Sync,
-    ) -> Vec<Result<Vec<u8>>> {
+    ) -> Vec<Result<Mac>> {
         self.run_batch(caller, tally, requests, check, |ctx, request| {
-            Self::generate_mac_item(ctx, request).map(|(mac, _)| mac)
+            let mut mac = Mac {
+                bytes: [0; MAX_MAC_LEN],
+                len: 0,
+            };
+            let len = Self::generate_mac_item_into(ctx, request, &mut mac.bytes)?;
+            mac.len =
+                u8::try_from(len).map_err(|_| Error::Internal(format!("a MAC of {len} bytes")))?;
+            Ok(mac)
         })
     }
 

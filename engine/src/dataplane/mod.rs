@@ -55,7 +55,8 @@ pub use item_cost::ItemWork;
 #[doc(hidden)]
 pub use keyring::KeyIdHasher;
 pub use mac::{
-    GenerateMacRequest, GenerateMacResponse, VerifyMacRequest, VerifyMacResponse, MAX_MAC_MESSAGE,
+    GenerateMacRequest, GenerateMacResponse, Mac, VerifyMacRequest, VerifyMacResponse,
+    MAX_MAC_MESSAGE,
 };
 pub use output::IntoError;
 pub use random::MAX_RANDOM_BYTES;
