@@ -672,55 +672,57 @@ const POOL_FORK_VERDICTS: [&str; 5] = [
 #[test]
 fn a_forked_child_neither_reads_nor_waits_on_its_parents_kept_buffers() {
     let mut attack = Attack::new("a forked child and its parent's kept buffers");
-    let child = child_test("pool_fork_child_entry")
-        .env(POOL_FORK_ENV, "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", describe_output(&output));
-    let verdicts: Vec<&str> = std::str::from_utf8(&output.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            l.find(POOL_FORK_MARK)
-                .map(|at| &l[at + POOL_FORK_MARK.len()..])
-        })
-        .collect();
-    assert_eq!(
-        verdicts.len(),
+    judge_fork_rounds(
+        &mut attack,
+        "pool_fork_child_entry",
+        POOL_FORK_ENV,
+        POOL_FORK_MARK,
         POOL_FORK_ROUNDS,
-        "{}",
-        describe_output(&output)
+        POOL_FORK_VERDICTS[0],
     );
+}
+
+/// Runs the fork scenario `entry` in a child test process (with `env` set) and judges the
+/// verdict it printed after `mark` for each of its `rounds` forks: only `clean` passes.
+fn judge_fork_rounds(
+    attack: &mut Attack,
+    entry: &str,
+    env: &str,
+    mark: &str,
+    rounds: usize,
+    clean: &str,
+) {
+    let output = child_test(entry).env(env, "1").output().unwrap();
+    assert!(output.status.success(), "{}", describe_output(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let verdicts: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.find(mark).map(|at| &l[at + mark.len()..]))
+        .collect();
+    assert_eq!(verdicts.len(), rounds, "{}", describe_output(&output));
     for (round, verdict) in verdicts.iter().enumerate() {
-        attack.judged(
-            *verdict == POOL_FORK_VERDICTS[0],
-            &format!("fork {round}: {verdict}"),
-        );
+        attack.judged(*verdict == clean, &format!("fork {round}: {verdict}"));
     }
 }
 
-/// The entry point of the kept buffers' fork scenario (started by the test above with
-/// `--ignored`); ignored, and idle, in a normal test run.
-#[test]
-#[ignore = "the kept buffers' fork scenario, started by its test"]
-fn pool_fork_child_entry() {
+/// Forks `rounds` times while another thread runs `other` without pause. Before each fork this
+/// thread runs `prepare(round)`, and waits a little (varied, to move the instant of the fork
+/// against the other thread's loop); the child runs `checks` on what `prepare` gave
+/// ([`fork_round`]). Prints each round's verdict after `mark`.
+fn fork_rounds_beside<T>(
+    other: impl Fn() + Sync,
+    rounds: usize,
+    mark: &str,
+    verdicts: &[&str],
+    mut prepare: impl FnMut(usize) -> T,
+    checks: impl Fn(T) -> u8,
+) {
     use std::sync::atomic::{AtomicBool, Ordering};
-    if std::env::var(POOL_FORK_ENV).is_err() {
-        return;
-    }
-    let engine = engine();
-    let key = new_key(&engine);
-    let scenario = PoolForkScenario::new(&engine, &key);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        // The other thread: opens and drops plaintexts without pause, so that at the instant of
-        // a fork it is often inside the pool, holding a shelf's lock.
         s.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
-                drop(scenario.open_secrets());
+                other();
             }
         });
         // Stops the other thread however this one leaves the scope (a failed assertion too).
@@ -731,17 +733,39 @@ fn pool_fork_child_entry() {
             }
         }
         let _stop = Stop(&stop);
-        for round in 0..POOL_FORK_ROUNDS {
-            // Three batches of the parent's plaintexts, held across the fork: the child drops
-            // one before each of its three kinds of result.
-            let held = [(); 3].map(|()| scenario.open_secrets());
-            // Vary the instant of the fork against the other thread's loop.
+        for round in 0..rounds {
+            let prepared = prepare(round);
             std::thread::sleep(std::time::Duration::from_micros(37 * (round % 8) as u64));
-            let verdict = fork_round(&POOL_FORK_VERDICTS, || scenario.child_checks(held));
-            println!("{POOL_FORK_MARK}{verdict}");
+            let verdict = fork_round(verdicts, || checks(prepared));
+            println!("{mark}{verdict}");
             std::io::stdout().flush().unwrap();
         }
     });
+}
+
+/// The entry point of the kept buffers' fork scenario (started by the test above with
+/// `--ignored`); ignored, and idle, in a normal test run.
+#[test]
+#[ignore = "the kept buffers' fork scenario, started by its test"]
+fn pool_fork_child_entry() {
+    if std::env::var(POOL_FORK_ENV).is_err() {
+        return;
+    }
+    let engine = engine();
+    let key = new_key(&engine);
+    let scenario = PoolForkScenario::new(&engine, &key);
+    fork_rounds_beside(
+        // The other thread opens and drops plaintexts, so that at the instant of a fork it is
+        // often inside the pool, holding a shelf's lock.
+        || drop(scenario.open_secrets()),
+        POOL_FORK_ROUNDS,
+        POOL_FORK_MARK,
+        &POOL_FORK_VERDICTS,
+        // Three batches of the parent's plaintexts, held across the fork: the child drops one
+        // before each of its three kinds of result.
+        |_| [(); 3].map(|()| scenario.open_secrets()),
+        |held| scenario.child_checks(held),
+    );
 }
 
 /// Forks; the child runs `checks` (a panic is a failure too, the last of `verdicts`) and exits
@@ -911,31 +935,14 @@ const MAC_FORK_MESSAGES: usize = 300;
 #[test]
 fn a_forked_child_macs_in_contexts_of_its_own() {
     let mut attack = Attack::new("a forked child and its parent's working HMAC contexts");
-    let output = child_test("mac_fork_child_entry")
-        .env(MAC_FORK_ENV, "1")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", describe_output(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let verdicts: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| {
-            l.find(MAC_FORK_MARK)
-                .map(|at| &l[at + MAC_FORK_MARK.len()..])
-        })
-        .collect();
-    assert_eq!(
-        verdicts.len(),
+    judge_fork_rounds(
+        &mut attack,
+        "mac_fork_child_entry",
+        MAC_FORK_ENV,
+        MAC_FORK_MARK,
         MAC_FORK_ROUNDS,
-        "{}",
-        describe_output(&output)
+        MAC_FORK_VERDICTS[0],
     );
-    for (round, verdict) in verdicts.iter().enumerate() {
-        attack.judged(
-            *verdict == MAC_FORK_VERDICTS[0],
-            &format!("fork {round}: {verdict}"),
-        );
-    }
 }
 
 /// The entry point of the HMAC contexts' fork scenario (started by the test above with
@@ -944,7 +951,6 @@ fn a_forked_child_macs_in_contexts_of_its_own() {
 #[ignore = "the HMAC contexts' fork scenario, started by its test"]
 fn mac_fork_child_entry() {
     use hmac::Mac as _;
-    use std::sync::atomic::{AtomicBool, Ordering};
     if std::env::var(MAC_FORK_ENV).is_err() {
         return;
     }
@@ -998,58 +1004,46 @@ fn mac_fork_child_entry() {
             mac_algorithm: MacAlgorithm::HmacSha256,
         })
         .collect();
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        // The other thread: MACs under the other key without pause, so that at the instant of a
-        // fork its context (or a helper's) is often keyed and in use.
-        s.spawn(|| {
-            while !stop.load(Ordering::Relaxed) {
-                mac_of(&other, b"the other thread's message").unwrap();
-                assert!(engine
-                    .generate_mac_batch(&other_batch)
-                    .iter()
-                    .all(Result::is_ok));
+    fork_rounds_beside(
+        // The other thread MACs under the other key, so that at the instant of a fork its
+        // context (or a helper's) is often keyed and in use.
+        || {
+            mac_of(&other, b"the other thread's message").unwrap();
+            assert!(engine
+                .generate_mac_batch(&other_batch)
+                .iter()
+                .all(Result::is_ok));
+        },
+        MAC_FORK_ROUNDS,
+        MAC_FORK_MARK,
+        &MAC_FORK_VERDICTS,
+        // This thread's own context last held the other key's state before it was wiped.
+        |_| mac_of(&other, b"the forking thread's message").unwrap(),
+        |_| {
+            if !mac_of(&known, &messages[0]).is_ok_and(|r| r.mac == expected[0]) {
+                return 1;
             }
-        });
-        // Stops the other thread however this one leaves the scope (a failed assertion too).
-        struct Stop<'a>(&'a AtomicBool);
-        impl Drop for Stop<'_> {
-            fn drop(&mut self) {
-                self.0.store(true, Ordering::Relaxed);
-            }
-        }
-        let _stop = Stop(&stop);
-        for round in 0..MAC_FORK_ROUNDS {
-            // This thread's own context last held the other key's state before it was wiped.
-            mac_of(&other, b"the forking thread's message").unwrap();
-            // Vary the instant of the fork against the other thread's loop.
-            std::thread::sleep(std::time::Duration::from_micros(37 * (round % 8) as u64));
-            let verdict = fork_round(&MAC_FORK_VERDICTS, || {
-                if !mac_of(&known, &messages[0]).is_ok_and(|r| r.mac == expected[0]) {
-                    return 1;
-                }
-                let requests: Vec<GenerateMacRequest<'_>> = messages
+            let requests: Vec<GenerateMacRequest<'_>> = messages
+                .iter()
+                .map(|m| GenerateMacRequest {
+                    key_id: &known,
+                    message: m,
+                    mac_algorithm: MacAlgorithm::HmacSha256,
+                })
+                .collect();
+            let macs = engine.generate_mac_batch(&requests);
+            let all_right = macs.len() == expected.len()
+                && macs
                     .iter()
-                    .map(|m| GenerateMacRequest {
-                        key_id: &known,
-                        message: m,
-                        mac_algorithm: MacAlgorithm::HmacSha256,
-                    })
-                    .collect();
-                let macs = engine.generate_mac_batch(&requests);
-                let all_right = macs.len() == expected.len()
-                    && macs.iter().zip(&expected).all(|(mac, expected)| {
-                        mac.as_ref().is_ok_and(|mac| mac[..] == expected[..])
-                    });
-                if !all_right {
-                    return 2;
-                }
+                    .zip(&expected)
+                    .all(|(mac, expected)| mac.as_ref().is_ok_and(|mac| mac[..] == expected[..]));
+            if all_right {
                 0
-            });
-            println!("{MAC_FORK_MARK}{verdict}");
-            std::io::stdout().flush().unwrap();
-        }
-    });
+            } else {
+                2
+            }
+        },
+    );
 }
 
 // ---- MACs and signatures ---------------------------------------------------------------------

@@ -605,11 +605,8 @@ mod tests {
         }
     }
 
-    /// A count longer than the buffer an item was handed is refused where the item ran, and
-    /// the buffer is zeroed: kept outputs make each range from the count, so no count may reach
-    /// past its room. Inline (8 items) and shared between threads (4,000 items, in jobs).
-    #[test]
-    fn an_item_that_answers_more_than_its_buffer_fails_with_its_buffer_zeroed() {
+    /// A data plane of two threads (the caller and one helper), and the account's root.
+    fn two_thread_plane() -> (DataPlane, Caller) {
         let scope = crate::key::identifier::ArnScope::new("eu-west-1", "111122223333").unwrap();
         let plane = DataPlane::new(
             scope,
@@ -620,7 +617,15 @@ mod tests {
             None,
         )
         .unwrap();
-        let caller = Caller::account_root("111122223333").unwrap();
+        (plane, Caller::account_root("111122223333").unwrap())
+    }
+
+    /// A count longer than the buffer an item was handed is refused where the item ran, and
+    /// the buffer is zeroed: kept outputs make each range from the count, so no count may reach
+    /// past its room. Inline (8 items) and shared between threads (4,000 items, in jobs).
+    #[test]
+    fn an_item_that_answers_more_than_its_buffer_fails_with_its_buffer_zeroed() {
+        let (plane, caller) = two_thread_plane();
         let tally = KeyTally::inactive();
         for n in [8usize, 4000] {
             let messages: Vec<Vec<u8>> = (0..n).map(|i| vec![0u8; 200 + i % 7]).collect();
@@ -667,17 +672,7 @@ mod tests {
                 DROPPED.fetch_add(1, Ordering::SeqCst);
             }
         }
-        let scope = crate::key::identifier::ArnScope::new("eu-west-1", "111122223333").unwrap();
-        let plane = DataPlane::new(
-            scope,
-            crate::locked_memory::LockPolicy::Warn,
-            1 << 20,
-            4096,
-            2,
-            None,
-        )
-        .unwrap();
-        let caller = Caller::account_root("111122223333").unwrap();
+        let (plane, caller) = two_thread_plane();
         let tally = KeyTally::inactive();
         let n = 4000;
         // The last item alone is 199 bytes long.
