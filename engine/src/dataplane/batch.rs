@@ -431,8 +431,9 @@ impl DataPlane {
         // SAFETY: the first `n` slots are initialised and owned by `slots`. The jobs cut
         // `slots[..n]` into consecutive parts that cover it (the plan's job ends ascend to `n`);
         // every job ended full, each of its slots written once, and handed its results over
-        // without dropping them. The writes happened before this read: each thread stored its
-        // job back under the job's lock, which was locked again here.
+        // without dropping them. The writes happened before the check that read them: every
+        // helper had counted itself out of the pool (`SpinPool::run` waits for `active` to be
+        // 0, `SeqCst`) or rayon's scope had joined before `Mutex::get_mut` read the jobs.
         unsafe { slots.set_len(n) };
         slots
     }
