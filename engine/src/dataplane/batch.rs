@@ -80,9 +80,26 @@ pub(crate) struct Plan {
 /// about one small job of each other, whatever the batch's size, in a few claims per thread. (Jobs of one size, four per thread, left a thread
 /// waiting up to a quarter of its share at the end: at 1,000 MACs on two threads, 1.71–1.83×.)
 pub(crate) fn plan(costs: impl Iterator<Item = u64> + Clone, pool_threads: usize) -> Plan {
-    let (n, total) = costs
-        .clone()
-        .fold((0usize, 0u64), |(n, t), c| (n + 1, t.saturating_add(c)));
+    plan_cut(costs, pool_threads, true)
+}
+
+/// [`plan`], with the jobs of a batch of equal items cut by arithmetic (`by_arithmetic`) or, as
+/// any other batch's, by a pass over the items: the tests check that both cut the same jobs.
+fn plan_cut(
+    costs: impl Iterator<Item = u64> + Clone,
+    pool_threads: usize,
+    by_arithmetic: bool,
+) -> Plan {
+    // One pass for the count, the total and whether every item costs the same (a batch of one
+    // kind of request over one message size, the common case): then the jobs are cut by
+    // arithmetic, not by a second pass over the requests.
+    let (n, total, first, uniform) =
+        costs
+            .clone()
+            .fold((0usize, 0u64, 0u64, true), |(n, t, first, same), c| {
+                let first = if n == 0 { c } else { first };
+                (n + 1, t.saturating_add(c), first, same && c == first)
+            });
     let by_work = usize::try_from(total / WORK_PER_THREAD_NS).unwrap_or(usize::MAX);
     let threads = by_work.min(pool_threads).min(n).max(1);
     if threads == 1 || total < INLINE_BELOW_NS {
@@ -93,39 +110,39 @@ pub(crate) fn plan(costs: impl Iterator<Item = u64> + Clone, pool_threads: usize
             wake: false,
         };
     }
-    // Where home `h`'s share of the work ends, in estimated nanoseconds from the batch's start
-    // (worked out once per home, not per item).
-    let share_end = |h: usize| -> u64 {
-        let end = u128::from(total) * (h as u128 + 1) / threads as u128;
-        u64::try_from(end).unwrap_or(u64::MAX)
-    };
-    let mut home_end = share_end(0);
-    // The next job's size, given the work left in the current home.
-    let next_job = |left: u64| -> u64 {
-        if left < 2 * JOB_NS {
-            left
-        } else {
-            (left / 2).max(JOB_NS)
+    let mut cuts = Cuts::new(threads, total);
+    match (n as u64).checked_mul(first) {
+        // Every item costs `first` (more than 0: the batch is not inline) and no sum overflows:
+        // after `k` items the work done is `k * first`.
+        Some(sum) if by_arithmetic && uniform && sum == total => {
+            let mut start = 0usize;
+            while start < n {
+                let ceil = |ns: u64| usize::try_from(ns.div_ceil(first)).unwrap_or(usize::MAX);
+                let end = start
+                    .saturating_add(ceil(cuts.job))
+                    .min(ceil(cuts.home_end))
+                    .min(n)
+                    .max(start + 1);
+                cuts.end_job(end, end as u64 * first);
+                start = end;
+            }
         }
-    };
-    let mut job_ends = SmallVec::with_capacity(threads * 8);
-    let mut home_starts: SmallVec<[usize; 4]> = smallvec![0];
-    let (mut home, mut done, mut job_from) = (0usize, 0u64, 0u64);
-    let mut job = next_job(home_end);
-    for (i, cost) in costs.enumerate() {
-        done = done.saturating_add(cost);
-        if done - job_from < job && done < home_end && i + 1 < n {
-            continue;
+        _ => {
+            let mut done = 0u64;
+            for (i, cost) in costs.enumerate() {
+                done = done.saturating_add(cost);
+                if done - cuts.job_from < cuts.job && done < cuts.home_end && i + 1 < n {
+                    continue;
+                }
+                cuts.end_job(i + 1, done);
+            }
         }
-        job_ends.push(i + 1);
-        job_from = done;
-        while home + 1 < threads && done >= home_end {
-            home += 1;
-            home_end = share_end(home);
-            home_starts.push(job_ends.len());
-        }
-        job = next_job(home_end.saturating_sub(done));
     }
+    let Cuts {
+        mut home_starts,
+        job_ends,
+        ..
+    } = cuts;
     // Zero-cost items can end the batch before the last shares were reached: empty homes.
     home_starts.resize(threads, job_ends.len());
     Plan {
@@ -133,6 +150,65 @@ pub(crate) fn plan(costs: impl Iterator<Item = u64> + Clone, pool_threads: usize
         job_ends,
         home_starts,
         wake: total >= WAKE_FROM_NS,
+    }
+}
+
+/// [`plan`]'s jobs as they are cut, front to back: the home being cut, where its share of the
+/// work ends and the next job's size, in estimated nanoseconds from the batch's start.
+struct Cuts {
+    threads: usize,
+    total: u64,
+    home: usize,
+    home_end: u64,
+    job: u64,
+    job_from: u64,
+    job_ends: SmallVec<[usize; 16]>,
+    home_starts: SmallVec<[usize; 4]>,
+}
+
+impl Cuts {
+    fn new(threads: usize, total: u64) -> Cuts {
+        let mut cuts = Cuts {
+            threads,
+            total,
+            home: 0,
+            home_end: 0,
+            job: 0,
+            job_from: 0,
+            job_ends: SmallVec::with_capacity(threads * 8),
+            home_starts: smallvec![0],
+        };
+        cuts.home_end = cuts.share_end(0);
+        cuts.job = next_job(cuts.home_end);
+        cuts
+    }
+
+    /// Where home `h`'s share of the work ends (worked out once per home, not per item).
+    fn share_end(&self, h: usize) -> u64 {
+        let end = u128::from(self.total) * (h as u128 + 1) / self.threads as u128;
+        u64::try_from(end).unwrap_or(u64::MAX)
+    }
+
+    /// Ends a job before item `end`, with `done` of the batch's work done by then.
+    fn end_job(&mut self, end: usize, done: u64) {
+        self.job_ends.push(end);
+        self.job_from = done;
+        while self.home + 1 < self.threads && done >= self.home_end {
+            self.home += 1;
+            self.home_end = self.share_end(self.home);
+            self.home_starts.push(self.job_ends.len());
+        }
+        self.job = next_job(self.home_end.saturating_sub(done));
+    }
+}
+
+/// The next job's size, given the work left in the current home: half of it, down to
+/// [`JOB_NS`].
+fn next_job(left: u64) -> u64 {
+    if left < 2 * JOB_NS {
+        left
+    } else {
+        (left / 2).max(JOB_NS)
     }
 }
 
@@ -726,6 +802,38 @@ mod tests {
             }
         }
         assert!(shared, "no batch of 50 ran on both threads");
+    }
+
+    #[test]
+    fn equal_items_are_cut_by_arithmetic_as_a_pass_over_them_cuts_them() {
+        let mut compared = 0;
+        for cost in [
+            1,
+            7,
+            263,
+            399,
+            2_499,
+            2_500,
+            3_500,
+            20_000,
+            1 << 40,
+            u64::MAX / 3,
+        ] {
+            for n in (1..=70).chain([127, 128, 129, 255, 256, 257, 999, 1000, 1001, 4096]) {
+                for pool in [1, 2, 3, 4, 5, 8, 16, 64] {
+                    let costs = std::iter::repeat_n(cost, n);
+                    let cut = plan_cut(costs.clone(), pool, true);
+                    assert_eq!(
+                        cut,
+                        plan_cut(costs, pool, false),
+                        "{n} × {cost} ns, pool {pool}"
+                    );
+                    compared += usize::from(cut.threads > 1);
+                }
+            }
+        }
+        // Most of those shapes are shared batches, whose jobs the arithmetic cut.
+        assert!(compared > 1_000, "{compared}");
     }
 
     #[test]
