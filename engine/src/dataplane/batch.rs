@@ -41,6 +41,7 @@ use super::keyring::Keyring;
 use super::plane::DataPlane;
 use super::result_slots::JobSlots;
 use super::tally::{ItemOutcome, KeyTally};
+use super::written::{not_run, Failures, Written};
 use crate::access::Caller;
 use crate::error::{validation, Result};
 use crate::job_homes::Homes;
@@ -330,20 +331,37 @@ impl DataPlane {
     where
         I: Sync + ItemCost,
     {
-        let mut results =
-            self.run_batch_into(caller, tally, items, outputs, check, |ctx, item, out| {
+        // Each item's 4-byte count, not its `Result` ([`super::written`]); the check runs inside
+        // the item so that a refusal's error is recorded under the item's index.
+        let failures = Failures::default();
+        let first = items.as_ptr() as usize;
+        let index = |item: &I| (std::ptr::from_ref(item) as usize - first) / size_of::<I>().max(1);
+        let written = self.run_batch_into(
+            caller,
+            tally,
+            items,
+            outputs,
+            |_| Ok(()),
+            |ctx, item, out| {
                 let room = out.len();
-                f(ctx, item, out).and_then(|written| {
+                let result = check(item).and_then(|()| f(ctx, item, out));
+                let result = result.and_then(|written| {
                     if written <= room {
                         Ok(written)
                     } else {
-                        out.clear();
                         Err(crate::error::Error::Internal(format!(
                             "an item wrote {written} bytes into a buffer of {room}"
                         )))
                     }
-                })
-            });
+                });
+                let written = Written::record(result, index(item), &failures);
+                if !written.succeeded() {
+                    out.clear();
+                }
+                written
+            },
+        );
+        let mut results = failures.results(&written);
         missing_outputs(&mut results, items.len());
         results
     }
@@ -496,13 +514,7 @@ impl DataPlane {
             all_written
         };
         if !all_written {
-            return (0..n)
-                .map(|_| {
-                    O::refused(crate::error::Error::Internal(
-                        "a batch item was not run".into(),
-                    ))
-                })
-                .collect();
+            return (0..n).map(|_| O::refused(not_run())).collect();
         }
         // SAFETY: the first `n` slots are initialised and owned by `slots`. The jobs cut
         // `slots[..n]` into consecutive parts that cover it (the plan's job ends ascend to `n`);
@@ -732,6 +744,58 @@ mod tests {
                     assert_eq!(result.as_ref().ok(), Some(&4), "{n}: item {i}");
                     assert_eq!(buffer, &[7; 4], "{n}: item {i}");
                 }
+            }
+        }
+    }
+
+    /// The threads of a shared batch record counts and keep errors aside ([`super::super::written`]):
+    /// each item still gets its own error, refused by the check or failed in its run, and its
+    /// own count, in item order.
+    #[test]
+    fn each_item_of_a_shared_batch_gets_its_own_count_or_error() {
+        let (plane, caller) = two_thread_plane();
+        let tally = KeyTally::inactive();
+        let n = 4000;
+        let messages: Vec<Vec<u8>> = (0..n).map(|i| vec![0u8; 200 + i]).collect();
+        let items: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let index = |item: &[u8]| item.len() - 200;
+        let mut buffers = vec![[9u8; 4]; n];
+        let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(|b| &mut b[..]).collect();
+        let results = plane.run_batch_into_buffers(
+            &caller,
+            &tally,
+            &items,
+            outputs.as_mut_slice(),
+            |item| match index(item) % 5 {
+                1 => Err(validation!("refused {}", index(item))),
+                _ => Ok(()),
+            },
+            |_, item, out| {
+                out.fill(7);
+                match index(item) % 5 {
+                    2 => Err(crate::error::Error::NotFound(format!(
+                        "failed {}",
+                        index(item)
+                    ))),
+                    _ => Ok(index(item) % 4),
+                }
+            },
+        );
+        assert_eq!(results.len(), n);
+        for (i, (result, buffer)) in results.iter().zip(&buffers).enumerate() {
+            match i % 5 {
+                1 => {
+                    let e = result.as_ref().unwrap_err();
+                    assert_eq!(e.message(), format!("refused {i}"));
+                    assert_eq!(buffer, &[0; 4], "item {i}'s buffer is zeroed");
+                }
+                2 => {
+                    let e = result.as_ref().unwrap_err();
+                    assert!(matches!(e, crate::error::Error::NotFound(_)), "{e:?}");
+                    assert_eq!(e.message(), format!("failed {i}"));
+                    assert_eq!(buffer, &[0; 4], "item {i}'s buffer is zeroed");
+                }
+                _ => assert_eq!(result.as_ref().ok(), Some(&(i % 4)), "item {i}"),
             }
         }
     }
