@@ -331,12 +331,33 @@ impl DataPlane {
     where
         I: Sync + ItemCost,
     {
+        let keyring = self.keyring.load();
+        self.run_batch_into_buffers_on(&keyring, caller, tally, items, outputs, check, f)
+    }
+
+    /// As [`Self::run_batch_into_buffers`], on the key snapshot `keyring`, which the caller
+    /// loaded (and checked something against, once for the batch) before.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_batch_into_buffers_on<'o, I>(
+        &self,
+        keyring: &Keyring,
+        caller: &Caller,
+        tally: &KeyTally,
+        items: &[I],
+        outputs: impl Outputs<&'o mut [u8]>,
+        check: impl Fn(&I) -> Result<()> + Sync,
+        f: impl Fn(&mut ChunkContext<'_>, &I, &mut [u8]) -> Result<usize> + Sync + Send,
+    ) -> Vec<Result<usize>>
+    where
+        I: Sync + ItemCost,
+    {
         // Each item's 4-byte count, not its `Result` ([`super::written`]); the check runs inside
         // the item so that a refusal's error is recorded under the item's index.
         let failures = Failures::default();
         let first = items.as_ptr() as usize;
         let index = |item: &I| (std::ptr::from_ref(item) as usize - first) / size_of::<I>().max(1);
-        let written = self.run_batch_into(
+        let written = self.run_batch_into_on(
+            keyring,
             caller,
             tally,
             items,
@@ -536,7 +557,7 @@ enum Job<'a, I, P, O> {
 }
 
 /// Fails the items a batch had no output buffer for.
-pub(crate) fn missing_outputs(results: &mut Vec<Result<usize>>, items: usize) {
+fn missing_outputs(results: &mut Vec<Result<usize>>, items: usize) {
     while results.len() < items {
         results.push(Err(validation!(
             "item {} has no output buffer",

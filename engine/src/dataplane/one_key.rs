@@ -5,7 +5,6 @@
 
 use uuid::Uuid;
 
-use super::batch::missing_outputs;
 use super::keyring::Keyring;
 use super::plane::DataPlane;
 use super::tally::KeyTally;
@@ -88,7 +87,7 @@ impl DataPlane {
     ) -> Vec<Result<usize>> {
         let keyring = self.keyring.load();
         let batch = self.batch_key(&keyring, caller, key_id, context);
-        let mut results = self.run_batch_into_on(
+        self.run_batch_into_buffers_on(
             &keyring,
             caller,
             tally,
@@ -111,8 +110,6 @@ impl DataPlane {
                     out,
                 )
             },
-        );
-        missing_outputs(&mut results, plaintexts.len());
-        results
+        )
     }
 }
