@@ -83,6 +83,7 @@ impl Failures {
             .enumerate()
             .map(|(i, w)| match w.0 {
                 Written::FAILED => {
+                    // Skip the errors of items that failed and were then answered `NOT_RUN`.
                     while failures.next_if(|&(item, _)| item < i).is_some() {}
                     match failures.next_if(|&(item, _)| item == i) {
                         Some((_, e)) => Err(e),
@@ -104,17 +105,18 @@ mod tests {
     #[test]
     fn counts_and_errors_come_back_in_item_order_whatever_order_items_failed_in() {
         let failures = Failures::default();
+        // Threads fail items out of order: 5, then 4, then 3.
+        let fifth = Written::record(Err(Error::NotFound("item 5".into())), 5, &failures);
+        let fourth = Written::record(Err(Error::Disabled("item 4".into())), 4, &failures);
+        let third = Written::record(Ok(usize::MAX), 3, &failures);
         let written = [
             Written::record(Ok(97), 0, &failures),
             Written::record(Ok(0), 1, &failures),
             Written::refused(Error::Internal("dropped".into())),
-            // Threads fail items out of order.
-            Written::record(Err(Error::NotFound("item 5".into())), 5, &failures),
-            Written::record(Err(Error::Disabled("item 4".into())), 4, &failures),
-            Written::record(Ok(usize::MAX), 3, &failures),
+            third,
+            fourth,
+            fifth,
         ];
-        let mut written = written.to_vec();
-        written.swap(3, 5);
         let results = failures.results(&written);
         let kinds: Vec<std::result::Result<usize, ErrorKind>> = results
             .iter()
