@@ -6,7 +6,9 @@
 //!   first size, from an empty engine: the baseline the "within 2x" compares with);
 //! - DescribeKey and Encrypt (64 bytes): nanoseconds per call, cycling through up to 1024 keys
 //!   spread over the whole engine (each used once before timing, so that the Encrypt times are the
-//!   lookup and the seal, not the first use's key derivation), and Encrypt under one key;
+//!   lookup and the seal, not the first use's key derivation); Encrypt cycling through as many
+//!   keys created last (laid out in memory together, as every key is at the first size), and
+//!   under one key;
 //! - memory: the process's resident set and the engine's locked memory, per key, as the growth
 //!   since the engine was built over the keys created since;
 //! - with a durable store (`--durable`, `--data-dir`): the time a new engine takes to load it.
@@ -47,6 +49,12 @@ pub struct ManyKeysRow {
     /// the engine.
     pub encrypt_ns: f64,
     pub encrypt_ns_wall: f64,
+    /// CPU nanoseconds per Encrypt of 64 bytes, cycling through the `lookup_keys` keys created
+    /// last: as many keys as the spread lookups, but laid out in memory together, as every key
+    /// is at the first size. Against `encrypt_ns` it separates where the keys lie in memory from
+    /// how many the engine holds.
+    pub encrypt_newest_ns: f64,
+    pub encrypt_newest_ns_wall: f64,
     /// Encrypt of 64 bytes under one key.
     pub encrypt_one_key_ns: f64,
     pub encrypt_one_key_ns_wall: f64,
@@ -220,7 +228,12 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
             .map(|i| key_id(ids[i * ids.len() / count]))
             .collect();
         let lookup: Vec<&str> = lookup.iter().map(String::as_str).collect();
-        for key in &lookup {
+        let newest: Vec<String> = ids[ids.len() - count..]
+            .iter()
+            .map(|&id| key_id(id))
+            .collect();
+        let newest: Vec<&str> = newest.iter().map(String::as_str).collect();
+        for key in lookup.iter().chain(&newest) {
             engine
                 .encrypt(&EncryptRequest::new(key, &plaintext))
                 .map_err(|e| failed("Encrypt", e))?;
@@ -234,6 +247,12 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
         let (encrypt_ns, encrypt_ns_wall) = per_call_ns(LOOKUPS, |i| {
             engine
                 .encrypt(&EncryptRequest::new(lookup[i % lookup.len()], &plaintext))
+                .map(|_| ())
+                .map_err(|e| failed("Encrypt", e))
+        })?;
+        let (encrypt_newest_ns, encrypt_newest_ns_wall) = per_call_ns(LOOKUPS, |i| {
+            engine
+                .encrypt(&EncryptRequest::new(newest[i % newest.len()], &plaintext))
                 .map(|_| ())
                 .map_err(|e| failed("Encrypt", e))
         })?;
@@ -261,6 +280,8 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
             describe_ns_wall,
             encrypt_ns,
             encrypt_ns_wall,
+            encrypt_newest_ns,
+            encrypt_newest_ns_wall,
             encrypt_one_key_ns,
             encrypt_one_key_ns_wall,
             lookup_keys: lookup.len(),
@@ -322,11 +343,12 @@ impl ManyKeysReport {
             }
         );
         out.push_str(&format!(
-            "{:>9} {:>14} {:>12} {:>12} {:>14} {:>10} {:>13} {:>9}\n",
+            "{:>9} {:>14} {:>12} {:>12} {:>13} {:>14} {:>10} {:>13} {:>9}\n",
             "keys",
             "CreateKey us",
             "Describe ns",
             "Encrypt ns",
+            "Enc newest ns",
             "Enc 1 key ns",
             "RSS B/key",
             "locked B/key",
@@ -334,11 +356,12 @@ impl ManyKeysReport {
         ));
         for r in &self.rows {
             out.push_str(&format!(
-                "{:>9} {:>14.1} {:>12.0} {:>12.0} {:>14.0} {:>10.0} {:>13.0} {:>9}\n",
+                "{:>9} {:>14.1} {:>12.0} {:>12.0} {:>13.0} {:>14.0} {:>10.0} {:>13.0} {:>9}\n",
                 r.keys,
                 r.create_us_per_key,
                 r.describe_ns,
                 r.encrypt_ns,
+                r.encrypt_newest_ns,
                 r.encrypt_one_key_ns,
                 r.rss_bytes_per_key,
                 r.locked_bytes_per_key,

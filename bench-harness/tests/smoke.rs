@@ -334,7 +334,7 @@ fn many_keys_reports_each_size() {
     assert_eq!(keys, [40, 300], "sizes run in ascending order");
     for row in &report.rows {
         assert!(row.create_us_per_key > 0.0 && row.describe_ns > 0.0 && row.encrypt_ns > 0.0);
-        assert!(row.encrypt_one_key_ns > 0.0);
+        assert!(row.encrypt_one_key_ns > 0.0 && row.encrypt_newest_ns > 0.0);
         assert_eq!(row.lookup_keys, row.keys.min(1024));
         assert_eq!(row.load_ms, None, "no durable store");
     }
