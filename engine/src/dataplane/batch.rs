@@ -24,8 +24,8 @@
 //!   helpers inside a job, never for one still waking. While another batch holds them, a batch
 //!   runs on rayon's pool instead.
 //! - Results come back in item order, whichever thread ran which job. A batch into byte buffers
-//!   has its threads record 4 bytes an item, not a `Result` ([`super::written`]): the calling
-//!   thread reads the helpers' results across cores.
+//!   has its threads record 4 bytes an item, not a `Result` ([`super::written`]), because the
+//!   calling thread reads the helpers' results across cores.
 
 #![allow(unsafe_code)] // reason: one `set_len` once every job's result slots are written (`result_slots`).
 
