@@ -668,6 +668,7 @@ impl Engine {
                 )
             },
         )
+        .into_results()
     }
 
     /// Encrypts every request; one result per request, in order. Each blob's buffer comes from,
@@ -711,6 +712,7 @@ impl Engine {
                     })
             },
         )
+        .into_results()
     }
 
     /// Decrypts every request into its caller buffer (at least the plaintext length); returns
@@ -733,6 +735,7 @@ impl Engine {
                     })
             },
         )
+        .into_results()
     }
 
     /// Encrypts every request into `out`, one buffer the caller keeps for the next call
@@ -794,7 +797,7 @@ impl Engine {
             &Caller,
             &dataplane::tally::KeyTally,
             dataplane::item_outputs::Rooms<'_>,
-        ) -> Vec<Result<usize>>,
+        ) -> dataplane::written::WrittenItems,
     ) {
         let results = self.batch(operation, key_id, n, |caller, tally| {
             let data = &self.inner.data;

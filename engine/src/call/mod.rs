@@ -21,6 +21,7 @@ use crate::access::Caller;
 use crate::audit::{AuditEvent, AuditLog, BatchKey, RecordedUse};
 use crate::dataplane::output::Written;
 use crate::dataplane::tally::{KeyTally, KeyUse};
+use crate::dataplane::written::WrittenItems;
 use crate::dataplane::IntoError;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -436,14 +437,14 @@ impl Engine {
     /// the requests as the caller, one audit record with the item count, error counts and every
     /// key the items used (with how many items used each, counted by the data plane's chunks
     /// into a [`KeyTally`]). If the record cannot be written, every item fails with that error.
-    pub(crate) fn batch<T>(
+    pub(crate) fn batch<R: BatchResults>(
         &self,
         event_name: Operation,
         key_id: Option<&str>,
         n: usize,
-        mut run: impl FnMut(&Caller, &KeyTally) -> Vec<Result<T>>,
-    ) -> Vec<Result<T>> {
-        let every = |e: Error| (0..n).map(|_| Err(e.clone())).collect::<Vec<_>>();
+        mut run: impl FnMut(&Caller, &KeyTally) -> R,
+    ) -> R {
+        let every = |e: Error| R::every_failed(n, &e);
         if let Err(e) = self.audit_ready() {
             return every(e);
         }
@@ -468,9 +469,7 @@ impl Engine {
                 // discarded). A batch whose unknown names exist nowhere runs once: a bogus id in
                 // every batch costs a generation read, not the batch twice.
                 if !tally.all_succeeded(n)
-                    && results
-                        .iter()
-                        .any(|r| r.as_ref().is_err_and(names_unknown_key))
+                    && results.errors().any(names_unknown_key)
                     && self.caught_up()
                     && !std::sync::Arc::ptr_eq(&before, &self.inner.data.keyring.load_full())
                 {
@@ -478,10 +477,7 @@ impl Engine {
                     results = with_request_id(request_id.clone(), || run(&self.caller, &tally));
                 }
                 if self.dry_run {
-                    results
-                        .into_iter()
-                        .map(|r| r.and_then(|value| self.unless_dry_run(value)))
-                        .collect()
+                    results.fail_successes(crate::messages::dry_run_succeeded)
                 } else {
                     // No pass over the results on the calling thread, while the helpers wait.
                     results
@@ -492,16 +488,13 @@ impl Engine {
         if self.inner.audit.is_some() {
             // A batch whose every item succeeded (as its chunks counted) has no errors to
             // count: no pass over its results on the calling thread.
-            let failures = if tally.all_succeeded(n) {
-                &results[..0]
-            } else {
-                &results[..]
-            };
+            let any_failed = !tally.all_succeeded(n);
+            let failures = || results.errors().filter(|_| any_failed);
             let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-            for e in failures.iter().filter_map(|r| r.as_ref().err()) {
+            for e in failures() {
                 *errors.entry(e.code().to_owned()).or_default() += 1;
             }
-            let first_error = failures.iter().find_map(|r| r.as_ref().err());
+            let first_error = failures().next();
             let outcome = match (
                 first_error,
                 errors.values().sum::<u64>() as usize == n && n > 0,
@@ -535,6 +528,47 @@ impl Engine {
     /// The audit log, when one is configured.
     pub fn audit_log(&self) -> Option<&AuditLog> {
         self.inner.audit.as_ref().map(|a| &a.log)
+    }
+}
+
+/// The results of a batch as [`Engine::batch`] handles them: one `Result` per item, or the
+/// 4-byte counts of a batch into byte buffers ([`WrittenItems`]), read in place.
+pub(crate) trait BatchResults {
+    /// `n` items, each failed with `error`.
+    fn every_failed(n: usize, error: &Error) -> Self;
+    /// Every failed item's error, in item order.
+    fn errors(&self) -> impl Iterator<Item = &Error>;
+    /// The results with every success failed with `error()` (a dry run's answer).
+    fn fail_successes(self, error: impl Fn() -> Error) -> Self;
+}
+
+impl<T> BatchResults for Vec<Result<T>> {
+    fn every_failed(n: usize, error: &Error) -> Self {
+        (0..n).map(|_| Err(error.clone())).collect()
+    }
+
+    fn errors(&self) -> impl Iterator<Item = &Error> {
+        self.iter().filter_map(|r| r.as_ref().err())
+    }
+
+    fn fail_successes(self, error: impl Fn() -> Error) -> Self {
+        self.into_iter()
+            .map(|r| r.and_then(|_| Err(error())))
+            .collect()
+    }
+}
+
+impl BatchResults for WrittenItems {
+    fn every_failed(n: usize, error: &Error) -> Self {
+        WrittenItems::every_failed(n, error)
+    }
+
+    fn errors(&self) -> impl Iterator<Item = &Error> {
+        WrittenItems::errors(self)
+    }
+
+    fn fail_successes(self, error: impl Fn() -> Error) -> Self {
+        WrittenItems::fail_successes(self, error)
     }
 }
 

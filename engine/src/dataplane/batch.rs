@@ -43,7 +43,7 @@ use super::keyring::Keyring;
 use super::plane::DataPlane;
 use super::result_slots::JobSlots;
 use super::tally::{ItemOutcome, KeyTally};
-use super::written::{not_run, Failures, Written};
+use super::written::{not_run, Failures, Written, WrittenItems};
 use crate::access::Caller;
 use crate::error::{validation, Result};
 use crate::job_homes::Homes;
@@ -329,7 +329,7 @@ impl DataPlane {
         outputs: impl Outputs<&'o mut [u8]>,
         check: impl Fn(&I) -> Result<()> + Sync,
         f: impl Fn(&mut ChunkContext<'_>, &I, &mut [u8]) -> Result<usize> + Sync + Send,
-    ) -> Vec<Result<usize>>
+    ) -> WrittenItems
     where
         I: Sync + ItemCost,
     {
@@ -349,7 +349,7 @@ impl DataPlane {
         outputs: impl Outputs<&'o mut [u8]>,
         check: impl Fn(&I) -> Result<()> + Sync,
         f: impl Fn(&mut ChunkContext<'_>, &I, &mut [u8]) -> Result<usize> + Sync + Send,
-    ) -> Vec<Result<usize>>
+    ) -> WrittenItems
     where
         I: Sync + ItemCost,
     {
@@ -384,8 +384,11 @@ impl DataPlane {
                 written
             },
         );
-        let mut results = failures.results(&written);
-        missing_outputs(&mut results, items.len());
+        let mut results = failures.finish(written);
+        // The items beyond the last output buffer.
+        while results.len() < items.len() {
+            results.push_failed(validation!("item {} has no output buffer", results.len()));
+        }
         results
     }
 
@@ -556,16 +559,6 @@ enum Job<'a, I, P, O> {
     Ready(&'a [I], P, &'a mut [MaybeUninit<O>]),
     Taken,
     Done(JobSlots<'a, O>),
-}
-
-/// Fails the items a batch had no output buffer for.
-fn missing_outputs(results: &mut Vec<Result<usize>>, items: usize) {
-    while results.len() < items {
-        results.push(Err(validation!(
-            "item {} has no output buffer",
-            results.len()
-        )));
-    }
 }
 
 #[cfg(test)]
@@ -744,17 +737,19 @@ mod tests {
             let items: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
             let mut buffers = vec![[0u8; 4]; n];
             let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(|b| &mut b[..]).collect();
-            let results = plane.run_batch_into_buffers(
-                &caller,
-                &tally,
-                &items,
-                outputs.as_mut_slice(),
-                |_| Ok(()),
-                |_, item, out| {
-                    out.fill(7);
-                    Ok(if item.len() % 7 == 3 { 5 } else { 4 })
-                },
-            );
+            let results = plane
+                .run_batch_into_buffers(
+                    &caller,
+                    &tally,
+                    &items,
+                    outputs.as_mut_slice(),
+                    |_| Ok(()),
+                    |_, item, out| {
+                        out.fill(7);
+                        Ok(if item.len() % 7 == 3 { 5 } else { 4 })
+                    },
+                )
+                .into_results();
             assert_eq!(results.len(), n);
             for (i, (result, buffer)) in results.iter().zip(&buffers).enumerate() {
                 if messages[i].len() % 7 == 3 {
@@ -784,26 +779,28 @@ mod tests {
         let index = |item: &[u8]| item.len() - 200;
         let mut buffers = vec![[9u8; 4]; n];
         let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(|b| &mut b[..]).collect();
-        let results = plane.run_batch_into_buffers(
-            &caller,
-            &tally,
-            &items,
-            outputs.as_mut_slice(),
-            |item| match index(item) % 5 {
-                1 => Err(validation!("refused {}", index(item))),
-                _ => Ok(()),
-            },
-            |_, item, out| {
-                out.fill(7);
-                match index(item) % 5 {
-                    2 => Err(crate::error::Error::NotFound(format!(
-                        "failed {}",
-                        index(item)
-                    ))),
-                    _ => Ok(index(item) % 4),
-                }
-            },
-        );
+        let results = plane
+            .run_batch_into_buffers(
+                &caller,
+                &tally,
+                &items,
+                outputs.as_mut_slice(),
+                |item| match index(item) % 5 {
+                    1 => Err(validation!("refused {}", index(item))),
+                    _ => Ok(()),
+                },
+                |_, item, out| {
+                    out.fill(7);
+                    match index(item) % 5 {
+                        2 => Err(crate::error::Error::NotFound(format!(
+                            "failed {}",
+                            index(item)
+                        ))),
+                        _ => Ok(index(item) % 4),
+                    }
+                },
+            )
+            .into_results();
         assert_eq!(results.len(), n);
         for (i, (result, buffer)) in results.iter().zip(&buffers).enumerate() {
             match i % 5 {

@@ -16,9 +16,10 @@ use super::decrypt::DecryptRequest;
 use super::encrypt::{output_size, EncryptRequest};
 use super::item_outputs::Rooms;
 use super::plane::DataPlane;
+use super::written::WrittenItems;
 use crate::access::Action;
 use crate::ciphertext;
-use crate::error::{Error, Result};
+use crate::error::Error;
 
 /// The results of one batch call (`Engine::encrypt_batch_to`, `Engine::decrypt_batch_to`), in one
 /// buffer: item `i`'s bytes are a range of it. Keep it and pass it to the next call: its memory
@@ -31,9 +32,10 @@ pub struct BatchOutputs {
     buf: Vec<u8>,
     /// Each item's room in `buf`, as laid out for the last call.
     rooms: Vec<Range<usize>>,
-    /// Each item's result: the bytes it wrote at the start of its room, as the batch's threads
-    /// wrote them (no pass on the calling thread turns them into ranges).
-    items: Vec<Result<usize>>,
+    /// Each item's result: the bytes it wrote at the start of its room, or its error, as the
+    /// batch's threads recorded them (no pass on the calling thread turns them into ranges or
+    /// `Result`s).
+    items: WrittenItems,
 }
 
 impl BatchOutputs {
@@ -49,7 +51,7 @@ impl BatchOutputs {
 
     /// Whether the last call had no items (or there was none).
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items.len() == 0
     }
 
     /// Item `i`'s output, or its error; `None` past the last item.
@@ -74,7 +76,7 @@ impl BatchOutputs {
     pub fn clear(&mut self) {
         self.buf.as_mut_slice().zeroize();
         self.rooms.clear();
-        self.items.clear();
+        self.items = WrittenItems::default();
     }
 
     /// Item `i`'s bytes: the first `written` of its room. The batch runner refuses a count
@@ -83,11 +85,11 @@ impl BatchOutputs {
     fn output<'a>(
         &'a self,
         i: usize,
-        result: &'a Result<usize>,
+        result: std::result::Result<usize, &'a Error>,
     ) -> std::result::Result<&'a [u8], &'a Error> {
         static OUTSIDE_ROOM: LazyLock<Error> =
             LazyLock::new(|| Error::Internal("a batch item's result lies outside its room".into()));
-        let &written = result.as_ref()?;
+        let written = result?;
         self.rooms
             .get(i)
             .filter(|room| written <= room.len())
@@ -101,7 +103,7 @@ impl BatchOutputs {
     /// where it changed: the threads that ran the last batch read it, and a write would take its
     /// cache lines back from their cores.
     pub(crate) fn rooms(&mut self, sizes: impl IntoIterator<Item = usize>) -> Rooms<'_> {
-        self.items.clear();
+        self.items = WrittenItems::default();
         let mut end = 0usize;
         let mut count = 0;
         for size in sizes {
@@ -124,12 +126,12 @@ impl BatchOutputs {
         Rooms::laid_out(&mut self.buf[..end], &self.rooms)
     }
 
-    /// Records the call's results: item `i` wrote `results[i]` bytes at the start of its room
-    /// (the batch runner checked each count against the room it handed out). The vector is
-    /// kept as it is: reading it item by item here pulled the helpers' half of it across cores
-    /// while they waited; even on one thread, at 64 MACs of 64 B, the pass was 3.4% of the
-    /// samples.
-    pub(crate) fn finish(&mut self, results: Vec<Result<usize>>) {
+    /// Records the call's results: item `i` wrote `results.get(i)` bytes at the start of its
+    /// room (the batch runner checked each count against the room it handed out). They are
+    /// kept as the threads recorded them: reading them item by item here pulled the helpers'
+    /// half across cores while they waited; even on one thread, at 64 MACs of 64 B, the pass was
+    /// 3.4% of the samples.
+    pub(crate) fn finish(&mut self, results: WrittenItems) {
         self.items = results;
     }
 }
@@ -201,7 +203,7 @@ impl std::fmt::Debug for BatchOutputs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BatchOutputs")
             .field("items", &self.items.len())
-            .field("failed", &self.items.iter().filter(|r| r.is_err()).count())
+            .field("failed", &self.items.errors().count())
             .field("capacity", &self.buf.len())
             .finish()
     }
@@ -221,7 +223,11 @@ mod tests {
             r.fill(7);
         });
         assert_eq!(lens, [3, 0, 5]);
-        out.finish(vec![Ok(2), Err(Error::Internal("x".into())), Ok(5)]);
+        out.finish(WrittenItems::from_results(vec![
+            Ok(2),
+            Err(Error::Internal("x".into())),
+            Ok(5),
+        ]));
         assert_eq!(out.len(), 3);
         assert_eq!(out.get(0).unwrap().unwrap(), &[7, 7]);
         assert!(out.get(1).unwrap().is_err());
@@ -231,7 +237,7 @@ mod tests {
         let rooms = out.rooms([4, 4]);
         assert_eq!(rooms.len(), 2);
         rooms.for_each(|r| r[0] = 9);
-        out.finish(vec![Ok(4), Ok(1)]);
+        out.finish(WrittenItems::from_results(vec![Ok(4), Ok(1)]));
         assert_eq!(out.buf.as_ptr(), before, "a buffer large enough is reused");
         assert_eq!(
             out.get(1).unwrap().unwrap(),
@@ -251,7 +257,7 @@ mod tests {
     fn a_result_longer_than_its_room_is_an_error_not_a_read_past_it() {
         let mut out = BatchOutputs::new();
         let _ = out.rooms([2, 2]);
-        out.finish(vec![Ok(3), Ok(2)]);
+        out.finish(WrittenItems::from_results(vec![Ok(3), Ok(2)]));
         assert!(out.get(0).unwrap().is_err());
         assert_eq!(out.get(1).unwrap().unwrap().len(), 2);
     }
@@ -260,7 +266,7 @@ mod tests {
     fn clear_zeroes_and_debug_shows_counts_only() {
         let mut out = BatchOutputs::new();
         out.rooms([4]).for_each(|r| r.copy_from_slice(b"sekr"));
-        out.finish(vec![Ok(4)]);
+        out.finish(WrittenItems::from_results(vec![Ok(4)]));
         assert!(!format!("{out:?}").contains("sekr"));
         out.clear();
         assert!(out.buf.iter().all(|&b| b == 0));

@@ -36,7 +36,7 @@ pub(crate) mod slot_cache;
 mod spin_pool;
 pub(crate) mod tally;
 mod thread_hmac;
-mod written;
+pub(crate) mod written;
 mod xks;
 
 pub use agreement::{DeriveSharedSecretRequest, DeriveSharedSecretResponse};
