@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use super::conditions::{Conditions, KeyFacts};
 use super::request_facts::RequestFacts;
 use super::{Action, Caller};
@@ -73,8 +75,10 @@ pub(crate) fn at_least_as_strict(
     true
 }
 
-/// A cached decision: caller id, action, allowed.
-type CachedDecisions = Vec<(u64, Action, bool)>;
+/// A thread's cached decisions on one key: caller id, action, allowed. The first two inline, in
+/// the slot's one allocation (most keys have one caller): a cold key's check reads the slot's
+/// box, not a box and then a vector's buffer.
+type CachedDecisions = SmallVec<[(u64, Action, bool); 2]>;
 /// Decisions kept per thread slot and key before the oldest is dropped.
 const CACHED_DECISIONS: usize = 32;
 
@@ -83,9 +87,10 @@ pub(crate) struct KeyAccess {
     pub(crate) policy: Arc<KeyPolicy>,
     pub(crate) grants: Vec<GrantRecord>,
     key: KeyFacts,
-    /// Per action: whether a decision can depend only on the caller (no conditions in the policy
-    /// statements that name it, no grant constraints), and so may be cached.
-    cacheable: Vec<bool>,
+    /// Bit [`Action::index`] set: whether a decision on that action can depend only on the
+    /// caller (no conditions in the policy statements that name it, no grant constraints), and
+    /// so may be cached. Inline, where a vector's buffer was one more cache miss for a cold key.
+    cacheable: u64,
     decisions: SlotCache<CachedDecisions>,
 }
 
@@ -100,10 +105,11 @@ impl KeyAccess {
         let policy = policy.into();
         let grants = record.grants.clone();
         let grants_unconstrained = grants.iter().all(|g| g.constraints.is_none());
+        const _: () = assert!(Action::ALL.len() <= 64, "one bit per action in `cacheable`");
         let cacheable = Action::ALL
             .iter()
-            .map(|a| grants_unconstrained && policy.is_unconditional_for(a.as_str()))
-            .collect();
+            .filter(|a| grants_unconstrained && policy.is_unconditional_for(a.as_str()))
+            .fold(0u64, |bits, a| bits | 1 << a.index());
         KeyAccess {
             policy,
             grants,
@@ -125,7 +131,7 @@ impl KeyAccess {
 
     /// Whether a decision for `action` depends only on the caller, so that it may be reused.
     pub(crate) fn is_cacheable(&self, action: Action) -> bool {
-        self.cacheable[action.index()]
+        self.cacheable & 1 << action.index() != 0
     }
 
     /// Allows the call or fails with AccessDenied, naming the caller, action and key.
@@ -139,7 +145,7 @@ impl KeyAccess {
         usage: KeyUsage,
         facts: &RequestFacts<'_>,
     ) -> Result<()> {
-        if !self.cacheable[action.index()] {
+        if !self.is_cacheable(action) {
             let allowed = self.decide(caller, action, key_arn, spec, usage, facts);
             return self.outcome(allowed, caller, action, key_arn);
         }

@@ -606,15 +606,15 @@ impl Engine {
     fn key_entry(&self, state: &ControlState, record: &KeyRecord) -> KeyEntry {
         #[cfg(test)]
         KEY_ENTRY_BUILDS.with(|c| c.set(c.get() + 1));
-        KeyEntry {
-            id: record.id,
-            arn: self.inner.scope.key_arn(&record.id),
-            state: state.effective_state(record),
-            spec: record.key_spec,
-            usage: record.key_usage,
-            versions: state.versions.get(&record.id).cloned().unwrap_or_default(),
-            access: Arc::new(self.shared_key_access(state, record)),
-        }
+        KeyEntry::new(
+            record.id,
+            self.inner.scope.key_arn(&record.id),
+            state.effective_state(record),
+            record.key_spec,
+            record.key_usage,
+            state.versions.get(&record.id).cloned().unwrap_or_default(),
+            Arc::new(self.shared_key_access(state, record)),
+        )
     }
 }
 

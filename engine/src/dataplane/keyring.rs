@@ -143,11 +143,38 @@ pub(crate) struct KeyEntry {
     pub(crate) usage: KeyUsage,
     /// Index `v - 1` holds version `v`; the last one encrypts.
     pub(crate) versions: Vec<Arc<VersionEntry>>,
+    /// The last of `versions`, held here too: a cold key's Encrypt, GenerateMac or Sign reads
+    /// the entry and then the version, without the `versions` buffer (a dependent cache miss,
+    /// and at a million keys a page of its own) between them. Set by [`KeyEntry::new`].
+    current: Option<Arc<VersionEntry>>,
     /// The key policy and grants.
     pub(crate) access: Arc<KeyAccess>,
 }
 
 impl KeyEntry {
+    /// The entry of key `id`, `arn`, whose versions are `versions` (index `v - 1` holds version
+    /// `v`).
+    pub(crate) fn new(
+        id: Uuid,
+        arn: String,
+        state: KeyState,
+        spec: KeySpec,
+        usage: KeyUsage,
+        versions: Vec<Arc<VersionEntry>>,
+        access: Arc<KeyAccess>,
+    ) -> KeyEntry {
+        KeyEntry {
+            id,
+            arn,
+            state,
+            spec,
+            usage,
+            current: versions.last().cloned(),
+            versions,
+            access,
+        }
+    }
+
     /// Checks that the key's state allows use now and that its usage is `usage`, the one
     /// `operation` needs.
     pub(crate) fn check_usage(&self, usage: KeyUsage, operation: Action) -> Result<()> {
@@ -178,8 +205,8 @@ impl KeyEntry {
 
     /// The version that encrypts new data.
     pub(crate) fn current(&self) -> Result<&Arc<VersionEntry>> {
-        self.versions
-            .last()
+        self.current
+            .as_ref()
             .ok_or_else(|| Error::InvalidState(format!("{} has no key material", self.arn)))
     }
 
