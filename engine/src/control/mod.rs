@@ -12,6 +12,7 @@ mod deletion;
 mod grants;
 pub(crate) mod import;
 mod key_fields;
+mod key_records;
 mod keys;
 mod last_usage;
 mod managed;
@@ -595,7 +596,7 @@ impl Engine {
         let keyring = Keyring {
             keys: state
                 .keys
-                .values()
+                .unordered()
                 .map(|record| (record.id, Arc::new(self.key_entry(state, record))))
                 .collect(),
             aliases: alias_map(state),

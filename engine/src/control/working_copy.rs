@@ -15,6 +15,8 @@ use crate::locked_memory::{LockPolicy, LockedBytes};
 use crate::policy::KeyPolicy;
 use crate::store::{KeyStore, StoreDelta};
 
+use super::key_records::KeyRecords;
+
 /// The control plane's working copy of the store.
 ///
 /// Every change to it costs O(log n) in the number of keys and aliases: keys and aliases change
@@ -22,7 +24,7 @@ use crate::store::{KeyStore, StoreDelta};
 /// and [`ControlState::remove_alias`], which keep the indexes below in step, so that nothing a
 /// control-plane call does walks every key (docs/performance.md, "Many keys").
 pub(crate) struct ControlState {
-    pub(crate) keys: BTreeMap<Uuid, KeyRecord>,
+    pub(crate) keys: KeyRecords,
     pub(super) aliases: BTreeMap<String, AliasRecord>,
     /// Each alias, by the key it points to (for the deletion of a key).
     pub(super) aliases_by_target: BTreeSet<(Uuid, String)>,
@@ -60,7 +62,7 @@ impl ControlState {
             .map(|m| ((m.key_id, m.version), m.material))
             .collect();
         let mut state = ControlState {
-            keys: BTreeMap::new(),
+            keys: KeyRecords::default(),
             aliases: BTreeMap::new(),
             aliases_by_target: BTreeSet::new(),
             versions: HashMap::new(),
@@ -169,7 +171,7 @@ impl ControlState {
         for date in due_dates(&record) {
             self.due.insert((date, record.id));
         }
-        self.keys.insert(record.id, record);
+        self.keys.insert(record);
     }
 
     /// Removes a key's record, its material and every alias that points to it; returns the names
@@ -229,7 +231,7 @@ impl ControlState {
                     .filter(|id| id.hyphenated().to_string() == m)
             })
             .map_or(Bound::Unbounded, Bound::Excluded);
-        self.keys.range((start, Bound::Unbounded)).map(|(id, _)| id)
+        self.keys.ids_from(start)
     }
 
     /// The keys with something due at or before `now`, in key id order.
