@@ -92,7 +92,7 @@ fn measure(
             .map(|i| DecryptRequest::new(&blobs[(next + i) % blobs.len()]))
             .collect();
         let mut out: Vec<&mut [u8]> = outputs.iter_mut().map(|o| o.as_mut_slice()).collect();
-        for result in engine.decrypt_batch_into(&requests, &mut out) {
+        for result in engine.decrypt_batch_into(&requests, &mut out).iter() {
             result.map_err(|e| failed("decrypt", e))?;
         }
         next = (next + batch) % blobs.len();

@@ -7,6 +7,7 @@ use keyplane::{
     BatchOutputs, CreateKeyRequest, DataKeySpec, DecryptRequest, EncryptRequest, EncryptionContext,
     Engine, GenerateDataKeyRequest, GenerateMacRequest, KeySpec, KeyUsage, MacAlgorithm,
     MessageType, ReEncryptRequest, SignRequest, SigningAlgorithm, VerifyMacRequest, VerifyRequest,
+    WrittenItems,
 };
 use serde::{Deserialize, Serialize};
 
@@ -240,6 +241,14 @@ fn check<T>(results: &[keyplane::Result<T>], what: &str) -> Result<u64, String> 
     Ok(results.len() as u64)
 }
 
+/// As [`check`], for a batch into caller buffers (read in place, as a caller would).
+fn check_written(results: &WrittenItems, what: &str) -> Result<u64, String> {
+    if let Some((i, Err(e))) = results.iter().enumerate().find(|(_, r)| r.is_err()) {
+        return Err(format!("{what}: item {i} of {} failed: {e}", results.len()));
+    }
+    Ok(results.len() as u64)
+}
+
 fn check_outputs(out: &BatchOutputs, what: &str) -> Result<u64, String> {
     if let Some((i, Err(e))) = out.iter().enumerate().find(|(_, r)| r.is_err()) {
         return Err(format!("{what}: item {i} of {} failed: {e}", out.len()));
@@ -397,7 +406,7 @@ impl Inputs {
                 let mut buffer = vec![0u8; out_len * requests.len()];
                 Box::new(move || {
                     let mut outputs: Vec<&mut [u8]> = buffer.chunks_mut(out_len).collect();
-                    check(
+                    check_written(
                         &engine.encrypt_batch_into(&requests, &mut outputs),
                         "encrypt_batch_into",
                     )
@@ -413,7 +422,7 @@ impl Inputs {
                 let mut buffer = vec![0u8; out_len * requests.len()];
                 Box::new(move || {
                     let mut outputs: Vec<&mut [u8]> = buffer.chunks_mut(out_len).collect();
-                    check(
+                    check_written(
                         &engine.decrypt_batch_into(&requests, &mut outputs),
                         "decrypt_batch_into",
                     )

@@ -653,7 +653,7 @@ impl Engine {
         context: Option<&crate::context::EncryptionContext>,
         plaintexts: &[&[u8]],
         outputs: &mut [&mut [u8]],
-    ) -> Vec<Result<usize>> {
+    ) -> dataplane::WrittenItems {
         self.batch(
             crate::operation::Operation::Encrypt,
             Some(key_id),
@@ -668,7 +668,6 @@ impl Engine {
                 )
             },
         )
-        .into_results()
     }
 
     /// Encrypts every request; one result per request, in order. Each blob's buffer comes from,
@@ -698,7 +697,7 @@ impl Engine {
         &self,
         requests: &[dataplane::EncryptRequest<'_>],
         outputs: &mut [&mut [u8]],
-    ) -> Vec<Result<usize>> {
+    ) -> dataplane::WrittenItems {
         self.batch(
             crate::operation::Operation::Encrypt,
             requests.first().map(|r| r.key_id),
@@ -712,7 +711,6 @@ impl Engine {
                     })
             },
         )
-        .into_results()
     }
 
     /// Decrypts every request into its caller buffer (at least the plaintext length); returns
@@ -721,7 +719,7 @@ impl Engine {
         &self,
         requests: &[dataplane::DecryptRequest<'_>],
         outputs: &mut [&mut [u8]],
-    ) -> Vec<Result<usize>> {
+    ) -> dataplane::WrittenItems {
         self.batch(
             crate::operation::Operation::Decrypt,
             requests.first().and_then(|r| r.key_id),
@@ -735,7 +733,6 @@ impl Engine {
                     })
             },
         )
-        .into_results()
     }
 
     /// Encrypts every request into `out`, one buffer the caller keeps for the next call
@@ -797,7 +794,7 @@ impl Engine {
             &Caller,
             &dataplane::tally::KeyTally,
             dataplane::item_outputs::Rooms<'_>,
-        ) -> dataplane::written::WrittenItems,
+        ) -> dataplane::WrittenItems,
     ) {
         let results = self.batch(operation, key_id, n, |caller, tally| {
             let data = &self.inner.data;

@@ -72,7 +72,7 @@ pub use dataplane::{
     GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse, GenerateMacRequest,
     GenerateMacResponse, GeneratedDataKey, GetPublicKeyResponse, IntoError, ItemWork, Mac,
     ReEncryptRequest, ReEncryptResponse, SignRequest, SignResponse, VerifyMacRequest,
-    VerifyMacResponse, VerifyRequest, VerifyResponse,
+    VerifyMacResponse, VerifyRequest, VerifyResponse, WrittenItems,
 };
 pub use engine::{Engine, EngineBuilder, EngineConfig};
 pub use error::{Error, ErrorKind, Result};

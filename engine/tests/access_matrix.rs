@@ -686,7 +686,7 @@ fn operations() -> Vec<Op> {
                 let mut buffers = vec![vec![0u8; 256]; 2];
                 let mut outputs: Vec<&mut [u8]> =
                     buffers.iter_mut().map(|b| b.as_mut_slice()).collect();
-                all(e.encrypt_batch_into(&requests, &mut outputs))
+                all(e.encrypt_batch_into(&requests, &mut outputs).into_results())
             },
         ),
         op(
@@ -713,7 +713,7 @@ fn operations() -> Vec<Op> {
                 let mut buffers = vec![vec![0u8; 64]; 2];
                 let mut outputs: Vec<&mut [u8]> =
                     buffers.iter_mut().map(|b| b.as_mut_slice()).collect();
-                all(e.decrypt_batch_into(&requests, &mut outputs))
+                all(e.decrypt_batch_into(&requests, &mut outputs).into_results())
             },
         ),
         op(

@@ -61,11 +61,12 @@ fn split_batches_answer_item_by_item_in_order() {
         for i in 0..n {
             let refused = messages[i].is_empty();
             let disabled_key = key_of(i) == &disabled;
-            match (&written[i], &blobs[i]) {
+            // Read in place, as callers of the public type do.
+            match (written.get(i).expect("a result per item"), &blobs[i]) {
                 (Ok(len), Ok(blob)) => {
                     assert!(!refused && !disabled_key, "item {i} ({threads} threads)");
-                    assert_eq!(*len, blob.len(), "item {i}");
-                    decrypts.push((i, buffers[i][..*len].to_vec()));
+                    assert_eq!(len, blob.len(), "item {i}");
+                    decrypts.push((i, buffers[i][..len].to_vec()));
                     decrypts.push((i, blob.to_vec()));
                 }
                 (Err(a), Err(b)) => {
@@ -93,10 +94,8 @@ fn split_batches_answer_item_by_item_in_order() {
         let mut plain: Vec<Vec<u8>> = decrypts.iter().map(|(_, b)| vec![0; b.len()]).collect();
         let mut outputs: Vec<&mut [u8]> = plain.iter_mut().map(|b| b.as_mut_slice()).collect();
         let opened = engine.decrypt_batch_into(&requests, &mut outputs);
-        for ((k, (i, _)), result) in decrypts.iter().enumerate().zip(&opened) {
-            let len = *result
-                .as_ref()
-                .unwrap_or_else(|e| panic!("item {i}: {e:?}"));
+        for ((k, (i, _)), result) in decrypts.iter().enumerate().zip(opened.iter()) {
+            let len = result.unwrap_or_else(|e| panic!("item {i}: {e:?}"));
             assert_eq!(
                 plain[k][..len],
                 messages[*i][..],

@@ -44,7 +44,9 @@ fn batch(
         .map(|p| vec![0u8; blob_len(p.len().max(1))])
         .collect();
     let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
-    let results = engine.encrypt_batch_one_key(key_id, context, &items, &mut outputs);
+    let results = engine
+        .encrypt_batch_one_key(key_id, context, &items, &mut outputs)
+        .into_results();
     (results, buffers)
 }
 
@@ -119,7 +121,9 @@ fn items_fail_on_their_own_for_their_plaintext_or_buffer() {
     let mut short = vec![0u8; blob_len(6) - 1];
     let mut fine = vec![0u8; blob_len(5)];
     let mut outputs: Vec<&mut [u8]> = vec![&mut fine, &mut short];
-    let results = engine.encrypt_batch_one_key(&key, None, &items, &mut outputs);
+    let results = engine
+        .encrypt_batch_one_key(&key, None, &items, &mut outputs)
+        .into_results();
     assert_eq!(
         kinds(&results),
         [

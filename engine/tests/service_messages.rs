@@ -322,7 +322,9 @@ fn batch_items_fail_on_their_own_with_the_same_message() {
 
     let mut buffers = vec![vec![0xAAu8; 256]; 3];
     let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(|b| b.as_mut_slice()).collect();
-    let results = engine.encrypt_batch_into(&requests, &mut outputs);
+    let results = engine
+        .encrypt_batch_into(&requests, &mut outputs)
+        .into_results();
     assert!(results[0].is_ok() && results[2].is_ok());
     assert_validation(results[1].clone(), PLAINTEXT_TOO_SHORT);
     assert!(

@@ -111,18 +111,18 @@ fn views<'py>(
     operation: &str,
     pinned: &Pinned<'py>,
     rooms: &[usize],
-    written: Vec<keyplane::Result<usize>>,
+    written: keyplane::WrittenItems,
 ) -> PyResult<Bound<'py, PyList>> {
     let mut start = 0usize;
     let mut items = Vec::with_capacity(written.len());
-    for (room, result) in rooms.iter().zip(written) {
+    for (room, result) in rooms.iter().zip(written.iter()) {
         items.push(match result {
             Ok(n) => {
                 let n = n.min(*room);
                 let slice = PySlice::new(py, start as isize, (start + n) as isize, 1);
                 pinned.view.get_item(slice)?
             }
-            Err(e) => exception(py, &e, operation)?,
+            Err(e) => exception(py, e, operation)?,
         });
         start += room;
     }
@@ -137,7 +137,7 @@ fn run_into<'py>(
     out: &Bound<'py, PyAny>,
     operation: &str,
     rooms: &[usize],
-    f: impl FnOnce(&keyplane::Engine, &mut [&mut [u8]]) -> Vec<keyplane::Result<usize>> + Send,
+    f: impl FnOnce(&keyplane::Engine, &mut [&mut [u8]]) -> keyplane::WrittenItems + Send,
 ) -> PyResult<Bound<'py, PyList>> {
     let pinned = pin(out, rooms.iter().sum())?;
     let written = with_rooms(engine, py, &pinned, rooms, f);

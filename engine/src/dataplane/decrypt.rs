@@ -344,7 +344,7 @@ impl DataPlane {
         requests: &[DecryptRequest<'_>],
         outputs: impl Outputs<&'o mut [u8]>,
         check: impl Fn(&DecryptRequest<'_>) -> Result<()> + Sync,
-    ) -> super::written::WrittenItems {
+    ) -> super::WrittenItems {
         self.run_batch_into_buffers(caller, tally, requests, outputs, check, |ctx, r, out| {
             Self::decrypt_item_into(ctx, r, out)
         })

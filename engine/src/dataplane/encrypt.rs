@@ -232,7 +232,7 @@ impl DataPlane {
         requests: &[EncryptRequest<'_>],
         outputs: impl Outputs<&'o mut [u8]>,
         check: impl Fn(&EncryptRequest<'_>) -> Result<()> + Sync,
-    ) -> super::written::WrittenItems {
+    ) -> super::WrittenItems {
         self.run_batch_into_buffers(caller, tally, requests, outputs, check, |ctx, r, out| {
             Self::encrypt_item_into(ctx, r, out).map(|(len, _)| len)
         })

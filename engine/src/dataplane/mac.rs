@@ -259,7 +259,7 @@ impl DataPlane {
         requests: &[GenerateMacRequest<'_>],
         outputs: impl Outputs<&'o mut [u8]>,
         check: impl Fn(&GenerateMacRequest<'_>) -> Result<()> + Sync,
-    ) -> super::written::WrittenItems {
+    ) -> super::WrittenItems {
         self.run_batch_into_buffers(caller, tally, requests, outputs, check, |ctx, r, out| {
             Self::generate_mac_item_into(ctx, r, out)
         })

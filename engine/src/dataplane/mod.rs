@@ -36,7 +36,7 @@ pub(crate) mod slot_cache;
 mod spin_pool;
 pub(crate) mod tally;
 mod thread_hmac;
-pub(crate) mod written;
+mod written;
 mod xks;
 
 pub use agreement::{DeriveSharedSecretRequest, DeriveSharedSecretResponse};
@@ -64,6 +64,7 @@ pub use random::MAX_RANDOM_BYTES;
 pub use reencrypt::{ReEncryptRequest, ReEncryptResponse};
 pub use session::MAX_MESSAGES_PER_DERIVED_KEY;
 pub use sign::{GetPublicKeyResponse, SignRequest, SignResponse, VerifyRequest, VerifyResponse};
+pub use written::WrittenItems;
 
 /// Most plaintext bytes Encrypt takes by default (the service's limit); see
 /// [`crate::EngineConfig::max_plaintext_bytes`].

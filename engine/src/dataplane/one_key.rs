@@ -84,7 +84,7 @@ impl DataPlane {
         plaintexts: &[&[u8]],
         outputs: &mut [&mut [u8]],
         check: impl Fn(&&[u8]) -> Result<()> + Sync,
-    ) -> super::written::WrittenItems {
+    ) -> super::WrittenItems {
         let keyring = self.keyring.load();
         let batch = self.batch_key(&keyring, caller, key_id, context);
         self.run_batch_into_buffers_on(

@@ -750,7 +750,7 @@ fn batch_into<R>(
     Outputs(outputs): Outputs<'_, kp_out>,
     prepare: impl Fn(usize) -> Outcome<R>,
     room: impl Fn(usize, &R) -> Room,
-    run: impl FnOnce(&[R], &mut [&mut [u8]]) -> Vec<kp::Result<usize>>,
+    run: impl FnOnce(&[R], &mut [&mut [u8]]) -> kp::WrittenItems,
 ) -> Outcome<()> {
     let count = outputs.len();
     let mut tally = Tally::new();
@@ -785,7 +785,8 @@ fn batch_into<R>(
             "Internal: the engine returned a different number of results",
         ));
     }
-    for ((result, &i), buffer) in results.into_iter().zip(&index).zip(buffers.iter_mut()) {
+    // Read in place: the engine's 4-byte counts, with the failed items' errors aside.
+    for ((result, &i), buffer) in results.iter().zip(&index).zip(buffers.iter_mut()) {
         let out = &mut outputs[i];
         let delivered = result.map_err(Failure::from).and_then(|n| {
             if n <= buffer.len() {

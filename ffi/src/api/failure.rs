@@ -25,8 +25,14 @@ impl Failure {
 
 impl From<kp::Error> for Failure {
     fn from(error: kp::Error) -> Self {
+        Failure::from(&error)
+    }
+}
+
+impl From<&kp::Error> for Failure {
+    fn from(error: &kp::Error) -> Self {
         Failure {
-            status: status_of(&error),
+            status: status_of(error),
             message: error.to_string(),
         }
     }
