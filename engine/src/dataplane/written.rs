@@ -1,13 +1,15 @@
 //! What a batch into byte buffers records per item while it runs: a 4-byte count of the bytes
-//! written, with the rare failures aside, turned into the `Result<usize>` per item the caller
-//! gets once the batch is done.
+//! written, with the rare failures aside; the caller gets them as they are ([`WrittenItems`]),
+//! read in place.
 //!
-//! Why not write the `Result<usize>` at once: a helper's results are read by the calling thread,
-//! across cores, and a `Result<usize>` is 32 bytes, two items a cache line. At 1,000 × 64 B
-//! encrypts on two threads the helper's 16 KB of results (written over lines the caller read the
-//! batch before, then read back by it) cost the batch 15% of its throughput: not reading them
-//! at all ran 1.156× as fast, on one thread 1.00×. Four bytes an item are 16 items a line, and
-//! the calling thread writes the `Result`s into its own cache.
+//! Why not a `Result<usize>` per item: a helper's results are read by the calling thread, across
+//! cores, and a `Result<usize>` is 32 bytes, two items a cache line. At 1,000 × 64 B encrypts on
+//! two threads the helper's 16 KB of results (written over lines the caller read the batch
+//! before, then read back by it) cost the batch 15% of its throughput: not reading them at all
+//! ran 1.156× as fast, on one thread 1.00×. Four bytes an item are 16 items a line; turning them
+//! into `Result`s afterwards was still a pass of 32-byte writes on the calling thread while the
+//! helpers waited (docs/performance.md, "The targets again after `98e8083`"), so no call makes
+//! one unless its caller asks ([`WrittenItems::into_results`]).
 
 use std::sync::{LazyLock, Mutex, PoisonError};
 
