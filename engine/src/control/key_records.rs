@@ -78,33 +78,21 @@ impl KeyRecords {
 mod tests {
     use super::*;
 
+    /// A record as CreateKey makes it, under id `id`.
     fn record(id: u128, description: &str) -> KeyRecord {
-        use crate::clock::Timestamp;
-        use crate::key::{KeyManager, KeySpec, KeyState, KeyUsage, Origin, RotationConfig};
-        KeyRecord {
-            id: Uuid::from_u128(id),
-            created: Timestamp(0),
-            description: description.into(),
-            key_spec: KeySpec::SymmetricDefault,
-            key_usage: KeyUsage::EncryptDecrypt,
-            origin: Origin::AwsKms,
-            key_manager: KeyManager::Customer,
-            state: KeyState::Enabled,
-            deletion_date: None,
-            pending_window_days: None,
-            tags: Vec::new(),
-            rotation: RotationConfig {
-                enabled: false,
-                period_days: 365,
-                next_rotation: None,
-            },
-            versions: Vec::new(),
-            on_demand_rotations: 0,
-            policy: String::new(),
-            grants: Vec::new(),
-            multi_region: None,
-            custom_key_store: None,
-        }
+        let engine = crate::Engine::builder().build().unwrap();
+        let made = engine
+            .create_key(crate::CreateKeyRequest::default())
+            .unwrap();
+        let state = engine.control().unwrap();
+        let mut record = state
+            .keys
+            .get(&Uuid::parse_str(&made.key_id).unwrap())
+            .unwrap()
+            .clone();
+        record.id = Uuid::from_u128(id);
+        record.description = description.into();
+        record
     }
 
     #[test]

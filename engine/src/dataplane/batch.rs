@@ -725,31 +725,45 @@ mod tests {
         (plane, Caller::account_root("111122223333").unwrap())
     }
 
+    /// Runs `f` over `items` into the 4-byte `buffers` on a two-thread plane, items refused by
+    /// `check` failing with its error.
+    fn into_four_byte_buffers(
+        items: &[&[u8]],
+        buffers: &mut [[u8; 4]],
+        check: impl Fn(&&[u8]) -> Result<()> + Sync,
+        f: impl Fn(&[u8], &mut [u8]) -> Result<usize> + Sync + Send,
+    ) -> WrittenItems {
+        let (plane, caller) = two_thread_plane();
+        let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(|b| &mut b[..]).collect();
+        plane.run_batch_into_buffers(
+            &caller,
+            &KeyTally::inactive(),
+            items,
+            outputs.as_mut_slice(),
+            check,
+            |_, item, out| f(item, out),
+        )
+    }
+
     /// A count longer than the buffer an item was handed is refused where the item ran, and
     /// the buffer is zeroed: kept outputs make each range from the count, so no count may reach
     /// past its room. Inline (8 items) and shared between threads (4,000 items, in jobs).
     #[test]
     fn an_item_that_answers_more_than_its_buffer_fails_with_its_buffer_zeroed() {
-        let (plane, caller) = two_thread_plane();
-        let tally = KeyTally::inactive();
         for n in [8usize, 4000] {
             let messages: Vec<Vec<u8>> = (0..n).map(|i| vec![0u8; 200 + i % 7]).collect();
             let items: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
             let mut buffers = vec![[0u8; 4]; n];
-            let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(|b| &mut b[..]).collect();
-            let results = plane
-                .run_batch_into_buffers(
-                    &caller,
-                    &tally,
-                    &items,
-                    outputs.as_mut_slice(),
-                    |_| Ok(()),
-                    |_, item, out| {
-                        out.fill(7);
-                        Ok(if item.len() % 7 == 3 { 5 } else { 4 })
-                    },
-                )
-                .into_results();
+            let results = into_four_byte_buffers(
+                &items,
+                &mut buffers,
+                |_| Ok(()),
+                |item, out| {
+                    out.fill(7);
+                    Ok(if item.len() % 7 == 3 { 5 } else { 4 })
+                },
+            )
+            .into_results();
             assert_eq!(results.len(), n);
             for (i, (result, buffer)) in results.iter().zip(&buffers).enumerate() {
                 if messages[i].len() % 7 == 3 {
@@ -771,51 +785,45 @@ mod tests {
     /// own count, in item order.
     #[test]
     fn each_item_of_a_shared_batch_gets_its_own_count_or_error() {
-        let (plane, caller) = two_thread_plane();
-        let tally = KeyTally::inactive();
         let n = 4000;
         let messages: Vec<Vec<u8>> = (0..n).map(|i| vec![0u8; 200 + i]).collect();
         let items: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
         let index = |item: &[u8]| item.len() - 200;
         let mut buffers = vec![[9u8; 4]; n];
-        let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(|b| &mut b[..]).collect();
-        let results = plane
-            .run_batch_into_buffers(
-                &caller,
-                &tally,
-                &items,
-                outputs.as_mut_slice(),
-                |item| match index(item) % 5 {
-                    1 => Err(validation!("refused {}", index(item))),
-                    _ => Ok(()),
-                },
-                |_, item, out| {
-                    out.fill(7);
-                    match index(item) % 5 {
-                        2 => Err(crate::error::Error::NotFound(format!(
-                            "failed {}",
-                            index(item)
-                        ))),
-                        _ => Ok(index(item) % 4),
-                    }
-                },
-            )
-            .into_results();
+        let results = into_four_byte_buffers(
+            &items,
+            &mut buffers,
+            |item| match index(item) % 5 {
+                1 => Err(validation!("refused {}", index(item))),
+                _ => Ok(()),
+            },
+            |item, out| {
+                out.fill(7);
+                match index(item) % 5 {
+                    2 => Err(crate::error::Error::NotFound(format!(
+                        "failed {}",
+                        index(item)
+                    ))),
+                    _ => Ok(index(item) % 4),
+                }
+            },
+        );
         assert_eq!(results.len(), n);
+        // Read in place, as the public calls' callers do.
         for (i, (result, buffer)) in results.iter().zip(&buffers).enumerate() {
             match i % 5 {
                 1 => {
-                    let e = result.as_ref().unwrap_err();
+                    let e = result.unwrap_err();
                     assert_eq!(e.message(), format!("refused {i}"));
                     assert_eq!(buffer, &[0; 4], "item {i}'s buffer is zeroed");
                 }
                 2 => {
-                    let e = result.as_ref().unwrap_err();
+                    let e = result.unwrap_err();
                     assert!(matches!(e, crate::error::Error::NotFound(_)), "{e:?}");
                     assert_eq!(e.message(), format!("failed {i}"));
                     assert_eq!(buffer, &[0; 4], "item {i}'s buffer is zeroed");
                 }
-                _ => assert_eq!(result.as_ref().ok(), Some(&(i % 4)), "item {i}"),
+                _ => assert_eq!(result.ok(), Some(i % 4), "item {i}"),
             }
         }
     }
