@@ -4,6 +4,8 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use zeroize::Zeroize;
+
 use crate::access::quota::Limiter;
 use crate::access::{Action, Caller};
 use crate::audit::{AuditConfig, AuditLog};
@@ -654,7 +656,7 @@ impl Engine {
         plaintexts: &[&[u8]],
         outputs: &mut [&mut [u8]],
     ) -> dataplane::WrittenItems {
-        self.batch(
+        let results = self.batch(
             crate::operation::Operation::Encrypt,
             Some(key_id),
             plaintexts.len(),
@@ -667,7 +669,9 @@ impl Engine {
                     caller, tally, key_id, context, plaintexts, outputs, check,
                 )
             },
-        )
+        );
+        self.leave_nothing_after_dry_run(outputs);
+        results
     }
 
     /// Encrypts every request; one result per request, in order. Each blob's buffer comes from,
@@ -698,7 +702,7 @@ impl Engine {
         requests: &[dataplane::EncryptRequest<'_>],
         outputs: &mut [&mut [u8]],
     ) -> dataplane::WrittenItems {
-        self.batch(
+        let results = self.batch(
             crate::operation::Operation::Encrypt,
             requests.first().map(|r| r.key_id),
             requests.len(),
@@ -710,7 +714,9 @@ impl Engine {
                         r.validate(&limits)
                     })
             },
-        )
+        );
+        self.leave_nothing_after_dry_run(outputs);
+        results
     }
 
     /// Decrypts every request into its caller buffer (at least the plaintext length); returns
@@ -720,7 +726,7 @@ impl Engine {
         requests: &[dataplane::DecryptRequest<'_>],
         outputs: &mut [&mut [u8]],
     ) -> dataplane::WrittenItems {
-        self.batch(
+        let results = self.batch(
             crate::operation::Operation::Decrypt,
             requests.first().and_then(|r| r.key_id),
             requests.len(),
@@ -732,7 +738,9 @@ impl Engine {
                         r.validate(&limits)
                     })
             },
-        )
+        );
+        self.leave_nothing_after_dry_run(outputs);
+        results
     }
 
     /// Encrypts every request into `out`, one buffer the caller keeps for the next call
@@ -801,6 +809,19 @@ impl Engine {
             run(data, caller, tally, out.rooms(rooms(data)))
         });
         out.finish(results);
+        if self.dry_run {
+            out.zero_bytes();
+        }
+    }
+
+    /// Zeroes every output buffer of a dry-run batch: its items answered
+    /// DryRunOperationException, and what they wrote (a plaintext above all) must not reach a
+    /// caller whose call the audit log records as a dry run, as [`Engine::single_into`] zeroes a
+    /// dry run's single output.
+    fn leave_nothing_after_dry_run(&self, outputs: &mut [&mut [u8]]) {
+        if self.dry_run {
+            outputs.iter_mut().for_each(|out| out.zeroize());
+        }
     }
 
     /// The dry run of Decrypt or ReEncrypt with the `IGNORE_CIPHERTEXT` modifier: only the

@@ -3522,3 +3522,81 @@ fn unknown_key_ids_flooded_at_a_node_whose_store_hangs() {
         .encrypt(&EncryptRequest::new(&key, b"held"))
         .expect("the held key is served");
 }
+
+/// A dry run answers DryRunOperationException and counts as no use of the key, and the audit log
+/// records it as a dry run: so a dry-run batch must leave nothing its items computed. A caller
+/// who may decrypt would otherwise read the plaintexts from their buffers after a call the log
+/// shows as a dry run (a decryption hidden from the trail), and would find ciphertexts of a call
+/// that "changed nothing".
+#[test]
+fn a_dry_run_batch_into_buffers_hands_out_plaintext_the_log_calls_a_dry_run() {
+    let mut attack =
+        Attack::new("a dry-run batch that leaves its plaintexts in the caller's buffers");
+    let engine = engine();
+    let key = new_key(&engine);
+    let secret = [0x5Au8; 48];
+    let blobs: Vec<Vec<u8>> = (0..300)
+        .map(|_| {
+            engine
+                .encrypt(&EncryptRequest::new(&key, &secret))
+                .unwrap()
+                .ciphertext_blob
+                .to_vec()
+        })
+        .collect();
+    let dry = engine.dry_run();
+    // Small (on the calling thread) and large (shared with the pool) batches.
+    for n in [3usize, 300] {
+        let requests: Vec<DecryptRequest<'_>> =
+            blobs[..n].iter().map(|b| DecryptRequest::new(b)).collect();
+        let mut buffers = vec![vec![0u8; 64]; n];
+        let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
+        let results = dry.decrypt_batch_into(&requests, &mut outputs);
+        left_nothing(&mut attack, results, &buffers, "a dry-run decrypt");
+
+        let plaintexts: Vec<&[u8]> = vec![&secret[..]; n];
+        let encrypts: Vec<EncryptRequest<'_>> = plaintexts
+            .iter()
+            .map(|p| EncryptRequest::new(&key, p))
+            .collect();
+        let mut buffers = vec![vec![0u8; ciphertext::blob_len(secret.len())]; n];
+        let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
+        let results = dry.encrypt_batch_into(&encrypts, &mut outputs);
+        left_nothing(&mut attack, results, &buffers, "a dry-run encrypt");
+        let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
+        let results = dry.encrypt_batch_one_key(&key, None, &plaintexts, &mut outputs);
+        left_nothing(&mut attack, results, &buffers, "a dry-run one-key encrypt");
+
+        // Kept outputs: every item answers the dry run (that their buffer holds none of the
+        // plaintexts is checked inside the engine, `batch_outputs`' tests).
+        let mut kept = keyplane::BatchOutputs::new();
+        dry.decrypt_batch_to(&requests, &mut kept);
+        assert_eq!(kept.len(), n);
+        for item in kept.iter() {
+            attack.refused(
+                item.map(<[u8]>::to_vec).map_err(Clone::clone),
+                &["DryRunOperationException"],
+                "a dry-run decrypt into kept outputs",
+            );
+        }
+    }
+}
+
+/// Every item of a dry-run batch answered the dry run, and the caller's `buffers` hold nothing
+/// the items computed.
+fn left_nothing(
+    attack: &mut Attack,
+    results: keyplane::WrittenItems,
+    buffers: &[Vec<u8>],
+    what: &str,
+) {
+    assert_eq!(results.len(), buffers.len());
+    for result in results.into_results() {
+        attack.refused(result, &["DryRunOperationException"], what);
+    }
+    assert!(
+        buffers.iter().all(|b| b.iter().all(|&x| x == 0)),
+        "{what}, {} items: the caller's buffers keep what the items computed",
+        buffers.len()
+    );
+}

@@ -79,6 +79,11 @@ impl BatchOutputs {
         self.items = WrittenItems::default();
     }
 
+    /// Zeroes the buffer, keeping the results (a dry run's: every item failed).
+    pub(crate) fn zero_bytes(&mut self) {
+        self.buf.as_mut_slice().zeroize();
+    }
+
     /// Item `i`'s bytes: the first `written` of its room. The batch runner refuses a count
     /// longer than the room the item was handed, so the fallback error only guards a layout
     /// changed under the results, which `&mut self` rules out.
@@ -260,6 +265,39 @@ mod tests {
         out.finish(WrittenItems::from_results(vec![Ok(3), Ok(2)]));
         assert!(out.get(0).unwrap().is_err());
         assert_eq!(out.get(1).unwrap().unwrap().len(), 2);
+    }
+
+    /// A dry run's items answer DryRunOperationException, and the buffer the caller keeps holds
+    /// none of what they computed (`security_regression.rs`, the dry-run batch attack).
+    #[test]
+    fn a_dry_run_leaves_no_plaintext_in_the_kept_buffer() {
+        let engine = crate::Engine::builder().worker_threads(2).build().unwrap();
+        let key = engine
+            .create_key(crate::CreateKeyRequest::default())
+            .unwrap()
+            .key_id;
+        let secret = [0x5Au8; 48];
+        let blob = engine
+            .encrypt(&EncryptRequest::new(&key, &secret))
+            .unwrap()
+            .ciphertext_blob;
+        for n in [3usize, 300] {
+            let requests = vec![DecryptRequest::new(&blob); n];
+            let mut out = BatchOutputs::new();
+            engine.decrypt_batch_to(&requests, &mut out);
+            assert!(
+                out.buf.windows(16).any(|w| w == &secret[..16]),
+                "the real call"
+            );
+            engine.dry_run().decrypt_batch_to(&requests, &mut out);
+            assert!(out
+                .iter()
+                .all(|r| r.is_err_and(|e| e.code() == "DryRunOperationException")));
+            assert!(
+                out.buf.iter().all(|&b| b == 0),
+                "{n} items: plaintext left behind"
+            );
+        }
     }
 
     #[test]
