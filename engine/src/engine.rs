@@ -656,11 +656,12 @@ impl Engine {
         plaintexts: &[&[u8]],
         outputs: &mut [&mut [u8]],
     ) -> dataplane::WrittenItems {
-        let results = self.batch(
+        self.batch_into(
             crate::operation::Operation::Encrypt,
             Some(key_id),
             plaintexts.len(),
-            |caller, tally| {
+            outputs,
+            |caller, tally, outputs| {
                 let limits = self.limits();
                 let check = |plaintext: &&[u8]| {
                     dataplane::EncryptRequest::new(key_id, plaintext).validate(&limits)
@@ -669,9 +670,7 @@ impl Engine {
                     caller, tally, key_id, context, plaintexts, outputs, check,
                 )
             },
-        );
-        self.leave_nothing_after_dry_run(outputs);
-        results
+        )
     }
 
     /// Encrypts every request; one result per request, in order. Each blob's buffer comes from,
@@ -702,21 +701,18 @@ impl Engine {
         requests: &[dataplane::EncryptRequest<'_>],
         outputs: &mut [&mut [u8]],
     ) -> dataplane::WrittenItems {
-        let results = self.batch(
+        self.batch_into(
             crate::operation::Operation::Encrypt,
             requests.first().map(|r| r.key_id),
             requests.len(),
-            |caller, tally| {
+            outputs,
+            |caller, tally, outputs| {
                 let limits = self.limits();
                 self.inner
                     .data
-                    .encrypt_batch_into(caller, tally, requests, &mut *outputs, |r| {
-                        r.validate(&limits)
-                    })
+                    .encrypt_batch_into(caller, tally, requests, outputs, |r| r.validate(&limits))
             },
-        );
-        self.leave_nothing_after_dry_run(outputs);
-        results
+        )
     }
 
     /// Decrypts every request into its caller buffer (at least the plaintext length); returns
@@ -726,21 +722,18 @@ impl Engine {
         requests: &[dataplane::DecryptRequest<'_>],
         outputs: &mut [&mut [u8]],
     ) -> dataplane::WrittenItems {
-        let results = self.batch(
+        self.batch_into(
             crate::operation::Operation::Decrypt,
             requests.first().and_then(|r| r.key_id),
             requests.len(),
-            |caller, tally| {
+            outputs,
+            |caller, tally, outputs| {
                 let limits = self.limits();
                 self.inner
                     .data
-                    .decrypt_batch_into(caller, tally, requests, &mut *outputs, |r| {
-                        r.validate(&limits)
-                    })
+                    .decrypt_batch_into(caller, tally, requests, outputs, |r| r.validate(&limits))
             },
-        );
-        self.leave_nothing_after_dry_run(outputs);
-        results
+        )
     }
 
     /// Encrypts every request into `out`, one buffer the caller keeps for the next call
@@ -789,7 +782,8 @@ impl Engine {
     /// A batch whose outputs go into `out`: `rooms` sizes each item's room (on every run, so a
     /// re-run after catching up with the store sizes them for the keys it now knows), `run`
     /// fills them and answers the bytes written per item. One audit record, quota and re-run
-    /// as [`Engine::batch`].
+    /// as [`Engine::batch`]; a batch none of whose items succeeded leaves the buffer zeroed, as
+    /// [`Engine::batch_into`] leaves the caller's.
     fn batch_to<R: IntoIterator<Item = usize>>(
         &self,
         operation: crate::operation::Operation,
@@ -808,20 +802,37 @@ impl Engine {
             let data = &self.inner.data;
             run(data, caller, tally, out.rooms(rooms(data)))
         });
-        out.finish(results);
-        if self.dry_run {
+        if results.none_succeeded() {
             out.zero_bytes();
         }
+        out.finish(results);
     }
 
-    /// Zeroes every output buffer of a dry-run batch: its items answered
-    /// DryRunOperationException, and what they wrote (a plaintext above all) must not reach a
-    /// caller whose call the audit log records as a dry run, as [`Engine::single_into`] zeroes a
-    /// dry run's single output.
-    fn leave_nothing_after_dry_run(&self, outputs: &mut [&mut [u8]]) {
-        if self.dry_run {
+    /// A batch into the caller's `outputs`, as [`Engine::batch`]. When no item succeeded — a dry
+    /// run, a record that could not be written, a batch refused whole — every output is zeroed:
+    /// the items may have run and written before the answer was decided, and bytes the answer
+    /// does not hand out (a plaintext above all) must not reach the caller, whose call the audit
+    /// log records as a failure or a dry run. [`Engine::single_into`] does the same for one
+    /// output. A failed item of a batch that succeeded in part was zeroed where it ran.
+    fn batch_into(
+        &self,
+        event_name: crate::operation::Operation,
+        key_id: Option<&str>,
+        n: usize,
+        outputs: &mut [&mut [u8]],
+        mut run: impl FnMut(
+            &Caller,
+            &dataplane::tally::KeyTally,
+            &mut [&mut [u8]],
+        ) -> dataplane::WrittenItems,
+    ) -> dataplane::WrittenItems {
+        let results = self.batch(event_name, key_id, n, |caller, tally| {
+            run(caller, tally, &mut *outputs)
+        });
+        if results.none_succeeded() {
             outputs.iter_mut().for_each(|out| out.zeroize());
         }
+        results
     }
 
     /// The dry run of Decrypt or ReEncrypt with the `IGNORE_CIPHERTEXT` modifier: only the

@@ -700,6 +700,15 @@ fn dev_full_engine(store: Option<Arc<MemoryKeyStore>>) -> Engine {
         .expect("an engine auditing to /dev/full starts")
 }
 
+/// A store, an engine on it without an audit log, and a key it made: for an engine whose log is
+/// /dev/full to open on the same store.
+fn a_key_on_a_shared_store() -> (Arc<MemoryKeyStore>, Engine, String) {
+    let store = Arc::new(MemoryKeyStore::new(LockPolicy::Require));
+    let plain = Engine::builder().store(store.clone()).build().unwrap();
+    let key = new_key(&plain);
+    (store, plain, key)
+}
+
 #[test]
 fn dev_full_fails_every_request_with_an_audit_error() {
     let _turn = DEV_FULL.lock().unwrap_or_else(|e| e.into_inner());
@@ -734,9 +743,7 @@ fn a_change_whose_record_cannot_be_written_is_not_applied() {
     // Fail closed means the caller is refused when its record cannot be written; a refused
     // control-plane request must not have changed the keys either, or the change is unaudited.
     let _turn = DEV_FULL.lock().unwrap_or_else(|e| e.into_inner());
-    let store = Arc::new(MemoryKeyStore::new(LockPolicy::Require));
-    let plain = Engine::builder().store(store.clone()).build().unwrap();
-    let key = new_key(&plain);
+    let (store, plain, key) = a_key_on_a_shared_store();
     let audited = dev_full_engine(Some(store));
     let err = audited
         .tag_resource(
@@ -754,6 +761,36 @@ fn a_change_whose_record_cannot_be_written_is_not_applied() {
         "TagResource was refused (its record could not be written), yet the tag is on the key: \
          {tags:?}"
     );
+}
+
+#[test]
+fn a_batch_whose_record_cannot_be_written_leaves_no_plaintext_in_its_buffers() {
+    // The items of a batch run before its one record is written; when the record fails every item
+    // fails with that error, and the plaintexts they wrote must not stay in the caller's buffers
+    // (a decryption with no record in the trail). Small (inline) and large (pool) batches, each
+    // the first request of an engine whose log is /dev/full.
+    let _turn = DEV_FULL.lock().unwrap_or_else(|e| e.into_inner());
+    let (store, plain, key) = a_key_on_a_shared_store();
+    let secret = [0x5Au8; 48];
+    let blob = plain
+        .encrypt(&EncryptRequest::new(&key, &secret))
+        .unwrap()
+        .ciphertext_blob;
+    for n in [3usize, 300] {
+        let audited = dev_full_engine(Some(store.clone()));
+        let requests = vec![DecryptRequest::new(&blob); n];
+        let mut buffers = vec![vec![0u8; 64]; n];
+        let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
+        let results = audited.decrypt_batch_into(&requests, &mut outputs);
+        assert_eq!(results.len(), n);
+        for item in results.iter() {
+            assert_audit_failure(item.unwrap_err(), &format!("{n}-item Decrypt batch item"));
+        }
+        assert!(
+            buffers.iter().all(|b| b.iter().all(|&x| x == 0)),
+            "{n} items: a batch with no record left its plaintexts in the caller's buffers"
+        );
+    }
 }
 
 // ---- a crash --------------------------------------------------------------------------------------

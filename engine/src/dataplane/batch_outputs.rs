@@ -79,7 +79,7 @@ impl BatchOutputs {
         self.items = WrittenItems::default();
     }
 
-    /// Zeroes the buffer, keeping the results (a dry run's: every item failed).
+    /// Zeroes the buffer, keeping the results (of a batch none of whose items succeeded).
     pub(crate) fn zero_bytes(&mut self) {
         self.buf.as_mut_slice().zeroize();
     }

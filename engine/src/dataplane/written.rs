@@ -135,6 +135,12 @@ impl WrittenItems {
         self.written.is_empty()
     }
 
+    /// Whether no item succeeded (a batch failed whole: refused, a dry run, a record that could
+    /// not be written, or no items). O(1) when the first item succeeded, the common case.
+    pub(crate) fn none_succeeded(&self) -> bool {
+        self.failures.len() == self.len() || !self.written.iter().any(|w| w.succeeded())
+    }
+
     /// Item `i`'s bytes written, or its error; `None` past the last item.
     pub fn get(&self, i: usize) -> Option<std::result::Result<usize, &Error>> {
         Some(self.read(i, *self.written.get(i)?))
@@ -277,6 +283,9 @@ mod tests {
         let _ = Written::record(Err(Error::NotFound("item 0".into())), 0, &failures);
         let second = Written::record(Err(Error::NotFound("item 1, second".into())), 1, &failures);
         let items = failures.finish(vec![Written::refused(not_run()), second, Written(3)]);
+        assert!(!items.none_succeeded());
+        let refused = Failures::default().finish(vec![Written::refused(not_run()); 2]);
+        assert!(refused.none_succeeded(), "a batch whose jobs were not run");
         assert_eq!(items.get(0).unwrap().unwrap_err(), &not_run());
         assert_eq!(
             items.get(1).unwrap().unwrap_err().message(),
@@ -292,6 +301,7 @@ mod tests {
         let failed = Written::record(Err(Error::Disabled("off".into())), 1, &failures);
         let mut items = failures.finish(vec![Written(5), failed]);
         items.push_failed(Error::Validation("no buffer".into()));
+        assert!(!items.none_succeeded(), "item 0 wrote 5 bytes");
         let items = items.fail_successes(crate::messages::dry_run_succeeded);
         let kinds: Vec<ErrorKind> = items.errors().map(Error::kind).collect();
         assert_eq!(
@@ -302,7 +312,9 @@ mod tests {
                 ErrorKind::Validation
             ]
         );
+        assert!(items.none_succeeded());
         let every = WrittenItems::every_failed(3, &Error::Throttling("slow down".into()));
+        assert!(every.none_succeeded());
         assert_eq!(every.len(), 3);
         assert!(every
             .into_results()
