@@ -10,10 +10,11 @@
 //!   keys created last (laid out in memory together, as every key is at the first size), and
 //!   under one key;
 //! - memory: the process's resident set and the engine's locked memory, per key, as the growth
-//!   since the engine was built over the keys created since;
+//!   since the engine was built over the keys created since; and the resident set a key's first
+//!   Encrypt adds (its data-plane caches and session), over the keys first used at that size;
 //! - with a durable store (`--durable`, `--data-dir`): the time a new engine takes to load it.
 //!
-//! Single calls on the caller's thread, no audit. Times are CPU time of the process per call
+//! Single calls on the caller's thread, no audit, each loop timed after an untimed pass. Times are CPU time of the process per call
 //! (`getrusage`: the calls run on this thread alone), barely moved by other processes on a shared
 //! machine; the JSON report also has the wall-clock times. The targets: CreateKey at 1M
 //! keys within 2x of CreateKey into an empty engine, lookups unchanged from 1k to 1M.
@@ -45,6 +46,9 @@ pub struct ManyKeysRow {
     /// CPU nanoseconds per DescribeKey.
     pub describe_ns: f64,
     pub describe_ns_wall: f64,
+    /// CPU nanoseconds per DescribeKey in the untimed first pass: the first loop after the keys
+    /// were created, so what the allocator does once after a million CreateKeys lands here.
+    pub describe_first_pass_ns: f64,
     /// CPU nanoseconds per Encrypt of 64 bytes, cycling through `lookup_keys` keys spread over
     /// the engine.
     pub encrypt_ns: f64,
@@ -63,6 +67,10 @@ pub struct ManyKeysRow {
     pub rss_bytes_per_key: f64,
     /// Locked (or, with unlocked memory allowed, key) memory growth per key.
     pub locked_bytes_per_key: f64,
+    /// Resident set growth per key over the first Encrypt under keys not used before (up to
+    /// twice `lookup_keys` at each size: the spread keys and the newest).
+    pub rss_bytes_per_used_key: f64,
+    pub keys_first_used: usize,
     /// Milliseconds a new engine takes to load the store (durable stores only).
     pub load_ms: Option<f64>,
 }
@@ -131,17 +139,39 @@ impl Started {
     }
 }
 
-/// Nanoseconds per call of `run` over `calls` calls: (CPU, wall).
+/// Nanoseconds per call of `run` over `calls` calls, timed after one pass over the same calls
+/// (whose CPU time per call is kept beside). The untimed pass takes what happens once rather than per call: after a
+/// million CreateKeys glibc's allocator holds a backlog of freed chunks, which it sorts on the
+/// first allocations its per-thread cache cannot serve (tens of milliseconds, charged to
+/// whichever loop came first: DescribeKey at 1M keys read 1.6 or 3.6 µs from run to run, and
+/// moved with the allocation sizes of the key's first Encrypt; docs/performance.md).
 fn per_call_ns(
     calls: usize,
     run: impl FnMut(usize) -> Result<(), BenchError>,
-) -> Result<(f64, f64), BenchError> {
+) -> Result<Timed, BenchError> {
     let mut run = run;
+    let first = Started::now();
+    for i in 0..calls {
+        run(i)?;
+    }
+    let (first_pass, _) = first.per_call_ns(calls);
     let started = Started::now();
     for i in 0..calls {
         run(i)?;
     }
-    Ok(started.per_call_ns(calls))
+    let (cpu, wall) = started.per_call_ns(calls);
+    Ok(Timed {
+        cpu,
+        wall,
+        first_pass,
+    })
+}
+
+/// A timed loop: CPU and wall nanoseconds per call, and CPU per call of its first pass.
+struct Timed {
+    cpu: f64,
+    wall: f64,
+    first_pass: f64,
 }
 
 fn count_keys(engine: &Engine) -> Result<usize, BenchError> {
@@ -204,6 +234,8 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
         Ok(())
     };
     let plaintext = [0x5au8; 64];
+    // Keys an Encrypt has used, for the memory a key's first use adds.
+    let mut used = std::collections::HashSet::new();
     let mut rows = Vec::new();
     for &size in &sizes {
         if size <= held {
@@ -233,12 +265,22 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
             .map(|&id| key_id(id))
             .collect();
         let newest: Vec<&str> = newest.iter().map(String::as_str).collect();
+        let first_used: Vec<&str> = lookup
+            .iter()
+            .chain(&newest)
+            .copied()
+            .filter(|key| used.insert(key.to_string()))
+            .collect();
+        let rss_before_use = resident_bytes().unwrap_or(0);
         for key in lookup.iter().chain(&newest) {
             engine
                 .encrypt(&EncryptRequest::new(key, &plaintext))
                 .map_err(|e| failed("Encrypt", e))?;
         }
-        let (describe_ns, describe_ns_wall) = per_call_ns(LOOKUPS, |i| {
+        let rss_bytes_per_used_key = resident_bytes().unwrap_or(0).saturating_sub(rss_before_use)
+            as f64
+            / first_used.len().max(1) as f64;
+        let describe = per_call_ns(LOOKUPS, |i| {
             engine
                 .describe_key(lookup[i % lookup.len()])
                 .map(|_| ())
@@ -253,9 +295,9 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
                     .map_err(|e| failed("Encrypt", e))
             })
         };
-        let (encrypt_ns, encrypt_ns_wall) = encrypt_cycling(&lookup)?;
-        let (encrypt_newest_ns, encrypt_newest_ns_wall) = encrypt_cycling(&newest)?;
-        let (encrypt_one_key_ns, encrypt_one_key_ns_wall) = encrypt_cycling(&lookup[..1])?;
+        let encrypt = encrypt_cycling(&lookup)?;
+        let encrypt_newest = encrypt_cycling(&newest)?;
+        let encrypt_one_key = encrypt_cycling(&lookup[..1])?;
         let load_ms = if durable {
             let started = Instant::now();
             let loaded = build().map_err(|e| failed("loading the store", e))?;
@@ -270,20 +312,23 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
             create_us_per_key: create_cpu / 1e3,
             create_us_per_key_wall: create_wall / 1e3,
             create_probe: probe,
-            describe_ns,
-            describe_ns_wall,
-            encrypt_ns,
-            encrypt_ns_wall,
-            encrypt_newest_ns,
-            encrypt_newest_ns_wall,
-            encrypt_one_key_ns,
-            encrypt_one_key_ns_wall,
+            describe_ns: describe.cpu,
+            describe_ns_wall: describe.wall,
+            describe_first_pass_ns: describe.first_pass,
+            encrypt_ns: encrypt.cpu,
+            encrypt_ns_wall: encrypt.wall,
+            encrypt_newest_ns: encrypt_newest.cpu,
+            encrypt_newest_ns_wall: encrypt_newest.wall,
+            encrypt_one_key_ns: encrypt_one_key.cpu,
+            encrypt_one_key_ns_wall: encrypt_one_key.wall,
             lookup_keys: lookup.len(),
             rss_bytes_per_key: rss
                 .saturating_sub(rss_base + (ids.len() * std::mem::size_of::<u128>()) as u64)
                 as f64
                 / grown,
             locked_bytes_per_key: locked.saturating_sub(key_memory_base) as f64 / grown,
+            rss_bytes_per_used_key,
+            keys_first_used: first_used.len(),
             load_ms,
         };
         if !sweep.quiet {
@@ -337,7 +382,7 @@ impl ManyKeysReport {
             }
         );
         out.push_str(&format!(
-            "{:>9} {:>14} {:>12} {:>12} {:>13} {:>14} {:>10} {:>13} {:>9}\n",
+            "{:>9} {:>14} {:>12} {:>12} {:>13} {:>14} {:>10} {:>13} {:>10} {:>9}\n",
             "keys",
             "CreateKey us",
             "Describe ns",
@@ -346,11 +391,12 @@ impl ManyKeysReport {
             "Enc 1 key ns",
             "RSS B/key",
             "locked B/key",
+            "RSS B/used",
             "load ms"
         ));
         for r in &self.rows {
             out.push_str(&format!(
-                "{:>9} {:>14.1} {:>12.0} {:>12.0} {:>13.0} {:>14.0} {:>10.0} {:>13.0} {:>9}\n",
+                "{:>9} {:>14.1} {:>12.0} {:>12.0} {:>13.0} {:>14.0} {:>10.0} {:>13.0} {:>10.0} {:>9}\n",
                 r.keys,
                 r.create_us_per_key,
                 r.describe_ns,
@@ -359,6 +405,7 @@ impl ManyKeysReport {
                 r.encrypt_one_key_ns,
                 r.rss_bytes_per_key,
                 r.locked_bytes_per_key,
+                r.rss_bytes_per_used_key,
                 r.load_ms.map_or("-".into(), |ms| format!("{ms:.0}"))
             ));
         }
