@@ -164,6 +164,39 @@ mod tests {
     }
 
     #[test]
+    fn dropping_the_cache_drops_every_thread_s_value() {
+        use std::sync::atomic::AtomicUsize;
+        static DROPPED: AtomicUsize = AtomicUsize::new(0);
+        struct Counted;
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let cache = SlotCache::<Counted>::default();
+        cache.put(Box::new(Counted));
+        let mut slots = std::collections::BTreeSet::from([thread_slot() & (slot_count() - 1)]);
+        // Values in other threads' slots too (a thread whose slot another used replaces and
+        // drops that value: count only the slots that hold one at the end).
+        for _ in 0..3 {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    slots.insert(thread_slot() & (slot_count() - 1));
+                    cache.put(Box::new(Counted));
+                });
+            });
+        }
+        let replaced = DROPPED.load(Ordering::Relaxed);
+        assert_eq!(replaced, 4 - slots.len());
+        drop(cache);
+        assert_eq!(
+            DROPPED.load(Ordering::Relaxed),
+            4,
+            "a value outlived its cache"
+        );
+    }
+
+    #[test]
     fn a_cache_is_one_pointer_until_used_and_its_slot_needs_no_lock() {
         assert_eq!(std::mem::size_of::<SlotCache<[u8; 512]>>(), 8);
         assert!(AtomicCell::<Option<Box<[u8; 512]>>>::is_lock_free());
