@@ -48,6 +48,7 @@ pub mod compare;
 pub mod endpoint;
 #[cfg(feature = "postgres")]
 pub mod fleet;
+pub mod handoff;
 pub mod many_keys;
 pub mod measure;
 pub mod plot;

@@ -28,6 +28,10 @@ pub struct Report {
     pub targets: Vec<TargetCheck>,
     /// Things to know when reading the numbers (skipped comparisons, noisy points, ...).
     pub notes: Vec<String>,
+    /// How long a cache line took to pass between two CPUs, before and after the points (sweeps
+    /// with points on more than one thread).
+    #[serde(default)]
+    pub core_hand_off: Option<crate::handoff::CoreHandOff>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -342,6 +346,9 @@ impl Report {
             },
             self.machine.debug_build_warning(),
         );
+        if let Some(hand_off) = &self.core_hand_off {
+            let _ = writeln!(out, "{}", hand_off.text());
+        }
         out.push('\n');
         let has_callers = self.points.iter().any(|p| p.callers > 1);
         let mut header = vec!["workload", "key/alg", "size", "threads", "batch"];

@@ -29,6 +29,14 @@ pub(crate) fn measure(args: &SweepArgs, options: &RunOptions) -> Result<Report, 
     if let (true, Err(e)) = (plan.compare_python, &rig.python) {
         notes.push(format!("--compare python skipped: {e}"));
     }
+    // The hand-off between two cores, where points run on more than one thread.
+    let hand_off_cpus = plan
+        .threads
+        .iter()
+        .any(|&t| t > 1)
+        .then(crate::handoff::two_cpus)
+        .flatten();
+    let hand_off_before = hand_off_cpus.and_then(crate::handoff::measure);
     let mut results = Results::default();
     for group in &plan.groups {
         for &batch in &plan.batches {
@@ -40,15 +48,28 @@ pub(crate) fn measure(args: &SweepArgs, options: &RunOptions) -> Result<Report, 
         }
     }
     progress.bar.finish_and_clear();
+    let core_hand_off = match (hand_off_cpus, hand_off_before) {
+        (Some(cpus), Some(before_ns)) => {
+            crate::handoff::measure(cpus).map(|after_ns| crate::handoff::CoreHandOff {
+                cpus,
+                before_ns,
+                after_ns,
+            })
+        }
+        _ => None,
+    };
     notes.extend(warnings(&results.points, &plan.threads));
-    Ok(report(
-        args,
-        options,
-        &plan,
-        rig.store_label,
-        results,
-        notes,
-    ))
+    if let Some(h) = core_hand_off.filter(|h| !(0.5..=2.0).contains(&(h.after_ns / h.before_ns))) {
+        notes.push(format!(
+            "the cache-line hand-off between CPUs {} and {} went from {:.0} to {:.0} ns during the \
+             run (a virtual machine whose CPUs moved between cores that share a cache and cores \
+             that do not?): two-thread points measured in the two spells are not comparable",
+            h.cpus[0], h.cpus[1], h.before_ns, h.after_ns
+        ));
+    }
+    let mut report = report(args, options, &plan, rig.store_label, results, notes);
+    report.core_hand_off = core_hand_off;
+    Ok(report)
 }
 
 /// What a reader of the numbers should know: noisy points, points spent in the kernel, more
@@ -148,6 +169,7 @@ fn report(
         recommendations: Vec::new(),
         targets: Vec::new(),
         notes,
+        core_hand_off: None,
     };
     report.link_thread_scaling();
     report.check_targets();
