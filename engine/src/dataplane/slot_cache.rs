@@ -31,6 +31,11 @@ fn thread_slot() -> usize {
     SLOT.with(|s| *s)
 }
 
+/// The slot this thread uses in every cache (threads beyond the slot count share).
+fn slot_index() -> usize {
+    thread_slot() & (slot_count() - 1)
+}
+
 /// Per-thread slots, each on cache lines of its own, each holding at most one `T`. A thread
 /// takes its slot's value, uses it exclusively, and puts it back: no lock, and no cache line
 /// written by two cores in the common case.
@@ -73,7 +78,7 @@ impl<T> Default for SlotCache<T> {
 
 impl<T> SlotCache<T> {
     fn slot(&self) -> &AtomicCell<Option<Box<T>>> {
-        let index = thread_slot() & (slot_count() - 1);
+        let index = slot_index();
         let table = self.table.get_or_init(|| {
             Box::new(Table {
                 owner: index,
@@ -133,8 +138,7 @@ mod tests {
     #[test]
     fn each_thread_number_gets_its_own_slot_and_value() {
         let cache = SlotCache::<usize>::default();
-        let index = || thread_slot() & (slot_count() - 1);
-        let mine = index();
+        let mine = slot_index();
         cache.put(Box::new(mine));
         let mut used = std::collections::BTreeSet::from([mine]);
         // Threads spawned one after another take new thread numbers (other tests' threads may
@@ -144,8 +148,8 @@ mod tests {
             let (slot, found) = std::thread::scope(|s| {
                 s.spawn(|| {
                     let found = cache.take();
-                    cache.put(Box::new(index()));
-                    (index(), found)
+                    cache.put(Box::new(slot_index()));
+                    (slot_index(), found)
                 })
                 .join()
                 .unwrap()
@@ -175,13 +179,13 @@ mod tests {
         }
         let cache = SlotCache::<Counted>::default();
         cache.put(Box::new(Counted));
-        let mut slots = std::collections::BTreeSet::from([thread_slot() & (slot_count() - 1)]);
+        let mut slots = std::collections::BTreeSet::from([slot_index()]);
         // Values in other threads' slots too (a thread whose slot another used replaces and
         // drops that value: count only the slots that hold one at the end).
         for _ in 0..3 {
             std::thread::scope(|s| {
                 s.spawn(|| {
-                    slots.insert(thread_slot() & (slot_count() - 1));
+                    slots.insert(slot_index());
                     cache.put(Box::new(Counted));
                 });
             });
