@@ -14,10 +14,11 @@
 //!   Encrypt adds (its data-plane caches and session), over the keys first used at that size;
 //! - with a durable store (`--durable`, `--data-dir`): the time a new engine takes to load it.
 //!
-//! Single calls on the caller's thread, no audit, each loop timed after an untimed pass. Times are CPU time of the process per call
-//! (`getrusage`: the calls run on this thread alone), barely moved by other processes on a shared
-//! machine; the JSON report also has the wall-clock times. The targets: CreateKey at 1M
-//! keys within 2x of CreateKey into an empty engine, lookups unchanged from 1k to 1M.
+//! Single calls on the caller's thread, no audit, each loop timed after an untimed pass. Times
+//! are CPU time of the process per call (`getrusage`: the calls run on this thread alone), barely
+//! moved by other processes on a shared machine; the JSON report also has the wall-clock times.
+//! The targets: CreateKey at 1M keys within 2x of CreateKey into an empty engine, lookups
+//! unchanged from 1k to 1M.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,10 +144,10 @@ impl Started {
 }
 
 /// Nanoseconds per call of `run` over `calls` calls, timed after one pass over the same calls
-/// (whose CPU time per call is kept beside). The untimed pass takes what happens once rather than per call: after a
-/// million CreateKeys glibc's allocator holds a backlog of freed chunks, which it sorts on the
-/// first allocations its per-thread cache cannot serve (tens of milliseconds, charged to
-/// whichever loop came first: DescribeKey at 1M keys read 1.6 or 3.6 µs from run to run, and
+/// (whose CPU time per call is kept beside). The untimed pass takes what happens once rather
+/// than per call: after a million CreateKeys glibc's allocator holds a backlog of freed chunks,
+/// which it sorts on the first allocations its per-thread cache cannot serve (tens of
+/// milliseconds, charged to whichever loop came first: DescribeKey at 1M keys read 1.6 or 3.6 µs from run to run, and
 /// moved with the allocation sizes of the key's first Encrypt; docs/performance.md).
 fn per_call_ns(
     calls: usize,
@@ -268,12 +269,11 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
             .map(|&id| key_id(id))
             .collect();
         let newest: Vec<&str> = newest.iter().map(String::as_str).collect();
-        let first_used: Vec<&str> = lookup
+        let first_used = lookup
             .iter()
             .chain(&newest)
-            .copied()
             .filter(|key| used.insert(key.to_string()))
-            .collect();
+            .count();
         let rss_before_use = resident_bytes().unwrap_or(0);
         for key in lookup.iter().chain(&newest) {
             engine
@@ -282,7 +282,7 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
         }
         let rss_bytes_per_used_key = resident_bytes().unwrap_or(0).saturating_sub(rss_before_use)
             as f64
-            / first_used.len().max(1) as f64;
+            / first_used.max(1) as f64;
         let describe = per_call_ns(LOOKUPS, |i| {
             engine
                 .describe_key(lookup[i % lookup.len()])
@@ -331,7 +331,7 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
                 / grown,
             locked_bytes_per_key: locked.saturating_sub(key_memory_base) as f64 / grown,
             rss_bytes_per_used_key,
-            keys_first_used: first_used.len(),
+            keys_first_used: first_used,
             load_ms,
         };
         if !sweep.quiet {

@@ -67,9 +67,15 @@ pub(crate) fn measure(args: &SweepArgs, options: &RunOptions) -> Result<Report, 
             h.cpus[0], h.cpus[1], h.before_ns, h.after_ns
         ));
     }
-    let mut report = report(args, options, &plan, rig.store_label, results, notes);
-    report.core_hand_off = core_hand_off;
-    Ok(report)
+    Ok(report(
+        args,
+        options,
+        &plan,
+        rig.store_label,
+        results,
+        notes,
+        core_hand_off,
+    ))
 }
 
 /// What a reader of the numbers should know: noisy points, points spent in the kernel, more
@@ -139,6 +145,7 @@ fn report(
     store_label: String,
     results: Results,
     notes: Vec<String>,
+    core_hand_off: Option<crate::handoff::CoreHandOff>,
 ) -> Report {
     let mut report = Report {
         harness: format!("keyplane-bench {}", env!("CARGO_PKG_VERSION")),
@@ -169,7 +176,7 @@ fn report(
         recommendations: Vec::new(),
         targets: Vec::new(),
         notes,
-        core_hand_off: None,
+        core_hand_off,
     };
     report.link_thread_scaling();
     report.check_targets();
