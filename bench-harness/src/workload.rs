@@ -249,6 +249,22 @@ fn check_written(results: &WrittenItems, what: &str) -> Result<u64, String> {
     Ok(results.len() as u64)
 }
 
+/// One batch into `buffer`, cut into `out_len`-byte outputs listed in `spare`'s allocation, with
+/// its results checked as [`check_written`] does.
+fn into_buffers(
+    spare: &mut Vec<&mut [u8]>,
+    buffer: &mut [u8],
+    out_len: usize,
+    what: &str,
+    batch: impl FnOnce(&mut [&mut [u8]]) -> WrittenItems,
+) -> Result<u64, String> {
+    let mut outputs = recycled(std::mem::take(spare));
+    outputs.extend(buffer.chunks_mut(out_len));
+    let checked = check_written(&batch(&mut outputs), what);
+    *spare = recycled(outputs);
+    checked
+}
+
 /// An empty vector of buffer references on `v`'s allocation, whatever lifetime `v`'s had: a batch
 /// into caller buffers borrows the closure's buffer anew each call, and a caller that keeps its
 /// output buffers keeps this list too, instead of allocating 16 bytes a buffer per batch (4 KiB
@@ -417,14 +433,13 @@ impl Inputs {
                 let mut buffer = vec![0u8; out_len * requests.len()];
                 let mut spare = Vec::with_capacity(requests.len());
                 Box::new(move || {
-                    let mut outputs = recycled(std::mem::take(&mut spare));
-                    outputs.extend(buffer.chunks_mut(out_len));
-                    let checked = check_written(
-                        &engine.encrypt_batch_into(&requests, &mut outputs),
+                    into_buffers(
+                        &mut spare,
+                        &mut buffer,
+                        out_len,
                         "encrypt_batch_into",
-                    );
-                    spare = recycled(outputs);
-                    checked
+                        |outputs| engine.encrypt_batch_into(&requests, outputs),
+                    )
                 })
             }
             Workload::Encrypt => {
@@ -437,14 +452,13 @@ impl Inputs {
                 let mut buffer = vec![0u8; out_len * requests.len()];
                 let mut spare = Vec::with_capacity(requests.len());
                 Box::new(move || {
-                    let mut outputs = recycled(std::mem::take(&mut spare));
-                    outputs.extend(buffer.chunks_mut(out_len));
-                    let checked = check_written(
-                        &engine.decrypt_batch_into(&requests, &mut outputs),
+                    into_buffers(
+                        &mut spare,
+                        &mut buffer,
+                        out_len,
                         "decrypt_batch_into",
-                    );
-                    spare = recycled(outputs);
-                    checked
+                        |outputs| engine.decrypt_batch_into(&requests, outputs),
+                    )
                 })
             }
             Workload::Decrypt => {
