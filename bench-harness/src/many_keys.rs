@@ -147,8 +147,9 @@ impl Started {
 /// (whose CPU time per call is kept beside). The untimed pass takes what happens once rather
 /// than per call: after a million CreateKeys glibc's allocator holds a backlog of freed chunks,
 /// which it sorts on the first allocations its per-thread cache cannot serve (tens of
-/// milliseconds, charged to whichever loop came first: DescribeKey at 1M keys read 1.6 or 3.6 µs from run to run, and
-/// moved with the allocation sizes of the key's first Encrypt; docs/performance.md).
+/// milliseconds, charged to whichever loop came first: DescribeKey at 1M keys read 1.6 or
+/// 3.6 µs from run to run, and moved with the allocation sizes of the key's first Encrypt;
+/// docs/performance.md).
 fn per_call_ns(
     calls: usize,
     run: impl FnMut(usize) -> Result<(), BenchError>,
