@@ -14,10 +14,23 @@ const CHILD_ENV: &str = "KEYPLANE_FORK_BATCH_CHILD";
 
 #[test]
 fn a_forked_child_runs_large_batches_without_its_parents_threads() {
+    // The child's output goes to a file, shown if it fails: inherited, its test harness's lines
+    // ("test fork_batch_child ... ok", "test result: ok. 1 passed") landed in the parent's log
+    // and were counted there as a test of their own.
+    let output = tempfile::tempfile().unwrap();
     let mut child = child_test("fork_batch_child")
         .env(CHILD_ENV, "1")
+        .stdout(output.try_clone().unwrap())
+        .stderr(output.try_clone().unwrap())
         .spawn()
         .expect("the test binary starts");
+    let shown = |mut output: std::fs::File| {
+        use std::io::Seek;
+        let mut text = String::new();
+        output.rewind().unwrap();
+        output.read_to_string(&mut text).unwrap();
+        text
+    };
     // A batch waiting for a thread that does not exist never ends: give it a minute.
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
@@ -26,11 +39,19 @@ fn a_forked_child_runs_large_batches_without_its_parents_threads() {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("the forked child's batch did not finish within a minute");
+            let _ = child.wait();
+            panic!(
+                "the forked child's batch did not finish within a minute; its output:\n{}",
+                shown(output)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(status.success(), "the child failed: {status}");
+    assert!(
+        status.success(),
+        "the child failed: {status}; its output:\n{}",
+        shown(output)
+    );
 }
 
 #[test]
