@@ -867,12 +867,19 @@ fn openssl_rsa_pkcs8(bits: u32, dir: &Path) -> (Vec<u8>, Vec<u8>) {
     let pem = dir.join(format!("rsa{bits}.pem"));
     let pkcs8 = dir.join(format!("rsa{bits}.p8.der"));
     let pkcs1 = dir.join(format!("rsa{bits}.p1.der"));
+    // Its output is kept and shown only on failure: inherited, genpkey's progress dots landed
+    // in the middle of the test harness's lines.
     let run = |args: &[&std::ffi::OsStr]| {
-        let status = Command::new("openssl")
+        let out = Command::new("openssl")
             .args(args)
-            .status()
+            .output()
             .expect("the openssl command line (Debian's openssl package) is installed");
-        assert!(status.success(), "openssl {args:?}");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let os = |s: &str| std::ffi::OsString::from(s);
     run(&[
