@@ -394,11 +394,9 @@ impl Engine {
             ..facts
         };
         self.authorize_key(record, action, &facts)?;
-        state::check(
-            op,
-            state.effective_state(record),
-            &self.inner.scope.key_arn(&record.id),
-        )?;
+        state::check_naming(op, state.effective_state(record), || {
+            self.inner.scope.key_arn(&record.id)
+        })?;
         Ok(record)
     }
 
@@ -413,11 +411,9 @@ impl Engine {
         operation: Action,
     ) -> Result<KeyRecord> {
         let record = self.resolve_record(state, identifier, operation)?;
-        state::check(
-            op,
-            state.effective_state(record),
-            &self.inner.scope.key_arn(&record.id),
-        )?;
+        state::check_naming(op, state.effective_state(record), || {
+            self.inner.scope.key_arn(&record.id)
+        })?;
         Ok(record.clone())
     }
 

@@ -95,9 +95,52 @@ pub fn check(op: KeyOperation, state: KeyState, key_arn: &str) -> Result<()> {
     }
 }
 
+/// As [`check`], naming the key only when `op` is refused: a call that passes (nearly every one)
+/// does not format its key's ARN for a message nobody reads.
+pub(crate) fn check_naming(
+    op: KeyOperation,
+    state: KeyState,
+    key_arn: impl FnOnce() -> String,
+) -> Result<()> {
+    match check(op, state, "") {
+        Ok(()) => Ok(()),
+        Err(_) => check(op, state, &key_arn()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_naming_answers_as_check_and_names_the_key_only_when_refused() {
+        for op in [
+            KeyOperation::Cryptographic,
+            KeyOperation::Read,
+            KeyOperation::CancelKeyDeletion,
+            KeyOperation::UpdateMetadata,
+            KeyOperation::ReplicateKey,
+        ] {
+            for state in KeyState::ALL {
+                let named = std::cell::Cell::new(false);
+                let lazily = check_naming(op, *state, || {
+                    named.set(true);
+                    "arn:k".to_owned()
+                });
+                let eagerly = check(op, *state, "arn:k");
+                assert_eq!(
+                    lazily
+                        .as_ref()
+                        .map_err(|e| (e.code(), e.message().to_owned())),
+                    eagerly
+                        .as_ref()
+                        .map_err(|e| (e.code(), e.message().to_owned())),
+                    "{op:?} in {state}"
+                );
+                assert_eq!(named.get(), eagerly.is_err(), "{op:?} in {state}");
+            }
+        }
+    }
 
     #[test]
     fn cryptographic_operations_follow_the_service_table() {
