@@ -213,17 +213,19 @@ impl Engine {
             crate::validation::key_id(Action::DescribeKey, key_id)?;
             self.ensure_managed_keys(&[Some(key_id)])?;
             let state = self.control()?;
-            let record = self.checked_record(
+            let (record, arn) = self.checked_record_and_arn(
                 &state,
                 key_id,
                 KeyOperation::Read,
                 Action::DescribeKey,
                 Default::default(),
             )?;
-            let mut metadata = self.describe_record(
+            // The engine's own Region, whose ARN the authorisation made.
+            let mut metadata = self.describe_record_with_arn(
                 record,
                 state.effective_state(record),
                 &self.inner.config.region,
+                arn,
             );
             metadata.cloud_hsm_cluster_id = cloud_hsm_cluster_id(&state, record);
             Ok(metadata)
@@ -248,11 +250,23 @@ impl Engine {
         key_state: KeyState,
         region: &str,
     ) -> KeyMetadata {
+        let arn = self.inner.scope.key_arn_in(region, &record.id);
+        self.describe_record_with_arn(record, key_state, region, arn)
+    }
+
+    /// [`Self::describe_record`] with the key's ARN in `region`, made already.
+    fn describe_record_with_arn(
+        &self,
+        record: &KeyRecord,
+        key_state: KeyState,
+        region: &str,
+        arn: String,
+    ) -> KeyMetadata {
         let scope = &self.inner.scope;
         KeyMetadata {
             aws_account_id: self.inner.config.account_id.clone(),
             key_id: crate::key::identifier::key_id_string(&record.id),
-            arn: scope.key_arn_in(region, &record.id),
+            arn,
             creation_date: record.created,
             enabled: key_state == KeyState::Enabled,
             description: record.description.clone(),

@@ -388,16 +388,29 @@ impl Engine {
         action: Action,
         facts: RequestFacts<'_>,
     ) -> Result<&'s KeyRecord> {
+        self.checked_record_and_arn(state, identifier, op, action, facts)
+            .map(|(record, _)| record)
+    }
+
+    /// [`Self::checked_record`], with the key's ARN it formatted to authorise the call, for a
+    /// call that answers with it (DescribeKey): one ARN made per call, not one per use.
+    pub(crate) fn checked_record_and_arn<'s>(
+        &self,
+        state: &'s ControlState,
+        identifier: &str,
+        op: KeyOperation,
+        action: Action,
+        facts: RequestFacts<'_>,
+    ) -> Result<(&'s KeyRecord, String)> {
         let record = self.resolve_record(state, identifier, action)?;
         let facts = RequestFacts {
             identifier: Some(identifier),
             ..facts
         };
-        self.authorize_key(record, action, &facts)?;
-        state::check_naming(op, state.effective_state(record), || {
-            self.inner.scope.key_arn(&record.id)
-        })?;
-        Ok(record)
+        let arn = self.inner.scope.key_arn(&record.id);
+        self.authorize_key_named(record, &arn, action, &facts)?;
+        state::check(op, state.effective_state(record), &arn)?;
+        Ok((record, arn))
     }
 
     /// Resolves the KeyId of `operation` and checks that its state allows `op`, without
@@ -425,7 +438,18 @@ impl Engine {
         action: Action,
         facts: &RequestFacts<'_>,
     ) -> Result<()> {
-        let arn = self.inner.scope.key_arn(&record.id);
+        self.authorize_key_named(record, &self.inner.scope.key_arn(&record.id), action, facts)
+    }
+
+    /// [`Self::authorize_key`] for a key whose ARN (`arn`, in the engine's Region) the caller
+    /// has made already.
+    fn authorize_key_named(
+        &self,
+        record: &KeyRecord,
+        arn: &str,
+        action: Action,
+        facts: &RequestFacts<'_>,
+    ) -> Result<()> {
         // Borrowed from the snapshot, not cloned out of it: two reference counts fewer to write
         // on a cold key's lines.
         let keyring = self.inner.data.keyring.load();
@@ -440,7 +464,7 @@ impl Engine {
         access.check(
             &self.caller,
             action,
-            &arn,
+            arn,
             record.key_spec,
             record.key_usage,
             facts,
