@@ -62,16 +62,22 @@ impl ArnScope {
 
     /// The ARN of key `id` (`.../key/mrk-...` for a multi-Region key).
     pub fn key_arn(&self, id: &Uuid) -> String {
-        format!("{}key/{}", self.prefix, key_id_string(id))
+        let mut arn = String::with_capacity(self.prefix.len() + KEY_PATH_LEN);
+        arn.push_str(&self.prefix);
+        push_key_path(&mut arn, id);
+        arn
     }
 
     /// The ARN of key `id` in another Region of the same account (a multi-Region key's peers).
     pub fn key_arn_in(&self, region: &str, id: &Uuid) -> String {
-        format!(
-            "arn:aws:kms:{region}:{}:key/{}",
-            self.account,
-            key_id_string(id)
-        )
+        let mut arn = String::with_capacity(
+            "arn:aws:kms:".len() + region.len() + 1 + self.account.len() + 1 + KEY_PATH_LEN,
+        );
+        for part in ["arn:aws:kms:", region, ":", &self.account, ":"] {
+            arn.push_str(part);
+        }
+        push_key_path(&mut arn, id);
+        arn
     }
 
     /// The engine's Region.
@@ -270,11 +276,33 @@ pub fn new_multi_region_id() -> Result<Uuid> {
 /// A key id as the service shows it: the hyphenated UUID, or `mrk-` and 32 lowercase hex digits
 /// for a multi-Region key.
 pub fn key_id_string(id: &Uuid) -> String {
+    let mut shown = String::with_capacity(KEY_ID_LEN);
+    push_key_id(&mut shown, id);
+    shown
+}
+
+/// The longest key id [`key_id_string`] writes (36: a hyphenated UUID, or `mrk-` and 32 digits).
+const KEY_ID_LEN: usize = 36;
+/// `key/` and a key id: an ARN's resource part.
+const KEY_PATH_LEN: usize = "key/".len() + KEY_ID_LEN;
+
+/// Appends [`key_id_string`]'s text to `out`, encoded in place rather than through `fmt`
+/// (DescribeKey makes two such strings per call; through `fmt` they were a quarter of its
+/// instructions).
+fn push_key_id(out: &mut String, id: &Uuid) {
+    let mut buffer = [0u8; KEY_ID_LEN];
     if is_multi_region_id(id) {
-        format!("{MRK_PREFIX}{}", id.simple())
+        out.push_str(MRK_PREFIX);
+        out.push_str(id.simple().encode_lower(&mut buffer));
     } else {
-        id.hyphenated().to_string()
+        out.push_str(id.hyphenated().encode_lower(&mut buffer));
     }
+}
+
+/// Appends `key/` and the key id: what follows an ARN's account.
+fn push_key_path(out: &mut String, id: &Uuid) {
+    out.push_str("key/");
+    push_key_id(out, id);
 }
 
 /// Parses a key id: a UUID in its hyphenated form (a single-Region key) or `mrk-` and 32
@@ -401,6 +429,28 @@ mod tests {
             s.parse_for("alias/app", Action::Encrypt).unwrap(),
             KeyReference::Alias("alias/app")
         );
+    }
+
+    #[test]
+    fn arns_and_key_ids_are_what_the_formatting_machinery_writes() {
+        let s = scope();
+        let single = Uuid::new_v4();
+        let multi = new_multi_region_id().unwrap();
+        for (id, shown) in [
+            (single, single.hyphenated().to_string()),
+            (multi, format!("mrk-{}", multi.simple())),
+        ] {
+            assert_eq!(key_id_string(&id), shown);
+            assert_eq!(
+                s.key_arn(&id),
+                format!("arn:aws:kms:eu-west-1:111122223333:key/{shown}")
+            );
+            assert_eq!(
+                s.key_arn_in("ap-southeast-2", &id),
+                format!("arn:aws:kms:ap-southeast-2:111122223333:key/{shown}")
+            );
+            assert_eq!(s.key_arn(&id), s.key_arn_in(s.region(), &id));
+        }
     }
 
     #[test]
