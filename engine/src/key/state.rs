@@ -112,15 +112,56 @@ pub(crate) fn check_naming(
 mod tests {
     use super::*;
 
+    /// Every operation; the match below stops compiling when one is added and not listed.
+    const EVERY_OPERATION: [KeyOperation; 14] = {
+        use KeyOperation as Op;
+        [
+            Op::Cryptographic,
+            Op::Read,
+            Op::EnableKey,
+            Op::DisableKey,
+            Op::ScheduleKeyDeletion,
+            Op::CancelKeyDeletion,
+            Op::UpdateMetadata,
+            Op::AliasTarget,
+            Op::ConfigureRotation,
+            Op::RotateKeyOnDemand,
+            Op::ImportKeyMaterial,
+            Op::DeleteImportedKeyMaterial,
+            Op::ReplicateKey,
+            Op::UpdatePrimaryRegion,
+        ]
+    };
+
+    #[test]
+    fn every_operation_is_listed() {
+        use KeyOperation as Op;
+        for op in EVERY_OPERATION {
+            match op {
+                Op::Cryptographic
+                | Op::Read
+                | Op::EnableKey
+                | Op::DisableKey
+                | Op::ScheduleKeyDeletion
+                | Op::CancelKeyDeletion
+                | Op::UpdateMetadata
+                | Op::AliasTarget
+                | Op::ConfigureRotation
+                | Op::RotateKeyOnDemand
+                | Op::ImportKeyMaterial
+                | Op::DeleteImportedKeyMaterial
+                | Op::ReplicateKey
+                | Op::UpdatePrimaryRegion => {}
+            }
+        }
+        let distinct: std::collections::HashSet<String> =
+            EVERY_OPERATION.iter().map(|op| format!("{op:?}")).collect();
+        assert_eq!(distinct.len(), EVERY_OPERATION.len());
+    }
+
     #[test]
     fn check_naming_answers_as_check_and_names_the_key_only_when_refused() {
-        for op in [
-            KeyOperation::Cryptographic,
-            KeyOperation::Read,
-            KeyOperation::CancelKeyDeletion,
-            KeyOperation::UpdateMetadata,
-            KeyOperation::ReplicateKey,
-        ] {
+        for op in EVERY_OPERATION {
             for state in KeyState::ALL {
                 let named = std::cell::Cell::new(false);
                 let lazily = check_naming(op, *state, || {
