@@ -374,26 +374,13 @@ impl Engine {
         action: Action,
         facts: RequestFacts<'_>,
     ) -> Result<KeyRecord> {
-        self.checked_record(state, identifier, op, action, facts)
-            .cloned()
-    }
-
-    /// [`Engine::key_for_request`] without the copy, for calls that only read the record
-    /// (DescribeKey): the key is resolved and looked up once.
-    pub(crate) fn checked_record<'s>(
-        &self,
-        state: &'s ControlState,
-        identifier: &str,
-        op: KeyOperation,
-        action: Action,
-        facts: RequestFacts<'_>,
-    ) -> Result<&'s KeyRecord> {
         self.checked_record_and_arn(state, identifier, op, action, facts)
-            .map(|(record, _)| record)
+            .map(|(record, _)| record.clone())
     }
 
-    /// [`Self::checked_record`], with the key's ARN it formatted to authorise the call, for a
-    /// call that answers with it (DescribeKey): one ARN made per call, not one per use.
+    /// [`Engine::key_for_request`] without the copy, for calls that only read the record, with
+    /// the key's ARN it formatted to authorise the call (DescribeKey answers with it): the key is
+    /// resolved and looked up once, and its ARN made once.
     pub(crate) fn checked_record_and_arn<'s>(
         &self,
         state: &'s ControlState,
