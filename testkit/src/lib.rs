@@ -8,7 +8,6 @@
 mod attack;
 mod command;
 pub mod fuzz;
-#[cfg(feature = "sigv4")]
 pub mod sigv4;
 
 pub use attack::Attack;
