@@ -22,18 +22,25 @@ use crate::key::identifier::{key_id_form, KeyIdForm};
 use crate::key::EncryptionAlgorithm;
 use crate::locked_memory::LockedBytes;
 use crate::messages;
+use smallvec::SmallVec;
 use zeroize::Zeroize;
 
 /// Smallest scratch buffer a chunk allocates (a data key of the largest size fits).
 const MIN_SCRATCH_BYTES: usize = 1024;
 /// Random bytes a chunk draws from the generator at a time.
 const RANDOM_POOL_BYTES: usize = 4096;
+/// Identifier bytes a chunk keeps without an allocation: a key ARN (about 75), an alias name
+/// of a few dozen characters. A single call is a chunk of one, so what the chunk would allocate
+/// for its one item is most of what the call allocates besides its answer.
+const INLINE_IDENTIFIER: usize = 96;
+/// Associated data kept without an allocation: a header and an encoded context of 64 bytes.
+const INLINE_AAD: usize = HEADER_LEN + 64;
 
 pub(crate) struct ChunkContext<'k> {
     plane: &'k DataPlane,
     keyring: &'k Keyring,
     caller: &'k Caller,
-    last_identifier: String,
+    last_identifier: SmallVec<[u8; INLINE_IDENTIFIER]>,
     /// Where the identifier last resolved lay (address, length). Every identifier a chunk
     /// resolves is a request's, borrowed for the whole batch (as every context is, see
     /// `last_context`), so the same place means the same text: a run of items naming one string
@@ -52,12 +59,14 @@ pub(crate) struct ChunkContext<'k> {
     last_context: usize,
     context_encoding: Vec<u8>,
     /// The associated data: a header, then `context_encoding`.
-    aad: Vec<u8>,
+    aad: SmallVec<[u8; INLINE_AAD]>,
     /// The length of the header `aad` holds before the encoding of `last_context` (`None`: `aad`
     /// must be rebuilt). `write_header` overwrites every byte of a header.
     aad_header_len: Option<usize>,
-    encrypt_sessions: Vec<(&'k VersionEntry, Box<EncryptSession>)>,
-    decrypt_keys: Vec<(&'k VersionEntry, Box<DecryptKeys>)>,
+    /// The derived-key sessions and caches taken for the chunk, one per key version it used
+    /// (inline for the first two).
+    encrypt_sessions: SmallVec<[(&'k VersionEntry, Box<EncryptSession>); 2]>,
+    decrypt_keys: SmallVec<[(&'k VersionEntry, Box<DecryptKeys>); 2]>,
     /// Locked memory for plaintext that must not leave the engine (ReEncrypt, data keys without
     /// plaintext), allocated once per chunk.
     scratch: Option<LockedBytes>,
@@ -93,7 +102,7 @@ impl<'k> ChunkContext<'k> {
             plane,
             keyring,
             caller,
-            last_identifier: String::new(),
+            last_identifier: SmallVec::new(),
             last_identifier_at: (0, 0),
             last_form: None,
             last_key: None,
@@ -101,10 +110,10 @@ impl<'k> ChunkContext<'k> {
             last_by_id: None,
             last_context: 0,
             context_encoding: Vec::new(),
-            aad: Vec::with_capacity(HEADER_LEN + 64),
+            aad: SmallVec::new(),
             aad_header_len: None,
-            encrypt_sessions: Vec::new(),
-            decrypt_keys: Vec::new(),
+            encrypt_sessions: SmallVec::new(),
+            decrypt_keys: SmallVec::new(),
             scratch: None,
             random_pool: None,
             random_used: 0,
@@ -213,9 +222,10 @@ impl<'k> ChunkContext<'k> {
         let found = match &self.last_key {
             Some(previous)
                 if self.last_form == Some(form)
-                    && (at == self.last_identifier_at || self.last_identifier == identifier) =>
+                    && (at == self.last_identifier_at
+                        || self.last_identifier[..] == *identifier.as_bytes()) =>
             {
-                debug_assert_eq!(self.last_identifier, identifier);
+                debug_assert_eq!(self.last_identifier[..], *identifier.as_bytes());
                 self.last_identifier_at = at;
                 previous.clone()
             }
@@ -225,7 +235,8 @@ impl<'k> ChunkContext<'k> {
                     .keyring
                     .resolve(&self.plane.scope, identifier, operation);
                 self.last_identifier.clear();
-                self.last_identifier.push_str(identifier);
+                self.last_identifier
+                    .extend_from_slice(identifier.as_bytes());
                 self.last_form = Some(form);
                 self.last_key = Some(found.clone());
                 found
