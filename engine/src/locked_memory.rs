@@ -14,12 +14,16 @@
 //! A child of `fork` inherits the memory but not the locks (`mlock` is not inherited): the locked
 //! regions are recorded, and the child locks them all again on its first data-plane call (see
 //! [`crate::fork`]). If that fails the child counts them as unlocked, warns once, and every later
-//! `Require` allocation fails with [`Error::MemoryLock`].
+//! `Require` allocation fails with [`Error::MemoryLock`]. Nor does a child inherit the threads: a
+//! free list or the region list that another thread held locked at the instant of the fork would
+//! stay locked in the child for ever, so the thread that forks holds them all across the fork
+//! (`pthread_atfork`, as glibc's allocator does its arenas).
 #![allow(unsafe_code)] // reason: mmap/mlock/madvise system calls and typed access to raw locked slots.
 
+use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, Once, OnceLock, PoisonError};
 
 use zeroize::Zeroize;
 
@@ -63,7 +67,66 @@ static LOCK_LOST: AtomicBool = AtomicBool::new(false);
 /// mapping leaves the list before it is unmapped.
 fn locked_regions() -> &'static Mutex<Vec<(usize, usize)>> {
     static REGIONS: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+    hold_locks_across_fork();
     &REGIONS
+}
+
+/// Every lock of this allocator, taken by the thread that forks just before the fork and
+/// released just after it, in the parent and in the child: the child then finds them free and
+/// the lists whole, whatever the parent's other threads were doing at the fork.
+struct HeldAcrossFork {
+    _classes: [MutexGuard<'static, FreeLists>; SIZE_CLASSES.len()],
+    _regions: MutexGuard<'static, Vec<(usize, usize)>>,
+}
+
+thread_local! {
+    /// The locks the forking thread holds from [`before_fork`] to [`after_fork`].
+    static HELD_ACROSS_FORK: RefCell<Option<HeldAcrossFork>> = const { RefCell::new(None) };
+}
+
+/// Registers [`before_fork`] and [`after_fork`] once, before the first of the locks is taken.
+fn hold_locks_across_fork() {
+    static REGISTERED: Once = Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: registers two handlers that take no arguments and cannot unwind (neither
+        // panics: poisoned locks are taken as they are, a thread-local that is gone or borrowed
+        // is left alone).
+        let status =
+            unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+        if status != 0 {
+            eprintln!(
+                "keyplane: warning: pthread_atfork failed ({status}); a child of fork may wait for \
+                 ever on key memory that another thread of its parent held at the fork"
+            );
+        }
+    });
+}
+
+/// Takes every lock, in the order [`LockedSlot::new`] nests them (a free list, then the region
+/// list), waiting for any another thread holds.
+extern "C" fn before_fork() {
+    let held = HeldAcrossFork {
+        _classes: classes()
+            .each_ref()
+            .map(|class| class.free.lock().unwrap_or_else(PoisonError::into_inner)),
+        _regions: locked_regions()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    };
+    let _ = HELD_ACROSS_FORK.try_with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            *slot = Some(held);
+        }
+    });
+}
+
+/// Releases what [`before_fork`] took, in the parent and in the child.
+extern "C" fn after_fork() {
+    let _ = HELD_ACROSS_FORK.try_with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            slot.take();
+        }
+    });
 }
 
 /// Locks every recorded region again: needed in a child of `fork`, which inherits the memory but
@@ -133,6 +196,7 @@ struct SizeClass {
 fn classes() -> &'static [SizeClass; 6] {
     static CLASSES: OnceLock<[SizeClass; 6]> = OnceLock::new();
     CLASSES.get_or_init(|| {
+        hold_locks_across_fork();
         SIZE_CLASSES.map(|slot_bytes| SizeClass {
             slot_bytes,
             free: Mutex::new(FreeLists::default()),
@@ -488,6 +552,75 @@ mod tests {
             LockedBytes::zeroed(MAX_DEDICATED_BYTES + 1, LockPolicy::Require),
             Err(Error::Internal(_))
         ));
+    }
+
+    /// Forks while another thread holds `lock` (taken by `hold`), and tells how the child fared
+    /// taking and giving back a slot of `len` bytes: "clean", "failed" or "hung".
+    fn fork_while_held<T: 'static>(
+        hold: impl FnOnce() -> MutexGuard<'static, T> + Send + 'static,
+        len: usize,
+    ) -> &'static str {
+        let (held, at_fork) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let guard = hold();
+            held.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(guard);
+        });
+        at_fork.recv().unwrap();
+        // SAFETY: fork of this test process while `holder` holds the lock; the child only takes
+        // and drops a slot (no allocation by this test's code besides the engine's own) and
+        // `_exit`s without unwinding; this process only waits for it.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let code = match LockedBytes::zeroed(len, LockPolicy::Warn) {
+                Ok(slot) => {
+                    drop(slot);
+                    0
+                }
+                Err(_) => 1,
+            };
+            // SAFETY: ends the forked process at once, as a child of fork must.
+            unsafe { libc::_exit(code) };
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut status = 0;
+        let verdict = loop {
+            // SAFETY: polls the child forked above.
+            match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+                0 if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                0 => {
+                    // SAFETY: ends and reaps the child forked above, which did not finish.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                        libc::waitpid(pid, &mut status, 0);
+                    }
+                    break "hung";
+                }
+                _ if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 => break "clean",
+                _ => break "failed",
+            }
+        };
+        holder.join().unwrap();
+        verdict
+    }
+
+    #[test]
+    fn a_child_of_fork_takes_key_memory_that_another_thread_held_at_the_fork() {
+        // A free list (of the 64-byte class) and the region list (a dedicated mapping records
+        // itself there), each held by another thread at the instant of the fork. Before the
+        // locks were held across the fork, the child waited for ever on either.
+        let class = || classes()[0].free.lock().unwrap();
+        assert_eq!(fork_while_held(class, 32), "clean", "a free list");
+        let regions = || locked_regions().lock().unwrap();
+        assert_eq!(
+            fork_while_held(regions, 100_000),
+            "clean",
+            "the region list"
+        );
     }
 
     #[test]
