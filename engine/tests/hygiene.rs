@@ -828,27 +828,40 @@ fn run_unprivileged(mode: &str) -> (Vec<String>, Output) {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let output = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            "--",
-        ])
-        .arg(&exe)
-        .args([
-            "--exact",
-            "child_process_entry",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, mode)
-        .current_dir("/")
-        .output()
-        .unwrap();
+    let run = || {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--",
+            ])
+            .arg(&exe)
+            .args([
+                "--exact",
+                "child_process_entry",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, mode)
+            .current_dir("/")
+            .output()
+            .unwrap()
+    };
+    // While the copy was being written, another test of this binary may have forked a child
+    // that holds the copy's write descriptor until it execs (or exits): executing the copy then
+    // fails with ETXTBSY ("Text file busy"), for a moment. Try again, a few times.
+    let mut output = run();
+    for _ in 0..20 {
+        if !String::from_utf8_lossy(&output.stderr).contains("Text file busy") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        output = run();
+    }
     assert!(
         output.status.success(),
         "the child failed: {}",
