@@ -905,6 +905,101 @@ impl<'e> PoolForkScenario<'e> {
     }
 }
 
+// ---- The audit log across fork ----------------------------------------------------------------
+
+const AUDIT_FORK_ENV: &str = "KEYPLANE_AUDIT_FORK_CHILD";
+const AUDIT_FORK_MARK: &str = "AUDITFORK ";
+const AUDIT_FORK_ROUNDS: usize = 3;
+/// What a forked child of an audited engine saw, by its exit code.
+const AUDIT_FORK_VERDICTS: [&str; 5] = [
+    "refused at once with AuditUnavailable, and let go of the engine",
+    "Encrypt was not refused with AuditUnavailable naming the fork",
+    "CreateKey was not refused with AuditUnavailable",
+    "an Encrypt batch was not refused item by item with AuditUnavailable",
+    "panicked",
+];
+
+#[test]
+fn a_forked_child_neither_waits_on_nor_writes_its_parents_audit_log() {
+    // Before the fix every call of the child waited for ever on the parent's writer thread,
+    // which a copy made by fork does not have (Python's multiprocessing, a prefork server).
+    let mut attack = Attack::new("a forked child and its parent's audit log");
+    judge_fork_rounds(
+        &mut attack,
+        "audit_fork_child_entry",
+        AUDIT_FORK_ENV,
+        AUDIT_FORK_MARK,
+        AUDIT_FORK_ROUNDS,
+        AUDIT_FORK_VERDICTS[0],
+    );
+}
+
+/// The entry point of the audit log's fork scenario (started by the test above with
+/// `--ignored`); ignored, and idle, in a normal test run. Each round forks from an audited
+/// engine that has just recorded requests; after the rounds, the parent's log must verify and
+/// hold only the parent's records.
+#[test]
+#[ignore = "the audit log's fork scenario, started by its test"]
+fn audit_fork_child_entry() {
+    if std::env::var(AUDIT_FORK_ENV).is_err() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let (signing_key, public) = keyplane_testkit::audit_signing_key();
+    let engine = Engine::builder()
+        .worker_threads(2)
+        .audit(AuditConfig::new(&path), signing_key)
+        .build()
+        .unwrap();
+    let key = new_key(&engine);
+    // The child takes the engine out and drops it: dropping must not wait either.
+    let held = std::sync::Mutex::new(Some(engine));
+    let refused = |result: Result<(), keyplane::Error>| {
+        result.is_err_and(|e| e.kind() == keyplane::ErrorKind::AuditUnavailable)
+    };
+    let mut parent_calls = 1; // CreateKey
+    for _ in 0..AUDIT_FORK_ROUNDS {
+        {
+            let guard = held.lock().unwrap();
+            let engine = guard.as_ref().unwrap();
+            seal(engine, &key, b"the parent's", None);
+            parent_calls += 1;
+        }
+        let verdict = fork_round(&AUDIT_FORK_VERDICTS, || {
+            let engine = held.lock().unwrap().take().unwrap();
+            let encrypt = engine.encrypt(&EncryptRequest::new(&key, b"the child's"));
+            let named_fork = encrypt
+                .as_ref()
+                .is_err_and(|e| e.message().contains("fork"));
+            if !refused(encrypt.map(|_| ())) || !named_fork {
+                return 1;
+            }
+            if !refused(engine.create_key(CreateKeyRequest::default()).map(|_| ())) {
+                return 2;
+            }
+            let batch = engine.encrypt_batch(&vec![EncryptRequest::new(&key, b"x"); 300]);
+            if !batch.into_iter().all(|item| refused(item.map(|_| ()))) {
+                return 3;
+            }
+            drop(engine);
+            0
+        });
+        println!("{AUDIT_FORK_MARK}{verdict}");
+        std::io::stdout().flush().unwrap();
+    }
+    let engine = held.into_inner().unwrap().unwrap();
+    seal(&engine, &key, b"the parent's, after", None);
+    parent_calls += 1;
+    drop(engine);
+    let report = verify(&path, &public).unwrap();
+    assert_eq!(report.verdict(), Verdict::Intact, "{report:?}");
+    assert_eq!(
+        report.records, parent_calls,
+        "only the parent's requests are recorded"
+    );
+}
+
 // ---- A thread's working HMAC context across fork --------------------------------------------
 
 /// Forks in `a_forked_child_macs_in_contexts_of_its_own`, one a round.

@@ -81,6 +81,10 @@ pub enum AuditError {
     /// The configuration is not usable.
     #[error("audit configuration: {0}")]
     Config(String),
+    /// This process is a copy, made by `fork`, of the process that opened the log: the writer
+    /// thread did not come with the copy, and two writers would split the log's chain.
+    #[error("audit log belongs to another process: {0}")]
+    OtherProcess(String),
 }
 
 impl AuditError {

@@ -278,6 +278,9 @@ pub struct AuditLog {
     public_key_der: Vec<u8>,
     path: PathBuf,
     thread: Option<JoinHandle<()>>,
+    /// The fork generation and process id of the process that opened the log, whose writer
+    /// thread alone appends to it ([`AuditLog::usable`]).
+    opened_in: (u64, u32),
 }
 
 impl AuditLog {
@@ -347,6 +350,7 @@ impl AuditLog {
             }
         }
         let public_key_der = writer.signer.public_key_der().to_vec();
+        let opened_in = (crate::fork::generation(), std::process::id());
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let thread = std::thread::Builder::new()
             .name("keyplane-audit".into())
@@ -360,6 +364,7 @@ impl AuditLog {
             public_key_der,
             path,
             thread: Some(thread),
+            opened_in,
         };
         if let Some((name, others)) = segment {
             let principal = config.principal.unwrap_or_else(|| UserIdentity {
@@ -463,11 +468,32 @@ impl AuditLog {
         self.shared.failure.get().cloned()
     }
 
-    fn check(&self) -> Result<(), AuditError> {
+    /// Whether this process can append to the log: not if the log failed ([`AuditLog::failure`]),
+    /// nor in a copy of the process that opened it made by `fork`, which has no writer thread
+    /// (an append would wait for ever) and must not continue the parent's chain. A child of fork
+    /// opens a log of its own (an engine of its own).
+    pub fn usable(&self) -> Result<(), AuditError> {
+        if self.in_other_process() {
+            return Err(AuditError::OtherProcess(format!(
+                "{} is written by the writer thread of process {}, which opened it; this process \
+                 is a copy of it made by fork, without that thread, and may not continue its \
+                 chain: start an engine (open an audit log) in this process",
+                self.path.display(),
+                self.opened_in.1
+            )));
+        }
         match self.shared.failure.get() {
             Some(e) => Err(e.clone()),
             None => Ok(()),
         }
+    }
+
+    fn in_other_process(&self) -> bool {
+        crate::fork::generation() != self.opened_in.0
+    }
+
+    fn check(&self) -> Result<(), AuditError> {
+        self.usable()
     }
 
     fn send(&self, job: Job) -> Result<(), AuditError> {
@@ -486,6 +512,12 @@ impl AuditLog {
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
+        if self.in_other_process() {
+            // The writer thread is the parent's: there is nothing here to stop or join (joining
+            // would wait on a thread this process does not have), and the parent keeps the file.
+            std::mem::forget(thread);
+            return self.usable();
+        }
         let done = Completion::new();
         let sent = self.tx.send(Job::Close(Arc::clone(&done))).is_ok();
         let joined = thread.join();

@@ -85,10 +85,7 @@ impl Engine {
     /// Refuses requests while the audit log is failed (fail closed).
     fn audit_ready(&self) -> Result<()> {
         match &self.inner.audit {
-            Some(audit) => match audit.log.failure() {
-                Some(e) => Err(audit_failed(e)),
-                None => Ok(()),
-            },
+            Some(audit) => audit.log.usable().map_err(audit_failed),
             None => Ok(()),
         }
     }
