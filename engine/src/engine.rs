@@ -276,6 +276,7 @@ impl EngineBuilder {
             clock,
             scope,
             config,
+            built_in: (crate::fork::generation(), std::process::id()),
         });
         let mut engine = Engine {
             handles: None,
@@ -335,6 +336,9 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) scope: ArnScope,
     pub(crate) config: EngineConfig,
+    /// The fork generation and process id of the process that built the engine: a copy made by
+    /// `fork` uses no store that stays the parent's ([`crate::store::KeyStore::outlives_fork`]).
+    pub(crate) built_in: (u64, u32),
 }
 
 /// A key management engine. Cheap to clone (a handle); safe to share across threads.

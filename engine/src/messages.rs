@@ -203,6 +203,17 @@ pub fn store_kept_changing(tries: u32) -> Error {
     ))
 }
 
+/// A control-plane call (or a follow of the store) in a copy of the process made by `fork`,
+/// whose store `store` stays with process `pid`, which built the engine.
+pub fn store_of_another_process(store: &str, pid: u32) -> Error {
+    Error::Store(format!(
+        "the key store {store} is process {pid}'s, which built this engine; this process is a \
+         copy of it made by fork, which must not use that store's connections: start an engine \
+         in this process for the control plane (this one's data plane still serves the keys it \
+         holds)"
+    ))
+}
+
 /// A data-plane call refused because this node could not confirm its view with the key store
 /// for longer than its staleness bound (fail closed).
 pub fn view_too_stale(key_arn: &str, age_ms: u64, bound_ms: u64) -> Error {

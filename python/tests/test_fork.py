@@ -75,3 +75,24 @@ def test_an_engine_without_an_audit_log_serves_a_forked_childs_data_plane() -> N
         return 0 if ok else 1
 
     assert in_forked_child(child) == "exit 0"
+
+
+def test_a_forked_child_gets_no_control_plane_on_its_parents_store(tmp_path: Path) -> None:
+    # The store's SQLite connection stays the parent's (SQLite: do not carry a connection across
+    # fork), as does the scheduler that follows it.
+    engine = keyplane.Engine(home=str(tmp_path / "home"), audit=False, lock_policy="warn")
+    key = engine.create_key().key_id
+    blob = engine.encrypt(key, b"the parent's")
+
+    def child() -> int:
+        try:
+            engine.create_key()
+        except KMSInternalException as e:
+            if "fork" not in e.message:
+                return 2
+        else:
+            return 1
+        return 0 if engine.decrypt(blob) == b"the parent's" else 3
+
+    assert in_forked_child(child) == "exit 0"
+    assert len(list(engine.keys())) == 1

@@ -339,6 +339,9 @@ impl Engine {
                 return false;
             }
         }
+        if self.store_usable_here().is_err() {
+            return false;
+        }
         let Ok(mut state) = self.inner.control.lock() else {
             return false;
         };

@@ -76,6 +76,7 @@ impl Engine {
     /// rotations are due (retried, as any control-plane change, when the store moves on under
     /// them: [`Engine::control_retrying`]).
     pub(crate) fn control(&self) -> Result<MutexGuard<'_, ControlState>> {
+        self.store_usable_here()?;
         let mut tries = 0;
         loop {
             let mut state = self.lock_control()?;
@@ -91,6 +92,20 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Refuses a copy of the process made by `fork` whose store stays the parent's: its
+    /// connections and file locks are the parent's, and the control lock may be held for ever by
+    /// a thread the copy does not have (the scheduler's). Checked before that lock is taken.
+    pub(crate) fn store_usable_here(&self) -> Result<()> {
+        let (generation, pid) = self.inner.built_in;
+        if crate::fork::generation() == generation || self.inner.store.outlives_fork() {
+            return Ok(());
+        }
+        Err(messages::store_of_another_process(
+            &self.inner.store.describe(),
+            pid,
+        ))
     }
 
     fn lock_control(&self) -> Result<MutexGuard<'_, ControlState>> {

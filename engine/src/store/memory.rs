@@ -213,6 +213,11 @@ impl KeyStore for MemoryKeyStore {
         "memory".into()
     }
 
+    /// A copy of the process has a copy of the store: its changes stay in the copy.
+    fn outlives_fork(&self) -> bool {
+        true
+    }
+
     fn get_or_create_secret(
         &self,
         name: &str,

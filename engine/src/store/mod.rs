@@ -145,6 +145,13 @@ pub trait KeyStore: Send + Sync + 'static {
     }
     /// A short description for diagnostics ("memory", "sqlite:/path").
     fn describe(&self) -> String;
+    /// Whether a copy of the process made by `fork` may go on using this store: true for a store
+    /// in the process's own memory, false (the default) for any that holds connections, file
+    /// descriptors or file locks, which stay the parent's (SQLite's rule: do not carry a
+    /// connection across fork). An engine in such a copy refuses its control plane.
+    fn outlives_fork(&self) -> bool {
+        false
+    }
     /// The store's secret named `name`; if there is none, the one `create` makes, stored first
     /// (atomically: two engines creating it at once get the same one). A durable store keeps it
     /// sealed under its root key. The engine keeps its import secret here (import tokens and
