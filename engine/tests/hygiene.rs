@@ -314,18 +314,21 @@ fn debug_of_the_generated_audit_signing_key_shows_no_secret() {
 
 // ---- child processes ---------------------------------------------------------------------------
 
+/// What runs this test binary as a child: its one child entry point, alone, output not captured.
+const CHILD_ARGS: [&str; 5] = [
+    "--exact",
+    "child_process_entry",
+    "--ignored",
+    "--nocapture",
+    "--test-threads=1",
+];
+
 /// Runs this test binary again as a child in `mode`; `prepare` adjusts the command.
 fn child(mode: &str, prepare: impl FnOnce(&mut Command)) -> Command {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut command = Command::new(exe);
     command
-        .args([
-            "--exact",
-            "child_process_entry",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(CHILD_ARGS)
         .env(CHILD_ENV, mode)
         .env("RUST_BACKTRACE", "0");
     prepare(&mut command);
@@ -839,13 +842,7 @@ fn run_unprivileged(mode: &str) -> (Vec<String>, Output) {
                 "--",
             ])
             .arg(&exe)
-            .args([
-                "--exact",
-                "child_process_entry",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(CHILD_ARGS)
             .env(CHILD_ENV, mode)
             .current_dir("/")
             .output()
