@@ -3280,6 +3280,70 @@ mod custom_key_stores {
         (store, key)
     }
 
+    const HSM_FORK_ENV: &str = "KEYPLANE_HSM_FORK_CHILD";
+    const HSM_FORK_MARK: &str = "HSMFORK ";
+    const HSM_FORK_ROUNDS: usize = 4;
+    /// What a forked child of an engine with a connected HSM store saw, by its exit code.
+    const HSM_FORK_VERDICTS: [&str; 4] = [
+        "refused at once with KeyUnavailable naming the fork",
+        "Encrypt under the HSM key was not refused so",
+        "Encrypt under a keyplane-held key failed",
+        "panicked",
+    ];
+
+    /// A PKCS#11 session (or an XKS proxy's TLS stream) is its process's: a copy made by fork
+    /// must not send on it. The child's Encrypt under an HSM key is refused; a keyplane-held key
+    /// still serves it.
+    #[test]
+    fn a_forked_child_uses_no_hsm_connection_of_its_parents() {
+        let mut attack = Attack::new("a forked child and its parent's HSM connection");
+        judge_fork_rounds(
+            &mut attack,
+            "custom_key_stores::hsm_fork_child_entry",
+            HSM_FORK_ENV,
+            HSM_FORK_MARK,
+            HSM_FORK_ROUNDS,
+            HSM_FORK_VERDICTS[0],
+        );
+    }
+
+    /// The entry point of the HSM connection's fork scenario (started by the test above with
+    /// `--ignored`); ignored, and idle, in a normal test run.
+    #[test]
+    #[ignore = "the HSM connection's fork scenario, started by its test"]
+    fn hsm_fork_child_entry() {
+        if std::env::var(HSM_FORK_ENV).is_err() {
+            return;
+        }
+        let hsm = SoftHsm::new();
+        let engine = engine_on(Arc::new(MemoryKeyStore::default()), &hsm);
+        let (_, key) = store_and_key(&engine, "a", CLUSTER);
+        let local = new_key(&engine);
+        for _ in 0..HSM_FORK_ROUNDS {
+            seal(&engine, &key, b"the parent's", None);
+            let verdict = fork_round(&HSM_FORK_VERDICTS, || {
+                let refused = engine
+                    .encrypt(&EncryptRequest::new(&key, b"mine"))
+                    .is_err_and(|e| {
+                        e.kind() == keyplane::ErrorKind::KeyUnavailable
+                            && e.message().contains("fork")
+                    });
+                if !refused {
+                    return 1;
+                }
+                if engine
+                    .encrypt(&EncryptRequest::new(&local, b"mine"))
+                    .is_err()
+                {
+                    return 2;
+                }
+                0
+            });
+            println!("{HSM_FORK_MARK}{verdict}");
+            std::io::stdout().flush().unwrap();
+        }
+    }
+
     /// A ciphertext of an HSM key whose header is rewritten to name a key of another store (and
     /// the other way round, and to a keyplane-held key): the derived key differs, the tag fails.
     #[test]

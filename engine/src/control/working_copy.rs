@@ -378,11 +378,11 @@ fn external_versions(
                     v.version,
                     v.material_id.clone(),
                     material,
-                    crate::dataplane::external_key::ExternalKey {
-                        store_id: placement.store_id.clone(),
-                        backing_key: placement.backing_key_id.clone(),
-                        connection: Arc::clone(&connection),
-                    },
+                    crate::dataplane::external_key::ExternalKey::new(
+                        placement.store_id.clone(),
+                        placement.backing_key_id.clone(),
+                        Arc::clone(&connection),
+                    ),
                     policy,
                 )
                 .ok()

@@ -428,7 +428,7 @@ impl<'k> ChunkContext<'k> {
         let proxy_aad = super::xks::proxy_aad(&key.arn, &header, &self.aad);
         let metadata =
             super::xks::request_metadata(self.caller, &key.arn, action, self.request_id.as_deref());
-        let wrapped = external.connection.external_encrypt(
+        let wrapped = external.live(&key.arn)?.external_encrypt(
             &external.backing_key,
             secret.bytes(),
             &proxy_aad,
@@ -656,7 +656,7 @@ impl<'k> ChunkContext<'k> {
         let proxy_aad = super::xks::proxy_aad(&key.arn, header, &self.aad);
         let metadata =
             super::xks::request_metadata(self.caller, &key.arn, action, self.request_id.as_deref());
-        let secret = external.connection.external_decrypt(
+        let secret = external.live(&key.arn)?.external_decrypt(
             &external.backing_key,
             wrapped,
             &proxy_aad,

@@ -74,7 +74,9 @@ pub(crate) fn derive_external_key(
     policy: LockPolicy,
     reuse: Option<AesGcmKey>,
 ) -> Result<AesGcmKey> {
-    let salt_key = external.connection.salt_key(&external.backing_key, salt)?;
+    let salt_key = external
+        .live(key_id)?
+        .salt_key(&external.backing_key, salt)?;
     let mut info = Vec::with_capacity(
         EXTERNAL_DERIVATION_LABEL.len() + 24 + external.store_id.len() + external.backing_key.len(),
     );
