@@ -276,7 +276,7 @@ impl EngineBuilder {
             clock,
             scope,
             config,
-            built_in: (crate::fork::generation(), std::process::id()),
+            built_in: crate::fork::Birthplace::here(),
         });
         let mut engine = Engine {
             handles: None,
@@ -336,9 +336,9 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) scope: ArnScope,
     pub(crate) config: EngineConfig,
-    /// The fork generation and process id of the process that built the engine: a copy made by
-    /// `fork` uses no store that stays the parent's ([`crate::store::KeyStore::outlives_fork`]).
-    pub(crate) built_in: (u64, u32),
+    /// The process that built the engine: a copy made by `fork` uses no store that stays the
+    /// parent's ([`crate::store::KeyStore::outlives_fork`]).
+    pub(crate) built_in: crate::fork::Birthplace,
 }
 
 /// A key management engine. Cheap to clone (a handle); safe to share across threads.
@@ -389,16 +389,16 @@ struct Scheduler {
     /// Dropped to stop the thread: its receiver then sees the channel disconnected.
     stop: Option<crossbeam_channel::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    /// The process generation the thread was started in (`crate::fork`): a forked child has no
-    /// such thread, and must neither join nor detach it.
-    generation: u64,
+    /// The process the thread was started in (`crate::fork`): a forked child has no such
+    /// thread, and must neither join nor detach it (a restored snapshot has it).
+    started_in: crate::fork::Birthplace,
 }
 
 impl Drop for Scheduler {
     fn drop(&mut self) {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
-            if crate::fork::generation() != self.generation {
+            if self.started_in.is_elsewhere() {
                 // A copy of the process: the thread is not in it.
                 std::mem::forget(thread);
             } else if thread.thread().id() != std::thread::current().id() {
@@ -469,7 +469,7 @@ fn start_scheduler(
     Ok(Scheduler {
         stop: Some(stop),
         thread: Some(thread),
-        generation: crate::fork::generation(),
+        started_in: crate::fork::Birthplace::here(),
     })
 }
 

@@ -70,6 +70,10 @@ pub(crate) fn generation() -> u64 {
 /// In a copy of the process: a generation no earlier process used, and key memory locked again.
 #[cold]
 fn renew(marker: &AtomicU64) -> u64 {
+    // Counted before the new generation is published, so that no thread of this copy sees the
+    // generation without the count (two threads renewing at once count twice: only a change
+    // of the count matters).
+    COPIES.fetch_add(1, Ordering::AcqRel);
     let next = LAST.fetch_add(1, Ordering::Relaxed) + 1;
     match marker.compare_exchange(0, next, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {
@@ -80,6 +84,49 @@ fn renew(marker: &AtomicU64) -> u64 {
         }
         // Another thread of this child renewed it first.
         Err(current) => current,
+    }
+}
+
+/// How many copies made by fork lie between this process and the first. Ordinary memory: a
+/// child inherits its parent's count and adds to it when it first reads its generation. Unlike
+/// the generation, a snapshot restore leaves it alone: a restored process has its threads and
+/// connections, a child of fork has neither.
+static COPIES: AtomicU64 = AtomicU64::new(0);
+
+/// The process a process-bound resource belongs to (an audit log's writer thread, a store's
+/// connection): recorded where it is made, and compared where it is used.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Birthplace {
+    copies: u64,
+    pid: u32,
+}
+
+impl Birthplace {
+    /// This process.
+    pub(crate) fn here() -> Birthplace {
+        let _ = generation(); // a child that has not read it yet counts itself now
+        Birthplace {
+            copies: COPIES.load(Ordering::Acquire),
+            pid: std::process::id(),
+        }
+    }
+
+    /// Whether this process is a copy made by `fork` of the one the resource was made in. Where
+    /// the kernel gives no wipe-on-fork page (before Linux 4.14) copies cannot be counted, and
+    /// a differing process id is taken instead (which a child in a new PID namespace can share).
+    pub(crate) fn is_elsewhere(&self) -> bool {
+        match marker() {
+            Some(_) => {
+                let _ = generation();
+                COPIES.load(Ordering::Acquire) != self.copies
+            }
+            None => std::process::id() != self.pid,
+        }
+    }
+
+    /// The process id of the process the resource was made in.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
     }
 }
 
@@ -99,6 +146,17 @@ pub fn after_snapshot_restore() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restore_is_not_a_copy() {
+        let here = Birthplace::here();
+        after_snapshot_restore();
+        assert!(
+            !here.is_elsewhere(),
+            "a restored process keeps its threads and connections"
+        );
+        assert_eq!(here.pid(), std::process::id());
+    }
 
     #[test]
     fn generation_is_stable_until_a_restore_is_announced() {

@@ -278,9 +278,9 @@ pub struct AuditLog {
     public_key_der: Vec<u8>,
     path: PathBuf,
     thread: Option<JoinHandle<()>>,
-    /// The fork generation and process id of the process that opened the log, whose writer
-    /// thread alone appends to it ([`AuditLog::usable`]).
-    opened_in: (u64, u32),
+    /// The process that opened the log, whose writer thread alone appends to it
+    /// ([`AuditLog::usable`]).
+    opened_in: crate::fork::Birthplace,
 }
 
 impl AuditLog {
@@ -350,7 +350,7 @@ impl AuditLog {
             }
         }
         let public_key_der = writer.signer.public_key_der().to_vec();
-        let opened_in = (crate::fork::generation(), std::process::id());
+        let opened_in = crate::fork::Birthplace::here();
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let thread = std::thread::Builder::new()
             .name("keyplane-audit".into())
@@ -479,7 +479,7 @@ impl AuditLog {
                  is a copy of it made by fork, without that thread, and may not continue its \
                  chain: start an engine (open an audit log) in this process",
                 self.path.display(),
-                self.opened_in.1
+                self.opened_in.pid()
             )));
         }
         match self.shared.failure.get() {
@@ -489,7 +489,7 @@ impl AuditLog {
     }
 
     fn in_other_process(&self) -> bool {
-        crate::fork::generation() != self.opened_in.0
+        self.opened_in.is_elsewhere()
     }
 
     fn check(&self) -> Result<(), AuditError> {

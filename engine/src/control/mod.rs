@@ -98,13 +98,13 @@ impl Engine {
     /// connections and file locks are the parent's, and the control lock may be held for ever by
     /// a thread the copy does not have (the scheduler's). Checked before that lock is taken.
     pub(crate) fn store_usable_here(&self) -> Result<()> {
-        let (generation, pid) = self.inner.built_in;
-        if crate::fork::generation() == generation || self.inner.store.outlives_fork() {
+        let built_in = self.inner.built_in;
+        if !built_in.is_elsewhere() || self.inner.store.outlives_fork() {
             return Ok(());
         }
         Err(messages::store_of_another_process(
             &self.inner.store.describe(),
-            pid,
+            built_in.pid(),
         ))
     }
 

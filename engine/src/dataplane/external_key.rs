@@ -12,8 +12,8 @@ pub(crate) struct ExternalKey {
     pub(crate) backing_key: String,
     /// Compared by identity only; calls go through [`ExternalKey::live`].
     pub(crate) connection: Arc<dyn Connection>,
-    /// The fork generation and process id the connection was made in.
-    made_in: (u64, u32),
+    /// The process the connection was made in.
+    made_in: crate::fork::Birthplace,
 }
 
 impl ExternalKey {
@@ -28,7 +28,7 @@ impl ExternalKey {
             store_id,
             backing_key,
             connection,
-            made_in: (crate::fork::generation(), std::process::id()),
+            made_in: crate::fork::Birthplace::here(),
         }
     }
 
@@ -36,10 +36,10 @@ impl ExternalKey {
     /// or an XKS proxy's TLS connection is the parent's (PKCS#11 wants `C_Initialize` again in
     /// a child; two processes on one TLS stream corrupt it).
     pub(crate) fn live(&self, key: impl std::fmt::Display) -> Result<&Arc<dyn Connection>> {
-        let (generation, pid) = self.made_in;
-        if crate::fork::generation() == generation {
+        if !self.made_in.is_elsewhere() {
             return Ok(&self.connection);
         }
+        let pid = self.made_in.pid();
         Err(Error::KeyUnavailable(format!(
             "{key} is unavailable in this process: its custom key store {}'s connection is \
              process {pid}'s, and this process is a copy of it made by fork; start an engine in \
