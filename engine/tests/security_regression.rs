@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use keyplane_testkit::{child_test, ctx, decrypt, new_key, new_key_of, Attack};
+use keyplane_testkit::{child_test, ctx, decrypt, fork_round, new_key, new_key_of, Attack};
 
 use keyplane::audit::{verify, AuditConfig, AuditLog, Verdict};
 use keyplane::ciphertext::{self, HEADER_LEN};
@@ -766,52 +766,6 @@ fn pool_fork_child_entry() {
         |_| [(); 3].map(|()| scenario.open_secrets()),
         |held| scenario.child_checks(held),
     );
-}
-
-/// Forks; the child runs `checks` (a panic is a failure too, the last of `verdicts`) and exits
-/// with its code, which the parent, waiting at most 30 s, reads as one of `verdicts`.
-fn fork_round(verdicts: &[&str], checks: impl FnOnce() -> u8) -> String {
-    let panicked = u8::try_from(verdicts.len() - 1).expect("fewer than 256 verdicts");
-    // SAFETY: fork of this scenario process while its other thread runs engine calls (the
-    // attack). The forked process runs `checks` (engine calls on its one thread) and `_exit`s
-    // without unwinding or running destructors; this process only waits for it.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(checks)).unwrap_or(panicked);
-        // SAFETY: ends the forked process at once, as a child of fork must.
-        unsafe { libc::_exit(i32::from(code)) };
-    }
-    let deadline = Instant::now() + std::time::Duration::from_secs(30);
-    let mut status = 0;
-    loop {
-        // SAFETY: polls the child forked above.
-        match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
-            0 if Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(1))
-            }
-            0 => {
-                // SAFETY: ends and reaps the child forked above, which did not finish.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut status, 0);
-                }
-                return "hung: no exit 30 s after the fork (a lock held at the fork?)".to_owned();
-            }
-            reaped => {
-                assert_eq!(reaped, pid, "waitpid failed");
-                break;
-            }
-        }
-    }
-    if libc::WIFSIGNALED(status) {
-        return format!("killed by signal {}", libc::WTERMSIG(status));
-    }
-    let code = libc::WEXITSTATUS(status);
-    verdicts
-        .get(code as usize)
-        .map_or_else(|| format!("exit code {code}"), |v| (*v).to_owned())
 }
 
 /// The scenario's messages and blobs: 64 plaintexts of 4,096 bytes (the secrets) and 64 of 3,900,

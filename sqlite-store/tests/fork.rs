@@ -8,11 +8,11 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use keyplane::{CreateKeyRequest, Engine, ErrorKind};
-use keyplane_testkit::{child_test, succeeded};
+use keyplane_testkit::{child_test, fork_round, succeeded};
 
 const ENV: &str = "KEYPLANE_SQLITE_FORK_DIR";
 const MARK: &str = "SQLITEFORK ";
@@ -70,7 +70,7 @@ fn fork_scenario() {
     for round in 0..ROUNDS {
         // Varied, so that some forks land while the scheduler runs.
         std::thread::sleep(Duration::from_micros(700 * (round % 9) as u64));
-        let verdict = fork_round(|| {
+        let verdict = fork_round(&VERDICTS, || {
             let refused = engine
                 .create_key(CreateKeyRequest::default())
                 .is_err_and(|e| e.kind() == ErrorKind::Store && e.message().contains("fork"));
@@ -92,42 +92,4 @@ fn fork_scenario() {
     }
     // The parent's control plane carries on.
     new_key(&engine);
-}
-
-/// Forks; the child runs `checks` and `_exit`s with its code, which the parent, waiting at most
-/// 20 s, reads as one of [`VERDICTS`] ("hung" past that).
-fn fork_round(checks: impl FnOnce() -> i32) -> String {
-    // SAFETY: fork of this single-purpose process (its other threads: the engine's scheduler).
-    // The child runs `checks` (engine calls) and `_exit`s without unwinding or running
-    // destructors; this process only waits for it.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(checks)).unwrap_or(4);
-        // SAFETY: ends the forked process at once, as a child of fork must.
-        unsafe { libc::_exit(code) };
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut status = 0;
-    loop {
-        // SAFETY: polls the child forked above.
-        match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
-            0 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
-            0 => {
-                // SAFETY: ends and reaps the child forked above, which did not finish.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut status, 0);
-                }
-                return "hung: no exit 20 s after the fork".into();
-            }
-            _ if libc::WIFEXITED(status) => {
-                let code = libc::WEXITSTATUS(status) as usize;
-                return VERDICTS
-                    .get(code)
-                    .map_or_else(|| format!("exit code {code}"), |v| (*v).to_owned());
-            }
-            _ => return format!("killed by signal {}", libc::WTERMSIG(status)),
-        }
-    }
 }

@@ -3,15 +3,18 @@
 //! small engine fixtures every suite starts from.
 //!
 //! A dev-dependency of the crates' integration tests only; nothing here runs in a build users get.
-#![forbid(unsafe_code)]
+// Unsafe code only where a test must fork (`fork.rs`).
+#![deny(unsafe_code)]
 
 mod attack;
 mod command;
+mod fork;
 pub mod fuzz;
 pub mod sigv4;
 
 pub use attack::Attack;
 pub use command::{child_test, succeeded};
+pub use fork::fork_round;
 
 use keyplane::{CreateKeyRequest, DecryptRequest, EncryptionContext, Engine, KeySpec, KeyUsage};
 
