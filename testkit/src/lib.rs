@@ -22,7 +22,14 @@ use keyplane::{CreateKeyRequest, DecryptRequest, EncryptionContext, Engine, KeyS
 /// test measured (and the `assurance:` lines the CI summary collects) appear in every run's output.
 pub fn report(line: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
+    // One write of the line with its newline: stderr is unbuffered, and `writeln!` writes the
+    // text and the newline apart, so libtest's "test … " of another thread could land between
+    // them (seen: "…: tried 3, rejected 3test a_deny_on_… ok", which the CI summary then
+    // counted as one more kind of attack).
+    let mut whole = String::with_capacity(line.len() + 1);
+    whole.push_str(line);
+    whole.push('\n');
+    let _ = std::io::stderr().write_all(whole.as_bytes());
 }
 
 /// Lowercase hex of `bytes`.
