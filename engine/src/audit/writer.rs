@@ -382,7 +382,7 @@ impl AuditLog {
 
     /// Queues `event`; the ticket says when it is durable. Fails at once if the log has failed.
     pub fn append(&self, event: AuditEvent) -> Result<Ticket, AuditError> {
-        self.check()?;
+        self.usable()?;
         let mut body = self.spare.try_recv().unwrap_or_default();
         event.write_json(&mut body)?;
         let done = Completion::new();
@@ -392,7 +392,7 @@ impl AuditLog {
 
     /// Queues `events` as consecutive records; one ticket for all of them.
     pub fn append_many(&self, events: Vec<AuditEvent>) -> Result<Ticket, AuditError> {
-        self.check()?;
+        self.usable()?;
         let bodies = events
             .iter()
             .map(|event| {
@@ -417,7 +417,7 @@ impl AuditLog {
 
     /// Blocks until every record appended before this call is durable.
     pub fn flush(&self) -> Result<(), AuditError> {
-        self.check()?;
+        self.usable()?;
         let done = Completion::new();
         self.send(Job::Flush(Arc::clone(&done)))?;
         self.ticket(done).wait_durable()
@@ -426,7 +426,7 @@ impl AuditLog {
     /// Writes a digest now for the records not yet covered by one (if any), and waits until it is
     /// durable.
     pub fn write_digest(&self) -> Result<(), AuditError> {
-        self.check()?;
+        self.usable()?;
         let done = Completion::new();
         self.send(Job::Digest(Arc::clone(&done)))?;
         self.ticket(done).wait_durable()
@@ -490,10 +490,6 @@ impl AuditLog {
 
     fn in_other_process(&self) -> bool {
         self.opened_in.is_elsewhere()
-    }
-
-    fn check(&self) -> Result<(), AuditError> {
-        self.usable()
     }
 
     fn send(&self, job: Job) -> Result<(), AuditError> {
