@@ -87,8 +87,9 @@ pub(crate) struct SpinPool {
     born: Instant,
     last_ask: AtomicU64,
     helpers: Vec<JoinHandle<()>>,
-    /// The process generation that started the helpers ([`crate::fork::generation`]).
-    generation: u64,
+    /// The process that started the helpers: a copy made by `fork` has none of them. Not the
+    /// generation, which a snapshot restore also changes while the helpers still run.
+    started_in: crate::fork::Birthplace,
 }
 
 impl SpinPool {
@@ -114,7 +115,7 @@ impl SpinPool {
             born: Instant::now(),
             last_ask: AtomicU64::new(0),
             helpers: Vec::with_capacity(helpers),
-            generation: crate::fork::generation(),
+            started_in: crate::fork::Birthplace::here(),
         };
         for i in 0..helpers {
             let shared = pool.shared.clone();
@@ -139,7 +140,7 @@ impl SpinPool {
     /// Whether this is a copy of the process made by `fork` after the helpers started: they do
     /// not exist here (nor do rayon's workers), so a batch must run on the calling thread.
     pub(crate) fn in_a_copy(&self) -> bool {
-        crate::fork::generation() != self.generation
+        self.started_in.is_elsewhere()
     }
 
     /// Whether some helper is awake (not parked), so that a batch too small to wake one may still
@@ -157,7 +158,7 @@ impl SpinPool {
     pub(crate) fn run(&self, work: &(dyn Fn() + Sync), own: impl FnOnce(), wake: bool) -> bool {
         let s = &*self.shared;
         if self.helpers.is_empty()
-            || crate::fork::generation() != self.generation
+            || self.started_in.is_elsewhere()
             || s.pool
                 .busy
                 .compare_exchange(false, true, SeqCst, SeqCst)
@@ -273,7 +274,7 @@ impl Drop for SpinPool {
             s.wake.notify_all();
         }
         // In a copy of the process after `fork` the helpers do not exist: nothing to join.
-        if crate::fork::generation() == self.generation {
+        if !self.started_in.is_elsewhere() {
             for helper in self.helpers.drain(..) {
                 let _ = helper.join();
             }
@@ -319,6 +320,28 @@ mod tests {
             }
         };
         assert!(pool.run(&work, work, true));
+        assert!(threads.lock().unwrap().len() > 1);
+    }
+
+    /// A restored snapshot keeps its threads: the helpers still take part after
+    /// [`crate::fork::after_snapshot_restore`] (which changes the generation, not the process).
+    #[test]
+    fn helpers_still_take_jobs_after_a_snapshot_restore() {
+        let pool = SpinPool::new(2, "test-helper").unwrap();
+        crate::fork::after_snapshot_restore();
+        assert!(!pool.in_a_copy());
+        let threads = Mutex::new(std::collections::HashSet::new());
+        let next = AtomicUsize::new(0);
+        let work = || {
+            while next.fetch_add(1, SeqCst) < 200 {
+                threads.lock().unwrap().insert(std::thread::current().id());
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        };
+        assert!(
+            pool.run(&work, work, true),
+            "the pool ran inline after a restore"
+        );
         assert!(threads.lock().unwrap().len() > 1);
     }
 
