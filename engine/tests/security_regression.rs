@@ -3238,16 +3238,23 @@ mod custom_key_stores {
     const HSM_FORK_MARK: &str = "HSMFORK ";
     const HSM_FORK_ROUNDS: usize = 4;
     /// What a forked child of an engine with a connected HSM store saw, by its exit code.
-    const HSM_FORK_VERDICTS: [&str; 4] = [
-        "refused at once with KeyUnavailable naming the fork",
-        "Encrypt under the HSM key was not refused so",
+    const HSM_FORK_VERDICTS: [&str; 8] = [
+        "refused at once, naming the fork, and never reached the parent's connection",
+        "Encrypt under the HSM key was not refused with KeyUnavailable naming the fork",
         "Encrypt under a keyplane-held key failed",
+        "CreateKey in the store was not refused with CustomKeyStoreInvalidState naming the fork",
+        "GenerateRandom from the store was not refused with CustomKeyStoreInvalidState naming \
+         the fork",
+        "DescribeCustomKeyStores or DisconnectCustomKeyStore failed",
+        "the child called, or closed, the parent's connection",
         "panicked",
     ];
 
     /// A PKCS#11 session (or an XKS proxy's TLS stream) is its process's: a copy made by fork
-    /// must not send on it. The child's Encrypt under an HSM key is refused; a keyplane-held key
-    /// still serves it.
+    /// must neither send on it nor close it. The child's Encrypt under an HSM key, CreateKey in
+    /// the store and GenerateRandom from it are refused; DescribeCustomKeyStores asks no health
+    /// of it; its DisconnectCustomKeyStore (the in-memory store is the child's own) drops the
+    /// connection without closing it; a keyplane-held key still serves the child.
     #[test]
     fn a_forked_child_uses_no_hsm_connection_of_its_parents() {
         let mut attack = Attack::new("a forked child and its parent's HSM connection");
@@ -3271,18 +3278,19 @@ mod custom_key_stores {
         }
         let hsm = SoftHsm::new();
         let engine = engine_on(Arc::new(MemoryKeyStore::default()), &hsm);
-        let (_, key) = store_and_key(&engine, "a", CLUSTER);
+        fn refused<T>(result: Result<T, keyplane::Error>, kind: keyplane::ErrorKind) -> bool {
+            result.is_err_and(|e| e.kind() == kind && e.message().contains("fork"))
+        }
+        let (store, key) = store_and_key(&engine, "a", CLUSTER);
         let local = new_key(&engine);
         for _ in 0..HSM_FORK_ROUNDS {
             seal(&engine, &key, b"the parent's", None);
             let verdict = fork_round(&HSM_FORK_VERDICTS, || {
-                let refused = engine
-                    .encrypt(&EncryptRequest::new(&key, b"mine"))
-                    .is_err_and(|e| {
-                        e.kind() == keyplane::ErrorKind::KeyUnavailable
-                            && e.message().contains("fork")
-                    });
-                if !refused {
+                let touched = hsm.touched(CLUSTER);
+                if !refused(
+                    engine.encrypt(&EncryptRequest::new(&key, b"mine")),
+                    keyplane::ErrorKind::KeyUnavailable,
+                ) {
                     return 1;
                 }
                 if engine
@@ -3290,6 +3298,28 @@ mod custom_key_stores {
                     .is_err()
                 {
                     return 2;
+                }
+                let in_store = engine.create_key(CreateKeyRequest {
+                    origin: Some(Origin::AwsCloudhsm),
+                    custom_key_store_id: Some(store.clone()),
+                    ..Default::default()
+                });
+                if !refused(in_store, keyplane::ErrorKind::CustomKeyStoreInvalidState) {
+                    return 3;
+                }
+                let random = engine.generate_random_from_custom_key_store(&store, 16);
+                if !refused(random, keyplane::ErrorKind::CustomKeyStoreInvalidState) {
+                    return 4;
+                }
+                if engine
+                    .describe_custom_key_stores(None, None, None, None)
+                    .is_err()
+                    || engine.disconnect_custom_key_store(&store).is_err()
+                {
+                    return 5;
+                }
+                if hsm.touched(CLUSTER) != touched {
+                    return 6;
                 }
                 0
             });

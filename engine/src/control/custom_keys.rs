@@ -3,6 +3,7 @@
 use uuid::Uuid;
 
 use super::working_copy::ControlState;
+use crate::custom_key_store::runtime::OwnedConnection;
 use crate::custom_key_store::{ConnectionState, CustomKeyStoreType};
 use crate::engine::Engine;
 use crate::error::{validation, Error, Result};
@@ -67,7 +68,7 @@ pub(crate) fn check_request<'a>(
 /// did it: the commit uses it only while the store still holds that very connection.
 pub(crate) struct PreparedBackingKey {
     pub(crate) key: crate::key::CustomKeyStoreKey,
-    connection: std::sync::Arc<dyn crate::custom_key_store::Connection>,
+    connection: OwnedConnection,
 }
 
 impl Engine {
@@ -80,11 +81,7 @@ impl Engine {
         store_id: &str,
         origin: Origin,
         xks_key_id: Option<&str>,
-    ) -> Result<(
-        String,
-        CustomKeyStoreType,
-        std::sync::Arc<dyn crate::custom_key_store::Connection>,
-    )> {
+    ) -> Result<(String, CustomKeyStoreType, OwnedConnection)> {
         let store = state.custom_key_store(store_id)?;
         let wanted = match origin {
             Origin::ExternalKeyStore => CustomKeyStoreType::ExternalKeyStore,
@@ -144,14 +141,15 @@ impl Engine {
             let state = self.control()?;
             self.backing_store(&state, store_id, origin, xks_key_id)?
         };
+        let live = connection.get(&store, Error::CustomKeyStoreInvalidState)?;
         let backing_key_id = if kind == CustomKeyStoreType::ExternalKeyStore {
             let xks_key_id = xks_key_id.unwrap_or_default();
             // GetKeyMetadata: the proxy knows the key, and it is an enabled AES-256 key that
             // encrypts and decrypts (the backend maps each failure to the service's exception).
-            connection.check_backing_key(xks_key_id)?;
+            live.check_backing_key(xks_key_id)?;
             xks_key_id.to_owned()
         } else {
-            connection.create_backing_key(key_id).map_err(|e| match e {
+            live.create_backing_key(key_id).map_err(|e| match e {
                 Error::CustomKeyStoreInvalidState(_)
                 | Error::CloudHsmClusterInvalidConfiguration(_) => e,
                 other => Error::CloudHsmClusterInvalidConfiguration(format!(
@@ -181,10 +179,7 @@ impl Engine {
     ) -> Result<crate::key::CustomKeyStoreKey> {
         let (_, _, connection) =
             self.backing_store(state, &prepared.key.store_id, origin, xks_key_id)?;
-        if !std::ptr::addr_eq(
-            std::sync::Arc::as_ptr(&connection),
-            std::sync::Arc::as_ptr(&prepared.connection),
-        ) {
+        if !connection.same(&prepared.connection) {
             return Err(Error::CustomKeyStoreInvalidState(format!(
                 "Custom key store '{}' reconnected while the key was being created; try again.",
                 prepared.key.store_id

@@ -133,7 +133,9 @@ impl Engine {
     /// service's), when the store is connected; otherwise it is left for the HSM's owner.
     fn delete_backing_key(&self, placement: &crate::key::CustomKeyStoreKey) {
         let deleted = match self.inner.custom_key_stores.connection(&placement.store_id) {
-            Some(connection) => connection.delete_backing_key(&placement.backing_key_id),
+            Some(connection) => connection
+                .get(&placement.store_id, Error::CustomKeyStoreInvalidState)
+                .and_then(|c| c.delete_backing_key(&placement.backing_key_id)),
             None => Err(Error::CustomKeyStoreInvalidState(
                 "the custom key store is not connected".into(),
             )),

@@ -368,7 +368,7 @@ fn external_versions(
                     entry.version == v.version
                         && entry.material_id == v.material_id
                         && entry.external.as_ref().is_some_and(|e| {
-                            Arc::ptr_eq(&e.connection, &connection)
+                            e.connection.same(&connection)
                                 && e.backing_key == placement.backing_key_id
                         })
                 });
@@ -381,7 +381,7 @@ fn external_versions(
                     crate::dataplane::external_key::ExternalKey::new(
                         placement.store_id.clone(),
                         placement.backing_key_id.clone(),
-                        Arc::clone(&connection),
+                        connection.clone(),
                     ),
                     policy,
                 )

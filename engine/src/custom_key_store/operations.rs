@@ -7,7 +7,7 @@ use super::definition::{
     self, ConnectionState, CustomKeyStoreRecord, CustomKeyStoreType, CustomKeyStoresListEntry,
     XksProxyConfiguration, XksProxySettings,
 };
-use super::runtime::Live;
+use super::runtime::{Live, OwnedConnection};
 use super::xks::XksProxyCredential;
 use crate::access::Action;
 use crate::control::page::Page;
@@ -73,7 +73,7 @@ fn connection_outcome(
         Ok(connection) => Live {
             state: ConnectionState::Connected,
             error: None,
-            connection: Some(connection),
+            connection: Some(OwnedConnection::new(connection)),
             attempt: 0,
         },
         Err(failure) => {
@@ -651,21 +651,22 @@ impl Engine {
             // with it released (so that other keys' control-plane and data-plane calls go on),
             // and a failure applied under the lock again only if the store still has the very
             // connection that failed (one reconnected or dropped meanwhile is left as it is).
-            let checks: Vec<(String, Arc<dyn super::Connection>)> =
-                self.control_retrying(|state| {
-                    Ok(select(state)?
-                        .into_iter()
-                        .filter_map(|record| {
-                            let connection = self.inner.custom_key_stores.connection(&record.id)?;
-                            Some((record.id, connection))
-                        })
-                        .collect())
-                })?;
-            let failures: Vec<(String, Arc<dyn super::Connection>, ConnectFailure)> = checks
+            // In a copy of the process made by `fork` a connection is the parent's: not asked.
+            let checks: Vec<(String, OwnedConnection)> = self.control_retrying(|state| {
+                Ok(select(state)?
+                    .into_iter()
+                    .filter_map(|record| {
+                        let connection = self.inner.custom_key_stores.connection(&record.id)?;
+                        connection.get(&record.id, Error::Internal).ok()?;
+                        Some((record.id, connection))
+                    })
+                    .collect())
+            })?;
+            let failures: Vec<(String, OwnedConnection, ConnectFailure)> = checks
                 .into_iter()
-                .filter_map(|(id, connection)| match connection.health() {
-                    Ok(()) => None,
-                    Err(failure) => Some((id, connection, failure)),
+                .filter_map(|(id, connection)| {
+                    let health = connection.get(&id, Error::Internal).ok()?.health();
+                    health.err().map(|failure| (id, connection, failure))
                 })
                 .collect();
             self.control_retrying(|state| {
@@ -717,13 +718,11 @@ impl Engine {
         &self,
         state: &mut ControlState,
         id: &str,
-        checked: &Arc<dyn super::Connection>,
+        checked: &OwnedConnection,
         failure: &ConnectFailure,
     ) -> Result<()> {
         let current = self.inner.custom_key_stores.connection(id);
-        let same = current
-            .as_ref()
-            .is_some_and(|c| std::ptr::addr_eq(Arc::as_ptr(c), Arc::as_ptr(checked)));
+        let same = current.as_ref().is_some_and(|c| c.same(checked));
         drop(current);
         if !same {
             return Ok(());
@@ -813,6 +812,9 @@ impl Engine {
                     Action::GenerateRandom,
                     &[("CustomKeyStoreId", custom_key_store_id.into())],
                 )?;
+                // Without a reload (which an HSM's random bytes do not need), but, like every
+                // control-plane lock, never in a copy whose store is its parent's.
+                self.store_usable_here()?;
                 let connection = {
                     let state = self
                         .inner
@@ -834,6 +836,8 @@ impl Engine {
                         .connection(id)
                         .ok_or_else(|| invalid_state(id, current, "GenerateRandom"))?
                 };
+                let connection =
+                    connection.get(custom_key_store_id, Error::CustomKeyStoreInvalidState)?;
                 self.inner
                     .data
                     .generate_random_with(caller, number_of_bytes, |out| connection.random(out))

@@ -9,12 +9,72 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::backend::{Connection, CustomKeyStoreBackend};
 use super::definition::{ConnectionErrorCode, ConnectionState, CustomKeyStoreType};
 use crate::error::{Error, Result};
+use crate::fork::Birthplace;
+
+/// A custom key store's live connection, and the process that made it. A PKCS#11 session or an
+/// XKS proxy's TLS stream is its process's: a copy made by `fork` may neither send on it (PKCS#11
+/// wants `C_Initialize` again in a child; two processes writing one TLS stream corrupt it) nor
+/// close it (a logout, or a TLS close, would end the parent's session too). So in a copy
+/// [`OwnedConnection::get`] refuses, and the last handle dropped there leaves the connection
+/// alone (its memory is the copy's, and goes when the copy ends).
+#[derive(Clone)]
+pub(crate) struct OwnedConnection {
+    connection: Arc<dyn Connection>,
+    made_in: Birthplace,
+}
+
+impl OwnedConnection {
+    /// A connection just made, in this process.
+    pub(crate) fn new(connection: Arc<dyn Connection>) -> Self {
+        OwnedConnection {
+            connection,
+            made_in: Birthplace::here(),
+        }
+    }
+
+    /// The connection, unless this process is a copy of the one that made it: then `refuse`
+    /// of a message that names store `store_id`, the parent and the fork.
+    pub(crate) fn get(
+        &self,
+        store_id: &str,
+        refuse: impl FnOnce(String) -> Error,
+    ) -> Result<&dyn Connection> {
+        if !self.made_in.is_elsewhere() {
+            return Ok(&*self.connection);
+        }
+        Err(refuse(format!(
+            "custom key store {store_id}'s connection is process {}'s, and this process is a \
+             copy of it made by fork; start an engine in this process",
+            self.made_in.pid()
+        )))
+    }
+
+    /// Whether the two are the very same connection.
+    pub(crate) fn same(&self, other: &OwnedConnection) -> bool {
+        Arc::ptr_eq(&self.connection, &other.connection)
+    }
+
+    /// Whether the store's keys use the double encryption of external key stores: a property
+    /// of the connection's kind, which asks nothing of the store.
+    pub(crate) fn encrypts_blobs(&self) -> bool {
+        self.connection.encrypts_blobs()
+    }
+}
+
+impl Drop for OwnedConnection {
+    fn drop(&mut self) {
+        if self.made_in.is_elsewhere() {
+            // A count never given back: in a copy no handle's drop closes the connection.
+            std::mem::forget(Arc::clone(&self.connection));
+        }
+    }
+}
 
 /// One store's live state.
 pub(crate) struct Live {
     pub(crate) state: ConnectionState,
     pub(crate) error: Option<ConnectionErrorCode>,
-    pub(crate) connection: Option<Arc<dyn Connection>>,
+    pub(crate) connection: Option<OwnedConnection>,
     /// Which connection attempt set this state (0: none): a ConnectCustomKeyStore that reached
     /// the store with the control-plane lock released applies its outcome only while the store is
     /// still CONNECTING under its own attempt.
@@ -124,8 +184,9 @@ impl Runtime {
         Ok(current)
     }
 
-    /// The live connection of a CONNECTED store.
-    pub(crate) fn connection(&self, store_id: &str) -> Option<Arc<dyn Connection>> {
+    /// The live connection of a CONNECTED store (in a copy of the process made by `fork`, its
+    /// parent's, which [`OwnedConnection::get`] refuses).
+    pub(crate) fn connection(&self, store_id: &str) -> Option<OwnedConnection> {
         let live = self.live.lock().ok()?;
         live.get(store_id)
             .filter(|l| l.state == ConnectionState::Connected)

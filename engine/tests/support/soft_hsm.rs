@@ -34,6 +34,8 @@ pub struct Token {
     next_id: u64,
     pub salt_calls: usize,
     pub random_calls: usize,
+    /// Every call through a connection to the token, and every connection closed.
+    pub touched: usize,
 }
 
 /// The backend; cheap to clone (shares its tokens).
@@ -115,6 +117,11 @@ impl SoftHsm {
     pub fn random_calls(&self, cluster: &str) -> usize {
         self.with_token(cluster, |t| t.random_calls)
     }
+
+    /// Calls through connections to the token, and connections closed, so far.
+    pub fn touched(&self, cluster: &str) -> usize {
+        self.with_token(cluster, |t| t.touched)
+    }
 }
 
 /// HMAC-SHA256(key, salt): the soft HSM's salt key.
@@ -180,13 +187,34 @@ struct SoftConnection {
     cluster: String,
 }
 
+impl SoftConnection {
+    /// The token, with this call counted.
+    fn token<T>(&self, f: impl FnOnce(&mut Token) -> T) -> T {
+        self.hsm.with_token(&self.cluster, |t| {
+            t.touched += 1;
+            f(t)
+        })
+    }
+}
+
+/// A closed connection counts as touched (a logout would end a session the parent still uses).
+impl Drop for SoftConnection {
+    fn drop(&mut self) {
+        if let Ok(mut tokens) = self.hsm.tokens.lock() {
+            if let Some(token) = tokens.get_mut(&self.cluster) {
+                token.touched += 1;
+            }
+        }
+    }
+}
+
 fn gone() -> Error {
     Error::CustomKeyStoreInvalidState("the token does not answer".into())
 }
 
 impl Connection for SoftConnection {
     fn create_backing_key(&self, key_id: &Uuid) -> Result<String> {
-        self.hsm.with_token(&self.cluster, |t| {
+        self.token(|t| {
             if !t.present {
                 return Err(gone());
             }
@@ -201,7 +229,7 @@ impl Connection for SoftConnection {
     }
 
     fn check_backing_key(&self, backing_key: &str) -> Result<()> {
-        self.hsm.with_token(&self.cluster, |t| {
+        self.token(|t| {
             if t.keys.contains_key(backing_key) {
                 Ok(())
             } else {
@@ -211,14 +239,14 @@ impl Connection for SoftConnection {
     }
 
     fn delete_backing_key(&self, backing_key: &str) -> Result<()> {
-        self.hsm.with_token(&self.cluster, |t| {
+        self.token(|t| {
             t.keys.remove(backing_key);
             Ok(())
         })
     }
 
     fn salt_key(&self, backing_key: &str, salt: &[u8; 32]) -> Result<LockedBytes> {
-        self.hsm.with_token(&self.cluster, |t| {
+        self.token(|t| {
             if !t.present {
                 return Err(gone());
             }
@@ -232,7 +260,7 @@ impl Connection for SoftConnection {
     }
 
     fn random(&self, out: &mut [u8]) -> Result<()> {
-        self.hsm.with_token(&self.cluster, |t| {
+        self.token(|t| {
             if !t.present {
                 return Err(gone());
             }
@@ -243,7 +271,7 @@ impl Connection for SoftConnection {
     }
 
     fn health(&self) -> std::result::Result<(), ConnectFailure> {
-        if self.hsm.with_token(&self.cluster, |t| t.present) {
+        if self.token(|t| t.present) {
             Ok(())
         } else {
             Err(ConnectFailure::new(
