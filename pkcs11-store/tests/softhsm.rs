@@ -5,6 +5,7 @@
 //! Run: `cargo test -p keyplane-pkcs11` (needs `softhsm2-util` and `libsofthsm2.so`; `.ci/run`
 //! installs them through scripts/test).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
@@ -16,6 +17,7 @@ use keyplane::{
     ErrorKind, KeyState, Origin, SecretBytes,
 };
 use keyplane_pkcs11::{Pkcs11Backend, Pkcs11Config};
+use keyplane_testkit::{child_test, fork_round, succeeded};
 
 const PIN: &str = "1234567890";
 const SO_PIN: &str = "so-pin-0987";
@@ -33,6 +35,7 @@ const TOKENS: &[&str] = &[
     "pool",
     "durable",
     "deletion",
+    "fork",
 ];
 
 /// The SoftHSMv2 module scripts/lib/softhsm.sh found (set by [`setup`]).
@@ -513,4 +516,89 @@ fn a_deleted_key_destroys_its_token_key() {
         ErrorKind::KeyUnavailable,
         "the token key is gone"
     );
+}
+
+const FORK_ENV: &str = "KEYPLANE_PKCS11_FORK_CHILD";
+const FORK_MARK: &str = "PKCS11FORK ";
+const FORK_ROUNDS: usize = 3;
+/// What an engine started in a forked child, on the parent's token, saw, by its exit code.
+const FORK_VERDICTS: [&str; 6] = [
+    "connected with a session of its own, sealed and opened",
+    "the parent's engine was not refused with KeyUnavailable naming the fork",
+    "the child's engine did not connect",
+    "the child's Encrypt under the HSM key failed",
+    "the child's engine did not open the parent's ciphertext",
+    "panicked",
+];
+
+/// A copy made by `fork` (a prefork server, Python's `multiprocessing`) that starts an engine of
+/// its own on the parent's token: PKCS#11 says a child must call `C_Initialize` again, and the
+/// module's initialisation is once per process, so the copy's backend must make its own (and
+/// never finalise the parent's). The parent's engine goes on using its session afterwards.
+#[test]
+fn an_engine_started_in_a_forked_child_has_its_own_pkcs11_session() {
+    let out = succeeded(child_test("pkcs11_fork_scenario").env(FORK_ENV, "1"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let verdicts: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.find(FORK_MARK).map(|at| &l[at + FORK_MARK.len()..]))
+        .collect();
+    assert_eq!(verdicts.len(), FORK_ROUNDS, "{stdout}");
+    for (round, verdict) in verdicts.iter().enumerate() {
+        assert_eq!(*verdict, FORK_VERDICTS[0], "fork {round}");
+    }
+}
+
+/// The scenario, in a process of its own (started by the test above with `--ignored`; ignored,
+/// and idle, in a normal run).
+#[test]
+#[ignore = "the PKCS#11 fork scenario, started by its test"]
+fn pkcs11_fork_scenario() {
+    if std::env::var(FORK_ENV).is_err() {
+        return;
+    }
+    let durable = Arc::new(MemoryKeyStore::default());
+    let engine = engine_on(Arc::clone(&durable));
+    let store = create(&engine, "fork", PIN);
+    engine.connect_custom_key_store(&store).unwrap();
+    let key = hsm_key(&engine, &store);
+    let sealed = engine
+        .encrypt(&EncryptRequest::new(&key, b"the parent's"))
+        .unwrap()
+        .ciphertext_blob;
+    for _ in 0..FORK_ROUNDS {
+        let verdict = fork_round(&FORK_VERDICTS, || {
+            let parents = engine.encrypt(&EncryptRequest::new(&key, b"mine"));
+            if !parents.is_err_and(|e| {
+                e.kind() == ErrorKind::KeyUnavailable && e.message().contains("fork")
+            }) {
+                return 1;
+            }
+            // The durable store is the child's copy: the definition, and that it is connected.
+            let mine = engine_on(Arc::clone(&durable));
+            if state(&mine, &store).0 != ConnectionState::Connected {
+                eprintln!("the child's store: {:?}", state(&mine, &store));
+                return 2;
+            }
+            let Ok(blob) = mine.encrypt(&EncryptRequest::new(&key, b"the child's")) else {
+                return 3;
+            };
+            for (blob, plaintext) in [
+                (&sealed, &b"the parent's"[..]),
+                (&blob.ciphertext_blob, b"the child's"),
+            ] {
+                match mine.decrypt(&DecryptRequest::new(blob)) {
+                    Ok(opened) if opened.plaintext.expose() == plaintext => {}
+                    _ => return 4,
+                }
+            }
+            0
+        });
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{FORK_MARK}{verdict}").unwrap();
+        stdout.flush().unwrap();
+        // The parent's session is whole after its child's.
+        let opened = engine.decrypt(&DecryptRequest::new(&sealed)).unwrap();
+        assert_eq!(opened.plaintext.expose(), b"the parent's");
+    }
 }
