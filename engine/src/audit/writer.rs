@@ -512,6 +512,11 @@ impl AuditLog {
             // The writer thread is the parent's: there is nothing here to stop or join (joining
             // would wait on a thread this process does not have), and the parent keeps the file.
             std::mem::forget(thread);
+            // Nor are the channels' last ends dropped here: that disconnects them, which takes
+            // the wakers' locks, and the parent's writer may have held one at the fork. A count
+            // never given back keeps the fields' drops to an atomic decrement.
+            std::mem::forget(self.tx.clone());
+            std::mem::forget(self.spare.clone());
             return self.usable();
         }
         let done = Completion::new();
