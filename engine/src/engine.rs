@@ -1,7 +1,7 @@
 //! The engine: configuration, start-up from a key store, and the data-plane entry points.
 //! Control-plane operations live in [`crate::control`], one module per family.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use zeroize::Zeroize;
@@ -269,7 +269,7 @@ impl EngineBuilder {
             audit,
             limiter: Limiter::new(config.rate_quotas),
             data,
-            control: Mutex::new(state),
+            control: crate::control::control_lock::ControlLock::new(state),
             store,
             region_stores: self.region_stores,
             custom_key_stores,
@@ -327,7 +327,7 @@ pub(crate) struct Inner {
     pub(crate) audit: Option<Audit>,
     pub(crate) limiter: Limiter,
     pub(crate) data: DataPlane,
-    pub(crate) control: Mutex<ControlState>,
+    pub(crate) control: crate::control::control_lock::ControlLock,
     pub(crate) store: Arc<dyn KeyStore>,
     /// The stores of the other Regions, by Region.
     pub(crate) region_stores: std::collections::BTreeMap<String, Arc<dyn KeyStore>>,
@@ -396,12 +396,17 @@ struct Scheduler {
 
 impl Drop for Scheduler {
     fn drop(&mut self) {
+        if self.started_in.is_elsewhere() {
+            // A copy of the process: the thread is not in it, and the channel is left connected
+            // (disconnecting it takes its waker's mutex, which the thread may have held at the
+            // fork).
+            std::mem::forget(self.stop.take());
+            std::mem::forget(self.thread.take());
+            return;
+        }
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
-            if self.started_in.is_elsewhere() {
-                // A copy of the process: the thread is not in it.
-                std::mem::forget(thread);
-            } else if thread.thread().id() != std::thread::current().id() {
+            if thread.thread().id() != std::thread::current().id() {
                 let _ = thread.join();
             }
             // Else this is the scheduler's own thread, which must not join itself. Not reached:

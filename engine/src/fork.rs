@@ -130,6 +130,19 @@ impl Birthplace {
     }
 }
 
+/// A number that tells this process from the one it was copied from by `fork` (and from its
+/// other ancestors): the copies counted since the first process, plus one; the process id where
+/// copies cannot be counted. Never 0.
+pub(crate) fn process_mark() -> u64 {
+    match marker() {
+        Some(_) => {
+            let _ = generation();
+            COPIES.load(Ordering::Acquire) + 1
+        }
+        None => u64::from(std::process::id()),
+    }
+}
+
 /// Tells the engine that this process was restored from a memory snapshot (CRIU, a VM snapshot,
 /// a function snapshot), which it cannot detect by itself: every derived-key session made before
 /// is dropped, and the next encryption draws a new salt. Call it in every restored copy before

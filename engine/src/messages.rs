@@ -214,6 +214,17 @@ pub fn store_of_another_process(store: &str, pid: u32) -> Error {
     ))
 }
 
+/// A control-plane call in a copy of the process made by `fork` while the control lock is held
+/// by a thread of the parent, which the copy does not have (it held the lock at the fork).
+pub fn control_lock_of_another_process(pid: u32) -> Error {
+    Error::Internal(format!(
+        "this engine's control plane was locked by a thread of process {pid}, which built the \
+         engine, when this process was copied from it by fork, and no thread here will unlock \
+         it: start an engine in this process for the control plane (this one's data plane \
+         still serves the keys it holds)"
+    ))
+}
+
 /// A data-plane call refused because this node could not confirm its view with the key store
 /// for longer than its staleness bound (fail closed).
 pub fn view_too_stale(key_arn: &str, age_ms: u64, bound_ms: u64) -> Error {

@@ -342,7 +342,7 @@ impl Engine {
         if self.store_usable_here().is_err() {
             return false;
         }
-        let Ok(mut state) = self.inner.control.lock() else {
+        let Ok(mut state) = self.lock_control() else {
             return false;
         };
         // Run again even when this follow found nothing new: the scheduler's follow may have

@@ -7,6 +7,7 @@
 //! [`KeyStore`]: crate::store::KeyStore
 
 mod aliases;
+pub(crate) mod control_lock;
 mod custom_keys;
 mod deletion;
 mod grants;
@@ -37,7 +38,9 @@ thread_local! {
     static FOLLOWED_KEYS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
+
+use control_lock::ControlGuard;
 
 use uuid::Uuid;
 
@@ -75,7 +78,7 @@ impl Engine {
     /// Locks the control plane, catches up with the store and runs whatever deletions and
     /// rotations are due (retried, as any control-plane change, when the store moves on under
     /// them: [`Engine::control_retrying`]).
-    pub(crate) fn control(&self) -> Result<MutexGuard<'_, ControlState>> {
+    pub(crate) fn control(&self) -> Result<ControlGuard<'_>> {
         self.store_usable_here()?;
         let mut tries = 0;
         loop {
@@ -108,11 +111,14 @@ impl Engine {
         ))
     }
 
-    fn lock_control(&self) -> Result<MutexGuard<'_, ControlState>> {
+    /// The control-plane lock, without a follow of the store or the due tasks
+    /// ([`Engine::control`] runs both). In a copy of the process made by `fork`, a lock one of
+    /// the parent's threads held at the fork is an error, not a wait for ever.
+    pub(crate) fn lock_control(&self) -> Result<ControlGuard<'_>> {
+        let built_in = self.inner.built_in;
         self.inner
             .control
-            .lock()
-            .map_err(|_| Error::Internal("control-plane lock poisoned".into()))
+            .lock(built_in.is_elsewhere(), built_in.pid())
     }
 
     /// Runs one control-plane change: `change` makes its checks against the state and writes

@@ -816,11 +816,7 @@ impl Engine {
                 // control-plane lock, never in a copy whose store is its parent's.
                 self.store_usable_here()?;
                 let connection = {
-                    let state = self
-                        .inner
-                        .control
-                        .lock()
-                        .map_err(|_| Error::Internal("control-plane lock poisoned".into()))?;
+                    let state = self.lock_control()?;
                     let store = state.custom_key_store(custom_key_store_id)?;
                     if store.store_type == CustomKeyStoreType::ExternalKeyStore {
                         return Err(Error::UnsupportedOperation(format!(
