@@ -651,13 +651,11 @@ impl Engine {
             // with it released (so that other keys' control-plane and data-plane calls go on),
             // and a failure applied under the lock again only if the store still has the very
             // connection that failed (one reconnected or dropped meanwhile is left as it is).
-            // In a copy of the process made by `fork` a connection is the parent's: not asked.
             let checks: Vec<(String, OwnedConnection)> = self.control_retrying(|state| {
                 Ok(select(state)?
                     .into_iter()
                     .filter_map(|record| {
                         let connection = self.inner.custom_key_stores.connection(&record.id)?;
-                        connection.get(&record.id, Error::Internal).ok()?;
                         Some((record.id, connection))
                     })
                     .collect())
@@ -665,6 +663,8 @@ impl Engine {
             let failures: Vec<(String, OwnedConnection, ConnectFailure)> = checks
                 .into_iter()
                 .filter_map(|(id, connection)| {
+                    // In a copy of the process made by `fork` the connection is the parent's:
+                    // not asked.
                     let health = connection.get(&id, Error::Internal).ok()?.health();
                     health.err().map(|failure| (id, connection, failure))
                 })
