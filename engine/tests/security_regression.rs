@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use keyplane_testkit::{child_test, ctx, decrypt, fork_round, new_key, new_key_of, Attack};
+use keyplane_testkit::{
+    child_test, ctx, decrypt, fork_round, fork_verdicts, new_key, new_key_of, Attack,
+};
 
 use keyplane::audit::{verify, AuditConfig, AuditLog, Verdict};
 use keyplane::ciphertext::{self, HEADER_LEN};
@@ -692,16 +694,9 @@ fn judge_fork_rounds(
     rounds: usize,
     clean: &str,
 ) {
-    let output = child_test(entry).env(env, "1").output().unwrap();
-    assert!(output.status.success(), "{}", describe_output(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let verdicts: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.find(mark).map(|at| &l[at + mark.len()..]))
-        .collect();
-    assert_eq!(verdicts.len(), rounds, "{}", describe_output(&output));
+    let verdicts = fork_verdicts(child_test(entry).env(env, "1"), mark, rounds);
     for (round, verdict) in verdicts.iter().enumerate() {
-        attack.judged(*verdict == clean, &format!("fork {round}: {verdict}"));
+        attack.judged(verdict == clean, &format!("fork {round}: {verdict}"));
     }
 }
 
@@ -881,29 +876,15 @@ const CONTROL_FORK_VERDICTS: [&str; 5] = [
 /// serves it either way.
 #[test]
 fn a_forked_child_is_told_its_control_lock_was_held_by_its_parent() {
-    let output = child_test("control_fork_child_entry")
-        .env(CONTROL_FORK_ENV, "1")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", describe_output(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let verdicts: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| {
-            l.find(CONTROL_FORK_MARK)
-                .map(|at| &l[at + CONTROL_FORK_MARK.len()..])
-        })
-        .collect();
-    assert_eq!(
-        verdicts.len(),
+    let verdicts = fork_verdicts(
+        child_test("control_fork_child_entry").env(CONTROL_FORK_ENV, "1"),
+        CONTROL_FORK_MARK,
         CONTROL_FORK_ROUNDS,
-        "{}",
-        describe_output(&output)
     );
     let mut attack = Attack::new("a forked child and its parent's control lock");
     for (round, verdict) in verdicts.iter().enumerate() {
         attack.judged(
-            CONTROL_FORK_VERDICTS[..2].contains(verdict),
+            CONTROL_FORK_VERDICTS[..2].contains(&verdict.as_str()),
             &format!("fork {round}: {verdict}"),
         );
     }

@@ -17,7 +17,7 @@ use keyplane::{
     ErrorKind, KeyState, Origin, SecretBytes,
 };
 use keyplane_pkcs11::{Pkcs11Backend, Pkcs11Config};
-use keyplane_testkit::{child_test, fork_round, succeeded};
+use keyplane_testkit::{child_test, fork_round, fork_verdicts};
 
 const PIN: &str = "1234567890";
 const SO_PIN: &str = "so-pin-0987";
@@ -142,6 +142,17 @@ fn hsm_key(engine: &Engine, store: &str) -> String {
         .key_id
 }
 
+/// An engine on a fresh in-memory store, with a store on token `label` created and connected
+/// and a key in it: the durable store, the engine, the store's id and the key's id.
+fn connected_key(label: &str) -> (Arc<MemoryKeyStore>, Engine, String, String) {
+    let durable = Arc::new(MemoryKeyStore::default());
+    let engine = engine_on(Arc::clone(&durable));
+    let store = create(&engine, label, PIN);
+    engine.connect_custom_key_store(&store).unwrap();
+    let key = hsm_key(&engine, &store);
+    (durable, engine, store, key)
+}
+
 /// The backing key id the durable store recorded for `key`.
 fn backing_id(store: &MemoryKeyStore, key: &str) -> String {
     let id = uuid::Uuid::parse_str(key).unwrap();
@@ -188,11 +199,7 @@ fn a_store_connects_disconnects_and_is_deleted() {
 
 #[test]
 fn keys_are_made_in_the_token_non_extractable_and_sensitive_and_round_trip() {
-    let durable = Arc::new(MemoryKeyStore::default());
-    let engine = engine_on(Arc::clone(&durable));
-    let store = create(&engine, "keys", PIN);
-    engine.connect_custom_key_store(&store).unwrap();
-    let key = hsm_key(&engine, &store);
+    let (durable, engine, store, key) = connected_key("keys");
     let meta = engine.describe_key(&key).unwrap();
     assert_eq!(meta.cloud_hsm_cluster_id, Some(cluster("keys")));
     assert_eq!(meta.custom_key_store_id.as_deref(), Some(store.as_str()));
@@ -272,11 +279,7 @@ fn a_wrong_pin_is_refused_while_another_store_holds_the_token_logged_in() {
 
 #[test]
 fn a_ciphertext_is_refused_once_its_token_key_is_destroyed() {
-    let durable = Arc::new(MemoryKeyStore::default());
-    let engine = engine_on(Arc::clone(&durable));
-    let store = create(&engine, "destroyed", PIN);
-    engine.connect_custom_key_store(&store).unwrap();
-    let key = hsm_key(&engine, &store);
+    let (durable, engine, store, key) = connected_key("destroyed");
     let sealed = engine
         .encrypt(&EncryptRequest::new(&key, b"only while the key lives"))
         .unwrap()
@@ -343,11 +346,7 @@ fn generate_random_comes_from_the_token() {
 
 #[test]
 fn a_token_that_goes_away_mid_batch_never_answers_wrongly() {
-    let durable = Arc::new(MemoryKeyStore::default());
-    let engine = engine_on(Arc::clone(&durable));
-    let store = create(&engine, "gone", PIN);
-    engine.connect_custom_key_store(&store).unwrap();
-    let key = hsm_key(&engine, &store);
+    let (durable, engine, store, key) = connected_key("gone");
     let plaintexts: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 24]).collect();
     let sealed: Vec<Vec<u8>> = plaintexts
         .iter()
@@ -537,15 +536,13 @@ const FORK_VERDICTS: [&str; 6] = [
 /// never finalise the parent's). The parent's engine goes on using its session afterwards.
 #[test]
 fn an_engine_started_in_a_forked_child_has_its_own_pkcs11_session() {
-    let out = succeeded(child_test("pkcs11_fork_scenario").env(FORK_ENV, "1"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let verdicts: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.find(FORK_MARK).map(|at| &l[at + FORK_MARK.len()..]))
-        .collect();
-    assert_eq!(verdicts.len(), FORK_ROUNDS, "{stdout}");
+    let verdicts = fork_verdicts(
+        child_test("pkcs11_fork_scenario").env(FORK_ENV, "1"),
+        FORK_MARK,
+        FORK_ROUNDS,
+    );
     for (round, verdict) in verdicts.iter().enumerate() {
-        assert_eq!(*verdict, FORK_VERDICTS[0], "fork {round}");
+        assert_eq!(verdict, FORK_VERDICTS[0], "fork {round}");
     }
 }
 
@@ -557,11 +554,7 @@ fn pkcs11_fork_scenario() {
     if std::env::var(FORK_ENV).is_err() {
         return;
     }
-    let durable = Arc::new(MemoryKeyStore::default());
-    let engine = engine_on(Arc::clone(&durable));
-    let store = create(&engine, "fork", PIN);
-    engine.connect_custom_key_store(&store).unwrap();
-    let key = hsm_key(&engine, &store);
+    let (durable, engine, store, key) = connected_key("fork");
     let sealed = engine
         .encrypt(&EncryptRequest::new(&key, b"the parent's"))
         .unwrap()

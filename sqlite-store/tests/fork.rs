@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use keyplane::{CreateKeyRequest, Engine, ErrorKind};
-use keyplane_testkit::{child_test, fork_round, succeeded};
+use keyplane_testkit::{child_test, fork_round, fork_verdicts};
 
 const ENV: &str = "KEYPLANE_SQLITE_FORK_DIR";
 const MARK: &str = "SQLITEFORK ";
@@ -30,15 +30,13 @@ const VERDICTS: [&str; 5] = [
 fn a_forked_child_uses_no_store_connection_of_its_parents() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path());
-    let out = succeeded(child_test("fork_scenario").env(ENV, dir.path()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let verdicts: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.find(MARK).map(|at| &l[at + MARK.len()..]))
-        .collect();
-    assert_eq!(verdicts.len(), ROUNDS, "{stdout}");
+    let verdicts = fork_verdicts(
+        child_test("fork_scenario").env(ENV, dir.path()),
+        MARK,
+        ROUNDS,
+    );
     for (round, verdict) in verdicts.iter().enumerate() {
-        assert_eq!(*verdict, VERDICTS[0], "fork {round}");
+        assert_eq!(verdict, VERDICTS[0], "fork {round}");
     }
     // The parent's store afterwards: whole, with the parent's keys and none of the children's.
     let check: String = sql(dir.path())

@@ -49,3 +49,31 @@ pub fn fork_round(verdicts: &[&str], checks: impl FnOnce() -> u8) -> String {
         .get(code as usize)
         .map_or_else(|| format!("exit code {code}"), |v| (*v).to_owned())
 }
+
+/// Runs `scenario` (a child test process that forks [`fork_round`] after [`fork_round`] and
+/// prints each verdict after `mark`, [`crate::child_test`]) and returns the verdicts, checking
+/// that it succeeded and printed `rounds` of them (its whole output in the panic otherwise).
+pub fn fork_verdicts(
+    scenario: &mut std::process::Command,
+    mark: &str,
+    rounds: usize,
+) -> Vec<String> {
+    let output = scenario
+        .output()
+        .unwrap_or_else(|e| panic!("{scenario:?} did not start: {e}"));
+    let described = || {
+        format!(
+            "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    assert!(output.status.success(), "{}", described());
+    let verdicts: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.find(mark).map(|at| l[at + mark.len()..].to_owned()))
+        .collect();
+    assert_eq!(verdicts.len(), rounds, "{}", described());
+    verdicts
+}

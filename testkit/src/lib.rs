@@ -14,7 +14,7 @@ pub mod sigv4;
 
 pub use attack::Attack;
 pub use command::{child_test, succeeded};
-pub use fork::fork_round;
+pub use fork::{fork_round, fork_verdicts};
 
 use keyplane::{CreateKeyRequest, DecryptRequest, EncryptionContext, Engine, KeySpec, KeyUsage};
 

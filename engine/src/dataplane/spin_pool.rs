@@ -307,10 +307,9 @@ mod tests {
         }
     }
 
-    /// Helpers do take part: with jobs that wait a little, more than one thread runs them.
-    #[test]
-    fn helpers_take_jobs() {
-        let pool = SpinPool::new(2, "test-helper").unwrap();
+    /// Runs 200 jobs that wait a little on `pool` (helpers woken); whether it took them, and how
+    /// many threads ran them.
+    fn threads_taking_jobs(pool: &SpinPool) -> (bool, usize) {
         let threads = Mutex::new(std::collections::HashSet::new());
         let next = AtomicUsize::new(0);
         let work = || {
@@ -319,8 +318,18 @@ mod tests {
                 std::thread::sleep(Duration::from_micros(200));
             }
         };
-        assert!(pool.run(&work, work, true));
-        assert!(threads.lock().unwrap().len() > 1);
+        let ran = pool.run(&work, work, true);
+        let threads = threads.lock().unwrap().len();
+        (ran, threads)
+    }
+
+    /// Helpers do take part: with jobs that wait a little, more than one thread runs them.
+    #[test]
+    fn helpers_take_jobs() {
+        let pool = SpinPool::new(2, "test-helper").unwrap();
+        let (ran, threads) = threads_taking_jobs(&pool);
+        assert!(ran);
+        assert!(threads > 1);
     }
 
     /// A restored snapshot keeps its threads: the helpers still take part after
@@ -330,19 +339,9 @@ mod tests {
         let pool = SpinPool::new(2, "test-helper").unwrap();
         crate::fork::after_snapshot_restore();
         assert!(!pool.in_a_copy());
-        let threads = Mutex::new(std::collections::HashSet::new());
-        let next = AtomicUsize::new(0);
-        let work = || {
-            while next.fetch_add(1, SeqCst) < 200 {
-                threads.lock().unwrap().insert(std::thread::current().id());
-                std::thread::sleep(Duration::from_micros(200));
-            }
-        };
-        assert!(
-            pool.run(&work, work, true),
-            "the pool ran inline after a restore"
-        );
-        assert!(threads.lock().unwrap().len() > 1);
+        let (ran, threads) = threads_taking_jobs(&pool);
+        assert!(ran, "the pool ran inline after a restore");
+        assert!(threads > 1);
     }
 
     /// A second caller while a batch holds the pool is told so and runs nothing.
