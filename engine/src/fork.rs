@@ -97,31 +97,25 @@ static COPIES: AtomicU64 = AtomicU64::new(0);
 /// connection): recorded where it is made, and compared where it is used.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Birthplace {
-    copies: u64,
+    mark: u64,
     pid: u32,
 }
 
 impl Birthplace {
     /// This process.
     pub(crate) fn here() -> Birthplace {
-        let _ = generation(); // a child that has not read it yet counts itself now
         Birthplace {
-            copies: COPIES.load(Ordering::Acquire),
+            mark: process_mark(),
             pid: std::process::id(),
         }
     }
 
-    /// Whether this process is a copy made by `fork` of the one the resource was made in. Where
-    /// the kernel gives no wipe-on-fork page (before Linux 4.14) copies cannot be counted, and
-    /// a differing process id is taken instead (which a child in a new PID namespace can share).
+    /// Whether this process is a copy made by `fork` of the one the resource was made in (see
+    /// [`process_mark`]: where the kernel gives no wipe-on-fork page, before Linux 4.14, copies
+    /// cannot be counted, and a differing process id is taken instead, which a child in a new
+    /// PID namespace can share).
     pub(crate) fn is_elsewhere(&self) -> bool {
-        match marker() {
-            Some(_) => {
-                let _ = generation();
-                COPIES.load(Ordering::Acquire) != self.copies
-            }
-            None => std::process::id() != self.pid,
-        }
+        process_mark() != self.mark
     }
 
     /// The process id of the process the resource was made in.
@@ -136,7 +130,7 @@ impl Birthplace {
 pub(crate) fn process_mark() -> u64 {
     match marker() {
         Some(_) => {
-            let _ = generation();
+            let _ = generation(); // a child that has not read it yet counts itself now
             COPIES.load(Ordering::Acquire) + 1
         }
         None => u64::from(std::process::id()),
