@@ -531,9 +531,11 @@ const FORK_VERDICTS: [&str; 6] = [
 ];
 
 /// A copy made by `fork` (a prefork server, Python's `multiprocessing`) that starts an engine of
-/// its own on the parent's token: PKCS#11 says a child must call `C_Initialize` again, and the
-/// module's initialisation is once per process, so the copy's backend must make its own (and
-/// never finalise the parent's). The parent's engine goes on using its session afterwards.
+/// its own on the parent's token: the parent's engine is refused in the copy, the copy's own
+/// connects a session of its own, seals, and opens the parent's ciphertext, and the parent's
+/// session opens it again after each child. The backend keeps one module initialisation per
+/// process, so the copy's engine uses the parent's `C_Initialize`; PKCS#11 says a child should
+/// initialise again, and SoftHSMv2 serves it without (docs/assurance.md, finding 10).
 #[test]
 fn an_engine_started_in_a_forked_child_has_its_own_pkcs11_session() {
     let verdicts = fork_verdicts(
