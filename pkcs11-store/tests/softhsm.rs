@@ -50,14 +50,15 @@ fn module() -> PathBuf {
 /// scripts/lib/softhsm.sh (the one definition of a test token, which the scripts, the C, CLI and
 /// Python tests and tests/serve use too).
 fn setup() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static DIR: OnceLock<&'static Path> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        // Removed when the test process exits (a `TempDir` in a static never is).
+        let dir = keyplane_testkit::process_dir("keyplane-softhsm-tokens");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lib/softhsm.sh");
         let mut conf = None;
         for label in TOKENS {
             let made = Command::new(script)
-                .args(["token", dir.path().to_str().unwrap(), label, PIN, SO_PIN])
+                .args(["token", dir.to_str().unwrap(), label, PIN, SO_PIN])
                 .output()
                 .expect("scripts/lib/softhsm.sh runs");
             assert!(made.status.success(), "{made:?}");
@@ -78,7 +79,6 @@ fn setup() -> &'static Path {
         );
         dir
     })
-    .path()
 }
 
 /// The cluster id configured for token `label` (the model's pattern: letters, 11 to 16).

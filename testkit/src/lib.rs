@@ -3,18 +3,20 @@
 //! small engine fixtures every suite starts from.
 //!
 //! A dev-dependency of the crates' integration tests only; nothing here runs in a build users get.
-// Unsafe code only where a test must fork (`fork.rs`).
+// Unsafe code only where a test must fork (`fork.rs`) or clean up at exit (`process_dir.rs`).
 #![deny(unsafe_code)]
 
 mod attack;
 mod command;
 mod fork;
 pub mod fuzz;
+mod process_dir;
 pub mod sigv4;
 
 pub use attack::Attack;
 pub use command::{child_test, succeeded};
 pub use fork::{fork_round, fork_verdicts};
+pub use process_dir::process_dir;
 
 use keyplane::{CreateKeyRequest, DecryptRequest, EncryptionContext, Engine, KeySpec, KeyUsage};
 

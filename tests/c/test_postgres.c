@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "kp_scratch.h"
 #include "kp_test.h"
 
 static const char plaintext[] = "shared by the fleet";
@@ -38,7 +39,7 @@ static void copy_field(char *out, size_t cap, const kp_record *record, uint32_t 
 }
 
 int main(int argc, char **argv) {
-  char dir[] = "/tmp/kp-test-postgres-XXXXXX";
+  const char *dir;
   char node_a[256], node_b[256], root_key[256], key_id[128], grant_id[128];
   const char *address = argc > 1 ? argv[1] : NULL;
   if (address == NULL || address[0] == '\0') {
@@ -46,7 +47,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "test_postgres: NOT RUN: no database address (scripts/test-c starts one)\n");
     return ci != NULL && strcmp(ci, "true") == 0 ? 1 : 0;
   }
-  CHECK(mkdtemp(dir) != NULL);
+  /* The nodes' directories and the fleet's root key file, removed at the end. */
+  dir = kp_test_scratch_make("kp-test-postgres");
   snprintf(node_a, sizeof node_a, "%s/node-a", dir);
   snprintf(node_b, sizeof node_b, "%s/node-b", dir);
   snprintf(root_key, sizeof root_key, "%s/root.key", dir);
@@ -132,6 +134,7 @@ int main(int argc, char **argv) {
   EXPECT_MSG(KP_STATUS_STORE_BAD_ADDRESS, "names no database", kp_config_set_store(config, "postgres://"));
   kp_config_free(config);
 
+  kp_test_scratch_remove();
   printf("test_postgres: %d checks passed\n", kp_test_checks);
   return 0;
 }
