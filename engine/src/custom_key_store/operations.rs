@@ -351,11 +351,33 @@ impl Engine {
             // take as long as the backend's timeouts while every other call goes on.
             let outcome = connection_outcome(&record, backend.connect(&record, &secret));
             drop(secret);
-            // Applied only if the store is still CONNECTING under this attempt.
-            if runtime.finish_connecting(&record.id, attempt, outcome)? {
-                self.control_retrying(|state| self.reload(state))?;
+            // Applied under the control-plane lock, as every change of the live table (a copy made
+            // by `fork` is refused there), and only if the store is still CONNECTING under this
+            // attempt; then the store's keys are published.
+            let mut outcome = Some(outcome);
+            let mut unapplied = None;
+            let published = self.control_retrying(|state| {
+                if let Some(outcome) = outcome.take() {
+                    unapplied = runtime
+                        .finish_connecting(&record.id, attempt, outcome)?
+                        .err();
+                }
+                match unapplied {
+                    None => self.reload(state),
+                    Some(_) => Ok(()),
+                }
+            });
+            // The control plane refused before the outcome was applied (its store failing):
+            // applied all the same, so that the store does not stay CONNECTING. Not in a copy
+            // made by `fork`, refused because a thread it does not have held the lock: that thread
+            // may have held the live table too.
+            if let Some(outcome) = outcome.filter(|_| !self.inner.built_in.is_elsewhere()) {
+                unapplied = runtime
+                    .finish_connecting(&record.id, attempt, outcome)?
+                    .err();
             }
-            Ok(())
+            drop(unapplied);
+            published
         })
     }
 

@@ -93,6 +93,11 @@ impl Default for Live {
 }
 
 /// Backends by store type, and live state by store id.
+///
+/// The live table is locked only by a thread that holds the control-plane lock
+/// ([`crate::control::control_lock`]). A copy of the process made by `fork` is refused at that
+/// lock when another process's thread held it, so it never waits for this one, which a thread it
+/// does not have might have held at the fork.
 #[derive(Default)]
 pub(crate) struct Runtime {
     backends: BTreeMap<CustomKeyStoreType, Arc<dyn CustomKeyStoreBackend>>,
@@ -165,23 +170,24 @@ impl Runtime {
     }
 
     /// Applies the outcome of connection attempt `attempt` if the store is still CONNECTING
-    /// under it (not disconnected, deleted or connected by another attempt meanwhile); whether
-    /// it did. An outcome not applied is dropped here (a connection with it).
+    /// under it (not disconnected, deleted or connected by another attempt meanwhile). An outcome
+    /// not applied is given back, for the caller to drop (a connection with it) with no lock held.
     pub(crate) fn finish_connecting(
         &self,
         store_id: &str,
         attempt: u64,
         mut outcome: Live,
-    ) -> Result<bool> {
+    ) -> Result<std::result::Result<(), Live>> {
         let mut live = self.lock()?;
         let current = live
             .get(store_id)
             .is_some_and(|l| l.state == ConnectionState::Connecting && l.attempt == attempt);
-        if current {
-            outcome.attempt = attempt;
-            live.insert(store_id.to_owned(), outcome);
+        if !current {
+            return Ok(Err(outcome));
         }
-        Ok(current)
+        outcome.attempt = attempt;
+        live.insert(store_id.to_owned(), outcome);
+        Ok(Ok(()))
     }
 
     /// The live connection of a CONNECTED store (in a copy of the process made by `fork`, its
