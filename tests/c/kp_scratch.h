@@ -11,7 +11,14 @@
 
 #define KP_TEST_SCRATCH_CAP 128
 
-/* kp_test_scratch_make("kp-name") makes /tmp/kp-name-XXXXXX and returns its path,
+/* The directory for temporary files: $TMPDIR (the suite sets its own, and checks that nothing
+ * is left in it), else /tmp. */
+static inline const char *kp_test_tmpdir(void) {
+  const char *tmp = getenv("TMPDIR");
+  return tmp != NULL && tmp[0] == '/' ? tmp : "/tmp";
+}
+
+/* kp_test_scratch_make("kp-name") makes $TMPDIR/kp-name-XXXXXX and returns its path,
  * kp_test_scratch_remove() removes it with everything in it. One per process. */
 static inline char *kp_test_scratch(void) {
   static char dir[KP_TEST_SCRATCH_CAP];
@@ -20,7 +27,7 @@ static inline char *kp_test_scratch(void) {
 
 static inline const char *kp_test_scratch_make(const char *prefix) {
   char *dir = kp_test_scratch();
-  int n = snprintf(dir, KP_TEST_SCRATCH_CAP, "/tmp/%s-XXXXXX", prefix);
+  int n = snprintf(dir, KP_TEST_SCRATCH_CAP, "%s/%s-XXXXXX", kp_test_tmpdir(), prefix);
   CHECK(n > 0 && n < KP_TEST_SCRATCH_CAP);
   CHECK(mkdtemp(dir) != NULL);
   return dir;

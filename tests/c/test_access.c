@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kp_scratch.h"
 #include "kp_test.h"
 
 #define ACCOUNT "123456789012"
@@ -472,7 +473,8 @@ static kp_record *verify(const char *path, const uint8_t *public_key, size_t len
 }
 
 static void test_audit(void) {
-  char dir[] = "/tmp/kp-audit-XXXXXX", path[256], copy[256], missing[256], key_id[64];
+  const char *dir;
+  char path[256], copy[256], missing[256], key_id[64];
   kp_secret_buffer *signing_key = NULL;
   kp_config *config = NULL;
   kp_engine *engine = NULL, *alice = NULL, *plain = NULL;
@@ -482,7 +484,7 @@ static void test_audit(void) {
   int64_t value = 0, records = 0;
   char *log, *at;
 
-  CHECK(mkdtemp(dir) != NULL);
+  dir = kp_test_scratch_make("kp-audit");
   snprintf(path, sizeof path, "%s/audit.log", dir);
   snprintf(copy, sizeof copy, "%s/copy.log", dir);
   snprintf(missing, sizeof missing, "%s/no/such/dir/audit.log", dir);
