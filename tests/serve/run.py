@@ -292,6 +292,10 @@ def run_pytest(
         "error",
         "-p",
         "no:cacheprovider",
+        # A passing test's tmp_path goes when the run ends (scripts/test checks that nothing is
+        # left behind); a failing one's is kept for a look.
+        "-o",
+        "tmp_path_retention_policy=failed",
         "-q",
         "-rfE",
         "--durations=5",
