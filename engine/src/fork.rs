@@ -94,16 +94,17 @@ fn renew(marker: &AtomicU64) -> u64 {
 static COPIES: AtomicU64 = AtomicU64::new(0);
 
 /// The process a process-bound resource belongs to (an audit log's writer thread, a store's
-/// connection): recorded where it is made, and compared where it is used.
+/// connection, a PKCS#11 module's initialisation in `keyplane-pkcs11`): recorded where it is
+/// made, and compared where it is used.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Birthplace {
+pub struct Birthplace {
     mark: u64,
     pid: u32,
 }
 
 impl Birthplace {
     /// This process.
-    pub(crate) fn here() -> Birthplace {
+    pub fn here() -> Birthplace {
         Birthplace {
             mark: process_mark(),
             pid: std::process::id(),
@@ -114,7 +115,7 @@ impl Birthplace {
     /// [`process_mark`]: where the kernel gives no wipe-on-fork page, before Linux 4.14, copies
     /// cannot be counted, and a differing process id is taken instead, which a child in a new
     /// PID namespace can share).
-    pub(crate) fn is_elsewhere(&self) -> bool {
+    pub fn is_elsewhere(&self) -> bool {
         process_mark() != self.mark
     }
 

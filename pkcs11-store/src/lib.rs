@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, Pkcs11};
+use cryptoki::error::RvError;
 use keyplane::custom_key_store::{
     ConnectFailure, Connection, ConnectionErrorCode, CustomKeyStoreBackend, CustomKeyStoreRecord,
 };
+use keyplane::fork::Birthplace;
 use keyplane::LockedBytes;
 use keyplane::{Error, Result};
 
@@ -48,16 +50,34 @@ impl Pkcs11Backend {
     }
 }
 
-/// A PKCS#11 module may be initialised once per process: every store on the same module shares
-/// one context, kept for the process's life.
+/// A PKCS#11 module's context in this process: every store on the same module shares one,
+/// initialised once per process and kept for the process's life.
+struct Module {
+    ctx: Pkcs11,
+    /// The process that called `C_Initialize` for it.
+    initialised_in: Birthplace,
+}
+
+/// The context of the module at `path`, initialised in this process.
+///
+/// A copy made by `fork` (a prefork server, Python's `multiprocessing`) inherits its parent's
+/// contexts, but PKCS#11 (v2.40, 6.7.7) says a child must call `C_Initialize` itself before it
+/// uses the module, and some modules answer a child that did not with
+/// `CKR_CRYPTOKI_NOT_INITIALIZED`. So the first use in a copy initialises the module again
+/// through a context of the copy's own. A module that kept its parent's initialisation (SoftHSMv2
+/// does) answers `CKR_CRYPTOKI_ALREADY_INITIALIZED`, and the copy goes on with that state. The
+/// parent's context is never finalised in the copy: `C_Finalize` there could end sessions or
+/// connections the two processes share.
 fn module(path: &Path) -> std::result::Result<Pkcs11, ConnectFailure> {
-    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Module>>> = OnceLock::new();
     let mut modules = MODULES
         .get_or_init(Default::default)
         .lock()
         .map_err(|_| ConnectFailure::new(ConnectionErrorCode::InternalError, "lock poisoned"))?;
-    if let Some(ctx) = modules.get(path) {
-        return Ok(ctx.clone());
+    if let Some(module) = modules.get(path) {
+        if !module.initialised_in.is_elsewhere() {
+            return Ok(module.ctx.clone());
+        }
     }
     let ctx = Pkcs11::new(path).map_err(|e| {
         ConnectFailure::new(
@@ -68,9 +88,28 @@ fn module(path: &Path) -> std::result::Result<Pkcs11, ConnectFailure> {
             ),
         )
     })?;
-    ctx.initialize(CInitializeArgs::OsThreads)
-        .map_err(errors::connect_failure)?;
-    modules.insert(path.to_owned(), ctx.clone());
+    let copy = modules.contains_key(path);
+    if let Err(e) = ctx.initialize(CInitializeArgs::OsThreads) {
+        let parents = matches!(
+            e,
+            cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)
+        );
+        // In a copy, a module that kept its parent's initialisation. Anywhere else, not ours to
+        // finalise (another user of the module in this process, or no initialisation at all):
+        // the context, dropped, would call C_Finalize.
+        if !(copy && parents) {
+            std::mem::forget(ctx);
+            return Err(errors::connect_failure(e));
+        }
+    }
+    let module = Module {
+        ctx: ctx.clone(),
+        initialised_in: Birthplace::here(),
+    };
+    if let Some(parents) = modules.insert(path.to_owned(), module) {
+        // Dropping the last handle would call C_Finalize in this copy.
+        std::mem::forget(parents.ctx);
+    }
     Ok(ctx)
 }
 
