@@ -20,32 +20,84 @@
 //! and costs a salt and a key derivation per chunk.
 #![allow(unsafe_code)] // reason: mmap and madvise of the wipe-on-fork page, and atomic access to it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+mod process_lock;
+
+pub use process_lock::{HeldAtFork, ProcessLock, ProcessLockGuard};
 
 /// The highest generation handed out. Ordinary memory: a child inherits it, so a generation it
 /// picks is above every one its parent used.
 static LAST: AtomicU64 = AtomicU64::new(0);
 
 /// The current generation, on the wipe-on-fork page; `None` where the page could not be made.
+///
+/// Not a `OnceLock`: a copy forked while another thread was making the page would wait for that
+/// thread, which does not exist in the copy, at its first read, for ever. Threads that find no
+/// page each make one; the first published is kept and the others are unmapped.
 fn marker() -> Option<&'static AtomicU64> {
-    static MARKER: OnceLock<Option<&'static AtomicU64>> = OnceLock::new();
-    *MARKER.get_or_init(|| {
-        let len = page_size();
-        let ptr = crate::locked_memory::map_anonymous(len).ok()?;
-        // SAFETY: `ptr` is the start of the `len`-byte mapping made above.
-        if unsafe { libc::madvise(ptr, len, libc::MADV_WIPEONFORK) } != 0 {
-            // SAFETY: unmapping the mapping made above, which nothing references.
-            unsafe { libc::munmap(ptr, len) };
-            return None;
+    /// Null until the page is made; [`unavailable`] where the kernel refused it.
+    static MARKER: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
+    let page = MARKER.load(Ordering::Acquire);
+    if page.is_null() {
+        return make_marker(&MARKER);
+    }
+    published(page)
+}
+
+/// What [`marker`] holds where no wipe-on-fork page could be made: never a page's address (the
+/// pages are page-aligned, and not at address 8).
+fn unavailable() -> *mut AtomicU64 {
+    std::ptr::NonNull::dangling().as_ptr()
+}
+
+/// The marker `page` names, as [`marker`] holds it.
+fn published(page: *mut AtomicU64) -> Option<&'static AtomicU64> {
+    if page == unavailable() {
+        return None;
+    }
+    // SAFETY: a page made by `make_marker` and published in `MARKER`: zero-filled then
+    // written, page-aligned (so aligned for `AtomicU64`), readable and writable, and never
+    // unmapped once published, so a `'static` shared reference to an atomic on it is sound; all
+    // access goes through the atomic.
+    Some(unsafe { &*page })
+}
+
+#[cold]
+fn make_marker(slot: &AtomicPtr<AtomicU64>) -> Option<&'static AtomicU64> {
+    let len = page_size();
+    let made = match crate::locked_memory::map_anonymous(len) {
+        // SAFETY: `ptr` is the start of the `len`-byte mapping just made.
+        Ok(ptr) if unsafe { libc::madvise(ptr, len, libc::MADV_WIPEONFORK) } == 0 => {
+            let page = ptr.cast::<AtomicU64>();
+            // SAFETY: the start of the zero-filled, page-aligned mapping just made, which only
+            // this thread knows of yet.
+            unsafe { &*page }.store(LAST.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
+            page
         }
-        // SAFETY: the page is zero-filled, page-aligned (so aligned for `AtomicU64`), readable
-        // and writable, and never unmapped, so a `'static` shared reference to an atomic on it
-        // is sound; all access goes through the atomic.
-        let marker: &'static AtomicU64 = unsafe { &*ptr.cast::<AtomicU64>() };
-        marker.store(LAST.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
-        Some(marker)
-    })
+        Ok(ptr) => {
+            // SAFETY: unmapping the mapping just made, which nothing references.
+            unsafe { libc::munmap(ptr, len) };
+            unavailable()
+        }
+        Err(_) => unavailable(),
+    };
+    match slot.compare_exchange(
+        std::ptr::null_mut(),
+        made,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => published(made),
+        Err(first) => {
+            if made != unavailable() {
+                // SAFETY: the mapping this thread made above, never published, so nothing
+                // references it.
+                unsafe { libc::munmap(made.cast(), len) };
+            }
+            published(first)
+        }
+    }
 }
 
 fn page_size() -> usize {
