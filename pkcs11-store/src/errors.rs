@@ -48,3 +48,17 @@ pub(crate) fn call_failure(what: &str, e: CkError) -> Error {
         _ => Error::CloudHsmClusterInvalidConfiguration(format!("the HSM could not {what}: {e}")),
     }
 }
+
+/// A process-wide table of this crate (the modules, the logins) that a thread of the parent held
+/// when this process was made by `fork`: that thread does not exist here and the table may be
+/// half changed, so this process cannot connect a PKCS#11 key store.
+pub(crate) fn held_at_fork(table: &str, e: keyplane::fork::HeldAtFork) -> ConnectFailure {
+    ConnectFailure::new(
+        ConnectionErrorCode::InternalError,
+        format!(
+            "the PKCS#11 {table} cannot be used in this process: {e}, and may be half changed; \
+             connect from a process started afresh, or forked while no PKCS#11 key store was \
+             connecting"
+        ),
+    )
+}

@@ -13,16 +13,16 @@ mod connection;
 mod errors;
 mod logins;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use cryptoki::context::{CInitializeArgs, Pkcs11};
 use cryptoki::error::RvError;
 use keyplane::custom_key_store::{
     ConnectFailure, Connection, ConnectionErrorCode, CustomKeyStoreBackend, CustomKeyStoreRecord,
 };
-use keyplane::fork::Birthplace;
+use keyplane::fork::{Birthplace, ProcessLock};
 use keyplane::LockedBytes;
 use keyplane::{Error, Result};
 
@@ -69,11 +69,13 @@ struct Module {
 /// parent's context is never finalised in the copy: `C_Finalize` there could end sessions or
 /// connections the two processes share.
 fn module(path: &Path) -> std::result::Result<Pkcs11, ConnectFailure> {
-    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Module>>> = OnceLock::new();
+    // A `ProcessLock`: a copy forked while another thread of its parent held the table is told
+    // so at once, instead of waiting for ever (a `Mutex` taken then stays taken in the copy,
+    // which has only the thread that forked). The table is held while a module initialises.
+    static MODULES: ProcessLock<BTreeMap<PathBuf, Module>> = ProcessLock::new(BTreeMap::new());
     let mut modules = MODULES
-        .get_or_init(Default::default)
         .lock()
-        .map_err(|_| ConnectFailure::new(ConnectionErrorCode::InternalError, "lock poisoned"))?;
+        .map_err(|e| errors::held_at_fork("module table", e))?;
     if let Some(module) = modules.get(path) {
         if !module.initialised_in.is_elsewhere() {
             return Ok(module.ctx.clone());

@@ -9,75 +9,74 @@
 //! in must present a PIN with the same MAC, compared in constant time. A token logged in by
 //! something else in the process (no record) cannot be checked, and is refused.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 
 use aws_lc_rs::hmac;
 use keyplane::custom_key_store::{ConnectFailure, ConnectionErrorCode};
+use keyplane::fork::ProcessLock;
 
 /// A token as this process reaches it: the module and the slot it is in.
 type TokenKey = (PathBuf, u64);
 
 struct Logins {
     key: hmac::Key,
-    pins: Mutex<HashMap<TokenKey, hmac::Tag>>,
+    pins: BTreeMap<TokenKey, hmac::Tag>,
 }
 
-fn logins() -> Result<&'static Logins, ConnectFailure> {
-    static LOGINS: OnceLock<Option<Logins>> = OnceLock::new();
-    LOGINS
-        .get_or_init(|| {
+/// This process's logins, made at the first use. A `ProcessLock`, as the module table is
+/// (`module` in lib.rs): a copy made by `fork` inherits the records, which hold for the logins
+/// its module kept, and is told at once if a thread of its parent held them at the fork.
+fn with_logins<T>(
+    f: impl FnOnce(&mut Logins) -> Result<T, ConnectFailure>,
+) -> Result<T, ConnectFailure> {
+    static LOGINS: ProcessLock<Option<Logins>> = ProcessLock::new(None);
+    let mut logins = LOGINS
+        .lock()
+        .map_err(|e| crate::errors::held_at_fork("login records", e))?;
+    let logins = match &mut *logins {
+        Some(logins) => logins,
+        empty @ None => {
             let rng = aws_lc_rs::rand::SystemRandom::new();
-            let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).ok()?;
-            Some(Logins {
+            let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).map_err(|_| {
+                ConnectFailure::new(
+                    ConnectionErrorCode::InternalError,
+                    "no random key for checking token logins could be drawn",
+                )
+            })?;
+            empty.insert(Logins {
                 key,
-                pins: Mutex::new(HashMap::new()),
+                pins: BTreeMap::new(),
             })
-        })
-        .as_ref()
-        .ok_or_else(|| {
-            ConnectFailure::new(
-                ConnectionErrorCode::InternalError,
-                "no random key for checking token logins could be drawn",
-            )
-        })
+        }
+    };
+    f(logins)
 }
 
 /// Records that this process logged the token in `slot` of `module` in with `pin`.
 pub(crate) fn record(module: &Path, slot: u64, pin: &str) -> Result<(), ConnectFailure> {
-    let logins = logins()?;
-    let tag = hmac::sign(&logins.key, pin.as_bytes());
-    logins
-        .pins
-        .lock()
-        .map_err(|_| poisoned())?
-        .insert((module.to_path_buf(), slot), tag);
-    Ok(())
+    with_logins(|logins| {
+        let tag = hmac::sign(&logins.key, pin.as_bytes());
+        logins.pins.insert((module.to_path_buf(), slot), tag);
+        Ok(())
+    })
 }
 
 /// For a token already logged in: whether `pin` is the PIN this process logged it in with.
 pub(crate) fn check(module: &Path, slot: u64, pin: &str) -> Result<(), ConnectFailure> {
-    let logins = logins()?;
-    let pins = logins.pins.lock().map_err(|_| poisoned())?;
-    match pins.get(&(module.to_path_buf(), slot)) {
-        Some(tag) => hmac::verify(&logins.key, pin.as_bytes(), tag.as_ref()).map_err(|_| {
-            ConnectFailure::new(
+    with_logins(
+        |logins| match logins.pins.get(&(module.to_path_buf(), slot)) {
+            Some(tag) => hmac::verify(&logins.key, pin.as_bytes(), tag.as_ref()).map_err(|_| {
+                ConnectFailure::new(
+                    ConnectionErrorCode::InvalidCredentials,
+                    "the key store password is not the crypto user's PIN of this token",
+                )
+            }),
+            None => Err(ConnectFailure::new(
                 ConnectionErrorCode::InvalidCredentials,
-                "the key store password is not the crypto user's PIN of this token",
-            )
-        }),
-        None => Err(ConnectFailure::new(
-            ConnectionErrorCode::InvalidCredentials,
-            "the token's user is already logged in by something else in this process, so the key \
-             store password cannot be checked",
-        )),
-    }
-}
-
-fn poisoned() -> ConnectFailure {
-    ConnectFailure::new(
-        ConnectionErrorCode::InternalError,
-        "the token login record was poisoned by a panic",
+                "the token's user is already logged in by something else in this process, so the \
+                 key store password cannot be checked",
+            )),
+        },
     )
 }
