@@ -986,10 +986,10 @@ fn a_forked_child_is_told_a_process_lock_was_held_by_its_parent() {
 #[test]
 #[ignore = "the process lock's fork scenario, started by its test"]
 fn process_lock_fork_child_entry() {
-    use keyplane::fork::{HeldAtFork, ProcessLock};
     if std::env::var(PROCESS_LOCK_FORK_ENV).is_err() {
         return;
     }
+    use keyplane::fork::{HeldAtFork, ProcessLock};
     static LOCK: ProcessLock<u64> = ProcessLock::new(0);
     fork_rounds_beside(
         // Another thread holds the lock for a while, lets go and takes it again at once.
