@@ -18,7 +18,7 @@
 //! and breaks the chain. Many processes share an audit directory ([`AuditConfig::directory`]):
 //! each takes a segment of its own (see the segments module).
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,6 +35,7 @@ use super::record::{now_millis, rfc3339_millis, AuditEvent, UserIdentity};
 use super::recover::TailState;
 use super::segments::{self, recover_segment};
 use super::AuditError;
+use crate::fork::ProcessLock;
 use crate::locked_memory::LockedBytes;
 
 /// When a caller's request may be answered.
@@ -235,11 +236,10 @@ enum Job {
     Close(Arc<Completion>),
 }
 
-/// Paths this process has open as logs.
-fn open_paths() -> &'static Mutex<HashSet<PathBuf>> {
-    static OPEN: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
-    OPEN.get_or_init(|| Mutex::new(HashSet::new()))
-}
+/// Paths this process has open as logs. A [`ProcessLock`]: a copy made by `fork` while a thread
+/// of its parent opened or closed a log (and held the set) is told so, instead of waiting for
+/// ever at its next open, or at the drop of the parent's log it lets go of.
+static OPEN_PATHS: ProcessLock<BTreeSet<PathBuf>> = ProcessLock::new(BTreeSet::new());
 
 /// This process's claim on a log path, released when dropped.
 #[derive(Debug)]
@@ -247,7 +247,11 @@ struct PathClaim(PathBuf);
 
 impl PathClaim {
     fn take(path: PathBuf) -> Result<Self, AuditError> {
-        let mut open = open_paths().lock().unwrap_or_else(PoisonError::into_inner);
+        let mut open = OPEN_PATHS.lock().map_err(|e| {
+            AuditError::Config(format!(
+                "the audit logs this process has open cannot be told in this process: {e}"
+            ))
+        })?;
         if !open.insert(path.clone()) {
             return Err(AuditError::Config(format!(
                 "{} is already open as an audit log in this process",
@@ -260,10 +264,11 @@ impl PathClaim {
 
 impl Drop for PathClaim {
     fn drop(&mut self) {
-        open_paths()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.0);
+        // In a copy whose parent held the set at the fork, the claim stays: the copy cannot
+        // open that path again, and nothing else reads its set.
+        if let Ok(mut open) = OPEN_PATHS.lock() {
+            open.remove(&self.0);
+        }
     }
 }
 
