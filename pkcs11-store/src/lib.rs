@@ -61,13 +61,13 @@ struct Module {
 /// The context of the module at `path`, initialised in this process.
 ///
 /// A copy made by `fork` (a prefork server, Python's `multiprocessing`) inherits its parent's
-/// contexts, but PKCS#11 (v2.40, 6.7.7) says a child must call `C_Initialize` itself before it
-/// uses the module, and some modules answer a child that did not with
-/// `CKR_CRYPTOKI_NOT_INITIALIZED`. So the first use in a copy initialises the module again
-/// through a context of the copy's own. A module that kept its parent's initialisation (SoftHSMv2
-/// does) answers `CKR_CRYPTOKI_ALREADY_INITIALIZED`, and the copy goes on with that state. The
-/// parent's context is never finalised in the copy: `C_Finalize` there could end sessions or
-/// connections the two processes share.
+/// contexts, but PKCS#11 (v2.40 base specification, 5.5.1) says a child must call `C_Initialize`
+/// itself before it uses the module (its behaviour is undefined otherwise, and some modules
+/// answer `CKR_CRYPTOKI_NOT_INITIALIZED`). So the first use in a copy initialises the module
+/// again through a context of the copy's own. A module that kept its parent's initialisation
+/// (SoftHSMv2 does) answers `CKR_CRYPTOKI_ALREADY_INITIALIZED`, and the copy goes on with that
+/// state. The parent's context is never finalised in the copy: `C_Finalize` there could end
+/// sessions or connections the two processes share.
 fn module(path: &Path) -> std::result::Result<Pkcs11, ConnectFailure> {
     // A `ProcessLock`: a copy forked while another thread of its parent held the table is told
     // so at once, instead of waiting for ever (a `Mutex` taken then stays taken in the copy,

@@ -1,9 +1,10 @@
-/* A PKCS#11 module that holds a forked child to what PKCS#11 v2.40 (6.7.7) asks of it: the child
- * calls C_Initialize itself before it uses the module. Some modules answer a child that did not
- * with CKR_CRYPTOKI_NOT_INITIALIZED; SoftHSMv2 serves it anyway. This one forwards everything to
- * the module named by KEYPLANE_STRICT_PKCS11_INNER (SoftHSMv2 in the tests) and answers
- * C_GetSlotList, C_OpenSession and C_Login with CKR_CRYPTOKI_NOT_INITIALIZED in any process that
- * has not called C_Initialize through it, as such a module would.
+/* A PKCS#11 module that holds a forked child to what PKCS#11 v2.40 (base specification, 5.5.1)
+ * asks of it: the child calls C_Initialize itself before it uses the module. The specification
+ * leaves a child that does not undefined; some modules answer it CKR_CRYPTOKI_NOT_INITIALIZED,
+ * and SoftHSMv2 serves it anyway. This one forwards everything to the module named by
+ * KEYPLANE_STRICT_PKCS11_INNER (SoftHSMv2 in the tests) and answers C_GetSlotList, C_OpenSession
+ * and C_Login with CKR_CRYPTOKI_NOT_INITIALIZED in any process that has not called C_Initialize
+ * through it, as such a module would.
  *
  * Built by pkcs11-store/tests/softhsm.rs at test time: cc -shared -fPIC strict_module.c -ldl.
  * No PKCS#11 header is installed here, so the few types it needs are declared below; the
