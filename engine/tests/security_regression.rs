@@ -881,19 +881,26 @@ fn a_forked_child_is_told_its_control_lock_was_held_by_its_parent() {
         CONTROL_FORK_MARK,
         CONTROL_FORK_ROUNDS,
     );
-    let mut attack = Attack::new("a forked child and its parent's control lock");
+    judge_lock_forks(
+        "a forked child and its parent's control lock",
+        &verdicts,
+        &CONTROL_FORK_VERDICTS,
+    );
+}
+
+/// Judges the rounds of a lock's fork scenario whose verdicts list two right answers first (the
+/// lock was free at the fork and taken; a parent's thread held it and it was refused at once):
+/// every round must give one of them, and some round the second, since the other thread holds
+/// the lock most of the time (or the test tried nothing).
+fn judge_lock_forks(attack: &'static str, verdicts: &[String], listed: &[&str]) {
+    let mut attack = Attack::new(attack);
     for (round, verdict) in verdicts.iter().enumerate() {
         attack.judged(
-            CONTROL_FORK_VERDICTS[..2].contains(&verdict.as_str()),
+            listed[..2].contains(&verdict.as_str()),
             &format!("fork {round}: {verdict}"),
         );
     }
-    // The other thread holds the lock most of the time: some fork caught it held, or this test
-    // tried nothing.
-    let held = verdicts
-        .iter()
-        .filter(|v| **v == CONTROL_FORK_VERDICTS[1])
-        .count();
+    let held = verdicts.iter().filter(|v| **v == listed[1]).count();
     assert!(held > 0, "no fork caught the lock held: {verdicts:?}");
 }
 
@@ -965,20 +972,11 @@ fn a_forked_child_is_told_a_process_lock_was_held_by_its_parent() {
         PROCESS_LOCK_FORK_MARK,
         PROCESS_LOCK_FORK_ROUNDS,
     );
-    let mut attack = Attack::new("a forked child and its parent's process lock");
-    for (round, verdict) in verdicts.iter().enumerate() {
-        attack.judged(
-            PROCESS_LOCK_FORK_VERDICTS[..2].contains(&verdict.as_str()),
-            &format!("fork {round}: {verdict}"),
-        );
-    }
-    // The other thread holds the lock most of the time: some fork caught it held, or this test
-    // tried nothing.
-    let held = verdicts
-        .iter()
-        .filter(|v| **v == PROCESS_LOCK_FORK_VERDICTS[1])
-        .count();
-    assert!(held > 0, "no fork caught the lock held: {verdicts:?}");
+    judge_lock_forks(
+        "a forked child and its parent's process lock",
+        &verdicts,
+        &PROCESS_LOCK_FORK_VERDICTS,
+    );
 }
 
 /// The entry point of the process lock's fork scenario (started by the test above with
