@@ -642,3 +642,68 @@ fn pkcs11_fork_scenario() {
         assert_eq!(opened.plaintext.expose(), b"the parent's");
     }
 }
+
+const TABLE_FORK_ENV: &str = "KEYPLANE_PKCS11_TABLE_FORK_CHILD";
+const TABLE_FORK_MARK: &str = "PKCS11TABLEFORK ";
+/// What a child forked while its parent initialised a module saw, by its exit code.
+const TABLE_FORK_VERDICTS: [&str; 4] = [
+    "refused at once, naming the module table and the fork",
+    "connected: the table was free at the fork",
+    "refused otherwise",
+    "panicked",
+];
+
+/// A copy forked while another thread of its parent holds the backend's module table, here
+/// initialising a module whose `C_Initialize` takes 400 ms (as a network HSM's may), is refused
+/// at once with an error that names the table and the fork, never left waiting for a thread it
+/// does not have (docs/assurance.md, finding 12). The parent's connection completes.
+#[test]
+fn a_child_forked_while_its_parent_initialises_a_module_is_refused_at_once() {
+    let verdicts = fork_verdicts(
+        child_test("pkcs11_table_fork_scenario").env(TABLE_FORK_ENV, "1"),
+        TABLE_FORK_MARK,
+        1,
+    );
+    assert_eq!(verdicts, [TABLE_FORK_VERDICTS[0]]);
+}
+
+/// The scenario, in a process of its own (started by the test above with `--ignored`; ignored,
+/// and idle, in a normal run). The strict module is not initialised in this process before it.
+#[test]
+#[ignore = "the PKCS#11 module table's fork scenario, started by its test"]
+fn pkcs11_table_fork_scenario() {
+    if std::env::var(TABLE_FORK_ENV).is_err() {
+        return;
+    }
+    let backend = backend();
+    let inside = setup().join("initialising");
+    // Read by tests/strict_module.c at C_Initialize; this process runs this scenario alone.
+    std::env::set_var("KEYPLANE_STRICT_PKCS11_INIT_DELAY_MS", "400");
+    std::env::set_var("KEYPLANE_STRICT_PKCS11_INIT_SIGNAL", &inside);
+    std::thread::scope(|s| {
+        let parents = s.spawn(|| {
+            backend
+                .open_connection(&cluster("strictfork"), PIN)
+                .map(drop)
+                .map_err(|e| e.message)
+        });
+        // The other thread is inside C_Initialize, holding the module table.
+        while !inside.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let verdict = fork_round(&TABLE_FORK_VERDICTS, || {
+            match backend.open_connection(&cluster("strictfork"), PIN) {
+                Err(e) if e.message.contains("module table") && e.message.contains("fork") => 0,
+                Ok(_) => 1,
+                Err(e) => {
+                    eprintln!("the child's connection: {}", e.message);
+                    2
+                }
+            }
+        });
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{TABLE_FORK_MARK}{verdict}").unwrap();
+        stdout.flush().unwrap();
+        parents.join().unwrap().expect("the parent's connection");
+    });
+}

@@ -11,8 +11,10 @@
  * function list is read by position (the order of CK_FUNCTION_LIST, version 2.40). */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef unsigned long CK_RV;
@@ -45,8 +47,26 @@ static pid_t initialised_in;
 
 static int initialised_here(void) { return initialised_in != 0 && initialised_in == getpid(); }
 
+/* KEYPLANE_STRICT_PKCS11_INIT_DELAY_MS: C_Initialize takes that long, as a network HSM's may,
+ * after creating the file KEYPLANE_STRICT_PKCS11_INIT_SIGNAL names (if any), so that a test knows
+ * its caller is inside. */
+static void initialise_slowly(void) {
+    const char *delay = getenv("KEYPLANE_STRICT_PKCS11_INIT_DELAY_MS");
+    if (delay == NULL) return;
+    const char *signal = getenv("KEYPLANE_STRICT_PKCS11_INIT_SIGNAL");
+    if (signal != NULL) {
+        FILE *f = fopen(signal, "w");
+        if (f != NULL) fclose(f);
+    }
+    long ms = atol(delay);
+    struct timespec wait = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&wait, &wait) != 0) {
+    }
+}
+
 static CK_RV strict_initialize(void *args) {
     if (initialised_here()) return CKR_CRYPTOKI_ALREADY_INITIALIZED;
+    initialise_slowly();
     CK_RV rv = ((CK_RV(*)(void *))inner->fns[C_INITIALIZE])(args);
     /* The inner module may keep its parent's initialisation (SoftHSMv2 does), or another user
      * in this process may have initialised it: either way it is ready. */
