@@ -1,9 +1,10 @@
 //! Replays the committed fuzz corpora on the stable toolchain, as ordinary tests: every seed in
 //! `fuzz/corpus/<target>/` and every reproducer of a crash once found in
 //! `fuzz/regressions/<target>/` runs through the same target body the fuzzer runs
-//! (`fuzz/targets/<target>.rs`), so a fixed crash stays fixed. The C ABI target (`ffi_abi`)
-//! compiles the C library's sources in and is replayed by the fuzz crate's own test
-//! (`fuzz/tests/replay.rs`, run by `scripts/test-fuzz`). See docs/assurance.md.
+//! (`fuzz/targets/<target>.rs`), so a fixed crash stays fixed. The targets of crates above the
+//! engine are replayed by those crates' tests: `ffi_abi` by `ffi/tests/fuzz_replay.rs`;
+//! `sigv4_parse`, `request_parse` and `xks_request` by `server/tests/fuzz_replay.rs`. See
+//! docs/assurance.md.
 
 use keyplane_testkit::fuzz::{assert_replays, corpus_files, fuzz_dir};
 
@@ -61,7 +62,8 @@ fn store_records_corpus() {
     assert_replays("store_records", store_records::run);
 }
 
-/// Every target directory of the fuzz crate is replayed here or (the C ABI) by the fuzz crate.
+/// Every target directory of the fuzz crate is replayed here, by the server's tests or by the C
+/// ABI's.
 #[test]
 fn every_fuzz_target_has_a_replay() {
     let replayed = [
@@ -72,10 +74,10 @@ fn every_fuzz_target_has_a_replay() {
         "audit_verify",
         "data_keys",
         "store_records",
-        "ffi_abi",
         "envelope_parse",
-        // Need keyplane-server: replayed by fuzz/tests/replay.rs (request_parse) and
-        // server/tests/fuzz_replay.rs (sigv4_parse, xks_request).
+        // Replayed by ffi/tests/fuzz_replay.rs.
+        "ffi_abi",
+        // Need keyplane-server: replayed by server/tests/fuzz_replay.rs.
         "request_parse",
         "sigv4_parse",
         "xks_request",

@@ -1,9 +1,10 @@
 //! The fuzz targets' bodies, compiled once for every cargo-fuzz binary and for the replay test.
 //!
 //! Each target is a module of `targets/` with a `run(&[u8])` function; the binaries in
-//! `fuzz_targets/` hand it libFuzzer's input, and `tests/replay.rs` hands it every file of
-//! `corpus/<target>/` on the stable toolchain. The engine's own test `engine/tests/fuzz_replay.rs`
-//! compiles the same files (all but the C ABI target) into the main workspace's suite.
+//! `fuzz_targets/` hand it libFuzzer's input. The main workspace's tests compile the same files
+//! and replay every committed corpus on the stable toolchain: `engine/tests/fuzz_replay.rs` (the
+//! engine's targets), `server/tests/fuzz_replay.rs` (`sigv4_parse`, `request_parse`,
+//! `xks_request`) and `ffi/tests/fuzz_replay.rs` (`ffi_abi`).
 
 // The C ABI (keyplane-ffi, the code of libkeyplane): the `ffi_abi` target calls its functions as C
 // calls them.

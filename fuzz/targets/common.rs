@@ -1,11 +1,11 @@
 //! What every fuzz target shares: a reader that turns the fuzzer's bytes into choices, and the
 //! checks that hold for every engine error.
 //!
-//! These files are compiled three ways: into the cargo-fuzz binaries (through `fuzz/src/lib.rs`),
-//! into `fuzz/tests/replay.rs`, and (all but the C ABI target) into the engine's stable test
-//! `engine/tests/fuzz_replay.rs`, which replays every committed corpus. So they use only
-//! `keyplane`, `serde_json`, `uuid` and the standard library, and refer to each other through
-//! `crate::common`.
+//! These files are compiled into the cargo-fuzz binaries (through `fuzz/src/lib.rs`) and into the
+//! main workspace's stable replay tests (`engine/tests/fuzz_replay.rs`, and the server's and the
+//! C ABI's `tests/fuzz_replay.rs` for the targets the engine cannot depend on), which replay every
+//! committed corpus. So they use only `keyplane`, `serde_json`, `uuid` and the standard library
+//! (and the crate a target is about), and refer to each other through `crate::common`.
 
 use keyplane::{
     CreateKeyRequest, EncryptRequest, EncryptionContext, Engine, Error, KeySpec, KeyUsage,

@@ -11,8 +11,8 @@
 //! (`alias/fuzz`). Nothing panics, every answer is a JSON object, and every error answer has a
 //! `__type` equal to its code, a `message`, and a 4xx or 5xx status.
 //!
-//! Compiled only by the fuzz crate (it needs `keyplane-server`), so the engine's replay test
-//! lists it as replayed there.
+//! Replayed on stable by the server's own `server/tests/fuzz_replay.rs` (it needs
+//! `keyplane-server`, which the engine's replay test cannot depend on).
 
 use std::sync::OnceLock;
 

@@ -8,8 +8,8 @@
 //! secret generated in this process) with one of the service's authentication error codes, status
 //! 400, and a message that never exceeds a bound or carries control characters.
 //!
-//! Replayed on stable by `fuzz/tests/replay.rs` and the server's own `server/tests/fuzz_replay.rs`
-//! (not by the engine's, which cannot depend on the server).
+//! Replayed on stable by the server's own `server/tests/fuzz_replay.rs` (not by the engine's,
+//! which cannot depend on the server).
 
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};

@@ -1,11 +1,14 @@
-//! Replays the committed corpora of the fuzz targets `sigv4_parse` and `xks_request`
-//! (`fuzz/corpus/<target>/` seeds and `fuzz/regressions/<target>/` crash reproducers) through the
-//! targets' bodies on stable, so `cargo test -p keyplane-server` keeps a crash once found fixed.
+//! Replays the committed corpora of the fuzz targets `sigv4_parse`, `request_parse` and
+//! `xks_request` (`fuzz/corpus/<target>/` seeds and `fuzz/regressions/<target>/` crash
+//! reproducers) through the targets' bodies on stable, so `cargo test -p keyplane-server` keeps a
+//! crash once found fixed.
 //! See docs/assurance.md.
 
 #[path = "../../fuzz/targets/common.rs"]
 #[allow(dead_code)]
 mod common;
+#[path = "../../fuzz/targets/request_parse.rs"]
+mod request_parse;
 #[path = "../../fuzz/targets/sigv4_parse.rs"]
 mod sigv4_parse;
 #[path = "../../fuzz/targets/xks_request.rs"]
@@ -32,4 +35,10 @@ fn the_sigv4_parse_corpus_replays() {
 fn the_xks_request_corpus_replays() {
     assert_seeds("xks_request");
     assert_replays("xks_request", xks_request::run);
+}
+
+#[test]
+fn the_request_parse_corpus_replays() {
+    assert_seeds("request_parse");
+    assert_replays("request_parse", request_parse::run);
 }
