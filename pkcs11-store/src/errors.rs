@@ -56,9 +56,9 @@ pub(crate) fn held_at_fork(table: &str, e: keyplane::fork::HeldAtFork) -> Connec
     ConnectFailure::new(
         ConnectionErrorCode::InternalError,
         format!(
-            "the PKCS#11 {table} cannot be used in this process: {e}, and may be half changed; \
-             connect from a process started afresh, or forked while no PKCS#11 key store was \
-             connecting"
+            "the PKCS#11 {table} may be half changed in this process, so it cannot be used here \
+             ({e}); connect from a process started afresh, or forked while no PKCS#11 key store \
+             was connecting"
         ),
     )
 }

@@ -249,7 +249,8 @@ impl PathClaim {
     fn take(path: PathBuf) -> Result<Self, AuditError> {
         let mut open = OPEN_PATHS.lock().map_err(|e| {
             AuditError::Config(format!(
-                "the audit logs this process has open cannot be told in this process: {e}"
+                "this process cannot tell which audit logs it has open ({e}); open audit logs \
+                 from a process started afresh, or forked while none was being opened or closed"
             ))
         })?;
         if !open.insert(path.clone()) {
