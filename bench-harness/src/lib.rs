@@ -54,6 +54,7 @@ pub mod measure;
 pub mod plot;
 pub mod raw;
 pub mod report;
+pub mod split;
 pub mod stream;
 mod sweep;
 mod units;

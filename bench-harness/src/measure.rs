@@ -139,14 +139,17 @@ pub fn process_cpu_time() -> (Duration, Duration) {
 }
 
 /// CPU time between two readings of [`process_cpu_time`]: (total, system).
-fn cpu_between(start: (Duration, Duration), end: (Duration, Duration)) -> (Duration, Duration) {
+pub(crate) fn cpu_between(
+    start: (Duration, Duration),
+    end: (Duration, Duration),
+) -> (Duration, Duration) {
     let user = end.0.saturating_sub(start.0);
     let system = end.1.saturating_sub(start.1);
     (user + system, system)
 }
 
 /// One caller's run: operations, time, per-call latencies.
-type CallerRun = (u64, Duration, Histogram);
+pub(crate) type CallerRun = (u64, Duration, Histogram);
 
 /// Runs one repeat: `callers` threads each make their batch closure with `make` (untimed), wait
 /// for each other, then call it back to back until `amount` is reached.
@@ -209,7 +212,7 @@ pub fn sample<'a>(
 }
 
 /// Calls `f` back to back until `amount`: operations, time, per-call latencies.
-fn run_made(mut f: BatchFn<'_>, amount: Amount) -> Result<CallerRun, String> {
+pub(crate) fn run_made(mut f: BatchFn<'_>, amount: Amount) -> Result<CallerRun, String> {
     let mut hist = Histogram::default();
     let mut ops = 0u64;
     let start = Instant::now();

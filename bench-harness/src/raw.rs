@@ -316,15 +316,28 @@ impl<'i> RawState<'i> {
     /// A loop closure: each call does `chunk` operations, cycling through the point's messages
     /// (the same working set as its batch).
     pub fn batch_fn(&self, chunk: usize) -> BatchFn<'_> {
+        self.batch_fn_over(0..self.inputs.messages.len(), chunk)
+    }
+
+    /// As [`Self::batch_fn`], cycling through the messages `over` only (all of them if `over` is
+    /// empty or out of range), with a batch's worth of results being `over`'s length: one
+    /// thread's part of a batch in [`crate::split`].
+    pub fn batch_fn_over(&self, over: std::ops::Range<usize>, chunk: usize) -> BatchFn<'_> {
         let msgs = &self.inputs.messages;
         let n = msgs.len();
+        let (first, end) = if over.start < over.end && over.end <= n {
+            (over.start, over.end)
+        } else {
+            (0, n)
+        };
         let chunk = chunk.max(1);
-        let mut at = 0usize;
+        let mut at = first;
         let mut next = move || {
             let i = at;
-            at = if at + 1 == n { 0 } else { at + 1 };
+            at = if at + 1 >= end { first } else { at + 1 };
             i
         };
+        let n = end - first;
         let aad = &self.aad[..];
         let size = self.inputs.size;
         let tag_len = AES_256_GCM.tag_len();
@@ -339,7 +352,7 @@ impl<'i> RawState<'i> {
                         sealer.seal_into(
                             aad,
                             &msgs[i],
-                            &mut buffer[i * stride..(i + 1) * stride],
+                            &mut buffer[(i - first) * stride..(i - first + 1) * stride],
                         )?;
                     }
                     Ok(chunk as u64)
@@ -364,7 +377,7 @@ impl<'i> RawState<'i> {
                     for _ in 0..chunk {
                         let i = next();
                         let (ct, nonce) = &sealed[i];
-                        let buf = &mut buffer[i * stride..(i + 1) * stride];
+                        let buf = &mut buffer[(i - first) * stride..(i - first + 1) * stride];
                         buf.copy_from_slice(ct);
                         key.open_in_place(
                             Nonce::assume_unique_for_key(*nonce),

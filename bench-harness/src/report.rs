@@ -164,6 +164,14 @@ pub struct Point {
     pub vs_raw_cpu: Option<f64>,
     /// Engine rate / the same point's rate on 1 thread (when the sweep has it).
     pub vs_1_thread: Option<f64>,
+    /// The raw loop's batch shared by this point's threads with the least coordination a split
+    /// can have ([`crate::split`]; points of one caller on more than one thread).
+    #[serde(default)]
+    pub bare_split_ops_per_sec: Option<f64>,
+    /// `bare_split_ops_per_sec` / the raw single-thread rate: what this many threads sharing one
+    /// batch of the bare primitive reach here, the ceiling for `vs_1_thread`.
+    #[serde(default)]
+    pub bare_split_vs_1_thread: Option<f64>,
 }
 
 impl Point {
@@ -367,6 +375,7 @@ impl Report {
             "/thread",
             "cpu-eff",
             "vs 1 thr",
+            "bare split",
         ]);
         let rows: Vec<Vec<String>> = self
             .points
@@ -396,6 +405,7 @@ impl Report {
                     opt_ratio(p.vs_raw_per_thread),
                     opt_ratio(p.vs_raw_cpu),
                     opt_ratio(p.vs_1_thread),
+                    opt_ratio(p.bare_split_vs_1_thread),
                 ]);
                 row
             })
@@ -406,7 +416,9 @@ impl Report {
              sys%: share of CPU time in the kernel;\nraw 1-thr: plain aws-lc-rs loop, one \
              thread; vs raw: engine/raw; /thread: vs raw ÷ max(threads, callers);\ncpu-eff: \
              engine/raw in ops per CPU-second (per core used, whatever else runs); vs 1 thr: \
-             engine/(same point on 1 thread)\n",
+             engine/(same point on 1 thread);\nbare split: the raw loop's batch shared by the \
+             point's threads (one post, one done count, a 4-byte result per item), over raw 1-thr: \
+             the ceiling for vs 1 thr\n",
         );
 
         if !self.compare.is_empty() {
@@ -506,13 +518,14 @@ impl Report {
             "workload,key_spec,algorithm,size,threads,batch,callers,ops_per_sec_median,\
              ops_per_sec_min,ops_per_sec_max,spread_pct,bytes_per_sec,latency_p50_ms,\
              latency_p90_ms,latency_p99_ms,latency_max_ms,raw_ops_per_sec,vs_raw,\
-             vs_raw_per_thread,vs_raw_cpu,vs_1_thread,ops_per_cpu_sec_median,repeats\n",
+             vs_raw_per_thread,vs_raw_cpu,vs_1_thread,ops_per_cpu_sec_median,repeats,\
+             bare_split_ops_per_sec,bare_split_vs_1_thread\n",
         );
         let opt = |v: Option<f64>| v.map(|v| format!("{v}")).unwrap_or_default();
         for p in &self.points {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 p.workload.name(),
                 p.key_spec.as_str(),
                 csv_field(&p.algorithm),
@@ -536,6 +549,8 @@ impl Report {
                 opt(p.vs_1_thread),
                 p.ops_per_cpu_sec.median,
                 p.ops_per_sec.samples.len(),
+                opt(p.bare_split_ops_per_sec),
+                opt(p.bare_split_vs_1_thread),
             );
         }
         out

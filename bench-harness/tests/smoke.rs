@@ -75,6 +75,7 @@ fn encrypt_sweep_writes_json_csv_and_charts() {
         "vs raw",
         "cpu-eff",
         "vs 1 thr",
+        "bare split",
     ] {
         assert!(table.contains(column), "{column} in\n{table}");
     }
@@ -110,6 +111,16 @@ fn encrypt_sweep_writes_json_csv_and_charts() {
         let vs_1 = number(p, "vs_1_thread");
         if threads == 1 {
             assert_eq!(vs_1, 1.0);
+            assert!(
+                p["bare_split_vs_1_thread"].is_null(),
+                "no split on one thread"
+            );
+        } else {
+            // The raw loop's batch shared by the same two threads, beside the engine's.
+            assert!(number(p, "bare_split_ops_per_sec") > 0.0);
+            let split = number(p, "bare_split_vs_1_thread");
+            let raw = number(p, "raw_ops_per_sec");
+            assert!((split - number(p, "bare_split_ops_per_sec") / raw).abs() < 1e-9);
         }
         assert!(number(p, "bytes_per_sec") > 0.0);
         let lat = &p["batch_latency"];

@@ -5,7 +5,9 @@
 use super::plan::{algorithm_name, Group, Plan};
 use super::progress::Progress;
 use super::rig::Rig;
-use super::round_robin::{calibrate, latency, measure_round_robin, Measured, Runner};
+use super::round_robin::{
+    calibrate, latency, measure_round_robin, Measured, Measures, Runner, SplitRunner,
+};
 use crate::args::SweepArgs;
 use crate::measure::Stats;
 use crate::raw;
@@ -83,24 +85,37 @@ pub(super) fn measure_cell(
         let chunk = calibrate(&state)?;
         Some((state, chunk))
     };
-    // Runners, in the order their results are read back below: the raw baseline, every
-    // (threads, callers) point, and for encrypt the Rust `encrypt_batch_into` / C ABI pairs.
-    let mut runners: Vec<Runner<'_>> = Vec::new();
+    // Runners, in the order their results are read back below: the raw baseline, its bare split
+    // over each thread count above one, every (threads, callers) point, and for encrypt the Rust
+    // `encrypt_batch_into` / C ABI pairs.
+    let mut runners: Vec<Measures<'_>> = Vec::new();
+    let mut split_threads = Vec::new();
     if let Some((state, chunk)) = &raw_state {
-        runners.push(Runner {
+        runners.push(Measures::Callers(Runner {
             make: Box::new(move || Ok(state.batch_fn(*chunk))),
             callers: 1,
-        });
+        }));
+        for &t in plan.threads.iter().filter(|&&t| t > 1) {
+            runners.push(Measures::Split(SplitRunner {
+                make: Box::new(move |part| {
+                    let len = part.len();
+                    Ok(state.batch_fn_over(part, len))
+                }),
+                threads: t as usize,
+                batch: cell.batch,
+            }));
+            split_threads.push(t);
+        }
     }
     let mut point_keys = Vec::new();
     for &t in &plan.threads {
         let engine = &rig.engines[&t];
         for &c in &plan.callers {
             let inputs = &inputs;
-            runners.push(Runner {
+            runners.push(Measures::Callers(Runner {
                 make: Box::new(move || Ok(inputs.batch_fn(engine, args.outputs()))),
                 callers: c,
-            });
+            }));
             point_keys.push((t, c));
         }
     }
@@ -109,14 +124,14 @@ pub(super) fn measure_cell(
         for (&t, c_engine) in &rig.c_engines {
             let engine = &rig.engines[&t];
             let inputs = &inputs;
-            runners.push(Runner {
+            runners.push(Measures::Callers(Runner {
                 make: Box::new(move || Ok(inputs.batch_fn(engine, Outputs::Into))),
                 callers: 1,
-            });
-            runners.push(Runner {
+            }));
+            runners.push(Measures::Callers(Runner {
                 make: Box::new(move || Ok(c_engine.batch_fn(&inputs.messages))),
                 callers: 1,
-            });
+            }));
             c_keys.push(t);
         }
     }
@@ -132,12 +147,17 @@ pub(super) fn measure_cell(
         )),
         None => None,
     };
+    let splits: Vec<(u32, f64)> = split_threads
+        .into_iter()
+        .map(|t| (t, record_split(cell, t, raw_rate, &next(), progress)))
+        .collect();
     for (t, c) in point_keys {
+        let split = splits.iter().find(|s| s.0 == t && c == 1).map(|s| s.1);
         record_point(
             cell,
             inputs.size,
             (t, c),
-            raw_rate,
+            (raw_rate, split),
             &next(),
             progress,
             results,
@@ -182,12 +202,36 @@ fn record_baseline(
     rate
 }
 
-/// Records one (threads, callers) point, against the raw loop where there is one.
+/// Reports the bare split over `t` threads; returns its median ops/s.
+fn record_split(
+    cell: &Cell<'_>,
+    t: u32,
+    raw_rate: Option<(f64, f64)>,
+    m: &Measured,
+    progress: &Progress,
+) -> f64 {
+    let stats = Stats::of(&m.rates);
+    progress.done(format!(
+        "{}, batch {}: raw aws-lc-rs, one batch split over {t} threads: {} ops/s (±{:.1}%){}",
+        cell.label,
+        cell.batch,
+        report::human(stats.median),
+        stats.spread_pct,
+        raw_rate
+            .filter(|r| r.0 > 0.0)
+            .map(|r| format!(", {:.3}x one thread", stats.median / r.0))
+            .unwrap_or_default()
+    ));
+    stats.median
+}
+
+/// Records one (threads, callers) point, against the raw loop and its bare split where they were
+/// measured.
 fn record_point(
     cell: &Cell<'_>,
     size: usize,
     (t, c): (u32, u32),
-    raw_rate: Option<(f64, f64)>,
+    (raw_rate, split_rate): (Option<(f64, f64)>, Option<f64>),
     m: &Measured,
     progress: &Progress,
     results: &mut Results,
@@ -213,6 +257,11 @@ fn record_point(
         vs_raw_per_thread: vs_raw.map(|v| v / workers),
         vs_raw_cpu,
         vs_1_thread: None,
+        bare_split_ops_per_sec: split_rate,
+        bare_split_vs_1_thread: split_rate
+            .zip(raw_rate)
+            .filter(|(_, r)| r.0 > 0.0)
+            .map(|(s, r)| s / r.0),
         ops_per_sec: stats,
         ops_per_cpu_sec: cpu,
         system_cpu_share: Stats::of(&m.system_shares).median,

@@ -70,7 +70,8 @@ impl Plan {
         for g in &self.groups {
             for _ in &self.batches {
                 if baseline {
-                    total += per;
+                    // The raw loop, and its bare split over each thread count above one.
+                    total += per * (1 + self.threads.iter().filter(|&&t| t > 1).count() as u64);
                 }
                 total += per * threads * self.callers.len() as u64;
                 if g.workload == Workload::Encrypt && self.compare_c {

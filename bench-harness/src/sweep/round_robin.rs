@@ -1,5 +1,6 @@
 //! Measuring runners fairly on a shared machine: warm-up, then one repeat of each in turn.
 
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::plan::Timing;
@@ -16,6 +17,29 @@ pub(super) struct Runner<'a> {
     pub callers: u32,
 }
 
+/// The bare split ([`crate::split`]): how each thread makes its loop over its part of a batch,
+/// the threads and the batch.
+pub(super) struct SplitRunner<'a> {
+    pub make: Box<dyn Fn(Range<usize>) -> Result<BatchFn<'a>, String> + Sync + 'a>,
+    pub threads: usize,
+    pub batch: usize,
+}
+
+/// What a round runs in turn: callers of their own closures, or a bare split.
+pub(super) enum Measures<'a> {
+    Callers(Runner<'a>),
+    Split(SplitRunner<'a>),
+}
+
+impl Measures<'_> {
+    fn sample(&self, amount: Amount) -> Result<crate::measure::Sample, String> {
+        match self {
+            Measures::Callers(r) => sample(&*r.make, r.callers, amount),
+            Measures::Split(s) => crate::split::sample_split(&*s.make, s.threads, s.batch, amount),
+        }
+    }
+}
+
 /// What one runner measured: each repeat's rate, the merged latencies, the operations.
 pub(super) struct Measured {
     pub rates: Vec<f64>,
@@ -29,7 +53,7 @@ pub(super) struct Measured {
 /// drift on a shared machine (other processes, frequency changes) hits the engine points and their
 /// raw baseline alike and the ratios stay fair.
 pub(super) fn measure_round_robin(
-    runners: &[Runner<'_>],
+    runners: &[Measures<'_>],
     timing: &Timing,
     progress: &Progress,
 ) -> Result<Vec<Measured>, BenchError> {
@@ -45,13 +69,14 @@ pub(super) fn measure_round_robin(
         .collect();
     for r in runners {
         if !timing.warmup.is_zero() {
-            sample(&*r.make, r.callers, Amount::Time(timing.warmup)).map_err(BenchError::Run)?;
+            r.sample(Amount::Time(timing.warmup))
+                .map_err(BenchError::Run)?;
         }
         progress.bar.inc(1);
     }
     for _ in 0..timing.repeats {
         for (r, m) in runners.iter().zip(&mut out) {
-            let s = sample(&*r.make, r.callers, timing.amount).map_err(BenchError::Run)?;
+            let s = r.sample(timing.amount).map_err(BenchError::Run)?;
             m.rates.push(s.rate);
             m.cpu_rates.push(s.cpu_rate);
             m.system_shares.push(s.system_share);
