@@ -49,6 +49,7 @@ pub mod endpoint;
 #[cfg(feature = "postgres")]
 pub mod fleet;
 pub mod handoff;
+pub mod kept_rooms;
 pub mod many_keys;
 pub mod measure;
 pub mod plot;

@@ -11,6 +11,7 @@ use keyplane::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::kept_rooms::KeptRooms;
 use crate::BenchError;
 
 /// RSA signature padding.
@@ -407,9 +408,29 @@ impl Inputs {
             .collect()
     }
 
+    /// The room an item needs in an `--into` point's output buffer.
+    pub fn into_room(&self) -> usize {
+        match self.workload {
+            Workload::Decrypt => self.size,
+            _ => blob_len(self.size),
+        }
+    }
+
     /// A closure that runs one batch call of the workload on `engine` (each caller thread makes
-    /// its own: request vectors and output buffers are per caller).
-    pub fn batch_fn<'a>(&'a self, engine: &'a Engine, outputs: Outputs) -> BatchFn<'a> {
+    /// its own: request vectors and output buffers are per caller). With `outputs` `Into`, its
+    /// output buffer is a list of rooms leased from `rooms` for the closure's life where one is
+    /// free (kept from call to call, as a caller keeps its buffers), else its own, whose list it
+    /// rewrites before every call.
+    pub fn batch_fn<'a, 'b>(
+        &'a self,
+        engine: &'a Engine,
+        outputs: Outputs,
+        rooms: Option<&'a KeptRooms<'b>>,
+    ) -> BatchFn<'a> {
+        let lease = match outputs {
+            Outputs::Into => rooms.and_then(|r| r.lease(self.batch)),
+            _ => None,
+        };
         match self.workload {
             Workload::Encrypt if outputs == Outputs::Kept => {
                 let requests = self.encrypt_requests();
@@ -425,6 +446,16 @@ impl Inputs {
                 Box::new(move || {
                     engine.decrypt_batch_to(&requests, &mut out);
                     check_outputs(&out, "decrypt_batch_to")
+                })
+            }
+            Workload::Encrypt if outputs == Outputs::Into && lease.is_some() => {
+                let requests = self.encrypt_requests();
+                let mut lease = lease.expect("matched");
+                Box::new(move || {
+                    check_written(
+                        &engine.encrypt_batch_into(&requests, &mut lease.list),
+                        "encrypt_batch_into",
+                    )
                 })
             }
             Workload::Encrypt if outputs == Outputs::Into => {
@@ -445,6 +476,16 @@ impl Inputs {
             Workload::Encrypt => {
                 let requests = self.encrypt_requests();
                 Box::new(move || check(&engine.encrypt_batch(&requests), "encrypt_batch"))
+            }
+            Workload::Decrypt if outputs == Outputs::Into && lease.is_some() => {
+                let requests = self.decrypt_requests(&self.prepared);
+                let mut lease = lease.expect("matched");
+                Box::new(move || {
+                    check_written(
+                        &engine.decrypt_batch_into(&requests, &mut lease.list),
+                        "decrypt_batch_into",
+                    )
+                })
             }
             Workload::Decrypt if outputs == Outputs::Into => {
                 let requests = self.decrypt_requests(&self.prepared);

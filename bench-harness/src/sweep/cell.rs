@@ -9,6 +9,7 @@ use super::round_robin::{
     calibrate, latency, measure_round_robin, Measured, Measures, Runner, SplitRunner,
 };
 use crate::args::SweepArgs;
+use crate::kept_rooms::KeptRooms;
 use crate::measure::Stats;
 use crate::raw;
 use crate::report::{self, Baseline, Comparison, Point};
@@ -78,6 +79,18 @@ pub(super) fn measure_cell(
         plan.context.clone(),
         args.rsa_padding,
     )?;
+    // One output buffer per caller of an `--into` point, cut into rooms once and kept from call
+    // to call (`kept_rooms.rs`); the encrypt points' Rust side of `--compare c` leases them too.
+    let into = args.outputs() == Outputs::Into
+        || (g.workload == Workload::Encrypt && !rig.c_engines.is_empty());
+    let callers = plan.callers.iter().copied().max().unwrap_or(1) as usize;
+    let mut buffers: Vec<Vec<u8>> = match (into, g.workload) {
+        (true, Workload::Encrypt | Workload::Decrypt) => {
+            vec![vec![0u8; inputs.into_room() * cell.batch]; callers]
+        }
+        _ => Vec::new(),
+    };
+    let rooms = KeptRooms::new(&mut buffers, inputs.into_room());
     let raw_state = if args.no_baseline {
         None
     } else {
@@ -107,13 +120,14 @@ pub(super) fn measure_cell(
             split_threads.push(t);
         }
     }
+    let rooms = &rooms;
     let mut point_keys = Vec::new();
     for &t in &plan.threads {
         let engine = &rig.engines[&t];
         for &c in &plan.callers {
             let inputs = &inputs;
             runners.push(Measures::Callers(Runner {
-                make: Box::new(move || Ok(inputs.batch_fn(engine, args.outputs()))),
+                make: Box::new(move || Ok(inputs.batch_fn(engine, args.outputs(), Some(rooms)))),
                 callers: c,
             }));
             point_keys.push((t, c));
@@ -125,7 +139,7 @@ pub(super) fn measure_cell(
             let engine = &rig.engines[&t];
             let inputs = &inputs;
             runners.push(Measures::Callers(Runner {
-                make: Box::new(move || Ok(inputs.batch_fn(engine, Outputs::Into))),
+                make: Box::new(move || Ok(inputs.batch_fn(engine, Outputs::Into, Some(rooms)))),
                 callers: 1,
             }));
             runners.push(Measures::Callers(Runner {
