@@ -53,6 +53,12 @@ impl Homes {
         Homes { homes }
     }
 
+    /// Home `home`'s claim word (none past the last home), for a thread about to claim from it
+    /// to ask for its line early.
+    pub(crate) fn claim_word(&self, home: usize) -> Option<&AtomicUsize> {
+        self.homes.get(home).map(|h| &h.next)
+    }
+
     /// The jobs a thread of home `home` claims: its own home's, then each later home's (wrapping
     /// round) while jobs are left there. Each job index is yielded to exactly one thread.
     pub(crate) fn claims_from(&self, home: usize) -> impl Iterator<Item = usize> + '_ {

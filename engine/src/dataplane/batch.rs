@@ -41,7 +41,9 @@ use super::item_cost::ItemWork;
 use super::item_outputs::{ItemOutput, Outputs};
 use super::keyring::Keyring;
 use super::plane::DataPlane;
+use super::prefetch::Lines;
 use super::result_slots::JobSlots;
+use super::spin_pool::WARM_RANGES;
 use super::tally::{ItemOutcome, KeyTally};
 use super::written::{not_run, Failures, Written, WrittenItems};
 use crate::access::Caller;
@@ -506,7 +508,17 @@ impl DataPlane {
                     work(home);
                 }
             };
-            if !self.helpers.run(&help, || work(0), wake) {
+            // What a helper touches first, for it to ask for all at once when it sees the
+            // batch: its closures (on this stack), and with one helper, which takes home 1, that
+            // home's claim word and jobs, and the arrival count, all of which it writes.
+            let mut warm: SmallVec<[Lines; WARM_RANGES]> =
+                smallvec![Lines::read(&help), Lines::read(&work)];
+            if plan.threads == 2 {
+                let helper_jobs = &jobs[plan.home_starts[1].min(jobs.len())..];
+                warm.extend([Lines::write(&helpers_in), Lines::write(helper_jobs)]);
+                warm.extend(homes.claim_word(1).map(Lines::write));
+            }
+            if !self.helpers.run(&help, || work(0), wake, &warm) {
                 // Another batch holds the helpers: rayon's pool, whose workers may need waking.
                 self.pool.in_place_scope(|scope| {
                     for home in 1..plan.threads {

@@ -26,6 +26,7 @@ mod mac;
 mod one_key;
 pub(crate) mod output;
 pub(crate) mod plane;
+mod prefetch;
 pub(crate) mod primitive;
 mod random;
 mod reencrypt;

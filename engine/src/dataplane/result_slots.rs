@@ -6,7 +6,7 @@
 //! [`JobSlots`], which counts what it holds and drops it if the batch never takes it (a panic in
 //! another job, a job never run), so no result, and no secret in one, is ever leaked undropped.
 
-#![allow(unsafe_code)] // reason: results written into and dropped from uninitialised slots, and PREFETCHW of them.
+#![allow(unsafe_code)] // reason: results written into and dropped from uninitialised slots.
 
 use std::mem::MaybeUninit;
 
@@ -61,35 +61,7 @@ impl<O> Drop for JobSlots<'_, O> {
 /// core; spread between items those waits filled the store buffer in the middle of the work
 /// (2% of all samples at 256 MACs on two threads, on the helper alone).
 fn prefetch_for_write<T>(slots: &[MaybeUninit<T>]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_prefetchw() {
-        let start = slots.as_ptr().cast::<u8>();
-        for offset in (0..std::mem::size_of_val(slots)).step_by(64) {
-            // SAFETY: the CPU has PREFETCHW (`has_prefetchw`). A prefetch is a hint: it reads
-            // and writes no data and faults on no address; it uses no stack and no flags.
-            unsafe {
-                std::arch::asm!(
-                    "prefetchw [{0}]",
-                    in(reg) start.wrapping_add(offset),
-                    options(nostack, preserves_flags, readonly)
-                );
-            }
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = slots;
-}
-
-/// Whether the CPU has PREFETCHW (CPUID 8000_0001h, ECX bit 8: every AMD64 CPU, Intel's since
-/// Broadwell), asked once. (`target_feature = "prfchw"` is unstable, and without it
-/// `_MM_HINT_ET0` compiles to a read prefetch.)
-#[cfg(target_arch = "x86_64")]
-fn has_prefetchw() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        let max_extended = std::arch::x86_64::__cpuid(0x8000_0000).eax;
-        max_extended >= 0x8000_0001 && std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
-    })
+    super::prefetch::Lines::write(slots).ask(usize::MAX);
 }
 
 #[cfg(test)]

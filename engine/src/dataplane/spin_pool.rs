@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
+use super::prefetch::{Lines, PostedLines};
 use crate::error::{Error, Result};
 
 /// How long a helper stays awake for the next batch after its last one, before it parks.
@@ -64,7 +65,17 @@ struct Post {
     posted: AtomicPtr<Posted<'static>>,
     epoch: AtomicU64,
     shutdown: AtomicBool,
+    /// Memory a helper reads and writes first in the batch's `work` (its closures, its home's
+    /// claim word and jobs, on the caller's stack): a helper asks for all of it as soon as it
+    /// sees the epoch, so that the lines cross from the caller's core together instead of one
+    /// dependent miss after another.
+    warm: PostedLines<WARM_RANGES>,
 }
+
+/// Ranges of memory a batch posts for its helpers to ask for ([`Post::warm`]).
+pub(crate) const WARM_RANGES: usize = 6;
+/// The most lines a helper asks for per range.
+const WARM_LINES: usize = 16;
 
 struct PoolState {
     /// Helpers parked (or about to park) on `wake`.
@@ -100,6 +111,7 @@ impl SpinPool {
                 posted: AtomicPtr::new(std::ptr::null_mut()),
                 epoch: AtomicU64::new(0),
                 shutdown: AtomicBool::new(false),
+                warm: PostedLines::default(),
             }),
             active: CachePadded::new(AtomicUsize::new(0)),
             pool: CachePadded::new(PoolState {
@@ -155,7 +167,15 @@ impl SpinPool {
     /// (each claims jobs until none is left). Returns false, having run nothing, when another
     /// batch holds the pool or this is a copy of the process after `fork`. A panic in either,
     /// on any thread, is raised again here once no helper is inside `work`.
-    pub(crate) fn run(&self, work: &(dyn Fn() + Sync), own: impl FnOnce(), wake: bool) -> bool {
+    /// `warm` names the memory a helper reads and writes first in `work`, which it asks for as
+    /// soon as it sees the batch (the first [`WARM_RANGES`]; a hint only).
+    pub(crate) fn run(
+        &self,
+        work: &(dyn Fn() + Sync),
+        own: impl FnOnce(),
+        wake: bool,
+        warm: &[Lines],
+    ) -> bool {
         let s = &*self.shared;
         if self.helpers.is_empty()
             || self.started_in.is_elsewhere()
@@ -172,6 +192,7 @@ impl SpinPool {
         let ptr = (&posted as *const Posted<'_>)
             .cast_mut()
             .cast::<Posted<'static>>();
+        s.post.warm.post(warm);
         s.post.posted.store(ptr, SeqCst);
         s.post.epoch.fetch_add(1, SeqCst);
         if wake && s.pool.sleepers.load(SeqCst) > 0 {
@@ -211,6 +232,7 @@ fn help(s: &Shared) {
         if s.post.shutdown.load(SeqCst) {
             return;
         }
+        s.post.warm.ask(WARM_LINES);
         s.active.fetch_add(1, SeqCst);
         let ptr = s.post.posted.load(SeqCst);
         if !ptr.is_null() {
@@ -299,7 +321,7 @@ mod tests {
                 let Some(job) = jobs.get(k) else { break };
                 job.fetch_add(1, SeqCst);
             };
-            assert!(pool.run(&work, work, true));
+            assert!(pool.run(&work, work, true, &[]));
             assert!(jobs.iter().all(|j| j.load(SeqCst) == 1), "round {round}");
             if round % 500 == 0 {
                 std::thread::sleep(Duration::from_millis(2));
@@ -318,7 +340,7 @@ mod tests {
                 std::thread::sleep(Duration::from_micros(200));
             }
         };
-        let ran = pool.run(&work, work, true);
+        let ran = pool.run(&work, work, true, &[]);
         let threads = threads.lock().unwrap().len();
         (ran, threads)
     }
@@ -351,12 +373,12 @@ mod tests {
         let inner_ran = AtomicBool::new(false);
         let outer = || {
             let inner = || inner_ran.store(true, SeqCst);
-            let refused = !pool.run(&inner, inner, true);
+            let refused = !pool.run(&inner, inner, true, &[]);
             assert!(refused);
         };
-        assert!(pool.run(&|| (), outer, true));
+        assert!(pool.run(&|| (), outer, true, &[]));
         assert!(!inner_ran.load(SeqCst));
-        assert!(pool.run(&|| (), || (), true), "the pool is free again");
+        assert!(pool.run(&|| (), || (), true, &[]), "the pool is free again");
     }
 
     /// A panic in a helper's or the caller's share of the work reaches the caller, and the pool
@@ -365,7 +387,7 @@ mod tests {
     fn panics_reach_the_caller_and_the_pool_survives() {
         let pool = SpinPool::new(2, "test-helper").unwrap();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            pool.run(&|| (), || panic!("caller's share"), true)
+            pool.run(&|| (), || panic!("caller's share"), true, &[])
         }));
         assert!(result.is_err());
         let next = AtomicUsize::new(0);
@@ -380,14 +402,15 @@ mod tests {
             }
         };
         // A helper may or may not get a job before the caller has taken them all.
-        let _ = catch_unwind(AssertUnwindSafe(|| pool.run(&helper, own, true)));
+        let _ = catch_unwind(AssertUnwindSafe(|| pool.run(&helper, own, true, &[])));
         let ran = AtomicUsize::new(0);
         assert!(pool.run(
             &|| (),
             || {
                 ran.fetch_add(1, SeqCst);
             },
-            true
+            true,
+            &[]
         ));
         assert!(ran.load(SeqCst) >= 1);
     }
@@ -396,7 +419,7 @@ mod tests {
     fn dropping_the_pool_stops_its_helpers() {
         for _ in 0..20 {
             let pool = SpinPool::new(4, "test-helper").unwrap();
-            assert!(pool.run(&|| (), || (), true));
+            assert!(pool.run(&|| (), || (), true, &[]));
             drop(pool);
         }
     }
