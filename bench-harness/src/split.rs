@@ -58,7 +58,11 @@ pub fn sample_split<'a>(
     amount: Amount,
 ) -> Result<Sample, String> {
     let threads = threads.max(1);
-    let batch = batch.max(threads);
+    if batch < threads {
+        return Err(format!(
+            "a batch of {batch} cannot be split over {threads} threads"
+        ));
+    }
     let team = Team::default();
     let results: Vec<AtomicU32> = (0..batch).map(|_| AtomicU32::new(0)).collect();
     // The helpers and the calling thread, once each has made its loop.
@@ -271,6 +275,8 @@ mod tests {
                 Ok(r.len() as u64)
             }))
         };
+        let e = sample_split(&panicking, 2, 1, Amount::Ops(8)).unwrap_err();
+        assert!(e.contains("cannot be split"), "{e}");
         let e = sample_split(&panicking, 2, 8, Amount::Ops(1 << 20)).unwrap_err();
         assert!(e.contains("a helper's part panicked"), "{e}");
 

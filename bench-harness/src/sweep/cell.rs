@@ -108,7 +108,9 @@ pub(super) fn measure_cell(
             make: Box::new(move || Ok(state.batch_fn(*chunk))),
             callers: 1,
         }));
-        for &t in plan.threads.iter().filter(|&&t| t > 1) {
+        // A batch of fewer items than threads cannot be shared by all of them.
+        let shared_by = |t: u32| t > 1 && t as usize <= cell.batch;
+        for &t in plan.threads.iter().filter(|&&t| shared_by(t)) {
             runners.push(Measures::Split(SplitRunner {
                 make: Box::new(move |part| {
                     let len = part.len();

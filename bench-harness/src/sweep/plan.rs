@@ -68,10 +68,16 @@ impl Plan {
         let threads = self.threads.len() as u64;
         let mut total = 0u64;
         for g in &self.groups {
-            for _ in &self.batches {
+            for batch in &self.batches {
                 if baseline {
-                    // The raw loop, and its bare split over each thread count above one.
-                    total += per * (1 + self.threads.iter().filter(|&&t| t > 1).count() as u64);
+                    // The raw loop, and its bare split over each thread count above one that
+                    // the batch has items for.
+                    let splits = self
+                        .threads
+                        .iter()
+                        .filter(|&&t| t > 1 && t as usize <= *batch)
+                        .count() as u64;
+                    total += per * (1 + splits);
                 }
                 total += per * threads * self.callers.len() as u64;
                 if g.workload == Workload::Encrypt && self.compare_c {
