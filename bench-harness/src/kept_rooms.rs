@@ -73,12 +73,18 @@ mod tests {
         assert!(pool.lease(4).is_none(), "and none has four rooms");
         a.list[2].fill(7);
         let first = a.list[0].as_ptr();
+        let list_at = a.list.as_ptr() as usize;
         drop(a);
         let again = pool.lease(3).expect("given back");
         assert_eq!(
             again.list[0].as_ptr(),
             first,
             "the same rooms, not new ones"
+        );
+        assert_eq!(
+            again.list.as_ptr() as usize,
+            list_at,
+            "the same list: no call writes or allocates it again"
         );
         drop((again, b));
         assert_eq!(buffers[0], [0, 0, 0, 0, 0, 0, 0, 0, 7, 7, 7, 7]);

@@ -250,33 +250,6 @@ fn check_written(results: &WrittenItems, what: &str) -> Result<u64, String> {
     Ok(results.len() as u64)
 }
 
-/// One batch into `buffer`, cut into `out_len`-byte outputs listed in `spare`'s allocation, with
-/// its results checked as [`check_written`] does.
-fn into_buffers(
-    spare: &mut Vec<&mut [u8]>,
-    buffer: &mut [u8],
-    out_len: usize,
-    what: &str,
-    batch: impl FnOnce(&mut [&mut [u8]]) -> WrittenItems,
-) -> Result<u64, String> {
-    let mut outputs = recycled(std::mem::take(spare));
-    outputs.extend(buffer.chunks_mut(out_len));
-    let checked = check_written(&batch(&mut outputs), what);
-    *spare = recycled(outputs);
-    checked
-}
-
-/// An empty vector of buffer references on `v`'s allocation, whatever lifetime `v`'s had: a batch
-/// into caller buffers borrows the closure's buffer anew each call, and a caller that keeps its
-/// output buffers keeps this list too, instead of allocating 16 bytes a buffer per batch (4 KiB
-/// at 256 items, past glibc's per-thread cache) on the calling thread while the helpers wait. The
-/// standard library collects an emptied `IntoIter` back into its own allocation.
-#[allow(clippy::unnecessary_filter_map)] // reason: `filter` would keep the old lifetime.
-fn recycled<'b>(mut v: Vec<&mut [u8]>) -> Vec<&'b mut [u8]> {
-    v.clear();
-    v.into_iter().filter_map(|_| None).collect()
-}
-
 fn check_outputs(out: &BatchOutputs, what: &str) -> Result<u64, String> {
     if let Some((i, Err(e))) = out.iter().enumerate().find(|(_, r)| r.is_err()) {
         return Err(format!("{what}: item {i} of {} failed: {e}", out.len()));
@@ -418,9 +391,9 @@ impl Inputs {
 
     /// A closure that runs one batch call of the workload on `engine` (each caller thread makes
     /// its own: request vectors and output buffers are per caller). With `outputs` `Into`, its
-    /// output buffer is a list of rooms leased from `rooms` for the closure's life where one is
-    /// free (kept from call to call, as a caller keeps its buffers), else its own, whose list it
-    /// rewrites before every call.
+    /// output buffer is a list of rooms leased from `rooms` for the closure's life, kept from call
+    /// to call as a caller keeps its buffers ([`KeptRooms`]); with none free, every call fails
+    /// rather than measure another way of passing buffers.
     pub fn batch_fn<'a, 'b>(
         &'a self,
         engine: &'a Engine,
@@ -431,6 +404,17 @@ impl Inputs {
             Outputs::Into => rooms.and_then(|r| r.lease(self.batch)),
             _ => None,
         };
+        if outputs == Outputs::Into
+            && matches!(self.workload, Workload::Encrypt | Workload::Decrypt)
+            && lease.is_none()
+        {
+            let batch = self.batch;
+            return Box::new(move || {
+                Err(format!(
+                    "no kept output buffer of {batch} rooms is free for this caller"
+                ))
+            });
+        }
         match self.workload {
             Workload::Encrypt if outputs == Outputs::Kept => {
                 let requests = self.encrypt_requests();
@@ -448,9 +432,9 @@ impl Inputs {
                     check_outputs(&out, "decrypt_batch_to")
                 })
             }
-            Workload::Encrypt if outputs == Outputs::Into && lease.is_some() => {
+            Workload::Encrypt if outputs == Outputs::Into => {
                 let requests = self.encrypt_requests();
-                let mut lease = lease.expect("matched");
+                let mut lease = lease.expect("leased above");
                 Box::new(move || {
                     check_written(
                         &engine.encrypt_batch_into(&requests, &mut lease.list),
@@ -458,47 +442,17 @@ impl Inputs {
                     )
                 })
             }
-            Workload::Encrypt if outputs == Outputs::Into => {
-                let requests = self.encrypt_requests();
-                let out_len = blob_len(self.size);
-                let mut buffer = vec![0u8; out_len * requests.len()];
-                let mut spare = Vec::with_capacity(requests.len());
-                Box::new(move || {
-                    into_buffers(
-                        &mut spare,
-                        &mut buffer,
-                        out_len,
-                        "encrypt_batch_into",
-                        |outputs| engine.encrypt_batch_into(&requests, outputs),
-                    )
-                })
-            }
             Workload::Encrypt => {
                 let requests = self.encrypt_requests();
                 Box::new(move || check(&engine.encrypt_batch(&requests), "encrypt_batch"))
             }
-            Workload::Decrypt if outputs == Outputs::Into && lease.is_some() => {
+            Workload::Decrypt if outputs == Outputs::Into => {
                 let requests = self.decrypt_requests(&self.prepared);
-                let mut lease = lease.expect("matched");
+                let mut lease = lease.expect("leased above");
                 Box::new(move || {
                     check_written(
                         &engine.decrypt_batch_into(&requests, &mut lease.list),
                         "decrypt_batch_into",
-                    )
-                })
-            }
-            Workload::Decrypt if outputs == Outputs::Into => {
-                let requests = self.decrypt_requests(&self.prepared);
-                let out_len = self.size;
-                let mut buffer = vec![0u8; out_len * requests.len()];
-                let mut spare = Vec::with_capacity(requests.len());
-                Box::new(move || {
-                    into_buffers(
-                        &mut spare,
-                        &mut buffer,
-                        out_len,
-                        "decrypt_batch_into",
-                        |outputs| engine.decrypt_batch_into(&requests, outputs),
                     )
                 })
             }
@@ -659,21 +613,4 @@ fn envelope_batch(
         }
     }
     Ok(requests.len() as u64)
-}
-
-#[cfg(test)]
-mod recycled_tests {
-    use super::recycled;
-
-    /// The list of output buffers is made once per closure: each call reuses its allocation.
-    #[test]
-    fn recycled_keeps_the_allocation_and_empties_the_list() {
-        let mut a = [0u8; 8];
-        let mut list: Vec<&mut [u8]> = Vec::with_capacity(256);
-        list.extend(a.chunks_mut(2));
-        let (ptr, cap) = (list.as_ptr() as usize, list.capacity());
-        let again = recycled(list);
-        assert!(again.is_empty());
-        assert_eq!((again.as_ptr() as usize, again.capacity()), (ptr, cap));
-    }
 }
