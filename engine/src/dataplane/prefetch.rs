@@ -125,7 +125,7 @@ fn for_read(at: *const u8) {
 
 /// PREFETCHW where the CPU has it, else a read prefetch.
 #[inline]
-pub(crate) fn for_write(at: *const u8) {
+fn for_write(at: *const u8) {
     #[cfg(target_arch = "x86_64")]
     if has_prefetchw() {
         // SAFETY: the CPU has PREFETCHW (`has_prefetchw`). A prefetch is a hint: it reads and
