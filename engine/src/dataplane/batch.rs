@@ -30,7 +30,6 @@
 #![allow(unsafe_code)] // reason: one `set_len` once every job's result slots are written (`result_slots`).
 
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use smallvec::{smallvec, SmallVec};
@@ -48,7 +47,7 @@ use super::tally::{ItemOutcome, KeyTally};
 use super::written::{not_run, Failures, Written, WrittenItems};
 use crate::access::Caller;
 use crate::error::{validation, Result};
-use crate::job_homes::Homes;
+use crate::job_homes::ClaimWords;
 
 /// Batches estimated below this run on the calling thread alone: even a helper already awake
 /// costs more than it gains (its chunk context, the claims, the wait for its last job).
@@ -463,14 +462,20 @@ impl DataPlane {
                 (rest_items, rest_outputs, rest_slots, start) =
                     (more_items, more_outputs, more_slots, end);
             }
+            // The pool's claim words if this batch holds it, else words of its own for rayon's
+            // pool (another batch holds the helpers).
+            let (mut held, mut own_words) = (self.helpers.hold(), None);
+            let (words, helpers) = match &mut held {
+                Some(held) => (&mut *held.words, Some(&held.helpers)),
+                None => (own_words.insert(ClaimWords::new(plan.threads)), None),
+            };
             // Each taking-part thread has a home: a run of consecutive jobs, the calling thread
             // the first. It takes its home's jobs in order, then those left in the homes after
             // it. So from one batch to the next each thread writes mostly the same outputs and
             // result slots, which stay in its core's cache, instead of pulling them line by line
-            // from the core that wrote them last time (two threads sharing one batch ran each
-            // item ~25% slower than one thread alone, while two callers with a batch each did
-            // not).
-            let homes = Homes::starting_at(&plan.home_starts, jobs.len());
+            // from the core that wrote them last (two threads sharing one batch ran each item
+            // ~25% slower than one thread alone, while two callers with a batch each did not).
+            let homes = words.homes(&plan.home_starts, jobs.len());
             let work = |home: usize| {
                 let mut ctx = None;
                 for k in homes.claims_from(home) {
@@ -499,35 +504,36 @@ impl DataPlane {
                     *lock(&jobs[k]) = Job::Done(results);
                 }
             };
-            // Helpers awake take part up to the plan's thread count (the calling thread is one),
-            // each with the next home in the order they arrive.
-            let helpers_in = AtomicUsize::new(1);
-            let help = || {
-                let home = helpers_in.fetch_add(1, Ordering::Relaxed);
-                if home < plan.threads {
-                    work(home);
+            match helpers {
+                Some(helpers) => {
+                    // Helper `i` takes home `i + 1` first, up to the plan's thread count.
+                    let help = |helper: usize| {
+                        if helper + 1 < plan.threads {
+                            work(helper + 1);
+                        }
+                    };
+                    // What a helper touches first, for it to ask for all at once when it sees
+                    // the batch: its closures (on this stack), and with one helper, which takes
+                    // home 1, that home's jobs, which it writes. (Its claim word is the pool's,
+                    // which it wrote last batch.)
+                    let mut warm: SmallVec<[Lines; WARM_RANGES]> =
+                        smallvec![Lines::read(&help), Lines::read(&work), Lines::read(&homes)];
+                    if plan.threads == 2 {
+                        let helper_jobs = &jobs[plan.home_starts[1].min(jobs.len())..];
+                        warm.push(Lines::write(helper_jobs));
+                    }
+                    helpers.run(&help, || work(0), wake, &warm);
                 }
-            };
-            // What a helper touches first, for it to ask for all at once when it sees the
-            // batch: its closures (on this stack), and with one helper, which takes home 1, that
-            // home's claim word and jobs, and the arrival count, all of which it writes.
-            let mut warm: SmallVec<[Lines; WARM_RANGES]> =
-                smallvec![Lines::read(&help), Lines::read(&work)];
-            if plan.threads == 2 {
-                let helper_jobs = &jobs[plan.home_starts[1].min(jobs.len())..];
-                warm.extend([Lines::write(&helpers_in), Lines::write(helper_jobs)]);
-                warm.extend(homes.claim_word(1).map(Lines::write));
-            }
-            if !self.helpers.run(&help, || work(0), wake, &warm) {
-                // Another batch holds the helpers: rayon's pool, whose workers may need waking.
-                self.pool.in_place_scope(|scope| {
+                None => self.pool.in_place_scope(|scope| {
                     for home in 1..plan.threads {
                         let work = &work;
                         scope.spawn(move |_| work(home));
                     }
                     work(0);
-                });
+                }),
             }
+            drop(homes);
+            drop(held);
             // Every job was taken and ran to its end (a panic would have been raised again
             // above, and the jobs' drop would have dropped every result written). A job not
             // done would be a scheduling bug: its results and every other job's are dropped
@@ -576,6 +582,7 @@ enum Job<'a, I, P, O> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn the_public_schedule_is_the_plan() {
@@ -714,7 +721,8 @@ mod tests {
                     "{p:?}"
                 );
                 // Every job claimed once, whichever thread starts.
-                let homes = Homes::starting_at(&p.home_starts, p.job_ends.len());
+                let mut words = ClaimWords::new(p.threads);
+                let homes = words.homes(&p.home_starts, p.job_ends.len());
                 let mut claimed: Vec<usize> = homes.claims_from(p.threads - 1).collect();
                 claimed.sort_unstable();
                 assert_eq!(claimed, (0..p.job_ends.len()).collect::<Vec<_>>());

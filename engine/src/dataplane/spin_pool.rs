@@ -18,15 +18,18 @@
 //!
 //! All four steps are `SeqCst`: a helper's count-in either precedes the caller's wait for zero
 //! (so the caller waits for it) or follows the null store (so it loads null, or the pointer of a
-//! later batch whose caller waits for it in turn). One batch holds the pool at a time; a second
-//! caller meanwhile (and a copy of the process after `fork`, whose helpers do not exist) is told
-//! so and runs its batch another way.
+//! later batch whose caller waits for it in turn). One batch holds the pool at a time
+//! ([`SpinPool::hold`]), and with it the pool's claim words ([`ClaimWords`]), which stay in the
+//! cache of the thread that claims from them; a second caller meanwhile (and a copy of the
+//! process after `fork`, whose helpers do not exist) is told so and runs its batch another way.
+//! Helper `i` always works on the batch's home `i + 1` first (the calling thread's is home 0):
+//! no arrival count for the calling thread to reset and each helper to bump.
 
 #![allow(unsafe_code)] // reason: helpers call a closure on the caller's stack (protocol above).
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -34,15 +37,16 @@ use crossbeam_utils::CachePadded;
 
 use super::prefetch::{Lines, PostedLines};
 use crate::error::{Error, Result};
+use crate::job_homes::ClaimWords;
 
 /// How long a helper stays awake for the next batch after its last one, before it parks.
 const STAY_AWAKE: Duration = Duration::from_micros(200);
 /// How long of that it spins without yielding its CPU.
 const SPIN: Duration = Duration::from_micros(20);
 
-/// A batch's work, as posted to the helpers.
+/// A batch's work, as posted to the helpers: each calls it with its own index.
 struct Posted<'a> {
-    work: &'a (dyn Fn() + Sync),
+    work: &'a (dyn Fn(usize) + Sync),
 }
 
 /// The pool's state, in three cache lines by who writes them: a helper spinning for the next
@@ -59,6 +63,8 @@ struct Shared {
     pool: CachePadded<PoolState>,
     lock: Mutex<()>,
     wake: Condvar,
+    /// The claim words of the batch that holds the pool: holding them is holding the pool.
+    words: Mutex<ClaimWords>,
 }
 
 struct Post {
@@ -80,8 +86,6 @@ const WARM_LINES: usize = 16;
 struct PoolState {
     /// Helpers parked (or about to park) on `wake`.
     sleepers: AtomicUsize,
-    /// Whether a batch holds the pool.
-    busy: AtomicBool,
     /// Whether a helper's `work` panicked during the current batch.
     panicked: AtomicBool,
 }
@@ -116,11 +120,11 @@ impl SpinPool {
             active: CachePadded::new(AtomicUsize::new(0)),
             pool: CachePadded::new(PoolState {
                 sleepers: AtomicUsize::new(0),
-                busy: AtomicBool::new(false),
                 panicked: AtomicBool::new(false),
             }),
             lock: Mutex::new(()),
             wake: Condvar::new(),
+            words: Mutex::new(ClaimWords::new(helpers + 1)),
         });
         let mut pool = SpinPool {
             shared,
@@ -133,7 +137,7 @@ impl SpinPool {
             let shared = pool.shared.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
-                .spawn(move || help(&shared))
+                .spawn(move || help(&shared, i))
                 .map_err(|e| Error::Internal(format!("could not start a batch helper: {e}")))?;
             pool.helpers.push(handle);
         }
@@ -161,31 +165,56 @@ impl SpinPool {
         self.shared.pool.sleepers.load(SeqCst) < self.helpers.len()
     }
 
-    /// Runs `work` on every helper awake, or woken (with `wake`), while the calling thread runs
-    /// `own`; returns
-    /// once every helper that entered `work` has left it. The two divide the batch themselves
-    /// (each claims jobs until none is left). Returns false, having run nothing, when another
-    /// batch holds the pool or this is a copy of the process after `fork`. A panic in either,
-    /// on any thread, is raised again here once no helper is inside `work`.
+    /// Holds the pool for one batch, with its claim words; none when another batch holds it,
+    /// there are no helpers, or this is a copy of the process after `fork`.
+    pub(crate) fn hold(&self) -> Option<Held<'_>> {
+        if self.helpers.is_empty() || self.started_in.is_elsewhere() {
+            return None;
+        }
+        let words = match self.shared.words.try_lock() {
+            Ok(words) => words,
+            // A batch that panicked left the words with its claims: the next run's number
+            // tells them apart.
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(Held {
+            words,
+            helpers: Helpers {
+                shared: &self.shared,
+            },
+        })
+    }
+}
+
+/// The pool, held by one batch ([`SpinPool::hold`]) until this is dropped.
+pub(crate) struct Held<'p> {
+    /// The pool's claim words, for the batch's homes.
+    pub(crate) words: MutexGuard<'p, ClaimWords>,
+    /// The helpers, to run the batch on.
+    pub(crate) helpers: Helpers<'p>,
+}
+
+/// The helpers of a held pool.
+pub(crate) struct Helpers<'p> {
+    shared: &'p Shared,
+}
+
+impl Helpers<'_> {
+    /// Runs `work` on every helper awake, or woken (with `wake`), each with its index, while
+    /// the calling thread runs `own`; returns once every helper that entered `work` has left
+    /// it. The two divide the batch themselves (each claims jobs until none is left). A panic
+    /// in either, on any thread, is raised again here once no helper is inside `work`.
     /// `warm` names the memory a helper reads and writes first in `work`, which it asks for as
     /// soon as it sees the batch (the first [`WARM_RANGES`]; a hint only).
     pub(crate) fn run(
         &self,
-        work: &(dyn Fn() + Sync),
+        work: &(dyn Fn(usize) + Sync),
         own: impl FnOnce(),
         wake: bool,
         warm: &[Lines],
-    ) -> bool {
-        let s = &*self.shared;
-        if self.helpers.is_empty()
-            || self.started_in.is_elsewhere()
-            || s.pool
-                .busy
-                .compare_exchange(false, true, SeqCst, SeqCst)
-                .is_err()
-        {
-            return false;
-        }
+    ) {
+        let s = self.shared;
         let posted = Posted { work };
         // The lifetime is erased for the store only: the pointer is withdrawn, and every helper
         // that may have loaded it has left `work`, before this function returns.
@@ -211,21 +240,19 @@ impl SpinPool {
             }
         }
         let helper_panicked = s.pool.panicked.swap(false, SeqCst);
-        s.pool.busy.store(false, SeqCst);
         if let Err(panic) = outcome {
             resume_unwind(panic);
         }
         if helper_panicked {
             panic!("a batch helper thread panicked");
         }
-        true
     }
 }
 
-/// A helper's life: wait for a batch, run its work, repeat until shutdown. It starts from the
-/// pool's first epoch, not the one it finds: a batch posted, or a shutdown begun, before the
-/// thread got to run is seen, not waited past.
-fn help(s: &Shared) {
+/// The life of helper `index`: wait for a batch, run its work, repeat until shutdown. It starts
+/// from the pool's first epoch, not the one it finds: a batch posted, or a shutdown begun, before
+/// the thread got to run is seen, not waited past.
+fn help(s: &Shared, index: usize) {
     let mut seen = 0;
     loop {
         seen = wait_for_batch(s, seen);
@@ -241,7 +268,7 @@ fn help(s: &Shared) {
             // its `Posted` and closure go out of scope (module docs), so both are alive until
             // the count-out below.
             let work = unsafe { (*ptr).work };
-            if catch_unwind(AssertUnwindSafe(work)).is_err() {
+            if catch_unwind(AssertUnwindSafe(|| work(index))).is_err() {
                 s.pool.panicked.store(true, SeqCst);
             }
         }
@@ -308,6 +335,16 @@ impl Drop for SpinPool {
 mod tests {
     use super::*;
 
+    /// Runs `work` on the pool's helpers and `own` on this thread, as a batch does; false when
+    /// the pool is held by another batch.
+    fn run(pool: &SpinPool, work: &(dyn Fn(usize) + Sync), own: impl FnOnce()) -> bool {
+        let Some(held) = pool.hold() else {
+            return false;
+        };
+        held.helpers.run(work, own, true, &[]);
+        true
+    }
+
     /// Jobs claimed by an atomic add, as `batch` does: every job runs exactly once, whichever
     /// thread takes it, over many back-to-back batches and with helpers parked in between.
     #[test]
@@ -321,7 +358,7 @@ mod tests {
                 let Some(job) = jobs.get(k) else { break };
                 job.fetch_add(1, SeqCst);
             };
-            assert!(pool.run(&work, work, true, &[]));
+            assert!(run(&pool, &|_| work(), work));
             assert!(jobs.iter().all(|j| j.load(SeqCst) == 1), "round {round}");
             if round % 500 == 0 {
                 std::thread::sleep(Duration::from_millis(2));
@@ -340,7 +377,7 @@ mod tests {
                 std::thread::sleep(Duration::from_micros(200));
             }
         };
-        let ran = pool.run(&work, work, true, &[]);
+        let ran = run(pool, &|_| work(), work);
         let threads = threads.lock().unwrap().len();
         (ran, threads)
     }
@@ -366,6 +403,32 @@ mod tests {
         assert!(threads > 1);
     }
 
+    /// Each helper works with its own index, the one its thread was started with, so that it
+    /// takes the same home of every batch.
+    #[test]
+    fn each_helper_works_with_its_own_index() {
+        let pool = SpinPool::new(3, "test-helper").unwrap();
+        let seen = Mutex::new(Vec::new());
+        for _ in 0..200 {
+            let work = |index: usize| {
+                let name = std::thread::current().name().map(str::to_owned);
+                seen.lock().unwrap().push((index, name));
+                std::thread::sleep(Duration::from_micros(50));
+            };
+            assert!(run(&pool, &work, || std::thread::sleep(
+                Duration::from_micros(200)
+            )));
+        }
+        let seen = seen.into_inner().unwrap();
+        assert!(!seen.is_empty(), "no helper took part in 200 batches");
+        for (index, name) in seen {
+            assert_eq!(
+                name.as_deref(),
+                Some(format!("test-helper-{index}").as_str())
+            );
+        }
+    }
+
     /// A second caller while a batch holds the pool is told so and runs nothing.
     #[test]
     fn a_busy_pool_refuses_a_second_batch() {
@@ -373,12 +436,12 @@ mod tests {
         let inner_ran = AtomicBool::new(false);
         let outer = || {
             let inner = || inner_ran.store(true, SeqCst);
-            let refused = !pool.run(&inner, inner, true, &[]);
+            let refused = !run(&pool, &|_| inner(), inner);
             assert!(refused);
         };
-        assert!(pool.run(&|| (), outer, true, &[]));
+        assert!(run(&pool, &|_| (), outer));
         assert!(!inner_ran.load(SeqCst));
-        assert!(pool.run(&|| (), || (), true, &[]), "the pool is free again");
+        assert!(run(&pool, &|_| (), || ()), "the pool is free again");
     }
 
     /// A panic in a helper's or the caller's share of the work reaches the caller, and the pool
@@ -387,11 +450,11 @@ mod tests {
     fn panics_reach_the_caller_and_the_pool_survives() {
         let pool = SpinPool::new(2, "test-helper").unwrap();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            pool.run(&|| (), || panic!("caller's share"), true, &[])
+            run(&pool, &|_| (), || panic!("caller's share"))
         }));
         assert!(result.is_err());
         let next = AtomicUsize::new(0);
-        let helper = || {
+        let helper = |_| {
             if next.fetch_add(1, SeqCst) < 1000 {
                 panic!("helper's share");
             }
@@ -402,16 +465,11 @@ mod tests {
             }
         };
         // A helper may or may not get a job before the caller has taken them all.
-        let _ = catch_unwind(AssertUnwindSafe(|| pool.run(&helper, own, true, &[])));
+        let _ = catch_unwind(AssertUnwindSafe(|| run(&pool, &helper, own)));
         let ran = AtomicUsize::new(0);
-        assert!(pool.run(
-            &|| (),
-            || {
-                ran.fetch_add(1, SeqCst);
-            },
-            true,
-            &[]
-        ));
+        assert!(run(&pool, &|_| (), || {
+            ran.fetch_add(1, SeqCst);
+        }));
         assert!(ran.load(SeqCst) >= 1);
     }
 
@@ -419,7 +477,7 @@ mod tests {
     fn dropping_the_pool_stops_its_helpers() {
         for _ in 0..20 {
             let pool = SpinPool::new(4, "test-helper").unwrap();
-            assert!(pool.run(&|| (), || (), true, &[]));
+            assert!(run(&pool, &|_| (), || ()));
             drop(pool);
         }
     }

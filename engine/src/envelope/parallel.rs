@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::error::{Error, Result};
-use crate::job_homes::Homes;
+use crate::job_homes::{even_starts, ClaimWords};
 
 /// The least plaintext in one job: a claim is an atomic add and an uncontended lock, ~50 ns,
 /// against ~6 µs for 64 KiB of AES-GCM.
@@ -43,7 +43,8 @@ pub(super) fn run_jobs<J: Send>(
     if threads == 1 {
         return jobs.into_iter().try_for_each(f);
     }
-    let homes = Homes::new(jobs.len(), threads);
+    let mut words = ClaimWords::new(threads);
+    let homes = words.homes(&even_starts(jobs.len(), threads), jobs.len());
     let jobs: Vec<Mutex<Option<J>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<(usize, Error)>> = Mutex::new(None);
