@@ -86,6 +86,14 @@ impl ClaimWords {
     }
 }
 
+#[cfg(test)]
+impl ClaimWords {
+    /// Makes the next run the one whose number wraps.
+    pub(crate) fn skip_to_wrap(&mut self) {
+        self.run = RUNS - 1;
+    }
+}
+
 /// The jobs of one run split into homes, each claimed through its word in [`ClaimWords`]: a
 /// thread claims the next job of a home with one compare-and-swap on that home's word, so every
 /// job is claimed once.
@@ -98,6 +106,12 @@ pub(crate) struct Homes<'w> {
 }
 
 impl Homes<'_> {
+    /// The run's number: different from every other run on the same words since they were
+    /// last cleared.
+    pub(crate) fn run(&self) -> u64 {
+        self.run
+    }
+
     /// Claims home `h`'s next job, if it has one left in this run.
     fn claim(&self, h: usize) -> Option<usize> {
         let (start, end) = self.bounds[h];
@@ -120,6 +134,23 @@ impl Homes<'_> {
                 Err(now) => seen = now,
             }
         }
+    }
+
+    /// Whether every job of the run has been claimed: every home's word says so, or the home
+    /// is empty.
+    pub(crate) fn all_claimed(&self) -> bool {
+        self.bounds
+            .iter()
+            .zip(self.words)
+            .all(|(&(start, end), word)| {
+                let seen = word.load(Ordering::Relaxed);
+                let next = if seen >> INDEX_BITS == self.run {
+                    seen & INDEX_MASK
+                } else {
+                    start
+                };
+                next >= end
+            })
     }
 
     /// The jobs a thread of home `home` claims: its own home's, then each later home's (wrapping

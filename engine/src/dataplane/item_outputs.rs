@@ -8,8 +8,18 @@
 //! helpers to read: a vector of them, rewritten by the calling thread every batch, had its cache
 //! lines taken back from the helper's core at every write (at 1,000 MACs on two threads that
 //! vector's construction was 15% of the calling thread's time).
+//!
+//! A shared batch does not split them on the calling thread either: it hands the threads the
+//! buffers cut into jobs ([`Outputs::into_jobs`]), and the thread that claims a job takes that
+//! job's part itself ([`Outputs::job`]).
 
+#![allow(unsafe_code)] // reason: each thread takes its job's part of the buffers (`Outputs::job`).
+
+use std::marker::PhantomData;
 use std::ops::Range;
+use std::ptr::NonNull;
+
+use smallvec::SmallVec;
 
 /// A caller's output buffer, which a refused item zeroes (the C ABI documents that the buffer of
 /// an item that fails after it was handed to the engine is zeroed).
@@ -27,18 +37,83 @@ impl ItemOutput for &mut [u8] {
     }
 }
 
+/// Where a batch's jobs end: item indices, ascending, the last at most the batch's length. Made
+/// only by [`JobEnds::checked`], so that jobs cut at them never overlap, whatever made them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct JobEnds<'e> {
+    ends: &'e [usize],
+}
+
+impl<'e> JobEnds<'e> {
+    /// `ends` if they ascend and the last is at most `len`.
+    pub(crate) fn checked(ends: &'e [usize], len: usize) -> Option<Self> {
+        let ascending = ends.windows(2).all(|w| w[0] <= w[1]);
+        (ascending && ends.last().is_none_or(|&last| last <= len)).then_some(JobEnds { ends })
+    }
+
+    /// How many jobs.
+    pub(crate) fn count(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Job `job`'s items (empty past the last job).
+    pub(crate) fn items(&self, job: usize) -> Range<usize> {
+        let Some(&end) = self.ends.get(job) else {
+            return 0..0;
+        };
+        let start = job.checked_sub(1).map_or(0, |before| self.ends[before]);
+        start..end
+    }
+}
+
 /// The output buffers of a batch's items, of type `B` each: cut into jobs with
-/// [`Outputs::split_at`], then handed out in item order by [`Outputs::for_each`].
+/// [`Outputs::split_at`] or [`Outputs::into_jobs`], then handed out in item order by
+/// [`Outputs::for_each`].
 pub(crate) trait Outputs<B>: Send + Sized {
+    /// The buffers cut into jobs, for the threads of a shared batch to take a job's part each.
+    type Jobs<'e>: Sync
+    where
+        Self: 'e;
+
     /// Items that have a buffer.
     fn len(&self) -> usize;
     /// The buffers of the first `mid` items, and of the rest (`mid` at most [`Outputs::len`]).
     fn split_at(self, mid: usize) -> (Self, Self);
     /// Calls `each` with every item's buffer, in order.
     fn for_each(self, each: impl FnMut(&mut B));
+    /// The buffers cut into jobs at `ends` (a job past the buffers has none).
+    fn into_jobs<'e>(self, ends: JobEnds<'e>) -> Self::Jobs<'e>
+    where
+        Self: 'e;
+    /// Job `job`'s buffers.
+    ///
+    /// # Safety
+    /// No other part of job `job` taken from `jobs` is alive: each job is taken at most once
+    /// (a shared batch's threads take the jobs they claim, and each job is claimed once).
+    unsafe fn job<'e>(jobs: &Self::Jobs<'e>, job: usize) -> Self
+    where
+        Self: 'e;
 }
 
-impl<B: Send> Outputs<B> for &mut [B] {
+/// A slice of buffers cut into jobs: each job's part is taken through the pointer, by the one
+/// thread that claimed it.
+pub(crate) struct SliceJobs<'a, 'e, B> {
+    start: NonNull<B>,
+    len: usize,
+    ends: JobEnds<'e>,
+    buffers: PhantomData<&'a mut [B]>,
+}
+
+// SAFETY: a `SliceJobs` hands out `&mut B` to disjoint items (`Outputs::job`'s contract and the
+// checked ends), one thread each, as a `&mut [B]` split across threads would: `B: Send` suffices.
+unsafe impl<B: Send> Sync for SliceJobs<'_, '_, B> {}
+
+impl<'a, B: Send> Outputs<B> for &'a mut [B] {
+    type Jobs<'e>
+        = SliceJobs<'a, 'e, B>
+    where
+        Self: 'e;
+
     fn len(&self) -> usize {
         <[B]>::len(self)
     }
@@ -51,6 +126,31 @@ impl<B: Send> Outputs<B> for &mut [B] {
         for buffer in self {
             each(buffer);
         }
+    }
+
+    fn into_jobs<'e>(self, ends: JobEnds<'e>) -> SliceJobs<'a, 'e, B>
+    where
+        Self: 'e,
+    {
+        SliceJobs {
+            len: self.len(),
+            start: NonNull::from(self).cast(),
+            ends,
+            buffers: PhantomData,
+        }
+    }
+
+    unsafe fn job<'e>(jobs: &SliceJobs<'a, 'e, B>, job: usize) -> Self
+    where
+        Self: 'e,
+    {
+        let items = jobs.ends.items(job);
+        let end = items.end.min(jobs.len);
+        let start = items.start.min(end);
+        // SAFETY: `start..end` lies within the slice `into_jobs` took (clamped to its length),
+        // which it borrows for `'a`. Jobs' items are disjoint (the ends ascend: `JobEnds`), and
+        // the caller takes each job at most once, so no two `&mut` overlap.
+        unsafe { std::slice::from_raw_parts_mut(jobs.start.as_ptr().add(start), end - start) }
     }
 }
 
@@ -91,7 +191,29 @@ fn rooms_that_fit(len: usize, ranges: &[Range<usize>]) -> usize {
         .count()
 }
 
+/// Rooms cut into jobs: job `k` holds the bytes from `cuts[k]` to `cuts[k + 1]` of the buffer,
+/// cut where its first room starts. The cuts never go back, so no byte is in two jobs even were
+/// the layout not back to back.
+pub(crate) struct RoomJobs<'a, 'e> {
+    start: NonNull<u8>,
+    ranges: &'a [Range<usize>],
+    base: usize,
+    ends: JobEnds<'e>,
+    /// One more than the jobs: the last is the buffer's length.
+    cuts: SmallVec<[usize; 17]>,
+    buffer: PhantomData<&'a mut [u8]>,
+}
+
+// SAFETY: a `RoomJobs` hands out `&mut [u8]` over disjoint byte ranges (the cuts ascend), one
+// job to one thread (`Outputs::job`'s contract); bytes may be written from any thread.
+unsafe impl Sync for RoomJobs<'_, '_> {}
+
 impl<'a> Outputs<&'a mut [u8]> for Rooms<'a> {
+    type Jobs<'e>
+        = RoomJobs<'a, 'e>
+    where
+        Self: 'e;
+
     fn len(&self) -> usize {
         self.ranges.len()
     }
@@ -125,6 +247,57 @@ impl<'a> Outputs<&'a mut [u8]> for Rooms<'a> {
             let (mut room, tail) = std::mem::take(&mut rest).split_at_mut(len);
             each(&mut room);
             rest = tail;
+        }
+    }
+
+    fn into_jobs<'e>(self, ends: JobEnds<'e>) -> RoomJobs<'a, 'e>
+    where
+        Self: 'e,
+    {
+        let len = self.buf.len();
+        let mut cuts = SmallVec::with_capacity(ends.count() + 1);
+        let mut cut = 0;
+        for job in 0..ends.count() {
+            let first = ends.items(job).start;
+            let at = self
+                .ranges
+                .get(first)
+                .map_or(len, |r| r.start.saturating_sub(self.base));
+            cut = at.clamp(cut, len);
+            cuts.push(cut);
+        }
+        cuts.push(len);
+        RoomJobs {
+            start: NonNull::from(self.buf).cast(),
+            ranges: self.ranges,
+            base: self.base,
+            ends,
+            cuts,
+            buffer: PhantomData,
+        }
+    }
+
+    unsafe fn job<'e>(jobs: &RoomJobs<'a, 'e>, job: usize) -> Self
+    where
+        Self: 'e,
+    {
+        let (Some(&from), Some(&to)) = (jobs.cuts.get(job), jobs.cuts.get(job + 1)) else {
+            return Rooms::laid_out(&mut [], &[]);
+        };
+        let items = jobs.ends.items(job);
+        let ranges = jobs
+            .ranges
+            .get(items.start.min(jobs.ranges.len())..items.end.min(jobs.ranges.len()))
+            .unwrap_or_default();
+        // SAFETY: `from..to` lies within the buffer `into_jobs` took, which it borrows for `'a`
+        // (every cut is clamped to its length, and they ascend). Jobs' byte ranges are
+        // disjoint, and the caller takes each job at most once, so no two `&mut` overlap.
+        let buf =
+            unsafe { std::slice::from_raw_parts_mut(jobs.start.as_ptr().add(from), to - from) };
+        Rooms {
+            buf,
+            ranges,
+            base: jobs.base + from,
         }
     }
 }
@@ -162,6 +335,80 @@ mod tests {
             room.fill(j);
         });
         assert_eq!(buf, [1, 1, 1, 11, 11, 11, 11, 11, 12, 12, 12, 12]);
+    }
+
+    #[test]
+    fn job_ends_are_taken_only_if_they_ascend_within_the_batch() {
+        let ends = JobEnds::checked(&[3, 3, 7, 10], 10).unwrap();
+        assert_eq!(ends.count(), 4);
+        let jobs: Vec<_> = (0..5).map(|k| ends.items(k)).collect();
+        assert_eq!(jobs, vec![0..3, 3..3, 3..7, 7..10, 0..0]);
+        assert!(JobEnds::checked(&[3, 2, 10], 10).is_none(), "descending");
+        assert!(JobEnds::checked(&[3, 11], 10).is_none(), "past the batch");
+        assert!(JobEnds::checked(&[], 0).is_some());
+    }
+
+    /// Each job's part of a slice of buffers is its own items' buffers, whichever order the
+    /// jobs are taken in.
+    #[test]
+    fn a_slice_cut_into_jobs_hands_each_job_its_own_buffers() {
+        let mut buffers: Vec<u8> = vec![0; 10];
+        let ends = [3, 3, 7, 10];
+        let jobs = Outputs::<u8>::into_jobs(&mut buffers[..], JobEnds::checked(&ends, 10).unwrap());
+        for k in [2, 0, 3, 1, 4] {
+            // SAFETY: each job is taken once.
+            let part: &mut [u8] = unsafe { <&mut [u8] as Outputs<u8>>::job(&jobs, k) };
+            assert_eq!(part.len(), [3, 0, 4, 3, 0][k]);
+            part.fill(k as u8 + 1);
+        }
+        assert_eq!(buffers, [1, 1, 1, 3, 3, 3, 3, 4, 4, 4]);
+    }
+
+    /// Rooms cut into jobs hand each job the rooms `split_at` would; and were a layout not
+    /// back to back (which only a debug build refuses), no byte would be in two jobs.
+    #[test]
+    fn rooms_cut_into_jobs_hand_out_each_byte_once() {
+        let mut buf = vec![0u8; 12];
+        let ranges = [0..3, 3..3, 3..8, 8..12];
+        let ends = [1, 3, 4];
+        let jobs =
+            Rooms::laid_out(&mut buf, &ranges).into_jobs(JobEnds::checked(&ends, 4).unwrap());
+        let mut lens = Vec::new();
+        for k in [1, 0, 2] {
+            // SAFETY: each job is taken once.
+            let part = unsafe { Rooms::job(&jobs, k) };
+            part.for_each(|room| {
+                lens.push((k, room.len()));
+                room.fill(k as u8 + 1);
+            });
+        }
+        lens.sort_unstable();
+        assert_eq!(lens, vec![(0, 3), (1, 0), (1, 5), (2, 4)]);
+        assert_eq!(buf, [1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3]);
+        // A layout that goes back (made directly: `laid_out` refuses it in debug builds).
+        let mut buf = vec![0u8; 10];
+        let ranges = [0..4, 6..10, 2..6, 8..9];
+        let ends = [1, 2, 3, 4];
+        let rooms = Rooms {
+            buf: &mut buf,
+            ranges: &ranges,
+            base: 0,
+        };
+        let jobs = rooms.into_jobs(JobEnds::checked(&ends, 4).unwrap());
+        let mut taken = [0u8; 10];
+        let mut parts = Vec::new();
+        for k in 0..4 {
+            // SAFETY: each job is taken once.
+            parts.push(unsafe { Rooms::job(&jobs, k) });
+        }
+        for part in parts {
+            part.for_each(|room| room.iter_mut().for_each(|b| *b += 1));
+        }
+        taken.copy_from_slice(&buf);
+        assert!(
+            taken.iter().all(|&b| b <= 1),
+            "a byte in two jobs: {taken:?}"
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@
 mod agreement;
 mod algorithm;
 mod batch;
+mod batch_board;
 mod batch_outputs;
+mod batch_plan;
 pub(crate) mod chunk;
 mod ciphertext_blob;
 mod datakey;
@@ -32,6 +34,7 @@ mod random;
 mod reencrypt;
 mod result_slots;
 pub(crate) mod session;
+mod shared_batch;
 mod sign;
 pub(crate) mod slot_cache;
 mod spin_pool;
@@ -41,8 +44,8 @@ mod written;
 mod xks;
 
 pub use agreement::{DeriveSharedSecretRequest, DeriveSharedSecretResponse};
-pub use batch::{batch_schedule, BatchSchedule};
 pub use batch_outputs::BatchOutputs;
+pub use batch_plan::{batch_schedule, BatchSchedule};
 pub use ciphertext_blob::CiphertextBlob;
 pub use datakey::{
     GenerateDataKeyRequest, GenerateDataKeyResponse, GenerateDataKeyWithoutPlaintextResponse,

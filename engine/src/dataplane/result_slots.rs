@@ -8,7 +8,52 @@
 
 #![allow(unsafe_code)] // reason: results written into and dropped from uninitialised slots.
 
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+
+use super::item_outputs::JobEnds;
+
+/// A batch's result slots cut into jobs: the thread that claims a job takes that job's slots
+/// ([`SlotJobs::job`]); the calling thread writes nothing into them.
+pub(crate) struct SlotJobs<'s, 'e, O> {
+    start: NonNull<MaybeUninit<O>>,
+    len: usize,
+    ends: JobEnds<'e>,
+    slots: PhantomData<&'s mut [MaybeUninit<O>]>,
+}
+
+// SAFETY: a `SlotJobs` hands out `&mut` to disjoint slots (the checked ends, and each job taken
+// once: `SlotJobs::job`'s contract), one thread each, which moves results of type `O` between
+// threads: `O: Send` suffices, as for a `&mut [O]` split across threads.
+unsafe impl<O: Send> Sync for SlotJobs<'_, '_, O> {}
+
+impl<'s, 'e, O> SlotJobs<'s, 'e, O> {
+    /// `slots` cut into jobs at `ends`.
+    pub(crate) fn new(slots: &'s mut [MaybeUninit<O>], ends: JobEnds<'e>) -> Self {
+        SlotJobs {
+            len: slots.len(),
+            start: NonNull::from(slots).cast(),
+            ends,
+            slots: PhantomData,
+        }
+    }
+
+    /// Job `job`'s slots.
+    ///
+    /// # Safety
+    /// No other part of job `job`'s slots taken from `self` is alive: each job is taken at most
+    /// once.
+    pub(crate) unsafe fn job(&self, job: usize) -> &'s mut [MaybeUninit<O>] {
+        let items = self.ends.items(job);
+        let end = items.end.min(self.len);
+        let start = items.start.min(end);
+        // SAFETY: `start..end` lies within the slots `new` took, which it borrows for `'s`
+        // (clamped to their length). Jobs' slots are disjoint (the ends ascend: `JobEnds`), and
+        // the caller takes each job at most once, so no two `&mut` overlap.
+        unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr().add(start), end - start) }
+    }
+}
 
 /// One job's result slots and how many of them, from the first, hold a result.
 pub(crate) struct JobSlots<'s, O> {
@@ -22,6 +67,17 @@ impl<'s, O> JobSlots<'s, O> {
     pub(crate) fn new(slots: &'s mut [MaybeUninit<O>]) -> Self {
         prefetch_for_write(slots);
         JobSlots { slots, written: 0 }
+    }
+
+    /// A finished job's slots, to drop its results (a batch that failed after the job ended).
+    ///
+    /// # Safety
+    /// Every one of `slots` holds a result that nothing else owns or drops.
+    pub(crate) unsafe fn finished(slots: &'s mut [MaybeUninit<O>]) -> Self {
+        JobSlots {
+            written: slots.len(),
+            slots,
+        }
     }
 
     /// Writes the next slot's result (a result past the last slot is dropped: the batch runner
@@ -76,6 +132,44 @@ mod tests {
         fn drop(&mut self) {
             DROPPED.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    /// Jobs take their own slots; a finished job's results are dropped through
+    /// `JobSlots::finished`, once each.
+    #[test]
+    fn jobs_take_their_own_slots_and_finished_ones_drop_their_results() {
+        static GONE: AtomicUsize = AtomicUsize::new(0);
+        struct Noted(#[allow(dead_code)] u64);
+        impl Drop for Noted {
+            fn drop(&mut self) {
+                GONE.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let mut memory: Vec<Noted> = Vec::with_capacity(5);
+        let ends = [2, 2, 5];
+        let jobs = SlotJobs::new(
+            &mut memory.spare_capacity_mut()[..5],
+            JobEnds::checked(&ends, 5).unwrap(),
+        );
+        // SAFETY: each job is taken once here, and once more below only after its part is gone.
+        let (first, empty, last) = unsafe { (jobs.job(0), jobs.job(1), jobs.job(2)) };
+        assert_eq!((first.len(), empty.len(), last.len()), (2, 0, 3));
+        let mut first = JobSlots::new(first);
+        first.push(Noted(1));
+        first.push(Noted(2));
+        first.hand_over();
+        let mut last = JobSlots::new(last);
+        for i in 0..3 {
+            last.push(Noted(3 + i));
+        }
+        last.hand_over();
+        assert_eq!(GONE.load(Ordering::SeqCst), 0);
+        // The batch failed: both finished jobs' results are dropped, each once.
+        for k in [0, 2] {
+            // SAFETY: no part of job `k` is alive; its slots hold results nothing else owns.
+            drop(unsafe { JobSlots::finished(jobs.job(k)) });
+        }
+        assert_eq!(GONE.load(Ordering::SeqCst), 5);
     }
 
     #[test]

@@ -19,8 +19,8 @@
 //! All four steps are `SeqCst`: a helper's count-in either precedes the caller's wait for zero
 //! (so the caller waits for it) or follows the null store (so it loads null, or the pointer of a
 //! later batch whose caller waits for it in turn). One batch holds the pool at a time
-//! ([`SpinPool::hold`]), and with it the pool's claim words ([`ClaimWords`]), which stay in the
-//! cache of the thread that claims from them; a second caller meanwhile (and a copy of the
+//! ([`SpinPool::hold`]), and with it the pool's [`BatchBoard`], whose lines stay in the cache of
+//! the thread that writes them; a second caller meanwhile (and a copy of the
 //! process after `fork`, whose helpers do not exist) is told so and runs its batch another way.
 //! Helper `i` always works on the batch's home `i + 1` first (the calling thread's is home 0):
 //! no arrival count for the calling thread to reset and each helper to bump.
@@ -35,9 +35,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
+use super::batch_board::BatchBoard;
 use super::prefetch::{Lines, PostedLines};
 use crate::error::{Error, Result};
-use crate::job_homes::ClaimWords;
 
 /// How long a helper stays awake for the next batch after its last one, before it parks.
 const STAY_AWAKE: Duration = Duration::from_micros(200);
@@ -63,8 +63,8 @@ struct Shared {
     pool: CachePadded<PoolState>,
     lock: Mutex<()>,
     wake: Condvar,
-    /// The claim words of the batch that holds the pool: holding them is holding the pool.
-    words: Mutex<ClaimWords>,
+    /// The board of the batch that holds the pool: holding it is holding the pool.
+    board: Mutex<BatchBoard>,
 }
 
 struct Post {
@@ -124,7 +124,7 @@ impl SpinPool {
             }),
             lock: Mutex::new(()),
             wake: Condvar::new(),
-            words: Mutex::new(ClaimWords::new(helpers + 1)),
+            board: Mutex::new(BatchBoard::new(helpers + 1)),
         });
         let mut pool = SpinPool {
             shared,
@@ -165,21 +165,21 @@ impl SpinPool {
         self.shared.pool.sleepers.load(SeqCst) < self.helpers.len()
     }
 
-    /// Holds the pool for one batch, with its claim words; none when another batch holds it,
-    /// there are no helpers, or this is a copy of the process after `fork`.
+    /// Holds the pool for one batch, with its board; none when another batch holds it, there are
+    /// no helpers, or this is a copy of the process after `fork`.
     pub(crate) fn hold(&self) -> Option<Held<'_>> {
         if self.helpers.is_empty() || self.started_in.is_elsewhere() {
             return None;
         }
-        let words = match self.shared.words.try_lock() {
-            Ok(words) => words,
-            // A batch that panicked left the words with its claims: the next run's number
-            // tells them apart.
+        let board = match self.shared.board.try_lock() {
+            Ok(board) => board,
+            // A batch that panicked left the board with its claims and records: the next run's
+            // number tells them apart.
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return None,
         };
         Some(Held {
-            words,
+            board,
             helpers: Helpers {
                 shared: &self.shared,
             },
@@ -189,8 +189,8 @@ impl SpinPool {
 
 /// The pool, held by one batch ([`SpinPool::hold`]) until this is dropped.
 pub(crate) struct Held<'p> {
-    /// The pool's claim words, for the batch's homes.
-    pub(crate) words: MutexGuard<'p, ClaimWords>,
+    /// The pool's board, for the batch's homes and records.
+    pub(crate) board: MutexGuard<'p, BatchBoard>,
     /// The helpers, to run the batch on.
     pub(crate) helpers: Helpers<'p>,
 }
