@@ -46,6 +46,8 @@ impl ClaimWords {
     /// A new run of `jobs` jobs in one home per entry of `starts`, home `h` from job `starts[h]`
     /// to the next home's start (the last to `jobs`). `starts` ascend from 0 (the first home
     /// starts at job 0 whatever its entry says); a home may be empty; no entries is one home of
+    /// every job. Whatever `starts` hold, the homes never overlap (a start before the home
+    /// before ends is moved up to that end), so no job is claimed twice, and together they hold
     /// every job. Taking `&mut self` makes it the only run on these words until it ends.
     pub(crate) fn homes(&mut self, starts: &[usize], jobs: usize) -> Homes<'_> {
         let count = starts.len().max(1);
@@ -62,26 +64,31 @@ impl ClaimWords {
             }
             self.run = 1;
         }
-        // An index past what a word holds could not be claimed: such a job would be left
-        // unclaimed (and its batch answer that), never claimed twice.
-        let index = |job: usize| {
-            u64::try_from(job.min(jobs))
-                .unwrap_or(INDEX_MASK)
-                .min(INDEX_MASK)
-        };
-        let ends = starts.iter().skip(1).copied().chain(std::iter::once(jobs));
-        let bounds = std::iter::once(0)
-            .chain(starts.iter().skip(1).copied())
-            .zip(ends)
-            .map(|(start, end)| {
-                let end = index(end);
-                (index(start).min(end), end)
+        // A job past what a word's index holds (2^32 jobs) could not be claimed: the run is
+        // then not complete, and never reports every job claimed.
+        let complete = u64::try_from(jobs).is_ok_and(|jobs| jobs <= INDEX_MASK);
+        let index = |job: usize| u64::try_from(job).unwrap_or(INDEX_MASK).min(INDEX_MASK);
+        let all = index(jobs);
+        let mut from = 0;
+        let bounds = (0..count)
+            .map(|h| {
+                let start = if h == 0 {
+                    0
+                } else {
+                    index(starts[h]).clamp(from, all)
+                };
+                let end = starts
+                    .get(h + 1)
+                    .map_or(all, |&next| index(next).clamp(start, all));
+                from = end;
+                (start, end)
             })
             .collect();
         Homes {
             words: &self.words[..count],
             run: self.run,
             bounds,
+            complete,
         }
     }
 }
@@ -103,6 +110,8 @@ pub(crate) struct Homes<'w> {
     /// Each home's first job and end, inline for up to eight homes: written once by the
     /// thread that plans the run, only read by the others.
     bounds: SmallVec<[(u64, u64); 8]>,
+    /// Whether every job's index fits a claim word.
+    complete: bool,
 }
 
 impl Homes<'_> {
@@ -139,18 +148,20 @@ impl Homes<'_> {
     /// Whether every job of the run has been claimed: every home's word says so, or the home
     /// is empty.
     pub(crate) fn all_claimed(&self) -> bool {
-        self.bounds
-            .iter()
-            .zip(self.words)
-            .all(|(&(start, end), word)| {
-                let seen = word.load(Ordering::Relaxed);
-                let next = if seen >> INDEX_BITS == self.run {
-                    seen & INDEX_MASK
-                } else {
-                    start
-                };
-                next >= end
-            })
+        self.complete
+            && self
+                .bounds
+                .iter()
+                .zip(self.words)
+                .all(|(&(start, end), word)| {
+                    let seen = word.load(Ordering::Relaxed);
+                    let next = if seen >> INDEX_BITS == self.run {
+                        seen & INDEX_MASK
+                    } else {
+                        start
+                    };
+                    next >= end
+                })
     }
 
     /// The jobs a thread of home `home` claims: its own home's, then each later home's (wrapping
@@ -218,6 +229,23 @@ mod tests {
         let mut words = ClaimWords::new(1);
         let past = words.homes(&[0, 9], 2);
         assert_eq!(past.claims_from(1).collect::<Vec<_>>(), vec![0, 1]);
+    }
+
+    /// Starts that do not ascend still make homes that never overlap: every job is claimed
+    /// once (a job claimed twice would be run by two threads at once).
+    #[test]
+    fn homes_never_overlap_whatever_the_starts() {
+        for starts in [vec![0, 5, 3], vec![4, 2, 7, 1], vec![0, 9, 9, 2], vec![3]] {
+            let mut words = ClaimWords::new(starts.len());
+            let homes = words.homes(&starts, 8);
+            assert!(!homes.all_claimed());
+            let mut claimed: Vec<usize> = (0..starts.len())
+                .flat_map(|h| homes.claims_from(h).collect::<Vec<_>>())
+                .collect();
+            assert!(homes.all_claimed(), "{starts:?}");
+            claimed.sort_unstable();
+            assert_eq!(claimed, (0..8).collect::<Vec<_>>(), "{starts:?}");
+        }
     }
 
     /// Words kept from one run to the next are never reset, yet each run claims every one of

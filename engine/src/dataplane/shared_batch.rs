@@ -80,7 +80,10 @@ impl DataPlane {
             // The pool's board if this batch holds it, else one of its own for rayon's pool.
             let (mut held, mut own_board) = (self.helpers.hold(), None);
             let (board, helpers) = match &mut held {
-                Some(held) => (&mut *held.board, Some(&held.helpers)),
+                Some(held) => {
+                    let (board, helpers) = held.parts();
+                    (board, Some(helpers))
+                }
                 None => (own_board.insert(BatchBoard::new(plan.threads)), None),
             };
             let run = board.begin(&plan.home_starts, ends.count());

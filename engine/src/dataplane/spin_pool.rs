@@ -187,12 +187,19 @@ impl SpinPool {
     }
 }
 
-/// The pool, held by one batch ([`SpinPool::hold`]) until this is dropped.
+/// The pool, held by one batch ([`SpinPool::hold`]) until this is dropped: its board, for the
+/// batch's homes and records, and its helpers, to run the batch on. The two are lent out
+/// together ([`Held::parts`]), so the helpers cannot run a batch once the hold is let go.
 pub(crate) struct Held<'p> {
-    /// The pool's board, for the batch's homes and records.
-    pub(crate) board: MutexGuard<'p, BatchBoard>,
-    /// The helpers, to run the batch on.
-    pub(crate) helpers: Helpers<'p>,
+    board: MutexGuard<'p, BatchBoard>,
+    helpers: Helpers<'p>,
+}
+
+impl<'p> Held<'p> {
+    /// The board and the helpers, for as long as the hold is kept.
+    pub(crate) fn parts(&mut self) -> (&mut BatchBoard, &Helpers<'p>) {
+        (&mut self.board, &self.helpers)
+    }
 }
 
 /// The helpers of a held pool.
@@ -338,10 +345,10 @@ mod tests {
     /// Runs `work` on the pool's helpers and `own` on this thread, as a batch does; false when
     /// the pool is held by another batch.
     fn run(pool: &SpinPool, work: &(dyn Fn(usize) + Sync), own: impl FnOnce()) -> bool {
-        let Some(held) = pool.hold() else {
+        let Some(mut held) = pool.hold() else {
             return false;
         };
-        held.helpers.run(work, own, true, &[]);
+        held.parts().1.run(work, own, true, &[]);
         true
     }
 

@@ -78,6 +78,11 @@ pub(super) fn run_jobs<J: Send>(
         .unwrap_or_else(PoisonError::into_inner)
     {
         Some((_, e)) => Err(e),
+        // Every thread claims until every home is empty, so this is only a guard: a window of
+        // more jobs than a claim word counts would leave some unclaimed, never done twice.
+        None if !homes.all_claimed() => Err(Error::Internal(
+            "a window's frames were not all written".into(),
+        )),
         None => Ok(()),
     }
 }
