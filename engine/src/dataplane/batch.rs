@@ -357,12 +357,14 @@ mod tests {
 
     /// A panic in one item of a shared batch drops every result the threads had written, so
     /// none (a secret in one included) is leaked undropped, and the pool runs the next batch:
-    /// a panic in the helper's home (the last item) and in the calling thread's (the first).
-    /// Retried until a batch ran on both threads, which a loaded machine may delay.
+    /// a panic in the helper's home (the last item) and in the calling thread's (a quarter in,
+    /// when the helper is at work: a panic at the first item ends the batch before a helper
+    /// can join it). Retried until a batch ran on both threads, which a loaded machine may
+    /// delay.
     #[test]
     fn a_panic_in_a_shared_batch_drops_every_result_written() {
         let n = 4000;
-        for at in [n - 1, 0, n / 4] {
+        for at in [n - 1, n / 4] {
             a_panic_at_drops_every_result_written(n, at);
         }
     }
