@@ -104,9 +104,36 @@ pub(crate) struct SliceJobs<'a, 'e, B> {
     buffers: PhantomData<&'a mut [B]>,
 }
 
-// SAFETY: a `SliceJobs` hands out `&mut B` to disjoint items (`Outputs::job`'s contract and the
-// checked ends), one thread each, as a `&mut [B]` split across threads would: `B: Send` suffices.
+// SAFETY: a `SliceJobs` hands out `&mut B` to disjoint items (`SliceJobs::job`'s contract and
+// the checked ends), one thread each, as a `&mut [B]` split across threads would: `B: Send`
+// suffices.
 unsafe impl<B: Send> Sync for SliceJobs<'_, '_, B> {}
+
+impl<'a, 'e, B> SliceJobs<'a, 'e, B> {
+    /// `slice` cut into jobs at `ends`.
+    pub(crate) fn new(slice: &'a mut [B], ends: JobEnds<'e>) -> Self {
+        SliceJobs {
+            len: slice.len(),
+            start: NonNull::from(slice).cast(),
+            ends,
+            buffers: PhantomData,
+        }
+    }
+
+    /// Job `job`'s part of the slice (empty past the last job).
+    ///
+    /// # Safety
+    /// No other part of job `job` taken from `self` is alive: each job is taken at most once.
+    pub(crate) unsafe fn job(&self, job: usize) -> &'a mut [B] {
+        let items = self.ends.items(job);
+        let end = items.end.min(self.len);
+        let start = items.start.min(end);
+        // SAFETY: `start..end` lies within the slice `new` took (clamped to its length), which
+        // it borrows for `'a`. Jobs' items are disjoint (the ends ascend: `JobEnds`), and the
+        // caller takes each job at most once, so no two `&mut` overlap.
+        unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr().add(start), end - start) }
+    }
+}
 
 impl<'a, B: Send> Outputs<B> for &'a mut [B] {
     type Jobs<'e>
@@ -132,25 +159,15 @@ impl<'a, B: Send> Outputs<B> for &'a mut [B] {
     where
         Self: 'e,
     {
-        SliceJobs {
-            len: self.len(),
-            start: NonNull::from(self).cast(),
-            ends,
-            buffers: PhantomData,
-        }
+        SliceJobs::new(self, ends)
     }
 
     unsafe fn job<'e>(jobs: &SliceJobs<'a, 'e, B>, job: usize) -> Self
     where
         Self: 'e,
     {
-        let items = jobs.ends.items(job);
-        let end = items.end.min(jobs.len);
-        let start = items.start.min(end);
-        // SAFETY: `start..end` lies within the slice `into_jobs` took (clamped to its length),
-        // which it borrows for `'a`. Jobs' items are disjoint (the ends ascend: `JobEnds`), and
-        // the caller takes each job at most once, so no two `&mut` overlap.
-        unsafe { std::slice::from_raw_parts_mut(jobs.start.as_ptr().add(start), end - start) }
+        // SAFETY: `Outputs::job`'s contract is `SliceJobs::job`'s.
+        unsafe { jobs.job(job) }
     }
 }
 

@@ -8,52 +8,14 @@
 
 #![allow(unsafe_code)] // reason: results written into and dropped from uninitialised slots.
 
-use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::ptr::NonNull;
 
-use super::item_outputs::JobEnds;
+use super::item_outputs::SliceJobs;
 
-/// A batch's result slots cut into jobs: the thread that claims a job takes that job's slots
-/// ([`SlotJobs::job`]); the calling thread writes nothing into them.
-pub(crate) struct SlotJobs<'s, 'e, O> {
-    start: NonNull<MaybeUninit<O>>,
-    len: usize,
-    ends: JobEnds<'e>,
-    slots: PhantomData<&'s mut [MaybeUninit<O>]>,
-}
-
-// SAFETY: a `SlotJobs` hands out `&mut` to disjoint slots (the checked ends, and each job taken
-// once: `SlotJobs::job`'s contract), one thread each, which moves results of type `O` between
-// threads: `O: Send` suffices, as for a `&mut [O]` split across threads.
-unsafe impl<O: Send> Sync for SlotJobs<'_, '_, O> {}
-
-impl<'s, 'e, O> SlotJobs<'s, 'e, O> {
-    /// `slots` cut into jobs at `ends`.
-    pub(crate) fn new(slots: &'s mut [MaybeUninit<O>], ends: JobEnds<'e>) -> Self {
-        SlotJobs {
-            len: slots.len(),
-            start: NonNull::from(slots).cast(),
-            ends,
-            slots: PhantomData,
-        }
-    }
-
-    /// Job `job`'s slots.
-    ///
-    /// # Safety
-    /// No other part of job `job`'s slots taken from `self` is alive: each job is taken at most
-    /// once.
-    pub(crate) unsafe fn job(&self, job: usize) -> &'s mut [MaybeUninit<O>] {
-        let items = self.ends.items(job);
-        let end = items.end.min(self.len);
-        let start = items.start.min(end);
-        // SAFETY: `start..end` lies within the slots `new` took, which it borrows for `'s`
-        // (clamped to their length). Jobs' slots are disjoint (the ends ascend: `JobEnds`), and
-        // the caller takes each job at most once, so no two `&mut` overlap.
-        unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr().add(start), end - start) }
-    }
-}
+/// A batch's result slots cut into jobs, as output buffers are ([`SliceJobs`]): the thread that
+/// claims a job takes that job's slots ([`SliceJobs::job`]); the calling thread writes nothing
+/// into them.
+pub(crate) type SlotJobs<'s, 'e, O> = SliceJobs<'s, 'e, MaybeUninit<O>>;
 
 /// One job's result slots and how many of them, from the first, hold a result.
 pub(crate) struct JobSlots<'s, O> {
@@ -123,6 +85,7 @@ fn prefetch_for_write<T>(slots: &[MaybeUninit<T>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataplane::item_outputs::JobEnds;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     static DROPPED: AtomicUsize = AtomicUsize::new(0);

@@ -5,7 +5,7 @@
 //! helper wrote in the batch before. Each thread then:
 //! - claims jobs through the pool's claim words ([`super::batch_board`]), its own home's first;
 //! - takes a claimed job's items, output buffers and result slots itself, from the batch's
-//!   buffers cut at the plan's job ends ([`Outputs::job`], [`SlotJobs::job`]);
+//!   buffers cut at the plan's job ends ([`Outputs::job`], [`super::item_outputs::SliceJobs::job`]);
 //! - writes the job's results into the slots, and notes the job in its own record.
 //!
 //! Before, the calling thread built one locked job per part of the batch, each of which the
