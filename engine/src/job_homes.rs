@@ -121,17 +121,23 @@ impl Homes<'_> {
         self.run
     }
 
+    /// The next job to claim in a home that starts at `start`, by its word `seen`: a word of
+    /// an earlier run means that none of the home's jobs has been claimed in this one.
+    fn next_job(&self, seen: u64, start: u64) -> u64 {
+        if seen >> INDEX_BITS == self.run {
+            seen & INDEX_MASK
+        } else {
+            start
+        }
+    }
+
     /// Claims home `h`'s next job, if it has one left in this run.
     fn claim(&self, h: usize) -> Option<usize> {
         let (start, end) = self.bounds[h];
         let word = &self.words[h];
         let mut seen = word.load(Ordering::Relaxed);
         loop {
-            let next = if seen >> INDEX_BITS == self.run {
-                seen & INDEX_MASK
-            } else {
-                start
-            };
+            let next = self.next_job(seen, start);
             if next >= end {
                 return None;
             }
@@ -154,13 +160,7 @@ impl Homes<'_> {
                 .iter()
                 .zip(self.words)
                 .all(|(&(start, end), word)| {
-                    let seen = word.load(Ordering::Relaxed);
-                    let next = if seen >> INDEX_BITS == self.run {
-                        seen & INDEX_MASK
-                    } else {
-                        start
-                    };
-                    next >= end
+                    self.next_job(word.load(Ordering::Relaxed), start) >= end
                 })
     }
 
