@@ -6,7 +6,7 @@
 //! - A batch whose estimated work is under [`INLINE_BELOW_NS`] runs on the calling thread alone:
 //!   sharing it costs more than it could gain. One under [`WAKE_FROM_NS`] is shared only with
 //!   helpers already awake (after a batch they stay awake a while, see [`super::spin_pool`]):
-//!   waking a parked one is a futex call on the calling thread, and 64 × 64 B encrypts are ~17 µs
+//!   waking a parked one is a futex call on the calling thread (64 × 64 B encrypts are ~17 µs
 //!   of work, 8 × 16 KiB ~28 µs), unless it comes in a stream of batches (the last one under
 //!   200 µs ago), whose helpers, once woken, stay awake for the rest.
 //! - Otherwise one thread takes part per [`WORK_PER_THREAD_NS`] of work, up to the pool's size,

@@ -1,5 +1,5 @@
-//! What one data-plane item costs, estimated before it runs, so that [`super::batch`] can decide
-//! whether a batch is worth waking worker threads for and cut it into jobs of similar work.
+//! What one data-plane item costs, estimated before it runs, so that [`super::batch_plan`] can
+//! decide whether a batch is worth waking worker threads for and cut it into jobs of similar work.
 //!
 //! The numbers are one core's nanoseconds, rounded from `keyplane-bench` profiles (release,
 //! AES-NI/AVX-512 machines): an AES-256-GCM item costs ~250 ns of fixed work (header, key lookup,

@@ -19,7 +19,7 @@ pub(crate) struct DataPlane {
     /// The staleness bound on this node's view of the store.
     pub(crate) freshness: Freshness,
     /// The helpers of batch calls: `threads - 1` workers, because the calling thread works on
-    /// its own batch (see [`super::batch`]). A pool as large as `threads` leaves one worker
+    /// its own batch (see [`super::batch_plan`]). A pool as large as `threads` leaves one worker
     /// spinning for work while every core is busy: on 16 cores that halved 16 KiB batches.
     pub(super) pool: rayon::ThreadPool,
     /// The same number of helpers, which stay awake between back-to-back batches (see
