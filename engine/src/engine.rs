@@ -30,7 +30,7 @@ pub struct EngineConfig {
     pub region: String,
     /// 12-digit account id in key ARNs.
     pub account_id: String,
-    /// Threads in the batch worker pool; 0 means one per available core.
+    /// Threads a batch call may use, the calling thread included; 0 means one per available core.
     pub worker_threads: usize,
     /// What to do when key memory cannot be locked.
     pub lock_policy: LockPolicy,
@@ -105,7 +105,8 @@ impl EngineBuilder {
         self.config.account_id = account.into();
         self
     }
-    /// Worker pool size (0: one per core).
+    /// Threads a batch call may use, the calling thread included, and the size of the envelope
+    /// streams' pool (0: one per core).
     pub fn worker_threads(mut self, threads: usize) -> Self {
         self.config.worker_threads = threads;
         self
@@ -580,7 +581,7 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Threads in the batch worker pool.
+    /// Threads a batch call may use, the calling thread included.
     pub fn worker_threads(&self) -> usize {
         self.inner.data.threads()
     }

@@ -1,10 +1,11 @@
 //! keyplane: the model of a cloud key management service, in process.
 //!
 //! Keys with a lifecycle (enable, disable, scheduled deletion), aliases, tags and rotation, kept by
-//! a [`store::KeyStore`]; and a lock-free, batch-oriented data plane on AWS-LC, spread across cores
-//! with rayon: Encrypt, Decrypt, ReEncrypt, GenerateDataKey(Pair), GenerateRandom with symmetric
-//! (AES-256-GCM) and RSA-OAEP keys; Sign and Verify with RSA, ECDSA and Ed25519 keys; GenerateMac
-//! and VerifyMac with HMAC keys; DeriveSharedSecret (ECDH).
+//! a [`store::KeyStore`]; and a batch-oriented data plane on AWS-LC, with no lock per item, whose
+//! batches the calling thread shares with helper threads that stay awake between them: Encrypt,
+//! Decrypt, ReEncrypt, GenerateDataKey(Pair), GenerateRandom with symmetric (AES-256-GCM) and
+//! RSA-OAEP keys; Sign and Verify with RSA, ECDSA and Ed25519 keys; GenerateMac and VerifyMac with
+//! HMAC keys; DeriveSharedSecret (ECDH).
 //!
 //! ```
 //! use keyplane::{Engine, CreateKeyRequest, EncryptRequest, DecryptRequest};
