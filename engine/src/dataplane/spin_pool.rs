@@ -275,11 +275,21 @@ fn help(s: &Shared, index: usize) {
             // its `Posted` and closure go out of scope (module docs), so both are alive until
             // the count-out below.
             let work = unsafe { (*ptr).work };
-            if catch_unwind(AssertUnwindSafe(|| work(index))).is_err() {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| work(index))) {
                 s.pool.panicked.store(true, SeqCst);
+                drop_quietly(payload);
             }
         }
         s.active.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Drops a panic's payload without unwinding: a payload whose own `drop` panics must not take
+/// the helper past its count-out, or the calling thread would wait for it for ever. Such a
+/// payload's second payload is leaked.
+fn drop_quietly(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
 
@@ -478,6 +488,45 @@ mod tests {
             ran.fetch_add(1, SeqCst);
         }));
         assert!(ran.load(SeqCst) >= 1);
+    }
+
+    /// A helper's panic whose payload panics again when dropped still counts the helper out:
+    /// the batch returns (with the panic) instead of waiting for it for ever, and the pool
+    /// runs the next batch. Run on a thread of its own, so that a regression fails the test
+    /// instead of hanging it.
+    #[test]
+    fn a_payload_that_panics_when_dropped_does_not_strand_the_batch() {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("the payload's drop");
+            }
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = SpinPool::new(1, "test-helper").unwrap();
+            let entered = AtomicBool::new(false);
+            let helper = |_| {
+                entered.store(true, SeqCst);
+                std::panic::panic_any(Bomb);
+            };
+            // The calling thread waits (a while at most) for the helper to take its share.
+            let own = || {
+                let start = Instant::now();
+                while !entered.load(SeqCst) && start.elapsed() < Duration::from_secs(10) {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            };
+            let outcome = catch_unwind(AssertUnwindSafe(|| run(&pool, &helper, own)));
+            let next = run(&pool, &|_| (), || ());
+            let _ = done.send((entered.load(SeqCst), outcome.is_err(), next));
+        });
+        let (entered, raised, next) = finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the batch returned");
+        assert!(entered, "the helper took its share");
+        assert!(raised, "the helper's panic reached the caller");
+        assert!(next, "the pool ran the next batch");
     }
 
     #[test]
