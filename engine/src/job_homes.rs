@@ -142,8 +142,10 @@ impl Homes<'_> {
                 return None;
             }
             let claimed = (self.run << INDEX_BITS) | (next + 1);
-            // Relaxed: the claim only has to be unique (one order of changes per word); what a
-            // job holds is handed over by its own lock.
+            // Relaxed: the claim only has to be unique (one order of changes per word, and a
+            // compare-and-swap reads its latest value). What a job holds is published apart:
+            // to a helper by the post it loaded (`SeqCst`) or rayon's spawn, and back by the
+            // helper's count-out (`SeqCst`) or rayon's join; an envelope job by its own lock.
             match word.compare_exchange_weak(seen, claimed, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return usize::try_from(next).ok(),
                 Err(now) => seen = now,

@@ -196,12 +196,10 @@ impl DataPlane {
         // A small batch in a stream of them wakes the helpers too: they stay awake for the rest.
         let wake = plan.threads > 1 && (self.helpers.streaming() || plan.wake);
         // In a child of `fork` no helper or rayon worker exists: waiting for one would never end.
-        let shared = plan.threads > 1
-            && (wake || self.helpers.any_awake())
-            && !self.helpers.in_a_copy()
-            && plan.job_ends.last() == Some(&n);
+        let shared =
+            plan.threads > 1 && (wake || self.helpers.any_awake()) && !self.helpers.in_a_copy();
         // Cut at ends that ascend to `n` (the plan's, which always do), so that the threads'
-        // parts of the buffers never overlap.
+        // parts of the buffers never overlap and every item is in a job.
         match JobEnds::checked(&plan.job_ends, n).filter(|_| shared) {
             Some(ends) => {
                 let scene = Scene {
@@ -353,6 +351,88 @@ mod tests {
                 _ => assert_eq!(result.ok(), Some(i % 4), "item {i}"),
             }
         }
+    }
+
+    /// A shared batch handed job ends that do not cover its items (only an engine bug could
+    /// make them: the plan's always do) runs nothing, refuses every item and clears every
+    /// buffer: it may not report results it never wrote, nor leave bytes a caller would read.
+    #[test]
+    fn a_shared_batch_whose_jobs_miss_items_runs_nothing_and_clears_every_buffer() {
+        let (plane, caller) = two_thread_plane();
+        let keyring = plane.keyring.load();
+        let tally = KeyTally::inactive();
+        let scene = Scene {
+            keyring: &keyring,
+            caller: &caller,
+            tally: &tally,
+            request_id: None,
+        };
+        let items = [0u8; 8];
+        let mut buffers = [[9u8; 4]; 8];
+        let mut outputs: Vec<&mut [u8]> = buffers.iter_mut().map(|b| &mut b[..]).collect();
+        let plan = plan(std::iter::repeat_n(20_000, 8), 2);
+        assert_eq!(plan.threads, 2);
+        let ends = [2, 5];
+        let ran = AtomicUsize::new(0);
+        let results: Vec<Result<usize>> = plane.run_shared(
+            &scene,
+            &items,
+            outputs.as_mut_slice(),
+            &plan,
+            JobEnds::checked(&ends, 5).unwrap(),
+            false,
+            &|_, _, _| {
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok(4)
+            },
+        );
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        assert_eq!(results.len(), 8);
+        assert!(results
+            .iter()
+            .all(|r| matches!(r, Err(crate::error::Error::Internal(_)))));
+        assert_eq!(buffers, [[0u8; 4]; 8]);
+    }
+
+    /// A panic in a shared batch into byte buffers leaves every buffer zeroed, those the
+    /// threads had written before it included: the call fails, so no item's bytes are its
+    /// result. Retried until a batch ran on both threads.
+    #[test]
+    fn a_panic_in_a_shared_batch_clears_every_buffer() {
+        let n = 4000;
+        let at = n / 2;
+        let messages: Vec<Vec<u8>> = (0..n)
+            .map(|i| vec![0u8; if i == at { 199 } else { 200 + i % 7 }])
+            .collect();
+        let items: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let mut shared = false;
+        for _ in 0..50 {
+            let threads = Mutex::new(std::collections::HashSet::new());
+            let mut buffers = vec![[0u8; 4]; n];
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                into_four_byte_buffers(
+                    &items,
+                    &mut buffers,
+                    |_| Ok(()),
+                    |item, out| {
+                        lock(&threads).insert(std::thread::current().id());
+                        out.fill(7);
+                        assert!(item.len() != 199, "item {at} panics");
+                        Ok(4)
+                    },
+                )
+            }));
+            assert!(outcome.is_err(), "the panic is raised again");
+            assert!(
+                buffers.iter().all(|b| b == &[0; 4]),
+                "every buffer is zeroed"
+            );
+            if lock(&threads).len() > 1 {
+                shared = true;
+                break;
+            }
+        }
+        assert!(shared, "no batch of 50 ran on both threads");
     }
 
     /// A panic in one item of a shared batch drops every result the threads had written, so

@@ -52,6 +52,11 @@ impl BatchBoard {
 
     /// Begins a run of `jobs` jobs in homes starting at `starts` (see [`ClaimWords::homes`]).
     pub(crate) fn begin(&mut self, starts: &[usize], jobs: usize) -> Run<'_> {
+        // A flag that a failed or panicking run left set must not fail this one. Read first, so
+        // that the line stays shared when it is clear (as it always is but after an engine bug).
+        if *self.short.get_mut() {
+            *self.short.get_mut() = false;
+        }
         let homes = starts.len().max(1);
         if self.records.len() < homes {
             self.records
@@ -86,7 +91,7 @@ fn lock(record: &Mutex<Record>) -> MutexGuard<'_, Record> {
 
 impl Run<'_> {
     /// Home `home`'s record for this run, emptied if it holds an earlier run's jobs; `None` past
-    /// the run's homes.
+    /// the board's records (one for each home of the largest run the board began).
     pub(crate) fn record(&self, home: usize) -> Option<MutexGuard<'_, Record>> {
         let mut record = lock(self.records.get(home)?);
         let run = self.homes.run();
@@ -153,6 +158,17 @@ mod tests {
         assert!(run.finished().is_empty());
         run.record(1).unwrap().finish(3);
         assert_eq!(run.finished(), vec![3]);
+    }
+
+    /// A run that fails before it reads the flag (its jobs were not all claimed, or a thread
+    /// panicked) leaves it set; the next run on the board starts with it clear, or a batch
+    /// whose every item ran would be refused.
+    #[test]
+    fn a_flag_left_set_does_not_fail_the_next_run() {
+        let mut board = BatchBoard::new(1);
+        board.begin(&[0], 2).note_short();
+        let run = board.begin(&[0], 2);
+        assert!(!run.take_short());
     }
 
     /// When the run numbers wrap, no record of a run long ago passes for the new run's (its

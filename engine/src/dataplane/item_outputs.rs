@@ -37,18 +37,26 @@ impl ItemOutput for &mut [u8] {
     }
 }
 
-/// Where a batch's jobs end: item indices, ascending, the last at most the batch's length. Made
-/// only by [`JobEnds::checked`], so that jobs cut at them never overlap, whatever made them.
+/// Where a batch's jobs end: item indices, ascending, the last the batch's length. Made only by
+/// [`JobEnds::checked`], so that jobs cut at them never overlap and together cover the batch,
+/// whatever made them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct JobEnds<'e> {
     ends: &'e [usize],
+    len: usize,
 }
 
 impl<'e> JobEnds<'e> {
-    /// `ends` if they ascend and the last is at most `len`.
+    /// `ends` if they ascend to `len`: the last is `len` (no ends only for no items).
     pub(crate) fn checked(ends: &'e [usize], len: usize) -> Option<Self> {
         let ascending = ends.windows(2).all(|w| w[0] <= w[1]);
-        (ascending && ends.last().is_none_or(|&last| last <= len)).then_some(JobEnds { ends })
+        let covering = ends.last().copied().unwrap_or(0) == len;
+        (ascending && covering).then_some(JobEnds { ends, len })
+    }
+
+    /// Items in the batch the jobs cover.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     /// How many jobs.
@@ -355,14 +363,20 @@ mod tests {
     }
 
     #[test]
-    fn job_ends_are_taken_only_if_they_ascend_within_the_batch() {
+    fn job_ends_are_taken_only_if_they_ascend_to_the_batch_length() {
         let ends = JobEnds::checked(&[3, 3, 7, 10], 10).unwrap();
         assert_eq!(ends.count(), 4);
         let jobs: Vec<_> = (0..5).map(|k| ends.items(k)).collect();
         assert_eq!(jobs, vec![0..3, 3..3, 3..7, 7..10, 0..0]);
         assert!(JobEnds::checked(&[3, 2, 10], 10).is_none(), "descending");
         assert!(JobEnds::checked(&[3, 11], 10).is_none(), "past the batch");
+        assert!(
+            JobEnds::checked(&[3, 7], 10).is_none(),
+            "short of the batch"
+        );
+        assert!(JobEnds::checked(&[], 3).is_none(), "items in no job");
         assert!(JobEnds::checked(&[], 0).is_some());
+        assert_eq!(JobEnds::checked(&[0, 4], 4).map(|e| e.len()), Some(4));
     }
 
     /// Each job's part of a slice of buffers is its own items' buffers, whichever order the

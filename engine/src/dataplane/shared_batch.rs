@@ -22,6 +22,7 @@
 
 #![allow(unsafe_code)] // reason: each thread takes the parts of the jobs it claimed; one `set_len`.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use smallvec::{smallvec, SmallVec};
@@ -52,7 +53,7 @@ impl DataPlane {
     /// Runs `f` over `items` and their `outputs` (as many) as `plan` says, cut into jobs at
     /// `ends` (the plan's), on the calling thread and the pool's helpers (waking parked ones
     /// with `wake`), or rayon's pool while another batch holds the helpers. The results come in
-    /// item order.
+    /// item order. If the batch fails (or panics), every output buffer is cleared.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn run_shared<I, B, P, O>(
         &self,
@@ -71,6 +72,11 @@ impl DataPlane {
         O: Send + ItemOutcome,
     {
         let n = items.len();
+        if ends.len() != n || outputs.len() != n {
+            // Jobs that do not cover exactly these items: nothing runs (the plan's always do).
+            outputs.for_each(|out| out.clear());
+            return (0..n).map(|_| O::refused(not_run())).collect();
+        }
         // The slots are the results vector's own capacity ([`super::result_slots`]): the calling
         // thread makes no pass over them, before or after.
         let mut slots: Vec<O> = Vec::with_capacity(n);
@@ -87,12 +93,15 @@ impl DataPlane {
                 None => (own_board.insert(BatchBoard::new(plan.threads)), None),
             };
             let run = board.begin(&plan.home_starts, ends.count());
-            // Drops the finished jobs' results unless the batch takes them, on every way out:
-            // an error below, or a panic raised again by the pool.
-            let mut unfinished = Unfinished {
+            // Drops the finished jobs' results and clears every output buffer unless the batch
+            // takes them, on every way out: an error below, or a panic raised again by the pool.
+            let mut unfinished = Unfinished::<O, B, P> {
                 run: &run,
                 slots: &slot_jobs,
+                outputs: &output_jobs,
+                jobs: ends.count(),
                 armed: true,
+                buffers: PhantomData,
             };
             let work = |home: usize| {
                 let Some(mut record) = run.record(home) else {
@@ -101,7 +110,8 @@ impl DataPlane {
                 let mut ctx = None;
                 for k in run.homes.claims_from(home) {
                     // SAFETY: `claims_from` yields job `k` to this thread alone (each job is
-                    // claimed once), so these are the only parts of job `k` taken.
+                    // claimed once), so these are the only parts of job `k` taken while the
+                    // batch runs (`Unfinished` takes parts again only once every thread left).
                     let (job_outputs, job_slots) =
                         unsafe { (P::job(&output_jobs, k), slot_jobs.job(k)) };
                     let job_items = items.get(ends.items(k)).unwrap_or_default();
@@ -170,8 +180,8 @@ impl DataPlane {
             return (0..n).map(|_| O::refused(not_run())).collect();
         }
         // SAFETY: the first `n` slots are initialised and owned by `slots`. The jobs cut
-        // `slots[..n]` into consecutive parts that cover it (`JobEnds` ascend, and the plan's
-        // last is `n`); every job was claimed, and its thread wrote each of its slots once and
+        // `slots[..n]` into consecutive parts that cover it (`JobEnds` ascend to their length,
+        // checked above to be `n`); every job was claimed, and its thread wrote each of its slots once and
         // handed them over without dropping them (none ended short, no thread panicked). The
         // writes happened before this read: every helper counted itself out of the pool
         // (`SpinPool` waits for `active` to be 0, `SeqCst`), or rayon's scope joined.
@@ -180,25 +190,36 @@ impl DataPlane {
     }
 }
 
-/// The results of a shared batch's finished jobs, dropped unless the batch took them (`armed`
-/// false). Dropped only once every thread has left the batch.
-struct Unfinished<'u, 'b, 's, 'e, O> {
+/// What a shared batch that does not take its results undoes (`armed`): the finished jobs'
+/// results are dropped, and every output buffer is cleared, as a failed item's is (a job that
+/// ran may have written plaintext into its rooms). Dropped only once every thread has left the
+/// batch.
+struct Unfinished<'u, 'b, 's, 'e, O, B: ItemOutput, P: Outputs<B> + 'e> {
     run: &'u Run<'b>,
     slots: &'u SlotJobs<'s, 'e, O>,
+    outputs: &'u P::Jobs<'e>,
+    jobs: usize,
     armed: bool,
+    buffers: PhantomData<fn(&mut B)>,
 }
 
-impl<O> Drop for Unfinished<'_, '_, '_, '_, O> {
+impl<'e, O, B: ItemOutput, P: Outputs<B> + 'e> Drop for Unfinished<'_, '_, '_, 'e, O, B, P> {
     fn drop(&mut self) {
         if !self.armed {
             return;
         }
+        // Every thread has left the batch (the pool raises a panic again only once no helper is
+        // inside its work; rayon's scope joins first), so no part of any job taken by a thread
+        // is alive.
         for job in self.run.finished() {
-            // SAFETY: every thread has left the batch (the pool raises a panic again only once
-            // no helper is inside its work; rayon's scope joins first), so no part of any job
-            // is alive. Job `job` finished: its thread wrote every slot and handed the results
-            // over, and each job is in one record once (claimed once).
+            // SAFETY: no other part of job `job` is alive (above). It finished: its thread wrote
+            // every slot and handed the results over, and each job is in one record once
+            // (claimed once), so its slots are dropped once.
             drop(unsafe { JobSlots::finished(self.slots.job(job)) });
+        }
+        for job in 0..self.jobs {
+            // SAFETY: no other part of job `job` is alive (above), and each is taken here once.
+            unsafe { P::job(self.outputs, job) }.for_each(|out| out.clear());
         }
     }
 }

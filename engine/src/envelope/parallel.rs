@@ -14,7 +14,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::error::{Error, Result};
 use crate::job_homes::{even_starts, ClaimWords};
 
-/// The least plaintext in one job: a claim is an atomic add and an uncontended lock, ~50 ns,
+/// The least plaintext in one job: a claim is a compare-and-swap and an uncontended lock, ~50 ns,
 /// against ~6 µs for 64 KiB of AES-GCM.
 const JOB_BYTES: usize = 64 << 10;
 
