@@ -394,6 +394,14 @@ mod tests {
         assert_eq!(buffers, [[0u8; 4]; 8]);
     }
 
+    /// `n` messages of 200 to 206 bytes, but message `at`, of 199 (the one a test's item panics
+    /// at).
+    fn messages_with_one_of_199_bytes(n: usize, at: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| vec![0u8; if i == at { 199 } else { 200 + i % 7 }])
+            .collect()
+    }
+
     /// A panic in a shared batch into byte buffers leaves every buffer zeroed, those the
     /// threads had written before it included: the call fails, so no item's bytes are its
     /// result. Retried until a batch ran on both threads.
@@ -401,9 +409,7 @@ mod tests {
     fn a_panic_in_a_shared_batch_clears_every_buffer() {
         let n = 4000;
         let at = n / 2;
-        let messages: Vec<Vec<u8>> = (0..n)
-            .map(|i| vec![0u8; if i == at { 199 } else { 200 + i % 7 }])
-            .collect();
+        let messages = messages_with_one_of_199_bytes(n, at);
         let items: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
         let mut shared = false;
         for _ in 0..50 {
@@ -460,10 +466,7 @@ mod tests {
         }
         let (plane, caller) = two_thread_plane();
         let tally = KeyTally::inactive();
-        // Item `at` alone is 199 bytes long.
-        let messages: Vec<Vec<u8>> = (0..n)
-            .map(|i| vec![0u8; if i == at { 199 } else { 200 + i % 7 }])
-            .collect();
+        let messages = messages_with_one_of_199_bytes(n, at);
         let items: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
         let mut shared = false;
         for _ in 0..50 {
