@@ -181,10 +181,10 @@ impl DataPlane {
         }
         // SAFETY: the first `n` slots are initialised and owned by `slots`. The jobs cut
         // `slots[..n]` into consecutive parts that cover it (`JobEnds` ascend to their length,
-        // checked above to be `n`); every job was claimed, and its thread wrote each of its slots once and
-        // handed them over without dropping them (none ended short, no thread panicked). The
-        // writes happened before this read: every helper counted itself out of the pool
-        // (`SpinPool` waits for `active` to be 0, `SeqCst`), or rayon's scope joined.
+        // checked above to be `n`); every job was claimed, and its thread wrote each of its
+        // slots once and handed them over without dropping them (none ended short, no thread
+        // panicked). The writes happened before this read: every helper counted itself out of
+        // the pool (`SpinPool` waits for `active` to be 0, `SeqCst`), or rayon's scope joined.
         unsafe { slots.set_len(n) };
         slots
     }

@@ -5,9 +5,9 @@
 //! waits at the end for every helper it spawned, and a helper asleep in a futex takes tens of
 //! microseconds to run at all: the 16-core sweep showed such batches at 1.3–1.8× one thread. Here
 //! the calling thread posts its batch's `work` (which claims jobs until none is left, see
-//! [`super::shared_batch`]) and runs it too; helpers already spinning take jobs within a few hundred
-//! nanoseconds, and the caller waits only for helpers that are inside `work`, never for one that
-//! has not woken yet.
+//! [`super::shared_batch`]) and runs it too; helpers already spinning take jobs within a few
+//! hundred nanoseconds, and the caller waits only for helpers that are inside `work`, never for
+//! one that has not woken yet.
 //!
 //! The protocol that lets a helper call a closure on the caller's stack:
 //! - the caller stores a pointer to it in `posted`, bumps `epoch` and wakes parked helpers;
