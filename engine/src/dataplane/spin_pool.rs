@@ -285,12 +285,16 @@ fn help(s: &Shared, index: usize) {
 }
 
 /// Drops a panic's payload without unwinding: a payload whose own `drop` panics must not take
-/// the helper past its count-out, or the calling thread would wait for it for ever. Such a
-/// payload's second payload is leaked.
-fn drop_quietly(payload: Box<dyn std::any::Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(again);
+/// the helper past its count-out, or the calling thread would wait for it for ever. The payload
+/// of that second panic is dropped the same way, a few deep; one still panicking is leaked.
+fn drop_quietly(mut payload: Box<dyn std::any::Any + Send>) {
+    for _ in 0..4 {
+        match catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            Ok(()) => return,
+            Err(again) => payload = again,
+        }
     }
+    std::mem::forget(payload);
 }
 
 /// Waits for an epoch other than `seen`: spinning, then yielding, for [`STAY_AWAKE`], then parked
