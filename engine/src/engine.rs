@@ -633,8 +633,8 @@ impl Engine {
     /// holds (sealed in place: no allocation for the blob), `ciphertext::max_blob_len` under a
     /// key in an external key store, the modulus size under an RSA key. The same request, checks,
     /// errors, quota and audit record as [`Engine::encrypt`]; the answer says how many bytes were
-    /// written. A too-short buffer is [`IntoError::OutputTooSmall`] (nothing written); nothing
-    /// is written on failure.
+    /// written. A too-short buffer is [`crate::IntoError::OutputTooSmall`] (nothing written);
+    /// nothing is written on failure.
     pub fn encrypt_into(
         &self,
         request: &dataplane::EncryptRequest<'_>,
@@ -909,8 +909,8 @@ impl Engine {
     /// blob is opened in place: the plaintext exists nowhere else, and the caller owns (and should
     /// zero) it. The same request, checks, errors, quota and audit record as [`Engine::decrypt`];
     /// the answer says how many bytes were written. A too-short buffer is
-    /// [`IntoError::OutputTooSmall`] (nothing written). On failure `out` holds no plaintext: the
-    /// bytes the plaintext was to take are zeroed once opening began.
+    /// [`crate::IntoError::OutputTooSmall`] (nothing written). On failure `out` holds no
+    /// plaintext: the bytes the plaintext was to take are zeroed once opening began.
     pub fn decrypt_into(
         &self,
         request: &dataplane::DecryptRequest<'_>,

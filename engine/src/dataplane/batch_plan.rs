@@ -64,8 +64,9 @@ pub(crate) struct Plan {
 /// batch, cut into jobs that halve: the first is half the home, each next one half of what is
 /// left, down to [`JOB_NS`]. A thread that finishes its home early then takes the jobs still
 /// unclaimed in the other homes, which by then are their small ones, so the threads end within
-/// about one small job of each other, whatever the batch's size, in a few claims per thread. (Jobs of one size, four per thread, left a thread
-/// waiting up to a quarter of its share at the end: at 1,000 MACs on two threads, 1.71–1.83×.)
+/// about one small job of each other, whatever the batch's size, in a few claims per thread.
+/// (Jobs of one size, four per thread, left a thread waiting up to a quarter of its share at the
+/// end: at 1,000 MACs on two threads, 1.71–1.83×.)
 pub(crate) fn plan(costs: impl Iterator<Item = u64> + Clone, pool_threads: usize) -> Plan {
     plan_cut(costs, pool_threads, true)
 }

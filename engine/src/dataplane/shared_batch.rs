@@ -1,11 +1,12 @@
 //! A batch shared by the calling thread and helpers, in which each thread writes only memory it
 //! owns until it hands its results over.
 //!
-//! The calling thread plans the batch ([`super::batch_plan::plan`]) and posts it; it writes nothing a
-//! helper wrote in the batch before. Each thread then:
+//! The calling thread plans the batch ([`super::batch_plan::plan`]) and posts it; it writes
+//! nothing a helper wrote in the batch before. Each thread then:
 //! - claims jobs through the pool's claim words ([`super::batch_board`]), its own home's first;
 //! - takes a claimed job's items, output buffers and result slots itself, from the batch's
-//!   buffers cut at the plan's job ends ([`Outputs::job`], [`super::item_outputs::SliceJobs::job`]);
+//!   buffers cut at the plan's job ends ([`Outputs::job`],
+//!   [`super::item_outputs::SliceJobs::job`]);
 //! - writes the job's results into the slots, and notes the job in its own record.
 //!
 //! Before, the calling thread built one locked job per part of the batch, each of which the
