@@ -9,7 +9,7 @@
 use super::batch_plan::plan;
 use super::chunk::ChunkContext;
 use super::item_cost::ItemCost;
-use super::item_outputs::{ItemOutput, JobEnds, Outputs};
+use super::item_outputs::{for_each_cleared_on_panic, ItemOutput, JobEnds, Outputs};
 use super::keyring::Keyring;
 use super::plane::DataPlane;
 use super::shared_batch::Scene;
@@ -214,7 +214,7 @@ impl DataPlane {
                 let mut ctx = ChunkContext::new(self, keyring, caller, tally, request_id);
                 let mut results = Vec::with_capacity(n);
                 let mut items = items.iter();
-                outputs.for_each(|out| {
+                for_each_cleared_on_panic(outputs, |out| {
                     if let Some(item) = items.next() {
                         results.push(f(&mut ctx, item, out));
                     }
@@ -439,6 +439,63 @@ mod tests {
             }
         }
         assert!(shared, "no batch of 50 ran on both threads");
+    }
+
+    /// A panic in a batch small enough to run on the calling thread alone leaves every buffer
+    /// zeroed too, those of the items before it included: the caller's own buffers and the rooms
+    /// of one buffer (a kept batch's layout). It fails without the clear on the way out.
+    #[test]
+    fn a_panic_in_a_batch_on_the_calling_thread_clears_every_buffer() {
+        let (plane, caller) = two_thread_plane();
+        let n = 8;
+        let at = 5;
+        let messages = messages_with_one_of_199_bytes(n, at);
+        let items: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let ranges: Vec<std::ops::Range<usize>> = (0..n).map(|i| 4 * i..4 * i + 4).collect();
+        for rooms in [false, true] {
+            let mut buffers = vec![[0u8; 4]; n];
+            let mut one_buffer = vec![0u8; 4 * n];
+            let threads = Mutex::new(std::collections::HashSet::new());
+            let each = |_: &mut ChunkContext<'_>, item: &&[u8], out: &mut [u8]| {
+                lock(&threads).insert(std::thread::current().id());
+                out.fill(7);
+                assert!(item.len() != 199, "item {at} panics");
+                Ok(4)
+            };
+            let tally = KeyTally::inactive();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if rooms {
+                    let outputs =
+                        super::super::item_outputs::Rooms::laid_out(&mut one_buffer, &ranges);
+                    plane.run_batch_into_buffers(&caller, &tally, &items, outputs, |_| Ok(()), each)
+                } else {
+                    let mut outputs: Vec<&mut [u8]> =
+                        buffers.iter_mut().map(|b| &mut b[..]).collect();
+                    plane.run_batch_into_buffers(
+                        &caller,
+                        &tally,
+                        &items,
+                        outputs.as_mut_slice(),
+                        |_| Ok(()),
+                        each,
+                    )
+                }
+            }));
+            assert!(
+                outcome.is_err(),
+                "the panic is raised again (rooms: {rooms})"
+            );
+            assert_eq!(
+                lock(&threads).iter().copied().collect::<Vec<_>>(),
+                vec![std::thread::current().id()],
+                "the batch ran on the calling thread alone"
+            );
+            assert!(
+                buffers.iter().all(|b| b == &[0; 4]),
+                "every buffer is zeroed"
+            );
+            assert!(one_buffer.iter().all(|&b| b == 0), "every room is zeroed");
+        }
     }
 
     /// A panic in one item of a shared batch drops every result the threads had written, so

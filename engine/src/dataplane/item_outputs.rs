@@ -103,6 +103,49 @@ pub(crate) trait Outputs<B>: Send + Sized {
         Self: 'e;
 }
 
+/// Calls `each` with every buffer of `outputs`, in order, as [`Outputs::for_each`] does; a panic
+/// out of `each` clears every buffer, those handed out before it included, before it goes on.
+/// The call fails, so no buffer holds an item's result (possibly plaintext). The batch that runs
+/// on the calling thread alone uses it; a shared batch clears its jobs' buffers itself.
+pub(crate) fn for_each_cleared_on_panic<B: ItemOutput, P: Outputs<B>>(
+    outputs: P,
+    each: impl FnMut(&mut B),
+) {
+    let len = outputs.len();
+    let all = [len];
+    // Always one job (`[len]` ascends to `len`); had it not been, the buffers go uncut.
+    let Some(one_job) = JobEnds::checked(&all, len) else {
+        return outputs.for_each(each);
+    };
+    let jobs = outputs.into_jobs(one_job);
+    let mut unfinished = ClearedUnlessFinished::<B, P> {
+        jobs: &jobs,
+        armed: true,
+        buffers: PhantomData,
+    };
+    // SAFETY: job 0 is taken here once; `ClearedUnlessFinished` takes it again only while
+    // unwinding out of this `for_each`, whose part (and every `&mut B` from it) is gone by then.
+    unsafe { P::job(&jobs, 0) }.for_each(each);
+    unfinished.armed = false;
+}
+
+/// Clears the buffers of a one-job batch's outputs when dropped armed: on a panic out of the job.
+struct ClearedUnlessFinished<'j, 'e, B: ItemOutput, P: Outputs<B> + 'e> {
+    jobs: &'j P::Jobs<'e>,
+    armed: bool,
+    buffers: PhantomData<fn(&mut B)>,
+}
+
+impl<'e, B: ItemOutput, P: Outputs<B> + 'e> Drop for ClearedUnlessFinished<'_, 'e, B, P> {
+    fn drop(&mut self) {
+        if self.armed {
+            // SAFETY: the one part of job 0 taken before was consumed by the `for_each` this
+            // panic left (`for_each_cleared_on_panic`), so no other part of it is alive.
+            unsafe { P::job(self.jobs, 0) }.for_each(|out| out.clear());
+        }
+    }
+}
+
 /// A slice of buffers cut into jobs: each job's part is taken through the pointer, by the one
 /// thread that claimed it.
 pub(crate) struct SliceJobs<'a, 'e, B> {
