@@ -24,7 +24,8 @@ pub struct SweepArgs {
     /// Encryption SDK message of --stream-size bytes encrypted and decrypted in memory with
     /// --threads pool threads, beside a bare aws-lc-rs AES-256-GCM loop over the same bytes);
     /// and `many-keys` (an engine filled with keys up to each of --key-counts: CreateKey cost,
-    /// DescribeKey and Encrypt lookup cost and memory per key at each size); and `fleet` (nodes
+    /// DescribeKey and Encrypt lookup cost and memory per key at each size, beside a bare
+    /// aws-lc-rs seal under as many keys); and `fleet` (nodes
     /// sharing the PostgreSQL store --store names: control plane against SQLite, propagation,
     /// data plane against memory, and with --fleet-keys a filled store's cold start); and
     /// `cold-decrypt` (Decrypt of blobs each under its own derived-key salt, against one salt)

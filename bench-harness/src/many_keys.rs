@@ -12,7 +12,12 @@
 //! - memory: the process's resident set and the engine's locked memory, per key, as the growth
 //!   since the engine was built over the keys created since; and the resident set a key's first
 //!   Encrypt adds (its data-plane caches and session), over the keys first used at that size;
-//! - with a durable store (`--durable`, `--data-dir`): the time a new engine takes to load it.
+//! - with a durable store (`--durable`, `--data-dir`): the time a new engine takes to load it;
+//! - the ceiling for a cold key: a bare aws-lc-rs seal of 64 bytes, cycling through as many
+//!   keys spread over as many bare keys as the engine holds (one `LessSafeKey` each, made
+//!   after the engine's keys at each size), and under one. Its ratio from the first size to the
+//!   last is what the memory hierarchy charges a cipher context out of cache, with none of the
+//!   engine's work: the part of the lookup target no engine removes.
 //!
 //! Single calls on the caller's thread, no audit, each loop timed after an untimed pass. Times
 //! are CPU time of the process per call (`getrusage`: the calls run on this thread alone), barely
@@ -27,6 +32,7 @@ use keyplane::store::{KeyStore, MemoryKeyStore};
 use keyplane::{CreateKeyRequest, EncryptRequest, Engine};
 
 use crate::measure::process_cpu_time;
+use crate::raw::ManyAeadKeys;
 use crate::{write_to, BenchError, Destination, RunOptions, StoreChoice, SweepArgs};
 
 /// CreateKey calls timed at each size (the last ones before it is reached).
@@ -63,6 +69,11 @@ pub struct ManyKeysRow {
     /// Encrypt of 64 bytes under one key.
     pub encrypt_one_key_ns: f64,
     pub encrypt_one_key_ns_wall: f64,
+    /// CPU nanoseconds per bare aws-lc-rs seal of 64 bytes, cycling through `lookup_keys` keys
+    /// spread over as many bare keys as the engine holds: the ceiling for a cold key.
+    pub bare_seal_ns: f64,
+    /// The bare seal under one key.
+    pub bare_seal_one_key_ns: f64,
     pub lookup_keys: usize,
     /// Resident set growth since the engine was built, per key created since.
     pub rss_bytes_per_key: f64,
@@ -87,6 +98,9 @@ pub struct ManyKeysReport {
     /// Encrypt (spread keys) at the largest size over the first (target: about 1).
     pub encrypt_ratio: Option<f64>,
     pub describe_ratio: Option<f64>,
+    /// The bare seal under a spread key at the largest size over the first: what the hardware
+    /// alone adds to a cold key.
+    pub bare_seal_ratio: Option<f64>,
     /// Milliseconds (wall) the engine, holding the largest size's keys, took to drop: what a
     /// service that replaces its engine pays on the thread that lets the old one go.
     pub drop_ms: f64,
@@ -239,6 +253,11 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
         Ok(())
     };
     let plaintext = [0x5au8; 64];
+    // The bare keys, one per engine key, and the resident memory they added (left out of the
+    // engine's memory per key).
+    let mut bare = ManyAeadKeys::new();
+    let mut bare_rss = 0u64;
+    let mut sealed = [0u8; 64 + 16];
     // Keys an Encrypt has used, for the memory a key's first use adds.
     let mut used = std::collections::HashSet::new();
     let mut rows = Vec::new();
@@ -255,9 +274,12 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
             create(&mut held, &mut ids)?;
         }
         let (create_cpu, create_wall) = started.per_call_ns(probe);
-        let rss = resident_bytes().unwrap_or(0);
+        let rss = resident_bytes().unwrap_or(0).saturating_sub(bare_rss);
         let locked = key_memory();
         let grown = (held - held_base).max(1) as f64;
+        let before_bare = resident_bytes().unwrap_or(0);
+        bare.grow_to(held)?;
+        bare_rss += resident_bytes().unwrap_or(0).saturating_sub(before_bare);
 
         // LOOKUP_KEYS keys evenly spread over every key created so far.
         let count = LOOKUP_KEYS.min(ids.len());
@@ -302,6 +324,15 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
         let encrypt = encrypt_cycling(&lookup)?;
         let encrypt_newest = encrypt_cycling(&newest)?;
         let encrypt_one_key = encrypt_cycling(&lookup[..1])?;
+        // The same spread positions among the bare keys, and one key.
+        let spread: Vec<usize> = (0..count).map(|i| i * bare.len() / count).collect();
+        let mut bare_cycling = |keys: &[usize]| {
+            per_call_ns(LOOKUPS, |i| {
+                bare.seal_into(keys[i % keys.len()], &plaintext, &mut sealed)
+            })
+        };
+        let bare_seal = bare_cycling(&spread)?;
+        let bare_seal_one_key = bare_cycling(&spread[..1])?;
         let load_ms = if durable {
             let started = Instant::now();
             let loaded = build().map_err(|e| failed("loading the store", e))?;
@@ -325,6 +356,8 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
             encrypt_newest_ns_wall: encrypt_newest.wall,
             encrypt_one_key_ns: encrypt_one_key.cpu,
             encrypt_one_key_ns_wall: encrypt_one_key.wall,
+            bare_seal_ns: bare_seal.cpu,
+            bare_seal_one_key_ns: bare_seal_one_key.cpu,
             lookup_keys: lookup.len(),
             rss_bytes_per_key: rss
                 .saturating_sub(rss_base + (ids.len() * std::mem::size_of::<u128>()) as u64)
@@ -356,6 +389,7 @@ pub fn run(sweep: &SweepArgs, options: &RunOptions) -> Result<ManyKeysReport, Be
         create_ratio: ratio(|r| r.create_us_per_key),
         encrypt_ratio: ratio(|r| r.encrypt_ns),
         describe_ratio: ratio(|r| r.describe_ns),
+        bare_seal_ratio: ratio(|r| r.bare_seal_ns),
         drop_ms,
         rows,
     };
@@ -390,13 +424,15 @@ impl ManyKeysReport {
             }
         );
         out.push_str(&format!(
-            "{:>9} {:>14} {:>12} {:>12} {:>13} {:>14} {:>10} {:>13} {:>10} {:>9}\n",
+            "{:>9} {:>14} {:>12} {:>12} {:>13} {:>14} {:>9} {:>11} {:>10} {:>13} {:>10} {:>9}\n",
             "keys",
             "CreateKey us",
             "Describe ns",
             "Encrypt ns",
             "Enc newest ns",
             "Enc 1 key ns",
+            "Bare ns",
+            "Bare 1 key",
             "RSS B/key",
             "locked B/key",
             "RSS B/used",
@@ -404,25 +440,31 @@ impl ManyKeysReport {
         ));
         for r in &self.rows {
             out.push_str(&format!(
-                "{:>9} {:>14.1} {:>12.0} {:>12.0} {:>13.0} {:>14.0} {:>10.0} {:>13.0} {:>10.0} {:>9}\n",
+                "{:>9} {:>14.1} {:>12.0} {:>12.0} {:>13.0} {:>14.0} {:>9.0} {:>11.0} {:>10.0} {:>13.0} {:>10.0} {:>9}\n",
                 r.keys,
                 r.create_us_per_key,
                 r.describe_ns,
                 r.encrypt_ns,
                 r.encrypt_newest_ns,
                 r.encrypt_one_key_ns,
+                r.bare_seal_ns,
+                r.bare_seal_one_key_ns,
                 r.rss_bytes_per_key,
                 r.locked_bytes_per_key,
                 r.rss_bytes_per_used_key,
                 r.load_ms.map_or("-".into(), |ms| format!("{ms:.0}"))
             ));
         }
-        if let (Some(c), Some(e), Some(d)) =
-            (self.create_ratio, self.encrypt_ratio, self.describe_ratio)
-        {
+        if let (Some(c), Some(e), Some(d), Some(b)) = (
+            self.create_ratio,
+            self.encrypt_ratio,
+            self.describe_ratio,
+            self.bare_seal_ratio,
+        ) {
             out.push_str(&format!(
                 "largest / first size: CreateKey {c:.2}x (target <= 2), Encrypt {e:.2}x, \
-                 DescribeKey {d:.2}x (target: about 1)\n"
+                 DescribeKey {d:.2}x (target: about 1); a bare seal under a spread key {b:.2}x \
+                 (the hardware's share)\n"
             ));
         }
         out.push_str(&format!(

@@ -112,6 +112,61 @@ fn open(key: &LessSafeKey, nonce: [u8; 12], aad: &[u8], ct: &[u8]) -> Result<Vec
     Ok(buf)
 }
 
+/// Many bare AES-256-GCM keys, one aws-lc-rs `LessSafeKey` each (its expanded key and GHASH
+/// table in aws-lc's own allocation): `many-keys`' ceiling for a cold key. A seal under one of
+/// them, picked among many, costs what the hardware charges for a key whose cipher context is
+/// out of cache, with none of the engine's work.
+pub(crate) struct ManyAeadKeys {
+    keys: Vec<LessSafeKey>,
+    counter: u64,
+}
+
+impl ManyAeadKeys {
+    pub(crate) fn new() -> Self {
+        ManyAeadKeys {
+            keys: Vec::new(),
+            counter: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Adds keys until there are `n`. Their bytes are random: each key's context is its own.
+    pub(crate) fn grow_to(&mut self, n: usize) -> Result<(), BenchError> {
+        self.keys.reserve(n.saturating_sub(self.keys.len()));
+        let mut raw = [0u8; 32];
+        while self.keys.len() < n {
+            rand::fill(&mut raw).map_err(|_| internal("random key"))?;
+            let key = UnboundKey::new(&AES_256_GCM, &raw).map_err(|_| internal("key"))?;
+            self.keys.push(LessSafeKey::new(key));
+        }
+        Ok(())
+    }
+
+    /// Seals `m` under key `k` into `out` (at least `m.len() + 16` bytes), with a counter nonce
+    /// (unique within this set, so under every key).
+    pub(crate) fn seal_into(
+        &mut self,
+        k: usize,
+        m: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), BenchError> {
+        let key = self.keys.get(k).ok_or_else(|| internal("key index"))?;
+        self.counter += 1;
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&self.counter.to_be_bytes());
+        let (body, rest) = out.split_at_mut(m.len());
+        body.copy_from_slice(m);
+        let tag = key
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(n), Aad::empty(), body)
+            .map_err(|_| internal("seal"))?;
+        rest[..AES_256_GCM.tag_len()].copy_from_slice(tag.as_ref());
+        Ok(())
+    }
+}
+
 /// The outputs of one batch's worth of operations, kept alive together and dropped together
 /// before the next batch's are made, as a caller drops the engine's batch results before its next
 /// call (so the baseline pays the same allocation, allocator and cache traffic).

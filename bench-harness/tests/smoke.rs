@@ -346,11 +346,13 @@ fn many_keys_reports_each_size() {
     for row in &report.rows {
         assert!(row.create_us_per_key > 0.0 && row.describe_ns > 0.0 && row.encrypt_ns > 0.0);
         assert!(row.encrypt_one_key_ns > 0.0 && row.encrypt_newest_ns > 0.0);
+        assert!(row.bare_seal_ns > 0.0 && row.bare_seal_one_key_ns > 0.0);
         assert_eq!(row.lookup_keys, row.keys.min(1024));
         assert_eq!(row.load_ms, None, "no durable store");
     }
     assert_eq!(report.rows[0].create_probe, 40);
     assert!(report.create_ratio.is_some() && report.encrypt_ratio.is_some());
+    assert!(report.bare_seal_ratio.is_some());
     let written = read_json(&json);
     assert_eq!(written["rows"].as_array().unwrap().len(), 2);
     assert_eq!(number(&written["rows"][1], "keys"), 300.0);
