@@ -463,7 +463,7 @@ impl Engine {
         let keyring = self.inner.data.keyring.load();
         let unpublished;
         let access = match keyring.keys.get(&record.id) {
-            Some(entry) => &*entry.access,
+            Some(entry) => &entry.access,
             None => {
                 unpublished = self.key_access(record);
                 &unpublished
@@ -648,7 +648,7 @@ impl Engine {
             record.key_spec,
             record.key_usage,
             state.versions.get(&record.id).cloned().unwrap_or_default(),
-            Arc::new(self.shared_key_access(state, record)),
+            self.shared_key_access(state, record),
         )
     }
 }

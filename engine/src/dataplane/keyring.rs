@@ -147,8 +147,10 @@ pub(crate) struct KeyEntry {
     /// the entry and then the version, without the `versions` buffer (a dependent cache miss,
     /// and at a million keys a page of its own) between them. Set by [`KeyEntry::new`].
     current: Option<Arc<VersionEntry>>,
-    /// The key policy and grants.
-    pub(crate) access: Arc<KeyAccess>,
+    /// The key policy and grants, in the entry itself: built for this entry alone, and read by
+    /// every call that uses the key, so a cold key's call does not wait for one more
+    /// allocation's lines after the entry's.
+    pub(crate) access: KeyAccess,
 }
 
 impl KeyEntry {
@@ -161,7 +163,7 @@ impl KeyEntry {
         spec: KeySpec,
         usage: KeyUsage,
         versions: Vec<Arc<VersionEntry>>,
-        access: Arc<KeyAccess>,
+        access: KeyAccess,
     ) -> KeyEntry {
         KeyEntry {
             id,
