@@ -145,8 +145,8 @@ impl ManyAeadKeys {
         Ok(())
     }
 
-    /// Seals `m` under key `k` into `out` (at least `m.len() + 16` bytes), with a counter nonce
-    /// (unique within this set, so under every key).
+    /// Seals `m` under key `k` into `out` (at least `m.len() + 16` bytes), as [`Sealer`] does,
+    /// with one counter for the set (so no nonce repeats under any key).
     pub(crate) fn seal_into(
         &mut self,
         k: usize,
@@ -154,16 +154,14 @@ impl ManyAeadKeys {
         out: &mut [u8],
     ) -> Result<(), BenchError> {
         let key = self.keys.get(k).ok_or_else(|| internal("key index"))?;
-        self.counter += 1;
-        let mut n = [0u8; 12];
-        n[4..].copy_from_slice(&self.counter.to_be_bytes());
-        let (body, rest) = out.split_at_mut(m.len());
-        body.copy_from_slice(m);
-        let tag = key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(n), Aad::empty(), body)
-            .map_err(|_| internal("seal"))?;
-        rest[..AES_256_GCM.tag_len()].copy_from_slice(tag.as_ref());
-        Ok(())
+        let mut sealer = Sealer {
+            key,
+            prefix: 0,
+            counter: self.counter,
+        };
+        let sealed = sealer.seal_into(&[], m, out);
+        self.counter = sealer.counter;
+        sealed.map_err(|_| internal("seal"))
     }
 }
 
